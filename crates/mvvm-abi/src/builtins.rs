@@ -1,0 +1,105 @@
+//! Runtime functions that generated code calls.
+//!
+//! Generated code never links against the runtime: it loads the address of
+//! builtin `b` from `vmctx.builtins[b as usize]` and calls it with the
+//! target's C calling convention. The runtime fills that table in exactly the
+//! order of [`Builtin::ALL`]. Every builtin takes the caller's `*mut
+//! VMContext` first. Builtins that detect a trap (out of bounds, say) do not
+//! return: the runtime unwinds to the host entry point.
+
+/// A parameter or result type of a builtin, as generated code passes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbiType {
+    /// 32-bit integer.
+    I32,
+    /// 64-bit integer (also references: a `funcref` is a `*const VMFuncRef`,
+    /// an `externref` an opaque `u64`).
+    I64,
+    /// A pointer (64 bits on every supported host).
+    Ptr,
+}
+
+/// The signature of a builtin, after the leading `vmctx` pointer.
+#[derive(Debug, Clone, Copy)]
+pub struct BuiltinSig {
+    /// Name, for symbols in logs.
+    pub name: &'static str,
+    /// Parameters after `vmctx`.
+    pub params: &'static [AbiType],
+    /// Results (zero or one).
+    pub results: &'static [AbiType],
+}
+
+use AbiType::*;
+
+macro_rules! builtins {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal ( $($p:ident),* ) -> ( $($r:ident),* ); )*) => {
+        /// The builtins, in table order.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u32)]
+        pub enum Builtin {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Builtin {
+            /// Every builtin in table order.
+            pub const ALL: &'static [Builtin] = &[ $(Builtin::$variant,)* ];
+
+            /// The builtin's signature after `vmctx`.
+            pub fn sig(self) -> BuiltinSig {
+                match self {
+                    $(Builtin::$variant => BuiltinSig {
+                        name: $name,
+                        params: &[$($p),*],
+                        results: &[$($r),*],
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+builtins! {
+    /// `memory.grow`: `(delta_pages) -> old_pages or -1`.
+    MemoryGrow = "memory_grow"(I32) -> (I32);
+    /// `memory.fill`: `(dst, byte, len)`; traps when out of bounds.
+    MemoryFill = "memory_fill"(I32, I32, I32) -> ();
+    /// `memory.copy`: `(dst, src, len)`; traps when out of bounds.
+    MemoryCopy = "memory_copy"(I32, I32, I32) -> ();
+    /// `memory.init`: `(segment, dst, src, len)`.
+    MemoryInit = "memory_init"(I32, I32, I32, I32) -> ();
+    /// `data.drop`: `(segment)`.
+    DataDrop = "data_drop"(I32) -> ();
+    /// `table.grow`: `(table, init, delta) -> old_len or -1`.
+    TableGrow = "table_grow"(I32, I64, I32) -> (I32);
+    /// `table.fill`: `(table, dst, value, len)`.
+    TableFill = "table_fill"(I32, I32, I64, I32) -> ();
+    /// `table.copy`: `(dst_table, src_table, dst, src, len)`.
+    TableCopy = "table_copy"(I32, I32, I32, I32, I32) -> ();
+    /// `table.init`: `(table, segment, dst, src, len)`.
+    TableInit = "table_init"(I32, I32, I32, I32, I32) -> ();
+    /// `elem.drop`: `(segment)`.
+    ElemDrop = "elem_drop"(I32) -> ();
+    /// Call of imported function `import` (a function index below the
+    /// number of imported functions) with its parameters in `values` (one
+    /// `u64` slot each); results are written back into `values`. Returns 0,
+    /// or a [`TrapCode`](crate::TrapCode) the caller must pass to `Raise`.
+    HostCall = "host_call"(I32, Ptr) -> (I32);
+    /// Stops execution with the given trap code; never returns.
+    Raise = "raise"(I32) -> ();
+}
+
+/// Number of builtins (length of the table).
+pub const BUILTIN_COUNT: usize = Builtin::ALL.len();
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_order_matches_discriminants() {
+        for (i, b) in Builtin::ALL.iter().enumerate() {
+            assert_eq!(*b as usize, i, "{}", b.sig().name);
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The contract between `mvvm-aot` (which writes code and metadata) and
+//! `mvvm-rt` (which loads and runs it).
+//!
+//! Everything both sides must agree on is written once, here: the layout of
+//! the `VMContext` that generated code reads ([`vmctx`]), the runtime calls
+//! generated code may make ([`builtins`]), the trap codes ([`trap`]), the
+//! symbol and section names of the `.aot` object ([`object`]), the metadata
+//! that travels with the code ([`meta`]) and the one codec used to encode it
+//! ([`codec`]). This crate has no unsafe code.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod builtins;
+pub mod codec;
+pub mod meta;
+pub mod object;
+pub mod trap;
+pub mod version;
+pub mod vmctx;
+
+pub use meta::*;
+pub use trap::TrapCode;

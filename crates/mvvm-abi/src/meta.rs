@@ -1,0 +1,356 @@
+//! Metadata of a compiled module, stored in the `.aot` object's
+//! [`META_SECTION`](crate::object::META_SECTION).
+//!
+//! It is everything the runtime needs to instantiate the module without the
+//! original wasm: types, imports, exports, memories, tables, globals,
+//! segments, names, and the trap table that maps a faulting code offset back
+//! to a trap code, function and bytecode offset.
+
+use crate::trap::TrapCode;
+use serde::{Deserialize, Serialize};
+
+/// A wasm value type (WebAssembly 2.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ValType {
+    /// `i32`
+    I32,
+    /// `i64`
+    I64,
+    /// `f32`
+    F32,
+    /// `f64`
+    F64,
+    /// `v128` (not yet supported by the compiler; present for completeness).
+    V128,
+    /// `funcref`
+    FuncRef,
+    /// `externref`
+    ExternRef,
+}
+
+/// A function signature.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct FuncType {
+    /// Parameter types.
+    pub params: Vec<ValType>,
+    /// Result types.
+    pub results: Vec<ValType>,
+}
+
+/// Limits of a memory (in pages) or a table (in elements).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Initial size.
+    pub min: u64,
+    /// Maximum size, if declared.
+    pub max: Option<u64>,
+}
+
+/// A memory type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryType {
+    /// Size limits in wasm pages.
+    pub limits: Limits,
+    /// Shared memory (threads proposal; refused for now).
+    pub shared: bool,
+}
+
+/// A table type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableType {
+    /// Element type (`FuncRef` or `ExternRef`).
+    pub elem: ValType,
+    /// Size limits in elements.
+    pub limits: Limits,
+}
+
+/// A global type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlobalType {
+    /// Value type.
+    pub ty: ValType,
+    /// Whether `global.set` is allowed.
+    pub mutable: bool,
+}
+
+/// A constant expression (global initialisers, segment offsets, element
+/// items), evaluated by the runtime at instantiation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ConstExpr {
+    /// `i32.const`
+    I32(i32),
+    /// `i64.const`
+    I64(i64),
+    /// `f32.const` (bits)
+    F32(u32),
+    /// `f64.const` (bits)
+    F64(u64),
+    /// `ref.null`
+    RefNull(ValType),
+    /// `ref.func`
+    RefFunc(u32),
+    /// `global.get` of an (imported) global
+    GlobalGet(u32),
+}
+
+/// What an import provides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ImportKind {
+    /// A function of the given type index.
+    Func(u32),
+    /// A table.
+    Table(TableType),
+    /// A memory.
+    Memory(MemoryType),
+    /// A global.
+    Global(GlobalType),
+}
+
+/// One import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Import {
+    /// Module name.
+    pub module: String,
+    /// Field name.
+    pub name: String,
+    /// What is imported.
+    pub kind: ImportKind,
+}
+
+/// The kind of an exported item, with its index in its index space
+/// (imports first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExportKind {
+    /// Function index.
+    Func(u32),
+    /// Table index.
+    Table(u32),
+    /// Memory index.
+    Memory(u32),
+    /// Global index.
+    Global(u32),
+}
+
+/// One export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Export {
+    /// Export name.
+    pub name: String,
+    /// What is exported.
+    pub kind: ExportKind,
+}
+
+/// A defined global.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GlobalDef {
+    /// Its type.
+    pub ty: GlobalType,
+    /// Its initial value.
+    pub init: ConstExpr,
+}
+
+/// Whether a segment is copied at instantiation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SegmentMode {
+    /// Used only by `memory.init` / `table.init`.
+    Passive,
+    /// Copied into the memory or table at instantiation, at the offset.
+    Active {
+        /// Memory or table index.
+        index: u32,
+        /// Offset expression.
+        offset: ConstExpr,
+    },
+    /// Declared only (element segments): dropped at instantiation.
+    Declared,
+}
+
+/// A data segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSegment {
+    /// Mode.
+    pub mode: SegmentMode,
+    /// Bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// An element segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElemSegment {
+    /// Mode.
+    pub mode: SegmentMode,
+    /// Element type.
+    pub ty: ValType,
+    /// Items, each a constant expression (`RefFunc`, `RefNull`, `GlobalGet`).
+    pub items: Vec<ConstExpr>,
+}
+
+/// One trapping instruction in generated code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrapSite {
+    /// Offset from the start of the function's symbol.
+    pub code_offset: u32,
+    /// The trap.
+    pub code: TrapCode,
+    /// Bytecode offset of the wasm instruction, from the start of the module.
+    pub wasm_offset: u32,
+}
+
+/// Per defined function: the data the runtime needs about its code.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FuncInfo {
+    /// Size in bytes of the function's code.
+    pub code_size: u32,
+    /// Trap sites, sorted by `code_offset`.
+    pub traps: Vec<TrapSite>,
+}
+
+/// The ISA the code was generated for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TargetArch {
+    /// x86-64
+    X86_64,
+    /// aarch64
+    Aarch64,
+}
+
+impl TargetArch {
+    /// The architecture of this host, if supported.
+    pub fn host() -> Option<TargetArch> {
+        if cfg!(target_arch = "x86_64") {
+            Some(TargetArch::X86_64)
+        } else if cfg!(target_arch = "aarch64") {
+            Some(TargetArch::Aarch64)
+        } else {
+            None
+        }
+    }
+
+    /// Name as used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetArch::X86_64 => "x86_64",
+            TargetArch::Aarch64 => "aarch64",
+        }
+    }
+}
+
+/// Everything the runtime needs besides the code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModuleMeta {
+    /// Producer (toolchain) version.
+    pub producer: String,
+    /// Target ISA.
+    pub target: TargetArch,
+    /// CPU features the code was compiled to use (names as Cranelift's ISA
+    /// flags, e.g. `has_avx`); the runtime refuses a host that lacks one.
+    pub cpu_features: Vec<String>,
+    /// Optimisation level the module was compiled with (0..=3).
+    pub opt_level: u8,
+    /// SHA-256 of the wasm module bytes.
+    pub wasm_sha256: [u8; 32],
+    /// Function signatures, by type index.
+    pub types: Vec<FuncType>,
+    /// Imports, in order.
+    pub imports: Vec<Import>,
+    /// Type index of every function (imported ones first).
+    pub funcs: Vec<u32>,
+    /// Number of imported functions.
+    pub num_imported_funcs: u32,
+    /// Defined tables.
+    pub tables: Vec<TableType>,
+    /// Defined memories.
+    pub memories: Vec<MemoryType>,
+    /// Defined globals.
+    pub globals: Vec<GlobalDef>,
+    /// Exports.
+    pub exports: Vec<Export>,
+    /// Start function.
+    pub start: Option<u32>,
+    /// Element segments.
+    pub elems: Vec<ElemSegment>,
+    /// Data segments.
+    pub data: Vec<DataSegment>,
+    /// Function names from the name section, `(index, name)`, sorted.
+    pub func_names: Vec<(u32, String)>,
+    /// Functions that have an array-call trampoline, sorted.
+    pub array_trampolines: Vec<u32>,
+    /// Per defined function (index minus `num_imported_funcs`).
+    pub func_infos: Vec<FuncInfo>,
+}
+
+impl ModuleMeta {
+    /// Number of imported tables.
+    pub fn num_imported_tables(&self) -> u32 {
+        self.imports
+            .iter()
+            .filter(|i| matches!(i.kind, ImportKind::Table(_)))
+            .count() as u32
+    }
+
+    /// Number of imported memories.
+    pub fn num_imported_memories(&self) -> u32 {
+        self.imports
+            .iter()
+            .filter(|i| matches!(i.kind, ImportKind::Memory(_)))
+            .count() as u32
+    }
+
+    /// Number of imported globals.
+    pub fn num_imported_globals(&self) -> u32 {
+        self.imports
+            .iter()
+            .filter(|i| matches!(i.kind, ImportKind::Global(_)))
+            .count() as u32
+    }
+
+    /// The name of function `index` from the name section, if any.
+    pub fn func_name(&self, index: u32) -> Option<&str> {
+        self.func_names
+            .binary_search_by_key(&index, |(i, _)| *i)
+            .ok()
+            .map(|i| self.func_names[i].1.as_str())
+    }
+
+    /// Type of every global (imported first).
+    pub fn global_types(&self) -> Vec<GlobalType> {
+        let mut v: Vec<GlobalType> = self
+            .imports
+            .iter()
+            .filter_map(|i| match i.kind {
+                ImportKind::Global(g) => Some(g),
+                _ => None,
+            })
+            .collect();
+        v.extend(self.globals.iter().map(|g| g.ty));
+        v
+    }
+
+    /// Type of every table (imported first).
+    pub fn table_types(&self) -> Vec<TableType> {
+        let mut v: Vec<TableType> = self
+            .imports
+            .iter()
+            .filter_map(|i| match i.kind {
+                ImportKind::Table(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        v.extend(self.tables.iter().copied());
+        v
+    }
+
+    /// Type of every memory (imported first).
+    pub fn memory_types(&self) -> Vec<MemoryType> {
+        let mut v: Vec<MemoryType> = self
+            .imports
+            .iter()
+            .filter_map(|i| match i.kind {
+                ImportKind::Memory(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        v.extend(self.memories.iter().copied());
+        v
+    }
+}

@@ -1,0 +1,16 @@
+//! Format and producer versions.
+//!
+//! `AOT_FORMAT_VERSION` changes whenever the layout of anything in this crate
+//! changes in a way that makes old `.aot` files unsafe to run; the runtime
+//! refuses any other value. The producer version is informative and is
+//! printed in error messages.
+
+/// Version of the `.aot` format (metadata encoding, VMContext layout, builtin
+/// table, symbol naming). Bump on every incompatible change.
+pub const AOT_FORMAT_VERSION: u32 = 1;
+
+/// Version of the MVVM toolchain that produced a file.
+pub const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Magic bytes at the start of the metadata section.
+pub const META_MAGIC: [u8; 8] = *b"MVVMAOT\0";

@@ -1,0 +1,2 @@
+//! MVVM's ahead-of-time compiler.
+#![forbid(unsafe_code)]

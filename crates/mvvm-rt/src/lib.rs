@@ -1,0 +1,1 @@
+//! MVVM's runtime.
