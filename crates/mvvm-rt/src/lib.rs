@@ -1,1 +1,3 @@
 //! MVVM's runtime.
+
+pub mod wasi;
