@@ -1,0 +1,87 @@
+/*
+ * The only C in MVVM: entering wasm under a setjmp, leaving it with longjmp.
+ *
+ * Rust cannot call setjmp (a function that returns twice), so the runtime
+ * calls `mvvm_rt_enter`, which installs a jump buffer in the slot the runtime
+ * gives it, calls the array trampoline, and returns 0 on a normal return or
+ * the (non-zero) trap code passed to `mvvm_rt_unwind`.
+ *
+ * Trapping builtins are entered through the shims below: the Rust half
+ * returns a status (0 = ok) and has already returned, so no Rust frame with
+ * live values is skipped by the longjmp; the shim passes its own return
+ * address (a PC inside generated code) so the runtime can name the function
+ * that trapped.
+ */
+#include <setjmp.h>
+#include <stdint.h>
+
+typedef void (*mvvm_array_fn)(void *vmctx, uint64_t *values);
+
+/* Runtime side (Rust). */
+extern void mvvm_rt_trap_at(int32_t code, const void *pc) __attribute__((noreturn));
+extern int32_t mvvm_rt_memory_fill(void *vmctx, uint32_t dst, uint32_t val, uint32_t len);
+extern int32_t mvvm_rt_memory_copy(void *vmctx, uint32_t dst, uint32_t src, uint32_t len);
+extern int32_t mvvm_rt_memory_init(void *vmctx, uint32_t seg, uint32_t dst, uint32_t src, uint32_t len);
+extern int32_t mvvm_rt_table_fill(void *vmctx, uint32_t table, uint32_t dst, uint64_t val, uint32_t len);
+extern int32_t mvvm_rt_table_copy(void *vmctx, uint32_t dt, uint32_t st, uint32_t dst, uint32_t src, uint32_t len);
+extern int32_t mvvm_rt_table_init(void *vmctx, uint32_t table, uint32_t seg, uint32_t dst, uint32_t src, uint32_t len);
+
+/*
+ * Calls `f(vmctx, values)` with a fresh jump buffer stored in `*slot` (the
+ * previous value is restored on the way out, so entries nest). Returns 0 when
+ * `f` returned, or the value given to `mvvm_rt_longjmp`.
+ */
+int32_t mvvm_rt_enter(mvvm_array_fn f, void *vmctx, uint64_t *values, void **slot) {
+    jmp_buf buf;
+    void *volatile prev = *slot;
+    int32_t code;
+    *slot = (void *)&buf;
+    code = setjmp(buf);
+    if (code == 0) {
+        f(vmctx, values);
+    }
+    *slot = prev;
+    return code;
+}
+
+/* Jumps back to the `mvvm_rt_enter` that stored `buf`; `code` must be != 0. */
+void mvvm_rt_longjmp(void *buf, int32_t code) {
+    longjmp(*(jmp_buf *)buf, code);
+}
+
+/* Builtin `raise`: never returns. */
+void mvvm_b_raise(void *vmctx, int32_t code) {
+    (void)vmctx;
+    mvvm_rt_trap_at(code, __builtin_return_address(0));
+}
+
+#define CHECK(call)                                                   \
+    do {                                                              \
+        int32_t status = (call);                                      \
+        if (status != 0)                                              \
+            mvvm_rt_trap_at(status, __builtin_return_address(0));     \
+    } while (0)
+
+void mvvm_b_memory_fill(void *vmctx, uint32_t dst, uint32_t val, uint32_t len) {
+    CHECK(mvvm_rt_memory_fill(vmctx, dst, val, len));
+}
+
+void mvvm_b_memory_copy(void *vmctx, uint32_t dst, uint32_t src, uint32_t len) {
+    CHECK(mvvm_rt_memory_copy(vmctx, dst, src, len));
+}
+
+void mvvm_b_memory_init(void *vmctx, uint32_t seg, uint32_t dst, uint32_t src, uint32_t len) {
+    CHECK(mvvm_rt_memory_init(vmctx, seg, dst, src, len));
+}
+
+void mvvm_b_table_fill(void *vmctx, uint32_t table, uint32_t dst, uint64_t val, uint32_t len) {
+    CHECK(mvvm_rt_table_fill(vmctx, table, dst, val, len));
+}
+
+void mvvm_b_table_copy(void *vmctx, uint32_t dt, uint32_t st, uint32_t dst, uint32_t src, uint32_t len) {
+    CHECK(mvvm_rt_table_copy(vmctx, dt, st, dst, src, len));
+}
+
+void mvvm_b_table_init(void *vmctx, uint32_t table, uint32_t seg, uint32_t dst, uint32_t src, uint32_t len) {
+    CHECK(mvvm_rt_table_init(vmctx, table, seg, dst, src, len));
+}
