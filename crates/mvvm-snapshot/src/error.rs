@@ -1,0 +1,124 @@
+//! The one error type of the crate.
+//!
+//! Every variant says what is wrong and where, so that a tool can print it
+//! as is: a snapshot is untrusted input (it may come from a socket or a
+//! half-written disk), and the runtime must be able to refuse it with a
+//! message a user can act on.
+
+use std::io;
+
+/// Why a snapshot could not be written, read or used.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The input does not start with [`SNAPSHOT_MAGIC`](crate::SNAPSHOT_MAGIC).
+    #[error("not an MVVM snapshot (the file does not start with \"MVVMSNAP\")")]
+    NotASnapshot,
+
+    /// The snapshot was written in another format version.
+    #[error(
+        "snapshot format version {found} is not supported (this build reads version {expected})"
+    )]
+    FormatVersion {
+        /// Version found in the input.
+        found: u32,
+        /// Version this build reads and writes.
+        expected: u32,
+    },
+
+    /// The input ended before a part of the snapshot was complete.
+    #[error("snapshot truncated in {section}: expected {expected} bytes, found {found}")]
+    Truncated {
+        /// The part being read (`"header"`, `"frames section"`, `"memory run 2"`...).
+        section: String,
+        /// Bytes that part needs.
+        expected: u64,
+        /// Bytes actually available.
+        found: u64,
+    },
+
+    /// A part of the snapshot does not match its checksum: it was altered.
+    #[error("checksum mismatch in {section}: the snapshot is damaged")]
+    Checksum {
+        /// The part whose checksum failed.
+        section: String,
+    },
+
+    /// The snapshot is well formed byte-wise but says something impossible.
+    #[error("corrupt snapshot: {what}")]
+    Corrupt {
+        /// What is inconsistent.
+        what: String,
+    },
+
+    /// The snapshot names a base snapshot (incremental mode), which this
+    /// version cannot apply.
+    #[error("incremental snapshots not supported yet (this snapshot needs base snapshot {base})")]
+    IncrementalUnsupported {
+        /// Content hash of the base snapshot, in hex.
+        base: String,
+    },
+
+    /// The snapshot was taken from another wasm module than the one given.
+    #[error(
+        "snapshot was taken from wasm module sha256 {snapshot}, but the module given has sha256 {module}"
+    )]
+    ModuleMismatch {
+        /// SHA-256 recorded in the snapshot, in hex.
+        snapshot: String,
+        /// SHA-256 of the module given, in hex.
+        module: String,
+    },
+
+    /// The caller passed something that cannot be written or used (memory
+    /// length not a multiple of the wasm page size, destination too small...).
+    #[error("invalid snapshot input: {what}")]
+    InvalidInput {
+        /// What is wrong.
+        what: String,
+    },
+
+    /// A structured part could not be encoded.
+    #[error("cannot encode the {section}: {message}")]
+    Encode {
+        /// The part being encoded.
+        section: String,
+        /// The codec's message.
+        message: String,
+    },
+
+    /// An I/O operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done (`"writing the snapshot"`, `"renaming /a/b.tmp to /a/b"`...).
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl SnapshotError {
+    /// Shorthand for [`SnapshotError::Corrupt`].
+    pub(crate) fn corrupt(what: impl Into<String>) -> Self {
+        SnapshotError::Corrupt { what: what.into() }
+    }
+
+    /// Shorthand for [`SnapshotError::Io`].
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        SnapshotError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Lower-case hex of `bytes`, for messages.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}

@@ -1,0 +1,351 @@
+//! The byte layout of a snapshot: constants, the structures encoded in the
+//! header and sections, and the planning of memory runs.
+//!
+//! ```text
+//!  offset        size        field
+//!  0             8           magic "MVVMSNAP"
+//!  8             4           format version (u32 LE)
+//!  12            4           header length H (u32 LE)
+//!  16            4           crc32 of bytes 0..16 followed by the header bytes
+//!  20            H           header: codec(Header { info, base, sections: [kind, len, crc32] })
+//!  20+H          len[0]      section 0 (Frames)      ┐ in the order of SectionKind::ALL,
+//!  ...                       ...                     │ each checked by the crc32 in the
+//!  S             len[6]      section 6 (Memory)      ┘ header's section table
+//!  S+len[6]      P           zero padding up to the next multiple of 65536 (only if runs exist)
+//!  D             run[0].len  memory run 0 data       ┐ back to back, ascending guest offsets,
+//!  ...                                               │ each checked by the crc32 in its
+//!  D+Σlen        (end)       (nothing after)         ┘ entry of the Memory section
+//! ```
+//!
+//! See `docs/snapshot-format.md` for the reasoning and the measured costs.
+
+use crate::error::SnapshotError;
+use crate::types::{FrameRecord, SnapshotInfo, WasmValue};
+use mvvm_abi::codec;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// Magic bytes every snapshot starts with.
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"MVVMSNAP";
+
+/// Version of the snapshot format; readers refuse any other value. Bump on
+/// every change of the layout or of the encoded structures.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+
+/// Granularity of sparse memory: memory is cut in chunks of this size, an
+/// all-zero chunk is not written, and every run starts and ends on a chunk
+/// boundary in guest space and (relative to a 64 KiB-aligned data region) in
+/// the file. It is the wasm page size, 64 KiB: the largest host page size
+/// in use (aarch64 with 64 KiB pages), so every run can be `mmap`ed
+/// copy-on-write straight into the memory reservation on any host, with no
+/// partial page to copy by hand. The price compared with 4 KiB chunks is
+/// measured in `docs/snapshot-format.md`.
+pub const CHUNK_SIZE: u64 = mvvm_abi::vmctx::WASM_PAGE_SIZE;
+
+/// Alignment of the memory data region in the file (and so of every run's
+/// file offset, since run lengths are multiples of [`CHUNK_SIZE`]).
+pub const DATA_ALIGN: u64 = CHUNK_SIZE;
+
+/// Largest linear memory a snapshot may describe: 4 GiB, the whole space a
+/// 32-bit wasm address reaches (memory64 would need a new format version).
+pub const MAX_MEMORY_BYTES: u64 = 1 << 32;
+
+/// Length of the fixed prefix: magic, version, header length, header crc.
+pub(crate) const PREFIX_LEN: u64 = 20;
+
+/// Largest header a reader accepts. A real header is a few hundred bytes;
+/// the cap keeps a damaged length field from causing a large allocation.
+pub(crate) const MAX_HEADER_LEN: u32 = 1 << 20;
+
+/// Largest structured section a reader accepts: the codec's own limit.
+pub(crate) const MAX_SECTION_LEN: u64 = 1 << 30;
+
+/// The header, codec-encoded after the prefix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Header {
+    /// Producer, module hash, policy...
+    pub info: SnapshotInfo,
+    /// Content hash of the base snapshot of an incremental snapshot.
+    /// Reserved: writers set `None`, readers refuse `Some`.
+    pub base: Option<[u8; 32]>,
+    /// One entry per section, in file order (which is `SectionKind::ALL`).
+    pub sections: Vec<SectionEntry>,
+}
+
+/// What a section holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum SectionKind {
+    /// `Vec<FrameRecord>`, outermost first.
+    Frames,
+    /// `Vec<WasmValue>`, defined globals.
+    Globals,
+    /// `Vec<Vec<WasmValue>>`, defined tables.
+    Tables,
+    /// [`DroppedSegments`].
+    Segments,
+    /// [`ClockState`].
+    Clock,
+    /// Raw bytes, opaque to this crate (not codec-wrapped again).
+    Wasi,
+    /// [`MemoryTable`].
+    Memory,
+}
+
+impl SectionKind {
+    /// Every section, in the one order writers emit and readers require.
+    pub const ALL: [SectionKind; 7] = [
+        SectionKind::Frames,
+        SectionKind::Globals,
+        SectionKind::Tables,
+        SectionKind::Segments,
+        SectionKind::Clock,
+        SectionKind::Wasi,
+        SectionKind::Memory,
+    ];
+
+    /// Name for error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            SectionKind::Frames => "frames section",
+            SectionKind::Globals => "globals section",
+            SectionKind::Tables => "tables section",
+            SectionKind::Segments => "segments section",
+            SectionKind::Clock => "clock section",
+            SectionKind::Wasi => "wasi section",
+            SectionKind::Memory => "memory section",
+        }
+    }
+}
+
+/// One entry of the section table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SectionEntry {
+    /// What the section holds.
+    pub kind: SectionKind,
+    /// Its length in bytes.
+    pub len: u64,
+    /// crc32 (IEEE) of its bytes.
+    pub crc32: u32,
+}
+
+/// Content of the [`SectionKind::Segments`] section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DroppedSegments {
+    /// Dropped passive data segments.
+    pub data: Vec<u32>,
+    /// Dropped element segments.
+    pub elems: Vec<u32>,
+}
+
+/// Content of the [`SectionKind::Clock`] section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ClockState {
+    /// See [`SnapshotParts::monotonic_offset_nanos`](crate::SnapshotParts::monotonic_offset_nanos).
+    pub monotonic_offset_nanos: u64,
+}
+
+/// Content of the [`SectionKind::Memory`] section: the memory's size and the
+/// table of runs whose data follows the sections.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MemoryTable {
+    /// Current size in bytes (a multiple of the wasm page size).
+    pub length_bytes: u64,
+    /// Declared maximum in wasm pages.
+    pub max_pages: Option<u64>,
+    /// Non-zero runs, ascending, not overlapping, chunk aligned.
+    pub runs: Vec<RunEntry>,
+}
+
+/// One run of non-zero chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RunEntry {
+    /// Offset in linear memory (a multiple of [`CHUNK_SIZE`]).
+    pub guest_offset: u64,
+    /// Length (a non-zero multiple of [`CHUNK_SIZE`]).
+    pub len: u64,
+    /// crc32 of the run's bytes.
+    pub crc32: u32,
+}
+
+/// The section types that go through the codec, tying each to its kind.
+pub(crate) trait CodecSection: Serialize + DeserializeOwned {
+    /// The section's kind.
+    const KIND: SectionKind;
+}
+
+impl CodecSection for Vec<FrameRecord> {
+    const KIND: SectionKind = SectionKind::Frames;
+}
+impl CodecSection for Vec<WasmValue> {
+    const KIND: SectionKind = SectionKind::Globals;
+}
+impl CodecSection for Vec<Vec<WasmValue>> {
+    const KIND: SectionKind = SectionKind::Tables;
+}
+impl CodecSection for DroppedSegments {
+    const KIND: SectionKind = SectionKind::Segments;
+}
+impl CodecSection for ClockState {
+    const KIND: SectionKind = SectionKind::Clock;
+}
+impl CodecSection for MemoryTable {
+    const KIND: SectionKind = SectionKind::Memory;
+}
+
+/// Encodes a section.
+pub(crate) fn encode_section<T: CodecSection>(value: &T) -> Result<Vec<u8>, SnapshotError> {
+    codec::encode(value).map_err(|e| SnapshotError::Encode {
+        section: T::KIND.name().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Decodes a section whose checksum has been verified.
+pub(crate) fn decode_section<T: CodecSection>(bytes: &[u8]) -> Result<T, SnapshotError> {
+    codec::decode(bytes)
+        .map_err(|e| SnapshotError::corrupt(format!("{} does not decode: {e}", T::KIND.name())))
+}
+
+/// `v` rounded up to a multiple of `align` (a power of two), or `None` on
+/// overflow.
+pub(crate) fn align_up(v: u64, align: u64) -> Option<u64> {
+    Some(v.checked_add(align - 1)? & !(align - 1))
+}
+
+/// Whether every byte of `chunk` is zero. Folds fixed-size blocks without
+/// an early exit inside a block, which the compiler turns into wide vector
+/// ORs, and stops at the first non-zero block.
+pub(crate) fn is_zero(chunk: &[u8]) -> bool {
+    const BLOCK: usize = 512;
+    let mut blocks = chunk.chunks_exact(BLOCK);
+    for block in &mut blocks {
+        if block.iter().fold(0u8, |acc, &b| acc | b) != 0 {
+            return false;
+        }
+    }
+    blocks.remainder().iter().all(|&b| b == 0)
+}
+
+/// Splits `memory` into runs of non-zero chunks of `chunk_size` bytes and
+/// computes each run's crc32 in the same pass (the chunk is still in cache
+/// after the zero test). `memory.len()` must be a multiple of `chunk_size`
+/// (callers check).
+pub(crate) fn plan_runs(memory: &[u8], chunk_size: usize) -> Vec<RunEntry> {
+    let mut runs = Vec::new();
+    let mut current: Option<(u64, u64, crc32fast::Hasher)> = None;
+    for (i, chunk) in memory.chunks(chunk_size).enumerate() {
+        if is_zero(chunk) {
+            if let Some((guest_offset, len, hasher)) = current.take() {
+                runs.push(RunEntry {
+                    guest_offset,
+                    len,
+                    crc32: hasher.finalize(),
+                });
+            }
+            continue;
+        }
+        let (_, len, hasher) = current
+            .get_or_insert_with(|| (i as u64 * chunk_size as u64, 0, crc32fast::Hasher::new()));
+        *len += chunk.len() as u64;
+        hasher.update(chunk);
+    }
+    if let Some((guest_offset, len, hasher)) = current {
+        runs.push(RunEntry {
+            guest_offset,
+            len,
+            crc32: hasher.finalize(),
+        });
+    }
+    runs
+}
+
+/// Checks the memory table against every rule a writer follows, so that the
+/// runtime can trust offsets and lengths without further checks.
+pub(crate) fn validate_memory_table(table: &MemoryTable) -> Result<(), SnapshotError> {
+    let len = table.length_bytes;
+    if len % CHUNK_SIZE != 0 {
+        return Err(SnapshotError::corrupt(format!(
+            "memory length {len} is not a multiple of the wasm page size {CHUNK_SIZE}"
+        )));
+    }
+    if len > MAX_MEMORY_BYTES {
+        return Err(SnapshotError::corrupt(format!(
+            "memory length {len} exceeds the largest wasm32 memory ({MAX_MEMORY_BYTES} bytes)"
+        )));
+    }
+    if let Some(max) = table.max_pages
+        && len / CHUNK_SIZE > max
+    {
+        return Err(SnapshotError::corrupt(format!(
+            "memory of {} pages exceeds its declared maximum of {max} pages",
+            len / CHUNK_SIZE
+        )));
+    }
+    let mut prev_end = 0u64;
+    for (i, run) in table.runs.iter().enumerate() {
+        if run.len == 0 {
+            return Err(SnapshotError::corrupt(format!("memory run {i} is empty")));
+        }
+        if run.guest_offset % CHUNK_SIZE != 0 || run.len % CHUNK_SIZE != 0 {
+            return Err(SnapshotError::corrupt(format!(
+                "memory run {i} (guest offset {:#x}, length {:#x}) is not aligned to the chunk size {CHUNK_SIZE:#x}",
+                run.guest_offset, run.len
+            )));
+        }
+        if run.guest_offset < prev_end {
+            return Err(SnapshotError::corrupt(format!(
+                "memory run {i} at guest offset {:#x} overlaps or precedes the previous run, which ends at {prev_end:#x}",
+                run.guest_offset
+            )));
+        }
+        let end = run
+            .guest_offset
+            .checked_add(run.len)
+            .filter(|&end| end <= len)
+            .ok_or_else(|| {
+                SnapshotError::corrupt(format!(
+                    "memory run {i} (guest offset {:#x}, length {:#x}) extends beyond the memory length {len:#x}",
+                    run.guest_offset, run.len
+                ))
+            })?;
+        prev_end = end;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_merges_adjacent_chunks_and_skips_zero_ones() {
+        let c = 16usize;
+        let mut mem = vec![0u8; 8 * c];
+        mem[c] = 1; // chunk 1
+        mem[2 * c + 5] = 2; // chunk 2
+        mem[5 * c + c - 1] = 3; // chunk 5
+        mem[7 * c] = 4; // chunk 7 (last)
+        let runs = plan_runs(&mem, c);
+        let spans: Vec<(u64, u64)> = runs.iter().map(|r| (r.guest_offset, r.len)).collect();
+        assert_eq!(spans, vec![(16, 32), (80, 16), (112, 16)]);
+        assert_eq!(runs[0].crc32, crc32fast::hash(&mem[16..48]));
+    }
+
+    #[test]
+    fn zero_test_sees_a_byte_anywhere() {
+        let mut buf = vec![0u8; 4096 + 7];
+        assert!(is_zero(&buf));
+        for i in [0, 511, 512, 4095, 4096, 4102] {
+            buf[i] = 0x80;
+            assert!(!is_zero(&buf), "byte {i}");
+            buf[i] = 0;
+        }
+    }
+
+    #[test]
+    fn section_kinds_encode_in_declared_order() {
+        for (i, kind) in SectionKind::ALL.iter().enumerate() {
+            let bytes = codec::encode(kind).expect("encode");
+            assert_eq!(bytes, (i as u32).to_le_bytes(), "{kind:?}");
+        }
+    }
+}

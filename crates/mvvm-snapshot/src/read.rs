@@ -1,0 +1,429 @@
+//! The reader: from any [`Read`] (no seek: a pipe, a socket) or from a file
+//! path (memory runs stay in the file, to be `mmap`ed).
+//!
+//! Reading is strictly front to back and checks as it goes: magic, version,
+//! header checksum, then each section's checksum before decoding it, then
+//! the memory table's consistency, the padding, and each run's checksum.
+//! Lengths read from the input are never trusted for allocation: sections
+//! and runs are read in bounded pieces, so a truncated or lying input fails
+//! with [`SnapshotError::Truncated`] before much memory is taken.
+
+use crate::error::{SnapshotError, hex};
+use crate::layout::{
+    ClockState, DATA_ALIGN, DroppedSegments, Header, MAX_HEADER_LEN, MAX_SECTION_LEN, MemoryTable,
+    PREFIX_LEN, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SectionKind, align_up, decode_section,
+    validate_memory_table,
+};
+use crate::snapshot::{
+    MemoryImage, MemoryRun, Snapshot, read_exact_at, run_name, verify_file_runs,
+};
+use crate::types::{FrameRecord, SnapshotInfo, WasmValue};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+/// Reads a whole snapshot from `input`, which need not support seeking,
+/// and verifies every checksum before returning. Reading stops right after
+/// the last byte of the snapshot: whatever follows on the stream is left
+/// unread.
+pub fn read<R: Read>(mut input: R) -> Result<Snapshot, SnapshotError> {
+    let prelude = read_prelude(&mut input)?;
+    let runs = prelude.runs();
+    let padding = prelude.data_offset() - prelude.sections_end;
+    if !runs.is_empty() {
+        let pad = read_bounded(&mut input, padding, "padding before memory data")?;
+        check_zero_padding(&pad)?;
+    }
+    let total: u64 = runs.iter().map(|r| r.len).sum();
+    let mut data = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        let mut hasher = crc32fast::Hasher::new();
+        append_bounded(&mut input, &mut data, run.len, &run_name(i, run), |piece| {
+            hasher.update(piece)
+        })?;
+        if hasher.finalize() != run.crc32 {
+            return Err(SnapshotError::Checksum {
+                section: run_name(i, run),
+            });
+        }
+    }
+    debug_assert_eq!(data.len() as u64, total);
+    let data_offset = prelude.data_offset();
+    let memory = MemoryImage::from_bytes(
+        prelude.memory.length_bytes,
+        prelude.memory.max_pages,
+        runs,
+        data_offset,
+        data,
+    );
+    Ok(prelude.into_snapshot(memory))
+}
+
+/// Reads only the header of a snapshot (magic, version, header checksum)
+/// and returns its info: cheap, for tools that list snapshots.
+pub fn read_info<R: Read>(mut input: R) -> Result<SnapshotInfo, SnapshotError> {
+    Ok(read_header(&mut input)?.0.info)
+}
+
+/// Opens the snapshot file at `path` with the default options: every
+/// checksum is verified, memory runs included (see [`OpenOptions`]).
+pub fn open_file(path: &Path) -> Result<Snapshot, SnapshotError> {
+    OpenOptions::new().open(path)
+}
+
+/// How [`OpenOptions::open`] reads a snapshot file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenOptions {
+    verify_memory: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            verify_memory: true,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// The defaults: verify memory runs.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether to check every memory run against its crc32 when opening
+    /// (default: yes). Checking reads the whole data region once, at page
+    /// cache or disk speed (the crc itself runs at several GB/s); skipping
+    /// it makes opening cost independent of memory size, which is the point
+    /// of mapping runs lazily, at the price of trusting the data bytes
+    /// ([`MemoryImage::verify`] can still be called later). Header,
+    /// sections, memory table and padding are always checked.
+    pub fn verify_memory(mut self, verify: bool) -> Self {
+        self.verify_memory = verify;
+        self
+    }
+
+    /// Opens the snapshot file at `path`. The memory runs stay in the file:
+    /// [`MemoryImage::file`] and each [`MemoryRun::file_offset`] let the
+    /// caller map them; [`MemoryImage::copy_into`] copies them. The file
+    /// must not change while the snapshot is in use (it is written once
+    /// under a temporary name and renamed, so it never does in MVVM).
+    pub fn open(&self, path: &Path) -> Result<Snapshot, SnapshotError> {
+        let file = File::open(path)
+            .map_err(|e| SnapshotError::io(format!("opening {}", path.display()), e))?;
+        let prelude = read_prelude(&mut BufReader::with_capacity(1 << 16, &file))?;
+        let runs = prelude.runs();
+        let data_offset = prelude.data_offset();
+        let end = data_offset + runs.iter().map(|r| r.len).sum::<u64>();
+        let file_len = file
+            .metadata()
+            .map_err(|e| SnapshotError::io(format!("reading metadata of {}", path.display()), e))?
+            .len();
+        if file_len < end {
+            return Err(truncation_at(
+                file_len,
+                prelude.sections_end,
+                data_offset,
+                &runs,
+            ));
+        }
+        if file_len > end {
+            return Err(SnapshotError::corrupt(format!(
+                "{} unexpected bytes after the end of the snapshot",
+                file_len - end
+            )));
+        }
+        let padding = data_offset - prelude.sections_end;
+        if padding > 0 {
+            // Padding is below DATA_ALIGN (64 KiB).
+            let mut pad = vec![0u8; padding as usize];
+            read_exact_at(
+                &file,
+                &mut pad,
+                prelude.sections_end,
+                "padding before memory data",
+            )?;
+            check_zero_padding(&pad)?;
+        }
+        if self.verify_memory {
+            verify_file_runs(&file, &runs)?;
+        }
+        let memory = MemoryImage::from_file(
+            prelude.memory.length_bytes,
+            prelude.memory.max_pages,
+            runs,
+            data_offset,
+            file,
+        );
+        Ok(prelude.into_snapshot(memory))
+    }
+}
+
+/// The error for a file that ends at `file_len`, before the end of its
+/// memory data: names the part that is cut.
+fn truncation_at(
+    file_len: u64,
+    sections_end: u64,
+    data_offset: u64,
+    runs: &[MemoryRun],
+) -> SnapshotError {
+    if file_len < data_offset {
+        return SnapshotError::Truncated {
+            section: "padding before memory data".to_string(),
+            expected: data_offset - sections_end,
+            found: file_len.saturating_sub(sections_end),
+        };
+    }
+    for (i, run) in runs.iter().enumerate() {
+        if file_len < run.file_offset + run.len {
+            return SnapshotError::Truncated {
+                section: run_name(i, run),
+                expected: run.len,
+                found: file_len.saturating_sub(run.file_offset),
+            };
+        }
+    }
+    SnapshotError::Truncated {
+        section: "memory data".to_string(),
+        expected: data_offset,
+        found: file_len,
+    }
+}
+
+/// Everything before the memory data, read and checked.
+struct Prelude {
+    header: Header,
+    frames: Vec<FrameRecord>,
+    globals: Vec<WasmValue>,
+    tables: Vec<Vec<WasmValue>>,
+    segments: DroppedSegments,
+    clock: ClockState,
+    wasi: Vec<u8>,
+    memory: MemoryTable,
+    /// Offset of the first byte after the sections.
+    sections_end: u64,
+}
+
+impl Prelude {
+    /// Offset of the memory data region.
+    fn data_offset(&self) -> u64 {
+        if self.memory.runs.is_empty() {
+            self.sections_end
+        } else {
+            // sections_end is at most a few GiB (capped section lengths).
+            align_up(self.sections_end, DATA_ALIGN).unwrap_or(self.sections_end)
+        }
+    }
+
+    /// The runs with their offsets in the file.
+    fn runs(&self) -> Vec<MemoryRun> {
+        let mut file_offset = self.data_offset();
+        self.memory
+            .runs
+            .iter()
+            .map(|r| {
+                let run = MemoryRun {
+                    guest_offset: r.guest_offset,
+                    len: r.len,
+                    file_offset,
+                    crc32: r.crc32,
+                };
+                // Validated: the runs' total is at most the memory length.
+                file_offset += r.len;
+                run
+            })
+            .collect()
+    }
+
+    fn into_snapshot(self, memory: MemoryImage) -> Snapshot {
+        Snapshot {
+            info: self.header.info,
+            frames: self.frames,
+            globals: self.globals,
+            tables: self.tables,
+            dropped_data: self.segments.data,
+            dropped_elems: self.segments.elems,
+            wasi: self.wasi,
+            monotonic_offset_nanos: self.clock.monotonic_offset_nanos,
+            memory,
+        }
+    }
+}
+
+/// Reads and checks the prefix and the header; returns the header and the
+/// offset just after it.
+fn read_header<R: Read>(r: &mut R) -> Result<(Header, u64), SnapshotError> {
+    let mut prefix = [0u8; PREFIX_LEN as usize];
+    let n = read_full(r, &mut prefix[..8])?;
+    if prefix[..n] != SNAPSHOT_MAGIC[..n] {
+        return Err(SnapshotError::NotASnapshot);
+    }
+    if n < 8 {
+        return Err(SnapshotError::Truncated {
+            section: "magic".to_string(),
+            expected: 8,
+            found: n as u64,
+        });
+    }
+    read_exact(r, &mut prefix[8..12], "format version")?;
+    let version = u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]);
+    if version != SNAPSHOT_FORMAT_VERSION {
+        return Err(SnapshotError::FormatVersion {
+            found: version,
+            expected: SNAPSHOT_FORMAT_VERSION,
+        });
+    }
+    read_exact(r, &mut prefix[12..20], "header length and checksum")?;
+    let header_len = u32::from_le_bytes([prefix[12], prefix[13], prefix[14], prefix[15]]);
+    let header_crc = u32::from_le_bytes([prefix[16], prefix[17], prefix[18], prefix[19]]);
+    if header_len > MAX_HEADER_LEN {
+        return Err(SnapshotError::corrupt(format!(
+            "header length {header_len} exceeds the limit of {MAX_HEADER_LEN} bytes"
+        )));
+    }
+    let header_bytes = read_bounded(r, u64::from(header_len), "header")?;
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&prefix[..16]);
+    hasher.update(&header_bytes);
+    if hasher.finalize() != header_crc {
+        return Err(SnapshotError::Checksum {
+            section: "header".to_string(),
+        });
+    }
+    let header: Header = mvvm_abi::codec::decode(&header_bytes)
+        .map_err(|e| SnapshotError::corrupt(format!("header does not decode: {e}")))?;
+    if let Some(base) = header.base {
+        return Err(SnapshotError::IncrementalUnsupported { base: hex(&base) });
+    }
+    let kinds: Vec<SectionKind> = header.sections.iter().map(|s| s.kind).collect();
+    if kinds != SectionKind::ALL {
+        return Err(SnapshotError::corrupt(format!(
+            "section table lists {kinds:?}, expected {:?}",
+            SectionKind::ALL
+        )));
+    }
+    Ok((header, PREFIX_LEN + u64::from(header_len)))
+}
+
+/// Reads the header and every section, checking each.
+fn read_prelude<R: Read>(r: &mut R) -> Result<Prelude, SnapshotError> {
+    let (header, mut offset) = read_header(r)?;
+    let mut raw: Vec<Vec<u8>> = Vec::with_capacity(header.sections.len());
+    for entry in &header.sections {
+        let name = entry.kind.name();
+        if entry.len > MAX_SECTION_LEN {
+            return Err(SnapshotError::corrupt(format!(
+                "{name} length {} exceeds the limit of {MAX_SECTION_LEN} bytes",
+                entry.len
+            )));
+        }
+        let bytes = read_bounded(r, entry.len, name)?;
+        if crc32fast::hash(&bytes) != entry.crc32 {
+            return Err(SnapshotError::Checksum {
+                section: name.to_string(),
+            });
+        }
+        offset += entry.len;
+        raw.push(bytes);
+    }
+    // The table was checked to list exactly SectionKind::ALL, in order.
+    let [frames, globals, tables, segments, clock, wasi, memory]: [Vec<u8>; 7] = raw
+        .try_into()
+        .map_err(|_| SnapshotError::corrupt("section table has the wrong number of entries"))?;
+    let memory: MemoryTable = decode_section(&memory)?;
+    validate_memory_table(&memory)?;
+    Ok(Prelude {
+        frames: decode_section(&frames)?,
+        globals: decode_section(&globals)?,
+        tables: decode_section(&tables)?,
+        segments: decode_section(&segments)?,
+        clock: decode_section(&clock)?,
+        wasi,
+        memory,
+        header,
+        sections_end: offset,
+    })
+}
+
+/// Fails unless every byte of the padding is zero (the padding is covered
+/// by this check instead of a checksum).
+fn check_zero_padding(pad: &[u8]) -> Result<(), SnapshotError> {
+    match pad.iter().position(|&b| b != 0) {
+        None => Ok(()),
+        Some(i) => Err(SnapshotError::corrupt(format!(
+            "non-zero byte at position {i} of the padding before memory data"
+        ))),
+    }
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, SnapshotError> {
+    let mut done = 0;
+    while done < buf.len() {
+        match r.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(SnapshotError::io("reading the snapshot", e)),
+        }
+    }
+    Ok(done)
+}
+
+/// Fills `buf` or fails with [`SnapshotError::Truncated`] naming `section`.
+fn read_exact<R: Read>(r: &mut R, buf: &mut [u8], section: &str) -> Result<(), SnapshotError> {
+    let n = read_full(r, buf)?;
+    if n < buf.len() {
+        return Err(SnapshotError::Truncated {
+            section: section.to_string(),
+            expected: buf.len() as u64,
+            found: n as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Reads `len` bytes into a new vector (see [`append_bounded`]).
+fn read_bounded<R: Read>(r: &mut R, len: u64, section: &str) -> Result<Vec<u8>, SnapshotError> {
+    let mut out = Vec::new();
+    append_bounded(r, &mut out, len, section, |_| {})?;
+    Ok(out)
+}
+
+/// Appends exactly `len` bytes from `r` to `out`, passing each piece to
+/// `on_piece` while it is still in cache. `out` grows with the data
+/// actually received (one piece ahead, amortized doubling), so a length
+/// field can never make the reader allocate much more than the input holds.
+fn append_bounded<R: Read>(
+    r: &mut R,
+    out: &mut Vec<u8>,
+    len: u64,
+    section: &str,
+    mut on_piece: impl FnMut(&[u8]),
+) -> Result<(), SnapshotError> {
+    /// Bytes read (and allocated ahead) at a time: small enough to stay in
+    /// cache for the checksum.
+    const PIECE: u64 = 1 << 20;
+    let mut done = 0u64;
+    while done < len {
+        let want = (len - done).min(PIECE);
+        // want <= 64 MiB fits usize.
+        out.reserve(want as usize);
+        let got = r
+            .by_ref()
+            .take(want)
+            .read_to_end(out)
+            .map_err(|e| SnapshotError::io(format!("reading {section}"), e))?
+            as u64;
+        done += got;
+        on_piece(&out[out.len() - got as usize..]);
+        if got < want {
+            return Err(SnapshotError::Truncated {
+                section: section.to_string(),
+                expected: len,
+                found: done,
+            });
+        }
+    }
+    Ok(())
+}

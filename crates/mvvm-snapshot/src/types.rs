@@ -1,0 +1,93 @@
+//! What a snapshot holds, in wasm terms only.
+//!
+//! Nothing here is native: no register, no return address, no host pointer.
+//! Function references are function indices, memory addresses are offsets
+//! into linear memory, so a snapshot restores on any ISA and into any
+//! checkpoint-enabled compilation of the same wasm module.
+
+use serde::{Deserialize, Serialize};
+
+/// Who took the snapshot, of what, and how. Stored in the header, so it can
+/// be read without reading the rest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// Producer (toolchain) name and version, e.g. `"mvvm 0.1.0"`.
+    pub producer: String,
+    /// SHA-256 of the wasm module bytes the snapshot was taken from; the
+    /// runtime refuses to restore into another module (see
+    /// [`Snapshot::check_module`]).
+    pub wasm_sha256: [u8; 32],
+    /// The checkpoint policy of the compilation that took it, e.g.
+    /// `"counter-loop:16"` (informative: any policy restores any snapshot).
+    pub policy: String,
+    /// Architecture of the host that took it, e.g. `"x86_64"` (informative).
+    pub source_arch: String,
+    /// Wall-clock time the snapshot was taken, nanoseconds since the Unix epoch.
+    pub created_unix_nanos: u64,
+    /// Free text (trigger, command line...).
+    pub note: String,
+}
+
+/// A typed wasm value, little-endian bits for floats so that NaN payloads
+/// survive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WasmValue {
+    /// `i32`
+    I32(u32),
+    /// `i64`
+    I64(u64),
+    /// `f32`, as its bit pattern.
+    F32(u32),
+    /// `f64`, as its bit pattern.
+    F64(u64),
+    /// `funcref`: a function index, or null.
+    FuncRef(Option<u32>),
+    /// `externref`: an opaque host value, or null.
+    ExternRef(Option<u64>),
+    /// `v128` (reserved: the compiler does not support SIMD yet), little-endian.
+    V128([u8; 16]),
+}
+
+/// The state of one wasm function activation at a stable point.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FrameRecord {
+    /// Function index (imports included in the index space).
+    pub func: u32,
+    /// Bytecode offset of the stable point (from the start of the module)
+    /// where execution resumes.
+    pub resume_offset: u32,
+    /// Every local, parameters first.
+    pub locals: Vec<WasmValue>,
+    /// The operand stack, bottom first.
+    pub stack: Vec<WasmValue>,
+}
+
+/// Everything a snapshot holds, as given to the writer. Memory is borrowed
+/// (it is the guest's whole linear memory, possibly gigabytes); the rest is
+/// small and owned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SnapshotParts<'a> {
+    /// Producer, module hash, policy...
+    pub info: SnapshotInfo,
+    /// Wasm frames, outermost first.
+    pub frames: Vec<FrameRecord>,
+    /// Defined globals (imports excluded), in index order.
+    pub globals: Vec<WasmValue>,
+    /// Every table's elements (imports excluded), in index order.
+    pub tables: Vec<Vec<WasmValue>>,
+    /// Indices of the passive data segments dropped so far.
+    pub dropped_data: Vec<u32>,
+    /// Indices of the element segments dropped so far.
+    pub dropped_elems: Vec<u32>,
+    /// WASI state, opaque to this crate (the runtime encodes it with
+    /// `mvvm_abi::codec`).
+    pub wasi: Vec<u8>,
+    /// Offset the runtime adds to the host's monotonic clock so that the
+    /// guest's clock never runs backwards across a restore.
+    pub monotonic_offset_nanos: u64,
+    /// The whole linear memory (its length is the current size: a multiple
+    /// of the wasm page size). Empty when the module has no memory.
+    pub memory: &'a [u8],
+    /// The memory's maximum size in wasm pages, if declared.
+    pub max_pages: Option<u64>,
+}

@@ -1,0 +1,367 @@
+//! The streaming writer.
+//!
+//! A snapshot is written front to back to any [`Write`], with no seek: the
+//! writer first plans everything the header needs (it encodes the small
+//! sections and scans the memory once for non-zero chunks, computing each
+//! run's crc32 in the same pass), then emits the header, the sections, the
+//! padding and the run data in one go. The planning pass reads memory once
+//! more than a trailer-checksum design would; its measured cost is in
+//! `docs/snapshot-format.md`.
+
+use crate::error::SnapshotError;
+use crate::layout::{
+    CHUNK_SIZE, ClockState, DATA_ALIGN, DroppedSegments, Header, MAX_MEMORY_BYTES, MemoryTable,
+    PREFIX_LEN, RunEntry, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SectionEntry, SectionKind,
+    align_up, encode_section, plan_runs,
+};
+use crate::types::SnapshotParts;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What a write produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct WriteStats {
+    /// Bytes written in all.
+    pub total_bytes: u64,
+    /// Bytes of the prefix, header and sections (everything before the
+    /// memory data region and its padding).
+    pub metadata_bytes: u64,
+    /// Zero bytes written to align the memory data region to 64 KiB.
+    pub padding_bytes: u64,
+    /// Bytes of memory data written (non-zero chunks).
+    pub memory_data_bytes: u64,
+    /// Size of the linear memory described.
+    pub memory_length: u64,
+    /// Number of memory runs.
+    pub runs: usize,
+}
+
+/// Everything the writer emits before the memory data, fully computed.
+struct Plan {
+    /// Prefix and header.
+    head: Vec<u8>,
+    /// Section bytes, in file order.
+    sections: Vec<Vec<u8>>,
+    /// Memory runs.
+    runs: Vec<RunEntry>,
+    /// Zero bytes between the sections and the data region.
+    padding: u64,
+}
+
+/// Writes `snap` to `out`, which need not support seeking (a pipe, a
+/// socket), and flushes it. The writer issues few, large writes: no
+/// `BufWriter` is needed. Nothing is written if `snap` is invalid (memory
+/// length not a multiple of 64 KiB, above 4 GiB or above `max_pages`).
+pub fn write<W: Write>(mut out: W, snap: &SnapshotParts<'_>) -> Result<WriteStats, SnapshotError> {
+    let plan = plan(snap, None)?;
+    let stats = emit(&mut out, &plan, snap.memory)?;
+    out.flush()
+        .map_err(|e| SnapshotError::io("flushing the snapshot", e))?;
+    Ok(stats)
+}
+
+/// Writes `snap` to `path` so that a crash or an error never leaves a half
+/// snapshot there: the data goes to a temporary file in the same directory,
+/// is synced, and is renamed over `path`; then the directory is synced so
+/// the rename itself is durable. On any error before the rename, the
+/// temporary file is removed and whatever was at `path` is left untouched.
+/// An error syncing the directory after the rename is still reported (the
+/// new snapshot is in place but may not survive a power loss).
+pub fn write_file_atomic(
+    path: &Path,
+    snap: &SnapshotParts<'_>,
+) -> Result<WriteStats, SnapshotError> {
+    write_file_atomic_impl(path, snap, None)
+}
+
+/// [`write_file_atomic`] with an optional injected failure: when
+/// `fail_after` is `Some(n)`, writes to the temporary file fail once `n`
+/// bytes have been written (tests check that the previous snapshot
+/// survives).
+pub(crate) fn write_file_atomic_impl(
+    path: &Path,
+    snap: &SnapshotParts<'_>,
+    fail_after: Option<u64>,
+) -> Result<WriteStats, SnapshotError> {
+    // Plan first: invalid input must not even create the temporary file.
+    let plan = plan(snap, None)?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| SnapshotError::InvalidInput {
+            what: format!("{} does not name a file", path.display()),
+        })?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp_path = dir.join(temp_name(file_name));
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp_path)
+        .map_err(|e| SnapshotError::io(format!("creating {}", tmp_path.display()), e))?;
+    let guard = TempFile {
+        path: tmp_path,
+        armed: true,
+    };
+    let tmp_err = |what: &str, e| SnapshotError::io(format!("{what} {}", guard.path.display()), e);
+    let mut out = BufWriter::with_capacity(
+        1 << 20,
+        FailAfter {
+            inner: &file,
+            left: fail_after,
+        },
+    );
+    let stats = emit(&mut out, &plan, snap.memory)?;
+    out.flush().map_err(|e| tmp_err("writing", e))?;
+    drop(out);
+    file.sync_all().map_err(|e| tmp_err("syncing", e))?;
+    drop(file);
+    fs::rename(&guard.path, path).map_err(|e| {
+        SnapshotError::io(
+            format!("renaming {} to {}", guard.path.display(), path.display()),
+            e,
+        )
+    })?;
+    guard.disarm();
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| SnapshotError::io(format!("syncing directory {}", dir.display()), e))?;
+    Ok(stats)
+}
+
+/// A writer that fails after a given number of bytes (fault injection);
+/// with `left: None` it passes everything through.
+struct FailAfter<W> {
+    inner: W,
+    left: Option<u64>,
+}
+
+impl<W: Write> Write for FailAfter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Some(left) = self.left else {
+            return self.inner.write(buf);
+        };
+        if left == 0 {
+            return Err(io::Error::other("injected write failure"));
+        }
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let written = self.inner.write(&buf[..n])?;
+        self.left = Some(left - written as u64);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A temporary file removed on drop unless disarmed (after the rename).
+struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            // Best effort: the original error is what the caller needs.
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A temporary name unique within this process and unlikely to clash with
+/// another process: `.NAME.PID.N.tmp` (hidden, so tools listing snapshots
+/// skip it).
+fn temp_name(file_name: &std::ffi::OsStr) -> std::ffi::OsString {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut name = std::ffi::OsString::from(".");
+    name.push(file_name);
+    name.push(format!(".{}.{n}.tmp", std::process::id()));
+    name
+}
+
+/// Checks `snap`, encodes its sections and plans the memory runs. `base` is
+/// the reserved incremental-mode field: `None` except in the test that
+/// checks readers refuse it.
+fn plan(snap: &SnapshotParts<'_>, base: Option<[u8; 32]>) -> Result<Plan, SnapshotError> {
+    let memory_length = snap.memory.len() as u64;
+    if memory_length % CHUNK_SIZE != 0 {
+        return Err(SnapshotError::InvalidInput {
+            what: format!(
+                "memory length {memory_length} is not a multiple of the wasm page size {CHUNK_SIZE}"
+            ),
+        });
+    }
+    if memory_length > MAX_MEMORY_BYTES {
+        return Err(SnapshotError::InvalidInput {
+            what: format!(
+                "memory length {memory_length} exceeds the largest wasm32 memory ({MAX_MEMORY_BYTES} bytes)"
+            ),
+        });
+    }
+    if let Some(max) = snap.max_pages
+        && memory_length / CHUNK_SIZE > max
+    {
+        return Err(SnapshotError::InvalidInput {
+            what: format!(
+                "memory of {} pages exceeds its declared maximum of {max} pages",
+                memory_length / CHUNK_SIZE
+            ),
+        });
+    }
+    // CHUNK_SIZE is 64 KiB: it fits a usize on every host.
+    let runs = plan_runs(snap.memory, CHUNK_SIZE as usize);
+    let sections = encode_sections(snap, &runs)?;
+    let head = encode_head(&snap.info, base, &sections)?;
+    let sections_end = head.len() as u64 + sections.iter().map(|s| s.len() as u64).sum::<u64>();
+    let padding = if runs.is_empty() {
+        0
+    } else {
+        // sections_end is bounded by the codec limits; no overflow.
+        align_up(sections_end, DATA_ALIGN).unwrap_or(sections_end) - sections_end
+    };
+    Ok(Plan {
+        head,
+        sections,
+        runs,
+        padding,
+    })
+}
+
+/// Encodes every section in file order.
+fn encode_sections(
+    snap: &SnapshotParts<'_>,
+    runs: &[RunEntry],
+) -> Result<Vec<Vec<u8>>, SnapshotError> {
+    let mut out = Vec::with_capacity(SectionKind::ALL.len());
+    for kind in SectionKind::ALL {
+        let bytes = match kind {
+            SectionKind::Frames => encode_section(&snap.frames)?,
+            SectionKind::Globals => encode_section(&snap.globals)?,
+            SectionKind::Tables => encode_section(&snap.tables)?,
+            SectionKind::Segments => encode_section(&DroppedSegments {
+                data: snap.dropped_data.clone(),
+                elems: snap.dropped_elems.clone(),
+            })?,
+            SectionKind::Clock => encode_section(&ClockState {
+                monotonic_offset_nanos: snap.monotonic_offset_nanos,
+            })?,
+            SectionKind::Wasi => snap.wasi.clone(),
+            SectionKind::Memory => encode_section(&MemoryTable {
+                length_bytes: snap.memory.len() as u64,
+                max_pages: snap.max_pages,
+                runs: runs.to_vec(),
+            })?,
+        };
+        out.push(bytes);
+    }
+    Ok(out)
+}
+
+/// Encodes the prefix and the header (with the section table).
+fn encode_head(
+    info: &crate::types::SnapshotInfo,
+    base: Option<[u8; 32]>,
+    sections: &[Vec<u8>],
+) -> Result<Vec<u8>, SnapshotError> {
+    let header = Header {
+        info: info.clone(),
+        base,
+        sections: SectionKind::ALL
+            .iter()
+            .zip(sections)
+            .map(|(&kind, bytes)| SectionEntry {
+                kind,
+                len: bytes.len() as u64,
+                crc32: crc32fast::hash(bytes),
+            })
+            .collect(),
+    };
+    let header_bytes = mvvm_abi::codec::encode(&header).map_err(|e| SnapshotError::Encode {
+        section: "header".to_string(),
+        message: e.to_string(),
+    })?;
+    let header_len = u32::try_from(header_bytes.len())
+        .ok()
+        .filter(|&l| l <= crate::layout::MAX_HEADER_LEN)
+        .ok_or_else(|| SnapshotError::InvalidInput {
+            what: format!(
+                "header of {} bytes is too large (info strings too long?)",
+                header_bytes.len()
+            ),
+        })?;
+    let mut head = Vec::with_capacity(PREFIX_LEN as usize + header_bytes.len());
+    head.extend_from_slice(&SNAPSHOT_MAGIC);
+    head.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
+    head.extend_from_slice(&header_len.to_le_bytes());
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&head);
+    hasher.update(&header_bytes);
+    head.extend_from_slice(&hasher.finalize().to_le_bytes());
+    head.extend_from_slice(&header_bytes);
+    Ok(head)
+}
+
+/// Writes the planned snapshot.
+fn emit<W: Write>(out: &mut W, plan: &Plan, memory: &[u8]) -> Result<WriteStats, SnapshotError> {
+    let io_err = |e: io::Error| SnapshotError::io("writing the snapshot", e);
+    out.write_all(&plan.head).map_err(io_err)?;
+    let mut metadata_bytes = plan.head.len() as u64;
+    for section in &plan.sections {
+        out.write_all(section).map_err(io_err)?;
+        metadata_bytes += section.len() as u64;
+    }
+    const ZEROS: [u8; 4096] = [0; 4096];
+    let mut left = plan.padding;
+    while left > 0 {
+        let n = left.min(ZEROS.len() as u64) as usize;
+        out.write_all(&ZEROS[..n]).map_err(io_err)?;
+        left -= n as u64;
+    }
+    let mut memory_data_bytes = 0u64;
+    for run in &plan.runs {
+        // Runs were planned from this very slice: in bounds.
+        let start = run.guest_offset as usize;
+        let end = start + run.len as usize;
+        let bytes = memory
+            .get(start..end)
+            .ok_or_else(|| SnapshotError::InvalidInput {
+                what: "memory changed size during the write".to_string(),
+            })?;
+        out.write_all(bytes).map_err(io_err)?;
+        memory_data_bytes += run.len;
+    }
+    Ok(WriteStats {
+        total_bytes: metadata_bytes + plan.padding + memory_data_bytes,
+        metadata_bytes,
+        padding_bytes: plan.padding,
+        memory_data_bytes,
+        memory_length: memory.len() as u64,
+        runs: plan.runs.len(),
+    })
+}
+
+/// Writes a snapshot that names `base` (incremental mode) without checking
+/// that incremental snapshots are supported, so that tests can check the
+/// reader refuses it.
+#[cfg(test)]
+pub(crate) fn write_with_base_unchecked(
+    snap: &SnapshotParts<'_>,
+    base: [u8; 32],
+) -> Result<Vec<u8>, SnapshotError> {
+    let plan = plan(snap, Some(base))?;
+    let mut out = Vec::new();
+    emit(&mut out, &plan, snap.memory)?;
+    Ok(out)
+}
