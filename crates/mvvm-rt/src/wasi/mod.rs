@@ -1,1 +1,371 @@
-//! WASI preview1.
+//! WASI preview1 (`wasi_snapshot_preview1`).
+//!
+//! The implementation works on plain data so that it can be tested without
+//! the rest of the runtime: [`WasiCtx::call`] takes the function, the
+//! guest's whole linear memory as a byte slice, the arguments as `u64`
+//! slots and a slice for the results. The glue in [`link`] connects it to
+//! instances.
+//!
+//! ```text
+//!  WasiCtx
+//!  ├── state: WasiState      plain data (state.rs): args, env, preopens,
+//!  │                         descriptors with kind, preopen, relative path,
+//!  │                         flags, rights, position; clock offsets.
+//!  └── handles: fd → OS fd   the open host descriptors, rebuilt from the
+//!                            state on restore.
+//! ```
+//!
+//! Files:
+//! - `func.rs`: the list of functions with their signatures;
+//! - `errno.rs`, `types.rs`: WASI numbers and record layouts;
+//! - `mem.rs`: bounds-checked guest memory access (bad pointers give
+//!   `EFAULT`, never a host fault);
+//! - `sys.rs`: the only unsafe code, thin system call wrappers;
+//! - `fd.rs`, `path.rs`, `sock.rs`, `misc.rs`: the functions, by family;
+//! - `state.rs`: the serialisable state.
+//!
+//! Sandboxing: every path is resolved by the kernel with `openat2` and
+//! `RESOLVE_BENEATH` relative to a directory descriptor the guest holds.
+//! Operations on a last component (`unlinkat`, `mkdirat`, ...) first open
+//! its parent that way (`O_PATH`), then act on a single name that is never
+//! `..` and never contains `/`. Escapes answer `PERM`, as wasmtime does.
+
+pub mod errno;
+mod fd;
+pub mod func;
+pub mod link;
+pub mod mem;
+mod misc;
+mod path;
+mod sock;
+pub mod state;
+mod sys;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use errno::Errno;
+pub use func::{WASI_MODULE, WasiFunc};
+pub use link::{WasiRunError, run_command};
+pub use state::{ClockState, FdEntry, FdKind, Preopen, WasiState};
+
+use mem::GuestMem;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+
+/// How a WASI instance sees the world.
+#[derive(Debug, Clone, Default)]
+pub struct WasiConfig {
+    /// Arguments, `argv[0]` (the program name) first.
+    pub args: Vec<String>,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// Host directories visible to the guest; nothing else of the host file
+    /// system is.
+    pub preopens: Vec<Preopen>,
+    /// TCP addresses to bind and listen on; each becomes a descriptor after
+    /// the preopened directories.
+    pub tcp_listeners: Vec<SocketAddr>,
+}
+
+/// WASI could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum WasiSetupError {
+    /// A preopened directory could not be opened.
+    #[error("cannot preopen directory {path}: {source}")]
+    Preopen {
+        /// The host path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A TCP listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Why a WASI call did not return normally to the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WasiStop {
+    /// `proc_exit(code)`: the program ends with this exit code.
+    Exit(i32),
+    /// The call cannot go on (wrong argument count, say): a trap.
+    Trap(String),
+}
+
+/// The host side of a descriptor.
+#[derive(Debug)]
+pub(crate) enum Handle {
+    /// One of the host's standard streams (never closed by us).
+    Stdio(u32),
+    /// A descriptor we own.
+    Owned(OwnedFd),
+}
+
+impl Handle {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Handle::Stdio(n) => sys::stdio_fd(*n),
+            Handle::Owned(fd) => fd.as_fd(),
+        }
+    }
+}
+
+/// The WASI state of one instance, with its host descriptors.
+#[derive(Debug)]
+pub struct WasiCtx {
+    pub(crate) state: WasiState,
+    pub(crate) handles: HashMap<u32, Handle>,
+}
+
+impl WasiCtx {
+    /// Sets up stdio (descriptors 0-2, shared with the host), opens the
+    /// preopened directories (3, 4, ...) and binds the TCP listeners (after
+    /// the directories: wasi-libc scans descriptors from 3 and stops at the
+    /// first one that is not a preopened directory).
+    pub fn new(config: WasiConfig) -> Result<WasiCtx, WasiSetupError> {
+        let mut ctx = WasiCtx {
+            state: WasiState {
+                args: config.args,
+                env: config
+                    .env
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+                preopens: Vec::new(),
+                fds: BTreeMap::new(),
+                clocks: ClockState::default(),
+            },
+            handles: HashMap::new(),
+        };
+        for n in 0..3u32 {
+            let tty = sys::isatty(sys::stdio_fd(n));
+            let mut rights = types::rights::FD_READ
+                | types::rights::FD_WRITE
+                | types::rights::FD_FDSTAT_SET_FLAGS
+                | types::rights::FD_FILESTAT_GET
+                | types::rights::POLL_FD_READWRITE;
+            if !tty {
+                // wasi-libc's isatty() looks for a character device without
+                // seek/tell rights; give them only to non-terminals.
+                rights |= types::rights::FD_SEEK | types::rights::FD_TELL;
+            }
+            ctx.insert(
+                n,
+                FdEntry {
+                    kind: FdKind::Stdio(n),
+                    preopen: None,
+                    path: String::new(),
+                    oflags: 0,
+                    lookup_flags: 0,
+                    read: n == 0,
+                    write: n != 0,
+                    rights_base: rights,
+                    rights_inheriting: 0,
+                    fdflags: 0,
+                    position: 0,
+                },
+                Handle::Stdio(n),
+            );
+        }
+        for p in config.preopens {
+            let dir = std::fs::File::open(&p.host)
+                .and_then(|f| {
+                    if f.metadata()?.is_dir() {
+                        Ok(f)
+                    } else {
+                        Err(std::io::Error::from_raw_os_error(libc::ENOTDIR))
+                    }
+                })
+                .map_err(|source| WasiSetupError::Preopen {
+                    path: p.host.clone(),
+                    source,
+                })?;
+            let index = ctx.state.preopens.len() as u32;
+            ctx.state.preopens.push(p);
+            let fd = ctx.lowest_free_fd();
+            ctx.insert(
+                fd,
+                FdEntry {
+                    kind: FdKind::PreopenDir,
+                    preopen: Some(index),
+                    path: ".".into(),
+                    oflags: types::oflags::DIRECTORY,
+                    lookup_flags: types::LOOKUP_SYMLINK_FOLLOW,
+                    read: true,
+                    write: false,
+                    rights_base: types::rights::DIR,
+                    rights_inheriting: types::rights::ALL,
+                    fdflags: 0,
+                    position: 0,
+                },
+                Handle::Owned(OwnedFd::from(dir)),
+            );
+        }
+        for addr in config.tcp_listeners {
+            let listener = std::net::TcpListener::bind(addr)
+                .map_err(|source| WasiSetupError::Listen { addr, source })?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            let fd = ctx.lowest_free_fd();
+            ctx.insert(
+                fd,
+                FdEntry {
+                    kind: FdKind::TcpListener { addr: bound },
+                    preopen: None,
+                    path: String::new(),
+                    oflags: 0,
+                    lookup_flags: 0,
+                    read: true,
+                    write: true,
+                    rights_base: types::rights::LISTENER,
+                    rights_inheriting: types::rights::SOCKET,
+                    fdflags: 0,
+                    position: 0,
+                },
+                Handle::Owned(OwnedFd::from(listener)),
+            );
+        }
+        Ok(ctx)
+    }
+
+    /// The state as plain data (for snapshots and tests).
+    pub fn state(&self) -> &WasiState {
+        &self.state
+    }
+
+    pub(crate) fn insert(&mut self, fd: u32, entry: FdEntry, handle: Handle) {
+        self.state.fds.insert(fd, entry);
+        self.handles.insert(fd, handle);
+    }
+
+    /// The lowest descriptor number not in use, as POSIX `open` picks.
+    pub(crate) fn lowest_free_fd(&self) -> u32 {
+        let mut n = 0;
+        for &k in self.state.fds.keys() {
+            if k != n {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// The entry and host descriptor of guest descriptor `fd`.
+    pub(crate) fn get(&self, fd: u32) -> Result<(&FdEntry, BorrowedFd<'_>), Errno> {
+        let entry = self.state.fds.get(&fd).ok_or(Errno::BADF)?;
+        let handle = self.handles.get(&fd).ok_or(Errno::BADF)?;
+        Ok((entry, handle.fd()))
+    }
+
+    /// Runs WASI function `func` with `args` (one `u64` slot per parameter,
+    /// `i32`s in the low half) against linear memory `mem`; writes the
+    /// results (the errno, for all but `proc_exit`) into `results`.
+    pub fn call(
+        &mut self,
+        func: WasiFunc,
+        mem: &mut [u8],
+        args: &[u64],
+        results: &mut [u64],
+    ) -> Result<(), WasiStop> {
+        let sig = func.signature();
+        if args.len() != sig.params.len() || results.len() < sig.results.len() {
+            return Err(WasiStop::Trap(format!(
+                "{}: called with {} arguments and room for {} results",
+                func.name(),
+                args.len(),
+                results.len()
+            )));
+        }
+        let mut m = GuestMem::new(mem);
+        let r = self.dispatch(func, &mut m, args)?;
+        tracing::trace!(func = func.name(), ?args, result = %r.err().unwrap_or(Errno::SUCCESS));
+        if !sig.results.is_empty() {
+            results[0] = r.err().unwrap_or(Errno::SUCCESS).0 as u64;
+        }
+        Ok(())
+    }
+
+    fn dispatch(
+        &mut self,
+        func: WasiFunc,
+        m: &mut GuestMem<'_>,
+        a: &[u64],
+    ) -> Result<Result<(), Errno>, WasiStop> {
+        let w = |i: usize| a[i] as u32;
+        use WasiFunc as F;
+        Ok(match func {
+            F::ArgsGet => self.args_get(m, w(0), w(1)),
+            F::ArgsSizesGet => self.args_sizes_get(m, w(0), w(1)),
+            F::EnvironGet => self.environ_get(m, w(0), w(1)),
+            F::EnvironSizesGet => self.environ_sizes_get(m, w(0), w(1)),
+            F::ClockResGet => self.clock_res_get(m, w(0), w(1)),
+            F::ClockTimeGet => self.clock_time_get(m, w(0), a[1], w(2)),
+            F::FdAdvise => self.fd_advise(w(0), a[1], a[2], w(3)),
+            F::FdAllocate => self.fd_allocate(w(0), a[1], a[2]),
+            F::FdClose => self.fd_close(w(0)),
+            F::FdDatasync => self.fd_sync(w(0), true),
+            F::FdFdstatGet => self.fd_fdstat_get(m, w(0), w(1)),
+            F::FdFdstatSetFlags => self.fd_fdstat_set_flags(w(0), w(1)),
+            F::FdFdstatSetRights => self.fd_fdstat_set_rights(w(0), a[1], a[2]),
+            F::FdFilestatGet => self.fd_filestat_get(m, w(0), w(1)),
+            F::FdFilestatSetSize => self.fd_filestat_set_size(w(0), a[1]),
+            F::FdFilestatSetTimes => self.fd_filestat_set_times(w(0), a[1], a[2], w(3)),
+            F::FdPread => self.fd_pread(m, w(0), w(1), w(2), a[3], w(4)),
+            F::FdPrestatGet => self.fd_prestat_get(m, w(0), w(1)),
+            F::FdPrestatDirName => self.fd_prestat_dir_name(m, w(0), w(1), w(2)),
+            F::FdPwrite => self.fd_pwrite(m, w(0), w(1), w(2), a[3], w(4)),
+            F::FdRead => self.fd_read(m, w(0), w(1), w(2), w(3)),
+            F::FdReaddir => self.fd_readdir(m, w(0), w(1), w(2), a[3], w(4)),
+            F::FdRenumber => self.fd_renumber(w(0), w(1)),
+            F::FdSeek => self.fd_seek(m, w(0), a[1] as i64, w(2), w(3)),
+            F::FdSync => self.fd_sync(w(0), false),
+            F::FdTell => self.fd_tell(m, w(0), w(1)),
+            F::FdWrite => self.fd_write(m, w(0), w(1), w(2), w(3)),
+            F::PathCreateDirectory => self.path_create_directory(m, w(0), w(1), w(2)),
+            F::PathFilestatGet => self.path_filestat_get(m, w(0), w(1), w(2), w(3), w(4)),
+            F::PathFilestatSetTimes => {
+                self.path_filestat_set_times(m, w(0), w(1), w(2), w(3), a[4], a[5], w(6))
+            }
+            F::PathLink => self.path_link(m, w(0), w(1), w(2), w(3), w(4), w(5), w(6)),
+            F::PathOpen => self.path_open(
+                m,
+                path::OpenArgs {
+                    dirfd: w(0),
+                    lookup_flags: w(1),
+                    path_ptr: w(2),
+                    path_len: w(3),
+                    oflags: w(4) as u16,
+                    rights_base: a[5],
+                    rights_inheriting: a[6],
+                    fdflags: w(7) as u16,
+                    fd_out: w(8),
+                },
+            ),
+            F::PathReadlink => self.path_readlink(m, w(0), w(1), w(2), w(3), w(4), w(5)),
+            F::PathRemoveDirectory => self.path_remove_directory(m, w(0), w(1), w(2)),
+            F::PathRename => self.path_rename(m, w(0), w(1), w(2), w(3), w(4), w(5)),
+            F::PathSymlink => self.path_symlink(m, w(0), w(1), w(2), w(3), w(4)),
+            F::PathUnlinkFile => self.path_unlink_file(m, w(0), w(1), w(2)),
+            F::PollOneoff => self.poll_oneoff(m, w(0), w(1), w(2), w(3)),
+            F::ProcExit => return Err(WasiStop::Exit(w(0) as i32)),
+            F::ProcRaise => Err(Errno::NOSYS),
+            F::SchedYield => {
+                std::thread::yield_now();
+                Ok(())
+            }
+            F::RandomGet => self.random_get(m, w(0), w(1)),
+            F::SockAccept => self.sock_accept(m, w(0), w(1), w(2)),
+            F::SockRecv => self.sock_recv(m, w(0), w(1), w(2), w(3), w(4), w(5)),
+            F::SockSend => self.sock_send(m, w(0), w(1), w(2), w(3), w(4)),
+            F::SockShutdown => self.sock_shutdown(w(0), w(1)),
+        })
+    }
+}

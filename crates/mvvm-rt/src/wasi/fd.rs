@@ -1,0 +1,488 @@
+//! The `fd_*` functions.
+//!
+//! Files are read and written at the position kept in their
+//! [`FdEntry`](super::state::FdEntry) with `pread`/`pwrite` (see
+//! `state.rs` for why); streams (stdio, sockets) use `read`/`write`.
+
+use super::errno::Errno;
+use super::mem::{GuestMem, iovecs_total};
+use super::state::FdKind;
+use super::types::{
+    DIRENT_SIZE, FDSTAT_SIZE, Filestat, PREOPENTYPE_DIR, fdflags, filetype, fstflags, whence,
+};
+use super::{WasiCtx, sys};
+use std::os::fd::BorrowedFd;
+
+type R = Result<(), Errno>;
+
+/// The WASI file type of a host `stat` mode.
+pub(super) fn filetype_of_mode(mode: libc::mode_t) -> u8 {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => filetype::REGULAR_FILE,
+        libc::S_IFDIR => filetype::DIRECTORY,
+        libc::S_IFCHR => filetype::CHARACTER_DEVICE,
+        libc::S_IFBLK => filetype::BLOCK_DEVICE,
+        libc::S_IFLNK => filetype::SYMBOLIC_LINK,
+        libc::S_IFSOCK => filetype::SOCKET_STREAM,
+        _ => filetype::UNKNOWN,
+    }
+}
+
+fn ns(sec: i64, nsec: i64) -> u64 {
+    (sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(nsec as u64)
+}
+
+/// A host `stat` as a WASI `filestat`.
+pub(super) fn filestat_of(st: &libc::stat) -> Filestat {
+    Filestat {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        filetype: filetype_of_mode(st.st_mode),
+        nlink: st.st_nlink,
+        size: st.st_size as u64,
+        atim: ns(st.st_atime, st.st_atime_nsec),
+        mtim: ns(st.st_mtime, st.st_mtime_nsec),
+        ctim: ns(st.st_ctime, st.st_ctime_nsec),
+    }
+}
+
+/// Decodes the `fstflags` of a set-times call into what `utimensat` takes.
+pub(super) fn times_of(atim: u64, mtim: u64, flags: u32) -> Result<(sys::TimeSpec, sys::TimeSpec), Errno> {
+    let f = flags as u16;
+    if flags > 0xf
+        || (f & fstflags::ATIM != 0 && f & fstflags::ATIM_NOW != 0)
+        || (f & fstflags::MTIM != 0 && f & fstflags::MTIM_NOW != 0)
+    {
+        return Err(Errno::INVAL);
+    }
+    let a = if f & fstflags::ATIM_NOW != 0 {
+        Some(None)
+    } else if f & fstflags::ATIM != 0 {
+        Some(Some(atim))
+    } else {
+        None
+    };
+    let m = if f & fstflags::MTIM_NOW != 0 {
+        Some(None)
+    } else if f & fstflags::MTIM != 0 {
+        Some(Some(mtim))
+    } else {
+        None
+    };
+    Ok((a, m))
+}
+
+fn dt_to_filetype(dt: u8) -> Option<u8> {
+    Some(match dt {
+        libc::DT_REG => filetype::REGULAR_FILE,
+        libc::DT_DIR => filetype::DIRECTORY,
+        libc::DT_CHR => filetype::CHARACTER_DEVICE,
+        libc::DT_BLK => filetype::BLOCK_DEVICE,
+        libc::DT_LNK => filetype::SYMBOLIC_LINK,
+        libc::DT_SOCK => filetype::SOCKET_STREAM,
+        libc::DT_FIFO => filetype::UNKNOWN,
+        _ => return None,
+    })
+}
+
+/// Encodes directory entries for `fd_readdir` into `out`, starting at entry
+/// `cookie`, stopping once `cap` bytes are produced (the last record may be
+/// cut short: wasi-libc then retries with a larger buffer). The cookie of
+/// an entry is its index plus one, so listing resumes where it stopped as
+/// long as the directory is unchanged.
+pub(super) fn encode_dirents(
+    entries: &[(u64, u8, Vec<u8>)],
+    cookie: u64,
+    cap: usize,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let start = usize::try_from(cookie).unwrap_or(usize::MAX);
+    for (i, (ino, ft, name)) in entries.iter().enumerate().skip(start) {
+        if out.len() >= cap {
+            break;
+        }
+        let mut rec = Vec::with_capacity(DIRENT_SIZE as usize + name.len());
+        rec.extend_from_slice(&(i as u64 + 1).to_le_bytes());
+        rec.extend_from_slice(&ino.to_le_bytes());
+        rec.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        rec.push(*ft);
+        rec.extend_from_slice(&[0, 0, 0]);
+        rec.extend_from_slice(name);
+        out.extend_from_slice(&rec);
+    }
+    out.truncate(cap);
+    out
+}
+
+impl WasiCtx {
+    /// Reads from a stream or from a file at its position.
+    fn read_into(&mut self, fd: u32, buf: &mut [u8]) -> Result<usize, Errno> {
+        let (entry, h) = self.get(fd)?;
+        let n = match entry.kind {
+            FdKind::File => {
+                if !entry.read {
+                    return Err(Errno::BADF);
+                }
+                sys::pread(h, buf, entry.position)?
+            }
+            FdKind::Dir | FdKind::PreopenDir => return Err(Errno::ISDIR),
+            FdKind::TcpListener { .. } => return Err(Errno::NOTCONN),
+            FdKind::Stdio(_) | FdKind::TcpStream { .. } => sys::read(h, buf)?,
+        };
+        if let Some(e) = self.state.fds.get_mut(&fd)
+            && e.kind == FdKind::File
+        {
+            e.position += n as u64;
+        }
+        Ok(n)
+    }
+
+    /// Writes to a stream, or to a file at its position (at its end with
+    /// `APPEND`).
+    fn write_from(&mut self, fd: u32, data: &[u8]) -> Result<usize, Errno> {
+        let (entry, h) = self.get(fd)?;
+        let (n, new_pos) = match entry.kind {
+            FdKind::File => {
+                if !entry.write {
+                    return Err(Errno::BADF);
+                }
+                if entry.fdflags & fdflags::APPEND != 0 {
+                    let n = sys::write(h, data)?;
+                    (n, Some(sys::lseek(h, 0, libc::SEEK_CUR)?))
+                } else {
+                    let n = sys::pwrite(h, data, entry.position)?;
+                    (n, Some(entry.position + n as u64))
+                }
+            }
+            FdKind::Dir | FdKind::PreopenDir => return Err(Errno::ISDIR),
+            FdKind::TcpListener { .. } => return Err(Errno::NOTCONN),
+            FdKind::TcpStream { .. } => (sys::send(h, data)?, None),
+            FdKind::Stdio(_) => (sys::write(h, data)?, None),
+        };
+        if let (Some(p), Some(e)) = (new_pos, self.state.fds.get_mut(&fd)) {
+            e.position = p;
+        }
+        Ok(n)
+    }
+
+    pub(super) fn fd_read(&mut self, m: &mut GuestMem<'_>, fd: u32, iovs: u32, n: u32, out: u32) -> R {
+        let iovs = m.iovecs(iovs, n)?;
+        m.slice(out, 4)?;
+        let mut buf = vec![0u8; iovecs_total(&iovs)];
+        let got = self.read_into(fd, &mut buf)?;
+        m.scatter(&iovs, &buf[..got])?;
+        m.write_u32(out, got as u32)
+    }
+
+    pub(super) fn fd_write(&mut self, m: &mut GuestMem<'_>, fd: u32, iovs: u32, n: u32, out: u32) -> R {
+        let iovs = m.iovecs(iovs, n)?;
+        m.slice(out, 4)?;
+        let data = m.gather(&iovs)?;
+        let put = self.write_from(fd, &data)?;
+        m.write_u32(out, put as u32)
+    }
+
+    /// The host descriptor of a file for positional I/O.
+    fn positional(&self, fd: u32) -> Result<BorrowedFd<'_>, Errno> {
+        let (entry, h) = self.get(fd)?;
+        match entry.kind {
+            FdKind::File => Ok(h),
+            FdKind::Dir | FdKind::PreopenDir => Err(Errno::ISDIR),
+            _ => Err(Errno::SPIPE),
+        }
+    }
+
+    pub(super) fn fd_pread(
+        &mut self,
+        m: &mut GuestMem<'_>,
+        fd: u32,
+        iovs: u32,
+        n: u32,
+        offset: u64,
+        out: u32,
+    ) -> R {
+        let iovs = m.iovecs(iovs, n)?;
+        m.slice(out, 4)?;
+        let h = self.positional(fd)?;
+        let mut buf = vec![0u8; iovecs_total(&iovs)];
+        let got = sys::pread(h, &mut buf, offset)?;
+        m.scatter(&iovs, &buf[..got])?;
+        m.write_u32(out, got as u32)
+    }
+
+    pub(super) fn fd_pwrite(
+        &mut self,
+        m: &mut GuestMem<'_>,
+        fd: u32,
+        iovs: u32,
+        n: u32,
+        offset: u64,
+        out: u32,
+    ) -> R {
+        let iovs = m.iovecs(iovs, n)?;
+        m.slice(out, 4)?;
+        let h = self.positional(fd)?;
+        let data = m.gather(&iovs)?;
+        let put = sys::pwrite(h, &data, offset)?;
+        m.write_u32(out, put as u32)
+    }
+
+    pub(super) fn fd_seek(
+        &mut self,
+        m: &mut GuestMem<'_>,
+        fd: u32,
+        offset: i64,
+        wh: u32,
+        out: u32,
+    ) -> R {
+        m.slice(out, 8)?;
+        let (entry, h) = self.get(fd)?;
+        let new = match entry.kind {
+            FdKind::File => {
+                let base = match wh {
+                    whence::SET => 0,
+                    whence::CUR => entry.position,
+                    whence::END => sys::fstat(h)?.st_size as u64,
+                    _ => return Err(Errno::INVAL),
+                };
+                let new = (base as i64).checked_add(offset).ok_or(Errno::OVERFLOW)?;
+                if new < 0 {
+                    return Err(Errno::INVAL);
+                }
+                new as u64
+            }
+            FdKind::Stdio(_) => {
+                let w = match wh {
+                    whence::SET => libc::SEEK_SET,
+                    whence::CUR => libc::SEEK_CUR,
+                    whence::END => libc::SEEK_END,
+                    _ => return Err(Errno::INVAL),
+                };
+                sys::lseek(h, offset, w)?
+            }
+            FdKind::Dir | FdKind::PreopenDir => return Err(Errno::BADF),
+            _ => return Err(Errno::SPIPE),
+        };
+        if let Some(e) = self.state.fds.get_mut(&fd)
+            && e.kind == FdKind::File
+        {
+            e.position = new;
+        }
+        m.write_u64(out, new)
+    }
+
+    pub(super) fn fd_tell(&mut self, m: &mut GuestMem<'_>, fd: u32, out: u32) -> R {
+        let (entry, h) = self.get(fd)?;
+        let pos = match entry.kind {
+            FdKind::File => entry.position,
+            FdKind::Stdio(_) => sys::lseek(h, 0, libc::SEEK_CUR)?,
+            FdKind::Dir | FdKind::PreopenDir => return Err(Errno::BADF),
+            _ => return Err(Errno::SPIPE),
+        };
+        m.write_u64(out, pos)
+    }
+
+    pub(super) fn fd_close(&mut self, fd: u32) -> R {
+        self.get(fd)?;
+        self.state.fds.remove(&fd);
+        // Dropping an owned handle closes it; stdio handles are only
+        // forgotten.
+        self.handles.remove(&fd);
+        Ok(())
+    }
+
+    pub(super) fn fd_sync(&mut self, fd: u32, data_only: bool) -> R {
+        let (_, h) = self.get(fd)?;
+        sys::fsync(h, data_only)?;
+        Ok(())
+    }
+
+    pub(super) fn fd_advise(&mut self, fd: u32, offset: u64, len: u64, advice: u32) -> R {
+        let advice = match advice {
+            0 => libc::POSIX_FADV_NORMAL,
+            1 => libc::POSIX_FADV_SEQUENTIAL,
+            2 => libc::POSIX_FADV_RANDOM,
+            3 => libc::POSIX_FADV_WILLNEED,
+            4 => libc::POSIX_FADV_DONTNEED,
+            5 => libc::POSIX_FADV_NOREUSE,
+            _ => return Err(Errno::INVAL),
+        };
+        let h = self.positional(fd)?;
+        let off = i64::try_from(offset).map_err(|_| Errno::INVAL)?;
+        let len = i64::try_from(len).map_err(|_| Errno::INVAL)?;
+        sys::fadvise(h, off, len, advice)?;
+        Ok(())
+    }
+
+    pub(super) fn fd_allocate(&mut self, fd: u32, offset: u64, len: u64) -> R {
+        let h = self.positional(fd)?;
+        let off = i64::try_from(offset).map_err(|_| Errno::INVAL)?;
+        let len = i64::try_from(len).map_err(|_| Errno::INVAL)?;
+        sys::fallocate(h, off, len)?;
+        Ok(())
+    }
+
+    pub(super) fn fd_fdstat_get(&mut self, m: &mut GuestMem<'_>, fd: u32, out: u32) -> R {
+        m.slice(out, FDSTAT_SIZE)?;
+        let (entry, h) = self.get(fd)?;
+        let ft = match entry.kind {
+            FdKind::Dir | FdKind::PreopenDir => filetype::DIRECTORY,
+            FdKind::TcpListener { .. } | FdKind::TcpStream { .. } => filetype::SOCKET_STREAM,
+            FdKind::File | FdKind::Stdio(_) => filetype_of_mode(sys::fstat(h)?.st_mode),
+        };
+        let mut rec = [0u8; FDSTAT_SIZE as usize];
+        rec[0] = ft;
+        rec[2..4].copy_from_slice(&entry.fdflags.to_le_bytes());
+        rec[8..16].copy_from_slice(&entry.rights_base.to_le_bytes());
+        rec[16..24].copy_from_slice(&entry.rights_inheriting.to_le_bytes());
+        m.write_bytes(out, &rec)
+    }
+
+    pub(super) fn fd_fdstat_set_flags(&mut self, fd: u32, flags: u32) -> R {
+        let flags = u16::try_from(flags).map_err(|_| Errno::INVAL)?;
+        if flags & !fdflags::ALL != 0 {
+            return Err(Errno::INVAL);
+        }
+        let (entry, h) = self.get(fd)?;
+        // Only APPEND and NONBLOCK can change after opening (as with
+        // fcntl(F_SETFL) on Linux); the sync flags must stay as opened.
+        let fixed = fdflags::DSYNC | fdflags::RSYNC | fdflags::SYNC;
+        if flags & fixed != entry.fdflags & fixed {
+            return Err(Errno::NOTSUP);
+        }
+        let mut fl = sys::get_fl(h)?;
+        fl &= !(libc::O_APPEND | libc::O_NONBLOCK);
+        if flags & fdflags::APPEND != 0 {
+            fl |= libc::O_APPEND;
+        }
+        if flags & fdflags::NONBLOCK != 0 {
+            fl |= libc::O_NONBLOCK;
+        }
+        sys::set_fl(h, fl)?;
+        if let Some(e) = self.state.fds.get_mut(&fd) {
+            e.fdflags = flags;
+        }
+        Ok(())
+    }
+
+    pub(super) fn fd_fdstat_set_rights(&mut self, fd: u32, base: u64, inheriting: u64) -> R {
+        self.get(fd)?;
+        let e = self.state.fds.get_mut(&fd).ok_or(Errno::BADF)?;
+        // Rights can only be dropped, never gained.
+        if base & !e.rights_base != 0 || inheriting & !e.rights_inheriting != 0 {
+            return Err(Errno::NOTCAPABLE);
+        }
+        e.rights_base = base;
+        e.rights_inheriting = inheriting;
+        Ok(())
+    }
+
+    pub(super) fn fd_filestat_get(&mut self, m: &mut GuestMem<'_>, fd: u32, out: u32) -> R {
+        m.slice(out, Filestat::default().encode().len() as u32)?;
+        let (entry, h) = self.get(fd)?;
+        let st = sys::fstat(h)?;
+        let mut fs = filestat_of(&st);
+        if matches!(entry.kind, FdKind::TcpListener { .. } | FdKind::TcpStream { .. }) {
+            fs.filetype = filetype::SOCKET_STREAM;
+        }
+        m.write_bytes(out, &fs.encode())
+    }
+
+    pub(super) fn fd_filestat_set_size(&mut self, fd: u32, size: u64) -> R {
+        let h = self.positional(fd)?;
+        sys::ftruncate(h, size)?;
+        Ok(())
+    }
+
+    pub(super) fn fd_filestat_set_times(&mut self, fd: u32, atim: u64, mtim: u64, flags: u32) -> R {
+        let (a, mt) = times_of(atim, mtim, flags)?;
+        let (_, h) = self.get(fd)?;
+        sys::utimensat(h, None, a, mt)?;
+        Ok(())
+    }
+
+    pub(super) fn fd_readdir(
+        &mut self,
+        m: &mut GuestMem<'_>,
+        fd: u32,
+        buf: u32,
+        buf_len: u32,
+        cookie: u64,
+        out: u32,
+    ) -> R {
+        m.slice(buf, buf_len)?;
+        m.slice(out, 4)?;
+        let (entry, h) = self.get(fd)?;
+        if !matches!(entry.kind, FdKind::Dir | FdKind::PreopenDir) {
+            return Err(Errno::NOTDIR);
+        }
+        let me = sys::fstat(h)?;
+        // `..` of a preopen lies outside the sandbox: report the directory's
+        // own inode rather than look outside.
+        let parent_ino = if entry.kind == FdKind::PreopenDir {
+            me.st_ino
+        } else {
+            sys::fstatat_nofollow(h, "..").map(|s| s.st_ino).unwrap_or(0)
+        };
+        let mut list: Vec<(u64, u8, Vec<u8>)> = vec![
+            (me.st_ino, filetype::DIRECTORY, b".".to_vec()),
+            (parent_ino, filetype::DIRECTORY, b"..".to_vec()),
+        ];
+        for e in sys::read_dir(h)? {
+            let ft = match dt_to_filetype(e.d_type) {
+                Some(ft) => ft,
+                None => std::str::from_utf8(&e.name)
+                    .ok()
+                    .and_then(|n| sys::fstatat_nofollow(h, n).ok())
+                    .map(|s| filetype_of_mode(s.st_mode))
+                    .unwrap_or(filetype::UNKNOWN),
+            };
+            list.push((e.ino, ft, e.name));
+        }
+        let bytes = encode_dirents(&list, cookie, buf_len as usize);
+        m.write_bytes(buf, &bytes)?;
+        m.write_u32(out, bytes.len() as u32)
+    }
+
+    pub(super) fn fd_renumber(&mut self, from: u32, to: u32) -> R {
+        self.get(from)?;
+        self.get(to)?;
+        if from == to {
+            return Ok(());
+        }
+        let entry = self.state.fds.remove(&from).ok_or(Errno::BADF)?;
+        let handle = self.handles.remove(&from).ok_or(Errno::BADF)?;
+        // Replacing `to` drops (closes) its old handle.
+        self.insert(to, entry, handle);
+        Ok(())
+    }
+
+    pub(super) fn fd_prestat_get(&mut self, m: &mut GuestMem<'_>, fd: u32, out: u32) -> R {
+        let name_len = self.preopen_name(fd)?.len() as u32;
+        m.write_u8(out, PREOPENTYPE_DIR)?;
+        m.write_u32(out + 4, name_len)
+    }
+
+    pub(super) fn fd_prestat_dir_name(&mut self, m: &mut GuestMem<'_>, fd: u32, buf: u32, len: u32) -> R {
+        let name = self.preopen_name(fd)?.as_bytes().to_vec();
+        if (len as usize) < name.len() {
+            return Err(Errno::NAMETOOLONG);
+        }
+        m.write_bytes(buf, &name)
+    }
+
+    fn preopen_name(&self, fd: u32) -> Result<&str, Errno> {
+        let (entry, _) = self.get(fd)?;
+        match (&entry.kind, entry.preopen) {
+            (FdKind::PreopenDir, Some(i)) => self
+                .state
+                .preopens
+                .get(i as usize)
+                .map(|p| p.guest.as_str())
+                .ok_or(Errno::BADF),
+            _ => Err(Errno::BADF),
+        }
+    }
+}

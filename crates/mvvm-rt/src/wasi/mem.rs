@@ -1,0 +1,162 @@
+//! Checked access to guest linear memory.
+//!
+//! WASI calls receive guest pointers (`u32` offsets) and lengths; every one
+//! of them goes through [`GuestMem`], which checks the whole range against
+//! the current memory length and answers [`Errno::FAULT`] when it does not
+//! fit, so a bad pointer can never touch host memory. Values are
+//! little-endian and need no alignment.
+
+use super::errno::Errno;
+use super::types::IOVEC_SIZE;
+
+/// Most bytes one `fd_read`/`fd_write` moves through a host buffer; larger
+/// requests are served short, which POSIX and WASI allow.
+pub const MAX_IO_CHUNK: usize = 16 << 20;
+
+/// The guest's linear memory, as one slice of its current length.
+pub struct GuestMem<'a> {
+    bytes: &'a mut [u8],
+}
+
+impl<'a> GuestMem<'a> {
+    /// Wraps the whole linear memory.
+    pub fn new(bytes: &'a mut [u8]) -> GuestMem<'a> {
+        GuestMem { bytes }
+    }
+
+    fn range(&self, ptr: u32, len: u64) -> Result<std::ops::Range<usize>, Errno> {
+        let start = ptr as u64;
+        let end = start.checked_add(len).ok_or(Errno::FAULT)?;
+        if end > self.bytes.len() as u64 {
+            return Err(Errno::FAULT);
+        }
+        Ok(start as usize..end as usize)
+    }
+
+    /// `len` bytes at `ptr`.
+    pub fn slice(&self, ptr: u32, len: u32) -> Result<&[u8], Errno> {
+        let r = self.range(ptr, len as u64)?;
+        Ok(&self.bytes[r])
+    }
+
+    /// `len` bytes at `ptr`, writable.
+    pub fn slice_mut(&mut self, ptr: u32, len: u32) -> Result<&mut [u8], Errno> {
+        let r = self.range(ptr, len as u64)?;
+        Ok(&mut self.bytes[r])
+    }
+
+    /// Copies `data` to `ptr`.
+    pub fn write_bytes(&mut self, ptr: u32, data: &[u8]) -> Result<(), Errno> {
+        let len = u32::try_from(data.len()).map_err(|_| Errno::FAULT)?;
+        self.slice_mut(ptr, len)?.copy_from_slice(data);
+        Ok(())
+    }
+
+    fn read_array<const N: usize>(&self, ptr: u32) -> Result<[u8; N], Errno> {
+        let s = self.slice(ptr, N as u32)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    /// Reads a `u8`.
+    pub fn read_u8(&self, ptr: u32) -> Result<u8, Errno> {
+        Ok(self.read_array::<1>(ptr)?[0])
+    }
+
+    /// Reads a little-endian `u16`.
+    pub fn read_u16(&self, ptr: u32) -> Result<u16, Errno> {
+        Ok(u16::from_le_bytes(self.read_array(ptr)?))
+    }
+
+    /// Reads a little-endian `u32`.
+    pub fn read_u32(&self, ptr: u32) -> Result<u32, Errno> {
+        Ok(u32::from_le_bytes(self.read_array(ptr)?))
+    }
+
+    /// Reads a little-endian `u64`.
+    pub fn read_u64(&self, ptr: u32) -> Result<u64, Errno> {
+        Ok(u64::from_le_bytes(self.read_array(ptr)?))
+    }
+
+    /// Writes a `u8`.
+    pub fn write_u8(&mut self, ptr: u32, v: u8) -> Result<(), Errno> {
+        self.write_bytes(ptr, &[v])
+    }
+
+    /// Writes a little-endian `u16`.
+    pub fn write_u16(&mut self, ptr: u32, v: u16) -> Result<(), Errno> {
+        self.write_bytes(ptr, &v.to_le_bytes())
+    }
+
+    /// Writes a little-endian `u32`.
+    pub fn write_u32(&mut self, ptr: u32, v: u32) -> Result<(), Errno> {
+        self.write_bytes(ptr, &v.to_le_bytes())
+    }
+
+    /// Writes a little-endian `u64`.
+    pub fn write_u64(&mut self, ptr: u32, v: u64) -> Result<(), Errno> {
+        self.write_bytes(ptr, &v.to_le_bytes())
+    }
+
+    /// A UTF-8 string of `len` bytes at `ptr` (`ILSEQ` if it is not UTF-8,
+    /// as wasmtime answers).
+    pub fn read_str(&self, ptr: u32, len: u32) -> Result<&str, Errno> {
+        std::str::from_utf8(self.slice(ptr, len)?).map_err(|_| Errno::ILSEQ)
+    }
+
+    /// Reads and checks an array of `count` iovecs at `ptr`: each buffer
+    /// must lie inside memory. Returns `(buf, len)` pairs.
+    pub fn iovecs(&self, ptr: u32, count: u32) -> Result<Vec<(u32, u32)>, Errno> {
+        let table = self.slice(
+            ptr,
+            count.checked_mul(IOVEC_SIZE).ok_or(Errno::FAULT)?,
+        )?;
+        let mut v = Vec::with_capacity(count as usize);
+        for rec in table.chunks_exact(IOVEC_SIZE as usize) {
+            let buf = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+            let len = u32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
+            self.range(buf, len as u64)?;
+            v.push((buf, len));
+        }
+        Ok(v)
+    }
+
+    /// Concatenates the bytes of `iovs` (for writes), at most
+    /// [`MAX_IO_CHUNK`] of them.
+    pub fn gather(&self, iovs: &[(u32, u32)]) -> Result<Vec<u8>, Errno> {
+        let mut out = Vec::new();
+        for &(buf, len) in iovs {
+            let room = MAX_IO_CHUNK - out.len();
+            let take = (len as usize).min(room) as u32;
+            out.extend_from_slice(self.slice(buf, take)?);
+            if out.len() == MAX_IO_CHUNK {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Spreads `data` over `iovs` in order (for reads); `data` is never
+    /// longer than the iovecs' total (see [`iovecs_total`]).
+    pub fn scatter(&mut self, iovs: &[(u32, u32)], mut data: &[u8]) -> Result<(), Errno> {
+        for &(buf, len) in iovs {
+            if data.is_empty() {
+                break;
+            }
+            let n = (len as usize).min(data.len());
+            self.write_bytes(buf, &data[..n])?;
+            data = &data[n..];
+        }
+        Ok(())
+    }
+}
+
+/// How many bytes a read into `iovs` may take: their total, at most
+/// [`MAX_IO_CHUNK`].
+pub fn iovecs_total(iovs: &[(u32, u32)]) -> usize {
+    iovs.iter()
+        .map(|&(_, l)| l as usize)
+        .sum::<usize>()
+        .min(MAX_IO_CHUNK)
+}

@@ -1,0 +1,369 @@
+//! The `path_*` functions.
+//!
+//! Every path is resolved by the kernel beneath the directory descriptor it
+//! is relative to (`openat2` with `RESOLVE_BENEATH`): `..` that would leave
+//! it, absolute paths and symlinks pointing outside are refused with
+//! `EXDEV`, which becomes WASI `PERM` (what wasmtime answers). Calls that act
+//! on a last component open its parent that way first and then use a
+//! single name, never `..` (replaced by opening the whole path as the
+//! parent) and never containing `/`.
+
+use super::errno::Errno;
+use super::fd::{filestat_of, times_of};
+use super::mem::GuestMem;
+use super::state::{FdEntry, FdKind};
+use super::types::{FILESTAT_SIZE, LOOKUP_SYMLINK_FOLLOW, fdflags, oflags};
+use super::{Handle, WasiCtx, sys};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+type R = Result<(), Errno>;
+
+/// Decoded arguments of `path_open`.
+pub(super) struct OpenArgs {
+    pub dirfd: u32,
+    pub lookup_flags: u32,
+    pub path_ptr: u32,
+    pub path_len: u32,
+    pub oflags: u16,
+    pub rights_base: u64,
+    pub rights_inheriting: u64,
+    pub fdflags: u16,
+    pub fd_out: u32,
+}
+
+/// A path split into the parent directory to open and a last component.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Split<'a> {
+    /// Relative (or absolute, to be refused by the kernel) parent path.
+    pub parent: &'a str,
+    /// A single component: not empty, no `/`, never `..`.
+    pub name: &'a str,
+    /// The path ended with `/`: the target must be a directory.
+    pub trailing_slash: bool,
+}
+
+/// Splits `path` into parent and last component (see [`Split`]).
+pub(super) fn split(path: &str) -> Result<Split<'_>, Errno> {
+    if path.is_empty() {
+        return Err(Errno::NOENT);
+    }
+    let trimmed = path.trim_end_matches('/');
+    let trailing_slash = trimmed.len() != path.len();
+    if trimmed.is_empty() {
+        // "/" or "///": the root, to be refused when opened.
+        return Ok(Split {
+            parent: "/",
+            name: ".",
+            trailing_slash,
+        });
+    }
+    let (parent, name) = match trimmed.rsplit_once('/') {
+        None => (".", trimmed),
+        Some(("", name)) => ("/", name),
+        Some((parent, name)) => (parent, name),
+    };
+    if name == ".." {
+        // The parent of `a/..` is `a/..` itself, opened (and checked) whole.
+        return Ok(Split {
+            parent: trimmed,
+            name: ".",
+            trailing_slash,
+        });
+    }
+    Ok(Split {
+        parent,
+        name,
+        trailing_slash,
+    })
+}
+
+/// The directory descriptor of a `path_*` call and its entry.
+fn dir_of(ctx: &WasiCtx, fd: u32) -> Result<(&FdEntry, BorrowedFd<'_>), Errno> {
+    let (entry, h) = ctx.get(fd)?;
+    match entry.kind {
+        FdKind::Dir | FdKind::PreopenDir => Ok((entry, h)),
+        _ => Err(Errno::NOTDIR),
+    }
+}
+
+/// Opens the parent of `path` beneath `dir` (`O_PATH`).
+fn open_parent<'p>(dir: BorrowedFd<'_>, path: &'p str) -> Result<(OwnedFd, Split<'p>), Errno> {
+    let s = split(path)?;
+    let parent = sys::openat2_beneath(dir, s.parent, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    Ok((parent, s))
+}
+
+/// Opens `path` itself beneath `dir` as `O_PATH`, following a final symlink
+/// (still beneath `dir`).
+fn open_follow(dir: BorrowedFd<'_>, path: &str) -> Result<OwnedFd, Errno> {
+    if path.is_empty() {
+        return Err(Errno::NOENT);
+    }
+    Ok(sys::openat2_beneath(dir, path, libc::O_PATH, 0)?)
+}
+
+/// Joins the path of a directory descriptor and a path relative to it, for
+/// the record kept in the state.
+fn join(base: &str, path: &str) -> String {
+    if base.is_empty() || base == "." {
+        path.to_string()
+    } else {
+        format!("{}/{}", base.trim_end_matches('/'), path)
+    }
+}
+
+impl WasiCtx {
+    pub(super) fn path_open(&mut self, m: &mut GuestMem<'_>, a: OpenArgs) -> R {
+        let path = m.read_str(a.path_ptr, a.path_len)?.to_string();
+        m.slice(a.fd_out, 4)?;
+        if path.is_empty() {
+            return Err(Errno::NOENT);
+        }
+        let (parent, dir) = dir_of(self, a.dirfd)?;
+        let want_dir = a.oflags & oflags::DIRECTORY != 0;
+        let write_rights = super::types::rights::FD_WRITE
+            | super::types::rights::FD_ALLOCATE
+            | super::types::rights::FD_FILESTAT_SET_SIZE;
+        let read_rights = super::types::rights::FD_READ | super::types::rights::FD_READDIR;
+        let want_write = !want_dir && a.rights_base & write_rights != 0;
+        let want_read = a.rights_base & read_rights != 0 || !want_write;
+        let mut flags = match (want_read, want_write) {
+            (true, true) => libc::O_RDWR,
+            (false, true) => libc::O_WRONLY,
+            _ => libc::O_RDONLY,
+        };
+        if a.oflags & oflags::CREAT != 0 {
+            flags |= libc::O_CREAT;
+        }
+        if a.oflags & oflags::EXCL != 0 {
+            flags |= libc::O_EXCL;
+        }
+        if a.oflags & oflags::TRUNC != 0 {
+            flags |= libc::O_TRUNC;
+        }
+        if want_dir {
+            flags |= libc::O_DIRECTORY;
+        }
+        if a.lookup_flags & LOOKUP_SYMLINK_FOLLOW == 0 {
+            flags |= libc::O_NOFOLLOW;
+        }
+        if a.fdflags & fdflags::APPEND != 0 {
+            flags |= libc::O_APPEND;
+        }
+        if a.fdflags & fdflags::NONBLOCK != 0 {
+            flags |= libc::O_NONBLOCK;
+        }
+        if a.fdflags & fdflags::DSYNC != 0 {
+            flags |= libc::O_DSYNC;
+        }
+        if a.fdflags & fdflags::SYNC != 0 {
+            flags |= libc::O_SYNC;
+        }
+        if a.fdflags & fdflags::RSYNC != 0 {
+            flags |= libc::O_RSYNC;
+        }
+        let file = sys::openat2_beneath(dir, &path, flags, 0o666)?;
+        let st = sys::fstat(file.as_fd())?;
+        let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        let entry = FdEntry {
+            kind: if is_dir { FdKind::Dir } else { FdKind::File },
+            preopen: parent.preopen,
+            path: join(&parent.path, &path),
+            oflags: a.oflags,
+            lookup_flags: a.lookup_flags,
+            read: want_read,
+            write: want_write,
+            rights_base: a.rights_base & parent.rights_inheriting,
+            rights_inheriting: a.rights_inheriting & parent.rights_inheriting,
+            fdflags: a.fdflags,
+            position: 0,
+        };
+        let fd = self.lowest_free_fd();
+        m.write_u32(a.fd_out, fd)?;
+        self.insert(fd, entry, Handle::Owned(file));
+        Ok(())
+    }
+
+    pub(super) fn path_create_directory(&mut self, m: &mut GuestMem<'_>, fd: u32, p: u32, l: u32) -> R {
+        let path = m.read_str(p, l)?;
+        let (_, dir) = dir_of(self, fd)?;
+        let (parent, s) = open_parent(dir, path)?;
+        sys::mkdirat(parent.as_fd(), s.name, 0o777)?;
+        Ok(())
+    }
+
+    pub(super) fn path_remove_directory(&mut self, m: &mut GuestMem<'_>, fd: u32, p: u32, l: u32) -> R {
+        let path = m.read_str(p, l)?;
+        let (_, dir) = dir_of(self, fd)?;
+        let (parent, s) = open_parent(dir, path)?;
+        sys::unlinkat(parent.as_fd(), s.name, true)?;
+        Ok(())
+    }
+
+    pub(super) fn path_unlink_file(&mut self, m: &mut GuestMem<'_>, fd: u32, p: u32, l: u32) -> R {
+        let path = m.read_str(p, l)?;
+        let (_, dir) = dir_of(self, fd)?;
+        let (parent, s) = open_parent(dir, path)?;
+        if s.trailing_slash {
+            // "name/" names a directory: never a file to unlink.
+            let st = sys::fstatat_nofollow(parent.as_fd(), s.name)?;
+            return Err(if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                Errno::ISDIR
+            } else {
+                Errno::NOTDIR
+            });
+        }
+        sys::unlinkat(parent.as_fd(), s.name, false)?;
+        Ok(())
+    }
+
+    pub(super) fn path_filestat_get(
+        &mut self,
+        m: &mut GuestMem<'_>,
+        fd: u32,
+        lookup: u32,
+        p: u32,
+        l: u32,
+        out: u32,
+    ) -> R {
+        let path = m.read_str(p, l)?.to_string();
+        m.slice(out, FILESTAT_SIZE)?;
+        let (_, dir) = dir_of(self, fd)?;
+        let st = if lookup & LOOKUP_SYMLINK_FOLLOW != 0 {
+            sys::fstat(open_follow(dir, &path)?.as_fd())?
+        } else {
+            let (parent, s) = open_parent(dir, &path)?;
+            if s.trailing_slash {
+                sys::fstat(open_follow(dir, &path)?.as_fd())?
+            } else {
+                sys::fstatat_nofollow(parent.as_fd(), s.name)?
+            }
+        };
+        m.write_bytes(out, &filestat_of(&st).encode())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn path_filestat_set_times(
+        &mut self,
+        m: &mut GuestMem<'_>,
+        fd: u32,
+        lookup: u32,
+        p: u32,
+        l: u32,
+        atim: u64,
+        mtim: u64,
+        flags: u32,
+    ) -> R {
+        let path = m.read_str(p, l)?.to_string();
+        let (a, mt) = times_of(atim, mtim, flags)?;
+        let (_, dir) = dir_of(self, fd)?;
+        if lookup & LOOKUP_SYMLINK_FOLLOW != 0 {
+            let f = open_follow(dir, &path)?;
+            sys::utimensat(f.as_fd(), None, a, mt)?;
+        } else {
+            let (parent, s) = open_parent(dir, &path)?;
+            sys::utimensat(parent.as_fd(), Some(s.name), a, mt)?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn path_link(
+        &mut self,
+        m: &mut GuestMem<'_>,
+        old_fd: u32,
+        old_lookup: u32,
+        old_p: u32,
+        old_l: u32,
+        new_fd: u32,
+        new_p: u32,
+        new_l: u32,
+    ) -> R {
+        let old = m.read_str(old_p, old_l)?.to_string();
+        let new = m.read_str(new_p, new_l)?.to_string();
+        let (_, old_dir) = dir_of(self, old_fd)?;
+        let (_, new_dir) = dir_of(self, new_fd)?;
+        let (new_parent, ns) = open_parent(new_dir, &new)?;
+        if old_lookup & LOOKUP_SYMLINK_FOLLOW != 0 {
+            let src = open_follow(old_dir, &old)?;
+            sys::link_fd(src.as_fd(), new_parent.as_fd(), ns.name)?;
+        } else {
+            let (old_parent, os) = open_parent(old_dir, &old)?;
+            sys::linkat(old_parent.as_fd(), os.name, new_parent.as_fd(), ns.name)?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn path_readlink(
+        &mut self,
+        m: &mut GuestMem<'_>,
+        fd: u32,
+        p: u32,
+        l: u32,
+        buf: u32,
+        buf_len: u32,
+        out: u32,
+    ) -> R {
+        let path = m.read_str(p, l)?.to_string();
+        m.slice(buf, buf_len)?;
+        m.slice(out, 4)?;
+        let (_, dir) = dir_of(self, fd)?;
+        let (parent, s) = open_parent(dir, &path)?;
+        let target = sys::readlinkat(parent.as_fd(), s.name)?;
+        let n = target.len().min(buf_len as usize);
+        m.write_bytes(buf, &target[..n])?;
+        m.write_u32(out, n as u32)
+    }
+
+    pub(super) fn path_rename(
+        &mut self,
+        m: &mut GuestMem<'_>,
+        old_fd: u32,
+        old_p: u32,
+        old_l: u32,
+        new_fd: u32,
+        new_p: u32,
+        new_l: u32,
+    ) -> R {
+        let old = m.read_str(old_p, old_l)?.to_string();
+        let new = m.read_str(new_p, new_l)?.to_string();
+        let (_, old_dir) = dir_of(self, old_fd)?;
+        let (_, new_dir) = dir_of(self, new_fd)?;
+        let (op, os) = open_parent(old_dir, &old)?;
+        let (np, ns) = open_parent(new_dir, &new)?;
+        if os.trailing_slash || ns.trailing_slash {
+            let st = sys::fstatat_nofollow(op.as_fd(), os.name)?;
+            if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                return Err(Errno::NOTDIR);
+            }
+        }
+        sys::renameat(op.as_fd(), os.name, np.as_fd(), ns.name).map_err(|e| {
+            // Across two mounts inside one preopen, EXDEV means just that.
+            if e.raw_os_error() == Some(libc::EXDEV) {
+                Errno::XDEV
+            } else {
+                Errno::from_io(&e)
+            }
+        })
+    }
+
+    pub(super) fn path_symlink(
+        &mut self,
+        m: &mut GuestMem<'_>,
+        target_p: u32,
+        target_l: u32,
+        fd: u32,
+        new_p: u32,
+        new_l: u32,
+    ) -> R {
+        let target = m.read_str(target_p, target_l)?.to_string();
+        let new = m.read_str(new_p, new_l)?.to_string();
+        let (_, dir) = dir_of(self, fd)?;
+        let (parent, s) = open_parent(dir, &new)?;
+        // The target is only text; it is checked when the link is followed,
+        // which always happens beneath a preopen.
+        sys::symlinkat(&target, parent.as_fd(), s.name)?;
+        Ok(())
+    }
+}

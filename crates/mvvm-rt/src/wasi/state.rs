@@ -1,0 +1,108 @@
+//! WASI state as plain data.
+//!
+//! Everything a snapshot needs to rebuild the guest's view of the world
+//! lives here, not inside OS handles: the snapshot issue serialises
+//! [`WasiState`] and, on restore, reopens each descriptor from its preopen,
+//! relative path and flags (never creating or truncating again) and puts
+//! its position back.
+//!
+//! **Positions**: the position of a file descriptor is the `position` field
+//! of its [`FdEntry`], not the OS file offset. Reads and writes of files use
+//! `pread`/`pwrite` at that position and then advance it; `fd_seek` and
+//! `fd_tell` only touch the field. The one exception is a file opened with
+//! `APPEND`: its writes go through `write` on an `O_APPEND` handle (the
+//! kernel picks the offset atomically) and the new end becomes the position.
+//! Stdio and sockets have no position.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A host directory made visible to the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preopen {
+    /// Directory on the host.
+    pub host: PathBuf,
+    /// Name the guest sees it under (what `fd_prestat_dir_name` returns).
+    pub guest: String,
+}
+
+/// What a descriptor is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FdKind {
+    /// Host standard stream 0, 1 or 2 (shared with the host process).
+    Stdio(u32),
+    /// A preopened directory: `preopen` indexes [`WasiState::preopens`].
+    PreopenDir,
+    /// A regular file (or any other non-directory) opened with `path_open`.
+    File,
+    /// A directory opened with `path_open`.
+    Dir,
+    /// A TCP listener preopened with `--tcplisten`.
+    TcpListener {
+        /// Address it was bound to.
+        addr: SocketAddr,
+    },
+    /// A connection accepted from a listener.
+    TcpStream {
+        /// Local address.
+        local: SocketAddr,
+        /// Peer address.
+        peer: SocketAddr,
+    },
+}
+
+/// One open descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdEntry {
+    /// Its kind.
+    pub kind: FdKind,
+    /// For files and directories: the preopen it was opened beneath (index
+    /// into [`WasiState::preopens`]).
+    pub preopen: Option<u32>,
+    /// For files and directories: its path relative to that preopen, as the
+    /// guest gave it (joined with the path of the directory descriptor it
+    /// was opened relative to; `.` for a preopen itself).
+    pub path: String,
+    /// `oflags` given to `path_open` (`CREAT`, `EXCL`, `TRUNC` must not be
+    /// replayed on restore; `DIRECTORY` should).
+    pub oflags: u16,
+    /// `lookupflags` given to `path_open` (follow symlinks or not).
+    pub lookup_flags: u32,
+    /// Whether the host handle was opened for reading.
+    pub read: bool,
+    /// Whether the host handle was opened for writing.
+    pub write: bool,
+    /// Base rights.
+    pub rights_base: u64,
+    /// Rights inherited by descriptors opened from this one.
+    pub rights_inheriting: u64,
+    /// `fdflags` (`APPEND`, `NONBLOCK`, `SYNC`, ...), current value.
+    pub fdflags: u16,
+    /// Current position (files only; see the module documentation).
+    pub position: u64,
+}
+
+/// State of the clocks the guest sees.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockState {
+    /// Added to the host monotonic clock. Zero in a fresh run; a restore
+    /// sets it so the guest's monotonic clock never runs backwards.
+    pub monotonic_offset_ns: i64,
+}
+
+/// The whole WASI state of one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasiState {
+    /// Program arguments (`argv[0]` first).
+    pub args: Vec<String>,
+    /// Environment, as `KEY=VALUE` strings.
+    pub env: Vec<String>,
+    /// Preopened directories, in the order they were configured.
+    pub preopens: Vec<Preopen>,
+    /// Open descriptors by number.
+    pub fds: BTreeMap<u32, FdEntry>,
+    /// Clocks.
+    pub clocks: ClockState,
+}

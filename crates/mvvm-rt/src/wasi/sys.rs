@@ -1,0 +1,577 @@
+//! Thin, safe wrappers over the Linux system calls WASI needs.
+//!
+//! This is the only file of the WASI implementation with `unsafe` code. Each
+//! wrapper takes borrowed descriptors and Rust slices, checks the return
+//! value, and turns failures into [`io::Error`] (mapped to WASI errnos by
+//! [`Errno::from_io`](super::errno::Errno::from_io)). Path sandboxing rests
+//! on [`openat2_beneath`]: the kernel resolves the path under the given
+//! directory and refuses `..` escapes, absolute paths and symlinks leading
+//! outside (`EXDEV`).
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// A path component or relative path as a C string (`EILSEQ` on a NUL
+/// byte, which no file name may hold).
+pub fn cstr(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EILSEQ))
+}
+
+/// The host's standard stream `n` (0, 1 or 2).
+pub fn stdio_fd(n: u32) -> BorrowedFd<'static> {
+    let n = n.min(2) as libc::c_int;
+    // SAFETY: descriptors 0, 1 and 2 belong to the process for its whole
+    // life; the runtime never closes them (fd_close on a stdio entry only
+    // forgets the entry), so a 'static borrow is sound.
+    unsafe { BorrowedFd::borrow_raw(n) }
+}
+
+/// `openat2(dir, path, {flags, mode, resolve})`, with `O_CLOEXEC` added.
+pub fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &str,
+    flags: libc::c_int,
+    mode: u32,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    let path = cstr(path)?;
+    // SAFETY: `open_how` is plain old data; all-zero is its documented
+    // default, then we set the three fields.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+        mode as u64
+    } else {
+        0
+    };
+    how.resolve = resolve;
+    loop {
+        // SAFETY: `path` is a valid NUL-terminated string and `how` a valid
+        // `open_how` that both outlive the call; the size passed is its own.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if r >= 0 {
+            // SAFETY: the kernel just returned this new descriptor; nothing
+            // else owns it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(r as libc::c_int) });
+        }
+        let e = io::Error::last_os_error();
+        // RESOLVE_CACHED is not used, so EAGAIN only comes from a racing
+        // rename under RESOLVE_BENEATH: the kernel asks us to retry.
+        if e.raw_os_error() != Some(libc::EAGAIN) && e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// [`openat2`] confined beneath `dir` (no magic links either).
+pub fn openat2_beneath(
+    dir: BorrowedFd<'_>,
+    path: &str,
+    flags: libc::c_int,
+    mode: u32,
+) -> io::Result<OwnedFd> {
+    openat2(
+        dir,
+        path,
+        flags,
+        mode,
+        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// `read(2)`.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the buffer is valid for writes of its length.
+    cvt_size(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// `write(2)`.
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: the buffer is valid for reads of its length.
+    cvt_size(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
+}
+
+/// `pread(2)`.
+pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let off = i64::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: the buffer is valid for writes of its length.
+    cvt_size(unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off) })
+}
+
+/// `pwrite(2)`.
+pub fn pwrite(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<usize> {
+    let off = i64::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: the buffer is valid for reads of its length.
+    cvt_size(unsafe { libc::pwrite(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off) })
+}
+
+/// `lseek(2)`.
+pub fn lseek(fd: BorrowedFd<'_>, offset: i64, whence: libc::c_int) -> io::Result<u64> {
+    // SAFETY: no pointers involved.
+    let r = unsafe { libc::lseek(fd.as_raw_fd(), offset, whence) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as u64)
+    }
+}
+
+/// `fstat(2)`.
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is valid for writes of a `stat`.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// `fstatat(2)` of one name in `dir`, without following a final symlink.
+pub fn fstatat_nofollow(dir: BorrowedFd<'_>, name: &str) -> io::Result<libc::stat> {
+    let name = cstr(name)?;
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `name` is NUL-terminated, `st` is valid for writes.
+    cvt(unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    // SAFETY: fstatat succeeded, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// `mkdirat(2)`.
+pub fn mkdirat(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<()> {
+    let name = cstr(name)?;
+    // SAFETY: `name` is NUL-terminated.
+    cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) }).map(drop)
+}
+
+/// `unlinkat(2)`; `dir_flag` removes a directory.
+pub fn unlinkat(dir: BorrowedFd<'_>, name: &str, remove_dir: bool) -> io::Result<()> {
+    let name = cstr(name)?;
+    let flags = if remove_dir { libc::AT_REMOVEDIR } else { 0 };
+    // SAFETY: `name` is NUL-terminated.
+    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(drop)
+}
+
+/// `renameat(2)`.
+pub fn renameat(
+    old_dir: BorrowedFd<'_>,
+    old: &str,
+    new_dir: BorrowedFd<'_>,
+    new: &str,
+) -> io::Result<()> {
+    let old = cstr(old)?;
+    let new = cstr(new)?;
+    // SAFETY: both names are NUL-terminated.
+    cvt(unsafe {
+        libc::renameat(
+            old_dir.as_raw_fd(),
+            old.as_ptr(),
+            new_dir.as_raw_fd(),
+            new.as_ptr(),
+        )
+    })
+    .map(drop)
+}
+
+/// `symlinkat(2)`: creates `name` in `dir` pointing at `target`.
+pub fn symlinkat(target: &str, dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    let target = cstr(target)?;
+    let name = cstr(name)?;
+    // SAFETY: both strings are NUL-terminated.
+    cvt(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) }).map(drop)
+}
+
+/// `readlinkat(2)`: the whole target of a symlink.
+pub fn readlinkat(dir: BorrowedFd<'_>, name: &str) -> io::Result<Vec<u8>> {
+    let name = cstr(name)?;
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: `name` is NUL-terminated; `buf` is valid for writes of
+        // its length.
+        let n = cvt_size(unsafe {
+            libc::readlinkat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        })?;
+        if n < buf.len() {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+        buf.resize(buf.len() * 2, 0);
+    }
+}
+
+/// `linkat(2)` without following a symlink in `old`.
+pub fn linkat(
+    old_dir: BorrowedFd<'_>,
+    old: &str,
+    new_dir: BorrowedFd<'_>,
+    new: &str,
+) -> io::Result<()> {
+    let old = cstr(old)?;
+    let new = cstr(new)?;
+    // SAFETY: both names are NUL-terminated.
+    cvt(unsafe {
+        libc::linkat(
+            old_dir.as_raw_fd(),
+            old.as_ptr(),
+            new_dir.as_raw_fd(),
+            new.as_ptr(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// `linkat(2)` of an already opened (`O_PATH`) file, through its
+/// `/proc/self/fd` entry, which is how an unprivileged process links a
+/// descriptor.
+pub fn link_fd(file: BorrowedFd<'_>, new_dir: BorrowedFd<'_>, new: &str) -> io::Result<()> {
+    let proc_path = cstr(&format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    let new = cstr(new)?;
+    // SAFETY: both paths are NUL-terminated.
+    cvt(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            proc_path.as_ptr(),
+            new_dir.as_raw_fd(),
+            new.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })
+    .map(drop)
+}
+
+/// A `timespec` for `utimensat`: `None` leaves the time unchanged, `Some(None)`
+/// sets it to now, `Some(Some(ns))` to the given time.
+pub type TimeSpec = Option<Option<u64>>;
+
+fn timespec(t: TimeSpec) -> libc::timespec {
+    match t {
+        None => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        Some(None) => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+        Some(Some(ns)) => libc::timespec {
+            tv_sec: (ns / 1_000_000_000) as libc::time_t,
+            tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+        },
+    }
+}
+
+/// `utimensat(2)` of `name` in `dir` (no symlink following), or of `dir`
+/// itself through `/proc/self/fd` when `name` is `None` (works for `O_PATH`
+/// descriptors too).
+pub fn utimensat(
+    dir: BorrowedFd<'_>,
+    name: Option<&str>,
+    atim: TimeSpec,
+    mtim: TimeSpec,
+) -> io::Result<()> {
+    let times = [timespec(atim), timespec(mtim)];
+    let (dirfd, path, flags) = match name {
+        Some(n) => (dir.as_raw_fd(), cstr(n)?, libc::AT_SYMLINK_NOFOLLOW),
+        None => (
+            libc::AT_FDCWD,
+            cstr(&format!("/proc/self/fd/{}", dir.as_raw_fd()))?,
+            0,
+        ),
+    };
+    // SAFETY: `path` is NUL-terminated and `times` holds two timespecs.
+    cvt(unsafe { libc::utimensat(dirfd, path.as_ptr(), times.as_ptr(), flags) }).map(drop)
+}
+
+/// `ftruncate(2)`.
+pub fn ftruncate(fd: BorrowedFd<'_>, size: u64) -> io::Result<()> {
+    let size = i64::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    // SAFETY: no pointers involved.
+    cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), size) }).map(drop)
+}
+
+/// `fsync(2)`, or `fdatasync(2)` when `data_only`.
+pub fn fsync(fd: BorrowedFd<'_>, data_only: bool) -> io::Result<()> {
+    // SAFETY: no pointers involved.
+    cvt(unsafe {
+        if data_only {
+            libc::fdatasync(fd.as_raw_fd())
+        } else {
+            libc::fsync(fd.as_raw_fd())
+        }
+    })
+    .map(drop)
+}
+
+/// `posix_fadvise(2)`.
+pub fn fadvise(fd: BorrowedFd<'_>, offset: i64, len: i64, advice: libc::c_int) -> io::Result<()> {
+    // SAFETY: no pointers involved.
+    let r = unsafe { libc::posix_fadvise(fd.as_raw_fd(), offset, len, advice) };
+    if r != 0 {
+        Err(io::Error::from_raw_os_error(r))
+    } else {
+        Ok(())
+    }
+}
+
+/// `posix_fallocate(3)`.
+pub fn fallocate(fd: BorrowedFd<'_>, offset: i64, len: i64) -> io::Result<()> {
+    // SAFETY: no pointers involved.
+    let r = unsafe { libc::posix_fallocate(fd.as_raw_fd(), offset, len) };
+    if r != 0 {
+        Err(io::Error::from_raw_os_error(r))
+    } else {
+        Ok(())
+    }
+}
+
+/// `fcntl(F_GETFL)`.
+pub fn get_fl(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    // SAFETY: no pointers involved.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })
+}
+
+/// `fcntl(F_SETFL)`.
+pub fn set_fl(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: no pointers involved.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) }).map(drop)
+}
+
+/// `isatty(3)`.
+pub fn isatty(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: no pointers involved.
+    unsafe { libc::isatty(fd.as_raw_fd()) == 1 }
+}
+
+/// One directory entry as the kernel lists it.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    /// Inode number.
+    pub ino: u64,
+    /// `d_type` (`DT_*`).
+    pub d_type: u8,
+    /// Name.
+    pub name: Vec<u8>,
+}
+
+/// Every entry of directory `dir` except `.` and `..`, in the kernel's
+/// order (stable for an unchanged directory).
+pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
+    // A fresh descriptor: fdopendir takes ownership and closedir closes it,
+    // and its offset is independent from the guest's descriptor.
+    let fresh = openat2(
+        dir,
+        ".",
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+        libc::RESOLVE_BENEATH,
+    )?;
+    let raw = std::os::fd::IntoRawFd::into_raw_fd(fresh);
+    // SAFETY: `raw` is an open directory descriptor we own; fdopendir takes
+    // it over on success.
+    let dirp = unsafe { libc::fdopendir(raw) };
+    if dirp.is_null() {
+        let e = io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so we still own `raw`.
+        drop(unsafe { OwnedFd::from_raw_fd(raw) });
+        return Err(e);
+    }
+    let mut out = Vec::new();
+    let result = loop {
+        // SAFETY: errno is thread-local; resetting it tells end-of-stream
+        // from an error after readdir returns null.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `dirp` is a valid open DIR*.
+        let ent = unsafe { libc::readdir64(dirp) };
+        if ent.is_null() {
+            // SAFETY: reading our thread's errno.
+            let err = unsafe { *libc::__errno_location() };
+            break if err == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::from_raw_os_error(err))
+            };
+        }
+        // SAFETY: readdir returned a valid entry that stays valid until the
+        // next readdir call on `dirp`; `d_name` is NUL-terminated.
+        let (ino, d_type, name) = unsafe {
+            let e = &*ent;
+            (
+                e.d_ino,
+                e.d_type,
+                CStr::from_ptr(e.d_name.as_ptr()).to_bytes().to_vec(),
+            )
+        };
+        if name == b"." || name == b".." {
+            continue;
+        }
+        out.push(DirEntry { ino, d_type, name });
+    };
+    // SAFETY: `dirp` is valid and closed once.
+    unsafe { libc::closedir(dirp) };
+    result.map(|()| out)
+}
+
+/// `clock_gettime(2)`.
+pub fn clock_gettime(id: libc::clockid_t) -> io::Result<u64> {
+    let mut ts = MaybeUninit::<libc::timespec>::uninit();
+    // SAFETY: `ts` is valid for writes.
+    cvt(unsafe { libc::clock_gettime(id, ts.as_mut_ptr()) })?;
+    // SAFETY: the call succeeded and filled `ts`.
+    let ts = unsafe { ts.assume_init() };
+    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// `clock_getres(2)`.
+pub fn clock_getres(id: libc::clockid_t) -> io::Result<u64> {
+    let mut ts = MaybeUninit::<libc::timespec>::uninit();
+    // SAFETY: `ts` is valid for writes.
+    cvt(unsafe { libc::clock_getres(id, ts.as_mut_ptr()) })?;
+    // SAFETY: the call succeeded and filled `ts`.
+    let ts = unsafe { ts.assume_init() };
+    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// Fills `buf` from the kernel's random source.
+pub fn getrandom(buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: `rest` is valid for writes of its length.
+        let r = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        done += r as usize;
+    }
+    Ok(())
+}
+
+/// `poll(2)` with a timeout in milliseconds (-1: forever).
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Result<usize> {
+    // SAFETY: `fds` is a valid array of its length.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    cvt(r).map(|n| n as usize)
+}
+
+fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
+    match storage.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, and
+            // sockaddr_storage is large and aligned enough for it.
+            let a = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Ok(SocketAddr::from((ip, u16::from_be(a.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
+            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Ok(SocketAddr::from((ip, u16::from_be(a.sin6_port))))
+        }
+        _ => Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT)),
+    }
+}
+
+/// `accept4(2)`: the new connection and its peer address.
+pub fn accept(fd: BorrowedFd<'_>, nonblock: bool) -> io::Result<(OwnedFd, SocketAddr)> {
+    // SAFETY: sockaddr_storage is plain old data.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let flags = libc::SOCK_CLOEXEC | if nonblock { libc::SOCK_NONBLOCK } else { 0 };
+    // SAFETY: `storage` and `len` are valid for writes and `len` is its size.
+    let r = unsafe {
+        libc::accept4(
+            fd.as_raw_fd(),
+            &mut storage as *mut _ as *mut libc::sockaddr,
+            &mut len,
+            flags,
+        )
+    };
+    let raw = cvt(r)?;
+    // SAFETY: accept4 returned a new descriptor that nothing else owns.
+    let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+    Ok((owned, sockaddr_to_std(&storage)?))
+}
+
+/// `getsockname(2)`.
+pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<SocketAddr> {
+    // SAFETY: sockaddr_storage is plain old data.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` and `len` are valid for writes and `len` is its size.
+    cvt(unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            &mut storage as *mut _ as *mut libc::sockaddr,
+            &mut len,
+        )
+    })?;
+    sockaddr_to_std(&storage)
+}
+
+/// `recv(2)`.
+pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length.
+    cvt_size(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) })
+}
+
+/// `send(2)` (never raising `SIGPIPE`).
+pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of its length.
+    cvt_size(unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    })
+}
+
+/// `shutdown(2)`.
+pub fn shutdown(fd: BorrowedFd<'_>, how: libc::c_int) -> io::Result<()> {
+    // SAFETY: no pointers involved.
+    cvt(unsafe { libc::shutdown(fd.as_raw_fd(), how) }).map(drop)
+}

@@ -1,0 +1,1 @@
+//! Unit tests of WASI against a `Vec<u8>` memory.
