@@ -1,0 +1,251 @@
+//! The compilation pipeline: parse, declare symbols, compile functions in
+//! parallel, emit in index order.
+
+use crate::env::{ModuleInfo, abi_trap, wasm_signature};
+use crate::module::{self, MetaHeader, PendingFunc};
+use crate::object::{CompiledFunc, Emitter};
+use crate::translate::{FuncInput, translate_function};
+use crate::{CompileError, CompileOptions, isa, trampolines};
+use cranelift_codegen::Context;
+use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::ir::{self, AbiParam, types};
+use cranelift_codegen::isa::TargetIsa;
+use cranelift_frontend::FunctionBuilderContext;
+use cranelift_module::{FuncId, ModuleReloc};
+use mvvm_abi::object::{array_trampoline_symbol, func_symbol, import_stub_symbol};
+use mvvm_abi::{ExportKind, FuncInfo, TrapSite};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Compiles validated-on-the-fly wasm bytes.
+pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>, CompileError> {
+    let opt_level = opts.opt_level.min(3);
+    let target = isa::build(opts.target, opt_level)?;
+    let parsed = module::parse(
+        wasm,
+        MetaHeader {
+            target: opts.target,
+            cpu_features: target.cpu_features.clone(),
+            opt_level,
+        },
+    )?;
+    let mut meta = parsed.meta;
+    let isa = target.isa;
+    let call_conv = isa.default_call_conv();
+    let mut emitter = Emitter::new(isa.clone())?;
+
+    // Declare every symbol first so calls can name their targets by id.
+    let nimports = meta.num_imported_funcs;
+    let mut func_ids = Vec::with_capacity(meta.funcs.len());
+    for (i, ty) in meta.funcs.iter().enumerate() {
+        let index = i as u32;
+        let fty = meta.types.get(*ty as usize).ok_or_else(|| CompileError::Codegen {
+            func: index,
+            message: format!("type {ty} out of range"),
+        })?;
+        let name = if index < nimports {
+            import_stub_symbol(index)
+        } else {
+            func_symbol(index)
+        };
+        let id = emitter.declare_function(&name, &wasm_signature(fty, call_conv))?;
+        func_ids.push(id);
+    }
+    let mut tramp_indices: Vec<u32> = meta
+        .exports
+        .iter()
+        .filter_map(|e| match e.kind {
+            ExportKind::Func(f) => Some(f),
+            _ => None,
+        })
+        .chain(meta.start)
+        .collect();
+    tramp_indices.sort_unstable();
+    tramp_indices.dedup();
+    let mut array_sig = ir::Signature::new(call_conv);
+    array_sig.params.push(AbiParam::new(types::I64));
+    array_sig.params.push(AbiParam::new(types::I64));
+    let mut tramp_ids = Vec::with_capacity(tramp_indices.len());
+    for &i in &tramp_indices {
+        tramp_ids.push(emitter.declare_function(&array_trampoline_symbol(i), &array_sig)?);
+    }
+
+    let info = ModuleInfo {
+        meta: &meta,
+        global_types: meta.global_types(),
+        call_conv,
+        frontend_config: isa.frontend_config(),
+        func_ids: func_ids.iter().map(|id| id.as_u32()).collect(),
+    };
+
+    let compiled = compile_functions(&info, &*isa, parsed.funcs, &func_ids)?;
+
+    // Glue: small, compiled on this thread.
+    let mut ctx = Context::new();
+    let mut fb_ctx = FunctionBuilderContext::new();
+    let mut glue = Vec::new();
+    for j in 0..nimports {
+        let ty = info.func_type(j).cloned().unwrap_or_default();
+        ctx.clear();
+        trampolines::import_stub(&info, j, &ty, func_ids[j as usize].as_u32(), &mut ctx.func, &mut fb_ctx)
+            .map_err(|message| CompileError::Codegen { func: j, message })?;
+        glue.push((func_ids[j as usize], j, finish_function(&mut ctx, &*isa, func_ids[j as usize], j, 0)?));
+    }
+    for (&i, &id) in tramp_indices.iter().zip(&tramp_ids) {
+        let ty = info.func_type(i).cloned().ok_or_else(|| CompileError::Codegen {
+            func: i,
+            message: "exported function out of range".into(),
+        })?;
+        ctx.clear();
+        trampolines::array_trampoline(&info, i, &ty, id.as_u32(), &mut ctx.func, &mut fb_ctx)
+            .map_err(|message| CompileError::Codegen { func: i, message })?;
+        glue.push((id, i, finish_function(&mut ctx, &*isa, id, i, 0)?));
+    }
+    drop(info);
+
+    let mut func_infos = Vec::with_capacity(compiled.len());
+    for (k, code) in compiled.into_iter().enumerate() {
+        let index = nimports + k as u32;
+        emitter.define_function(func_ids[index as usize], index, &code)?;
+        func_infos.push(code.info);
+    }
+    for (id, index, code) in &glue {
+        emitter.define_function(*id, *index, code)?;
+    }
+    meta.func_infos = func_infos;
+    meta.array_trampolines = tramp_indices;
+    emitter.finish(&meta)
+}
+
+/// Compiles the defined functions on `available_parallelism` workers, each
+/// with its own Cranelift context; results come back in index order.
+fn compile_functions(
+    info: &ModuleInfo<'_>,
+    isa: &dyn TargetIsa,
+    funcs: Vec<PendingFunc<'_>>,
+    func_ids: &[FuncId],
+) -> Result<Vec<CompiledFunc>, CompileError> {
+    let n = funcs.len();
+    let jobs: Vec<Mutex<Option<PendingFunc<'_>>>> =
+        funcs.into_iter().map(|f| Mutex::new(Some(f))).collect();
+    let results: Vec<Mutex<Option<Result<CompiledFunc, CompileError>>>> =
+        (0..n).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map(|p| p.get())
+        .unwrap_or(1)
+        .min(n)
+        .max(1);
+    let nimports = info.meta.num_imported_funcs;
+
+    let work = || {
+        let mut ctx = Context::new();
+        let mut fb_ctx = FunctionBuilderContext::new();
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            if k >= n {
+                break;
+            }
+            let Some(job) = jobs[k].lock().ok().and_then(|mut j| j.take()) else {
+                continue;
+            };
+            let index = nimports + k as u32;
+            let result = (|| {
+                ctx.clear();
+                let input = FuncInput {
+                    info,
+                    index,
+                    body: &job.body,
+                };
+                let validator = job.validator.into_validator(Default::default());
+                translate_function(&input, validator, &mut ctx.func, &mut fb_ctx)?;
+                let id = func_ids[index as usize];
+                let start = u32::try_from(job.body.range().start).unwrap_or(u32::MAX);
+                finish_function(&mut ctx, isa, id, index, start)
+            })();
+            if let Ok(mut slot) = results[k].lock() {
+                *slot = Some(result);
+            }
+        }
+    };
+    if workers == 1 {
+        work();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(work);
+            }
+        });
+    }
+
+    let mut out = Vec::with_capacity(n);
+    for (k, slot) in results.into_iter().enumerate() {
+        let r = slot
+            .into_inner()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| {
+                Err(CompileError::Codegen {
+                    func: nimports + k as u32,
+                    message: "a compilation worker failed".into(),
+                })
+            })?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Runs Cranelift on the function in `ctx` and collects its code,
+/// relocations and trap sites. `body_offset` is the wasm offset reported for
+/// traps outside any operator (the prologue's stack check).
+fn finish_function(
+    ctx: &mut Context,
+    isa: &dyn TargetIsa,
+    id: FuncId,
+    index: u32,
+    body_offset: u32,
+) -> Result<CompiledFunc, CompileError> {
+    let codegen = |message: String| CompileError::Codegen {
+        func: index,
+        message,
+    };
+    ctx.compile(isa, &mut ControlPlane::default())
+        .map_err(|e| codegen(format!("{:?}", e.inner)))?;
+    let code = ctx
+        .compiled_code()
+        .ok_or_else(|| codegen("no compiled code".into()))?;
+    let bytes = code.code_buffer().to_vec();
+    let relocs = code
+        .buffer
+        .relocs()
+        .iter()
+        .map(|r| ModuleReloc::from_mach_reloc(r, &ctx.func, id))
+        .collect();
+    let srclocs = code.buffer.get_srclocs_sorted();
+    let mut traps = Vec::with_capacity(code.buffer.traps().len());
+    for trap in code.buffer.traps() {
+        let kind = abi_trap(trap.code)
+            .ok_or_else(|| codegen(format!("unknown trap code {}", trap.code)))?;
+        // The innermost source range containing the trapping instruction.
+        let pos = srclocs.partition_point(|s| s.start <= trap.offset);
+        let wasm_offset = srclocs[..pos]
+            .iter()
+            .rev()
+            .find(|s| trap.offset < s.end && !s.loc.is_default())
+            .map(|s| s.loc.bits())
+            .unwrap_or(body_offset);
+        traps.push(TrapSite {
+            code_offset: trap.offset,
+            code: kind,
+            wasm_offset,
+        });
+    }
+    traps.sort_by_key(|t| t.code_offset);
+    let code_size = u32::try_from(bytes.len()).map_err(|_| codegen("function too large".into()))?;
+    Ok(CompiledFunc {
+        alignment: u64::from(code.buffer.alignment),
+        bytes,
+        relocs,
+        info: FuncInfo { code_size, traps },
+    })
+}

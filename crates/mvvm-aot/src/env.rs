@@ -1,0 +1,488 @@
+//! The function environment: every decision about how generated code
+//! reaches the instance through the `VMContext`.
+//!
+//! The operator translator (`translate/`) never computes a vmctx offset
+//! itself; it asks this environment for the memory base, a global's cell, a
+//! table, a builtin call or a call of another function. Instrumentation
+//! (checkpoint probes at function entries and loop headers, unwind checks
+//! after calls) is added through the hook methods
+//! [`FuncEnv::on_function_entry`], [`FuncEnv::on_loop_header`] and
+//! [`FuncEnv::after_call`], which are called at exactly those points and do
+//! nothing today.
+
+use cranelift_codegen::ir::{
+    self, AbiParam, ArgumentPurpose, ExtFuncData, ExternalName, FuncRef, GlobalValueData,
+    InstBuilder, MemFlagsData, SigRef, Signature, UserExternalName, Value, types,
+};
+use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
+use cranelift_frontend::FunctionBuilder;
+use mvvm_abi::builtins::{AbiType, BUILTIN_COUNT, Builtin};
+use mvvm_abi::vmctx::{
+    VMCTX_BUILTINS, VMCTX_FUNCS, VMCTX_GLOBALS, VMCTX_LIMITS, VMCTX_MEMORY, VMCTX_TABLES,
+    VMCTX_TYPE_IDS, VMFUNCREF_CODE, VMFUNCREF_SIZE, VMFUNCREF_TYPE_ID, VMFUNCREF_VMCTX,
+    VMLIMITS_STACK_LIMIT, VMMEMORY_BASE, VMMEMORY_LENGTH, VMTABLE_ELEMENTS, VMTABLE_LENGTH,
+};
+use mvvm_abi::{FuncType, GlobalType, ModuleMeta, TrapCode, ValType};
+use std::collections::HashMap;
+
+/// The Cranelift trap code used for an MVVM trap code emitted by our own
+/// `trap`/`trapz`/`trapnz` instructions.
+pub(crate) fn clif_trap(code: TrapCode) -> ir::TrapCode {
+    // Every MVVM trap code is in 1..=11, far below Cranelift's reserved
+    // range, so `user` always succeeds; fall back to a reserved code that
+    // maps back to a trap rather than panicking.
+    ir::TrapCode::user(code as u8).unwrap_or(ir::TrapCode::HEAP_OUT_OF_BOUNDS)
+}
+
+/// Maps a trap code found in compiled code back to MVVM's.
+pub(crate) fn abi_trap(code: ir::TrapCode) -> Option<TrapCode> {
+    Some(match code {
+        ir::TrapCode::HEAP_OUT_OF_BOUNDS => TrapCode::MemoryOutOfBounds,
+        ir::TrapCode::INTEGER_DIVISION_BY_ZERO => TrapCode::IntegerDivisionByZero,
+        ir::TrapCode::INTEGER_OVERFLOW => TrapCode::IntegerOverflow,
+        ir::TrapCode::BAD_CONVERSION_TO_INTEGER => TrapCode::BadConversionToInteger,
+        ir::TrapCode::STACK_OVERFLOW => TrapCode::StackOverflow,
+        other => TrapCode::from_u8(other.as_raw().get())?,
+    })
+}
+
+/// The Cranelift type of a wasm value (references are 64-bit words).
+pub(crate) fn clif_type(ty: ValType) -> ir::Type {
+    match ty {
+        ValType::I32 => types::I32,
+        ValType::I64 | ValType::FuncRef | ValType::ExternRef => types::I64,
+        ValType::F32 => types::F32,
+        ValType::F64 => types::F64,
+        // Refused by validation; an I128 keeps this total without panicking.
+        ValType::V128 => types::I128,
+    }
+}
+
+fn abi_type(ty: AbiType) -> ir::Type {
+    match ty {
+        AbiType::I32 => types::I32,
+        AbiType::I64 | AbiType::Ptr => types::I64,
+    }
+}
+
+/// The signature of a wasm function: `(vmctx, params...) -> results`.
+pub(crate) fn wasm_signature(ty: &FuncType, call_conv: CallConv) -> Signature {
+    let mut sig = Signature::new(call_conv);
+    sig.params
+        .push(AbiParam::special(types::I64, ArgumentPurpose::VMContext));
+    sig.params
+        .extend(ty.params.iter().map(|t| AbiParam::new(clif_type(*t))));
+    sig.returns
+        .extend(ty.results.iter().map(|t| AbiParam::new(clif_type(*t))));
+    sig
+}
+
+/// The signature of a builtin: `(vmctx, params...) -> results`.
+pub(crate) fn builtin_signature(b: Builtin, call_conv: CallConv) -> Signature {
+    let s = b.sig();
+    let mut sig = Signature::new(call_conv);
+    sig.params.push(AbiParam::new(types::I64));
+    sig.params
+        .extend(s.params.iter().map(|t| AbiParam::new(abi_type(*t))));
+    sig.returns
+        .extend(s.results.iter().map(|t| AbiParam::new(abi_type(*t))));
+    sig
+}
+
+/// Flags for loads of the instance's own structures: aligned, never
+/// trapping (the runtime guarantees the pointers).
+pub(crate) fn trusted() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+/// Flags for loads of fields that never change while code runs (the vmctx
+/// pointers, the memory base, global cell addresses): they may be hoisted
+/// and merged.
+pub(crate) fn immutable() -> MemFlagsData {
+    MemFlagsData::trusted().with_readonly().with_can_move()
+}
+
+/// Flags of a linear-memory access: little-endian, and trapping with
+/// `HEAP_OUT_OF_BOUNDS` so Cranelift records a trap site for the fault.
+pub(crate) fn heap() -> MemFlagsData {
+    MemFlagsData::new()
+        .with_endianness(ir::Endianness::Little)
+        .with_trap_code(Some(ir::TrapCode::HEAP_OUT_OF_BOUNDS))
+}
+
+/// What every function of a module shares: read-only, used by all
+/// compilation workers at once.
+pub(crate) struct ModuleInfo<'m> {
+    /// The module's metadata.
+    pub meta: &'m ModuleMeta,
+    /// Global types, imported first.
+    pub global_types: Vec<GlobalType>,
+    /// Calling convention of wasm functions and builtins.
+    pub call_conv: CallConv,
+    /// What the frontend needs to know about the target.
+    pub frontend_config: TargetFrontendConfig,
+    /// Per function index: the object module's id of its symbol
+    /// (`mvvm_func_i` for defined functions, `mvvm_import_j` for imports).
+    pub func_ids: Vec<u32>,
+}
+
+impl ModuleInfo<'_> {
+    /// The type of function `index`, if it exists.
+    pub fn func_type(&self, index: u32) -> Option<&FuncType> {
+        let t = *self.meta.funcs.get(index as usize)?;
+        self.meta.types.get(t as usize)
+    }
+
+    /// Whether function `index` is imported.
+    pub fn is_imported(&self, index: u32) -> bool {
+        index < self.meta.num_imported_funcs
+    }
+}
+
+/// Per-function environment state: the vmctx value and the signatures and
+/// function references already imported into the function.
+pub(crate) struct FuncEnv<'m> {
+    /// Module-wide information.
+    pub info: &'m ModuleInfo<'m>,
+    vmctx: Option<Value>,
+    memory_base: Option<Value>,
+    sigs: HashMap<u32, SigRef>,
+    builtin_sigs: [Option<SigRef>; BUILTIN_COUNT],
+    func_refs: HashMap<u32, FuncRef>,
+}
+
+/// An error in the environment (bad index after validation: a bug).
+pub(crate) type EnvResult<T> = Result<T, String>;
+
+impl<'m> FuncEnv<'m> {
+    /// A fresh environment for one function.
+    pub fn new(info: &'m ModuleInfo<'m>) -> Self {
+        FuncEnv {
+            info,
+            vmctx: None,
+            memory_base: None,
+            sigs: HashMap::new(),
+            builtin_sigs: [None; BUILTIN_COUNT],
+            func_refs: HashMap::new(),
+        }
+    }
+
+    /// Called in the entry block, after the parameters are bound: records
+    /// the vmctx, sets the stack limit check, and loads the memory base once.
+    pub fn init(&mut self, builder: &mut FunctionBuilder<'_>, vmctx: Value) -> EnvResult<()> {
+        self.vmctx = Some(vmctx);
+        // Stack limit: vmctx -> limits -> stack_limit, checked by every
+        // prologue (trap STACK_OVERFLOW).
+        let flags = builder
+            .func
+            .dfg
+            .mem_flags
+            .insert(immutable())
+            .map_err(|_| "too many memory flags".to_string())?;
+        let base = builder.create_global_value(GlobalValueData::VMContext);
+        let limits = builder.create_global_value(GlobalValueData::Load {
+            base,
+            offset: VMCTX_LIMITS.into(),
+            global_type: types::I64,
+            flags,
+        });
+        let plain = builder
+            .func
+            .dfg
+            .mem_flags
+            .insert(trusted())
+            .map_err(|_| "too many memory flags".to_string())?;
+        let limit = builder.create_global_value(GlobalValueData::Load {
+            base: limits,
+            offset: VMLIMITS_STACK_LIMIT.into(),
+            global_type: types::I64,
+            flags: plain,
+        });
+        builder.func.stack_limit = Some(limit);
+        if !self.info.meta.memory_types().is_empty() {
+            let mem = builder
+                .ins()
+                .load(types::I64, immutable(), vmctx, VMCTX_MEMORY);
+            let base = builder.ins().load(types::I64, immutable(), mem, VMMEMORY_BASE);
+            self.memory_base = Some(base);
+        }
+        Ok(())
+    }
+
+    /// Records the vmctx of a glue function (trampoline or stub), which
+    /// has no stack limit check and no memory base.
+    pub fn set_vmctx(&mut self, vmctx: Value) {
+        self.vmctx = Some(vmctx);
+    }
+
+    /// The current function's vmctx.
+    pub fn vmctx(&self) -> EnvResult<Value> {
+        self.vmctx.ok_or_else(|| "vmctx used before init".to_string())
+    }
+
+    /// Loads one of the vmctx's (immutable) pointer fields.
+    fn vmctx_field(&self, builder: &mut FunctionBuilder<'_>, offset: i32) -> EnvResult<Value> {
+        let vmctx = self.vmctx()?;
+        Ok(builder.ins().load(types::I64, immutable(), vmctx, offset))
+    }
+
+    // ---- hooks -----------------------------------------------------------
+
+    /// Hook: the entry of the function body (after `init`). No-op today;
+    /// checkpoint probes and the rewind dispatch go here.
+    pub fn on_function_entry(&mut self, _builder: &mut FunctionBuilder<'_>) {}
+
+    /// Hook: the header block of a loop starting at wasm offset `offset`
+    /// (already switched to). No-op today; loop probes go here.
+    pub fn on_loop_header(&mut self, _builder: &mut FunctionBuilder<'_>, _offset: u32) {}
+
+    /// Hook: right after a call at wasm offset `offset` returned `results`.
+    /// No-op today; the unwind check goes here.
+    pub fn after_call(
+        &mut self,
+        _builder: &mut FunctionBuilder<'_>,
+        _offset: u32,
+        _results: &[Value],
+    ) {
+    }
+
+    // ---- memory ----------------------------------------------------------
+
+    /// Base address of linear memory 0 (loaded once, in the entry block).
+    pub fn memory_base(&self) -> EnvResult<Value> {
+        self.memory_base
+            .ok_or_else(|| "memory access in a module without memory".to_string())
+    }
+
+    /// Current length in bytes of memory 0 (an I64; changes on grow).
+    pub fn memory_length(&self, builder: &mut FunctionBuilder<'_>) -> EnvResult<Value> {
+        let mem = self.vmctx_field(builder, VMCTX_MEMORY)?;
+        Ok(builder.ins().load(types::I64, trusted(), mem, VMMEMORY_LENGTH))
+    }
+
+    // ---- globals ---------------------------------------------------------
+
+    /// Address of global `index`'s cell, and the global's type.
+    pub fn global_cell(
+        &self,
+        builder: &mut FunctionBuilder<'_>,
+        index: u32,
+    ) -> EnvResult<(Value, ValType)> {
+        let ty = self
+            .info
+            .global_types
+            .get(index as usize)
+            .ok_or_else(|| format!("global {index} out of range"))?
+            .ty;
+        let globals = self.vmctx_field(builder, VMCTX_GLOBALS)?;
+        let offset = i32::try_from(u64::from(index) * 8)
+            .map_err(|_| format!("global {index} out of range"))?;
+        let cell = builder.ins().load(types::I64, immutable(), globals, offset);
+        Ok((cell, ty))
+    }
+
+    // ---- tables ----------------------------------------------------------
+
+    /// Address of the `VMTable` of table `index`.
+    pub fn table(&self, builder: &mut FunctionBuilder<'_>, index: u32) -> EnvResult<Value> {
+        let tables = self.vmctx_field(builder, VMCTX_TABLES)?;
+        let offset = i32::try_from(u64::from(index) * 8)
+            .map_err(|_| format!("table {index} out of range"))?;
+        Ok(builder.ins().load(types::I64, immutable(), tables, offset))
+    }
+
+    /// Address of element `idx` (an i32) of table `index`, after the bounds
+    /// check (trap `TableOutOfBounds`).
+    pub fn table_element_addr(
+        &self,
+        builder: &mut FunctionBuilder<'_>,
+        index: u32,
+        idx: Value,
+    ) -> EnvResult<Value> {
+        let table = self.table(builder, index)?;
+        let length = builder
+            .ins()
+            .load(types::I64, trusted(), table, VMTABLE_LENGTH);
+        let idx64 = builder.ins().uextend(types::I64, idx);
+        let oob = builder.ins().icmp(
+            ir::condcodes::IntCC::UnsignedGreaterThanOrEqual,
+            idx64,
+            length,
+        );
+        builder
+            .ins()
+            .trapnz(oob, clif_trap(TrapCode::TableOutOfBounds));
+        let elements = builder
+            .ins()
+            .load(types::I64, trusted(), table, VMTABLE_ELEMENTS);
+        let scaled = builder.ins().ishl_imm_u(idx64, 3);
+        Ok(builder.ins().iadd(elements, scaled))
+    }
+
+    /// Current length of table `index` (an I64).
+    pub fn table_length(&self, builder: &mut FunctionBuilder<'_>, index: u32) -> EnvResult<Value> {
+        let table = self.table(builder, index)?;
+        Ok(builder
+            .ins()
+            .load(types::I64, trusted(), table, VMTABLE_LENGTH))
+    }
+
+    // ---- functions -------------------------------------------------------
+
+    /// `ref.func index`: the address of the function's `VMFuncRef`.
+    pub fn func_ref(&self, builder: &mut FunctionBuilder<'_>, index: u32) -> EnvResult<Value> {
+        let funcs = self.vmctx_field(builder, VMCTX_FUNCS)?;
+        let offset = i64::from(index) * i64::from(VMFUNCREF_SIZE);
+        Ok(builder.ins().iadd_imm_s(funcs, offset))
+    }
+
+    /// The signature of wasm type `ty`, imported into the function.
+    pub fn wasm_sig(&mut self, builder: &mut FunctionBuilder<'_>, ty: u32) -> EnvResult<SigRef> {
+        if let Some(s) = self.sigs.get(&ty) {
+            return Ok(*s);
+        }
+        let fty = self
+            .info
+            .meta
+            .types
+            .get(ty as usize)
+            .ok_or_else(|| format!("type {ty} out of range"))?;
+        let sig = builder.import_signature(wasm_signature(fty, self.info.call_conv));
+        self.sigs.insert(ty, sig);
+        Ok(sig)
+    }
+
+    fn direct_ref(&mut self, builder: &mut FunctionBuilder<'_>, index: u32) -> EnvResult<FuncRef> {
+        if let Some(f) = self.func_refs.get(&index) {
+            return Ok(*f);
+        }
+        let ty = *self
+            .info
+            .meta
+            .funcs
+            .get(index as usize)
+            .ok_or_else(|| format!("function {index} out of range"))?;
+        let signature = self.wasm_sig(builder, ty)?;
+        let id = *self
+            .info
+            .func_ids
+            .get(index as usize)
+            .ok_or_else(|| format!("function {index} has no symbol"))?;
+        let name = builder
+            .func
+            .declare_imported_user_function(UserExternalName::new(0, id));
+        let f = builder.import_function(ExtFuncData {
+            name: ExternalName::User(name),
+            signature,
+            colocated: true,
+            patchable: false,
+        });
+        self.func_refs.insert(index, f);
+        Ok(f)
+    }
+
+    /// `call index`: a direct call for a defined function, a call through
+    /// `vmctx.funcs[index]` for an imported one. Returns the results.
+    pub fn call(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        index: u32,
+        args: &[Value],
+    ) -> EnvResult<Vec<Value>> {
+        let vmctx = self.vmctx()?;
+        let inst = if self.info.is_imported(index) {
+            let ty = self.info.meta.funcs[index as usize];
+            let sig = self.wasm_sig(builder, ty)?;
+            let funcref = self.func_ref(builder, index)?;
+            let code = builder
+                .ins()
+                .load(types::I64, immutable(), funcref, VMFUNCREF_CODE);
+            let callee_vmctx = builder
+                .ins()
+                .load(types::I64, immutable(), funcref, VMFUNCREF_VMCTX);
+            let mut full = Vec::with_capacity(args.len() + 1);
+            full.push(callee_vmctx);
+            full.extend_from_slice(args);
+            builder.ins().call_indirect(sig, code, &full)
+        } else {
+            let f = self.direct_ref(builder, index)?;
+            let mut full = Vec::with_capacity(args.len() + 1);
+            full.push(vmctx);
+            full.extend_from_slice(args);
+            builder.ins().call(f, &full)
+        };
+        Ok(builder.inst_results(inst).to_vec())
+    }
+
+    /// `call_indirect (type ty) (table table)` with callee index `idx`.
+    pub fn call_indirect(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        ty: u32,
+        table: u32,
+        idx: Value,
+        args: &[Value],
+    ) -> EnvResult<Vec<Value>> {
+        let addr = self.table_element_addr(builder, table, idx)?;
+        let funcref = builder.ins().load(types::I64, trusted(), addr, 0);
+        builder
+            .ins()
+            .trapz(funcref, clif_trap(TrapCode::IndirectCallToNull));
+        let actual = builder
+            .ins()
+            .load(types::I32, trusted(), funcref, VMFUNCREF_TYPE_ID);
+        let type_ids = self.vmctx_field(builder, VMCTX_TYPE_IDS)?;
+        let offset = i32::try_from(u64::from(ty) * 4)
+            .map_err(|_| format!("type {ty} out of range"))?;
+        let expected = builder
+            .ins()
+            .load(types::I32, immutable(), type_ids, offset);
+        let mismatch = builder
+            .ins()
+            .icmp(ir::condcodes::IntCC::NotEqual, actual, expected);
+        builder
+            .ins()
+            .trapnz(mismatch, clif_trap(TrapCode::BadSignature));
+        let code = builder
+            .ins()
+            .load(types::I64, trusted(), funcref, VMFUNCREF_CODE);
+        let callee_vmctx = builder
+            .ins()
+            .load(types::I64, trusted(), funcref, VMFUNCREF_VMCTX);
+        let sig = self.wasm_sig(builder, ty)?;
+        let mut full = Vec::with_capacity(args.len() + 1);
+        full.push(callee_vmctx);
+        full.extend_from_slice(args);
+        let inst = builder.ins().call_indirect(sig, code, &full);
+        Ok(builder.inst_results(inst).to_vec())
+    }
+
+    // ---- builtins --------------------------------------------------------
+
+    /// Calls builtin `b` with `args` (after vmctx); returns its result.
+    pub fn call_builtin(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        b: Builtin,
+        args: &[Value],
+    ) -> EnvResult<Option<Value>> {
+        let vmctx = self.vmctx()?;
+        let sig = match self.builtin_sigs[b as usize] {
+            Some(s) => s,
+            None => {
+                let s = builder.import_signature(builtin_signature(b, self.info.call_conv));
+                self.builtin_sigs[b as usize] = Some(s);
+                s
+            }
+        };
+        let table = self.vmctx_field(builder, VMCTX_BUILTINS)?;
+        let ptr = builder
+            .ins()
+            .load(types::I64, immutable(), table, (b as i32) * 8);
+        let mut full = Vec::with_capacity(args.len() + 1);
+        full.push(vmctx);
+        full.extend_from_slice(args);
+        let inst = builder.ins().call_indirect(sig, ptr, &full);
+        Ok(builder.inst_results(inst).first().copied())
+    }
+}

@@ -1,0 +1,376 @@
+//! Validation of the module and its translation into [`ModuleMeta`].
+//!
+//! One pass over the module's sections feeds wasmparser's validator and
+//! collects everything the runtime needs besides code. Function bodies are
+//! not validated here: each is handed, with its validator, to the worker
+//! that compiles it, so validation of code runs in parallel too.
+
+use crate::CompileError;
+use mvvm_abi::{
+    ConstExpr, DataSegment, ElemSegment, Export, ExportKind, FuncType, GlobalDef, GlobalType,
+    Import, ImportKind, Limits, MemoryType, ModuleMeta, SegmentMode, TableType, TargetArch,
+    ValType,
+};
+use sha2::{Digest, Sha256};
+use wasmparser::{
+    AbstractHeapType, ExternalKind, FuncToValidate, FunctionBody, HeapType, KnownCustom, Name,
+    Operator, Parser, Payload, RefType, TypeRef, ValidPayload, Validator, ValidatorResources,
+    WasmFeatures,
+};
+
+/// The WebAssembly features MVVM compiles: WebAssembly 2.0 without SIMD
+/// (mutable globals, sign extension, saturating conversions, multi-value,
+/// bulk memory, reference types).
+pub(crate) fn supported_features() -> WasmFeatures {
+    WasmFeatures::WASM2.difference(WasmFeatures::SIMD)
+}
+
+/// A defined function waiting to be validated and compiled.
+pub(crate) struct PendingFunc<'a> {
+    /// Its body, with module-relative offsets.
+    pub body: FunctionBody<'a>,
+    /// Its validator (consumed by the worker).
+    pub validator: FuncToValidate<ValidatorResources>,
+}
+
+/// The result of [`parse`].
+pub(crate) struct ParsedModule<'a> {
+    /// Metadata; `func_infos` and `array_trampolines` are filled later.
+    pub meta: ModuleMeta,
+    /// Defined functions in index order.
+    pub funcs: Vec<PendingFunc<'a>>,
+}
+
+/// Options recorded in the metadata.
+pub(crate) struct MetaHeader {
+    pub target: TargetArch,
+    pub cpu_features: Vec<String>,
+    pub opt_level: u8,
+}
+
+fn unsupported(feature: impl Into<String>, offset: u64) -> CompileError {
+    CompileError::Unsupported {
+        feature: feature.into(),
+        offset: usize::try_from(offset).unwrap_or(usize::MAX),
+    }
+}
+
+/// Converts a wasmparser value type.
+pub(crate) fn val_type(ty: wasmparser::ValType, offset: u64) -> Result<ValType, CompileError> {
+    Ok(match ty {
+        wasmparser::ValType::I32 => ValType::I32,
+        wasmparser::ValType::I64 => ValType::I64,
+        wasmparser::ValType::F32 => ValType::F32,
+        wasmparser::ValType::F64 => ValType::F64,
+        wasmparser::ValType::V128 => return Err(unsupported("SIMD (v128)", offset)),
+        wasmparser::ValType::Ref(r) => ref_type(r, offset)?,
+    })
+}
+
+fn ref_type(r: RefType, offset: u64) -> Result<ValType, CompileError> {
+    if r == RefType::FUNCREF {
+        Ok(ValType::FuncRef)
+    } else if r == RefType::EXTERNREF {
+        Ok(ValType::ExternRef)
+    } else {
+        Err(unsupported(format!("reference type {r}"), offset))
+    }
+}
+
+fn heap_type(h: HeapType, offset: u64) -> Result<ValType, CompileError> {
+    match h {
+        HeapType::Abstract {
+            shared: false,
+            ty: AbstractHeapType::Func,
+        } => Ok(ValType::FuncRef),
+        HeapType::Abstract {
+            shared: false,
+            ty: AbstractHeapType::Extern,
+        } => Ok(ValType::ExternRef),
+        other => Err(unsupported(format!("heap type {other:?}"), offset)),
+    }
+}
+
+fn limits(min: u64, max: Option<u64>) -> Limits {
+    Limits { min, max }
+}
+
+fn table_type(t: wasmparser::TableType, offset: u64) -> Result<TableType, CompileError> {
+    if t.table64 || t.shared {
+        return Err(unsupported("64-bit or shared tables", offset));
+    }
+    Ok(TableType {
+        elem: ref_type(t.element_type, offset)?,
+        limits: limits(t.initial, t.maximum),
+    })
+}
+
+fn memory_type(m: wasmparser::MemoryType, offset: u64) -> Result<MemoryType, CompileError> {
+    if m.memory64 || m.shared || m.page_size_log2.is_some() {
+        return Err(unsupported(
+            "64-bit, shared or custom-page-size memories",
+            offset,
+        ));
+    }
+    Ok(MemoryType {
+        limits: limits(m.initial, m.maximum),
+        shared: false,
+    })
+}
+
+fn global_type(g: wasmparser::GlobalType, offset: u64) -> Result<GlobalType, CompileError> {
+    if g.shared {
+        return Err(unsupported("shared globals", offset));
+    }
+    Ok(GlobalType {
+        ty: val_type(g.content_type, offset)?,
+        mutable: g.mutable,
+    })
+}
+
+/// Converts a constant expression: WebAssembly 2.0 allows exactly one
+/// constant, `ref.null`, `ref.func` or `global.get`, then `end`.
+fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, CompileError> {
+    let mut reader = expr.get_operators_reader();
+    let offset = reader.original_position() as u64;
+    let (op, op_offset) = reader
+        .read_with_offset()
+        .map_err(|e| CompileError::invalid(&e))?;
+    let op_offset = op_offset as u64;
+    let value = match op {
+        Operator::I32Const { value } => ConstExpr::I32(value),
+        Operator::I64Const { value } => ConstExpr::I64(value),
+        Operator::F32Const { value } => ConstExpr::F32(value.bits()),
+        Operator::F64Const { value } => ConstExpr::F64(value.bits()),
+        Operator::RefNull { hty } => ConstExpr::RefNull(heap_type(hty, op_offset)?),
+        Operator::RefFunc { function_index } => ConstExpr::RefFunc(function_index),
+        Operator::GlobalGet { global_index } => ConstExpr::GlobalGet(global_index),
+        _ => return Err(unsupported("extended constant expressions", op_offset)),
+    };
+    match reader.read() {
+        Ok(Operator::End) if reader.eof() => Ok(value),
+        Ok(_) => Err(unsupported("extended constant expressions", offset)),
+        Err(e) => Err(CompileError::invalid(&e)),
+    }
+}
+
+/// Validates the module's sections and builds its metadata.
+pub(crate) fn parse<'a>(wasm: &'a [u8], header: MetaHeader) -> Result<ParsedModule<'a>, CompileError> {
+    let mut validator = Validator::new_with_features(supported_features());
+    let mut meta = ModuleMeta {
+        producer: format!("mvvm-aot {}", mvvm_abi::version::PRODUCER_VERSION),
+        target: header.target,
+        cpu_features: header.cpu_features,
+        opt_level: header.opt_level,
+        wasm_sha256: Sha256::digest(wasm).into(),
+        types: Vec::new(),
+        imports: Vec::new(),
+        funcs: Vec::new(),
+        num_imported_funcs: 0,
+        tables: Vec::new(),
+        memories: Vec::new(),
+        globals: Vec::new(),
+        exports: Vec::new(),
+        start: None,
+        elems: Vec::new(),
+        data: Vec::new(),
+        func_names: Vec::new(),
+        array_trampolines: Vec::new(),
+        func_infos: Vec::new(),
+    };
+    let mut funcs = Vec::new();
+
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.map_err(|e| CompileError::invalid(&e))?;
+        let valid = validator
+            .payload(&payload)
+            .map_err(|e| CompileError::invalid(&e))?;
+        if let ValidPayload::Func(validator, body) = valid {
+            funcs.push(PendingFunc { body, validator });
+            continue;
+        }
+        read_section(&mut meta, payload)?;
+    }
+    meta.func_names.sort_by_key(|(i, _)| *i);
+    meta.func_names.dedup_by_key(|(i, _)| *i);
+    Ok(ParsedModule { meta, funcs })
+}
+
+/// Records what one (already validated) section contributes to `meta`.
+fn read_section(meta: &mut ModuleMeta, payload: Payload<'_>) -> Result<(), CompileError> {
+    let inv = |e: wasmparser::BinaryReaderError| CompileError::invalid(&e);
+    match payload {
+        Payload::TypeSection(reader) => {
+            let offset = reader.range().start as u64;
+            for group in reader {
+                for sub in group.map_err(inv)?.into_types() {
+                    let wasmparser::CompositeInnerType::Func(f) = &sub.composite_type.inner
+                    else {
+                        return Err(unsupported("GC types", offset));
+                    };
+                    let params = f
+                        .params()
+                        .iter()
+                        .map(|t| val_type(*t, offset))
+                        .collect::<Result<_, _>>()?;
+                    let results = f
+                        .results()
+                        .iter()
+                        .map(|t| val_type(*t, offset))
+                        .collect::<Result<_, _>>()?;
+                    meta.types.push(FuncType { params, results });
+                }
+            }
+        }
+        Payload::ImportSection(reader) => {
+            let offset = reader.range().start as u64;
+            for import in reader.into_imports() {
+                let import = import.map_err(inv)?;
+                let kind = match import.ty {
+                    TypeRef::Func(t) => {
+                        meta.funcs.push(t);
+                        meta.num_imported_funcs += 1;
+                        ImportKind::Func(t)
+                    }
+                    TypeRef::Table(t) => ImportKind::Table(table_type(t, offset)?),
+                    TypeRef::Memory(m) => ImportKind::Memory(memory_type(m, offset)?),
+                    TypeRef::Global(g) => ImportKind::Global(global_type(g, offset)?),
+                    other => return Err(unsupported(format!("import of {other:?}"), offset)),
+                };
+                meta.imports.push(Import {
+                    module: import.module.to_string(),
+                    name: import.name.to_string(),
+                    kind,
+                });
+            }
+        }
+        Payload::FunctionSection(reader) => {
+            for t in reader {
+                meta.funcs.push(t.map_err(inv)?);
+            }
+        }
+        Payload::TableSection(reader) => {
+            let offset = reader.range().start as u64;
+            for table in reader {
+                let table = table.map_err(inv)?;
+                if let wasmparser::TableInit::Expr(_) = table.init {
+                    return Err(unsupported("table initialiser expressions", offset));
+                }
+                meta.tables.push(table_type(table.ty, offset)?);
+            }
+        }
+        Payload::MemorySection(reader) => {
+            let offset = reader.range().start as u64;
+            for m in reader {
+                meta.memories.push(memory_type(m.map_err(inv)?, offset)?);
+            }
+        }
+        Payload::GlobalSection(reader) => {
+            let offset = reader.range().start as u64;
+            for g in reader {
+                let g = g.map_err(inv)?;
+                meta.globals.push(GlobalDef {
+                    ty: global_type(g.ty, offset)?,
+                    init: const_expr(&g.init_expr)?,
+                });
+            }
+        }
+        Payload::ExportSection(reader) => {
+            let offset = reader.range().start as u64;
+            for e in reader {
+                let e = e.map_err(inv)?;
+                let kind = match e.kind {
+                    ExternalKind::Func => ExportKind::Func(e.index),
+                    ExternalKind::Table => ExportKind::Table(e.index),
+                    ExternalKind::Memory => ExportKind::Memory(e.index),
+                    ExternalKind::Global => ExportKind::Global(e.index),
+                    other => return Err(unsupported(format!("export of {other:?}"), offset)),
+                };
+                meta.exports.push(Export {
+                    name: e.name.to_string(),
+                    kind,
+                });
+            }
+        }
+        Payload::StartSection { func, .. } => meta.start = Some(func),
+        Payload::ElementSection(reader) => {
+            for elem in reader {
+                let elem = elem.map_err(inv)?;
+                let offset = elem.range.start;
+                let mode = match elem.kind {
+                    wasmparser::ElementKind::Passive => SegmentMode::Passive,
+                    wasmparser::ElementKind::Declared => SegmentMode::Declared,
+                    wasmparser::ElementKind::Active {
+                        table_index,
+                        offset_expr,
+                    } => SegmentMode::Active {
+                        index: table_index.unwrap_or(0),
+                        offset: const_expr(&offset_expr)?,
+                    },
+                };
+                let (ty, items) = match elem.items {
+                    wasmparser::ElementItems::Functions(funcs) => {
+                        let items = funcs
+                            .into_iter()
+                            .map(|f| f.map(ConstExpr::RefFunc).map_err(inv))
+                            .collect::<Result<_, _>>()?;
+                        (ValType::FuncRef, items)
+                    }
+                    wasmparser::ElementItems::Expressions(rt, exprs) => {
+                        let mut items = Vec::new();
+                        for e in exprs {
+                            items.push(const_expr(&e.map_err(inv)?)?);
+                        }
+                        (ref_type(rt, offset)?, items)
+                    }
+                };
+                meta.elems.push(ElemSegment { mode, ty, items });
+            }
+        }
+        Payload::DataSection(reader) => {
+            for d in reader {
+                let d = d.map_err(inv)?;
+                let mode = match d.kind {
+                    wasmparser::DataKind::Passive => SegmentMode::Passive,
+                    wasmparser::DataKind::Active {
+                        memory_index,
+                        offset_expr,
+                    } => SegmentMode::Active {
+                        index: memory_index,
+                        offset: const_expr(&offset_expr)?,
+                    },
+                };
+                meta.data.push(DataSegment {
+                    mode,
+                    bytes: d.data.to_vec(),
+                });
+            }
+        }
+        Payload::CustomSection(reader) => {
+            // A malformed name section is not an error (custom sections
+            // never make a module invalid): keep what parsed.
+            if let KnownCustom::Name(names) = reader.as_known() {
+                for name in names.into_iter().flatten() {
+                    if let Name::Function(map) = name {
+                        for naming in map.into_iter().flatten() {
+                            meta.func_names
+                                .push((naming.index, naming.name.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        // Everything else (version, data count, code section start, end)
+        // carries nothing the runtime needs beyond validation.
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Whether `wasm` would validate with every feature wasmparser knows: used
+/// to tell "uses an unsupported proposal" from "invalid".
+pub(crate) fn valid_with_all_features(wasm: &[u8]) -> bool {
+    Validator::new_with_features(WasmFeatures::all())
+        .validate_all(wasm)
+        .is_ok()
+}

@@ -1,0 +1,143 @@
+//! Glue functions between the host and wasm code.
+//!
+//! - Import stubs (`mvvm_import_{j}`): the wasm-ABI body of an imported
+//!   function implemented by the host. They spill the arguments into `u64`
+//!   slots, call the `HostCall` builtin, raise its trap if it failed, and
+//!   return the results read back from the slots.
+//! - Array-call trampolines (`mvvm_array_{i}`): what the host calls to enter
+//!   wasm, `extern "C" fn(vmctx, values)`: parameters are read from
+//!   `values`, the function is called, results are written back from slot 0.
+//!
+//! Slot encoding (one `u64` each, see `mvvm_abi::vmctx::VALUE_SLOT_SIZE`):
+//! `i32` and `f32` bits zero-extended, `i64`, `f64` bits and references as
+//! they are, little-endian.
+
+use crate::env::{FuncEnv, ModuleInfo, clif_trap, clif_type, trusted, wasm_signature};
+use cranelift_codegen::ir::{
+    self, AbiParam, InstBuilder, StackSlotData, StackSlotKind, UserFuncName, types,
+};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use mvvm_abi::builtins::Builtin;
+use mvvm_abi::vmctx::VALUE_SLOT_SIZE;
+use mvvm_abi::{FuncType, TrapCode, ValType};
+
+/// Widens a value to its 64-bit slot representation.
+fn to_slot(builder: &mut FunctionBuilder<'_>, v: ir::Value, ty: ValType) -> ir::Value {
+    match ty {
+        ValType::I32 => builder.ins().uextend(types::I64, v),
+        ValType::F32 => {
+            let bits = builder.ins().bitcast(types::I32, ir::MemFlagsData::new(), v);
+            builder.ins().uextend(types::I64, bits)
+        }
+        _ => v,
+    }
+}
+
+fn slot_offset(k: usize) -> i32 {
+    i32::try_from(k as u64 * u64::from(VALUE_SLOT_SIZE)).unwrap_or(i32::MAX)
+}
+
+/// Builds the import stub of imported function `index` into `func`.
+pub(crate) fn import_stub(
+    info: &ModuleInfo<'_>,
+    index: u32,
+    ty: &FuncType,
+    func_id: u32,
+    func: &mut ir::Function,
+    fb_ctx: &mut FunctionBuilderContext,
+) -> Result<(), String> {
+    func.signature = wasm_signature(ty, info.call_conv);
+    func.name = UserFuncName::user(0, func_id);
+    let mut builder = FunctionBuilder::new(func, fb_ctx);
+    let entry = builder.create_block();
+    builder.append_block_params_for_function_params(entry);
+    builder.switch_to_block(entry);
+    builder.seal_block(entry);
+    let params = builder.block_params(entry).to_vec();
+    let vmctx = params[0];
+
+    let slots = ty.params.len().max(ty.results.len()).max(1);
+    let size = u32::try_from(slots as u64 * u64::from(VALUE_SLOT_SIZE))
+        .map_err(|_| "too many parameters".to_string())?;
+    let slot = builder.create_sized_stack_slot(StackSlotData::new(
+        StackSlotKind::ExplicitSlot,
+        size,
+        3,
+    ));
+    for (k, (v, t)) in params[1..].iter().zip(&ty.params).enumerate() {
+        let wide = to_slot(&mut builder, *v, *t);
+        builder
+            .ins()
+            .stack_store(types::I64, wide, slot, slot_offset(k));
+    }
+    let ptr = builder.ins().stack_addr(types::I64, slot, 0);
+    let mut env = FuncEnv::new(info);
+    env.set_vmctx(vmctx);
+    let idx = builder.ins().iconst(types::I32, i64::from(index as i32));
+    let status = env
+        .call_builtin(&mut builder, Builtin::HostCall, &[idx, ptr])?
+        .ok_or_else(|| "host_call has no result".to_string())?;
+    let failed = builder.create_block();
+    let ok = builder.create_block();
+    builder.ins().brif(status, failed, &[], ok, &[]);
+    builder.seal_block(failed);
+    builder.seal_block(ok);
+    builder.set_cold_block(failed);
+
+    builder.switch_to_block(failed);
+    env.call_builtin(&mut builder, Builtin::Raise, &[status])?;
+    builder.ins().trap(clif_trap(TrapCode::HostError));
+
+    builder.switch_to_block(ok);
+    let mut results = Vec::with_capacity(ty.results.len());
+    for (k, t) in ty.results.iter().enumerate() {
+        let v = builder
+            .ins()
+            .stack_load(types::I64, clif_type(*t), slot, slot_offset(k));
+        results.push(v);
+    }
+    builder.ins().return_(&results);
+    builder.finalize(info.frontend_config);
+    Ok(())
+}
+
+/// Builds the array-call trampoline of function `index` into `func`.
+pub(crate) fn array_trampoline(
+    info: &ModuleInfo<'_>,
+    index: u32,
+    ty: &FuncType,
+    func_id: u32,
+    func: &mut ir::Function,
+    fb_ctx: &mut FunctionBuilderContext,
+) -> Result<(), String> {
+    let mut sig = ir::Signature::new(info.call_conv);
+    sig.params.push(AbiParam::new(types::I64));
+    sig.params.push(AbiParam::new(types::I64));
+    func.signature = sig;
+    func.name = UserFuncName::user(0, func_id);
+    let mut builder = FunctionBuilder::new(func, fb_ctx);
+    let entry = builder.create_block();
+    builder.append_block_params_for_function_params(entry);
+    builder.switch_to_block(entry);
+    builder.seal_block(entry);
+    let params = builder.block_params(entry).to_vec();
+    let (vmctx, values) = (params[0], params[1]);
+
+    let mut args = Vec::with_capacity(ty.params.len());
+    for (k, t) in ty.params.iter().enumerate() {
+        let v = builder
+            .ins()
+            .load(clif_type(*t), trusted(), values, slot_offset(k));
+        args.push(v);
+    }
+    let mut env = FuncEnv::new(info);
+    env.set_vmctx(vmctx);
+    let results = env.call(&mut builder, index, &args)?;
+    for (k, (v, t)) in results.iter().zip(&ty.results).enumerate() {
+        let wide = to_slot(&mut builder, *v, *t);
+        builder.ins().store(trusted(), wide, values, slot_offset(k));
+    }
+    builder.ins().return_(&[]);
+    builder.finalize(info.frontend_config);
+    Ok(())
+}

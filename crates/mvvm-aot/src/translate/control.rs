@@ -1,0 +1,327 @@
+//! Control operators: `block`, `loop`, `if`, `else`, `end`, branches,
+//! `return`, `unreachable`, `nop`, and calls.
+//!
+//! Every frame's results travel as parameters of its `next` block (a loop's
+//! branch target is its header, whose parameters are the loop's
+//! parameters), so multi-value blocks need no special case.
+
+use super::{Frame, FrameKind, FuncTranslator, OpResult};
+use crate::CompileError;
+use crate::env::clif_trap;
+use cranelift_codegen::ir::{self, BlockArg, BlockCall, InstBuilder, JumpTableData};
+use mvvm_abi::TrapCode;
+use std::collections::BTreeMap;
+use wasmparser::Operator;
+
+fn args(values: &[ir::Value]) -> Vec<BlockArg> {
+    values.iter().map(|v| BlockArg::Value(*v)).collect()
+}
+
+impl FuncTranslator<'_, '_, '_> {
+    /// The frame `depth` levels up from the innermost.
+    fn frame_at(&mut self, depth: u32) -> Result<&mut Frame, CompileError> {
+        let len = self.control.len();
+        let i = len
+            .checked_sub(1 + depth as usize)
+            .ok_or_else(|| self.error(format!("branch depth {depth} out of range")))?;
+        Ok(&mut self.control[i])
+    }
+
+    /// The target block and arity of a branch to `depth`; marks the frame's
+    /// exit reachable.
+    fn branch_to(&mut self, depth: u32) -> Result<(ir::Block, usize), CompileError> {
+        let frame = self.frame_at(depth)?;
+        if !matches!(frame.kind, FrameKind::Loop { .. }) {
+            frame.exit_reachable = true;
+        }
+        Ok(frame.branch_target())
+    }
+
+    /// In unreachable code only the nesting matters: count the blocks that
+    /// open and close, and resume at the `else` or `end` of the frame that
+    /// became unreachable.
+    pub(super) fn translate_unreachable(
+        &mut self,
+        op: &Operator<'_>,
+        offset: usize,
+    ) -> Result<(), CompileError> {
+        match op {
+            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+                self.unreachable_depth += 1;
+            }
+            Operator::Else if self.unreachable_depth == 0 => {
+                self.translate_control(op, offset)?;
+            }
+            Operator::End => {
+                if self.unreachable_depth == 0 {
+                    self.translate_control(op, offset)?;
+                } else {
+                    self.unreachable_depth -= 1;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Translates a control operator; `Ok(false)` if `op` is not one.
+    pub(super) fn translate_control(&mut self, op: &Operator<'_>, offset: usize) -> OpResult {
+        match op {
+            Operator::Nop => {}
+            Operator::Unreachable => {
+                self.builder.ins().trap(clif_trap(TrapCode::Unreachable));
+                self.reachable = false;
+            }
+            Operator::Block { blockty } => {
+                let (params, results) = self.block_type(*blockty, offset)?;
+                let next = self.block_with_params(&results);
+                let height = self
+                    .stack
+                    .len()
+                    .checked_sub(params.len())
+                    .ok_or_else(|| self.error("operand stack underflow"))?;
+                self.control.push(Frame {
+                    kind: FrameKind::Block,
+                    next,
+                    params,
+                    results,
+                    height,
+                    exit_reachable: false,
+                });
+            }
+            Operator::Loop { blockty } => {
+                let (params, results) = self.block_type(*blockty, offset)?;
+                let header = self.block_with_params(&params);
+                let next = self.block_with_params(&results);
+                let values = self.pop_n(params.len())?;
+                let height = self.stack.len();
+                self.builder.ins().jump(header, &args(&values));
+                self.builder.switch_to_block(header);
+                self.stack
+                    .extend_from_slice(&self.builder.block_params(header).to_vec());
+                self.control.push(Frame {
+                    kind: FrameKind::Loop { header },
+                    next,
+                    params,
+                    results,
+                    height,
+                    exit_reachable: false,
+                });
+                let at = u32::try_from(offset).unwrap_or(u32::MAX);
+                self.env.on_loop_header(self.builder, at);
+            }
+            Operator::If { blockty } => {
+                let (params, results) = self.block_type(*blockty, offset)?;
+                let cond = self.pop()?;
+                let then_block = self.block_with_params(&params);
+                let else_block = self.block_with_params(&params);
+                let next = self.block_with_params(&results);
+                let values = self.pop_n(params.len())?;
+                let height = self.stack.len();
+                let a = args(&values);
+                self.builder
+                    .ins()
+                    .brif(cond, then_block, &a, else_block, &a);
+                self.builder.seal_block(then_block);
+                self.builder.seal_block(else_block);
+                self.builder.switch_to_block(then_block);
+                self.stack
+                    .extend_from_slice(&self.builder.block_params(then_block).to_vec());
+                self.control.push(Frame {
+                    kind: FrameKind::If {
+                        else_block,
+                        else_seen: false,
+                    },
+                    next,
+                    params,
+                    results,
+                    height,
+                    exit_reachable: false,
+                });
+            }
+            Operator::Else => {
+                let reachable = self.reachable;
+                let nres = self
+                    .control
+                    .last()
+                    .map(|f| f.results.len())
+                    .ok_or_else(|| self.error("else outside if"))?;
+                if reachable {
+                    let values = self.pop_n(nres)?;
+                    let next = self.control.last().map(|f| f.next);
+                    if let Some(next) = next {
+                        self.builder.ins().jump(next, &args(&values));
+                    }
+                }
+                let Some(frame) = self.control.last_mut() else {
+                    return Err(self.error("else outside if"));
+                };
+                if reachable {
+                    frame.exit_reachable = true;
+                }
+                let FrameKind::If {
+                    else_block,
+                    else_seen,
+                } = &mut frame.kind
+                else {
+                    return Err(self.error("else outside if"));
+                };
+                *else_seen = true;
+                let else_block = *else_block;
+                let height = frame.height;
+                self.stack.truncate(height);
+                self.builder.switch_to_block(else_block);
+                self.stack
+                    .extend_from_slice(&self.builder.block_params(else_block).to_vec());
+                self.reachable = true;
+            }
+            Operator::End => self.translate_end()?,
+            Operator::Br { relative_depth } => {
+                let (target, n) = self.branch_to(*relative_depth)?;
+                let values = self.peek_n(n)?.to_vec();
+                self.builder.ins().jump(target, &args(&values));
+                self.reachable = false;
+            }
+            Operator::BrIf { relative_depth } => {
+                let cond = self.pop()?;
+                let (target, n) = self.branch_to(*relative_depth)?;
+                let values = self.peek_n(n)?.to_vec();
+                let fallthrough = self.builder.create_block();
+                self.builder
+                    .ins()
+                    .brif(cond, target, &args(&values), fallthrough, &[]);
+                self.builder.seal_block(fallthrough);
+                self.builder.switch_to_block(fallthrough);
+            }
+            Operator::BrTable { targets } => self.translate_br_table(targets)?,
+            Operator::Return => {
+                let (target, n) = self.branch_to(
+                    u32::try_from(self.control.len().saturating_sub(1)).unwrap_or(u32::MAX),
+                )?;
+                let values = self.peek_n(n)?.to_vec();
+                self.builder.ins().jump(target, &args(&values));
+                self.reachable = false;
+            }
+            Operator::Call { function_index } => {
+                let ty = self
+                    .env
+                    .info
+                    .func_type(*function_index)
+                    .ok_or_else(|| self.error(format!("function {function_index} has no type")))?;
+                let nparams = ty.params.len();
+                let values = self.pop_n(nparams)?;
+                let results = self
+                    .env
+                    .call(self.builder, *function_index, &values)
+                    .map_err(|e| self.env_err(e))?;
+                self.stack.extend_from_slice(&results);
+                let at = u32::try_from(offset).unwrap_or(u32::MAX);
+                self.env.after_call(self.builder, at, &results);
+            }
+            Operator::CallIndirect {
+                type_index,
+                table_index,
+            } => {
+                let ty = self
+                    .env
+                    .info
+                    .meta
+                    .types
+                    .get(*type_index as usize)
+                    .ok_or_else(|| self.error(format!("type {type_index} out of range")))?;
+                let nparams = ty.params.len();
+                let idx = self.pop()?;
+                let values = self.pop_n(nparams)?;
+                let results = self
+                    .env
+                    .call_indirect(self.builder, *type_index, *table_index, idx, &values)
+                    .map_err(|e| self.env_err(e))?;
+                self.stack.extend_from_slice(&results);
+                let at = u32::try_from(offset).unwrap_or(u32::MAX);
+                self.env.after_call(self.builder, at, &results);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `end`: closes the innermost frame and continues in its `next` block.
+    fn translate_end(&mut self) -> Result<(), CompileError> {
+        let mut frame = self
+            .control
+            .pop()
+            .ok_or_else(|| self.error("end without a frame"))?;
+        if self.reachable {
+            let values = self.pop_n(frame.results.len())?;
+            self.builder.ins().jump(frame.next, &args(&values));
+            frame.exit_reachable = true;
+        }
+        self.stack.truncate(frame.height);
+        match frame.kind {
+            FrameKind::If {
+                else_block,
+                else_seen: false,
+            } => {
+                // No else arm: the parameters flow to the results unchanged
+                // (validation guarantees the types agree).
+                self.builder.switch_to_block(else_block);
+                let params = self.builder.block_params(else_block).to_vec();
+                self.builder.ins().jump(frame.next, &args(&params));
+                frame.exit_reachable = true;
+            }
+            FrameKind::Loop { header } => self.builder.seal_block(header),
+            _ => {}
+        }
+        self.builder.switch_to_block(frame.next);
+        self.builder.seal_block(frame.next);
+        self.stack
+            .extend_from_slice(&self.builder.block_params(frame.next).to_vec());
+        self.reachable = frame.exit_reachable;
+        Ok(())
+    }
+
+    /// `br_table`: a Cranelift jump table. Targets that take values get an
+    /// intermediate block each that forwards the values.
+    fn translate_br_table(&mut self, targets: &wasmparser::BrTable<'_>) -> Result<(), CompileError> {
+        let index = self.pop()?;
+        let mut depths = Vec::with_capacity(targets.len() as usize);
+        for t in targets.targets() {
+            depths.push(t.map_err(|e| CompileError::invalid(&e))?);
+        }
+        let default = targets.default();
+        let mut blocks: BTreeMap<u32, ir::Block> = BTreeMap::new();
+        // Forwarding blocks are filled after the jump table ends the
+        // current block.
+        let mut forwards = Vec::new();
+        for depth in depths.iter().copied().chain(std::iter::once(default)) {
+            if blocks.contains_key(&depth) {
+                continue;
+            }
+            let (target, n) = self.branch_to(depth)?;
+            let block = if n == 0 {
+                target
+            } else {
+                let values = self.peek_n(n)?.to_vec();
+                let forward = self.builder.create_block();
+                forwards.push((forward, target, values));
+                forward
+            };
+            blocks.insert(depth, block);
+        }
+        let pool = &mut self.builder.func.dfg.value_lists;
+        let call = |b: ir::Block, pool: &mut ir::ValueListPool| BlockCall::new(b, [], pool);
+        let default_call = call(blocks[&default], pool);
+        let table: Vec<BlockCall> = depths.iter().map(|d| call(blocks[d], pool)).collect();
+        let jt = self
+            .builder
+            .create_jump_table(JumpTableData::new(default_call, &table));
+        self.builder.ins().br_table(index, jt);
+        for (forward, target, values) in forwards {
+            self.builder.switch_to_block(forward);
+            self.builder.seal_block(forward);
+            self.builder.ins().jump(target, &args(&values));
+        }
+        self.reachable = false;
+        Ok(())
+    }
+}

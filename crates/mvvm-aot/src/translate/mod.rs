@@ -1,0 +1,311 @@
+//! Translation of one wasm function body into Cranelift IR.
+//!
+//! The [`FuncTranslator`] keeps the wasm state machine: locals as Cranelift
+//! [`Variable`]s, the operand stack as a vector of SSA values, and the
+//! control stack of block/loop/if frames whose block parameters carry
+//! multi-value results. Operators are dispatched by family to the sibling
+//! modules (`control`, `memory`, `table`, `variables`, and `numeric`, which
+//! another team member owns). Everything that touches the instance goes
+//! through the [`FuncEnv`].
+//!
+//! Unreachable code (after `br`, `return`, `unreachable`, ...) is skipped:
+//! only the nesting of blocks is tracked until the `else` or `end` that makes
+//! code reachable again.
+
+mod control;
+mod memory;
+mod numeric;
+mod table;
+mod variables;
+
+use crate::CompileError;
+use crate::env::{FuncEnv, ModuleInfo, clif_type, wasm_signature};
+use cranelift_codegen::ir::{self, Block, InstBuilder, SourceLoc, UserFuncName, Value};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use mvvm_abi::{FuncType, ValType};
+use wasmparser::{FuncValidator, FunctionBody, Operator, ValidatorResources};
+
+/// The kind of a control frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FrameKind {
+    /// The function body itself; its exit block returns.
+    Function,
+    /// `block`.
+    Block,
+    /// `loop`: branches go back to `header`.
+    Loop { header: Block },
+    /// `if`: `else_block` receives the parameters when the condition is
+    /// false; `else_seen` once the `else` arm started.
+    If { else_block: Block, else_seen: bool },
+}
+
+/// One entry of the control stack.
+#[derive(Debug, Clone)]
+pub(crate) struct Frame {
+    pub kind: FrameKind,
+    /// The block after `end`; its parameters are the frame's results.
+    pub next: Block,
+    /// Parameter types of the frame.
+    pub params: Vec<ir::Type>,
+    /// Result types of the frame.
+    pub results: Vec<ir::Type>,
+    /// Operand stack height below the frame's parameters.
+    pub height: usize,
+    /// Whether anything jumps or falls through to `next`.
+    pub exit_reachable: bool,
+}
+
+impl Frame {
+    /// The block a branch to this frame targets, and its arity.
+    pub fn branch_target(&self) -> (Block, usize) {
+        match self.kind {
+            FrameKind::Loop { header } => (header, self.params.len()),
+            _ => (self.next, self.results.len()),
+        }
+    }
+}
+
+/// Translator state for one function.
+pub(crate) struct FuncTranslator<'m, 'b, 'f> {
+    pub builder: &'b mut FunctionBuilder<'f>,
+    pub env: FuncEnv<'m>,
+    /// Function index (imports included), for error messages.
+    pub func_index: u32,
+    pub locals: Vec<(Variable, ValType)>,
+    pub stack: Vec<Value>,
+    pub control: Vec<Frame>,
+    /// Whether the current position is reachable.
+    pub reachable: bool,
+    /// Blocks opened inside unreachable code, not yet closed.
+    pub unreachable_depth: u32,
+}
+
+/// The result type of operator translators: `Ok(true)` if handled.
+pub(crate) type OpResult = Result<bool, CompileError>;
+
+impl FuncTranslator<'_, '_, '_> {
+    /// A code generation error in this function.
+    pub fn error(&self, message: impl Into<String>) -> CompileError {
+        CompileError::Codegen {
+            func: self.func_index,
+            message: message.into(),
+        }
+    }
+
+    /// Pops one operand.
+    pub fn pop(&mut self) -> Result<Value, CompileError> {
+        self.stack
+            .pop()
+            .ok_or_else(|| self.error("operand stack underflow"))
+    }
+
+    /// Pops `n` operands, in stack order (deepest first).
+    pub fn pop_n(&mut self, n: usize) -> Result<Vec<Value>, CompileError> {
+        let len = self.stack.len();
+        if n > len {
+            return Err(self.error("operand stack underflow"));
+        }
+        Ok(self.stack.split_off(len - n))
+    }
+
+    /// The top `n` operands, in stack order, left on the stack.
+    pub fn peek_n(&self, n: usize) -> Result<&[Value], CompileError> {
+        let len = self.stack.len();
+        if n > len {
+            return Err(self.error("operand stack underflow"));
+        }
+        Ok(&self.stack[len - n..])
+    }
+
+    /// Maps an environment error to a codegen error.
+    pub fn env_err(&self, e: String) -> CompileError {
+        self.error(e)
+    }
+
+    /// The signature `(params, results)` of a block type.
+    pub fn block_type(
+        &self,
+        ty: wasmparser::BlockType,
+        offset: usize,
+    ) -> Result<(Vec<ir::Type>, Vec<ir::Type>), CompileError> {
+        Ok(match ty {
+            wasmparser::BlockType::Empty => (Vec::new(), Vec::new()),
+            wasmparser::BlockType::Type(t) => (
+                Vec::new(),
+                vec![clif_type(crate::module::val_type(t, offset as u64)?)],
+            ),
+            wasmparser::BlockType::FuncType(idx) => {
+                let f = self
+                    .env
+                    .info
+                    .meta
+                    .types
+                    .get(idx as usize)
+                    .ok_or_else(|| self.error(format!("block type {idx} out of range")))?;
+                (
+                    f.params.iter().map(|t| clif_type(*t)).collect(),
+                    f.results.iter().map(|t| clif_type(*t)).collect(),
+                )
+            }
+        })
+    }
+
+    /// Creates a block with parameters of the given types.
+    pub fn block_with_params(&mut self, types: &[ir::Type]) -> Block {
+        let b = self.builder.create_block();
+        for t in types {
+            self.builder.append_block_param(b, *t);
+        }
+        b
+    }
+
+    /// Translates one operator at module offset `offset`.
+    fn translate(&mut self, op: &Operator<'_>, offset: usize) -> Result<(), CompileError> {
+        if !self.reachable {
+            return self.translate_unreachable(op, offset);
+        }
+        if self.translate_control(op, offset)?
+            || self.translate_variable(op)?
+            || self.translate_memory(op, offset)?
+            || self.translate_table(op)?
+        {
+            return Ok(());
+        }
+        match numeric::translate_numeric(op, self.builder, &mut self.stack) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(CompileError::Unsupported {
+                feature: format!("operator {op:?}"),
+                offset,
+            }),
+            Err(e) => Err(self.error(format!("at offset {offset:#x}: {e}"))),
+        }
+    }
+}
+
+/// Compiles inputs of [`translate_function`].
+pub(crate) struct FuncInput<'a, 'm> {
+    /// Module-wide information.
+    pub info: &'m ModuleInfo<'m>,
+    /// Function index (imports included).
+    pub index: u32,
+    /// Its body.
+    pub body: &'a FunctionBody<'a>,
+}
+
+/// Validates and translates one defined function into `func`.
+pub(crate) fn translate_function(
+    input: &FuncInput<'_, '_>,
+    mut validator: FuncValidator<ValidatorResources>,
+    func: &mut ir::Function,
+    fb_ctx: &mut FunctionBuilderContext,
+) -> Result<(), CompileError> {
+    validator
+        .validate(input.body)
+        .map_err(|e| CompileError::invalid(&e))?;
+
+    let info = input.info;
+    let index = input.index;
+    let codegen = |message: String| CompileError::Codegen {
+        func: index,
+        message,
+    };
+    let ty: FuncType = info
+        .func_type(index)
+        .cloned()
+        .ok_or_else(|| codegen(format!("function {index} has no type")))?;
+    let id = *info
+        .func_ids
+        .get(index as usize)
+        .ok_or_else(|| codegen(format!("function {index} has no symbol")))?;
+    func.signature = wasm_signature(&ty, info.call_conv);
+    func.name = UserFuncName::user(0, id);
+
+    let mut builder = FunctionBuilder::new(func, fb_ctx);
+    let entry = builder.create_block();
+    builder.append_block_params_for_function_params(entry);
+    builder.switch_to_block(entry);
+    builder.seal_block(entry);
+    let body_start = input.body.range().start;
+    builder.set_srcloc(SourceLoc::new(u32::try_from(body_start).unwrap_or(u32::MAX)));
+    let params = builder.block_params(entry).to_vec();
+    let vmctx = params[0];
+
+    let mut locals = Vec::new();
+    for (value, vt) in params[1..].iter().zip(&ty.params) {
+        let var = builder.declare_var(clif_type(*vt));
+        builder.def_var(var, *value);
+        locals.push((var, *vt));
+    }
+    let reader = input
+        .body
+        .get_locals_reader()
+        .map_err(|e| CompileError::invalid(&e))?;
+    for local in reader {
+        let (count, vt) = local.map_err(|e| CompileError::invalid(&e))?;
+        let vt = crate::module::val_type(vt, body_start as u64)?;
+        let ct = clif_type(vt);
+        let zero = match vt {
+            ValType::F32 => builder.ins().f32const(0.0),
+            ValType::F64 => builder.ins().f64const(0.0),
+            _ => builder.ins().iconst(ct, 0),
+        };
+        for _ in 0..count {
+            let var = builder.declare_var(ct);
+            builder.def_var(var, zero);
+            locals.push((var, vt));
+        }
+    }
+
+    let mut env = FuncEnv::new(info);
+    env.init(&mut builder, vmctx).map_err(codegen)?;
+    env.on_function_entry(&mut builder);
+
+    let results: Vec<ir::Type> = ty.results.iter().map(|t| clif_type(*t)).collect();
+    let exit = builder.create_block();
+    for t in &results {
+        builder.append_block_param(exit, *t);
+    }
+    let mut t = FuncTranslator {
+        builder: &mut builder,
+        env,
+        func_index: index,
+        locals,
+        stack: Vec::new(),
+        control: vec![Frame {
+            kind: FrameKind::Function,
+            next: exit,
+            params: Vec::new(),
+            results,
+            height: 0,
+            exit_reachable: false,
+        }],
+        reachable: true,
+        unreachable_depth: 0,
+    };
+
+    let mut ops = input
+        .body
+        .get_operators_reader()
+        .map_err(|e| CompileError::invalid(&e))?;
+    while !ops.eof() {
+        let (op, offset) = ops
+            .read_with_offset()
+            .map_err(|e| CompileError::invalid(&e))?;
+        if t.control.is_empty() {
+            return Err(t.error(format!("operator after the function's end at {offset:#x}")));
+        }
+        t.builder
+            .set_srcloc(SourceLoc::new(u32::try_from(offset).unwrap_or(u32::MAX)));
+        t.translate(&op, usize::try_from(offset).unwrap_or(usize::MAX))?;
+    }
+    if !t.control.is_empty() {
+        return Err(t.error("function body ends inside a block"));
+    }
+    // The final `end` switched to the exit block and pushed its parameters.
+    if t.reachable {
+        let rets = std::mem::take(&mut t.stack);
+        t.builder.ins().return_(&rets);
+    }
+    builder.finalize(info.frontend_config);
+    Ok(())
+}
