@@ -1,0 +1,193 @@
+//! Behaviour of `mvvm_aot::compile`: determinism, options, targets, errors,
+//! and the metadata section.
+
+use mvvm_abi::object::{META_SECTION, array_trampoline_symbol, func_symbol, import_stub_symbol};
+use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
+use mvvm_abi::{ModuleMeta, TargetArch};
+use mvvm_aot::{CompileError, CompileOptions, compile};
+use object::{Object, ObjectSection, ObjectSymbol};
+
+const SAMPLE: &str = r#"
+(module
+  (import "env" "log" (func $log (param i32 f64) (result i64)))
+  (import "env" "g" (global $g (mut i32)))
+  (type $bin (func (param i32 i32) (result i32)))
+  (memory (export "mem") 1 2)
+  (table $t 4 funcref)
+  (global $h (mut i64) (i64.const 7))
+  (elem (table $t) (i32.const 0) func $add $sub)
+  (data (i32.const 16) "hello")
+  (func $add (export "add") (type $bin) (i32.add (local.get 0) (local.get 1)))
+  (func $sub (type $bin) (i32.sub (local.get 0) (local.get 1)))
+  (func (export "dispatch") (param i32 i32 i32) (result i32)
+    (call_indirect $t (type $bin) (local.get 1) (local.get 2) (local.get 0)))
+  (func (export "multi") (param i32) (result i32 i64 f32 f64)
+    (local.get 0) (i64.const 1) (f32.const 2) (f64.const 3))
+  (func (export "memops") (param i32) (result i32)
+    (i32.store offset=4 (local.get 0) (i32.load8_u (local.get 0)))
+    (drop (memory.grow (i32.const 1)))
+    (memory.size))
+  (func (export "loop") (param i32) (result i32) (local i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.eqz (local.get 0)))
+        (local.set 1 (i32.add (local.get 1) (local.get 0)))
+        (local.set 0 (i32.sub (local.get 0) (i32.const 1)))
+        (br $l)))
+    (global.set $g (local.get 1))
+    (global.set $h (call $log (local.get 1) (f64.const 1.5)))
+    (local.get 1))
+  (func $start (unreachable))
+  (start $start)
+  (export "log" (func $log))
+)
+"#;
+
+fn host_opts(opt_level: u8) -> CompileOptions {
+    CompileOptions {
+        opt_level,
+        ..CompileOptions::default()
+    }
+}
+
+fn read_meta(obj: &[u8]) -> ModuleMeta {
+    let file = object::File::parse(obj).expect("ELF");
+    let section = file.section_by_name(META_SECTION).expect("meta section");
+    let data = section.data().expect("meta data");
+    assert_eq!(&data[..8], &META_MAGIC);
+    assert_eq!(
+        u32::from_le_bytes(data[8..12].try_into().unwrap()),
+        AOT_FORMAT_VERSION
+    );
+    mvvm_abi::codec::decode(&data[12..]).expect("decodes")
+}
+
+#[test]
+fn same_input_gives_identical_bytes() {
+    let a = compile(SAMPLE.as_bytes(), &host_opts(3)).unwrap();
+    let b = compile(SAMPLE.as_bytes(), &host_opts(3)).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn every_opt_level_compiles() {
+    for level in 0..=3 {
+        let obj = compile(SAMPLE.as_bytes(), &host_opts(level)).unwrap();
+        assert_eq!(read_meta(&obj).opt_level, level);
+    }
+}
+
+#[test]
+fn cross_targets_have_the_right_machine() {
+    for (target, arch) in [
+        (TargetArch::X86_64, object::Architecture::X86_64),
+        (TargetArch::Aarch64, object::Architecture::Aarch64),
+    ] {
+        let opts = CompileOptions {
+            opt_level: 2,
+            target,
+        };
+        let obj = compile(SAMPLE.as_bytes(), &opts).unwrap();
+        let file = object::File::parse(&*obj).unwrap();
+        assert_eq!(file.architecture(), arch);
+        assert_eq!(file.format(), object::BinaryFormat::Elf);
+        assert_eq!(read_meta(&obj).target, target);
+    }
+}
+
+#[test]
+fn symbols_and_metadata_describe_the_module() {
+    let obj = compile(SAMPLE.as_bytes(), &host_opts(1)).unwrap();
+    let meta = read_meta(&obj);
+    assert_eq!(meta.num_imported_funcs, 1);
+    assert_eq!(meta.funcs.len(), 8);
+    assert_eq!(meta.func_infos.len(), 7);
+    assert_eq!(meta.start, Some(7));
+    // Exports add, dispatch, multi, mem, loop, log; plus the start function.
+    assert_eq!(meta.array_trampolines, vec![0, 1, 3, 4, 5, 6, 7]);
+    assert_eq!(meta.func_name(1), Some("add"));
+    assert!(meta.func_infos.iter().all(|f| f.code_size > 0));
+    // The start function's `unreachable` is a trap site with its offset.
+    let start = &meta.func_infos[6];
+    assert!(
+        start
+            .traps
+            .iter()
+            .any(|t| t.code == mvvm_abi::TrapCode::Unreachable && t.wasm_offset > 0)
+    );
+    // Memory accesses are recorded as out-of-bounds trap sites.
+    assert!(
+        meta.func_infos[4]
+            .traps
+            .iter()
+            .any(|t| t.code == mvvm_abi::TrapCode::MemoryOutOfBounds)
+    );
+
+    let file = object::File::parse(&*obj).unwrap();
+    let names: Vec<String> = file
+        .symbols()
+        .filter(|s| s.is_definition())
+        .filter_map(|s| s.name().ok().map(str::to_string))
+        .collect();
+    for i in 1..8 {
+        assert!(names.contains(&func_symbol(i)), "{}", func_symbol(i));
+    }
+    assert!(names.contains(&import_stub_symbol(0)));
+    for i in &meta.array_trampolines {
+        assert!(names.contains(&array_trampoline_symbol(*i)));
+    }
+    // No relocation may name an undefined symbol.
+    for section in file.sections() {
+        for (_, reloc) in section.relocations() {
+            if let object::RelocationTarget::Symbol(idx) = reloc.target() {
+                let sym = file.symbol_by_index(idx).unwrap();
+                assert!(!sym.is_undefined(), "undefined {:?}", sym.name());
+            }
+        }
+    }
+}
+
+#[test]
+fn metadata_round_trips() {
+    let obj = compile(SAMPLE.as_bytes(), &host_opts(0)).unwrap();
+    let meta = read_meta(&obj);
+    let again = mvvm_abi::codec::encode(&meta).unwrap();
+    assert_eq!(mvvm_abi::codec::decode::<ModuleMeta>(&again).unwrap(), meta);
+    let wasm = wat::parse_str(SAMPLE).unwrap();
+    let from_binary = read_meta(&compile(&wasm, &host_opts(0)).unwrap());
+    assert_eq!(from_binary, meta);
+}
+
+#[test]
+fn simd_is_unsupported_not_a_panic() {
+    let wat = r#"(module (func (drop (v128.const i32x4 0 0 0 0))))"#;
+    match compile(wat.as_bytes(), &host_opts(3)) {
+        Err(CompileError::Unsupported { feature, .. }) => {
+            assert!(feature.to_lowercase().contains("simd"), "{feature}")
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
+
+#[test]
+fn threads_are_unsupported() {
+    let wat = r#"(module (memory 1 1 shared))"#;
+    assert!(matches!(
+        compile(wat.as_bytes(), &host_opts(3)),
+        Err(CompileError::Unsupported { .. })
+    ));
+}
+
+#[test]
+fn garbage_and_invalid_modules_are_errors() {
+    assert!(compile(b"\0asm\x01\0\0\0\xff\xff", &host_opts(3)).is_err());
+    assert!(compile(&[0xde, 0xad, 0xbe, 0xef, 0, 1, 2], &host_opts(3)).is_err());
+    assert!(compile(b"(module (func (result i32)))", &host_opts(3)).is_err());
+    let err = compile(
+        b"(module (func (result i32) (i64.const 0)))",
+        &host_opts(3),
+    )
+    .unwrap_err();
+    assert!(matches!(err, CompileError::Invalid { .. }), "{err}");
+    assert!(err.to_string().contains("type mismatch"), "{err}");
+}
