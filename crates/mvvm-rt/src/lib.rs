@@ -1,3 +1,43 @@
-//! MVVM's runtime.
+//! MVVM's runtime: loads `.aot` objects produced by `mvvm-aot`, links and
+//! instantiates them, runs them, and reports traps.
+//!
+//! ```text
+//!  Module::from_aot(bytes) ── loader: checks, maps code, relocates ──▶ Module
+//!  Store::new() ─ owns ─▶ instances, memories, tables, globals, host funcs
+//!  Instance::new(&mut store, &module, &imports) ─▶ Instance
+//!  instance.invoke(&mut store, "name", &args) ─▶ Vec<Val> | RunError
+//! ```
+//!
+//! All of MVVM's unsafe code lives in this crate: code memory (`code`),
+//! linear memory (`memory`), the `VMContext` mirrors (`vmctx`), builtins,
+//! traps and signal handling (`trap`, `signals`, `native/entry.c`).
 
+mod builtins;
+mod code;
+mod global;
+mod instance;
+mod linker;
+pub mod loader;
+mod memory;
+mod module;
+mod signals;
+mod store;
+mod table;
+mod trap;
+mod types;
+pub mod vmctx;
 pub mod wasi;
+
+pub use instance::{Instance, InstantiationError};
+pub use linker::Linker;
+pub use loader::LoadError;
+pub use memory::{MAX_PAGES, MemoryError};
+pub use module::Module;
+pub use mvvm_abi::TrapCode;
+pub use mvvm_abi::meta::{FuncType, GlobalType, Limits, MemoryType, TableType, ValType};
+pub use store::{
+    AsStore, Caller, DEFAULT_MAX_WASM_STACK, Extern, Func, Global, HostError, HostFn, Memory,
+    RunError, Store, Table, Val,
+};
+pub use trap::Trap;
+pub use types::canonical_type_id;

@@ -85,3 +85,13 @@ void mvvm_b_table_copy(void *vmctx, uint32_t dt, uint32_t st, uint32_t dst, uint
 void mvvm_b_table_init(void *vmctx, uint32_t table, uint32_t seg, uint32_t dst, uint32_t src, uint32_t len) {
     CHECK(mvvm_rt_table_init(vmctx, table, seg, dst, src, len));
 }
+
+/*
+ * Makes freshly written code visible to instruction fetch. A no-op on
+ * x86-64 (coherent caches); on aarch64 it cleans the data cache and
+ * invalidates the instruction cache over the range, which is required after
+ * writing code and before executing it.
+ */
+void mvvm_rt_flush_icache(char *begin, char *end) {
+    __builtin___clear_cache(begin, end);
+}

@@ -1,0 +1,294 @@
+//! The runtime functions generated code calls through `vmctx.builtins`,
+//! in exactly [`Builtin::ALL`] order.
+//!
+//! Builtins that may trap are entered through C shims (`native/entry.c`):
+//! the Rust half below returns a status (0, or a trap code) and the shim
+//! then unwinds with `longjmp`, so no Rust frame is ever skipped by the
+//! unwinding. Builtins that cannot trap are plain `extern "C"` functions.
+
+use crate::instance::{InstanceHost, PendingError, call_raw, set_pending};
+use crate::store::{FuncKind, RunError, StoreInner};
+use crate::vmctx::{VMContext, VMTable};
+use mvvm_abi::TrapCode;
+use mvvm_abi::builtins::{BUILTIN_COUNT, Builtin};
+use std::sync::LazyLock;
+
+unsafe extern "C" {
+    fn mvvm_b_raise(vmctx: *mut VMContext, code: i32);
+    fn mvvm_b_memory_fill(vmctx: *mut VMContext, dst: u32, val: u32, len: u32);
+    fn mvvm_b_memory_copy(vmctx: *mut VMContext, dst: u32, src: u32, len: u32);
+    fn mvvm_b_memory_init(vmctx: *mut VMContext, seg: u32, dst: u32, src: u32, len: u32);
+    fn mvvm_b_table_fill(vmctx: *mut VMContext, table: u32, dst: u32, val: u64, len: u32);
+    fn mvvm_b_table_copy(vmctx: *mut VMContext, dt: u32, st: u32, dst: u32, src: u32, len: u32);
+    fn mvvm_b_table_init(vmctx: *mut VMContext, table: u32, seg: u32, dst: u32, src: u32, len: u32);
+}
+
+static TABLE: LazyLock<[usize; BUILTIN_COUNT]> = LazyLock::new(|| {
+    let mut t = [0usize; BUILTIN_COUNT];
+    for (i, b) in Builtin::ALL.iter().enumerate() {
+        t[i] = match b {
+            Builtin::MemoryGrow => memory_grow as *const () as usize,
+            Builtin::MemoryFill => mvvm_b_memory_fill as *const () as usize,
+            Builtin::MemoryCopy => mvvm_b_memory_copy as *const () as usize,
+            Builtin::MemoryInit => mvvm_b_memory_init as *const () as usize,
+            Builtin::DataDrop => data_drop as *const () as usize,
+            Builtin::TableGrow => table_grow as *const () as usize,
+            Builtin::TableFill => mvvm_b_table_fill as *const () as usize,
+            Builtin::TableCopy => mvvm_b_table_copy as *const () as usize,
+            Builtin::TableInit => mvvm_b_table_init as *const () as usize,
+            Builtin::ElemDrop => elem_drop as *const () as usize,
+            Builtin::HostCall => host_call as *const () as usize,
+            Builtin::Raise => mvvm_b_raise as *const () as usize,
+        };
+    }
+    t
+});
+
+/// The builtin table every `VMContext` points to.
+pub(crate) fn table() -> &'static [usize; BUILTIN_COUNT] {
+    &TABLE
+}
+
+const OK: i32 = 0;
+const MEM_OOB: i32 = TrapCode::MemoryOutOfBounds as i32;
+const TABLE_OOB: i32 = TrapCode::TableOutOfBounds as i32;
+
+/// The store and instance index behind a `VMContext`.
+///
+/// # Safety
+/// `vmctx` must be the context of a live instance, called from wasm that
+/// the store is running (so no other reference to the store is in use).
+unsafe fn host_of<'a>(vmctx: *mut VMContext) -> (&'a mut StoreInner, u32) {
+    // SAFETY: per the contract above, `host` points to the instance's
+    // `InstanceHost`, whose `store` is the boxed store contents.
+    unsafe {
+        let h = (*vmctx).host as *const InstanceHost;
+        (&mut *(*h).store, (*h).instance)
+    }
+}
+
+/// Whether `start..start+len` fits in `size`.
+fn in_bounds(start: u32, len: u32, size: u64) -> bool {
+    start as u64 + len as u64 <= size
+}
+
+extern "C" fn memory_grow(vmctx: *mut VMContext, delta: u32) -> i32 {
+    // SAFETY: called by generated code with its own vmctx.
+    let (s, i) = unsafe { host_of(vmctx) };
+    let Some(&m) = s.instances[i as usize].memories.first() else {
+        return -1;
+    };
+    match s.memories[m as usize].grow(delta as u64) {
+        Some(old) => old as i32,
+        None => -1,
+    }
+}
+
+/// Rust half of `memory.fill`.
+#[unsafe(no_mangle)]
+pub extern "C" fn mvvm_rt_memory_fill(vmctx: *mut VMContext, dst: u32, val: u32, len: u32) -> i32 {
+    // SAFETY: generated code passes its own vmctx; memory 0 exists (the
+    // module validated).
+    unsafe {
+        let m = (*vmctx).memory;
+        if m.is_null() || !in_bounds(dst, len, (*m).length) {
+            return MEM_OOB;
+        }
+        std::ptr::write_bytes((*m).base.add(dst as usize), val as u8, len as usize);
+    }
+    OK
+}
+
+/// Rust half of `memory.copy`.
+#[unsafe(no_mangle)]
+pub extern "C" fn mvvm_rt_memory_copy(vmctx: *mut VMContext, dst: u32, src: u32, len: u32) -> i32 {
+    // SAFETY: as `mvvm_rt_memory_fill`; both ranges checked; `copy` allows
+    // overlap.
+    unsafe {
+        let m = (*vmctx).memory;
+        if m.is_null() || !in_bounds(dst, len, (*m).length) || !in_bounds(src, len, (*m).length) {
+            return MEM_OOB;
+        }
+        let b = (*m).base;
+        std::ptr::copy(b.add(src as usize), b.add(dst as usize), len as usize);
+    }
+    OK
+}
+
+/// Rust half of `memory.init`.
+#[unsafe(no_mangle)]
+pub extern "C" fn mvvm_rt_memory_init(
+    vmctx: *mut VMContext,
+    seg: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> i32 {
+    // SAFETY: called by generated code with its own vmctx.
+    let (s, i) = unsafe { host_of(vmctx) };
+    let inst = &s.instances[i as usize];
+    let bytes: &[u8] = match inst.data_dropped.get(seg as usize) {
+        Some(false) => &inst.module.inner.meta.data[seg as usize].bytes,
+        _ => &[],
+    };
+    if !in_bounds(src, len, bytes.len() as u64) {
+        return MEM_OOB;
+    }
+    let Some(&m) = inst.memories.first() else {
+        return MEM_OOB;
+    };
+    let mem = s.memories[m as usize].data_mut();
+    if !in_bounds(dst, len, mem.len() as u64) {
+        return MEM_OOB;
+    }
+    let bytes = &s.instances[i as usize].module.inner.meta.data[seg as usize].bytes;
+    let mem = s.memories[m as usize].data_mut();
+    mem[dst as usize..(dst + len) as usize]
+        .copy_from_slice(&bytes[src as usize..(src + len) as usize]);
+    OK
+}
+
+extern "C" fn data_drop(vmctx: *mut VMContext, seg: u32) {
+    // SAFETY: called by generated code with its own vmctx.
+    let (s, i) = unsafe { host_of(vmctx) };
+    if let Some(d) = s.instances[i as usize].data_dropped.get_mut(seg as usize) {
+        *d = true;
+    }
+}
+
+extern "C" fn table_grow(vmctx: *mut VMContext, table: u32, init: u64, delta: u32) -> i32 {
+    // SAFETY: called by generated code with its own vmctx.
+    let (s, i) = unsafe { host_of(vmctx) };
+    let Some(&t) = s.instances[i as usize].tables.get(table as usize) else {
+        return -1;
+    };
+    match s.tables[t as usize].grow(delta as u64, init) {
+        Some(old) => old as i32,
+        None => -1,
+    }
+}
+
+/// The `VMTable` of table `table` of the instance.
+///
+/// # Safety
+/// `vmctx` must be a live instance's context and `table` a valid index.
+unsafe fn vm_table(vmctx: *mut VMContext, table: u32) -> *mut VMTable {
+    // SAFETY: per the contract, `tables` has an entry per table index.
+    unsafe { *(*vmctx).tables.add(table as usize) }
+}
+
+/// Rust half of `table.fill`.
+#[unsafe(no_mangle)]
+pub extern "C" fn mvvm_rt_table_fill(
+    vmctx: *mut VMContext,
+    table: u32,
+    dst: u32,
+    val: u64,
+    len: u32,
+) -> i32 {
+    // SAFETY: validated module: `table` exists; range checked.
+    unsafe {
+        let t = vm_table(vmctx, table);
+        if !in_bounds(dst, len, (*t).length) {
+            return TABLE_OOB;
+        }
+        std::slice::from_raw_parts_mut((*t).elements.add(dst as usize), len as usize).fill(val);
+    }
+    OK
+}
+
+/// Rust half of `table.copy`.
+#[unsafe(no_mangle)]
+pub extern "C" fn mvvm_rt_table_copy(
+    vmctx: *mut VMContext,
+    dt: u32,
+    st: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> i32 {
+    // SAFETY: validated module: both tables exist; ranges checked; `copy`
+    // allows overlap (same table).
+    unsafe {
+        let d = vm_table(vmctx, dt);
+        let s = vm_table(vmctx, st);
+        if !in_bounds(dst, len, (*d).length) || !in_bounds(src, len, (*s).length) {
+            return TABLE_OOB;
+        }
+        std::ptr::copy(
+            (*s).elements.add(src as usize),
+            (*d).elements.add(dst as usize),
+            len as usize,
+        );
+    }
+    OK
+}
+
+/// Rust half of `table.init`.
+#[unsafe(no_mangle)]
+pub extern "C" fn mvvm_rt_table_init(
+    vmctx: *mut VMContext,
+    table: u32,
+    seg: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> i32 {
+    // SAFETY: called by generated code with its own vmctx.
+    let (s, i) = unsafe { host_of(vmctx) };
+    let inst = &s.instances[i as usize];
+    let items: &[u64] = inst.elems.get(seg as usize).map(|v| &v[..]).unwrap_or(&[]);
+    if !in_bounds(src, len, items.len() as u64) {
+        return TABLE_OOB;
+    }
+    let Some(&t) = inst.tables.get(table as usize) else {
+        return TABLE_OOB;
+    };
+    let items = items[src as usize..(src + len) as usize].to_vec();
+    let elems = s.tables[t as usize].elems_mut();
+    if !in_bounds(dst, len, elems.len() as u64) {
+        return TABLE_OOB;
+    }
+    elems[dst as usize..(dst + len) as usize].copy_from_slice(&items);
+    OK
+}
+
+extern "C" fn elem_drop(vmctx: *mut VMContext, seg: u32) {
+    // SAFETY: called by generated code with its own vmctx.
+    let (s, i) = unsafe { host_of(vmctx) };
+    if let Some(e) = s.instances[i as usize].elems.get_mut(seg as usize) {
+        *e = Vec::new();
+    }
+}
+
+/// Calls imported function `import` with its arguments in `values`.
+/// Returns 0, or `TrapCode::HostError` with the failure recorded for the
+/// host entry point (the import stub then raises it).
+extern "C" fn host_call(vmctx: *mut VMContext, import: u32, values: *mut u64) -> i32 {
+    // SAFETY: called by generated code with its own vmctx.
+    let (s, i) = unsafe { host_of(vmctx) };
+    let Some(f) = s.instances[i as usize].func_imports.get(import as usize).copied() else {
+        set_pending(PendingError::Run(RunError::NotCallable(import)));
+        return TrapCode::HostError as i32;
+    };
+    let sp: *mut StoreInner = s;
+    let r = match f.kind {
+        // SAFETY: no reference into the store is live across the call;
+        // `values` has the slots of the import's type (generated stub).
+        FuncKind::Host(h) => unsafe { crate::instance::call_host(sp, h, Some(i), values) },
+        // SAFETY: as above (a wasm provider is normally called directly
+        // through the copied `VMFuncRef`; this path is a fallback).
+        FuncKind::Wasm { .. } => unsafe { call_raw(sp, f, values) },
+    };
+    match r {
+        Ok(()) => 0,
+        Err(RunError::Trap(t)) => {
+            set_pending(PendingError::Trap(t));
+            TrapCode::HostError as i32
+        }
+        Err(e) => {
+            set_pending(PendingError::Run(e));
+            TrapCode::HostError as i32
+        }
+    }
+}

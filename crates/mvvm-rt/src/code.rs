@@ -1,0 +1,196 @@
+//! Executable memory for a loaded module, and the process-wide registry of
+//! code ranges that the signal handler consults.
+//!
+//! The mapping is written while read-write, then switched to read-execute
+//! (text) and read-only (constants, GOT): never writable and executable at
+//! the same time. On aarch64 the instruction cache is flushed before the
+//! switch (see `mvvm_rt_flush_icache` in `native/entry.c`).
+
+use crate::trap::{CodeInfo, TrapLookup};
+use std::sync::{Arc, RwLock};
+
+unsafe extern "C" {
+    fn mvvm_rt_flush_icache(begin: *mut u8, end: *mut u8);
+}
+
+/// Host page size.
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p <= 0 { 4096 } else { p as usize }
+}
+
+/// Rounds `n` up to a multiple of `align` (a power of two).
+pub(crate) fn align_up(n: usize, align: usize) -> usize {
+    (n + align - 1) & !(align - 1)
+}
+
+/// An anonymous mapping holding a module's code and read-only data.
+#[derive(Debug)]
+pub struct CodeMemory {
+    base: *mut u8,
+    len: usize,
+    /// Bytes at the start that become read+execute; the rest read-only.
+    text_len: usize,
+    published: bool,
+}
+
+// SAFETY: after `publish` the mapping is immutable; before it, it is only
+// reachable through `&mut CodeMemory`.
+unsafe impl Send for CodeMemory {}
+// SAFETY: as above, shared access only reads.
+unsafe impl Sync for CodeMemory {}
+
+impl CodeMemory {
+    /// Maps `len` bytes read-write, zeroed; the first `text_len` bytes (a
+    /// multiple of the page size) will become executable.
+    pub fn new(len: usize, text_len: usize) -> std::io::Result<CodeMemory> {
+        let len = align_up(len.max(1), page_size());
+        // SAFETY: anonymous private mapping, no address hint; result checked.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(CodeMemory {
+            base: p.cast(),
+            len,
+            text_len: text_len.min(len),
+            published: false,
+        })
+    }
+
+    /// Start address.
+    pub fn base(&self) -> usize {
+        self.base as usize
+    }
+
+    /// Mapped length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The whole mapping, writable; only before [`CodeMemory::publish`].
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        assert!(!self.published, "code memory written after publish");
+        // SAFETY: the mapping is `len` bytes, read-write until publish, and
+        // `&mut self` guarantees exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.base, self.len) }
+    }
+
+    /// Switches the text part to read+execute and the rest to read-only.
+    pub fn publish(&mut self) -> std::io::Result<()> {
+        // SAFETY: the range lies inside our mapping.
+        unsafe { mvvm_rt_flush_icache(self.base, self.base.add(self.text_len)) };
+        if self.text_len > 0 {
+            // SAFETY: page-aligned sub-range of our own mapping.
+            let r = unsafe {
+                libc::mprotect(
+                    self.base.cast(),
+                    self.text_len,
+                    libc::PROT_READ | libc::PROT_EXEC,
+                )
+            };
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        if self.len > self.text_len {
+            // SAFETY: page-aligned sub-range of our own mapping.
+            let r = unsafe {
+                libc::mprotect(
+                    self.base.add(self.text_len).cast(),
+                    self.len - self.text_len,
+                    libc::PROT_READ,
+                )
+            };
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        self.published = true;
+        Ok(())
+    }
+}
+
+impl Drop for CodeMemory {
+    fn drop(&mut self) {
+        // SAFETY: we own the mapping; nothing refers to it any more (the
+        // module that owns us is gone, and with it every instance).
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
+/// One registered range of generated code.
+struct Registered {
+    start: usize,
+    end: usize,
+    info: Arc<CodeInfo>,
+}
+
+/// Every range of generated code currently loaded, sorted by start.
+static REGISTRY: RwLock<Vec<Registered>> = RwLock::new(Vec::new());
+
+/// Registers `info`'s text range; undone by dropping the returned guard.
+pub(crate) fn register(info: Arc<CodeInfo>) -> RegistrationGuard {
+    let (start, end) = (info.text_start, info.text_end);
+    let mut reg = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+    let pos = reg.partition_point(|r| r.start < start);
+    reg.insert(pos, Registered { start, end, info });
+    RegistrationGuard { start }
+}
+
+/// Removes a code range from the registry when dropped.
+#[derive(Debug)]
+pub(crate) struct RegistrationGuard {
+    start: usize,
+}
+
+impl Drop for RegistrationGuard {
+    fn drop(&mut self) {
+        let mut reg = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+        reg.retain(|r| r.start != self.start);
+    }
+}
+
+/// Whether `pc` is inside registered code, and what trap is there.
+///
+/// Called from the signal handler: it never blocks (a registry being
+/// modified at that instant counts as "not ours") and never allocates.
+pub(crate) fn lookup_pc(pc: usize) -> Option<TrapLookup> {
+    let reg = REGISTRY.try_read().ok()?;
+    let i = reg.partition_point(|r| r.start <= pc);
+    if i == 0 {
+        return None;
+    }
+    let r = &reg[i - 1];
+    if pc >= r.end {
+        return None;
+    }
+    Some(r.info.lookup(pc))
+}
+
+/// The function containing `pc` (index and name), for trap descriptions.
+/// Unlike [`lookup_pc`] this may block; never call it from a signal handler.
+pub(crate) fn func_at(pc: usize) -> Option<(Option<u32>, Option<String>)> {
+    let reg = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    let i = reg.partition_point(|r| r.start <= pc);
+    if i == 0 || pc >= reg[i - 1].end {
+        return None;
+    }
+    let info = &reg[i - 1].info;
+    let k = info.funcs.partition_point(|f| f.start <= pc);
+    if k == 0 || pc >= info.funcs[k - 1].end {
+        return None;
+    }
+    let f = &info.funcs[k - 1];
+    Some((Some(f.index), f.name.clone()))
+}

@@ -1,0 +1,28 @@
+//! Globals: one 16-byte cell each, owned by the store so that an exporting
+//! and an importing instance share it by pointer.
+
+use crate::vmctx::GlobalCell;
+use mvvm_abi::meta::GlobalType;
+
+/// One global's storage and type.
+#[derive(Debug)]
+pub(crate) struct GlobalData {
+    /// The cell generated code reads and writes (boxed: never moves).
+    pub cell: Box<GlobalCell>,
+    /// Its type.
+    pub ty: GlobalType,
+}
+
+impl GlobalData {
+    /// A global holding the raw bits `raw`.
+    pub fn new(ty: GlobalType, raw: u64) -> GlobalData {
+        let mut cell = Box::new(GlobalCell::default());
+        cell.set_u64(raw);
+        GlobalData { cell, ty }
+    }
+
+    /// Pointer for the instance's globals array.
+    pub fn cell_ptr(&mut self) -> *mut GlobalCell {
+        &mut *self.cell
+    }
+}

@@ -1,0 +1,679 @@
+//! Loads an `.aot` object: checks its metadata against this host, lays its
+//! code and read-only data out in fresh executable memory, applies the
+//! relocations itself (no system linker) and finds the symbols the runtime
+//! calls.
+//!
+//! ```text
+//!  CodeMemory (one anonymous mapping per module)
+//!  +0                 .text sections, each at its alignment    → R+X
+//!  +align(text, page) read-only sections (.rodata*, .eh_frame)  → R
+//!                     GOT slots (one u64 per GOT-referenced symbol)
+//! ```
+
+use crate::code::{CodeMemory, align_up, page_size};
+use crate::trap::{CodeInfo, FuncRange};
+use mvvm_abi::meta::{ModuleMeta, TargetArch};
+use mvvm_abi::object as names;
+use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
+use object::elf;
+use object::{
+    Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SectionIndex,
+    SectionKind, SymbolIndex,
+};
+use std::collections::HashMap;
+
+/// Why an `.aot` object was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Not a well-formed ELF object (or truncated).
+    #[error("not a valid .aot object: {0}")]
+    BadObject(String),
+    /// The object has no `.mvvm.meta` section.
+    #[error("not an MVVM .aot object: no {} section", names::META_SECTION)]
+    MissingMeta,
+    /// The metadata section does not start with the magic bytes.
+    #[error("not an MVVM .aot object: bad magic in {}", names::META_SECTION)]
+    BadMagic,
+    /// Produced for another format version.
+    #[error(".aot format version {found} (producer {producer}), this runtime reads version {expected}")]
+    FormatVersion {
+        /// Version in the file.
+        found: u32,
+        /// Version this runtime reads.
+        expected: u32,
+        /// Producer version, when the metadata could still be decoded.
+        producer: String,
+    },
+    /// The metadata could not be decoded.
+    #[error("corrupt .aot metadata: {0}")]
+    BadMeta(String),
+    /// Compiled for another ISA.
+    #[error("compiled for {found}, this host is {host}")]
+    WrongTarget {
+        /// Target of the file.
+        found: &'static str,
+        /// This host.
+        host: &'static str,
+    },
+    /// The code uses a CPU feature this host lacks (or one this runtime
+    /// does not know).
+    #[error("compiled for CPU feature `{0}`, which this host does not have")]
+    MissingCpuFeature(String),
+    /// A relocation kind the loader does not implement.
+    #[error("unsupported relocation {kind} against `{symbol}`")]
+    UnsupportedRelocation {
+        /// Relocation type name or number.
+        kind: String,
+        /// Target symbol.
+        symbol: String,
+    },
+    /// A relocation whose value does not fit its field.
+    #[error("relocation {kind} against `{symbol}` out of range")]
+    RelocationOutOfRange {
+        /// Relocation type name.
+        kind: String,
+        /// Target symbol.
+        symbol: String,
+    },
+    /// The object references a symbol it does not define.
+    #[error("undefined symbol `{0}` (an .aot object must be self-contained)")]
+    UndefinedSymbol(String),
+    /// A symbol the runtime needs is missing.
+    #[error("missing symbol `{0}`")]
+    MissingSymbol(String),
+    /// Mapping memory failed.
+    #[error("cannot map code memory: {0}")]
+    Mmap(#[from] std::io::Error),
+}
+
+/// The result of loading: code in memory plus addresses of interest.
+#[derive(Debug)]
+pub(crate) struct LoadedCode {
+    pub meta: ModuleMeta,
+    pub memory: CodeMemory,
+    /// Address of `mvvm_func_{i}` per defined function (index minus
+    /// `num_imported_funcs`).
+    pub funcs: Vec<usize>,
+    /// Address of `mvvm_import_{j}` per imported function.
+    pub import_stubs: Vec<usize>,
+    /// Address of `mvvm_array_{i}` per function that has one.
+    pub trampolines: HashMap<u32, usize>,
+    /// Trap lookup data for the signal handler.
+    pub info: CodeInfo,
+}
+
+/// Reads and checks the metadata section only.
+pub fn read_meta(bytes: &[u8]) -> Result<ModuleMeta, LoadError> {
+    let file = object::File::parse(bytes).map_err(|e| LoadError::BadObject(e.to_string()))?;
+    meta_of(&file)
+}
+
+fn meta_of(file: &object::File<'_>) -> Result<ModuleMeta, LoadError> {
+    let sec = file
+        .section_by_name(names::META_SECTION)
+        .ok_or(LoadError::MissingMeta)?;
+    let data = sec
+        .data()
+        .map_err(|e| LoadError::BadObject(e.to_string()))?;
+    if data.len() < 12 {
+        return Err(LoadError::BadMagic);
+    }
+    if data[..8] != META_MAGIC {
+        return Err(LoadError::BadMagic);
+    }
+    let version = u32::from_le_bytes([data[8], data[9], data[10], data[11]]);
+    if version != AOT_FORMAT_VERSION {
+        // Try to name the producer; a different version may not decode.
+        let producer = mvvm_abi::codec::decode::<ModuleMeta>(&data[12..])
+            .map(|m| m.producer)
+            .unwrap_or_else(|_| "unknown".into());
+        return Err(LoadError::FormatVersion {
+            found: version,
+            expected: AOT_FORMAT_VERSION,
+            producer,
+        });
+    }
+    mvvm_abi::codec::decode::<ModuleMeta>(&data[12..]).map_err(|e| LoadError::BadMeta(e.to_string()))
+}
+
+/// Checks the target and CPU features of `meta` against this host.
+pub fn check_host(meta: &ModuleMeta) -> Result<(), LoadError> {
+    let host = TargetArch::host();
+    if host != Some(meta.target) {
+        return Err(LoadError::WrongTarget {
+            found: meta.target.name(),
+            host: host.map(|h| h.name()).unwrap_or(std::env::consts::ARCH),
+        });
+    }
+    for f in &meta.cpu_features {
+        if host_has_feature(f) != Some(true) {
+            return Err(LoadError::MissingCpuFeature(f.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Whether this host has the CPU feature named like Cranelift's ISA flag
+/// `name`; `None` when the name is unknown (the loader then refuses).
+pub fn host_has_feature(name: &str) -> Option<bool> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as d;
+        Some(match name {
+            "has_sse3" => d!("sse3"),
+            "has_ssse3" => d!("ssse3"),
+            "has_sse41" => d!("sse4.1"),
+            "has_sse42" => d!("sse4.2"),
+            "has_popcnt" => d!("popcnt"),
+            "has_avx" => d!("avx"),
+            "has_avx2" => d!("avx2"),
+            "has_fma" => d!("fma"),
+            "has_bmi1" => d!("bmi1"),
+            "has_bmi2" => d!("bmi2"),
+            "has_lzcnt" => d!("lzcnt"),
+            "has_f16c" => d!("f16c"),
+            "has_cmpxchg16b" => d!("cmpxchg16b"),
+            "has_avx512f" => d!("avx512f"),
+            "has_avx512vl" => d!("avx512vl"),
+            "has_avx512dq" => d!("avx512dq"),
+            "has_avx512bitalg" => d!("avx512bitalg"),
+            "has_avx512vbmi" => d!("avx512vbmi"),
+            _ => return None,
+        })
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        use std::arch::is_aarch64_feature_detected as d;
+        Some(match name {
+            "has_lse" => d!("lse"),
+            "has_pauth" => d!("paca"),
+            "has_fp16" => d!("fp16"),
+            _ => return None,
+        })
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = name;
+        None
+    }
+}
+
+fn bad(e: impl std::fmt::Display) -> LoadError {
+    LoadError::BadObject(e.to_string())
+}
+
+/// Where a section was placed, relative to the mapping base.
+#[derive(Clone, Copy)]
+struct Placed {
+    offset: usize,
+    size: usize,
+}
+
+/// Loads `bytes` (an `.aot` ELF object) into executable memory.
+pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
+    let file = object::File::parse(bytes).map_err(bad)?;
+    let meta = meta_of(&file)?;
+    check_host(&meta)?;
+    let expected_machine = match meta.target {
+        TargetArch::X86_64 => object::Architecture::X86_64,
+        TargetArch::Aarch64 => object::Architecture::Aarch64,
+    };
+    if file.architecture() != expected_machine {
+        return Err(LoadError::BadObject(format!(
+            "ELF machine {:?} does not match the metadata target {}",
+            file.architecture(),
+            meta.target.name()
+        )));
+    }
+
+    // Lay out: text sections first, then (page aligned) read-only sections.
+    let mut placed: HashMap<SectionIndex, Placed> = HashMap::new();
+    let mut cursor = 0usize;
+    let mut ro: Vec<object::Section<'_, '_>> = Vec::new();
+    for sec in file.sections() {
+        let size = sec.size() as usize;
+        match sec.kind() {
+            SectionKind::Text => {
+                cursor = align_up(cursor, (sec.align() as usize).max(1));
+                placed.insert(sec.index(), Placed { offset: cursor, size });
+                cursor = cursor.checked_add(size).ok_or_else(|| bad("section too large"))?;
+            }
+            SectionKind::ReadOnlyData
+            | SectionKind::ReadOnlyString
+            | SectionKind::ReadOnlyDataWithRel => ro.push(sec),
+            SectionKind::Data | SectionKind::UninitializedData | SectionKind::Tls
+                if size > 0 =>
+            {
+                return Err(LoadError::BadObject(format!(
+                    "writable section `{}` is not supported",
+                    sec.name().unwrap_or("?")
+                )));
+            }
+            _ => {}
+        }
+    }
+    let text_len = align_up(cursor, page_size());
+    cursor = text_len;
+    for sec in &ro {
+        cursor = align_up(cursor, (sec.align() as usize).clamp(1, page_size()));
+        placed.insert(sec.index(), Placed { offset: cursor, size: sec.size() as usize });
+        cursor += sec.size() as usize;
+    }
+
+    // GOT slots for GOT-relative relocations, one per target symbol.
+    let mut got: HashMap<SymbolIndex, usize> = HashMap::new();
+    cursor = align_up(cursor, 8);
+    for sec in file.sections() {
+        if !placed.contains_key(&sec.index()) {
+            continue;
+        }
+        for (_, r) in sec.relocations() {
+            if let (RelocationFlags::Elf { r_type }, RelocationTarget::Symbol(s)) =
+                (r.flags(), r.target())
+                && is_got_reloc(r_type)
+                && !got.contains_key(&s)
+            {
+                got.insert(s, cursor);
+                cursor += 8;
+            }
+        }
+    }
+
+    // Slack so that an 8-byte relocation at the very end stays in bounds.
+    let mut mem = CodeMemory::new(cursor + 8, text_len)?;
+    let base = mem.base();
+    {
+        let buf = mem.bytes_mut();
+        for sec in file.sections() {
+            let Some(p) = placed.get(&sec.index()) else {
+                continue;
+            };
+            let data = sec.uncompressed_data().map_err(bad)?;
+            if data.len() > p.size {
+                return Err(bad("section data larger than its size"));
+            }
+            buf[p.offset..p.offset + data.len()].copy_from_slice(&data);
+        }
+    }
+
+    // Resolve every symbol to an absolute address.
+    let sym_addr = |idx: SymbolIndex| -> Result<(usize, String), LoadError> {
+        let sym = file.symbol_by_index(idx).map_err(bad)?;
+        let name = sym.name().unwrap_or("?").to_string();
+        if sym.is_undefined() {
+            return Err(LoadError::UndefinedSymbol(name));
+        }
+        let si = sym
+            .section_index()
+            .ok_or_else(|| LoadError::UndefinedSymbol(name.clone()))?;
+        let p = placed.get(&si).ok_or_else(|| {
+            LoadError::BadObject(format!("symbol `{name}` is in a section that is not loaded"))
+        })?;
+        let sec = file.section_by_index(si).map_err(bad)?;
+        let off = sym
+            .address()
+            .checked_sub(sec.address())
+            .ok_or_else(|| bad("symbol before its section"))? as usize;
+        Ok((base + p.offset + off, name))
+    };
+
+    // Fill GOT slots.
+    for (s, slot) in &got {
+        let (addr, _) = sym_addr(*s)?;
+        mem.bytes_mut()[*slot..*slot + 8].copy_from_slice(&(addr as u64).to_le_bytes());
+    }
+
+    // Apply relocations.
+    for sec in file.sections() {
+        let Some(p) = placed.get(&sec.index()).copied() else {
+            continue;
+        };
+        for (offset, r) in sec.relocations() {
+            let (target, name, got_slot) = match r.target() {
+                RelocationTarget::Symbol(s) => {
+                    let (a, n) = sym_addr(s)?;
+                    (a, n, got.get(&s).map(|o| base + o))
+                }
+                RelocationTarget::Section(si) => {
+                    let pl = placed.get(&si).ok_or_else(|| {
+                        bad("relocation against a section that is not loaded")
+                    })?;
+                    (base + pl.offset, format!("section #{}", si.0), None)
+                }
+                _ => {
+                    return Err(LoadError::UnsupportedRelocation {
+                        kind: format!("{:?}", r.flags()),
+                        symbol: "<absolute>".into(),
+                    });
+                }
+            };
+            if r.has_implicit_addend() {
+                return Err(LoadError::UnsupportedRelocation {
+                    kind: "REL (implicit addend)".into(),
+                    symbol: name,
+                });
+            }
+            let RelocationFlags::Elf { r_type } = r.flags() else {
+                return Err(LoadError::UnsupportedRelocation {
+                    kind: format!("{:?}", r.flags()),
+                    symbol: name,
+                });
+            };
+            let off = offset as usize;
+            let at = p.offset + off;
+            if off >= p.size || at + 8 > mem.len() {
+                return Err(bad("relocation outside its section"));
+            }
+            let place = base + at;
+            apply(
+                meta.target,
+                r_type,
+                &mut mem.bytes_mut()[at..],
+                place as u64,
+                target as u64,
+                r.addend(),
+                got_slot.map(|g| g as u64),
+                &name,
+            )?;
+        }
+    }
+
+    // Symbols the runtime needs.
+    let mut syms: HashMap<String, (usize, u64)> = HashMap::new();
+    for sym in file.symbols() {
+        if sym.is_undefined() || sym.kind() == object::SymbolKind::Section {
+            continue;
+        }
+        let Ok(name) = sym.name() else { continue };
+        if !name.starts_with("mvvm_") {
+            continue;
+        }
+        let (addr, _) = sym_addr(sym.index())?;
+        syms.insert(name.to_string(), (addr, sym.size()));
+    }
+    let get = |name: String| -> Result<(usize, u64), LoadError> {
+        syms.get(&name).copied().ok_or(LoadError::MissingSymbol(name))
+    };
+    let nimp = meta.num_imported_funcs as usize;
+    if nimp > meta.funcs.len() || meta.func_infos.len() != meta.funcs.len() - nimp {
+        return Err(LoadError::BadMeta(
+            "function counts disagree (funcs, imports, func_infos)".into(),
+        ));
+    }
+    let mut ranges = Vec::new();
+    let mut funcs = Vec::with_capacity(meta.funcs.len() - nimp);
+    for (k, fi) in meta.func_infos.iter().enumerate() {
+        let index = (nimp + k) as u32;
+        let (addr, _) = get(names::func_symbol(index))?;
+        if addr < base || addr + fi.code_size as usize > base + text_len {
+            return Err(bad(format!("function {index} outside the text")));
+        }
+        funcs.push(addr);
+        ranges.push(FuncRange {
+            start: addr,
+            end: addr + fi.code_size as usize,
+            index,
+            traps: fi.traps.clone(),
+            name: meta.func_name(index).map(str::to_string),
+        });
+    }
+    let mut import_stubs = Vec::with_capacity(nimp);
+    for j in 0..nimp as u32 {
+        let (addr, size) = get(names::import_stub_symbol(j))?;
+        import_stubs.push(addr);
+        ranges.push(FuncRange {
+            start: addr,
+            end: addr + (size as usize).max(1),
+            index: j,
+            traps: Vec::new(),
+            name: meta.func_name(j).map(str::to_string).or_else(|| {
+                meta.imports
+                    .iter()
+                    .filter(|i| matches!(i.kind, mvvm_abi::meta::ImportKind::Func(_)))
+                    .nth(j as usize)
+                    .map(|i| format!("{}.{}", i.module, i.name))
+            }),
+        });
+    }
+    let mut trampolines = HashMap::new();
+    for &i in &meta.array_trampolines {
+        let (addr, _) = get(names::array_trampoline_symbol(i))?;
+        trampolines.insert(i, addr);
+    }
+    ranges.sort_by_key(|r| r.start);
+    mem.publish()?;
+    let info = CodeInfo {
+        text_start: base,
+        text_end: base + text_len,
+        funcs: ranges,
+    };
+    Ok(LoadedCode {
+        meta,
+        memory: mem,
+        funcs,
+        import_stubs,
+        trampolines,
+        info,
+    })
+}
+
+fn is_got_reloc(r_type: u32) -> bool {
+    matches!(
+        r_type,
+        elf::R_X86_64_GOTPCREL | elf::R_X86_64_GOTPCRELX | elf::R_X86_64_REX_GOTPCRELX
+    )
+}
+
+fn reloc_name(arch: TargetArch, r_type: u32) -> String {
+    let known = match arch {
+        TargetArch::X86_64 => match r_type {
+            elf::R_X86_64_64 => "R_X86_64_64",
+            elf::R_X86_64_PC32 => "R_X86_64_PC32",
+            elf::R_X86_64_PLT32 => "R_X86_64_PLT32",
+            elf::R_X86_64_GOTPCREL => "R_X86_64_GOTPCREL",
+            elf::R_X86_64_GOTPCRELX => "R_X86_64_GOTPCRELX",
+            elf::R_X86_64_REX_GOTPCRELX => "R_X86_64_REX_GOTPCRELX",
+            elf::R_X86_64_32 => "R_X86_64_32",
+            elf::R_X86_64_32S => "R_X86_64_32S",
+            elf::R_X86_64_TLSGD => "R_X86_64_TLSGD",
+            _ => "",
+        },
+        TargetArch::Aarch64 => match r_type {
+            elf::R_AARCH64_ABS64 => "R_AARCH64_ABS64",
+            elf::R_AARCH64_CALL26 => "R_AARCH64_CALL26",
+            elf::R_AARCH64_JUMP26 => "R_AARCH64_JUMP26",
+            elf::R_AARCH64_ADR_PREL_PG_HI21 => "R_AARCH64_ADR_PREL_PG_HI21",
+            elf::R_AARCH64_ADD_ABS_LO12_NC => "R_AARCH64_ADD_ABS_LO12_NC",
+            elf::R_AARCH64_PREL32 => "R_AARCH64_PREL32",
+            _ => "",
+        },
+    };
+    if known.is_empty() {
+        format!("ELF relocation type {r_type}")
+    } else {
+        known.to_string()
+    }
+}
+
+fn write_u32(buf: &mut [u8], v: u32) {
+    buf[..4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn read_u32(buf: &[u8]) -> u32 {
+    u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]])
+}
+
+/// Applies one relocation at `buf[0..]` (the place, at address `place`).
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    arch: TargetArch,
+    r_type: u32,
+    buf: &mut [u8],
+    place: u64,
+    target: u64,
+    addend: i64,
+    got_slot: Option<u64>,
+    symbol: &str,
+) -> Result<(), LoadError> {
+    let s_a = target.wrapping_add(addend as u64);
+    let out_of_range = || LoadError::RelocationOutOfRange {
+        kind: reloc_name(arch, r_type),
+        symbol: symbol.to_string(),
+    };
+    let pcrel32 = |buf: &mut [u8], value: u64| -> Result<(), LoadError> {
+        let d = value.wrapping_sub(place) as i64;
+        let v = i32::try_from(d).map_err(|_| out_of_range())?;
+        write_u32(buf, v as u32);
+        Ok(())
+    };
+    match (arch, r_type) {
+        (TargetArch::X86_64, elf::R_X86_64_64) | (TargetArch::Aarch64, elf::R_AARCH64_ABS64) => {
+            buf[..8].copy_from_slice(&s_a.to_le_bytes());
+        }
+        (TargetArch::X86_64, elf::R_X86_64_PC32 | elf::R_X86_64_PLT32)
+        | (TargetArch::Aarch64, elf::R_AARCH64_PREL32) => pcrel32(buf, s_a)?,
+        (TargetArch::X86_64, r) if is_got_reloc(r) => {
+            let slot = got_slot.ok_or_else(out_of_range)?;
+            pcrel32(buf, slot.wrapping_add(addend as u64))?;
+        }
+        (TargetArch::Aarch64, elf::R_AARCH64_CALL26 | elf::R_AARCH64_JUMP26) => {
+            let d = s_a.wrapping_sub(place) as i64;
+            if d & 3 != 0 || !(-(1 << 27)..(1 << 27)).contains(&d) {
+                return Err(out_of_range());
+            }
+            let insn = read_u32(buf);
+            let imm = ((d >> 2) as u32) & 0x03ff_ffff;
+            write_u32(buf, (insn & !0x03ff_ffff) | imm);
+        }
+        (TargetArch::Aarch64, elf::R_AARCH64_ADR_PREL_PG_HI21) => {
+            let d = ((s_a & !0xfff) as i64).wrapping_sub((place & !0xfff) as i64) >> 12;
+            if !(-(1 << 20)..(1 << 20)).contains(&d) {
+                return Err(out_of_range());
+            }
+            let d = d as u32;
+            let immlo = d & 0x3;
+            let immhi = (d >> 2) & 0x7_ffff;
+            let insn = read_u32(buf) & !((0x3 << 29) | (0x7_ffff << 5));
+            write_u32(buf, insn | (immlo << 29) | (immhi << 5));
+        }
+        (TargetArch::Aarch64, elf::R_AARCH64_ADD_ABS_LO12_NC) => {
+            let imm = (s_a & 0xfff) as u32;
+            let insn = read_u32(buf) & !(0xfff << 10);
+            write_u32(buf, insn | (imm << 10));
+        }
+        _ => {
+            return Err(LoadError::UnsupportedRelocation {
+                kind: reloc_name(arch, r_type),
+                symbol: symbol.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x86_pc32_and_abs64_values() {
+        let mut b = [0u8; 8];
+        apply(TargetArch::X86_64, elf::R_X86_64_PLT32, &mut b, 0x1000, 0x2000, -4, None, "f")
+            .unwrap();
+        assert_eq!(i32::from_le_bytes(b[..4].try_into().unwrap()), 0x1000 - 4);
+        apply(TargetArch::X86_64, elf::R_X86_64_64, &mut b, 0x1000, 0x1234_5678_9abc, 4, None, "f")
+            .unwrap();
+        assert_eq!(u64::from_le_bytes(b), 0x1234_5678_9ac0);
+        let far = apply(
+            TargetArch::X86_64,
+            elf::R_X86_64_PC32,
+            &mut b,
+            0,
+            1 << 40,
+            0,
+            None,
+            "far",
+        );
+        assert!(matches!(far, Err(LoadError::RelocationOutOfRange { .. })));
+    }
+
+    #[test]
+    fn x86_gotpcrel_uses_slot() {
+        let mut b = [0u8; 8];
+        apply(
+            TargetArch::X86_64,
+            elf::R_X86_64_GOTPCREL,
+            &mut b,
+            0x1000,
+            0x9999_0000,
+            -4,
+            Some(0x3000),
+            "g",
+        )
+        .unwrap();
+        assert_eq!(i32::from_le_bytes(b[..4].try_into().unwrap()), 0x2000 - 4);
+    }
+
+    #[test]
+    fn aarch64_call26_adrp_add() {
+        // bl #0
+        let mut b = 0x9400_0000u32.to_le_bytes().to_vec();
+        b.resize(8, 0);
+        apply(TargetArch::Aarch64, elf::R_AARCH64_CALL26, &mut b, 0x1000, 0x1010, 0, None, "f")
+            .unwrap();
+        assert_eq!(read_u32(&b), 0x9400_0004);
+        // adrp x0, #0 ; target two pages up
+        let mut b = 0x9000_0000u32.to_le_bytes().to_vec();
+        b.resize(8, 0);
+        apply(
+            TargetArch::Aarch64,
+            elf::R_AARCH64_ADR_PREL_PG_HI21,
+            &mut b,
+            0x1004,
+            0x3008,
+            0,
+            None,
+            "d",
+        )
+        .unwrap();
+        // immlo = 2 & 3 = 2 -> bits 29..30
+        assert_eq!(read_u32(&b), 0x9000_0000 | (2 << 29));
+        // add x0, x0, #0
+        let mut b = 0x9100_0000u32.to_le_bytes().to_vec();
+        b.resize(8, 0);
+        apply(
+            TargetArch::Aarch64,
+            elf::R_AARCH64_ADD_ABS_LO12_NC,
+            &mut b,
+            0,
+            0x3008,
+            0,
+            None,
+            "d",
+        )
+        .unwrap();
+        assert_eq!(read_u32(&b), 0x9100_0000 | (8 << 10));
+    }
+
+    #[test]
+    fn unknown_relocation_is_refused_by_name() {
+        let mut b = [0u8; 8];
+        let e = apply(TargetArch::X86_64, elf::R_X86_64_TLSGD, &mut b, 0, 0, 0, None, "tls")
+            .unwrap_err();
+        assert_eq!(e.to_string(), "unsupported relocation R_X86_64_TLSGD against `tls`");
+    }
+
+    #[test]
+    fn garbage_and_truncated_input_are_refused() {
+        assert!(matches!(load(b"not an elf"), Err(LoadError::BadObject(_))));
+        assert!(matches!(load(&[]), Err(LoadError::BadObject(_))));
+        assert!(matches!(load(b"\x7fELF\x02\x01\x01"), Err(LoadError::BadObject(_))));
+    }
+
+    #[test]
+    fn feature_names_are_checked() {
+        assert_eq!(host_has_feature("has_no_such_thing"), None);
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(host_has_feature("has_sse3"), Some(std::arch::is_x86_feature_detected!("sse3")));
+    }
+}

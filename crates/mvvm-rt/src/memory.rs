@@ -1,0 +1,175 @@
+//! Linear memory: a `PROT_NONE` reservation of
+//! [`MEMORY_RESERVATION`] bytes whose start never moves; the first
+//! `pages * 64 KiB` are read-write. Accesses beyond fault in the remainder
+//! and are reported as out-of-bounds traps, so generated code needs no
+//! bounds checks.
+//!
+//! ```text
+//!  base                      base+length                 base+8 GiB+64 KiB
+//!  |  committed (RW)          |  reserved (PROT_NONE)  ...  |
+//! ```
+
+use crate::vmctx::VMMemory;
+use mvvm_abi::meta::MemoryType;
+use mvvm_abi::vmctx::{MEMORY_RESERVATION, WASM_PAGE_SIZE};
+
+/// The most pages a 32-bit memory can have.
+pub const MAX_PAGES: u64 = 65536;
+
+/// One linear memory (owned by a store; instances refer to it by pointer).
+#[derive(Debug)]
+pub(crate) struct LinearMemory {
+    vm: Box<VMMemory>,
+    ty: MemoryType,
+    max_pages: u64,
+}
+
+/// Creating a memory failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    /// The type asks for more than 4 GiB, or is shared.
+    #[error("unsupported memory type: {0}")]
+    Unsupported(String),
+    /// The reservation could not be made.
+    #[error("cannot reserve linear memory: {0}")]
+    Os(#[from] std::io::Error),
+}
+
+impl LinearMemory {
+    /// Reserves and commits a memory of type `ty`.
+    pub fn new(ty: MemoryType) -> Result<LinearMemory, MemoryError> {
+        if ty.shared {
+            return Err(MemoryError::Unsupported("shared memory".into()));
+        }
+        if ty.limits.min > MAX_PAGES {
+            return Err(MemoryError::Unsupported(format!(
+                "{} initial pages (at most {MAX_PAGES})",
+                ty.limits.min
+            )));
+        }
+        // SAFETY: a fresh anonymous PROT_NONE reservation; result checked.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                MEMORY_RESERVATION as usize,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        let mut m = LinearMemory {
+            vm: Box::new(VMMemory {
+                base: p.cast(),
+                length: 0,
+            }),
+            ty,
+            max_pages: ty.limits.max.unwrap_or(MAX_PAGES).min(MAX_PAGES),
+        };
+        if ty.limits.min > 0 && m.grow(ty.limits.min).is_none() {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        Ok(m)
+    }
+
+    /// The type it was created with (minimum = initial size).
+    pub fn ty(&self) -> MemoryType {
+        self.ty
+    }
+
+    /// Current size in pages.
+    pub fn pages(&self) -> u64 {
+        self.vm.length / WASM_PAGE_SIZE
+    }
+
+    /// The structure generated code reads.
+    pub fn vm_ptr(&mut self) -> *mut VMMemory {
+        &mut *self.vm
+    }
+
+    /// Grows by `delta` pages; the old size in pages, or `None` when it
+    /// would exceed the maximum (or the system refuses).
+    pub fn grow(&mut self, delta: u64) -> Option<u64> {
+        let old = self.pages();
+        let new = old.checked_add(delta)?;
+        if new > self.max_pages {
+            return None;
+        }
+        if delta == 0 {
+            return Some(old);
+        }
+        let start = self.vm.length as usize;
+        let len = (delta * WASM_PAGE_SIZE) as usize;
+        // SAFETY: `start..start+len` lies inside our reservation (new size
+        // is at most 4 GiB, the reservation is larger).
+        let r = unsafe {
+            libc::mprotect(
+                self.vm.base.add(start).cast(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        };
+        if r != 0 {
+            return None;
+        }
+        self.vm.length = new * WASM_PAGE_SIZE;
+        Some(old)
+    }
+
+    /// The accessible bytes.
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: `length` bytes from `base` are mapped read-write.
+        unsafe { std::slice::from_raw_parts(self.vm.base, self.vm.length as usize) }
+    }
+
+    /// The accessible bytes, writable.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `length` bytes from `base` are mapped read-write; `&mut
+        // self` gives exclusive access from Rust (wasm is not running).
+        unsafe { std::slice::from_raw_parts_mut(self.vm.base, self.vm.length as usize) }
+    }
+}
+
+impl Drop for LinearMemory {
+    fn drop(&mut self) {
+        // SAFETY: we own the reservation and no instance using it is alive
+        // (the store drops instances and memories together).
+        unsafe { libc::munmap(self.vm.base.cast(), MEMORY_RESERVATION as usize) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mvvm_abi::meta::Limits;
+
+    fn ty(min: u64, max: Option<u64>) -> MemoryType {
+        MemoryType {
+            limits: Limits { min, max },
+            shared: false,
+        }
+    }
+
+    #[test]
+    fn grows_up_to_max() {
+        let mut m = LinearMemory::new(ty(1, Some(3))).unwrap();
+        assert_eq!(m.data().len(), 65536);
+        m.data_mut()[65535] = 7;
+        assert_eq!(m.grow(2), Some(1));
+        assert_eq!(m.grow(1), None);
+        assert_eq!(m.pages(), 3);
+        assert_eq!(m.data()[65535], 7);
+        assert_eq!(m.data()[3 * 65536 - 1], 0);
+    }
+
+    #[test]
+    fn refuses_too_large() {
+        assert!(LinearMemory::new(ty(65537, None)).is_err());
+        let mut m = LinearMemory::new(ty(0, None)).unwrap();
+        assert_eq!(m.grow(65537), None);
+        assert_eq!(m.grow(0), Some(0));
+    }
+}

@@ -1,0 +1,58 @@
+//! A loaded, relocated, executable module.
+
+use crate::code::{CodeMemory, RegistrationGuard};
+use crate::loader::{self, LoadError};
+use mvvm_abi::meta::ModuleMeta;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A compiled module loaded from an `.aot` object; cheap to clone, may be
+/// instantiated any number of times in any store.
+#[derive(Debug, Clone)]
+pub struct Module {
+    pub(crate) inner: Arc<ModuleInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ModuleInner {
+    pub meta: ModuleMeta,
+    pub funcs: Vec<usize>,
+    pub import_stubs: Vec<usize>,
+    pub trampolines: HashMap<u32, usize>,
+    /// Canonical signature id per type index.
+    pub type_ids: Vec<u32>,
+    // Field order matters: unregister before unmapping.
+    _registration: RegistrationGuard,
+    _code: CodeMemory,
+}
+
+impl Module {
+    /// Loads an `.aot` object (the bytes are copied; they need not outlive
+    /// the module).
+    pub fn from_aot(bytes: &[u8]) -> Result<Module, LoadError> {
+        let loaded = loader::load(bytes)?;
+        let type_ids = loaded
+            .meta
+            .types
+            .iter()
+            .map(crate::types::canonical_type_id)
+            .collect();
+        let registration = crate::code::register(Arc::new(loaded.info));
+        Ok(Module {
+            inner: Arc::new(ModuleInner {
+                meta: loaded.meta,
+                funcs: loaded.funcs,
+                import_stubs: loaded.import_stubs,
+                trampolines: loaded.trampolines,
+                type_ids,
+                _registration: registration,
+                _code: loaded.memory,
+            }),
+        })
+    }
+
+    /// The module's metadata (types, imports, exports, ...).
+    pub fn meta(&self) -> &ModuleMeta {
+        &self.inner.meta
+    }
+}

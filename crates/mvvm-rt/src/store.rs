@@ -1,0 +1,573 @@
+//! The store: owner of every instance, memory, table, global and host
+//! function, and of the execution limits. Handles ([`Func`], [`Memory`],
+//! [`Table`], [`Global`], [`Instance`](crate::Instance)) are small indices
+//! into one store.
+//!
+//! The store's contents live in a `Box` so that their address never changes:
+//! generated code reaches them through raw pointers kept in each instance's
+//! `VMContext`, whether or not the `Store` value itself is moved.
+
+use crate::global::GlobalData;
+use crate::instance::InstanceData;
+use crate::memory::{LinearMemory, MemoryError};
+use crate::table::Table as TableData;
+use crate::trap::Trap;
+use crate::vmctx::{VMFuncRef, VMLimits};
+use mvvm_abi::meta::{FuncType, GlobalType, MemoryType, TableType, ValType};
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Default room given to wasm on the stack of the thread that calls into it.
+pub const DEFAULT_MAX_WASM_STACK: usize = 512 * 1024;
+
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A host function's body.
+pub type HostFn = Box<dyn FnMut(&mut Caller<'_>, &[Val], &mut [Val]) -> Result<(), HostError>>;
+
+/// A host function failed or asked the program to stop.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// An error: the wasm call ends with it.
+    #[error("{0}")]
+    Message(String),
+    /// The program asked to exit with this code (WASI `proc_exit`).
+    #[error("exit with code {0}")]
+    Exit(i32),
+}
+
+/// Why a call into wasm did not return values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// Wasm trapped.
+    #[error("{0}")]
+    Trap(Trap),
+    /// A host function failed.
+    #[error("host function failed: {0}")]
+    Host(String),
+    /// A host function requested exit.
+    #[error("exit with code {0}")]
+    Exit(i32),
+    /// The arguments do not match the function's parameters.
+    #[error("bad arguments: {0}")]
+    BadArgs(String),
+    /// No export of that name (or not a function).
+    #[error("no exported function `{0}`")]
+    NoSuchExport(String),
+    /// The function cannot be called from the host (it has no array
+    /// trampoline: only exported functions and the start function have one).
+    #[error("function #{0} cannot be called from the host")]
+    NotCallable(u32),
+}
+
+/// A wasm value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Val {
+    /// `i32`
+    I32(i32),
+    /// `i64`
+    I64(i64),
+    /// `f32`, as bits.
+    F32(u32),
+    /// `f64`, as bits.
+    F64(u64),
+    /// `funcref` (`None` is `ref.null func`).
+    FuncRef(Option<Func>),
+    /// `externref` (`None` is `ref.null extern`).
+    ExternRef(Option<u32>),
+}
+
+impl Val {
+    /// The value's type.
+    pub fn ty(&self) -> ValType {
+        match self {
+            Val::I32(_) => ValType::I32,
+            Val::I64(_) => ValType::I64,
+            Val::F32(_) => ValType::F32,
+            Val::F64(_) => ValType::F64,
+            Val::FuncRef(_) => ValType::FuncRef,
+            Val::ExternRef(_) => ValType::ExternRef,
+        }
+    }
+
+    /// The zero / null value of `ty`.
+    pub fn default_for(ty: ValType) -> Val {
+        match ty {
+            ValType::I32 => Val::I32(0),
+            ValType::I64 => Val::I64(0),
+            ValType::F32 => Val::F32(0),
+            ValType::F64 => Val::F64(0),
+            ValType::FuncRef => Val::FuncRef(None),
+            ValType::ExternRef | ValType::V128 => Val::ExternRef(None),
+        }
+    }
+}
+
+/// Identifies what a [`Func`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum FuncKind {
+    /// Host function `n` of the store.
+    Host(u32),
+    /// Function `index` of instance `instance` (possibly one it imports).
+    Wasm { instance: u32, index: u32 },
+}
+
+/// A function: defined by the host or by an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Func {
+    pub(crate) store: u64,
+    pub(crate) kind: FuncKind,
+}
+
+/// A linear memory of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Memory {
+    pub(crate) store: u64,
+    pub(crate) index: u32,
+}
+
+/// A table of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Table {
+    pub(crate) store: u64,
+    pub(crate) index: u32,
+}
+
+/// A global of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Global {
+    pub(crate) store: u64,
+    pub(crate) index: u32,
+}
+
+/// Anything an instance can import or export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Extern {
+    /// A function.
+    Func(Func),
+    /// A memory.
+    Memory(Memory),
+    /// A table.
+    Table(Table),
+    /// A global.
+    Global(Global),
+}
+
+pub(crate) struct HostFuncData {
+    pub ty: FuncType,
+    pub f: Option<HostFn>,
+}
+
+/// The contents of a [`Store`]; reachable by generated code through raw
+/// pointers, hence boxed. Not constructible outside the crate.
+#[doc(hidden)]
+pub struct StoreInner {
+    pub(crate) id: u64,
+    pub(crate) memories: Vec<LinearMemory>,
+    pub(crate) tables: Vec<TableData>,
+    pub(crate) globals: Vec<GlobalData>,
+    pub(crate) host_funcs: Vec<HostFuncData>,
+    pub(crate) instances: Vec<InstanceData>,
+    pub(crate) limits: Box<VMLimits>,
+    /// Address of every `VMFuncRef` handed to wasm -> the function.
+    pub(crate) funcrefs: HashMap<usize, Func>,
+    pub(crate) max_wasm_stack: usize,
+    /// Nesting depth of host -> wasm entries.
+    pub(crate) depth: u32,
+    pub(crate) data: Option<Box<dyn Any>>,
+}
+
+/// Owns instances and everything they use; see the module documentation.
+pub struct Store {
+    pub(crate) inner: Box<StoreInner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("id", &self.inner.id)
+            .field("instances", &self.inner.instances.len())
+            .finish()
+    }
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new() -> Store {
+        Store {
+            inner: Box::new(StoreInner {
+                id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+                memories: Vec::new(),
+                tables: Vec::new(),
+                globals: Vec::new(),
+                host_funcs: Vec::new(),
+                instances: Vec::new(),
+                limits: Box::new(VMLimits::default()),
+                funcrefs: HashMap::new(),
+                max_wasm_stack: DEFAULT_MAX_WASM_STACK,
+                depth: 0,
+                data: None,
+            }),
+        }
+    }
+
+    /// Sets how many bytes of the calling thread's stack wasm may use
+    /// (measured from where the host enters wasm). The thread's stack must
+    /// be larger than this, with room to spare for host functions.
+    pub fn set_max_wasm_stack(&mut self, bytes: usize) {
+        self.inner.max_wasm_stack = bytes;
+    }
+
+    /// Attaches user data (WASI state, say) that host functions reach
+    /// through [`Caller::data_mut`]. Replaces any previous data.
+    pub fn set_data<T: Any>(&mut self, data: T) {
+        self.inner.data = Some(Box::new(data));
+    }
+
+    /// The user data, if it is a `T`.
+    pub fn data<T: Any>(&self) -> Option<&T> {
+        self.inner.data.as_ref()?.downcast_ref()
+    }
+
+    /// The user data, writable, if it is a `T`.
+    pub fn data_mut<T: Any>(&mut self) -> Option<&mut T> {
+        self.inner.data.as_mut()?.downcast_mut()
+    }
+}
+
+/// Access to a store's contents, from the host ([`Store`]) or from inside a
+/// host function ([`Caller`]).
+pub trait AsStore {
+    #[doc(hidden)]
+    fn store_inner(&self) -> &StoreInner;
+    #[doc(hidden)]
+    fn store_inner_mut(&mut self) -> &mut StoreInner;
+}
+
+impl AsStore for Store {
+    fn store_inner(&self) -> &StoreInner {
+        &self.inner
+    }
+    fn store_inner_mut(&mut self) -> &mut StoreInner {
+        &mut self.inner
+    }
+}
+
+/// What a host function sees of its caller.
+pub struct Caller<'a> {
+    pub(crate) store: &'a mut StoreInner,
+    /// The calling instance (none when the host called the function itself).
+    pub(crate) instance: Option<u32>,
+}
+
+impl AsStore for Caller<'_> {
+    fn store_inner(&self) -> &StoreInner {
+        self.store
+    }
+    fn store_inner_mut(&mut self) -> &mut StoreInner {
+        self.store
+    }
+}
+
+impl Caller<'_> {
+    /// Memory 0 of the calling instance at its current length.
+    pub fn memory(&mut self) -> Option<&mut [u8]> {
+        let inst = self.store.instances.get(self.instance? as usize)?;
+        let m = *inst.memories.first()?;
+        Some(self.store.memories[m as usize].data_mut())
+    }
+
+    /// An export of the calling instance.
+    pub fn get_export(&self, name: &str) -> Option<Extern> {
+        crate::instance::export_of(self.store, self.instance?, name)
+    }
+
+    /// The store's user data, if it is a `T`.
+    pub fn data<T: Any>(&self) -> Option<&T> {
+        self.store.data.as_ref()?.downcast_ref()
+    }
+
+    /// The store's user data, writable, if it is a `T`.
+    pub fn data_mut<T: Any>(&mut self) -> Option<&mut T> {
+        self.store.data.as_mut()?.downcast_mut()
+    }
+
+    /// Both the user data and memory 0 of the calling instance, for host
+    /// functions that need them at once (WASI).
+    pub fn data_and_memory<T: Any>(&mut self) -> (Option<&mut T>, Option<&mut [u8]>) {
+        let mem = self
+            .instance
+            .and_then(|i| self.store.instances.get(i as usize))
+            .and_then(|inst| inst.memories.first().copied());
+        let data = self.store.data.as_mut().and_then(|d| d.downcast_mut());
+        let mem = mem.map(|m| self.store.memories[m as usize].data_mut());
+        (data, mem)
+    }
+}
+
+fn check_store(store: &StoreInner, id: u64) {
+    assert_eq!(store.id, id, "handle used with a store it does not belong to");
+}
+
+impl StoreInner {
+    /// The raw `u64` form of `v` as generated code stores it; `None` for a
+    /// host function reference (which has no `VMFuncRef` of its own).
+    pub(crate) fn val_to_raw(&self, v: Val) -> Option<u64> {
+        Some(match v {
+            Val::I32(x) => x as u32 as u64,
+            Val::I64(x) => x as u64,
+            Val::F32(x) => x as u64,
+            Val::F64(x) => x,
+            Val::FuncRef(None) => 0,
+            Val::FuncRef(Some(f)) => self.funcref_ptr(f)? as u64,
+            Val::ExternRef(None) => 0,
+            Val::ExternRef(Some(n)) => n as u64 + 1,
+        })
+    }
+
+    /// Reads a raw slot of type `ty`.
+    pub(crate) fn val_from_raw(&self, raw: u64, ty: ValType) -> Val {
+        match ty {
+            ValType::I32 => Val::I32(raw as u32 as i32),
+            ValType::I64 => Val::I64(raw as i64),
+            ValType::F32 => Val::F32(raw as u32),
+            ValType::F64 => Val::F64(raw),
+            ValType::FuncRef => Val::FuncRef(if raw == 0 {
+                None
+            } else {
+                self.funcrefs.get(&(raw as usize)).copied()
+            }),
+            ValType::ExternRef | ValType::V128 => {
+                Val::ExternRef(if raw == 0 { None } else { Some((raw - 1) as u32) })
+            }
+        }
+    }
+
+    /// The `VMFuncRef` of a wasm function.
+    pub(crate) fn funcref_ptr(&self, f: Func) -> Option<*const VMFuncRef> {
+        match f.kind {
+            FuncKind::Host(_) => None,
+            FuncKind::Wasm { instance, index } => {
+                let inst = self.instances.get(instance as usize)?;
+                inst.funcs.get(index as usize).map(|r| r as *const VMFuncRef)
+            }
+        }
+    }
+
+    /// The signature of `f`.
+    pub(crate) fn func_type(&self, f: Func) -> FuncType {
+        match f.kind {
+            FuncKind::Host(h) => self.host_funcs[h as usize].ty.clone(),
+            FuncKind::Wasm { instance, index } => {
+                let meta = &self.instances[instance as usize].module.inner.meta;
+                meta.types[meta.funcs[index as usize] as usize].clone()
+            }
+        }
+    }
+}
+
+impl Func {
+    /// Defines a host function of type `ty` in `store`.
+    pub fn host(
+        store: &mut Store,
+        ty: FuncType,
+        f: impl FnMut(&mut Caller<'_>, &[Val], &mut [Val]) -> Result<(), HostError> + 'static,
+    ) -> Func {
+        let inner = &mut store.inner;
+        inner.host_funcs.push(HostFuncData {
+            ty,
+            f: Some(Box::new(f)),
+        });
+        Func {
+            store: inner.id,
+            kind: FuncKind::Host(inner.host_funcs.len() as u32 - 1),
+        }
+    }
+
+    /// The function's signature.
+    pub fn ty(&self, store: &impl AsStore) -> FuncType {
+        let s = store.store_inner();
+        check_store(s, self.store);
+        s.func_type(*self)
+    }
+
+    /// Calls the function with `args`, returning its results.
+    pub fn call(&self, store: &mut Store, args: &[Val]) -> Result<Vec<Val>, RunError> {
+        check_store(&store.inner, self.store);
+        crate::instance::call_func(&mut store.inner, *self, args)
+    }
+}
+
+impl Memory {
+    /// A new memory of type `ty` (for host modules such as `spectest`).
+    pub fn new(store: &mut Store, ty: MemoryType) -> Result<Memory, MemoryError> {
+        let m = LinearMemory::new(ty)?;
+        store.inner.memories.push(m);
+        Ok(Memory {
+            store: store.inner.id,
+            index: store.inner.memories.len() as u32 - 1,
+        })
+    }
+
+    /// Its type, with the current size as minimum.
+    pub fn ty(&self, store: &impl AsStore) -> MemoryType {
+        let s = store.store_inner();
+        check_store(s, self.store);
+        let m = &s.memories[self.index as usize];
+        let mut ty = m.ty();
+        ty.limits.min = m.pages();
+        ty
+    }
+
+    /// Current size in pages.
+    pub fn size_pages(&self, store: &impl AsStore) -> u64 {
+        let s = store.store_inner();
+        check_store(s, self.store);
+        s.memories[self.index as usize].pages()
+    }
+
+    /// The memory's bytes.
+    pub fn data<'a>(&self, store: &'a impl AsStore) -> &'a [u8] {
+        let s = store.store_inner();
+        check_store(s, self.store);
+        s.memories[self.index as usize].data()
+    }
+
+    /// The memory's bytes, writable.
+    pub fn data_mut<'a>(&self, store: &'a mut impl AsStore) -> &'a mut [u8] {
+        let s = store.store_inner_mut();
+        check_store(s, self.store);
+        s.memories[self.index as usize].data_mut()
+    }
+
+    /// Grows by `delta` pages; the old size, or `None`.
+    pub fn grow(&self, store: &mut impl AsStore, delta: u64) -> Option<u64> {
+        let s = store.store_inner_mut();
+        check_store(s, self.store);
+        s.memories[self.index as usize].grow(delta)
+    }
+}
+
+impl Table {
+    /// A new table of type `ty` with every element `init`.
+    pub fn new(store: &mut Store, ty: TableType, init: Val) -> Result<Table, RunError> {
+        let raw = store
+            .inner
+            .val_to_raw(init)
+            .ok_or_else(|| RunError::BadArgs("host function as table element".into()))?;
+        let t = TableData::new(ty, raw)
+            .ok_or_else(|| RunError::BadArgs(format!("table of {} elements", ty.limits.min)))?;
+        store.inner.tables.push(t);
+        Ok(Table {
+            store: store.inner.id,
+            index: store.inner.tables.len() as u32 - 1,
+        })
+    }
+
+    /// Its type, with the current size as minimum.
+    pub fn ty(&self, store: &impl AsStore) -> TableType {
+        let s = store.store_inner();
+        check_store(s, self.store);
+        let t = &s.tables[self.index as usize];
+        let mut ty = t.ty();
+        ty.limits.min = t.len();
+        ty
+    }
+
+    /// Number of elements.
+    pub fn size(&self, store: &impl AsStore) -> u64 {
+        let s = store.store_inner();
+        check_store(s, self.store);
+        s.tables[self.index as usize].len()
+    }
+
+    /// Element `i`, or `None` out of bounds.
+    pub fn get(&self, store: &impl AsStore, i: u64) -> Option<Val> {
+        let s = store.store_inner();
+        check_store(s, self.store);
+        let t = &s.tables[self.index as usize];
+        let raw = *t.elems().get(usize::try_from(i).ok()?)?;
+        Some(s.val_from_raw(raw, t.ty().elem))
+    }
+
+    /// Sets element `i`; false when out of bounds or of the wrong type.
+    pub fn set(&self, store: &mut impl AsStore, i: u64, v: Val) -> bool {
+        let s = store.store_inner_mut();
+        check_store(s, self.store);
+        if v.ty() != s.tables[self.index as usize].ty().elem {
+            return false;
+        }
+        let Some(raw) = s.val_to_raw(v) else {
+            return false;
+        };
+        match s.tables[self.index as usize]
+            .elems_mut()
+            .get_mut(i as usize)
+        {
+            Some(slot) => {
+                *slot = raw;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Global {
+    /// A new global of type `ty` holding `v`.
+    pub fn new(store: &mut Store, ty: GlobalType, v: Val) -> Result<Global, RunError> {
+        if v.ty() != ty.ty {
+            return Err(RunError::BadArgs(format!(
+                "global of type {:?} initialised with {:?}",
+                ty.ty,
+                v.ty()
+            )));
+        }
+        let raw = store
+            .inner
+            .val_to_raw(v)
+            .ok_or_else(|| RunError::BadArgs("host function in a global".into()))?;
+        store.inner.globals.push(GlobalData::new(ty, raw));
+        Ok(Global {
+            store: store.inner.id,
+            index: store.inner.globals.len() as u32 - 1,
+        })
+    }
+
+    /// Its type.
+    pub fn ty(&self, store: &impl AsStore) -> GlobalType {
+        let s = store.store_inner();
+        check_store(s, self.store);
+        s.globals[self.index as usize].ty
+    }
+
+    /// Its current value.
+    pub fn get(&self, store: &impl AsStore) -> Val {
+        let s = store.store_inner();
+        check_store(s, self.store);
+        let g = &s.globals[self.index as usize];
+        s.val_from_raw(g.cell.get_u64(), g.ty.ty)
+    }
+
+    /// Sets its value (it must be mutable and `v` of its type).
+    pub fn set(&self, store: &mut impl AsStore, v: Val) -> Result<(), RunError> {
+        let s = store.store_inner_mut();
+        check_store(s, self.store);
+        let ty = s.globals[self.index as usize].ty;
+        if !ty.mutable || v.ty() != ty.ty {
+            return Err(RunError::BadArgs("immutable global or wrong type".into()));
+        }
+        let raw = s
+            .val_to_raw(v)
+            .ok_or_else(|| RunError::BadArgs("host function in a global".into()))?;
+        s.globals[self.index as usize].cell.set_u64(raw);
+        Ok(())
+    }
+}

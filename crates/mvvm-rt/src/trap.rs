@@ -1,0 +1,248 @@
+//! Traps as the user sees them, and the per-module tables that map a code
+//! address back to a trap code, a function and a wasm bytecode offset.
+
+use mvvm_abi::TrapCode;
+use mvvm_abi::meta::TrapSite;
+use std::fmt;
+
+/// Why and where wasm execution stopped abnormally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trap {
+    /// The trap.
+    pub code: TrapCode,
+    /// Index of the wasm function that trapped, when known (a trap raised
+    /// by a builtin or an import stub is attributed to its caller).
+    pub func: Option<u32>,
+    /// Its name from the name section (or its import name).
+    pub func_name: Option<String>,
+    /// Bytecode offset of the trapping instruction in the module.
+    pub wasm_offset: Option<u32>,
+    /// Human readable reason: the spec message of `code`, or a host
+    /// function's message for [`TrapCode::HostError`].
+    pub message: String,
+}
+
+impl Trap {
+    /// A trap with no location.
+    pub fn new(code: TrapCode) -> Trap {
+        Trap {
+            code,
+            func: None,
+            func_name: None,
+            wasm_offset: None,
+            message: code.message().to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Trap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "wasm trap: {}", self.message)?;
+        match (&self.func_name, self.func) {
+            (Some(n), Some(i)) => write!(f, " in function '{n}' (#{i})")?,
+            (None, Some(i)) => write!(f, " in function #{i}")?,
+            _ => {}
+        }
+        if let Some(o) = self.wasm_offset {
+            write!(f, " at offset {o:#x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Trap {}
+
+/// One function's (or import stub's) code range with its trap sites.
+#[derive(Debug, Clone)]
+pub(crate) struct FuncRange {
+    /// Absolute start address.
+    pub start: usize,
+    /// Absolute end address (exclusive).
+    pub end: usize,
+    /// Wasm function index (for a stub: the imported function's index).
+    pub index: u32,
+    /// Trap sites, sorted by `code_offset`.
+    pub traps: Vec<TrapSite>,
+    /// Name for trap messages.
+    pub name: Option<String>,
+}
+
+/// What the signal handler needs about one module's code.
+#[derive(Debug)]
+pub(crate) struct CodeInfo {
+    /// Start of the executable range.
+    pub text_start: usize,
+    /// End of the executable range.
+    pub text_end: usize,
+    /// Functions sorted by start.
+    pub funcs: Vec<FuncRange>,
+}
+
+/// The result of looking up a PC inside registered code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TrapLookup {
+    /// The function containing the PC, if any.
+    pub func: Option<u32>,
+    /// The trap code of the exact trap site at the PC, if any.
+    pub code: Option<TrapCode>,
+    /// Its wasm offset.
+    pub wasm_offset: Option<u32>,
+}
+
+impl CodeInfo {
+    /// Looks up `pc`, which lies in `text_start..text_end`.
+    pub fn lookup(&self, pc: usize) -> TrapLookup {
+        let mut out = TrapLookup {
+            func: None,
+            code: None,
+            wasm_offset: None,
+        };
+        let i = self.funcs.partition_point(|f| f.start <= pc);
+        if i == 0 {
+            return out;
+        }
+        let f = &self.funcs[i - 1];
+        if pc >= f.end {
+            return out;
+        }
+        out.func = Some(f.index);
+        let off = (pc - f.start) as u64;
+        if let Ok(k) = f.traps.binary_search_by_key(&off, |t| t.code_offset as u64) {
+            out.code = Some(f.traps[k].code);
+            out.wasm_offset = Some(f.traps[k].wasm_offset);
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Entering and leaving wasm.
+
+use std::cell::Cell;
+
+/// A trap as first recorded (in a signal handler or a builtin), before it
+/// is described for the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawTrap {
+    /// The trap.
+    pub code: TrapCode,
+    /// The faulting PC, or the return address into generated code of the
+    /// builtin that raised it.
+    pub pc: usize,
+    /// Whether `pc` is the exact trap site (faults) rather than a return
+    /// address (builtins).
+    pub exact: bool,
+    /// Bytecode offset, when the trap site is known.
+    pub wasm_offset: Option<u32>,
+}
+
+thread_local! {
+    /// Jump buffer of the innermost `mvvm_rt_enter` on this thread (null
+    /// when no wasm is running).
+    static JMP_BUF: Cell<*mut u8> = const { Cell::new(std::ptr::null_mut()) };
+    /// The trap being unwound.
+    static PENDING: Cell<Option<RawTrap>> = const { Cell::new(None) };
+}
+
+unsafe extern "C" {
+    fn mvvm_rt_enter(
+        f: unsafe extern "C" fn(*mut u8, *mut u64),
+        vmctx: *mut u8,
+        values: *mut u64,
+        slot: *mut *mut u8,
+    ) -> i32;
+    fn mvvm_rt_longjmp(buf: *mut u8, code: i32) -> !;
+}
+
+/// The jump buffer of the wasm activation running on this thread, or null.
+/// Safe to call from a signal handler (constant-initialised thread local,
+/// no allocation).
+pub(crate) fn current_jmp_buf() -> *mut u8 {
+    JMP_BUF.try_with(|c| c.get()).unwrap_or(std::ptr::null_mut())
+}
+
+/// Records `trap` and jumps back to the `mvvm_rt_enter` owning `jb`.
+///
+/// # Safety
+/// `jb` must be the jump buffer of a live `mvvm_rt_enter` frame of this
+/// thread, and no frame between here and it may own values that need
+/// dropping.
+pub(crate) unsafe fn unwind_with(jb: *mut u8, trap: RawTrap) -> ! {
+    PENDING.with(|p| p.set(Some(trap)));
+    // SAFETY: guaranteed by the caller; the code is non-zero.
+    unsafe { mvvm_rt_longjmp(jb, i32::from(trap.code as u8).max(1)) }
+}
+
+/// Called by the trapping builtin shims in `native/entry.c` (and `raise`)
+/// with their return address into generated code. Never returns.
+#[unsafe(no_mangle)]
+pub extern "C" fn mvvm_rt_trap_at(code: i32, pc: *const u8) -> ! {
+    let code = u8::try_from(code)
+        .ok()
+        .and_then(TrapCode::from_u8)
+        .unwrap_or(TrapCode::Unreachable);
+    let jb = current_jmp_buf();
+    if jb.is_null() {
+        // A builtin called outside of any wasm activation: nothing to
+        // unwind to. This is a runtime bug, not a guest error.
+        eprintln!("mvvm-rt: trap `{code}` raised outside of wasm execution");
+        std::process::abort();
+    }
+    // SAFETY: `jb` belongs to the live activation of this thread; between
+    // it and here there are only generated code and the C shim (the Rust
+    // half of the builtin has already returned).
+    unsafe {
+        unwind_with(
+            jb,
+            RawTrap {
+                code,
+                pc: pc as usize,
+                exact: false,
+                wasm_offset: None,
+            },
+        )
+    }
+}
+
+/// Calls the array trampoline at `tramp` with `vmctx` and `values` under a
+/// jump buffer, returning the trap if one unwound it.
+///
+/// # Safety
+/// `tramp` must be an array trampoline of loaded code whose module is alive,
+/// `vmctx` the context of an instance of that module, and `values` must
+/// hold at least max(params, results) slots.
+pub(crate) unsafe fn enter_wasm(tramp: usize, vmctx: *mut u8, values: *mut u64) -> Result<(), RawTrap> {
+    crate::signals::prepare_thread();
+    // SAFETY: `tramp` is a function with this signature (caller contract).
+    let f: unsafe extern "C" fn(*mut u8, *mut u64) = unsafe { std::mem::transmute(tramp) };
+    let slot = JMP_BUF.with(|c| c.as_ptr());
+    // SAFETY: `slot` is this thread's jump buffer cell, which outlives the
+    // call; the C side restores its previous value before returning.
+    let code = unsafe { mvvm_rt_enter(f, vmctx, values, slot) };
+    if code == 0 {
+        return Ok(());
+    }
+    let raw = PENDING.with(|p| p.take()).unwrap_or(RawTrap {
+        code: TrapCode::from_u8(code as u8).unwrap_or(TrapCode::Unreachable),
+        pc: 0,
+        exact: false,
+        wasm_offset: None,
+    });
+    Err(raw)
+}
+
+impl RawTrap {
+    /// Describes the trap: function index and name from the registered code.
+    pub(crate) fn describe(self, message: Option<String>) -> Trap {
+        // A return address may sit just past its function's last byte.
+        let pc = if self.exact { self.pc } else { self.pc.wrapping_sub(1) };
+        let (func, func_name) = crate::code::func_at(pc).unwrap_or((None, None));
+        Trap {
+            code: self.code,
+            func,
+            func_name,
+            wasm_offset: self.wasm_offset,
+            message: message.unwrap_or_else(|| self.code.message().to_string()),
+        }
+    }
+}
