@@ -49,7 +49,11 @@ pub(super) fn filestat_of(st: &libc::stat) -> Filestat {
 }
 
 /// Decodes the `fstflags` of a set-times call into what `utimensat` takes.
-pub(super) fn times_of(atim: u64, mtim: u64, flags: u32) -> Result<(sys::TimeSpec, sys::TimeSpec), Errno> {
+pub(super) fn times_of(
+    atim: u64,
+    mtim: u64,
+    flags: u32,
+) -> Result<(sys::TimeSpec, sys::TimeSpec), Errno> {
     let f = flags as u16;
     if flags > 0xf
         || (f & fstflags::ATIM != 0 && f & fstflags::ATIM_NOW != 0)
@@ -92,11 +96,7 @@ fn dt_to_filetype(dt: u8) -> Option<u8> {
 /// cut short: wasi-libc then retries with a larger buffer). The cookie of
 /// an entry is its index plus one, so listing resumes where it stopped as
 /// long as the directory is unchanged.
-pub(super) fn encode_dirents(
-    entries: &[(u64, u8, Vec<u8>)],
-    cookie: u64,
-    cap: usize,
-) -> Vec<u8> {
+pub(super) fn encode_dirents(entries: &[(u64, u8, Vec<u8>)], cookie: u64, cap: usize) -> Vec<u8> {
     let mut out = Vec::new();
     let start = usize::try_from(cookie).unwrap_or(usize::MAX);
     for (i, (ino, ft, name)) in entries.iter().enumerate().skip(start) {
@@ -167,7 +167,14 @@ impl WasiCtx {
         Ok(n)
     }
 
-    pub(super) fn fd_read(&mut self, m: &mut GuestMem<'_>, fd: u32, iovs: u32, n: u32, out: u32) -> R {
+    pub(super) fn fd_read(
+        &mut self,
+        m: &mut GuestMem<'_>,
+        fd: u32,
+        iovs: u32,
+        n: u32,
+        out: u32,
+    ) -> R {
         let iovs = m.iovecs(iovs, n)?;
         m.slice(out, 4)?;
         let mut buf = vec![0u8; iovecs_total(&iovs)];
@@ -176,7 +183,14 @@ impl WasiCtx {
         m.write_u32(out, got as u32)
     }
 
-    pub(super) fn fd_write(&mut self, m: &mut GuestMem<'_>, fd: u32, iovs: u32, n: u32, out: u32) -> R {
+    pub(super) fn fd_write(
+        &mut self,
+        m: &mut GuestMem<'_>,
+        fd: u32,
+        iovs: u32,
+        n: u32,
+        out: u32,
+    ) -> R {
         let iovs = m.iovecs(iovs, n)?;
         m.slice(out, 4)?;
         let data = m.gather(&iovs)?;
@@ -384,7 +398,10 @@ impl WasiCtx {
         let (entry, h) = self.get(fd)?;
         let st = sys::fstat(h)?;
         let mut fs = filestat_of(&st);
-        if matches!(entry.kind, FdKind::TcpListener { .. } | FdKind::TcpStream { .. }) {
+        if matches!(
+            entry.kind,
+            FdKind::TcpListener { .. } | FdKind::TcpStream { .. }
+        ) {
             fs.filetype = filetype::SOCKET_STREAM;
         }
         m.write_bytes(out, &fs.encode())
@@ -424,7 +441,9 @@ impl WasiCtx {
         let parent_ino = if entry.kind == FdKind::PreopenDir {
             me.st_ino
         } else {
-            sys::fstatat_nofollow(h, "..").map(|s| s.st_ino).unwrap_or(0)
+            sys::fstatat_nofollow(h, "..")
+                .map(|s| s.st_ino)
+                .unwrap_or(0)
         };
         let mut list: Vec<(u64, u8, Vec<u8>)> = vec![
             (me.st_ino, filetype::DIRECTORY, b".".to_vec()),
@@ -465,7 +484,13 @@ impl WasiCtx {
         m.write_u32(out + 4, name_len)
     }
 
-    pub(super) fn fd_prestat_dir_name(&mut self, m: &mut GuestMem<'_>, fd: u32, buf: u32, len: u32) -> R {
+    pub(super) fn fd_prestat_dir_name(
+        &mut self,
+        m: &mut GuestMem<'_>,
+        fd: u32,
+        buf: u32,
+        len: u32,
+    ) -> R {
         let name = self.preopen_name(fd)?.as_bytes().to_vec();
         if (len as usize) < name.len() {
             return Err(Errno::NAMETOOLONG);

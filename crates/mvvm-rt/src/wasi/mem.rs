@@ -108,10 +108,7 @@ impl<'a> GuestMem<'a> {
     /// Reads and checks an array of `count` iovecs at `ptr`: each buffer
     /// must lie inside memory. Returns `(buf, len)` pairs.
     pub fn iovecs(&self, ptr: u32, count: u32) -> Result<Vec<(u32, u32)>, Errno> {
-        let table = self.slice(
-            ptr,
-            count.checked_mul(IOVEC_SIZE).ok_or(Errno::FAULT)?,
-        )?;
+        let table = self.slice(ptr, count.checked_mul(IOVEC_SIZE).ok_or(Errno::FAULT)?)?;
         let mut v = Vec::with_capacity(count as usize);
         for rec in table.chunks_exact(IOVEC_SIZE as usize) {
             let buf = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);

@@ -185,7 +185,9 @@ impl WasiCtx {
                                     0
                                 } else {
                                     sys::fstat(handle)
-                                        .map(|st| (st.st_size as u64).saturating_sub(entry.position))
+                                        .map(|st| {
+                                            (st.st_size as u64).saturating_sub(entry.position)
+                                        })
                                         .unwrap_or(0)
                                 };
                                 ready.push(Event {

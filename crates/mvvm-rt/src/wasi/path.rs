@@ -184,7 +184,13 @@ impl WasiCtx {
         Ok(())
     }
 
-    pub(super) fn path_create_directory(&mut self, m: &mut GuestMem<'_>, fd: u32, p: u32, l: u32) -> R {
+    pub(super) fn path_create_directory(
+        &mut self,
+        m: &mut GuestMem<'_>,
+        fd: u32,
+        p: u32,
+        l: u32,
+    ) -> R {
         let path = m.read_str(p, l)?;
         let (_, dir) = dir_of(self, fd)?;
         let (parent, s) = open_parent(dir, path)?;
@@ -192,7 +198,13 @@ impl WasiCtx {
         Ok(())
     }
 
-    pub(super) fn path_remove_directory(&mut self, m: &mut GuestMem<'_>, fd: u32, p: u32, l: u32) -> R {
+    pub(super) fn path_remove_directory(
+        &mut self,
+        m: &mut GuestMem<'_>,
+        fd: u32,
+        p: u32,
+        l: u32,
+    ) -> R {
         let path = m.read_str(p, l)?;
         let (_, dir) = dir_of(self, fd)?;
         let (parent, s) = open_parent(dir, path)?;

@@ -58,11 +58,9 @@ pub fn openat2(
     // default, then we set the three fields.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
-        mode as u64
-    } else {
-        0
-    };
+    // O_TMPFILE includes O_DIRECTORY's bit: test all of its bits.
+    let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
+    how.mode = if creates { mode as u64 } else { 0 };
     how.resolve = resolve;
     loop {
         // SAFETY: `path` is a valid NUL-terminated string and `how` a valid
