@@ -39,10 +39,13 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
     let mut func_ids = Vec::with_capacity(meta.funcs.len());
     for (i, ty) in meta.funcs.iter().enumerate() {
         let index = i as u32;
-        let fty = meta.types.get(*ty as usize).ok_or_else(|| CompileError::Codegen {
-            func: index,
-            message: format!("type {ty} out of range"),
-        })?;
+        let fty = meta
+            .types
+            .get(*ty as usize)
+            .ok_or_else(|| CompileError::Codegen {
+                func: index,
+                message: format!("type {ty} out of range"),
+            })?;
         let name = if index < nimports {
             import_stub_symbol(index)
         } else {
@@ -87,15 +90,29 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
     for j in 0..nimports {
         let ty = info.func_type(j).cloned().unwrap_or_default();
         ctx.clear();
-        trampolines::import_stub(&info, j, &ty, func_ids[j as usize].as_u32(), &mut ctx.func, &mut fb_ctx)
-            .map_err(|message| CompileError::Codegen { func: j, message })?;
-        glue.push((func_ids[j as usize], j, finish_function(&mut ctx, &*isa, func_ids[j as usize], j, 0)?));
+        trampolines::import_stub(
+            &info,
+            j,
+            &ty,
+            func_ids[j as usize].as_u32(),
+            &mut ctx.func,
+            &mut fb_ctx,
+        )
+        .map_err(|message| CompileError::Codegen { func: j, message })?;
+        glue.push((
+            func_ids[j as usize],
+            j,
+            finish_function(&mut ctx, &*isa, func_ids[j as usize], j, 0)?,
+        ));
     }
     for (&i, &id) in tramp_indices.iter().zip(&tramp_ids) {
-        let ty = info.func_type(i).cloned().ok_or_else(|| CompileError::Codegen {
-            func: i,
-            message: "exported function out of range".into(),
-        })?;
+        let ty = info
+            .func_type(i)
+            .cloned()
+            .ok_or_else(|| CompileError::Codegen {
+                func: i,
+                message: "exported function out of range".into(),
+            })?;
         ctx.clear();
         trampolines::array_trampoline(&info, i, &ty, id.as_u32(), &mut ctx.func, &mut fb_ctx)
             .map_err(|message| CompileError::Codegen { func: i, message })?;
@@ -180,16 +197,12 @@ fn compile_functions(
 
     let mut out = Vec::with_capacity(n);
     for (k, slot) in results.into_iter().enumerate() {
-        let r = slot
-            .into_inner()
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| {
-                Err(CompileError::Codegen {
-                    func: nimports + k as u32,
-                    message: "a compilation worker failed".into(),
-                })
-            })?;
+        let r = slot.into_inner().ok().flatten().unwrap_or_else(|| {
+            Err(CompileError::Codegen {
+                func: nimports + k as u32,
+                message: "a compilation worker failed".into(),
+            })
+        })?;
         out.push(r);
     }
     Ok(out)

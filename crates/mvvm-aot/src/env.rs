@@ -203,7 +203,9 @@ impl<'m> FuncEnv<'m> {
             let mem = builder
                 .ins()
                 .load(types::I64, immutable(), vmctx, VMCTX_MEMORY);
-            let base = builder.ins().load(types::I64, immutable(), mem, VMMEMORY_BASE);
+            let base = builder
+                .ins()
+                .load(types::I64, immutable(), mem, VMMEMORY_BASE);
             self.memory_base = Some(base);
         }
         Ok(())
@@ -217,7 +219,8 @@ impl<'m> FuncEnv<'m> {
 
     /// The current function's vmctx.
     pub fn vmctx(&self) -> EnvResult<Value> {
-        self.vmctx.ok_or_else(|| "vmctx used before init".to_string())
+        self.vmctx
+            .ok_or_else(|| "vmctx used before init".to_string())
     }
 
     /// Loads one of the vmctx's (immutable) pointer fields.
@@ -257,7 +260,9 @@ impl<'m> FuncEnv<'m> {
     /// Current length in bytes of memory 0 (an I64; changes on grow).
     pub fn memory_length(&self, builder: &mut FunctionBuilder<'_>) -> EnvResult<Value> {
         let mem = self.vmctx_field(builder, VMCTX_MEMORY)?;
-        Ok(builder.ins().load(types::I64, trusted(), mem, VMMEMORY_LENGTH))
+        Ok(builder
+            .ins()
+            .load(types::I64, trusted(), mem, VMMEMORY_LENGTH))
     }
 
     // ---- globals ---------------------------------------------------------
@@ -397,9 +402,10 @@ impl<'m> FuncEnv<'m> {
             let code = builder
                 .ins()
                 .load(types::I64, immutable(), funcref, VMFUNCREF_CODE);
-            let callee_vmctx = builder
-                .ins()
-                .load(types::I64, immutable(), funcref, VMFUNCREF_VMCTX);
+            let callee_vmctx =
+                builder
+                    .ins()
+                    .load(types::I64, immutable(), funcref, VMFUNCREF_VMCTX);
             let mut full = Vec::with_capacity(args.len() + 1);
             full.push(callee_vmctx);
             full.extend_from_slice(args);
@@ -432,8 +438,8 @@ impl<'m> FuncEnv<'m> {
             .ins()
             .load(types::I32, trusted(), funcref, VMFUNCREF_TYPE_ID);
         let type_ids = self.vmctx_field(builder, VMCTX_TYPE_IDS)?;
-        let offset = i32::try_from(u64::from(ty) * 4)
-            .map_err(|_| format!("type {ty} out of range"))?;
+        let offset =
+            i32::try_from(u64::from(ty) * 4).map_err(|_| format!("type {ty} out of range"))?;
         let expected = builder
             .ins()
             .load(types::I32, immutable(), type_ids, offset);

@@ -155,7 +155,10 @@ fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, CompileErro
 }
 
 /// Validates the module's sections and builds its metadata.
-pub(crate) fn parse<'a>(wasm: &'a [u8], header: MetaHeader) -> Result<ParsedModule<'a>, CompileError> {
+pub(crate) fn parse<'a>(
+    wasm: &'a [u8],
+    header: MetaHeader,
+) -> Result<ParsedModule<'a>, CompileError> {
     let mut validator = Validator::new_with_features(supported_features());
     let mut meta = ModuleMeta {
         producer: format!("mvvm-aot {}", mvvm_abi::version::PRODUCER_VERSION),
@@ -189,6 +192,13 @@ pub(crate) fn parse<'a>(wasm: &'a [u8], header: MetaHeader) -> Result<ParsedModu
             funcs.push(PendingFunc { body, validator });
             continue;
         }
+        if let Payload::MemorySection(reader) = &payload {
+            let range = reader.range();
+            let start = usize::try_from(range.start).unwrap_or(usize::MAX);
+            let end = usize::try_from(range.end).unwrap_or(usize::MAX);
+            let bytes = wasm.get(start..end).unwrap_or_default();
+            check_memory_limits(bytes, range.start)?;
+        }
         read_section(&mut meta, payload)?;
     }
     meta.func_names.sort_by_key(|(i, _)| *i);
@@ -201,11 +211,10 @@ fn read_section(meta: &mut ModuleMeta, payload: Payload<'_>) -> Result<(), Compi
     let inv = |e: wasmparser::BinaryReaderError| CompileError::invalid(&e);
     match payload {
         Payload::TypeSection(reader) => {
-            let offset = reader.range().start as u64;
+            let offset = reader.range().start;
             for group in reader {
                 for sub in group.map_err(inv)?.into_types() {
-                    let wasmparser::CompositeInnerType::Func(f) = &sub.composite_type.inner
-                    else {
+                    let wasmparser::CompositeInnerType::Func(f) = &sub.composite_type.inner else {
                         return Err(unsupported("GC types", offset));
                     };
                     let params = f
@@ -223,7 +232,7 @@ fn read_section(meta: &mut ModuleMeta, payload: Payload<'_>) -> Result<(), Compi
             }
         }
         Payload::ImportSection(reader) => {
-            let offset = reader.range().start as u64;
+            let offset = reader.range().start;
             for import in reader.into_imports() {
                 let import = import.map_err(inv)?;
                 let kind = match import.ty {
@@ -250,7 +259,7 @@ fn read_section(meta: &mut ModuleMeta, payload: Payload<'_>) -> Result<(), Compi
             }
         }
         Payload::TableSection(reader) => {
-            let offset = reader.range().start as u64;
+            let offset = reader.range().start;
             for table in reader {
                 let table = table.map_err(inv)?;
                 if let wasmparser::TableInit::Expr(_) = table.init {
@@ -260,13 +269,13 @@ fn read_section(meta: &mut ModuleMeta, payload: Payload<'_>) -> Result<(), Compi
             }
         }
         Payload::MemorySection(reader) => {
-            let offset = reader.range().start as u64;
+            let offset = reader.range().start;
             for m in reader {
                 meta.memories.push(memory_type(m.map_err(inv)?, offset)?);
             }
         }
         Payload::GlobalSection(reader) => {
-            let offset = reader.range().start as u64;
+            let offset = reader.range().start;
             for g in reader {
                 let g = g.map_err(inv)?;
                 meta.globals.push(GlobalDef {
@@ -276,7 +285,7 @@ fn read_section(meta: &mut ModuleMeta, payload: Payload<'_>) -> Result<(), Compi
             }
         }
         Payload::ExportSection(reader) => {
-            let offset = reader.range().start as u64;
+            let offset = reader.range().start;
             for e in reader {
                 let e = e.map_err(inv)?;
                 let kind = match e.kind {
@@ -363,6 +372,29 @@ fn read_section(meta: &mut ModuleMeta, payload: Payload<'_>) -> Result<(), Compi
         // Everything else (version, data count, code section start, end)
         // carries nothing the runtime needs beyond validation.
         _ => {}
+    }
+    Ok(())
+}
+
+/// Re-reads the limits of a 32-bit memory as `u32` LEB128s.
+///
+/// wasmparser reads every memory limit as a `u64` (for memory64), so it
+/// accepts a 6-byte encoding of a 32-bit limit that the 2.0 binary format
+/// calls malformed ("integer representation too long").
+fn check_memory_limits(section: &[u8], offset: u64) -> Result<(), CompileError> {
+    let mut r = wasmparser::BinaryReader::new(section, offset);
+    let inv = |e: wasmparser::BinaryReaderError| CompileError::invalid(&e);
+    let count = r.read_var_u32().map_err(inv)?;
+    for _ in 0..count {
+        let flags = r.read_u8().map_err(inv)?;
+        if flags & !0x03 != 0 {
+            // memory64 or custom page sizes: refused elsewhere.
+            return Ok(());
+        }
+        r.read_var_u32().map_err(inv)?;
+        if flags & 0x01 != 0 {
+            r.read_var_u32().map_err(inv)?;
+        }
     }
     Ok(())
 }

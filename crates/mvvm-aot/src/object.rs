@@ -50,7 +50,11 @@ impl Emitter {
     }
 
     /// Declares an exported function symbol.
-    pub fn declare_function(&mut self, name: &str, sig: &ir::Signature) -> Result<FuncId, CompileError> {
+    pub fn declare_function(
+        &mut self,
+        name: &str,
+        sig: &ir::Signature,
+    ) -> Result<FuncId, CompileError> {
         self.module
             .declare_function(name, Linkage::Export, sig)
             .map_err(object_err)
@@ -71,7 +75,8 @@ impl Emitter {
         for r in &code.relocs {
             if !matches!(
                 r.name,
-                ModuleRelocTarget::User { namespace: 0, .. } | ModuleRelocTarget::FunctionOffset(..)
+                ModuleRelocTarget::User { namespace: 0, .. }
+                    | ModuleRelocTarget::FunctionOffset(..)
             ) {
                 return Err(CompileError::Codegen {
                     func: func_index,

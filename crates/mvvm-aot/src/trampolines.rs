@@ -26,7 +26,9 @@ fn to_slot(builder: &mut FunctionBuilder<'_>, v: ir::Value, ty: ValType) -> ir::
     match ty {
         ValType::I32 => builder.ins().uextend(types::I64, v),
         ValType::F32 => {
-            let bits = builder.ins().bitcast(types::I32, ir::MemFlagsData::new(), v);
+            let bits = builder
+                .ins()
+                .bitcast(types::I32, ir::MemFlagsData::new(), v);
             builder.ins().uextend(types::I64, bits)
         }
         _ => v,
@@ -59,11 +61,8 @@ pub(crate) fn import_stub(
     let slots = ty.params.len().max(ty.results.len()).max(1);
     let size = u32::try_from(slots as u64 * u64::from(VALUE_SLOT_SIZE))
         .map_err(|_| "too many parameters".to_string())?;
-    let slot = builder.create_sized_stack_slot(StackSlotData::new(
-        StackSlotKind::ExplicitSlot,
-        size,
-        3,
-    ));
+    let slot =
+        builder.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 3));
     for (k, (v, t)) in params[1..].iter().zip(&ty.params).enumerate() {
         let wide = to_slot(&mut builder, *v, *t);
         builder

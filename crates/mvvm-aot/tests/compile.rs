@@ -183,11 +183,7 @@ fn garbage_and_invalid_modules_are_errors() {
     assert!(compile(b"\0asm\x01\0\0\0\xff\xff", &host_opts(3)).is_err());
     assert!(compile(&[0xde, 0xad, 0xbe, 0xef, 0, 1, 2], &host_opts(3)).is_err());
     assert!(compile(b"(module (func (result i32)))", &host_opts(3)).is_err());
-    let err = compile(
-        b"(module (func (result i32) (i64.const 0)))",
-        &host_opts(3),
-    )
-    .unwrap_err();
+    let err = compile(b"(module (func (result i32) (i64.const 0)))", &host_opts(3)).unwrap_err();
     assert!(matches!(err, CompileError::Invalid { .. }), "{err}");
     assert!(err.to_string().contains("type mismatch"), "{err}");
 }

@@ -203,11 +203,10 @@ impl FuncTranslator<'_, '_, '_> {
                 self.reachable = false;
             }
             Operator::Call { function_index } => {
-                let ty = self
-                    .env
-                    .info
-                    .func_type(*function_index)
-                    .ok_or_else(|| self.error(format!("function {function_index} has no type")))?;
+                let ty =
+                    self.env.info.func_type(*function_index).ok_or_else(|| {
+                        self.error(format!("function {function_index} has no type"))
+                    })?;
                 let nparams = ty.params.len();
                 let values = self.pop_n(nparams)?;
                 let results = self
@@ -282,7 +281,10 @@ impl FuncTranslator<'_, '_, '_> {
 
     /// `br_table`: a Cranelift jump table. Targets that take values get an
     /// intermediate block each that forwards the values.
-    fn translate_br_table(&mut self, targets: &wasmparser::BrTable<'_>) -> Result<(), CompileError> {
+    fn translate_br_table(
+        &mut self,
+        targets: &wasmparser::BrTable<'_>,
+    ) -> Result<(), CompileError> {
         let index = self.pop()?;
         let mut depths = Vec::with_capacity(targets.len() as usize);
         for t in targets.targets() {

@@ -222,9 +222,7 @@ impl FuncTranslator<'_, '_, '_> {
     /// An `i32.const` of an index immediate (indices are below 2^32, the
     /// bits are what matters).
     pub(super) fn i32_const(&mut self, v: u32) -> ir::Value {
-        self.builder
-            .ins()
-            .iconst(types::I32, i64::from(v as i32))
+        self.builder.ins().iconst(types::I32, i64::from(v as i32))
     }
 
     /// Calls a builtin that returns nothing.

@@ -226,7 +226,9 @@ pub(crate) fn translate_function(
     builder.switch_to_block(entry);
     builder.seal_block(entry);
     let body_start = input.body.range().start;
-    builder.set_srcloc(SourceLoc::new(u32::try_from(body_start).unwrap_or(u32::MAX)));
+    builder.set_srcloc(SourceLoc::new(
+        u32::try_from(body_start).unwrap_or(u32::MAX),
+    ));
     let params = builder.block_params(entry).to_vec();
     let vmctx = params[0];
 
