@@ -27,6 +27,8 @@
 #![deny(missing_docs)]
 
 mod error;
+#[cfg(test)]
+mod internal_tests;
 mod layout;
 mod read;
 mod snapshot;

@@ -12,7 +12,7 @@ use crate::error::{SnapshotError, hex};
 use crate::layout::{
     ClockState, DATA_ALIGN, DroppedSegments, Header, MAX_HEADER_LEN, MAX_SECTION_LEN, MemoryTable,
     PREFIX_LEN, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SectionKind, align_up, decode_section,
-    validate_memory_table,
+    is_zero, validate_memory_table,
 };
 use crate::snapshot::{
     MemoryImage, MemoryRun, Snapshot, read_exact_at, run_name, verify_file_runs,
@@ -348,11 +348,12 @@ fn read_prelude<R: Read>(r: &mut R) -> Result<Prelude, SnapshotError> {
 /// Fails unless every byte of the padding is zero (the padding is covered
 /// by this check instead of a checksum).
 fn check_zero_padding(pad: &[u8]) -> Result<(), SnapshotError> {
-    match pad.iter().position(|&b| b != 0) {
-        None => Ok(()),
-        Some(i) => Err(SnapshotError::corrupt(format!(
-            "non-zero byte at position {i} of the padding before memory data"
-        ))),
+    if is_zero(pad) {
+        Ok(())
+    } else {
+        Err(SnapshotError::corrupt(
+            "non-zero byte in the padding before memory data",
+        ))
     }
 }
 

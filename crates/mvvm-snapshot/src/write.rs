@@ -196,7 +196,7 @@ fn temp_name(file_name: &std::ffi::OsStr) -> std::ffi::OsString {
 /// checks readers refuse it.
 fn plan(snap: &SnapshotParts<'_>, base: Option<[u8; 32]>) -> Result<Plan, SnapshotError> {
     let memory_length = snap.memory.len() as u64;
-    if memory_length % CHUNK_SIZE != 0 {
+    if !memory_length.is_multiple_of(CHUNK_SIZE) {
         return Err(SnapshotError::InvalidInput {
             what: format!(
                 "memory length {memory_length} is not a multiple of the wasm page size {CHUNK_SIZE}"

@@ -1,0 +1,114 @@
+//! Shared fixtures for the integration tests.
+#![allow(dead_code)]
+
+use mvvm_snapshot::{FrameRecord, SnapshotInfo, SnapshotParts, WasmValue};
+use std::path::PathBuf;
+
+/// Wasm page size.
+pub const PAGE: usize = 65536;
+
+/// An info block with every field set.
+pub fn info() -> SnapshotInfo {
+    SnapshotInfo {
+        producer: "mvvm-snapshot tests".to_string(),
+        wasm_sha256: std::array::from_fn(|i| i as u8 * 7 + 1),
+        policy: "counter-loop:16".to_string(),
+        source_arch: "x86_64".to_string(),
+        created_unix_nanos: 1_700_000_000_123_456_789,
+        note: "fixture ✓".to_string(),
+    }
+}
+
+/// Frames that use every kind of value, including NaN payloads and nulls.
+pub fn frames() -> Vec<FrameRecord> {
+    vec![
+        FrameRecord {
+            func: 3,
+            resume_offset: 0x41,
+            locals: vec![
+                WasmValue::I32(0xdead_beef),
+                WasmValue::I64(u64::MAX),
+                WasmValue::F32(0x7fc0_0001),
+                WasmValue::F64(0x7ff8_0000_0000_0001),
+            ],
+            stack: vec![WasmValue::FuncRef(Some(9)), WasmValue::FuncRef(None)],
+        },
+        FrameRecord {
+            func: 12,
+            resume_offset: 0x1234,
+            locals: vec![
+                WasmValue::ExternRef(Some(0x0123_4567_89ab_cdef)),
+                WasmValue::ExternRef(None),
+                WasmValue::V128(std::array::from_fn(|i| 0xf0 | i as u8)),
+            ],
+            stack: vec![],
+        },
+        FrameRecord::default(),
+    ]
+}
+
+/// Parts with everything set and the given memory.
+pub fn parts(memory: &[u8]) -> SnapshotParts<'_> {
+    SnapshotParts {
+        info: info(),
+        frames: frames(),
+        globals: vec![WasmValue::I32(1), WasmValue::F64(2.5f64.to_bits())],
+        tables: vec![
+            vec![WasmValue::FuncRef(Some(1)), WasmValue::FuncRef(None)],
+            vec![],
+            vec![WasmValue::ExternRef(Some(5))],
+        ],
+        dropped_data: vec![0, 2],
+        dropped_elems: vec![1],
+        wasi: b"opaque wasi state \x00\x01\x02".to_vec(),
+        monotonic_offset_nanos: 987_654_321,
+        memory,
+        max_pages: Some(100),
+    }
+}
+
+/// A memory of `pages` wasm pages where page `p` is non-zero iff
+/// `nonzero(p)`; non-zero pages hold a pattern that depends on the page.
+pub fn memory(pages: usize, nonzero: impl Fn(usize) -> bool) -> Vec<u8> {
+    let mut mem = vec![0u8; pages * PAGE];
+    for p in 0..pages {
+        if nonzero(p) {
+            // Only a few bytes, at page-dependent places, to check that a
+            // mostly zero page is still kept whole.
+            mem[p * PAGE + (p * 977) % PAGE] = p as u8 | 1;
+            mem[p * PAGE + PAGE - 1] = 0x5a;
+        }
+    }
+    mem
+}
+
+/// The small snapshot used by the exhaustive damage tests: two pages, the
+/// second one non-zero, so it has every part (sections, padding, one run).
+pub fn small_memory() -> Vec<u8> {
+    memory(2, |p| p == 1)
+}
+
+/// A fresh, empty directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("mvvm-snapshot-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Asserts that a snapshot read back holds exactly `parts`.
+pub fn assert_same(snap: &mvvm_snapshot::Snapshot, parts: &SnapshotParts<'_>) {
+    assert_eq!(snap.info, parts.info);
+    assert_eq!(snap.frames, parts.frames);
+    assert_eq!(snap.globals, parts.globals);
+    assert_eq!(snap.tables, parts.tables);
+    assert_eq!(snap.dropped_data, parts.dropped_data);
+    assert_eq!(snap.dropped_elems, parts.dropped_elems);
+    assert_eq!(snap.wasi, parts.wasi);
+    assert_eq!(snap.monotonic_offset_nanos, parts.monotonic_offset_nanos);
+    assert_eq!(snap.memory.length_bytes(), parts.memory.len() as u64);
+    assert_eq!(snap.memory.max_pages(), parts.max_pages);
+    let bytes = snap.memory_bytes().expect("memory bytes");
+    assert!(bytes == parts.memory, "memory differs");
+}
