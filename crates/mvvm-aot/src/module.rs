@@ -132,11 +132,10 @@ fn global_type(g: wasmparser::GlobalType, offset: u64) -> Result<GlobalType, Com
 /// constant, `ref.null`, `ref.func` or `global.get`, then `end`.
 fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, CompileError> {
     let mut reader = expr.get_operators_reader();
-    let offset = reader.original_position() as u64;
+    let offset = reader.original_position();
     let (op, op_offset) = reader
         .read_with_offset()
         .map_err(|e| CompileError::invalid(&e))?;
-    let op_offset = op_offset as u64;
     let value = match op {
         Operator::I32Const { value } => ConstExpr::I32(value),
         Operator::I64Const { value } => ConstExpr::I64(value),

@@ -187,3 +187,35 @@ fn garbage_and_invalid_modules_are_errors() {
     assert!(matches!(err, CompileError::Invalid { .. }), "{err}");
     assert!(err.to_string().contains("type mismatch"), "{err}");
 }
+
+/// The runtime's loader applies relocations itself; it supports exactly
+/// these kinds, all against defined function symbols in `.text`.
+#[test]
+fn relocations_are_the_kinds_the_runtime_applies() {
+    for (target, allowed) in [
+        (TargetArch::X86_64, object::elf::R_X86_64_PLT32),
+        (TargetArch::Aarch64, object::elf::R_AARCH64_CALL26),
+    ] {
+        let opts = CompileOptions {
+            opt_level: 3,
+            target,
+        };
+        let obj = compile(SAMPLE.as_bytes(), &opts).unwrap();
+        if let Ok(dir) = std::env::var("MVVM_AOT_DUMP") {
+            std::fs::write(format!("{dir}/sample-{}.o", target.name()), &obj).unwrap();
+        }
+        let file = object::File::parse(&*obj).unwrap();
+        let mut seen = 0;
+        for section in file.sections() {
+            for (_, reloc) in section.relocations() {
+                assert_eq!(section.name().unwrap(), ".text");
+                match reloc.flags() {
+                    object::RelocationFlags::Elf { r_type } => assert_eq!(r_type, allowed),
+                    other => panic!("unexpected relocation {other:?}"),
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen > 0);
+    }
+}

@@ -98,7 +98,7 @@ impl FuncTranslator<'_, '_, '_> {
                 self.builder.ins().jump(header, &args(&values));
                 self.builder.switch_to_block(header);
                 self.stack
-                    .extend_from_slice(&self.builder.block_params(header).to_vec());
+                    .extend_from_slice(self.builder.block_params(header));
                 self.control.push(Frame {
                     kind: FrameKind::Loop { header },
                     next,
@@ -126,7 +126,7 @@ impl FuncTranslator<'_, '_, '_> {
                 self.builder.seal_block(else_block);
                 self.builder.switch_to_block(then_block);
                 self.stack
-                    .extend_from_slice(&self.builder.block_params(then_block).to_vec());
+                    .extend_from_slice(self.builder.block_params(then_block));
                 self.control.push(Frame {
                     kind: FrameKind::If {
                         else_block,
@@ -172,7 +172,7 @@ impl FuncTranslator<'_, '_, '_> {
                 self.stack.truncate(height);
                 self.builder.switch_to_block(else_block);
                 self.stack
-                    .extend_from_slice(&self.builder.block_params(else_block).to_vec());
+                    .extend_from_slice(self.builder.block_params(else_block));
                 self.reachable = true;
             }
             Operator::End => self.translate_end()?,
@@ -274,7 +274,7 @@ impl FuncTranslator<'_, '_, '_> {
         self.builder.switch_to_block(frame.next);
         self.builder.seal_block(frame.next);
         self.stack
-            .extend_from_slice(&self.builder.block_params(frame.next).to_vec());
+            .extend_from_slice(self.builder.block_params(frame.next));
         self.reachable = frame.exit_reachable;
         Ok(())
     }

@@ -244,7 +244,7 @@ pub(crate) fn translate_function(
         .map_err(|e| CompileError::invalid(&e))?;
     for local in reader {
         let (count, vt) = local.map_err(|e| CompileError::invalid(&e))?;
-        let vt = crate::module::val_type(vt, body_start as u64)?;
+        let vt = crate::module::val_type(vt, body_start)?;
         let ct = clif_type(vt);
         let zero = match vt {
             ValType::F32 => builder.ins().f32const(0.0),
