@@ -178,6 +178,8 @@ pub fn host_has_feature(name: &str) -> Option<bool> {
             "has_avx512dq" => d!("avx512dq"),
             "has_avx512bitalg" => d!("avx512bitalg"),
             "has_avx512vbmi" => d!("avx512vbmi"),
+            "has_avx512vnni" => d!("avx512vnni"),
+            "has_avx_vnni" => d!("avxvnni"),
             _ => return None,
         })
     }
@@ -188,6 +190,8 @@ pub fn host_has_feature(name: &str) -> Option<bool> {
             "has_lse" => d!("lse"),
             "has_pauth" => d!("paca"),
             "has_fp16" => d!("fp16"),
+            "has_dotprod" => d!("dotprod"),
+            "has_i8mm" => d!("i8mm"),
             _ => return None,
         })
     }

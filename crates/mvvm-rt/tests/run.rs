@@ -1,0 +1,141 @@
+//! End-to-end tests of the runtime core: compile with `mvvm-aot`, load the
+//! object, instantiate, call, trap.
+
+use mvvm_rt::{
+    Extern, Func, FuncType, HostError, Instance, Linker, Module, RunError, Store, TrapCode, Val,
+    ValType,
+};
+
+fn module(wat: &str) -> Module {
+    let aot = mvvm_aot::compile(wat.as_bytes(), &mvvm_aot::CompileOptions::default())
+        .expect("compile");
+    Module::from_aot(&aot).expect("load")
+}
+
+fn instance(store: &mut Store, wat: &str) -> Instance {
+    Instance::new(store, &module(wat), &[]).expect("instantiate")
+}
+
+#[test]
+fn add_two_numbers() {
+    let mut store = Store::new();
+    let i = instance(
+        &mut store,
+        r#"(module (func (export "add") (param i32 i32) (result i32)
+              local.get 0 local.get 1 i32.add))"#,
+    );
+    let r = i.invoke(&mut store, "add", &[Val::I32(2), Val::I32(40)]).unwrap();
+    assert_eq!(r, vec![Val::I32(42)]);
+}
+
+fn trap_of(r: Result<Vec<Val>, RunError>) -> mvvm_rt::Trap {
+    match r {
+        Err(RunError::Trap(t)) => t,
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[test]
+fn traps_name_code_function_and_offset() {
+    let mut store = Store::new();
+    let i = instance(
+        &mut store,
+        r#"(module
+          (memory 1)
+          (table 2 funcref)
+          (type $t (func))
+          (func $unreach (export "unreach") unreachable)
+          (func $oob (export "oob") (result i32) i32.const 70000 i32.load)
+          (func $div (export "div") (param i32) (result i32) i32.const 1 local.get 0 i32.div_s)
+          (func $ovf (export "ovf") (result i32) i32.const 0x80000000 i32.const -1 i32.div_s)
+          (func $conv (export "conv") (result i32) f32.const nan i32.trunc_f32_s)
+          (func $null (export "null") i32.const 1 call_indirect (type $t))
+          (func $undef (export "undef") i32.const 5 call_indirect (type $t))
+          (func $rec (export "rec") call $rec)
+          (func $fill (export "fill") i32.const 65530 i32.const 0 i32.const 100 memory.fill)
+        )"#,
+    );
+    let cases = [
+        ("unreach", TrapCode::Unreachable, "unreach"),
+        ("oob", TrapCode::MemoryOutOfBounds, "oob"),
+        ("div", TrapCode::IntegerDivisionByZero, "div"),
+        ("ovf", TrapCode::IntegerOverflow, "ovf"),
+        ("conv", TrapCode::BadConversionToInteger, "conv"),
+        ("null", TrapCode::IndirectCallToNull, "null"),
+        ("undef", TrapCode::TableOutOfBounds, "undef"),
+        ("rec", TrapCode::StackOverflow, "rec"),
+        ("fill", TrapCode::MemoryOutOfBounds, "fill"),
+    ];
+    for (name, code, fname) in cases {
+        let args: &[Val] = if name == "div" { &[Val::I32(0)] } else { &[] };
+        let t = trap_of(i.invoke(&mut store, name, args));
+        assert_eq!(t.code, code, "{name}: {t}");
+        assert_eq!(t.func_name.as_deref(), Some(fname), "{name}: {t}");
+        assert!(t.func.is_some(), "{name}: {t}");
+        if name != "fill" && name != "rec" {
+            assert!(t.wasm_offset.is_some(), "{name}: {t}");
+        }
+        assert!(t.to_string().starts_with(&format!("wasm trap: {}", code.message())), "{t}");
+    }
+    // Still usable after all those traps.
+    let t = trap_of(i.invoke(&mut store, "div", &[Val::I32(0)]));
+    assert_eq!(t.code, TrapCode::IntegerDivisionByZero);
+    assert_eq!(
+        i.invoke(&mut store, "div", &[Val::I32(1)]).unwrap(),
+        vec![Val::I32(1)]
+    );
+}
+
+#[test]
+fn host_functions_memory_and_exit() {
+    let mut store = Store::new();
+    store.set_data(Vec::<i32>::new());
+    let log = Func::host(
+        &mut store,
+        FuncType {
+            params: vec![ValType::I32],
+            results: vec![ValType::I32],
+        },
+        |caller, args, results| {
+            let Val::I32(v) = args[0] else { unreachable!() };
+            let byte = caller.memory().map(|m| m[0]).unwrap_or(0);
+            caller.data_mut::<Vec<i32>>().unwrap().push(v);
+            results[0] = Val::I32(v + byte as i32);
+            Ok(())
+        },
+    );
+    let exit = Func::host(
+        &mut store,
+        FuncType {
+            params: vec![ValType::I32],
+            results: vec![],
+        },
+        |_, args, _| match args[0] {
+            Val::I32(c) => Err(HostError::Exit(c)),
+            _ => Err(HostError::Message("bad".into())),
+        },
+    );
+    let mut linker = Linker::new();
+    linker.define("env", "log", Extern::Func(log));
+    linker.define("env", "exit", Extern::Func(exit));
+    let m = module(
+        r#"(module
+          (import "env" "log" (func $log (param i32) (result i32)))
+          (import "env" "exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 0) "\05")
+          (func (export "run") (param i32) (result i32) local.get 0 call $log)
+          (func (export "quit") i32.const 3 call $exit unreachable))"#,
+    );
+    let i = linker.instantiate(&mut store, &m).unwrap();
+    assert_eq!(
+        i.invoke(&mut store, "run", &[Val::I32(10)]).unwrap(),
+        vec![Val::I32(15)]
+    );
+    assert_eq!(store.data::<Vec<i32>>().unwrap(), &vec![10]);
+    assert_eq!(i.invoke(&mut store, "quit", &[]), Err(RunError::Exit(3)));
+    assert_eq!(
+        i.invoke(&mut store, "run", &[Val::I32(1)]).unwrap(),
+        vec![Val::I32(6)]
+    );
+}
