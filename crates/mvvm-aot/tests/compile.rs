@@ -219,3 +219,25 @@ fn relocations_are_the_kinds_the_runtime_applies() {
         assert!(seen > 0);
     }
 }
+
+/// Compiles the files named in `MVVM_AOT_FILES` (colon-separated) at every
+/// level and prints the time each took; does nothing without it.
+#[test]
+fn compile_files_from_env() {
+    let Ok(files) = std::env::var("MVVM_AOT_FILES") else {
+        return;
+    };
+    for path in files.split(':').filter(|p| !p.is_empty()) {
+        let wasm = std::fs::read(path).unwrap();
+        for level in [0, 3] {
+            let start = std::time::Instant::now();
+            let obj = compile(&wasm, &host_opts(level)).unwrap_or_else(|e| panic!("{path}: {e}"));
+            println!(
+                "{path} -O{level}: {} bytes wasm -> {} bytes object in {:?}",
+                wasm.len(),
+                obj.len(),
+                start.elapsed()
+            );
+        }
+    }
+}
