@@ -163,10 +163,29 @@ impl Drop for RegistrationGuard {
 
 /// Whether `pc` is inside registered code, and what trap is there.
 ///
-/// Called from the signal handler: it never blocks (a registry being
-/// modified at that instant counts as "not ours") and never allocates.
+/// Called from the signal handler, so it never allocates and never blocks
+/// indefinitely: while another thread is registering a module (the write
+/// lock is held for a `Vec` insert only) it retries with `sched_yield`, and
+/// gives up after a bounded number of tries (the fault is then "not ours";
+/// that only happens if this very thread faulted while holding the lock,
+/// which is a runtime bug that would otherwise deadlock).
 pub(crate) fn lookup_pc(pc: usize) -> Option<TrapLookup> {
-    let reg = REGISTRY.try_read().ok()?;
+    let mut tries = 0u32;
+    let reg = loop {
+        match REGISTRY.try_read() {
+            Ok(r) => break r,
+            Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                tries += 1;
+                if tries > 1_000_000 {
+                    return None;
+                }
+                // SAFETY: sched_yield has no preconditions and is
+                // async-signal-safe.
+                unsafe { libc::sched_yield() };
+            }
+        }
+    };
     let i = reg.partition_point(|r| r.start <= pc);
     if i == 0 {
         return None;

@@ -125,7 +125,7 @@ fn run_file(name: &str, text: &'static str) -> FileReport {
             return report;
         }
     };
-    let mut ctx = Context::new();
+    let mut ctx = Runner::new();
     for directive in wast.directives {
         let (line, col) = directive.span().linecol_in(text);
         match ctx.run(directive) {
@@ -141,7 +141,7 @@ fn run_file(name: &str, text: &'static str) -> FileReport {
     report
 }
 
-struct Context {
+struct Runner {
     store: Store,
     linker: Linker,
     named: HashMap<String, Instance>,
@@ -222,12 +222,12 @@ fn trap_matches(code: TrapCode, actual: &str, expected: &str) -> bool {
             || expected.starts_with("out of bounds table access"))
 }
 
-impl Context {
-    fn new() -> Context {
+impl Runner {
+    fn new() -> Runner {
         let mut store = Store::new();
         let mut linker = Linker::new();
         spectest(&mut store, &mut linker);
-        Context {
+        Runner {
             store,
             linker,
             named: HashMap::new(),
