@@ -211,6 +211,11 @@ fn compile_functions(
 /// Runs Cranelift on the function in `ctx` and collects its code,
 /// relocations and trap sites. `body_offset` is the wasm offset reported for
 /// traps outside any operator (the prologue's stack check).
+///
+/// A trap site's wasm offset is the source location Cranelift kept for the
+/// trapping instruction: the operator's own offset, except where Cranelift
+/// folded a branch to a trap-only block into a conditional trap (an
+/// `if ... unreachable`), where it is the branching operator's.
 fn finish_function(
     ctx: &mut Context,
     isa: &dyn TargetIsa,

@@ -241,3 +241,52 @@ fn compile_files_from_env() {
         }
     }
 }
+
+/// Trap sites carry the module offset of the wasm instruction that traps.
+#[test]
+fn trap_sites_point_at_the_wasm_instruction() {
+    let wasm = wat::parse_str(
+        r#"(module
+             (memory 1)
+             (func (export "f") (param i32) (result i32)
+               (nop) (nop)
+               (drop (i32.load offset=8 (local.get 0)))
+               (unreachable)))"#,
+    )
+    .unwrap();
+    let mut load_at = None;
+    let mut unreachable_at = None;
+    for payload in wasmparser::Parser::new(0).parse_all(&wasm) {
+        if let wasmparser::Payload::CodeSectionEntry(body) = payload.unwrap() {
+            let mut ops = body.get_operators_reader().unwrap();
+            while !ops.eof() {
+                let (op, offset) = ops.read_with_offset().unwrap();
+                match op {
+                    wasmparser::Operator::I32Load { .. } => load_at = Some(offset as u32),
+                    wasmparser::Operator::Unreachable => unreachable_at = Some(offset as u32),
+                    _ => {}
+                }
+            }
+        }
+    }
+    for level in [0, 3] {
+        let meta = read_meta(&compile(&wasm, &host_opts(level)).unwrap());
+        let traps = &meta.func_infos[0].traps;
+        let find = |code| traps.iter().find(|t| t.code == code).map(|t| t.wasm_offset);
+        assert_eq!(
+            find(mvvm_abi::TrapCode::MemoryOutOfBounds),
+            load_at,
+            "{traps:?}"
+        );
+        assert_eq!(
+            find(mvvm_abi::TrapCode::Unreachable),
+            unreachable_at,
+            "{traps:?}"
+        );
+        assert!(
+            traps
+                .windows(2)
+                .all(|w| w[0].code_offset <= w[1].code_offset)
+        );
+    }
+}

@@ -182,7 +182,7 @@ impl FuncTranslator<'_, '_, '_> {
     }
 }
 
-/// Compiles inputs of [`translate_function`].
+/// What [`translate_function`] translates.
 pub(crate) struct FuncInput<'a, 'm> {
     /// Module-wide information.
     pub info: &'m ModuleInfo<'m>,
