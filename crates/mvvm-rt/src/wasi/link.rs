@@ -1,13 +1,237 @@
-//! Glue between WASI and instances: filled in once the runtime core's
-//! public API exists.
+//! Glue between WASI and instances: host functions for every import of
+//! `wasi_snapshot_preview1`, and [`run_command`], which runs a WASI command
+//! module to its end.
+//!
+//! The [`WasiCtx`] lives in the store's user data, so that each host
+//! function reaches it together with the caller's memory 0 through
+//! [`Caller::data_and_memory`], and so that it outlives the run (a
+//! checkpoint reads its state from there).
 
-/// Running a WASI command failed before it could exit.
+use super::func::{WASI_MODULE, WasiFunc};
+use super::{WasiConfig, WasiCtx, WasiSetupError, WasiStop};
+use crate::{
+    Caller, Extern, Func, HostError, InstantiationError, Linker, Module, RunError, Store, Trap, Val,
+};
+use mvvm_abi::{ExportKind, ImportKind};
+
+/// Running a WASI command failed before the program could exit by itself.
 #[derive(Debug, thiserror::Error)]
 pub enum WasiRunError {
-    /// WASI could not be set up.
+    /// WASI could not be set up (a preopen or a listener).
     #[error(transparent)]
-    Setup(#[from] super::WasiSetupError),
+    Setup(#[from] WasiSetupError),
+    /// The module imports something WASI does not provide, or with the
+    /// wrong type.
+    #[error("unlinkable: {0}")]
+    Unlinkable(String),
+    /// Instantiation failed (a segment out of bounds, a resource limit).
+    #[error("instantiation failed: {0}")]
+    Instantiate(InstantiationError),
+    /// The program trapped (in its start function or in `_start`).
+    #[error("wasm trap: {0}")]
+    Trap(Trap),
+    /// A host function failed, or the runtime refused the call.
+    #[error("{0}")]
+    Host(String),
 }
 
-/// Placeholder until the core API lands.
-pub fn run_command() {}
+/// Checks every import of `module` against WASI preview1: each must be a
+/// function of `wasi_snapshot_preview1` that exists and has its signature.
+/// The error names the offending import.
+pub fn check_imports(module: &Module) -> Result<(), WasiRunError> {
+    let meta = module.meta();
+    for imp in &meta.imports {
+        let what = format!("`{}.{}`", imp.module, imp.name);
+        if imp.module != WASI_MODULE {
+            return Err(WasiRunError::Unlinkable(format!(
+                "import {what} is from unknown module `{}` (only `{WASI_MODULE}` is provided)",
+                imp.module
+            )));
+        }
+        let Some(f) = WasiFunc::from_name(&imp.name) else {
+            return Err(WasiRunError::Unlinkable(format!(
+                "import {what} is not a WASI preview1 function"
+            )));
+        };
+        let ImportKind::Func(ty) = imp.kind else {
+            return Err(WasiRunError::Unlinkable(format!(
+                "import {what} must be a function"
+            )));
+        };
+        let declared = meta.types.get(ty as usize);
+        if declared != Some(&f.signature()) {
+            return Err(WasiRunError::Unlinkable(format!(
+                "import {what} has type {declared:?}, WASI defines {:?}",
+                f.signature()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The host function implementing `func` on the store's [`WasiCtx`].
+fn host_func(store: &mut Store, func: WasiFunc) -> Func {
+    Func::host(
+        store,
+        func.signature(),
+        move |caller: &mut Caller<'_>, args: &[Val], results: &mut [Val]| {
+            let mut raw = [0u64; 16];
+            let n = args.len().min(raw.len());
+            for (slot, v) in raw.iter_mut().zip(args) {
+                *slot = match *v {
+                    Val::I32(x) => x as u32 as u64,
+                    Val::I64(x) => x as u64,
+                    _ => {
+                        return Err(HostError::Message(format!(
+                            "{}: non-integer argument",
+                            func.name()
+                        )));
+                    }
+                };
+            }
+            let (ctx, mem) = caller.data_and_memory::<WasiCtx>();
+            let ctx = ctx.ok_or_else(|| {
+                HostError::Message(format!("{}: the store holds no WASI context", func.name()))
+            })?;
+            let mut no_memory: [u8; 0] = [];
+            let mem = mem.unwrap_or(&mut no_memory);
+            let mut out = [0u64; 1];
+            match ctx.call(func, mem, &raw[..n], &mut out) {
+                Ok(()) => {
+                    if let Some(r) = results.first_mut() {
+                        *r = Val::I32(out[0] as u32 as i32);
+                    }
+                    Ok(())
+                }
+                Err(WasiStop::Exit(code)) => Err(HostError::Exit(code)),
+                Err(WasiStop::Trap(msg)) => Err(HostError::Message(msg)),
+            }
+        },
+    )
+}
+
+/// Defines every WASI preview1 function in `linker`, as host functions of
+/// `store` working on the [`WasiCtx`] in the store's data (put there with
+/// `store.set_data(ctx)`).
+pub fn add_to_linker(linker: &mut Linker, store: &mut Store) {
+    for &f in WasiFunc::ALL {
+        let func = host_func(store, f);
+        linker.define(WASI_MODULE, f.name(), Extern::Func(func));
+    }
+}
+
+fn from_run_error(e: RunError) -> Result<i32, WasiRunError> {
+    match e {
+        RunError::Exit(code) => Ok(code),
+        RunError::Trap(t) => Err(WasiRunError::Trap(t)),
+        other => Err(WasiRunError::Host(other.to_string())),
+    }
+}
+
+/// Instantiates `module` with WASI preview1 imports in `store`, runs its
+/// start function and then `_start` (if exported), and returns the exit
+/// code: 0 when `_start` (or, without `_start`, the start function)
+/// returns, `n` on `proc_exit(n)`.
+///
+/// The [`WasiCtx`] built from `config` replaces the store's user data and
+/// stays there afterwards (`store.data::<WasiCtx>()`).
+pub fn run_command(
+    module: &Module,
+    config: WasiConfig,
+    store: &mut Store,
+) -> Result<i32, WasiRunError> {
+    check_imports(module)?;
+    let ctx = WasiCtx::new(config)?;
+    store.set_data(ctx);
+    let mut linker = Linker::new();
+    add_to_linker(&mut linker, store);
+    let instance = match linker.instantiate(store, module) {
+        Ok(i) => i,
+        Err(InstantiationError::Start(e)) => return from_run_error(e),
+        Err(InstantiationError::Trap(t)) => return Err(WasiRunError::Trap(t)),
+        Err(InstantiationError::Unlinkable(m)) => return Err(WasiRunError::Unlinkable(m)),
+        Err(e) => return Err(WasiRunError::Instantiate(e)),
+    };
+    let has_start = module
+        .meta()
+        .exports
+        .iter()
+        .any(|e| e.name == "_start" && matches!(e.kind, ExportKind::Func(_)));
+    if !has_start {
+        return Ok(0);
+    }
+    match instance.invoke(store, "_start", &[]) {
+        Ok(_) => Ok(0),
+        Err(e) => from_run_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(src: &[u8]) -> Module {
+        let aot = mvvm_aot::compile(src, &mvvm_aot::CompileOptions::default()).expect("compile");
+        Module::from_aot(&aot).expect("load")
+    }
+
+    fn run(src: &[u8], config: WasiConfig) -> Result<i32, WasiRunError> {
+        run_command(&module(src), config, &mut Store::new())
+    }
+
+    #[test]
+    fn bad_pointer_is_efault_not_a_host_fault() {
+        let wat = br#"(module
+            (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+            (import "wasi_snapshot_preview1" "proc_exit" (func $e (param i32)))
+            (memory (export "memory") 1)
+            (func (export "_start")
+              (call $e (call $w (i32.const 1) (i32.const 0xfffffff0) (i32.const 1) (i32.const 0)))))"#;
+        assert_eq!(run(wat, WasiConfig::default()).unwrap(), 21);
+    }
+
+    #[test]
+    fn start_returning_is_exit_zero_and_no_start_is_fine() {
+        let wat = br#"(module (memory (export "memory") 1) (func (export "_start")))"#;
+        assert_eq!(run(wat, WasiConfig::default()).unwrap(), 0);
+        let wat = br#"(module (memory 1))"#;
+        assert_eq!(run(wat, WasiConfig::default()).unwrap(), 0);
+    }
+
+    #[test]
+    fn unknown_imports_are_named() {
+        let wat = br#"(module (import "env" "foo" (func)))"#;
+        let e = run(wat, WasiConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("`env.foo`"), "{e}");
+        let wat = br#"(module (import "wasi_snapshot_preview1" "fd_nope" (func)))"#;
+        let e = run(wat, WasiConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("`wasi_snapshot_preview1.fd_nope`"), "{e}");
+        let wat = br#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32))))"#;
+        let e = run(wat, WasiConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("fd_write"), "{e}");
+    }
+
+    #[test]
+    fn traps_are_reported() {
+        let wat = br#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#;
+        assert!(matches!(
+            run(wat, WasiConfig::default()),
+            Err(WasiRunError::Trap(_))
+        ));
+    }
+
+    #[test]
+    fn c_program_exit_code() {
+        let wasm = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../test/c/exit_code.wasm"
+        ))
+        .unwrap();
+        let cfg = |how: &str| WasiConfig {
+            args: vec!["exit_code".into(), how.into(), "7".into()],
+            ..Default::default()
+        };
+        assert_eq!(run(&wasm, cfg("exit")).unwrap(), 7);
+        assert_eq!(run(&wasm, cfg("return")).unwrap(), 7);
+    }
+}
