@@ -1,0 +1,324 @@
+//! `mvvm-bench`: builds and runs the MVVM benchmark workloads.
+//!
+//! `cargo run --release -p mvvm-bench` does the full run: builds `mvvm-cli`
+//! in release mode, builds the native workloads with gcc, compiles each
+//! module with every checkpoint policy `mvvm-aot` accepts (and with
+//! `wasmtime compile` when Wasmtime is installed), runs everything
+//! interleaved with warm-up, and writes `artifact/bench/{runs.csv,
+//! results.md, exec-ratio.svg}`. `--smoke` runs every workload once at its
+//! smoke size and only checks checksums.
+//!
+//! Exit status: 0 when every run printed the expected checksum, 1 when one
+//! did not (or failed), 2 on a usage error.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use mvvm_bench::policy::{self, Policy};
+use mvvm_bench::runner::{self, Config};
+use mvvm_bench::tools::{self, MvvmTools, Paths};
+use mvvm_bench::workloads::{self, Workload};
+use mvvm_bench::{measure, plot, report, smoke};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Benchmark MVVM against native code and Wasmtime on the workloads in
+/// bench/.
+#[derive(Debug, Parser)]
+#[command(name = "mvvm-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Smoke check: every workload once at its smoke size, checksums of
+    /// native, MVVM and Wasmtime compared (no timing).
+    #[arg(long)]
+    smoke: bool,
+
+    /// Measured rounds per workload.
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+
+    /// Warm-up rounds before the measured ones.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+
+    /// Only these workloads (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+
+    /// Only these policies (comma-separated: none, func-entry, loop,
+    /// counter-8, counter-16, counter-20, loop-dirty).
+    #[arg(long, value_delimiter = ',')]
+    policies: Vec<String>,
+
+    /// Use mvvm-aot and mvvm-checkpoint from this directory instead of
+    /// building them.
+    #[arg(long, value_name = "DIR")]
+    mvvm_dir: Option<PathBuf>,
+
+    /// Do not run cargo; use the MVVM tools next to this binary.
+    #[arg(long)]
+    no_build: bool,
+
+    /// Full pipeline at the smoke sizes (to try the harness quickly).
+    #[arg(long)]
+    quick: bool,
+
+    /// Where results go (default: artifact/bench in the workspace).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// Time limit of one run, in seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+
+    /// Parallel jobs for --smoke.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+
+    /// Rewrite bench/expected-smoke.txt from the native smoke runs.
+    #[arg(long)]
+    write_expected: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Internal: run PROGRAM, then write its wall time, CPU times and peak
+    /// RSS to REPORT (used by the harness for every measured run).
+    #[command(hide = true)]
+    Measure {
+        /// Report file.
+        #[arg(long)]
+        report: PathBuf,
+        /// Time limit in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+        /// The program and its arguments.
+        #[arg(last = true, required = true)]
+        cmd: Vec<OsString>,
+    },
+}
+
+fn selected_workloads(only: &[String]) -> Result<Vec<&'static Workload>> {
+    if only.is_empty() {
+        return Ok(workloads::ALL.iter().collect());
+    }
+    only.iter()
+        .map(|n| workloads::by_name(n).with_context(|| format!("unknown workload `{n}`")))
+        .collect()
+}
+
+fn selected_policies(names: &[String]) -> Result<Vec<Policy>> {
+    if names.is_empty() {
+        return Ok(policy::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| {
+            policy::ALL
+                .iter()
+                .copied()
+                .find(|p| p.name == n)
+                .with_context(|| format!("unknown policy `{n}`"))
+        })
+        .collect()
+}
+
+/// The MVVM tools for a full run: `--mvvm-dir`, or next to this binary with
+/// `--no-build`, or a fresh release build.
+fn full_run_tools(cli: &Cli, paths: &Paths) -> Option<MvvmTools> {
+    if let Some(dir) = &cli.mvvm_dir {
+        let t = MvvmTools::in_dir(dir);
+        if t.is_none() {
+            eprintln!(
+                "mvvm-bench: warning: no mvvm-aot/mvvm-checkpoint in {}",
+                dir.display()
+            );
+        }
+        return t;
+    }
+    if cli.no_build {
+        let here = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(PathBuf::from));
+        return here.and_then(|d| MvvmTools::in_dir(&d));
+    }
+    match MvvmTools::build_release(paths) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("mvvm-bench: warning: cannot build mvvm-cli, MVVM columns skipped: {e}");
+            None
+        }
+    }
+}
+
+/// The MVVM tools for a smoke check: never built here.
+fn smoke_tools(cli: &Cli, paths: &Paths) -> Option<MvvmTools> {
+    if let Some(dir) = &cli.mvvm_dir {
+        return MvvmTools::in_dir(dir);
+    }
+    let here = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(PathBuf::from));
+    here.and_then(|d| MvvmTools::in_dir(&d))
+        .or_else(|| MvvmTools::in_dir(&paths.root.join("target").join("debug")))
+        .or_else(|| MvvmTools::in_dir(&paths.root.join("target").join("release")))
+}
+
+fn run_smoke(cli: &Cli, paths: &Paths) -> Result<bool> {
+    let selected = selected_workloads(&cli.only)?;
+    let tools = if cli.write_expected {
+        None
+    } else {
+        smoke_tools(cli, paths)
+    };
+    match &tools {
+        Some(t) => eprintln!("MVVM: {} and {}", t.aot.display(), t.checkpoint.display()),
+        None if !cli.write_expected => {
+            eprintln!("MVVM: skipped (build mvvm-cli first: cargo build -p mvvm-cli)")
+        }
+        None => {}
+    }
+    let wasmtime = if cli.write_expected {
+        None
+    } else {
+        tools::find_wasmtime()
+    };
+    if wasmtime.is_none() && !cli.write_expected {
+        eprintln!("{}", tools::WASMTIME_INSTALL_HINT);
+    }
+    let dir = paths.work().join("smoke");
+    if cli.write_expected {
+        let mut sums = std::collections::BTreeMap::new();
+        for w in &selected {
+            let exe = tools::build_native(paths, w, &dir.join("native"))?;
+            let args: Vec<OsString> = w.smoke.iter().map(OsString::from).collect();
+            let sum = smoke::checksum_of(&exe, &args, Duration::from_secs(cli.timeout_secs))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", w.name))?;
+            sums.insert(w.name.to_owned(), sum);
+        }
+        smoke::write_expected(&paths.expected_smoke(), &sums)?;
+        eprintln!("wrote {}", paths.expected_smoke().display());
+        return Ok(true);
+    }
+    let outcomes = smoke::smoke(
+        paths,
+        &selected,
+        tools.as_ref(),
+        wasmtime.as_deref(),
+        &dir,
+        cli.jobs,
+    )?;
+    let mut passed = 0;
+    for o in &outcomes {
+        println!("{}", o.describe());
+        passed += usize::from(o.ok());
+    }
+    println!("smoke: {passed} passed, {} failed", outcomes.len() - passed);
+    Ok(passed == outcomes.len())
+}
+
+fn run_full(cli: &Cli, paths: &Paths) -> Result<bool> {
+    let cfg = Config {
+        reps: cli.reps.max(1),
+        warmup: cli.warmup,
+        smoke_sizes: cli.quick,
+        workloads: selected_workloads(&cli.only)?,
+        policies: selected_policies(&cli.policies)?,
+        run_limit: Duration::from_secs(cli.timeout_secs),
+        compile_limit: Duration::from_secs(cli.timeout_secs),
+    };
+    let mvvm = full_run_tools(cli, paths);
+    let wasmtime = tools::find_wasmtime();
+    if wasmtime.is_none() {
+        eprintln!("{}", tools::WASMTIME_INSTALL_HINT);
+    }
+    let me = std::env::current_exe().context("cannot locate the mvvm-bench binary")?;
+    let res = runner::run(paths, &cfg, &me, mvvm.as_ref(), wasmtime.as_deref())?;
+
+    let out = cli.out.clone().unwrap_or_else(|| paths.artifact());
+    tools::ensure_dir(&out)?;
+    report::write(&out.join("runs.csv"), &report::csv(&res))?;
+    let title = if cli.quick {
+        "MVVM benchmarks (quick: smoke sizes)"
+    } else {
+        "MVVM benchmarks"
+    };
+    let mut md = report::markdown(&res, title);
+    md.push_str(&format!(
+        "\nSettings: {} measured round(s) after {} warm-up round(s), runs interleaved; \
+         native built with `gcc {}`; MVVM with `mvvm-aot --opt-level=3`.{}\n",
+        cfg.reps,
+        cfg.warmup,
+        tools::NATIVE_CFLAGS.join(" "),
+        if wasmtime.is_none() {
+            format!(
+                " Wasmtime column skipped: {}.",
+                tools::WASMTIME_INSTALL_HINT
+            )
+        } else {
+            String::new()
+        }
+    ));
+    report::write(&out.join("results.md"), &md)?;
+    let plotted = plot::ratio_plot(&out.join("exec-ratio.svg"), &res)?;
+    eprintln!(
+        "wrote {}/runs.csv, results.md{}",
+        out.display(),
+        if plotted {
+            ", exec-ratio.svg"
+        } else {
+            " (no plot: nothing but native ran)"
+        }
+    );
+    print!("{md}");
+    Ok(res.mismatches().is_empty())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Measure {
+        report,
+        timeout_secs,
+        cmd,
+    }) = &cli.command
+    {
+        return match measure_command(report, *timeout_secs, cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mvvm-bench measure: error: {e:#}");
+                ExitCode::from(125)
+            }
+        };
+    }
+    let paths = Paths::from_build();
+    let result = if cli.smoke || cli.write_expected {
+        run_smoke(&cli, &paths)
+    } else {
+        run_full(&cli, &paths)
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("mvvm-bench: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn measure_command(report: &std::path::Path, timeout_secs: u64, cmd: &[OsString]) -> Result<()> {
+    let Some((program, args)) = cmd.split_first() else {
+        bail!("no program to measure")
+    };
+    let m = measure::measure_here(
+        std::path::Path::new(program),
+        args,
+        Duration::from_secs(timeout_secs),
+    )?;
+    std::fs::write(report, m.to_report())
+        .with_context(|| format!("cannot write {}", report.display()))?;
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! The SVG plot: for each workload, one bar per MVVM policy (and Wasmtime)
+//! giving its median execution time as a ratio to the native build.
+
+use crate::runner::Results;
+use crate::stats::Summary;
+use crate::{BenchError, Result};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::Path;
+
+/// Ratio of the median time of `variant` to native's, per workload.
+fn ratios(res: &Results, variant: &str) -> Vec<Option<f64>> {
+    res.workloads
+        .iter()
+        .map(|w| {
+            let base = Summary::of(&res.samples(w, "native"))?.median;
+            let x = Summary::of(&res.samples(w, variant))?.median;
+            (base > 0.0).then(|| x / base)
+        })
+        .collect()
+}
+
+fn err(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Plot(e.to_string())
+}
+
+/// Draws the plot into `path`; returns `false` (and draws nothing) when no
+/// variant other than native has figures.
+pub fn ratio_plot(path: &Path, res: &Results) -> Result<bool> {
+    let series: Vec<(String, Vec<Option<f64>>)> = res
+        .variants
+        .iter()
+        .filter(|v| *v != "native")
+        .map(|v| (v.clone(), ratios(res, v)))
+        .filter(|(_, r)| r.iter().any(Option::is_some))
+        .collect();
+    if series.is_empty() || res.workloads.is_empty() {
+        return Ok(false);
+    }
+    let nw = res.workloads.len();
+    let ymax = series
+        .iter()
+        .flat_map(|(_, r)| r.iter().flatten().copied())
+        .fold(1.0f64, f64::max)
+        * 1.15;
+    let width = (nw as u32 * (20 + 12 * series.len() as u32)).max(900) + 120;
+    let root = SVGBackend::new(path, (width, 620)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Execution time relative to native (lower is better)",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(110)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..nw as f64, 0f64..ymax)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_desc("time / native time")
+        .draw()
+        .map_err(err)?;
+
+    let group = 0.8 / series.len() as f64;
+    for (si, (name, values)) in series.iter().enumerate() {
+        let color = Palette99::pick(si).to_rgba();
+        let bars = values.iter().enumerate().filter_map(|(wi, v)| {
+            let v = (*v)?;
+            let x0 = wi as f64 + 0.1 + si as f64 * group;
+            Some(Rectangle::new(
+                [(x0, 0.0), (x0 + group * 0.9, v)],
+                color.filled(),
+            ))
+        });
+        chart
+            .draw_series(bars)
+            .map_err(err)?
+            .label(name.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    // The native baseline.
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(0.0, 1.0), (nw as f64, 1.0)],
+            BLACK,
+        )))
+        .map_err(err)?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+
+    // Workload names under their groups, rotated to fit.
+    let style = TextStyle::from(("sans-serif", 13).into_font())
+        .transform(FontTransform::Rotate90)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (wi, w) in res.workloads.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(wi as f64 + 0.5, 0.0));
+        root.draw(&Text::new(w.to_string(), (px, py + 8), style.clone()))
+            .map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(true)
+}

@@ -1,0 +1,233 @@
+//! Writing results: a CSV of every run and compilation, and a Markdown page
+//! of tables (execution time, ratios to native and to MVVM without a
+//! policy, compile time, peak RSS).
+
+use crate::runner::{NOT_SUPPORTED, Results};
+use crate::stats::{Summary, geomean};
+use crate::tools::CompileOutcome;
+use crate::{BenchError, Result};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The CSV header.
+pub const CSV_HEADER: &str = "kind,workload,variant,round,warmup,wall_s,user_s,sys_s,max_rss_kib,exit,timed_out,checksum,checksum_ok,note";
+
+/// The CSV text: one row per execution and one per compilation.
+pub fn csv(res: &Results) -> String {
+    let mut s = String::from(CSV_HEADER);
+    s.push('\n');
+    for r in &res.runs {
+        let _ = writeln!(
+            s,
+            "run,{},{},{},{},{:.6},{:.6},{:.6},{},{},{},{},{},",
+            r.workload,
+            r.variant,
+            r.round,
+            r.warmup,
+            r.m.wall_s,
+            r.m.user_s,
+            r.m.sys_s,
+            r.m.max_rss_kib,
+            r.m.exit_code.map_or("signal".to_owned(), |c| c.to_string()),
+            r.m.timed_out,
+            r.checksum.as_deref().unwrap_or(""),
+            r.checksum_ok
+        );
+    }
+    for c in &res.compiles {
+        let (secs, note) = match &c.outcome {
+            CompileOutcome::Done(t) => (format!("{t:.6}"), String::new()),
+            CompileOutcome::Unsupported(_) => (String::new(), NOT_SUPPORTED.to_owned()),
+            CompileOutcome::Failed(e) => (String::new(), format!("failed: {}", csv_text(e))),
+        };
+        let _ = writeln!(
+            s,
+            "compile,{},{},0,false,{secs},,,,,,,,{note}",
+            c.workload, c.variant
+        );
+    }
+    s
+}
+
+/// Makes free text safe for one CSV field without quoting.
+fn csv_text(s: &str) -> String {
+    s.lines().next().unwrap_or("").replace([',', '"'], " ")
+}
+
+fn cell_missing(res: &Results, w: &str, v: &str) -> String {
+    res.why_missing(w, v).unwrap_or("—").replace('|', "/")
+}
+
+/// The Markdown report.
+pub fn markdown(res: &Results, title: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# {title}\n");
+    let _ = writeln!(
+        s,
+        "Median wall-clock time of the measured runs (± half the range, as a percentage of the median). \
+         Every run's checksum was compared with the native build's; a cell with a failed or mismatching run \
+         says why instead of giving a time.\n"
+    );
+    let header = |s: &mut String, first: &str, cols: &[String]| {
+        let _ = writeln!(s, "| {first} | {} |", cols.join(" | "));
+        let _ = writeln!(s, "|---|{}", "---:|".repeat(cols.len()));
+    };
+
+    // Execution time.
+    let _ = writeln!(s, "## Execution time (s)\n");
+    header(&mut s, "workload", &res.variants);
+    for w in &res.workloads {
+        let cells: Vec<String> = res
+            .variants
+            .iter()
+            .map(|v| match Summary::of(&res.samples(w, v)) {
+                Some(sm) => format!("{:.3} ±{:.1}%", sm.median, sm.spread_percent()),
+                None => cell_missing(res, w, v),
+            })
+            .collect();
+        let _ = writeln!(s, "| {w} | {} |", cells.join(" | "));
+    }
+
+    // Ratios.
+    for (base, what) in [
+        ("native", "native"),
+        ("mvvm-none", "MVVM without a checkpoint policy"),
+    ] {
+        if !res.variants.iter().any(|v| v == base) {
+            continue;
+        }
+        let cols: Vec<String> = res
+            .variants
+            .iter()
+            .filter(|v| *v != base)
+            .cloned()
+            .collect();
+        if cols.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "\n## Execution time relative to {what} (×, lower is better)\n"
+        );
+        header(&mut s, "workload", &cols);
+        let mut per_col: Vec<Vec<f64>> = vec![Vec::new(); cols.len()];
+        for w in &res.workloads {
+            let b = Summary::of(&res.samples(w, base)).map(|x| x.median);
+            let cells: Vec<String> = cols
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match (b, Summary::of(&res.samples(w, v))) {
+                    (Some(b), Some(x)) if b > 0.0 => {
+                        per_col[i].push(x.median / b);
+                        format!("{:.2}", x.median / b)
+                    }
+                    (_, None) => cell_missing(res, w, v),
+                    _ => "—".to_owned(),
+                })
+                .collect();
+            let _ = writeln!(s, "| {w} | {} |", cells.join(" | "));
+        }
+        let means: Vec<String> = per_col
+            .iter()
+            .map(|c| geomean(c).map_or("—".to_owned(), |g| format!("**{g:.2}**")))
+            .collect();
+        let _ = writeln!(s, "| **geometric mean** | {} |", means.join(" | "));
+    }
+
+    // Compile time.
+    let compile_cols: Vec<String> = res
+        .variants
+        .iter()
+        .filter(|v| res.compiles.iter().any(|c| &c.variant == *v))
+        .cloned()
+        .collect();
+    if !compile_cols.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Compile time (s): `mvvm-aot --opt-level=3` per policy, `wasmtime compile`\n"
+        );
+        header(&mut s, "workload", &compile_cols);
+        for w in &res.workloads {
+            let cells: Vec<String> = compile_cols
+                .iter()
+                .map(|v| {
+                    match res
+                        .compiles
+                        .iter()
+                        .find(|c| c.workload == *w && &c.variant == v)
+                    {
+                        Some(c) => match &c.outcome {
+                            CompileOutcome::Done(t) => format!("{t:.3}"),
+                            CompileOutcome::Unsupported(_) => NOT_SUPPORTED.to_owned(),
+                            CompileOutcome::Failed(e) => {
+                                format!("failed: {}", csv_text(e).replace('|', "/"))
+                            }
+                        },
+                        None => cell_missing(res, w, v),
+                    }
+                })
+                .collect();
+            let _ = writeln!(s, "| {w} | {} |", cells.join(" | "));
+        }
+    }
+
+    // Peak RSS.
+    let rss_cols: Vec<String> = res
+        .variants
+        .iter()
+        .filter(|v| *v == "native" || *v == "mvvm-none" || *v == "wasmtime")
+        .cloned()
+        .collect();
+    let _ = writeln!(s, "\n## Peak resident set size (MiB, median)\n");
+    let mut cols = rss_cols.clone();
+    if rss_cols.iter().any(|v| v == "mvvm-none") {
+        cols.push("mvvm-none / native".to_owned());
+    }
+    header(&mut s, "workload", &cols);
+    for w in &res.workloads {
+        let med = |v: &str| Summary::of(&res.rss_samples(w, v)).map(|x| x.median / 1024.0);
+        let mut cells: Vec<String> = rss_cols
+            .iter()
+            .map(|v| med(v).map_or_else(|| cell_missing(res, w, v), |m| format!("{m:.1}")))
+            .collect();
+        if rss_cols.iter().any(|v| v == "mvvm-none") {
+            cells.push(match (med("mvvm-none"), med("native")) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                _ => "—".to_owned(),
+            });
+        }
+        let _ = writeln!(s, "| {w} | {} |", cells.join(" | "));
+    }
+
+    let bad = res.mismatches();
+    let _ = writeln!(s, "\n## Checksums\n");
+    if bad.is_empty() {
+        let _ = writeln!(s, "Every run printed the native build's checksum.");
+    } else {
+        let _ = writeln!(
+            s,
+            "{} run(s) failed or printed a different checksum:\n",
+            bad.len()
+        );
+        for r in bad {
+            let _ = writeln!(
+                s,
+                "- {} / {} round {}: exit {:?}, checksum {}",
+                r.workload,
+                r.variant,
+                r.round,
+                r.m.exit_code,
+                r.checksum.as_deref().unwrap_or("(none)")
+            );
+        }
+    }
+    s
+}
+
+/// Writes `text` to `path`.
+pub fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|source| BenchError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}

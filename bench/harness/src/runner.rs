@@ -1,0 +1,297 @@
+//! The full benchmark run: build, compile every configuration, then run
+//! every workload in interleaved rounds (one run of each configuration per
+//! round) after warm-up rounds, checking each run's checksum against the
+//! native build's.
+
+use crate::Result;
+use crate::measure::{Measurement, measure_via};
+use crate::policy::Policy;
+use crate::tools::{self, CompileOutcome, MvvmTools, Paths};
+use crate::workloads::{self, Workload};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Marker shown for a policy the compiler does not accept yet.
+pub const NOT_SUPPORTED: &str = "n/a (not yet supported)";
+
+/// One way of running a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// The gcc build.
+    Native,
+    /// MVVM with a checkpoint policy.
+    Mvvm(Policy),
+    /// Wasmtime (`wasmtime run` of a precompiled module).
+    Wasmtime,
+}
+
+impl Variant {
+    /// Column and CSV label.
+    pub fn label(&self) -> String {
+        match self {
+            Variant::Native => "native".to_owned(),
+            Variant::Mvvm(p) => format!("mvvm-{}", p.name),
+            Variant::Wasmtime => "wasmtime".to_owned(),
+        }
+    }
+}
+
+/// Settings of a run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Measured rounds per workload.
+    pub reps: usize,
+    /// Unmeasured rounds before them.
+    pub warmup: usize,
+    /// Use the smoke sizes (for trying the harness quickly).
+    pub smoke_sizes: bool,
+    /// Workloads to run.
+    pub workloads: Vec<&'static Workload>,
+    /// MVVM policies to try.
+    pub policies: Vec<Policy>,
+    /// Time limit of one run.
+    pub run_limit: Duration,
+    /// Time limit of one compilation.
+    pub compile_limit: Duration,
+}
+
+/// One measured (or warm-up) execution.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    /// Workload name.
+    pub workload: &'static str,
+    /// Variant label.
+    pub variant: String,
+    /// Round number (warm-up rounds first, counted separately).
+    pub round: usize,
+    /// Whether this was a warm-up round (excluded from statistics).
+    pub warmup: bool,
+    /// Figures.
+    pub m: Measurement,
+    /// Printed checksum.
+    pub checksum: Option<String>,
+    /// Whether it equals the native build's.
+    pub checksum_ok: bool,
+}
+
+/// One compilation.
+#[derive(Debug, Clone)]
+pub struct CompileRecord {
+    /// Workload name.
+    pub workload: &'static str,
+    /// Variant label (`mvvm-POLICY` or `wasmtime`).
+    pub variant: String,
+    /// Result.
+    pub outcome: CompileOutcome,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, Default)]
+pub struct Results {
+    /// Workloads, in order.
+    pub workloads: Vec<&'static str>,
+    /// Variant labels, in column order.
+    pub variants: Vec<String>,
+    /// Every execution.
+    pub runs: Vec<RunRecord>,
+    /// Every compilation.
+    pub compiles: Vec<CompileRecord>,
+    /// Why a (workload, variant) cell has no figures, e.g. [`NOT_SUPPORTED`].
+    pub missing: BTreeMap<(String, String), String>,
+}
+
+impl Results {
+    /// Wall times of the measured runs of a cell whose checksum was right.
+    pub fn samples(&self, workload: &str, variant: &str) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter(|r| {
+                r.workload == workload && r.variant == variant && !r.warmup && r.checksum_ok
+            })
+            .map(|r| r.m.wall_s)
+            .collect()
+    }
+
+    /// Peak RSS (KiB) of the measured runs of a cell.
+    pub fn rss_samples(&self, workload: &str, variant: &str) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter(|r| {
+                r.workload == workload && r.variant == variant && !r.warmup && r.checksum_ok
+            })
+            .map(|r| r.m.max_rss_kib as f64)
+            .collect()
+    }
+
+    /// Why a cell is empty, if it is.
+    pub fn why_missing(&self, workload: &str, variant: &str) -> Option<&str> {
+        self.missing
+            .get(&(workload.to_owned(), variant.to_owned()))
+            .map(String::as_str)
+    }
+
+    /// Whether any run printed a wrong checksum.
+    pub fn mismatches(&self) -> Vec<&RunRecord> {
+        self.runs.iter().filter(|r| !r.checksum_ok).collect()
+    }
+}
+
+struct Prepared {
+    variant: Variant,
+    label: String,
+    program: PathBuf,
+    args: Vec<OsString>,
+}
+
+/// Runs the benchmark. `wrapper` is the harness binary (for the `measure`
+/// subcommand); `mvvm` and `wasmtime` are the tools found.
+pub fn run(
+    paths: &Paths,
+    cfg: &Config,
+    wrapper: &Path,
+    mvvm: Option<&MvvmTools>,
+    wasmtime: Option<&Path>,
+) -> Result<Results> {
+    let work = paths.work();
+    let mut res = Results::default();
+    let mut variants: Vec<Variant> = vec![Variant::Native];
+    if mvvm.is_some() {
+        variants.extend(cfg.policies.iter().map(|p| Variant::Mvvm(*p)));
+    }
+    if wasmtime.is_some() {
+        variants.push(Variant::Wasmtime);
+    }
+    res.variants = variants.iter().map(Variant::label).collect();
+    let mut unsupported: BTreeMap<String, String> = BTreeMap::new();
+    let report_file = work.join("measure-report.txt");
+    tools::ensure_dir(&work)?;
+
+    for w in &cfg.workloads {
+        res.workloads.push(w.name);
+        let args = w.args(cfg.smoke_sizes);
+        eprintln!("== {} {}", w.name, args.join(" "));
+        let native = tools::build_native(paths, w, &work.join("native"))?;
+        let mut prepared = vec![Prepared {
+            variant: Variant::Native,
+            label: "native".to_owned(),
+            program: native,
+            args: args.iter().map(OsString::from).collect(),
+        }];
+        for v in &variants[1..] {
+            let label = v.label();
+            if let Some(why) = unsupported.get(&label) {
+                res.missing
+                    .insert((w.name.to_owned(), label.clone()), why.clone());
+                continue;
+            }
+            let (outcome, program, run_args) = match v {
+                Variant::Mvvm(p) => {
+                    let Some(t) = mvvm else { continue };
+                    let dir = work.join("aot").join(p.name);
+                    tools::ensure_dir(&dir)?;
+                    let aot = dir.join(format!("{}.aot", w.name));
+                    let o =
+                        tools::compile_aot(t, &paths.wasm(w), &aot, p.flags, cfg.compile_limit)?;
+                    (o, t.checkpoint.clone(), t.run_args(&aot, args))
+                }
+                Variant::Wasmtime => {
+                    let Some(wt) = wasmtime else { continue };
+                    let dir = work.join("cwasm");
+                    tools::ensure_dir(&dir)?;
+                    let cwasm = dir.join(format!("{}.cwasm", w.name));
+                    let o = tools::compile_wasmtime(wt, &paths.wasm(w), &cwasm, cfg.compile_limit)?;
+                    (o, wt.to_path_buf(), tools::wasmtime_run_args(&cwasm, args))
+                }
+                Variant::Native => continue,
+            };
+            res.compiles.push(CompileRecord {
+                workload: w.name,
+                variant: label.clone(),
+                outcome: outcome.clone(),
+            });
+            match outcome {
+                CompileOutcome::Done(secs) => {
+                    eprintln!("   compiled {label} in {secs:.2} s");
+                    prepared.push(Prepared {
+                        variant: *v,
+                        label,
+                        program,
+                        args: run_args,
+                    });
+                }
+                CompileOutcome::Unsupported(msg) => {
+                    eprintln!("   {label}: {NOT_SUPPORTED}: {}", first_line(&msg));
+                    unsupported.insert(label.clone(), NOT_SUPPORTED.to_owned());
+                    res.missing
+                        .insert((w.name.to_owned(), label), NOT_SUPPORTED.to_owned());
+                }
+                CompileOutcome::Failed(msg) => {
+                    eprintln!("   {label}: compile failed: {}", first_line(&msg));
+                    res.missing.insert(
+                        (w.name.to_owned(), label),
+                        format!("compile failed: {}", first_line(&msg)),
+                    );
+                }
+            }
+        }
+
+        let mut reference: Option<String> = None;
+        let mut failed: BTreeMap<String, String> = BTreeMap::new();
+        for round in 0..cfg.warmup + cfg.reps {
+            let warmup = round < cfg.warmup;
+            for p in &prepared {
+                if failed.contains_key(&p.label) {
+                    continue;
+                }
+                let run = measure_via(wrapper, &report_file, &p.program, &p.args, cfg.run_limit)?;
+                let checksum = workloads::parse_checksum(&run.stdout);
+                if p.variant == Variant::Native && reference.is_none() {
+                    reference = checksum.clone();
+                }
+                let clean_exit = run.m.exit_code == Some(0) && !run.m.timed_out;
+                let checksum_ok = clean_exit && checksum.is_some() && checksum == reference;
+                if !checksum_ok {
+                    let why = if run.m.timed_out {
+                        format!("timed out after {} s", cfg.run_limit.as_secs())
+                    } else if !clean_exit {
+                        format!("exit {:?}: {}", run.m.exit_code, first_line(&run.stderr))
+                    } else {
+                        format!(
+                            "checksum mismatch: {:?} vs native {:?}",
+                            checksum, reference
+                        )
+                    };
+                    eprintln!("   {}: FAILED: {why}", p.label);
+                    failed.insert(p.label.clone(), why);
+                } else if !warmup {
+                    eprintln!(
+                        "   {:<18} {:>8.3} s  {:>8} KiB",
+                        p.label, run.m.wall_s, run.m.max_rss_kib
+                    );
+                }
+                res.runs.push(RunRecord {
+                    workload: w.name,
+                    variant: p.label.clone(),
+                    round,
+                    warmup,
+                    m: run.m,
+                    checksum,
+                    checksum_ok,
+                });
+            }
+        }
+        for (label, why) in failed {
+            res.missing.insert((w.name.to_owned(), label), why);
+        }
+    }
+    Ok(res)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+}

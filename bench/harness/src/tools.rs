@@ -1,0 +1,269 @@
+//! Finding and driving the tools: gcc for the native builds, the MVVM
+//! binaries, Wasmtime, and the repository layout.
+
+use crate::workloads::Workload;
+use crate::{BenchError, Result, command_line};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How to install the Wasmtime CLI when it is not on `PATH`.
+pub const WASMTIME_INSTALL_HINT: &str = "wasmtime not found on PATH; install it with `cargo install wasmtime-cli --locked --version 48.0.8` to add the Wasmtime column";
+
+/// The native compiler command and flags. `-ffp-contract=off` keeps gcc from
+/// fusing multiply-adds (on aarch64), which the wasm build cannot do, so the
+/// two builds round identically.
+pub const NATIVE_CFLAGS: &[&str] = &["-O2", "-ffp-contract=off"];
+
+/// Where things are in the repository.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// The workspace root.
+    pub root: PathBuf,
+}
+
+impl Paths {
+    /// The workspace this crate was built from.
+    pub fn from_build() -> Paths {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = manifest.parent().and_then(Path::parent).unwrap_or(manifest);
+        Paths {
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// `bench/`.
+    pub fn bench(&self) -> PathBuf {
+        self.root.join("bench")
+    }
+
+    /// The C source of a workload.
+    pub fn source(&self, w: &Workload) -> PathBuf {
+        self.bench().join("src").join(format!("{}.c", w.name))
+    }
+
+    /// The committed wasm build of a workload.
+    pub fn wasm(&self, w: &Workload) -> PathBuf {
+        self.bench().join("wasm").join(format!("{}.wasm", w.name))
+    }
+
+    /// The file of expected smoke checksums.
+    pub fn expected_smoke(&self) -> PathBuf {
+        self.bench().join("expected-smoke.txt")
+    }
+
+    /// Scratch space under the cargo target directory.
+    pub fn work(&self) -> PathBuf {
+        self.root.join("target").join("mvvm-bench")
+    }
+
+    /// Where results go.
+    pub fn artifact(&self) -> PathBuf {
+        self.root.join("artifact").join("bench")
+    }
+}
+
+/// Creates a directory and its parents.
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| BenchError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn modified(p: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// Builds the native binary of `w` into `out_dir` with gcc, unless it is
+/// newer than its source and every header in `bench/src`.
+pub fn build_native(paths: &Paths, w: &Workload, out_dir: &Path) -> Result<PathBuf> {
+    ensure_dir(out_dir)?;
+    let src = paths.source(w);
+    let out = out_dir.join(w.name);
+    let src_dir = paths.bench().join("src");
+    if let Some(built) = modified(&out) {
+        let mut inputs = vec![src.clone()];
+        if let Ok(rd) = std::fs::read_dir(&src_dir) {
+            inputs.extend(
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "h")),
+            );
+        }
+        if inputs
+            .iter()
+            .all(|i| modified(i).is_some_and(|t| t <= built))
+        {
+            return Ok(out);
+        }
+    }
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "gcc".into());
+    let mut args: Vec<OsString> = NATIVE_CFLAGS.iter().map(OsString::from).collect();
+    args.extend([
+        "-o".into(),
+        out.clone().into_os_string(),
+        src.into_os_string(),
+        "-lm".into(),
+    ]);
+    let output = Command::new(&cc)
+        .args(&args)
+        .output()
+        .map_err(|source| BenchError::Spawn {
+            command: command_line(Path::new(&cc), &args),
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(BenchError::BuildFailed {
+            command: command_line(Path::new(&cc), &args),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// The MVVM command-line tools.
+#[derive(Debug, Clone)]
+pub struct MvvmTools {
+    /// The compiler.
+    pub aot: PathBuf,
+    /// The runner.
+    pub checkpoint: PathBuf,
+}
+
+impl MvvmTools {
+    /// Both tools in `dir`, if both exist.
+    pub fn in_dir(dir: &Path) -> Option<MvvmTools> {
+        let t = MvvmTools {
+            aot: dir.join("mvvm-aot"),
+            checkpoint: dir.join("mvvm-checkpoint"),
+        };
+        (t.aot.is_file() && t.checkpoint.is_file()).then_some(t)
+    }
+
+    /// Builds `mvvm-cli` in release mode with cargo and returns its tools.
+    pub fn build_release(paths: &Paths) -> Result<MvvmTools> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let args: Vec<OsString> = ["build", "--release", "-p", "mvvm-cli"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let status = Command::new(&cargo)
+            .args(&args)
+            .current_dir(&paths.root)
+            .status()
+            .map_err(|source| BenchError::Spawn {
+                command: command_line(Path::new(&cargo), &args),
+                source,
+            })?;
+        if !status.success() {
+            return Err(BenchError::BuildFailed {
+                command: command_line(Path::new(&cargo), &args),
+                status: status.to_string(),
+                stderr: "(see above)".to_owned(),
+            });
+        }
+        let dir = paths.root.join("target").join("release");
+        MvvmTools::in_dir(&dir).ok_or_else(|| {
+            BenchError::MissingTool(format!(
+                "mvvm-aot or mvvm-checkpoint missing in {}",
+                dir.display()
+            ))
+        })
+    }
+
+    /// The guest-argument form `mvvm-checkpoint` expects: one
+    /// comma-separated list after `-a`.
+    pub fn run_args(&self, aot_file: &Path, guest_args: &[&str]) -> Vec<OsString> {
+        let mut v: Vec<OsString> = vec!["-t".into(), aot_file.as_os_str().to_owned()];
+        if !guest_args.is_empty() {
+            v.push("-a".into());
+            v.push(guest_args.join(",").into());
+        }
+        v
+    }
+}
+
+/// How a compilation went.
+#[derive(Debug, Clone)]
+pub enum CompileOutcome {
+    /// Compiled, in this many seconds.
+    Done(f64),
+    /// The compiler does not know the flags (usage error): the policy is
+    /// not supported yet.
+    Unsupported(String),
+    /// The compiler failed on this module.
+    Failed(String),
+}
+
+/// Compiles `wasm` to `out` with `mvvm-aot --opt-level=3 FLAGS`.
+pub fn compile_aot(
+    tools: &MvvmTools,
+    wasm: &Path,
+    out: &Path,
+    flags: &[&str],
+    timeout: Duration,
+) -> Result<CompileOutcome> {
+    let mut args: Vec<OsString> = vec!["--opt-level=3".into()];
+    args.extend(flags.iter().map(OsString::from));
+    args.extend([
+        "-o".into(),
+        out.as_os_str().to_owned(),
+        wasm.as_os_str().to_owned(),
+    ]);
+    let started = Instant::now();
+    let (output, timed_out) = crate::measure::run_captured(&tools.aot, &args, timeout)?;
+    let secs = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    Ok(match output.status.code() {
+        Some(0) => CompileOutcome::Done(secs),
+        // clap's usage error: an unknown flag.
+        Some(2) => CompileOutcome::Unsupported(stderr),
+        _ if timed_out => CompileOutcome::Failed(format!("timed out after {secs:.0} s")),
+        _ => CompileOutcome::Failed(stderr),
+    })
+}
+
+/// `wasmtime` from `PATH`, if installed.
+pub fn find_wasmtime() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("wasmtime"))
+        .find(|p| p.is_file())
+}
+
+/// Precompiles `wasm` with `wasmtime compile`; returns the seconds taken.
+pub fn compile_wasmtime(
+    wasmtime: &Path,
+    wasm: &Path,
+    out: &Path,
+    timeout: Duration,
+) -> Result<CompileOutcome> {
+    let args: Vec<OsString> = vec![
+        "compile".into(),
+        "-o".into(),
+        out.as_os_str().to_owned(),
+        wasm.as_os_str().to_owned(),
+    ];
+    let started = Instant::now();
+    let (output, _) = crate::measure::run_captured(wasmtime, &args, timeout)?;
+    let secs = started.elapsed().as_secs_f64();
+    Ok(if output.status.success() {
+        CompileOutcome::Done(secs)
+    } else {
+        CompileOutcome::Failed(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+    })
+}
+
+/// Arguments to run a precompiled module with Wasmtime.
+pub fn wasmtime_run_args(cwasm: &Path, guest_args: &[&str]) -> Vec<OsString> {
+    let mut v: Vec<OsString> = vec![
+        "run".into(),
+        "--allow-precompiled".into(),
+        cwasm.as_os_str().to_owned(),
+    ];
+    v.extend(guest_args.iter().map(OsString::from));
+    v
+}

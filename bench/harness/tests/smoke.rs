@@ -1,0 +1,48 @@
+//! The smoke check as part of the test suite: every workload at its smoke
+//! size, natively (always: gcc is always present) and under MVVM when the
+//! debug build of `mvvm-cli` exists (`cargo build -p mvvm-cli` first; a test
+//! never runs cargo itself). Checksums must equal the committed
+//! expectations in `bench/expected-smoke.txt`.
+
+use mvvm_bench::smoke;
+use mvvm_bench::tools::{MvvmTools, Paths};
+use mvvm_bench::workloads;
+
+fn all() -> Vec<&'static workloads::Workload> {
+    workloads::ALL.iter().collect()
+}
+
+fn check(outcomes: &[smoke::SmokeOutcome]) {
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|o| !o.ok())
+        .map(|o| o.describe())
+        .collect();
+    assert_eq!(outcomes.len(), workloads::ALL.len());
+    assert!(
+        failed.is_empty(),
+        "checksum mismatches:\n{}",
+        failed.join("\n")
+    );
+}
+
+#[test]
+fn native_builds_print_the_expected_checksums() {
+    let paths = Paths::from_build();
+    let dir = paths.work().join("smoke-test-native");
+    let outcomes = smoke::smoke(&paths, &all(), None, None, &dir, 2).expect("smoke check runs");
+    check(&outcomes);
+}
+
+#[test]
+fn mvvm_prints_the_native_checksums() {
+    let paths = Paths::from_build();
+    let Some(tools) = MvvmTools::in_dir(&paths.root.join("target").join("debug")) else {
+        println!("skipped: build mvvm-cli first (cargo build -p mvvm-cli)");
+        return;
+    };
+    let dir = paths.work().join("smoke-test-mvvm");
+    let outcomes =
+        smoke::smoke(&paths, &all(), Some(&tools), None, &dir, 2).expect("smoke check runs");
+    check(&outcomes);
+}
