@@ -267,7 +267,11 @@ extern "C" fn elem_drop(vmctx: *mut VMContext, seg: u32) {
 extern "C" fn host_call(vmctx: *mut VMContext, import: u32, values: *mut u64) -> i32 {
     // SAFETY: called by generated code with its own vmctx.
     let (s, i) = unsafe { host_of(vmctx) };
-    let Some(f) = s.instances[i as usize].func_imports.get(import as usize).copied() else {
+    let Some(f) = s.instances[i as usize]
+        .func_imports
+        .get(import as usize)
+        .copied()
+    else {
         set_pending(PendingError::Run(RunError::NotCallable(import)));
         return TrapCode::HostError as i32;
     };

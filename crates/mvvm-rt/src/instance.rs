@@ -152,7 +152,10 @@ impl Instance {
             }
             match (&imp.kind, ext) {
                 (ImportKind::Func(t), Extern::Func(f)) => {
-                    let want = meta.types.get(*t as usize).ok_or_else(|| meta_err("type"))?;
+                    let want = meta
+                        .types
+                        .get(*t as usize)
+                        .ok_or_else(|| meta_err("type"))?;
                     if &s.func_type(*f) != want {
                         return Err(bad());
                     }
@@ -206,7 +209,11 @@ impl Instance {
         let vmctx_ptr: *mut VMContext = &mut *vmctx;
         for (i, slot) in funcs.iter_mut().enumerate() {
             let ty = *meta.funcs.get(i).ok_or_else(|| meta_err("funcs"))? as usize;
-            let type_id = *module.inner.type_ids.get(ty).ok_or_else(|| meta_err("type"))?;
+            let type_id = *module
+                .inner
+                .type_ids
+                .get(ty)
+                .ok_or_else(|| meta_err("type"))?;
             if i < nimp {
                 let provider = func_imports
                     .get(i)
@@ -219,7 +226,9 @@ impl Instance {
                         type_id,
                     },
                     FuncKind::Wasm { .. } => {
-                        let p = s.funcref_ptr(provider).ok_or_else(|| meta_err("provider"))?;
+                        let p = s
+                            .funcref_ptr(provider)
+                            .ok_or_else(|| meta_err("provider"))?;
                         // SAFETY: `p` points into a live instance's funcs.
                         unsafe { *p }
                     }
@@ -245,8 +254,8 @@ impl Instance {
         }
         // Memories and tables.
         for mt in &meta.memories {
-            let m = LinearMemory::new(*mt)
-                .map_err(|e| InstantiationError::Resource(e.to_string()))?;
+            let m =
+                LinearMemory::new(*mt).map_err(|e| InstantiationError::Resource(e.to_string()))?;
             s.memories.push(m);
             memories.push(s.memories.len() as u32 - 1);
         }
@@ -271,8 +280,10 @@ impl Instance {
             .iter()
             .map(|&g| s.globals[g as usize].cell_ptr())
             .collect();
-        let table_ptrs: Box<[*mut VMTable]> =
-            tables.iter().map(|&t| s.tables[t as usize].vm_ptr()).collect();
+        let table_ptrs: Box<[*mut VMTable]> = tables
+            .iter()
+            .map(|&t| s.tables[t as usize].vm_ptr())
+            .collect();
         vmctx.memory = match memories.first() {
             Some(&m) => s.memories[m as usize].vm_ptr(),
             None => std::ptr::null_mut(),
@@ -335,7 +346,10 @@ impl Instance {
                 SegmentMode::Active { index: t, offset } => {
                     let inst = &s.instances[index as usize];
                     let off = eval_const(s, &inst.globals, funcs_base, nfuncs, offset)? as u32;
-                    let tix = *inst.tables.get(*t as usize).ok_or_else(|| meta_err("table"))?;
+                    let tix = *inst
+                        .tables
+                        .get(*t as usize)
+                        .ok_or_else(|| meta_err("table"))?;
                     let items = std::mem::take(&mut s.instances[index as usize].elems[k]);
                     let table = &mut s.tables[tix as usize];
                     let end = off as u64 + items.len() as u64;
@@ -356,7 +370,10 @@ impl Instance {
             if let SegmentMode::Active { index: m, offset } = &seg.mode {
                 let inst = &s.instances[index as usize];
                 let off = eval_const(s, &inst.globals, funcs_base, nfuncs, offset)? as u32;
-                let mix = *inst.memories.get(*m as usize).ok_or_else(|| meta_err("memory"))?;
+                let mix = *inst
+                    .memories
+                    .get(*m as usize)
+                    .ok_or_else(|| meta_err("memory"))?;
                 s.instances[index as usize].data_dropped[k] = true;
                 let mem = s.memories[mix as usize].data_mut();
                 let end = off as u64 + seg.bytes.len() as u64;
@@ -410,7 +427,12 @@ impl Instance {
     }
 
     /// Calls the exported function `name` with `args`.
-    pub fn invoke(&self, store: &mut Store, name: &str, args: &[Val]) -> Result<Vec<Val>, RunError> {
+    pub fn invoke(
+        &self,
+        store: &mut Store,
+        name: &str,
+        args: &[Val],
+    ) -> Result<Vec<Val>, RunError> {
         match self.get_export(store, name) {
             Some(Extern::Func(f)) => f.call(store, args),
             _ => Err(RunError::NoSuchExport(name.to_string())),
@@ -420,7 +442,9 @@ impl Instance {
     /// The module this is an instance of.
     pub fn module(&self, store: &impl crate::store::AsStore) -> Option<Module> {
         let s = store.store_inner();
-        s.instances.get(self.index as usize).map(|i| i.module.clone())
+        s.instances
+            .get(self.index as usize)
+            .map(|i| i.module.clone())
     }
 }
 
@@ -446,7 +470,9 @@ fn eval_const(
             unsafe { funcs_base.add(*i as usize) as u64 }
         }
         ConstExpr::GlobalGet(g) => {
-            let gi = *globals.get(*g as usize).ok_or_else(|| meta_err("global.get index"))?;
+            let gi = *globals
+                .get(*g as usize)
+                .ok_or_else(|| meta_err("global.get index"))?;
             s.globals[gi as usize].cell.get_u64()
         }
     })
@@ -455,13 +481,22 @@ fn eval_const(
 /// The export `name` of instance `index`.
 pub(crate) fn export_of(s: &StoreInner, index: u32, name: &str) -> Option<Extern> {
     let inst = s.instances.get(index as usize)?;
-    let e = inst.module.inner.meta.exports.iter().find(|e| e.name == name)?;
+    let e = inst
+        .module
+        .inner
+        .meta
+        .exports
+        .iter()
+        .find(|e| e.name == name)?;
     Some(match e.kind {
         ExportKind::Func(i) => Extern::Func(match inst.func_imports.get(i as usize) {
             Some(f) => *f,
             None => Func {
                 store: s.id,
-                kind: FuncKind::Wasm { instance: index, index: i },
+                kind: FuncKind::Wasm {
+                    instance: index,
+                    index: i,
+                },
             },
         }),
         ExportKind::Memory(i) => Extern::Memory(Memory {
@@ -498,9 +533,7 @@ fn resolve(s: &StoreInner, mut f: Func) -> Func {
 /// Calls `f` with typed arguments.
 pub(crate) fn call_func(s: &mut StoreInner, f: Func, args: &[Val]) -> Result<Vec<Val>, RunError> {
     let ty = s.func_type(f);
-    if args.len() != ty.params.len()
-        || args.iter().zip(&ty.params).any(|(a, t)| a.ty() != *t)
-    {
+    if args.len() != ty.params.len() || args.iter().zip(&ty.params).any(|(a, t)| a.ty() != *t) {
         return Err(RunError::BadArgs(format!(
             "expected {:?}, got {:?}",
             ty.params,
@@ -531,7 +564,11 @@ pub(crate) fn call_func(s: &mut StoreInner, f: Func, args: &[Val]) -> Result<Vec
 /// max(params, results) slots of `f`'s type. While wasm runs, builtins
 /// reach the store through the raw pointer kept in each instance, so no
 /// reference derived from `s` may be used until this returns.
-pub(crate) unsafe fn call_raw(s: *mut StoreInner, f: Func, values: *mut u64) -> Result<(), RunError> {
+pub(crate) unsafe fn call_raw(
+    s: *mut StoreInner,
+    f: Func,
+    values: *mut u64,
+) -> Result<(), RunError> {
     // SAFETY: `s` is valid (caller); the reference ends before wasm runs.
     let (tramp, vmctx, outermost) = unsafe {
         let st = &mut *s;
@@ -639,9 +676,9 @@ pub(crate) unsafe fn call_host(
                 t
             )));
         }
-        *slot = st.val_to_raw(*v).ok_or_else(|| {
-            RunError::Host("host function returned a host funcref".into())
-        })?;
+        *slot = st
+            .val_to_raw(*v)
+            .ok_or_else(|| RunError::Host("host function returned a host funcref".into()))?;
     }
     Ok(())
 }

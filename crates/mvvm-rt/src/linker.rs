@@ -19,7 +19,8 @@ impl Linker {
 
     /// Defines `module.name` (replacing any previous definition).
     pub fn define(&mut self, module: &str, name: &str, item: Extern) -> &mut Self {
-        self.map.insert((module.to_string(), name.to_string()), item);
+        self.map
+            .insert((module.to_string(), name.to_string()), item);
         self
     }
 

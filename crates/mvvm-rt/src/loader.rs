@@ -35,7 +35,9 @@ pub enum LoadError {
     #[error("not an MVVM .aot object: bad magic in {}", names::META_SECTION)]
     BadMagic,
     /// Produced for another format version.
-    #[error(".aot format version {found} (producer {producer}), this runtime reads version {expected}")]
+    #[error(
+        ".aot format version {found} (producer {producer}), this runtime reads version {expected}"
+    )]
     FormatVersion {
         /// Version in the file.
         found: u32,
@@ -133,7 +135,8 @@ fn meta_of(file: &object::File<'_>) -> Result<ModuleMeta, LoadError> {
             producer,
         });
     }
-    mvvm_abi::codec::decode::<ModuleMeta>(&data[12..]).map_err(|e| LoadError::BadMeta(e.to_string()))
+    mvvm_abi::codec::decode::<ModuleMeta>(&data[12..])
+        .map_err(|e| LoadError::BadMeta(e.to_string()))
 }
 
 /// Checks the target and CPU features of `meta` against this host.
@@ -239,15 +242,21 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
         match sec.kind() {
             SectionKind::Text => {
                 cursor = align_up(cursor, (sec.align() as usize).max(1));
-                placed.insert(sec.index(), Placed { offset: cursor, size });
-                cursor = cursor.checked_add(size).ok_or_else(|| bad("section too large"))?;
+                placed.insert(
+                    sec.index(),
+                    Placed {
+                        offset: cursor,
+                        size,
+                    },
+                );
+                cursor = cursor
+                    .checked_add(size)
+                    .ok_or_else(|| bad("section too large"))?;
             }
             SectionKind::ReadOnlyData
             | SectionKind::ReadOnlyString
             | SectionKind::ReadOnlyDataWithRel => ro.push(sec),
-            SectionKind::Data | SectionKind::UninitializedData | SectionKind::Tls
-                if size > 0 =>
-            {
+            SectionKind::Data | SectionKind::UninitializedData | SectionKind::Tls if size > 0 => {
                 return Err(LoadError::BadObject(format!(
                     "writable section `{}` is not supported",
                     sec.name().unwrap_or("?")
@@ -260,7 +269,13 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
     cursor = text_len;
     for sec in &ro {
         cursor = align_up(cursor, (sec.align() as usize).clamp(1, page_size()));
-        placed.insert(sec.index(), Placed { offset: cursor, size: sec.size() as usize });
+        placed.insert(
+            sec.index(),
+            Placed {
+                offset: cursor,
+                size: sec.size() as usize,
+            },
+        );
         cursor += sec.size() as usize;
     }
 
@@ -311,7 +326,9 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
             .section_index()
             .ok_or_else(|| LoadError::UndefinedSymbol(name.clone()))?;
         let p = placed.get(&si).ok_or_else(|| {
-            LoadError::BadObject(format!("symbol `{name}` is in a section that is not loaded"))
+            LoadError::BadObject(format!(
+                "symbol `{name}` is in a section that is not loaded"
+            ))
         })?;
         let sec = file.section_by_index(si).map_err(bad)?;
         let off = sym
@@ -339,9 +356,9 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
                     (a, n, got.get(&s).map(|o| base + o))
                 }
                 RelocationTarget::Section(si) => {
-                    let pl = placed.get(&si).ok_or_else(|| {
-                        bad("relocation against a section that is not loaded")
-                    })?;
+                    let pl = placed
+                        .get(&si)
+                        .ok_or_else(|| bad("relocation against a section that is not loaded"))?;
                     (base + pl.offset, format!("section #{}", si.0), None)
                 }
                 _ => {
@@ -396,7 +413,9 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
         syms.insert(name.to_string(), (addr, sym.size()));
     }
     let get = |name: String| -> Result<(usize, u64), LoadError> {
-        syms.get(&name).copied().ok_or(LoadError::MissingSymbol(name))
+        syms.get(&name)
+            .copied()
+            .ok_or(LoadError::MissingSymbol(name))
     };
     let nimp = meta.num_imported_funcs as usize;
     if nimp > meta.funcs.len() || meta.func_infos.len() != meta.funcs.len() - nimp {
@@ -582,11 +601,29 @@ mod tests {
     #[test]
     fn x86_pc32_and_abs64_values() {
         let mut b = [0u8; 8];
-        apply(TargetArch::X86_64, elf::R_X86_64_PLT32, &mut b, 0x1000, 0x2000, -4, None, "f")
-            .unwrap();
+        apply(
+            TargetArch::X86_64,
+            elf::R_X86_64_PLT32,
+            &mut b,
+            0x1000,
+            0x2000,
+            -4,
+            None,
+            "f",
+        )
+        .unwrap();
         assert_eq!(i32::from_le_bytes(b[..4].try_into().unwrap()), 0x1000 - 4);
-        apply(TargetArch::X86_64, elf::R_X86_64_64, &mut b, 0x1000, 0x1234_5678_9abc, 4, None, "f")
-            .unwrap();
+        apply(
+            TargetArch::X86_64,
+            elf::R_X86_64_64,
+            &mut b,
+            0x1000,
+            0x1234_5678_9abc,
+            4,
+            None,
+            "f",
+        )
+        .unwrap();
         assert_eq!(u64::from_le_bytes(b), 0x1234_5678_9ac0);
         let far = apply(
             TargetArch::X86_64,
@@ -623,8 +660,17 @@ mod tests {
         // bl #0
         let mut b = 0x9400_0000u32.to_le_bytes().to_vec();
         b.resize(8, 0);
-        apply(TargetArch::Aarch64, elf::R_AARCH64_CALL26, &mut b, 0x1000, 0x1010, 0, None, "f")
-            .unwrap();
+        apply(
+            TargetArch::Aarch64,
+            elf::R_AARCH64_CALL26,
+            &mut b,
+            0x1000,
+            0x1010,
+            0,
+            None,
+            "f",
+        )
+        .unwrap();
         assert_eq!(read_u32(&b), 0x9400_0004);
         // adrp x0, #0 ; target two pages up
         let mut b = 0x9000_0000u32.to_le_bytes().to_vec();
@@ -662,22 +708,40 @@ mod tests {
     #[test]
     fn unknown_relocation_is_refused_by_name() {
         let mut b = [0u8; 8];
-        let e = apply(TargetArch::X86_64, elf::R_X86_64_TLSGD, &mut b, 0, 0, 0, None, "tls")
-            .unwrap_err();
-        assert_eq!(e.to_string(), "unsupported relocation R_X86_64_TLSGD against `tls`");
+        let e = apply(
+            TargetArch::X86_64,
+            elf::R_X86_64_TLSGD,
+            &mut b,
+            0,
+            0,
+            0,
+            None,
+            "tls",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unsupported relocation R_X86_64_TLSGD against `tls`"
+        );
     }
 
     #[test]
     fn garbage_and_truncated_input_are_refused() {
         assert!(matches!(load(b"not an elf"), Err(LoadError::BadObject(_))));
         assert!(matches!(load(&[]), Err(LoadError::BadObject(_))));
-        assert!(matches!(load(b"\x7fELF\x02\x01\x01"), Err(LoadError::BadObject(_))));
+        assert!(matches!(
+            load(b"\x7fELF\x02\x01\x01"),
+            Err(LoadError::BadObject(_))
+        ));
     }
 
     #[test]
     fn feature_names_are_checked() {
         assert_eq!(host_has_feature("has_no_such_thing"), None);
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(host_has_feature("has_sse3"), Some(std::arch::is_x86_feature_detected!("sse3")));
+        assert_eq!(
+            host_has_feature("has_sse3"),
+            Some(std::arch::is_x86_feature_detected!("sse3"))
+        );
     }
 }

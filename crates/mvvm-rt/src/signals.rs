@@ -18,35 +18,40 @@ use crate::code;
 use crate::trap::{RawTrap, current_jmp_buf, unwind_with};
 use mvvm_abi::TrapCode;
 use std::cell::Cell;
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 const SIGNALS: [libc::c_int; 4] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE];
 
 /// Handlers that were installed before ours, in `SIGNALS` order.
-static mut PREVIOUS: [std::mem::MaybeUninit<libc::sigaction>; 4] =
-    [const { std::mem::MaybeUninit::uninit() }; 4];
+static PREVIOUS: OnceLock<[libc::sigaction; 4]> = OnceLock::new();
 static INSTALL: Once = Once::new();
 
 /// Installs the handlers (once per process) and an alternate signal stack
 /// for the calling thread (once per thread). Cheap after the first call.
 pub(crate) fn prepare_thread() {
     INSTALL.call_once(|| {
-        for (i, &sig) in SIGNALS.iter().enumerate() {
-            // SAFETY: `sa` is fully initialised before use; PREVIOUS is
-            // only written here, inside `call_once`, before any handler of
-            // ours can run (the handler reads it).
+        // Record the previous handlers first, so that ours can always chain.
+        let prev = SIGNALS.map(|sig| {
+            // SAFETY: querying a disposition into a zeroed out-parameter.
+            unsafe {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+                    old = std::mem::zeroed();
+                    old.sa_sigaction = libc::SIG_DFL;
+                }
+                old
+            }
+        });
+        let _ = PREVIOUS.set(prev);
+        for &sig in &SIGNALS {
+            // SAFETY: `sa` is fully initialised; `handler` has the
+            // SA_SIGINFO signature.
             unsafe {
                 let mut sa: libc::sigaction = std::mem::zeroed();
                 sa.sa_sigaction = handler as *const () as usize;
                 sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
                 libc::sigemptyset(&mut sa.sa_mask);
-                let prev = &raw mut PREVIOUS;
-                if libc::sigaction(sig, &sa, (*prev)[i].as_mut_ptr()) != 0 {
-                    // Keep a default disposition as "previous".
-                    let mut d: libc::sigaction = std::mem::zeroed();
-                    d.sa_sigaction = libc::SIG_DFL;
-                    (*prev)[i].write(d);
-                }
+                libc::sigaction(sig, &sa, std::ptr::null_mut());
             }
         }
     });
@@ -175,9 +180,12 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     }
     // Not ours: chain.
     let i = SIGNALS.iter().position(|&s| s == sig).unwrap_or(0);
-    // SAFETY: PREVIOUS[i] was initialised before our handler was installed.
+    let Some(prev) = PREVIOUS.get().map(|p| &p[i]) else {
+        return;
+    };
+    // SAFETY: `prev` is a disposition the kernel gave us; calling it with
+    // the kernel's arguments is what the kernel would have done.
     unsafe {
-        let prev = (*(&raw const PREVIOUS))[i].assume_init_ref();
         if prev.sa_sigaction == libc::SIG_DFL || prev.sa_sigaction == libc::SIG_IGN {
             // Restore it and return: the faulting instruction runs again and
             // gets the default action (for a fault, the process dies).

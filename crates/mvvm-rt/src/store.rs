@@ -313,7 +313,10 @@ impl Caller<'_> {
 }
 
 fn check_store(store: &StoreInner, id: u64) {
-    assert_eq!(store.id, id, "handle used with a store it does not belong to");
+    assert_eq!(
+        store.id, id,
+        "handle used with a store it does not belong to"
+    );
 }
 
 impl StoreInner {
@@ -344,9 +347,11 @@ impl StoreInner {
             } else {
                 self.funcrefs.get(&(raw as usize)).copied()
             }),
-            ValType::ExternRef | ValType::V128 => {
-                Val::ExternRef(if raw == 0 { None } else { Some((raw - 1) as u32) })
-            }
+            ValType::ExternRef | ValType::V128 => Val::ExternRef(if raw == 0 {
+                None
+            } else {
+                Some((raw - 1) as u32)
+            }),
         }
     }
 
@@ -356,7 +361,9 @@ impl StoreInner {
             FuncKind::Host(_) => None,
             FuncKind::Wasm { instance, index } => {
                 let inst = self.instances.get(instance as usize)?;
-                inst.funcs.get(index as usize).map(|r| r as *const VMFuncRef)
+                inst.funcs
+                    .get(index as usize)
+                    .map(|r| r as *const VMFuncRef)
             }
         }
     }

@@ -90,7 +90,10 @@ mod tests {
     fn grow_updates_vmtable() {
         let ty = TableType {
             elem: ValType::FuncRef,
-            limits: Limits { min: 2, max: Some(4) },
+            limits: Limits {
+                min: 2,
+                max: Some(4),
+            },
         };
         let mut t = Table::new(ty, 0).unwrap();
         assert_eq!(t.grow(2, 9), Some(2));

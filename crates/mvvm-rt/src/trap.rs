@@ -158,7 +158,9 @@ unsafe extern "C" {
 /// Safe to call from a signal handler (constant-initialised thread local,
 /// no allocation).
 pub(crate) fn current_jmp_buf() -> *mut u8 {
-    JMP_BUF.try_with(|c| c.get()).unwrap_or(std::ptr::null_mut())
+    JMP_BUF
+        .try_with(|c| c.get())
+        .unwrap_or(std::ptr::null_mut())
 }
 
 /// Records `trap` and jumps back to the `mvvm_rt_enter` owning `jb`.
@@ -211,7 +213,11 @@ pub extern "C" fn mvvm_rt_trap_at(code: i32, pc: *const u8) -> ! {
 /// `tramp` must be an array trampoline of loaded code whose module is alive,
 /// `vmctx` the context of an instance of that module, and `values` must
 /// hold at least max(params, results) slots.
-pub(crate) unsafe fn enter_wasm(tramp: usize, vmctx: *mut u8, values: *mut u64) -> Result<(), RawTrap> {
+pub(crate) unsafe fn enter_wasm(
+    tramp: usize,
+    vmctx: *mut u8,
+    values: *mut u64,
+) -> Result<(), RawTrap> {
     crate::signals::prepare_thread();
     // SAFETY: `tramp` is a function with this signature (caller contract).
     let f: unsafe extern "C" fn(*mut u8, *mut u64) = unsafe { std::mem::transmute(tramp) };
@@ -235,7 +241,11 @@ impl RawTrap {
     /// Describes the trap: function index and name from the registered code.
     pub(crate) fn describe(self, message: Option<String>) -> Trap {
         // A return address may sit just past its function's last byte.
-        let pc = if self.exact { self.pc } else { self.pc.wrapping_sub(1) };
+        let pc = if self.exact {
+            self.pc
+        } else {
+            self.pc.wrapping_sub(1)
+        };
         let (func, func_name) = crate::code::func_at(pc).unwrap_or((None, None));
         Trap {
             code: self.code,

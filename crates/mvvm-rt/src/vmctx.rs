@@ -121,11 +121,20 @@ mod tests {
         assert_eq!(offset_of!(VMContext, globals), abi::VMCTX_GLOBALS as usize);
         assert_eq!(offset_of!(VMContext, tables), abi::VMCTX_TABLES as usize);
         assert_eq!(offset_of!(VMContext, funcs), abi::VMCTX_FUNCS as usize);
-        assert_eq!(offset_of!(VMContext, type_ids), abi::VMCTX_TYPE_IDS as usize);
-        assert_eq!(offset_of!(VMContext, builtins), abi::VMCTX_BUILTINS as usize);
+        assert_eq!(
+            offset_of!(VMContext, type_ids),
+            abi::VMCTX_TYPE_IDS as usize
+        );
+        assert_eq!(
+            offset_of!(VMContext, builtins),
+            abi::VMCTX_BUILTINS as usize
+        );
         assert_eq!(offset_of!(VMContext, limits), abi::VMCTX_LIMITS as usize);
         assert_eq!(offset_of!(VMContext, host), abi::VMCTX_HOST as usize);
-        assert_eq!(offset_of!(VMContext, reserved), abi::VMCTX_RESERVED as usize);
+        assert_eq!(
+            offset_of!(VMContext, reserved),
+            abi::VMCTX_RESERVED as usize
+        );
         assert_eq!(size_of::<VMContext>(), abi::VMCTX_SIZE as usize);
     }
 
@@ -134,12 +143,18 @@ mod tests {
         assert_eq!(offset_of!(VMMemory, base), abi::VMMEMORY_BASE as usize);
         assert_eq!(offset_of!(VMMemory, length), abi::VMMEMORY_LENGTH as usize);
         assert_eq!(size_of::<VMMemory>(), abi::VMMEMORY_SIZE as usize);
-        assert_eq!(offset_of!(VMTable, elements), abi::VMTABLE_ELEMENTS as usize);
+        assert_eq!(
+            offset_of!(VMTable, elements),
+            abi::VMTABLE_ELEMENTS as usize
+        );
         assert_eq!(offset_of!(VMTable, length), abi::VMTABLE_LENGTH as usize);
         assert_eq!(size_of::<VMTable>(), abi::VMTABLE_SIZE as usize);
         assert_eq!(offset_of!(VMFuncRef, code), abi::VMFUNCREF_CODE as usize);
         assert_eq!(offset_of!(VMFuncRef, vmctx), abi::VMFUNCREF_VMCTX as usize);
-        assert_eq!(offset_of!(VMFuncRef, type_id), abi::VMFUNCREF_TYPE_ID as usize);
+        assert_eq!(
+            offset_of!(VMFuncRef, type_id),
+            abi::VMFUNCREF_TYPE_ID as usize
+        );
         assert_eq!(size_of::<VMFuncRef>(), abi::VMFUNCREF_SIZE as usize);
         assert_eq!(
             offset_of!(VMLimits, stack_limit),

@@ -7,8 +7,8 @@ use mvvm_rt::{
 };
 
 fn module(wat: &str) -> Module {
-    let aot = mvvm_aot::compile(wat.as_bytes(), &mvvm_aot::CompileOptions::default())
-        .expect("compile");
+    let aot =
+        mvvm_aot::compile(wat.as_bytes(), &mvvm_aot::CompileOptions::default()).expect("compile");
     Module::from_aot(&aot).expect("load")
 }
 
@@ -24,7 +24,9 @@ fn add_two_numbers() {
         r#"(module (func (export "add") (param i32 i32) (result i32)
               local.get 0 local.get 1 i32.add))"#,
     );
-    let r = i.invoke(&mut store, "add", &[Val::I32(2), Val::I32(40)]).unwrap();
+    let r = i
+        .invoke(&mut store, "add", &[Val::I32(2), Val::I32(40)])
+        .unwrap();
     assert_eq!(r, vec![Val::I32(42)]);
 }
 
@@ -75,7 +77,11 @@ fn traps_name_code_function_and_offset() {
         if name != "fill" && name != "rec" {
             assert!(t.wasm_offset.is_some(), "{name}: {t}");
         }
-        assert!(t.to_string().starts_with(&format!("wasm trap: {}", code.message())), "{t}");
+        assert!(
+            t.to_string()
+                .starts_with(&format!("wasm trap: {}", code.message())),
+            "{t}"
+        );
     }
     // Still usable after all those traps.
     let t = trap_of(i.invoke(&mut store, "div", &[Val::I32(0)]));

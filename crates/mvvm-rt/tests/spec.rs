@@ -243,7 +243,9 @@ impl Runner {
                 .get(id.name())
                 .copied()
                 .ok_or_else(|| anyhow!("no module named ${}", id.name())),
-            None => self.last.ok_or_else(|| anyhow!("no module instantiated yet")),
+            None => self
+                .last
+                .ok_or_else(|| anyhow!("no module instantiated yet")),
         }
     }
 

@@ -1,0 +1,145 @@
+//! The object loader on real `.aot` objects, intact and damaged.
+
+use mvvm_abi::meta::TargetArch;
+use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
+use mvvm_rt::loader::{LoadError, check_host, read_meta};
+use mvvm_rt::{Instance, Module, Store, Val};
+use object::{Object, ObjectSection};
+
+const WAT: &str = r#"(module
+  (memory 1)
+  (func $helper (param i32) (result i32) local.get 0 i32.const 1 i32.add)
+  (func (export "twice") (param i32) (result i32)
+    local.get 0 call $helper call $helper)
+  (func (export "f") (result f64) f64.const 1.5 f64.const 2.25 f64.add))"#;
+
+fn aot(target: TargetArch) -> Vec<u8> {
+    let opts = mvvm_aot::CompileOptions {
+        target,
+        ..Default::default()
+    };
+    mvvm_aot::compile(WAT.as_bytes(), &opts).expect("compile")
+}
+
+fn host() -> TargetArch {
+    TargetArch::host().expect("supported host")
+}
+
+#[test]
+fn relocated_calls_and_constants_work() {
+    let m = Module::from_aot(&aot(host())).unwrap();
+    let mut store = Store::new();
+    let i = Instance::new(&mut store, &m, &[]).unwrap();
+    assert_eq!(
+        i.invoke(&mut store, "twice", &[Val::I32(5)]).unwrap(),
+        vec![Val::I32(7)]
+    );
+    assert_eq!(
+        i.invoke(&mut store, "f", &[]).unwrap(),
+        vec![Val::F64(3.75f64.to_bits())]
+    );
+}
+
+#[test]
+fn wrong_format_version_is_refused() {
+    let mut bytes = aot(host());
+    let at = bytes
+        .windows(8)
+        .position(|w| w == META_MAGIC)
+        .expect("magic")
+        + 8;
+    bytes[at..at + 4].copy_from_slice(&(AOT_FORMAT_VERSION + 7).to_le_bytes());
+    match Module::from_aot(&bytes) {
+        Err(LoadError::FormatVersion {
+            found, expected, ..
+        }) => {
+            assert_eq!(
+                (found, expected),
+                (AOT_FORMAT_VERSION + 7, AOT_FORMAT_VERSION)
+            );
+        }
+        other => panic!("expected FormatVersion, got {other:?}"),
+    }
+}
+
+#[test]
+fn wrong_target_is_refused() {
+    let other = match host() {
+        TargetArch::X86_64 => TargetArch::Aarch64,
+        TargetArch::Aarch64 => TargetArch::X86_64,
+    };
+    match Module::from_aot(&aot(other)) {
+        Err(LoadError::WrongTarget { found, host: h }) => {
+            assert_eq!(found, other.name());
+            assert_eq!(h, host().name());
+        }
+        other => panic!("expected WrongTarget, got {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_cpu_feature_is_refused() {
+    let mut meta = read_meta(&aot(host())).unwrap();
+    check_host(&meta).unwrap();
+    meta.cpu_features.push("has_time_travel".into());
+    assert!(matches!(
+        check_host(&meta),
+        Err(LoadError::MissingCpuFeature(f)) if f == "has_time_travel"
+    ));
+}
+
+#[test]
+fn unknown_relocation_is_refused() {
+    let mut bytes = aot(host());
+    let file = object::File::parse(&*bytes).unwrap();
+    let rela = file
+        .sections()
+        .find(|s| s.name().is_ok_and(|n| n.starts_with(".rela.text")) && s.size() >= 24)
+        .expect("a .rela.text section");
+    let (off, _) = rela.file_range().unwrap();
+    drop(file);
+    // Elf64_Rela: r_offset (8), r_info (8: symbol << 32 | type), r_addend.
+    let info_at = off as usize + 8;
+    let mut info = u64::from_le_bytes(bytes[info_at..info_at + 8].try_into().unwrap());
+    info = (info & !0xffff_ffff) | 250; // no such relocation type
+    bytes[info_at..info_at + 8].copy_from_slice(&info.to_le_bytes());
+    match Module::from_aot(&bytes) {
+        Err(LoadError::UnsupportedRelocation { kind, .. }) => {
+            assert_eq!(kind, "ELF relocation type 250");
+        }
+        other => panic!("expected UnsupportedRelocation, got {other:?}"),
+    }
+}
+
+#[test]
+fn truncated_and_garbage_objects_are_refused() {
+    let bytes = aot(host());
+    for cut in [0, 16, 64, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
+        assert!(Module::from_aot(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut garbage = bytes.clone();
+    for (i, b) in garbage.iter_mut().enumerate().skip(64) {
+        *b ^= (i * 31) as u8;
+    }
+    assert!(Module::from_aot(&garbage).is_err());
+    assert!(matches!(
+        Module::from_aot(b"hello"),
+        Err(LoadError::BadObject(_))
+    ));
+}
+
+#[test]
+fn object_without_metadata_is_refused() {
+    let mut bytes = aot(host());
+    let file = object::File::parse(&*bytes).unwrap();
+    let at = file
+        .sections()
+        .find(|s| s.name() == Ok(mvvm_abi::object::META_SECTION))
+        .unwrap()
+        .file_range()
+        .unwrap()
+        .0 as usize;
+    drop(file);
+    bytes[at] ^= 0xff;
+    assert!(matches!(Module::from_aot(&bytes), Err(LoadError::BadMagic)));
+}
