@@ -217,3 +217,58 @@ fn writer_output_is_deterministic() {
     write(&mut b, &parts(&mem)).unwrap();
     assert_eq!(a, b);
 }
+
+/// Pins the byte layout documented in `docs/snapshot-format.md`: a change
+/// here is a format change and needs a version bump.
+#[test]
+fn byte_layout_is_pinned() {
+    let mut mem = vec![0u8; 3 * CHUNK_SIZE as usize];
+    mem[CHUNK_SIZE as usize + 3] = 0xee;
+    let mut bytes = Vec::new();
+    write(&mut bytes, &parts(&mem)).unwrap();
+    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
+    assert_eq!(&bytes[0..8], b"MVVMSNAP");
+    assert_eq!(u32_at(8), 1);
+    let header_len = u32_at(12) as usize;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&bytes[..16]);
+    h.update(&bytes[20..20 + header_len]);
+    assert_eq!(u32_at(16), h.finalize());
+    // Header: info.producer as u64 length + UTF-8, then the 32 hash bytes.
+    assert_eq!(u64_at(20), 14);
+    assert_eq!(&bytes[28..42], b"internal tests");
+    assert_eq!(&bytes[42..74], &[3u8; 32]);
+    // The header ends with the section table: u64 count, then per entry a
+    // u32 kind, a u64 length and a u32 crc (16 bytes).
+    let table = 20 + header_len - (8 + 7 * 16);
+    assert_eq!(u64_at(table), 7);
+    // base: None is one zero byte just before the table.
+    assert_eq!(bytes[table - 1], 0);
+    let mut offset = 20 + header_len;
+    for (i, kind) in SectionKind::ALL.iter().enumerate() {
+        let e = table + 8 + i * 16;
+        assert_eq!(u32_at(e), i as u32, "{kind:?}");
+        let len = u64_at(e + 4) as usize;
+        assert_eq!(
+            u32_at(e + 12),
+            crc32fast::hash(&bytes[offset..offset + len])
+        );
+        offset += len;
+    }
+    // The memory section (last): length, max_pages None, one run entry.
+    let mem_len = u64_at(table + 8 + 6 * 16 + 4) as usize;
+    let m = offset - mem_len;
+    assert_eq!(u64_at(m), 3 * CHUNK_SIZE);
+    assert_eq!(bytes[m + 8], 0);
+    assert_eq!(u64_at(m + 9), 1);
+    assert_eq!(u64_at(m + 17), CHUNK_SIZE);
+    assert_eq!(u64_at(m + 25), CHUNK_SIZE);
+    assert_eq!(mem_len, 8 + 1 + 8 + 20);
+    // Zero padding to 64 KiB, then the run, then nothing.
+    assert!(bytes[offset..CHUNK_SIZE as usize].iter().all(|&b| b == 0));
+    assert_eq!(
+        &bytes[CHUNK_SIZE as usize..],
+        &mem[CHUNK_SIZE as usize..2 * CHUNK_SIZE as usize]
+    );
+}
