@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Compiles validated-on-the-fly wasm bytes.
 pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>, CompileError> {
+    let started = std::time::Instant::now();
     let opt_level = opts.opt_level.min(3);
     let target = isa::build(opts.target, opt_level)?;
     let parsed = module::parse(
@@ -131,7 +132,16 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
     }
     meta.func_infos = func_infos;
     meta.array_trampolines = tramp_indices;
-    emitter.finish(&meta)
+    let object = emitter.finish(&meta)?;
+    tracing::debug!(
+        functions = meta.func_infos.len(),
+        imports = nimports,
+        trampolines = meta.array_trampolines.len(),
+        object_bytes = object.len(),
+        elapsed = ?started.elapsed(),
+        "compiled module"
+    );
+    Ok(object)
 }
 
 /// Compiles the defined functions on `available_parallelism` workers, each

@@ -9,7 +9,29 @@
 //! ```
 //!
 //! The contract with the runtime (symbol names, VMContext layout, builtins,
-//! trap codes, metadata) lives in `mvvm_abi`.
+//! trap codes, metadata) lives in `mvvm_abi`. What the object looks like,
+//! for the loader:
+//!
+//! - One `.text` section with every function, one `.mvvm.meta` section
+//!   (symbol [`META_SYMBOL`]) holding the metadata. All function symbols are
+//!   global `FUNC` definitions: `mvvm_func_{i}` (defined functions, wasm
+//!   ABI), `mvvm_import_{j}` (stubs of imported functions, wasm ABI, calling
+//!   the `HostCall` builtin), `mvvm_array_{i}` (array-call trampolines of
+//!   exported functions and of the start function, listed in
+//!   `ModuleMeta::array_trampolines`).
+//! - Relocations appear only in `.text` and only name those function
+//!   symbols: `R_X86_64_PLT32` (addend -4) on x86-64, `R_AARCH64_CALL26` on
+//!   aarch64 (direct calls from trampolines and between functions). Any
+//!   other kind, or a libcall, is refused at compile time.
+//! - Generated code treats as immutable while it runs (and may hoist loads
+//!   of): every pointer field of the `VMContext`, the memory base, each
+//!   `VMTable*` in the tables array, each global's cell address, the
+//!   `VMFuncRef`s of imported functions, and the type-id array. Memory and
+//!   table lengths, table element arrays and global values are reloaded.
+//! - Traps: memory accesses fault (SIGSEGV/SIGBUS) at recorded trap sites;
+//!   integer division faults on x86-64 are SIGFPE at `div`/`idiv`; other
+//!   traps are `ud2`/`udf`-style trap instructions. Every one is in
+//!   `FuncInfo::traps`.
 #![forbid(unsafe_code)]
 
 mod driver;
