@@ -128,6 +128,19 @@ fn from_run_error(e: RunError) -> Result<i32, WasiRunError> {
     }
 }
 
+/// Runs `module` as a WASI command in a fresh [`Store`] whose wasm stack
+/// limit is `max_wasm_stack` bytes (the calling thread's stack must be
+/// larger); see [`run_command_in`].
+pub fn run_command(
+    module: &Module,
+    config: WasiConfig,
+    max_wasm_stack: usize,
+) -> Result<i32, WasiRunError> {
+    let mut store = Store::new();
+    store.set_max_wasm_stack(max_wasm_stack);
+    run_command_in(module, config, &mut store)
+}
+
 /// Instantiates `module` with WASI preview1 imports in `store`, runs its
 /// start function and then `_start` (if exported), and returns the exit
 /// code: 0 when `_start` (or, without `_start`, the start function)
@@ -135,7 +148,7 @@ fn from_run_error(e: RunError) -> Result<i32, WasiRunError> {
 ///
 /// The [`WasiCtx`] built from `config` replaces the store's user data and
 /// stays there afterwards (`store.data::<WasiCtx>()`).
-pub fn run_command(
+pub fn run_command_in(
     module: &Module,
     config: WasiConfig,
     store: &mut Store,
@@ -176,7 +189,7 @@ mod tests {
     }
 
     fn run(src: &[u8], config: WasiConfig) -> Result<i32, WasiRunError> {
-        run_command(&module(src), config, &mut Store::new())
+        run_command_in(&module(src), config, &mut Store::new())
     }
 
     #[test]

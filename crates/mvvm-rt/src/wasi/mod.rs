@@ -47,7 +47,7 @@ mod tests;
 
 pub use errno::Errno;
 pub use func::{WASI_MODULE, WasiFunc};
-pub use link::{WasiRunError, run_command};
+pub use link::{WasiRunError, add_to_linker, run_command, run_command_in};
 pub use state::{ClockState, FdEntry, FdKind, Preopen, WasiState};
 
 use mem::GuestMem;
