@@ -37,12 +37,14 @@ fn trap_of(r: Result<Vec<Val>, RunError>) -> mvvm_rt::Trap {
     }
 }
 
-#[test]
-fn traps_name_code_function_and_offset() {
-    let mut store = Store::new();
-    let i = instance(
-        &mut store,
-        r#"(module
+/// The binary encoding of a text module (to check reported offsets).
+fn wasm_bytes(wat: &str) -> Vec<u8> {
+    let buf = wast::parser::ParseBuffer::new(wat).unwrap();
+    let mut w = wast::parser::parse::<wast::Wat<'_>>(&buf).unwrap();
+    w.encode().unwrap()
+}
+
+const TRAPS_WAT: &str = r#"(module
           (memory 1)
           (table 2 funcref)
           (type $t (func))
@@ -55,8 +57,13 @@ fn traps_name_code_function_and_offset() {
           (func $undef (export "undef") i32.const 5 call_indirect (type $t))
           (func $rec (export "rec") call $rec)
           (func $fill (export "fill") i32.const 65530 i32.const 0 i32.const 100 memory.fill)
-        )"#,
-    );
+        )"#;
+
+#[test]
+fn traps_name_code_function_and_offset() {
+    let mut store = Store::new();
+    let i = instance(&mut store, TRAPS_WAT);
+    let wasm = wasm_bytes(TRAPS_WAT);
     let cases = [
         ("unreach", TrapCode::Unreachable, "unreach"),
         ("oob", TrapCode::MemoryOutOfBounds, "oob"),
@@ -74,8 +81,20 @@ fn traps_name_code_function_and_offset() {
         assert_eq!(t.code, code, "{name}: {t}");
         assert_eq!(t.func_name.as_deref(), Some(fname), "{name}: {t}");
         assert!(t.func.is_some(), "{name}: {t}");
-        if name != "fill" && name != "rec" {
-            assert!(t.wasm_offset.is_some(), "{name}: {t}");
+        // The offset names the trapping instruction's opcode.
+        let opcode = match name {
+            "unreach" => Some(0x00),
+            "oob" => Some(0x28),
+            "div" | "ovf" => Some(0x6d),
+            "conv" => Some(0xa8),
+            "null" | "undef" => Some(0x11),
+            _ => None,
+        };
+        if let Some(op) = opcode {
+            let off = t
+                .wasm_offset
+                .unwrap_or_else(|| panic!("{name}: no offset in {t}"));
+            assert_eq!(wasm[off as usize], op, "{name}: {t}");
         }
         assert!(
             t.to_string()
@@ -144,4 +163,72 @@ fn host_functions_memory_and_exit() {
         i.invoke(&mut store, "run", &[Val::I32(1)]).unwrap(),
         vec![Val::I32(6)]
     );
+}
+
+/// A fault outside generated code must not be taken for a trap: with the
+/// runtime's handlers installed, a host null-pointer write still kills the
+/// process with SIGSEGV. Checked in a child process (this test re-runs
+/// itself with an environment variable set).
+#[test]
+fn host_fault_is_not_claimed() {
+    if std::env::var_os("MVVM_RT_SEGV_CHILD").is_some() {
+        let mut store = Store::new();
+        let i = instance(&mut store, r#"(module (func (export "nop")))"#);
+        i.invoke(&mut store, "nop", &[]).unwrap();
+        let p = std::hint::black_box(std::ptr::null_mut::<u32>());
+        // SAFETY: deliberately faulting; the test expects the process to die.
+        unsafe { p.write_volatile(1) };
+        std::process::exit(0);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["--exact", "host_fault_is_not_claimed", "--nocapture"])
+        .env("MVVM_RT_SEGV_CHILD", "1")
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGSEGV),
+        "child: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn instantiation_trap_keeps_partial_effects() {
+    let mut store = Store::new();
+    let provider = instance(
+        &mut store,
+        r#"(module (memory (export "mem") 1) (table (export "tab") 3 funcref)
+             (func (export "get") (param i32) (result i32) local.get 0 i32.load8_u))"#,
+    );
+    let mut linker = Linker::new();
+    linker.define_instance(&store, "p", provider);
+    let m = module(
+        r#"(module (import "p" "mem" (memory 1))
+             (data (i32.const 0) "\2a")
+             (data (i32.const 65535) "xx"))"#,
+    );
+    match linker.instantiate(&mut store, &m) {
+        Err(mvvm_rt::InstantiationError::Trap(t)) => {
+            assert_eq!(t.code, TrapCode::MemoryOutOfBounds)
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_eq!(
+        provider.invoke(&mut store, "get", &[Val::I32(0)]).unwrap(),
+        vec![Val::I32(42)]
+    );
+    let bad = module(r#"(module (import "p" "mem" (memory 2)))"#);
+    assert!(matches!(
+        linker.instantiate(&mut store, &bad),
+        Err(mvvm_rt::InstantiationError::Unlinkable(m)) if m.contains("incompatible import type")
+    ));
+    let unknown = module(r#"(module (import "p" "nope" (func)))"#);
+    assert!(matches!(
+        linker.instantiate(&mut store, &unknown),
+        Err(mvvm_rt::InstantiationError::Unlinkable(m)) if m.contains("unknown import")
+    ));
 }

@@ -5,7 +5,8 @@
 //! Usage: `cargo test -p mvvm-rt --test spec [-- FILTER]`, or
 //! `MVVM_SPEC_FILTER=i32 cargo test -p mvvm-rt --test spec`. A filter keeps
 //! the files whose name contains it. `MVVM_SPEC_VERBOSE=1` prints every
-//! failure (by default the first 10 per file).
+//! failure (by default the first 10 per file). `MVVM_SPEC_OPT=N` compiles
+//! at optimisation level N (default: the compiler's default).
 //!
 //! Files run on two threads, each with a 64 MiB stack so that the
 //! recursion tests hit the wasm stack limit, not the host's.
@@ -150,7 +151,14 @@ struct Runner {
 }
 
 fn compile(bytes: &[u8]) -> Result<Module> {
-    let aot = mvvm_aot::compile(bytes, &mvvm_aot::CompileOptions::default())
+    let mut opts = mvvm_aot::CompileOptions::default();
+    if let Some(level) = std::env::var("MVVM_SPEC_OPT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts.opt_level = level;
+    }
+    let aot = mvvm_aot::compile(bytes, &opts)
         .map_err(|e| anyhow!("compile: {e}"))?;
     Module::from_aot(&aot).context("load")
 }
