@@ -162,9 +162,15 @@ fn smoke_tools(cli: &Cli, paths: &Paths) -> Option<MvvmTools> {
     let here = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(PathBuf::from));
-    here.and_then(|d| MvvmTools::in_dir(&d))
-        .or_else(|| MvvmTools::in_dir(&paths.root.join("target").join("debug")))
-        .or_else(|| MvvmTools::in_dir(&paths.root.join("target").join("release")))
+    [
+        here,
+        Some(paths.root.join("target").join("debug")),
+        Some(paths.root.join("target").join("release")),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|d| MvvmTools::in_dir(&d))
+    .find(MvvmTools::responds)
 }
 
 fn run_smoke(cli: &Cli, paths: &Paths) -> Result<bool> {

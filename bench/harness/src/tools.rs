@@ -143,6 +143,22 @@ impl MvvmTools {
         (t.aot.is_file() && t.checkpoint.is_file()).then_some(t)
     }
 
+    /// Whether both tools answer `--version` with their own name: a stale
+    /// placeholder build (an empty `main`) does not, and is treated as
+    /// missing rather than as a failing runtime.
+    pub fn responds(&self) -> bool {
+        [
+            (&self.aot, "mvvm-aot"),
+            (&self.checkpoint, "mvvm-checkpoint"),
+        ]
+        .iter()
+        .all(|(exe, name)| {
+            Command::new(exe).arg("--version").output().is_ok_and(|o| {
+                o.status.success() && String::from_utf8_lossy(&o.stdout).contains(name)
+            })
+        })
+    }
+
     /// Builds `mvvm-cli` in release mode with cargo and returns its tools.
     pub fn build_release(paths: &Paths) -> Result<MvvmTools> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

@@ -41,6 +41,13 @@ fn mvvm_prints_the_native_checksums() {
         println!("skipped: build mvvm-cli first (cargo build -p mvvm-cli)");
         return;
     };
+    if !tools.responds() {
+        println!(
+            "skipped: target/debug/mvvm-aot or mvvm-checkpoint does not answer --version \
+             (a stale placeholder build); rebuild mvvm-cli first (cargo build -p mvvm-cli)"
+        );
+        return;
+    }
     let dir = paths.work().join("smoke-test-mvvm");
     let outcomes =
         smoke::smoke(&paths, &all(), Some(&tools), None, &dir, 2).expect("smoke check runs");
