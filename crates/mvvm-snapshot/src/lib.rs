@@ -20,6 +20,30 @@
 //!   [`open_file`] reads a file and leaves the memory runs in it, at 64 KiB
 //!   aligned offsets, ready to be mapped copy-on-write by the runtime.
 //!
+//! ```
+//! use mvvm_snapshot::{FrameRecord, SnapshotInfo, SnapshotParts, WasmValue, read, write};
+//!
+//! let mut memory = vec![0u8; 4 * 65536]; // 4 wasm pages
+//! memory[70000] = 42;
+//! let parts = SnapshotParts {
+//!     info: SnapshotInfo { wasm_sha256: [7; 32], ..Default::default() },
+//!     frames: vec![FrameRecord { func: 1, resume_offset: 0x2a, locals: vec![WasmValue::I32(5)], stack: vec![] }],
+//!     memory: &memory,
+//!     ..Default::default()
+//! };
+//! let mut bytes = Vec::new(); // or a pipe, a socket: no seek needed
+//! write(&mut bytes, &parts)?;
+//!
+//! let snap = read(&bytes[..])?;
+//! snap.check_module(&[7; 32])?;
+//! assert_eq!(snap.frames, parts.frames);
+//! assert_eq!(snap.memory.runs().len(), 1); // only page 1 is not zero
+//! let mut restored = vec![0u8; 4 * 65536];
+//! snap.memory.copy_into(&mut restored)?;
+//! assert_eq!(restored, memory);
+//! # Ok::<(), mvvm_snapshot::SnapshotError>(())
+//! ```
+//!
 //! Every byte is covered by the magic and version check, a crc32, or a
 //! zero-padding check: a damaged or truncated snapshot is a
 //! [`SnapshotError`], never a panic.

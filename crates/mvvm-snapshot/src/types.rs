@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Who took the snapshot, of what, and how. Stored in the header, so it can
 /// be read without reading the rest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SnapshotInfo {
     /// Producer (toolchain) name and version, e.g. `"mvvm 0.1.0"`.
     pub producer: String,
@@ -65,7 +65,7 @@ pub struct FrameRecord {
 /// Everything a snapshot holds, as given to the writer. Memory is borrowed
 /// (it is the guest's whole linear memory, possibly gigabytes); the rest is
 /// small and owned.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct SnapshotParts<'a> {
     /// Producer, module hash, policy...
     pub info: SnapshotInfo,

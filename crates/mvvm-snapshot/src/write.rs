@@ -10,11 +10,12 @@
 
 use crate::error::SnapshotError;
 use crate::layout::{
-    CHUNK_SIZE, ClockState, DATA_ALIGN, DroppedSegments, Header, MAX_MEMORY_BYTES, MemoryTable,
-    PREFIX_LEN, RunEntry, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SectionEntry, SectionKind,
-    align_up, encode_section, plan_runs,
+    CHUNK_SIZE, ClockState, DATA_ALIGN, DroppedSegments, Header, MAX_MEMORY_BYTES, MAX_SECTION_LEN,
+    MemoryTable, PREFIX_LEN, RunEntry, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SectionEntry,
+    SectionKind, align_up, encode_section, plan_runs,
 };
 use crate::types::SnapshotParts;
+use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -39,11 +40,11 @@ pub struct WriteStats {
 }
 
 /// Everything the writer emits before the memory data, fully computed.
-struct Plan {
+struct Plan<'a> {
     /// Prefix and header.
     head: Vec<u8>,
-    /// Section bytes, in file order.
-    sections: Vec<Vec<u8>>,
+    /// Section bytes, in file order (the WASI bytes are borrowed).
+    sections: Vec<Cow<'a, [u8]>>,
     /// Memory runs.
     runs: Vec<RunEntry>,
     /// Zero bytes between the sections and the data region.
@@ -114,7 +115,10 @@ pub(crate) fn write_file_atomic_impl(
             left: fail_after,
         },
     );
-    let stats = emit(&mut out, &plan, snap.memory)?;
+    let stats = emit(&mut out, &plan, snap.memory).map_err(|e| match e {
+        SnapshotError::Io { source, .. } => tmp_err("writing", source),
+        other => other,
+    })?;
     out.flush().map_err(|e| tmp_err("writing", e))?;
     drop(out);
     file.sync_all().map_err(|e| tmp_err("syncing", e))?;
@@ -194,7 +198,10 @@ fn temp_name(file_name: &std::ffi::OsStr) -> std::ffi::OsString {
 /// Checks `snap`, encodes its sections and plans the memory runs. `base` is
 /// the reserved incremental-mode field: `None` except in the test that
 /// checks readers refuse it.
-fn plan(snap: &SnapshotParts<'_>, base: Option<[u8; 32]>) -> Result<Plan, SnapshotError> {
+fn plan<'a>(
+    snap: &'a SnapshotParts<'_>,
+    base: Option<[u8; 32]>,
+) -> Result<Plan<'a>, SnapshotError> {
     let memory_length = snap.memory.len() as u64;
     if !memory_length.is_multiple_of(CHUNK_SIZE) {
         return Err(SnapshotError::InvalidInput {
@@ -240,30 +247,42 @@ fn plan(snap: &SnapshotParts<'_>, base: Option<[u8; 32]>) -> Result<Plan, Snapsh
 }
 
 /// Encodes every section in file order.
-fn encode_sections(
-    snap: &SnapshotParts<'_>,
+fn encode_sections<'a>(
+    snap: &'a SnapshotParts<'_>,
     runs: &[RunEntry],
-) -> Result<Vec<Vec<u8>>, SnapshotError> {
+) -> Result<Vec<Cow<'a, [u8]>>, SnapshotError> {
     let mut out = Vec::with_capacity(SectionKind::ALL.len());
     for kind in SectionKind::ALL {
-        let bytes = match kind {
-            SectionKind::Frames => encode_section(&snap.frames)?,
-            SectionKind::Globals => encode_section(&snap.globals)?,
-            SectionKind::Tables => encode_section(&snap.tables)?,
+        let bytes: Cow<'a, [u8]> = match kind {
+            SectionKind::Wasi => Cow::Borrowed(&snap.wasi),
+            SectionKind::Frames => encode_section(&snap.frames)?.into(),
+            SectionKind::Globals => encode_section(&snap.globals)?.into(),
+            SectionKind::Tables => encode_section(&snap.tables)?.into(),
             SectionKind::Segments => encode_section(&DroppedSegments {
                 data: snap.dropped_data.clone(),
                 elems: snap.dropped_elems.clone(),
-            })?,
+            })?
+            .into(),
             SectionKind::Clock => encode_section(&ClockState {
                 monotonic_offset_nanos: snap.monotonic_offset_nanos,
-            })?,
-            SectionKind::Wasi => snap.wasi.clone(),
+            })?
+            .into(),
             SectionKind::Memory => encode_section(&MemoryTable {
                 length_bytes: snap.memory.len() as u64,
                 max_pages: snap.max_pages,
                 runs: runs.to_vec(),
-            })?,
+            })?
+            .into(),
         };
+        if bytes.len() as u64 > MAX_SECTION_LEN {
+            return Err(SnapshotError::InvalidInput {
+                what: format!(
+                    "{} of {} bytes exceeds the limit of {MAX_SECTION_LEN} bytes",
+                    kind.name(),
+                    bytes.len()
+                ),
+            });
+        }
         out.push(bytes);
     }
     Ok(out)
@@ -273,7 +292,7 @@ fn encode_sections(
 fn encode_head(
     info: &crate::types::SnapshotInfo,
     base: Option<[u8; 32]>,
-    sections: &[Vec<u8>],
+    sections: &[Cow<'_, [u8]>],
 ) -> Result<Vec<u8>, SnapshotError> {
     let header = Header {
         info: info.clone(),
@@ -314,7 +333,11 @@ fn encode_head(
 }
 
 /// Writes the planned snapshot.
-fn emit<W: Write>(out: &mut W, plan: &Plan, memory: &[u8]) -> Result<WriteStats, SnapshotError> {
+fn emit<W: Write>(
+    out: &mut W,
+    plan: &Plan<'_>,
+    memory: &[u8],
+) -> Result<WriteStats, SnapshotError> {
     let io_err = |e: io::Error| SnapshotError::io("writing the snapshot", e);
     out.write_all(&plan.head).map_err(io_err)?;
     let mut metadata_bytes = plan.head.len() as u64;
