@@ -11,14 +11,16 @@ use serde::{Deserialize, Serialize};
 /// be read without reading the rest.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SnapshotInfo {
-    /// Producer (toolchain) name and version, e.g. `"mvvm 0.1.0"`.
+    /// Producer (toolchain) name and version, e.g. `"mvvm 0.1.0"`
+    /// (`mvvm_abi::version::PRODUCER_VERSION`).
     pub producer: String,
     /// SHA-256 of the wasm module bytes the snapshot was taken from; the
     /// runtime refuses to restore into another module (see
     /// [`Snapshot::check_module`]).
     pub wasm_sha256: [u8; 32],
     /// The checkpoint policy of the compilation that took it, e.g.
-    /// `"counter-loop:16"` (informative: any policy restores any snapshot).
+    /// `"counter-loop:16"`, as `mvvm_abi` `Policy::name()` spells it
+    /// (informative: any policy restores any snapshot).
     pub policy: String,
     /// Architecture of the host that took it, e.g. `"x86_64"` (informative).
     pub source_arch: String,
