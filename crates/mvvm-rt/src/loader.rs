@@ -209,6 +209,30 @@ fn bad(e: impl std::fmt::Display) -> LoadError {
     LoadError::BadObject(e.to_string())
 }
 
+/// Largest code + read-only data a module may map (a bound that keeps a
+/// corrupt size field from asking for absurd amounts of memory).
+const MAX_CODE_SIZE: usize = 1 << 30;
+
+/// `cursor + size`, refusing layouts larger than [`MAX_CODE_SIZE`].
+fn grow_layout(cursor: usize, size: usize) -> Result<usize, LoadError> {
+    cursor
+        .checked_add(size)
+        .filter(|&end| end <= MAX_CODE_SIZE)
+        .ok_or_else(|| bad("code and data larger than 1 GiB"))
+}
+
+/// A section's alignment: a power of two, at most a page.
+fn section_align(sec: &object::Section<'_, '_>) -> Result<usize, LoadError> {
+    let a = sec.align().max(1);
+    if !a.is_power_of_two() || a > page_size() as u64 {
+        return Err(bad(format!(
+            "section `{}` has alignment {a}",
+            sec.name().unwrap_or("?")
+        )));
+    }
+    Ok(a as usize)
+}
+
 /// Where a section was placed, relative to the mapping base.
 #[derive(Clone, Copy)]
 struct Placed {
@@ -241,7 +265,7 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
         let size = sec.size() as usize;
         match sec.kind() {
             SectionKind::Text => {
-                cursor = align_up(cursor, (sec.align() as usize).max(1));
+                cursor = align_up(cursor, section_align(&sec)?);
                 placed.insert(
                     sec.index(),
                     Placed {
@@ -249,9 +273,7 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
                         size,
                     },
                 );
-                cursor = cursor
-                    .checked_add(size)
-                    .ok_or_else(|| bad("section too large"))?;
+                cursor = grow_layout(cursor, size)?;
             }
             SectionKind::ReadOnlyData
             | SectionKind::ReadOnlyString
@@ -268,7 +290,7 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
     let text_len = align_up(cursor, page_size());
     cursor = text_len;
     for sec in &ro {
-        cursor = align_up(cursor, (sec.align() as usize).clamp(1, page_size()));
+        cursor = align_up(cursor, section_align(sec)?);
         placed.insert(
             sec.index(),
             Placed {
@@ -276,7 +298,7 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
                 size: sec.size() as usize,
             },
         );
-        cursor += sec.size() as usize;
+        cursor = grow_layout(cursor, sec.size() as usize)?;
     }
 
     // GOT slots for GOT-relative relocations, one per target symbol.
@@ -293,7 +315,7 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
                 && !got.contains_key(&s)
             {
                 got.insert(s, cursor);
-                cursor += 8;
+                cursor = grow_layout(cursor, 8)?;
             }
         }
     }
@@ -307,7 +329,11 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
             let Some(p) = placed.get(&sec.index()) else {
                 continue;
             };
-            let data = sec.uncompressed_data().map_err(bad)?;
+            let compressed = sec.compressed_data().map_err(bad)?;
+            if compressed.format != object::CompressionFormat::None {
+                return Err(bad("compressed sections are not supported"));
+            }
+            let data = sec.data().map_err(bad)?;
             if data.len() > p.size {
                 return Err(bad("section data larger than its size"));
             }
@@ -335,6 +361,9 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
             .address()
             .checked_sub(sec.address())
             .ok_or_else(|| bad("symbol before its section"))? as usize;
+        if off > p.size {
+            return Err(bad(format!("symbol `{name}` outside its section")));
+        }
         Ok((base + p.offset + off, name))
     };
 
@@ -443,10 +472,13 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
     let mut import_stubs = Vec::with_capacity(nimp);
     for j in 0..nimp as u32 {
         let (addr, size) = get(names::import_stub_symbol(j))?;
+        if !(base..base + text_len).contains(&addr) {
+            return Err(bad(format!("import stub {j} outside the text")));
+        }
         import_stubs.push(addr);
         ranges.push(FuncRange {
             start: addr,
-            end: addr + (size as usize).max(1),
+            end: addr + (size as usize).clamp(1, base + text_len - addr),
             index: j,
             traps: Vec::new(),
             name: meta.func_name(j).map(str::to_string).or_else(|| {
@@ -461,6 +493,9 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
     let mut trampolines = HashMap::new();
     for &i in &meta.array_trampolines {
         let (addr, _) = get(names::array_trampoline_symbol(i))?;
+        if !(base..base + text_len).contains(&addr) {
+            return Err(bad(format!("array trampoline {i} outside the text")));
+        }
         trampolines.insert(i, addr);
     }
     ranges.sort_by_key(|r| r.start);
