@@ -83,10 +83,23 @@ builtins! {
     /// Call of imported function `import` (a function index below the
     /// number of imported functions) with its parameters in `values` (one
     /// `u64` slot each); results are written back into `values`. Returns 0,
-    /// or a [`TrapCode`](crate::TrapCode) the caller must pass to `Raise`.
+    /// or a [`TrapCode`](crate::TrapCode) the caller must pass to `Raise`,
+    /// or [`HOST_CALL_UNWIND`](crate::checkpoint::HOST_CALL_UNWIND) when a
+    /// checkpoint interrupted the call (return zero results, do not raise).
     HostCall = "host_call"(I32, Ptr) -> (I32);
     /// Stops execution with the given trap code; never returns.
     Raise = "raise"(I32) -> ();
+    /// A probe found `probe_flag` set: `(func, offset) -> 1 to unwind now,
+    /// else 0`. See [`crate::checkpoint`].
+    Probe = "probe"(I32, I32) -> (I32);
+    /// Records the frame of `func` at stable point `offset` while
+    /// unwinding: `(func, offset, values, count)`, values = locals then the
+    /// operand stack (bottom first), one `u64` slot each.
+    UnwindFrame = "unwind_frame"(I32, I32, Ptr, I32) -> ();
+    /// Hands out the next frame while rewinding: `(func, values, capacity)
+    /// -> index of the stable point in FuncInfo::stable_points`, with the
+    /// locals then the operand stack written into `values`.
+    RewindFrame = "rewind_frame"(I32, Ptr, I32) -> (I32);
 }
 
 /// Number of builtins (length of the table).

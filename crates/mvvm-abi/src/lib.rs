@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod builtins;
+pub mod checkpoint;
 pub mod codec;
 pub mod meta;
 pub mod object;
@@ -18,5 +19,6 @@ pub mod trap;
 pub mod version;
 pub mod vmctx;
 
+pub use checkpoint::{Policy, StablePoint, StablePointKind};
 pub use meta::*;
 pub use trap::TrapCode;

@@ -6,6 +6,7 @@
 //! segments, names, and the trap table that maps a faulting code offset back
 //! to a trap code, function and bytecode offset.
 
+use crate::checkpoint::{Policy, StablePoint};
 use crate::trap::TrapCode;
 use serde::{Deserialize, Serialize};
 
@@ -203,6 +204,11 @@ pub struct FuncInfo {
     pub code_size: u32,
     /// Trap sites, sorted by `code_offset`.
     pub traps: Vec<TrapSite>,
+    /// Types of the function's locals: parameters, then declared locals.
+    pub locals: Vec<ValType>,
+    /// Resume points, sorted by offset (empty when the policy is `None`);
+    /// `RewindFrame` returns an index into this list.
+    pub stable_points: Vec<StablePoint>,
 }
 
 /// The ISA the code was generated for.
@@ -247,6 +253,8 @@ pub struct ModuleMeta {
     pub cpu_features: Vec<String>,
     /// Optimisation level the module was compiled with (0..=3).
     pub opt_level: u8,
+    /// Checkpoint policy the module was compiled with.
+    pub policy: Policy,
     /// SHA-256 of the wasm module bytes.
     pub wasm_sha256: [u8; 32],
     /// Function signatures, by type index.

@@ -15,7 +15,7 @@
 //!  +24  funcs ──────────────▶ [VMFuncRef; nfuncs]   imports first
 //!  +32  type_ids ───────────▶ [u32; ntypes]  canonical signature ids
 //!  +40  builtins ───────────▶ [fn ptr; BUILTIN_COUNT]
-//!  +48  limits ─────────────▶ VMLimits { stack_limit, ... } (per thread)
+//!  +48  limits ─────────────▶ VMLimits { stack_limit, probe_flag, unwind_state } (per thread)
 //!  +56  host                  opaque pointer for the runtime
 //!  +64  reserved              (checkpoint state, later formats)
 //! ```
@@ -82,8 +82,17 @@ pub const VMFUNCREF_SIZE: u32 = 24;
 /// wasm code may use; each function's prologue compares against it and
 /// traps with [`TrapCode::StackOverflow`](crate::TrapCode::StackOverflow).
 pub const VMLIMITS_STACK_LIMIT: i32 = 0;
+/// Offset of `probe_flag: u32` in `VMLimits`: non-zero when probes must
+/// call builtin `Probe` (a checkpoint is wanted, or probes are being
+/// counted). Written asynchronously by the runtime (signal, timer).
+pub const VMLIMITS_PROBE_FLAG: i32 = 8;
+/// Offset of `unwind_state: u32` in `VMLimits`: one of
+/// [`UNWIND_NONE`](crate::checkpoint::UNWIND_NONE),
+/// [`UNWINDING`](crate::checkpoint::UNWINDING),
+/// [`REWINDING`](crate::checkpoint::REWINDING).
+pub const VMLIMITS_UNWIND_STATE: i32 = 12;
 /// Size of `VMLimits`.
-pub const VMLIMITS_SIZE: u32 = 8;
+pub const VMLIMITS_SIZE: u32 = 16;
 
 /// Wasm page size.
 pub const WASM_PAGE_SIZE: u64 = 65536;

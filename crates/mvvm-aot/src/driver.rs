@@ -274,6 +274,10 @@ fn finish_function(
         alignment: u64::from(code.buffer.alignment),
         bytes,
         relocs,
-        info: FuncInfo { code_size, traps },
+        info: FuncInfo {
+            code_size,
+            traps,
+            ..FuncInfo::default()
+        },
     })
 }

@@ -164,6 +164,7 @@ pub(crate) fn parse<'a>(
         target: header.target,
         cpu_features: header.cpu_features,
         opt_level: header.opt_level,
+        policy: mvvm_abi::Policy::None,
         wasm_sha256: Sha256::digest(wasm).into(),
         types: Vec::new(),
         imports: Vec::new(),

@@ -39,6 +39,12 @@ static TABLE: LazyLock<[usize; BUILTIN_COUNT]> = LazyLock::new(|| {
             Builtin::ElemDrop => elem_drop as *const () as usize,
             Builtin::HostCall => host_call as *const () as usize,
             Builtin::Raise => mvvm_b_raise as *const () as usize,
+            // Checkpoint builtins: only code compiled with a checkpoint
+            // policy calls them; until the runtime implements checkpointing
+            // they stop the program with a host error.
+            Builtin::Probe | Builtin::UnwindFrame | Builtin::RewindFrame => {
+                checkpoint_unsupported as *const () as usize
+            }
         };
     }
     t
@@ -295,4 +301,13 @@ extern "C" fn host_call(vmctx: *mut VMContext, import: u32, values: *mut u64) ->
             TrapCode::HostError as i32
         }
     }
+}
+
+/// Stand-in for the checkpoint builtins until the runtime implements them:
+/// raises a host-error trap instead of running on with a broken stack.
+extern "C" fn checkpoint_unsupported(vmctx: *mut VMContext) {
+    // SAFETY: called only by generated code with its own live vmctx, inside
+    // the protected entry that `mvvm_b_raise` unwinds to; no Rust value
+    // needing drop is live in this frame.
+    unsafe { mvvm_b_raise(vmctx, TrapCode::HostError as i32) }
 }

@@ -87,6 +87,11 @@ impl VMFuncRef {
 pub struct VMLimits {
     /// Lowest stack address wasm code may use.
     pub stack_limit: usize,
+    /// Non-zero when probes must call the `Probe` builtin (checkpoint
+    /// wanted, or probes being counted). Set asynchronously.
+    pub probe_flag: std::sync::atomic::AtomicU32,
+    /// `mvvm_abi::checkpoint::{UNWIND_NONE, UNWINDING, REWINDING}`.
+    pub unwind_state: u32,
 }
 
 /// Storage of one global: 16 bytes, 16-byte aligned (room for `v128`).
@@ -159,6 +164,14 @@ mod tests {
         assert_eq!(
             offset_of!(VMLimits, stack_limit),
             abi::VMLIMITS_STACK_LIMIT as usize
+        );
+        assert_eq!(
+            offset_of!(VMLimits, probe_flag),
+            abi::VMLIMITS_PROBE_FLAG as usize
+        );
+        assert_eq!(
+            offset_of!(VMLimits, unwind_state),
+            abi::VMLIMITS_UNWIND_STATE as usize
         );
         assert_eq!(size_of::<VMLimits>(), abi::VMLIMITS_SIZE as usize);
         assert_eq!(size_of::<GlobalCell>(), abi::GLOBAL_CELL_SIZE as usize);

@@ -1,0 +1,116 @@
+//! The checkpoint contract: policies, stable points, the unwind/rewind
+//! protocol between generated code and the runtime.
+//!
+//! A *stable point* is named by `(function index, bytecode offset)`, which is
+//! the same for every ISA, opt level and policy. Every compilation with a
+//! policy has a resume point at each of them:
+//!
+//! - [`StablePointKind::Entry`]: the function's first operator;
+//! - [`StablePointKind::Loop`]: a `loop` instruction (resuming re-enters the
+//!   loop header, the state being the one at the start of an iteration);
+//! - [`StablePointKind::Call`]: a `call`/`call_indirect` (resuming issues
+//!   the call again with the saved arguments; the callee rewinds in turn).
+//!
+//! Protocol (all through [`VMLimits`](crate::vmctx) fields and builtins):
+//!
+//! 1. *Probes* (where the policy puts them) test `probe_flag`; when it is
+//!    non-zero they call builtin `Probe(func, offset)`. A result of 1 means
+//!    "unwind now": the runtime has set `unwind_state = UNWINDING`.
+//! 2. *Unwinding*: the function spills its locals and operand stack at the
+//!    stable point into `u64` slots, calls `UnwindFrame(func, offset,
+//!    values, count)` and returns (with zero results). Every call site tests
+//!    `unwind_state == UNWINDING` after the callee returns and, if so, does
+//!    the same with its own call site as the stable point (its operand stack
+//!    includes the call's arguments). Frames therefore reach the runtime
+//!    innermost first. An import stub whose `HostCall` returns
+//!    [`HOST_CALL_UNWIND`] returns zero results the same way, so a host call
+//!    that was interrupted is made again on restore.
+//! 3. *Rewinding*: the runtime sets `unwind_state = REWINDING` and calls the
+//!    outermost function. A function entry that sees `REWINDING` calls
+//!    `RewindFrame(func, values, capacity)`, which fills the slots with the
+//!    frame's locals and stack and returns the index of its stable point in
+//!    [`FuncInfo::stable_points`](crate::FuncInfo); the function redefines
+//!    its locals and jumps to that resume point with the stack rebuilt. The
+//!    runtime clears `unwind_state` when it hands out the last frame.
+//!
+//! Values in slots use the encoding of array calls: i32/f32 zero-extended,
+//! i64/f64 as is, references as pointers (`*const VMFuncRef`, externref
+//! words); the runtime turns function pointers into function indices in
+//! snapshots.
+
+use crate::meta::ValType;
+use serde::{Deserialize, Serialize};
+
+/// Where probes may start a checkpoint (compiler flags of `mvvm-aot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Policy {
+    /// No checkpoint code at all: full speed, cannot be checkpointed.
+    None,
+    /// `--enable-checkpoint`: probes at function entries.
+    FunctionEntry,
+    /// `--enable-loop-checkpoint`: probes at loop headers.
+    Loop,
+    /// `--enable-counter-loop-checkpoint`: loop probes that poll only every
+    /// `2^threshold_bits` iterations.
+    CounterLoop {
+        /// log2 of the polling period.
+        threshold_bits: u8,
+    },
+    /// `--enable-loop-dirty-checkpoint`: loop probes plus dirty-page
+    /// tracking of linear memory (incremental snapshots).
+    LoopDirty,
+}
+
+impl Policy {
+    /// Whether the compilation has resume points (any policy but `None`).
+    pub fn is_instrumented(self) -> bool {
+        self != Policy::None
+    }
+
+    /// Short name, as recorded in snapshots and logs.
+    pub fn name(self) -> String {
+        match self {
+            Policy::None => "none".into(),
+            Policy::FunctionEntry => "function".into(),
+            Policy::Loop => "loop".into(),
+            Policy::CounterLoop { threshold_bits } => format!("counter-loop:{threshold_bits}"),
+            Policy::LoopDirty => "loop-dirty".into(),
+        }
+    }
+}
+
+/// What kind of place a stable point is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StablePointKind {
+    /// The function's first operator.
+    Entry,
+    /// A `loop` header.
+    Loop,
+    /// A call site (`call`, `call_indirect`).
+    Call,
+}
+
+/// One resume point of a function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StablePoint {
+    /// Bytecode offset (module-relative) of the instruction.
+    pub offset: u32,
+    /// Its kind.
+    pub kind: StablePointKind,
+    /// Types of the operand stack there, bottom first (for a call site,
+    /// including the call's arguments and, for `call_indirect`, the table
+    /// index).
+    pub stack: Vec<ValType>,
+}
+
+/// `VMLimits.unwind_state`: running normally.
+pub const UNWIND_NONE: u32 = 0;
+/// `VMLimits.unwind_state`: frames are being saved; every function returns.
+pub const UNWINDING: u32 = 1;
+/// `VMLimits.unwind_state`: frames are being restored.
+pub const REWINDING: u32 = 2;
+
+/// Status returned by builtin `HostCall` when the host call was interrupted
+/// by a checkpoint request: the runtime has set `unwind_state = UNWINDING`
+/// and the import stub must return (zero results) without raising.
+pub const HOST_CALL_UNWIND: u32 = 0x100;
