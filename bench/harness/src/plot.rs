@@ -108,3 +108,55 @@ pub fn ratio_plot(path: &Path, res: &Results) -> Result<bool> {
     root.present().map_err(err)?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::Measurement;
+    use crate::runner::RunRecord;
+
+    #[test]
+    fn draws_an_svg_with_one_bar_per_variant() {
+        let mut r = Results {
+            workloads: vec!["a", "b"],
+            variants: vec!["native".into(), "mvvm-none".into()],
+            ..Default::default()
+        };
+        for (w, v, t) in [
+            ("a", "native", 1.0),
+            ("a", "mvvm-none", 2.0),
+            ("b", "native", 1.0),
+            ("b", "mvvm-none", 3.0),
+        ] {
+            r.runs.push(RunRecord {
+                workload: w,
+                variant: v.to_owned(),
+                round: 1,
+                warmup: false,
+                m: Measurement {
+                    wall_s: t,
+                    user_s: t,
+                    sys_s: 0.0,
+                    max_rss_kib: 1,
+                    exit_code: Some(0),
+                    timed_out: false,
+                },
+                checksum: Some("0".into()),
+                checksum_ok: true,
+            });
+        }
+        let dir = std::env::temp_dir().join(format!("mvvm-bench-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.svg");
+        assert!(ratio_plot(&path, &r).unwrap());
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("mvvm-none"),
+            "{svg}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        r.variants.truncate(1);
+        assert!(!ratio_plot(&dir.join("none.svg"), &r).unwrap());
+    }
+}

@@ -231,3 +231,82 @@ pub fn write(path: &Path, text: &str) -> Result<()> {
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::Measurement;
+    use crate::runner::{CompileRecord, RunRecord};
+
+    fn run(w: &'static str, v: &str, round: usize, wall: f64, ok: bool) -> RunRecord {
+        RunRecord {
+            workload: w,
+            variant: v.to_owned(),
+            round,
+            warmup: round == 0,
+            m: Measurement {
+                wall_s: wall,
+                user_s: wall,
+                sys_s: 0.0,
+                max_rss_kib: 2048,
+                exit_code: Some(0),
+                timed_out: false,
+            },
+            checksum: Some("00".to_owned()),
+            checksum_ok: ok,
+        }
+    }
+
+    pub(crate) fn sample() -> Results {
+        let mut r = Results {
+            workloads: vec!["gemm"],
+            variants: vec!["native".into(), "mvvm-none".into(), "mvvm-loop".into()],
+            ..Default::default()
+        };
+        for round in 0..3 {
+            r.runs.push(run("gemm", "native", round, 1.0, true));
+            r.runs.push(run("gemm", "mvvm-none", round, 1.5, true));
+        }
+        r.missing
+            .insert(("gemm".into(), "mvvm-loop".into()), NOT_SUPPORTED.into());
+        r.compiles.push(CompileRecord {
+            workload: "gemm",
+            variant: "mvvm-none".into(),
+            outcome: CompileOutcome::Done(0.25),
+        });
+        r
+    }
+
+    #[test]
+    fn markdown_has_ratios_and_marks_unsupported_policies() {
+        let md = markdown(&sample(), "t");
+        assert!(
+            md.contains("| gemm | 1.000 ±0.0% | 1.500 ±0.0% | n/a (not yet supported) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| gemm | 1.50 | n/a (not yet supported) |"),
+            "{md}"
+        );
+        assert!(md.contains("| gemm | 0.250 |"), "{md}");
+        assert!(
+            md.contains("Every run printed the native build's checksum."),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn csv_has_one_row_per_run_and_compile() {
+        let text = csv(&sample());
+        assert_eq!(text.lines().count(), 1 + 6 + 1);
+        let cols = CSV_HEADER.split(',').count();
+        assert!(text.lines().all(|l| l.split(',').count() == cols), "{text}");
+    }
+
+    #[test]
+    fn mismatches_are_listed() {
+        let mut r = sample();
+        r.runs.push(run("gemm", "mvvm-none", 3, 1.5, false));
+        assert!(markdown(&r, "t").contains("1 run(s) failed"));
+    }
+}

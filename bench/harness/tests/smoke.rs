@@ -53,3 +53,28 @@ fn mvvm_prints_the_native_checksums() {
         smoke::smoke(&paths, &all(), Some(&tools), None, &dir, 2).expect("smoke check runs");
     check(&outcomes);
 }
+
+#[test]
+fn every_workload_has_a_source_a_wasm_build_and_an_expected_checksum() {
+    let paths = Paths::from_build();
+    let expected = smoke::read_expected(&paths.expected_smoke()).expect("expected-smoke.txt reads");
+    for w in workloads::ALL {
+        assert!(paths.source(w).is_file(), "{} has no C source", w.name);
+        let wasm = std::fs::read(paths.wasm(w)).unwrap_or_default();
+        assert!(
+            wasm.starts_with(b"\0asm"),
+            "{} has no committed wasm build",
+            w.name
+        );
+        assert!(
+            expected.contains_key(w.name),
+            "{} has no expected smoke checksum",
+            w.name
+        );
+    }
+    assert_eq!(
+        expected.len(),
+        workloads::ALL.len(),
+        "stale names in expected-smoke.txt"
+    );
+}
