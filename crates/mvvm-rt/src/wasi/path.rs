@@ -328,6 +328,7 @@ impl WasiCtx {
         m.write_u32(out, n as u32)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn path_rename(
         &mut self,
         m: &mut GuestMem<'_>,
