@@ -1,1 +1,102 @@
-fn main() {}
+//! `mvvm-aot`: compiles a WebAssembly module (`.wasm` or `.wat`) ahead of
+//! time into an `.aot` object that `mvvm-checkpoint` runs.
+
+use anyhow::{Context, Result};
+use clap::{Parser, ValueEnum};
+use mvvm_abi::TargetArch;
+use mvvm_cli::exit::{self, Exit};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Compile a WebAssembly module ahead of time into an MVVM `.aot` object.
+///
+/// The output holds native code for one ISA plus everything needed to
+/// instantiate it (types, imports, exports, segments, trap table) and the
+/// SHA-256 of the wasm it came from. The same input and flags always give
+/// the same bytes.
+#[derive(Debug, Parser)]
+#[command(name = "mvvm-aot", version)]
+struct Aot {
+    /// The module to compile: a `.wasm` binary or `.wat` text.
+    input: PathBuf,
+
+    /// Where to write the object.
+    #[arg(short = 'o', long = "output", value_name = "OUT.aot")]
+    output: PathBuf,
+
+    /// Optimisation level: 0 (none, fastest compile) to 3 (full).
+    #[arg(long = "opt-level", default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
+    opt_level: u8,
+
+    /// ISA to generate code for; defaults to this host's. Cross-compiled
+    /// objects use only the ISA's baseline features; host objects use
+    /// every feature this CPU has (and refuse to run on a CPU without them).
+    #[arg(long = "target", value_enum)]
+    target: Option<Target>,
+
+    /// Log every step (same as `MVVM_LOG=debug`).
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Target {
+    #[value(name = "x86_64", alias = "x86-64")]
+    X86_64,
+    #[value(name = "aarch64", alias = "arm64")]
+    Aarch64,
+}
+
+impl Aot {
+    fn execute(self) -> Result<Exit> {
+        let input = std::fs::read(&self.input)
+            .with_context(|| format!("cannot read {}", self.input.display()))?;
+        let mut opts = mvvm_aot::CompileOptions {
+            opt_level: self.opt_level,
+            ..Default::default()
+        };
+        if let Some(t) = self.target {
+            opts.target = match t {
+                Target::X86_64 => TargetArch::X86_64,
+                Target::Aarch64 => TargetArch::Aarch64,
+            };
+        }
+        let started = std::time::Instant::now();
+        let object = mvvm_aot::compile(&input, &opts)
+            .with_context(|| format!("cannot compile {}", self.input.display()))?;
+        tracing::info!(
+            bytes = object.len(),
+            millis = started.elapsed().as_millis() as u64,
+            "compiled"
+        );
+        write_atomically(&self.output, &object)?;
+        Ok(Exit::Guest(0))
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it, so an
+/// interrupted compile never leaves a truncated object under the real name.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().context("output path has no file name")?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cmd = Aot::parse();
+    mvvm_cli::logging::init(cmd.verbose);
+    match cmd.execute() {
+        Ok(exit) => exit.into(),
+        Err(e) => exit::report("mvvm-aot", &e).into(),
+    }
+}
