@@ -337,7 +337,7 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
             if data.len() > p.size {
                 return Err(bad("section data larger than its size"));
             }
-            buf[p.offset..p.offset + data.len()].copy_from_slice(&data);
+            buf[p.offset..p.offset + data.len()].copy_from_slice(data);
         }
     }
 

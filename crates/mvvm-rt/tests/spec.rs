@@ -158,8 +158,7 @@ fn compile(bytes: &[u8]) -> Result<Module> {
     {
         opts.opt_level = level;
     }
-    let aot = mvvm_aot::compile(bytes, &opts)
-        .map_err(|e| anyhow!("compile: {e}"))?;
+    let aot = mvvm_aot::compile(bytes, &opts).map_err(|e| anyhow!("compile: {e}"))?;
     Module::from_aot(&aot).context("load")
 }
 
