@@ -51,7 +51,8 @@ impl Drop for Scratch {
     }
 }
 
-/// Builds `test/c/NAME.c` natively (once per test process and program).
+/// Builds `test/c/NAME.c` (gcc) or `NAME.cpp` (g++) natively, once per test
+/// process and program.
 fn native(name: &str) -> Result<PathBuf> {
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasi-corpus-native");
     std::fs::create_dir_all(&out_dir)?;
@@ -59,15 +60,25 @@ fn native(name: &str) -> Result<PathBuf> {
     if out.exists() {
         return Ok(out);
     }
-    let src = corpus_dir().join(format!("{name}.c"));
+    let c = corpus_dir().join(format!("{name}.c"));
+    let (src, compiler, flags) = if c.exists() {
+        (c, "gcc", &["-O2"][..])
+    } else {
+        (
+            corpus_dir().join(format!("{name}.cpp")),
+            "g++",
+            &["-O2", "-std=c++17"][..],
+        )
+    };
     let tmp = out.with_extension("tmp");
-    let st = Command::new("gcc")
-        .args(["-O2", "-o"])
+    let st = Command::new(compiler)
+        .args(flags)
+        .arg("-o")
         .arg(&tmp)
         .arg(&src)
         .status()
-        .context("gcc is needed to build the native oracle")?;
-    ensure!(st.success(), "gcc failed on {}", src.display());
+        .with_context(|| format!("{compiler} is needed to build the native oracle"))?;
+    ensure!(st.success(), "{compiler} failed on {}", src.display());
     std::fs::rename(&tmp, &out)?;
     Ok(out)
 }
@@ -402,5 +413,20 @@ fn tcp_echo() -> Result<()> {
         "{}",
         n.stdout
     );
+    Ok(())
+}
+
+#[test]
+fn cpp_streams() -> Result<()> {
+    let out = same(
+        "cpp_streams",
+        Run {
+            with_dir: true,
+            stdin: b"from stdin\n",
+            ..Default::default()
+        },
+    )?;
+    assert!(out.contains("stdin: from stdin"), "{out}");
+    assert!(out.contains("lines: 3"), "{out}");
     Ok(())
 }
