@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The main job, end to end: compile a bundled program (betweenness
+# centrality on a Kronecker graph), run it uninterrupted, run it again and
+# checkpoint it mid-way, restore the snapshot, and check that the
+# checkpointed run plus the restored run printed exactly what the
+# uninterrupted run printed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${MVVM_BIN:-target/release}
+[ -x "$BIN/mvvm-aot" ] || cargo build --release -p mvvm-cli
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+echo "== compile bench/wasm/bc.wasm with the counter-loop policy"
+"$BIN/mvvm-aot" --opt-level=3 --threshold-bits=8 --enable-counter-loop-checkpoint \
+  -o "$work/bc.aot" bench/wasm/bc.wasm
+
+echo "== run it uninterrupted"
+"$BIN/mvvm-checkpoint" -t "$work/bc.aot" -a -g14,-n3 --json "$work/full.json" >"$work/full.out"
+cat "$work/full.out"
+probes=$(sed -n 's/.*"probes":\([0-9]*\).*/\1/p' "$work/full.json")
+at=$((probes / 2))
+echo "   ($probes probes executed; checkpointing at probe $at)"
+
+echo "== run it again, checkpoint at probe $at"
+set +e
+"$BIN/mvvm-checkpoint" -t "$work/bc.aot" -a -g14,-n3 -c "$at" >"$work/part1.out"
+code=$?
+set -e
+[ "$code" = 75 ] || { echo "expected exit code 75 (checkpointed), got $code"; exit 1; }
+cat "$work/part1.out"
+ls -l "$work/bc.bin"
+
+echo "== restore it"
+"$BIN/mvvm-restore" -t "$work/bc.aot" >"$work/part2.out"
+cat "$work/part2.out"
+
+if cat "$work/part1.out" "$work/part2.out" | cmp -s - "$work/full.out"; then
+  echo "== OK: checkpointed + restored output equals the uninterrupted output"
+else
+  echo "== MISMATCH"; diff <(cat "$work/part1.out" "$work/part2.out") "$work/full.out"; exit 1
+fi
