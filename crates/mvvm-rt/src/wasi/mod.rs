@@ -22,7 +22,8 @@
 //!   `EFAULT`, never a host fault);
 //! - `sys.rs`: the only unsafe code, thin system call wrappers;
 //! - `fd.rs`, `path.rs`, `sock.rs`, `misc.rs`: the functions, by family;
-//! - `state.rs`: the serialisable state.
+//! - `state.rs`: the serialisable state; `restore.rs`: saving it and
+//!   rebuilding a context from it.
 //!
 //! Sandboxing: every path is resolved by the kernel with `openat2` and
 //! `RESOLVE_BENEATH` relative to a directory descriptor the guest holds.
@@ -37,6 +38,7 @@ pub mod link;
 pub mod mem;
 mod misc;
 mod path;
+pub mod restore;
 mod sock;
 pub mod state;
 mod sys;
@@ -48,7 +50,8 @@ mod tests;
 pub use errno::Errno;
 pub use func::{WASI_MODULE, WasiFunc};
 pub use link::{WasiRunError, add_to_linker, run_command, run_command_in};
-pub use state::{ClockState, FdEntry, FdKind, Preopen, WasiState};
+pub use restore::WasiRestoreError;
+pub use state::{ClockState, FdEntry, FdKind, FileId, Preopen, WasiState};
 
 use mem::GuestMem;
 use std::collections::{BTreeMap, HashMap};
@@ -172,6 +175,7 @@ impl WasiCtx {
                     rights_inheriting: 0,
                     fdflags: 0,
                     position: 0,
+                    file_id: None,
                 },
                 Handle::Stdio(n),
             );
@@ -206,6 +210,7 @@ impl WasiCtx {
                     rights_inheriting: types::rights::ALL,
                     fdflags: 0,
                     position: 0,
+                    file_id: None,
                 },
                 Handle::Owned(OwnedFd::from(dir)),
             );
@@ -229,6 +234,7 @@ impl WasiCtx {
                     rights_inheriting: types::rights::SOCKET,
                     fdflags: 0,
                     position: 0,
+                    file_id: None,
                 },
                 Handle::Owned(OwnedFd::from(listener)),
             );

@@ -11,7 +11,7 @@
 use super::errno::Errno;
 use super::fd::{filestat_of, times_of};
 use super::mem::GuestMem;
-use super::state::{FdEntry, FdKind};
+use super::state::{FdEntry, FdKind, FileId};
 use super::types::{FILESTAT_SIZE, LOOKUP_SYMLINK_FOLLOW, fdflags, oflags};
 use super::{Handle, WasiCtx, sys};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -102,6 +102,41 @@ fn open_follow(dir: BorrowedFd<'_>, path: &str) -> Result<OwnedFd, Errno> {
     Ok(sys::openat2_beneath(dir, path, libc::O_PATH, 0)?)
 }
 
+/// The host `open` flags of a WASI open: access mode from `read`/`write`,
+/// then `oflags`, lookup flags and `fdflags` translated one by one.
+pub(super) fn open_flags(read: bool, write: bool, of: u16, lookup: u32, fdf: u16) -> libc::c_int {
+    let mut flags = match (read, write) {
+        (true, true) => libc::O_RDWR,
+        (false, true) => libc::O_WRONLY,
+        _ => libc::O_RDONLY,
+    };
+    for (bit, f) in [
+        (oflags::CREAT, libc::O_CREAT),
+        (oflags::EXCL, libc::O_EXCL),
+        (oflags::TRUNC, libc::O_TRUNC),
+        (oflags::DIRECTORY, libc::O_DIRECTORY),
+    ] {
+        if of & bit != 0 {
+            flags |= f;
+        }
+    }
+    if lookup & LOOKUP_SYMLINK_FOLLOW == 0 {
+        flags |= libc::O_NOFOLLOW;
+    }
+    for (bit, f) in [
+        (fdflags::APPEND, libc::O_APPEND),
+        (fdflags::NONBLOCK, libc::O_NONBLOCK),
+        (fdflags::DSYNC, libc::O_DSYNC),
+        (fdflags::SYNC, libc::O_SYNC),
+        (fdflags::RSYNC, libc::O_RSYNC),
+    ] {
+        if fdf & bit != 0 {
+            flags |= f;
+        }
+    }
+    flags
+}
+
 /// Joins the path of a directory descriptor and a path relative to it, for
 /// the record kept in the state.
 fn join(base: &str, path: &str) -> String {
@@ -127,41 +162,7 @@ impl WasiCtx {
         let read_rights = super::types::rights::FD_READ | super::types::rights::FD_READDIR;
         let want_write = !want_dir && a.rights_base & write_rights != 0;
         let want_read = a.rights_base & read_rights != 0 || !want_write;
-        let mut flags = match (want_read, want_write) {
-            (true, true) => libc::O_RDWR,
-            (false, true) => libc::O_WRONLY,
-            _ => libc::O_RDONLY,
-        };
-        if a.oflags & oflags::CREAT != 0 {
-            flags |= libc::O_CREAT;
-        }
-        if a.oflags & oflags::EXCL != 0 {
-            flags |= libc::O_EXCL;
-        }
-        if a.oflags & oflags::TRUNC != 0 {
-            flags |= libc::O_TRUNC;
-        }
-        if want_dir {
-            flags |= libc::O_DIRECTORY;
-        }
-        if a.lookup_flags & LOOKUP_SYMLINK_FOLLOW == 0 {
-            flags |= libc::O_NOFOLLOW;
-        }
-        if a.fdflags & fdflags::APPEND != 0 {
-            flags |= libc::O_APPEND;
-        }
-        if a.fdflags & fdflags::NONBLOCK != 0 {
-            flags |= libc::O_NONBLOCK;
-        }
-        if a.fdflags & fdflags::DSYNC != 0 {
-            flags |= libc::O_DSYNC;
-        }
-        if a.fdflags & fdflags::SYNC != 0 {
-            flags |= libc::O_SYNC;
-        }
-        if a.fdflags & fdflags::RSYNC != 0 {
-            flags |= libc::O_RSYNC;
-        }
+        let flags = open_flags(want_read, want_write, a.oflags, a.lookup_flags, a.fdflags);
         let file = sys::openat2_beneath(dir, &path, flags, 0o666)?;
         let st = sys::fstat(file.as_fd())?;
         let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
@@ -177,6 +178,10 @@ impl WasiCtx {
             rights_inheriting: a.rights_inheriting & parent.rights_inheriting,
             fdflags: a.fdflags,
             position: 0,
+            file_id: Some(FileId {
+                dev: st.st_dev,
+                ino: st.st_ino,
+            }),
         };
         let fd = self.lowest_free_fd();
         m.write_u32(a.fd_out, fd)?;

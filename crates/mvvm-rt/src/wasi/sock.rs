@@ -48,6 +48,7 @@ impl WasiCtx {
                 rights_inheriting: 0,
                 fdflags: if nonblock { fdflags::NONBLOCK } else { 0 },
                 position: 0,
+                file_id: None,
             },
             Handle::Owned(conn),
         );

@@ -82,6 +82,8 @@ pub struct FdEntry {
     pub fdflags: u16,
     /// Current position (files only; see the module documentation).
     pub position: u64,
+    /// For files and directories: what the path named when it was opened.
+    pub file_id: Option<FileId>,
 }
 
 /// State of the clocks the guest sees.
@@ -90,6 +92,20 @@ pub struct ClockState {
     /// Added to the host monotonic clock. Zero in a fresh run; a restore
     /// sets it so the guest's monotonic clock never runs backwards.
     pub monotonic_offset_ns: i64,
+    /// The guest's monotonic time when the state was saved
+    /// ([`WasiCtx::save_state`](super::WasiCtx::save_state)); a restore
+    /// continues the clock from there.
+    pub saved_monotonic_ns: u64,
+}
+
+/// Identity of an opened file on its host, to check on restore that a path
+/// still names the same file (meaningful on the same host only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileId {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
 }
 
 /// The whole WASI state of one instance.

@@ -902,3 +902,74 @@ fn split_of_paths() {
     assert_eq!((s.parent, s.name), ("a/..", "."));
     assert_eq!(split(""), Err(Errno::NOENT));
 }
+
+#[test]
+fn restore_reopens_files_at_their_position() {
+    let mut t = setup();
+    std::fs::create_dir(t.root.join("d")).unwrap();
+    let fd = t
+        .open(
+            ROOT_FD,
+            "d/f",
+            oflags::CREAT | oflags::TRUNC,
+            rights::FD_READ | rights::FD_WRITE,
+            true,
+        )
+        .unwrap();
+    t.put(BUF, b"hello world");
+    t.iovs(&[(BUF, 11)]);
+    assert_eq!(
+        t.call(WasiFunc::FdWrite, &[fd as u64, IOVS as u64, 1, OUT as u64]),
+        Errno::SUCCESS
+    );
+    assert_eq!(
+        t.call(WasiFunc::FdSeek, &[fd as u64, 6, 0, OUT as u64]),
+        Errno::SUCCESS
+    );
+    let dfd = t
+        .open(ROOT_FD, "d", oflags::DIRECTORY, rights::FD_READDIR, true)
+        .unwrap();
+    let before = t.ctx.save_state();
+    assert!(before.clocks.saved_monotonic_ns > 0);
+    let bytes = mvvm_abi::codec::encode(&before).unwrap();
+    let old = std::mem::replace(
+        &mut t.ctx,
+        WasiCtx::restore(mvvm_abi::codec::decode(&bytes).unwrap(), true).unwrap(),
+    );
+    drop(old);
+    // Not truncated again, and reading continues at the saved position.
+    t.iovs(&[(BUF + 100, 20)]);
+    assert_eq!(
+        t.call(WasiFunc::FdRead, &[fd as u64, IOVS as u64, 1, OUT as u64]),
+        Errno::SUCCESS
+    );
+    assert_eq!(
+        &t.mem[BUF as usize + 100..BUF as usize + 100 + t.u32_at(OUT) as usize],
+        b"world"
+    );
+    // The reopened directory works as a base for paths.
+    assert!(t.open(dfd, "f", 0, rights::FD_READ, true).is_ok());
+    // The monotonic clock did not go back.
+    assert_eq!(
+        t.call(WasiFunc::ClockTimeGet, &[1, 0, OUT as u64]),
+        Errno::SUCCESS
+    );
+    assert!(t.u64_at(OUT) >= before.clocks.saved_monotonic_ns);
+    // A file replaced under the same name is refused when identity counts.
+    let saved = t.ctx.save_state();
+    std::fs::remove_file(t.root.join("d/f")).unwrap();
+    std::fs::write(t.root.join("d/f"), b"other").unwrap();
+    assert!(matches!(
+        WasiCtx::restore(saved.clone(), true),
+        Err(WasiRestoreError::Changed { .. })
+    ));
+    assert!(WasiCtx::restore(saved.clone(), false).is_ok());
+    std::fs::remove_file(t.root.join("d/f")).unwrap();
+    assert!(matches!(
+        WasiCtx::restore(saved, false),
+        Err(WasiRestoreError::Reopen {
+            errno: Errno::NOENT,
+            ..
+        })
+    ));
+}
