@@ -5,7 +5,11 @@
 //! the same for every ISA, opt level and policy. Every compilation with a
 //! policy has a resume point at each of them:
 //!
-//! - [`StablePointKind::Entry`]: the function's first operator;
+//! - [`StablePointKind::Entry`]: the function's entry. Its offset is the
+//!   start of the function's body (the byte where its local declarations
+//!   begin, `FunctionBody::range().start` in wasmparser terms), which comes
+//!   before the first operator, so it never collides with a `loop` or a
+//!   call that is the first operator;
 //! - [`StablePointKind::Loop`]: a `loop` instruction (resuming re-enters the
 //!   loop header, the state being the one at the start of an iteration);
 //! - [`StablePointKind::Call`]: a `call`/`call_indirect` (resuming issues
@@ -24,7 +28,11 @@
 //!    includes the call's arguments). Frames therefore reach the runtime
 //!    innermost first. An import stub whose `HostCall` returns
 //!    [`HOST_CALL_UNWIND`] returns zero results the same way, so a host call
-//!    that was interrupted is made again on restore.
+//!    that was interrupted is made again on restore. Only import stubs of
+//!    modules compiled with a policy do this (with [`Policy::None`] the stub
+//!    is unchanged and treats any non-zero status as a trap code), so the
+//!    runtime must never return [`HOST_CALL_UNWIND`] to a module whose
+//!    `ModuleMeta::policy` is `None`.
 //! 3. *Rewinding*: the runtime sets `unwind_state = REWINDING` and calls the
 //!    outermost function. A function entry that sees `REWINDING` calls
 //!    `RewindFrame(func, values, capacity)`, which fills the slots with the
@@ -32,6 +40,18 @@
 //!    [`FuncInfo::stable_points`](crate::FuncInfo); the function redefines
 //!    its locals and jumps to that resume point with the stack rebuilt. The
 //!    runtime clears `unwind_state` when it hands out the last frame.
+//!    `capacity` is the function's largest `locals.len() + stack.len()` over
+//!    its stable points (the size of the slot buffer in the caller's frame);
+//!    an index out of range of `stable_points` makes the function trap with
+//!    [`TrapCode::Unreachable`](crate::TrapCode::Unreachable) (the runtime
+//!    is expected to validate frames before handing them out).
+//!
+//! Probes read `probe_flag` with an atomic (relaxed-or-stronger) load that
+//! the compiler may not merge with another probe's, so a flag set by a
+//! signal handler or another thread is seen by the next probe executed.
+//! With [`Policy::CounterLoop`] a per-call counter (not a wasm local, not
+//! saved) is incremented at each loop header and `probe_flag` is read only
+//! when its low `threshold_bits` bits are zero.
 //!
 //! Values in slots use the encoding of array calls: i32/f32 zero-extended,
 //! i64/f64 as is, references as pointers (`*const VMFuncRef`, externref
