@@ -11,6 +11,7 @@ use crate::store::{FuncKind, RunError, StoreInner};
 use crate::vmctx::{VMContext, VMTable};
 use mvvm_abi::TrapCode;
 use mvvm_abi::builtins::{BUILTIN_COUNT, Builtin};
+use mvvm_abi::checkpoint::HOST_CALL_UNWIND;
 use std::sync::LazyLock;
 
 unsafe extern "C" {
@@ -40,11 +41,10 @@ static TABLE: LazyLock<[usize; BUILTIN_COUNT]> = LazyLock::new(|| {
             Builtin::HostCall => host_call as *const () as usize,
             Builtin::Raise => mvvm_b_raise as *const () as usize,
             // Checkpoint builtins: only code compiled with a checkpoint
-            // policy calls them; until the runtime implements checkpointing
-            // they stop the program with a host error.
-            Builtin::Probe | Builtin::UnwindFrame | Builtin::RewindFrame => {
-                checkpoint_unsupported as *const () as usize
-            }
+            // policy calls them (see `crate::checkpoint`).
+            Builtin::Probe => probe as *const () as usize,
+            Builtin::UnwindFrame => unwind_frame as *const () as usize,
+            Builtin::RewindFrame => rewind_frame as *const () as usize,
         };
     }
     t
@@ -291,7 +291,17 @@ extern "C" fn host_call(vmctx: *mut VMContext, import: u32, values: *mut u64) ->
         FuncKind::Wasm { .. } => unsafe { call_raw(sp, f, values) },
     };
     match r {
-        Ok(()) => 0,
+        Ok(()) => {
+            // SAFETY: the host function has returned; no other reference
+            // into the store is live.
+            let st = unsafe { &mut *sp };
+            if crate::checkpoint::control::take_host_unwind(st) {
+                // The call was interrupted by a checkpoint request: the
+                // stub returns without results and its caller unwinds.
+                return HOST_CALL_UNWIND as i32;
+            }
+            0
+        }
         Err(RunError::Trap(t)) => {
             set_pending(PendingError::Trap(t));
             TrapCode::HostError as i32
@@ -303,11 +313,59 @@ extern "C" fn host_call(vmctx: *mut VMContext, import: u32, values: *mut u64) ->
     }
 }
 
-/// Stand-in for the checkpoint builtins until the runtime implements them:
-/// raises a host-error trap instead of running on with a broken stack.
-extern "C" fn checkpoint_unsupported(vmctx: *mut VMContext) {
-    // SAFETY: called only by generated code with its own live vmctx, inside
-    // the protected entry that `mvvm_b_raise` unwinds to; no Rust value
-    // needing drop is live in this frame.
-    unsafe { mvvm_b_raise(vmctx, TrapCode::HostError as i32) }
+/// Builtin `Probe`: see [`crate::checkpoint::control::probe`].
+extern "C" fn probe(vmctx: *mut VMContext, func: u32, offset: u32) -> u32 {
+    // SAFETY: called by generated code with its own vmctx.
+    let (s, _) = unsafe { host_of(vmctx) };
+    crate::checkpoint::control::probe(s, func, offset)
+}
+
+/// Builtin `UnwindFrame`: records `count` slots at `values`.
+extern "C" fn unwind_frame(
+    vmctx: *mut VMContext,
+    func: u32,
+    offset: u32,
+    values: *const u64,
+    count: u32,
+) {
+    // SAFETY: called by generated code with its own vmctx.
+    let (s, _) = unsafe { host_of(vmctx) };
+    let slots: &[u64] = if count == 0 || values.is_null() {
+        &[]
+    } else {
+        // SAFETY: generated code passes a spill area of `count` slots.
+        unsafe { std::slice::from_raw_parts(values, count as usize) }
+    };
+    crate::checkpoint::control::unwind_frame(s, func, offset, slots);
+}
+
+/// Builtin `RewindFrame`: fills `capacity` slots at `values` with the next
+/// frame and returns its stable point index; raises a host error when the
+/// frame does not belong to `func` (frames are validated before a restore
+/// runs, so this means generated code and metadata disagree).
+extern "C" fn rewind_frame(vmctx: *mut VMContext, func: u32, values: *mut u64, capacity: u32) -> u32 {
+    let r = {
+        // SAFETY: called by generated code with its own vmctx.
+        let (s, _) = unsafe { host_of(vmctx) };
+        let out: &mut [u64] = if capacity == 0 || values.is_null() {
+            &mut []
+        } else {
+            // SAFETY: generated code passes an area of `capacity` slots.
+            unsafe { std::slice::from_raw_parts_mut(values, capacity as usize) }
+        };
+        crate::checkpoint::control::rewind_frame(s, func, out)
+    };
+    match r {
+        Ok(point) => point,
+        Err(message) => {
+            set_pending(PendingError::Run(RunError::Host(format!(
+                "restore failed: {message}"
+            ))));
+            // SAFETY: called only by generated code with its own live
+            // vmctx, inside the protected entry that `mvvm_b_raise` unwinds
+            // to; every value of this frame has been moved out or dropped.
+            unsafe { mvvm_b_raise(vmctx, TrapCode::HostError as i32) };
+            0
+        }
+    }
 }

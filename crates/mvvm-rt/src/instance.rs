@@ -117,6 +117,19 @@ impl Instance {
         module: &Module,
         imports: &[Extern],
     ) -> Result<Instance, InstantiationError> {
+        Instance::new_with(store, module, imports, true)
+    }
+
+    /// [`Instance::new`], optionally without the effects of instantiation:
+    /// with `initialise == false`, no element or data segment is applied
+    /// and the start function does not run (a restore brings memory,
+    /// tables, globals and dropped segments back from a snapshot instead).
+    pub(crate) fn new_with(
+        store: &mut Store,
+        module: &Module,
+        imports: &[Extern],
+        initialise: bool,
+    ) -> Result<Instance, InstantiationError> {
         let s: &mut StoreInner = &mut store.inner;
         let meta = &module.inner.meta;
         if imports.len() != meta.imports.len() {
@@ -340,6 +353,9 @@ impl Instance {
             elems,
         });
 
+        if !initialise {
+            return Ok(me);
+        }
         // From here on the instance exists; a trap leaves its effects.
         for (k, seg) in meta.elems.iter().enumerate() {
             match &seg.mode {

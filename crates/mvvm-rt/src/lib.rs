@@ -10,9 +10,11 @@
 //!
 //! All of MVVM's unsafe code lives in this crate: code memory (`code`),
 //! linear memory (`memory`), the `VMContext` mirrors (`vmctx`), builtins,
-//! traps and signal handling (`trap`, `signals`, `native/entry.c`).
+//! traps and signal handling (`trap`, `signals`, `native/entry.c`),
+//! checkpoint and restore (`checkpoint`).
 
 mod builtins;
+pub mod checkpoint;
 mod code;
 mod global;
 mod instance;

@@ -119,6 +119,59 @@ impl LinearMemory {
         Some(old)
     }
 
+    /// Maps `len` bytes of `file` at `file_offset` copy-on-write over the
+    /// accessible bytes at `guest_offset` (restoring a snapshot: pages are
+    /// read from the file only when touched, and writes stay private).
+    /// The range must lie within the current size and, like the offsets,
+    /// be a multiple of the host page size.
+    pub fn map_file_private(
+        &mut self,
+        guest_offset: u64,
+        len: u64,
+        file: std::os::fd::BorrowedFd<'_>,
+        file_offset: u64,
+    ) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let page = page_size();
+        let end = guest_offset.checked_add(len);
+        if end.is_none_or(|e| e > self.vm.length)
+            || guest_offset % page != 0
+            || len % page != 0
+            || file_offset % page != 0
+            || i64::try_from(file_offset).is_err()
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot map {len} bytes at guest offset {guest_offset:#x} from file offset \
+                     {file_offset:#x} (memory of {} bytes, page size {page})",
+                    self.vm.length
+                ),
+            ));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: the target range lies inside our reservation (checked
+        // against the current length above), so MAP_FIXED replaces only
+        // pages we own; the mapping is private, readable and writable like
+        // the rest of the accessible memory; the result is checked.
+        let p = unsafe {
+            libc::mmap(
+                self.vm.base.add(guest_offset as usize).cast(),
+                len as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_FIXED,
+                file.as_raw_fd(),
+                file_offset as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// The accessible bytes.
     pub fn data(&self) -> &[u8] {
         // SAFETY: `length` bytes from `base` are mapped read-write.
@@ -131,6 +184,13 @@ impl LinearMemory {
         // self` gives exclusive access from Rust (wasm is not running).
         unsafe { std::slice::from_raw_parts_mut(self.vm.base, self.vm.length as usize) }
     }
+}
+
+/// The host page size.
+fn page_size() -> u64 {
+    // SAFETY: `sysconf` has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 { n as u64 } else { 4096 }
 }
 
 impl Drop for LinearMemory {

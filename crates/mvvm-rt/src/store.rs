@@ -176,6 +176,9 @@ pub struct StoreInner {
     /// Nesting depth of host -> wasm entries.
     pub(crate) depth: u32,
     pub(crate) data: Option<Box<dyn Any>>,
+    /// Checkpoint control (trigger, probe counts, frames being saved or
+    /// restored); `None` when no checkpoint session is armed.
+    pub(crate) ckpt: Option<Box<crate::checkpoint::control::Control>>,
 }
 
 /// Owns instances and everything they use; see the module documentation.
@@ -214,6 +217,7 @@ impl Store {
                 max_wasm_stack: DEFAULT_MAX_WASM_STACK,
                 depth: 0,
                 data: None,
+                ckpt: None,
             }),
         }
     }

@@ -105,6 +105,17 @@ fn host_func(store: &mut Store, func: WasiFunc) -> Func {
                 }
                 Err(WasiStop::Exit(code)) => Err(HostError::Exit(code)),
                 Err(WasiStop::Trap(msg)) => Err(HostError::Message(msg)),
+                Err(WasiStop::Interrupted) => match caller.store.ckpt.as_deref_mut() {
+                    // `HostCall` sees the mark and makes the stub unwind.
+                    Some(c) => {
+                        c.host_interrupted = true;
+                        Ok(())
+                    }
+                    None => Err(HostError::Message(format!(
+                        "{}: interrupted outside of a checkpoint session",
+                        func.name()
+                    ))),
+                },
             }
         },
     )

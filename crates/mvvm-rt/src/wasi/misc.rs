@@ -217,6 +217,12 @@ impl WasiCtx {
             let mut timeout_ns: Option<u64> = earliest.map(|d| d.saturating_sub(now));
             if !ready.is_empty() {
                 timeout_ns = Some(0);
+            } else {
+                // A checkpoint request interrupts the wait (nothing has
+                // been written yet: the call is made again on restore).
+                super::interrupt::check_request()?;
+                timeout_ns = super::interrupt::slice(timeout_ns.map(Duration::from_nanos))
+                    .map(|d| d.as_nanos() as u64);
             }
             if fds.is_empty() {
                 if let Some(ns) = timeout_ns

@@ -33,6 +33,7 @@
 
 pub mod errno;
 mod fd;
+mod interrupt;
 pub mod func;
 pub mod link;
 pub mod mem;
@@ -102,6 +103,10 @@ pub enum WasiStop {
     Exit(i32),
     /// The call cannot go on (wrong argument count, say): a trap.
     Trap(String),
+    /// A blocking call gave up because a checkpoint was requested: nothing
+    /// was done, the guest unwinds and makes the call again on restore
+    /// (see `crate::checkpoint`).
+    Interrupted,
 }
 
 /// The host side of a descriptor.
@@ -292,6 +297,9 @@ impl WasiCtx {
         }
         let mut m = GuestMem::new(mem);
         let r = self.dispatch(func, &mut m, args)?;
+        if crate::checkpoint::control::take_host_interrupted() {
+            return Err(WasiStop::Interrupted);
+        }
         tracing::trace!(func = func.name(), ?args, result = %r.err().unwrap_or(Errno::SUCCESS));
         if !sig.results.is_empty() {
             results[0] = r.err().unwrap_or(Errno::SUCCESS).0 as u64;

@@ -25,12 +25,14 @@ impl WasiCtx {
             return Err(Errno::INVAL);
         }
         m.slice(out, 4)?;
-        let (entry, h) = self.get(fd)?;
+        let (entry, _) = self.get(fd)?;
         if !matches!(entry.kind, FdKind::TcpListener { .. }) {
             return Err(Errno::NOTSOCK);
         }
         let inheriting = entry.rights_inheriting;
         let nonblock = flags & fdflags::NONBLOCK as u32 != 0;
+        self.wait_ready(fd, false)?;
+        let (_, h) = self.get(fd)?;
         let (conn, peer) = sys::accept(h, nonblock)?;
         let local = sys::local_addr(conn.as_fd())?;
         let new = self.lowest_free_fd();
@@ -79,6 +81,8 @@ impl WasiCtx {
         if ri_flags & u32::from(RECV_WAITALL) != 0 {
             flags |= libc::MSG_WAITALL;
         }
+        self.stream(fd)?;
+        self.wait_ready(fd, false)?;
         let h = self.stream(fd)?;
         let mut buf = vec![0u8; iovecs_total(&iovs)];
         let got = sys::recv(h, &mut buf, flags)?;

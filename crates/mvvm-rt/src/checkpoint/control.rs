@@ -1,0 +1,420 @@
+//! The live side of checkpointing: what the `Probe`, `UnwindFrame` and
+//! `RewindFrame` builtins and the `HostCall` interruption work on, the
+//! signal handlers and the timer that request a checkpoint, and the
+//! session guard that arms and disarms all of it around one run.
+//!
+//! `VMLimits.probe_flag` carries two bits:
+//!
+//! - [`FLAG_COUNT`]: probes must call `Probe` on every execution, because
+//!   the trigger counts them (`-c N`, `-f FUNC -x N`, or counting for
+//!   [`Outcome::Exited`](super::Outcome) with no trigger);
+//! - [`FLAG_REQUEST`]: a checkpoint is wanted now (signal, timer). Set with
+//!   an atomic `fetch_or`, which is async-signal-safe.
+//!
+//! Generated code only tests the flag for non-zero; `Probe` reads the bits.
+
+use crate::Module;
+use crate::store::{Store, StoreInner};
+use crate::vmctx::VMLimits;
+use mvvm_abi::StablePointKind;
+use mvvm_abi::checkpoint::{UNWIND_NONE, UNWINDING};
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// `probe_flag` bit: count every probe.
+pub(crate) const FLAG_COUNT: u32 = 1;
+/// `probe_flag` bit: a checkpoint is requested (signal, timer).
+pub(crate) const FLAG_REQUEST: u32 = 2;
+
+/// Longest a blocking host call waits before looking at the request bit
+/// again.
+pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// Limits of the store whose session armed signals (the signal handler
+/// has no other way to find it).
+static SIGNAL_LIMITS: AtomicPtr<VMLimits> = AtomicPtr::new(std::ptr::null_mut());
+/// Whether a first SIGINT was seen during the current signal session.
+static SIGINT_SEEN: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Limits of the store whose session runs on this thread (for blocking
+    /// host calls, which run on the store's thread).
+    static THREAD_LIMITS: Cell<*const VMLimits> = const { Cell::new(std::ptr::null()) };
+    /// Set by a blocking host call that gave up because a checkpoint was
+    /// requested; taken by `WasiCtx::call`.
+    static HOST_INTERRUPTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The trigger as the builtins check it (names resolved to indices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Armed {
+    /// Only asynchronous requests (signals, timer) or nothing.
+    Async,
+    /// At the n-th probe (1-based).
+    ProbeCount(u64),
+    /// At the `count`-th entry of function `func`.
+    FunctionEntry { func: u32, count: u64 },
+}
+
+/// A frame as generated code hands it over (untyped slots).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawFrame {
+    pub func: u32,
+    pub offset: u32,
+    /// Index of the stable point in `FuncInfo::stable_points` (filled in
+    /// for frames being restored).
+    pub point: u32,
+    pub slots: Vec<u64>,
+}
+
+/// Checkpoint state of one store, reached by the builtins through
+/// `StoreInner::ckpt`.
+#[derive(Debug)]
+pub(crate) struct Control {
+    pub module: Module,
+    pub armed: Armed,
+    pub log_probes: bool,
+    /// `Probe` calls so far in this run.
+    pub probes: u64,
+    /// Entries of the watched function so far.
+    pub entries: u64,
+    /// Frames saved while unwinding, innermost first.
+    pub unwound: Vec<RawFrame>,
+    /// Frames still to hand out while rewinding, outermost first.
+    pub rewind: VecDeque<RawFrame>,
+    /// When the checkpoint was decided.
+    pub triggered_at: Option<Instant>,
+    /// What decided it (for logs and the snapshot note).
+    pub reason: Option<String>,
+    /// The host function just called gave up because of a request.
+    pub host_interrupted: bool,
+}
+
+impl Control {
+    fn func_name(&self, func: u32) -> String {
+        match self.module.meta().func_name(func) {
+            Some(n) => n.to_string(),
+            None => format!("#{func}"),
+        }
+    }
+
+    fn point_kind(&self, func: u32, offset: u32) -> Option<StablePointKind> {
+        let meta = self.module.meta();
+        let info = meta
+            .func_infos
+            .get(func.checked_sub(meta.num_imported_funcs)? as usize)?;
+        let i = info
+            .stable_points
+            .binary_search_by_key(&offset, |p| p.offset)
+            .ok()?;
+        Some(info.stable_points[i].kind)
+    }
+}
+
+/// Rust half of builtin `Probe`: 1 when the caller must unwind now.
+pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
+    let limits: &mut VMLimits = &mut s.limits;
+    let Some(c) = s.ckpt.as_deref_mut() else {
+        // No session: nobody wants a checkpoint; stop calling.
+        limits.probe_flag.store(0, Ordering::SeqCst);
+        return 0;
+    };
+    if limits.unwind_state != UNWIND_NONE {
+        return 0;
+    }
+    c.probes += 1;
+    let flag = limits.probe_flag.load(Ordering::SeqCst);
+    let reason = if flag & FLAG_REQUEST != 0 {
+        Some("request (signal or timer)".to_string())
+    } else {
+        match c.armed {
+            Armed::ProbeCount(n) if c.probes == n => Some(format!("probe count {n}")),
+            Armed::FunctionEntry { func: f, count } if f == func => {
+                c.entries += 1;
+                (c.entries == count).then(|| format!("entry {count} of function {}", c.func_name(f)))
+            }
+            _ => None,
+        }
+    };
+    if c.log_probes {
+        tracing::info!(
+            probe = c.probes,
+            func = %c.func_name(func),
+            offset = format_args!("{offset:#x}"),
+            kind = ?c.point_kind(func, offset),
+            unwind = reason.is_some(),
+            "probe"
+        );
+    }
+    match reason {
+        Some(r) => {
+            limits.probe_flag.store(0, Ordering::SeqCst);
+            limits.unwind_state = UNWINDING;
+            c.triggered_at = Some(Instant::now());
+            c.reason = Some(r);
+            1
+        }
+        None => 0,
+    }
+}
+
+/// Rust half of builtin `UnwindFrame`: records one frame (innermost first).
+pub(crate) fn unwind_frame(s: &mut StoreInner, func: u32, offset: u32, slots: &[u64]) {
+    let Some(c) = s.ckpt.as_deref_mut() else {
+        return;
+    };
+    if c.log_probes {
+        tracing::info!(
+            frame = c.unwound.len(),
+            func = %c.func_name(func),
+            offset = format_args!("{offset:#x}"),
+            kind = ?c.point_kind(func, offset),
+            values = slots.len(),
+            "frame saved"
+        );
+    }
+    c.unwound.push(RawFrame {
+        func,
+        offset,
+        point: u32::MAX,
+        slots: slots.to_vec(),
+    });
+}
+
+/// Rust half of builtin `RewindFrame`: the next frame (outermost first)
+/// written into `out`, and the index of its stable point; clears the
+/// rewinding state with the last frame. An error means generated code and
+/// the validated frames disagree (a runtime or compiler bug): the caller
+/// raises it as a host error.
+pub(crate) fn rewind_frame(s: &mut StoreInner, func: u32, out: &mut [u64]) -> Result<u32, String> {
+    let Some(c) = s.ckpt.as_deref_mut() else {
+        return Err("rewinding without a restore session".into());
+    };
+    let Some(f) = c.rewind.pop_front() else {
+        return Err(format!(
+            "function {} asked for a frame to rewind, but none is left",
+            c.func_name(func)
+        ));
+    };
+    if f.func != func {
+        return Err(format!(
+            "function {} asked for its frame, but the next frame is of function {}",
+            c.func_name(func),
+            c.func_name(f.func)
+        ));
+    }
+    let Some(dest) = out.get_mut(..f.slots.len()) else {
+        return Err(format!(
+            "function {} has room for {} values, its frame has {}",
+            c.func_name(func),
+            out.len(),
+            f.slots.len()
+        ));
+    };
+    dest.copy_from_slice(&f.slots);
+    if c.log_probes {
+        tracing::info!(
+            func = %c.func_name(func),
+            offset = format_args!("{:#x}", f.offset),
+            kind = ?c.point_kind(func, f.offset),
+            left = c.rewind.len(),
+            "frame restored"
+        );
+    }
+    if c.rewind.is_empty() {
+        s.limits.unwind_state = UNWIND_NONE;
+    }
+    Ok(f.point)
+}
+
+/// Called by `HostCall` after a host function returned: whether it gave up
+/// because a checkpoint was requested, in which case the state is now
+/// `UNWINDING`.
+pub(crate) fn take_host_unwind(s: &mut StoreInner) -> bool {
+    let Some(c) = s.ckpt.as_deref_mut() else {
+        return false;
+    };
+    if !std::mem::take(&mut c.host_interrupted) {
+        return false;
+    }
+    s.limits.probe_flag.store(0, Ordering::SeqCst);
+    s.limits.unwind_state = UNWINDING;
+    c.triggered_at.get_or_insert_with(Instant::now);
+    c.reason
+        .get_or_insert_with(|| "request during a blocking host call".into());
+    if c.log_probes {
+        tracing::info!("blocking host call interrupted for a checkpoint");
+    }
+    true
+}
+
+/// Whether a checkpoint session runs on this thread, so that blocking host
+/// calls must wait in slices and look at [`requested`].
+pub(crate) fn interruptible() -> bool {
+    THREAD_LIMITS.with(|l| !l.get().is_null())
+}
+
+/// Whether a checkpoint was requested for the store running on this thread.
+pub(crate) fn requested() -> bool {
+    THREAD_LIMITS.with(|l| {
+        let p = l.get();
+        // SAFETY: set by the session guard to the limits of its store,
+        // which outlive the session; cleared when the session ends.
+        !p.is_null() && unsafe { (*p).probe_flag.load(Ordering::SeqCst) } & FLAG_REQUEST != 0
+    })
+}
+
+/// A blocking host call gives up because of a request: the WASI layer
+/// returns to the guest nothing, the import stub unwinds.
+pub(crate) fn mark_host_interrupted() {
+    HOST_INTERRUPTED.with(|h| h.set(true));
+}
+
+/// Takes the mark left by [`mark_host_interrupted`].
+pub(crate) fn take_host_interrupted() -> bool {
+    HOST_INTERRUPTED.with(|h| h.replace(false))
+}
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGINT && SIGINT_SEEN.swap(true, Ordering::SeqCst) {
+        // The disposition was reset below; a second SIGINT delivered
+        // before that took effect ends the process here.
+        // SAFETY: `_exit` is async-signal-safe.
+        unsafe { libc::_exit(130) };
+    }
+    if sig == libc::SIGINT {
+        // A second SIGINT ends the process at once (default action).
+        // SAFETY: `sigaction` is async-signal-safe; `sa` is initialised.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = libc::SIG_DFL;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
+        }
+    }
+    let p = SIGNAL_LIMITS.load(Ordering::SeqCst);
+    if !p.is_null() {
+        // SAFETY: the session that stored `p` keeps the store (and its
+        // boxed limits) alive until it has cleared the pointer; an atomic
+        // `fetch_or` is async-signal-safe.
+        unsafe { (*p).probe_flag.fetch_or(FLAG_REQUEST, Ordering::SeqCst) };
+    }
+}
+
+/// Arms checkpointing for one run of a store and disarms it when dropped:
+/// installs the [`Control`], sets the probe flag, the signal handlers and
+/// the timer. Must be dropped before the store.
+pub(crate) struct Session {
+    limits: *mut VMLimits,
+    signals: Option<[libc::sigaction; 2]>,
+    timer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+}
+
+/// What a session arms.
+pub(crate) struct SessionConfig {
+    pub armed: Armed,
+    pub count: bool,
+    pub log_probes: bool,
+    pub signals: bool,
+    pub after: Option<Duration>,
+}
+
+impl Session {
+    /// Arms `store` (running `module`) as `cfg` says.
+    pub(crate) fn arm(store: &mut Store, module: &Module, cfg: SessionConfig) -> Session {
+        let s = &mut *store.inner;
+        s.ckpt = Some(Box::new(Control {
+            module: module.clone(),
+            armed: cfg.armed,
+            log_probes: cfg.log_probes,
+            probes: 0,
+            entries: 0,
+            unwound: Vec::new(),
+            rewind: VecDeque::new(),
+            triggered_at: None,
+            reason: None,
+            host_interrupted: false,
+        }));
+        let limits: *mut VMLimits = &mut *s.limits;
+        s.limits.probe_flag.store(
+            if cfg.count { FLAG_COUNT } else { 0 },
+            Ordering::SeqCst,
+        );
+        s.limits.unwind_state = UNWIND_NONE;
+        THREAD_LIMITS.with(|l| l.set(limits));
+        HOST_INTERRUPTED.with(|h| h.set(false));
+        let mut session = Session {
+            limits,
+            signals: None,
+            timer: None,
+        };
+        if cfg.signals {
+            SIGINT_SEEN.store(false, Ordering::SeqCst);
+            SIGNAL_LIMITS.store(limits, Ordering::SeqCst);
+            let mut prev = [const_zero_sigaction(), const_zero_sigaction()];
+            for (i, sig) in [libc::SIGINT, libc::SIGUSR1].into_iter().enumerate() {
+                // SAFETY: `sa` is fully initialised; `on_signal` has the
+                // plain handler signature; `prev[i]` receives the old one.
+                unsafe {
+                    let mut sa: libc::sigaction = std::mem::zeroed();
+                    sa.sa_sigaction = on_signal as *const () as usize;
+                    sa.sa_flags = libc::SA_RESTART;
+                    libc::sigemptyset(&mut sa.sa_mask);
+                    libc::sigaction(sig, &sa, &mut prev[i]);
+                }
+            }
+            session.signals = Some(prev);
+        }
+        if let Some(d) = cfg.after {
+            let (tx, rx) = mpsc::channel::<()>();
+            let addr = limits as usize;
+            let handle = std::thread::spawn(move || {
+                if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(d) {
+                    let p = addr as *const VMLimits;
+                    // SAFETY: the session joins this thread before it
+                    // ends, and the store outlives the session.
+                    unsafe { (*p).probe_flag.fetch_or(FLAG_REQUEST, Ordering::SeqCst) };
+                }
+            });
+            session.timer = Some((tx, handle));
+        }
+        session
+    }
+}
+
+fn const_zero_sigaction() -> libc::sigaction {
+    // SAFETY: `sigaction` is plain old data; all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some((tx, handle)) = self.timer.take() {
+            drop(tx);
+            let _ = handle.join();
+        }
+        if let Some(prev) = self.signals.take() {
+            for (i, sig) in [libc::SIGINT, libc::SIGUSR1].into_iter().enumerate() {
+                // SAFETY: restoring the disposition saved when arming.
+                unsafe { libc::sigaction(sig, &prev[i], std::ptr::null_mut()) };
+            }
+            let _ = SIGNAL_LIMITS.compare_exchange(
+                self.limits,
+                std::ptr::null_mut(),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
+        THREAD_LIMITS.with(|l| {
+            if l.get() == self.limits as *const VMLimits {
+                l.set(std::ptr::null());
+            }
+        });
+        // SAFETY: the store outlives the session (documented contract).
+        unsafe { (*self.limits).probe_flag.store(0, Ordering::SeqCst) };
+    }
+}

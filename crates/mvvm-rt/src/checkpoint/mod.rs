@@ -1,0 +1,443 @@
+//! Checkpoint and restore of running WASI programs.
+//!
+//! ```text
+//!  run(module, wasi, stack, cfg) ── trigger ──▶ Probe returns 1 ──▶ frames unwind
+//!        │                                          (UnwindFrame, innermost first)
+//!        ▼                                                   │
+//!  Outcome::Exited { code, probes }        capture: frames, globals, tables, dropped
+//!                                          segments, memory, WASI ──▶ snapshot
+//!                                                   │ (file: temp name, fsync, rename)
+//!                                                   ▼
+//!  restore(module, source, ..) ── verify, check frames, instantiate without init,
+//!        map memory copy-on-write, rebuild WASI ──▶ REWINDING, call the entry
+//!        (RewindFrame hands frames out outermost first) ──▶ runs on
+//! ```
+//!
+//! The protocol with generated code is `mvvm_abi::checkpoint`; this module
+//! is its runtime half. Files:
+//! - `control.rs`: what the builtins work on, signals, timer, session guard;
+//! - `capture.rs`: turning the unwound store into a snapshot;
+//! - `restore.rs`: checking a snapshot against the module and rebuilding a
+//!   store from it.
+//!
+//! Decisions worth knowing:
+//! - **Counting**: with [`Trigger::None`], [`Trigger::ProbeCount`] and
+//!   [`Trigger::FunctionEntry`] every probe calls the `Probe` builtin (the
+//!   flag stays set), so [`Outcome::Exited::probes`] is exact; this costs a
+//!   call per probe. With [`Trigger::After`] alone (and signals) probes stay
+//!   on the fast path until a request: `probes` is then the number of probes
+//!   seen after requests only (0 or 1).
+//! - **Clock**: `SnapshotParts::monotonic_offset_nanos` holds the guest's
+//!   monotonic time when the snapshot was taken (an offset relative to one
+//!   host's clock means nothing on another host); the WASI state carries
+//!   the same value and the restore continues the clock from it.
+//! - **Same file**: each reopened file must have the device and inode it
+//!   had at checkpoint time ([`CheckpointError::FileChanged`] otherwise,
+//!   unless [`RestoreOptions::allow_changed_files`]); a file that is gone is
+//!   also `FileChanged`. Device and inode only make sense on the same host:
+//!   restoring on another host needs `allow_changed_files`.
+//! - **Entry**: the outermost frame must be in `_start` or in the start
+//!   function (both have array trampolines); after a start function resumed
+//!   this way returns, `_start` runs as in a fresh run.
+//! - **Not done**: dirty-page tracking and incremental snapshots
+//!   (`Policy::LoopDirty` checkpoints like `Loop`, with full snapshots);
+//!   threads; connected sockets do not survive a restore (the WASI layer
+//!   refuses them).
+
+pub(crate) mod capture;
+pub(crate) mod control;
+mod restore;
+
+use crate::instance::InstantiationError;
+use crate::store::{RunError, Store};
+use crate::wasi::link::check_imports;
+use crate::wasi::{WasiConfig, WasiCtx, add_to_linker};
+use crate::{Instance, Linker, Module, Trap, Val};
+use control::{Armed, Session, SessionConfig};
+use mvvm_abi::Policy;
+use mvvm_abi::checkpoint::UNWINDING;
+use mvvm_abi::meta::ExportKind;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use restore::restore;
+
+/// What starts a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// Nothing (signals may still, see [`CheckpointConfig::signals`]).
+    None,
+    /// At the N-th probe executed (for counter-loop policies: the N-th
+    /// poll), 1-based, counted from the start of this run or restore.
+    ProbeCount(u64),
+    /// At the `count`-th entry of a function (needs a module compiled with
+    /// `Policy::FunctionEntry`).
+    FunctionEntry {
+        /// The function.
+        func: FuncSelector,
+        /// Which entry, 1-based.
+        count: u64,
+    },
+    /// After this much wall-clock time (a timer thread sets the request).
+    After(Duration),
+}
+
+/// A function, by name (name section or export name) or index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FuncSelector {
+    /// Name from the name section, else an export name.
+    Name(String),
+    /// Function index (imports included).
+    Index(u32),
+}
+
+/// Where a snapshot goes.
+pub enum SnapshotSink {
+    /// A file, written atomically: temporary name, fsync, rename.
+    File(PathBuf),
+    /// Any stream (stdout, a socket); flushed, not synced.
+    Stream(Box<dyn std::io::Write + Send>),
+}
+
+impl std::fmt::Debug for SnapshotSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotSink::File(p) => f.debug_tuple("File").field(p).finish(),
+            SnapshotSink::Stream(_) => f.write_str("Stream(..)"),
+        }
+    }
+}
+
+/// Where a snapshot comes from.
+pub enum SnapshotSource {
+    /// A file: memory runs are mapped copy-on-write from it.
+    File(PathBuf),
+    /// Any stream: memory runs are copied.
+    Stream(Box<dyn std::io::Read + Send>),
+}
+
+impl std::fmt::Debug for SnapshotSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotSource::File(p) => f.debug_tuple("File").field(p).finish(),
+            SnapshotSource::Stream(_) => f.write_str("Stream(..)"),
+        }
+    }
+}
+
+/// How a run (or the run after a restore) may be checkpointed.
+#[derive(Debug)]
+pub struct CheckpointConfig {
+    /// What starts the checkpoint.
+    pub trigger: Trigger,
+    /// Where the snapshot goes.
+    pub sink: SnapshotSink,
+    /// Log every probe taken and every frame saved or restored at
+    /// `tracing::info!` (function name, offset, kind).
+    pub log_probes: bool,
+    /// Arm SIGINT and SIGUSR1 as checkpoint requests (a second SIGINT ends
+    /// the process at once). Ignored for a module without a policy.
+    pub signals: bool,
+}
+
+/// Options of [`restore`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// Reopen files even if they are not the files that were open at
+    /// checkpoint time (other device/inode).
+    pub allow_changed_files: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The program ended by itself.
+    Exited {
+        /// Exit code (0 when `_start` returned).
+        code: i32,
+        /// Probes executed during this run (polls for counter-loop
+        /// policies); see the module documentation for when it is exact.
+        probes: u64,
+    },
+    /// A checkpoint was taken and the run stopped.
+    Checkpointed {
+        /// What it took.
+        stats: CheckpointStats,
+    },
+}
+
+/// Measurements of one checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// Wasm frames saved.
+    pub frames: usize,
+    /// Bytes of the snapshot.
+    pub snapshot_bytes: u64,
+    /// Size of linear memory.
+    pub memory_bytes: u64,
+    /// From the trigger to the snapshot being durable (file synced and
+    /// renamed, or stream flushed).
+    pub trigger_to_durable: Duration,
+    /// Probes executed before the checkpoint (see [`Outcome::Exited`]).
+    pub probes: u64,
+    /// The snapshot file, or `"stream"`.
+    pub location: String,
+}
+
+/// Why a checkpointed run or a restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// A trigger was asked for a module compiled without a checkpoint
+    /// policy (or a module without one was given to restore).
+    #[error(
+        "the module was compiled without a checkpoint policy: compile it with \
+         --enable-checkpoint, --enable-loop-checkpoint or --enable-counter-loop-checkpoint"
+    )]
+    NotInstrumented,
+    /// The trigger cannot work with this module (unknown function, a
+    /// function-entry trigger without entry probes, a zero count).
+    #[error("bad checkpoint trigger: {0}")]
+    BadTrigger(String),
+    /// The snapshot could not be written or read, or is damaged.
+    #[error(transparent)]
+    Snapshot(#[from] mvvm_snapshot::SnapshotError),
+    /// The snapshot does not fit the module (a frame not at a stable
+    /// point, wrong value types...); the message says which part.
+    #[error("snapshot does not match the module: {0}")]
+    Mismatch(String),
+    /// A file the guest had open is gone or was replaced.
+    #[error("file `{path}` changed since the checkpoint: {why}")]
+    FileChanged {
+        /// The guest's path (relative to its preopen).
+        path: String,
+        /// What differs.
+        why: String,
+    },
+    /// WASI could not be set up, linked or restored.
+    #[error("WASI: {0}")]
+    Wasi(String),
+    /// The program trapped.
+    #[error("{0}")]
+    Trap(Trap),
+    /// Instantiation failed.
+    #[error("instantiation failed: {0}")]
+    Instantiate(InstantiationError),
+    /// A host function failed, or the runtime refused a call.
+    #[error("{0}")]
+    Host(String),
+    /// An I/O error outside the snapshot itself.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs `module` as a WASI command (start function, then `_start`) and
+/// checkpoints it when `cfg.trigger` (or a signal) fires.
+pub fn run(
+    module: &Module,
+    wasi: WasiConfig,
+    max_wasm_stack: usize,
+    cfg: CheckpointConfig,
+) -> Result<Outcome, CheckpointError> {
+    let session_cfg = session_config(module, &cfg)?;
+    check_imports(module).map_err(|e| CheckpointError::Wasi(e.to_string()))?;
+    let ctx = WasiCtx::new(wasi).map_err(|e| CheckpointError::Wasi(e.to_string()))?;
+    let mut store = Store::new();
+    store.set_max_wasm_stack(max_wasm_stack);
+    store.set_data(ctx);
+    let mut linker = Linker::new();
+    add_to_linker(&mut linker, &mut store);
+    let imports = linker
+        .resolve(module)
+        .map_err(CheckpointError::Instantiate)?;
+    let session = session_cfg.map(|c| Session::arm(&mut store, module, c));
+    let instance = match Instance::new(&mut store, module, &imports) {
+        Ok(i) => i,
+        Err(InstantiationError::Start(e)) => return finish_err(&store, e),
+        Err(InstantiationError::Trap(t)) => return Err(CheckpointError::Trap(t)),
+        Err(e) => return Err(CheckpointError::Instantiate(e)),
+    };
+    let r = drive(&mut store, module, instance, Phase::AfterStart, cfg.sink);
+    drop(session);
+    r
+}
+
+/// Where a run continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The start function has returned (or unwound): look, then `_start`.
+    AfterStart,
+    /// `_start` has returned (or unwound).
+    AfterMain,
+}
+
+/// Goes on from `phase` to the end of the program or to a checkpoint.
+fn drive(
+    store: &mut Store,
+    module: &Module,
+    instance: Instance,
+    mut phase: Phase,
+    sink: SnapshotSink,
+) -> Result<Outcome, CheckpointError> {
+    loop {
+        if store.inner.limits.unwind_state == UNWINDING {
+            let stats = capture::take(store, module, instance, sink)?;
+            return Ok(Outcome::Checkpointed { stats });
+        }
+        match phase {
+            Phase::AfterMain => {
+                return Ok(Outcome::Exited {
+                    code: 0,
+                    probes: probes(store),
+                });
+            }
+            Phase::AfterStart => {
+                phase = Phase::AfterMain;
+                let Some(start) = main_func(module) else {
+                    continue;
+                };
+                if let Err(e) = call_entry(store, instance, start) {
+                    return finish_err(store, e);
+                }
+            }
+        }
+    }
+}
+
+/// Calls function `index` of `instance` with zero arguments of its types
+/// (entries take none; while rewinding, arguments are ignored).
+fn call_entry(store: &mut Store, instance: Instance, index: u32) -> Result<(), RunError> {
+    let ty = {
+        let meta = &store.inner.instances[instance.index as usize]
+            .module
+            .inner
+            .meta;
+        let t = meta.funcs.get(index as usize).copied().unwrap_or(0) as usize;
+        meta.types.get(t).cloned().unwrap_or_default()
+    };
+    let args: Vec<Val> = ty.params.iter().map(|t| Val::default_for(*t)).collect();
+    let f = crate::Func {
+        store: store.inner.id,
+        kind: crate::store::FuncKind::Wasm {
+            instance: instance.index,
+            index,
+        },
+    };
+    f.call(store, &args).map(|_| ())
+}
+
+/// The function index of the exported `_start`, if any.
+pub(crate) fn main_func(module: &Module) -> Option<u32> {
+    module
+        .meta()
+        .exports
+        .iter()
+        .find_map(|e| match (e.name.as_str(), e.kind) {
+            ("_start", ExportKind::Func(i)) => Some(i),
+            _ => None,
+        })
+}
+
+fn probes(store: &Store) -> u64 {
+    store.inner.ckpt.as_ref().map_or(0, |c| c.probes)
+}
+
+/// A call into wasm ended with `e`: an exit is an outcome, the rest errors.
+fn finish_err(store: &Store, e: RunError) -> Result<Outcome, CheckpointError> {
+    match e {
+        RunError::Exit(code) => Ok(Outcome::Exited {
+            code,
+            probes: probes(store),
+        }),
+        RunError::Trap(t) => Err(CheckpointError::Trap(t)),
+        other => Err(CheckpointError::Host(other.to_string())),
+    }
+}
+
+/// Checks the trigger against the module and says what to arm (`None`:
+/// nothing, the module runs at full speed with default signal behaviour).
+fn session_config(
+    module: &Module,
+    cfg: &CheckpointConfig,
+) -> Result<Option<SessionConfig>, CheckpointError> {
+    let meta = module.meta();
+    let policy = meta.policy;
+    if !policy.is_instrumented() {
+        return match cfg.trigger {
+            Trigger::None => Ok(None),
+            _ => Err(CheckpointError::NotInstrumented),
+        };
+    }
+    let (armed, count, after) = match &cfg.trigger {
+        Trigger::None => (Armed::Async, true, None),
+        Trigger::ProbeCount(0) => {
+            return Err(CheckpointError::BadTrigger(
+                "probe counts start at 1".into(),
+            ));
+        }
+        Trigger::ProbeCount(n) => (Armed::ProbeCount(*n), true, None),
+        Trigger::FunctionEntry { func, count } => {
+            if policy != Policy::FunctionEntry {
+                return Err(CheckpointError::BadTrigger(format!(
+                    "a function-entry trigger needs probes at function entries \
+                     (compile with --enable-checkpoint); this module has policy `{}`",
+                    policy.name()
+                )));
+            }
+            if *count == 0 {
+                return Err(CheckpointError::BadTrigger(
+                    "entry counts start at 1".into(),
+                ));
+            }
+            let index = resolve_func(module, func)?;
+            (
+                Armed::FunctionEntry {
+                    func: index,
+                    count: *count,
+                },
+                true,
+                None,
+            )
+        }
+        Trigger::After(d) => (Armed::Async, false, Some(*d)),
+    };
+    Ok(Some(SessionConfig {
+        armed,
+        count,
+        log_probes: cfg.log_probes,
+        signals: cfg.signals,
+        after,
+    }))
+}
+
+/// The index of a defined function named by `sel`.
+fn resolve_func(module: &Module, sel: &FuncSelector) -> Result<u32, CheckpointError> {
+    let meta = module.meta();
+    let index = match sel {
+        FuncSelector::Index(i) => *i,
+        FuncSelector::Name(n) => meta
+            .func_names
+            .iter()
+            .find(|(_, name)| name == n)
+            .map(|(i, _)| *i)
+            .or_else(|| {
+                meta.exports.iter().find_map(|e| match e.kind {
+                    ExportKind::Func(i) if &e.name == n => Some(i),
+                    _ => None,
+                })
+            })
+            .ok_or_else(|| {
+                CheckpointError::BadTrigger(format!(
+                    "no function named `{n}` (neither in the name section nor exported)"
+                ))
+            })?,
+    };
+    if index < meta.num_imported_funcs || index as usize >= meta.funcs.len() {
+        return Err(CheckpointError::BadTrigger(format!(
+            "function #{index} is not a function defined by the module \
+             (it defines #{}..#{})",
+            meta.num_imported_funcs,
+            meta.funcs.len()
+        )));
+    }
+    Ok(index)
+}

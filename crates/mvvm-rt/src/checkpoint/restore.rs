@@ -1,0 +1,404 @@
+//! Restoring a snapshot: everything in it is checked against the module
+//! before anything runs (frames at stable points with the right value
+//! types, globals, tables, segments, memory size), then a store is rebuilt
+//! (instance without segment initialisation or start function, memory
+//! mapped copy-on-write from the file, WASI reopened) and the frames are
+//! rewound from the entry function.
+
+use super::capture::Funcs;
+use super::control::{RawFrame, Session};
+use super::{
+    CheckpointConfig, CheckpointError, Outcome, Phase, RestoreOptions, SnapshotSource, call_entry,
+    drive, finish_err, main_func, session_config,
+};
+use crate::instance::Instance;
+use crate::store::Store;
+use crate::wasi::link::check_imports;
+use crate::wasi::{Errno, WasiCtx, WasiRestoreError, WasiState, add_to_linker};
+use crate::{Linker, Module};
+use mvvm_abi::StablePointKind;
+use mvvm_abi::checkpoint::{REWINDING, UNWINDING};
+use mvvm_abi::meta::{ModuleMeta, ValType};
+use mvvm_abi::vmctx::WASM_PAGE_SIZE;
+use mvvm_snapshot::{FrameRecord, Snapshot, WasmValue};
+use std::os::fd::AsFd;
+
+/// Resumes the program saved in `source` with `module` (any
+/// checkpoint-enabled compilation of the same wasm) and runs it to its end
+/// or to the next checkpoint `cfg` asks for.
+pub fn restore(
+    module: &Module,
+    source: SnapshotSource,
+    max_wasm_stack: usize,
+    cfg: CheckpointConfig,
+    opts: RestoreOptions,
+) -> Result<Outcome, CheckpointError> {
+    let meta = module.meta();
+    if !meta.policy.is_instrumented() {
+        return Err(CheckpointError::NotInstrumented);
+    }
+    let session_cfg = session_config(module, &cfg)?.ok_or(CheckpointError::NotInstrumented)?;
+    let snap = match source {
+        SnapshotSource::File(path) => mvvm_snapshot::open_file(&path)?,
+        SnapshotSource::Stream(r) => mvvm_snapshot::read(r)?,
+    };
+    snap.check_module(&meta.wasm_sha256)?;
+    let (points, entry) = check_frames(module, &snap.frames)?;
+    check_state(meta, &snap)?;
+    let state: WasiState = mvvm_abi::codec::decode(&snap.wasi)
+        .map_err(|e| CheckpointError::Mismatch(format!("WASI state cannot be decoded: {e}")))?;
+
+    check_imports(module).map_err(|e| CheckpointError::Wasi(e.to_string()))?;
+    let ctx = WasiCtx::restore(state, !opts.allow_changed_files).map_err(wasi_error)?;
+    let mut store = Store::new();
+    store.set_max_wasm_stack(max_wasm_stack);
+    store.set_data(ctx);
+    let mut linker = Linker::new();
+    add_to_linker(&mut linker, &mut store);
+    let imports = linker
+        .resolve(module)
+        .map_err(CheckpointError::Instantiate)?;
+    let instance = Instance::new_with(&mut store, module, &imports, false)
+        .map_err(CheckpointError::Instantiate)?;
+    apply_state(&mut store, meta, instance, &snap)?;
+
+    let session = Session::arm(&mut store, module, session_cfg);
+    {
+        let s = &mut *store.inner;
+        let funcs = Funcs::of(&s.instances[instance.index as usize].funcs);
+        let mut rewind = std::collections::VecDeque::with_capacity(snap.frames.len());
+        for (f, point) in snap.frames.iter().zip(points) {
+            let mut slots = Vec::with_capacity(f.locals.len() + f.stack.len());
+            for v in f.locals.iter().chain(&f.stack) {
+                slots.push(raw_of(*v, &funcs)?);
+            }
+            rewind.push_back(RawFrame {
+                func: f.func,
+                offset: f.resume_offset,
+                point,
+                slots,
+            });
+        }
+        if let Some(c) = s.ckpt.as_deref_mut() {
+            c.rewind = rewind;
+        }
+        s.limits.unwind_state = REWINDING;
+    }
+    tracing::info!(
+        frames = snap.frames.len(),
+        memory = snap.memory.length_bytes(),
+        entry,
+        "restoring"
+    );
+    drop(snap);
+    let phase = if Some(entry) == main_func(module) {
+        Phase::AfterMain
+    } else {
+        Phase::AfterStart
+    };
+    let r = match call_entry(&mut store, instance, entry) {
+        Err(e) => finish_err(&store, e),
+        Ok(()) => {
+            let left = store.inner.ckpt.as_ref().map_or(0, |c| c.rewind.len());
+            if left > 0 && store.inner.limits.unwind_state != UNWINDING {
+                Err(CheckpointError::Host(format!(
+                    "the entry function returned with {left} frames not rewound"
+                )))
+            } else {
+                drive(&mut store, module, instance, phase, cfg.sink)
+            }
+        }
+    };
+    drop(session);
+    r
+}
+
+/// A WASI restore error, with changed or vanished files singled out.
+fn wasi_error(e: WasiRestoreError) -> CheckpointError {
+    match e {
+        WasiRestoreError::Changed { fd, path } => CheckpointError::FileChanged {
+            path,
+            why: format!(
+                "descriptor {fd}: the path now names another file (device/inode differ)"
+            ),
+        },
+        WasiRestoreError::Reopen { fd, path, errno } if errno == Errno::NOENT => {
+            CheckpointError::FileChanged {
+                path,
+                why: format!("descriptor {fd}: the file is gone ({errno})"),
+            }
+        }
+        other => CheckpointError::Wasi(other.to_string()),
+    }
+}
+
+fn value_type(v: &WasmValue) -> ValType {
+    match v {
+        WasmValue::I32(_) => ValType::I32,
+        WasmValue::I64(_) => ValType::I64,
+        WasmValue::F32(_) => ValType::F32,
+        WasmValue::F64(_) => ValType::F64,
+        WasmValue::FuncRef(_) => ValType::FuncRef,
+        WasmValue::ExternRef(_) => ValType::ExternRef,
+        WasmValue::V128(_) => ValType::V128,
+    }
+}
+
+/// Checks that `values` have types `tys` and that function references name
+/// functions of the module; `what` names the values in messages.
+fn check_values(
+    meta: &ModuleMeta,
+    values: &[WasmValue],
+    tys: &[ValType],
+    what: &str,
+) -> Result<(), String> {
+    if values.len() != tys.len() {
+        return Err(format!(
+            "{} {what}s saved, the module has {} there",
+            values.len(),
+            tys.len()
+        ));
+    }
+    for (i, (v, t)) in values.iter().zip(tys).enumerate() {
+        if value_type(v) != *t || *t == ValType::V128 {
+            return Err(format!(
+                "{what} {i} is {:?}, the module has {t:?}",
+                value_type(v)
+            ));
+        }
+        if let WasmValue::FuncRef(Some(f)) = v
+            && *f as usize >= meta.funcs.len()
+        {
+            return Err(format!(
+                "{what} {i} refers to function #{f}, the module has {}",
+                meta.funcs.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks every frame against the module's stable-point tables; returns
+/// each frame's stable point index and the entry function (the outermost
+/// frame's).
+fn check_frames(
+    module: &Module,
+    frames: &[FrameRecord],
+) -> Result<(Vec<u32>, u32), CheckpointError> {
+    let meta = module.meta();
+    let name = |f: u32| match meta.func_name(f) {
+        Some(n) => format!("`{n}` (#{f})"),
+        None => format!("#{f}"),
+    };
+    let Some(outer) = frames.first() else {
+        return Err(CheckpointError::Mismatch("the snapshot holds no frame".into()));
+    };
+    let main = main_func(module);
+    if Some(outer.func) != main && Some(outer.func) != meta.start {
+        return Err(CheckpointError::Mismatch(format!(
+            "frame 0 (outermost) is in function {}, which is neither `_start` nor the \
+             start function: the program cannot be entered there",
+            name(outer.func)
+        )));
+    }
+    if meta.array_trampolines.binary_search(&outer.func).is_err() {
+        return Err(CheckpointError::Mismatch(format!(
+            "frame 0 (outermost) is in function {}, which has no array trampoline",
+            name(outer.func)
+        )));
+    }
+    let mut points = Vec::with_capacity(frames.len());
+    for (k, f) in frames.iter().enumerate() {
+        let bad = |why: String| {
+            CheckpointError::Mismatch(format!(
+                "frame {k} of {} (function {}, resume offset {:#x}): {why}",
+                frames.len(),
+                name(f.func),
+                f.resume_offset
+            ))
+        };
+        let info = f
+            .func
+            .checked_sub(meta.num_imported_funcs)
+            .and_then(|i| meta.func_infos.get(i as usize))
+            .ok_or_else(|| {
+                bad(format!(
+                    "no such defined function (the module defines #{}..#{})",
+                    meta.num_imported_funcs,
+                    meta.funcs.len()
+                ))
+            })?;
+        let idx = info
+            .stable_points
+            .binary_search_by_key(&f.resume_offset, |p| p.offset)
+            .map_err(|_| {
+                bad(format!(
+                    "the resume offset is not one of the function's {} stable points",
+                    info.stable_points.len()
+                ))
+            })?;
+        let sp = &info.stable_points[idx];
+        if k + 1 < frames.len() && sp.kind != StablePointKind::Call {
+            return Err(bad(format!(
+                "an outer frame must be at a call site, this one is at a {:?} point",
+                sp.kind
+            )));
+        }
+        check_values(meta, &f.locals, &info.locals, "local").map_err(&bad)?;
+        check_values(meta, &f.stack, &sp.stack, "stack value").map_err(&bad)?;
+        points.push(idx as u32);
+    }
+    Ok((points, outer.func))
+}
+
+/// Checks globals, tables, dropped segments and memory against the module.
+fn check_state(meta: &ModuleMeta, snap: &Snapshot) -> Result<(), CheckpointError> {
+    let mismatch = |m: String| CheckpointError::Mismatch(m);
+    if meta.num_imported_globals() + meta.num_imported_tables() + meta.num_imported_memories() > 0
+    {
+        return Err(mismatch(
+            "modules importing globals, tables or memories cannot be restored".into(),
+        ));
+    }
+    let gtys: Vec<ValType> = meta.globals.iter().map(|g| g.ty.ty).collect();
+    check_values(meta, &snap.globals, &gtys, "global").map_err(|e| mismatch(format!("globals: {e}")))?;
+    if snap.tables.len() != meta.tables.len() {
+        return Err(mismatch(format!(
+            "{} tables saved, the module defines {}",
+            snap.tables.len(),
+            meta.tables.len()
+        )));
+    }
+    for (k, (t, ty)) in snap.tables.iter().zip(&meta.tables).enumerate() {
+        let len = t.len() as u64;
+        let max = ty
+            .limits
+            .max
+            .unwrap_or(u32::MAX as u64)
+            .min(crate::table::MAX_TABLE_ELEMENTS);
+        if len < ty.limits.min || len > max {
+            return Err(mismatch(format!(
+                "table {k} has {len} elements, outside its limits {}..={max}",
+                ty.limits.min
+            )));
+        }
+        let tys = vec![ty.elem; t.len()];
+        check_values(meta, t, &tys, "element").map_err(|e| mismatch(format!("table {k}: {e}")))?;
+    }
+    if let Some(d) = snap.dropped_data.iter().find(|d| **d as usize >= meta.data.len()) {
+        return Err(mismatch(format!(
+            "dropped data segment {d}, the module has {}",
+            meta.data.len()
+        )));
+    }
+    if let Some(d) = snap.dropped_elems.iter().find(|d| **d as usize >= meta.elems.len()) {
+        return Err(mismatch(format!(
+            "dropped element segment {d}, the module has {}",
+            meta.elems.len()
+        )));
+    }
+    let len = snap.memory.length_bytes();
+    match meta.memories.first() {
+        None if len > 0 => {
+            return Err(mismatch(format!(
+                "the snapshot has {len} bytes of memory, the module has no memory"
+            )));
+        }
+        None => {}
+        Some(mt) => {
+            let pages = len / WASM_PAGE_SIZE;
+            let max = mt.limits.max.unwrap_or(crate::MAX_PAGES).min(crate::MAX_PAGES);
+            if len % WASM_PAGE_SIZE != 0 || pages < mt.limits.min || pages > max {
+                return Err(mismatch(format!(
+                    "memory of {len} bytes is outside the module's limits {}..={max} pages",
+                    mt.limits.min
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A typed value as a raw slot (function indices back to pointers).
+fn raw_of(v: WasmValue, funcs: &Funcs) -> Result<u64, CheckpointError> {
+    Ok(match v {
+        WasmValue::I32(x) | WasmValue::F32(x) => x as u64,
+        WasmValue::I64(x) | WasmValue::F64(x) => x,
+        WasmValue::FuncRef(None) | WasmValue::ExternRef(None) => 0,
+        WasmValue::FuncRef(Some(i)) => funcs.ptr_of(i).ok_or_else(|| {
+            CheckpointError::Mismatch(format!("reference to function #{i} out of range"))
+        })?,
+        WasmValue::ExternRef(Some(x)) => x,
+        WasmValue::V128(_) => {
+            return Err(CheckpointError::Mismatch("v128 values are not supported".into()));
+        }
+    })
+}
+
+/// Brings memory, globals, tables and dropped segments back into the
+/// fresh instance (already checked by [`check_state`]).
+fn apply_state(
+    store: &mut Store,
+    meta: &ModuleMeta,
+    instance: Instance,
+    snap: &Snapshot,
+) -> Result<(), CheckpointError> {
+    let s = &mut *store.inner;
+    let inst = &s.instances[instance.index as usize];
+    let funcs = Funcs::of(&inst.funcs);
+    let (mems, globals, tables) = (inst.memories.clone(), inst.globals.clone(), inst.tables.clone());
+
+    if let Some(&m) = mems.first() {
+        let mem = &mut s.memories[m as usize];
+        let pages = snap.memory.length_bytes() / WASM_PAGE_SIZE;
+        let cur = mem.pages();
+        if pages > cur && mem.grow(pages - cur).is_none() {
+            return Err(CheckpointError::Host(format!(
+                "cannot grow memory to {pages} pages"
+            )));
+        }
+        match snap.memory.file() {
+            Some(file) => {
+                for run in snap.memory.runs() {
+                    mem.map_file_private(run.guest_offset, run.len, file.as_fd(), run.file_offset)
+                        .map_err(|e| {
+                            CheckpointError::Host(format!(
+                                "mapping snapshot memory at {:#x}: {e}",
+                                run.guest_offset
+                            ))
+                        })?;
+                }
+            }
+            None => snap.memory.copy_into(mem.data_mut())?,
+        }
+    }
+    for (g, v) in globals.iter().zip(&snap.globals) {
+        let raw = raw_of(*v, &funcs)?;
+        s.globals[*g as usize].cell.set_u64(raw);
+    }
+    for (t, elems) in tables.iter().zip(&snap.tables) {
+        let table = &mut s.tables[*t as usize];
+        let want = elems.len() as u64;
+        if want > table.len() && table.grow(want - table.len(), 0).is_none() {
+            return Err(CheckpointError::Host(format!(
+                "cannot grow a table to {want} elements"
+            )));
+        }
+        for (slot, v) in table.elems_mut().iter_mut().zip(elems) {
+            *slot = raw_of(*v, &funcs)?;
+        }
+    }
+    let inst = &mut s.instances[instance.index as usize];
+    for &d in &snap.dropped_data {
+        if let Some(x) = inst.data_dropped.get_mut(d as usize) {
+            *x = true;
+        }
+    }
+    for &d in &snap.dropped_elems {
+        if let Some(x) = inst.elems.get_mut(d as usize) {
+            *x = Vec::new();
+        }
+    }
+    let _ = meta;
+    Ok(())
+}

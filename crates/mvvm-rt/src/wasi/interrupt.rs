@@ -1,0 +1,73 @@
+//! Blocking calls that a checkpoint request can interrupt.
+//!
+//! While a checkpoint session runs on this thread (see
+//! `crate::checkpoint`), calls that may block for long (`poll_oneoff`,
+//! `fd_read` on stdin or a socket, `sock_recv`, `sock_accept`) first wait
+//! for their descriptor in slices of at most 50 ms, looking at the request
+//! bit between slices. When a checkpoint is requested they give up before
+//! doing anything: the WASI call reports `WasiStop::Interrupted`, the
+//! import stub unwinds, and the restored program makes the call again.
+
+use super::errno::Errno;
+use super::state::FdKind;
+use super::types::fdflags;
+use super::{WasiCtx, sys};
+use crate::checkpoint::control::{WAIT_SLICE, interruptible, mark_host_interrupted, requested};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+/// Gives up the current call if a checkpoint is requested.
+pub(super) fn check_request() -> Result<(), Errno> {
+    if interruptible() && requested() {
+        mark_host_interrupted();
+        return Err(Errno::INTR);
+    }
+    Ok(())
+}
+
+/// The longest a blocking wait may last before looking at the request
+/// again: `want` itself when no session runs on this thread.
+pub(super) fn slice(want: Option<Duration>) -> Option<Duration> {
+    if !interruptible() {
+        return want;
+    }
+    Some(want.map_or(WAIT_SLICE, |d| d.min(WAIT_SLICE)))
+}
+
+impl WasiCtx {
+    /// Waits until guest descriptor `fd` is ready for reading (or writing)
+    /// when the call on it could block and a checkpoint session runs; gives
+    /// up with the call interrupted when a checkpoint is requested. Other
+    /// descriptors (files, non-blocking ones) return at once.
+    pub(super) fn wait_ready(&self, fd: u32, write: bool) -> Result<(), Errno> {
+        if !interruptible() {
+            return Ok(());
+        }
+        let Ok((entry, h)) = self.get(fd) else {
+            return Ok(());
+        };
+        let may_block = matches!(
+            entry.kind,
+            FdKind::Stdio(_) | FdKind::TcpStream { .. } | FdKind::TcpListener { .. }
+        ) && entry.fdflags & fdflags::NONBLOCK == 0;
+        if !may_block {
+            return Ok(());
+        }
+        let raw = h.as_raw_fd();
+        loop {
+            check_request()?;
+            let mut p = [libc::pollfd {
+                fd: raw,
+                events: if write { libc::POLLOUT } else { libc::POLLIN },
+                revents: 0,
+            }];
+            match sys::poll(&mut p, WAIT_SLICE.as_millis() as libc::c_int) {
+                Ok(0) => continue,
+                Ok(_) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                // Let the real call report the error.
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+}
