@@ -8,7 +8,7 @@ use super::errno::Errno;
 use super::mem::{GuestMem, iovecs_total};
 use super::state::FdKind;
 use super::types::{
-    DIRENT_SIZE, FDSTAT_SIZE, Filestat, PREOPENTYPE_DIR, fdflags, filetype, fstflags, whence,
+    FDSTAT_SIZE, Filestat, PREOPENTYPE_DIR, fdflags, filetype, fstflags, whence,
 };
 use super::{WasiCtx, sys};
 use std::os::fd::BorrowedFd;
@@ -91,26 +91,22 @@ fn dt_to_filetype(dt: u8) -> Option<u8> {
     })
 }
 
-/// Encodes directory entries for `fd_readdir` into `out`, starting at entry
-/// `cookie`, stopping once `cap` bytes are produced (the last record may be
-/// cut short: wasi-libc then retries with a larger buffer). The cookie of
-/// an entry is its index plus one, so listing resumes where it stopped as
-/// long as the directory is unchanged.
-pub(super) fn encode_dirents(entries: &[(u64, u8, Vec<u8>)], cookie: u64, cap: usize) -> Vec<u8> {
+/// Encodes directory entries `(cookie of the next entry, inode, file
+/// type, name)` for `fd_readdir`, cut at `cap` bytes (the last record may
+/// be cut short: wasi-libc then retries from the last whole entry's cookie
+/// with a larger buffer).
+pub(super) fn encode_dirents(entries: &[(u64, u64, u8, Vec<u8>)], cap: usize) -> Vec<u8> {
     let mut out = Vec::new();
-    let start = usize::try_from(cookie).unwrap_or(usize::MAX);
-    for (i, (ino, ft, name)) in entries.iter().enumerate().skip(start) {
+    for (next, ino, ft, name) in entries {
         if out.len() >= cap {
             break;
         }
-        let mut rec = Vec::with_capacity(DIRENT_SIZE as usize + name.len());
-        rec.extend_from_slice(&(i as u64 + 1).to_le_bytes());
-        rec.extend_from_slice(&ino.to_le_bytes());
-        rec.extend_from_slice(&(name.len() as u32).to_le_bytes());
-        rec.push(*ft);
-        rec.extend_from_slice(&[0, 0, 0]);
-        rec.extend_from_slice(name);
-        out.extend_from_slice(&rec);
+        out.extend_from_slice(&next.to_le_bytes());
+        out.extend_from_slice(&ino.to_le_bytes());
+        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        out.push(*ft);
+        out.extend_from_slice(&[0, 0, 0]);
+        out.extend_from_slice(name);
     }
     out.truncate(cap);
     out
@@ -156,7 +152,7 @@ impl WasiCtx {
                     (n, Some(entry.position + n as u64))
                 }
             }
-            FdKind::Dir | FdKind::PreopenDir => return Err(Errno::ISDIR),
+            FdKind::Dir | FdKind::PreopenDir => return Err(Errno::BADF), // as write(2) on a directory
             FdKind::TcpListener { .. } => return Err(Errno::NOTCONN),
             FdKind::TcpStream { .. } => (sys::send(h, data)?, None),
             FdKind::Stdio(_) => (sys::write(h, data)?, None),
@@ -435,32 +431,20 @@ impl WasiCtx {
         if !matches!(entry.kind, FdKind::Dir | FdKind::PreopenDir) {
             return Err(Errno::NOTDIR);
         }
-        let me = sys::fstat(h)?;
-        // `..` of a preopen lies outside the sandbox: report the directory's
-        // own inode rather than look outside.
-        let parent_ino = if entry.kind == FdKind::PreopenDir {
-            me.st_ino
-        } else {
-            sys::fstatat_nofollow(h, "..")
-                .map(|s| s.st_ino)
-                .unwrap_or(0)
-        };
-        let mut list: Vec<(u64, u8, Vec<u8>)> = vec![
-            (me.st_ino, filetype::DIRECTORY, b".".to_vec()),
-            (parent_ino, filetype::DIRECTORY, b"..".to_vec()),
-        ];
-        for e in sys::read_dir(h)? {
+        let mut list = Vec::new();
+        for e in sys::read_dir(h, cookie, buf_len as usize)? {
             let ft = match dt_to_filetype(e.d_type) {
                 Some(ft) => ft,
                 None => std::str::from_utf8(&e.name)
                     .ok()
+                    .filter(|n| *n != "..")
                     .and_then(|n| sys::fstatat_nofollow(h, n).ok())
                     .map(|s| filetype_of_mode(s.st_mode))
                     .unwrap_or(filetype::UNKNOWN),
             };
-            list.push((e.ino, ft, e.name));
+            list.push((e.next, e.ino, ft, e.name));
         }
-        let bytes = encode_dirents(&list, cookie, buf_len as usize);
+        let bytes = encode_dirents(&list, buf_len as usize);
         m.write_bytes(buf, &bytes)?;
         m.write_u32(out, bytes.len() as u32)
     }

@@ -381,6 +381,9 @@ pub fn isatty(fd: BorrowedFd<'_>) -> bool {
 /// One directory entry as the kernel lists it.
 #[derive(Debug, Clone)]
 pub struct DirEntry {
+    /// The position just after this entry (the kernel's `d_off`): where a
+    /// listing resumes, so it is the entry's WASI cookie.
+    pub next: u64,
     /// Inode number.
     pub ino: u64,
     /// `d_type` (`DT_*`).
@@ -389,9 +392,14 @@ pub struct DirEntry {
     pub name: Vec<u8>,
 }
 
-/// Every entry of directory `dir` except `.` and `..`, in the kernel's
-/// order (stable for an unchanged directory).
-pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
+/// Entries of directory `dir` (including `.` and `..`) from position
+/// `cookie` (0: the start) in the kernel's order, until their WASI
+/// encoding (a 24-byte header plus the name each) reaches `budget` bytes.
+///
+/// Positions are the kernel's own directory offsets, which stay valid when
+/// other entries are removed meanwhile (a program deleting what it lists
+/// sees every entry once), unlike entry counts.
+pub fn read_dir(dir: BorrowedFd<'_>, cookie: u64, budget: usize) -> io::Result<Vec<DirEntry>> {
     // A fresh descriptor: fdopendir takes ownership and closedir closes it,
     // and its offset is independent from the guest's descriptor.
     let fresh = openat2(
@@ -411,8 +419,17 @@ pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
         drop(unsafe { OwnedFd::from_raw_fd(raw) });
         return Err(e);
     }
+    if cookie != 0 {
+        // SAFETY: `dirp` is a valid open DIR*; any position is accepted
+        // (an invalid one just ends the listing or fails the next readdir).
+        unsafe { libc::seekdir(dirp, cookie as libc::c_long) };
+    }
     let mut out = Vec::new();
+    let mut used = 0usize;
     let result = loop {
+        if used >= budget {
+            break Ok(());
+        }
         // SAFETY: errno is thread-local; resetting it tells end-of-stream
         // from an error after readdir returns null.
         unsafe { *libc::__errno_location() = 0 };
@@ -429,18 +446,17 @@ pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
         }
         // SAFETY: readdir returned a valid entry that stays valid until the
         // next readdir call on `dirp`; `d_name` is NUL-terminated.
-        let (ino, d_type, name) = unsafe {
+        let entry = unsafe {
             let e = &*ent;
-            (
-                e.d_ino,
-                e.d_type,
-                CStr::from_ptr(e.d_name.as_ptr()).to_bytes().to_vec(),
-            )
+            DirEntry {
+                next: e.d_off as u64,
+                ino: e.d_ino,
+                d_type: e.d_type,
+                name: CStr::from_ptr(e.d_name.as_ptr()).to_bytes().to_vec(),
+            }
         };
-        if name == b"." || name == b".." {
-            continue;
-        }
-        out.push(DirEntry { ino, d_type, name });
+        used += 24 + entry.name.len();
+        out.push(entry);
     };
     // SAFETY: `dirp` is valid and closed once.
     unsafe { libc::closedir(dirp) };
