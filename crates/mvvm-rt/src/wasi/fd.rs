@@ -173,6 +173,7 @@ impl WasiCtx {
     ) -> R {
         let iovs = m.iovecs(iovs, n)?;
         m.slice(out, 4)?;
+        self.wait_ready(fd, false)?;
         let mut buf = vec![0u8; iovecs_total(&iovs)];
         let got = self.read_into(fd, &mut buf)?;
         m.scatter(&iovs, &buf[..got])?;
