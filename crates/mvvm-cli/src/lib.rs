@@ -1,12 +1,17 @@
 //! Shared parts of the MVVM command-line tools: exit codes, logging,
-//! reading targets, guest-environment flags.
+//! reading targets, guest-environment and checkpoint-trigger flags, and
+//! the checkpoint and restore commands themselves.
 //!
 //! The binaries in `src/bin/` are thin: one clap struct each, an
 //! `execute` that returns an [`ExitCode`](exit::Exit), and errors printed to
 //! stderr with their whole cause chain by [`exit::report`].
 
+pub mod checkpoint_cmd;
 pub mod exit;
 pub mod guest_flags;
 pub mod logging;
+pub mod restore_cmd;
 pub mod run;
+pub mod summary;
 pub mod target;
+pub mod trigger_flags;

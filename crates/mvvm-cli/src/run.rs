@@ -1,6 +1,9 @@
 //! Running a guest program to its end: load the object, set up WASI, call
 //! `_start` on a thread whose stack is large enough for the wasm stack
 //! limit, and turn the outcome into an exit status.
+//!
+//! [`on_guest_thread`] and [`wasi_config`] are shared with the checkpoint
+//! and restore commands, which run the guest the same way.
 
 use crate::exit::Exit;
 use crate::guest_flags::GuestFlags;
@@ -8,20 +11,16 @@ use anyhow::{Context, Result};
 use mvvm_rt::wasi::{Preopen, WasiConfig};
 
 /// Stack the host keeps for itself on the guest thread, beyond the wasm
-/// stack limit: host calls (WASI) and the signal handler run there.
+/// stack limit: host calls (WASI), snapshot writing and the signal handler
+/// run there.
 const HOST_STACK_HEADROOM: usize = 8 << 20;
 
-/// Loads `aot` and runs it as a WASI command with the given flags.
-pub fn run_program(
-    aot: &[u8],
-    guest: &GuestFlags,
-    program: &str,
-    max_wasm_stack_mib: usize,
-) -> Result<Exit> {
-    let module = mvvm_rt::Module::from_aot(aot).context("cannot load the program")?;
+/// The guest's WASI world from the command-line flags; `program` is its
+/// `argv[0]`.
+pub fn wasi_config(guest: &GuestFlags, program: &str) -> Result<WasiConfig> {
     let mut args = vec![program.to_owned()];
     args.extend(guest.guest_args());
-    let config = WasiConfig {
+    Ok(WasiConfig {
         args,
         env: guest.guest_env()?,
         preopens: guest
@@ -30,17 +29,47 @@ pub fn run_program(
             .map(|(host, guest)| Preopen { host, guest })
             .collect(),
         tcp_listeners: guest.tcplisten.clone(),
-    };
-    let max_stack = max_wasm_stack_mib
-        .checked_mul(1 << 20)
-        .context("--max-wasm-stack is too large")?;
-    let outcome = std::thread::Builder::new()
+    })
+}
+
+/// `--max-wasm-stack` (MiB) in bytes.
+pub fn max_stack_bytes(mib: usize) -> Result<usize> {
+    mib.checked_mul(1 << 20)
+        .filter(|b| b.checked_add(HOST_STACK_HEADROOM).is_some())
+        .context("--max-wasm-stack is too large")
+}
+
+/// Runs `f` on a thread whose stack holds `max_stack` bytes of wasm stack
+/// plus the host's headroom, and waits for it. Wasm code runs on the
+/// calling native stack, so the main thread's 8 MiB would not do.
+pub fn on_guest_thread<T, F>(max_stack: usize, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    std::thread::Builder::new()
         .name("guest".into())
         .stack_size(max_stack + HOST_STACK_HEADROOM)
-        .spawn(move || mvvm_rt::wasi::run_command(&module, config, max_stack))
+        .spawn(f)
         .context("cannot start the guest thread")?
         .join()
-        .map_err(|_| anyhow::anyhow!("the guest thread panicked"))?;
+        .map_err(|_| anyhow::anyhow!("the guest thread panicked"))
+}
+
+/// Loads `aot` and runs it as a WASI command with the given flags, without
+/// any checkpoint machinery.
+pub fn run_program(
+    aot: &[u8],
+    guest: &GuestFlags,
+    program: &str,
+    max_wasm_stack_mib: usize,
+) -> Result<Exit> {
+    let module = mvvm_rt::Module::from_aot(aot).context("cannot load the program")?;
+    let config = wasi_config(guest, program)?;
+    let max_stack = max_stack_bytes(max_wasm_stack_mib)?;
+    let outcome = on_guest_thread(max_stack, move || {
+        mvvm_rt::wasi::run_command(&module, config, max_stack)
+    })?;
     match outcome {
         Ok(code) => Ok(Exit::Guest(code)),
         Err(mvvm_rt::wasi::WasiRunError::Trap(trap)) => {

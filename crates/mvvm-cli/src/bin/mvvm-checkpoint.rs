@@ -1,22 +1,34 @@
-//! `mvvm-checkpoint`: runs an MVVM program.
+//! `mvvm-checkpoint`: runs an MVVM program and, on a trigger, stops it at
+//! the next stable point and writes a snapshot that `mvvm-restore` resumes.
 //!
-//! With no checkpoint trigger it is the plain runner: it runs the guest to
-//! its end and exits with the guest's status.
+//! With no trigger flag it runs the guest to its end (SIGINT and SIGUSR1
+//! still checkpoint a program compiled with a policy). The logic lives in
+//! `mvvm_cli::checkpoint_cmd`.
 
 use anyhow::Result;
 use clap::Parser;
+use mvvm_cli::checkpoint_cmd::{self, CheckpointRequest};
 use mvvm_cli::exit::{self, Exit};
 use mvvm_cli::guest_flags::GuestFlags;
+use mvvm_cli::trigger_flags::TriggerFlags;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Run a WebAssembly program compiled by `mvvm-aot` (a `.wasm` or `.wat`
-/// is compiled in memory first).
+/// is compiled in memory first, without a checkpoint policy) and
+/// checkpoint it on a trigger.
+///
+/// Triggers: SIGINT or SIGUSR1 (a second SIGINT ends the process), `-c N`,
+/// `-f FUNC [-x N]`, `--after SECONDS`. On a trigger the program stops at
+/// its next stable point, the snapshot is written (atomically) to
+/// `--snapshot` or next to the target (`bc.aot` → `bc.bin`), its path is
+/// printed on stderr, and the process exits with 75.
 ///
 /// Exit status: the guest's own (0 when `_start` returns, n on
-/// `proc_exit(n)`); 134 when the guest traps; 125 when MVVM itself fails
-/// (missing file, malformed module, object from another version or CPU);
-/// 2 on a usage error.
+/// `proc_exit(n)`); 75 when a checkpoint was written; 134 when the guest
+/// traps; 125 when MVVM itself fails (missing file, malformed module,
+/// object from another version or CPU, trigger on a module compiled without
+/// a checkpoint policy); 2 on a usage error.
 #[derive(Debug, Parser)]
 #[command(name = "mvvm-checkpoint", version)]
 struct Checkpoint {
@@ -26,6 +38,20 @@ struct Checkpoint {
 
     #[command(flatten)]
     guest: GuestFlags,
+
+    #[command(flatten)]
+    triggers: TriggerFlags,
+
+    /// Where to write the snapshot (default: the target's path with the
+    /// extension `.bin`).
+    #[arg(long = "snapshot", value_name = "PATH")]
+    snapshot: Option<PathBuf>,
+
+    /// Write a one-line JSON summary at exit to FILE (`-` for stderr):
+    /// status, exit_code, probes, snapshot, snapshot_bytes, memory_bytes,
+    /// frames, checkpoint_ms.
+    #[arg(long = "json", value_name = "FILE")]
+    json: Option<PathBuf>,
 
     /// Largest wasm stack in MiB before a call-stack-exhausted trap.
     #[arg(long = "max-wasm-stack", value_name = "MIB", default_value_t = 64)]
@@ -39,18 +65,26 @@ struct Checkpoint {
 impl Checkpoint {
     fn execute(self) -> Result<Exit> {
         let aot = mvvm_cli::target::load_aot_bytes(&self.target)?;
-        let program = self
-            .target
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        mvvm_cli::run::run_program(&aot, &self.guest, &program, self.max_wasm_stack)
+        let snapshot = self
+            .snapshot
+            .unwrap_or_else(|| mvvm_cli::target::default_snapshot_path(&self.target));
+        let log_probes = self.triggers.log_probes || mvvm_cli::logging::checkpoint_log_enabled();
+        checkpoint_cmd::execute(CheckpointRequest {
+            aot,
+            program: mvvm_cli::target::program_name(&self.target),
+            guest: self.guest,
+            triggers: self.triggers,
+            snapshot,
+            max_wasm_stack_mib: self.max_wasm_stack,
+            json: self.json,
+            log_probes,
+        })
     }
 }
 
 fn main() -> ExitCode {
     let cmd = Checkpoint::parse();
-    mvvm_cli::logging::init(cmd.verbose);
+    mvvm_cli::logging::init_with(cmd.verbose, cmd.triggers.log_probes);
     match cmd.execute() {
         Ok(exit) => exit.into(),
         Err(e) => exit::report("mvvm-checkpoint", &e).into(),

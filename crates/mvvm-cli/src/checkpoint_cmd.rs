@@ -1,0 +1,101 @@
+//! What `mvvm-checkpoint` does: run the program under the checkpoint
+//! machinery, and on a trigger write the snapshot, say where it is, and
+//! stop with [`Exit::Checkpointed`]. Also what `mvvm-restore` does once the
+//! snapshot is read, since a restored run ends the same ways
+//! ([`finish`]).
+
+use crate::exit::Exit;
+use crate::guest_flags::GuestFlags;
+use crate::run::{max_stack_bytes, on_guest_thread, wasi_config};
+use crate::summary::{self, Status, Summary};
+use crate::trigger_flags::TriggerFlags;
+use anyhow::{Context, Result};
+use mvvm_rt::checkpoint::{CheckpointConfig, CheckpointError, Outcome, SnapshotSink};
+use std::path::PathBuf;
+
+/// Everything `mvvm-checkpoint` was asked to do.
+#[derive(Debug, Clone)]
+pub struct CheckpointRequest {
+    /// Bytes of the `.aot` object.
+    pub aot: Vec<u8>,
+    /// The guest's `argv[0]`.
+    pub program: String,
+    /// Arguments, environment, preopens.
+    pub guest: GuestFlags,
+    /// When to checkpoint.
+    pub triggers: TriggerFlags,
+    /// Where the snapshot goes.
+    pub snapshot: PathBuf,
+    /// `--max-wasm-stack`, in MiB.
+    pub max_wasm_stack_mib: usize,
+    /// `--json` destination.
+    pub json: Option<PathBuf>,
+    /// Whether probe logging is on (`-i` or `MVVM_LOG`).
+    pub log_probes: bool,
+}
+
+/// Name used in messages.
+const TOOL: &str = "mvvm-checkpoint";
+
+/// Runs the program; returns how the process should exit.
+pub fn execute(req: CheckpointRequest) -> Result<Exit> {
+    let module = mvvm_rt::Module::from_aot(&req.aot).context("cannot load the program")?;
+    let wasi = wasi_config(&req.guest, &req.program)?;
+    let max_stack = max_stack_bytes(req.max_wasm_stack_mib)?;
+    let cfg = CheckpointConfig {
+        trigger: req.triggers.trigger(),
+        sink: SnapshotSink::File(req.snapshot.clone()),
+        log_probes: req.log_probes,
+        signals: true,
+    };
+    let outcome = on_guest_thread(max_stack, move || {
+        mvvm_rt::checkpoint::run(&module, wasi, max_stack, cfg)
+    })?;
+    finish(TOOL, &req.program, outcome, req.json.as_ref())
+}
+
+/// Turns the runtime's outcome into an exit status: reports a checkpoint on
+/// stderr, a trap with its message, writes the `--json` summary, and gives
+/// other errors back (printed by the binary with their cause chain).
+pub fn finish(
+    tool: &str,
+    program: &str,
+    outcome: Result<Outcome, CheckpointError>,
+    json: Option<&PathBuf>,
+) -> Result<Exit> {
+    match outcome {
+        Ok(Outcome::Exited { code, probes }) => {
+            let exit = Exit::Guest(code);
+            let mut s = Summary::new(Status::Exited, exit.code());
+            s.probes = Some(probes);
+            summary::emit(tool, json, &s);
+            Ok(exit)
+        }
+        Ok(Outcome::Checkpointed { stats }) => {
+            let ms = stats.trigger_to_durable.as_secs_f64() * 1e3;
+            eprintln!(
+                "{tool}: checkpoint written to {} ({} frames, {} bytes, {:.1} ms from the trigger); resume with mvvm-restore",
+                stats.location, stats.frames, stats.snapshot_bytes, ms
+            );
+            let mut s = Summary::new(Status::Checkpointed, Exit::Checkpointed.code());
+            s.probes = Some(stats.probes);
+            s.snapshot = Some(stats.location.clone());
+            s.snapshot_bytes = Some(stats.snapshot_bytes);
+            s.memory_bytes = Some(stats.memory_bytes);
+            s.frames = Some(stats.frames);
+            s.checkpoint_ms = Some(ms);
+            summary::emit(tool, json, &s);
+            Ok(Exit::Checkpointed)
+        }
+        Err(CheckpointError::Trap(trap)) => {
+            eprintln!("{program}: {trap}");
+            summary::emit(
+                tool,
+                json,
+                &Summary::new(Status::Trapped, Exit::Trap.code()),
+            );
+            Ok(Exit::Trap)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

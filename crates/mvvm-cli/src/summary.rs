@@ -1,0 +1,168 @@
+//! The `--json FILE` summary: one line of JSON written when a run ends, for
+//! scripts and tests (which read `probes` from an uninterrupted run to
+//! choose `-c` values).
+//!
+//! ```json
+//! {"status":"checkpointed","exit_code":75,"probes":1234,"snapshot":"bc.bin",
+//!  "snapshot_bytes":65712,"memory_bytes":131072,"frames":5,"checkpoint_ms":0.41}
+//! ```
+//!
+//! `status` is `exited`, `checkpointed` or `trapped`; fields that do not
+//! apply are `null`. Written by hand: it is a dozen fields of numbers and
+//! strings, not worth a serialisation dependency.
+
+use anyhow::{Context, Result};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// How a run ended, as reported in the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The guest exited (returned from `_start` or called `proc_exit`).
+    Exited,
+    /// A snapshot was written and the process stopped.
+    Checkpointed,
+    /// The guest trapped.
+    Trapped,
+}
+
+impl Status {
+    fn name(self) -> &'static str {
+        match self {
+            Status::Exited => "exited",
+            Status::Checkpointed => "checkpointed",
+            Status::Trapped => "trapped",
+        }
+    }
+}
+
+/// The summary of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// How it ended.
+    pub status: Status,
+    /// The process exit code.
+    pub exit_code: i32,
+    /// Probes executed (polls for the counter-loop policy), when known.
+    pub probes: Option<u64>,
+    /// Where the snapshot went (checkpointed runs).
+    pub snapshot: Option<String>,
+    /// Size of the snapshot.
+    pub snapshot_bytes: Option<u64>,
+    /// Bytes of linear memory in the snapshot.
+    pub memory_bytes: Option<u64>,
+    /// Frames saved.
+    pub frames: Option<usize>,
+    /// From the trigger to the snapshot being durable, in milliseconds.
+    pub checkpoint_ms: Option<f64>,
+}
+
+impl Summary {
+    /// A summary with only the status and exit code set.
+    pub fn new(status: Status, exit_code: i32) -> Summary {
+        Summary {
+            status,
+            exit_code,
+            probes: None,
+            snapshot: None,
+            snapshot_bytes: None,
+            memory_bytes: None,
+            frames: None,
+            checkpoint_ms: None,
+        }
+    }
+
+    /// The summary as one line of JSON (no trailing newline).
+    pub fn to_json(&self) -> String {
+        fn num<T: std::fmt::Display>(v: Option<T>) -> String {
+            v.map_or_else(|| "null".to_owned(), |v| v.to_string())
+        }
+        let ms = self
+            .checkpoint_ms
+            .filter(|v| v.is_finite())
+            .map(|v| format!("{v:.3}"));
+        format!(
+            "{{\"status\":\"{}\",\"exit_code\":{},\"probes\":{},\"snapshot\":{},\"snapshot_bytes\":{},\"memory_bytes\":{},\"frames\":{},\"checkpoint_ms\":{}}}",
+            self.status.name(),
+            self.exit_code,
+            num(self.probes),
+            self.snapshot
+                .as_deref()
+                .map_or_else(|| "null".to_owned(), json_string),
+            num(self.snapshot_bytes),
+            num(self.memory_bytes),
+            num(self.frames),
+            ms.unwrap_or_else(|| "null".to_owned()),
+        )
+    }
+
+    /// Writes the summary to `dest` (`-` is stderr), replacing the file.
+    pub fn write_to(&self, dest: &Path) -> Result<()> {
+        let line = self.to_json();
+        if dest == Path::new("-") {
+            eprintln!("{line}");
+            return Ok(());
+        }
+        std::fs::write(dest, format!("{line}\n"))
+            .with_context(|| format!("cannot write the summary to {}", dest.display()))
+    }
+}
+
+/// Writes `summary` to `dest` if `--json` was given; a failure to write it
+/// is reported but does not change the exit code of a run that happened.
+pub fn emit(program: &str, dest: Option<&PathBuf>, summary: &Summary) {
+    if let Some(dest) = dest
+        && let Err(e) = summary.write_to(dest)
+    {
+        eprintln!("{program}: warning: {e:#}");
+    }
+}
+
+/// A JSON string literal for `s`.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exited_line() {
+        let mut s = Summary::new(Status::Exited, 0);
+        s.probes = Some(42);
+        assert_eq!(
+            s.to_json(),
+            r#"{"status":"exited","exit_code":0,"probes":42,"snapshot":null,"snapshot_bytes":null,"memory_bytes":null,"frames":null,"checkpoint_ms":null}"#
+        );
+    }
+
+    #[test]
+    fn checkpointed_line_escapes_paths() {
+        let mut s = Summary::new(Status::Checkpointed, 75);
+        s.snapshot = Some("a \"b\"\\c\n.bin".into());
+        s.snapshot_bytes = Some(10);
+        s.frames = Some(3);
+        s.checkpoint_ms = Some(1.5);
+        let j = s.to_json();
+        assert!(j.contains(r#""snapshot":"a \"b\"\\c\n.bin""#), "{j}");
+        assert!(j.contains(r#""checkpoint_ms":1.500"#), "{j}");
+        assert!(j.contains(r#""frames":3"#), "{j}");
+    }
+}
