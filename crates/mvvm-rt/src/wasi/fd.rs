@@ -7,9 +7,7 @@
 use super::errno::Errno;
 use super::mem::{GuestMem, iovecs_total};
 use super::state::FdKind;
-use super::types::{
-    FDSTAT_SIZE, Filestat, PREOPENTYPE_DIR, fdflags, filetype, fstflags, whence,
-};
+use super::types::{FDSTAT_SIZE, Filestat, PREOPENTYPE_DIR, fdflags, filetype, fstflags, whence};
 use super::{WasiCtx, sys};
 use std::os::fd::BorrowedFd;
 

@@ -33,8 +33,8 @@
 
 pub mod errno;
 mod fd;
-mod interrupt;
 pub mod func;
+mod interrupt;
 pub mod link;
 pub mod mem;
 mod misc;
