@@ -164,3 +164,32 @@ fn unknown_imports_are_refused_by_name() -> Result<()> {
     std::fs::remove_dir_all(&root)?;
     Ok(())
 }
+
+#[test]
+fn dir_maps_a_host_directory_under_another_name() -> Result<()> {
+    let root = scratch("mapped");
+    let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/c/files.wasm");
+    let map = format!("{}::/sandbox", root.to_str().unwrap());
+    let out = mvvm(&[
+        "-t",
+        wasm.to_str().unwrap(),
+        "--dir",
+        &map,
+        "-a",
+        "/sandbox",
+    ])?;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("big: 1000000 size=1000000"));
+    assert_eq!(std::fs::metadata(root.join("big.bin"))?.len(), 1_000_000);
+    // The host path itself means nothing to the guest.
+    let host = root.to_str().unwrap();
+    let out = mvvm(&["-t", wasm.to_str().unwrap(), "--dir", &map, "-a", host])?;
+    assert_eq!(out.status.code(), Some(99));
+    std::fs::remove_dir_all(&root)?;
+    Ok(())
+}
