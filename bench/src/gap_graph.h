@@ -26,27 +26,48 @@ typedef struct {
     int32_t *nbrs;  /* sorted neighbour lists */
 } graph_t;
 
-static inline int cmp_i32(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sorts a short or long neighbour list: insertion sort below 32 elements
- * (most lists), the library qsort above (equal ints are indistinguishable,
- * so the result does not depend on the qsort implementation). */
+/* Sorts a neighbour list in place: quicksort (median of three, recursing
+ * into the smaller side) down to insertion sort below 24 elements. Written
+ * here rather than taken from qsort() because glibc and wasi-libc (musl's
+ * smoothsort) use different algorithms with very different speeds, which
+ * would make the benchmark compare C libraries instead of code generators. */
 static inline void sort_i32(int32_t *a, int64_t n) {
-    if (n < 32) {
-        for (int64_t i = 1; i < n; i++) {
-            int32_t v = a[i];
-            int64_t j = i - 1;
-            while (j >= 0 && a[j] > v) {
-                a[j + 1] = a[j];
+    while (n >= 24) {
+        int32_t x = a[0], y = a[n / 2], z = a[n - 1];
+        int32_t pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        int64_t i = 0, j = n - 1;
+        for (;;) {
+            while (a[i] < pivot)
+                i++;
+            while (a[j] > pivot)
                 j--;
-            }
-            a[j + 1] = v;
+            if (i >= j)
+                break;
+            int32_t t = a[i];
+            a[i] = a[j];
+            a[j] = t;
+            i++;
+            j--;
         }
-    } else {
-        qsort(a, (size_t)n, sizeof(int32_t), cmp_i32);
+        /* a[0..j] <= pivot <= a[j+1..n) */
+        int64_t left = j + 1;
+        if (left < n - left) {
+            sort_i32(a, left);
+            a += left;
+            n -= left;
+        } else {
+            sort_i32(a + left, n - left);
+            n = left;
+        }
+    }
+    for (int64_t i = 1; i < n; i++) {
+        int32_t v = a[i];
+        int64_t j = i - 1;
+        while (j >= 0 && a[j] > v) {
+            a[j + 1] = a[j];
+            j--;
+        }
+        a[j + 1] = v;
     }
 }
 
