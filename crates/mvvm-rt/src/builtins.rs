@@ -343,7 +343,12 @@ extern "C" fn unwind_frame(
 /// frame and returns its stable point index; raises a host error when the
 /// frame does not belong to `func` (frames are validated before a restore
 /// runs, so this means generated code and metadata disagree).
-extern "C" fn rewind_frame(vmctx: *mut VMContext, func: u32, values: *mut u64, capacity: u32) -> u32 {
+extern "C" fn rewind_frame(
+    vmctx: *mut VMContext,
+    func: u32,
+    values: *mut u64,
+    capacity: u32,
+) -> u32 {
     let r = {
         // SAFETY: called by generated code with its own vmctx.
         let (s, _) = unsafe { host_of(vmctx) };

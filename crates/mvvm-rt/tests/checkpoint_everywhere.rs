@@ -86,8 +86,13 @@ fn cfg(trigger: Trigger, snap: &Path) -> CheckpointConfig {
 /// The exit code and `out` contents of an uninterrupted run, and P.
 fn reference(module: &Module) -> (i32, Vec<u8>, u64) {
     let dir = temp_dir("ref");
-    let out = run(module, wasi(&dir), STACK, cfg(Trigger::None, &dir.join("snap")))
-        .expect("reference run");
+    let out = run(
+        module,
+        wasi(&dir),
+        STACK,
+        cfg(Trigger::None, &dir.join("snap")),
+    )
+    .expect("reference run");
     let Outcome::Exited { code, probes } = out else {
         panic!("reference run checkpointed: {out:?}");
     };
@@ -108,8 +113,13 @@ fn checkpoint_restore(
 ) {
     let dir = temp_dir("cr");
     let snap = dir.join("snap");
-    let out = run(module, wasi(&dir), STACK, cfg(Trigger::ProbeCount(n), &snap))
-        .unwrap_or_else(|e| panic!("run to probe {n}: {e}"));
+    let out = run(
+        module,
+        wasi(&dir),
+        STACK,
+        cfg(Trigger::ProbeCount(n), &snap),
+    )
+    .unwrap_or_else(|e| panic!("run to probe {n}: {e}"));
     let Outcome::Checkpointed { stats } = out else {
         panic!("probe {n}: no checkpoint: {out:?}");
     };
@@ -324,7 +334,13 @@ fn deep_recursion_saves_every_frame() {
     // Probe 1 is the entry of _start, probes 2..=17 the entries of fib(16)
     // down to fib(1), which returns; probe 18 is fib(0) called by fib(2):
     // _start, fib(16)..fib(2), fib(0) = 17 frames.
-    let out = run(&module, wasi(&dir), STACK, cfg(Trigger::ProbeCount(18), &dir.join("s"))).unwrap();
+    let out = run(
+        &module,
+        wasi(&dir),
+        STACK,
+        cfg(Trigger::ProbeCount(18), &dir.join("s")),
+    )
+    .unwrap();
     let Outcome::Checkpointed { stats } = out else {
         panic!("{out:?}")
     };

@@ -145,10 +145,9 @@ pub(crate) fn take(
             mvvm_snapshot::write_file_atomic(&path, &parts)?,
             path.display().to_string(),
         ),
-        SnapshotSink::Stream(mut w) => (
-            mvvm_snapshot::write(&mut w, &parts)?,
-            "stream".to_string(),
-        ),
+        SnapshotSink::Stream(mut w) => {
+            (mvvm_snapshot::write(&mut w, &parts)?, "stream".to_string())
+        }
     };
     let stats = CheckpointStats {
         frames: nframes,

@@ -135,7 +135,8 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
             Armed::ProbeCount(n) if c.probes == n => Some(format!("probe count {n}")),
             Armed::FunctionEntry { func: f, count } if f == func => {
                 c.entries += 1;
-                (c.entries == count).then(|| format!("entry {count} of function {}", c.func_name(f)))
+                (c.entries == count)
+                    .then(|| format!("entry {count} of function {}", c.func_name(f)))
             }
             _ => None,
         }
@@ -340,10 +341,9 @@ impl Session {
             host_interrupted: false,
         }));
         let limits: *mut VMLimits = &mut *s.limits;
-        s.limits.probe_flag.store(
-            if cfg.count { FLAG_COUNT } else { 0 },
-            Ordering::SeqCst,
-        );
+        s.limits
+            .probe_flag
+            .store(if cfg.count { FLAG_COUNT } else { 0 }, Ordering::SeqCst);
         s.limits.unwind_state = UNWIND_NONE;
         THREAD_LIMITS.with(|l| l.set(limits));
         HOST_INTERRUPTED.with(|h| h.set(false));

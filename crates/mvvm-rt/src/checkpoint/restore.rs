@@ -118,9 +118,7 @@ fn wasi_error(e: WasiRestoreError) -> CheckpointError {
     match e {
         WasiRestoreError::Changed { fd, path } => CheckpointError::FileChanged {
             path,
-            why: format!(
-                "descriptor {fd}: the path now names another file (device/inode differ)"
-            ),
+            why: format!("descriptor {fd}: the path now names another file (device/inode differ)"),
         },
         WasiRestoreError::Reopen { fd, path, errno } if errno == Errno::NOENT => {
             CheckpointError::FileChanged {
@@ -191,7 +189,9 @@ fn check_frames(
         None => format!("#{f}"),
     };
     let Some(outer) = frames.first() else {
-        return Err(CheckpointError::Mismatch("the snapshot holds no frame".into()));
+        return Err(CheckpointError::Mismatch(
+            "the snapshot holds no frame".into(),
+        ));
     };
     let main = main_func(module);
     if Some(outer.func) != main && Some(outer.func) != meta.start {
@@ -254,14 +254,14 @@ fn check_frames(
 /// Checks globals, tables, dropped segments and memory against the module.
 fn check_state(meta: &ModuleMeta, snap: &Snapshot) -> Result<(), CheckpointError> {
     let mismatch = |m: String| CheckpointError::Mismatch(m);
-    if meta.num_imported_globals() + meta.num_imported_tables() + meta.num_imported_memories() > 0
-    {
+    if meta.num_imported_globals() + meta.num_imported_tables() + meta.num_imported_memories() > 0 {
         return Err(mismatch(
             "modules importing globals, tables or memories cannot be restored".into(),
         ));
     }
     let gtys: Vec<ValType> = meta.globals.iter().map(|g| g.ty.ty).collect();
-    check_values(meta, &snap.globals, &gtys, "global").map_err(|e| mismatch(format!("globals: {e}")))?;
+    check_values(meta, &snap.globals, &gtys, "global")
+        .map_err(|e| mismatch(format!("globals: {e}")))?;
     if snap.tables.len() != meta.tables.len() {
         return Err(mismatch(format!(
             "{} tables saved, the module defines {}",
@@ -285,13 +285,21 @@ fn check_state(meta: &ModuleMeta, snap: &Snapshot) -> Result<(), CheckpointError
         let tys = vec![ty.elem; t.len()];
         check_values(meta, t, &tys, "element").map_err(|e| mismatch(format!("table {k}: {e}")))?;
     }
-    if let Some(d) = snap.dropped_data.iter().find(|d| **d as usize >= meta.data.len()) {
+    if let Some(d) = snap
+        .dropped_data
+        .iter()
+        .find(|d| **d as usize >= meta.data.len())
+    {
         return Err(mismatch(format!(
             "dropped data segment {d}, the module has {}",
             meta.data.len()
         )));
     }
-    if let Some(d) = snap.dropped_elems.iter().find(|d| **d as usize >= meta.elems.len()) {
+    if let Some(d) = snap
+        .dropped_elems
+        .iter()
+        .find(|d| **d as usize >= meta.elems.len())
+    {
         return Err(mismatch(format!(
             "dropped element segment {d}, the module has {}",
             meta.elems.len()
@@ -307,7 +315,11 @@ fn check_state(meta: &ModuleMeta, snap: &Snapshot) -> Result<(), CheckpointError
         None => {}
         Some(mt) => {
             let pages = len / WASM_PAGE_SIZE;
-            let max = mt.limits.max.unwrap_or(crate::MAX_PAGES).min(crate::MAX_PAGES);
+            let max = mt
+                .limits
+                .max
+                .unwrap_or(crate::MAX_PAGES)
+                .min(crate::MAX_PAGES);
             if len % WASM_PAGE_SIZE != 0 || pages < mt.limits.min || pages > max {
                 return Err(mismatch(format!(
                     "memory of {len} bytes is outside the module's limits {}..={max} pages",
@@ -330,7 +342,9 @@ fn raw_of(v: WasmValue, funcs: &Funcs) -> Result<u64, CheckpointError> {
         })?,
         WasmValue::ExternRef(Some(x)) => x,
         WasmValue::V128(_) => {
-            return Err(CheckpointError::Mismatch("v128 values are not supported".into()));
+            return Err(CheckpointError::Mismatch(
+                "v128 values are not supported".into(),
+            ));
         }
     })
 }
@@ -346,7 +360,11 @@ fn apply_state(
     let s = &mut *store.inner;
     let inst = &s.instances[instance.index as usize];
     let funcs = Funcs::of(&inst.funcs);
-    let (mems, globals, tables) = (inst.memories.clone(), inst.globals.clone(), inst.tables.clone());
+    let (mems, globals, tables) = (
+        inst.memories.clone(),
+        inst.globals.clone(),
+        inst.tables.clone(),
+    );
 
     if let Some(&m) = mems.first() {
         let mem = &mut s.memories[m as usize];
