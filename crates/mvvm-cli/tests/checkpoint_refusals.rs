@@ -160,8 +160,11 @@ fn open_file_replaced() -> Result<()> {
     let (s, snap, aot, _base, _a) = half_way("files", &files_guest())?;
     let out = open_file(&s);
     let content = std::fs::read(&out)?;
-    std::fs::remove_file(&out)?;
-    std::fs::write(&out, &content)?; // same bytes, another file
+    // Same bytes, another file (made before the old one goes, so it cannot
+    // reuse its inode number), renamed over it as editors do.
+    let new = s.join("work").join("out.txt.new");
+    std::fs::write(&new, &content)?;
+    std::fs::rename(&new, &out)?;
     let r = Tool::restore(&aot).snapshot(&snap).run()?;
     refused(&r, "open file replaced", "out.txt")?;
     ensure!(

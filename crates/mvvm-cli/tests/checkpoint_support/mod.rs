@@ -76,18 +76,24 @@ pub fn ckpt_dir() -> PathBuf {
 
 /// A fresh empty directory under the target dir (kept for post-mortems
 /// when a test fails; removed when it passes).
+///
+/// Every path has the same length: a guest that prints or formats its
+/// directory's path (`files.c`) then runs the same loops, so probe counts
+/// of runs in different directories agree. The label goes in a file
+/// `label` inside, for post-mortems.
 pub struct Scratch(pub PathBuf);
 
 impl Scratch {
     pub fn new(label: &str) -> Scratch {
         static N: AtomicU32 = AtomicU32::new(0);
         let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "ckpt-{label}-{}-{}",
+            "ckpt-{:010}-{:06}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("label"), label).unwrap();
         Scratch(p.canonicalize().unwrap())
     }
 
