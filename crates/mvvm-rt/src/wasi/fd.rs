@@ -7,7 +7,9 @@
 use super::errno::Errno;
 use super::mem::{GuestMem, iovecs_total};
 use super::state::FdKind;
-use super::types::{FDSTAT_SIZE, Filestat, PREOPENTYPE_DIR, fdflags, filetype, fstflags, whence};
+use super::types::{
+    FDSTAT_SIZE, Filestat, PREOPENTYPE_DIR, PRESTAT_SIZE, fdflags, filetype, fstflags, whence,
+};
 use super::{WasiCtx, sys};
 use std::os::fd::BorrowedFd;
 
@@ -463,8 +465,10 @@ impl WasiCtx {
 
     pub(super) fn fd_prestat_get(&mut self, m: &mut GuestMem<'_>, fd: u32, out: u32) -> R {
         let name_len = self.preopen_name(fd)?.len() as u32;
-        m.write_u8(out, PREOPENTYPE_DIR)?;
-        m.write_u32(out + 4, name_len)
+        let mut rec = [0u8; PRESTAT_SIZE as usize];
+        rec[0] = PREOPENTYPE_DIR;
+        rec[4..8].copy_from_slice(&name_len.to_le_bytes());
+        m.write_bytes(out, &rec)
     }
 
     pub(super) fn fd_prestat_dir_name(

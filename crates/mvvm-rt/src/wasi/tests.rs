@@ -1008,3 +1008,31 @@ fn readdir_while_deleting_sees_every_entry_once() {
     seen.sort();
     assert_eq!(seen, expect);
 }
+
+#[test]
+fn no_function_panics_on_hostile_arguments() {
+    let mut t = setup();
+    for &f in WasiFunc::ALL {
+        let n = f.signature().params.len();
+        for fd in [ROOT_FD as u64, 1000, u32::MAX as u64] {
+            for v in [
+                u32::MAX as u64,
+                0xffff_fff0,
+                0x8000_0000,
+                MEM as u64 - 1,
+                u64::MAX,
+            ] {
+                let mut args = vec![v; n];
+                if let Some(a) = args.first_mut() {
+                    *a = fd;
+                }
+                let mut r = [0u64; 1];
+                match t.ctx.call(f, &mut t.mem, &args, &mut r) {
+                    Ok(()) => {}
+                    Err(WasiStop::Exit(_)) => assert_eq!(f, WasiFunc::ProcExit),
+                    Err(e) => panic!("{}: {e:?}", f.name()),
+                }
+            }
+        }
+    }
+}
