@@ -88,11 +88,24 @@ pub fn markdown(res: &Results, title: &str) -> String {
         let _ = writeln!(s, "| {w} | {} |", cells.join(" | "));
     }
 
-    // Ratios.
-    for (base, what) in [
-        ("native", "native"),
-        ("mvvm-none", "MVVM without a checkpoint policy"),
-    ] {
+    // Ratios, of wall time and of CPU time.
+    type Samples = fn(&Results, &str, &str) -> Vec<f64>;
+    let ratio_tables: [(&str, &str, &str, Samples); 3] = [
+        ("native", "native", "Execution time", Results::samples),
+        (
+            "mvvm-none",
+            "MVVM without a checkpoint policy",
+            "Execution time",
+            Results::samples,
+        ),
+        (
+            "native",
+            "native",
+            "CPU time (user + system)",
+            Results::cpu_samples,
+        ),
+    ];
+    for (base, what, quantity, samples) in ratio_tables {
         if !res.variants.iter().any(|v| v == base) {
             continue;
         }
@@ -107,16 +120,16 @@ pub fn markdown(res: &Results, title: &str) -> String {
         }
         let _ = writeln!(
             s,
-            "\n## Execution time relative to {what} (×, lower is better)\n"
+            "\n## {quantity} relative to {what} (×, lower is better)\n"
         );
         header(&mut s, "workload", &cols);
         let mut per_col: Vec<Vec<f64>> = vec![Vec::new(); cols.len()];
         for w in &res.workloads {
-            let b = Summary::of(&res.samples(w, base)).map(|x| x.median);
+            let b = Summary::of(&samples(res, w, base)).map(|x| x.median);
             let cells: Vec<String> = cols
                 .iter()
                 .enumerate()
-                .map(|(i, v)| match (b, Summary::of(&res.samples(w, v))) {
+                .map(|(i, v)| match (b, Summary::of(&samples(res, w, v))) {
                     (Some(b), Some(x)) if b > 0.0 => {
                         per_col[i].push(x.median / b);
                         format!("{:.2}", x.median / b)

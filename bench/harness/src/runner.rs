@@ -114,6 +114,19 @@ impl Results {
             .collect()
     }
 
+    /// CPU seconds (user + system) of the measured runs of a cell whose
+    /// checksum was right: less sensitive than wall time to other load on
+    /// a shared machine.
+    pub fn cpu_samples(&self, workload: &str, variant: &str) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter(|r| {
+                r.workload == workload && r.variant == variant && !r.warmup && r.checksum_ok
+            })
+            .map(|r| r.m.user_s + r.m.sys_s)
+            .collect()
+    }
+
     /// Peak RSS (KiB) of the measured runs of a cell.
     pub fn rss_samples(&self, workload: &str, variant: &str) -> Vec<f64> {
         self.runs
