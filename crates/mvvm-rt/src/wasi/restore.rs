@@ -52,8 +52,9 @@ pub enum WasiRestoreError {
         /// Why.
         source: std::io::Error,
     },
-    /// Connected sockets cannot be restored (their peer is gone).
-    #[error("descriptor {fd}: a connected socket ({peer}) cannot be restored")]
+    /// A stand-in for a connected socket could not be made (connected
+    /// sockets are restored as closed connections: their peer is gone).
+    #[error("descriptor {fd}: cannot make a closed stand-in for the connection to {peer}")]
     Connection {
         /// Guest descriptor.
         fd: u32,
@@ -158,7 +159,16 @@ impl WasiCtx {
                     Handle::Owned(OwnedFd::from(l))
                 }
                 FdKind::TcpStream { peer, .. } => {
-                    return Err(WasiRestoreError::Connection { fd, peer: *peer });
+                    // The peer of a connection is gone after a restore: the
+                    // guest keeps its descriptor, which now behaves as a
+                    // connection the peer closed (reads see end of file,
+                    // writes fail with EPIPE), so the program notices
+                    // instead of the loss being hidden.
+                    let (end, peer_end) = std::os::unix::net::UnixStream::pair()
+                        .map_err(|_| WasiRestoreError::Connection { fd, peer: *peer })?;
+                    drop(peer_end);
+                    tracing::warn!(fd, %peer, "connected socket cannot be restored: the guest sees it closed");
+                    Handle::Owned(OwnedFd::from(end))
                 }
             };
             handles.insert(fd, handle);
