@@ -1036,3 +1036,120 @@ fn no_function_panics_on_hostile_arguments() {
         }
     }
 }
+
+#[test]
+fn listener_poll_accept_recv_send_shutdown() {
+    let mut ctx = WasiCtx::new(WasiConfig {
+        tcp_listeners: vec!["127.0.0.1:0".parse().unwrap()],
+        ..Default::default()
+    })
+    .unwrap();
+    let lfd = 3;
+    let FdKind::TcpListener { addr } = ctx.state().fds[&lfd].kind.clone() else {
+        panic!("fd 3 is not the listener");
+    };
+    let mut mem = vec![0u8; MEM];
+    let mut call = |ctx: &mut WasiCtx, mem: &mut Vec<u8>, f: WasiFunc, args: &[u64]| {
+        let mut r = [0u64; 1];
+        ctx.call(f, mem, args, &mut r).unwrap();
+        Errno(r[0] as u16)
+    };
+    // Subscriptions: read on the listener (userdata 1), a 30 ms clock (2).
+    let subs = BUF;
+    let mut rec = [0u8; 96];
+    rec[0..8].copy_from_slice(&1u64.to_le_bytes());
+    rec[8] = types::eventtype::FD_READ;
+    rec[16..20].copy_from_slice(&lfd.to_le_bytes());
+    rec[48..56].copy_from_slice(&2u64.to_le_bytes());
+    rec[56] = types::eventtype::CLOCK;
+    rec[64..68].copy_from_slice(&1u32.to_le_bytes());
+    rec[72..80].copy_from_slice(&30_000_000u64.to_le_bytes());
+    mem[subs as usize..subs as usize + 96].copy_from_slice(&rec);
+    let poll = |ctx: &mut WasiCtx, mem: &mut Vec<u8>| {
+        let mut r = [0u64; 1];
+        let args = [subs as u64, BUF as u64 + 200, 2, OUT as u64];
+        ctx.call(WasiFunc::PollOneoff, mem, &args, &mut r).unwrap();
+        assert_eq!(r[0], 0);
+        let n = u32::from_le_bytes(mem[OUT as usize..OUT as usize + 4].try_into().unwrap());
+        (0..n)
+            .map(|i| {
+                let at = (BUF + 200 + 32 * i) as usize;
+                u64::from_le_bytes(mem[at..at + 8].try_into().unwrap())
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(poll(&mut ctx, &mut mem), vec![2]);
+    let mut client = std::net::TcpStream::connect(addr).unwrap();
+    assert_eq!(poll(&mut ctx, &mut mem), vec![1]);
+    assert_eq!(
+        call(
+            &mut ctx,
+            &mut mem,
+            WasiFunc::SockAccept,
+            &[lfd as u64, 0, OUT as u64]
+        ),
+        Errno::SUCCESS
+    );
+    let conn = u32::from_le_bytes(mem[OUT as usize..OUT as usize + 4].try_into().unwrap());
+    assert!(matches!(
+        ctx.state().fds[&conn].kind,
+        FdKind::TcpStream { .. }
+    ));
+    use std::io::{Read, Write};
+    client.write_all(b"ping").unwrap();
+    // recv with PEEK, then for real.
+    mem[IOVS as usize..IOVS as usize + 8].copy_from_slice(&[0, 0x30, 0, 0, 16, 0, 0, 0]);
+    let args = [conn as u64, IOVS as u64, 1, 1, OUT as u64, OUT as u64 + 8];
+    assert_eq!(
+        call(&mut ctx, &mut mem, WasiFunc::SockRecv, &args),
+        Errno::SUCCESS
+    );
+    let args = [conn as u64, IOVS as u64, 1, 0, OUT as u64, OUT as u64 + 8];
+    assert_eq!(
+        call(&mut ctx, &mut mem, WasiFunc::SockRecv, &args),
+        Errno::SUCCESS
+    );
+    assert_eq!(&mem[0x3000..0x3004], b"ping");
+    mem[0x3000..0x3004].copy_from_slice(b"pong");
+    mem[IOVS as usize..IOVS as usize + 8].copy_from_slice(&[0, 0x30, 0, 0, 4, 0, 0, 0]);
+    let args = [conn as u64, IOVS as u64, 1, 0, OUT as u64];
+    assert_eq!(
+        call(&mut ctx, &mut mem, WasiFunc::SockSend, &args),
+        Errno::SUCCESS
+    );
+    assert_eq!(
+        call(
+            &mut ctx,
+            &mut mem,
+            WasiFunc::SockShutdown,
+            &[conn as u64, 2]
+        ),
+        Errno::SUCCESS
+    );
+    let mut back = Vec::new();
+    client.read_to_end(&mut back).unwrap();
+    assert_eq!(back, b"pong");
+    // Socket calls on other descriptors.
+    assert_eq!(
+        call(&mut ctx, &mut mem, WasiFunc::SockShutdown, &[lfd as u64, 2]),
+        Errno::NOTCONN
+    );
+    assert_eq!(
+        call(
+            &mut ctx,
+            &mut mem,
+            WasiFunc::SockAccept,
+            &[1, 0, OUT as u64]
+        ),
+        Errno::NOTSOCK
+    );
+    assert_eq!(
+        call(
+            &mut ctx,
+            &mut mem,
+            WasiFunc::SockShutdown,
+            &[conn as u64, 9]
+        ),
+        Errno::INVAL
+    );
+}
