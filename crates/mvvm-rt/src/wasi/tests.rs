@@ -1049,7 +1049,7 @@ fn listener_poll_accept_recv_send_shutdown() {
         panic!("fd 3 is not the listener");
     };
     let mut mem = vec![0u8; MEM];
-    let mut call = |ctx: &mut WasiCtx, mem: &mut Vec<u8>, f: WasiFunc, args: &[u64]| {
+    let call = |ctx: &mut WasiCtx, mem: &mut Vec<u8>, f: WasiFunc, args: &[u64]| {
         let mut r = [0u64; 1];
         ctx.call(f, mem, args, &mut r).unwrap();
         Errno(r[0] as u16)
