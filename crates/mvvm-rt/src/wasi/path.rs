@@ -139,11 +139,20 @@ pub(super) fn open_flags(read: bool, write: bool, of: u16, lookup: u32, fdf: u16
 
 /// Joins the path of a directory descriptor and a path relative to it, for
 /// the record kept in the state.
-fn join(base: &str, path: &str) -> String {
-    if base.is_empty() || base == "." {
-        path.to_string()
+///
+/// Only `.` and empty components are dropped: `..` stays, since undoing it
+/// lexically would be wrong across symlinks (the kernel resolves it on
+/// reopen, still beneath the preopen).
+pub(super) fn join(base: &str, path: &str) -> String {
+    let parts: Vec<&str> = base
+        .split('/')
+        .chain(path.split('/'))
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if parts.is_empty() {
+        ".".to_string()
     } else {
-        format!("{}/{}", base.trim_end_matches('/'), path)
+        parts.join("/")
     }
 }
 
@@ -363,7 +372,37 @@ impl WasiCtx {
             } else {
                 Errno::from_io(&e)
             }
-        })
+        })?;
+        self.track_rename(old_fd, &old, new_fd, &new);
+        Ok(())
+    }
+
+    /// Keeps the recorded paths of open descriptors right after a rename
+    /// (of the file itself or of a directory above it), so that a restore
+    /// reopens what is open now. Paths are compared after [`join`]'s
+    /// cleanup; a descriptor reached through another spelling (`..`, a
+    /// symlink) keeps its old path, and a restore then reports it.
+    fn track_rename(&mut self, old_fd: u32, old: &str, new_fd: u32, new: &str) {
+        let (Some(od), Some(nd)) = (self.state.fds.get(&old_fd), self.state.fds.get(&new_fd))
+        else {
+            return;
+        };
+        if od.preopen.is_none() || od.preopen != nd.preopen {
+            return;
+        }
+        let preopen = od.preopen;
+        let from = join(&od.path, old);
+        let to = join(&nd.path, new);
+        for e in self.state.fds.values_mut() {
+            if e.preopen != preopen || !matches!(e.kind, FdKind::File | FdKind::Dir) {
+                continue;
+            }
+            if e.path == from {
+                e.path = to.clone();
+            } else if let Some(rest) = e.path.strip_prefix(&format!("{from}/")) {
+                e.path = format!("{to}/{rest}");
+            }
+        }
     }
 
     pub(super) fn path_symlink(

@@ -1153,3 +1153,42 @@ fn listener_poll_accept_recv_send_shutdown() {
         Errno::INVAL
     );
 }
+
+#[test]
+fn renames_keep_recorded_paths_current() {
+    let mut t = setup();
+    assert_eq!(
+        t.path_call(WasiFunc::PathCreateDirectory, "./d//"),
+        Errno::SUCCESS
+    );
+    let f = t
+        .open(ROOT_FD, "d/./f", oflags::CREAT, rights::FD_WRITE, true)
+        .unwrap();
+    assert_eq!(t.ctx.state().fds[&f].path, "d/f");
+    let d = t
+        .open(ROOT_FD, "d", oflags::DIRECTORY, rights::FD_READDIR, true)
+        .unwrap();
+    let rename = |t: &mut T, from_fd: u32, from: &str, to_fd: u32, to: &str| {
+        t.put(PATH, from.as_bytes());
+        t.put(PATH + 100, to.as_bytes());
+        let args = [
+            from_fd as u64,
+            PATH as u64,
+            from.len() as u64,
+            to_fd as u64,
+            PATH as u64 + 100,
+            to.len() as u64,
+        ];
+        t.call(WasiFunc::PathRename, &args)
+    };
+    // The file itself, relative to the opened directory.
+    assert_eq!(rename(&mut t, d, "f", ROOT_FD, "d/g"), Errno::SUCCESS);
+    assert_eq!(t.ctx.state().fds[&f].path, "d/g");
+    // The directory above it.
+    assert_eq!(rename(&mut t, ROOT_FD, "d", ROOT_FD, "e"), Errno::SUCCESS);
+    assert_eq!(t.ctx.state().fds[&f].path, "e/g");
+    assert_eq!(t.ctx.state().fds[&d].path, "e");
+    // And a restore finds both.
+    let saved = t.ctx.save_state();
+    assert!(WasiCtx::restore(saved, true).is_ok());
+}
