@@ -10,6 +10,7 @@
 //! `mvvm-bench` binary: the workload table, tool discovery, the measured
 //! child runner and the smoke check.
 
+pub mod cr;
 pub mod measure;
 pub mod plot;
 pub mod policy;

@@ -74,6 +74,15 @@ struct Cli {
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
 
+    /// Skip the checkpoint-and-restore trials.
+    #[arg(long)]
+    no_checkpoint: bool,
+
+    /// Memory sizes (MiB, comma-separated) at which memfill is checkpointed
+    /// and restored (default 64,256,1024; 8 with --quick).
+    #[arg(long, value_delimiter = ',')]
+    memfill_sweep: Vec<u32>,
+
     /// Parallel jobs for --smoke.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
@@ -235,6 +244,12 @@ fn run_full(cli: &Cli, paths: &Paths) -> Result<bool> {
         policies: selected_policies(&cli.policies)?,
         run_limit: Duration::from_secs(cli.timeout_secs),
         compile_limit: Duration::from_secs(cli.timeout_secs),
+        checkpoint_trials: !cli.no_checkpoint,
+        memfill_sweep: match (&cli.memfill_sweep, cli.quick) {
+            (v, _) if !v.is_empty() => v.clone(),
+            (_, true) => vec![8],
+            (_, false) => vec![64, 256, 1024],
+        },
     };
     let mvvm = full_run_tools(cli, paths);
     let wasmtime = tools::find_wasmtime();
@@ -280,7 +295,7 @@ fn run_full(cli: &Cli, paths: &Paths) -> Result<bool> {
         }
     );
     print!("{md}");
-    Ok(res.mismatches().is_empty())
+    Ok(res.mismatches().is_empty() && !res.checkpoints.iter().any(|c| c.failed()))
 }
 
 fn main() -> ExitCode {

@@ -46,7 +46,39 @@ pub fn csv(res: &Results) -> String {
             c.workload, c.variant
         );
     }
+    for c in &res.checkpoints {
+        let note = format!(
+            "after_s={:.3};straight_s={:.6};snapshot_bytes={};memory_bytes={};frames={};checkpoint_ms={};{}",
+            c.after_s,
+            c.straight_s,
+            opt(c.summary.snapshot_bytes),
+            opt(c.summary.memory_bytes),
+            opt(c.summary.frames),
+            opt(c.summary.checkpoint_ms),
+            csv_text(&c.note)
+        );
+        for (kind, m) in [("checkpoint", &c.checkpoint), ("restore", &c.restore)] {
+            let Some(m) = m else { continue };
+            let _ = writeln!(
+                s,
+                "{kind},{},mvvm-{},0,false,{:.6},{:.6},{:.6},{},{},{},,{},{note}",
+                c.label,
+                c.policy,
+                m.wall_s,
+                m.user_s,
+                m.sys_s,
+                m.max_rss_kib,
+                m.exit_code.map_or("signal".to_owned(), |c| c.to_string()),
+                m.timed_out,
+                kind == "restore" && c.checksum_ok
+            );
+        }
+    }
     s
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or(String::new(), |v| v.to_string())
 }
 
 /// Makes free text safe for one CSV field without quoting.
@@ -212,6 +244,51 @@ pub fn markdown(res: &Results, title: &str) -> String {
         let _ = writeln!(s, "| {w} | {} |", cells.join(" | "));
     }
 
+    if !res.checkpoints.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Checkpoint and restore\n\n`mvvm-checkpoint --after T` with T half the uninterrupted run, then \
+             `mvvm-restore` to the end; the restored run must print the native checksum. Checkpoint time is from \
+             the trigger to the snapshot being durable (the runner's `--json` summary).\n"
+        );
+        let _ = writeln!(
+            s,
+            "| workload | policy | straight run (s) | trigger after (s) | checkpoint (ms) | snapshot (MiB) | \
+             memory (MiB) | frames | restore to the end (s) | restore peak RSS (MiB) | result |"
+        );
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        let mib =
+            |b: Option<u64>| b.map_or("—".to_owned(), |b| format!("{:.1}", b as f64 / 1048576.0));
+        for c in &res.checkpoints {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} |",
+                c.label,
+                c.policy,
+                c.straight_s,
+                c.after_s,
+                c.summary
+                    .checkpoint_ms
+                    .map_or("—".to_owned(), |v| format!("{v:.1}")),
+                mib(c.summary.snapshot_bytes),
+                mib(c.summary.memory_bytes),
+                c.summary.frames.map_or("—".to_owned(), |v| v.to_string()),
+                c.restore
+                    .as_ref()
+                    .map_or("—".to_owned(), |m| format!("{:.3}", m.wall_s)),
+                c.restore.as_ref().map_or("—".to_owned(), |m| format!(
+                    "{:.1}",
+                    m.max_rss_kib as f64 / 1024.0
+                )),
+                if c.checksum_ok {
+                    "checksum ok".to_owned()
+                } else {
+                    c.note.replace('|', "/")
+                }
+            );
+        }
+    }
+
     let bad = res.mismatches();
     let _ = writeln!(s, "\n## Checksums\n");
     if bad.is_empty() {
@@ -282,6 +359,24 @@ mod tests {
         }
         r.missing
             .insert(("gemm".into(), "mvvm-loop".into()), NOT_SUPPORTED.into());
+        r.checkpoints.push(crate::cr::CrRecord {
+            label: "gemm".into(),
+            args: "-s32".into(),
+            policy: "loop",
+            straight_s: 2.0,
+            after_s: 1.0,
+            checkpoint: Some(run("gemm", "mvvm-loop", 1, 1.0, true).m),
+            summary: crate::cr::RunSummary {
+                status: Some("checkpointed".into()),
+                snapshot_bytes: Some(3 << 20),
+                memory_bytes: Some(4 << 20),
+                frames: Some(3),
+                checkpoint_ms: Some(12.5),
+            },
+            restore: Some(run("gemm", "mvvm-loop", 1, 1.25, true).m),
+            checksum_ok: true,
+            note: String::new(),
+        });
         r.compiles.push(CompileRecord {
             workload: "gemm",
             variant: "mvvm-none".into(),
@@ -311,7 +406,7 @@ mod tests {
     #[test]
     fn csv_has_one_row_per_run_and_compile() {
         let text = csv(&sample());
-        assert_eq!(text.lines().count(), 1 + 6 + 1);
+        assert_eq!(text.lines().count(), 1 + 6 + 1 + 2);
         let cols = CSV_HEADER.split(',').count();
         assert!(text.lines().all(|l| l.split(',').count() == cols), "{text}");
     }

@@ -4,8 +4,10 @@
 //! native build's.
 
 use crate::Result;
+use crate::cr::{self, CrRecord};
 use crate::measure::{Measurement, measure_via};
 use crate::policy::Policy;
+use crate::stats::Summary;
 use crate::tools::{self, CompileOutcome, MvvmTools, Paths};
 use crate::workloads::{self, Workload};
 use std::collections::BTreeMap;
@@ -55,6 +57,11 @@ pub struct Config {
     pub run_limit: Duration,
     /// Time limit of one compilation.
     pub compile_limit: Duration,
+    /// Checkpoint and restore each workload once (with the first supported
+    /// policy of [`cr::POLICY_PREFERENCE`]).
+    pub checkpoint_trials: bool,
+    /// Memory sizes (MiB) at which `memfill` is checkpointed and restored.
+    pub memfill_sweep: Vec<u32>,
 }
 
 /// One measured (or warm-up) execution.
@@ -100,6 +107,8 @@ pub struct Results {
     pub compiles: Vec<CompileRecord>,
     /// Why a (workload, variant) cell has no figures, e.g. [`NOT_SUPPORTED`].
     pub missing: BTreeMap<(String, String), String>,
+    /// Checkpoint-and-restore trials.
+    pub checkpoints: Vec<CrRecord>,
 }
 
 impl Results {
@@ -295,11 +304,131 @@ pub fn run(
                 });
             }
         }
+        if let (true, Some(t)) = (cfg.checkpoint_trials, mvvm) {
+            let chosen = cr::POLICY_PREFERENCE.iter().find_map(|name| {
+                prepared.iter().find_map(|p| match p.variant {
+                    Variant::Mvvm(pol) if pol.name == *name && !failed.contains_key(&p.label) => {
+                        Some((pol, p.label.clone()))
+                    }
+                    _ => None,
+                })
+            });
+            if let Some((pol, label)) = chosen {
+                let straight = Summary::of(&res.samples(w.name, &label)).map_or(1.0, |s| s.median);
+                let aot = work
+                    .join("aot")
+                    .join(pol.name)
+                    .join(format!("{}.aot", w.name));
+                let trial = cr::Trial {
+                    wrapper,
+                    report_file: &report_file,
+                    tools: t,
+                    dir: &work.join("snapshots"),
+                    limit: cfg.run_limit,
+                };
+                let rec =
+                    trial.run(w.name, &aot, pol.name, args, straight, reference.as_deref())?;
+                log_trial(&rec);
+                res.checkpoints.push(rec);
+            }
+        }
         for (label, why) in failed {
             res.missing.insert((w.name.to_owned(), label), why);
         }
     }
+    if let (true, Some(t), false) = (cfg.checkpoint_trials, mvvm, cfg.memfill_sweep.is_empty()) {
+        memfill_sweep(paths, cfg, wrapper, t, &report_file, &unsupported, &mut res)?;
+    }
     Ok(res)
+}
+
+fn log_trial(rec: &CrRecord) {
+    let ms = rec
+        .summary
+        .checkpoint_ms
+        .map_or("?".to_owned(), |v| format!("{v:.1}"));
+    let mib = rec
+        .summary
+        .snapshot_bytes
+        .map_or("?".to_owned(), |v| format!("{:.1}", v as f64 / 1048576.0));
+    let restore = rec
+        .restore
+        .as_ref()
+        .map_or("-".to_owned(), |m| format!("{:.3} s", m.wall_s));
+    eprintln!(
+        "   checkpoint ({}) after {:.2} s: {ms} ms, {mib} MiB snapshot; restore to the end {restore}; {}",
+        rec.policy,
+        rec.after_s,
+        if rec.checksum_ok {
+            "checksum ok".to_owned()
+        } else {
+            format!("FAILED: {}", rec.note)
+        }
+    );
+}
+
+/// Checkpoints and restores `memfill` at each size of the sweep.
+fn memfill_sweep(
+    paths: &Paths,
+    cfg: &Config,
+    wrapper: &Path,
+    t: &MvvmTools,
+    report_file: &Path,
+    unsupported: &BTreeMap<String, String>,
+    res: &mut Results,
+) -> Result<()> {
+    let Some(w) = workloads::by_name("memfill") else {
+        return Ok(());
+    };
+    let work = paths.work();
+    let policy = cr::POLICY_PREFERENCE.iter().find_map(|n| {
+        cfg.policies
+            .iter()
+            .find(|p| p.name == *n && !unsupported.contains_key(&Variant::Mvvm(**p).label()))
+    });
+    let Some(policy) = policy else { return Ok(()) };
+    let dir = work.join("aot").join(policy.name);
+    tools::ensure_dir(&dir)?;
+    let aot = dir.join("memfill.aot");
+    match tools::compile_aot(t, &paths.wasm(w), &aot, policy.flags, cfg.compile_limit)? {
+        CompileOutcome::Done(_) => {}
+        _ => return Ok(()),
+    }
+    let native = tools::build_native(paths, w, &work.join("native"))?;
+    for size in &cfg.memfill_sweep {
+        let owned = [format!("-m{size}"), "-p4".to_owned()];
+        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+        let label = format!("memfill {size} MiB");
+        eprintln!("== {label} (checkpoint and restore)");
+        let os: Vec<OsString> = args.iter().map(OsString::from).collect();
+        let n = measure_via(wrapper, report_file, &native, &os, cfg.run_limit)?;
+        let reference = workloads::parse_checksum(&n.stdout);
+        let straight = measure_via(
+            wrapper,
+            report_file,
+            &t.checkpoint,
+            &t.run_args(&aot, &args),
+            cfg.run_limit,
+        )?;
+        let trial = cr::Trial {
+            wrapper,
+            report_file,
+            tools: t,
+            dir: &work.join("snapshots"),
+            limit: cfg.run_limit,
+        };
+        let rec = trial.run(
+            &label,
+            &aot,
+            policy.name,
+            &args,
+            straight.m.wall_s,
+            reference.as_deref(),
+        )?;
+        log_trial(&rec);
+        res.checkpoints.push(rec);
+    }
+    Ok(())
 }
 
 fn first_line(s: &str) -> &str {

@@ -131,14 +131,18 @@ pub struct MvvmTools {
     pub aot: PathBuf,
     /// The runner.
     pub checkpoint: PathBuf,
+    /// The resumer, when built (checkpoint figures need it).
+    pub restore: Option<PathBuf>,
 }
 
 impl MvvmTools {
-    /// Both tools in `dir`, if both exist.
+    /// The tools in `dir`, if at least the compiler and the runner exist.
     pub fn in_dir(dir: &Path) -> Option<MvvmTools> {
+        let restore = dir.join("mvvm-restore");
         let t = MvvmTools {
             aot: dir.join("mvvm-aot"),
             checkpoint: dir.join("mvvm-checkpoint"),
+            restore: restore.is_file().then_some(restore),
         };
         (t.aot.is_file() && t.checkpoint.is_file()).then_some(t)
     }
