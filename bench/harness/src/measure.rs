@@ -13,7 +13,7 @@ use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -226,18 +226,16 @@ pub fn measure_via(
     let _ = std::fs::remove_file(report_file);
     // The wrapper's own limit is the child's plus a margin for itself.
     let (out, _) = run_captured(wrapper, &wargs, timeout + Duration::from_secs(30))?;
-    let text = std::fs::read_to_string(report_file).map_err(|source| BenchError::Io {
-        path: PathBuf::from(report_file),
-        source,
-    })?;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !out.status.success() && text.is_empty() {
+    // No report: the wrapper itself failed (say, the program is missing);
+    // its stderr says why.
+    let Ok(text) = std::fs::read_to_string(report_file) else {
         return Err(BenchError::BuildFailed {
-            command: command_line(wrapper, &wargs),
+            command: command_line(program, args),
             status: out.status.to_string(),
             stderr,
         });
-    }
+    };
     Ok(MeasuredRun {
         m: Measurement::from_report(&text)?,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -271,6 +269,22 @@ mod tests {
         );
         assert!(Measurement::from_report("wall=1").is_err());
         assert!(Measurement::from_report("nonsense").is_err());
+    }
+
+    #[test]
+    fn the_wrapper_measures_a_child_and_reports_a_missing_one() {
+        // The test binary is not the harness, so drive measure_here directly.
+        let m = measure_here(Path::new("true"), &[], Duration::from_secs(10)).unwrap();
+        assert_eq!(m.exit_code, Some(0));
+        assert!(!m.timed_out && m.wall_s >= 0.0 && m.max_rss_kib > 0);
+        assert!(
+            measure_here(
+                Path::new("/nonexistent/program"),
+                &[],
+                Duration::from_secs(1)
+            )
+            .is_err()
+        );
     }
 
     #[test]
