@@ -2,6 +2,7 @@
 //! (`MVVM_LOG=debug`, `MVVM_LOG=mvvm_rt=trace`, ...). Off by default
 //! except warnings, so a guest's stderr stays its own.
 
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the subscriber; `verbose` forces the `debug` level.
@@ -26,6 +27,9 @@ pub fn init_with(verbose: bool, probes: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a person watching: logs piped to a file or a
+        // test harness stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

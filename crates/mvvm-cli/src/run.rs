@@ -1,11 +1,8 @@
-//! Running a guest program to its end: load the object, set up WASI, call
-//! `_start` on a thread whose stack is large enough for the wasm stack
-//! limit, and turn the outcome into an exit status.
-//!
-//! [`on_guest_thread`] and [`wasi_config`] are shared with the checkpoint
-//! and restore commands, which run the guest the same way.
+//! How the tools run a guest: its WASI world from the flags, and a thread
+//! whose stack is large enough for the wasm stack limit. Shared by the
+//! checkpoint and restore commands (a run without a trigger is the plain
+//! runner: `mvvm_rt::checkpoint::run` with `Trigger::None`).
 
-use crate::exit::Exit;
 use crate::guest_flags::GuestFlags;
 use anyhow::{Context, Result};
 use mvvm_rt::wasi::{Preopen, WasiConfig};
@@ -54,28 +51,4 @@ where
         .context("cannot start the guest thread")?
         .join()
         .map_err(|_| anyhow::anyhow!("the guest thread panicked"))
-}
-
-/// Loads `aot` and runs it as a WASI command with the given flags, without
-/// any checkpoint machinery.
-pub fn run_program(
-    aot: &[u8],
-    guest: &GuestFlags,
-    program: &str,
-    max_wasm_stack_mib: usize,
-) -> Result<Exit> {
-    let module = mvvm_rt::Module::from_aot(aot).context("cannot load the program")?;
-    let config = wasi_config(guest, program)?;
-    let max_stack = max_stack_bytes(max_wasm_stack_mib)?;
-    let outcome = on_guest_thread(max_stack, move || {
-        mvvm_rt::wasi::run_command(&module, config, max_stack)
-    })?;
-    match outcome {
-        Ok(code) => Ok(Exit::Guest(code)),
-        Err(mvvm_rt::wasi::WasiRunError::Trap(trap)) => {
-            eprintln!("{program}: {trap}");
-            Ok(Exit::Trap)
-        }
-        Err(e) => Err(e).context("cannot run the program"),
-    }
 }

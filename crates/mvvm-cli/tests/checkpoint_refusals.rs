@@ -124,8 +124,8 @@ fn missing_snapshot() -> Result<()> {
 
 fn files_guest() -> Guest {
     Guest {
-        args: vec![],
         with_dir: true,
+        ..Default::default()
     }
 }
 

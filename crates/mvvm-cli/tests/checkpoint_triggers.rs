@@ -18,7 +18,7 @@ const LONG_ROUNDS: &str = "150";
 fn long_guest() -> Guest {
     Guest {
         args: vec![LONG_ROUNDS.into()],
-        with_dir: false,
+        ..Default::default()
     }
 }
 
