@@ -178,6 +178,52 @@ fn checkpoint_during_sleep() -> Result<()> {
     Ok(())
 }
 
+/// A checkpoint while the guest waits on stdin (`fd_read` blocked): the
+/// read is interrupted, and made again on restore, which reads the data.
+#[test]
+fn checkpoint_while_reading_stdin() -> Result<()> {
+    let wasm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/c/stdio.wasm");
+    let aot = aot(wasm.to_str().unwrap(), Policy::Loop, 3)?;
+    let input = b"first line\nsecond\nlast without newline";
+    let base = Tool::checkpoint(&aot).stdin_bytes(input).run()?;
+    base.expect_code(0, "uninterrupted stdio")?;
+    let s = Scratch::new("stdin");
+    let snap = s.join("stdio.bin");
+    let a = Tool::checkpoint(&aot)
+        .stdin_open()
+        .arg("--after")
+        .arg("0.3")
+        .snapshot(&snap)
+        .spawn()?;
+    // `wait` closes stdin only after the process ended: a checkpoint that
+    // does not interrupt the read would end in a timeout.
+    let mut a = a;
+    let start = std::time::Instant::now();
+    while !a.has_ended()? {
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "the blocked read was not interrupted by --after"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let a = a.wait()?;
+    a.expect_code(CHECKPOINTED, "--after while reading stdin")?;
+    let b = Tool::restore(&aot)
+        .snapshot(&snap)
+        .stdin_bytes(input)
+        .run()?;
+    b.expect_code(0, "restore reading stdin")?;
+    let mut out = a.stdout.clone();
+    out.extend_from_slice(&b.stdout);
+    ensure!(
+        out == base.stdout,
+        "output differs:\n{}\n--- uninterrupted:\n{}",
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(&base.stdout)
+    );
+    Ok(())
+}
+
 /// `-f FUNC -x N`, by name and by index.
 #[test]
 fn function_entry_trigger() -> Result<()> {
@@ -198,6 +244,38 @@ fn function_entry_trigger() -> Result<()> {
         a.expect_code(CHECKPOINTED, &format!("-f {func} -x {n}"))?;
         restore_and_compare(&aot, &snap, &a, &base)?;
     }
+    // By index: the same entry of the same function stops at the same place.
+    let module = mvvm_rt::Module::from_aot(&std::fs::read(&aot)?)?;
+    let fib = module
+        .meta()
+        .func_names
+        .iter()
+        .find(|(_, n)| n == "fib")
+        .map(|(i, _)| *i)
+        .expect("fib in the name section");
+    let s = Scratch::new("fentry-index");
+    let (by_name, by_index) = (s.join("name.bin"), s.join("index.bin"));
+    let a = Tool::checkpoint(&aot)
+        .args(["-f", "fib", "-x", "777"])
+        .snapshot(&by_name)
+        .run()?;
+    let b = Tool::checkpoint(&aot)
+        .args(["-f", &fib.to_string(), "-x", "777"])
+        .snapshot(&by_index)
+        .run()?;
+    a.expect_code(CHECKPOINTED, "-f fib")?;
+    b.expect_code(CHECKPOINTED, "-f INDEX")?;
+    ensure!(
+        a.stdout == b.stdout,
+        "by name and by index stop at different places"
+    );
+    ensure!(
+        a.json_u64("frames") == b.json_u64("frames"),
+        "{:?} vs {:?}",
+        a.json,
+        b.json
+    );
+    restore_and_compare(&aot, &by_index, &b, &base)?;
     // An unknown function is an error before anything runs.
     let s = Scratch::new("fentry-bad");
     let r = Tool::checkpoint(&aot)

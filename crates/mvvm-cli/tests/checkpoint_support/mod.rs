@@ -224,6 +224,8 @@ pub struct Tool {
     cmd: Command,
     json: PathBuf,
     label: String,
+    /// Bytes written to the guest's stdin, which is then closed.
+    stdin: Option<Vec<u8>>,
 }
 
 static JSON_N: AtomicU32 = AtomicU32::new(0);
@@ -245,6 +247,7 @@ impl Tool {
             cmd,
             json,
             label: label.to_owned(),
+            stdin: None,
         }
     }
 
@@ -286,6 +289,20 @@ impl Tool {
         self.arg("-c").arg(n.to_string())
     }
 
+    /// Gives the guest `data` on stdin (then end of file).
+    pub fn stdin_bytes(mut self, data: &[u8]) -> Tool {
+        self.cmd.stdin(Stdio::piped());
+        self.stdin = Some(data.to_vec());
+        self
+    }
+
+    /// Gives the guest a stdin pipe that stays open and empty until
+    /// [`Running::wait`] (a read blocks).
+    pub fn stdin_open(mut self) -> Tool {
+        self.cmd.stdin(Stdio::piped());
+        self
+    }
+
     pub fn current_dir(mut self, d: &Path) -> Tool {
         self.cmd.current_dir(d);
         self
@@ -293,10 +310,17 @@ impl Tool {
 
     /// Starts the tool (stdout and stderr piped).
     pub fn spawn(mut self) -> Result<Running> {
-        let child = self
+        let mut child = self
             .cmd
             .spawn()
             .with_context(|| format!("cannot start {}", self.label))?;
+        if let Some(data) = self.stdin {
+            let mut pipe = child.stdin.take().context("stdin not piped")?;
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = pipe.write_all(&data);
+            });
+        }
         Ok(Running {
             child,
             json: self.json,
@@ -364,6 +388,8 @@ impl Running {
 
     /// Waits for the end (killing the process after [`TIMEOUT`]).
     pub fn wait(mut self) -> Result<Ran> {
+        // An open stdin pipe ends here (end of file for a reading guest).
+        drop(self.child.stdin.take());
         // Drain the pipes on threads so a chatty guest never blocks.
         let mut so = self.child.stdout.take();
         let mut se = self.child.stderr.take();
