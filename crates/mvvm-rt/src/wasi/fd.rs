@@ -40,7 +40,9 @@ pub(super) fn filestat_of(st: &libc::stat) -> Filestat {
         dev: st.st_dev,
         ino: st.st_ino,
         filetype: filetype_of_mode(st.st_mode),
-        nlink: st.st_nlink,
+        // `nlink_t` is u64 on x86-64 but u32 on aarch64.
+        #[allow(clippy::useless_conversion)]
+        nlink: u64::from(st.st_nlink),
         size: st.st_size as u64,
         atim: ns(st.st_atime, st.st_atime_nsec),
         mtim: ns(st.st_mtime, st.st_mtime_nsec),
