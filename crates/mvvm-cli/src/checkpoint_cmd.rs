@@ -7,10 +7,11 @@
 use crate::exit::Exit;
 use crate::guest_flags::GuestFlags;
 use crate::run::{max_stack_bytes, on_guest_thread, wasi_config};
+use crate::snapshot_location::SnapshotLocation;
 use crate::summary::{self, Status, Summary};
 use crate::trigger_flags::TriggerFlags;
 use anyhow::{Context, Result};
-use mvvm_rt::checkpoint::{CheckpointConfig, CheckpointError, Outcome, SnapshotSink};
+use mvvm_rt::checkpoint::{CheckpointConfig, CheckpointError, Outcome};
 use std::path::PathBuf;
 
 /// Everything `mvvm-checkpoint` was asked to do.
@@ -25,7 +26,7 @@ pub struct CheckpointRequest {
     /// When to checkpoint.
     pub triggers: TriggerFlags,
     /// Where the snapshot goes.
-    pub snapshot: PathBuf,
+    pub snapshot: SnapshotLocation,
     /// `--max-wasm-stack`, in MiB.
     pub max_wasm_stack_mib: usize,
     /// `--json` destination.
@@ -44,24 +45,32 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
     let max_stack = max_stack_bytes(req.max_wasm_stack_mib)?;
     let cfg = CheckpointConfig {
         trigger: req.triggers.trigger(),
-        sink: SnapshotSink::File(req.snapshot.clone()),
+        sink: req.snapshot.sink()?,
         log_probes: req.log_probes,
         signals: true,
     };
     let outcome = on_guest_thread(max_stack, move || {
         mvvm_rt::checkpoint::run(&module, wasi, max_stack, cfg)
     })?;
-    finish(TOOL, &req.program, outcome, req.json.as_ref())
+    finish(
+        TOOL,
+        &req.program,
+        outcome,
+        req.json.as_ref(),
+        &req.snapshot,
+    )
 }
 
 /// Turns the runtime's outcome into an exit status: reports a checkpoint on
 /// stderr, a trap with its message, writes the `--json` summary, and gives
 /// other errors back (printed by the binary with their cause chain).
+/// `sink` names a snapshot that went to a stream.
 pub fn finish(
     tool: &str,
     program: &str,
     outcome: Result<Outcome, CheckpointError>,
     json: Option<&PathBuf>,
+    sink: &SnapshotLocation,
 ) -> Result<Exit> {
     match outcome {
         Ok(Outcome::Exited { code, probes }) => {
@@ -73,13 +82,17 @@ pub fn finish(
         }
         Ok(Outcome::Checkpointed { stats }) => {
             let ms = stats.trigger_to_durable.as_secs_f64() * 1e3;
+            let location = match sink {
+                SnapshotLocation::File(_) => stats.location.clone(),
+                other => other.display(),
+            };
             eprintln!(
-                "{tool}: checkpoint written to {} ({} frames, {} bytes, {:.1} ms from the trigger); resume with mvvm-restore",
-                stats.location, stats.frames, stats.snapshot_bytes, ms
+                "{tool}: checkpoint written to {location} ({} frames, {} bytes, {:.1} ms from the trigger); resume with mvvm-restore",
+                stats.frames, stats.snapshot_bytes, ms
             );
             let mut s = Summary::new(Status::Checkpointed, Exit::Checkpointed.code());
             s.probes = Some(stats.probes);
-            s.snapshot = Some(stats.location.clone());
+            s.snapshot = Some(location);
             s.snapshot_bytes = Some(stats.snapshot_bytes);
             s.memory_bytes = Some(stats.memory_bytes);
             s.frames = Some(stats.frames);

@@ -12,6 +12,7 @@ pub mod guest_flags;
 pub mod logging;
 pub mod restore_cmd;
 pub mod run;
+pub mod snapshot_location;
 pub mod summary;
 pub mod target;
 pub mod trigger_flags;

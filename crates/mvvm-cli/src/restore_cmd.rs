@@ -12,12 +12,11 @@
 use crate::checkpoint_cmd::finish;
 use crate::exit::Exit;
 use crate::run::{max_stack_bytes, on_guest_thread};
+use crate::snapshot_location::SnapshotLocation;
 use crate::trigger_flags::TriggerFlags;
-use anyhow::{Context, Result, bail};
-use mvvm_rt::checkpoint::{
-    CheckpointConfig, CheckpointError, RestoreOptions, SnapshotSink, SnapshotSource,
-};
-use std::path::PathBuf;
+use anyhow::{Context, Result};
+use mvvm_rt::checkpoint::{CheckpointConfig, CheckpointError, RestoreOptions};
+use std::path::{Path, PathBuf};
 
 /// Everything `mvvm-restore` was asked to do.
 #[derive(Debug, Clone)]
@@ -27,9 +26,9 @@ pub struct RestoreRequest {
     /// The program's name, for messages.
     pub program: String,
     /// The snapshot to resume.
-    pub snapshot: PathBuf,
-    /// Where a new checkpoint goes (default: replaces `snapshot`).
-    pub snapshot_out: Option<PathBuf>,
+    pub snapshot: SnapshotLocation,
+    /// Where a new checkpoint goes (see [`default_snapshot_out`]).
+    pub snapshot_out: SnapshotLocation,
     /// When to checkpoint the resumed run.
     pub triggers: TriggerFlags,
     /// Continue even if a file the guest had open is gone or was replaced.
@@ -45,27 +44,27 @@ pub struct RestoreRequest {
 /// Name used in messages.
 const TOOL: &str = "mvvm-restore";
 
+/// Where a new checkpoint of a restored run goes without `--snapshot-out`:
+/// over the snapshot file it came from, or, for a snapshot received over
+/// TCP, next to the target (`bc.aot` → `bc.bin`).
+pub fn default_snapshot_out(snapshot: &SnapshotLocation, target: &Path) -> SnapshotLocation {
+    match snapshot {
+        SnapshotLocation::File(p) => SnapshotLocation::File(p.clone()),
+        _ => SnapshotLocation::File(crate::target::default_snapshot_path(target)),
+    }
+}
+
 /// Resumes the program; returns how the process should exit.
 pub fn execute(req: RestoreRequest) -> Result<Exit> {
-    if !req.snapshot.is_file() {
-        bail!(
-            "no snapshot at {} (was the checkpoint written elsewhere? use --snapshot PATH)",
-            req.snapshot.display()
-        );
-    }
     let module = mvvm_rt::Module::from_aot(&req.aot).context("cannot load the program")?;
     let max_stack = max_stack_bytes(req.max_wasm_stack_mib)?;
-    let out = req
-        .snapshot_out
-        .clone()
-        .unwrap_or_else(|| req.snapshot.clone());
     let cfg = CheckpointConfig {
         trigger: req.triggers.trigger(),
-        sink: SnapshotSink::File(out),
+        sink: req.snapshot_out.sink()?,
         log_probes: req.log_probes,
         signals: true,
     };
-    let source = SnapshotSource::File(req.snapshot.clone());
+    let source = req.snapshot.source(TOOL)?;
     let opts = RestoreOptions {
         allow_changed_files: req.allow_changed_files,
     };
@@ -80,6 +79,12 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
         Err(e @ (CheckpointError::Snapshot(_) | CheckpointError::Mismatch(_))) => {
             Err(anyhow::Error::new(e).context(format!("refusing to restore {snapshot}")))
         }
-        outcome => finish(TOOL, &req.program, outcome, req.json.as_ref()),
+        outcome => finish(
+            TOOL,
+            &req.program,
+            outcome,
+            req.json.as_ref(),
+            &req.snapshot_out,
+        ),
     }
 }

@@ -417,6 +417,47 @@ fn default_snapshot_path_and_snapshot_out() -> Result<()> {
     Ok(())
 }
 
+/// Live migration: the snapshot goes over TCP to a listening
+/// `mvvm-restore`, which resumes the run.
+#[test]
+fn snapshot_over_tcp() -> Result<()> {
+    let aot = aot("memgrow", Policy::Loop, 3)?;
+    let base = baseline(&aot, &Guest::default())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let s = Scratch::new("tcp");
+    let mut restorer = Tool::restore(&aot)
+        .snapshot(Path::new(&format!("tcp-listen://127.0.0.1:{port}")))
+        .arg("--snapshot-out")
+        .arg(s.join("next.bin"))
+        .spawn()?;
+    restorer.wait_for_stderr("waiting for a snapshot")?;
+    let a = Tool::checkpoint(&aot)
+        .count(base.probes / 2)
+        .snapshot(Path::new(&format!("tcp://127.0.0.1:{port}")))
+        .run()?;
+    a.expect_code(CHECKPOINTED, "checkpoint to tcp://")?;
+    ensure!(a.stderr.contains("tcp://127.0.0.1"), "{}", a.stderr);
+    let b = restorer.wait()?;
+    b.expect_code(base.code, "restore from tcp-listen://")?;
+    let mut out = a.stdout.clone();
+    out.extend_from_slice(&b.stdout);
+    ensure!(
+        out == base.stdout,
+        "output differs:\n{}",
+        String::from_utf8_lossy(&out)
+    );
+    // Nobody listening: the checkpoint fails with a message, not a hang.
+    let r = Tool::checkpoint(&aot)
+        .count(10)
+        .snapshot(Path::new(&format!("tcp://127.0.0.1:{port}")))
+        .run()?;
+    r.expect_code(FAILURE, "checkpoint to a closed port")?;
+    ensure!(r.stderr.contains("connect"), "{}", r.stderr);
+    Ok(())
+}
+
 /// `-i` logs probes and frames on stderr without changing the result.
 #[test]
 fn probe_log() -> Result<()> {

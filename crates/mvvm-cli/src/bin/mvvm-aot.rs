@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
-use mvvm_abi::TargetArch;
+use mvvm_abi::{Policy, TargetArch};
 use mvvm_cli::exit::{self, Exit};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +16,14 @@ use std::process::ExitCode;
 /// the same bytes.
 #[derive(Debug, Parser)]
 #[command(name = "mvvm-aot", version)]
+#[command(group(
+    clap::ArgGroup::new("policy").multiple(false).args([
+        "enable_checkpoint",
+        "enable_loop_checkpoint",
+        "enable_counter_loop_checkpoint",
+        "enable_loop_dirty_checkpoint",
+    ])
+))]
 struct Aot {
     /// The module to compile: a `.wasm` binary or `.wat` text.
     input: PathBuf,
@@ -34,6 +42,42 @@ struct Aot {
     #[arg(long = "target", value_enum)]
     target: Option<Target>,
 
+    /// Checkpoint policy "function": probes at every function entry. Like
+    /// every policy, it also gives every call site, loop header and
+    /// function entry a resume point, so the program can be checkpointed
+    /// and restored into any checkpoint-enabled compilation of the same
+    /// wasm (other ISA, opt level or policy). At most one policy flag.
+    #[arg(long = "enable-checkpoint")]
+    enable_checkpoint: bool,
+
+    /// Checkpoint policy "loop": probes at every loop header.
+    #[arg(long = "enable-loop-checkpoint")]
+    enable_loop_checkpoint: bool,
+
+    /// Checkpoint policy "counter-loop": loop-header probes that read the
+    /// checkpoint flag only once every 2^N iterations (N from
+    /// --threshold-bits), the cheapest policy.
+    #[arg(long = "enable-counter-loop-checkpoint")]
+    enable_counter_loop_checkpoint: bool,
+
+    /// Checkpoint policy "loop-dirty": loop-header probes plus dirty-page
+    /// tracking of linear memory by the runtime (incremental snapshots).
+    #[arg(long = "enable-loop-dirty-checkpoint")]
+    enable_loop_dirty_checkpoint: bool,
+
+    /// log2 of the polling period of --enable-counter-loop-checkpoint
+    /// (0..=31; 0 reads the flag at every iteration).
+    #[arg(long = "threshold-bits", value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u8).range(0..=31))]
+    threshold_bits: u8,
+
+    /// Accepted for compatibility with the original MVVM and ignored: MVVM
+    /// (Rust) adds no aux-stack (C shadow stack) instrumentation at all,
+    /// and the native stack of wasm code is checked by every function's
+    /// prologue against the runtime's limit, whatever the flags.
+    #[arg(long = "disable-aux-stack-check")]
+    disable_aux_stack_check: bool,
+
     /// Log every step (same as `MVVM_LOG=debug`).
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
@@ -48,11 +92,30 @@ enum Target {
 }
 
 impl Aot {
+    /// The checkpoint policy the flags ask for (clap has already refused
+    /// more than one).
+    fn policy(&self) -> Policy {
+        if self.enable_checkpoint {
+            Policy::FunctionEntry
+        } else if self.enable_loop_checkpoint {
+            Policy::Loop
+        } else if self.enable_counter_loop_checkpoint {
+            Policy::CounterLoop {
+                threshold_bits: self.threshold_bits,
+            }
+        } else if self.enable_loop_dirty_checkpoint {
+            Policy::LoopDirty
+        } else {
+            Policy::None
+        }
+    }
+
     fn execute(self) -> Result<Exit> {
         let input = std::fs::read(&self.input)
             .with_context(|| format!("cannot read {}", self.input.display()))?;
         let mut opts = mvvm_aot::CompileOptions {
             opt_level: self.opt_level,
+            policy: self.policy(),
             ..Default::default()
         };
         if let Some(t) = self.target {
@@ -66,6 +129,7 @@ impl Aot {
             .with_context(|| format!("cannot compile {}", self.input.display()))?;
         tracing::info!(
             bytes = object.len(),
+            policy = %opts.policy.name(),
             millis = started.elapsed().as_millis() as u64,
             "compiled"
         );

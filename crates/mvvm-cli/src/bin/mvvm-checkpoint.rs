@@ -10,6 +10,7 @@ use clap::Parser;
 use mvvm_cli::checkpoint_cmd::{self, CheckpointRequest};
 use mvvm_cli::exit::{self, Exit};
 use mvvm_cli::guest_flags::GuestFlags;
+use mvvm_cli::snapshot_location::SnapshotLocation;
 use mvvm_cli::trigger_flags::TriggerFlags;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,10 +43,12 @@ struct Checkpoint {
     #[command(flatten)]
     triggers: TriggerFlags,
 
-    /// Where to write the snapshot (default: the target's path with the
-    /// extension `.bin`).
-    #[arg(long = "snapshot", value_name = "PATH")]
-    snapshot: Option<PathBuf>,
+    /// Where to write the snapshot: a file (default: the target's path
+    /// with the extension `.bin`), or `tcp://HOST:PORT` to send it to an
+    /// `mvvm-restore --snapshot tcp-listen://ADDR:PORT` (live migration;
+    /// the connection is made at checkpoint time).
+    #[arg(long = "snapshot", value_name = "PATH|tcp://HOST:PORT", value_parser = SnapshotLocation::parse)]
+    snapshot: Option<SnapshotLocation>,
 
     /// Write a one-line JSON summary at exit to FILE (`-` for stderr):
     /// status, exit_code, probes, snapshot, snapshot_bytes, memory_bytes,
@@ -65,9 +68,9 @@ struct Checkpoint {
 impl Checkpoint {
     fn execute(self) -> Result<Exit> {
         let aot = mvvm_cli::target::load_aot_bytes(&self.target)?;
-        let snapshot = self
-            .snapshot
-            .unwrap_or_else(|| mvvm_cli::target::default_snapshot_path(&self.target));
+        let snapshot = self.snapshot.unwrap_or_else(|| {
+            SnapshotLocation::File(mvvm_cli::target::default_snapshot_path(&self.target))
+        });
         let log_probes = self.triggers.log_probes || mvvm_cli::logging::checkpoint_log_enabled();
         checkpoint_cmd::execute(CheckpointRequest {
             aot,

@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Parser;
 use mvvm_cli::exit::{self, Exit};
 use mvvm_cli::restore_cmd::{self, RestoreRequest};
+use mvvm_cli::snapshot_location::SnapshotLocation;
 use mvvm_cli::trigger_flags::TriggerFlags;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,15 +36,18 @@ struct Restore {
     #[arg(short = 't', long = "target", value_name = "PROGRAM")]
     target: PathBuf,
 
-    /// The snapshot to resume (default: the target's path with the
-    /// extension `.bin`, where `mvvm-checkpoint` writes it).
-    #[arg(long = "snapshot", value_name = "PATH")]
-    snapshot: Option<PathBuf>,
+    /// The snapshot to resume: a file (default: the target's path with the
+    /// extension `.bin`, where `mvvm-checkpoint` writes it), or
+    /// `tcp-listen://ADDR:PORT` to wait for one sent by `mvvm-checkpoint
+    /// --snapshot tcp://HOST:PORT`.
+    #[arg(long = "snapshot", value_name = "PATH|tcp-listen://ADDR:PORT", value_parser = SnapshotLocation::parse)]
+    snapshot: Option<SnapshotLocation>,
 
-    /// Where a new checkpoint of the resumed run goes (default: it replaces
-    /// the snapshot read).
-    #[arg(long = "snapshot-out", value_name = "PATH")]
-    snapshot_out: Option<PathBuf>,
+    /// Where a new checkpoint of the resumed run goes: a file or
+    /// `tcp://HOST:PORT` (default: it replaces the snapshot file read; for
+    /// a snapshot received over TCP, the target's path with `.bin`).
+    #[arg(long = "snapshot-out", value_name = "PATH|tcp://HOST:PORT", value_parser = SnapshotLocation::parse)]
+    snapshot_out: Option<SnapshotLocation>,
 
     #[command(flatten)]
     triggers: TriggerFlags,
@@ -71,15 +75,18 @@ struct Restore {
 impl Restore {
     fn execute(self) -> Result<Exit> {
         let aot = mvvm_cli::target::load_aot_bytes(&self.target)?;
-        let snapshot = self
-            .snapshot
-            .unwrap_or_else(|| mvvm_cli::target::default_snapshot_path(&self.target));
+        let snapshot = self.snapshot.unwrap_or_else(|| {
+            SnapshotLocation::File(mvvm_cli::target::default_snapshot_path(&self.target))
+        });
+        let snapshot_out = self
+            .snapshot_out
+            .unwrap_or_else(|| restore_cmd::default_snapshot_out(&snapshot, &self.target));
         let log_probes = self.triggers.log_probes || mvvm_cli::logging::checkpoint_log_enabled();
         restore_cmd::execute(RestoreRequest {
             aot,
             program: mvvm_cli::target::program_name(&self.target),
             snapshot,
-            snapshot_out: self.snapshot_out,
+            snapshot_out,
             triggers: self.triggers,
             allow_changed_files: self.allow_changed_files,
             max_wasm_stack_mib: self.max_wasm_stack,

@@ -326,6 +326,7 @@ impl Tool {
             json: self.json,
             start: Instant::now(),
             stdout_seen: Vec::new(),
+            stderr_seen: Vec::new(),
         })
     }
 
@@ -342,6 +343,8 @@ pub struct Running {
     start: Instant,
     /// Stdout read so far by [`Running::wait_for_stdout`].
     stdout_seen: Vec<u8>,
+    /// Stderr read so far by [`Running::wait_for_stderr`].
+    stderr_seen: Vec<u8>,
 }
 
 impl Running {
@@ -362,6 +365,26 @@ impl Running {
                 String::from_utf8_lossy(&self.stdout_seen)
             );
             self.stdout_seen.extend_from_slice(&buf[..n]);
+            ensure!(
+                self.start.elapsed() < TIMEOUT,
+                "timed out waiting for `{needle}`"
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads stderr until it contains `needle`.
+    pub fn wait_for_stderr(&mut self, needle: &str) -> Result<()> {
+        let err = self.child.stderr.as_mut().context("stderr not piped")?;
+        let mut buf = [0u8; 256];
+        while !String::from_utf8_lossy(&self.stderr_seen).contains(needle) {
+            let n = err.read(&mut buf)?;
+            ensure!(
+                n > 0,
+                "stderr closed before `{needle}` appeared: {:?}",
+                String::from_utf8_lossy(&self.stderr_seen)
+            );
+            self.stderr_seen.extend_from_slice(&buf[..n]);
             ensure!(
                 self.start.elapsed() < TIMEOUT,
                 "timed out waiting for `{needle}`"
@@ -421,7 +444,9 @@ impl Running {
         let elapsed = self.start.elapsed();
         let mut stdout = std::mem::take(&mut self.stdout_seen);
         stdout.extend(tout.join().unwrap_or_default());
-        let stderr = String::from_utf8_lossy(&terr.join().unwrap_or_default()).into_owned();
+        let mut stderr = std::mem::take(&mut self.stderr_seen);
+        stderr.extend(terr.join().unwrap_or_default());
+        let stderr = String::from_utf8_lossy(&stderr).into_owned();
         let json = std::fs::read_to_string(&self.json)
             .ok()
             .map(|s| s.trim().to_owned());
