@@ -28,6 +28,7 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
             target: opts.target,
             cpu_features: target.cpu_features.clone(),
             opt_level,
+            policy: opts.policy,
         },
     )?;
     let mut meta = parsed.meta;
@@ -80,6 +81,7 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
         call_conv,
         frontend_config: isa.frontend_config(),
         func_ids: func_ids.iter().map(|id| id.as_u32()).collect(),
+        policy: opts.policy,
     };
 
     let compiled = compile_functions(&info, &*isa, parsed.funcs, &func_ids)?;
@@ -185,10 +187,13 @@ fn compile_functions(
                     body: &job.body,
                 };
                 let validator = job.validator.into_validator(Default::default());
-                translate_function(&input, validator, &mut ctx.func, &mut fb_ctx)?;
+                let tables = translate_function(&input, validator, &mut ctx.func, &mut fb_ctx)?;
                 let id = func_ids[index as usize];
                 let start = u32::try_from(job.body.range().start).unwrap_or(u32::MAX);
-                finish_function(&mut ctx, isa, id, index, start)
+                let mut compiled = finish_function(&mut ctx, isa, id, index, start)?;
+                compiled.info.locals = tables.locals;
+                compiled.info.stable_points = tables.stable_points;
+                Ok(compiled)
             })();
             if let Ok(mut slot) = results[k].lock() {
                 *slot = Some(result);

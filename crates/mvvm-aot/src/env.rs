@@ -3,12 +3,10 @@
 //!
 //! The operator translator (`translate/`) never computes a vmctx offset
 //! itself; it asks this environment for the memory base, a global's cell, a
-//! table, a builtin call or a call of another function. Instrumentation
-//! (checkpoint probes at function entries and loop headers, unwind checks
-//! after calls) is added through the hook methods
-//! [`FuncEnv::on_function_entry`], [`FuncEnv::on_loop_header`] and
-//! [`FuncEnv::after_call`], which are called at exactly those points and do
-//! nothing today.
+//! table, a builtin call or a call of another function. The checkpoint
+//! instrumentation (`translate/checkpoint.rs`) needs the translator's locals
+//! and operand stack, so it lives with the translator and uses this
+//! environment only for [`FuncEnv::limits`] and builtin calls.
 
 use cranelift_codegen::ir::{
     self, AbiParam, ArgumentPurpose, ExtFuncData, ExternalName, FuncRef, GlobalValueData,
@@ -18,11 +16,12 @@ use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::FunctionBuilder;
 use mvvm_abi::builtins::{AbiType, BUILTIN_COUNT, Builtin};
 use mvvm_abi::vmctx::{
-    VMCTX_BUILTINS, VMCTX_FUNCS, VMCTX_GLOBALS, VMCTX_LIMITS, VMCTX_MEMORY, VMCTX_TABLES,
-    VMCTX_TYPE_IDS, VMFUNCREF_CODE, VMFUNCREF_SIZE, VMFUNCREF_TYPE_ID, VMFUNCREF_VMCTX,
-    VMLIMITS_STACK_LIMIT, VMMEMORY_BASE, VMMEMORY_LENGTH, VMTABLE_ELEMENTS, VMTABLE_LENGTH,
+    VALUE_SLOT_SIZE, VMCTX_BUILTINS, VMCTX_FUNCS, VMCTX_GLOBALS, VMCTX_LIMITS, VMCTX_MEMORY,
+    VMCTX_TABLES, VMCTX_TYPE_IDS, VMFUNCREF_CODE, VMFUNCREF_SIZE, VMFUNCREF_TYPE_ID,
+    VMFUNCREF_VMCTX, VMLIMITS_STACK_LIMIT, VMMEMORY_BASE, VMMEMORY_LENGTH, VMTABLE_ELEMENTS,
+    VMTABLE_LENGTH,
 };
-use mvvm_abi::{FuncType, GlobalType, ModuleMeta, TrapCode, ValType};
+use mvvm_abi::{FuncType, GlobalType, ModuleMeta, Policy, TrapCode, ValType};
 use std::collections::HashMap;
 
 /// The Cranelift trap code used for an MVVM trap code emitted by our own
@@ -89,6 +88,34 @@ pub(crate) fn builtin_signature(b: Builtin, call_conv: CallConv) -> Signature {
     sig
 }
 
+/// Widens a value to its 64-bit slot representation (array calls, host
+/// calls, checkpoint frames): `i32` and `f32` bits zero-extended, the rest
+/// as they are.
+pub(crate) fn to_slot(builder: &mut FunctionBuilder<'_>, v: Value, ty: ValType) -> Value {
+    match ty {
+        ValType::I32 => builder.ins().uextend(types::I64, v),
+        ValType::F32 => {
+            let bits = builder.ins().bitcast(types::I32, MemFlagsData::new(), v);
+            builder.ins().uextend(types::I64, bits)
+        }
+        _ => v,
+    }
+}
+
+/// Byte offset of slot `k` in a `u64` value array.
+pub(crate) fn slot_offset(k: usize) -> i32 {
+    i32::try_from(k as u64 * u64::from(VALUE_SLOT_SIZE)).unwrap_or(i32::MAX)
+}
+
+/// The zero value of a wasm type (null for references).
+pub(crate) fn zero_value(builder: &mut FunctionBuilder<'_>, ty: ValType) -> Value {
+    match ty {
+        ValType::F32 => builder.ins().f32const(0.0),
+        ValType::F64 => builder.ins().f64const(0.0),
+        other => builder.ins().iconst(clif_type(other), 0),
+    }
+}
+
 /// Flags for loads of the instance's own structures: aligned, never
 /// trapping (the runtime guarantees the pointers).
 pub(crate) fn trusted() -> MemFlagsData {
@@ -124,6 +151,8 @@ pub(crate) struct ModuleInfo<'m> {
     /// Per function index: the object module's id of its symbol
     /// (`mvvm_func_i` for defined functions, `mvvm_import_j` for imports).
     pub func_ids: Vec<u32>,
+    /// Checkpoint policy of the compilation.
+    pub policy: Policy,
 }
 
 impl ModuleInfo<'_> {
@@ -146,6 +175,7 @@ pub(crate) struct FuncEnv<'m> {
     pub info: &'m ModuleInfo<'m>,
     vmctx: Option<Value>,
     memory_base: Option<Value>,
+    limits: Option<Value>,
     sigs: HashMap<u32, SigRef>,
     builtin_sigs: [Option<SigRef>; BUILTIN_COUNT],
     func_refs: HashMap<u32, FuncRef>,
@@ -161,6 +191,7 @@ impl<'m> FuncEnv<'m> {
             info,
             vmctx: None,
             memory_base: None,
+            limits: None,
             sigs: HashMap::new(),
             builtin_sigs: [None; BUILTIN_COUNT],
             func_refs: HashMap::new(),
@@ -211,6 +242,19 @@ impl<'m> FuncEnv<'m> {
         Ok(())
     }
 
+    /// The `*mut VMLimits` of the running thread, loaded from the vmctx
+    /// where first asked for (the entry block, for the checkpoint
+    /// instrumentation) and reused: the pointer never changes while code
+    /// runs, so the load is marked read-only and movable.
+    pub fn limits(&mut self, builder: &mut FunctionBuilder<'_>) -> EnvResult<Value> {
+        if let Some(l) = self.limits {
+            return Ok(l);
+        }
+        let l = self.vmctx_field(builder, VMCTX_LIMITS)?;
+        self.limits = Some(l);
+        Ok(l)
+    }
+
     /// Records the vmctx of a glue function (trampoline or stub), which
     /// has no stack limit check and no memory base.
     pub fn set_vmctx(&mut self, vmctx: Value) {
@@ -227,26 +271,6 @@ impl<'m> FuncEnv<'m> {
     fn vmctx_field(&self, builder: &mut FunctionBuilder<'_>, offset: i32) -> EnvResult<Value> {
         let vmctx = self.vmctx()?;
         Ok(builder.ins().load(types::I64, immutable(), vmctx, offset))
-    }
-
-    // ---- hooks -----------------------------------------------------------
-
-    /// Hook: the entry of the function body (after `init`). No-op today;
-    /// checkpoint probes and the rewind dispatch go here.
-    pub fn on_function_entry(&mut self, _builder: &mut FunctionBuilder<'_>) {}
-
-    /// Hook: the header block of a loop starting at wasm offset `offset`
-    /// (already switched to). No-op today; loop probes go here.
-    pub fn on_loop_header(&mut self, _builder: &mut FunctionBuilder<'_>, _offset: u32) {}
-
-    /// Hook: right after a call at wasm offset `offset` returned `results`.
-    /// No-op today; the unwind check goes here.
-    pub fn after_call(
-        &mut self,
-        _builder: &mut FunctionBuilder<'_>,
-        _offset: u32,
-        _results: &[Value],
-    ) {
     }
 
     // ---- memory ----------------------------------------------------------

@@ -4,7 +4,8 @@
 //! ```text
 //! wasm/WAT ─▶ module.rs (validate, ModuleMeta) ─▶ translate/ (per function,
 //!   in parallel: wasm operators ─▶ Cranelift IR, env.rs decides how the
-//!   VMContext is reached) ─▶ Cranelift ─▶ object.rs (symbols in index order,
+//!   VMContext is reached, translate/checkpoint.rs adds the checkpoint
+//!   instrumentation) ─▶ Cranelift ─▶ object.rs (symbols in index order,
 //!   metadata section) ─▶ .aot bytes
 //! ```
 //!
@@ -32,6 +33,10 @@
 //!   integer division faults on x86-64 are SIGFPE at `div`/`idiv`; other
 //!   traps are `ud2`/`udf`-style trap instructions. Every one is in
 //!   `FuncInfo::traps`.
+//! - Checkpoints (any [`Policy`] but `None`): `translate/checkpoint.rs`
+//!   adds the resume points, probes, unwind and rewind paths of the
+//!   contract in `mvvm_abi::checkpoint`, and fills
+//!   `FuncInfo::stable_points`; `FuncInfo::locals` is filled always.
 #![forbid(unsafe_code)]
 
 mod driver;
@@ -44,7 +49,7 @@ mod trampolines;
 mod translate;
 
 pub use error::CompileError;
-pub use mvvm_abi::TargetArch;
+pub use mvvm_abi::{Policy, TargetArch};
 pub use object::META_SYMBOL;
 
 /// Options of [`compile`].
@@ -55,15 +60,22 @@ pub struct CompileOptions {
     pub opt_level: u8,
     /// Target architecture.
     pub target: TargetArch,
+    /// Checkpoint policy: where probes may start a checkpoint. Any policy
+    /// but [`Policy::None`] also adds a resume point at every call site,
+    /// loop header and function entry (see `mvvm_abi::checkpoint`);
+    /// [`Policy::None`] adds no code at all.
+    pub policy: Policy,
 }
 
 impl Default for CompileOptions {
     /// Level 3 for the host architecture (x86-64 when the host is neither
-    /// x86-64 nor aarch64: the object can still be produced, not run).
+    /// x86-64 nor aarch64: the object can still be produced, not run), no
+    /// checkpoint policy.
     fn default() -> Self {
         CompileOptions {
             opt_level: 3,
             target: TargetArch::host().unwrap_or(TargetArch::X86_64),
+            policy: Policy::None,
         }
     }
 }

@@ -46,6 +46,7 @@ pub(crate) struct MetaHeader {
     pub target: TargetArch,
     pub cpu_features: Vec<String>,
     pub opt_level: u8,
+    pub policy: mvvm_abi::Policy,
 }
 
 fn unsupported(feature: impl Into<String>, offset: u64) -> CompileError {
@@ -164,7 +165,7 @@ pub(crate) fn parse<'a>(
         target: header.target,
         cpu_features: header.cpu_features,
         opt_level: header.opt_level,
-        policy: mvvm_abi::Policy::None,
+        policy: header.policy,
         wasm_sha256: Sha256::digest(wasm).into(),
         types: Vec::new(),
         imports: Vec::new(),

@@ -3,7 +3,10 @@
 //! - Import stubs (`mvvm_import_{j}`): the wasm-ABI body of an imported
 //!   function implemented by the host. They spill the arguments into `u64`
 //!   slots, call the `HostCall` builtin, raise its trap if it failed, and
-//!   return the results read back from the slots.
+//!   return the results read back from the slots. With a checkpoint policy,
+//!   a status of `HOST_CALL_UNWIND` returns zero results instead (the
+//!   caller then unwinds); without one the stub is unchanged, and the
+//!   runtime never returns that status to it.
 //! - Array-call trampolines (`mvvm_array_{i}`): what the host calls to enter
 //!   wasm, `extern "C" fn(vmctx, values)`: parameters are read from
 //!   `values`, the function is called, results are written back from slot 0.
@@ -12,32 +15,18 @@
 //! `i32` and `f32` bits zero-extended, `i64`, `f64` bits and references as
 //! they are, little-endian.
 
-use crate::env::{FuncEnv, ModuleInfo, clif_trap, clif_type, trusted, wasm_signature};
+use crate::env::{
+    FuncEnv, ModuleInfo, clif_trap, clif_type, slot_offset, to_slot, trusted, wasm_signature,
+    zero_value,
+};
 use cranelift_codegen::ir::{
     self, AbiParam, InstBuilder, StackSlotData, StackSlotKind, UserFuncName, types,
 };
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use mvvm_abi::builtins::Builtin;
+use mvvm_abi::checkpoint::HOST_CALL_UNWIND;
 use mvvm_abi::vmctx::VALUE_SLOT_SIZE;
-use mvvm_abi::{FuncType, TrapCode, ValType};
-
-/// Widens a value to its 64-bit slot representation.
-fn to_slot(builder: &mut FunctionBuilder<'_>, v: ir::Value, ty: ValType) -> ir::Value {
-    match ty {
-        ValType::I32 => builder.ins().uextend(types::I64, v),
-        ValType::F32 => {
-            let bits = builder
-                .ins()
-                .bitcast(types::I32, ir::MemFlagsData::new(), v);
-            builder.ins().uextend(types::I64, bits)
-        }
-        _ => v,
-    }
-}
-
-fn slot_offset(k: usize) -> i32 {
-    i32::try_from(k as u64 * u64::from(VALUE_SLOT_SIZE)).unwrap_or(i32::MAX)
-}
+use mvvm_abi::{FuncType, TrapCode};
 
 /// Builds the import stub of imported function `index` into `func`.
 pub(crate) fn import_stub(
@@ -84,6 +73,31 @@ pub(crate) fn import_stub(
     builder.set_cold_block(failed);
 
     builder.switch_to_block(failed);
+    if info.policy.is_instrumented() {
+        // A checkpoint interrupted the host call: return zero results
+        // without raising; the caller's after-call check sees UNWINDING and
+        // saves its frame with this call as resume point.
+        let unwind = builder.create_block();
+        let raise = builder.create_block();
+        let is_unwind = builder.ins().icmp_imm_u(
+            ir::condcodes::IntCC::Equal,
+            status,
+            i64::from(HOST_CALL_UNWIND),
+        );
+        builder.ins().brif(is_unwind, unwind, &[], raise, &[]);
+        builder.seal_block(unwind);
+        builder.seal_block(raise);
+        builder.set_cold_block(unwind);
+        builder.set_cold_block(raise);
+        builder.switch_to_block(unwind);
+        let zeros: Vec<ir::Value> = ty
+            .results
+            .iter()
+            .map(|t| zero_value(&mut builder, *t))
+            .collect();
+        builder.ins().return_(&zeros);
+        builder.switch_to_block(raise);
+    }
     env.call_builtin(&mut builder, Builtin::Raise, &[status])?;
     builder.ins().trap(clif_trap(TrapCode::HostError));
 

@@ -86,6 +86,7 @@ fn cross_targets_have_the_right_machine() {
         let opts = CompileOptions {
             opt_level: 2,
             target,
+            ..CompileOptions::default()
         };
         let obj = compile(SAMPLE.as_bytes(), &opts).unwrap();
         let file = object::File::parse(&*obj).unwrap();
@@ -199,6 +200,7 @@ fn relocations_are_the_kinds_the_runtime_applies() {
         let opts = CompileOptions {
             opt_level: 3,
             target,
+            ..CompileOptions::default()
         };
         let obj = compile(SAMPLE.as_bytes(), &opts).unwrap();
         if let Ok(dir) = std::env::var("MVVM_AOT_DUMP") {

@@ -26,6 +26,7 @@ fn spec_v2_modules_compile_x86_64_o3() {
     check_all(CompileOptions {
         opt_level: 3,
         target: TargetArch::X86_64,
+        ..CompileOptions::default()
     });
 }
 
@@ -34,6 +35,7 @@ fn spec_v2_modules_compile_aarch64_o3() {
     check_all(CompileOptions {
         opt_level: 3,
         target: TargetArch::Aarch64,
+        ..CompileOptions::default()
     });
 }
 

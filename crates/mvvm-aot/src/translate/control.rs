@@ -108,7 +108,7 @@ impl FuncTranslator<'_, '_, '_> {
                     exit_reachable: false,
                 });
                 let at = u32::try_from(offset).unwrap_or(u32::MAX);
-                self.env.on_loop_header(self.builder, at);
+                self.loop_header_probe(at)?;
             }
             Operator::If { blockty } => {
                 let (params, results) = self.block_type(*blockty, offset)?;
@@ -215,7 +215,7 @@ impl FuncTranslator<'_, '_, '_> {
                     .map_err(|e| self.env_err(e))?;
                 self.stack.extend_from_slice(&results);
                 let at = u32::try_from(offset).unwrap_or(u32::MAX);
-                self.env.after_call(self.builder, at, &results);
+                self.after_call(at)?;
             }
             Operator::CallIndirect {
                 type_index,
@@ -237,7 +237,7 @@ impl FuncTranslator<'_, '_, '_> {
                     .map_err(|e| self.env_err(e))?;
                 self.stack.extend_from_slice(&results);
                 let at = u32::try_from(offset).unwrap_or(u32::MAX);
-                self.env.after_call(self.builder, at, &results);
+                self.after_call(at)?;
             }
             _ => return Ok(false),
         }

@@ -8,10 +8,14 @@
 //! another team member owns). Everything that touches the instance goes
 //! through the [`FuncEnv`].
 //!
+//! With a checkpoint policy, `checkpoint` adds resume points before every
+//! reachable `loop` and call, probes, and the unwind and rewind paths.
+//!
 //! Unreachable code (after `br`, `return`, `unreachable`, ...) is skipped:
 //! only the nesting of blocks is tracked until the `else` or `end` that makes
 //! code reachable again.
 
+mod checkpoint;
 mod control;
 mod memory;
 mod numeric;
@@ -20,6 +24,7 @@ mod variables;
 
 use crate::CompileError;
 use crate::env::{FuncEnv, ModuleInfo, clif_type, wasm_signature};
+pub(crate) use checkpoint::FuncTables;
 use cranelift_codegen::ir::{self, Block, InstBuilder, SourceLoc, UserFuncName, Value};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use mvvm_abi::{FuncType, ValType};
@@ -78,6 +83,8 @@ pub(crate) struct FuncTranslator<'m, 'b, 'f> {
     pub reachable: bool,
     /// Blocks opened inside unreachable code, not yet closed.
     pub unreachable_depth: u32,
+    /// Checkpoint instrumentation (`None` without a policy).
+    pub ckpt: Option<checkpoint::Instrumentation>,
 }
 
 /// The result type of operator translators: `Ok(true)` if handled.
@@ -164,6 +171,9 @@ impl FuncTranslator<'_, '_, '_> {
         if !self.reachable {
             return self.translate_unreachable(op, offset);
         }
+        if self.ckpt.is_some() {
+            self.begin_stable_point(op, offset)?;
+        }
         if self.translate_control(op, offset)?
             || self.translate_variable(op)?
             || self.translate_memory(op, offset)?
@@ -192,13 +202,21 @@ pub(crate) struct FuncInput<'a, 'm> {
     pub body: &'a FunctionBody<'a>,
 }
 
-/// Validates and translates one defined function into `func`.
+/// Validates and translates one defined function into `func`; returns
+/// the types of its locals and its stable points for the metadata.
 pub(crate) fn translate_function(
     input: &FuncInput<'_, '_>,
     mut validator: FuncValidator<ValidatorResources>,
     func: &mut ir::Function,
     fb_ctx: &mut FunctionBuilderContext,
-) -> Result<(), CompileError> {
+) -> Result<FuncTables, CompileError> {
+    // The instrumentation follows operand types with a copy of the
+    // validator, taken before it consumes the body.
+    let tracker = input
+        .info
+        .policy
+        .is_instrumented()
+        .then(|| validator.clone());
     validator
         .validate(input.body)
         .map_err(|e| CompileError::invalid(&e))?;
@@ -260,7 +278,6 @@ pub(crate) fn translate_function(
 
     let mut env = FuncEnv::new(info);
     env.init(&mut builder, vmctx).map_err(codegen)?;
-    env.on_function_entry(&mut builder);
 
     let results: Vec<ir::Type> = ty.results.iter().map(|t| clif_type(*t)).collect();
     let exit = builder.create_block();
@@ -283,7 +300,11 @@ pub(crate) fn translate_function(
         }],
         reachable: true,
         unreachable_depth: 0,
+        ckpt: None,
     };
+    if let Some(tracker) = tracker {
+        t.begin_checkpoints(info.policy, tracker, input.body, ty.results.clone())?;
+    }
 
     let mut ops = input
         .body
@@ -298,7 +319,9 @@ pub(crate) fn translate_function(
         }
         t.builder
             .set_srcloc(SourceLoc::new(u32::try_from(offset).unwrap_or(u32::MAX)));
-        t.translate(&op, usize::try_from(offset).unwrap_or(usize::MAX))?;
+        let at = usize::try_from(offset).unwrap_or(usize::MAX);
+        t.translate(&op, at)?;
+        t.track(&op, at)?;
     }
     if !t.control.is_empty() {
         return Err(t.error("function body ends inside a block"));
@@ -308,6 +331,11 @@ pub(crate) fn translate_function(
         let rets = std::mem::take(&mut t.stack);
         t.builder.ins().return_(&rets);
     }
+    let stable_points = t.finish_checkpoints(u32::try_from(body_start).unwrap_or(u32::MAX))?;
+    let locals = t.locals.iter().map(|(_, vt)| *vt).collect();
     builder.finalize(info.frontend_config);
-    Ok(())
+    Ok(FuncTables {
+        locals,
+        stable_points,
+    })
 }

@@ -1,0 +1,516 @@
+//! Checkpoint instrumentation: resume points, probes, unwinding and
+//! rewinding, following the contract in `mvvm_abi::checkpoint`.
+//!
+//! Only compilations with a policy other than `Policy::None` get any of
+//! this; without one the translator never creates an [`Instrumentation`]
+//! and the code is exactly what it was before checkpoints existed.
+//!
+//! Shape of an instrumented function:
+//!
+//! ```text
+//! entry:   params, locals = 0, counter = 0
+//!          limits = vmctx->limits                        (read-only, hoisted)
+//!          brif limits->unwind_state == REWINDING, rewind, resume_entry
+//! resume_entry:                                          (Entry stable point)
+//!          [probe]                                       (FunctionEntry policy)
+//!          ...
+//!          jump resume_k(stack...)      ; before every loop and call
+//! resume_k(stack...):                                    (Loop/Call stable point)
+//!          loop:   jump header(params) ; header: [probe] ; body
+//!          call:   results = call f(args) ; brif unwind_state == UNWINDING, unwind_k, cont
+//! unwind_k (cold):  slots = locals ++ stack ; UnwindFrame(func, offset, slots, n) ; return 0...
+//! rewind (cold):    k = RewindFrame(func, slots, capacity) ; locals = slots[..]
+//!                   br_table k -> landing_k (else trap)
+//! landing_k:        jump resume_k(slots[nlocals..])
+//! ```
+//!
+//! The operand stack at a stable point becomes the parameters of its resume
+//! block, so the normal path and the rewind path meet there with the same
+//! SSA values; locals are Cranelift `Variable`s, so the rewind path only has
+//! to `def_var` them. The rewind block is filled at the end of the function,
+//! once every resume block exists; the resume blocks are sealed then.
+//!
+//! The types of the operand stack come from a second copy of the function's
+//! validator run in lock-step with the translation (the translator's SSA
+//! values do not tell `i64` from a reference).
+//!
+//! Probes read `probe_flag` with an `atomic_load`: Cranelift's alias
+//! analysis would otherwise replace the flag load of an inner loop header by
+//! the one of the enclosing loop when nothing in between writes memory, and
+//! a store-free inner loop would never see the flag. On x86-64 the atomic
+//! load is a plain `mov`; on aarch64 an `ldar`.
+
+use super::{FuncTranslator, OpResult};
+use crate::CompileError;
+use crate::env::{clif_trap, clif_type, slot_offset, to_slot, trusted, zero_value};
+use cranelift_codegen::ir::{
+    self, Block, BlockArg, BlockCall, InstBuilder, JumpTableData, SourceLoc, StackSlot,
+    StackSlotData, StackSlotKind, Value, condcodes::IntCC, types,
+};
+use cranelift_frontend::Variable;
+use mvvm_abi::builtins::Builtin;
+use mvvm_abi::checkpoint::{REWINDING, UNWINDING};
+use mvvm_abi::vmctx::{VALUE_SLOT_SIZE, VMLIMITS_PROBE_FLAG, VMLIMITS_UNWIND_STATE};
+use mvvm_abi::{Policy, StablePoint, StablePointKind, TrapCode, ValType};
+use wasmparser::{FuncValidator, Operator, ValidatorResources};
+
+/// A stable point and the block that resumes there.
+struct ResumePoint {
+    point: StablePoint,
+    /// Its parameters are the operand stack at the point.
+    block: Block,
+}
+
+/// Per-function state of the instrumentation.
+pub(crate) struct Instrumentation {
+    policy: Policy,
+    /// `*mut VMLimits`, loaded once in the entry block.
+    limits: Value,
+    /// `&limits.probe_flag`, computed once in the entry block.
+    probe_flag: Value,
+    /// The `u64` slots frames are written to and read from; its size is
+    /// fixed at the end, once every stable point is known.
+    slots: StackSlot,
+    /// The rewind dispatch, filled at the end.
+    rewind: Block,
+    /// The polling counter of `CounterLoop` and its mask (`2^bits - 1`);
+    /// `None` for other policies and for `threshold_bits == 0`.
+    counter: Option<(Variable, i64)>,
+    /// Resume points in translation order, which is offset order.
+    points: Vec<ResumePoint>,
+    /// A copy of the function's validator fed every operator after it is
+    /// translated: before an operator it knows the operand stack's types.
+    tracker: FuncValidator<ValidatorResources>,
+    /// Result types of the function, for the zero results of an unwind.
+    results: Vec<ValType>,
+}
+
+impl Instrumentation {
+    /// Whether probes go at loop headers.
+    fn probes_loops(&self) -> bool {
+        matches!(
+            self.policy,
+            Policy::Loop | Policy::CounterLoop { .. } | Policy::LoopDirty
+        )
+    }
+}
+
+/// What a function's instrumentation leaves for the metadata.
+pub(crate) struct FuncTables {
+    /// Types of the locals (parameters first).
+    pub locals: Vec<ValType>,
+    /// Stable points, sorted by offset.
+    pub stable_points: Vec<StablePoint>,
+}
+
+fn block_args(values: &[Value]) -> Vec<BlockArg> {
+    values.iter().map(|v| BlockArg::Value(*v)).collect()
+}
+
+fn offset_u32(offset: usize) -> u32 {
+    u32::try_from(offset).unwrap_or(u32::MAX)
+}
+
+impl FuncTranslator<'_, '_, '_> {
+    fn ckpt(&self) -> Result<&Instrumentation, CompileError> {
+        self.ckpt
+            .as_ref()
+            .ok_or_else(|| self.error("checkpoint code without instrumentation"))
+    }
+
+    fn ckpt_mut(&mut self) -> Result<&mut Instrumentation, CompileError> {
+        match self.ckpt.as_mut() {
+            Some(c) => Ok(c),
+            None => Err(CompileError::Codegen {
+                func: self.func_index,
+                message: "checkpoint code without instrumentation".into(),
+            }),
+        }
+    }
+
+    /// Starts the instrumentation in the entry block (after the locals are
+    /// defined and the environment is initialised): the rewind test, the
+    /// Entry resume point and, with `FunctionEntry`, its probe.
+    /// `tracker` is a fresh copy of the function's validator; `body` the
+    /// function's body (for the locals the tracker must know).
+    pub(super) fn begin_checkpoints(
+        &mut self,
+        policy: Policy,
+        mut tracker: FuncValidator<ValidatorResources>,
+        body: &wasmparser::FunctionBody<'_>,
+        results: Vec<ValType>,
+    ) -> Result<(), CompileError> {
+        let mut reader = body.get_binary_reader();
+        tracker
+            .read_locals(&mut reader)
+            .map_err(|e| CompileError::invalid(&e))?;
+        let body_offset = u32::try_from(body.range().start).unwrap_or(u32::MAX);
+
+        let limits = self.env.limits(self.builder).map_err(|e| self.env_err(e))?;
+        let probe_flag = self
+            .builder
+            .ins()
+            .iadd_imm_s(limits, i64::from(VMLIMITS_PROBE_FLAG));
+        let counter = match policy {
+            Policy::CounterLoop { threshold_bits } if threshold_bits > 0 => {
+                let bits = u32::from(threshold_bits.min(31));
+                let var = self.builder.declare_var(types::I32);
+                let zero = self.builder.ins().iconst(types::I32, 0);
+                self.builder.def_var(var, zero);
+                Some((var, (1i64 << bits) - 1))
+            }
+            _ => None,
+        };
+        let slots = self.builder.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            0,
+            3,
+        ));
+
+        let state = self
+            .builder
+            .ins()
+            .load(types::I32, trusted(), limits, VMLIMITS_UNWIND_STATE);
+        let rewinding = self
+            .builder
+            .ins()
+            .icmp_imm_u(IntCC::Equal, state, i64::from(REWINDING));
+        let rewind = self.builder.create_block();
+        let resume = self.builder.create_block();
+        self.builder.ins().brif(rewinding, rewind, &[], resume, &[]);
+        self.builder.seal_block(rewind);
+        self.builder.set_cold_block(rewind);
+        self.builder.switch_to_block(resume);
+
+        self.ckpt = Some(Instrumentation {
+            policy,
+            limits,
+            probe_flag,
+            slots,
+            rewind,
+            counter,
+            points: vec![ResumePoint {
+                point: StablePoint {
+                    offset: body_offset,
+                    kind: StablePointKind::Entry,
+                    stack: Vec::new(),
+                },
+                block: resume,
+            }],
+            tracker,
+            results,
+        });
+        if policy == Policy::FunctionEntry {
+            self.emit_probe(body_offset, Vec::new(), false)?;
+        }
+        Ok(())
+    }
+
+    /// Feeds the operator just translated to the type tracker.
+    pub(super) fn track(&mut self, op: &Operator<'_>, offset: usize) -> Result<(), CompileError> {
+        if let Some(c) = self.ckpt.as_mut() {
+            c.tracker
+                .op(offset as u64, op)
+                .map_err(|e| CompileError::invalid(&e))?;
+        }
+        Ok(())
+    }
+
+    /// Before a reachable `loop`, `call` or `call_indirect` at `offset`:
+    /// records the stable point and moves the translation into its resume
+    /// block, whose parameters replace the operand stack.
+    pub(super) fn begin_stable_point(&mut self, op: &Operator<'_>, offset: usize) -> OpResult {
+        let kind = match op {
+            Operator::Loop { .. } => StablePointKind::Loop,
+            Operator::Call { .. } | Operator::CallIndirect { .. } => StablePointKind::Call,
+            _ => return Ok(false),
+        };
+        let Some(c) = self.ckpt.as_ref() else {
+            return Ok(false);
+        };
+        let height = c.tracker.operand_stack_height() as usize;
+        if height != self.stack.len() {
+            return Err(self.error(format!(
+                "operand stack out of sync at {offset:#x}: {} values, validator has {height}",
+                self.stack.len()
+            )));
+        }
+        let mut stack = Vec::with_capacity(height);
+        for depth in (0..height).rev() {
+            let ty = match c.tracker.get_operand_type(depth) {
+                Some(Some(t)) => crate::module::val_type(t, offset as u64)?,
+                _ => {
+                    return Err(self.error(format!(
+                        "operand of unknown type at a stable point at {offset:#x}"
+                    )));
+                }
+            };
+            stack.push(ty);
+        }
+        let clif: Vec<ir::Type> = stack.iter().map(|t| clif_type(*t)).collect();
+        let block = self.block_with_params(&clif);
+        let values = std::mem::take(&mut self.stack);
+        self.builder.ins().jump(block, &block_args(&values));
+        self.builder.switch_to_block(block);
+        self.stack = self.builder.block_params(block).to_vec();
+        self.ckpt_mut()?.points.push(ResumePoint {
+            point: StablePoint {
+                offset: offset_u32(offset),
+                kind,
+                stack,
+            },
+            block,
+        });
+        Ok(true)
+    }
+
+    /// At the header of the loop whose stable point was just recorded: the
+    /// probe, if the policy puts one there.
+    pub(super) fn loop_header_probe(&mut self, offset: u32) -> Result<(), CompileError> {
+        let Some(c) = self.ckpt.as_ref() else {
+            return Ok(());
+        };
+        if !c.probes_loops() {
+            return Ok(());
+        }
+        let types = match c.points.last() {
+            Some(p) if p.point.offset == offset => p.point.stack.clone(),
+            _ => return Err(self.error(format!("loop at {offset:#x} has no stable point"))),
+        };
+        let counted = c.counter.is_some();
+        self.emit_probe(offset, types, counted)
+    }
+
+    /// After the call whose stable point was just recorded returned: if
+    /// the runtime is unwinding, save this frame (resume = the call, stack
+    /// = the resume block's parameters, arguments included) and return.
+    pub(super) fn after_call(&mut self, offset: u32) -> Result<(), CompileError> {
+        let Some(c) = self.ckpt.as_ref() else {
+            return Ok(());
+        };
+        let (block, types) = match c.points.last() {
+            Some(p) if p.point.offset == offset => (p.block, p.point.stack.clone()),
+            _ => return Err(self.error(format!("call at {offset:#x} has no stable point"))),
+        };
+        let limits = c.limits;
+        let state = self
+            .builder
+            .ins()
+            .load(types::I32, trusted(), limits, VMLIMITS_UNWIND_STATE);
+        let unwinding = self
+            .builder
+            .ins()
+            .icmp_imm_u(IntCC::Equal, state, i64::from(UNWINDING));
+        let unwind = self.builder.create_block();
+        let cont = self.builder.create_block();
+        self.builder.ins().brif(unwinding, unwind, &[], cont, &[]);
+        self.builder.seal_block(unwind);
+        self.builder.seal_block(cont);
+        self.builder.set_cold_block(unwind);
+        self.builder.switch_to_block(unwind);
+        let stack = self.builder.block_params(block).to_vec();
+        self.emit_unwind(offset, &stack, &types)?;
+        self.builder.switch_to_block(cont);
+        Ok(())
+    }
+
+    /// A probe at stable point `offset` whose operand stack is the current
+    /// one (of types `types`): `probe_flag != 0` calls `Probe`, and a
+    /// result of 1 unwinds. With `counted`, the flag is only read when the
+    /// polling counter's low bits are zero.
+    fn emit_probe(
+        &mut self,
+        offset: u32,
+        types: Vec<ValType>,
+        counted: bool,
+    ) -> Result<(), CompileError> {
+        let c = self.ckpt()?;
+        let (probe_flag, counter) = (c.probe_flag, c.counter);
+        let cont = self.builder.create_block();
+        if let (true, Some((var, mask))) = (counted, counter) {
+            let n = self.builder.use_var(var);
+            let n = self.builder.ins().iadd_imm_s(n, 1);
+            self.builder.def_var(var, n);
+            let low = self.builder.ins().band_imm_u(n, mask);
+            let check = self.builder.create_block();
+            self.builder.ins().brif(low, cont, &[], check, &[]);
+            self.builder.seal_block(check);
+            self.builder.set_cold_block(check);
+            self.builder.switch_to_block(check);
+        }
+        let flag = self
+            .builder
+            .ins()
+            .atomic_load(types::I32, trusted(), probe_flag);
+        let probe = self.builder.create_block();
+        self.builder.ins().brif(flag, probe, &[], cont, &[]);
+        self.builder.seal_block(probe);
+        self.builder.set_cold_block(probe);
+        self.builder.switch_to_block(probe);
+        let func = self
+            .builder
+            .ins()
+            .iconst(types::I32, i64::from(self.func_index));
+        let at = self.builder.ins().iconst(types::I32, i64::from(offset));
+        let now = self
+            .env
+            .call_builtin(self.builder, Builtin::Probe, &[func, at])
+            .map_err(|e| self.env_err(e))?
+            .ok_or_else(|| self.error("probe has no result"))?;
+        let unwind = self.builder.create_block();
+        self.builder.ins().brif(now, unwind, &[], cont, &[]);
+        self.builder.seal_block(unwind);
+        self.builder.set_cold_block(unwind);
+        self.builder.switch_to_block(unwind);
+        let stack = self.stack.clone();
+        self.emit_unwind(offset, &stack, &types)?;
+        self.builder.seal_block(cont);
+        self.builder.switch_to_block(cont);
+        Ok(())
+    }
+
+    /// In the current (cold) block: writes the locals then `stack` into the
+    /// slots, calls `UnwindFrame` and returns zero results.
+    fn emit_unwind(
+        &mut self,
+        offset: u32,
+        stack: &[Value],
+        types: &[ValType],
+    ) -> Result<(), CompileError> {
+        if stack.len() != types.len() {
+            return Err(self.error(format!(
+                "stable point at {offset:#x}: {} values for {} types",
+                stack.len(),
+                types.len()
+            )));
+        }
+        let slots = self.ckpt()?.slots;
+        let mut k = 0;
+        for (var, ty) in self.locals.clone() {
+            let v = self.builder.use_var(var);
+            let wide = to_slot(self.builder, v, ty);
+            self.builder
+                .ins()
+                .stack_store(types::I64, wide, slots, slot_offset(k));
+            k += 1;
+        }
+        for (v, ty) in stack.iter().zip(types) {
+            let wide = to_slot(self.builder, *v, *ty);
+            self.builder
+                .ins()
+                .stack_store(types::I64, wide, slots, slot_offset(k));
+            k += 1;
+        }
+        let count = i64::try_from(k).map_err(|_| self.error("frame too large"))?;
+        let ptr = self.builder.ins().stack_addr(types::I64, slots, 0);
+        let func = self
+            .builder
+            .ins()
+            .iconst(types::I32, i64::from(self.func_index));
+        let at = self.builder.ins().iconst(types::I32, i64::from(offset));
+        let n = self.builder.ins().iconst(types::I32, count);
+        self.env
+            .call_builtin(self.builder, Builtin::UnwindFrame, &[func, at, ptr, n])
+            .map_err(|e| self.env_err(e))?;
+        let results = self.ckpt()?.results.clone();
+        let zeros: Vec<Value> = results
+            .iter()
+            .map(|t| zero_value(self.builder, *t))
+            .collect();
+        self.builder.ins().return_(&zeros);
+        Ok(())
+    }
+
+    /// At the end of the function: fills the rewind dispatch, sizes the
+    /// slots, seals the resume blocks and returns the stable points.
+    pub(super) fn finish_checkpoints(
+        &mut self,
+        body_offset: u32,
+    ) -> Result<Vec<StablePoint>, CompileError> {
+        let Some(c) = self.ckpt.take() else {
+            return Ok(Vec::new());
+        };
+        for pair in c.points.windows(2) {
+            if pair[0].point.offset >= pair[1].point.offset {
+                return Err(self.error(format!(
+                    "stable points out of order at {:#x}",
+                    pair[1].point.offset
+                )));
+            }
+        }
+        let nlocals = self.locals.len();
+        let capacity = c
+            .points
+            .iter()
+            .map(|p| nlocals + p.point.stack.len())
+            .max()
+            .unwrap_or(nlocals)
+            .max(1);
+        let bytes = u32::try_from(capacity as u64 * u64::from(VALUE_SLOT_SIZE))
+            .map_err(|_| self.error("frame too large"))?;
+        let capacity = i64::try_from(capacity).map_err(|_| self.error("frame too large"))?;
+        self.builder.func.sized_stack_slots[c.slots].size = bytes;
+
+        self.builder.set_srcloc(SourceLoc::new(body_offset));
+        self.builder.switch_to_block(c.rewind);
+        let ptr = self.builder.ins().stack_addr(types::I64, c.slots, 0);
+        let func = self
+            .builder
+            .ins()
+            .iconst(types::I32, i64::from(self.func_index));
+        let cap = self.builder.ins().iconst(types::I32, capacity);
+        let index = self
+            .env
+            .call_builtin(self.builder, Builtin::RewindFrame, &[func, ptr, cap])
+            .map_err(|e| self.env_err(e))?
+            .ok_or_else(|| self.error("rewind_frame has no result"))?;
+        for (k, (var, ty)) in self.locals.clone().into_iter().enumerate() {
+            let v =
+                self.builder
+                    .ins()
+                    .stack_load(types::I64, clif_type(ty), c.slots, slot_offset(k));
+            self.builder.def_var(var, v);
+        }
+        let bad = self.builder.create_block();
+        self.builder.set_cold_block(bad);
+        let landings: Vec<Block> = c
+            .points
+            .iter()
+            .map(|_| self.builder.create_block())
+            .collect();
+        let pool = &mut self.builder.func.dfg.value_lists;
+        let default = BlockCall::new(bad, [], pool);
+        let table: Vec<BlockCall> = landings
+            .iter()
+            .map(|b| BlockCall::new(*b, [], pool))
+            .collect();
+        let jt = self
+            .builder
+            .create_jump_table(JumpTableData::new(default, &table));
+        self.builder.ins().br_table(index, jt);
+
+        self.builder.seal_block(bad);
+        self.builder.switch_to_block(bad);
+        self.builder.ins().trap(clif_trap(TrapCode::Unreachable));
+        for (landing, p) in landings.iter().zip(&c.points) {
+            self.builder.seal_block(*landing);
+            self.builder.set_cold_block(*landing);
+            self.builder.switch_to_block(*landing);
+            let mut values = Vec::with_capacity(p.point.stack.len());
+            for (j, ty) in p.point.stack.iter().enumerate() {
+                let v = self.builder.ins().stack_load(
+                    types::I64,
+                    clif_type(*ty),
+                    c.slots,
+                    slot_offset(nlocals + j),
+                );
+                values.push(v);
+            }
+            self.builder.ins().jump(p.block, &block_args(&values));
+        }
+        for p in &c.points {
+            self.builder.seal_block(p.block);
+        }
+        Ok(c.points.into_iter().map(|p| p.point).collect())
+    }
+}

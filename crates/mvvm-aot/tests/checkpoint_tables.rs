@@ -1,0 +1,114 @@
+//! Stable-point tables: the same for every policy, opt level and target
+//! (a snapshot taken with one compilation restores into any other), and
+//! exactly where the contract puts them.
+
+use mvvm_abi::object::META_SECTION;
+use mvvm_abi::{FuncInfo, ModuleMeta, Policy, StablePoint, StablePointKind, TargetArch, ValType};
+use mvvm_aot::{CompileOptions, compile};
+use object::{Object, ObjectSection};
+
+/// Every policy with checkpoint code.
+const POLICIES: [Policy; 5] = [
+    Policy::FunctionEntry,
+    Policy::Loop,
+    Policy::CounterLoop { threshold_bits: 16 },
+    Policy::CounterLoop { threshold_bits: 0 },
+    Policy::LoopDirty,
+];
+
+fn meta_of(obj: &[u8]) -> ModuleMeta {
+    let file = object::File::parse(obj).expect("ELF");
+    let data = file
+        .section_by_name(META_SECTION)
+        .expect("meta")
+        .data()
+        .expect("meta data");
+    mvvm_abi::codec::decode(&data[12..]).expect("meta decodes")
+}
+
+fn compile_meta(wasm: &[u8], policy: Policy, opt_level: u8, target: TargetArch) -> ModuleMeta {
+    let opts = CompileOptions {
+        opt_level,
+        target,
+        policy,
+    };
+    let obj = compile(wasm, &opts)
+        .unwrap_or_else(|e| panic!("{} -O{opt_level} {target:?}: {e}", policy.name()));
+    let meta = meta_of(&obj);
+    assert_eq!(meta.policy, policy);
+    meta
+}
+
+fn workspace_file(rel: &str) -> Vec<u8> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn tables(meta: &ModuleMeta) -> Vec<(Vec<ValType>, Vec<StablePoint>)> {
+    meta.func_infos
+        .iter()
+        .map(|f: &FuncInfo| (f.locals.clone(), f.stable_points.clone()))
+        .collect()
+}
+
+/// Checks what holds for every table: an Entry point first, offsets
+/// strictly increasing, Entry stacks empty.
+fn check_shape(meta: &ModuleMeta) {
+    for (k, f) in meta.func_infos.iter().enumerate() {
+        let pts = &f.stable_points;
+        assert!(!pts.is_empty(), "function {k} has no stable point");
+        assert_eq!(pts[0].kind, StablePointKind::Entry, "function {k}");
+        assert!(pts[0].stack.is_empty());
+        assert!(pts[1..].iter().all(|p| p.kind != StablePointKind::Entry));
+        assert!(
+            pts.windows(2).all(|w| w[0].offset < w[1].offset),
+            "function {k}: offsets not increasing"
+        );
+    }
+}
+
+#[test]
+fn tables_identical_across_policies_opt_levels_and_targets() {
+    for rel in ["bench/wasm/bc.wasm", "test/c/files.wasm"] {
+        let wasm = workspace_file(rel);
+        let reference = compile_meta(&wasm, Policy::Loop, 0, TargetArch::X86_64);
+        check_shape(&reference);
+        let expected = tables(&reference);
+        let calls: usize = expected
+            .iter()
+            .map(|(_, p)| p.iter().filter(|p| p.kind == StablePointKind::Call).count())
+            .sum();
+        let loops: usize = expected
+            .iter()
+            .map(|(_, p)| p.iter().filter(|p| p.kind == StablePointKind::Loop).count())
+            .sum();
+        println!(
+            "{rel}: {} functions, {calls} calls, {loops} loops",
+            expected.len()
+        );
+        assert!(
+            calls > 10 && loops > 5,
+            "{rel}: too few points to mean anything"
+        );
+        for policy in POLICIES {
+            for opt_level in [0, 3] {
+                for target in [TargetArch::X86_64, TargetArch::Aarch64] {
+                    let meta = compile_meta(&wasm, policy, opt_level, target);
+                    assert!(
+                        tables(&meta) == expected,
+                        "{rel}: {} -O{opt_level} {target:?} differs",
+                        policy.name()
+                    );
+                }
+            }
+        }
+        let none = compile_meta(&wasm, Policy::None, 3, TargetArch::X86_64);
+        assert!(none.func_infos.iter().all(|f| f.stable_points.is_empty()));
+        let locals: Vec<_> = none.func_infos.iter().map(|f| f.locals.clone()).collect();
+        let expected_locals: Vec<_> = expected.iter().map(|(l, _)| l.clone()).collect();
+        assert_eq!(
+            locals, expected_locals,
+            "locals are filled without a policy too"
+        );
+    }
+}
