@@ -458,6 +458,47 @@ fn snapshot_over_tcp() -> Result<()> {
     Ok(())
 }
 
+/// The three tools as a user runs them (DESIGN.md's example): `mvvm-aot`
+/// with a policy flag, `mvvm-checkpoint`, then `mvvm-restore -t` finding
+/// the snapshot next to the object.
+#[test]
+fn the_three_tools() -> Result<()> {
+    let s = Scratch::new("tools");
+    let target = s.join("bc.aot");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mvvm-aot"))
+        .args([
+            "--opt-level=3",
+            "--threshold-bits=4",
+            "--enable-counter-loop-checkpoint",
+            "-o",
+        ])
+        .arg(&target)
+        .arg(ckpt_dir().join("compute.wasm"))
+        .output()?;
+    ensure!(
+        o.status.success(),
+        "mvvm-aot: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let base = baseline(&target, &Guest::default())?;
+    let a = Tool::checkpoint(&target)
+        .count(base.probes / 2)
+        .current_dir(&s.0)
+        .run()?;
+    a.expect_code(CHECKPOINTED, "mvvm-checkpoint -c")?;
+    ensure!(s.join("bc.bin").is_file(), "no bc.bin");
+    let b = Tool::restore(&target).current_dir(&s.0).run()?;
+    b.expect_code(base.code, "mvvm-restore")?;
+    let mut out = a.stdout.clone();
+    out.extend_from_slice(&b.stdout);
+    ensure!(
+        out == base.stdout,
+        "output differs:\n{}",
+        String::from_utf8_lossy(&out)
+    );
+    Ok(())
+}
+
 /// `-i` logs probes and frames on stderr without changing the result.
 #[test]
 fn probe_log() -> Result<()> {
