@@ -88,8 +88,13 @@ fn second_sigint_ends_the_process() -> Result<()> {
     std::fs::write(
         &wat,
         r#"(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
+  (data (i32.const 16) "ready\n")
+  (data (i32.const 0) "\10\00\00\00\06\00\00\00")
   (func (export "_start") (local i64)
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
     (loop $l
       (local.set 0 (i64.add (local.get 0) (i64.const 1)))
       (br_if $l (i64.ne (local.get 0) (i64.const -1))))))"#,
@@ -98,7 +103,9 @@ fn second_sigint_ends_the_process() -> Result<()> {
     let mut run = Tool::checkpoint(&aot)
         .snapshot(&s.join("spin.bin"))
         .spawn()?;
-    std::thread::sleep(Duration::from_millis(300));
+    // Signals are armed before the guest runs: once it printed, they are.
+    run.wait_for_stdout("ready\n")?;
+    std::thread::sleep(Duration::from_millis(100));
     run.signal("INT")?;
     std::thread::sleep(Duration::from_millis(300));
     ensure!(
