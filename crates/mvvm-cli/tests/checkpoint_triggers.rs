@@ -561,3 +561,62 @@ fn usage_errors_and_uninstrumented_modules() -> Result<()> {
     );
     Ok(())
 }
+
+/// A program that traps after the checkpoint traps after the restore too,
+/// with the same exit code (134) and a "trapped" summary.
+#[test]
+fn trap_after_restore() -> Result<()> {
+    let s = Scratch::new("trap");
+    let wat = s.join("trap.wat");
+    std::fs::write(
+        &wat,
+        r#"(module
+  (memory (export "memory") 1)
+  (func $step (param i32) (result i32)
+    (i32.add (local.get 0) (i32.const 3)))
+  (func (export "_start") (local i32)
+    (loop $l
+      (local.set 0 (call $step (local.get 0)))
+      (br_if $l (i32.lt_u (local.get 0) (i32.const 3000))))
+    unreachable))"#,
+    )?;
+    let aot = aot(wat.to_str().unwrap(), Policy::Loop, 3)?;
+    let base = Tool::checkpoint(&aot).run()?;
+    base.expect_code(134, "uninterrupted trap")?;
+    ensure!(
+        base.json_str("status").as_deref() == Some("trapped"),
+        "{:?}",
+        base.json
+    );
+    let snap = s.join("trap.bin");
+    let a = Tool::checkpoint(&aot).count(500).snapshot(&snap).run()?;
+    a.expect_code(CHECKPOINTED, "-c 500")?;
+    let b = Tool::restore(&aot).snapshot(&snap).run()?;
+    b.expect_code(134, "restore of a program that traps")?;
+    ensure!(
+        b.json_str("status").as_deref() == Some("trapped"),
+        "{:?}",
+        b.json
+    );
+    ensure!(b.stderr.contains("unreachable"), "{}", b.stderr);
+    Ok(())
+}
+
+/// `MVVM_LOG=debug` turns on the probe log like `-i`.
+#[test]
+fn mvvm_log_turns_on_the_probe_log() -> Result<()> {
+    let aot = aot("recursion", Policy::Loop, 3)?;
+    let s = Scratch::new("mvvmlog");
+    let r = Tool::checkpoint(&aot)
+        .count(20)
+        .snapshot(&s.join("r.bin"))
+        .env("MVVM_LOG", "debug")
+        .run()?;
+    r.expect_code(CHECKPOINTED, "-c 20 with MVVM_LOG=debug")?;
+    ensure!(
+        r.stderr.contains("frame saved"),
+        "no frame log:\n{}",
+        r.stderr
+    );
+    Ok(())
+}

@@ -289,6 +289,12 @@ impl Tool {
         self.arg("-c").arg(n.to_string())
     }
 
+    /// Sets an environment variable of the tool (not the guest's).
+    pub fn env(mut self, k: &str, v: &str) -> Tool {
+        self.cmd.env(k, v);
+        self
+    }
+
     /// Gives the guest `data` on stdin (then end of file).
     pub fn stdin_bytes(mut self, data: &[u8]) -> Tool {
         self.cmd.stdin(Stdio::piped());
