@@ -351,3 +351,42 @@ fn deep_recursion_saves_every_frame() {
     assert_eq!(snap.frames[1].func, snap.frames[2].func);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The start function loops too: early checkpoints are taken inside it
+/// (outermost frame = the start function), and `_start` runs after it on
+/// restore.
+const START_FUNC: &str = r#"
+  (memory (export "memory") 1)
+  (global $g (mut i64) (i64.const 5))
+  (func $init (local $i i32)
+    (loop $l
+      (global.set $g (i64.add (i64.mul (global.get $g) (i64.const 3)) (i64.extend_i32_u (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 40)))))
+  (start $init)
+  (func (export "_start") (local $i i32)
+    (loop $l
+      (global.set $g (i64.xor (global.get $g) (i64.shl (global.get $g) (i64.const 1))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 20))))
+    (call $emit (global.get $g))
+    (call $proc_exit (i32.const 7)))
+"#;
+
+#[test]
+fn checkpoints_inside_the_start_function() {
+    everywhere(START_FUNC, Policy::Loop);
+    let module = compile(&program(START_FUNC), Policy::Loop, 3);
+    let dir = temp_dir("start");
+    let out = run(
+        &module,
+        wasi(&dir),
+        STACK,
+        cfg(Trigger::ProbeCount(10), &dir.join("s")),
+    )
+    .unwrap();
+    assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
+    let snap = mvvm_snapshot::open_file(&dir.join("s")).unwrap();
+    assert_eq!(Some(snap.frames[0].func), module.meta().start);
+    let _ = std::fs::remove_dir_all(&dir);
+}
