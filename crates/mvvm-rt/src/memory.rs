@@ -135,9 +135,9 @@ impl LinearMemory {
         let page = page_size();
         let end = guest_offset.checked_add(len);
         if end.is_none_or(|e| e > self.vm.length)
-            || guest_offset % page != 0
-            || len % page != 0
-            || file_offset % page != 0
+            || !guest_offset.is_multiple_of(page)
+            || !len.is_multiple_of(page)
+            || !file_offset.is_multiple_of(page)
             || i64::try_from(file_offset).is_err()
         {
             return Err(std::io::Error::new(

@@ -196,7 +196,8 @@ fn rewrite(snap: &Path, edit: impl FnOnce(&mut mvvm_snapshot::Snapshot)) {
 fn altered_frames_are_refused_with_a_message() {
     let (module, dir, snap) = count_snapshot("frame");
     let good = std::fs::read(&snap).unwrap();
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut mvvm_snapshot::Snapshot)>)> = vec![
+    type Edit = Box<dyn FnOnce(&mut mvvm_snapshot::Snapshot)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "not one of the function's",
             Box::new(|s| s.frames.last_mut().unwrap().resume_offset += 1),

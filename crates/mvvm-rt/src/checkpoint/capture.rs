@@ -187,7 +187,7 @@ impl Funcs {
     fn index_of(&self, ptr: u64) -> Result<u32, String> {
         let size = std::mem::size_of::<VMFuncRef>();
         let off = (ptr as usize).wrapping_sub(self.base);
-        if (ptr as usize) < self.base || off % size != 0 || off / size >= self.len {
+        if (ptr as usize) < self.base || !off.is_multiple_of(size) || off / size >= self.len {
             return Err(format!(
                 "funcref {ptr:#x} does not point to a function of this instance \
                  (references into other instances cannot be saved)"

@@ -410,7 +410,7 @@ impl Drop for Session {
             );
         }
         THREAD_LIMITS.with(|l| {
-            if l.get() == self.limits as *const VMLimits {
+            if std::ptr::eq(l.get(), self.limits) {
                 l.set(std::ptr::null());
             }
         });

@@ -320,7 +320,7 @@ fn check_state(meta: &ModuleMeta, snap: &Snapshot) -> Result<(), CheckpointError
                 .max
                 .unwrap_or(crate::MAX_PAGES)
                 .min(crate::MAX_PAGES);
-            if len % WASM_PAGE_SIZE != 0 || pages < mt.limits.min || pages > max {
+            if !len.is_multiple_of(WASM_PAGE_SIZE) || pages < mt.limits.min || pages > max {
                 return Err(mismatch(format!(
                     "memory of {len} bytes is outside the module's limits {}..={max} pages",
                     mt.limits.min
