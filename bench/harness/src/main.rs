@@ -87,6 +87,10 @@ struct Cli {
     #[arg(long, default_value_t = 2)]
     jobs: usize,
 
+    /// A remark added to the Markdown report (machine, load, ...).
+    #[arg(long, value_name = "TEXT")]
+    note: Option<String>,
+
     /// Rewrite bench/expected-smoke.txt from the native smoke runs.
     #[arg(long)]
     write_expected: bool,
@@ -283,6 +287,9 @@ fn run_full(cli: &Cli, paths: &Paths) -> Result<bool> {
             String::new()
         }
     ));
+    if let Some(note) = &cli.note {
+        md.push_str(&format!("\n{note}\n"));
+    }
     report::write(&out.join("results.md"), &md)?;
     let plotted = plot::ratio_plot(&out.join("exec-ratio.svg"), &res)?;
     eprintln!(
