@@ -20,13 +20,25 @@
 //! - `restore.rs`: checking a snapshot against the module and rebuilding a
 //!   store from it.
 //!
+//! The API is the one of the brief, extended (nothing removed or renamed):
+//! [`CheckpointError`] also has `BadTrigger` (unknown function, zero count,
+//! a function-entry trigger on a module without entry probes) and `Host`
+//! (a host function failed); `Wasi` carries a message, `FileChanged` the
+//! guest path and the reason, `Io` an `std::io::Error`.
+//!
 //! Decisions worth knowing:
 //! - **Counting**: with [`Trigger::None`], [`Trigger::ProbeCount`] and
 //!   [`Trigger::FunctionEntry`] every probe calls the `Probe` builtin (the
 //!   flag stays set), so [`Outcome::Exited::probes`] is exact; this costs a
 //!   call per probe. With [`Trigger::After`] alone (and signals) probes stay
 //!   on the fast path until a request: `probes` is then the number of probes
-//!   seen after requests only (0 or 1).
+//!   seen after requests only (0 or 1). A benchmark of probe overhead
+//!   should therefore not use `Trigger::None` with a `loop` policy (every
+//!   loop iteration then calls the builtin); `Trigger::After` with a long
+//!   duration runs probes at full speed.
+//! - **Snapshots in place**: restoring from a file maps its memory runs
+//!   `MAP_PRIVATE`; a checkpoint of the restored run to the same path is
+//!   safe because files are replaced by rename, never rewritten in place.
 //! - **Clock**: `SnapshotParts::monotonic_offset_nanos` holds the guest's
 //!   monotonic time when the snapshot was taken (an offset relative to one
 //!   host's clock means nothing on another host); the WASI state carries
@@ -146,6 +158,13 @@ pub struct RestoreOptions {
     /// Reopen files even if they are not the files that were open at
     /// checkpoint time (other device/inode).
     pub allow_changed_files: bool,
+    /// Called once with the snapshot's info right before the restored
+    /// program's first instruction runs (the snapshot read and checked,
+    /// the store rebuilt, only the rewind left): the migration tools
+    /// measure downtime there, from `SnapshotInfo::created_unix_nanos`
+    /// (the trigger's wall-clock time) to now. A plain function pointer
+    /// keeps the options `Copy`.
+    pub on_resume: Option<fn(&mvvm_snapshot::SnapshotInfo)>,
 }
 
 /// How a run ended.
