@@ -451,6 +451,7 @@ fn open_files_are_reopened_and_checked() {
         &snap,
         RestoreOptions {
             allow_changed_files: true,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -463,6 +464,7 @@ fn open_files_are_reopened_and_checked() {
         &snap,
         RestoreOptions {
             allow_changed_files: true,
+            ..Default::default()
         },
     )
     .unwrap_err();
