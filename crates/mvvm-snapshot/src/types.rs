@@ -24,7 +24,10 @@ pub struct SnapshotInfo {
     pub policy: String,
     /// Architecture of the host that took it, e.g. `"x86_64"` (informative).
     pub source_arch: String,
-    /// Wall-clock time the snapshot was taken, nanoseconds since the Unix epoch.
+    /// Wall-clock time (CLOCK_REALTIME) of the trigger that took the
+    /// snapshot, nanoseconds since the Unix epoch: `mvvm-restore` subtracts
+    /// it from its own clock to report downtime (meaningful only when both
+    /// hosts' clocks agree, e.g. the same machine or NTP-synced ones).
     pub created_unix_nanos: u64,
     /// Free text (trigger, command line...).
     pub note: String,

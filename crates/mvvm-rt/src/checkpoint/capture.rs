@@ -123,8 +123,11 @@ pub(crate) fn take(
             source_arch: TargetArch::host()
                 .map(|a| a.name().to_string())
                 .unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+            // The trigger's wall-clock time (not the end of the unwind), so
+            // a receiver can compute downtime from the snapshot alone.
             created_unix_nanos: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
+                .checked_sub(triggered_at.elapsed())
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0),
             note: format!("trigger: {reason}; probes: {probes}"),

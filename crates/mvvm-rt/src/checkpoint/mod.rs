@@ -153,7 +153,8 @@ pub struct CheckpointConfig {
 }
 
 /// Options of [`restore`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+// No `PartialEq`: comparing the `on_resume` function pointers means nothing.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct RestoreOptions {
     /// Reopen files even if they are not the files that were open at
     /// checkpoint time (other device/inode).

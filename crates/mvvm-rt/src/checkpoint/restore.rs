@@ -90,6 +90,9 @@ pub fn restore(
         entry,
         "restoring"
     );
+    if let Some(hook) = opts.on_resume {
+        hook(&snap.info);
+    }
     drop(snap);
     let phase = if Some(entry) == main_func(module) {
         Phase::AfterMain
