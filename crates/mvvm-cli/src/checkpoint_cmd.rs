@@ -45,38 +45,47 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
     let max_stack = max_stack_bytes(req.max_wasm_stack_mib)?;
     let cfg = CheckpointConfig {
         trigger: req.triggers.trigger(),
-        sink: req.snapshot.sink()?,
+        sink: req.snapshot.sink(TOOL)?,
         log_probes: req.log_probes,
         signals: true,
     };
     let outcome = on_guest_thread(max_stack, move || {
         mvvm_rt::checkpoint::run(&module, wasi, max_stack, cfg)
     })?;
+    if !matches!(outcome, Ok(Outcome::Checkpointed { .. }))
+        && let SnapshotLocation::File(p) = &req.snapshot
+    {
+        crate::stream_path::release_fifo(p);
+    }
     finish(
         TOOL,
         &req.program,
         outcome,
         req.json.as_ref(),
         &req.snapshot,
+        None,
     )
 }
 
 /// Turns the runtime's outcome into an exit status: reports a checkpoint on
 /// stderr, a trap with its message, writes the `--json` summary, and gives
 /// other errors back (printed by the binary with their cause chain).
-/// `sink` names a snapshot that went to a stream.
+/// `sink` names a snapshot that went to a stream; `downtime_ms` is the
+/// downtime of the migration a restored run came from.
 pub fn finish(
     tool: &str,
     program: &str,
     outcome: Result<Outcome, CheckpointError>,
     json: Option<&PathBuf>,
     sink: &SnapshotLocation,
+    downtime_ms: Option<f64>,
 ) -> Result<Exit> {
     match outcome {
         Ok(Outcome::Exited { code, probes }) => {
             let exit = Exit::Guest(code);
             let mut s = Summary::new(Status::Exited, exit.code());
             s.probes = Some(probes);
+            s.downtime_ms = downtime_ms;
             summary::emit(tool, json, &s);
             Ok(exit)
         }
@@ -97,16 +106,15 @@ pub fn finish(
             s.memory_bytes = Some(stats.memory_bytes);
             s.frames = Some(stats.frames);
             s.checkpoint_ms = Some(ms);
+            s.downtime_ms = downtime_ms;
             summary::emit(tool, json, &s);
             Ok(Exit::Checkpointed)
         }
         Err(CheckpointError::Trap(trap)) => {
             eprintln!("{program}: {trap}");
-            summary::emit(
-                tool,
-                json,
-                &Summary::new(Status::Trapped, Exit::Trap.code()),
-            );
+            let mut s = Summary::new(Status::Trapped, Exit::Trap.code());
+            s.downtime_ms = downtime_ms;
+            summary::emit(tool, json, &s);
             Ok(Exit::Trap)
         }
         Err(e) => Err(e.into()),

@@ -1,6 +1,7 @@
 //! Shared parts of the MVVM command-line tools: exit codes, logging,
-//! reading targets, guest-environment and checkpoint-trigger flags, and
-//! the checkpoint and restore commands themselves.
+//! reading targets, guest-environment and checkpoint-trigger flags, where
+//! snapshots go (files, streams, TCP), and the checkpoint and restore
+//! commands themselves.
 //!
 //! The binaries in `src/bin/` are thin: one clap struct each, an
 //! `execute` that returns an [`ExitCode`](exit::Exit), and errors printed to
@@ -13,6 +14,7 @@ pub mod logging;
 pub mod restore_cmd;
 pub mod run;
 pub mod snapshot_location;
+pub mod stream_path;
 pub mod summary;
 pub mod target;
 pub mod trigger_flags;

@@ -8,6 +8,15 @@
 //! name, sync, rename): the old snapshot stays intact until the new one is
 //! complete, and the restored run keeps reading the old file (its memory
 //! is mapped from it) because a rename does not touch an open inode.
+//!
+//! Downtime: the snapshot carries the wall-clock time of its trigger
+//! (`SnapshotInfo::created_unix_nanos`); right before the first
+//! instruction of the resumed program the runtime calls [`on_resume`],
+//! which takes the difference with this host's clock. On one machine (or
+//! two network namespaces of it) that is exact up to the clock's
+//! resolution; across machines it is off by their clock difference (NTP
+//! keeps that around a millisecond on a LAN, and it may even come out
+//! negative).
 
 use crate::checkpoint_cmd::finish;
 use crate::exit::Exit;
@@ -16,7 +25,11 @@ use crate::snapshot_location::SnapshotLocation;
 use crate::trigger_flags::TriggerFlags;
 use anyhow::{Context, Result};
 use mvvm_rt::checkpoint::{CheckpointConfig, CheckpointError, RestoreOptions};
+use mvvm_snapshot::{SnapshotError, SnapshotInfo};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Everything `mvvm-restore` was asked to do.
 #[derive(Debug, Clone)]
@@ -37,20 +50,53 @@ pub struct RestoreRequest {
     pub max_wasm_stack_mib: usize,
     /// `--json` destination.
     pub json: Option<PathBuf>,
-    /// Whether probe logging is on (`-i` or `MVVM_LOG`).
+    /// Whether probe logging is on (`--log-probes` or `MVVM_LOG`).
     pub log_probes: bool,
+    /// Debug mode (`-v`, `--log-probes` or `MVVM_LOG`): print the downtime
+    /// on stderr as soon as the program resumes.
+    pub debug: bool,
 }
 
 /// Name used in messages.
 const TOOL: &str = "mvvm-restore";
 
+/// Downtime of this process's restore in milliseconds, set by
+/// [`on_resume`] (one restore per process).
+static DOWNTIME_MS: OnceLock<f64> = OnceLock::new();
+/// Whether [`on_resume`] prints the downtime at once.
+static PRINT_DOWNTIME: AtomicBool = AtomicBool::new(false);
+
 /// Where a new checkpoint of a restored run goes without `--snapshot-out`:
 /// over the snapshot file it came from, or, for a snapshot received over
-/// TCP, next to the target (`bc.aot` → `bc.bin`).
+/// TCP or from a stream, next to the target (`bc.aot` → `bc.bin`).
 pub fn default_snapshot_out(snapshot: &SnapshotLocation, target: &Path) -> SnapshotLocation {
     match snapshot {
-        SnapshotLocation::File(p) => SnapshotLocation::File(p.clone()),
+        SnapshotLocation::File(p) if !snapshot.is_stream() => SnapshotLocation::File(p.clone()),
         _ => SnapshotLocation::File(crate::target::default_snapshot_path(target)),
+    }
+}
+
+/// Milliseconds from `info`'s trigger to now, on this host's clock.
+pub fn downtime_ms(info: &SnapshotInfo, now: SystemTime) -> Option<f64> {
+    if info.created_unix_nanos == 0 {
+        return None; // a producer that did not know its clock
+    }
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_nanos() as f64;
+    Some((now - info.created_unix_nanos as f64) / 1e6)
+}
+
+/// The runtime's hook, called right before the resumed program's first
+/// instruction: records (and in debug mode prints) the downtime.
+fn on_resume(info: &SnapshotInfo) {
+    let Some(ms) = downtime_ms(info, SystemTime::now()) else {
+        return;
+    };
+    let _ = DOWNTIME_MS.set(ms);
+    if PRINT_DOWNTIME.load(Ordering::Relaxed) {
+        eprintln!(
+            "{TOOL}: resumed {ms:.1} ms after the checkpoint's trigger (downtime; {} from {})",
+            info.policy, info.source_arch
+        );
     }
 }
 
@@ -60,22 +106,43 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
     let max_stack = max_stack_bytes(req.max_wasm_stack_mib)?;
     let cfg = CheckpointConfig {
         trigger: req.triggers.trigger(),
-        sink: req.snapshot_out.sink()?,
+        sink: req.snapshot_out.sink(TOOL)?,
         log_probes: req.log_probes,
         signals: true,
     };
     let source = req.snapshot.source(TOOL)?;
     let opts = RestoreOptions {
         allow_changed_files: req.allow_changed_files,
+        on_resume: Some(on_resume),
     };
+    PRINT_DOWNTIME.store(req.debug, Ordering::Relaxed);
     let outcome = on_guest_thread(max_stack, move || {
         mvvm_rt::checkpoint::restore(&module, source, max_stack, cfg, opts)
     })?;
     let snapshot = req.snapshot.display();
+    let streamed = !matches!(req.snapshot, SnapshotLocation::File(_)) || req.snapshot.is_stream();
     match outcome {
         Err(e @ CheckpointError::FileChanged { .. }) => Err(anyhow::Error::new(e).context(format!(
             "refusing to restore {snapshot}: the guest's files changed since the checkpoint (--allow-changed-files continues anyway)"
         ))),
+        Err(e @ (CheckpointError::Snapshot(_) | CheckpointError::Mismatch(_))) if streamed => {
+            let cut = matches!(
+                e,
+                CheckpointError::Snapshot(
+                    SnapshotError::Truncated { .. }
+                        | SnapshotError::Io { .. }
+                        | SnapshotError::NotASnapshot
+                )
+            );
+            let why = if cut {
+                ": the sender stopped before the end of the snapshot"
+            } else {
+                ""
+            };
+            Err(anyhow::Error::new(e).context(format!(
+                "refusing to restore {snapshot}{why}; nothing was resumed"
+            )))
+        }
         Err(e @ (CheckpointError::Snapshot(_) | CheckpointError::Mismatch(_))) => {
             Err(anyhow::Error::new(e).context(format!("refusing to restore {snapshot}")))
         }
@@ -85,6 +152,37 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
             outcome,
             req.json.as_ref(),
             &req.snapshot_out,
+            DOWNTIME_MS.get().copied(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn downtime_from_the_trigger_time() {
+        let info = SnapshotInfo {
+            created_unix_nanos: 1_000_000_000,
+            ..Default::default()
+        };
+        let now = UNIX_EPOCH + Duration::from_millis(1_250);
+        let ms = downtime_ms(&info, now).unwrap();
+        assert!((ms - 250.0).abs() < 1e-6, "{ms}");
+        assert_eq!(downtime_ms(&SnapshotInfo::default(), now), None);
+    }
+
+    #[test]
+    fn streams_do_not_become_the_next_snapshot() {
+        let t = Path::new("dir/bc.aot");
+        let stdin = SnapshotLocation::File("/dev/stdin".into());
+        assert_eq!(
+            default_snapshot_out(&stdin, t),
+            SnapshotLocation::File("dir/bc.bin".into())
+        );
+        let file = SnapshotLocation::File("x/s.bin".into());
+        assert_eq!(default_snapshot_out(&file, t), file);
     }
 }

@@ -1,9 +1,10 @@
-//! Where a snapshot goes to or comes from: a file, or a TCP connection for
-//! live migration to another machine.
+//! Where a snapshot goes to or comes from: a file, a stream (pipe, FIFO,
+//! `/dev/stdin`, `/dev/fd/N`: see [`crate::stream_path`]), or a TCP
+//! connection for live migration to another machine.
 //!
 //! ```text
-//! machine B:  mvvm-restore    -t bc.aot --snapshot tcp-listen://0.0.0.0:7000
-//! machine A:  mvvm-checkpoint -t bc.aot --snapshot tcp://B:7000 -a ...
+//! machine B:  mvvm-restore    -t bc.aot -i 0.0.0.0 -e 7000     (= --snapshot tcp-listen://0.0.0.0:7000)
+//! machine A:  mvvm-checkpoint -t bc.aot -o B -s 7000 -a ...    (= --snapshot tcp://B:7000)
 //! ```
 //!
 //! The checkpointing side connects only when the snapshot is written (a
@@ -15,7 +16,8 @@
 use anyhow::{Context, Result, bail};
 use mvvm_rt::checkpoint::{SnapshotSink, SnapshotSource};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use crate::stream_path::{self, LazyStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 
 /// URL prefix of a snapshot sent to a listening `mvvm-restore`.
@@ -67,10 +69,39 @@ impl SnapshotLocation {
         }
     }
 
-    /// The sink for a checkpoint (files and `tcp://`; listening for a
-    /// restorer to connect is not offered: the restorer listens).
-    pub fn sink(&self) -> Result<SnapshotSink> {
+    /// `tcp://HOST:PORT` from the original MVVM's separate address and port
+    /// flags (`-o ADDR -s PORT`); an IPv6 address gets its brackets.
+    pub fn connect(host: &str, port: u16) -> SnapshotLocation {
+        SnapshotLocation::Connect(host_port(host, port))
+    }
+
+    /// `tcp-listen://ADDR:PORT` from `-i ADDR -e PORT` (`ADDR` an IP
+    /// address or a name resolved now, e.g. `localhost`).
+    pub fn listen(addr: &str, port: u16) -> Result<SnapshotLocation> {
+        let target = host_port(addr, port);
+        let a = target
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve `{addr}` to listen on"))?
+            .next()
+            .with_context(|| format!("`{addr}` has no address to listen on"))?;
+        Ok(SnapshotLocation::Listen(a))
+    }
+
+    /// Whether it is a stream path (pipe, FIFO, `/dev/fd/N`...).
+    pub fn is_stream(&self) -> bool {
+        matches!(self, SnapshotLocation::File(p) if stream_path::is_stream(p))
+    }
+
+    /// The sink for a checkpoint (files, streams and `tcp://`; listening
+    /// for a restorer to connect is not offered: the restorer listens).
+    /// `tool` names the program in messages. A stream that is the guest's
+    /// own stdout or stderr is refused (see [`crate::stream_path`]).
+    pub fn sink(&self, tool: &str) -> Result<SnapshotSink> {
         match self {
+            SnapshotLocation::File(p) if stream_path::is_stream(p) => {
+                stream_path::check_not_guest_output(tool, p)?;
+                Ok(SnapshotSink::Stream(Box::new(LazyStream::new(p.clone()))))
+            }
             SnapshotLocation::File(p) => Ok(SnapshotSink::File(p.clone())),
             SnapshotLocation::Connect(a) => Ok(SnapshotSink::Stream(Box::new(LazyTcp {
                 addr: a.clone(),
@@ -86,6 +117,12 @@ impl SnapshotLocation {
     /// (waits for it, and says so on stderr).
     pub fn source(&self, tool: &str) -> Result<SnapshotSource> {
         match self {
+            SnapshotLocation::File(p) if stream_path::is_stream(p) => {
+                let r = stream_path::open_read(p)
+                    .with_context(|| format!("cannot open {} to read a snapshot", p.display()))?;
+                tracing::info!(path = %p.display(), "reading a snapshot from a stream");
+                Ok(SnapshotSource::Stream(r))
+            }
             SnapshotLocation::File(p) => {
                 if !p.is_file() {
                     bail!(
@@ -112,6 +149,15 @@ impl SnapshotLocation {
                 )
             }
         }
+    }
+}
+
+/// `HOST:PORT`, with brackets around an IPv6 address.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -176,11 +222,34 @@ mod tests {
     }
 
     #[test]
+    fn from_address_and_port_flags() {
+        assert_eq!(
+            SnapshotLocation::connect("10.0.0.2", 7000),
+            SnapshotLocation::Connect("10.0.0.2:7000".into())
+        );
+        assert_eq!(
+            SnapshotLocation::connect("::1", 7000),
+            SnapshotLocation::Connect("[::1]:7000".into())
+        );
+        assert_eq!(
+            SnapshotLocation::listen("127.0.0.1", 7001).unwrap(),
+            SnapshotLocation::Listen("127.0.0.1:7001".parse().unwrap())
+        );
+        assert_eq!(
+            SnapshotLocation::listen("::", 7001).unwrap(),
+            SnapshotLocation::Listen("[::]:7001".parse().unwrap())
+        );
+        assert!(SnapshotLocation::listen("", 1).is_err());
+        assert!(SnapshotLocation::parse("/dev/stdin").unwrap().is_stream());
+        assert!(!SnapshotLocation::parse("x.bin").unwrap().is_stream());
+    }
+
+    #[test]
     fn directions() {
         assert!(
             SnapshotLocation::parse("tcp-listen://127.0.0.1:1")
                 .unwrap()
-                .sink()
+                .sink("t")
                 .is_err()
         );
         assert!(

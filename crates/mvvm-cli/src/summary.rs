@@ -4,8 +4,13 @@
 //!
 //! ```json
 //! {"status":"checkpointed","exit_code":75,"probes":1234,"snapshot":"bc.bin",
-//!  "snapshot_bytes":65712,"memory_bytes":131072,"frames":5,"checkpoint_ms":0.41}
+//!  "snapshot_bytes":65712,"memory_bytes":131072,"frames":5,"checkpoint_ms":0.41,
+//!  "downtime_ms":null}
 //! ```
+//!
+//! `downtime_ms` is set by `mvvm-restore`: from the checkpoint's trigger
+//! (its wall-clock time travels in the snapshot) to the first instruction
+//! of the resumed program, on the receiver's clock.
 //!
 //! `status` is `exited`, `checkpointed` or `trapped`; fields that do not
 //! apply are `null`. Written by hand: it is a dozen fields of numbers and
@@ -55,6 +60,9 @@ pub struct Summary {
     pub frames: Option<usize>,
     /// From the trigger to the snapshot being durable, in milliseconds.
     pub checkpoint_ms: Option<f64>,
+    /// From the trigger of the checkpoint this run resumed to its first
+    /// instruction, in milliseconds (restored runs only).
+    pub downtime_ms: Option<f64>,
 }
 
 impl Summary {
@@ -69,6 +77,7 @@ impl Summary {
             memory_bytes: None,
             frames: None,
             checkpoint_ms: None,
+            downtime_ms: None,
         }
     }
 
@@ -77,12 +86,12 @@ impl Summary {
         fn num<T: std::fmt::Display>(v: Option<T>) -> String {
             v.map_or_else(|| "null".to_owned(), |v| v.to_string())
         }
-        let ms = self
-            .checkpoint_ms
-            .filter(|v| v.is_finite())
-            .map(|v| format!("{v:.3}"));
+        fn ms(v: Option<f64>) -> String {
+            v.filter(|v| v.is_finite())
+                .map_or_else(|| "null".to_owned(), |v| format!("{v:.3}"))
+        }
         format!(
-            "{{\"status\":\"{}\",\"exit_code\":{},\"probes\":{},\"snapshot\":{},\"snapshot_bytes\":{},\"memory_bytes\":{},\"frames\":{},\"checkpoint_ms\":{}}}",
+            "{{\"status\":\"{}\",\"exit_code\":{},\"probes\":{},\"snapshot\":{},\"snapshot_bytes\":{},\"memory_bytes\":{},\"frames\":{},\"checkpoint_ms\":{},\"downtime_ms\":{}}}",
             self.status.name(),
             self.exit_code,
             num(self.probes),
@@ -92,7 +101,8 @@ impl Summary {
             num(self.snapshot_bytes),
             num(self.memory_bytes),
             num(self.frames),
-            ms.unwrap_or_else(|| "null".to_owned()),
+            ms(self.checkpoint_ms),
+            ms(self.downtime_ms),
         )
     }
 
@@ -149,7 +159,7 @@ mod tests {
         s.probes = Some(42);
         assert_eq!(
             s.to_json(),
-            r#"{"status":"exited","exit_code":0,"probes":42,"snapshot":null,"snapshot_bytes":null,"memory_bytes":null,"frames":null,"checkpoint_ms":null}"#
+            r#"{"status":"exited","exit_code":0,"probes":42,"snapshot":null,"snapshot_bytes":null,"memory_bytes":null,"frames":null,"checkpoint_ms":null,"downtime_ms":null}"#
         );
     }
 
@@ -160,7 +170,9 @@ mod tests {
         s.snapshot_bytes = Some(10);
         s.frames = Some(3);
         s.checkpoint_ms = Some(1.5);
+        s.downtime_ms = Some(2.25);
         let j = s.to_json();
+        assert!(j.ends_with(r#""downtime_ms":2.250}"#), "{j}");
         assert!(j.contains(r#""snapshot":"a \"b\"\\c\n.bin""#), "{j}");
         assert!(j.contains(r#""checkpoint_ms":1.500"#), "{j}");
         assert!(j.contains(r#""frames":3"#), "{j}");

@@ -3,6 +3,11 @@
 //!
 //! At most one of `-c`, `-f` and `--after` may be given; SIGINT and SIGUSR1
 //! are always armed on top of it (a second SIGINT still ends the process).
+//!
+//! The debug switch (`--log-probes`) is not here: `mvvm-checkpoint` spells
+//! it `-i` as the original MVVM did, while in `mvvm-restore` `-i` is the
+//! address to listen on for a migrating snapshot (also the original's
+//! spelling), so each binary declares it itself.
 
 use clap::Args;
 use mvvm_rt::checkpoint::{FuncSelector, Trigger};
@@ -49,11 +54,6 @@ pub struct TriggerFlags {
     /// (fractions allowed: `--after 0.5`).
     #[arg(long = "after", value_name = "SECONDS", value_parser = parse_seconds)]
     pub after: Option<Duration>,
-
-    /// Debug mode: log every probe taken and each frame as it is saved or
-    /// restored (to stderr; `MVVM_LOG=debug` does the same).
-    #[arg(short = 'i', long = "log-probes")]
-    pub log_probes: bool,
 }
 
 impl TriggerFlags {

@@ -25,6 +25,12 @@ use std::process::ExitCode;
 /// `--snapshot` or next to the target (`bc.aot` → `bc.bin`), its path is
 /// printed on stderr, and the process exits with 75.
 ///
+/// Migration: `-o ADDR -s PORT` sends the snapshot over TCP to a
+/// `mvvm-restore -t PROGRAM -i ADDR -e PORT` that listens there and
+/// resumes the program at once; `--snapshot` also takes a pipe, a FIFO or
+/// `/dev/fd/N` read by `mvvm-restore --snapshot /dev/stdin` (see
+/// docs/migration.md).
+///
 /// Exit status: the guest's own (0 when `_start` returns, n on
 /// `proc_exit(n)`); 75 when a checkpoint was written; 134 when the guest
 /// traps; 125 when MVVM itself fails (missing file, malformed module,
@@ -44,11 +50,24 @@ struct Checkpoint {
     triggers: TriggerFlags,
 
     /// Where to write the snapshot: a file (default: the target's path
-    /// with the extension `.bin`), or `tcp://HOST:PORT` to send it to an
-    /// `mvvm-restore --snapshot tcp-listen://ADDR:PORT` (live migration;
-    /// the connection is made at checkpoint time).
-    #[arg(long = "snapshot", value_name = "PATH|tcp://HOST:PORT", value_parser = SnapshotLocation::parse)]
+    /// with the extension `.bin`, written atomically); a stream that cannot
+    /// seek (a pipe or FIFO, `/dev/fd/N`, e.g. `--snapshot >(ssh B
+    /// mvvm-restore -t prog.aot --snapshot /dev/stdin)`), written front to
+    /// back; or `tcp://HOST:PORT` (same as `-o HOST -s PORT`). A stream that
+    /// is this process's stdout or stderr (`/dev/stdout`, `-`) is refused:
+    /// the guest's output would be mixed into the snapshot.
+    #[arg(long = "snapshot", value_name = "PATH|tcp://HOST:PORT", value_parser = SnapshotLocation::parse, conflicts_with_all = ["offload_addr", "offload_port"])]
     snapshot: Option<SnapshotLocation>,
+
+    /// Live migration: send the snapshot to a `mvvm-restore -i ADDR -e
+    /// PORT` listening at ADDR (a name or an IP address), port `-s`. The
+    /// connection is made at checkpoint time.
+    #[arg(short = 'o', long = "offload-addr", value_name = "ADDR", requires = "offload_port")]
+    offload_addr: Option<String>,
+
+    /// With `-o`: the port the restore listens on.
+    #[arg(short = 's', long = "offload-port", value_name = "PORT", requires = "offload_addr")]
+    offload_port: Option<u16>,
 
     /// Write a one-line JSON summary at exit to FILE (`-` for stderr):
     /// status, exit_code, probes, snapshot, snapshot_bytes, memory_bytes,
@@ -63,15 +82,24 @@ struct Checkpoint {
     /// Log every step (same as `MVVM_LOG=debug`).
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
+
+    /// Debug mode: log every probe taken and each frame as it is saved
+    /// (to stderr; `MVVM_LOG=debug` does the same). `-i` as in the
+    /// original MVVM; `mvvm-restore` spells it `--log-probes` only, its
+    /// `-i` being the address to listen on.
+    #[arg(short = 'i', long = "log-probes")]
+    log_probes: bool,
 }
 
 impl Checkpoint {
     fn execute(self) -> Result<Exit> {
         let aot = mvvm_cli::target::load_aot_bytes(&self.target)?;
-        let snapshot = self.snapshot.unwrap_or_else(|| {
-            SnapshotLocation::File(mvvm_cli::target::default_snapshot_path(&self.target))
-        });
-        let log_probes = self.triggers.log_probes || mvvm_cli::logging::checkpoint_log_enabled();
+        let snapshot = match (self.snapshot, &self.offload_addr, self.offload_port) {
+            (Some(s), _, _) => s,
+            (None, Some(addr), Some(port)) => SnapshotLocation::connect(addr, port),
+            _ => SnapshotLocation::File(mvvm_cli::target::default_snapshot_path(&self.target)),
+        };
+        let log_probes = self.log_probes || mvvm_cli::logging::checkpoint_log_enabled();
         checkpoint_cmd::execute(CheckpointRequest {
             aot,
             program: mvvm_cli::target::program_name(&self.target),
@@ -87,7 +115,7 @@ impl Checkpoint {
 
 fn main() -> ExitCode {
     let cmd = Checkpoint::parse();
-    mvvm_cli::logging::init_with(cmd.verbose, cmd.triggers.log_probes);
+    mvvm_cli::logging::init_with(cmd.verbose, cmd.log_probes);
     match cmd.execute() {
         Ok(exit) => exit.into(),
         Err(e) => exit::report("mvvm-checkpoint", &e).into(),

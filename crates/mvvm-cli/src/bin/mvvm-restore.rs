@@ -23,7 +23,14 @@ use std::process::ExitCode;
 /// `--allow-changed-files`).
 ///
 /// The same triggers as `mvvm-checkpoint` apply to the resumed run; a new
-/// snapshot atomically replaces the one read, or goes to `--snapshot-out`.
+/// snapshot atomically replaces the one read, or goes to `--snapshot-out`
+/// (or over TCP to the next hop with `-o ADDR -s PORT`: chains A → B → C).
+///
+/// Migration: `-i ADDR -e PORT` listens there for one `mvvm-checkpoint -o
+/// ADDR -s PORT`; `--snapshot /dev/stdin` reads a snapshot piped in. The
+/// whole snapshot is received and checked (checksums, module hash) before
+/// anything runs. The downtime (trigger to first resumed instruction) is
+/// printed with `-v`/`--log-probes` and is `downtime_ms` in `--json`.
 ///
 /// Exit status: the guest's own, exactly as an uninterrupted run would
 /// end; 75 when a new checkpoint was written; 134 when the guest traps;
@@ -37,17 +44,38 @@ struct Restore {
     target: PathBuf,
 
     /// The snapshot to resume: a file (default: the target's path with the
-    /// extension `.bin`, where `mvvm-checkpoint` writes it), or
-    /// `tcp-listen://ADDR:PORT` to wait for one sent by `mvvm-checkpoint
-    /// --snapshot tcp://HOST:PORT`.
-    #[arg(long = "snapshot", value_name = "PATH|tcp-listen://ADDR:PORT", value_parser = SnapshotLocation::parse)]
+    /// extension `.bin`, where `mvvm-checkpoint` writes it); a stream that
+    /// cannot seek (`/dev/stdin` or `-`, a FIFO, `/dev/fd/N`), read front
+    /// to back; or `tcp-listen://ADDR:PORT` (same as `-i ADDR -e PORT`).
+    #[arg(long = "snapshot", value_name = "PATH|tcp-listen://ADDR:PORT", value_parser = SnapshotLocation::parse, conflicts_with_all = ["listen_addr", "listen_port"])]
     snapshot: Option<SnapshotLocation>,
 
-    /// Where a new checkpoint of the resumed run goes: a file or
-    /// `tcp://HOST:PORT` (default: it replaces the snapshot file read; for
-    /// a snapshot received over TCP, the target's path with `.bin`).
-    #[arg(long = "snapshot-out", value_name = "PATH|tcp://HOST:PORT", value_parser = SnapshotLocation::parse)]
+    /// Live migration: listen on ADDR (e.g. `0.0.0.0`), port `-e`, accept
+    /// one `mvvm-checkpoint -o ADDR -s PORT`, receive and check its whole
+    /// snapshot, then resume. A sender that stops midway leaves an error
+    /// (exit 125) and nothing resumed.
+    #[arg(short = 'i', long = "listen-addr", value_name = "ADDR", requires = "listen_port")]
+    listen_addr: Option<String>,
+
+    /// With `-i`: the port to listen on.
+    #[arg(short = 'e', long = "listen-port", value_name = "PORT", requires = "listen_addr")]
+    listen_port: Option<u16>,
+
+    /// Where a new checkpoint of the resumed run goes: a file, a stream or
+    /// `tcp://HOST:PORT` (same as `-o HOST -s PORT`; default: it replaces
+    /// the snapshot file read; for a snapshot received over TCP or from a
+    /// stream, the target's path with `.bin`).
+    #[arg(long = "snapshot-out", value_name = "PATH|tcp://HOST:PORT", value_parser = SnapshotLocation::parse, conflicts_with_all = ["offload_addr", "offload_port"])]
     snapshot_out: Option<SnapshotLocation>,
+
+    /// Chains (A → B → C): send the next checkpoint of the resumed run to
+    /// a `mvvm-restore -i ADDR -e PORT` listening at ADDR, port `-s`.
+    #[arg(short = 'o', long = "offload-addr", value_name = "ADDR", requires = "offload_port")]
+    offload_addr: Option<String>,
+
+    /// With `-o`: the port the next restore listens on.
+    #[arg(short = 's', long = "offload-port", value_name = "PORT", requires = "offload_addr")]
+    offload_port: Option<u16>,
 
     #[command(flatten)]
     triggers: TriggerFlags,
@@ -67,21 +95,33 @@ struct Restore {
     #[arg(long = "max-wasm-stack", value_name = "MIB", default_value_t = 64)]
     max_wasm_stack: usize,
 
-    /// Log every step (same as `MVVM_LOG=debug`).
+    /// Log every step (same as `MVVM_LOG=debug`), and print the downtime
+    /// (from the checkpoint's trigger to the first resumed instruction).
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
+
+    /// Debug mode: log each frame as it is restored and each probe taken,
+    /// and print the downtime (`MVVM_LOG=debug` does the same). Spelled
+    /// `-i` in `mvvm-checkpoint`; here `-i` is the address to listen on.
+    #[arg(long = "log-probes")]
+    log_probes: bool,
 }
 
 impl Restore {
     fn execute(self) -> Result<Exit> {
         let aot = mvvm_cli::target::load_aot_bytes(&self.target)?;
-        let snapshot = self.snapshot.unwrap_or_else(|| {
-            SnapshotLocation::File(mvvm_cli::target::default_snapshot_path(&self.target))
-        });
-        let snapshot_out = self
-            .snapshot_out
-            .unwrap_or_else(|| restore_cmd::default_snapshot_out(&snapshot, &self.target));
-        let log_probes = self.triggers.log_probes || mvvm_cli::logging::checkpoint_log_enabled();
+        let snapshot = match (self.snapshot, &self.listen_addr, self.listen_port) {
+            (Some(s), _, _) => s,
+            (None, Some(addr), Some(port)) => SnapshotLocation::listen(addr, port)?,
+            _ => SnapshotLocation::File(mvvm_cli::target::default_snapshot_path(&self.target)),
+        };
+        let snapshot_out = match (self.snapshot_out, &self.offload_addr, self.offload_port) {
+            (Some(s), _, _) => s,
+            (None, Some(addr), Some(port)) => SnapshotLocation::connect(addr, port),
+            _ => restore_cmd::default_snapshot_out(&snapshot, &self.target),
+        };
+        let log_probes = self.log_probes || mvvm_cli::logging::checkpoint_log_enabled();
+        let debug = self.verbose || log_probes;
         restore_cmd::execute(RestoreRequest {
             aot,
             program: mvvm_cli::target::program_name(&self.target),
@@ -92,13 +132,14 @@ impl Restore {
             max_wasm_stack_mib: self.max_wasm_stack,
             json: self.json,
             log_probes,
+            debug,
         })
     }
 }
 
 fn main() -> ExitCode {
     let cmd = Restore::parse();
-    mvvm_cli::logging::init_with(cmd.verbose, cmd.triggers.log_probes);
+    mvvm_cli::logging::init_with(cmd.verbose, cmd.log_probes);
     match cmd.execute() {
         Ok(exit) => exit.into(),
         Err(e) => exit::report("mvvm-restore", &e).into(),
