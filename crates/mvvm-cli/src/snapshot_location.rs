@@ -13,10 +13,10 @@
 //! nobody). The restoring side accepts one connection and reads the
 //! snapshot from it; memory is then copied rather than mapped from a file.
 
+use crate::stream_path::{self, LazyStream};
 use anyhow::{Context, Result, bail};
 use mvvm_rt::checkpoint::{SnapshotSink, SnapshotSource};
 use std::io::{Read, Write};
-use crate::stream_path::{self, LazyStream};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 

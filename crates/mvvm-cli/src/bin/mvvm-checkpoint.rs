@@ -62,11 +62,21 @@ struct Checkpoint {
     /// Live migration: send the snapshot to a `mvvm-restore -i ADDR -e
     /// PORT` listening at ADDR (a name or an IP address), port `-s`. The
     /// connection is made at checkpoint time.
-    #[arg(short = 'o', long = "offload-addr", value_name = "ADDR", requires = "offload_port")]
+    #[arg(
+        short = 'o',
+        long = "offload-addr",
+        value_name = "ADDR",
+        requires = "offload_port"
+    )]
     offload_addr: Option<String>,
 
     /// With `-o`: the port the restore listens on.
-    #[arg(short = 's', long = "offload-port", value_name = "PORT", requires = "offload_addr")]
+    #[arg(
+        short = 's',
+        long = "offload-port",
+        value_name = "PORT",
+        requires = "offload_addr"
+    )]
     offload_port: Option<u16>,
 
     /// Write a one-line JSON summary at exit to FILE (`-` for stderr):

@@ -54,11 +54,21 @@ struct Restore {
     /// one `mvvm-checkpoint -o ADDR -s PORT`, receive and check its whole
     /// snapshot, then resume. A sender that stops midway leaves an error
     /// (exit 125) and nothing resumed.
-    #[arg(short = 'i', long = "listen-addr", value_name = "ADDR", requires = "listen_port")]
+    #[arg(
+        short = 'i',
+        long = "listen-addr",
+        value_name = "ADDR",
+        requires = "listen_port"
+    )]
     listen_addr: Option<String>,
 
     /// With `-i`: the port to listen on.
-    #[arg(short = 'e', long = "listen-port", value_name = "PORT", requires = "listen_addr")]
+    #[arg(
+        short = 'e',
+        long = "listen-port",
+        value_name = "PORT",
+        requires = "listen_addr"
+    )]
     listen_port: Option<u16>,
 
     /// Where a new checkpoint of the resumed run goes: a file, a stream or
@@ -70,11 +80,21 @@ struct Restore {
 
     /// Chains (A → B → C): send the next checkpoint of the resumed run to
     /// a `mvvm-restore -i ADDR -e PORT` listening at ADDR, port `-s`.
-    #[arg(short = 'o', long = "offload-addr", value_name = "ADDR", requires = "offload_port")]
+    #[arg(
+        short = 'o',
+        long = "offload-addr",
+        value_name = "ADDR",
+        requires = "offload_port"
+    )]
     offload_addr: Option<String>,
 
     /// With `-o`: the port the next restore listens on.
-    #[arg(short = 's', long = "offload-port", value_name = "PORT", requires = "offload_addr")]
+    #[arg(
+        short = 's',
+        long = "offload-port",
+        value_name = "PORT",
+        requires = "offload_addr"
+    )]
     offload_port: Option<u16>,
 
     #[command(flatten)]
