@@ -115,7 +115,9 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
         allow_changed_files: req.allow_changed_files,
         on_resume: Some(on_resume),
     };
-    PRINT_DOWNTIME.store(req.debug, Ordering::Relaxed);
+    // `MVVM_LOG=mvvm_cli=debug` asks for the downtime without the probe log.
+    let debug = req.debug || tracing::enabled!(tracing::Level::DEBUG);
+    PRINT_DOWNTIME.store(debug, Ordering::Relaxed);
     let outcome = on_guest_thread(max_stack, move || {
         mvvm_rt::checkpoint::restore(&module, source, max_stack, cfg, opts)
     })?;
