@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 # rebuild the committed .wasm files (test/c/build.sh, bench/build-wasm.sh).
 need=()
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
+# ip (network namespaces) for the migration test scripts/netns/downtime.sh.
+command -v ip >/dev/null || need+=(iproute2)
 if [ "${MVVM_SETUP_WASM_TOOLCHAIN:-0}" = 1 ]; then
   need+=(clang lld wasi-libc libclang-rt-14-dev-wasm32)
 fi

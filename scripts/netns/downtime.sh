@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Migration downtime of a running program, per memory size: from the
+# checkpoint's trigger on the sender to the first instruction resumed on
+# the receiver (mvvm-restore's `downtime_ms`, same machine clock), over
+# loopback and between two network namespaces joined by a veth pair (a real
+# network path through the kernel's stack: two devices, two routing
+# tables).
+#
+#   scripts/netns/downtime.sh [--sizes "16 64 256"] [--bin DIR] [--mode both|loopback|netns]
+#
+# The workload is bench/wasm/memfill.wasm (`-m MIB -p 3`: fills MIB of
+# linear memory, then three read-modify-write passes over it), compiled
+# with the counter-loop policy and checkpointed with `-c` at half of its
+# probes (inside the second pass, so the whole memory is live). Every
+# migrated run's output is compared with an uninterrupted one.
+#
+# The network mode needs root and `ip netns`; without them it is skipped
+# with the reason on stderr and exit status 77 (when only the network mode
+# was asked for). It creates two namespaces of its own (mvvm-snd-PID,
+# mvvm-rcv-PID) and a veth pair that exists only inside them, with
+# addresses 10.77.0.1 and 10.77.0.2: nothing is sent outside this machine.
+# Everything it made is removed on exit, even on failure or Ctrl-C.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+sizes="16 64 256"
+bin="$root/target/release"
+mode=both
+port=7790
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --sizes) sizes=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
+    --mode) mode=$2; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "downtime.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+case "$mode" in both|loopback|netns) ;; *) echo "downtime.sh: --mode both|loopback|netns" >&2; exit 2 ;; esac
+for t in mvvm-aot mvvm-checkpoint mvvm-restore; do
+  [ -x "$bin/$t" ] || { echo "downtime.sh: no $bin/$t (cargo build --release -p mvvm-cli, or --bin DIR)" >&2; exit 2; }
+done
+
+# Why the network mode cannot run here, or nothing.
+netns_unavailable() {
+  if [ "$(id -u)" != 0 ]; then echo "not root"; return; fi
+  if ! command -v ip >/dev/null; then echo "no ip command (apt-get install iproute2)"; return; fi
+  local probe="mvvm-probe-$$"
+  if ! ip netns add "$probe" 2>/dev/null; then echo "ip netns add fails (no CAP_SYS_ADMIN?)"; return; fi
+  ip netns del "$probe" 2>/dev/null || true
+}
+
+why=
+if [ "$mode" != loopback ]; then
+  why=$(netns_unavailable)
+  if [ -n "$why" ] && [ "$mode" = netns ]; then
+    echo "downtime.sh: network-namespace mode skipped: $why" >&2
+    exit 77
+  fi
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/mvvm-downtime.XXXXXX")
+ns_snd="mvvm-snd-$$"
+ns_rcv="mvvm-rcv-$$"
+made_ns=0
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ "$made_ns" = 1 ]; then
+    ip netns del "$ns_snd" 2>/dev/null || true
+    ip netns del "$ns_rcv" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A JSON field of a one-line summary.
+field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1" | tr -d '"'; }
+
+"$bin/mvvm-aot" --enable-counter-loop-checkpoint --threshold-bits=10 \
+  -o "$work/memfill.aot" "$root/bench/wasm/memfill.wasm"
+aot="$work/memfill.aot"
+
+# Baseline per size: output and probe count of an uninterrupted run.
+declare -A probes
+for m in $sizes; do
+  "$bin/mvvm-checkpoint" -t "$aot" -a "-m,$m,-p,3" --json "$work/base-$m.json" >"$work/base-$m.out"
+  probes[$m]=$(field "$work/base-$m.json" probes)
+done
+
+# Waits until FILE contains TEXT (the receiver saying it listens).
+wait_for() {
+  for _ in $(seq 1 500); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.01
+  done
+  echo "downtime.sh: timed out waiting for '$2' in $1" >&2
+  cat "$1" >&2
+  return 1
+}
+
+# One migration: run PREFIX_SND... mvvm-checkpoint to ADDR, PREFIX_RCV...
+# mvvm-restore listening on ADDR; prints a result line.
+migrate() {
+  local label=$1 m=$2 addr=$3; shift 3
+  local -a snd=() rcv=()
+  if [ "$label" = netns ]; then
+    snd=(ip netns exec "$ns_snd")
+    rcv=(ip netns exec "$ns_rcv")
+  fi
+  local d="$work/$label-$m"
+  mkdir -p "$d"
+  port=$((port + 1))
+  "${rcv[@]}" "$bin/mvvm-restore" -t "$aot" -i "$addr" -e "$port" \
+    --json "$d/rcv.json" >"$d/rcv.out" 2>"$d/rcv.err" &
+  local rpid=$!
+  pids+=("$rpid")
+  wait_for "$d/rcv.err" "waiting for a snapshot"
+  local c=$((probes[$m] / 2))
+  local code=0
+  "${snd[@]}" "$bin/mvvm-checkpoint" -t "$aot" -a "-m,$m,-p,3" -c "$c" \
+    -o "$addr" -s "$port" --json "$d/snd.json" >"$d/snd.out" 2>"$d/snd.err" || code=$?
+  if [ "$code" != 75 ]; then
+    echo "downtime.sh: $label $m MiB: checkpoint exited $code" >&2
+    cat "$d/snd.err" >&2
+    return 1
+  fi
+  code=0
+  wait "$rpid" || code=$?
+  if [ "$code" != 0 ]; then
+    echo "downtime.sh: $label $m MiB: restore exited $code" >&2
+    cat "$d/rcv.err" >&2
+    return 1
+  fi
+  if ! cat "$d/snd.out" "$d/rcv.out" | cmp -s - "$work/base-$m.out"; then
+    echo "downtime.sh: $label $m MiB: migrated output differs from an uninterrupted run" >&2
+    return 1
+  fi
+  printf '%-8s %5s MiB  snapshot %10s bytes  checkpoint+send %8s ms  downtime %8s ms  output ok\n' \
+    "$label" "$m" "$(field "$d/snd.json" snapshot_bytes)" "$(field "$d/snd.json" checkpoint_ms)" \
+    "$(field "$d/rcv.json" downtime_ms)"
+}
+
+if [ "$mode" != netns ]; then
+  for m in $sizes; do migrate loopback "$m" 127.0.0.1; done
+fi
+if [ "$mode" != loopback ]; then
+  if [ -n "$why" ]; then
+    echo "downtime.sh: network-namespace mode skipped: $why" >&2
+    exit 0
+  fi
+  ip netns add "$ns_snd"
+  made_ns=1
+  ip netns add "$ns_rcv"
+  ip -n "$ns_snd" link add veth-snd type veth peer name veth-rcv netns "$ns_rcv"
+  ip -n "$ns_snd" addr add 10.77.0.1/24 dev veth-snd
+  ip -n "$ns_rcv" addr add 10.77.0.2/24 dev veth-rcv
+  for ns in "$ns_snd" "$ns_rcv"; do
+    ip -n "$ns" link set lo up
+  done
+  ip -n "$ns_snd" link set veth-snd up
+  ip -n "$ns_rcv" link set veth-rcv up
+  ip netns exec "$ns_snd" ping -c1 -W2 10.77.0.2 >/dev/null 2>&1 || true
+  for m in $sizes; do migrate netns "$m" 10.77.0.2; done
+fi
