@@ -83,10 +83,18 @@ field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1" | tr -d '"'; }
 aot="$work/memfill.aot"
 
 # Baseline per size: output and probe count of an uninterrupted run.
+# (`--count-probes` where the tools have it: probes are then counted
+# exactly, otherwise they stay on their fast path.)
+count=()
+"$bin/mvvm-checkpoint" --help | grep -q -- --count-probes && count=(--count-probes)
 declare -A probes
 for m in $sizes; do
-  "$bin/mvvm-checkpoint" -t "$aot" -a "-m,$m,-p,3" --json "$work/base-$m.json" >"$work/base-$m.out"
+  "$bin/mvvm-checkpoint" -t "$aot" -a "-m,$m,-p,3" "${count[@]}" --json "$work/base-$m.json" >"$work/base-$m.out"
   probes[$m]=$(field "$work/base-$m.json" probes)
+  if ! [ "${probes[$m]}" -gt 2 ] 2>/dev/null; then
+    echo "downtime.sh: no probe count from the uninterrupted run: $(cat "$work/base-$m.json")" >&2
+    exit 1
+  fi
 done
 
 # Waits until FILE contains TEXT (the receiver saying it listens).
