@@ -16,7 +16,7 @@ echo "== compile bench/wasm/bc.wasm with the counter-loop policy"
   -o "$work/bc.aot" bench/wasm/bc.wasm
 
 echo "== run it uninterrupted"
-"$BIN/mvvm-checkpoint" -t "$work/bc.aot" -a -g14,-n3 --json "$work/full.json" >"$work/full.out"
+"$BIN/mvvm-checkpoint" -t "$work/bc.aot" -a -g14,-n3 --count-probes --json "$work/full.json" >"$work/full.out"
 cat "$work/full.out"
 probes=$(sed -n 's/.*"probes":\([0-9]*\).*/\1/p' "$work/full.json")
 at=$((probes / 2))

@@ -19,7 +19,7 @@ pub struct TriggerFlags {
     /// Checkpoint at the N-th probe executed (1 = the first; with the
     /// counter-loop policy, the N-th poll). Deterministic: the same N stops
     /// the same program at the same place on every run. `--json` of an
-    /// uninterrupted run reports how many probes there are.
+    /// uninterrupted run with `--count-probes` reports how many there are.
     #[arg(
         short = 'c',
         long = "count",
@@ -54,6 +54,13 @@ pub struct TriggerFlags {
     /// (fractions allowed: `--after 0.5`).
     #[arg(long = "after", value_name = "SECONDS", value_parser = parse_seconds)]
     pub after: Option<Duration>,
+
+    /// Count every probe executed and report the total in `--json`
+    /// (`probes`), to choose `-c` values. Slower: each probe then calls
+    /// the runtime. Without it (and without `-c`/`-f`) probes stay on their
+    /// fast path.
+    #[arg(long = "count-probes", conflicts_with_all = ["count", "function", "after"])]
+    pub count_probes: bool,
 }
 
 impl TriggerFlags {
@@ -68,6 +75,8 @@ impl TriggerFlags {
             }
         } else if let Some(d) = self.after {
             Trigger::After(d)
+        } else if self.count_probes {
+            Trigger::CountProbes
         } else {
             Trigger::None
         }

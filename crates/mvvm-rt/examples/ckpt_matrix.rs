@@ -64,7 +64,7 @@ fn child(a: &[String]) -> ! {
     std::env::set_current_dir(&dir).unwrap();
     let n: u64 = n.parse().unwrap();
     let trigger = if n == 0 {
-        Trigger::None
+        Trigger::CountProbes
     } else {
         Trigger::ProbeCount(n)
     };

@@ -1,7 +1,7 @@
 //! Probe counting cost: `cargo run --release -p mvvm-rt --example probe_cost -- PROG.wasm`
 //! runs the program compiled with no policy, with `loop` and with
-//! `counter-loop:16`, each with `Trigger::None` (probes counted through the
-//! builtin) and `Trigger::After(1 day)` (probes on the fast path), and
+//! `counter-loop:16`, each with `Trigger::CountProbes` (probes counted
+//! through the builtin) and `Trigger::None` (probes on the fast path), and
 //! prints the wall times (stdout of the program goes to /dev/null).
 
 use mvvm_abi::Policy;
@@ -33,7 +33,7 @@ fn main() {
         let triggers: Vec<Trigger> = if policy == Policy::None {
             vec![Trigger::None]
         } else {
-            vec![Trigger::None, Trigger::After(Duration::from_secs(86400))]
+            vec![Trigger::CountProbes, Trigger::None]
         };
         for trigger in triggers {
             let name = format!("{:?}", trigger);

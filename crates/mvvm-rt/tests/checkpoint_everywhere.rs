@@ -90,7 +90,7 @@ fn reference(module: &Module) -> (i32, Vec<u8>, u64) {
         module,
         wasi(&dir),
         STACK,
-        cfg(Trigger::None, &dir.join("snap")),
+        cfg(Trigger::CountProbes, &dir.join("snap")),
     )
     .expect("reference run");
     let Outcome::Exited { code, probes } = out else {
@@ -127,7 +127,7 @@ fn checkpoint_restore(
     assert_eq!(stats.probes, n);
     let trigger = match again {
         Some(m) => Trigger::ProbeCount(m),
-        None => Trigger::None,
+        None => Trigger::CountProbes,
     };
     let snap2 = dir.join("snap2");
     let mut out = restore(
@@ -145,7 +145,7 @@ fn checkpoint_restore(
             module,
             SnapshotSource::Stream(Box::new(file)),
             STACK,
-            cfg(Trigger::None, &dir.join("snap3")),
+            cfg(Trigger::CountProbes, &dir.join("snap3")),
             RestoreOptions::default(),
         )
         .unwrap_or_else(|e| panic!("second restore of probe {n}: {e}"));

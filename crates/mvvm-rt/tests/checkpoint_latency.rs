@@ -56,7 +56,7 @@ fn latency_with_256_mib_of_memory() {
         signals: false,
     };
     let Outcome::Exited { code: want, probes } =
-        run(&module, wasi(), 1 << 20, cfg(Trigger::None)).unwrap()
+        run(&module, wasi(), 1 << 20, cfg(Trigger::CountProbes)).unwrap()
     else {
         panic!("reference run checkpointed")
     };
@@ -95,7 +95,7 @@ fn latency_with_256_mib_of_memory() {
         &module,
         SnapshotSource::File(dir.join("snap")),
         1 << 20,
-        cfg(Trigger::None),
+        cfg(Trigger::CountProbes),
         RestoreOptions::default(),
     )
     .unwrap();
@@ -109,7 +109,7 @@ fn latency_with_256_mib_of_memory() {
         &module,
         SnapshotSource::Stream(Box::new(std::fs::File::open(dir.join("snap")).unwrap())),
         1 << 20,
-        cfg(Trigger::None),
+        cfg(Trigger::CountProbes),
         RestoreOptions::default(),
     )
     .unwrap();

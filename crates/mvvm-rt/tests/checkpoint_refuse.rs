@@ -99,7 +99,7 @@ fn restore_file(
         module,
         SnapshotSource::File(snap.to_path_buf()),
         STACK,
-        cfg(Trigger::None, &snap.with_extension("next")),
+        cfg(Trigger::CountProbes, &snap.with_extension("next")),
         opts,
     )
 }
@@ -160,7 +160,7 @@ fn truncated_snapshots_are_refused() {
             &module,
             SnapshotSource::Stream(Box::new(std::io::Cursor::new(bytes[..cut].to_vec()))),
             STACK,
-            cfg(Trigger::None, &dir.join("x")),
+            cfg(Trigger::CountProbes, &dir.join("x")),
             RestoreOptions::default(),
         )
         .unwrap_err();
@@ -250,7 +250,7 @@ fn triggers_that_cannot_work() {
         &plain,
         wasi(&dir),
         STACK,
-        cfg(Trigger::None, &dir.join("s")),
+        cfg(Trigger::CountProbes, &dir.join("s")),
     )
     .unwrap();
     assert_eq!(out, Outcome::Exited { code: 3, probes: 0 });
@@ -379,7 +379,7 @@ fn sigusr1_requests_a_checkpoint() {
         // SAFETY: sending a signal to our own process.
         unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
     });
-    let mut c = cfg(Trigger::None, &snap);
+    let mut c = cfg(Trigger::CountProbes, &snap);
     c.signals = true;
     let out = run(&module, wasi(&dir), STACK, c).unwrap();
     killer.join().unwrap();
@@ -417,7 +417,7 @@ fn open_files_are_reopened_and_checked() {
         &module,
         wasi(&dir),
         STACK,
-        cfg(Trigger::None, &dir.join("s")),
+        cfg(Trigger::CountProbes, &dir.join("s")),
     )
     .unwrap();
     assert!(matches!(out, Outcome::Exited { code: 0, .. }));

@@ -555,6 +555,7 @@ pub fn baseline(aot: &Path, guest: &Guest) -> Result<Baseline> {
     let s = Scratch::new("base");
     let dir = s.subdir("work");
     let r = Tool::checkpoint(aot)
+        .arg("--count-probes")
         .args(guest.flags(&dir))
         .current_dir(&s.0)
         .run()?;

@@ -27,15 +27,12 @@
 //! guest path and the reason, `Io` an `std::io::Error`.
 //!
 //! Decisions worth knowing:
-//! - **Counting**: with [`Trigger::None`], [`Trigger::ProbeCount`] and
-//!   [`Trigger::FunctionEntry`] every probe calls the `Probe` builtin (the
-//!   flag stays set), so [`Outcome::Exited::probes`] is exact; this costs a
-//!   call per probe. With [`Trigger::After`] alone (and signals) probes stay
-//!   on the fast path until a request: `probes` is then the number of probes
-//!   seen after requests only (0 or 1). A benchmark of probe overhead
-//!   should therefore not use `Trigger::None` with a `loop` policy (every
-//!   loop iteration then calls the builtin); `Trigger::After` with a long
-//!   duration runs probes at full speed.
+//! - **Counting**: with [`Trigger::CountProbes`], [`Trigger::ProbeCount`]
+//!   and [`Trigger::FunctionEntry`] every probe calls the `Probe` builtin
+//!   (the flag stays set), so [`Outcome::Exited::probes`] is exact; this
+//!   costs a call per probe. With [`Trigger::None`] or [`Trigger::After`]
+//!   (and signals) probes stay on the fast path until a request: `probes`
+//!   is then the number of probes seen after requests only (0 or 1).
 //! - **Snapshots in place**: restoring from a file maps its memory runs
 //!   `MAP_PRIVATE`; a checkpoint of the restored run to the same path is
 //!   safe because files are replaced by rename, never rewritten in place.
@@ -77,8 +74,13 @@ pub use restore::restore;
 /// What starts a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
-    /// Nothing (signals may still, see [`CheckpointConfig::signals`]).
+    /// Nothing (signals may still, see [`CheckpointConfig::signals`]);
+    /// probes stay on their fast path (a load, a compare, a branch).
     None,
+    /// No checkpoint, but every probe is counted so that
+    /// [`Outcome::Exited::probes`] is exact (tests use it to choose
+    /// [`Trigger::ProbeCount`] values). Costs a runtime call per probe.
+    CountProbes,
     /// At the N-th probe executed (for counter-loop policies: the N-th
     /// poll), 1-based, counted from the start of this run or restore.
     ProbeCount(u64),
@@ -383,12 +385,13 @@ fn session_config(
     let policy = meta.policy;
     if !policy.is_instrumented() {
         return match cfg.trigger {
-            Trigger::None => Ok(None),
+            Trigger::None | Trigger::CountProbes => Ok(None),
             _ => Err(CheckpointError::NotInstrumented),
         };
     }
     let (armed, count, after) = match &cfg.trigger {
-        Trigger::None => (Armed::Async, true, None),
+        Trigger::None => (Armed::Async, false, None),
+        Trigger::CountProbes => (Armed::Async, true, None),
         Trigger::ProbeCount(0) => {
             return Err(CheckpointError::BadTrigger(
                 "probe counts start at 1".into(),
