@@ -9,7 +9,7 @@ use mvvm_rt::Module;
 use mvvm_rt::checkpoint::{CheckpointConfig, SnapshotSink, Trigger, run};
 use mvvm_rt::wasi::WasiConfig;
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn main() {
     let path = std::env::args().nth(1).expect("PROG.wasm");
