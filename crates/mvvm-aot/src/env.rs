@@ -231,12 +231,9 @@ impl<'m> FuncEnv<'m> {
         });
         builder.func.stack_limit = Some(limit);
         if !self.info.meta.memory_types().is_empty() {
-            let mem = builder
-                .ins()
-                .load(types::I64, immutable(), vmctx, VMCTX_MEMORY);
-            let base = builder
-                .ins()
-                .load(types::I64, immutable(), mem, VMMEMORY_BASE);
+            let flags = self.entry_load_flags();
+            let mem = builder.ins().load(types::I64, flags, vmctx, VMCTX_MEMORY);
+            let base = builder.ins().load(types::I64, flags, mem, VMMEMORY_BASE);
             self.memory_base = Some(base);
         }
         Ok(())
@@ -250,9 +247,29 @@ impl<'m> FuncEnv<'m> {
         if let Some(l) = self.limits {
             return Ok(l);
         }
-        let l = self.vmctx_field(builder, VMCTX_LIMITS)?;
+        let vmctx = self.vmctx()?;
+        let flags = self.entry_load_flags();
+        let l = builder.ins().load(types::I64, flags, vmctx, VMCTX_LIMITS);
         self.limits = Some(l);
         Ok(l)
+    }
+
+    /// Flags of the loads that `init` (and [`FuncEnv::limits`]) put in the
+    /// entry block.
+    ///
+    /// Without checkpoints they are [`immutable`]: Cranelift treats them as
+    /// pure and places them where they are used, hoisted out of loops. With
+    /// checkpoints they are read-only but not movable, so they stay in the
+    /// entry block: the instrumentation's cold exits (unwind blocks that
+    /// return from inside a loop) make Cranelift 0.135's elaborator forget
+    /// the enclosing loop for the blocks it visits after them, and a pure
+    /// memory-base load would then be recomputed in every iteration.
+    fn entry_load_flags(&self) -> MemFlagsData {
+        if self.info.policy.is_instrumented() {
+            trusted().with_readonly()
+        } else {
+            immutable()
+        }
     }
 
     /// Records the vmctx of a glue function (trampoline or stub), which
@@ -496,6 +513,28 @@ impl<'m> FuncEnv<'m> {
         b: Builtin,
         args: &[Value],
     ) -> EnvResult<Option<Value>> {
+        self.call_builtin_with(builder, b, args, immutable())
+    }
+
+    /// [`FuncEnv::call_builtin`] from a cold block: the loads of the
+    /// builtin's address stay in that block instead of being hoisted (with
+    /// a register held) into the hot code around it.
+    pub fn call_builtin_cold(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        b: Builtin,
+        args: &[Value],
+    ) -> EnvResult<Option<Value>> {
+        self.call_builtin_with(builder, b, args, trusted().with_readonly())
+    }
+
+    fn call_builtin_with(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        b: Builtin,
+        args: &[Value],
+        flags: MemFlagsData,
+    ) -> EnvResult<Option<Value>> {
         let vmctx = self.vmctx()?;
         let sig = match self.builtin_sigs[b as usize] {
             Some(s) => s,
@@ -505,10 +544,8 @@ impl<'m> FuncEnv<'m> {
                 s
             }
         };
-        let table = self.vmctx_field(builder, VMCTX_BUILTINS)?;
-        let ptr = builder
-            .ins()
-            .load(types::I64, immutable(), table, (b as i32) * 8);
+        let table = builder.ins().load(types::I64, flags, vmctx, VMCTX_BUILTINS);
+        let ptr = builder.ins().load(types::I64, flags, table, (b as i32) * 8);
         let mut full = Vec::with_capacity(args.len() + 1);
         full.push(vmctx);
         full.extend_from_slice(args);

@@ -354,7 +354,7 @@ impl FuncTranslator<'_, '_, '_> {
         let at = self.builder.ins().iconst(types::I32, i64::from(offset));
         let now = self
             .env
-            .call_builtin(self.builder, Builtin::Probe, &[func, at])
+            .call_builtin_cold(self.builder, Builtin::Probe, &[func, at])
             .map_err(|e| self.env_err(e))?
             .ok_or_else(|| self.error("probe has no result"))?;
         let unwind = self.builder.create_block();
@@ -410,7 +410,7 @@ impl FuncTranslator<'_, '_, '_> {
         let at = self.builder.ins().iconst(types::I32, i64::from(offset));
         let n = self.builder.ins().iconst(types::I32, count);
         self.env
-            .call_builtin(self.builder, Builtin::UnwindFrame, &[func, at, ptr, n])
+            .call_builtin_cold(self.builder, Builtin::UnwindFrame, &[func, at, ptr, n])
             .map_err(|e| self.env_err(e))?;
         let results = self.ckpt()?.results.clone();
         let zeros: Vec<Value> = results
@@ -461,7 +461,7 @@ impl FuncTranslator<'_, '_, '_> {
         let cap = self.builder.ins().iconst(types::I32, capacity);
         let index = self
             .env
-            .call_builtin(self.builder, Builtin::RewindFrame, &[func, ptr, cap])
+            .call_builtin_cold(self.builder, Builtin::RewindFrame, &[func, ptr, cap])
             .map_err(|e| self.env_err(e))?
             .ok_or_else(|| self.error("rewind_frame has no result"))?;
         for (k, (var, ty)) in self.locals.clone().into_iter().enumerate() {
