@@ -16,7 +16,7 @@
 //! chosen over silently redirecting the guest's output: a user who pipes
 //! `mvvm-checkpoint` expects the guest's output on that pipe.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -68,12 +68,17 @@ fn fd_identity(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u64, u64)> {
 /// Refuses a snapshot sink that would share the guest's stdout or stderr
 /// (the tool's own: the guest inherits them), so the snapshot stream never
 /// carries guest output and the guest's output never lands in a snapshot.
-/// `tool` names the program in the hint.
+/// `tool` names the program in the hint. A stream path that does not exist
+/// (a descriptor not open) is refused too, before the program runs.
 pub fn check_not_guest_output(tool: &str, path: &Path) -> Result<()> {
     let target = if path == Path::new(STD_STREAM) {
         fd_identity(std::io::stdout().as_fd())
     } else {
-        std::fs::metadata(path).ok().map(|m| identity(&m))
+        // A descriptor that is not open (`/dev/fd/9` without `9>...`) is
+        // an error now, not after hours of running.
+        let m = std::fs::metadata(path)
+            .with_context(|| format!("cannot write the snapshot to {}", path.display()))?;
+        Some(identity(&m))
     };
     let Some(target) = target else {
         return Ok(());
@@ -179,6 +184,11 @@ mod tests {
         assert!(!is_stream(Path::new("/no/such/file.bin")));
         assert!(!is_stream(Path::new("snap.bin")));
         assert!(!is_fifo(Path::new("/dev/null")));
+    }
+
+    #[test]
+    fn a_closed_descriptor_is_refused_at_once() {
+        assert!(check_not_guest_output("t", Path::new("/dev/fd/987")).is_err());
     }
 
     #[test]
