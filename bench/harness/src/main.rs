@@ -261,36 +261,46 @@ fn run_full(cli: &Cli, paths: &Paths) -> Result<bool> {
         eprintln!("{}", tools::WASMTIME_INSTALL_HINT);
     }
     let me = std::env::current_exe().context("cannot locate the mvvm-bench binary")?;
-    let res = runner::run(paths, &cfg, &me, mvvm.as_ref(), wasmtime.as_deref())?;
-
     let out = cli.out.clone().unwrap_or_else(|| paths.artifact());
     tools::ensure_dir(&out)?;
-    report::write(&out.join("runs.csv"), &report::csv(&res))?;
-    let title = if cli.quick {
-        "MVVM benchmarks (quick: smoke sizes)"
-    } else {
-        "MVVM benchmarks"
-    };
-    let mut md = report::markdown(&res, title);
-    md.push_str(&format!(
-        "\nSettings: {} measured round(s) after {} warm-up round(s), runs interleaved; \
-         native built with `gcc {}`; MVVM with `mvvm-aot --opt-level=3`.{}\n",
-        cfg.reps,
-        cfg.warmup,
-        tools::NATIVE_CFLAGS.join(" "),
-        if wasmtime.is_none() {
-            format!(
-                " Wasmtime column skipped: {}.",
-                tools::WASMTIME_INSTALL_HINT
-            )
+    let write_reports = |res: &runner::Results| -> mvvm_bench::Result<String> {
+        report::write(&out.join("runs.csv"), &report::csv(res))?;
+        let title = if cli.quick {
+            "MVVM benchmarks (quick: smoke sizes)"
         } else {
-            String::new()
+            "MVVM benchmarks"
+        };
+        let mut md = report::markdown(res, title);
+        md.push_str(&format!(
+            "\nSettings: {} measured round(s) after {} warm-up round(s), runs interleaved; \
+             native built with `gcc {}`; MVVM with `mvvm-aot --opt-level=3`.{}\n",
+            cfg.reps,
+            cfg.warmup,
+            tools::NATIVE_CFLAGS.join(" "),
+            if wasmtime.is_none() {
+                format!(
+                    " Wasmtime column skipped: {}.",
+                    tools::WASMTIME_INSTALL_HINT
+                )
+            } else {
+                String::new()
+            }
+        ));
+        if let Some(note) = &cli.note {
+            md.push_str(&format!("\n{note}\n"));
         }
-    ));
-    if let Some(note) = &cli.note {
-        md.push_str(&format!("\n{note}\n"));
-    }
-    report::write(&out.join("results.md"), &md)?;
+        report::write(&out.join("results.md"), &md)?;
+        Ok(md)
+    };
+    let res = runner::run(
+        paths,
+        &cfg,
+        &me,
+        mvvm.as_ref(),
+        wasmtime.as_deref(),
+        &mut |r| write_reports(r).map(|_| ()),
+    )?;
+    let md = write_reports(&res)?;
     let plotted = plot::ratio_plot(&out.join("exec-ratio.svg"), &res)?;
     eprintln!(
         "wrote {}/runs.csv, results.md{}",

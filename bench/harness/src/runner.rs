@@ -168,13 +168,16 @@ struct Prepared {
 }
 
 /// Runs the benchmark. `wrapper` is the harness binary (for the `measure`
-/// subcommand); `mvvm` and `wasmtime` are the tools found.
+/// subcommand); `mvvm` and `wasmtime` are the tools found. `progress` is
+/// called with the results so far after each workload, so that an
+/// interrupted run still leaves its figures behind.
 pub fn run(
     paths: &Paths,
     cfg: &Config,
     wrapper: &Path,
     mvvm: Option<&MvvmTools>,
     wasmtime: Option<&Path>,
+    progress: &mut dyn FnMut(&Results) -> Result<()>,
 ) -> Result<Results> {
     let work = paths.work();
     let mut res = Results::default();
@@ -335,6 +338,7 @@ pub fn run(
         for (label, why) in failed {
             res.missing.insert((w.name.to_owned(), label), why);
         }
+        progress(&res)?;
     }
     if let (true, Some(t), false) = (cfg.checkpoint_trials, mvvm, cfg.memfill_sweep.is_empty()) {
         memfill_sweep(paths, cfg, wrapper, t, &report_file, &unsupported, &mut res)?;
