@@ -83,6 +83,87 @@ pub(crate) struct Instrumentation {
     tracker: FuncValidator<ValidatorResources>,
     /// Result types of the function, for the zero results of an unwind.
     results: Vec<ValType>,
+    /// Which locals a frame must save at each stable point.
+    liveness: Liveness,
+}
+
+/// A cheap, conservative liveness of wasm locals at stable points.
+///
+/// A path from a stable point `p` to a `local.get` either moves forward in
+/// the code or goes back through the header of a loop enclosing `p`; so a
+/// local whose last `local.get` comes before the start of the outermost
+/// loop enclosing `p` (or before `p` itself) can never be read again, and
+/// its value at `p` does not matter: the frame saves zero for it. This is
+/// decided from the wasm alone, so every compilation agrees, and a restored
+/// frame is correct in any of them. (Writes that kill a value are ignored:
+/// the approximation only ever keeps too much.)
+struct Liveness {
+    /// Per local, the offset of its last `local.get` (`None`: never read).
+    last_read: Vec<Option<u32>>,
+    /// `(offset, outermost enclosing loop start)` of every operator that
+    /// is inside a loop, sorted by offset (a loop counts as enclosing
+    /// itself).
+    region: Vec<(u32, u32)>,
+}
+
+impl Liveness {
+    fn compute(body: &wasmparser::FunctionBody<'_>, nlocals: usize) -> Result<Self, CompileError> {
+        let mut last_read = vec![None; nlocals];
+        let mut region = Vec::new();
+        // Per open block: whether it is a loop; plus the outermost loop's
+        // start while any loop is open.
+        let mut open: Vec<bool> = Vec::new();
+        let mut loops = 0usize;
+        let mut outermost = 0u32;
+        let mut ops = body
+            .get_operators_reader()
+            .map_err(|e| CompileError::invalid(&e))?;
+        while !ops.eof() {
+            let (op, offset) = ops
+                .read_with_offset()
+                .map_err(|e| CompileError::invalid(&e))?;
+            let at = u32::try_from(offset).unwrap_or(u32::MAX);
+            match op {
+                Operator::Block { .. } | Operator::If { .. } => open.push(false),
+                Operator::Loop { .. } => {
+                    if loops == 0 {
+                        outermost = at;
+                    }
+                    loops += 1;
+                    open.push(true);
+                }
+                Operator::End => {
+                    if open.pop() == Some(true) {
+                        loops -= 1;
+                    }
+                }
+                Operator::LocalGet { local_index } => {
+                    if let Some(slot) = last_read.get_mut(local_index as usize) {
+                        *slot = Some(at);
+                    }
+                }
+                _ => {}
+            }
+            if loops > 0 {
+                region.push((at, outermost));
+            }
+        }
+        Ok(Liveness { last_read, region })
+    }
+
+    /// Per local, whether it may be read after stable point `offset`.
+    fn live_at(&self, offset: u32) -> Vec<bool> {
+        let start = self
+            .region
+            .binary_search_by_key(&offset, |(o, _)| *o)
+            .ok()
+            .map(|i| self.region[i].1)
+            .unwrap_or(offset);
+        self.last_read
+            .iter()
+            .map(|r| matches!(r, Some(r) if *r >= start))
+            .collect()
+    }
 }
 
 impl Instrumentation {
@@ -199,6 +280,7 @@ impl FuncTranslator<'_, '_, '_> {
             }],
             tracker,
             results,
+            liveness: Liveness::compute(body, self.locals.len())?,
         });
         if policy == Policy::FunctionEntry {
             self.emit_probe(body_offset, Vec::new(), false)?;
@@ -318,6 +400,13 @@ impl FuncTranslator<'_, '_, '_> {
     /// one (of types `types`): `probe_flag != 0` calls `Probe`, and a
     /// result of 1 unwinds. With `counted`, the flag is only read when the
     /// polling counter's low bits are zero.
+    ///
+    /// The cold path writes the frame *before* calling `Probe` and, when
+    /// the program goes on, reloads the live locals and the stack from the
+    /// slots and meets the fast path in a block whose parameters are the
+    /// stack. So no value of the loop is live across a call: without this,
+    /// every float of a loop would be spilled around the probe's call (no
+    /// float register survives a call in the SysV ABI) on every iteration.
     fn emit_probe(
         &mut self,
         offset: u32,
@@ -325,15 +414,25 @@ impl FuncTranslator<'_, '_, '_> {
         counted: bool,
     ) -> Result<(), CompileError> {
         let c = self.ckpt()?;
-        let (probe_flag, counter) = (c.probe_flag, c.counter);
-        let cont = self.builder.create_block();
+        let (probe_flag, counter, slots) = (c.probe_flag, c.counter, c.slots);
+        let clif: Vec<ir::Type> = types.iter().map(|t| clif_type(*t)).collect();
+        let cont = self.block_with_params(&clif);
+        let stack = self.stack.clone();
+        if stack.len() != types.len() {
+            return Err(self.error(format!(
+                "stable point at {offset:#x}: {} values for {} types",
+                stack.len(),
+                types.len()
+            )));
+        }
+        let stack_args = block_args(&stack);
         if let (true, Some((var, mask))) = (counted, counter) {
             let n = self.builder.use_var(var);
             let n = self.builder.ins().iadd_imm_s(n, 1);
             self.builder.def_var(var, n);
             let low = self.builder.ins().band_imm_u(n, mask);
             let check = self.builder.create_block();
-            self.builder.ins().brif(low, cont, &[], check, &[]);
+            self.builder.ins().brif(low, cont, &stack_args, check, &[]);
             self.builder.seal_block(check);
             self.builder.set_cold_block(check);
             self.builder.switch_to_block(check);
@@ -343,10 +442,11 @@ impl FuncTranslator<'_, '_, '_> {
             .ins()
             .atomic_load(types::I32, trusted(), probe_flag);
         let probe = self.builder.create_block();
-        self.builder.ins().brif(flag, probe, &[], cont, &[]);
+        self.builder.ins().brif(flag, probe, &[], cont, &stack_args);
         self.builder.seal_block(probe);
         self.builder.set_cold_block(probe);
         self.builder.switch_to_block(probe);
+        let (count, live) = self.store_frame(offset, &stack, &types)?;
         let func = self
             .builder
             .ins()
@@ -358,14 +458,47 @@ impl FuncTranslator<'_, '_, '_> {
             .map_err(|e| self.env_err(e))?
             .ok_or_else(|| self.error("probe has no result"))?;
         let unwind = self.builder.create_block();
-        self.builder.ins().brif(now, unwind, &[], cont, &[]);
+        let reload = self.builder.create_block();
+        self.builder.ins().brif(now, unwind, &[], reload, &[]);
         self.builder.seal_block(unwind);
+        self.builder.seal_block(reload);
         self.builder.set_cold_block(unwind);
+        self.builder.set_cold_block(reload);
         self.builder.switch_to_block(unwind);
-        let stack = self.stack.clone();
-        self.emit_unwind(offset, &stack, &types)?;
+        self.finish_unwind(offset, count)?;
+
+        self.builder.switch_to_block(reload);
+        for (index, (var, ty)) in self.locals.clone().into_iter().enumerate() {
+            if live.get(index).copied().unwrap_or(true) {
+                let v = self.builder.ins().stack_load(
+                    types::I64,
+                    clif_type(ty),
+                    slots,
+                    slot_offset(index),
+                );
+                self.builder.def_var(var, v);
+            }
+        }
+        if let Some((var, _)) = counter {
+            // Not part of the frame: restart the polling period.
+            let zero = self.builder.ins().iconst(types::I32, 0);
+            self.builder.def_var(var, zero);
+        }
+        let nlocals = self.locals.len();
+        let mut values = Vec::with_capacity(types.len());
+        for (j, ty) in types.iter().enumerate() {
+            let v = self.builder.ins().stack_load(
+                types::I64,
+                clif_type(*ty),
+                slots,
+                slot_offset(nlocals + j),
+            );
+            values.push(v);
+        }
+        self.builder.ins().jump(cont, &block_args(&values));
         self.builder.seal_block(cont);
         self.builder.switch_to_block(cont);
+        self.stack = self.builder.block_params(cont).to_vec();
         Ok(())
     }
 
@@ -384,11 +517,31 @@ impl FuncTranslator<'_, '_, '_> {
                 types.len()
             )));
         }
+        let (count, _) = self.store_frame(offset, stack, types)?;
+        self.finish_unwind(offset, count)
+    }
+
+    /// Writes the frame at `offset` (locals, then `stack`) into the slots;
+    /// returns the number of slots written and which locals were live.
+    fn store_frame(
+        &mut self,
+        offset: u32,
+        stack: &[Value],
+        types: &[ValType],
+    ) -> Result<(i64, Vec<bool>), CompileError> {
         let slots = self.ckpt()?.slots;
+        let live = self.ckpt()?.liveness.live_at(offset);
         let mut k = 0;
-        for (var, ty) in self.locals.clone() {
-            let v = self.builder.use_var(var);
-            let wide = to_slot(self.builder, v, ty);
+        for (index, (var, ty)) in self.locals.clone().into_iter().enumerate() {
+            // A local that cannot be read again is saved as zero: reading
+            // it would make it live (held in a register or spilled) until
+            // this point, for nothing.
+            let wide = if live.get(index).copied().unwrap_or(true) {
+                let v = self.builder.use_var(var);
+                to_slot(self.builder, v, ty)
+            } else {
+                self.builder.ins().iconst(types::I64, 0)
+            };
             self.builder
                 .ins()
                 .stack_store(types::I64, wide, slots, slot_offset(k));
@@ -402,6 +555,13 @@ impl FuncTranslator<'_, '_, '_> {
             k += 1;
         }
         let count = i64::try_from(k).map_err(|_| self.error("frame too large"))?;
+        Ok((count, live))
+    }
+
+    /// In the current (cold) block, after `store_frame`: calls
+    /// `UnwindFrame` and returns zero results.
+    fn finish_unwind(&mut self, offset: u32, count: i64) -> Result<(), CompileError> {
+        let slots = self.ckpt()?.slots;
         let ptr = self.builder.ins().stack_addr(types::I64, slots, 0);
         let func = self
             .builder
