@@ -80,7 +80,6 @@ fn aarch64_aot(name: &str, dir: &Path) -> Result<PathBuf> {
         opt_level: 3,
         policy: mvvm_aot::Policy::Loop,
         target: mvvm_aot::TargetArch::Aarch64,
-        ..Default::default()
     };
     let out = dir.join(format!("{name}-aarch64-{}.aot", std::process::id()));
     std::fs::write(&out, mvvm_aot::compile(&wasm, &opts)?)?;
