@@ -195,6 +195,11 @@ fn compile_functions(
                 compiled.info.stable_points = tables.stable_points;
                 Ok(compiled)
             })();
+            if result.is_err() {
+                // A translation that failed half-way leaves the builder
+                // context dirty; the next function needs a clean one.
+                fb_ctx = FunctionBuilderContext::new();
+            }
             if let Ok(mut slot) = results[k].lock() {
                 *slot = Some(result);
             }

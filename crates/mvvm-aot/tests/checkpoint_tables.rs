@@ -67,9 +67,12 @@ fn check_shape(meta: &ModuleMeta) {
     }
 }
 
+/// The full matrix on one clang-built program (bc), a few combinations on
+/// one with many imports (files): kept short, instrumented compiles are
+/// several times slower than plain ones.
 #[test]
 fn tables_identical_across_policies_opt_levels_and_targets() {
-    for rel in ["bench/wasm/bc.wasm", "test/c/files.wasm"] {
+    for (rel, full) in [("bench/wasm/bc.wasm", true), ("test/c/files.wasm", false)] {
         let wasm = workspace_file(rel);
         let reference = compile_meta(&wasm, Policy::Loop, 0, TargetArch::X86_64);
         check_shape(&reference);
@@ -93,6 +96,9 @@ fn tables_identical_across_policies_opt_levels_and_targets() {
         for policy in POLICIES {
             for opt_level in [0, 3] {
                 for target in [TargetArch::X86_64, TargetArch::Aarch64] {
+                    if !full && (opt_level, target) != (3, TargetArch::Aarch64) {
+                        continue;
+                    }
                     let meta = compile_meta(&wasm, policy, opt_level, target);
                     assert!(
                         tables(&meta) == expected,
@@ -111,4 +117,86 @@ fn tables_identical_across_policies_opt_levels_and_targets() {
             "locals are filled without a policy too"
         );
     }
+}
+
+/// Every kind of stable point with the exact operand stack the contract
+/// asks for: a loop with a parameter, a call of an import inside it (the
+/// stack holds the loop's value and the argument), a `call_indirect` (the
+/// arguments then the table index), reference-typed locals.
+#[test]
+fn stable_points_name_kinds_and_stacks() {
+    let wat = r#"
+(module
+  (import "env" "h" (func $h (param i64) (result i64)))
+  (type $t (func (param f32) (result f32)))
+  (table 1 funcref)
+  (func $f (param $r funcref) (param $x f32) (result f32) (local $e externref) (local $i i32)
+    (f64.const 1)
+    (loop $l (param f64) (result f64)
+      (drop (call $h (i64.const 5)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 10))))
+    (drop)
+    (call_indirect (type $t) (local.get $x) (i32.const 0)))
+  (func $g (result i32) (i32.const 1))
+)
+"#;
+    for policy in POLICIES {
+        let meta = compile_meta(wat.as_bytes(), policy, 3, TargetArch::X86_64);
+        check_shape(&meta);
+        let f = &meta.func_infos[0];
+        assert_eq!(
+            f.locals,
+            [
+                ValType::FuncRef,
+                ValType::F32,
+                ValType::ExternRef,
+                ValType::I32
+            ]
+        );
+        let got: Vec<(StablePointKind, Vec<ValType>)> = f
+            .stable_points
+            .iter()
+            .map(|p| (p.kind, p.stack.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (StablePointKind::Entry, vec![]),
+                (StablePointKind::Loop, vec![ValType::F64]),
+                (StablePointKind::Call, vec![ValType::F64, ValType::I64]),
+                (StablePointKind::Call, vec![ValType::F32, ValType::I32]),
+            ],
+            "{}",
+            policy.name()
+        );
+        // A function without loops or calls still has its entry.
+        let g = &meta.func_infos[1];
+        assert_eq!(g.stable_points.len(), 1);
+        assert!(g.stable_points[0].offset < f.stable_points[0].offset + 1000);
+    }
+}
+
+/// Code after `unreachable`/`br` is not translated and has no stable
+/// point; the tables still agree between policies.
+#[test]
+fn unreachable_code_has_no_stable_points() {
+    let wat = r#"
+(module
+  (func $a)
+  (func (result i32)
+    (block (br 0) (call $a) (loop (br 0)))
+    (unreachable)
+    (call $a)
+    (i32.const 0)))
+"#;
+    let a = compile_meta(wat.as_bytes(), Policy::Loop, 0, TargetArch::X86_64);
+    let b = compile_meta(
+        wat.as_bytes(),
+        Policy::FunctionEntry,
+        3,
+        TargetArch::Aarch64,
+    );
+    assert_eq!(tables(&a), tables(&b));
+    assert_eq!(a.func_infos[1].stable_points.len(), 1, "only the entry");
 }

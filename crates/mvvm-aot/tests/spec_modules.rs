@@ -5,7 +5,7 @@
 //! guards the compiler: no panic, no code generation failure, complete
 //! validation.
 
-use mvvm_aot::{CompileError, CompileOptions, TargetArch, compile};
+use mvvm_aot::{CompileError, CompileOptions, Policy, TargetArch, compile};
 use wast::parser::{self, ParseBuffer};
 use wast::{QuoteWat, Wast, WastDirective};
 
@@ -36,6 +36,38 @@ fn spec_v2_modules_compile_aarch64_o3() {
         opt_level: 3,
         target: TargetArch::Aarch64,
         ..CompileOptions::default()
+    });
+}
+
+/// Instrumented code (resume points, probes, unwind and rewind paths) on
+/// every spec module: no verifier or code generation error. Level 0 only,
+/// to stay fast; the counter policy with few bits and the function-entry
+/// policy cover both probe shapes.
+#[test]
+fn spec_v2_modules_compile_counter_loop_o0() {
+    check_all(CompileOptions {
+        opt_level: 0,
+        policy: Policy::CounterLoop { threshold_bits: 4 },
+        ..CompileOptions::default()
+    });
+}
+
+#[test]
+fn spec_v2_modules_compile_function_entry_o0() {
+    check_all(CompileOptions {
+        opt_level: 0,
+        policy: Policy::FunctionEntry,
+        ..CompileOptions::default()
+    });
+}
+
+/// The loop policy through the optimiser, on the other ISA.
+#[test]
+fn spec_v2_modules_compile_loop_aarch64_o3() {
+    check_all(CompileOptions {
+        opt_level: 3,
+        target: TargetArch::Aarch64,
+        policy: Policy::Loop,
     });
 }
 

@@ -52,6 +52,7 @@ use mvvm_abi::builtins::Builtin;
 use mvvm_abi::checkpoint::{REWINDING, UNWINDING};
 use mvvm_abi::vmctx::{VALUE_SLOT_SIZE, VMLIMITS_PROBE_FLAG, VMLIMITS_UNWIND_STATE};
 use mvvm_abi::{Policy, StablePoint, StablePointKind, TrapCode, ValType};
+use std::collections::HashMap;
 use wasmparser::{FuncValidator, Operator, ValidatorResources};
 
 /// A stable point and the block that resumes there.
@@ -85,6 +86,9 @@ pub(crate) struct Instrumentation {
     results: Vec<ValType>,
     /// Which locals a frame must save at each stable point.
     liveness: Liveness,
+    /// Variables mirroring operand stack positions, per `(position,
+    /// type)`: see [`FuncTranslator::save_below`].
+    stack_vars: HashMap<(usize, ir::Type), Variable>,
 }
 
 /// A cheap, conservative liveness of wasm locals at stable points.
@@ -281,9 +285,58 @@ impl FuncTranslator<'_, '_, '_> {
             tracker,
             results,
             liveness: Liveness::compute(body, self.locals.len())?,
+            stack_vars: HashMap::new(),
         });
         if policy == Policy::FunctionEntry {
             self.emit_probe(body_offset, Vec::new(), false)?;
+        }
+        Ok(())
+    }
+
+    /// The Variable mirroring stack position `i` holding a `ty` value.
+    fn stack_var(&mut self, i: usize, ty: ir::Type) -> Result<Variable, CompileError> {
+        if let Some(v) = self.ckpt()?.stack_vars.get(&(i, ty)) {
+            return Ok(*v);
+        }
+        let var = self.builder.declare_var(ty);
+        self.ckpt_mut()?.stack_vars.insert((i, ty), var);
+        Ok(var)
+    }
+
+    /// Records the operand stack's lowest `height` values in Variables.
+    ///
+    /// A resume block redefines the whole operand stack (the rewind path
+    /// enters there), including values that belong to enclosing frames; at
+    /// the `else` or `end` of such a frame the translator's SSA values would
+    /// then not dominate the code that follows. So with checkpoints every
+    /// frame records the values below it when it starts, every resume point
+    /// records the stack it defines, and [`FuncTranslator::reload_below`]
+    /// reads them back where control flow merges: Cranelift's SSA builder
+    /// inserts the block parameters. Without checkpoints this does nothing.
+    pub(super) fn save_below(&mut self, height: usize) -> Result<(), CompileError> {
+        if self.ckpt.is_none() {
+            return Ok(());
+        }
+        for i in 0..height.min(self.stack.len()) {
+            let v = self.stack[i];
+            let ty = self.builder.func.dfg.value_type(v);
+            let var = self.stack_var(i, ty)?;
+            self.builder.def_var(var, v);
+        }
+        Ok(())
+    }
+
+    /// Replaces the operand stack's lowest `height` values by the
+    /// Variables [`FuncTranslator::save_below`] recorded (at a merge
+    /// point, after switching to its block).
+    pub(super) fn reload_below(&mut self, height: usize) -> Result<(), CompileError> {
+        if self.ckpt.is_none() {
+            return Ok(());
+        }
+        for i in 0..height.min(self.stack.len()) {
+            let ty = self.builder.func.dfg.value_type(self.stack[i]);
+            let var = self.stack_var(i, ty)?;
+            self.stack[i] = self.builder.use_var(var);
         }
         Ok(())
     }
@@ -335,6 +388,7 @@ impl FuncTranslator<'_, '_, '_> {
         self.builder.ins().jump(block, &block_args(&values));
         self.builder.switch_to_block(block);
         self.stack = self.builder.block_params(block).to_vec();
+        self.save_below(self.stack.len())?;
         self.ckpt_mut()?.points.push(ResumePoint {
             point: StablePoint {
                 offset: offset_u32(offset),
@@ -499,7 +553,7 @@ impl FuncTranslator<'_, '_, '_> {
         self.builder.seal_block(cont);
         self.builder.switch_to_block(cont);
         self.stack = self.builder.block_params(cont).to_vec();
-        Ok(())
+        self.save_below(self.stack.len())
     }
 
     /// In the current (cold) block: writes the locals then `stack` into the

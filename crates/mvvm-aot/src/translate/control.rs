@@ -80,6 +80,7 @@ impl FuncTranslator<'_, '_, '_> {
                     .len()
                     .checked_sub(params.len())
                     .ok_or_else(|| self.error("operand stack underflow"))?;
+                self.save_below(height)?;
                 self.control.push(Frame {
                     kind: FrameKind::Block,
                     next,
@@ -95,10 +96,14 @@ impl FuncTranslator<'_, '_, '_> {
                 let next = self.block_with_params(&results);
                 let values = self.pop_n(params.len())?;
                 let height = self.stack.len();
+                self.save_below(height)?;
                 self.builder.ins().jump(header, &args(&values));
                 self.builder.switch_to_block(header);
-                self.stack
-                    .extend_from_slice(self.builder.block_params(header));
+                // Taken before `reload_below`: in the unsealed header the
+                // SSA builder appends parameters for the variables it reads.
+                let loop_params = self.builder.block_params(header).to_vec();
+                self.reload_below(height)?;
+                self.stack.extend_from_slice(&loop_params);
                 self.control.push(Frame {
                     kind: FrameKind::Loop { header },
                     next,
@@ -118,6 +123,7 @@ impl FuncTranslator<'_, '_, '_> {
                 let next = self.block_with_params(&results);
                 let values = self.pop_n(params.len())?;
                 let height = self.stack.len();
+                self.save_below(height)?;
                 let a = args(&values);
                 self.builder
                     .ins()
@@ -171,8 +177,9 @@ impl FuncTranslator<'_, '_, '_> {
                 let height = frame.height;
                 self.stack.truncate(height);
                 self.builder.switch_to_block(else_block);
-                self.stack
-                    .extend_from_slice(self.builder.block_params(else_block));
+                let params = self.builder.block_params(else_block).to_vec();
+                self.reload_below(height)?;
+                self.stack.extend_from_slice(&params);
                 self.reachable = true;
             }
             Operator::End => self.translate_end()?,
@@ -273,8 +280,14 @@ impl FuncTranslator<'_, '_, '_> {
         }
         self.builder.switch_to_block(frame.next);
         self.builder.seal_block(frame.next);
-        self.stack
-            .extend_from_slice(self.builder.block_params(frame.next));
+        // The frame's results, taken before `reload_below` makes the SSA
+        // builder append parameters for the variables it reads.
+        let results = self.builder.block_params(frame.next).to_vec();
+        if frame.exit_reachable {
+            // (An unreachable `next` must stay empty.)
+            self.reload_below(frame.height)?;
+        }
+        self.stack.extend_from_slice(&results);
         self.reachable = frame.exit_reachable;
         Ok(())
     }
