@@ -136,11 +136,7 @@ impl Liveness {
                     loops += 1;
                     open.push(true);
                 }
-                Operator::End => {
-                    if open.pop() == Some(true) {
-                        loops -= 1;
-                    }
-                }
+                Operator::End if open.pop() == Some(true) => loops -= 1,
                 Operator::LocalGet { local_index } => {
                     if let Some(slot) = last_read.get_mut(local_index as usize) {
                         *slot = Some(at);
