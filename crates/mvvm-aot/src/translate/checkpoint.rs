@@ -60,6 +60,9 @@ struct ResumePoint {
     point: StablePoint,
     /// Its parameters are the operand stack at the point.
     block: Block,
+    /// Those parameters (the SSA builder may append more to the block for
+    /// the variables read after it, so they are kept here).
+    stack: Vec<Value>,
 }
 
 /// Per-function state of the instrumentation.
@@ -277,6 +280,7 @@ impl FuncTranslator<'_, '_, '_> {
                     stack: Vec::new(),
                 },
                 block: resume,
+                stack: Vec::new(),
             }],
             tracker,
             results,
@@ -385,6 +389,7 @@ impl FuncTranslator<'_, '_, '_> {
         self.builder.switch_to_block(block);
         self.stack = self.builder.block_params(block).to_vec();
         self.save_below(self.stack.len())?;
+        let params = self.stack.clone();
         self.ckpt_mut()?.points.push(ResumePoint {
             point: StablePoint {
                 offset: offset_u32(offset),
@@ -392,6 +397,7 @@ impl FuncTranslator<'_, '_, '_> {
                 stack,
             },
             block,
+            stack: params,
         });
         Ok(true)
     }
@@ -420,8 +426,8 @@ impl FuncTranslator<'_, '_, '_> {
         let Some(c) = self.ckpt.as_ref() else {
             return Ok(());
         };
-        let (block, types) = match c.points.last() {
-            Some(p) if p.point.offset == offset => (p.block, p.point.stack.clone()),
+        let (stack, types) = match c.points.last() {
+            Some(p) if p.point.offset == offset => (p.stack.clone(), p.point.stack.clone()),
             _ => return Err(self.error(format!("call at {offset:#x} has no stable point"))),
         };
         let limits = c.limits;
@@ -440,7 +446,6 @@ impl FuncTranslator<'_, '_, '_> {
         self.builder.seal_block(cont);
         self.builder.set_cold_block(unwind);
         self.builder.switch_to_block(unwind);
-        let stack = self.builder.block_params(block).to_vec();
         self.emit_unwind(offset, &stack, &types)?;
         self.builder.switch_to_block(cont);
         Ok(())
