@@ -15,6 +15,12 @@
 #                                   WASI sandbox needs. On bookworm it comes
 #                                   from bookworm-backports (added here).
 #
+# It also registers qemu with binfmt_misc (Debian's own
+# /usr/lib/binfmt.d/qemu-aarch64.conf) when it can: then an aarch64 program
+# can start another one, which the tests that re-execute themselves need
+# (test.sh skips them otherwise). The registration does not survive a
+# reboot; running this script again restores it.
+#
 # Idempotent and quiet: does nothing when everything is in place. Exits 0
 # with a message when the packages cannot be had (not Debian, no apt, not
 # root, no network), so that callers can go on; scripts/aarch64/test.sh then
@@ -53,7 +59,24 @@ all_installed() {
   qemu_ok
 }
 
+# Registers qemu-aarch64 with binfmt_misc; prints why not on failure.
+register_binfmt() {
+  local bm=/proc/sys/fs/binfmt_misc conf=/usr/lib/binfmt.d/qemu-aarch64.conf
+  grep -qs '^enabled' $bm/qemu-aarch64 && return 0
+  [ "$(id -u)" = 0 ] || { echo "not root"; return 1; }
+  [ -f "$conf" ] || { echo "no $conf"; return 1; }
+  if [ ! -e $bm/register ]; then
+    mount -t binfmt_misc binfmt_misc $bm 2>/dev/null || { echo "cannot mount binfmt_misc"; return 1; }
+  fi
+  grep -v '^#' "$conf" | head -n1 >$bm/register 2>/dev/null || { echo "registration refused"; return 1; }
+}
+binfmt_note() {
+  local why
+  why=$(register_binfmt) || say "note: binfmt_misc not set up ($why): test.sh will skip the self-re-executing tests"
+}
+
 if all_installed; then
+  binfmt_note
   say "already in place (rustc $(/usr/bin/rustc -V | cut -d' ' -f2), qemu $(qemu_version))"
   exit 0
 fi
@@ -108,4 +131,5 @@ fi
 qemu_ok || skip "qemu-user-static $(qemu_version || echo '?') is older than $QEMU_MIN (no openat2)"
 [ -d /usr/lib/rustlib/aarch64-unknown-linux-gnu/lib ] ||
   skip "libstd-rust-web-dev:arm64 did not install the aarch64 std"
+binfmt_note
 say "ready (rustc $(/usr/bin/rustc -V | cut -d' ' -f2), qemu $(qemu_version))"

@@ -4,7 +4,12 @@
 //! The mapping is written while read-write, then switched to read-execute
 //! (text) and read-only (constants, GOT): never writable and executable at
 //! the same time. On aarch64 the instruction cache is flushed before the
-//! switch (see `mvvm_rt_flush_icache` in `native/entry.c`).
+//! switch (see `mvvm_rt_flush_icache` in `native/entry.c`), and after it
+//! every other core of the process is made to resynchronise its
+//! instruction stream (see [`sync_cores`]): the data cache and the
+//! instruction cache are not coherent there, unlike on x86-64. qemu-user
+//! needs neither (it translates from memory and watches code pages), real
+//! hardware needs both.
 
 use crate::trap::{CodeInfo, TrapLookup};
 use std::sync::{Arc, RwLock};
@@ -116,10 +121,61 @@ impl CodeMemory {
                 return Err(std::io::Error::last_os_error());
             }
         }
+        sync_cores();
         self.published = true;
         Ok(())
     }
 }
+
+/// Makes every thread of the process execute a context synchronisation
+/// event (the equivalent of an `isb` on each core) before the new code can
+/// run anywhere.
+///
+/// On aarch64 `mvvm_rt_flush_icache` cleans the data cache and invalidates
+/// the instruction cache over the new code (`dc cvau`, `ic ivau`, broadcast
+/// to every core), but only the calling core then discards instructions it
+/// may already have fetched; another core could run stale instructions from
+/// the same addresses (a mapping of an unloaded module reused for a new
+/// one). `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE)` closes
+/// that gap, as JITs do. Kernels without it (before 4.16, or qemu-user
+/// without the syscall) get only the flush: a best effort, never an error.
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+fn sync_cores() {
+    use std::sync::OnceLock;
+    // From the kernel's uapi `linux/membarrier.h` (not exported by `libc`).
+    const MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE: libc::c_long = 1 << 5;
+    const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE: libc::c_long = 1 << 6;
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let registered = *REGISTERED.get_or_init(|| {
+        // SAFETY: membarrier takes plain integers; registering the process
+        // for the command has no other effect.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
+                0,
+                0,
+            )
+        };
+        r == 0
+    });
+    if registered {
+        // SAFETY: as above; the barrier only interrupts this process'
+        // threads. Failure leaves the flush alone, which is all we can do.
+        unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE,
+                0,
+                0,
+            )
+        };
+    }
+}
+
+/// x86-64 keeps instruction fetch coherent with stores: nothing to do.
+#[cfg(not(all(target_os = "linux", target_arch = "aarch64")))]
+fn sync_cores() {}
 
 impl Drop for CodeMemory {
     fn drop(&mut self) {

@@ -741,6 +741,44 @@ mod tests {
     }
 
     #[test]
+    fn aarch64_branch_backwards_and_out_of_range() {
+        // b #0, to 16 bytes before the place: imm26 = -4.
+        let mut b = 0x1400_0000u32.to_le_bytes().to_vec();
+        b.resize(8, 0);
+        apply(
+            TargetArch::Aarch64,
+            elf::R_AARCH64_JUMP26,
+            &mut b,
+            0x1010,
+            0x1000,
+            0,
+            None,
+            "f",
+        )
+        .unwrap();
+        assert_eq!(read_u32(&b), 0x1400_0000 | 0x03ff_fffc);
+        // bl reaches +-128 MiB only; a misaligned target is refused too.
+        for target in [0x1000 + (128 << 20), 0x1002] {
+            let mut b = 0x9400_0000u32.to_le_bytes().to_vec();
+            b.resize(8, 0);
+            let r = apply(
+                TargetArch::Aarch64,
+                elf::R_AARCH64_CALL26,
+                &mut b,
+                0x1000,
+                target,
+                0,
+                None,
+                "far",
+            );
+            assert!(
+                matches!(r, Err(LoadError::RelocationOutOfRange { .. })),
+                "{target:#x}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_relocation_is_refused_by_name() {
         let mut b = [0u8; 8];
         let e = apply(
@@ -778,5 +816,13 @@ mod tests {
             host_has_feature("has_sse3"),
             Some(std::arch::is_x86_feature_detected!("sse3"))
         );
+        #[cfg(target_arch = "aarch64")]
+        {
+            use std::arch::is_aarch64_feature_detected as d;
+            assert_eq!(host_has_feature("has_lse"), Some(d!("lse")));
+            assert_eq!(host_has_feature("has_fp16"), Some(d!("fp16")));
+            // An x86-64 flag means nothing here.
+            assert_eq!(host_has_feature("has_sse3"), None);
+        }
     }
 }
