@@ -365,8 +365,10 @@ fn log_trial(rec: &CrRecord) {
         rec.after_s,
         if rec.checksum_ok {
             "checksum ok".to_owned()
-        } else {
+        } else if rec.failed() {
             format!("FAILED: {}", rec.note)
+        } else {
+            format!("skipped: {}", rec.note)
         }
     );
 }
