@@ -10,6 +10,8 @@
 #                                   /lib/ld-linux-aarch64.so.1 runs the test
 #                                   binaries under qemu without -L
 #   gcc-aarch64-linux-gnu           linker and C compiler (native/entry.c)
+#   rust-web-clippy                 clippy for that rustc: lints the
+#                                   aarch64-only code paths
 #   qemu-user-static (>= 9.1)       runs the aarch64 binaries; 9.1 is the
 #                                   first qemu-user with openat2, which the
 #                                   WASI sandbox needs. On bookworm it comes
@@ -34,7 +36,7 @@ skip() {
 }
 
 QEMU_MIN=9.1
-PKGS=(rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu)
+PKGS=(rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu rust-web-clippy)
 
 # Whether version $1 >= $2 (dotted numbers).
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
