@@ -21,3 +21,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo build --release -p mvvm-cli
+
+# The aarch64 cross toolchain and qemu-user (Debian packages), for the
+# cross-ISA tests; prints "skipped" and goes on when they cannot be had.
+./scripts/aarch64/setup.sh
