@@ -12,6 +12,6 @@ cargo build --workspace --bins
 
 # aarch64 first: the cross-ISA migration test of mvvm-cli uses the aarch64
 # tools it builds.
-MVVM_X86_BIN=target/debug ./scripts/aarch64/test.sh
+MVVM_X86_BIN="${CARGO_TARGET_DIR:-target}/debug" ./scripts/aarch64/test.sh
 
 cargo test --workspace --no-fail-fast
