@@ -238,6 +238,49 @@ if [ -x "$X86/mvvm-restore" ] && [ -x "$A64/mvvm-restore" ]; then
   echo "   $(($(now) - t0)) s"
 fi
 
+# x86-64 → aarch64 → x86-64: checkpoint on x86-64 at probe AT, restore on
+# aarch64 and checkpoint again there after NEXT more probes, restore back on
+# x86-64 to the end; the three parts must print what a straight run prints.
+chain_restore() { # tag wasm at next guest-args...
+  local tag=$1 wasm=$2 at=$3 next=$4
+  shift 4
+  local d=$work/chain-$tag-$at
+  mkdir -p "$d"
+  "$X86/mvvm-aot" --enable-loop-checkpoint --target=x86_64 -o "$d/x86.aot" "$wasm"
+  "$X86/mvvm-aot" --enable-loop-checkpoint --target=aarch64 -o "$d/a64.aot" "$wasm"
+  set +e
+  "$X86/mvvm-checkpoint" -t "$d/x86.aot" "$@" >"$d/full.out" 2>"$d/full.err"
+  local full=$?
+  "$X86/mvvm-checkpoint" -t "$d/x86.aot" "$@" -c "$at" --snapshot "$d/a.bin" >"$d/p1.out" 2>"$d/p1.err"
+  local c1=$?
+  $QEMU "$A64/mvvm-restore" -t "$d/a64.aot" --snapshot "$d/a.bin" -c "$next" --snapshot-out "$d/b.bin" >"$d/p2.out" 2>"$d/p2.err"
+  local c2=$?
+  "$X86/mvvm-restore" -t "$d/x86.aot" --snapshot "$d/b.bin" >"$d/p3.out" 2>"$d/p3.err"
+  local c3=$?
+  set -e
+  if [ "$c1" != 75 ] || [ "$c2" != 75 ]; then
+    ko "chain $tag at $at: checkpoint exits $c1 (x86-64), $c2 (aarch64), want 75 75"
+    tail -n 3 "$d/p1.err" "$d/p2.err"
+  elif [ "$c3" != "$full" ]; then
+    ko "chain $tag at $at: final exit $c3, want $full"
+    tail -n 3 "$d/p3.err"
+  elif ! cat "$d/p1.out" "$d/p2.out" "$d/p3.out" | cmp -s - "$d/full.out"; then
+    ko "chain $tag at $at: x86-64 -> aarch64 -> x86-64 output differs from the straight run"
+  else
+    ok "chain $tag: x86-64 at probe $at -> aarch64 (+$next probes) -> x86-64: output and exit $c3 match"
+  fi
+}
+
+if [ -x "$X86/mvvm-restore" ] && [ -x "$A64/mvvm-restore" ]; then
+  echo "== chains x86-64 -> aarch64 -> x86-64 at several points"
+  t0=$(now)
+  # compute.wasm executes about 1.07 million loop probes.
+  for at in 1 5000 300000 1000000; do
+    chain_restore compute test/ckpt/compute.wasm "$at" 2000
+  done
+  echo "   $(($(now) - t0)) s"
+fi
+
 echo "== aarch64 summary"
 for f in "${failures[@]}"; do echo "   failed: $f"; done
 echo "aarch64: $passed passed, $failed failed"
