@@ -94,6 +94,9 @@ pub struct CrRecord {
     pub summary: RunSummary,
     /// The restoring run.
     pub restore: Option<Measurement>,
+    /// Downtime from the restore's `--json`: the trigger to the first
+    /// resumed instruction, in ms (same machine, so one clock).
+    pub downtime_ms: Option<f64>,
     /// Whether the restored run printed the native checksum.
     pub checksum_ok: bool,
     /// What went wrong, if anything.
@@ -151,6 +154,7 @@ impl Trial<'_> {
             checkpoint: None,
             summary: RunSummary::default(),
             restore: None,
+            downtime_ms: None,
             checksum_ok: false,
             note: String::new(),
         };
@@ -199,9 +203,14 @@ impl Trial<'_> {
             "--snapshot".into(),
             snapshot.clone().into_os_string(),
             "--json".into(),
-            json2.into_os_string(),
+            json2.clone().into_os_string(),
         ];
         let r = measure_via(self.wrapper, self.report_file, restore, &rargs, self.limit)?;
+        rec.downtime_ms = json_field(
+            &std::fs::read_to_string(&json2).unwrap_or_default(),
+            "downtime_ms",
+        )
+        .and_then(|v| v.parse().ok());
         let checksum = workloads::parse_checksum(&r.stdout);
         rec.checksum_ok =
             r.m.exit_code == Some(0) && checksum.is_some() && checksum.as_deref() == reference;

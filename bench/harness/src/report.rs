@@ -254,15 +254,18 @@ pub fn markdown(res: &Results, title: &str) -> String {
         let _ = writeln!(
             s,
             "| workload | policy | straight run (s) | trigger after (s) | checkpoint (ms) | snapshot (MiB) | \
-             memory (MiB) | frames | restore to the end (s) | restore peak RSS (MiB) | result |"
+             memory (MiB) | frames | downtime (ms) | restore to the end (s) | restore peak RSS (MiB) | result |"
         );
-        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        let _ = writeln!(
+            s,
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
         let mib =
             |b: Option<u64>| b.map_or("—".to_owned(), |b| format!("{:.1}", b as f64 / 1048576.0));
         for c in &res.checkpoints {
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 c.label,
                 c.policy,
                 c.straight_s,
@@ -273,6 +276,7 @@ pub fn markdown(res: &Results, title: &str) -> String {
                 mib(c.summary.snapshot_bytes),
                 mib(c.summary.memory_bytes),
                 c.summary.frames.map_or("—".to_owned(), |v| v.to_string()),
+                c.downtime_ms.map_or("—".to_owned(), |v| format!("{v:.1}")),
                 c.restore
                     .as_ref()
                     .map_or("—".to_owned(), |m| format!("{:.3}", m.wall_s)),
@@ -374,6 +378,7 @@ mod tests {
                 checkpoint_ms: Some(12.5),
             },
             restore: Some(run("gemm", "mvvm-loop", 1, 1.25, true).m),
+            downtime_ms: Some(40.0),
             checksum_ok: true,
             note: String::new(),
         });
