@@ -50,12 +50,43 @@ pub enum SnapshotError {
         what: String,
     },
 
-    /// The snapshot names a base snapshot (incremental mode), which this
-    /// version cannot apply.
-    #[error("incremental snapshots not supported yet (this snapshot needs base snapshot {base})")]
+    /// An incremental snapshot was read from a stream: its base is named
+    /// by a path relative to the snapshot's directory, so it can only be
+    /// opened as a file.
+    #[error(
+        "incremental snapshot read from a stream: its base {base} can only be found when the snapshot is opened as a file"
+    )]
     IncrementalUnsupported {
-        /// Content hash of the base snapshot, in hex.
+        /// The base's path and id.
         base: String,
+    },
+
+    /// The base of an incremental snapshot cannot be read (missing,
+    /// unreadable, damaged).
+    #[error("base snapshot {path} (needed by {needed_by}) cannot be used: {reason}")]
+    BaseUnreadable {
+        /// The base's path as resolved.
+        path: String,
+        /// The snapshot that names it.
+        needed_by: String,
+        /// Why (the error of opening it).
+        reason: String,
+    },
+
+    /// The base of an incremental snapshot is not the snapshot it was
+    /// taken against: it was replaced or altered since.
+    #[error(
+        "base snapshot {path} (needed by {needed_by}) was altered or replaced: its id is {found}, expected {expected}"
+    )]
+    BaseMismatch {
+        /// The base's path as resolved.
+        path: String,
+        /// The snapshot that names it.
+        needed_by: String,
+        /// Id recorded in the incremental snapshot, in hex.
+        expected: String,
+        /// Id of the file found, in hex.
+        found: String,
     },
 
     /// The snapshot was taken from another wasm module than the one given.

@@ -7,7 +7,7 @@ use crate::layout::{
     SectionEntry, SectionKind, validate_memory_table,
 };
 use crate::types::{SnapshotInfo, SnapshotParts};
-use crate::write::{write_file_atomic_impl, write_with_base_unchecked};
+use crate::write::write_file_atomic_impl;
 use crate::{SnapshotError, open_file, read, write};
 
 fn info() -> SnapshotInfo {
@@ -50,12 +50,13 @@ fn injected_write_failure_keeps_the_previous_snapshot() {
     let path = dir.join("app.snap");
     let mut old_mem = vec![0u8; 2 * CHUNK_SIZE as usize];
     old_mem[5] = 1;
-    write_file_atomic_impl(&path, &parts(&old_mem), None).expect("first write");
+    write_file_atomic_impl(&path, &parts(&old_mem), None, None).expect("first write");
     let before = std::fs::read(&path).unwrap();
 
     let new_mem = vec![7u8; 4 * CHUNK_SIZE as usize];
     for fail_after in [0u64, 1, 19, 300, 65536, 65536 * 3 + 17] {
-        let err = write_file_atomic_impl(&path, &parts(&new_mem), Some(fail_after)).unwrap_err();
+        let err =
+            write_file_atomic_impl(&path, &parts(&new_mem), None, Some(fail_after)).unwrap_err();
         assert!(err.to_string().contains("injected"), "{err}");
         assert_eq!(
             std::fs::read(&path).unwrap(),
@@ -73,21 +74,30 @@ fn injected_write_failure_keeps_the_previous_snapshot() {
 }
 
 #[test]
-fn incremental_snapshots_are_refused() {
+fn incremental_snapshots_are_refused_from_a_stream() {
+    let dir = temp_dir("inc-stream");
     let mut mem = vec![0u8; CHUNK_SIZE as usize];
     mem[9] = 9;
-    let bytes = write_with_base_unchecked(&parts(&mem), [0xcd; 32]).unwrap();
+    let inc = crate::Incremental {
+        base: crate::BaseRef {
+            id: [0xcd; 32],
+            path: "base.bin".into(),
+            base_depth: 0,
+        },
+        dirty: vec![1],
+    };
+    let path = dir.join("inc.bin");
+    crate::write_incremental_file_atomic(&path, &parts(&mem), &inc).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
     let err = read(&bytes[..]).unwrap_err();
     assert!(
         matches!(err, SnapshotError::IncrementalUnsupported { .. }),
         "{err}"
     );
     let msg = err.to_string();
-    assert!(
-        msg.contains("incremental snapshots not supported yet"),
-        "{msg}"
-    );
+    assert!(msg.contains("base.bin"), "{msg}");
     assert!(msg.contains(&"cd".repeat(32)), "{msg}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Builds a snapshot prefix and header with correct checksums around a
@@ -171,6 +181,7 @@ fn table(length_bytes: u64, runs: &[(u64, u64)]) -> MemoryTable {
                 crc32: 0,
             })
             .collect(),
+        zeroed: Vec::new(),
     }
 }
 
@@ -206,6 +217,22 @@ fn memory_table_rules() {
     let mut t = table(3 * c, &[]);
     t.max_pages = Some(2);
     assert!(validate_memory_table(&t).is_err());
+    // Zeroed ranges: aligned, ordered, within the memory, off the runs.
+    let zeroed = |runs: &[(u64, u64)], z: Vec<(u64, u64)>| {
+        let mut t = table(4 * c, runs);
+        t.zeroed = z;
+        validate_memory_table(&t)
+    };
+    zeroed(&[(c, c)], vec![(0, c), (2 * c, 2 * c)]).expect("valid");
+    for (runs, z) in [
+        (vec![(c, c)], vec![(0, 2 * c)]),
+        (vec![], vec![(2 * c, c), (0, c)]),
+        (vec![], vec![(3 * c, 2 * c)]),
+        (vec![], vec![(0, 0)]),
+        (vec![], vec![(7, c)]),
+    ] {
+        assert!(zeroed(&runs, z.clone()).is_err(), "{runs:?} {z:?}");
+    }
 }
 
 #[test]
@@ -229,7 +256,8 @@ fn byte_layout_is_pinned() {
     let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
     assert_eq!(&bytes[0..8], b"MVVMSNAP");
-    assert_eq!(u32_at(8), 1);
+    assert_eq!(u32_at(8), SNAPSHOT_FORMAT_VERSION);
+    assert_eq!(SNAPSHOT_FORMAT_VERSION, 2);
     let header_len = u32_at(12) as usize;
     let mut h = crc32fast::Hasher::new();
     h.update(&bytes[..16]);
@@ -256,7 +284,8 @@ fn byte_layout_is_pinned() {
         );
         offset += len;
     }
-    // The memory section (last): length, max_pages None, one run entry.
+    // The memory section (last): length, max_pages None, one run entry,
+    // no zeroed range.
     let mem_len = u64_at(table + 8 + 6 * 16 + 4) as usize;
     let m = offset - mem_len;
     assert_eq!(u64_at(m), 3 * CHUNK_SIZE);
@@ -264,7 +293,8 @@ fn byte_layout_is_pinned() {
     assert_eq!(u64_at(m + 9), 1);
     assert_eq!(u64_at(m + 17), CHUNK_SIZE);
     assert_eq!(u64_at(m + 25), CHUNK_SIZE);
-    assert_eq!(mem_len, 8 + 1 + 8 + 20);
+    assert_eq!(u64_at(m + 37), 0);
+    assert_eq!(mem_len, 8 + 1 + 8 + 20 + 8);
     // Zero padding to 64 KiB, then the run, then nothing.
     assert!(bytes[offset..CHUNK_SIZE as usize].iter().all(|&b| b == 0));
     assert_eq!(

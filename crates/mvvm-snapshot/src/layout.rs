@@ -8,6 +8,7 @@
 //!  12            4           header length H (u32 LE)
 //!  16            4           crc32 of bytes 0..16 followed by the header bytes
 //!  20            H           header: codec(Header { info, base, sections: [kind, len, crc32] })
+//!                            (base: None for a full snapshot, Some(BaseRef) for an incremental one)
 //!  20+H          len[0]      section 0 (Frames)      ┐ in the order of SectionKind::ALL,
 //!  ...                       ...                     │ each checked by the crc32 in the
 //!  S             len[6]      section 6 (Memory)      ┘ header's section table
@@ -29,7 +30,17 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"MVVMSNAP";
 
 /// Version of the snapshot format; readers refuse any other value. Bump on
 /// every change of the layout or of the encoded structures.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+///
+/// History: 1 = full snapshots only (`base` reserved); 2 = incremental
+/// snapshots (`Header::base` names a [`BaseRef`](crate::BaseRef), the
+/// memory table lists dirty chunks that became zero).
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
+
+/// Longest chain of incremental snapshots a reader follows (a snapshot,
+/// its base, the base's base...). It bounds the work a crafted chain (or a
+/// cycle of bases) can cause; writers start a new full snapshot well
+/// before (see the runtime's `MAX_INCREMENTAL_DEPTH`).
+pub const MAX_CHAIN_DEPTH: u32 = 64;
 
 /// Granularity of sparse memory: memory is cut in chunks of this size, an
 /// all-zero chunk is not written, and every run starts and ends on a chunk
@@ -64,9 +75,8 @@ pub(crate) const MAX_SECTION_LEN: u64 = 1 << 30;
 pub(crate) struct Header {
     /// Producer, module hash, policy...
     pub info: SnapshotInfo,
-    /// Content hash of the base snapshot of an incremental snapshot.
-    /// Reserved: writers set `None`, readers refuse `Some`.
-    pub base: Option<[u8; 32]>,
+    /// The base of an incremental snapshot (`None`: a full snapshot).
+    pub base: Option<crate::types::BaseRef>,
     /// One entry per section, in file order (which is `SectionKind::ALL`).
     pub sections: Vec<SectionEntry>,
 }
@@ -153,6 +163,12 @@ pub(crate) struct MemoryTable {
     pub max_pages: Option<u64>,
     /// Non-zero runs, ascending, not overlapping, chunk aligned.
     pub runs: Vec<RunEntry>,
+    /// Incremental snapshots only: ranges `(guest offset, length)` of
+    /// chunks written since the base that are now all zero (their bytes
+    /// are not stored; the restorer zeroes them over the base's). Always
+    /// empty in a full snapshot, where every chunk outside the runs is
+    /// zero anyway. Ascending, chunk aligned, overlapping no run.
+    pub zeroed: Vec<(u64, u64)>,
 }
 
 /// One run of non-zero chunks.
@@ -255,6 +271,55 @@ pub(crate) fn plan_runs(memory: &[u8], chunk_size: usize) -> Vec<RunEntry> {
     runs
 }
 
+/// Plans an incremental snapshot's memory: only the chunks whose bit is set
+/// in `dirty` (bit `i % 64` of word `i / 64` for chunk `i`; chunks past the
+/// bitmap count as dirty) are looked at; the non-zero ones become runs
+/// (with their crc32), the zero ones `zeroed` ranges. Cost: proportional
+/// to the dirty chunks, not to the memory.
+pub(crate) fn plan_dirty_runs(
+    memory: &[u8],
+    chunk_size: usize,
+    dirty: &[u64],
+) -> (Vec<RunEntry>, Vec<(u64, u64)>) {
+    let mut runs: Vec<RunEntry> = Vec::new();
+    let mut zeroed: Vec<(u64, u64)> = Vec::new();
+    let mut current: Option<(u64, u64, crc32fast::Hasher)> = None;
+    let is_dirty = |i: usize| {
+        dirty
+            .get(i / 64)
+            .is_none_or(|w| w & (1u64 << (i % 64)) != 0)
+    };
+    let flush = |current: &mut Option<(u64, u64, crc32fast::Hasher)>, runs: &mut Vec<RunEntry>| {
+        if let Some((guest_offset, len, hasher)) = current.take() {
+            runs.push(RunEntry {
+                guest_offset,
+                len,
+                crc32: hasher.finalize(),
+            });
+        }
+    };
+    for (i, chunk) in memory.chunks(chunk_size).enumerate() {
+        if !is_dirty(i) {
+            flush(&mut current, &mut runs);
+            continue;
+        }
+        let offset = i as u64 * chunk_size as u64;
+        if is_zero(chunk) {
+            flush(&mut current, &mut runs);
+            match zeroed.last_mut() {
+                Some((start, len)) if *start + *len == offset => *len += chunk.len() as u64,
+                _ => zeroed.push((offset, chunk.len() as u64)),
+            }
+            continue;
+        }
+        let (_, len, hasher) = current.get_or_insert_with(|| (offset, 0, crc32fast::Hasher::new()));
+        *len += chunk.len() as u64;
+        hasher.update(chunk);
+    }
+    flush(&mut current, &mut runs);
+    (runs, zeroed)
+}
+
 /// Checks the memory table against every rule a writer follows, so that the
 /// runtime can trust offsets and lengths without further checks.
 pub(crate) fn validate_memory_table(table: &MemoryTable) -> Result<(), SnapshotError> {
@@ -306,6 +371,29 @@ pub(crate) fn validate_memory_table(table: &MemoryTable) -> Result<(), SnapshotE
             })?;
         prev_end = end;
     }
+    let mut prev_end = 0u64;
+    let mut runs = table.runs.iter().peekable();
+    for (i, &(start, n)) in table.zeroed.iter().enumerate() {
+        let end = start.checked_add(n).filter(|&e| e <= len);
+        let aligned = start.is_multiple_of(CHUNK_SIZE) && n.is_multiple_of(CHUNK_SIZE) && n > 0;
+        let Some(end) = end.filter(|_| aligned && start >= prev_end) else {
+            return Err(SnapshotError::corrupt(format!(
+                "zeroed memory range {i} (guest offset {start:#x}, length {n:#x}) is empty, \
+                 unaligned, out of order or beyond the memory length {len:#x}"
+            )));
+        };
+        // Runs are sorted: skip those wholly before this range, then the
+        // next one must start at or after its end.
+        while runs.peek().is_some_and(|r| r.guest_offset + r.len <= start) {
+            runs.next();
+        }
+        if runs.peek().is_some_and(|r| r.guest_offset < end) {
+            return Err(SnapshotError::corrupt(format!(
+                "zeroed memory range {i} (guest offset {start:#x}) overlaps a memory run"
+            )));
+        }
+        prev_end = end;
+    }
     Ok(())
 }
 
@@ -325,6 +413,27 @@ mod tests {
         let spans: Vec<(u64, u64)> = runs.iter().map(|r| (r.guest_offset, r.len)).collect();
         assert_eq!(spans, vec![(16, 32), (80, 16), (112, 16)]);
         assert_eq!(runs[0].crc32, crc32fast::hash(&mem[16..48]));
+    }
+
+    #[test]
+    fn dirty_plan_looks_only_at_dirty_chunks() {
+        let c = 16usize;
+        let mut mem = vec![0u8; 8 * c];
+        mem[c] = 1; // chunk 1: dirty, non-zero
+        mem[2 * c] = 2; // chunk 2: dirty, non-zero (merged with 1)
+        mem[4 * c] = 9; // chunk 4: clean, skipped although non-zero
+        // chunks 5 and 6 dirty and zero; 7 is past the bitmap's bits? no:
+        // one word covers 64 chunks, so 7 is clean here.
+        let dirty = [0b0110_0110u64];
+        let (runs, zeroed) = plan_dirty_runs(&mem, c, &dirty);
+        let spans: Vec<(u64, u64)> = runs.iter().map(|r| (r.guest_offset, r.len)).collect();
+        assert_eq!(spans, vec![(16, 32)]);
+        assert_eq!(runs[0].crc32, crc32fast::hash(&mem[16..48]));
+        assert_eq!(zeroed, vec![(80, 32)]);
+        // No bitmap at all: every chunk is dirty.
+        let (runs, zeroed) = plan_dirty_runs(&mem, c, &[]);
+        assert_eq!(runs.len(), 2);
+        assert_eq!(zeroed, vec![(0, 16), (48, 16), (80, 48)]);
     }
 
     #[test]

@@ -13,6 +13,12 @@
 //!  | zero padding to 64 KiB | memory runs (non-zero 64 KiB chunks, back to back)
 //! ```
 //!
+//! An incremental snapshot ([`write_incremental_file_atomic`]) names its
+//! base ([`BaseRef`]: the base's [`Snapshot::id`] and its path relative to
+//! the snapshot) and holds only the memory chunks written since the base;
+//! everything else is complete. [`open_file`] resolves and checks the
+//! whole chain of bases.
+//!
 //! - [`write`] streams a snapshot to any [`std::io::Write`] (no seek needed);
 //!   [`write_file_atomic`] writes a file so that a crash never leaves a half
 //!   snapshot under the final name.
@@ -61,9 +67,10 @@ mod write;
 
 pub use error::SnapshotError;
 pub use layout::{
-    CHUNK_SIZE, DATA_ALIGN, MAX_MEMORY_BYTES, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC,
+    CHUNK_SIZE, DATA_ALIGN, MAX_CHAIN_DEPTH, MAX_MEMORY_BYTES, SNAPSHOT_FORMAT_VERSION,
+    SNAPSHOT_MAGIC,
 };
-pub use read::{OpenOptions, open_file, read, read_info};
+pub use read::{OpenOptions, open_file, read, read_identity, read_info};
 pub use snapshot::{MemoryImage, MemoryRun, Snapshot};
-pub use types::{FrameRecord, SnapshotInfo, SnapshotParts, WasmValue};
-pub use write::{WriteStats, write, write_file_atomic};
+pub use types::{BaseRef, FrameRecord, Incremental, SnapshotInfo, SnapshotParts, WasmValue};
+pub use write::{WriteStats, write, write_file_atomic, write_incremental_file_atomic};

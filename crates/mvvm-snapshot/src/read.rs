@@ -9,6 +9,7 @@
 //! with [`SnapshotError::Truncated`] before much memory is taken.
 
 use crate::error::{SnapshotError, hex};
+use crate::layout::MAX_CHAIN_DEPTH;
 use crate::layout::{
     ClockState, DATA_ALIGN, DroppedSegments, Header, MAX_HEADER_LEN, MAX_SECTION_LEN, MemoryTable,
     PREFIX_LEN, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SectionKind, align_up, decode_section,
@@ -18,9 +19,10 @@ use crate::snapshot::{
     MemoryImage, MemoryRun, Snapshot, read_exact_at, run_name, verify_file_runs,
 };
 use crate::types::{FrameRecord, SnapshotInfo, WasmValue};
+use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Reads a whole snapshot from `input`, which need not support seeking,
 /// and verifies every checksum before returning. Reading stops right after
@@ -28,6 +30,11 @@ use std::path::Path;
 /// unread.
 pub fn read<R: Read>(mut input: R) -> Result<Snapshot, SnapshotError> {
     let prelude = read_prelude(&mut input)?;
+    if let Some(base) = &prelude.header.base {
+        return Err(SnapshotError::IncrementalUnsupported {
+            base: format!("{} (id {})", base.path, hex(&base.id)),
+        });
+    }
     let runs = prelude.runs();
     let padding = prelude.data_offset() - prelude.sections_end;
     if !runs.is_empty() {
@@ -59,10 +66,27 @@ pub fn read<R: Read>(mut input: R) -> Result<Snapshot, SnapshotError> {
     Ok(prelude.into_snapshot(memory))
 }
 
+/// The identity of a snapshot file: its id (see [`Snapshot::id`]) and its
+/// depth (0 for a full snapshot, `n` for the n-th incremental one of a
+/// chain). Reads only the header and the sections (a few KiB), not the
+/// memory data nor the bases: cheap enough to check, before writing an
+/// incremental snapshot, that its base is still the file it was.
+pub fn read_identity(path: &Path) -> Result<([u8; 32], u32), SnapshotError> {
+    let file = File::open(path)
+        .map_err(|e| SnapshotError::io(format!("opening {}", path.display()), e))?;
+    let prelude = read_prelude(&mut BufReader::with_capacity(1 << 16, &file))?;
+    let depth = prelude
+        .header
+        .base
+        .as_ref()
+        .map_or(0, |b| b.base_depth.saturating_add(1));
+    Ok((prelude.id, depth))
+}
+
 /// Reads only the header of a snapshot (magic, version, header checksum)
 /// and returns its info: cheap, for tools that list snapshots.
 pub fn read_info<R: Read>(mut input: R) -> Result<SnapshotInfo, SnapshotError> {
-    Ok(read_header(&mut input)?.0.info)
+    Ok(read_header(&mut input, &mut Sha256::new())?.0.info)
 }
 
 /// Opens the snapshot file at `path` with the default options: every
@@ -108,7 +132,85 @@ impl OpenOptions {
     /// caller map them; [`MemoryImage::copy_into`] copies them. The file
     /// must not change while the snapshot is in use (it is written once
     /// under a temporary name and renamed, so it never does in MVVM).
+    ///
+    /// An incremental snapshot is opened with its whole chain of bases: each
+    /// base is found at the path it is recorded under (relative to the
+    /// directory of the snapshot naming it), opened with the same options,
+    /// and checked to have the recorded id and the same wasm module; its
+    /// memory becomes the [`MemoryImage::parent`] of the snapshot's. A
+    /// missing, unreadable or replaced base is an error naming it.
     pub fn open(&self, path: &Path) -> Result<Snapshot, SnapshotError> {
+        self.open_at_depth(path, 0)
+    }
+
+    /// Opens `path`, which is `depth` bases below the snapshot asked for.
+    fn open_at_depth(&self, path: &Path, depth: u32) -> Result<Snapshot, SnapshotError> {
+        let mut snap = self.open_one(path)?;
+        let Some(base) = snap.base.clone() else {
+            return Ok(snap);
+        };
+        let needed_by = path.display().to_string();
+        let base_path = resolve_base(path, &base.path);
+        let shown = base_path.display().to_string();
+        if depth + 1 >= MAX_CHAIN_DEPTH {
+            return Err(SnapshotError::BaseUnreadable {
+                path: shown,
+                needed_by,
+                reason: format!("the chain of bases is longer than {MAX_CHAIN_DEPTH}"),
+            });
+        }
+        let parent = match self.open_at_depth(&base_path, depth + 1) {
+            Ok(p) => p,
+            Err(
+                e @ (SnapshotError::BaseUnreadable { .. } | SnapshotError::BaseMismatch { .. }),
+            ) => {
+                return Err(e);
+            }
+            Err(SnapshotError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Err(SnapshotError::BaseUnreadable {
+                    path: shown,
+                    needed_by,
+                    reason: "no such file".into(),
+                });
+            }
+            Err(e) => {
+                return Err(SnapshotError::BaseUnreadable {
+                    path: shown,
+                    needed_by,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        if parent.id != base.id {
+            return Err(SnapshotError::BaseMismatch {
+                path: shown,
+                needed_by,
+                expected: hex(&base.id),
+                found: hex(&parent.id),
+            });
+        }
+        if parent.info.wasm_sha256 != snap.info.wasm_sha256 {
+            return Err(SnapshotError::BaseUnreadable {
+                path: shown,
+                needed_by,
+                reason: "it was taken from another wasm module".into(),
+            });
+        }
+        if parent.memory.length_bytes() > snap.memory.length_bytes() {
+            return Err(SnapshotError::corrupt(format!(
+                "{needed_by} has a smaller memory ({} bytes) than its base {shown} ({} bytes)",
+                snap.memory.length_bytes(),
+                parent.memory.length_bytes()
+            )));
+        }
+        snap.memory.parent = Some(Box::new(parent.memory));
+        Ok(snap)
+    }
+
+    /// Opens one file of a chain (its base not resolved).
+    fn open_one(&self, path: &Path) -> Result<Snapshot, SnapshotError> {
         let file = File::open(path)
             .map_err(|e| SnapshotError::io(format!("opening {}", path.display()), e))?;
         let prelude = read_prelude(&mut BufReader::with_capacity(1 << 16, &file))?;
@@ -159,6 +261,19 @@ impl OpenOptions {
     }
 }
 
+/// Where the base recorded as `recorded` by the snapshot at `snapshot` is:
+/// relative paths are taken from the snapshot's directory.
+fn resolve_base(snapshot: &Path, recorded: &str) -> PathBuf {
+    let recorded = Path::new(recorded);
+    if recorded.is_absolute() {
+        return recorded.to_path_buf();
+    }
+    match snapshot.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(recorded),
+        _ => recorded.to_path_buf(),
+    }
+}
+
 /// The error for a file that ends at `file_len`, before the end of its
 /// memory data: names the part that is cut.
 fn truncation_at(
@@ -202,6 +317,8 @@ struct Prelude {
     memory: MemoryTable,
     /// Offset of the first byte after the sections.
     sections_end: u64,
+    /// SHA-256 of every byte before `sections_end`.
+    id: [u8; 32],
 }
 
 impl Prelude {
@@ -235,8 +352,11 @@ impl Prelude {
             .collect()
     }
 
-    fn into_snapshot(self, memory: MemoryImage) -> Snapshot {
+    fn into_snapshot(self, mut memory: MemoryImage) -> Snapshot {
+        memory.zeroed = self.memory.zeroed;
         Snapshot {
+            id: self.id,
+            base: self.header.base.clone(),
             info: self.header.info,
             frames: self.frames,
             globals: self.globals,
@@ -251,8 +371,8 @@ impl Prelude {
 }
 
 /// Reads and checks the prefix and the header; returns the header and the
-/// offset just after it.
-fn read_header<R: Read>(r: &mut R) -> Result<(Header, u64), SnapshotError> {
+/// offset just after it, and feeds every byte read to `id`.
+fn read_header<R: Read>(r: &mut R, id: &mut Sha256) -> Result<(Header, u64), SnapshotError> {
     let mut prefix = [0u8; PREFIX_LEN as usize];
     let n = read_full(r, &mut prefix[..8])?;
     if prefix[..n] != SNAPSHOT_MAGIC[..n] {
@@ -290,10 +410,12 @@ fn read_header<R: Read>(r: &mut R) -> Result<(Header, u64), SnapshotError> {
             section: "header".to_string(),
         });
     }
+    id.update(prefix);
+    id.update(&header_bytes);
     let header: Header = mvvm_abi::codec::decode(&header_bytes)
         .map_err(|e| SnapshotError::corrupt(format!("header does not decode: {e}")))?;
-    if let Some(base) = header.base {
-        return Err(SnapshotError::IncrementalUnsupported { base: hex(&base) });
+    if header.base.as_ref().is_some_and(|b| b.path.is_empty()) {
+        return Err(SnapshotError::corrupt("the base snapshot's path is empty"));
     }
     let kinds: Vec<SectionKind> = header.sections.iter().map(|s| s.kind).collect();
     if kinds != SectionKind::ALL {
@@ -307,7 +429,8 @@ fn read_header<R: Read>(r: &mut R) -> Result<(Header, u64), SnapshotError> {
 
 /// Reads the header and every section, checking each.
 fn read_prelude<R: Read>(r: &mut R) -> Result<Prelude, SnapshotError> {
-    let (header, mut offset) = read_header(r)?;
+    let mut id = Sha256::new();
+    let (header, mut offset) = read_header(r, &mut id)?;
     let mut raw: Vec<Vec<u8>> = Vec::with_capacity(header.sections.len());
     for entry in &header.sections {
         let name = entry.kind.name();
@@ -324,6 +447,7 @@ fn read_prelude<R: Read>(r: &mut R) -> Result<Prelude, SnapshotError> {
             });
         }
         offset += entry.len;
+        id.update(&bytes);
         raw.push(bytes);
     }
     // The table was checked to list exactly SectionKind::ALL, in order.
@@ -332,6 +456,11 @@ fn read_prelude<R: Read>(r: &mut R) -> Result<Prelude, SnapshotError> {
         .map_err(|_| SnapshotError::corrupt("section table has the wrong number of entries"))?;
     let memory: MemoryTable = decode_section(&memory)?;
     validate_memory_table(&memory)?;
+    if header.base.is_none() && !memory.zeroed.is_empty() {
+        return Err(SnapshotError::corrupt(
+            "a full snapshot lists zeroed memory ranges (only incremental ones may)",
+        ));
+    }
     Ok(Prelude {
         frames: decode_section(&frames)?,
         globals: decode_section(&globals)?,
@@ -342,6 +471,7 @@ fn read_prelude<R: Read>(r: &mut R) -> Result<Prelude, SnapshotError> {
         memory,
         header,
         sections_end: offset,
+        id: id.finalize().into(),
     })
 }
 

@@ -3,7 +3,7 @@
 //! (opened by path, ready to be `mmap`ed).
 
 use crate::error::{SnapshotError, hex};
-use crate::types::{FrameRecord, SnapshotInfo, WasmValue};
+use crate::types::{BaseRef, FrameRecord, SnapshotInfo, WasmValue};
 use std::fmt;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -14,6 +14,15 @@ use std::os::unix::fs::FileExt;
 /// `verify_memory(false)` excepted).
 #[derive(Debug)]
 pub struct Snapshot {
+    /// The snapshot id: SHA-256 of the bytes from the magic to the end of
+    /// the last section (everything but the memory data, which the memory
+    /// table's crc32s cover). An incremental snapshot names its base by
+    /// this id; it costs a few KiB of hashing, whatever the memory size.
+    pub id: [u8; 32],
+    /// The base this snapshot applies on (`None`: a full snapshot). When
+    /// the snapshot was opened as a file, the base's memory is already
+    /// resolved into [`MemoryImage::parent`].
+    pub base: Option<BaseRef>,
     /// Producer, module hash, policy...
     pub info: SnapshotInfo,
     /// Wasm frames, outermost first.
@@ -54,6 +63,14 @@ impl Snapshot {
     pub fn memory_bytes(&self) -> Result<Vec<u8>, SnapshotError> {
         self.memory.to_vec()
     }
+
+    /// 0 for a full snapshot, `n` for the n-th incremental snapshot after
+    /// a full one.
+    pub fn depth(&self) -> u32 {
+        self.base
+            .as_ref()
+            .map_or(0, |b| b.base_depth.saturating_add(1))
+    }
 }
 
 /// One run of non-zero memory: `len` bytes that belong at `guest_offset` in
@@ -89,6 +106,10 @@ pub struct MemoryImage {
     pub(crate) length_bytes: u64,
     pub(crate) max_pages: Option<u64>,
     pub(crate) runs: Vec<MemoryRun>,
+    /// Incremental snapshots: dirty chunks that are now zero.
+    pub(crate) zeroed: Vec<(u64, u64)>,
+    /// Incremental snapshots opened as files: the base's memory.
+    pub(crate) parent: Option<Box<MemoryImage>>,
     /// File offset of the first run (the data region), for `Source::Bytes`.
     pub(crate) data_offset: u64,
     source: Source,
@@ -100,6 +121,8 @@ impl fmt::Debug for MemoryImage {
             .field("length_bytes", &self.length_bytes)
             .field("max_pages", &self.max_pages)
             .field("runs", &self.runs.len())
+            .field("zeroed", &self.zeroed.len())
+            .field("parent", &self.parent)
             .field(
                 "source",
                 &match self.source {
@@ -124,6 +147,8 @@ impl MemoryImage {
             length_bytes,
             max_pages,
             runs,
+            zeroed: Vec::new(),
+            parent: None,
             data_offset,
             source: Source::Bytes(bytes),
         }
@@ -141,6 +166,8 @@ impl MemoryImage {
             length_bytes,
             max_pages,
             runs,
+            zeroed: Vec::new(),
+            parent: None,
             data_offset,
             source: Source::File(file),
         }
@@ -162,7 +189,32 @@ impl MemoryImage {
         &self.runs
     }
 
-    /// Total bytes of run data.
+    /// Incremental snapshots: `(guest offset, length)` ranges of chunks
+    /// written since the base that are now zero; a restorer zeroes them
+    /// after applying the base. Empty for a full snapshot.
+    pub fn zeroed(&self) -> &[(u64, u64)] {
+        &self.zeroed
+    }
+
+    /// The memory of the base snapshot this one applies on (incremental
+    /// snapshots opened as files), itself possibly with a parent.
+    pub fn parent(&self) -> Option<&MemoryImage> {
+        self.parent.as_deref()
+    }
+
+    /// Every layer of the chain, the full snapshot first and this one
+    /// last: applying each (zeroed ranges, then runs) in this order over
+    /// zeroed memory rebuilds the memory.
+    pub fn layers(&self) -> Vec<&MemoryImage> {
+        let mut out = vec![self];
+        while let Some(p) = out.last().and_then(|m| m.parent()) {
+            out.push(p);
+        }
+        out.reverse();
+        out
+    }
+
+    /// Total bytes of run data (this layer only).
     pub fn data_bytes(&self) -> u64 {
         self.runs.iter().map(|r| r.len).sum()
     }
@@ -190,10 +242,19 @@ impl MemoryImage {
     }
 
     /// Copies every run into `dest`, the guest's linear memory, at its
-    /// guest offset. Bytes outside the runs are not touched: `dest` must
-    /// already be zero there (a fresh memory is). `dest` must hold at least
-    /// `length_bytes` bytes.
+    /// guest offset, after the base's layers (if any) and this layer's
+    /// zeroed ranges. Bytes outside the runs of every layer are not
+    /// touched: `dest` must already be zero there (a fresh memory is).
+    /// `dest` must hold at least `length_bytes` bytes.
     pub fn copy_into(&self, dest: &mut [u8]) -> Result<(), SnapshotError> {
+        for layer in self.layers() {
+            layer.copy_layer_into(dest)?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::copy_into`] for this layer only.
+    fn copy_layer_into(&self, dest: &mut [u8]) -> Result<(), SnapshotError> {
         if (dest.len() as u64) < self.length_bytes {
             return Err(SnapshotError::InvalidInput {
                 what: format!(
@@ -202,6 +263,12 @@ impl MemoryImage {
                     self.length_bytes
                 ),
             });
+        }
+        for &(start, len) in &self.zeroed {
+            // Validated to lie within length_bytes <= dest.len().
+            if let Some(target) = dest.get_mut(start as usize..(start + len) as usize) {
+                target.fill(0);
+            }
         }
         for (i, run) in self.runs.iter().enumerate() {
             // Runs were validated to lie within length_bytes <= dest.len().
@@ -240,11 +307,15 @@ impl MemoryImage {
         Ok(out)
     }
 
-    /// Checks every run against its crc32. Reading from a stream and
-    /// [`open_file`](crate::open_file) already do this; it is for snapshots
-    /// opened with `verify_memory(false)` that turn out to need it. For a
-    /// file, it reads the whole data region once (page cache speed).
+    /// Checks every run against its crc32 (the bases' runs too). Reading
+    /// from a stream and [`open_file`](crate::open_file) already do this;
+    /// it is for snapshots opened with `verify_memory(false)` that turn out
+    /// to need it. For a file, it reads the whole data region once (page
+    /// cache speed).
     pub fn verify(&self) -> Result<(), SnapshotError> {
+        if let Some(p) = self.parent() {
+            p.verify()?;
+        }
         match &self.source {
             Source::Bytes(_) => {
                 for (i, run) in self.runs.iter().enumerate() {

@@ -96,3 +96,35 @@ pub struct SnapshotParts<'a> {
     /// The memory's maximum size in wasm pages, if declared.
     pub max_pages: Option<u64>,
 }
+
+/// The base an incremental snapshot was taken against, as recorded in its
+/// header.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BaseRef {
+    /// The base's snapshot id: SHA-256 of its bytes from the magic to the
+    /// end of its last section (prefix, header, every section, the memory
+    /// table with each run's crc32 included; not the memory data, which
+    /// its crc32s cover). Computing it reads a few KiB, so restore stays
+    /// O(1) in memory size; see [`Snapshot::id`](crate::Snapshot::id).
+    pub id: [u8; 32],
+    /// Where the base is: a path relative to the directory of the
+    /// snapshot that names it (a plain file name when both are in the same
+    /// directory), or an absolute path.
+    pub path: String,
+    /// Incremental snapshots between the base and its full ancestor (0:
+    /// the base is a full snapshot). The snapshot naming this base has
+    /// depth `base_depth + 1`.
+    pub base_depth: u32,
+}
+
+/// What turns a write into an incremental snapshot (see
+/// [`write_incremental_file_atomic`](crate::write_incremental_file_atomic)).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Incremental {
+    /// The base the snapshot applies on.
+    pub base: BaseRef,
+    /// Chunks written since the base: bit `i % 64` of word `i / 64` for the
+    /// 64 KiB chunk `i` of linear memory. Chunks past the end of the bitmap
+    /// count as written. Only these chunks are read and stored.
+    pub dirty: Vec<u64>,
+}

@@ -12,9 +12,10 @@ use crate::error::SnapshotError;
 use crate::layout::{
     CHUNK_SIZE, ClockState, DATA_ALIGN, DroppedSegments, Header, MAX_MEMORY_BYTES, MAX_SECTION_LEN,
     MemoryTable, PREFIX_LEN, RunEntry, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SectionEntry,
-    SectionKind, align_up, encode_section, plan_runs,
+    SectionKind, align_up, encode_section, plan_dirty_runs, plan_runs,
 };
-use crate::types::SnapshotParts;
+use crate::types::{Incremental, SnapshotParts};
+use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -37,6 +38,9 @@ pub struct WriteStats {
     pub memory_length: u64,
     /// Number of memory runs.
     pub runs: usize,
+    /// The snapshot id of what was written (see [`Snapshot::id`](crate::Snapshot::id)):
+    /// an incremental snapshot taken later against this one names it.
+    pub id: [u8; 32],
 }
 
 /// Everything the writer emits before the memory data, fully computed.
@@ -49,6 +53,8 @@ struct Plan<'a> {
     runs: Vec<RunEntry>,
     /// Zero bytes between the sections and the data region.
     padding: u64,
+    /// SHA-256 of the head and the sections.
+    id: [u8; 32],
 }
 
 /// Writes `snap` to `out`, which need not support seeking (a pipe, a
@@ -74,7 +80,26 @@ pub fn write_file_atomic(
     path: &Path,
     snap: &SnapshotParts<'_>,
 ) -> Result<WriteStats, SnapshotError> {
-    write_file_atomic_impl(path, snap, None)
+    write_file_atomic_impl(path, snap, None, None)
+}
+
+/// [`write_file_atomic`] for an incremental snapshot: only the chunks
+/// `inc.dirty` marks are read and stored (the non-zero ones as runs, the
+/// zero ones as `zeroed` ranges), and the header names `inc.base`. The
+/// caller vouches that every chunk not marked is byte for byte what the
+/// base (with its own bases) holds. Incremental snapshots exist only as
+/// files: their base is found relative to their directory.
+pub fn write_incremental_file_atomic(
+    path: &Path,
+    snap: &SnapshotParts<'_>,
+    inc: &Incremental,
+) -> Result<WriteStats, SnapshotError> {
+    if inc.base.path.is_empty() {
+        return Err(SnapshotError::InvalidInput {
+            what: "the base of an incremental snapshot has an empty path".into(),
+        });
+    }
+    write_file_atomic_impl(path, snap, Some(inc), None)
 }
 
 /// [`write_file_atomic`] with an optional injected failure: when
@@ -84,10 +109,11 @@ pub fn write_file_atomic(
 pub(crate) fn write_file_atomic_impl(
     path: &Path,
     snap: &SnapshotParts<'_>,
+    inc: Option<&Incremental>,
     fail_after: Option<u64>,
 ) -> Result<WriteStats, SnapshotError> {
     // Plan first: invalid input must not even create the temporary file.
-    let plan = plan(snap, None)?;
+    let plan = plan(snap, inc)?;
     let file_name = path
         .file_name()
         .ok_or_else(|| SnapshotError::InvalidInput {
@@ -195,12 +221,11 @@ fn temp_name(file_name: &std::ffi::OsStr) -> std::ffi::OsString {
     name
 }
 
-/// Checks `snap`, encodes its sections and plans the memory runs. `base` is
-/// the reserved incremental-mode field: `None` except in the test that
-/// checks readers refuse it.
+/// Checks `snap`, encodes its sections and plans the memory runs (all
+/// non-zero chunks, or for an incremental snapshot the dirty ones).
 fn plan<'a>(
     snap: &'a SnapshotParts<'_>,
-    base: Option<[u8; 32]>,
+    inc: Option<&Incremental>,
 ) -> Result<Plan<'a>, SnapshotError> {
     let memory_length = snap.memory.len() as u64;
     if !memory_length.is_multiple_of(CHUNK_SIZE) {
@@ -228,9 +253,18 @@ fn plan<'a>(
         });
     }
     // CHUNK_SIZE is 64 KiB: it fits a usize on every host.
-    let runs = plan_runs(snap.memory, CHUNK_SIZE as usize);
-    let sections = encode_sections(snap, &runs)?;
-    let head = encode_head(&snap.info, base, &sections)?;
+    let (runs, zeroed) = match inc {
+        None => (plan_runs(snap.memory, CHUNK_SIZE as usize), Vec::new()),
+        Some(inc) => plan_dirty_runs(snap.memory, CHUNK_SIZE as usize, &inc.dirty),
+    };
+    let sections = encode_sections(snap, &runs, zeroed)?;
+    let head = encode_head(&snap.info, inc.map(|i| i.base.clone()), &sections)?;
+    let mut hasher = Sha256::new();
+    hasher.update(&head);
+    for s in &sections {
+        hasher.update(s);
+    }
+    let id: [u8; 32] = hasher.finalize().into();
     let sections_end = head.len() as u64 + sections.iter().map(|s| s.len() as u64).sum::<u64>();
     let padding = if runs.is_empty() {
         0
@@ -243,6 +277,7 @@ fn plan<'a>(
         sections,
         runs,
         padding,
+        id,
     })
 }
 
@@ -250,7 +285,9 @@ fn plan<'a>(
 fn encode_sections<'a>(
     snap: &'a SnapshotParts<'_>,
     runs: &[RunEntry],
+    zeroed: Vec<(u64, u64)>,
 ) -> Result<Vec<Cow<'a, [u8]>>, SnapshotError> {
+    let mut zeroed = Some(zeroed);
     let mut out = Vec::with_capacity(SectionKind::ALL.len());
     for kind in SectionKind::ALL {
         let bytes: Cow<'a, [u8]> = match kind {
@@ -271,6 +308,7 @@ fn encode_sections<'a>(
                 length_bytes: snap.memory.len() as u64,
                 max_pages: snap.max_pages,
                 runs: runs.to_vec(),
+                zeroed: zeroed.take().unwrap_or_default(),
             })?
             .into(),
         };
@@ -291,7 +329,7 @@ fn encode_sections<'a>(
 /// Encodes the prefix and the header (with the section table).
 fn encode_head(
     info: &crate::types::SnapshotInfo,
-    base: Option<[u8; 32]>,
+    base: Option<crate::types::BaseRef>,
     sections: &[Cow<'_, [u8]>],
 ) -> Result<Vec<u8>, SnapshotError> {
     let header = Header {
@@ -372,19 +410,6 @@ fn emit<W: Write>(
         memory_data_bytes,
         memory_length: memory.len() as u64,
         runs: plan.runs.len(),
+        id: plan.id,
     })
-}
-
-/// Writes a snapshot that names `base` (incremental mode) without checking
-/// that incremental snapshots are supported, so that tests can check the
-/// reader refuses it.
-#[cfg(test)]
-pub(crate) fn write_with_base_unchecked(
-    snap: &SnapshotParts<'_>,
-    base: [u8; 32],
-) -> Result<Vec<u8>, SnapshotError> {
-    let plan = plan(snap, Some(base))?;
-    let mut out = Vec::new();
-    emit(&mut out, &plan, snap.memory)?;
-    Ok(out)
 }

@@ -288,7 +288,7 @@ fn foreign_and_future_files_are_refused() {
             err,
             SnapshotError::FormatVersion {
                 found: 7,
-                expected: 1
+                expected: mvvm_snapshot::SNAPSHOT_FORMAT_VERSION
             }
         ),
         "{err}"
