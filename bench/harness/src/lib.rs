@@ -11,6 +11,7 @@
 //! child runner and the smoke check.
 
 pub mod cr;
+pub mod criu;
 pub mod measure;
 pub mod plot;
 pub mod policy;

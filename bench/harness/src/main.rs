@@ -13,6 +13,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use mvvm_bench::criu::{self, CriuTool};
 use mvvm_bench::policy::{self, Policy};
 use mvvm_bench::runner::{self, Config};
 use mvvm_bench::tools::{self, MvvmTools, Paths};
@@ -83,6 +84,21 @@ struct Cli {
     #[arg(long, value_delimiter = ',')]
     memfill_sweep: Vec<u32>,
 
+    /// Skip the CRIU trials (dumping and restoring the native builds).
+    #[arg(long)]
+    no_criu: bool,
+
+    /// The CRIU binary to use (default: `criu` on PATH if it is 4.x or
+    /// newer, else the one bench/criu/build.sh builds into target/criu,
+    /// building it if needed).
+    #[arg(long, value_name = "PATH")]
+    criu: Option<PathBuf>,
+
+    /// With CRIU missing, do not run bench/criu/build.sh (it may install
+    /// build packages with apt-get); the table then says CRIU was not found.
+    #[arg(long)]
+    no_criu_build: bool,
+
     /// Parallel jobs for --smoke.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
@@ -111,6 +127,30 @@ enum Command {
         /// The program and its arguments.
         #[arg(last = true, required = true)]
         cmd: Vec<OsString>,
+    },
+    /// Internal: restore CRIU images detached, wait for the restored task
+    /// as its subreaper, and write the figures to REPORT (used by the
+    /// CRIU trials).
+    #[command(hide = true)]
+    CriuRestore {
+        /// The CRIU binary.
+        #[arg(long)]
+        criu: PathBuf,
+        /// The images directory.
+        #[arg(long)]
+        images: PathBuf,
+        /// CRIU's work directory (logs).
+        #[arg(long)]
+        work: PathBuf,
+        /// Where CRIU writes the restored task's pid.
+        #[arg(long)]
+        pidfile: PathBuf,
+        /// Report file.
+        #[arg(long)]
+        report: PathBuf,
+        /// Time limit in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
     },
 }
 
@@ -254,7 +294,19 @@ fn run_full(cli: &Cli, paths: &Paths) -> Result<bool> {
             (_, true) => vec![8],
             (_, false) => vec![64, 256, 1024],
         },
+        criu: if cli.no_checkpoint || cli.no_criu {
+            CriuTool::Off
+        } else {
+            criu::find(paths, cli.criu.as_deref(), !cli.no_criu_build)
+        },
     };
+    match &cfg.criu {
+        CriuTool::Ready { path, version } => {
+            eprintln!("CRIU: {version} ({})", path.display())
+        }
+        CriuTool::Unavailable(why) => eprintln!("CRIU: not run: {why}"),
+        CriuTool::Off => {}
+    }
     let mvvm = full_run_tools(cli, paths);
     let wasmtime = tools::find_wasmtime();
     if wasmtime.is_none() {
@@ -302,14 +354,16 @@ fn run_full(cli: &Cli, paths: &Paths) -> Result<bool> {
     )?;
     let md = write_reports(&res)?;
     let plotted = plot::ratio_plot(&out.join("exec-ratio.svg"), &res)?;
+    let latency = plot::latency_plot(&out.join("cr-latency.svg"), &res)?;
     eprintln!(
-        "wrote {}/runs.csv, results.md{}",
+        "wrote {}/runs.csv, results.md{}{}",
         out.display(),
         if plotted {
             ", exec-ratio.svg"
         } else {
             " (no plot: nothing but native ran)"
-        }
+        },
+        if latency { ", cr-latency.svg" } else { "" }
     );
     print!("{md}");
     Ok(res.mismatches().is_empty() && !res.checkpoints.iter().any(|c| c.failed()))
@@ -327,6 +381,35 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("mvvm-bench measure: error: {e:#}");
+                ExitCode::from(125)
+            }
+        };
+    }
+    if let Some(Command::CriuRestore {
+        criu,
+        images,
+        work,
+        pidfile,
+        report,
+        timeout_secs,
+    }) = &cli.command
+    {
+        let done = criu::restore_here(
+            criu,
+            images,
+            work,
+            pidfile,
+            Duration::from_secs(*timeout_secs),
+        )
+        .map_err(anyhow::Error::from)
+        .and_then(|r| {
+            std::fs::write(report, r.to_line())
+                .with_context(|| format!("cannot write {}", report.display()))
+        });
+        return match done {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mvvm-bench criu-restore: error: {e:#}");
                 ExitCode::from(125)
             }
         };

@@ -1,5 +1,7 @@
-//! The SVG plot: for each workload, one bar per MVVM policy (and Wasmtime)
-//! giving its median execution time as a ratio to the native build.
+//! The SVG plots: for each workload, one bar per MVVM policy (and
+//! Wasmtime) giving its median execution time as a ratio to the native
+//! build; and checkpoint and restore latency against memory size (the
+//! `memfill` sweep), for MVVM and for CRIU.
 
 use crate::runner::Results;
 use crate::stats::Summary;
@@ -109,6 +111,127 @@ pub fn ratio_plot(path: &Path, res: &Results) -> Result<bool> {
     Ok(true)
 }
 
+/// The memory size (MiB) of a `memfill` sweep trial, from its label
+/// (`memfill 256 MiB`).
+pub fn sweep_mib(label: &str) -> Option<f64> {
+    let size = label.strip_prefix("memfill ")?.strip_suffix(" MiB")?;
+    size.parse().ok()
+}
+
+/// One line of the latency plot: its name and its (MiB, ms) points.
+type Line = (&'static str, Vec<(f64, f64)>);
+
+/// The lines of the latency plot, from the memfill sweep: MVVM checkpoint
+/// and downtime, CRIU dump and restore to the first instruction (only
+/// trials that restored correctly).
+fn latency_lines(res: &Results) -> Vec<Line> {
+    let mvvm = |f: fn(&crate::cr::CrRecord) -> Option<f64>| -> Vec<(f64, f64)> {
+        res.checkpoints
+            .iter()
+            .filter(|c| c.checksum_ok)
+            .filter_map(|c| Some((sweep_mib(&c.label)?, f(c)?)))
+            .collect()
+    };
+    let criu = |f: fn(&crate::criu::CriuRecord) -> Option<f64>| -> Vec<(f64, f64)> {
+        res.criu
+            .iter()
+            .filter(|c| c.checksum_ok)
+            .filter_map(|c| Some((sweep_mib(&c.label)?, f(c)? * 1000.0)))
+            .collect()
+    };
+    // The order fixes each line's colour in latency_plot.
+    let lines: Vec<Line> = vec![
+        ("MVVM checkpoint", mvvm(|c| c.summary.checkpoint_ms)),
+        (
+            "MVVM downtime (trigger to first resumed instruction)",
+            mvvm(|c| c.downtime_ms),
+        ),
+        ("CRIU dump", criu(|c| c.dump_s)),
+        (
+            "CRIU restore to first instruction",
+            criu(|c| c.restore_first_s),
+        ),
+    ];
+    lines
+        .into_iter()
+        .map(|(n, mut v)| {
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (n, v)
+        })
+        .collect()
+}
+
+/// Draws checkpoint and restore latency against memory size into `path`
+/// (log-log); returns `false` (and draws nothing) without sweep figures.
+pub fn latency_plot(path: &Path, res: &Results) -> Result<bool> {
+    let lines = latency_lines(res);
+    if lines.iter().all(|(_, v)| v.is_empty()) {
+        return Ok(false);
+    }
+    let points = || lines.iter().flat_map(|(_, v)| v.iter().copied());
+    let (xmin, xmax) = points().fold((f64::MAX, f64::MIN), |(lo, hi), (x, _)| {
+        (lo.min(x), hi.max(x))
+    });
+    let (ymin, ymax) = points().fold((f64::MAX, f64::MIN), |(lo, hi), (_, y)| {
+        (lo.min(y), hi.max(y))
+    });
+    let x_range = (xmin / 1.5).max(0.1)..(xmax * 1.5);
+    let y_range = (ymin / 2.0).max(0.001)..(ymax * 2.0);
+    let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Checkpoint and restore latency against memory size (memfill)",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x_range.log_scale(), y_range.log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE)
+        .x_desc("memory filled by the program (MiB, log scale)")
+        .y_desc("latency (ms, log scale)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()
+        .map_err(err)?;
+    // MVVM in warm colours, CRIU in cold ones.
+    let palette = [
+        RGBColor(200, 30, 30),
+        RGBColor(230, 130, 0),
+        RGBColor(30, 70, 200),
+        RGBColor(0, 150, 150),
+    ];
+    for (i, (name, pts)) in lines.iter().enumerate() {
+        if pts.is_empty() {
+            continue;
+        }
+        let color = palette[i % palette.len()];
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+            .map_err(err)?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(pts.iter().map(|p| Circle::new(*p, 4, color.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +281,32 @@ mod tests {
 
         r.variants.truncate(1);
         assert!(!ratio_plot(&dir.join("none.svg"), &r).unwrap());
+    }
+
+    #[test]
+    fn the_latency_plot_has_a_line_per_tool() {
+        assert_eq!(sweep_mib("memfill 256 MiB"), Some(256.0));
+        assert_eq!(sweep_mib("memfill"), None);
+        let mut r = Results::default();
+        let dir = std::env::temp_dir().join(format!("mvvm-bench-lat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(!latency_plot(&dir.join("empty.svg"), &r).unwrap());
+        for mib in [64u64, 256, 1024] {
+            r.criu.push(crate::criu::CriuRecord {
+                label: format!("memfill {mib} MiB"),
+                dump_s: Some(mib as f64 / 1000.0),
+                restore_first_s: Some(0.05),
+                checksum_ok: true,
+                ..Default::default()
+            });
+        }
+        let path = dir.join("lat.svg");
+        assert!(latency_plot(&path, &r).unwrap());
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            svg.contains("CRIU dump") && !svg.contains("MVVM checkpoint"),
+            "{svg}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

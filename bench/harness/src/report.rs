@@ -74,6 +74,38 @@ pub fn csv(res: &Results) -> String {
             );
         }
     }
+    for c in &res.criu {
+        let note = format!(
+            "after_s={:.3};straight_s={:.6};image_bytes={};restore_first_ms={};{}",
+            c.after_s,
+            c.straight_s,
+            opt(c.image_bytes),
+            opt(c.restore_first_s.map(|v| format!("{:.3}", v * 1000.0))),
+            csv_text(&c.note)
+        );
+        let _ = writeln!(
+            s,
+            "criu-dump,{},criu,0,false,{},,,,,,,,{note}",
+            c.label,
+            opt(c.dump_s.map(|v| format!("{v:.6}")))
+        );
+        if let Some(end) = c.restore_end_s {
+            let _ = writeln!(
+                s,
+                "criu-restore,{},criu,0,false,{end:.6},,,{},,,,{},{note}",
+                c.label,
+                opt(c.restore_rss_kib),
+                c.checksum_ok
+            );
+        }
+    }
+    if res.criu.is_empty() && !res.criu_status.is_empty() {
+        let _ = writeln!(
+            s,
+            "criu,,criu,0,false,,,,,,,,,{}",
+            csv_text(&res.criu_status)
+        );
+    }
     s
 }
 
@@ -122,7 +154,7 @@ pub fn markdown(res: &Results, title: &str) -> String {
 
     // Ratios, of wall time and of CPU time.
     type Samples = fn(&Results, &str, &str) -> Vec<f64>;
-    let ratio_tables: [(&str, &str, &str, Samples); 3] = [
+    let ratio_tables: [(&str, &str, &str, Samples); 4] = [
         ("native", "native", "Execution time", Results::samples),
         (
             "mvvm-none",
@@ -130,6 +162,7 @@ pub fn markdown(res: &Results, title: &str) -> String {
             "Execution time",
             Results::samples,
         ),
+        ("wasmtime", "Wasmtime", "Execution time", Results::samples),
         (
             "native",
             "native",
@@ -191,9 +224,25 @@ pub fn markdown(res: &Results, title: &str) -> String {
             s,
             "\n## Compile time (s): `mvvm-aot --opt-level=3` per policy, `wasmtime compile`\n"
         );
-        header(&mut s, "workload", &compile_cols);
+        let both = compile_cols.iter().any(|v| v == "mvvm-none")
+            && compile_cols.iter().any(|v| v == "wasmtime");
+        let mut cols = compile_cols.clone();
+        if both {
+            cols.push("mvvm-none / wasmtime".to_owned());
+        }
+        header(&mut s, "workload", &cols);
+        let done = |w: &str, v: &str| {
+            res.compiles
+                .iter()
+                .find(|c| c.workload == w && c.variant == v)
+                .and_then(|c| match c.outcome {
+                    CompileOutcome::Done(t) => Some(t),
+                    _ => None,
+                })
+        };
+        let mut ratios = Vec::new();
         for w in &res.workloads {
-            let cells: Vec<String> = compile_cols
+            let mut cells: Vec<String> = compile_cols
                 .iter()
                 .map(|v| {
                     match res
@@ -212,7 +261,20 @@ pub fn markdown(res: &Results, title: &str) -> String {
                     }
                 })
                 .collect();
+            if both {
+                cells.push(match (done(w, "mvvm-none"), done(w, "wasmtime")) {
+                    (Some(a), Some(b)) if b > 0.0 => {
+                        ratios.push(a / b);
+                        format!("{:.2}", a / b)
+                    }
+                    _ => "—".to_owned(),
+                });
+            }
             let _ = writeln!(s, "| {w} | {} |", cells.join(" | "));
+        }
+        if let (true, Some(g)) = (both, geomean(&ratios)) {
+            let blanks = vec![""; compile_cols.len()].join(" | ");
+            let _ = writeln!(s, "| **geometric mean** | {blanks} | **{g:.2}** |");
         }
     }
 
@@ -293,6 +355,8 @@ pub fn markdown(res: &Results, title: &str) -> String {
         }
     }
 
+    criu_tables(&mut s, res);
+
     let bad = res.mismatches();
     let _ = writeln!(s, "\n## Checksums\n");
     if bad.is_empty() {
@@ -316,6 +380,139 @@ pub fn markdown(res: &Results, title: &str) -> String {
         }
     }
     s
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("—".to_owned(), |v| format!("{v:.1}"))
+}
+
+fn mib(b: Option<u64>) -> String {
+    b.map_or("—".to_owned(), |b| format!("{:.1}", b as f64 / 1048576.0))
+}
+
+/// The CRIU table, and MVVM against CRIU as ratios, trial by trial.
+fn criu_tables(s: &mut String, res: &Results) {
+    if res.criu_status.is_empty() && res.criu.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n## CRIU on the native build\n");
+    if res.criu.is_empty() {
+        let _ = writeln!(s, "{}.", res.criu_status.replace('|', "/"));
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "{}. The native build of the same program, with the same arguments, is started with its output \
+         going to a file, and `criu dump -t PID --shell-job` is run at half its uninterrupted run (the point \
+         where MVVM's trial checkpoints, as a fraction of the run). Dump: wall time of `criu dump` (freeze, \
+         write the images, kill). Images: disk usage of the images directory. Restore to the first \
+         instruction: wall time of `criu restore --shell-job --restore-detached`, which returns once the \
+         task runs again; to the end: until the restored program exits. The restored program must print the \
+         native checksum.\n",
+        res.criu_status.replace('|', "/")
+    );
+    let _ = writeln!(
+        s,
+        "| workload | native run (s) | dump after (s) | dump (ms) | images (MiB) | \
+         restore to first instruction (ms) | restore to the end (s) | restore peak RSS (MiB) | result |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    for c in &res.criu {
+        let _ = writeln!(
+            s,
+            "| {} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} |",
+            c.label,
+            c.straight_s,
+            c.after_s,
+            ms(c.dump_s.map(|v| v * 1000.0)),
+            mib(c.image_bytes),
+            ms(c.restore_first_s.map(|v| v * 1000.0)),
+            c.restore_end_s
+                .map_or("—".to_owned(), |v| format!("{v:.3}")),
+            mib(c.restore_rss_kib.map(|k| k * 1024)),
+            if c.checksum_ok {
+                "checksum ok".to_owned()
+            } else {
+                c.note.replace('|', "/")
+            }
+        );
+    }
+
+    // MVVM against CRIU, where both trials succeeded.
+    let pairs: Vec<_> = res
+        .checkpoints
+        .iter()
+        .filter(|m| m.checksum_ok)
+        .filter_map(|m| {
+            let c = res
+                .criu
+                .iter()
+                .find(|c| c.label == m.label && c.checksum_ok)?;
+            Some((m, c))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## MVVM against CRIU (ratio MVVM / CRIU, lower is better for MVVM)\n\n\
+         Checkpoint: MVVM's trigger-to-durable-snapshot time against the wall time of `criu dump`. \
+         Size: snapshot against images. Restore to the first instruction: MVVM's downtime minus its \
+         checkpoint time (so it includes starting `mvvm-restore` and loading the module) against \
+         `criu restore --restore-detached`. Downtime: MVVM's trigger to first resumed instruction against \
+         CRIU's dump plus restore to the first instruction. Restore to the end: wall time of the whole \
+         restored run (MVVM runs the wasm build, CRIU the native one, so this also carries their speed \
+         difference).\n"
+    );
+    let cols = [
+        "checkpoint",
+        "size",
+        "restore to first instruction",
+        "downtime",
+        "restore to the end",
+    ];
+    let _ = writeln!(s, "| workload | {} |", cols.join(" | "));
+    let _ = writeln!(s, "|---|{}", "---:|".repeat(cols.len()));
+    let mut per_col: Vec<Vec<f64>> = vec![Vec::new(); cols.len()];
+    for (m, c) in &pairs {
+        let mvvm_first = match (m.downtime_ms, m.summary.checkpoint_ms) {
+            (Some(d), Some(k)) if d >= k => Some(d - k),
+            _ => None,
+        };
+        let figures = [
+            (m.summary.checkpoint_ms, c.dump_s.map(|v| v * 1000.0)),
+            (
+                m.summary.snapshot_bytes.map(|b| b as f64),
+                c.image_bytes.map(|b| b as f64),
+            ),
+            (mvvm_first, c.restore_first_s.map(|v| v * 1000.0)),
+            (
+                m.downtime_ms,
+                c.dump_s
+                    .zip(c.restore_first_s)
+                    .map(|(d, r)| (d + r) * 1000.0),
+            ),
+            (m.restore.as_ref().map(|r| r.wall_s), c.restore_end_s),
+        ];
+        let cells: Vec<String> = figures
+            .iter()
+            .enumerate()
+            .map(|(i, f)| match f {
+                (Some(a), Some(b)) if *a > 0.0 && *b > 0.0 => {
+                    per_col[i].push(a / b);
+                    format!("{:.3}", a / b)
+                }
+                _ => "—".to_owned(),
+            })
+            .collect();
+        let _ = writeln!(s, "| {} | {} |", m.label, cells.join(" | "));
+    }
+    let means: Vec<String> = per_col
+        .iter()
+        .map(|c| geomean(c).map_or("—".to_owned(), |g| format!("**{g:.3}**")))
+        .collect();
+    let _ = writeln!(s, "| **geometric mean** | {} |", means.join(" | "));
 }
 
 /// Writes `text` to `path`.
@@ -414,6 +611,55 @@ mod tests {
         assert_eq!(text.lines().count(), 1 + 6 + 1 + 2);
         let cols = CSV_HEADER.split(',').count();
         assert!(text.lines().all(|l| l.split(',').count() == cols), "{text}");
+    }
+
+    #[test]
+    fn criu_trials_are_tabled_and_compared_with_mvvm() {
+        let mut r = sample();
+        r.criu_status = "CRIU 4.1.1 (/x/criu)".into();
+        r.criu.push(crate::criu::CriuRecord {
+            label: "gemm".into(),
+            args: "-s32".into(),
+            straight_s: 1.0,
+            after_s: 0.5,
+            dump_s: Some(0.025),
+            image_bytes: Some(3 << 20),
+            restore_first_s: Some(0.0125),
+            restore_end_s: Some(0.5),
+            restore_rss_kib: Some(4096),
+            checksum_ok: true,
+            note: String::new(),
+        });
+        let md = markdown(&r, "t");
+        assert!(
+            md.contains("| gemm | 1.000 | 0.500 | 25.0 | 3.0 | 12.5 | 0.500 | 4.0 | checksum ok |"),
+            "{md}"
+        );
+        // checkpoint 12.5 / 25, size 3 / 3 MiB, first 27.5 / 12.5,
+        // downtime 40 / 37.5, to the end 1.25 / 0.5.
+        assert!(
+            md.contains("| gemm | 0.500 | 1.000 | 2.200 | 1.067 | 2.500 |"),
+            "{md}"
+        );
+        let text = csv(&r);
+        assert_eq!(text.lines().filter(|l| l.starts_with("criu-")).count(), 2);
+        let cols = CSV_HEADER.split(',').count();
+        assert!(text.lines().all(|l| l.split(',').count() == cols), "{text}");
+    }
+
+    #[test]
+    fn an_unusable_criu_is_explained() {
+        let mut r = sample();
+        r.criu_status = "CRIU not run: not root".into();
+        assert!(
+            markdown(&r, "t").contains("## CRIU on the native build\n\nCRIU not run: not root.")
+        );
+        let text = csv(&r);
+        assert!(
+            text.lines()
+                .any(|l| l == "criu,,criu,0,false,,,,,,,,,CRIU not run: not root"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use crate::Result;
 use crate::cr::{self, CrRecord};
+use crate::criu::{CriuRecord, CriuTool, CriuTrial};
 use crate::measure::{Measurement, measure_via};
 use crate::policy::Policy;
 use crate::stats::Summary;
@@ -62,6 +63,9 @@ pub struct Config {
     pub checkpoint_trials: bool,
     /// Memory sizes (MiB) at which `memfill` is checkpointed and restored.
     pub memfill_sweep: Vec<u32>,
+    /// CRIU, for the same trials on the native builds (only used with
+    /// `checkpoint_trials`).
+    pub criu: CriuTool,
 }
 
 /// One measured (or warm-up) execution.
@@ -109,6 +113,11 @@ pub struct Results {
     pub missing: BTreeMap<(String, String), String>,
     /// Checkpoint-and-restore trials.
     pub checkpoints: Vec<CrRecord>,
+    /// CRIU dump-and-restore trials of the native builds.
+    pub criu: Vec<CriuRecord>,
+    /// Which CRIU was used, or why none could be (empty when not asked
+    /// for).
+    pub criu_status: String,
 }
 
 impl Results {
@@ -189,6 +198,17 @@ pub fn run(
         variants.push(Variant::Wasmtime);
     }
     res.variants = variants.iter().map(Variant::label).collect();
+    let criu = match (&cfg.criu, cfg.checkpoint_trials) {
+        (CriuTool::Ready { path, version }, true) => {
+            res.criu_status = format!("CRIU {version} ({})", path.display());
+            Some(path.as_path())
+        }
+        (CriuTool::Unavailable(why), true) => {
+            res.criu_status = format!("CRIU not run: {why}");
+            None
+        }
+        _ => None,
+    };
     let mut unsupported: BTreeMap<String, String> = BTreeMap::new();
     let report_file = work.join("measure-report.txt");
     tools::ensure_dir(&work)?;
@@ -335,13 +355,44 @@ pub fn run(
                 res.checkpoints.push(rec);
             }
         }
+        if let Some(criu) = criu {
+            let native = &prepared[0];
+            let straight = Summary::of(&res.samples(w.name, "native")).map(|s| s.median);
+            if let (Some(straight), false) = (straight, failed.contains_key("native")) {
+                let trial = CriuTrial {
+                    criu,
+                    wrapper,
+                    dir: &work.join("criu"),
+                    limit: cfg.run_limit,
+                };
+                let rec = trial.run(
+                    w.name,
+                    &native.program,
+                    args,
+                    straight,
+                    reference.as_deref(),
+                )?;
+                log_criu(&rec);
+                res.criu.push(rec);
+            }
+        }
         for (label, why) in failed {
             res.missing.insert((w.name.to_owned(), label), why);
         }
         progress(&res)?;
     }
-    if let (true, Some(t), false) = (cfg.checkpoint_trials, mvvm, cfg.memfill_sweep.is_empty()) {
-        memfill_sweep(paths, cfg, wrapper, t, &report_file, &unsupported, &mut res)?;
+    if cfg.checkpoint_trials && !cfg.memfill_sweep.is_empty() && (mvvm.is_some() || criu.is_some())
+    {
+        let sweep = Sweep {
+            paths,
+            cfg,
+            wrapper,
+            mvvm,
+            criu,
+            report_file: &report_file,
+        };
+        sweep.run(&unsupported, &mut res)?;
+        progress(&res)?;
     }
     Ok(res)
 }
@@ -373,68 +424,129 @@ fn log_trial(rec: &CrRecord) {
     );
 }
 
-/// Checkpoints and restores `memfill` at each size of the sweep.
-fn memfill_sweep(
-    paths: &Paths,
-    cfg: &Config,
-    wrapper: &Path,
-    t: &MvvmTools,
-    report_file: &Path,
-    unsupported: &BTreeMap<String, String>,
-    res: &mut Results,
-) -> Result<()> {
-    let Some(w) = workloads::by_name("memfill") else {
-        return Ok(());
-    };
-    let work = paths.work();
-    let policy = cr::POLICY_PREFERENCE.iter().find_map(|n| {
-        cfg.policies
-            .iter()
-            .find(|p| p.name == *n && !unsupported.contains_key(&Variant::Mvvm(**p).label()))
-    });
-    let Some(policy) = policy else { return Ok(()) };
-    let dir = work.join("aot").join(policy.name);
-    tools::ensure_dir(&dir)?;
-    let aot = dir.join("memfill.aot");
-    match tools::compile_aot(t, &paths.wasm(w), &aot, policy.flags, cfg.compile_limit)? {
-        CompileOutcome::Done(_) => {}
-        _ => return Ok(()),
-    }
-    let native = tools::build_native(paths, w, &work.join("native"))?;
-    for size in &cfg.memfill_sweep {
-        let owned = [format!("-m{size}"), "-p4".to_owned()];
-        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
-        let label = format!("memfill {size} MiB");
-        eprintln!("== {label} (checkpoint and restore)");
-        let os: Vec<OsString> = args.iter().map(OsString::from).collect();
-        let n = measure_via(wrapper, report_file, &native, &os, cfg.run_limit)?;
-        let reference = workloads::parse_checksum(&n.stdout);
-        let straight = measure_via(
-            wrapper,
-            report_file,
-            &t.checkpoint,
-            &t.run_args(&aot, &args),
-            cfg.run_limit,
-        )?;
-        let trial = cr::Trial {
-            wrapper,
-            report_file,
-            tools: t,
-            dir: &work.join("snapshots"),
-            limit: cfg.run_limit,
+fn log_criu(rec: &CriuRecord) {
+    let ms = |v: Option<f64>| v.map_or("?".to_owned(), |v| format!("{:.1} ms", v * 1000.0));
+    eprintln!(
+        "   criu dump after {:.2} s: {}, {} MiB images; restore to first instruction {}, to the end {}; {}",
+        rec.after_s,
+        ms(rec.dump_s),
+        rec.image_bytes
+            .map_or("?".to_owned(), |b| format!("{:.1}", b as f64 / 1048576.0)),
+        ms(rec.restore_first_s),
+        rec.restore_end_s
+            .map_or("-".to_owned(), |v| format!("{v:.3} s")),
+        if rec.checksum_ok {
+            "checksum ok".to_owned()
+        } else if rec.failed() {
+            format!("FAILED: {}", rec.note)
+        } else {
+            format!("skipped: {}", rec.note)
+        }
+    );
+}
+
+/// The `memfill` sweep: checkpoint and restore at each memory size, with
+/// MVVM (when its tools and a checkpoint policy are available) and with
+/// CRIU on the native build (when CRIU is usable).
+struct Sweep<'a> {
+    paths: &'a Paths,
+    cfg: &'a Config,
+    wrapper: &'a Path,
+    mvvm: Option<&'a MvvmTools>,
+    criu: Option<&'a Path>,
+    report_file: &'a Path,
+}
+
+impl Sweep<'_> {
+    /// The memfill module compiled with the preferred supported policy.
+    fn mvvm_module(
+        &self,
+        w: &Workload,
+        unsupported: &BTreeMap<String, String>,
+    ) -> Result<Option<(&'static str, PathBuf)>> {
+        let Some(t) = self.mvvm else { return Ok(None) };
+        let policy = cr::POLICY_PREFERENCE.iter().find_map(|n| {
+            self.cfg
+                .policies
+                .iter()
+                .find(|p| p.name == *n && !unsupported.contains_key(&Variant::Mvvm(**p).label()))
+        });
+        let Some(policy) = policy else {
+            return Ok(None);
         };
-        let rec = trial.run(
-            &label,
-            &aot,
-            policy.name,
-            &args,
-            straight.m.wall_s,
-            reference.as_deref(),
-        )?;
-        log_trial(&rec);
-        res.checkpoints.push(rec);
+        let dir = self.paths.work().join("aot").join(policy.name);
+        tools::ensure_dir(&dir)?;
+        let aot = dir.join("memfill.aot");
+        Ok(
+            match tools::compile_aot(
+                t,
+                &self.paths.wasm(w),
+                &aot,
+                policy.flags,
+                self.cfg.compile_limit,
+            )? {
+                CompileOutcome::Done(_) => Some((policy.name, aot)),
+                _ => None,
+            },
+        )
     }
-    Ok(())
+
+    fn run(&self, unsupported: &BTreeMap<String, String>, res: &mut Results) -> Result<()> {
+        let Some(w) = workloads::by_name("memfill") else {
+            return Ok(());
+        };
+        let work = self.paths.work();
+        let module = self.mvvm_module(w, unsupported)?;
+        let native = tools::build_native(self.paths, w, &work.join("native"))?;
+        let limit = self.cfg.run_limit;
+        for size in &self.cfg.memfill_sweep {
+            let owned = [format!("-m{size}"), "-p4".to_owned()];
+            let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+            let label = format!("memfill {size} MiB");
+            eprintln!("== {label} (checkpoint and restore)");
+            let os: Vec<OsString> = args.iter().map(OsString::from).collect();
+            let n = measure_via(self.wrapper, self.report_file, &native, &os, limit)?;
+            let reference = workloads::parse_checksum(&n.stdout);
+            if let (Some(t), Some((policy, aot))) = (self.mvvm, &module) {
+                let straight = measure_via(
+                    self.wrapper,
+                    self.report_file,
+                    &t.checkpoint,
+                    &t.run_args(aot, &args),
+                    limit,
+                )?;
+                let trial = cr::Trial {
+                    wrapper: self.wrapper,
+                    report_file: self.report_file,
+                    tools: t,
+                    dir: &work.join("snapshots"),
+                    limit,
+                };
+                let rec = trial.run(
+                    &label,
+                    aot,
+                    policy,
+                    &args,
+                    straight.m.wall_s,
+                    reference.as_deref(),
+                )?;
+                log_trial(&rec);
+                res.checkpoints.push(rec);
+            }
+            if let (Some(criu), Some(0)) = (self.criu, n.m.exit_code) {
+                let trial = CriuTrial {
+                    criu,
+                    wrapper: self.wrapper,
+                    dir: &work.join("criu"),
+                    limit,
+                };
+                let rec = trial.run(&label, &native, &args, n.m.wall_s, reference.as_deref())?;
+                log_criu(&rec);
+                res.criu.push(rec);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn first_line(s: &str) -> &str {
