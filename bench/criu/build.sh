@@ -25,10 +25,10 @@ POOL=http://deb.debian.org/debian/pool/main/c/criu
 # The minimal build dependencies of `make criu` on bookworm (found by
 # building from scratch): protobuf-c for the image format (descriptor.proto
 # comes from libprotobuf-dev), libcap, libnl-3 and libnet for network
-# state, pkg-config to find them. nftables, gnutls, libbsd and the docs
+# state, libuuid, pkg-config to find them. nftables, gnutls, libbsd and the docs
 # are optional and left out.
 DEPS=(gcc make pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler
-      libcap-dev libnl-3-dev libnet1-dev curl xz-utils ca-certificates)
+      libcap-dev libnl-3-dev libnet1-dev uuid-dev curl xz-utils ca-certificates)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
