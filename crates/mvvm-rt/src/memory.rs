@@ -8,6 +8,15 @@
 //!  base                      base+length                 base+8 GiB+64 KiB
 //!  |  committed (RW)          |  reserved (PROT_NONE)  ...  |
 //! ```
+//!
+//! With dirty tracking on ([`LinearMemory::start_dirty_tracking`], see
+//! `dirty.rs`), the committed part is read-only except for the 64 KiB
+//! chunks written since tracking started, which the fault handler makes
+//! writable one by one as it records them.
+
+mod dirty;
+
+pub(crate) use dirty::handle_write_fault;
 
 use crate::vmctx::VMMemory;
 use mvvm_abi::meta::MemoryType;
@@ -22,6 +31,9 @@ pub(crate) struct LinearMemory {
     vm: Box<VMMemory>,
     ty: MemoryType,
     max_pages: u64,
+    /// Dirty-chunk tracker, claimed on the first
+    /// [`Self::start_dirty_tracking`].
+    tracker: Option<dirty::Tracker>,
 }
 
 /// Creating a memory failed.
@@ -68,6 +80,7 @@ impl LinearMemory {
             }),
             ty,
             max_pages: ty.limits.max.unwrap_or(MAX_PAGES).min(MAX_PAGES),
+            tracker: None,
         };
         if ty.limits.min > 0 && m.grow(ty.limits.min).is_none() {
             return Err(std::io::Error::last_os_error().into());
@@ -116,14 +129,63 @@ impl LinearMemory {
             return None;
         }
         self.vm.length = new * WASM_PAGE_SIZE;
+        if let Some(t) = &self.tracker {
+            t.grown(start, self.vm.length as usize);
+        }
         Some(old)
+    }
+
+    /// Starts (or restarts) a dirty-tracking period: every chunk counts as
+    /// clean and the accessible memory becomes read-only; each chunk
+    /// written afterwards (by wasm or by host code) faults once, is marked
+    /// dirty and made writable again. Returns `false` when no tracker slot
+    /// is free (the memory is then not tracked: snapshots stay full).
+    pub fn start_dirty_tracking(&mut self) -> std::io::Result<bool> {
+        if self.tracker.is_none() {
+            self.tracker = dirty::Tracker::claim();
+        }
+        let Some(t) = &self.tracker else {
+            return Ok(false);
+        };
+        // Host code may write into the memory before wasm is entered: the
+        // fault handler must be in place first.
+        crate::signals::prepare_thread();
+        // SAFETY: `base..base+length` is this memory's accessible part;
+        // writes through `data_mut` slices keep working (they fault once
+        // per chunk and are retried).
+        unsafe { t.start(self.vm.base, self.vm.length as usize)? };
+        Ok(true)
+    }
+
+    /// Ends the tracking period, if any: the memory is read-write again.
+    /// (Runs never need it: a tracked memory stays tracked until dropped.)
+    #[cfg(test)]
+    pub fn stop_dirty_tracking(&mut self) {
+        if let Some(t) = &self.tracker {
+            // SAFETY: this memory's accessible part, as tracked.
+            unsafe { t.stop(self.vm.base, self.vm.length as usize) };
+        }
+    }
+
+    /// The 64 KiB chunks written since tracking started (bit `i % 64` of
+    /// word `i / 64` for chunk `i`; every chunk after a tracking overflow),
+    /// or `None` when tracking is off.
+    pub fn dirty_chunks(&self) -> Option<Vec<u64>> {
+        self.tracker.as_ref().and_then(|t| t.bitmap())
+    }
+
+    /// Whether a tracking period is running.
+    #[cfg(test)]
+    pub fn is_tracking_dirty(&self) -> bool {
+        self.tracker.as_ref().is_some_and(|t| t.active())
     }
 
     /// Maps `len` bytes of `file` at `file_offset` copy-on-write over the
     /// accessible bytes at `guest_offset` (restoring a snapshot: pages are
     /// read from the file only when touched, and writes stay private).
     /// The range must lie within the current size and, like the offsets,
-    /// be a multiple of the host page size.
+    /// be a multiple of the host page size. Called before dirty tracking
+    /// starts (the mapping is read-write).
     pub fn map_file_private(
         &mut self,
         guest_offset: u64,
@@ -172,6 +234,48 @@ impl LinearMemory {
         Ok(())
     }
 
+    /// Replaces `len` accessible bytes at `guest_offset` by fresh zero
+    /// pages (restoring the zeroed ranges of an incremental snapshot over
+    /// its base's mapping: O(1) instead of writing zeros). Same rules as
+    /// [`Self::map_file_private`].
+    pub fn map_zero(&mut self, guest_offset: u64, len: u64) -> std::io::Result<()> {
+        let page = page_size();
+        if guest_offset
+            .checked_add(len)
+            .is_none_or(|e| e > self.vm.length)
+            || !guest_offset.is_multiple_of(page)
+            || !len.is_multiple_of(page)
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot zero {len} bytes at guest offset {guest_offset:#x} (memory of {} bytes)",
+                    self.vm.length
+                ),
+            ));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: the range lies inside our reservation (checked against
+        // the current length above), so MAP_FIXED replaces only pages we
+        // own with anonymous zero pages, read-write like the rest.
+        let p = unsafe {
+            libc::mmap(
+                self.vm.base.add(guest_offset as usize).cast(),
+                len as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// The accessible bytes.
     pub fn data(&self) -> &[u8] {
         // SAFETY: `length` bytes from `base` are mapped read-write.
@@ -195,6 +299,9 @@ fn page_size() -> u64 {
 
 impl Drop for LinearMemory {
     fn drop(&mut self) {
+        // Release the tracker first: once unmapped, the range may be
+        // reused by anyone, and the fault handler must no longer claim it.
+        drop(self.tracker.take());
         // SAFETY: we own the reservation and no instance using it is alive
         // (the store drops instances and memories together).
         unsafe { libc::munmap(self.vm.base.cast(), MEMORY_RESERVATION as usize) };
@@ -223,6 +330,35 @@ mod tests {
         assert_eq!(m.pages(), 3);
         assert_eq!(m.data()[65535], 7);
         assert_eq!(m.data()[3 * 65536 - 1], 0);
+    }
+
+    #[test]
+    fn dirty_tracking_records_written_chunks() {
+        let mut m = LinearMemory::new(ty(4, Some(8))).unwrap();
+        m.data_mut()[3] = 1;
+        assert_eq!(m.dirty_chunks(), None);
+        assert!(m.start_dirty_tracking().unwrap());
+        assert!(m.is_tracking_dirty());
+        assert_eq!(m.dirty_chunks().unwrap()[0], 0);
+        // Reads do not count; writes by host code fault once and count.
+        assert_eq!(m.data()[3], 1);
+        m.data_mut()[2 * 65536 + 5] = 9;
+        m.data_mut()[2 * 65536 + 6] = 9;
+        assert_eq!(m.dirty_chunks().unwrap()[0], 0b100);
+        // New pages are dirty.
+        assert_eq!(m.grow(2), Some(4));
+        assert_eq!(m.dirty_chunks().unwrap()[0], 0b11_0100);
+        m.data_mut()[5 * 65536] = 1;
+        // A new period starts clean.
+        assert!(m.start_dirty_tracking().unwrap());
+        assert_eq!(m.dirty_chunks().unwrap()[0], 0);
+        m.data_mut()[0] = 7;
+        assert_eq!(m.dirty_chunks().unwrap()[0], 1);
+        m.stop_dirty_tracking();
+        assert_eq!(m.dirty_chunks(), None);
+        m.data_mut()[65536] = 1;
+        assert_eq!(m.data()[2 * 65536 + 5], 9);
+        assert_eq!(m.data()[0], 7);
     }
 
     #[test]

@@ -149,6 +149,16 @@ unsafe fn fault_pc(ctx: *mut libc::c_void) -> usize {
 }
 
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // A write into a write-protected chunk of a dirty-tracked memory (by
+    // wasm or by host code): record it, unprotect, retry the store. Checked
+    // first since it is not an error and may come from any code.
+    if sig == libc::SIGSEGV && !info.is_null() {
+        // SAFETY: for SIGSEGV the kernel fills `si_addr`.
+        let addr = unsafe { (*info).si_addr() } as usize;
+        if crate::memory::handle_write_fault(addr) {
+            return;
+        }
+    }
     // SAFETY: `ctx` comes from the kernel.
     let pc = unsafe { fault_pc(ctx) };
     let jb = current_jmp_buf();

@@ -2,17 +2,184 @@
 //! frames (outermost first), defined globals, tables, dropped segments,
 //! linear memory, WASI state and clock, and the info header.
 
-use super::control::RawFrame;
+use super::control::{BaseInfo, FLAG_PERIODIC, RawFrame};
 use super::{CheckpointError, CheckpointStats, SnapshotSink};
 use crate::store::{Store, StoreInner};
 use crate::vmctx::VMFuncRef;
 use crate::wasi::WasiCtx;
 use crate::{Instance, Module};
-use mvvm_abi::checkpoint::UNWIND_NONE;
+use mvvm_abi::checkpoint::{REWINDING, UNWIND_NONE};
 use mvvm_abi::meta::{ModuleMeta, TargetArch, ValType};
 use mvvm_abi::version::PRODUCER_VERSION;
-use mvvm_snapshot::{FrameRecord, SnapshotInfo, SnapshotParts, WasmValue};
+use mvvm_snapshot::{BaseRef, FrameRecord, Incremental, SnapshotInfo, SnapshotParts, WasmValue};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Longest chain of incremental snapshots written: the snapshot after a
+/// snapshot of this depth is full again. Restore opens one file per link
+/// and maps each link's runs, so a bounded chain keeps restore cheap and
+/// the number of mappings well under `vm.max_map_count`.
+pub const MAX_INCREMENTAL_DEPTH: u32 = 16;
+
+/// Where a base snapshot is kept when a new snapshot is about to replace
+/// it at the same path: next to it, named after its id,
+/// `DIR/STEM.ID12.EXT` (`bc.bin` → `bc.3f9a0c1d2e4b.bin`, the first 12 hex
+/// digits of its snapshot id). A hard link to the same file: nothing is
+/// copied, and a restored run that still maps the old file keeps working.
+pub fn base_keep_path(path: &Path, id: &[u8; 32]) -> PathBuf {
+    let hex: String = id[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "snapshot".into());
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.{hex}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.{hex}"),
+    };
+    path.with_file_name(name)
+}
+
+/// Writes the snapshot of a periodic checkpoint, then prepares the run to
+/// go on: the captured frames become the frames to rewind, dirty tracking
+/// restarts with the new snapshot as the base. Returns the function to
+/// call to rewind (the outermost frame's), or `None` when nothing was
+/// captured to rewind (cannot happen after a successful capture).
+pub(crate) fn take_and_continue(
+    store: &mut Store,
+    module: &Module,
+    instance: Instance,
+    sink: &mut SnapshotSink,
+) -> Result<Option<u32>, CheckpointError> {
+    let raw = match store.inner.ckpt.as_deref() {
+        Some(c) => c.unwound.clone(),
+        None => return Ok(None),
+    };
+    let stats = take(store, module, instance, sink)?;
+    let s = &mut *store.inner;
+    let meta = module.meta();
+    let mut rewind = std::collections::VecDeque::with_capacity(raw.len());
+    for mut f in raw.into_iter().rev() {
+        f.point = meta
+            .func_infos
+            .get(f.func.wrapping_sub(meta.num_imported_funcs) as usize)
+            .and_then(|info| {
+                info.stable_points
+                    .binary_search_by_key(&f.offset, |p| p.offset)
+                    .ok()
+            })
+            .ok_or_else(|| {
+                CheckpointError::Host(format!(
+                    "frame of function #{} at {:#x} is not at a stable point",
+                    f.func, f.offset
+                ))
+            })? as u32;
+        rewind.push_back(f);
+    }
+    let Some(entry) = rewind.front().map(|f| f.func) else {
+        return Ok(None);
+    };
+    // A tick of the period that came during the write is dropped: the
+    // next checkpoint is a whole period after this one's end at the most.
+    s.limits
+        .probe_flag
+        .fetch_and(!FLAG_PERIODIC, Ordering::SeqCst);
+    let on_checkpoint = match s.ckpt.as_deref_mut() {
+        Some(c) => {
+            c.rewind = rewind;
+            c.continuing = false;
+            c.triggered_at = None;
+            c.reason = None;
+            c.on_checkpoint
+        }
+        None => None,
+    };
+    s.limits.unwind_state = REWINDING;
+    if let Some(f) = on_checkpoint {
+        f(&stats);
+    }
+    Ok(Some(entry))
+}
+
+/// Starts dirty tracking of `instance`'s memory with `base` (a snapshot
+/// file equal to the memory now) as the base of the next checkpoint.
+/// Tracking that cannot start (no free tracker slot, `mprotect` failed)
+/// only means the next snapshot is full: logged, not an error.
+pub(crate) fn track_from(store: &mut Store, instance: Instance, base: BaseInfo) {
+    let s = &mut *store.inner;
+    let Some(&m) = s.instances[instance.index as usize].memories.first() else {
+        // No memory: an incremental snapshot would save nothing anyway.
+        return;
+    };
+    match s.memories[m as usize].start_dirty_tracking() {
+        Ok(true) => {
+            if let Some(c) = s.ckpt.as_deref_mut() {
+                c.base = Some(base);
+            }
+        }
+        Ok(false) => tracing::warn!("no dirty tracker free: the next snapshot will be full"),
+        Err(e) => {
+            tracing::warn!("dirty tracking not started ({e}): the next snapshot will be full")
+        }
+    }
+}
+
+/// The base to record for an incremental snapshot written to `path`, or
+/// `None` (write a full snapshot) when the base file is gone or changed,
+/// or cannot be kept. When `path` is the base itself, the base is first
+/// kept under [`base_keep_path`].
+fn base_for(path: &Path, base: &BaseInfo, kept: &mut Vec<PathBuf>) -> Option<BaseRef> {
+    match mvvm_snapshot::read_identity(&base.path) {
+        Ok((id, _)) if id == base.id => {}
+        Ok(_) => {
+            tracing::warn!(base = %base.path.display(), "base snapshot was replaced: writing a full snapshot");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(base = %base.path.display(), "base snapshot unreadable ({e}): writing a full snapshot");
+            return None;
+        }
+    }
+    let same_file = |a: &Path, b: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+            _ => false,
+        }
+    };
+    let base_path = if same_file(path, &base.path) {
+        let keep = base_keep_path(path, &base.id);
+        let already = matches!(mvvm_snapshot::read_identity(&keep), Ok((id, _)) if id == base.id);
+        if !already {
+            let _ = std::fs::remove_file(&keep);
+            if let Err(e) = std::fs::hard_link(&base.path, &keep) {
+                tracing::warn!(keep = %keep.display(), "cannot keep the base snapshot ({e}): writing a full snapshot");
+                return None;
+            }
+            kept.push(keep.clone());
+        }
+        keep
+    } else {
+        base.path.clone()
+    };
+    let dir_of = |p: &Path| {
+        let d = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::canonicalize(d).ok()
+    };
+    let recorded = match (dir_of(path), dir_of(&base_path), base_path.file_name()) {
+        (Some(a), Some(b), Some(name)) if a == b => name.to_string_lossy().into_owned(),
+        (_, Some(b), Some(name)) => b.join(name).to_string_lossy().into_owned(),
+        _ => return None,
+    };
+    Some(BaseRef {
+        id: base.id,
+        path: recorded,
+        base_depth: base.depth,
+    })
+}
 
 /// Writes the snapshot of `instance` (whose frames the store's control
 /// holds) to `sink`.
@@ -20,7 +187,7 @@ pub(crate) fn take(
     store: &mut Store,
     module: &Module,
     instance: Instance,
-    sink: SnapshotSink,
+    sink: &mut SnapshotSink,
 ) -> Result<CheckpointStats, CheckpointError> {
     let s: &mut StoreInner = &mut store.inner;
     s.limits.unwind_state = UNWIND_NONE;
@@ -93,13 +260,20 @@ pub(crate) fn take(
             "checkpointing a module that imports its memory is not supported".into(),
         ));
     }
-    let (memory, max_pages): (&[u8], Option<u64>) = match inst.memories.first() {
-        Some(&m) => {
-            let mem = &s.memories[m as usize];
-            (mem.data(), mem.ty().limits.max)
-        }
-        None => (&[], None),
-    };
+    let (memory, max_pages, dirty): (&[u8], Option<u64>, Option<Vec<u64>>) =
+        match inst.memories.first() {
+            Some(&m) => {
+                let mem = &s.memories[m as usize];
+                (mem.data(), mem.ty().limits.max, mem.dirty_chunks())
+            }
+            None => (&[], None, Some(Vec::new())),
+        };
+    let base = s.ckpt.as_deref().and_then(|c| c.base.clone());
+    let mut kept = s
+        .ckpt
+        .as_deref_mut()
+        .map(|c| std::mem::take(&mut c.kept))
+        .unwrap_or_default();
 
     let wasi_state = s
         .data
@@ -143,15 +317,37 @@ pub(crate) fn take(
         max_pages,
     };
     let nframes = parts.frames.len();
-    let (written, location) = match sink {
-        SnapshotSink::File(path) => (
-            mvvm_snapshot::write_file_atomic(&path, &parts)?,
-            path.display().to_string(),
-        ),
-        SnapshotSink::Stream(mut w) => {
-            (mvvm_snapshot::write(&mut w, &parts)?, "stream".to_string())
+    let mut base_recorded = None;
+    let (written, location, path) = match sink {
+        SnapshotSink::File(path) => {
+            let inc = match (&base, dirty) {
+                (Some(b), Some(dirty)) if b.depth < MAX_INCREMENTAL_DEPTH => {
+                    base_for(path, b, &mut kept).map(|base| Incremental { base, dirty })
+                }
+                _ => None,
+            };
+            let written = match &inc {
+                Some(inc) => {
+                    base_recorded = Some(inc.base.path.clone());
+                    mvvm_snapshot::write_incremental_file_atomic(path, &parts, inc)?
+                }
+                None => mvvm_snapshot::write_file_atomic(path, &parts)?,
+            };
+            (written, path.display().to_string(), Some(path.clone()))
         }
+        SnapshotSink::Stream(w) => (mvvm_snapshot::write(w, &parts)?, "stream".to_string(), None),
     };
+    let depth = match (&base_recorded, &base) {
+        (Some(_), Some(b)) => b.depth + 1,
+        _ => 0,
+    };
+    if depth == 0 {
+        // A full snapshot is durable: the bases this run kept are of no
+        // use any more.
+        for k in kept.drain(..) {
+            let _ = std::fs::remove_file(k);
+        }
+    }
     let stats = CheckpointStats {
         frames: nframes,
         snapshot_bytes: written.total_bytes,
@@ -159,6 +355,7 @@ pub(crate) fn take(
         trigger_to_durable: triggered_at.elapsed(),
         probes,
         location,
+        base: base_recorded,
     };
     tracing::info!(
         frames = stats.frames,
@@ -166,8 +363,26 @@ pub(crate) fn take(
         memory = stats.memory_bytes,
         ms = stats.trigger_to_durable.as_secs_f64() * 1e3,
         location = %stats.location,
+        base = ?stats.base,
         "checkpoint written"
     );
+    if let Some(c) = store.inner.ckpt.as_deref_mut() {
+        c.kept = kept;
+    }
+    // The memory now equals the snapshot just written: if the run goes on
+    // (periodic checkpoints), the next snapshot is taken against it.
+    let continuing = store.inner.ckpt.as_deref().is_some_and(|c| c.continuing);
+    if let (true, Some(path)) = (continuing, path) {
+        track_from(
+            store,
+            instance,
+            BaseInfo {
+                path,
+                id: written.id,
+                depth,
+            },
+        );
+    }
     Ok(stats)
 }
 

@@ -29,6 +29,10 @@ use std::time::{Duration, Instant};
 pub(crate) const FLAG_COUNT: u32 = 1;
 /// `probe_flag` bit: a checkpoint is requested (signal, timer).
 pub(crate) const FLAG_REQUEST: u32 = 2;
+/// `probe_flag` bit: a periodic checkpoint is due ([`Trigger::Every`](super::Trigger::Every)):
+/// the run continues after it. A [`FLAG_REQUEST`] set at the same time
+/// wins (the run stops).
+pub(crate) const FLAG_PERIODIC: u32 = 4;
 
 /// Longest a blocking host call waits before looking at the request bit
 /// again.
@@ -92,6 +96,29 @@ pub(crate) struct Control {
     pub reason: Option<String>,
     /// The host function just called gave up because of a request.
     pub host_interrupted: bool,
+    /// The unwind under way is a periodic checkpoint: the run continues
+    /// after the snapshot is written.
+    pub continuing: bool,
+    /// The snapshot the memory was last identical to, while dirty tracking
+    /// runs: the base of the next (incremental) snapshot.
+    pub base: Option<BaseInfo>,
+    /// Called after each periodic checkpoint.
+    pub on_checkpoint: Option<fn(&super::CheckpointStats)>,
+    /// Bases this run kept under derived names (periodic checkpoints):
+    /// removed once a full snapshot makes them useless.
+    pub kept: Vec<std::path::PathBuf>,
+}
+
+/// A snapshot file an incremental snapshot may be taken against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BaseInfo {
+    /// Where it is (as given: relative to the working directory or
+    /// absolute).
+    pub path: std::path::PathBuf,
+    /// Its snapshot id.
+    pub id: [u8; 32],
+    /// Its depth (0: full).
+    pub depth: u32,
 }
 
 impl Control {
@@ -130,6 +157,9 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
     let flag = limits.probe_flag.load(Ordering::SeqCst);
     let reason = if flag & FLAG_REQUEST != 0 {
         Some("request (signal or timer)".to_string())
+    } else if flag & FLAG_PERIODIC != 0 {
+        c.continuing = true;
+        Some("periodic checkpoint".to_string())
     } else {
         match c.armed {
             Armed::ProbeCount(n) if c.probes == n => Some(format!("probe count {n}")),
@@ -242,7 +272,11 @@ pub(crate) fn take_host_unwind(s: &mut StoreInner) -> bool {
     if !std::mem::take(&mut c.host_interrupted) {
         return false;
     }
-    s.limits.probe_flag.store(0, Ordering::SeqCst);
+    let flag = s.limits.probe_flag.swap(0, Ordering::SeqCst);
+    if flag & FLAG_REQUEST == 0 && flag & FLAG_PERIODIC != 0 {
+        c.continuing = true;
+        c.reason.get_or_insert_with(|| "periodic checkpoint".into());
+    }
     s.limits.unwind_state = UNWINDING;
     c.triggered_at.get_or_insert_with(Instant::now);
     c.reason
@@ -265,7 +299,9 @@ pub(crate) fn requested() -> bool {
         let p = l.get();
         // SAFETY: set by the session guard to the limits of its store,
         // which outlive the session; cleared when the session ends.
-        !p.is_null() && unsafe { (*p).probe_flag.load(Ordering::SeqCst) } & FLAG_REQUEST != 0
+        !p.is_null()
+            && unsafe { (*p).probe_flag.load(Ordering::SeqCst) } & (FLAG_REQUEST | FLAG_PERIODIC)
+                != 0
     })
 }
 
@@ -322,6 +358,8 @@ pub(crate) struct SessionConfig {
     pub log_probes: bool,
     pub signals: bool,
     pub after: Option<Duration>,
+    /// `after` repeats (periodic checkpoints that continue the run).
+    pub every: bool,
 }
 
 impl Session {
@@ -339,6 +377,10 @@ impl Session {
             triggered_at: None,
             reason: None,
             host_interrupted: false,
+            continuing: false,
+            base: None,
+            on_checkpoint: None,
+            kept: Vec::new(),
         }));
         let limits: *mut VMLimits = &mut *s.limits;
         s.limits
@@ -372,12 +414,23 @@ impl Session {
         if let Some(d) = cfg.after {
             let (tx, rx) = mpsc::channel::<()>();
             let addr = limits as usize;
+            let (every, bit) = (
+                cfg.every,
+                if cfg.every {
+                    FLAG_PERIODIC
+                } else {
+                    FLAG_REQUEST
+                },
+            );
             let handle = std::thread::spawn(move || {
-                if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(d) {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(d) {
                     let p = addr as *const VMLimits;
                     // SAFETY: the session joins this thread before it
                     // ends, and the store outlives the session.
-                    unsafe { (*p).probe_flag.fetch_or(FLAG_REQUEST, Ordering::SeqCst) };
+                    unsafe { (*p).probe_flag.fetch_or(bit, Ordering::SeqCst) };
+                    if !every {
+                        break;
+                    }
                 }
             });
             session.timer = Some((tx, handle));

@@ -48,10 +48,21 @@
 //! - **Entry**: the outermost frame must be in `_start` or in the start
 //!   function (both have array trampolines); after a start function resumed
 //!   this way returns, `_start` runs as in a fresh run.
-//! - **Not done**: dirty-page tracking and incremental snapshots
-//!   (`Policy::LoopDirty` checkpoints like `Loop`, with full snapshots);
-//!   threads; connected sockets do not survive a restore (the WASI layer
-//!   refuses them).
+//! - **Incremental snapshots** (see `docs/snapshot-format.md`): when the
+//!   memory is dirty-tracked (`memory/dirty.rs`: write protection, one
+//!   fault per 64 KiB chunk written) and the memory is known to equal a
+//!   snapshot file (the one a run was restored from, or the last one a
+//!   [`Trigger::Every`] run wrote), the next checkpoint to a file holds
+//!   only the chunks written since, and names that file as its base.
+//!   Tracking runs after a restore of a `Policy::LoopDirty` module (or with
+//!   [`RestoreOptions::incremental`]) and between periodic checkpoints. A
+//!   snapshot that would replace its own base (the default of
+//!   `mvvm-restore`) first keeps the base under a derived name
+//!   ([`base_keep_path`]), by a hard link: no copy, and the base can never
+//!   be lost. Chains are cut at [`MAX_INCREMENTAL_DEPTH`] (the next
+//!   snapshot is full again). Streams always get full snapshots.
+//! - **Not done**: threads; connected sockets do not survive a restore
+//!   (the WASI layer refuses them).
 
 pub(crate) mod capture;
 pub(crate) mod control;
@@ -69,6 +80,7 @@ use mvvm_abi::meta::ExportKind;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use capture::{MAX_INCREMENTAL_DEPTH, base_keep_path};
 pub use restore::restore;
 
 /// What starts a checkpoint.
@@ -94,6 +106,14 @@ pub enum Trigger {
     },
     /// After this much wall-clock time (a timer thread sets the request).
     After(Duration),
+    /// Every time this much wall-clock time has passed, write a snapshot
+    /// and go on running (the run is rewound in-process from the captured
+    /// frames, as a restore would). Needs a file sink; every snapshot
+    /// replaces the previous one at that path, the first full, the next
+    /// ones incremental against the previous (kept under
+    /// [`base_keep_path`]). SIGINT/SIGUSR1 still take a last snapshot and
+    /// stop.
+    Every(Duration),
 }
 
 /// A function, by name (name section or export name) or index.
@@ -154,6 +174,14 @@ pub struct CheckpointConfig {
     pub signals: bool,
 }
 
+/// Options of [`run_with`] beyond [`CheckpointConfig`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Called after each periodic checkpoint of a [`Trigger::Every`] run
+    /// (the last checkpoint, which stops the run, is in the [`Outcome`]).
+    pub on_checkpoint: Option<fn(&CheckpointStats)>,
+}
+
 /// Options of [`restore`].
 // No `PartialEq`: comparing the `on_resume` function pointers means nothing.
 #[derive(Debug, Clone, Copy, Default)]
@@ -168,6 +196,20 @@ pub struct RestoreOptions {
     /// (the trigger's wall-clock time) to now. A plain function pointer
     /// keeps the options `Copy`.
     pub on_resume: Option<fn(&mvvm_snapshot::SnapshotInfo)>,
+    /// Do not check the memory runs' crc32s when opening a snapshot file
+    /// (frames, globals, tables, WASI state, the memory table and every
+    /// header are still checked, and the bases' ids). Restore then costs
+    /// O(number of runs) instead of reading every byte of memory: the
+    /// runs are mapped copy-on-write and read from the file only when
+    /// touched. The price: a damaged memory byte is not detected, and the
+    /// program runs on with it.
+    pub skip_memory_verification: bool,
+    /// Track dirty chunks after the restore even if the module's policy
+    /// is not loop-dirty, so that its next checkpoint to a file is
+    /// incremental against the snapshot restored from.
+    pub incremental: bool,
+    /// Called after each periodic checkpoint ([`Trigger::Every`]).
+    pub on_checkpoint: Option<fn(&CheckpointStats)>,
 }
 
 /// How a run ended.
@@ -204,6 +246,10 @@ pub struct CheckpointStats {
     pub probes: u64,
     /// The snapshot file, or `"stream"`.
     pub location: String,
+    /// For an incremental snapshot, the path of its base as recorded in
+    /// it (relative to the snapshot's directory, or absolute); `None` for
+    /// a full snapshot.
+    pub base: Option<String>,
 }
 
 /// Why a checkpointed run or a restore failed.
@@ -260,6 +306,17 @@ pub fn run(
     max_wasm_stack: usize,
     cfg: CheckpointConfig,
 ) -> Result<Outcome, CheckpointError> {
+    run_with(module, wasi, max_wasm_stack, cfg, RunOptions::default())
+}
+
+/// [`run`] with [`RunOptions`].
+pub fn run_with(
+    module: &Module,
+    wasi: WasiConfig,
+    max_wasm_stack: usize,
+    cfg: CheckpointConfig,
+    opts: RunOptions,
+) -> Result<Outcome, CheckpointError> {
     let session_cfg = session_config(module, &cfg)?;
     check_imports(module).map_err(|e| CheckpointError::Wasi(e.to_string()))?;
     let ctx = WasiCtx::new(wasi).map_err(|e| CheckpointError::Wasi(e.to_string()))?;
@@ -272,6 +329,9 @@ pub fn run(
         .resolve(module)
         .map_err(CheckpointError::Instantiate)?;
     let session = session_cfg.map(|c| Session::arm(&mut store, module, c));
+    if let Some(c) = store.inner.ckpt.as_deref_mut() {
+        c.on_checkpoint = opts.on_checkpoint;
+    }
     let instance = match Instance::new(&mut store, module, &imports) {
         Ok(i) => i,
         Err(InstantiationError::Start(e)) => return finish_err(&store, e),
@@ -292,18 +352,41 @@ enum Phase {
     AfterMain,
 }
 
-/// Goes on from `phase` to the end of the program or to a checkpoint.
+/// Goes on from `phase` to the end of the program or to a checkpoint that
+/// stops it (periodic checkpoints are written and the run goes on).
 fn drive(
     store: &mut Store,
     module: &Module,
     instance: Instance,
     mut phase: Phase,
-    sink: SnapshotSink,
+    mut sink: SnapshotSink,
 ) -> Result<Outcome, CheckpointError> {
     loop {
         if store.inner.limits.unwind_state == UNWINDING {
-            let stats = capture::take(store, module, instance, sink)?;
-            return Ok(Outcome::Checkpointed { stats });
+            let continuing = store.inner.ckpt.as_ref().is_some_and(|c| c.continuing);
+            if !continuing {
+                let stats = capture::take(store, module, instance, &mut sink)?;
+                return Ok(Outcome::Checkpointed { stats });
+            }
+            let entry = match capture::take_and_continue(store, module, instance, &mut sink)? {
+                Some(entry) => entry,
+                None => continue,
+            };
+            phase = if Some(entry) == main_func(module) {
+                Phase::AfterMain
+            } else {
+                Phase::AfterStart
+            };
+            if let Err(e) = call_entry(store, instance, entry) {
+                return finish_err(store, e);
+            }
+            let left = store.inner.ckpt.as_ref().map_or(0, |c| c.rewind.len());
+            if left > 0 && store.inner.limits.unwind_state != UNWINDING {
+                return Err(CheckpointError::Host(format!(
+                    "the entry function returned with {left} frames not rewound"
+                )));
+            }
+            continue;
         }
         match phase {
             Phase::AfterMain => {
@@ -421,14 +504,26 @@ fn session_config(
                 None,
             )
         }
-        Trigger::After(d) => (Armed::Async, false, Some(*d)),
+        Trigger::After(d) | Trigger::Every(d) => (Armed::Async, false, Some(*d)),
     };
+    let every = matches!(cfg.trigger, Trigger::Every(_));
+    if every && !matches!(cfg.sink, SnapshotSink::File(_)) {
+        return Err(CheckpointError::BadTrigger(
+            "periodic checkpoints need a snapshot file (each replaces the previous one)".into(),
+        ));
+    }
+    if every && after.is_some_and(|d| d.is_zero()) {
+        return Err(CheckpointError::BadTrigger(
+            "the period of periodic checkpoints must not be zero".into(),
+        ));
+    }
     Ok(Some(SessionConfig {
         armed,
         count,
         log_probes: cfg.log_probes,
         signals: cfg.signals,
         after,
+        every,
     }))
 }
 

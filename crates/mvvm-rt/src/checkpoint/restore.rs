@@ -6,7 +6,7 @@
 //! rewound from the entry function.
 
 use super::capture::Funcs;
-use super::control::{RawFrame, Session};
+use super::control::{BaseInfo, RawFrame, Session};
 use super::{
     CheckpointConfig, CheckpointError, Outcome, Phase, RestoreOptions, SnapshotSource, call_entry,
     drive, finish_err, main_func, session_config,
@@ -16,10 +16,10 @@ use crate::store::Store;
 use crate::wasi::link::check_imports;
 use crate::wasi::{Errno, WasiCtx, WasiRestoreError, WasiState, add_to_linker};
 use crate::{Linker, Module};
-use mvvm_abi::StablePointKind;
 use mvvm_abi::checkpoint::{REWINDING, UNWINDING};
 use mvvm_abi::meta::{ModuleMeta, ValType};
 use mvvm_abi::vmctx::WASM_PAGE_SIZE;
+use mvvm_abi::{Policy, StablePointKind};
 use mvvm_snapshot::{FrameRecord, Snapshot, WasmValue};
 use std::os::fd::AsFd;
 
@@ -38,9 +38,14 @@ pub fn restore(
         return Err(CheckpointError::NotInstrumented);
     }
     let session_cfg = session_config(module, &cfg)?.ok_or(CheckpointError::NotInstrumented)?;
-    let snap = match source {
-        SnapshotSource::File(path) => mvvm_snapshot::open_file(&path)?,
-        SnapshotSource::Stream(r) => mvvm_snapshot::read(r)?,
+    let (snap, path) = match source {
+        SnapshotSource::File(path) => (
+            mvvm_snapshot::OpenOptions::new()
+                .verify_memory(!opts.skip_memory_verification)
+                .open(&path)?,
+            Some(path),
+        ),
+        SnapshotSource::Stream(r) => (mvvm_snapshot::read(r)?, None),
     };
     snap.check_module(&meta.wasm_sha256)?;
     let (points, entry) = check_frames(module, &snap.frames)?;
@@ -63,6 +68,21 @@ pub fn restore(
     apply_state(&mut store, meta, instance, &snap)?;
 
     let session = Session::arm(&mut store, module, session_cfg);
+    if let Some(c) = store.inner.ckpt.as_deref_mut() {
+        c.on_checkpoint = opts.on_checkpoint;
+    }
+    // The memory equals the snapshot file now: track what changes, so the
+    // next checkpoint can be incremental against it.
+    if let Some(path) = path
+        && (meta.policy == Policy::LoopDirty || opts.incremental)
+    {
+        let base = BaseInfo {
+            path,
+            id: snap.id,
+            depth: snap.depth(),
+        };
+        super::capture::track_from(&mut store, instance, base);
+    }
     {
         let s = &mut *store.inner;
         let funcs = Funcs::of(&s.instances[instance.index as usize].funcs);
@@ -378,19 +398,40 @@ fn apply_state(
                 "cannot grow memory to {pages} pages"
             )));
         }
-        match snap.memory.file() {
-            Some(file) => {
-                for run in snap.memory.runs() {
-                    mem.map_file_private(run.guest_offset, run.len, file.as_fd(), run.file_offset)
+        // The chain of an incremental snapshot, the full snapshot first:
+        // each layer's zeroed ranges, then its runs, over the previous.
+        for layer in snap.memory.layers() {
+            match layer.file() {
+                Some(file) => {
+                    for &(offset, len) in layer.zeroed() {
+                        mem.map_zero(offset, len).map_err(|e| {
+                            CheckpointError::Host(format!(
+                                "zeroing snapshot memory at {offset:#x}: {e}"
+                            ))
+                        })?;
+                    }
+                    for run in layer.runs() {
+                        mem.map_file_private(
+                            run.guest_offset,
+                            run.len,
+                            file.as_fd(),
+                            run.file_offset,
+                        )
                         .map_err(|e| {
                             CheckpointError::Host(format!(
                                 "mapping snapshot memory at {:#x}: {e}",
                                 run.guest_offset
                             ))
                         })?;
+                    }
+                }
+                None => {
+                    // A stream holds a full snapshot (incremental ones
+                    // are refused by the reader): one layer.
+                    snap.memory.copy_into(mem.data_mut())?;
+                    break;
                 }
             }
-            None => snap.memory.copy_into(mem.data_mut())?,
         }
     }
     for (g, v) in globals.iter().zip(&snap.globals) {

@@ -108,8 +108,14 @@ impl WasiCtx {
     }
 
     pub(super) fn random_get(&mut self, m: &mut GuestMem<'_>, buf: u32, len: u32) -> R {
-        sys::getrandom(m.slice_mut(buf, len)?)?;
-        Ok(())
+        m.slice(buf, len)?;
+        // Through a host buffer, not straight into guest memory: the kernel
+        // cannot write into a write-protected chunk of a dirty-tracked
+        // memory (EFAULT instead of a fault the runtime resolves), while a
+        // copy by host code faults, is recorded and is retried.
+        let mut bytes = vec![0u8; len as usize];
+        sys::getrandom(&mut bytes)?;
+        m.write_bytes(buf, &bytes)
     }
 
     /// Decodes one clock subscription into a host monotonic deadline.
