@@ -11,8 +11,11 @@ use crate::snapshot_location::SnapshotLocation;
 use crate::summary::{self, Status, Summary};
 use crate::trigger_flags::TriggerFlags;
 use anyhow::{Context, Result};
-use mvvm_rt::checkpoint::{CheckpointConfig, CheckpointError, Outcome};
+use mvvm_rt::checkpoint::{
+    CheckpointConfig, CheckpointError, CheckpointStats, Outcome, RunOptions,
+};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// Everything `mvvm-checkpoint` was asked to do.
 #[derive(Debug, Clone)]
@@ -49,8 +52,12 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
         log_probes: req.log_probes,
         signals: true,
     };
+    let _ = PERIODIC_TOOL.set(TOOL);
+    let opts = RunOptions {
+        on_checkpoint: Some(report_periodic),
+    };
     let outcome = on_guest_thread(max_stack, move || {
-        mvvm_rt::checkpoint::run(&module, wasi, max_stack, cfg)
+        mvvm_rt::checkpoint::run_with(&module, wasi, max_stack, cfg, opts)
     })?;
     if !matches!(outcome, Ok(Outcome::Checkpointed { .. }))
         && let SnapshotLocation::File(p) = &req.snapshot
@@ -65,6 +72,30 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
         &req.snapshot,
         None,
     )
+}
+
+/// The tool named in [`report_periodic`]'s messages (one tool per process).
+pub(crate) static PERIODIC_TOOL: OnceLock<&'static str> = OnceLock::new();
+
+/// Says on stderr where a periodic checkpoint (`--every`) went; the run
+/// goes on.
+pub(crate) fn report_periodic(stats: &CheckpointStats) {
+    let tool = PERIODIC_TOOL.get().copied().unwrap_or("mvvm");
+    eprintln!(
+        "{tool}: periodic checkpoint written to {} ({}, {} bytes, {:.1} ms); running on",
+        stats.location,
+        kind_of(stats),
+        stats.snapshot_bytes,
+        stats.trigger_to_durable.as_secs_f64() * 1e3
+    );
+}
+
+/// "full" or "incremental against BASE".
+fn kind_of(stats: &CheckpointStats) -> String {
+    match &stats.base {
+        Some(b) => format!("incremental against {b}"),
+        None => "full".to_string(),
+    }
 }
 
 /// Turns the runtime's outcome into an exit status: reports a checkpoint on
@@ -96,8 +127,11 @@ pub fn finish(
                 other => other.display(),
             };
             eprintln!(
-                "{tool}: checkpoint written to {location} ({} frames, {} bytes, {:.1} ms from the trigger); resume with mvvm-restore",
-                stats.frames, stats.snapshot_bytes, ms
+                "{tool}: checkpoint written to {location} ({}, {} frames, {} bytes, {:.1} ms from the trigger); resume with mvvm-restore",
+                kind_of(&stats),
+                stats.frames,
+                stats.snapshot_bytes,
+                ms
             );
             let mut s = Summary::new(Status::Checkpointed, Exit::Checkpointed.code());
             s.probes = Some(stats.probes);

@@ -9,6 +9,16 @@
 //! complete, and the restored run keeps reading the old file (its memory
 //! is mapped from it) because a rename does not touch an open inode.
 //!
+//! Incremental snapshots: when the program was compiled with
+//! `--enable-loop-dirty-checkpoint` (or with `--incremental`), the restored
+//! run tracks the memory chunks it writes, and its next checkpoint to a
+//! file holds only those, naming the snapshot it was restored from as its
+//! base. Replacing that very file would lose the base: it is first kept
+//! (hard link, no copy) as `STEM.ID.bin` next to it (`ID`: 12 hex digits
+//! of its snapshot id), and the new snapshot names that. Restoring a chain
+//! checks every base by its id and refuses a missing or replaced one,
+//! naming it.
+//!
 //! Downtime: the snapshot carries the wall-clock time of its trigger
 //! (`SnapshotInfo::created_unix_nanos`); right before the first
 //! instruction of the resumed program the runtime calls [`on_resume`],
@@ -55,6 +65,12 @@ pub struct RestoreRequest {
     /// Debug mode (`-v`, `--log-probes` or `MVVM_LOG`): print the downtime
     /// on stderr as soon as the program resumes.
     pub debug: bool,
+    /// `--no-verify-memory`: skip the memory runs' checksums (restore in
+    /// time independent of the memory size; see the flag's help).
+    pub no_verify_memory: bool,
+    /// `--incremental`: track dirty chunks whatever the policy, so the next
+    /// checkpoint is incremental against the snapshot restored.
+    pub incremental: bool,
 }
 
 /// Name used in messages.
@@ -114,7 +130,11 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
     let opts = RestoreOptions {
         allow_changed_files: req.allow_changed_files,
         on_resume: Some(on_resume),
+        skip_memory_verification: req.no_verify_memory,
+        incremental: req.incremental,
+        on_checkpoint: Some(crate::checkpoint_cmd::report_periodic),
     };
+    let _ = crate::checkpoint_cmd::PERIODIC_TOOL.set(TOOL);
     // `MVVM_LOG=mvvm_cli=debug` asks for the downtime without the probe log.
     let debug = req.debug || tracing::enabled!(tracing::Level::DEBUG);
     PRINT_DOWNTIME.store(debug, Ordering::Relaxed);

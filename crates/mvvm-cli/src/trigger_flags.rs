@@ -59,8 +59,25 @@ pub struct TriggerFlags {
     /// (`probes`), to choose `-c` values. Slower: each probe then calls
     /// the runtime. Without it (and without `-c`/`-f`) probes stay on their
     /// fast path.
-    #[arg(long = "count-probes", conflicts_with_all = ["count", "function", "after"])]
+    #[arg(long = "count-probes", conflicts_with_all = ["count", "function", "after", "every"])]
     pub count_probes: bool,
+
+    /// Periodic checkpoints: every SECONDS (fractions allowed), write a
+    /// snapshot and keep running. Each snapshot replaces the previous one
+    /// at the snapshot path; the first is full, the next ones incremental
+    /// (only the 64 KiB chunks written since the previous one) when the
+    /// program was compiled with `--enable-loop-dirty-checkpoint`, each
+    /// previous one then kept as `STEM.ID.bin` next to it (ID: 12 hex
+    /// digits of its id), as long as the chain needs it. Needs a snapshot
+    /// file (not a stream or TCP). SIGINT/SIGUSR1 still write a last
+    /// snapshot and stop.
+    #[arg(
+        long = "every",
+        value_name = "SECONDS",
+        value_parser = parse_positive_seconds,
+        conflicts_with_all = ["count", "function", "after"],
+    )]
+    pub every: Option<Duration>,
 }
 
 impl TriggerFlags {
@@ -75,6 +92,8 @@ impl TriggerFlags {
             }
         } else if let Some(d) = self.after {
             Trigger::After(d)
+        } else if let Some(d) = self.every {
+            Trigger::Every(d)
         } else if self.count_probes {
             Trigger::CountProbes
         } else {
@@ -84,7 +103,10 @@ impl TriggerFlags {
 
     /// Whether any trigger flag was given (signals aside).
     pub fn any(&self) -> bool {
-        self.count.is_some() || self.function.is_some() || self.after.is_some()
+        self.count.is_some()
+            || self.function.is_some()
+            || self.after.is_some()
+            || self.every.is_some()
     }
 }
 
@@ -102,6 +124,15 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a number of seconds"))?;
     Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is not a valid duration"))
+}
+
+/// Parses a positive, finite number of seconds.
+fn parse_positive_seconds(s: &str) -> Result<Duration, String> {
+    let d = parse_seconds(s)?;
+    if d.is_zero() {
+        return Err("the period must be more than zero seconds".into());
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -185,5 +216,16 @@ mod tests {
         assert!(parse(&["--after", "-1"]).is_err());
         assert!(parse(&["--after", "soon"]).is_err());
         assert!(parse(&["--after", "inf"]).is_err());
+    }
+
+    #[test]
+    fn every_seconds() {
+        assert!(matches!(
+            parse(&["--every", "1.5"]).unwrap(),
+            Trigger::Every(d) if d == Duration::from_millis(1500)
+        ));
+        assert!(parse(&["--every", "0"]).is_err());
+        assert!(parse(&["--every", "1", "-c", "3"]).is_err());
+        assert!(parse(&["--every", "1", "--after", "3"]).is_err());
     }
 }

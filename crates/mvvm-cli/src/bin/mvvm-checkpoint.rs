@@ -25,6 +25,10 @@ use std::process::ExitCode;
 /// `--snapshot` or next to the target (`bc.aot` → `bc.bin`), its path is
 /// printed on stderr, and the process exits with 75.
 ///
+/// `--every SECONDS` writes a snapshot periodically and keeps running; with
+/// `--enable-loop-dirty-checkpoint` the snapshots after the first are
+/// incremental (only the memory written since the previous one).
+///
 /// Migration: `-o ADDR -s PORT` sends the snapshot over TCP to a
 /// `mvvm-restore -t PROGRAM -i ADDR -e PORT` that listens there and
 /// resumes the program at once; `--snapshot` also takes a pipe, a FIFO or

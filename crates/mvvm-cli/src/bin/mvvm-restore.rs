@@ -25,6 +25,11 @@ use std::process::ExitCode;
 /// The same triggers as `mvvm-checkpoint` apply to the resumed run; a new
 /// snapshot atomically replaces the one read, or goes to `--snapshot-out`
 /// (or over TCP to the next hop with `-o ADDR -s PORT`: chains A → B → C).
+/// For a program compiled with `--enable-loop-dirty-checkpoint` (or with
+/// `--incremental`), a new snapshot to a file is incremental: it holds only
+/// the memory chunks written since the restore and names the snapshot read
+/// as its base (kept as `STEM.ID.bin` when the new one replaces it). A
+/// missing or replaced base is refused, naming it.
 ///
 /// Migration: `-i ADDR -e PORT` listens there for one `mvvm-checkpoint -o
 /// ADDR -s PORT`; `--snapshot /dev/stdin` reads a snapshot piped in. The
@@ -100,6 +105,27 @@ struct Restore {
     #[command(flatten)]
     triggers: TriggerFlags,
 
+    /// Do not check the memory's checksums before resuming: restore then
+    /// takes the same time whatever the memory size (the memory is mapped
+    /// copy-on-write from the snapshot and read only when touched),
+    /// instead of reading every byte first (about 0.1 s per GiB from the
+    /// page cache, more from disk). Everything else is still checked:
+    /// headers, frames, globals, tables, WASI state, the memory table and
+    /// the ids of incremental snapshots' bases. The trade-off: a damaged
+    /// memory byte (disk error, tampering) goes unnoticed and the program
+    /// runs on with it. Checking it later, after the program has had side
+    /// effects, would be worse than useless, so it is never done lazily.
+    #[arg(long = "no-verify-memory")]
+    no_verify_memory: bool,
+
+    /// Track the memory chunks the resumed run writes (as a program
+    /// compiled with `--enable-loop-dirty-checkpoint` always does), so that
+    /// its next checkpoint to a file is incremental against the snapshot
+    /// restored: only the chunks written since are stored. Costs one
+    /// page fault per 64 KiB chunk first written.
+    #[arg(long = "incremental")]
+    incremental: bool,
+
     /// Resume even if a file the guest had open is gone or was replaced
     /// (a missing file is then reported to the guest as a closed
     /// descriptor, a replaced one is used as it is).
@@ -153,6 +179,8 @@ impl Restore {
             json: self.json,
             log_probes,
             debug,
+            no_verify_memory: self.no_verify_memory,
+            incremental: self.incremental,
         })
     }
 }
