@@ -147,6 +147,14 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
         Err(e @ CheckpointError::FileChanged { .. }) => Err(anyhow::Error::new(e).context(format!(
             "refusing to restore {snapshot}: the guest's files changed since the checkpoint (--allow-changed-files continues anyway)"
         ))),
+        Err(
+            e @ CheckpointError::Snapshot(
+                SnapshotError::BaseUnreadable { .. } | SnapshotError::BaseMismatch { .. },
+            ),
+        ) => {
+            // One line that names the base: it is what the user must fix.
+            Err(anyhow::anyhow!("refusing to restore {snapshot}: {e}"))
+        }
         Err(e @ (CheckpointError::Snapshot(_) | CheckpointError::Mismatch(_))) if streamed => {
             let cut = matches!(
                 e,
