@@ -13,8 +13,9 @@
 //!
 //! 1. a reference run counts the probes P (and must pass without any
 //!    checkpoint);
-//! 2. for every k in 1..=P (at most `MVVM_SPEC_CKPT_CAP`, default 64,
-//!    values spread over 1..=P, first and last always), the command is
+//! 2. for every k in 1..=P (at most max(`MVVM_SPEC_CKPT_CAP`, number of
+//!    calls) values, cap 256 by default, spread over 1..=P with the first
+//!    and last always in), the command is
 //!    checkpointed at probe k into memory, restored from that snapshot
 //!    into a fresh store and run to its end, which must be a clean exit
 //!    (every later call's results checked, and every earlier one's before
@@ -32,7 +33,10 @@
 //! rewrite does not understand.
 //!
 //! `MVVM_SPEC_FILTER=name` keeps the files whose name contains it;
-//! `MVVM_SPEC_CKPT_CAP=N` changes the cap. The test fails on any mismatch
+//! `MVVM_SPEC_CKPT_CAP=N` changes the cap (1024: ~53k checkpoints, ~1.5
+//! min on 2 loaded cores; the default ~34k, ~1 min);
+//! `MVVM_SPEC_CKPT_VERBOSE=1` prints every call dropped because it fails
+//! without a checkpoint; `MVVM_SPEC_CKPT_TIMES=1` the time of each file. The test fails on any mismatch
 //! not listed in [`KNOWN_FAILURES`], and on a listed one that passes.
 
 mod spec_checkpoint_support;
@@ -87,6 +91,11 @@ struct FileReport {
     /// (call, policy) pairs with at least one checkpoint.
     calls_checkpointed: usize,
     checkpoints: u64,
+    /// Probes of the reference runs (the k values there were to choose
+    /// from).
+    probes: u64,
+    /// Most frames saved by one checkpoint.
+    max_frames: usize,
     /// Instances with calls that got no probe under a policy.
     no_probe: usize,
     skipped: BTreeMap<String, usize>,
@@ -187,15 +196,15 @@ fn reference(module: &Module) -> Result<u64, CheckpointError> {
     }
 }
 
-/// Checkpoints at probe `k` and restores into `target`; `Err` says what
-/// went wrong.
+/// Checkpoints at probe `k` and restores into `target`: the number of
+/// frames saved, or what went wrong.
 fn checkpoint_restore(
     module: &Module,
     target: &Module,
     k: u64,
     h: &Harness,
     calls: &[PlannedCall],
-) -> Result<(), String> {
+) -> Result<usize, String> {
     let buf = SharedBuf::default();
     let out = run(
         module,
@@ -207,14 +216,14 @@ fn checkpoint_restore(
         ),
     )
     .map_err(|e| format!("checkpoint run: {}", describe(&e, h, calls).1))?;
-    match out {
-        Outcome::Checkpointed { stats } if stats.probes == k => {}
+    let frames = match out {
+        Outcome::Checkpointed { stats } if stats.probes == k => stats.frames,
         other => {
             return Err(format!(
                 "checkpoint run: no checkpoint at probe {k}: {other:?}"
             ));
         }
-    }
+    };
     let bytes = std::mem::take(&mut *buf.0.lock().map_err(|_| "poisoned".to_string())?);
     let out = restore(
         target,
@@ -228,7 +237,7 @@ fn checkpoint_restore(
     )
     .map_err(|e| format!("after restore: {}", describe(&e, h, calls).1))?;
     match out {
-        Outcome::Exited { code: 0, .. } => Ok(()),
+        Outcome::Exited { code: 0, .. } => Ok(frames),
         other => Err(format!("after restore: ended with {other:?}")),
     }
 }
@@ -288,6 +297,36 @@ fn run_file(name: &str, text: &str, cap: u64) -> FileReport {
     rep
 }
 
+/// Whether `MVVM_SPEC_CKPT_VERBOSE` is set (print every dropped call).
+fn verbose() -> bool {
+    std::env::var_os("MVVM_SPEC_CKPT_VERBOSE").is_some()
+}
+
+/// The length of the shortest prefix of `calls` whose harness fails
+/// without any checkpoint (compiled without a policy), if any.
+fn first_failing_prefix(parsed: &Parsed, calls: &[PlannedCall]) -> Option<usize> {
+    let fails = |n: usize| {
+        let list: Vec<_> = calls[..n].iter().map(|c| c.call.clone()).collect();
+        let Ok(h) = parsed.harness(&list) else {
+            return true;
+        };
+        compile(&h.bytes, Policy::None).map_or(true, |m| reference(&m).is_err())
+    };
+    if !fails(calls.len()) {
+        return None;
+    }
+    let (mut lo, mut hi) = (1, calls.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if fails(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(lo)
+}
+
 /// Builds, references and checkpoints one instance's harness under every
 /// policy.
 fn check_instance(
@@ -307,6 +346,7 @@ fn check_instance(
     };
     // Drop calls that fail without any checkpoint (state left by a trap
     // the harness cannot make), rebuilding each time.
+    let mut drops = 0;
     let (h, mut modules) = loop {
         if calls.is_empty() {
             return;
@@ -331,26 +371,39 @@ fn check_instance(
         };
         match reference(&m) {
             Ok(p) => break (h, vec![(POLICIES[0], m, p)]),
-            Err(e) => match describe(&e, &h, &calls) {
-                (Some(i), _) => {
-                    rep.skip(
-                        "fails without a checkpoint (state left by a trapping call the \
-                         harness cannot make)",
-                        1,
-                    );
-                    calls.remove(i);
+            Err(e) => {
+                let (at, what) = describe(&e, &h, &calls);
+                // A trap inside the called function does not say which
+                // call it was: the shortest failing prefix does.
+                let at = at.or_else(|| first_failing_prefix(parsed, &calls).map(|n| n - 1));
+                drops += 1;
+                match at {
+                    Some(i) if drops <= 20 => {
+                        if verbose() {
+                            println!(
+                                "{file}:{}: `{}` dropped: fails without a checkpoint: {what}",
+                                calls[i].line, calls[i].call.func
+                            );
+                        }
+                        rep.skip(
+                            "fails without a checkpoint (state left by a trapping call the \
+                             harness cannot make, or by another module)",
+                            1,
+                        );
+                        calls.remove(i);
+                    }
+                    _ => {
+                        rep.skip(
+                            &format!(
+                                "harness fails without a checkpoint: {}",
+                                what.chars().take(60).collect::<String>()
+                            ),
+                            calls.len(),
+                        );
+                        return;
+                    }
                 }
-                (None, what) => {
-                    rep.skip(
-                        &format!(
-                            "harness fails without a checkpoint: {}",
-                            what.chars().take(60).collect::<String>()
-                        ),
-                        calls.len(),
-                    );
-                    return;
-                }
-            },
+            }
         }
     };
     rep.calls += calls.len();
@@ -378,10 +431,18 @@ fn check_instance(
         }
         let other = &modules[(idx + 1) % modules.len()].1;
         rep.calls_checkpointed += calls.len();
-        for (j, k) in probe_points(*p, cap).into_iter().enumerate() {
+        rep.probes += p;
+        for (j, k) in probe_points(*p, cap.max(calls.len() as u64))
+            .into_iter()
+            .enumerate()
+        {
             let target = if j % 4 == 3 { other } else { m };
             rep.checkpoints += 1;
-            if let Err(what) = checkpoint_restore(m, target, k, &h, &calls) {
+            let done = checkpoint_restore(m, target, k, &h, &calls);
+            if let Ok(frames) = done {
+                rep.max_frames = rep.max_frames.max(frames);
+            }
+            if let Err(what) = done {
                 let into = if std::ptr::eq(target, m) {
                     String::new()
                 } else {
@@ -404,7 +465,7 @@ fn checkpoint_everywhere_over_the_spec_testsuite() {
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|c| *c >= 2)
-        .unwrap_or(64);
+        .unwrap_or(256);
     let mut files: Vec<(String, &'static str)> = spec(SpecVersion::V2)
         .filter(|f| f.name().ends_with(".wast") && !f.name().starts_with("simd_"))
         .filter(|f| filter.as_deref().is_none_or(|p| f.name().contains(p)))
@@ -453,6 +514,7 @@ fn checkpoint_everywhere_over_the_spec_testsuite() {
 
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     let (mut calls, mut calls_ck, mut checkpoints, mut instances, mut no_probe) = (0, 0, 0, 0, 0);
+    let (mut probes, mut max_frames) = (0, 0);
     let mut mismatches = Vec::new();
     for r in &reports {
         println!(
@@ -472,6 +534,8 @@ fn checkpoint_everywhere_over_the_spec_testsuite() {
         calls_ck += r.calls_checkpointed;
         checkpoints += r.checkpoints;
         no_probe += r.no_probe;
+        probes += r.probes;
+        max_frames = max_frames.max(r.max_frames);
         for (why, n) in &r.skipped {
             *skipped.entry(why.clone()).or_default() += n;
         }
@@ -479,7 +543,8 @@ fn checkpoint_everywhere_over_the_spec_testsuite() {
     }
     println!(
         "spec checkpoint: {} files, {instances} instances with calls, {calls} calls made, \
-         {calls_ck} (call, policy) pairs checkpointed, {checkpoints} checkpoints restored, \
+         {calls_ck} (call, policy) pairs checkpointed, {checkpoints} checkpoints restored \
+         (of {probes} probes, cap {cap} per instance and policy; deepest: {max_frames} frames), \
          {no_probe} (instance, policy) pairs without any probe, {:.1}s",
         files.len(),
         started.elapsed().as_secs_f64()
@@ -530,4 +595,79 @@ fn probe_points_are_spread_and_include_the_ends() {
     assert_eq!(ks.len(), 64);
     assert_eq!((ks[0], ks[63]), (1, 1000));
     assert!(ks.windows(2).all(|w| w[0] < w[1]));
+}
+
+/// The harness sees a wrong result, says which call it was, and checks
+/// NaN classes; a checkpoint at every probe of a recursive function keeps
+/// the results.
+#[test]
+fn the_harness_detects_wrong_results() {
+    use spec_checkpoint_support::wasm::{Arg, Call, Expect, FloatPat};
+    let wat = r#"(module
+      (func $fac (export "fac") (param i64) (result i64)
+        (if (result i64) (i64.eqz (local.get 0))
+          (then (i64.const 1))
+          (else (i64.mul (local.get 0) (call $fac (i64.sub (local.get 0) (i64.const 1)))))))
+      (func (export "nan") (result f32 f64)
+        (f32.div (f32.const 0) (f32.const 0)) (f64.const nan:0x4)))"#;
+    let buf = wast::parser::ParseBuffer::new(wat).unwrap();
+    let mut module = wast::parser::parse::<wast::Wat<'_>>(&buf).unwrap();
+    let bytes = module.encode().unwrap();
+    let parsed = Parsed::new(&bytes).unwrap();
+    let call = |func: &str, args: Vec<Arg>, expect: Vec<Expect>, line| PlannedCall {
+        call: Call {
+            func: func.into(),
+            args,
+            expect: Some(expect),
+        },
+        line,
+    };
+    let good = vec![
+        call("fac", vec![Arg::I64(10)], vec![Expect::I64(3628800)], 1),
+        call(
+            "nan",
+            vec![],
+            vec![
+                Expect::F32(FloatPat::CanonicalNan),
+                Expect::F64(FloatPat::Bits(0x7ff0_0000_0000_0004)),
+            ],
+            2,
+        ),
+    ];
+    let h = parsed
+        .harness(&good.iter().map(|c| c.call.clone()).collect::<Vec<_>>())
+        .unwrap();
+    let m = compile(&h.bytes, Policy::FunctionEntry).unwrap();
+    let p = reference(&m).unwrap();
+    assert_eq!(p, 2 + 11 + 1 + 1, "_start, $inv_0, fac x11, $inv_1, nan");
+    for k in 1..=p {
+        checkpoint_restore(&m, &m, k, &h, &good).unwrap();
+    }
+    for (i, bad) in [
+        call("fac", vec![Arg::I64(10)], vec![Expect::I64(3628801)], 7),
+        call(
+            "nan",
+            vec![],
+            vec![
+                Expect::F32(FloatPat::CanonicalNan),
+                // nan:0x4 is not an arithmetic NaN (quiet bit clear)
+                Expect::F64(FloatPat::ArithmeticNan),
+            ],
+            8,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut calls = good.clone();
+        calls.push(bad);
+        let h = parsed
+            .harness(&calls.iter().map(|c| c.call.clone()).collect::<Vec<_>>())
+            .unwrap();
+        let m = compile(&h.bytes, Policy::FunctionEntry).unwrap();
+        let e = reference(&m).unwrap_err();
+        let (at, what) = describe(&e, &h, &calls);
+        assert_eq!(at, Some(2), "case {i}: {what}");
+        assert!(what.starts_with("wrong result"), "{what}");
+    }
 }

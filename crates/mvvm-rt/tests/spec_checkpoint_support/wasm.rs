@@ -149,6 +149,8 @@ pub struct Parsed {
     /// Type index of every function, imports first.
     func_types: Vec<u32>,
     imports: Vec<Import>,
+    /// Types of the imported globals, in index order.
+    imported_globals: Vec<ValTy>,
     exports: Vec<(String, u8, u32)>,
 }
 
@@ -249,6 +251,82 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    /// Copies one LEB128 number (signed or not) to `out`.
+    fn copy_leb(&mut self, out: &mut Vec<u8>) -> Result<(), Unsupported> {
+        for _ in 0..10 {
+            let b = self.byte()?;
+            out.push(b);
+            if b & 0x80 == 0 {
+                return Ok(());
+            }
+        }
+        unsupported("LEB128 too long")
+    }
+
+    /// Copies `n` raw bytes to `out`.
+    fn copy(&mut self, n: usize, out: &mut Vec<u8>) -> Result<(), Unsupported> {
+        out.extend_from_slice(self.bytes(n)?);
+        Ok(())
+    }
+
+    /// Copies a vector of u32 LEBs.
+    fn copy_u32s(&mut self, out: &mut Vec<u8>) -> Result<(), Unsupported> {
+        let n = self.u32()?;
+        put_u32(out, n);
+        for _ in 0..n {
+            self.copy_leb(out)?;
+        }
+        Ok(())
+    }
+
+    /// Copies a constant expression, replacing `global.get` of an
+    /// imported global (now a definition: WebAssembly 2.0 constant
+    /// expressions may only read imports) by the value it has.
+    fn copy_const_expr(
+        &mut self,
+        out: &mut Vec<u8>,
+        imported: &[ValTy],
+    ) -> Result<(), Unsupported> {
+        loop {
+            let op = self.byte()?;
+            match op {
+                0x0b => {
+                    out.push(op);
+                    return Ok(());
+                }
+                0x41 | 0x42 | 0xd2 => {
+                    out.push(op);
+                    self.copy_leb(out)?;
+                }
+                0x43 => {
+                    out.push(op);
+                    self.copy(4, out)?;
+                }
+                0x44 => {
+                    out.push(op);
+                    self.copy(8, out)?;
+                }
+                0xd0 => {
+                    out.push(op);
+                    self.copy(1, out)?;
+                }
+                0x23 => {
+                    let g = self.u32()?;
+                    match imported.get(g as usize) {
+                        Some(ty) => spectest_global_value(*ty, out)?,
+                        None => {
+                            out.push(op);
+                            put_u32(out, g);
+                        }
+                    }
+                }
+                other => {
+                    return unsupported(format!("constant expression opcode {other:#x}"));
+                }
+            }
+        }
+    }
+
     fn valtypes(&mut self) -> Result<Vec<ValTy>, Unsupported> {
         let n = self.u32()?;
         (0..n).map(|_| ValTy::from_byte(self.byte()?)).collect()
@@ -309,6 +387,7 @@ impl Parsed {
             types: Vec::new(),
             func_types: Vec::new(),
             imports: Vec::new(),
+            imported_globals: Vec::new(),
             exports: Vec::new(),
         };
         while !r.done() {
@@ -376,6 +455,9 @@ impl Parsed {
                         };
                         if !known {
                             return unsupported(format!("unknown import `spectest.{field}`"));
+                        }
+                        if let ImportKind::Global(ty) = kind {
+                            p.imported_globals.push(ty);
                         }
                         p.imports.push(Import { kind });
                     }
@@ -476,19 +558,7 @@ impl Parsed {
                 }
                 ImportKind::Global(ty) => {
                     global_before.extend_from_slice(&[ty.byte(), 0]);
-                    match ty {
-                        ValTy::I32 => global_before.extend_from_slice(&[0x41, 0x9a, 0x05]),
-                        ValTy::I64 => global_before.extend_from_slice(&[0x42, 0x9a, 0x05]),
-                        ValTy::F32 => {
-                            global_before.push(0x43);
-                            global_before.extend_from_slice(&666.6f32.to_bits().to_le_bytes());
-                        }
-                        ValTy::F64 => {
-                            global_before.push(0x44);
-                            global_before.extend_from_slice(&666.6f64.to_bits().to_le_bytes());
-                        }
-                        _ => return unsupported("a spectest global of a reference type"),
-                    }
+                    spectest_global_value(ty, &mut global_before)?;
                     global_before.push(0x0b);
                     ng_before += 1;
                 }
@@ -537,8 +607,20 @@ impl Parsed {
         replaced.push((4, join_vec((nt_before, &table_before), (n, &b), (0, &[]))));
         let (n, b) = old(5)?;
         replaced.push((5, join_vec((nm_before, &mem_before), (n, &b), (0, &[]))));
-        let (n, b) = old(6)?;
+        let (n, b) = match self.sections.iter().find(|(i, _)| *i == 6) {
+            Some((_, p)) => rewrite_globals(p, &self.imported_globals)?,
+            None => (0, Vec::new()),
+        };
         replaced.push((6, join_vec((ng_before, &global_before), (n, &b), (0, &[]))));
+        if !self.imported_globals.is_empty() {
+            for (id, p) in &self.sections {
+                match id {
+                    9 => replaced.push((9, rewrite_elems(p, &self.imported_globals)?)),
+                    11 => replaced.push((11, rewrite_data(p, &self.imported_globals)?)),
+                    _ => {}
+                }
+            }
+        }
         let (n, b) = old(7)?;
         replaced.push((7, join_vec((0, &[]), (n, &b), (1, &export_after))));
         let (n, b) = old(10)?;
@@ -626,6 +708,101 @@ impl Parsed {
         b.push(0x0b);
         Ok(b)
     }
+}
+
+/// The constant instruction giving a `spectest` global's value (666 or
+/// 666.6).
+fn spectest_global_value(ty: ValTy, out: &mut Vec<u8>) -> Result<(), Unsupported> {
+    match ty {
+        ValTy::I32 => out.extend_from_slice(&[0x41, 0x9a, 0x05]),
+        ValTy::I64 => out.extend_from_slice(&[0x42, 0x9a, 0x05]),
+        ValTy::F32 => {
+            out.push(0x43);
+            out.extend_from_slice(&666.6f32.to_bits().to_le_bytes());
+        }
+        ValTy::F64 => {
+            out.push(0x44);
+            out.extend_from_slice(&666.6f64.to_bits().to_le_bytes());
+        }
+        _ => return unsupported("a spectest global of a reference type"),
+    }
+    Ok(())
+}
+
+/// The global section's entries with imported globals read in their
+/// initialisers replaced by their values.
+fn rewrite_globals(payload: &[u8], imported: &[ValTy]) -> Result<(u32, Vec<u8>), Unsupported> {
+    let mut r = Reader::new(payload);
+    let n = r.u32()?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        r.copy(2, &mut out)?; // type, mutability
+        r.copy_const_expr(&mut out, imported)?;
+    }
+    Ok((n, out))
+}
+
+/// The data section with its offsets rewritten like [`rewrite_globals`].
+fn rewrite_data(payload: &[u8], imported: &[ValTy]) -> Result<Vec<u8>, Unsupported> {
+    let mut r = Reader::new(payload);
+    let n = r.u32()?;
+    let mut out = Vec::new();
+    put_u32(&mut out, n);
+    for _ in 0..n {
+        let flag = r.u32()?;
+        put_u32(&mut out, flag);
+        match flag {
+            0 => r.copy_const_expr(&mut out, imported)?,
+            1 => {}
+            2 => {
+                r.copy_leb(&mut out)?;
+                r.copy_const_expr(&mut out, imported)?;
+            }
+            f => return unsupported(format!("data segment flags {f}")),
+        }
+        let len = r.u32()?;
+        put_u32(&mut out, len);
+        r.copy(len as usize, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// The element section with its offsets and items rewritten like
+/// [`rewrite_globals`].
+fn rewrite_elems(payload: &[u8], imported: &[ValTy]) -> Result<Vec<u8>, Unsupported> {
+    let mut r = Reader::new(payload);
+    let n = r.u32()?;
+    let mut out = Vec::new();
+    put_u32(&mut out, n);
+    for _ in 0..n {
+        let flag = r.u32()?;
+        put_u32(&mut out, flag);
+        if flag > 7 {
+            return unsupported(format!("element segment flags {flag}"));
+        }
+        // Bit 0: passive or declared (else active); bit 1: explicit table
+        // (active) or declared (else passive); bit 2: expressions.
+        let active = flag & 1 == 0;
+        if active && flag & 2 != 0 {
+            r.copy_leb(&mut out)?;
+        }
+        if active {
+            r.copy_const_expr(&mut out, imported)?;
+        }
+        if flag & 3 != 0 {
+            r.copy(1, &mut out)?; // elemkind or reftype
+        }
+        if flag & 4 == 0 {
+            r.copy_u32s(&mut out)?;
+        } else {
+            let items = r.u32()?;
+            put_u32(&mut out, items);
+            for _ in 0..items {
+                r.copy_const_expr(&mut out, imported)?;
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn check_expect(e: &Expect, ty: ValTy) -> Result<(), Unsupported> {
