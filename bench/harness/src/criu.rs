@@ -252,6 +252,9 @@ pub struct CriuRecord {
     pub after_s: f64,
     /// Wall time of `criu dump`, seconds.
     pub dump_s: Option<f64>,
+    /// CRIU's own figures for the dump and the restore (its `stats-dump`
+    /// and `stats-restore` files).
+    pub stats: CriuStats,
     /// Disk usage of the images directory, bytes.
     pub image_bytes: Option<u64>,
     /// Wall time of `criu restore --restore-detached`: until the restored
@@ -436,6 +439,7 @@ impl CriuTrial<'_> {
         }
         let _ = child.wait();
         rec.dump_s = Some(dump_s);
+        rec.stats.read_dump(&work.join("stats-dump"));
         rec.image_bytes = Some(disk_usage(&images));
 
         let report_file = work.join("restore-report.txt");
@@ -482,6 +486,7 @@ impl CriuTrial<'_> {
         rec.restore_first_s = Some(report.first_s);
         rec.restore_end_s = report.end_s;
         rec.restore_rss_kib = Some(report.max_rss_kib);
+        rec.stats.read_restore(&work.join("stats-restore"));
         let output = std::fs::read_to_string(&out_path).unwrap_or_default();
         let checksum = workloads::parse_checksum(&output);
         let exit_ok = report.exit_code.is_none_or(|c| c == 0);
@@ -500,6 +505,112 @@ impl CriuTrial<'_> {
             };
         }
         Ok(rec)
+    }
+}
+
+/// CRIU's own timing of a dump and a restore, from the `stats-dump` and
+/// `stats-restore` images it writes into its work directory. The frozen
+/// time is how long the task was stopped by the dump (freezing, collecting
+/// and writing its state; without CRIU's start-up and the kill), the
+/// closest CRIU figure to MVVM's trigger-to-snapshot time.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CriuStats {
+    /// `frozen_time`: the task was frozen for this long, ms.
+    pub frozen_ms: Option<f64>,
+    /// `memdump_time` + `memwrite_time`: collecting and writing memory, ms.
+    pub memory_ms: Option<f64>,
+    /// `pages_written`: pages in the images.
+    pub pages_written: Option<u64>,
+    /// `restore_time`: CRIU's restore phase, ms.
+    pub restore_ms: Option<f64>,
+}
+
+/// Reads one protobuf varint at `*pos`.
+fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The varint fields of a flat protobuf message, by field number (other
+/// wire types are skipped; `None` when the message is malformed).
+fn varint_fields(msg: &[u8]) -> Option<Vec<(u64, u64)>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < msg.len() {
+        let key = varint(msg, &mut pos)?;
+        match key & 7 {
+            0 => out.push((key >> 3, varint(msg, &mut pos)?)),
+            1 => pos = pos.checked_add(8)?,
+            2 => {
+                let len = usize::try_from(varint(msg, &mut pos)?).ok()?;
+                pos = pos.checked_add(len)?;
+            }
+            5 => pos = pos.checked_add(4)?,
+            _ => return None,
+        }
+    }
+    (pos == msg.len()).then_some(out)
+}
+
+/// The `stats_entry` sub-message `field` (1: dump, 2: restore) of a CRIU
+/// stats image: two magic words, a little-endian u32 length, the entry.
+pub fn stats_submessage(image: &[u8], field: u64) -> Option<Vec<(u64, u64)>> {
+    let len = u32::from_le_bytes(image.get(8..12)?.try_into().ok()?);
+    let entry = image.get(12..12 + usize::try_from(len).ok()?)?;
+    let mut pos = 0;
+    while pos < entry.len() {
+        let key = varint(entry, &mut pos)?;
+        if key & 7 != 2 {
+            return None;
+        }
+        let n = usize::try_from(varint(entry, &mut pos)?).ok()?;
+        let body = entry.get(pos..pos.checked_add(n)?)?;
+        if key >> 3 == field {
+            return varint_fields(body);
+        }
+        pos += n;
+    }
+    None
+}
+
+impl CriuStats {
+    fn field(fields: &[(u64, u64)], n: u64) -> Option<u64> {
+        fields.iter().find(|(k, _)| *k == n).map(|(_, v)| *v)
+    }
+
+    /// Takes the dump figures from a `stats-dump` image (missing or
+    /// malformed: left empty).
+    pub fn read_dump(&mut self, path: &Path) {
+        let Some(f) = std::fs::read(path)
+            .ok()
+            .and_then(|b| stats_submessage(&b, 1))
+        else {
+            return;
+        };
+        self.frozen_ms = Self::field(&f, 2).map(|v| v as f64 / 1000.0);
+        self.memory_ms = Self::field(&f, 3)
+            .zip(Self::field(&f, 4))
+            .map(|(a, b)| a.saturating_add(b) as f64 / 1000.0);
+        self.pages_written = Self::field(&f, 7);
+    }
+
+    /// Takes the restore figure from a `stats-restore` image.
+    pub fn read_restore(&mut self, path: &Path) {
+        let Some(f) = std::fs::read(path)
+            .ok()
+            .and_then(|b| stats_submessage(&b, 2))
+        else {
+            return;
+        };
+        self.restore_ms = Self::field(&f, 4).map(|v| v as f64 / 1000.0);
     }
 }
 
@@ -722,6 +833,39 @@ mod tests {
         assert_eq!(RestoreReport::parse(&failed.to_line()), Some(failed));
         assert_eq!(RestoreReport::parse("restored=true"), None);
         assert_eq!(RestoreReport::parse("garbage"), None);
+    }
+
+    #[test]
+    fn stats_images_are_decoded() {
+        // A stats-dump and a stats-restore written by CRIU 4.1.1.
+        let dump: &[u8] = &[
+            0x40, 0x59, 0x10, 0x55, 0x06, 0x33, 0x09, 0x57, 0x21, 0, 0, 0, 0x0a, 0x1f, 0x08, 0x6e,
+            0x10, 0xe5, 0xb9, 0x01, 0x18, 0xe7, 0x02, 0x20, 0x5c, 0x28, 0x2c, 0x30, 0x00, 0x38,
+            0x1d, 0x40, 0x00, 0x48, 0x00, 0x50, 0x08, 0x58, 0x08, 0x60, 0x00, 0x68, 0x00, 0x70,
+            0x00,
+        ];
+        let restore: &[u8] = &[
+            0x40, 0x59, 0x10, 0x55, 0x06, 0x33, 0x09, 0x57, 0x0d, 0, 0, 0, 0x12, 0x0b, 0x08, 0x00,
+            0x10, 0x00, 0x18, 0x00, 0x20, 0xa5, 0x18, 0x28, 0x1d,
+        ];
+        let dir = std::env::temp_dir().join(format!("mvvm-bench-criu-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("d"), dump).unwrap();
+        std::fs::write(dir.join("r"), restore).unwrap();
+        let mut s = CriuStats::default();
+        s.read_dump(&dir.join("d"));
+        s.read_restore(&dir.join("r"));
+        assert_eq!(s.frozen_ms, Some(23.781));
+        assert_eq!(s.memory_ms, Some(0.451));
+        assert_eq!(s.pages_written, Some(29));
+        assert_eq!(s.restore_ms, Some(3.109));
+        // Truncated or absent images leave the figures empty.
+        std::fs::write(dir.join("t"), &dump[..20]).unwrap();
+        let mut t = CriuStats::default();
+        t.read_dump(&dir.join("t"));
+        t.read_restore(&dir.join("missing"));
+        assert_eq!(t, CriuStats::default());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

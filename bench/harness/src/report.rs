@@ -76,11 +76,15 @@ pub fn csv(res: &Results) -> String {
     }
     for c in &res.criu {
         let note = format!(
-            "after_s={:.3};straight_s={:.6};image_bytes={};restore_first_ms={};{}",
+            "after_s={:.3};straight_s={:.6};image_bytes={};restore_first_ms={};frozen_ms={};memory_ms={};pages_written={};criu_restore_ms={};{}",
             c.after_s,
             c.straight_s,
             opt(c.image_bytes),
             opt(c.restore_first_s.map(|v| format!("{:.3}", v * 1000.0))),
+            opt(c.stats.frozen_ms),
+            opt(c.stats.memory_ms),
+            opt(c.stats.pages_written),
+            opt(c.stats.restore_ms),
             csv_text(&c.note)
         );
         let _ = writeln!(
@@ -404,8 +408,9 @@ fn criu_tables(s: &mut String, res: &Results) {
         s,
         "{}. The native build of the same program, with the same arguments, is started with its output \
          going to a file, and `criu dump -t PID --shell-job` is run at half its uninterrupted run (the point \
-         where MVVM's trial checkpoints, as a fraction of the run). Dump: wall time of `criu dump` (freeze, \
-         write the images, kill). Images: disk usage of the images directory. Restore to the first \
+         where MVVM's trial checkpoints, as a fraction of the run). Dump: wall time of `criu dump` (start-up, \
+         freeze, write the images, kill). Frozen: how long the task was stopped, from CRIU's own statistics \
+         (images are written but not synced, unlike MVVM's snapshot). Images: disk usage of the images directory. Restore to the first \
          instruction: wall time of `criu restore --shell-job --restore-detached`, which returns once the \
          task runs again; to the end: until the restored program exits. The restored program must print the \
          native checksum.\n",
@@ -413,18 +418,19 @@ fn criu_tables(s: &mut String, res: &Results) {
     );
     let _ = writeln!(
         s,
-        "| workload | native run (s) | dump after (s) | dump (ms) | images (MiB) | \
+        "| workload | native run (s) | dump after (s) | dump (ms) | frozen (ms) | images (MiB) | \
          restore to first instruction (ms) | restore to the end (s) | restore peak RSS (MiB) | result |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for c in &res.criu {
         let _ = writeln!(
             s,
-            "| {} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} |",
             c.label,
             c.straight_s,
             c.after_s,
             ms(c.dump_s.map(|v| v * 1000.0)),
+            ms(c.stats.frozen_ms),
             mib(c.image_bytes),
             ms(c.restore_first_s.map(|v| v * 1000.0)),
             c.restore_end_s
@@ -457,7 +463,8 @@ fn criu_tables(s: &mut String, res: &Results) {
     let _ = writeln!(
         s,
         "\n## MVVM against CRIU (ratio MVVM / CRIU, lower is better for MVVM)\n\n\
-         Checkpoint: MVVM's trigger-to-durable-snapshot time against the wall time of `criu dump`. \
+         Checkpoint: MVVM's trigger-to-durable-snapshot time against the wall time of `criu dump`; \
+         against frozen: the same against the time CRIU kept the task frozen. \
          Size: snapshot against images. Restore to the first instruction: MVVM's downtime minus its \
          checkpoint time (so it includes starting `mvvm-restore` and loading the module) against \
          `criu restore --restore-detached`. Downtime: MVVM's trigger to first resumed instruction against \
@@ -467,6 +474,7 @@ fn criu_tables(s: &mut String, res: &Results) {
     );
     let cols = [
         "checkpoint",
+        "checkpoint against frozen",
         "size",
         "restore to first instruction",
         "downtime",
@@ -482,6 +490,7 @@ fn criu_tables(s: &mut String, res: &Results) {
         };
         let figures = [
             (m.summary.checkpoint_ms, c.dump_s.map(|v| v * 1000.0)),
+            (m.summary.checkpoint_ms, c.stats.frozen_ms),
             (
                 m.summary.snapshot_bytes.map(|b| b as f64),
                 c.image_bytes.map(|b| b as f64),
@@ -623,6 +632,10 @@ mod tests {
             straight_s: 1.0,
             after_s: 0.5,
             dump_s: Some(0.025),
+            stats: crate::criu::CriuStats {
+                frozen_ms: Some(6.25),
+                ..Default::default()
+            },
             image_bytes: Some(3 << 20),
             restore_first_s: Some(0.0125),
             restore_end_s: Some(0.5),
@@ -632,13 +645,15 @@ mod tests {
         });
         let md = markdown(&r, "t");
         assert!(
-            md.contains("| gemm | 1.000 | 0.500 | 25.0 | 3.0 | 12.5 | 0.500 | 4.0 | checksum ok |"),
+            md.contains(
+                "| gemm | 1.000 | 0.500 | 25.0 | 6.2 | 3.0 | 12.5 | 0.500 | 4.0 | checksum ok |"
+            ),
             "{md}"
         );
-        // checkpoint 12.5 / 25, size 3 / 3 MiB, first 27.5 / 12.5,
-        // downtime 40 / 37.5, to the end 1.25 / 0.5.
+        // checkpoint 12.5 / 25 and / 6.25, size 3 / 3 MiB, first
+        // 27.5 / 12.5, downtime 40 / 37.5, to the end 1.25 / 0.5.
         assert!(
-            md.contains("| gemm | 0.500 | 1.000 | 2.200 | 1.067 | 2.500 |"),
+            md.contains("| gemm | 0.500 | 2.000 | 1.000 | 2.200 | 1.067 | 2.500 |"),
             "{md}"
         );
         let text = csv(&r);
