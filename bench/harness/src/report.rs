@@ -226,7 +226,8 @@ pub fn markdown(res: &Results, title: &str) -> String {
     if !compile_cols.is_empty() {
         let _ = writeln!(
             s,
-            "\n## Compile time (s): `mvvm-aot --opt-level=3` per policy, `wasmtime compile`\n"
+            "\n## Compile time (s, median of {}): `mvvm-aot --opt-level=3` per policy, `wasmtime compile`\n",
+            crate::runner::COMPILE_REPS
         );
         let both = compile_cols.iter().any(|v| v == "mvvm-none")
             && compile_cols.iter().any(|v| v == "wasmtime");

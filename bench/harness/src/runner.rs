@@ -237,8 +237,9 @@ pub fn run(
                     let dir = work.join("aot").join(p.name);
                     tools::ensure_dir(&dir)?;
                     let aot = dir.join(format!("{}.aot", w.name));
-                    let o =
-                        tools::compile_aot(t, &paths.wasm(w), &aot, p.flags, cfg.compile_limit)?;
+                    let o = timed_compile(|| {
+                        tools::compile_aot(t, &paths.wasm(w), &aot, p.flags, cfg.compile_limit)
+                    })?;
                     (o, t.checkpoint.clone(), t.run_args(&aot, args))
                 }
                 Variant::Wasmtime => {
@@ -246,7 +247,9 @@ pub fn run(
                     let dir = work.join("cwasm");
                     tools::ensure_dir(&dir)?;
                     let cwasm = dir.join(format!("{}.cwasm", w.name));
-                    let o = tools::compile_wasmtime(wt, &paths.wasm(w), &cwasm, cfg.compile_limit)?;
+                    let o = timed_compile(|| {
+                        tools::compile_wasmtime(wt, &paths.wasm(w), &cwasm, cfg.compile_limit)
+                    })?;
                     (o, wt.to_path_buf(), tools::wasmtime_run_args(&cwasm, args))
                 }
                 Variant::Native => continue,
@@ -395,6 +398,26 @@ pub fn run(
         progress(&res)?;
     }
     Ok(res)
+}
+
+/// How many times each module is compiled; the compile time reported is
+/// the median (one compilation is too noisy on a shared machine).
+pub const COMPILE_REPS: usize = 3;
+
+/// Compiles with `compile` up to [`COMPILE_REPS`] times and returns the
+/// median time; the first outcome that is not a success is returned as it
+/// is.
+fn timed_compile(mut compile: impl FnMut() -> Result<CompileOutcome>) -> Result<CompileOutcome> {
+    let mut secs = Vec::with_capacity(COMPILE_REPS);
+    for _ in 0..COMPILE_REPS {
+        match compile()? {
+            CompileOutcome::Done(t) => secs.push(t),
+            other => return Ok(other),
+        }
+    }
+    Ok(CompileOutcome::Done(
+        Summary::of(&secs).map_or(f64::NAN, |s| s.median),
+    ))
 }
 
 fn log_trial(rec: &CrRecord) {
