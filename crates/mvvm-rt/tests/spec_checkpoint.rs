@@ -20,7 +20,8 @@
 //!    into a fresh store and run to its end, which must be a clean exit
 //!    (every later call's results checked, and every earlier one's before
 //!    the checkpoint). Every fourth k restores into the compilation of
-//!    another policy (resume points are the same in all of them).
+//!    another policy, and another fourth into the same policy compiled at
+//!    -O0 (resume points are the same in all of them).
 //!
 //! Policies: function entry (a probe in every call), loop, and counter-loop
 //! with 0 threshold bits (a poll at every loop iteration).
@@ -136,8 +137,13 @@ fn config(trigger: Trigger, sink: SnapshotSink) -> CheckpointConfig {
 }
 
 fn compile(bytes: &[u8], policy: Policy) -> Result<Module, String> {
+    compile_at(bytes, policy, mvvm_aot::CompileOptions::default().opt_level)
+}
+
+fn compile_at(bytes: &[u8], policy: Policy, opt_level: u8) -> Result<Module, String> {
     let opts = mvvm_aot::CompileOptions {
         policy,
+        opt_level,
         ..Default::default()
     };
     let aot = mvvm_aot::compile(bytes, &opts).map_err(|e| format!("compile: {e}"))?;
@@ -196,12 +202,18 @@ fn reference(module: &Module) -> Result<u64, CheckpointError> {
     }
 }
 
-/// Checkpoints at probe `k` and restores into `target`: the number of
-/// frames saved, or what went wrong.
+/// Checkpoints at probe `k` and restores into `target`, whose
+/// uninterrupted run has `p` probes: the number of frames saved, or what
+/// went wrong.
+///
+/// The restored run counts its probes and is stopped (by a checkpoint that
+/// is thrown away) past 2p + 16 of them, so that a restore that loops
+/// forever is reported instead of hanging the test.
 fn checkpoint_restore(
     module: &Module,
     target: &Module,
     k: u64,
+    p: u64,
     h: &Harness,
     calls: &[PlannedCall],
 ) -> Result<usize, String> {
@@ -230,7 +242,7 @@ fn checkpoint_restore(
         SnapshotSource::Stream(Box::new(std::io::Cursor::new(bytes))),
         WASM_STACK,
         config(
-            Trigger::None,
+            Trigger::ProbeCount(2 * p + 16),
             SnapshotSink::Stream(Box::new(std::io::sink())),
         ),
         RestoreOptions::default(),
@@ -238,6 +250,10 @@ fn checkpoint_restore(
     .map_err(|e| format!("after restore: {}", describe(&e, h, calls).1))?;
     match out {
         Outcome::Exited { code: 0, .. } => Ok(frames),
+        Outcome::Checkpointed { .. } => Err(format!(
+            "after restore: still running after {} probes (the uninterrupted run has {p})",
+            2 * p + 16
+        )),
         other => Err(format!("after restore: ended with {other:?}")),
     }
 }
@@ -429,16 +445,34 @@ fn check_instance(
             rep.no_probe += 1;
             continue;
         }
-        let other = &modules[(idx + 1) % modules.len()].1;
+        // The other policy's module, and its probe count: probes differ
+        // between policies, so the restored run's limit is taken from it.
+        let (_, other, other_p) = &modules[(idx + 1) % modules.len()];
+        let ks = probe_points(*p, cap.max(calls.len() as u64));
+        // Restores into the same policy at -O0 (other code, same resume
+        // points), compiled only when some k uses it.
+        let o0 = if ks.len() > 1 {
+            match compile_at(&h.bytes, *policy, 0) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    rep.mismatches
+                        .push(mismatch(&policy.name(), 0, format!("-O0: {e}")));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         rep.calls_checkpointed += calls.len();
         rep.probes += p;
-        for (j, k) in probe_points(*p, cap.max(calls.len() as u64))
-            .into_iter()
-            .enumerate()
-        {
-            let target = if j % 4 == 3 { other } else { m };
+        for (j, k) in ks.into_iter().enumerate() {
+            let (target, target_p) = match (j % 4, &o0) {
+                (3, _) => (other, *other_p),
+                (1, Some(o0)) => (o0, *p),
+                _ => (m, *p),
+            };
             rep.checkpoints += 1;
-            let done = checkpoint_restore(m, target, k, &h, &calls);
+            let done = checkpoint_restore(m, target, k, target_p, &h, &calls);
             if let Ok(frames) = done {
                 rep.max_frames = rep.max_frames.max(frames);
             }
@@ -446,7 +480,11 @@ fn check_instance(
                 let into = if std::ptr::eq(target, m) {
                     String::new()
                 } else {
-                    format!(" (restored into {})", target.meta().policy.name())
+                    format!(
+                        " (restored into {} -O{})",
+                        target.meta().policy.name(),
+                        target.meta().opt_level
+                    )
                 };
                 rep.mismatches.push(mismatch(
                     &policy.name(),
@@ -641,7 +679,7 @@ fn the_harness_detects_wrong_results() {
     let p = reference(&m).unwrap();
     assert_eq!(p, 2 + 11 + 1 + 1, "_start, $inv_0, fac x11, $inv_1, nan");
     for k in 1..=p {
-        checkpoint_restore(&m, &m, k, &h, &good).unwrap();
+        checkpoint_restore(&m, &m, k, p, &h, &good).unwrap();
     }
     for (i, bad) in [
         call("fac", vec![Arg::I64(10)], vec![Expect::I64(3628801)], 7),
