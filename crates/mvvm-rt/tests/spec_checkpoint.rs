@@ -206,9 +206,10 @@ fn reference(module: &Module) -> Result<u64, CheckpointError> {
 /// uninterrupted run has `p` probes: the number of frames saved, or what
 /// went wrong.
 ///
-/// The restored run counts its probes and is stopped (by a checkpoint that
-/// is thrown away) past 2p + 16 of them, so that a restore that loops
-/// forever is reported instead of hanging the test.
+/// The restored run counts its probes: under the same policy it must make
+/// exactly probes k..=p; under any, it is stopped (by a checkpoint that is
+/// thrown away) past 2p + 16 of them, so that a restore that loops forever
+/// is reported instead of hanging the test.
 fn checkpoint_restore(
     module: &Module,
     target: &Module,
@@ -217,6 +218,7 @@ fn checkpoint_restore(
     h: &Harness,
     calls: &[PlannedCall],
 ) -> Result<usize, String> {
+    let same_policy = module.meta().policy == target.meta().policy;
     let buf = SharedBuf::default();
     let out = run(
         module,
@@ -249,6 +251,14 @@ fn checkpoint_restore(
     )
     .map_err(|e| format!("after restore: {}", describe(&e, h, calls).1))?;
     match out {
+        // Same probe numbering (same policy): the restored run makes the
+        // probes k..=p (probe k again, where it resumes), no more, no less;
+        // another count means its control flow differs.
+        Outcome::Exited { code: 0, probes } if same_policy && k + probes != p + 1 => Err(format!(
+            "after restore: {probes} probes, the uninterrupted run makes {} after probe {}",
+            p + 1 - k,
+            k - 1
+        )),
         Outcome::Exited { code: 0, .. } => Ok(frames),
         Outcome::Checkpointed { .. } => Err(format!(
             "after restore: still running after {} probes (the uninterrupted run has {p})",
