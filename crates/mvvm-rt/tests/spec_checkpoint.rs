@@ -15,13 +15,14 @@
 //!    checkpoint);
 //! 2. for every k in 1..=P (at most max(`MVVM_SPEC_CKPT_CAP`, number of
 //!    calls) values, cap 256 by default, spread over 1..=P with the first
-//!    and last always in), the command is
-//!    checkpointed at probe k into memory, restored from that snapshot
-//!    into a fresh store and run to its end, which must be a clean exit
-//!    (every later call's results checked, and every earlier one's before
-//!    the checkpoint). Every fourth k restores into the compilation of
-//!    another policy, and another fourth into the same policy compiled at
-//!    -O0 (resume points are the same in all of them).
+//!    and last always in), the command is checkpointed at probe k into
+//!    memory, restored from that snapshot into a fresh store and run to
+//!    its end, which must be a clean exit (every later call's results
+//!    checked, and every earlier one's before the checkpoint). Under the
+//!    same policy the restored run must make exactly the probes k..=P
+//!    (probe k is made again where it resumes). Every fourth k restores
+//!    into the compilation of another policy, and another fourth into the
+//!    same policy compiled at -O0 (resume points are the same in all).
 //!
 //! Policies: function entry (a probe in every call), loop, and counter-loop
 //! with 0 threshold bits (a poll at every loop iteration).
@@ -37,8 +38,10 @@
 //! `MVVM_SPEC_CKPT_CAP=N` changes the cap (1024: ~53k checkpoints, ~1.5
 //! min on 2 loaded cores; the default ~34k, ~1 min);
 //! `MVVM_SPEC_CKPT_VERBOSE=1` prints every call dropped because it fails
-//! without a checkpoint; `MVVM_SPEC_CKPT_TIMES=1` the time of each file. The test fails on any mismatch
-//! not listed in [`KNOWN_FAILURES`], and on a listed one that passes.
+//! without a checkpoint; `MVVM_SPEC_CKPT_TIMES=1` the time of each file.
+//!
+//! The test fails on any mismatch not listed in [`KNOWN_FAILURES`], and on
+//! a listed one that passes.
 
 mod spec_checkpoint_support;
 
