@@ -147,3 +147,95 @@ fn restore_to_first_instruction() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Like [`wat`], but the loop after the checkpoint writes every 4 KiB page
+/// again (so every 64 KiB chunk faults once when tracked).
+fn rewrite_wat(pages: u32) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory 1)
+  (func (export "_start") (local $i i32)
+    (drop (memory.grow (i32.const {grow})))
+    (loop $touch
+      (i32.store (i32.shl (local.get $i) (i32.const 12)) (i32.add (local.get $i) (i32.const 1)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $touch (i32.lt_u (local.get $i) (i32.const {words}))))
+    (local.set $i (i32.const 0))
+    (loop $again
+      (i32.store (i32.shl (local.get $i) (i32.const 12)) (local.get $i))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const {words}))))
+    (call $proc_exit (i32.const 0))))"#,
+        grow = pages - 1,
+        words = pages * 16,
+    )
+}
+
+#[test]
+#[ignore = "writes a 256 MiB snapshot; run with --release --ignored --nocapture"]
+fn cost_of_dirty_tracking_faults() {
+    let dir = std::env::temp_dir().join(format!("mvvm-track-cost-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pages = 256 * 16;
+    let mut results = Vec::new();
+    for policy in [Policy::Loop, Policy::LoopDirty] {
+        let opts = mvvm_aot::CompileOptions {
+            policy,
+            ..Default::default()
+        };
+        let module =
+            Module::from_aot(&mvvm_aot::compile(rewrite_wat(pages).as_bytes(), &opts).unwrap())
+                .unwrap();
+        let snap = dir.join("snap.bin");
+        let wasi = || WasiConfig {
+            args: vec!["cost".into()],
+            ..Default::default()
+        };
+        // Checkpoint at the first probe of the second loop.
+        let out = run(
+            &module,
+            wasi(),
+            1 << 20,
+            cfg(
+                Trigger::ProbeCount(u64::from(pages) * 16 + 1),
+                SnapshotSink::File(snap.clone()),
+            ),
+        )
+        .unwrap();
+        assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            let out = restore(
+                &module,
+                SnapshotSource::File(snap.clone()),
+                1 << 20,
+                cfg(
+                    Trigger::None,
+                    SnapshotSink::Stream(Box::new(std::io::sink())),
+                ),
+                RestoreOptions {
+                    skip_memory_verification: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            assert!(matches!(out, Outcome::Exited { code: 0, .. }), "{out:?}");
+            times.push(t.elapsed());
+        }
+        times.sort();
+        results.push(times[1]);
+    }
+    let chunks = f64::from(pages);
+    println!(
+        "restored run rewriting 256 MiB: {:.1} ms untracked (loop), {:.1} ms tracked \
+         (loop-dirty, {} chunk faults): {:.2} us per chunk",
+        results[0].as_secs_f64() * 1e3,
+        results[1].as_secs_f64() * 1e3,
+        pages,
+        (results[1].as_secs_f64() - results[0].as_secs_f64()) * 1e6 / chunks,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
