@@ -325,3 +325,65 @@ fn periodic_checkpoints_continue_and_write_a_chain() {
     ));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Grows memory from 2 to 6 pages at iteration 50 of 200, writes into new
+/// page 3 (page 4 stays zero, page 5 is written and zeroed again); exits
+/// with a checksum of pages 1 and 3 and the memory size.
+const GROW_WAT: &str = r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory 2)
+  (func (export "_start") (local $k i32) (local $acc i32)
+    (i32.store (i32.const 65540) (i32.const 5))
+    (loop $work
+      (if (i32.eq (local.get $k) (i32.const 50))
+        (then
+          (drop (memory.grow (i32.const 4)))
+          (i32.store (i32.const 327680) (i32.const 9))
+          (i32.store (i32.const 327680) (i32.const 0))))
+      (if (i32.ge_u (local.get $k) (i32.const 50))
+        (then (i32.store (i32.const 196616)
+          (i32.add (i32.load (i32.const 196616)) (local.get $k)))))
+      (i32.store (i32.const 65540) (i32.add (i32.load (i32.const 65540)) (i32.const 1)))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br_if $work (i32.lt_u (local.get $k) (i32.const 200))))
+    (local.set $acc (i32.add (i32.add (i32.load (i32.const 65540)) (i32.load (i32.const 196616)))
+      (memory.size)))
+    (call $exit (i32.and (local.get $acc) (i32.const 255)))))"#;
+
+#[test]
+fn memory_growth_between_snapshots_is_in_the_increment() {
+    let opts = mvvm_aot::CompileOptions {
+        policy: Policy::LoopDirty,
+        ..Default::default()
+    };
+    let m = Module::from_aot(&mvvm_aot::compile(GROW_WAT.as_bytes(), &opts).unwrap()).unwrap();
+    let d = dir("grow");
+    let snap = d.join("g.bin");
+    let (want, _) = exited(run(&m, wasi(), STACK, cfg(Trigger::None, &snap)).unwrap());
+    for (first, second) in [(10, 100), (10, 45), (49, 2), (60, 20)] {
+        checkpointed(run(
+            &m,
+            wasi(),
+            STACK,
+            cfg(Trigger::ProbeCount(first), &snap),
+        ));
+        let inc = checkpointed(restore(
+            &m,
+            SnapshotSource::File(snap.clone()),
+            STACK,
+            cfg(Trigger::ProbeCount(second), &snap),
+            RestoreOptions::default(),
+        ));
+        assert!(inc.base.is_some(), "{first}/{second}");
+        let out = restore(
+            &m,
+            SnapshotSource::File(snap.clone()),
+            STACK,
+            cfg(Trigger::None, &d.join("unused.bin")),
+            RestoreOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(exited(out).0, want, "{first}/{second}");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
