@@ -90,7 +90,11 @@ builtins! {
     /// Stops execution with the given trap code; never returns.
     Raise = "raise"(I32) -> ();
     /// A probe found `probe_flag` set: `(func, offset) -> 1 to unwind now,
-    /// else 0`. See [`crate::checkpoint`].
+    /// else 0`; when it returns 1 it has also set `unwind_state` to
+    /// `UNWINDING`, which is what generated code tests (it calls this
+    /// through the module's probe trampoline, see
+    /// [`PROBE_TRAMPOLINE_SYMBOL`](crate::object::PROBE_TRAMPOLINE_SYMBOL)).
+    /// See [`crate::checkpoint`].
     Probe = "probe"(I32, I32) -> (I32);
     /// Records the frame of `func` at stable point `offset` while
     /// unwinding: `(func, offset, values, count)`, values = locals then the

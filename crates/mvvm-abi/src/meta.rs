@@ -211,6 +211,23 @@ pub struct FuncInfo {
     pub stable_points: Vec<StablePoint>,
 }
 
+impl FuncInfo {
+    /// Slots a frame of this function may need: its locals plus the
+    /// deepest operand stack at a stable point (at least one). The
+    /// compiler passes this capacity to `RewindFrame`; the runtime sizes
+    /// the frame buffer (see [`VMLIMITS_FRAME_SLOTS`](crate::vmctx::VMLIMITS_FRAME_SLOTS))
+    /// to the largest over a module.
+    pub fn frame_capacity(&self) -> usize {
+        let stack = self
+            .stable_points
+            .iter()
+            .map(|p| p.stack.len())
+            .max()
+            .unwrap_or(0);
+        (self.locals.len() + stack).max(1)
+    }
+}
+
 /// The ISA the code was generated for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TargetArch {

@@ -31,3 +31,16 @@ pub fn import_stub_symbol(index: u32) -> String {
 pub fn array_trampoline_symbol(index: u32) -> String {
     format!("mvvm_array_{index}")
 }
+
+/// Symbol of the module's probe trampoline, present when the module was
+/// compiled with a checkpoint policy. It has Cranelift's `preserve_all`
+/// calling convention (arguments as in the target's C convention, no
+/// register clobbered, no result): `(vmctx, func: u32, offset: u32)`. It
+/// calls builtin [`Probe`](crate::builtins::Builtin::Probe) and discards
+/// its result; the probe reads `VMLimits::unwind_state` afterwards
+/// ([`UNWINDING`](crate::checkpoint::UNWINDING): save the frame and return).
+///
+/// Why: a call that clobbers nothing lets every value of a loop stay in its
+/// register across the (cold) probe call, so a probe costs the hot path
+/// only its flag test, whatever the register pressure of the loop.
+pub const PROBE_TRAMPOLINE_SYMBOL: &str = "mvvm_probe";

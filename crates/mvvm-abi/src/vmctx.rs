@@ -15,7 +15,7 @@
 //!  +24  funcs ──────────────▶ [VMFuncRef; nfuncs]   imports first
 //!  +32  type_ids ───────────▶ [u32; ntypes]  canonical signature ids
 //!  +40  builtins ───────────▶ [fn ptr; BUILTIN_COUNT]
-//!  +48  limits ─────────────▶ VMLimits { stack_limit, probe_flag, unwind_state } (per thread)
+//!  +48  limits ─────────────▶ VMLimits { stack_limit, probe_flag, unwind_state, frame_slots, poll_counter }
 //!  +56  host                  opaque pointer for the runtime
 //!  +64  reserved              (checkpoint state, later formats)
 //! ```
@@ -91,8 +91,26 @@ pub const VMLIMITS_PROBE_FLAG: i32 = 8;
 /// [`UNWINDING`](crate::checkpoint::UNWINDING),
 /// [`REWINDING`](crate::checkpoint::REWINDING).
 pub const VMLIMITS_UNWIND_STATE: i32 = 12;
+/// Offset of `frame_slots: *mut u64` in `VMLimits`: the buffer checkpoint
+/// code writes a frame into before `UnwindFrame`/`Probe`, and `RewindFrame`
+/// fills. The runtime makes it at least
+/// [`FuncInfo::frame_capacity`](crate::meta::FuncInfo::frame_capacity)
+/// slots of [`VALUE_SLOT_SIZE`] bytes for every function of every module
+/// instantiated in the store (one buffer is enough: a frame is copied out
+/// or read back before any other frame is written).
+///
+/// Why not a stack slot: generated code reads this pointer with a plain
+/// load inside each cold path, which Cranelift never moves; a stack slot's
+/// address is an argument-less pure value that Cranelift hoists out of the
+/// innermost loop, where it would hold a register across the hot loop.
+pub const VMLIMITS_FRAME_SLOTS: i32 = 16;
+/// Offset of `poll_counter: u32` in `VMLimits`: counts the loop-header
+/// probes of the counter-loop policy that found `probe_flag` set; only
+/// every `2^threshold_bits`-th of them calls `Probe`. Written by generated
+/// code only (wrapping), starts at zero in every store.
+pub const VMLIMITS_POLL_COUNTER: i32 = 24;
 /// Size of `VMLimits`.
-pub const VMLIMITS_SIZE: u32 = 16;
+pub const VMLIMITS_SIZE: u32 = 32;
 
 /// Wasm page size.
 pub const WASM_PAGE_SIZE: u64 = 65536;

@@ -12,7 +12,9 @@ use cranelift_codegen::ir::{self, AbiParam, types};
 use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_module::{FuncId, ModuleReloc};
-use mvvm_abi::object::{array_trampoline_symbol, func_symbol, import_stub_symbol};
+use mvvm_abi::object::{
+    PROBE_TRAMPOLINE_SYMBOL, array_trampoline_symbol, func_symbol, import_stub_symbol,
+};
 use mvvm_abi::{ExportKind, FuncInfo, TrapSite};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -75,6 +77,15 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
         tramp_ids.push(emitter.declare_function(&array_trampoline_symbol(i), &array_sig)?);
     }
 
+    // Probes call the runtime through a `preserve_all` trampoline.
+    let probe_id = if opts.policy != mvvm_abi::Policy::None {
+        Some(emitter.declare_function(
+            PROBE_TRAMPOLINE_SYMBOL,
+            &crate::env::probe_trampoline_signature(),
+        )?)
+    } else {
+        None
+    };
     let info = ModuleInfo {
         meta: &meta,
         global_types: meta.global_types(),
@@ -82,6 +93,7 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
         frontend_config: isa.frontend_config(),
         func_ids: func_ids.iter().map(|id| id.as_u32()).collect(),
         policy: opts.policy,
+        probe_trampoline: probe_id.map(|id| id.as_u32()),
     };
 
     let compiled = compile_functions(&info, &*isa, parsed.funcs, &func_ids)?;
@@ -120,6 +132,20 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
         trampolines::array_trampoline(&info, i, &ty, id.as_u32(), &mut ctx.func, &mut fb_ctx)
             .map_err(|message| CompileError::Codegen { func: i, message })?;
         glue.push((id, i, finish_function(&mut ctx, &*isa, id, i, 0)?));
+    }
+    if let Some(id) = probe_id {
+        ctx.clear();
+        trampolines::probe_trampoline(&info, id.as_u32(), &mut ctx.func, &mut fb_ctx).map_err(
+            |message| CompileError::Codegen {
+                func: u32::MAX,
+                message,
+            },
+        )?;
+        glue.push((
+            id,
+            u32::MAX,
+            finish_function(&mut ctx, &*isa, id, u32::MAX, 0)?,
+        ));
     }
     drop(info);
 
@@ -247,8 +273,15 @@ fn finish_function(
         func: index,
         message,
     };
+    let dump = clif_dump_dir();
+    if let Some(dir) = &dump {
+        write_clif(dir, index, "in", &ctx.func);
+    }
     ctx.compile(isa, &mut ControlPlane::default())
         .map_err(|e| codegen(format!("{:?}", e.inner)))?;
+    if let Some(dir) = &dump {
+        write_clif(dir, index, "opt", &ctx.func);
+    }
     let code = ctx
         .compiled_code()
         .ok_or_else(|| codegen("no compiled code".into()))?;
@@ -290,4 +323,19 @@ fn finish_function(
             ..FuncInfo::default()
         },
     })
+}
+
+/// `MVVM_CLIF_DIR`: a directory where every function's Cranelift IR is
+/// written before (`func_N.in.clif`) and after (`func_N.opt.clif`)
+/// Cranelift's optimisations. A developer aid for reading what the
+/// translator produced; never set in normal use.
+fn clif_dump_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("MVVM_CLIF_DIR").map(std::path::PathBuf::from)
+}
+
+fn write_clif(dir: &std::path::Path, index: u32, stage: &str, func: &ir::Function) {
+    let path = dir.join(format!("func_{index}.{stage}.clif"));
+    if let Err(e) = std::fs::write(&path, func.display().to_string()) {
+        tracing::warn!("cannot write {}: {e}", path.display());
+    }
 }

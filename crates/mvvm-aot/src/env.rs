@@ -88,6 +88,16 @@ pub(crate) fn builtin_signature(b: Builtin, call_conv: CallConv) -> Signature {
     sig
 }
 
+/// Signature of the probe trampoline: `preserve_all`, `(vmctx, func,
+/// offset)`, no result.
+pub(crate) fn probe_trampoline_signature() -> Signature {
+    let mut sig = Signature::new(CallConv::PreserveAll);
+    sig.params.push(AbiParam::new(types::I64));
+    sig.params.push(AbiParam::new(types::I32));
+    sig.params.push(AbiParam::new(types::I32));
+    sig
+}
+
 /// Widens a value to its 64-bit slot representation (array calls, host
 /// calls, checkpoint frames): `i32` and `f32` bits zero-extended, the rest
 /// as they are.
@@ -153,6 +163,9 @@ pub(crate) struct ModuleInfo<'m> {
     pub func_ids: Vec<u32>,
     /// Checkpoint policy of the compilation.
     pub policy: Policy,
+    /// The object module's id of the probe trampoline (`mvvm_probe`),
+    /// declared when the policy has probes.
+    pub probe_trampoline: Option<u32>,
 }
 
 impl ModuleInfo<'_> {
@@ -179,6 +192,7 @@ pub(crate) struct FuncEnv<'m> {
     sigs: HashMap<u32, SigRef>,
     builtin_sigs: [Option<SigRef>; BUILTIN_COUNT],
     func_refs: HashMap<u32, FuncRef>,
+    probe_ref: Option<FuncRef>,
 }
 
 /// An error in the environment (bad index after validation: a bug).
@@ -195,6 +209,7 @@ impl<'m> FuncEnv<'m> {
             sigs: HashMap::new(),
             builtin_sigs: [None; BUILTIN_COUNT],
             func_refs: HashMap::new(),
+            probe_ref: None,
         }
     }
 
@@ -425,6 +440,40 @@ impl<'m> FuncEnv<'m> {
         });
         self.func_refs.insert(index, f);
         Ok(f)
+    }
+
+    /// Calls the probe trampoline: `(func, offset)`, nothing clobbered, no
+    /// result (see `mvvm_abi::object::PROBE_TRAMPOLINE_SYMBOL`).
+    pub fn call_probe(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        func: Value,
+        offset: Value,
+    ) -> EnvResult<()> {
+        let vmctx = self.vmctx()?;
+        let f = match self.probe_ref {
+            Some(f) => f,
+            None => {
+                let id = self
+                    .info
+                    .probe_trampoline
+                    .ok_or("probe without a probe trampoline")?;
+                let signature = builder.import_signature(probe_trampoline_signature());
+                let name = builder
+                    .func
+                    .declare_imported_user_function(UserExternalName::new(0, id));
+                let f = builder.import_function(ExtFuncData {
+                    name: ExternalName::User(name),
+                    signature,
+                    colocated: true,
+                    patchable: false,
+                });
+                self.probe_ref = Some(f);
+                f
+            }
+        };
+        builder.ins().call(f, &[vmctx, func, offset]);
+        Ok(())
     }
 
     /// `call index`: a direct call for a defined function, a call through

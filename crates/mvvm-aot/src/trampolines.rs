@@ -10,6 +10,9 @@
 //! - Array-call trampolines (`mvvm_array_{i}`): what the host calls to enter
 //!   wasm, `extern "C" fn(vmctx, values)`: parameters are read from
 //!   `values`, the function is called, results are written back from slot 0.
+//! - The probe trampoline (`mvvm_probe`, with a checkpoint policy only):
+//!   `preserve_all` glue that calls builtin `Probe`, so a probe's call
+//!   clobbers no register of the function that probes.
 //!
 //! Slot encoding (one `u64` each, see `mvvm_abi::vmctx::VALUE_SLOT_SIZE`):
 //! `i32` and `f32` bits zero-extended, `i64`, `f64` bits and references as
@@ -150,6 +153,31 @@ pub(crate) fn array_trampoline(
         let wide = to_slot(&mut builder, *v, *t);
         builder.ins().store(trusted(), wide, values, slot_offset(k));
     }
+    builder.ins().return_(&[]);
+    builder.finalize(info.frontend_config);
+    Ok(())
+}
+
+/// Builds the probe trampoline into `func`: calls builtin `Probe` with the
+/// C convention and drops its result; Cranelift's `preserve_all` prologue
+/// and epilogue save and restore every register the call may clobber.
+pub(crate) fn probe_trampoline(
+    info: &ModuleInfo<'_>,
+    id: u32,
+    func: &mut ir::Function,
+    fb_ctx: &mut FunctionBuilderContext,
+) -> Result<(), String> {
+    func.signature = crate::env::probe_trampoline_signature();
+    func.name = UserFuncName::user(0, id);
+    let mut builder = FunctionBuilder::new(func, fb_ctx);
+    let entry = builder.create_block();
+    builder.append_block_params_for_function_params(entry);
+    builder.switch_to_block(entry);
+    builder.seal_block(entry);
+    let params = builder.block_params(entry).to_vec();
+    let mut env = FuncEnv::new(info);
+    env.set_vmctx(params[0]);
+    env.call_builtin_cold(&mut builder, Builtin::Probe, &params[1..])?;
     builder.ins().return_(&[]);
     builder.finalize(info.frontend_config);
     Ok(())

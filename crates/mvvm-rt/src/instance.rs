@@ -132,6 +132,7 @@ impl Instance {
     ) -> Result<Instance, InstantiationError> {
         let s: &mut StoreInner = &mut store.inner;
         let meta = &module.inner.meta;
+        s.reserve_frame_slots(module.inner.frame_slots);
         if imports.len() != meta.imports.len() {
             return Err(unlinkable(format!(
                 "expected {} imports, got {}",

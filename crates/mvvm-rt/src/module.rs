@@ -21,6 +21,9 @@ pub(crate) struct ModuleInner {
     pub trampolines: HashMap<u32, usize>,
     /// Canonical signature id per type index.
     pub type_ids: Vec<u32>,
+    /// The largest `FuncInfo::frame_capacity` of the module's functions
+    /// (0 without stable points): the frame buffer it needs.
+    pub frame_slots: usize,
     // Field order matters: unregister before unmapping.
     _registration: RegistrationGuard,
     _code: CodeMemory,
@@ -37,6 +40,14 @@ impl Module {
             .iter()
             .map(crate::types::canonical_type_id)
             .collect();
+        let frame_slots = loaded
+            .meta
+            .func_infos
+            .iter()
+            .filter(|f| !f.stable_points.is_empty())
+            .map(|f| f.frame_capacity())
+            .max()
+            .unwrap_or(0);
         let registration = crate::code::register(Arc::new(loaded.info));
         Ok(Module {
             inner: Arc::new(ModuleInner {
@@ -45,6 +56,7 @@ impl Module {
                 import_stubs: loaded.import_stubs,
                 trampolines: loaded.trampolines,
                 type_ids,
+                frame_slots,
                 _registration: registration,
                 _code: loaded.memory,
             }),

@@ -170,6 +170,9 @@ pub struct StoreInner {
     pub(crate) host_funcs: Vec<HostFuncData>,
     pub(crate) instances: Vec<InstanceData>,
     pub(crate) limits: Box<VMLimits>,
+    /// Backing store of `limits.frame_slots`: checkpoint code writes the
+    /// frame it saves here and `RewindFrame` the frame it restores.
+    pub(crate) frame_slots: Vec<u64>,
     /// Address of every `VMFuncRef` handed to wasm -> the function.
     pub(crate) funcrefs: HashMap<usize, Func>,
     pub(crate) max_wasm_stack: usize,
@@ -213,6 +216,7 @@ impl Store {
                 host_funcs: Vec::new(),
                 instances: Vec::new(),
                 limits: Box::new(VMLimits::default()),
+                frame_slots: Vec::new(),
                 funcrefs: HashMap::new(),
                 max_wasm_stack: DEFAULT_MAX_WASM_STACK,
                 depth: 0,
@@ -324,6 +328,17 @@ fn check_store(store: &StoreInner, id: u64) {
 }
 
 impl StoreInner {
+    /// Grows the checkpoint frame buffer to at least `slots` slots and
+    /// points `limits.frame_slots` at it. Called when a module is
+    /// instantiated, before any of its code runs (never while wasm code of
+    /// this store is between writing a frame and handing it over).
+    pub(crate) fn reserve_frame_slots(&mut self, slots: usize) {
+        if self.frame_slots.len() < slots {
+            self.frame_slots = vec![0; slots];
+        }
+        self.limits.frame_slots = self.frame_slots.as_mut_ptr();
+    }
+
     /// The raw `u64` form of `v` as generated code stores it; `None` for a
     /// host function reference (which has no `VMFuncRef` of its own).
     pub(crate) fn val_to_raw(&self, v: Val) -> Option<u64> {

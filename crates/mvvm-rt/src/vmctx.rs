@@ -83,7 +83,7 @@ impl VMFuncRef {
 
 /// Per-store execution limits.
 #[repr(C)]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct VMLimits {
     /// Lowest stack address wasm code may use.
     pub stack_limit: usize,
@@ -92,6 +92,26 @@ pub struct VMLimits {
     pub probe_flag: std::sync::atomic::AtomicU32,
     /// `mvvm_abi::checkpoint::{UNWIND_NONE, UNWINDING, REWINDING}`.
     pub unwind_state: u32,
+    /// The frame buffer of checkpoint code (`StoreInner::frame_slots`),
+    /// large enough for every frame of every instantiated module; null
+    /// until a module with stable points is instantiated.
+    pub frame_slots: *mut u64,
+    /// Counter-loop probes that found the flag set (generated code only).
+    pub poll_counter: u32,
+    _pad: u32,
+}
+
+impl Default for VMLimits {
+    fn default() -> Self {
+        VMLimits {
+            stack_limit: 0,
+            probe_flag: std::sync::atomic::AtomicU32::new(0),
+            unwind_state: 0,
+            frame_slots: std::ptr::null_mut(),
+            poll_counter: 0,
+            _pad: 0,
+        }
+    }
 }
 
 /// Storage of one global: 16 bytes, 16-byte aligned (room for `v128`).
@@ -172,6 +192,14 @@ mod tests {
         assert_eq!(
             offset_of!(VMLimits, unwind_state),
             abi::VMLIMITS_UNWIND_STATE as usize
+        );
+        assert_eq!(
+            offset_of!(VMLimits, frame_slots),
+            abi::VMLIMITS_FRAME_SLOTS as usize
+        );
+        assert_eq!(
+            offset_of!(VMLimits, poll_counter),
+            abi::VMLIMITS_POLL_COUNTER as usize
         );
         assert_eq!(size_of::<VMLimits>(), abi::VMLIMITS_SIZE as usize);
         assert_eq!(size_of::<GlobalCell>(), abi::GLOBAL_CELL_SIZE as usize);

@@ -40,17 +40,20 @@
 //! a store-free inner loop would never see the flag. On x86-64 the atomic
 //! load is a plain `mov`; on aarch64 an `ldar`.
 
+use super::liveness::Liveness;
 use super::{FuncTranslator, OpResult};
 use crate::CompileError;
-use crate::env::{clif_trap, clif_type, slot_offset, to_slot, trusted, zero_value};
+use crate::env::{clif_trap, clif_type, slot_offset, to_slot, trusted};
 use cranelift_codegen::ir::{
-    self, Block, BlockArg, BlockCall, InstBuilder, JumpTableData, SourceLoc, StackSlot,
-    StackSlotData, StackSlotKind, Value, condcodes::IntCC, types,
+    self, Block, BlockArg, BlockCall, InstBuilder, JumpTableData, SourceLoc, Value,
+    condcodes::IntCC, types,
 };
 use cranelift_frontend::Variable;
 use mvvm_abi::builtins::Builtin;
 use mvvm_abi::checkpoint::{REWINDING, UNWINDING};
-use mvvm_abi::vmctx::{VALUE_SLOT_SIZE, VMLIMITS_PROBE_FLAG, VMLIMITS_UNWIND_STATE};
+use mvvm_abi::vmctx::{
+    VMLIMITS_FRAME_SLOTS, VMLIMITS_POLL_COUNTER, VMLIMITS_PROBE_FLAG, VMLIMITS_UNWIND_STATE,
+};
 use mvvm_abi::{Policy, StablePoint, StablePointKind, TrapCode, ValType};
 use std::collections::HashMap;
 use wasmparser::{FuncValidator, Operator, ValidatorResources};
@@ -72,14 +75,11 @@ pub(crate) struct Instrumentation {
     limits: Value,
     /// `&limits.probe_flag`, computed once in the entry block.
     probe_flag: Value,
-    /// The `u64` slots frames are written to and read from; its size is
-    /// fixed at the end, once every stable point is known.
-    slots: StackSlot,
     /// The rewind dispatch, filled at the end.
     rewind: Block,
-    /// The polling counter of `CounterLoop` and its mask (`2^bits - 1`);
-    /// `None` for other policies and for `threshold_bits == 0`.
-    counter: Option<(Variable, i64)>,
+    /// The mask (`2^bits - 1`) of `CounterLoop`'s poll counter; `None`
+    /// for other policies and for `threshold_bits == 0`.
+    counter: Option<i64>,
     /// Resume points in translation order, which is offset order.
     points: Vec<ResumePoint>,
     /// A copy of the function's validator fed every operator after it is
@@ -94,81 +94,6 @@ pub(crate) struct Instrumentation {
     stack_vars: HashMap<(usize, ir::Type), Variable>,
 }
 
-/// A cheap, conservative liveness of wasm locals at stable points.
-///
-/// A path from a stable point `p` to a `local.get` either moves forward in
-/// the code or goes back through the header of a loop enclosing `p`; so a
-/// local whose last `local.get` comes before the start of the outermost
-/// loop enclosing `p` (or before `p` itself) can never be read again, and
-/// its value at `p` does not matter: the frame saves zero for it. This is
-/// decided from the wasm alone, so every compilation agrees, and a restored
-/// frame is correct in any of them. (Writes that kill a value are ignored:
-/// the approximation only ever keeps too much.)
-struct Liveness {
-    /// Per local, the offset of its last `local.get` (`None`: never read).
-    last_read: Vec<Option<u32>>,
-    /// `(offset, outermost enclosing loop start)` of every operator that
-    /// is inside a loop, sorted by offset (a loop counts as enclosing
-    /// itself).
-    region: Vec<(u32, u32)>,
-}
-
-impl Liveness {
-    fn compute(body: &wasmparser::FunctionBody<'_>, nlocals: usize) -> Result<Self, CompileError> {
-        let mut last_read = vec![None; nlocals];
-        let mut region = Vec::new();
-        // Per open block: whether it is a loop; plus the outermost loop's
-        // start while any loop is open.
-        let mut open: Vec<bool> = Vec::new();
-        let mut loops = 0usize;
-        let mut outermost = 0u32;
-        let mut ops = body
-            .get_operators_reader()
-            .map_err(|e| CompileError::invalid(&e))?;
-        while !ops.eof() {
-            let (op, offset) = ops
-                .read_with_offset()
-                .map_err(|e| CompileError::invalid(&e))?;
-            let at = u32::try_from(offset).unwrap_or(u32::MAX);
-            match op {
-                Operator::Block { .. } | Operator::If { .. } => open.push(false),
-                Operator::Loop { .. } => {
-                    if loops == 0 {
-                        outermost = at;
-                    }
-                    loops += 1;
-                    open.push(true);
-                }
-                Operator::End if open.pop() == Some(true) => loops -= 1,
-                Operator::LocalGet { local_index } => {
-                    if let Some(slot) = last_read.get_mut(local_index as usize) {
-                        *slot = Some(at);
-                    }
-                }
-                _ => {}
-            }
-            if loops > 0 {
-                region.push((at, outermost));
-            }
-        }
-        Ok(Liveness { last_read, region })
-    }
-
-    /// Per local, whether it may be read after stable point `offset`.
-    fn live_at(&self, offset: u32) -> Vec<bool> {
-        let start = self
-            .region
-            .binary_search_by_key(&offset, |(o, _)| *o)
-            .ok()
-            .map(|i| self.region[i].1)
-            .unwrap_or(offset);
-        self.last_read
-            .iter()
-            .map(|r| matches!(r, Some(r) if *r >= start))
-            .collect()
-    }
-}
-
 impl Instrumentation {
     /// Whether probes go at loop headers.
     fn probes_loops(&self) -> bool {
@@ -176,6 +101,35 @@ impl Instrumentation {
             self.policy,
             Policy::Loop | Policy::CounterLoop { .. } | Policy::LoopDirty
         )
+    }
+}
+
+/// The values a cold path derives its constants from: see
+/// [`FuncTranslator::cold_root`].
+#[derive(Clone, Copy)]
+struct ColdRoot {
+    /// `VMLimits::frame_slots`.
+    base: Value,
+    /// Zero, as `i64` and `i32`, opaque to Cranelift.
+    zero64: Value,
+    zero32: Value,
+}
+
+/// The zero of `ty` computed from a cold path's opaque zero.
+fn cold_zero(
+    builder: &mut cranelift_frontend::FunctionBuilder<'_>,
+    root: &ColdRoot,
+    ty: ValType,
+) -> Value {
+    match ty {
+        ValType::I32 => root.zero32,
+        ValType::F32 => builder
+            .ins()
+            .bitcast(types::F32, ir::MemFlagsData::new(), root.zero32),
+        ValType::F64 => builder
+            .ins()
+            .bitcast(types::F64, ir::MemFlagsData::new(), root.zero64),
+        _ => root.zero64,
     }
 }
 
@@ -238,18 +192,10 @@ impl FuncTranslator<'_, '_, '_> {
         let counter = match policy {
             Policy::CounterLoop { threshold_bits } if threshold_bits > 0 => {
                 let bits = u32::from(threshold_bits.min(31));
-                let var = self.builder.declare_var(types::I32);
-                let zero = self.builder.ins().iconst(types::I32, 0);
-                self.builder.def_var(var, zero);
-                Some((var, (1i64 << bits) - 1))
+                Some((1i64 << bits) - 1)
             }
             _ => None,
         };
-        let slots = self.builder.create_sized_stack_slot(StackSlotData::new(
-            StackSlotKind::ExplicitSlot,
-            0,
-            3,
-        ));
 
         let state = self
             .builder
@@ -270,7 +216,6 @@ impl FuncTranslator<'_, '_, '_> {
             policy,
             limits,
             probe_flag,
-            slots,
             rewind,
             counter,
             points: vec![ResumePoint {
@@ -284,7 +229,7 @@ impl FuncTranslator<'_, '_, '_> {
             }],
             tracker,
             results,
-            liveness: Liveness::compute(body, self.locals.len())?,
+            liveness: Liveness::compute(body, self.locals.len(), body_offset)?,
             stack_vars: HashMap::new(),
         });
         if policy == Policy::FunctionEntry {
@@ -452,16 +397,22 @@ impl FuncTranslator<'_, '_, '_> {
     }
 
     /// A probe at stable point `offset` whose operand stack is the current
-    /// one (of types `types`): `probe_flag != 0` calls `Probe`, and a
-    /// result of 1 unwinds. With `counted`, the flag is only read when the
-    /// polling counter's low bits are zero.
+    /// one (of types `types`): `probe_flag != 0` calls `Probe` through the
+    /// `preserve_all` probe trampoline, and if the runtime then says
+    /// `UNWINDING`, the frame is written and the function returns. With
+    /// `counted` (counter-loop), a flagged probe first counts itself in
+    /// `VMLimits::poll_counter` and only every `2^bits`-th calls `Probe`.
     ///
-    /// The cold path writes the frame *before* calling `Probe` and, when
-    /// the program goes on, reloads the live locals and the stack from the
-    /// slots and meets the fast path in a block whose parameters are the
-    /// stack. So no value of the loop is live across a call: without this,
-    /// every float of a loop would be spilled around the probe's call (no
-    /// float register survives a call in the SysV ABI) on every iteration.
+    /// The hot path is one load of the flag and a branch: cheaper than a
+    /// counter kept in a register (measured: a loop-carried counter costs a
+    /// register and two instructions per iteration, the flag load neither
+    /// a register nor a dependency chain), so the counter-loop policy counts
+    /// only while the flag is up, in memory, off the hot path.
+    ///
+    /// The call clobbers no register, so every value of the loop stays
+    /// where it is and the cold path rejoins the hot one without merging
+    /// anything. The frame is written after the call, on the unwinding
+    /// path alone.
     fn emit_probe(
         &mut self,
         offset: u32,
@@ -469,9 +420,8 @@ impl FuncTranslator<'_, '_, '_> {
         counted: bool,
     ) -> Result<(), CompileError> {
         let c = self.ckpt()?;
-        let (probe_flag, counter, slots) = (c.probe_flag, c.counter, c.slots);
-        let clif: Vec<ir::Type> = types.iter().map(|t| clif_type(*t)).collect();
-        let cont = self.block_with_params(&clif);
+        let (probe_flag, counter, limits) = (c.probe_flag, c.counter, c.limits);
+        let cont = self.builder.create_block();
         let stack = self.stack.clone();
         if stack.len() != types.len() {
             return Err(self.error(format!(
@@ -480,81 +430,62 @@ impl FuncTranslator<'_, '_, '_> {
                 types.len()
             )));
         }
-        let stack_args = block_args(&stack);
-        if let (true, Some((var, mask))) = (counted, counter) {
-            let n = self.builder.use_var(var);
-            let n = self.builder.ins().iadd_imm_s(n, 1);
-            self.builder.def_var(var, n);
-            let low = self.builder.ins().band_imm_u(n, mask);
-            let check = self.builder.create_block();
-            self.builder.ins().brif(low, cont, &stack_args, check, &[]);
-            self.builder.seal_block(check);
-            self.builder.set_cold_block(check);
-            self.builder.switch_to_block(check);
-        }
         let flag = self
             .builder
             .ins()
             .atomic_load(types::I32, trusted(), probe_flag);
         let probe = self.builder.create_block();
-        self.builder.ins().brif(flag, probe, &[], cont, &stack_args);
-        self.builder.seal_block(probe);
         self.builder.set_cold_block(probe);
+        if let (true, Some(mask)) = (counted, counter) {
+            let check = self.builder.create_block();
+            self.builder.ins().brif(flag, check, &[], cont, &[]);
+            self.builder.seal_block(check);
+            self.builder.set_cold_block(check);
+            self.builder.switch_to_block(check);
+            let n = self
+                .builder
+                .ins()
+                .load(types::I32, trusted(), limits, VMLIMITS_POLL_COUNTER);
+            let n = self.builder.ins().iadd_imm_s(n, 1);
+            self.builder
+                .ins()
+                .store(trusted(), n, limits, VMLIMITS_POLL_COUNTER);
+            let low = self.builder.ins().band_imm_u(n, mask);
+            self.builder.ins().brif(low, cont, &[], probe, &[]);
+        } else {
+            self.builder.ins().brif(flag, probe, &[], cont, &[]);
+        }
+        self.builder.seal_block(probe);
         self.builder.switch_to_block(probe);
-        let (count, live) = self.store_frame(offset, &stack, &types)?;
+        let root = self.cold_root()?;
         let func = self
             .builder
             .ins()
-            .iconst(types::I32, i64::from(self.func_index));
-        let at = self.builder.ins().iconst(types::I32, i64::from(offset));
-        let now = self
-            .env
-            .call_builtin_cold(self.builder, Builtin::Probe, &[func, at])
-            .map_err(|e| self.env_err(e))?
-            .ok_or_else(|| self.error("probe has no result"))?;
+            .iadd_imm_s(root.zero32, i64::from(self.func_index));
+        let at = self
+            .builder
+            .ins()
+            .iadd_imm_s(root.zero32, i64::from(offset));
+        self.env
+            .call_probe(self.builder, func, at)
+            .map_err(|e| self.env_err(e))?;
+        let state = self
+            .builder
+            .ins()
+            .load(types::I32, trusted(), limits, VMLIMITS_UNWIND_STATE);
+        let unwinding = self
+            .builder
+            .ins()
+            .icmp_imm_u(IntCC::Equal, state, i64::from(UNWINDING));
         let unwind = self.builder.create_block();
-        let reload = self.builder.create_block();
-        self.builder.ins().brif(now, unwind, &[], reload, &[]);
+        self.builder.ins().brif(unwinding, unwind, &[], cont, &[]);
         self.builder.seal_block(unwind);
-        self.builder.seal_block(reload);
         self.builder.set_cold_block(unwind);
-        self.builder.set_cold_block(reload);
         self.builder.switch_to_block(unwind);
-        self.finish_unwind(offset, count)?;
-
-        self.builder.switch_to_block(reload);
-        for (index, (var, ty)) in self.locals.clone().into_iter().enumerate() {
-            if live.get(index).copied().unwrap_or(true) {
-                let v = self.builder.ins().stack_load(
-                    types::I64,
-                    clif_type(ty),
-                    slots,
-                    slot_offset(index),
-                );
-                self.builder.def_var(var, v);
-            }
-        }
-        if let Some((var, _)) = counter {
-            // Not part of the frame: restart the polling period.
-            let zero = self.builder.ins().iconst(types::I32, 0);
-            self.builder.def_var(var, zero);
-        }
-        let nlocals = self.locals.len();
-        let mut values = Vec::with_capacity(types.len());
-        for (j, ty) in types.iter().enumerate() {
-            let v = self.builder.ins().stack_load(
-                types::I64,
-                clif_type(*ty),
-                slots,
-                slot_offset(nlocals + j),
-            );
-            values.push(v);
-        }
-        self.builder.ins().jump(cont, &block_args(&values));
+        self.emit_unwind(offset, &stack, &types)?;
         self.builder.seal_block(cont);
         self.builder.switch_to_block(cont);
-        self.stack = self.builder.block_params(cont).to_vec();
-        self.save_below(self.stack.len())
+        Ok(())
     }
 
     /// In the current (cold) block: writes the locals then `stack` into the
@@ -572,8 +503,38 @@ impl FuncTranslator<'_, '_, '_> {
                 types.len()
             )));
         }
-        let (count, _) = self.store_frame(offset, stack, types)?;
-        self.finish_unwind(offset, count)
+        let (count, _, root) = self.store_frame(offset, stack, types)?;
+        self.finish_unwind(offset, count, root)
+    }
+
+    /// At the start of a cold path: the frame buffer's address and an
+    /// opaque zero, the values every constant and address of the path is
+    /// computed from.
+    ///
+    /// Why: Cranelift hoists argument-less pure values (constants, stack
+    /// slot addresses) out of the innermost loop around their use. The
+    /// builtin arguments of a cold path inside a loop (function index,
+    /// offset, slot count, the buffer) would then be materialised before
+    /// the loop and hold registers, or spills, through every iteration of
+    /// the hot path. A plain load (`VMLIMITS_FRAME_SLOTS`) is never moved,
+    /// and the zero comes out of a two-result `uadd_overflow`, which
+    /// Cranelift neither moves nor folds; values computed from them stay in
+    /// the cold path, and their constants become immediates.
+    fn cold_root(&mut self) -> Result<ColdRoot, CompileError> {
+        let limits = self.ckpt()?.limits;
+        let base = self
+            .builder
+            .ins()
+            .load(types::I64, trusted(), limits, VMLIMITS_FRAME_SLOTS);
+        let zero = self.builder.ins().iconst(types::I64, 0);
+        let (copy, _) = self.builder.ins().uadd_overflow(base, zero);
+        let zero64 = self.builder.ins().isub(copy, base);
+        let zero32 = self.builder.ins().ireduce(types::I32, zero64);
+        Ok(ColdRoot {
+            base,
+            zero64,
+            zero32,
+        })
     }
 
     /// Writes the frame at `offset` (locals, then `stack`) into the slots;
@@ -583,9 +544,10 @@ impl FuncTranslator<'_, '_, '_> {
         offset: u32,
         stack: &[Value],
         types: &[ValType],
-    ) -> Result<(i64, Vec<bool>), CompileError> {
-        let slots = self.ckpt()?.slots;
+    ) -> Result<(i64, Vec<bool>, ColdRoot), CompileError> {
         let live = self.ckpt()?.liveness.live_at(offset);
+        let root = self.cold_root()?;
+        let base = root.base;
         let mut k = 0;
         for (index, (var, ty)) in self.locals.clone().into_iter().enumerate() {
             // A local that cannot be read again is saved as zero: reading
@@ -595,42 +557,52 @@ impl FuncTranslator<'_, '_, '_> {
                 let v = self.builder.use_var(var);
                 to_slot(self.builder, v, ty)
             } else {
-                self.builder.ins().iconst(types::I64, 0)
+                root.zero64
             };
             self.builder
                 .ins()
-                .stack_store(types::I64, wide, slots, slot_offset(k));
+                .store(trusted(), wide, base, slot_offset(k));
             k += 1;
         }
         for (v, ty) in stack.iter().zip(types) {
             let wide = to_slot(self.builder, *v, *ty);
             self.builder
                 .ins()
-                .stack_store(types::I64, wide, slots, slot_offset(k));
+                .store(trusted(), wide, base, slot_offset(k));
             k += 1;
         }
         let count = i64::try_from(k).map_err(|_| self.error("frame too large"))?;
-        Ok((count, live))
+        Ok((count, live, root))
     }
 
     /// In the current (cold) block, after `store_frame`: calls
     /// `UnwindFrame` and returns zero results.
-    fn finish_unwind(&mut self, offset: u32, count: i64) -> Result<(), CompileError> {
-        let slots = self.ckpt()?.slots;
-        let ptr = self.builder.ins().stack_addr(types::I64, slots, 0);
+    fn finish_unwind(
+        &mut self,
+        offset: u32,
+        count: i64,
+        root: ColdRoot,
+    ) -> Result<(), CompileError> {
         let func = self
             .builder
             .ins()
-            .iconst(types::I32, i64::from(self.func_index));
-        let at = self.builder.ins().iconst(types::I32, i64::from(offset));
-        let n = self.builder.ins().iconst(types::I32, count);
+            .iadd_imm_s(root.zero32, i64::from(self.func_index));
+        let at = self
+            .builder
+            .ins()
+            .iadd_imm_s(root.zero32, i64::from(offset));
+        let n = self.builder.ins().iadd_imm_s(root.zero32, count);
         self.env
-            .call_builtin_cold(self.builder, Builtin::UnwindFrame, &[func, at, ptr, n])
+            .call_builtin_cold(
+                self.builder,
+                Builtin::UnwindFrame,
+                &[func, at, root.base, n],
+            )
             .map_err(|e| self.env_err(e))?;
         let results = self.ckpt()?.results.clone();
         let zeros: Vec<Value> = results
             .iter()
-            .map(|t| zero_value(self.builder, *t))
+            .map(|t| cold_zero(self.builder, &root, *t))
             .collect();
         self.builder.ins().return_(&zeros);
         Ok(())
@@ -661,14 +633,14 @@ impl FuncTranslator<'_, '_, '_> {
             .max()
             .unwrap_or(nlocals)
             .max(1);
-        let bytes = u32::try_from(capacity as u64 * u64::from(VALUE_SLOT_SIZE))
-            .map_err(|_| self.error("frame too large"))?;
         let capacity = i64::try_from(capacity).map_err(|_| self.error("frame too large"))?;
-        self.builder.func.sized_stack_slots[c.slots].size = bytes;
 
         self.builder.set_srcloc(SourceLoc::new(body_offset));
         self.builder.switch_to_block(c.rewind);
-        let ptr = self.builder.ins().stack_addr(types::I64, c.slots, 0);
+        let ptr = self
+            .builder
+            .ins()
+            .load(types::I64, trusted(), c.limits, VMLIMITS_FRAME_SLOTS);
         let func = self
             .builder
             .ins()
@@ -680,10 +652,10 @@ impl FuncTranslator<'_, '_, '_> {
             .map_err(|e| self.env_err(e))?
             .ok_or_else(|| self.error("rewind_frame has no result"))?;
         for (k, (var, ty)) in self.locals.clone().into_iter().enumerate() {
-            let v =
-                self.builder
-                    .ins()
-                    .stack_load(types::I64, clif_type(ty), c.slots, slot_offset(k));
+            let v = self
+                .builder
+                .ins()
+                .load(clif_type(ty), trusted(), ptr, slot_offset(k));
             self.builder.def_var(var, v);
         }
         let bad = self.builder.create_block();
@@ -713,10 +685,10 @@ impl FuncTranslator<'_, '_, '_> {
             self.builder.switch_to_block(*landing);
             let mut values = Vec::with_capacity(p.point.stack.len());
             for (j, ty) in p.point.stack.iter().enumerate() {
-                let v = self.builder.ins().stack_load(
-                    types::I64,
+                let v = self.builder.ins().load(
                     clif_type(*ty),
-                    c.slots,
+                    trusted(),
+                    ptr,
                     slot_offset(nlocals + j),
                 );
                 values.push(v);

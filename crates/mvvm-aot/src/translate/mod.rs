@@ -17,6 +17,7 @@
 
 mod checkpoint;
 mod control;
+mod liveness;
 mod memory;
 mod numeric;
 mod table;
