@@ -36,6 +36,9 @@ pub struct CheckpointRequest {
     pub json: Option<PathBuf>,
     /// Whether probe logging is on (`-i` or `MVVM_LOG`).
     pub log_probes: bool,
+    /// `--incremental`: periodic checkpoints after the first are
+    /// incremental whatever the policy.
+    pub incremental: bool,
 }
 
 /// Name used in messages.
@@ -55,6 +58,7 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
     let _ = PERIODIC_TOOL.set(TOOL);
     let opts = RunOptions {
         on_checkpoint: Some(report_periodic),
+        incremental: req.incremental,
     };
     let outcome = on_guest_thread(max_stack, move || {
         mvvm_rt::checkpoint::run_with(&module, wasi, max_stack, cfg, opts)

@@ -66,7 +66,8 @@ pub struct TriggerFlags {
     /// snapshot and keep running. Each snapshot replaces the previous one
     /// at the snapshot path; the first is full, the next ones incremental
     /// (only the 64 KiB chunks written since the previous one) when the
-    /// program was compiled with `--enable-loop-dirty-checkpoint`, each
+    /// program was compiled with `--enable-loop-dirty-checkpoint` (or with
+    /// `--incremental`), each
     /// previous one then kept as `STEM.ID.bin` next to it (ID: 12 hex
     /// digits of its id), as long as the chain needs it. Needs a snapshot
     /// file (not a stream or TCP). SIGINT/SIGUSR1 still write a last

@@ -284,6 +284,7 @@ fn periodic_checkpoints_continue_and_write_a_chain() {
         cfg(Trigger::Every(std::time::Duration::from_millis(3)), &snap),
         RunOptions {
             on_checkpoint: Some(count_periodic),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -384,6 +385,49 @@ fn memory_growth_between_snapshots_is_in_the_increment() {
         )
         .unwrap();
         assert_eq!(exited(out).0, want, "{first}/{second}");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+static LOOP_FULL: AtomicUsize = AtomicUsize::new(0);
+static LOOP_INC: AtomicUsize = AtomicUsize::new(0);
+
+fn count_kinds(stats: &CheckpointStats) {
+    match stats.base {
+        Some(_) => LOOP_INC.fetch_add(1, Ordering::SeqCst),
+        None => LOOP_FULL.fetch_add(1, Ordering::SeqCst),
+    };
+}
+
+#[test]
+fn periodic_checkpoints_of_other_policies_are_full_unless_asked() {
+    let m = module(40_000_000, Policy::Loop);
+    let d = dir("every-loop");
+    for incremental in [false, true] {
+        let snap = d.join(format!("l{incremental}.bin"));
+        LOOP_FULL.store(0, Ordering::SeqCst);
+        LOOP_INC.store(0, Ordering::SeqCst);
+        let out = run_with(
+            &m,
+            wasi(),
+            STACK,
+            cfg(Trigger::Every(std::time::Duration::from_millis(3)), &snap),
+            RunOptions {
+                on_checkpoint: Some(count_kinds),
+                incremental,
+            },
+        )
+        .unwrap();
+        exited(out);
+        let (full, inc) = (
+            LOOP_FULL.load(Ordering::SeqCst),
+            LOOP_INC.load(Ordering::SeqCst),
+        );
+        if incremental {
+            assert!(full <= 1 + inc / 16, "{full} full, {inc} incremental");
+        } else {
+            assert_eq!(inc, 0, "{full} full");
+        }
     }
     let _ = std::fs::remove_dir_all(&d);
 }

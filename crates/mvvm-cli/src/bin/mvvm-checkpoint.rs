@@ -26,8 +26,9 @@ use std::process::ExitCode;
 /// printed on stderr, and the process exits with 75.
 ///
 /// `--every SECONDS` writes a snapshot periodically and keeps running; with
-/// `--enable-loop-dirty-checkpoint` the snapshots after the first are
-/// incremental (only the memory written since the previous one).
+/// `--enable-loop-dirty-checkpoint` (or `--incremental`) the snapshots after
+/// the first are incremental (only the memory written since the previous
+/// one).
 ///
 /// Migration: `-o ADDR -s PORT` sends the snapshot over TCP to a
 /// `mvvm-restore -t PROGRAM -i ADDR -e PORT` that listens there and
@@ -83,6 +84,14 @@ struct Checkpoint {
     )]
     offload_port: Option<u16>,
 
+    /// With `--every`: make the snapshots after the first incremental (only
+    /// the 64 KiB chunks written since the previous one) even if the
+    /// program was not compiled with `--enable-loop-dirty-checkpoint`
+    /// (with it, they always are). Costs one page fault per chunk first
+    /// written in each period.
+    #[arg(long = "incremental", requires = "every")]
+    incremental: bool,
+
     /// Write a one-line JSON summary at exit to FILE (`-` for stderr):
     /// status, exit_code, probes, snapshot, snapshot_bytes, memory_bytes,
     /// frames, checkpoint_ms.
@@ -123,6 +132,7 @@ impl Checkpoint {
             max_wasm_stack_mib: self.max_wasm_stack,
             json: self.json,
             log_probes,
+            incremental: self.incremental,
         })
     }
 }

@@ -370,8 +370,13 @@ pub(crate) fn take(
         c.kept = kept;
     }
     // The memory now equals the snapshot just written: if the run goes on
-    // (periodic checkpoints), the next snapshot is taken against it.
-    let continuing = store.inner.ckpt.as_deref().is_some_and(|c| c.continuing);
+    // (periodic checkpoints) and wants incremental snapshots, the next one
+    // is taken against it.
+    let continuing = store
+        .inner
+        .ckpt
+        .as_deref()
+        .is_some_and(|c| c.continuing && c.incremental);
     if let (true, Some(path)) = (continuing, path) {
         track_from(
             store,

@@ -104,6 +104,10 @@ pub(crate) struct Control {
     pub base: Option<BaseInfo>,
     /// Called after each periodic checkpoint.
     pub on_checkpoint: Option<fn(&super::CheckpointStats)>,
+    /// Snapshots after this run's next one may be incremental (the module's
+    /// policy is loop-dirty, or the caller asked): dirty tracking restarts
+    /// after each periodic checkpoint.
+    pub incremental: bool,
     /// Bases this run kept under derived names (periodic checkpoints):
     /// removed once a full snapshot makes them useless.
     pub kept: Vec<std::path::PathBuf>,
@@ -380,6 +384,7 @@ impl Session {
             continuing: false,
             base: None,
             on_checkpoint: None,
+            incremental: module.meta().policy == mvvm_abi::Policy::LoopDirty,
             kept: Vec::new(),
         }));
         let limits: *mut VMLimits = &mut *s.limits;

@@ -110,9 +110,10 @@ pub enum Trigger {
     /// and go on running (the run is rewound in-process from the captured
     /// frames, as a restore would). Needs a file sink; every snapshot
     /// replaces the previous one at that path, the first full, the next
-    /// ones incremental against the previous (kept under
-    /// [`base_keep_path`]). SIGINT/SIGUSR1 still take a last snapshot and
-    /// stop.
+    /// ones (for a loop-dirty module, or with [`RunOptions::incremental`]
+    /// / [`RestoreOptions::incremental`]) incremental against the previous
+    /// (kept under [`base_keep_path`]). SIGINT/SIGUSR1 still take a last
+    /// snapshot and stop.
     Every(Duration),
 }
 
@@ -180,6 +181,9 @@ pub struct RunOptions {
     /// Called after each periodic checkpoint of a [`Trigger::Every`] run
     /// (the last checkpoint, which stops the run, is in the [`Outcome`]).
     pub on_checkpoint: Option<fn(&CheckpointStats)>,
+    /// Make the periodic checkpoints after the first incremental even if
+    /// the module's policy is not loop-dirty (which always does).
+    pub incremental: bool,
 }
 
 /// Options of [`restore`].
@@ -331,6 +335,7 @@ pub fn run_with(
     let session = session_cfg.map(|c| Session::arm(&mut store, module, c));
     if let Some(c) = store.inner.ckpt.as_deref_mut() {
         c.on_checkpoint = opts.on_checkpoint;
+        c.incremental |= opts.incremental;
     }
     let instance = match Instance::new(&mut store, module, &imports) {
         Ok(i) => i,

@@ -70,6 +70,7 @@ pub fn restore(
     let session = Session::arm(&mut store, module, session_cfg);
     if let Some(c) = store.inner.ckpt.as_deref_mut() {
         c.on_checkpoint = opts.on_checkpoint;
+        c.incremental |= opts.incremental;
     }
     // The memory equals the snapshot file now: track what changes, so the
     // next checkpoint can be incremental against it.
