@@ -41,7 +41,9 @@
 //!    its locals and jumps to that resume point with the stack rebuilt. The
 //!    runtime clears `unwind_state` when it hands out the last frame.
 //!    `capacity` is the function's largest `locals.len() + stack.len()` over
-//!    its stable points (the size of the slot buffer in the caller's frame);
+//!    its stable points ([`FuncInfo::frame_capacity`](crate::FuncInfo::frame_capacity));
+//!    `values` is `VMLimits.frame_slots`, where unwinding frames are written
+//!    too;
 //!    an index out of range of `stable_points` makes the function trap with
 //!    [`TrapCode::Unreachable`](crate::TrapCode::Unreachable) (the runtime
 //!    is expected to validate frames before handing them out).
@@ -49,9 +51,15 @@
 //! Probes read `probe_flag` with an atomic (relaxed-or-stronger) load that
 //! the compiler may not merge with another probe's, so a flag set by a
 //! signal handler or another thread is seen by the next probe executed.
-//! With [`Policy::CounterLoop`] a per-call counter (not a wasm local, not
-//! saved) is incremented at each loop header and `probe_flag` is read only
-//! when its low `threshold_bits` bits are zero.
+//! A probe that finds the flag set calls `Probe` through the module's
+//! `preserve_all` trampoline and then tests `unwind_state` for
+//! [`UNWINDING`]. With [`Policy::CounterLoop`] such a flagged probe first
+//! increments `VMLimits.poll_counter` (not saved) and calls `Probe` only
+//! when its low `threshold_bits` bits are zero: the polls `-c N` counts are
+//! every `2^threshold_bits`-th flagged loop header. The hot path (flag
+//! clear) is the same single test as [`Policy::Loop`]: on the CPUs we
+//! measured, a load and a branch cost less than a counter carried in a
+//! register through every loop.
 //!
 //! Values in slots use the encoding of array calls: i32/f32 zero-extended,
 //! i64/f64 as is, references as pointers (`*const VMFuncRef`, externref
@@ -70,8 +78,8 @@ pub enum Policy {
     FunctionEntry,
     /// `--enable-loop-checkpoint`: probes at loop headers.
     Loop,
-    /// `--enable-counter-loop-checkpoint`: loop probes that poll only every
-    /// `2^threshold_bits` iterations.
+    /// `--enable-counter-loop-checkpoint`: loop probes that call the
+    /// runtime only on every `2^threshold_bits`-th flagged iteration.
     CounterLoop {
         /// log2 of the polling period.
         threshold_bits: u8,
