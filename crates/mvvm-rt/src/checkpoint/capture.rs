@@ -275,11 +275,15 @@ pub(crate) fn take(
         .map(|c| std::mem::take(&mut c.kept))
         .unwrap_or_default();
 
+    // Descriptors are recorded by path; files deleted while open have
+    // their contents copied in (refused above `MAX_UNLINKED_BYTES`).
     let wasi_state = s
         .data
         .as_ref()
         .and_then(|d| d.downcast_ref::<WasiCtx>())
-        .map(|w| w.save_state());
+        .map(|w| w.save_state())
+        .transpose()
+        .map_err(|e| CheckpointError::Wasi(e.to_string()))?;
     let (wasi, monotonic) = match &wasi_state {
         Some(st) => (
             mvvm_abi::codec::encode(st)

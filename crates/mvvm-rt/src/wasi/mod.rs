@@ -51,8 +51,8 @@ mod tests;
 pub use errno::Errno;
 pub use func::{WASI_MODULE, WasiFunc};
 pub use link::{WasiRunError, add_to_linker, run_command, run_command_in};
-pub use restore::WasiRestoreError;
-pub use state::{ClockState, FdEntry, FdKind, FileId, Preopen, WasiState};
+pub use restore::{MAX_UNLINKED_BYTES, WasiRestoreError, WasiSaveError};
+pub use state::{ClockState, FdEntry, FdKind, FileId, Preopen, UnlinkedFile, WasiState};
 
 use mem::GuestMem;
 use std::collections::{BTreeMap, HashMap};
@@ -151,6 +151,7 @@ impl WasiCtx {
                 preopens: Vec::new(),
                 fds: BTreeMap::new(),
                 clocks: ClockState::default(),
+                unlinked: Vec::new(),
             },
             handles: HashMap::new(),
         };

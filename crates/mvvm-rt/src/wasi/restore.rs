@@ -4,16 +4,61 @@
 //! are bound again, and the monotonic clock continues from where it was.
 //!
 //! Positions need no seeking: they live in the state (see `state.rs`).
+//!
+//! Files deleted while open (link count 0) have no path to reopen: saving
+//! the state copies their contents into it ([`UnlinkedFile`]), at most
+//! [`MAX_UNLINKED_BYTES`] in all, and the restore gives them back as
+//! anonymous files (`memfd_create`). The guest cannot tell the difference:
+//! the file had no name before either. Two descriptors on the same deleted
+//! file (same device and inode) share one restored file.
 
 use super::errno::Errno;
 use super::path::open_flags;
-use super::state::{FdKind, FileId, WasiState};
+use super::state::{FdKind, FileId, UnlinkedFile, WasiState};
 use super::types::{clockid, oflags};
 use super::{Handle, WasiCtx, sys};
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+
+/// Most bytes of deleted-while-open files one saved state may hold, all
+/// files together. The contents travel inside the encoded WASI state,
+/// which is held in memory while the snapshot is written and read, and
+/// whose decoder accepts at most 1 GiB: 512 MiB leaves room for the rest
+/// and keeps a checkpoint from doubling the host's memory use unnoticed.
+/// Above it the checkpoint is refused ([`WasiSaveError::TooLarge`]).
+pub const MAX_UNLINKED_BYTES: u64 = 512 << 20;
+
+/// The WASI state could not be saved.
+#[derive(Debug, thiserror::Error)]
+pub enum WasiSaveError {
+    /// The files deleted while open are too large to be put in a snapshot.
+    #[error(
+        "descriptor {fd}: the files deleted while open hold {bytes} bytes in all, \
+         more than the {limit} a snapshot may carry"
+    )]
+    TooLarge {
+        /// The descriptor whose file went over the limit.
+        fd: u32,
+        /// Bytes of deleted files counted so far, this one included.
+        bytes: u64,
+        /// [`MAX_UNLINKED_BYTES`].
+        limit: u64,
+    },
+    /// A deleted file's contents could not be read.
+    #[error("descriptor {fd} (`{path}`, deleted while open): cannot read its contents: {source}")]
+    Read {
+        /// Guest descriptor.
+        fd: u32,
+        /// The path it was opened under.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
 
 /// A saved WASI state could not be brought back.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +106,15 @@ pub enum WasiRestoreError {
         /// The peer it was connected to.
         peer: SocketAddr,
     },
+    /// An anonymous file standing for a file deleted while open could not
+    /// be made.
+    #[error("descriptor {fd}: cannot recreate its file (deleted while open): {source}")]
+    Unlinked {
+        /// Guest descriptor.
+        fd: u32,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The state contradicts itself (a descriptor names a missing preopen).
     #[error("descriptor {fd}: inconsistent state: {what}")]
     Inconsistent {
@@ -81,11 +135,73 @@ fn file_id(fd: &OwnedFd) -> Result<FileId, Errno> {
 
 impl WasiCtx {
     /// The state to put in a snapshot: a copy of the current state with the
-    /// guest's monotonic time recorded.
-    pub fn save_state(&self) -> WasiState {
+    /// guest's monotonic time recorded and the contents of every regular
+    /// file deleted while open (see [`UnlinkedFile`]). Fails when those
+    /// cannot be read or exceed [`MAX_UNLINKED_BYTES`].
+    pub fn save_state(&self) -> Result<WasiState, WasiSaveError> {
         let mut s = self.state.clone();
         s.clocks.saved_monotonic_ns = self.now(clockid::MONOTONIC).unwrap_or(0);
-        s
+        s.unlinked = self.unlinked_files()?;
+        Ok(s)
+    }
+
+    /// The regular files open with a link count of 0, each read once and
+    /// listed with every descriptor on it (same device and inode).
+    fn unlinked_files(&self) -> Result<Vec<UnlinkedFile>, WasiSaveError> {
+        let mut out: Vec<UnlinkedFile> = Vec::new();
+        let mut by_id: HashMap<(u64, u64), usize> = HashMap::new();
+        let mut total = 0u64;
+        for (&fd, e) in &self.state.fds {
+            if e.kind != FdKind::File {
+                continue;
+            }
+            let Some(Handle::Owned(h)) = self.handles.get(&fd) else {
+                continue;
+            };
+            // A descriptor that cannot even be stat'ed is left to the
+            // reopen by path, which reports it.
+            let Ok(st) = sys::fstat(h.as_fd()) else {
+                continue;
+            };
+            if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_nlink != 0 {
+                continue;
+            }
+            let key = (st.st_dev, st.st_ino);
+            if let Some(&i) = by_id.get(&key) {
+                out[i].fds.push(fd);
+                continue;
+            }
+            let size = u64::try_from(st.st_size).unwrap_or(0);
+            total = total.saturating_add(size);
+            if total > MAX_UNLINKED_BYTES {
+                return Err(WasiSaveError::TooLarge {
+                    fd,
+                    bytes: total,
+                    limit: MAX_UNLINKED_BYTES,
+                });
+            }
+            let data = read_whole(h.as_fd(), size).map_err(|source| WasiSaveError::Read {
+                fd,
+                path: e.path.clone(),
+                source,
+            })?;
+            // The file may have grown between fstat and the read (only
+            // through another host process: the guest is stopped).
+            total = total.saturating_add((data.len() as u64).saturating_sub(size));
+            if total > MAX_UNLINKED_BYTES {
+                return Err(WasiSaveError::TooLarge {
+                    fd,
+                    bytes: total,
+                    limit: MAX_UNLINKED_BYTES,
+                });
+            }
+            by_id.insert(key, out.len());
+            out.push(UnlinkedFile {
+                fds: vec![fd],
+                data,
+            });
+        }
+        Ok(out)
     }
 
     /// Rebuilds a context from a saved state. With `check_identity`, each
@@ -101,6 +217,33 @@ impl WasiCtx {
             preopen_fds.push(OwnedFd::from(f));
         }
         let mut handles = HashMap::new();
+        let mut state = state;
+        let unlinked = std::mem::take(&mut state.unlinked);
+        let mut recreated = HashMap::new();
+        for u in &unlinked {
+            let first = u.fds.first().copied().unwrap_or(0);
+            let memfd = anonymous_file(&u.data)
+                .map_err(|source| WasiRestoreError::Unlinked { fd: first, source })?;
+            for &fd in &u.fds {
+                let e = state
+                    .fds
+                    .get(&fd)
+                    .filter(|e| e.kind == FdKind::File)
+                    .ok_or_else(|| WasiRestoreError::Inconsistent {
+                        fd,
+                        what: "a deleted file's contents name a descriptor that is no open file"
+                            .into(),
+                    })?;
+                let f = reopen_anonymous(memfd.as_fd(), e.read, e.write, e.fdflags)
+                    .map_err(|source| WasiRestoreError::Unlinked { fd, source })?;
+                if recreated.insert(fd, f).is_some() {
+                    return Err(WasiRestoreError::Inconsistent {
+                        fd,
+                        what: "listed twice among the deleted files".into(),
+                    });
+                }
+            }
+        }
         for (&fd, e) in &state.fds {
             let base = || -> Result<&OwnedFd, WasiRestoreError> {
                 e.preopen
@@ -122,6 +265,14 @@ impl WasiCtx {
                         .try_clone()
                         .map_err(|err| reopen_err(Errno::from_io(&err)))?,
                 ),
+                FdKind::File if recreated.contains_key(&fd) => {
+                    Handle::Owned(recreated.remove(&fd).ok_or_else(|| {
+                        WasiRestoreError::Inconsistent {
+                            fd,
+                            what: "recreated file vanished".into(),
+                        }
+                    })?)
+                }
                 FdKind::File | FdKind::Dir => {
                     // Never create or truncate again; keep DIRECTORY.
                     let of = e.oflags & oflags::DIRECTORY;
@@ -173,11 +324,92 @@ impl WasiCtx {
             };
             handles.insert(fd, handle);
         }
+        // The recreated files now have identities of their own.
+        for u in &unlinked {
+            for fd in &u.fds {
+                if let (Some(e), Some(Handle::Owned(h))) = (state.fds.get_mut(fd), handles.get(fd))
+                {
+                    e.file_id = file_id(h).ok();
+                }
+            }
+        }
         let mut ctx = WasiCtx { state, handles };
         let host_now = sys::clock_gettime(libc::CLOCK_MONOTONIC).unwrap_or(0) as i128;
         let offset = ctx.state.clocks.saved_monotonic_ns as i128 - host_now;
         ctx.state.clocks.monotonic_offset_ns =
             offset.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         Ok(ctx)
+    }
+}
+
+/// Reads a whole file of about `size` bytes, from its start, without
+/// moving its offset: through `fd` itself when it is readable, otherwise
+/// through a read-only open of `/proc/self/fd/N` (a descriptor opened for
+/// writing only; the magic link still reaches a deleted file).
+fn read_whole(fd: BorrowedFd<'_>, size: u64) -> std::io::Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match sys::pread(fd, &mut buf, data.len() as u64) {
+            Ok(0) => return Ok(data),
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) && data.is_empty() => break,
+            Err(e) => return Err(e),
+        }
+    }
+    let mut f = std::fs::File::open(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    f.read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// A new anonymous file (`memfd_create`, close-on-exec) holding `data`,
+/// opened for reading and writing at offset `data.len()` (offsets do not
+/// matter: file positions live in the state).
+fn anonymous_file(data: &[u8]) -> std::io::Result<OwnedFd> {
+    let name = c"mvvm-unlinked";
+    // SAFETY: `name` is a valid NUL-terminated string; no other pointer.
+    let r = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this new descriptor; nothing else
+    // owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(r) };
+    let mut f = std::fs::File::from(fd);
+    f.write_all(data)?;
+    Ok(OwnedFd::from(f))
+}
+
+/// A descriptor of its own on the anonymous file `memfd`, with the access
+/// mode and `fdflags` (`APPEND`, `NONBLOCK`, sync modes) of the descriptor
+/// it stands for: a fresh open of `/proc/self/fd/N`, so that each guest
+/// descriptor keeps its own flags as separate opens of one file do. Where
+/// `/proc` is not mounted, a duplicate of `memfd` (read-write, sharing
+/// the flags; rights still keep the guest to what it may do).
+fn reopen_anonymous(
+    memfd: BorrowedFd<'_>,
+    read: bool,
+    write: bool,
+    fdflags: u16,
+) -> std::io::Result<OwnedFd> {
+    // Only the access mode and fdflags: no creation, and following the
+    // magic link is the point.
+    let flags = open_flags(read, write, 0, super::types::LOOKUP_SYMLINK_FOLLOW, fdflags);
+    let extra = flags & !libc::O_ACCMODE;
+    let proc_path = format!("/proc/self/fd/{}", memfd.as_raw_fd());
+    let opened = std::fs::OpenOptions::new()
+        .read(read || !write)
+        .write(write)
+        .custom_flags(extra | libc::O_CLOEXEC)
+        .open(&proc_path);
+    match opened {
+        Ok(f) => Ok(OwnedFd::from(f)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            let f = memfd.try_clone_to_owned()?;
+            sys::set_fl(f.as_fd(), extra & !libc::O_CLOEXEC)?;
+            Ok(f)
+        }
+        Err(e) => Err(e),
     }
 }

@@ -121,4 +121,25 @@ pub struct WasiState {
     pub fds: BTreeMap<u32, FdEntry>,
     /// Clocks.
     pub clocks: ClockState,
+    /// Contents of the files that were deleted while open, which no path
+    /// can reopen. Empty in a live context: filled by
+    /// [`WasiCtx::save_state`](super::WasiCtx::save_state) and consumed by
+    /// [`WasiCtx::restore`](super::WasiCtx::restore).
+    pub unlinked: Vec<UnlinkedFile>,
+}
+
+/// A regular file that was open but had no name left (link count 0: the
+/// classic "open a temporary file, unlink it, keep using it"). Its
+/// contents are saved whole, since no path can reopen it on restore; the
+/// restore makes an anonymous file (`memfd_create`) with those contents
+/// and opens it again for each of `fds`, with each descriptor's own
+/// access mode and `fdflags`. Positions stay in each [`FdEntry`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlinkedFile {
+    /// The guest descriptors (of kind [`FdKind::File`]) that referred to
+    /// it: every open of the same file (same device and inode) shares one
+    /// restored file, so a write through one is seen through the others.
+    pub fds: Vec<u32>,
+    /// The whole file (sparse files are read in full, holes as zeros).
+    pub data: Vec<u8>,
 }

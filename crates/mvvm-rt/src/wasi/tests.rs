@@ -920,7 +920,7 @@ fn restore_reopens_files_at_their_position() {
     let dfd = t
         .open(ROOT_FD, "d", oflags::DIRECTORY, rights::FD_READDIR, true)
         .unwrap();
-    let before = t.ctx.save_state();
+    let before = t.ctx.save_state().unwrap();
     assert!(before.clocks.saved_monotonic_ns > 0);
     let bytes = mvvm_abi::codec::encode(&before).unwrap();
     let old = std::mem::replace(
@@ -947,7 +947,7 @@ fn restore_reopens_files_at_their_position() {
     );
     assert!(t.u64_at(OUT) >= before.clocks.saved_monotonic_ns);
     // A file replaced under the same name is refused when identity counts.
-    let saved = t.ctx.save_state();
+    let saved = t.ctx.save_state().unwrap();
     std::fs::remove_file(t.root.join("d/f")).unwrap();
     std::fs::write(t.root.join("d/f"), b"other").unwrap();
     assert!(matches!(
@@ -1189,6 +1189,6 @@ fn renames_keep_recorded_paths_current() {
     assert_eq!(t.ctx.state().fds[&f].path, "e/g");
     assert_eq!(t.ctx.state().fds[&d].path, "e");
     // And a restore finds both.
-    let saved = t.ctx.save_state();
+    let saved = t.ctx.save_state().unwrap();
     assert!(WasiCtx::restore(saved, true).is_ok());
 }
