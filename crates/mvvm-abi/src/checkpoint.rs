@@ -56,7 +56,8 @@
 //! [`UNWINDING`]. With [`Policy::CounterLoop`] such a flagged probe first
 //! increments `VMLimits.poll_counter` (not saved) and calls `Probe` only
 //! when its low `threshold_bits` bits are zero: the polls `-c N` counts are
-//! every `2^threshold_bits`-th flagged loop header. The hot path (flag
+//! every `2^threshold_bits`-th flagged loop header or function entry (the
+//! policy probes both, so recursion without loops still polls). The hot path (flag
 //! clear) is the same single test as [`Policy::Loop`]: on the CPUs we
 //! measured, a load and a branch cost less than a counter carried in a
 //! register through every loop.
@@ -78,8 +79,9 @@ pub enum Policy {
     FunctionEntry,
     /// `--enable-loop-checkpoint`: probes at loop headers.
     Loop,
-    /// `--enable-counter-loop-checkpoint`: loop probes that call the
-    /// runtime only on every `2^threshold_bits`-th flagged iteration.
+    /// `--enable-counter-loop-checkpoint`: loop-header and function-entry
+    /// probes that call the runtime only on every `2^threshold_bits`-th
+    /// flagged probe.
     CounterLoop {
         /// log2 of the polling period.
         threshold_bits: u8,

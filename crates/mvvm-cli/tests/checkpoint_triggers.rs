@@ -620,3 +620,26 @@ fn mvvm_log_turns_on_the_probe_log() -> Result<()> {
     );
     Ok(())
 }
+
+/// Counter-loop polls at function entries too: a recursion without any
+/// loop (`test/ckpt/treewalk.wat`) has probes, and a checkpoint at a few
+/// of them restores to the same exit status.
+#[test]
+fn counter_loop_polls_in_loop_free_recursion() -> Result<()> {
+    let wat = ckpt_dir().join("treewalk.wat");
+    let aot = aot(wat.to_str().unwrap(), Policy::CounterLoop(4), 3)?;
+    let guest = Guest::default();
+    let base = baseline(&aot, &guest)?;
+    // fib(24) = 46368: 46368 mod 256 = 32; fib makes 150049 calls, one
+    // poll every 16 of them.
+    ensure!(base.code == 32, "treewalk exit status {}", base.code);
+    ensure!(
+        base.probes == 150_049 / 16,
+        "{} polls for 150049 entries at threshold 4",
+        base.probes
+    );
+    for c in spread(base.probes, 5) {
+        checkpoint_and_restore(&aot, &aot, &guest, &base, c, "treewalk")?;
+    }
+    Ok(())
+}

@@ -232,8 +232,13 @@ impl FuncTranslator<'_, '_, '_> {
             liveness: Liveness::compute(body, self.locals.len(), body_offset)?,
             stack_vars: HashMap::new(),
         });
-        if policy == Policy::FunctionEntry {
-            self.emit_probe(body_offset, Vec::new(), false)?;
+        match policy {
+            Policy::FunctionEntry => self.emit_probe(body_offset, Vec::new(), false)?,
+            // Counter-loop also polls at entries, counted like its loop
+            // polls: recursion without loops (tree walks) must still reach
+            // a probe. On the hot path it is the same flag test.
+            Policy::CounterLoop { .. } => self.emit_probe(body_offset, Vec::new(), true)?,
+            _ => {}
         }
         Ok(())
     }

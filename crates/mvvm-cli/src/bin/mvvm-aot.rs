@@ -54,10 +54,10 @@ struct Aot {
     #[arg(long = "enable-loop-checkpoint")]
     enable_loop_checkpoint: bool,
 
-    /// Checkpoint policy "counter-loop": loop-header probes that test the
-    /// checkpoint flag (one load and a branch) and, while it is up, call the
-    /// runtime only once every 2^N iterations (N from --threshold-bits), so
-    /// `-c N` counts polls of 2^N iterations.
+    /// Checkpoint policy "counter-loop": probes at loop headers and function
+    /// entries that test the checkpoint flag (one load and a branch) and,
+    /// while it is up, call the runtime only once every 2^N of them (N from
+    /// --threshold-bits), so `-c N` counts polls of 2^N probes.
     #[arg(long = "enable-counter-loop-checkpoint")]
     enable_counter_loop_checkpoint: bool,
 
@@ -67,7 +67,7 @@ struct Aot {
     enable_loop_dirty_checkpoint: bool,
 
     /// log2 of the polling period of --enable-counter-loop-checkpoint
-    /// (0..=31; 0 polls at every iteration, the same as the loop policy).
+    /// (0..=31; 0 polls at every loop header and function entry).
     #[arg(long = "threshold-bits", value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u8).range(0..=31))]
     threshold_bits: u8,
