@@ -11,6 +11,7 @@ pub mod checkpoint_cmd;
 pub mod exit;
 pub mod guest_flags;
 pub mod logging;
+pub mod offload_flags;
 pub mod restore_cmd;
 pub mod run;
 pub mod snapshot_location;

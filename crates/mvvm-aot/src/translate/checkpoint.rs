@@ -197,19 +197,10 @@ impl FuncTranslator<'_, '_, '_> {
             _ => None,
         };
 
-        let state = self
-            .builder
-            .ins()
-            .load(types::I32, trusted(), limits, VMLIMITS_UNWIND_STATE);
-        let rewinding = self
-            .builder
-            .ins()
-            .icmp_imm_u(IntCC::Equal, state, i64::from(REWINDING));
         let rewind = self.builder.create_block();
         let resume = self.builder.create_block();
-        self.builder.ins().brif(rewinding, rewind, &[], resume, &[]);
+        self.branch_on_unwind_state(limits, REWINDING, rewind, resume);
         self.builder.seal_block(rewind);
-        self.builder.set_cold_block(rewind);
         self.builder.switch_to_block(resume);
 
         self.ckpt = Some(Instrumentation {
@@ -241,6 +232,21 @@ impl FuncTranslator<'_, '_, '_> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Reads `unwind_state` and branches to the cold block `taken` when it
+    /// is `state`, else to `other`.
+    fn branch_on_unwind_state(&mut self, limits: Value, state: u32, taken: Block, other: Block) {
+        let now = self
+            .builder
+            .ins()
+            .load(types::I32, trusted(), limits, VMLIMITS_UNWIND_STATE);
+        let hit = self
+            .builder
+            .ins()
+            .icmp_imm_u(IntCC::Equal, now, i64::from(state));
+        self.builder.ins().brif(hit, taken, &[], other, &[]);
+        self.builder.set_cold_block(taken);
     }
 
     /// The Variable mirroring stack position `i` holding a `ty` value.
@@ -381,20 +387,11 @@ impl FuncTranslator<'_, '_, '_> {
             _ => return Err(self.error(format!("call at {offset:#x} has no stable point"))),
         };
         let limits = c.limits;
-        let state = self
-            .builder
-            .ins()
-            .load(types::I32, trusted(), limits, VMLIMITS_UNWIND_STATE);
-        let unwinding = self
-            .builder
-            .ins()
-            .icmp_imm_u(IntCC::Equal, state, i64::from(UNWINDING));
         let unwind = self.builder.create_block();
         let cont = self.builder.create_block();
-        self.builder.ins().brif(unwinding, unwind, &[], cont, &[]);
+        self.branch_on_unwind_state(limits, UNWINDING, unwind, cont);
         self.builder.seal_block(unwind);
         self.builder.seal_block(cont);
-        self.builder.set_cold_block(unwind);
         self.builder.switch_to_block(unwind);
         self.emit_unwind(offset, &stack, &types)?;
         self.builder.switch_to_block(cont);
@@ -474,18 +471,9 @@ impl FuncTranslator<'_, '_, '_> {
         self.env
             .call_probe(self.builder, func, at)
             .map_err(|e| self.env_err(e))?;
-        let state = self
-            .builder
-            .ins()
-            .load(types::I32, trusted(), limits, VMLIMITS_UNWIND_STATE);
-        let unwinding = self
-            .builder
-            .ins()
-            .icmp_imm_u(IntCC::Equal, state, i64::from(UNWINDING));
         let unwind = self.builder.create_block();
-        self.builder.ins().brif(unwinding, unwind, &[], cont, &[]);
+        self.branch_on_unwind_state(limits, UNWINDING, unwind, cont);
         self.builder.seal_block(unwind);
-        self.builder.set_cold_block(unwind);
         self.builder.switch_to_block(unwind);
         self.emit_unwind(offset, &stack, &types)?;
         self.builder.seal_block(cont);

@@ -10,6 +10,7 @@ use clap::Parser;
 use mvvm_cli::checkpoint_cmd::{self, CheckpointRequest};
 use mvvm_cli::exit::{self, Exit};
 use mvvm_cli::guest_flags::GuestFlags;
+use mvvm_cli::offload_flags::OffloadFlags;
 use mvvm_cli::snapshot_location::SnapshotLocation;
 use mvvm_cli::trigger_flags::TriggerFlags;
 use std::path::PathBuf;
@@ -64,25 +65,8 @@ struct Checkpoint {
     #[arg(long = "snapshot", value_name = "PATH|tcp://HOST:PORT", value_parser = SnapshotLocation::parse, conflicts_with_all = ["offload_addr", "offload_port"])]
     snapshot: Option<SnapshotLocation>,
 
-    /// Live migration: send the snapshot to a `mvvm-restore -i ADDR -e
-    /// PORT` listening at ADDR (a name or an IP address), port `-s`. The
-    /// connection is made at checkpoint time.
-    #[arg(
-        short = 'o',
-        long = "offload-addr",
-        value_name = "ADDR",
-        requires = "offload_port"
-    )]
-    offload_addr: Option<String>,
-
-    /// With `-o`: the port the restore listens on.
-    #[arg(
-        short = 's',
-        long = "offload-port",
-        value_name = "PORT",
-        requires = "offload_addr"
-    )]
-    offload_port: Option<u16>,
+    #[command(flatten)]
+    offload: OffloadFlags,
 
     /// With `--every`: make the snapshots after the first incremental (only
     /// the 64 KiB chunks written since the previous one) even if the
@@ -117,11 +101,12 @@ struct Checkpoint {
 impl Checkpoint {
     fn execute(self) -> Result<Exit> {
         let aot = mvvm_cli::target::load_aot_bytes(&self.target)?;
-        let snapshot = match (self.snapshot, &self.offload_addr, self.offload_port) {
-            (Some(s), _, _) => s,
-            (None, Some(addr), Some(port)) => SnapshotLocation::connect(addr, port),
-            _ => SnapshotLocation::File(mvvm_cli::target::default_snapshot_path(&self.target)),
-        };
+        let snapshot = self
+            .snapshot
+            .or_else(|| self.offload.location())
+            .unwrap_or_else(|| {
+                SnapshotLocation::File(mvvm_cli::target::default_snapshot_path(&self.target))
+            });
         let log_probes = self.log_probes || mvvm_cli::logging::checkpoint_log_enabled();
         checkpoint_cmd::execute(CheckpointRequest {
             aot,

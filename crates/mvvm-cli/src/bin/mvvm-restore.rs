@@ -6,6 +6,7 @@
 use anyhow::Result;
 use clap::Parser;
 use mvvm_cli::exit::{self, Exit};
+use mvvm_cli::offload_flags::OffloadFlags;
 use mvvm_cli::restore_cmd::{self, RestoreRequest};
 use mvvm_cli::snapshot_location::SnapshotLocation;
 use mvvm_cli::trigger_flags::TriggerFlags;
@@ -83,24 +84,8 @@ struct Restore {
     #[arg(long = "snapshot-out", value_name = "PATH|tcp://HOST:PORT", value_parser = SnapshotLocation::parse, conflicts_with_all = ["offload_addr", "offload_port"])]
     snapshot_out: Option<SnapshotLocation>,
 
-    /// Chains (A → B → C): send the next checkpoint of the resumed run to
-    /// a `mvvm-restore -i ADDR -e PORT` listening at ADDR, port `-s`.
-    #[arg(
-        short = 'o',
-        long = "offload-addr",
-        value_name = "ADDR",
-        requires = "offload_port"
-    )]
-    offload_addr: Option<String>,
-
-    /// With `-o`: the port the next restore listens on.
-    #[arg(
-        short = 's',
-        long = "offload-port",
-        value_name = "PORT",
-        requires = "offload_addr"
-    )]
-    offload_port: Option<u16>,
+    #[command(flatten)]
+    offload: OffloadFlags,
 
     #[command(flatten)]
     triggers: TriggerFlags,
@@ -161,11 +146,10 @@ impl Restore {
             (None, Some(addr), Some(port)) => SnapshotLocation::listen(addr, port)?,
             _ => SnapshotLocation::File(mvvm_cli::target::default_snapshot_path(&self.target)),
         };
-        let snapshot_out = match (self.snapshot_out, &self.offload_addr, self.offload_port) {
-            (Some(s), _, _) => s,
-            (None, Some(addr), Some(port)) => SnapshotLocation::connect(addr, port),
-            _ => restore_cmd::default_snapshot_out(&snapshot, &self.target),
-        };
+        let snapshot_out = self
+            .snapshot_out
+            .or_else(|| self.offload.location())
+            .unwrap_or_else(|| restore_cmd::default_snapshot_out(&snapshot, &self.target));
         let log_probes = self.log_probes || mvvm_cli::logging::checkpoint_log_enabled();
         let debug = self.verbose || log_probes;
         restore_cmd::execute(RestoreRequest {
