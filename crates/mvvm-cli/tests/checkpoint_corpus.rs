@@ -40,20 +40,13 @@ fn dirs() -> Result<()> {
     everywhere_under(&corpus("dirs"), &with_dir(), 6, &POLICIES)
 }
 
-/// Known limitation: the program unlinks a file it still has open
-/// (`tmp`, the Unix anonymous temporary file idiom). A checkpoint taken
-/// between the unlink and the close cannot reopen it by path, and restore
-/// refuses with a clear message; the snapshot does not carry the contents
-/// of unlinked files yet. Every other point must restore exactly.
+/// The program also unlinks a file it still has open (`tmp`, the Unix
+/// anonymous temporary file idiom): a checkpoint taken between the unlink
+/// and the close carries the file's contents, and the restore gives them
+/// back as an anonymous file. Every point must restore exactly.
 #[test]
 fn rename_unlink() -> Result<()> {
-    let guest = Guest {
-        known_refusal: Some(
-            "file `tmp` changed since the checkpoint: descriptor 4: the file is gone",
-        ),
-        ..with_dir()
-    };
-    everywhere_under(&corpus("rename_unlink"), &guest, 6, &POLICIES)
+    everywhere_under(&corpus("rename_unlink"), &with_dir(), 6, &POLICIES)
 }
 
 #[test]
