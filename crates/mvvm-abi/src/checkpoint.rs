@@ -53,14 +53,13 @@
 //! signal handler or another thread is seen by the next probe executed.
 //! A probe that finds the flag set calls `Probe` through the module's
 //! `preserve_all` trampoline and then tests `unwind_state` for
-//! [`UNWINDING`]. With [`Policy::CounterLoop`] such a flagged probe first
-//! increments `VMLimits.poll_counter` (not saved) and calls `Probe` only
-//! when its low `threshold_bits` bits are zero: the polls `-c N` counts are
-//! every `2^threshold_bits`-th flagged loop header or function entry (the
-//! policy probes both, so recursion without loops still polls). The hot path (flag
-//! clear) is the same single test as [`Policy::Loop`]: on the CPUs we
-//! measured, a load and a branch cost less than a counter carried in a
-//! register through every loop.
+//! [`UNWINDING`]. With [`Policy::CounterLoop`] (probes at loop headers and
+//! function entries, so recursion without loops still polls) the runtime
+//! counts the `Probe` calls and only every `2^threshold_bits`-th is a poll:
+//! what `-c N` counts and count triggers act on (a request from a signal or
+//! timer is taken at the next probe). Generated code is the same for every
+//! policy's probe: one flag test on the hot path, which measured cheaper
+//! than any counter kept by generated code.
 //!
 //! Values in slots use the encoding of array calls: i32/f32 zero-extended,
 //! i64/f64 as is, references as pointers (`*const VMFuncRef`, externref
@@ -80,8 +79,7 @@ pub enum Policy {
     /// `--enable-loop-checkpoint`: probes at loop headers.
     Loop,
     /// `--enable-counter-loop-checkpoint`: loop-header and function-entry
-    /// probes that call the runtime only on every `2^threshold_bits`-th
-    /// flagged probe.
+    /// probes of which every `2^threshold_bits`-th is a poll.
     CounterLoop {
         /// log2 of the polling period.
         threshold_bits: u8,

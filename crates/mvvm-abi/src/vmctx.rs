@@ -15,7 +15,7 @@
 //!  +24  funcs ──────────────▶ [VMFuncRef; nfuncs]   imports first
 //!  +32  type_ids ───────────▶ [u32; ntypes]  canonical signature ids
 //!  +40  builtins ───────────▶ [fn ptr; BUILTIN_COUNT]
-//!  +48  limits ─────────────▶ VMLimits { stack_limit, probe_flag, unwind_state, frame_slots, poll_counter }
+//!  +48  limits ─────────────▶ VMLimits { stack_limit, probe_flag, unwind_state, frame_slots }
 //!  +56  host                  opaque pointer for the runtime
 //!  +64  reserved              (checkpoint state, later formats)
 //! ```
@@ -104,13 +104,8 @@ pub const VMLIMITS_UNWIND_STATE: i32 = 12;
 /// address is an argument-less pure value that Cranelift hoists out of the
 /// innermost loop, where it would hold a register across the hot loop.
 pub const VMLIMITS_FRAME_SLOTS: i32 = 16;
-/// Offset of `poll_counter: u32` in `VMLimits`: counts the loop-header
-/// probes of the counter-loop policy that found `probe_flag` set; only
-/// every `2^threshold_bits`-th of them calls `Probe`. Written by generated
-/// code only (wrapping), starts at zero in every store.
-pub const VMLIMITS_POLL_COUNTER: i32 = 24;
 /// Size of `VMLimits`.
-pub const VMLIMITS_SIZE: u32 = 32;
+pub const VMLIMITS_SIZE: u32 = 24;
 
 /// Wasm page size.
 pub const WASM_PAGE_SIZE: u64 = 65536;

@@ -96,9 +96,6 @@ pub struct VMLimits {
     /// large enough for every frame of every instantiated module; null
     /// until a module with stable points is instantiated.
     pub frame_slots: *mut u64,
-    /// Counter-loop probes that found the flag set (generated code only).
-    pub poll_counter: u32,
-    _pad: u32,
 }
 
 impl Default for VMLimits {
@@ -108,8 +105,6 @@ impl Default for VMLimits {
             probe_flag: std::sync::atomic::AtomicU32::new(0),
             unwind_state: 0,
             frame_slots: std::ptr::null_mut(),
-            poll_counter: 0,
-            _pad: 0,
         }
     }
 }
@@ -196,10 +191,6 @@ mod tests {
         assert_eq!(
             offset_of!(VMLimits, frame_slots),
             abi::VMLIMITS_FRAME_SLOTS as usize
-        );
-        assert_eq!(
-            offset_of!(VMLimits, poll_counter),
-            abi::VMLIMITS_POLL_COUNTER as usize
         );
         assert_eq!(size_of::<VMLimits>(), abi::VMLIMITS_SIZE as usize);
         assert_eq!(size_of::<GlobalCell>(), abi::GLOBAL_CELL_SIZE as usize);

@@ -8,7 +8,7 @@
 //! Shape of an instrumented function:
 //!
 //! ```text
-//! entry:   params, locals = 0, counter = 0
+//! entry:   params, locals = 0
 //!          limits = vmctx->limits                        (read-only, hoisted)
 //!          brif limits->unwind_state == REWINDING, rewind, resume_entry
 //! resume_entry:                                          (Entry stable point)
@@ -51,9 +51,7 @@ use cranelift_codegen::ir::{
 use cranelift_frontend::Variable;
 use mvvm_abi::builtins::Builtin;
 use mvvm_abi::checkpoint::{REWINDING, UNWINDING};
-use mvvm_abi::vmctx::{
-    VMLIMITS_FRAME_SLOTS, VMLIMITS_POLL_COUNTER, VMLIMITS_PROBE_FLAG, VMLIMITS_UNWIND_STATE,
-};
+use mvvm_abi::vmctx::{VMLIMITS_FRAME_SLOTS, VMLIMITS_PROBE_FLAG, VMLIMITS_UNWIND_STATE};
 use mvvm_abi::{Policy, StablePoint, StablePointKind, TrapCode, ValType};
 use std::collections::HashMap;
 use wasmparser::{FuncValidator, Operator, ValidatorResources};
@@ -77,9 +75,6 @@ pub(crate) struct Instrumentation {
     probe_flag: Value,
     /// The rewind dispatch, filled at the end.
     rewind: Block,
-    /// The mask (`2^bits - 1`) of `CounterLoop`'s poll counter; `None`
-    /// for other policies and for `threshold_bits == 0`.
-    counter: Option<i64>,
     /// Resume points in translation order, which is offset order.
     points: Vec<ResumePoint>,
     /// A copy of the function's validator fed every operator after it is
@@ -189,13 +184,6 @@ impl FuncTranslator<'_, '_, '_> {
             .builder
             .ins()
             .iadd_imm_s(limits, i64::from(VMLIMITS_PROBE_FLAG));
-        let counter = match policy {
-            Policy::CounterLoop { threshold_bits } if threshold_bits > 0 => {
-                let bits = u32::from(threshold_bits.min(31));
-                Some((1i64 << bits) - 1)
-            }
-            _ => None,
-        };
 
         let rewind = self.builder.create_block();
         let resume = self.builder.create_block();
@@ -208,7 +196,6 @@ impl FuncTranslator<'_, '_, '_> {
             limits,
             probe_flag,
             rewind,
-            counter,
             points: vec![ResumePoint {
                 point: StablePoint {
                     offset: body_offset,
@@ -223,13 +210,11 @@ impl FuncTranslator<'_, '_, '_> {
             liveness: Liveness::compute(body, self.locals.len(), body_offset)?,
             stack_vars: HashMap::new(),
         });
-        match policy {
-            Policy::FunctionEntry => self.emit_probe(body_offset, Vec::new(), false)?,
-            // Counter-loop also polls at entries, counted like its loop
-            // polls: recursion without loops (tree walks) must still reach
-            // a probe. On the hot path it is the same flag test.
-            Policy::CounterLoop { .. } => self.emit_probe(body_offset, Vec::new(), true)?,
-            _ => {}
+        // Counter-loop also probes entries: recursion without loops (tree
+        // walks) must still reach a probe. On the hot path it is one flag
+        // test; the runtime counts polls (see `mvvm_abi::checkpoint`).
+        if matches!(policy, Policy::FunctionEntry | Policy::CounterLoop { .. }) {
+            self.emit_probe(body_offset, Vec::new())?;
         }
         Ok(())
     }
@@ -371,8 +356,7 @@ impl FuncTranslator<'_, '_, '_> {
             Some(p) if p.point.offset == offset => p.point.stack.clone(),
             _ => return Err(self.error(format!("loop at {offset:#x} has no stable point"))),
         };
-        let counted = c.counter.is_some();
-        self.emit_probe(offset, types, counted)
+        self.emit_probe(offset, types)
     }
 
     /// After the call whose stable point was just recorded returned: if
@@ -401,28 +385,19 @@ impl FuncTranslator<'_, '_, '_> {
     /// A probe at stable point `offset` whose operand stack is the current
     /// one (of types `types`): `probe_flag != 0` calls `Probe` through the
     /// `preserve_all` probe trampoline, and if the runtime then says
-    /// `UNWINDING`, the frame is written and the function returns. With
-    /// `counted` (counter-loop), a flagged probe first counts itself in
-    /// `VMLimits::poll_counter` and only every `2^bits`-th calls `Probe`.
-    ///
-    /// The hot path is one load of the flag and a branch: cheaper than a
-    /// counter kept in a register (measured: a loop-carried counter costs a
-    /// register and two instructions per iteration, the flag load neither
-    /// a register nor a dependency chain), so the counter-loop policy counts
-    /// only while the flag is up, in memory, off the hot path.
+    /// `UNWINDING`, the frame is written and the function returns. Every
+    /// policy has the same probe: the counter-loop policy's polling period
+    /// is counted by the runtime, only while the flag is up, because a
+    /// counter kept in a register (or any extra block in the loop) cost
+    /// more than the flag test itself (measured: see CHECKPOINT.md).
     ///
     /// The call clobbers no register, so every value of the loop stays
     /// where it is and the cold path rejoins the hot one without merging
     /// anything. The frame is written after the call, on the unwinding
     /// path alone.
-    fn emit_probe(
-        &mut self,
-        offset: u32,
-        types: Vec<ValType>,
-        counted: bool,
-    ) -> Result<(), CompileError> {
+    fn emit_probe(&mut self, offset: u32, types: Vec<ValType>) -> Result<(), CompileError> {
         let c = self.ckpt()?;
-        let (probe_flag, counter, limits) = (c.probe_flag, c.counter, c.limits);
+        let (probe_flag, limits) = (c.probe_flag, c.limits);
         let cont = self.builder.create_block();
         let stack = self.stack.clone();
         if stack.len() != types.len() {
@@ -438,25 +413,7 @@ impl FuncTranslator<'_, '_, '_> {
             .atomic_load(types::I32, trusted(), probe_flag);
         let probe = self.builder.create_block();
         self.builder.set_cold_block(probe);
-        if let (true, Some(mask)) = (counted, counter) {
-            let check = self.builder.create_block();
-            self.builder.ins().brif(flag, check, &[], cont, &[]);
-            self.builder.seal_block(check);
-            self.builder.set_cold_block(check);
-            self.builder.switch_to_block(check);
-            let n = self
-                .builder
-                .ins()
-                .load(types::I32, trusted(), limits, VMLIMITS_POLL_COUNTER);
-            let n = self.builder.ins().iadd_imm_s(n, 1);
-            self.builder
-                .ins()
-                .store(trusted(), n, limits, VMLIMITS_POLL_COUNTER);
-            let low = self.builder.ins().band_imm_u(n, mask);
-            self.builder.ins().brif(low, cont, &[], probe, &[]);
-        } else {
-            self.builder.ins().brif(flag, probe, &[], cont, &[]);
-        }
+        self.builder.ins().brif(flag, probe, &[], cont, &[]);
         self.builder.seal_block(probe);
         self.builder.switch_to_block(probe);
         let root = self.cold_root()?;

@@ -82,8 +82,12 @@ pub(crate) struct Control {
     pub module: Module,
     pub armed: Armed,
     pub log_probes: bool,
-    /// `Probe` calls so far in this run.
+    /// Polls so far in this run: `Probe` calls, except under the
+    /// counter-loop policy where only every `2^threshold_bits`-th call is
+    /// one.
     pub probes: u64,
+    /// Counter-loop: `Probe` calls so far, polls or not.
+    pub unpolled: u64,
     /// Entries of the watched function so far.
     pub entries: u64,
     /// Frames saved while unwinding, innermost first.
@@ -156,6 +160,19 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
     };
     if limits.unwind_state != UNWIND_NONE {
         return 0;
+    }
+    // Counter-loop: only every 2^bits-th probe is a poll (what `-c N`
+    // counts and what count triggers act on); a request or a periodic
+    // checkpoint is taken at once, at any probe.
+    if let mvvm_abi::Policy::CounterLoop { threshold_bits } = c.module.meta().policy
+        && threshold_bits > 0
+        && limits.probe_flag.load(Ordering::SeqCst) & (FLAG_REQUEST | FLAG_PERIODIC) == 0
+    {
+        c.unpolled = c.unpolled.wrapping_add(1);
+        let mask = (1u64 << threshold_bits.min(31)) - 1;
+        if c.unpolled & mask != 0 {
+            return 0;
+        }
     }
     c.probes += 1;
     let flag = limits.probe_flag.load(Ordering::SeqCst);
@@ -375,6 +392,7 @@ impl Session {
             armed: cfg.armed,
             log_probes: cfg.log_probes,
             probes: 0,
+            unpolled: 0,
             entries: 0,
             unwound: Vec::new(),
             rewind: VecDeque::new(),
