@@ -161,12 +161,13 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
     if limits.unwind_state != UNWIND_NONE {
         return 0;
     }
+    let flag = limits.probe_flag.load(Ordering::SeqCst);
     // Counter-loop: only every 2^bits-th probe is a poll (what `-c N`
     // counts and what count triggers act on); a request or a periodic
     // checkpoint is taken at once, at any probe.
     if let mvvm_abi::Policy::CounterLoop { threshold_bits } = c.module.meta().policy
         && threshold_bits > 0
-        && limits.probe_flag.load(Ordering::SeqCst) & (FLAG_REQUEST | FLAG_PERIODIC) == 0
+        && flag & (FLAG_REQUEST | FLAG_PERIODIC) == 0
     {
         c.unpolled = c.unpolled.wrapping_add(1);
         let mask = (1u64 << threshold_bits.min(31)) - 1;
@@ -175,7 +176,6 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
         }
     }
     c.probes += 1;
-    let flag = limits.probe_flag.load(Ordering::SeqCst);
     let reason = if flag & FLAG_REQUEST != 0 {
         Some("request (signal or timer)".to_string())
     } else if flag & FLAG_PERIODIC != 0 {
