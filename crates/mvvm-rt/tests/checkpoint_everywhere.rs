@@ -6,14 +6,12 @@
 //! Programs write their result with `path_open` + `fd_write` into the file
 //! `out` of a preopened temporary directory, then `proc_exit(7)`.
 
+mod ckpt_common;
+
+use ckpt_common::{cfg, compile, temp_dir, wasi};
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
-use mvvm_rt::checkpoint::{
-    CheckpointConfig, Outcome, RestoreOptions, SnapshotSink, SnapshotSource, Trigger, restore, run,
-};
-use mvvm_rt::wasi::{Preopen, WasiConfig};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use mvvm_rt::checkpoint::{Outcome, RestoreOptions, SnapshotSource, Trigger, restore, run};
 
 const STACK: usize = 1 << 20;
 
@@ -39,53 +37,9 @@ fn program(body: &str) -> String {
     format!("(module {PRELUDE} {body})")
 }
 
-fn compile(wat: &str, policy: Policy, opt_level: u8) -> Module {
-    let opts = mvvm_aot::CompileOptions {
-        policy,
-        opt_level,
-        ..Default::default()
-    };
-    let aot = mvvm_aot::compile(wat.as_bytes(), &opts).expect("compile");
-    Module::from_aot(&aot).expect("load")
-}
-
-static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh empty directory.
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "mvvm-ckpt-{}-{tag}-{}",
-        std::process::id(),
-        NEXT_DIR.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn wasi(dir: &Path) -> WasiConfig {
-    WasiConfig {
-        args: vec!["prog".into()],
-        preopens: vec![Preopen {
-            host: dir.to_path_buf(),
-            guest: "/work".into(),
-        }],
-        ..Default::default()
-    }
-}
-
-fn cfg(trigger: Trigger, snap: &Path) -> CheckpointConfig {
-    CheckpointConfig {
-        trigger,
-        sink: SnapshotSink::File(snap.to_path_buf()),
-        log_probes: false,
-        signals: false,
-    }
-}
-
 /// The exit code and `out` contents of an uninterrupted run, and P.
 fn reference(module: &Module) -> (i32, Vec<u8>, u64) {
-    let dir = temp_dir("ref");
+    let dir = temp_dir("ckpt", "ref");
     let out = run(
         module,
         wasi(&dir),
@@ -111,7 +65,7 @@ fn checkpoint_restore(
     again: Option<u64>,
     want: &(i32, Vec<u8>),
 ) {
-    let dir = temp_dir("cr");
+    let dir = temp_dir("ckpt", "cr");
     let snap = dir.join("snap");
     let out = run(
         module,
@@ -330,7 +284,7 @@ fn memory_grow_and_table_changes() {
 fn deep_recursion_saves_every_frame() {
     let module = compile(&program(FIB), Policy::FunctionEntry, 3);
     let (_, _, p) = reference(&module);
-    let dir = temp_dir("deep");
+    let dir = temp_dir("ckpt", "deep");
     // Probe 1 is the entry of _start, probes 2..=17 the entries of fib(16)
     // down to fib(1), which returns; probe 18 is fib(0) called by fib(2):
     // _start, fib(16)..fib(2), fib(0) = 17 frames.
@@ -377,7 +331,7 @@ const START_FUNC: &str = r#"
 fn checkpoints_inside_the_start_function() {
     everywhere(START_FUNC, Policy::Loop);
     let module = compile(&program(START_FUNC), Policy::Loop, 3);
-    let dir = temp_dir("start");
+    let dir = temp_dir("ckpt", "start");
     let out = run(
         &module,
         wasi(&dir),

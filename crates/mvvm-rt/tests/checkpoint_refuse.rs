@@ -3,16 +3,16 @@
 //! and the asynchronous triggers (timer, signal) with a blocking host call
 //! interrupted and made again.
 
+mod ckpt_common;
+
+use ckpt_common::{cfg, temp_dir, wasi};
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
 use mvvm_rt::checkpoint::{
-    CheckpointConfig, CheckpointError, FuncSelector, Outcome, RestoreOptions, SnapshotSink,
-    SnapshotSource, Trigger, restore, run,
+    CheckpointError, FuncSelector, Outcome, RestoreOptions, SnapshotSource, Trigger, restore, run,
 };
-use mvvm_rt::wasi::{Preopen, WasiConfig};
 use mvvm_snapshot::SnapshotError;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 const STACK: usize = 1 << 20;
@@ -50,44 +50,7 @@ const IMPORTS: &str = r#"
 
 fn compile(body: &str, policy: Policy) -> Module {
     let wat = format!("(module {IMPORTS} {body})");
-    let opts = mvvm_aot::CompileOptions {
-        policy,
-        ..Default::default()
-    };
-    Module::from_aot(&mvvm_aot::compile(wat.as_bytes(), &opts).expect("compile")).expect("load")
-}
-
-static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "mvvm-refuse-{}-{tag}-{}",
-        std::process::id(),
-        NEXT_DIR.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn wasi(dir: &Path) -> WasiConfig {
-    WasiConfig {
-        args: vec!["prog".into()],
-        preopens: vec![Preopen {
-            host: dir.to_path_buf(),
-            guest: "/work".into(),
-        }],
-        ..Default::default()
-    }
-}
-
-fn cfg(trigger: Trigger, snap: &Path) -> CheckpointConfig {
-    CheckpointConfig {
-        trigger,
-        sink: SnapshotSink::File(snap.to_path_buf()),
-        log_probes: false,
-        signals: false,
-    }
+    ckpt_common::compile(&wat, policy, mvvm_aot::CompileOptions::default().opt_level)
 }
 
 fn restore_file(
@@ -117,7 +80,7 @@ const COUNT: &str = r#"
 /// A snapshot of COUNT at probe 50.
 fn count_snapshot(tag: &str) -> (Module, PathBuf, PathBuf) {
     let module = compile(COUNT, Policy::Loop);
-    let dir = temp_dir(tag);
+    let dir = temp_dir("refuse", tag);
     let snap = dir.join("snap");
     let out = run(
         &module,
@@ -244,7 +207,7 @@ fn altered_frames_are_refused_with_a_message() {
 
 #[test]
 fn triggers_that_cannot_work() {
-    let dir = temp_dir("trig");
+    let dir = temp_dir("refuse", "trig");
     let plain = compile(COUNT, Policy::None);
     let out = run(
         &plain,
@@ -303,7 +266,7 @@ fn function_entry_trigger_by_name_and_index() {
         .unwrap()
         .0;
     for sel in [FuncSelector::Name("fib".into()), FuncSelector::Index(fib)] {
-        let dir = temp_dir("entry");
+        let dir = temp_dir("refuse", "entry");
         let t = Trigger::FunctionEntry {
             func: sel,
             count: 100,
@@ -340,7 +303,7 @@ const SLEEPER: &str = r#"
 #[test]
 fn timer_interrupts_a_sleeping_host_call() {
     let module = compile(SLEEPER, Policy::FunctionEntry);
-    let dir = temp_dir("timer");
+    let dir = temp_dir("refuse", "timer");
     let snap = dir.join("s");
     let t0 = std::time::Instant::now();
     let out = run(
@@ -372,7 +335,7 @@ fn timer_interrupts_a_sleeping_host_call() {
 #[test]
 fn sigusr1_requests_a_checkpoint() {
     let module = compile(SLEEPER, Policy::Loop);
-    let dir = temp_dir("signal");
+    let dir = temp_dir("refuse", "signal");
     let snap = dir.join("s");
     let killer = std::thread::spawn(|| {
         std::thread::sleep(Duration::from_millis(100));
@@ -410,7 +373,7 @@ const READER: &str = r#"
 #[test]
 fn open_files_are_reopened_and_checked() {
     let module = compile(READER, Policy::Loop);
-    let dir = temp_dir("files");
+    let dir = temp_dir("refuse", "files");
     let data: Vec<u8> = (0..200u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(dir.join("in"), &data).unwrap();
     let out = run(

@@ -14,14 +14,13 @@
 //! The three descriptors share one restored file: what A and C write after
 //! the restore is what B reads.
 
+mod ckpt_common;
+
+use ckpt_common::{cfg, temp_dir, wasi};
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
-use mvvm_rt::checkpoint::{
-    CheckpointConfig, Outcome, RestoreOptions, SnapshotSink, SnapshotSource, Trigger, restore, run,
-};
-use mvvm_rt::wasi::{Preopen, WasiConfig};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use mvvm_rt::checkpoint::{Outcome, RestoreOptions, SnapshotSource, Trigger, restore, run};
+use std::path::Path;
 
 const STACK: usize = 1 << 20;
 
@@ -107,47 +106,7 @@ const GUEST: &str = r#"(module
 "#;
 
 fn compile(policy: Policy) -> Module {
-    let opts = mvvm_aot::CompileOptions {
-        policy,
-        opt_level: 2,
-        ..Default::default()
-    };
-    let aot = mvvm_aot::compile(GUEST.as_bytes(), &opts).expect("compile");
-    Module::from_aot(&aot).expect("load")
-}
-
-static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh empty directory.
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "mvvm-unlinked-{}-{tag}-{}",
-        std::process::id(),
-        NEXT_DIR.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn wasi(dir: &Path) -> WasiConfig {
-    WasiConfig {
-        args: vec!["prog".into()],
-        preopens: vec![Preopen {
-            host: dir.to_path_buf(),
-            guest: "/work".into(),
-        }],
-        ..Default::default()
-    }
-}
-
-fn cfg(trigger: Trigger, snap: &Path) -> CheckpointConfig {
-    CheckpointConfig {
-        trigger,
-        sink: SnapshotSink::File(snap.to_path_buf()),
-        log_probes: false,
-        signals: false,
-    }
+    ckpt_common::compile(GUEST, policy, 2)
 }
 
 /// Names in `dir`, sorted.
@@ -162,7 +121,7 @@ fn names(dir: &Path) -> Vec<String> {
 
 /// The exit code and `out` of an uninterrupted run, and its probe count.
 fn reference(module: &Module) -> (i32, Vec<u8>, u64) {
-    let dir = temp_dir("ref");
+    let dir = temp_dir("unlinked", "ref");
     let out = run(
         module,
         wasi(&dir),
@@ -183,8 +142,8 @@ fn reference(module: &Module) -> (i32, Vec<u8>, u64) {
 /// `again` of the restored run and restoring that, when given), and checks
 /// the result and the directory.
 fn checkpoint_restore(module: &Module, n: u64, again: Option<u64>, want: &(i32, Vec<u8>)) {
-    let dir = temp_dir("cr");
-    let snaps = temp_dir("snaps");
+    let dir = temp_dir("unlinked", "cr");
+    let snaps = temp_dir("unlinked", "snaps");
     let snap = snaps.join("snap");
     let out = run(
         module,
@@ -290,8 +249,8 @@ fn unlinked_loop_dirty() {
 fn damaged_contents_refuse() {
     let module = compile(Policy::Loop);
     let (_, _, p) = reference(&module);
-    let dir = temp_dir("dmg");
-    let snaps = temp_dir("dmg-snaps");
+    let dir = temp_dir("unlinked", "dmg");
+    let snaps = temp_dir("unlinked", "dmg-snaps");
     let snap = snaps.join("snap");
     let out = run(
         &module,

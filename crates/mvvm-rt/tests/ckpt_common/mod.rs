@@ -1,0 +1,58 @@
+//! Scaffolding shared by the in-process checkpoint tests: compiling a WAT
+//! guest, fresh directories, a WASI configuration with one preopen, and a
+//! checkpoint session writing to a file. Each test file uses a part of it.
+#![allow(dead_code)]
+
+use mvvm_abi::Policy;
+use mvvm_rt::Module;
+use mvvm_rt::checkpoint::{CheckpointConfig, SnapshotSink, Trigger};
+use mvvm_rt::wasi::{Preopen, WasiConfig};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// `wat` compiled under `policy` at `opt_level` and loaded.
+pub fn compile(wat: &str, policy: Policy, opt_level: u8) -> Module {
+    let opts = mvvm_aot::CompileOptions {
+        policy,
+        opt_level,
+        ..Default::default()
+    };
+    let aot = mvvm_aot::compile(wat.as_bytes(), &opts).expect("compile");
+    Module::from_aot(&aot).expect("load")
+}
+
+static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh empty directory, named after the test (`prefix`) and `tag`.
+pub fn temp_dir(prefix: &str, tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "mvvm-{prefix}-{}-{tag}-{}",
+        std::process::id(),
+        NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Program name `prog`, `dir` preopened as `/work`.
+pub fn wasi(dir: &Path) -> WasiConfig {
+    WasiConfig {
+        args: vec!["prog".into()],
+        preopens: vec![Preopen {
+            host: dir.to_path_buf(),
+            guest: "/work".into(),
+        }],
+        ..Default::default()
+    }
+}
+
+/// A session on `trigger` that writes its snapshot to `snap`.
+pub fn cfg(trigger: Trigger, snap: &Path) -> CheckpointConfig {
+    CheckpointConfig {
+        trigger,
+        sink: SnapshotSink::File(snap.to_path_buf()),
+        log_probes: false,
+        signals: false,
+    }
+}
