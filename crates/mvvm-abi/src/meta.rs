@@ -209,6 +209,29 @@ pub struct FuncInfo {
     /// Resume points, sorted by offset (empty when the policy is `None`);
     /// `RewindFrame` returns an index into this list.
     pub stable_points: Vec<StablePoint>,
+    /// The function's resume clone (symbol
+    /// [`resume_symbol`](crate::object::resume_symbol)), when it has one:
+    /// then the body under [`func_symbol`](crate::object::func_symbol)
+    /// cannot rewind itself and calls the clone instead.
+    pub resume: Option<ResumeCode>,
+}
+
+/// The code of a function's resume clone.
+///
+/// Why a clone: a rewind enters a function in the middle, at a loop header
+/// or a call, with every live local taken from the frame record. In one
+/// body, that entry is one more predecessor of every resume point, and
+/// Cranelift's SSA turns each local live there into a new value, carried by
+/// every enclosing loop (measured: jacobi-2d 1.27x of the uninstrumented
+/// time with the entry, 1.08x without). The body that normal calls run
+/// therefore has no rewind entry; a clone that has one runs the remainder
+/// of each restored activation.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ResumeCode {
+    /// Size in bytes of the clone's code.
+    pub code_size: u32,
+    /// Trap sites of the clone, sorted by `code_offset`.
+    pub traps: Vec<TrapSite>,
 }
 
 impl FuncInfo {

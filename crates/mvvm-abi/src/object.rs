@@ -15,6 +15,15 @@ pub fn func_symbol(index: u32) -> String {
     format!("mvvm_func_{index}")
 }
 
+/// Symbol of the resume clone of defined function `index`, present when
+/// [`FuncInfo::resume`](crate::meta::FuncInfo::resume) is set: a second
+/// compilation of the same body, with the same signature, that can be
+/// entered while rewinding (see `mvvm_abi::checkpoint`). Only the function's
+/// own body calls it, from its entry, when `unwind_state` is `REWINDING`.
+pub fn resume_symbol(index: u32) -> String {
+    format!("mvvm_resume_{index}")
+}
+
 /// Symbol of the stub of imported function `index`: it has the wasm calling
 /// convention and forwards the call to the `host_call` builtin with the
 /// arguments spilled into a `u64` array.

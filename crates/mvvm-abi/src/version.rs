@@ -7,7 +7,7 @@
 
 /// Version of the `.aot` format (metadata encoding, VMContext layout, builtin
 /// table, symbol naming). Bump on every incompatible change.
-pub const AOT_FORMAT_VERSION: u32 = 2;
+pub const AOT_FORMAT_VERSION: u32 = 3;
 
 /// Version of the MVVM toolchain that produced a file.
 pub const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");

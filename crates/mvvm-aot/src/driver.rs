@@ -4,7 +4,7 @@
 use crate::env::{ModuleInfo, abi_trap, wasm_signature};
 use crate::module::{self, MetaHeader, PendingFunc};
 use crate::object::{CompiledFunc, Emitter};
-use crate::translate::{FuncInput, translate_function};
+use crate::translate::{BodyRole, FuncInput, translate_function};
 use crate::{CompileError, CompileOptions, isa, trampolines};
 use cranelift_codegen::Context;
 use cranelift_codegen::control::ControlPlane;
@@ -14,8 +14,9 @@ use cranelift_frontend::FunctionBuilderContext;
 use cranelift_module::{FuncId, ModuleReloc};
 use mvvm_abi::object::{
     PROBE_TRAMPOLINE_SYMBOL, array_trampoline_symbol, func_symbol, import_stub_symbol,
+    resume_symbol,
 };
-use mvvm_abi::{ExportKind, FuncInfo, TrapSite};
+use mvvm_abi::{ExportKind, FuncInfo, ResumeCode, TrapSite};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -86,6 +87,27 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
     } else {
         None
     };
+    // With a policy, a function with a loop gets a resume clone (see
+    // `mvvm_abi::meta::ResumeCode`).
+    let mut resume_ids = vec![None; func_ids.len()];
+    if opts.policy.is_instrumented() {
+        for (k, f) in parsed.funcs.iter().enumerate() {
+            if has_loop(&f.body)? {
+                let index = nimports + k as u32;
+                let fty = meta
+                    .funcs
+                    .get(index as usize)
+                    .and_then(|t| meta.types.get(*t as usize))
+                    .ok_or_else(|| CompileError::Codegen {
+                        func: index,
+                        message: "function without a type".into(),
+                    })?;
+                let id = emitter
+                    .declare_function(&resume_symbol(index), &wasm_signature(fty, call_conv))?;
+                resume_ids[index as usize] = Some(id);
+            }
+        }
+    }
     let info = ModuleInfo {
         meta: &meta,
         global_types: meta.global_types(),
@@ -94,6 +116,7 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
         func_ids: func_ids.iter().map(|id| id.as_u32()).collect(),
         policy: opts.policy,
         probe_trampoline: probe_id.map(|id| id.as_u32()),
+        resume_ids: resume_ids.iter().map(|id| id.map(|i| i.as_u32())).collect(),
     };
 
     let compiled = compile_functions(&info, &*isa, parsed.funcs, &func_ids)?;
@@ -117,7 +140,7 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
         glue.push((
             func_ids[j as usize],
             j,
-            finish_function(&mut ctx, &*isa, func_ids[j as usize], j, 0)?,
+            finish_function(&mut ctx, &*isa, func_ids[j as usize], j, 0, "")?,
         ));
     }
     for (&i, &id) in tramp_indices.iter().zip(&tramp_ids) {
@@ -131,7 +154,7 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
         ctx.clear();
         trampolines::array_trampoline(&info, i, &ty, id.as_u32(), &mut ctx.func, &mut fb_ctx)
             .map_err(|message| CompileError::Codegen { func: i, message })?;
-        glue.push((id, i, finish_function(&mut ctx, &*isa, id, i, 0)?));
+        glue.push((id, i, finish_function(&mut ctx, &*isa, id, i, 0, "")?));
     }
     if let Some(id) = probe_id {
         ctx.clear();
@@ -144,16 +167,24 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
         glue.push((
             id,
             u32::MAX,
-            finish_function(&mut ctx, &*isa, id, u32::MAX, 0)?,
+            finish_function(&mut ctx, &*isa, id, u32::MAX, 0, "")?,
         ));
     }
     drop(info);
 
     let mut func_infos = Vec::with_capacity(compiled.len());
-    for (k, code) in compiled.into_iter().enumerate() {
+    for (k, (code, clone)) in compiled.into_iter().enumerate() {
         let index = nimports + k as u32;
         emitter.define_function(func_ids[index as usize], index, &code)?;
-        func_infos.push(code.info);
+        let mut info = code.info;
+        if let (Some(clone), Some(id)) = (clone, resume_ids[index as usize]) {
+            emitter.define_function(id, index, &clone)?;
+            info.resume = Some(ResumeCode {
+                code_size: clone.info.code_size,
+                traps: clone.info.traps,
+            });
+        }
+        func_infos.push(info);
     }
     for (id, index, code) in &glue {
         emitter.define_function(*id, *index, code)?;
@@ -172,6 +203,25 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
     Ok(object)
 }
 
+/// Whether a function body contains a `loop`.
+fn has_loop(body: &wasmparser::FunctionBody<'_>) -> Result<bool, CompileError> {
+    let mut ops = body
+        .get_operators_reader()
+        .map_err(|e| CompileError::invalid(&e))?;
+    while !ops.eof() {
+        if let wasmparser::Operator::Loop { .. } =
+            ops.read().map_err(|e| CompileError::invalid(&e))?
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A defined function's compiled bodies: the one under its symbol, and its
+/// resume clone if it has one.
+type CompiledBodies = (CompiledFunc, Option<CompiledFunc>);
+
 /// Compiles the defined functions on `available_parallelism` workers, each
 /// with its own Cranelift context; results come back in index order.
 fn compile_functions(
@@ -179,11 +229,11 @@ fn compile_functions(
     isa: &dyn TargetIsa,
     funcs: Vec<PendingFunc<'_>>,
     func_ids: &[FuncId],
-) -> Result<Vec<CompiledFunc>, CompileError> {
+) -> Result<Vec<CompiledBodies>, CompileError> {
     let n = funcs.len();
     let jobs: Vec<Mutex<Option<PendingFunc<'_>>>> =
         funcs.into_iter().map(|f| Mutex::new(Some(f))).collect();
-    let results: Vec<Mutex<Option<Result<CompiledFunc, CompileError>>>> =
+    let results: Vec<Mutex<Option<Result<CompiledBodies, CompileError>>>> =
         (0..n).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
@@ -206,20 +256,40 @@ fn compile_functions(
             };
             let index = nimports + k as u32;
             let result = (|| {
+                let validator = job.validator.into_validator(Default::default());
+                let start = u32::try_from(job.body.range().start).unwrap_or(u32::MAX);
+                let resume = info.resume_ids.get(index as usize).copied().flatten();
+                let clone = match resume {
+                    Some(symbol) => {
+                        ctx.clear();
+                        let input = FuncInput {
+                            info,
+                            index,
+                            body: &job.body,
+                            role: BodyRole::Resume { symbol },
+                        };
+                        translate_function(&input, validator.clone(), &mut ctx.func, &mut fb_ctx)?;
+                        let id = FuncId::from_u32(symbol);
+                        Some(finish_function(&mut ctx, isa, id, index, start, "resume.")?)
+                    }
+                    None => None,
+                };
                 ctx.clear();
                 let input = FuncInput {
                     info,
                     index,
                     body: &job.body,
+                    role: match resume {
+                        Some(resume) => BodyRole::Hot { resume },
+                        None => BodyRole::Whole,
+                    },
                 };
-                let validator = job.validator.into_validator(Default::default());
                 let tables = translate_function(&input, validator, &mut ctx.func, &mut fb_ctx)?;
                 let id = func_ids[index as usize];
-                let start = u32::try_from(job.body.range().start).unwrap_or(u32::MAX);
-                let mut compiled = finish_function(&mut ctx, isa, id, index, start)?;
+                let mut compiled = finish_function(&mut ctx, isa, id, index, start, "")?;
                 compiled.info.locals = tables.locals;
                 compiled.info.stable_points = tables.stable_points;
-                Ok(compiled)
+                Ok((compiled, clone))
             })();
             if result.is_err() {
                 // A translation that failed half-way leaves the builder
@@ -256,7 +326,8 @@ fn compile_functions(
 
 /// Runs Cranelift on the function in `ctx` and collects its code,
 /// relocations and trap sites. `body_offset` is the wasm offset reported for
-/// traps outside any operator (the prologue's stack check).
+/// traps outside any operator (the prologue's stack check); `dump_prefix`
+/// tells a resume clone's IR dump (`MVVM_CLIF_DIR`) from its function's.
 ///
 /// A trap site's wasm offset is the source location Cranelift kept for the
 /// trapping instruction: the operator's own offset, except where Cranelift
@@ -268,6 +339,7 @@ fn finish_function(
     id: FuncId,
     index: u32,
     body_offset: u32,
+    dump_prefix: &str,
 ) -> Result<CompiledFunc, CompileError> {
     let codegen = |message: String| CompileError::Codegen {
         func: index,
@@ -275,12 +347,12 @@ fn finish_function(
     };
     let dump = clif_dump_dir();
     if let Some(dir) = &dump {
-        write_clif(dir, index, "in", &ctx.func);
+        write_clif(dir, index, &format!("{dump_prefix}in"), &ctx.func);
     }
     ctx.compile(isa, &mut ControlPlane::default())
         .map_err(|e| codegen(format!("{:?}", e.inner)))?;
     if let Some(dir) = &dump {
-        write_clif(dir, index, "opt", &ctx.func);
+        write_clif(dir, index, &format!("{dump_prefix}opt"), &ctx.func);
     }
     let code = ctx
         .compiled_code()
@@ -326,7 +398,8 @@ fn finish_function(
 }
 
 /// `MVVM_CLIF_DIR`: a directory where every function's Cranelift IR is
-/// written before (`func_N.in.clif`) and after (`func_N.opt.clif`)
+/// written before (`func_N.in.clif`) and after (`func_N.opt.clif`; a resume
+/// clone's `func_N.resume.in.clif`, `func_N.resume.opt.clif`)
 /// Cranelift's optimisations. A developer aid for reading what the
 /// translator produced; never set in normal use.
 fn clif_dump_dir() -> Option<std::path::PathBuf> {

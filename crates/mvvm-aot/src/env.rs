@@ -166,6 +166,9 @@ pub(crate) struct ModuleInfo<'m> {
     /// The object module's id of the probe trampoline (`mvvm_probe`),
     /// declared when the policy has probes.
     pub probe_trampoline: Option<u32>,
+    /// Per function index: the object module's id of its resume clone
+    /// (`mvvm_resume_i`), for the functions that have one.
+    pub resume_ids: Vec<Option<u32>>,
 }
 
 impl ModuleInfo<'_> {
@@ -440,6 +443,36 @@ impl<'m> FuncEnv<'m> {
         });
         self.func_refs.insert(index, f);
         Ok(f)
+    }
+
+    /// Calls the resume clone of function `index` (object id `id`) with
+    /// `args` (vmctx first) and returns its results: the rewind entry of a
+    /// function that has a clone.
+    pub fn call_resume_clone(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        index: u32,
+        id: u32,
+        args: &[Value],
+    ) -> EnvResult<Vec<Value>> {
+        let ty = *self
+            .info
+            .meta
+            .funcs
+            .get(index as usize)
+            .ok_or_else(|| format!("function {index} out of range"))?;
+        let signature = self.wasm_sig(builder, ty)?;
+        let name = builder
+            .func
+            .declare_imported_user_function(UserExternalName::new(0, id));
+        let f = builder.import_function(ExtFuncData {
+            name: ExternalName::User(name),
+            signature,
+            colocated: true,
+            patchable: false,
+        });
+        let inst = builder.ins().call(f, args);
+        Ok(builder.inst_results(inst).to_vec())
     }
 
     /// Calls the probe trampoline: `(func, offset)`, nothing clobbered, no

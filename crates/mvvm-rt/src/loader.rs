@@ -468,6 +468,23 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
             traps: fi.traps.clone(),
             name: meta.func_name(index).map(str::to_string),
         });
+        // The resume clone is the same wasm function: a trap in it is
+        // reported like one in the function's own body.
+        if let Some(resume) = &fi.resume {
+            let (at, _) = get(names::resume_symbol(index))?;
+            if at < base || at + resume.code_size as usize > base + text_len {
+                return Err(bad(format!(
+                    "resume clone of function {index} outside the text"
+                )));
+            }
+            ranges.push(FuncRange {
+                start: at,
+                end: at + resume.code_size as usize,
+                index,
+                traps: resume.traps.clone(),
+                name: meta.func_name(index).map(str::to_string),
+            });
+        }
     }
     let mut import_stubs = Vec::with_capacity(nimp);
     for j in 0..nimp as u32 {

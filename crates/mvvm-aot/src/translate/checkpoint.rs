@@ -87,6 +87,13 @@ pub(crate) struct Instrumentation {
     /// Variables mirroring operand stack positions, per `(position,
     /// type)`: see [`FuncTranslator::save_below`].
     stack_vars: HashMap<(usize, ir::Type), Variable>,
+    /// The object id of the function's resume clone, when this body is the
+    /// hot one: the rewind path then calls the clone instead of entering
+    /// the resume points.
+    resume_clone: Option<u32>,
+    /// The entry block's parameters (vmctx, then the wasm parameters): the
+    /// arguments of the call to the resume clone.
+    entry_args: Vec<Value>,
 }
 
 impl Instrumentation {
@@ -172,7 +179,12 @@ impl FuncTranslator<'_, '_, '_> {
         mut tracker: FuncValidator<ValidatorResources>,
         body: &wasmparser::FunctionBody<'_>,
         results: Vec<ValType>,
+        resume_clone: Option<u32>,
     ) -> Result<(), CompileError> {
+        let entry_args = match self.builder.current_block() {
+            Some(b) => self.builder.block_params(b).to_vec(),
+            None => return Err(self.error("instrumentation outside a block")),
+        };
         let mut reader = body.get_binary_reader();
         tracker
             .read_locals(&mut reader)
@@ -209,6 +221,8 @@ impl FuncTranslator<'_, '_, '_> {
             results,
             liveness: Liveness::compute(body, self.locals.len(), body_offset)?,
             stack_vars: HashMap::new(),
+            resume_clone,
+            entry_args,
         });
         // Counter-loop also probes entries: recursion without loops (tree
         // walks) must still reach a probe. On the hot path it is one flag
@@ -587,6 +601,20 @@ impl FuncTranslator<'_, '_, '_> {
 
         self.builder.set_srcloc(SourceLoc::new(body_offset));
         self.builder.switch_to_block(c.rewind);
+        if let Some(id) = c.resume_clone {
+            // The hot body: the clone rewinds, runs the rest of this
+            // activation and returns what it returns. No landing is made,
+            // so the resume blocks keep their one predecessor.
+            let results = self
+                .env
+                .call_resume_clone(self.builder, self.func_index, id, &c.entry_args)
+                .map_err(|e| self.env_err(e))?;
+            self.builder.ins().return_(&results);
+            for p in &c.points {
+                self.builder.seal_block(p.block);
+            }
+            return Ok(c.points.into_iter().map(|p| p.point).collect());
+        }
         let ptr = self
             .builder
             .ins()

@@ -201,6 +201,22 @@ pub(crate) struct FuncInput<'a, 'm> {
     pub index: u32,
     /// Its body.
     pub body: &'a FunctionBody<'a>,
+    /// Which of the function's compiled bodies this is.
+    pub role: BodyRole,
+}
+
+/// The compiled bodies of a function: with a checkpoint policy, a function
+/// that has a loop gets two (see `mvvm_abi::meta::ResumeCode` for why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyRole {
+    /// The function's only body (under `func_symbol`): it rewinds itself.
+    Whole,
+    /// The body normal calls run (under `func_symbol`): when rewinding, it
+    /// calls its resume clone, object id `resume`, and returns its results.
+    Hot { resume: u32 },
+    /// The resume clone (under `resume_symbol`, object id `symbol`): the
+    /// body of `Whole`, entered only while rewinding.
+    Resume { symbol: u32 },
 }
 
 /// Validates and translates one defined function into `func`; returns
@@ -236,8 +252,12 @@ pub(crate) fn translate_function(
         .func_ids
         .get(index as usize)
         .ok_or_else(|| codegen(format!("function {index} has no symbol")))?;
+    let symbol = match input.role {
+        BodyRole::Resume { symbol } => symbol,
+        BodyRole::Whole | BodyRole::Hot { .. } => id,
+    };
     func.signature = wasm_signature(&ty, info.call_conv);
-    func.name = UserFuncName::user(0, id);
+    func.name = UserFuncName::user(0, symbol);
 
     let mut builder = FunctionBuilder::new(func, fb_ctx);
     let entry = builder.create_block();
@@ -304,7 +324,17 @@ pub(crate) fn translate_function(
         ckpt: None,
     };
     if let Some(tracker) = tracker {
-        t.begin_checkpoints(info.policy, tracker, input.body, ty.results.clone())?;
+        let resume_clone = match input.role {
+            BodyRole::Hot { resume } => Some(resume),
+            BodyRole::Whole | BodyRole::Resume { .. } => None,
+        };
+        t.begin_checkpoints(
+            info.policy,
+            tracker,
+            input.body,
+            ty.results.clone(),
+            resume_clone,
+        )?;
     }
 
     let mut ops = input

@@ -1,0 +1,154 @@
+//! Resume clones: with a checkpoint policy, a function with a loop has a
+//! second body that only rewinds enter (see `mvvm_abi::meta::ResumeCode`).
+//! A restored activation runs the rest of its work in that clone, so what
+//! the runtime knows about generated code (trap sites, which function a PC
+//! is in) must hold for the clone as for the function's own body.
+
+mod ckpt_common;
+
+use ckpt_common::{cfg, temp_dir, wasi};
+use mvvm_abi::{Policy, TrapCode};
+use mvvm_rt::checkpoint::{
+    CheckpointError, Outcome, RestoreOptions, SnapshotSource, Trigger, restore, run,
+};
+
+const STACK: usize = 1 << 20;
+
+/// A loop that stores to memory and, at iteration 80, loads from beyond
+/// the end of its one page; a helper without a loop is called on the way.
+const TRAPS: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory 1)
+  (func $twice (param $x i32) (result i32)
+    (i32.add (local.get $x) (local.get $x)))
+  (func $work (export "_start") (local $i i32)
+    (loop $l
+      (i32.store (i32.const 64) (call $twice (local.get $i)))
+      (if (i32.eq (local.get $i) (i32.const 80))
+        (then (drop (i32.load (i32.const 70000)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 100))))
+    (call $proc_exit (i32.const 0))))
+"#;
+
+#[test]
+fn functions_with_a_loop_have_a_resume_clone_under_a_policy() {
+    for policy in [
+        Policy::FunctionEntry,
+        Policy::Loop,
+        Policy::CounterLoop { threshold_bits: 4 },
+        Policy::LoopDirty,
+    ] {
+        let module = ckpt_common::compile(TRAPS, policy, 2);
+        let infos = &module.meta().func_infos;
+        // Function 1 is `$twice` (no loop), function 2 `$work`.
+        assert!(infos[0].resume.is_none(), "{policy:?}: $twice has no loop");
+        let clone = infos[1].resume.as_ref().expect("$work has a loop");
+        assert!(clone.code_size > 0, "{policy:?}");
+        assert!(
+            clone
+                .traps
+                .iter()
+                .any(|t| t.code == TrapCode::MemoryOutOfBounds),
+            "{policy:?}: the clone's trap sites are recorded"
+        );
+    }
+    let plain = ckpt_common::compile(TRAPS, Policy::None, 2);
+    assert!(plain.meta().func_infos.iter().all(|f| f.resume.is_none()));
+}
+
+/// A trap in the restored activation (which runs in the clone) is reported
+/// exactly as the same trap in an uninterrupted run.
+#[test]
+fn a_trap_after_restore_is_reported_like_the_uninterrupted_one() {
+    for policy in [Policy::Loop, Policy::CounterLoop { threshold_bits: 0 }] {
+        let module = ckpt_common::compile(TRAPS, policy, 2);
+        let dir = temp_dir("resume-clone", "trap");
+        let snap = dir.join("snap");
+        let whole = match run(&module, wasi(&dir), STACK, cfg(Trigger::None, &snap)) {
+            Err(CheckpointError::Trap(t)) => t,
+            other => panic!("{policy:?}: expected a trap, got {other:?}"),
+        };
+        assert_eq!(whole.code, TrapCode::MemoryOutOfBounds);
+        assert_eq!(whole.func_name.as_deref(), Some("work"));
+
+        let out = run(
+            &module,
+            wasi(&dir),
+            STACK,
+            cfg(Trigger::ProbeCount(30), &snap),
+        )
+        .unwrap();
+        assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
+        let restored = match restore(
+            &module,
+            SnapshotSource::File(snap.clone()),
+            STACK,
+            cfg(Trigger::None, &dir.join("next")),
+            RestoreOptions::default(),
+        ) {
+            Err(CheckpointError::Trap(t)) => t,
+            other => panic!("{policy:?}: expected a trap after restore, got {other:?}"),
+        };
+        assert_eq!(restored.code, whole.code, "{policy:?}");
+        assert_eq!(restored.func, whole.func, "{policy:?}");
+        assert_eq!(restored.func_name, whole.func_name, "{policy:?}");
+        assert_eq!(restored.wasm_offset, whole.wasm_offset, "{policy:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Restored twice in a chain: the second checkpoint is taken inside the
+/// clone, and the second restore enters the clone again.
+#[test]
+fn a_chain_through_the_clone_finishes_like_the_uninterrupted_run() {
+    let sum = r#"
+    (module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+      (func (export "_start") (local $i i32) (local $acc i32)
+        (loop $l
+          (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31)) (local.get $i)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 200))))
+        (call $proc_exit (i32.and (local.get $acc) (i32.const 127)))))
+    "#;
+    let module = ckpt_common::compile(sum, Policy::Loop, 2);
+    let dir = temp_dir("resume-clone", "chain");
+    let snap = dir.join("snap");
+    let want = match run(&module, wasi(&dir), STACK, cfg(Trigger::None, &snap)).unwrap() {
+        Outcome::Exited { code, .. } => code,
+        other => panic!("{other:?}"),
+    };
+    let out = run(
+        &module,
+        wasi(&dir),
+        STACK,
+        cfg(Trigger::ProbeCount(50), &snap),
+    )
+    .unwrap();
+    assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
+    let next = dir.join("snap2");
+    let out = restore(
+        &module,
+        SnapshotSource::File(snap.clone()),
+        STACK,
+        cfg(Trigger::ProbeCount(60), &next),
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
+    let out = restore(
+        &module,
+        SnapshotSource::File(next),
+        STACK,
+        cfg(Trigger::None, &dir.join("snap3")),
+        RestoreOptions::default(),
+    )
+    .unwrap();
+    match out {
+        Outcome::Exited { code, .. } => assert_eq!(code, want),
+        other => panic!("{other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
