@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>, CompileError> {
     let started = std::time::Instant::now();
     let opt_level = opts.opt_level.min(3);
-    let target = isa::build(opts.target, opt_level)?;
+    let target = isa::build(opts.target, opt_level, opts.portable)?;
     let parsed = module::parse(
         wasm,
         MetaHeader {

@@ -58,13 +58,18 @@ fn setting_error(name: &str, e: impl std::fmt::Display) -> CompileError {
 
 /// Builds the ISA for `arch` at `opt_level`.
 ///
-/// When `arch` is the host's, the host's CPU features are detected and
-/// used. A cross build uses the architecture's baseline, except that
+/// When `arch` is the host's and `portable` is false, the host's CPU
+/// features are detected and used. Otherwise the architecture's baseline
+/// is used, except that
 /// x86-64 cross builds enable SSE3/SSSE3/SSE4.1/SSE4.2 (x86-64-v2, every
 /// x86-64 CPU since 2009): without SSE4.1 Cranelift lowers float rounding
 /// (`ceil`, `floor`, `trunc`, `nearest`) to libcalls, which would leave
 /// undefined symbols in the object.
-pub(crate) fn build(arch: TargetArch, opt_level: u8) -> Result<Target, CompileError> {
+pub(crate) fn build(
+    arch: TargetArch,
+    opt_level: u8,
+    portable: bool,
+) -> Result<Target, CompileError> {
     let mut flags = settings::builder();
     let shared: [(&str, &str); 7] = [
         ("opt_level", cranelift_opt_level(opt_level)),
@@ -86,7 +91,7 @@ pub(crate) fn build(arch: TargetArch, opt_level: u8) -> Result<Target, CompileEr
         flags.set(name, value).map_err(|e| setting_error(name, e))?;
     }
 
-    let host = TargetArch::host() == Some(arch);
+    let host = TargetArch::host() == Some(arch) && !portable;
     let mut builder = if host {
         cranelift_native::builder().map_err(|e| CompileError::Codegen {
             func: 0,

@@ -65,6 +65,11 @@ pub struct CompileOptions {
     /// loop header and function entry (see `mvvm_abi::checkpoint`);
     /// [`Policy::None`] adds no code at all.
     pub policy: Policy,
+    /// Use the ISA's baseline CPU features even when compiling for this
+    /// host, so the object runs on any machine of the ISA (a snapshot can
+    /// then be restored on another x86-64 or aarch64 machine with the same
+    /// `.aot`). Cross compilations always use the baseline.
+    pub portable: bool,
 }
 
 impl Default for CompileOptions {
@@ -76,6 +81,7 @@ impl Default for CompileOptions {
             opt_level: 3,
             target: TargetArch::host().unwrap_or(TargetArch::X86_64),
             policy: Policy::None,
+            portable: false,
         }
     }
 }

@@ -31,6 +31,7 @@ fn compile_meta(wasm: &[u8], policy: Policy, opt_level: u8, target: TargetArch) 
         opt_level,
         target,
         policy,
+        portable: false,
     };
     let obj = compile(wasm, &opts)
         .unwrap_or_else(|e| panic!("{} -O{opt_level} {target:?}: {e}", policy.name()));

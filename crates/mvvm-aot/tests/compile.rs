@@ -96,6 +96,29 @@ fn cross_targets_have_the_right_machine() {
     }
 }
 
+/// `portable` gives the host's ISA its baseline features: exactly those of
+/// a cross compilation for the same ISA, never more than the host's.
+#[test]
+fn portable_objects_use_the_baseline_features() {
+    let host = CompileOptions::default();
+    let portable = CompileOptions {
+        portable: true,
+        ..CompileOptions::default()
+    };
+    let native = read_meta(&compile(SAMPLE.as_bytes(), &host).unwrap()).cpu_features;
+    let base = read_meta(&compile(SAMPLE.as_bytes(), &portable).unwrap()).cpu_features;
+    for f in &base {
+        assert!(
+            native.contains(f),
+            "baseline feature {f} missing on the host"
+        );
+    }
+    if host.target == TargetArch::X86_64 {
+        assert!(base.iter().any(|f| f == "has_sse41"), "{base:?}");
+        assert!(!base.iter().any(|f| f.starts_with("has_avx")), "{base:?}");
+    }
+}
+
 #[test]
 fn symbols_and_metadata_describe_the_module() {
     let obj = compile(SAMPLE.as_bytes(), &host_opts(1)).unwrap();

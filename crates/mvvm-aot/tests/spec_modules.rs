@@ -68,6 +68,7 @@ fn spec_v2_modules_compile_loop_aarch64_o3() {
         opt_level: 3,
         target: TargetArch::Aarch64,
         policy: Policy::Loop,
+        portable: false,
     });
 }
 

@@ -80,6 +80,7 @@ fn aarch64_aot(name: &str, dir: &Path) -> Result<PathBuf> {
         opt_level: 3,
         policy: mvvm_aot::Policy::Loop,
         target: mvvm_aot::TargetArch::Aarch64,
+        portable: false,
     };
     let out = dir.join(format!("{name}-aarch64-{}.aot", std::process::id()));
     std::fs::write(&out, mvvm_aot::compile(&wasm, &opts)?)?;

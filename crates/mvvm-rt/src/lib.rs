@@ -22,6 +22,7 @@ mod linker;
 pub mod loader;
 mod memory;
 mod module;
+mod perf_map;
 mod signals;
 mod store;
 mod table;

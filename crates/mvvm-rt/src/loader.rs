@@ -516,6 +516,19 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
         trampolines.insert(i, addr);
     }
     ranges.sort_by_key(|r| r.start);
+    if crate::perf_map::wanted() {
+        let named: Vec<(usize, usize, String)> = ranges
+            .iter()
+            .map(|r| {
+                let name = match &r.name {
+                    Some(n) => format!("wasm[{}] {n}", r.index),
+                    None => format!("wasm[{}]", r.index),
+                };
+                (r.start, r.end - r.start, name)
+            })
+            .collect();
+        crate::perf_map::append(&named);
+    }
     mem.publish()?;
     let info = CodeInfo {
         text_start: base,

@@ -42,6 +42,14 @@ struct Aot {
     #[arg(long = "target", value_enum)]
     target: Option<Target>,
 
+    /// Generate code for the ISA's baseline CPU (x86-64-v2, or armv8.0)
+    /// instead of this machine's, so the object, and snapshots taken from
+    /// it, run on any machine of the ISA. Host code may use wider vector
+    /// and bit-manipulation instructions; a portable object is what to
+    /// ship to machines whose CPUs differ.
+    #[arg(long = "portable")]
+    portable: bool,
+
     /// Checkpoint policy "function": probes at every function entry. Like
     /// every policy, it also gives every call site, loop header and
     /// function entry a resume point, so the program can be checkpointed
@@ -117,6 +125,7 @@ impl Aot {
         let mut opts = mvvm_aot::CompileOptions {
             opt_level: self.opt_level,
             policy: self.policy(),
+            portable: self.portable,
             ..Default::default()
         };
         if let Some(t) = self.target {
