@@ -78,8 +78,9 @@ pub enum Policy {
     FunctionEntry,
     /// `--enable-loop-checkpoint`: probes at loop headers.
     Loop,
-    /// `--enable-counter-loop-checkpoint`: loop-header and function-entry
-    /// probes of which every `2^threshold_bits`-th is a poll.
+    /// `--enable-counter-loop-checkpoint`: probes at loop headers and at
+    /// the entries of functions that may recurse, of which every
+    /// `2^threshold_bits`-th is a poll.
     CounterLoop {
         /// log2 of the polling period.
         threshold_bits: u8,

@@ -108,6 +108,11 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
             }
         }
     }
+    let recursive = if matches!(opts.policy, mvvm_abi::Policy::CounterLoop { .. }) {
+        crate::callgraph::recursive_functions(&meta, &parsed.funcs)?
+    } else {
+        Vec::new()
+    };
     let info = ModuleInfo {
         meta: &meta,
         global_types: meta.global_types(),
@@ -117,6 +122,7 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
         policy: opts.policy,
         probe_trampoline: probe_id.map(|id| id.as_u32()),
         resume_ids: resume_ids.iter().map(|id| id.map(|i| i.as_u32())).collect(),
+        recursive,
     };
 
     let compiled = compile_functions(&info, &*isa, parsed.funcs, &func_ids)?;

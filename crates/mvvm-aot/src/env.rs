@@ -169,6 +169,9 @@ pub(crate) struct ModuleInfo<'m> {
     /// Per function index: the object module's id of its resume clone
     /// (`mvvm_resume_i`), for the functions that have one.
     pub resume_ids: Vec<Option<u32>>,
+    /// Per function index: whether the function may be part of a
+    /// recursion (see `callgraph`); counter-loop probes only their entries.
+    pub recursive: Vec<bool>,
 }
 
 impl ModuleInfo<'_> {

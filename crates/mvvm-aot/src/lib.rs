@@ -39,6 +39,7 @@
 //!   `FuncInfo::stable_points`; `FuncInfo::locals` is filled always.
 #![forbid(unsafe_code)]
 
+mod callgraph;
 mod driver;
 mod env;
 mod error;

@@ -224,10 +224,25 @@ impl FuncTranslator<'_, '_, '_> {
             resume_clone,
             entry_args,
         });
-        // Counter-loop also probes entries: recursion without loops (tree
-        // walks) must still reach a probe. On the hot path it is one flag
-        // test; the runtime counts polls (see `mvvm_abi::checkpoint`).
-        if matches!(policy, Policy::FunctionEntry | Policy::CounterLoop { .. }) {
+        // Counter-loop also probes the entries of functions that may
+        // recurse: recursion without loops (tree walks) must still reach a
+        // probe, and any other function runs a bounded amount of code
+        // between its callers' probes (see `crate::callgraph`). On the hot
+        // path it is one flag test; the runtime counts polls (see
+        // `mvvm_abi::checkpoint`).
+        let recursive = self
+            .env
+            .info
+            .recursive
+            .get(self.func_index as usize)
+            .copied()
+            .unwrap_or(true);
+        let entry_probe = match policy {
+            Policy::FunctionEntry => true,
+            Policy::CounterLoop { .. } => recursive,
+            _ => false,
+        };
+        if entry_probe {
             self.emit_probe(body_offset, Vec::new())?;
         }
         Ok(())

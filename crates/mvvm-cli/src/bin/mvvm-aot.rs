@@ -62,8 +62,9 @@ struct Aot {
     #[arg(long = "enable-loop-checkpoint")]
     enable_loop_checkpoint: bool,
 
-    /// Checkpoint policy "counter-loop": probes at loop headers and function
-    /// entries that test the checkpoint flag (one load and a branch) and,
+    /// Checkpoint policy "counter-loop": probes at loop headers and at the
+    /// entries of functions that may recurse, that test the checkpoint flag
+    /// (one load and a branch) and,
     /// while it is up, call the runtime only once every 2^N of them (N from
     /// --threshold-bits), so `-c N` counts polls of 2^N probes.
     #[arg(long = "enable-counter-loop-checkpoint")]

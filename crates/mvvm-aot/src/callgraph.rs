@@ -1,0 +1,191 @@
+//! Which defined functions can be part of a recursion: the functions that
+//! need an entry probe under the counter-loop policy.
+//!
+//! Why: counter-loop probes loop headers, and function entries so that a
+//! computation without loops (a tree walk) still polls. But a function that
+//! is on no cycle of the call graph and has no loop runs a bounded amount of
+//! code before it returns, and its callers' loops or recursions poll around
+//! it; only the functions of a cycle need their entries probed. Probing
+//! every entry cost allocation-heavy code (malloc and free wrappers) a flag
+//! test, and the frame set-up of a non-leaf cold path, on every call.
+//!
+//! The graph is conservative: `call_indirect` may reach every function whose
+//! reference escapes (element segments, `ref.func`, global initialisers,
+//! exports), and so may a call to an import from outside WASI (another
+//! instance can call back into an export). WASI never calls back.
+
+use crate::CompileError;
+use crate::module::PendingFunc;
+use mvvm_abi::meta::ImportKind;
+use mvvm_abi::{ConstExpr, ExportKind, ModuleMeta};
+use wasmparser::Operator;
+
+/// Import modules whose functions never call back into wasm.
+const NO_CALLBACK_MODULES: &[&str] = &["wasi_snapshot_preview1", "wasi_unstable"];
+
+/// Per function index (imports included, always `false` for them): whether
+/// the function lies on a cycle of the call graph (self-calls included).
+pub(crate) fn recursive_functions(
+    meta: &ModuleMeta,
+    funcs: &[PendingFunc<'_>],
+) -> Result<Vec<bool>, CompileError> {
+    let nimports = meta.num_imported_funcs as usize;
+    let n = nimports + funcs.len();
+    let callback_imports: Vec<bool> = meta
+        .imports
+        .iter()
+        .filter(|i| matches!(i.kind, ImportKind::Func(_)))
+        .map(|i| !NO_CALLBACK_MODULES.contains(&i.module.as_str()))
+        .collect();
+
+    // Functions whose reference escapes: possible targets of an indirect
+    // call or of a call back from outside.
+    let mut escapes = vec![false; n];
+    let mut mark = |f: u32| {
+        if let Some(e) = escapes.get_mut(f as usize) {
+            *e = true;
+        }
+    };
+    for seg in &meta.elems {
+        for item in &seg.items {
+            if let ConstExpr::RefFunc(f) = item {
+                mark(*f);
+            }
+        }
+    }
+    for g in &meta.globals {
+        if let ConstExpr::RefFunc(f) = g.init {
+            mark(f);
+        }
+    }
+    for e in &meta.exports {
+        if let ExportKind::Func(f) = e.kind {
+            mark(f);
+        }
+    }
+
+    let mut direct: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut unknown_callee = vec![false; n];
+    for (k, f) in funcs.iter().enumerate() {
+        let me = nimports + k;
+        let mut ops = f
+            .body
+            .get_operators_reader()
+            .map_err(|e| CompileError::invalid(&e))?;
+        while !ops.eof() {
+            match ops.read().map_err(|e| CompileError::invalid(&e))? {
+                Operator::Call { function_index } => {
+                    let callee = function_index as usize;
+                    if callee < nimports {
+                        if callback_imports.get(callee).copied().unwrap_or(true) {
+                            unknown_callee[me] = true;
+                        }
+                    } else {
+                        direct[me].push(function_index);
+                    }
+                }
+                Operator::CallIndirect { .. } => unknown_callee[me] = true,
+                Operator::RefFunc { function_index } => mark(function_index),
+                _ => {}
+            }
+        }
+    }
+    let escaping: Vec<u32> = (nimports..n)
+        .filter(|&f| escapes[f])
+        .map(|f| f as u32)
+        .collect();
+    let successors = |f: usize| -> Vec<u32> {
+        let mut s = direct[f].clone();
+        if unknown_callee[f] {
+            s.extend_from_slice(&escaping);
+        }
+        s.retain(|&g| (g as usize) >= nimports && (g as usize) < n);
+        s
+    };
+    let graph: Vec<Vec<u32>> = (0..n).map(successors).collect();
+    Ok(on_cycles(&graph))
+}
+
+/// Whether each node of `graph` (adjacency lists) lies on a cycle: in a
+/// strongly connected component of two or more nodes, or with an edge to
+/// itself. Tarjan's algorithm, iterative (call graphs can be deep).
+fn on_cycles(graph: &[Vec<u32>]) -> Vec<bool> {
+    const UNSEEN: usize = usize::MAX;
+    let n = graph.len();
+    let mut index = vec![UNSEEN; n];
+    let mut low = vec![0usize; n];
+    let mut on_stack = vec![false; n];
+    let mut stack: Vec<usize> = Vec::new();
+    let mut result = vec![false; n];
+    let mut next = 0usize;
+    // (node, position in its successor list)
+    let mut work: Vec<(usize, usize)> = Vec::new();
+    for root in 0..n {
+        if index[root] != UNSEEN {
+            continue;
+        }
+        work.push((root, 0));
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(top) = work.len().checked_sub(1) {
+            let (v, pos) = work[top];
+            if let Some(&w) = graph[v].get(pos) {
+                work[top].1 += 1;
+                let w = w as usize;
+                if index[w] == UNSEEN {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut members = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    members.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                let cyclic = members.len() > 1 || graph[v].contains(&(v as u32));
+                for m in members {
+                    result[m] = cyclic;
+                }
+            }
+        }
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_cycles;
+
+    #[test]
+    fn cycles_self_calls_and_chains() {
+        // 0 -> 1 -> 2 -> 1 (cycle 1,2); 3 -> 3 (self); 4 -> 0 (chain); 5 alone.
+        let g = vec![vec![1], vec![2], vec![1], vec![3], vec![0], vec![]];
+        assert_eq!(on_cycles(&g), [false, true, true, true, false, false]);
+    }
+
+    #[test]
+    fn a_deep_chain_does_not_overflow() {
+        let n = 200_000;
+        let mut g: Vec<Vec<u32>> = (0..n).map(|i| vec![(i + 1) as u32]).collect();
+        g[n - 1] = vec![0];
+        assert!(on_cycles(&g).iter().all(|&c| c));
+    }
+}
