@@ -419,31 +419,42 @@ impl<'m> FuncEnv<'m> {
         Ok(sig)
     }
 
-    fn direct_ref(&mut self, builder: &mut FunctionBuilder<'_>, index: u32) -> EnvResult<FuncRef> {
-        if let Some(f) = self.func_refs.get(&index) {
-            return Ok(*f);
-        }
+    /// A reference to the object module's function `id` (defined in this
+    /// object, so called directly).
+    fn object_func(builder: &mut FunctionBuilder<'_>, id: u32, signature: SigRef) -> FuncRef {
+        let name = builder
+            .func
+            .declare_imported_user_function(UserExternalName::new(0, id));
+        builder.import_function(ExtFuncData {
+            name: ExternalName::User(name),
+            signature,
+            colocated: true,
+            patchable: false,
+        })
+    }
+
+    /// The signature of function `index`.
+    fn func_sig(&mut self, builder: &mut FunctionBuilder<'_>, index: u32) -> EnvResult<SigRef> {
         let ty = *self
             .info
             .meta
             .funcs
             .get(index as usize)
             .ok_or_else(|| format!("function {index} out of range"))?;
-        let signature = self.wasm_sig(builder, ty)?;
+        self.wasm_sig(builder, ty)
+    }
+
+    fn direct_ref(&mut self, builder: &mut FunctionBuilder<'_>, index: u32) -> EnvResult<FuncRef> {
+        if let Some(f) = self.func_refs.get(&index) {
+            return Ok(*f);
+        }
+        let signature = self.func_sig(builder, index)?;
         let id = *self
             .info
             .func_ids
             .get(index as usize)
             .ok_or_else(|| format!("function {index} has no symbol"))?;
-        let name = builder
-            .func
-            .declare_imported_user_function(UserExternalName::new(0, id));
-        let f = builder.import_function(ExtFuncData {
-            name: ExternalName::User(name),
-            signature,
-            colocated: true,
-            patchable: false,
-        });
+        let f = Self::object_func(builder, id, signature);
         self.func_refs.insert(index, f);
         Ok(f)
     }
@@ -458,22 +469,8 @@ impl<'m> FuncEnv<'m> {
         id: u32,
         args: &[Value],
     ) -> EnvResult<Vec<Value>> {
-        let ty = *self
-            .info
-            .meta
-            .funcs
-            .get(index as usize)
-            .ok_or_else(|| format!("function {index} out of range"))?;
-        let signature = self.wasm_sig(builder, ty)?;
-        let name = builder
-            .func
-            .declare_imported_user_function(UserExternalName::new(0, id));
-        let f = builder.import_function(ExtFuncData {
-            name: ExternalName::User(name),
-            signature,
-            colocated: true,
-            patchable: false,
-        });
+        let signature = self.func_sig(builder, index)?;
+        let f = Self::object_func(builder, id, signature);
         let inst = builder.ins().call(f, args);
         Ok(builder.inst_results(inst).to_vec())
     }
@@ -495,15 +492,7 @@ impl<'m> FuncEnv<'m> {
                     .probe_trampoline
                     .ok_or("probe without a probe trampoline")?;
                 let signature = builder.import_signature(probe_trampoline_signature());
-                let name = builder
-                    .func
-                    .declare_imported_user_function(UserExternalName::new(0, id));
-                let f = builder.import_function(ExtFuncData {
-                    name: ExternalName::User(name),
-                    signature,
-                    colocated: true,
-                    patchable: false,
-                });
+                let f = Self::object_func(builder, id, signature);
                 self.probe_ref = Some(f);
                 f
             }

@@ -82,14 +82,7 @@ fn count_snapshot(tag: &str) -> (Module, PathBuf, PathBuf) {
     let module = compile(COUNT, Policy::Loop);
     let dir = temp_dir("refuse", tag);
     let snap = dir.join("snap");
-    let out = run(
-        &module,
-        wasi(&dir),
-        STACK,
-        cfg(Trigger::ProbeCount(50), &snap),
-    )
-    .unwrap();
-    assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
+    ckpt_common::checkpoint_at(&module, &dir, STACK, 50, &snap);
     (module, dir, snap)
 }
 

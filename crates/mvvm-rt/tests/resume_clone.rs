@@ -73,14 +73,7 @@ fn a_trap_after_restore_is_reported_like_the_uninterrupted_one() {
         assert_eq!(whole.code, TrapCode::MemoryOutOfBounds);
         assert_eq!(whole.func_name.as_deref(), Some("work"));
 
-        let out = run(
-            &module,
-            wasi(&dir),
-            STACK,
-            cfg(Trigger::ProbeCount(30), &snap),
-        )
-        .unwrap();
-        assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
+        ckpt_common::checkpoint_at(&module, &dir, STACK, 30, &snap);
         let restored = match restore(
             &module,
             SnapshotSource::File(snap.clone()),
@@ -120,14 +113,7 @@ fn a_chain_through_the_clone_finishes_like_the_uninterrupted_run() {
         Outcome::Exited { code, .. } => code,
         other => panic!("{other:?}"),
     };
-    let out = run(
-        &module,
-        wasi(&dir),
-        STACK,
-        cfg(Trigger::ProbeCount(50), &snap),
-    )
-    .unwrap();
-    assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
+    ckpt_common::checkpoint_at(&module, &dir, STACK, 50, &snap);
     let next = dir.join("snap2");
     let out = restore(
         &module,

@@ -5,7 +5,7 @@
 
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
-use mvvm_rt::checkpoint::{CheckpointConfig, SnapshotSink, Trigger};
+use mvvm_rt::checkpoint::{CheckpointConfig, Outcome, SnapshotSink, Trigger, run};
 use mvvm_rt::wasi::{Preopen, WasiConfig};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -55,4 +55,18 @@ pub fn cfg(trigger: Trigger, snap: &Path) -> CheckpointConfig {
         log_probes: false,
         signals: false,
     }
+}
+
+/// Runs `module` (WASI on `dir`, a wasm stack of `stack` bytes) until its
+/// `probe`-th probe and writes the snapshot to `snap`; panics unless a
+/// checkpoint was written.
+pub fn checkpoint_at(module: &Module, dir: &Path, stack: usize, probe: u64, snap: &Path) {
+    let out = run(
+        module,
+        wasi(dir),
+        stack,
+        cfg(Trigger::ProbeCount(probe), snap),
+    )
+    .expect("run");
+    assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
 }
