@@ -119,6 +119,22 @@ pub(crate) fn write_file_atomic_impl(
         .ok_or_else(|| SnapshotError::InvalidInput {
             what: format!("{} does not name a file", path.display()),
         })?;
+    // The final rename replaces whatever is at `path`: never a device, a
+    // FIFO or a socket (as root, a snapshot "written" to /dev/null by
+    // rename would replace the device with a regular file). A symlink is
+    // replaced, not followed; a directory makes the rename fail.
+    if let Ok(meta) = fs::symlink_metadata(path)
+        && !(meta.file_type().is_file()
+            || meta.file_type().is_symlink()
+            || meta.file_type().is_dir())
+    {
+        return Err(SnapshotError::InvalidInput {
+            what: format!(
+                "{} is a device, FIFO or socket; a snapshot file never replaces it (stream a snapshot with the tools' stream options instead)",
+                path.display()
+            ),
+        });
+    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

@@ -45,6 +45,31 @@ fn failed_rename_keeps_nothing_behind() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A FIFO (like a device) at the destination is never replaced by the
+/// final rename: as root, a snapshot file renamed onto /dev/null would
+/// replace the device.
+#[test]
+fn a_fifo_is_never_replaced() {
+    let dir = temp_dir("atomic-fifo");
+    let path = dir.join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&path).status();
+    if !made.map(|s| s.success()).unwrap_or(false) {
+        panic!("mkfifo failed: cannot set up the test");
+    }
+    let mem = memory(1, |_| true);
+    let err = write_file_atomic(&path, &parts(&mem)).unwrap_err();
+    assert!(matches!(err, SnapshotError::InvalidInput { .. }), "{err}");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert_eq!(entries(&dir), vec!["pipe".to_string()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn invalid_input_touches_nothing() {
     let dir = temp_dir("atomic-invalid");
