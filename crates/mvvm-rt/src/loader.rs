@@ -454,36 +454,33 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
     }
     let mut ranges = Vec::new();
     let mut funcs = Vec::with_capacity(meta.funcs.len() - nimp);
+    // A compiled body of defined function `index` (its own, or its resume
+    // clone: the same wasm function, so a trap in either is reported alike).
+    let body_range = |symbol: String, index: u32, size: u32, traps: &[mvvm_abi::TrapSite]| {
+        let (addr, _) = get(symbol.clone())?;
+        if addr < base || addr + size as usize > base + text_len {
+            return Err(bad(format!("{symbol} (function {index}) outside the text")));
+        }
+        Ok(FuncRange {
+            start: addr,
+            end: addr + size as usize,
+            index,
+            traps: traps.to_vec(),
+            name: meta.func_name(index).map(str::to_string),
+        })
+    };
     for (k, fi) in meta.func_infos.iter().enumerate() {
         let index = (nimp + k) as u32;
-        let (addr, _) = get(names::func_symbol(index))?;
-        if addr < base || addr + fi.code_size as usize > base + text_len {
-            return Err(bad(format!("function {index} outside the text")));
-        }
-        funcs.push(addr);
-        ranges.push(FuncRange {
-            start: addr,
-            end: addr + fi.code_size as usize,
-            index,
-            traps: fi.traps.clone(),
-            name: meta.func_name(index).map(str::to_string),
-        });
-        // The resume clone is the same wasm function: a trap in it is
-        // reported like one in the function's own body.
+        let range = body_range(names::func_symbol(index), index, fi.code_size, &fi.traps)?;
+        funcs.push(range.start);
+        ranges.push(range);
         if let Some(resume) = &fi.resume {
-            let (at, _) = get(names::resume_symbol(index))?;
-            if at < base || at + resume.code_size as usize > base + text_len {
-                return Err(bad(format!(
-                    "resume clone of function {index} outside the text"
-                )));
-            }
-            ranges.push(FuncRange {
-                start: at,
-                end: at + resume.code_size as usize,
+            ranges.push(body_range(
+                names::resume_symbol(index),
                 index,
-                traps: resume.traps.clone(),
-                name: meta.func_name(index).map(str::to_string),
-            });
+                resume.code_size,
+                &resume.traps,
+            )?);
         }
     }
     let mut import_stubs = Vec::with_capacity(nimp);

@@ -91,9 +91,6 @@ pub(crate) struct Instrumentation {
     /// hot one: the rewind path then calls the clone instead of entering
     /// the resume points.
     resume_clone: Option<u32>,
-    /// The entry block's parameters (vmctx, then the wasm parameters): the
-    /// arguments of the call to the resume clone.
-    entry_args: Vec<Value>,
 }
 
 impl Instrumentation {
@@ -181,10 +178,6 @@ impl FuncTranslator<'_, '_, '_> {
         results: Vec<ValType>,
         resume_clone: Option<u32>,
     ) -> Result<(), CompileError> {
-        let entry_args = match self.builder.current_block() {
-            Some(b) => self.builder.block_params(b).to_vec(),
-            None => return Err(self.error("instrumentation outside a block")),
-        };
         let mut reader = body.get_binary_reader();
         tracker
             .read_locals(&mut reader)
@@ -222,7 +215,6 @@ impl FuncTranslator<'_, '_, '_> {
             liveness: Liveness::compute(body, self.locals.len(), body_offset)?,
             stack_vars: HashMap::new(),
             resume_clone,
-            entry_args,
         });
         // Counter-loop also probes the entries of functions that may
         // recurse: recursion without loops (tree walks) must still reach a
@@ -665,9 +657,18 @@ impl FuncTranslator<'_, '_, '_> {
             // The hot body: the clone rewinds, runs the rest of this
             // activation and returns what it returns. No landing is made,
             // so the resume blocks keep their one predecessor.
+            // The clone gets this body's arguments: the entry block's
+            // parameters (vmctx, then the wasm parameters).
+            let entry = self
+                .builder
+                .func
+                .layout
+                .entry_block()
+                .ok_or_else(|| self.error("function without an entry block"))?;
+            let args = self.builder.block_params(entry).to_vec();
             let results = self
                 .env
-                .call_resume_clone(self.builder, self.func_index, id, &c.entry_args)
+                .call_resume_clone(self.builder, self.func_index, id, &args)
                 .map_err(|e| self.env_err(e))?;
             self.builder.ins().return_(&results);
             for p in &c.points {
