@@ -7,6 +7,12 @@
 # tables).
 #
 #   scripts/netns/downtime.sh [--sizes "16 64 256"] [--bin DIR] [--mode both|loopback|netns]
+#                             [--key FILE]
+#
+# With --key FILE both sides authenticate and encrypt the transfer (see
+# docs/security.md); without it the network-namespace receiver
+# listens with --insecure (its address is not loopback). Each line also
+# gives the total time, from the sender's start to the receiver's exit.
 #
 # The workload is bench/wasm/memfill.wasm (`-m MIB -p 3`: fills MIB of
 # linear memory, then three read-modify-write passes over it), compiled
@@ -27,12 +33,14 @@ sizes="16 64 256"
 bin="$root/target/release"
 mode=both
 port=7790
+key=
 while [ $# -gt 0 ]; do
   case "$1" in
     --sizes) sizes=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     --mode) mode=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --key) key=$2; shift 2 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "downtime.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -40,6 +48,10 @@ case "$mode" in both|loopback|netns) ;; *) echo "downtime.sh: --mode both|loopba
 for t in mvvm-aot mvvm-checkpoint mvvm-restore; do
   [ -x "$bin/$t" ] || { echo "downtime.sh: no $bin/$t (cargo build --release -p mvvm-cli, or --bin DIR)" >&2; exit 2; }
 done
+
+# --key for both sides, when given.
+key_args=()
+[ -n "$key" ] && key_args=(--key "$key")
 
 # Why the network mode cannot run here, or nothing.
 netns_unavailable() {
@@ -112,22 +124,26 @@ wait_for() {
 # mvvm-restore listening on ADDR; prints a result line.
 migrate() {
   local label=$1 m=$2 addr=$3; shift 3
-  local -a snd=() rcv=()
+  local -a snd=() rcv=() auth=("${key_args[@]}")
   if [ "$label" = netns ]; then
     snd=(ip netns exec "$ns_snd")
     rcv=(ip netns exec "$ns_rcv")
+    # Not loopback: the receiver needs --key, or --insecure on this
+    # private veth pair.
+    [ -n "$key" ] || auth=(--insecure)
   fi
   local d="$work/$label-$m"
   mkdir -p "$d"
   port=$((port + 1))
-  "${rcv[@]}" "$bin/mvvm-restore" -t "$aot" -i "$addr" -e "$port" \
+  "${rcv[@]}" "$bin/mvvm-restore" -t "$aot" -i "$addr" -e "$port" "${auth[@]}" \
     --json "$d/rcv.json" >"$d/rcv.out" 2>"$d/rcv.err" &
   local rpid=$!
   pids+=("$rpid")
   wait_for "$d/rcv.err" "waiting for a snapshot"
   local c=$((probes[$m] / 2))
-  local code=0
-  "${snd[@]}" "$bin/mvvm-checkpoint" -t "$aot" -a "-m,$m,-p,3" -c "$c" \
+  local code=0 start end
+  start=$(date +%s%N)
+  "${snd[@]}" "$bin/mvvm-checkpoint" -t "$aot" -a "-m,$m,-p,3" -c "$c" "${key_args[@]}" \
     -o "$addr" -s "$port" --json "$d/snd.json" >"$d/snd.out" 2>"$d/snd.err" || code=$?
   if [ "$code" != 75 ]; then
     echo "downtime.sh: $label $m MiB: checkpoint exited $code" >&2
@@ -136,6 +152,7 @@ migrate() {
   fi
   code=0
   wait "$rpid" || code=$?
+  end=$(date +%s%N)
   if [ "$code" != 0 ]; then
     echo "downtime.sh: $label $m MiB: restore exited $code" >&2
     cat "$d/rcv.err" >&2
@@ -145,9 +162,10 @@ migrate() {
     echo "downtime.sh: $label $m MiB: migrated output differs from an uninterrupted run" >&2
     return 1
   fi
-  printf '%-8s %5s MiB  snapshot %10s bytes  checkpoint+send %8s ms  downtime %8s ms  output ok\n' \
+  printf '%-8s %5s MiB  snapshot %10s bytes  checkpoint+send %8s ms  downtime %8s ms  total %8s ms  %s  output ok\n' \
     "$label" "$m" "$(field "$d/snd.json" snapshot_bytes)" "$(field "$d/snd.json" checkpoint_ms)" \
-    "$(field "$d/rcv.json" downtime_ms)"
+    "$(field "$d/rcv.json" downtime_ms)" "$(( (end - start) / 1000000 ))" \
+    "$([ -n "$key" ] && echo "key" || echo "no-key")"
 }
 
 if [ "$mode" != netns ]; then

@@ -39,6 +39,9 @@ pub struct CheckpointRequest {
     /// `--incremental`: periodic checkpoints after the first are
     /// incremental whatever the policy.
     pub incremental: bool,
+    /// `--key`: seal the snapshot (file or stream) or authenticate the
+    /// TCP transfer with this shared secret.
+    pub key: Option<mvvm_snapshot::seal::SealKey>,
 }
 
 /// Name used in messages.
@@ -49,9 +52,14 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
     let module = mvvm_rt::Module::from_aot(&req.aot).context("cannot load the program")?;
     let wasi = wasi_config(&req.guest, &req.program)?;
     let max_stack = max_stack_bytes(req.max_wasm_stack_mib)?;
+    crate::sealed_transport::check_combination(
+        req.key.is_some(),
+        req.triggers.every.is_some(),
+        req.incremental,
+    )?;
     let cfg = CheckpointConfig {
         trigger: req.triggers.trigger(),
-        sink: req.snapshot.sink(TOOL)?,
+        sink: crate::sealed_transport::sink(&req.snapshot, TOOL, req.key.as_ref())?,
         log_probes: req.log_probes,
         signals: true,
     };

@@ -1,13 +1,13 @@
-//! Flags that describe the guest's world: arguments, environment,
-//! preopened directories and sockets. Shared by `mvvm-checkpoint` and
-//! `mvvm-restore`.
+//! Flags that describe a fresh guest's world: arguments, environment, and
+//! the host capabilities it is granted ([`GrantFlags`], which
+//! `mvvm-restore` takes too: a restored guest's arguments and environment
+//! come from its snapshot).
 
+use crate::grant_flags::GrantFlags;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 
-/// The guest's arguments, environment and preopens.
+/// The guest's arguments, environment and capabilities.
 #[derive(Debug, Clone, Args)]
 pub struct GuestFlags {
     /// Guest arguments as one comma-separated list (`-a -g20,-n1000`); they
@@ -26,18 +26,8 @@ pub struct GuestFlags {
     #[arg(short = 'e', long = "env", value_name = "K=V")]
     pub env: Vec<String>,
 
-    /// Preopens a host directory under the same path in the guest
-    /// (repeatable). Without `-d` or `--dir`, no host file is visible.
-    #[arg(short = 'd', long = "preopen", value_name = "DIR")]
-    pub preopen: Vec<PathBuf>,
-
-    /// Preopens host directory HOST under the guest path GUEST.
-    #[arg(long = "dir", value_name = "HOST::GUEST")]
-    pub dir: Vec<String>,
-
-    /// Preopens a TCP listener bound to ADDR:PORT, for `sock_accept`.
-    #[arg(long = "tcplisten", value_name = "ADDR:PORT")]
-    pub tcplisten: Vec<SocketAddr>,
+    #[command(flatten)]
+    pub grants: GrantFlags,
 
     /// Arguments passed to the guest verbatim.
     #[arg(last = true, value_name = "GUEST_ARGS")]
@@ -69,33 +59,6 @@ impl GuestFlags {
                 bail!("environment entry `{item}` has an empty name");
             }
             out.push((k.to_owned(), v.to_owned()));
-        }
-        Ok(out)
-    }
-
-    /// The preopened directories as `(host, guest)` pairs.
-    pub fn preopens(&self) -> Result<Vec<(PathBuf, String)>> {
-        let mut out = Vec::new();
-        for dir in &self.preopen {
-            let guest = dir
-                .to_str()
-                .with_context(|| format!("directory {} is not valid UTF-8", dir.display()))?
-                .to_owned();
-            out.push((dir.clone(), guest));
-        }
-        for spec in &self.dir {
-            let (host, guest) = spec
-                .split_once("::")
-                .with_context(|| format!("--dir `{spec}` is not HOST::GUEST"))?;
-            if host.is_empty() || guest.is_empty() {
-                bail!("--dir `{spec}` needs both a host and a guest path");
-            }
-            out.push((PathBuf::from(host), guest.to_owned()));
-        }
-        for (host, _) in &out {
-            if !host.is_dir() {
-                bail!("cannot preopen {}: not a directory", host.display());
-            }
         }
         Ok(out)
     }
@@ -132,16 +95,5 @@ mod tests {
         );
         let bad = T::try_parse_from(["x", "-e", "nope"]).unwrap();
         assert!(bad.g.guest_env().is_err());
-    }
-
-    #[test]
-    fn dir_mapping_needs_both_sides() {
-        let t = T::try_parse_from(["x", "--dir", "/tmp::/sandbox"]).unwrap();
-        assert_eq!(
-            t.g.preopens().unwrap(),
-            [(PathBuf::from("/tmp"), "/sandbox".to_owned())]
-        );
-        let bad = T::try_parse_from(["x", "--dir", "/tmp"]).unwrap();
-        assert!(bad.g.preopens().is_err());
     }
 }

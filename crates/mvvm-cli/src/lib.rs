@@ -9,11 +9,14 @@
 
 pub mod checkpoint_cmd;
 pub mod exit;
+pub mod grant_flags;
 pub mod guest_flags;
+pub mod key_flags;
 pub mod logging;
 pub mod offload_flags;
 pub mod restore_cmd;
 pub mod run;
+pub mod sealed_transport;
 pub mod snapshot_location;
 pub mod stream_path;
 pub mod summary;

@@ -56,8 +56,15 @@ pub struct RestoreRequest {
     pub triggers: TriggerFlags,
     /// Continue even if a file the guest had open is gone or was replaced.
     pub allow_changed_files: bool,
+    /// The capabilities granted to the guest (`-d`, `--dir`,
+    /// `--tcplisten`): every preopen and listener the snapshot needs must
+    /// be among them.
+    pub grants: mvvm_rt::wasi::Grants,
     /// `--max-wasm-stack`, in MiB.
     pub max_wasm_stack_mib: usize,
+    /// `--max-memory`, in MiB: the largest linear memory a snapshot may
+    /// restore (the module's maximum applies too).
+    pub max_memory_mib: u64,
     /// `--json` destination.
     pub json: Option<PathBuf>,
     /// Whether probe logging is on (`--log-probes` or `MVVM_LOG`).
@@ -71,6 +78,12 @@ pub struct RestoreRequest {
     /// `--incremental`: track dirty chunks whatever the policy, so the next
     /// checkpoint is incremental against the snapshot restored.
     pub incremental: bool,
+    /// `--key`: the snapshot must be sealed or come through an
+    /// authenticated transfer with this shared secret; the next checkpoint
+    /// is sealed or authenticated with it too.
+    pub key: Option<mvvm_snapshot::seal::SealKey>,
+    /// `--insecure`: listen beyond loopback without `--key`.
+    pub insecure: bool,
 }
 
 /// Name used in messages.
@@ -122,17 +135,28 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
     let max_stack = max_stack_bytes(req.max_wasm_stack_mib)?;
     let cfg = CheckpointConfig {
         trigger: req.triggers.trigger(),
-        sink: req.snapshot_out.sink(TOOL)?,
+        sink: crate::sealed_transport::sink(&req.snapshot_out, TOOL, req.key.as_ref())?,
         log_probes: req.log_probes,
         signals: true,
     };
-    let source = req.snapshot.source(TOOL)?;
+    crate::sealed_transport::check_combination(
+        req.key.is_some(),
+        req.triggers.every.is_some(),
+        req.incremental,
+    )?;
+    let source =
+        crate::sealed_transport::source(&req.snapshot, TOOL, req.key.as_ref(), req.insecure)?;
     let opts = RestoreOptions {
+        grants: req.grants.clone(),
         allow_changed_files: req.allow_changed_files,
         on_resume: Some(on_resume),
         skip_memory_verification: req.no_verify_memory,
         incremental: req.incremental,
         on_checkpoint: Some(crate::checkpoint_cmd::report_periodic),
+        limits: mvvm_rt::checkpoint::RestoreLimits {
+            max_memory_bytes: req.max_memory_mib.saturating_mul(1 << 20),
+            ..Default::default()
+        },
     };
     let _ = crate::checkpoint_cmd::PERIODIC_TOOL.set(TOOL);
     // `MVVM_LOG=mvvm_cli=debug` asks for the downtime without the probe log.
@@ -147,6 +171,22 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
         Err(e @ CheckpointError::FileChanged { .. }) => Err(anyhow::Error::new(e).context(format!(
             "refusing to restore {snapshot}: the guest's files changed since the checkpoint (--allow-changed-files continues anyway)"
         ))),
+        Err(CheckpointError::NotGranted(e)) => {
+            // The whole message is the fix: which guest paths and flags.
+            Err(anyhow::anyhow!(
+                "refusing to restore {snapshot}: {e}; nothing was run"
+            ))
+        }
+        Err(e) if crate::sealed_transport::seal_failure(&e).is_some() => {
+            // Altered, cut, wrong key, or sealed without --key: the
+            // sealing layer's message says which.
+            let why = crate::sealed_transport::seal_failure(&e)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            Err(anyhow::anyhow!(
+                "refusing to restore {snapshot}: {why}; nothing was resumed"
+            ))
+        }
         Err(
             e @ CheckpointError::Snapshot(
                 SnapshotError::BaseUnreadable { .. } | SnapshotError::BaseMismatch { .. },

@@ -5,7 +5,7 @@
 
 use crate::guest_flags::GuestFlags;
 use anyhow::{Context, Result};
-use mvvm_rt::wasi::{Preopen, WasiConfig};
+use mvvm_rt::wasi::WasiConfig;
 
 /// Stack the host keeps for itself on the guest thread, beyond the wasm
 /// stack limit: host calls (WASI), snapshot writing and the signal handler
@@ -20,12 +20,8 @@ pub fn wasi_config(guest: &GuestFlags, program: &str) -> Result<WasiConfig> {
     Ok(WasiConfig {
         args,
         env: guest.guest_env()?,
-        preopens: guest
-            .preopens()?
-            .into_iter()
-            .map(|(host, guest)| Preopen { host, guest })
-            .collect(),
-        tcp_listeners: guest.tcplisten.clone(),
+        preopens: guest.grants.preopens()?,
+        tcp_listeners: guest.grants.tcplisten.clone(),
     })
 }
 

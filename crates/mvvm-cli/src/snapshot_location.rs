@@ -133,15 +133,8 @@ impl SnapshotLocation {
                 Ok(SnapshotSource::File(p.clone()))
             }
             SnapshotLocation::Listen(addr) => {
-                let l =
-                    TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
-                let local = l.local_addr()?;
-                eprintln!("{tool}: waiting for a snapshot on {local}");
-                let (stream, peer) = l.accept().context("cannot accept a connection")?;
-                tracing::info!(%peer, "receiving a snapshot");
-                Ok(SnapshotSource::Stream(
-                    Box::new(stream) as Box<dyn Read + Send>
-                ))
+                let stream: Box<dyn Read + Send> = Box::new(accept_one(tool, addr)?);
+                Ok(SnapshotSource::Stream(stream))
             }
             SnapshotLocation::Connect(_) => {
                 bail!(
@@ -150,6 +143,18 @@ impl SnapshotLocation {
             }
         }
     }
+}
+
+/// Listens on `addr`, says so on stderr (`tool: waiting for a snapshot on
+/// ADDR:PORT`, which scripts and tests wait for), and accepts one
+/// connection.
+pub(crate) fn accept_one(tool: &str, addr: &SocketAddr) -> Result<TcpStream> {
+    let l = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let local = l.local_addr()?;
+    eprintln!("{tool}: waiting for a snapshot on {local}");
+    let (stream, peer) = l.accept().context("cannot accept a connection")?;
+    tracing::info!(%peer, "receiving a snapshot");
+    Ok(stream)
 }
 
 /// `HOST:PORT`, with brackets around an IPv6 address.

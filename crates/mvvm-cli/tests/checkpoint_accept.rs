@@ -189,6 +189,7 @@ fn accept_under(policy: Policy, chain: bool) -> Result<()> {
         let snap2 = s.join("snap2.bin");
         let mut running = Tool::restore(&aot)
             .snapshot(&snap)
+            .args(["--tcplisten", &listen])
             .arg("--snapshot-out")
             .arg(&snap2)
             .current_dir(&s.0)
@@ -207,7 +208,10 @@ fn accept_under(policy: Policy, chain: bool) -> Result<()> {
     // Restore: the listener is bound again on the same port; a client is
     // accepted and served.
     let (b, answer) = serve_one(
-        Tool::restore(&aot).snapshot(&snap).current_dir(&s.0),
+        Tool::restore(&aot)
+            .snapshot(&snap)
+            .args(["--tcplisten", &listen])
+            .current_dir(&s.0),
         port,
         msg,
     )?;
@@ -290,7 +294,10 @@ fn checkpoint_while_blocked_in_poll_on_a_listener() -> Result<()> {
     ensure!(a.stdout == b"listening\n", "{:?}", a.stdout);
 
     let (b, answer) = serve_one(
-        Tool::restore(&aot).snapshot(&snap).current_dir(&s.0),
+        Tool::restore(&aot)
+            .snapshot(&snap)
+            .args(["--tcplisten", &listen])
+            .current_dir(&s.0),
         port,
         &msg,
     )?;

@@ -141,12 +141,18 @@ fn open_file_deleted_then_put_back() -> Result<()> {
     let out = open_file(&s);
     let aside = s.join("out.txt.aside");
     std::fs::rename(&out, &aside)?;
-    let r = Tool::restore(&aot).snapshot(&snap).run()?;
+    let r = Tool::restore(&aot)
+        .snapshot(&snap)
+        .args(files_guest().grants(&s.join("work")))
+        .run()?;
     refused(&r, "open file deleted", "out.txt")?;
     ensure!(!out.exists(), "restore created the missing file again");
     // Put back, the same file (same inode): restore completes the run.
     std::fs::rename(&aside, &out)?;
-    let r = Tool::restore(&aot).snapshot(&snap).run()?;
+    let r = Tool::restore(&aot)
+        .snapshot(&snap)
+        .args(files_guest().grants(&s.join("work")))
+        .run()?;
     r.expect_code(base.code, "restore once the file is back")?;
     let mut stdout = a.stdout.clone();
     stdout.extend_from_slice(&r.stdout);
@@ -165,7 +171,10 @@ fn open_file_replaced() -> Result<()> {
     let new = s.join("work").join("out.txt.new");
     std::fs::write(&new, &content)?;
     std::fs::rename(&new, &out)?;
-    let r = Tool::restore(&aot).snapshot(&snap).run()?;
+    let r = Tool::restore(&aot)
+        .snapshot(&snap)
+        .args(files_guest().grants(&s.join("work")))
+        .run()?;
     refused(&r, "open file replaced", "out.txt")?;
     ensure!(
         r.stderr.contains("--allow-changed-files"),
@@ -175,6 +184,7 @@ fn open_file_replaced() -> Result<()> {
     // Allowed on request: the run goes on with the new file.
     let r = Tool::restore(&aot)
         .snapshot(&snap)
+        .args(files_guest().grants(&s.join("work")))
         .arg("--allow-changed-files")
         .run()?;
     r.expect_code(0, "--allow-changed-files")?;
@@ -186,7 +196,10 @@ fn open_file_replaced() -> Result<()> {
 fn preopened_directory_gone() -> Result<()> {
     let (s, snap, aot, _base, _a) = half_way("files", &files_guest())?;
     std::fs::rename(s.join("work"), s.join("moved"))?;
-    let r = Tool::restore(&aot).snapshot(&snap).run()?;
+    let r = Tool::restore(&aot)
+        .snapshot(&snap)
+        .args(files_guest().grants(&s.join("work")))
+        .run()?;
     refused(&r, "preopened directory gone", "work")?;
     Ok(())
 }

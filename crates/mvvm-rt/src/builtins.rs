@@ -73,9 +73,23 @@ unsafe fn host_of<'a>(vmctx: *mut VMContext) -> (&'a mut StoreInner, u32) {
     }
 }
 
-/// Whether `start..start+len` fits in `size`.
+/// Whether `start..start+len` fits in `size`. Computed in `u64`: the end
+/// of a 32-bit access may be 2^32 exactly (the last byte of a 4 GiB
+/// memory), which a `u32` sum would wrap to 0.
 fn in_bounds(start: u32, len: u32, size: u64) -> bool {
-    start as u64 + len as u64 <= size
+    u64::from(start) + u64::from(len) <= size
+}
+
+/// `start..start+len` as indices into something of `size` elements, or
+/// `None` when it does not fit (the bounds computed in `u64`, see
+/// [`in_bounds`]).
+fn range(start: u32, len: u32, size: usize) -> Option<std::ops::Range<usize>> {
+    let end = u64::from(start) + u64::from(len);
+    if end > size as u64 {
+        return None;
+    }
+    // Both fit: end <= size, a usize.
+    Some(start as usize..end as usize)
 }
 
 extern "C" fn memory_grow(vmctx: *mut VMContext, delta: u32) -> i32 {
@@ -137,20 +151,23 @@ pub extern "C" fn mvvm_rt_memory_init(
         Some(false) => &inst.module.inner.meta.data[seg as usize].bytes,
         _ => &[],
     };
-    if !in_bounds(src, len, bytes.len() as u64) {
+    let Some(from) = range(src, len, bytes.len()) else {
         return MEM_OOB;
-    }
+    };
     let Some(&m) = inst.memories.first() else {
         return MEM_OOB;
     };
     let mem = s.memories[m as usize].data_mut();
-    if !in_bounds(dst, len, mem.len() as u64) {
+    let Some(to) = range(dst, len, mem.len()) else {
         return MEM_OOB;
+    };
+    if len == 0 {
+        // In bounds, nothing to copy (the segment may be dropped).
+        return OK;
     }
     let bytes = &s.instances[i as usize].module.inner.meta.data[seg as usize].bytes;
     let mem = s.memories[m as usize].data_mut();
-    mem[dst as usize..(dst + len) as usize]
-        .copy_from_slice(&bytes[src as usize..(src + len) as usize]);
+    mem[to].copy_from_slice(&bytes[from]);
     OK
 }
 
@@ -244,18 +261,18 @@ pub extern "C" fn mvvm_rt_table_init(
     let (s, i) = unsafe { host_of(vmctx) };
     let inst = &s.instances[i as usize];
     let items: &[u64] = inst.elems.get(seg as usize).map(|v| &v[..]).unwrap_or(&[]);
-    if !in_bounds(src, len, items.len() as u64) {
+    let Some(from) = range(src, len, items.len()) else {
         return TABLE_OOB;
-    }
+    };
     let Some(&t) = inst.tables.get(table as usize) else {
         return TABLE_OOB;
     };
-    let items = items[src as usize..(src + len) as usize].to_vec();
+    let items = items[from].to_vec();
     let elems = s.tables[t as usize].elems_mut();
-    if !in_bounds(dst, len, elems.len() as u64) {
+    let Some(to) = range(dst, len, elems.len()) else {
         return TABLE_OOB;
-    }
-    elems[dst as usize..(dst + len) as usize].copy_from_slice(&items);
+    };
+    elems[to].copy_from_slice(&items);
     OK
 }
 

@@ -11,7 +11,7 @@ mod ckpt_common;
 use ckpt_common::{cfg, compile, temp_dir, wasi};
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
-use mvvm_rt::checkpoint::{Outcome, RestoreOptions, SnapshotSource, Trigger, restore, run};
+use mvvm_rt::checkpoint::{Outcome, SnapshotSource, Trigger, restore, run};
 
 const STACK: usize = 1 << 20;
 
@@ -89,7 +89,7 @@ fn checkpoint_restore(
         SnapshotSource::File(snap.clone()),
         STACK,
         cfg(trigger, &snap2),
-        RestoreOptions::default(),
+        ckpt_common::restore_opts(&dir),
     )
     .unwrap_or_else(|e| panic!("restore of probe {n}: {e}"));
     if let Outcome::Checkpointed { .. } = out {
@@ -100,7 +100,7 @@ fn checkpoint_restore(
             SnapshotSource::Stream(Box::new(file)),
             STACK,
             cfg(Trigger::CountProbes, &dir.join("snap3")),
-            RestoreOptions::default(),
+            ckpt_common::restore_opts(&dir),
         )
         .unwrap_or_else(|e| panic!("second restore of probe {n}: {e}"));
     }

@@ -96,7 +96,10 @@ fn latency_with_256_mib_of_memory() {
         SnapshotSource::File(dir.join("snap")),
         1 << 20,
         cfg(Trigger::CountProbes),
-        RestoreOptions::default(),
+        RestoreOptions {
+            grants: mvvm_rt::wasi::Grants::none().preopen(&dir, "/w"),
+            ..Default::default()
+        },
     )
     .unwrap();
     let restore_file = t.elapsed();
@@ -110,7 +113,10 @@ fn latency_with_256_mib_of_memory() {
         SnapshotSource::Stream(Box::new(std::fs::File::open(dir.join("snap")).unwrap())),
         1 << 20,
         cfg(Trigger::CountProbes),
-        RestoreOptions::default(),
+        RestoreOptions {
+            grants: mvvm_rt::wasi::Grants::none().preopen(&dir, "/w"),
+            ..Default::default()
+        },
     )
     .unwrap();
     let restore_stream = t.elapsed();

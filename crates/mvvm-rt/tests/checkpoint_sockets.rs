@@ -108,7 +108,12 @@ fn blocked_recv_is_interrupted_and_the_connection_reads_closed_after_restore() {
         SnapshotSource::File(snap.clone()),
         1 << 20,
         cfg(Trigger::None, SnapshotSink::File(dir.join("next"))),
-        RestoreOptions::default(),
+        RestoreOptions {
+            grants: mvvm_rt::wasi::Grants::none()
+                .preopen(&dir, "/w")
+                .listener(addr),
+            ..Default::default()
+        },
     )
     .unwrap();
     assert!(matches!(out, Outcome::Exited { code: 0, .. }), "{out:?}");

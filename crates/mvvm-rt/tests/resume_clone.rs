@@ -8,9 +8,7 @@ mod ckpt_common;
 
 use ckpt_common::{cfg, temp_dir, wasi};
 use mvvm_abi::{Policy, TrapCode};
-use mvvm_rt::checkpoint::{
-    CheckpointError, Outcome, RestoreOptions, SnapshotSource, Trigger, restore, run,
-};
+use mvvm_rt::checkpoint::{CheckpointError, Outcome, SnapshotSource, Trigger, restore, run};
 
 const STACK: usize = 1 << 20;
 
@@ -79,7 +77,7 @@ fn a_trap_after_restore_is_reported_like_the_uninterrupted_one() {
             SnapshotSource::File(snap.clone()),
             STACK,
             cfg(Trigger::None, &dir.join("next")),
-            RestoreOptions::default(),
+            ckpt_common::restore_opts(&dir),
         ) {
             Err(CheckpointError::Trap(t)) => t,
             other => panic!("{policy:?}: expected a trap after restore, got {other:?}"),
@@ -120,7 +118,7 @@ fn a_chain_through_the_clone_finishes_like_the_uninterrupted_run() {
         SnapshotSource::File(snap.clone()),
         STACK,
         cfg(Trigger::ProbeCount(60), &next),
-        RestoreOptions::default(),
+        ckpt_common::restore_opts(&dir),
     )
     .unwrap();
     assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
@@ -129,7 +127,7 @@ fn a_chain_through_the_clone_finishes_like_the_uninterrupted_run() {
         SnapshotSource::File(next),
         STACK,
         cfg(Trigger::None, &dir.join("snap3")),
-        RestoreOptions::default(),
+        ckpt_common::restore_opts(&dir),
     )
     .unwrap();
     match out {

@@ -19,7 +19,7 @@ mod ckpt_common;
 use ckpt_common::{cfg, temp_dir, wasi};
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
-use mvvm_rt::checkpoint::{Outcome, RestoreOptions, SnapshotSource, Trigger, restore, run};
+use mvvm_rt::checkpoint::{Outcome, SnapshotSource, Trigger, restore, run};
 use std::path::Path;
 
 const STACK: usize = 1 << 20;
@@ -165,7 +165,7 @@ fn checkpoint_restore(module: &Module, n: u64, again: Option<u64>, want: &(i32, 
         SnapshotSource::File(snap.clone()),
         STACK,
         cfg(trigger, &snap2),
-        RestoreOptions::default(),
+        ckpt_common::restore_opts(&dir),
     )
     .unwrap_or_else(|e| panic!("restore of probe {n}: {e}"));
     if let Outcome::Checkpointed { .. } = out {
@@ -178,7 +178,7 @@ fn checkpoint_restore(module: &Module, n: u64, again: Option<u64>, want: &(i32, 
             SnapshotSource::File(snap2.clone()),
             STACK,
             cfg(Trigger::CountProbes, &snaps.join("snap3")),
-            RestoreOptions::default(),
+            ckpt_common::restore_opts(&dir),
         )
         .unwrap_or_else(|e| panic!("second restore of probe {n}: {e}"));
     }
@@ -272,7 +272,7 @@ fn damaged_contents_refuse() {
         SnapshotSource::File(snap.clone()),
         STACK,
         cfg(Trigger::CountProbes, &snaps.join("snap2")),
-        RestoreOptions::default(),
+        ckpt_common::restore_opts(&dir),
     );
     let err = r.expect_err("a damaged snapshot was restored");
     assert!(!err.to_string().is_empty());

@@ -89,6 +89,32 @@ pub enum SnapshotError {
         found: String,
     },
 
+    /// The snapshot is well formed but asks for more than the receiver
+    /// allows (see [`ReadLimits`](crate::ReadLimits)): refused before the
+    /// part concerned is read or allocated.
+    #[error("snapshot refused: {what} is {found}, above this receiver's limit of {limit}")]
+    LimitExceeded {
+        /// What is too large (`"memory length in bytes"`, `"frames section in bytes"`...).
+        what: String,
+        /// What the snapshot declares.
+        found: u64,
+        /// The receiver's limit.
+        limit: u64,
+    },
+
+    /// An incremental snapshot names its base by a path that a reader
+    /// never opens: anything but a plain file name in the snapshot's own
+    /// directory, or a name that is a symbolic link or not a regular file.
+    #[error("base snapshot path {path:?} (named by {needed_by}) refused: {reason}")]
+    BasePathRefused {
+        /// The path as recorded in the snapshot.
+        path: String,
+        /// The snapshot that names it.
+        needed_by: String,
+        /// Why it is refused.
+        reason: String,
+    },
+
     /// The snapshot was taken from another wasm module than the one given.
     #[error(
         "snapshot was taken from wasm module sha256 {snapshot}, but the module given has sha256 {module}"
@@ -116,6 +142,10 @@ pub enum SnapshotError {
         /// The codec's message.
         message: String,
     },
+
+    /// Sealing or opening a sealed snapshot failed (see [`crate::seal`]).
+    #[error(transparent)]
+    Seal(#[from] crate::seal::SealError),
 
     /// An I/O operation failed.
     #[error("{context}: {source}")]

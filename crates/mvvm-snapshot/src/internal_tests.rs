@@ -302,3 +302,292 @@ fn byte_layout_is_pinned() {
         &mem[CHUNK_SIZE as usize..2 * CHUNK_SIZE as usize]
     );
 }
+
+/// A crafted snapshot whose sections are `sections` (kind order), each
+/// with its right crc32, followed by `tail`.
+fn crafted_sections(sections: [Vec<u8>; 7], tail: &[u8]) -> Vec<u8> {
+    let table = SectionKind::ALL
+        .iter()
+        .zip(&sections)
+        .map(|(&kind, bytes)| SectionEntry {
+            kind,
+            len: bytes.len() as u64,
+            crc32: crc32fast::hash(bytes),
+        })
+        .collect();
+    let mut body: Vec<u8> = sections.concat();
+    body.extend_from_slice(tail);
+    crafted(table, &body)
+}
+
+/// Encoded empty sections, the memory one describing `memory`.
+fn sections_with_memory(memory: &MemoryTable) -> [Vec<u8>; 7] {
+    use crate::layout::{ClockState, DroppedSegments, encode_section};
+    [
+        encode_section::<Vec<crate::FrameRecord>>(&vec![]).unwrap(),
+        encode_section::<Vec<crate::WasmValue>>(&vec![]).unwrap(),
+        encode_section::<Vec<Vec<crate::WasmValue>>>(&vec![]).unwrap(),
+        encode_section(&DroppedSegments {
+            data: vec![],
+            elems: vec![],
+        })
+        .unwrap(),
+        encode_section(&ClockState {
+            monotonic_offset_nanos: 0,
+        })
+        .unwrap(),
+        vec![],
+        encode_section(memory).unwrap(),
+    ]
+}
+
+#[test]
+fn sections_above_the_receivers_limits_are_refused_unread() {
+    use crate::{ReadLimits, read_with_limits};
+    let limits = ReadLimits {
+        max_frames: 100,
+        max_values: 1000,
+        ..ReadLimits::default()
+    };
+    // 10 MB of frames declared, nothing sent: refused on the length alone
+    // (a reader trusting it would wait for, and buffer, 10 MB).
+    let bytes = crafted(entries([10 << 20, 0, 0, 0, 0, 0, 0]), &[]);
+    let err = read_with_limits(&bytes[..], &limits).unwrap_err();
+    assert!(
+        matches!(&err, SnapshotError::LimitExceeded { what, found, .. }
+            if what.contains("frames section") && *found == 10 << 20),
+        "{err}"
+    );
+    // A file whose section table declares more than the file holds:
+    // refused before reading, by the file's length.
+    let dir = temp_dir("limits-file");
+    let path = dir.join("lying.bin");
+    std::fs::write(
+        &path,
+        crafted(entries([0, 0, 0, 0, 0, 512 << 20, 0]), &[0; 100]),
+    )
+    .unwrap();
+    let err = open_file(&path).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SnapshotError::Truncated {
+                expected: 536870912,
+                found: 100,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Each per-section bound: one over each limit.
+    let tight = ReadLimits {
+        max_frames: 0,
+        max_values: 0,
+        max_globals: 0,
+        max_tables: 0,
+        max_table_elements: 0,
+        max_segments: 0,
+        max_wasi_bytes: 0,
+        max_memory_bytes: 0,
+    };
+    for (i, kind) in SectionKind::ALL.iter().enumerate() {
+        let mut lens = [0u64; 7];
+        lens[i] = tight.max_section_len(*kind) + 1;
+        let err = read_with_limits(&crafted(entries(lens), &[])[..], &tight).unwrap_err();
+        assert!(
+            matches!(err, SnapshotError::LimitExceeded { .. }),
+            "{kind:?}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_memory_above_the_receivers_limit_is_refused_before_its_data() {
+    use crate::{ReadLimits, read_with_limits};
+    // A memory table declaring 4 GiB, every chunk a run, and no data at
+    // all: the limit stops it before a run is read (the stream holds only
+    // the header and sections, about 1.3 MB).
+    let huge = MemoryTable {
+        length_bytes: 1 << 32,
+        max_pages: None,
+        runs: vec![RunEntry {
+            guest_offset: 0,
+            len: 1 << 32,
+            crc32: 0,
+        }],
+        zeroed: vec![],
+    };
+    let bytes = crafted_sections(sections_with_memory(&huge), &[]);
+    let limits = ReadLimits {
+        max_memory_bytes: 64 << 20,
+        ..ReadLimits::default()
+    };
+    let err = read_with_limits(&bytes[..], &limits).unwrap_err();
+    assert!(
+        matches!(&err, SnapshotError::LimitExceeded { what, found, limit }
+            if what.contains("memory") && *found == 1 << 32 && *limit == 64 << 20),
+        "{err}"
+    );
+    // Within the limit, the same lie is a truncation after what was sent.
+    let err = read(&bytes[..]).unwrap_err();
+    assert!(matches!(err, SnapshotError::Truncated { .. }), "{err}");
+    // A memory table with one entry per chunk fits its bound; one more
+    // entry than chunks does not.
+    let many = MemoryTable {
+        length_bytes: 64 << 20,
+        max_pages: None,
+        runs: (0..(64 << 20) / CHUNK_SIZE)
+            .map(|i| RunEntry {
+                guest_offset: i * CHUNK_SIZE,
+                len: CHUNK_SIZE,
+                crc32: 0,
+            })
+            .collect(),
+        zeroed: vec![],
+    };
+    let bytes = crafted_sections(sections_with_memory(&many), &[]);
+    let err = read_with_limits(&bytes[..], &limits).unwrap_err();
+    assert!(matches!(err, SnapshotError::Truncated { .. }), "{err}");
+    let small = ReadLimits {
+        max_memory_bytes: 32 << 20,
+        ..ReadLimits::default()
+    };
+    let err = read_with_limits(&bytes[..], &small).unwrap_err();
+    assert!(
+        matches!(&err, SnapshotError::LimitExceeded { what, .. } if what.contains("memory section")),
+        "{err}"
+    );
+}
+
+#[test]
+fn frame_and_value_counts_are_checked_after_decoding() {
+    use crate::{FrameRecord, ReadLimits, WasmValue, read_with_limits};
+    let frames = vec![
+        FrameRecord {
+            func: 0,
+            resume_offset: 0,
+            locals: vec![WasmValue::I32(1); 3],
+            stack: vec![],
+        };
+        4
+    ];
+    let mut p = parts(&[]);
+    p.frames = frames;
+    let mut bytes = Vec::new();
+    crate::write(&mut bytes, &p).unwrap();
+    // The section (4 frames, 12 small values) fits the byte bound of
+    // 3 frames and 20 values, but the counts do not.
+    let err = read_with_limits(
+        &bytes[..],
+        &ReadLimits {
+            max_frames: 3,
+            max_values: 20,
+            ..ReadLimits::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, SnapshotError::LimitExceeded { what, found: 4, limit: 3 } if what.contains("frames")),
+        "{err}"
+    );
+    let err = read_with_limits(
+        &bytes[..],
+        &ReadLimits {
+            max_frames: 10,
+            max_values: 11,
+            ..ReadLimits::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, SnapshotError::LimitExceeded { what, found: 12, limit: 11 } if what.contains("values")),
+        "{err}"
+    );
+    let ok = read_with_limits(
+        &bytes[..],
+        &ReadLimits {
+            max_frames: 4,
+            max_values: 12,
+            ..ReadLimits::default()
+        },
+    );
+    assert_eq!(ok.unwrap().frames.len(), 4);
+}
+
+/// Writes an incremental snapshot at `dir/NAME` whose base is recorded as
+/// `recorded`, bypassing the public writer's check (a hostile producer).
+fn hostile_incremental(dir: &std::path::Path, name: &str, id: [u8; 32], recorded: &str) {
+    use crate::types::{BaseRef, Incremental};
+    let mem = vec![1u8; CHUNK_SIZE as usize];
+    let inc = Incremental {
+        base: BaseRef {
+            id,
+            path: recorded.into(),
+            base_depth: 0,
+        },
+        dirty: vec![],
+    };
+    write_file_atomic_impl(&dir.join(name), &parts(&mem), Some(&inc), None).unwrap();
+}
+
+#[test]
+fn a_base_is_only_a_plain_regular_file_next_to_the_snapshot() {
+    let dir = temp_dir("base-paths");
+    let mem = vec![1u8; CHUNK_SIZE as usize];
+    let base = write_file_atomic_impl(&dir.join("base.bin"), &parts(&mem), None, None).unwrap();
+    // The honest case works.
+    hostile_incremental(&dir, "good.bin", base.id, "base.bin");
+    assert_eq!(open_file(&dir.join("good.bin")).unwrap().depth(), 1);
+    // Paths: never opened, whatever they name.
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::hard_link(dir.join("base.bin"), dir.join("sub/base.bin")).unwrap();
+    let abs = dir.join("base.bin").display().to_string();
+    for recorded in [
+        "/etc/passwd",
+        "../x.bin",
+        "sub/base.bin",
+        "..",
+        ".",
+        abs.as_str(),
+        "./base.bin",
+    ] {
+        hostile_incremental(&dir, "evil.bin", base.id, recorded);
+        let err = open_file(&dir.join("evil.bin")).unwrap_err();
+        assert!(
+            matches!(&err, SnapshotError::BasePathRefused { path, .. } if path == recorded),
+            "{recorded}: {err}"
+        );
+        assert!(err.to_string().contains("plain file name"), "{err}");
+    }
+    // A symbolic link to the very base, with the right id: refused.
+    std::os::unix::fs::symlink(dir.join("base.bin"), dir.join("link.bin")).unwrap();
+    hostile_incremental(&dir, "evil.bin", base.id, "link.bin");
+    let err = open_file(&dir.join("evil.bin")).unwrap_err();
+    assert!(
+        matches!(&err, SnapshotError::BasePathRefused { reason, .. } if reason.contains("symbolic link")),
+        "{err}"
+    );
+    // A directory, a FIFO (must not block): not regular files.
+    std::fs::create_dir(dir.join("d.bin")).unwrap();
+    hostile_incremental(&dir, "evil.bin", base.id, "d.bin");
+    let err = open_file(&dir.join("evil.bin")).unwrap_err();
+    assert!(
+        matches!(&err, SnapshotError::BasePathRefused { reason, .. } if reason.contains("regular")),
+        "{err}"
+    );
+    let fifo = dir.join("f.bin");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    if made {
+        hostile_incremental(&dir, "evil.bin", base.id, "f.bin");
+        let err = open_file(&dir.join("evil.bin")).unwrap_err();
+        assert!(
+            matches!(&err, SnapshotError::BasePathRefused { reason, .. } if reason.contains("regular")),
+            "{err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -60,7 +60,9 @@ mod error;
 #[cfg(test)]
 mod internal_tests;
 mod layout;
+mod limits;
 mod read;
+pub mod seal;
 mod snapshot;
 mod types;
 mod write;
@@ -70,7 +72,11 @@ pub use layout::{
     CHUNK_SIZE, DATA_ALIGN, MAX_CHAIN_DEPTH, MAX_MEMORY_BYTES, SNAPSHOT_FORMAT_VERSION,
     SNAPSHOT_MAGIC,
 };
-pub use read::{OpenOptions, open_file, read, read_identity, read_info};
+pub use limits::ReadLimits;
+pub use read::{OpenOptions, open_file, read, read_identity, read_info, read_with_limits};
 pub use snapshot::{MemoryImage, MemoryRun, Snapshot};
 pub use types::{BaseRef, FrameRecord, Incremental, SnapshotInfo, SnapshotParts, WasmValue};
-pub use write::{WriteStats, write, write_file_atomic, write_incremental_file_atomic};
+pub use write::{
+    WriteStats, write, write_bytes_file_atomic, write_file_atomic, write_incremental_file_atomic,
+    write_sealed_file_atomic,
+};

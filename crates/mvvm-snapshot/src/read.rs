@@ -15,6 +15,7 @@ use crate::layout::{
     PREFIX_LEN, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SectionKind, align_up, decode_section,
     is_zero, validate_memory_table,
 };
+use crate::limits::ReadLimits;
 use crate::snapshot::{
     MemoryImage, MemoryRun, Snapshot, read_exact_at, run_name, verify_file_runs,
 };
@@ -22,14 +23,27 @@ use crate::types::{FrameRecord, SnapshotInfo, WasmValue};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
 
 /// Reads a whole snapshot from `input`, which need not support seeking,
 /// and verifies every checksum before returning. Reading stops right after
 /// the last byte of the snapshot: whatever follows on the stream is left
-/// unread.
-pub fn read<R: Read>(mut input: R) -> Result<Snapshot, SnapshotError> {
-    let prelude = read_prelude(&mut input)?;
+/// unread. Only the format's own limits apply ([`ReadLimits::default`]);
+/// a receiver with tighter ones uses [`read_with_limits`].
+pub fn read<R: Read>(input: R) -> Result<Snapshot, SnapshotError> {
+    read_with_limits(input, &ReadLimits::default())
+}
+
+/// [`read`] with the receiver's `limits`: a snapshot above them is refused
+/// with [`SnapshotError::LimitExceeded`] before the part concerned is read
+/// (a section, the memory data), so a lying or hostile sender cannot make
+/// the reader allocate more than the limits allow.
+pub fn read_with_limits<R: Read>(
+    mut input: R,
+    limits: &ReadLimits,
+) -> Result<Snapshot, SnapshotError> {
+    let prelude = read_prelude(&mut input, limits, None)?;
     if let Some(base) = &prelude.header.base {
         return Err(SnapshotError::IncrementalUnsupported {
             base: format!("{} (id {})", base.path, hex(&base.id)),
@@ -74,7 +88,12 @@ pub fn read<R: Read>(mut input: R) -> Result<Snapshot, SnapshotError> {
 pub fn read_identity(path: &Path) -> Result<([u8; 32], u32), SnapshotError> {
     let file = File::open(path)
         .map_err(|e| SnapshotError::io(format!("opening {}", path.display()), e))?;
-    let prelude = read_prelude(&mut BufReader::with_capacity(1 << 16, &file))?;
+    let available = file.metadata().ok().map(|m| m.len());
+    let prelude = read_prelude(
+        &mut BufReader::with_capacity(1 << 16, &file),
+        &ReadLimits::default(),
+        available,
+    )?;
     let depth = prelude
         .header
         .base
@@ -99,12 +118,14 @@ pub fn open_file(path: &Path) -> Result<Snapshot, SnapshotError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpenOptions {
     verify_memory: bool,
+    limits: ReadLimits,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             verify_memory: true,
+            limits: ReadLimits::default(),
         }
     }
 }
@@ -127,6 +148,15 @@ impl OpenOptions {
         self
     }
 
+    /// The receiver's limits (default: the format's own, see
+    /// [`ReadLimits`]). They apply to the snapshot and to every base of its
+    /// chain; sections are also checked to fit in the file before they are
+    /// read.
+    pub fn limits(mut self, limits: ReadLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Opens the snapshot file at `path`. The memory runs stay in the file:
     /// [`MemoryImage::file`] and each [`MemoryRun::file_offset`] let the
     /// caller map them; [`MemoryImage::copy_into`] copies them. The file
@@ -134,23 +164,40 @@ impl OpenOptions {
     /// under a temporary name and renamed, so it never does in MVVM).
     ///
     /// An incremental snapshot is opened with its whole chain of bases: each
-    /// base is found at the path it is recorded under (relative to the
-    /// directory of the snapshot naming it), opened with the same options,
+    /// base is found in the directory of the snapshot naming it, under the
+    /// plain file name recorded (a recorded path with a `/`, `..` or `.`, or
+    /// an absolute one, is refused with [`SnapshotError::BasePathRefused`]:
+    /// a snapshot never makes the reader open a host path of its choosing),
+    /// opened without following a symbolic link and required to be a
+    /// regular file, opened with the same options,
     /// and checked to have the recorded id and the same wasm module; its
     /// memory becomes the [`MemoryImage::parent`] of the snapshot's. A
     /// missing, unreadable or replaced base is an error naming it.
     pub fn open(&self, path: &Path) -> Result<Snapshot, SnapshotError> {
-        self.open_at_depth(path, 0)
+        let file = File::open(path)
+            .map_err(|e| SnapshotError::io(format!("opening {}", path.display()), e))?;
+        self.open_at_depth(path, file, 0)
     }
 
-    /// Opens `path`, which is `depth` bases below the snapshot asked for.
-    fn open_at_depth(&self, path: &Path, depth: u32) -> Result<Snapshot, SnapshotError> {
-        let mut snap = self.open_one(path)?;
+    /// Reads `file`, opened at `path`, which is `depth` bases below the
+    /// snapshot asked for, and its chain of bases.
+    fn open_at_depth(
+        &self,
+        path: &Path,
+        file: File,
+        depth: u32,
+    ) -> Result<Snapshot, SnapshotError> {
+        let mut snap = self.open_one(path, file)?;
         let Some(base) = snap.base.clone() else {
             return Ok(snap);
         };
         let needed_by = path.display().to_string();
-        let base_path = resolve_base(path, &base.path);
+        let base_path =
+            resolve_base(path, &base.path).map_err(|reason| SnapshotError::BasePathRefused {
+                path: base.path.clone(),
+                needed_by: needed_by.clone(),
+                reason,
+            })?;
         let shown = base_path.display().to_string();
         if depth + 1 >= MAX_CHAIN_DEPTH {
             return Err(SnapshotError::BaseUnreadable {
@@ -159,10 +206,36 @@ impl OpenOptions {
                 reason: format!("the chain of bases is longer than {MAX_CHAIN_DEPTH}"),
             });
         }
-        let parent = match self.open_at_depth(&base_path, depth + 1) {
+        let base_file = match open_base_file(&base_path) {
+            Ok(f) => f,
+            Err(Err(reason)) => {
+                return Err(SnapshotError::BasePathRefused {
+                    path: base.path.clone(),
+                    needed_by,
+                    reason: reason.to_string(),
+                });
+            }
+            Err(Ok(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SnapshotError::BaseUnreadable {
+                    path: shown,
+                    needed_by,
+                    reason: "no such file".into(),
+                });
+            }
+            Err(Ok(e)) => {
+                return Err(SnapshotError::BaseUnreadable {
+                    path: shown,
+                    needed_by,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let parent = match self.open_at_depth(&base_path, base_file, depth + 1) {
             Ok(p) => p,
             Err(
-                e @ (SnapshotError::BaseUnreadable { .. } | SnapshotError::BaseMismatch { .. }),
+                e @ (SnapshotError::BaseUnreadable { .. }
+                | SnapshotError::BaseMismatch { .. }
+                | SnapshotError::BasePathRefused { .. }),
             ) => {
                 return Err(e);
             }
@@ -209,18 +282,21 @@ impl OpenOptions {
         Ok(snap)
     }
 
-    /// Opens one file of a chain (its base not resolved).
-    fn open_one(&self, path: &Path) -> Result<Snapshot, SnapshotError> {
-        let file = File::open(path)
-            .map_err(|e| SnapshotError::io(format!("opening {}", path.display()), e))?;
-        let prelude = read_prelude(&mut BufReader::with_capacity(1 << 16, &file))?;
-        let runs = prelude.runs();
-        let data_offset = prelude.data_offset();
-        let end = data_offset + runs.iter().map(|r| r.len).sum::<u64>();
+    /// Reads one file of a chain, `file` opened at `path` (its base not
+    /// resolved).
+    fn open_one(&self, path: &Path, file: File) -> Result<Snapshot, SnapshotError> {
         let file_len = file
             .metadata()
             .map_err(|e| SnapshotError::io(format!("reading metadata of {}", path.display()), e))?
             .len();
+        let prelude = read_prelude(
+            &mut BufReader::with_capacity(1 << 16, &file),
+            &self.limits,
+            Some(file_len),
+        )?;
+        let runs = prelude.runs();
+        let data_offset = prelude.data_offset();
+        let end = data_offset + runs.iter().map(|r| r.len).sum::<u64>();
         if file_len < end {
             return Err(truncation_at(
                 file_len,
@@ -262,16 +338,53 @@ impl OpenOptions {
 }
 
 /// Where the base recorded as `recorded` by the snapshot at `snapshot` is:
-/// relative paths are taken from the snapshot's directory.
-fn resolve_base(snapshot: &Path, recorded: &str) -> PathBuf {
-    let recorded = Path::new(recorded);
-    if recorded.is_absolute() {
-        return recorded.to_path_buf();
+/// the file of that name in the snapshot's directory. Anything but a plain
+/// file name (empty, absolute, with a `/`, `.` or `..`, a NUL byte) is
+/// refused, with the reason: the recorded path comes from the snapshot,
+/// which is untrusted, and must not name any other host file.
+fn resolve_base(snapshot: &Path, recorded: &str) -> Result<PathBuf, String> {
+    let plain = !recorded.is_empty()
+        && !recorded.contains('/')
+        && !recorded.contains('\0')
+        && matches!(
+            Path::new(recorded).components().collect::<Vec<_>>()[..],
+            [Component::Normal(_)]
+        );
+    if !plain {
+        return Err(
+            "a base is named by a plain file name in the snapshot's own directory \
+             (no `/`, `..` or absolute path)"
+                .to_string(),
+        );
     }
-    match snapshot.parent() {
+    Ok(match snapshot.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.join(recorded),
-        _ => recorded.to_path_buf(),
+        _ => PathBuf::from(recorded),
+    })
+}
+
+/// Opens a base snapshot file: never through a symbolic link (`O_NOFOLLOW`
+/// on the last component, the only one the snapshot chose), without
+/// blocking on a FIFO (`O_NONBLOCK`, which changes nothing for a regular
+/// file), and only if it is a regular file. `Err(Err(reason))`: refused;
+/// `Err(Ok(e))`: it cannot be opened.
+fn open_base_file(path: &Path) -> Result<File, Result<std::io::Error, &'static str>> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                Err("it is a symbolic link, which a base is never opened through")
+            } else {
+                Ok(e)
+            }
+        })?;
+    let meta = file.metadata().map_err(Ok)?;
+    if !meta.file_type().is_file() {
+        return Err(Err("it is not a regular file"));
     }
+    Ok(file)
 }
 
 /// The error for a file that ends at `file_len`, before the end of its
@@ -427,8 +540,14 @@ fn read_header<R: Read>(r: &mut R, id: &mut Sha256) -> Result<(Header, u64), Sna
     Ok((header, PREFIX_LEN + u64::from(header_len)))
 }
 
-/// Reads the header and every section, checking each.
-fn read_prelude<R: Read>(r: &mut R) -> Result<Prelude, SnapshotError> {
+/// Reads the header and every section, checking each: a section longer
+/// than `limits` allow, or than what is left of a file of `available`
+/// bytes, is refused before it is read.
+fn read_prelude<R: Read>(
+    r: &mut R,
+    limits: &ReadLimits,
+    available: Option<u64>,
+) -> Result<Prelude, SnapshotError> {
     let mut id = Sha256::new();
     let (header, mut offset) = read_header(r, &mut id)?;
     let mut raw: Vec<Vec<u8>> = Vec::with_capacity(header.sections.len());
@@ -439,6 +558,20 @@ fn read_prelude<R: Read>(r: &mut R) -> Result<Prelude, SnapshotError> {
                 "{name} length {} exceeds the limit of {MAX_SECTION_LEN} bytes",
                 entry.len
             )));
+        }
+        ReadLimits::check(
+            &format!("the {name}'s length in bytes"),
+            entry.len,
+            limits.max_section_len(entry.kind),
+        )?;
+        if let Some(available) = available
+            && offset.saturating_add(entry.len) > available
+        {
+            return Err(SnapshotError::Truncated {
+                section: name.to_string(),
+                expected: entry.len,
+                found: available.saturating_sub(offset),
+            });
         }
         let bytes = read_bounded(r, entry.len, name)?;
         if crc32fast::hash(&bytes) != entry.crc32 {
@@ -455,17 +588,49 @@ fn read_prelude<R: Read>(r: &mut R) -> Result<Prelude, SnapshotError> {
         .try_into()
         .map_err(|_| SnapshotError::corrupt("section table has the wrong number of entries"))?;
     let memory: MemoryTable = decode_section(&memory)?;
+    ReadLimits::check(
+        "the memory length in bytes",
+        memory.length_bytes,
+        limits.max_memory_bytes,
+    )?;
     validate_memory_table(&memory)?;
     if header.base.is_none() && !memory.zeroed.is_empty() {
         return Err(SnapshotError::corrupt(
             "a full snapshot lists zeroed memory ranges (only incremental ones may)",
         ));
     }
+    let frames: Vec<FrameRecord> = decode_section(&frames)?;
+    ReadLimits::check("the number of frames", len64(&frames), limits.max_frames)?;
+    let values = frames
+        .iter()
+        .map(|f| len64(&f.locals).saturating_add(len64(&f.stack)))
+        .fold(0u64, u64::saturating_add);
+    ReadLimits::check("the number of saved values", values, limits.max_values)?;
+    let globals: Vec<WasmValue> = decode_section(&globals)?;
+    ReadLimits::check("the number of globals", len64(&globals), limits.max_globals)?;
+    let tables: Vec<Vec<WasmValue>> = decode_section(&tables)?;
+    ReadLimits::check("the number of tables", len64(&tables), limits.max_tables)?;
+    let elements = tables
+        .iter()
+        .map(|t| len64(t))
+        .fold(0u64, u64::saturating_add);
+    ReadLimits::check(
+        "the number of table elements",
+        elements,
+        limits.max_table_elements,
+    )?;
+    let segments: DroppedSegments = decode_section(&segments)?;
+    let dropped = len64(&segments.data).max(len64(&segments.elems));
+    ReadLimits::check(
+        "the number of dropped segments",
+        dropped,
+        limits.max_segments,
+    )?;
     Ok(Prelude {
-        frames: decode_section(&frames)?,
-        globals: decode_section(&globals)?,
-        tables: decode_section(&tables)?,
-        segments: decode_section(&segments)?,
+        frames,
+        globals,
+        tables,
+        segments,
         clock: decode_section(&clock)?,
         wasi,
         memory,
@@ -473,6 +638,11 @@ fn read_prelude<R: Read>(r: &mut R) -> Result<Prelude, SnapshotError> {
         sections_end: offset,
         id: id.finalize().into(),
     })
+}
+
+/// A slice's length as a `u64`.
+fn len64<T>(v: &[T]) -> u64 {
+    v.len() as u64
 }
 
 /// Fails unless every byte of the padding is zero (the padding is covered

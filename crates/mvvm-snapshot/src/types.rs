@@ -107,9 +107,10 @@ pub struct BaseRef {
     /// its crc32s cover). Computing it reads a few KiB, so restore stays
     /// O(1) in memory size; see [`Snapshot::id`](crate::Snapshot::id).
     pub id: [u8; 32],
-    /// Where the base is: a path relative to the directory of the
-    /// snapshot that names it (a plain file name when both are in the same
-    /// directory), or an absolute path.
+    /// The base's plain file name in the directory of the snapshot that
+    /// names it (no `/`, not `.` or `..`): readers refuse anything else
+    /// ([`SnapshotError::BasePathRefused`](crate::SnapshotError::BasePathRefused)),
+    /// so a snapshot never makes them open a host path of its choosing.
     pub path: String,
     /// Incremental snapshots between the base and its full ancestor (0:
     /// the base is a full snapshot). The snapshot naming this base has

@@ -88,15 +88,19 @@ pub fn write_file_atomic(
 /// zero ones as `zeroed` ranges), and the header names `inc.base`. The
 /// caller vouches that every chunk not marked is byte for byte what the
 /// base (with its own bases) holds. Incremental snapshots exist only as
-/// files: their base is found relative to their directory.
+/// files: their base is found in their directory, so `inc.base.path` must
+/// be a plain file name (no `/`, not `.` or `..`), as readers require.
 pub fn write_incremental_file_atomic(
     path: &Path,
     snap: &SnapshotParts<'_>,
     inc: &Incremental,
 ) -> Result<WriteStats, SnapshotError> {
-    if inc.base.path.is_empty() {
+    let name = inc.base.path.as_str();
+    if name.is_empty() || name.contains('/') || name.contains('\0') || name == "." || name == ".." {
         return Err(SnapshotError::InvalidInput {
-            what: "the base of an incremental snapshot has an empty path".into(),
+            what: format!(
+                "the base of an incremental snapshot must be a plain file name in its directory, not {name:?}"
+            ),
         });
     }
     write_file_atomic_impl(path, snap, Some(inc), None)
@@ -112,6 +116,35 @@ pub(crate) fn write_file_atomic_impl(
     inc: Option<&Incremental>,
     fail_after: Option<u64>,
 ) -> Result<WriteStats, SnapshotError> {
+    write_file_atomic_with(path, snap, inc, fail_after, None)
+}
+
+/// [`write_file_atomic`] for a sealed snapshot file (see [`crate::seal`]):
+/// the same snapshot bytes, sealed in records under a key derived from
+/// `key` and a fresh salt, behind a sealed-file header; written with the
+/// same atomic steps (temporary name, fsync, rename, directory sync). The
+/// returned statistics count the snapshot's bytes, not the sealing's (a
+/// 76-byte header and 20 bytes per 64 KiB record). Sealed snapshots are
+/// always full: an incremental one names a base that a reader would have
+/// to map, which a sealed file cannot offer.
+pub fn write_sealed_file_atomic(
+    path: &Path,
+    snap: &SnapshotParts<'_>,
+    key: &crate::seal::SealKey,
+) -> Result<WriteStats, SnapshotError> {
+    write_file_atomic_with(path, snap, None, None, Some(key))
+}
+
+/// The atomic file write behind [`write_file_atomic_impl`] and
+/// [`write_sealed_file_atomic`]: one routine, so that sealed files get the
+/// very same durability steps.
+fn write_file_atomic_with(
+    path: &Path,
+    snap: &SnapshotParts<'_>,
+    inc: Option<&Incremental>,
+    fail_after: Option<u64>,
+    seal: Option<&crate::seal::SealKey>,
+) -> Result<WriteStats, SnapshotError> {
     // Plan first: invalid input must not even create the temporary file.
     let plan = plan(snap, inc)?;
     let file_name = path
@@ -119,22 +152,7 @@ pub(crate) fn write_file_atomic_impl(
         .ok_or_else(|| SnapshotError::InvalidInput {
             what: format!("{} does not name a file", path.display()),
         })?;
-    // The final rename replaces whatever is at `path`: never a device, a
-    // FIFO or a socket (as root, a snapshot "written" to /dev/null by
-    // rename would replace the device with a regular file). A symlink is
-    // replaced, not followed; a directory makes the rename fail.
-    if let Ok(meta) = fs::symlink_metadata(path)
-        && !(meta.file_type().is_file()
-            || meta.file_type().is_symlink()
-            || meta.file_type().is_dir())
-    {
-        return Err(SnapshotError::InvalidInput {
-            what: format!(
-                "{} is a device, FIFO or socket; a snapshot file never replaces it (stream a snapshot with the tools' stream options instead)",
-                path.display()
-            ),
-        });
-    }
+    check_replaceable(path)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -157,7 +175,11 @@ pub(crate) fn write_file_atomic_impl(
             left: fail_after,
         },
     );
-    let stats = emit(&mut out, &plan, snap.memory).map_err(|e| match e {
+    let stats = match seal {
+        None => emit(&mut out, &plan, snap.memory),
+        Some(key) => emit_sealed(&mut out, &plan, snap.memory, key),
+    }
+    .map_err(|e| match e {
         SnapshotError::Io { source, .. } => tmp_err("writing", source),
         other => other,
     })?;
@@ -176,6 +198,67 @@ pub(crate) fn write_file_atomic_impl(
         .and_then(|d| d.sync_all())
         .map_err(|e| SnapshotError::io(format!("syncing directory {}", dir.display()), e))?;
     Ok(stats)
+}
+
+/// Fails unless a rename may replace whatever is at `path`: never a
+/// device, a FIFO or a socket (as root, a file "written" to /dev/null by
+/// rename would replace the device with a regular file). A symlink is
+/// replaced, not followed; a directory makes the rename fail.
+fn check_replaceable(path: &Path) -> Result<(), SnapshotError> {
+    if let Ok(meta) = fs::symlink_metadata(path)
+        && !(meta.file_type().is_file()
+            || meta.file_type().is_symlink()
+            || meta.file_type().is_dir())
+    {
+        return Err(SnapshotError::InvalidInput {
+            what: format!(
+                "{} is a device, FIFO or socket; a file is never renamed over it (write to it as a stream instead)",
+                path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Writes `bytes` (any tool's output, e.g. a compiled object) to `path`
+/// with the steps of [`write_file_atomic`]: a temporary file beside it,
+/// synced, renamed over `path`, the directory synced; on error whatever
+/// was at `path` is left untouched. A device, FIFO or socket at `path` is
+/// refused ([`SnapshotError::InvalidInput`]), never replaced.
+pub fn write_bytes_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
+    check_replaceable(path)?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| SnapshotError::InvalidInput {
+            what: format!("{} does not name a file", path.display()),
+        })?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let guard = TempFile {
+        path: dir.join(temp_name(file_name)),
+        armed: true,
+    };
+    let tmp_err = |what: &str, e| SnapshotError::io(format!("{what} {}", guard.path.display()), e);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&guard.path)
+        .map_err(|e| tmp_err("creating", e))?;
+    file.write_all(bytes).map_err(|e| tmp_err("writing", e))?;
+    file.sync_all().map_err(|e| tmp_err("syncing", e))?;
+    drop(file);
+    fs::rename(&guard.path, path).map_err(|e| {
+        SnapshotError::io(
+            format!("renaming {} to {}", guard.path.display(), path.display()),
+            e,
+        )
+    })?;
+    guard.disarm();
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| SnapshotError::io(format!("syncing directory {}", dir.display()), e))
 }
 
 /// A writer that fails after a given number of bytes (fault injection);
@@ -384,6 +467,20 @@ fn encode_head(
     head.extend_from_slice(&hasher.finalize().to_le_bytes());
     head.extend_from_slice(&header_bytes);
     Ok(head)
+}
+
+/// Writes the planned snapshot through a sealing writer (sealed-file
+/// header first, final record last).
+fn emit_sealed<W: Write>(
+    out: &mut W,
+    plan: &Plan<'_>,
+    memory: &[u8],
+    key: &crate::seal::SealKey,
+) -> Result<WriteStats, SnapshotError> {
+    let mut sealed = crate::seal::seal_writer(out, key)?;
+    let stats = emit(&mut sealed, plan, memory)?;
+    sealed.finish()?;
+    Ok(stats)
 }
 
 /// Writes the planned snapshot.

@@ -63,13 +63,29 @@ fn a_chain_rebuilds_memory_and_is_smaller() {
         full.total_bytes
     );
     assert_eq!(i1.memory_data_bytes, 2 * PAGE as u64);
-    // Second level, in a subdirectory, naming its base by a relative path.
+    // A base is a plain file name in the snapshot's directory: a writer
+    // refuses a path (readers would refuse it too).
     std::fs::create_dir_all(d.join("sub")).unwrap();
     mem[PAGE] = 0x55;
+    for bad in ["../b.bin", "/tmp/b.bin", "..", ".", "x/b.bin"] {
+        let e = write_incremental_file_atomic(
+            &d.join("sub/c.bin"),
+            &parts(&mem),
+            &inc(i1.id, bad, 1, &[1]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, SnapshotError::InvalidInput { .. }),
+            "{bad}: {e}"
+        );
+    }
+    // Second level, in a subdirectory, next to a hard link of its base.
+    std::fs::hard_link(d.join("b.bin"), d.join("sub/b.bin")).unwrap();
+    std::fs::hard_link(d.join("a.bin"), d.join("sub/a.bin")).unwrap();
     let i2 = write_incremental_file_atomic(
         &d.join("sub/c.bin"),
         &parts(&mem),
-        &inc(i1.id, "../b.bin", 1, &[1]),
+        &inc(i1.id, "b.bin", 1, &[1]),
     )
     .unwrap();
     let snap = open_file(&d.join("sub/c.bin")).unwrap();

@@ -28,7 +28,11 @@ struct Aot {
     /// The module to compile: a `.wasm` binary or `.wat` text.
     input: PathBuf,
 
-    /// Where to write the object.
+    /// Where to write the object. A file is replaced atomically (written
+    /// under a temporary name, synced, renamed), so an interrupted compile
+    /// never leaves a truncated object; a character device or FIFO (e.g.
+    /// `/dev/null`, `/dev/stdout`, a named pipe) is written to as it is,
+    /// never replaced.
     #[arg(short = 'o', long = "output", value_name = "OUT.aot")]
     output: PathBuf,
 
@@ -144,27 +148,33 @@ impl Aot {
             millis = started.elapsed().as_millis() as u64,
             "compiled"
         );
-        write_atomically(&self.output, &object)?;
+        write_output(&self.output, &object)?;
         Ok(Exit::Guest(0))
     }
 }
 
-/// Writes `bytes` to a temporary file beside `path` and renames it, so an
-/// interrupted compile never leaves a truncated object under the real name.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path.file_name().context("output path has no file name")?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+/// Writes the object to `path`: straight into a character device or FIFO
+/// that is there (following a symlink such as `/dev/stdout`: it is opened,
+/// never replaced or created), else atomically through
+/// `mvvm_snapshot::write_bytes_file_atomic` (which also refuses to rename
+/// over a socket).
+fn write_output(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::FileTypeExt;
+    let stream = std::fs::metadata(path)
+        .is_ok_and(|m| m.file_type().is_char_device() || m.file_type().is_fifo());
+    if stream {
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        out.write_all(bytes)
+            .and_then(|()| out.flush())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        return Ok(());
+    }
+    mvvm_snapshot::write_bytes_file_atomic(path, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn main() -> ExitCode {

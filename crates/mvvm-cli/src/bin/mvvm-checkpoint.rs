@@ -10,6 +10,7 @@ use clap::Parser;
 use mvvm_cli::checkpoint_cmd::{self, CheckpointRequest};
 use mvvm_cli::exit::{self, Exit};
 use mvvm_cli::guest_flags::GuestFlags;
+use mvvm_cli::key_flags::{self, KeyFlags};
 use mvvm_cli::offload_flags::OffloadFlags;
 use mvvm_cli::snapshot_location::SnapshotLocation;
 use mvvm_cli::trigger_flags::TriggerFlags;
@@ -36,6 +37,11 @@ use std::process::ExitCode;
 /// resumes the program at once; `--snapshot` also takes a pipe, a FIFO or
 /// `/dev/fd/N` read by `mvvm-restore --snapshot /dev/stdin` (see
 /// docs/migration.md).
+///
+/// Authentication: with `--key FILE` (the same on both sides; `--new-key
+/// FILE` writes one) a TCP transfer starts with a mutual proof of the key
+/// and is encrypted and authenticated throughout, and a snapshot file or
+/// stream is written sealed; see docs/security.md.
 ///
 /// Exit status: the guest's own (0 when `_start` returns, n on
 /// `proc_exit(n)`); 75 when a checkpoint was written; 134 when the guest
@@ -67,6 +73,9 @@ struct Checkpoint {
 
     #[command(flatten)]
     offload: OffloadFlags,
+
+    #[command(flatten)]
+    keys: KeyFlags,
 
     /// With `--every`: make the snapshots after the first incremental (only
     /// the 64 KiB chunks written since the previous one) even if the
@@ -100,6 +109,7 @@ struct Checkpoint {
 
 impl Checkpoint {
     fn execute(self) -> Result<Exit> {
+        let key = self.keys.load()?;
         let aot = mvvm_cli::target::load_aot_bytes(&self.target)?;
         let snapshot = self
             .snapshot
@@ -118,11 +128,16 @@ impl Checkpoint {
             json: self.json,
             log_probes,
             incremental: self.incremental,
+            key,
         })
     }
 }
 
 fn main() -> ExitCode {
+    // `--new-key FILE` alone, without the otherwise required `-t`.
+    if let Some(exit) = key_flags::new_key_command("mvvm-checkpoint") {
+        return exit;
+    }
     let cmd = Checkpoint::parse();
     mvvm_cli::logging::init_with(cmd.verbose, cmd.log_probes);
     match cmd.execute() {

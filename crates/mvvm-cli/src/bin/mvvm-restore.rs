@@ -6,6 +6,8 @@
 use anyhow::Result;
 use clap::Parser;
 use mvvm_cli::exit::{self, Exit};
+use mvvm_cli::grant_flags::GrantFlags;
+use mvvm_cli::key_flags::{self, InsecureFlag, KeyFlags};
 use mvvm_cli::offload_flags::OffloadFlags;
 use mvvm_cli::restore_cmd::{self, RestoreRequest};
 use mvvm_cli::snapshot_location::SnapshotLocation;
@@ -17,11 +19,18 @@ use std::process::ExitCode;
 ///
 /// The target may be any compilation of the same wasm module with a
 /// checkpoint policy (another policy, opt level or ISA than the one that
-/// was checkpointed). The guest's arguments, environment, preopened
-/// directories, open files and clocks come from the snapshot; each open
-/// file is checked to be the same file as at the checkpoint, and restore
-/// refuses when one is gone or was replaced (unless
-/// `--allow-changed-files`).
+/// was checkpointed). The guest's arguments, environment, open files and
+/// clocks come from the snapshot; each open file is checked to be the same
+/// file as at the checkpoint, and restore refuses when one is gone or was
+/// replaced (unless `--allow-changed-files`).
+///
+/// Capabilities come from this command, never from the snapshot: every
+/// preopened directory the snapshot names (by its guest path) must be
+/// granted with `-d DIR` or `--dir HOST::GUEST` (the host directory may
+/// differ from the one at checkpoint time), every listener with
+/// `--tcplisten ADDR:PORT`. A snapshot that needs one not granted is
+/// refused before anything runs, naming it. Every file is reopened beneath
+/// its granted directory.
 ///
 /// The same triggers as `mvvm-checkpoint` apply to the resumed run; a new
 /// snapshot atomically replaces the one read, or goes to `--snapshot-out`
@@ -38,10 +47,19 @@ use std::process::ExitCode;
 /// anything runs. The downtime (trigger to first resumed instruction) is
 /// printed with `-v`/`--log-probes` and is `downtime_ms` in `--json`.
 ///
+/// Authentication: with `--key FILE` (the same as the sender's;
+/// `--new-key FILE` writes one) the sender must prove it holds the key
+/// before any snapshot byte is read, and every byte is authenticated; a
+/// snapshot file or stream must be sealed. Without `--key`, listening on
+/// an address other than loopback is refused (exit 125) unless
+/// `--insecure` is given. See docs/security.md.
+///
 /// Exit status: the guest's own, exactly as an uninterrupted run would
 /// end; 75 when a new checkpoint was written; 134 when the guest traps;
 /// 125 when MVVM fails or refuses the snapshot (missing, truncated or
-/// damaged, of another module, files changed); 2 on a usage error.
+/// damaged, of another module, files changed, not authenticated or sealed
+/// with another key, a non-loopback listening address without `--key` or
+/// `--insecure`); 2 on a usage error.
 #[derive(Debug, Parser)]
 #[command(name = "mvvm-restore", version)]
 struct Restore {
@@ -88,7 +106,16 @@ struct Restore {
     offload: OffloadFlags,
 
     #[command(flatten)]
+    keys: KeyFlags,
+
+    #[command(flatten)]
+    insecure: InsecureFlag,
+
+    #[command(flatten)]
     triggers: TriggerFlags,
+
+    #[command(flatten)]
+    grants: GrantFlags,
 
     /// Do not check the memory's checksums before resuming: restore then
     /// takes the same time whatever the memory size (the memory is mapped
@@ -122,9 +149,19 @@ struct Restore {
     #[arg(long = "json", value_name = "FILE")]
     json: Option<PathBuf>,
 
-    /// Largest wasm stack in MiB before a call-stack-exhausted trap.
+    /// Largest wasm stack in MiB before a call-stack-exhausted trap. It
+    /// also bounds what a snapshot may hold: at most one frame per 16
+    /// bytes and one saved value per 8 bytes of it (a snapshot with more
+    /// is refused before its frames are read).
     #[arg(long = "max-wasm-stack", value_name = "MIB", default_value_t = 64)]
     max_wasm_stack: usize,
+
+    /// Largest linear memory a snapshot may restore, in MiB (default 4096:
+    /// 4 GiB, the whole wasm32 address space). The module's declared
+    /// maximum applies as well. A snapshot declaring more is refused
+    /// (exit 125) before its memory is read or allocated.
+    #[arg(long = "max-memory", value_name = "MIB", default_value_t = 4096)]
+    max_memory: u64,
 
     /// Log every step (same as `MVVM_LOG=debug`), and print the downtime
     /// (from the checkpoint's trigger to the first resumed instruction).
@@ -140,6 +177,7 @@ struct Restore {
 
 impl Restore {
     fn execute(self) -> Result<Exit> {
+        let key = self.keys.load()?;
         let aot = mvvm_cli::target::load_aot_bytes(&self.target)?;
         let snapshot = match (self.snapshot, &self.listen_addr, self.listen_port) {
             (Some(s), _, _) => s,
@@ -159,17 +197,25 @@ impl Restore {
             snapshot_out,
             triggers: self.triggers,
             allow_changed_files: self.allow_changed_files,
+            grants: self.grants.grants()?,
             max_wasm_stack_mib: self.max_wasm_stack,
+            max_memory_mib: self.max_memory,
             json: self.json,
             log_probes,
             debug,
             no_verify_memory: self.no_verify_memory,
             incremental: self.incremental,
+            key,
+            insecure: self.insecure.insecure,
         })
     }
 }
 
 fn main() -> ExitCode {
+    // `--new-key FILE` alone, without the otherwise required `-t`.
+    if let Some(exit) = key_flags::new_key_command("mvvm-restore") {
+        return exit;
+    }
     let cmd = Restore::parse();
     mvvm_cli::logging::init_with(cmd.verbose, cmd.log_probes);
     match cmd.execute() {

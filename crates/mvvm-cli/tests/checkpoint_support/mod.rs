@@ -539,6 +539,20 @@ impl Guest {
     }
 }
 
+impl Guest {
+    /// The `mvvm-restore` flags that grant what [`Guest::flags`] gave:
+    /// a restore gets its capabilities from its command, never from the
+    /// snapshot.
+    pub fn grants(&self, dir: &Path) -> Vec<String> {
+        if self.with_dir {
+            let d = dir.to_str().expect("temp paths are UTF-8").to_owned();
+            vec!["-d".into(), d]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
 /// The result of an uninterrupted run: what every interrupted run must
 /// add up to.
 #[derive(Debug, Clone)]
@@ -623,6 +637,7 @@ pub fn checkpoint_and_restore(
     );
     let b = Tool::restore(restore_aot)
         .snapshot(&snap)
+        .args(guest.grants(&dir))
         .current_dir(&s.0)
         .run()?;
     if let Some(known) = guest.known_refusal

@@ -127,7 +127,11 @@ pub(crate) fn track_from(store: &mut Store, instance: Instance, base: BaseInfo) 
 /// The base to record for an incremental snapshot written to `path`, or
 /// `None` (write a full snapshot) when the base file is gone or changed,
 /// or cannot be kept. When `path` is the base itself, the base is first
-/// kept under [`base_keep_path`].
+/// kept under [`base_keep_path`]. A base is always recorded by its plain
+/// file name in `path`'s directory (readers refuse anything else): a full
+/// base in another directory is hard-linked there under
+/// [`base_keep_path`]; an incremental one (whose own bases are found in
+/// its directory) or one that cannot be linked gives a full snapshot.
 fn base_for(path: &Path, base: &BaseInfo, kept: &mut Vec<PathBuf>) -> Option<BaseRef> {
     match mvvm_snapshot::read_identity(&base.path) {
         Ok((id, _)) if id == base.id => {}
@@ -147,7 +151,19 @@ fn base_for(path: &Path, base: &BaseInfo, kept: &mut Vec<PathBuf>) -> Option<Bas
             _ => false,
         }
     };
-    let base_path = if same_file(path, &base.path) {
+    let dir_of = |p: &Path| {
+        let d = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::canonicalize(d).ok()
+    };
+    let same_dir = matches!((dir_of(path), dir_of(&base.path)), (Some(a), Some(b)) if a == b);
+    if !same_dir && base.depth > 0 {
+        tracing::info!(base = %base.path.display(), "the incremental base is in another directory: writing a full snapshot");
+        return None;
+    }
+    let base_path = if same_file(path, &base.path) || !same_dir {
         let keep = base_keep_path(path, &base.id);
         let already = matches!(mvvm_snapshot::read_identity(&keep), Ok((id, _)) if id == base.id);
         if !already {
@@ -162,16 +178,8 @@ fn base_for(path: &Path, base: &BaseInfo, kept: &mut Vec<PathBuf>) -> Option<Bas
     } else {
         base.path.clone()
     };
-    let dir_of = |p: &Path| {
-        let d = match p.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::canonicalize(d).ok()
-    };
     let recorded = match (dir_of(path), dir_of(&base_path), base_path.file_name()) {
-        (Some(a), Some(b), Some(name)) if a == b => name.to_string_lossy().into_owned(),
-        (_, Some(b), Some(name)) => b.join(name).to_string_lossy().into_owned(),
+        (Some(a), Some(b), Some(name)) if a == b => name.to_str()?.to_owned(),
         _ => return None,
     };
     Some(BaseRef {
@@ -340,6 +348,12 @@ pub(crate) fn take(
             (written, path.display().to_string(), Some(path.clone()))
         }
         SnapshotSink::Stream(w) => (mvvm_snapshot::write(w, &parts)?, "stream".to_string(), None),
+        // Never a base for incremental snapshots: `path` stays `None`.
+        SnapshotSink::SealedFile(path, key) => (
+            mvvm_snapshot::write_sealed_file_atomic(path, &parts, key)?,
+            path.display().to_string(),
+            None,
+        ),
     };
     let depth = match (&base_recorded, &base) {
         (Some(_), Some(b)) => b.depth + 1,

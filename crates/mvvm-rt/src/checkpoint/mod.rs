@@ -66,6 +66,7 @@
 
 pub(crate) mod capture;
 pub(crate) mod control;
+mod limits;
 mod restore;
 
 use crate::instance::InstantiationError;
@@ -81,6 +82,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use capture::{MAX_INCREMENTAL_DEPTH, base_keep_path};
+pub use limits::{
+    DEFAULT_MAX_DESCRIPTORS, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_WASI_STATE_BYTES,
+    MIN_NATIVE_FRAME_BYTES, NATIVE_SLOT_BYTES, REGISTER_HEADROOM, RestoreLimits,
+};
 pub use restore::restore;
 
 /// What starts a checkpoint.
@@ -132,6 +137,10 @@ pub enum SnapshotSink {
     File(PathBuf),
     /// Any stream (stdout, a socket); flushed, not synced.
     Stream(Box<dyn std::io::Write + Send>),
+    /// A sealed file (`mvvm_snapshot::seal`), written with the same atomic
+    /// steps as [`SnapshotSink::File`]; always a full snapshot (a sealed
+    /// file is read as a stream, which cannot follow incremental bases).
+    SealedFile(PathBuf, mvvm_snapshot::seal::SealKey),
 }
 
 impl std::fmt::Debug for SnapshotSink {
@@ -139,6 +148,7 @@ impl std::fmt::Debug for SnapshotSink {
         match self {
             SnapshotSink::File(p) => f.debug_tuple("File").field(p).finish(),
             SnapshotSink::Stream(_) => f.write_str("Stream(..)"),
+            SnapshotSink::SealedFile(p, _) => f.debug_tuple("SealedFile").field(p).finish(),
         }
     }
 }
@@ -188,8 +198,13 @@ pub struct RunOptions {
 
 /// Options of [`restore`].
 // No `PartialEq`: comparing the `on_resume` function pointers means nothing.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
+    /// The capabilities the restoring side gives the guest: every preopen
+    /// and listener the snapshot needs must be granted here, or the
+    /// restore is refused before anything runs ([`CheckpointError::NotGranted`]).
+    /// The default grants nothing.
+    pub grants: crate::wasi::Grants,
     /// Reopen files even if they are not the files that were open at
     /// checkpoint time (other device/inode).
     pub allow_changed_files: bool,
@@ -214,6 +229,11 @@ pub struct RestoreOptions {
     pub incremental: bool,
     /// Called after each periodic checkpoint ([`Trigger::Every`]).
     pub on_checkpoint: Option<fn(&CheckpointStats)>,
+    /// The receiver's limits on the snapshot (memory size, descriptors,
+    /// WASI state size; frames and values follow from `max_wasm_stack`):
+    /// a snapshot above them is refused before the part concerned is
+    /// read or allocated. The default accepts what the format allows.
+    pub limits: RestoreLimits,
 }
 
 /// How a run ended.
@@ -285,6 +305,10 @@ pub enum CheckpointError {
         /// What differs.
         why: String,
     },
+    /// The snapshot needs a preopen or listener the restoring side did not
+    /// grant; nothing was opened or run.
+    #[error(transparent)]
+    NotGranted(#[from] crate::wasi::NotGranted),
     /// WASI could not be set up, linked or restored.
     #[error("WASI: {0}")]
     Wasi(String),

@@ -38,23 +38,27 @@ pub fn restore(
         return Err(CheckpointError::NotInstrumented);
     }
     let session_cfg = session_config(module, &cfg)?.ok_or(CheckpointError::NotInstrumented)?;
+    let read_limits = opts.limits.read_limits(meta, max_wasm_stack);
     let (snap, path) = match source {
         SnapshotSource::File(path) => (
             mvvm_snapshot::OpenOptions::new()
                 .verify_memory(!opts.skip_memory_verification)
+                .limits(read_limits)
                 .open(&path)?,
             Some(path),
         ),
-        SnapshotSource::Stream(r) => (mvvm_snapshot::read(r)?, None),
+        SnapshotSource::Stream(r) => (mvvm_snapshot::read_with_limits(r, &read_limits)?, None),
     };
     snap.check_module(&meta.wasm_sha256)?;
     let (points, entry) = check_frames(module, &snap.frames)?;
     check_state(meta, &snap)?;
     let state: WasiState = mvvm_abi::codec::decode(&snap.wasi)
         .map_err(|e| CheckpointError::Mismatch(format!("WASI state cannot be decoded: {e}")))?;
+    check_descriptors(&state, opts.limits.max_descriptors)?;
 
     check_imports(module).map_err(|e| CheckpointError::Wasi(e.to_string()))?;
-    let ctx = WasiCtx::restore(state, !opts.allow_changed_files).map_err(wasi_error)?;
+    let ctx =
+        WasiCtx::restore(state, &opts.grants, !opts.allow_changed_files).map_err(wasi_error)?;
     let mut store = Store::new();
     store.set_max_wasm_stack(max_wasm_stack);
     store.set_data(ctx);
@@ -137,6 +141,27 @@ pub fn restore(
     r
 }
 
+/// Refuses a WASI state with more descriptors (or preopens, or saved
+/// deleted files) than `max`, before any of them is opened.
+fn check_descriptors(state: &WasiState, max: u64) -> Result<(), CheckpointError> {
+    let counts = [
+        ("the number of WASI descriptors", state.fds.len()),
+        ("the number of WASI preopens", state.preopens.len()),
+        ("the number of saved deleted files", state.unlinked.len()),
+    ];
+    for (what, n) in counts {
+        if n as u64 > max {
+            return Err(mvvm_snapshot::SnapshotError::LimitExceeded {
+                what: what.to_string(),
+                found: n as u64,
+                limit: max,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// A WASI restore error, with changed or vanished files singled out.
 fn wasi_error(e: WasiRestoreError) -> CheckpointError {
     match e {
@@ -150,6 +175,7 @@ fn wasi_error(e: WasiRestoreError) -> CheckpointError {
                 why: format!("descriptor {fd}: the file is gone ({errno})"),
             }
         }
+        WasiRestoreError::NotGranted(n) => CheckpointError::NotGranted(n),
         other => CheckpointError::Wasi(other.to_string()),
     }
 }

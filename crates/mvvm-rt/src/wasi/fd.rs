@@ -6,7 +6,9 @@
 
 use super::errno::Errno;
 use super::mem::{GuestMem, iovecs_total};
-use super::state::FdKind;
+use super::rights::need;
+use super::state::{FdEntry, FdKind};
+use super::types::rights;
 use super::types::{
     FDSTAT_SIZE, Filestat, PREOPENTYPE_DIR, PRESTAT_SIZE, fdflags, filetype, fstflags, whence,
 };
@@ -115,19 +117,44 @@ pub(super) fn encode_dirents(entries: &[(u64, u64, u8, Vec<u8>)], cap: usize) ->
 }
 
 impl WasiCtx {
-    /// Reads from a stream or from a file at its position.
-    fn read_into(&mut self, fd: u32, buf: &mut [u8]) -> Result<usize, Errno> {
+    /// The errors a read of `fd` gives before any I/O: its kind, the
+    /// access mode of a file, then the `FD_READ` right.
+    fn may_read(&self, fd: u32) -> Result<(&FdEntry, BorrowedFd<'_>), Errno> {
         let (entry, h) = self.get(fd)?;
-        let n = match entry.kind {
-            FdKind::File => {
-                if !entry.read {
-                    return Err(Errno::BADF);
-                }
-                sys::pread(h, buf, entry.position)?
-            }
+        match entry.kind {
+            FdKind::File if !entry.read => return Err(Errno::BADF),
             FdKind::Dir | FdKind::PreopenDir => return Err(Errno::ISDIR),
             FdKind::TcpListener { .. } => return Err(Errno::NOTCONN),
+            _ => {}
+        }
+        need(entry, rights::FD_READ)?;
+        Ok((entry, h))
+    }
+
+    /// The errors a write to `fd` gives before any I/O (see
+    /// [`may_read`](Self::may_read)).
+    fn may_write(&self, fd: u32) -> Result<(&FdEntry, BorrowedFd<'_>), Errno> {
+        let (entry, h) = self.get(fd)?;
+        match entry.kind {
+            // As write(2) answers for a read-only file or a directory.
+            FdKind::File if !entry.write => return Err(Errno::BADF),
+            FdKind::Dir | FdKind::PreopenDir => return Err(Errno::BADF),
+            FdKind::TcpListener { .. } => return Err(Errno::NOTCONN),
+            _ => {}
+        }
+        need(entry, rights::FD_WRITE)?;
+        Ok((entry, h))
+    }
+
+    /// Reads from a stream or from a file at its position.
+    fn read_into(&mut self, fd: u32, buf: &mut [u8]) -> Result<usize, Errno> {
+        let (entry, h) = self.may_read(fd)?;
+        let n = match entry.kind {
+            FdKind::File => sys::pread(h, buf, entry.position)?,
             FdKind::Stdio(_) | FdKind::TcpStream { .. } => sys::read(h, buf)?,
+            FdKind::Dir | FdKind::PreopenDir | FdKind::TcpListener { .. } => {
+                return Err(Errno::BADF);
+            }
         };
         if let Some(e) = self.state.fds.get_mut(&fd)
             && e.kind == FdKind::File
@@ -140,12 +167,9 @@ impl WasiCtx {
     /// Writes to a stream, or to a file at its position (at its end with
     /// `APPEND`).
     fn write_from(&mut self, fd: u32, data: &[u8]) -> Result<usize, Errno> {
-        let (entry, h) = self.get(fd)?;
+        let (entry, h) = self.may_write(fd)?;
         let (n, new_pos) = match entry.kind {
             FdKind::File => {
-                if !entry.write {
-                    return Err(Errno::BADF);
-                }
                 if entry.fdflags & fdflags::APPEND != 0 {
                     let n = sys::write(h, data)?;
                     (n, Some(sys::lseek(h, 0, libc::SEEK_CUR)?))
@@ -154,10 +178,11 @@ impl WasiCtx {
                     (n, Some(entry.position + n as u64))
                 }
             }
-            FdKind::Dir | FdKind::PreopenDir => return Err(Errno::BADF), // as write(2) on a directory
-            FdKind::TcpListener { .. } => return Err(Errno::NOTCONN),
             FdKind::TcpStream { .. } => (sys::send(h, data)?, None),
             FdKind::Stdio(_) => (sys::write(h, data)?, None),
+            FdKind::Dir | FdKind::PreopenDir | FdKind::TcpListener { .. } => {
+                return Err(Errno::BADF);
+            }
         };
         if let (Some(p), Some(e)) = (new_pos, self.state.fds.get_mut(&fd)) {
             e.position = p;
@@ -175,6 +200,7 @@ impl WasiCtx {
     ) -> R {
         let iovs = m.iovecs(iovs, n)?;
         m.slice(out, 4)?;
+        self.may_read(fd)?;
         self.wait_ready(fd, false)?;
         let mut buf = vec![0u8; iovecs_total(&iovs)];
         let got = self.read_into(fd, &mut buf)?;
@@ -197,14 +223,25 @@ impl WasiCtx {
         m.write_u32(out, put as u32)
     }
 
-    /// The host descriptor of a file for positional I/O.
-    fn positional(&self, fd: u32) -> Result<BorrowedFd<'_>, Errno> {
+    /// The host descriptor of a file for a call that needs `needed`
+    /// rights: `ISDIR`/`SPIPE` for other kinds, then `NOTCAPABLE` when a
+    /// right is missing. A call the handle's access mode cannot make (a
+    /// write-like call on a file opened read-only) is left to the kernel,
+    /// which refuses it as POSIX says, whatever the rights.
+    fn positional(&self, fd: u32, needed: u64) -> Result<BorrowedFd<'_>, Errno> {
         let (entry, h) = self.get(fd)?;
         match entry.kind {
-            FdKind::File => Ok(h),
-            FdKind::Dir | FdKind::PreopenDir => Err(Errno::ISDIR),
-            _ => Err(Errno::SPIPE),
+            FdKind::File => {}
+            FdKind::Dir | FdKind::PreopenDir => return Err(Errno::ISDIR),
+            _ => return Err(Errno::SPIPE),
         }
+        let writes = rights::FD_WRITE | rights::FD_ALLOCATE | rights::FD_FILESTAT_SET_SIZE;
+        let mode_allows =
+            (needed & rights::FD_READ == 0 || entry.read) && (needed & writes == 0 || entry.write);
+        if mode_allows {
+            need(entry, needed)?;
+        }
+        Ok(h)
     }
 
     pub(super) fn fd_pread(
@@ -218,7 +255,7 @@ impl WasiCtx {
     ) -> R {
         let iovs = m.iovecs(iovs, n)?;
         m.slice(out, 4)?;
-        let h = self.positional(fd)?;
+        let h = self.positional(fd, rights::FD_READ | rights::FD_SEEK)?;
         let mut buf = vec![0u8; iovecs_total(&iovs)];
         let got = sys::pread(h, &mut buf, offset)?;
         m.scatter(&iovs, &buf[..got])?;
@@ -236,7 +273,7 @@ impl WasiCtx {
     ) -> R {
         let iovs = m.iovecs(iovs, n)?;
         m.slice(out, 4)?;
-        let h = self.positional(fd)?;
+        let h = self.positional(fd, rights::FD_WRITE | rights::FD_SEEK)?;
         let data = m.gather(&iovs)?;
         let put = sys::pwrite(h, &data, offset)?;
         m.write_u32(out, put as u32)
@@ -252,6 +289,13 @@ impl WasiCtx {
     ) -> R {
         m.slice(out, 8)?;
         let (entry, h) = self.get(fd)?;
+        if matches!(entry.kind, FdKind::File | FdKind::Stdio(_)) {
+            // Reading the position back is `fd_tell`'s right.
+            let tell_only = offset == 0 && wh == whence::CUR;
+            if !(tell_only && need(entry, rights::FD_TELL).is_ok()) {
+                need(entry, rights::FD_SEEK)?;
+            }
+        }
         let new = match entry.kind {
             FdKind::File => {
                 let base = match wh {
@@ -288,6 +332,9 @@ impl WasiCtx {
 
     pub(super) fn fd_tell(&mut self, m: &mut GuestMem<'_>, fd: u32, out: u32) -> R {
         let (entry, h) = self.get(fd)?;
+        if matches!(entry.kind, FdKind::File | FdKind::Stdio(_)) {
+            need(entry, rights::FD_TELL)?;
+        }
         let pos = match entry.kind {
             FdKind::File => entry.position,
             FdKind::Stdio(_) => sys::lseek(h, 0, libc::SEEK_CUR)?,
@@ -307,7 +354,15 @@ impl WasiCtx {
     }
 
     pub(super) fn fd_sync(&mut self, fd: u32, data_only: bool) -> R {
-        let (_, h) = self.get(fd)?;
+        let (entry, h) = self.get(fd)?;
+        need(
+            entry,
+            if data_only {
+                rights::FD_DATASYNC
+            } else {
+                rights::FD_SYNC
+            },
+        )?;
         sys::fsync(h, data_only)?;
         Ok(())
     }
@@ -322,7 +377,7 @@ impl WasiCtx {
             5 => libc::POSIX_FADV_NOREUSE,
             _ => return Err(Errno::INVAL),
         };
-        let h = self.positional(fd)?;
+        let h = self.positional(fd, rights::FD_ADVISE)?;
         let off = i64::try_from(offset).map_err(|_| Errno::INVAL)?;
         let len = i64::try_from(len).map_err(|_| Errno::INVAL)?;
         sys::fadvise(h, off, len, advice)?;
@@ -330,7 +385,7 @@ impl WasiCtx {
     }
 
     pub(super) fn fd_allocate(&mut self, fd: u32, offset: u64, len: u64) -> R {
-        let h = self.positional(fd)?;
+        let h = self.positional(fd, rights::FD_ALLOCATE)?;
         let off = i64::try_from(offset).map_err(|_| Errno::INVAL)?;
         let len = i64::try_from(len).map_err(|_| Errno::INVAL)?;
         sys::fallocate(h, off, len)?;
@@ -359,6 +414,7 @@ impl WasiCtx {
             return Err(Errno::INVAL);
         }
         let (entry, h) = self.get(fd)?;
+        need(entry, rights::FD_FDSTAT_SET_FLAGS)?;
         // Only APPEND and NONBLOCK can change after opening (as with
         // fcntl(F_SETFL) on Linux); the sync flags must stay as opened.
         let fixed = fdflags::DSYNC | fdflags::RSYNC | fdflags::SYNC;
@@ -395,6 +451,7 @@ impl WasiCtx {
     pub(super) fn fd_filestat_get(&mut self, m: &mut GuestMem<'_>, fd: u32, out: u32) -> R {
         m.slice(out, Filestat::default().encode().len() as u32)?;
         let (entry, h) = self.get(fd)?;
+        need(entry, rights::FD_FILESTAT_GET)?;
         let st = sys::fstat(h)?;
         let mut fs = filestat_of(&st);
         if matches!(
@@ -407,14 +464,15 @@ impl WasiCtx {
     }
 
     pub(super) fn fd_filestat_set_size(&mut self, fd: u32, size: u64) -> R {
-        let h = self.positional(fd)?;
+        let h = self.positional(fd, rights::FD_FILESTAT_SET_SIZE)?;
         sys::ftruncate(h, size)?;
         Ok(())
     }
 
     pub(super) fn fd_filestat_set_times(&mut self, fd: u32, atim: u64, mtim: u64, flags: u32) -> R {
         let (a, mt) = times_of(atim, mtim, flags)?;
-        let (_, h) = self.get(fd)?;
+        let (entry, h) = self.get(fd)?;
+        need(entry, rights::FD_FILESTAT_SET_TIMES)?;
         sys::utimensat(h, None, a, mt)?;
         Ok(())
     }
@@ -434,6 +492,7 @@ impl WasiCtx {
         if !matches!(entry.kind, FdKind::Dir | FdKind::PreopenDir) {
             return Err(Errno::NOTDIR);
         }
+        need(entry, rights::FD_READDIR)?;
         let mut list = Vec::new();
         for e in sys::read_dir(h, cookie, buf_len as usize)? {
             let ft = match dt_to_filetype(e.d_type) {

@@ -2,9 +2,10 @@
 
 use super::errno::Errno;
 use super::mem::GuestMem;
+use super::rights::need;
 use super::state::FdKind;
 use super::types::{EVENT_FD_READWRITE_HANGUP, EVENT_SIZE, SUBCLOCK_ABSTIME, SUBSCRIPTION_SIZE};
-use super::types::{clockid, eventtype};
+use super::types::{clockid, eventtype, rights};
 use super::{WasiCtx, sys};
 use std::time::Duration;
 
@@ -176,7 +177,11 @@ impl WasiCtx {
                 eventtype::FD_READ | eventtype::FD_WRITE => {
                     let fd = m.read_u32(s + 16)?;
                     let write = tag == eventtype::FD_WRITE;
-                    match self.get(fd) {
+                    let got = self.get(fd).and_then(|(entry, handle)| {
+                        need(entry, rights::POLL_FD_READWRITE)?;
+                        Ok((entry, handle))
+                    });
+                    match got {
                         Err(error) => ready.push(Event {
                             userdata,
                             error,

@@ -22,6 +22,8 @@
 //!   `EFAULT`, never a host fault);
 //! - `sys.rs`: the only unsafe code, thin system call wrappers;
 //! - `fd.rs`, `path.rs`, `sock.rs`, `misc.rs`: the functions, by family;
+//! - `rights.rs`: how rights are enforced (`NOTCAPABLE`), inherited and
+//!   dropped;
 //! - `state.rs`: the serialisable state; `restore.rs`: saving it and
 //!   rebuilding a context from it.
 //!
@@ -34,12 +36,14 @@
 pub mod errno;
 mod fd;
 pub mod func;
+pub mod grants;
 mod interrupt;
 pub mod link;
 pub mod mem;
 mod misc;
 mod path;
 pub mod restore;
+mod rights;
 mod sock;
 pub mod state;
 mod sys;
@@ -50,6 +54,7 @@ mod tests;
 
 pub use errno::Errno;
 pub use func::{WASI_MODULE, WasiFunc};
+pub use grants::{Grants, Need, NotGranted};
 pub use link::{WasiRunError, add_to_linker, run_command, run_command_in};
 pub use restore::{MAX_UNLINKED_BYTES, WasiRestoreError, WasiSaveError};
 pub use state::{ClockState, FdEntry, FdKind, FileId, Preopen, UnlinkedFile, WasiState};
@@ -73,6 +78,18 @@ pub struct WasiConfig {
     /// TCP addresses to bind and listen on; each becomes a descriptor after
     /// the preopened directories.
     pub tcp_listeners: Vec<SocketAddr>,
+}
+
+/// Opens a host directory to preopen (read-only, `O_DIRECTORY`: anything
+/// else than a directory is `ENOTDIR`, and a FIFO is never opened, so it
+/// cannot block).
+pub(crate) fn open_preopen_dir(path: &std::path::Path) -> std::io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)
+        .map(OwnedFd::from)
 }
 
 /// WASI could not be set up.
@@ -187,18 +204,10 @@ impl WasiCtx {
             );
         }
         for p in config.preopens {
-            let dir = std::fs::File::open(&p.host)
-                .and_then(|f| {
-                    if f.metadata()?.is_dir() {
-                        Ok(f)
-                    } else {
-                        Err(std::io::Error::from_raw_os_error(libc::ENOTDIR))
-                    }
-                })
-                .map_err(|source| WasiSetupError::Preopen {
-                    path: p.host.clone(),
-                    source,
-                })?;
+            let dir = open_preopen_dir(&p.host).map_err(|source| WasiSetupError::Preopen {
+                path: p.host.clone(),
+                source,
+            })?;
             let index = ctx.state.preopens.len() as u32;
             ctx.state.preopens.push(p);
             let fd = ctx.lowest_free_fd();
@@ -218,7 +227,7 @@ impl WasiCtx {
                     position: 0,
                     file_id: None,
                 },
-                Handle::Owned(OwnedFd::from(dir)),
+                Handle::Owned(dir),
             );
         }
         for addr in config.tcp_listeners {

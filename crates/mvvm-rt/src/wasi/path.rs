@@ -11,8 +11,9 @@
 use super::errno::Errno;
 use super::fd::{filestat_of, times_of};
 use super::mem::GuestMem;
+use super::rights::{self as r, need};
 use super::state::{FdEntry, FdKind, FileId};
-use super::types::{FILESTAT_SIZE, LOOKUP_SYMLINK_FOLLOW, fdflags, oflags};
+use super::types::{FILESTAT_SIZE, LOOKUP_SYMLINK_FOLLOW, fdflags, oflags, rights};
 use super::{Handle, WasiCtx, sys};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -77,12 +78,32 @@ pub(super) fn split(path: &str) -> Result<Split<'_>, Errno> {
     })
 }
 
-/// The directory descriptor of a `path_*` call and its entry.
-fn dir_of(ctx: &WasiCtx, fd: u32) -> Result<(&FdEntry, BorrowedFd<'_>), Errno> {
+/// The directory descriptor of a `path_*` call that needs `needed`
+/// rights on it, and its entry: `NOTDIR` when it is no directory, then
+/// `NOTCAPABLE` when it lacks a right.
+fn dir_of(ctx: &WasiCtx, fd: u32, needed: u64) -> Result<(&FdEntry, BorrowedFd<'_>), Errno> {
     let (entry, h) = ctx.get(fd)?;
     match entry.kind {
-        FdKind::Dir | FdKind::PreopenDir => Ok((entry, h)),
+        FdKind::Dir | FdKind::PreopenDir => {
+            need(entry, needed)?;
+            Ok((entry, h))
+        }
         _ => Err(Errno::NOTDIR),
+    }
+}
+
+/// The error for creating an entry (link, symlink) at a path that ended
+/// with `/`, whose last component is `name` in `parent`: such a path names
+/// a directory, which these calls never create. `EXIST` when the name is
+/// taken by a directory or a symlink (as Linux answers), `NOTDIR` when it
+/// is another file (a path `file/`), `NOENT` when it is free.
+fn trailing_slash_create_error(parent: BorrowedFd<'_>, name: &str) -> Errno {
+    match sys::fstatat_nofollow(parent, name) {
+        Ok(st) => match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR | libc::S_IFLNK => Errno::EXIST,
+            _ => Errno::NOTDIR,
+        },
+        Err(e) => e.into(),
     }
 }
 
@@ -163,14 +184,17 @@ impl WasiCtx {
         if path.is_empty() {
             return Err(Errno::NOENT);
         }
-        let (parent, dir) = dir_of(self, a.dirfd)?;
-        let want_dir = a.oflags & oflags::DIRECTORY != 0;
-        let write_rights = super::types::rights::FD_WRITE
-            | super::types::rights::FD_ALLOCATE
-            | super::types::rights::FD_FILESTAT_SET_SIZE;
-        let read_rights = super::types::rights::FD_READ | super::types::rights::FD_READDIR;
-        let want_write = !want_dir && a.rights_base & write_rights != 0;
-        let want_read = a.rights_base & read_rights != 0 || !want_write;
+        let (parent, dir) = dir_of(self, a.dirfd, r::for_open(a.oflags))?;
+        // Write-like rights open the host file for writing; a directory
+        // (with or without `O_DIRECTORY`) then fails with `ISDIR`, as the
+        // kernel answers and wasmtime does.
+        let write_rights = rights::FD_WRITE | rights::FD_ALLOCATE | rights::FD_FILESTAT_SET_SIZE;
+        let read_rights = rights::FD_READ | rights::FD_READDIR;
+        // The host handle is opened for what the descriptor may do: the
+        // rights asked for that the directory passes on.
+        let granted = a.rights_base & parent.rights_inheriting;
+        let want_write = granted & write_rights != 0;
+        let want_read = granted & read_rights != 0 || !want_write;
         let flags = open_flags(want_read, want_write, a.oflags, a.lookup_flags, a.fdflags);
         let file = sys::openat2_beneath(dir, &path, flags, 0o666)?;
         let st = sys::fstat(file.as_fd())?;
@@ -183,7 +207,7 @@ impl WasiCtx {
             lookup_flags: a.lookup_flags,
             read: want_read,
             write: want_write,
-            rights_base: a.rights_base & parent.rights_inheriting,
+            rights_base: r::opened_base(a.rights_base, parent.rights_inheriting, is_dir),
             rights_inheriting: a.rights_inheriting & parent.rights_inheriting,
             fdflags: a.fdflags,
             position: 0,
@@ -206,7 +230,7 @@ impl WasiCtx {
         l: u32,
     ) -> R {
         let path = m.read_str(p, l)?;
-        let (_, dir) = dir_of(self, fd)?;
+        let (_, dir) = dir_of(self, fd, rights::PATH_CREATE_DIRECTORY)?;
         let (parent, s) = open_parent(dir, path)?;
         sys::mkdirat(parent.as_fd(), s.name, 0o777)?;
         Ok(())
@@ -220,7 +244,7 @@ impl WasiCtx {
         l: u32,
     ) -> R {
         let path = m.read_str(p, l)?;
-        let (_, dir) = dir_of(self, fd)?;
+        let (_, dir) = dir_of(self, fd, rights::PATH_REMOVE_DIRECTORY)?;
         let (parent, s) = open_parent(dir, path)?;
         sys::unlinkat(parent.as_fd(), s.name, true)?;
         Ok(())
@@ -228,7 +252,7 @@ impl WasiCtx {
 
     pub(super) fn path_unlink_file(&mut self, m: &mut GuestMem<'_>, fd: u32, p: u32, l: u32) -> R {
         let path = m.read_str(p, l)?;
-        let (_, dir) = dir_of(self, fd)?;
+        let (_, dir) = dir_of(self, fd, rights::PATH_UNLINK_FILE)?;
         let (parent, s) = open_parent(dir, path)?;
         if s.trailing_slash {
             // "name/" names a directory: never a file to unlink.
@@ -254,7 +278,7 @@ impl WasiCtx {
     ) -> R {
         let path = m.read_str(p, l)?.to_string();
         m.slice(out, FILESTAT_SIZE)?;
-        let (_, dir) = dir_of(self, fd)?;
+        let (_, dir) = dir_of(self, fd, rights::PATH_FILESTAT_GET)?;
         let st = if lookup & LOOKUP_SYMLINK_FOLLOW != 0 {
             sys::fstat(open_follow(dir, &path)?.as_fd())?
         } else {
@@ -282,7 +306,7 @@ impl WasiCtx {
     ) -> R {
         let path = m.read_str(p, l)?.to_string();
         let (a, mt) = times_of(atim, mtim, flags)?;
-        let (_, dir) = dir_of(self, fd)?;
+        let (_, dir) = dir_of(self, fd, rights::PATH_FILESTAT_SET_TIMES)?;
         if lookup & LOOKUP_SYMLINK_FOLLOW != 0 {
             let f = open_follow(dir, &path)?;
             sys::utimensat(f.as_fd(), None, a, mt)?;
@@ -307,14 +331,31 @@ impl WasiCtx {
     ) -> R {
         let old = m.read_str(old_p, old_l)?.to_string();
         let new = m.read_str(new_p, new_l)?.to_string();
-        let (_, old_dir) = dir_of(self, old_fd)?;
-        let (_, new_dir) = dir_of(self, new_fd)?;
+        let (_, old_dir) = dir_of(self, old_fd, rights::PATH_LINK_SOURCE)?;
+        let (_, new_dir) = dir_of(self, new_fd, rights::PATH_LINK_TARGET)?;
         let (new_parent, ns) = open_parent(new_dir, &new)?;
         if old_lookup & LOOKUP_SYMLINK_FOLLOW != 0 {
             let src = open_follow(old_dir, &old)?;
+            if ns.trailing_slash {
+                return Err(trailing_slash_create_error(new_parent.as_fd(), ns.name));
+            }
             sys::link_fd(src.as_fd(), new_parent.as_fd(), ns.name)?;
         } else {
             let (old_parent, os) = open_parent(old_dir, &old)?;
+            if os.trailing_slash {
+                // "name/" must be a directory, and directories cannot be
+                // hard-linked: `NOTDIR` or `PERM`, as linkat(2) answers.
+                let st = sys::fstatat_nofollow(old_parent.as_fd(), os.name)?;
+                return Err(if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                    Errno::PERM
+                } else {
+                    Errno::NOTDIR
+                });
+            }
+            if ns.trailing_slash {
+                sys::fstatat_nofollow(old_parent.as_fd(), os.name)?;
+                return Err(trailing_slash_create_error(new_parent.as_fd(), ns.name));
+            }
             sys::linkat(old_parent.as_fd(), os.name, new_parent.as_fd(), ns.name)?;
         }
         Ok(())
@@ -334,7 +375,7 @@ impl WasiCtx {
         let path = m.read_str(p, l)?.to_string();
         m.slice(buf, buf_len)?;
         m.slice(out, 4)?;
-        let (_, dir) = dir_of(self, fd)?;
+        let (_, dir) = dir_of(self, fd, rights::PATH_READLINK)?;
         let (parent, s) = open_parent(dir, &path)?;
         let target = sys::readlinkat(parent.as_fd(), s.name)?;
         let n = target.len().min(buf_len as usize);
@@ -355,8 +396,8 @@ impl WasiCtx {
     ) -> R {
         let old = m.read_str(old_p, old_l)?.to_string();
         let new = m.read_str(new_p, new_l)?.to_string();
-        let (_, old_dir) = dir_of(self, old_fd)?;
-        let (_, new_dir) = dir_of(self, new_fd)?;
+        let (_, old_dir) = dir_of(self, old_fd, rights::PATH_RENAME_SOURCE)?;
+        let (_, new_dir) = dir_of(self, new_fd, rights::PATH_RENAME_TARGET)?;
         let (op, os) = open_parent(old_dir, &old)?;
         let (np, ns) = open_parent(new_dir, &new)?;
         if os.trailing_slash || ns.trailing_slash {
@@ -416,10 +457,20 @@ impl WasiCtx {
     ) -> R {
         let target = m.read_str(target_p, target_l)?.to_string();
         let new = m.read_str(new_p, new_l)?.to_string();
-        let (_, dir) = dir_of(self, fd)?;
+        let (_, dir) = dir_of(self, fd, rights::PATH_SYMLINK)?;
+        // An absolute target is refused (`PERM`, what wasmtime answers): it
+        // could never be followed beneath a preopen, and a link to a host
+        // path left in a shared directory would mislead host programs.
+        // A relative target is only text, even one with `..` leading out:
+        // it is checked each time the link is followed, which always
+        // happens beneath a preopen (wasmtime creates those too).
+        if target.starts_with('/') {
+            return Err(Errno::PERM);
+        }
         let (parent, s) = open_parent(dir, &new)?;
-        // The target is only text; it is checked when the link is followed,
-        // which always happens beneath a preopen.
+        if s.trailing_slash {
+            return Err(trailing_slash_create_error(parent.as_fd(), s.name));
+        }
         sys::symlinkat(&target, parent.as_fd(), s.name)?;
         Ok(())
     }

@@ -13,6 +13,7 @@
 //! file (same device and inode) share one restored file.
 
 use super::errno::Errno;
+use super::grants::{Grants, NotGranted, assign};
 use super::path::open_flags;
 use super::state::{FdKind, FileId, UnlinkedFile, WasiState};
 use super::types::{clockid, oflags};
@@ -63,8 +64,11 @@ pub enum WasiSaveError {
 /// A saved WASI state could not be brought back.
 #[derive(Debug, thiserror::Error)]
 pub enum WasiRestoreError {
-    /// A preopened directory is gone or unreadable.
-    #[error("cannot reopen preopened directory {path}: {source}")]
+    /// The state needs capabilities the restoring command did not grant.
+    #[error(transparent)]
+    NotGranted(#[from] NotGranted),
+    /// A granted directory is gone, unreadable or not a directory.
+    #[error("cannot open the granted directory {path}: {source}")]
     Preopen {
         /// Host path.
         path: PathBuf,
@@ -204,20 +208,34 @@ impl WasiCtx {
         Ok(out)
     }
 
-    /// Rebuilds a context from a saved state. With `check_identity`, each
-    /// reopened file must be the very file (device and inode) that was open
-    /// (only meaningful on the same host).
-    pub fn restore(state: WasiState, check_identity: bool) -> Result<WasiCtx, WasiRestoreError> {
+    /// Rebuilds a context from a saved state, with the capabilities
+    /// `grants` gives (see [`super::grants`]): a preopen or listener the
+    /// state needs and `grants` lacks is refused before anything is
+    /// opened, and no host path recorded in the state is ever opened. With
+    /// `check_identity`, each reopened file must be the very file (device
+    /// and inode) that was open (only meaningful on the same host).
+    pub fn restore(
+        state: WasiState,
+        grants: &Grants,
+        check_identity: bool,
+    ) -> Result<WasiCtx, WasiRestoreError> {
+        let mut assigned = assign(&state, grants)?;
+        let mut state = state;
+        clamp_rights(&mut state);
         let mut preopen_fds = Vec::with_capacity(state.preopens.len());
-        for p in &state.preopens {
-            let f = std::fs::File::open(&p.host).map_err(|source| WasiRestoreError::Preopen {
-                path: p.host.clone(),
+        for (p, host) in state
+            .preopens
+            .iter_mut()
+            .zip(std::mem::take(&mut assigned.preopen_hosts))
+        {
+            let f = super::open_preopen_dir(&host).map_err(|source| WasiRestoreError::Preopen {
+                path: host.clone(),
                 source,
             })?;
-            preopen_fds.push(OwnedFd::from(f));
+            preopen_fds.push(f);
+            p.host = host;
         }
         let mut handles = HashMap::new();
-        let mut state = state;
         let unlinked = std::mem::take(&mut state.unlinked);
         let mut recreated = HashMap::new();
         for u in &unlinked {
@@ -244,6 +262,7 @@ impl WasiCtx {
                 }
             }
         }
+        let mut rebound = Vec::new();
         for (&fd, e) in &state.fds {
             let base = || -> Result<&OwnedFd, WasiRestoreError> {
                 e.preopen
@@ -296,17 +315,19 @@ impl WasiCtx {
                     Handle::Owned(f)
                 }
                 FdKind::TcpListener { addr } => {
-                    let l = std::net::TcpListener::bind(addr).map_err(|source| {
-                        WasiRestoreError::Listen {
-                            addr: *addr,
-                            source,
-                        }
-                    })?;
+                    // Bound where the command granted, never where the
+                    // snapshot says (`assign` matched every listener).
+                    let granted = assigned.listener(fd).unwrap_or(*addr);
+                    let listen_err = |source| WasiRestoreError::Listen {
+                        addr: granted,
+                        source,
+                    };
+                    let l = std::net::TcpListener::bind(granted).map_err(listen_err)?;
                     l.set_nonblocking(e.fdflags & super::types::fdflags::NONBLOCK != 0)
-                        .map_err(|source| WasiRestoreError::Listen {
-                            addr: *addr,
-                            source,
-                        })?;
+                        .map_err(listen_err)?;
+                    if let Ok(bound) = l.local_addr() {
+                        rebound.push((fd, bound));
+                    }
                     Handle::Owned(OwnedFd::from(l))
                 }
                 FdKind::TcpStream { peer, .. } => {
@@ -324,6 +345,12 @@ impl WasiCtx {
             };
             handles.insert(fd, handle);
         }
+        // Listeners record where they are bound now.
+        for (fd, bound) in rebound {
+            if let Some(e) = state.fds.get_mut(&fd) {
+                e.kind = FdKind::TcpListener { addr: bound };
+            }
+        }
         // The recreated files now have identities of their own.
         for u in &unlinked {
             for fd in &u.fds {
@@ -339,6 +366,30 @@ impl WasiCtx {
         ctx.state.clocks.monotonic_offset_ns =
             offset.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         Ok(ctx)
+    }
+}
+
+/// Limits the rights a saved state claims to what a fresh run could give
+/// a descriptor of that kind (the directory set for directories, the file
+/// set for files): an altered snapshot cannot give the guest more than
+/// its grants would have given it from the start.
+fn clamp_rights(state: &mut WasiState) {
+    use super::types::rights;
+    for e in state.fds.values_mut() {
+        match e.kind {
+            // What a descriptor opened through another one gets is
+            // limited by kind again at `path_open`; inheriting rights only
+            // need to be valid bits.
+            FdKind::PreopenDir | FdKind::Dir => {
+                e.rights_base &= rights::DIR;
+                e.rights_inheriting &= rights::ALL;
+            }
+            FdKind::File => {
+                e.rights_base &= rights::FILE;
+                e.rights_inheriting &= rights::ALL;
+            }
+            _ => {}
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::errno::Errno;
 use super::mem::{GuestMem, iovecs_total};
+use super::rights::need;
 use super::state::{FdEntry, FdKind};
 use super::types::{RECV_PEEK, RECV_WAITALL, SHUT_RD, SHUT_WR, fdflags, rights};
 use super::{Handle, WasiCtx, sys};
@@ -11,10 +12,14 @@ use std::os::fd::AsFd;
 type R = Result<(), Errno>;
 
 impl WasiCtx {
-    fn stream(&self, fd: u32) -> Result<std::os::fd::BorrowedFd<'_>, Errno> {
+    /// The host socket of connection `fd`, for a call that needs `needed`.
+    fn stream(&self, fd: u32, needed: u64) -> Result<std::os::fd::BorrowedFd<'_>, Errno> {
         let (entry, h) = self.get(fd)?;
         match entry.kind {
-            FdKind::TcpStream { .. } => Ok(h),
+            FdKind::TcpStream { .. } => {
+                need(entry, needed)?;
+                Ok(h)
+            }
             FdKind::TcpListener { .. } => Err(Errno::NOTCONN),
             _ => Err(Errno::NOTSOCK),
         }
@@ -29,6 +34,7 @@ impl WasiCtx {
         if !matches!(entry.kind, FdKind::TcpListener { .. }) {
             return Err(Errno::NOTSOCK);
         }
+        need(entry, rights::SOCK_ACCEPT)?;
         let inheriting = entry.rights_inheriting;
         let nonblock = flags & fdflags::NONBLOCK as u32 != 0;
         self.wait_ready(fd, false)?;
@@ -81,9 +87,9 @@ impl WasiCtx {
         if ri_flags & u32::from(RECV_WAITALL) != 0 {
             flags |= libc::MSG_WAITALL;
         }
-        self.stream(fd)?;
+        self.stream(fd, rights::FD_READ)?;
         self.wait_ready(fd, false)?;
-        let h = self.stream(fd)?;
+        let h = self.stream(fd, rights::FD_READ)?;
         let mut buf = vec![0u8; iovecs_total(&iovs)];
         let got = sys::recv(h, &mut buf, flags)?;
         m.scatter(&iovs, &buf[..got])?;
@@ -103,7 +109,7 @@ impl WasiCtx {
         let iovs = m.iovecs(iovs, n)?;
         m.slice(out_len, 4)?;
         let data = m.gather(&iovs)?;
-        let h = self.stream(fd)?;
+        let h = self.stream(fd, rights::FD_WRITE)?;
         let put = sys::send(h, &data)?;
         m.write_u32(out_len, put as u32)
     }
@@ -116,7 +122,7 @@ impl WasiCtx {
             x if x == SHUT_RD | SHUT_WR => libc::SHUT_RDWR,
             _ => return Err(Errno::INVAL),
         };
-        let h = self.stream(fd)?;
+        let h = self.stream(fd, rights::SOCK_SHUTDOWN)?;
         sys::shutdown(h, how)?;
         Ok(())
     }

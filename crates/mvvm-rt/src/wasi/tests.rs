@@ -5,6 +5,9 @@ use super::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// Rights, trailing slashes and symlink targets as strict as wasmtime's.
+mod strictness;
+
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
 
@@ -43,6 +46,15 @@ struct T {
 
 /// Descriptor of the single preopen in [`setup`].
 const ROOT_FD: u32 = 3;
+
+/// Grants every preopen of `state` at the host path it was saved with (the
+/// tests restore on the machine that saved).
+fn grants_as_saved(state: &WasiState) -> super::Grants {
+    super::Grants {
+        preopens: state.preopens.clone(),
+        tcp_listeners: Vec::new(),
+    }
+}
 
 fn setup() -> T {
     let dir = TempDir::new();
@@ -240,7 +252,7 @@ fn write_and_read_through_several_iovecs() {
             ROOT_FD,
             "f.txt",
             oflags::CREAT,
-            rights::FD_READ | rights::FD_WRITE,
+            rights::FD_READ | rights::FD_WRITE | rights::FD_SEEK | rights::FD_TELL,
             true,
         )
         .unwrap();
@@ -745,15 +757,7 @@ fn path_operations_work_inside() {
     let md = std::fs::metadata(t.root.join("a/b/h")).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!((md.atime(), md.mtime()), (1, 2));
-    let fd = t
-        .open(
-            ROOT_FD,
-            "a/b/h",
-            0,
-            rights::FD_READ | rights::FD_WRITE,
-            true,
-        )
-        .unwrap();
+    let fd = t.open(ROOT_FD, "a/b/h", 0, rights::FILE, true).unwrap();
     assert_eq!(t.ctx.state().fds[&fd].path, "a/b/h");
     assert_eq!(
         t.call(WasiFunc::FdFilestatSetSize, &[fd as u64, 10]),
@@ -780,7 +784,7 @@ fn path_operations_work_inside() {
     assert_eq!(t.call(WasiFunc::FdDatasync, &[fd as u64]), Errno::SUCCESS);
     // Opening relative to an opened directory records the joined path.
     let d = t
-        .open(ROOT_FD, "a", oflags::DIRECTORY, rights::FD_READDIR, true)
+        .open(ROOT_FD, "a", oflags::DIRECTORY, rights::DIR, true)
         .unwrap();
     let f2 = t.open(d, "b/h", 0, rights::FD_READ, true).unwrap();
     assert_eq!(t.ctx.state().fds[&f2].path, "a/b/h");
@@ -903,7 +907,7 @@ fn restore_reopens_files_at_their_position() {
             ROOT_FD,
             "d/f",
             oflags::CREAT | oflags::TRUNC,
-            rights::FD_READ | rights::FD_WRITE,
+            rights::FD_READ | rights::FD_WRITE | rights::FD_SEEK,
             true,
         )
         .unwrap();
@@ -918,14 +922,19 @@ fn restore_reopens_files_at_their_position() {
         Errno::SUCCESS
     );
     let dfd = t
-        .open(ROOT_FD, "d", oflags::DIRECTORY, rights::FD_READDIR, true)
+        .open(ROOT_FD, "d", oflags::DIRECTORY, rights::DIR, true)
         .unwrap();
     let before = t.ctx.save_state().unwrap();
     assert!(before.clocks.saved_monotonic_ns > 0);
     let bytes = mvvm_abi::codec::encode(&before).unwrap();
     let old = std::mem::replace(
         &mut t.ctx,
-        WasiCtx::restore(mvvm_abi::codec::decode(&bytes).unwrap(), true).unwrap(),
+        WasiCtx::restore(
+            mvvm_abi::codec::decode(&bytes).unwrap(),
+            &grants_as_saved(&before),
+            true,
+        )
+        .unwrap(),
     );
     drop(old);
     // Not truncated again, and reading continues at the saved position.
@@ -951,13 +960,13 @@ fn restore_reopens_files_at_their_position() {
     std::fs::remove_file(t.root.join("d/f")).unwrap();
     std::fs::write(t.root.join("d/f"), b"other").unwrap();
     assert!(matches!(
-        WasiCtx::restore(saved.clone(), true),
+        WasiCtx::restore(saved.clone(), &grants_as_saved(&saved), true),
         Err(WasiRestoreError::Changed { .. })
     ));
-    assert!(WasiCtx::restore(saved.clone(), false).is_ok());
+    assert!(WasiCtx::restore(saved.clone(), &grants_as_saved(&saved), false).is_ok());
     std::fs::remove_file(t.root.join("d/f")).unwrap();
     assert!(matches!(
-        WasiCtx::restore(saved, false),
+        WasiCtx::restore(saved.clone(), &grants_as_saved(&saved), false),
         Err(WasiRestoreError::Reopen {
             errno: Errno::NOENT,
             ..
@@ -1166,7 +1175,7 @@ fn renames_keep_recorded_paths_current() {
         .unwrap();
     assert_eq!(t.ctx.state().fds[&f].path, "d/f");
     let d = t
-        .open(ROOT_FD, "d", oflags::DIRECTORY, rights::FD_READDIR, true)
+        .open(ROOT_FD, "d", oflags::DIRECTORY, rights::DIR, true)
         .unwrap();
     let rename = |t: &mut T, from_fd: u32, from: &str, to_fd: u32, to: &str| {
         t.put(PATH, from.as_bytes());
@@ -1190,5 +1199,5 @@ fn renames_keep_recorded_paths_current() {
     assert_eq!(t.ctx.state().fds[&d].path, "e");
     // And a restore finds both.
     let saved = t.ctx.save_state().unwrap();
-    assert!(WasiCtx::restore(saved, true).is_ok());
+    assert!(WasiCtx::restore(saved.clone(), &grants_as_saved(&saved), true).is_ok());
 }

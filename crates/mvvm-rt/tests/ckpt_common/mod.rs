@@ -5,8 +5,8 @@
 
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
-use mvvm_rt::checkpoint::{CheckpointConfig, Outcome, SnapshotSink, Trigger, run};
-use mvvm_rt::wasi::{Preopen, WasiConfig};
+use mvvm_rt::checkpoint::{CheckpointConfig, Outcome, RestoreOptions, SnapshotSink, Trigger, run};
+use mvvm_rt::wasi::{Grants, Preopen, WasiConfig};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -43,6 +43,20 @@ pub fn wasi(dir: &Path) -> WasiConfig {
             host: dir.to_path_buf(),
             guest: "/work".into(),
         }],
+        ..Default::default()
+    }
+}
+
+/// What a restore grants a guest that ran with [`wasi`]`(dir)`: `dir` as
+/// `/work`.
+pub fn grants(dir: &Path) -> Grants {
+    Grants::none().preopen(dir, "/work")
+}
+
+/// Restore options granting [`grants`]`(dir)`, the rest default.
+pub fn restore_opts(dir: &Path) -> RestoreOptions {
+    RestoreOptions {
+        grants: grants(dir),
         ..Default::default()
     }
 }

@@ -1,0 +1,138 @@
+//! The receiver's limits on a snapshot being restored.
+//!
+//! A snapshot (a file, or bytes arriving on a socket) is untrusted: what it
+//! may make the restoring process allocate is bounded by the receiver's
+//! settings and by the module, never by what the snapshot declares. The
+//! limits are turned into [`mvvm_snapshot::ReadLimits`], which the reader
+//! checks against every section's length before reading it and against
+//! every count after decoding it; the descriptor count is checked right
+//! after the WASI state decodes, before any file is opened.
+
+use mvvm_abi::meta::ModuleMeta;
+use mvvm_abi::vmctx::WASM_PAGE_SIZE;
+use mvvm_snapshot::ReadLimits;
+
+/// Default [`RestoreLimits::max_memory_bytes`]: 4 GiB, the whole wasm32
+/// address space (so by default only the module's own maximum applies).
+pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 1 << 32;
+
+/// Default [`RestoreLimits::max_descriptors`]: 65536 open descriptors
+/// (stdio, preopens, files, sockets), a constant rather than this
+/// process's `RLIMIT_NOFILE`, so that whether a snapshot is accepted does
+/// not depend on the shell it is restored from. Far above what a guest
+/// uses; the OS limit still applies when the files are reopened (an
+/// `EMFILE` is then a WASI restore error).
+pub const DEFAULT_MAX_DESCRIPTORS: u64 = 1 << 16;
+
+/// Default [`RestoreLimits::max_wasi_state_bytes`]: the largest WASI state
+/// a checkpoint writes (the contents of deleted-while-open files, at most
+/// `MAX_UNLINKED_BYTES` = 512 MiB) plus 64 MiB for arguments, environment
+/// and descriptor records.
+pub const DEFAULT_MAX_WASI_STATE_BYTES: u64 = (512 << 20) + (64 << 20);
+
+/// Smallest native stack frame of a suspended wasm function, in bytes. Every
+/// frame of a snapshot but the innermost is suspended at a call, so it is
+/// a non-leaf function on the native stack: it holds at least its return
+/// address and saved frame pointer (x86-64 pushes both; aarch64 stores the
+/// link register and frame pointer as a pair), 16 bytes, the stack's
+/// alignment on both ISAs.
+pub const MIN_NATIVE_FRAME_BYTES: u64 = 16;
+
+/// Bytes of native stack a saved value needs: one 64-bit spill slot (v128
+/// values are refused).
+pub const NATIVE_SLOT_BYTES: u64 = 8;
+
+/// Saved values that may live in callee-saved registers rather than on the
+/// stack (x86-64 has 6 callee-saved registers, aarch64 18): a generous
+/// margin on top of [`NATIVE_SLOT_BYTES`] per value.
+pub const REGISTER_HEADROOM: u64 = 64;
+
+/// What a restore accepts from a snapshot, set by the receiver (see
+/// `mvvm-restore --max-memory`). Part of
+/// [`RestoreOptions`](super::RestoreOptions).
+///
+/// The frame and value bounds are not set here: they come from the stack
+/// the restored program gets (`max_wasm_stack`), see
+/// [`RestoreLimits::read_limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreLimits {
+    /// Largest linear memory, in bytes (default
+    /// [`DEFAULT_MAX_MEMORY_BYTES`], 4 GiB). The module's declared maximum
+    /// applies as well: the smaller of the two wins.
+    pub max_memory_bytes: u64,
+    /// Most WASI descriptors, preopens included (default
+    /// [`DEFAULT_MAX_DESCRIPTORS`]).
+    pub max_descriptors: u64,
+    /// Largest encoded WASI state, in bytes (default
+    /// [`DEFAULT_MAX_WASI_STATE_BYTES`]).
+    pub max_wasi_state_bytes: u64,
+}
+
+impl Default for RestoreLimits {
+    fn default() -> Self {
+        RestoreLimits {
+            max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+            max_descriptors: DEFAULT_MAX_DESCRIPTORS,
+            max_wasi_state_bytes: DEFAULT_MAX_WASI_STATE_BYTES,
+        }
+    }
+}
+
+impl RestoreLimits {
+    /// The reader's limits for restoring into a module described by `meta`
+    /// with `max_wasm_stack` bytes of wasm stack.
+    ///
+    /// Frames and values are bounded by the stack, because rewinding
+    /// rebuilds every saved frame on the native stack, and the snapshot
+    /// was taken from frames that were all there at once:
+    /// - **frames** ≤ `max_wasm_stack / 16 + 1`: every frame but the
+    ///   innermost is suspended at a call and so takes at least
+    ///   [`MIN_NATIVE_FRAME_BYTES`] (return address and frame pointer);
+    /// - **values** ≤ `max_wasm_stack / 8 + 64`: every local and operand
+    ///   a frame saves is read again after the call it is suspended at
+    ///   returns (the unwind path stores them all), so while the callee
+    ///   runs each one is in a spill slot of its frame
+    ///   ([`NATIVE_SLOT_BYTES`]) or in a callee-saved register, which a
+    ///   callee that uses it saves in its own frame; only the registers
+    ///   not yet reused hold values stored nowhere else
+    ///   ([`REGISTER_HEADROOM`]). Values the compiler can recompute
+    ///   (constants, copies) need no slot, so a program keeping thousands
+    ///   of constant locals across deep recursion can exceed this bound: a
+    ///   larger `--max-wasm-stack` raises it.
+    ///
+    /// Globals, tables and dropped segments are bounded by the module
+    /// (tables by their declared maxima, capped at
+    /// [`MAX_TABLE_ELEMENTS`](crate::table::MAX_TABLE_ELEMENTS)), memory by
+    /// the smaller of [`RestoreLimits::max_memory_bytes`] and the module's
+    /// maximum (no memory: 0 bytes).
+    pub fn read_limits(&self, meta: &ModuleMeta, max_wasm_stack: usize) -> ReadLimits {
+        let stack = max_wasm_stack as u64;
+        let module_memory = meta.memories.first().map_or(0, |m| {
+            m.limits
+                .max
+                .unwrap_or(crate::MAX_PAGES)
+                .min(crate::MAX_PAGES)
+                .saturating_mul(WASM_PAGE_SIZE)
+        });
+        let table_elements = meta
+            .tables
+            .iter()
+            .map(|t| {
+                t.limits
+                    .max
+                    .unwrap_or(u64::from(u32::MAX))
+                    .min(crate::table::MAX_TABLE_ELEMENTS)
+            })
+            .fold(0u64, u64::saturating_add);
+        ReadLimits {
+            max_memory_bytes: self.max_memory_bytes.min(module_memory),
+            max_frames: stack / MIN_NATIVE_FRAME_BYTES + 1,
+            max_values: (stack / NATIVE_SLOT_BYTES).saturating_add(REGISTER_HEADROOM),
+            max_globals: meta.globals.len() as u64,
+            max_tables: meta.tables.len() as u64,
+            max_table_elements: table_elements,
+            max_segments: meta.data.len().max(meta.elems.len()) as u64,
+            max_wasi_bytes: self.max_wasi_state_bytes,
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Limits the receiver of a snapshot sets: a snapshot is untrusted input,
+//! and what it may make the reader allocate is decided by the reader.
+//!
+//! Every limit is checked twice. Before a section is read, its length (from
+//! the checked header) is compared with the largest encoding the limits
+//! allow for that section: the byte sizes below are exact for the codec
+//! (fixed-width integers, `u64` counts, `u32` enum tags), so a section
+//! longer than that cannot hold a value within the limits and is refused
+//! before a byte of it is read. After a section decodes, the counts
+//! themselves are compared. Decoding is bounded by the section's length
+//! (`mvvm_abi::codec::decode` never allocates from a length prefix much
+//! beyond its input), and a decoded value takes at most a few times its
+//! encoding in memory, so what a snapshot costs the reader is bounded by
+//! these limits, not by what the sender declares.
+
+use crate::error::SnapshotError;
+use crate::layout::{CHUNK_SIZE, MAX_MEMORY_BYTES, MAX_SECTION_LEN, SectionKind};
+
+/// Encoded size of a `u64` count (a `Vec` or `String` length).
+const COUNT: u64 = 8;
+/// Largest encoding of one `WasmValue`: a `u32` tag and a `v128`.
+const VALUE_MAX: u64 = 4 + 16;
+/// Encoding of a `FrameRecord` without its values: `func`, `resume_offset`
+/// and the two counts.
+const FRAME_FIXED: u64 = 4 + 4 + COUNT + COUNT;
+/// Largest encoding of a `MemoryTable` entry (a run: offset, length,
+/// crc32; a zeroed range takes 16).
+const MEMORY_ENTRY_MAX: u64 = 8 + 8 + 4;
+/// Encoding of a `MemoryTable` without its entries: length, `max_pages`
+/// (tag and value), two counts.
+const MEMORY_FIXED: u64 = 8 + 1 + 8 + COUNT + COUNT;
+
+/// What a reader accepts from a snapshot. The default is the format's own
+/// maxima (4 GiB of memory, 1 GiB sections, no count limit): a receiver
+/// that knows more (the module, its stack size) sets tighter values, as the
+/// runtime's restore does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Largest linear memory, in bytes (default and ceiling: 4 GiB).
+    pub max_memory_bytes: u64,
+    /// Most frames.
+    pub max_frames: u64,
+    /// Most saved values (locals and operand stack values) over all frames.
+    pub max_values: u64,
+    /// Most globals.
+    pub max_globals: u64,
+    /// Most tables.
+    pub max_tables: u64,
+    /// Most table elements over all tables.
+    pub max_table_elements: u64,
+    /// Most entries in each list of dropped segments (data, elements).
+    pub max_segments: u64,
+    /// Largest WASI section, in bytes (default and ceiling: 1 GiB).
+    pub max_wasi_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_memory_bytes: MAX_MEMORY_BYTES,
+            max_frames: u64::MAX,
+            max_values: u64::MAX,
+            max_globals: u64::MAX,
+            max_tables: u64::MAX,
+            max_table_elements: u64::MAX,
+            max_segments: u64::MAX,
+            max_wasi_bytes: MAX_SECTION_LEN,
+        }
+    }
+}
+
+impl ReadLimits {
+    /// The longest encoding of section `kind` these limits allow (never
+    /// above the format's 1 GiB).
+    pub(crate) fn max_section_len(&self, kind: SectionKind) -> u64 {
+        let mul = |n: u64, size: u64| n.saturating_mul(size);
+        let len = match kind {
+            SectionKind::Frames => COUNT
+                .saturating_add(mul(self.max_frames, FRAME_FIXED))
+                .saturating_add(mul(self.max_values, VALUE_MAX)),
+            SectionKind::Globals => COUNT.saturating_add(mul(self.max_globals, VALUE_MAX)),
+            SectionKind::Tables => COUNT
+                .saturating_add(mul(self.max_tables, COUNT))
+                .saturating_add(mul(self.max_table_elements, VALUE_MAX)),
+            SectionKind::Segments => mul(2, COUNT).saturating_add(mul(self.max_segments, 2 * 4)),
+            SectionKind::Clock => 8,
+            SectionKind::Wasi => self.max_wasi_bytes,
+            // Runs and zeroed ranges do not overlap and cover whole chunks:
+            // at most one entry per chunk.
+            SectionKind::Memory => MEMORY_FIXED.saturating_add(mul(
+                self.max_memory_bytes.min(MAX_MEMORY_BYTES) / CHUNK_SIZE,
+                MEMORY_ENTRY_MAX,
+            )),
+        };
+        len.min(MAX_SECTION_LEN)
+    }
+
+    /// Fails with [`SnapshotError::LimitExceeded`] when `found > limit`.
+    pub(crate) fn check(what: &str, found: u64, limit: u64) -> Result<(), SnapshotError> {
+        if found > limit {
+            return Err(SnapshotError::LimitExceeded {
+                what: what.to_string(),
+                found,
+                limit,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::{MemoryTable, RunEntry, encode_section};
+    use crate::types::{FrameRecord, WasmValue};
+
+    #[test]
+    fn section_bounds_cover_the_largest_encodings() {
+        let limits = ReadLimits {
+            max_frames: 3,
+            max_values: 5,
+            max_memory_bytes: 4 * CHUNK_SIZE,
+            ..ReadLimits::default()
+        };
+        let v = WasmValue::V128([9; 16]);
+        let frames = vec![
+            FrameRecord {
+                func: 1,
+                resume_offset: 2,
+                locals: vec![v; 3],
+                stack: vec![v; 2],
+            },
+            FrameRecord::default(),
+            FrameRecord::default(),
+        ];
+        let bytes = encode_section(&frames).unwrap();
+        assert_eq!(
+            bytes.len() as u64,
+            limits.max_section_len(SectionKind::Frames)
+        );
+        let table = MemoryTable {
+            length_bytes: 4 * CHUNK_SIZE,
+            max_pages: Some(4),
+            runs: (0..4)
+                .map(|i| RunEntry {
+                    guest_offset: i * CHUNK_SIZE,
+                    len: CHUNK_SIZE,
+                    crc32: 0,
+                })
+                .collect(),
+            zeroed: vec![],
+        };
+        let bytes = encode_section(&table).unwrap();
+        assert_eq!(
+            bytes.len() as u64,
+            limits.max_section_len(SectionKind::Memory)
+        );
+        // The defaults are the format's own caps.
+        let d = ReadLimits::default();
+        for kind in SectionKind::ALL {
+            assert!(d.max_section_len(kind) <= MAX_SECTION_LEN);
+        }
+        assert_eq!(d.max_section_len(SectionKind::Frames), MAX_SECTION_LEN);
+    }
+}
