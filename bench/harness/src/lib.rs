@@ -9,6 +9,7 @@
 //! The library part is what the smoke integration test shares with the
 //! `mvvm-bench` binary: the workload table, tool discovery, the measured
 //! child runner and the smoke check.
+#![forbid(unsafe_code)]
 
 pub mod cr;
 pub mod criu;

@@ -10,6 +10,7 @@
 //!
 //! Exit status: 0 when every run printed the expected checksum, 1 when one
 //! did not (or failed), 2 on a usage error.
+#![forbid(unsafe_code)]
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};

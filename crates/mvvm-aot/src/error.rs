@@ -3,11 +3,24 @@
 //! Every variant says where: a byte offset in the wasm module for problems
 //! of the input, a function index for problems of code generation.
 
+/// The error of a library the compiler calls (Cranelift, the object
+/// writer, the metadata codec), kept as the source of a [`CompileError`].
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a module could not be compiled.
+///
+/// When a variant has a source, its message does not repeat it: a caller
+/// that prints the cause chain (as the MVVM tools do) shows each cause
+/// once.
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
-    /// The input looked like WAT text but did not parse.
-    #[error("invalid WAT text: {0}")]
+    /// The input is neither a wasm binary (it does not start with the
+    /// `\0asm` magic) nor text: it is not UTF-8, so it cannot be WAT.
+    #[error("not a WebAssembly module: no \\0asm magic, and not UTF-8 text")]
+    NotAModule,
+    /// The input looked like WAT text but did not parse; the parser's
+    /// message (with line and column) is the source.
+    #[error("invalid WAT text")]
     Wat(#[from] wat::Error),
     /// The module is malformed or does not validate.
     #[error("invalid module at offset {offset:#x}: {message}")]
@@ -36,9 +49,25 @@ pub enum CompileError {
         /// Cranelift's message.
         message: String,
     },
+    /// Cranelift could not be set up for the target (triple, flags, CPU
+    /// detection, ISA).
+    #[error("{what}")]
+    Target {
+        /// What was being set up.
+        what: String,
+        /// Cranelift's error.
+        #[source]
+        source: BackendError,
+    },
     /// The ELF object could not be produced.
-    #[error("object emission failed: {0}")]
-    Object(String),
+    #[error("object emission failed: cannot {step}")]
+    Object {
+        /// What the emitter was doing.
+        step: String,
+        /// The object writer's (or the metadata codec's) error.
+        #[source]
+        source: BackendError,
+    },
 }
 
 impl CompileError {

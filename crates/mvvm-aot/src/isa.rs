@@ -43,16 +43,18 @@ fn triple(arch: TargetArch) -> Result<Triple, CompileError> {
         TargetArch::X86_64 => "x86_64-unknown-linux-gnu",
         TargetArch::Aarch64 => "aarch64-unknown-linux-gnu",
     };
+    // target-lexicon's ParseError is no `std::error::Error`: its message
+    // goes into ours (a literal triple; this cannot fail in practice).
     text.parse::<Triple>().map_err(|e| CompileError::Codegen {
         func: 0,
         message: format!("bad target triple {text}: {e}"),
     })
 }
 
-fn setting_error(name: &str, e: impl std::fmt::Display) -> CompileError {
-    CompileError::Codegen {
-        func: 0,
-        message: format!("cannot set Cranelift flag {name}: {e}"),
+fn setting_error(name: &str, e: settings::SetError) -> CompileError {
+    CompileError::Target {
+        what: format!("cannot set Cranelift flag {name}"),
+        source: Box::new(e),
     }
 }
 
@@ -93,15 +95,15 @@ pub(crate) fn build(
 
     let host = TargetArch::host() == Some(arch) && !portable;
     let mut builder = if host {
-        cranelift_native::builder().map_err(|e| CompileError::Codegen {
-            func: 0,
-            message: format!("cannot detect the host CPU: {e}"),
+        cranelift_native::builder().map_err(|e| CompileError::Target {
+            what: "cannot detect the host CPU".into(),
+            source: e.into(),
         })?
     } else {
         let triple = triple(arch)?;
-        isa::lookup(triple).map_err(|e| CompileError::Codegen {
-            func: 0,
-            message: format!("target {} unavailable: {e}", arch.name()),
+        isa::lookup(triple).map_err(|e| CompileError::Target {
+            what: format!("target {} unavailable", arch.name()),
+            source: Box::new(e),
         })?
     };
     if !host && arch == TargetArch::X86_64 {
@@ -111,9 +113,9 @@ pub(crate) fn build(
     }
     let isa = builder
         .finish(settings::Flags::new(flags))
-        .map_err(|e| CompileError::Codegen {
-            func: 0,
-            message: format!("cannot build the {} ISA: {e}", arch.name()),
+        .map_err(|e| CompileError::Target {
+            what: format!("cannot build the {} ISA", arch.name()),
+            source: Box::new(e),
         })?;
     let mut cpu_features: Vec<String> = isa
         .isa_flags()

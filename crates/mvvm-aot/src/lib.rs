@@ -49,9 +49,13 @@ mod object;
 mod trampolines;
 mod translate;
 
-pub use error::CompileError;
+pub use error::{BackendError, CompileError};
 pub use mvvm_abi::{Policy, TargetArch};
 pub use object::META_SYMBOL;
+
+/// The four bytes every wasm binary starts with; any other input must be
+/// WAT text.
+pub const WASM_MAGIC: &[u8; 4] = b"\0asm";
 
 /// Options of [`compile`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +96,11 @@ impl Default for CompileOptions {
 ///
 /// The same input and options always give the same bytes.
 pub fn compile(input: &[u8], opts: &CompileOptions) -> Result<Vec<u8>, CompileError> {
+    // Without this, bytes that are neither would be reported as WAT that
+    // does not parse ("input bytes aren't valid utf-8").
+    if !input.starts_with(WASM_MAGIC) && std::str::from_utf8(input).is_err() {
+        return Err(CompileError::NotAModule);
+    }
     let wasm = wat::parse_bytes(input)?;
     match driver::compile_wasm(&wasm, opts) {
         // A module that only fails because of a feature we leave out (SIMD,

@@ -35,15 +35,23 @@ pub(crate) struct Emitter {
     module: ObjectModule,
 }
 
-fn object_err(e: impl std::fmt::Display) -> CompileError {
-    CompileError::Object(e.to_string())
+/// A [`CompileError::Object`]: `step` (what the emitter was doing) failed.
+fn object_err<E>(step: impl Into<String>) -> impl FnOnce(E) -> CompileError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let step = step.into();
+    move |e| CompileError::Object {
+        step,
+        source: Box::new(e),
+    }
 }
 
 impl Emitter {
     /// A new, empty object for `isa`.
     pub fn new(isa: OwnedTargetIsa) -> Result<Self, CompileError> {
         let builder = ObjectBuilder::new(isa, "mvvm", cranelift_module::default_libcall_names())
-            .map_err(object_err)?;
+            .map_err(object_err("start the object"))?;
         Ok(Emitter {
             module: ObjectModule::new(builder),
         })
@@ -57,7 +65,7 @@ impl Emitter {
     ) -> Result<FuncId, CompileError> {
         self.module
             .declare_function(name, Linkage::Export, sig)
-            .map_err(object_err)
+            .map_err(object_err(format!("declare `{name}`")))
     }
 
     /// Defines a declared function's code.
@@ -89,12 +97,12 @@ impl Emitter {
         }
         self.module
             .define_function_bytes(id, code.alignment, &code.bytes, &code.relocs)
-            .map_err(object_err)
+            .map_err(object_err(format!("define function {func_index}")))
     }
 
     /// Writes the metadata section and returns the object's bytes.
     pub fn finish(mut self, meta: &ModuleMeta) -> Result<Vec<u8>, CompileError> {
-        let encoded = mvvm_abi::codec::encode(meta).map_err(object_err)?;
+        let encoded = mvvm_abi::codec::encode(meta).map_err(object_err("encode the metadata"))?;
         let mut bytes = Vec::with_capacity(META_MAGIC.len() + 4 + encoded.len());
         bytes.extend_from_slice(&META_MAGIC);
         bytes.extend_from_slice(&AOT_FORMAT_VERSION.to_le_bytes());
@@ -102,12 +110,17 @@ impl Emitter {
         let id = self
             .module
             .declare_data(META_SYMBOL, Linkage::Export, false, false)
-            .map_err(object_err)?;
+            .map_err(object_err("declare the metadata"))?;
         let mut desc = DataDescription::new();
         desc.define(bytes.into_boxed_slice());
         desc.set_custom_section(META_SECTION);
         desc.set_align(8);
-        self.module.define_data(id, &desc).map_err(object_err)?;
-        self.module.finish().emit().map_err(object_err)
+        self.module
+            .define_data(id, &desc)
+            .map_err(object_err("define the metadata"))?;
+        self.module
+            .finish()
+            .emit()
+            .map_err(object_err("write the ELF object"))
     }
 }

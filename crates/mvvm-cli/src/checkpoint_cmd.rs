@@ -69,7 +69,10 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
         incremental: req.incremental,
     };
     let outcome = on_guest_thread(max_stack, move || {
-        mvvm_rt::checkpoint::run_with(&module, wasi, max_stack, cfg, opts)
+        mvvm_wasi::Command::new(&module)
+            .max_wasm_stack(max_stack)
+            .config(wasi)
+            .run(cfg, opts)
     })?;
     if !matches!(outcome, Ok(Outcome::Checkpointed { .. }))
         && let SnapshotLocation::File(p) = &req.snapshot
@@ -93,6 +96,7 @@ pub(crate) static PERIODIC_TOOL: OnceLock<&'static str> = OnceLock::new();
 /// goes on.
 pub(crate) fn report_periodic(stats: &CheckpointStats) {
     let tool = PERIODIC_TOOL.get().copied().unwrap_or("mvvm");
+    fresh_line();
     eprintln!(
         "{tool}: periodic checkpoint written to {} ({}, {} bytes, {:.1} ms); running on",
         stats.location,
@@ -100,6 +104,14 @@ pub(crate) fn report_periodic(stats: &CheckpointStats) {
         stats.snapshot_bytes,
         stats.trigger_to_durable.as_secs_f64() * 1e3
     );
+}
+
+/// Ends the guest's unfinished stderr line, if it left one, so that the
+/// tool's message that follows starts a line of its own.
+fn fresh_line() {
+    if mvvm_wasi::take_stderr_mid_line() {
+        eprintln!();
+    }
 }
 
 /// "full" or "incremental against BASE".
@@ -118,7 +130,7 @@ fn kind_of(stats: &CheckpointStats) -> String {
 pub fn finish(
     tool: &str,
     program: &str,
-    outcome: Result<Outcome, CheckpointError>,
+    outcome: Result<Outcome, mvvm_wasi::Error>,
     json: Option<&PathBuf>,
     sink: &SnapshotLocation,
     downtime_ms: Option<f64>,
@@ -138,6 +150,7 @@ pub fn finish(
                 SnapshotLocation::File(_) => stats.location.clone(),
                 other => other.display(),
             };
+            fresh_line();
             eprintln!(
                 "{tool}: checkpoint written to {location} ({}, {} frames, {} bytes, {:.1} ms from the trigger); resume with mvvm-restore",
                 kind_of(&stats),
@@ -156,7 +169,8 @@ pub fn finish(
             summary::emit(tool, json, &s);
             Ok(Exit::Checkpointed)
         }
-        Err(CheckpointError::Trap(trap)) => {
+        Err(mvvm_wasi::Error::Checkpoint(CheckpointError::Trap(trap))) => {
+            fresh_line();
             eprintln!("{program}: {trap}");
             let mut s = Summary::new(Status::Trapped, Exit::Trap.code());
             s.downtime_ms = downtime_ms;

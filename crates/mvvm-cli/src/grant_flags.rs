@@ -2,11 +2,11 @@
 //! and TCP listeners. `mvvm-checkpoint` gives them to a fresh run;
 //! `mvvm-restore` takes the same flags, because a snapshot may only say
 //! what the guest needs (by guest path), never which host directory or
-//! address it gets (see `mvvm_rt::wasi::grants`).
+//! address it gets (see `mvvm_wasi::grants`).
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use mvvm_rt::wasi::{Grants, Preopen};
+use mvvm_wasi::{Grants, Preopen};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -36,6 +36,7 @@ use crate::trigger_flags::TriggerFlags;
 use anyhow::{Context, Result};
 use mvvm_rt::checkpoint::{CheckpointConfig, CheckpointError, RestoreOptions};
 use mvvm_snapshot::{SnapshotError, SnapshotInfo};
+use mvvm_wasi::Error as WasiError;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,7 +60,7 @@ pub struct RestoreRequest {
     /// The capabilities granted to the guest (`-d`, `--dir`,
     /// `--tcplisten`): every preopen and listener the snapshot needs must
     /// be among them.
-    pub grants: mvvm_rt::wasi::Grants,
+    pub grants: mvvm_wasi::Grants,
     /// `--max-wasm-stack`, in MiB.
     pub max_wasm_stack_mib: usize,
     /// `--max-memory`, in MiB: the largest linear memory a snapshot may
@@ -147,8 +148,6 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
     let source =
         crate::sealed_transport::source(&req.snapshot, TOOL, req.key.as_ref(), req.insecure)?;
     let opts = RestoreOptions {
-        grants: req.grants.clone(),
-        allow_changed_files: req.allow_changed_files,
         on_resume: Some(on_resume),
         skip_memory_verification: req.no_verify_memory,
         incremental: req.incremental,
@@ -163,15 +162,19 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
     let debug = req.debug || tracing::enabled!(tracing::Level::DEBUG);
     PRINT_DOWNTIME.store(debug, Ordering::Relaxed);
     let outcome = on_guest_thread(max_stack, move || {
-        mvvm_rt::checkpoint::restore(&module, source, max_stack, cfg, opts)
+        mvvm_wasi::Command::new(&module)
+            .max_wasm_stack(max_stack)
+            .grants(req.grants)
+            .allow_changed_files(req.allow_changed_files)
+            .restore(source, cfg, opts)
     })?;
     let snapshot = req.snapshot.display();
     let streamed = !matches!(req.snapshot, SnapshotLocation::File(_)) || req.snapshot.is_stream();
     match outcome {
-        Err(e @ CheckpointError::FileChanged { .. }) => Err(anyhow::Error::new(e).context(format!(
+        Err(e @ WasiError::FileChanged { .. }) => Err(anyhow::Error::new(e).context(format!(
             "refusing to restore {snapshot}: the guest's files changed since the checkpoint (--allow-changed-files continues anyway)"
         ))),
-        Err(CheckpointError::NotGranted(e)) => {
+        Err(WasiError::NotGranted(e)) => {
             // The whole message is the fix: which guest paths and flags.
             Err(anyhow::anyhow!(
                 "refusing to restore {snapshot}: {e}; nothing was run"
@@ -187,15 +190,21 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
                 "refusing to restore {snapshot}: {why}; nothing was resumed"
             ))
         }
-        Err(
+        Err(WasiError::Checkpoint(
             e @ CheckpointError::Snapshot(
                 SnapshotError::BaseUnreadable { .. } | SnapshotError::BaseMismatch { .. },
             ),
-        ) => {
-            // One line that names the base: it is what the user must fix.
-            Err(anyhow::anyhow!("refusing to restore {snapshot}: {e}"))
+        )) => {
+            // One line that names the base: it is what the user must fix
+            // (with the base's own error, now a source, on the same line).
+            Err(anyhow::anyhow!(
+                "refusing to restore {snapshot}: {}",
+                crate::exit::one_line(&e)
+            ))
         }
-        Err(e @ (CheckpointError::Snapshot(_) | CheckpointError::Mismatch(_))) if streamed => {
+        Err(WasiError::Checkpoint(
+            e @ (CheckpointError::Snapshot(_) | CheckpointError::Mismatch(_)),
+        )) if streamed => {
             let cut = matches!(
                 e,
                 CheckpointError::Snapshot(
@@ -213,7 +222,12 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
                 "refusing to restore {snapshot}{why}; nothing was resumed"
             )))
         }
-        Err(e @ (CheckpointError::Snapshot(_) | CheckpointError::Mismatch(_))) => {
+        Err(e @ WasiError::StateDecode(_)) => {
+            Err(anyhow::Error::new(e).context(format!("refusing to restore {snapshot}")))
+        }
+        Err(WasiError::Checkpoint(
+            e @ (CheckpointError::Snapshot(_) | CheckpointError::Mismatch(_)),
+        )) => {
             Err(anyhow::Error::new(e).context(format!("refusing to restore {snapshot}")))
         }
         outcome => finish(

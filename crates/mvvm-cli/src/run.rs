@@ -1,11 +1,11 @@
 //! How the tools run a guest: its WASI world from the flags, and a thread
 //! whose stack is large enough for the wasm stack limit. Shared by the
 //! checkpoint and restore commands (a run without a trigger is the plain
-//! runner: `mvvm_rt::checkpoint::run` with `Trigger::None`).
+//! runner: `mvvm_wasi::Command::run` with `Trigger::None`).
 
 use crate::guest_flags::GuestFlags;
 use anyhow::{Context, Result};
-use mvvm_rt::wasi::WasiConfig;
+use mvvm_wasi::WasiConfig;
 
 /// Stack the host keeps for itself on the guest thread, beyond the wasm
 /// stack limit: host calls (WASI), snapshot writing and the signal handler

@@ -166,7 +166,10 @@ pub fn source(
 /// The sealing error behind a restore's failure, if any: it then says
 /// better than anything else what went wrong (altered, truncated, wrong
 /// key, needs a key).
-pub fn seal_failure(e: &CheckpointError) -> Option<&SealError> {
+pub fn seal_failure(e: &mvvm_wasi::Error) -> Option<&SealError> {
+    let mvvm_wasi::Error::Checkpoint(e) = e else {
+        return None;
+    };
     match e {
         CheckpointError::Snapshot(SnapshotError::Seal(s)) => Some(s),
         CheckpointError::Snapshot(SnapshotError::Io { source, .. }) => SealError::of_io(source),

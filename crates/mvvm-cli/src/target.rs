@@ -1,18 +1,57 @@
 //! Reading the program given to `-t`: an `.aot` object, or a `.wasm`/`.wat`
 //! module that is compiled in memory first.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::path::Path;
 
 /// The ELF magic that starts every `.aot` file.
 const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
 
+/// What an input file is, judged by its bytes (never by its name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// An ELF file: an MVVM object, or the loader will say why not.
+    Object,
+    /// A wasm binary (the `\0asm` magic).
+    Wasm,
+    /// UTF-8 text: compiled as WAT.
+    Text,
+    /// None of those: not a program MVVM can run or compile.
+    Other,
+}
+
+impl InputKind {
+    /// Classifies `bytes`.
+    pub fn of(bytes: &[u8]) -> InputKind {
+        if bytes.starts_with(ELF_MAGIC) {
+            InputKind::Object
+        } else if bytes.starts_with(mvvm_aot::WASM_MAGIC) {
+            InputKind::Wasm
+        } else if std::str::from_utf8(bytes).is_ok() {
+            InputKind::Text
+        } else {
+            InputKind::Other
+        }
+    }
+}
+
+/// The refusal of an input of kind [`InputKind::Other`]: without it such a
+/// file would be reported as WAT that does not parse.
+pub fn not_a_program(path: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: not a WebAssembly module or MVVM object (neither the \\0asm nor the ELF magic, and not UTF-8 text)",
+        path.display()
+    )
+}
+
 /// Reads `path` and returns `.aot` object bytes, compiling wasm or WAT input
 /// in memory with default options.
 pub fn load_aot_bytes(path: &Path) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if bytes.starts_with(ELF_MAGIC) {
-        return Ok(bytes);
+    match InputKind::of(&bytes) {
+        InputKind::Object => return Ok(bytes),
+        InputKind::Other => bail!(not_a_program(path)),
+        InputKind::Wasm | InputKind::Text => {}
     }
     tracing::debug!(path = %path.display(), "not an .aot object: compiling it in memory");
     mvvm_aot::compile(&bytes, &mvvm_aot::CompileOptions::default())
@@ -57,5 +96,14 @@ mod tests {
             Path::new("bc.bin.snapshot")
         );
         assert_eq!(program_name(Path::new("/x/bc.aot")), "bc");
+    }
+
+    #[test]
+    fn inputs_are_classified_by_their_bytes() {
+        assert_eq!(InputKind::of(b"\x7fELF\x02\x01"), InputKind::Object);
+        assert_eq!(InputKind::of(b"\0asm\x01\0\0\0"), InputKind::Wasm);
+        assert_eq!(InputKind::of(b"(module)"), InputKind::Text);
+        assert_eq!(InputKind::of(b""), InputKind::Text);
+        assert_eq!(InputKind::of(b"\x89PNG\r\n\x1a\n\xff"), InputKind::Other);
     }
 }

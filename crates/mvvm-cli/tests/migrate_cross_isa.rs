@@ -9,12 +9,16 @@
 //! `source scripts/aarch64/env.sh && /usr/bin/cargo build --target
 //! aarch64-unknown-linux-gnu -p mvvm-cli --bins`); they are looked for in
 //! `$MVVM_AARCH64_BIN`, then `target/aarch64/aarch64-unknown-linux-gnu/
-//! {debug,release}`. Skipped, with the reason printed, when any is missing.
+//! {debug,release}`. Skipped, with the reason printed, when any is missing
+//! (see `checkpoint_support::require`); in CI a failure, unless
+//! `scripts/test.sh` found that `scripts/aarch64/test.sh` could not run
+//! (its packages could not be installed) and said so in
+//! `MVVM_AARCH64_UNAVAILABLE`.
 
 mod checkpoint_support;
 
 use anyhow::{Context, Result, bail, ensure};
-use checkpoint_support::{CHECKPOINTED, Guest, Policy, TIMEOUT, aot, baseline, ckpt_dir};
+use checkpoint_support::{CHECKPOINTED, Guest, Policy, TIMEOUT, aot, baseline, ckpt_dir, require};
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -147,7 +151,11 @@ fn tcp_between_x86_64_and_aarch64() -> Result<()> {
     let arm = match arm() {
         Ok(a) => a,
         Err(why) => {
-            eprintln!("skipped: {why}");
+            match std::env::var("MVVM_AARCH64_UNAVAILABLE") {
+                // The machine could not have the tools: nothing to require.
+                Ok(setup) => eprintln!("skipped: {why} (scripts/aarch64: {setup})"),
+                Err(_) => require::missing("tcp_between_x86_64_and_aarch64", &why),
+            }
             return Ok(());
         }
     };

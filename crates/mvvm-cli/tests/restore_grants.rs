@@ -7,7 +7,7 @@ mod checkpoint_support;
 
 use anyhow::{Result, ensure};
 use checkpoint_support::*;
-use mvvm_rt::wasi::{FdEntry, FdKind, Preopen, WasiState};
+use mvvm_wasi::{FdEntry, FdKind, Preopen, WasiState};
 use std::path::{Path, PathBuf};
 
 fn files_guest() -> Guest {

@@ -10,9 +10,9 @@
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
 use mvvm_rt::checkpoint::{
-    CheckpointConfig, Outcome, RestoreOptions, SnapshotSink, SnapshotSource, Trigger, restore, run,
+    CheckpointConfig, Outcome, RestoreOptions, RunOptions, SnapshotSink, SnapshotSource, Trigger,
 };
-use mvvm_rt::wasi::{Preopen, WasiConfig};
+use mvvm_wasi::{Preopen, WasiConfig};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,11 +75,12 @@ fn child(a: &[String]) -> ! {
         signals: false,
     };
     let r = match mode.as_str() {
-        "run" => run(&m, wasi(&dir, args), 8 << 20, cfg),
-        _ => restore(
-            &m,
+        "run" => mvvm_wasi::Command::new(&m)
+            .config(wasi(&dir, args))
+            .max_wasm_stack(8 << 20)
+            .run(cfg, RunOptions::default()),
+        _ => mvvm_wasi::Command::new(&m).max_wasm_stack(8 << 20).restore(
             SnapshotSource::File(dir.join("snap")),
-            8 << 20,
             cfg,
             RestoreOptions::default(),
         ),

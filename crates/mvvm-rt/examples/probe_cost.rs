@@ -6,8 +6,9 @@
 
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
-use mvvm_rt::checkpoint::{CheckpointConfig, SnapshotSink, Trigger, run};
-use mvvm_rt::wasi::WasiConfig;
+use mvvm_rt::checkpoint::{CheckpointConfig, RunOptions, SnapshotSink, Trigger};
+use mvvm_wasi::Command;
+use mvvm_wasi::WasiConfig;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
@@ -48,7 +49,11 @@ fn main() {
                 ..Default::default()
             };
             let t = Instant::now();
-            let out = run(&module, wasi, 8 << 20, cfg).unwrap();
+            let out = Command::new(&module)
+                .config(wasi)
+                .max_wasm_stack(8 << 20)
+                .run(cfg, RunOptions::default())
+                .unwrap();
             lines.push(format!(
                 "{:<22} {:<28} {:>8.1} ms  {out:?}",
                 policy.name(),

@@ -3,10 +3,23 @@
 //!
 //! Builtins that may trap are entered through C shims (`native/entry.c`):
 //! the Rust half below returns a status (0, or a trap code) and the shim
-//! then unwinds with `longjmp`, so no Rust frame is ever skipped by the
-//! unwinding. Builtins that cannot trap are plain `extern "C"` functions.
+//! then unwinds with `longjmp`, so the `longjmp` skips no frame of these
+//! Rust halves. Builtins that cannot trap are plain `extern "C"` functions.
+//! One does skip its own frame: `rewind_frame` raises after every value of
+//! its frame has been moved out or dropped (nothing is leaked or left
+//! half-updated). A trap in wasm that a host function entered through
+//! `host_call` never crosses `host_call`: it ends at the nested entry in
+//! `call::call_raw`, which returns it as an error.
+//!
+//! # The store
+//!
+//! Builtins reach the store through [`host_of`], which returns the base
+//! pointer kept in the instance's `InstanceHost` (see `vm_box.rs`). Each
+//! builtin derives one reference from it for its own duration (`store_of`)
+//! and holds none across anything that can enter wasm again (`host_call`).
 
-use crate::instance::{InstanceHost, PendingError, call_raw, set_pending};
+use crate::call::{PendingError, call_raw, set_pending};
+use crate::instance::InstanceHost;
 use crate::store::{FuncKind, RunError, StoreInner};
 use crate::vmctx::{VMContext, VMTable};
 use mvvm_abi::TrapCode;
@@ -59,17 +72,36 @@ const OK: i32 = 0;
 const MEM_OOB: i32 = TrapCode::MemoryOutOfBounds as i32;
 const TABLE_OOB: i32 = TrapCode::TableOutOfBounds as i32;
 
-/// The store and instance index behind a `VMContext`.
+/// The store (its base pointer) and instance index behind a `VMContext`.
 ///
 /// # Safety
-/// `vmctx` must be the context of a live instance, called from wasm that
-/// the store is running (so no other reference to the store is in use).
-unsafe fn host_of<'a>(vmctx: *mut VMContext) -> (&'a mut StoreInner, u32) {
-    // SAFETY: per the contract above, `host` points to the instance's
-    // `InstanceHost`, whose `store` is the boxed store contents.
+/// `vmctx` must be the context of a live instance, passed by generated
+/// code that the instance's store is running.
+unsafe fn host_of(vmctx: *mut VMContext) -> (*mut StoreInner, u32) {
+    // SAFETY: per the contract above, `vmctx` is a live, aligned
+    // `VMContext` whose `host` is the base pointer of the instance's
+    // `InstanceHost` (set in `instance::wire_vmctx`, freed only with the
+    // instance, which outlives its running code); both are only read.
     unsafe {
         let h = (*vmctx).host as *const InstanceHost;
-        (&mut *(*h).store, (*h).instance)
+        ((*h).store, (*h).instance)
+    }
+}
+
+/// [`host_of`], with the store as a reference for the builtin's duration.
+///
+/// # Safety
+/// As [`host_of`]; besides, the reference must not be used after anything
+/// that can run wasm again (the builtin returns, or calls into wasm).
+unsafe fn store_of<'a>(vmctx: *mut VMContext) -> (&'a mut StoreInner, u32) {
+    // SAFETY: `host_of`'s contract is the caller's. The base pointer is
+    // valid (the store outlives its running code) and no other reference
+    // into the store is in use: wasm was entered by `call::call_raw`, which
+    // holds none across the call (the invariant of `vm_box.rs`), and this
+    // reference dies before wasm runs again (caller).
+    unsafe {
+        let (s, i) = host_of(vmctx);
+        (&mut *s, i)
     }
 }
 
@@ -93,8 +125,9 @@ fn range(start: u32, len: u32, size: usize) -> Option<std::ops::Range<usize>> {
 }
 
 extern "C" fn memory_grow(vmctx: *mut VMContext, delta: u32) -> i32 {
-    // SAFETY: called by generated code with its own vmctx.
-    let (s, i) = unsafe { host_of(vmctx) };
+    // SAFETY: called by generated code with its own vmctx; the reference
+    // ends with this builtin, which runs no wasm.
+    let (s, i) = unsafe { store_of(vmctx) };
     let Some(&m) = s.instances[i as usize].memories.first() else {
         return -1;
     };
@@ -107,8 +140,12 @@ extern "C" fn memory_grow(vmctx: *mut VMContext, delta: u32) -> i32 {
 /// Rust half of `memory.fill`.
 #[unsafe(no_mangle)]
 pub extern "C" fn mvvm_rt_memory_fill(vmctx: *mut VMContext, dst: u32, val: u32, len: u32) -> i32 {
-    // SAFETY: generated code passes its own vmctx; memory 0 exists (the
-    // module validated).
+    // SAFETY: generated code passes its own live vmctx, whose `memory` is
+    // null or the base pointer of memory 0's `VMMemory` (checked for null);
+    // the range is checked against its `length`, all of which is mapped
+    // read-write (or write-tracked: faults are resolved and retried); `u8`
+    // needs no alignment; no Rust reference into linear memory is alive
+    // while wasm runs.
     unsafe {
         let m = (*vmctx).memory;
         if m.is_null() || !in_bounds(dst, len, (*m).length) {
@@ -122,8 +159,8 @@ pub extern "C" fn mvvm_rt_memory_fill(vmctx: *mut VMContext, dst: u32, val: u32,
 /// Rust half of `memory.copy`.
 #[unsafe(no_mangle)]
 pub extern "C" fn mvvm_rt_memory_copy(vmctx: *mut VMContext, dst: u32, src: u32, len: u32) -> i32 {
-    // SAFETY: as `mvvm_rt_memory_fill`; both ranges checked; `copy` allows
-    // overlap.
+    // SAFETY: as in `mvvm_rt_memory_fill`, for both ranges (checked);
+    // `copy` allows them to overlap.
     unsafe {
         let m = (*vmctx).memory;
         if m.is_null() || !in_bounds(dst, len, (*m).length) || !in_bounds(src, len, (*m).length) {
@@ -144,8 +181,9 @@ pub extern "C" fn mvvm_rt_memory_init(
     src: u32,
     len: u32,
 ) -> i32 {
-    // SAFETY: called by generated code with its own vmctx.
-    let (s, i) = unsafe { host_of(vmctx) };
+    // SAFETY: called by generated code with its own vmctx; the reference
+    // ends with this builtin, which runs no wasm.
+    let (s, i) = unsafe { store_of(vmctx) };
     let inst = &s.instances[i as usize];
     let bytes: &[u8] = match inst.data_dropped.get(seg as usize) {
         Some(false) => &inst.module.inner.meta.data[seg as usize].bytes,
@@ -172,16 +210,18 @@ pub extern "C" fn mvvm_rt_memory_init(
 }
 
 extern "C" fn data_drop(vmctx: *mut VMContext, seg: u32) {
-    // SAFETY: called by generated code with its own vmctx.
-    let (s, i) = unsafe { host_of(vmctx) };
+    // SAFETY: called by generated code with its own vmctx; the reference
+    // ends with this builtin, which runs no wasm.
+    let (s, i) = unsafe { store_of(vmctx) };
     if let Some(d) = s.instances[i as usize].data_dropped.get_mut(seg as usize) {
         *d = true;
     }
 }
 
 extern "C" fn table_grow(vmctx: *mut VMContext, table: u32, init: u64, delta: u32) -> i32 {
-    // SAFETY: called by generated code with its own vmctx.
-    let (s, i) = unsafe { host_of(vmctx) };
+    // SAFETY: called by generated code with its own vmctx; the reference
+    // ends with this builtin, which runs no wasm.
+    let (s, i) = unsafe { store_of(vmctx) };
     let Some(&t) = s.instances[i as usize].tables.get(table as usize) else {
         return -1;
     };
@@ -196,7 +236,9 @@ extern "C" fn table_grow(vmctx: *mut VMContext, table: u32, init: u64, delta: u3
 /// # Safety
 /// `vmctx` must be a live instance's context and `table` a valid index.
 unsafe fn vm_table(vmctx: *mut VMContext, table: u32) -> *mut VMTable {
-    // SAFETY: per the contract, `tables` has an entry per table index.
+    // SAFETY: per the contract, `vmctx` is live and aligned and its
+    // `tables` array (a `VmBox` of the instance) has an entry per table
+    // index: the base pointer of that table's `VMTable`.
     unsafe { *(*vmctx).tables.add(table as usize) }
 }
 
@@ -209,7 +251,10 @@ pub extern "C" fn mvvm_rt_table_fill(
     val: u64,
     len: u32,
 ) -> i32 {
-    // SAFETY: validated module: `table` exists; range checked.
+    // SAFETY: validated module: `table` exists, so `t` is a live `VMTable`
+    // whose `elements` has `length` initialised, aligned `u64`s; the range
+    // is checked against it; no Rust reference into the elements is alive
+    // while wasm runs.
     unsafe {
         let t = vm_table(vmctx, table);
         if !in_bounds(dst, len, (*t).length) {
@@ -230,8 +275,9 @@ pub extern "C" fn mvvm_rt_table_copy(
     src: u32,
     len: u32,
 ) -> i32 {
-    // SAFETY: validated module: both tables exist; ranges checked; `copy`
-    // allows overlap (same table).
+    // SAFETY: as in `mvvm_rt_table_fill`, for both tables (validated
+    // module) and both ranges (checked); `copy` allows overlap (same
+    // table).
     unsafe {
         let d = vm_table(vmctx, dt);
         let s = vm_table(vmctx, st);
@@ -257,8 +303,9 @@ pub extern "C" fn mvvm_rt_table_init(
     src: u32,
     len: u32,
 ) -> i32 {
-    // SAFETY: called by generated code with its own vmctx.
-    let (s, i) = unsafe { host_of(vmctx) };
+    // SAFETY: called by generated code with its own vmctx; the reference
+    // ends with this builtin, which runs no wasm.
+    let (s, i) = unsafe { store_of(vmctx) };
     let inst = &s.instances[i as usize];
     let items: &[u64] = inst.elems.get(seg as usize).map(|v| &v[..]).unwrap_or(&[]);
     let Some(from) = range(src, len, items.len()) else {
@@ -277,8 +324,9 @@ pub extern "C" fn mvvm_rt_table_init(
 }
 
 extern "C" fn elem_drop(vmctx: *mut VMContext, seg: u32) {
-    // SAFETY: called by generated code with its own vmctx.
-    let (s, i) = unsafe { host_of(vmctx) };
+    // SAFETY: called by generated code with its own vmctx; the reference
+    // ends with this builtin, which runs no wasm.
+    let (s, i) = unsafe { store_of(vmctx) };
     if let Some(e) = s.instances[i as usize].elems.get_mut(seg as usize) {
         *e = Vec::new();
     }
@@ -289,20 +337,22 @@ extern "C" fn elem_drop(vmctx: *mut VMContext, seg: u32) {
 /// host entry point (the import stub then raises it).
 extern "C" fn host_call(vmctx: *mut VMContext, import: u32, values: *mut u64) -> i32 {
     // SAFETY: called by generated code with its own vmctx.
-    let (s, i) = unsafe { host_of(vmctx) };
-    let Some(f) = s.instances[i as usize]
+    let (sp, i) = unsafe { host_of(vmctx) };
+    // SAFETY: `sp` is the store's base pointer, valid while its code runs;
+    // the shared reference lives for this one lookup only.
+    let provider = unsafe { &*sp }.instances[i as usize]
         .func_imports
         .get(import as usize)
-        .copied()
-    else {
+        .copied();
+    let Some(f) = provider else {
         set_pending(PendingError::Run(RunError::NotCallable(import)));
         return TrapCode::HostError as i32;
     };
-    let sp: *mut StoreInner = s;
     let r = match f.kind {
-        // SAFETY: no reference into the store is live across the call;
-        // `values` has the slots of the import's type (generated stub).
-        FuncKind::Host(h) => unsafe { crate::instance::call_host(sp, h, Some(i), values) },
+        // SAFETY: `sp` is the base pointer and no reference into the store
+        // is live across the call; `values` has the slots of the import's
+        // type (generated stub).
+        FuncKind::Host(h) => unsafe { crate::call::call_host(sp, h, Some(i), values) },
         // SAFETY: as above (a wasm provider is normally called directly
         // through the copied `VMFuncRef`; this path is a fallback).
         FuncKind::Wasm { .. } => unsafe { call_raw(sp, f, values) },
@@ -332,8 +382,9 @@ extern "C" fn host_call(vmctx: *mut VMContext, import: u32, values: *mut u64) ->
 
 /// Builtin `Probe`: see [`crate::checkpoint::control::probe`].
 extern "C" fn probe(vmctx: *mut VMContext, func: u32, offset: u32) -> u32 {
-    // SAFETY: called by generated code with its own vmctx.
-    let (s, _) = unsafe { host_of(vmctx) };
+    // SAFETY: called by generated code with its own vmctx; the reference
+    // ends with this builtin, which runs no wasm.
+    let (s, _) = unsafe { store_of(vmctx) };
     crate::checkpoint::control::probe(s, func, offset)
 }
 
@@ -345,12 +396,15 @@ extern "C" fn unwind_frame(
     values: *const u64,
     count: u32,
 ) {
-    // SAFETY: called by generated code with its own vmctx.
-    let (s, _) = unsafe { host_of(vmctx) };
+    // SAFETY: called by generated code with its own vmctx; the reference
+    // ends with this builtin, which runs no wasm.
+    let (s, _) = unsafe { store_of(vmctx) };
     let slots: &[u64] = if count == 0 || values.is_null() {
         &[]
     } else {
-        // SAFETY: generated code passes a spill area of `count` slots.
+        // SAFETY: generated code passes a spill area of `count` aligned,
+        // initialised slots in its own frame, alive and not written until
+        // this builtin returns.
         unsafe { std::slice::from_raw_parts(values, count as usize) }
     };
     crate::checkpoint::control::unwind_frame(s, func, offset, slots);
@@ -367,12 +421,15 @@ extern "C" fn rewind_frame(
     capacity: u32,
 ) -> u32 {
     let r = {
-        // SAFETY: called by generated code with its own vmctx.
-        let (s, _) = unsafe { host_of(vmctx) };
+        // SAFETY: called by generated code with its own vmctx; the
+        // reference ends with this block, before any raise.
+        let (s, _) = unsafe { store_of(vmctx) };
         let out: &mut [u64] = if capacity == 0 || values.is_null() {
             &mut []
         } else {
-            // SAFETY: generated code passes an area of `capacity` slots.
+            // SAFETY: generated code passes an area of `capacity` aligned
+            // slots in its own frame, alive and not otherwise accessed until
+            // this builtin returns.
             unsafe { std::slice::from_raw_parts_mut(values, capacity as usize) }
         };
         crate::checkpoint::control::rewind_frame(s, func, out)
@@ -391,3 +448,6 @@ extern "C" fn rewind_frame(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

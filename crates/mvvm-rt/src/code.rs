@@ -4,25 +4,21 @@
 //! The mapping is written while read-write, then switched to read-execute
 //! (text) and read-only (constants, GOT): never writable and executable at
 //! the same time. On aarch64 the instruction cache is flushed before the
-//! switch (see `mvvm_rt_flush_icache` in `native/entry.c`), and after it
-//! every other core of the process is made to resynchronise its
-//! instruction stream (see [`sync_cores`]): the data cache and the
+//! switch (see [`crate::sys::icache::flush`]), and after it every other
+//! core of the process is made to resynchronise its instruction stream
+//! (see [`crate::sys::membarrier::sync_cores`]): the data cache and the
 //! instruction cache are not coherent there, unlike on x86-64. qemu-user
 //! needs neither (it translates from memory and watches code pages), real
 //! hardware needs both.
 
+use crate::sys::mman::{self, Prot};
+use crate::sys::{icache, membarrier, sched};
 use crate::trap::{CodeInfo, TrapLookup};
 use std::sync::{Arc, RwLock};
 
-unsafe extern "C" {
-    fn mvvm_rt_flush_icache(begin: *mut u8, end: *mut u8);
-}
-
 /// Host page size.
 pub(crate) fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p <= 0 { 4096 } else { p as usize }
+    crate::sys::sysconf::page_size()
 }
 
 /// Rounds `n` up to a multiple of `align` (a power of two).
@@ -51,22 +47,9 @@ impl CodeMemory {
     /// multiple of the page size) will become executable.
     pub fn new(len: usize, text_len: usize) -> std::io::Result<CodeMemory> {
         let len = align_up(len.max(1), page_size());
-        // SAFETY: anonymous private mapping, no address hint; result checked.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
+        let p = mman::map_anon(len, Prot::ReadWrite, false)?;
         Ok(CodeMemory {
-            base: p.cast(),
+            base: p,
             len,
             text_len: text_len.min(len),
             published: false,
@@ -93,95 +76,37 @@ impl CodeMemory {
 
     /// Switches the text part to read+execute and the rest to read-only.
     pub fn publish(&mut self) -> std::io::Result<()> {
-        // SAFETY: the range lies inside our mapping.
-        unsafe { mvvm_rt_flush_icache(self.base, self.base.add(self.text_len)) };
+        // SAFETY: the range lies inside our mapping (`text_len <= len`).
+        unsafe { icache::flush(self.base, self.base.add(self.text_len)) };
         if self.text_len > 0 {
-            // SAFETY: page-aligned sub-range of our own mapping.
-            let r = unsafe {
-                libc::mprotect(
-                    self.base.cast(),
-                    self.text_len,
-                    libc::PROT_READ | libc::PROT_EXEC,
-                )
-            };
-            if r != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            // SAFETY: a page-aligned sub-range of our own mapping (`base`
+            // is page-aligned, `text_len` a multiple of the page size by
+            // the contract of `new`), holding the finished code; `&mut
+            // self` means no reference from `bytes_mut` is alive.
+            unsafe { mman::protect(self.base, self.text_len, Prot::ReadExec)? };
         }
         if self.len > self.text_len {
-            // SAFETY: page-aligned sub-range of our own mapping.
-            let r = unsafe {
-                libc::mprotect(
-                    self.base.add(self.text_len).cast(),
+            // SAFETY: as above, the rest of the mapping; it only loses
+            // write access, and no `bytes_mut` slice is alive.
+            unsafe {
+                mman::protect(
+                    self.base.add(self.text_len),
                     self.len - self.text_len,
-                    libc::PROT_READ,
-                )
+                    Prot::Read,
+                )?
             };
-            if r != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
         }
-        sync_cores();
+        membarrier::sync_cores();
         self.published = true;
         Ok(())
     }
 }
 
-/// Makes every thread of the process execute a context synchronisation
-/// event (the equivalent of an `isb` on each core) before the new code can
-/// run anywhere.
-///
-/// On aarch64 `mvvm_rt_flush_icache` cleans the data cache and invalidates
-/// the instruction cache over the new code (`dc cvau`, `ic ivau`, broadcast
-/// to every core), but only the calling core then discards instructions it
-/// may already have fetched; another core could run stale instructions from
-/// the same addresses (a mapping of an unloaded module reused for a new
-/// one). `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE)` closes
-/// that gap, as JITs do. Kernels without it (before 4.16, or qemu-user
-/// without the syscall) get only the flush: a best effort, never an error.
-#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
-fn sync_cores() {
-    use std::sync::OnceLock;
-    // From the kernel's uapi `linux/membarrier.h` (not exported by `libc`).
-    const MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE: libc::c_long = 1 << 5;
-    const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE: libc::c_long = 1 << 6;
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let registered = *REGISTERED.get_or_init(|| {
-        // SAFETY: membarrier takes plain integers; registering the process
-        // for the command has no other effect.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_membarrier,
-                MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
-                0,
-                0,
-            )
-        };
-        r == 0
-    });
-    if registered {
-        // SAFETY: as above; the barrier only interrupts this process'
-        // threads. Failure leaves the flush alone, which is all we can do.
-        unsafe {
-            libc::syscall(
-                libc::SYS_membarrier,
-                MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE,
-                0,
-                0,
-            )
-        };
-    }
-}
-
-/// x86-64 keeps instruction fetch coherent with stores: nothing to do.
-#[cfg(not(all(target_os = "linux", target_arch = "aarch64")))]
-fn sync_cores() {}
-
 impl Drop for CodeMemory {
     fn drop(&mut self) {
         // SAFETY: we own the mapping; nothing refers to it any more (the
         // module that owns us is gone, and with it every instance).
-        unsafe { libc::munmap(self.base.cast(), self.len) };
+        unsafe { mman::unmap(self.base, self.len) };
     }
 }
 
@@ -236,9 +161,7 @@ pub(crate) fn lookup_pc(pc: usize) -> Option<TrapLookup> {
                 if tries > 1_000_000 {
                     return None;
                 }
-                // SAFETY: sched_yield has no preconditions and is
-                // async-signal-safe.
-                unsafe { libc::sched_yield() };
+                sched::yield_now();
             }
         }
     };

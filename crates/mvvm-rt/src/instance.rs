@@ -1,19 +1,36 @@
 //! Instances: linking imports, building the `VMContext`, running segment
-//! initialisation and the start function, exports, and calls into wasm.
+//! initialisation and the start function, and exports. Calls into wasm
+//! are in `call.rs`.
+//!
+//! Instantiation, step by step ([`Instance::new_with`]):
+//!
+//! ```text
+//!  link_imports      check each import against its declaration  ─▶ Linked
+//!  build_funcs       VMContext (base pointers only) + VMFuncRef array
+//!  define_entities   the module's own globals, memories, tables (into the store)
+//!  eval_elems        element segments evaluated to raw slots
+//!  wire_vmctx        point the VMContext at memory 0, globals, tables, host data
+//!  register_funcrefs remember which Func each VMFuncRef address is
+//!  ── the instance exists from here; with `initialise`: ──
+//!  init_elems, init_data, run_start
+//! ```
+//!
+//! Every structure generated code reaches is a [`VmBox`], so the pointers
+//! written into the `VMContext` stay valid however the `InstanceData` is
+//! moved (see `vm_box.rs` for the invariant).
 
 use crate::global::GlobalData;
 use crate::memory::LinearMemory;
 use crate::module::Module;
 use crate::store::{
-    Caller, Extern, Func, FuncKind, Global, HostError, Memory, RunError, Store, StoreInner, Table,
-    Val,
+    Extern, Func, FuncKind, Global, Memory, RunError, Store, StoreInner, Table, Val,
 };
 use crate::table::Table as TableData;
-use crate::trap::{Trap, enter_wasm};
+use crate::trap::Trap;
+use crate::vm_box::VmBox;
 use crate::vmctx::{GlobalCell, VMContext, VMFuncRef, VMTable};
 use mvvm_abi::TrapCode;
-use mvvm_abi::meta::{ConstExpr, ExportKind, ImportKind, Limits, SegmentMode};
-use std::cell::RefCell;
+use mvvm_abi::meta::{ConstExpr, ExportKind, ImportKind, Limits, ModuleMeta, SegmentMode};
 
 /// An instance of a module in a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,6 +61,7 @@ pub enum InstantiationError {
 /// Host-side data the builtins reach from a `VMContext`.
 #[derive(Debug)]
 pub(crate) struct InstanceHost {
+    /// The base pointer of the store's contents (`Store::inner.as_ptr()`).
     pub store: *mut StoreInner,
     pub instance: u32,
 }
@@ -51,12 +69,12 @@ pub(crate) struct InstanceHost {
 /// Everything one instance owns or refers to.
 pub(crate) struct InstanceData {
     pub module: Module,
-    pub vmctx: Box<VMContext>,
+    pub vmctx: VmBox<VMContext>,
     /// Kept alive for `vmctx.host`, `vmctx.globals`, `vmctx.tables`.
-    pub _host: Box<InstanceHost>,
-    pub _global_ptrs: Box<[*mut GlobalCell]>,
-    pub _table_ptrs: Box<[*mut VMTable]>,
-    pub funcs: Box<[VMFuncRef]>,
+    pub _host: VmBox<InstanceHost>,
+    pub _global_ptrs: VmBox<[*mut GlobalCell]>,
+    pub _table_ptrs: VmBox<[*mut VMTable]>,
+    pub funcs: VmBox<[VMFuncRef]>,
     /// The provider of each imported function.
     pub func_imports: Vec<Func>,
     /// Store indices of memories, tables and globals (imported first).
@@ -70,25 +88,16 @@ pub(crate) struct InstanceData {
 }
 
 impl InstanceData {
+    /// The base pointer of the instance's context, for generated code.
     pub(crate) fn vmctx_ptr(&self) -> *mut VMContext {
-        &*self.vmctx as *const VMContext as *mut VMContext
+        self.vmctx.as_ptr()
     }
-}
 
-/// What must be handed back to the wasm caller after a failed host call
-/// (recorded by the `host_call` builtin, picked up where wasm was entered).
-#[derive(Debug)]
-pub(crate) enum PendingError {
-    Trap(Trap),
-    Run(RunError),
-}
-
-thread_local! {
-    static PENDING_HOST: RefCell<Option<PendingError>> = const { RefCell::new(None) };
-}
-
-pub(crate) fn set_pending(e: PendingError) {
-    PENDING_HOST.with(|p| *p.borrow_mut() = Some(e));
+    /// The base pointer of the `VMFuncRef` array (function `i` is at
+    /// `funcs_base().add(i)`).
+    pub(crate) fn funcs_base(&self) -> *const VMFuncRef {
+        self.funcs.as_ptr().cast::<VMFuncRef>()
+    }
 }
 
 fn unlinkable(msg: impl Into<String>) -> InstantiationError {
@@ -109,6 +118,23 @@ fn meta_err(what: &str) -> InstantiationError {
     InstantiationError::Resource(format!("inconsistent module metadata: {what}"))
 }
 
+/// What the imports provide, as store indices (imported entities first in
+/// each index space; the module's own are appended by `define_entities`).
+struct Linked {
+    funcs: Vec<Func>,
+    memories: Vec<u32>,
+    tables: Vec<u32>,
+    globals: Vec<u32>,
+}
+
+/// The `VMFuncRef` array of an instance being built: where it is and how
+/// many functions it has (for `ref.func` in constant expressions).
+#[derive(Clone, Copy)]
+struct FuncsRef {
+    base: *const VMFuncRef,
+    len: usize,
+}
+
 impl Instance {
     /// Instantiates `module` in `store` with `imports` (one per import
     /// declaration, in order).
@@ -124,298 +150,28 @@ impl Instance {
     /// with `initialise == false`, no element or data segment is applied
     /// and the start function does not run (a restore brings memory,
     /// tables, globals and dropped segments back from a snapshot instead).
+    ///
+    /// A failure before the instance exists may leave globals, memories and
+    /// tables it created in the store (unreachable, freed with the store);
+    /// a trap while initialising leaves the instance and its effects.
     pub(crate) fn new_with(
         store: &mut Store,
         module: &Module,
         imports: &[Extern],
         initialise: bool,
     ) -> Result<Instance, InstantiationError> {
-        let s: &mut StoreInner = &mut store.inner;
-        let meta = &module.inner.meta;
-        s.reserve_frame_slots(module.inner.frame_slots);
-        if imports.len() != meta.imports.len() {
-            return Err(unlinkable(format!(
-                "expected {} imports, got {}",
-                meta.imports.len(),
-                imports.len()
-            )));
-        }
-        let index = s.instances.len() as u32;
-        let mut func_imports = Vec::new();
-        let mut memories = Vec::new();
-        let mut tables = Vec::new();
-        let mut globals = Vec::new();
-        for (imp, ext) in meta.imports.iter().zip(imports) {
-            let bad = || {
-                unlinkable(format!(
-                    "incompatible import type for `{}.{}`",
-                    imp.module, imp.name
-                ))
-            };
-            let ext_store = match ext {
-                Extern::Func(f) => f.store,
-                Extern::Memory(m) => m.store,
-                Extern::Table(t) => t.store,
-                Extern::Global(g) => g.store,
-            };
-            if ext_store != s.id {
-                return Err(unlinkable(format!(
-                    "import `{}.{}` comes from another store",
-                    imp.module, imp.name
-                )));
-            }
-            match (&imp.kind, ext) {
-                (ImportKind::Func(t), Extern::Func(f)) => {
-                    let want = meta
-                        .types
-                        .get(*t as usize)
-                        .ok_or_else(|| meta_err("type"))?;
-                    if &s.func_type(*f) != want {
-                        return Err(bad());
-                    }
-                    func_imports.push(*f);
-                }
-                (ImportKind::Memory(mt), Extern::Memory(m)) => {
-                    let have = &s.memories[m.index as usize];
-                    if mt.shared != have.ty().shared
-                        || !limits_match(have.pages(), have.ty().limits.max, mt.limits)
-                    {
-                        return Err(bad());
-                    }
-                    memories.push(m.index);
-                }
-                (ImportKind::Table(tt), Extern::Table(t)) => {
-                    let have = &s.tables[t.index as usize];
-                    if tt.elem != have.ty().elem
-                        || !limits_match(have.len(), have.ty().limits.max, tt.limits)
-                    {
-                        return Err(bad());
-                    }
-                    tables.push(t.index);
-                }
-                (ImportKind::Global(gt), Extern::Global(g)) => {
-                    if s.globals[g.index as usize].ty != *gt {
-                        return Err(bad());
-                    }
-                    globals.push(g.index);
-                }
-                _ => return Err(bad()),
-            }
-        }
-
-        // Functions: imports first, then defined ones. The array is
-        // allocated now, so its addresses are final before anything
-        // (globals, elements) refers to them.
-        let nfuncs = meta.funcs.len();
-        let nimp = meta.num_imported_funcs as usize;
-        let mut funcs: Box<[VMFuncRef]> = vec![VMFuncRef::NULL; nfuncs].into_boxed_slice();
-        let mut vmctx = Box::new(VMContext {
-            memory: std::ptr::null_mut(),
-            globals: std::ptr::null(),
-            tables: std::ptr::null(),
-            funcs: std::ptr::null(),
-            type_ids: module.inner.type_ids.as_ptr(),
-            builtins: crate::builtins::table().as_ptr(),
-            limits: &mut *s.limits,
-            host: std::ptr::null_mut(),
-            reserved: 0,
-        });
-        let vmctx_ptr: *mut VMContext = &mut *vmctx;
-        for (i, slot) in funcs.iter_mut().enumerate() {
-            let ty = *meta.funcs.get(i).ok_or_else(|| meta_err("funcs"))? as usize;
-            let type_id = *module
-                .inner
-                .type_ids
-                .get(ty)
-                .ok_or_else(|| meta_err("type"))?;
-            if i < nimp {
-                let provider = func_imports
-                    .get(i)
-                    .copied()
-                    .ok_or_else(|| meta_err("imported function count"))?;
-                *slot = match provider.kind {
-                    FuncKind::Host(_) => VMFuncRef {
-                        code: module.inner.import_stubs[i] as *const u8,
-                        vmctx: vmctx_ptr,
-                        type_id,
-                    },
-                    FuncKind::Wasm { .. } => {
-                        let p = s
-                            .funcref_ptr(provider)
-                            .ok_or_else(|| meta_err("provider"))?;
-                        // SAFETY: `p` points into a live instance's funcs.
-                        unsafe { *p }
-                    }
-                };
-            } else {
-                *slot = VMFuncRef {
-                    code: module.inner.funcs[i - nimp] as *const u8,
-                    vmctx: vmctx_ptr,
-                    type_id,
-                };
-            }
-        }
-        if func_imports.len() != nimp {
-            return Err(meta_err("imported function count"));
-        }
-        let funcs_base = funcs.as_ptr();
-
-        // Globals.
-        for g in &meta.globals {
-            let raw = eval_const(s, &globals, funcs_base, nfuncs, &g.init)?;
-            s.globals.push(GlobalData::new(g.ty, raw));
-            globals.push(s.globals.len() as u32 - 1);
-        }
-        // Memories and tables.
-        for mt in &meta.memories {
-            let m =
-                LinearMemory::new(*mt).map_err(|e| InstantiationError::Resource(e.to_string()))?;
-            s.memories.push(m);
-            memories.push(s.memories.len() as u32 - 1);
-        }
-        for tt in &meta.tables {
-            let t = TableData::new(*tt, 0).ok_or_else(|| {
-                InstantiationError::Resource(format!("table of {} elements", tt.limits.min))
-            })?;
-            s.tables.push(t);
-            tables.push(s.tables.len() as u32 - 1);
-        }
-        // Element segments, evaluated.
-        let mut elems = Vec::with_capacity(meta.elems.len());
-        for seg in &meta.elems {
-            let mut items = Vec::with_capacity(seg.items.len());
-            for e in &seg.items {
-                items.push(eval_const(s, &globals, funcs_base, nfuncs, e)?);
-            }
-            elems.push(items);
-        }
-
-        let global_ptrs: Box<[*mut GlobalCell]> = globals
-            .iter()
-            .map(|&g| s.globals[g as usize].cell_ptr())
-            .collect();
-        let table_ptrs: Box<[*mut VMTable]> = tables
-            .iter()
-            .map(|&t| s.tables[t as usize].vm_ptr())
-            .collect();
-        vmctx.memory = match memories.first() {
-            Some(&m) => s.memories[m as usize].vm_ptr(),
-            None => std::ptr::null_mut(),
+        let index = build_instance(store, module, imports)?;
+        let me = Instance {
+            store: store.inner.id,
+            index,
         };
-        vmctx.globals = global_ptrs.as_ptr();
-        vmctx.tables = table_ptrs.as_ptr();
-        vmctx.funcs = funcs_base;
-        let mut host = Box::new(InstanceHost {
-            store: s as *mut StoreInner,
-            instance: index,
-        });
-        vmctx.host = (&mut *host as *mut InstanceHost).cast();
-
-        let me = Instance { store: s.id, index };
-        for i in 0..nfuncs {
-            let f = if i < nimp {
-                match func_imports[i].kind {
-                    FuncKind::Host(_) => Func {
-                        store: s.id,
-                        kind: FuncKind::Wasm {
-                            instance: index,
-                            index: i as u32,
-                        },
-                    },
-                    FuncKind::Wasm { .. } => func_imports[i],
-                }
-            } else {
-                Func {
-                    store: s.id,
-                    kind: FuncKind::Wasm {
-                        instance: index,
-                        index: i as u32,
-                    },
-                }
-            };
-            // An imported wasm function keeps the provider's identity.
-            s.funcrefs
-                .entry(&funcs[i] as *const VMFuncRef as usize)
-                .or_insert(f);
-        }
-        let ndata = meta.data.len();
-        s.instances.push(InstanceData {
-            module: module.clone(),
-            vmctx,
-            _host: host,
-            _global_ptrs: global_ptrs,
-            _table_ptrs: table_ptrs,
-            funcs,
-            func_imports,
-            memories,
-            tables,
-            globals,
-            data_dropped: vec![false; ndata],
-            elems,
-        });
-
         if !initialise {
             return Ok(me);
         }
         // From here on the instance exists; a trap leaves its effects.
-        for (k, seg) in meta.elems.iter().enumerate() {
-            match &seg.mode {
-                SegmentMode::Active { index: t, offset } => {
-                    let inst = &s.instances[index as usize];
-                    let off = eval_const(s, &inst.globals, funcs_base, nfuncs, offset)? as u32;
-                    let tix = *inst
-                        .tables
-                        .get(*t as usize)
-                        .ok_or_else(|| meta_err("table"))?;
-                    let items = std::mem::take(&mut s.instances[index as usize].elems[k]);
-                    let table = &mut s.tables[tix as usize];
-                    let end = off as u64 + items.len() as u64;
-                    if end > table.len() {
-                        let mut t = Trap::new(TrapCode::TableOutOfBounds);
-                        t.message = "out of bounds table access".into();
-                        return Err(InstantiationError::Trap(t));
-                    }
-                    table.elems_mut()[off as usize..end as usize].copy_from_slice(&items);
-                }
-                SegmentMode::Declared => {
-                    s.instances[index as usize].elems[k].clear();
-                }
-                SegmentMode::Passive => {}
-            }
-        }
-        for (k, seg) in meta.data.iter().enumerate() {
-            if let SegmentMode::Active { index: m, offset } = &seg.mode {
-                let inst = &s.instances[index as usize];
-                let off = eval_const(s, &inst.globals, funcs_base, nfuncs, offset)? as u32;
-                let mix = *inst
-                    .memories
-                    .get(*m as usize)
-                    .ok_or_else(|| meta_err("memory"))?;
-                s.instances[index as usize].data_dropped[k] = true;
-                let mem = s.memories[mix as usize].data_mut();
-                let end = off as u64 + seg.bytes.len() as u64;
-                if end > mem.len() as u64 {
-                    return Err(InstantiationError::Trap(Trap::new(
-                        TrapCode::MemoryOutOfBounds,
-                    )));
-                }
-                mem[off as usize..end as usize].copy_from_slice(&seg.bytes);
-            }
-        }
-        if let Some(start) = meta.start {
-            let f = Func {
-                store: s.id,
-                kind: FuncKind::Wasm {
-                    instance: index,
-                    index: start,
-                },
-            };
-            match call_func(s, f, &[]) {
-                Ok(_) => {}
-                Err(RunError::Trap(t)) => return Err(InstantiationError::Trap(t)),
-                Err(e) => return Err(InstantiationError::Start(e)),
-            }
-        }
+        init_elems(&mut store.inner, index)?;
+        init_data(&mut store.inner, index)?;
+        run_start(store, index)?;
         Ok(me)
     }
 
@@ -465,12 +221,387 @@ impl Instance {
     }
 }
 
+/// Builds the next instance of `module` in `store` (every step up to its
+/// registration) and returns its index.
+fn build_instance(
+    store: &mut Store,
+    module: &Module,
+    imports: &[Extern],
+) -> Result<u32, InstantiationError> {
+    // The base pointer builtins will use; taking it creates no reference.
+    let store_ptr = store.inner.as_ptr();
+    let s: &mut StoreInner = &mut store.inner;
+    let meta = &module.inner.meta;
+    s.reserve_frame_slots(module.inner.frame_slots);
+    let mut linked = link_imports(s, meta, imports)?;
+    let index = s.instances.len() as u32;
+    let vmctx = VmBox::new(VMContext {
+        memory: std::ptr::null_mut(),
+        globals: std::ptr::null(),
+        tables: std::ptr::null(),
+        funcs: std::ptr::null(),
+        type_ids: module.inner.type_ids.as_ptr(),
+        builtins: crate::builtins::table().as_ptr(),
+        limits: s.limits.as_ptr(),
+        host: std::ptr::null_mut(),
+        reserved: 0,
+    });
+    let funcs = build_funcs(s, module, vmctx.as_ptr(), &linked.funcs)?;
+    let fr = FuncsRef {
+        base: funcs.as_ptr().cast::<VMFuncRef>(),
+        len: funcs.len(),
+    };
+    define_entities(s, meta, &mut linked, fr)?;
+    let elems = eval_elems(s, meta, &linked.globals, fr)?;
+    let mut data = InstanceData {
+        module: module.clone(),
+        vmctx,
+        _host: VmBox::new(InstanceHost {
+            store: std::ptr::null_mut(),
+            instance: index,
+        }),
+        _global_ptrs: VmBox::from_box(Box::default()),
+        _table_ptrs: VmBox::from_box(Box::default()),
+        funcs,
+        func_imports: linked.funcs,
+        memories: linked.memories,
+        tables: linked.tables,
+        globals: linked.globals,
+        data_dropped: vec![false; meta.data.len()],
+        elems,
+    };
+    wire_vmctx(s, store_ptr, &mut data);
+    register_funcrefs(s, index, &data);
+    s.instances.push(data);
+    Ok(index)
+}
+
+/// Checks `imports` against the module's import declarations.
+fn link_imports(
+    s: &StoreInner,
+    meta: &ModuleMeta,
+    imports: &[Extern],
+) -> Result<Linked, InstantiationError> {
+    if imports.len() != meta.imports.len() {
+        return Err(unlinkable(format!(
+            "expected {} imports, got {}",
+            meta.imports.len(),
+            imports.len()
+        )));
+    }
+    let mut linked = Linked {
+        funcs: Vec::new(),
+        memories: Vec::new(),
+        tables: Vec::new(),
+        globals: Vec::new(),
+    };
+    for (imp, ext) in meta.imports.iter().zip(imports) {
+        let bad = || {
+            unlinkable(format!(
+                "incompatible import type for `{}.{}`",
+                imp.module, imp.name
+            ))
+        };
+        let ext_store = match ext {
+            Extern::Func(f) => f.store,
+            Extern::Memory(m) => m.store,
+            Extern::Table(t) => t.store,
+            Extern::Global(g) => g.store,
+        };
+        if ext_store != s.id {
+            return Err(unlinkable(format!(
+                "import `{}.{}` comes from another store",
+                imp.module, imp.name
+            )));
+        }
+        match (&imp.kind, ext) {
+            (ImportKind::Func(t), Extern::Func(f)) => {
+                let want = meta
+                    .types
+                    .get(*t as usize)
+                    .ok_or_else(|| meta_err("type"))?;
+                if &s.func_type(*f) != want {
+                    return Err(bad());
+                }
+                linked.funcs.push(*f);
+            }
+            (ImportKind::Memory(mt), Extern::Memory(m)) => {
+                let have = &s.memories[m.index as usize];
+                if mt.shared != have.ty().shared
+                    || !limits_match(have.pages(), have.ty().limits.max, mt.limits)
+                {
+                    return Err(bad());
+                }
+                linked.memories.push(m.index);
+            }
+            (ImportKind::Table(tt), Extern::Table(t)) => {
+                let have = &s.tables[t.index as usize];
+                if tt.elem != have.ty().elem
+                    || !limits_match(have.len(), have.ty().limits.max, tt.limits)
+                {
+                    return Err(bad());
+                }
+                linked.tables.push(t.index);
+            }
+            (ImportKind::Global(gt), Extern::Global(g)) => {
+                if s.globals[g.index as usize].ty != *gt {
+                    return Err(bad());
+                }
+                linked.globals.push(g.index);
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Ok(linked)
+}
+
+/// The instance's `VMFuncRef` array: imports first (a host import calls
+/// its stub with this instance's context, a wasm import is the provider's
+/// own reference), then the module's functions. Allocated before anything
+/// (globals, elements) refers to it, so its addresses are final.
+fn build_funcs(
+    s: &StoreInner,
+    module: &Module,
+    vmctx: *mut VMContext,
+    func_imports: &[Func],
+) -> Result<VmBox<[VMFuncRef]>, InstantiationError> {
+    let meta = &module.inner.meta;
+    let nimp = meta.num_imported_funcs as usize;
+    let mut funcs: Box<[VMFuncRef]> = vec![VMFuncRef::NULL; meta.funcs.len()].into_boxed_slice();
+    for (i, slot) in funcs.iter_mut().enumerate() {
+        let ty = *meta.funcs.get(i).ok_or_else(|| meta_err("funcs"))? as usize;
+        let type_id = *module
+            .inner
+            .type_ids
+            .get(ty)
+            .ok_or_else(|| meta_err("type"))?;
+        if i < nimp {
+            let provider = func_imports
+                .get(i)
+                .copied()
+                .ok_or_else(|| meta_err("imported function count"))?;
+            *slot = match provider.kind {
+                FuncKind::Host(_) => VMFuncRef {
+                    code: module.inner.import_stubs[i] as *const u8,
+                    vmctx,
+                    type_id,
+                },
+                FuncKind::Wasm { .. } => {
+                    let p = s
+                        .funcref_ptr(provider)
+                        .ok_or_else(|| meta_err("provider"))?;
+                    // SAFETY: `p` points into the `VMFuncRef` array of a
+                    // live instance of this store (`funcref_ptr` checked
+                    // the indices), initialised and aligned; we only copy
+                    // it, and no mutable reference to that array exists.
+                    unsafe { *p }
+                }
+            };
+        } else {
+            *slot = VMFuncRef {
+                code: module.inner.funcs[i - nimp] as *const u8,
+                vmctx,
+                type_id,
+            };
+        }
+    }
+    if func_imports.len() != nimp {
+        return Err(meta_err("imported function count"));
+    }
+    Ok(VmBox::from_box(funcs))
+}
+
+/// Creates the module's own globals (evaluating their initialisers),
+/// memories and tables in the store, appending their indices to `linked`.
+fn define_entities(
+    s: &mut StoreInner,
+    meta: &ModuleMeta,
+    linked: &mut Linked,
+    funcs: FuncsRef,
+) -> Result<(), InstantiationError> {
+    for g in &meta.globals {
+        let raw = eval_const(s, &linked.globals, funcs, &g.init)?;
+        s.globals.push(GlobalData::new(g.ty, raw));
+        linked.globals.push(s.globals.len() as u32 - 1);
+    }
+    for mt in &meta.memories {
+        let m = LinearMemory::new(*mt).map_err(|e| InstantiationError::Resource(e.to_string()))?;
+        s.memories.push(m);
+        linked.memories.push(s.memories.len() as u32 - 1);
+    }
+    for tt in &meta.tables {
+        let t = TableData::new(*tt, 0).ok_or_else(|| {
+            InstantiationError::Resource(format!("table of {} elements", tt.limits.min))
+        })?;
+        s.tables.push(t);
+        linked.tables.push(s.tables.len() as u32 - 1);
+    }
+    Ok(())
+}
+
+/// Every element segment evaluated to raw slots.
+fn eval_elems(
+    s: &StoreInner,
+    meta: &ModuleMeta,
+    globals: &[u32],
+    funcs: FuncsRef,
+) -> Result<Vec<Vec<u64>>, InstantiationError> {
+    let mut elems = Vec::with_capacity(meta.elems.len());
+    for seg in &meta.elems {
+        let mut items = Vec::with_capacity(seg.items.len());
+        for e in &seg.items {
+            items.push(eval_const(s, globals, funcs, e)?);
+        }
+        elems.push(items);
+    }
+    Ok(elems)
+}
+
+/// Points the instance's `VMContext` at memory 0, its globals and tables
+/// (arrays of base pointers), its functions and its host data (`store` is
+/// the store's base pointer).
+fn wire_vmctx(s: &StoreInner, store: *mut StoreInner, data: &mut InstanceData) {
+    let global_ptrs: Box<[*mut GlobalCell]> = data
+        .globals
+        .iter()
+        .map(|&g| s.globals[g as usize].cell_ptr())
+        .collect();
+    let table_ptrs: Box<[*mut VMTable]> = data
+        .tables
+        .iter()
+        .map(|&t| s.tables[t as usize].vm_ptr())
+        .collect();
+    data._global_ptrs = VmBox::from_box(global_ptrs);
+    data._table_ptrs = VmBox::from_box(table_ptrs);
+    data._host.store = store;
+    let memory = match data.memories.first() {
+        Some(&m) => s.memories[m as usize].vm_ptr(),
+        None => std::ptr::null_mut(),
+    };
+    let vmctx = &mut *data.vmctx;
+    vmctx.memory = memory;
+    vmctx.globals = data._global_ptrs.as_ptr().cast::<*mut GlobalCell>();
+    vmctx.tables = data._table_ptrs.as_ptr().cast::<*mut VMTable>();
+    vmctx.funcs = data.funcs.as_ptr().cast::<VMFuncRef>();
+    vmctx.host = data._host.as_ptr().cast();
+}
+
+/// Records which [`Func`] each of the instance's `VMFuncRef` addresses is
+/// (an imported wasm function keeps the provider's identity).
+fn register_funcrefs(s: &mut StoreInner, index: u32, data: &InstanceData) {
+    let base = data.funcs_base();
+    for (i, provider) in (0..data.funcs.len()).map(|i| (i, data.func_imports.get(i))) {
+        let own = Func {
+            store: s.id,
+            kind: FuncKind::Wasm {
+                instance: index,
+                index: i as u32,
+            },
+        };
+        let f = match provider {
+            Some(p) if matches!(p.kind, FuncKind::Wasm { .. }) => *p,
+            _ => own,
+        };
+        s.funcrefs.entry(base.wrapping_add(i) as usize).or_insert(f);
+    }
+}
+
+/// Applies the active element segments of instance `index` (and drops the
+/// declared ones).
+fn init_elems(s: &mut StoreInner, index: u32) -> Result<(), InstantiationError> {
+    let inst = &s.instances[index as usize];
+    let module = inst.module.clone();
+    let funcs = FuncsRef {
+        base: inst.funcs_base(),
+        len: inst.funcs.len(),
+    };
+    for (k, seg) in module.inner.meta.elems.iter().enumerate() {
+        match &seg.mode {
+            SegmentMode::Active { index: t, offset } => {
+                let inst = &s.instances[index as usize];
+                let off = eval_const(s, &inst.globals, funcs, offset)? as u32;
+                let tix = *inst
+                    .tables
+                    .get(*t as usize)
+                    .ok_or_else(|| meta_err("table"))?;
+                let items = std::mem::take(&mut s.instances[index as usize].elems[k]);
+                let table = &mut s.tables[tix as usize];
+                let end = off as u64 + items.len() as u64;
+                if end > table.len() {
+                    let mut t = Trap::new(TrapCode::TableOutOfBounds);
+                    t.message = "out of bounds table access".into();
+                    return Err(InstantiationError::Trap(t));
+                }
+                table.elems_mut()[off as usize..end as usize].copy_from_slice(&items);
+            }
+            SegmentMode::Declared => {
+                s.instances[index as usize].elems[k].clear();
+            }
+            SegmentMode::Passive => {}
+        }
+    }
+    Ok(())
+}
+
+/// Copies the active data segments of instance `index` into its memories.
+fn init_data(s: &mut StoreInner, index: u32) -> Result<(), InstantiationError> {
+    let inst = &s.instances[index as usize];
+    let module = inst.module.clone();
+    let funcs = FuncsRef {
+        base: inst.funcs_base(),
+        len: inst.funcs.len(),
+    };
+    for (k, seg) in module.inner.meta.data.iter().enumerate() {
+        if let SegmentMode::Active { index: m, offset } = &seg.mode {
+            let inst = &s.instances[index as usize];
+            let off = eval_const(s, &inst.globals, funcs, offset)? as u32;
+            let mix = *inst
+                .memories
+                .get(*m as usize)
+                .ok_or_else(|| meta_err("memory"))?;
+            s.instances[index as usize].data_dropped[k] = true;
+            let mem = s.memories[mix as usize].data_mut();
+            let end = off as u64 + seg.bytes.len() as u64;
+            if end > mem.len() as u64 {
+                return Err(InstantiationError::Trap(Trap::new(
+                    TrapCode::MemoryOutOfBounds,
+                )));
+            }
+            mem[off as usize..end as usize].copy_from_slice(&seg.bytes);
+        }
+    }
+    Ok(())
+}
+
+/// Runs the start function of instance `index`, if its module has one.
+fn run_start(store: &mut Store, index: u32) -> Result<(), InstantiationError> {
+    let Some(start) = store.inner.instances[index as usize]
+        .module
+        .inner
+        .meta
+        .start
+    else {
+        return Ok(());
+    };
+    let f = Func {
+        store: store.inner.id,
+        kind: FuncKind::Wasm {
+            instance: index,
+            index: start,
+        },
+    };
+    match crate::call::call_func(store, f, &[]) {
+        Ok(_) => Ok(()),
+        Err(RunError::Trap(t)) => Err(InstantiationError::Trap(t)),
+        Err(e) => Err(InstantiationError::Start(e)),
+    }
+}
+
 /// Evaluates a constant expression to its raw slot value.
 fn eval_const(
     s: &StoreInner,
     globals: &[u32],
-    funcs_base: *const VMFuncRef,
-    nfuncs: usize,
+    funcs: FuncsRef,
     e: &ConstExpr,
 ) -> Result<u64, InstantiationError> {
     Ok(match e {
@@ -480,11 +611,12 @@ fn eval_const(
         ConstExpr::F64(v) => *v,
         ConstExpr::RefNull(_) => 0,
         ConstExpr::RefFunc(i) => {
-            if *i as usize >= nfuncs {
+            if *i as usize >= funcs.len {
                 return Err(meta_err("ref.func index"));
             }
-            // SAFETY: in bounds of the instance's funcs array (checked).
-            unsafe { funcs_base.add(*i as usize) as u64 }
+            // Only the address is computed (it is what a funcref slot
+            // holds); in bounds of the instance's array (checked above).
+            funcs.base.wrapping_add(*i as usize) as u64
         }
         ConstExpr::GlobalGet(g) => {
             let gi = *globals
@@ -529,173 +661,4 @@ pub(crate) fn export_of(s: &StoreInner, index: u32, name: &str) -> Option<Extern
             index: *inst.globals.get(i as usize)?,
         }),
     })
-}
-
-/// Follows imports until a host function or a defined wasm function.
-fn resolve(s: &StoreInner, mut f: Func) -> Func {
-    loop {
-        match f.kind {
-            FuncKind::Wasm { instance, index } => {
-                let inst = &s.instances[instance as usize];
-                match inst.func_imports.get(index as usize) {
-                    Some(g) => f = *g,
-                    None => return f,
-                }
-            }
-            FuncKind::Host(_) => return f,
-        }
-    }
-}
-
-/// Calls `f` with typed arguments.
-pub(crate) fn call_func(s: &mut StoreInner, f: Func, args: &[Val]) -> Result<Vec<Val>, RunError> {
-    let ty = s.func_type(f);
-    if args.len() != ty.params.len() || args.iter().zip(&ty.params).any(|(a, t)| a.ty() != *t) {
-        return Err(RunError::BadArgs(format!(
-            "expected {:?}, got {:?}",
-            ty.params,
-            args.iter().map(Val::ty).collect::<Vec<_>>()
-        )));
-    }
-    let mut values = vec![0u64; ty.params.len().max(ty.results.len()).max(1)];
-    for (slot, a) in values.iter_mut().zip(args) {
-        *slot = s.val_to_raw(*a).ok_or_else(|| {
-            RunError::BadArgs("a host function cannot be passed as a funcref".into())
-        })?;
-    }
-    // SAFETY: `s` is the store's boxed contents; `values` is large enough
-    // for the function's parameters and results.
-    unsafe { call_raw(s, f, values.as_mut_ptr())? };
-    Ok(ty
-        .results
-        .iter()
-        .zip(&values)
-        .map(|(t, raw)| s.val_from_raw(*raw, *t))
-        .collect())
-}
-
-/// Calls `f` with raw slots (parameters in, results out).
-///
-/// # Safety
-/// `s` must be a store's boxed contents, and `values` must hold
-/// max(params, results) slots of `f`'s type. While wasm runs, builtins
-/// reach the store through the raw pointer kept in each instance, so no
-/// reference derived from `s` may be used until this returns.
-pub(crate) unsafe fn call_raw(
-    s: *mut StoreInner,
-    f: Func,
-    values: *mut u64,
-) -> Result<(), RunError> {
-    // SAFETY: `s` is valid (caller); the reference ends before wasm runs.
-    let (tramp, vmctx, outermost) = unsafe {
-        let st = &mut *s;
-        let f = resolve(st, f);
-        match f.kind {
-            FuncKind::Host(h) => return call_host(s, h, None, values),
-            FuncKind::Wasm { instance, index } => {
-                let inst = &st.instances[instance as usize];
-                let tramp = *inst
-                    .module
-                    .inner
-                    .trampolines
-                    .get(&index)
-                    .ok_or(RunError::NotCallable(index))?;
-                let outermost = st.depth == 0;
-                if outermost {
-                    let marker = 0u8;
-                    let sp = std::hint::black_box(&marker) as *const u8 as usize;
-                    st.limits.stack_limit = sp.saturating_sub(st.max_wasm_stack);
-                }
-                st.depth += 1;
-                (tramp, inst.vmctx_ptr(), outermost)
-            }
-        }
-    };
-    // SAFETY: `tramp` is an array trampoline of the instance's module (kept
-    // alive by the instance), `vmctx` that instance's context, `values`
-    // large enough (caller).
-    let r = unsafe { enter_wasm(tramp, vmctx.cast(), values) };
-    // SAFETY: wasm has returned; `s` is valid.
-    let st = unsafe { &mut *s };
-    st.depth -= 1;
-    if outermost {
-        st.limits.stack_limit = 0;
-    }
-    match r {
-        Ok(()) => Ok(()),
-        Err(raw) => {
-            let pending = PENDING_HOST.with(|p| p.borrow_mut().take());
-            if raw.code == TrapCode::HostError {
-                return Err(match pending {
-                    Some(PendingError::Trap(t)) => RunError::Trap(t),
-                    Some(PendingError::Run(e)) => e,
-                    None => RunError::Trap(raw.describe(None)),
-                });
-            }
-            let message = if !raw.exact && raw.code == TrapCode::TableOutOfBounds {
-                Some("out of bounds table access".to_string())
-            } else {
-                None
-            };
-            Err(RunError::Trap(raw.describe(message)))
-        }
-    }
-}
-
-/// Runs host function `h` on raw slots.
-///
-/// # Safety
-/// As [`call_raw`].
-pub(crate) unsafe fn call_host(
-    s: *mut StoreInner,
-    h: u32,
-    instance: Option<u32>,
-    values: *mut u64,
-) -> Result<(), RunError> {
-    // SAFETY: caller guarantees `s` valid and unaliased for this call.
-    let st = unsafe { &mut *s };
-    let hf = &mut st.host_funcs[h as usize];
-    let ty = hf.ty.clone();
-    let Some(mut body) = hf.f.take() else {
-        return Err(RunError::Host("host function called recursively".into()));
-    };
-    let n = ty.params.len().max(ty.results.len());
-    // SAFETY: `values` has `n` slots (caller).
-    let slots = unsafe { std::slice::from_raw_parts_mut(values, n) };
-    let args: Vec<Val> = ty
-        .params
-        .iter()
-        .zip(slots.iter())
-        .map(|(t, r)| st.val_from_raw(*r, *t))
-        .collect();
-    let mut results: Vec<Val> = ty.results.iter().map(|t| Val::default_for(*t)).collect();
-    let outcome = {
-        let mut caller = Caller {
-            store: &mut *st,
-            instance,
-        };
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            body(&mut caller, &args, &mut results)
-        }))
-    };
-    st.host_funcs[h as usize].f = Some(body);
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(HostError::Exit(c))) => return Err(RunError::Exit(c)),
-        Ok(Err(HostError::Message(m))) => return Err(RunError::Host(m)),
-        Err(_) => return Err(RunError::Host("host function panicked".into())),
-    }
-    for ((slot, v), t) in slots.iter_mut().zip(&results).zip(&ty.results) {
-        if v.ty() != *t {
-            return Err(RunError::Host(format!(
-                "host function returned {:?} for a {:?} result",
-                v.ty(),
-                t
-            )));
-        }
-        *slot = st
-            .val_to_raw(*v)
-            .ok_or_else(|| RunError::Host("host function returned a host funcref".into()))?;
-    }
-    Ok(())
 }

@@ -8,12 +8,23 @@
 //!  instance.invoke(&mut store, "name", &args) ─▶ Vec<Val> | RunError
 //! ```
 //!
-//! All of MVVM's unsafe code lives in this crate: code memory (`code`),
-//! linear memory (`memory`), the `VMContext` mirrors (`vmctx`), builtins,
-//! traps and signal handling (`trap`, `signals`, `native/entry.c`),
-//! checkpoint and restore (`checkpoint`).
+//! Most of MVVM's unsafe code lives in this crate: every OS call behind
+//! the fence of `sys` (one file per thing wrapped), the ownership of what
+//! generated code reaches by pointer (`vm_box`, and its invariant), code
+//! memory (`code`), linear memory (`memory`), the `VMContext` mirrors
+//! (`vmctx`), calls into wasm (`call`), builtins, traps and signal handling
+//! (`trap`, `signals`, `native/entry.c`), checkpoint and restore
+//! (`checkpoint`). WASI is a layer on top, in the
+//! `mvvm-wasi` crate: it plugs in through the [`Linker`] and the host
+//! interface of [`checkpoint::host`].
+
+// Every unsafe operation sits in an `unsafe` block of its own, with a
+// `// SAFETY:` comment arguing it, even inside an `unsafe fn`.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod builtins;
+mod call;
 pub mod checkpoint;
 mod code;
 mod global;
@@ -25,11 +36,12 @@ mod module;
 mod perf_map;
 mod signals;
 mod store;
+mod sys;
 mod table;
 mod trap;
 mod types;
+mod vm_box;
 pub mod vmctx;
-pub mod wasi;
 
 pub use instance::{Instance, InstantiationError};
 pub use linker::Linker;

@@ -25,9 +25,19 @@ use std::collections::HashMap;
 /// Why an `.aot` object was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// Not a well-formed ELF object (or truncated).
+    /// The ELF structure is inconsistent in a way MVVM checks itself.
     #[error("not a valid .aot object: {0}")]
     BadObject(String),
+    /// The ELF object is malformed or truncated: the object crate could not
+    /// read `what`; its reason is the source.
+    #[error("not a valid .aot object: cannot read {what}")]
+    Elf {
+        /// The part of the object that could not be read.
+        what: String,
+        /// The object crate's error.
+        #[source]
+        source: object::Error,
+    },
     /// The object has no `.mvvm.meta` section.
     #[error("not an MVVM .aot object: no {} section", names::META_SECTION)]
     MissingMeta,
@@ -46,9 +56,12 @@ pub enum LoadError {
         /// Producer version, when the metadata could still be decoded.
         producer: String,
     },
-    /// The metadata could not be decoded.
+    /// The metadata decodes but is inconsistent.
     #[error("corrupt .aot metadata: {0}")]
     BadMeta(String),
+    /// The metadata could not be decoded.
+    #[error("corrupt .aot metadata: it does not decode")]
+    MetaDecode(#[source] mvvm_abi::codec::CodecError),
     /// Compiled for another ISA.
     #[error("compiled for {found}, this host is {host}")]
     WrongTarget {
@@ -84,7 +97,7 @@ pub enum LoadError {
     #[error("missing symbol `{0}`")]
     MissingSymbol(String),
     /// Mapping memory failed.
-    #[error("cannot map code memory: {0}")]
+    #[error("cannot map code memory")]
     Mmap(#[from] std::io::Error),
 }
 
@@ -106,7 +119,7 @@ pub(crate) struct LoadedCode {
 
 /// Reads and checks the metadata section only.
 pub fn read_meta(bytes: &[u8]) -> Result<ModuleMeta, LoadError> {
-    let file = object::File::parse(bytes).map_err(|e| LoadError::BadObject(e.to_string()))?;
+    let file = object::File::parse(bytes).map_err(elf("the ELF header or tables"))?;
     meta_of(&file)
 }
 
@@ -114,9 +127,10 @@ fn meta_of(file: &object::File<'_>) -> Result<ModuleMeta, LoadError> {
     let sec = file
         .section_by_name(names::META_SECTION)
         .ok_or(LoadError::MissingMeta)?;
-    let data = sec
-        .data()
-        .map_err(|e| LoadError::BadObject(e.to_string()))?;
+    let data = sec.data().map_err(elf(format!(
+        "the data of section `{}`",
+        names::META_SECTION
+    )))?;
     if data.len() < 12 {
         return Err(LoadError::BadMagic);
     }
@@ -135,8 +149,7 @@ fn meta_of(file: &object::File<'_>) -> Result<ModuleMeta, LoadError> {
             producer,
         });
     }
-    mvvm_abi::codec::decode::<ModuleMeta>(&data[12..])
-        .map_err(|e| LoadError::BadMeta(e.to_string()))
+    mvvm_abi::codec::decode::<ModuleMeta>(&data[12..]).map_err(LoadError::MetaDecode)
 }
 
 /// Checks the target and CPU features of `meta` against this host.
@@ -205,8 +218,14 @@ pub fn host_has_feature(name: &str) -> Option<bool> {
     }
 }
 
-fn bad(e: impl std::fmt::Display) -> LoadError {
-    LoadError::BadObject(e.to_string())
+fn bad(what: impl Into<String>) -> LoadError {
+    LoadError::BadObject(what.into())
+}
+
+/// A [`LoadError::Elf`]: the object crate refused `what`.
+fn elf(what: impl Into<String>) -> impl FnOnce(object::Error) -> LoadError {
+    let what = what.into();
+    move |source| LoadError::Elf { what, source }
 }
 
 /// Largest code + read-only data a module may map (a bound that keeps a
@@ -240,10 +259,64 @@ struct Placed {
     size: usize,
 }
 
+/// Where everything of the object goes in its mapping, decided before the
+/// mapping exists (its size is the layout's).
+struct Layout {
+    /// The loaded sections (text and read-only data), by section index.
+    placed: HashMap<SectionIndex, Placed>,
+    /// Length of the executable part (the text sections, page aligned).
+    text_len: usize,
+    /// One GOT slot per symbol a GOT-relative relocation names.
+    got: HashMap<SymbolIndex, usize>,
+    /// Bytes used, GOT included.
+    end: usize,
+}
+
 /// Loads `bytes` (an `.aot` ELF object) into executable memory.
+///
+/// The steps, each a function below: check the object against this host,
+/// lay the sections out, copy them into a fresh mapping, resolve symbols
+/// and apply relocations (GOT slots first), find the symbols the runtime
+/// calls and the code range of each function, then make the code
+/// executable.
 pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
-    let file = object::File::parse(bytes).map_err(bad)?;
-    let meta = meta_of(&file)?;
+    let file = object::File::parse(bytes).map_err(elf("the ELF header or tables"))?;
+    let meta = checked_meta(&file)?;
+    let layout = lay_out(&file)?;
+    // Slack so that an 8-byte relocation at the very end stays in bounds.
+    let mut mem = CodeMemory::new(layout.end + 8, layout.text_len)?;
+    copy_sections(&file, &layout, &mut mem)?;
+    let symbols = Symbols {
+        file: &file,
+        placed: &layout.placed,
+        base: mem.base(),
+    };
+    fill_got(&symbols, &layout, &mut mem)?;
+    relocate(&file, meta.target, &symbols, &layout, &mut mem)?;
+    let text = mem.base()..mem.base() + layout.text_len;
+    let entries = find_entries(&meta, &runtime_symbols(&file, &symbols)?, &text)?;
+    if crate::perf_map::wanted() {
+        append_perf_map(&entries.ranges);
+    }
+    mem.publish()?;
+    let info = CodeInfo {
+        text_start: text.start,
+        text_end: text.end,
+        funcs: entries.ranges,
+    };
+    Ok(LoadedCode {
+        meta,
+        memory: mem,
+        funcs: entries.funcs,
+        import_stubs: entries.import_stubs,
+        trampolines: entries.trampolines,
+        info,
+    })
+}
+
+/// The object's metadata, once it and the ELF header agree with this host.
+fn checked_meta(file: &object::File<'_>) -> Result<ModuleMeta, LoadError> {
+    let meta = meta_of(file)?;
     check_host(&meta)?;
     let expected_machine = match meta.target {
         TargetArch::X86_64 => object::Architecture::X86_64,
@@ -256,8 +329,13 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
             meta.target.name()
         )));
     }
+    Ok(meta)
+}
 
-    // Lay out: text sections first, then (page aligned) read-only sections.
+/// Lays out the text sections first, then (page aligned) the read-only
+/// sections, then the GOT. Writable sections are refused: generated code
+/// keeps no state of its own.
+fn lay_out(file: &object::File<'_>) -> Result<Layout, LoadError> {
     let mut placed: HashMap<SectionIndex, Placed> = HashMap::new();
     let mut cursor = 0usize;
     let mut ro: Vec<object::Section<'_, '_>> = Vec::new();
@@ -319,31 +397,58 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
             }
         }
     }
+    Ok(Layout {
+        placed,
+        text_len,
+        got,
+        end: cursor,
+    })
+}
 
-    // Slack so that an 8-byte relocation at the very end stays in bounds.
-    let mut mem = CodeMemory::new(cursor + 8, text_len)?;
-    let base = mem.base();
-    {
-        let buf = mem.bytes_mut();
-        for sec in file.sections() {
-            let Some(p) = placed.get(&sec.index()) else {
-                continue;
-            };
-            let compressed = sec.compressed_data().map_err(bad)?;
-            if compressed.format != object::CompressionFormat::None {
-                return Err(bad("compressed sections are not supported"));
-            }
-            let data = sec.data().map_err(bad)?;
-            if data.len() > p.size {
-                return Err(bad("section data larger than its size"));
-            }
-            buf[p.offset..p.offset + data.len()].copy_from_slice(data);
+/// Copies the contents of every placed section to its place.
+fn copy_sections(
+    file: &object::File<'_>,
+    layout: &Layout,
+    mem: &mut CodeMemory,
+) -> Result<(), LoadError> {
+    let buf = mem.bytes_mut();
+    for sec in file.sections() {
+        let Some(p) = layout.placed.get(&sec.index()) else {
+            continue;
+        };
+        let name = sec.name().unwrap_or("?");
+        let compressed = sec
+            .compressed_data()
+            .map_err(elf(format!("the data of section `{name}`")))?;
+        if compressed.format != object::CompressionFormat::None {
+            return Err(bad("compressed sections are not supported"));
         }
+        let data = sec
+            .data()
+            .map_err(elf(format!("the data of section `{name}`")))?;
+        if data.len() > p.size {
+            return Err(bad("section data larger than its size"));
+        }
+        buf[p.offset..p.offset + data.len()].copy_from_slice(data);
     }
+    Ok(())
+}
 
-    // Resolve every symbol to an absolute address.
-    let sym_addr = |idx: SymbolIndex| -> Result<(usize, String), LoadError> {
-        let sym = file.symbol_by_index(idx).map_err(bad)?;
+/// Resolves the object's symbols to absolute addresses in the mapping.
+struct Symbols<'a, 'data> {
+    file: &'a object::File<'data>,
+    placed: &'a HashMap<SectionIndex, Placed>,
+    base: usize,
+}
+
+impl Symbols<'_, '_> {
+    /// The address and name of symbol `idx`, which must be defined in a
+    /// loaded section (an `.aot` object is self-contained).
+    fn resolve(&self, idx: SymbolIndex) -> Result<(usize, String), LoadError> {
+        let file = self.file;
+        let sym = file
+            .symbol_by_index(idx)
+            .map_err(elf(format!("symbol #{}", idx.0)))?;
         let name = sym.name().unwrap_or("?").to_string();
         if sym.is_undefined() {
             return Err(LoadError::UndefinedSymbol(name));
@@ -351,12 +456,14 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
         let si = sym
             .section_index()
             .ok_or_else(|| LoadError::UndefinedSymbol(name.clone()))?;
-        let p = placed.get(&si).ok_or_else(|| {
+        let p = self.placed.get(&si).ok_or_else(|| {
             LoadError::BadObject(format!(
                 "symbol `{name}` is in a section that is not loaded"
             ))
         })?;
-        let sec = file.section_by_index(si).map_err(bad)?;
+        let sec = file
+            .section_by_index(si)
+            .map_err(elf(format!("the section of symbol `{name}`")))?;
         let off = sym
             .address()
             .checked_sub(sec.address())
@@ -364,28 +471,46 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
         if off > p.size {
             return Err(bad(format!("symbol `{name}` outside its section")));
         }
-        Ok((base + p.offset + off, name))
-    };
+        Ok((self.base + p.offset + off, name))
+    }
+}
 
-    // Fill GOT slots.
-    for (s, slot) in &got {
-        let (addr, _) = sym_addr(*s)?;
+/// Writes each GOT slot: the address of its symbol.
+fn fill_got(
+    symbols: &Symbols<'_, '_>,
+    layout: &Layout,
+    mem: &mut CodeMemory,
+) -> Result<(), LoadError> {
+    for (s, slot) in &layout.got {
+        let (addr, _) = symbols.resolve(*s)?;
         mem.bytes_mut()[*slot..*slot + 8].copy_from_slice(&(addr as u64).to_le_bytes());
     }
+    Ok(())
+}
 
-    // Apply relocations.
+/// Applies every relocation of the loaded sections (RELA only, of the
+/// kinds [`apply`] knows).
+fn relocate(
+    file: &object::File<'_>,
+    arch: TargetArch,
+    symbols: &Symbols<'_, '_>,
+    layout: &Layout,
+    mem: &mut CodeMemory,
+) -> Result<(), LoadError> {
+    let base = symbols.base;
     for sec in file.sections() {
-        let Some(p) = placed.get(&sec.index()).copied() else {
+        let Some(p) = layout.placed.get(&sec.index()).copied() else {
             continue;
         };
         for (offset, r) in sec.relocations() {
             let (target, name, got_slot) = match r.target() {
                 RelocationTarget::Symbol(s) => {
-                    let (a, n) = sym_addr(s)?;
-                    (a, n, got.get(&s).map(|o| base + o))
+                    let (a, n) = symbols.resolve(s)?;
+                    (a, n, layout.got.get(&s).map(|o| base + o))
                 }
                 RelocationTarget::Section(si) => {
-                    let pl = placed
+                    let pl = layout
+                        .placed
                         .get(&si)
                         .ok_or_else(|| bad("relocation against a section that is not loaded"))?;
                     (base + pl.offset, format!("section #{}", si.0), None)
@@ -416,7 +541,7 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
             }
             let place = base + at;
             apply(
-                meta.target,
+                arch,
                 r_type,
                 &mut mem.bytes_mut()[at..],
                 place as u64,
@@ -427,9 +552,16 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
             )?;
         }
     }
+    Ok(())
+}
 
-    // Symbols the runtime needs.
-    let mut syms: HashMap<String, (usize, u64)> = HashMap::new();
+/// The defined `mvvm_*` symbols (the only ones the runtime looks up), with
+/// address and size.
+fn runtime_symbols(
+    file: &object::File<'_>,
+    symbols: &Symbols<'_, '_>,
+) -> Result<HashMap<String, (usize, u64)>, LoadError> {
+    let mut syms = HashMap::new();
     for sym in file.symbols() {
         if sym.is_undefined() || sym.kind() == object::SymbolKind::Section {
             continue;
@@ -438,9 +570,32 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
         if !name.starts_with("mvvm_") {
             continue;
         }
-        let (addr, _) = sym_addr(sym.index())?;
+        let (addr, _) = symbols.resolve(sym.index())?;
         syms.insert(name.to_string(), (addr, sym.size()));
     }
+    Ok(syms)
+}
+
+/// Where the runtime enters the code, and what the trap handler needs.
+struct Entries {
+    /// Address of `mvvm_func_{i}` per defined function.
+    funcs: Vec<usize>,
+    /// Address of `mvvm_import_{j}` per imported function.
+    import_stubs: Vec<usize>,
+    /// Address of `mvvm_array_{i}` per function that has one.
+    trampolines: HashMap<u32, usize>,
+    /// Code range of every body and stub, sorted by start.
+    ranges: Vec<FuncRange>,
+}
+
+/// Finds each function's body (and resume clone), import stub and array
+/// trampoline among `syms`, checks that each lies in `text`, and builds the
+/// code ranges the trap handler looks PCs up in.
+fn find_entries(
+    meta: &ModuleMeta,
+    syms: &HashMap<String, (usize, u64)>,
+    text: &std::ops::Range<usize>,
+) -> Result<Entries, LoadError> {
     let get = |name: String| -> Result<(usize, u64), LoadError> {
         syms.get(&name)
             .copied()
@@ -458,7 +613,7 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
     // clone: the same wasm function, so a trap in either is reported alike).
     let body_range = |symbol: String, index: u32, size: u32, traps: &[mvvm_abi::TrapSite]| {
         let (addr, _) = get(symbol.clone())?;
-        if addr < base || addr + size as usize > base + text_len {
+        if addr < text.start || addr + size as usize > text.end {
             return Err(bad(format!("{symbol} (function {index}) outside the text")));
         }
         Ok(FuncRange {
@@ -486,13 +641,13 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
     let mut import_stubs = Vec::with_capacity(nimp);
     for j in 0..nimp as u32 {
         let (addr, size) = get(names::import_stub_symbol(j))?;
-        if !(base..base + text_len).contains(&addr) {
+        if !text.contains(&addr) {
             return Err(bad(format!("import stub {j} outside the text")));
         }
         import_stubs.push(addr);
         ranges.push(FuncRange {
             start: addr,
-            end: addr + (size as usize).clamp(1, base + text_len - addr),
+            end: addr + (size as usize).clamp(1, text.end - addr),
             index: j,
             traps: Vec::new(),
             name: meta.func_name(j).map(str::to_string).or_else(|| {
@@ -507,39 +662,34 @@ pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
     let mut trampolines = HashMap::new();
     for &i in &meta.array_trampolines {
         let (addr, _) = get(names::array_trampoline_symbol(i))?;
-        if !(base..base + text_len).contains(&addr) {
+        if !text.contains(&addr) {
             return Err(bad(format!("array trampoline {i} outside the text")));
         }
         trampolines.insert(i, addr);
     }
     ranges.sort_by_key(|r| r.start);
-    if crate::perf_map::wanted() {
-        let named: Vec<(usize, usize, String)> = ranges
-            .iter()
-            .map(|r| {
-                let name = match &r.name {
-                    Some(n) => format!("wasm[{}] {n}", r.index),
-                    None => format!("wasm[{}]", r.index),
-                };
-                (r.start, r.end - r.start, name)
-            })
-            .collect();
-        crate::perf_map::append(&named);
-    }
-    mem.publish()?;
-    let info = CodeInfo {
-        text_start: base,
-        text_end: base + text_len,
-        funcs: ranges,
-    };
-    Ok(LoadedCode {
-        meta,
-        memory: mem,
+    Ok(Entries {
         funcs,
         import_stubs,
         trampolines,
-        info,
+        ranges,
     })
+}
+
+/// Names every code range in `/tmp/perf-PID.map` (`MVVM_PERF_MAP=1`), so
+/// `perf report` shows wasm functions.
+fn append_perf_map(ranges: &[FuncRange]) {
+    let named: Vec<(usize, usize, String)> = ranges
+        .iter()
+        .map(|r| {
+            let name = match &r.name {
+                Some(n) => format!("wasm[{}] {n}", r.index),
+                None => format!("wasm[{}]", r.index),
+            };
+            (r.start, r.end - r.start, name)
+        })
+        .collect();
+    crate::perf_map::append(&named);
 }
 
 fn is_got_reloc(r_type: u32) -> bool {
@@ -827,12 +977,22 @@ mod tests {
 
     #[test]
     fn garbage_and_truncated_input_are_refused() {
-        assert!(matches!(load(b"not an elf"), Err(LoadError::BadObject(_))));
-        assert!(matches!(load(&[]), Err(LoadError::BadObject(_))));
+        assert!(matches!(load(b"not an elf"), Err(LoadError::Elf { .. })));
+        assert!(matches!(load(&[]), Err(LoadError::Elf { .. })));
         assert!(matches!(
             load(b"\x7fELF\x02\x01\x01"),
-            Err(LoadError::BadObject(_))
+            Err(LoadError::Elf { .. })
         ));
+    }
+
+    #[test]
+    fn an_elf_error_is_the_source_not_part_of_the_message() {
+        let e = load(b"not an elf").unwrap_err();
+        let source = std::error::Error::source(&e).expect("the object crate's error");
+        assert!(
+            !e.to_string().contains(&source.to_string()),
+            "{e} repeats its source {source}"
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@ mod dirty;
 
 pub(crate) use dirty::handle_write_fault;
 
+use crate::sys::mman::{self, Prot};
+use crate::vm_box::VmBox;
 use crate::vmctx::VMMemory;
 use mvvm_abi::meta::MemoryType;
 use mvvm_abi::vmctx::{MEMORY_RESERVATION, WASM_PAGE_SIZE};
@@ -28,7 +30,9 @@ pub const MAX_PAGES: u64 = 65536;
 /// One linear memory (owned by a store; instances refer to it by pointer).
 #[derive(Debug)]
 pub(crate) struct LinearMemory {
-    vm: Box<VMMemory>,
+    /// What generated code reads (its base pointer is in the `VMContext`
+    /// of every instance using the memory).
+    vm: VmBox<VMMemory>,
     ty: MemoryType,
     max_pages: u64,
     /// Dirty-chunk tracker, claimed on the first
@@ -59,25 +63,9 @@ impl LinearMemory {
                 ty.limits.min
             )));
         }
-        // SAFETY: a fresh anonymous PROT_NONE reservation; result checked.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                MEMORY_RESERVATION as usize,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error().into());
-        }
+        let p = mman::map_anon(MEMORY_RESERVATION as usize, Prot::None, true)?;
         let mut m = LinearMemory {
-            vm: Box::new(VMMemory {
-                base: p.cast(),
-                length: 0,
-            }),
+            vm: VmBox::new(VMMemory { base: p, length: 0 }),
             ty,
             max_pages: ty.limits.max.unwrap_or(MAX_PAGES).min(MAX_PAGES),
             tracker: None,
@@ -99,8 +87,8 @@ impl LinearMemory {
     }
 
     /// The structure generated code reads.
-    pub fn vm_ptr(&mut self) -> *mut VMMemory {
-        &mut *self.vm
+    pub fn vm_ptr(&self) -> *mut VMMemory {
+        self.vm.as_ptr()
     }
 
     /// Grows by `delta` pages; the old size in pages, or `None` when it
@@ -116,16 +104,13 @@ impl LinearMemory {
         }
         let start = self.vm.length as usize;
         let len = (delta * WASM_PAGE_SIZE) as usize;
-        // SAFETY: `start..start+len` lies inside our reservation (new size
-        // is at most 4 GiB, the reservation is larger).
-        let r = unsafe {
-            libc::mprotect(
-                self.vm.base.add(start).cast(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-            )
-        };
-        if r != 0 {
+        // SAFETY: `start..start+len` lies inside our reservation (the new
+        // size is at most 4 GiB, the reservation is larger), page-aligned
+        // (wasm pages are multiples of host pages); the pages were
+        // inaccessible, so no reference into them exists; they only become
+        // read-write.
+        let r = unsafe { mman::protect(self.vm.base.add(start), len, Prot::ReadWrite) };
+        if r.is_err() {
             return None;
         }
         self.vm.length = new * WASM_PAGE_SIZE;
@@ -193,7 +178,6 @@ impl LinearMemory {
         file: std::os::fd::BorrowedFd<'_>,
         file_offset: u64,
     ) -> std::io::Result<()> {
-        use std::os::fd::AsRawFd;
         let page = page_size();
         let end = guest_offset.checked_add(len);
         if end.is_none_or(|e| e > self.vm.length)
@@ -215,23 +199,20 @@ impl LinearMemory {
             return Ok(());
         }
         // SAFETY: the target range lies inside our reservation (checked
-        // against the current length above), so MAP_FIXED replaces only
-        // pages we own; the mapping is private, readable and writable like
-        // the rest of the accessible memory; the result is checked.
-        let p = unsafe {
-            libc::mmap(
-                self.vm.base.add(guest_offset as usize).cast(),
+        // against the current length above) and is page-aligned, like
+        // `file_offset` (checked, and it fits an `off_t`); `&mut self`
+        // means no Rust reference into the memory is alive, and wasm does
+        // not run while a memory is being restored. The mapping is
+        // private, readable and writable like the rest of the accessible
+        // memory.
+        unsafe {
+            mman::map_file_fixed(
+                self.vm.base.add(guest_offset as usize),
                 len as usize,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_FIXED,
-                file.as_raw_fd(),
+                file,
                 file_offset as libc::off_t,
             )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
         }
-        Ok(())
     }
 
     /// Replaces `len` accessible bytes at `guest_offset` by fresh zero
@@ -258,43 +239,35 @@ impl LinearMemory {
             return Ok(());
         }
         // SAFETY: the range lies inside our reservation (checked against
-        // the current length above), so MAP_FIXED replaces only pages we
-        // own with anonymous zero pages, read-write like the rest.
-        let p = unsafe {
-            libc::mmap(
-                self.vm.base.add(guest_offset as usize).cast(),
-                len as usize,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
+        // the current length above) and is page-aligned (checked); `&mut
+        // self` means no Rust reference into the memory is alive. The zero
+        // pages are read-write like the rest.
+        unsafe { mman::map_zero_fixed(self.vm.base.add(guest_offset as usize), len as usize) }
     }
 
     /// The accessible bytes.
     pub fn data(&self) -> &[u8] {
-        // SAFETY: `length` bytes from `base` are mapped read-write.
+        // SAFETY: `length` bytes from `base` are mapped readable (read-write,
+        // or read-only while dirty tracking), `u8` needs no alignment, and
+        // they stay mapped while `&self` lives (only `&mut self` methods
+        // change the mapping, and memory never shrinks). Wasm, which may
+        // write them, does not run while this borrow is in use.
         unsafe { std::slice::from_raw_parts(self.vm.base, self.vm.length as usize) }
     }
 
     /// The accessible bytes, writable.
     pub fn data_mut(&mut self) -> &mut [u8] {
-        // SAFETY: `length` bytes from `base` are mapped read-write; `&mut
-        // self` gives exclusive access from Rust (wasm is not running).
+        // SAFETY: `length` bytes from `base` are mapped (read-write, or
+        // read-only with writes resolved by the dirty-tracking fault
+        // handler); `&mut self` gives exclusive access from Rust, and wasm
+        // does not run while the borrow is in use.
         unsafe { std::slice::from_raw_parts_mut(self.vm.base, self.vm.length as usize) }
     }
 }
 
 /// The host page size.
 fn page_size() -> u64 {
-    // SAFETY: `sysconf` has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n > 0 { n as u64 } else { 4096 }
+    crate::sys::sysconf::page_size() as u64
 }
 
 impl Drop for LinearMemory {
@@ -303,8 +276,9 @@ impl Drop for LinearMemory {
         // reused by anyone, and the fault handler must no longer claim it.
         drop(self.tracker.take());
         // SAFETY: we own the reservation and no instance using it is alive
-        // (the store drops instances and memories together).
-        unsafe { libc::munmap(self.vm.base.cast(), MEMORY_RESERVATION as usize) };
+        // (the store drops instances and memories together), and `&mut
+        // self` in `drop` means no Rust reference into it remains.
+        unsafe { mman::unmap(self.vm.base, MEMORY_RESERVATION as usize) };
     }
 }
 
@@ -321,6 +295,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn grows_up_to_max() {
         let mut m = LinearMemory::new(ty(1, Some(3))).unwrap();
         assert_eq!(m.data().len(), 65536);
@@ -333,6 +308,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn dirty_tracking_records_written_chunks() {
         let mut m = LinearMemory::new(ty(4, Some(8))).unwrap();
         m.data_mut()[3] = 1;
@@ -362,6 +338,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn refuses_too_large() {
         assert!(LinearMemory::new(ty(65537, None)).is_err());
         let mut m = LinearMemory::new(ty(0, None)).unwrap();

@@ -67,4 +67,36 @@ impl Module {
     pub fn meta(&self) -> &ModuleMeta {
         &self.inner.meta
     }
+
+    /// A module described by `meta` with no code behind it, for unit tests
+    /// of everything but running wasm (instantiation, builtins, the store):
+    /// every function and import stub address is 0 and no function has an
+    /// array trampoline, so nothing can be called into.
+    #[cfg(test)]
+    pub(crate) fn without_code(meta: ModuleMeta) -> Module {
+        let type_ids = meta
+            .types
+            .iter()
+            .map(crate::types::canonical_type_id)
+            .collect();
+        let nimp = meta.num_imported_funcs as usize;
+        let code = CodeMemory::new(1, 0).expect("a one-page anonymous mapping");
+        let info = crate::trap::CodeInfo {
+            text_start: code.base(),
+            text_end: code.base(),
+            funcs: Vec::new(),
+        };
+        Module {
+            inner: Arc::new(ModuleInner {
+                funcs: vec![0; meta.funcs.len().saturating_sub(nimp)],
+                import_stubs: vec![0; nimp],
+                trampolines: HashMap::new(),
+                type_ids,
+                frame_slots: 0,
+                meta,
+                _registration: crate::code::register(Arc::new(info)),
+                _code: code,
+            }),
+        }
+    }
 }

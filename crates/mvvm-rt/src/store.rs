@@ -3,15 +3,31 @@
 //! [`Table`], [`Global`], [`Instance`](crate::Instance)) are small indices
 //! into one store.
 //!
-//! The store's contents live in a `Box` so that their address never changes:
-//! generated code reaches them through raw pointers kept in each instance's
-//! `VMContext`, whether or not the `Store` value itself is moved.
+//! # Ownership
+//!
+//! The store's contents ([`StoreInner`]) live in a
+//! [`VmBox`](crate::vm_box::VmBox), not a `Box`: builtins reach them
+//! through the base pointer kept in each instance's `InstanceHost`, and a
+//! `Box` would be retagged as unique (invalidating that pointer) every time
+//! the `Store` moves or is reborrowed. The same holds one level down for
+//! everything generated code reads or writes: `VMLimits` (here), each
+//! instance's `VMContext`, `VMFuncRef` array and pointer arrays
+//! (`instance.rs`), `VMMemory` (`memory.rs`), `VMTable` (`table.rs`) and
+//! global cells (`global.rs`) are `VmBox`es too.
+//!
+//! The invariant (see `vm_box.rs`): while a wasm frame of this store is
+//! active, Rust reaches the store only through those base pointers (the
+//! builtins, `call::call_raw`, `call::call_host`), deriving short-lived
+//! references that never live across a call into wasm; outside wasm, the
+//! usual `&Store`/`&mut Store` borrows apply, and entering wasm
+//! (`call::call_func`) takes the base pointer afresh from `&mut Store`.
 
 use crate::global::GlobalData;
 use crate::instance::InstanceData;
 use crate::memory::{LinearMemory, MemoryError};
 use crate::table::Table as TableData;
 use crate::trap::Trap;
+use crate::vm_box::VmBox;
 use crate::vmctx::{VMFuncRef, VMLimits};
 use mvvm_abi::meta::{FuncType, GlobalType, MemoryType, TableType, ValType};
 use std::any::Any;
@@ -159,8 +175,9 @@ pub(crate) struct HostFuncData {
     pub f: Option<HostFn>,
 }
 
-/// The contents of a [`Store`]; reachable by generated code through raw
-/// pointers, hence boxed. Not constructible outside the crate.
+/// The contents of a [`Store`]; reachable by builtins through raw pointers,
+/// hence in a `VmBox` (see the module documentation). Not constructible
+/// outside the crate.
 #[doc(hidden)]
 pub struct StoreInner {
     pub(crate) id: u64,
@@ -169,7 +186,9 @@ pub struct StoreInner {
     pub(crate) globals: Vec<GlobalData>,
     pub(crate) host_funcs: Vec<HostFuncData>,
     pub(crate) instances: Vec<InstanceData>,
-    pub(crate) limits: Box<VMLimits>,
+    /// Limits shared by every instance of the store (each `VMContext`
+    /// holds the base pointer).
+    pub(crate) limits: VmBox<VMLimits>,
     /// Backing store of `limits.frame_slots`: checkpoint code writes the
     /// frame it saves here and `RewindFrame` the frame it restores.
     pub(crate) frame_slots: Vec<u64>,
@@ -179,6 +198,10 @@ pub struct StoreInner {
     /// Nesting depth of host -> wasm entries.
     pub(crate) depth: u32,
     pub(crate) data: Option<Box<dyn Any>>,
+    /// How a checkpoint saves `data` (set together with it by
+    /// `Store::set_host_state`, cleared by `set_data`); `None`: the data
+    /// has no state to save.
+    pub(crate) save_data: Option<crate::checkpoint::host::SaveFn>,
     /// Checkpoint control (trigger, probe counts, frames being saved or
     /// restored); `None` when no checkpoint session is armed.
     pub(crate) ckpt: Option<Box<crate::checkpoint::control::Control>>,
@@ -186,7 +209,7 @@ pub struct StoreInner {
 
 /// Owns instances and everything they use; see the module documentation.
 pub struct Store {
-    pub(crate) inner: Box<StoreInner>,
+    pub(crate) inner: VmBox<StoreInner>,
 }
 
 impl std::fmt::Debug for Store {
@@ -208,19 +231,20 @@ impl Store {
     /// An empty store.
     pub fn new() -> Store {
         Store {
-            inner: Box::new(StoreInner {
+            inner: VmBox::new(StoreInner {
                 id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
                 memories: Vec::new(),
                 tables: Vec::new(),
                 globals: Vec::new(),
                 host_funcs: Vec::new(),
                 instances: Vec::new(),
-                limits: Box::new(VMLimits::default()),
+                limits: VmBox::new(VMLimits::default()),
                 frame_slots: Vec::new(),
                 funcrefs: HashMap::new(),
                 max_wasm_stack: DEFAULT_MAX_WASM_STACK,
                 depth: 0,
                 data: None,
+                save_data: None,
                 ckpt: None,
             }),
         }
@@ -237,6 +261,7 @@ impl Store {
     /// through [`Caller::data_mut`]. Replaces any previous data.
     pub fn set_data<T: Any>(&mut self, data: T) {
         self.inner.data = Some(Box::new(data));
+        self.inner.save_data = None;
     }
 
     /// The user data, if it is a `T`.
@@ -427,7 +452,7 @@ impl Func {
     /// Calls the function with `args`, returning its results.
     pub fn call(&self, store: &mut Store, args: &[Val]) -> Result<Vec<Val>, RunError> {
         check_store(&store.inner, self.store);
-        crate::instance::call_func(&mut store.inner, *self, args)
+        crate::call::call_func(store, *self, args)
     }
 }
 

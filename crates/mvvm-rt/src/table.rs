@@ -3,6 +3,7 @@
 //! a `VMTable` that generated code reads. The element pointer moves when
 //! the table grows; the `VMTable` itself never moves.
 
+use crate::vm_box::VmBox;
 use crate::vmctx::VMTable;
 use mvvm_abi::meta::TableType;
 
@@ -13,7 +14,9 @@ pub const MAX_TABLE_ELEMENTS: u64 = 10_000_000;
 /// One table (owned by a store; instances refer to it by pointer).
 #[derive(Debug)]
 pub(crate) struct Table {
-    vm: Box<VMTable>,
+    /// What generated code reads (its base pointer is in every
+    /// importing instance's table array).
+    vm: VmBox<VMTable>,
     elems: Vec<u64>,
     ty: TableType,
 }
@@ -25,7 +28,7 @@ impl Table {
             return None;
         }
         let mut t = Table {
-            vm: Box::new(VMTable {
+            vm: VmBox::new(VMTable {
                 elements: std::ptr::null_mut(),
                 length: 0,
             }),
@@ -47,8 +50,8 @@ impl Table {
     }
 
     /// The structure generated code reads.
-    pub fn vm_ptr(&mut self) -> *mut VMTable {
-        &mut *self.vm
+    pub fn vm_ptr(&self) -> *mut VMTable {
+        self.vm.as_ptr()
     }
 
     /// Number of elements.
@@ -99,7 +102,9 @@ mod tests {
         assert_eq!(t.grow(2, 9), Some(2));
         assert_eq!(t.grow(1, 9), None);
         let vm = t.vm_ptr();
-        // SAFETY: test reads the table's own VMTable.
+        // SAFETY: `vm` is the base pointer of the table's live `VMTable`,
+        // whose `elements` has `length` (4) initialised slots; no reference
+        // into either is in use.
         let (len, first) = unsafe { ((*vm).length, *(*vm).elements.add(3)) };
         assert_eq!((len, first), (4, 9));
     }

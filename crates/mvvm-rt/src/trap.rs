@@ -171,7 +171,10 @@ pub(crate) fn current_jmp_buf() -> *mut u8 {
 /// dropping.
 pub(crate) unsafe fn unwind_with(jb: *mut u8, trap: RawTrap) -> ! {
     PENDING.with(|p| p.set(Some(trap)));
-    // SAFETY: guaranteed by the caller; the code is non-zero.
+    // SAFETY: `jb` is the jump buffer of a live `mvvm_rt_enter` frame of
+    // this thread (caller), so the `longjmp` lands in a frame that still
+    // exists; the frames it skips own nothing to drop (caller); the code is
+    // non-zero, so `mvvm_rt_enter` sees a trap, not a normal return.
     unsafe { mvvm_rt_longjmp(jb, i32::from(trap.code as u8).max(1)) }
 }
 
@@ -190,9 +193,12 @@ pub extern "C" fn mvvm_rt_trap_at(code: i32, pc: *const u8) -> ! {
         eprintln!("mvvm-rt: trap `{code}` raised outside of wasm execution");
         std::process::abort();
     }
-    // SAFETY: `jb` belongs to the live activation of this thread; between
-    // it and here there are only generated code and the C shim (the Rust
-    // half of the builtin has already returned).
+    // SAFETY: `jb` belongs to the live activation of this thread (not
+    // null, and `mvvm_rt_enter` clears it on the way out); between it and
+    // here there are only generated code, the C shim (the Rust half of the
+    // builtin has already returned) or, for `RewindFrame`, a Rust frame
+    // that has moved out or dropped all its values, and this frame, which
+    // owns nothing.
     unsafe {
         unwind_with(
             jb,
@@ -219,11 +225,19 @@ pub(crate) unsafe fn enter_wasm(
     values: *mut u64,
 ) -> Result<(), RawTrap> {
     crate::signals::prepare_thread();
-    // SAFETY: `tramp` is a function with this signature (caller contract).
+    // SAFETY: `tramp` is the address of an array trampoline of loaded,
+    // published code (caller contract), a function with exactly this
+    // signature and C calling convention; the code stays mapped while its
+    // module (kept by the instance) lives.
     let f: unsafe extern "C" fn(*mut u8, *mut u64) = unsafe { std::mem::transmute(tramp) };
     let slot = JMP_BUF.with(|c| c.as_ptr());
-    // SAFETY: `slot` is this thread's jump buffer cell, which outlives the
-    // call; the C side restores its previous value before returning.
+    // SAFETY: `f`, `vmctx` and `values` satisfy the trampoline's contract
+    // (caller). `slot` is this thread's jump buffer cell, valid and aligned
+    // for the whole call (a thread local outlives it) and written only by
+    // the C side, which restores its previous value before returning, so
+    // entries nest. No Rust reference is held across the call: `vmctx` and
+    // `values` are raw, and the store is reached by builtins through its
+    // base pointer (`vm_box.rs`).
     let code = unsafe { mvvm_rt_enter(f, vmctx, values, slot) };
     if code == 0 {
         return Ok(());

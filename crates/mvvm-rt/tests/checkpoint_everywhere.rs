@@ -11,7 +11,8 @@ mod ckpt_common;
 use ckpt_common::{cfg, compile, temp_dir, wasi};
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
-use mvvm_rt::checkpoint::{Outcome, SnapshotSource, Trigger, restore, run};
+use mvvm_rt::checkpoint::{Outcome, RestoreOptions, RunOptions, SnapshotSource, Trigger};
+use mvvm_wasi::Command;
 
 const STACK: usize = 1 << 20;
 
@@ -40,13 +41,14 @@ fn program(body: &str) -> String {
 /// The exit code and `out` contents of an uninterrupted run, and P.
 fn reference(module: &Module) -> (i32, Vec<u8>, u64) {
     let dir = temp_dir("ckpt", "ref");
-    let out = run(
-        module,
-        wasi(&dir),
-        STACK,
-        cfg(Trigger::CountProbes, &dir.join("snap")),
-    )
-    .expect("reference run");
+    let out = Command::new(module)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(
+            cfg(Trigger::CountProbes, &dir.join("snap")),
+            RunOptions::default(),
+        )
+        .expect("reference run");
     let Outcome::Exited { code, probes } = out else {
         panic!("reference run checkpointed: {out:?}");
     };
@@ -67,13 +69,11 @@ fn checkpoint_restore(
 ) {
     let dir = temp_dir("ckpt", "cr");
     let snap = dir.join("snap");
-    let out = run(
-        module,
-        wasi(&dir),
-        STACK,
-        cfg(Trigger::ProbeCount(n), &snap),
-    )
-    .unwrap_or_else(|e| panic!("run to probe {n}: {e}"));
+    let out = Command::new(module)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(cfg(Trigger::ProbeCount(n), &snap), RunOptions::default())
+        .unwrap_or_else(|e| panic!("run to probe {n}: {e}"));
     let Outcome::Checkpointed { stats } = out else {
         panic!("probe {n}: no checkpoint: {out:?}");
     };
@@ -84,25 +84,27 @@ fn checkpoint_restore(
         None => Trigger::CountProbes,
     };
     let snap2 = dir.join("snap2");
-    let mut out = restore(
-        target,
-        SnapshotSource::File(snap.clone()),
-        STACK,
-        cfg(trigger, &snap2),
-        ckpt_common::restore_opts(&dir),
-    )
-    .unwrap_or_else(|e| panic!("restore of probe {n}: {e}"));
+    let mut out = Command::new(target)
+        .max_wasm_stack(STACK)
+        .grants(ckpt_common::grants(&dir))
+        .restore(
+            SnapshotSource::File(snap.clone()),
+            cfg(trigger, &snap2),
+            RestoreOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("restore of probe {n}: {e}"));
     if let Outcome::Checkpointed { .. } = out {
         // Chain: A -> B -> A, the second time through a stream.
         let file = std::fs::File::open(&snap2).unwrap();
-        out = restore(
-            module,
-            SnapshotSource::Stream(Box::new(file)),
-            STACK,
-            cfg(Trigger::CountProbes, &dir.join("snap3")),
-            ckpt_common::restore_opts(&dir),
-        )
-        .unwrap_or_else(|e| panic!("second restore of probe {n}: {e}"));
+        out = Command::new(module)
+            .max_wasm_stack(STACK)
+            .grants(ckpt_common::grants(&dir))
+            .restore(
+                SnapshotSource::Stream(Box::new(file)),
+                cfg(Trigger::CountProbes, &dir.join("snap3")),
+                RestoreOptions::default(),
+            )
+            .unwrap_or_else(|e| panic!("second restore of probe {n}: {e}"));
     }
     let Outcome::Exited { code, .. } = out else {
         panic!("restore of probe {n} did not exit: {out:?}");
@@ -288,13 +290,14 @@ fn deep_recursion_saves_every_frame() {
     // Probe 1 is the entry of _start, probes 2..=17 the entries of fib(16)
     // down to fib(1), which returns; probe 18 is fib(0) called by fib(2):
     // _start, fib(16)..fib(2), fib(0) = 17 frames.
-    let out = run(
-        &module,
-        wasi(&dir),
-        STACK,
-        cfg(Trigger::ProbeCount(18), &dir.join("s")),
-    )
-    .unwrap();
+    let out = Command::new(&module)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(
+            cfg(Trigger::ProbeCount(18), &dir.join("s")),
+            RunOptions::default(),
+        )
+        .unwrap();
     let Outcome::Checkpointed { stats } = out else {
         panic!("{out:?}")
     };
@@ -332,13 +335,14 @@ fn checkpoints_inside_the_start_function() {
     everywhere(START_FUNC, Policy::Loop);
     let module = compile(&program(START_FUNC), Policy::Loop, 3);
     let dir = temp_dir("ckpt", "start");
-    let out = run(
-        &module,
-        wasi(&dir),
-        STACK,
-        cfg(Trigger::ProbeCount(10), &dir.join("s")),
-    )
-    .unwrap();
+    let out = Command::new(&module)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(
+            cfg(Trigger::ProbeCount(10), &dir.join("s")),
+            RunOptions::default(),
+        )
+        .unwrap();
     assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
     let snap = mvvm_snapshot::open_file(&dir.join("s")).unwrap();
     assert_eq!(Some(snap.frames[0].func), module.meta().start);

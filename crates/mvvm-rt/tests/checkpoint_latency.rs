@@ -5,9 +5,10 @@
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
 use mvvm_rt::checkpoint::{
-    CheckpointConfig, Outcome, RestoreOptions, SnapshotSink, SnapshotSource, Trigger, restore, run,
+    CheckpointConfig, Outcome, RestoreOptions, RunOptions, SnapshotSink, SnapshotSource, Trigger,
 };
-use mvvm_rt::wasi::{Preopen, WasiConfig};
+use mvvm_wasi::Command;
+use mvvm_wasi::{Preopen, WasiConfig};
 use std::time::Instant;
 
 /// Grows memory to 4096 pages, writes one word in every 4 KiB page, then
@@ -55,19 +56,20 @@ fn latency_with_256_mib_of_memory() {
         log_probes: false,
         signals: false,
     };
-    let Outcome::Exited { code: want, probes } =
-        run(&module, wasi(), 1 << 20, cfg(Trigger::CountProbes)).unwrap()
+    let Outcome::Exited { code: want, probes } = Command::new(&module)
+        .config(wasi())
+        .max_wasm_stack(1 << 20)
+        .run(cfg(Trigger::CountProbes), RunOptions::default())
+        .unwrap()
     else {
         panic!("reference run checkpointed")
     };
     // Checkpoint in the tail loop, after every page was touched.
-    let out = run(
-        &module,
-        wasi(),
-        1 << 20,
-        cfg(Trigger::ProbeCount(probes - 5)),
-    )
-    .unwrap();
+    let out = Command::new(&module)
+        .config(wasi())
+        .max_wasm_stack(1 << 20)
+        .run(cfg(Trigger::ProbeCount(probes - 5)), RunOptions::default())
+        .unwrap();
     let Outcome::Checkpointed { stats } = out else {
         panic!("{out:?}")
     };
@@ -76,13 +78,22 @@ fn latency_with_256_mib_of_memory() {
     // checksums without I/O).
     let mut c = cfg(Trigger::ProbeCount(probes - 5));
     c.sink = SnapshotSink::Stream(Box::new(std::io::sink()));
-    let Outcome::Checkpointed { stats: sunk } = run(&module, wasi(), 1 << 20, c).unwrap() else {
+    let Outcome::Checkpointed { stats: sunk } = Command::new(&module)
+        .config(wasi())
+        .max_wasm_stack(1 << 20)
+        .run(c, RunOptions::default())
+        .unwrap()
+    else {
         panic!("no checkpoint to the sink")
     };
     // The same checkpoint to a stream (a file written without fsync).
     let mut c = cfg(Trigger::ProbeCount(probes - 5));
     c.sink = SnapshotSink::Stream(Box::new(std::fs::File::create(dir.join("stream")).unwrap()));
-    let Outcome::Checkpointed { stats: streamed } = run(&module, wasi(), 1 << 20, c).unwrap()
+    let Outcome::Checkpointed { stats: streamed } = Command::new(&module)
+        .config(wasi())
+        .max_wasm_stack(1 << 20)
+        .run(c, RunOptions::default())
+        .unwrap()
     else {
         panic!("no checkpoint to the stream")
     };
@@ -91,34 +102,30 @@ fn latency_with_256_mib_of_memory() {
     let open_verify = t.elapsed();
     drop(snap);
     let t = Instant::now();
-    let out = restore(
-        &module,
-        SnapshotSource::File(dir.join("snap")),
-        1 << 20,
-        cfg(Trigger::CountProbes),
-        RestoreOptions {
-            grants: mvvm_rt::wasi::Grants::none().preopen(&dir, "/w"),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let out = Command::new(&module)
+        .max_wasm_stack(1 << 20)
+        .grants(mvvm_wasi::Grants::none().preopen(&dir, "/w"))
+        .restore(
+            SnapshotSource::File(dir.join("snap")),
+            cfg(Trigger::CountProbes),
+            RestoreOptions::default(),
+        )
+        .unwrap();
     let restore_file = t.elapsed();
     assert!(
         matches!(out, Outcome::Exited { code, .. } if code == want),
         "{out:?}"
     );
     let t = Instant::now();
-    let out = restore(
-        &module,
-        SnapshotSource::Stream(Box::new(std::fs::File::open(dir.join("snap")).unwrap())),
-        1 << 20,
-        cfg(Trigger::CountProbes),
-        RestoreOptions {
-            grants: mvvm_rt::wasi::Grants::none().preopen(&dir, "/w"),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let out = Command::new(&module)
+        .max_wasm_stack(1 << 20)
+        .grants(mvvm_wasi::Grants::none().preopen(&dir, "/w"))
+        .restore(
+            SnapshotSource::Stream(Box::new(std::fs::File::open(dir.join("snap")).unwrap())),
+            cfg(Trigger::CountProbes),
+            RestoreOptions::default(),
+        )
+        .unwrap();
     let restore_stream = t.elapsed();
     assert!(matches!(out, Outcome::Exited { code, .. } if code == want));
     println!(

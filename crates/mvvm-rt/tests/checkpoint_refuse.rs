@@ -9,9 +9,10 @@ use ckpt_common::{cfg, temp_dir, wasi};
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
 use mvvm_rt::checkpoint::{
-    CheckpointError, FuncSelector, Outcome, RestoreOptions, SnapshotSource, Trigger, restore, run,
+    CheckpointError, FuncSelector, Outcome, RestoreOptions, RunOptions, SnapshotSource, Trigger,
 };
 use mvvm_snapshot::SnapshotError;
+use mvvm_wasi::Command;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,19 +57,20 @@ fn compile(body: &str, policy: Policy) -> Module {
 fn restore_file(
     module: &Module,
     snap: &Path,
-    opts: RestoreOptions,
-) -> Result<Outcome, CheckpointError> {
-    restore(
-        module,
-        SnapshotSource::File(snap.to_path_buf()),
-        STACK,
-        cfg(Trigger::CountProbes, &snap.with_extension("next")),
-        RestoreOptions {
-            // Every snapshot here was taken with its directory as `/work`.
-            grants: ckpt_common::grants(snap.parent().expect("snapshot in a directory")),
-            ..opts
-        },
-    )
+    allow_changed_files: bool,
+) -> Result<Outcome, mvvm_wasi::Error> {
+    Command::new(module)
+        .max_wasm_stack(STACK)
+        // Every snapshot here was taken with its directory as `/work`.
+        .grants(ckpt_common::grants(
+            snap.parent().expect("snapshot in a directory"),
+        ))
+        .allow_changed_files(allow_changed_files)
+        .restore(
+            SnapshotSource::File(snap.to_path_buf()),
+            cfg(Trigger::CountProbes, &snap.with_extension("next")),
+            RestoreOptions::default(),
+        )
 }
 
 const COUNT: &str = r#"
@@ -94,11 +96,13 @@ fn count_snapshot(tag: &str) -> (Module, PathBuf, PathBuf) {
 fn another_module_is_refused() {
     let (_, dir, snap) = count_snapshot("other");
     let other = compile(&COUNT.replace("i64.const 7", "i64.const 9"), Policy::Loop);
-    let e = restore_file(&other, &snap, RestoreOptions::default()).unwrap_err();
+    let e = restore_file(&other, &snap, false).unwrap_err();
     assert!(
         matches!(
             e,
-            CheckpointError::Snapshot(SnapshotError::ModuleMismatch { .. })
+            mvvm_wasi::Error::Checkpoint(CheckpointError::Snapshot(
+                SnapshotError::ModuleMismatch { .. }
+            ))
         ),
         "{e}"
     );
@@ -111,21 +115,27 @@ fn truncated_snapshots_are_refused() {
     let bytes = std::fs::read(&snap).unwrap();
     for cut in [10, 100, bytes.len() / 2, bytes.len() - 1] {
         std::fs::write(&snap, &bytes[..cut]).unwrap();
-        let e = restore_file(&module, &snap, RestoreOptions::default()).unwrap_err();
+        let e = restore_file(&module, &snap, false).unwrap_err();
         assert!(
-            matches!(e, CheckpointError::Snapshot(_)),
+            matches!(
+                e,
+                mvvm_wasi::Error::Checkpoint(CheckpointError::Snapshot(_))
+            ),
             "cut at {cut}: {e}"
         );
-        let e = restore(
-            &module,
-            SnapshotSource::Stream(Box::new(std::io::Cursor::new(bytes[..cut].to_vec()))),
-            STACK,
-            cfg(Trigger::CountProbes, &dir.join("x")),
-            RestoreOptions::default(),
-        )
-        .unwrap_err();
+        let e = Command::new(&module)
+            .max_wasm_stack(STACK)
+            .restore(
+                SnapshotSource::Stream(Box::new(std::io::Cursor::new(bytes[..cut].to_vec()))),
+                cfg(Trigger::CountProbes, &dir.join("x")),
+                RestoreOptions::default(),
+            )
+            .unwrap_err();
         assert!(
-            matches!(e, CheckpointError::Snapshot(_)),
+            matches!(
+                e,
+                mvvm_wasi::Error::Checkpoint(CheckpointError::Snapshot(_))
+            ),
             "stream cut at {cut}: {e}"
         );
     }
@@ -189,13 +199,15 @@ fn altered_frames_are_refused_with_a_message() {
     for (want, edit) in cases {
         std::fs::write(&snap, &good).unwrap();
         rewrite(&snap, edit);
-        let e = restore_file(&module, &snap, RestoreOptions::default()).unwrap_err();
+        let e = restore_file(&module, &snap, false).unwrap_err();
         // More globals than the module has is refused by the reader's
         // limits (derived from the module) before it decodes them.
         let refused = matches!(
             e,
-            CheckpointError::Mismatch(_)
-                | CheckpointError::Snapshot(SnapshotError::LimitExceeded { .. })
+            mvvm_wasi::Error::Checkpoint(
+                CheckpointError::Mismatch(_)
+                    | CheckpointError::Snapshot(SnapshotError::LimitExceeded { .. })
+            )
         );
         assert!(
             refused && e.to_string().contains(want),
@@ -204,7 +216,7 @@ fn altered_frames_are_refused_with_a_message() {
     }
     // And the untouched snapshot still restores.
     std::fs::write(&snap, &good).unwrap();
-    let out = restore_file(&module, &snap, RestoreOptions::default()).unwrap();
+    let out = restore_file(&module, &snap, false).unwrap();
     assert!(matches!(out, Outcome::Exited { code: 3, .. }), "{out:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -213,37 +225,59 @@ fn altered_frames_are_refused_with_a_message() {
 fn triggers_that_cannot_work() {
     let dir = temp_dir("refuse", "trig");
     let plain = compile(COUNT, Policy::None);
-    let out = run(
-        &plain,
-        wasi(&dir),
-        STACK,
-        cfg(Trigger::CountProbes, &dir.join("s")),
-    )
-    .unwrap();
+    let out = Command::new(&plain)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(
+            cfg(Trigger::CountProbes, &dir.join("s")),
+            RunOptions::default(),
+        )
+        .unwrap();
     assert_eq!(out, Outcome::Exited { code: 3, probes: 0 });
-    let e = run(
-        &plain,
-        wasi(&dir),
-        STACK,
-        cfg(Trigger::ProbeCount(3), &dir.join("s")),
-    )
-    .unwrap_err();
-    assert!(matches!(e, CheckpointError::NotInstrumented), "{e}");
-    let e = restore_file(&plain, &dir.join("s"), RestoreOptions::default()).unwrap_err();
-    assert!(matches!(e, CheckpointError::NotInstrumented), "{e}");
+    let e = Command::new(&plain)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(
+            cfg(Trigger::ProbeCount(3), &dir.join("s")),
+            RunOptions::default(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            mvvm_wasi::Error::Checkpoint(CheckpointError::NotInstrumented)
+        ),
+        "{e}"
+    );
+    let e = restore_file(&plain, &dir.join("s"), false).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            mvvm_wasi::Error::Checkpoint(CheckpointError::NotInstrumented)
+        ),
+        "{e}"
+    );
     let looped = compile(COUNT, Policy::Loop);
     let t = Trigger::FunctionEntry {
         func: FuncSelector::Name("_start".into()),
         count: 1,
     };
-    let e = run(&looped, wasi(&dir), STACK, cfg(t, &dir.join("s"))).unwrap_err();
+    let e = Command::new(&looped)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(cfg(t, &dir.join("s")), RunOptions::default())
+        .unwrap_err();
     assert!(e.to_string().contains("--enable-checkpoint"), "{e}");
     let entry = compile(COUNT, Policy::FunctionEntry);
     let t = Trigger::FunctionEntry {
         func: FuncSelector::Name("nope".into()),
         count: 1,
     };
-    let e = run(&entry, wasi(&dir), STACK, cfg(t, &dir.join("s"))).unwrap_err();
+    let e = Command::new(&entry)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(cfg(t, &dir.join("s")), RunOptions::default())
+        .unwrap_err();
     assert!(e.to_string().contains("`nope`"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -275,7 +309,11 @@ fn function_entry_trigger_by_name_and_index() {
             func: sel,
             count: 100,
         };
-        let out = run(&module, wasi(&dir), STACK, cfg(t, &dir.join("s"))).unwrap();
+        let out = Command::new(&module)
+            .config(wasi(&dir))
+            .max_wasm_stack(STACK)
+            .run(cfg(t, &dir.join("s")), RunOptions::default())
+            .unwrap();
         let Outcome::Checkpointed { stats } = out else {
             panic!("{out:?}")
         };
@@ -283,7 +321,7 @@ fn function_entry_trigger_by_name_and_index() {
         let inner = snap.frames.last().unwrap();
         assert_eq!(inner.func, fib);
         assert_eq!(stats.frames, snap.frames.len());
-        let out = restore_file(&module, &dir.join("s"), RestoreOptions::default()).unwrap();
+        let out = restore_file(&module, &dir.join("s"), false).unwrap();
         assert!(matches!(out, Outcome::Exited { code: 0, .. }));
         assert_eq!(
             std::fs::read(dir.join("out")).unwrap(),
@@ -310,13 +348,14 @@ fn timer_interrupts_a_sleeping_host_call() {
     let dir = temp_dir("refuse", "timer");
     let snap = dir.join("s");
     let t0 = std::time::Instant::now();
-    let out = run(
-        &module,
-        wasi(&dir),
-        STACK,
-        cfg(Trigger::After(Duration::from_millis(150)), &snap),
-    )
-    .unwrap();
+    let out = Command::new(&module)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(
+            cfg(Trigger::After(Duration::from_millis(150)), &snap),
+            RunOptions::default(),
+        )
+        .unwrap();
     let Outcome::Checkpointed { stats } = out else {
         panic!("{out:?}")
     };
@@ -330,7 +369,7 @@ fn timer_interrupts_a_sleeping_host_call() {
     let s = mvvm_snapshot::open_file(&snap).unwrap();
     assert_eq!(s.frames.len(), 2, "{:?}", s.frames);
     assert_eq!(stats.frames, 2);
-    let out = restore_file(&module, &snap, RestoreOptions::default()).unwrap();
+    let out = restore_file(&module, &snap, false).unwrap();
     assert!(matches!(out, Outcome::Exited { code: 0, .. }), "{out:?}");
     assert_eq!(std::fs::read(dir.join("out")).unwrap(), 10u64.to_le_bytes());
     let _ = std::fs::remove_dir_all(&dir);
@@ -348,10 +387,14 @@ fn sigusr1_requests_a_checkpoint() {
     });
     let mut c = cfg(Trigger::CountProbes, &snap);
     c.signals = true;
-    let out = run(&module, wasi(&dir), STACK, c).unwrap();
+    let out = Command::new(&module)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(c, RunOptions::default())
+        .unwrap();
     killer.join().unwrap();
     assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
-    let out = restore_file(&module, &snap, RestoreOptions::default()).unwrap();
+    let out = restore_file(&module, &snap, false).unwrap();
     assert!(matches!(out, Outcome::Exited { code: 0, .. }), "{out:?}");
     assert_eq!(std::fs::read(dir.join("out")).unwrap(), 10u64.to_le_bytes());
     let _ = std::fs::remove_dir_all(&dir);
@@ -380,27 +423,26 @@ fn open_files_are_reopened_and_checked() {
     let dir = temp_dir("refuse", "files");
     let data: Vec<u8> = (0..200u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(dir.join("in"), &data).unwrap();
-    let out = run(
-        &module,
-        wasi(&dir),
-        STACK,
-        cfg(Trigger::CountProbes, &dir.join("s")),
-    )
-    .unwrap();
+    let out = Command::new(&module)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(
+            cfg(Trigger::CountProbes, &dir.join("s")),
+            RunOptions::default(),
+        )
+        .unwrap();
     assert!(matches!(out, Outcome::Exited { code: 0, .. }));
     let want = std::fs::read(dir.join("out")).unwrap();
     std::fs::remove_file(dir.join("out")).unwrap();
 
     let snap = dir.join("s");
-    let out = run(
-        &module,
-        wasi(&dir),
-        STACK,
-        cfg(Trigger::ProbeCount(100), &snap),
-    )
-    .unwrap();
+    let out = Command::new(&module)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(cfg(Trigger::ProbeCount(100), &snap), RunOptions::default())
+        .unwrap();
     assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
-    let out = restore_file(&module, &snap, RestoreOptions::default()).unwrap();
+    let out = restore_file(&module, &snap, false).unwrap();
     assert!(matches!(out, Outcome::Exited { code: 0, .. }), "{out:?}");
     assert_eq!(std::fs::read(dir.join("out")).unwrap(), want);
 
@@ -408,33 +450,17 @@ fn open_files_are_reopened_and_checked() {
     // allowed (and then the result is the same, the bytes being equal).
     std::fs::write(dir.join("in.new"), &data).unwrap();
     std::fs::rename(dir.join("in.new"), dir.join("in")).unwrap();
-    let e = restore_file(&module, &snap, RestoreOptions::default()).unwrap_err();
+    let e = restore_file(&module, &snap, false).unwrap_err();
     assert!(
-        matches!(&e, CheckpointError::FileChanged { path, .. } if path == "in"),
+        matches!(&e, mvvm_wasi::Error::FileChanged { path, .. } if path == "in"),
         "{e}"
     );
-    let out = restore_file(
-        &module,
-        &snap,
-        RestoreOptions {
-            allow_changed_files: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let out = restore_file(&module, &snap, true).unwrap();
     assert!(matches!(out, Outcome::Exited { code: 0, .. }), "{out:?}");
     assert_eq!(std::fs::read(dir.join("out")).unwrap(), want);
     // Gone: refused.
     std::fs::remove_file(dir.join("in")).unwrap();
-    let e = restore_file(
-        &module,
-        &snap,
-        RestoreOptions {
-            allow_changed_files: true,
-            ..Default::default()
-        },
-    )
-    .unwrap_err();
-    assert!(matches!(e, CheckpointError::FileChanged { .. }), "{e}");
+    let e = restore_file(&module, &snap, true).unwrap_err();
+    assert!(matches!(e, mvvm_wasi::Error::FileChanged { .. }), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,9 +5,10 @@
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
 use mvvm_rt::checkpoint::{
-    CheckpointConfig, Outcome, RestoreOptions, SnapshotSink, SnapshotSource, Trigger, restore, run,
+    CheckpointConfig, Outcome, RestoreOptions, RunOptions, SnapshotSink, SnapshotSource, Trigger,
 };
-use mvvm_rt::wasi::WasiConfig;
+
+use mvvm_wasi::WasiConfig;
 use std::process::Command;
 use std::time::Duration;
 
@@ -52,13 +53,14 @@ fn sigint_child() {
     // Tell the parent we are about to run (the handlers are installed a
     // moment later, well before the program's first sleep ends).
     std::fs::write(std::path::Path::new(&snap).with_extension("ready"), b"").unwrap();
-    let out = run(
-        &module,
-        WasiConfig::default(),
-        1 << 20,
-        cfg(Trigger::None, SnapshotSink::File(snap.into()), true),
-    )
-    .unwrap();
+    let out = mvvm_wasi::Command::new(&module)
+        .config(WasiConfig::default())
+        .max_wasm_stack(1 << 20)
+        .run(
+            cfg(Trigger::None, SnapshotSink::File(snap.into()), true),
+            RunOptions::default(),
+        )
+        .unwrap();
     eprintln!("outcome: {out:?}");
     std::process::exit(if matches!(out, Outcome::Checkpointed { .. }) {
         42
@@ -89,18 +91,18 @@ fn first_sigint_checkpoints() {
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(42), "{status:?}");
-    let out = restore(
-        &module(),
-        SnapshotSource::File(snap.clone()),
-        1 << 20,
-        cfg(
-            Trigger::None,
-            SnapshotSink::File(snap.with_extension("next")),
-            false,
-        ),
-        RestoreOptions::default(),
-    )
-    .unwrap();
+    let out = mvvm_wasi::Command::new(&module())
+        .max_wasm_stack(1 << 20)
+        .restore(
+            SnapshotSource::File(snap.clone()),
+            cfg(
+                Trigger::None,
+                SnapshotSink::File(snap.with_extension("next")),
+                false,
+            ),
+            RestoreOptions::default(),
+        )
+        .unwrap();
     assert!(matches!(out, Outcome::Exited { code: 40, .. }), "{out:?}");
     let _ = std::fs::remove_file(&snap);
     let _ = std::fs::remove_file(&ready);

@@ -6,9 +6,10 @@
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
 use mvvm_rt::checkpoint::{
-    CheckpointConfig, Outcome, RestoreOptions, SnapshotSink, SnapshotSource, Trigger, restore, run,
+    CheckpointConfig, Outcome, RestoreOptions, RunOptions, SnapshotSink, SnapshotSource, Trigger,
 };
-use mvvm_rt::wasi::{Preopen, WasiConfig};
+use mvvm_wasi::Command;
+use mvvm_wasi::{Preopen, WasiConfig};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
@@ -91,31 +92,28 @@ fn blocked_recv_is_interrupted_and_the_connection_reads_closed_after_restore() {
         log_probes: false,
         signals: false,
     };
-    let out = run(
-        &module,
-        wasi,
-        1 << 20,
-        cfg(
-            Trigger::After(Duration::from_millis(300)),
-            SnapshotSink::Stream(Box::new(std::fs::File::create(&snap).unwrap())),
-        ),
-    )
-    .unwrap();
+    let out = Command::new(&module)
+        .config(wasi)
+        .max_wasm_stack(1 << 20)
+        .run(
+            cfg(
+                Trigger::After(Duration::from_millis(300)),
+                SnapshotSink::Stream(Box::new(std::fs::File::create(&snap).unwrap())),
+            ),
+            RunOptions::default(),
+        )
+        .unwrap();
     assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
     client.join().unwrap();
-    let out = restore(
-        &module,
-        SnapshotSource::File(snap.clone()),
-        1 << 20,
-        cfg(Trigger::None, SnapshotSink::File(dir.join("next"))),
-        RestoreOptions {
-            grants: mvvm_rt::wasi::Grants::none()
-                .preopen(&dir, "/w")
-                .listener(addr),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let out = Command::new(&module)
+        .max_wasm_stack(1 << 20)
+        .grants(mvvm_wasi::Grants::none().preopen(&dir, "/w").listener(addr))
+        .restore(
+            SnapshotSource::File(snap.clone()),
+            cfg(Trigger::None, SnapshotSink::File(dir.join("next"))),
+            RestoreOptions::default(),
+        )
+        .unwrap();
     assert!(matches!(out, Outcome::Exited { code: 0, .. }), "{out:?}");
     // 1, 2, 3 were received before the checkpoint; then end of stream.
     assert_eq!(

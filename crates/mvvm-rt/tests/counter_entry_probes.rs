@@ -7,7 +7,8 @@ mod ckpt_common;
 
 use ckpt_common::{cfg, temp_dir, wasi};
 use mvvm_abi::Policy;
-use mvvm_rt::checkpoint::{Outcome, Trigger, run};
+use mvvm_rt::checkpoint::{Outcome, RunOptions, Trigger};
+use mvvm_wasi::Command;
 
 const STACK: usize = 1 << 20;
 
@@ -15,13 +16,14 @@ const STACK: usize = 1 << 20;
 fn probes(wat: &str) -> u64 {
     let module = ckpt_common::compile(wat, Policy::CounterLoop { threshold_bits: 0 }, 2);
     let dir = temp_dir("counter-entry", "run");
-    let out = run(
-        &module,
-        wasi(&dir),
-        STACK,
-        cfg(Trigger::CountProbes, &dir.join("snap")),
-    )
-    .unwrap();
+    let out = Command::new(&module)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(
+            cfg(Trigger::CountProbes, &dir.join("snap")),
+            RunOptions::default(),
+        )
+        .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     match out {
         Outcome::Exited { probes, .. } => probes,

@@ -16,12 +16,13 @@ use ckpt_common::{cfg, checkpoint_at, temp_dir};
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
 use mvvm_rt::checkpoint::{
-    CheckpointError, Outcome, RestoreLimits, RestoreOptions, SnapshotSource, Trigger, restore,
+    CheckpointError, Outcome, RestoreLimits, RestoreOptions, SnapshotSource, Trigger,
 };
-use mvvm_rt::wasi::WasiState;
 use mvvm_snapshot::{
     BaseRef, FrameRecord, Snapshot, SnapshotError, SnapshotInfo, SnapshotParts, WasmValue,
 };
+use mvvm_wasi::WasiState;
+use mvvm_wasi::{Command, DEFAULT_MAX_DESCRIPTORS};
 use std::path::{Path, PathBuf};
 
 /// Wasm stack of the restores: 1 MiB, so at most 65537 frames and 131136
@@ -111,51 +112,53 @@ impl Owned {
     }
 }
 
-/// Restores from `source` with `limits`, granting `dir` as `/work` (where
+/// Restores from `source` with the runtime's `limits` and at most
+/// `max_descriptors` WASI descriptors, granting `dir` as `/work` (where
 /// the checkpointed guest had it).
 fn restore_with(
     m: &Module,
     source: SnapshotSource,
-    limits: RestoreLimits,
+    (limits, max_descriptors): (RestoreLimits, u64),
     dir: &Path,
-) -> Result<Outcome, CheckpointError> {
-    restore(
-        m,
-        source,
-        STACK,
-        cfg(Trigger::None, &dir.join("next.bin")),
-        RestoreOptions {
-            grants: ckpt_common::grants(dir),
-            limits,
-            ..Default::default()
-        },
-    )
+) -> Result<Outcome, mvvm_wasi::Error> {
+    Command::new(m)
+        .max_wasm_stack(STACK)
+        .grants(ckpt_common::grants(dir))
+        .max_descriptors(max_descriptors)
+        .restore(
+            source,
+            cfg(Trigger::None, &dir.join("next.bin")),
+            RestoreOptions {
+                limits,
+                ..Default::default()
+            },
+        )
 }
 
-fn restore_file(m: &Module, path: &Path) -> Result<Outcome, CheckpointError> {
+fn restore_file(m: &Module, path: &Path) -> Result<Outcome, mvvm_wasi::Error> {
     restore_with(
         m,
         SnapshotSource::File(path.to_path_buf()),
-        RestoreLimits::default(),
+        (RestoreLimits::default(), DEFAULT_MAX_DESCRIPTORS),
         path.parent().unwrap(),
     )
 }
 
-fn restore_stream(m: &Module, bytes: Vec<u8>, dir: &Path) -> Result<Outcome, CheckpointError> {
+fn restore_stream(m: &Module, bytes: Vec<u8>, dir: &Path) -> Result<Outcome, mvvm_wasi::Error> {
     restore_with(
         m,
         SnapshotSource::Stream(Box::new(std::io::Cursor::new(bytes))),
-        RestoreLimits::default(),
+        (RestoreLimits::default(), DEFAULT_MAX_DESCRIPTORS),
         dir,
     )
 }
 
 /// The limit error inside `r`, as (what, found, limit); panics otherwise.
-fn limit_exceeded(r: Result<Outcome, CheckpointError>) -> (String, u64, u64) {
+fn limit_exceeded(r: Result<Outcome, mvvm_wasi::Error>) -> (String, u64, u64) {
     match r {
-        Err(CheckpointError::Snapshot(SnapshotError::LimitExceeded { what, found, limit })) => {
-            (what, found, limit)
-        }
+        Err(mvvm_wasi::Error::Checkpoint(CheckpointError::Snapshot(
+            SnapshotError::LimitExceeded { what, found, limit },
+        ))) => (what, found, limit),
         other => panic!("expected a limit refusal, got {other:?}"),
     }
 }
@@ -197,7 +200,12 @@ fn memory_above_the_module_maximum_or_max_memory_is_refused() {
         max_memory_bytes: 2 << 16,
         ..Default::default()
     };
-    let r = restore_with(&m, SnapshotSource::File(four), limits, dir);
+    let r = restore_with(
+        &m,
+        SnapshotSource::File(four),
+        (limits, DEFAULT_MAX_DESCRIPTORS),
+        dir,
+    );
     let (what, found, limit) = limit_exceeded(r);
     assert!(what.contains("memory length"), "{what}");
     assert_eq!((found, limit), (4 << 16, 2 << 16));
@@ -303,7 +311,9 @@ fn frames_naming_nothing_in_the_module_are_refused() {
         o.frames = frames;
         let p = o.write_file(&path.with_file_name(format!("frames{k}.bin")));
         match restore_file(&m, &p) {
-            Err(CheckpointError::Mismatch(msg)) => assert!(msg.contains(expect), "{k}: {msg}"),
+            Err(mvvm_wasi::Error::Checkpoint(CheckpointError::Mismatch(msg))) => {
+                assert!(msg.contains(expect), "{k}: {msg}")
+            }
             other => panic!("case {k}: expected a mismatch, got {other:?}"),
         }
     }
@@ -330,7 +340,7 @@ fn thousands_of_descriptors_are_refused_before_any_is_opened() {
     let p = o.write_file(&path.with_file_name("fds.bin"));
     let (what, found, limit) = limit_exceeded(restore_file(&m, &p));
     assert!(what.contains("WASI descriptors"), "{what}");
-    assert_eq!(limit, mvvm_rt::checkpoint::DEFAULT_MAX_DESCRIPTORS);
+    assert_eq!(limit, DEFAULT_MAX_DESCRIPTORS);
     assert!(found >= 100_000, "{found}");
     // A receiver's tighter limit, and a WASI state larger than allowed.
     let mut some = state.clone();
@@ -339,18 +349,18 @@ fn thousands_of_descriptors_are_refused_before_any_is_opened() {
     }
     o.wasi = mvvm_abi::codec::encode(&some).unwrap();
     let p = o.write_file(&path.with_file_name("fds2.bin"));
-    let limits = RestoreLimits {
-        max_descriptors: 1000,
-        ..Default::default()
-    };
+    let limits = (RestoreLimits::default(), 1000);
     let dir = path.parent().unwrap();
     let r = restore_with(&m, SnapshotSource::File(p.clone()), limits, dir);
     let (what, ..) = limit_exceeded(r);
     assert!(what.contains("WASI descriptors"), "{what}");
-    let limits = RestoreLimits {
-        max_wasi_state_bytes: 4096,
-        ..Default::default()
-    };
+    let limits = (
+        RestoreLimits {
+            max_host_state_bytes: 4096,
+            ..Default::default()
+        },
+        DEFAULT_MAX_DESCRIPTORS,
+    );
     let (what, ..) = limit_exceeded(restore_with(&m, SnapshotSource::File(p), limits, dir));
     assert!(what.contains("wasi section"), "{what}");
 }
@@ -466,9 +476,9 @@ fn a_base_named_by_a_host_path_is_never_opened() {
         mvvm_snapshot::write_incremental_file_atomic(&inc_path, &o.parts(), &inc).unwrap();
         rename_base(&inc_path, bad);
         match restore_file(&m, &inc_path) {
-            Err(CheckpointError::Snapshot(SnapshotError::BasePathRefused {
-                path, reason, ..
-            })) => {
+            Err(mvvm_wasi::Error::Checkpoint(CheckpointError::Snapshot(
+                SnapshotError::BasePathRefused { path, reason, .. },
+            ))) => {
                 assert_eq!(path, bad);
                 assert!(reason.contains("plain file name"), "{reason}");
             }
@@ -480,7 +490,9 @@ fn a_base_named_by_a_host_path_is_never_opened() {
     mvvm_snapshot::write_incremental_file_atomic(&inc_path, &o.parts(), &inc).unwrap();
     rename_base(&inc_path, "link.bin");
     match restore_file(&m, &inc_path) {
-        Err(CheckpointError::Snapshot(SnapshotError::BasePathRefused { reason, .. })) => {
+        Err(mvvm_wasi::Error::Checkpoint(CheckpointError::Snapshot(
+            SnapshotError::BasePathRefused { reason, .. },
+        ))) => {
             assert!(reason.contains("symbolic link"), "{reason}")
         }
         other => panic!("symlinked base: expected a refusal, got {other:?}"),

@@ -10,9 +10,10 @@ use mvvm_abi::Policy;
 use mvvm_rt::Module;
 use mvvm_rt::checkpoint::{
     CheckpointConfig, CheckpointError, CheckpointStats, Outcome, RestoreOptions, RunOptions,
-    SnapshotSink, SnapshotSource, Trigger, base_keep_path, restore, run, run_with,
+    SnapshotSink, SnapshotSource, Trigger, base_keep_path,
 };
-use mvvm_rt::wasi::WasiConfig;
+use mvvm_wasi::Command;
+use mvvm_wasi::WasiConfig;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -111,7 +112,7 @@ fn exited(o: Outcome) -> (i32, u64) {
     }
 }
 
-fn checkpointed(o: Result<Outcome, CheckpointError>) -> CheckpointStats {
+fn checkpointed(o: Result<Outcome, mvvm_wasi::Error>) -> CheckpointStats {
     match o {
         Ok(Outcome::Checkpointed { stats }) => stats,
         other => panic!("expected a checkpoint, got {other:?}"),
@@ -123,7 +124,13 @@ fn chain_of_incremental_snapshots_restores_exactly() {
     let m = module(400, Policy::LoopDirty);
     let d = dir("chain");
     let snap = d.join("p.bin");
-    let (want, probes) = exited(run(&m, wasi(), STACK, cfg(Trigger::CountProbes, &snap)).unwrap());
+    let (want, probes) = exited(
+        Command::new(&m)
+            .config(wasi())
+            .max_wasm_stack(STACK)
+            .run(cfg(Trigger::CountProbes, &snap), RunOptions::default())
+            .unwrap(),
+    );
     assert_eq!(want & 1, 1, "random bytes seen by the straight run");
     // First checkpoint inside $work before the host writes (probe 1024 +
     // 50), second after them: the host writes fall between.
@@ -133,20 +140,16 @@ fn chain_of_incremental_snapshots_restores_exactly() {
         (1030, 300),
         (1024 + 120, 100),
     ] {
-        let full = checkpointed(run(
-            &m,
-            wasi(),
-            STACK,
+        let full = checkpointed(Command::new(&m).config(wasi()).max_wasm_stack(STACK).run(
             cfg(Trigger::ProbeCount(first), &snap),
+            RunOptions::default(),
         ));
         assert_eq!(full.base, None);
         // Restore, checkpoint again to the same path: the base is kept
         // under a derived name, the new snapshot is incremental.
         let id = mvvm_snapshot::read_identity(&snap).unwrap().0;
-        let inc = checkpointed(restore(
-            &m,
+        let inc = checkpointed(Command::new(&m).max_wasm_stack(STACK).restore(
             SnapshotSource::File(snap.clone()),
-            STACK,
             cfg(Trigger::ProbeCount(second), &snap),
             RestoreOptions::default(),
         ));
@@ -164,26 +167,24 @@ fn chain_of_incremental_snapshots_restores_exactly() {
         );
         // A third link, to another path.
         let third = d.join("p3.bin");
-        let inc2 = checkpointed(restore(
-            &m,
+        let inc2 = checkpointed(Command::new(&m).max_wasm_stack(STACK).restore(
             SnapshotSource::File(snap.clone()),
-            STACK,
             cfg(Trigger::ProbeCount(5), &third),
             RestoreOptions::default(),
         ));
         assert_eq!(inc2.base.as_deref(), Some("p.bin"));
         for (from, verify) in [(&snap, true), (&third, true), (&third, false)] {
-            let out = restore(
-                &m,
-                SnapshotSource::File(from.clone()),
-                STACK,
-                cfg(Trigger::None, &d.join("unused.bin")),
-                RestoreOptions {
-                    skip_memory_verification: !verify,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+            let out = Command::new(&m)
+                .max_wasm_stack(STACK)
+                .restore(
+                    SnapshotSource::File(from.clone()),
+                    cfg(Trigger::None, &d.join("unused.bin")),
+                    RestoreOptions {
+                        skip_memory_verification: !verify,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
             assert_eq!(
                 exited(out).0,
                 want,
@@ -203,22 +204,28 @@ fn altered_or_missing_base_is_refused_by_name() {
     let d = dir("refuse");
     let a = d.join("a.bin");
     let b = d.join("b.bin");
-    checkpointed(run(&m, wasi(), STACK, cfg(Trigger::ProbeCount(1030), &a)));
-    let inc = checkpointed(restore(
-        &m,
+    checkpointed(
+        Command::new(&m)
+            .config(wasi())
+            .max_wasm_stack(STACK)
+            .run(cfg(Trigger::ProbeCount(1030), &a), RunOptions::default()),
+    );
+    let inc = checkpointed(Command::new(&m).max_wasm_stack(STACK).restore(
         SnapshotSource::File(a.clone()),
-        STACK,
         cfg(Trigger::ProbeCount(10), &b),
         RestoreOptions::default(),
     ));
     assert_eq!(inc.base.as_deref(), Some("a.bin"));
     // Replace the base by another snapshot of the same program.
-    checkpointed(run(&m, wasi(), STACK, cfg(Trigger::ProbeCount(1031), &a)));
+    checkpointed(
+        Command::new(&m)
+            .config(wasi())
+            .max_wasm_stack(STACK)
+            .run(cfg(Trigger::ProbeCount(1031), &a), RunOptions::default()),
+    );
     let restore_b = || {
-        restore(
-            &m,
+        Command::new(&m).max_wasm_stack(STACK).restore(
             SnapshotSource::File(b.clone()),
-            STACK,
             cfg(Trigger::None, &d.join("unused.bin")),
             RestoreOptions::default(),
         )
@@ -240,20 +247,21 @@ fn policies_without_tracking_write_full_snapshots_unless_asked() {
     let m = module(400, Policy::Loop);
     let d = dir("loop");
     let a = d.join("a.bin");
-    let full = checkpointed(run(&m, wasi(), STACK, cfg(Trigger::ProbeCount(1030), &a)));
-    let again = checkpointed(restore(
-        &m,
+    let full = checkpointed(
+        Command::new(&m)
+            .config(wasi())
+            .max_wasm_stack(STACK)
+            .run(cfg(Trigger::ProbeCount(1030), &a), RunOptions::default()),
+    );
+    let again = checkpointed(Command::new(&m).max_wasm_stack(STACK).restore(
         SnapshotSource::File(a.clone()),
-        STACK,
         cfg(Trigger::ProbeCount(10), &d.join("b.bin")),
         RestoreOptions::default(),
     ));
     assert_eq!(again.base, None);
     assert!(again.snapshot_bytes * 2 > full.snapshot_bytes);
-    let inc = checkpointed(restore(
-        &m,
+    let inc = checkpointed(Command::new(&m).max_wasm_stack(STACK).restore(
         SnapshotSource::File(a.clone()),
-        STACK,
         cfg(Trigger::ProbeCount(10), &d.join("c.bin")),
         RestoreOptions {
             incremental: true,
@@ -276,18 +284,24 @@ fn periodic_checkpoints_continue_and_write_a_chain() {
     let m = module(40_000_000, Policy::LoopDirty);
     let d = dir("every");
     let snap = d.join("e.bin");
-    let (want, _) = exited(run(&m, wasi(), STACK, cfg(Trigger::None, &snap)).unwrap());
-    let out = run_with(
-        &m,
-        wasi(),
-        STACK,
-        cfg(Trigger::Every(std::time::Duration::from_millis(3)), &snap),
-        RunOptions {
-            on_checkpoint: Some(count_periodic),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let (want, _) = exited(
+        Command::new(&m)
+            .config(wasi())
+            .max_wasm_stack(STACK)
+            .run(cfg(Trigger::None, &snap), RunOptions::default())
+            .unwrap(),
+    );
+    let out = Command::new(&m)
+        .config(wasi())
+        .max_wasm_stack(STACK)
+        .run(
+            cfg(Trigger::Every(std::time::Duration::from_millis(3)), &snap),
+            RunOptions {
+                on_checkpoint: Some(count_periodic),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(exited(out).0, want, "the run went on after each checkpoint");
     let n = PERIODIC.load(Ordering::SeqCst);
     eprintln!("{n} periodic checkpoints");
@@ -308,21 +322,24 @@ fn periodic_checkpoints_continue_and_write_a_chain() {
     // Kept bases: only those the last snapshot's chain needs.
     let files = std::fs::read_dir(&d).unwrap().count();
     assert_eq!(files, 1 + s.depth() as usize, "{n} periodic checkpoints");
-    let out = restore(
-        &m,
-        SnapshotSource::File(snap.clone()),
-        STACK,
-        cfg(Trigger::None, &d.join("unused.bin")),
-        RestoreOptions::default(),
-    )
-    .unwrap();
+    let out = Command::new(&m)
+        .max_wasm_stack(STACK)
+        .restore(
+            SnapshotSource::File(snap.clone()),
+            cfg(Trigger::None, &d.join("unused.bin")),
+            RestoreOptions::default(),
+        )
+        .unwrap();
     assert_eq!(exited(out).0, want);
     // Streams cannot take periodic checkpoints.
     let mut c = cfg(Trigger::Every(std::time::Duration::from_millis(3)), &snap);
     c.sink = SnapshotSink::Stream(Box::new(std::io::sink()));
     assert!(matches!(
-        run(&m, wasi(), STACK, c),
-        Err(CheckpointError::BadTrigger(_))
+        Command::new(&m)
+            .config(wasi())
+            .max_wasm_stack(STACK)
+            .run(c, RunOptions::default()),
+        Err(mvvm_wasi::Error::Checkpoint(CheckpointError::BadTrigger(_)))
     ));
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -360,30 +377,32 @@ fn memory_growth_between_snapshots_is_in_the_increment() {
     let m = Module::from_aot(&mvvm_aot::compile(GROW_WAT.as_bytes(), &opts).unwrap()).unwrap();
     let d = dir("grow");
     let snap = d.join("g.bin");
-    let (want, _) = exited(run(&m, wasi(), STACK, cfg(Trigger::None, &snap)).unwrap());
+    let (want, _) = exited(
+        Command::new(&m)
+            .config(wasi())
+            .max_wasm_stack(STACK)
+            .run(cfg(Trigger::None, &snap), RunOptions::default())
+            .unwrap(),
+    );
     for (first, second) in [(10, 100), (10, 45), (49, 2), (60, 20)] {
-        checkpointed(run(
-            &m,
-            wasi(),
-            STACK,
+        checkpointed(Command::new(&m).config(wasi()).max_wasm_stack(STACK).run(
             cfg(Trigger::ProbeCount(first), &snap),
+            RunOptions::default(),
         ));
-        let inc = checkpointed(restore(
-            &m,
+        let inc = checkpointed(Command::new(&m).max_wasm_stack(STACK).restore(
             SnapshotSource::File(snap.clone()),
-            STACK,
             cfg(Trigger::ProbeCount(second), &snap),
             RestoreOptions::default(),
         ));
         assert!(inc.base.is_some(), "{first}/{second}");
-        let out = restore(
-            &m,
-            SnapshotSource::File(snap.clone()),
-            STACK,
-            cfg(Trigger::None, &d.join("unused.bin")),
-            RestoreOptions::default(),
-        )
-        .unwrap();
+        let out = Command::new(&m)
+            .max_wasm_stack(STACK)
+            .restore(
+                SnapshotSource::File(snap.clone()),
+                cfg(Trigger::None, &d.join("unused.bin")),
+                RestoreOptions::default(),
+            )
+            .unwrap();
         assert_eq!(exited(out).0, want, "{first}/{second}");
     }
     let _ = std::fs::remove_dir_all(&d);
@@ -407,17 +426,17 @@ fn periodic_checkpoints_of_other_policies_are_full_unless_asked() {
         let snap = d.join(format!("l{incremental}.bin"));
         LOOP_FULL.store(0, Ordering::SeqCst);
         LOOP_INC.store(0, Ordering::SeqCst);
-        let out = run_with(
-            &m,
-            wasi(),
-            STACK,
-            cfg(Trigger::Every(std::time::Duration::from_millis(3)), &snap),
-            RunOptions {
-                on_checkpoint: Some(count_kinds),
-                incremental,
-            },
-        )
-        .unwrap();
+        let out = Command::new(&m)
+            .config(wasi())
+            .max_wasm_stack(STACK)
+            .run(
+                cfg(Trigger::Every(std::time::Duration::from_millis(3)), &snap),
+                RunOptions {
+                    on_checkpoint: Some(count_kinds),
+                    incremental,
+                },
+            )
+            .unwrap();
         exited(out);
         let (full, inc) = (
             LOOP_FULL.load(Ordering::SeqCst),

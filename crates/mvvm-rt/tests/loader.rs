@@ -124,7 +124,7 @@ fn truncated_and_garbage_objects_are_refused() {
     assert!(Module::from_aot(&garbage).is_err());
     assert!(matches!(
         Module::from_aot(b"hello"),
-        Err(LoadError::BadObject(_))
+        Err(LoadError::Elf { .. })
     ));
 }
 

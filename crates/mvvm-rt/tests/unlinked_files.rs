@@ -19,7 +19,8 @@ mod ckpt_common;
 use ckpt_common::{cfg, temp_dir, wasi};
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
-use mvvm_rt::checkpoint::{Outcome, SnapshotSource, Trigger, restore, run};
+use mvvm_rt::checkpoint::{Outcome, RestoreOptions, RunOptions, SnapshotSource, Trigger};
+use mvvm_wasi::Command;
 use std::path::Path;
 
 const STACK: usize = 1 << 20;
@@ -122,13 +123,14 @@ fn names(dir: &Path) -> Vec<String> {
 /// The exit code and `out` of an uninterrupted run, and its probe count.
 fn reference(module: &Module) -> (i32, Vec<u8>, u64) {
     let dir = temp_dir("unlinked", "ref");
-    let out = run(
-        module,
-        wasi(&dir),
-        STACK,
-        cfg(Trigger::CountProbes, &dir.join("snap")),
-    )
-    .expect("reference run");
+    let out = Command::new(module)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(
+            cfg(Trigger::CountProbes, &dir.join("snap")),
+            RunOptions::default(),
+        )
+        .expect("reference run");
     let Outcome::Exited { code, probes } = out else {
         panic!("reference run checkpointed: {out:?}");
     };
@@ -145,13 +147,11 @@ fn checkpoint_restore(module: &Module, n: u64, again: Option<u64>, want: &(i32, 
     let dir = temp_dir("unlinked", "cr");
     let snaps = temp_dir("unlinked", "snaps");
     let snap = snaps.join("snap");
-    let out = run(
-        module,
-        wasi(&dir),
-        STACK,
-        cfg(Trigger::ProbeCount(n), &snap),
-    )
-    .unwrap_or_else(|e| panic!("run to probe {n}: {e}"));
+    let out = Command::new(module)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(cfg(Trigger::ProbeCount(n), &snap), RunOptions::default())
+        .unwrap_or_else(|e| panic!("run to probe {n}: {e}"));
     let Outcome::Checkpointed { .. } = out else {
         panic!("probe {n}: no checkpoint: {out:?}");
     };
@@ -160,27 +160,29 @@ fn checkpoint_restore(module: &Module, n: u64, again: Option<u64>, want: &(i32, 
         None => Trigger::CountProbes,
     };
     let snap2 = snaps.join("snap2");
-    let mut out = restore(
-        module,
-        SnapshotSource::File(snap.clone()),
-        STACK,
-        cfg(trigger, &snap2),
-        ckpt_common::restore_opts(&dir),
-    )
-    .unwrap_or_else(|e| panic!("restore of probe {n}: {e}"));
+    let mut out = Command::new(module)
+        .max_wasm_stack(STACK)
+        .grants(ckpt_common::grants(&dir))
+        .restore(
+            SnapshotSource::File(snap.clone()),
+            cfg(trigger, &snap2),
+            RestoreOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("restore of probe {n}: {e}"));
     if let Outcome::Checkpointed { .. } = out {
         assert!(
             !dir.join("tmp").exists(),
             "probe {n}: `tmp` reappeared after the first restore"
         );
-        out = restore(
-            module,
-            SnapshotSource::File(snap2.clone()),
-            STACK,
-            cfg(Trigger::CountProbes, &snaps.join("snap3")),
-            ckpt_common::restore_opts(&dir),
-        )
-        .unwrap_or_else(|e| panic!("second restore of probe {n}: {e}"));
+        out = Command::new(module)
+            .max_wasm_stack(STACK)
+            .grants(ckpt_common::grants(&dir))
+            .restore(
+                SnapshotSource::File(snap2.clone()),
+                cfg(Trigger::CountProbes, &snaps.join("snap3")),
+                RestoreOptions::default(),
+            )
+            .unwrap_or_else(|e| panic!("second restore of probe {n}: {e}"));
     }
     let Outcome::Exited { code, .. } = out else {
         panic!("restore of probe {n} did not exit: {out:?}");
@@ -252,13 +254,14 @@ fn damaged_contents_refuse() {
     let dir = temp_dir("unlinked", "dmg");
     let snaps = temp_dir("unlinked", "dmg-snaps");
     let snap = snaps.join("snap");
-    let out = run(
-        &module,
-        wasi(&dir),
-        STACK,
-        cfg(Trigger::ProbeCount(p / 2), &snap),
-    )
-    .expect("run");
+    let out = Command::new(&module)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(
+            cfg(Trigger::ProbeCount(p / 2), &snap),
+            RunOptions::default(),
+        )
+        .expect("run");
     assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
     let mut bytes = std::fs::read(&snap).unwrap();
     let at = bytes
@@ -267,13 +270,14 @@ fn damaged_contents_refuse() {
         .expect("the deleted file's contents are in the snapshot");
     bytes[at] ^= 0x20;
     std::fs::write(&snap, &bytes).unwrap();
-    let r = restore(
-        &module,
-        SnapshotSource::File(snap.clone()),
-        STACK,
-        cfg(Trigger::CountProbes, &snaps.join("snap2")),
-        ckpt_common::restore_opts(&dir),
-    );
+    let r = Command::new(&module)
+        .max_wasm_stack(STACK)
+        .grants(ckpt_common::grants(&dir))
+        .restore(
+            SnapshotSource::File(snap.clone()),
+            cfg(Trigger::CountProbes, &snaps.join("snap2")),
+            RestoreOptions::default(),
+        );
     let err = r.expect_err("a damaged snapshot was restored");
     assert!(!err.to_string().is_empty());
     assert_eq!(

@@ -7,7 +7,14 @@
 
 use std::io;
 
+/// The error a [`SnapshotError`] was caused by, when it comes from another
+/// layer (the file system, the codec, the base snapshot's own error).
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a snapshot could not be written, read or used.
+///
+/// A variant with a source does not repeat it in its message: print the
+/// error with its cause chain (the MVVM tools do) to see everything once.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     /// The input does not start with [`SNAPSHOT_MAGIC`](crate::SNAPSHOT_MAGIC).
@@ -69,8 +76,11 @@ pub enum SnapshotError {
         path: String,
         /// The snapshot that names it.
         needed_by: String,
-        /// Why (the error of opening it).
+        /// Why, in a few words (the detail, if any, is the source).
         reason: String,
+        /// The error of opening or reading it, when there is one.
+        #[source]
+        source: Option<Cause>,
     },
 
     /// The base of an incremental snapshot is not the snapshot it was
@@ -135,12 +145,24 @@ pub enum SnapshotError {
     },
 
     /// A structured part could not be encoded.
-    #[error("cannot encode the {section}: {message}")]
+    #[error("cannot encode the {section}")]
     Encode {
         /// The part being encoded.
         section: String,
-        /// The codec's message.
-        message: String,
+        /// The codec's error.
+        #[source]
+        source: mvvm_abi::codec::CodecError,
+    },
+
+    /// A structured part passed its checksum but does not decode: the
+    /// writer was broken (or from another build).
+    #[error("corrupt snapshot: the {section} does not decode")]
+    Decode {
+        /// The part being decoded.
+        section: String,
+        /// The codec's error.
+        #[source]
+        source: mvvm_abi::codec::CodecError,
     },
 
     /// Sealing or opening a sealed snapshot failed (see [`crate::seal`]).
@@ -148,7 +170,7 @@ pub enum SnapshotError {
     Seal(#[from] crate::seal::SealError),
 
     /// An I/O operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What was being done (`"writing the snapshot"`, `"renaming /a/b.tmp to /a/b"`...).
         context: String,

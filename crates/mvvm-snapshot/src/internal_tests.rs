@@ -57,7 +57,8 @@ fn injected_write_failure_keeps_the_previous_snapshot() {
     for fail_after in [0u64, 1, 19, 300, 65536, 65536 * 3 + 17] {
         let err =
             write_file_atomic_impl(&path, &parts(&new_mem), None, Some(fail_after)).unwrap_err();
-        assert!(err.to_string().contains("injected"), "{err}");
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(cause.is_some_and(|c| c.contains("injected")), "{err}");
         assert_eq!(
             std::fs::read(&path).unwrap(),
             before,

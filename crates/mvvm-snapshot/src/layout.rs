@@ -209,16 +209,18 @@ impl CodecSection for MemoryTable {
 
 /// Encodes a section.
 pub(crate) fn encode_section<T: CodecSection>(value: &T) -> Result<Vec<u8>, SnapshotError> {
-    codec::encode(value).map_err(|e| SnapshotError::Encode {
+    codec::encode(value).map_err(|source| SnapshotError::Encode {
         section: T::KIND.name().to_string(),
-        message: e.to_string(),
+        source,
     })
 }
 
 /// Decodes a section whose checksum has been verified.
 pub(crate) fn decode_section<T: CodecSection>(bytes: &[u8]) -> Result<T, SnapshotError> {
-    codec::decode(bytes)
-        .map_err(|e| SnapshotError::corrupt(format!("{} does not decode: {e}", T::KIND.name())))
+    codec::decode(bytes).map_err(|source| SnapshotError::Decode {
+        section: T::KIND.name().to_string(),
+        source,
+    })
 }
 
 /// `v` rounded up to a multiple of `align` (a power of two), or `None` on

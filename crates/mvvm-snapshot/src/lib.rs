@@ -67,7 +67,7 @@ mod snapshot;
 mod types;
 mod write;
 
-pub use error::SnapshotError;
+pub use error::{Cause, SnapshotError};
 pub use layout::{
     CHUNK_SIZE, DATA_ALIGN, MAX_CHAIN_DEPTH, MAX_MEMORY_BYTES, SNAPSHOT_FORMAT_VERSION,
     SNAPSHOT_MAGIC,

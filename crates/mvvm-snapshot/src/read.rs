@@ -204,6 +204,7 @@ impl OpenOptions {
                 path: shown,
                 needed_by,
                 reason: format!("the chain of bases is longer than {MAX_CHAIN_DEPTH}"),
+                source: None,
             });
         }
         let base_file = match open_base_file(&base_path) {
@@ -220,13 +221,15 @@ impl OpenOptions {
                     path: shown,
                     needed_by,
                     reason: "no such file".into(),
+                    source: None,
                 });
             }
             Err(Ok(e)) => {
                 return Err(SnapshotError::BaseUnreadable {
                     path: shown,
                     needed_by,
-                    reason: e.to_string(),
+                    reason: "it cannot be opened".into(),
+                    source: Some(Box::new(e)),
                 });
             }
         };
@@ -246,13 +249,15 @@ impl OpenOptions {
                     path: shown,
                     needed_by,
                     reason: "no such file".into(),
+                    source: None,
                 });
             }
             Err(e) => {
                 return Err(SnapshotError::BaseUnreadable {
                     path: shown,
                     needed_by,
-                    reason: e.to_string(),
+                    reason: "it is not a readable snapshot".into(),
+                    source: Some(Box::new(e)),
                 });
             }
         };
@@ -269,6 +274,7 @@ impl OpenOptions {
                 path: shown,
                 needed_by,
                 reason: "it was taken from another wasm module".into(),
+                source: None,
             });
         }
         if parent.memory.length_bytes() > snap.memory.length_bytes() {
@@ -525,8 +531,11 @@ fn read_header<R: Read>(r: &mut R, id: &mut Sha256) -> Result<(Header, u64), Sna
     }
     id.update(prefix);
     id.update(&header_bytes);
-    let header: Header = mvvm_abi::codec::decode(&header_bytes)
-        .map_err(|e| SnapshotError::corrupt(format!("header does not decode: {e}")))?;
+    let header: Header =
+        mvvm_abi::codec::decode(&header_bytes).map_err(|source| SnapshotError::Decode {
+            section: "header".to_string(),
+            source,
+        })?;
     if header.base.as_ref().is_some_and(|b| b.path.is_empty()) {
         return Err(SnapshotError::corrupt("the base snapshot's path is empty"));
     }

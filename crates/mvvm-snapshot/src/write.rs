@@ -444,10 +444,11 @@ fn encode_head(
             })
             .collect(),
     };
-    let header_bytes = mvvm_abi::codec::encode(&header).map_err(|e| SnapshotError::Encode {
-        section: "header".to_string(),
-        message: e.to_string(),
-    })?;
+    let header_bytes =
+        mvvm_abi::codec::encode(&header).map_err(|source| SnapshotError::Encode {
+            section: "header".to_string(),
+            source,
+        })?;
     let header_len = u32::try_from(header_bytes.len())
         .ok()
         .filter(|&l| l <= crate::layout::MAX_HEADER_LEN)

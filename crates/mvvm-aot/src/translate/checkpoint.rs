@@ -30,6 +30,12 @@
 //! to `def_var` them. The rewind block is filled at the end of the function,
 //! once every resume block exists; the resume blocks are sealed then.
 //!
+//! The translator reaches this file only through hooks named
+//! `checkpoint_*` (and [`FuncTranslator::begin_checkpoints`] /
+//! [`FuncTranslator::finish_checkpoints`]); each does nothing when the
+//! function has no instrumentation, so a reader of `control.rs` can tell
+//! at the call which lines exist for checkpoints only.
+//!
 //! The types of the operand stack come from a second copy of the function's
 //! validator run in lock-step with the translation (the translator's SSA
 //! values do not tell `i64` from a reference).
@@ -85,7 +91,7 @@ pub(crate) struct Instrumentation {
     /// Which locals a frame must save at each stable point.
     liveness: Liveness,
     /// Variables mirroring operand stack positions, per `(position,
-    /// type)`: see [`FuncTranslator::save_below`].
+    /// type)`: see [`FuncTranslator::checkpoint_save_stack_below`].
     stack_vars: HashMap<(usize, ir::Type), Variable>,
     /// The object id of the function's resume clone, when this body is the
     /// hot one: the rewind path then calls the clone instead of entering
@@ -272,10 +278,14 @@ impl FuncTranslator<'_, '_, '_> {
     /// the `else` or `end` of such a frame the translator's SSA values would
     /// then not dominate the code that follows. So with checkpoints every
     /// frame records the values below it when it starts, every resume point
-    /// records the stack it defines, and [`FuncTranslator::reload_below`]
-    /// reads them back where control flow merges: Cranelift's SSA builder
-    /// inserts the block parameters. Without checkpoints this does nothing.
-    pub(super) fn save_below(&mut self, height: usize) -> Result<(), CompileError> {
+    /// records the stack it defines, and
+    /// [`FuncTranslator::checkpoint_reload_stack_below`] reads them back
+    /// where control flow merges: Cranelift's SSA builder inserts the block
+    /// parameters. Without checkpoints this does nothing.
+    pub(super) fn checkpoint_save_stack_below(
+        &mut self,
+        height: usize,
+    ) -> Result<(), CompileError> {
         if self.ckpt.is_none() {
             return Ok(());
         }
@@ -289,9 +299,13 @@ impl FuncTranslator<'_, '_, '_> {
     }
 
     /// Replaces the operand stack's lowest `height` values by the
-    /// Variables [`FuncTranslator::save_below`] recorded (at a merge
-    /// point, after switching to its block).
-    pub(super) fn reload_below(&mut self, height: usize) -> Result<(), CompileError> {
+    /// Variables [`FuncTranslator::checkpoint_save_stack_below`] recorded
+    /// (at a merge point, after switching to its block). Without
+    /// checkpoints this does nothing.
+    pub(super) fn checkpoint_reload_stack_below(
+        &mut self,
+        height: usize,
+    ) -> Result<(), CompileError> {
         if self.ckpt.is_none() {
             return Ok(());
         }
@@ -303,8 +317,13 @@ impl FuncTranslator<'_, '_, '_> {
         Ok(())
     }
 
-    /// Feeds the operator just translated to the type tracker.
-    pub(super) fn track(&mut self, op: &Operator<'_>, offset: usize) -> Result<(), CompileError> {
+    /// Feeds the operator just translated to the type tracker (without
+    /// checkpoints there is none and this does nothing).
+    pub(super) fn checkpoint_track_types(
+        &mut self,
+        op: &Operator<'_>,
+        offset: usize,
+    ) -> Result<(), CompileError> {
         if let Some(c) = self.ckpt.as_mut() {
             c.tracker
                 .op(offset as u64, op)
@@ -316,7 +335,11 @@ impl FuncTranslator<'_, '_, '_> {
     /// Before a reachable `loop`, `call` or `call_indirect` at `offset`:
     /// records the stable point and moves the translation into its resume
     /// block, whose parameters replace the operand stack.
-    pub(super) fn begin_stable_point(&mut self, op: &Operator<'_>, offset: usize) -> OpResult {
+    pub(super) fn checkpoint_begin_stable_point(
+        &mut self,
+        op: &Operator<'_>,
+        offset: usize,
+    ) -> OpResult {
         let kind = match op {
             Operator::Loop { .. } => StablePointKind::Loop,
             Operator::Call { .. } | Operator::CallIndirect { .. } => StablePointKind::Call,
@@ -350,7 +373,7 @@ impl FuncTranslator<'_, '_, '_> {
         self.builder.ins().jump(block, &block_args(&values));
         self.builder.switch_to_block(block);
         self.stack = self.builder.block_params(block).to_vec();
-        self.save_below(self.stack.len())?;
+        self.checkpoint_save_stack_below(self.stack.len())?;
         if kind == StablePointKind::Loop && self.ckpt()?.resume_clone.is_some() {
             self.pin_float_locals(offset_u32(offset))?;
         }
@@ -372,8 +395,9 @@ impl FuncTranslator<'_, '_, '_> {
     /// nobody reads.
     ///
     /// Why: in a hot body Cranelift's loop-invariant code motion stops at
-    /// the first probe of a loop (see CHECKPOINT.md, "The loop-invariant
-    /// code motion problem"), and a pure expression assigned to a local
+    /// the first probe of a loop ("the loop-invariant code motion problem"
+    /// of the team's design notes, which are not in this repository), and
+    /// a pure expression assigned to a local
     /// before the loop is sunk to its uses inside it: mandelbrot computed
     /// its `cr = 2.0 * x / n - 1.5` (two `fdiv`) in every inner iteration.
     /// A store is never moved, so the expression is computed here, once per
@@ -411,7 +435,7 @@ impl FuncTranslator<'_, '_, '_> {
 
     /// At the header of the loop whose stable point was just recorded: the
     /// probe, if the policy puts one there.
-    pub(super) fn loop_header_probe(&mut self, offset: u32) -> Result<(), CompileError> {
+    pub(super) fn checkpoint_loop_header_probe(&mut self, offset: u32) -> Result<(), CompileError> {
         let Some(c) = self.ckpt.as_ref() else {
             return Ok(());
         };
@@ -428,7 +452,7 @@ impl FuncTranslator<'_, '_, '_> {
     /// After the call whose stable point was just recorded returned: if
     /// the runtime is unwinding, save this frame (resume = the call, stack
     /// = the resume block's parameters, arguments included) and return.
-    pub(super) fn after_call(&mut self, offset: u32) -> Result<(), CompileError> {
+    pub(super) fn checkpoint_after_call(&mut self, offset: u32) -> Result<(), CompileError> {
         let Some(c) = self.ckpt.as_ref() else {
             return Ok(());
         };
@@ -455,7 +479,8 @@ impl FuncTranslator<'_, '_, '_> {
     /// policy has the same probe: the counter-loop policy's polling period
     /// is counted by the runtime, only while the flag is up, because a
     /// counter kept in a register (or any extra block in the loop) cost
-    /// more than the flag test itself (measured: see CHECKPOINT.md).
+    /// more than the flag test itself (measured; the numbers are in the
+    /// team's design notes, not in this repository).
     ///
     /// The call clobbers no register, so every value of the loop stays
     /// where it is and the cold path rejoins the hot one without merging

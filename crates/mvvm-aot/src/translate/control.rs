@@ -80,7 +80,7 @@ impl FuncTranslator<'_, '_, '_> {
                     .len()
                     .checked_sub(params.len())
                     .ok_or_else(|| self.error("operand stack underflow"))?;
-                self.save_below(height)?;
+                self.checkpoint_save_stack_below(height)?;
                 self.control.push(Frame {
                     kind: FrameKind::Block,
                     next,
@@ -96,13 +96,14 @@ impl FuncTranslator<'_, '_, '_> {
                 let next = self.block_with_params(&results);
                 let values = self.pop_n(params.len())?;
                 let height = self.stack.len();
-                self.save_below(height)?;
+                self.checkpoint_save_stack_below(height)?;
                 self.builder.ins().jump(header, &args(&values));
                 self.builder.switch_to_block(header);
-                // Taken before `reload_below`: in the unsealed header the
-                // SSA builder appends parameters for the variables it reads.
+                // Taken before `checkpoint_reload_stack_below`: in the
+                // unsealed header the SSA builder appends parameters for the
+                // variables it reads.
                 let loop_params = self.builder.block_params(header).to_vec();
-                self.reload_below(height)?;
+                self.checkpoint_reload_stack_below(height)?;
                 self.stack.extend_from_slice(&loop_params);
                 self.control.push(Frame {
                     kind: FrameKind::Loop { header },
@@ -113,7 +114,7 @@ impl FuncTranslator<'_, '_, '_> {
                     exit_reachable: false,
                 });
                 let at = u32::try_from(offset).unwrap_or(u32::MAX);
-                self.loop_header_probe(at)?;
+                self.checkpoint_loop_header_probe(at)?;
             }
             Operator::If { blockty } => {
                 let (params, results) = self.block_type(*blockty, offset)?;
@@ -123,7 +124,7 @@ impl FuncTranslator<'_, '_, '_> {
                 let next = self.block_with_params(&results);
                 let values = self.pop_n(params.len())?;
                 let height = self.stack.len();
-                self.save_below(height)?;
+                self.checkpoint_save_stack_below(height)?;
                 let a = args(&values);
                 self.builder
                     .ins()
@@ -178,7 +179,7 @@ impl FuncTranslator<'_, '_, '_> {
                 self.stack.truncate(height);
                 self.builder.switch_to_block(else_block);
                 let params = self.builder.block_params(else_block).to_vec();
-                self.reload_below(height)?;
+                self.checkpoint_reload_stack_below(height)?;
                 self.stack.extend_from_slice(&params);
                 self.reachable = true;
             }
@@ -222,7 +223,7 @@ impl FuncTranslator<'_, '_, '_> {
                     .map_err(|e| self.env_err(e))?;
                 self.stack.extend_from_slice(&results);
                 let at = u32::try_from(offset).unwrap_or(u32::MAX);
-                self.after_call(at)?;
+                self.checkpoint_after_call(at)?;
             }
             Operator::CallIndirect {
                 type_index,
@@ -244,7 +245,7 @@ impl FuncTranslator<'_, '_, '_> {
                     .map_err(|e| self.env_err(e))?;
                 self.stack.extend_from_slice(&results);
                 let at = u32::try_from(offset).unwrap_or(u32::MAX);
-                self.after_call(at)?;
+                self.checkpoint_after_call(at)?;
             }
             _ => return Ok(false),
         }
@@ -280,12 +281,13 @@ impl FuncTranslator<'_, '_, '_> {
         }
         self.builder.switch_to_block(frame.next);
         self.builder.seal_block(frame.next);
-        // The frame's results, taken before `reload_below` makes the SSA
-        // builder append parameters for the variables it reads.
+        // The frame's results, taken before `checkpoint_reload_stack_below`
+        // makes the SSA builder append parameters for the variables it
+        // reads.
         let results = self.builder.block_params(frame.next).to_vec();
         if frame.exit_reachable {
             // (An unreachable `next` must stay empty.)
-            self.reload_below(frame.height)?;
+            self.checkpoint_reload_stack_below(frame.height)?;
         }
         self.stack.extend_from_slice(&results);
         self.reachable = frame.exit_reachable;

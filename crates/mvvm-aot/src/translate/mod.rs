@@ -173,7 +173,7 @@ impl FuncTranslator<'_, '_, '_> {
             return self.translate_unreachable(op, offset);
         }
         if self.ckpt.is_some() {
-            self.begin_stable_point(op, offset)?;
+            self.checkpoint_begin_stable_point(op, offset)?;
         }
         if self.translate_control(op, offset)?
             || self.translate_variable(op)?
@@ -352,7 +352,7 @@ pub(crate) fn translate_function(
             .set_srcloc(SourceLoc::new(u32::try_from(offset).unwrap_or(u32::MAX)));
         let at = usize::try_from(offset).unwrap_or(usize::MAX);
         t.translate(&op, at)?;
-        t.track(&op, at)?;
+        t.checkpoint_track_types(&op, at)?;
     }
     if !t.control.is_empty() {
         return Err(t.error("function body ends inside a block"));

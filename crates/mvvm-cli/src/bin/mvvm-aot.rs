@@ -1,10 +1,11 @@
 //! `mvvm-aot`: compiles a WebAssembly module (`.wasm` or `.wat`) ahead of
 //! time into an `.aot` object that `mvvm-checkpoint` runs.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use mvvm_abi::{Policy, TargetArch};
 use mvvm_cli::exit::{self, Exit};
+use mvvm_cli::target::{InputKind, not_a_program};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -127,6 +128,14 @@ impl Aot {
     fn execute(self) -> Result<Exit> {
         let input = std::fs::read(&self.input)
             .with_context(|| format!("cannot read {}", self.input.display()))?;
+        match InputKind::of(&input) {
+            InputKind::Wasm | InputKind::Text => {}
+            InputKind::Object => bail!(
+                "{}: an ELF file (an MVVM object?), not a WebAssembly module: give mvvm-aot the .wasm or .wat",
+                self.input.display()
+            ),
+            InputKind::Other => return Err(not_a_program(&self.input)),
+        }
         let mut opts = mvvm_aot::CompileOptions {
             opt_level: self.opt_level,
             policy: self.policy(),

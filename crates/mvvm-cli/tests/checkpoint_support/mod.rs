@@ -8,6 +8,8 @@
 //! source.
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod require;
+
 use anyhow::{Context, Result, bail, ensure};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;

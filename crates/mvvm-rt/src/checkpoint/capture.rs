@@ -1,12 +1,14 @@
 //! Turning a store whose wasm has just unwound into a snapshot: typed
 //! frames (outermost first), defined globals, tables, dropped segments,
-//! linear memory, WASI state and clock, and the info header.
+//! linear memory, the host state (WASI's) and clock, and the info header.
 
 use super::control::{BaseInfo, FLAG_PERIODIC, RawFrame};
+use super::host::{self, SavedHostState};
 use super::{CheckpointError, CheckpointStats, SnapshotSink};
+use crate::instance::InstanceData;
+use crate::memory::LinearMemory;
 use crate::store::{Store, StoreInner};
 use crate::vmctx::VMFuncRef;
-use crate::wasi::WasiCtx;
 use crate::{Instance, Module};
 use mvvm_abi::checkpoint::{REWINDING, UNWIND_NONE};
 use mvvm_abi::meta::{ModuleMeta, TargetArch, ValType};
@@ -197,44 +199,151 @@ pub(crate) fn take(
     instance: Instance,
     sink: &mut SnapshotSink,
 ) -> Result<CheckpointStats, CheckpointError> {
-    let s: &mut StoreInner = &mut store.inner;
-    s.limits.unwind_state = UNWIND_NONE;
-    let (raw, triggered_at, probes, reason) = match s.ckpt.as_deref_mut() {
-        Some(c) => (
-            std::mem::take(&mut c.unwound),
-            c.triggered_at.unwrap_or_else(Instant::now),
-            c.probes,
-            c.reason.clone().unwrap_or_default(),
-        ),
-        None => {
-            return Err(CheckpointError::Host(
-                "wasm unwound without a checkpoint session".into(),
-            ));
-        }
-    };
     let meta = module.meta();
+    let unwound = take_unwound(&mut store.inner)?;
+    let s: &mut StoreInner = &mut store.inner;
     let inst = &s.instances[instance.index as usize];
     let funcs = Funcs::of(&inst.funcs);
+    let frames = type_frames(meta, &funcs, &unwound.frames)?;
+    let globals = save_globals(s, inst, meta, &funcs)?;
+    let tables = save_tables(s, inst, meta, &funcs)?;
+    let (dropped_data, dropped_elems) = dropped_segments(inst);
+    if meta.num_imported_memories() > 0 {
+        return Err(CheckpointError::Host(
+            "checkpointing a module that imports its memory is not supported".into(),
+        ));
+    }
+    let host = save_host_state(s)?;
+    let memory = memory_of(&s.memories, inst);
+    let base = s.ckpt.as_deref().and_then(|c| c.base.clone());
+    let mut kept = s
+        .ckpt
+        .as_deref_mut()
+        .map(|c| std::mem::take(&mut c.kept))
+        .unwrap_or_default();
+    let parts = SnapshotParts {
+        info: snapshot_info(meta, &unwound),
+        frames,
+        globals,
+        tables,
+        dropped_data,
+        dropped_elems,
+        wasi: host.bytes,
+        monotonic_offset_nanos: host.monotonic_nanos,
+        memory: memory.data,
+        max_pages: memory.max_pages,
+    };
+    let out = write_snapshot(sink, &parts, base.as_ref(), memory.dirty, &mut kept)?;
+    let depth = match (&out.base, &base) {
+        (Some(_), Some(b)) => b.depth + 1,
+        _ => 0,
+    };
+    if depth == 0 {
+        // A full snapshot is durable: the bases this run kept are of no
+        // use any more.
+        forget_kept_bases(&mut kept);
+    }
+    let stats = CheckpointStats {
+        frames: parts.frames.len(),
+        snapshot_bytes: out.stats.total_bytes,
+        memory_bytes: parts.memory.len() as u64,
+        trigger_to_durable: unwound.triggered_at.elapsed(),
+        probes: unwound.probes,
+        location: out.location,
+        base: out.base,
+    };
+    log_written(&stats);
+    if let Some(c) = store.inner.ckpt.as_deref_mut() {
+        c.kept = kept;
+    }
+    if let Some(path) = out.path {
+        track_after_write(
+            store,
+            instance,
+            BaseInfo {
+                path,
+                id: out.stats.id,
+                depth,
+            },
+        );
+    }
+    Ok(stats)
+}
 
+/// What the session recorded of the unwind that just ended.
+struct Unwound {
+    /// The frames, innermost first.
+    frames: Vec<RawFrame>,
+    /// When the checkpoint was decided.
+    triggered_at: Instant,
+    /// Probes executed before it.
+    probes: u64,
+    /// What decided it.
+    reason: String,
+}
+
+/// Ends the unwind (the store is no longer unwinding) and takes the frames
+/// the session saved.
+fn take_unwound(s: &mut StoreInner) -> Result<Unwound, CheckpointError> {
+    s.limits.unwind_state = UNWIND_NONE;
+    let Some(c) = s.ckpt.as_deref_mut() else {
+        return Err(CheckpointError::Host(
+            "wasm unwound without a checkpoint session".into(),
+        ));
+    };
+    Ok(Unwound {
+        frames: std::mem::take(&mut c.unwound),
+        triggered_at: c.triggered_at.unwrap_or_else(Instant::now),
+        probes: c.probes,
+        reason: c.reason.clone().unwrap_or_default(),
+    })
+}
+
+/// Types the unwound frames, outermost first; at least one frame.
+fn type_frames(
+    meta: &ModuleMeta,
+    funcs: &Funcs,
+    raw: &[RawFrame],
+) -> Result<Vec<FrameRecord>, CheckpointError> {
     let mut frames = Vec::with_capacity(raw.len());
     for (depth, f) in raw.iter().rev().enumerate() {
-        frames.push(type_frame(meta, &funcs, depth, f)?);
+        frames.push(type_frame(meta, funcs, depth, f)?);
     }
     if frames.is_empty() {
         return Err(CheckpointError::Host(
             "wasm unwound but saved no frame".into(),
         ));
     }
+    Ok(frames)
+}
 
+/// The values of the globals `inst` defines (imported ones are not its
+/// to save).
+fn save_globals(
+    s: &StoreInner,
+    inst: &InstanceData,
+    meta: &ModuleMeta,
+    funcs: &Funcs,
+) -> Result<Vec<WasmValue>, CheckpointError> {
     let nimp_globals = meta.num_imported_globals() as usize;
     let mut globals = Vec::with_capacity(meta.globals.len());
     for (k, &g) in inst.globals.iter().enumerate().skip(nimp_globals) {
         let gd = &s.globals[g as usize];
         globals.push(
-            to_value(gd.cell.get_u64(), gd.ty.ty, &funcs)
+            to_value(gd.cell.get_u64(), gd.ty.ty, funcs)
                 .map_err(|e| CheckpointError::Host(format!("global {k}: {e}")))?,
         );
     }
+    Ok(globals)
+}
+
+/// The elements of the tables `inst` defines.
+fn save_tables(
+    s: &StoreInner,
+    inst: &InstanceData,
+    meta: &ModuleMeta,
+    funcs: &Funcs,
+) -> Result<Vec<Vec<WasmValue>>, CheckpointError> {
     let nimp_tables = meta.num_imported_tables() as usize;
     let mut tables = Vec::with_capacity(meta.tables.len());
     for (k, &t) in inst.tables.iter().enumerate().skip(nimp_tables) {
@@ -243,138 +352,163 @@ pub(crate) fn take(
         let mut v = Vec::with_capacity(td.elems().len());
         for (i, &raw) in td.elems().iter().enumerate() {
             v.push(
-                to_value(raw, elem, &funcs)
+                to_value(raw, elem, funcs)
                     .map_err(|e| CheckpointError::Host(format!("table {k} element {i}: {e}")))?,
             );
         }
         tables.push(v);
     }
-    let dropped_data: Vec<u32> = inst
+    Ok(tables)
+}
+
+/// The indices of the data and element segments `inst` has dropped.
+fn dropped_segments(inst: &InstanceData) -> (Vec<u32>, Vec<u32>) {
+    let data = inst
         .data_dropped
         .iter()
         .enumerate()
         .filter(|(_, d)| **d)
         .map(|(i, _)| i as u32)
         .collect();
-    let dropped_elems: Vec<u32> = inst
+    let elems = inst
         .elems
         .iter()
         .enumerate()
         .filter(|(_, e)| e.is_empty())
         .map(|(i, _)| i as u32)
         .collect();
-    if meta.num_imported_memories() > 0 {
-        return Err(CheckpointError::Host(
-            "checkpointing a module that imports its memory is not supported".into(),
-        ));
-    }
-    let (memory, max_pages, dirty): (&[u8], Option<u64>, Option<Vec<u64>>) =
-        match inst.memories.first() {
-            Some(&m) => {
-                let mem = &s.memories[m as usize];
-                (mem.data(), mem.ty().limits.max, mem.dirty_chunks())
+    (data, elems)
+}
+
+/// The store's host data as bytes for the snapshot (WASI records its
+/// descriptors by path and copies in files deleted while open); empty
+/// when the data has no state to save.
+fn save_host_state(s: &StoreInner) -> Result<SavedHostState, CheckpointError> {
+    Ok(host::save(s)
+        .map_err(CheckpointError::HostState)?
+        .unwrap_or_default())
+}
+
+/// Memory 0 of an instance as a snapshot takes it.
+struct MemoryView<'a> {
+    /// Its bytes.
+    data: &'a [u8],
+    /// Its declared maximum, in pages.
+    max_pages: Option<u64>,
+    /// The chunks written since dirty tracking started (`None`: not
+    /// tracked, only a full snapshot will do).
+    dirty: Option<Vec<u64>>,
+}
+
+/// Memory 0 of `inst` (no memory: empty, and nothing dirty).
+fn memory_of<'a>(memories: &'a [LinearMemory], inst: &InstanceData) -> MemoryView<'a> {
+    match inst.memories.first() {
+        Some(&m) => {
+            let mem = &memories[m as usize];
+            MemoryView {
+                data: mem.data(),
+                max_pages: mem.ty().limits.max,
+                dirty: mem.dirty_chunks(),
             }
-            None => (&[], None, Some(Vec::new())),
-        };
-    let base = s.ckpt.as_deref().and_then(|c| c.base.clone());
-    let mut kept = s
-        .ckpt
-        .as_deref_mut()
-        .map(|c| std::mem::take(&mut c.kept))
-        .unwrap_or_default();
-
-    // Descriptors are recorded by path; files deleted while open have
-    // their contents copied in (refused above `MAX_UNLINKED_BYTES`).
-    let wasi_state = s
-        .data
-        .as_ref()
-        .and_then(|d| d.downcast_ref::<WasiCtx>())
-        .map(|w| w.save_state())
-        .transpose()
-        .map_err(|e| CheckpointError::Wasi(e.to_string()))?;
-    let (wasi, monotonic) = match &wasi_state {
-        Some(st) => (
-            mvvm_abi::codec::encode(st)
-                .map_err(|e| CheckpointError::Host(format!("encoding the WASI state: {e}")))?,
-            st.clocks.saved_monotonic_ns,
-        ),
-        None => (Vec::new(), 0),
-    };
-
-    let parts = SnapshotParts {
-        info: SnapshotInfo {
-            producer: format!("mvvm {PRODUCER_VERSION}"),
-            wasm_sha256: meta.wasm_sha256,
-            policy: meta.policy.name(),
-            source_arch: TargetArch::host()
-                .map(|a| a.name().to_string())
-                .unwrap_or_else(|| std::env::consts::ARCH.to_string()),
-            // The trigger's wall-clock time (not the end of the unwind), so
-            // a receiver can compute downtime from the snapshot alone.
-            created_unix_nanos: SystemTime::now()
-                .checked_sub(triggered_at.elapsed())
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0),
-            note: format!("trigger: {reason}; probes: {probes}"),
+        }
+        None => MemoryView {
+            data: &[],
+            max_pages: None,
+            dirty: Some(Vec::new()),
         },
-        frames,
-        globals,
-        tables,
-        dropped_data,
-        dropped_elems,
-        wasi,
-        monotonic_offset_nanos: monotonic,
-        memory,
-        max_pages,
-    };
-    let nframes = parts.frames.len();
-    let mut base_recorded = None;
-    let (written, location, path) = match sink {
+    }
+}
+
+/// The snapshot's info header.
+fn snapshot_info(meta: &ModuleMeta, unwound: &Unwound) -> SnapshotInfo {
+    SnapshotInfo {
+        producer: format!("mvvm {PRODUCER_VERSION}"),
+        wasm_sha256: meta.wasm_sha256,
+        policy: meta.policy.name(),
+        source_arch: TargetArch::host()
+            .map(|a| a.name().to_string())
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+        // The trigger's wall-clock time (not the end of the unwind), so a
+        // receiver can compute downtime from the snapshot alone.
+        created_unix_nanos: SystemTime::now()
+            .checked_sub(unwound.triggered_at.elapsed())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+        note: format!("trigger: {}; probes: {}", unwound.reason, unwound.probes),
+    }
+}
+
+/// Where a snapshot went.
+struct WriteOutcome {
+    /// Sizes and id of what was written.
+    stats: mvvm_snapshot::WriteStats,
+    /// The file, or `"stream"`.
+    location: String,
+    /// The file, when it may be the base of a later incremental snapshot.
+    path: Option<PathBuf>,
+    /// The base recorded in an incremental snapshot.
+    base: Option<String>,
+}
+
+/// Writes `parts` to `sink`: to a file incrementally against `base` when
+/// the memory is dirty-tracked, the chain is not too long and the base can
+/// be recorded (see [`base_for`]; bases kept on the way go to `kept`),
+/// in full otherwise.
+fn write_snapshot(
+    sink: &mut SnapshotSink,
+    parts: &SnapshotParts<'_>,
+    base: Option<&BaseInfo>,
+    dirty: Option<Vec<u64>>,
+    kept: &mut Vec<PathBuf>,
+) -> Result<WriteOutcome, CheckpointError> {
+    Ok(match sink {
         SnapshotSink::File(path) => {
-            let inc = match (&base, dirty) {
+            let inc = match (base, dirty) {
                 (Some(b), Some(dirty)) if b.depth < MAX_INCREMENTAL_DEPTH => {
-                    base_for(path, b, &mut kept).map(|base| Incremental { base, dirty })
+                    base_for(path, b, kept).map(|base| Incremental { base, dirty })
                 }
                 _ => None,
             };
-            let written = match &inc {
-                Some(inc) => {
-                    base_recorded = Some(inc.base.path.clone());
-                    mvvm_snapshot::write_incremental_file_atomic(path, &parts, inc)?
-                }
-                None => mvvm_snapshot::write_file_atomic(path, &parts)?,
+            let (stats, base) = match &inc {
+                Some(inc) => (
+                    mvvm_snapshot::write_incremental_file_atomic(path, parts, inc)?,
+                    Some(inc.base.path.clone()),
+                ),
+                None => (mvvm_snapshot::write_file_atomic(path, parts)?, None),
             };
-            (written, path.display().to_string(), Some(path.clone()))
+            WriteOutcome {
+                stats,
+                location: path.display().to_string(),
+                path: Some(path.clone()),
+                base,
+            }
         }
-        SnapshotSink::Stream(w) => (mvvm_snapshot::write(w, &parts)?, "stream".to_string(), None),
+        SnapshotSink::Stream(w) => WriteOutcome {
+            stats: mvvm_snapshot::write(w, parts)?,
+            location: "stream".to_string(),
+            path: None,
+            base: None,
+        },
         // Never a base for incremental snapshots: `path` stays `None`.
-        SnapshotSink::SealedFile(path, key) => (
-            mvvm_snapshot::write_sealed_file_atomic(path, &parts, key)?,
-            path.display().to_string(),
-            None,
-        ),
-    };
-    let depth = match (&base_recorded, &base) {
-        (Some(_), Some(b)) => b.depth + 1,
-        _ => 0,
-    };
-    if depth == 0 {
-        // A full snapshot is durable: the bases this run kept are of no
-        // use any more.
-        for k in kept.drain(..) {
-            let _ = std::fs::remove_file(k);
-        }
+        SnapshotSink::SealedFile(path, key) => WriteOutcome {
+            stats: mvvm_snapshot::write_sealed_file_atomic(path, parts, key)?,
+            location: path.display().to_string(),
+            path: None,
+            base: None,
+        },
+    })
+}
+
+/// Removes the bases this run kept under derived names.
+fn forget_kept_bases(kept: &mut Vec<PathBuf>) {
+    for k in kept.drain(..) {
+        let _ = std::fs::remove_file(k);
     }
-    let stats = CheckpointStats {
-        frames: nframes,
-        snapshot_bytes: written.total_bytes,
-        memory_bytes: memory.len() as u64,
-        trigger_to_durable: triggered_at.elapsed(),
-        probes,
-        location,
-        base: base_recorded,
-    };
+}
+
+/// Logs a written checkpoint.
+fn log_written(stats: &CheckpointStats) {
     tracing::info!(
         frames = stats.frames,
         bytes = stats.snapshot_bytes,
@@ -384,29 +518,20 @@ pub(crate) fn take(
         base = ?stats.base,
         "checkpoint written"
     );
-    if let Some(c) = store.inner.ckpt.as_deref_mut() {
-        c.kept = kept;
-    }
-    // The memory now equals the snapshot just written: if the run goes on
-    // (periodic checkpoints) and wants incremental snapshots, the next one
-    // is taken against it.
+}
+
+/// The memory now equals the snapshot just written to a file: if the run
+/// goes on (periodic checkpoints) and wants incremental snapshots, the
+/// next one is taken against it.
+fn track_after_write(store: &mut Store, instance: Instance, base: BaseInfo) {
     let continuing = store
         .inner
         .ckpt
         .as_deref()
         .is_some_and(|c| c.continuing && c.incremental);
-    if let (true, Some(path)) = (continuing, path) {
-        track_from(
-            store,
-            instance,
-            BaseInfo {
-                path,
-                id: written.id,
-                depth,
-            },
-        );
+    if continuing {
+        track_from(store, instance, base);
     }
-    Ok(stats)
 }
 
 /// The instance's function reference array, to turn `*const VMFuncRef`

@@ -15,6 +15,7 @@
 
 use crate::Module;
 use crate::store::{Store, StoreInner};
+use crate::sys::signal;
 use crate::vmctx::VMLimits;
 use mvvm_abi::StablePointKind;
 use mvvm_abi::checkpoint::{UNWIND_NONE, UNWINDING};
@@ -48,9 +49,6 @@ thread_local! {
     /// Limits of the store whose session runs on this thread (for blocking
     /// host calls, which run on the store's thread).
     static THREAD_LIMITS: Cell<*const VMLimits> = const { Cell::new(std::ptr::null()) };
-    /// Set by a blocking host call that gave up because a checkpoint was
-    /// requested; taken by `WasiCtx::call`.
-    static HOST_INTERRUPTED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The trigger as the builtins check it (names resolved to indices).
@@ -326,33 +324,15 @@ pub(crate) fn requested() -> bool {
     })
 }
 
-/// A blocking host call gives up because of a request: the WASI layer
-/// returns to the guest nothing, the import stub unwinds.
-pub(crate) fn mark_host_interrupted() {
-    HOST_INTERRUPTED.with(|h| h.set(true));
-}
-
-/// Takes the mark left by [`mark_host_interrupted`].
-pub(crate) fn take_host_interrupted() -> bool {
-    HOST_INTERRUPTED.with(|h| h.replace(false))
-}
-
 extern "C" fn on_signal(sig: libc::c_int) {
     if sig == libc::SIGINT && SIGINT_SEEN.swap(true, Ordering::SeqCst) {
         // The disposition was reset below; a second SIGINT delivered
         // before that took effect ends the process here.
-        // SAFETY: `_exit` is async-signal-safe.
-        unsafe { libc::_exit(130) };
+        crate::sys::process::exit_now(130);
     }
     if sig == libc::SIGINT {
         // A second SIGINT ends the process at once (default action).
-        // SAFETY: `sigaction` is async-signal-safe; `sa` is initialised.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = libc::SIG_DFL;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
-        }
+        signal::set_default(libc::SIGINT);
     }
     let p = SIGNAL_LIMITS.load(Ordering::SeqCst);
     if !p.is_null() {
@@ -368,7 +348,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
 /// the timer. Must be dropped before the store.
 pub(crate) struct Session {
     limits: *mut VMLimits,
-    signals: Option<[libc::sigaction; 2]>,
+    signals: Option<[signal::Saved; 2]>,
     timer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
@@ -405,13 +385,14 @@ impl Session {
             incremental: module.meta().policy == mvvm_abi::Policy::LoopDirty,
             kept: Vec::new(),
         }));
-        let limits: *mut VMLimits = &mut *s.limits;
+        // The base pointer (a reference-derived pointer would die at the
+        // next use of the limits by generated code; see `vm_box.rs`).
+        let limits: *mut VMLimits = s.limits.as_ptr();
         s.limits
             .probe_flag
             .store(if cfg.count { FLAG_COUNT } else { 0 }, Ordering::SeqCst);
         s.limits.unwind_state = UNWIND_NONE;
         THREAD_LIMITS.with(|l| l.set(limits));
-        HOST_INTERRUPTED.with(|h| h.set(false));
         let mut session = Session {
             limits,
             signals: None,
@@ -420,18 +401,8 @@ impl Session {
         if cfg.signals {
             SIGINT_SEEN.store(false, Ordering::SeqCst);
             SIGNAL_LIMITS.store(limits, Ordering::SeqCst);
-            let mut prev = [const_zero_sigaction(), const_zero_sigaction()];
-            for (i, sig) in [libc::SIGINT, libc::SIGUSR1].into_iter().enumerate() {
-                // SAFETY: `sa` is fully initialised; `on_signal` has the
-                // plain handler signature; `prev[i]` receives the old one.
-                unsafe {
-                    let mut sa: libc::sigaction = std::mem::zeroed();
-                    sa.sa_sigaction = on_signal as *const () as usize;
-                    sa.sa_flags = libc::SA_RESTART;
-                    libc::sigemptyset(&mut sa.sa_mask);
-                    libc::sigaction(sig, &sa, &mut prev[i]);
-                }
-            }
+            let prev =
+                [libc::SIGINT, libc::SIGUSR1].map(|sig| signal::install_plain(sig, on_signal));
             session.signals = Some(prev);
         }
         if let Some(d) = cfg.after {
@@ -462,11 +433,6 @@ impl Session {
     }
 }
 
-fn const_zero_sigaction() -> libc::sigaction {
-    // SAFETY: `sigaction` is plain old data; all-zero is a valid value.
-    unsafe { std::mem::zeroed() }
-}
-
 impl Drop for Session {
     fn drop(&mut self) {
         if let Some((tx, handle)) = self.timer.take() {
@@ -475,8 +441,7 @@ impl Drop for Session {
         }
         if let Some(prev) = self.signals.take() {
             for (i, sig) in [libc::SIGINT, libc::SIGUSR1].into_iter().enumerate() {
-                // SAFETY: restoring the disposition saved when arming.
-                unsafe { libc::sigaction(sig, &prev[i], std::ptr::null_mut()) };
+                signal::restore(sig, &prev[i]);
             }
             let _ = SIGNAL_LIMITS.compare_exchange(
                 self.limits,

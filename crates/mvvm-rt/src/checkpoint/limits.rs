@@ -5,8 +5,9 @@
 //! settings and by the module, never by what the snapshot declares. The
 //! limits are turned into [`mvvm_snapshot::ReadLimits`], which the reader
 //! checks against every section's length before reading it and against
-//! every count after decoding it; the descriptor count is checked right
-//! after the WASI state decodes, before any file is opened.
+//! every count after decoding it. Limits on the host state's contents
+//! (WASI's descriptor count, say) are the host layer's, checked when it
+//! decodes its state.
 
 use mvvm_abi::meta::ModuleMeta;
 use mvvm_abi::vmctx::WASM_PAGE_SIZE;
@@ -16,19 +17,11 @@ use mvvm_snapshot::ReadLimits;
 /// address space (so by default only the module's own maximum applies).
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 1 << 32;
 
-/// Default [`RestoreLimits::max_descriptors`]: 65536 open descriptors
-/// (stdio, preopens, files, sockets), a constant rather than this
-/// process's `RLIMIT_NOFILE`, so that whether a snapshot is accepted does
-/// not depend on the shell it is restored from. Far above what a guest
-/// uses; the OS limit still applies when the files are reopened (an
-/// `EMFILE` is then a WASI restore error).
-pub const DEFAULT_MAX_DESCRIPTORS: u64 = 1 << 16;
-
-/// Default [`RestoreLimits::max_wasi_state_bytes`]: the largest WASI state
-/// a checkpoint writes (the contents of deleted-while-open files, at most
-/// `MAX_UNLINKED_BYTES` = 512 MiB) plus 64 MiB for arguments, environment
-/// and descriptor records.
-pub const DEFAULT_MAX_WASI_STATE_BYTES: u64 = (512 << 20) + (64 << 20);
+/// Default [`RestoreLimits::max_host_state_bytes`]: 576 MiB, the largest
+/// host state MVVM's WASI layer writes (the contents of deleted-while-open
+/// files, at most `mvvm_wasi::MAX_UNLINKED_BYTES` = 512 MiB) plus 64 MiB
+/// for arguments, environment and descriptor records.
+pub const DEFAULT_MAX_HOST_STATE_BYTES: u64 = (512 << 20) + (64 << 20);
 
 /// Smallest native stack frame of a suspended wasm function, in bytes. Every
 /// frame of a snapshot but the innermost is suspended at a call, so it is
@@ -60,20 +53,16 @@ pub struct RestoreLimits {
     /// [`DEFAULT_MAX_MEMORY_BYTES`], 4 GiB). The module's declared maximum
     /// applies as well: the smaller of the two wins.
     pub max_memory_bytes: u64,
-    /// Most WASI descriptors, preopens included (default
-    /// [`DEFAULT_MAX_DESCRIPTORS`]).
-    pub max_descriptors: u64,
-    /// Largest encoded WASI state, in bytes (default
-    /// [`DEFAULT_MAX_WASI_STATE_BYTES`]).
-    pub max_wasi_state_bytes: u64,
+    /// Largest encoded host state (the snapshot's WASI section), in bytes
+    /// (default [`DEFAULT_MAX_HOST_STATE_BYTES`]).
+    pub max_host_state_bytes: u64,
 }
 
 impl Default for RestoreLimits {
     fn default() -> Self {
         RestoreLimits {
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
-            max_descriptors: DEFAULT_MAX_DESCRIPTORS,
-            max_wasi_state_bytes: DEFAULT_MAX_WASI_STATE_BYTES,
+            max_host_state_bytes: DEFAULT_MAX_HOST_STATE_BYTES,
         }
     }
 }
@@ -132,7 +121,7 @@ impl RestoreLimits {
             max_tables: meta.tables.len() as u64,
             max_table_elements: table_elements,
             max_segments: meta.data.len().max(meta.elems.len()) as u64,
-            max_wasi_bytes: self.max_wasi_state_bytes,
+            max_wasi_bytes: self.max_host_state_bytes,
         }
     }
 }

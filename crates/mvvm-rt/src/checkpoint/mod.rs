@@ -1,30 +1,37 @@
-//! Checkpoint and restore of running WASI programs.
+//! Checkpoint and restore of running programs.
+//!
+//! The runtime half knows nothing of WASI: the embedder (`mvvm-wasi`'s
+//! `Command`) builds the store, its host data and the imports, and hands
+//! them to [`Run::start`] or [`Restore::resume`]; host data that has state
+//! to save implements [`host::HostState`], and blocking host calls use the
+//! interruption interface of [`host`].
 //!
 //! ```text
-//!  run(module, wasi, stack, cfg) ── trigger ──▶ Probe returns 1 ──▶ frames unwind
+//!  Run::new(module, cfg, opts) ─▶ start(store, imports) ── trigger ──▶ Probe returns 1 ──▶ frames unwind
 //!        │                                          (UnwindFrame, innermost first)
 //!        ▼                                                   │
 //!  Outcome::Exited { code, probes }        capture: frames, globals, tables, dropped
-//!                                          segments, memory, WASI ──▶ snapshot
+//!                                          segments, memory, host state ──▶ snapshot
 //!                                                   │ (file: temp name, fsync, rename)
 //!                                                   ▼
-//!  restore(module, source, ..) ── verify, check frames, instantiate without init,
-//!        map memory copy-on-write, rebuild WASI ──▶ REWINDING, call the entry
+//!  Restore::open(module, source, ..) ── verify, check frames ──▶ host_state() bytes
+//!        (the embedder rebuilds its host data and the store from them)
+//!  resume(store, imports) ── instantiate without init, map memory
+//!        copy-on-write ──▶ REWINDING, call the entry
 //!        (RewindFrame hands frames out outermost first) ──▶ runs on
 //! ```
 //!
 //! The protocol with generated code is `mvvm_abi::checkpoint`; this module
 //! is its runtime half. Files:
 //! - `control.rs`: what the builtins work on, signals, timer, session guard;
+//! - `host.rs`: the interface for host layers (state as bytes, interrupting
+//!   blocking calls);
 //! - `capture.rs`: turning the unwound store into a snapshot;
 //! - `restore.rs`: checking a snapshot against the module and rebuilding a
 //!   store from it.
 //!
-//! The API is the one of the brief, extended (nothing removed or renamed):
-//! [`CheckpointError`] also has `BadTrigger` (unknown function, zero count,
-//! a function-entry trigger on a module without entry probes) and `Host`
-//! (a host function failed); `Wasi` carries a message, `FileChanged` the
-//! guest path and the reason, `Io` an `std::io::Error`.
+//! Errors keep their causes ([`CheckpointError`]'s `source`): a tool
+//! prints the message, then each cause once.
 //!
 //! Decisions worth knowing:
 //! - **Counting**: with [`Trigger::CountProbes`], [`Trigger::ProbeCount`]
@@ -38,13 +45,9 @@
 //!   safe because files are replaced by rename, never rewritten in place.
 //! - **Clock**: `SnapshotParts::monotonic_offset_nanos` holds the guest's
 //!   monotonic time when the snapshot was taken (an offset relative to one
-//!   host's clock means nothing on another host); the WASI state carries
-//!   the same value and the restore continues the clock from it.
-//! - **Same file**: each reopened file must have the device and inode it
-//!   had at checkpoint time ([`CheckpointError::FileChanged`] otherwise,
-//!   unless [`RestoreOptions::allow_changed_files`]); a file that is gone is
-//!   also `FileChanged`. Device and inode only make sense on the same host:
-//!   restoring on another host needs `allow_changed_files`.
+//!   host's clock means nothing on another host); the host state carries
+//!   the same value ([`host::SavedHostState::monotonic_nanos`]) and WASI's
+//!   restore continues the clock from it.
 //! - **Entry**: the outermost frame must be in `_start` or in the start
 //!   function (both have array trampolines); after a start function resumed
 //!   this way returns, `_start` runs as in a fresh run.
@@ -61,19 +64,17 @@
 //!   ([`base_keep_path`]), by a hard link: no copy, and the base can never
 //!   be lost. Chains are cut at [`MAX_INCREMENTAL_DEPTH`] (the next
 //!   snapshot is full again). Streams always get full snapshots.
-//! - **Not done**: threads; connected sockets do not survive a restore
-//!   (the WASI layer refuses them).
+//! - **Not done**: threads.
 
 pub(crate) mod capture;
 pub(crate) mod control;
+pub mod host;
 mod limits;
 mod restore;
 
 use crate::instance::InstantiationError;
-use crate::store::{RunError, Store};
-use crate::wasi::link::check_imports;
-use crate::wasi::{WasiConfig, WasiCtx, add_to_linker};
-use crate::{Instance, Linker, Module, Trap, Val};
+use crate::store::{Extern, RunError, Store};
+use crate::{Instance, Module, Trap, Val};
 use control::{Armed, Session, SessionConfig};
 use mvvm_abi::Policy;
 use mvvm_abi::checkpoint::UNWINDING;
@@ -82,11 +83,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use capture::{MAX_INCREMENTAL_DEPTH, base_keep_path};
+pub use host::{HostState, HostStateError, SavedHostState};
 pub use limits::{
-    DEFAULT_MAX_DESCRIPTORS, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_WASI_STATE_BYTES,
-    MIN_NATIVE_FRAME_BYTES, NATIVE_SLOT_BYTES, REGISTER_HEADROOM, RestoreLimits,
+    DEFAULT_MAX_HOST_STATE_BYTES, DEFAULT_MAX_MEMORY_BYTES, MIN_NATIVE_FRAME_BYTES,
+    NATIVE_SLOT_BYTES, REGISTER_HEADROOM, RestoreLimits,
 };
-pub use restore::restore;
+pub use restore::Restore;
 
 /// What starts a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +187,7 @@ pub struct CheckpointConfig {
     pub signals: bool,
 }
 
-/// Options of [`run_with`] beyond [`CheckpointConfig`].
+/// Options of [`Run`] beyond [`CheckpointConfig`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
     /// Called after each periodic checkpoint of a [`Trigger::Every`] run
@@ -196,18 +198,11 @@ pub struct RunOptions {
     pub incremental: bool,
 }
 
-/// Options of [`restore`].
+/// Options of [`Restore`] (the host layer's own, such as the capabilities
+/// WASI grants, are its embedder's business).
 // No `PartialEq`: comparing the `on_resume` function pointers means nothing.
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
-    /// The capabilities the restoring side gives the guest: every preopen
-    /// and listener the snapshot needs must be granted here, or the
-    /// restore is refused before anything runs ([`CheckpointError::NotGranted`]).
-    /// The default grants nothing.
-    pub grants: crate::wasi::Grants,
-    /// Reopen files even if they are not the files that were open at
-    /// checkpoint time (other device/inode).
-    pub allow_changed_files: bool,
     /// Called once with the snapshot's info right before the restored
     /// program's first instruction runs (the snapshot read and checked,
     /// the store rebuilt, only the rewind left): the migration tools
@@ -216,7 +211,7 @@ pub struct RestoreOptions {
     /// keeps the options `Copy`.
     pub on_resume: Option<fn(&mvvm_snapshot::SnapshotInfo)>,
     /// Do not check the memory runs' crc32s when opening a snapshot file
-    /// (frames, globals, tables, WASI state, the memory table and every
+    /// (frames, globals, tables, host state, the memory table and every
     /// header are still checked, and the bases' ids). Restore then costs
     /// O(number of runs) instead of reading every byte of memory: the
     /// runs are mapped copy-on-write and read from the file only when
@@ -229,8 +224,8 @@ pub struct RestoreOptions {
     pub incremental: bool,
     /// Called after each periodic checkpoint ([`Trigger::Every`]).
     pub on_checkpoint: Option<fn(&CheckpointStats)>,
-    /// The receiver's limits on the snapshot (memory size, descriptors,
-    /// WASI state size; frames and values follow from `max_wasm_stack`):
+    /// The receiver's limits on the snapshot (memory size, host state
+    /// size; frames and values follow from `max_wasm_stack`):
     /// a snapshot above them is refused before the part concerned is
     /// read or allocated. The default accepts what the format allows.
     pub limits: RestoreLimits,
@@ -297,79 +292,94 @@ pub enum CheckpointError {
     /// point, wrong value types...); the message says which part.
     #[error("snapshot does not match the module: {0}")]
     Mismatch(String),
-    /// A file the guest had open is gone or was replaced.
-    #[error("file `{path}` changed since the checkpoint: {why}")]
-    FileChanged {
-        /// The guest's path (relative to its preopen).
-        path: String,
-        /// What differs.
-        why: String,
-    },
-    /// The snapshot needs a preopen or listener the restoring side did not
-    /// grant; nothing was opened or run.
-    #[error(transparent)]
-    NotGranted(#[from] crate::wasi::NotGranted),
-    /// WASI could not be set up, linked or restored.
-    #[error("WASI: {0}")]
-    Wasi(String),
+    /// The store's host data (WASI's state, say) could not be saved.
+    #[error("the host state cannot be saved")]
+    HostState(#[source] HostStateError),
     /// The program trapped.
     #[error("{0}")]
     Trap(Trap),
     /// Instantiation failed.
-    #[error("instantiation failed: {0}")]
-    Instantiate(InstantiationError),
-    /// A host function failed, or the runtime refused a call.
+    #[error("instantiation failed")]
+    Instantiate(#[source] InstantiationError),
+    /// A call into wasm failed otherwise than by a trap or an exit (a host
+    /// function failed, or the runtime refused the call).
+    #[error(transparent)]
+    Call(RunError),
+    /// Memory could not be brought back from the snapshot.
+    #[error("{what}")]
+    Memory {
+        /// What was being done (with the guest address).
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime found itself in a state it cannot go on from; the
+    /// message says which.
     #[error("{0}")]
     Host(String),
     /// An I/O error outside the snapshot itself.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
-/// Runs `module` as a WASI command (start function, then `_start`) and
-/// checkpoints it when `cfg.trigger` (or a signal) fires.
-pub fn run(
-    module: &Module,
-    wasi: WasiConfig,
-    max_wasm_stack: usize,
-    cfg: CheckpointConfig,
-) -> Result<Outcome, CheckpointError> {
-    run_with(module, wasi, max_wasm_stack, cfg, RunOptions::default())
+/// A fresh run of a program (start function, then `_start`) that is
+/// checkpointed when its trigger (or a signal) fires. Made in two steps so
+/// that a bad trigger is refused before the embedder sets anything up:
+/// [`Run::new`] checks the configuration, [`Run::start`] runs in the store
+/// the embedder built.
+pub struct Run {
+    module: Module,
+    session: Option<SessionConfig>,
+    sink: SnapshotSink,
+    opts: RunOptions,
 }
 
-/// [`run`] with [`RunOptions`].
-pub fn run_with(
-    module: &Module,
-    wasi: WasiConfig,
-    max_wasm_stack: usize,
-    cfg: CheckpointConfig,
-    opts: RunOptions,
-) -> Result<Outcome, CheckpointError> {
-    let session_cfg = session_config(module, &cfg)?;
-    check_imports(module).map_err(|e| CheckpointError::Wasi(e.to_string()))?;
-    let ctx = WasiCtx::new(wasi).map_err(|e| CheckpointError::Wasi(e.to_string()))?;
-    let mut store = Store::new();
-    store.set_max_wasm_stack(max_wasm_stack);
-    store.set_data(ctx);
-    let mut linker = Linker::new();
-    add_to_linker(&mut linker, &mut store);
-    let imports = linker
-        .resolve(module)
-        .map_err(CheckpointError::Instantiate)?;
-    let session = session_cfg.map(|c| Session::arm(&mut store, module, c));
-    if let Some(c) = store.inner.ckpt.as_deref_mut() {
-        c.on_checkpoint = opts.on_checkpoint;
-        c.incremental |= opts.incremental;
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("armed", &self.session.is_some())
+            .field("sink", &self.sink)
+            .finish()
     }
-    let instance = match Instance::new(&mut store, module, &imports) {
-        Ok(i) => i,
-        Err(InstantiationError::Start(e)) => return finish_err(&store, e),
-        Err(InstantiationError::Trap(t)) => return Err(CheckpointError::Trap(t)),
-        Err(e) => return Err(CheckpointError::Instantiate(e)),
-    };
-    let r = drive(&mut store, module, instance, Phase::AfterStart, cfg.sink);
-    drop(session);
-    r
+}
+
+impl Run {
+    /// Checks `cfg` against `module` (a trigger needs a checkpoint
+    /// policy, a periodic one a file, ...).
+    pub fn new(
+        module: &Module,
+        cfg: CheckpointConfig,
+        opts: RunOptions,
+    ) -> Result<Run, CheckpointError> {
+        Ok(Run {
+            module: module.clone(),
+            session: session_config(module, &cfg)?,
+            sink: cfg.sink,
+            opts,
+        })
+    }
+
+    /// Arms the checkpoint session on `store`, instantiates the module
+    /// with `imports` (its start function runs armed) and runs it to its
+    /// end or to a checkpoint that stops it.
+    pub fn start(self, store: &mut Store, imports: &[Extern]) -> Result<Outcome, CheckpointError> {
+        let module = &self.module;
+        let session = self.session.map(|c| Session::arm(store, module, c));
+        if let Some(c) = store.inner.ckpt.as_deref_mut() {
+            c.on_checkpoint = self.opts.on_checkpoint;
+            c.incremental |= self.opts.incremental;
+        }
+        let instance = match Instance::new(store, module, imports) {
+            Ok(i) => i,
+            Err(InstantiationError::Start(e)) => return finish_err(store, e),
+            Err(InstantiationError::Trap(t)) => return Err(CheckpointError::Trap(t)),
+            Err(e) => return Err(CheckpointError::Instantiate(e)),
+        };
+        let r = drive(store, module, instance, Phase::AfterStart, self.sink);
+        drop(session);
+        r
+    }
 }
 
 /// Where a run continues.
@@ -483,7 +493,7 @@ fn finish_err(store: &Store, e: RunError) -> Result<Outcome, CheckpointError> {
             probes: probes(store),
         }),
         RunError::Trap(t) => Err(CheckpointError::Trap(t)),
-        other => Err(CheckpointError::Host(other.to_string())),
+        other => Err(CheckpointError::Call(other)),
     }
 }
 

@@ -1,183 +1,204 @@
 //! Restoring a snapshot: everything in it is checked against the module
 //! before anything runs (frames at stable points with the right value
-//! types, globals, tables, segments, memory size), then a store is rebuilt
-//! (instance without segment initialisation or start function, memory
-//! mapped copy-on-write from the file, WASI reopened) and the frames are
-//! rewound from the entry function.
+//! types, globals, tables, segments, memory size), then the embedder
+//! rebuilds its host data from the snapshot's host state and builds the
+//! store, and the instance is made in it (without segment initialisation
+//! or start function, memory mapped copy-on-write from the file) and the
+//! frames are rewound from the entry function.
 
 use super::capture::Funcs;
-use super::control::{BaseInfo, RawFrame, Session};
+use super::control::{BaseInfo, RawFrame, Session, SessionConfig};
 use super::{
-    CheckpointConfig, CheckpointError, Outcome, Phase, RestoreOptions, SnapshotSource, call_entry,
-    drive, finish_err, main_func, session_config,
+    CheckpointConfig, CheckpointError, Outcome, Phase, RestoreOptions, SnapshotSink,
+    SnapshotSource, call_entry, drive, finish_err, main_func, session_config,
 };
+use crate::Module;
 use crate::instance::Instance;
-use crate::store::Store;
-use crate::wasi::link::check_imports;
-use crate::wasi::{Errno, WasiCtx, WasiRestoreError, WasiState, add_to_linker};
-use crate::{Linker, Module};
+use crate::store::{Extern, Store};
 use mvvm_abi::checkpoint::{REWINDING, UNWINDING};
 use mvvm_abi::meta::{ModuleMeta, ValType};
 use mvvm_abi::vmctx::WASM_PAGE_SIZE;
 use mvvm_abi::{Policy, StablePointKind};
 use mvvm_snapshot::{FrameRecord, Snapshot, WasmValue};
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 
-/// Resumes the program saved in `source` with `module` (any
-/// checkpoint-enabled compilation of the same wasm) and runs it to its end
-/// or to the next checkpoint `cfg` asks for.
-pub fn restore(
-    module: &Module,
-    source: SnapshotSource,
-    max_wasm_stack: usize,
-    cfg: CheckpointConfig,
+/// A snapshot read and checked against its module, waiting for the store
+/// to resume in: [`Restore::open`] reads and checks, the embedder rebuilds
+/// its host data from [`Restore::host_state`] and builds the store, and
+/// [`Restore::resume`] runs the program on from where it stopped (to its
+/// end or to the next checkpoint the configuration asks for).
+pub struct Restore {
+    module: Module,
+    snap: Snapshot,
+    path: Option<PathBuf>,
+    points: Vec<u32>,
+    entry: u32,
+    session: SessionConfig,
+    sink: SnapshotSink,
     opts: RestoreOptions,
-) -> Result<Outcome, CheckpointError> {
-    let meta = module.meta();
-    if !meta.policy.is_instrumented() {
-        return Err(CheckpointError::NotInstrumented);
-    }
-    let session_cfg = session_config(module, &cfg)?.ok_or(CheckpointError::NotInstrumented)?;
-    let read_limits = opts.limits.read_limits(meta, max_wasm_stack);
-    let (snap, path) = match source {
-        SnapshotSource::File(path) => (
-            mvvm_snapshot::OpenOptions::new()
-                .verify_memory(!opts.skip_memory_verification)
-                .limits(read_limits)
-                .open(&path)?,
-            Some(path),
-        ),
-        SnapshotSource::Stream(r) => (mvvm_snapshot::read_with_limits(r, &read_limits)?, None),
-    };
-    snap.check_module(&meta.wasm_sha256)?;
-    let (points, entry) = check_frames(module, &snap.frames)?;
-    check_state(meta, &snap)?;
-    let state: WasiState = mvvm_abi::codec::decode(&snap.wasi)
-        .map_err(|e| CheckpointError::Mismatch(format!("WASI state cannot be decoded: {e}")))?;
-    check_descriptors(&state, opts.limits.max_descriptors)?;
+}
 
-    check_imports(module).map_err(|e| CheckpointError::Wasi(e.to_string()))?;
-    let ctx =
-        WasiCtx::restore(state, &opts.grants, !opts.allow_changed_files).map_err(wasi_error)?;
-    let mut store = Store::new();
-    store.set_max_wasm_stack(max_wasm_stack);
-    store.set_data(ctx);
-    let mut linker = Linker::new();
-    add_to_linker(&mut linker, &mut store);
-    let imports = linker
-        .resolve(module)
-        .map_err(CheckpointError::Instantiate)?;
-    let instance = Instance::new_with(&mut store, module, &imports, false)
-        .map_err(CheckpointError::Instantiate)?;
-    apply_state(&mut store, meta, instance, &snap)?;
-
-    let session = Session::arm(&mut store, module, session_cfg);
-    if let Some(c) = store.inner.ckpt.as_deref_mut() {
-        c.on_checkpoint = opts.on_checkpoint;
-        c.incremental |= opts.incremental;
+impl std::fmt::Debug for Restore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Restore")
+            .field("path", &self.path)
+            .field("frames", &self.snap.frames.len())
+            .field("entry", &self.entry)
+            .finish()
     }
-    // The memory equals the snapshot file now: track what changes, so the
-    // next checkpoint can be incremental against it.
-    if let Some(path) = path
-        && (meta.policy == Policy::LoopDirty || opts.incremental)
-    {
-        let base = BaseInfo {
-            path,
-            id: snap.id,
-            depth: snap.depth(),
+}
+
+impl Restore {
+    /// Reads the snapshot in `source` for `module` (any checkpoint-enabled
+    /// compilation of the same wasm) and checks it, within `opts.limits`
+    /// and the frames a `max_wasm_stack` of wasm stack can hold (the store
+    /// given to [`Restore::resume`] must have that limit too). Nothing is
+    /// opened or run yet.
+    pub fn open(
+        module: &Module,
+        source: SnapshotSource,
+        max_wasm_stack: usize,
+        cfg: CheckpointConfig,
+        opts: RestoreOptions,
+    ) -> Result<Restore, CheckpointError> {
+        let meta = module.meta();
+        if !meta.policy.is_instrumented() {
+            return Err(CheckpointError::NotInstrumented);
+        }
+        let session = session_config(module, &cfg)?.ok_or(CheckpointError::NotInstrumented)?;
+        let read_limits = opts.limits.read_limits(meta, max_wasm_stack);
+        let (snap, path) = match source {
+            SnapshotSource::File(path) => (
+                mvvm_snapshot::OpenOptions::new()
+                    .verify_memory(!opts.skip_memory_verification)
+                    .limits(read_limits)
+                    .open(&path)?,
+                Some(path),
+            ),
+            SnapshotSource::Stream(r) => (mvvm_snapshot::read_with_limits(r, &read_limits)?, None),
         };
-        super::capture::track_from(&mut store, instance, base);
-    }
-    {
-        let s = &mut *store.inner;
-        let funcs = Funcs::of(&s.instances[instance.index as usize].funcs);
-        let mut rewind = std::collections::VecDeque::with_capacity(snap.frames.len());
-        for (f, point) in snap.frames.iter().zip(points) {
-            let mut slots = Vec::with_capacity(f.locals.len() + f.stack.len());
-            for v in f.locals.iter().chain(&f.stack) {
-                slots.push(raw_of(*v, &funcs)?);
-            }
-            rewind.push_back(RawFrame {
-                func: f.func,
-                offset: f.resume_offset,
-                point,
-                slots,
-            });
-        }
-        if let Some(c) = s.ckpt.as_deref_mut() {
-            c.rewind = rewind;
-        }
-        s.limits.unwind_state = REWINDING;
-    }
-    tracing::info!(
-        frames = snap.frames.len(),
-        memory = snap.memory.length_bytes(),
-        entry,
-        "restoring"
-    );
-    if let Some(hook) = opts.on_resume {
-        hook(&snap.info);
-    }
-    drop(snap);
-    let phase = if Some(entry) == main_func(module) {
-        Phase::AfterMain
-    } else {
-        Phase::AfterStart
-    };
-    let r = match call_entry(&mut store, instance, entry) {
-        Err(e) => finish_err(&store, e),
-        Ok(()) => {
-            let left = store.inner.ckpt.as_ref().map_or(0, |c| c.rewind.len());
-            if left > 0 && store.inner.limits.unwind_state != UNWINDING {
-                Err(CheckpointError::Host(format!(
-                    "the entry function returned with {left} frames not rewound"
-                )))
-            } else {
-                drive(&mut store, module, instance, phase, cfg.sink)
-            }
-        }
-    };
-    drop(session);
-    r
-}
-
-/// Refuses a WASI state with more descriptors (or preopens, or saved
-/// deleted files) than `max`, before any of them is opened.
-fn check_descriptors(state: &WasiState, max: u64) -> Result<(), CheckpointError> {
-    let counts = [
-        ("the number of WASI descriptors", state.fds.len()),
-        ("the number of WASI preopens", state.preopens.len()),
-        ("the number of saved deleted files", state.unlinked.len()),
-    ];
-    for (what, n) in counts {
-        if n as u64 > max {
-            return Err(mvvm_snapshot::SnapshotError::LimitExceeded {
-                what: what.to_string(),
-                found: n as u64,
-                limit: max,
-            }
-            .into());
-        }
-    }
-    Ok(())
-}
-
-/// A WASI restore error, with changed or vanished files singled out.
-fn wasi_error(e: WasiRestoreError) -> CheckpointError {
-    match e {
-        WasiRestoreError::Changed { fd, path } => CheckpointError::FileChanged {
+        snap.check_module(&meta.wasm_sha256)?;
+        let (points, entry) = check_frames(module, &snap.frames)?;
+        check_state(meta, &snap)?;
+        Ok(Restore {
+            module: module.clone(),
+            snap,
             path,
-            why: format!("descriptor {fd}: the path now names another file (device/inode differ)"),
-        },
-        WasiRestoreError::Reopen { fd, path, errno } if errno == Errno::NOENT => {
-            CheckpointError::FileChanged {
-                path,
-                why: format!("descriptor {fd}: the file is gone ({errno})"),
-            }
-        }
-        WasiRestoreError::NotGranted(n) => CheckpointError::NotGranted(n),
-        other => CheckpointError::Wasi(other.to_string()),
+            points,
+            entry,
+            session,
+            sink: cfg.sink,
+            opts,
+        })
     }
+
+    /// The host state the snapshot holds (what the store's host data
+    /// saved, [`HostState::save`](super::HostState::save)); untrusted
+    /// input like the rest of the snapshot.
+    pub fn host_state(&self) -> &[u8] {
+        &self.snap.wasi
+    }
+
+    /// Instantiates the module in `store` with `imports` (no segment
+    /// initialisation, no start function), brings memory, globals and
+    /// tables back, and runs the program on from its saved frames.
+    pub fn resume(self, store: &mut Store, imports: &[Extern]) -> Result<Outcome, CheckpointError> {
+        let Restore {
+            module,
+            snap,
+            path,
+            points,
+            entry,
+            session,
+            sink,
+            opts,
+        } = self;
+        let module = &module;
+        let meta = module.meta();
+        let instance = Instance::new_with(store, module, imports, false)
+            .map_err(CheckpointError::Instantiate)?;
+        apply_state(store, meta, instance, &snap)?;
+
+        let session = Session::arm(store, module, session);
+        if let Some(c) = store.inner.ckpt.as_deref_mut() {
+            c.on_checkpoint = opts.on_checkpoint;
+            c.incremental |= opts.incremental;
+        }
+        // The memory equals the snapshot file now: track what changes, so
+        // the next checkpoint can be incremental against it.
+        if let Some(path) = path
+            && (meta.policy == Policy::LoopDirty || opts.incremental)
+        {
+            let base = BaseInfo {
+                path,
+                id: snap.id,
+                depth: snap.depth(),
+            };
+            super::capture::track_from(store, instance, base);
+        }
+        load_rewind_frames(store, instance, &snap, points)?;
+        tracing::info!(
+            frames = snap.frames.len(),
+            memory = snap.memory.length_bytes(),
+            entry,
+            "restoring"
+        );
+        if let Some(hook) = opts.on_resume {
+            hook(&snap.info);
+        }
+        drop(snap);
+        let phase = if Some(entry) == main_func(module) {
+            Phase::AfterMain
+        } else {
+            Phase::AfterStart
+        };
+        let r = match call_entry(store, instance, entry) {
+            Err(e) => finish_err(store, e),
+            Ok(()) => {
+                let left = store.inner.ckpt.as_ref().map_or(0, |c| c.rewind.len());
+                if left > 0 && store.inner.limits.unwind_state != UNWINDING {
+                    Err(CheckpointError::Host(format!(
+                        "the entry function returned with {left} frames not rewound"
+                    )))
+                } else {
+                    drive(store, module, instance, phase, sink)
+                }
+            }
+        };
+        drop(session);
+        r
+    }
+}
+
+/// Hands the snapshot's frames (checked, at stable points `points`) to the
+/// session as raw slots to rewind, and sets the store rewinding.
+fn load_rewind_frames(
+    store: &mut Store,
+    instance: Instance,
+    snap: &Snapshot,
+    points: Vec<u32>,
+) -> Result<(), CheckpointError> {
+    let s = &mut *store.inner;
+    let funcs = Funcs::of(&s.instances[instance.index as usize].funcs);
+    let mut rewind = std::collections::VecDeque::with_capacity(snap.frames.len());
+    for (f, point) in snap.frames.iter().zip(points) {
+        let mut slots = Vec::with_capacity(f.locals.len() + f.stack.len());
+        for v in f.locals.iter().chain(&f.stack) {
+            slots.push(raw_of(*v, &funcs)?);
+        }
+        rewind.push_back(RawFrame {
+            func: f.func,
+            offset: f.resume_offset,
+            point,
+            slots,
+        });
+    }
+    if let Some(c) = s.ckpt.as_deref_mut() {
+        c.rewind = rewind;
+    }
+    s.limits.unwind_state = REWINDING;
+    Ok(())
 }
 
 fn value_type(v: &WasmValue) -> ValType {
@@ -431,11 +452,11 @@ fn apply_state(
             match layer.file() {
                 Some(file) => {
                     for &(offset, len) in layer.zeroed() {
-                        mem.map_zero(offset, len).map_err(|e| {
-                            CheckpointError::Host(format!(
-                                "zeroing snapshot memory at {offset:#x}: {e}"
-                            ))
-                        })?;
+                        mem.map_zero(offset, len)
+                            .map_err(|source| CheckpointError::Memory {
+                                what: format!("zeroing snapshot memory at {offset:#x}"),
+                                source,
+                            })?;
                     }
                     for run in layer.runs() {
                         mem.map_file_private(
@@ -444,11 +465,9 @@ fn apply_state(
                             file.as_fd(),
                             run.file_offset,
                         )
-                        .map_err(|e| {
-                            CheckpointError::Host(format!(
-                                "mapping snapshot memory at {:#x}: {e}",
-                                run.guest_offset
-                            ))
+                        .map_err(|source| CheckpointError::Memory {
+                            what: format!("mapping snapshot memory at {:#x}", run.guest_offset),
+                            source,
                         })?;
                     }
                 }

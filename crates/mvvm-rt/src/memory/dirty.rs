@@ -32,6 +32,7 @@
 //! dirty ("overflow"): the next snapshot is then as large as a full one,
 //! never wrong.
 
+use crate::sys::mman::{self, Prot};
 use mvvm_abi::vmctx::WASM_PAGE_SIZE;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -115,14 +116,12 @@ impl Tracker {
         if len == 0 {
             return Ok(());
         }
-        // SAFETY: the range is the caller's accessible memory (contract of
-        // this function); making it read-only only turns later writes into
-        // faults that the handler resolves.
-        let r = unsafe { libc::mprotect(base.cast(), len, libc::PROT_READ) };
-        if r != 0 {
-            let e = std::io::Error::last_os_error();
+        // SAFETY: the range is the caller's accessible memory, page-aligned
+        // (contract of this function); making it read-only only turns later
+        // writes into faults that the handler resolves.
+        if let Err(e) = unsafe { mman::protect(base, len, Prot::Read) } {
             // SAFETY: as above; back to the normal protection.
-            unsafe { libc::mprotect(base.cast(), len, libc::PROT_READ | libc::PROT_WRITE) };
+            let _ = unsafe { mman::protect(base, len, Prot::ReadWrite) };
             s.base.store(0, Ordering::SeqCst);
             return Err(e);
         }
@@ -171,8 +170,9 @@ impl Tracker {
         if s.base.swap(0, Ordering::SeqCst) == 0 || len == 0 {
             return;
         }
-        // SAFETY: the caller's accessible memory gets its normal protection.
-        unsafe { libc::mprotect(base.cast(), len, libc::PROT_READ | libc::PROT_WRITE) };
+        // SAFETY: the caller's accessible memory (contract) gets its normal
+        // protection back, which harms no reference.
+        let _ = unsafe { mman::protect(base, len, Prot::ReadWrite) };
     }
 }
 
@@ -205,29 +205,18 @@ pub(crate) fn handle_write_fault(addr: usize) -> bool {
         let start = base + chunk * CHUNK;
         let n = CHUNK.min(len - chunk * CHUNK);
         // SAFETY: the chunk lies in the accessible part of a tracked
-        // memory (checked above); it only becomes writable, as it was
-        // before tracking started.
-        let r = unsafe {
-            libc::mprotect(
-                start as *mut libc::c_void,
-                n,
-                libc::PROT_READ | libc::PROT_WRITE,
-            )
-        };
-        if r == 0 {
+        // memory (checked above) and starts on a chunk boundary, a multiple
+        // of the page size; it only becomes writable, as it was before
+        // tracking started.
+        let r = unsafe { mman::protect(start as *mut u8, n, Prot::ReadWrite) };
+        if r.is_ok() {
             return true;
         }
         // Out of mappings: give up tracking this period for this memory.
         s.overflow.store(true, Ordering::SeqCst);
         // SAFETY: as above, for the whole accessible part.
-        let r = unsafe {
-            libc::mprotect(
-                base as *mut libc::c_void,
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-            )
-        };
-        return r == 0;
+        let r = unsafe { mman::protect(base as *mut u8, len, Prot::ReadWrite) };
+        return r.is_ok();
     }
     false
 }

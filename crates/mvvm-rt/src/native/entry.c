@@ -4,11 +4,12 @@
  * Rust cannot call setjmp (a function that returns twice), so the runtime
  * calls `mvvm_rt_enter`, which installs a jump buffer in the slot the runtime
  * gives it, calls the array trampoline, and returns 0 on a normal return or
- * the (non-zero) trap code passed to `mvvm_rt_unwind`.
+ * the (non-zero) trap code passed to `mvvm_rt_longjmp` (by the runtime's
+ * `trap::unwind_with`, from the signal handler or `mvvm_rt_trap_at`).
  *
  * Trapping builtins are entered through the shims below: the Rust half
- * returns a status (0 = ok) and has already returned, so no Rust frame with
- * live values is skipped by the longjmp; the shim passes its own return
+ * returns a status (0 = ok) and has already returned, so the longjmp skips
+ * no Rust frame with live values; the shim passes its own return
  * address (a PC inside generated code) so the runtime can name the function
  * that trapped.
  */

@@ -5,8 +5,8 @@
 
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
-use mvvm_rt::checkpoint::{CheckpointConfig, Outcome, RestoreOptions, SnapshotSink, Trigger, run};
-use mvvm_rt::wasi::{Grants, Preopen, WasiConfig};
+use mvvm_rt::checkpoint::{CheckpointConfig, Outcome, RunOptions, SnapshotSink, Trigger};
+use mvvm_wasi::{Command, Grants, Preopen, WasiConfig};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -53,14 +53,6 @@ pub fn grants(dir: &Path) -> Grants {
     Grants::none().preopen(dir, "/work")
 }
 
-/// Restore options granting [`grants`]`(dir)`, the rest default.
-pub fn restore_opts(dir: &Path) -> RestoreOptions {
-    RestoreOptions {
-        grants: grants(dir),
-        ..Default::default()
-    }
-}
-
 /// A session on `trigger` that writes its snapshot to `snap`.
 pub fn cfg(trigger: Trigger, snap: &Path) -> CheckpointConfig {
     CheckpointConfig {
@@ -75,12 +67,10 @@ pub fn cfg(trigger: Trigger, snap: &Path) -> CheckpointConfig {
 /// `probe`-th probe and writes the snapshot to `snap`; panics unless a
 /// checkpoint was written.
 pub fn checkpoint_at(module: &Module, dir: &Path, stack: usize, probe: u64, snap: &Path) {
-    let out = run(
-        module,
-        wasi(dir),
-        stack,
-        cfg(Trigger::ProbeCount(probe), snap),
-    )
-    .expect("run");
+    let out = Command::new(module)
+        .config(wasi(dir))
+        .max_wasm_stack(stack)
+        .run(cfg(Trigger::ProbeCount(probe), snap), RunOptions::default())
+        .expect("run");
     assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
 }

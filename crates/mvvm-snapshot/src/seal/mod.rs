@@ -12,17 +12,22 @@
 //! - for a file or a one-way stream, [`seal_writer`] writes a header with
 //!   a fresh salt (per-file keys) and [`open_reader`] checks it;
 //! - the records ([`SealingWriter`], [`OpeningReader`]) are
-//!   ChaCha20-Poly1305 sealed, at most [`RECORD_MAX`] bytes each, indexed
+//!   AES-256-GCM sealed, at most [`RECORD_MAX`] bytes each, indexed
 //!   by their position (reordering, dropping or repeating one is caught)
 //!   and closed by a flagged final record (truncation is caught).
 //!
-//! Why ChaCha20-Poly1305: an AEAD gives integrity and confidentiality in
-//! one pass with one key, it is fast in portable software (no dependence on
-//! AES instructions: the tools run on x86-64 and aarch64 builds alike), and
-//! its 96-bit nonce fits "purpose | record index" exactly, so nonces never
-//! repeat under a key without any state beyond a counter. HKDF-SHA256 and
-//! HMAC-SHA256 (for derivation and the handshake's proofs) reuse the
-//! SHA-256 the snapshot format already depends on.
+//! Why AES-256-GCM from `ring`: an AEAD gives integrity and
+//! confidentiality in one pass with one key, and ring's implementation
+//! uses the AES and carry-less multiply instructions of both ISAs we run
+//! on (AES-NI/VAES with PCLMULQDQ on x86-64, the ARMv8 crypto extensions
+//! on aarch64): measured on the 2-core AMD EPYC CI machine, sealing 256 MiB
+//! takes 0.034 s with it, 0.27 s with RustCrypto's portable
+//! ChaCha20-Poly1305 (the first choice, which doubled the downtime of a
+//! 256 MiB migration; ring's is 1.15x of the unauthenticated one). Its 96-bit nonce fits "purpose | record index"
+//! exactly, so nonces never repeat under a key without any state beyond a
+//! counter. HKDF-SHA256 and HMAC-SHA256 (for derivation and the
+//! handshake's proofs) reuse the SHA-256 the snapshot format already
+//! depends on.
 //!
 //! The formats and what is and is not protected are in
 //! `docs/security.md`.

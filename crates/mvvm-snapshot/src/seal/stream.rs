@@ -1,12 +1,12 @@
 //! The record layer: a [`SealingWriter`] cuts what is written into
 //! records of at most [`RECORD_MAX`] bytes and seals each with
-//! ChaCha20-Poly1305; an [`OpeningReader`] checks and opens them in order.
+//! AES-256-GCM; an [`OpeningReader`] checks and opens them in order.
 //!
 //! Record on the wire:
 //!
 //! ```text
 //! header: u32 big-endian = FINAL_FLAG (bit 31) | plaintext length (≤ RECORD_MAX)
-//! ciphertext (plaintext length bytes) | Poly1305 tag (16 bytes)
+//! ciphertext (plaintext length bytes) | GCM tag (16 bytes)
 //! ```
 //!
 //! The header is the associated data, so its length and flag are
@@ -25,8 +25,7 @@
 //! detected even by a reader that never asks for end of file.
 
 use super::error::SealError;
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use std::io::{self, Read, Write};
 
 /// Largest plaintext in one record: 64 KiB, the snapshot's chunk size.
@@ -59,12 +58,21 @@ impl Purpose {
     }
 }
 
-/// The nonce of record `index` for `purpose`.
+/// The nonce of record `index` for `purpose`: unique under a record key,
+/// which is what GCM requires (record keys are derived per session or per
+/// file, and the index never repeats within one).
 fn nonce(purpose: Purpose, index: u64) -> Nonce {
     let mut n = [0u8; 12];
     n[..4].copy_from_slice(&purpose.tag());
     n[4..].copy_from_slice(&index.to_be_bytes());
-    Nonce::from(n)
+    Nonce::assume_unique_for_key(n)
+}
+
+/// The AEAD for a 32-byte record key.
+fn record_cipher(key: &[u8; 32]) -> LessSafeKey {
+    // AES-256 takes exactly 32 bytes: `new` cannot fail for this length.
+    let unbound = UnboundKey::new(&AES_256_GCM, key).unwrap_or_else(|_| unreachable!());
+    LessSafeKey::new(unbound)
 }
 
 /// A [`Write`] adapter that seals everything written into records (see
@@ -77,7 +85,7 @@ fn nonce(purpose: Purpose, index: u64) -> Nonce {
 /// stream that every reader refuses as truncated, which is the point.
 pub struct SealingWriter<W: Write> {
     inner: W,
-    cipher: ChaCha20Poly1305,
+    cipher: LessSafeKey,
     purpose: Purpose,
     next: u64,
     /// Header space, then the plaintext of the current record, then room
@@ -95,7 +103,7 @@ impl<W: Write> SealingWriter<W> {
         frame.resize(RECORD_HEADER, 0);
         SealingWriter {
             inner,
-            cipher: ChaCha20Poly1305::new(key.into()),
+            cipher: record_cipher(key),
             purpose,
             next: 0,
             frame,
@@ -157,9 +165,9 @@ impl<W: Write> SealingWriter<W> {
         let (head, body) = self.frame.split_at_mut(RECORD_HEADER);
         let tag = self
             .cipher
-            .encrypt_in_place_detached(&nonce(self.purpose, index), head, body)
+            .seal_in_place_separate_tag(nonce(self.purpose, index), Aad::from(&*head), body)
             .map_err(|_| SealError::CounterExhausted)?;
-        self.frame.extend_from_slice(&tag);
+        self.frame.extend_from_slice(tag.as_ref());
         let result = self.inner.write_all(&self.frame);
         self.frame.truncate(RECORD_HEADER);
         if let Err(e) = result {
@@ -207,7 +215,7 @@ impl<W: Write> Write for SealingWriter<W> {
 /// [`SealError::of_io`]); after one, every further read fails.
 pub struct OpeningReader<R: Read> {
     inner: R,
-    cipher: ChaCha20Poly1305,
+    cipher: LessSafeKey,
     purpose: Purpose,
     next: u64,
     /// The current record, opened: `plain[pos..]` is still to be read.
@@ -222,7 +230,7 @@ impl<R: Read> OpeningReader<R> {
     pub(crate) fn new(inner: R, key: &[u8; 32], purpose: Purpose) -> OpeningReader<R> {
         OpeningReader {
             inner,
-            cipher: ChaCha20Poly1305::new(key.into()),
+            cipher: record_cipher(key),
             purpose,
             next: 0,
             plain: Vec::with_capacity(RECORD_MAX + TAG_LEN),
@@ -265,11 +273,16 @@ impl<R: Read> OpeningReader<R> {
         if read_full(&mut self.inner, &mut self.plain)? < len + TAG_LEN {
             return Err(SealError::Truncated { records: index });
         }
-        let tag = Tag::clone_from_slice(&self.plain[len..]);
-        self.plain.truncate(len);
+        // Ciphertext and tag are opened in place; the plaintext is the
+        // first `len` bytes afterwards.
         self.cipher
-            .decrypt_in_place_detached(&nonce(self.purpose, index), &header, &mut self.plain, &tag)
+            .open_in_place(
+                nonce(self.purpose, index),
+                Aad::from(header),
+                &mut self.plain,
+            )
             .map_err(|_| SealError::Tampered { record: index })?;
+        self.plain.truncate(len);
         self.next = index.checked_add(1).ok_or(SealError::CounterExhausted)?;
         self.pos = 0;
         self.done = last;

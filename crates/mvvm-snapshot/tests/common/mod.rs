@@ -112,3 +112,12 @@ pub fn assert_same(snap: &mvvm_snapshot::Snapshot, parts: &SnapshotParts<'_>) {
     let bytes = snap.memory_bytes().expect("memory bytes");
     assert!(bytes == parts.memory, "memory differs");
 }
+
+/// `err` and its causes on one line, `: `-separated (what a user sees:
+/// a message no longer repeats its source, the chain is printed).
+pub fn chain(err: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(err), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}

@@ -1,12 +1,22 @@
 //! Thin, safe wrappers over the Linux system calls WASI needs.
 //!
-//! This is the only file of the WASI implementation with `unsafe` code. Each
-//! wrapper takes borrowed descriptors and Rust slices, checks the return
-//! value, and turns failures into [`io::Error`] (mapped to WASI errnos by
+//! This is the only module of the WASI implementation with `unsafe` code
+//! (the crate root denies it elsewhere). Each wrapper takes borrowed
+//! descriptors and Rust slices, checks the return value, and turns
+//! failures into [`io::Error`] (mapped to WASI errnos by
 //! [`Errno::from_io`](super::errno::Errno::from_io)). Path sandboxing rests
 //! on [`openat2_beneath`]: the kernel resolves the path under the given
 //! directory and refuses `..` escapes, absolute paths and symlinks leading
 //! outside (`EXDEV`).
+//!
+//! The `SAFETY` comments argue four things for each block: *validity* (every
+//! pointer passed points to an initialised object of the type the call
+//! expects, of the length passed), *alignment* (of what the kernel reads or
+//! writes through it), *lifetime* (the object outlives the call, and the
+//! kernel keeps no pointer after it returns) and *aliasing* (nothing else
+//! reads or writes the object during the call). Descriptors are passed as
+//! numbers taken from a `BorrowedFd`, which keeps them open for the call;
+//! a bad number is an `EBADF` from the kernel, never undefined behaviour.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -39,9 +49,11 @@ pub fn cstr(s: &str) -> io::Result<CString> {
 /// The host's standard stream `n` (0, 1 or 2).
 pub fn stdio_fd(n: u32) -> BorrowedFd<'static> {
     let n = n.min(2) as libc::c_int;
-    // SAFETY: descriptors 0, 1 and 2 belong to the process for its whole
-    // life; the runtime never closes them (fd_close on a stdio entry only
-    // forgets the entry), so a 'static borrow is sound.
+    // SAFETY: validity and lifetime: descriptors 0, 1 and 2 belong to the
+    // process for its whole life and the runtime never closes them
+    // (`fd_close` on a stdio entry only forgets the entry), so a `'static`
+    // borrow never outlives them; aliasing: a borrow does not own, so
+    // sharing them with the host's own stdio is fine. No pointer involved.
     unsafe { BorrowedFd::borrow_raw(n) }
 }
 
@@ -54,8 +66,10 @@ pub fn openat2(
     resolve: u64,
 ) -> io::Result<OwnedFd> {
     let path = cstr(path)?;
-    // SAFETY: `open_how` is plain old data; all-zero is its documented
-    // default, then we set the three fields.
+    // SAFETY: validity: `open_how` is plain old data (three integers), for
+    // which all-zero bytes are a valid value and the kernel's documented
+    // default; alignment and lifetime: `zeroed` returns an owned, aligned
+    // value; no aliasing (a fresh local).
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     // O_TMPFILE includes O_DIRECTORY's bit: test all of its bits.
@@ -63,8 +77,12 @@ pub fn openat2(
     how.mode = if creates { mode as u64 } else { 0 };
     how.resolve = resolve;
     loop {
-        // SAFETY: `path` is a valid NUL-terminated string and `how` a valid
-        // `open_how` that both outlive the call; the size passed is its own.
+        // SAFETY: validity: `path` is a `CString` (NUL-terminated) and `how`
+        // an initialised `open_how` whose own size is passed; alignment: a
+        // Rust local of type `open_how` is aligned for it, strings need
+        // none; lifetime: both locals outlive the call and the kernel copies
+        // them in; aliasing: the kernel only reads them and nothing else
+        // can reach them meanwhile.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_openat2,
@@ -75,8 +93,10 @@ pub fn openat2(
             )
         };
         if r >= 0 {
-            // SAFETY: the kernel just returned this new descriptor; nothing
-            // else owns it.
+            // SAFETY: validity: `r` is the non-negative descriptor the kernel
+            // just returned; aliasing and lifetime: it is new, so nothing
+            // else in the process owns it, and the `OwnedFd` becomes its
+            // only owner and closes it once.
             return Ok(unsafe { OwnedFd::from_raw_fd(r as libc::c_int) });
         }
         let e = io::Error::last_os_error();
@@ -106,33 +126,41 @@ pub fn openat2_beneath(
 
 /// `read(2)`.
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: the buffer is valid for writes of its length.
+    // SAFETY: validity and alignment: `buf` is a live `&mut [u8]`, so its
+    // pointer is valid for writes of `buf.len()` bytes (bytes need no
+    // alignment); lifetime: borrowed for the whole call, no pointer kept
+    // after it; aliasing: the exclusive borrow keeps everything else away.
     cvt_size(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
 }
 
 /// `write(2)`.
 pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: the buffer is valid for reads of its length.
+    // SAFETY: validity and alignment: `buf` is a live `&[u8]`, valid for
+    // reads of `buf.len()` bytes; lifetime: borrowed for the whole call;
+    // aliasing: the kernel only reads, as the shared borrow allows.
     cvt_size(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
 }
 
 /// `pread(2)`.
 pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let off = i64::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: the buffer is valid for writes of its length.
+    // SAFETY: as in `read`: `buf` is an exclusively borrowed slice, valid
+    // and unaliased for writes of its length for the whole call.
     cvt_size(unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off) })
 }
 
 /// `pwrite(2)`.
 pub fn pwrite(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<usize> {
     let off = i64::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: the buffer is valid for reads of its length.
+    // SAFETY: as in `write`: `buf` is a shared slice, valid for reads of
+    // its length for the whole call; the kernel only reads it.
     cvt_size(unsafe { libc::pwrite(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off) })
 }
 
 /// `lseek(2)`.
 pub fn lseek(fd: BorrowedFd<'_>, offset: i64, whence: libc::c_int) -> io::Result<u64> {
-    // SAFETY: no pointers involved.
+    // SAFETY: only integers are passed (no pointer: nothing to be valid,
+    // aligned, alive or unaliased); a bad descriptor is `EBADF`.
     let r = unsafe { libc::lseek(fd.as_raw_fd(), offset, whence) };
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -144,9 +172,13 @@ pub fn lseek(fd: BorrowedFd<'_>, offset: i64, whence: libc::c_int) -> io::Result
 /// `fstat(2)`.
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     let mut st = MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `st` is valid for writes of a `stat`.
+    // SAFETY: validity and alignment: `st` is a local
+    // `MaybeUninit<stat>`, so its pointer is aligned and valid for writes
+    // of one `stat`; lifetime: it outlives the call; aliasing: only the
+    // kernel writes it during the call.
     cvt(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
-    // SAFETY: fstat succeeded, so it filled `st`.
+    // SAFETY: `fstat` succeeded, so the kernel wrote a whole `stat` into
+    // `st`: it is initialised.
     Ok(unsafe { st.assume_init() })
 }
 
@@ -154,7 +186,10 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
 pub fn fstatat_nofollow(dir: BorrowedFd<'_>, name: &str) -> io::Result<libc::stat> {
     let name = cstr(name)?;
     let mut st = MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `name` is NUL-terminated, `st` is valid for writes.
+    // SAFETY: validity: `name` is a `CString` (NUL-terminated) and `st` a
+    // local `MaybeUninit<stat>`, aligned and valid for writes of one
+    // `stat`; lifetime: both outlive the call; aliasing: the kernel reads
+    // `name` and writes `st`, which nothing else reaches meanwhile.
     cvt(unsafe {
         libc::fstatat(
             dir.as_raw_fd(),
@@ -163,14 +198,16 @@ pub fn fstatat_nofollow(dir: BorrowedFd<'_>, name: &str) -> io::Result<libc::sta
             libc::AT_SYMLINK_NOFOLLOW,
         )
     })?;
-    // SAFETY: fstatat succeeded, so it filled `st`.
+    // SAFETY: `fstatat` succeeded, so it wrote a whole `stat` into `st`.
     Ok(unsafe { st.assume_init() })
 }
 
 /// `mkdirat(2)`.
 pub fn mkdirat(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<()> {
     let name = cstr(name)?;
-    // SAFETY: `name` is NUL-terminated.
+    // SAFETY: validity: `name` is a `CString`, NUL-terminated; alignment:
+    // none needed for bytes; lifetime: it outlives the call, the kernel
+    // copies it; aliasing: the kernel only reads it.
     cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) }).map(drop)
 }
 
@@ -178,7 +215,8 @@ pub fn mkdirat(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<()> {
 pub fn unlinkat(dir: BorrowedFd<'_>, name: &str, remove_dir: bool) -> io::Result<()> {
     let name = cstr(name)?;
     let flags = if remove_dir { libc::AT_REMOVEDIR } else { 0 };
-    // SAFETY: `name` is NUL-terminated.
+    // SAFETY: as in `mkdirat`: `name` is a NUL-terminated `CString` that
+    // outlives the call and that the kernel only reads.
     cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(drop)
 }
 
@@ -191,7 +229,9 @@ pub fn renameat(
 ) -> io::Result<()> {
     let old = cstr(old)?;
     let new = cstr(new)?;
-    // SAFETY: both names are NUL-terminated.
+    // SAFETY: validity: both names are `CString`s, NUL-terminated;
+    // lifetime: they outlive the call, the kernel copies them; alignment
+    // and aliasing: bytes, only read by the kernel.
     cvt(unsafe {
         libc::renameat(
             old_dir.as_raw_fd(),
@@ -207,7 +247,8 @@ pub fn renameat(
 pub fn symlinkat(target: &str, dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
     let target = cstr(target)?;
     let name = cstr(name)?;
-    // SAFETY: both strings are NUL-terminated.
+    // SAFETY: as in `renameat`: two NUL-terminated `CString`s that outlive
+    // the call and that the kernel only reads.
     cvt(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) }).map(drop)
 }
 
@@ -216,8 +257,11 @@ pub fn readlinkat(dir: BorrowedFd<'_>, name: &str) -> io::Result<Vec<u8>> {
     let name = cstr(name)?;
     let mut buf = vec![0u8; 256];
     loop {
-        // SAFETY: `name` is NUL-terminated; `buf` is valid for writes of
-        // its length.
+        // SAFETY: validity: `name` is a NUL-terminated `CString`; `buf` is
+        // a live `Vec<u8>` whose pointer is valid for writes of `buf.len()`
+        // initialised bytes (bytes need no alignment); lifetime: both
+        // outlive the call and the kernel keeps no pointer; aliasing: the
+        // kernel reads `name` and writes `buf`, both owned by this frame.
         let n = cvt_size(unsafe {
             libc::readlinkat(
                 dir.as_raw_fd(),
@@ -243,7 +287,8 @@ pub fn linkat(
 ) -> io::Result<()> {
     let old = cstr(old)?;
     let new = cstr(new)?;
-    // SAFETY: both names are NUL-terminated.
+    // SAFETY: as in `renameat`: two NUL-terminated `CString`s that outlive
+    // the call and that the kernel only reads.
     cvt(unsafe {
         libc::linkat(
             old_dir.as_raw_fd(),
@@ -262,7 +307,8 @@ pub fn linkat(
 pub fn link_fd(file: BorrowedFd<'_>, new_dir: BorrowedFd<'_>, new: &str) -> io::Result<()> {
     let proc_path = cstr(&format!("/proc/self/fd/{}", file.as_raw_fd()))?;
     let new = cstr(new)?;
-    // SAFETY: both paths are NUL-terminated.
+    // SAFETY: as in `renameat`: two NUL-terminated `CString`s that outlive
+    // the call and that the kernel only reads.
     cvt(unsafe {
         libc::linkat(
             libc::AT_FDCWD,
@@ -314,20 +360,23 @@ pub fn utimensat(
             0,
         ),
     };
-    // SAFETY: `path` is NUL-terminated and `times` holds two timespecs.
+    // SAFETY: validity: `path` is a NUL-terminated `CString` and `times` a
+    // local array of exactly the two initialised `timespec`s the call
+    // reads; alignment: a Rust array of `timespec` is aligned for it;
+    // lifetime: both outlive the call; aliasing: the kernel only reads.
     cvt(unsafe { libc::utimensat(dirfd, path.as_ptr(), times.as_ptr(), flags) }).map(drop)
 }
 
 /// `ftruncate(2)`.
 pub fn ftruncate(fd: BorrowedFd<'_>, size: u64) -> io::Result<()> {
     let size = i64::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
-    // SAFETY: no pointers involved.
+    // SAFETY: only integers are passed; a bad descriptor is `EBADF`.
     cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), size) }).map(drop)
 }
 
 /// `fsync(2)`, or `fdatasync(2)` when `data_only`.
 pub fn fsync(fd: BorrowedFd<'_>, data_only: bool) -> io::Result<()> {
-    // SAFETY: no pointers involved.
+    // SAFETY: only integers are passed; a bad descriptor is `EBADF`.
     cvt(unsafe {
         if data_only {
             libc::fdatasync(fd.as_raw_fd())
@@ -340,7 +389,7 @@ pub fn fsync(fd: BorrowedFd<'_>, data_only: bool) -> io::Result<()> {
 
 /// `posix_fadvise(2)`.
 pub fn fadvise(fd: BorrowedFd<'_>, offset: i64, len: i64, advice: libc::c_int) -> io::Result<()> {
-    // SAFETY: no pointers involved.
+    // SAFETY: only integers are passed; errors come back as the result.
     let r = unsafe { libc::posix_fadvise(fd.as_raw_fd(), offset, len, advice) };
     if r != 0 {
         Err(io::Error::from_raw_os_error(r))
@@ -351,7 +400,7 @@ pub fn fadvise(fd: BorrowedFd<'_>, offset: i64, len: i64, advice: libc::c_int) -
 
 /// `posix_fallocate(3)`.
 pub fn fallocate(fd: BorrowedFd<'_>, offset: i64, len: i64) -> io::Result<()> {
-    // SAFETY: no pointers involved.
+    // SAFETY: only integers are passed; errors come back as the result.
     let r = unsafe { libc::posix_fallocate(fd.as_raw_fd(), offset, len) };
     if r != 0 {
         Err(io::Error::from_raw_os_error(r))
@@ -362,19 +411,20 @@ pub fn fallocate(fd: BorrowedFd<'_>, offset: i64, len: i64) -> io::Result<()> {
 
 /// `fcntl(F_GETFL)`.
 pub fn get_fl(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
-    // SAFETY: no pointers involved.
+    // SAFETY: `F_GETFL` takes no third argument; only integers are passed.
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })
 }
 
 /// `fcntl(F_SETFL)`.
 pub fn set_fl(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<()> {
-    // SAFETY: no pointers involved.
+    // SAFETY: `F_SETFL` takes an `int`, which is what is passed; no
+    // pointer.
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) }).map(drop)
 }
 
 /// `isatty(3)`.
 pub fn isatty(fd: BorrowedFd<'_>) -> bool {
-    // SAFETY: no pointers involved.
+    // SAFETY: only an integer is passed.
     unsafe { libc::isatty(fd.as_raw_fd()) == 1 }
 }
 
@@ -410,17 +460,22 @@ pub fn read_dir(dir: BorrowedFd<'_>, cookie: u64, budget: usize) -> io::Result<V
         libc::RESOLVE_BENEATH,
     )?;
     let raw = std::os::fd::IntoRawFd::into_raw_fd(fresh);
-    // SAFETY: `raw` is an open directory descriptor we own; fdopendir takes
-    // it over on success.
+    // SAFETY: validity: `raw` is an open directory descriptor this function
+    // owns (just taken out of its `OwnedFd`); aliasing and lifetime: on
+    // success the `DIR*` owns it (closed by `closedir` below, once), on
+    // failure we still own it and close it below.
     let dirp = unsafe { libc::fdopendir(raw) };
     if dirp.is_null() {
         let e = io::Error::last_os_error();
-        // SAFETY: fdopendir failed, so we still own `raw`.
+        // SAFETY: `fdopendir` failed, so `raw` is still open and owned by
+        // nothing but this function: the `OwnedFd` becomes its only owner.
         drop(unsafe { OwnedFd::from_raw_fd(raw) });
         return Err(e);
     }
     if cookie != 0 {
-        // SAFETY: `dirp` is a valid open DIR*; any position is accepted
+        // SAFETY: validity: `dirp` is the non-null `DIR*` from `fdopendir`,
+        // not yet closed; lifetime: it stays open until `closedir` below;
+        // aliasing: only this function uses it. Any position is accepted
         // (an invalid one just ends the listing or fails the next readdir).
         unsafe { libc::seekdir(dirp, cookie as libc::c_long) };
     }
@@ -430,13 +485,18 @@ pub fn read_dir(dir: BorrowedFd<'_>, cookie: u64, budget: usize) -> io::Result<V
         if used >= budget {
             break Ok(());
         }
-        // SAFETY: errno is thread-local; resetting it tells end-of-stream
-        // from an error after readdir returns null.
+        // SAFETY: validity and alignment: `__errno_location` returns the
+        // address of this thread's `errno`, an aligned, live `int`;
+        // lifetime: it lives as long as the thread; aliasing: it is
+        // thread-local, so no other thread writes it. Resetting it tells
+        // end-of-stream from an error after `readdir` returns null.
         unsafe { *libc::__errno_location() = 0 };
-        // SAFETY: `dirp` is a valid open DIR*.
+        // SAFETY: `dirp` is the open `DIR*` (see `seekdir` above), used by
+        // this thread only.
         let ent = unsafe { libc::readdir64(dirp) };
         if ent.is_null() {
-            // SAFETY: reading our thread's errno.
+            // SAFETY: as above: this thread's live, aligned `errno`, which
+            // no other thread writes.
             let err = unsafe { *libc::__errno_location() };
             break if err == 0 {
                 Ok(())
@@ -444,8 +504,11 @@ pub fn read_dir(dir: BorrowedFd<'_>, cookie: u64, budget: usize) -> io::Result<V
                 Err(io::Error::from_raw_os_error(err))
             };
         }
-        // SAFETY: readdir returned a valid entry that stays valid until the
-        // next readdir call on `dirp`; `d_name` is NUL-terminated.
+        // SAFETY: validity and alignment: `ent` is the non-null, aligned
+        // `dirent64` pointer `readdir64` returned, and its `d_name` is
+        // NUL-terminated; lifetime: the entry stays valid until the next
+        // `readdir64` or `closedir` on `dirp`, and everything is copied out
+        // (into `DirEntry`) before either; aliasing: it is only read.
         let entry = unsafe {
             let e = &*ent;
             DirEntry {
@@ -458,7 +521,8 @@ pub fn read_dir(dir: BorrowedFd<'_>, cookie: u64, budget: usize) -> io::Result<V
         used += 24 + entry.name.len();
         out.push(entry);
     };
-    // SAFETY: `dirp` is valid and closed once.
+    // SAFETY: `dirp` is the open `DIR*`, closed here once and never used
+    // again (this also closes `raw`).
     unsafe { libc::closedir(dirp) };
     result.map(|()| out)
 }
@@ -466,9 +530,12 @@ pub fn read_dir(dir: BorrowedFd<'_>, cookie: u64, budget: usize) -> io::Result<V
 /// `clock_gettime(2)`.
 pub fn clock_gettime(id: libc::clockid_t) -> io::Result<u64> {
     let mut ts = MaybeUninit::<libc::timespec>::uninit();
-    // SAFETY: `ts` is valid for writes.
+    // SAFETY: validity and alignment: `ts` is a local
+    // `MaybeUninit<timespec>`, aligned and valid for writes of one
+    // `timespec`; lifetime: it outlives the call; aliasing: only the kernel
+    // writes it during the call.
     cvt(unsafe { libc::clock_gettime(id, ts.as_mut_ptr()) })?;
-    // SAFETY: the call succeeded and filled `ts`.
+    // SAFETY: the call succeeded, so the kernel wrote a whole `timespec`.
     let ts = unsafe { ts.assume_init() };
     Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
@@ -476,9 +543,12 @@ pub fn clock_gettime(id: libc::clockid_t) -> io::Result<u64> {
 /// `clock_getres(2)`.
 pub fn clock_getres(id: libc::clockid_t) -> io::Result<u64> {
     let mut ts = MaybeUninit::<libc::timespec>::uninit();
-    // SAFETY: `ts` is valid for writes.
+    // SAFETY: validity and alignment: `ts` is a local
+    // `MaybeUninit<timespec>`, aligned and valid for writes of one
+    // `timespec`; lifetime: it outlives the call; aliasing: only the kernel
+    // writes it during the call.
     cvt(unsafe { libc::clock_getres(id, ts.as_mut_ptr()) })?;
-    // SAFETY: the call succeeded and filled `ts`.
+    // SAFETY: the call succeeded, so the kernel wrote a whole `timespec`.
     let ts = unsafe { ts.assume_init() };
     Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
@@ -488,7 +558,10 @@ pub fn getrandom(buf: &mut [u8]) -> io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
         let rest = &mut buf[done..];
-        // SAFETY: `rest` is valid for writes of its length.
+        // SAFETY: validity and alignment: `rest` is an exclusively borrowed
+        // byte slice, valid for writes of `rest.len()` bytes; lifetime: it
+        // outlives the call; aliasing: the exclusive borrow keeps others
+        // away while the kernel writes it.
         let r = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
         if r < 0 {
             let e = io::Error::last_os_error();
@@ -504,7 +577,10 @@ pub fn getrandom(buf: &mut [u8]) -> io::Result<()> {
 
 /// `poll(2)` with a timeout in milliseconds (-1: forever).
 pub fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Result<usize> {
-    // SAFETY: `fds` is a valid array of its length.
+    // SAFETY: validity and alignment: `fds` is an exclusively borrowed slice
+    // of initialised `pollfd`s, aligned for the type, whose length is
+    // passed; lifetime: it outlives the call; aliasing: the kernel writes
+    // only `revents`, and nothing else reaches the slice meanwhile.
     let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
     cvt(r).map(|n| n as usize)
 }
@@ -512,14 +588,17 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Result<usi
 fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
     match storage.ss_family as libc::c_int {
         libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in, and
-            // sockaddr_storage is large and aligned enough for it.
+            // SAFETY: validity: the family says the kernel stored a
+            // `sockaddr_in` there; alignment: `sockaddr_storage` is larger
+            // than and aligned for every socket address type; lifetime:
+            // the reference borrows `storage` and does not outlive it;
+            // aliasing: shared, read only.
             let a = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
             let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
             Ok(SocketAddr::from((ip, u16::from_be(a.sin_port))))
         }
         libc::AF_INET6 => {
-            // SAFETY: as above, for sockaddr_in6.
+            // SAFETY: as above, for a `sockaddr_in6` (the family says so).
             let a = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
             let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
             Ok(SocketAddr::from((ip, u16::from_be(a.sin6_port))))
@@ -530,11 +609,15 @@ fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
 
 /// `accept4(2)`: the new connection and its peer address.
 pub fn accept(fd: BorrowedFd<'_>, nonblock: bool) -> io::Result<(OwnedFd, SocketAddr)> {
-    // SAFETY: sockaddr_storage is plain old data.
+    // SAFETY: `sockaddr_storage` is plain old data: all-zero bytes are a
+    // valid value; a fresh, aligned local.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     let flags = libc::SOCK_CLOEXEC | if nonblock { libc::SOCK_NONBLOCK } else { 0 };
-    // SAFETY: `storage` and `len` are valid for writes and `len` is its size.
+    // SAFETY: validity and alignment: `storage` and `len` are aligned
+    // locals valid for writes, and `len` holds the size of `storage`, so
+    // the kernel writes no more than it holds; lifetime: both outlive the
+    // call; aliasing: only the kernel writes them during the call.
     let r = unsafe {
         libc::accept4(
             fd.as_raw_fd(),
@@ -544,17 +627,21 @@ pub fn accept(fd: BorrowedFd<'_>, nonblock: bool) -> io::Result<(OwnedFd, Socket
         )
     };
     let raw = cvt(r)?;
-    // SAFETY: accept4 returned a new descriptor that nothing else owns.
+    // SAFETY: validity: `raw` is the non-negative descriptor `accept4` just
+    // returned; aliasing and lifetime: it is new, nothing else owns it, and
+    // the `OwnedFd` closes it once.
     let owned = unsafe { OwnedFd::from_raw_fd(raw) };
     Ok((owned, sockaddr_to_std(&storage)?))
 }
 
 /// `getsockname(2)`.
 pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<SocketAddr> {
-    // SAFETY: sockaddr_storage is plain old data.
+    // SAFETY: `sockaddr_storage` is plain old data: all-zero bytes are a
+    // valid value; a fresh, aligned local.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: `storage` and `len` are valid for writes and `len` is its size.
+    // SAFETY: as in `accept`: aligned locals valid for writes, `len` their
+    // size, alive for the call and written only by the kernel.
     cvt(unsafe {
         libc::getsockname(
             fd.as_raw_fd(),
@@ -567,13 +654,15 @@ pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<SocketAddr> {
 
 /// `recv(2)`.
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for writes of its length.
+    // SAFETY: as in `read`: `buf` is an exclusively borrowed slice, valid
+    // and unaliased for writes of its length for the whole call.
     cvt_size(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) })
 }
 
 /// `send(2)` (never raising `SIGPIPE`).
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for reads of its length.
+    // SAFETY: as in `write`: `buf` is a shared slice, valid for reads of its
+    // length for the whole call; the kernel only reads it.
     cvt_size(unsafe {
         libc::send(
             fd.as_raw_fd(),
@@ -586,6 +675,21 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 
 /// `shutdown(2)`.
 pub fn shutdown(fd: BorrowedFd<'_>, how: libc::c_int) -> io::Result<()> {
-    // SAFETY: no pointers involved.
+    // SAFETY: only integers are passed.
     cvt(unsafe { libc::shutdown(fd.as_raw_fd(), how) }).map(drop)
+}
+
+/// `memfd_create(2)` with `MFD_CLOEXEC`: a new anonymous file named `name`
+/// (the name only shows in `/proc/self/fd`).
+pub fn memfd_create(name: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: validity: `name` is a `&CStr`, so a valid pointer to a
+    // NUL-terminated string; lifetime: it is borrowed for the whole call
+    // and the kernel copies it, keeping no pointer afterwards; alignment
+    // and aliasing: bytes have no alignment, and the kernel only reads.
+    let r = cvt(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
+    // SAFETY: validity: `r` is the descriptor the kernel just returned
+    // (non-negative, checked by `cvt`); aliasing and lifetime: it is new,
+    // so nothing else in the process owns it, and the `OwnedFd` becomes
+    // its only owner, closing it once.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
 }

@@ -186,7 +186,7 @@ pub fn assign(state: &WasiState, grants: &Grants) -> Result<Assignment, NotGrant
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wasi::state::{ClockState, FdEntry};
+    use crate::state::{ClockState, FdEntry};
     use std::collections::BTreeMap;
 
     fn listener(addr: &str) -> FdEntry {

@@ -179,7 +179,15 @@ impl WasiCtx {
                 }
             }
             FdKind::TcpStream { .. } => (sys::send(h, data)?, None),
-            FdKind::Stdio(_) => (sys::write(h, data)?, None),
+            FdKind::Stdio(n) => {
+                let written = sys::write(h, data)?;
+                if n == 2 {
+                    // What the tools need to start their messages on a
+                    // fresh line (see `stderr_line`).
+                    super::stderr_line::note_stderr_write(&data[..written.min(data.len())]);
+                }
+                (written, None)
+            }
             FdKind::Dir | FdKind::PreopenDir | FdKind::TcpListener { .. } => {
                 return Err(Errno::BADF);
             }

@@ -1,25 +1,46 @@
 //! Blocking calls that a checkpoint request can interrupt.
 //!
-//! While a checkpoint session runs on this thread (see
-//! `crate::checkpoint`), calls that may block for long (`poll_oneoff`,
-//! `fd_read` on stdin or a socket, `sock_recv`, `sock_accept`) first wait
-//! for their descriptor in slices of at most 50 ms, looking at the request
-//! bit between slices. When a checkpoint is requested they give up before
-//! doing anything: the WASI call reports `WasiStop::Interrupted`, the
-//! import stub unwinds, and the restored program makes the call again.
+//! While a checkpoint session runs on this thread (the runtime's
+//! [`mvvm_rt::checkpoint::host`] interface), calls that may block for long
+//! (`poll_oneoff`, `fd_read` on stdin or a socket, `sock_recv`,
+//! `sock_accept`) first wait for their descriptor in slices of at most
+//! [`WAIT_SLICE`], looking at the request between slices. When a
+//! checkpoint is requested they give up before doing anything: the WASI
+//! call reports `WasiStop::Interrupted`, the host function tells the
+//! runtime ([`Caller::interrupt_for_checkpoint`](mvvm_rt::Caller::interrupt_for_checkpoint)),
+//! the import stub unwinds, and the restored program makes the call again.
 
 use super::errno::Errno;
 use super::state::FdKind;
 use super::types::fdflags;
 use super::{WasiCtx, sys};
-use crate::checkpoint::control::{WAIT_SLICE, interruptible, mark_host_interrupted, requested};
+use mvvm_rt::checkpoint::host::{WAIT_SLICE, requested, session_active};
+use std::cell::Cell;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+thread_local! {
+    /// Set by a blocking call that gave up because a checkpoint was
+    /// requested; cleared and read around each call by [`WasiCtx::call`]
+    /// (calls run on the store's thread).
+    static INTERRUPTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Forgets a mark left by an earlier call (before a call starts).
+pub(super) fn clear_mark() {
+    INTERRUPTED.with(|h| h.set(false));
+}
+
+/// Whether the call that just ended gave up for a checkpoint; clears the
+/// mark.
+pub(super) fn take_mark() -> bool {
+    INTERRUPTED.with(|h| h.replace(false))
+}
+
 /// Gives up the current call if a checkpoint is requested.
 pub(super) fn check_request() -> Result<(), Errno> {
-    if interruptible() && requested() {
-        mark_host_interrupted();
+    if session_active() && requested() {
+        INTERRUPTED.with(|h| h.set(true));
         return Err(Errno::INTR);
     }
     Ok(())
@@ -28,7 +49,7 @@ pub(super) fn check_request() -> Result<(), Errno> {
 /// The longest a blocking wait may last before looking at the request
 /// again: `want` itself when no session runs on this thread.
 pub(super) fn slice(want: Option<Duration>) -> Option<Duration> {
-    if !interruptible() {
+    if !session_active() {
         return want;
     }
     Some(want.map_or(WAIT_SLICE, |d| d.min(WAIT_SLICE)))
@@ -40,7 +61,7 @@ impl WasiCtx {
     /// up with the call interrupted when a checkpoint is requested. Other
     /// descriptors (files, non-blocking ones) return at once.
     pub(super) fn wait_ready(&self, fd: u32, write: bool) -> Result<(), Errno> {
-        if !interruptible() {
+        if !session_active() {
             return Ok(());
         }
         let Ok((entry, h)) = self.get(fd) else {

@@ -1,10 +1,21 @@
-//! WASI preview1 (`wasi_snapshot_preview1`).
+//! WASI preview1 (`wasi_snapshot_preview1`) for MVVM's runtime, as a layer
+//! on top of it (the runtime knows nothing of WASI): [`Command`] runs a
+//! WASI program, checkpointed or not, or restores one from a snapshot.
+//!
+//! ```text
+//!  mvvm-cli ──▶ mvvm_wasi::Command ──▶ mvvm_rt::{Store, Linker, checkpoint::{Run, Restore}}
+//!                    │ builds the store once (build): WasiCtx as host state,
+//!                    │ WASI host functions in a Linker, imports resolved
+//!                    ▼
+//!  WasiCtx ── implements mvvm_rt::checkpoint::HostState (save as bytes);
+//!             blocking calls use mvvm_rt::checkpoint::host (interrupt)
+//! ```
 //!
 //! The implementation works on plain data so that it can be tested without
 //! the rest of the runtime: [`WasiCtx::call`] takes the function, the
 //! guest's whole linear memory as a byte slice, the arguments as `u64`
 //! slots and a slice for the results. The glue in [`link`] connects it to
-//! instances.
+//! instances, [`command`] runs them.
 //!
 //! ```text
 //!  WasiCtx
@@ -20,12 +31,16 @@
 //! - `errno.rs`, `types.rs`: WASI numbers and record layouts;
 //! - `mem.rs`: bounds-checked guest memory access (bad pointers give
 //!   `EFAULT`, never a host fault);
-//! - `sys.rs`: the only unsafe code, thin system call wrappers;
+//! - `sys/`: the only unsafe code, thin system call wrappers (the crate
+//!   denies `unsafe` everywhere else);
 //! - `fd.rs`, `path.rs`, `sock.rs`, `misc.rs`: the functions, by family;
 //! - `rights.rs`: how rights are enforced (`NOTCAPABLE`), inherited and
 //!   dropped;
 //! - `state.rs`: the serialisable state; `restore.rs`: saving it and
-//!   rebuilding a context from it.
+//!   rebuilding a context from it;
+//! - `interrupt.rs`: blocking calls a checkpoint request interrupts;
+//! - `link.rs`: the host functions; `command.rs`: [`Command`], the one
+//!   place a store is built for a fresh run or a restore.
 //!
 //! Sandboxing: every path is resolved by the kernel with `openat2` and
 //! `RESOLVE_BENEATH` relative to a directory descriptor the guest holds.
@@ -33,6 +48,11 @@
 //! its parent that way (`O_PATH`), then act on a single name that is never
 //! `..` and never contains `/`. Escapes answer `PERM`, as wasmtime does.
 
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod command;
 pub mod errno;
 mod fd;
 pub mod func;
@@ -46,18 +66,22 @@ pub mod restore;
 mod rights;
 mod sock;
 pub mod state;
+mod stderr_line;
+#[allow(unsafe_code)]
 mod sys;
 pub mod types;
 
 #[cfg(test)]
 mod tests;
 
+pub use command::{Command, DEFAULT_MAX_DESCRIPTORS, Error};
 pub use errno::Errno;
 pub use func::{WASI_MODULE, WasiFunc};
 pub use grants::{Grants, Need, NotGranted};
-pub use link::{WasiRunError, add_to_linker, run_command, run_command_in};
+pub use link::{WasiRunError, add_to_linker, check_imports};
 pub use restore::{MAX_UNLINKED_BYTES, WasiRestoreError, WasiSaveError};
 pub use state::{ClockState, FdEntry, FdKind, FileId, Preopen, UnlinkedFile, WasiState};
+pub use stderr_line::take_stderr_mid_line;
 
 use mem::GuestMem;
 use std::collections::{BTreeMap, HashMap};
@@ -96,7 +120,7 @@ pub(crate) fn open_preopen_dir(path: &std::path::Path) -> std::io::Result<OwnedF
 #[derive(Debug, thiserror::Error)]
 pub enum WasiSetupError {
     /// A preopened directory could not be opened.
-    #[error("cannot preopen directory {path}: {source}")]
+    #[error("cannot preopen directory {path}")]
     Preopen {
         /// The host path.
         path: PathBuf,
@@ -104,7 +128,7 @@ pub enum WasiSetupError {
         source: std::io::Error,
     },
     /// A TCP listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         /// The address.
         addr: SocketAddr,
@@ -122,7 +146,7 @@ pub enum WasiStop {
     Trap(String),
     /// A blocking call gave up because a checkpoint was requested: nothing
     /// was done, the guest unwinds and makes the call again on restore
-    /// (see `crate::checkpoint`).
+    /// (see `interrupt.rs`).
     Interrupted,
 }
 
@@ -306,8 +330,9 @@ impl WasiCtx {
             )));
         }
         let mut m = GuestMem::new(mem);
+        interrupt::clear_mark();
         let r = self.dispatch(func, &mut m, args)?;
-        if crate::checkpoint::control::take_host_interrupted() {
+        if interrupt::take_mark() {
             return Err(WasiStop::Interrupted);
         }
         tracing::trace!(func = func.name(), ?args, result = %r.err().unwrap_or(Errno::SUCCESS));

@@ -18,10 +18,11 @@ use super::path::open_flags;
 use super::state::{FdKind, FileId, UnlinkedFile, WasiState};
 use super::types::{clockid, oflags};
 use super::{Handle, WasiCtx, sys};
+use mvvm_rt::checkpoint::{HostStateError, SavedHostState};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
@@ -49,8 +50,11 @@ pub enum WasiSaveError {
         /// [`MAX_UNLINKED_BYTES`].
         limit: u64,
     },
+    /// The state could not be encoded.
+    #[error("the WASI state cannot be encoded")]
+    Encode(#[source] mvvm_abi::codec::CodecError),
     /// A deleted file's contents could not be read.
-    #[error("descriptor {fd} (`{path}`, deleted while open): cannot read its contents: {source}")]
+    #[error("descriptor {fd} (`{path}`, deleted while open): cannot read its contents")]
     Read {
         /// Guest descriptor.
         fd: u32,
@@ -68,7 +72,7 @@ pub enum WasiRestoreError {
     #[error(transparent)]
     NotGranted(#[from] NotGranted),
     /// A granted directory is gone, unreadable or not a directory.
-    #[error("cannot open the granted directory {path}: {source}")]
+    #[error("cannot open the granted directory {path}")]
     Preopen {
         /// Host path.
         path: PathBuf,
@@ -94,7 +98,7 @@ pub enum WasiRestoreError {
         path: String,
     },
     /// A listener could not be bound again.
-    #[error("cannot listen again on {addr}: {source}")]
+    #[error("cannot listen again on {addr}")]
     Listen {
         /// Address.
         addr: SocketAddr,
@@ -112,7 +116,7 @@ pub enum WasiRestoreError {
     },
     /// An anonymous file standing for a file deleted while open could not
     /// be made.
-    #[error("descriptor {fd}: cannot recreate its file (deleted while open): {source}")]
+    #[error("descriptor {fd}: cannot recreate its file (deleted while open)")]
     Unlinked {
         /// Guest descriptor.
         fd: u32,
@@ -127,6 +131,19 @@ pub enum WasiRestoreError {
         /// What is wrong.
         what: String,
     },
+}
+
+/// What a checkpoint saves of the WASI context: [`WasiCtx::save_state`],
+/// encoded, with the guest's monotonic time beside it.
+impl mvvm_rt::checkpoint::HostState for WasiCtx {
+    fn save(&self) -> Result<SavedHostState, HostStateError> {
+        let state = self.save_state()?;
+        let bytes = mvvm_abi::codec::encode(&state).map_err(WasiSaveError::Encode)?;
+        Ok(SavedHostState {
+            bytes,
+            monotonic_nanos: state.clocks.saved_monotonic_ns,
+        })
+    }
 }
 
 fn file_id(fd: &OwnedFd) -> Result<FileId, Errno> {
@@ -418,15 +435,7 @@ fn read_whole(fd: BorrowedFd<'_>, size: u64) -> std::io::Result<Vec<u8>> {
 /// opened for reading and writing at offset `data.len()` (offsets do not
 /// matter: file positions live in the state).
 fn anonymous_file(data: &[u8]) -> std::io::Result<OwnedFd> {
-    let name = c"mvvm-unlinked";
-    // SAFETY: `name` is a valid NUL-terminated string; no other pointer.
-    let r = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this new descriptor; nothing else
-    // owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(r) };
+    let fd = sys::memfd_create(c"mvvm-unlinked")?;
     let mut f = std::fs::File::from(fd);
     f.write_all(data)?;
     Ok(OwnedFd::from(f))

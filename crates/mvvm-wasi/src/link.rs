@@ -1,18 +1,18 @@
 //! Glue between WASI and instances: host functions for every import of
-//! `wasi_snapshot_preview1`, and [`run_command`], which runs a WASI command
-//! module to its end.
+//! `wasi_snapshot_preview1` ([`add_to_linker`]) and the check that a
+//! module imports nothing else ([`check_imports`]).
 //!
-//! The [`WasiCtx`] lives in the store's user data, so that each host
+//! The [`WasiCtx`] lives in the store's host data, so that each host
 //! function reaches it together with the caller's memory 0 through
 //! [`Caller::data_and_memory`], and so that it outlives the run (a
 //! checkpoint reads its state from there).
 
 use super::func::{WASI_MODULE, WasiFunc};
-use super::{WasiConfig, WasiCtx, WasiSetupError, WasiStop};
-use crate::{
+use super::{WasiCtx, WasiSetupError, WasiStop};
+use mvvm_abi::ImportKind;
+use mvvm_rt::{
     Caller, Extern, Func, HostError, InstantiationError, Linker, Module, RunError, Store, Trap, Val,
 };
-use mvvm_abi::{ExportKind, ImportKind};
 
 /// Running a WASI command failed before the program could exit by itself.
 #[derive(Debug, thiserror::Error)]
@@ -25,14 +25,14 @@ pub enum WasiRunError {
     #[error("unlinkable: {0}")]
     Unlinkable(String),
     /// Instantiation failed (a segment out of bounds, a resource limit).
-    #[error("instantiation failed: {0}")]
-    Instantiate(InstantiationError),
+    #[error("instantiation failed")]
+    Instantiate(#[source] InstantiationError),
     /// The program trapped (in its start function or in `_start`).
     #[error("wasm trap: {0}")]
     Trap(Trap),
     /// A host function failed, or the runtime refused the call.
-    #[error("{0}")]
-    Host(String),
+    #[error(transparent)]
+    Call(RunError),
 }
 
 /// Checks every import of `module` against WASI preview1: each must be a
@@ -105,17 +105,16 @@ fn host_func(store: &mut Store, func: WasiFunc) -> Func {
                 }
                 Err(WasiStop::Exit(code)) => Err(HostError::Exit(code)),
                 Err(WasiStop::Trap(msg)) => Err(HostError::Message(msg)),
-                Err(WasiStop::Interrupted) => match caller.store.ckpt.as_deref_mut() {
-                    // `HostCall` sees the mark and makes the stub unwind.
-                    Some(c) => {
-                        c.host_interrupted = true;
+                Err(WasiStop::Interrupted) => {
+                    if caller.interrupt_for_checkpoint() {
                         Ok(())
+                    } else {
+                        Err(HostError::Message(format!(
+                            "{}: interrupted outside of a checkpoint session",
+                            func.name()
+                        )))
                     }
-                    None => Err(HostError::Message(format!(
-                        "{}: interrupted outside of a checkpoint session",
-                        func.name()
-                    ))),
-                },
+                }
             }
         },
     )
@@ -131,68 +130,30 @@ pub fn add_to_linker(linker: &mut Linker, store: &mut Store) {
     }
 }
 
-fn from_run_error(e: RunError) -> Result<i32, WasiRunError> {
+/// A call into wasm of a plain run ended with `e`: an exit is the run's
+/// end, the rest errors.
+pub(crate) fn from_run_error(e: RunError) -> Result<i32, WasiRunError> {
     match e {
         RunError::Exit(code) => Ok(code),
         RunError::Trap(t) => Err(WasiRunError::Trap(t)),
-        other => Err(WasiRunError::Host(other.to_string())),
+        other => Err(WasiRunError::Call(other)),
     }
 }
 
-/// Runs `module` as a WASI command in a fresh [`Store`] whose wasm stack
-/// limit is `max_wasm_stack` bytes (the calling thread's stack must be
-/// larger); see [`run_command_in`].
-pub fn run_command(
-    module: &Module,
-    config: WasiConfig,
-    max_wasm_stack: usize,
-) -> Result<i32, WasiRunError> {
-    let mut store = Store::new();
-    store.set_max_wasm_stack(max_wasm_stack);
-    run_command_in(module, config, &mut store)
-}
-
-/// Instantiates `module` with WASI preview1 imports in `store`, runs its
-/// start function and then `_start` (if exported), and returns the exit
-/// code: 0 when `_start` (or, without `_start`, the start function)
-/// returns, `n` on `proc_exit(n)`.
-///
-/// The [`WasiCtx`] built from `config` replaces the store's user data and
-/// stays there afterwards (`store.data::<WasiCtx>()`).
-pub fn run_command_in(
-    module: &Module,
-    config: WasiConfig,
-    store: &mut Store,
-) -> Result<i32, WasiRunError> {
-    check_imports(module)?;
-    let ctx = WasiCtx::new(config)?;
-    store.set_data(ctx);
-    let mut linker = Linker::new();
-    add_to_linker(&mut linker, store);
-    let instance = match linker.instantiate(store, module) {
-        Ok(i) => i,
-        Err(InstantiationError::Start(e)) => return from_run_error(e),
-        Err(InstantiationError::Trap(t)) => return Err(WasiRunError::Trap(t)),
-        Err(InstantiationError::Unlinkable(m)) => return Err(WasiRunError::Unlinkable(m)),
-        Err(e) => return Err(WasiRunError::Instantiate(e)),
-    };
-    let has_start = module
-        .meta()
-        .exports
-        .iter()
-        .any(|e| e.name == "_start" && matches!(e.kind, ExportKind::Func(_)));
-    if !has_start {
-        return Ok(0);
-    }
-    match instance.invoke(store, "_start", &[]) {
-        Ok(_) => Ok(0),
-        Err(e) => from_run_error(e),
+/// A plain run's instantiation failed with `e`.
+pub(crate) fn from_instantiation_error(e: InstantiationError) -> Result<i32, WasiRunError> {
+    match e {
+        InstantiationError::Start(e) => from_run_error(e),
+        InstantiationError::Trap(t) => Err(WasiRunError::Trap(t)),
+        InstantiationError::Unlinkable(m) => Err(WasiRunError::Unlinkable(m)),
+        e => Err(WasiRunError::Instantiate(e)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::WasiConfig;
 
     fn module(src: &[u8]) -> Module {
         let aot = mvvm_aot::compile(src, &mvvm_aot::CompileOptions::default()).expect("compile");
@@ -200,7 +161,9 @@ mod tests {
     }
 
     fn run(src: &[u8], config: WasiConfig) -> Result<i32, WasiRunError> {
-        run_command_in(&module(src), config, &mut Store::new())
+        crate::Command::new(&module(src))
+            .config(config)
+            .run_to_exit()
     }
 
     #[test]
