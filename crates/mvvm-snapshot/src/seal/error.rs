@@ -52,8 +52,8 @@ pub enum SealError {
     },
 
     /// The operating system's random number generator failed.
-    #[error("cannot get random bytes from the operating system: {0}")]
-    Random(String),
+    #[error("cannot get random bytes from the operating system")]
+    Random(#[source] getrandom::Error),
 
     /// Reading or writing the underlying stream failed.
     #[error("{context}: {error}")]

@@ -60,7 +60,7 @@ pub const MAX_KEY_BYTES: usize = 1024;
 
 /// Fills `buf` from the operating system's random number generator.
 pub(crate) fn random(buf: &mut [u8]) -> Result<(), SealError> {
-    getrandom::fill(buf).map_err(|e| SealError::Random(e.to_string()))
+    getrandom::fill(buf).map_err(SealError::Random)
 }
 
 /// HKDF-SHA256 of the shared key with `salt`; the concatenation of `info`
