@@ -23,9 +23,9 @@
 //! on aarch64): measured on the 2-core AMD EPYC CI machine, sealing 256 MiB
 //! takes 0.034 s with it, 0.27 s with RustCrypto's portable
 //! ChaCha20-Poly1305 (the first choice, which doubled the downtime of a
-//! 256 MiB migration; ring's is 1.15x of the unauthenticated one). Its 96-bit nonce fits "purpose | record index"
-//! exactly, so nonces never repeat under a key without any state beyond a
-//! counter. HKDF-SHA256 and HMAC-SHA256 (for derivation and the
+//! 256 MiB migration; with ring it is 1.2x of the unauthenticated one).
+//! Its 96-bit nonce fits "purpose | record index" exactly, so nonces never
+//! repeat under a key without any state beyond a counter. HKDF-SHA256 and HMAC-SHA256 (for derivation and the
 //! handshake's proofs) reuse the SHA-256 the snapshot format already
 //! depends on.
 //!
