@@ -33,8 +33,10 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"MVVMSNAP";
 ///
 /// History: 1 = full snapshots only (`base` reserved); 2 = incremental
 /// snapshots (`Header::base` names a [`BaseRef`](crate::BaseRef), the
-/// memory table lists dirty chunks that became zero).
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
+/// memory table lists dirty chunks that became zero); 3 = the WASI state
+/// records freed descriptor numbers (`WasiState::closed`, for Wasmtime's
+/// descriptor numbering).
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 3;
 
 /// Longest chain of incremental snapshots a reader follows (a snapshot,
 /// its base, the base's base...). It bounds the work a crafted chain (or a

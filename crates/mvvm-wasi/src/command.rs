@@ -243,6 +243,10 @@ fn build_error<E>(e: BuildError<E>, ctx: impl FnOnce(E) -> Error) -> Error {
 fn check_descriptors(state: &WasiState, max: u64) -> Result<(), CheckpointError> {
     let counts = [
         ("the number of WASI descriptors", state.fds.len()),
+        (
+            "the number of freed WASI descriptor numbers",
+            state.closed.len(),
+        ),
         ("the number of WASI preopens", state.preopens.len()),
         ("the number of saved deleted files", state.unlinked.len()),
     ];

@@ -358,6 +358,7 @@ impl WasiCtx {
         // Dropping an owned handle closes it; stdio handles are only
         // forgotten.
         self.handles.remove(&fd);
+        self.release(fd);
         Ok(())
     }
 
@@ -527,8 +528,9 @@ impl WasiCtx {
         }
         let entry = self.state.fds.remove(&from).ok_or(Errno::BADF)?;
         let handle = self.handles.remove(&from).ok_or(Errno::BADF)?;
-        // Replacing `to` drops (closes) its old handle.
+        // Replacing `to` drops (closes) its old handle; `from` is free now.
         self.insert(to, entry, handle);
+        self.release(from);
         Ok(())
     }
 

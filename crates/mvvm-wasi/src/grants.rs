@@ -224,6 +224,7 @@ mod tests {
                 })
                 .collect(),
             fds,
+            closed: Vec::new(),
             clocks: ClockState::default(),
             unlinked: Vec::new(),
         }

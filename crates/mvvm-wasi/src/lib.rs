@@ -191,6 +191,7 @@ impl WasiCtx {
                     .collect(),
                 preopens: Vec::new(),
                 fds: BTreeMap::new(),
+                closed: Vec::new(),
                 clocks: ClockState::default(),
                 unlinked: Vec::new(),
             },
@@ -234,7 +235,7 @@ impl WasiCtx {
             })?;
             let index = ctx.state.preopens.len() as u32;
             ctx.state.preopens.push(p);
-            let fd = ctx.lowest_free_fd();
+            let fd = ctx.next_fd();
             ctx.insert(
                 fd,
                 FdEntry {
@@ -258,7 +259,7 @@ impl WasiCtx {
             let listener = std::net::TcpListener::bind(addr)
                 .map_err(|source| WasiSetupError::Listen { addr, source })?;
             let bound = listener.local_addr().unwrap_or(addr);
-            let fd = ctx.lowest_free_fd();
+            let fd = ctx.next_fd();
             ctx.insert(
                 fd,
                 FdEntry {
@@ -287,20 +288,39 @@ impl WasiCtx {
     }
 
     pub(crate) fn insert(&mut self, fd: u32, entry: FdEntry, handle: Handle) {
+        // A number in use is no longer free (`next_fd` only peeks, so a
+        // call that fails between choosing and inserting loses nothing).
+        self.state.closed.retain(|&c| c != fd);
         self.state.fds.insert(fd, entry);
         self.handles.insert(fd, handle);
     }
 
-    /// The lowest descriptor number not in use, as POSIX `open` picks.
-    pub(crate) fn lowest_free_fd(&self) -> u32 {
-        let mut n = 0;
-        for &k in self.state.fds.keys() {
-            if k != n {
-                break;
-            }
-            n += 1;
+    /// Forgets descriptor `fd` (already removed from the table) and makes
+    /// its number the first one a new descriptor takes.
+    pub(crate) fn release(&mut self, fd: u32) {
+        self.state.closed.retain(|&c| c != fd);
+        self.state.closed.push(fd);
+    }
+
+    /// The number the next new descriptor gets, as Wasmtime gives it (its
+    /// preview1 descriptor table keeps freed slots on a stack): the most
+    /// recently freed number still free, or else one past the highest in
+    /// use. POSIX `open` would take the lowest free number instead; the
+    /// difference shows when a program closes stdout or stderr and opens a
+    /// file (Wasmtime and MVVM then give it the number closed last).
+    pub(crate) fn next_fd(&self) -> u32 {
+        let freed = self.state.closed.iter().rev();
+        if let Some(&fd) = freed
+            .into_iter()
+            .find(|fd| !self.state.fds.contains_key(fd))
+        {
+            return fd;
         }
-        n
+        self.state
+            .fds
+            .keys()
+            .next_back()
+            .map_or(0, |&k| k.saturating_add(1))
     }
 
     /// The entry and host descriptor of guest descriptor `fd`.

@@ -216,7 +216,7 @@ impl WasiCtx {
                 ino: st.st_ino,
             }),
         };
-        let fd = self.lowest_free_fd();
+        let fd = self.next_fd();
         m.write_u32(a.fd_out, fd)?;
         self.insert(fd, entry, Handle::Owned(file));
         Ok(())

@@ -41,7 +41,7 @@ impl WasiCtx {
         let (_, h) = self.get(fd)?;
         let (conn, peer) = sys::accept(h, nonblock)?;
         let local = sys::local_addr(conn.as_fd())?;
-        let new = self.lowest_free_fd();
+        let new = self.next_fd();
         self.insert(
             new,
             FdEntry {

@@ -119,6 +119,12 @@ pub struct WasiState {
     pub preopens: Vec<Preopen>,
     /// Open descriptors by number.
     pub fds: BTreeMap<u32, FdEntry>,
+    /// Descriptor numbers freed by `fd_close` or `fd_renumber`, most
+    /// recent last: a new descriptor takes the most recently freed number
+    /// (see [`WasiCtx::next_fd`](super::WasiCtx)), as Wasmtime numbers
+    /// them, so a program writes the same files under both. Saved, so the
+    /// numbering continues the same way after a restore.
+    pub closed: Vec<u32>,
     /// Clocks.
     pub clocks: ClockState,
     /// Contents of the files that were deleted while open, which no path

@@ -1201,3 +1201,58 @@ fn renames_keep_recorded_paths_current() {
     let saved = t.ctx.save_state().unwrap();
     assert!(WasiCtx::restore(saved.clone(), &grants_as_saved(&saved), true).is_ok());
 }
+
+/// Closes `fd` through `fd_close`.
+fn close(t: &mut T, fd: u32) {
+    assert_eq!(t.call(WasiFunc::FdClose, &[fd as u64]), Errno::SUCCESS);
+}
+
+/// A new file `name` in the preopen, opened for writing: its descriptor.
+fn create(t: &mut T, name: &str) -> u32 {
+    t.open(ROOT_FD, name, oflags::CREAT, rights::FD_WRITE, true)
+        .unwrap()
+}
+
+#[test]
+fn descriptor_numbers_are_reused_most_recently_freed_first_as_wasmtime_does() {
+    let mut t = setup();
+    // stdio 0-2, the preopen 3: new descriptors go past the highest.
+    let a = create(&mut t, "a");
+    let b = create(&mut t, "b");
+    assert_eq!((a, b), (4, 5));
+    close(&mut t, a);
+    close(&mut t, b);
+    // Wasmtime hands out the number freed last (POSIX would give 4).
+    assert_eq!(create(&mut t, "c"), 5);
+    assert_eq!(create(&mut t, "d"), 4);
+    assert_eq!(create(&mut t, "e"), 6);
+    // Closing stderr and opening a file gives it number 2, as under
+    // Wasmtime; a renumber frees its source.
+    close(&mut t, 2);
+    assert_eq!(create(&mut t, "f"), 2);
+    let g = create(&mut t, "g");
+    assert_eq!(g, 7);
+    assert_eq!(t.call(WasiFunc::FdRenumber, &[g as u64, 1]), Errno::SUCCESS);
+    assert_eq!(create(&mut t, "h"), 7);
+}
+
+#[test]
+fn descriptor_numbering_continues_the_same_after_a_restore() {
+    let mut t = setup();
+    let a = create(&mut t, "a");
+    let b = create(&mut t, "b");
+    close(&mut t, b);
+    close(&mut t, a);
+    let saved = t.ctx.save_state().unwrap();
+    assert_eq!(saved.closed, [5, 4]);
+    let bytes = mvvm_abi::codec::encode(&saved).unwrap();
+    let restored = WasiCtx::restore(
+        mvvm_abi::codec::decode(&bytes).unwrap(),
+        &grants_as_saved(&saved),
+        true,
+    )
+    .unwrap();
+    drop(std::mem::replace(&mut t.ctx, restored));
+    assert_eq!(create(&mut t, "c"), 4);
+    assert_eq!(create(&mut t, "d"), 5);
+}
