@@ -12,23 +12,10 @@ use mvvm_bench::smoke;
 use mvvm_bench::tools::{MvvmTools, Paths};
 use mvvm_bench::workloads;
 
-/// Whether every test must run (`CI` or `MVVM_REQUIRE_ALL` set, and not
-/// to `0` or `false`): a skipped test passes without testing anything.
-fn everything_must_run() -> bool {
-    ["CI", "MVVM_REQUIRE_ALL"]
-        .iter()
-        .any(|name| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false"))
-}
-
-/// Says why `test` cannot run: a failure in CI, else a note (the caller
-/// then returns).
-fn missing(test: &str, what: &str) {
-    assert!(
-        !everything_must_run(),
-        "{test} cannot run: {what} (CI=true or MVVM_REQUIRE_ALL=1: every test must run)"
-    );
-    println!("skipped {test}: {what}");
-}
+// The one rule of what must run in CI, shared with the CLI's tests.
+#[path = "../../../crates/mvvm-cli/tests/checkpoint_support/require.rs"]
+mod require;
+use require::missing;
 
 fn all() -> Vec<&'static workloads::Workload> {
     workloads::ALL.iter().collect()
