@@ -19,7 +19,7 @@ use crate::stream_path::{self, LazyStream};
 use anyhow::{Context, Result, bail};
 use mvvm_rt::checkpoint::{CheckpointError, SnapshotSink, SnapshotSource};
 use mvvm_snapshot::SnapshotError;
-use mvvm_snapshot::seal::{self, SealError, SealKey, SealedKind};
+use mvvm_snapshot::seal::{self, SealError, SealKey};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -105,26 +105,11 @@ pub fn source(
                      this process a snapshot"
                 );
             }
-            Ok(refuse_sealed(
-                loc.source(tool)?,
-                "the snapshot from the sender",
-            ))
+            // A sealed snapshot or an authenticating sender is refused by
+            // the snapshot reader (`SealError::NeedsKey`).
+            loc.source(tool)
         }
-        (SnapshotLocation::File(p), None) if !stream_path::is_stream(p) => {
-            let source = loc.source(tool)?;
-            let mut prefix = [0u8; 8];
-            let n = std::fs::File::open(p)
-                .and_then(|mut f| f.read(&mut prefix))
-                .unwrap_or(0);
-            if SealedKind::of(&prefix[..n]) == SealedKind::Sealed {
-                return Err(anyhow::Error::new(SealError::NeedsKey {
-                    what: p.display().to_string(),
-                }))
-                .with_context(refusal);
-            }
-            Ok(source)
-        }
-        (_, None) => Ok(refuse_sealed(loc.source(tool)?, &shown)),
+        (_, None) => loc.source(tool),
         (SnapshotLocation::Listen(addr), Some(key)) => {
             let stream = accept_one(tool, addr)?;
             let timeouts = stream.try_clone().context("cannot set up the connection")?;
@@ -221,96 +206,9 @@ impl Write for Deferred {
     }
 }
 
-/// Wraps an unkeyed stream source so that a sealed snapshot or an
-/// authenticating sender is refused with [`SealError::NeedsKey`] (instead
-/// of "not an MVVM snapshot").
-fn refuse_sealed(source: SnapshotSource, what: &str) -> SnapshotSource {
-    match source {
-        SnapshotSource::Stream(inner) => SnapshotSource::Stream(Box::new(RefuseSealed {
-            inner,
-            what: what.to_string(),
-            head: Vec::new(),
-            checked: false,
-        })),
-        other => other,
-    }
-}
-
-/// See [`refuse_sealed`]: reads the first 8 bytes, checks them, then
-/// hands them and the rest on.
-struct RefuseSealed {
-    inner: Box<dyn Read + Send>,
-    what: String,
-    /// Bytes read for the check and not yet handed on.
-    head: Vec<u8>,
-    checked: bool,
-}
-
-impl Read for RefuseSealed {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if !self.checked {
-            let mut prefix = [0u8; 8];
-            let mut n = 0;
-            while n < prefix.len() {
-                match self.inner.read(&mut prefix[n..]) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if SealedKind::of(&prefix[..n]) == SealedKind::Sealed {
-                return Err(SealError::NeedsKey {
-                    what: self.what.clone(),
-                }
-                .into_io());
-            }
-            self.head = prefix[..n].to_vec();
-            self.checked = true;
-        }
-        if !self.head.is_empty() {
-            let n = out.len().min(self.head.len());
-            out[..n].copy_from_slice(&self.head[..n]);
-            self.head.drain(..n);
-            return Ok(n);
-        }
-        self.inner.read(out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sealed_streams_need_a_key_and_plain_ones_pass_unchanged() {
-        let mut sealed = Vec::new();
-        let key = SealKey::from_bytes(&[1; 32]).unwrap();
-        let mut w = seal::seal_writer(&mut sealed, &key).unwrap();
-        w.write_all(b"x").unwrap();
-        w.finish().unwrap();
-        let SnapshotSource::Stream(mut r) = refuse_sealed(
-            SnapshotSource::Stream(Box::new(io::Cursor::new(sealed))),
-            "s",
-        ) else {
-            panic!("not a stream")
-        };
-        let e = r.read(&mut [0u8; 100]).unwrap_err();
-        assert!(matches!(
-            SealError::of_io(&e),
-            Some(SealError::NeedsKey { .. })
-        ));
-        let plain = b"MVVMSNAP and more bytes".to_vec();
-        let SnapshotSource::Stream(mut r) = refuse_sealed(
-            SnapshotSource::Stream(Box::new(io::Cursor::new(plain.clone()))),
-            "s",
-        ) else {
-            panic!("not a stream")
-        };
-        let mut out = Vec::new();
-        r.read_to_end(&mut out).unwrap();
-        assert_eq!(out, plain);
-    }
 
     #[test]
     fn keys_refuse_periodic_and_incremental() {

@@ -495,6 +495,14 @@ fn read_header<R: Read>(r: &mut R, id: &mut Sha256) -> Result<(Header, u64), Sna
     let mut prefix = [0u8; PREFIX_LEN as usize];
     let n = read_full(r, &mut prefix[..8])?;
     if prefix[..n] != SNAPSHOT_MAGIC[..n] {
+        // A sealed file or stream (or a sender that wants to authenticate)
+        // read without a key: say so, rather than "not a snapshot".
+        if prefix[..n] == crate::seal::SEAL_MAGIC[..] {
+            return Err(crate::seal::SealError::NeedsKey {
+                what: "the snapshot".to_string(),
+            }
+            .into());
+        }
         return Err(SnapshotError::NotASnapshot);
     }
     if n < 8 {
