@@ -334,7 +334,13 @@ impl WasiCtx {
                 FdKind::TcpListener { addr } => {
                     // Bound where the command granted, never where the
                     // snapshot says (`assign` matched every listener).
-                    let granted = assigned.listener(fd).unwrap_or(*addr);
+                    let granted =
+                        assigned
+                            .listener(fd)
+                            .ok_or_else(|| WasiRestoreError::Inconsistent {
+                                fd,
+                                what: format!("the listener on {addr} has no grant"),
+                            })?;
                     let listen_err = |source| WasiRestoreError::Listen {
                         addr: granted,
                         source,
