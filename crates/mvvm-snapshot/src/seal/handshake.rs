@@ -175,9 +175,15 @@ pub fn receiver_handshake<S: Read + Write>(
     let mine = hello(KIND_RECEIVER_HELLO)?;
     let (handshake, records) = session_keys(key, &theirs, &mine);
     let my_proof = hmac_sha256(&handshake, &[LABEL_RECEIVER, &theirs, &mine]);
+    // One write, so one segment: written as two, Nagle can hold the proof
+    // back until the hello is acknowledged, and a close that follows a
+    // refused sender proof then resets the connection with the proof
+    // never sent.
+    let mut answer = [0u8; HELLO_LEN + PROOF_LEN];
+    answer[..HELLO_LEN].copy_from_slice(&mine);
+    answer[HELLO_LEN..].copy_from_slice(&my_proof);
     stream
-        .write_all(&mine)
-        .and_then(|()| stream.write_all(&my_proof))
+        .write_all(&answer)
         .and_then(|()| stream.flush())
         .map_err(|e| SealError::io("answering the handshake", e))?;
     let mut proof = [0u8; PROOF_LEN];
