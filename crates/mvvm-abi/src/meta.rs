@@ -21,12 +21,26 @@ pub enum ValType {
     F32,
     /// `f64`
     F64,
-    /// `v128` (not yet supported by the compiler; present for completeness).
+    /// `v128`: two value slots wherever values sit in `u64` slots (see
+    /// [`ValType::slots`]), a whole 16-byte cell as a global.
     V128,
     /// `funcref`
     FuncRef,
     /// `externref`
     ExternRef,
+}
+
+impl ValType {
+    /// How many consecutive [`VALUE_SLOT_SIZE`](crate::vmctx::VALUE_SLOT_SIZE)
+    /// slots a value of this type takes in an array call's value array and
+    /// in a saved frame: two for `v128` (low 8 bytes first, little-endian),
+    /// one for the others. Compiler and runtime both count slots with this.
+    pub const fn slots(self) -> usize {
+        match self {
+            ValType::V128 => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// A function signature.
