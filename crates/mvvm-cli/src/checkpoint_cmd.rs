@@ -10,7 +10,7 @@ use crate::run::{max_stack_bytes, on_guest_thread, wasi_config};
 use crate::snapshot_location::SnapshotLocation;
 use crate::summary::{self, Status, Summary};
 use crate::trigger_flags::TriggerFlags;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use mvvm_rt::checkpoint::{
     CheckpointConfig, CheckpointError, CheckpointStats, Outcome, RunOptions,
 };
@@ -20,8 +20,8 @@ use std::sync::OnceLock;
 /// Everything `mvvm-checkpoint` was asked to do.
 #[derive(Debug, Clone)]
 pub struct CheckpointRequest {
-    /// Bytes of the `.aot` object.
-    pub aot: Vec<u8>,
+    /// The program, loaded (see `target::load_module`).
+    pub module: mvvm_rt::Module,
     /// The guest's `argv[0]`.
     pub program: String,
     /// Arguments, environment, preopens.
@@ -49,7 +49,7 @@ const TOOL: &str = "mvvm-checkpoint";
 
 /// Runs the program; returns how the process should exit.
 pub fn execute(req: CheckpointRequest) -> Result<Exit> {
-    let module = mvvm_rt::Module::from_aot(&req.aot).context("cannot load the program")?;
+    let module = req.module;
     let wasi = wasi_config(&req.guest, &req.program)?;
     let max_stack = max_stack_bytes(req.max_wasm_stack_mib)?;
     crate::sealed_transport::check_combination(

@@ -1,13 +1,15 @@
 //! Shared parts of the MVVM command-line tools: exit codes, logging,
-//! reading targets, guest-environment and checkpoint-trigger flags, where
-//! snapshots go (files, streams, TCP), and the checkpoint and restore
-//! commands themselves.
+//! reading targets (and the compiled-object cache of `.wasm` targets),
+//! guest-environment and checkpoint-trigger flags, where snapshots go
+//! (files, streams, TCP), and the checkpoint and restore commands
+//! themselves.
 //!
 //! The binaries in `src/bin/` are thin: one clap struct each, an
 //! `execute` that returns an [`ExitCode`](exit::Exit), and errors printed to
 //! stderr with their whole cause chain by [`exit::report`].
 
 pub mod checkpoint_cmd;
+pub mod compile_cache;
 pub mod exit;
 pub mod grant_flags;
 pub mod guest_flags;

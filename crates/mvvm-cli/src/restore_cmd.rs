@@ -33,7 +33,7 @@ use crate::exit::Exit;
 use crate::run::{max_stack_bytes, on_guest_thread};
 use crate::snapshot_location::SnapshotLocation;
 use crate::trigger_flags::TriggerFlags;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use mvvm_rt::checkpoint::{CheckpointConfig, CheckpointError, RestoreOptions};
 use mvvm_snapshot::{SnapshotError, SnapshotInfo};
 use mvvm_wasi::Error as WasiError;
@@ -45,8 +45,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Everything `mvvm-restore` was asked to do.
 #[derive(Debug, Clone)]
 pub struct RestoreRequest {
-    /// Bytes of the `.aot` object.
-    pub aot: Vec<u8>,
+    /// The program, loaded (see `target::load_module`).
+    pub module: mvvm_rt::Module,
     /// The program's name, for messages.
     pub program: String,
     /// The snapshot to resume.
@@ -132,7 +132,7 @@ fn on_resume(info: &SnapshotInfo) {
 
 /// Resumes the program; returns how the process should exit.
 pub fn execute(req: RestoreRequest) -> Result<Exit> {
-    let module = mvvm_rt::Module::from_aot(&req.aot).context("cannot load the program")?;
+    let module = req.module;
     let max_stack = max_stack_bytes(req.max_wasm_stack_mib)?;
     let cfg = CheckpointConfig {
         trigger: req.triggers.trigger(),

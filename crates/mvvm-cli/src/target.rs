@@ -1,6 +1,7 @@
 //! Reading the program given to `-t`: an `.aot` object, or a `.wasm`/`.wat`
-//! module that is compiled in memory first.
+//! module that is compiled first (or taken from the compiled-object cache).
 
+use crate::compile_cache::CompileCache;
 use anyhow::{Context, Result, bail};
 use std::path::Path;
 
@@ -44,18 +45,20 @@ pub fn not_a_program(path: &Path) -> anyhow::Error {
     )
 }
 
-/// Reads `path` and returns `.aot` object bytes, compiling wasm or WAT input
-/// in memory with default options.
-pub fn load_aot_bytes(path: &Path) -> Result<Vec<u8>> {
+/// Reads `path` and loads it: an `.aot` object as it is; a wasm or WAT
+/// module compiled with default options, through the compiled-object cache
+/// `cache` (see [`crate::compile_cache`]).
+pub fn load_module(path: &Path, cache: &CompileCache) -> Result<mvvm_rt::Module> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let load = |aot: &[u8]| mvvm_rt::Module::from_aot(aot).context("cannot load the program");
     match InputKind::of(&bytes) {
-        InputKind::Object => return Ok(bytes),
+        InputKind::Object => return load(&bytes),
         InputKind::Other => bail!(not_a_program(path)),
         InputKind::Wasm | InputKind::Text => {}
     }
-    tracing::debug!(path = %path.display(), "not an .aot object: compiling it in memory");
-    mvvm_aot::compile(&bytes, &mvvm_aot::CompileOptions::default())
-        .with_context(|| format!("cannot compile {}", path.display()))
+    tracing::debug!(path = %path.display(), "not an .aot object: compiling it (or taking it from the cache)");
+    let opts = mvvm_aot::CompileOptions::default();
+    Ok(cache.load_or_compile(path, &bytes, &opts, load)?.value)
 }
 
 /// The snapshot path used when `--snapshot` is not given: the target's path

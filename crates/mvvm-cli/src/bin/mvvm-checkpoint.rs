@@ -8,6 +8,7 @@
 use anyhow::Result;
 use clap::Parser;
 use mvvm_cli::checkpoint_cmd::{self, CheckpointRequest};
+use mvvm_cli::compile_cache::CacheFlags;
 use mvvm_cli::exit::{self, Exit};
 use mvvm_cli::guest_flags::GuestFlags;
 use mvvm_cli::key_flags::{self, KeyFlags};
@@ -18,8 +19,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Run a WebAssembly program compiled by `mvvm-aot` (a `.wasm` or `.wat`
-/// is compiled in memory first, without a checkpoint policy) and
-/// checkpoint it on a trigger.
+/// is compiled first, without a checkpoint policy) and checkpoint it on a
+/// trigger.
+///
+/// The object compiled from a `.wasm` or `.wat` is cached in
+/// `$XDG_CACHE_HOME/mvvm` (default `~/.cache/mvvm`) and reused by later
+/// runs of the same module with the same MVVM build on this CPU;
+/// `--no-cache` (or `MVVM_NO_CACHE=1`) compiles in memory every time.
 ///
 /// Triggers: SIGINT or SIGUSR1 (a second SIGINT ends the process), `-c N`,
 /// `-f FUNC [-x N]`, `--after SECONDS`. On a trigger the program stops at
@@ -54,6 +60,9 @@ struct Checkpoint {
     /// The program: an `.aot` object, or a `.wasm`/`.wat` module.
     #[arg(short = 't', long = "target", value_name = "PROGRAM")]
     target: PathBuf,
+
+    #[command(flatten)]
+    cache: CacheFlags,
 
     #[command(flatten)]
     guest: GuestFlags,
@@ -110,7 +119,7 @@ struct Checkpoint {
 impl Checkpoint {
     fn execute(self) -> Result<Exit> {
         let key = self.keys.load()?;
-        let aot = mvvm_cli::target::load_aot_bytes(&self.target)?;
+        let module = mvvm_cli::target::load_module(&self.target, &self.cache.cache())?;
         let snapshot = self
             .snapshot
             .or_else(|| self.offload.location())
@@ -119,7 +128,7 @@ impl Checkpoint {
             });
         let log_probes = self.log_probes || mvvm_cli::logging::checkpoint_log_enabled();
         checkpoint_cmd::execute(CheckpointRequest {
-            aot,
+            module,
             program: mvvm_cli::target::program_name(&self.target),
             guest: self.guest,
             triggers: self.triggers,

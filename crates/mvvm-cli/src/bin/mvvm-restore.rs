@@ -5,6 +5,7 @@
 
 use anyhow::Result;
 use clap::Parser;
+use mvvm_cli::compile_cache::CacheFlags;
 use mvvm_cli::exit::{self, Exit};
 use mvvm_cli::grant_flags::GrantFlags;
 use mvvm_cli::key_flags::{self, InsecureFlag, KeyFlags};
@@ -23,6 +24,11 @@ use std::process::ExitCode;
 /// clocks come from the snapshot; each open file is checked to be the same
 /// file as at the checkpoint, and restore refuses when one is gone or was
 /// replaced (unless `--allow-changed-files`).
+///
+/// A `.wasm` or `.wat` target is compiled first, and the object cached in
+/// `$XDG_CACHE_HOME/mvvm` (default `~/.cache/mvvm`) for later runs of the
+/// same module with the same MVVM build on this CPU; `--no-cache` (or
+/// `MVVM_NO_CACHE=1`) compiles in memory every time.
 ///
 /// Capabilities come from this command, never from the snapshot: every
 /// preopened directory the snapshot names (by its guest path) must be
@@ -66,6 +72,9 @@ struct Restore {
     /// The program: an `.aot` object compiled with a checkpoint policy.
     #[arg(short = 't', long = "target", value_name = "PROGRAM")]
     target: PathBuf,
+
+    #[command(flatten)]
+    cache: CacheFlags,
 
     /// The snapshot to resume: a file (default: the target's path with the
     /// extension `.bin`, where `mvvm-checkpoint` writes it); a stream that
@@ -178,7 +187,7 @@ struct Restore {
 impl Restore {
     fn execute(self) -> Result<Exit> {
         let key = self.keys.load()?;
-        let aot = mvvm_cli::target::load_aot_bytes(&self.target)?;
+        let module = mvvm_cli::target::load_module(&self.target, &self.cache.cache())?;
         let snapshot = match (self.snapshot, &self.listen_addr, self.listen_port) {
             (Some(s), _, _) => s,
             (None, Some(addr), Some(port)) => SnapshotLocation::listen(addr, port)?,
@@ -191,7 +200,7 @@ impl Restore {
         let log_probes = self.log_probes || mvvm_cli::logging::checkpoint_log_enabled();
         let debug = self.verbose || log_probes;
         restore_cmd::execute(RestoreRequest {
-            aot,
+            module,
             program: mvvm_cli::target::program_name(&self.target),
             snapshot,
             snapshot_out,
