@@ -134,6 +134,24 @@ awk '/^test result:/ { p += $4; f += $6 } END { printf "   libtest: %d passed, %
 grep '^spec: .* passed' "$log" | tail -n1 | sed 's/^/   /' || true
 rm -f "$log"
 
+echo "== aarch64: proposal spec directories under qemu (-O0 and -O3)"
+spec_bin=$(ls -t "$A64"/deps/spec-* 2>/dev/null | grep -v '\.d$' | head -n1 || true)
+if [ "${MVVM_AARCH64_SKIP_SPEC:-0}" = 1 ]; then
+  skip "proposal spec directories (MVVM_AARCH64_SKIP_SPEC=1)"
+elif [ -n "$spec_bin" ]; then
+  for opt in 0 3; do
+    if out=$(MVVM_SPEC_SUITE=proposals/simd,proposals/relaxed-simd,proposals/tail-call,proposals/extended-const \
+        MVVM_SPEC_OPT=$opt $QEMU "$spec_bin" 2>&1); then
+      ok "proposal spec directories -O$opt: $(echo "$out" | grep '^spec: .* passed' | tail -n1)"
+    else
+      echo "$out" | grep -E '^(FAIL|spec:)' | head -n 40
+      ko "proposal spec directories -O$opt"
+    fi
+  done
+else
+  ko "proposal spec directories: no spec test binary in $A64/deps"
+fi
+
 echo "== aarch64: a host fault is not taken for a trap"
 run_bin=$(ls -t "$A64"/deps/run-* 2>/dev/null | grep -v '\.d$' | head -n1 || true)
 if [ -n "$run_bin" ]; then

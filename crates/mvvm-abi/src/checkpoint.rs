@@ -12,8 +12,9 @@
 //!   call that is the first operator;
 //! - [`StablePointKind::Loop`]: a `loop` instruction (resuming re-enters the
 //!   loop header, the state being the one at the start of an iteration);
-//! - [`StablePointKind::Call`]: a `call`/`call_indirect` (resuming issues
-//!   the call again with the saved arguments; the callee rewinds in turn).
+//! - [`StablePointKind::Call`]: a `call`/`call_indirect`, a `return_call`
+//!   of an import, a `return_call_indirect` (resuming issues the call
+//!   again with the saved arguments; the callee rewinds in turn).
 //!
 //! Protocol (all through [`VMLimits`](crate::vmctx) fields and builtins):
 //!
@@ -47,6 +48,16 @@
 //!    an index out of range of `stable_points` makes the function trap with
 //!    [`TrapCode::Unreachable`](crate::TrapCode::Unreachable) (the runtime
 //!    is expected to validate frames before handing them out).
+//!    Tail calls: a function that contains a `return_call` or
+//!    `return_call_indirect` passes `func | `[`REWIND_MAY_FORWARD`]; if the
+//!    next frame belongs to another function `f` (its activation was
+//!    replaced by a chain of tail calls ending in `f`), the result is
+//!    [`REWIND_FORWARD`]` | f`, the frame is not taken, and the function
+//!    tail-calls `f`, which rewinds itself. A tail call is not a stable
+//!    point, except one that may call an import (`return_call` of an
+//!    import, any `return_call_indirect`), which with a policy calls the
+//!    import and returns instead, so an interrupted host call has a frame
+//!    that makes it again.
 //!
 //! Probes read `probe_flag` with an atomic (relaxed-or-stronger) load that
 //! the compiler may not merge with another probe's, so a flag set by a
@@ -115,7 +126,8 @@ pub enum StablePointKind {
     Entry,
     /// A `loop` header.
     Loop,
-    /// A call site (`call`, `call_indirect`).
+    /// A call site (`call`, `call_indirect`; `return_call` of an import,
+    /// `return_call_indirect`).
     Call,
 }
 
@@ -138,6 +150,20 @@ pub const UNWIND_NONE: u32 = 0;
 pub const UNWINDING: u32 = 1;
 /// `VMLimits.unwind_state`: frames are being restored.
 pub const REWINDING: u32 = 2;
+
+/// Or'ed into the function index a function passes to `RewindFrame` when
+/// it can forward a frame that is not its own: it contains a tail call
+/// (`return_call`, `return_call_indirect`), so when it was unwound its
+/// activation may have been replaced by another function's, whose frame
+/// then follows its caller's. Function indices stay below `2^31`.
+pub const REWIND_MAY_FORWARD: u32 = 1 << 31;
+
+/// Or'ed into the result of `RewindFrame` when the next frame belongs to
+/// another function `f` and the caller passed [`REWIND_MAY_FORWARD`]: the
+/// result is `REWIND_FORWARD | f`, the frame stays next, and the caller
+/// tail-calls `f` (still rewinding), which then takes it. Without
+/// [`REWIND_MAY_FORWARD`] a frame of another function is an error.
+pub const REWIND_FORWARD: u32 = 1 << 31;
 
 /// Status returned by builtin `HostCall` when the host call was interrupted
 /// by a checkpoint request: the runtime has set `unwind_state = UNWINDING`

@@ -106,6 +106,56 @@ pub enum ConstExpr {
     RefFunc(u32),
     /// `global.get` of an (imported) global
     GlobalGet(u32),
+    /// `v128.const`: the 16 bytes in memory order (lane 0 first), as a
+    /// global cell holds them.
+    V128([u8; 16]),
+    /// An extended constant expression (the extended-const proposal):
+    /// integer constants, `global.get` and `i32`/`i64` `add`, `sub`, `mul`,
+    /// in the wasm order (postfix), evaluated on a stack with wrapping
+    /// arithmetic. Kept as a flat list rather than a tree so that decoding
+    /// and evaluating it never recurse, whatever its length. Expressions of
+    /// one instruction use the variants above.
+    Extended(Vec<ConstOp>),
+}
+
+/// One instruction of a [`ConstExpr::Extended`] expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConstOp {
+    /// `i32.const`: pushes an `i32`.
+    I32Const(i32),
+    /// `i64.const`: pushes an `i64`.
+    I64Const(i64),
+    /// `global.get`: pushes the global's value.
+    GlobalGet(u32),
+    /// `i32.add` (wrapping).
+    I32Add,
+    /// `i32.sub` (wrapping).
+    I32Sub,
+    /// `i32.mul` (wrapping).
+    I32Mul,
+    /// `i64.add` (wrapping).
+    I64Add,
+    /// `i64.sub` (wrapping).
+    I64Sub,
+    /// `i64.mul` (wrapping).
+    I64Mul,
+}
+
+impl ConstOp {
+    /// Applies a binary operator to `a` and `b` (raw bits, `i32`s in the
+    /// low 32 bits); `None` for an instruction that is not one.
+    pub fn apply(self, a: u64, b: u64) -> Option<u64> {
+        let (a32, b32) = (a as u32, b as u32);
+        Some(match self {
+            ConstOp::I32Add => u64::from(a32.wrapping_add(b32)),
+            ConstOp::I32Sub => u64::from(a32.wrapping_sub(b32)),
+            ConstOp::I32Mul => u64::from(a32.wrapping_mul(b32)),
+            ConstOp::I64Add => a.wrapping_add(b),
+            ConstOp::I64Sub => a.wrapping_sub(b),
+            ConstOp::I64Mul => a.wrapping_mul(b),
+            ConstOp::I32Const(_) | ConstOp::I64Const(_) | ConstOp::GlobalGet(_) => return None,
+        })
+    }
 }
 
 /// What an import provides.
@@ -250,18 +300,20 @@ pub struct ResumeCode {
 
 impl FuncInfo {
     /// Slots a frame of this function may need: its locals plus the
-    /// deepest operand stack at a stable point (at least one). The
-    /// compiler passes this capacity to `RewindFrame`; the runtime sizes
-    /// the frame buffer (see [`VMLIMITS_FRAME_SLOTS`](crate::vmctx::VMLIMITS_FRAME_SLOTS))
+    /// deepest operand stack at a stable point (at least one), counted in
+    /// slots ([`ValType::slots`]: two per `v128`). The compiler passes
+    /// this capacity to `RewindFrame`; the runtime sizes the frame buffer
+    /// (see [`VMLIMITS_FRAME_SLOTS`](crate::vmctx::VMLIMITS_FRAME_SLOTS))
     /// to the largest over a module.
     pub fn frame_capacity(&self) -> usize {
+        let slots = |tys: &[ValType]| tys.iter().map(|t| t.slots()).sum::<usize>();
         let stack = self
             .stable_points
             .iter()
-            .map(|p| p.stack.len())
+            .map(|p| slots(&p.stack))
             .max()
             .unwrap_or(0);
-        (self.locals.len() + stack).max(1)
+        (slots(&self.locals) + stack).max(1)
     }
 }
 

@@ -6,8 +6,10 @@
 //! printed in error messages.
 
 /// Version of the `.aot` format (metadata encoding, VMContext layout, builtin
-/// table, symbol naming). Bump on every incompatible change.
-pub const AOT_FORMAT_VERSION: u32 = 3;
+/// table, symbol naming, calling conventions). Bump on every incompatible
+/// change. 4: wasm functions use Cranelift's `tail` convention (tail
+/// calls), and constant expressions may be `ConstExpr::Extended`.
+pub const AOT_FORMAT_VERSION: u32 = 4;
 
 /// Version of the MVVM toolchain that produced a file.
 pub const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -74,7 +74,9 @@ pub(crate) fn recursive_functions(
             .map_err(|e| CompileError::invalid(&e))?;
         while !ops.eof() {
             match ops.read().map_err(|e| CompileError::invalid(&e))? {
-                Operator::Call { function_index } => {
+                // A tail call is an edge too: mutual recursion through
+                // `return_call` runs in constant stack but must still poll.
+                Operator::Call { function_index } | Operator::ReturnCall { function_index } => {
                     let callee = function_index as usize;
                     if callee < nimports {
                         if callback_imports.get(callee).copied().unwrap_or(true) {
@@ -84,7 +86,9 @@ pub(crate) fn recursive_functions(
                         direct[me].push(function_index);
                     }
                 }
-                Operator::CallIndirect { .. } => unknown_callee[me] = true,
+                Operator::CallIndirect { .. } | Operator::ReturnCallIndirect { .. } => {
+                    unknown_callee[me] = true
+                }
                 Operator::RefFunc { function_index } => mark(function_index),
                 _ => {}
             }

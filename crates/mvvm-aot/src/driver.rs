@@ -9,7 +9,7 @@ use crate::{CompileError, CompileOptions, isa, trampolines};
 use cranelift_codegen::Context;
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{self, AbiParam, types};
-use cranelift_codegen::isa::TargetIsa;
+use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_module::{FuncId, ModuleReloc};
 use mvvm_abi::object::{
@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>, CompileError> {
     let started = std::time::Instant::now();
     let opt_level = opts.opt_level.min(3);
-    let target = isa::build(opts.target, opt_level, opts.portable)?;
+    let target = isa::build(opts.target, opt_level, opts.portable, uses_fused_madd(wasm))?;
     let parsed = module::parse(
         wasm,
         MetaHeader {
@@ -36,7 +36,13 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
     )?;
     let mut meta = parsed.meta;
     let isa = target.isa;
-    let call_conv = isa.default_call_conv();
+    // Every wasm-ABI function uses the tail convention, so any of them can
+    // make or be the target of a `return_call` (Cranelift requires caller
+    // and callee to share it); only what the host calls (array
+    // trampolines) and what wasm calls in the host (builtins) keep the
+    // platform's.
+    let call_conv = CallConv::Tail;
+    let native_call_conv = isa.default_call_conv();
     let mut emitter = Emitter::new(isa.clone())?;
 
     // Declare every symbol first so calls can name their targets by id.
@@ -70,7 +76,7 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
         .collect();
     tramp_indices.sort_unstable();
     tramp_indices.dedup();
-    let mut array_sig = ir::Signature::new(call_conv);
+    let mut array_sig = ir::Signature::new(native_call_conv);
     array_sig.params.push(AbiParam::new(types::I64));
     array_sig.params.push(AbiParam::new(types::I64));
     let mut tramp_ids = Vec::with_capacity(tramp_indices.len());
@@ -113,10 +119,18 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
     } else {
         Vec::new()
     };
+    let (tail_calls, tail_target_types) = if opts.policy.is_instrumented() {
+        scan_tail_calls(&meta, &parsed.funcs)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let info = ModuleInfo {
         meta: &meta,
         global_types: meta.global_types(),
         call_conv,
+        native_call_conv,
+        tail_calls,
+        tail_target_types,
         frontend_config: isa.frontend_config(),
         func_ids: func_ids.iter().map(|id| id.as_u32()).collect(),
         policy: opts.policy,
@@ -209,6 +223,57 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
     Ok(object)
 }
 
+/// Which functions contain a tail call (per function index, imports
+/// included as `false`), and the distinct types (first type index of each
+/// structure) a tail call may enter a defined function with: the types of
+/// `return_call` targets that are defined functions and of
+/// `return_call_indirect`s. Used by the checkpoint rewind path (see
+/// `ModuleInfo::tail_calls`).
+fn scan_tail_calls(
+    meta: &mvvm_abi::ModuleMeta,
+    funcs: &[PendingFunc<'_>],
+) -> Result<(Vec<bool>, Vec<u32>), CompileError> {
+    let nimports = meta.num_imported_funcs as usize;
+    let mut has = vec![false; nimports + funcs.len()];
+    let mut types: Vec<u32> = Vec::new();
+    let add = |t: u32, types: &mut Vec<u32>| {
+        let Some(ft) = meta.types.get(t as usize) else {
+            return;
+        };
+        if !types
+            .iter()
+            .any(|u| meta.types.get(*u as usize) == Some(ft))
+        {
+            types.push(t);
+        }
+    };
+    for (k, f) in funcs.iter().enumerate() {
+        let mut ops = f
+            .body
+            .get_operators_reader()
+            .map_err(|e| CompileError::invalid(&e))?;
+        while !ops.eof() {
+            match ops.read().map_err(|e| CompileError::invalid(&e))? {
+                wasmparser::Operator::ReturnCall { function_index } => {
+                    has[nimports + k] = true;
+                    if function_index as usize >= nimports
+                        && let Some(t) = meta.funcs.get(function_index as usize)
+                    {
+                        add(*t, &mut types);
+                    }
+                }
+                wasmparser::Operator::ReturnCallIndirect { type_index, .. } => {
+                    has[nimports + k] = true;
+                    add(type_index, &mut types);
+                }
+                _ => {}
+            }
+        }
+    }
+    types.sort_unstable();
+    Ok((has, types))
+}
+
 /// Whether a function body contains a `loop`.
 fn has_loop(body: &wasmparser::FunctionBody<'_>) -> Result<bool, CompileError> {
     let mut ops = body
@@ -222,6 +287,34 @@ fn has_loop(body: &wasmparser::FunctionBody<'_>) -> Result<bool, CompileError> {
         }
     }
     Ok(false)
+}
+
+/// Whether any function body uses relaxed SIMD's fused multiply-add (the
+/// operators that need FMA on x86-64). Malformed input answers `false`:
+/// the real parse reports it.
+fn uses_fused_madd(wasm: &[u8]) -> bool {
+    use wasmparser::{Operator as Op, Parser, Payload};
+    for payload in Parser::new(0).parse_all(wasm) {
+        let Ok(Payload::CodeSectionEntry(body)) = payload else {
+            continue;
+        };
+        let Ok(mut ops) = body.get_operators_reader() else {
+            return false;
+        };
+        while !ops.eof() {
+            match ops.read() {
+                Ok(
+                    Op::F32x4RelaxedMadd
+                    | Op::F32x4RelaxedNmadd
+                    | Op::F64x2RelaxedMadd
+                    | Op::F64x2RelaxedNmadd,
+                ) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+    false
 }
 
 /// A defined function's compiled bodies: the one under its symbol, and its

@@ -100,7 +100,9 @@ pub(crate) fn probe_trampoline_signature() -> Signature {
 
 /// Widens a value to its 64-bit slot representation (array calls, host
 /// calls, checkpoint frames): `i32` and `f32` bits zero-extended, the rest
-/// as they are.
+/// as they are. A `v128` stays a 16-byte vector: stored little-endian at
+/// its first slot it fills that slot and the next, low half first, as
+/// [`ValType::slots`] requires; store it with [`slot_flags`].
 pub(crate) fn to_slot(builder: &mut FunctionBuilder<'_>, v: Value, ty: ValType) -> Value {
     match ty {
         ValType::I32 => builder.ins().uextend(types::I64, v),
@@ -117,11 +119,52 @@ pub(crate) fn slot_offset(k: usize) -> i32 {
     i32::try_from(k as u64 * u64::from(VALUE_SLOT_SIZE)).unwrap_or(i32::MAX)
 }
 
-/// The zero value of a wasm type (null for references).
+/// The first slot of each value of `types` in a `u64` value array, and the
+/// number of slots they take together: a `v128` takes two consecutive
+/// slots (see [`ValType::slots`]), every other type one.
+pub(crate) fn slot_layout(types: &[ValType]) -> (Vec<usize>, usize) {
+    let mut next = 0;
+    let firsts = types
+        .iter()
+        .map(|t| {
+            let k = next;
+            next += t.slots();
+            k
+        })
+        .collect();
+    (firsts, next)
+}
+
+/// Flags of a load or store of a value slot of type `ty`.
+///
+/// Slots are only 8-byte aligned, so a 16-byte `v128` access must not say
+/// `aligned`: on x86-64 Cranelift would then fold the load into an SSE
+/// instruction's memory operand, which faults unless 16-byte aligned.
+/// Every other type keeps [`trusted`] (aligned, never trapping).
+pub(crate) fn slot_flags(ty: ValType) -> MemFlagsData {
+    match ty {
+        ValType::V128 => MemFlagsData::new().with_notrap(),
+        _ => trusted(),
+    }
+}
+
+/// A `v128` constant of the given 16 little-endian bytes (an `I8X16`).
+pub(crate) fn v128_const(builder: &mut FunctionBuilder<'_>, bytes: [u8; 16]) -> Value {
+    let c = builder
+        .func
+        .dfg
+        .constants
+        .insert(ir::ConstantData::from(&bytes[..]));
+    builder.ins().vconst(types::I8X16, c)
+}
+
+/// The zero value of a wasm type (null for references, all zero bits for
+/// `v128`).
 pub(crate) fn zero_value(builder: &mut FunctionBuilder<'_>, ty: ValType) -> Value {
     match ty {
         ValType::F32 => builder.ins().f32const(0.0),
         ValType::F64 => builder.ins().f64const(0.0),
+        ValType::V128 => v128_const(builder, [0; 16]),
         other => builder.ins().iconst(clif_type(other), 0),
     }
 }
@@ -154,8 +197,24 @@ pub(crate) struct ModuleInfo<'m> {
     pub meta: &'m ModuleMeta,
     /// Global types, imported first.
     pub global_types: Vec<GlobalType>,
-    /// Calling convention of wasm functions and builtins.
+    /// Calling convention of every function with the wasm ABI (defined
+    /// functions, resume clones, import stubs): [`CallConv::Tail`], the
+    /// only one Cranelift can make `return_call`s in, and a tail call must
+    /// use the caller's own convention.
     pub call_conv: CallConv,
+    /// The platform's convention: builtins (Rust `extern "C"`) and the
+    /// array-call trampolines the host calls.
+    pub native_call_conv: CallConv,
+    /// Per function index: whether the function contains a `return_call`
+    /// or `return_call_indirect`, so that its activation may have been
+    /// replaced by another function's when it was unwound (see
+    /// `FuncTranslator::finish_checkpoints`). Empty without a policy.
+    pub tail_calls: Vec<bool>,
+    /// The distinct function types a tail call may enter a defined function
+    /// with (types of `return_call` targets, types of
+    /// `return_call_indirect`): what a rewound function that finds another
+    /// function's frame may have to forward to. Empty without a policy.
+    pub tail_target_types: Vec<u32>,
     /// What the frontend needs to know about the target.
     pub frontend_config: TargetFrontendConfig,
     /// Per function index: the object module's id of its symbol
@@ -203,6 +262,18 @@ pub(crate) struct FuncEnv<'m> {
 
 /// An error in the environment (bad index after validation: a bug).
 pub(crate) type EnvResult<T> = Result<T, String>;
+
+/// A function reached through a `VMFuncRef`: what calling it takes.
+pub(crate) struct Callee {
+    /// Its wasm type index (the signature of the call).
+    pub ty: u32,
+    /// The `*const VMFuncRef`.
+    pub funcref: Value,
+    /// `VMFuncRef::code`.
+    pub code: Value,
+    /// `VMFuncRef::vmctx`.
+    pub vmctx: Value,
+}
 
 impl<'m> FuncEnv<'m> {
     /// A fresh environment for one function.
@@ -459,20 +530,21 @@ impl<'m> FuncEnv<'m> {
         Ok(f)
     }
 
-    /// Calls the resume clone of function `index` (object id `id`) with
-    /// `args` (vmctx first) and returns its results: the rewind entry of a
-    /// function that has a clone.
-    pub fn call_resume_clone(
+    /// Tail-calls the resume clone of function `index` (object id `id`)
+    /// with `args` (vmctx first): the rewind entry of a function that has a
+    /// clone. A tail call, so the hot body leaves no frame on the stack of
+    /// the rewound program. Ends the block.
+    pub fn tail_call_resume_clone(
         &mut self,
         builder: &mut FunctionBuilder<'_>,
         index: u32,
         id: u32,
         args: &[Value],
-    ) -> EnvResult<Vec<Value>> {
+    ) -> EnvResult<()> {
         let signature = self.func_sig(builder, index)?;
         let f = Self::object_func(builder, id, signature);
-        let inst = builder.ins().call(f, args);
-        Ok(builder.inst_results(inst).to_vec())
+        builder.ins().return_call(f, args);
+        Ok(())
     }
 
     /// Calls the probe trampoline: `(func, offset)`, nothing clobbered, no
@@ -501,6 +573,34 @@ impl<'m> FuncEnv<'m> {
         Ok(())
     }
 
+    /// The code and vmctx of imported function `index`, from its
+    /// `VMFuncRef` in `vmctx.funcs` (fixed while code runs).
+    fn import_callee(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        index: u32,
+    ) -> EnvResult<Callee> {
+        let ty = *self
+            .info
+            .meta
+            .funcs
+            .get(index as usize)
+            .ok_or_else(|| format!("function {index} out of range"))?;
+        let funcref = self.func_ref(builder, index)?;
+        let code = builder
+            .ins()
+            .load(types::I64, immutable(), funcref, VMFUNCREF_CODE);
+        let vmctx = builder
+            .ins()
+            .load(types::I64, immutable(), funcref, VMFUNCREF_VMCTX);
+        Ok(Callee {
+            ty,
+            funcref,
+            code,
+            vmctx,
+        })
+    }
+
     /// `call index`: a direct call for a defined function, a call through
     /// `vmctx.funcs[index]` for an imported one. Returns the results.
     pub fn call(
@@ -509,30 +609,118 @@ impl<'m> FuncEnv<'m> {
         index: u32,
         args: &[Value],
     ) -> EnvResult<Vec<Value>> {
+        if self.info.is_imported(index) {
+            let callee = self.import_callee(builder, index)?;
+            return self.call_callee(builder, &callee, args);
+        }
         let vmctx = self.vmctx()?;
-        let inst = if self.info.is_imported(index) {
-            let ty = self.info.meta.funcs[index as usize];
-            let sig = self.wasm_sig(builder, ty)?;
-            let funcref = self.func_ref(builder, index)?;
-            let code = builder
-                .ins()
-                .load(types::I64, immutable(), funcref, VMFUNCREF_CODE);
-            let callee_vmctx =
-                builder
-                    .ins()
-                    .load(types::I64, immutable(), funcref, VMFUNCREF_VMCTX);
-            let mut full = Vec::with_capacity(args.len() + 1);
-            full.push(callee_vmctx);
-            full.extend_from_slice(args);
-            builder.ins().call_indirect(sig, code, &full)
-        } else {
-            let f = self.direct_ref(builder, index)?;
-            let mut full = Vec::with_capacity(args.len() + 1);
-            full.push(vmctx);
-            full.extend_from_slice(args);
-            builder.ins().call(f, &full)
-        };
+        let f = self.direct_ref(builder, index)?;
+        let mut full = Vec::with_capacity(args.len() + 1);
+        full.push(vmctx);
+        full.extend_from_slice(args);
+        let inst = builder.ins().call(f, &full);
         Ok(builder.inst_results(inst).to_vec())
+    }
+
+    /// `return_call index`: a tail call, direct for a defined function,
+    /// through `vmctx.funcs[index]` for an imported one. Ends the block.
+    pub fn return_call(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        index: u32,
+        args: &[Value],
+    ) -> EnvResult<()> {
+        if self.info.is_imported(index) {
+            let callee = self.import_callee(builder, index)?;
+            return self.return_call_callee(builder, &callee, args);
+        }
+        let vmctx = self.vmctx()?;
+        let f = self.direct_ref(builder, index)?;
+        let mut full = Vec::with_capacity(args.len() + 1);
+        full.push(vmctx);
+        full.extend_from_slice(args);
+        builder.ins().return_call(f, &full);
+        Ok(())
+    }
+
+    /// The callee of `call_indirect (type ty) (table table)` at element
+    /// `idx`, after the checks: in bounds (`TableOutOfBounds`), not null
+    /// (`IndirectCallToNull`), of the expected type (`BadSignature`).
+    pub fn indirect_callee(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        ty: u32,
+        table: u32,
+        idx: Value,
+    ) -> EnvResult<Callee> {
+        let addr = self.table_element_addr(builder, table, idx)?;
+        let funcref = builder.ins().load(types::I64, trusted(), addr, 0);
+        builder
+            .ins()
+            .trapz(funcref, clif_trap(TrapCode::IndirectCallToNull));
+        let actual = builder
+            .ins()
+            .load(types::I32, trusted(), funcref, VMFUNCREF_TYPE_ID);
+        let expected = self.type_id(builder, ty)?;
+        let mismatch = builder
+            .ins()
+            .icmp(ir::condcodes::IntCC::NotEqual, actual, expected);
+        builder
+            .ins()
+            .trapnz(mismatch, clif_trap(TrapCode::BadSignature));
+        let code = builder
+            .ins()
+            .load(types::I64, trusted(), funcref, VMFUNCREF_CODE);
+        let vmctx = builder
+            .ins()
+            .load(types::I64, trusted(), funcref, VMFUNCREF_VMCTX);
+        Ok(Callee {
+            ty,
+            funcref,
+            code,
+            vmctx,
+        })
+    }
+
+    /// The runtime's id of wasm type `ty` (what `VMFuncRef::type_id` of a
+    /// function of that type holds; equal for structurally equal types).
+    pub fn type_id(&self, builder: &mut FunctionBuilder<'_>, ty: u32) -> EnvResult<Value> {
+        let type_ids = self.vmctx_field(builder, VMCTX_TYPE_IDS)?;
+        let offset =
+            i32::try_from(u64::from(ty) * 4).map_err(|_| format!("type {ty} out of range"))?;
+        Ok(builder
+            .ins()
+            .load(types::I32, immutable(), type_ids, offset))
+    }
+
+    /// Calls `callee` with `args` (its vmctx first); returns the results.
+    pub fn call_callee(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        callee: &Callee,
+        args: &[Value],
+    ) -> EnvResult<Vec<Value>> {
+        let sig = self.wasm_sig(builder, callee.ty)?;
+        let mut full = Vec::with_capacity(args.len() + 1);
+        full.push(callee.vmctx);
+        full.extend_from_slice(args);
+        let inst = builder.ins().call_indirect(sig, callee.code, &full);
+        Ok(builder.inst_results(inst).to_vec())
+    }
+
+    /// Tail-calls `callee` with `args` (its vmctx first). Ends the block.
+    pub fn return_call_callee(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        callee: &Callee,
+        args: &[Value],
+    ) -> EnvResult<()> {
+        let sig = self.wasm_sig(builder, callee.ty)?;
+        let mut full = Vec::with_capacity(args.len() + 1);
+        full.push(callee.vmctx);
+        full.extend_from_slice(args);
+        builder.ins().return_call_indirect(sig, callee.code, &full);
+        Ok(())
     }
 
     /// `call_indirect (type ty) (table table)` with callee index `idx`.
@@ -544,38 +732,37 @@ impl<'m> FuncEnv<'m> {
         idx: Value,
         args: &[Value],
     ) -> EnvResult<Vec<Value>> {
-        let addr = self.table_element_addr(builder, table, idx)?;
-        let funcref = builder.ins().load(types::I64, trusted(), addr, 0);
-        builder
+        let callee = self.indirect_callee(builder, ty, table, idx)?;
+        self.call_callee(builder, &callee, args)
+    }
+
+    /// Whether `funcref` (a `*const VMFuncRef`) is one of this instance's
+    /// imported functions: its address lies in the first
+    /// `num_imported_funcs` entries of `vmctx.funcs`. An `i8` truth value.
+    pub fn is_own_import(
+        &self,
+        builder: &mut FunctionBuilder<'_>,
+        funcref: Value,
+    ) -> EnvResult<Value> {
+        let funcs = self.vmctx_field(builder, VMCTX_FUNCS)?;
+        let delta = builder.ins().isub(funcref, funcs);
+        let size = i64::from(self.info.meta.num_imported_funcs) * i64::from(VMFUNCREF_SIZE);
+        Ok(builder
             .ins()
-            .trapz(funcref, clif_trap(TrapCode::IndirectCallToNull));
-        let actual = builder
-            .ins()
-            .load(types::I32, trusted(), funcref, VMFUNCREF_TYPE_ID);
-        let type_ids = self.vmctx_field(builder, VMCTX_TYPE_IDS)?;
-        let offset =
-            i32::try_from(u64::from(ty) * 4).map_err(|_| format!("type {ty} out of range"))?;
-        let expected = builder
-            .ins()
-            .load(types::I32, immutable(), type_ids, offset);
-        let mismatch = builder
-            .ins()
-            .icmp(ir::condcodes::IntCC::NotEqual, actual, expected);
-        builder
-            .ins()
-            .trapnz(mismatch, clif_trap(TrapCode::BadSignature));
-        let code = builder
-            .ins()
-            .load(types::I64, trusted(), funcref, VMFUNCREF_CODE);
-        let callee_vmctx = builder
-            .ins()
-            .load(types::I64, trusted(), funcref, VMFUNCREF_VMCTX);
-        let sig = self.wasm_sig(builder, ty)?;
-        let mut full = Vec::with_capacity(args.len() + 1);
-        full.push(callee_vmctx);
-        full.extend_from_slice(args);
-        let inst = builder.ins().call_indirect(sig, code, &full);
-        Ok(builder.inst_results(inst).to_vec())
+            .icmp_imm_u(ir::condcodes::IntCC::UnsignedLessThan, delta, size))
+    }
+
+    /// The `VMFuncRef` of function `func` (a dynamic `i32` index) in
+    /// `vmctx.funcs`; the caller guarantees the index is in range.
+    pub fn func_ref_dynamic(
+        &self,
+        builder: &mut FunctionBuilder<'_>,
+        func: Value,
+    ) -> EnvResult<Value> {
+        let funcs = self.vmctx_field(builder, VMCTX_FUNCS)?;
+        let wide = builder.ins().uextend(types::I64, func);
+        let scaled = builder.ins().imul_imm_u(wide, i64::from(VMFUNCREF_SIZE));
+        Ok(builder.ins().iadd(funcs, scaled))
     }
 
     // ---- builtins --------------------------------------------------------
@@ -613,7 +800,7 @@ impl<'m> FuncEnv<'m> {
         let sig = match self.builtin_sigs[b as usize] {
             Some(s) => s,
             None => {
-                let s = builder.import_signature(builtin_signature(b, self.info.call_conv));
+                let s = builder.import_signature(builtin_signature(b, self.info.native_call_conv));
                 self.builtin_sigs[b as usize] = Some(s);
                 s
             }

@@ -30,8 +30,9 @@ pub enum CompileError {
         /// wasmparser's message.
         message: String,
     },
-    /// The module is valid but uses a feature MVVM does not support (SIMD,
-    /// threads, or a proposal after WebAssembly 2.0).
+    /// The module is valid but uses a feature MVVM does not support
+    /// (threads, multiple memories, or another proposal after WebAssembly
+    /// 2.0).
     #[error("unsupported feature at offset {offset:#x}: {feature}")]
     Unsupported {
         /// What is unsupported (wasmparser's message or a short name).

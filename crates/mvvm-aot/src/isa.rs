@@ -66,11 +66,17 @@ fn setting_error(name: &str, e: settings::SetError) -> CompileError {
 /// x86-64 cross builds enable SSE3/SSSE3/SSE4.1/SSE4.2 (x86-64-v2, every
 /// x86-64 CPU since 2009): without SSE4.1 Cranelift lowers float rounding
 /// (`ceil`, `floor`, `trunc`, `nearest`) to libcalls, which would leave
-/// undefined symbols in the object.
+/// undefined symbols in the object. `fused` (the module uses relaxed
+/// SIMD's fused multiply-add) adds AVX and FMA to an x86-64 baseline:
+/// unfused code would compute other values than aarch64's, and without the
+/// features Cranelift calls a libcall the object cannot link (see
+/// `docs/simd.md`). The object then records both, and the loader refuses
+/// it on a CPU without them.
 pub(crate) fn build(
     arch: TargetArch,
     opt_level: u8,
     portable: bool,
+    fused: bool,
 ) -> Result<Target, CompileError> {
     let mut flags = settings::builder();
     let shared: [(&str, &str); 7] = [
@@ -109,6 +115,11 @@ pub(crate) fn build(
     if !host && arch == TargetArch::X86_64 {
         for name in ["has_sse3", "has_ssse3", "has_sse41", "has_sse42"] {
             builder.enable(name).map_err(|e| setting_error(name, e))?;
+        }
+        if fused {
+            for name in ["has_avx", "has_fma"] {
+                builder.enable(name).map_err(|e| setting_error(name, e))?;
+            }
         }
     }
     let isa = builder

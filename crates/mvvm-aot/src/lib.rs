@@ -1,5 +1,5 @@
-//! MVVM's ahead-of-time compiler: WebAssembly 2.0 (without SIMD) to an ELF
-//! object (`.aot`) with Cranelift.
+//! MVVM's ahead-of-time compiler: WebAssembly 2.0 (SIMD included, plus
+//! deterministic relaxed SIMD) to an ELF object (`.aot`) with Cranelift.
 //!
 //! ```text
 //! wasm/WAT ─▶ module.rs (validate, ModuleMeta) ─▶ translate/ (per function,
@@ -19,7 +19,9 @@
 //!   ABI), `mvvm_import_{j}` (stubs of imported functions, wasm ABI, calling
 //!   the `HostCall` builtin), `mvvm_array_{i}` (array-call trampolines of
 //!   exported functions and of the start function, listed in
-//!   `ModuleMeta::array_trampolines`).
+//!   `ModuleMeta::array_trampolines`). The wasm ABI is Cranelift's `tail`
+//!   calling convention (so that `return_call` works between any two wasm
+//!   functions); array trampolines and builtins use the platform's.
 //! - Relocations appear only in `.text` and only name those function
 //!   symbols: `R_X86_64_PLT32` (addend -4) on x86-64, `R_AARCH64_CALL26` on
 //!   aarch64 (direct calls from trampolines and between functions). Any
@@ -103,8 +105,8 @@ pub fn compile(input: &[u8], opts: &CompileOptions) -> Result<Vec<u8>, CompileEr
     }
     let wasm = wat::parse_bytes(input)?;
     match driver::compile_wasm(&wasm, opts) {
-        // A module that only fails because of a feature we leave out (SIMD,
-        // threads, a later proposal) is reported as unsupported.
+        // A module that only fails because of a feature we leave out
+        // (threads, a later proposal) is reported as unsupported.
         Err(CompileError::Invalid { offset, message })
             if module::valid_with_all_features(&wasm) =>
         {

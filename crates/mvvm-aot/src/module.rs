@@ -7,9 +7,9 @@
 
 use crate::CompileError;
 use mvvm_abi::{
-    ConstExpr, DataSegment, ElemSegment, Export, ExportKind, FuncType, GlobalDef, GlobalType,
-    Import, ImportKind, Limits, MemoryType, ModuleMeta, SegmentMode, TableType, TargetArch,
-    ValType,
+    ConstExpr, ConstOp, DataSegment, ElemSegment, Export, ExportKind, FuncType, GlobalDef,
+    GlobalType, Import, ImportKind, Limits, MemoryType, ModuleMeta, SegmentMode, TableType,
+    TargetArch, ValType,
 };
 use sha2::{Digest, Sha256};
 use wasmparser::{
@@ -18,11 +18,19 @@ use wasmparser::{
     WasmFeatures,
 };
 
-/// The WebAssembly features MVVM compiles: WebAssembly 2.0 without SIMD
-/// (mutable globals, sign extension, saturating conversions, multi-value,
-/// bulk memory, reference types).
+/// The WebAssembly features MVVM compiles: WebAssembly 2.0 (mutable
+/// globals, sign extension, saturating conversions, multi-value, bulk
+/// memory, reference types, fixed-width SIMD) plus relaxed SIMD, which is
+/// compiled with deterministic semantics so that every ISA computes the
+/// same values (see `docs/simd.md`), extended constant expressions
+/// (integer arithmetic in initialisers and segment offsets) and tail calls
+/// (`return_call`, `return_call_indirect`; `return_call_ref` needs
+/// function references, which stay out).
 pub(crate) fn supported_features() -> WasmFeatures {
-    WasmFeatures::WASM2.difference(WasmFeatures::SIMD)
+    WasmFeatures::WASM2
+        .union(WasmFeatures::RELAXED_SIMD)
+        .union(WasmFeatures::EXTENDED_CONST)
+        .union(WasmFeatures::TAIL_CALL)
 }
 
 /// A defined function waiting to be validated and compiled.
@@ -63,7 +71,7 @@ pub(crate) fn val_type(ty: wasmparser::ValType, offset: u64) -> Result<ValType, 
         wasmparser::ValType::I64 => ValType::I64,
         wasmparser::ValType::F32 => ValType::F32,
         wasmparser::ValType::F64 => ValType::F64,
-        wasmparser::ValType::V128 => return Err(unsupported("SIMD (v128)", offset)),
+        wasmparser::ValType::V128 => ValType::V128,
         wasmparser::ValType::Ref(r) => ref_type(r, offset)?,
     })
 }
@@ -129,29 +137,72 @@ fn global_type(g: wasmparser::GlobalType, offset: u64) -> Result<GlobalType, Com
     })
 }
 
-/// Converts a constant expression: WebAssembly 2.0 allows exactly one
-/// constant, `ref.null`, `ref.func` or `global.get`, then `end`.
+/// Converts a constant expression (already validated).
+///
+/// WebAssembly 2.0 allows exactly one constant, `ref.null`, `ref.func` or
+/// `global.get`, then `end`: those keep their one-instruction variants.
+/// The extended-const proposal adds `i32`/`i64` `add`, `sub` and `mul`;
+/// a longer expression becomes [`ConstExpr::Extended`], its instructions
+/// in order, for the runtime to evaluate at instantiation (it depends on
+/// imported globals).
 fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, CompileError> {
     let mut reader = expr.get_operators_reader();
-    let offset = reader.original_position();
-    let (op, op_offset) = reader
-        .read_with_offset()
-        .map_err(|e| CompileError::invalid(&e))?;
-    let value = match op {
-        Operator::I32Const { value } => ConstExpr::I32(value),
-        Operator::I64Const { value } => ConstExpr::I64(value),
-        Operator::F32Const { value } => ConstExpr::F32(value.bits()),
-        Operator::F64Const { value } => ConstExpr::F64(value.bits()),
-        Operator::RefNull { hty } => ConstExpr::RefNull(heap_type(hty, op_offset)?),
-        Operator::RefFunc { function_index } => ConstExpr::RefFunc(function_index),
-        Operator::GlobalGet { global_index } => ConstExpr::GlobalGet(global_index),
-        _ => return Err(unsupported("extended constant expressions", op_offset)),
-    };
-    match reader.read() {
-        Ok(Operator::End) if reader.eof() => Ok(value),
-        Ok(_) => Err(unsupported("extended constant expressions", offset)),
-        Err(e) => Err(CompileError::invalid(&e)),
+    let mut ops: Vec<(Operator<'_>, u64)> = Vec::new();
+    loop {
+        let (op, op_offset) = reader
+            .read_with_offset()
+            .map_err(|e| CompileError::invalid(&e))?;
+        if let Operator::End = op {
+            break;
+        }
+        ops.push((op, op_offset));
     }
+    if !reader.eof() {
+        let offset = reader.original_position();
+        return Err(CompileError::Invalid {
+            offset: usize::try_from(offset).unwrap_or(usize::MAX),
+            message: "constant expression continues after its end".into(),
+        });
+    }
+    if let [(op, op_offset)] = ops.as_slice() {
+        return Ok(match *op {
+            Operator::I32Const { value } => ConstExpr::I32(value),
+            Operator::I64Const { value } => ConstExpr::I64(value),
+            Operator::F32Const { value } => ConstExpr::F32(value.bits()),
+            Operator::F64Const { value } => ConstExpr::F64(value.bits()),
+            Operator::V128Const { value } => ConstExpr::V128(*value.bytes()),
+            Operator::RefNull { hty } => ConstExpr::RefNull(heap_type(hty, *op_offset)?),
+            Operator::RefFunc { function_index } => ConstExpr::RefFunc(function_index),
+            Operator::GlobalGet { global_index } => ConstExpr::GlobalGet(global_index),
+            ref other => {
+                return Err(unsupported(
+                    format!("constant instruction {other:?}"),
+                    *op_offset,
+                ));
+            }
+        });
+    }
+    let mut extended = Vec::with_capacity(ops.len());
+    for (op, op_offset) in &ops {
+        extended.push(match *op {
+            Operator::I32Const { value } => ConstOp::I32Const(value),
+            Operator::I64Const { value } => ConstOp::I64Const(value),
+            Operator::GlobalGet { global_index } => ConstOp::GlobalGet(global_index),
+            Operator::I32Add => ConstOp::I32Add,
+            Operator::I32Sub => ConstOp::I32Sub,
+            Operator::I32Mul => ConstOp::I32Mul,
+            Operator::I64Add => ConstOp::I64Add,
+            Operator::I64Sub => ConstOp::I64Sub,
+            Operator::I64Mul => ConstOp::I64Mul,
+            _ => {
+                return Err(unsupported(
+                    "this instruction in an extended constant expression",
+                    *op_offset,
+                ));
+            }
+        });
+    }
+    Ok(ConstExpr::Extended(extended))
 }
 
 /// Validates the module's sections and builds its metadata.

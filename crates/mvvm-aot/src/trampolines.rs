@@ -16,11 +16,13 @@
 //!
 //! Slot encoding (one `u64` each, see `mvvm_abi::vmctx::VALUE_SLOT_SIZE`):
 //! `i32` and `f32` bits zero-extended, `i64`, `f64` bits and references as
-//! they are, little-endian.
+//! they are, little-endian. A `v128` takes two consecutive slots, low
+//! half first ([`mvvm_abi::ValType::slots`]), so a value's slot index is
+//! the sum of the slot counts before it, not its position.
 
 use crate::env::{
-    FuncEnv, ModuleInfo, clif_trap, clif_type, slot_offset, to_slot, trusted, wasm_signature,
-    zero_value,
+    FuncEnv, ModuleInfo, clif_trap, clif_type, slot_flags, slot_layout, slot_offset, to_slot,
+    wasm_signature, zero_value,
 };
 use cranelift_codegen::ir::{
     self, AbiParam, InstBuilder, StackSlotData, StackSlotKind, UserFuncName, types,
@@ -29,7 +31,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use mvvm_abi::builtins::Builtin;
 use mvvm_abi::checkpoint::HOST_CALL_UNWIND;
 use mvvm_abi::vmctx::VALUE_SLOT_SIZE;
-use mvvm_abi::{FuncType, TrapCode};
+use mvvm_abi::{FuncType, TrapCode, ValType};
 
 /// Builds the import stub of imported function `index` into `func`.
 pub(crate) fn import_stub(
@@ -50,16 +52,40 @@ pub(crate) fn import_stub(
     let params = builder.block_params(entry).to_vec();
     let vmctx = params[0];
 
-    let slots = ty.params.len().max(ty.results.len()).max(1);
+    let (param_slots, nparams) = slot_layout(&ty.params);
+    let (result_slots, nresults) = slot_layout(&ty.results);
+    let slots = nparams.max(nresults).max(1);
     let size = u32::try_from(slots as u64 * u64::from(VALUE_SLOT_SIZE))
         .map_err(|_| "too many parameters".to_string())?;
-    let slot =
-        builder.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 3));
-    for (k, (v, t)) in params[1..].iter().zip(&ty.params).enumerate() {
+    // Scalars use `stack_store`/`stack_load` (the code of modules without
+    // `v128` stays byte-identical to what it always was). A `v128` slot may
+    // sit at an odd multiple of 8, while Cranelift assumes a `stack_load`
+    // is aligned for its type and may fold it into an SSE operand that
+    // faults when it is not: a `v128` goes through the slot's address with
+    // `slot_flags` instead.
+    let has_v128 = ty
+        .params
+        .iter()
+        .chain(&ty.results)
+        .any(|t| *t == ValType::V128);
+    let align_shift = if has_v128 { 4 } else { 3 };
+    let slot = builder.create_sized_stack_slot(StackSlotData::new(
+        StackSlotKind::ExplicitSlot,
+        size,
+        align_shift,
+    ));
+    for ((v, t), k) in params[1..].iter().zip(&ty.params).zip(&param_slots) {
         let wide = to_slot(&mut builder, *v, *t);
-        builder
-            .ins()
-            .stack_store(types::I64, wide, slot, slot_offset(k));
+        if *t == ValType::V128 {
+            let at = builder.ins().stack_addr(types::I64, slot, 0);
+            builder
+                .ins()
+                .store(slot_flags(*t), wide, at, slot_offset(*k));
+        } else {
+            builder
+                .ins()
+                .stack_store(types::I64, wide, slot, slot_offset(*k));
+        }
     }
     let ptr = builder.ins().stack_addr(types::I64, slot, 0);
     let mut env = FuncEnv::new(info);
@@ -106,10 +132,16 @@ pub(crate) fn import_stub(
 
     builder.switch_to_block(ok);
     let mut results = Vec::with_capacity(ty.results.len());
-    for (k, t) in ty.results.iter().enumerate() {
-        let v = builder
-            .ins()
-            .stack_load(types::I64, clif_type(*t), slot, slot_offset(k));
+    for (t, k) in ty.results.iter().zip(&result_slots) {
+        let v = if *t == ValType::V128 {
+            builder
+                .ins()
+                .load(clif_type(*t), slot_flags(*t), ptr, slot_offset(*k))
+        } else {
+            builder
+                .ins()
+                .stack_load(types::I64, clif_type(*t), slot, slot_offset(*k))
+        };
         results.push(v);
     }
     builder.ins().return_(&results);
@@ -126,7 +158,9 @@ pub(crate) fn array_trampoline(
     func: &mut ir::Function,
     fb_ctx: &mut FunctionBuilderContext,
 ) -> Result<(), String> {
-    let mut sig = ir::Signature::new(info.call_conv);
+    // The host calls it with the platform convention; it calls the wasm
+    // function with the tail one (`env.call`).
+    let mut sig = ir::Signature::new(info.native_call_conv);
     sig.params.push(AbiParam::new(types::I64));
     sig.params.push(AbiParam::new(types::I64));
     func.signature = sig;
@@ -139,19 +173,23 @@ pub(crate) fn array_trampoline(
     let params = builder.block_params(entry).to_vec();
     let (vmctx, values) = (params[0], params[1]);
 
+    let (param_slots, _) = slot_layout(&ty.params);
+    let (result_slots, _) = slot_layout(&ty.results);
     let mut args = Vec::with_capacity(ty.params.len());
-    for (k, t) in ty.params.iter().enumerate() {
+    for (t, k) in ty.params.iter().zip(&param_slots) {
         let v = builder
             .ins()
-            .load(clif_type(*t), trusted(), values, slot_offset(k));
+            .load(clif_type(*t), slot_flags(*t), values, slot_offset(*k));
         args.push(v);
     }
     let mut env = FuncEnv::new(info);
     env.set_vmctx(vmctx);
     let results = env.call(&mut builder, index, &args)?;
-    for (k, (v, t)) in results.iter().zip(&ty.results).enumerate() {
+    for ((v, t), k) in results.iter().zip(&ty.results).zip(&result_slots) {
         let wide = to_slot(&mut builder, *v, *t);
-        builder.ins().store(trusted(), wide, values, slot_offset(k));
+        builder
+            .ins()
+            .store(slot_flags(*t), wide, values, slot_offset(*k));
     }
     builder.ins().return_(&[]);
     builder.finalize(info.frontend_config);

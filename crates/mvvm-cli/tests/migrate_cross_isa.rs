@@ -4,6 +4,11 @@
 //! compilation of the same wasm; and the other way round. The outputs of
 //! the two parts must add up to an uninterrupted run.
 //!
+//! Programs: `memgrow` (checkpointed halfway), and the SIMD programs
+//! `simd_auto` and `simd_intrin`, checkpointed where a local x86-64
+//! checkpoint shows v128 values live in the most frames and, for
+//! `simd_intrin`, where one sits on an operand stack (`v128_points`).
+//!
 //! Needs an x86-64 host, `qemu-aarch64-static` (or `qemu-aarch64`) and the
 //! aarch64 tools built from this tree (`scripts/aarch64/test.sh`, or
 //! `source scripts/aarch64/env.sh && /usr/bin/cargo build --target
@@ -15,7 +20,10 @@
 mod checkpoint_support;
 
 use anyhow::{Context, Result, bail, ensure};
-use checkpoint_support::{CHECKPOINTED, Guest, Policy, TIMEOUT, aot, baseline, ckpt_dir, require};
+use checkpoint_support::{
+    Baseline, CHECKPOINTED, Guest, Policy, Scratch, TIMEOUT, Tool, aot, baseline, ckpt_dir,
+    require, spread,
+};
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -143,6 +151,187 @@ fn run(mut cmd: Command) -> Result<Output> {
     Ok(cmd.stdin(Stdio::null()).env_remove("MVVM_LOG").output()?)
 }
 
+/// A program of `test/ckpt` compiled under the loop policy for both ISAs,
+/// and its uninterrupted x86-64 run.
+struct Program {
+    name: &'static str,
+    x86: PathBuf,
+    a64: PathBuf,
+    base: Baseline,
+    dir: PathBuf,
+}
+
+impl Program {
+    fn new(name: &'static str) -> Result<Program> {
+        let x86 = aot(name, Policy::Loop, 3)?;
+        let base = baseline(&x86, &Guest::default())?;
+        let dir = x86.parent().context("aot dir")?.to_path_buf();
+        let a64 = aarch64_aot(name, &dir)?;
+        Ok(Program {
+            name,
+            x86,
+            a64,
+            base,
+            dir,
+        })
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.a64);
+    }
+}
+
+/// Checkpoints `p` at probe `c` on x86-64, resumes it on aarch64 over TCP,
+/// then the same the other way round; both must add up to `p.base`.
+fn both_ways(arm: &Arm, p: &Program, c: u64) -> Result<()> {
+    let c = c.to_string();
+    let what = format!("{} -c {c}", p.name);
+    let ck = env!("CARGO_BIN_EXE_mvvm-checkpoint");
+    let rs = env!("CARGO_BIN_EXE_mvvm-restore");
+
+    // x86-64 → aarch64.
+    let port = free_port()?.to_string();
+    let err = p
+        .dir
+        .join(format!("x2a-{}-{c}-{}.err", p.name, std::process::id()));
+    let mut r = Command::new(&arm.qemu);
+    r.arg(arm.bin.join("mvvm-restore"))
+        .arg("-t")
+        .arg(&p.a64)
+        .args(["-i", "127.0.0.1", "-e", &port]);
+    let restore = start_listening(r, &err)?;
+    let mut k = Command::new(ck);
+    k.arg("-t")
+        .arg(&p.x86)
+        .args(["-c", &c, "-o", "127.0.0.1", "-s", &port]);
+    let a = run(k)?;
+    ensure!(
+        a.status.code() == Some(CHECKPOINTED),
+        "{what}: x86-64 checkpoint: {}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    let (b_out, b_code, b_err) = finish(restore, &err)?;
+    ensure!(
+        b_code == p.base.code,
+        "{what}: aarch64 restore exited {b_code}: {b_err}"
+    );
+    let mut out = a.stdout.clone();
+    out.extend(b_out);
+    ensure!(
+        out == p.base.stdout,
+        "{what}: x86-64 → aarch64: output differs:\n{}\nwant:\n{}",
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(&p.base.stdout)
+    );
+
+    // aarch64 → x86-64.
+    let port = free_port()?.to_string();
+    let err = p
+        .dir
+        .join(format!("a2x-{}-{c}-{}.err", p.name, std::process::id()));
+    let mut r = Command::new(rs);
+    r.arg("-t")
+        .arg(&p.x86)
+        .args(["-i", "127.0.0.1", "-e", &port]);
+    let restore = start_listening(r, &err)?;
+    let mut k = Command::new(&arm.qemu);
+    k.arg(arm.bin.join("mvvm-checkpoint"))
+        .arg("-t")
+        .arg(&p.a64)
+        .args(["-c", &c, "-o", "127.0.0.1", "-s", &port]);
+    let a = run(k)?;
+    ensure!(
+        a.status.code() == Some(CHECKPOINTED),
+        "{what}: aarch64 checkpoint: {}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    let (b_out, b_code, b_err) = finish(restore, &err)?;
+    ensure!(
+        b_code == p.base.code,
+        "{what}: x86-64 restore exited {b_code}: {b_err}"
+    );
+    let mut out = a.stdout.clone();
+    out.extend(b_out);
+    ensure!(
+        out == p.base.stdout,
+        "{what}: aarch64 → x86-64: output differs:\n{}\nwant:\n{}",
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(&p.base.stdout)
+    );
+    Ok(())
+}
+
+/// Where the v128 values of a snapshot are: how many frames hold one (in
+/// a local or on the operand stack) and how many sit on operand stacks.
+#[derive(Debug, Clone, Copy, Default)]
+struct V128Live {
+    frames: usize,
+    on_stack: usize,
+}
+
+fn v128_live(snapshot: &Path) -> Result<V128Live> {
+    let s = mvvm_snapshot::open_file(snapshot)?;
+    let is_v128 = |v: &mvvm_snapshot::WasmValue| matches!(v, mvvm_snapshot::WasmValue::V128(_));
+    let mut live = V128Live::default();
+    for f in &s.frames {
+        let on_stack = f.stack.iter().filter(|v| is_v128(v)).count();
+        if on_stack > 0 || f.locals.iter().any(is_v128) {
+            live.frames += 1;
+        }
+        live.on_stack += on_stack;
+    }
+    Ok(live)
+}
+
+/// Probe counts where a local x86-64 checkpoint of `p` holds v128 values:
+/// the one with the most frames holding a v128 and, if another, the first
+/// with a v128 on an operand stack (required when `need_stack`). Fails
+/// when no candidate has v128 values in at least `min_frames` frames: the
+/// migration would then prove less than it claims.
+fn v128_points(p: &Program, min_frames: usize, need_stack: bool) -> Result<Vec<u64>> {
+    let mut best: Option<(u64, V128Live)> = None;
+    let mut stack: Option<(u64, V128Live)> = None;
+    for c in spread(p.base.probes, 48) {
+        let s = Scratch::new("v128-points");
+        let snap = s.join("snap.bin");
+        let r = Tool::checkpoint(&p.x86)
+            .count(c)
+            .snapshot(&snap)
+            .current_dir(&s.0)
+            .run()?;
+        r.expect_code(CHECKPOINTED, &format!("{} -c {c}", p.name))?;
+        let live = v128_live(&snap)?;
+        if best.is_none_or(|(_, b)| live.frames > b.frames) {
+            best = Some((c, live));
+        }
+        if stack.is_none() && live.on_stack > 0 {
+            stack = Some((c, live));
+        }
+    }
+    let (c, live) = best.context("no probe")?;
+    ensure!(
+        live.frames >= min_frames,
+        "{}: no checkpoint with v128 values in {min_frames} frames (best: -c {c}, {live:?})",
+        p.name
+    );
+    ensure!(
+        !need_stack || stack.is_some(),
+        "{}: no checkpoint with a v128 on an operand stack",
+        p.name
+    );
+    eprintln!("{}: v128 live at -c {c}: {live:?}", p.name);
+    let mut points = vec![c];
+    if let Some((s, l)) = stack {
+        eprintln!("{}: v128 on an operand stack at -c {s}: {l:?}", p.name);
+        if s != c {
+            points.push(s);
+        }
+    }
+    Ok(points)
+}
+
 #[test]
 fn tcp_between_x86_64_and_aarch64() -> Result<()> {
     let arm = match arm() {
@@ -152,67 +341,48 @@ fn tcp_between_x86_64_and_aarch64() -> Result<()> {
             return Ok(());
         }
     };
-    let x86 = aot("memgrow", Policy::Loop, 3)?;
-    let base = baseline(&x86, &Guest::default())?;
-    let dir = x86.parent().context("aot dir")?.to_path_buf();
-    let a64 = aarch64_aot("memgrow", &dir)?;
-    let c = (base.probes / 2).to_string();
-    let ck = env!("CARGO_BIN_EXE_mvvm-checkpoint");
-    let rs = env!("CARGO_BIN_EXE_mvvm-restore");
+    let p = Program::new("memgrow")?;
+    both_ways(&arm, &p, p.base.probes / 2)
+}
 
-    // x86-64 → aarch64.
-    let port = free_port()?.to_string();
-    let err = dir.join(format!("x2a-{}.err", std::process::id()));
-    let mut r = Command::new(&arm.qemu);
-    r.arg(arm.bin.join("mvvm-restore"))
-        .arg("-t")
-        .arg(&a64)
-        .args(["-i", "127.0.0.1", "-e", &port]);
-    let restore = start_listening(r, &err)?;
-    let mut k = Command::new(ck);
-    k.arg("-t")
-        .arg(&x86)
-        .args(["-c", &c, "-o", "127.0.0.1", "-s", &port]);
-    let a = run(k)?;
-    ensure!(
-        a.status.code() == Some(CHECKPOINTED),
-        "x86-64 checkpoint: {}",
-        String::from_utf8_lossy(&a.stderr)
-    );
-    let (b_out, b_code, b_err) = finish(restore, &err)?;
-    ensure!(
-        b_code == base.code,
-        "aarch64 restore exited {b_code}: {b_err}"
-    );
-    let mut out = a.stdout.clone();
-    out.extend(b_out);
-    ensure!(out == base.stdout, "x86-64 → aarch64: output differs");
-
-    // aarch64 → x86-64.
-    let port = free_port()?.to_string();
-    let err = dir.join(format!("a2x-{}.err", std::process::id()));
-    let mut r = Command::new(rs);
-    r.arg("-t").arg(&x86).args(["-i", "127.0.0.1", "-e", &port]);
-    let restore = start_listening(r, &err)?;
-    let mut k = Command::new(&arm.qemu);
-    k.arg(arm.bin.join("mvvm-checkpoint"))
-        .arg("-t")
-        .arg(&a64)
-        .args(["-c", &c, "-o", "127.0.0.1", "-s", &port]);
-    let a = run(k)?;
-    ensure!(
-        a.status.code() == Some(CHECKPOINTED),
-        "aarch64 checkpoint: {}",
-        String::from_utf8_lossy(&a.stderr)
-    );
-    let (b_out, b_code, b_err) = finish(restore, &err)?;
-    ensure!(
-        b_code == base.code,
-        "x86-64 restore exited {b_code}: {b_err}"
-    );
-    let mut out = a.stdout.clone();
-    out.extend(b_out);
-    ensure!(out == base.stdout, "aarch64 → x86-64: output differs");
-    let _ = std::fs::remove_file(&a64);
+/// v128 values live in frames (vector loops' accumulators, SIMD
+/// intrinsics' values in locals and on operand stacks) cross the ISA
+/// boundary both ways.
+fn simd_between(test: &str, name: &'static str, min_frames: usize, need_stack: bool) -> Result<()> {
+    let arm = match arm() {
+        Ok(a) => a,
+        Err(why) => {
+            require::missing(test, &why);
+            return Ok(());
+        }
+    };
+    let p = Program::new(name)?;
+    for c in v128_points(&p, min_frames, need_stack)? {
+        both_ways(&arm, &p, c)?;
+    }
     Ok(())
+}
+
+/// Vectorized loops: the v128 accumulators are in the innermost frame
+/// (the kernel's loop); its callers hold none.
+#[test]
+fn simd_auto_between_x86_64_and_aarch64() -> Result<()> {
+    simd_between(
+        "simd_auto_between_x86_64_and_aarch64",
+        "simd_auto",
+        1,
+        false,
+    )
+}
+
+/// Intrinsics: v128 values in several frames (the recursion of `tree`)
+/// and on operand stacks.
+#[test]
+fn simd_intrin_between_x86_64_and_aarch64() -> Result<()> {
+    simd_between(
+        "simd_intrin_between_x86_64_and_aarch64",
+        "simd_intrin",
+        4,
+        true,
+    )
 }

@@ -14,7 +14,9 @@
 //! bookkeeping, and lets it die before generated code runs; builtins
 //! re-derive theirs from the base pointer in the `InstanceHost`.
 
-use crate::store::{Caller, Func, FuncKind, HostError, RunError, Store, StoreInner, Val};
+use crate::store::{
+    Caller, Func, FuncKind, HostError, RunError, Store, StoreInner, Val, slot_count,
+};
 use crate::trap::{Trap, enter_wasm};
 use mvvm_abi::TrapCode;
 use std::cell::RefCell;
@@ -64,26 +66,22 @@ pub(crate) fn call_func(store: &mut Store, f: Func, args: &[Val]) -> Result<Vec<
                 args.iter().map(Val::ty).collect::<Vec<_>>()
             )));
         }
-        let mut values = vec![0u64; ty.params.len().max(ty.results.len()).max(1)];
-        for (slot, a) in values.iter_mut().zip(args) {
-            *slot = s.val_to_raw(*a).ok_or_else(|| {
+        // Slots, not values: a `v128` takes two (`ValType::slots`).
+        let n = slot_count(&ty.params).max(slot_count(&ty.results)).max(1);
+        let mut values = vec![0u64; n];
+        s.vals_to_slots(args, &ty.params, &mut values)
+            .map_err(|_| {
                 RunError::BadArgs("a host function cannot be passed as a funcref".into())
             })?;
-        }
         (ty, values)
     };
     // SAFETY: the base pointer of the store's contents, taken while no
     // reference into them is alive (the block above has ended; `&mut
-    // Store` excludes any other); `values` has max(params, results, 1)
-    // slots of `f`'s type.
+    // Store` excludes any other); `values` has the slots of max(params,
+    // results), at least one, of `f`'s type.
     unsafe { call_raw(store.inner.as_ptr(), f, values.as_mut_ptr())? };
     let s: &StoreInner = &store.inner;
-    Ok(ty
-        .results
-        .iter()
-        .zip(&values)
-        .map(|(t, raw)| s.val_from_raw(*raw, *t))
-        .collect())
+    Ok(s.vals_from_slots(&values, &ty.results))
 }
 
 /// Calls `f` with raw slots (parameters in, results out).
@@ -91,7 +89,8 @@ pub(crate) fn call_func(store: &mut Store, f: Func, args: &[Val]) -> Result<Vec<
 /// # Safety
 /// `s` must be the base pointer of a live store's contents
 /// (`Store::inner.as_ptr()`, or `InstanceHost::store`), and `values` must
-/// hold max(params, results) slots of `f`'s type. No reference into the
+/// hold the slots of max(params, results) of `f`'s type (counted with
+/// `ValType::slots`: two per `v128`). No reference into the
 /// store may be in use across this call: while wasm runs, builtins derive
 /// their own from `s` (the invariant of `vm_box.rs`).
 pub(crate) unsafe fn call_raw(
@@ -176,17 +175,12 @@ pub(crate) unsafe fn call_host(
     let Some(mut body) = hf.f.take() else {
         return Err(RunError::Host("host function called recursively".into()));
     };
-    let n = ty.params.len().max(ty.results.len());
+    let n = slot_count(&ty.params).max(slot_count(&ty.results));
     // SAFETY: `values` has `n` initialised slots (caller), a spill area of
     // generated code or of `call_func`, not otherwise referenced while the
     // host function runs.
     let slots = unsafe { std::slice::from_raw_parts_mut(values, n) };
-    let args: Vec<Val> = ty
-        .params
-        .iter()
-        .zip(slots.iter())
-        .map(|(t, r)| st.val_from_raw(*r, *t))
-        .collect();
+    let args = st.vals_from_slots(slots, &ty.params);
     let mut results: Vec<Val> = ty.results.iter().map(|t| Val::default_for(*t)).collect();
     let outcome = {
         let mut caller = Caller {
@@ -204,7 +198,7 @@ pub(crate) unsafe fn call_host(
         Ok(Err(HostError::Message(m))) => return Err(RunError::Host(m)),
         Err(_) => return Err(RunError::Host("host function panicked".into())),
     }
-    for ((slot, v), t) in slots.iter_mut().zip(&results).zip(&ty.results) {
+    for (v, t) in results.iter().zip(&ty.results) {
         if v.ty() != *t {
             return Err(RunError::Host(format!(
                 "host function returned {:?} for a {:?} result",
@@ -212,9 +206,8 @@ pub(crate) unsafe fn call_host(
                 t
             )));
         }
-        *slot = st
-            .val_to_raw(*v)
-            .ok_or_else(|| RunError::Host("host function returned a host funcref".into()))?;
     }
+    st.vals_to_slots(&results, &ty.results, slots)
+        .map_err(|_| RunError::Host("host function returned a host funcref".into()))?;
     Ok(())
 }

@@ -16,10 +16,10 @@ pub(crate) struct GlobalData {
 }
 
 impl GlobalData {
-    /// A global holding the raw bits `raw`.
-    pub fn new(ty: GlobalType, raw: u64) -> GlobalData {
+    /// A global holding the raw bits `raw` (little-endian in its cell).
+    pub fn new(ty: GlobalType, raw: u128) -> GlobalData {
         let mut cell = VmBox::new(GlobalCell::default());
-        cell.set_u64(raw);
+        cell.set_u128(raw);
         GlobalData { cell, ty }
     }
 

@@ -30,7 +30,7 @@ use crate::trap::Trap;
 use crate::vm_box::VmBox;
 use crate::vmctx::{GlobalCell, VMContext, VMFuncRef, VMTable};
 use mvvm_abi::TrapCode;
-use mvvm_abi::meta::{ConstExpr, ExportKind, ImportKind, Limits, ModuleMeta, SegmentMode};
+use mvvm_abi::meta::{ConstExpr, ConstOp, ExportKind, ImportKind, Limits, ModuleMeta, SegmentMode};
 
 /// An instance of a module in a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -450,7 +450,8 @@ fn eval_elems(
     for seg in &meta.elems {
         let mut items = Vec::with_capacity(seg.items.len());
         for e in &seg.items {
-            items.push(eval_const(s, globals, funcs, e)?);
+            // A reference: its low 64 bits (validation typed the segment).
+            items.push(eval_const(s, globals, funcs, e)? as u64);
         }
         elems.push(items);
     }
@@ -597,18 +598,20 @@ fn run_start(store: &mut Store, index: u32) -> Result<(), InstantiationError> {
     }
 }
 
-/// Evaluates a constant expression to its raw slot value.
+/// Evaluates a constant expression to its raw value (a global cell's
+/// contents: little-endian, in the low 64 bits but for a `v128`).
 fn eval_const(
     s: &StoreInner,
     globals: &[u32],
     funcs: FuncsRef,
     e: &ConstExpr,
-) -> Result<u64, InstantiationError> {
+) -> Result<u128, InstantiationError> {
     Ok(match e {
-        ConstExpr::I32(v) => *v as u32 as u64,
-        ConstExpr::I64(v) => *v as u64,
-        ConstExpr::F32(v) => *v as u64,
-        ConstExpr::F64(v) => *v,
+        ConstExpr::I32(v) => u128::from(*v as u32),
+        ConstExpr::I64(v) => u128::from(*v as u64),
+        ConstExpr::F32(v) => u128::from(*v),
+        ConstExpr::F64(v) => u128::from(*v),
+        ConstExpr::V128(b) => u128::from_le_bytes(*b),
         ConstExpr::RefNull(_) => 0,
         ConstExpr::RefFunc(i) => {
             if *i as usize >= funcs.len {
@@ -616,15 +619,57 @@ fn eval_const(
             }
             // Only the address is computed (it is what a funcref slot
             // holds); in bounds of the instance's array (checked above).
-            funcs.base.wrapping_add(*i as usize) as u64
+            funcs.base.wrapping_add(*i as usize) as u128
         }
         ConstExpr::GlobalGet(g) => {
             let gi = *globals
                 .get(*g as usize)
                 .ok_or_else(|| meta_err("global.get index"))?;
-            s.globals[gi as usize].cell.get_u64()
+            s.globals[gi as usize].cell.get_u128()
         }
+        ConstExpr::Extended(ops) => u128::from(eval_extended(s, globals, ops)?),
     })
+}
+
+/// Evaluates an extended constant expression (integers only: its value is
+/// an `i32`, zero-extended, or an `i64`) on a value stack, with wrapping
+/// arithmetic. The compiler copied a validated expression, so a stack
+/// that underflows or does not end with one value is a metadata error.
+fn eval_extended(
+    s: &StoreInner,
+    globals: &[u32],
+    ops: &[ConstOp],
+) -> Result<u64, InstantiationError> {
+    let mut stack: Vec<u64> = Vec::with_capacity(4);
+    for op in ops {
+        let v = match *op {
+            ConstOp::I32Const(v) => u64::from(v as u32),
+            ConstOp::I64Const(v) => v as u64,
+            ConstOp::GlobalGet(g) => {
+                let gi = *globals
+                    .get(g as usize)
+                    .ok_or_else(|| meta_err("global.get index"))?;
+                s.globals
+                    .get(gi as usize)
+                    .ok_or_else(|| meta_err("global.get index"))?
+                    .cell
+                    .get_u64()
+            }
+            binary => {
+                let (Some(b), Some(a)) = (stack.pop(), stack.pop()) else {
+                    return Err(meta_err("constant expression stack"));
+                };
+                binary
+                    .apply(a, b)
+                    .ok_or_else(|| meta_err("constant expression operator"))?
+            }
+        };
+        stack.push(v);
+    }
+    match stack.as_slice() {
+        [v] => Ok(*v),
+        _ => Err(meta_err("constant expression stack")),
+    }
 }
 
 /// The export `name` of instance `index`.

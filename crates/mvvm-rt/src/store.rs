@@ -88,6 +88,10 @@ pub enum Val {
     F32(u32),
     /// `f64`, as bits.
     F64(u64),
+    /// `v128`, as a little-endian integer: byte `i` of the vector (lane
+    /// memory order) is bits `8i..8i+8`, so `to_le_bytes` gives the bytes
+    /// as wasm stores them.
+    V128(u128),
     /// `funcref` (`None` is `ref.null func`).
     FuncRef(Option<Func>),
     /// `externref` (`None` is `ref.null extern`).
@@ -102,6 +106,7 @@ impl Val {
             Val::I64(_) => ValType::I64,
             Val::F32(_) => ValType::F32,
             Val::F64(_) => ValType::F64,
+            Val::V128(_) => ValType::V128,
             Val::FuncRef(_) => ValType::FuncRef,
             Val::ExternRef(_) => ValType::ExternRef,
         }
@@ -114,10 +119,44 @@ impl Val {
             ValType::I64 => Val::I64(0),
             ValType::F32 => Val::F32(0),
             ValType::F64 => Val::F64(0),
+            ValType::V128 => Val::V128(0),
             ValType::FuncRef => Val::FuncRef(None),
-            ValType::ExternRef | ValType::V128 => Val::ExternRef(None),
+            ValType::ExternRef => Val::ExternRef(None),
         }
     }
+}
+
+/// Writes the raw form `raw` of a value of type `ty` into its
+/// [`ValType::slots`] slots at the start of `out` (a `v128` low half
+/// first), as array calls, host calls and frames hold it. False when
+/// `out` is too short.
+pub(crate) fn raw_to_slots(raw: u128, ty: ValType, out: &mut [u64]) -> bool {
+    match (ty, out) {
+        (ValType::V128, [lo, hi, ..]) => {
+            (*lo, *hi) = (raw as u64, (raw >> 64) as u64);
+            true
+        }
+        (ValType::V128, _) | (_, []) => false,
+        (_, [slot, ..]) => {
+            *slot = raw as u64;
+            true
+        }
+    }
+}
+
+/// The raw form of a value of type `ty` from its slots at the start of
+/// `slots` (missing slots read as zero).
+pub(crate) fn raw_from_slots(slots: &[u64], ty: ValType) -> u128 {
+    let at = |i: usize| u128::from(slots.get(i).copied().unwrap_or(0));
+    match ty {
+        ValType::V128 => at(0) | (at(1) << 64),
+        _ => at(0),
+    }
+}
+
+/// Slots that values of `types` take together (see [`ValType::slots`]).
+pub(crate) fn slot_count(types: &[ValType]) -> usize {
+    types.iter().map(|t| t.slots()).sum()
 }
 
 /// Identifies what a [`Func`] is.
@@ -364,39 +403,77 @@ impl StoreInner {
         self.limits.frame_slots = self.frame_slots.as_mut_ptr();
     }
 
-    /// The raw `u64` form of `v` as generated code stores it; `None` for a
-    /// host function reference (which has no `VMFuncRef` of its own).
-    pub(crate) fn val_to_raw(&self, v: Val) -> Option<u64> {
+    /// The raw form of `v` as generated code stores it (in the low 64
+    /// bits but for a `v128`: what a global cell holds, or, split by
+    /// [`raw_to_slots`], value slots); `None` for a host function
+    /// reference (which has no `VMFuncRef` of its own).
+    pub(crate) fn val_to_raw(&self, v: Val) -> Option<u128> {
         Some(match v {
-            Val::I32(x) => x as u32 as u64,
-            Val::I64(x) => x as u64,
-            Val::F32(x) => x as u64,
-            Val::F64(x) => x,
+            Val::I32(x) => u128::from(x as u32),
+            Val::I64(x) => u128::from(x as u64),
+            Val::F32(x) => u128::from(x),
+            Val::F64(x) => u128::from(x),
+            Val::V128(x) => x,
             Val::FuncRef(None) => 0,
-            Val::FuncRef(Some(f)) => self.funcref_ptr(f)? as u64,
+            Val::FuncRef(Some(f)) => self.funcref_ptr(f)? as u128,
             Val::ExternRef(None) => 0,
-            Val::ExternRef(Some(n)) => n as u64 + 1,
+            Val::ExternRef(Some(n)) => u128::from(n) + 1,
         })
     }
 
-    /// Reads a raw slot of type `ty`.
-    pub(crate) fn val_from_raw(&self, raw: u64, ty: ValType) -> Val {
+    /// Reads a raw value of type `ty` (see [`StoreInner::val_to_raw`]).
+    pub(crate) fn val_from_raw(&self, raw: u128, ty: ValType) -> Val {
+        let low = raw as u64;
         match ty {
-            ValType::I32 => Val::I32(raw as u32 as i32),
-            ValType::I64 => Val::I64(raw as i64),
-            ValType::F32 => Val::F32(raw as u32),
-            ValType::F64 => Val::F64(raw),
-            ValType::FuncRef => Val::FuncRef(if raw == 0 {
+            ValType::I32 => Val::I32(low as u32 as i32),
+            ValType::I64 => Val::I64(low as i64),
+            ValType::F32 => Val::F32(low as u32),
+            ValType::F64 => Val::F64(low),
+            ValType::V128 => Val::V128(raw),
+            ValType::FuncRef => Val::FuncRef(if low == 0 {
                 None
             } else {
-                self.funcrefs.get(&(raw as usize)).copied()
+                self.funcrefs.get(&(low as usize)).copied()
             }),
-            ValType::ExternRef | ValType::V128 => Val::ExternRef(if raw == 0 {
+            ValType::ExternRef => Val::ExternRef(if low == 0 {
                 None
             } else {
-                Some((raw - 1) as u32)
+                Some((low - 1) as u32)
             }),
         }
+    }
+
+    /// `vals` (of types `tys`, already checked) written into `out` as
+    /// slots; `Err(i)` when value `i` is a host function reference or
+    /// `out` is too short.
+    pub(crate) fn vals_to_slots(
+        &self,
+        vals: &[Val],
+        tys: &[ValType],
+        out: &mut [u64],
+    ) -> Result<(), usize> {
+        let mut k = 0;
+        for (i, (v, t)) in vals.iter().zip(tys).enumerate() {
+            let raw = self.val_to_raw(*v).ok_or(i)?;
+            if !raw_to_slots(raw, *t, out.get_mut(k..).unwrap_or_default()) {
+                return Err(i);
+            }
+            k += t.slots();
+        }
+        Ok(())
+    }
+
+    /// The values of types `tys` held in `slots`.
+    pub(crate) fn vals_from_slots(&self, slots: &[u64], tys: &[ValType]) -> Vec<Val> {
+        let mut k = 0;
+        tys.iter()
+            .map(|t| {
+                let v =
+                    self.val_from_raw(raw_from_slots(slots.get(k..).unwrap_or_default(), *t), *t);
+                k += t.slots();
+                v
+            })
+            .collect()
     }
 
     /// The `VMFuncRef` of a wasm function.
@@ -509,10 +586,18 @@ impl Memory {
 impl Table {
     /// A new table of type `ty` with every element `init`.
     pub fn new(store: &mut Store, ty: TableType, init: Val) -> Result<Table, RunError> {
+        if !matches!(ty.elem, ValType::FuncRef | ValType::ExternRef) || init.ty() != ty.elem {
+            return Err(RunError::BadArgs(format!(
+                "table of {:?} initialised with {:?}",
+                ty.elem,
+                init.ty()
+            )));
+        }
         let raw = store
             .inner
             .val_to_raw(init)
-            .ok_or_else(|| RunError::BadArgs("host function as table element".into()))?;
+            .ok_or_else(|| RunError::BadArgs("host function as table element".into()))?
+            as u64;
         let t = TableData::new(ty, raw)
             .ok_or_else(|| RunError::BadArgs(format!("table of {} elements", ty.limits.min)))?;
         store.inner.tables.push(t);
@@ -545,7 +630,7 @@ impl Table {
         check_store(s, self.store);
         let t = &s.tables[self.index as usize];
         let raw = *t.elems().get(usize::try_from(i).ok()?)?;
-        Some(s.val_from_raw(raw, t.ty().elem))
+        Some(s.val_from_raw(u128::from(raw), t.ty().elem))
     }
 
     /// Sets element `i`; false when out of bounds or of the wrong type.
@@ -555,7 +640,8 @@ impl Table {
         if v.ty() != s.tables[self.index as usize].ty().elem {
             return false;
         }
-        let Some(raw) = s.val_to_raw(v) else {
+        // A reference (the type matches the table's): its low 64 bits.
+        let Some(raw) = s.val_to_raw(v).map(|r| r as u64) else {
             return false;
         };
         match s.tables[self.index as usize]
@@ -604,7 +690,7 @@ impl Global {
         let s = store.store_inner();
         check_store(s, self.store);
         let g = &s.globals[self.index as usize];
-        s.val_from_raw(g.cell.get_u64(), g.ty.ty)
+        s.val_from_raw(g.cell.get_u128(), g.ty.ty)
     }
 
     /// Sets its value (it must be mutable and `v` of its type).
@@ -618,7 +704,7 @@ impl Global {
         let raw = s
             .val_to_raw(v)
             .ok_or_else(|| RunError::BadArgs("host function in a global".into()))?;
-        s.globals[self.index as usize].cell.set_u64(raw);
+        s.globals[self.index as usize].cell.set_u128(raw);
         Ok(())
     }
 }

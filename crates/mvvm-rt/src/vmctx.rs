@@ -127,6 +127,17 @@ impl GlobalCell {
         self.0 = [0; GLOBAL_CELL_SIZE as usize];
         self.0[..8].copy_from_slice(&v.to_le_bytes());
     }
+
+    /// The whole cell as a little-endian `u128` (a `v128` as its bytes;
+    /// any other value in the low 8 bytes, the rest zero).
+    pub fn get_u128(&self) -> u128 {
+        u128::from_le_bytes(self.0)
+    }
+
+    /// Stores `v` little-endian in the whole cell.
+    pub fn set_u128(&mut self, v: u128) {
+        self.0 = v.to_le_bytes();
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! object, instantiate, call, trap.
 
 use mvvm_rt::{
-    Extern, Func, FuncType, HostError, Instance, Linker, Module, RunError, Store, TrapCode, Val,
-    ValType,
+    Extern, Func, FuncType, Global, GlobalType, HostError, Instance, Linker, Module, RunError,
+    Store, TrapCode, Val, ValType,
 };
 
 fn module(wat: &str) -> Module {
@@ -163,6 +163,84 @@ fn host_functions_memory_and_exit() {
         i.invoke(&mut store, "run", &[Val::I32(1)]).unwrap(),
         vec![Val::I32(6)]
     );
+}
+
+/// `v128` through the public API: arguments and results of exports,
+/// parameters and results of a host function (two value slots each,
+/// between scalars), and a host-defined mutable global read and written by
+/// wasm and by the host.
+#[test]
+fn v128_values_through_calls_host_functions_and_globals() {
+    let mut store = Store::new();
+    // (a: v128, n: i32, b: v128) -> (i64, v128): a + n*b lane-wise (i32x4),
+    // and the low 64 bits of a.
+    let host = Func::host(
+        &mut store,
+        FuncType {
+            params: vec![ValType::V128, ValType::I32, ValType::V128],
+            results: vec![ValType::I64, ValType::V128],
+        },
+        |_, args, results| {
+            let (Val::V128(a), Val::I32(n), Val::V128(b)) = (args[0], args[1], args[2]) else {
+                return Err(HostError::Message(format!("bad arguments {args:?}")));
+            };
+            let lane = |v: u128, i: u32| (v >> (32 * i)) as u32;
+            let mut r = 0u128;
+            for i in 0..4 {
+                let x = lane(a, i).wrapping_add((n as u32).wrapping_mul(lane(b, i)));
+                r |= u128::from(x) << (32 * i);
+            }
+            results[0] = Val::I64(a as u64 as i64);
+            results[1] = Val::V128(r);
+            Ok(())
+        },
+    );
+    let init: u128 = 0x0f0e0d0c_0b0a0908_07060504_03020100;
+    let g = Global::new(
+        &mut store,
+        GlobalType {
+            ty: ValType::V128,
+            mutable: true,
+        },
+        Val::V128(init),
+    )
+    .unwrap();
+    let mut linker = Linker::new();
+    linker.define("env", "h", Extern::Func(host));
+    linker.define("env", "g", Extern::Global(g));
+    let m = module(
+        r#"(module
+          (import "env" "h" (func $h (param v128 i32 v128) (result i64 v128)))
+          (import "env" "g" (global $g (mut v128)))
+          (func (export "swap") (param v128 v128) (result v128 v128)
+            local.get 1 local.get 0)
+          ;; calls the host with the global and the argument, keeps the
+          ;; v128 result in the global and returns the i64 and the old
+          ;; global
+          (func (export "run") (param v128) (result i64 v128)
+            (local $old v128) (local $lo i64)
+            (local.set $old (global.get $g))
+            (call $h (global.get $g) (i32.const 3) (local.get 0))
+            (global.set $g)
+            (local.set $lo)
+            (local.get $lo) (local.get $old)))"#,
+    );
+    let i = linker.instantiate(&mut store, &m).unwrap();
+    let (a, b) = (Val::V128(1 << 100 | 7), Val::V128(u128::MAX - 5));
+    assert_eq!(i.invoke(&mut store, "swap", &[a, b]).unwrap(), vec![b, a]);
+    let arg: u128 = 0x00000004_00000003_00000002_00000001;
+    let r = i.invoke(&mut store, "run", &[Val::V128(arg)]).unwrap();
+    assert_eq!(r, vec![Val::I64(init as u64 as i64), Val::V128(init)]);
+    let want: u128 = 0x0f0e0d0c_0b0a0908_07060504_03020100 + 0x0000000c_00000009_00000006_00000003;
+    assert_eq!(g.get(&store), Val::V128(want));
+    g.set(&mut store, Val::V128(5)).unwrap();
+    let r = i.invoke(&mut store, "run", &[Val::V128(0)]).unwrap();
+    assert_eq!(r, vec![Val::I64(5), Val::V128(5)]);
+    assert!(g.set(&mut store, Val::I32(5)).is_err(), "wrong type");
+    assert!(matches!(
+        i.invoke(&mut store, "run", &[Val::I64(0)]),
+        Err(RunError::BadArgs(_))
+    ));
 }
 
 /// A fault outside generated code must not be taken for a trap: with the

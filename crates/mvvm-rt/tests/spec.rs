@@ -8,6 +8,13 @@
 //! failure (by default the first 10 per file). `MVVM_SPEC_OPT=N` compiles
 //! at optimisation level N (default: the compiler's default).
 //!
+//! `MVVM_SPEC_SUITE` selects other directories of the testsuite crate, a
+//! comma-separated list: `2.0` (the default) or
+//! `proposals/NAME`, e.g. `MVVM_SPEC_SUITE=proposals/simd,proposals/tail-call
+//! cargo test -p mvvm-rt --test spec` (see `spec_files/mod.rs`). The
+//! runner prints the counts of each file and of each directory; only the
+//! default suite is checked against its expected number of assertions.
+//!
 //! Files run on two threads, each with a 64 MiB stack so that the
 //! recursion tests hit the wasm stack limit, not the host's.
 
@@ -21,7 +28,7 @@ use mvvm_rt::{
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Mutex;
-use wast::core::{AbstractHeapType, HeapType, NanPattern, WastArgCore, WastRetCore};
+use wast::core::{AbstractHeapType, HeapType, NanPattern, V128Pattern, WastArgCore, WastRetCore};
 use wast::{QuoteWat, WastArg, WastDirective, WastExecute, WastInvoke, WastRet};
 
 /// Result of one file.
@@ -76,9 +83,16 @@ fn main() -> ExitCode {
     });
     let reports = reports.into_inner().unwrap();
     let (mut passed, mut failed) = (0, 0);
+    // (directory, files, passed, failed), in file order (sorted by name).
+    let mut dirs: Vec<(String, usize, usize, usize)> = Vec::new();
     for r in reports.into_iter().flatten() {
         passed += r.passed;
         failed += r.failed;
+        let dir = spec_files::dir_of(&r.name);
+        match dirs.iter_mut().find(|d| d.0 == dir) {
+            Some(d) => (d.1, d.2, d.3) = (d.1 + 1, d.2 + r.passed, d.3 + r.failed),
+            None => dirs.push((dir.to_string(), 1, r.passed, r.failed)),
+        }
         let status = if r.failed == 0 { "ok" } else { "FAIL" };
         println!(
             "{status:4} {:32} {:5} passed, {:4} failed",
@@ -92,13 +106,34 @@ fn main() -> ExitCode {
             println!("       ... {} more", r.failures.len() - shown);
         }
     }
+    let mut short = false;
+    for (dir, n, p, f) in &dirs {
+        println!("spec: {dir}: {n} files, {p} passed, {f} failed");
+        let expected = spec_files::PROPOSAL_ASSERTIONS
+            .iter()
+            .find(|(d, _)| d == dir)
+            .map(|(_, count)| *count);
+        if let Some(expected) = expected.filter(|e| filter.is_none() && p + f < *e) {
+            println!(
+                "spec: FAIL: {dir}: {} assertions, expected {expected}",
+                p + f
+            );
+            short = true;
+        }
+    }
+    if short {
+        return ExitCode::FAILURE;
+    }
     println!(
         "spec: {} files, {} assertions: {passed} passed, {failed} failed",
         files.len(),
         passed + failed
     );
     println!("spec: {passed} passed, {failed} failed");
-    if filter.is_none() && passed + failed < spec_files::SPEC_ASSERTIONS {
+    if filter.is_none()
+        && spec_files::default_suite()
+        && passed + failed < spec_files::SPEC_ASSERTIONS
+    {
         println!(
             "spec: FAIL: {} assertions, expected {}",
             passed + failed,
@@ -424,6 +459,7 @@ fn arg(a: &WastArg<'_>) -> Result<Val> {
         WastArgCore::I64(v) => Val::I64(*v),
         WastArgCore::F32(v) => Val::F32(v.bits),
         WastArgCore::F64(v) => Val::F64(v.bits),
+        WastArgCore::V128(c) => Val::V128(u128::from_le_bytes(c.to_le_bytes())),
         WastArgCore::RefNull(HeapType::Abstract {
             ty: AbstractHeapType::Func | AbstractHeapType::NoFunc,
             ..
@@ -453,8 +489,43 @@ fn f64_matches(bits: u64, p: &NanPattern<wast::token::F64>) -> bool {
     }
 }
 
+/// Whether the `v128` `v` (little-endian: lane 0 in the low bits) matches
+/// `p` lane by lane, NaN patterns per lane.
+fn v128_matches(v: u128, p: &V128Pattern) -> bool {
+    let b = v.to_le_bytes();
+    let lane = |i: usize, n: usize| -> u64 {
+        let mut x = [0u8; 8];
+        x[..n].copy_from_slice(&b[i * n..(i + 1) * n]);
+        u64::from_le_bytes(x)
+    };
+    match p {
+        V128Pattern::I8x16(l) => l
+            .iter()
+            .enumerate()
+            .all(|(i, w)| lane(i, 1) == u64::from(*w as u8)),
+        V128Pattern::I16x8(l) => l
+            .iter()
+            .enumerate()
+            .all(|(i, w)| lane(i, 2) == u64::from(*w as u16)),
+        V128Pattern::I32x4(l) => l
+            .iter()
+            .enumerate()
+            .all(|(i, w)| lane(i, 4) == u64::from(*w as u32)),
+        V128Pattern::I64x2(l) => l.iter().enumerate().all(|(i, w)| lane(i, 8) == *w as u64),
+        V128Pattern::F32x4(l) => l
+            .iter()
+            .enumerate()
+            .all(|(i, w)| f32_matches(lane(i, 4) as u32, w)),
+        V128Pattern::F64x2(l) => l
+            .iter()
+            .enumerate()
+            .all(|(i, w)| f64_matches(lane(i, 8), w)),
+    }
+}
+
 fn val_matches(v: &Val, want: &WastRetCore<'_>) -> bool {
     match (v, want) {
+        (Val::V128(a), WastRetCore::V128(p)) => v128_matches(*a, p),
         (Val::I32(a), WastRetCore::I32(b)) => a == b,
         (Val::I64(a), WastRetCore::I64(b)) => a == b,
         (Val::F32(a), WastRetCore::F32(p)) => f32_matches(*a, p),

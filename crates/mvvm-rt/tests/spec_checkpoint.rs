@@ -34,6 +34,9 @@
 //! left by a trapping call that the harness cannot make), modules the
 //! rewrite does not understand.
 //!
+//! `MVVM_SPEC_SUITE=proposals/simd` (a comma-separated list of `2.0`, the
+//! default, and `proposals/NAME`: `spec_files/mod.rs`) runs
+//! other directories of the testsuite crate, with counts per directory;
 //! `MVVM_SPEC_FILTER=name` keeps the files whose name contains it;
 //! `MVVM_SPEC_CKPT_POLICIES=N` runs the first N policies only;
 //! `MVVM_SPEC_CKPT_CAP=N` changes the cap (1024: ~53k checkpoints, ~1.5
@@ -575,7 +578,17 @@ fn checkpoint_everywhere_over_the_spec_testsuite() {
     let (mut calls, mut calls_ck, mut checkpoints, mut instances, mut no_probe) = (0, 0, 0, 0, 0);
     let (mut probes, mut max_frames) = (0, 0);
     let mut mismatches = Vec::new();
+    // (directory, files, calls, checkpoints, files with mismatches)
+    let mut dirs: Vec<(String, usize, usize, u64, usize)> = Vec::new();
     for r in &reports {
+        let dir = spec_files::dir_of(&r.name);
+        let bad = usize::from(!r.mismatches.is_empty());
+        match dirs.iter_mut().find(|d| d.0 == dir) {
+            Some(d) => {
+                (d.1, d.2, d.3, d.4) = (d.1 + 1, d.2 + r.calls, d.3 + r.checkpoints, d.4 + bad);
+            }
+            None => dirs.push((dir.to_string(), 1, r.calls, r.checkpoints, bad)),
+        }
         println!(
             "{:4} {:28} {:4} instances {:5} calls {:6} checkpoints",
             if r.mismatches.is_empty() {
@@ -599,6 +612,13 @@ fn checkpoint_everywhere_over_the_spec_testsuite() {
             *skipped.entry(why.clone()).or_default() += n;
         }
         mismatches.extend(r.mismatches.iter().cloned());
+    }
+    for (dir, n, c, k, bad) in &dirs {
+        println!(
+            "spec checkpoint: {dir}: {n} files ({} passed, {bad} failed), {c} calls, \
+             {k} checkpoints",
+            n - bad
+        );
     }
     println!(
         "spec checkpoint: {} files, {instances} instances with calls, {calls} calls made, \
@@ -634,7 +654,7 @@ fn checkpoint_everywhere_over_the_spec_testsuite() {
     }
     let fixed: Vec<_> = KNOWN_FAILURES
         .iter()
-        .filter(|k| filter.is_none() && !seen_known.contains(k))
+        .filter(|k| filter.is_none() && spec_files::default_suite() && !seen_known.contains(k))
         .collect();
     assert!(
         unexpected.is_empty(),
@@ -729,4 +749,99 @@ fn the_harness_detects_wrong_results() {
         assert_eq!(at, Some(2), "case {i}: {what}");
         assert!(what.starts_with("wrong result"), "{what}");
     }
+}
+
+/// `v128` arguments and results: the harness passes `v128.const`s and
+/// compares lane by lane (NaN classes per lane); a wrong lane is a wrong
+/// result, and a checkpoint at every probe keeps the values.
+#[test]
+fn the_harness_checks_v128_lanes() {
+    use spec_checkpoint_support::wasm::{Arg, Call, Expect, FloatPat, Lanes};
+    let wat = r#"(module
+      (func $id (export "id") (param v128) (result v128) (local.get 0))
+      (func (export "add") (param v128 v128) (result v128)
+        (i32x4.add (call $id (local.get 0)) (call $id (local.get 1))))
+      (func (export "nan") (result v128)
+        (f32x4.div (v128.const f32x4 0 1 0 -1) (v128.const f32x4 0 1 0 1))))"#;
+    let buf = wast::parser::ParseBuffer::new(wat).unwrap();
+    let mut module = wast::parser::parse::<wast::Wat<'_>>(&buf).unwrap();
+    let bytes = module.encode().unwrap();
+    let parsed = Parsed::new(&bytes).unwrap();
+    let v = |lanes: [u32; 4]| {
+        let mut b = [0u8; 16];
+        for (i, l) in lanes.iter().enumerate() {
+            b[4 * i..4 * i + 4].copy_from_slice(&l.to_le_bytes());
+        }
+        Arg::V128(b)
+    };
+    let call = |func: &str, args: Vec<Arg>, expect: Expect, line| PlannedCall {
+        call: Call {
+            func: func.into(),
+            args,
+            expect: Some(vec![expect]),
+        },
+        line,
+    };
+    let i32x4 =
+        |l: [i32; 4]| Expect::V128(Lanes::I32x4, l.iter().map(|x| Expect::I32(*x)).collect());
+    let good = vec![
+        call(
+            "add",
+            vec![v([1, 2, 3, u32::MAX]), v([10, 20, 30, 2])],
+            i32x4([11, 22, 33, 1]),
+            1,
+        ),
+        call(
+            "id",
+            vec![v([0x0201, 0, 0, 0xff00_0000])],
+            Expect::V128(
+                Lanes::I8x16,
+                [1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255]
+                    .iter()
+                    .map(|x| Expect::I32(*x))
+                    .collect(),
+            ),
+            2,
+        ),
+        call(
+            "nan",
+            vec![],
+            Expect::V128(
+                Lanes::F32x4,
+                vec![
+                    Expect::F32(FloatPat::ArithmeticNan),
+                    Expect::F32(FloatPat::Bits(1f32.to_bits())),
+                    Expect::F32(FloatPat::ArithmeticNan),
+                    Expect::F32(FloatPat::Bits((-1f32).to_bits())),
+                ],
+            ),
+            3,
+        ),
+    ];
+    for c in &good {
+        parsed.check_call(&c.call).unwrap();
+    }
+    let h = parsed
+        .harness(&good.iter().map(|c| c.call.clone()).collect::<Vec<_>>())
+        .unwrap();
+    let m = compile(&h.bytes, Policy::FunctionEntry).unwrap();
+    let p = reference(&m).unwrap();
+    for k in 1..=p {
+        checkpoint_restore(&m, &m, k, p, &h, &good).unwrap();
+    }
+    let mut calls = good.clone();
+    calls.push(call(
+        "add",
+        vec![v([1, 2, 3, 4]), v([1, 1, 1, 1])],
+        i32x4([2, 3, 4, 6]),
+        9,
+    ));
+    let h = parsed
+        .harness(&calls.iter().map(|c| c.call.clone()).collect::<Vec<_>>())
+        .unwrap();
+    let m = compile(&h.bytes, Policy::FunctionEntry).unwrap();
+    let e = reference(&m).unwrap_err();
+    let (at, what) = describe(&e, &h, &calls);
+    assert_eq!(at, Some(3), "{what}");
+    assert!(what.starts_with("wrong result"), "{what}");
 }

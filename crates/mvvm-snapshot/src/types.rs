@@ -49,7 +49,8 @@ pub enum WasmValue {
     FuncRef(Option<u32>),
     /// `externref`: an opaque host value, or null.
     ExternRef(Option<u64>),
-    /// `v128` (reserved: the compiler does not support SIMD yet), little-endian.
+    /// `v128`: its 16 bytes in memory order (lane 0 first), the same on
+    /// every ISA.
     V128([u8; 16]),
 }
 

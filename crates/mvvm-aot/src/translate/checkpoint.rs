@@ -24,6 +24,12 @@
 //! landing_k:        jump resume_k(slots[nlocals..])
 //! ```
 //!
+//! Slots are `u64`s (`VALUE_SLOT_SIZE`): a `v128` local or stack value
+//! takes two consecutive ones, stored and loaded as one 16-byte access,
+//! little-endian, low half first ([`ValType::slots`], `env::slot_layout`,
+//! `env::slot_flags`: slots are only 8-byte aligned); the capacity given to
+//! `RewindFrame` counts slots like `FuncInfo::frame_capacity`.
+//!
 //! The operand stack at a stable point becomes the parameters of its resume
 //! block, so the normal path and the rewind path meet there with the same
 //! SSA values; locals are Cranelift `Variable`s, so the rewind path only has
@@ -49,7 +55,7 @@
 use super::liveness::Liveness;
 use super::{FuncTranslator, OpResult};
 use crate::CompileError;
-use crate::env::{clif_trap, clif_type, slot_offset, to_slot, trusted};
+use crate::env::{clif_trap, clif_type, slot_flags, slot_layout, slot_offset, to_slot, trusted};
 use cranelift_codegen::ir::{
     self, Block, BlockArg, BlockCall, InstBuilder, JumpTableData, SourceLoc, Value,
     condcodes::IntCC, types,
@@ -134,6 +140,10 @@ fn cold_zero(
         ValType::F64 => builder
             .ins()
             .bitcast(types::F64, ir::MemFlagsData::new(), root.zero64),
+        ValType::V128 => {
+            let byte = builder.ins().ireduce(types::I8, root.zero32);
+            builder.ins().splat(types::I8X16, byte)
+        }
         _ => root.zero64,
     }
 }
@@ -343,6 +353,13 @@ impl FuncTranslator<'_, '_, '_> {
         let kind = match op {
             Operator::Loop { .. } => StablePointKind::Loop,
             Operator::Call { .. } | Operator::CallIndirect { .. } => StablePointKind::Call,
+            // Tail calls that may reach a host function (translate/control.rs).
+            Operator::ReturnCallIndirect { .. } => StablePointKind::Call,
+            Operator::ReturnCall { function_index }
+                if self.env.info.is_imported(*function_index) =>
+            {
+                StablePointKind::Call
+            }
             _ => return Ok(false),
         };
         let Some(c) = self.ckpt.as_ref() else {
@@ -578,8 +595,9 @@ impl FuncTranslator<'_, '_, '_> {
         })
     }
 
-    /// Writes the frame at `offset` (locals, then `stack`) into the slots;
-    /// returns the number of slots written and which locals were live.
+    /// Writes the frame at `offset` (locals, then `stack`) into the slots
+    /// (two for a `v128`, low half first: [`ValType::slots`]); returns the
+    /// number of slots written and which locals were live.
     fn store_frame(
         &mut self,
         offset: u32,
@@ -594,23 +612,27 @@ impl FuncTranslator<'_, '_, '_> {
             // A local that cannot be read again is saved as zero: reading
             // it would make it live (held in a register or spilled) until
             // this point, for nothing.
-            let wide = if live.get(index).copied().unwrap_or(true) {
+            if live.get(index).copied().unwrap_or(true) {
                 let v = self.builder.use_var(var);
-                to_slot(self.builder, v, ty)
+                let wide = to_slot(self.builder, v, ty);
+                self.builder
+                    .ins()
+                    .store(slot_flags(ty), wide, base, slot_offset(k));
             } else {
-                root.zero64
-            };
-            self.builder
-                .ins()
-                .store(trusted(), wide, base, slot_offset(k));
-            k += 1;
+                for j in 0..ty.slots() {
+                    self.builder
+                        .ins()
+                        .store(trusted(), root.zero64, base, slot_offset(k + j));
+                }
+            }
+            k += ty.slots();
         }
         for (v, ty) in stack.iter().zip(types) {
             let wide = to_slot(self.builder, *v, *ty);
             self.builder
                 .ins()
-                .store(trusted(), wide, base, slot_offset(k));
-            k += 1;
+                .store(slot_flags(*ty), wide, base, slot_offset(k));
+            k += ty.slots();
         }
         let count = i64::try_from(k).map_err(|_| self.error("frame too large"))?;
         Ok((count, live, root))
@@ -666,13 +688,16 @@ impl FuncTranslator<'_, '_, '_> {
                 )));
             }
         }
-        let nlocals = self.locals.len();
+        // Counted in slots (two per `v128`), as `FuncInfo::frame_capacity`
+        // counts them for the runtime's frame buffer.
+        let local_types: Vec<ValType> = self.locals.iter().map(|(_, t)| *t).collect();
+        let (local_slots, nlocal_slots) = slot_layout(&local_types);
         let capacity = c
             .points
             .iter()
-            .map(|p| nlocals + p.point.stack.len())
+            .map(|p| nlocal_slots + slot_layout(&p.point.stack).1)
             .max()
-            .unwrap_or(nlocals)
+            .unwrap_or(nlocal_slots)
             .max(1);
         let capacity = i64::try_from(capacity).map_err(|_| self.error("frame too large"))?;
 
@@ -691,11 +716,9 @@ impl FuncTranslator<'_, '_, '_> {
                 .entry_block()
                 .ok_or_else(|| self.error("function without an entry block"))?;
             let args = self.builder.block_params(entry).to_vec();
-            let results = self
-                .env
-                .call_resume_clone(self.builder, self.func_index, id, &args)
+            self.env
+                .tail_call_resume_clone(self.builder, self.func_index, id, &args)
                 .map_err(|e| self.env_err(e))?;
-            self.builder.ins().return_(&results);
             for p in &c.points {
                 self.builder.seal_block(p.block);
             }
@@ -705,21 +728,21 @@ impl FuncTranslator<'_, '_, '_> {
             .builder
             .ins()
             .load(types::I64, trusted(), c.limits, VMLIMITS_FRAME_SLOTS);
-        let func = self
-            .builder
-            .ins()
-            .iconst(types::I32, i64::from(self.func_index));
+        // A function with tail calls may find its callee's frame instead
+        // of its own: see `checkpoint_rewind_forward` (translate/tail_rewind.rs).
+        let asked = self.rewind_frame_func();
+        let func = self.builder.ins().iconst(types::I32, i64::from(asked));
         let cap = self.builder.ins().iconst(types::I32, capacity);
         let index = self
             .env
             .call_builtin_cold(self.builder, Builtin::RewindFrame, &[func, ptr, cap])
             .map_err(|e| self.env_err(e))?
             .ok_or_else(|| self.error("rewind_frame has no result"))?;
-        for (k, (var, ty)) in self.locals.clone().into_iter().enumerate() {
+        for ((var, ty), k) in self.locals.clone().into_iter().zip(local_slots) {
             let v = self
                 .builder
                 .ins()
-                .load(clif_type(ty), trusted(), ptr, slot_offset(k));
+                .load(clif_type(ty), slot_flags(ty), ptr, slot_offset(k));
             self.builder.def_var(var, v);
         }
         let bad = self.builder.create_block();
@@ -742,18 +765,20 @@ impl FuncTranslator<'_, '_, '_> {
 
         self.builder.seal_block(bad);
         self.builder.switch_to_block(bad);
+        self.checkpoint_rewind_forward(index)?;
         self.builder.ins().trap(clif_trap(TrapCode::Unreachable));
         for (landing, p) in landings.iter().zip(&c.points) {
             self.builder.seal_block(*landing);
             self.builder.set_cold_block(*landing);
             self.builder.switch_to_block(*landing);
             let mut values = Vec::with_capacity(p.point.stack.len());
-            for (j, ty) in p.point.stack.iter().enumerate() {
+            let (firsts, _) = slot_layout(&p.point.stack);
+            for (ty, j) in p.point.stack.iter().zip(firsts) {
                 let v = self.builder.ins().load(
                     clif_type(*ty),
-                    trusted(),
+                    slot_flags(*ty),
                     ptr,
-                    slot_offset(nlocals + j),
+                    slot_offset(nlocal_slots + j),
                 );
                 values.push(v);
             }

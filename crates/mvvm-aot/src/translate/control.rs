@@ -1,5 +1,5 @@
 //! Control operators: `block`, `loop`, `if`, `else`, `end`, branches,
-//! `return`, `unreachable`, `nop`, and calls.
+//! `return`, `unreachable`, `nop`, calls and tail calls.
 //!
 //! Every frame's results travel as parameters of its `next` block (a loop's
 //! branch target is its header, whose parameters are the loop's
@@ -247,9 +247,116 @@ impl FuncTranslator<'_, '_, '_> {
                 let at = u32::try_from(offset).unwrap_or(u32::MAX);
                 self.checkpoint_after_call(at)?;
             }
+            Operator::ReturnCall { function_index } => {
+                self.translate_return_call(*function_index, offset)?;
+            }
+            Operator::ReturnCallIndirect {
+                type_index,
+                table_index,
+            } => self.translate_return_call_indirect(*type_index, *table_index, offset)?,
+            Operator::ReturnCallRef { .. } => {
+                return Err(CompileError::Unsupported {
+                    feature: "return_call_ref (the function-references proposal)".into(),
+                    offset,
+                });
+            }
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// `return_call f`: a Cranelift `return_call` (every wasm function has
+    /// the tail convention), so the caller's frame is gone and a chain of
+    /// tail calls runs in constant stack.
+    ///
+    /// With checkpoints, a tail call of an import is a plain call followed
+    /// by `return`, and a stable point: an interrupted host call must be
+    /// made again on restore, and only a frame at its call site can say so
+    /// (a tail-called host function leaves no wasm frame behind; see
+    /// "Tail calls" in CHECKPOINT.md).
+    fn translate_return_call(&mut self, index: u32, offset: usize) -> Result<(), CompileError> {
+        let ty = self
+            .env
+            .info
+            .func_type(index)
+            .ok_or_else(|| self.error(format!("function {index} has no type")))?;
+        let (nparams, nresults) = (ty.params.len(), ty.results.len());
+        let values = self.pop_n(nparams)?;
+        if self.ckpt.is_some() && self.env.info.is_imported(index) {
+            let results = self
+                .env
+                .call(self.builder, index, &values)
+                .map_err(|e| self.env_err(e))?;
+            self.stack.extend_from_slice(&results);
+            let at = u32::try_from(offset).unwrap_or(u32::MAX);
+            self.checkpoint_after_call(at)?;
+            let results = self.pop_n(nresults)?;
+            self.builder.ins().return_(&results);
+        } else {
+            self.env
+                .return_call(self.builder, index, &values)
+                .map_err(|e| self.env_err(e))?;
+        }
+        self.reachable = false;
+        Ok(())
+    }
+
+    /// `return_call_indirect`: the checks of `call_indirect`, then a
+    /// Cranelift `return_call_indirect`.
+    ///
+    /// With checkpoints it is a stable point, and a callee that turns out
+    /// to be one of the instance's imports (a host function in the table)
+    /// is called and returned from instead, for the reason given at
+    /// [`FuncTranslator::translate_return_call`]. That test (an address
+    /// range compare) costs the instrumented code one compare and branch.
+    fn translate_return_call_indirect(
+        &mut self,
+        type_index: u32,
+        table_index: u32,
+        offset: usize,
+    ) -> Result<(), CompileError> {
+        let ty = self
+            .env
+            .info
+            .meta
+            .types
+            .get(type_index as usize)
+            .ok_or_else(|| self.error(format!("type {type_index} out of range")))?;
+        let (nparams, nresults) = (ty.params.len(), ty.results.len());
+        let idx = self.pop()?;
+        let values = self.pop_n(nparams)?;
+        let callee = self
+            .env
+            .indirect_callee(self.builder, type_index, table_index, idx)
+            .map_err(|e| self.env_err(e))?;
+        if self.ckpt.is_some() && self.env.info.meta.num_imported_funcs > 0 {
+            let is_import = self
+                .env
+                .is_own_import(self.builder, callee.funcref)
+                .map_err(|e| self.env_err(e))?;
+            let host = self.builder.create_block();
+            let tail = self.builder.create_block();
+            self.builder.ins().brif(is_import, host, &[], tail, &[]);
+            self.builder.seal_block(host);
+            self.builder.seal_block(tail);
+            self.builder.set_cold_block(host);
+            self.builder.switch_to_block(host);
+            let results = self
+                .env
+                .call_callee(self.builder, &callee, &values)
+                .map_err(|e| self.env_err(e))?;
+            self.stack.extend_from_slice(&results);
+            let at = u32::try_from(offset).unwrap_or(u32::MAX);
+            self.checkpoint_after_call(at)?;
+            let results = self.pop_n(nresults)?;
+            self.builder.ins().return_(&results);
+            self.builder.switch_to_block(tail);
+        }
+        self.env
+            .return_call_callee(self.builder, &callee, &values)
+            .map_err(|e| self.env_err(e))?;
+        self.reachable = false;
+        Ok(())
     }
 
     /// `end`: closes the innermost frame and continues in its `next` block.

@@ -13,9 +13,14 @@
 //! level, policy or ISA) agrees on which locals a frame holds, and a frame
 //! saved by one restores into another. Dead locals are saved as zero.
 //!
-//! Only WebAssembly 2.0 control flow exists here (no exceptions, no tail
-//! calls, no branch-on-cast): `block`, `loop`, `if`/`else`, `end`, `br`,
-//! `br_if`, `br_table`, `return`, `unreachable`.
+//! Only WebAssembly 2.0 control flow and tail calls exist here (no
+//! exceptions, no branch-on-cast): `block`, `loop`, `if`/`else`, `end`,
+//! `br`, `br_if`, `br_table`, `return`, `unreachable`, `return_call`,
+//! `return_call_indirect`. A tail call ends its block like `return`; the
+//! ones that are stable points (`return_call_indirect`, and `return_call`
+//! of an import, which `Liveness::compute` cannot tell apart and so treats
+//! alike: nothing is live after a tail call anyway) record the point
+//! first, with no local live.
 
 use crate::CompileError;
 use std::collections::HashMap;
@@ -221,6 +226,10 @@ impl Liveness {
                     cur = new_block(&mut blocks);
                 }
                 Operator::Return | Operator::Unreachable => {
+                    cur = new_block(&mut blocks);
+                }
+                Operator::ReturnCall { .. } | Operator::ReturnCallIndirect { .. } => {
+                    blocks[cur].events.push(Event::Point(at));
                     cur = new_block(&mut blocks);
                 }
                 _ => {}

@@ -1,5 +1,6 @@
-//! Linear-memory operators: loads, stores, `memory.size/grow/fill/copy/
-//! init` and `data.drop`.
+//! Linear-memory operators: loads, stores (scalar and `v128`, including
+//! the SIMD splat, extend, zero and lane forms), `memory.size/grow/fill/
+//! copy/init` and `data.drop`.
 //!
 //! Accesses are not bounds checked: the runtime reserves
 //! [`MEMORY_RESERVATION`](mvvm_abi::vmctx::MEMORY_RESERVATION) bytes per memory, so `base + u32 address + u32
@@ -119,6 +120,9 @@ impl FuncTranslator<'_, '_, '_> {
 
     /// Translates a memory operator; `Ok(false)` if `op` is not one.
     pub(super) fn translate_memory(&mut self, op: &Operator<'_>, offset: usize) -> OpResult {
+        if self.translate_v128_memory(op)? {
+            return Ok(true);
+        }
         if let Some((kind, memarg)) = load_kind(op) {
             let addr = self.pop()?;
             let flags = heap();
@@ -206,6 +210,129 @@ impl FuncTranslator<'_, '_, '_> {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Translates a `v128` memory operator; `Ok(false)` if `op` is not
+    /// one.
+    ///
+    /// Every access goes through [`Self::heap_addr`] like the scalar ones
+    /// and uses the same unaligned, little-endian [`heap`] flags: wasm's
+    /// alignment hint is only a hint, and an unaligned 16-byte access must
+    /// not be folded into an SSE instruction that requires alignment.
+    fn translate_v128_memory(&mut self, op: &Operator<'_>) -> OpResult {
+        use Operator::*;
+        let flags = heap();
+        match *op {
+            V128Load { memarg } => {
+                let addr = self.pop()?;
+                let (ptr, imm) = self.heap_addr(&memarg, addr, 16)?;
+                let v = self.builder.ins().load(types::I8X16, flags, ptr, imm);
+                self.vpush(v);
+            }
+            V128Store { memarg } => {
+                let value = self.vpop(types::I8X16)?;
+                let addr = self.pop()?;
+                let (ptr, imm) = self.heap_addr(&memarg, addr, 16)?;
+                self.builder.ins().store(flags, value, ptr, imm);
+            }
+            V128Load8x8S { memarg }
+            | V128Load8x8U { memarg }
+            | V128Load16x4S { memarg }
+            | V128Load16x4U { memarg }
+            | V128Load32x2S { memarg }
+            | V128Load32x2U { memarg } => {
+                let addr = self.pop()?;
+                let (ptr, imm) = self.heap_addr(&memarg, addr, 8)?;
+                let ins = self.builder.ins();
+                let v = match *op {
+                    V128Load8x8S { .. } => ins.sload8x8(flags, ptr, imm),
+                    V128Load8x8U { .. } => ins.uload8x8(flags, ptr, imm),
+                    V128Load16x4S { .. } => ins.sload16x4(flags, ptr, imm),
+                    V128Load16x4U { .. } => ins.uload16x4(flags, ptr, imm),
+                    V128Load32x2S { .. } => ins.sload32x2(flags, ptr, imm),
+                    _ => ins.uload32x2(flags, ptr, imm),
+                };
+                self.vpush(v);
+            }
+            V128Load8Splat { memarg } => self.load_splat(&memarg, types::I8, types::I8X16)?,
+            V128Load16Splat { memarg } => self.load_splat(&memarg, types::I16, types::I16X8)?,
+            V128Load32Splat { memarg } => self.load_splat(&memarg, types::I32, types::I32X4)?,
+            V128Load64Splat { memarg } => self.load_splat(&memarg, types::I64, types::I64X2)?,
+            V128Load32Zero { memarg } | V128Load64Zero { memarg } => {
+                let (scalar, vector) = match *op {
+                    V128Load32Zero { .. } => (types::I32, types::I32X4),
+                    _ => (types::I64, types::I64X2),
+                };
+                let addr = self.pop()?;
+                let (ptr, imm) = self.heap_addr(&memarg, addr, u64::from(scalar.bytes()))?;
+                let x = self.builder.ins().load(scalar, flags, ptr, imm);
+                // `scalar_to_vector` zeroes every other lane.
+                let v = self.builder.ins().scalar_to_vector(vector, x);
+                self.vpush(v);
+            }
+            V128Load8Lane { memarg, lane } => self.load_lane(&memarg, types::I8X16, lane)?,
+            V128Load16Lane { memarg, lane } => self.load_lane(&memarg, types::I16X8, lane)?,
+            V128Load32Lane { memarg, lane } => self.load_lane(&memarg, types::I32X4, lane)?,
+            V128Load64Lane { memarg, lane } => self.load_lane(&memarg, types::I64X2, lane)?,
+            V128Store8Lane { memarg, lane } => self.store_lane(&memarg, types::I8X16, lane)?,
+            V128Store16Lane { memarg, lane } => self.store_lane(&memarg, types::I16X8, lane)?,
+            V128Store32Lane { memarg, lane } => self.store_lane(&memarg, types::I32X4, lane)?,
+            V128Store64Lane { memarg, lane } => self.store_lane(&memarg, types::I64X2, lane)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `v128.loadN_splat`: one `scalar` from memory into every lane.
+    fn load_splat(
+        &mut self,
+        memarg: &MemArg,
+        scalar: ir::Type,
+        vector: ir::Type,
+    ) -> Result<(), CompileError> {
+        let addr = self.pop()?;
+        let (ptr, imm) = self.heap_addr(memarg, addr, u64::from(scalar.bytes()))?;
+        let x = self.builder.ins().load(scalar, heap(), ptr, imm);
+        let v = self.builder.ins().splat(vector, x);
+        self.vpush(v);
+        Ok(())
+    }
+
+    /// `v128.loadN_lane`: pops the vector, then the address; replaces lane
+    /// `lane` with the value loaded.
+    fn load_lane(
+        &mut self,
+        memarg: &MemArg,
+        vector: ir::Type,
+        lane: u8,
+    ) -> Result<(), CompileError> {
+        self.check_lane(vector, lane)?;
+        let v = self.vpop(vector)?;
+        let addr = self.pop()?;
+        let scalar = vector.lane_type();
+        let (ptr, imm) = self.heap_addr(memarg, addr, u64::from(scalar.bytes()))?;
+        let x = self.builder.ins().load(scalar, heap(), ptr, imm);
+        let r = self.builder.ins().insertlane(v, x, lane);
+        self.vpush(r);
+        Ok(())
+    }
+
+    /// `v128.storeN_lane`: pops the vector, then the address; stores lane
+    /// `lane`.
+    fn store_lane(
+        &mut self,
+        memarg: &MemArg,
+        vector: ir::Type,
+        lane: u8,
+    ) -> Result<(), CompileError> {
+        self.check_lane(vector, lane)?;
+        let v = self.vpop(vector)?;
+        let addr = self.pop()?;
+        let scalar = vector.lane_type();
+        let (ptr, imm) = self.heap_addr(memarg, addr, u64::from(scalar.bytes()))?;
+        let x = self.builder.ins().extractlane(v, lane);
+        self.builder.ins().store(heap(), x, ptr, imm);
+        Ok(())
     }
 
     fn check_memory(&self, mem: u32, offset: usize) -> Result<(), CompileError> {

@@ -20,7 +20,11 @@ mod control;
 mod liveness;
 mod memory;
 mod numeric;
+mod simd;
+mod simd_float;
+mod simd_int;
 mod table;
+mod tail_rewind;
 mod variables;
 
 use crate::CompileError;
@@ -179,6 +183,7 @@ impl FuncTranslator<'_, '_, '_> {
             || self.translate_variable(op)?
             || self.translate_memory(op, offset)?
             || self.translate_table(op)?
+            || self.translate_simd(op)?
         {
             return Ok(());
         }
@@ -285,11 +290,7 @@ pub(crate) fn translate_function(
         let (count, vt) = local.map_err(|e| CompileError::invalid(&e))?;
         let vt = crate::module::val_type(vt, body_start)?;
         let ct = clif_type(vt);
-        let zero = match vt {
-            ValType::F32 => builder.ins().f32const(0.0),
-            ValType::F64 => builder.ins().f64const(0.0),
-            _ => builder.ins().iconst(ct, 0),
-        };
+        let zero = crate::env::zero_value(&mut builder, vt);
         for _ in 0..count {
             let var = builder.declare_var(ct);
             builder.def_var(var, zero);

@@ -7,7 +7,7 @@ use super::host::{self, SavedHostState};
 use super::{CheckpointError, CheckpointStats, SnapshotSink};
 use crate::instance::InstanceData;
 use crate::memory::LinearMemory;
-use crate::store::{Store, StoreInner};
+use crate::store::{Store, StoreInner, raw_from_slots, slot_count};
 use crate::vmctx::VMFuncRef;
 use crate::{Instance, Module};
 use mvvm_abi::checkpoint::{REWINDING, UNWIND_NONE};
@@ -330,7 +330,7 @@ fn save_globals(
     for (k, &g) in inst.globals.iter().enumerate().skip(nimp_globals) {
         let gd = &s.globals[g as usize];
         globals.push(
-            to_value(gd.cell.get_u64(), gd.ty.ty, funcs)
+            to_value(gd.cell.get_u128(), gd.ty.ty, funcs)
                 .map_err(|e| CheckpointError::Host(format!("global {k}: {e}")))?,
         );
     }
@@ -352,7 +352,7 @@ fn save_tables(
         let mut v = Vec::with_capacity(td.elems().len());
         for (i, &raw) in td.elems().iter().enumerate() {
             v.push(
-                to_value(raw, elem, funcs)
+                to_value(u128::from(raw), elem, funcs)
                     .map_err(|e| CheckpointError::Host(format!("table {k} element {i}: {e}")))?,
             );
         }
@@ -569,17 +569,21 @@ impl Funcs {
     }
 }
 
-/// A raw slot as a typed value.
-fn to_value(raw: u64, ty: ValType, funcs: &Funcs) -> Result<WasmValue, String> {
+/// A raw value (a global cell's contents, or a value's slots joined by
+/// `raw_from_slots`: little-endian, in the low 64 bits but for a `v128`)
+/// as a typed value. A `v128` keeps its 16 bytes in memory order, so the
+/// snapshot holds the same bytes whatever the ISA.
+fn to_value(raw: u128, ty: ValType, funcs: &Funcs) -> Result<WasmValue, String> {
+    let low = raw as u64;
     Ok(match ty {
-        ValType::I32 => WasmValue::I32(raw as u32),
-        ValType::I64 => WasmValue::I64(raw),
-        ValType::F32 => WasmValue::F32(raw as u32),
-        ValType::F64 => WasmValue::F64(raw),
-        ValType::FuncRef if raw == 0 => WasmValue::FuncRef(None),
-        ValType::FuncRef => WasmValue::FuncRef(Some(funcs.index_of(raw)?)),
-        ValType::ExternRef => WasmValue::ExternRef((raw != 0).then_some(raw)),
-        ValType::V128 => return Err("v128 values cannot be saved yet".into()),
+        ValType::I32 => WasmValue::I32(low as u32),
+        ValType::I64 => WasmValue::I64(low),
+        ValType::F32 => WasmValue::F32(low as u32),
+        ValType::F64 => WasmValue::F64(low),
+        ValType::V128 => WasmValue::V128(raw.to_le_bytes()),
+        ValType::FuncRef if low == 0 => WasmValue::FuncRef(None),
+        ValType::FuncRef => WasmValue::FuncRef(Some(funcs.index_of(low)?)),
+        ValType::ExternRef => WasmValue::ExternRef((low != 0).then_some(low)),
     })
 }
 
@@ -607,21 +611,27 @@ fn type_frame(
         .binary_search_by_key(&f.offset, |p| p.offset)
         .map(|i| &info.stable_points[i])
         .map_err(|_| bad("not a stable point of the function".into()))?;
-    let want = info.locals.len() + sp.stack.len();
+    // In slots: two per `v128` (`ValType::slots`).
+    let local_slots = slot_count(&info.locals);
+    let want = local_slots + slot_count(&sp.stack);
     if f.slots.len() != want {
         return Err(bad(format!(
-            "{} values, the function has {} locals and {} stack values there",
+            "{} slots, the function has {} locals and {} stack values there ({want} slots)",
             f.slots.len(),
             info.locals.len(),
             sp.stack.len()
         )));
     }
-    let (l, st) = f.slots.split_at(info.locals.len());
+    let (l, st) = f.slots.split_at(local_slots);
     let conv = |raw: &[u64], tys: &[ValType], what: &str| {
-        raw.iter()
-            .zip(tys)
+        let mut k = 0;
+        tys.iter()
             .enumerate()
-            .map(|(i, (r, t))| to_value(*r, *t, funcs).map_err(|e| bad(format!("{what} {i}: {e}"))))
+            .map(|(i, t)| {
+                let r = raw_from_slots(raw.get(k..).unwrap_or_default(), *t);
+                k += t.slots();
+                to_value(r, *t, funcs).map_err(|e| bad(format!("{what} {i}: {e}")))
+            })
             .collect::<Result<Vec<_>, _>>()
     };
     Ok(FrameRecord {

@@ -18,7 +18,7 @@ use crate::store::{Store, StoreInner};
 use crate::sys::signal;
 use crate::vmctx::VMLimits;
 use mvvm_abi::StablePointKind;
-use mvvm_abi::checkpoint::{UNWIND_NONE, UNWINDING};
+use mvvm_abi::checkpoint::{REWIND_FORWARD, REWIND_MAY_FORWARD, UNWIND_NONE, UNWINDING};
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
@@ -240,15 +240,35 @@ pub(crate) fn unwind_frame(s: &mut StoreInner, func: u32, offset: u32, slots: &[
 /// rewinding state with the last frame. An error means generated code and
 /// the validated frames disagree (a runtime or compiler bug): the caller
 /// raises it as a host error.
+///
+/// `func` may carry [`REWIND_MAY_FORWARD`]: the function contains a tail
+/// call, and a frame of another function `f` is then not an error but left
+/// next, with `REWIND_FORWARD | f` returned: the caller tail-calls `f`,
+/// which takes it (see `mvvm_abi::checkpoint`).
 pub(crate) fn rewind_frame(s: &mut StoreInner, func: u32, out: &mut [u64]) -> Result<u32, String> {
+    let may_forward = func & REWIND_MAY_FORWARD != 0;
+    let func = func & !REWIND_MAY_FORWARD;
     let Some(c) = s.ckpt.as_deref_mut() else {
         return Err("rewinding without a restore session".into());
     };
-    let Some(f) = c.rewind.pop_front() else {
+    let Some(next) = c.rewind.front() else {
         return Err(format!(
             "function {} asked for a frame to rewind, but none is left",
             c.func_name(func)
         ));
+    };
+    if next.func != func && may_forward && next.func & REWIND_FORWARD == 0 {
+        if c.log_probes {
+            tracing::info!(
+                func = %c.func_name(func),
+                to = %c.func_name(next.func),
+                "frame forwarded to the tail callee"
+            );
+        }
+        return Ok(REWIND_FORWARD | next.func);
+    }
+    let Some(f) = c.rewind.pop_front() else {
+        return Err("the frame to rewind vanished".into());
     };
     if f.func != func {
         return Err(format!(
@@ -259,7 +279,7 @@ pub(crate) fn rewind_frame(s: &mut StoreInner, func: u32, out: &mut [u64]) -> Re
     }
     let Some(dest) = out.get_mut(..f.slots.len()) else {
         return Err(format!(
-            "function {} has room for {} values, its frame has {}",
+            "function {} has room for {} slots, its frame has {}",
             c.func_name(func),
             out.len(),
             f.slots.len()

@@ -31,8 +31,9 @@ pub const DEFAULT_MAX_HOST_STATE_BYTES: u64 = (512 << 20) + (64 << 20);
 /// alignment on both ISAs.
 pub const MIN_NATIVE_FRAME_BYTES: u64 = 16;
 
-/// Bytes of native stack a saved value needs: one 64-bit spill slot (v128
-/// values are refused).
+/// Bytes of native stack a saved value needs: at least one 64-bit spill
+/// slot (a `v128` needs 16 bytes, so counting every value as 8 keeps the
+/// bound an upper one).
 pub const NATIVE_SLOT_BYTES: u64 = 8;
 
 /// Saved values that may live in callee-saved registers rather than on the

@@ -185,7 +185,12 @@ fn load_rewind_frames(
     for (f, point) in snap.frames.iter().zip(points) {
         let mut slots = Vec::with_capacity(f.locals.len() + f.stack.len());
         for v in f.locals.iter().chain(&f.stack) {
-            slots.push(raw_of(*v, &funcs)?);
+            let raw = raw_of(*v, &funcs)?;
+            // Two slots for a `v128`, low half first (`ValType::slots`).
+            slots.push(raw as u64);
+            if let WasmValue::V128(_) = v {
+                slots.push((raw >> 64) as u64);
+            }
         }
         rewind.push_back(RawFrame {
             func: f.func,
@@ -229,7 +234,7 @@ fn check_values(
         ));
     }
     for (i, (v, t)) in values.iter().zip(tys).enumerate() {
-        if value_type(v) != *t || *t == ValType::V128 {
+        if value_type(v) != *t {
             return Err(format!(
                 "{what} {i} is {:?}, the module has {t:?}",
                 value_type(v)
@@ -402,21 +407,19 @@ fn check_state(meta: &ModuleMeta, snap: &Snapshot) -> Result<(), CheckpointError
     Ok(())
 }
 
-/// A typed value as a raw slot (function indices back to pointers).
-fn raw_of(v: WasmValue, funcs: &Funcs) -> Result<u64, CheckpointError> {
+/// A typed value as a raw value (function indices back to pointers): a
+/// global cell's contents, little-endian, in the low 64 bits but for a
+/// `v128` (whose bytes are in memory order, as the snapshot holds them).
+fn raw_of(v: WasmValue, funcs: &Funcs) -> Result<u128, CheckpointError> {
     Ok(match v {
-        WasmValue::I32(x) | WasmValue::F32(x) => x as u64,
-        WasmValue::I64(x) | WasmValue::F64(x) => x,
+        WasmValue::I32(x) | WasmValue::F32(x) => u128::from(x),
+        WasmValue::I64(x) | WasmValue::F64(x) => u128::from(x),
+        WasmValue::V128(b) => u128::from_le_bytes(b),
         WasmValue::FuncRef(None) | WasmValue::ExternRef(None) => 0,
-        WasmValue::FuncRef(Some(i)) => funcs.ptr_of(i).ok_or_else(|| {
+        WasmValue::FuncRef(Some(i)) => u128::from(funcs.ptr_of(i).ok_or_else(|| {
             CheckpointError::Mismatch(format!("reference to function #{i} out of range"))
-        })?,
-        WasmValue::ExternRef(Some(x)) => x,
-        WasmValue::V128(_) => {
-            return Err(CheckpointError::Mismatch(
-                "v128 values are not supported".into(),
-            ));
-        }
+        })?),
+        WasmValue::ExternRef(Some(x)) => u128::from(x),
     })
 }
 
@@ -482,7 +485,7 @@ fn apply_state(
     }
     for (g, v) in globals.iter().zip(&snap.globals) {
         let raw = raw_of(*v, &funcs)?;
-        s.globals[*g as usize].cell.set_u64(raw);
+        s.globals[*g as usize].cell.set_u128(raw);
     }
     for (t, elems) in tables.iter().zip(&snap.tables) {
         let table = &mut s.tables[*t as usize];
@@ -493,7 +496,8 @@ fn apply_state(
             )));
         }
         for (slot, v) in table.elems_mut().iter_mut().zip(elems) {
-            *slot = raw_of(*v, &funcs)?;
+            // A reference (checked against the element type): 64 bits.
+            *slot = raw_of(*v, &funcs)? as u64;
         }
     }
     let inst = &mut s.instances[instance.index as usize];

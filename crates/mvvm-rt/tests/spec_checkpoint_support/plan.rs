@@ -8,9 +8,9 @@
 //! trapping makes the later expectations wrong without it (the test then
 //! sees the failure without any checkpoint and reports it as a skip).
 
-use super::wasm::{Arg, Call, Expect, FloatPat};
+use super::wasm::{Arg, Call, Expect, FloatPat, Lanes};
 use std::collections::HashMap;
-use wast::core::{AbstractHeapType, HeapType, NanPattern, WastArgCore, WastRetCore};
+use wast::core::{AbstractHeapType, HeapType, NanPattern, V128Pattern, WastArgCore, WastRetCore};
 use wast::{WastArg, WastDirective, WastExecute, WastInvoke, WastRet};
 
 /// One call and where it comes from.
@@ -146,6 +146,7 @@ fn arg(a: &WastArg<'_>) -> Result<Arg, String> {
         WastArgCore::I64(v) => Arg::I64(*v),
         WastArgCore::F32(v) => Arg::F32(v.bits),
         WastArgCore::F64(v) => Arg::F64(v.bits),
+        WastArgCore::V128(c) => Arg::V128(c.to_le_bytes()),
         WastArgCore::RefNull(HeapType::Abstract {
             ty: AbstractHeapType::Func | AbstractHeapType::NoFunc,
             ..
@@ -182,6 +183,41 @@ fn core_expect(r: &WastRetCore<'_>) -> Result<Expect, String> {
         WastRetCore::I64(v) => Expect::I64(*v),
         WastRetCore::F32(p) => Expect::F32(float(p, |v| v.bits)),
         WastRetCore::F64(p) => Expect::F64(float(p, |v| v.bits)),
+        WastRetCore::V128(p) => {
+            // Each lane as the scalar its extract_lane gives (narrow
+            // integer lanes unsigned).
+            let (lanes, list) = match p {
+                V128Pattern::I8x16(l) => (
+                    Lanes::I8x16,
+                    l.iter().map(|v| Expect::I32(i32::from(*v as u8))).collect(),
+                ),
+                V128Pattern::I16x8(l) => (
+                    Lanes::I16x8,
+                    l.iter()
+                        .map(|v| Expect::I32(i32::from(*v as u16)))
+                        .collect(),
+                ),
+                V128Pattern::I32x4(l) => {
+                    (Lanes::I32x4, l.iter().map(|v| Expect::I32(*v)).collect())
+                }
+                V128Pattern::I64x2(l) => {
+                    (Lanes::I64x2, l.iter().map(|v| Expect::I64(*v)).collect())
+                }
+                V128Pattern::F32x4(l) => (
+                    Lanes::F32x4,
+                    l.iter()
+                        .map(|p| Expect::F32(float(p, |v| v.bits)))
+                        .collect(),
+                ),
+                V128Pattern::F64x2(l) => (
+                    Lanes::F64x2,
+                    l.iter()
+                        .map(|p| Expect::F64(float(p, |v| v.bits)))
+                        .collect(),
+                ),
+            };
+            Expect::V128(lanes, list)
+        }
         WastRetCore::RefNull(_) => Expect::Null,
         WastRetCore::RefFunc(_) | WastRetCore::RefExtern(None) => Expect::NonNull,
         WastRetCore::RefExtern(Some(_)) => {

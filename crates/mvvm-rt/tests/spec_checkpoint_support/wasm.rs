@@ -24,9 +24,13 @@
 //! or appended. Custom sections (names) are dropped.
 //!
 //! A mismatch traps in `$inv_i`, so the trap's function index says which
-//! invocation failed. Only WebAssembly 2.0 encodings are understood; any
-//! other form is an [`Unsupported`] error, which the test reports as a
-//! skip with its reason.
+//! invocation failed. `v128` arguments are `v128.const`s and `v128` results
+//! are compared lane by lane (`extract_lane`, NaN patterns per lane), so
+//! the harness itself needs the compiler's SIMD operators. Only
+//! WebAssembly 2.0 encodings (plus the extended-const operators in
+//! constant expressions) are understood; any other form is an
+//! [`Unsupported`] error, which the test reports as a skip with its
+//! reason.
 
 use std::fmt;
 
@@ -90,6 +94,8 @@ pub enum Arg {
     I64(i64),
     F32(u32),
     F64(u64),
+    /// A `v128`, its bytes in memory order.
+    V128([u8; 16]),
     NullFunc,
     NullExtern,
 }
@@ -101,6 +107,7 @@ impl Arg {
             Arg::I64(_) => ValTy::I64,
             Arg::F32(_) => ValTy::F32,
             Arg::F64(_) => ValTy::F64,
+            Arg::V128(_) => ValTy::V128,
             Arg::NullFunc => ValTy::FuncRef,
             Arg::NullExtern => ValTy::ExternRef,
         }
@@ -115,6 +122,32 @@ pub enum FloatPat<T> {
     ArithmeticNan,
 }
 
+/// How a `v128` expectation splits into lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lanes {
+    I8x16,
+    I16x8,
+    I32x4,
+    I64x2,
+    F32x4,
+    F64x2,
+}
+
+impl Lanes {
+    /// The `extract_lane` opcode (after the 0xfd prefix) giving a lane as
+    /// the scalar its expectation is (narrow integer lanes unsigned).
+    fn extract_op(self) -> u32 {
+        match self {
+            Lanes::I8x16 => 22,
+            Lanes::I16x8 => 25,
+            Lanes::I32x4 => 27,
+            Lanes::I64x2 => 29,
+            Lanes::F32x4 => 31,
+            Lanes::F64x2 => 33,
+        }
+    }
+}
+
 /// What one result must be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expect {
@@ -122,6 +155,9 @@ pub enum Expect {
     I64(i64),
     F32(FloatPat<u32>),
     F64(FloatPat<u64>),
+    /// A `v128`, lane by lane: each lane's expectation is an `I32` (8-,
+    /// 16- and 32-bit integer lanes, zero-extended), `I64`, `F32` or `F64`.
+    V128(Lanes, Vec<Expect>),
     /// A null reference (of the result's type).
     Null,
     /// Any non-null reference.
@@ -306,6 +342,19 @@ impl<'a> Reader<'a> {
                     out.push(op);
                     self.copy(8, out)?;
                 }
+                // extended-const: i32/i64 add, sub, mul
+                0x6a..=0x6c | 0x7c..=0x7e => out.push(op),
+                0xfd => match self.u32()? {
+                    12 => {
+                        // v128.const
+                        out.push(op);
+                        put_u32(out, 12);
+                        self.copy(16, out)?;
+                    }
+                    sub => {
+                        return unsupported(format!("constant expression opcode 0xfd {sub}"));
+                    }
+                },
                 0xd0 => {
                     out.push(op);
                     self.copy(1, out)?;
@@ -504,9 +553,6 @@ impl Parsed {
         {
             return unsupported("arguments do not match the parameters");
         }
-        if params.contains(&ValTy::V128) || results.contains(&ValTy::V128) {
-            return unsupported("v128 values");
-        }
         if let Some(expect) = &call.expect {
             if expect.len() != results.len() {
                 return unsupported("result count differs from the function's");
@@ -685,6 +731,10 @@ impl Parsed {
                     b.push(0x44);
                     b.extend_from_slice(&bits.to_le_bytes());
                 }
+                Arg::V128(bytes) => {
+                    b.extend_from_slice(&[0xfd, 0x0c]); // v128.const
+                    b.extend_from_slice(&bytes);
+                }
                 Arg::NullFunc => b.extend_from_slice(&[0xd0, 0x70]),
                 Arg::NullExtern => b.extend_from_slice(&[0xd0, 0x6f]),
             }
@@ -699,7 +749,15 @@ impl Parsed {
                     put_u32(&mut b, i);
                 }
                 for (i, e) in expect.iter().enumerate() {
-                    emit_check(&mut b, i as u32, e);
+                    let l = i as u32;
+                    emit_check(
+                        &mut b,
+                        &|b: &mut Vec<u8>| {
+                            b.push(0x20);
+                            put_u32(b, l);
+                        },
+                        e,
+                    );
                     // if (!ok) unreachable
                     b.extend_from_slice(&[0x45, 0x04, 0x40, 0x00, 0x0b]);
                 }
@@ -811,6 +869,23 @@ fn check_expect(e: &Expect, ty: ValTy) -> Result<(), Unsupported> {
         Expect::I64(_) => ty == ValTy::I64,
         Expect::F32(_) => ty == ValTy::F32,
         Expect::F64(_) => ty == ValTy::F64,
+        Expect::V128(lanes, list) => {
+            let (n, lane_ty) = match lanes {
+                Lanes::I8x16 => (16, ValTy::I32),
+                Lanes::I16x8 => (8, ValTy::I32),
+                Lanes::I32x4 => (4, ValTy::I32),
+                Lanes::I64x2 => (2, ValTy::I64),
+                Lanes::F32x4 => (4, ValTy::F32),
+                Lanes::F64x2 => (2, ValTy::F64),
+            };
+            if list.len() != n {
+                return unsupported(format!("{} lanes expected for {lanes:?}", list.len()));
+            }
+            for e in list {
+                check_expect(e, lane_ty)?;
+            }
+            ty == ValTy::V128
+        }
         Expect::Null | Expect::NonNull => matches!(ty, ValTy::FuncRef | ValTy::ExternRef),
         Expect::Either(list) => {
             for e in list {
@@ -826,12 +901,8 @@ fn check_expect(e: &Expect, ty: ValTy) -> Result<(), Unsupported> {
     }
 }
 
-/// Pushes an i32 that is 1 when local `l` matches `e`.
-fn emit_check(b: &mut Vec<u8>, l: u32, e: &Expect) {
-    let get = |b: &mut Vec<u8>| {
-        b.push(0x20);
-        put_u32(b, l);
-    };
+/// Pushes an i32 that is 1 when the value `get` pushes matches `e`.
+fn emit_check(b: &mut Vec<u8>, get: &dyn Fn(&mut Vec<u8>), e: &Expect) {
     let i32c = |b: &mut Vec<u8>, v: u32| {
         b.push(0x41);
         put_i64(b, i64::from(v as i32));
@@ -895,10 +966,23 @@ fn emit_check(b: &mut Vec<u8>, l: u32, e: &Expect) {
             get(b);
             b.extend_from_slice(&[0xd1, 0x45]); // ref.is_null, i32.eqz
         }
+        Expect::V128(lanes, list) => {
+            i32c(b, 1);
+            for (j, e) in list.iter().enumerate() {
+                let lane = |b: &mut Vec<u8>| {
+                    get(b);
+                    b.push(0xfd);
+                    put_u32(b, lanes.extract_op());
+                    b.push(j as u8);
+                };
+                emit_check(b, &lane, e);
+                b.push(0x71); // i32.and
+            }
+        }
         Expect::Either(list) => {
             i32c(b, 0);
             for e in list {
-                emit_check(b, l, e);
+                emit_check(b, get, e);
                 b.push(0x72); // i32.or
             }
         }
