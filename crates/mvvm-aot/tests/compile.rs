@@ -1,8 +1,10 @@
 //! Behaviour of `mvvm_aot::compile`: determinism, options, targets, errors,
 //! and the metadata section.
 
-use mvvm_abi::object::{META_SECTION, array_trampoline_symbol, func_symbol, import_stub_symbol};
-use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
+mod meta_support;
+
+use meta_support::read_meta;
+use mvvm_abi::object::{array_trampoline_symbol, func_symbol, import_stub_symbol};
 use mvvm_abi::{ModuleMeta, TargetArch};
 use mvvm_aot::{CompileError, CompileOptions, compile};
 use object::{Object, ObjectSection, ObjectSymbol};
@@ -48,18 +50,6 @@ fn host_opts(opt_level: u8) -> CompileOptions {
         opt_level,
         ..CompileOptions::default()
     }
-}
-
-fn read_meta(obj: &[u8]) -> ModuleMeta {
-    let file = object::File::parse(obj).expect("ELF");
-    let section = file.section_by_name(META_SECTION).expect("meta section");
-    let data = section.data().expect("meta data");
-    assert_eq!(&data[..8], &META_MAGIC);
-    assert_eq!(
-        u32::from_le_bytes(data[8..12].try_into().unwrap()),
-        AOT_FORMAT_VERSION
-    );
-    mvvm_abi::codec::decode(&data[12..]).expect("decodes")
 }
 
 #[test]

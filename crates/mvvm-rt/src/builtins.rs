@@ -388,26 +388,21 @@ extern "C" fn probe(vmctx: *mut VMContext, func: u32, offset: u32) -> u32 {
     crate::checkpoint::control::probe(s, func, offset)
 }
 
-/// Builtin `UnwindFrame`: records `count` slots at `values`.
+/// Builtin `UnwindFrame`: records the first `count` slots of the frame
+/// buffer. `values` is always `VMLimits::frame_slots` (the buffer the
+/// store owns), so the Rust half reads the store's own `Vec` instead of
+/// the pointer.
 extern "C" fn unwind_frame(
     vmctx: *mut VMContext,
     func: u32,
     offset: u32,
-    values: *const u64,
+    _values: *const u64,
     count: u32,
 ) {
     // SAFETY: called by generated code with its own vmctx; the reference
     // ends with this builtin, which runs no wasm.
     let (s, _) = unsafe { store_of(vmctx) };
-    let slots: &[u64] = if count == 0 || values.is_null() {
-        &[]
-    } else {
-        // SAFETY: generated code passes a spill area of `count` aligned,
-        // initialised slots in its own frame, alive and not written until
-        // this builtin returns.
-        unsafe { std::slice::from_raw_parts(values, count as usize) }
-    };
-    crate::checkpoint::control::unwind_frame(s, func, offset, slots);
+    crate::checkpoint::control::unwind_frame(s, func, offset, count as usize);
 }
 
 /// Builtin `RewindFrame`: fills `capacity` slots at `values` with the next

@@ -206,17 +206,25 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
             limits.unwind_state = UNWINDING;
             c.triggered_at = Some(Instant::now());
             c.reason = Some(r);
+            s.frame_slots.fill(0);
             1
         }
         None => 0,
     }
 }
 
-/// Rust half of builtin `UnwindFrame`: records one frame (innermost first).
-pub(crate) fn unwind_frame(s: &mut StoreInner, func: u32, offset: u32, slots: &[u64]) {
+/// Rust half of builtin `UnwindFrame`: records one frame (innermost
+/// first), the first `count` slots of the frame buffer, and zeroes them
+/// for the next frame: generated code writes values at their own width
+/// and skips dead locals, so the rest of the buffer must read as zero
+/// (`mvvm_abi::checkpoint`). A count beyond the buffer (a compiler bug)
+/// records what the buffer holds.
+pub(crate) fn unwind_frame(s: &mut StoreInner, func: u32, offset: u32, count: usize) {
     let Some(c) = s.ckpt.as_deref_mut() else {
         return;
     };
+    let n = count.min(s.frame_slots.len());
+    let slots = &mut s.frame_slots[..n];
     if c.log_probes {
         tracing::info!(
             frame = c.unwound.len(),
@@ -233,6 +241,7 @@ pub(crate) fn unwind_frame(s: &mut StoreInner, func: u32, offset: u32, slots: &[
         point: u32::MAX,
         slots: slots.to_vec(),
     });
+    slots.fill(0);
 }
 
 /// Rust half of builtin `RewindFrame`: the next frame (outermost first)
@@ -317,6 +326,7 @@ pub(crate) fn take_host_unwind(s: &mut StoreInner) -> bool {
         c.reason.get_or_insert_with(|| "periodic checkpoint".into());
     }
     s.limits.unwind_state = UNWINDING;
+    s.frame_slots.fill(0);
     c.triggered_at.get_or_insert_with(Instant::now);
     c.reason
         .get_or_insert_with(|| "request during a blocking host call".into());

@@ -1,0 +1,21 @@
+//! Reading the metadata back out of a compiled object, for the tests that
+//! check what the compiler recorded (shared by `compile.rs` and `simd.rs`).
+
+use mvvm_abi::ModuleMeta;
+use mvvm_abi::object::META_SECTION;
+use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
+use object::{Object, ObjectSection};
+
+/// The metadata section of object `obj`, decoded; panics (a test failure)
+/// when it is missing or of another format version.
+pub fn read_meta(obj: &[u8]) -> ModuleMeta {
+    let file = object::File::parse(obj).expect("ELF");
+    let section = file.section_by_name(META_SECTION).expect("meta section");
+    let data = section.data().expect("meta data");
+    assert_eq!(&data[..8], &META_MAGIC);
+    assert_eq!(
+        u32::from_le_bytes(data[8..12].try_into().unwrap()),
+        AOT_FORMAT_VERSION
+    );
+    mvvm_abi::codec::decode(&data[12..]).expect("decodes")
+}
