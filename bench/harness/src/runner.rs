@@ -247,10 +247,21 @@ pub fn run(
                     let dir = work.join("cwasm");
                     tools::ensure_dir(&dir)?;
                     let cwasm = dir.join(format!("{}.cwasm", w.name));
+                    let flags = tools::wasmtime_flags(w);
                     let o = timed_compile(|| {
-                        tools::compile_wasmtime(wt, &paths.wasm(w), &cwasm, cfg.compile_limit)
+                        tools::compile_wasmtime(
+                            wt,
+                            &paths.wasm(w),
+                            &cwasm,
+                            flags,
+                            cfg.compile_limit,
+                        )
                     })?;
-                    (o, wt.to_path_buf(), tools::wasmtime_run_args(&cwasm, args))
+                    (
+                        o,
+                        wt.to_path_buf(),
+                        tools::wasmtime_run_args(&cwasm, flags, args),
+                    )
                 }
                 Variant::Native => continue,
             };

@@ -146,7 +146,9 @@ fn mvvm(paths: &Paths, t: &MvvmTools, w: &Workload, dir: &Path) -> Checked {
 }
 
 fn wasmtime(paths: &Paths, wt: &Path, w: &Workload) -> Checked {
-    let mut args: Vec<OsString> = vec!["run".into(), paths.wasm(w).into_os_string()];
+    let mut args: Vec<OsString> = vec!["run".into()];
+    args.extend(tools::wasmtime_flags(w).iter().map(OsString::from));
+    args.push(paths.wasm(w).into_os_string());
     args.extend(w.smoke.iter().map(OsString::from));
     checksum_of(wt, &args, RUN_LIMIT)
 }

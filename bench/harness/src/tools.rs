@@ -16,6 +16,36 @@ pub const WASMTIME_INSTALL_HINT: &str = "wasmtime not found on PATH; install it 
 /// two builds round identically.
 pub const NATIVE_CFLAGS: &[&str] = &["-O2", "-ffp-contract=off"];
 
+/// Added to [`NATIVE_CFLAGS`] for the SIMD variants ([`Workload::simd`]):
+/// their wasm build may use 128-bit SIMD, so the native one may too, up to
+/// SSE4.2 (x86-64-v2, what the wasm SIMD proposal maps to on x86-64). The
+/// plain `-O2` build already vectorises with SSE2 (gcc 12 enables
+/// `-ftree-vectorize` at `-O2`); the baseline of aarch64 has Advanced SIMD,
+/// so there it adds nothing. Neither flag contracts or reassociates floating
+/// point, so the checksums stay the scalar build's.
+pub const NATIVE_SIMD_CFLAGS: &[&str] = if cfg!(target_arch = "x86_64") {
+    &["-march=x86-64-v2"]
+} else {
+    &[]
+};
+
+/// The gcc flags of a workload's native build.
+pub fn native_cflags(w: &Workload) -> Vec<&'static str> {
+    let mut flags = NATIVE_CFLAGS.to_vec();
+    if w.simd {
+        flags.extend_from_slice(NATIVE_SIMD_CFLAGS);
+    }
+    flags
+}
+
+/// Extra `wasmtime compile`/`wasmtime run` flags of a workload. Wasmtime
+/// enables SIMD by default; the SIMD variants ask for it explicitly so a
+/// changed default fails loudly rather than measuring something else. The
+/// same flags go to `compile` and `run`, as a precompiled module requires.
+pub fn wasmtime_flags(w: &Workload) -> &'static [&'static str] {
+    if w.simd { &["-W", "simd=y"] } else { &[] }
+}
+
 /// Where things are in the repository.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -38,9 +68,10 @@ impl Paths {
         self.root.join("bench")
     }
 
-    /// The C source of a workload.
+    /// The C source of a workload (shared by a SIMD variant and its scalar
+    /// workload).
     pub fn source(&self, w: &Workload) -> PathBuf {
-        self.bench().join("src").join(format!("{}.c", w.name))
+        self.bench().join("src").join(format!("{}.c", w.source))
     }
 
     /// The committed wasm build of a workload.
@@ -76,8 +107,9 @@ fn modified(p: &Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
-/// Builds the native binary of `w` into `out_dir` with gcc, unless it is
-/// newer than its source and every header in `bench/src`.
+/// Builds the native binary of `w` into `out_dir` with gcc
+/// ([`native_cflags`]), unless it is newer than its source and every header
+/// in `bench/src`.
 pub fn build_native(paths: &Paths, w: &Workload, out_dir: &Path) -> Result<PathBuf> {
     ensure_dir(out_dir)?;
     let src = paths.source(w);
@@ -100,7 +132,7 @@ pub fn build_native(paths: &Paths, w: &Workload, out_dir: &Path) -> Result<PathB
         }
     }
     let cc = std::env::var_os("CC").unwrap_or_else(|| "gcc".into());
-    let mut args: Vec<OsString> = NATIVE_CFLAGS.iter().map(OsString::from).collect();
+    let mut args: Vec<OsString> = native_cflags(w).into_iter().map(OsString::from).collect();
     args.extend([
         "-o".into(),
         out.clone().into_os_string(),
@@ -122,6 +154,56 @@ pub fn build_native(paths: &Paths, w: &Workload, out_dir: &Path) -> Result<PathB
         });
     }
     Ok(out)
+}
+
+/// The features listed in a module's `target_features` custom section (which
+/// clang and wasm-ld write): `+simd128` for a module built with
+/// `-msimd128`. `None` when the bytes are not a module or have no such
+/// section.
+pub fn target_features(wasm: &[u8]) -> Option<Vec<String>> {
+    fn uleb(b: &[u8], at: &mut usize) -> Option<usize> {
+        let mut v: u64 = 0;
+        for shift in (0..35).step_by(7) {
+            let byte = *b.get(*at)?;
+            *at += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return usize::try_from(v).ok();
+            }
+        }
+        None
+    }
+    fn name<'a>(b: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+        let len = uleb(b, at)?;
+        let s = b.get(*at..at.checked_add(len)?)?;
+        *at += len;
+        Some(s)
+    }
+    if !wasm.starts_with(b"\0asm") {
+        return None;
+    }
+    let mut at = 8;
+    while at < wasm.len() {
+        let id = wasm[at];
+        at += 1;
+        let size = uleb(wasm, &mut at)?;
+        let body = wasm.get(at..at.checked_add(size)?)?;
+        at += size;
+        let mut p = 0;
+        if id != 0 || name(body, &mut p)? != b"target_features" {
+            continue;
+        }
+        let count = uleb(body, &mut p)?;
+        let mut features = Vec::with_capacity(count.min(64));
+        for _ in 0..count {
+            let prefix = char::from(*body.get(p)?);
+            p += 1;
+            let f = name(body, &mut p)?;
+            features.push(format!("{prefix}{}", String::from_utf8_lossy(f)));
+        }
+        return Some(features);
+    }
+    None
 }
 
 /// The MVVM command-line tools.
@@ -163,7 +245,8 @@ impl MvvmTools {
         })
     }
 
-    /// Builds `mvvm-cli` in release mode with cargo and returns its tools.
+    /// Builds `mvvm-cli` in release mode with cargo and returns its tools
+    /// (from `$CARGO_TARGET_DIR/release` when that is set).
     pub fn build_release(paths: &Paths) -> Result<MvvmTools> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let args: Vec<OsString> = ["build", "--release", "-p", "mvvm-cli"]
@@ -185,7 +268,12 @@ impl MvvmTools {
                 stderr: "(see above)".to_owned(),
             });
         }
-        let dir = paths.root.join("target").join("release");
+        // Where that cargo put them: `CARGO_TARGET_DIR` (which it
+        // inherited) if set, relative to the workspace, else `target/`.
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .filter(|d| !d.is_empty())
+            .map_or_else(|| paths.root.join("target"), |d| paths.root.join(d));
+        let dir = target.join("release");
         MvvmTools::in_dir(&dir).ok_or_else(|| {
             BenchError::MissingTool(format!(
                 "mvvm-aot or mvvm-checkpoint missing in {}",
@@ -254,19 +342,22 @@ pub fn find_wasmtime() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Precompiles `wasm` with `wasmtime compile`; returns the seconds taken.
+/// Precompiles `wasm` with `wasmtime compile FLAGS` ([`wasmtime_flags`]);
+/// returns the seconds taken.
 pub fn compile_wasmtime(
     wasmtime: &Path,
     wasm: &Path,
     out: &Path,
+    flags: &[&str],
     timeout: Duration,
 ) -> Result<CompileOutcome> {
-    let args: Vec<OsString> = vec![
-        "compile".into(),
+    let mut args: Vec<OsString> = vec!["compile".into()];
+    args.extend(flags.iter().map(OsString::from));
+    args.extend([
         "-o".into(),
         out.as_os_str().to_owned(),
         wasm.as_os_str().to_owned(),
-    ];
+    ]);
     let started = Instant::now();
     let (output, _) = crate::measure::run_captured(wasmtime, &args, timeout)?;
     let secs = started.elapsed().as_secs_f64();
@@ -277,13 +368,53 @@ pub fn compile_wasmtime(
     })
 }
 
-/// Arguments to run a precompiled module with Wasmtime.
-pub fn wasmtime_run_args(cwasm: &Path, guest_args: &[&str]) -> Vec<OsString> {
-    let mut v: Vec<OsString> = vec![
-        "run".into(),
-        "--allow-precompiled".into(),
-        cwasm.as_os_str().to_owned(),
-    ];
+/// Arguments to run a module precompiled with the same `flags` with
+/// Wasmtime.
+pub fn wasmtime_run_args(cwasm: &Path, flags: &[&str], guest_args: &[&str]) -> Vec<OsString> {
+    let mut v: Vec<OsString> = vec!["run".into()];
+    v.extend(flags.iter().map(OsString::from));
+    v.extend(["--allow-precompiled".into(), cwasm.as_os_str().to_owned()]);
     v.extend(guest_args.iter().map(OsString::from));
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_features_are_read_from_the_custom_section() {
+        let mut m = b"\0asm\x01\0\0\0".to_vec();
+        // A type section (id 1) first, to be skipped.
+        m.extend([1, 1, 0]);
+        let mut body = vec![15];
+        body.extend(b"target_features");
+        body.extend([2, b'+', 7]);
+        body.extend(b"simd128");
+        body.extend([b'-', 7]);
+        body.extend(b"atomics");
+        m.push(0);
+        m.push(u8::try_from(body.len()).unwrap());
+        m.extend(body);
+        assert_eq!(
+            target_features(&m),
+            Some(vec!["+simd128".to_owned(), "-atomics".to_owned()])
+        );
+        assert_eq!(target_features(&m[..12]), None);
+        assert_eq!(target_features(b"not wasm"), None);
+    }
+
+    #[test]
+    fn only_simd_variants_add_native_and_wasmtime_flags() {
+        for w in crate::workloads::ALL {
+            let extra = native_cflags(w).len() > NATIVE_CFLAGS.len();
+            assert_eq!(
+                extra,
+                w.simd && !NATIVE_SIMD_CFLAGS.is_empty(),
+                "{}",
+                w.name
+            );
+            assert_eq!(!wasmtime_flags(w).is_empty(), w.simd, "{}", w.name);
+        }
+    }
 }

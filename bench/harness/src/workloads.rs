@@ -1,6 +1,11 @@
 //! The benchmark workloads: one C source each in `bench/src/`, a committed
 //! wasm build in `bench/wasm/`, and two argument sets.
 //!
+//! A few sources are built twice: once as plain wasm32-wasi and once with
+//! clang's `-msimd128` (auto-vectorised to the SIMD proposal's `v128`
+//! operators), as a separate workload named `{source}-simd` whose native
+//! comparison is built for x86-64-v2 (see [`Workload::simd`]).
+//!
 //! The "full" arguments are sized so that the native build runs for about
 //! one to three seconds on the reference machine (2 cores, x86-64); the
 //! "smoke" arguments run in a few milliseconds, so every workload can be
@@ -37,9 +42,16 @@ impl Suite {
 /// One workload.
 #[derive(Debug, Clone, Copy)]
 pub struct Workload {
-    /// Name: the C source is `bench/src/{name}.c`, the module
-    /// `bench/wasm/{name}.wasm`.
+    /// Name: the module is `bench/wasm/{name}.wasm`, the native build
+    /// `{name}` in the harness's work directory.
     pub name: &'static str,
+    /// The C source, `bench/src/{source}.c`: the name itself, except for
+    /// the SIMD variants, which share their scalar workload's source.
+    pub source: &'static str,
+    /// A SIMD build: the module was compiled with `clang -msimd128`
+    /// (`bench/build-wasm.sh`) and the native build adds
+    /// [`crate::tools::NATIVE_SIMD_CFLAGS`].
+    pub simd: bool,
     /// Family.
     pub suite: Suite,
     /// Arguments of the smoke configuration.
@@ -55,11 +67,38 @@ impl Workload {
     }
 }
 
+/// The source of a workload: its own name, or the `simd of` source.
+macro_rules! source {
+    ($name:literal) => {
+        $name
+    };
+    ($name:literal, $source:literal) => {
+        $source
+    };
+}
+
+/// Whether a workload is a SIMD build: it names a `simd of` source.
+macro_rules! simd {
+    () => {
+        false
+    };
+    ($source:literal) => {
+        true
+    };
+}
+
 macro_rules! workloads {
-    ($( $name:literal, $suite:ident, [$($s:literal),*], [$($f:literal),*]; )*) => {
+    ($( $name:literal $(simd of $source:literal)?, $suite:ident, [$($s:literal),*], [$($f:literal),*]; )*) => {
         /// Every workload, in report order.
         pub const ALL: &[Workload] = &[
-            $( Workload { name: $name, suite: Suite::$suite, smoke: &[$($s),*], full: &[$($f),*] }, )*
+            $( Workload {
+                name: $name,
+                source: source!($name $(, $source)?),
+                simd: simd!($($source)?),
+                suite: Suite::$suite,
+                smoke: &[$($s),*],
+                full: &[$($f),*],
+            }, )*
         ];
     };
 }
@@ -71,9 +110,11 @@ workloads! {
     "cc", Gap, ["-g8", "-n1"], ["-g18", "-n8"];
     "sssp", Gap, ["-g8", "-n2"], ["-g18", "-n6"];
     "gemm", PolyBench, ["-s32"], ["-s1400"];
+    "gemm-simd" simd of "gemm", PolyBench, ["-s32"], ["-s1400"];
     "2mm", PolyBench, ["-s32"], ["-s1000"];
     "lu", PolyBench, ["-s48"], ["-s1600"];
     "jacobi-2d", PolyBench, ["-s32", "-t4"], ["-s1500", "-t200"];
+    "jacobi-2d-simd" simd of "jacobi-2d", PolyBench, ["-s32", "-t4"], ["-s1500", "-t200"];
     "floyd-warshall", PolyBench, ["-s48"], ["-s1200"];
     "cg", Nas, ["-s500", "-k5", "-i2"], ["-s75000", "-k13", "-i15"];
     "mg", Nas, ["-s4", "-i1"], ["-s7", "-i16"];
@@ -115,6 +156,21 @@ mod tests {
     fn names_are_unique() {
         for (i, a) in ALL.iter().enumerate() {
             assert!(ALL[i + 1..].iter().all(|b| b.name != a.name), "{}", a.name);
+        }
+    }
+
+    #[test]
+    fn simd_variants_share_their_scalar_workloads_source_and_sizes() {
+        let variants: Vec<&Workload> = ALL.iter().filter(|w| w.simd).collect();
+        assert!(!variants.is_empty());
+        for v in variants {
+            assert_eq!(v.name, format!("{}-simd", v.source));
+            let scalar = by_name(v.source).expect("the scalar workload exists");
+            assert!(!scalar.simd);
+            assert_eq!((v.smoke, v.full), (scalar.smoke, scalar.full), "{}", v.name);
+        }
+        for w in ALL.iter().filter(|w| !w.simd) {
+            assert_eq!(w.source, w.name);
         }
     }
 

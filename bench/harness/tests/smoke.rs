@@ -89,3 +89,20 @@ fn every_workload_has_a_source_a_wasm_build_and_an_expected_checksum() {
         "stale names in expected-smoke.txt"
     );
 }
+
+#[test]
+fn simd_variants_and_only_they_are_built_with_simd128() {
+    // bench/build-wasm.sh builds the `simd of` workloads with -msimd128;
+    // clang records that in the module's target_features section.
+    let paths = Paths::from_build();
+    for w in workloads::ALL {
+        let wasm = std::fs::read(paths.wasm(w)).unwrap_or_default();
+        let features = mvvm_bench::tools::target_features(&wasm).unwrap_or_default();
+        assert_eq!(
+            features.iter().any(|f| f == "+simd128"),
+            w.simd,
+            "{}: target_features {features:?}",
+            w.name
+        );
+    }
+}

@@ -110,10 +110,11 @@ pub fn compile(input: &[u8], opts: &CompileOptions) -> Result<Vec<u8>, CompileEr
         Err(CompileError::Invalid { offset, message })
             if module::valid_with_all_features(&wasm) =>
         {
-            Err(CompileError::Unsupported {
-                feature: message,
-                offset,
-            })
+            let feature = match module::needed_proposal(&wasm) {
+                Some(p) => format!("{message} (the {p} proposal, which MVVM does not support)"),
+                None => message,
+            };
+            Err(CompileError::Unsupported { feature, offset })
         }
         other => other,
     }

@@ -458,3 +458,47 @@ pub(crate) fn valid_with_all_features(wasm: &[u8]) -> bool {
         .validate_all(wasm)
         .is_ok()
 }
+
+/// The proposals MVVM refuses, as a user would look them up, with the
+/// wasmparser features that enable each.
+const REFUSED_PROPOSALS: &[(&str, WasmFeatures)] = &[
+    (
+        "exception handling",
+        WasmFeatures::EXCEPTIONS.union(WasmFeatures::LEGACY_EXCEPTIONS),
+    ),
+    (
+        "threads",
+        WasmFeatures::THREADS.union(WasmFeatures::SHARED_EVERYTHING_THREADS),
+    ),
+    ("multi-memory", WasmFeatures::MULTI_MEMORY),
+    ("memory64", WasmFeatures::MEMORY64),
+    (
+        "typed function references",
+        WasmFeatures::FUNCTION_REFERENCES,
+    ),
+    (
+        "GC",
+        WasmFeatures::GC.union(WasmFeatures::FUNCTION_REFERENCES),
+    ),
+    (
+        "stack switching",
+        WasmFeatures::STACK_SWITCHING
+            .union(WasmFeatures::FUNCTION_REFERENCES)
+            .union(WasmFeatures::EXCEPTIONS),
+    ),
+    ("wide arithmetic", WasmFeatures::WIDE_ARITHMETIC),
+    ("custom page sizes", WasmFeatures::CUSTOM_PAGE_SIZES),
+];
+
+/// The one refused proposal whose features make `wasm` valid, found by
+/// validating again with each added to what MVVM supports; `None` when
+/// no single one does (the module needs several, or none of these).
+/// Only on the error path, so the extra validations cost nothing else.
+pub(crate) fn needed_proposal(wasm: &[u8]) -> Option<&'static str> {
+    REFUSED_PROPOSALS.iter().find_map(|(name, features)| {
+        Validator::new_with_features(supported_features().union(*features))
+            .validate_all(wasm)
+            .is_ok()
+            .then_some(*name)
+    })
+}

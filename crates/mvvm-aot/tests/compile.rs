@@ -180,12 +180,44 @@ fn simd_compiles() {
 }
 
 #[test]
-fn threads_are_unsupported() {
-    let wat = r#"(module (memory 1 1 shared))"#;
-    assert!(matches!(
-        compile(wat.as_bytes(), &host_opts(3)),
-        Err(CompileError::Unsupported { .. })
-    ));
+fn refused_proposals_are_named() {
+    let cases = [
+        ("(module (memory 1 1 shared))", "threads"),
+        (
+            "(module (tag $t (param i32)) (func (throw $t (i32.const 1))))",
+            "exception handling",
+        ),
+        (
+            "(module (tag $t) (func try throw $t catch $t end))",
+            "exception handling",
+        ),
+        ("(module (memory 1) (memory 1))", "multi-memory"),
+        ("(module (memory i64 1))", "memory64"),
+        (
+            "(module (type $s (struct (field i32))) (func (result (ref null $s)) (ref.null $s)))",
+            "GC",
+        ),
+        (
+            "(module (type $f (func)) (func $a) (elem declare func $a) (func (call_ref $f (ref.func $a))))",
+            "typed function references",
+        ),
+        (
+            "(module (func (param i64 i64 i64 i64) (result i64 i64) (i64.add128 (local.get 0) (local.get 1) (local.get 2) (local.get 3))))",
+            "wide arithmetic",
+        ),
+    ];
+    for (wat, proposal) in cases {
+        match compile(wat.as_bytes(), &host_opts(3)) {
+            Err(CompileError::Unsupported { feature, .. }) => assert!(
+                feature.contains(&format!("the {proposal} proposal")),
+                "{wat}: {feature}"
+            ),
+            other => panic!(
+                "{wat}: expected unsupported, got {:?}",
+                other.map(|b| b.len())
+            ),
+        }
+    }
 }
 
 #[test]

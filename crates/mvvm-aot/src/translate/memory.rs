@@ -81,7 +81,9 @@ impl FuncTranslator<'_, '_, '_> {
     ) -> Result<(ir::Value, i32), CompileError> {
         if memarg.target != wasmparser::MemArgTarget::Memory(0) {
             return Err(CompileError::Unsupported {
-                feature: "multiple memories".into(),
+                feature:
+                    "multiple memories (the multi-memory proposal, which MVVM does not support)"
+                        .into(),
                 offset: 0,
             });
         }
@@ -340,7 +342,9 @@ impl FuncTranslator<'_, '_, '_> {
             Ok(())
         } else {
             Err(CompileError::Unsupported {
-                feature: "multiple memories".into(),
+                feature:
+                    "multiple memories (the multi-memory proposal, which MVVM does not support)"
+                        .into(),
                 offset,
             })
         }
