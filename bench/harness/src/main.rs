@@ -328,19 +328,13 @@ fn run_full(cli: &Cli, paths: &Paths) -> Result<bool> {
             "\nSettings: {} measured round(s) after {} warm-up round(s), runs interleaved; \
              native built with `gcc {}`; MVVM with `mvvm-aot --opt-level=3`. \
              The `-simd` workloads are the same sources compiled to wasm with \
-             `clang -msimd128` (auto-vectorised to 128-bit SIMD){}.{}\n",
+             `clang -msimd128` (auto-vectorised to 128-bit SIMD), natively with \
+             `gcc {} {}`.{}\n",
             cfg.reps,
             cfg.warmup,
             tools::NATIVE_CFLAGS.join(" "),
-            if tools::NATIVE_SIMD_CFLAGS.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    ", natively with `gcc {} {}`",
-                    tools::NATIVE_CFLAGS.join(" "),
-                    tools::NATIVE_SIMD_CFLAGS.join(" ")
-                )
-            },
+            tools::NATIVE_CFLAGS.join(" "),
+            tools::NATIVE_SIMD_CFLAGS.join(" "),
             if wasmtime.is_none() {
                 format!(
                     " Wasmtime column skipped: {}.",
