@@ -8,7 +8,7 @@
 
 mod ckpt_common;
 
-use ckpt_common::{cfg, compile, temp_dir, wasi};
+use ckpt_common::{cfg, compile, reference, temp_dir, wasi};
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
 use mvvm_rt::checkpoint::{Outcome, RestoreOptions, RunOptions, SnapshotSource, Trigger};
@@ -36,25 +36,6 @@ const PRELUDE: &str = r#"
 
 fn program(body: &str) -> String {
     format!("(module {PRELUDE} {body})")
-}
-
-/// The exit code and `out` contents of an uninterrupted run, and P.
-fn reference(module: &Module) -> (i32, Vec<u8>, u64) {
-    let dir = temp_dir("ckpt", "ref");
-    let out = Command::new(module)
-        .config(wasi(&dir))
-        .max_wasm_stack(STACK)
-        .run(
-            cfg(Trigger::CountProbes, &dir.join("snap")),
-            RunOptions::default(),
-        )
-        .expect("reference run");
-    let Outcome::Exited { code, probes } = out else {
-        panic!("reference run checkpointed: {out:?}");
-    };
-    let bytes = std::fs::read(dir.join("out")).expect("reference output");
-    let _ = std::fs::remove_dir_all(&dir);
-    (code, bytes, probes)
 }
 
 /// Checkpoints `module` at probe `n`, restores into `target` (checkpointing
@@ -118,7 +99,7 @@ fn checkpoint_restore(
 fn everywhere(body: &str, policy: Policy) {
     let wat = program(body);
     let module = compile(&wat, policy, 3);
-    let (code, bytes, p) = reference(&module);
+    let (code, bytes, p) = reference(&module, STACK, "ckpt");
     assert!(p >= 2, "too few probes ({p}) to test");
     let want = (code, bytes);
     let mut ns = vec![1, 2, p / 3, p / 2, p - 1, p];
@@ -285,7 +266,7 @@ fn memory_grow_and_table_changes() {
 #[test]
 fn deep_recursion_saves_every_frame() {
     let module = compile(&program(FIB), Policy::FunctionEntry, 3);
-    let (_, _, p) = reference(&module);
+    let (_, _, p) = reference(&module, STACK, "ckpt");
     let dir = temp_dir("ckpt", "deep");
     // Probe 1 is the entry of _start, probes 2..=17 the entries of fib(16)
     // down to fib(1), which returns; probe 18 is fib(0) called by fib(2):

@@ -13,7 +13,7 @@
 
 mod ckpt_common;
 
-use ckpt_common::{cfg, compile, temp_dir, wasi};
+use ckpt_common::{cfg, compile, reference, temp_dir, wasi};
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
 use mvvm_rt::checkpoint::{Outcome, RestoreOptions, RunOptions, SnapshotSource, Trigger};
@@ -123,25 +123,6 @@ fn program(body: &str) -> String {
     format!("(module {PRELUDE} {body})")
 }
 
-/// The exit code and `out` of an uninterrupted run, and its probe count.
-fn reference(module: &Module) -> (i32, Vec<u8>, u64) {
-    let dir = temp_dir("tail", "ref");
-    let out = Command::new(module)
-        .config(wasi(&dir))
-        .max_wasm_stack(STACK)
-        .run(
-            cfg(Trigger::CountProbes, &dir.join("snap")),
-            RunOptions::default(),
-        )
-        .expect("reference run");
-    let Outcome::Exited { code, probes } = out else {
-        panic!("reference run checkpointed: {out:?}");
-    };
-    let bytes = std::fs::read(dir.join("out")).expect("reference output");
-    let _ = std::fs::remove_dir_all(&dir);
-    (code, bytes, probes)
-}
-
 /// Checkpoints `module` at probe `n`, restores into `target` and checks
 /// the result; returns the number of frames the snapshot held.
 fn checkpoint_restore(module: &Module, target: &Module, n: u64, want: &(i32, Vec<u8>)) -> usize {
@@ -178,7 +159,7 @@ fn checkpoint_restore(module: &Module, target: &Module, n: u64, want: &(i32, Vec
 fn everywhere(body: &str, policy: Policy, steps: u64) {
     let wat = program(body);
     let module = compile(&wat, policy, 3);
-    let (code, bytes, p) = reference(&module);
+    let (code, bytes, p) = reference(&module, STACK, "tail");
     assert!(p >= steps, "too few probes ({p}) to test");
     let want = (code, bytes);
     let mut ns: Vec<u64> = (1..=steps).map(|k| k * p / steps).collect();

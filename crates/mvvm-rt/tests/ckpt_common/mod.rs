@@ -74,3 +74,25 @@ pub fn checkpoint_at(module: &Module, dir: &Path, stack: usize, probe: u64, snap
         .expect("run");
     assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
 }
+
+/// An uninterrupted run of `module` (its `_start`, with a WASI preopen of
+/// a fresh directory and a `stack`-byte wasm stack) that counts probes:
+/// its exit code, the contents of the `out` file it wrote, and its probe
+/// count P, what the checkpoint-everywhere tests spread their points over.
+pub fn reference(module: &Module, stack: usize, tag: &str) -> (i32, Vec<u8>, u64) {
+    let dir = temp_dir(tag, "ref");
+    let out = Command::new(module)
+        .config(wasi(&dir))
+        .max_wasm_stack(stack)
+        .run(
+            cfg(Trigger::CountProbes, &dir.join("snap")),
+            RunOptions::default(),
+        )
+        .expect("reference run");
+    let Outcome::Exited { code, probes } = out else {
+        panic!("reference run checkpointed: {out:?}");
+    };
+    let bytes = std::fs::read(dir.join("out")).expect("reference output");
+    let _ = std::fs::remove_dir_all(&dir);
+    (code, bytes, probes)
+}
