@@ -75,11 +75,9 @@
 //! Values in slots use the encoding of array calls: i32/f32 zero-extended,
 //! i64/f64 as is, references as pointers (`*const VMFuncRef`, externref
 //! words); the runtime turns function pointers into function indices in
-//! snapshots. An unwinding frame writes each value at its own width (an
-//! `i32` in the low four bytes of its slot) and skips the locals that are
-//! dead at the stable point: the runtime zeroes the buffer when an unwind
-//! starts and again after each `UnwindFrame`, so those bytes read as zero
-//! (hot bodies may use the buffer as scratch while no unwind runs).
+//! snapshots. The runtime also zeroes the buffer when an unwind starts and
+//! after each `UnwindFrame` (hot bodies use it as scratch while no unwind
+//! runs), so a frame never carries bytes of another.
 
 use crate::meta::ValType;
 use serde::{Deserialize, Serialize};

@@ -18,9 +18,7 @@
 //! resume_k(stack...):                                    (Loop/Call stable point)
 //!          loop:   jump header(params) ; header: [probe] ; body
 //!          call:   results = call f(args) ; brif unwind_state == UNWINDING, unwind_k, cont
-//! unwind_k (cold):  slots = live locals ++ stack ; jump unwind_tail(offset, n)
-//! unwind_tail(offset, n) (cold, one per function):
-//!                   UnwindFrame(func, offset, slots, n) ; return 0...
+//! unwind_k (cold):  slots = locals ++ stack ; UnwindFrame(func, offset, slots, n) ; return 0...
 //! rewind (cold):    k = RewindFrame(func, slots, capacity) ; locals = slots[..]
 //!                   br_table k -> landing_k (else trap)
 //! landing_k:        jump resume_k(slots[nlocals..])
@@ -57,7 +55,7 @@
 use super::liveness::Liveness;
 use super::{FuncTranslator, OpResult};
 use crate::CompileError;
-use crate::env::{clif_trap, clif_type, slot_flags, slot_layout, slot_offset, trusted};
+use crate::env::{clif_trap, clif_type, slot_flags, slot_layout, slot_offset, to_slot, trusted};
 use cranelift_codegen::ir::{
     self, Block, BlockArg, BlockCall, InstBuilder, JumpTableData, SourceLoc, Value,
     condcodes::IntCC, types,
@@ -105,9 +103,6 @@ pub(crate) struct Instrumentation {
     /// hot one: the rewind path then calls the clone instead of entering
     /// the resume points.
     resume_clone: Option<u32>,
-    /// The shared end of every unwind path (see
-    /// [`FuncTranslator::finish_unwind`]), once one exists.
-    unwind_tail: Option<Block>,
 }
 
 impl Instrumentation {
@@ -126,8 +121,31 @@ impl Instrumentation {
 struct ColdRoot {
     /// `VMLimits::frame_slots`.
     base: Value,
-    /// Zero, as an `i32` opaque to Cranelift.
+    /// Zero, as `i64` and `i32`, opaque to Cranelift.
+    zero64: Value,
     zero32: Value,
+}
+
+/// The zero of `ty` computed from a cold path's opaque zero.
+fn cold_zero(
+    builder: &mut cranelift_frontend::FunctionBuilder<'_>,
+    root: &ColdRoot,
+    ty: ValType,
+) -> Value {
+    match ty {
+        ValType::I32 => root.zero32,
+        ValType::F32 => builder
+            .ins()
+            .bitcast(types::F32, ir::MemFlagsData::new(), root.zero32),
+        ValType::F64 => builder
+            .ins()
+            .bitcast(types::F64, ir::MemFlagsData::new(), root.zero64),
+        ValType::V128 => {
+            let byte = builder.ins().ireduce(types::I8, root.zero32);
+            builder.ins().splat(types::I8X16, byte)
+        }
+        _ => root.zero64,
+    }
 }
 
 /// What a function's instrumentation leaves for the metadata.
@@ -213,7 +231,6 @@ impl FuncTranslator<'_, '_, '_> {
             liveness: Liveness::compute(body, self.locals.len(), body_offset)?,
             stack_vars: HashMap::new(),
             resume_clone,
-            unwind_tail: None,
         });
         // Counter-loop also probes the entries of functions that may
         // recurse: recursion without loops (tree walks) must still reach a
@@ -571,7 +588,11 @@ impl FuncTranslator<'_, '_, '_> {
         let (copy, _) = self.builder.ins().uadd_overflow(base, zero);
         let zero64 = self.builder.ins().isub(copy, base);
         let zero32 = self.builder.ins().ireduce(types::I32, zero64);
-        Ok(ColdRoot { base, zero32 })
+        Ok(ColdRoot {
+            base,
+            zero64,
+            zero32,
+        })
     }
 
     /// Writes the frame at `offset` (locals, then `stack`) into the slots
@@ -588,92 +609,63 @@ impl FuncTranslator<'_, '_, '_> {
         let base = root.base;
         let mut k = 0;
         for (index, (var, ty)) in self.locals.clone().into_iter().enumerate() {
-            // A local that cannot be read again is not written: reading it
-            // would keep it live (in a register or spilled) until here for
-            // nothing, and the runtime keeps the buffer zeroed between
-            // frames, so its slots read as zero.
+            // A local that cannot be read again is saved as zero: reading
+            // it would make it live (held in a register or spilled) until
+            // this point, for nothing.
             if live.get(index).copied().unwrap_or(true) {
                 let v = self.builder.use_var(var);
+                let wide = to_slot(self.builder, v, ty);
                 self.builder
                     .ins()
-                    .store(slot_flags(ty), v, base, slot_offset(k));
+                    .store(slot_flags(ty), wide, base, slot_offset(k));
+            } else {
+                for j in 0..ty.slots() {
+                    self.builder
+                        .ins()
+                        .store(trusted(), root.zero64, base, slot_offset(k + j));
+                }
             }
             k += ty.slots();
         }
-        // Values are stored at their own width (an `i32` in the low four
-        // bytes of its slot): no widening instruction per value, and the
-        // rest of the slot is the runtime's zero.
         for (v, ty) in stack.iter().zip(types) {
+            let wide = to_slot(self.builder, *v, *ty);
             self.builder
                 .ins()
-                .store(slot_flags(*ty), *v, base, slot_offset(k));
+                .store(slot_flags(*ty), wide, base, slot_offset(k));
             k += ty.slots();
         }
         let count = i64::try_from(k).map_err(|_| self.error("frame too large"))?;
         Ok((count, live, root))
     }
 
-    /// In the current (cold) block, after `store_frame`: jumps to the
-    /// function's unwind tail with the stable point's offset and slot
-    /// count.
-    ///
-    /// Why one tail per function: a call site's unwind path was a builtin
-    /// call, its arguments and a `return` of zeros; in C++ code, where
-    /// nearly every instruction range holds a call, that repeated code was
-    /// a large part of what Cranelift had to compile (and allocate
-    /// registers for) with a policy. The two arguments come from the cold
-    /// path's opaque zero, so they stay out of hot loops
-    /// ([`FuncTranslator::cold_root`]).
+    /// In the current (cold) block, after `store_frame`: calls
+    /// `UnwindFrame` and returns zero results.
     fn finish_unwind(
         &mut self,
         offset: u32,
         count: i64,
         root: ColdRoot,
     ) -> Result<(), CompileError> {
+        let func = self
+            .builder
+            .ins()
+            .iadd_imm_s(root.zero32, i64::from(self.func_index));
         let at = self
             .builder
             .ins()
             .iadd_imm_s(root.zero32, i64::from(offset));
         let n = self.builder.ins().iadd_imm_s(root.zero32, count);
-        if let Some(tail) = self.ckpt()?.unwind_tail {
-            self.builder.ins().jump(tail, &block_args(&[at, n]));
-            return Ok(());
-        }
-        let tail = self.block_with_params(&[types::I32, types::I32]);
-        self.builder.set_cold_block(tail);
-        self.ckpt_mut()?.unwind_tail = Some(tail);
-        self.builder.ins().jump(tail, &block_args(&[at, n]));
-        self.fill_unwind_tail(tail)
-    }
-
-    /// Fills the function's unwind tail, `(offset: i32, count: i32)`, at
-    /// its first use (the current block is filled, the caller switches to
-    /// its continuation next): calls `UnwindFrame` for the frame in the
-    /// buffer and returns zero results. Sealed by `finish_checkpoints`. It
-    /// is outside every loop, so its constants are plain.
-    fn fill_unwind_tail(&mut self, tail: Block) -> Result<(), CompileError> {
-        self.builder.switch_to_block(tail);
-        let params = self.builder.block_params(tail).to_vec();
-        let limits = self.ckpt()?.limits;
-        let base = self
-            .builder
-            .ins()
-            .load(types::I64, trusted(), limits, VMLIMITS_FRAME_SLOTS);
-        let func = self
-            .builder
-            .ins()
-            .iconst(types::I32, i64::from(self.func_index));
         self.env
             .call_builtin_cold(
                 self.builder,
                 Builtin::UnwindFrame,
-                &[func, params[0], base, params[1]],
+                &[func, at, root.base, n],
             )
             .map_err(|e| self.env_err(e))?;
         let results = self.ckpt()?.results.clone();
         let zeros: Vec<Value> = results
             .iter()
-            .map(|t| crate::env::zero_value(self.builder, *t))
+            .map(|t| cold_zero(self.builder, &root, *t))
             .collect();
         self.builder.ins().return_(&zeros);
         Ok(())
@@ -729,9 +721,6 @@ impl FuncTranslator<'_, '_, '_> {
                 .map_err(|e| self.env_err(e))?;
             for p in &c.points {
                 self.builder.seal_block(p.block);
-            }
-            if let Some(t) = c.unwind_tail {
-                self.builder.seal_block(t);
             }
             return Ok(c.points.into_iter().map(|p| p.point).collect());
         }
@@ -797,9 +786,6 @@ impl FuncTranslator<'_, '_, '_> {
         }
         for p in &c.points {
             self.builder.seal_block(p.block);
-        }
-        if let Some(t) = c.unwind_tail {
-            self.builder.seal_block(t);
         }
         Ok(c.points.into_iter().map(|p| p.point).collect())
     }
