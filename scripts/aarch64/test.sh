@@ -136,9 +136,7 @@ rm -f "$log"
 
 echo "== aarch64: proposal spec directories under qemu (-O0 and -O3)"
 spec_bin=$(ls -t "$A64"/deps/spec-* 2>/dev/null | grep -v '\.d$' | head -n1 || true)
-if [ "${MVVM_AARCH64_SKIP_SPEC:-0}" = 1 ]; then
-  skip "proposal spec directories (MVVM_AARCH64_SKIP_SPEC=1)"
-elif [ -n "$spec_bin" ]; then
+if [ -n "$spec_bin" ]; then
   for opt in 0 3; do
     if out=$(MVVM_SPEC_SUITE=proposals/simd,proposals/relaxed-simd,proposals/tail-call,proposals/extended-const \
         MVVM_SPEC_OPT=$opt $QEMU "$spec_bin" 2>&1); then
