@@ -24,7 +24,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>, CompileError> {
     let started = std::time::Instant::now();
     let opt_level = opts.opt_level.min(3);
-    let target = isa::build(opts.target, opt_level, opts.portable, uses_fused_madd(wasm))?;
+    // Only an x86-64 baseline build needs to know: a native build takes
+    // the host's features, aarch64 always has fused multiply-add. The scan
+    // reads every function body, so it is not done for nothing.
+    let baseline_x86 = opts.target == mvvm_abi::TargetArch::X86_64
+        && (opts.portable || mvvm_abi::TargetArch::host() != Some(opts.target));
+    let fused = baseline_x86 && uses_fused_madd(wasm);
+    let target = isa::build(opts.target, opt_level, opts.portable, fused)?;
     let parsed = module::parse(
         wasm,
         MetaHeader {
