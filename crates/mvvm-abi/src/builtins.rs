@@ -104,6 +104,20 @@ builtins! {
     /// -> index of the stable point in FuncInfo::stable_points`, with the
     /// locals then the operand stack written into `values`.
     RewindFrame = "rewind_frame"(I32, Ptr, I32) -> (I32);
+    /// `throw tag`: `(tag, values)`, the tag's index in the module (imports
+    /// first) and its payload in `values` (one `u64` slot each, two for a
+    /// `v128`). Never returns: control goes to a handler (see
+    /// [`crate::exception`]) or, when none catches it, the runtime unwinds
+    /// to the host entry with [`TrapCode::UncaughtException`](crate::TrapCode).
+    /// Generated code calls it with the enclosing handlers, like any call.
+    Throw = "throw"(I32, Ptr) -> ();
+    /// `throw_ref`: `(exn)`, an `exnref` handle; null traps with
+    /// [`TrapCode::NullReference`](crate::TrapCode). Never returns.
+    ThrowRef = "throw_ref"(I64) -> ();
+    /// The end of a legacy `catch`/`catch_all` body that was reached by
+    /// falling through: `(exn)`, the caught exception, which nothing can
+    /// name any more. The runtime may free it.
+    ExnDrop = "exn_drop"(I64) -> ();
 }
 
 /// Number of builtins (length of the table).

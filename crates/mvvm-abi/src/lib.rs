@@ -3,7 +3,8 @@
 //!
 //! Everything both sides must agree on is written once, here: the layout of
 //! the `VMContext` that generated code reads ([`vmctx`]), the runtime calls
-//! generated code may make ([`builtins`]), the trap codes ([`trap`]), the
+//! generated code may make ([`builtins`]), the trap codes ([`trap`]), how exceptions reach their handlers
+//! ([`exception`]), the
 //! symbol and section names of the `.aot` object ([`object`]), the metadata
 //! that travels with the code ([`meta`]) and the one codec used to encode it
 //! ([`codec`]). This crate has no unsafe code.
@@ -13,6 +14,7 @@
 pub mod builtins;
 pub mod checkpoint;
 pub mod codec;
+pub mod exception;
 pub mod meta;
 pub mod object;
 pub mod trap;

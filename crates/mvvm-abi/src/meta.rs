@@ -28,6 +28,9 @@ pub enum ValType {
     FuncRef,
     /// `externref`
     ExternRef,
+    /// `exnref` (exception handling): a handle the runtime hands out for a
+    /// caught exception, 0 for null; see [`crate::exception`].
+    ExnRef,
 }
 
 impl ValType {
@@ -169,6 +172,9 @@ pub enum ImportKind {
     Memory(MemoryType),
     /// A global.
     Global(GlobalType),
+    /// A tag (exception handling) of the given type index (a function type
+    /// whose parameters are the exception's payload, no results).
+    Tag(u32),
 }
 
 /// One import.
@@ -194,6 +200,8 @@ pub enum ExportKind {
     Memory(u32),
     /// Global index.
     Global(u32),
+    /// Tag index.
+    Tag(u32),
 }
 
 /// One export.
@@ -273,6 +281,9 @@ pub struct FuncInfo {
     /// Resume points, sorted by offset (empty when the policy is `None`);
     /// `RewindFrame` returns an index into this list.
     pub stable_points: Vec<StablePoint>,
+    /// Call sites that have exception handlers, sorted by
+    /// `return_offset` (empty in a module without exception handling).
+    pub call_sites: Vec<crate::exception::CallSite>,
     /// The function's resume clone (symbol
     /// [`resume_symbol`](crate::object::resume_symbol)), when it has one:
     /// then the body under [`func_symbol`](crate::object::func_symbol)
@@ -296,6 +307,9 @@ pub struct ResumeCode {
     pub code_size: u32,
     /// Trap sites of the clone, sorted by `code_offset`.
     pub traps: Vec<TrapSite>,
+    /// Call sites of the clone that have exception handlers, sorted by
+    /// `return_offset`.
+    pub call_sites: Vec<crate::exception::CallSite>,
 }
 
 impl FuncInfo {
@@ -377,6 +391,9 @@ pub struct ModuleMeta {
     pub memories: Vec<MemoryType>,
     /// Defined globals.
     pub globals: Vec<GlobalDef>,
+    /// Defined tags: the type index of each (imported tags are in
+    /// `imports`, and come first in the tag index space).
+    pub tags: Vec<u32>,
     /// Exports.
     pub exports: Vec<Export>,
     /// Start function.
@@ -451,6 +468,28 @@ impl ModuleMeta {
             })
             .collect();
         v.extend(self.tables.iter().copied());
+        v
+    }
+
+    /// Number of imported tags.
+    pub fn num_imported_tags(&self) -> u32 {
+        self.imports
+            .iter()
+            .filter(|i| matches!(i.kind, ImportKind::Tag(_)))
+            .count() as u32
+    }
+
+    /// Type index of every tag (imported first).
+    pub fn tag_types(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .imports
+            .iter()
+            .filter_map(|i| match i.kind {
+                ImportKind::Tag(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        v.extend(self.tags.iter().copied());
         v
     }
 

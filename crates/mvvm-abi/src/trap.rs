@@ -31,11 +31,14 @@ pub enum TrapCode {
     NullReference = 10,
     /// A host function failed (its message is kept by the runtime).
     HostError = 11,
+    /// A wasm exception (`throw`, `throw_ref`) found no handler before it
+    /// left the code the host called.
+    UncaughtException = 12,
 }
 
 impl TrapCode {
     /// Every trap code, in numeric order.
-    pub const ALL: [TrapCode; 11] = [
+    pub const ALL: [TrapCode; 12] = [
         TrapCode::Unreachable,
         TrapCode::MemoryOutOfBounds,
         TrapCode::TableOutOfBounds,
@@ -47,6 +50,7 @@ impl TrapCode {
         TrapCode::StackOverflow,
         TrapCode::NullReference,
         TrapCode::HostError,
+        TrapCode::UncaughtException,
     ];
 
     /// Decodes a numeric trap code.
@@ -68,6 +72,7 @@ impl TrapCode {
             TrapCode::StackOverflow => "call stack exhausted",
             TrapCode::NullReference => "null reference",
             TrapCode::HostError => "host error",
+            TrapCode::UncaughtException => "uncaught exception",
         }
     }
 }

@@ -8,8 +8,10 @@
 /// Version of the `.aot` format (metadata encoding, VMContext layout, builtin
 /// table, symbol naming, calling conventions). Bump on every incompatible
 /// change. 4: wasm functions use Cranelift's `tail` convention (tail
-/// calls), and constant expressions may be `ConstExpr::Extended`.
-pub const AOT_FORMAT_VERSION: u32 = 4;
+/// calls), and constant expressions may be `ConstExpr::Extended`. 5:
+/// exception handling (tags, `exnref`, call-site handler tables, builtins
+/// `throw`, `throw_ref`, `exn_drop`).
+pub const AOT_FORMAT_VERSION: u32 = 5;
 
 /// Version of the MVVM toolchain that produced a file.
 pub const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");

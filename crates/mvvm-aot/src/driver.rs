@@ -208,6 +208,7 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
             info.resume = Some(ResumeCode {
                 code_size: clone.info.code_size,
                 traps: clone.info.traps,
+                call_sites: clone.info.call_sites,
             });
         }
         func_infos.push(info);
@@ -489,6 +490,7 @@ fn finish_function(
         });
     }
     traps.sort_by_key(|t| t.code_offset);
+    let call_sites = crate::translate::exception_call_sites(&code.buffer).map_err(codegen)?;
     let code_size = u32::try_from(bytes.len()).map_err(|_| codegen("function too large".into()))?;
     Ok(CompiledFunc {
         alignment: u64::from(code.buffer.alignment),
@@ -497,6 +499,7 @@ fn finish_function(
         info: FuncInfo {
             code_size,
             traps,
+            call_sites,
             ..FuncInfo::default()
         },
     })

@@ -9,7 +9,8 @@
 //! environment only for [`FuncEnv::limits`] and builtin calls.
 
 use cranelift_codegen::ir::{
-    self, AbiParam, ArgumentPurpose, ExtFuncData, ExternalName, FuncRef, GlobalValueData,
+    self, AbiParam, ArgumentPurpose, Block, BlockArg, BlockCall, ExceptionTableData,
+    ExceptionTableItem, ExceptionTag, ExtFuncData, ExternalName, FuncRef, GlobalValueData,
     InstBuilder, MemFlagsData, SigRef, Signature, UserExternalName, Value, types,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
@@ -22,7 +23,7 @@ use mvvm_abi::vmctx::{
     VMTABLE_LENGTH,
 };
 use mvvm_abi::{FuncType, GlobalType, ModuleMeta, Policy, TrapCode, ValType};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The Cranelift trap code used for an MVVM trap code emitted by our own
 /// `trap`/`trapz`/`trapnz` instructions.
@@ -49,7 +50,7 @@ pub(crate) fn abi_trap(code: ir::TrapCode) -> Option<TrapCode> {
 pub(crate) fn clif_type(ty: ValType) -> ir::Type {
     match ty {
         ValType::I32 => types::I32,
-        ValType::I64 | ValType::FuncRef | ValType::ExternRef => types::I64,
+        ValType::I64 | ValType::FuncRef | ValType::ExternRef | ValType::ExnRef => types::I64,
         ValType::F32 => types::F32,
         ValType::F64 => types::F64,
         // SIMD operators bitcast to the lane type they need.
@@ -258,6 +259,21 @@ pub(crate) struct FuncEnv<'m> {
     builtin_sigs: [Option<SigRef>; BUILTIN_COUNT],
     func_refs: HashMap<u32, FuncRef>,
     probe_ref: Option<FuncRef>,
+    /// The exception handlers that apply to calls emitted now, innermost
+    /// first (set by `translate/exceptions.rs`). While there are any,
+    /// calls that may throw are `try_call`s.
+    pub handlers: Vec<(ExceptionTag, Block)>,
+    /// Handler blocks some `try_call` branches to.
+    pub used_handlers: HashSet<Block>,
+}
+
+/// What a call calls.
+#[derive(Clone, Copy)]
+enum CallTarget {
+    /// A function of this object.
+    Direct(FuncRef),
+    /// Code at an address, of a signature.
+    Indirect(SigRef, Value),
 }
 
 /// An error in the environment (bad index after validation: a bug).
@@ -287,6 +303,8 @@ impl<'m> FuncEnv<'m> {
             builtin_sigs: [None; BUILTIN_COUNT],
             func_refs: HashMap::new(),
             probe_ref: None,
+            handlers: Vec::new(),
+            used_handlers: HashSet::new(),
         }
     }
 
@@ -618,8 +636,65 @@ impl<'m> FuncEnv<'m> {
         let mut full = Vec::with_capacity(args.len() + 1);
         full.push(vmctx);
         full.extend_from_slice(args);
-        let inst = builder.ins().call(f, &full);
-        Ok(builder.inst_results(inst).to_vec())
+        self.emit_call(builder, CallTarget::Direct(f), &full)
+    }
+
+    /// Emits a call of `target` with `args`: a plain call, or a
+    /// `try_call` to the current handlers when there are any (the normal
+    /// return then continues in a new block, the current one after this).
+    /// Returns the results.
+    fn emit_call(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        target: CallTarget,
+        args: &[Value],
+    ) -> EnvResult<Vec<Value>> {
+        if self.handlers.is_empty() {
+            let inst = match target {
+                CallTarget::Direct(f) => builder.ins().call(f, args),
+                CallTarget::Indirect(sig, code) => builder.ins().call_indirect(sig, code, args),
+            };
+            return Ok(builder.inst_results(inst).to_vec());
+        }
+        let vmctx = self.vmctx()?;
+        let sig = match target {
+            CallTarget::Direct(f) => builder.func.dfg.ext_funcs[f].signature,
+            CallTarget::Indirect(sig, _) => sig,
+        };
+        let returns: Vec<ir::Type> = builder.func.dfg.signatures[sig]
+            .returns
+            .iter()
+            .map(|p| p.value_type)
+            .collect();
+        let normal = builder.create_block();
+        for t in &returns {
+            builder.append_block_param(normal, *t);
+        }
+        let pool = &mut builder.func.dfg.value_lists;
+        let rets = (0..returns.len()).map(|i| BlockArg::TryCallRet(i as u32));
+        let normal_call = BlockCall::new(normal, rets, pool);
+        let mut items = Vec::with_capacity(self.handlers.len() + 1);
+        items.push(ExceptionTableItem::Context(vmctx));
+        for (tag, block) in &self.handlers {
+            let exn = [BlockArg::TryCallExn(0), BlockArg::TryCallExn(1)];
+            items.push(ExceptionTableItem::Tag(
+                *tag,
+                BlockCall::new(*block, exn, pool),
+            ));
+            self.used_handlers.insert(*block);
+        }
+        let table = builder
+            .func
+            .dfg
+            .exception_tables
+            .push(ExceptionTableData::new(sig, normal_call, items));
+        match target {
+            CallTarget::Direct(f) => builder.ins().try_call(f, args, table),
+            CallTarget::Indirect(_, code) => builder.ins().try_call_indirect(code, args, table),
+        };
+        builder.seal_block(normal);
+        builder.switch_to_block(normal);
+        Ok(builder.block_params(normal).to_vec())
     }
 
     /// `return_call index`: a tail call, direct for a defined function,
@@ -704,8 +779,7 @@ impl<'m> FuncEnv<'m> {
         let mut full = Vec::with_capacity(args.len() + 1);
         full.push(callee.vmctx);
         full.extend_from_slice(args);
-        let inst = builder.ins().call_indirect(sig, callee.code, &full);
-        Ok(builder.inst_results(inst).to_vec())
+        self.emit_call(builder, CallTarget::Indirect(sig, callee.code), &full)
     }
 
     /// Tail-calls `callee` with `args` (its vmctx first). Ends the block.
@@ -789,6 +863,55 @@ impl<'m> FuncEnv<'m> {
         self.call_builtin_with(builder, b, args, trusted().with_readonly())
     }
 
+    /// Calls builtin `b`, which may throw a wasm exception (`Throw`,
+    /// `ThrowRef`), with the current handlers (see `emit_call`).
+    pub fn call_builtin_throwing(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        b: Builtin,
+        args: &[Value],
+    ) -> EnvResult<Option<Value>> {
+        let (sig, ptr) = self.builtin_address(builder, b, trusted().with_readonly())?;
+        let vmctx = self.vmctx()?;
+        let mut full = Vec::with_capacity(args.len() + 1);
+        full.push(vmctx);
+        full.extend_from_slice(args);
+        let results = self.emit_call(builder, CallTarget::Indirect(sig, ptr), &full)?;
+        Ok(results.first().copied())
+    }
+
+    /// The signature and address of builtin `b`.
+    fn builtin_address(
+        &mut self,
+        builder: &mut FunctionBuilder<'_>,
+        b: Builtin,
+        flags: MemFlagsData,
+    ) -> EnvResult<(SigRef, Value)> {
+        let vmctx = self.vmctx()?;
+        // `Throw` and `ThrowRef` never return normally. Declaring them
+        // `preserve_all` (whose integer arguments travel in the same
+        // registers as the C convention's on x86-64 and aarch64) makes
+        // Cranelift assume every register clobbered on a `try_call`'s
+        // exceptional edge, as for a wasm callee: the runtime restores no
+        // register when it enters a handler. With the C convention,
+        // values would stay in callee-saved registers across the edge.
+        let call_conv = match b {
+            Builtin::Throw | Builtin::ThrowRef => CallConv::PreserveAll,
+            _ => self.info.native_call_conv,
+        };
+        let sig = match self.builtin_sigs[b as usize] {
+            Some(s) => s,
+            None => {
+                let s = builder.import_signature(builtin_signature(b, call_conv));
+                self.builtin_sigs[b as usize] = Some(s);
+                s
+            }
+        };
+        let table = builder.ins().load(types::I64, flags, vmctx, VMCTX_BUILTINS);
+        let ptr = builder.ins().load(types::I64, flags, table, (b as i32) * 8);
+        Ok((sig, ptr))
+    }
+
     fn call_builtin_with(
         &mut self,
         builder: &mut FunctionBuilder<'_>,
@@ -796,17 +919,8 @@ impl<'m> FuncEnv<'m> {
         args: &[Value],
         flags: MemFlagsData,
     ) -> EnvResult<Option<Value>> {
+        let (sig, ptr) = self.builtin_address(builder, b, flags)?;
         let vmctx = self.vmctx()?;
-        let sig = match self.builtin_sigs[b as usize] {
-            Some(s) => s,
-            None => {
-                let s = builder.import_signature(builtin_signature(b, self.info.native_call_conv));
-                self.builtin_sigs[b as usize] = Some(s);
-                s
-            }
-        };
-        let table = builder.ins().load(types::I64, flags, vmctx, VMCTX_BUILTINS);
-        let ptr = builder.ins().load(types::I64, flags, table, (b as i32) * 8);
         let mut full = Vec::with_capacity(args.len() + 1);
         full.push(vmctx);
         full.extend_from_slice(args);

@@ -25,12 +25,16 @@ use wasmparser::{
 /// same values (see `docs/simd.md`), extended constant expressions
 /// (integer arithmetic in initialisers and segment offsets) and tail calls
 /// (`return_call`, `return_call_indirect`; `return_call_ref` needs
-/// function references, which stay out).
+/// function references, which stay out), and exception handling, both the
+/// `try_table`/`exnref` form and the legacy `try`/`catch`/`delegate` one
+/// that older toolchains emit (see `translate/exceptions.rs`).
 pub(crate) fn supported_features() -> WasmFeatures {
     WasmFeatures::WASM2
         .union(WasmFeatures::RELAXED_SIMD)
         .union(WasmFeatures::EXTENDED_CONST)
         .union(WasmFeatures::TAIL_CALL)
+        .union(WasmFeatures::EXCEPTIONS)
+        .union(WasmFeatures::LEGACY_EXCEPTIONS)
 }
 
 /// A defined function waiting to be validated and compiled.
@@ -81,6 +85,8 @@ fn ref_type(r: RefType, offset: u64) -> Result<ValType, CompileError> {
         Ok(ValType::FuncRef)
     } else if r == RefType::EXTERNREF {
         Ok(ValType::ExternRef)
+    } else if r == RefType::EXNREF {
+        Ok(ValType::ExnRef)
     } else {
         Err(unsupported(format!("reference type {r}"), offset))
     }
@@ -96,6 +102,10 @@ fn heap_type(h: HeapType, offset: u64) -> Result<ValType, CompileError> {
             shared: false,
             ty: AbstractHeapType::Extern,
         } => Ok(ValType::ExternRef),
+        HeapType::Abstract {
+            shared: false,
+            ty: AbstractHeapType::Exn,
+        } => Ok(ValType::ExnRef),
         other => Err(unsupported(format!("heap type {other:?}"), offset)),
     }
 }
@@ -135,6 +145,15 @@ fn global_type(g: wasmparser::GlobalType, offset: u64) -> Result<GlobalType, Com
         ty: val_type(g.content_type, offset)?,
         mutable: g.mutable,
     })
+}
+
+/// The type index of an exception tag (the only kind of tag there is).
+fn tag_type(t: wasmparser::TagType, offset: u64) -> Result<u32, CompileError> {
+    match t.kind {
+        wasmparser::TagKind::Exception => Ok(t.func_type_idx),
+        #[allow(unreachable_patterns)]
+        _ => Err(unsupported("non-exception tags", offset)),
+    }
 }
 
 /// Converts a constant expression (already validated).
@@ -225,6 +244,7 @@ pub(crate) fn parse<'a>(
         tables: Vec::new(),
         memories: Vec::new(),
         globals: Vec::new(),
+        tags: Vec::new(),
         exports: Vec::new(),
         start: None,
         elems: Vec::new(),
@@ -296,6 +316,7 @@ fn read_section(meta: &mut ModuleMeta, payload: Payload<'_>) -> Result<(), Compi
                     TypeRef::Table(t) => ImportKind::Table(table_type(t, offset)?),
                     TypeRef::Memory(m) => ImportKind::Memory(memory_type(m, offset)?),
                     TypeRef::Global(g) => ImportKind::Global(global_type(g, offset)?),
+                    TypeRef::Tag(t) => ImportKind::Tag(tag_type(t, offset)?),
                     other => return Err(unsupported(format!("import of {other:?}"), offset)),
                 };
                 meta.imports.push(Import {
@@ -345,12 +366,19 @@ fn read_section(meta: &mut ModuleMeta, payload: Payload<'_>) -> Result<(), Compi
                     ExternalKind::Table => ExportKind::Table(e.index),
                     ExternalKind::Memory => ExportKind::Memory(e.index),
                     ExternalKind::Global => ExportKind::Global(e.index),
+                    ExternalKind::Tag => ExportKind::Tag(e.index),
                     other => return Err(unsupported(format!("export of {other:?}"), offset)),
                 };
                 meta.exports.push(Export {
                     name: e.name.to_string(),
                     kind,
                 });
+            }
+        }
+        Payload::TagSection(reader) => {
+            let offset = reader.range().start;
+            for t in reader {
+                meta.tags.push(tag_type(t.map_err(inv)?, offset)?);
             }
         }
         Payload::StartSection { func, .. } => meta.start = Some(func),
@@ -462,10 +490,6 @@ pub(crate) fn valid_with_all_features(wasm: &[u8]) -> bool {
 /// The proposals MVVM refuses, as a user would look them up, with the
 /// wasmparser features that enable each.
 const REFUSED_PROPOSALS: &[(&str, WasmFeatures)] = &[
-    (
-        "exception handling",
-        WasmFeatures::EXCEPTIONS.union(WasmFeatures::LEGACY_EXCEPTIONS),
-    ),
     (
         "threads",
         WasmFeatures::THREADS.union(WasmFeatures::SHARED_EVERYTHING_THREADS),

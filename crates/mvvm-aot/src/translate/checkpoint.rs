@@ -228,7 +228,7 @@ impl FuncTranslator<'_, '_, '_> {
             }],
             tracker,
             results,
-            liveness: Liveness::compute(body, self.locals.len(), body_offset)?,
+            liveness: Liveness::compute(body, self.exn.first_hidden, body_offset, &self.exn.plan)?,
             stack_vars: HashMap::new(),
             resume_clone,
         });

@@ -46,17 +46,24 @@ impl FuncTranslator<'_, '_, '_> {
         offset: usize,
     ) -> Result<(), CompileError> {
         match op {
-            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+            Operator::Block { .. }
+            | Operator::Loop { .. }
+            | Operator::If { .. }
+            | Operator::Try { .. }
+            | Operator::TryTable { .. } => {
                 self.unreachable_depth += 1;
             }
             Operator::Else if self.unreachable_depth == 0 => {
                 self.translate_control(op, offset)?;
             }
-            Operator::End => {
-                if self.unreachable_depth == 0 {
-                    self.translate_control(op, offset)?;
-                } else {
+            Operator::Catch { .. } | Operator::CatchAll if self.unreachable_depth == 0 => {
+                self.translate_exceptions(op, offset)?;
+            }
+            Operator::End | Operator::Delegate { .. } => {
+                if self.unreachable_depth > 0 {
                     self.unreachable_depth -= 1;
+                } else if !self.translate_exceptions(op, offset)? {
+                    self.translate_control(op, offset)?;
                 }
             }
             _ => {}
@@ -88,6 +95,7 @@ impl FuncTranslator<'_, '_, '_> {
                     results,
                     height,
                     exit_reachable: false,
+                    exn: None,
                 });
             }
             Operator::Loop { blockty } => {
@@ -112,6 +120,7 @@ impl FuncTranslator<'_, '_, '_> {
                     results,
                     height,
                     exit_reachable: false,
+                    exn: None,
                 });
                 let at = u32::try_from(offset).unwrap_or(u32::MAX);
                 self.checkpoint_loop_header_probe(at)?;
@@ -144,6 +153,7 @@ impl FuncTranslator<'_, '_, '_> {
                     results,
                     height,
                     exit_reachable: false,
+                    exn: None,
                 });
             }
             Operator::Else => {
@@ -283,10 +293,12 @@ impl FuncTranslator<'_, '_, '_> {
         let (nparams, nresults) = (ty.params.len(), ty.results.len());
         let values = self.pop_n(nparams)?;
         if self.ckpt.is_some() && self.env.info.is_imported(index) {
-            let results = self
-                .env
-                .call(self.builder, index, &values)
-                .map_err(|e| self.env_err(e))?;
+            // A tail call leaves this frame: the callee's exceptions go to
+            // the caller, never to handlers around the call here.
+            let handlers = std::mem::take(&mut self.env.handlers);
+            let results = self.env.call(self.builder, index, &values);
+            self.env.handlers = handlers;
+            let results = results.map_err(|e| self.env_err(e))?;
             self.stack.extend_from_slice(&results);
             let at = u32::try_from(offset).unwrap_or(u32::MAX);
             self.checkpoint_after_call(at)?;
@@ -341,10 +353,11 @@ impl FuncTranslator<'_, '_, '_> {
             self.builder.seal_block(tail);
             self.builder.set_cold_block(host);
             self.builder.switch_to_block(host);
-            let results = self
-                .env
-                .call_callee(self.builder, &callee, &values)
-                .map_err(|e| self.env_err(e))?;
+            // As in `translate_return_call`: no handlers for a tail call.
+            let handlers = std::mem::take(&mut self.env.handlers);
+            let results = self.env.call_callee(self.builder, &callee, &values);
+            self.env.handlers = handlers;
+            let results = results.map_err(|e| self.env_err(e))?;
             self.stack.extend_from_slice(&results);
             let at = u32::try_from(offset).unwrap_or(u32::MAX);
             self.checkpoint_after_call(at)?;
@@ -360,7 +373,7 @@ impl FuncTranslator<'_, '_, '_> {
     }
 
     /// `end`: closes the innermost frame and continues in its `next` block.
-    fn translate_end(&mut self) -> Result<(), CompileError> {
+    pub(super) fn translate_end(&mut self) -> Result<(), CompileError> {
         let mut frame = self
             .control
             .pop()

@@ -13,15 +13,21 @@
 //! level, policy or ISA) agrees on which locals a frame holds, and a frame
 //! saved by one restores into another. Dead locals are saved as zero.
 //!
-//! Only WebAssembly 2.0 control flow and tail calls exist here (no
-//! exceptions, no branch-on-cast): `block`, `loop`, `if`/`else`, `end`,
+//! The control flow is WebAssembly 2.0's, tail calls and exception
+//! handling (no branch-on-cast): `block`, `loop`, `if`/`else`, `end`,
 //! `br`, `br_if`, `br_table`, `return`, `unreachable`, `return_call`,
-//! `return_call_indirect`. A tail call ends its block like `return`; the
+//! `return_call_indirect`, `try_table`, legacy `try`/`catch`/`catch_all`/
+//! `delegate`, `throw`, `throw_ref`, `rethrow`. A call inside a handler
+//! scope ends its block with an edge to each handler that applies (a
+//! `try_table` clause's label, a legacy `try`'s catch bodies), so a local
+//! read only by a handler is live at the calls that may land there; a
+//! throw has only those edges. A tail call ends its block like `return`; the
 //! ones that are stable points (`return_call_indirect`, and `return_call`
 //! of an import, which `Liveness::compute` cannot tell apart and so treats
 //! alike: nothing is live after a tail call anyway) record the point
 //! first, with no local live.
 
+use super::exceptions::ExnPlan;
 use crate::CompileError;
 use std::collections::HashMap;
 use wasmparser::{FunctionBody, Operator};
@@ -88,6 +94,49 @@ struct Frame {
     after: usize,
     /// For an `if` without its `else` yet: the block holding the test.
     test: Option<usize>,
+    /// Where an exception thrown in the frame's body may go: the labels
+    /// of a `try_table`'s clauses, a legacy `try`'s catch dispatch.
+    handlers: Vec<usize>,
+    /// Whether `handlers` cover the code being read (not in a legacy
+    /// `try`'s catch bodies).
+    active: bool,
+    /// Legacy `try ... delegate l`: the frame whose handlers (and those
+    /// outside it) apply instead.
+    delegate: Option<usize>,
+    /// Legacy `try`: the block that branches to each catch body.
+    dispatch: Option<usize>,
+}
+
+impl Frame {
+    fn plain(target: usize, after: usize, test: Option<usize>) -> Self {
+        Frame {
+            target,
+            after,
+            test,
+            handlers: Vec::new(),
+            active: false,
+            delegate: None,
+            dispatch: None,
+        }
+    }
+}
+
+/// The handler blocks an exception raised now may reach, innermost first.
+fn exceptional_succs(frames: &[Frame]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut i = frames.len();
+    while i > 0 {
+        i -= 1;
+        let f = &frames[i];
+        if !f.active {
+            continue;
+        }
+        out.extend_from_slice(&f.handlers);
+        if let Some(j) = f.delegate {
+            i = j + 1;
+        }
+    }
+    out
 }
 
 /// Which locals each stable point's frame must save.
@@ -103,6 +152,7 @@ impl Liveness {
         body: &FunctionBody<'_>,
         nlocals: usize,
         entry_offset: u32,
+        plan: &ExnPlan,
     ) -> Result<Self, CompileError> {
         let mut blocks: Vec<BasicBlock> = vec![BasicBlock::default()];
         let new_block = |blocks: &mut Vec<BasicBlock>| {
@@ -111,11 +161,7 @@ impl Liveness {
         };
         // The function's own frame: a branch to it returns (no successor).
         let exit = new_block(&mut blocks);
-        let mut frames = vec![Frame {
-            target: exit,
-            after: exit,
-            test: None,
-        }];
+        let mut frames = vec![Frame::plain(exit, exit, None)];
         let mut cur = 0usize;
         let mut ops = body
             .get_operators_reader()
@@ -149,14 +195,75 @@ impl Liveness {
                 }
                 Operator::Call { .. } | Operator::CallIndirect { .. } => {
                     blocks[cur].events.push(Event::Point(at));
+                    let handlers = exceptional_succs(&frames);
+                    if !handlers.is_empty() {
+                        let next = new_block(&mut blocks);
+                        blocks[cur].succs.extend(handlers);
+                        blocks[cur].succs.push(next);
+                        cur = next;
+                    }
+                }
+                Operator::Throw { .. } | Operator::ThrowRef | Operator::Rethrow { .. } => {
+                    let handlers = exceptional_succs(&frames);
+                    blocks[cur].succs.extend(handlers);
+                    cur = new_block(&mut blocks);
                 }
                 Operator::Block { .. } => {
                     let after = new_block(&mut blocks);
-                    frames.push(Frame {
-                        target: after,
-                        after,
-                        test: None,
-                    });
+                    frames.push(Frame::plain(after, after, None));
+                }
+                Operator::TryTable { try_table } => {
+                    let mut handlers = Vec::with_capacity(try_table.catches.len());
+                    for c in &try_table.catches {
+                        let label = match *c {
+                            wasmparser::Catch::One { label, .. }
+                            | wasmparser::Catch::OneRef { label, .. }
+                            | wasmparser::Catch::All { label }
+                            | wasmparser::Catch::AllRef { label } => label,
+                        };
+                        handlers.push(target_of(&frames, label, offset)?);
+                    }
+                    let after = new_block(&mut blocks);
+                    let mut frame = Frame::plain(after, after, None);
+                    frame.handlers = handlers;
+                    frame.active = true;
+                    frames.push(frame);
+                }
+                Operator::Try { .. } => {
+                    let after = new_block(&mut blocks);
+                    let dispatch = new_block(&mut blocks);
+                    let delegate = match plan
+                        .tries
+                        .get(&usize::try_from(offset).unwrap_or(usize::MAX))
+                        .and_then(|t| t.delegate)
+                    {
+                        Some(l) => Some(
+                            frames
+                                .len()
+                                .checked_sub(1 + l as usize)
+                                .ok_or_else(|| malformed(offset, "delegate out of range"))?,
+                        ),
+                        None => None,
+                    };
+                    let mut frame = Frame::plain(after, after, None);
+                    frame.handlers = vec![dispatch];
+                    frame.active = true;
+                    frame.delegate = delegate;
+                    frame.dispatch = Some(dispatch);
+                    frames.push(frame);
+                }
+                Operator::Catch { .. } | Operator::CatchAll => {
+                    let frame = frames
+                        .last_mut()
+                        .ok_or_else(|| malformed(offset, "catch outside try"))?;
+                    frame.active = false;
+                    blocks[cur].succs.push(frame.after);
+                    let dispatch = frame
+                        .dispatch
+                        .ok_or_else(|| malformed(offset, "catch outside try"))?;
+                    let body = new_block(&mut blocks);
+                    blocks[dispatch].succs.push(body);
+                    cur = body;
                 }
                 Operator::Loop { .. } => {
                     let header = new_block(&mut blocks);
@@ -164,21 +271,13 @@ impl Liveness {
                     blocks[cur].events.push(Event::Point(at));
                     blocks[cur].succs.push(header);
                     cur = header;
-                    frames.push(Frame {
-                        target: header,
-                        after,
-                        test: None,
-                    });
+                    frames.push(Frame::plain(header, after, None));
                 }
                 Operator::If { .. } => {
                     let then = new_block(&mut blocks);
                     let after = new_block(&mut blocks);
                     blocks[cur].succs.push(then);
-                    frames.push(Frame {
-                        target: after,
-                        after,
-                        test: Some(cur),
-                    });
+                    frames.push(Frame::plain(after, after, Some(cur)));
                     cur = then;
                 }
                 Operator::Else => {
@@ -194,7 +293,7 @@ impl Liveness {
                     }
                     cur = other;
                 }
-                Operator::End => {
+                Operator::End | Operator::Delegate { .. } => {
                     let frame = frames
                         .pop()
                         .ok_or_else(|| malformed(offset, "unbalanced end"))?;

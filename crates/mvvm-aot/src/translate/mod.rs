@@ -17,6 +17,7 @@
 
 mod checkpoint;
 mod control;
+mod exceptions;
 mod liveness;
 mod memory;
 mod numeric;
@@ -30,8 +31,9 @@ mod variables;
 use crate::CompileError;
 use crate::env::{FuncEnv, ModuleInfo, clif_type, wasm_signature};
 pub(crate) use checkpoint::FuncTables;
-use cranelift_codegen::ir::{self, Block, InstBuilder, SourceLoc, UserFuncName, Value};
+use cranelift_codegen::ir::{self, Block, InstBuilder, SourceLoc, UserFuncName, Value, types};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+pub(crate) use exceptions::exception_call_sites;
 use mvvm_abi::{FuncType, ValType};
 use wasmparser::{FuncValidator, FunctionBody, Operator, ValidatorResources};
 
@@ -63,6 +65,8 @@ pub(crate) struct Frame {
     pub height: usize,
     /// Whether anything jumps or falls through to `next`.
     pub exit_reachable: bool,
+    /// The exception handlers of a `try_table` or legacy `try`.
+    pub exn: Option<Box<exceptions::TryScope>>,
 }
 
 impl Frame {
@@ -90,6 +94,8 @@ pub(crate) struct FuncTranslator<'m, 'b, 'f> {
     pub unreachable_depth: u32,
     /// Checkpoint instrumentation (`None` without a policy).
     pub ckpt: Option<checkpoint::Instrumentation>,
+    /// Exception handling state (the pre-pass, the hidden locals).
+    pub exn: exceptions::FuncExn,
 }
 
 /// The result type of operator translators: `Ok(true)` if handled.
@@ -179,7 +185,8 @@ impl FuncTranslator<'_, '_, '_> {
         if self.ckpt.is_some() {
             self.checkpoint_begin_stable_point(op, offset)?;
         }
-        if self.translate_control(op, offset)?
+        if self.translate_exceptions(op, offset)?
+            || self.translate_control(op, offset)?
             || self.translate_variable(op)?
             || self.translate_memory(op, offset)?
             || self.translate_table(op)?
@@ -298,6 +305,18 @@ pub(crate) fn translate_function(
         }
     }
 
+    // Legacy catch bodies keep their exception in hidden locals after the
+    // wasm ones (see translate/exceptions.rs); the liveness analysis knows
+    // only the wasm locals and treats the hidden ones as always live.
+    let plan = exceptions::ExnPlan::scan(input.body)?;
+    let first_hidden = locals.len();
+    for _ in 0..plan.hidden_locals {
+        let var = builder.declare_var(types::I64);
+        let null = builder.ins().iconst(types::I64, 0);
+        builder.def_var(var, null);
+        locals.push((var, ValType::ExnRef));
+    }
+
     let mut env = FuncEnv::new(info);
     env.init(&mut builder, vmctx).map_err(codegen)?;
 
@@ -319,10 +338,12 @@ pub(crate) fn translate_function(
             results,
             height: 0,
             exit_reachable: false,
+            exn: None,
         }],
         reachable: true,
         unreachable_depth: 0,
         ckpt: None,
+        exn: exceptions::FuncExn { plan, first_hidden },
     };
     if let Some(tracker) = tracker {
         let resume_clone = match input.role {
