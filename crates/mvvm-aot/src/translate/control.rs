@@ -197,6 +197,8 @@ impl FuncTranslator<'_, '_, '_> {
             Operator::Br { relative_depth } => {
                 let (target, n) = self.branch_to(*relative_depth)?;
                 let values = self.peek_n(n)?.to_vec();
+                let left = self.catches_left(Some(*relative_depth));
+                self.drop_catches(&left)?;
                 self.builder.ins().jump(target, &args(&values));
                 self.reachable = false;
             }
@@ -205,9 +207,21 @@ impl FuncTranslator<'_, '_, '_> {
                 let (target, n) = self.branch_to(*relative_depth)?;
                 let values = self.peek_n(n)?.to_vec();
                 let fallthrough = self.builder.create_block();
-                self.builder
-                    .ins()
-                    .brif(cond, target, &args(&values), fallthrough, &[]);
+                let left = self.catches_left(Some(*relative_depth));
+                if left.is_empty() {
+                    self.builder
+                        .ins()
+                        .brif(cond, target, &args(&values), fallthrough, &[]);
+                } else {
+                    // The taken edge leaves legacy catch bodies: it frees
+                    // their exceptions on the way.
+                    let taken = self.builder.create_block();
+                    self.builder.ins().brif(cond, taken, &[], fallthrough, &[]);
+                    self.builder.seal_block(taken);
+                    self.builder.switch_to_block(taken);
+                    self.drop_catches(&left)?;
+                    self.builder.ins().jump(target, &args(&values));
+                }
                 self.builder.seal_block(fallthrough);
                 self.builder.switch_to_block(fallthrough);
             }
@@ -217,6 +231,8 @@ impl FuncTranslator<'_, '_, '_> {
                     u32::try_from(self.control.len().saturating_sub(1)).unwrap_or(u32::MAX),
                 )?;
                 let values = self.peek_n(n)?.to_vec();
+                let left = self.catches_left(None);
+                self.drop_catches(&left)?;
                 self.builder.ins().jump(target, &args(&values));
                 self.reachable = false;
             }
@@ -292,6 +308,9 @@ impl FuncTranslator<'_, '_, '_> {
             .ok_or_else(|| self.error(format!("function {index} has no type")))?;
         let (nparams, nresults) = (ty.params.len(), ty.results.len());
         let values = self.pop_n(nparams)?;
+        // The frame ends: legacy catch bodies around free their exceptions.
+        let left = self.catches_left(None);
+        self.drop_catches(&left)?;
         if self.ckpt.is_some() && self.env.info.is_imported(index) {
             // A tail call leaves this frame: the callee's exceptions go to
             // the caller, never to handlers around the call here.
@@ -341,6 +360,9 @@ impl FuncTranslator<'_, '_, '_> {
             .env
             .indirect_callee(self.builder, type_index, table_index, idx)
             .map_err(|e| self.env_err(e))?;
+        // The frame ends: legacy catch bodies around free their exceptions.
+        let left = self.catches_left(None);
+        self.drop_catches(&left)?;
         if self.ckpt.is_some() && self.env.info.meta.num_imported_funcs > 0 {
             let is_import = self
                 .env
@@ -435,12 +457,13 @@ impl FuncTranslator<'_, '_, '_> {
                 continue;
             }
             let (target, n) = self.branch_to(depth)?;
-            let block = if n == 0 {
+            let left = self.catches_left(Some(depth));
+            let block = if n == 0 && left.is_empty() {
                 target
             } else {
                 let values = self.peek_n(n)?.to_vec();
                 let forward = self.builder.create_block();
-                forwards.push((forward, target, values));
+                forwards.push((forward, target, values, left));
                 forward
             };
             blocks.insert(depth, block);
@@ -453,9 +476,11 @@ impl FuncTranslator<'_, '_, '_> {
             .builder
             .create_jump_table(JumpTableData::new(default_call, &table));
         self.builder.ins().br_table(index, jt);
-        for (forward, target, values) in forwards {
+        for (forward, target, values, left) in forwards {
             self.builder.switch_to_block(forward);
             self.builder.seal_block(forward);
+            // Legacy catch bodies the branch leaves free their exceptions.
+            self.drop_catches(&left)?;
             self.builder.ins().jump(target, &args(&values));
         }
         self.reachable = false;

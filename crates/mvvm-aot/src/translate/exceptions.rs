@@ -467,6 +467,39 @@ impl FuncTranslator<'_, '_, '_> {
         Ok(())
     }
 
+    /// The hidden locals of the legacy catch bodies a branch to `depth`
+    /// leaves (`None`: a `return` or tail call, which leaves them all):
+    /// those of the frames at depths `0..=depth` (a `try` is never a
+    /// loop, so a branch to one leaves it too).
+    pub(super) fn catches_left(&self, depth: Option<u32>) -> Vec<usize> {
+        let len = self.control.len();
+        let first = match depth {
+            Some(d) => len.saturating_sub(1 + d as usize),
+            None => 0,
+        };
+        self.control[first..]
+            .iter()
+            .rev()
+            .filter_map(|f| f.exn.as_deref().and_then(|s| s.hidden))
+            .collect()
+    }
+
+    /// Frees the exceptions of the legacy catch bodies a branch leaves
+    /// (from [`FuncTranslator::catches_left`]): the branch makes them
+    /// unnameable, like the fall-through end of the body does.
+    pub(super) fn drop_catches(&mut self, hidden: &[usize]) -> Result<(), CompileError> {
+        for h in hidden {
+            let var = self.locals[*h].0;
+            let exn = self.builder.use_var(var);
+            self.env
+                .call_builtin(self.builder, Builtin::ExnDrop, &[exn])
+                .map_err(|e| self.env_err(e))?;
+            let null = self.builder.ins().iconst(types::I64, 0);
+            self.builder.def_var(var, null);
+        }
+        Ok(())
+    }
+
     /// Legacy `catch tag` / `catch_all`: ends the try body (or the previous
     /// catch body) and starts this clause's body at its handler block.
     fn legacy_catch(&mut self, tag: Option<u32>) -> Result<(), CompileError> {
