@@ -21,7 +21,7 @@ cargo test --workspace --no-fail-fast
 # extended-const), at both ends of the optimisation range, then checkpoint
 # everywhere over them; the aarch64 run of the same is in
 # scripts/aarch64/test.sh.
-PROPOSALS=proposals/simd,proposals/relaxed-simd,proposals/tail-call,proposals/extended-const
+PROPOSALS=proposals/simd,proposals/relaxed-simd,proposals/tail-call,proposals/extended-const,proposals/exceptions
 for opt in 0 3; do
   MVVM_SPEC_SUITE=$PROPOSALS MVVM_SPEC_OPT=$opt cargo test -p mvvm-rt --test spec
 done

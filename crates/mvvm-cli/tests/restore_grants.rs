@@ -106,6 +106,7 @@ fn rewrite_wasi(snap: &Path, edit: impl FnOnce(&mut WasiState)) -> Result<()> {
         frames: s.frames.clone(),
         globals: s.globals.clone(),
         tables: s.tables.clone(),
+        exceptions: s.exceptions.clone(),
         dropped_data: s.dropped_data.clone(),
         dropped_elems: s.dropped_elems.clone(),
         wasi: s.wasi.clone(),

@@ -35,6 +35,8 @@ unsafe extern "C" {
     fn mvvm_b_table_fill(vmctx: *mut VMContext, table: u32, dst: u32, val: u64, len: u32);
     fn mvvm_b_table_copy(vmctx: *mut VMContext, dt: u32, st: u32, dst: u32, src: u32, len: u32);
     fn mvvm_b_table_init(vmctx: *mut VMContext, table: u32, seg: u32, dst: u32, src: u32, len: u32);
+    fn mvvm_b_throw(vmctx: *mut VMContext, tag: u32, values: *const u64);
+    fn mvvm_b_throw_ref(vmctx: *mut VMContext, exn: u64);
 }
 
 static TABLE: LazyLock<[usize; BUILTIN_COUNT]> = LazyLock::new(|| {
@@ -58,6 +60,10 @@ static TABLE: LazyLock<[usize; BUILTIN_COUNT]> = LazyLock::new(|| {
             Builtin::Probe => probe as *const () as usize,
             Builtin::UnwindFrame => unwind_frame as *const () as usize,
             Builtin::RewindFrame => rewind_frame as *const () as usize,
+            // Exception handling (see `crate::throw`).
+            Builtin::Throw => mvvm_b_throw as *const () as usize,
+            Builtin::ThrowRef => mvvm_b_throw_ref as *const () as usize,
+            Builtin::ExnDrop => exn_drop as *const () as usize,
         };
     }
     t
@@ -77,7 +83,7 @@ const TABLE_OOB: i32 = TrapCode::TableOutOfBounds as i32;
 /// # Safety
 /// `vmctx` must be the context of a live instance, passed by generated
 /// code that the instance's store is running.
-unsafe fn host_of(vmctx: *mut VMContext) -> (*mut StoreInner, u32) {
+pub(crate) unsafe fn host_of(vmctx: *mut VMContext) -> (*mut StoreInner, u32) {
     // SAFETY: per the contract above, `vmctx` is a live, aligned
     // `VMContext` whose `host` is the base pointer of the instance's
     // `InstanceHost` (set in `instance::wire_vmctx`, freed only with the
@@ -93,7 +99,7 @@ unsafe fn host_of(vmctx: *mut VMContext) -> (*mut StoreInner, u32) {
 /// # Safety
 /// As [`host_of`]; besides, the reference must not be used after anything
 /// that can run wasm again (the builtin returns, or calls into wasm).
-unsafe fn store_of<'a>(vmctx: *mut VMContext) -> (&'a mut StoreInner, u32) {
+pub(crate) unsafe fn store_of<'a>(vmctx: *mut VMContext) -> (&'a mut StoreInner, u32) {
     // SAFETY: `host_of`'s contract is the caller's. The base pointer is
     // valid (the store outlives its running code) and no other reference
     // into the store is in use: wasm was entered by `call::call_raw`, which
@@ -442,6 +448,15 @@ extern "C" fn rewind_frame(
             0
         }
     }
+}
+
+/// Builtin `ExnDrop`: a legacy catch body that held exception `exn` ended;
+/// frees it unless something else keeps it (see `crate::exception`).
+extern "C" fn exn_drop(vmctx: *mut VMContext, exn: u64) {
+    // SAFETY: called by generated code with its own vmctx; the reference
+    // ends with this builtin, which runs no wasm.
+    let (s, _) = unsafe { store_of(vmctx) };
+    s.exceptions.unhold(exn);
 }
 
 #[cfg(test)]

@@ -134,6 +134,14 @@ pub(crate) unsafe fn call_raw(
     st.depth -= 1;
     if outermost {
         st.limits.stack_limit = 0;
+        // No wasm frame of the store is left, so no frame holds the
+        // handle of an exception a legacy `catch` kept: every exception
+        // that never escaped is unreachable now. Not so when the call
+        // ended by unwinding for a checkpoint: its frames (handles
+        // included) are saved and come back.
+        if r.is_err() || st.limits.unwind_state != mvvm_abi::checkpoint::UNWINDING {
+            st.exceptions.release_unescaped();
+        }
     }
     match r {
         Ok(()) => Ok(()),

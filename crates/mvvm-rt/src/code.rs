@@ -13,7 +13,7 @@
 
 use crate::sys::mman::{self, Prot};
 use crate::sys::{icache, membarrier, sched};
-use crate::trap::{CodeInfo, TrapLookup};
+use crate::trap::{CodeInfo, SiteLookup, TrapLookup};
 use std::sync::{Arc, RwLock};
 
 /// Host page size.
@@ -191,4 +191,18 @@ pub(crate) fn func_at(pc: usize) -> Option<(Option<u32>, Option<String>)> {
     }
     let f = &info.funcs[k - 1];
     Some((Some(f.index), f.name.clone()))
+}
+
+/// Runs `f` on what the registry knows of the return address `pc` (see
+/// [`CodeInfo::call_site`]): the exception walk's view of one frame. The
+/// registry stays read-locked while `f` runs, so `f` must not load or
+/// drop a module. May block; never call it from a signal handler.
+pub(crate) fn with_call_site<R>(pc: usize, f: impl FnOnce(SiteLookup<'_>) -> R) -> R {
+    let reg = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    let at = pc.wrapping_sub(1);
+    let i = reg.partition_point(|r| r.start <= at);
+    match i.checked_sub(1).map(|i| &reg[i]) {
+        Some(r) if at < r.end => f(r.info.call_site(pc)),
+        _ => f(SiteLookup::NotWasm),
+    }
 }

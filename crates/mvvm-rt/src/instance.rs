@@ -19,11 +19,12 @@
 //! written into the `VMContext` stay valid however the `InstanceData` is
 //! moved (see `vm_box.rs` for the invariant).
 
+use crate::exception::{TagHome, TagId};
 use crate::global::GlobalData;
 use crate::memory::LinearMemory;
 use crate::module::Module;
 use crate::store::{
-    Extern, Func, FuncKind, Global, Memory, RunError, Store, StoreInner, Table, Val,
+    Extern, Func, FuncKind, Global, Memory, RunError, Store, StoreInner, Table, Tag, Val,
 };
 use crate::table::Table as TableData;
 use crate::trap::Trap;
@@ -85,6 +86,8 @@ pub(crate) struct InstanceData {
     pub data_dropped: Vec<bool>,
     /// Element segments, evaluated (raw `u64` per item); emptied by drop.
     pub elems: Vec<Vec<u64>>,
+    /// The identity of each tag (imported first; see `exception.rs`).
+    pub tags: Vec<crate::exception::TagId>,
 }
 
 impl InstanceData {
@@ -125,6 +128,8 @@ struct Linked {
     memories: Vec<u32>,
     tables: Vec<u32>,
     globals: Vec<u32>,
+    /// Tag identities (imported first).
+    tags: Vec<TagId>,
 }
 
 /// The `VMFuncRef` array of an instance being built: where it is and how
@@ -251,7 +256,7 @@ fn build_instance(
         base: funcs.as_ptr().cast::<VMFuncRef>(),
         len: funcs.len(),
     };
-    define_entities(s, meta, &mut linked, fr)?;
+    define_entities(s, meta, index, &mut linked, fr)?;
     let elems = eval_elems(s, meta, &linked.globals, fr)?;
     let mut data = InstanceData {
         module: module.clone(),
@@ -269,6 +274,7 @@ fn build_instance(
         globals: linked.globals,
         data_dropped: vec![false; meta.data.len()],
         elems,
+        tags: linked.tags,
     };
     wire_vmctx(s, store_ptr, &mut data);
     register_funcrefs(s, index, &data);
@@ -294,6 +300,7 @@ fn link_imports(
         memories: Vec::new(),
         tables: Vec::new(),
         globals: Vec::new(),
+        tags: Vec::new(),
     };
     for (imp, ext) in meta.imports.iter().zip(imports) {
         let bad = || {
@@ -307,6 +314,7 @@ fn link_imports(
             Extern::Memory(m) => m.store,
             Extern::Table(t) => t.store,
             Extern::Global(g) => g.store,
+            Extern::Tag(t) => t.store,
         };
         if ext_store != s.id {
             return Err(unlinkable(format!(
@@ -348,6 +356,18 @@ fn link_imports(
                     return Err(bad());
                 }
                 linked.globals.push(g.index);
+            }
+            (ImportKind::Tag(t), Extern::Tag(tag)) => {
+                let want = meta
+                    .types
+                    .get(*t as usize)
+                    .ok_or_else(|| meta_err("type"))?;
+                // Structural: the payload types (and the empty results)
+                // must be the same.
+                if s.tags.ty(tag.id) != Some(want) {
+                    return Err(bad());
+                }
+                linked.tags.push(tag.id);
             }
             _ => return Err(bad()),
         }
@@ -412,10 +432,12 @@ fn build_funcs(
 }
 
 /// Creates the module's own globals (evaluating their initialisers),
-/// memories and tables in the store, appending their indices to `linked`.
+/// memories, tables and tags in the store (the instance being built is
+/// `instance`), appending their indices (tag identities) to `linked`.
 fn define_entities(
     s: &mut StoreInner,
     meta: &ModuleMeta,
+    instance: u32,
     linked: &mut Linked,
     funcs: FuncsRef,
 ) -> Result<(), InstantiationError> {
@@ -435,6 +457,18 @@ fn define_entities(
         })?;
         s.tables.push(t);
         linked.tables.push(s.tables.len() as u32 - 1);
+    }
+    for ty in &meta.tags {
+        let ft = meta
+            .types
+            .get(*ty as usize)
+            .ok_or_else(|| meta_err("tag type"))?
+            .clone();
+        let home = TagHome {
+            instance,
+            index: linked.tags.len() as u32,
+        };
+        linked.tags.push(s.tags.define(ft, home));
     }
     Ok(())
 }
@@ -704,6 +738,10 @@ pub(crate) fn export_of(s: &StoreInner, index: u32, name: &str) -> Option<Extern
         ExportKind::Global(i) => Extern::Global(Global {
             store: s.id,
             index: *inst.globals.get(i as usize)?,
+        }),
+        ExportKind::Tag(i) => Extern::Tag(Tag {
+            store: s.id,
+            id: *inst.tags.get(i as usize)?,
         }),
     })
 }

@@ -27,6 +27,7 @@ mod builtins;
 mod call;
 pub mod checkpoint;
 mod code;
+mod exception;
 mod global;
 mod instance;
 mod linker;
@@ -38,6 +39,7 @@ mod signals;
 mod store;
 mod sys;
 mod table;
+mod throw;
 mod trap;
 mod types;
 mod vm_box;
@@ -52,7 +54,7 @@ pub use mvvm_abi::TrapCode;
 pub use mvvm_abi::meta::{FuncType, GlobalType, Limits, MemoryType, TableType, ValType};
 pub use store::{
     AsStore, Caller, DEFAULT_MAX_WASM_STACK, Extern, Func, Global, HostError, HostFn, Memory,
-    RunError, Store, Table, Val,
+    RunError, Store, Table, Tag, Val,
 };
 pub use trap::Trap;
 pub use types::canonical_type_id;

@@ -611,7 +611,11 @@ fn find_entries(
     let mut funcs = Vec::with_capacity(meta.funcs.len() - nimp);
     // A compiled body of defined function `index` (its own, or its resume
     // clone: the same wasm function, so a trap in either is reported alike).
-    let body_range = |symbol: String, index: u32, size: u32, traps: &[mvvm_abi::TrapSite]| {
+    let body_range = |symbol: String,
+                      index: u32,
+                      size: u32,
+                      traps: &[mvvm_abi::TrapSite],
+                      call_sites: &[mvvm_abi::exception::CallSite]| {
         let (addr, _) = get(symbol.clone())?;
         if addr < text.start || addr + size as usize > text.end {
             return Err(bad(format!("{symbol} (function {index}) outside the text")));
@@ -622,11 +626,19 @@ fn find_entries(
             index,
             traps: traps.to_vec(),
             name: meta.func_name(index).map(str::to_string),
+            body: true,
+            call_sites: checked_call_sites(call_sites, size, &symbol)?,
         })
     };
     for (k, fi) in meta.func_infos.iter().enumerate() {
         let index = (nimp + k) as u32;
-        let range = body_range(names::func_symbol(index), index, fi.code_size, &fi.traps)?;
+        let range = body_range(
+            names::func_symbol(index),
+            index,
+            fi.code_size,
+            &fi.traps,
+            &fi.call_sites,
+        )?;
         funcs.push(range.start);
         ranges.push(range);
         if let Some(resume) = &fi.resume {
@@ -635,6 +647,7 @@ fn find_entries(
                 index,
                 resume.code_size,
                 &resume.traps,
+                &resume.call_sites,
             )?);
         }
     }
@@ -650,6 +663,8 @@ fn find_entries(
             end: addr + (size as usize).clamp(1, text.end - addr),
             index: j,
             traps: Vec::new(),
+            body: false,
+            call_sites: Vec::new(),
             name: meta.func_name(j).map(str::to_string).or_else(|| {
                 meta.imports
                     .iter()
@@ -674,6 +689,30 @@ fn find_entries(
         trampolines,
         ranges,
     })
+}
+
+/// The call sites of a body of `size` bytes (symbol `symbol`), once they
+/// are known to be sorted by return address, inside the body, and to name
+/// handlers inside it: the exception walk jumps to `code_start +
+/// code_offset`, so a handler outside its function would be a jump into
+/// arbitrary code.
+fn checked_call_sites(
+    sites: &[mvvm_abi::exception::CallSite],
+    size: u32,
+    symbol: &str,
+) -> Result<Vec<mvvm_abi::exception::CallSite>, LoadError> {
+    let sorted = sites
+        .windows(2)
+        .all(|w| w[0].return_offset < w[1].return_offset);
+    let inside = sites
+        .iter()
+        .all(|c| c.return_offset <= size && c.handlers.iter().all(|h| h.code_offset < size));
+    if !sorted || !inside {
+        return Err(LoadError::BadMeta(format!(
+            "exception call sites of {symbol} unsorted or outside its code"
+        )));
+    }
+    Ok(sites.to_vec())
 }
 
 /// Names every code range in `/tmp/perf-PID.map` (`MVVM_PERF_MAP=1`), so

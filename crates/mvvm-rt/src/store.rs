@@ -96,6 +96,10 @@ pub enum Val {
     FuncRef(Option<Func>),
     /// `externref` (`None` is `ref.null extern`).
     ExternRef(Option<u32>),
+    /// `exnref` (`None` is `ref.null exn`): the raw handle of an exception
+    /// of the store, opaque to the host (a handle that names no live
+    /// exception makes `throw_ref` trap with a null reference).
+    ExnRef(Option<u64>),
 }
 
 impl Val {
@@ -109,6 +113,7 @@ impl Val {
             Val::V128(_) => ValType::V128,
             Val::FuncRef(_) => ValType::FuncRef,
             Val::ExternRef(_) => ValType::ExternRef,
+            Val::ExnRef(_) => ValType::ExnRef,
         }
     }
 
@@ -122,6 +127,7 @@ impl Val {
             ValType::V128 => Val::V128(0),
             ValType::FuncRef => Val::FuncRef(None),
             ValType::ExternRef => Val::ExternRef(None),
+            ValType::ExnRef => Val::ExnRef(None),
         }
     }
 }
@@ -196,6 +202,27 @@ pub struct Global {
     pub(crate) index: u32,
 }
 
+/// An exception tag of a store (exception handling): defined by an
+/// instance, exported and imported like a global. Two `Tag`s are the same
+/// tag exactly when they are equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tag {
+    pub(crate) store: u64,
+    pub(crate) id: crate::exception::TagId,
+}
+
+impl Tag {
+    /// The tag's type: its parameters are the exception's payload.
+    pub fn ty(&self, store: &impl AsStore) -> FuncType {
+        let s = store.store_inner();
+        check_store(s, self.store);
+        s.tags.ty(self.id).cloned().unwrap_or(FuncType {
+            params: Vec::new(),
+            results: Vec::new(),
+        })
+    }
+}
+
 /// Anything an instance can import or export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Extern {
@@ -207,6 +234,8 @@ pub enum Extern {
     Table(Table),
     /// A global.
     Global(Global),
+    /// An exception tag.
+    Tag(Tag),
 }
 
 pub(crate) struct HostFuncData {
@@ -244,6 +273,10 @@ pub struct StoreInner {
     /// Checkpoint control (trigger, probe counts, frames being saved or
     /// restored); `None` when no checkpoint session is armed.
     pub(crate) ckpt: Option<Box<crate::checkpoint::control::Control>>,
+    /// Every tag defined by an instance of the store (see `exception.rs`).
+    pub(crate) tags: crate::exception::Tags,
+    /// Thrown exceptions, which `exnref` handles name.
+    pub(crate) exceptions: crate::exception::ExceptionTable,
 }
 
 /// Owns instances and everything they use; see the module documentation.
@@ -285,6 +318,8 @@ impl Store {
                 data: None,
                 save_data: None,
                 ckpt: None,
+                tags: Default::default(),
+                exceptions: Default::default(),
             }),
         }
     }
@@ -306,6 +341,13 @@ impl Store {
     /// The user data, if it is a `T`.
     pub fn data<T: Any>(&self) -> Option<&T> {
         self.inner.data.as_ref()?.downcast_ref()
+    }
+
+    /// Number of exceptions the store keeps (thrown and not yet freed: a
+    /// handler has not taken them, or an `exnref` to them escaped to wasm,
+    /// which keeps them for the store's life). For tests and diagnostics.
+    pub fn live_exceptions(&self) -> usize {
+        self.inner.exceptions.live_count()
     }
 
     /// The user data, writable, if it is a `T`.
@@ -366,6 +408,11 @@ impl Caller<'_> {
         self.store.data.as_ref()?.downcast_ref()
     }
 
+    /// [`Store::live_exceptions`], from inside a host function.
+    pub fn live_exceptions(&self) -> usize {
+        self.store.exceptions.live_count()
+    }
+
     /// The store's user data, writable, if it is a `T`.
     pub fn data_mut<T: Any>(&mut self) -> Option<&mut T> {
         self.store.data.as_mut()?.downcast_mut()
@@ -418,6 +465,7 @@ impl StoreInner {
             Val::FuncRef(Some(f)) => self.funcref_ptr(f)? as u128,
             Val::ExternRef(None) => 0,
             Val::ExternRef(Some(n)) => u128::from(n) + 1,
+            Val::ExnRef(h) => u128::from(h.unwrap_or(0)),
         })
     }
 
@@ -440,6 +488,7 @@ impl StoreInner {
             } else {
                 Some((low - 1) as u32)
             }),
+            ValType::ExnRef => Val::ExnRef((low != 0).then_some(low)),
         }
     }
 
@@ -586,7 +635,11 @@ impl Memory {
 impl Table {
     /// A new table of type `ty` with every element `init`.
     pub fn new(store: &mut Store, ty: TableType, init: Val) -> Result<Table, RunError> {
-        if !matches!(ty.elem, ValType::FuncRef | ValType::ExternRef) || init.ty() != ty.elem {
+        let is_ref = matches!(
+            ty.elem,
+            ValType::FuncRef | ValType::ExternRef | ValType::ExnRef
+        );
+        if !is_ref || init.ty() != ty.elem {
             return Err(RunError::BadArgs(format!(
                 "table of {:?} initialised with {:?}",
                 ty.elem,

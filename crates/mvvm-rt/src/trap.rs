@@ -2,6 +2,7 @@
 //! address back to a trap code, a function and a wasm bytecode offset.
 
 use mvvm_abi::TrapCode;
+use mvvm_abi::exception::CallSite;
 use mvvm_abi::meta::TrapSite;
 use std::fmt;
 
@@ -65,6 +66,11 @@ pub(crate) struct FuncRange {
     pub traps: Vec<TrapSite>,
     /// Name for trap messages.
     pub name: Option<String>,
+    /// Whether this is a wasm function's body (or resume clone), as
+    /// opposed to an import stub: a throw walks through bodies only.
+    pub body: bool,
+    /// Call sites with exception handlers, sorted by `return_offset`.
+    pub call_sites: Vec<CallSite>,
 }
 
 /// What the signal handler needs about one module's code.
@@ -89,7 +95,47 @@ pub(crate) struct TrapLookup {
     pub wasm_offset: Option<u32>,
 }
 
+/// Where a return address lies, for the exception walk
+/// ([`CodeInfo::call_site`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SiteLookup<'a> {
+    /// Not in the body of a wasm function: the walk ends.
+    NotWasm,
+    /// In a wasm body starting at `code_start`; `site` is the call site
+    /// returning there, if the call has handlers.
+    Wasm {
+        code_start: usize,
+        site: Option<&'a CallSite>,
+    },
+}
+
 impl CodeInfo {
+    /// Looks up the return address `pc` (in `text_start..=text_end`): the
+    /// body it returns into and that call's handlers. A return address
+    /// may lie just past its function's last byte (a call that never
+    /// returns ends the function), so the function is the one holding
+    /// `pc - 1`.
+    pub fn call_site(&self, pc: usize) -> SiteLookup<'_> {
+        let at = pc.wrapping_sub(1);
+        let i = self.funcs.partition_point(|f| f.start <= at);
+        let Some(f) = i.checked_sub(1).map(|i| &self.funcs[i]) else {
+            return SiteLookup::NotWasm;
+        };
+        if at >= f.end || !f.body {
+            return SiteLookup::NotWasm;
+        }
+        let off = (pc - f.start) as u64;
+        let site = f
+            .call_sites
+            .binary_search_by_key(&off, |c| u64::from(c.return_offset))
+            .ok()
+            .map(|k| &f.call_sites[k]);
+        SiteLookup::Wasm {
+            code_start: f.start,
+            site,
+        }
+    }
+
     /// Looks up `pc`, which lies in `text_start..text_end`.
     pub fn lookup(&self, pc: usize) -> TrapLookup {
         let mut out = TrapLookup {

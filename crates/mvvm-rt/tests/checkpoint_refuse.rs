@@ -152,6 +152,7 @@ fn rewrite(snap: &Path, edit: impl FnOnce(&mut mvvm_snapshot::Snapshot)) {
         frames: s.frames.clone(),
         globals: s.globals.clone(),
         tables: s.tables.clone(),
+        exceptions: s.exceptions.clone(),
         dropped_data: s.dropped_data.clone(),
         dropped_elems: s.dropped_elems.clone(),
         wasi: s.wasi.clone(),

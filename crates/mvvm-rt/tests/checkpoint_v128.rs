@@ -272,6 +272,7 @@ fn altered(
         frames,
         globals,
         tables: snap.tables.clone(),
+        exceptions: snap.exceptions.clone(),
         dropped_data: snap.dropped_data.clone(),
         dropped_elems: snap.dropped_elems.clone(),
         wasi: snap.wasi.clone(),

@@ -25,7 +25,7 @@ use mvvm_rt::{
     Extern, Func, FuncType, Global, GlobalType, Instance, InstantiationError, Limits, Linker,
     Memory, MemoryType, Module, RunError, Store, Table, TableType, TrapCode, Val, ValType,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use wast::core::{AbstractHeapType, HeapType, NanPattern, V128Pattern, WastArgCore, WastRetCore};
@@ -171,11 +171,13 @@ fn run_file(name: &str, text: &'static str) -> FileReport {
             return report;
         }
     };
-    let mut ctx = Runner::new();
+    let mut ctx = Runner::new(spec_files::may_need_refused(name));
     for directive in wast.directives {
         let (line, col) = directive.span().linecol_in(text);
         match ctx.run(directive) {
-            Ok(()) => report.passed += 1,
+            Ok(Done::Passed) => report.passed += 1,
+            Ok(Done::Refused) => ctx.refusals += 1,
+            Ok(Done::LeftOut) => ctx.left_out += 1,
             Err(e) => {
                 report.failed += 1;
                 report
@@ -184,7 +186,35 @@ fn run_file(name: &str, text: &'static str) -> FileReport {
             }
         }
     }
+    if let Some(proposal) = ctx.may_refuse {
+        if ctx.refusals == 0 {
+            report.failed += 1;
+            report.failures.push(format!(
+                "{name}: no module was refused for needing {proposal}: \
+                 update spec_files::MAY_NEED_REFUSED"
+            ));
+        } else {
+            println!(
+                "spec: {name}: {} modules refused (they need {proposal}), {} directives \
+                 that use them left out",
+                ctx.refusals, ctx.left_out
+            );
+        }
+    }
     report
+}
+
+/// How a directive that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    /// It ran and its assertion held.
+    Passed,
+    /// Its module was refused for needing the proposal its file may need
+    /// (`spec_files::MAY_NEED_REFUSED`).
+    Refused,
+    /// It uses a refused module (invokes or registers it, imports from
+    /// it), so it was not run.
+    LeftOut,
 }
 
 struct Runner {
@@ -193,9 +223,21 @@ struct Runner {
     named: HashMap<String, Instance>,
     definitions: HashMap<String, Module>,
     last: Option<Instance>,
+    /// The refused proposal modules of this file may need.
+    may_refuse: Option<&'static str>,
+    /// Names of refused modules (and module definitions), and of the
+    /// instances of refused definitions.
+    refused: HashSet<String>,
+    /// Whether the last module was refused.
+    refused_last: bool,
+    /// Names refused modules were registered under.
+    refused_registered: HashSet<String>,
+    refusals: usize,
+    left_out: usize,
 }
 
-fn compile(bytes: &[u8]) -> Result<Module> {
+/// The compiler's options: the default, at `MVVM_SPEC_OPT` when set.
+fn compile_options() -> mvvm_aot::CompileOptions {
     let mut opts = mvvm_aot::CompileOptions::default();
     if let Some(level) = std::env::var("MVVM_SPEC_OPT")
         .ok()
@@ -203,7 +245,11 @@ fn compile(bytes: &[u8]) -> Result<Module> {
     {
         opts.opt_level = level;
     }
-    let aot = mvvm_aot::compile(bytes, &opts).map_err(|e| anyhow!("compile: {e}"))?;
+    opts
+}
+
+fn compile(bytes: &[u8]) -> Result<Module> {
+    let aot = mvvm_aot::compile(bytes, &compile_options()).map_err(|e| anyhow!("compile: {e}"))?;
     Module::from_aot(&aot).context("load")
 }
 
@@ -275,7 +321,7 @@ fn trap_matches(code: TrapCode, actual: &str, expected: &str) -> bool {
 }
 
 impl Runner {
-    fn new() -> Runner {
+    fn new(may_refuse: Option<&'static str>) -> Runner {
         let mut store = Store::new();
         let mut linker = Linker::new();
         spectest(&mut store, &mut linker);
@@ -285,6 +331,78 @@ impl Runner {
             named: HashMap::new(),
             definitions: HashMap::new(),
             last: None,
+            may_refuse,
+            refused: HashSet::new(),
+            refused_last: false,
+            refused_registered: HashSet::new(),
+            refusals: 0,
+            left_out: 0,
+        }
+    }
+
+    /// Compiles `bytes`; `None` when the compiler refuses the module for
+    /// needing the proposal this file may need.
+    fn compile_or_refuse(&self, bytes: &[u8]) -> Result<Option<Module>> {
+        match mvvm_aot::compile(bytes, &compile_options()) {
+            Ok(aot) => Ok(Some(Module::from_aot(&aot).context("load")?)),
+            Err(mvvm_aot::CompileError::Unsupported { feature, .. })
+                if self
+                    .may_refuse
+                    .is_some_and(|p| feature.contains(&format!("the {p} proposal"))) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(anyhow!("compile: {e}")),
+        }
+    }
+
+    /// Records that the module `name` (the last one, and named so if
+    /// `Some`) was refused or depends on a refused one.
+    fn mark_refused(&mut self, name: Option<String>) {
+        self.last = None;
+        self.refused_last = true;
+        if let Some(n) = name {
+            self.refused.insert(n);
+        }
+    }
+
+    /// Whether the module `id` names (the last one for `None`) was refused.
+    fn targets_refused(&self, id: Option<wast::token::Id<'_>>) -> bool {
+        match id {
+            None => self.refused_last,
+            Some(id) => self.refused.contains(id.name()),
+        }
+    }
+
+    /// Whether `e` is an import from a name only refused modules were
+    /// registered under.
+    fn unlinked_by_refusal(&self, e: &InstantiationError) -> bool {
+        let InstantiationError::Unlinkable(msg) = e else {
+            return false;
+        };
+        msg.strip_prefix("unknown import: `")
+            .and_then(|rest| rest.split_once('.'))
+            .is_some_and(|(module, _)| self.refused_registered.contains(module))
+    }
+
+    /// Whether directive `d` uses a refused module (and so is left out).
+    fn uses_refused(&self, d: &WastDirective<'_>) -> bool {
+        let exec = |e: &WastExecute<'_>| match e {
+            WastExecute::Invoke(inv) => self.targets_refused(inv.module),
+            WastExecute::Get { module, .. } => self.targets_refused(*module),
+            WastExecute::Wat(_) => false,
+        };
+        match d {
+            WastDirective::Invoke(inv) => self.targets_refused(inv.module),
+            WastDirective::AssertReturn { exec: e, .. }
+            | WastDirective::AssertTrap { exec: e, .. }
+            | WastDirective::AssertException { exec: e, .. } => exec(e),
+            WastDirective::AssertExhaustion { call, .. } => self.targets_refused(call.module),
+            WastDirective::Register { module, .. } => self.targets_refused(*module),
+            WastDirective::ModuleInstance { module, .. } => {
+                module.is_some_and(|m| self.refused.contains(m.name()))
+            }
+            _ => false,
         }
     }
 
@@ -305,18 +423,28 @@ impl Runner {
         self.linker.instantiate(&mut self.store, module)
     }
 
-    fn module(&mut self, mut wat: QuoteWat<'_>) -> Result<()> {
+    fn module(&mut self, mut wat: QuoteWat<'_>) -> Result<Done> {
         let name = wat.name().map(|id| id.name().to_string());
         let bytes = wat.encode().context("encode")?;
-        let module = compile(&bytes)?;
-        let inst = self
-            .instantiate(&module)
-            .map_err(|e| anyhow!("instantiate: {e}"))?;
+        let Some(module) = self.compile_or_refuse(&bytes)? else {
+            self.mark_refused(name);
+            return Ok(Done::Refused);
+        };
+        let inst = match self.instantiate(&module) {
+            Ok(inst) => inst,
+            Err(e) if self.unlinked_by_refusal(&e) => {
+                self.mark_refused(name);
+                return Ok(Done::LeftOut);
+            }
+            Err(e) => bail!("instantiate: {e}"),
+        };
         if let Some(n) = name {
+            self.refused.remove(&n);
             self.named.insert(n, inst);
         }
         self.last = Some(inst);
-        Ok(())
+        self.refused_last = false;
+        Ok(Done::Passed)
     }
 
     fn invoke(&mut self, inv: WastInvoke<'_>) -> Result<Result<Vec<Val>, RunError>> {
@@ -348,17 +476,64 @@ impl Runner {
         }
     }
 
-    fn run(&mut self, d: WastDirective<'_>) -> Result<()> {
+    fn run(&mut self, d: WastDirective<'_>) -> Result<Done> {
+        if self.uses_refused(&d) {
+            match &d {
+                WastDirective::Register { name, .. } => {
+                    self.refused_registered.insert(name.to_string());
+                }
+                WastDirective::ModuleInstance { instance, .. } => {
+                    self.mark_refused(instance.map(|i| i.name().to_string()));
+                }
+                _ => {}
+            }
+            return Ok(Done::LeftOut);
+        }
         match d {
             WastDirective::Module(wat) => self.module(wat),
             WastDirective::ModuleDefinition(mut wat) => {
                 let name = wat.name().map(|id| id.name().to_string());
                 let bytes = wat.encode().context("encode")?;
-                let module = compile(&bytes)?;
+                let Some(module) = self.compile_or_refuse(&bytes)? else {
+                    if let Some(n) = name {
+                        self.refused.insert(n);
+                    }
+                    return Ok(Done::Refused);
+                };
                 if let Some(n) = name {
+                    self.refused.remove(&n);
                     self.definitions.insert(n, module);
                 }
-                Ok(())
+                Ok(Done::Passed)
+            }
+            WastDirective::AssertUnlinkable {
+                mut module,
+                message,
+                ..
+            } => {
+                let bytes = module.encode().context("encode")?;
+                let Some(m) = self.compile_or_refuse(&bytes)? else {
+                    return Ok(Done::Refused);
+                };
+                match self.instantiate(&m) {
+                    Ok(_) => bail!("expected unlinkable `{message}`, but it linked"),
+                    Err(e) if self.unlinked_by_refusal(&e) => Ok(Done::LeftOut),
+                    Err(InstantiationError::Unlinkable(msg)) if msg.contains(message) => {
+                        Ok(Done::Passed)
+                    }
+                    Err(e) => bail!("expected unlinkable `{message}`, got {e}"),
+                }
+            }
+            d => self.run_assertion(d).map(|()| Done::Passed),
+        }
+    }
+
+    /// Runs a directive that is not a module (or whose module the file
+    /// may not refuse).
+    fn run_assertion(&mut self, d: WastDirective<'_>) -> Result<()> {
+        match d {
+            WastDirective::Module(_) | WastDirective::ModuleDefinition(_) => {
+                bail!("module directives are run by `run`")
             }
             WastDirective::ModuleInstance {
                 instance, module, ..
@@ -378,6 +553,7 @@ impl Runner {
             WastDirective::Register { name, module, .. } => {
                 let inst = self.instance(module)?;
                 self.linker.define_instance(&self.store, name, inst);
+                self.refused_registered.remove(name);
                 Ok(())
             }
             WastDirective::Invoke(inv) => match self.invoke(inv)? {
@@ -427,23 +603,17 @@ impl Runner {
                     Err(_) => Ok(()),
                 }
             }
-            WastDirective::AssertUnlinkable {
-                mut module,
-                message,
-                ..
-            } => {
-                let bytes = module.encode().context("encode")?;
-                let m = compile(&bytes)?;
-                match self.instantiate(&m) {
-                    Ok(_) => bail!("expected unlinkable `{message}`, but it linked"),
-                    Err(InstantiationError::Unlinkable(msg)) if msg.contains(message) => Ok(()),
-                    Err(e) => bail!("expected unlinkable `{message}`, got {e}"),
-                }
+            WastDirective::AssertUnlinkable { .. } => {
+                bail!("assert_unlinkable is run by `run`")
             }
             WastDirective::AssertInvalidCustom { .. }
             | WastDirective::AssertMalformedCustom { .. } => Ok(()),
-            WastDirective::AssertException { .. }
-            | WastDirective::AssertSuspension { .. }
+            WastDirective::AssertException { exec, .. } => match self.execute(exec)? {
+                Ok(v) => bail!("expected an uncaught exception, got {v:?}"),
+                Err(RunError::Trap(t)) if t.code == TrapCode::UncaughtException => Ok(()),
+                Err(e) => bail!("expected an uncaught exception, got {e}"),
+            },
+            WastDirective::AssertSuspension { .. }
             | WastDirective::Thread(_)
             | WastDirective::Wait { .. } => bail!("directive outside WebAssembly 2.0"),
         }
@@ -468,6 +638,10 @@ fn arg(a: &WastArg<'_>) -> Result<Val> {
             ty: AbstractHeapType::Extern | AbstractHeapType::NoExtern,
             ..
         }) => Val::ExternRef(None),
+        WastArgCore::RefNull(HeapType::Abstract {
+            ty: AbstractHeapType::Exn | AbstractHeapType::NoExn,
+            ..
+        }) => Val::ExnRef(None),
         WastArgCore::RefExtern(n) => Val::ExternRef(Some(*n)),
         other => bail!("unsupported argument {other:?}"),
     })
@@ -532,6 +706,7 @@ fn val_matches(v: &Val, want: &WastRetCore<'_>) -> bool {
         (Val::F64(a), WastRetCore::F64(p)) => f64_matches(*a, p),
         (Val::FuncRef(None), WastRetCore::RefNull(_)) => true,
         (Val::ExternRef(None), WastRetCore::RefNull(_)) => true,
+        (Val::ExnRef(None), WastRetCore::RefNull(_)) => true,
         (Val::ExternRef(Some(a)), WastRetCore::RefExtern(Some(b))) => a == b,
         (Val::ExternRef(Some(_)), WastRetCore::RefExtern(None)) => true,
         (Val::FuncRef(Some(_)), WastRetCore::RefFunc(_)) => true,

@@ -698,6 +698,7 @@ fn the_harness_detects_wrong_results() {
             func: func.into(),
             args,
             expect: Some(expect),
+            throws: false,
         },
         line,
     };
@@ -779,6 +780,7 @@ fn the_harness_checks_v128_lanes() {
             func: func.into(),
             args,
             expect: Some(vec![expect]),
+            throws: false,
         },
         line,
     };

@@ -48,6 +48,7 @@ fn parts(memory: &[u8]) -> SnapshotParts<'_> {
         frames: vec![],
         globals: vec![WasmValue::I32(0); 4],
         tables: vec![],
+        exceptions: vec![],
         dropped_data: vec![],
         dropped_elems: vec![],
         wasi: vec![],

@@ -27,6 +27,7 @@ fn parts(memory: &[u8]) -> SnapshotParts<'_> {
         frames: vec![],
         globals: vec![],
         tables: vec![],
+        exceptions: vec![],
         dropped_data: vec![],
         dropped_elems: vec![],
         wasi: vec![],
@@ -123,7 +124,7 @@ fn crafted(sections: Vec<SectionEntry>, body: &[u8]) -> Vec<u8> {
     out
 }
 
-fn entries(lens: [u64; 7]) -> Vec<SectionEntry> {
+fn entries(lens: [u64; 8]) -> Vec<SectionEntry> {
     SectionKind::ALL
         .iter()
         .zip(lens)
@@ -138,12 +139,12 @@ fn entries(lens: [u64; 7]) -> Vec<SectionEntry> {
 #[test]
 fn lying_section_lengths_do_not_allocate() {
     // Above the limit: refused outright.
-    let bytes = crafted(entries([1 << 40, 0, 0, 0, 0, 0, 0]), &[]);
+    let bytes = crafted(entries([1 << 40, 0, 0, 0, 0, 0, 0, 0]), &[]);
     let err = read(&bytes[..]).unwrap_err();
     assert!(matches!(err, SnapshotError::Corrupt { .. }), "{err}");
     // Below the limit but absent: truncated after reading what is there
     // (this would take 1 GiB if the length were trusted).
-    let bytes = crafted(entries([1 << 30, 0, 0, 0, 0, 0, 0]), &[1, 2, 3]);
+    let bytes = crafted(entries([1 << 30, 0, 0, 0, 0, 0, 0, 0]), &[1, 2, 3]);
     let err = read(&bytes[..]).unwrap_err();
     assert!(
         matches!(
@@ -160,11 +161,11 @@ fn lying_section_lengths_do_not_allocate() {
 
 #[test]
 fn section_table_must_list_every_section_in_order() {
-    let mut table = entries([0; 7]);
+    let mut table = entries([0; 8]);
     table.swap(0, 1);
     let err = read(&crafted(table, &[])[..]).unwrap_err();
     assert!(err.to_string().contains("section table"), "{err}");
-    let mut table = entries([0; 7]);
+    let mut table = entries([0; 8]);
     table.pop();
     let err = read(&crafted(table, &[])[..]).unwrap_err();
     assert!(err.to_string().contains("section table"), "{err}");
@@ -258,7 +259,7 @@ fn byte_layout_is_pinned() {
     let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
     assert_eq!(&bytes[0..8], b"MVVMSNAP");
     assert_eq!(u32_at(8), SNAPSHOT_FORMAT_VERSION);
-    assert_eq!(SNAPSHOT_FORMAT_VERSION, 3);
+    assert_eq!(SNAPSHOT_FORMAT_VERSION, 4);
     let header_len = u32_at(12) as usize;
     let mut h = crc32fast::Hasher::new();
     h.update(&bytes[..16]);
@@ -270,8 +271,8 @@ fn byte_layout_is_pinned() {
     assert_eq!(&bytes[42..74], &[3u8; 32]);
     // The header ends with the section table: u64 count, then per entry a
     // u32 kind, a u64 length and a u32 crc (16 bytes).
-    let table = 20 + header_len - (8 + 7 * 16);
-    assert_eq!(u64_at(table), 7);
+    let table = 20 + header_len - (8 + 8 * 16);
+    assert_eq!(u64_at(table), 8);
     // base: None is one zero byte just before the table.
     assert_eq!(bytes[table - 1], 0);
     let mut offset = 20 + header_len;
@@ -287,7 +288,7 @@ fn byte_layout_is_pinned() {
     }
     // The memory section (last): length, max_pages None, one run entry,
     // no zeroed range.
-    let mem_len = u64_at(table + 8 + 6 * 16 + 4) as usize;
+    let mem_len = u64_at(table + 8 + 7 * 16 + 4) as usize;
     let m = offset - mem_len;
     assert_eq!(u64_at(m), 3 * CHUNK_SIZE);
     assert_eq!(bytes[m + 8], 0);
@@ -306,7 +307,7 @@ fn byte_layout_is_pinned() {
 
 /// A crafted snapshot whose sections are `sections` (kind order), each
 /// with its right crc32, followed by `tail`.
-fn crafted_sections(sections: [Vec<u8>; 7], tail: &[u8]) -> Vec<u8> {
+fn crafted_sections(sections: [Vec<u8>; 8], tail: &[u8]) -> Vec<u8> {
     let table = SectionKind::ALL
         .iter()
         .zip(&sections)
@@ -322,12 +323,13 @@ fn crafted_sections(sections: [Vec<u8>; 7], tail: &[u8]) -> Vec<u8> {
 }
 
 /// Encoded empty sections, the memory one describing `memory`.
-fn sections_with_memory(memory: &MemoryTable) -> [Vec<u8>; 7] {
+fn sections_with_memory(memory: &MemoryTable) -> [Vec<u8>; 8] {
     use crate::layout::{ClockState, DroppedSegments, encode_section};
     [
         encode_section::<Vec<crate::FrameRecord>>(&vec![]).unwrap(),
         encode_section::<Vec<crate::WasmValue>>(&vec![]).unwrap(),
         encode_section::<Vec<Vec<crate::WasmValue>>>(&vec![]).unwrap(),
+        encode_section::<Vec<crate::ExceptionRecord>>(&vec![]).unwrap(),
         encode_section(&DroppedSegments {
             data: vec![],
             elems: vec![],
@@ -352,7 +354,7 @@ fn sections_above_the_receivers_limits_are_refused_unread() {
     };
     // 10 MB of frames declared, nothing sent: refused on the length alone
     // (a reader trusting it would wait for, and buffer, 10 MB).
-    let bytes = crafted(entries([10 << 20, 0, 0, 0, 0, 0, 0]), &[]);
+    let bytes = crafted(entries([10 << 20, 0, 0, 0, 0, 0, 0, 0]), &[]);
     let err = read_with_limits(&bytes[..], &limits).unwrap_err();
     assert!(
         matches!(&err, SnapshotError::LimitExceeded { what, found, .. }
@@ -365,7 +367,7 @@ fn sections_above_the_receivers_limits_are_refused_unread() {
     let path = dir.join("lying.bin");
     std::fs::write(
         &path,
-        crafted(entries([0, 0, 0, 0, 0, 512 << 20, 0]), &[0; 100]),
+        crafted(entries([0, 0, 0, 0, 0, 0, 512 << 20, 0]), &[0; 100]),
     )
     .unwrap();
     let err = open_file(&path).unwrap_err();
@@ -387,12 +389,14 @@ fn sections_above_the_receivers_limits_are_refused_unread() {
         max_globals: 0,
         max_tables: 0,
         max_table_elements: 0,
+        max_exceptions: 0,
+        max_exception_values: 0,
         max_segments: 0,
         max_wasi_bytes: 0,
         max_memory_bytes: 0,
     };
     for (i, kind) in SectionKind::ALL.iter().enumerate() {
-        let mut lens = [0u64; 7];
+        let mut lens = [0u64; 8];
         lens[i] = tight.max_section_len(*kind) + 1;
         let err = read_with_limits(&crafted(entries(lens), &[])[..], &tight).unwrap_err();
         assert!(

@@ -11,8 +11,8 @@
 //!                            (base: None for a full snapshot, Some(BaseRef) for an incremental one)
 //!  20+H          len[0]      section 0 (Frames)      ┐ in the order of SectionKind::ALL,
 //!  ...                       ...                     │ each checked by the crc32 in the
-//!  S             len[6]      section 6 (Memory)      ┘ header's section table
-//!  S+len[6]      P           zero padding up to the next multiple of 65536 (only if runs exist)
+//!  S             len[7]      section 7 (Memory)      ┘ header's section table
+//!  S+len[7]      P           zero padding up to the next multiple of 65536 (only if runs exist)
 //!  D             run[0].len  memory run 0 data       ┐ back to back, ascending guest offsets,
 //!  ...                                               │ each checked by the crc32 in its
 //!  D+Σlen        (end)       (nothing after)         ┘ entry of the Memory section
@@ -21,7 +21,7 @@
 //! See `docs/snapshot-format.md` for the reasoning and the measured costs.
 
 use crate::error::SnapshotError;
-use crate::types::{FrameRecord, SnapshotInfo, WasmValue};
+use crate::types::{ExceptionRecord, FrameRecord, SnapshotInfo, WasmValue};
 use mvvm_abi::codec;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -35,8 +35,9 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"MVVMSNAP";
 /// snapshots (`Header::base` names a [`BaseRef`](crate::BaseRef), the
 /// memory table lists dirty chunks that became zero); 3 = the WASI state
 /// records freed descriptor numbers (`WasiState::closed`, for Wasmtime's
-/// descriptor numbering).
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 3;
+/// descriptor numbering); 4 = exception handling: `WasmValue::ExnRef`
+/// and the Exceptions section (after Tables) listing the saved exceptions.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 4;
 
 /// Longest chain of incremental snapshots a reader follows (a snapshot,
 /// its base, the base's base...). It bounds the work a crafted chain (or a
@@ -92,6 +93,8 @@ pub(crate) enum SectionKind {
     Globals,
     /// `Vec<Vec<WasmValue>>`, defined tables.
     Tables,
+    /// `Vec<ExceptionRecord>`, the exceptions `exnref` values refer to.
+    Exceptions,
     /// [`DroppedSegments`].
     Segments,
     /// [`ClockState`].
@@ -104,10 +107,11 @@ pub(crate) enum SectionKind {
 
 impl SectionKind {
     /// Every section, in the one order writers emit and readers require.
-    pub const ALL: [SectionKind; 7] = [
+    pub const ALL: [SectionKind; 8] = [
         SectionKind::Frames,
         SectionKind::Globals,
         SectionKind::Tables,
+        SectionKind::Exceptions,
         SectionKind::Segments,
         SectionKind::Clock,
         SectionKind::Wasi,
@@ -120,6 +124,7 @@ impl SectionKind {
             SectionKind::Frames => "frames section",
             SectionKind::Globals => "globals section",
             SectionKind::Tables => "tables section",
+            SectionKind::Exceptions => "exceptions section",
             SectionKind::Segments => "segments section",
             SectionKind::Clock => "clock section",
             SectionKind::Wasi => "wasi section",
@@ -198,6 +203,9 @@ impl CodecSection for Vec<WasmValue> {
 }
 impl CodecSection for Vec<Vec<WasmValue>> {
     const KIND: SectionKind = SectionKind::Tables;
+}
+impl CodecSection for Vec<ExceptionRecord> {
+    const KIND: SectionKind = SectionKind::Exceptions;
 }
 impl CodecSection for DroppedSegments {
     const KIND: SectionKind = SectionKind::Segments;
@@ -399,6 +407,113 @@ pub(crate) fn validate_memory_table(table: &MemoryTable) -> Result<(), SnapshotE
         prev_end = end;
     }
     Ok(())
+}
+
+/// Checks every `exnref` of a snapshot: each index, in the frames, the
+/// globals, the tables and the exceptions' payloads, names an exception of
+/// the list, and no exception's payload leads back to itself (an exception
+/// can only hold exceptions that existed when it was thrown, so a real
+/// snapshot never has a cycle; refusing one lets a restorer create each
+/// exception after those its payload holds). A runtime can then map the
+/// indices to its own handles without further checks.
+pub(crate) fn validate_exception_refs(
+    frames: &[FrameRecord],
+    globals: &[WasmValue],
+    tables: &[Vec<WasmValue>],
+    exceptions: &[ExceptionRecord],
+) -> Result<(), SnapshotError> {
+    let count = exceptions.len();
+    let check = |values: &[WasmValue], place: &dyn Fn(usize) -> String| {
+        for (i, v) in values.iter().enumerate() {
+            if let WasmValue::ExnRef(Some(x)) = *v
+                && x as usize >= count
+            {
+                return Err(SnapshotError::corrupt(format!(
+                    "{} refers to exception {x}, but the snapshot holds {count} exceptions",
+                    place(i)
+                )));
+            }
+        }
+        Ok(())
+    };
+    for (k, f) in frames.iter().enumerate() {
+        check(&f.locals, &|i| format!("frame {k} local {i}"))?;
+        check(&f.stack, &|i| format!("frame {k} stack value {i}"))?;
+    }
+    check(globals, &|i| format!("global {i}"))?;
+    for (k, t) in tables.iter().enumerate() {
+        check(t, &|i| format!("table {k} element {i}"))?;
+    }
+    for (k, e) in exceptions.iter().enumerate() {
+        check(&e.payload, &|i| format!("exception {k} payload value {i}"))?;
+    }
+    exception_creation_order(exceptions).map(|_| ())
+}
+
+/// The exceptions' indices in an order where every exception comes after
+/// those its payload refers to (a depth-first post-order), or a
+/// [`SnapshotError::Corrupt`] naming an exception that leads back to
+/// itself. Every index must be in range: a snapshot returned by the
+/// reader is (an index out of range is reported as `Corrupt` too).
+/// Iterative: a long chain of exceptions does not grow the native stack.
+pub fn exception_creation_order(exceptions: &[ExceptionRecord]) -> Result<Vec<u32>, SnapshotError> {
+    /// Not visited yet, on the current path, done.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let count = exceptions.len();
+    let index = |e: usize| {
+        u32::try_from(e).map_err(|_| SnapshotError::corrupt("more than 2^32 exceptions"))
+    };
+    let mut mark = vec![Mark::New; count];
+    let mut order = Vec::with_capacity(count);
+    // (exception, index of the next payload value to look at): each value
+    // is looked at once, so the walk is linear in the section's size.
+    let mut path: Vec<(usize, usize)> = Vec::new();
+    for root in 0..count {
+        if mark[root] != Mark::New {
+            continue;
+        }
+        mark[root] = Mark::Open;
+        path.push((root, 0));
+        while let Some(top) = path.last_mut() {
+            let (e, next) = *top;
+            let Some(v) = exceptions[e].payload.get(next) else {
+                mark[e] = Mark::Done;
+                order.push(index(e)?);
+                path.pop();
+                continue;
+            };
+            top.1 += 1;
+            let WasmValue::ExnRef(Some(child)) = *v else {
+                continue;
+            };
+            let child = child as usize;
+            match mark.get(child).copied() {
+                Some(Mark::New) => {
+                    mark[child] = Mark::Open;
+                    path.push((child, 0));
+                }
+                Some(Mark::Open) => {
+                    return Err(SnapshotError::corrupt(format!(
+                        "exception {child} holds itself in its payload, directly or through \
+                         other exceptions"
+                    )));
+                }
+                Some(Mark::Done) => {}
+                None => {
+                    return Err(SnapshotError::corrupt(format!(
+                        "exception {e} payload value {next} refers to exception {child}, but \
+                         the snapshot holds {count} exceptions"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(order)
 }
 
 #[cfg(test)]

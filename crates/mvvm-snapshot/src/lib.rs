@@ -9,7 +9,7 @@
 //!
 //! ```text
 //!  "MVVMSNAP" | version | header len | header crc | header (info, section table)
-//!  | frames | globals | tables | segments | clock | wasi | memory table
+//!  | frames | globals | tables | exceptions | segments | clock | wasi | memory table
 //!  | zero padding to 64 KiB | memory runs (non-zero 64 KiB chunks, back to back)
 //! ```
 //!
@@ -70,12 +70,14 @@ mod write;
 pub use error::{Cause, SnapshotError};
 pub use layout::{
     CHUNK_SIZE, DATA_ALIGN, MAX_CHAIN_DEPTH, MAX_MEMORY_BYTES, SNAPSHOT_FORMAT_VERSION,
-    SNAPSHOT_MAGIC,
+    SNAPSHOT_MAGIC, exception_creation_order,
 };
 pub use limits::ReadLimits;
 pub use read::{OpenOptions, open_file, read, read_identity, read_info, read_with_limits};
 pub use snapshot::{MemoryImage, MemoryRun, Snapshot};
-pub use types::{BaseRef, FrameRecord, Incremental, SnapshotInfo, SnapshotParts, WasmValue};
+pub use types::{
+    BaseRef, ExceptionRecord, FrameRecord, Incremental, SnapshotInfo, SnapshotParts, WasmValue,
+};
 pub use write::{
     WriteStats, write, write_bytes_file_atomic, write_file_atomic, write_incremental_file_atomic,
     write_sealed_file_atomic,

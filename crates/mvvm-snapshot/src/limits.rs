@@ -23,6 +23,9 @@ const VALUE_MAX: u64 = 4 + 16;
 /// Encoding of a `FrameRecord` without its values: `func`, `resume_offset`
 /// and the two counts.
 const FRAME_FIXED: u64 = 4 + 4 + COUNT + COUNT;
+/// Encoding of an `ExceptionRecord` without its payload values: the tag
+/// and the payload's count.
+const EXCEPTION_FIXED: u64 = 4 + COUNT;
 /// Largest encoding of a `MemoryTable` entry (a run: offset, length,
 /// crc32; a zeroed range takes 16).
 const MEMORY_ENTRY_MAX: u64 = 8 + 8 + 4;
@@ -48,6 +51,10 @@ pub struct ReadLimits {
     pub max_tables: u64,
     /// Most table elements over all tables.
     pub max_table_elements: u64,
+    /// Most saved exceptions (the targets of `exnref` values).
+    pub max_exceptions: u64,
+    /// Most payload values over all saved exceptions.
+    pub max_exception_values: u64,
     /// Most entries in each list of dropped segments (data, elements).
     pub max_segments: u64,
     /// Largest WASI section, in bytes (default and ceiling: 1 GiB).
@@ -63,6 +70,8 @@ impl Default for ReadLimits {
             max_globals: u64::MAX,
             max_tables: u64::MAX,
             max_table_elements: u64::MAX,
+            max_exceptions: u64::MAX,
+            max_exception_values: u64::MAX,
             max_segments: u64::MAX,
             max_wasi_bytes: MAX_SECTION_LEN,
         }
@@ -82,6 +91,9 @@ impl ReadLimits {
             SectionKind::Tables => COUNT
                 .saturating_add(mul(self.max_tables, COUNT))
                 .saturating_add(mul(self.max_table_elements, VALUE_MAX)),
+            SectionKind::Exceptions => COUNT
+                .saturating_add(mul(self.max_exceptions, EXCEPTION_FIXED))
+                .saturating_add(mul(self.max_exception_values, VALUE_MAX)),
             SectionKind::Segments => mul(2, COUNT).saturating_add(mul(self.max_segments, 2 * 4)),
             SectionKind::Clock => 8,
             SectionKind::Wasi => self.max_wasi_bytes,
@@ -112,7 +124,7 @@ impl ReadLimits {
 mod tests {
     use super::*;
     use crate::layout::{MemoryTable, RunEntry, encode_section};
-    use crate::types::{FrameRecord, WasmValue};
+    use crate::types::{ExceptionRecord, FrameRecord, WasmValue};
 
     #[test]
     fn section_bounds_cover_the_largest_encodings() {
@@ -138,6 +150,31 @@ mod tests {
             bytes.len() as u64,
             limits.max_section_len(SectionKind::Frames)
         );
+        let limits = ReadLimits {
+            max_exceptions: 3,
+            max_exception_values: 4,
+            ..ReadLimits::default()
+        };
+        let exceptions = vec![
+            ExceptionRecord {
+                tag: 7,
+                payload: vec![v; 3],
+            },
+            ExceptionRecord {
+                tag: 0,
+                payload: vec![v],
+            },
+            ExceptionRecord::default(),
+        ];
+        let bytes = encode_section(&exceptions).unwrap();
+        assert_eq!(
+            bytes.len() as u64,
+            limits.max_section_len(SectionKind::Exceptions)
+        );
+        let limits = ReadLimits {
+            max_memory_bytes: 4 * CHUNK_SIZE,
+            ..ReadLimits::default()
+        };
         let table = MemoryTable {
             length_bytes: 4 * CHUNK_SIZE,
             max_pages: Some(4),

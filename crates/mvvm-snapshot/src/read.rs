@@ -13,13 +13,13 @@ use crate::layout::MAX_CHAIN_DEPTH;
 use crate::layout::{
     ClockState, DATA_ALIGN, DroppedSegments, Header, MAX_HEADER_LEN, MAX_SECTION_LEN, MemoryTable,
     PREFIX_LEN, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SectionKind, align_up, decode_section,
-    is_zero, validate_memory_table,
+    is_zero, validate_exception_refs, validate_memory_table,
 };
 use crate::limits::ReadLimits;
 use crate::snapshot::{
     MemoryImage, MemoryRun, Snapshot, read_exact_at, run_name, verify_file_runs,
 };
-use crate::types::{FrameRecord, SnapshotInfo, WasmValue};
+use crate::types::{ExceptionRecord, FrameRecord, SnapshotInfo, WasmValue};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -430,6 +430,7 @@ struct Prelude {
     frames: Vec<FrameRecord>,
     globals: Vec<WasmValue>,
     tables: Vec<Vec<WasmValue>>,
+    exceptions: Vec<ExceptionRecord>,
     segments: DroppedSegments,
     clock: ClockState,
     wasi: Vec<u8>,
@@ -480,6 +481,7 @@ impl Prelude {
             frames: self.frames,
             globals: self.globals,
             tables: self.tables,
+            exceptions: self.exceptions,
             dropped_data: self.segments.data,
             dropped_elems: self.segments.elems,
             wasi: self.wasi,
@@ -601,7 +603,16 @@ fn read_prelude<R: Read>(
         raw.push(bytes);
     }
     // The table was checked to list exactly SectionKind::ALL, in order.
-    let [frames, globals, tables, segments, clock, wasi, memory]: [Vec<u8>; 7] = raw
+    let [
+        frames,
+        globals,
+        tables,
+        exceptions,
+        segments,
+        clock,
+        wasi,
+        memory,
+    ]: [Vec<u8>; 8] = raw
         .try_into()
         .map_err(|_| SnapshotError::corrupt("section table has the wrong number of entries"))?;
     let memory: MemoryTable = decode_section(&memory)?;
@@ -636,6 +647,22 @@ fn read_prelude<R: Read>(
         elements,
         limits.max_table_elements,
     )?;
+    let exceptions: Vec<ExceptionRecord> = decode_section(&exceptions)?;
+    ReadLimits::check(
+        "the number of exceptions",
+        len64(&exceptions),
+        limits.max_exceptions,
+    )?;
+    let payload_values = exceptions
+        .iter()
+        .map(|e| len64(&e.payload))
+        .fold(0u64, u64::saturating_add);
+    ReadLimits::check(
+        "the number of exception payload values",
+        payload_values,
+        limits.max_exception_values,
+    )?;
+    validate_exception_refs(&frames, &globals, &tables, &exceptions)?;
     let segments: DroppedSegments = decode_section(&segments)?;
     let dropped = len64(&segments.data).max(len64(&segments.elems));
     ReadLimits::check(
@@ -647,6 +674,7 @@ fn read_prelude<R: Read>(
         frames,
         globals,
         tables,
+        exceptions,
         segments,
         clock: decode_section(&clock)?,
         wasi,

@@ -3,7 +3,7 @@
 //! (opened by path, ready to be `mmap`ed).
 
 use crate::error::{SnapshotError, hex};
-use crate::types::{BaseRef, FrameRecord, SnapshotInfo, WasmValue};
+use crate::types::{BaseRef, ExceptionRecord, FrameRecord, SnapshotInfo, WasmValue};
 use std::fmt;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -31,6 +31,12 @@ pub struct Snapshot {
     pub globals: Vec<WasmValue>,
     /// Defined tables' elements, in index order.
     pub tables: Vec<Vec<WasmValue>>,
+    /// Exceptions that `exnref` values refer to (see
+    /// [`SnapshotParts::exceptions`](crate::SnapshotParts::exceptions)).
+    /// The reader has checked that every [`WasmValue::ExnRef`] index, in
+    /// frames, globals, tables and payloads, is within this list, and that
+    /// no exception's payload leads back to itself.
+    pub exceptions: Vec<ExceptionRecord>,
     /// Dropped passive data segments.
     pub dropped_data: Vec<u32>,
     /// Dropped element segments.

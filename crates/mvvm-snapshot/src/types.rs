@@ -52,6 +52,26 @@ pub enum WasmValue {
     /// `v128`: its 16 bytes in memory order (lane 0 first), the same on
     /// every ISA.
     V128([u8; 16]),
+    /// `exnref`: an index into the snapshot's exception list
+    /// ([`SnapshotParts::exceptions`]), or null. A runtime's exception
+    /// handles mean nothing to another process, so a snapshot names each
+    /// exception it saves by its position; readers refuse an index past
+    /// the end of the list.
+    ExnRef(Option<u32>),
+}
+
+/// One exception an `exnref` of the snapshot refers to (a frame's value, a
+/// global, a table element, or another exception's payload).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExceptionRecord {
+    /// The exception's tag, as an index in the tag space of the
+    /// checkpointed module (imported tags first): a tag's runtime identity
+    /// is per process, its index is what the restoring instance can map
+    /// back to its own identity.
+    pub tag: u32,
+    /// The payload, one value per parameter of the tag's type. An `exnref`
+    /// in it is an index into the same exception list.
+    pub payload: Vec<WasmValue>,
 }
 
 /// The state of one wasm function activation at a stable point.
@@ -81,6 +101,10 @@ pub struct SnapshotParts<'a> {
     pub globals: Vec<WasmValue>,
     /// Every table's elements (imports excluded), in index order.
     pub tables: Vec<Vec<WasmValue>>,
+    /// The exceptions that `exnref` values of the frames, globals, tables
+    /// (and of these exceptions' payloads) refer to, by
+    /// [`WasmValue::ExnRef`] index. Writers list only reachable ones.
+    pub exceptions: Vec<ExceptionRecord>,
     /// Indices of the passive data segments dropped so far.
     pub dropped_data: Vec<u32>,
     /// Indices of the element segments dropped so far.

@@ -394,6 +394,7 @@ fn encode_sections<'a>(
             SectionKind::Frames => encode_section(&snap.frames)?.into(),
             SectionKind::Globals => encode_section(&snap.globals)?.into(),
             SectionKind::Tables => encode_section(&snap.tables)?.into(),
+            SectionKind::Exceptions => encode_section(&snap.exceptions)?.into(),
             SectionKind::Segments => encode_section(&DroppedSegments {
                 data: snap.dropped_data.clone(),
                 elems: snap.dropped_elems.clone(),

@@ -30,6 +30,7 @@ fn meta() -> ModuleMeta {
         tables: Vec::new(),
         memories: Vec::new(),
         globals: Vec::new(),
+        tags: Vec::new(),
         exports: Vec::new(),
         start: None,
         elems: Vec::new(),

@@ -1,10 +1,21 @@
 //! Turning a store whose wasm has just unwound into a snapshot: typed
-//! frames (outermost first), defined globals, tables, dropped segments,
-//! linear memory, the host state (WASI's) and clock, and the info header.
+//! frames (outermost first), defined globals, tables, the exceptions their
+//! `exnref` values reach, dropped segments, linear memory, the host state
+//! (WASI's) and clock, and the info header.
+//!
+//! Exceptions: an `exnref` is a handle into the store's exception table,
+//! meaningless to another process. Capture numbers the exceptions it
+//! reaches densely, in the order it first meets them (frames outermost
+//! first, then globals, then tables, then the payloads of the exceptions
+//! already numbered, which may hold `exnref`s too), and saves each as its
+//! tag's index in the checkpointed instance and its typed payload. Live
+//! exceptions nothing saved can reach (a `catch` handler's, already
+//! delivered) are not saved.
 
 use super::control::{BaseInfo, FLAG_PERIODIC, RawFrame};
 use super::host::{self, SavedHostState};
 use super::{CheckpointError, CheckpointStats, SnapshotSink};
+use crate::exception::{ExceptionTable, Handle, Tags, instance_tag_index};
 use crate::instance::InstanceData;
 use crate::memory::LinearMemory;
 use crate::store::{Store, StoreInner, raw_from_slots, slot_count};
@@ -13,7 +24,10 @@ use crate::{Instance, Module};
 use mvvm_abi::checkpoint::{REWINDING, UNWIND_NONE};
 use mvvm_abi::meta::{ModuleMeta, TargetArch, ValType};
 use mvvm_abi::version::PRODUCER_VERSION;
-use mvvm_snapshot::{BaseRef, FrameRecord, Incremental, SnapshotInfo, SnapshotParts, WasmValue};
+use mvvm_snapshot::{
+    BaseRef, ExceptionRecord, FrameRecord, Incremental, SnapshotInfo, SnapshotParts, WasmValue,
+};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -204,9 +218,14 @@ pub(crate) fn take(
     let s: &mut StoreInner = &mut store.inner;
     let inst = &s.instances[instance.index as usize];
     let funcs = Funcs::of(&inst.funcs);
-    let frames = type_frames(meta, &funcs, &unwound.frames)?;
-    let globals = save_globals(s, inst, meta, &funcs)?;
-    let tables = save_tables(s, inst, meta, &funcs)?;
+    let mut refs = Refs {
+        funcs: &funcs,
+        exns: Reached::default(),
+    };
+    let frames = type_frames(meta, &mut refs, &unwound.frames)?;
+    let globals = save_globals(s, inst, meta, &mut refs)?;
+    let tables = save_tables(s, inst, meta, &mut refs)?;
+    let exceptions = save_exceptions(s, instance.index, &mut refs)?;
     let (dropped_data, dropped_elems) = dropped_segments(inst);
     if meta.num_imported_memories() > 0 {
         return Err(CheckpointError::Host(
@@ -226,6 +245,7 @@ pub(crate) fn take(
         frames,
         globals,
         tables,
+        exceptions,
         dropped_data,
         dropped_elems,
         wasi: host.bytes,
@@ -302,12 +322,12 @@ fn take_unwound(s: &mut StoreInner) -> Result<Unwound, CheckpointError> {
 /// Types the unwound frames, outermost first; at least one frame.
 fn type_frames(
     meta: &ModuleMeta,
-    funcs: &Funcs,
+    refs: &mut Refs<'_>,
     raw: &[RawFrame],
 ) -> Result<Vec<FrameRecord>, CheckpointError> {
     let mut frames = Vec::with_capacity(raw.len());
     for (depth, f) in raw.iter().rev().enumerate() {
-        frames.push(type_frame(meta, funcs, depth, f)?);
+        frames.push(type_frame(meta, refs, depth, f)?);
     }
     if frames.is_empty() {
         return Err(CheckpointError::Host(
@@ -323,14 +343,14 @@ fn save_globals(
     s: &StoreInner,
     inst: &InstanceData,
     meta: &ModuleMeta,
-    funcs: &Funcs,
+    refs: &mut Refs<'_>,
 ) -> Result<Vec<WasmValue>, CheckpointError> {
     let nimp_globals = meta.num_imported_globals() as usize;
     let mut globals = Vec::with_capacity(meta.globals.len());
     for (k, &g) in inst.globals.iter().enumerate().skip(nimp_globals) {
         let gd = &s.globals[g as usize];
         globals.push(
-            to_value(gd.cell.get_u128(), gd.ty.ty, funcs)
+            refs.value(gd.cell.get_u128(), gd.ty.ty)
                 .map_err(|e| CheckpointError::Host(format!("global {k}: {e}")))?,
         );
     }
@@ -342,7 +362,7 @@ fn save_tables(
     s: &StoreInner,
     inst: &InstanceData,
     meta: &ModuleMeta,
-    funcs: &Funcs,
+    refs: &mut Refs<'_>,
 ) -> Result<Vec<Vec<WasmValue>>, CheckpointError> {
     let nimp_tables = meta.num_imported_tables() as usize;
     let mut tables = Vec::with_capacity(meta.tables.len());
@@ -352,7 +372,7 @@ fn save_tables(
         let mut v = Vec::with_capacity(td.elems().len());
         for (i, &raw) in td.elems().iter().enumerate() {
             v.push(
-                to_value(u128::from(raw), elem, funcs)
+                refs.value(u128::from(raw), elem)
                     .map_err(|e| CheckpointError::Host(format!("table {k} element {i}: {e}")))?,
             );
         }
@@ -569,29 +589,141 @@ impl Funcs {
     }
 }
 
-/// A raw value (a global cell's contents, or a value's slots joined by
-/// `raw_from_slots`: little-endian, in the low 64 bits but for a `v128`)
-/// as a typed value. A `v128` keeps its 16 bytes in memory order, so the
-/// snapshot holds the same bytes whatever the ISA.
-fn to_value(raw: u128, ty: ValType, funcs: &Funcs) -> Result<WasmValue, String> {
-    let low = raw as u64;
-    Ok(match ty {
-        ValType::I32 => WasmValue::I32(low as u32),
-        ValType::I64 => WasmValue::I64(low),
-        ValType::F32 => WasmValue::F32(low as u32),
-        ValType::F64 => WasmValue::F64(low),
-        ValType::V128 => WasmValue::V128(raw.to_le_bytes()),
-        ValType::FuncRef if low == 0 => WasmValue::FuncRef(None),
-        ValType::FuncRef => WasmValue::FuncRef(Some(funcs.index_of(low)?)),
-        ValType::ExternRef => WasmValue::ExternRef((low != 0).then_some(low)),
+/// The exceptions [`Reached`] by the values saved so far, and transitively
+/// by their payloads, in their snapshot order: each with its tag's index in
+/// the tag space of instance `instance` (the checkpointed one) and its
+/// typed payload.
+fn save_exceptions(
+    s: &StoreInner,
+    instance: u32,
+    refs: &mut Refs<'_>,
+) -> Result<Vec<ExceptionRecord>, CheckpointError> {
+    save_reached(&s.exceptions, &s.tags, refs, |id| {
+        instance_tag_index(s, instance, id)
     })
 }
 
+/// [`save_exceptions`] on its parts: `table` holds the exceptions, `tags`
+/// their tags' types, and `index_of` maps a tag identity to its index in
+/// the checkpointed instance (`None`: the instance has no such tag).
+fn save_reached(
+    table: &ExceptionTable,
+    tags: &Tags,
+    refs: &mut Refs<'_>,
+    index_of: impl Fn(crate::exception::TagId) -> Option<u32>,
+) -> Result<Vec<ExceptionRecord>, CheckpointError> {
+    let mut out = Vec::new();
+    // `refs.exns.order` grows while payloads are typed: a breadth-first
+    // walk without recursion, each exception typed once.
+    while let Some(&handle) = refs.exns.order.get(out.len()) {
+        let k = out.len();
+        let bad = |why: String| CheckpointError::Host(format!("exception {k}: {why}"));
+        let exn = table.get(handle).ok_or_else(|| {
+            bad(format!(
+                "an exnref holds handle {handle:#x}, which names no live exception"
+            ))
+        })?;
+        let tag = index_of(exn.tag).ok_or_else(|| {
+            bad(format!(
+                "its tag (store tag #{}) is not a tag of the checkpointed instance, \
+                 so a snapshot cannot name it (an exception of another module's own tag, \
+                 caught with catch_all_ref?)",
+                exn.tag.0
+            ))
+        })?;
+        let params = tags
+            .ty(exn.tag)
+            .map(|t| t.params.clone())
+            .ok_or_else(|| bad(format!("its tag #{} is not in the store", exn.tag.0)))?;
+        if exn.payload.len() != slot_count(&params) {
+            return Err(bad(format!(
+                "its payload has {} slots, its tag's type {} ({:?})",
+                exn.payload.len(),
+                slot_count(&params),
+                params
+            )));
+        }
+        let payload = refs
+            .values(&exn.payload, &params)
+            .map_err(|(i, e)| bad(format!("payload value {i}: {e}")))?;
+        out.push(ExceptionRecord { tag, payload });
+    }
+    Ok(out)
+}
+
+/// What turns references into snapshot values: function pointers into
+/// function indices, exception handles into indices of the snapshot's
+/// exception list.
+struct Refs<'a> {
+    funcs: &'a Funcs,
+    exns: Reached,
+}
+
+/// The exceptions met so far, numbered densely in the order first met.
+#[derive(Default)]
+struct Reached {
+    /// Handle -> index in the snapshot's list.
+    index: HashMap<Handle, u32>,
+    /// Index -> handle.
+    order: Vec<Handle>,
+}
+
+impl Reached {
+    /// The snapshot index of exception `handle` (not null), numbering it if
+    /// it is new.
+    fn number(&mut self, handle: Handle) -> Result<u32, String> {
+        if let Some(&i) = self.index.get(&handle) {
+            return Ok(i);
+        }
+        let i = u32::try_from(self.order.len())
+            .map_err(|_| "more than 2^32 exceptions reachable".to_string())?;
+        self.index.insert(handle, i);
+        self.order.push(handle);
+        Ok(i)
+    }
+}
+
+impl Refs<'_> {
+    /// A raw value (a global cell's contents, or a value's slots joined by
+    /// `raw_from_slots`: little-endian, in the low 64 bits but for a
+    /// `v128`) as a typed value. A `v128` keeps its 16 bytes in memory
+    /// order, so the snapshot holds the same bytes whatever the ISA.
+    fn value(&mut self, raw: u128, ty: ValType) -> Result<WasmValue, String> {
+        let low = raw as u64;
+        Ok(match ty {
+            ValType::I32 => WasmValue::I32(low as u32),
+            ValType::I64 => WasmValue::I64(low),
+            ValType::F32 => WasmValue::F32(low as u32),
+            ValType::F64 => WasmValue::F64(low),
+            ValType::V128 => WasmValue::V128(raw.to_le_bytes()),
+            ValType::FuncRef if low == 0 => WasmValue::FuncRef(None),
+            ValType::FuncRef => WasmValue::FuncRef(Some(self.funcs.index_of(low)?)),
+            ValType::ExternRef => WasmValue::ExternRef((low != 0).then_some(low)),
+            ValType::ExnRef if low == 0 => WasmValue::ExnRef(None),
+            ValType::ExnRef => WasmValue::ExnRef(Some(self.exns.number(low)?)),
+        })
+    }
+
+    /// Values of types `tys` from `raw` slots (two per `v128`); the error
+    /// names the value by its index.
+    fn values(&mut self, raw: &[u64], tys: &[ValType]) -> Result<Vec<WasmValue>, (usize, String)> {
+        let mut k = 0;
+        let mut out = Vec::with_capacity(tys.len());
+        for (i, t) in tys.iter().enumerate() {
+            let r = raw_from_slots(raw.get(k..).unwrap_or_default(), *t);
+            k += t.slots();
+            out.push(self.value(r, *t).map_err(|e| (i, e))?);
+        }
+        Ok(out)
+    }
+}
+
 /// Types the slots of one unwound frame with the function's locals and the
-/// stable point's stack.
+/// stable point's stack (the hidden `exnref` locals the compiler adds for
+/// legacy `catch` bodies are among the locals, at the end).
 fn type_frame(
     meta: &ModuleMeta,
-    funcs: &Funcs,
+    refs: &mut Refs<'_>,
     depth: usize,
     f: &RawFrame,
 ) -> Result<FrameRecord, CheckpointError> {
@@ -623,21 +755,149 @@ fn type_frame(
         )));
     }
     let (l, st) = f.slots.split_at(local_slots);
-    let conv = |raw: &[u64], tys: &[ValType], what: &str| {
-        let mut k = 0;
-        tys.iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let r = raw_from_slots(raw.get(k..).unwrap_or_default(), *t);
-                k += t.slots();
-                to_value(r, *t, funcs).map_err(|e| bad(format!("{what} {i}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()
-    };
+    let locals = refs
+        .values(l, &info.locals)
+        .map_err(|(i, e)| bad(format!("local {i}: {e}")))?;
+    let stack = refs
+        .values(st, &sp.stack)
+        .map_err(|(i, e)| bad(format!("stack value {i}: {e}")))?;
     Ok(FrameRecord {
         func: f.func,
         resume_offset: f.offset,
-        locals: conv(l, &info.locals, "local")?,
-        stack: conv(st, &sp.stack, "stack value")?,
+        locals,
+        stack,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exception::{TagHome, TagId};
+    use mvvm_abi::meta::FuncType;
+
+    fn tags() -> (Tags, TagId, TagId, TagId) {
+        let mut tags = Tags::default();
+        let home = |index| TagHome { instance: 0, index };
+        let ty = |params: Vec<ValType>| FuncType {
+            params,
+            results: vec![],
+        };
+        let big = tags.define(ty(vec![ValType::I32, ValType::V128]), home(0));
+        let wrap = tags.define(ty(vec![ValType::ExnRef, ValType::I64]), home(1));
+        // A tag of another instance, which the checkpointed one lacks.
+        let foreign = tags.define(
+            ty(vec![]),
+            TagHome {
+                instance: 1,
+                index: 0,
+            },
+        );
+        (tags, big, wrap, foreign)
+    }
+
+    /// Index of a tag in the checkpointed instance: `big` 0, `wrap` 1.
+    fn index_of(big: TagId, wrap: TagId) -> impl Fn(TagId) -> Option<u32> {
+        move |id| {
+            if id == big {
+                Some(0)
+            } else if id == wrap {
+                Some(1)
+            } else {
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn reachable_exceptions_are_numbered_in_first_met_order() {
+        let (tags, big, wrap, _) = tags();
+        let mut table = ExceptionTable::default();
+        let v = 0x0f0e_0d0c_0b0a_0908_0706_0504_0302_0100u128;
+        let a = table
+            .create(big, vec![5, v as u64, (v >> 64) as u64].into())
+            .unwrap();
+        let b = table.create(wrap, vec![a, u64::MAX].into()).unwrap();
+        let c = table.create(wrap, vec![b, 1].into()).unwrap();
+        // Not reachable: not saved.
+        let _lost = table.create(big, vec![0, 0, 0].into()).unwrap();
+        let funcs = Funcs::of(&[]);
+        let mut refs = Refs {
+            funcs: &funcs,
+            exns: Reached::default(),
+        };
+        // A frame holds b, then null, then b again; a global holds c.
+        let frame = refs
+            .values(&[b, 0, b], &[ValType::ExnRef; 3])
+            .expect("frame");
+        assert_eq!(
+            frame,
+            vec![
+                WasmValue::ExnRef(Some(0)),
+                WasmValue::ExnRef(None),
+                WasmValue::ExnRef(Some(0))
+            ]
+        );
+        assert_eq!(
+            refs.value(u128::from(c), ValType::ExnRef),
+            Ok(WasmValue::ExnRef(Some(1)))
+        );
+        let saved = save_reached(&table, &tags, &mut refs, index_of(big, wrap)).unwrap();
+        assert_eq!(
+            saved,
+            vec![
+                // b: holds a, met while saving b's payload.
+                ExceptionRecord {
+                    tag: 1,
+                    payload: vec![WasmValue::ExnRef(Some(2)), WasmValue::I64(u64::MAX)],
+                },
+                // c: holds b, already numbered.
+                ExceptionRecord {
+                    tag: 1,
+                    payload: vec![WasmValue::ExnRef(Some(0)), WasmValue::I64(1)],
+                },
+                ExceptionRecord {
+                    tag: 0,
+                    payload: vec![WasmValue::I32(5), WasmValue::V128(v.to_le_bytes())],
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn unnameable_exceptions_are_errors() {
+        let (tags, big, wrap, foreign) = tags();
+        let funcs = Funcs::of(&[]);
+        // A tag the checkpointed instance does not have.
+        let mut table = ExceptionTable::default();
+        let f = table.create(foreign, vec![].into()).unwrap();
+        let mut refs = Refs {
+            funcs: &funcs,
+            exns: Reached::default(),
+        };
+        refs.value(u128::from(f), ValType::ExnRef).unwrap();
+        let err = save_reached(&table, &tags, &mut refs, index_of(big, wrap)).unwrap_err();
+        assert!(
+            err.to_string().contains("not a tag of the checkpointed"),
+            "{err}"
+        );
+        // A handle that names no live exception.
+        let a = table.create(big, vec![1, 2, 3].into()).unwrap();
+        table.remove(a);
+        let mut refs = Refs {
+            funcs: &funcs,
+            exns: Reached::default(),
+        };
+        refs.value(u128::from(a), ValType::ExnRef).unwrap();
+        let err = save_reached(&table, &tags, &mut refs, index_of(big, wrap)).unwrap_err();
+        assert!(err.to_string().contains("names no live exception"), "{err}");
+        // A payload whose length is not its tag's.
+        let short = table.create(big, vec![1].into()).unwrap();
+        let mut refs = Refs {
+            funcs: &funcs,
+            exns: Reached::default(),
+        };
+        refs.value(u128::from(short), ValType::ExnRef).unwrap();
+        let err = save_reached(&table, &tags, &mut refs, index_of(big, wrap)).unwrap_err();
+        assert!(err.to_string().contains("payload has 1 slots"), "{err}");
+    }
 }

@@ -23,6 +23,12 @@ pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 1 << 32;
 /// for arguments, environment and descriptor records.
 pub const DEFAULT_MAX_HOST_STATE_BYTES: u64 = (512 << 20) + (64 << 20);
 
+/// Default [`RestoreLimits::max_exceptions`]: about a million saved
+/// exceptions (each costs the restore a table slot and its payload: tens
+/// of MiB at this bound), far more than the `exnref`s a program keeps
+/// live, while bounding what a hostile snapshot can make a restore build.
+pub const DEFAULT_MAX_EXCEPTIONS: u64 = 1 << 20;
+
 /// Smallest native stack frame of a suspended wasm function, in bytes. Every
 /// frame of a snapshot but the innermost is suspended at a call, so it is
 /// a non-leaf function on the native stack: it holds at least its return
@@ -57,6 +63,10 @@ pub struct RestoreLimits {
     /// Largest encoded host state (the snapshot's WASI section), in bytes
     /// (default [`DEFAULT_MAX_HOST_STATE_BYTES`]).
     pub max_host_state_bytes: u64,
+    /// Most saved exceptions (the targets of `exnref` values; default
+    /// [`DEFAULT_MAX_EXCEPTIONS`]). A module that has no tag can hold no
+    /// exception of its own, and gets none whatever this says.
+    pub max_exceptions: u64,
 }
 
 impl Default for RestoreLimits {
@@ -64,6 +74,7 @@ impl Default for RestoreLimits {
         RestoreLimits {
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
             max_host_state_bytes: DEFAULT_MAX_HOST_STATE_BYTES,
+            max_exceptions: DEFAULT_MAX_EXCEPTIONS,
         }
     }
 }
@@ -94,7 +105,11 @@ impl RestoreLimits {
     /// (tables by their declared maxima, capped at
     /// [`MAX_TABLE_ELEMENTS`](crate::table::MAX_TABLE_ELEMENTS)), memory by
     /// the smaller of [`RestoreLimits::max_memory_bytes`] and the module's
-    /// maximum (no memory: 0 bytes).
+    /// maximum (no memory: 0 bytes). Exceptions are bounded by
+    /// [`RestoreLimits::max_exceptions`] (0 for a module without tags: the
+    /// snapshot names each exception's tag by its index in the module),
+    /// their payload values by that many times the longest payload of the
+    /// module's tags.
     pub fn read_limits(&self, meta: &ModuleMeta, max_wasm_stack: usize) -> ReadLimits {
         let stack = max_wasm_stack as u64;
         let module_memory = meta.memories.first().map_or(0, |m| {
@@ -114,6 +129,17 @@ impl RestoreLimits {
                     .min(crate::table::MAX_TABLE_ELEMENTS)
             })
             .fold(0u64, u64::saturating_add);
+        let tag_types = meta.tag_types();
+        let max_exceptions = if tag_types.is_empty() {
+            0
+        } else {
+            self.max_exceptions
+        };
+        let longest_payload = tag_types
+            .iter()
+            .map(|&t| meta.types.get(t as usize).map_or(0, |f| f.params.len()))
+            .max()
+            .unwrap_or(0) as u64;
         ReadLimits {
             max_memory_bytes: self.max_memory_bytes.min(module_memory),
             max_frames: stack / MIN_NATIVE_FRAME_BYTES + 1,
@@ -121,6 +147,8 @@ impl RestoreLimits {
             max_globals: meta.globals.len() as u64,
             max_tables: meta.tables.len() as u64,
             max_table_elements: table_elements,
+            max_exceptions,
+            max_exception_values: max_exceptions.saturating_mul(longest_payload),
             max_segments: meta.data.len().max(meta.elems.len()) as u64,
             max_wasi_bytes: self.max_host_state_bytes,
         }

@@ -1,10 +1,22 @@
 //! Restoring a snapshot: everything in it is checked against the module
 //! before anything runs (frames at stable points with the right value
-//! types, globals, tables, segments, memory size), then the embedder
-//! rebuilds its host data from the snapshot's host state and builds the
-//! store, and the instance is made in it (without segment initialisation
-//! or start function, memory mapped copy-on-write from the file) and the
-//! frames are rewound from the entry function.
+//! types, globals, tables, exceptions, segments, memory size), then the
+//! embedder rebuilds its host data from the snapshot's host state and
+//! builds the store, and the instance is made in it (without segment
+//! initialisation or start function, memory mapped copy-on-write from the
+//! file), the saved exceptions are made again in the store's exception
+//! table, and the frames are rewound from the entry function.
+//!
+//! Exceptions: each saved one is made again under a fresh handle, with the
+//! restored instance's identity for the tag index it records, those its
+//! payload holds first (the reader refuses a snapshot where an exception
+//! leads back to itself); every `exnref` of the snapshot (an index into
+//! its exception list) becomes that handle. A restored exception counts as
+//! escaped (never freed): the snapshot does not say whether wasm was ever
+//! handed an `exnref` to it, and freeing one it was would leave that
+//! `exnref` dangling. What this costs is one table slot per exception a
+//! legacy `catch` body held at the checkpoint, which its end (`ExnDrop`)
+//! would otherwise have freed.
 
 use super::capture::Funcs;
 use super::control::{BaseInfo, RawFrame, Session, SessionConfig};
@@ -13,13 +25,14 @@ use super::{
     SnapshotSource, call_entry, drive, finish_err, main_func, session_config,
 };
 use crate::Module;
+use crate::exception::{Exception, Handle, instance_tag};
 use crate::instance::Instance;
 use crate::store::{Extern, Store};
 use mvvm_abi::checkpoint::{REWINDING, UNWINDING};
 use mvvm_abi::meta::{ModuleMeta, ValType};
 use mvvm_abi::vmctx::WASM_PAGE_SIZE;
 use mvvm_abi::{Policy, StablePointKind};
-use mvvm_snapshot::{FrameRecord, Snapshot, WasmValue};
+use mvvm_snapshot::{ExceptionRecord, FrameRecord, Snapshot, WasmValue};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
@@ -34,6 +47,8 @@ pub struct Restore {
     path: Option<PathBuf>,
     points: Vec<u32>,
     entry: u32,
+    /// Indices into `snap.exceptions`, each after those its payload holds.
+    exn_order: Vec<u32>,
     session: SessionConfig,
     sink: SnapshotSink,
     opts: RestoreOptions,
@@ -81,12 +96,14 @@ impl Restore {
         snap.check_module(&meta.wasm_sha256)?;
         let (points, entry) = check_frames(module, &snap.frames)?;
         check_state(meta, &snap)?;
+        let exn_order = check_exceptions(meta, &snap.exceptions)?;
         Ok(Restore {
             module: module.clone(),
             snap,
             path,
             points,
             entry,
+            exn_order,
             session,
             sink: cfg.sink,
             opts,
@@ -110,6 +127,7 @@ impl Restore {
             path,
             points,
             entry,
+            exn_order,
             session,
             sink,
             opts,
@@ -118,7 +136,8 @@ impl Restore {
         let meta = module.meta();
         let instance = Instance::new_with(store, module, imports, false)
             .map_err(CheckpointError::Instantiate)?;
-        apply_state(store, meta, instance, &snap)?;
+        let handles = make_exceptions(store, instance, &snap.exceptions, &exn_order)?;
+        apply_state(store, meta, instance, &snap, &handles)?;
 
         let session = Session::arm(store, module, session);
         if let Some(c) = store.inner.ckpt.as_deref_mut() {
@@ -137,7 +156,7 @@ impl Restore {
             };
             super::capture::track_from(store, instance, base);
         }
-        load_rewind_frames(store, instance, &snap, points)?;
+        load_rewind_frames(store, instance, &snap, points, &handles)?;
         tracing::info!(
             frames = snap.frames.len(),
             memory = snap.memory.length_bytes(),
@@ -178,19 +197,19 @@ fn load_rewind_frames(
     instance: Instance,
     snap: &Snapshot,
     points: Vec<u32>,
+    handles: &[Handle],
 ) -> Result<(), CheckpointError> {
     let s = &mut *store.inner;
     let funcs = Funcs::of(&s.instances[instance.index as usize].funcs);
+    let refs = Refs {
+        funcs: &funcs,
+        exns: handles,
+    };
     let mut rewind = std::collections::VecDeque::with_capacity(snap.frames.len());
     for (f, point) in snap.frames.iter().zip(points) {
         let mut slots = Vec::with_capacity(f.locals.len() + f.stack.len());
         for v in f.locals.iter().chain(&f.stack) {
-            let raw = raw_of(*v, &funcs)?;
-            // Two slots for a `v128`, low half first (`ValType::slots`).
-            slots.push(raw as u64);
-            if let WasmValue::V128(_) = v {
-                slots.push((raw >> 64) as u64);
-            }
+            push_slots(&mut slots, *v, &refs)?;
         }
         rewind.push_back(RawFrame {
             func: f.func,
@@ -215,7 +234,19 @@ fn value_type(v: &WasmValue) -> ValType {
         WasmValue::FuncRef(_) => ValType::FuncRef,
         WasmValue::ExternRef(_) => ValType::ExternRef,
         WasmValue::V128(_) => ValType::V128,
+        WasmValue::ExnRef(_) => ValType::ExnRef,
     }
+}
+
+/// Appends the slots of `v` to `slots`: one, two for a `v128` (low half
+/// first, `ValType::slots`), the layout of frame buffers and payloads.
+fn push_slots(slots: &mut Vec<u64>, v: WasmValue, refs: &Refs<'_>) -> Result<(), CheckpointError> {
+    let raw = refs.raw(v)?;
+    slots.push(raw as u64);
+    if let WasmValue::V128(_) = v {
+        slots.push((raw >> 64) as u64);
+    }
+    Ok(())
 }
 
 /// Checks that `values` have types `tys` and that function references name
@@ -407,20 +438,127 @@ fn check_state(meta: &ModuleMeta, snap: &Snapshot) -> Result<(), CheckpointError
     Ok(())
 }
 
-/// A typed value as a raw value (function indices back to pointers): a
-/// global cell's contents, little-endian, in the low 64 bits but for a
-/// `v128` (whose bytes are in memory order, as the snapshot holds them).
-fn raw_of(v: WasmValue, funcs: &Funcs) -> Result<u128, CheckpointError> {
-    Ok(match v {
-        WasmValue::I32(x) | WasmValue::F32(x) => u128::from(x),
-        WasmValue::I64(x) | WasmValue::F64(x) => u128::from(x),
-        WasmValue::V128(b) => u128::from_le_bytes(b),
-        WasmValue::FuncRef(None) | WasmValue::ExternRef(None) => 0,
-        WasmValue::FuncRef(Some(i)) => u128::from(funcs.ptr_of(i).ok_or_else(|| {
-            CheckpointError::Mismatch(format!("reference to function #{i} out of range"))
-        })?),
-        WasmValue::ExternRef(Some(x)) => u128::from(x),
-    })
+/// What turns snapshot references back into raw ones: function indices
+/// into the instance's function pointers, exception indices into the
+/// handles [`make_exceptions`] gave them.
+struct Refs<'a> {
+    funcs: &'a Funcs,
+    exns: &'a [Handle],
+}
+
+impl Refs<'_> {
+    /// A typed value as a raw value: a global cell's contents,
+    /// little-endian, in the low 64 bits but for a `v128` (whose bytes are
+    /// in memory order, as the snapshot holds them).
+    fn raw(&self, v: WasmValue) -> Result<u128, CheckpointError> {
+        Ok(match v {
+            WasmValue::I32(x) | WasmValue::F32(x) => u128::from(x),
+            WasmValue::I64(x) | WasmValue::F64(x) => u128::from(x),
+            WasmValue::V128(b) => u128::from_le_bytes(b),
+            WasmValue::FuncRef(None) | WasmValue::ExternRef(None) | WasmValue::ExnRef(None) => 0,
+            WasmValue::FuncRef(Some(i)) => u128::from(self.funcs.ptr_of(i).ok_or_else(|| {
+                CheckpointError::Mismatch(format!("reference to function #{i} out of range"))
+            })?),
+            WasmValue::ExternRef(Some(x)) => u128::from(x),
+            WasmValue::ExnRef(Some(i)) => {
+                u128::from(*self.exns.get(i as usize).ok_or_else(|| {
+                    CheckpointError::Mismatch(format!(
+                        "reference to exception {i}, the snapshot holds {}",
+                        self.exns.len()
+                    ))
+                })?)
+            }
+        })
+    }
+}
+
+/// Checks the saved exceptions against the module: each names a tag of
+/// the module's tag space (imports first) and has a payload of that tag's
+/// types (function references naming functions of the module), and none
+/// leads back to itself. Returns the order to make them in (those a
+/// payload holds first).
+fn check_exceptions(
+    meta: &ModuleMeta,
+    exceptions: &[ExceptionRecord],
+) -> Result<Vec<u32>, CheckpointError> {
+    let tag_types = meta.tag_types();
+    for (k, e) in exceptions.iter().enumerate() {
+        let bad = |why: String| CheckpointError::Mismatch(format!("exception {k}: {why}"));
+        let ty = tag_types
+            .get(e.tag as usize)
+            .ok_or_else(|| {
+                bad(format!(
+                    "its tag is #{}, the module has {} tags",
+                    e.tag,
+                    tag_types.len()
+                ))
+            })
+            .and_then(|&t| {
+                meta.types
+                    .get(t as usize)
+                    .ok_or_else(|| bad(format!("tag #{} has no type in the module", e.tag)))
+            })?;
+        check_values(meta, &e.payload, &ty.params, "payload value")
+            .map_err(|m| bad(format!("tag #{}: {m}", e.tag)))?;
+    }
+    mvvm_snapshot::exception_creation_order(exceptions)
+        .map_err(|e| CheckpointError::Mismatch(format!("exceptions: {e}")))
+}
+
+/// Makes the snapshot's exceptions again in the store's exception table,
+/// in `order` (see [`check_exceptions`]), each with `instance`'s identity
+/// for its tag index; returns each one's handle, by snapshot index.
+fn make_exceptions(
+    store: &mut Store,
+    instance: Instance,
+    exceptions: &[ExceptionRecord],
+    order: &[u32],
+) -> Result<Vec<Handle>, CheckpointError> {
+    let s = &mut *store.inner;
+    let funcs = Funcs::of(&s.instances[instance.index as usize].funcs);
+    // 0 (null) until made: `order` makes every held exception first, so a
+    // payload never sees a 0 here (checked anyway below).
+    let mut handles: Vec<Handle> = vec![0; exceptions.len()];
+    for &k in order {
+        let e = exceptions.get(k as usize).ok_or_else(|| {
+            CheckpointError::Host(format!(
+                "exception order names exception {k} of {}",
+                exceptions.len()
+            ))
+        })?;
+        let tag = instance_tag(s, instance.index, e.tag).ok_or_else(|| {
+            CheckpointError::Mismatch(format!(
+                "exception {k}: the restored instance has no tag #{}",
+                e.tag
+            ))
+        })?;
+        if let Some(held) = e.payload.iter().find_map(|v| match *v {
+            WasmValue::ExnRef(Some(i)) if handles.get(i as usize) == Some(&0) => Some(i),
+            _ => None,
+        }) {
+            return Err(CheckpointError::Host(format!(
+                "exception {k} holds exception {held}, which is not made yet"
+            )));
+        }
+        let refs = Refs {
+            funcs: &funcs,
+            exns: &handles,
+        };
+        let mut payload = Vec::with_capacity(e.payload.len());
+        for v in &e.payload {
+            push_slots(&mut payload, *v, &refs)?;
+        }
+        let handle = s
+            .exceptions
+            .insert(Exception {
+                tag,
+                payload: payload.into_boxed_slice(),
+                escaped: true,
+            })
+            .ok_or_else(|| CheckpointError::Host("the store's exception table is full".into()))?;
+        handles[k as usize] = handle;
+    }
+    Ok(handles)
 }
 
 /// Brings memory, globals, tables and dropped segments back into the
@@ -430,10 +568,15 @@ fn apply_state(
     meta: &ModuleMeta,
     instance: Instance,
     snap: &Snapshot,
+    handles: &[Handle],
 ) -> Result<(), CheckpointError> {
     let s = &mut *store.inner;
     let inst = &s.instances[instance.index as usize];
     let funcs = Funcs::of(&inst.funcs);
+    let refs = Refs {
+        funcs: &funcs,
+        exns: handles,
+    };
     let (mems, globals, tables) = (
         inst.memories.clone(),
         inst.globals.clone(),
@@ -484,7 +627,7 @@ fn apply_state(
         }
     }
     for (g, v) in globals.iter().zip(&snap.globals) {
-        let raw = raw_of(*v, &funcs)?;
+        let raw = refs.raw(*v)?;
         s.globals[*g as usize].cell.set_u128(raw);
     }
     for (t, elems) in tables.iter().zip(&snap.tables) {
@@ -497,7 +640,7 @@ fn apply_state(
         }
         for (slot, v) in table.elems_mut().iter_mut().zip(elems) {
             // A reference (checked against the element type): 64 bits.
-            *slot = raw_of(*v, &funcs)? as u64;
+            *slot = refs.raw(*v)? as u64;
         }
     }
     let inst = &mut s.instances[instance.index as usize];

@@ -26,6 +26,10 @@ extern int32_t mvvm_rt_memory_init(void *vmctx, uint32_t seg, uint32_t dst, uint
 extern int32_t mvvm_rt_table_fill(void *vmctx, uint32_t table, uint32_t dst, uint64_t val, uint32_t len);
 extern int32_t mvvm_rt_table_copy(void *vmctx, uint32_t dt, uint32_t st, uint32_t dst, uint32_t src, uint32_t len);
 extern int32_t mvvm_rt_table_init(void *vmctx, uint32_t table, uint32_t seg, uint32_t dst, uint32_t src, uint32_t len);
+extern void mvvm_rt_throw(void *vmctx, uint32_t tag, const uint64_t *values, const void *pc, const void *fp)
+    __attribute__((noreturn));
+extern void mvvm_rt_throw_ref(void *vmctx, uint64_t exn, const void *pc, const void *fp)
+    __attribute__((noreturn));
 
 /*
  * Calls `f(vmctx, values)` with a fresh jump buffer stored in `*slot` (the
@@ -85,6 +89,26 @@ void mvvm_b_table_copy(void *vmctx, uint32_t dt, uint32_t st, uint32_t dst, uint
 
 void mvvm_b_table_init(void *vmctx, uint32_t table, uint32_t seg, uint32_t dst, uint32_t src, uint32_t len) {
     CHECK(mvvm_rt_table_init(vmctx, table, seg, dst, src, len));
+}
+
+/*
+ * Builtins `throw` and `throw_ref`: never return. The runtime walks the
+ * frame-pointer chain from the wasm function that called the builtin, so
+ * the shim hands over that function's return address into it and its frame
+ * pointer. This file is built with -fno-omit-frame-pointer (build.rs), so on
+ * both x86-64 and aarch64 the shim's own frame pointer points at its frame
+ * record: [fp] is the caller's frame pointer, [fp + 8] the return address.
+ * The shim owns nothing, so abandoning its frame when the runtime jumps to
+ * a handler (or longjmps for an uncaught exception) loses nothing.
+ */
+void mvvm_b_throw(void *vmctx, uint32_t tag, const uint64_t *values) {
+    mvvm_rt_throw(vmctx, tag, values, __builtin_return_address(0),
+                  *(void *const *)__builtin_frame_address(0));
+}
+
+void mvvm_b_throw_ref(void *vmctx, uint64_t exn) {
+    mvvm_rt_throw_ref(vmctx, exn, __builtin_return_address(0),
+                      *(void *const *)__builtin_frame_address(0));
 }
 
 /*

@@ -2,7 +2,8 @@
 //!
 //! Every `module` (or `module instance`) directive starts a new instance;
 //! `invoke` and `assert_return (invoke ...)` directives add a call to the
-//! instance they name (or the last one). Calls that are expected to trap
+//! instance they name (or the last one); so do `assert_exception (invoke
+//! ...)` directives, as calls the harness expects to throw. Calls that are expected to trap
 //! or exhaust the stack are not made by the harness (a trap ends the whole
 //! program); they are counted, because a call that changes state before
 //! trapping makes the later expectations wrong without it (the test then
@@ -99,6 +100,17 @@ pub fn plan(text: &str) -> Result<Vec<PlannedInstance>, String> {
                     add_call(&mut out[t], &inv, Some(&results), line);
                 }
             }
+            WastDirective::AssertException {
+                exec: WastExecute::Invoke(inv),
+                ..
+            } => {
+                if let Some(t) = target(&named, &inv) {
+                    add_call(&mut out[t], &inv, None, line);
+                    if let Some(c) = out[t].calls.last_mut().filter(|c| c.line == line) {
+                        c.call.throws = true;
+                    }
+                }
+            }
             WastDirective::AssertTrap {
                 exec: WastExecute::Invoke(inv),
                 ..
@@ -130,6 +142,7 @@ fn add_call(
                 func: inv.name.to_string(),
                 args,
                 expect,
+                throws: false,
             },
             line,
         }),
@@ -155,6 +168,10 @@ fn arg(a: &WastArg<'_>) -> Result<Arg, String> {
             ty: AbstractHeapType::Extern | AbstractHeapType::NoExtern,
             ..
         }) => Arg::NullExtern,
+        WastArgCore::RefNull(HeapType::Abstract {
+            ty: AbstractHeapType::Exn | AbstractHeapType::NoExn,
+            ..
+        }) => Arg::NullExn,
         WastArgCore::RefExtern(_) => {
             return Err("a host externref argument cannot be made in wasm".into());
         }

@@ -58,6 +58,9 @@ pub enum ValTy {
     V128,
     FuncRef,
     ExternRef,
+    /// `exnref` (exception handling): only null arguments, and null /
+    /// non-null expectations.
+    ExnRef,
 }
 
 impl ValTy {
@@ -70,6 +73,7 @@ impl ValTy {
             0x7b => ValTy::V128,
             0x70 => ValTy::FuncRef,
             0x6f => ValTy::ExternRef,
+            0x69 => ValTy::ExnRef,
             other => return unsupported(format!("value type byte {other:#x}")),
         })
     }
@@ -83,6 +87,7 @@ impl ValTy {
             ValTy::V128 => 0x7b,
             ValTy::FuncRef => 0x70,
             ValTy::ExternRef => 0x6f,
+            ValTy::ExnRef => 0x69,
         }
     }
 }
@@ -98,6 +103,7 @@ pub enum Arg {
     V128([u8; 16]),
     NullFunc,
     NullExtern,
+    NullExn,
 }
 
 impl Arg {
@@ -110,6 +116,7 @@ impl Arg {
             Arg::V128(_) => ValTy::V128,
             Arg::NullFunc => ValTy::FuncRef,
             Arg::NullExtern => ValTy::ExternRef,
+            Arg::NullExn => ValTy::ExnRef,
         }
     }
 }
@@ -174,6 +181,10 @@ pub struct Call {
     pub args: Vec<Arg>,
     /// `None`: `invoke` (results dropped); `Some`: `assert_return`.
     pub expect: Option<Vec<Expect>>,
+    /// `assert_exception`: the call must end with an exception (`expect`
+    /// is then `None`). The harness catches it with a `catch_all` around
+    /// the call, as the uncaught exception would have ended the call.
+    pub throws: bool,
 }
 
 /// A spec module's binary, split into sections, with what the harness
@@ -200,6 +211,8 @@ enum ImportKind {
     Table,
     Memory,
     Global(ValTy),
+    /// A tag: never from `spectest`, so always refused.
+    Tag,
 }
 
 /// The harness built for a module.
@@ -488,6 +501,11 @@ impl Parsed {
                                 }
                                 ImportKind::Global(ty)
                             }
+                            4 => {
+                                r.byte()?; // attribute: exception
+                                r.u32()?;
+                                ImportKind::Tag
+                            }
                             k => return unsupported(format!("import kind {k:#x}")),
                         };
                         if module != "spectest" {
@@ -501,6 +519,7 @@ impl Parsed {
                             ImportKind::Table => field == "table",
                             ImportKind::Memory => field == "memory",
                             ImportKind::Global(_) => field.starts_with("global_"),
+                            ImportKind::Tag => false,
                         };
                         if !known {
                             return unsupported(format!("unknown import `spectest.{field}`"));
@@ -608,6 +627,7 @@ impl Parsed {
                     global_before.push(0x0b);
                     ng_before += 1;
                 }
+                ImportKind::Tag => return unsupported("a tag import"),
             }
         }
         let mut func_after = Vec::new();
@@ -675,8 +695,9 @@ impl Parsed {
             join_vec((nf_before, &code_before), (n, &b), (n_new, &code_after)),
         ));
 
-        // Canonical order; 12 (data count) sits between 9 and 10.
-        const ORDER: [u8; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 10, 11];
+        // Canonical order; 13 (tags) sits between 5 and 6, 12 (data
+        // count) between 9 and 10.
+        const ORDER: [u8; 13] = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11];
         let mut bytes = b"\0asm\x01\0\0\0".to_vec();
         for id in ORDER {
             let payload = match replaced.iter().find(|(i, _)| *i == id) {
@@ -703,6 +724,9 @@ impl Parsed {
             return unsupported(format!("no exported function `{}`", call.func));
         };
         let mut b = Vec::new();
+        if call.throws && call.expect.is_some() {
+            return unsupported("a call expected to both return and throw");
+        }
         let keep = call.expect.is_some();
         if keep {
             put_u32(&mut b, results.len() as u32);
@@ -712,6 +736,12 @@ impl Parsed {
             }
         } else {
             b.push(0);
+        }
+        if call.throws {
+            // block; try_table (catch_all 0) ... end; unreachable; end:
+            // the exception leaves through the block, a return reaches
+            // the `unreachable`.
+            b.extend_from_slice(&[0x02, 0x40, 0x1f, 0x40, 0x01, 0x02, 0x00]);
         }
         for a in &call.args {
             match *a {
@@ -737,12 +767,18 @@ impl Parsed {
                 }
                 Arg::NullFunc => b.extend_from_slice(&[0xd0, 0x70]),
                 Arg::NullExtern => b.extend_from_slice(&[0xd0, 0x6f]),
+                Arg::NullExn => b.extend_from_slice(&[0xd0, 0x69]),
             }
         }
         b.push(0x10);
         put_u32(&mut b, index);
         match &call.expect {
-            None => b.extend(std::iter::repeat_n(0x1a, results.len())),
+            None => {
+                b.extend(std::iter::repeat_n(0x1a, results.len()));
+                if call.throws {
+                    b.extend_from_slice(&[0x0b, 0x00, 0x0b]);
+                }
+            }
             Some(expect) => {
                 for i in (0..results.len() as u32).rev() {
                     b.push(0x21);
@@ -886,7 +922,9 @@ fn check_expect(e: &Expect, ty: ValTy) -> Result<(), Unsupported> {
             }
             ty == ValTy::V128
         }
-        Expect::Null | Expect::NonNull => matches!(ty, ValTy::FuncRef | ValTy::ExternRef),
+        Expect::Null | Expect::NonNull => {
+            matches!(ty, ValTy::FuncRef | ValTy::ExternRef | ValTy::ExnRef)
+        }
         Expect::Either(list) => {
             for e in list {
                 check_expect(e, ty)?;

@@ -1,7 +1,7 @@
 //! Shared fixtures for the integration tests.
 #![allow(dead_code)]
 
-use mvvm_snapshot::{FrameRecord, SnapshotInfo, SnapshotParts, WasmValue};
+use mvvm_snapshot::{ExceptionRecord, FrameRecord, SnapshotInfo, SnapshotParts, WasmValue};
 use std::path::PathBuf;
 
 /// Wasm page size.
@@ -40,10 +40,36 @@ pub fn frames() -> Vec<FrameRecord> {
                 WasmValue::ExternRef(Some(0x0123_4567_89ab_cdef)),
                 WasmValue::ExternRef(None),
                 WasmValue::V128(std::array::from_fn(|i| 0xf0 | i as u8)),
+                WasmValue::ExnRef(None),
             ],
-            stack: vec![],
+            stack: vec![WasmValue::ExnRef(Some(0)), WasmValue::ExnRef(Some(2))],
         },
         FrameRecord::default(),
+    ]
+}
+
+/// Exceptions for [`frames`], the globals and the tables of [`parts`]:
+/// payloads with every kind of value, one exception held by another.
+pub fn exceptions() -> Vec<ExceptionRecord> {
+    vec![
+        ExceptionRecord {
+            tag: 2,
+            payload: vec![
+                WasmValue::I32(7),
+                WasmValue::F32(0x7fa0_0003),
+                WasmValue::V128(std::array::from_fn(|i| i as u8)),
+                WasmValue::ExnRef(Some(1)),
+                WasmValue::ExnRef(None),
+            ],
+        },
+        ExceptionRecord {
+            tag: 0,
+            payload: vec![],
+        },
+        ExceptionRecord {
+            tag: 5,
+            payload: vec![WasmValue::I64(u64::MAX), WasmValue::ExnRef(Some(1))],
+        },
     ]
 }
 
@@ -52,12 +78,18 @@ pub fn parts(memory: &[u8]) -> SnapshotParts<'_> {
     SnapshotParts {
         info: info(),
         frames: frames(),
-        globals: vec![WasmValue::I32(1), WasmValue::F64(2.5f64.to_bits())],
+        globals: vec![
+            WasmValue::I32(1),
+            WasmValue::F64(2.5f64.to_bits()),
+            WasmValue::ExnRef(Some(1)),
+        ],
         tables: vec![
             vec![WasmValue::FuncRef(Some(1)), WasmValue::FuncRef(None)],
             vec![],
             vec![WasmValue::ExternRef(Some(5))],
+            vec![WasmValue::ExnRef(None), WasmValue::ExnRef(Some(2))],
         ],
+        exceptions: exceptions(),
         dropped_data: vec![0, 2],
         dropped_elems: vec![1],
         wasi: b"opaque wasi state \x00\x01\x02".to_vec(),
@@ -103,6 +135,7 @@ pub fn assert_same(snap: &mvvm_snapshot::Snapshot, parts: &SnapshotParts<'_>) {
     assert_eq!(snap.frames, parts.frames);
     assert_eq!(snap.globals, parts.globals);
     assert_eq!(snap.tables, parts.tables);
+    assert_eq!(snap.exceptions, parts.exceptions);
     assert_eq!(snap.dropped_data, parts.dropped_data);
     assert_eq!(snap.dropped_elems, parts.dropped_elems);
     assert_eq!(snap.wasi, parts.wasi);
