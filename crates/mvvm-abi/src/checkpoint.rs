@@ -77,7 +77,9 @@
 //! words); the runtime turns function pointers into function indices in
 //! snapshots. The runtime also zeroes the buffer when an unwind starts and
 //! after each `UnwindFrame` (hot bodies use it as scratch while no unwind
-//! runs), so a frame never carries bytes of another.
+//! runs), so a frame never carries bytes of another, and generated code
+//! never writes the slots of locals that are dead at the stable point:
+//! they read as zero.
 
 use crate::meta::ValType;
 use serde::{Deserialize, Serialize};
