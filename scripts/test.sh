@@ -18,10 +18,10 @@ MVVM_X86_BIN="${CARGO_TARGET_DIR:-target}/debug" ./scripts/aarch64/test.sh
 cargo test --workspace --no-fail-fast
 
 # The proposal directories MVVM supports (SIMD, relaxed SIMD, tail calls,
-# extended-const), at both ends of the optimisation range, then checkpoint
-# everywhere over them; the aarch64 run of the same is in
-# scripts/aarch64/test.sh.
-PROPOSALS=proposals/simd,proposals/relaxed-simd,proposals/tail-call,proposals/extended-const,proposals/exceptions
+# extended-const, exceptions, threads), at both ends of the optimisation
+# range, then checkpoint everywhere over them; the aarch64 run of the same
+# is in scripts/aarch64/test.sh.
+PROPOSALS=proposals/simd,proposals/relaxed-simd,proposals/tail-call,proposals/extended-const,proposals/exceptions,proposals/threads
 for opt in 0 3; do
   MVVM_SPEC_SUITE=$PROPOSALS MVVM_SPEC_OPT=$opt cargo test -p mvvm-rt --test spec
 done

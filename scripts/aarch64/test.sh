@@ -138,7 +138,7 @@ echo "== aarch64: proposal spec directories under qemu (-O0 and -O3)"
 spec_bin=$(ls -t "$A64"/deps/spec-* 2>/dev/null | grep -v '\.d$' | head -n1 || true)
 if [ -n "$spec_bin" ]; then
   for opt in 0 3; do
-    if out=$(MVVM_SPEC_SUITE=proposals/simd,proposals/relaxed-simd,proposals/tail-call,proposals/extended-const,proposals/exceptions \
+    if out=$(MVVM_SPEC_SUITE=proposals/simd,proposals/relaxed-simd,proposals/tail-call,proposals/extended-const,proposals/exceptions,proposals/threads \
         MVVM_SPEC_OPT=$opt $QEMU "$spec_bin" 2>&1); then
       ok "proposal spec directories -O$opt: $(echo "$out" | grep '^spec: .* passed' | tail -n1)"
     else

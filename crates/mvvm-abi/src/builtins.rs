@@ -118,6 +118,23 @@ builtins! {
     /// falling through: `(exn)`, the caught exception, which nothing can
     /// name any more. The runtime may free it.
     ExnDrop = "exn_drop"(I64) -> ();
+    /// `memory.atomic.wait32` (threads): `(address, expected, timeout) ->
+    /// 0 woken, 1 not equal, 2 timed out`. `address` is the effective
+    /// address (the `i32` operand zero-extended plus the static offset, so
+    /// it may exceed 32 bits); `timeout` is in nanoseconds, negative for
+    /// none. Traps [`UnalignedAtomic`](crate::TrapCode::UnalignedAtomic)
+    /// (address not a multiple of 4), then
+    /// [`WaitOnUnsharedMemory`](crate::TrapCode::WaitOnUnsharedMemory),
+    /// then [`MemoryOutOfBounds`](crate::TrapCode::MemoryOutOfBounds).
+    MemoryAtomicWait32 = "memory_atomic_wait32"(I64, I32, I64) -> (I32);
+    /// `memory.atomic.wait64`: as `MemoryAtomicWait32` with a 64-bit
+    /// `expected` and an 8-byte alignment.
+    MemoryAtomicWait64 = "memory_atomic_wait64"(I64, I64, I64) -> (I32);
+    /// `memory.atomic.notify`: `(address, count) -> number of waiters
+    /// woken` (at most `count`, an unsigned `u32`). Traps like the waits on
+    /// a misaligned (not a multiple of 4) or out-of-bounds address; on an
+    /// unshared memory it wakes nobody and returns 0.
+    MemoryAtomicNotify = "memory_atomic_notify"(I64, I32) -> (I32);
 }
 
 /// Number of builtins (length of the table).

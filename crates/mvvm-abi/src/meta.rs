@@ -69,7 +69,10 @@ pub struct Limits {
 pub struct MemoryType {
     /// Size limits in wasm pages.
     pub limits: Limits,
-    /// Shared memory (threads proposal; refused for now).
+    /// Shared memory (threads proposal): it always has a maximum, its
+    /// length changes with atomic stores, and `memory.atomic.wait*` may
+    /// block on it (see `docs/threads.md`). Imports match only memories of
+    /// the same sharedness.
     pub shared: bool,
 }
 

@@ -10,8 +10,12 @@
 /// change. 4: wasm functions use Cranelift's `tail` convention (tail
 /// calls), and constant expressions may be `ConstExpr::Extended`. 5:
 /// exception handling (tags, `exnref`, call-site handler tables, builtins
-/// `throw`, `throw_ref`, `exn_drop`).
-pub const AOT_FORMAT_VERSION: u32 = 5;
+/// `throw`, `throw_ref`, `exn_drop`). 6: threads (shared memories, trap
+/// codes `UnalignedAtomic` and `WaitOnUnsharedMemory`, builtins
+/// `memory_atomic_wait32`, `memory_atomic_wait64`, `memory_atomic_notify`
+/// at the end of the table: a runtime with a shorter table must refuse
+/// such code).
+pub const AOT_FORMAT_VERSION: u32 = 6;
 
 /// Version of the MVVM toolchain that produced a file.
 pub const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");

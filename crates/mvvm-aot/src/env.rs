@@ -28,7 +28,7 @@ use std::collections::{HashMap, HashSet};
 /// The Cranelift trap code used for an MVVM trap code emitted by our own
 /// `trap`/`trapz`/`trapnz` instructions.
 pub(crate) fn clif_trap(code: TrapCode) -> ir::TrapCode {
-    // Every MVVM trap code is in 1..=11, far below Cranelift's reserved
+    // Every MVVM trap code is in 1..=14, far below Cranelift's reserved
     // range, so `user` always succeeds; fall back to a reserved code that
     // maps back to a trap rather than panicking.
     ir::TrapCode::user(code as u8).unwrap_or(ir::TrapCode::HEAP_OUT_OF_BOUNDS)
@@ -414,6 +414,16 @@ impl<'m> FuncEnv<'m> {
         Ok(builder
             .ins()
             .load(types::I64, trusted(), mem, VMMEMORY_LENGTH))
+    }
+
+    /// [`FuncEnv::memory_length`] read with an atomic (sequentially
+    /// consistent) load: `memory.size` of a shared memory, whose length
+    /// another thread may grow at any time (the runtime stores it
+    /// atomically).
+    pub fn memory_length_atomic(&self, builder: &mut FunctionBuilder<'_>) -> EnvResult<Value> {
+        let mem = self.vmctx_field(builder, VMCTX_MEMORY)?;
+        let field = builder.ins().iadd_imm_s(mem, i64::from(VMMEMORY_LENGTH));
+        Ok(builder.ins().atomic_load(types::I64, trusted(), field))
     }
 
     // ---- globals ---------------------------------------------------------

@@ -31,8 +31,8 @@ pub enum CompileError {
         message: String,
     },
     /// The module is valid but uses a feature MVVM does not support
-    /// (threads, multiple memories, or another proposal after WebAssembly
-    /// 2.0).
+    /// (multiple memories, shared-everything threads, or another proposal
+    /// after WebAssembly 2.0).
     #[error("unsupported feature at offset {offset:#x}: {feature}")]
     Unsupported {
         /// What is unsupported (wasmparser's message or a short name).

@@ -106,7 +106,8 @@ pub fn compile(input: &[u8], opts: &CompileOptions) -> Result<Vec<u8>, CompileEr
     let wasm = wat::parse_bytes(input)?;
     match driver::compile_wasm(&wasm, opts) {
         // A module that only fails because of a feature we leave out
-        // (threads, a later proposal) is reported as unsupported.
+        // (multiple memories, GC, a later proposal) is reported as
+        // unsupported.
         Err(CompileError::Invalid { offset, message })
             if module::valid_with_all_features(&wasm) =>
         {

@@ -27,7 +27,10 @@ use wasmparser::{
 /// (`return_call`, `return_call_indirect`; `return_call_ref` needs
 /// function references, which stay out), and exception handling, both the
 /// `try_table`/`exnref` form and the legacy `try`/`catch`/`delegate` one
-/// that older toolchains emit (see `translate/exceptions.rs`).
+/// that older toolchains emit (see `translate/exceptions.rs`), and threads:
+/// shared memories and the atomic operators (`translate/atomics.rs`,
+/// `docs/threads.md`); the shared-everything extension (shared globals,
+/// tables and types) stays out.
 pub(crate) fn supported_features() -> WasmFeatures {
     WasmFeatures::WASM2
         .union(WasmFeatures::RELAXED_SIMD)
@@ -35,6 +38,7 @@ pub(crate) fn supported_features() -> WasmFeatures {
         .union(WasmFeatures::TAIL_CALL)
         .union(WasmFeatures::EXCEPTIONS)
         .union(WasmFeatures::LEGACY_EXCEPTIONS)
+        .union(WasmFeatures::THREADS)
 }
 
 /// A defined function waiting to be validated and compiled.
@@ -124,16 +128,16 @@ fn table_type(t: wasmparser::TableType, offset: u64) -> Result<TableType, Compil
     })
 }
 
+/// Converts a memory type. A shared memory (threads) keeps its flag: the
+/// runtime matches imports on it and lets `memory.atomic.wait*` block only
+/// there; validation already required its maximum.
 fn memory_type(m: wasmparser::MemoryType, offset: u64) -> Result<MemoryType, CompileError> {
-    if m.memory64 || m.shared || m.page_size_log2.is_some() {
-        return Err(unsupported(
-            "64-bit, shared or custom-page-size memories",
-            offset,
-        ));
+    if m.memory64 || m.page_size_log2.is_some() {
+        return Err(unsupported("64-bit or custom-page-size memories", offset));
     }
     Ok(MemoryType {
         limits: limits(m.initial, m.maximum),
-        shared: false,
+        shared: m.shared,
     })
 }
 
@@ -491,8 +495,8 @@ pub(crate) fn valid_with_all_features(wasm: &[u8]) -> bool {
 /// wasmparser features that enable each.
 const REFUSED_PROPOSALS: &[(&str, WasmFeatures)] = &[
     (
-        "threads",
-        WasmFeatures::THREADS.union(WasmFeatures::SHARED_EVERYTHING_THREADS),
+        "shared-everything threads",
+        WasmFeatures::SHARED_EVERYTHING_THREADS,
     ),
     ("multi-memory", WasmFeatures::MULTI_MEMORY),
     ("memory64", WasmFeatures::MEMORY64),

@@ -182,7 +182,10 @@ fn simd_compiles() {
 #[test]
 fn refused_proposals_are_named() {
     let cases = [
-        ("(module (memory 1 1 shared))", "threads"),
+        (
+            "(module (global (shared mut i32) (i32.const 0)))",
+            "shared-everything threads",
+        ),
         ("(module (memory 1) (memory 1))", "multi-memory"),
         ("(module (memory i64 1))", "memory64"),
         (

@@ -37,6 +37,9 @@ unsafe extern "C" {
     fn mvvm_b_table_init(vmctx: *mut VMContext, table: u32, seg: u32, dst: u32, src: u32, len: u32);
     fn mvvm_b_throw(vmctx: *mut VMContext, tag: u32, values: *const u64);
     fn mvvm_b_throw_ref(vmctx: *mut VMContext, exn: u64);
+    fn mvvm_b_memory_atomic_wait32(vmctx: *mut VMContext, addr: u64, exp: u32, t: i64) -> i32;
+    fn mvvm_b_memory_atomic_wait64(vmctx: *mut VMContext, addr: u64, exp: u64, t: i64) -> i32;
+    fn mvvm_b_memory_atomic_notify(vmctx: *mut VMContext, addr: u64, count: u32) -> i32;
 }
 
 static TABLE: LazyLock<[usize; BUILTIN_COUNT]> = LazyLock::new(|| {
@@ -64,6 +67,10 @@ static TABLE: LazyLock<[usize; BUILTIN_COUNT]> = LazyLock::new(|| {
             Builtin::Throw => mvvm_b_throw as *const () as usize,
             Builtin::ThrowRef => mvvm_b_throw_ref as *const () as usize,
             Builtin::ExnDrop => exn_drop as *const () as usize,
+            // Threads: wait and notify (see `crate::atomic_wait`).
+            Builtin::MemoryAtomicWait32 => mvvm_b_memory_atomic_wait32 as *const () as usize,
+            Builtin::MemoryAtomicWait64 => mvvm_b_memory_atomic_wait64 as *const () as usize,
+            Builtin::MemoryAtomicNotify => mvvm_b_memory_atomic_notify as *const () as usize,
         };
     }
     t

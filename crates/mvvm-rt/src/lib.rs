@@ -12,7 +12,8 @@
 //! the fence of `sys` (one file per thing wrapped), the ownership of what
 //! generated code reaches by pointer (`vm_box`, and its invariant), code
 //! memory (`code`), linear memory (`memory`), the `VMContext` mirrors
-//! (`vmctx`), calls into wasm (`call`), builtins, traps and signal handling
+//! (`vmctx`), calls into wasm (`call`), builtins (with the parking lot of
+//! `memory.atomic.wait`, `atomic_wait`), traps and signal handling
 //! (`trap`, `signals`, `native/entry.c`), checkpoint and restore
 //! (`checkpoint`). WASI is a layer on top, in the
 //! `mvvm-wasi` crate: it plugs in through the [`Linker`] and the host
@@ -23,6 +24,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod atomic_wait;
 mod builtins;
 mod call;
 pub mod checkpoint;

@@ -23,6 +23,7 @@ use crate::vm_box::VmBox;
 use crate::vmctx::VMMemory;
 use mvvm_abi::meta::MemoryType;
 use mvvm_abi::vmctx::{MEMORY_RESERVATION, WASM_PAGE_SIZE};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The most pages a 32-bit memory can have.
 pub const MAX_PAGES: u64 = 65536;
@@ -43,7 +44,7 @@ pub(crate) struct LinearMemory {
 /// Creating a memory failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
-    /// The type asks for more than 4 GiB, or is shared.
+    /// The type asks for more than 4 GiB, or is shared without a maximum.
     #[error("unsupported memory type: {0}")]
     Unsupported(String),
     /// The reservation could not be made.
@@ -54,8 +55,13 @@ pub enum MemoryError {
 impl LinearMemory {
     /// Reserves and commits a memory of type `ty`.
     pub fn new(ty: MemoryType) -> Result<LinearMemory, MemoryError> {
-        if ty.shared {
-            return Err(MemoryError::Unsupported("shared memory".into()));
+        // Validation refuses such a module; a host-made memory must not
+        // slip past it (a shared memory never moves nor shrinks, and its
+        // maximum bounds what every thread may see).
+        if ty.shared && ty.limits.max.is_none() {
+            return Err(MemoryError::Unsupported(
+                "shared memory without a maximum".into(),
+            ));
         }
         if ty.limits.min > MAX_PAGES {
             return Err(MemoryError::Unsupported(format!(
@@ -113,7 +119,20 @@ impl LinearMemory {
         if r.is_err() {
             return None;
         }
-        self.vm.length = new * WASM_PAGE_SIZE;
+        // An atomic store: generated code of other threads may read the
+        // length of a shared memory at any time (`memory.size` of a shared
+        // memory is an atomic load), and must see the pages made
+        // accessible above once it sees the new length.
+        let vm = self.vm.as_ptr();
+        // SAFETY: `vm` points at the live `VMMemory` this memory owns;
+        // its `u64` field is 8-byte aligned (`repr(C)`, checked by the
+        // vmctx layout tests) and every concurrent access to it is atomic
+        // (generated code's `atomic_load`) or a plain read of a value
+        // only ever replaced whole.
+        unsafe {
+            AtomicU64::from_ptr(&raw mut (*vm).length)
+                .store(new * WASM_PAGE_SIZE, Ordering::SeqCst);
+        }
         if let Some(t) = &self.tracker {
             t.grown(start, self.vm.length as usize);
         }
@@ -335,6 +354,28 @@ mod tests {
         m.data_mut()[65536] = 1;
         assert_eq!(m.data()[2 * 65536 + 5], 9);
         assert_eq!(m.data()[0], 7);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
+    fn shared_memories_need_a_maximum_and_grow_to_it() {
+        let shared = |min, max| MemoryType {
+            limits: Limits { min, max },
+            shared: true,
+        };
+        assert!(matches!(
+            LinearMemory::new(shared(1, None)),
+            Err(MemoryError::Unsupported(_))
+        ));
+        let mut m = LinearMemory::new(shared(1, Some(2))).unwrap();
+        assert!(m.ty().shared);
+        assert_eq!(m.grow(1), Some(1));
+        assert_eq!(m.grow(1), None);
+        // The length generated code reads (atomically) is the new one.
+        // SAFETY: `vm_ptr` is this live memory's `VMMemory`.
+        let length = unsafe { (*m.vm_ptr()).length };
+        assert_eq!(length, 2 * WASM_PAGE_SIZE);
+        m.data_mut()[2 * 65536 - 1] = 1;
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! comma-separated list: `2.0` (the default) or
 //! `proposals/NAME`, e.g. `MVVM_SPEC_SUITE=proposals/simd,proposals/tail-call
 //! cargo test -p mvvm-rt --test spec` (see `spec_files/mod.rs`). The
-//! runner prints the counts of each file and of each directory; only the
-//! default suite is checked against its expected number of assertions.
+//! runner prints the counts of each file and of each directory; without a
+//! filter, each directory is checked against its expected number of
+//! assertions (`spec_files::SPEC_ASSERTIONS`, `PROPOSAL_ASSERTIONS`).
 //!
 //! Files run on two threads, each with a 64 MiB stack so that the
 //! recursion tests hit the wasm stack limit, not the host's.
@@ -172,18 +173,34 @@ fn run_file(name: &str, text: &'static str) -> FileReport {
         }
     };
     let mut ctx = Runner::new(spec_files::may_need_refused(name));
+    ctx.superseded = spec_files::superseded(name);
     for directive in wast.directives {
         let (line, col) = directive.span().linecol_in(text);
         match ctx.run(directive) {
             Ok(Done::Passed) => report.passed += 1,
             Ok(Done::Refused) => ctx.refusals += 1,
             Ok(Done::LeftOut) => ctx.left_out += 1,
+            Ok(Done::Superseded) => ctx.superseded_count += 1,
             Err(e) => {
                 report.failed += 1;
                 report
                     .failures
                     .push(format!("{name}:{}:{}: {e:#}", line + 1, col + 1));
             }
+        }
+    }
+    if !ctx.superseded.is_empty() {
+        if ctx.superseded_count == 0 {
+            report.failed += 1;
+            report.failures.push(format!(
+                "{name}: no assertion was superseded by WebAssembly 2.0: \
+                 update spec_files::SUPERSEDED"
+            ));
+        } else {
+            println!(
+                "spec: {name}: {} assertions that WebAssembly 2.0 contradicts left out",
+                ctx.superseded_count
+            );
         }
     }
     if let Some(proposal) = ctx.may_refuse {
@@ -215,6 +232,9 @@ enum Done {
     /// It uses a refused module (invokes or registers it, imports from
     /// it), so it was not run.
     LeftOut,
+    /// An `assert_invalid` that WebAssembly 2.0 contradicts
+    /// (`spec_files::SUPERSEDED`): its module compiled.
+    Superseded,
 }
 
 struct Runner {
@@ -234,6 +254,9 @@ struct Runner {
     refused_registered: HashSet<String>,
     refusals: usize,
     left_out: usize,
+    /// Messages of this file's `assert_invalid`s that 2.0 contradicts.
+    superseded: Vec<&'static str>,
+    superseded_count: usize,
 }
 
 /// The compiler's options: the default, at `MVVM_SPEC_OPT` when set.
@@ -306,6 +329,20 @@ fn spectest(store: &mut Store, linker: &mut Linker) {
     )
     .expect("spectest memory");
     linker.define("spectest", "memory", Extern::Memory(memory));
+    // The threads proposal's `imports.wast` imports a shared memory of the
+    // same limits.
+    let shared = Memory::new(
+        store,
+        MemoryType {
+            limits: Limits {
+                min: 1,
+                max: Some(2),
+            },
+            shared: true,
+        },
+    )
+    .expect("spectest shared memory");
+    linker.define("spectest", "shared_memory", Extern::Memory(shared));
 }
 
 /// Whether a trap message matches the spec's expected text. One trap code
@@ -337,6 +374,8 @@ impl Runner {
             refused_registered: HashSet::new(),
             refusals: 0,
             left_out: 0,
+            superseded: Vec::new(),
+            superseded_count: 0,
         }
     }
 
@@ -522,6 +561,19 @@ impl Runner {
                         Ok(Done::Passed)
                     }
                     Err(e) => bail!("expected unlinkable `{message}`, got {e}"),
+                }
+            }
+            WastDirective::AssertInvalid {
+                mut module,
+                message,
+                ..
+            } if self.superseded.contains(&message) => {
+                let Ok(bytes) = module.encode() else {
+                    return Ok(Done::Passed);
+                };
+                match compile(&bytes) {
+                    Ok(_) => Ok(Done::Superseded),
+                    Err(_) => Ok(Done::Passed),
                 }
             }
             d => self.run_assertion(d).map(|()| Done::Passed),

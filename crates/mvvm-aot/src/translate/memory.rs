@@ -73,7 +73,9 @@ fn store_kind(op: &Operator<'_>) -> Option<(u8, MemArg)> {
 impl FuncTranslator<'_, '_, '_> {
     /// The native address of an access of `size` bytes at wasm address
     /// `addr` (an i32) plus `memarg.offset`, as `(pointer, immediate)`.
-    fn heap_addr(
+    /// Atomic accesses (`atomics.rs`) use it too, after their alignment
+    /// check, so that their bounds behave like those of plain accesses.
+    pub(super) fn heap_addr(
         &mut self,
         memarg: &MemArg,
         addr: ir::Value,
@@ -175,10 +177,12 @@ impl FuncTranslator<'_, '_, '_> {
         match op {
             Operator::MemorySize { mem } => {
                 self.check_memory(*mem, offset)?;
-                let length = self
-                    .env
-                    .memory_length(self.builder)
-                    .map_err(|e| self.env_err(e))?;
+                let length = if self.memory_is_shared() {
+                    self.env.memory_length_atomic(self.builder)
+                } else {
+                    self.env.memory_length(self.builder)
+                }
+                .map_err(|e| self.env_err(e))?;
                 let pages = self.builder.ins().ushr_imm_u(length, 16);
                 let v = self.builder.ins().ireduce(types::I32, pages);
                 self.stack.push(v);

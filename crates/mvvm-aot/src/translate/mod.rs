@@ -4,8 +4,8 @@
 //! [`Variable`]s, the operand stack as a vector of SSA values, and the
 //! control stack of block/loop/if frames whose block parameters carry
 //! multi-value results. Operators are dispatched by family to the sibling
-//! modules (`control`, `memory`, `table`, `variables`, and `numeric`, which
-//! another team member owns). Everything that touches the instance goes
+//! modules (`control`, `memory`, `atomics`, `table`, `variables`, and
+//! `numeric`, which another team member owns). Everything that touches the instance goes
 //! through the [`FuncEnv`].
 //!
 //! With a checkpoint policy, `checkpoint` adds resume points before every
@@ -15,6 +15,7 @@
 //! only the nesting of blocks is tracked until the `else` or `end` that makes
 //! code reachable again.
 
+mod atomics;
 mod checkpoint;
 mod control;
 mod exceptions;
@@ -189,6 +190,7 @@ impl FuncTranslator<'_, '_, '_> {
             || self.translate_control(op, offset)?
             || self.translate_variable(op)?
             || self.translate_memory(op, offset)?
+            || self.translate_atomic(op, offset)?
             || self.translate_table(op)?
             || self.translate_simd(op)?
         {

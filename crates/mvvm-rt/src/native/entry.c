@@ -26,6 +26,11 @@ extern int32_t mvvm_rt_memory_init(void *vmctx, uint32_t seg, uint32_t dst, uint
 extern int32_t mvvm_rt_table_fill(void *vmctx, uint32_t table, uint32_t dst, uint64_t val, uint32_t len);
 extern int32_t mvvm_rt_table_copy(void *vmctx, uint32_t dt, uint32_t st, uint32_t dst, uint32_t src, uint32_t len);
 extern int32_t mvvm_rt_table_init(void *vmctx, uint32_t table, uint32_t seg, uint32_t dst, uint32_t src, uint32_t len);
+extern int32_t mvvm_rt_memory_atomic_wait32(void *vmctx, uint64_t addr, uint32_t expected, int64_t timeout,
+                                            int32_t *result);
+extern int32_t mvvm_rt_memory_atomic_wait64(void *vmctx, uint64_t addr, uint64_t expected, int64_t timeout,
+                                            int32_t *result);
+extern int32_t mvvm_rt_memory_atomic_notify(void *vmctx, uint64_t addr, uint32_t count, int32_t *result);
 extern void mvvm_rt_throw(void *vmctx, uint32_t tag, const uint64_t *values, const void *pc, const void *fp)
     __attribute__((noreturn));
 extern void mvvm_rt_throw_ref(void *vmctx, uint64_t exn, const void *pc, const void *fp)
@@ -89,6 +94,28 @@ void mvvm_b_table_copy(void *vmctx, uint32_t dt, uint32_t st, uint32_t dst, uint
 
 void mvvm_b_table_init(void *vmctx, uint32_t table, uint32_t seg, uint32_t dst, uint32_t src, uint32_t len) {
     CHECK(mvvm_rt_table_init(vmctx, table, seg, dst, src, len));
+}
+
+/*
+ * Threads: the wait and notify builtins return a value and may trap; the
+ * Rust half returns the status and writes the value into the shim's slot.
+ */
+int32_t mvvm_b_memory_atomic_wait32(void *vmctx, uint64_t addr, uint32_t expected, int64_t timeout) {
+    int32_t result = 0;
+    CHECK(mvvm_rt_memory_atomic_wait32(vmctx, addr, expected, timeout, &result));
+    return result;
+}
+
+int32_t mvvm_b_memory_atomic_wait64(void *vmctx, uint64_t addr, uint64_t expected, int64_t timeout) {
+    int32_t result = 0;
+    CHECK(mvvm_rt_memory_atomic_wait64(vmctx, addr, expected, timeout, &result));
+    return result;
+}
+
+int32_t mvvm_b_memory_atomic_notify(void *vmctx, uint64_t addr, uint32_t count) {
+    int32_t result = 0;
+    CHECK(mvvm_rt_memory_atomic_notify(vmctx, addr, count, &result));
+    return result;
 }
 
 /*

@@ -1,0 +1,416 @@
+//! `memory.atomic.wait32`, `memory.atomic.wait64` and
+//! `memory.atomic.notify` (threads proposal): the builtins' Rust halves
+//! and the parking lot they share.
+//!
+//! The parking lot is keyed by host address (the memory's base plus the
+//! effective address): one key per location of one memory, whichever
+//! instance or thread names it. Each waiter has its own flag and condition
+//! variable; the queues of waiters live in a fixed set of buckets, each a
+//! `Mutex<HashMap<address, queue>>`. A wait compares the memory with what
+//! it expects while holding its bucket's lock, and a notify takes that lock
+//! to wake: a notify that follows the store a waiter waits for can
+//! therefore never slip between the waiter's comparison and its enqueueing.
+//!
+//! With one thread (phase 1 of threads: nothing spawns threads yet), a
+//! wait that finds the expected value can only time out: a finite timeout
+//! sleeps, then returns 2; an infinite one blocks the thread for good, as
+//! in other runtimes (`docs/threads.md`).
+//!
+//! The order of the checks follows the reference interpreter: alignment
+//! ([`TrapCode::UnalignedAtomic`]), then for a wait the memory's
+//! sharedness ([`TrapCode::WaitOnUnsharedMemory`]), then bounds
+//! ([`TrapCode::MemoryOutOfBounds`]).
+
+use crate::builtins::store_of;
+use crate::vmctx::VMContext;
+use mvvm_abi::TrapCode;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How a wait ended: the value `memory.atomic.wait*` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub(crate) enum WaitResult {
+    /// A notify woke it ("ok").
+    Woken = 0,
+    /// The memory did not hold the expected value ("not-equal").
+    NotEqual = 1,
+    /// The timeout expired first ("timed-out").
+    TimedOut = 2,
+}
+
+/// One waiting thread: `woken` is set (under its lock) by the notify that
+/// dequeues it.
+#[derive(Default)]
+struct Waiter {
+    woken: Mutex<bool>,
+    cv: Condvar,
+}
+
+/// Queues of waiters by address.
+type Queues = HashMap<usize, VecDeque<Arc<Waiter>>>;
+
+/// Number of buckets: waits on unrelated addresses rarely share a lock.
+const BUCKETS: usize = 64;
+
+/// Waiters of every memory of the process, by host address.
+pub(crate) struct ParkingLot {
+    buckets: [Mutex<Queues>; BUCKETS],
+}
+
+/// The process's parking lot (shared memories are shared between threads,
+/// so their waiters cannot belong to any one store).
+static LOT: LazyLock<ParkingLot> = LazyLock::new(ParkingLot::new);
+
+/// Locks `m`; a panic while it was held cannot have left a queue
+/// half-updated (every update is one `VecDeque`/`HashMap` call), so a
+/// poisoned lock is used as it is.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ParkingLot {
+    /// An empty parking lot.
+    pub(crate) fn new() -> ParkingLot {
+        ParkingLot {
+            buckets: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn bucket(&self, key: usize) -> &Mutex<Queues> {
+        // Keys are at least 4-byte aligned: drop the bits that never vary.
+        &self.buckets[(key >> 2) % BUCKETS]
+    }
+
+    /// Waits at `key` if `expected()` (run under the bucket's lock) holds,
+    /// until a [`ParkingLot::notify`] of `key` wakes it or `timeout`
+    /// (`None`: forever) expires.
+    pub(crate) fn wait(
+        &self,
+        key: usize,
+        expected: impl FnOnce() -> bool,
+        timeout: Option<Duration>,
+    ) -> WaitResult {
+        let bucket = self.bucket(key);
+        let waiter = {
+            let mut queues = lock(bucket);
+            if !expected() {
+                return WaitResult::NotEqual;
+            }
+            if timeout == Some(Duration::ZERO) {
+                return WaitResult::TimedOut;
+            }
+            let w = Arc::new(Waiter::default());
+            queues.entry(key).or_default().push_back(Arc::clone(&w));
+            w
+        };
+        // A deadline beyond what `Instant` can represent is no deadline.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut woken = lock(&waiter.woken);
+        while !*woken {
+            match deadline {
+                None => {
+                    woken = waiter
+                        .cv
+                        .wait(woken)
+                        .unwrap_or_else(PoisonError::into_inner)
+                }
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break;
+                    }
+                    woken = waiter
+                        .cv
+                        .wait_timeout(woken, d - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+            }
+        }
+        if *woken {
+            return WaitResult::Woken;
+        }
+        drop(woken);
+        // Timed out: leave the queue, unless a notify dequeued (and so
+        // counted) this waiter after the deadline passed; then it was
+        // woken. The waiter's lock is not held here: `notify` takes the
+        // bucket's lock, then a waiter's.
+        let mut queues = lock(bucket);
+        if let Some(queue) = queues.get_mut(&key)
+            && let Some(at) = queue.iter().position(|w| Arc::ptr_eq(w, &waiter))
+        {
+            queue.remove(at);
+            if queue.is_empty() {
+                queues.remove(&key);
+            }
+            return WaitResult::TimedOut;
+        }
+        WaitResult::Woken
+    }
+
+    /// Wakes up to `count` waiters of `key`, oldest first; returns how
+    /// many.
+    pub(crate) fn notify(&self, key: usize, count: u32) -> u32 {
+        let mut queues = lock(self.bucket(key));
+        let Some(queue) = queues.get_mut(&key) else {
+            return 0;
+        };
+        let mut woken = 0;
+        while woken < count {
+            let Some(w) = queue.pop_front() else {
+                break;
+            };
+            *lock(&w.woken) = true;
+            w.cv.notify_one();
+            woken += 1;
+        }
+        if queue.is_empty() {
+            queues.remove(&key);
+        }
+        woken
+    }
+
+    /// Number of threads waiting at `key`.
+    #[cfg(test)]
+    fn waiters(&self, key: usize) -> usize {
+        lock(self.bucket(key)).get(&key).map_or(0, VecDeque::len)
+    }
+}
+
+/// The timeout operand of a wait: nanoseconds, negative for none.
+fn timeout_of(ns: i64) -> Option<Duration> {
+    u64::try_from(ns).ok().map(Duration::from_nanos)
+}
+
+/// Memory 0 of the instance running with `vmctx`, at effective address
+/// `addr`, for an access of `size` bytes: its host address, after the
+/// checks in order (alignment; sharedness when `need_shared`; bounds),
+/// and whether the memory is shared.
+///
+/// # Safety
+/// `vmctx` must be the context generated code passes to a builtin.
+unsafe fn locate(
+    vmctx: *mut VMContext,
+    addr: u64,
+    size: u64,
+    need_shared: bool,
+) -> Result<(*mut u8, bool), TrapCode> {
+    if !addr.is_multiple_of(size) {
+        return Err(TrapCode::UnalignedAtomic);
+    }
+    let shared = {
+        // SAFETY: per the contract, `vmctx` is a live instance's context
+        // passed by generated code; this reference ends with the block,
+        // before anything waits or enters wasm.
+        let (s, i) = unsafe { store_of(vmctx) };
+        s.instances[i as usize]
+            .memories
+            .first()
+            .is_some_and(|&m| s.memories[m as usize].ty().shared)
+    };
+    if need_shared && !shared {
+        return Err(TrapCode::WaitOnUnsharedMemory);
+    }
+    // SAFETY: `vmctx` is live (contract); its `memory` is null (no memory:
+    // validation makes that impossible, checked anyway) or points at the
+    // `VMMemory` of memory 0, owned by the store and alive while its code
+    // runs. `length` is 8-byte aligned (a `u64` field of a `repr(C)`
+    // struct) and only ever written atomically (`LinearMemory::grow`).
+    let (base, length) = unsafe {
+        let m = (*vmctx).memory;
+        if m.is_null() {
+            return Err(TrapCode::MemoryOutOfBounds);
+        }
+        let length = AtomicU64::from_ptr(&raw mut (*m).length).load(Ordering::SeqCst);
+        ((*m).base, length)
+    };
+    match addr.checked_add(size) {
+        Some(end) if end <= length => {}
+        _ => return Err(TrapCode::MemoryOutOfBounds),
+    }
+    // SAFETY: `addr + size <= length`, the accessible part of the
+    // reservation that starts at `base`.
+    Ok((unsafe { base.add(addr as usize) }, shared))
+}
+
+/// Writes a builtin's result for its C shim.
+///
+/// # Safety
+/// `result` must be the shim's own `int32_t` (valid, aligned, unaliased).
+unsafe fn put(result: *mut i32, v: i32) -> i32 {
+    // SAFETY: per the contract.
+    unsafe { *result = v };
+    0
+}
+
+/// Rust half of `memory.atomic.wait32`: 0 with the wait's result in
+/// `*result`, or a trap code for the shim to raise.
+#[unsafe(no_mangle)]
+pub extern "C" fn mvvm_rt_memory_atomic_wait32(
+    vmctx: *mut VMContext,
+    addr: u64,
+    expected: u32,
+    timeout: i64,
+    result: *mut i32,
+) -> i32 {
+    // SAFETY: called by the shim with generated code's own vmctx.
+    let p = match unsafe { locate(vmctx, addr, 4, true) } {
+        Ok((p, _)) => p,
+        Err(code) => return code as i32,
+    };
+    // SAFETY: `p` is 4-byte aligned and in bounds (`locate`), in memory
+    // that stays mapped while the instance lives; other threads only
+    // access it atomically or as plain wasm accesses, never through Rust
+    // references.
+    let cell = unsafe { AtomicU32::from_ptr(p.cast::<u32>()) };
+    let r = LOT.wait(
+        p as usize,
+        || cell.load(Ordering::SeqCst) == expected,
+        timeout_of(timeout),
+    );
+    // SAFETY: the shim passes its own result slot.
+    unsafe { put(result, r as i32) }
+}
+
+/// Rust half of `memory.atomic.wait64`: as
+/// [`mvvm_rt_memory_atomic_wait32`], for 8 bytes.
+#[unsafe(no_mangle)]
+pub extern "C" fn mvvm_rt_memory_atomic_wait64(
+    vmctx: *mut VMContext,
+    addr: u64,
+    expected: u64,
+    timeout: i64,
+    result: *mut i32,
+) -> i32 {
+    // SAFETY: called by the shim with generated code's own vmctx.
+    let p = match unsafe { locate(vmctx, addr, 8, true) } {
+        Ok((p, _)) => p,
+        Err(code) => return code as i32,
+    };
+    // SAFETY: as in `mvvm_rt_memory_atomic_wait32`, 8-byte aligned.
+    let cell = unsafe { AtomicU64::from_ptr(p.cast::<u64>()) };
+    let r = LOT.wait(
+        p as usize,
+        || cell.load(Ordering::SeqCst) == expected,
+        timeout_of(timeout),
+    );
+    // SAFETY: the shim passes its own result slot.
+    unsafe { put(result, r as i32) }
+}
+
+/// Rust half of `memory.atomic.notify`: 0 with the number of waiters woken
+/// in `*result`, or a trap code. An unshared memory has no waiters.
+#[unsafe(no_mangle)]
+pub extern "C" fn mvvm_rt_memory_atomic_notify(
+    vmctx: *mut VMContext,
+    addr: u64,
+    count: u32,
+    result: *mut i32,
+) -> i32 {
+    // SAFETY: called by the shim with generated code's own vmctx.
+    let woken = match unsafe { locate(vmctx, addr, 4, false) } {
+        Ok((p, true)) => LOT.notify(p as usize, count),
+        Ok((_, false)) => 0,
+        Err(code) => return code as i32,
+    };
+    // SAFETY: the shim passes its own result slot. The count is returned
+    // as the `i32` wasm sees (bit pattern of the `u32`).
+    unsafe { put(result, woken as i32) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn not_equal_returns_at_once() {
+        let lot = ParkingLot::new();
+        assert_eq!(lot.wait(64, || false, None), WaitResult::NotEqual);
+        assert_eq!(lot.waiters(64), 0);
+    }
+
+    #[test]
+    fn zero_and_finite_timeouts_time_out() {
+        let lot = ParkingLot::new();
+        assert_eq!(
+            lot.wait(64, || true, Some(Duration::ZERO)),
+            WaitResult::TimedOut
+        );
+        let start = Instant::now();
+        assert_eq!(
+            lot.wait(64, || true, Some(Duration::from_millis(20))),
+            WaitResult::TimedOut
+        );
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        // The timed-out waiter left its queue.
+        assert_eq!(lot.waiters(64), 0);
+        assert_eq!(lot.notify(64, 1), 0);
+    }
+
+    #[test]
+    fn negative_timeout_is_none() {
+        assert_eq!(timeout_of(-1), None);
+        assert_eq!(timeout_of(i64::MIN), None);
+        assert_eq!(timeout_of(0), Some(Duration::ZERO));
+        assert_eq!(timeout_of(1500), Some(Duration::from_nanos(1500)));
+    }
+
+    #[test]
+    fn notify_wakes_waiters_of_its_address_only() {
+        let lot = Arc::new(ParkingLot::new());
+        let done = Arc::new(AtomicBool::new(false));
+        let spawn = |key: usize| {
+            let lot = Arc::clone(&lot);
+            std::thread::spawn(move || lot.wait(key, || true, None))
+        };
+        let a = [spawn(128), spawn(128), spawn(128)];
+        let other = {
+            let lot = Arc::clone(&lot);
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                let r = lot.wait(132, || true, Some(Duration::from_secs(30)));
+                done.store(true, Ordering::SeqCst);
+                r
+            })
+        };
+        while lot.waiters(128) < 3 || lot.waiters(132) < 1 {
+            std::thread::yield_now();
+        }
+        assert_eq!(lot.notify(128, 2), 2);
+        assert_eq!(lot.waiters(128), 1);
+        assert_eq!(lot.notify(128, u32::MAX), 1);
+        assert_eq!(lot.notify(128, 1), 0);
+        for h in a {
+            assert_eq!(h.join().unwrap(), WaitResult::Woken);
+        }
+        assert!(!done.load(Ordering::SeqCst), "another address was woken");
+        assert_eq!(lot.notify(132, 0), 0);
+        assert_eq!(lot.notify(132, 1), 1);
+        assert_eq!(other.join().unwrap(), WaitResult::Woken);
+    }
+
+    #[test]
+    fn a_notify_after_the_store_is_never_lost() {
+        // The waiter compares under the bucket lock; the notifier stores,
+        // then notifies: whichever order they run in, the waiter ends.
+        for _ in 0..200 {
+            let lot = Arc::new(ParkingLot::new());
+            let cell = Arc::new(AtomicU32::new(0));
+            let waiter = {
+                let (lot, cell) = (Arc::clone(&lot), Arc::clone(&cell));
+                std::thread::spawn(move || lot.wait(8, || cell.load(Ordering::SeqCst) == 0, None))
+            };
+            cell.store(1, Ordering::SeqCst);
+            lot.notify(8, 1);
+            let r = waiter.join().unwrap();
+            assert!(
+                matches!(r, WaitResult::Woken | WaitResult::NotEqual),
+                "{r:?}"
+            );
+        }
+    }
+}
