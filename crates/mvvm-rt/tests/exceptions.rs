@@ -703,6 +703,71 @@ fn legacy_catch_bodies_left_by_branches_leak_nothing() {
     }
 }
 
+/// A legacy catch body left by a throw that a handler of the same frame
+/// catches (C++ `catch (...) { ...; throw; }` inlined into its caller): the
+/// landing frees the abandoned body's exception, for an outer legacy catch
+/// and for a `try_table` around it alike. Before, each throw left a hold
+/// behind: a leak, and a hold list every later throw scanned.
+const SAME_FRAME_RETHROW: &str = r#"
+(module
+  (import "host" "live" (func $live (result i32)))
+  (tag $e (param i32))
+  (func (export "legacy") (param $n i32) (result i32) (local $sum i32)
+    (loop $l
+      try
+        try
+          local.get $n
+          throw $e
+        catch $e
+          drop
+          rethrow 0
+        end
+      catch $e
+        local.get $sum
+        i32.add
+        local.set $sum
+      end
+      (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+    (i32.add (local.get $sum) (i32.mul (call $live) (i32.const 1000000))))
+  (func (export "try_table") (param $n i32) (result i32) (local $sum i32)
+    (loop $l
+      (block $h (result i32)
+        (try_table (catch $e $h)
+          try
+            local.get $n
+            throw $e
+          catch $e
+            i32.const 1
+            i32.add
+            throw $e
+          end)
+        (unreachable))
+      (local.set $sum (i32.add (local.get $sum)))
+      (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+    (i32.add (local.get $sum) (i32.mul (call $live) (i32.const 1000000))))
+)
+"#;
+
+#[test]
+fn catch_bodies_left_by_a_throw_caught_in_the_same_frame_leak_nothing() {
+    const N: i32 = 20_000;
+    let sum = (1..=N).sum::<i32>();
+    for opt in OPT_LEVELS {
+        let (mut s, i) = instance(SAME_FRAME_RETHROW, opt);
+        assert_eq!(
+            call_i32(&mut s, i, "legacy", &[Val::I32(N)]),
+            sum,
+            "-O{opt}"
+        );
+        assert_eq!(
+            call_i32(&mut s, i, "try_table", &[Val::I32(N)]),
+            sum + N,
+            "-O{opt}"
+        );
+        assert_eq!(s.live_exceptions(), 0, "-O{opt}");
+    }
+}
+
 #[test]
 fn uncaught_exceptions_leak_nothing() {
     for opt in OPT_LEVELS {

@@ -500,6 +500,30 @@ impl FuncTranslator<'_, '_, '_> {
         Ok(())
     }
 
+    /// At a handler's landing: frees the exceptions of the legacy catch
+    /// bodies the throw left in this frame, those at nesting levels
+    /// `from_level` and deeper. Their hidden locals hold the exception
+    /// when the throw came from inside the body and are null otherwise (a
+    /// body that ends any other way nulls its local), and `ExnDrop` of
+    /// null does nothing. Without this, a `catch (...) { ...; throw; }`
+    /// caught again in the same frame (C++ after inlining) kept one hold
+    /// per throw: a leak, and a runtime hold list that every throw scans.
+    fn drop_abandoned(&mut self, from_level: usize) -> Result<(), CompileError> {
+        let hidden: Vec<usize> = (from_level..self.exn.plan.hidden_locals)
+            .map(|level| self.exn.first_hidden + level)
+            .collect();
+        self.drop_catches(&hidden)
+    }
+
+    /// The number of legacy catch bodies around control-stack index
+    /// `index` (exclusive): the nesting level of code just outside it.
+    fn catch_level_below(&self, index: usize) -> usize {
+        self.control[..index.min(self.control.len())]
+            .iter()
+            .filter(|f| f.exn.as_deref().is_some_and(|s| s.hidden.is_some()))
+            .count()
+    }
+
     /// Legacy `catch tag` / `catch_all`: ends the try body (or the previous
     /// catch body) and starts this clause's body at its handler block.
     fn legacy_catch(&mut self, tag: Option<u32>) -> Result<(), CompileError> {
@@ -563,8 +587,6 @@ impl FuncTranslator<'_, '_, '_> {
         }
         self.builder.switch_to_block(clause.block);
         let params = self.builder.block_params(clause.block).to_vec();
-        let var = self.locals[hidden].0;
-        self.builder.def_var(var, params[0]);
         let payload = match tag {
             Some(t) => {
                 let types = self.tag_params(t)?;
@@ -572,6 +594,9 @@ impl FuncTranslator<'_, '_, '_> {
             }
             None => Vec::new(),
         };
+        self.drop_abandoned(level)?;
+        let var = self.locals[hidden].0;
+        self.builder.def_var(var, params[0]);
         self.checkpoint_reload_stack_below(height)?;
         self.stack.extend(payload);
         self.reachable = true;
@@ -647,6 +672,11 @@ impl FuncTranslator<'_, '_, '_> {
         };
         if c.delivery == Delivery::Ref {
             values.push(params[0]);
+        }
+        // Legacy catch bodies between the label and the throw are left.
+        let level = self.catch_level_below(target);
+        if self.exn.plan.hidden_locals > level {
+            self.drop_abandoned(level)?;
         }
         let frame = self
             .control
