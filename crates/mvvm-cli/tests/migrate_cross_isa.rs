@@ -7,7 +7,10 @@
 //! Programs: `memgrow` (checkpointed halfway), and the SIMD programs
 //! `simd_auto` and `simd_intrin`, checkpointed where a local x86-64
 //! checkpoint shows v128 values live in the most frames and, for
-//! `simd_intrin`, where one sits on an operand stack (`v128_points`).
+//! `simd_intrin`, where one sits on an operand stack (`v128_points`); and
+//! the C++ exception program `cpp_exceptions` in both encodings (legacy
+//! and exnref), checkpointed where a local x86-64 checkpoint holds caught
+//! exceptions (`exception_points`).
 //!
 //! Needs an x86-64 host, `qemu-aarch64-static` (or `qemu-aarch64`) and the
 //! aarch64 tools built from this tree (`scripts/aarch64/test.sh`, or
@@ -384,5 +387,82 @@ fn simd_intrin_between_x86_64_and_aarch64() -> Result<()> {
         "simd_intrin",
         4,
         true,
+    )
+}
+
+/// Probe counts where a local x86-64 checkpoint of `p` holds exceptions
+/// (caught by a handler that was running, or kept by an `exnref`): the
+/// one with the most, then others spread over the run, `count` in all.
+/// Fails when none does: the migration would then carry no exception.
+fn exception_points(p: &Program, count: usize) -> Result<Vec<u64>> {
+    let mut held = Vec::new();
+    for c in spread(p.base.probes, 32) {
+        let s = Scratch::new("exn-points");
+        let snap = s.join("snap.bin");
+        let r = Tool::checkpoint(&p.x86)
+            .count(c)
+            .snapshot(&snap)
+            .current_dir(&s.0)
+            .run()?;
+        r.expect_code(CHECKPOINTED, &format!("{} -c {c}", p.name))?;
+        let n = mvvm_snapshot::open_file(&snap)?.exceptions.len();
+        if n > 0 {
+            held.push((c, n));
+        }
+    }
+    ensure!(
+        !held.is_empty(),
+        "{}: no checkpoint among 32 holds an exception",
+        p.name
+    );
+    let most = *held
+        .iter()
+        .max_by_key(|&&(c, n)| (n, std::cmp::Reverse(c)))
+        .context("none")?;
+    let mut points = vec![most.0];
+    let step = held.len().div_ceil(count.max(1)).max(1);
+    points.extend(held.iter().step_by(step).map(|&(c, _)| c));
+    points.dedup();
+    points.truncate(count);
+    eprintln!(
+        "{}: exceptions held at {held:?}; migrating at {points:?}",
+        p.name
+    );
+    Ok(points)
+}
+
+/// C++ exceptions in flight (caught, about to be rethrown, kept by an
+/// `exnref`) cross the ISA boundary both ways; the handlers go on, and
+/// rethrow, on the other ISA.
+fn cpp_exceptions_between(test: &str, name: &'static str) -> Result<()> {
+    let arm = match arm() {
+        Ok(a) => a,
+        Err(why) => {
+            require::missing(test, &why);
+            return Ok(());
+        }
+    };
+    let p = Program::new(name)?;
+    for c in exception_points(&p, 3)? {
+        both_ways(&arm, &p, c)?;
+    }
+    Ok(())
+}
+
+/// `cpp_exceptions.wasm`: legacy exception handling (`try`/`catch`/`rethrow`).
+#[test]
+fn cpp_exceptions_between_x86_64_and_aarch64() -> Result<()> {
+    cpp_exceptions_between(
+        "cpp_exceptions_between_x86_64_and_aarch64",
+        "cpp_exceptions",
+    )
+}
+
+/// `cpp_exceptions_exnref.wasm`: the exnref form (`try_table`/`throw_ref`).
+#[test]
+fn cpp_exceptions_exnref_between_x86_64_and_aarch64() -> Result<()> {
+    cpp_exceptions_between(
+        "cpp_exceptions_exnref_between_x86_64_and_aarch64",
+        "cpp_exceptions_exnref",
     )
 }
