@@ -10,18 +10,14 @@
 
 mod ckpt_common;
 
-use ckpt_common::{compile, grants, temp_dir, wasi};
+use ckpt_common::in_memory::{self};
+
+use ckpt_common::{compile, temp_dir};
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
-use mvvm_rt::checkpoint::{
-    CheckpointConfig, CheckpointError, Outcome, RestoreOptions, RunOptions, SnapshotSink,
-    SnapshotSource, Trigger,
-};
+use mvvm_rt::checkpoint::CheckpointError;
 use mvvm_snapshot::{Snapshot, SnapshotParts, WasmValue};
-use mvvm_wasi::Command;
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 const STACK: usize = 1 << 20;
 
@@ -94,108 +90,20 @@ const WAT: &str = r#"(module
     (call $proc_exit (i32.const 7)))
 )"#;
 
-/// An in-memory snapshot sink the test reads back.
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl SharedBuf {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-impl Write for SharedBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn config(trigger: Trigger, sink: SnapshotSink) -> CheckpointConfig {
-    CheckpointConfig {
-        trigger,
-        sink,
-        log_probes: false,
-        signals: false,
-    }
-}
-
-/// The file `out` of `dir`, empty when there is none; removes `dir`.
-fn output(dir: &Path) -> Vec<u8> {
-    let bytes = std::fs::read(dir.join("out")).unwrap_or_default();
-    let _ = std::fs::remove_dir_all(dir);
-    bytes
-}
-
 /// The uninterrupted run: its output and the number of probes.
 fn reference(module: &Module) -> (Vec<u8>, u64) {
-    let dir = temp_dir("v128", "ref");
-    let r = Command::new(module)
-        .config(wasi(&dir))
-        .max_wasm_stack(STACK)
-        .run(
-            config(
-                Trigger::CountProbes,
-                SnapshotSink::Stream(Box::new(std::io::sink())),
-            ),
-            RunOptions::default(),
-        )
-        .expect("reference run");
-    let Outcome::Exited { code: 7, probes } = r else {
-        panic!("reference run: {r:?}");
-    };
-    (output(&dir), probes)
+    in_memory::reference(module, STACK, "v128")
 }
 
 /// The snapshot of `module` at probe `k`, and the directory it ran in.
 fn checkpoint(module: &Module, k: u64) -> (Vec<u8>, std::path::PathBuf) {
-    let snap = SharedBuf::default();
-    let dir = temp_dir("v128", "ckpt");
-    let r = Command::new(module)
-        .config(wasi(&dir))
-        .max_wasm_stack(STACK)
-        .run(
-            config(
-                Trigger::ProbeCount(k),
-                SnapshotSink::Stream(Box::new(snap.clone())),
-            ),
-            RunOptions::default(),
-        )
-        .unwrap_or_else(|e| panic!("checkpoint at probe {k}: {e}"));
-    assert!(
-        matches!(r, Outcome::Checkpointed { ref stats } if stats.probes == k),
-        "probe {k}: {r:?}"
-    );
-    (snap.take(), dir)
+    in_memory::checkpoint(module, k, STACK, "v128")
 }
 
 /// Restores `snap` (taken in `dir`) into `target` and runs it to its end:
 /// its output. Removes `dir`.
 fn restore(target: &Module, snap: Vec<u8>, dir: &Path) -> Result<Vec<u8>, mvvm_wasi::Error> {
-    let r = Command::new(target)
-        .max_wasm_stack(STACK)
-        .grants(grants(dir))
-        .restore(
-            SnapshotSource::Stream(Box::new(std::io::Cursor::new(snap))),
-            config(
-                Trigger::None,
-                SnapshotSink::Stream(Box::new(std::io::sink())),
-            ),
-            RestoreOptions::default(),
-        );
-    let r = match r {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(dir);
-            return Err(e);
-        }
-    };
-    assert!(matches!(r, Outcome::Exited { code: 7, .. }), "{r:?}");
-    Ok(output(dir))
+    in_memory::restore(target, snap, dir, STACK)
 }
 
 const POLICIES: [Policy; 3] = [

@@ -3,6 +3,8 @@
 //! checkpoint session writing to a file. Each test file uses a part of it.
 #![allow(dead_code)]
 
+pub mod in_memory;
+
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
 use mvvm_rt::checkpoint::{CheckpointConfig, Outcome, RunOptions, SnapshotSink, Trigger};
