@@ -109,7 +109,7 @@ impl WasiCtx {
     }
 
     pub(super) fn random_get(&mut self, m: &mut GuestMem<'_>, buf: u32, len: u32) -> R {
-        m.slice(buf, len)?;
+        m.check(buf, len)?;
         // Through a host buffer, not straight into guest memory: the kernel
         // cannot write into a write-protected chunk of a dirty-tracked
         // memory (EFAULT instead of a fault the runtime resolves), while a
@@ -144,9 +144,9 @@ impl WasiCtx {
         }
         let subs_len = nsubs.checked_mul(SUBSCRIPTION_SIZE).ok_or(Errno::FAULT)?;
         let evs_len = nsubs.checked_mul(EVENT_SIZE).ok_or(Errno::FAULT)?;
-        m.slice(subs_ptr, subs_len)?;
-        m.slice(events_ptr, evs_len)?;
-        m.slice(nevents_ptr, 4)?;
+        m.check(subs_ptr, subs_len)?;
+        m.check(events_ptr, evs_len)?;
+        m.check(nevents_ptr, 4)?;
 
         let mut clocks = Vec::new();
         let mut fds = Vec::new();
