@@ -34,6 +34,8 @@ const PRELUDE: &str = r#"
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
   (import "wasi_snapshot_preview1" "poll_oneoff"
     (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get"
+    (func $clock (param i32 i64 i32) (result i32)))
   (import "env" "memory" (memory 1 4 shared))
   ;; Spawns a thread with `arg`; traps if thread-spawn fails.
   (func $must_spawn (param $arg i32)
@@ -49,19 +51,21 @@ const PRELUDE: &str = r#"
     (loop $l
       (local.set $x (i32.add (local.get $x) (i32.const 1)))
       (br $l)))
-  ;; Sleeps for good in WASI (poll_oneoff on a relative clock of 1000 s,
-  ;; again and again): a blocking host call.
+  ;; Sleeps `ns` nanoseconds in WASI (poll_oneoff, one relative clock
+  ;; subscription at 64: userdata 0, tag clock (0), clock id 1
+  ;; (monotonic), precision 0, flags 0): a blocking host call.
+  (func $sleep_ns (param $ns i64)
+    (i64.store (i32.const 64) (i64.const 0))
+    (i32.store8 (i32.const 72) (i32.const 0))
+    (i32.store (i32.const 80) (i32.const 1))
+    (i64.store (i32.const 88) (local.get $ns))
+    (i64.store (i32.const 96) (i64.const 0))
+    (i32.store16 (i32.const 104) (i32.const 0))
+    (drop (call $poll (i32.const 64) (i32.const 128) (i32.const 1) (i32.const 160))))
+  ;; Sleeps for good, 1000 s at a time.
   (func $sleep
     (loop $l
-      ;; subscription at 64: userdata 0, tag clock (0), clock id 1
-      ;; (monotonic), timeout 1000 s, precision 0, flags 0 (relative)
-      (i64.store (i32.const 64) (i64.const 0))
-      (i32.store8 (i32.const 72) (i32.const 0))
-      (i32.store (i32.const 80) (i32.const 1))
-      (i64.store (i32.const 88) (i64.const 1000000000000))
-      (i64.store (i32.const 96) (i64.const 0))
-      (i32.store16 (i32.const 104) (i32.const 0))
-      (drop (call $poll (i32.const 64) (i32.const 128) (i32.const 1) (i32.const 160)))
+      (call $sleep_ns (i64.const 1000000000000))
       (br $l)))
   ;; Waits until `n` threads said they are done (address 4).
   (func $join (param $n i32)
@@ -303,4 +307,27 @@ fn a_checkpoint_of_a_threaded_program_is_refused_and_it_runs_on() {
     assert!(matches!(out, Outcome::Exited { code: 42, .. }), "{out:?}");
     assert!(!snap.exists(), "a snapshot was written");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_sleeping_thread_does_not_hold_up_the_others_wasi_calls() {
+    // The thread sleeps 3 s in `poll_oneoff`; 100 ms later the main thread
+    // makes a WASI call (`clock_time_get`), then exits with 5. Were the
+    // sleep holding the WASI context's lock, the call would wait for it.
+    let wat = format!(
+        r#"(module {PRELUDE}
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (call $done)
+    (call $sleep_ns (i64.const 3000000000)))
+  (func (export "_start")
+    (call $must_spawn (i32.const 0))
+    (call $join (i32.const 1))
+    (drop (memory.atomic.wait32 (i32.const 8) (i32.const 0) (i64.const 100000000)))
+    (drop (call $clock (i32.const 1) (i64.const 0) (i32.const 200)))
+    (call $exit (i32.const 5))))"#
+    );
+    let start = Instant::now();
+    assert_eq!(run(&module(&wat)).unwrap(), 5);
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(2), "took {took:?}");
 }
