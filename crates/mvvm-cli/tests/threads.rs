@@ -146,7 +146,10 @@ fn run_wat(label: &str, wat: &str) -> Output {
 
 #[test]
 fn proc_exit_in_another_thread_is_the_exit_code() {
-    let out = run_wat("exit", &program("(call $exit (i32.const 23))", "(call $park)"));
+    let out = run_wat(
+        "exit",
+        &program("(call $exit (i32.const 23))", "(call $park)"),
+    );
     assert_eq!(
         out.status.code(),
         Some(23),

@@ -466,7 +466,9 @@ mod tests {
             let cell = Arc::new(AtomicU32::new(0));
             let waiter = {
                 let (lot, cell) = (Arc::clone(&lot), Arc::clone(&cell));
-                std::thread::spawn(move || lot.wait(8, || cell.load(Ordering::SeqCst) == 0, None, None))
+                std::thread::spawn(move || {
+                    lot.wait(8, || cell.load(Ordering::SeqCst) == 0, None, None)
+                })
             };
             cell.store(1, Ordering::SeqCst);
             lot.notify(8, 1);

@@ -387,7 +387,11 @@ extern "C" fn host_call(vmctx: *mut VMContext, import: u32, values: *mut u64) ->
     };
     // SAFETY: the host function has returned; no other reference into the
     // store is live, and this one ends before wasm runs again.
-    if unsafe { &*sp }.thread.as_ref().is_some_and(|t| t.terminated()) {
+    if unsafe { &*sp }
+        .thread
+        .as_ref()
+        .is_some_and(|t| t.terminated())
+    {
         // Another thread ended the program while this one was in the host
         // (a blocking call that gave up, say): whatever the call did, this
         // thread's wasm stops here.

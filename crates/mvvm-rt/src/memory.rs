@@ -123,7 +123,10 @@ impl Reservation {
 
     /// Grows by `delta` pages: the old size in pages, or `None`.
     fn grow(&self, delta: u64) -> Option<u64> {
-        let _serial = self.grow_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _serial = self
+            .grow_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let start = self.length();
         let old = start / WASM_PAGE_SIZE;
         let new = old.checked_add(delta)?;
@@ -303,7 +306,10 @@ impl LinearMemory {
     /// `&mut self`: no slice of [`Self::data`] can be alive meanwhile,
     /// which is what makes `data`'s uniqueness test sound.
     pub fn share(&mut self) -> Option<SharedMemory> {
-        self.res.ty.shared.then(|| SharedMemory(Arc::clone(&self.res)))
+        self.res
+            .ty
+            .shared
+            .then(|| SharedMemory(Arc::clone(&self.res)))
     }
 
     /// The type it was created with (minimum = initial size).
@@ -331,10 +337,7 @@ impl LinearMemory {
     pub fn grow(&mut self, delta: u64) -> Option<u64> {
         let old = self.res.grow(delta)?;
         if let Some(t) = &self.tracker {
-            t.grown(
-                (old * WASM_PAGE_SIZE) as usize,
-                self.res.length() as usize,
-            );
+            t.grown((old * WASM_PAGE_SIZE) as usize, self.res.length() as usize);
         }
         Some(old)
     }
@@ -471,9 +474,7 @@ impl LinearMemory {
     pub fn map_zero(&mut self, guest_offset: u64, len: u64) -> std::io::Result<()> {
         let page = page_size();
         let length = self.length();
-        if guest_offset
-            .checked_add(len)
-            .is_none_or(|e| e > length)
+        if guest_offset.checked_add(len).is_none_or(|e| e > length)
             || !guest_offset.is_multiple_of(page)
             || !len.is_multiple_of(page)
         {

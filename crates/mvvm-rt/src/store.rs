@@ -25,8 +25,8 @@
 use crate::global::GlobalData;
 use crate::instance::InstanceData;
 use crate::memory::{LinearMemory, MemoryError, SharedMemory};
-use crate::threads::{ThreadGroup, ThreadMember};
 use crate::table::Table as TableData;
+use crate::threads::{ThreadGroup, ThreadMember};
 use crate::trap::Trap;
 use crate::vm_box::VmBox;
 use crate::vmctx::{VMFuncRef, VMLimits};
@@ -486,9 +486,7 @@ impl Caller<'_> {
 
     /// Both the user data and memory 0 of the calling instance, shared or
     /// not (WASI).
-    pub fn data_and_memory_access<T: Any>(
-        &mut self,
-    ) -> (Option<&mut T>, Option<MemoryAccess<'_>>) {
+    pub fn data_and_memory_access<T: Any>(&mut self) -> (Option<&mut T>, Option<MemoryAccess<'_>>) {
         let mem = self.memory0();
         let data = self.store.data.as_mut().and_then(|d| d.downcast_mut());
         let mem = mem.map(|m| memory_access(&mut self.store.memories[m]));

@@ -7,7 +7,9 @@ mod ckpt_common;
 
 use ckpt_common::{cfg, temp_dir};
 use mvvm_abi::Policy;
-use mvvm_rt::checkpoint::{Outcome, Restore, RestoreOptions, Run, RunOptions, SnapshotSource, Trigger};
+use mvvm_rt::checkpoint::{
+    Outcome, Restore, RestoreOptions, Run, RunOptions, SnapshotSource, Trigger,
+};
 use mvvm_rt::{RunError, Store, ThreadGroup, TrapCode};
 use std::time::{Duration, Instant};
 
@@ -39,8 +41,12 @@ fn a_checkpoint_waits_until_the_other_threads_have_ended() {
         drop(other);
     });
     let start = Instant::now();
-    let run = Run::new(&module, cfg(Trigger::ProbeCount(10), &snap), RunOptions::default())
-        .unwrap();
+    let run = Run::new(
+        &module,
+        cfg(Trigger::ProbeCount(10), &snap),
+        RunOptions::default(),
+    )
+    .unwrap();
     let out = run.start(&mut store, &[]).unwrap();
     let took = start.elapsed();
     ender.join().unwrap();

@@ -22,8 +22,8 @@ use mvvm_rt::checkpoint::{
     SnapshotSource,
 };
 use mvvm_rt::{
-    DEFAULT_MAX_WASM_STACK, Extern, Instance, InstantiationError, Module, Store,
-    ThreadGroup, TrapCode,
+    DEFAULT_MAX_WASM_STACK, Extern, Instance, InstantiationError, Module, Store, ThreadGroup,
+    TrapCode,
 };
 use std::sync::Arc;
 
@@ -274,8 +274,7 @@ impl<'m> Command<'m> {
             )),
             None => None,
         };
-        let imports =
-            link(&mut store, self.module, &extra, memory).map_err(BuildError::Resolve)?;
+        let imports = link(&mut store, self.module, &extra, memory).map_err(BuildError::Resolve)?;
         Ok(Built {
             store,
             imports,

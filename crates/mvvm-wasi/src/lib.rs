@@ -84,8 +84,8 @@ pub use grants::{Grants, Need, NotGranted};
 pub use link::{WasiRunError, add_to_linker, check_imports};
 pub use restore::{MAX_UNLINKED_BYTES, WasiRestoreError, WasiSaveError};
 pub use state::{ClockState, FdEntry, FdKind, FileId, Preopen, UnlinkedFile, WasiState};
-pub use threads::WasiHost;
 pub use stderr_line::take_stderr_mid_line;
+pub use threads::WasiHost;
 
 use mem::GuestMem;
 use std::collections::{BTreeMap, HashMap};

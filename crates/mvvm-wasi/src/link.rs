@@ -144,10 +144,7 @@ fn host_func(store: &mut Store, func: WasiFunc) -> Func {
             let outcome = {
                 let (host, mem) = caller.data_and_memory_access::<WasiHost>();
                 let host = host.ok_or_else(|| {
-                    HostError::Message(format!(
-                        "{}: the store holds no WASI context",
-                        func.name()
-                    ))
+                    HostError::Message(format!("{}: the store holds no WASI context", func.name()))
                 })?;
                 let shared;
                 let mut m = match mem {

@@ -75,7 +75,8 @@ pub(crate) fn poll_relative_clocks(m: &mut GuestMem<'_>, a: &[u64]) -> Option<R>
     if nsubs == 0 || nsubs > 64 {
         return None;
     }
-    m.check(subs_ptr, nsubs.checked_mul(SUBSCRIPTION_SIZE)?).ok()?;
+    m.check(subs_ptr, nsubs.checked_mul(SUBSCRIPTION_SIZE)?)
+        .ok()?;
     m.check(events_ptr, nsubs.checked_mul(EVENT_SIZE)?).ok()?;
     m.check(nevents_ptr, 4).ok()?;
     let start = sys::clock_gettime(libc::CLOCK_MONOTONIC).ok()?;
@@ -99,7 +100,12 @@ pub(crate) fn poll_relative_clocks(m: &mut GuestMem<'_>, a: &[u64]) -> Option<R>
 /// Sleeps until the first of `clocks` is due (in slices, like every
 /// blocking call: a checkpoint request or the program's end interrupts
 /// it), then writes an event for each that is due.
-fn sleep_until_first(m: &mut GuestMem<'_>, clocks: &[ClockSub], events_ptr: u32, nevents_ptr: u32) -> R {
+fn sleep_until_first(
+    m: &mut GuestMem<'_>,
+    clocks: &[ClockSub],
+    events_ptr: u32,
+    nevents_ptr: u32,
+) -> R {
     let earliest = clocks.iter().map(|c| c.deadline_ns).min().unwrap_or(0);
     let mut now = sys::clock_gettime(libc::CLOCK_MONOTONIC)?;
     while now < earliest {

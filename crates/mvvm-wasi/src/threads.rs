@@ -318,7 +318,11 @@ impl Program {
             Err(e) => return Err(RunError::Host(format!("instantiation failed: {e}"))),
         };
         instance
-            .invoke(&mut store, THREAD_START, &[Val::I32(tid as i32), Val::I32(arg)])
+            .invoke(
+                &mut store,
+                THREAD_START,
+                &[Val::I32(tid as i32), Val::I32(arg)],
+            )
             .map(|_| ())
     }
 

@@ -90,7 +90,10 @@ impl Gate {
         if let Some(why) = self.refuse {
             return Some(Hold::Refuse(why));
         }
-        let others = self.group.as_ref().map_or(0, |g| g.alive().saturating_sub(1));
+        let others = self
+            .group
+            .as_ref()
+            .map_or(0, |g| g.alive().saturating_sub(1));
         (others > 0).then_some(Hold::Defer(others))
     }
 }
@@ -104,7 +107,6 @@ fn cannot_capture(module: &Module) -> Option<&'static str> {
              import their shared memory), which snapshots do not hold yet",
         )
 }
-
 
 /// The trigger as the builtins check it (names resolved to indices).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,15 +302,18 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
         Some(h @ Hold::Defer(_)) => {
             log_hold(c, h, &r);
             c.deferred = Some((r, continuing));
-            limits.probe_flag.fetch_and(!(FLAG_REQUEST | FLAG_PERIODIC), Ordering::SeqCst);
+            limits
+                .probe_flag
+                .fetch_and(!(FLAG_REQUEST | FLAG_PERIODIC), Ordering::SeqCst);
             limits.probe_flag.fetch_or(FLAG_DEFERRED, Ordering::SeqCst);
             0
         }
         Some(h @ Hold::Refuse(_)) => {
             log_hold(c, h, &r);
-            limits
-                .probe_flag
-                .fetch_and(!(FLAG_REQUEST | FLAG_PERIODIC | FLAG_DEFERRED), Ordering::SeqCst);
+            limits.probe_flag.fetch_and(
+                !(FLAG_REQUEST | FLAG_PERIODIC | FLAG_DEFERRED),
+                Ordering::SeqCst,
+            );
             0
         }
         None => {
