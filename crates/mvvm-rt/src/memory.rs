@@ -402,7 +402,16 @@ impl LinearMemory {
     /// unshared memory; for a shared one, while no other thread's store and
     /// no [`SharedMemory`] handle refers to it).
     pub fn is_exclusive(&self) -> bool {
-        Arc::strong_count(&self.res) == 1
+        let alone = Arc::strong_count(&self.res) == 1;
+        if alone {
+            // The count is read relaxed; the last other `Arc` was dropped
+            // with a release decrement (on another thread's store, say):
+            // this fence orders everything that thread wrote into the
+            // memory before what we read through a slice afterwards (as
+            // `Arc::get_mut` does).
+            std::sync::atomic::fence(Ordering::Acquire);
+        }
+        alone
     }
 
     /// An error for an operation that needs the memory to itself.
