@@ -31,7 +31,10 @@
 //!   the thread's wasm entry with [`TrapCode::Terminated`] (as a fault
 //!   does). Not in generated code (a builtin, a host function), it does
 //!   nothing: `terminate` sends the signal again every millisecond until
-//!   the thread has left wasm.
+//!   the thread has left wasm. One signal at a time per thread: the next
+//!   is sent only once the handler has run (real-time signals queue, and
+//!   a thread stuck in a system call would otherwise get them all at
+//!   once, nested on its alternate stack).
 //!
 //! Every trap of a terminated thread is [`TrapCode::Terminated`], which
 //! the host layer (`mvvm-wasi`) turns into the program's recorded end.
@@ -56,10 +59,25 @@ struct GroupInner {
     alive: AtomicUsize,
     /// Source of member ids.
     next_member: AtomicU64,
-    /// Members running wasm now (their outermost entry), with their OS
-    /// thread. A member removes itself, under the lock, before its entry
-    /// returns, so an id found here under the lock names a live thread.
-    running: Mutex<Vec<(u64, thread::ThreadId)>>,
+    /// Members running wasm now (their outermost entry). A member removes
+    /// itself, under the lock, before its entry returns, so an entry found
+    /// here under the lock names a live thread.
+    running: Mutex<Vec<Running>>,
+}
+
+/// A member inside wasm, as `terminate` finds it.
+#[derive(Debug)]
+struct Running {
+    /// The member.
+    id: u64,
+    /// Its OS thread.
+    thread: thread::ThreadId,
+    /// A terminate signal was sent and its handler has not run yet: no
+    /// other is sent meanwhile. Real-time signals queue, and the handler
+    /// runs with the signal unblocked (it may leave by `longjmp`), so
+    /// signals sent to a thread stuck in a system call would all be
+    /// delivered at once, nested, and overflow the alternate stack.
+    signalled: Arc<AtomicBool>,
 }
 
 /// The threads of one program: counted, and ended together. Cheap to
@@ -141,16 +159,20 @@ impl ThreadGroup {
             crate::atomic_wait::wake_all();
             {
                 let running = lock(&g.running);
-                let mut others = running.iter().filter(|(_, t)| *t != me).peekable();
+                let mut others = running.iter().filter(|r| r.thread != me).peekable();
                 if others.peek().is_none() {
                     return;
                 }
-                for &(_, t) in others {
-                    // SAFETY: `t` is in the list, read under its lock: its
+                for r in others {
+                    if r.signalled.swap(true, Ordering::SeqCst) {
+                        // The last one is not handled yet.
+                        continue;
+                    }
+                    // SAFETY: `r` is in the list, read under its lock: its
                     // thread is inside a wasm entry, which removes it
                     // under the same lock before returning, so the thread
                     // has not ended.
-                    let _ = unsafe { thread::kill(t, terminate_signal()) };
+                    let _ = unsafe { thread::kill(r.thread, terminate_signal()) };
                 }
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -186,19 +208,34 @@ impl ThreadMember {
     /// until the guard is dropped; `None` when the program is ending (the
     /// entry must be refused).
     pub(crate) fn enter(&self) -> Option<RunningGuard> {
+        // The alternate signal stack first: the terminate signal's handler
+        // runs on it, and may come as soon as the entry is listed.
+        crate::signals::prepare_thread();
+        let signalled = Arc::new(AtomicBool::new(false));
+        let previous = (
+            CURRENT.with(|c| c.replace(Arc::as_ptr(&self.group.terminated))),
+            SIGNALLED.with(|c| c.replace(Arc::as_ptr(&signalled))),
+        );
         let mut running = lock(&self.group.running);
         // Tested under the lock: `terminate` sets the flag, then looks at
         // the list under the lock, so either it sees this entry or the
         // entry sees the flag.
         if self.terminated() {
+            drop(running);
+            CURRENT.with(|c| c.set(previous.0));
+            SIGNALLED.with(|c| c.set(previous.1));
             return None;
         }
-        running.push((self.id, thread::current()));
+        running.push(Running {
+            id: self.id,
+            thread: thread::current(),
+            signalled: Arc::clone(&signalled),
+        });
         drop(running);
-        let previous = CURRENT.with(|c| c.replace(Arc::as_ptr(&self.group.terminated)));
         Some(RunningGuard {
             group: Arc::clone(&self.group),
             id: self.id,
+            _signalled: signalled,
             previous,
         })
     }
@@ -215,18 +252,24 @@ impl Drop for ThreadMember {
 pub(crate) struct RunningGuard {
     group: Arc<GroupInner>,
     id: u64,
-    /// The stop flag of the entry this one nests in (another store's, in
-    /// principle), put back on exit.
-    previous: *const AtomicBool,
+    /// Kept alive while [`SIGNALLED`] points at it.
+    _signalled: Arc<AtomicBool>,
+    /// The thread locals of the entry this one nests in (another store's,
+    /// in principle), put back on exit.
+    previous: (*const AtomicBool, *const AtomicBool),
 }
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.previous));
         let mut running = lock(&self.group.running);
-        if let Some(at) = running.iter().position(|(id, _)| *id == self.id) {
+        if let Some(at) = running.iter().position(|r| r.id == self.id) {
             running.swap_remove(at);
         }
+        drop(running);
+        // After leaving the list: a signal still on its way finds these
+        // cleared (or the outer entry's) and does nothing.
+        CURRENT.with(|c| c.set(self.previous.0));
+        SIGNALLED.with(|c| c.set(self.previous.1));
     }
 }
 
@@ -236,6 +279,21 @@ thread_local! {
     /// signal handler: a constant-initialised `Cell` of a raw pointer,
     /// no allocation, no destructor.
     static CURRENT: Cell<*const AtomicBool> = const { Cell::new(std::ptr::null()) };
+    /// The running entry's "signal on its way" flag (see [`Running`]),
+    /// cleared by the handler; null outside an entry of a group.
+    static SIGNALLED: Cell<*const AtomicBool> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Clears the "signal on its way" flag of this thread's entry, so that
+/// `terminate` may send the next one. Async-signal-safe.
+fn signal_handled() {
+    let p = SIGNALLED.with(|c| c.get());
+    // SAFETY: non-null, `p` is the flag of the running entry of this
+    // thread, kept alive by its guard, which resets the pointer before it
+    // drops the flag.
+    if !p.is_null() {
+        unsafe { (*p).store(false, Ordering::SeqCst) };
+    }
 }
 
 /// Whether the program whose wasm this thread runs is ending: host
@@ -275,6 +333,8 @@ fn install_handler() {
 }
 
 extern "C" fn on_terminate(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // Whatever happens next, `terminate` may send another one.
+    signal_handled();
     if !current_terminated() {
         return;
     }

@@ -11,7 +11,9 @@ use mvvm_rt::checkpoint::{
     Outcome, Restore, RestoreOptions, Run, RunOptions, SnapshotSource, Trigger,
 };
 use mvvm_rt::{RunError, Store, ThreadGroup, TrapCode};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Counts to 2^31 - 1 in a loop (a second or more of work), then returns its
 /// count's low bits in memory: long enough for a deferred checkpoint to be
@@ -36,25 +38,29 @@ fn a_checkpoint_waits_until_the_other_threads_have_ended() {
     // Another thread of the program, alive for 300 ms.
     let other = group.add_thread();
     assert_eq!(group.alive(), 2);
-    let ender = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        drop(other);
-    });
-    let start = Instant::now();
+    let dropped = Arc::new(AtomicBool::new(false));
     let run = Run::new(
         &module,
         cfg(Trigger::ProbeCount(10), &snap),
         RunOptions::default(),
     )
     .unwrap();
+    let ender = {
+        let dropped = Arc::clone(&dropped);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            // Set first: the checkpoint can only come after the drop.
+            dropped.store(true, Ordering::SeqCst);
+            drop(other);
+        })
+    };
     let out = run.start(&mut store, &[]).unwrap();
-    let took = start.elapsed();
+    // Without the wait, the checkpoint (at the 10th probe) would be taken
+    // within microseconds, long before the other thread ends.
+    let waited = dropped.load(Ordering::SeqCst);
     ender.join().unwrap();
     assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
-    assert!(
-        took >= Duration::from_millis(300),
-        "the checkpoint did not wait for the other thread ({took:?})"
-    );
+    assert!(waited, "the checkpoint did not wait for the other thread");
     assert!(snap.exists());
     // The snapshot (one thread) restores and runs to the end.
     let mut restored = Store::new();

@@ -331,3 +331,45 @@ fn a_sleeping_thread_does_not_hold_up_the_others_wasi_calls() {
     let took = start.elapsed();
     assert!(took < Duration::from_secs(2), "took {took:?}");
 }
+
+#[test]
+fn proc_exit_in_the_main_thread_ends_running_threads() {
+    let wat = format!(
+        r#"(module {PRELUDE}
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (call $done)
+    (call $spin))
+  (func (export "_start")
+    (call $must_spawn (i32.const 0))
+    (call $must_spawn (i32.const 0))
+    (call $join (i32.const 2))
+    (call $exit (i32.const 3))))"#
+    );
+    assert_eq!(run(&module(&wat)).unwrap(), 3);
+}
+
+#[test]
+fn threads_trapping_together_end_the_program_with_one_of_their_traps() {
+    // Eight threads trap at once while the main thread is parked: the
+    // program ends with one trap (the first recorded), without hanging.
+    let wat = format!(
+        r#"(module {PRELUDE}
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    unreachable)
+  (func (export "_start") (local $i i32)
+    (loop $l
+      (call $must_spawn (i32.const 0))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 8))))
+    (call $park)))"#
+    );
+    for _ in 0..5 {
+        match run(&module(&wat)) {
+            Err(WasiRunError::Trap(t)) => {
+                assert_eq!(t.code, TrapCode::Unreachable, "{t}");
+                assert!(t.message.contains("(thread "), "{t}");
+            }
+            other => panic!("expected a thread's trap, got {other:?}"),
+        }
+    }
+}
