@@ -288,10 +288,10 @@ thread_local! {
 /// `terminate` may send the next one. Async-signal-safe.
 fn signal_handled() {
     let p = SIGNALLED.with(|c| c.get());
-    // SAFETY: non-null, `p` is the flag of the running entry of this
-    // thread, kept alive by its guard, which resets the pointer before it
-    // drops the flag.
     if !p.is_null() {
+        // SAFETY: non-null, `p` is the flag of the running entry of this
+        // thread, kept alive by its guard, which resets the pointer before
+        // it drops the flag.
         unsafe { (*p).store(false, Ordering::SeqCst) };
     }
 }
