@@ -42,11 +42,16 @@ pub enum TrapCode {
     /// `memory.atomic.wait32`/`wait64` on a memory that is not shared (no
     /// other thread could ever notify the waiter).
     WaitOnUnsharedMemory = 14,
+    /// Another thread of the program ended it (`proc_exit`, a trap, or the
+    /// main thread's `_start` returning: wasi-threads): this thread's wasm
+    /// was stopped wherever it was. Raised by the runtime only (never in a
+    /// trap table), so it changes no `.aot` format.
+    Terminated = 15,
 }
 
 impl TrapCode {
     /// Every trap code, in numeric order.
-    pub const ALL: [TrapCode; 14] = [
+    pub const ALL: [TrapCode; 15] = [
         TrapCode::Unreachable,
         TrapCode::MemoryOutOfBounds,
         TrapCode::TableOutOfBounds,
@@ -61,6 +66,7 @@ impl TrapCode {
         TrapCode::UncaughtException,
         TrapCode::UnalignedAtomic,
         TrapCode::WaitOnUnsharedMemory,
+        TrapCode::Terminated,
     ];
 
     /// Decodes a numeric trap code.
@@ -88,6 +94,7 @@ impl TrapCode {
             // assertion for it; Wasmtime says "atomic wait on non-shared
             // memory").
             TrapCode::WaitOnUnsharedMemory => "expected shared memory",
+            TrapCode::Terminated => "terminated: another thread ended the program",
         }
     }
 }

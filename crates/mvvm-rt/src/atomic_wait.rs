@@ -11,10 +11,13 @@
 //! to wake: a notify that follows the store a waiter waits for can
 //! therefore never slip between the waiter's comparison and its enqueueing.
 //!
-//! With one thread (phase 1 of threads: nothing spawns threads yet), a
-//! wait that finds the expected value can only time out: a finite timeout
-//! sleeps, then returns 2; an infinite one blocks the thread for good, as
-//! in other runtimes (`docs/threads.md`).
+//! A waiter of a thread of a program ([`crate::threads::ThreadGroup`])
+//! also leaves when the program ends: [`ParkingLot::wake_all`] wakes every
+//! waiter, each looks at its stop flag (the group's), and a stopped one
+//! leaves its queue with [`WaitResult::Stopped`] (the builtin then traps
+//! with [`TrapCode::Terminated`]). A lone thread's wait that finds the
+//! expected value with an infinite timeout blocks for good, as in other
+//! runtimes (`docs/threads.md`).
 //!
 //! The order of the checks follows the reference interpreter: alignment
 //! ([`TrapCode::UnalignedAtomic`]), then for a wait the memory's
@@ -25,7 +28,7 @@ use crate::builtins::store_of;
 use crate::vmctx::VMContext;
 use mvvm_abi::TrapCode;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -39,6 +42,9 @@ pub(crate) enum WaitResult {
     NotEqual = 1,
     /// The timeout expired first ("timed-out").
     TimedOut = 2,
+    /// The waiter's program ended (its stop flag was set): never returned
+    /// to wasm, the builtin traps instead.
+    Stopped = -1,
 }
 
 /// One waiting thread: `woken` is set (under its lock) by the notify that
@@ -64,6 +70,11 @@ pub(crate) struct ParkingLot {
 /// so their waiters cannot belong to any one store).
 static LOT: LazyLock<ParkingLot> = LazyLock::new(ParkingLot::new);
 
+/// Wakes every waiter of the process to look at its stop flag.
+pub(crate) fn wake_all() {
+    LOT.wake_all();
+}
+
 /// Locks `m`; a panic while it was held cannot have left a queue
 /// half-updated (every update is one `VecDeque`/`HashMap` call), so a
 /// poisoned lock is used as it is.
@@ -85,17 +96,23 @@ impl ParkingLot {
     }
 
     /// Waits at `key` if `expected()` (run under the bucket's lock) holds,
-    /// until a [`ParkingLot::notify`] of `key` wakes it or `timeout`
-    /// (`None`: forever) expires.
+    /// until a [`ParkingLot::notify`] of `key` wakes it, `timeout` (`None`:
+    /// forever) expires, or `stop` is set (and [`ParkingLot::wake_all`]
+    /// called after it).
     pub(crate) fn wait(
         &self,
         key: usize,
         expected: impl FnOnce() -> bool,
         timeout: Option<Duration>,
+        stop: Option<&AtomicBool>,
     ) -> WaitResult {
+        let stopped = || stop.is_some_and(|s| s.load(Ordering::SeqCst));
         let bucket = self.bucket(key);
         let waiter = {
             let mut queues = lock(bucket);
+            if stopped() {
+                return WaitResult::Stopped;
+            }
             if !expected() {
                 return WaitResult::NotEqual;
             }
@@ -109,7 +126,15 @@ impl ParkingLot {
         // A deadline beyond what `Instant` can represent is no deadline.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut woken = lock(&waiter.woken);
+        // The stop flag is read under the waiter's lock, which `wake_all`
+        // takes (after the flag was set) before it notifies: a stop cannot
+        // slip between this test and the wait.
+        let mut stop_now = false;
         while !*woken {
+            if stopped() {
+                stop_now = true;
+                break;
+            }
             match deadline {
                 None => {
                     woken = waiter
@@ -134,10 +159,10 @@ impl ParkingLot {
             return WaitResult::Woken;
         }
         drop(woken);
-        // Timed out: leave the queue, unless a notify dequeued (and so
-        // counted) this waiter after the deadline passed; then it was
-        // woken. The waiter's lock is not held here: `notify` takes the
-        // bucket's lock, then a waiter's.
+        // Timed out (or stopped): leave the queue, unless a notify
+        // dequeued (and so counted) this waiter after the deadline passed;
+        // then it was woken. The waiter's lock is not held here: `notify`
+        // takes the bucket's lock, then a waiter's.
         let mut queues = lock(bucket);
         if let Some(queue) = queues.get_mut(&key)
             && let Some(at) = queue.iter().position(|w| Arc::ptr_eq(w, &waiter))
@@ -146,9 +171,32 @@ impl ParkingLot {
             if queue.is_empty() {
                 queues.remove(&key);
             }
-            return WaitResult::TimedOut;
+            return if stop_now {
+                WaitResult::Stopped
+            } else {
+                WaitResult::TimedOut
+            };
+        }
+        if stop_now {
+            // Counted by a notify, but the program is ending all the same.
+            return WaitResult::Stopped;
         }
         WaitResult::Woken
+    }
+
+    /// Wakes every waiter without dequeuing it: each looks at its stop
+    /// flag and goes back to waiting unless it is set. Called after a
+    /// program's stop flag was set ([`crate::threads::ThreadGroup::terminate`]).
+    pub(crate) fn wake_all(&self) {
+        for bucket in &self.buckets {
+            let queues = lock(bucket);
+            for w in queues.values().flatten() {
+                // Taking the waiter's lock orders this notification after
+                // its test of the stop flag (or before it starts waiting).
+                let _held = lock(&w.woken);
+                w.cv.notify_all();
+            }
+        }
     }
 
     /// Wakes up to `count` waiters of `key`, oldest first; returns how
@@ -188,7 +236,8 @@ fn timeout_of(ns: i64) -> Option<Duration> {
 /// Memory 0 of the instance running with `vmctx`, at effective address
 /// `addr`, for an access of `size` bytes: its host address, after the
 /// checks in order (alignment; sharedness when `need_shared`; bounds),
-/// and whether the memory is shared.
+/// whether the memory is shared, and the stop flag of the store's thread
+/// group, if it is a thread of one.
 ///
 /// # Safety
 /// `vmctx` must be the context generated code passes to a builtin.
@@ -197,19 +246,20 @@ unsafe fn locate(
     addr: u64,
     size: u64,
     need_shared: bool,
-) -> Result<(*mut u8, bool), TrapCode> {
+) -> Result<(*mut u8, bool, Option<crate::threads::StopFlag>), TrapCode> {
     if !addr.is_multiple_of(size) {
         return Err(TrapCode::UnalignedAtomic);
     }
-    let shared = {
+    let (shared, stop) = {
         // SAFETY: per the contract, `vmctx` is a live instance's context
         // passed by generated code; this reference ends with the block,
         // before anything waits or enters wasm.
         let (s, i) = unsafe { store_of(vmctx) };
-        s.instances[i as usize]
+        let shared = s.instances[i as usize]
             .memories
             .first()
-            .is_some_and(|&m| s.memories[m as usize].ty().shared)
+            .is_some_and(|&m| s.memories[m as usize].ty().shared);
+        (shared, s.thread.as_ref().map(|t| t.stop_flag()))
     };
     if need_shared && !shared {
         return Err(TrapCode::WaitOnUnsharedMemory);
@@ -233,7 +283,7 @@ unsafe fn locate(
     }
     // SAFETY: `addr + size <= length`, the accessible part of the
     // reservation that starts at `base`.
-    Ok((unsafe { base.add(addr as usize) }, shared))
+    Ok((unsafe { base.add(addr as usize) }, shared, stop))
 }
 
 /// Writes a builtin's result for its C shim.
@@ -244,6 +294,19 @@ unsafe fn put(result: *mut i32, v: i32) -> i32 {
     // SAFETY: per the contract.
     unsafe { *result = v };
     0
+}
+
+/// A wait's result for its C shim: the value wasm sees, or the
+/// `Terminated` trap when the program ended meanwhile.
+///
+/// # Safety
+/// As [`put`].
+unsafe fn put_wait(result: *mut i32, r: WaitResult) -> i32 {
+    if r == WaitResult::Stopped {
+        return TrapCode::Terminated as i32;
+    }
+    // SAFETY: per the contract.
+    unsafe { put(result, r as i32) }
 }
 
 /// Rust half of `memory.atomic.wait32`: 0 with the wait's result in
@@ -257,8 +320,8 @@ pub extern "C" fn mvvm_rt_memory_atomic_wait32(
     result: *mut i32,
 ) -> i32 {
     // SAFETY: called by the shim with generated code's own vmctx.
-    let p = match unsafe { locate(vmctx, addr, 4, true) } {
-        Ok((p, _)) => p,
+    let (p, stop) = match unsafe { locate(vmctx, addr, 4, true) } {
+        Ok((p, _, stop)) => (p, stop),
         Err(code) => return code as i32,
     };
     // SAFETY: `p` is 4-byte aligned and in bounds (`locate`), in memory
@@ -270,9 +333,10 @@ pub extern "C" fn mvvm_rt_memory_atomic_wait32(
         p as usize,
         || cell.load(Ordering::SeqCst) == expected,
         timeout_of(timeout),
+        stop.as_deref(),
     );
     // SAFETY: the shim passes its own result slot.
-    unsafe { put(result, r as i32) }
+    unsafe { put_wait(result, r) }
 }
 
 /// Rust half of `memory.atomic.wait64`: as
@@ -286,8 +350,8 @@ pub extern "C" fn mvvm_rt_memory_atomic_wait64(
     result: *mut i32,
 ) -> i32 {
     // SAFETY: called by the shim with generated code's own vmctx.
-    let p = match unsafe { locate(vmctx, addr, 8, true) } {
-        Ok((p, _)) => p,
+    let (p, stop) = match unsafe { locate(vmctx, addr, 8, true) } {
+        Ok((p, _, stop)) => (p, stop),
         Err(code) => return code as i32,
     };
     // SAFETY: as in `mvvm_rt_memory_atomic_wait32`, 8-byte aligned.
@@ -296,9 +360,10 @@ pub extern "C" fn mvvm_rt_memory_atomic_wait64(
         p as usize,
         || cell.load(Ordering::SeqCst) == expected,
         timeout_of(timeout),
+        stop.as_deref(),
     );
     // SAFETY: the shim passes its own result slot.
-    unsafe { put(result, r as i32) }
+    unsafe { put_wait(result, r) }
 }
 
 /// Rust half of `memory.atomic.notify`: 0 with the number of waiters woken
@@ -312,8 +377,8 @@ pub extern "C" fn mvvm_rt_memory_atomic_notify(
 ) -> i32 {
     // SAFETY: called by the shim with generated code's own vmctx.
     let woken = match unsafe { locate(vmctx, addr, 4, false) } {
-        Ok((p, true)) => LOT.notify(p as usize, count),
-        Ok((_, false)) => 0,
+        Ok((p, true, _)) => LOT.notify(p as usize, count),
+        Ok((_, false, _)) => 0,
         Err(code) => return code as i32,
     };
     // SAFETY: the shim passes its own result slot. The count is returned
@@ -324,12 +389,11 @@ pub extern "C" fn mvvm_rt_memory_atomic_notify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
 
     #[test]
     fn not_equal_returns_at_once() {
         let lot = ParkingLot::new();
-        assert_eq!(lot.wait(64, || false, None), WaitResult::NotEqual);
+        assert_eq!(lot.wait(64, || false, None, None), WaitResult::NotEqual);
         assert_eq!(lot.waiters(64), 0);
     }
 
@@ -337,12 +401,12 @@ mod tests {
     fn zero_and_finite_timeouts_time_out() {
         let lot = ParkingLot::new();
         assert_eq!(
-            lot.wait(64, || true, Some(Duration::ZERO)),
+            lot.wait(64, || true, Some(Duration::ZERO), None),
             WaitResult::TimedOut
         );
         let start = Instant::now();
         assert_eq!(
-            lot.wait(64, || true, Some(Duration::from_millis(20))),
+            lot.wait(64, || true, Some(Duration::from_millis(20)), None),
             WaitResult::TimedOut
         );
         assert!(start.elapsed() >= Duration::from_millis(20));
@@ -365,14 +429,14 @@ mod tests {
         let done = Arc::new(AtomicBool::new(false));
         let spawn = |key: usize| {
             let lot = Arc::clone(&lot);
-            std::thread::spawn(move || lot.wait(key, || true, None))
+            std::thread::spawn(move || lot.wait(key, || true, None, None))
         };
         let a = [spawn(128), spawn(128), spawn(128)];
         let other = {
             let lot = Arc::clone(&lot);
             let done = Arc::clone(&done);
             std::thread::spawn(move || {
-                let r = lot.wait(132, || true, Some(Duration::from_secs(30)));
+                let r = lot.wait(132, || true, Some(Duration::from_secs(30)), None);
                 done.store(true, Ordering::SeqCst);
                 r
             })
@@ -402,7 +466,9 @@ mod tests {
             let cell = Arc::new(AtomicU32::new(0));
             let waiter = {
                 let (lot, cell) = (Arc::clone(&lot), Arc::clone(&cell));
-                std::thread::spawn(move || lot.wait(8, || cell.load(Ordering::SeqCst) == 0, None))
+                std::thread::spawn(move || {
+                    lot.wait(8, || cell.load(Ordering::SeqCst) == 0, None, None)
+                })
             };
             cell.store(1, Ordering::SeqCst);
             lot.notify(8, 1);
@@ -412,5 +478,43 @@ mod tests {
                 "{r:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_stop_wakes_waiters_and_they_leave_their_queue() {
+        let lot = Arc::new(ParkingLot::new());
+        let stop = Arc::new(AtomicBool::new(false));
+        let waiters: Vec<_> = (0..3)
+            .map(|i| {
+                let (lot, stop) = (Arc::clone(&lot), Arc::clone(&stop));
+                let timeout = (i == 0).then(|| Duration::from_secs(60));
+                std::thread::spawn(move || lot.wait(256, || true, timeout, Some(&stop)))
+            })
+            .collect();
+        // A waiter without a stop flag stays.
+        let other = {
+            let lot = Arc::clone(&lot);
+            std::thread::spawn(move || lot.wait(256, || true, None, None))
+        };
+        while lot.waiters(256) < 4 {
+            std::thread::yield_now();
+        }
+        // Spurious wakes do not end the waits.
+        lot.wake_all();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(lot.waiters(256), 4);
+        stop.store(true, Ordering::SeqCst);
+        lot.wake_all();
+        for w in waiters {
+            assert_eq!(w.join().unwrap(), WaitResult::Stopped);
+        }
+        assert_eq!(lot.waiters(256), 1);
+        // A stopped program's new wait returns at once.
+        assert_eq!(
+            lot.wait(260, || true, None, Some(&stop)),
+            WaitResult::Stopped
+        );
+        assert_eq!(lot.notify(256, 1), 1);
+        assert_eq!(other.join().unwrap(), WaitResult::Woken);
     }
 }

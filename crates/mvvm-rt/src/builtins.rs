@@ -25,7 +25,9 @@ use crate::vmctx::{VMContext, VMTable};
 use mvvm_abi::TrapCode;
 use mvvm_abi::builtins::{BUILTIN_COUNT, Builtin};
 use mvvm_abi::checkpoint::HOST_CALL_UNWIND;
+use mvvm_abi::vmctx::WASM_PAGE_SIZE;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 unsafe extern "C" {
     fn mvvm_b_raise(vmctx: *mut VMContext, code: i32);
@@ -150,6 +152,17 @@ extern "C" fn memory_grow(vmctx: *mut VMContext, delta: u32) -> i32 {
     }
 }
 
+/// The current length of the memory behind `m`: an atomic load, since
+/// another thread may be growing a shared memory.
+///
+/// # Safety
+/// `m` must be the live `VMMemory` of a memory of the running instance.
+unsafe fn vm_length(m: *mut crate::vmctx::VMMemory) -> u64 {
+    // SAFETY: live and aligned (contract; `repr(C)` `u64` field), and
+    // every concurrent access to `length` is atomic.
+    unsafe { AtomicU64::from_ptr(&raw mut (*m).length).load(Ordering::SeqCst) }
+}
+
 /// Rust half of `memory.fill`.
 #[unsafe(no_mangle)]
 pub extern "C" fn mvvm_rt_memory_fill(vmctx: *mut VMContext, dst: u32, val: u32, len: u32) -> i32 {
@@ -161,7 +174,7 @@ pub extern "C" fn mvvm_rt_memory_fill(vmctx: *mut VMContext, dst: u32, val: u32,
     // while wasm runs.
     unsafe {
         let m = (*vmctx).memory;
-        if m.is_null() || !in_bounds(dst, len, (*m).length) {
+        if m.is_null() || !in_bounds(dst, len, vm_length(m)) {
             return MEM_OOB;
         }
         std::ptr::write_bytes((*m).base.add(dst as usize), val as u8, len as usize);
@@ -176,7 +189,7 @@ pub extern "C" fn mvvm_rt_memory_copy(vmctx: *mut VMContext, dst: u32, src: u32,
     // `copy` allows them to overlap.
     unsafe {
         let m = (*vmctx).memory;
-        if m.is_null() || !in_bounds(dst, len, (*m).length) || !in_bounds(src, len, (*m).length) {
+        if m.is_null() || !in_bounds(dst, len, vm_length(m)) || !in_bounds(src, len, vm_length(m)) {
             return MEM_OOB;
         }
         let b = (*m).base;
@@ -208,17 +221,19 @@ pub extern "C" fn mvvm_rt_memory_init(
     let Some(&m) = inst.memories.first() else {
         return MEM_OOB;
     };
-    let mem = s.memories[m as usize].data_mut();
-    let Some(to) = range(dst, len, mem.len()) else {
+    let mem = &s.memories[m as usize];
+    if !in_bounds(dst, len, mem.pages() * WASM_PAGE_SIZE) {
         return MEM_OOB;
-    };
+    }
     if len == 0 {
         // In bounds, nothing to copy (the segment may be dropped).
         return OK;
     }
-    let bytes = &s.instances[i as usize].module.inner.meta.data[seg as usize].bytes;
-    let mem = s.memories[m as usize].data_mut();
-    mem[to].copy_from_slice(&bytes[from]);
+    // A raw copy, not a slice: other threads may run on a shared memory.
+    // The bounds were checked above against a length that never shrinks.
+    if !mem.write_at(u64::from(dst), &bytes[from]) {
+        return MEM_OOB;
+    }
     OK
 }
 
@@ -370,6 +385,18 @@ extern "C" fn host_call(vmctx: *mut VMContext, import: u32, values: *mut u64) ->
         // through the copied `VMFuncRef`; this path is a fallback).
         FuncKind::Wasm { .. } => unsafe { call_raw(sp, f, values) },
     };
+    // SAFETY: the host function has returned; no other reference into the
+    // store is live, and this one ends before wasm runs again.
+    if unsafe { &*sp }
+        .thread
+        .as_ref()
+        .is_some_and(|t| t.terminated())
+    {
+        // Another thread ended the program while this one was in the host
+        // (a blocking call that gave up, say): whatever the call did, this
+        // thread's wasm stops here.
+        return TrapCode::Terminated as i32;
+    }
     match r {
         Ok(()) => {
             // SAFETY: the host function has returned; no other reference

@@ -100,7 +100,7 @@ pub(crate) unsafe fn call_raw(
 ) -> Result<(), RunError> {
     // SAFETY: `s` is valid and unaliased by the caller's contract; the
     // reference dies at the end of the block, before wasm runs.
-    let (tramp, vmctx, outermost) = unsafe {
+    let (tramp, vmctx, outermost, _running) = unsafe {
         let st = &mut *s;
         let f = resolve(st, f);
         match f.kind {
@@ -114,13 +114,26 @@ pub(crate) unsafe fn call_raw(
                     .get(&index)
                     .ok_or(RunError::NotCallable(index))?;
                 let outermost = st.depth == 0;
+                // A thread of a program runs wasm only while the program
+                // goes on; its outermost entry is where `terminate` finds
+                // it (the guard lives until wasm has returned).
+                let running = match (&st.thread, outermost) {
+                    (Some(t), true) => match t.enter() {
+                        Some(g) => Some(g),
+                        None => return Err(RunError::Trap(Trap::new(TrapCode::Terminated))),
+                    },
+                    (Some(t), false) if t.terminated() => {
+                        return Err(RunError::Trap(Trap::new(TrapCode::Terminated)));
+                    }
+                    _ => None,
+                };
                 if outermost {
                     let marker = 0u8;
                     let sp = std::hint::black_box(&marker) as *const u8 as usize;
                     st.limits.stack_limit = sp.saturating_sub(st.max_wasm_stack);
                 }
                 st.depth += 1;
-                (tramp, inst.vmctx_ptr(), outermost)
+                (tramp, inst.vmctx_ptr(), outermost, running)
             }
         }
     };

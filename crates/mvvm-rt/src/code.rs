@@ -176,6 +176,24 @@ pub(crate) fn lookup_pc(pc: usize) -> Option<TrapLookup> {
     Some(r.info.lookup(pc))
 }
 
+/// Whether `pc` is inside registered code, trying the registry's lock
+/// once: for a handler of an asynchronous signal, which may interrupt this
+/// very thread while it holds the lock (or waits for it). `None` when the
+/// lock is not free at once; the caller tries again later.
+pub(crate) fn lookup_pc_now(pc: usize) -> Option<TrapLookup> {
+    let reg = match REGISTRY.try_read() {
+        Ok(r) => r,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return None,
+    };
+    let i = reg.partition_point(|r| r.start <= pc);
+    let r = reg.get(i.checked_sub(1)?)?;
+    if pc >= r.end {
+        return None;
+    }
+    Some(r.info.lookup(pc))
+}
+
 /// The function containing `pc` (index and name), for trap descriptions.
 /// Unlike [`lookup_pc`] this may block; never call it from a signal handler.
 pub(crate) fn func_at(pc: usize) -> Option<(Option<u32>, Option<String>)> {

@@ -595,14 +595,13 @@ fn init_data(s: &mut StoreInner, index: u32) -> Result<(), InstantiationError> {
                 .get(*m as usize)
                 .ok_or_else(|| meta_err("memory"))?;
             s.instances[index as usize].data_dropped[k] = true;
-            let mem = s.memories[mix as usize].data_mut();
-            let end = off as u64 + seg.bytes.len() as u64;
-            if end > mem.len() as u64 {
+            // A raw copy, not a slice: other threads may already run on a
+            // shared memory (a thread's instance of a wasi-threads module).
+            if !s.memories[mix as usize].write_at(u64::from(off), &seg.bytes) {
                 return Err(InstantiationError::Trap(Trap::new(
                     TrapCode::MemoryOutOfBounds,
                 )));
             }
-            mem[off as usize..end as usize].copy_from_slice(&seg.bytes);
         }
     }
     Ok(())

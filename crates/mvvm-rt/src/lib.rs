@@ -15,7 +15,8 @@
 //! (`vmctx`), calls into wasm (`call`), builtins (with the parking lot of
 //! `memory.atomic.wait`, `atomic_wait`), traps and signal handling
 //! (`trap`, `signals`, `native/entry.c`), checkpoint and restore
-//! (`checkpoint`). WASI is a layer on top, in the
+//! (`checkpoint`), the threads of a program and how they end together
+//! (`threads`). WASI is a layer on top, in the
 //! `mvvm-wasi` crate: it plugs in through the [`Linker`] and the host
 //! interface of [`checkpoint::host`].
 
@@ -41,6 +42,7 @@ mod signals;
 mod store;
 mod sys;
 mod table;
+mod threads;
 mod throw;
 mod trap;
 mod types;
@@ -50,13 +52,16 @@ pub mod vmctx;
 pub use instance::{Instance, InstantiationError};
 pub use linker::Linker;
 pub use loader::LoadError;
-pub use memory::{MAX_PAGES, MemoryError};
+pub use memory::{MAX_PAGES, MemoryError, SharedMemory};
 pub use module::Module;
 pub use mvvm_abi::TrapCode;
 pub use mvvm_abi::meta::{FuncType, GlobalType, Limits, MemoryType, TableType, ValType};
 pub use store::{
     AsStore, Caller, DEFAULT_MAX_WASM_STACK, Extern, Func, Global, HostError, HostFn, Memory,
-    RunError, Store, Table, Tag, Val,
+    MemoryAccess, RunError, Store, Table, Tag, Val,
+};
+pub use threads::{
+    ThreadGroup, ThreadMember, current_in_group, current_terminated, terminate_signal,
 };
 pub use trap::Trap;
 pub use types::canonical_type_id;

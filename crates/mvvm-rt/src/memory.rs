@@ -19,27 +19,15 @@ mod dirty;
 pub(crate) use dirty::handle_write_fault;
 
 use crate::sys::mman::{self, Prot};
-use crate::vm_box::VmBox;
 use crate::vmctx::VMMemory;
 use mvvm_abi::meta::MemoryType;
 use mvvm_abi::vmctx::{MEMORY_RESERVATION, WASM_PAGE_SIZE};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// The most pages a 32-bit memory can have.
 pub const MAX_PAGES: u64 = 65536;
-
-/// One linear memory (owned by a store; instances refer to it by pointer).
-#[derive(Debug)]
-pub(crate) struct LinearMemory {
-    /// What generated code reads (its base pointer is in the `VMContext`
-    /// of every instance using the memory).
-    vm: VmBox<VMMemory>,
-    ty: MemoryType,
-    max_pages: u64,
-    /// Dirty-chunk tracker, claimed on the first
-    /// [`Self::start_dirty_tracking`].
-    tracker: Option<dirty::Tracker>,
-}
 
 /// Creating a memory failed.
 #[derive(Debug, thiserror::Error)]
@@ -52,9 +40,48 @@ pub enum MemoryError {
     Os(#[from] std::io::Error),
 }
 
-impl LinearMemory {
-    /// Reserves and commits a memory of type `ty`.
-    pub fn new(ty: MemoryType) -> Result<LinearMemory, MemoryError> {
+/// What generated code sees of one linear memory: the reservation and its
+/// `VMMemory`. Owned by one store through an `Arc` that nothing else holds
+/// (an unshared memory), or by every store of a program's threads and the
+/// [`SharedMemory`] handles (a shared memory: one reservation, one
+/// `VMMemory`, so a grow by any thread is seen by all).
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    /// The `VMMemory` generated code reads, from `Box::into_raw` (freed in
+    /// `Drop`). Never turned into a reference: its `length` is written by
+    /// whichever thread grows the memory, so Rust reads and writes it only
+    /// atomically (`length`, `grow`).
+    vm: NonNull<VMMemory>,
+    /// Start of the reservation (the `VMMemory`'s `base`, which never
+    /// changes).
+    base: *mut u8,
+    ty: MemoryType,
+    max_pages: u64,
+    /// Serialises grows: two threads growing a shared memory at once must
+    /// each get the old size the other left.
+    grow_lock: Mutex<()>,
+}
+
+// SAFETY: a `Reservation` owns its allocations (the boxed `VMMemory`, the
+// mapping at `base`); they belong to no thread, so dropping them on any
+// thread is fine (`Send`). Shared access (`Sync`) never creates a Rust
+// reference to mutable state: `base`, `ty` and `max_pages` are never
+// written after construction; `VMMemory::length` is read and written only
+// with atomic operations (here, and by generated code with an atomic load
+// for a shared memory); grows are serialised by `grow_lock`; the bytes of
+// the memory are reached from `&Reservation` only through raw pointers
+// (`read`, `write`), and as Rust slices only through `LinearMemory`, which
+// hands them out only while its `Arc` is the only one (so no other thread
+// can reach the reservation at all). Only a shared memory's reservation is
+// ever reachable by more than one `Arc` (`SharedMemory` requires a shared
+// type).
+unsafe impl Send for Reservation {}
+// SAFETY: see `Send` above.
+unsafe impl Sync for Reservation {}
+
+impl Reservation {
+    /// Reserves a memory of type `ty` and commits its initial pages.
+    fn new(ty: MemoryType) -> Result<Reservation, MemoryError> {
         // Validation refuses such a module; a host-made memory must not
         // slip past it (a shared memory never moves nor shrinks, and its
         // maximum bounds what every thread may see).
@@ -69,38 +96,39 @@ impl LinearMemory {
                 ty.limits.min
             )));
         }
-        let p = mman::map_anon(MEMORY_RESERVATION as usize, Prot::None, true)?;
-        let mut m = LinearMemory {
-            vm: VmBox::new(VMMemory { base: p, length: 0 }),
+        let base = mman::map_anon(MEMORY_RESERVATION as usize, Prot::None, true)?;
+        let vm = Box::into_raw(Box::new(VMMemory { base, length: 0 }));
+        let r = Reservation {
+            // `Box::into_raw` never returns null.
+            vm: NonNull::new(vm).unwrap_or_else(|| unreachable!()),
+            base,
             ty,
             max_pages: ty.limits.max.unwrap_or(MAX_PAGES).min(MAX_PAGES),
-            tracker: None,
+            grow_lock: Mutex::new(()),
         };
-        if ty.limits.min > 0 && m.grow(ty.limits.min).is_none() {
+        if ty.limits.min > 0 && r.grow(ty.limits.min).is_none() {
             return Err(std::io::Error::last_os_error().into());
         }
-        Ok(m)
+        Ok(r)
     }
 
-    /// The type it was created with (minimum = initial size).
-    pub fn ty(&self) -> MemoryType {
-        self.ty
+    /// The current length in bytes.
+    fn length(&self) -> u64 {
+        // SAFETY: `vm` is the live, boxed `VMMemory` this reservation owns;
+        // its `u64` field is 8-byte aligned (`repr(C)`, checked by the
+        // vmctx layout tests) and every concurrent access to it is atomic
+        // (see the `Sync` argument).
+        unsafe { AtomicU64::from_ptr(&raw mut (*self.vm.as_ptr()).length).load(Ordering::SeqCst) }
     }
 
-    /// Current size in pages.
-    pub fn pages(&self) -> u64 {
-        self.vm.length / WASM_PAGE_SIZE
-    }
-
-    /// The structure generated code reads.
-    pub fn vm_ptr(&self) -> *mut VMMemory {
-        self.vm.as_ptr()
-    }
-
-    /// Grows by `delta` pages; the old size in pages, or `None` when it
-    /// would exceed the maximum (or the system refuses).
-    pub fn grow(&mut self, delta: u64) -> Option<u64> {
-        let old = self.pages();
+    /// Grows by `delta` pages: the old size in pages, or `None`.
+    fn grow(&self, delta: u64) -> Option<u64> {
+        let _serial = self
+            .grow_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let start = self.length();
+        let old = start / WASM_PAGE_SIZE;
         let new = old.checked_add(delta)?;
         if new > self.max_pages {
             return None;
@@ -108,14 +136,13 @@ impl LinearMemory {
         if delta == 0 {
             return Some(old);
         }
-        let start = self.vm.length as usize;
         let len = (delta * WASM_PAGE_SIZE) as usize;
         // SAFETY: `start..start+len` lies inside our reservation (the new
         // size is at most 4 GiB, the reservation is larger), page-aligned
         // (wasm pages are multiples of host pages); the pages were
-        // inaccessible, so no reference into them exists; they only become
-        // read-write.
-        let r = unsafe { mman::protect(self.vm.base.add(start), len, Prot::ReadWrite) };
+        // inaccessible, so no reference into them exists and no thread
+        // uses them; they only become read-write.
+        let r = unsafe { mman::protect(self.base.add(start as usize), len, Prot::ReadWrite) };
         if r.is_err() {
             return None;
         }
@@ -123,27 +150,211 @@ impl LinearMemory {
         // length of a shared memory at any time (`memory.size` of a shared
         // memory is an atomic load), and must see the pages made
         // accessible above once it sees the new length.
-        let vm = self.vm.as_ptr();
-        // SAFETY: `vm` points at the live `VMMemory` this memory owns;
-        // its `u64` field is 8-byte aligned (`repr(C)`, checked by the
-        // vmctx layout tests) and every concurrent access to it is atomic
-        // (generated code's `atomic_load`) or a plain read of a value
-        // only ever replaced whole.
+        // SAFETY: as in `length`.
         unsafe {
-            AtomicU64::from_ptr(&raw mut (*vm).length)
+            AtomicU64::from_ptr(&raw mut (*self.vm.as_ptr()).length)
                 .store(new * WASM_PAGE_SIZE, Ordering::SeqCst);
-        }
-        if let Some(t) = &self.tracker {
-            t.grown(start, self.vm.length as usize);
         }
         Some(old)
     }
 
+    /// The range `offset..offset+len` of the accessible bytes, if it is
+    /// one (the memory never shrinks, so it stays one).
+    fn range(&self, offset: u64, len: usize) -> Option<*mut u8> {
+        let end = offset.checked_add(len as u64)?;
+        if end > self.length() {
+            return None;
+        }
+        // SAFETY: `offset + len <= length`, inside the reservation.
+        Some(unsafe { self.base.add(offset as usize) })
+    }
+
+    /// Copies `buf.len()` bytes at `offset` into `buf`; false (nothing
+    /// copied) when they are not all accessible.
+    fn read(&self, offset: u64, buf: &mut [u8]) -> bool {
+        let Some(p) = self.range(offset, buf.len()) else {
+            return false;
+        };
+        // SAFETY: `p..p+len` is accessible memory (checked: it is mapped
+        // readable, and stays so); `buf` is a distinct Rust allocation (no
+        // Rust reference into linear memory is alive while other threads
+        // may run, see the `Sync` argument), `u8` needs no alignment. Wasm
+        // threads may write these bytes meanwhile: the guest's own race,
+        // whose bytes come out unspecified as wasm's memory model says
+        // (the same raw copy Wasmtime makes for host access to a shared
+        // memory).
+        unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
+        true
+    }
+
+    /// Copies `data` to `offset`; false (nothing copied) when the range is
+    /// not all accessible.
+    fn write(&self, offset: u64, data: &[u8]) -> bool {
+        let Some(p) = self.range(offset, data.len()) else {
+            return false;
+        };
+        // SAFETY: as in `read`, in the other direction: the range is
+        // accessible (read-write, or write-tracked: a fault marks the
+        // chunk and the copy is retried).
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
+        true
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // SAFETY: we own the reservation and the `VMMemory`; the last
+        // `Arc` is going, so no store, instance or handle uses them any
+        // more (stores drop their instances with their memories).
+        unsafe {
+            mman::unmap(self.base, MEMORY_RESERVATION as usize);
+            drop(Box::from_raw(self.vm.as_ptr()));
+        }
+    }
+}
+
+/// A shared linear memory (threads proposal), usable by every thread of a
+/// program: each thread's store imports it ([`SharedMemory::attach`]), and
+/// all see one reservation and one length (a grow by any thread is seen by
+/// all). `Send` and `Sync` (the compiler checks it: the handle is an `Arc`
+/// of a `Sync` reservation); cheap to clone.
+///
+/// Host code reaches its bytes by copying ([`SharedMemory::read`],
+/// [`SharedMemory::write`]), never through a slice: other threads may be
+/// running wasm on it.
+#[derive(Debug, Clone)]
+pub struct SharedMemory(pub(crate) Arc<Reservation>);
+
+impl SharedMemory {
+    /// A new shared memory of type `ty` (which must be shared, with a
+    /// maximum).
+    pub fn new(ty: MemoryType) -> Result<SharedMemory, MemoryError> {
+        if !ty.shared {
+            return Err(MemoryError::Unsupported(
+                "a shared memory needs a shared memory type".into(),
+            ));
+        }
+        Ok(SharedMemory(Arc::new(Reservation::new(ty)?)))
+    }
+
+    /// Its type (minimum: the initial size).
+    pub fn ty(&self) -> MemoryType {
+        self.0.ty
+    }
+
+    /// Current size in pages.
+    pub fn size_pages(&self) -> u64 {
+        self.0.length() / WASM_PAGE_SIZE
+    }
+
+    /// Current size in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        self.0.length()
+    }
+
+    /// Grows by `delta` pages; the old size, or `None` beyond the maximum.
+    pub fn grow(&self, delta: u64) -> Option<u64> {
+        self.0.grow(delta)
+    }
+
+    /// Copies the bytes at `offset` into `buf`; false (nothing copied) when
+    /// they are not all within the memory.
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> bool {
+        self.0.read(offset, buf)
+    }
+
+    /// Copies `data` to `offset`; false (nothing copied) when the range is
+    /// not all within the memory.
+    pub fn write(&self, offset: u64, data: &[u8]) -> bool {
+        self.0.write(offset, data)
+    }
+
+    /// Whether `self` and `other` are the same memory.
+    pub fn same(&self, other: &SharedMemory) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// One linear memory of a store (instances refer to it by pointer).
+#[derive(Debug)]
+pub(crate) struct LinearMemory {
+    /// The reservation; the only `Arc` of it for an unshared memory.
+    res: Arc<Reservation>,
+    /// Dirty-chunk tracker, claimed on the first
+    /// [`Self::start_dirty_tracking`].
+    tracker: Option<dirty::Tracker>,
+}
+
+impl LinearMemory {
+    /// Reserves and commits a memory of type `ty`.
+    pub fn new(ty: MemoryType) -> Result<LinearMemory, MemoryError> {
+        Ok(LinearMemory {
+            res: Arc::new(Reservation::new(ty)?),
+            tracker: None,
+        })
+    }
+
+    /// A store's view of the shared memory `m`.
+    pub fn from_shared(m: &SharedMemory) -> LinearMemory {
+        LinearMemory {
+            res: Arc::clone(&m.0),
+            tracker: None,
+        }
+    }
+
+    /// A handle on this memory for other threads, if it is shared. Takes
+    /// `&mut self`: no slice of [`Self::data`] can be alive meanwhile,
+    /// which is what makes `data`'s uniqueness test sound.
+    pub fn share(&mut self) -> Option<SharedMemory> {
+        self.res
+            .ty
+            .shared
+            .then(|| SharedMemory(Arc::clone(&self.res)))
+    }
+
+    /// The type it was created with (minimum = initial size).
+    pub fn ty(&self) -> MemoryType {
+        self.res.ty
+    }
+
+    /// Current size in pages.
+    pub fn pages(&self) -> u64 {
+        self.res.length() / WASM_PAGE_SIZE
+    }
+
+    /// Current size in bytes.
+    fn length(&self) -> u64 {
+        self.res.length()
+    }
+
+    /// The structure generated code reads.
+    pub fn vm_ptr(&self) -> *mut VMMemory {
+        self.res.vm.as_ptr()
+    }
+
+    /// Grows by `delta` pages; the old size in pages, or `None` when it
+    /// would exceed the maximum (or the system refuses).
+    pub fn grow(&mut self, delta: u64) -> Option<u64> {
+        let old = self.res.grow(delta)?;
+        if let Some(t) = &self.tracker {
+            t.grown((old * WASM_PAGE_SIZE) as usize, self.res.length() as usize);
+        }
+        Some(old)
+    }
+
+    /// Copies `data` to `offset` through a raw pointer (instantiation's
+    /// data segments, `memory.init`): valid whether or not other threads
+    /// use the memory. False (nothing copied) when out of bounds.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> bool {
+        self.res.write(offset, data)
+    }
+
     /// Starts (or restarts) a dirty-tracking period: every chunk counts as
     /// clean and the accessible memory becomes read-only; each chunk
-    /// written afterwards (by wasm or by host code) faults once, is marked
-    /// dirty and made writable again. Returns `false` when no tracker slot
-    /// is free (the memory is then not tracked: snapshots stay full).
+    /// written afterwards (by wasm or by host code, on any thread) faults
+    /// once, is marked dirty and made writable again. Returns `false` when
+    /// no tracker slot is free (the memory is then not tracked: snapshots
+    /// stay full).
     pub fn start_dirty_tracking(&mut self) -> std::io::Result<bool> {
         if self.tracker.is_none() {
             self.tracker = dirty::Tracker::claim();
@@ -155,9 +366,9 @@ impl LinearMemory {
         // fault handler must be in place first.
         crate::signals::prepare_thread();
         // SAFETY: `base..base+length` is this memory's accessible part;
-        // writes through `data_mut` slices keep working (they fault once
-        // per chunk and are retried).
-        unsafe { t.start(self.vm.base, self.vm.length as usize)? };
+        // writes through `data_mut` slices and raw copies keep working
+        // (they fault once per chunk and are retried).
+        unsafe { t.start(self.res.base, self.length() as usize)? };
         Ok(true)
     }
 
@@ -167,15 +378,18 @@ impl LinearMemory {
     pub fn stop_dirty_tracking(&mut self) {
         if let Some(t) = &self.tracker {
             // SAFETY: this memory's accessible part, as tracked.
-            unsafe { t.stop(self.vm.base, self.vm.length as usize) };
+            unsafe { t.stop(self.res.base, self.length() as usize) };
         }
     }
 
     /// The 64 KiB chunks written since tracking started (bit `i % 64` of
     /// word `i / 64` for chunk `i`; every chunk after a tracking overflow),
-    /// or `None` when tracking is off.
+    /// or `None` when tracking is off. Pages another thread grew a shared
+    /// memory by count as written.
     pub fn dirty_chunks(&self) -> Option<Vec<u64>> {
-        self.tracker.as_ref().and_then(|t| t.bitmap())
+        let t = self.tracker.as_ref()?;
+        t.sync_len(self.length() as usize);
+        t.bitmap()
     }
 
     /// Whether a tracking period is running.
@@ -184,12 +398,37 @@ impl LinearMemory {
         self.tracker.as_ref().is_some_and(|t| t.active())
     }
 
+    /// Whether this store is the only user of the memory (always, for an
+    /// unshared memory; for a shared one, while no other thread's store and
+    /// no [`SharedMemory`] handle refers to it).
+    pub fn is_exclusive(&self) -> bool {
+        let alone = Arc::strong_count(&self.res) == 1;
+        if alone {
+            // The count is read relaxed; the last other `Arc` was dropped
+            // with a release decrement (on another thread's store, say):
+            // this fence orders everything that thread wrote into the
+            // memory before what we read through a slice afterwards (as
+            // `Arc::get_mut` does).
+            std::sync::atomic::fence(Ordering::Acquire);
+        }
+        alone
+    }
+
+    /// An error for an operation that needs the memory to itself.
+    fn not_exclusive(what: &str) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::ResourceBusy,
+            format!("cannot {what}: the shared memory is in use by another thread"),
+        )
+    }
+
     /// Maps `len` bytes of `file` at `file_offset` copy-on-write over the
     /// accessible bytes at `guest_offset` (restoring a snapshot: pages are
     /// read from the file only when touched, and writes stay private).
     /// The range must lie within the current size and, like the offsets,
     /// be a multiple of the host page size. Called before dirty tracking
-    /// starts (the mapping is read-write).
+    /// starts (the mapping is read-write), on a memory no other thread
+    /// uses (refused otherwise).
     pub fn map_file_private(
         &mut self,
         guest_offset: u64,
@@ -198,8 +437,9 @@ impl LinearMemory {
         file_offset: u64,
     ) -> std::io::Result<()> {
         let page = page_size();
+        let length = self.length();
         let end = guest_offset.checked_add(len);
-        if end.is_none_or(|e| e > self.vm.length)
+        if end.is_none_or(|e| e > length)
             || !guest_offset.is_multiple_of(page)
             || !len.is_multiple_of(page)
             || !file_offset.is_multiple_of(page)
@@ -209,24 +449,26 @@ impl LinearMemory {
                 std::io::ErrorKind::InvalidInput,
                 format!(
                     "cannot map {len} bytes at guest offset {guest_offset:#x} from file offset \
-                     {file_offset:#x} (memory of {} bytes, page size {page})",
-                    self.vm.length
+                     {file_offset:#x} (memory of {length} bytes, page size {page})"
                 ),
             ));
         }
+        let Some(res) = Arc::get_mut(&mut self.res) else {
+            return Err(Self::not_exclusive("map a snapshot into memory"));
+        };
         if len == 0 {
             return Ok(());
         }
         // SAFETY: the target range lies inside our reservation (checked
         // against the current length above) and is page-aligned, like
-        // `file_offset` (checked, and it fits an `off_t`); `&mut self`
-        // means no Rust reference into the memory is alive, and wasm does
-        // not run while a memory is being restored. The mapping is
-        // private, readable and writable like the rest of the accessible
-        // memory.
+        // `file_offset` (checked, and it fits an `off_t`); `&mut` on the
+        // only `Arc` of the reservation means no Rust reference into the
+        // memory is alive and no other thread uses it, and wasm does not
+        // run while a memory is being restored. The mapping is private,
+        // readable and writable like the rest of the accessible memory.
         unsafe {
             mman::map_file_fixed(
-                self.vm.base.add(guest_offset as usize),
+                res.base.add(guest_offset as usize),
                 len as usize,
                 file,
                 file_offset as libc::off_t,
@@ -240,47 +482,61 @@ impl LinearMemory {
     /// [`Self::map_file_private`].
     pub fn map_zero(&mut self, guest_offset: u64, len: u64) -> std::io::Result<()> {
         let page = page_size();
-        if guest_offset
-            .checked_add(len)
-            .is_none_or(|e| e > self.vm.length)
+        let length = self.length();
+        if guest_offset.checked_add(len).is_none_or(|e| e > length)
             || !guest_offset.is_multiple_of(page)
             || !len.is_multiple_of(page)
         {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!(
-                    "cannot zero {len} bytes at guest offset {guest_offset:#x} (memory of {} bytes)",
-                    self.vm.length
+                    "cannot zero {len} bytes at guest offset {guest_offset:#x} (memory of {length} bytes)"
                 ),
             ));
         }
+        let Some(res) = Arc::get_mut(&mut self.res) else {
+            return Err(Self::not_exclusive("zero memory"));
+        };
         if len == 0 {
             return Ok(());
         }
         // SAFETY: the range lies inside our reservation (checked against
-        // the current length above) and is page-aligned (checked); `&mut
-        // self` means no Rust reference into the memory is alive. The zero
-        // pages are read-write like the rest.
-        unsafe { mman::map_zero_fixed(self.vm.base.add(guest_offset as usize), len as usize) }
+        // the current length above) and is page-aligned (checked); `&mut`
+        // on the only `Arc` means no Rust reference into the memory is
+        // alive and no other thread uses it. The zero pages are read-write
+        // like the rest.
+        unsafe { mman::map_zero_fixed(res.base.add(guest_offset as usize), len as usize) }
     }
 
-    /// The accessible bytes.
-    pub fn data(&self) -> &[u8] {
-        // SAFETY: `length` bytes from `base` are mapped readable (read-write,
-        // or read-only while dirty tracking), `u8` needs no alignment, and
-        // they stay mapped while `&self` lives (only `&mut self` methods
-        // change the mapping, and memory never shrinks). Wasm, which may
-        // write them, does not run while this borrow is in use.
-        unsafe { std::slice::from_raw_parts(self.vm.base, self.vm.length as usize) }
+    /// The accessible bytes, while no other thread can reach the memory
+    /// ([`Self::is_exclusive`]; `None` otherwise: copy with
+    /// [`SharedMemory::read`] instead).
+    pub fn data(&self) -> Option<&[u8]> {
+        if !self.is_exclusive() {
+            return None;
+        }
+        // SAFETY: `length` bytes from `base` are mapped readable
+        // (read-write, or read-only while dirty tracking), `u8` needs no
+        // alignment, and they stay mapped while `&self` lives (only `&mut
+        // self` methods change the mapping, and memory never shrinks). Ours
+        // is the only `Arc` of the reservation, and another can only be
+        // made through `&mut self` (`share`), which this borrow excludes:
+        // no other thread can write the bytes. Wasm, which may write them,
+        // does not run while this borrow is in use.
+        Some(unsafe { std::slice::from_raw_parts(self.res.base, self.length() as usize) })
     }
 
-    /// The accessible bytes, writable.
-    pub fn data_mut(&mut self) -> &mut [u8] {
+    /// The accessible bytes, writable, while no other thread can reach the
+    /// memory (`None` otherwise).
+    pub fn data_mut(&mut self) -> Option<&mut [u8]> {
+        let length = self.length() as usize;
+        let res = Arc::get_mut(&mut self.res)?;
         // SAFETY: `length` bytes from `base` are mapped (read-write, or
         // read-only with writes resolved by the dirty-tracking fault
-        // handler); `&mut self` gives exclusive access from Rust, and wasm
-        // does not run while the borrow is in use.
-        unsafe { std::slice::from_raw_parts_mut(self.vm.base, self.vm.length as usize) }
+        // handler); `&mut` on the only `Arc` gives exclusive access from
+        // Rust and from every thread, and wasm does not run while the
+        // borrow is in use.
+        Some(unsafe { std::slice::from_raw_parts_mut(res.base, length) })
     }
 }
 
@@ -291,13 +547,10 @@ fn page_size() -> u64 {
 
 impl Drop for LinearMemory {
     fn drop(&mut self) {
-        // Release the tracker first: once unmapped, the range may be
-        // reused by anyone, and the fault handler must no longer claim it.
+        // Release the tracker before the reservation can go: once
+        // unmapped, the range may be reused by anyone, and the fault
+        // handler must no longer claim it.
         drop(self.tracker.take());
-        // SAFETY: we own the reservation and no instance using it is alive
-        // (the store drops instances and memories together), and `&mut
-        // self` in `drop` means no Rust reference into it remains.
-        unsafe { mman::unmap(self.vm.base, MEMORY_RESERVATION as usize) };
     }
 }
 
@@ -317,43 +570,43 @@ mod tests {
     #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn grows_up_to_max() {
         let mut m = LinearMemory::new(ty(1, Some(3))).unwrap();
-        assert_eq!(m.data().len(), 65536);
-        m.data_mut()[65535] = 7;
+        assert_eq!(m.data().unwrap().len(), 65536);
+        m.data_mut().unwrap()[65535] = 7;
         assert_eq!(m.grow(2), Some(1));
         assert_eq!(m.grow(1), None);
         assert_eq!(m.pages(), 3);
-        assert_eq!(m.data()[65535], 7);
-        assert_eq!(m.data()[3 * 65536 - 1], 0);
+        assert_eq!(m.data().unwrap()[65535], 7);
+        assert_eq!(m.data().unwrap()[3 * 65536 - 1], 0);
     }
 
     #[test]
     #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn dirty_tracking_records_written_chunks() {
         let mut m = LinearMemory::new(ty(4, Some(8))).unwrap();
-        m.data_mut()[3] = 1;
+        m.data_mut().unwrap()[3] = 1;
         assert_eq!(m.dirty_chunks(), None);
         assert!(m.start_dirty_tracking().unwrap());
         assert!(m.is_tracking_dirty());
         assert_eq!(m.dirty_chunks().unwrap()[0], 0);
         // Reads do not count; writes by host code fault once and count.
-        assert_eq!(m.data()[3], 1);
-        m.data_mut()[2 * 65536 + 5] = 9;
-        m.data_mut()[2 * 65536 + 6] = 9;
+        assert_eq!(m.data().unwrap()[3], 1);
+        m.data_mut().unwrap()[2 * 65536 + 5] = 9;
+        m.data_mut().unwrap()[2 * 65536 + 6] = 9;
         assert_eq!(m.dirty_chunks().unwrap()[0], 0b100);
         // New pages are dirty.
         assert_eq!(m.grow(2), Some(4));
         assert_eq!(m.dirty_chunks().unwrap()[0], 0b11_0100);
-        m.data_mut()[5 * 65536] = 1;
+        m.data_mut().unwrap()[5 * 65536] = 1;
         // A new period starts clean.
         assert!(m.start_dirty_tracking().unwrap());
         assert_eq!(m.dirty_chunks().unwrap()[0], 0);
-        m.data_mut()[0] = 7;
+        m.data_mut().unwrap()[0] = 7;
         assert_eq!(m.dirty_chunks().unwrap()[0], 1);
         m.stop_dirty_tracking();
         assert_eq!(m.dirty_chunks(), None);
-        m.data_mut()[65536] = 1;
-        assert_eq!(m.data()[2 * 65536 + 5], 9);
-        assert_eq!(m.data()[0], 7);
+        m.data_mut().unwrap()[65536] = 1;
+        assert_eq!(m.data().unwrap()[2 * 65536 + 5], 9);
+        assert_eq!(m.data().unwrap()[0], 7);
     }
 
     #[test]
@@ -375,7 +628,7 @@ mod tests {
         // SAFETY: `vm_ptr` is this live memory's `VMMemory`.
         let length = unsafe { (*m.vm_ptr()).length };
         assert_eq!(length, 2 * WASM_PAGE_SIZE);
-        m.data_mut()[2 * 65536 - 1] = 1;
+        m.data_mut().unwrap()[2 * 65536 - 1] = 1;
     }
 
     #[test]

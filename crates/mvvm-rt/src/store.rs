@@ -24,8 +24,9 @@
 
 use crate::global::GlobalData;
 use crate::instance::InstanceData;
-use crate::memory::{LinearMemory, MemoryError};
+use crate::memory::{LinearMemory, MemoryError, SharedMemory};
 use crate::table::Table as TableData;
+use crate::threads::{ThreadGroup, ThreadMember};
 use crate::trap::Trap;
 use crate::vm_box::VmBox;
 use crate::vmctx::{VMFuncRef, VMLimits};
@@ -277,6 +278,11 @@ pub struct StoreInner {
     pub(crate) tags: crate::exception::Tags,
     /// Thrown exceptions, which `exnref` handles name.
     pub(crate) exceptions: crate::exception::ExceptionTable,
+    /// The store's membership of its program's threads (wasi-threads),
+    /// if it is one of them. Last: fields drop in order, and a thread
+    /// must count as alive until its memories (its references to a
+    /// shared memory) are gone.
+    pub(crate) thread: Option<ThreadMember>,
 }
 
 /// Owns instances and everything they use; see the module documentation.
@@ -320,6 +326,7 @@ impl Store {
                 ckpt: None,
                 tags: Default::default(),
                 exceptions: Default::default(),
+                thread: None,
             }),
         }
     }
@@ -353,6 +360,19 @@ impl Store {
     /// The user data, writable, if it is a `T`.
     pub fn data_mut<T: Any>(&mut self) -> Option<&mut T> {
         self.inner.data.as_mut()?.downcast_mut()
+    }
+
+    /// Makes the store one thread of a program ([`ThreadGroup`]): its wasm
+    /// then stops when the group is terminated, and a checkpoint of it
+    /// waits while other threads of the group are alive. The member
+    /// counts as alive until the store is dropped.
+    pub fn set_thread(&mut self, member: ThreadMember) {
+        self.inner.thread = Some(member);
+    }
+
+    /// The thread group the store belongs to, if any.
+    pub fn thread_group(&self) -> Option<ThreadGroup> {
+        self.inner.thread.as_ref().map(ThreadMember::group)
     }
 }
 
@@ -390,12 +410,48 @@ impl AsStore for Caller<'_> {
     }
 }
 
+/// How a host function reaches the memory of its caller.
+#[derive(Debug)]
+pub enum MemoryAccess<'a> {
+    /// The memory is this store's alone: its bytes, as a slice.
+    Exclusive(&'a mut [u8]),
+    /// A shared memory that other threads may be using: reached by copying
+    /// through the handle, never as a slice.
+    Shared(SharedMemory),
+}
+
 impl Caller<'_> {
-    /// Memory 0 of the calling instance at its current length.
-    pub fn memory(&mut self) -> Option<&mut [u8]> {
+    /// Index in the store of memory 0 of the calling instance.
+    fn memory0(&self) -> Option<usize> {
         let inst = self.store.instances.get(self.instance? as usize)?;
-        let m = *inst.memories.first()?;
-        Some(self.store.memories[m as usize].data_mut())
+        inst.memories.first().map(|&m| m as usize)
+    }
+
+    /// Memory 0 of the calling instance at its current length, if no other
+    /// thread can use it (see [`Caller::memory_access`] for the general
+    /// case).
+    pub fn memory(&mut self) -> Option<&mut [u8]> {
+        let m = self.memory0()?;
+        self.store.memories[m].data_mut()
+    }
+
+    /// Memory 0 of the calling instance, whether it is this store's alone
+    /// or shared with other threads.
+    pub fn memory_access(&mut self) -> Option<MemoryAccess<'_>> {
+        let m = self.memory0()?;
+        Some(memory_access(&mut self.store.memories[m]))
+    }
+
+    /// Memory 0 of the calling instance as a handle other threads may use,
+    /// if it is a shared memory (wasi-threads gives it to a new thread).
+    pub fn shared_memory(&mut self) -> Option<SharedMemory> {
+        let m = self.memory0()?;
+        self.store.memories[m].share()
+    }
+
+    /// The store's thread group, if it is a thread of one.
+    pub fn thread_group(&self) -> Option<ThreadGroup> {
+        self.store.thread.as_ref().map(ThreadMember::group)
     }
 
     /// An export of the calling instance.
@@ -418,16 +474,38 @@ impl Caller<'_> {
         self.store.data.as_mut()?.downcast_mut()
     }
 
-    /// Both the user data and memory 0 of the calling instance, for host
-    /// functions that need them at once (WASI).
+    /// Both the user data and memory 0 of the calling instance (if no
+    /// other thread can use it), for host functions that need them at
+    /// once.
     pub fn data_and_memory<T: Any>(&mut self) -> (Option<&mut T>, Option<&mut [u8]>) {
-        let mem = self
-            .instance
-            .and_then(|i| self.store.instances.get(i as usize))
-            .and_then(|inst| inst.memories.first().copied());
+        let mem = self.memory0();
         let data = self.store.data.as_mut().and_then(|d| d.downcast_mut());
-        let mem = mem.map(|m| self.store.memories[m as usize].data_mut());
+        let mem = mem.and_then(|m| self.store.memories[m].data_mut());
         (data, mem)
+    }
+
+    /// Both the user data and memory 0 of the calling instance, shared or
+    /// not (WASI).
+    pub fn data_and_memory_access<T: Any>(&mut self) -> (Option<&mut T>, Option<MemoryAccess<'_>>) {
+        let mem = self.memory0();
+        let data = self.store.data.as_mut().and_then(|d| d.downcast_mut());
+        let mem = mem.map(|m| memory_access(&mut self.store.memories[m]));
+        (data, mem)
+    }
+}
+
+/// How host code reaches `m`: as a slice while it is the store's alone,
+/// else through a handle.
+fn memory_access(m: &mut LinearMemory) -> MemoryAccess<'_> {
+    if m.is_exclusive() {
+        // `data_mut` is `Some` exactly when the memory is exclusive.
+        return MemoryAccess::Exclusive(m.data_mut().unwrap_or_default());
+    }
+    match m.share() {
+        Some(h) => MemoryAccess::Shared(h),
+        // Only a shared memory can be used by another thread, so an
+        // unshared one is always exclusive; an empty view all the same.
+        None => MemoryAccess::Exclusive(&mut []),
     }
 }
 
@@ -611,17 +689,37 @@ impl Memory {
     }
 
     /// The memory's bytes.
+    ///
+    /// # Panics
+    /// When the memory is shared with other threads (another store, or a
+    /// [`SharedMemory`] handle): its bytes are then reached by copying,
+    /// through [`Memory::shared`].
     pub fn data<'a>(&self, store: &'a impl AsStore) -> &'a [u8] {
         let s = store.store_inner();
         check_store(s, self.store);
-        s.memories[self.index as usize].data()
+        s.memories[self.index as usize]
+            .data()
+            .expect("Memory::data on a memory shared with other threads (use Memory::shared)")
     }
 
     /// The memory's bytes, writable.
+    ///
+    /// # Panics
+    /// As [`Memory::data`].
     pub fn data_mut<'a>(&self, store: &'a mut impl AsStore) -> &'a mut [u8] {
         let s = store.store_inner_mut();
         check_store(s, self.store);
-        s.memories[self.index as usize].data_mut()
+        s.memories[self.index as usize]
+            .data_mut()
+            .expect("Memory::data_mut on a memory shared with other threads (use Memory::shared)")
+    }
+
+    /// A handle on the memory that other threads may use, if it is a
+    /// shared memory (`None` otherwise).
+    pub fn shared(&self, store: &mut impl AsStore) -> Option<SharedMemory> {
+        let s = store.store_inner_mut();
+        check_store(s, self.store);
+        s.memories[self.index as usize].share()
     }
 
     /// Grows by `delta` pages; the old size, or `None`.
@@ -629,6 +727,19 @@ impl Memory {
         let s = store.store_inner_mut();
         check_store(s, self.store);
         s.memories[self.index as usize].grow(delta)
+    }
+}
+
+impl SharedMemory {
+    /// The memory as a [`Memory`] of `store` (to import it into an
+    /// instance of that store: each thread of a program imports the same
+    /// shared memory into its own store).
+    pub fn attach(&self, store: &mut Store) -> Memory {
+        store.inner.memories.push(LinearMemory::from_shared(self));
+        Memory {
+            store: store.inner.id,
+            index: store.inner.memories.len() as u32 - 1,
+        }
     }
 }
 

@@ -13,9 +13,8 @@
 //! snapshot (see [`crate::grants`]).
 
 use crate::grants::{Grants, NotGranted};
-use crate::link::{
-    WasiRunError, add_to_linker, check_imports, from_instantiation_error, from_run_error,
-};
+use crate::link::{WasiRunError, extra_imports, from_instantiation_error, from_run_error};
+use crate::threads::{Program, ProgramEnd, WasiHost, link, new_memory};
 use crate::{Errno, WasiConfig, WasiCtx, WasiRestoreError, WasiSetupError, WasiState};
 use mvvm_abi::ExportKind;
 use mvvm_rt::checkpoint::{
@@ -23,8 +22,10 @@ use mvvm_rt::checkpoint::{
     SnapshotSource,
 };
 use mvvm_rt::{
-    DEFAULT_MAX_WASM_STACK, Extern, Instance, InstantiationError, Linker, Module, Store,
+    DEFAULT_MAX_WASM_STACK, Extern, Instance, InstantiationError, Module, Store, ThreadGroup,
+    TrapCode,
 };
+use std::sync::Arc;
 
 /// Default [`Command::max_descriptors`]: 65536 open descriptors (stdio,
 /// preopens, files, sockets), a constant rather than this process's
@@ -79,6 +80,14 @@ pub struct Command<'m> {
     grants: Grants,
     allow_changed_files: bool,
     max_descriptors: u64,
+}
+
+/// A store [`Command::build`] made: the store, the module's imports in
+/// it, and, for a wasi-threads module, what its threads share.
+struct Built {
+    store: Store,
+    imports: Vec<Extern>,
+    program: Option<Arc<Program>>,
 }
 
 /// What [`Command::build`] could not do.
@@ -150,12 +159,40 @@ impl<'m> Command<'m> {
     /// `_start`, the start function) returns, `n` on `proc_exit(n)`.
     pub fn run_to_exit(self) -> Result<i32, WasiRunError> {
         let config = self.config.clone();
-        let (mut store, imports) = self.build(|| WasiCtx::new(config)).map_err(|e| match e {
+        let built = self.build(|| WasiCtx::new(config)).map_err(|e| match e {
             BuildError::Unlinkable(e) => e,
             BuildError::Ctx(e) => WasiRunError::Setup(e),
             BuildError::Resolve(e) => WasiRunError::Instantiate(e),
         })?;
-        let instance = match Instance::new(&mut store, self.module, &imports) {
+        let Built {
+            mut store,
+            imports,
+            program,
+        } = built;
+        let r = self.run_main(&mut store, &imports);
+        let Some(program) = program else {
+            return r;
+        };
+        // wasi-threads: the program's end is the first thread's to end it.
+        let main = match &r {
+            Ok(code) => Some(ProgramEnd::Exit(*code)),
+            Err(WasiRunError::Trap(t)) if t.code == TrapCode::Terminated => None,
+            Err(WasiRunError::Trap(t)) => Some(ProgramEnd::Trap(t.clone())),
+            Err(WasiRunError::Call(e)) => Some(ProgramEnd::Error(e.clone())),
+            Err(_) => None,
+        };
+        match program.finish(main) {
+            Some(ProgramEnd::Exit(code)) => Ok(code),
+            Some(ProgramEnd::Trap(t)) => Err(WasiRunError::Trap(t)),
+            Some(ProgramEnd::Error(e)) => Err(WasiRunError::Call(e)),
+            None => r,
+        }
+    }
+
+    /// The main thread of [`Command::run_to_exit`]: instantiation (the
+    /// start function), then `_start`.
+    fn run_main(&self, store: &mut Store, imports: &[Extern]) -> Result<i32, WasiRunError> {
+        let instance = match Instance::new(store, self.module, imports) {
             Ok(i) => i,
             Err(e) => return from_instantiation_error(e),
         };
@@ -168,7 +205,7 @@ impl<'m> Command<'m> {
         if !has_start {
             return Ok(0);
         }
-        match instance.invoke(&mut store, "_start", &[]) {
+        match instance.invoke(store, "_start", &[]) {
             Ok(_) => Ok(0),
             Err(e) => from_run_error(e),
         }
@@ -179,10 +216,11 @@ impl<'m> Command<'m> {
     pub fn run(self, cfg: CheckpointConfig, opts: RunOptions) -> Result<Outcome, Error> {
         let run = Run::new(self.module, cfg, opts)?;
         let config = self.config.clone();
-        let (mut store, imports) = self
+        let mut built = self
             .build(|| WasiCtx::new(config))
             .map_err(|e| build_error(e, Error::Setup))?;
-        Ok(run.start(&mut store, &imports)?)
+        let r = run.start(&mut built.store, &built.imports);
+        finish_threads(built.program.as_deref(), r)
     }
 
     /// Resumes the program saved in `source` (taken from any
@@ -201,30 +239,79 @@ impl<'m> Command<'m> {
         check_descriptors(&state, self.max_descriptors)?;
         let check_identity = !self.allow_changed_files;
         let grants = &self.grants;
-        let (mut store, imports) = self
+        let mut built = self
             .build(|| WasiCtx::restore(state, grants, check_identity))
             .map_err(|e| build_error(e, restore_error))?;
-        Ok(restore.resume(&mut store, &imports)?)
+        let r = restore.resume(&mut built.store, &built.imports);
+        finish_threads(built.program.as_deref(), r)
     }
 
     /// The one place a store is made for this command: checks that every
-    /// import is WASI's, makes the context with `make_ctx` (only then, so
-    /// that nothing is opened for a module that cannot run), puts it in a
-    /// new store as its host state, links the WASI functions and resolves
-    /// the module's imports.
+    /// import is WASI's (or wasi-threads': `thread-spawn` and the memory),
+    /// makes the context with `make_ctx` (only then, so that nothing is
+    /// opened for a module that cannot run), puts it in a new store as its
+    /// host state, makes the imported memory if there is one (a
+    /// [`mvvm_rt::SharedMemory`] when shared), links the WASI functions
+    /// and resolves the module's imports. A wasi-threads module's store is
+    /// the main thread of a new thread group.
     fn build<E>(
         &self,
         make_ctx: impl FnOnce() -> Result<WasiCtx, E>,
-    ) -> Result<(Store, Vec<Extern>), BuildError<E>> {
-        check_imports(self.module).map_err(BuildError::Unlinkable)?;
+    ) -> Result<Built, BuildError<E>> {
+        let extra = extra_imports(self.module).map_err(BuildError::Unlinkable)?;
         let ctx = make_ctx().map_err(BuildError::Ctx)?;
         let mut store = Store::new();
         store.set_max_wasm_stack(self.max_wasm_stack);
-        store.set_host_state(ctx);
-        let mut linker = Linker::new();
-        add_to_linker(&mut linker, &mut store);
-        let imports = linker.resolve(self.module).map_err(BuildError::Resolve)?;
-        Ok((store, imports))
+        let program = extra.threads.then(|| {
+            let group = ThreadGroup::new();
+            store.set_thread(group.add_thread());
+            Program::new(self.module, extra.clone(), group, self.max_wasm_stack)
+        });
+        store.set_host_state(WasiHost::new(ctx, program.clone()));
+        let memory = match &extra.memory {
+            Some((_, _, ty)) => Some(Extern::Memory(
+                new_memory(&mut store, *ty).map_err(BuildError::Resolve)?,
+            )),
+            None => None,
+        };
+        let imports = link(&mut store, self.module, &extra, memory).map_err(BuildError::Resolve)?;
+        Ok(Built {
+            store,
+            imports,
+            program,
+        })
+    }
+}
+
+/// The end of a checkpointed run or a restore of a wasi-threads program:
+/// stops and joins its other threads, and reports the program's end (the
+/// first thread's to end it) rather than the main thread's own when they
+/// differ. Without threads, `r` as it is.
+fn finish_threads(
+    program: Option<&Program>,
+    r: Result<Outcome, CheckpointError>,
+) -> Result<Outcome, Error> {
+    let Some(program) = program else {
+        return Ok(r?);
+    };
+    let main = match &r {
+        Ok(Outcome::Exited { code, .. }) => Some(ProgramEnd::Exit(*code)),
+        Ok(Outcome::Checkpointed { .. }) => None,
+        Err(CheckpointError::Trap(t)) if t.code == TrapCode::Terminated => None,
+        Err(CheckpointError::Trap(t)) => Some(ProgramEnd::Trap(t.clone())),
+        Err(CheckpointError::Call(e)) => Some(ProgramEnd::Error(e.clone())),
+        Err(_) => None,
+    };
+    let probes = match &r {
+        Ok(Outcome::Exited { probes, .. }) => *probes,
+        _ => 0,
+    };
+    match (program.finish(main), r) {
+        (_, Ok(o @ Outcome::Checkpointed { .. })) => Ok(o),
+        (Some(ProgramEnd::Exit(code)), _) => Ok(Outcome::Exited { code, probes }),
+        (Some(ProgramEnd::Trap(t)), _) => Err(CheckpointError::Trap(t).into()),
+        (Some(ProgramEnd::Error(e)), _) => Err(CheckpointError::Call(e).into()),
+        (None, r) => Ok(r?),
     }
 }
 

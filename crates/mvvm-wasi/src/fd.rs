@@ -207,7 +207,7 @@ impl WasiCtx {
         out: u32,
     ) -> R {
         let iovs = m.iovecs(iovs, n)?;
-        m.slice(out, 4)?;
+        m.check(out, 4)?;
         self.may_read(fd)?;
         self.wait_ready(fd, false)?;
         let mut buf = vec![0u8; iovecs_total(&iovs)];
@@ -225,7 +225,7 @@ impl WasiCtx {
         out: u32,
     ) -> R {
         let iovs = m.iovecs(iovs, n)?;
-        m.slice(out, 4)?;
+        m.check(out, 4)?;
         let data = m.gather(&iovs)?;
         let put = self.write_from(fd, &data)?;
         m.write_u32(out, put as u32)
@@ -262,7 +262,7 @@ impl WasiCtx {
         out: u32,
     ) -> R {
         let iovs = m.iovecs(iovs, n)?;
-        m.slice(out, 4)?;
+        m.check(out, 4)?;
         let h = self.positional(fd, rights::FD_READ | rights::FD_SEEK)?;
         let mut buf = vec![0u8; iovecs_total(&iovs)];
         let got = sys::pread(h, &mut buf, offset)?;
@@ -280,7 +280,7 @@ impl WasiCtx {
         out: u32,
     ) -> R {
         let iovs = m.iovecs(iovs, n)?;
-        m.slice(out, 4)?;
+        m.check(out, 4)?;
         let h = self.positional(fd, rights::FD_WRITE | rights::FD_SEEK)?;
         let data = m.gather(&iovs)?;
         let put = sys::pwrite(h, &data, offset)?;
@@ -295,7 +295,7 @@ impl WasiCtx {
         wh: u32,
         out: u32,
     ) -> R {
-        m.slice(out, 8)?;
+        m.check(out, 8)?;
         let (entry, h) = self.get(fd)?;
         if matches!(entry.kind, FdKind::File | FdKind::Stdio(_)) {
             // Reading the position back is `fd_tell`'s right.
@@ -402,7 +402,7 @@ impl WasiCtx {
     }
 
     pub(super) fn fd_fdstat_get(&mut self, m: &mut GuestMem<'_>, fd: u32, out: u32) -> R {
-        m.slice(out, FDSTAT_SIZE)?;
+        m.check(out, FDSTAT_SIZE)?;
         let (entry, h) = self.get(fd)?;
         let ft = match entry.kind {
             FdKind::Dir | FdKind::PreopenDir => filetype::DIRECTORY,
@@ -458,7 +458,7 @@ impl WasiCtx {
     }
 
     pub(super) fn fd_filestat_get(&mut self, m: &mut GuestMem<'_>, fd: u32, out: u32) -> R {
-        m.slice(out, Filestat::default().encode().len() as u32)?;
+        m.check(out, Filestat::default().encode().len() as u32)?;
         let (entry, h) = self.get(fd)?;
         need(entry, rights::FD_FILESTAT_GET)?;
         let st = sys::fstat(h)?;
@@ -495,8 +495,8 @@ impl WasiCtx {
         cookie: u64,
         out: u32,
     ) -> R {
-        m.slice(buf, buf_len)?;
-        m.slice(out, 4)?;
+        m.check(buf, buf_len)?;
+        m.check(out, 4)?;
         let (entry, h) = self.get(fd)?;
         if !matches!(entry.kind, FdKind::Dir | FdKind::PreopenDir) {
             return Err(Errno::NOTDIR);

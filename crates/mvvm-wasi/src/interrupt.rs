@@ -9,6 +9,12 @@
 //! call reports `WasiStop::Interrupted`, the host function tells the
 //! runtime ([`Caller::interrupt_for_checkpoint`](mvvm_rt::Caller::interrupt_for_checkpoint)),
 //! the import stub unwinds, and the restored program makes the call again.
+//!
+//! The same slices serve the threads of a wasi-threads program
+//! ([`mvvm_rt::current_in_group`]): when another thread ends the program,
+//! a blocking call gives up between two slices
+//! ([`mvvm_rt::current_terminated`]) and the runtime stops the thread
+//! when the host function returns.
 
 use super::errno::Errno;
 use super::state::FdKind;
@@ -37,19 +43,30 @@ pub(super) fn take_mark() -> bool {
     INTERRUPTED.with(|h| h.replace(false))
 }
 
-/// Gives up the current call if a checkpoint is requested.
+/// Gives up the current call if a checkpoint is requested, or if another
+/// thread ended the program (the runtime then stops this thread: the
+/// errno never reaches the guest).
 pub(super) fn check_request() -> Result<(), Errno> {
     if session_active() && requested() {
         INTERRUPTED.with(|h| h.set(true));
         return Err(Errno::INTR);
     }
+    if mvvm_rt::current_terminated() {
+        return Err(Errno::INTR);
+    }
     Ok(())
 }
 
+/// Whether blocking waits must be sliced on this thread: a checkpoint
+/// session runs, or the thread is one of a program's threads.
+fn sliced() -> bool {
+    session_active() || mvvm_rt::current_in_group()
+}
+
 /// The longest a blocking wait may last before looking at the request
-/// again: `want` itself when no session runs on this thread.
+/// again: `want` itself when waits need not be sliced on this thread.
 pub(super) fn slice(want: Option<Duration>) -> Option<Duration> {
-    if !session_active() {
+    if !sliced() {
         return want;
     }
     Some(want.map_or(WAIT_SLICE, |d| d.min(WAIT_SLICE)))
@@ -61,7 +78,7 @@ impl WasiCtx {
     /// up with the call interrupted when a checkpoint is requested. Other
     /// descriptors (files, non-blocking ones) return at once.
     pub(super) fn wait_ready(&self, fd: u32, write: bool) -> Result<(), Errno> {
-        if !session_active() {
+        if !sliced() {
             return Ok(());
         }
         let Ok((entry, h)) = self.get(fd) else {

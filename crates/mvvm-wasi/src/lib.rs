@@ -40,7 +40,9 @@
 //!   rebuilding a context from it;
 //! - `interrupt.rs`: blocking calls a checkpoint request interrupts;
 //! - `link.rs`: the host functions; `command.rs`: [`Command`], the one
-//!   place a store is built for a fresh run or a restore.
+//!   place a store is built for a fresh run or a restore;
+//! - `threads.rs`: wasi-threads (`thread-spawn`, `wasi_thread_start`, how
+//!   the threads of a program share WASI and end together).
 //!
 //! Sandboxing: every path is resolved by the kernel with `openat2` and
 //! `RESOLVE_BENEATH` relative to a directory descriptor the guest holds.
@@ -69,6 +71,7 @@ pub mod state;
 mod stderr_line;
 #[allow(unsafe_code)]
 mod sys;
+pub mod threads;
 pub mod types;
 
 #[cfg(test)]
@@ -82,6 +85,7 @@ pub use link::{WasiRunError, add_to_linker, check_imports};
 pub use restore::{MAX_UNLINKED_BYTES, WasiRestoreError, WasiSaveError};
 pub use state::{ClockState, FdEntry, FdKind, FileId, Preopen, UnlinkedFile, WasiState};
 pub use stderr_line::take_stderr_mid_line;
+pub use threads::WasiHost;
 
 use mem::GuestMem;
 use std::collections::{BTreeMap, HashMap};
@@ -340,6 +344,18 @@ impl WasiCtx {
         args: &[u64],
         results: &mut [u64],
     ) -> Result<(), WasiStop> {
+        self.call_guest(func, &mut GuestMem::new(mem), args, results)
+    }
+
+    /// [`WasiCtx::call`] against guest memory `m`, which may be a shared
+    /// memory other threads use ([`GuestMem::shared`]).
+    pub fn call_guest(
+        &mut self,
+        func: WasiFunc,
+        m: &mut GuestMem<'_>,
+        args: &[u64],
+        results: &mut [u64],
+    ) -> Result<(), WasiStop> {
         let sig = func.signature();
         if args.len() != sig.params.len() || results.len() < sig.results.len() {
             return Err(WasiStop::Trap(format!(
@@ -349,9 +365,8 @@ impl WasiCtx {
                 results.len()
             )));
         }
-        let mut m = GuestMem::new(mem);
         interrupt::clear_mark();
-        let r = self.dispatch(func, &mut m, args)?;
+        let r = self.dispatch(func, m, args)?;
         if interrupt::take_mark() {
             return Err(WasiStop::Interrupted);
         }

@@ -1,17 +1,23 @@
 //! Glue between WASI and instances: host functions for every import of
 //! `wasi_snapshot_preview1` ([`add_to_linker`]) and the check that a
-//! module imports nothing else ([`check_imports`]).
+//! module imports nothing else ([`check_imports`]) but, for wasi-threads,
+//! `wasi` `thread-spawn` and its memory (see `threads.rs`).
 //!
-//! The [`WasiCtx`] lives in the store's host data, so that each host
+//! The [`WasiCtx`] lives in the store's host data (a [`WasiHost`], behind
+//! a lock that every thread of the program shares), so that each host
 //! function reaches it together with the caller's memory 0 through
-//! [`Caller::data_and_memory`], and so that it outlives the run (a
-//! checkpoint reads its state from there).
+//! [`Caller::data_and_memory_access`], and so that it outlives the run (a
+//! checkpoint reads its state from there). A shared memory is reached by
+//! copying ([`GuestMem::shared`]), never as a slice.
 
 use super::func::{WASI_MODULE, WasiFunc};
-use super::{WasiCtx, WasiSetupError, WasiStop};
+use super::mem::GuestMem;
+use super::threads::{ExtraImports, THREAD_SPAWN, THREADS_MODULE, WasiHost, thread_spawn_type};
+use super::{WasiSetupError, WasiStop};
 use mvvm_abi::ImportKind;
 use mvvm_rt::{
-    Caller, Extern, Func, HostError, InstantiationError, Linker, Module, RunError, Store, Trap, Val,
+    Caller, Extern, Func, HostError, InstantiationError, Linker, MemoryAccess, Module, RunError,
+    Store, Trap, Val,
 };
 
 /// Running a WASI command failed before the program could exit by itself.
@@ -36,15 +42,46 @@ pub enum WasiRunError {
 }
 
 /// Checks every import of `module` against WASI preview1: each must be a
-/// function of `wasi_snapshot_preview1` that exists and has its signature.
-/// The error names the offending import.
+/// function of `wasi_snapshot_preview1` that exists and has its signature,
+/// or, for wasi-threads, `wasi` `thread-spawn` (then the module must
+/// import a shared memory and export `wasi_thread_start`), or its one
+/// memory. The error names the offending import.
 pub fn check_imports(module: &Module) -> Result<(), WasiRunError> {
+    extra_imports(module).map(|_| ())
+}
+
+/// [`check_imports`], with what the module imports besides WASI functions.
+pub(crate) fn extra_imports(module: &Module) -> Result<ExtraImports, WasiRunError> {
     let meta = module.meta();
+    let mut extra = ExtraImports::default();
     for imp in &meta.imports {
         let what = format!("`{}.{}`", imp.module, imp.name);
+        if let ImportKind::Memory(ty) = imp.kind {
+            if extra.memory.is_some() {
+                return Err(WasiRunError::Unlinkable(format!(
+                    "import {what}: a second memory (one is provided)"
+                )));
+            }
+            extra.memory = Some((imp.module.clone(), imp.name.clone(), ty));
+            continue;
+        }
+        if imp.module == THREADS_MODULE && imp.name == THREAD_SPAWN {
+            let declared = match imp.kind {
+                ImportKind::Func(ty) => meta.types.get(ty as usize),
+                _ => None,
+            };
+            if declared != Some(&thread_spawn_type()) {
+                return Err(WasiRunError::Unlinkable(format!(
+                    "import {what} has type {declared:?}, wasi-threads defines (i32) -> i32"
+                )));
+            }
+            extra.threads = true;
+            continue;
+        }
         if imp.module != WASI_MODULE {
             return Err(WasiRunError::Unlinkable(format!(
-                "import {what} is from unknown module `{}` (only `{WASI_MODULE}` is provided)",
+                "import {what} is from unknown module `{}` (only `{WASI_MODULE}`, \
+                 `{THREADS_MODULE}.{THREAD_SPAWN}` and a memory are provided)",
                 imp.module
             )));
         }
@@ -66,7 +103,8 @@ pub fn check_imports(module: &Module) -> Result<(), WasiRunError> {
             )));
         }
     }
-    Ok(())
+    extra.check(module)?;
+    Ok(extra)
 }
 
 /// The host function implementing `func` on the store's [`WasiCtx`].
@@ -89,14 +127,53 @@ fn host_func(store: &mut Store, func: WasiFunc) -> Func {
                     }
                 };
             }
-            let (ctx, mem) = caller.data_and_memory::<WasiCtx>();
-            let ctx = ctx.ok_or_else(|| {
-                HostError::Message(format!("{}: the store holds no WASI context", func.name()))
-            })?;
-            let mut no_memory: [u8; 0] = [];
-            let mem = mem.unwrap_or(&mut no_memory);
+            // Neither needs the context: no lock (`proc_exit` must not
+            // wait for a thread blocked in a call).
+            match func {
+                WasiFunc::ProcExit => return Err(HostError::Exit(raw[0] as u32 as i32)),
+                WasiFunc::SchedYield => {
+                    std::thread::yield_now();
+                    if let Some(r) = results.first_mut() {
+                        *r = Val::I32(0);
+                    }
+                    return Ok(());
+                }
+                _ => {}
+            }
             let mut out = [0u64; 1];
-            match ctx.call(func, mem, &raw[..n], &mut out) {
+            let outcome = {
+                let (host, mem) = caller.data_and_memory_access::<WasiHost>();
+                let host = host.ok_or_else(|| {
+                    HostError::Message(format!("{}: the store holds no WASI context", func.name()))
+                })?;
+                let shared;
+                let mut m = match mem {
+                    Some(MemoryAccess::Shared(h)) => {
+                        shared = h;
+                        GuestMem::shared(&shared)
+                    }
+                    Some(MemoryAccess::Exclusive(bytes)) => GuestMem::new(bytes),
+                    None => GuestMem::new(&mut []),
+                };
+                // A thread's sleep takes no lock (see
+                // `poll_relative_clocks`); everything else does.
+                let lock_free = match func {
+                    WasiFunc::PollOneoff if host.program.is_some() => {
+                        crate::interrupt::clear_mark();
+                        crate::misc::poll_relative_clocks(&mut m, &raw[..n])
+                    }
+                    _ => None,
+                };
+                match lock_free {
+                    Some(_) if crate::interrupt::take_mark() => Err(WasiStop::Interrupted),
+                    Some(r) => {
+                        out[0] = u64::from(r.err().unwrap_or(crate::Errno::SUCCESS).0);
+                        Ok(())
+                    }
+                    None => host.lock().call_guest(func, &mut m, &raw[..n], &mut out),
+                }
+            };
+            match outcome {
                 Ok(()) => {
                     if let Some(r) = results.first_mut() {
                         *r = Val::I32(out[0] as u32 as i32);
@@ -121,8 +198,8 @@ fn host_func(store: &mut Store, func: WasiFunc) -> Func {
 }
 
 /// Defines every WASI preview1 function in `linker`, as host functions of
-/// `store` working on the [`WasiCtx`] in the store's data (put there with
-/// `store.set_data(ctx)`).
+/// `store` working on the [`WasiCtx`] of the [`WasiHost`] in the store's
+/// data (put there with `store.set_data(host)` or `set_host_state`).
 pub fn add_to_linker(linker: &mut Linker, store: &mut Store) {
     for &f in WasiFunc::ALL {
         let func = host_func(store, f);

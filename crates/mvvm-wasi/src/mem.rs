@@ -8,54 +8,103 @@
 
 use super::errno::Errno;
 use super::types::IOVEC_SIZE;
+use mvvm_rt::SharedMemory;
 
 /// Most bytes one `fd_read`/`fd_write` moves through a host buffer; larger
 /// requests are served short, which POSIX and WASI allow.
 pub const MAX_IO_CHUNK: usize = 16 << 20;
 
-/// The guest's linear memory, as one slice of its current length.
+/// The guest's linear memory: one slice of its current length when the
+/// store has it to itself, or a shared memory (wasi-threads) that other
+/// threads may be running on, reached only by copying (never through a
+/// slice: see `mvvm_rt::SharedMemory`).
 pub struct GuestMem<'a> {
-    bytes: &'a mut [u8],
+    backing: Backing<'a>,
+}
+
+enum Backing<'a> {
+    Slice(&'a mut [u8]),
+    Shared(&'a SharedMemory),
 }
 
 impl<'a> GuestMem<'a> {
     /// Wraps the whole linear memory.
     pub fn new(bytes: &'a mut [u8]) -> GuestMem<'a> {
-        GuestMem { bytes }
+        GuestMem {
+            backing: Backing::Slice(bytes),
+        }
+    }
+
+    /// Wraps a shared memory.
+    pub fn shared(memory: &'a SharedMemory) -> GuestMem<'a> {
+        GuestMem {
+            backing: Backing::Shared(memory),
+        }
+    }
+
+    /// Current length in bytes.
+    fn len(&self) -> u64 {
+        match &self.backing {
+            Backing::Slice(b) => b.len() as u64,
+            Backing::Shared(m) => m.size_bytes(),
+        }
     }
 
     fn range(&self, ptr: u32, len: u64) -> Result<std::ops::Range<usize>, Errno> {
         let start = ptr as u64;
         let end = start.checked_add(len).ok_or(Errno::FAULT)?;
-        if end > self.bytes.len() as u64 {
+        if end > self.len() {
             return Err(Errno::FAULT);
         }
         Ok(start as usize..end as usize)
     }
 
-    /// `len` bytes at `ptr`.
-    pub fn slice(&self, ptr: u32, len: u32) -> Result<&[u8], Errno> {
-        let r = self.range(ptr, len as u64)?;
-        Ok(&self.bytes[r])
+    /// Checks that `len` bytes at `ptr` lie in memory (`FAULT` otherwise),
+    /// before a call does anything it could not undo.
+    pub fn check(&self, ptr: u32, len: u32) -> Result<(), Errno> {
+        self.range(ptr, len as u64).map(|_| ())
     }
 
-    /// `len` bytes at `ptr`, writable.
-    pub fn slice_mut(&mut self, ptr: u32, len: u32) -> Result<&mut [u8], Errno> {
+    /// Copies `len` bytes at `ptr`.
+    pub fn read_bytes(&self, ptr: u32, len: u32) -> Result<Vec<u8>, Errno> {
         let r = self.range(ptr, len as u64)?;
-        Ok(&mut self.bytes[r])
+        match &self.backing {
+            Backing::Slice(b) => Ok(b[r].to_vec()),
+            Backing::Shared(m) => {
+                let mut out = vec![0u8; r.len()];
+                if !m.read(r.start as u64, &mut out) {
+                    return Err(Errno::FAULT);
+                }
+                Ok(out)
+            }
+        }
     }
 
     /// Copies `data` to `ptr`.
     pub fn write_bytes(&mut self, ptr: u32, data: &[u8]) -> Result<(), Errno> {
-        let len = u32::try_from(data.len()).map_err(|_| Errno::FAULT)?;
-        self.slice_mut(ptr, len)?.copy_from_slice(data);
+        let r = self.range(ptr, data.len() as u64)?;
+        match &mut self.backing {
+            Backing::Slice(b) => b[r].copy_from_slice(data),
+            Backing::Shared(m) => {
+                if !m.write(r.start as u64, data) {
+                    return Err(Errno::FAULT);
+                }
+            }
+        }
         Ok(())
     }
 
     fn read_array<const N: usize>(&self, ptr: u32) -> Result<[u8; N], Errno> {
-        let s = self.slice(ptr, N as u32)?;
+        let r = self.range(ptr, N as u64)?;
         let mut a = [0u8; N];
-        a.copy_from_slice(s);
+        match &self.backing {
+            Backing::Slice(b) => a.copy_from_slice(&b[r]),
+            Backing::Shared(m) => {
+                if !m.read(r.start as u64, &mut a) {
+                    return Err(Errno::FAULT);
+                }
+            }
+        }
         Ok(a)
     }
 
@@ -101,14 +150,14 @@ impl<'a> GuestMem<'a> {
 
     /// A UTF-8 string of `len` bytes at `ptr` (`ILSEQ` if it is not UTF-8,
     /// as wasmtime answers).
-    pub fn read_str(&self, ptr: u32, len: u32) -> Result<&str, Errno> {
-        std::str::from_utf8(self.slice(ptr, len)?).map_err(|_| Errno::ILSEQ)
+    pub fn read_str(&self, ptr: u32, len: u32) -> Result<String, Errno> {
+        String::from_utf8(self.read_bytes(ptr, len)?).map_err(|_| Errno::ILSEQ)
     }
 
     /// Reads and checks an array of `count` iovecs at `ptr`: each buffer
     /// must lie inside memory. Returns `(buf, len)` pairs.
     pub fn iovecs(&self, ptr: u32, count: u32) -> Result<Vec<(u32, u32)>, Errno> {
-        let table = self.slice(ptr, count.checked_mul(IOVEC_SIZE).ok_or(Errno::FAULT)?)?;
+        let table = self.read_bytes(ptr, count.checked_mul(IOVEC_SIZE).ok_or(Errno::FAULT)?)?;
         let mut v = Vec::with_capacity(count as usize);
         for rec in table.chunks_exact(IOVEC_SIZE as usize) {
             let buf = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
@@ -126,7 +175,7 @@ impl<'a> GuestMem<'a> {
         for &(buf, len) in iovs {
             let room = MAX_IO_CHUNK - out.len();
             let take = (len as usize).min(room) as u32;
-            out.extend_from_slice(self.slice(buf, take)?);
+            out.extend_from_slice(&self.read_bytes(buf, take)?);
             if out.len() == MAX_IO_CHUNK {
                 break;
             }

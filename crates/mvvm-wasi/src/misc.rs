@@ -55,6 +55,77 @@ struct Event {
     flags: u16,
 }
 
+/// `poll_oneoff` whose subscriptions are all relative clocks (what
+/// `sleep`, `usleep` and `nanosleep` make): it needs nothing of the WASI
+/// state, so the threads of a program make it without holding the
+/// context's lock (one thread's sleep must not hold up the others' calls).
+/// `None` when a subscription is anything else, or a pointer is bad: the
+/// caller then makes the ordinary call, which reports it. `a`: the call's
+/// four arguments.
+pub(crate) fn poll_relative_clocks(m: &mut GuestMem<'_>, a: &[u64]) -> Option<R> {
+    let [subs_ptr, events_ptr, nsubs, nevents_ptr] = *a else {
+        return None;
+    };
+    let (subs_ptr, events_ptr, nsubs, nevents_ptr) = (
+        subs_ptr as u32,
+        events_ptr as u32,
+        nsubs as u32,
+        nevents_ptr as u32,
+    );
+    if nsubs == 0 || nsubs > 64 {
+        return None;
+    }
+    m.check(subs_ptr, nsubs.checked_mul(SUBSCRIPTION_SIZE)?)
+        .ok()?;
+    m.check(events_ptr, nsubs.checked_mul(EVENT_SIZE)?).ok()?;
+    m.check(nevents_ptr, 4).ok()?;
+    let start = sys::clock_gettime(libc::CLOCK_MONOTONIC).ok()?;
+    let mut clocks = Vec::with_capacity(nsubs as usize);
+    for i in 0..nsubs {
+        let s = subs_ptr + i * SUBSCRIPTION_SIZE;
+        if m.read_u8(s + 8).ok()? != eventtype::CLOCK
+            || m.read_u16(s + 40).ok()? & SUBCLOCK_ABSTIME != 0
+        {
+            return None;
+        }
+        WasiCtx::host_clock(m.read_u32(s + 16).ok()?).ok()?;
+        clocks.push(ClockSub {
+            userdata: m.read_u64(s).ok()?,
+            deadline_ns: start.saturating_add(m.read_u64(s + 24).ok()?),
+        });
+    }
+    Some(sleep_until_first(m, &clocks, events_ptr, nevents_ptr))
+}
+
+/// Sleeps until the first of `clocks` is due (in slices, like every
+/// blocking call: a checkpoint request or the program's end interrupts
+/// it), then writes an event for each that is due.
+fn sleep_until_first(
+    m: &mut GuestMem<'_>,
+    clocks: &[ClockSub],
+    events_ptr: u32,
+    nevents_ptr: u32,
+) -> R {
+    let earliest = clocks.iter().map(|c| c.deadline_ns).min().unwrap_or(0);
+    let mut now = sys::clock_gettime(libc::CLOCK_MONOTONIC)?;
+    while now < earliest {
+        super::interrupt::check_request()?;
+        if let Some(d) = super::interrupt::slice(Some(Duration::from_nanos(earliest - now))) {
+            std::thread::sleep(d);
+        }
+        now = sys::clock_gettime(libc::CLOCK_MONOTONIC)?;
+    }
+    let mut n = 0u32;
+    for c in clocks.iter().filter(|c| c.deadline_ns <= now) {
+        let mut rec = [0u8; EVENT_SIZE as usize];
+        rec[0..8].copy_from_slice(&c.userdata.to_le_bytes());
+        rec[10] = eventtype::CLOCK;
+        m.write_bytes(events_ptr + n * EVENT_SIZE, &rec)?;
+        n += 1;
+    }
+    m.write_u32(nevents_ptr, n)
+}
+
 impl WasiCtx {
     pub(super) fn args_get(&mut self, m: &mut GuestMem<'_>, argv: u32, buf: u32) -> R {
         write_string_list(m, &self.state.args, argv, buf)
@@ -109,7 +180,7 @@ impl WasiCtx {
     }
 
     pub(super) fn random_get(&mut self, m: &mut GuestMem<'_>, buf: u32, len: u32) -> R {
-        m.slice(buf, len)?;
+        m.check(buf, len)?;
         // Through a host buffer, not straight into guest memory: the kernel
         // cannot write into a write-protected chunk of a dirty-tracked
         // memory (EFAULT instead of a fault the runtime resolves), while a
@@ -144,9 +215,9 @@ impl WasiCtx {
         }
         let subs_len = nsubs.checked_mul(SUBSCRIPTION_SIZE).ok_or(Errno::FAULT)?;
         let evs_len = nsubs.checked_mul(EVENT_SIZE).ok_or(Errno::FAULT)?;
-        m.slice(subs_ptr, subs_len)?;
-        m.slice(events_ptr, evs_len)?;
-        m.slice(nevents_ptr, 4)?;
+        m.check(subs_ptr, subs_len)?;
+        m.check(events_ptr, evs_len)?;
+        m.check(nevents_ptr, 4)?;
 
         let mut clocks = Vec::new();
         let mut fds = Vec::new();

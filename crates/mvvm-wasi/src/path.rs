@@ -179,8 +179,8 @@ pub(super) fn join(base: &str, path: &str) -> String {
 
 impl WasiCtx {
     pub(super) fn path_open(&mut self, m: &mut GuestMem<'_>, a: OpenArgs) -> R {
-        let path = m.read_str(a.path_ptr, a.path_len)?.to_string();
-        m.slice(a.fd_out, 4)?;
+        let path = m.read_str(a.path_ptr, a.path_len)?;
+        m.check(a.fd_out, 4)?;
         if path.is_empty() {
             return Err(Errno::NOENT);
         }
@@ -231,7 +231,7 @@ impl WasiCtx {
     ) -> R {
         let path = m.read_str(p, l)?;
         let (_, dir) = dir_of(self, fd, rights::PATH_CREATE_DIRECTORY)?;
-        let (parent, s) = open_parent(dir, path)?;
+        let (parent, s) = open_parent(dir, &path)?;
         sys::mkdirat(parent.as_fd(), s.name, 0o777)?;
         Ok(())
     }
@@ -245,7 +245,7 @@ impl WasiCtx {
     ) -> R {
         let path = m.read_str(p, l)?;
         let (_, dir) = dir_of(self, fd, rights::PATH_REMOVE_DIRECTORY)?;
-        let (parent, s) = open_parent(dir, path)?;
+        let (parent, s) = open_parent(dir, &path)?;
         sys::unlinkat(parent.as_fd(), s.name, true)?;
         Ok(())
     }
@@ -253,7 +253,7 @@ impl WasiCtx {
     pub(super) fn path_unlink_file(&mut self, m: &mut GuestMem<'_>, fd: u32, p: u32, l: u32) -> R {
         let path = m.read_str(p, l)?;
         let (_, dir) = dir_of(self, fd, rights::PATH_UNLINK_FILE)?;
-        let (parent, s) = open_parent(dir, path)?;
+        let (parent, s) = open_parent(dir, &path)?;
         if s.trailing_slash {
             // "name/" names a directory: never a file to unlink.
             let st = sys::fstatat_nofollow(parent.as_fd(), s.name)?;
@@ -276,8 +276,8 @@ impl WasiCtx {
         l: u32,
         out: u32,
     ) -> R {
-        let path = m.read_str(p, l)?.to_string();
-        m.slice(out, FILESTAT_SIZE)?;
+        let path = m.read_str(p, l)?;
+        m.check(out, FILESTAT_SIZE)?;
         let (_, dir) = dir_of(self, fd, rights::PATH_FILESTAT_GET)?;
         let st = if lookup & LOOKUP_SYMLINK_FOLLOW != 0 {
             sys::fstat(open_follow(dir, &path)?.as_fd())?
@@ -304,7 +304,7 @@ impl WasiCtx {
         mtim: u64,
         flags: u32,
     ) -> R {
-        let path = m.read_str(p, l)?.to_string();
+        let path = m.read_str(p, l)?;
         let (a, mt) = times_of(atim, mtim, flags)?;
         let (_, dir) = dir_of(self, fd, rights::PATH_FILESTAT_SET_TIMES)?;
         if lookup & LOOKUP_SYMLINK_FOLLOW != 0 {
@@ -329,8 +329,8 @@ impl WasiCtx {
         new_p: u32,
         new_l: u32,
     ) -> R {
-        let old = m.read_str(old_p, old_l)?.to_string();
-        let new = m.read_str(new_p, new_l)?.to_string();
+        let old = m.read_str(old_p, old_l)?;
+        let new = m.read_str(new_p, new_l)?;
         let (_, old_dir) = dir_of(self, old_fd, rights::PATH_LINK_SOURCE)?;
         let (_, new_dir) = dir_of(self, new_fd, rights::PATH_LINK_TARGET)?;
         let (new_parent, ns) = open_parent(new_dir, &new)?;
@@ -372,9 +372,9 @@ impl WasiCtx {
         buf_len: u32,
         out: u32,
     ) -> R {
-        let path = m.read_str(p, l)?.to_string();
-        m.slice(buf, buf_len)?;
-        m.slice(out, 4)?;
+        let path = m.read_str(p, l)?;
+        m.check(buf, buf_len)?;
+        m.check(out, 4)?;
         let (_, dir) = dir_of(self, fd, rights::PATH_READLINK)?;
         let (parent, s) = open_parent(dir, &path)?;
         let target = sys::readlinkat(parent.as_fd(), s.name)?;
@@ -394,8 +394,8 @@ impl WasiCtx {
         new_p: u32,
         new_l: u32,
     ) -> R {
-        let old = m.read_str(old_p, old_l)?.to_string();
-        let new = m.read_str(new_p, new_l)?.to_string();
+        let old = m.read_str(old_p, old_l)?;
+        let new = m.read_str(new_p, new_l)?;
         let (_, old_dir) = dir_of(self, old_fd, rights::PATH_RENAME_SOURCE)?;
         let (_, new_dir) = dir_of(self, new_fd, rights::PATH_RENAME_TARGET)?;
         let (op, os) = open_parent(old_dir, &old)?;
@@ -455,8 +455,8 @@ impl WasiCtx {
         new_p: u32,
         new_l: u32,
     ) -> R {
-        let target = m.read_str(target_p, target_l)?.to_string();
-        let new = m.read_str(new_p, new_l)?.to_string();
+        let target = m.read_str(target_p, target_l)?;
+        let new = m.read_str(new_p, new_l)?;
         let (_, dir) = dir_of(self, fd, rights::PATH_SYMLINK)?;
         // An absolute target is refused (`PERM`, what wasmtime answers): it
         // could never be followed beneath a preopen, and a link to a host

@@ -29,7 +29,7 @@ impl WasiCtx {
         if flags & !(fdflags::NONBLOCK as u32) != 0 {
             return Err(Errno::INVAL);
         }
-        m.slice(out, 4)?;
+        m.check(out, 4)?;
         let (entry, _) = self.get(fd)?;
         if !matches!(entry.kind, FdKind::TcpListener { .. }) {
             return Err(Errno::NOTSOCK);
@@ -75,8 +75,8 @@ impl WasiCtx {
         out_flags: u32,
     ) -> R {
         let iovs = m.iovecs(iovs, n)?;
-        m.slice(out_len, 4)?;
-        m.slice(out_flags, 2)?;
+        m.check(out_len, 4)?;
+        m.check(out_flags, 2)?;
         if ri_flags & !u32::from(RECV_PEEK | RECV_WAITALL) != 0 {
             return Err(Errno::INVAL);
         }
@@ -107,7 +107,7 @@ impl WasiCtx {
         out_len: u32,
     ) -> R {
         let iovs = m.iovecs(iovs, n)?;
-        m.slice(out_len, 4)?;
+        m.check(out_len, 4)?;
         let data = m.gather(&iovs)?;
         let h = self.stream(fd, rights::FD_WRITE)?;
         let put = sys::send(h, &data)?;

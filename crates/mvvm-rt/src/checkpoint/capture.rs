@@ -233,7 +233,7 @@ pub(crate) fn take(
         ));
     }
     let host = save_host_state(s)?;
-    let memory = memory_of(&s.memories, inst);
+    let memory = memory_of(&s.memories, inst)?;
     let base = s.ckpt.as_deref().and_then(|c| c.base.clone());
     let mut kept = s
         .ckpt
@@ -420,13 +420,23 @@ struct MemoryView<'a> {
     dirty: Option<Vec<u64>>,
 }
 
-/// Memory 0 of `inst` (no memory: empty, and nothing dirty).
-fn memory_of<'a>(memories: &'a [LinearMemory], inst: &InstanceData) -> MemoryView<'a> {
-    match inst.memories.first() {
+/// Memory 0 of `inst` (no memory: empty, and nothing dirty). A shared
+/// memory that another thread's store still uses cannot be read as a
+/// whole (probes wait for the other threads to end, so this is a
+/// runtime bug if it happens).
+fn memory_of<'a>(
+    memories: &'a [LinearMemory],
+    inst: &InstanceData,
+) -> Result<MemoryView<'a>, CheckpointError> {
+    Ok(match inst.memories.first() {
         Some(&m) => {
             let mem = &memories[m as usize];
             MemoryView {
-                data: mem.data(),
+                data: mem.data().ok_or_else(|| {
+                    CheckpointError::Host(
+                        "cannot checkpoint: the shared memory is in use by another thread".into(),
+                    )
+                })?,
                 max_pages: mem.ty().limits.max,
                 dirty: mem.dirty_chunks(),
             }
@@ -436,7 +446,7 @@ fn memory_of<'a>(memories: &'a [LinearMemory], inst: &InstanceData) -> MemoryVie
             max_pages: None,
             dirty: Some(Vec::new()),
         },
-    }
+    })
 }
 
 /// The snapshot's info header.

@@ -19,7 +19,7 @@ use crate::sys::signal;
 use crate::vmctx::VMLimits;
 use mvvm_abi::StablePointKind;
 use mvvm_abi::checkpoint::{REWIND_FORWARD, REWIND_MAY_FORWARD, UNWIND_NONE, UNWINDING};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::mpsc;
@@ -34,6 +34,10 @@ pub(crate) const FLAG_REQUEST: u32 = 2;
 /// the run continues after it. A [`FLAG_REQUEST`] set at the same time
 /// wins (the run stops).
 pub(crate) const FLAG_PERIODIC: u32 = 4;
+/// `probe_flag` bit: a checkpoint was decided while other threads of the
+/// program were alive and waits for them to end ([`Control::deferred`]):
+/// probes call `Probe`, which takes it once the thread is alone.
+pub(crate) const FLAG_DEFERRED: u32 = 8;
 
 /// Longest a blocking host call waits before looking at the request bit
 /// again.
@@ -49,6 +53,59 @@ thread_local! {
     /// Limits of the store whose session runs on this thread (for blocking
     /// host calls, which run on the store's thread).
     static THREAD_LIMITS: Cell<*const VMLimits> = const { Cell::new(std::ptr::null()) };
+    /// What holds back a checkpoint of the store whose session runs on
+    /// this thread (for blocking host calls, which must not give up their
+    /// call for a checkpoint that cannot be taken).
+    static THREAD_GATE: RefCell<Option<Gate>> = const { RefCell::new(None) };
+}
+
+/// Why a checkpoint cannot be taken now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// Other threads of the program are alive (this many): a snapshot
+    /// holds one thread, so the checkpoint waits until they have ended.
+    Defer(usize),
+    /// The module's state is not all in the snapshot (it imports its
+    /// memory, globals or tables, as wasi-threads programs import their
+    /// memory): the checkpoint is refused and the program runs on.
+    Refuse(&'static str),
+}
+
+/// What a session knows to decide [`Hold`], without the store.
+#[derive(Debug, Clone)]
+struct Gate {
+    refuse: Option<&'static str>,
+    group: Option<crate::ThreadGroup>,
+}
+
+impl Gate {
+    fn of(s: &StoreInner, module: &Module) -> Gate {
+        Gate {
+            refuse: cannot_capture(module),
+            group: s.thread.as_ref().map(|t| t.group()),
+        }
+    }
+
+    fn hold(&self) -> Option<Hold> {
+        if let Some(why) = self.refuse {
+            return Some(Hold::Refuse(why));
+        }
+        let others = self
+            .group
+            .as_ref()
+            .map_or(0, |g| g.alive().saturating_sub(1));
+        (others > 0).then_some(Hold::Defer(others))
+    }
+}
+
+/// Why a snapshot of `module` cannot be taken at all, if it cannot.
+fn cannot_capture(module: &Module) -> Option<&'static str> {
+    let meta = module.meta();
+    (meta.num_imported_memories() + meta.num_imported_globals() + meta.num_imported_tables() > 0)
+        .then_some(
+            "the module imports its memory, globals or tables (as wasi-threads programs \
+             import their shared memory), which snapshots do not hold yet",
+        )
 }
 
 /// The trigger as the builtins check it (names resolved to indices).
@@ -113,6 +170,28 @@ pub(crate) struct Control {
     /// Bases this run kept under derived names (periodic checkpoints):
     /// removed once a full snapshot makes them useless.
     pub kept: Vec<std::path::PathBuf>,
+    /// A checkpoint decided while other threads were alive: its reason
+    /// and whether the run continues after it; taken by the first probe
+    /// that finds the thread alone ([`FLAG_DEFERRED`]).
+    pub deferred: Option<(String, bool)>,
+    /// A deferral or refusal was logged (once per run).
+    pub hold_logged: bool,
+}
+
+/// Says once per run why a checkpoint waits or was refused.
+fn log_hold(c: &mut Control, h: Hold, reason: &str) {
+    if std::mem::replace(&mut c.hold_logged, true) {
+        return;
+    }
+    match h {
+        Hold::Defer(n) => tracing::warn!(
+            "checkpoint ({reason}) deferred: {n} other thread(s) of the program are running, \
+             and a snapshot holds one thread; it is taken once they have ended"
+        ),
+        Hold::Refuse(why) => {
+            tracing::warn!("checkpoint ({reason}) refused, the program runs on: {why}")
+        }
+    }
 }
 
 /// A snapshot file an incremental snapshot may be taken against.
@@ -165,7 +244,7 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
     // checkpoint is taken at once, at any probe.
     if let mvvm_abi::Policy::CounterLoop { threshold_bits } = c.module.meta().policy
         && threshold_bits > 0
-        && flag & (FLAG_REQUEST | FLAG_PERIODIC) == 0
+        && flag & (FLAG_REQUEST | FLAG_PERIODIC | FLAG_DEFERRED) == 0
     {
         c.unpolled = c.unpolled.wrapping_add(1);
         let mask = (1u64 << threshold_bits.min(31)) - 1;
@@ -174,10 +253,11 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
         }
     }
     c.probes += 1;
+    let mut continuing = false;
     let reason = if flag & FLAG_REQUEST != 0 {
         Some("request (signal or timer)".to_string())
     } else if flag & FLAG_PERIODIC != 0 {
-        c.continuing = true;
+        continuing = true;
         Some("periodic checkpoint".to_string())
     } else {
         match c.armed {
@@ -190,6 +270,16 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
             _ => None,
         }
     };
+    // A checkpoint waiting for the other threads to end comes back at
+    // every probe (unless a request of its own just came).
+    let reason = match (reason, flag & FLAG_DEFERRED != 0) {
+        (Some(r), _) => Some(r),
+        (None, true) => c.deferred.take().map(|(r, cont)| {
+            continuing = cont;
+            r
+        }),
+        (None, false) => None,
+    };
     if c.log_probes {
         tracing::info!(
             probe = c.probes,
@@ -200,8 +290,34 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
             "probe"
         );
     }
-    match reason {
-        Some(r) => {
+    let Some(r) = reason else {
+        return 0;
+    };
+    let others = s.thread.as_ref().map_or(0, |t| t.others_alive());
+    let held = match cannot_capture(&c.module) {
+        Some(why) => Some(Hold::Refuse(why)),
+        None => (others > 0).then_some(Hold::Defer(others)),
+    };
+    match held {
+        Some(h @ Hold::Defer(_)) => {
+            log_hold(c, h, &r);
+            c.deferred = Some((r, continuing));
+            limits
+                .probe_flag
+                .fetch_and(!(FLAG_REQUEST | FLAG_PERIODIC), Ordering::SeqCst);
+            limits.probe_flag.fetch_or(FLAG_DEFERRED, Ordering::SeqCst);
+            0
+        }
+        Some(h @ Hold::Refuse(_)) => {
+            log_hold(c, h, &r);
+            limits.probe_flag.fetch_and(
+                !(FLAG_REQUEST | FLAG_PERIODIC | FLAG_DEFERRED),
+                Ordering::SeqCst,
+            );
+            0
+        }
+        None => {
+            c.continuing = continuing;
             limits.probe_flag.store(0, Ordering::SeqCst);
             limits.unwind_state = UNWINDING;
             c.triggered_at = Some(Instant::now());
@@ -209,7 +325,6 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
             s.frame_slots.fill(0);
             1
         }
-        None => 0,
     }
 }
 
@@ -324,6 +439,11 @@ pub(crate) fn take_host_unwind(s: &mut StoreInner) -> bool {
     if flag & FLAG_REQUEST == 0 && flag & FLAG_PERIODIC != 0 {
         c.continuing = true;
         c.reason.get_or_insert_with(|| "periodic checkpoint".into());
+    } else if flag & (FLAG_REQUEST | FLAG_PERIODIC) == 0
+        && let Some((r, continuing)) = c.deferred.take()
+    {
+        c.continuing = continuing;
+        c.reason.get_or_insert(r);
     }
     s.limits.unwind_state = UNWINDING;
     s.frame_slots.fill(0);
@@ -342,16 +462,21 @@ pub(crate) fn interruptible() -> bool {
     THREAD_LIMITS.with(|l| !l.get().is_null())
 }
 
-/// Whether a checkpoint was requested for the store running on this thread.
+/// Whether a checkpoint was requested for the store running on this
+/// thread and can be taken now (not while other threads of the program
+/// are alive, nor for a module snapshots cannot hold: a blocking call
+/// that gave up for it would then have given up for nothing).
 pub(crate) fn requested() -> bool {
-    THREAD_LIMITS.with(|l| {
+    let wanted = THREAD_LIMITS.with(|l| {
         let p = l.get();
         // SAFETY: set by the session guard to the limits of its store,
         // which outlive the session; cleared when the session ends.
         !p.is_null()
-            && unsafe { (*p).probe_flag.load(Ordering::SeqCst) } & (FLAG_REQUEST | FLAG_PERIODIC)
+            && unsafe { (*p).probe_flag.load(Ordering::SeqCst) }
+                & (FLAG_REQUEST | FLAG_PERIODIC | FLAG_DEFERRED)
                 != 0
-    })
+    });
+    wanted && THREAD_GATE.with(|g| g.borrow().as_ref().is_none_or(|g| g.hold().is_none()))
 }
 
 extern "C" fn on_signal(sig: libc::c_int) {
@@ -414,7 +539,11 @@ impl Session {
             on_checkpoint: None,
             incremental: module.meta().policy == mvvm_abi::Policy::LoopDirty,
             kept: Vec::new(),
+            deferred: None,
+            hold_logged: false,
         }));
+        let gate = Gate::of(s, module);
+        THREAD_GATE.with(|g| *g.borrow_mut() = Some(gate));
         // The base pointer (a reference-derived pointer would die at the
         // next use of the limits by generated code; see `vm_box.rs`).
         let limits: *mut VMLimits = s.limits.as_ptr();
@@ -483,6 +612,7 @@ impl Drop for Session {
         THREAD_LIMITS.with(|l| {
             if std::ptr::eq(l.get(), self.limits) {
                 l.set(std::ptr::null());
+                THREAD_GATE.with(|g| *g.borrow_mut() = None);
             }
         });
         // SAFETY: the store outlives the session (documented contract).

@@ -620,7 +620,12 @@ fn apply_state(
                 None => {
                     // A stream holds a full snapshot (incremental ones
                     // are refused by the reader): one layer.
-                    snap.memory.copy_into(mem.data_mut())?;
+                    let bytes = mem.data_mut().ok_or_else(|| {
+                        CheckpointError::Host(
+                            "cannot restore into a shared memory another thread uses".into(),
+                        )
+                    })?;
+                    snap.memory.copy_into(bytes)?;
                     break;
                 }
             }

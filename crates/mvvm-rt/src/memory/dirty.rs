@@ -22,9 +22,11 @@
 //! The signal handler may run at any instruction, so it uses only atomics
 //! and `mprotect` (no allocation, no lock): trackers live in a fixed static
 //! array of slots that are never freed (a memory that wants tracking claims
-//! a free slot and gives it back when dropped). A thread only ever faults
-//! in memories of its own store, whose slots stay claimed while they run;
-//! other slots are only compared against, never written, by the handler.
+//! a free slot and gives it back when dropped). A thread faults in
+//! memories its store uses (its own, or a shared memory that the tracking
+//! store shares with other threads: any thread's write is recorded the
+//! same way), whose slots stay claimed while they run; other slots are
+//! only compared against, never written, by the handler.
 //!
 //! When `mprotect` fails in the handler (the process ran out of memory
 //! mappings: each protection change may split one, see
@@ -145,6 +147,17 @@ impl Tracker {
             s.bits[chunk / 64].fetch_or(1 << (chunk % 64), Ordering::SeqCst);
         }
         s.len.store(new_len, Ordering::SeqCst);
+    }
+
+    /// A shared memory may have been grown by another thread (through
+    /// another store, whose grow this tracker did not see): when the
+    /// memory is now `len` bytes and the tracker knew fewer, the new
+    /// chunks (read-write, never protected) count as dirty.
+    pub(crate) fn sync_len(&self, len: usize) {
+        let known = self.slot().len.load(Ordering::SeqCst);
+        if len > known {
+            self.grown(known, len);
+        }
     }
 
     /// The chunks written since [`Self::start`] (all of them after an

@@ -18,4 +18,5 @@ pub(crate) mod sched;
 pub(crate) mod sigaltstack;
 pub(crate) mod signal;
 pub(crate) mod sysconf;
+pub(crate) mod thread;
 pub(crate) mod ucontext;
