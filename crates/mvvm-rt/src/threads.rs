@@ -386,6 +386,10 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "installs a signal handler and an alternate stack: no Miri shim"
+    )]
     fn members_are_counted_until_dropped() {
         let g = ThreadGroup::new();
         assert_eq!(g.alive(), 0);
