@@ -611,28 +611,6 @@ mod tests {
 
     #[test]
     #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
-    fn shared_memories_need_a_maximum_and_grow_to_it() {
-        let shared = |min, max| MemoryType {
-            limits: Limits { min, max },
-            shared: true,
-        };
-        assert!(matches!(
-            LinearMemory::new(shared(1, None)),
-            Err(MemoryError::Unsupported(_))
-        ));
-        let mut m = LinearMemory::new(shared(1, Some(2))).unwrap();
-        assert!(m.ty().shared);
-        assert_eq!(m.grow(1), Some(1));
-        assert_eq!(m.grow(1), None);
-        // The length generated code reads (atomically) is the new one.
-        // SAFETY: `vm_ptr` is this live memory's `VMMemory`.
-        let length = unsafe { (*m.vm_ptr()).length };
-        assert_eq!(length, 2 * WASM_PAGE_SIZE);
-        m.data_mut().unwrap()[2 * 65536 - 1] = 1;
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn refuses_too_large() {
         assert!(LinearMemory::new(ty(65537, None)).is_err());
         let mut m = LinearMemory::new(ty(0, None)).unwrap();

@@ -25,8 +25,8 @@ use ckpt_common::{cfg, compile, grants, temp_dir, wasi};
 use mvvm_abi::Policy;
 use mvvm_rt::checkpoint::{CheckpointStats, Outcome, RestoreOptions, RunOptions, Trigger};
 use mvvm_rt::{
-    Extern, Instance, InstantiationError, Limits, Linker, Memory, MemoryType, Module, RunError,
-    Store, TrapCode, Val,
+    Extern, Instance, InstantiationError, Limits, Linker, Memory, MemoryError, MemoryType, Module,
+    RunError, SharedMemory, Store, TrapCode, Val,
 };
 use mvvm_wasi::Command;
 use std::path::Path;
@@ -948,4 +948,26 @@ fn periodic_incremental_checkpoints_under_atomics() {
         );
         n *= 4;
     }
+}
+
+/// A shared memory needs a maximum and grows up to it; the length every
+/// thread reads is the new one. (An integration test: the reservation is
+/// an `mmap` Miri cannot run, and `scripts/miri.sh` runs the unit tests.)
+#[test]
+fn shared_memories_need_a_maximum_and_grow_to_it() {
+    let shared = |min, max| MemoryType {
+        limits: Limits { min, max },
+        shared: true,
+    };
+    assert!(matches!(
+        SharedMemory::new(shared(1, None)),
+        Err(MemoryError::Unsupported(_))
+    ));
+    let m = SharedMemory::new(shared(1, Some(2))).unwrap();
+    assert!(m.ty().shared);
+    assert_eq!(m.grow(1), Some(1));
+    assert_eq!(m.grow(1), None);
+    assert_eq!(m.size_bytes(), 2 * 65536);
+    assert!(m.write(2 * 65536 - 1, &[1]));
+    assert!(!m.write(2 * 65536, &[1]));
 }

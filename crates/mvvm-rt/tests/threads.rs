@@ -97,7 +97,9 @@ fn a_terminated_group_stops_running_wasm_and_refuses_entries() {
     });
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(group.alive(), 1);
+    assert!(!group.is_terminated());
     group.terminate();
+    assert!(group.is_terminated());
     let (r, again) = spinner.join().unwrap();
     for r in [r, again] {
         match r {
@@ -105,5 +107,27 @@ fn a_terminated_group_stops_running_wasm_and_refuses_entries() {
             other => panic!("expected a terminated trap, got {other:?}"),
         }
     }
+    assert_eq!(group.alive(), 0);
+}
+
+/// A member of a terminated group is refused entry into wasm (from the
+/// runtime's unit test, which cannot install the signal handler under
+/// Miri).
+#[test]
+fn a_terminated_group_refuses_its_idle_members() {
+    let module = ckpt_common::compile(r#"(module (func (export "nop")))"#, Policy::None, 3);
+    let group = ThreadGroup::new();
+    let member = group.add_thread();
+    let mut store = Store::new();
+    store.set_thread(member);
+    let inst = mvvm_rt::Instance::new(&mut store, &module, &[]).unwrap();
+    assert!(inst.invoke(&mut store, "nop", &[]).is_ok());
+    group.terminate();
+    assert!(group.is_terminated());
+    match inst.invoke(&mut store, "nop", &[]) {
+        Err(RunError::Trap(t)) => assert_eq!(t.code, TrapCode::Terminated, "{t}"),
+        other => panic!("expected a terminated trap, got {other:?}"),
+    }
+    drop(store);
     assert_eq!(group.alive(), 0);
 }
