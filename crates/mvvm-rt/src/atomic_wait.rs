@@ -309,6 +309,38 @@ unsafe fn put_wait(result: *mut i32, r: WaitResult) -> i32 {
     unsafe { put(result, r as i32) }
 }
 
+/// What both waits share: the checks of [`locate`] for a `size`-byte
+/// cell, then parking while `holds(cell)` (the value still equals the
+/// expected one, read atomically), and the result for the shim.
+///
+/// # Safety
+/// As [`locate`] and [`put`]; `holds` gets the located cell: `size`-byte
+/// aligned, in bounds, in memory that stays mapped while the instance
+/// lives, which other threads only access atomically or as plain wasm
+/// accesses, never through Rust references.
+unsafe fn wait(
+    vmctx: *mut VMContext,
+    addr: u64,
+    size: u64,
+    timeout: i64,
+    result: *mut i32,
+    holds: impl Fn(*mut u8) -> bool,
+) -> i32 {
+    // SAFETY: per the contract.
+    let (p, stop) = match unsafe { locate(vmctx, addr, size, true) } {
+        Ok((p, _, stop)) => (p, stop),
+        Err(code) => return code as i32,
+    };
+    let r = LOT.wait(
+        p as usize,
+        || holds(p),
+        timeout_of(timeout),
+        stop.as_deref(),
+    );
+    // SAFETY: per the contract.
+    unsafe { put_wait(result, r) }
+}
+
 /// Rust half of `memory.atomic.wait32`: 0 with the wait's result in
 /// `*result`, or a trap code for the shim to raise.
 #[unsafe(no_mangle)]
@@ -319,24 +351,15 @@ pub extern "C" fn mvvm_rt_memory_atomic_wait32(
     timeout: i64,
     result: *mut i32,
 ) -> i32 {
-    // SAFETY: called by the shim with generated code's own vmctx.
-    let (p, stop) = match unsafe { locate(vmctx, addr, 4, true) } {
-        Ok((p, _, stop)) => (p, stop),
-        Err(code) => return code as i32,
-    };
-    // SAFETY: `p` is 4-byte aligned and in bounds (`locate`), in memory
-    // that stays mapped while the instance lives; other threads only
-    // access it atomically or as plain wasm accesses, never through Rust
-    // references.
-    let cell = unsafe { AtomicU32::from_ptr(p.cast::<u32>()) };
-    let r = LOT.wait(
-        p as usize,
-        || cell.load(Ordering::SeqCst) == expected,
-        timeout_of(timeout),
-        stop.as_deref(),
-    );
-    // SAFETY: the shim passes its own result slot.
-    unsafe { put_wait(result, r) }
+    // SAFETY: called by the shim with generated code's own vmctx and its
+    // own result slot.
+    unsafe {
+        wait(vmctx, addr, 4, timeout, result, |p| {
+            // SAFETY: `p` is the located 4-byte cell (see `wait`).
+            let cell = AtomicU32::from_ptr(p.cast::<u32>());
+            cell.load(Ordering::SeqCst) == expected
+        })
+    }
 }
 
 /// Rust half of `memory.atomic.wait64`: as
@@ -349,21 +372,14 @@ pub extern "C" fn mvvm_rt_memory_atomic_wait64(
     timeout: i64,
     result: *mut i32,
 ) -> i32 {
-    // SAFETY: called by the shim with generated code's own vmctx.
-    let (p, stop) = match unsafe { locate(vmctx, addr, 8, true) } {
-        Ok((p, _, stop)) => (p, stop),
-        Err(code) => return code as i32,
-    };
-    // SAFETY: as in `mvvm_rt_memory_atomic_wait32`, 8-byte aligned.
-    let cell = unsafe { AtomicU64::from_ptr(p.cast::<u64>()) };
-    let r = LOT.wait(
-        p as usize,
-        || cell.load(Ordering::SeqCst) == expected,
-        timeout_of(timeout),
-        stop.as_deref(),
-    );
-    // SAFETY: the shim passes its own result slot.
-    unsafe { put_wait(result, r) }
+    // SAFETY: as in `mvvm_rt_memory_atomic_wait32`.
+    unsafe {
+        wait(vmctx, addr, 8, timeout, result, |p| {
+            // SAFETY: `p` is the located 8-byte cell (see `wait`).
+            let cell = AtomicU64::from_ptr(p.cast::<u64>());
+            cell.load(Ordering::SeqCst) == expected
+        })
+    }
 }
 
 /// Rust half of `memory.atomic.notify`: 0 with the number of waiters woken
