@@ -157,25 +157,10 @@ impl FuncTranslator<'_, '_, '_> {
                 });
             }
             Operator::Else => {
-                let reachable = self.reachable;
-                let nres = self
-                    .control
-                    .last()
-                    .map(|f| f.results.len())
-                    .ok_or_else(|| self.error("else outside if"))?;
-                if reachable {
-                    let values = self.pop_n(nres)?;
-                    let next = self.control.last().map(|f| f.next);
-                    if let Some(next) = next {
-                        self.builder.ins().jump(next, &args(&values));
-                    }
-                }
+                self.fall_through_to_next()?;
                 let Some(frame) = self.control.last_mut() else {
                     return Err(self.error("else outside if"));
                 };
-                if reachable {
-                    frame.exit_reachable = true;
-                }
                 let FrameKind::If {
                     else_block,
                     else_seen,
@@ -394,17 +379,34 @@ impl FuncTranslator<'_, '_, '_> {
         Ok(())
     }
 
+    /// When the current position is reachable, ends the innermost frame's
+    /// current arm by jumping to its `next` block with its results (at
+    /// `else`, `end`, a legacy `catch` or `delegate`); the position stays
+    /// where it is, for the caller to move.
+    pub(super) fn fall_through_to_next(&mut self) -> Result<(), CompileError> {
+        if !self.reachable {
+            return Ok(());
+        }
+        let (next, nres) = self
+            .control
+            .last()
+            .map(|f| (f.next, f.results.len()))
+            .ok_or_else(|| self.error("end of a block outside any"))?;
+        let values = self.pop_n(nres)?;
+        self.builder.ins().jump(next, &args(&values));
+        if let Some(f) = self.control.last_mut() {
+            f.exit_reachable = true;
+        }
+        Ok(())
+    }
+
     /// `end`: closes the innermost frame and continues in its `next` block.
     pub(super) fn translate_end(&mut self) -> Result<(), CompileError> {
+        self.fall_through_to_next()?;
         let mut frame = self
             .control
             .pop()
             .ok_or_else(|| self.error("end without a frame"))?;
-        if self.reachable {
-            let values = self.pop_n(frame.results.len())?;
-            self.builder.ins().jump(frame.next, &args(&values));
-            frame.exit_reachable = true;
-        }
         self.stack.truncate(frame.height);
         match frame.kind {
             FrameKind::If {

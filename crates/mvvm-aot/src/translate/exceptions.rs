@@ -529,21 +529,12 @@ impl FuncTranslator<'_, '_, '_> {
     fn legacy_catch(&mut self, tag: Option<u32>) -> Result<(), CompileError> {
         self.drop_caught()?;
         // Close the previous part like an `else` closes a `then`.
-        let (next, nres, height) = {
-            let f = self
-                .control
-                .last()
-                .ok_or_else(|| self.error("catch outside try"))?;
-            (f.next, f.results.len(), f.height)
-        };
-        if self.reachable {
-            let values = self.pop_n(nres)?;
-            let args: Vec<BlockArg> = values.iter().map(|v| BlockArg::Value(*v)).collect();
-            self.builder.ins().jump(next, &args);
-            if let Some(f) = self.control.last_mut() {
-                f.exit_reachable = true;
-            }
-        }
+        self.fall_through_to_next()?;
+        let height = self
+            .control
+            .last()
+            .map(|f| f.height)
+            .ok_or_else(|| self.error("catch outside try"))?;
         self.stack.truncate(height);
         // Hidden local: one per nesting level of legacy catch bodies.
         let level = self.control[..self.control.len() - 1]
@@ -610,22 +601,8 @@ impl FuncTranslator<'_, '_, '_> {
         self.drop_caught()?;
         // The fall-through first, so that the current block is filled
         // before the handlers are written.
-        if self.reachable {
-            let (next, nres) = {
-                let f = self
-                    .control
-                    .last()
-                    .ok_or_else(|| self.error("end without a frame"))?;
-                (f.next, f.results.len())
-            };
-            let values = self.pop_n(nres)?;
-            let args: Vec<BlockArg> = values.iter().map(|v| BlockArg::Value(*v)).collect();
-            self.builder.ins().jump(next, &args);
-            if let Some(f) = self.control.last_mut() {
-                f.exit_reachable = true;
-            }
-            self.reachable = false;
-        }
+        self.fall_through_to_next()?;
+        self.reachable = false;
         let scope = self.control.last_mut().and_then(|f| f.exn.take());
         if let Some(scope) = scope {
             for c in &scope.clauses {
