@@ -454,17 +454,10 @@ impl FuncTranslator<'_, '_, '_> {
             .last()
             .and_then(|f| f.exn.as_deref())
             .and_then(|s| s.hidden);
-        if let (Some(h), true) = (hidden, self.reachable) {
-            let var = self.locals[h].0;
-            let exn = self.builder.use_var(var);
-            self.env
-                .call_builtin(self.builder, Builtin::ExnDrop, &[exn])
-                .map_err(|e| self.env_err(e))?;
-            // A stale handle must not reach a checkpoint frame.
-            let null = self.builder.ins().iconst(types::I64, 0);
-            self.builder.def_var(var, null);
+        match (hidden, self.reachable) {
+            (Some(h), true) => self.drop_catches(&[h]),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The hidden locals of the legacy catch bodies a branch to `depth`
@@ -494,6 +487,7 @@ impl FuncTranslator<'_, '_, '_> {
             self.env
                 .call_builtin(self.builder, Builtin::ExnDrop, &[exn])
                 .map_err(|e| self.env_err(e))?;
+            // A stale handle must not reach a checkpoint frame.
             let null = self.builder.ins().iconst(types::I64, 0);
             self.builder.def_var(var, null);
         }
@@ -537,10 +531,7 @@ impl FuncTranslator<'_, '_, '_> {
             .ok_or_else(|| self.error("catch outside try"))?;
         self.stack.truncate(height);
         // Hidden local: one per nesting level of legacy catch bodies.
-        let level = self.control[..self.control.len() - 1]
-            .iter()
-            .filter(|f| f.exn.as_deref().is_some_and(|s| s.hidden.is_some()))
-            .count();
+        let level = self.catch_level_below(self.control.len().saturating_sub(1));
         let hidden = self.exn.first_hidden + level;
         if hidden >= self.locals.len() {
             return Err(self.error("legacy catch nested deeper than the pre-pass counted"));
