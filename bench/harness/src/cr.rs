@@ -107,13 +107,30 @@ pub struct CrRecord {
 pub const FINISHED_EARLY: &str = "finished before the trigger";
 /// Note of a trial skipped because `mvvm-restore` is missing.
 pub const NO_RESTORE: &str = "mvvm-restore not built";
+/// Start of the note of a trial whose runner refused the checkpoint (and
+/// ran the program on), followed by its reason: a checkpoint of such a
+/// program is not supported yet (threaded programs, for now).
+pub const CHECKPOINT_REFUSED: &str = "not yet supported (the runner refused the checkpoint)";
+
+/// The runner's reason for refusing a checkpoint, from its stderr: the
+/// text of its `checkpoint (...) refused, ...` warning from the word
+/// `checkpoint` on (without the log's time stamp and level).
+pub fn refusal(stderr: &str) -> Option<&str> {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("checkpoint") && l.contains("refused"))?;
+    Some(line[line.find("checkpoint")?..].trim())
+}
 
 impl CrRecord {
     /// Whether the trial found a bug (a failed checkpoint or restore, or a
     /// wrong result after restore), as opposed to succeeding or not
     /// applying.
     pub fn failed(&self) -> bool {
-        !self.checksum_ok && self.note != FINISHED_EARLY && self.note != NO_RESTORE
+        !self.checksum_ok
+            && self.note != FINISHED_EARLY
+            && self.note != NO_RESTORE
+            && !self.note.starts_with(CHECKPOINT_REFUSED)
     }
 }
 
@@ -129,6 +146,10 @@ pub struct Trial<'a> {
     pub dir: &'a Path,
     /// Time limit of each half.
     pub limit: Duration,
+    /// Runner arguments that set the guest's environment (`-e K=V`: the
+    /// threaded workloads' thread count); a restored guest's environment
+    /// comes from its snapshot.
+    pub guest_env: &'a [OsString],
 }
 
 impl Trial<'_> {
@@ -170,7 +191,8 @@ impl Trial<'_> {
         for f in [&snapshot, &json1, &json2] {
             let _ = std::fs::remove_file(f);
         }
-        let mut cargs = self.tools.run_args(aot, args);
+        let mut cargs = self.guest_env.to_vec();
+        cargs.extend(self.tools.run_args(aot, args));
         cargs.extend([
             OsString::from("--after"),
             format!("{after_s:.3}").into(),
@@ -190,7 +212,9 @@ impl Trial<'_> {
         let exit = c.m.exit_code;
         rec.checkpoint = Some(c.m);
         if exit != Some(EXIT_CHECKPOINTED) {
-            rec.note = if exit == Some(0) {
+            rec.note = if let Some(why) = refusal(&c.stderr) {
+                format!("{CHECKPOINT_REFUSED}: {why}")
+            } else if exit == Some(0) {
                 FINISHED_EARLY.to_owned()
             } else {
                 format!("checkpoint run exited {exit:?}: {}", first_line(&c.stderr))
@@ -241,6 +265,39 @@ fn first_line(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_checkpoint_is_recognised() {
+        let stderr = "gemm 600x600\n2026-12-07T05:06:30.851475Z  WARN checkpoint (request (signal or timer)) refused, the program runs on: the module imports its memory\n";
+        assert_eq!(
+            refusal(stderr),
+            Some(
+                "checkpoint (request (signal or timer)) refused, the program runs on: the module imports its memory"
+            )
+        );
+        assert_eq!(refusal("checkpoint written to x.bin\n"), None);
+        let rec = CrRecord {
+            label: "gemm_mt (4 threads)".into(),
+            args: String::new(),
+            policy: "loop",
+            straight_s: 1.0,
+            after_s: 0.5,
+            checkpoint: None,
+            summary: RunSummary::default(),
+            restore: None,
+            downtime_ms: None,
+            checksum_ok: false,
+            note: format!("{CHECKPOINT_REFUSED}: {}", refusal(stderr).unwrap_or("")),
+        };
+        assert!(!rec.failed());
+        assert!(
+            CrRecord {
+                note: "restore exited Some(1): boom".into(),
+                ..rec
+            }
+            .failed()
+        );
+    }
 
     #[test]
     fn summary_fields_are_read_from_the_json_line() {

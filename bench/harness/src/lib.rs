@@ -20,6 +20,7 @@ pub mod report;
 pub mod runner;
 pub mod smoke;
 pub mod stats;
+pub mod threads;
 pub mod tools;
 pub mod workloads;
 

@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 use mvvm_bench::criu::{self, CriuTool};
 use mvvm_bench::policy::{self, Policy};
 use mvvm_bench::runner::{self, Config};
+use mvvm_bench::threads::{self, ThreadedWorkload};
 use mvvm_bench::tools::{self, MvvmTools, Paths};
 use mvvm_bench::workloads::{self, Workload};
 use mvvm_bench::{measure, plot, report, smoke};
@@ -46,9 +47,21 @@ struct Cli {
     #[arg(long, default_value_t = 1)]
     warmup: usize,
 
-    /// Only these workloads (comma-separated names).
+    /// Only these workloads (comma-separated names; the threaded ones,
+    /// bc_mt, gemm_mt and jacobi-2d_mt, included).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+
+    /// Thread counts of the threaded workloads (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = threads::THREAD_COUNTS.to_vec())]
+    threads: Vec<u32>,
+
+    /// The Wasmtime that runs the threaded workloads (version 36 or older,
+    /// the last with wasi-threads). Default: $WASMTIME, else the one
+    /// bench/threads/fetch-wasmtime.sh or test/threads/build.sh fetched,
+    /// else `wasmtime` on PATH if old enough.
+    #[arg(long, value_name = "PATH")]
+    wasmtime_threads: Option<PathBuf>,
 
     /// Only these policies (comma-separated: none, func-entry, loop,
     /// counter-8, counter-16, counter-20, loop-dirty).
@@ -125,6 +138,9 @@ enum Command {
         /// Time limit in seconds.
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
+        /// Environment variables added to the program's, `K=V` (repeated).
+        #[arg(long = "env", value_name = "K=V")]
+        env: Vec<String>,
         /// The program and its arguments.
         #[arg(last = true, required = true)]
         cmd: Vec<OsString>,
@@ -155,13 +171,28 @@ enum Command {
     },
 }
 
-fn selected_workloads(only: &[String]) -> Result<Vec<&'static Workload>> {
+/// The serial and the threaded workloads `--only` names (all of both
+/// without it).
+type Selection = (Vec<&'static Workload>, Vec<&'static ThreadedWorkload>);
+
+fn selected_workloads(only: &[String]) -> Result<Selection> {
     if only.is_empty() {
-        return Ok(workloads::ALL.iter().collect());
+        return Ok((
+            workloads::ALL.iter().collect(),
+            threads::ALL.iter().collect(),
+        ));
     }
-    only.iter()
-        .map(|n| workloads::by_name(n).with_context(|| format!("unknown workload `{n}`")))
-        .collect()
+    let mut sel: Selection = (Vec::new(), Vec::new());
+    for n in only {
+        if let Some(w) = workloads::by_name(n) {
+            sel.0.push(w);
+        } else if let Some(w) = threads::by_name(n) {
+            sel.1.push(w);
+        } else {
+            bail!("unknown workload `{n}`");
+        }
+    }
+    Ok(sel)
 }
 
 fn selected_policies(names: &[String]) -> Result<Vec<Policy>> {
@@ -228,7 +259,7 @@ fn smoke_tools(cli: &Cli, paths: &Paths) -> Option<MvvmTools> {
 }
 
 fn run_smoke(cli: &Cli, paths: &Paths) -> Result<bool> {
-    let selected = selected_workloads(&cli.only)?;
+    let (selected, threaded) = selected_workloads(&cli.only)?;
     let tools = if cli.write_expected {
         None
     } else {
@@ -263,7 +294,7 @@ fn run_smoke(cli: &Cli, paths: &Paths) -> Result<bool> {
         eprintln!("wrote {}", paths.expected_smoke().display());
         return Ok(true);
     }
-    let outcomes = smoke::smoke(
+    let mut outcomes = smoke::smoke(
         paths,
         &selected,
         tools.as_ref(),
@@ -271,6 +302,26 @@ fn run_smoke(cli: &Cli, paths: &Paths) -> Result<bool> {
         &dir,
         cli.jobs,
     )?;
+    if !threaded.is_empty() {
+        let wasmtime_threads = match tools::find_wasmtime_threads(cli.wasmtime_threads.as_deref()) {
+            Ok((path, version)) => {
+                eprintln!("threaded workloads: {version} ({})", path.display());
+                Some(path)
+            }
+            Err(why) => {
+                eprintln!("threaded workloads: {why}");
+                None
+            }
+        };
+        outcomes.extend(smoke::smoke_threads(
+            paths,
+            &threaded,
+            &cli.threads,
+            tools.as_ref(),
+            wasmtime_threads.as_deref(),
+            &dir,
+        )?);
+    }
     let mut passed = 0;
     for o in &outcomes {
         println!("{}", o.describe());
@@ -281,11 +332,25 @@ fn run_smoke(cli: &Cli, paths: &Paths) -> Result<bool> {
 }
 
 fn run_full(cli: &Cli, paths: &Paths) -> Result<bool> {
+    let selected = selected_workloads(&cli.only)?;
+    let selected_threads = !selected.1.is_empty();
+    if cli.threads.is_empty() || cli.threads.iter().any(|&t| !(1..=64).contains(&t)) {
+        bail!("--threads takes counts from 1 to 64");
+    }
     let cfg = Config {
         reps: cli.reps.max(1),
         warmup: cli.warmup,
         smoke_sizes: cli.quick,
-        workloads: selected_workloads(&cli.only)?,
+        workloads: selected.0,
+        threaded: selected.1,
+        thread_counts: cli.threads.clone(),
+        wasmtime_threads: if selected_threads {
+            Some(tools::find_wasmtime_threads(
+                cli.wasmtime_threads.as_deref(),
+            ))
+        } else {
+            None
+        },
         policies: selected_policies(&cli.policies)?,
         run_limit: Duration::from_secs(cli.timeout_secs),
         compile_limit: Duration::from_secs(cli.timeout_secs),
@@ -301,6 +366,13 @@ fn run_full(cli: &Cli, paths: &Paths) -> Result<bool> {
             criu::find(paths, cli.criu.as_deref(), !cli.no_criu_build)
         },
     };
+    match &cfg.wasmtime_threads {
+        Some(Ok((path, version))) => {
+            eprintln!("threaded workloads: {version} ({})", path.display())
+        }
+        Some(Err(why)) => eprintln!("threaded workloads: {why}"),
+        None => {}
+    }
     match &cfg.criu {
         CriuTool::Ready { path, version } => {
             eprintln!("CRIU: {version} ({})", path.display())
@@ -380,10 +452,11 @@ fn main() -> ExitCode {
     if let Some(Command::Measure {
         report,
         timeout_secs,
+        env,
         cmd,
     }) = &cli.command
     {
-        return match measure_command(report, *timeout_secs, cmd) {
+        return match measure_command(report, *timeout_secs, env, cmd) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("mvvm-bench measure: error: {e:#}");
@@ -436,13 +509,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn measure_command(report: &std::path::Path, timeout_secs: u64, cmd: &[OsString]) -> Result<()> {
+fn measure_command(
+    report: &std::path::Path,
+    timeout_secs: u64,
+    env: &[String],
+    cmd: &[OsString],
+) -> Result<()> {
     let Some((program, args)) = cmd.split_first() else {
         bail!("no program to measure")
     };
     let m = measure::measure_here(
         std::path::Path::new(program),
         args,
+        env,
         Duration::from_secs(timeout_secs),
     )?;
     std::fs::write(report, m.to_report())

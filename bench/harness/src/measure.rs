@@ -135,8 +135,20 @@ pub fn run_captured(
     args: &[OsString],
     timeout: Duration,
 ) -> Result<(Output, bool)> {
+    run_captured_env(program, args, &[], timeout)
+}
+
+/// [`run_captured`] with environment variables (`K=V`) added.
+pub fn run_captured_env(
+    program: &Path,
+    args: &[OsString],
+    env: &[String],
+    timeout: Duration,
+) -> Result<(Output, bool)> {
     let started = Instant::now();
-    let child = Command::new(program)
+    let mut cmd = Command::new(program);
+    apply_env(&mut cmd, env)?;
+    let child = cmd
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -154,12 +166,20 @@ pub fn run_captured(
     Ok((out, timed_out))
 }
 
-/// The wrapper side: runs `program args` with inherited stdio, waits with a
-/// time limit, and returns the figures. Call it only from a process that
-/// has no other children, or the RSS figure covers them too.
-pub fn measure_here(program: &Path, args: &[OsString], timeout: Duration) -> Result<Measurement> {
+/// The wrapper side: runs `program args` with inherited stdio and the
+/// environment variables `env` (`K=V`) added, waits with a time limit, and
+/// returns the figures. Call it only from a process that has no other
+/// children, or the RSS figure covers them too.
+pub fn measure_here(
+    program: &Path,
+    args: &[OsString],
+    env: &[String],
+    timeout: Duration,
+) -> Result<Measurement> {
     let started = Instant::now();
-    let child = Command::new(program)
+    let mut cmd = Command::new(program);
+    apply_env(&mut cmd, env)?;
+    let child = cmd
         .args(args)
         .stdin(Stdio::null())
         .spawn()
@@ -188,6 +208,19 @@ pub fn measure_here(program: &Path, args: &[OsString], timeout: Duration) -> Res
     })
 }
 
+/// Adds `K=V` entries to a command's environment.
+fn apply_env(cmd: &mut Command, env: &[String]) -> Result<()> {
+    for e in env {
+        let Some((k, v)) = e.split_once('=') else {
+            return Err(BenchError::BadReport(format!(
+                "environment entry `{e}` is not K=V"
+            )));
+        };
+        cmd.env(k, v);
+    }
+    Ok(())
+}
+
 fn exit_code(status: ExitStatus) -> Option<i32> {
     status.code()
 }
@@ -213,15 +246,31 @@ pub fn measure_via(
     args: &[OsString],
     timeout: Duration,
 ) -> Result<MeasuredRun> {
+    measure_via_env(wrapper, report_file, program, args, &[], timeout)
+}
+
+/// [`measure_via`] with environment variables (`K=V`) added to the
+/// program's (the native threaded builds take their thread count so).
+pub fn measure_via_env(
+    wrapper: &Path,
+    report_file: &Path,
+    program: &Path,
+    args: &[OsString],
+    env: &[String],
+    timeout: Duration,
+) -> Result<MeasuredRun> {
     let mut wargs: Vec<OsString> = vec![
         "measure".into(),
         "--report".into(),
         report_file.as_os_str().to_owned(),
         "--timeout-secs".into(),
         timeout.as_secs().max(1).to_string().into(),
-        "--".into(),
-        program.as_os_str().to_owned(),
     ];
+    for e in env {
+        wargs.push("--env".into());
+        wargs.push(e.into());
+    }
+    wargs.extend(["--".into(), program.as_os_str().to_owned()]);
     wargs.extend(args.iter().cloned());
     let _ = std::fs::remove_file(report_file);
     // The wrapper's own limit is the child's plus a margin for itself.
@@ -274,13 +323,37 @@ mod tests {
     #[test]
     fn the_wrapper_measures_a_child_and_reports_a_missing_one() {
         // The test binary is not the harness, so drive measure_here directly.
-        let m = measure_here(Path::new("true"), &[], Duration::from_secs(10)).unwrap();
+        let m = measure_here(Path::new("true"), &[], &[], Duration::from_secs(10)).unwrap();
         assert_eq!(m.exit_code, Some(0));
         assert!(!m.timed_out && m.wall_s >= 0.0 && m.max_rss_kib > 0);
         assert!(
             measure_here(
                 Path::new("/nonexistent/program"),
                 &[],
+                &[],
+                Duration::from_secs(1)
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn the_wrapper_passes_environment_variables() {
+        // `sh -c 'exit $X'` exits with the variable's value.
+        let args: Vec<OsString> = vec!["-c".into(), "exit $MVVM_BENCH_T".into()];
+        let m = measure_here(
+            Path::new("sh"),
+            &args,
+            &["MVVM_BENCH_T=7".to_owned()],
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(m.exit_code, Some(7));
+        assert!(
+            measure_here(
+                Path::new("true"),
+                &[],
+                &["NOEQUALS".to_owned()],
                 Duration::from_secs(1)
             )
             .is_err()

@@ -278,6 +278,7 @@ mod tests {
                 },
                 checksum: Some("0".into()),
                 checksum_ok: true,
+                startup_ms: None,
             });
         }
         let dir = std::env::temp_dir().join(format!("mvvm-bench-plot-{}", std::process::id()));

@@ -10,7 +10,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// The CSV header.
-pub const CSV_HEADER: &str = "kind,workload,variant,round,warmup,wall_s,user_s,sys_s,max_rss_kib,exit,timed_out,checksum,checksum_ok,note";
+///
+/// `bytes` is the size of the object a compilation wrote (`.aot`,
+/// `.cwasm`); `startup_ms` the start-up time an MVVM run's `--json`
+/// summary reported (empty when it reports none). The threaded workloads'
+/// runs have variants `native-tN`, `mvvm-none-tN`, `wasmtime-tN` (N
+/// threads).
+pub const CSV_HEADER: &str = "kind,workload,variant,round,warmup,wall_s,user_s,sys_s,max_rss_kib,exit,timed_out,checksum,checksum_ok,bytes,startup_ms,note";
 
 /// The CSV text: one row per execution and one per compilation.
 pub fn csv(res: &Results) -> String {
@@ -19,7 +25,7 @@ pub fn csv(res: &Results) -> String {
     for r in &res.runs {
         let _ = writeln!(
             s,
-            "run,{},{},{},{},{:.6},{:.6},{:.6},{},{},{},{},{},",
+            "run,{},{},{},{},{:.6},{:.6},{:.6},{},{},{},{},{},,{},",
             r.workload,
             r.variant,
             r.round,
@@ -31,7 +37,8 @@ pub fn csv(res: &Results) -> String {
             r.m.exit_code.map_or("signal".to_owned(), |c| c.to_string()),
             r.m.timed_out,
             r.checksum.as_deref().unwrap_or(""),
-            r.checksum_ok
+            r.checksum_ok,
+            opt(r.startup_ms)
         );
     }
     for c in &res.compiles {
@@ -42,8 +49,10 @@ pub fn csv(res: &Results) -> String {
         };
         let _ = writeln!(
             s,
-            "compile,{},{},0,false,{secs},,,,,,,,{note}",
-            c.workload, c.variant
+            "compile,{},{},0,false,{secs},,,,,,,,{},,{note}",
+            c.workload,
+            c.variant,
+            opt(c.bytes)
         );
     }
     for c in &res.checkpoints {
@@ -61,7 +70,7 @@ pub fn csv(res: &Results) -> String {
             let Some(m) = m else { continue };
             let _ = writeln!(
                 s,
-                "{kind},{},mvvm-{},0,false,{:.6},{:.6},{:.6},{},{},{},,{},{note}",
+                "{kind},{},mvvm-{},0,false,{:.6},{:.6},{:.6},{},{},{},,{},,,{note}",
                 c.label,
                 c.policy,
                 m.wall_s,
@@ -89,14 +98,14 @@ pub fn csv(res: &Results) -> String {
         );
         let _ = writeln!(
             s,
-            "criu-dump,{},criu,0,false,{},,,,,,,,{note}",
+            "criu-dump,{},criu,0,false,{},,,,,,,,,,{note}",
             c.label,
             opt(c.dump_s.map(|v| format!("{v:.6}")))
         );
         if let Some(end) = c.restore_end_s {
             let _ = writeln!(
                 s,
-                "criu-restore,{},criu,0,false,{end:.6},,,{},,,,{},{note}",
+                "criu-restore,{},criu,0,false,{end:.6},,,{},,,,{},,,{note}",
                 c.label,
                 opt(c.restore_rss_kib),
                 c.checksum_ok
@@ -106,8 +115,15 @@ pub fn csv(res: &Results) -> String {
     if res.criu.is_empty() && !res.criu_status.is_empty() {
         let _ = writeln!(
             s,
-            "criu,,criu,0,false,,,,,,,,,{}",
+            "criu,,criu,0,false,,,,,,,,,,,{}",
             csv_text(&res.criu_status)
+        );
+    }
+    if !res.threaded.is_empty() && !res.threaded_wasmtime.is_empty() {
+        let _ = writeln!(
+            s,
+            "wasmtime-threads,,wasmtime,0,false,,,,,,,,,,,{}",
+            csv_text(&res.threaded_wasmtime)
         );
     }
     s
@@ -141,175 +157,181 @@ pub fn markdown(res: &Results, title: &str) -> String {
         let _ = writeln!(s, "|---|{}", "---:|".repeat(cols.len()));
     };
 
-    // Execution time.
-    let _ = writeln!(s, "## Execution time (s)\n");
-    header(&mut s, "workload", &res.variants);
-    for w in &res.workloads {
-        let cells: Vec<String> = res
-            .variants
-            .iter()
-            .map(|v| match Summary::of(&res.samples(w, v)) {
-                Some(sm) => format!("{:.3} ±{:.1}%", sm.median, sm.spread_percent()),
-                None => cell_missing(res, w, v),
-            })
-            .collect();
-        let _ = writeln!(s, "| {w} | {} |", cells.join(" | "));
-    }
-
-    // Ratios, of wall time and of CPU time.
-    type Samples = fn(&Results, &str, &str) -> Vec<f64>;
-    let ratio_tables: [(&str, &str, &str, Samples); 4] = [
-        ("native", "native", "Execution time", Results::samples),
-        (
-            "mvvm-none",
-            "MVVM without a checkpoint policy",
-            "Execution time",
-            Results::samples,
-        ),
-        ("wasmtime", "Wasmtime", "Execution time", Results::samples),
-        (
-            "native",
-            "native",
-            "CPU time (user + system)",
-            Results::cpu_samples,
-        ),
-    ];
-    for (base, what, quantity, samples) in ratio_tables {
-        if !res.variants.iter().any(|v| v == base) {
-            continue;
-        }
-        let cols: Vec<String> = res
-            .variants
-            .iter()
-            .filter(|v| *v != base)
-            .cloned()
-            .collect();
-        if cols.is_empty() {
-            continue;
-        }
-        let _ = writeln!(
-            s,
-            "\n## {quantity} relative to {what} (×, lower is better)\n"
-        );
-        header(&mut s, "workload", &cols);
-        let mut per_col: Vec<Vec<f64>> = vec![Vec::new(); cols.len()];
+    // The serial workloads' tables (none when only threaded workloads ran).
+    if !res.workloads.is_empty() {
+        // Execution time.
+        let _ = writeln!(s, "## Execution time (s)\n");
+        header(&mut s, "workload", &res.variants);
         for w in &res.workloads {
-            let b = Summary::of(&samples(res, w, base)).map(|x| x.median);
-            let cells: Vec<String> = cols
+            let cells: Vec<String> = res
+                .variants
                 .iter()
-                .enumerate()
-                .map(|(i, v)| match (b, Summary::of(&samples(res, w, v))) {
-                    (Some(b), Some(x)) if b > 0.0 => {
-                        per_col[i].push(x.median / b);
-                        format!("{:.2}", x.median / b)
-                    }
-                    (_, None) => cell_missing(res, w, v),
-                    _ => "—".to_owned(),
+                .map(|v| match Summary::of(&res.samples(w, v)) {
+                    Some(sm) => format!("{:.3} ±{:.1}%", sm.median, sm.spread_percent()),
+                    None => cell_missing(res, w, v),
                 })
                 .collect();
             let _ = writeln!(s, "| {w} | {} |", cells.join(" | "));
         }
-        let means: Vec<String> = per_col
-            .iter()
-            .map(|c| geomean(c).map_or("—".to_owned(), |g| format!("**{g:.2}**")))
-            .collect();
-        let _ = writeln!(s, "| **geometric mean** | {} |", means.join(" | "));
-    }
 
-    // Compile time.
-    let compile_cols: Vec<String> = res
-        .variants
-        .iter()
-        .filter(|v| res.compiles.iter().any(|c| &c.variant == *v))
-        .cloned()
-        .collect();
-    if !compile_cols.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n## Compile time (s, median of {}): `mvvm-aot --opt-level=3` per policy, `wasmtime compile`\n",
-            crate::runner::COMPILE_REPS
-        );
-        let both = compile_cols.iter().any(|v| v == "mvvm-none")
-            && compile_cols.iter().any(|v| v == "wasmtime");
-        let mut cols = compile_cols.clone();
-        if both {
-            cols.push("mvvm-none / wasmtime".to_owned());
+        // Ratios, of wall time and of CPU time.
+        type Samples = fn(&Results, &str, &str) -> Vec<f64>;
+        let ratio_tables: [(&str, &str, &str, Samples); 4] = [
+            ("native", "native", "Execution time", Results::samples),
+            (
+                "mvvm-none",
+                "MVVM without a checkpoint policy",
+                "Execution time",
+                Results::samples,
+            ),
+            ("wasmtime", "Wasmtime", "Execution time", Results::samples),
+            (
+                "native",
+                "native",
+                "CPU time (user + system)",
+                Results::cpu_samples,
+            ),
+        ];
+        for (base, what, quantity, samples) in ratio_tables {
+            if !res.variants.iter().any(|v| v == base) {
+                continue;
+            }
+            let cols: Vec<String> = res
+                .variants
+                .iter()
+                .filter(|v| *v != base)
+                .cloned()
+                .collect();
+            if cols.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "\n## {quantity} relative to {what} (×, lower is better)\n"
+            );
+            header(&mut s, "workload", &cols);
+            let mut per_col: Vec<Vec<f64>> = vec![Vec::new(); cols.len()];
+            for w in &res.workloads {
+                let b = Summary::of(&samples(res, w, base)).map(|x| x.median);
+                let cells: Vec<String> = cols
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| match (b, Summary::of(&samples(res, w, v))) {
+                        (Some(b), Some(x)) if b > 0.0 => {
+                            per_col[i].push(x.median / b);
+                            format!("{:.2}", x.median / b)
+                        }
+                        (_, None) => cell_missing(res, w, v),
+                        _ => "—".to_owned(),
+                    })
+                    .collect();
+                let _ = writeln!(s, "| {w} | {} |", cells.join(" | "));
+            }
+            let means: Vec<String> = per_col
+                .iter()
+                .map(|c| geomean(c).map_or("—".to_owned(), |g| format!("**{g:.2}**")))
+                .collect();
+            let _ = writeln!(s, "| **geometric mean** | {} |", means.join(" | "));
+        }
+
+        // Compile time.
+        let compile_cols: Vec<String> = res
+            .variants
+            .iter()
+            .filter(|v| res.compiles.iter().any(|c| &c.variant == *v))
+            .cloned()
+            .collect();
+        if !compile_cols.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n## Compile time (s, median of {}): `mvvm-aot --opt-level=3` per policy, `wasmtime compile`\n",
+                crate::runner::COMPILE_REPS
+            );
+            let both = compile_cols.iter().any(|v| v == "mvvm-none")
+                && compile_cols.iter().any(|v| v == "wasmtime");
+            let mut cols = compile_cols.clone();
+            if both {
+                cols.push("mvvm-none / wasmtime".to_owned());
+            }
+            header(&mut s, "workload", &cols);
+            let done = |w: &str, v: &str| {
+                res.compiles
+                    .iter()
+                    .find(|c| c.workload == w && c.variant == v)
+                    .and_then(|c| match c.outcome {
+                        CompileOutcome::Done(t) => Some(t),
+                        _ => None,
+                    })
+            };
+            let mut ratios = Vec::new();
+            for w in &res.workloads {
+                let mut cells: Vec<String> = compile_cols
+                    .iter()
+                    .map(|v| {
+                        match res
+                            .compiles
+                            .iter()
+                            .find(|c| c.workload == *w && &c.variant == v)
+                        {
+                            Some(c) => match &c.outcome {
+                                CompileOutcome::Done(t) => format!("{t:.3}"),
+                                CompileOutcome::Unsupported(_) => NOT_SUPPORTED.to_owned(),
+                                CompileOutcome::Failed(e) => {
+                                    format!("failed: {}", csv_text(e).replace('|', "/"))
+                                }
+                            },
+                            None => cell_missing(res, w, v),
+                        }
+                    })
+                    .collect();
+                if both {
+                    cells.push(match (done(w, "mvvm-none"), done(w, "wasmtime")) {
+                        (Some(a), Some(b)) if b > 0.0 => {
+                            ratios.push(a / b);
+                            format!("{:.2}", a / b)
+                        }
+                        _ => "—".to_owned(),
+                    });
+                }
+                let _ = writeln!(s, "| {w} | {} |", cells.join(" | "));
+            }
+            if let (true, Some(g)) = (both, geomean(&ratios)) {
+                let blanks = vec![""; compile_cols.len()].join(" | ");
+                let _ = writeln!(s, "| **geometric mean** | {blanks} | **{g:.2}** |");
+            }
+        }
+
+        // Peak RSS.
+        let rss_cols: Vec<String> = res
+            .variants
+            .iter()
+            .filter(|v| *v == "native" || *v == "mvvm-none" || *v == "wasmtime")
+            .cloned()
+            .collect();
+        let _ = writeln!(s, "\n## Peak resident set size (MiB, median)\n");
+        let mut cols = rss_cols.clone();
+        if rss_cols.iter().any(|v| v == "mvvm-none") {
+            cols.push("mvvm-none / native".to_owned());
         }
         header(&mut s, "workload", &cols);
-        let done = |w: &str, v: &str| {
-            res.compiles
-                .iter()
-                .find(|c| c.workload == w && c.variant == v)
-                .and_then(|c| match c.outcome {
-                    CompileOutcome::Done(t) => Some(t),
-                    _ => None,
-                })
-        };
-        let mut ratios = Vec::new();
         for w in &res.workloads {
-            let mut cells: Vec<String> = compile_cols
+            let med = |v: &str| Summary::of(&res.rss_samples(w, v)).map(|x| x.median / 1024.0);
+            let mut cells: Vec<String> = rss_cols
                 .iter()
-                .map(|v| {
-                    match res
-                        .compiles
-                        .iter()
-                        .find(|c| c.workload == *w && &c.variant == v)
-                    {
-                        Some(c) => match &c.outcome {
-                            CompileOutcome::Done(t) => format!("{t:.3}"),
-                            CompileOutcome::Unsupported(_) => NOT_SUPPORTED.to_owned(),
-                            CompileOutcome::Failed(e) => {
-                                format!("failed: {}", csv_text(e).replace('|', "/"))
-                            }
-                        },
-                        None => cell_missing(res, w, v),
-                    }
-                })
+                .map(|v| med(v).map_or_else(|| cell_missing(res, w, v), |m| format!("{m:.1}")))
                 .collect();
-            if both {
-                cells.push(match (done(w, "mvvm-none"), done(w, "wasmtime")) {
-                    (Some(a), Some(b)) if b > 0.0 => {
-                        ratios.push(a / b);
-                        format!("{:.2}", a / b)
-                    }
+            if rss_cols.iter().any(|v| v == "mvvm-none") {
+                cells.push(match (med("mvvm-none"), med("native")) {
+                    (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
                     _ => "—".to_owned(),
                 });
             }
             let _ = writeln!(s, "| {w} | {} |", cells.join(" | "));
         }
-        if let (true, Some(g)) = (both, geomean(&ratios)) {
-            let blanks = vec![""; compile_cols.len()].join(" | ");
-            let _ = writeln!(s, "| **geometric mean** | {blanks} | **{g:.2}** |");
-        }
     }
 
-    // Peak RSS.
-    let rss_cols: Vec<String> = res
-        .variants
-        .iter()
-        .filter(|v| *v == "native" || *v == "mvvm-none" || *v == "wasmtime")
-        .cloned()
-        .collect();
-    let _ = writeln!(s, "\n## Peak resident set size (MiB, median)\n");
-    let mut cols = rss_cols.clone();
-    if rss_cols.iter().any(|v| v == "mvvm-none") {
-        cols.push("mvvm-none / native".to_owned());
-    }
-    header(&mut s, "workload", &cols);
-    for w in &res.workloads {
-        let med = |v: &str| Summary::of(&res.rss_samples(w, v)).map(|x| x.median / 1024.0);
-        let mut cells: Vec<String> = rss_cols
-            .iter()
-            .map(|v| med(v).map_or_else(|| cell_missing(res, w, v), |m| format!("{m:.1}")))
-            .collect();
-        if rss_cols.iter().any(|v| v == "mvvm-none") {
-            cells.push(match (med("mvvm-none"), med("native")) {
-                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-                _ => "—".to_owned(),
-            });
-        }
-        let _ = writeln!(s, "| {w} | {} |", cells.join(" | "));
-    }
+    policy_tables(&mut s, res);
+    threaded_tables(&mut s, res);
 
     if !res.checkpoints.is_empty() {
         let _ = writeln!(
@@ -385,6 +407,207 @@ pub fn markdown(res: &Results, title: &str) -> String {
         }
     }
     s
+}
+
+/// A figure and its ratio to the no-policy one: `12.5 (1.04×)`; the
+/// no-policy column itself has no ratio.
+fn with_ratio(v: f64, base: Option<f64>, shown: &str, is_base: bool) -> (String, Option<f64>) {
+    match base {
+        Some(b) if b > 0.0 && !is_base => (format!("{shown} ({:.2}×)", v / b), Some(v / b)),
+        _ => (shown.to_owned(), None),
+    }
+}
+
+/// A cell's figure and its text, or why the cell has none (by workload and
+/// variant).
+type CellFigure<'a> = dyn Fn(&str, &str) -> Result<(f64, String), String> + 'a;
+
+/// One per-policy table: a row per workload, a column per MVVM policy,
+/// each cell `value` with its ratio to `mvvm-none`, and the geometric mean
+/// of the ratios. `value` gives a cell's figure (already formatted too),
+/// or why there is none.
+fn per_policy_table(
+    s: &mut String,
+    res: &Results,
+    heading: &str,
+    intro: &str,
+    value: &CellFigure<'_>,
+) {
+    let cols: Vec<&String> = res
+        .variants
+        .iter()
+        .filter(|v| v.starts_with("mvvm-"))
+        .collect();
+    if cols.is_empty() || res.workloads.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n## {heading}\n\n{intro}\n");
+    let names: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+    let _ = writeln!(s, "| workload | {} |", names.join(" | "));
+    let _ = writeln!(s, "|---|{}", "---:|".repeat(cols.len()));
+    let mut per_col: Vec<Vec<f64>> = vec![Vec::new(); cols.len()];
+    for w in &res.workloads {
+        let base = value(w, "mvvm-none").ok().map(|(v, _)| v);
+        let cells: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match value(w, v) {
+                Ok((x, shown)) => {
+                    let (cell, ratio) = with_ratio(x, base, &shown, *v == "mvvm-none");
+                    per_col[i].extend(ratio);
+                    cell
+                }
+                Err(why) => why.replace('|', "/"),
+            })
+            .collect();
+        let _ = writeln!(s, "| {w} | {} |", cells.join(" | "));
+    }
+    if per_col.iter().any(|c| !c.is_empty()) {
+        let means: Vec<String> = per_col
+            .iter()
+            .zip(&cols)
+            .map(|(c, v)| match geomean(c) {
+                Some(g) => format!("**{g:.2}×**"),
+                None if *v == "mvvm-none" => "1.00×".to_owned(),
+                None => "—".to_owned(),
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "| **geometric mean of the ratios** | {} |",
+            means.join(" | ")
+        );
+    }
+}
+
+/// What start-up cells say when the runner's summary has no `startup_ms`.
+pub const STARTUP_NA: &str = "n/a";
+
+/// Object size, start-up time and peak RSS of every policy against no
+/// policy.
+fn policy_tables(s: &mut String, res: &Results) {
+    let missing = |w: &str, v: &str| cell_missing(res, w, v);
+    per_policy_table(
+        s,
+        res,
+        "Object size per policy (`.aot` bytes; × the no-policy object)",
+        "Size of the object `mvvm-aot --opt-level=3` wrote for each policy.",
+        &|w, v| match res.object_bytes(w, v) {
+            Some(b) => Ok((b as f64, b.to_string())),
+            None => Err(missing(w, v)),
+        },
+    );
+    per_policy_table(
+        s,
+        res,
+        "Start-up time per policy (ms, median; × no policy)",
+        &format!(
+            "`startup_ms` of the runner's `--json` summary: loading, relocating and instantiating \
+             the object, up to the guest's first instruction. \"{STARTUP_NA}\": the runner does \
+             not report it."
+        ),
+        &|w, v| {
+            if res.samples(w, v).is_empty() {
+                return Err(missing(w, v));
+            }
+            Summary::of(&res.startup_samples(w, v))
+                .map(|m| (m.median, format!("{:.2}", m.median)))
+                .ok_or_else(|| STARTUP_NA.to_owned())
+        },
+    );
+    per_policy_table(
+        s,
+        res,
+        "Peak RSS per policy (MiB, median; × no policy)",
+        "Largest resident set of the runner process over the whole run (`ru_maxrss` of the \
+         measured child).",
+        &|w, v| match Summary::of(&res.rss_samples(w, v)) {
+            Some(m) => Ok((m.median, format!("{:.1}", m.median / 1024.0))),
+            None => Err(missing(w, v)),
+        },
+    );
+}
+
+/// The threaded workloads: time per thread count natively, under MVVM and
+/// under Wasmtime, the ratios, and the checkpoint trial's outcome.
+fn threaded_tables(s: &mut String, res: &Results) {
+    if res.threaded.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## Threaded workloads (wasi-threads against pthreads)\n\n\
+         Programs of `test/threads` (pthreads), their thread count from `{}`: native build `gcc {} {}`, \
+         MVVM `mvvm-aot --opt-level=3` without a policy run with `mvvm-checkpoint -e {}=N`, Wasmtime \
+         precompiled with `{}` and run with `{}`. Wasmtime: {}. Median wall-clock time of the \
+         measured runs (± half the range); every run must print the checksum of the native build \
+         at the first thread count. Ratios of medians, lower is better for MVVM.\n",
+        crate::threads::THREADS_ENV,
+        crate::tools::NATIVE_CFLAGS.join(" "),
+        crate::tools::NATIVE_THREADS_CFLAGS.join(" "),
+        crate::threads::THREADS_ENV,
+        crate::tools::WASMTIME_THREADS_COMPILE_FLAGS.join(" "),
+        crate::tools::WASMTIME_THREADS_RUN_FLAGS.join(" "),
+        if res.threaded_wasmtime.is_empty() {
+            "—".to_owned()
+        } else {
+            res.threaded_wasmtime.replace('|', "/")
+        }
+    );
+    let _ = writeln!(
+        s,
+        "| workload | threads | native (s) | MVVM (s) | Wasmtime (s) | MVVM / native | MVVM / Wasmtime |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    let label = crate::threads::label;
+    for w in &res.threaded {
+        for &n in &res.thread_counts {
+            let med = |base: &str| Summary::of(&res.samples(w, &label(base, n)));
+            let time = |base: &str| match med(base) {
+                Some(m) => format!("{:.3} ±{:.1}%", m.median, m.spread_percent()),
+                None => cell_missing(res, w, &label(base, n)),
+            };
+            let ratio = |a: &str, b: &str| match (med(a), med(b)) {
+                (Some(a), Some(b)) if b.median > 0.0 => format!("{:.2}", a.median / b.median),
+                _ => "—".to_owned(),
+            };
+            let _ = writeln!(
+                s,
+                "| {w} | {n} | {} | {} | {} | {} | {} |",
+                time("native"),
+                time("mvvm-none"),
+                time("wasmtime"),
+                ratio("mvvm-none", "native"),
+                ratio("mvvm-none", "wasmtime")
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nCheckpoint latency with {} threads (`mvvm-checkpoint --after T`, T half the uninterrupted \
+         run; figures in the checkpoint table when the runner checkpoints):\n",
+        crate::threads::CHECKPOINT_THREADS
+    );
+    for w in &res.threaded {
+        let prefix = format!("{w} (");
+        let line = match res
+            .checkpoints
+            .iter()
+            .find(|c| c.label.starts_with(&prefix))
+        {
+            None => "not measured (checkpoint trials off, or no MVVM build or policy)".to_owned(),
+            Some(c) if c.checksum_ok => format!(
+                "{} ms ({}), snapshot {} MiB, restored run printed the native checksum",
+                c.summary
+                    .checkpoint_ms
+                    .map_or("—".to_owned(), |v| format!("{v:.1}")),
+                c.policy,
+                mib(c.summary.snapshot_bytes)
+            ),
+            Some(c) => c.note.clone(),
+        };
+        let _ = writeln!(s, "- {w}: {line}");
+    }
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -555,6 +778,7 @@ mod tests {
             },
             checksum: Some("00".to_owned()),
             checksum_ok: ok,
+            startup_ms: None,
         }
     }
 
@@ -593,6 +817,7 @@ mod tests {
             workload: "gemm",
             variant: "mvvm-none".into(),
             outcome: CompileOutcome::Done(0.25),
+            bytes: Some(1000),
         });
         r
     }
@@ -673,9 +898,122 @@ mod tests {
         let text = csv(&r);
         assert!(
             text.lines()
-                .any(|l| l == "criu,,criu,0,false,,,,,,,,,CRIU not run: not root"),
+                .any(|l| l == "criu,,criu,0,false,,,,,,,,,,,CRIU not run: not root"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn policies_get_object_size_start_up_and_rss_with_ratios() {
+        let mut r = sample();
+        r.variants = vec!["native".into(), "mvvm-none".into(), "mvvm-loop".into()];
+        r.missing.clear();
+        for round in 0..3 {
+            let mut a = run("gemm", "mvvm-loop", round, 1.6, true);
+            a.m.max_rss_kib = 3072;
+            a.startup_ms = Some(3.0);
+            r.runs.push(a);
+        }
+        for rec in r.runs.iter_mut().filter(|x| x.variant == "mvvm-none") {
+            rec.startup_ms = Some(2.0);
+        }
+        r.compiles.push(CompileRecord {
+            workload: "gemm",
+            variant: "mvvm-loop".into(),
+            outcome: CompileOutcome::Done(0.5),
+            bytes: Some(1250),
+        });
+        let md = markdown(&r, "t");
+        assert!(md.contains("| gemm | 1000 | 1250 (1.25×) |"), "{md}");
+        assert!(md.contains("| gemm | 2.00 | 3.00 (1.50×) |"), "{md}");
+        assert!(md.contains("| gemm | 2.0 | 3.0 (1.50×) |"), "{md}");
+        assert!(
+            md.contains("| **geometric mean of the ratios** | 1.00× | **1.25×** |"),
+            "{md}"
+        );
+        // A runner that writes no `startup_ms`: "n/a", not a number.
+        for rec in &mut r.runs {
+            rec.startup_ms = None;
+        }
+        let md = markdown(&r, "t");
+        assert!(
+            md.contains(&format!("| gemm | {STARTUP_NA} | {STARTUP_NA} |")),
+            "{md}"
+        );
+        let text = csv(&r);
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("compile,gemm,mvvm-loop,") && l.contains(",1250,,")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn threaded_workloads_are_tabled_per_thread_count() {
+        let mut r = Results {
+            threaded: vec!["gemm_mt"],
+            thread_counts: vec![1, 4],
+            threaded_wasmtime: format!("{} (hint)", crate::tools::WASMTIME_THREADS_MISSING),
+            ..Default::default()
+        };
+        for round in 0..3 {
+            r.runs.push(run("gemm_mt", "native-t1", round, 1.0, true));
+            r.runs
+                .push(run("gemm_mt", "mvvm-none-t1", round, 1.5, true));
+            r.runs.push(run("gemm_mt", "native-t4", round, 0.5, true));
+            r.runs
+                .push(run("gemm_mt", "mvvm-none-t4", round, 1.0, true));
+        }
+        for n in [1, 4] {
+            r.missing.insert(
+                ("gemm_mt".into(), crate::threads::label("wasmtime", n)),
+                crate::tools::WASMTIME_THREADS_MISSING.into(),
+            );
+        }
+        r.checkpoints.push(crate::cr::CrRecord {
+            label: "gemm_mt (4 threads)".into(),
+            args: String::new(),
+            policy: "loop",
+            straight_s: 1.0,
+            after_s: 0.5,
+            checkpoint: None,
+            summary: crate::cr::RunSummary::default(),
+            restore: None,
+            downtime_ms: None,
+            checksum_ok: false,
+            note: format!(
+                "{}: the module imports its memory",
+                crate::cr::CHECKPOINT_REFUSED
+            ),
+        });
+        let md = markdown(&r, "t");
+        assert!(
+            md.contains(
+                "| gemm_mt | 1 | 1.000 ±0.0% | 1.500 ±0.0% | wasmtime: not available | 1.50 | — |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| gemm_mt | 4 | 0.500 ±0.0% | 1.000 ±0.0% | wasmtime: not available | 2.00 | — |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("Wasmtime: wasmtime: not available (hint)."),
+            "{md}"
+        );
+        assert!(
+            md.contains("- gemm_mt: not yet supported (the runner refused the checkpoint): the module imports its memory"),
+            "{md}"
+        );
+        let text = csv(&r);
+        assert!(
+            text.lines().any(|l| l.starts_with("wasmtime-threads,")),
+            "{text}"
+        );
+        let cols = CSV_HEADER.split(',').count();
+        assert!(text.lines().all(|l| l.split(',').count() == cols), "{text}");
     }
 
     #[test]

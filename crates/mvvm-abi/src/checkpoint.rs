@@ -14,7 +14,13 @@
 //!   loop header, the state being the one at the start of an iteration);
 //! - [`StablePointKind::Call`]: a `call`/`call_indirect`, a `return_call`
 //!   of an import, a `return_call_indirect` (resuming issues the call
-//!   again with the saved arguments; the callee rewinds in turn).
+//!   again with the saved arguments; the callee rewinds in turn);
+//! - [`StablePointKind::AtomicWait`]: a `memory.atomic.wait32/wait64`
+//!   (resuming makes the wait again with the saved operands). Only ever
+//!   the innermost frame: the wait builtin gives up a wait that a
+//!   checkpoint request interrupts and the code after it unwinds as after
+//!   a call; the runtime saves the time that was left of a finite timeout
+//!   in place of the timeout operand.
 //!
 //! Protocol (all through [`VMLimits`](crate::vmctx) fields and builtins):
 //!
@@ -133,6 +139,12 @@ pub enum StablePointKind {
     /// A call site (`call`, `call_indirect`; `return_call` of an import,
     /// `return_call_indirect`).
     Call,
+    /// A `memory.atomic.wait32`/`wait64`: its operand stack ends with the
+    /// wait's operands (address, expected value, timeout). A frame there
+    /// is always the innermost one: the wait builtin interrupted by a
+    /// checkpoint request sets `unwind_state = UNWINDING` and the code
+    /// after it unwinds as after a call.
+    AtomicWait,
 }
 
 /// One resume point of a function.
@@ -144,7 +156,7 @@ pub struct StablePoint {
     pub kind: StablePointKind,
     /// Types of the operand stack there, bottom first (for a call site,
     /// including the call's arguments and, for `call_indirect`, the table
-    /// index).
+    /// index; for a wait, its three operands).
     pub stack: Vec<ValType>,
 }
 

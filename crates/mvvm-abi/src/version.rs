@@ -14,8 +14,11 @@
 /// codes `UnalignedAtomic` and `WaitOnUnsharedMemory`, builtins
 /// `memory_atomic_wait32`, `memory_atomic_wait64`, `memory_atomic_notify`
 /// at the end of the table: a runtime with a shorter table must refuse
-/// such code).
-pub const AOT_FORMAT_VERSION: u32 = 6;
+/// such code). 7: `memory.atomic.wait32/wait64` are stable points
+/// (`StablePointKind::AtomicWait`) under a policy, and code compiled with
+/// one tests `unwind_state` after each wait: a runtime may then interrupt
+/// a wait for a checkpoint, which older code would not unwind from.
+pub const AOT_FORMAT_VERSION: u32 = 7;
 
 /// Version of the MVVM toolchain that produced a file.
 pub const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");

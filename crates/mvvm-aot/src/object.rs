@@ -5,18 +5,54 @@
 //! fixed order, so the same input always gives the same bytes. The metadata
 //! is a read-only data object `mvvm_meta` alone in the section
 //! [`META_SECTION`].
+//!
+//! The layout serves start-up (see docs/startup.md):
+//! - `.text` is aligned to [`text_file_align`] in the file, so the runtime
+//!   maps it from the file instead of copying it: pages are shared between
+//!   processes and read only when executed;
+//! - the calls between functions (PC-relative relocations whose target is
+//!   in `.text` too) are applied here, like a linker would, and the object
+//!   says so with the empty section [`PRELINKED_SECTION`]: the loader then
+//!   checks those relocations but writes none, and touches no code page.
+//!   The relocations stay in `.rela.text` (for ELF tools, and so that a
+//!   relocatable-object linker would still get the same result);
+//! - the resume clones (entered only while restoring a snapshot) come after
+//!   every other function, so the code a run executes is packed into the
+//!   first pages and the clones' pages are never read by a run that is not
+//!   a restore.
 
 use crate::CompileError;
+use cranelift_codegen::binemit::Reloc;
 use cranelift_codegen::ir;
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_module::{DataDescription, FuncId, Linkage, Module, ModuleReloc, ModuleRelocTarget};
+use cranelift_object::object;
 use cranelift_object::{ObjectBuilder, ObjectModule};
 use mvvm_abi::object::META_SECTION;
 use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
 use mvvm_abi::{FuncInfo, ModuleMeta};
+use object::write::SymbolSection;
 
 /// The name of the metadata data symbol.
 pub const META_SYMBOL: &str = "mvvm_meta";
+
+/// The empty section that marks a pre-linked object: every PC-relative
+/// relocation from `.text` to `.text` is already applied in its bytes.
+/// The runtime's loader reads the same name (`mvvm_rt::loader`).
+pub const PRELINKED_SECTION: &str = ".mvvm.prelinked";
+
+/// Prefix of the resume clones' symbols (`mvvm_abi::object::resume_symbol`).
+const RESUME_PREFIX: &str = "mvvm_resume_";
+
+/// File alignment of `.text`: a multiple of every page size the target's
+/// Linux kernels use (4 KiB on x86-64; 4, 16 or 64 KiB on aarch64), so the
+/// runtime can map the text straight from the file.
+fn text_file_align(arch: target_lexicon::Architecture) -> u64 {
+    match arch {
+        target_lexicon::Architecture::X86_64 => 4 << 10,
+        _ => 64 << 10,
+    }
+}
 
 /// A compiled function, ready to be placed in the object.
 pub(crate) struct CompiledFunc {
@@ -30,9 +66,42 @@ pub(crate) struct CompiledFunc {
     pub info: FuncInfo,
 }
 
+/// A function held back until [`Emitter::finish`] (a resume clone).
+struct Deferred {
+    id: FuncId,
+    func_index: u32,
+    bytes: Vec<u8>,
+    alignment: u64,
+    relocs: Vec<ModuleReloc>,
+}
+
+/// A PC-relative relocation from one function to another (or into one),
+/// applied by [`Emitter::finish`] once every function has its offset.
+struct Patch {
+    /// The function holding the place, and the place's offset in it.
+    from: FuncId,
+    offset: u32,
+    kind: Reloc,
+    /// The target function, and an offset into it.
+    to: FuncId,
+    to_offset: u32,
+    addend: i64,
+}
+
 /// Builds the object.
 pub(crate) struct Emitter {
     module: ObjectModule,
+    /// File alignment of `.text` (see [`text_file_align`]).
+    text_align: u64,
+    /// Whether a function was defined yet (the first carries the text
+    /// alignment).
+    defined_any: bool,
+    /// The functions declared as resume clones (by `FuncId` number).
+    cold: Vec<bool>,
+    /// Resume clones, defined last.
+    deferred: Vec<Deferred>,
+    /// Calls to apply in `.text`.
+    patches: Vec<Patch>,
 }
 
 /// A [`CompileError::Object`]: `step` (what the emitter was doing) failed.
@@ -47,13 +116,27 @@ where
     }
 }
 
+/// A [`CompileError::Object`] with a message of ours.
+fn layout_err(step: &str, message: String) -> CompileError {
+    CompileError::Object {
+        step: step.to_string(),
+        source: message.into(),
+    }
+}
+
 impl Emitter {
     /// A new, empty object for `isa`.
     pub fn new(isa: OwnedTargetIsa) -> Result<Self, CompileError> {
+        let text_align = text_file_align(isa.triple().architecture);
         let builder = ObjectBuilder::new(isa, "mvvm", cranelift_module::default_libcall_names())
             .map_err(object_err("start the object"))?;
         Ok(Emitter {
             module: ObjectModule::new(builder),
+            text_align,
+            defined_any: false,
+            cold: Vec::new(),
+            deferred: Vec::new(),
+            patches: Vec::new(),
         })
     }
 
@@ -63,12 +146,20 @@ impl Emitter {
         name: &str,
         sig: &ir::Signature,
     ) -> Result<FuncId, CompileError> {
-        self.module
+        let id = self
+            .module
             .declare_function(name, Linkage::Export, sig)
-            .map_err(object_err(format!("declare `{name}`")))
+            .map_err(object_err(format!("declare `{name}`")))?;
+        let n = id.as_u32() as usize;
+        if self.cold.len() <= n {
+            self.cold.resize(n + 1, false);
+        }
+        self.cold[n] = name.starts_with(RESUME_PREFIX);
+        Ok(id)
     }
 
-    /// Defines a declared function's code.
+    /// Defines a declared function's code (a resume clone only at
+    /// [`Emitter::finish`], after every other function).
     ///
     /// Refuses relocations against anything but our own functions: the
     /// runtime resolves symbols only inside the object, so a libcall (which
@@ -95,13 +186,71 @@ impl Emitter {
                 });
             }
         }
+        if self
+            .cold
+            .get(id.as_u32() as usize)
+            .copied()
+            .unwrap_or(false)
+        {
+            self.deferred.push(Deferred {
+                id,
+                func_index,
+                bytes: code.bytes.clone(),
+                alignment: code.alignment,
+                relocs: code.relocs.clone(),
+            });
+            return Ok(());
+        }
+        self.define_now(id, func_index, &code.bytes, code.alignment, &code.relocs)
+    }
+
+    /// Appends one function to `.text` and notes the calls to apply.
+    fn define_now(
+        &mut self,
+        id: FuncId,
+        func_index: u32,
+        bytes: &[u8],
+        alignment: u64,
+        relocs: &[ModuleReloc],
+    ) -> Result<(), CompileError> {
+        // The first function starts the section: its alignment becomes the
+        // section's, hence the file offset's (at no cost in padding).
+        let alignment = if self.defined_any {
+            alignment
+        } else {
+            alignment.max(self.text_align)
+        };
+        self.defined_any = true;
+        for r in relocs {
+            let (to, to_offset) = match r.name {
+                ModuleRelocTarget::User {
+                    namespace: 0,
+                    index,
+                } => (FuncId::from_u32(index), 0),
+                ModuleRelocTarget::FunctionOffset(f, off) => (f, off),
+                _ => continue,
+            };
+            if is_pc_relative(r.kind) {
+                self.patches.push(Patch {
+                    from: id,
+                    offset: r.offset,
+                    kind: r.kind,
+                    to,
+                    to_offset,
+                    addend: r.addend,
+                });
+            }
+        }
         self.module
-            .define_function_bytes(id, code.alignment, &code.bytes, &code.relocs)
+            .define_function_bytes(id, alignment, bytes, relocs)
             .map_err(object_err(format!("define function {func_index}")))
     }
 
     /// Writes the metadata section and returns the object's bytes.
     pub fn finish(mut self, meta: &ModuleMeta) -> Result<Vec<u8>, CompileError> {
+        for d in std::mem::take(&mut self.deferred) {
+            self.define_now(d.id, d.func_index, &d.bytes, d.alignment, &d.relocs)?;
+        }
         let encoded = mvvm_abi::codec::encode(meta).map_err(object_err("encode the metadata"))?;
         let mut bytes = Vec::with_capacity(META_MAGIC.len() + 4 + encoded.len());
         bytes.extend_from_slice(&META_MAGIC);
@@ -118,9 +267,88 @@ impl Emitter {
         self.module
             .define_data(id, &desc)
             .map_err(object_err("define the metadata"))?;
-        self.module
-            .finish()
-            .emit()
+        let mut product = self.module.finish();
+        let arch = product.object.architecture();
+        apply_patches(&mut product, &self.patches, arch)?;
+        product.object.add_section(
+            Vec::new(),
+            PRELINKED_SECTION.as_bytes().to_vec(),
+            object::SectionKind::Other,
+        );
+        product
+            .object
+            .write()
             .map_err(object_err("write the ELF object"))
     }
+}
+
+/// Whether a relocation of `kind` is applied here (PC-relative: the same
+/// value wherever `.text` is loaded). The loader skips exactly these in a
+/// pre-linked object: `R_X86_64_PC32`, `R_X86_64_PLT32`,
+/// `R_AARCH64_CALL26`.
+fn is_pc_relative(kind: Reloc) -> bool {
+    matches!(
+        kind,
+        Reloc::X86PCRel4 | Reloc::X86CallPCRel4 | Reloc::X86CallPLTRel4 | Reloc::Arm64Call
+    )
+}
+
+/// Applies every patch in `.text`, from the final symbol offsets.
+fn apply_patches(
+    product: &mut cranelift_object::ObjectProduct,
+    patches: &[Patch],
+    arch: object::Architecture,
+) -> Result<(), CompileError> {
+    const STEP: &str = "pre-link the calls";
+    let place_of = |product: &cranelift_object::ObjectProduct, f: FuncId| {
+        let sym = product
+            .functions
+            .get(f)
+            .copied()
+            .flatten()
+            .map(|(s, _)| product.object.symbol(s));
+        match sym.map(|s| (s.section, s.value)) {
+            Some((SymbolSection::Section(s), value)) => Ok((s, value)),
+            _ => Err(layout_err(
+                STEP,
+                format!("function #{} is not defined", f.as_u32()),
+            )),
+        }
+    };
+    for p in patches {
+        let (from_sec, from_off) = place_of(product, p.from)?;
+        let (to_sec, to_off) = place_of(product, p.to)?;
+        if from_sec != to_sec {
+            return Err(layout_err(STEP, "a call between sections".into()));
+        }
+        let place = from_off + u64::from(p.offset);
+        let target = to_off + u64::from(p.to_offset);
+        let d = (target as i64)
+            .wrapping_add(p.addend)
+            .wrapping_sub(place as i64);
+        let data = product.object.section_mut(from_sec).data_mut();
+        let at = place as usize;
+        let field = data
+            .get_mut(at..at + 4)
+            .ok_or_else(|| layout_err(STEP, "relocation outside the text".into()))?;
+        let out_of_range = || layout_err(STEP, format!("call at {place:#x} out of range"));
+        match (p.kind, arch) {
+            (Reloc::Arm64Call, object::Architecture::Aarch64) => {
+                if d & 3 != 0 || !(-(1 << 27)..(1 << 27)).contains(&d) {
+                    return Err(out_of_range());
+                }
+                let insn = u32::from_le_bytes([field[0], field[1], field[2], field[3]]);
+                let imm = ((d >> 2) as u32) & 0x03ff_ffff;
+                field.copy_from_slice(&((insn & !0x03ff_ffff) | imm).to_le_bytes());
+            }
+            (Reloc::X86PCRel4 | Reloc::X86CallPCRel4 | Reloc::X86CallPLTRel4, _) => {
+                let v = i32::try_from(d).map_err(|_| out_of_range())?;
+                field.copy_from_slice(&v.to_le_bytes());
+            }
+            (kind, arch) => {
+                return Err(layout_err(STEP, format!("relocation {kind:?} on {arch:?}")));
+            }
+        }
+    }
+    Ok(())
 }

@@ -69,10 +69,13 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
         incremental: req.incremental,
     };
     let outcome = on_guest_thread(max_stack, move || {
-        mvvm_wasi::Command::new(&module)
+        let command = mvvm_wasi::Command::new(&module)
             .max_wasm_stack(max_stack)
-            .config(wasi)
-            .run(cfg, opts)
+            .config(wasi);
+        // Start-up ends here: the module is loaded, the guest thread runs;
+        // what follows is instantiation and `_start`.
+        summary::mark_guest_start();
+        command.run(cfg, opts)
     })?;
     if !matches!(outcome, Ok(Outcome::Checkpointed { .. }))
         && let SnapshotLocation::File(p) = &req.snapshot

@@ -116,8 +116,10 @@ pub fn downtime_ms(info: &SnapshotInfo, now: SystemTime) -> Option<f64> {
 }
 
 /// The runtime's hook, called right before the resumed program's first
-/// instruction: records (and in debug mode prints) the downtime.
+/// instruction: records the start-up time (see [`crate::summary`]) and
+/// records (and in debug mode prints) the downtime.
 fn on_resume(info: &SnapshotInfo) {
+    crate::summary::mark_guest_start();
     let Some(ms) = downtime_ms(info, SystemTime::now()) else {
         return;
     };

@@ -5,8 +5,18 @@
 //! ```json
 //! {"status":"checkpointed","exit_code":75,"probes":1234,"snapshot":"bc.bin",
 //!  "snapshot_bytes":65712,"memory_bytes":131072,"frames":5,"checkpoint_ms":0.41,
-//!  "downtime_ms":null}
+//!  "startup_ms":3.2,"downtime_ms":null}
 //! ```
+//!
+//! `startup_ms` is the process's start-up: from the process start (the
+//! runtime's constructor that runs before `main`, see
+//! [`mvvm_rt::loader::process_start`]) to the guest's first instruction:
+//! for `mvvm-restore` the moment the downtime ends too (the runtime's
+//! `on_resume` hook, after the snapshot is read and the store rebuilt), for
+//! `mvvm-checkpoint` the call into the runtime's run, once the module is
+//! loaded and the guest thread started (instantiation, which follows, is
+//! not included: it is a small fraction, see docs/startup.md). `null` if
+//! the guest never started.
 //!
 //! `downtime_ms` is set by `mvvm-restore`: from the checkpoint's trigger
 //! (its wall-clock time travels in the snapshot) to the first instruction
@@ -19,6 +29,7 @@
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// How a run ended, as reported in the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +74,30 @@ pub struct Summary {
     /// From the trigger of the checkpoint this run resumed to its first
     /// instruction, in milliseconds (restored runs only).
     pub downtime_ms: Option<f64>,
+    /// From the process start to the guest's first instruction, in
+    /// milliseconds (see the module documentation).
+    pub startup_ms: Option<f64>,
+}
+
+/// This process's start-up time, set by [`mark_guest_start`].
+static STARTUP_MS: OnceLock<f64> = OnceLock::new();
+
+/// Records the start-up time: to be called right before the guest's first
+/// instruction (once per process; later calls are ignored). Logs it at
+/// debug level.
+pub fn mark_guest_start() {
+    let Some(start) = mvvm_rt::loader::process_start() else {
+        return;
+    };
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    if STARTUP_MS.set(ms).is_ok() {
+        tracing::debug!(startup_ms = ms, "guest starting");
+    }
+}
+
+/// The start-up time recorded by [`mark_guest_start`], if it was.
+pub fn startup_ms() -> Option<f64> {
+    STARTUP_MS.get().copied()
 }
 
 impl Summary {
@@ -78,6 +113,7 @@ impl Summary {
             frames: None,
             checkpoint_ms: None,
             downtime_ms: None,
+            startup_ms: startup_ms(),
         }
     }
 
@@ -91,7 +127,7 @@ impl Summary {
                 .map_or_else(|| "null".to_owned(), |v| format!("{v:.3}"))
         }
         format!(
-            "{{\"status\":\"{}\",\"exit_code\":{},\"probes\":{},\"snapshot\":{},\"snapshot_bytes\":{},\"memory_bytes\":{},\"frames\":{},\"checkpoint_ms\":{},\"downtime_ms\":{}}}",
+            "{{\"status\":\"{}\",\"exit_code\":{},\"probes\":{},\"snapshot\":{},\"snapshot_bytes\":{},\"memory_bytes\":{},\"frames\":{},\"checkpoint_ms\":{},\"startup_ms\":{},\"downtime_ms\":{}}}",
             self.status.name(),
             self.exit_code,
             num(self.probes),
@@ -102,6 +138,7 @@ impl Summary {
             num(self.memory_bytes),
             num(self.frames),
             ms(self.checkpoint_ms),
+            ms(self.startup_ms),
             ms(self.downtime_ms),
         )
     }
@@ -157,9 +194,10 @@ mod tests {
     fn exited_line() {
         let mut s = Summary::new(Status::Exited, 0);
         s.probes = Some(42);
+        s.startup_ms = None;
         assert_eq!(
             s.to_json(),
-            r#"{"status":"exited","exit_code":0,"probes":42,"snapshot":null,"snapshot_bytes":null,"memory_bytes":null,"frames":null,"checkpoint_ms":null,"downtime_ms":null}"#
+            r#"{"status":"exited","exit_code":0,"probes":42,"snapshot":null,"snapshot_bytes":null,"memory_bytes":null,"frames":null,"checkpoint_ms":null,"startup_ms":null,"downtime_ms":null}"#
         );
     }
 
@@ -171,7 +209,9 @@ mod tests {
         s.frames = Some(3);
         s.checkpoint_ms = Some(1.5);
         s.downtime_ms = Some(2.25);
+        s.startup_ms = Some(4.0);
         let j = s.to_json();
+        assert!(j.contains(r#""startup_ms":4.000,"#), "{j}");
         assert!(j.ends_with(r#""downtime_ms":2.250}"#), "{j}");
         assert!(j.contains(r#""snapshot":"a \"b\"\\c\n.bin""#), "{j}");
         assert!(j.contains(r#""checkpoint_ms":1.500"#), "{j}");

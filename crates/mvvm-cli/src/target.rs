@@ -45,11 +45,25 @@ pub fn not_a_program(path: &Path) -> anyhow::Error {
     )
 }
 
-/// Reads `path` and loads it: an `.aot` object as it is; a wasm or WAT
-/// module compiled with default options, through the compiled-object cache
-/// `cache` (see [`crate::compile_cache`]).
+/// Loads `path`: an `.aot` object mapped from its file (its code pages are
+/// read when run, and shared with other processes running the same
+/// object: start-up does not grow with the object's size, see
+/// `docs/startup.md`); a wasm or WAT module read and compiled with default
+/// options, through the compiled-object cache `cache` (see
+/// [`crate::compile_cache`]).
 pub fn load_module(path: &Path, cache: &CompileCache) -> Result<mvvm_rt::Module> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let cannot_read = || format!("cannot read {}", path.display());
+    let mut head = Vec::with_capacity(ELF_MAGIC.len());
+    std::fs::File::open(path)
+        .and_then(|f| {
+            use std::io::Read;
+            f.take(ELF_MAGIC.len() as u64).read_to_end(&mut head)
+        })
+        .with_context(cannot_read)?;
+    if InputKind::of(&head) == InputKind::Object {
+        return mvvm_rt::Module::from_aot_file(path).context("cannot load the program");
+    }
+    let bytes = std::fs::read(path).with_context(cannot_read)?;
     let load = |aot: &[u8]| mvvm_rt::Module::from_aot(aot).context("cannot load the program");
     match InputKind::of(&bytes) {
         InputKind::Object => return load(&bytes),

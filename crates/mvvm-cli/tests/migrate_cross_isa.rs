@@ -85,9 +85,13 @@ fn arm() -> Result<Arm, String> {
     )
 }
 
-/// `test/ckpt/NAME.wasm` compiled for aarch64.
-fn aarch64_aot(name: &str, dir: &Path) -> Result<PathBuf> {
-    let wasm = std::fs::read(ckpt_dir().join(format!("{name}.wasm")))?;
+/// `test/ckpt/NAME.wasm` (or the `.wasm` at `src`) compiled for aarch64.
+fn aarch64_aot(name: &str, src: Option<&Path>, dir: &Path) -> Result<PathBuf> {
+    let path = src.map_or_else(
+        || ckpt_dir().join(format!("{name}.wasm")),
+        Path::to_path_buf,
+    );
+    let wasm = std::fs::read(path)?;
     let opts = mvvm_aot::CompileOptions {
         opt_level: 3,
         policy: mvvm_aot::Policy::Loop,
@@ -154,26 +158,36 @@ fn run(mut cmd: Command) -> Result<Output> {
     Ok(cmd.stdin(Stdio::null()).env_remove("MVVM_LOG").output()?)
 }
 
-/// A program of `test/ckpt` compiled under the loop policy for both ISAs,
-/// and its uninterrupted x86-64 run.
+/// A program compiled under the loop policy for both ISAs, the guest
+/// arguments it runs with, and its uninterrupted x86-64 run.
 struct Program {
     name: &'static str,
     x86: PathBuf,
     a64: PathBuf,
+    guest: Guest,
     base: Baseline,
     dir: PathBuf,
 }
 
 impl Program {
+    /// `test/ckpt/NAME.wasm`, without arguments.
     fn new(name: &'static str) -> Result<Program> {
-        let x86 = aot(name, Policy::Loop, 3)?;
-        let base = baseline(&x86, &Guest::default())?;
+        Program::from(name, None, Guest::default())
+    }
+
+    /// `name` built from `src` (default `test/ckpt/NAME.wasm`), run as
+    /// `guest` says.
+    fn from(name: &'static str, src: Option<&Path>, guest: Guest) -> Result<Program> {
+        let source = src.map_or_else(|| name.to_owned(), |p| p.to_string_lossy().into_owned());
+        let x86 = aot(&source, Policy::Loop, 3)?;
+        let base = baseline(&x86, &guest)?;
         let dir = x86.parent().context("aot dir")?.to_path_buf();
-        let a64 = aarch64_aot(name, &dir)?;
+        let a64 = aarch64_aot(name, src, &dir)?;
         Ok(Program {
             name,
             x86,
             a64,
+            guest,
             base,
             dir,
         })
@@ -206,9 +220,14 @@ fn both_ways(arm: &Arm, p: &Program, c: u64) -> Result<()> {
         .args(["-i", "127.0.0.1", "-e", &port]);
     let restore = start_listening(r, &err)?;
     let mut k = Command::new(ck);
-    k.arg("-t")
-        .arg(&p.x86)
-        .args(["-c", &c, "-o", "127.0.0.1", "-s", &port]);
+    k.arg("-t").arg(&p.x86).args(p.guest.flags(&p.dir)).args([
+        "-c",
+        &c,
+        "-o",
+        "127.0.0.1",
+        "-s",
+        &port,
+    ]);
     let a = run(k)?;
     ensure!(
         a.status.code() == Some(CHECKPOINTED),
@@ -243,6 +262,7 @@ fn both_ways(arm: &Arm, p: &Program, c: u64) -> Result<()> {
     k.arg(arm.bin.join("mvvm-checkpoint"))
         .arg("-t")
         .arg(&p.a64)
+        .args(p.guest.flags(&p.dir))
         .args(["-c", &c, "-o", "127.0.0.1", "-s", &port]);
     let a = run(k)?;
     ensure!(
@@ -263,6 +283,47 @@ fn both_ways(arm: &Arm, p: &Program, c: u64) -> Result<()> {
         String::from_utf8_lossy(&out),
         String::from_utf8_lossy(&p.base.stdout)
     );
+    Ok(())
+}
+
+/// A program of four threads (`test/threads/jacobi-2d_mt`, whose main
+/// thread computes too) migrates with all its threads, each at its own
+/// stable point, both ways; at two probe counts of the main thread, each
+/// checked first by a local checkpoint to stop the three other threads.
+#[test]
+fn four_threads_between_x86_64_and_aarch64() -> Result<()> {
+    let test = "four_threads_between_x86_64_and_aarch64";
+    let arm = match arm() {
+        Ok(a) => a,
+        Err(why) => {
+            require::missing(test, &why);
+            return Ok(());
+        }
+    };
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/threads/jacobi-2d_mt.wasm");
+    let guest = Guest {
+        args: vec!["-s".into(), "200".into(), "-t".into(), "30".into()],
+        env: vec!["OMP_NUM_THREADS=4".into()],
+        ..Guest::default()
+    };
+    let p = Program::from("jacobi-2d_mt", Some(&src), guest)?;
+    for c in [p.base.probes / 3, p.base.probes * 2 / 3] {
+        let s = Scratch::new("threads-points");
+        let snap = s.join("t.snap");
+        let local = Tool::checkpoint(&p.x86)
+            .args(p.guest.flags(&s.0))
+            .count(c)
+            .snapshot(&snap)
+            .current_dir(&s.0)
+            .run()?;
+        local.expect_code(CHECKPOINTED, &format!("{test}: local -c {c}"))?;
+        let threads = mvvm_snapshot::open_file(&snap)?.threads.len();
+        ensure!(
+            threads == 3,
+            "{test}: -c {c} stopped {threads} other threads, not 3"
+        );
+        both_ways(&arm, &p, c)?;
+    }
     Ok(())
 }
 

@@ -113,6 +113,8 @@ fn rewrite_wasi(snap: &Path, edit: impl FnOnce(&mut WasiState)) -> Result<()> {
         monotonic_offset_nanos: s.monotonic_offset_nanos,
         memory: &memory,
         max_pages: s.memory.max_pages(),
+        threads: s.threads.clone(),
+        last_thread_id: s.last_thread_id,
     };
     drop(s);
     mvvm_snapshot::write_file_atomic(snap, &parts)?;

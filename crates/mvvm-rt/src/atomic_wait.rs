@@ -19,12 +19,24 @@
 //! expected value with an infinite timeout blocks for good, as in other
 //! runtimes (`docs/threads.md`).
 //!
+//! Checkpoints: under a policy a wait is a stable point. While a
+//! checkpoint session runs on the thread (and the code was compiled with
+//! a policy), a parked waiter also leaves when a checkpoint is requested
+//! ([`WaitResult::Interrupted`]): it waits in slices of at most
+//! `control::WAIT_SLICE` and looks at the request after each, and after
+//! each [`wake_all`], which requesters call to make it look at once. A
+//! notify still wakes it at once. The builtin then marks the store as
+//! unwinding (`checkpoint::blocking`), the code after the wait unwinds,
+//! and the wait's frame keeps the time a finite timeout had left; the
+//! restored program waits again, for that time.
+//!
 //! The order of the checks follows the reference interpreter: alignment
 //! ([`TrapCode::UnalignedAtomic`]), then for a wait the memory's
 //! sharedness ([`TrapCode::WaitOnUnsharedMemory`]), then bounds
 //! ([`TrapCode::MemoryOutOfBounds`]).
 
 use crate::builtins::store_of;
+use crate::checkpoint::{blocking, control};
 use crate::vmctx::VMContext;
 use mvvm_abi::TrapCode;
 use std::collections::{HashMap, VecDeque};
@@ -45,6 +57,9 @@ pub(crate) enum WaitResult {
     /// The waiter's program ended (its stop flag was set): never returned
     /// to wasm, the builtin traps instead.
     Stopped = -1,
+    /// A checkpoint was requested: the wait was given up (never returned
+    /// to wasm, the code after the wait unwinds instead).
+    Interrupted = -2,
 }
 
 /// One waiting thread: `woken` is set (under its lock) by the notify that
@@ -70,7 +85,9 @@ pub(crate) struct ParkingLot {
 /// so their waiters cannot belong to any one store).
 static LOT: LazyLock<ParkingLot> = LazyLock::new(ParkingLot::new);
 
-/// Wakes every waiter of the process to look at its stop flag.
+/// Wakes every waiter of the process to look at its stop flag and at
+/// whether a checkpoint is requested for its store (those that have
+/// nothing to do wait on).
 pub(crate) fn wake_all() {
     LOT.wake_all();
 }
@@ -96,15 +113,21 @@ impl ParkingLot {
     }
 
     /// Waits at `key` if `expected()` (run under the bucket's lock) holds,
-    /// until a [`ParkingLot::notify`] of `key` wakes it, `timeout` (`None`:
-    /// forever) expires, or `stop` is set (and [`ParkingLot::wake_all`]
-    /// called after it).
+    /// until a [`ParkingLot::notify`] of `key` wakes it, `deadline`
+    /// (`None`: none) passes, `stop` is set (and [`ParkingLot::wake_all`]
+    /// called after it), or `interrupt` returns true.
+    ///
+    /// `interrupt` (a checkpoint request) is asked before the waiter
+    /// parks, after every [`ParkingLot::wake_all`] and at least every
+    /// `slice`; it runs under the waiter's lock, so it must take no lock a
+    /// caller of `wake_all` may hold.
     pub(crate) fn wait(
         &self,
         key: usize,
         expected: impl FnOnce() -> bool,
-        timeout: Option<Duration>,
+        deadline: Option<Instant>,
         stop: Option<&AtomicBool>,
+        interrupt: Option<(&dyn Fn() -> bool, Duration)>,
     ) -> WaitResult {
         let stopped = || stop.is_some_and(|s| s.load(Ordering::SeqCst));
         let bucket = self.bucket(key);
@@ -116,53 +139,59 @@ impl ParkingLot {
             if !expected() {
                 return WaitResult::NotEqual;
             }
-            if timeout == Some(Duration::ZERO) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return WaitResult::TimedOut;
             }
             let w = Arc::new(Waiter::default());
             queues.entry(key).or_default().push_back(Arc::clone(&w));
             w
         };
-        // A deadline beyond what `Instant` can represent is no deadline.
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut woken = lock(&waiter.woken);
-        // The stop flag is read under the waiter's lock, which `wake_all`
-        // takes (after the flag was set) before it notifies: a stop cannot
-        // slip between this test and the wait.
-        let mut stop_now = false;
+        // The stop flag and the request are read under the waiter's lock,
+        // which `wake_all` takes (after the flag was set) before it
+        // notifies: neither can slip between this test and the wait.
+        let mut ended = WaitResult::TimedOut;
         while !*woken {
             if stopped() {
-                stop_now = true;
+                ended = WaitResult::Stopped;
                 break;
             }
-            match deadline {
-                None => {
-                    woken = waiter
-                        .cv
-                        .wait(woken)
-                        .unwrap_or_else(PoisonError::into_inner)
-                }
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        break;
-                    }
-                    woken = waiter
-                        .cv
-                        .wait_timeout(woken, d - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
+            if interrupt.is_some_and(|(wanted, _)| wanted()) {
+                ended = WaitResult::Interrupted;
+                break;
             }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                break;
+            }
+            // The longest this sleep may be: to the deadline, and no more
+            // than a slice while a request may come.
+            let span = match (deadline.map(|d| d - now), interrupt.map(|(_, s)| s)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            woken = match span {
+                None => waiter
+                    .cv
+                    .wait(woken)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(t) => {
+                    waiter
+                        .cv
+                        .wait_timeout(woken, t)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
         }
         if *woken {
             return WaitResult::Woken;
         }
         drop(woken);
-        // Timed out (or stopped): leave the queue, unless a notify
-        // dequeued (and so counted) this waiter after the deadline passed;
-        // then it was woken. The waiter's lock is not held here: `notify`
-        // takes the bucket's lock, then a waiter's.
+        // Timed out (or stopped, or interrupted): leave the queue, unless
+        // a notify dequeued (and so counted) this waiter meanwhile; then
+        // it was woken. The waiter's lock is not held here: `notify` takes
+        // the bucket's lock, then a waiter's.
         let mut queues = lock(bucket);
         if let Some(queue) = queues.get_mut(&key)
             && let Some(at) = queue.iter().position(|w| Arc::ptr_eq(w, &waiter))
@@ -171,22 +200,22 @@ impl ParkingLot {
             if queue.is_empty() {
                 queues.remove(&key);
             }
-            return if stop_now {
-                WaitResult::Stopped
-            } else {
-                WaitResult::TimedOut
-            };
+            return ended;
         }
-        if stop_now {
+        if ended == WaitResult::Stopped {
             // Counted by a notify, but the program is ending all the same.
             return WaitResult::Stopped;
         }
+        // Counted by a notify: woken (an interrupted wait returns it, the
+        // notify is not lost to a checkpoint).
         WaitResult::Woken
     }
 
     /// Wakes every waiter without dequeuing it: each looks at its stop
-    /// flag and goes back to waiting unless it is set. Called after a
-    /// program's stop flag was set ([`crate::threads::ThreadGroup::terminate`]).
+    /// flag and at its checkpoint request, and goes back to waiting unless
+    /// one is set. Called after a program's stop flag was set
+    /// ([`crate::threads::ThreadGroup::terminate`]) and after checkpoint
+    /// requests were made.
     pub(crate) fn wake_all(&self) {
         for bucket in &self.buckets {
             let queues = lock(bucket);
@@ -231,6 +260,12 @@ impl ParkingLot {
 /// The timeout operand of a wait: nanoseconds, negative for none.
 fn timeout_of(ns: i64) -> Option<Duration> {
     u64::try_from(ns).ok().map(Duration::from_nanos)
+}
+
+/// The deadline of a wait of `timeout` starting now; a deadline beyond
+/// what `Instant` can represent is no deadline.
+fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
 /// Memory 0 of the instance running with `vmctx`, at effective address
@@ -331,14 +366,48 @@ unsafe fn wait(
         Ok((p, _, stop)) => (p, stop),
         Err(code) => return code as i32,
     };
-    let r = LOT.wait(
-        p as usize,
-        || holds(p),
-        timeout_of(timeout),
-        stop.as_deref(),
-    );
-    // SAFETY: per the contract.
-    unsafe { put_wait(result, r) }
+    let mut interruptible = {
+        // SAFETY: per the contract; the reference ends with the block,
+        // before the wait.
+        let (s, i) = unsafe { store_of(vmctx) };
+        blocking::may_interrupt(s, i)
+    };
+    if interruptible {
+        blocking::forget_wait_left();
+    }
+    let deadline = deadline_of(timeout_of(timeout));
+    let wanted: &dyn Fn() -> bool = &blocking::requested;
+    loop {
+        let r = LOT.wait(
+            p as usize,
+            || holds(p),
+            deadline,
+            stop.as_deref(),
+            interruptible.then_some((wanted, control::WAIT_SLICE)),
+        );
+        if r != WaitResult::Interrupted {
+            // SAFETY: per the contract.
+            return unsafe { put_wait(result, r) };
+        }
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let unwinding = {
+            // SAFETY: per the contract; nothing runs wasm while this
+            // reference lives (it ends with the block).
+            let (s, _) = unsafe { store_of(vmctx) };
+            blocking::leave_for_checkpoint(s, left)
+        };
+        if unwinding {
+            // Any result: the code after the wait unwinds without reading
+            // it.
+            // SAFETY: per the contract.
+            return unsafe { put(result, WaitResult::TimedOut as i32) };
+        }
+        // The session is gone (cannot happen while this thread runs its
+        // store's wasm): wait on, uninterrupted, to the same deadline (the
+        // cell is compared again, as by a wait that was spuriously woken
+        // and made again).
+        interruptible = false;
+    }
 }
 
 /// Rust half of `memory.atomic.wait32`: 0 with the wait's result in
@@ -406,10 +475,120 @@ pub extern "C" fn mvvm_rt_memory_atomic_notify(
 mod tests {
     use super::*;
 
+    impl ParkingLot {
+        /// [`ParkingLot::wait`] with a timeout from now and no
+        /// interruption.
+        fn wait_for(
+            &self,
+            key: usize,
+            expected: impl FnOnce() -> bool,
+            timeout: Option<Duration>,
+            stop: Option<&AtomicBool>,
+        ) -> WaitResult {
+            self.wait(key, expected, deadline_of(timeout), stop, None)
+        }
+    }
+
+    /// A waiter at `key` with no timeout, interruptible by `flag` with
+    /// slices of `slice`: its result and how long it waited.
+    fn interruptible_waiter(
+        lot: &Arc<ParkingLot>,
+        flag: &Arc<AtomicBool>,
+        key: usize,
+        slice: Duration,
+    ) -> std::thread::JoinHandle<(WaitResult, Duration)> {
+        let (lot, flag) = (Arc::clone(lot), Arc::clone(flag));
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let wanted = || flag.load(Ordering::SeqCst);
+            let r = lot.wait(key, || true, None, None, Some((&wanted, slice)));
+            (r, start.elapsed())
+        })
+    }
+
+    #[test]
+    fn a_request_ends_a_wait_within_a_slice() {
+        let lot = Arc::new(ParkingLot::new());
+        let flag = Arc::new(AtomicBool::new(false));
+        let w = interruptible_waiter(&lot, &flag, 512, Duration::from_millis(10));
+        while lot.waiters(512) < 1 {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        // Still parked: nothing was requested.
+        assert_eq!(lot.waiters(512), 1);
+        flag.store(true, Ordering::SeqCst);
+        let (r, waited) = w.join().unwrap();
+        assert_eq!(r, WaitResult::Interrupted);
+        assert!(waited >= Duration::from_millis(30), "{waited:?}");
+        // It left its queue: a notify finds nobody.
+        assert_eq!(lot.waiters(512), 0);
+        assert_eq!(lot.notify(512, 1), 0);
+    }
+
+    #[test]
+    fn wake_all_makes_waiters_look_at_their_request_at_once() {
+        let lot = Arc::new(ParkingLot::new());
+        let flag = Arc::new(AtomicBool::new(false));
+        // Slices far longer than the test: only `wake_all` can end it.
+        let w = interruptible_waiter(&lot, &flag, 516, Duration::from_secs(60));
+        while lot.waiters(516) < 1 {
+            std::thread::yield_now();
+        }
+        let start = Instant::now();
+        flag.store(true, Ordering::SeqCst);
+        lot.wake_all();
+        let (r, _) = w.join().unwrap();
+        assert_eq!(r, WaitResult::Interrupted);
+        assert!(start.elapsed() < Duration::from_secs(30));
+        assert_eq!(lot.waiters(516), 0);
+    }
+
+    #[test]
+    fn an_interruptible_wait_is_still_woken_by_a_notify() {
+        let lot = Arc::new(ParkingLot::new());
+        let flag = Arc::new(AtomicBool::new(false));
+        let w = interruptible_waiter(&lot, &flag, 520, Duration::from_secs(60));
+        while lot.waiters(520) < 1 {
+            std::thread::yield_now();
+        }
+        assert_eq!(lot.notify(520, 1), 1);
+        let (r, waited) = w.join().unwrap();
+        assert_eq!(r, WaitResult::Woken);
+        assert!(waited < Duration::from_secs(30), "{waited:?}");
+    }
+
+    #[test]
+    fn a_pending_request_does_not_change_not_equal_or_a_zero_timeout() {
+        let lot = ParkingLot::new();
+        let wanted = || true;
+        let slice = Duration::from_millis(10);
+        assert_eq!(
+            lot.wait(524, || false, None, None, Some((&wanted, slice))),
+            WaitResult::NotEqual
+        );
+        assert_eq!(
+            lot.wait(
+                524,
+                || true,
+                deadline_of(Some(Duration::ZERO)),
+                None,
+                Some((&wanted, slice))
+            ),
+            WaitResult::TimedOut
+        );
+        // A wait that would park leaves at once.
+        assert_eq!(
+            lot.wait(524, || true, None, None, Some((&wanted, slice))),
+            WaitResult::Interrupted
+        );
+        assert_eq!(lot.waiters(524), 0);
+    }
+
     #[test]
     fn not_equal_returns_at_once() {
         let lot = ParkingLot::new();
-        assert_eq!(lot.wait(64, || false, None, None), WaitResult::NotEqual);
+        assert_eq!(lot.wait_for(64, || false, None, None), WaitResult::NotEqual);
         assert_eq!(lot.waiters(64), 0);
     }
 
@@ -417,12 +596,12 @@ mod tests {
     fn zero_and_finite_timeouts_time_out() {
         let lot = ParkingLot::new();
         assert_eq!(
-            lot.wait(64, || true, Some(Duration::ZERO), None),
+            lot.wait_for(64, || true, Some(Duration::ZERO), None),
             WaitResult::TimedOut
         );
         let start = Instant::now();
         assert_eq!(
-            lot.wait(64, || true, Some(Duration::from_millis(20)), None),
+            lot.wait_for(64, || true, Some(Duration::from_millis(20)), None),
             WaitResult::TimedOut
         );
         assert!(start.elapsed() >= Duration::from_millis(20));
@@ -445,14 +624,14 @@ mod tests {
         let done = Arc::new(AtomicBool::new(false));
         let spawn = |key: usize| {
             let lot = Arc::clone(&lot);
-            std::thread::spawn(move || lot.wait(key, || true, None, None))
+            std::thread::spawn(move || lot.wait_for(key, || true, None, None))
         };
         let a = [spawn(128), spawn(128), spawn(128)];
         let other = {
             let lot = Arc::clone(&lot);
             let done = Arc::clone(&done);
             std::thread::spawn(move || {
-                let r = lot.wait(132, || true, Some(Duration::from_secs(30)), None);
+                let r = lot.wait_for(132, || true, Some(Duration::from_secs(30)), None);
                 done.store(true, Ordering::SeqCst);
                 r
             })
@@ -483,7 +662,7 @@ mod tests {
             let waiter = {
                 let (lot, cell) = (Arc::clone(&lot), Arc::clone(&cell));
                 std::thread::spawn(move || {
-                    lot.wait(8, || cell.load(Ordering::SeqCst) == 0, None, None)
+                    lot.wait_for(8, || cell.load(Ordering::SeqCst) == 0, None, None)
                 })
             };
             cell.store(1, Ordering::SeqCst);
@@ -504,13 +683,13 @@ mod tests {
             .map(|i| {
                 let (lot, stop) = (Arc::clone(&lot), Arc::clone(&stop));
                 let timeout = (i == 0).then(|| Duration::from_secs(60));
-                std::thread::spawn(move || lot.wait(256, || true, timeout, Some(&stop)))
+                std::thread::spawn(move || lot.wait_for(256, || true, timeout, Some(&stop)))
             })
             .collect();
         // A waiter without a stop flag stays.
         let other = {
             let lot = Arc::clone(&lot);
-            std::thread::spawn(move || lot.wait(256, || true, None, None))
+            std::thread::spawn(move || lot.wait_for(256, || true, None, None))
         };
         while lot.waiters(256) < 4 {
             std::thread::yield_now();
@@ -527,7 +706,7 @@ mod tests {
         assert_eq!(lot.waiters(256), 1);
         // A stopped program's new wait returns at once.
         assert_eq!(
-            lot.wait(260, || true, None, Some(&stop)),
+            lot.wait_for(260, || true, None, Some(&stop)),
             WaitResult::Stopped
         );
         assert_eq!(lot.notify(256, 1), 1);

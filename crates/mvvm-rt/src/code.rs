@@ -10,6 +10,14 @@
 //! instruction cache are not coherent there, unlike on x86-64. qemu-user
 //! needs neither (it translates from memory and watches code pages), real
 //! hardware needs both.
+//!
+//! The text may be mapped copy-on-write from the `.aot` file instead of
+//! copied ([`CodeMemory::map_file`]): its pages then come from the page
+//! cache, shared with every process that runs the same object, and are
+//! read only when executed. Only the bytes the loader writes afterwards
+//! (relocations, a last partial page) become private copies, and only
+//! those are flushed from the data cache on aarch64: flushing the whole
+//! text would read all of it.
 
 use crate::sys::mman::{self, Prot};
 use crate::sys::{icache, membarrier, sched};
@@ -34,6 +42,12 @@ pub struct CodeMemory {
     /// Bytes at the start that become read+execute; the rest read-only.
     text_len: usize,
     published: bool,
+    /// Whether part of the text is mapped from a file.
+    file_backed: bool,
+    /// Pages (offset / page size) written through [`CodeMemory::write`]:
+    /// with a file-backed text, the only ones whose instruction cache
+    /// needs flushing.
+    written_pages: Vec<usize>,
 }
 
 // SAFETY: after `publish` the mapping is immutable; before it, it is only
@@ -53,7 +67,69 @@ impl CodeMemory {
             len,
             text_len: text_len.min(len),
             published: false,
+            file_backed: false,
+            written_pages: Vec::new(),
         })
+    }
+
+    /// Replaces `offset..offset + len` (page aligned, inside the mapping)
+    /// by a private copy-on-write mapping of `file` from `file_offset`
+    /// (page aligned): pages are read from the file when first touched.
+    pub(crate) fn map_file(
+        &mut self,
+        offset: usize,
+        len: usize,
+        file: &std::fs::File,
+        file_offset: u64,
+    ) -> std::io::Result<()> {
+        use std::os::fd::AsFd;
+        let page = page_size();
+        let in_bounds = offset.checked_add(len).is_some_and(|end| end <= self.len);
+        if self.published || !in_bounds || !offset.is_multiple_of(page) || !len.is_multiple_of(page)
+        {
+            return Err(std::io::Error::other(
+                "file mapping outside the code memory",
+            ));
+        }
+        let file_offset = libc::off_t::try_from(file_offset)
+            .ok()
+            .filter(|o| (*o as u64).is_multiple_of(page as u64))
+            .ok_or_else(|| std::io::Error::other("misaligned file offset"))?;
+        // SAFETY: the range is page aligned and inside our own mapping
+        // (checked above); `&mut self` means no slice from `bytes_mut` is
+        // alive, and nothing else refers to the unpublished mapping. The
+        // file offset is page aligned (checked).
+        unsafe { mman::map_file_fixed(self.base.add(offset), len, file.as_fd(), file_offset)? };
+        self.file_backed = true;
+        Ok(())
+    }
+
+    /// Writes `bytes` at `offset` (before [`CodeMemory::publish`]) and
+    /// remembers the pages touched.
+    ///
+    /// # Panics
+    /// If the range is outside the mapping (a loader bug: every caller
+    /// checks its offsets against the layout first).
+    pub(crate) fn write(&mut self, offset: usize, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.bytes_mut()[offset..offset + bytes.len()].copy_from_slice(bytes);
+        let page = page_size();
+        for p in offset / page..=(offset + bytes.len() - 1) / page {
+            if self.written_pages.last() != Some(&p) {
+                self.written_pages.push(p);
+            }
+        }
+    }
+
+    /// The whole mapping, read only (reading a file-backed page faults it
+    /// in from the page cache but does not copy it).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: the mapping is `len` bytes and readable for its whole
+        // life (read-write, then read-execute or read-only); `&self`
+        // excludes the writable slice of `bytes_mut`.
+        unsafe { std::slice::from_raw_parts(self.base, self.len) }
     }
 
     /// Start address.
@@ -76,8 +152,25 @@ impl CodeMemory {
 
     /// Switches the text part to read+execute and the rest to read-only.
     pub fn publish(&mut self) -> std::io::Result<()> {
-        // SAFETY: the range lies inside our mapping (`text_len <= len`).
-        unsafe { icache::flush(self.base, self.base.add(self.text_len)) };
+        if self.file_backed {
+            // Only what was written: pages still mapped from the file are
+            // made coherent by the kernel when faulted in executable.
+            let page = page_size();
+            self.written_pages.sort_unstable();
+            self.written_pages.dedup();
+            for &p in &self.written_pages {
+                let start = p * page;
+                if start >= self.text_len {
+                    break;
+                }
+                // SAFETY: one page of our mapping, inside the text
+                // (`start < text_len <= len`, both page multiples).
+                unsafe { icache::flush(self.base.add(start), self.base.add(start + page)) };
+            }
+        } else {
+            // SAFETY: the range lies inside our mapping (`text_len <= len`).
+            unsafe { icache::flush(self.base, self.base.add(self.text_len)) };
+        }
         if self.text_len > 0 {
             // SAFETY: a page-aligned sub-range of our own mapping (`base`
             // is page-aligned, `text_len` a multiple of the page size by

@@ -4,11 +4,22 @@
 //! calls.
 //!
 //! ```text
-//!  CodeMemory (one anonymous mapping per module)
+//!  CodeMemory (one mapping per module)
 //!  +0                 .text sections, each at its alignment    → R+X
+//!                     (mapped from the file when it can be)
 //!  +align(text, page) read-only sections (.rodata*, .eh_frame)  → R
 //!                     GOT slots (one u64 per GOT-referenced symbol)
 //! ```
+//!
+//! Start-up cost is kept proportional to what a run uses, not to the size
+//! of the object (see docs/startup.md): a file is mapped rather than read
+//! ([`load_file`]); its text is mapped copy-on-write from the file when its
+//! file offset is page aligned (which `mvvm-aot` ensures), so pages are
+//! read from disk only when executed and are shared by every process
+//! running the object; relocations the writer already applied (see
+//! [`PRELINKED_SECTION`]) are checked but not written, so the text is not
+//! touched at load time; the metadata section is decoded, not copied; and
+//! the entry points are found by index, without building a name table.
 
 use crate::code::{CodeMemory, align_up, page_size};
 use crate::trap::{CodeInfo, FuncRange};
@@ -21,6 +32,38 @@ use object::{
     SectionKind, SymbolIndex,
 };
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// When this process started running code: set by [`record_process_start`]
+/// before `main`.
+static PROCESS_START: OnceLock<Instant> = OnceLock::new();
+
+/// Records [`PROCESS_START`]; run by the dynamic loader (or the static
+/// start-up code) from `.init_array`, before `main` and before any other
+/// Rust code of the program, so that tools can report their start-up
+/// time from (almost) the process's start rather than from `main`.
+extern "C" fn record_process_start() {
+    let _ = PROCESS_START.set(Instant::now());
+}
+
+// SAFETY: `.init_array` holds pointers to functions the C runtime calls
+// once, before `main`, with (argc, argv, envp), which an `extern "C" fn()`
+// ignores (extra arguments are harmless in the C calling convention).
+// `record_process_start` reads the monotonic clock (a vDSO call, usable
+// before `main`) and stores it in a `OnceLock` (atomics only, no
+// allocation); it neither panics nor depends on any other initialiser.
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static RECORD_PROCESS_START: extern "C" fn() = record_process_start;
+
+/// When this process started (just before `main`, see
+/// [`record_process_start`]); `None` on a platform without `.init_array`.
+pub fn process_start() -> Option<Instant> {
+    PROCESS_START.get().copied()
+}
 
 /// Why an `.aot` object was refused.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +142,15 @@ pub enum LoadError {
     /// Mapping memory failed.
     #[error("cannot map code memory")]
     Mmap(#[from] std::io::Error),
+    /// The object file could not be opened or mapped.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The result of loading: code in memory plus addresses of interest.
@@ -232,6 +284,21 @@ fn elf(what: impl Into<String>) -> impl FnOnce(object::Error) -> LoadError {
 /// corrupt size field from asking for absurd amounts of memory).
 const MAX_CODE_SIZE: usize = 1 << 30;
 
+/// Largest section alignment accepted. Code needs at most a cache line;
+/// the writer aligns `.text` to 64 KiB only so that its file offset is a
+/// multiple of any page size (the text is then mapped from the file), and
+/// in memory the text starts the (page-aligned) mapping anyway.
+const MAX_SECTION_ALIGN: u64 = 1 << 16;
+
+/// Name of the empty section by which `mvvm-aot` says that the object is
+/// pre-linked: every PC-relative relocation whose target lies in the same
+/// section as its place is already applied in the section's bytes (the
+/// relocation stays, for ELF tools and for validation). Such relocations
+/// hold whatever the section's load address, so the loader skips them and
+/// the text need not be touched at all at load time. Written by
+/// `mvvm_aot::object` (the same string).
+pub const PRELINKED_SECTION: &str = ".mvvm.prelinked";
+
 /// `cursor + size`, refusing layouts larger than [`MAX_CODE_SIZE`].
 fn grow_layout(cursor: usize, size: usize) -> Result<usize, LoadError> {
     cursor
@@ -240,16 +307,17 @@ fn grow_layout(cursor: usize, size: usize) -> Result<usize, LoadError> {
         .ok_or_else(|| bad("code and data larger than 1 GiB"))
 }
 
-/// A section's alignment: a power of two, at most a page.
+/// A section's alignment: a power of two, at most [`MAX_SECTION_ALIGN`];
+/// in memory at most a page is honoured (see there).
 fn section_align(sec: &object::Section<'_, '_>) -> Result<usize, LoadError> {
     let a = sec.align().max(1);
-    if !a.is_power_of_two() || a > page_size() as u64 {
+    if !a.is_power_of_two() || a > MAX_SECTION_ALIGN {
         return Err(bad(format!(
             "section `{}` has alignment {a}",
             sec.name().unwrap_or("?")
         )));
     }
-    Ok(a as usize)
+    Ok((a as usize).min(page_size()))
 }
 
 /// Where a section was placed, relative to the mapping base.
@@ -257,48 +325,141 @@ fn section_align(sec: &object::Section<'_, '_>) -> Result<usize, LoadError> {
 struct Placed {
     offset: usize,
     size: usize,
+    /// The section's `sh_addr` (0 in relocatable objects): symbol values
+    /// are relative to it.
+    address: u64,
+    /// Whether it is code (mapped read+execute).
+    text: bool,
+}
+
+/// One relocation the loader must write (those the writer pre-applied are
+/// only checked, see [`PRELINKED_SECTION`]).
+struct Pending {
+    /// Offset of the place in the mapping.
+    at: usize,
+    r_type: u32,
+    target: RelocationTarget,
+    addend: i64,
 }
 
 /// Where everything of the object goes in its mapping, decided before the
-/// mapping exists (its size is the layout's).
+/// mapping exists (its size is the layout's), with the relocations still
+/// to apply.
 struct Layout {
     /// The loaded sections (text and read-only data), by section index.
-    placed: HashMap<SectionIndex, Placed>,
+    placed: Vec<Option<Placed>>,
     /// Length of the executable part (the text sections, page aligned).
     text_len: usize,
     /// One GOT slot per symbol a GOT-relative relocation names.
     got: HashMap<SymbolIndex, usize>,
+    /// The relocations to apply, in section and offset order.
+    pending: Vec<Pending>,
+    /// Relocations checked but not applied (pre-linked).
+    prelinked: usize,
     /// Bytes used, GOT included.
     end: usize,
 }
 
-/// Loads `bytes` (an `.aot` ELF object) into executable memory.
-///
-/// The steps, each a function below: check the object against this host,
-/// lay the sections out, copy them into a fresh mapping, resolve symbols
-/// and apply relocations (GOT slots first), find the symbols the runtime
-/// calls and the code range of each function, then make the code
-/// executable.
+impl Layout {
+    fn placed(&self, index: SectionIndex) -> Option<Placed> {
+        self.placed.get(index.0).copied().flatten()
+    }
+}
+
+/// How long each step of a load took, for `MVVM_LOG=debug`.
+struct Phases {
+    start: Instant,
+    last: Instant,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        let now = Instant::now();
+        Phases {
+            start: now,
+            last: now,
+        }
+    }
+
+    /// Milliseconds since the previous call (or the start).
+    fn lap(&mut self) -> f64 {
+        let now = Instant::now();
+        let ms = (now - self.last).as_secs_f64() * 1e3;
+        self.last = now;
+        ms
+    }
+
+    fn total(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() * 1e3
+    }
+}
+
+/// Loads `bytes` (an `.aot` ELF object) into executable memory: a copy of
+/// the text and data, the caller's bytes need not outlive the module.
 pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
-    let file = object::File::parse(bytes).map_err(elf("the ELF header or tables"))?;
-    let meta = checked_meta(&file)?;
-    let layout = lay_out(&file)?;
+    load_from(bytes, None)
+}
+
+/// Loads the `.aot` object `file` (named `path` in errors): the object is
+/// mapped, not read, and its text is mapped from the file (shared with
+/// every process running the same object, read from disk only where it
+/// runs) when its file offset is page aligned; otherwise as [`load`].
+pub(crate) fn load_file(file: &std::fs::File, path: &Path) -> Result<LoadedCode, LoadError> {
+    // SAFETY: a private read-only mapping; the bytes are only read, and
+    // every read is bounds-checked by the object crate. Another process
+    // truncating the file while it is mapped would make a read fault
+    // (SIGBUS), as for any mapped executable: `mvvm-aot` replaces objects
+    // by renaming a new file, which leaves a mapped inode intact.
+    let map = unsafe { memmap2::Mmap::map(file) }.map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_from(&map, Some(file))
+}
+
+/// The steps, each a function below: check the object against this host,
+/// lay the sections out (and list the relocations that need writing),
+/// map or copy them into a fresh mapping, fill the GOT and apply the
+/// relocations, find the symbols the runtime calls and the code range of
+/// each function, then make the code executable.
+fn load_from(bytes: &[u8], file: Option<&std::fs::File>) -> Result<LoadedCode, LoadError> {
+    let mut phases = Phases::new();
+    let obj = object::File::parse(bytes).map_err(elf("the ELF header or tables"))?;
+    let meta = checked_meta(&obj)?;
+    let layout = lay_out(&obj, meta.target)?;
+    let t_parse = phases.lap();
     // Slack so that an 8-byte relocation at the very end stays in bounds.
     let mut mem = CodeMemory::new(layout.end + 8, layout.text_len)?;
-    copy_sections(&file, &layout, &mut mem)?;
+    let mapped = place_sections(&obj, &layout, &mut mem, file)?;
+    let t_map = phases.lap();
     let symbols = Symbols {
-        file: &file,
-        placed: &layout.placed,
+        file: &obj,
+        layout: &layout,
         base: mem.base(),
     };
     fill_got(&symbols, &layout, &mut mem)?;
-    relocate(&file, meta.target, &symbols, &layout, &mut mem)?;
+    relocate(meta.target, &symbols, &layout, &mut mem)?;
+    let t_reloc = phases.lap();
     let text = mem.base()..mem.base() + layout.text_len;
-    let entries = find_entries(&meta, &runtime_symbols(&file, &symbols)?, &text)?;
+    let entries = find_entries(&meta, &runtime_symbols(&obj, &symbols, &meta)?, &text)?;
     if crate::perf_map::wanted() {
         append_perf_map(&entries.ranges);
     }
     mem.publish()?;
+    let t_entries = phases.lap();
+    tracing::debug!(
+        object_bytes = bytes.len(),
+        text_bytes = layout.text_len,
+        text_mapped_from_file = mapped,
+        relocations_applied = layout.pending.len(),
+        relocations_prelinked = layout.prelinked,
+        parse_and_meta_ms = t_parse,
+        map_ms = t_map,
+        relocate_ms = t_reloc,
+        entries_ms = t_entries,
+        total_ms = phases.total(),
+        "loaded module"
+    );
     let info = CodeInfo {
         text_start: text.start,
         text_end: text.end,
@@ -333,33 +494,40 @@ fn checked_meta(file: &object::File<'_>) -> Result<ModuleMeta, LoadError> {
 }
 
 /// Lays out the text sections first, then (page aligned) the read-only
-/// sections, then the GOT. Writable sections are refused: generated code
-/// keeps no state of its own.
-fn lay_out(file: &object::File<'_>) -> Result<Layout, LoadError> {
-    let mut placed: HashMap<SectionIndex, Placed> = HashMap::new();
+/// sections, then the GOT, and lists the relocations to apply. Writable
+/// sections are refused: generated code keeps no state of its own. The
+/// metadata section is not loaded (it is decoded from the object).
+fn lay_out(file: &object::File<'_>, arch: TargetArch) -> Result<Layout, LoadError> {
+    let nsections = file.sections().map(|s| s.index().0 + 1).max().unwrap_or(0);
+    let mut placed: Vec<Option<Placed>> = vec![None; nsections];
     let mut cursor = 0usize;
     let mut ro: Vec<object::Section<'_, '_>> = Vec::new();
+    let mut prelinked_object = false;
     for sec in file.sections() {
         let size = sec.size() as usize;
+        let name = sec.name().unwrap_or("");
+        if name == PRELINKED_SECTION {
+            prelinked_object = true;
+            continue;
+        }
         match sec.kind() {
             SectionKind::Text => {
                 cursor = align_up(cursor, section_align(&sec)?);
-                placed.insert(
-                    sec.index(),
-                    Placed {
-                        offset: cursor,
-                        size,
-                    },
-                );
+                placed[sec.index().0] = Some(Placed {
+                    offset: cursor,
+                    size,
+                    address: sec.address(),
+                    text: true,
+                });
                 cursor = grow_layout(cursor, size)?;
             }
+            _ if name == names::META_SECTION => {}
             SectionKind::ReadOnlyData
             | SectionKind::ReadOnlyString
             | SectionKind::ReadOnlyDataWithRel => ro.push(sec),
             SectionKind::Data | SectionKind::UninitializedData | SectionKind::Tls if size > 0 => {
                 return Err(LoadError::BadObject(format!(
-                    "writable section `{}` is not supported",
-                    sec.name().unwrap_or("?")
+                    "writable section `{name}` is not supported"
                 )));
             }
             _ => {}
@@ -369,51 +537,133 @@ fn lay_out(file: &object::File<'_>) -> Result<Layout, LoadError> {
     cursor = text_len;
     for sec in &ro {
         cursor = align_up(cursor, section_align(sec)?);
-        placed.insert(
-            sec.index(),
-            Placed {
-                offset: cursor,
-                size: sec.size() as usize,
-            },
-        );
+        placed[sec.index().0] = Some(Placed {
+            offset: cursor,
+            size: sec.size() as usize,
+            address: sec.address(),
+            text: false,
+        });
         cursor = grow_layout(cursor, sec.size() as usize)?;
     }
 
-    // GOT slots for GOT-relative relocations, one per target symbol.
+    // One pass over the relocations: check each, give GOT-relative ones
+    // a slot (one per target symbol), keep those that need writing.
     let mut got: HashMap<SymbolIndex, usize> = HashMap::new();
+    let mut pending = Vec::new();
+    // The section of each symbol, looked up once per symbol rather than
+    // once per relocation (a module has several relocations per symbol).
+    let mut symbol_sections: Vec<Option<SectionIndex>> = Vec::new();
+    if prelinked_object {
+        for sym in file.symbols() {
+            let i = sym.index().0;
+            if symbol_sections.len() <= i {
+                symbol_sections.resize(i + 1, None);
+            }
+            symbol_sections[i] = sym.section_index();
+        }
+    }
+    let mut prelinked = 0usize;
     cursor = align_up(cursor, 8);
     for sec in file.sections() {
-        if !placed.contains_key(&sec.index()) {
+        let Some(p) = placed.get(sec.index().0).copied().flatten() else {
             continue;
-        }
-        for (_, r) in sec.relocations() {
-            if let (RelocationFlags::Elf { r_type }, RelocationTarget::Symbol(s)) =
-                (r.flags(), r.target())
-                && is_got_reloc(r_type)
-                && !got.contains_key(&s)
-            {
-                got.insert(s, cursor);
-                cursor = grow_layout(cursor, 8)?;
+        };
+        for (offset, r) in sec.relocations() {
+            let RelocationFlags::Elf { r_type } = r.flags() else {
+                return Err(LoadError::UnsupportedRelocation {
+                    kind: format!("{:?}", r.flags()),
+                    symbol: target_name(file, r.target()),
+                });
+            };
+            if r.has_implicit_addend() {
+                return Err(LoadError::UnsupportedRelocation {
+                    kind: "REL (implicit addend)".into(),
+                    symbol: target_name(file, r.target()),
+                });
             }
+            let off = usize::try_from(offset).unwrap_or(usize::MAX);
+            if off >= p.size {
+                return Err(bad("relocation outside its section"));
+            }
+            let target = r.target();
+            let target_section = match target {
+                RelocationTarget::Symbol(s) => {
+                    if is_got_reloc(r_type) && !got.contains_key(&s) {
+                        got.insert(s, cursor);
+                        cursor = grow_layout(cursor, 8)?;
+                    }
+                    match symbol_sections.get(s.0) {
+                        Some(si) => *si,
+                        None => file.symbol_by_index(s).ok().and_then(|s| s.section_index()),
+                    }
+                }
+                RelocationTarget::Section(si) => Some(si),
+                _ => {
+                    return Err(LoadError::UnsupportedRelocation {
+                        kind: format!("{:?}", r.flags()),
+                        symbol: "<absolute>".into(),
+                    });
+                }
+            };
+            if !is_known_reloc(arch, r_type) {
+                return Err(LoadError::UnsupportedRelocation {
+                    kind: reloc_name(arch, r_type),
+                    symbol: target_name(file, target),
+                });
+            }
+            // Pre-applied by the writer: place and target move together.
+            if prelinked_object
+                && is_pc_relative(arch, r_type)
+                && target_section == Some(sec.index())
+            {
+                prelinked += 1;
+                continue;
+            }
+            pending.push(Pending {
+                at: p.offset + off,
+                r_type,
+                target,
+                addend: r.addend(),
+            });
         }
     }
     Ok(Layout {
         placed,
         text_len,
         got,
+        pending,
+        prelinked,
         end: cursor,
     })
 }
 
-/// Copies the contents of every placed section to its place.
-fn copy_sections(
+/// The name of a relocation's target, for messages.
+fn target_name(file: &object::File<'_>, target: RelocationTarget) -> String {
+    match target {
+        RelocationTarget::Symbol(s) => file
+            .symbol_by_index(s)
+            .ok()
+            .and_then(|s| s.name().ok().map(str::to_string))
+            .unwrap_or_else(|| format!("symbol #{}", s.0)),
+        RelocationTarget::Section(si) => format!("section #{}", si.0),
+        _ => "<absolute>".into(),
+    }
+}
+
+/// Puts the contents of every placed section at its place: the text
+/// straight from the file when `file` is given and the layout allows it
+/// (whole pages mapped copy-on-write, the last partial page copied),
+/// everything else copied. Returns whether text was mapped from the file.
+fn place_sections(
     file: &object::File<'_>,
     layout: &Layout,
     mem: &mut CodeMemory,
-) -> Result<(), LoadError> {
-    let buf = mem.bytes_mut();
+    backing: Option<&std::fs::File>,
+) -> Result<bool, LoadError> {
+    let page = page_size();
+    let mut mapped = false;
     for sec in file.sections() {
-        let Some(p) = layout.placed.get(&sec.index()) else {
+        let Some(p) = layout.placed(sec.index()) else {
             continue;
         };
         let name = sec.name().unwrap_or("?");
@@ -423,55 +673,70 @@ fn copy_sections(
         if compressed.format != object::CompressionFormat::None {
             return Err(bad("compressed sections are not supported"));
         }
+        // Also checks that the data lies inside the object.
         let data = sec
             .data()
             .map_err(elf(format!("the data of section `{name}`")))?;
         if data.len() > p.size {
             return Err(bad("section data larger than its size"));
         }
-        buf[p.offset..p.offset + data.len()].copy_from_slice(data);
+        let mut copied_from = 0;
+        if let (Some(f), true, Some((file_off, _))) = (backing, p.text, sec.file_range()) {
+            let whole = data.len() & !(page - 1);
+            if whole > 0 && p.offset.is_multiple_of(page) && file_off.is_multiple_of(page as u64) {
+                mem.map_file(p.offset, whole, f, file_off)?;
+                copied_from = whole;
+                mapped = true;
+            }
+        }
+        if copied_from < data.len() {
+            mem.write(p.offset + copied_from, &data[copied_from..]);
+        }
     }
-    Ok(())
+    Ok(mapped)
 }
 
 /// Resolves the object's symbols to absolute addresses in the mapping.
 struct Symbols<'a, 'data> {
     file: &'a object::File<'data>,
-    placed: &'a HashMap<SectionIndex, Placed>,
+    layout: &'a Layout,
     base: usize,
 }
 
 impl Symbols<'_, '_> {
-    /// The address and name of symbol `idx`, which must be defined in a
-    /// loaded section (an `.aot` object is self-contained).
-    fn resolve(&self, idx: SymbolIndex) -> Result<(usize, String), LoadError> {
-        let file = self.file;
-        let sym = file
+    /// The address of symbol `idx`, which must be defined in a loaded
+    /// section (an `.aot` object is self-contained). Its name is only
+    /// looked up for an error.
+    fn resolve(&self, idx: SymbolIndex) -> Result<usize, LoadError> {
+        let sym = self
+            .file
             .symbol_by_index(idx)
             .map_err(elf(format!("symbol #{}", idx.0)))?;
-        let name = sym.name().unwrap_or("?").to_string();
+        self.resolve_symbol(&sym)
+    }
+
+    fn resolve_symbol(&self, sym: &object::Symbol<'_, '_>) -> Result<usize, LoadError> {
+        let name = || sym.name().unwrap_or("?").to_string();
         if sym.is_undefined() {
-            return Err(LoadError::UndefinedSymbol(name));
+            return Err(LoadError::UndefinedSymbol(name()));
         }
         let si = sym
             .section_index()
-            .ok_or_else(|| LoadError::UndefinedSymbol(name.clone()))?;
-        let p = self.placed.get(&si).ok_or_else(|| {
+            .ok_or_else(|| LoadError::UndefinedSymbol(name()))?;
+        let p = self.layout.placed(si).ok_or_else(|| {
             LoadError::BadObject(format!(
-                "symbol `{name}` is in a section that is not loaded"
+                "symbol `{}` is in a section that is not loaded",
+                name()
             ))
         })?;
-        let sec = file
-            .section_by_index(si)
-            .map_err(elf(format!("the section of symbol `{name}`")))?;
         let off = sym
             .address()
-            .checked_sub(sec.address())
+            .checked_sub(p.address)
             .ok_or_else(|| bad("symbol before its section"))? as usize;
         if off > p.size {
-            return Err(bad(format!("symbol `{name}` outside its section")));
+            return Err(bad(format!("symbol `{}` outside its section", name())));
         }
-        Ok((self.base + p.offset + off, name))
+        Ok(self.base + p.offset + off)
     }
 }
 
@@ -482,98 +747,154 @@ fn fill_got(
     mem: &mut CodeMemory,
 ) -> Result<(), LoadError> {
     for (s, slot) in &layout.got {
-        let (addr, _) = symbols.resolve(*s)?;
-        mem.bytes_mut()[*slot..*slot + 8].copy_from_slice(&(addr as u64).to_le_bytes());
+        let addr = symbols.resolve(*s)?;
+        mem.write(*slot, &(addr as u64).to_le_bytes());
     }
     Ok(())
 }
 
-/// Applies every relocation of the loaded sections (RELA only, of the
-/// kinds [`apply`] knows).
+/// Applies the relocations [`lay_out`] kept (RELA only, of the kinds
+/// [`apply`] knows). A pre-linked object has none in its text.
 fn relocate(
-    file: &object::File<'_>,
     arch: TargetArch,
     symbols: &Symbols<'_, '_>,
     layout: &Layout,
     mem: &mut CodeMemory,
 ) -> Result<(), LoadError> {
     let base = symbols.base;
-    for sec in file.sections() {
-        let Some(p) = layout.placed.get(&sec.index()).copied() else {
-            continue;
+    for r in &layout.pending {
+        let (target, got_slot) = match r.target {
+            RelocationTarget::Symbol(s) => (
+                symbols.resolve(s)?,
+                layout.got.get(&s).map(|o| (base + o) as u64),
+            ),
+            RelocationTarget::Section(si) => {
+                let pl = layout
+                    .placed(si)
+                    .ok_or_else(|| bad("relocation against a section that is not loaded"))?;
+                (base + pl.offset, None)
+            }
+            _ => unreachable!("lay_out keeps symbol and section targets only"),
         };
-        for (offset, r) in sec.relocations() {
-            let (target, name, got_slot) = match r.target() {
-                RelocationTarget::Symbol(s) => {
-                    let (a, n) = symbols.resolve(s)?;
-                    (a, n, layout.got.get(&s).map(|o| base + o))
-                }
-                RelocationTarget::Section(si) => {
-                    let pl = layout
-                        .placed
-                        .get(&si)
-                        .ok_or_else(|| bad("relocation against a section that is not loaded"))?;
-                    (base + pl.offset, format!("section #{}", si.0), None)
-                }
-                _ => {
-                    return Err(LoadError::UnsupportedRelocation {
-                        kind: format!("{:?}", r.flags()),
-                        symbol: "<absolute>".into(),
-                    });
-                }
-            };
-            if r.has_implicit_addend() {
-                return Err(LoadError::UnsupportedRelocation {
-                    kind: "REL (implicit addend)".into(),
-                    symbol: name,
-                });
-            }
-            let RelocationFlags::Elf { r_type } = r.flags() else {
-                return Err(LoadError::UnsupportedRelocation {
-                    kind: format!("{:?}", r.flags()),
-                    symbol: name,
-                });
-            };
-            let off = offset as usize;
-            let at = p.offset + off;
-            if off >= p.size || at + 8 > mem.len() {
-                return Err(bad("relocation outside its section"));
-            }
-            let place = base + at;
-            apply(
-                arch,
-                r_type,
-                &mut mem.bytes_mut()[at..],
-                place as u64,
-                target as u64,
-                r.addend(),
-                got_slot.map(|g| g as u64),
-                &name,
-            )?;
+        if r.at + 8 > mem.len() {
+            return Err(bad("relocation outside its section"));
         }
+        let mut buf = [0u8; 8];
+        buf.copy_from_slice(&mem.bytes()[r.at..r.at + 8]);
+        apply(
+            arch,
+            r.r_type,
+            &mut buf,
+            (base + r.at) as u64,
+            target as u64,
+            r.addend,
+            got_slot,
+            "",
+        )
+        .map_err(|e| name_symbol(e, || target_name(symbols.file, r.target)))?;
+        mem.write(r.at, &buf[..reloc_width(arch, r.r_type)]);
     }
     Ok(())
 }
 
-/// The defined `mvvm_*` symbols (the only ones the runtime looks up), with
-/// address and size.
+/// `e` with the relocation's target named (resolved only on error).
+fn name_symbol(e: LoadError, name: impl FnOnce() -> String) -> LoadError {
+    match e {
+        LoadError::RelocationOutOfRange { kind, .. } => LoadError::RelocationOutOfRange {
+            kind,
+            symbol: name(),
+        },
+        LoadError::UnsupportedRelocation { kind, .. } => LoadError::UnsupportedRelocation {
+            kind,
+            symbol: name(),
+        },
+        e => e,
+    }
+}
+
+/// Bytes a relocation of `r_type` writes (so that an applied relocation
+/// dirties only its own bytes of a copy-on-write page).
+fn reloc_width(arch: TargetArch, r_type: u32) -> usize {
+    match (arch, r_type) {
+        (TargetArch::X86_64, elf::R_X86_64_64) | (TargetArch::Aarch64, elf::R_AARCH64_ABS64) => 8,
+        _ => 4,
+    }
+}
+
+/// Symbol name prefixes of the entry points the runtime looks up, each
+/// followed by a decimal index (see `mvvm_abi::object`).
+const FUNC_PREFIX: &str = "mvvm_func_";
+const RESUME_PREFIX: &str = "mvvm_resume_";
+const IMPORT_PREFIX: &str = "mvvm_import_";
+const ARRAY_PREFIX: &str = "mvvm_array_";
+
+/// Address and size of the entry points, by index (no name is built or
+/// hashed: a module may have hundreds of thousands of symbols).
+struct RuntimeSymbols {
+    /// `mvvm_func_{nimp + k}` at `k`.
+    funcs: Vec<Option<(usize, u64)>>,
+    /// `mvvm_resume_{nimp + k}` at `k`.
+    resumes: Vec<Option<(usize, u64)>>,
+    /// `mvvm_import_{j}` at `j`.
+    imports: Vec<Option<(usize, u64)>>,
+    /// `mvvm_array_{i}`, by function index.
+    arrays: HashMap<u32, (usize, u64)>,
+}
+
+/// The defined `mvvm_*` entry symbols (the only ones the runtime looks
+/// up), with address and size.
 fn runtime_symbols(
     file: &object::File<'_>,
     symbols: &Symbols<'_, '_>,
-) -> Result<HashMap<String, (usize, u64)>, LoadError> {
-    let mut syms = HashMap::new();
+    meta: &ModuleMeta,
+) -> Result<RuntimeSymbols, LoadError> {
+    // Checked before sizing the tables by these counts: both are bounded
+    // by decoded vectors then, not by a number a corrupt object chose.
+    let nimp = meta.num_imported_funcs as usize;
+    if nimp > meta.funcs.len() || meta.func_infos.len() != meta.funcs.len() - nimp {
+        return Err(LoadError::BadMeta(
+            "function counts disagree (funcs, imports, func_infos)".into(),
+        ));
+    }
+    let ndef = meta.func_infos.len();
+    let mut out = RuntimeSymbols {
+        funcs: vec![None; ndef],
+        resumes: vec![None; ndef],
+        imports: vec![None; nimp],
+        arrays: HashMap::new(),
+    };
+    let index = |rest: &str| -> Option<u32> {
+        (!rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| rest.parse().ok())
+            .flatten()
+    };
     for sym in file.symbols() {
         if sym.is_undefined() || sym.kind() == object::SymbolKind::Section {
             continue;
         }
         let Ok(name) = sym.name() else { continue };
-        if !name.starts_with("mvvm_") {
+        let Some(rest) = name.strip_prefix("mvvm_") else {
             continue;
+        };
+        let defined = |i: u32| (i as usize).checked_sub(nimp).filter(|&k| k < ndef);
+        let slot = if let Some(i) = rest.strip_prefix(&FUNC_PREFIX[5..]).and_then(index) {
+            defined(i).map(|k| &mut out.funcs[k])
+        } else if let Some(i) = rest.strip_prefix(&RESUME_PREFIX[5..]).and_then(index) {
+            defined(i).map(|k| &mut out.resumes[k])
+        } else if let Some(j) = rest.strip_prefix(&IMPORT_PREFIX[5..]).and_then(index) {
+            out.imports.get_mut(j as usize)
+        } else if let Some(i) = rest.strip_prefix(&ARRAY_PREFIX[5..]).and_then(index) {
+            let addr = symbols.resolve_symbol(&sym)?;
+            out.arrays.insert(i, (addr, sym.size()));
+            continue;
+        } else {
+            continue;
+        };
+        if let Some(slot) = slot {
+            *slot = Some((symbols.resolve_symbol(&sym)?, sym.size()));
         }
-        let (addr, _) = symbols.resolve(sym.index())?;
-        syms.insert(name.to_string(), (addr, sym.size()));
     }
-    Ok(syms)
+    Ok(out)
 }
 
 /// Where the runtime enters the code, and what the trap handler needs.
@@ -593,32 +914,34 @@ struct Entries {
 /// code ranges the trap handler looks PCs up in.
 fn find_entries(
     meta: &ModuleMeta,
-    syms: &HashMap<String, (usize, u64)>,
+    syms: &RuntimeSymbols,
     text: &std::ops::Range<usize>,
 ) -> Result<Entries, LoadError> {
-    let get = |name: String| -> Result<(usize, u64), LoadError> {
-        syms.get(&name)
-            .copied()
-            .ok_or(LoadError::MissingSymbol(name))
-    };
     let nimp = meta.num_imported_funcs as usize;
     if nimp > meta.funcs.len() || meta.func_infos.len() != meta.funcs.len() - nimp {
         return Err(LoadError::BadMeta(
             "function counts disagree (funcs, imports, func_infos)".into(),
         ));
     }
-    let mut ranges = Vec::new();
+    // Bodies, clones and stubs each lie in ascending order in the text:
+    // kept in three runs, the final sort merges them in linear time.
+    let mut ranges = Vec::with_capacity(meta.func_infos.len() + nimp);
+    let mut clones = Vec::new();
     let mut funcs = Vec::with_capacity(meta.funcs.len() - nimp);
     // A compiled body of defined function `index` (its own, or its resume
     // clone: the same wasm function, so a trap in either is reported alike).
-    let body_range = |symbol: String,
+    let body_range = |found: Option<(usize, u64)>,
+                      symbol: fn(u32) -> String,
                       index: u32,
                       size: u32,
                       traps: &[mvvm_abi::TrapSite],
                       call_sites: &[mvvm_abi::exception::CallSite]| {
-        let (addr, _) = get(symbol.clone())?;
+        let (addr, _) = found.ok_or_else(|| LoadError::MissingSymbol(symbol(index)))?;
         if addr < text.start || addr + size as usize > text.end {
-            return Err(bad(format!("{symbol} (function {index}) outside the text")));
+            return Err(bad(format!(
+                "{} (function {index}) outside the text",
+                symbol(index)
+            )));
         }
         Ok(FuncRange {
             start: addr,
@@ -627,13 +950,14 @@ fn find_entries(
             traps: traps.to_vec(),
             name: meta.func_name(index).map(str::to_string),
             body: true,
-            call_sites: checked_call_sites(call_sites, size, &symbol)?,
+            call_sites: checked_call_sites(call_sites, size, || symbol(index))?,
         })
     };
     for (k, fi) in meta.func_infos.iter().enumerate() {
         let index = (nimp + k) as u32;
         let range = body_range(
-            names::func_symbol(index),
+            syms.funcs[k],
+            names::func_symbol,
             index,
             fi.code_size,
             &fi.traps,
@@ -642,8 +966,9 @@ fn find_entries(
         funcs.push(range.start);
         ranges.push(range);
         if let Some(resume) = &fi.resume {
-            ranges.push(body_range(
-                names::resume_symbol(index),
+            clones.push(body_range(
+                syms.resumes[k],
+                names::resume_symbol,
                 index,
                 resume.code_size,
                 &resume.traps,
@@ -651,9 +976,11 @@ fn find_entries(
             )?);
         }
     }
+    ranges.append(&mut clones);
     let mut import_stubs = Vec::with_capacity(nimp);
     for j in 0..nimp as u32 {
-        let (addr, size) = get(names::import_stub_symbol(j))?;
+        let (addr, size) = syms.imports[j as usize]
+            .ok_or_else(|| LoadError::MissingSymbol(names::import_stub_symbol(j)))?;
         if !text.contains(&addr) {
             return Err(bad(format!("import stub {j} outside the text")));
         }
@@ -674,9 +1001,13 @@ fn find_entries(
             }),
         });
     }
-    let mut trampolines = HashMap::new();
+    let mut trampolines = HashMap::with_capacity(meta.array_trampolines.len());
     for &i in &meta.array_trampolines {
-        let (addr, _) = get(names::array_trampoline_symbol(i))?;
+        let (addr, _) = syms
+            .arrays
+            .get(&i)
+            .copied()
+            .ok_or_else(|| LoadError::MissingSymbol(names::array_trampoline_symbol(i)))?;
         if !text.contains(&addr) {
             return Err(bad(format!("array trampoline {i} outside the text")));
         }
@@ -699,7 +1030,7 @@ fn find_entries(
 fn checked_call_sites(
     sites: &[mvvm_abi::exception::CallSite],
     size: u32,
-    symbol: &str,
+    symbol: impl FnOnce() -> String,
 ) -> Result<Vec<mvvm_abi::exception::CallSite>, LoadError> {
     let sorted = sites
         .windows(2)
@@ -709,7 +1040,8 @@ fn checked_call_sites(
         .all(|c| c.return_offset <= size && c.handlers.iter().all(|h| h.code_offset < size));
     if !sorted || !inside {
         return Err(LoadError::BadMeta(format!(
-            "exception call sites of {symbol} unsorted or outside its code"
+            "exception call sites of {} unsorted or outside its code",
+            symbol()
         )));
     }
     Ok(sites.to_vec())
@@ -729,6 +1061,41 @@ fn append_perf_map(ranges: &[FuncRange]) {
         })
         .collect();
     crate::perf_map::append(&named);
+}
+
+/// Whether [`apply`] implements relocation `r_type` of `arch`.
+fn is_known_reloc(arch: TargetArch, r_type: u32) -> bool {
+    match arch {
+        TargetArch::X86_64 => {
+            matches!(
+                r_type,
+                elf::R_X86_64_64 | elf::R_X86_64_PC32 | elf::R_X86_64_PLT32
+            ) || is_got_reloc(r_type)
+        }
+        TargetArch::Aarch64 => matches!(
+            r_type,
+            elf::R_AARCH64_ABS64
+                | elf::R_AARCH64_CALL26
+                | elf::R_AARCH64_JUMP26
+                | elf::R_AARCH64_ADR_PREL_PG_HI21
+                | elf::R_AARCH64_ADD_ABS_LO12_NC
+                | elf::R_AARCH64_PREL32
+        ),
+    }
+}
+
+/// Whether relocation `r_type` of `arch` depends only on the distance from
+/// place to target (so a writer can apply it once both are in the same
+/// section). Page-relative ones (`ADR_PREL_PG_HI21`) are not: they depend
+/// on where the section lands within a page.
+fn is_pc_relative(arch: TargetArch, r_type: u32) -> bool {
+    match arch {
+        TargetArch::X86_64 => matches!(r_type, elf::R_X86_64_PC32 | elf::R_X86_64_PLT32),
+        TargetArch::Aarch64 => matches!(
+            r_type,
+            elf::R_AARCH64_CALL26 | elf::R_AARCH64_JUMP26 | elf::R_AARCH64_PREL32
+        ),
+    }
 }
 
 fn is_got_reloc(r_type: u32) -> bool {

@@ -264,7 +264,10 @@ impl SharedMemory {
     }
 
     /// Copies `data` to `offset`; false (nothing copied) when the range is
-    /// not all within the memory.
+    /// not all within the memory. Not while a checkpoint of the program
+    /// that uses the memory is being taken (it reads the memory whole,
+    /// with the program's threads stopped): call it from the program's
+    /// threads (host functions), which a checkpoint stops.
     pub fn write(&self, offset: u64, data: &[u8]) -> bool {
         self.0.write(offset, data)
     }
@@ -524,6 +527,26 @@ impl LinearMemory {
         // no other thread can write the bytes. Wasm, which may write them,
         // does not run while this borrow is in use.
         Some(unsafe { std::slice::from_raw_parts(self.res.base, self.length() as usize) })
+    }
+
+    /// The accessible bytes while every other thread of the program is
+    /// stopped for a checkpoint (`world`): a shared memory's whole
+    /// contents, for the snapshot.
+    pub(crate) fn data_stopped<'a>(
+        &'a self,
+        _world: &'a crate::checkpoint::rendezvous::World<'_>,
+    ) -> &'a [u8] {
+        // SAFETY: `length` bytes from `base` are mapped readable and stay
+        // mapped while `&self` lives (as in `data`). Other threads may
+        // hold the reservation, but a `World` exists only while every
+        // other live thread of the program is parked in the checkpoint
+        // rendezvous, outside wasm and outside host calls (it deposited
+        // its record after its wasm unwound), and stays there until the
+        // `World` is released, which this borrow outlives not. Threads
+        // that start meanwhile park there before they run any wasm. Host
+        // code outside the program's threads must not write a shared
+        // memory during a checkpoint (`SharedMemory::write` documents it).
+        unsafe { std::slice::from_raw_parts(self.res.base, self.length() as usize) }
     }
 
     /// The accessible bytes, writable, while no other thread can reach the

@@ -4,6 +4,7 @@ use crate::code::{CodeMemory, RegistrationGuard};
 use crate::loader::{self, LoadError};
 use mvvm_abi::meta::ModuleMeta;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 /// A compiled module loaded from an `.aot` object; cheap to clone, may be
@@ -31,9 +32,26 @@ pub(crate) struct ModuleInner {
 
 impl Module {
     /// Loads an `.aot` object (the bytes are copied; they need not outlive
-    /// the module).
+    /// the module). [`Module::from_aot_file`] is cheaper for a file.
     pub fn from_aot(bytes: &[u8]) -> Result<Module, LoadError> {
-        let loaded = loader::load(bytes)?;
+        Self::from_loaded(loader::load(bytes)?)
+    }
+
+    /// Loads the `.aot` object at `path` without reading it whole: the
+    /// file is mapped, and its code is mapped from it (shared between the
+    /// processes that run the same object, read only where it runs) when
+    /// the object's layout allows, as `mvvm-aot`'s does. The file may be
+    /// replaced (renamed over) while the module lives, but must not be
+    /// truncated or rewritten in place, as for any mapped executable.
+    pub fn from_aot_file(path: &Path) -> Result<Module, LoadError> {
+        let file = std::fs::File::open(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_loaded(loader::load_file(&file, path)?)
+    }
+
+    fn from_loaded(loaded: loader::LoadedCode) -> Result<Module, LoadError> {
         let type_ids = loaded
             .meta
             .types

@@ -43,7 +43,7 @@ use crate::sys::{signal, thread, ucontext};
 use crate::trap::{RawTrap, current_jmp_buf, unwind_with};
 use mvvm_abi::TrapCode;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
@@ -59,6 +59,11 @@ struct GroupInner {
     alive: AtomicUsize,
     /// Source of member ids.
     next_member: AtomicU64,
+    /// Checkpoints of the whole program (`checkpoint::rendezvous`).
+    rendezvous: crate::checkpoint::rendezvous::Rendezvous,
+    /// The last wasi-threads thread id given (0: none yet); a restore
+    /// continues from the snapshot's.
+    last_tid: AtomicU32,
     /// Members running wasm now (their outermost entry). A member removes
     /// itself, under the lock, before its entry returns, so an entry found
     /// here under the lock names a live thread.
@@ -117,6 +122,8 @@ impl ThreadGroup {
                 terminated: Arc::new(AtomicBool::new(false)),
                 alive: AtomicUsize::new(0),
                 next_member: AtomicU64::new(1),
+                rendezvous: Default::default(),
+                last_tid: AtomicU32::new(0),
                 running: Mutex::new(Vec::new()),
             }),
         }
@@ -141,6 +148,39 @@ impl ThreadGroup {
         self.inner.terminated.load(Ordering::SeqCst)
     }
 
+    /// A new thread id, one above the last given, or `None` past `max`
+    /// (ids are never reused, across restores too: a snapshot records the
+    /// last one).
+    pub fn next_thread_id(&self, max: u32) -> Option<u32> {
+        self.inner
+            .last_tid
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                (t < max).then_some(t + 1)
+            })
+            .ok()
+            .map(|prev| prev + 1)
+    }
+
+    /// The last thread id given (0: none).
+    pub fn last_thread_id(&self) -> u32 {
+        self.inner.last_tid.load(Ordering::SeqCst)
+    }
+
+    /// Continues thread ids after `last` (a restore).
+    pub(crate) fn set_last_thread_id(&self, last: u32) {
+        self.inner.last_tid.fetch_max(last, Ordering::SeqCst);
+    }
+
+    /// The checkpoint rendezvous of the group's threads.
+    pub(crate) fn rendezvous(&self) -> &crate::checkpoint::rendezvous::Rendezvous {
+        &self.inner.rendezvous
+    }
+
+    /// The flag [`ThreadGroup::terminate`] sets.
+    pub(crate) fn terminated_flag(&self) -> &AtomicBool {
+        &self.inner.terminated
+    }
+
     /// Ends the program: every thread of the group stops running wasm
     /// (its call returns a [`TrapCode::Terminated`] trap) and no thread
     /// can enter wasm again. Returns once no thread of the group but the
@@ -153,6 +193,8 @@ impl ThreadGroup {
     pub fn terminate(&self) {
         let g = &self.inner;
         g.terminated.store(true, Ordering::SeqCst);
+        // Threads parked for a checkpoint (or a restore) give up.
+        g.rendezvous.wake();
         install_handler();
         let me = thread::current();
         loop {
@@ -188,10 +230,15 @@ impl ThreadMember {
         }
     }
 
-    /// Whether other threads of the group are alive (a checkpoint must
-    /// wait for them: snapshots hold one thread).
+    /// How many other threads of the group are alive.
+    #[cfg(test)]
     pub(crate) fn others_alive(&self) -> usize {
         self.group.alive.load(Ordering::SeqCst).saturating_sub(1)
+    }
+
+    /// The member's id in its group.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Whether the program is ending.
@@ -244,6 +291,8 @@ impl ThreadMember {
 impl Drop for ThreadMember {
     fn drop(&mut self) {
         self.group.alive.fetch_sub(1, Ordering::SeqCst);
+        // A checkpoint may be waiting for this thread.
+        self.group.rendezvous.wake();
     }
 }
 

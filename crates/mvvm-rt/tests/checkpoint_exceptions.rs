@@ -539,6 +539,8 @@ fn altered(snap: &Snapshot, edit: impl FnOnce(&mut Edited)) -> Vec<u8> {
         monotonic_offset_nanos: snap.monotonic_offset_nanos,
         memory: &memory,
         max_pages: snap.memory.max_pages(),
+        threads: snap.threads.clone(),
+        last_thread_id: snap.last_thread_id,
     };
     let mut bytes = Vec::new();
     mvvm_snapshot::write(&mut bytes, &parts).expect("write the snapshot");

@@ -159,6 +159,8 @@ fn rewrite(snap: &Path, edit: impl FnOnce(&mut mvvm_snapshot::Snapshot)) {
         monotonic_offset_nanos: s.monotonic_offset_nanos,
         memory: &memory,
         max_pages: s.memory.max_pages(),
+        threads: s.threads.clone(),
+        last_thread_id: s.last_thread_id,
     };
     mvvm_snapshot::write_file_atomic(snap, &parts).unwrap();
 }

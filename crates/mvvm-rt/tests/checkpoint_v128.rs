@@ -187,6 +187,8 @@ fn altered(
         monotonic_offset_nanos: snap.monotonic_offset_nanos,
         memory: &memory,
         max_pages: snap.memory.max_pages(),
+        threads: snap.threads.clone(),
+        last_thread_id: snap.last_thread_id,
     };
     let mut bytes = Vec::new();
     mvvm_snapshot::write(&mut bytes, &parts).expect("write the snapshot");

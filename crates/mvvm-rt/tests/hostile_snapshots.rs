@@ -98,6 +98,8 @@ impl Owned {
             monotonic_offset_nanos: self.monotonic_offset_nanos,
             memory: &self.memory,
             max_pages: self.max_pages,
+            threads: Vec::new(),
+            last_thread_id: 0,
         }
     }
 

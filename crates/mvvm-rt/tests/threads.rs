@@ -1,7 +1,9 @@
-//! The runtime's side of threads (wasi-threads itself is tested in
-//! `mvvm-wasi/tests/threads.rs`): a checkpoint of a store waits while
-//! other threads of its group are alive, and the snapshot it then takes
-//! (one thread) restores; a terminated group stops a store's wasm.
+//! The runtime's side of threads (wasi-threads itself, and checkpoints of
+//! threaded programs, are tested in `mvvm-wasi/tests/threads.rs` and
+//! `mvvm-cli/tests/threads_checkpoint.rs`): a checkpoint waits for every
+//! live thread of the group (one that has not entered wasm yet holds it
+//! until it deposits its record or ends), and a terminated group stops a
+//! store's wasm.
 
 mod ckpt_common;
 
@@ -16,8 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Counts to 2^31 - 1 in a loop (a second or more of work), then returns its
-/// count's low bits in memory: long enough for a deferred checkpoint to be
-/// taken first.
+/// count's low bits in memory: long enough for a held-back checkpoint to
+/// be taken first.
 const LOOP: &str = r#"(module
   (memory 1)
   (func (export "_start") (local $i i32)
@@ -55,8 +57,9 @@ fn a_checkpoint_waits_until_the_other_threads_have_ended() {
         })
     };
     let out = run.start(&mut store, &[]).unwrap();
-    // Without the wait, the checkpoint (at the 10th probe) would be taken
-    // within microseconds, long before the other thread ends.
+    // The other member never runs a thread (as one that is still
+    // starting): the checkpoint (at the 10th probe) waits for it to end,
+    // else it would be taken within microseconds.
     let waited = dropped.load(Ordering::SeqCst);
     ender.join().unwrap();
     assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");

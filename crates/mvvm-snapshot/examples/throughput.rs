@@ -53,6 +53,8 @@ fn parts(memory: &[u8]) -> SnapshotParts<'_> {
         dropped_elems: vec![],
         wasi: vec![],
         monotonic_offset_nanos: 0,
+        threads: vec![],
+        last_thread_id: 0,
         memory,
         max_pages: None,
     }

@@ -34,6 +34,8 @@ fn parts(memory: &[u8]) -> SnapshotParts<'_> {
         monotonic_offset_nanos: 0,
         memory,
         max_pages: None,
+        threads: vec![],
+        last_thread_id: 0,
     }
 }
 
@@ -124,7 +126,7 @@ fn crafted(sections: Vec<SectionEntry>, body: &[u8]) -> Vec<u8> {
     out
 }
 
-fn entries(lens: [u64; 8]) -> Vec<SectionEntry> {
+fn entries(lens: [u64; 9]) -> Vec<SectionEntry> {
     SectionKind::ALL
         .iter()
         .zip(lens)
@@ -139,12 +141,12 @@ fn entries(lens: [u64; 8]) -> Vec<SectionEntry> {
 #[test]
 fn lying_section_lengths_do_not_allocate() {
     // Above the limit: refused outright.
-    let bytes = crafted(entries([1 << 40, 0, 0, 0, 0, 0, 0, 0]), &[]);
+    let bytes = crafted(entries([1 << 40, 0, 0, 0, 0, 0, 0, 0, 0]), &[]);
     let err = read(&bytes[..]).unwrap_err();
     assert!(matches!(err, SnapshotError::Corrupt { .. }), "{err}");
     // Below the limit but absent: truncated after reading what is there
     // (this would take 1 GiB if the length were trusted).
-    let bytes = crafted(entries([1 << 30, 0, 0, 0, 0, 0, 0, 0]), &[1, 2, 3]);
+    let bytes = crafted(entries([1 << 30, 0, 0, 0, 0, 0, 0, 0, 0]), &[1, 2, 3]);
     let err = read(&bytes[..]).unwrap_err();
     assert!(
         matches!(
@@ -161,11 +163,11 @@ fn lying_section_lengths_do_not_allocate() {
 
 #[test]
 fn section_table_must_list_every_section_in_order() {
-    let mut table = entries([0; 8]);
+    let mut table = entries([0; 9]);
     table.swap(0, 1);
     let err = read(&crafted(table, &[])[..]).unwrap_err();
     assert!(err.to_string().contains("section table"), "{err}");
-    let mut table = entries([0; 8]);
+    let mut table = entries([0; 9]);
     table.pop();
     let err = read(&crafted(table, &[])[..]).unwrap_err();
     assert!(err.to_string().contains("section table"), "{err}");
@@ -259,7 +261,7 @@ fn byte_layout_is_pinned() {
     let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
     assert_eq!(&bytes[0..8], b"MVVMSNAP");
     assert_eq!(u32_at(8), SNAPSHOT_FORMAT_VERSION);
-    assert_eq!(SNAPSHOT_FORMAT_VERSION, 4);
+    assert_eq!(SNAPSHOT_FORMAT_VERSION, 5);
     let header_len = u32_at(12) as usize;
     let mut h = crc32fast::Hasher::new();
     h.update(&bytes[..16]);
@@ -271,8 +273,8 @@ fn byte_layout_is_pinned() {
     assert_eq!(&bytes[42..74], &[3u8; 32]);
     // The header ends with the section table: u64 count, then per entry a
     // u32 kind, a u64 length and a u32 crc (16 bytes).
-    let table = 20 + header_len - (8 + 8 * 16);
-    assert_eq!(u64_at(table), 8);
+    let table = 20 + header_len - (8 + 9 * 16);
+    assert_eq!(u64_at(table), 9);
     // base: None is one zero byte just before the table.
     assert_eq!(bytes[table - 1], 0);
     let mut offset = 20 + header_len;
@@ -288,7 +290,11 @@ fn byte_layout_is_pinned() {
     }
     // The memory section (last): length, max_pages None, one run entry,
     // no zeroed range.
-    let mem_len = u64_at(table + 8 + 7 * 16 + 4) as usize;
+    // The threads section (7th) of a single-threaded program:
+    // last_thread_id 0 and an empty list.
+    let threads_len = u64_at(table + 8 + 6 * 16 + 4) as usize;
+    assert_eq!(threads_len, 4 + 8);
+    let mem_len = u64_at(table + 8 + 8 * 16 + 4) as usize;
     let m = offset - mem_len;
     assert_eq!(u64_at(m), 3 * CHUNK_SIZE);
     assert_eq!(bytes[m + 8], 0);
@@ -307,7 +313,7 @@ fn byte_layout_is_pinned() {
 
 /// A crafted snapshot whose sections are `sections` (kind order), each
 /// with its right crc32, followed by `tail`.
-fn crafted_sections(sections: [Vec<u8>; 8], tail: &[u8]) -> Vec<u8> {
+fn crafted_sections(sections: [Vec<u8>; 9], tail: &[u8]) -> Vec<u8> {
     let table = SectionKind::ALL
         .iter()
         .zip(&sections)
@@ -323,7 +329,7 @@ fn crafted_sections(sections: [Vec<u8>; 8], tail: &[u8]) -> Vec<u8> {
 }
 
 /// Encoded empty sections, the memory one describing `memory`.
-fn sections_with_memory(memory: &MemoryTable) -> [Vec<u8>; 8] {
+fn sections_with_memory(memory: &MemoryTable) -> [Vec<u8>; 9] {
     use crate::layout::{ClockState, DroppedSegments, encode_section};
     [
         encode_section::<Vec<crate::FrameRecord>>(&vec![]).unwrap(),
@@ -339,6 +345,7 @@ fn sections_with_memory(memory: &MemoryTable) -> [Vec<u8>; 8] {
             monotonic_offset_nanos: 0,
         })
         .unwrap(),
+        encode_section(&crate::layout::ThreadsSection::default()).unwrap(),
         vec![],
         encode_section(memory).unwrap(),
     ]
@@ -354,7 +361,7 @@ fn sections_above_the_receivers_limits_are_refused_unread() {
     };
     // 10 MB of frames declared, nothing sent: refused on the length alone
     // (a reader trusting it would wait for, and buffer, 10 MB).
-    let bytes = crafted(entries([10 << 20, 0, 0, 0, 0, 0, 0, 0]), &[]);
+    let bytes = crafted(entries([10 << 20, 0, 0, 0, 0, 0, 0, 0, 0]), &[]);
     let err = read_with_limits(&bytes[..], &limits).unwrap_err();
     assert!(
         matches!(&err, SnapshotError::LimitExceeded { what, found, .. }
@@ -367,7 +374,7 @@ fn sections_above_the_receivers_limits_are_refused_unread() {
     let path = dir.join("lying.bin");
     std::fs::write(
         &path,
-        crafted(entries([0, 0, 0, 0, 0, 0, 512 << 20, 0]), &[0; 100]),
+        crafted(entries([0, 0, 0, 0, 0, 0, 0, 512 << 20, 0]), &[0; 100]),
     )
     .unwrap();
     let err = open_file(&path).unwrap_err();
@@ -394,9 +401,10 @@ fn sections_above_the_receivers_limits_are_refused_unread() {
         max_segments: 0,
         max_wasi_bytes: 0,
         max_memory_bytes: 0,
+        max_threads: 0,
     };
     for (i, kind) in SectionKind::ALL.iter().enumerate() {
-        let mut lens = [0u64; 8];
+        let mut lens = [0u64; 9];
         lens[i] = tight.max_section_len(*kind) + 1;
         let err = read_with_limits(&crafted(entries(lens), &[])[..], &tight).unwrap_err();
         assert!(
@@ -595,4 +603,65 @@ fn a_base_is_only_a_plain_regular_file_next_to_the_snapshot() {
         );
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_threads_section_that_does_not_decode_is_refused() {
+    use crate::layout::{ThreadsSection, ThreadsSectionRef, encode_section, encode_section_as};
+    let empty = table(0, &[]);
+    // The borrowed form the writer encodes is byte for byte the section.
+    let threads = vec![crate::ThreadRecord {
+        tid: 4,
+        start_arg: 9,
+        globals: vec![crate::WasmValue::V128([2; 16])],
+        ..Default::default()
+    }];
+    let owned = ThreadsSection {
+        last_thread_id: 4,
+        threads: threads.clone(),
+    };
+    assert_eq!(
+        encode_section(&owned).unwrap(),
+        encode_section_as::<ThreadsSection>(&ThreadsSectionRef {
+            last_thread_id: 4,
+            threads: &threads,
+        })
+        .unwrap()
+    );
+    // Right checksums around contents that are not a threads section: cut
+    // short, a record count far beyond the bytes, trailing bytes, and a
+    // bad value tag.
+    let good = encode_section(&owned).unwrap();
+    let mut huge_count = good.clone();
+    huge_count[4..12].copy_from_slice(&u64::MAX.to_le_bytes());
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let mut bad_tag = good.clone();
+    // last_thread_id, count, tid, start_arg, frames count, globals count:
+    // then the first global's u32 tag.
+    let tag_at = 4 + 8 + 4 + 4 + 8 + 8;
+    assert_eq!(&bad_tag[tag_at..tag_at + 4], &6u32.to_le_bytes());
+    bad_tag[tag_at..tag_at + 4].copy_from_slice(&99u32.to_le_bytes());
+    for (name, section) in [
+        ("short", good[..good.len() - 1].to_vec()),
+        ("empty", vec![]),
+        ("huge count", huge_count),
+        ("trailing", trailing),
+        ("bad tag", bad_tag),
+    ] {
+        let mut sections = sections_with_memory(&empty);
+        sections[6] = section;
+        let bytes = crafted_sections(sections, &[]);
+        let err = read(&bytes[..]).unwrap_err();
+        assert!(
+            matches!(&err, SnapshotError::Decode { section, .. } if section == "threads section"),
+            "{name}: {err}"
+        );
+    }
+    let mut sections = sections_with_memory(&empty);
+    sections[6] = good;
+    assert_eq!(
+        read(&crafted_sections(sections, &[])[..]).unwrap().threads,
+        threads
+    );
 }

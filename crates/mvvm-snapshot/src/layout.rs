@@ -11,8 +11,8 @@
 //!                            (base: None for a full snapshot, Some(BaseRef) for an incremental one)
 //!  20+H          len[0]      section 0 (Frames)      ┐ in the order of SectionKind::ALL,
 //!  ...                       ...                     │ each checked by the crc32 in the
-//!  S             len[7]      section 7 (Memory)      ┘ header's section table
-//!  S+len[7]      P           zero padding up to the next multiple of 65536 (only if runs exist)
+//!  S             len[8]      section 8 (Memory)      ┘ header's section table
+//!  S+len[8]      P           zero padding up to the next multiple of 65536 (only if runs exist)
 //!  D             run[0].len  memory run 0 data       ┐ back to back, ascending guest offsets,
 //!  ...                                               │ each checked by the crc32 in its
 //!  D+Σlen        (end)       (nothing after)         ┘ entry of the Memory section
@@ -21,7 +21,7 @@
 //! See `docs/snapshot-format.md` for the reasoning and the measured costs.
 
 use crate::error::SnapshotError;
-use crate::types::{ExceptionRecord, FrameRecord, SnapshotInfo, WasmValue};
+use crate::types::{ExceptionRecord, FrameRecord, SnapshotInfo, ThreadRecord, WasmValue};
 use mvvm_abi::codec;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -36,8 +36,10 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"MVVMSNAP";
 /// memory table lists dirty chunks that became zero); 3 = the WASI state
 /// records freed descriptor numbers (`WasiState::closed`, for Wasmtime's
 /// descriptor numbering); 4 = exception handling: `WasmValue::ExnRef`
-/// and the Exceptions section (after Tables) listing the saved exceptions.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 4;
+/// and the Exceptions section (after Tables) listing the saved exceptions;
+/// 5 = wasi-threads: the Threads section (after Clock) holding the other
+/// threads' records and the last thread id given.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 5;
 
 /// Longest chain of incremental snapshots a reader follows (a snapshot,
 /// its base, the base's base...). It bounds the work a crafted chain (or a
@@ -73,6 +75,12 @@ pub(crate) const MAX_HEADER_LEN: u32 = 1 << 20;
 /// Largest structured section a reader accepts: the codec's own limit.
 pub(crate) const MAX_SECTION_LEN: u64 = 1 << 30;
 
+/// Largest wasi-threads thread id: ids are positive `i32`s whose top three
+/// bits are reserved (the wasi-threads proposal), so `1..=0x1FFF_FFFF`.
+/// It also bounds how many thread records a snapshot can hold, since ids
+/// are unique.
+pub(crate) const MAX_THREAD_ID: u32 = 0x1FFF_FFFF;
+
 /// The header, codec-encoded after the prefix.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Header {
@@ -99,6 +107,8 @@ pub(crate) enum SectionKind {
     Segments,
     /// [`ClockState`].
     Clock,
+    /// [`ThreadsSection`]: the threads besides the main one.
+    Threads,
     /// Raw bytes, opaque to this crate (not codec-wrapped again).
     Wasi,
     /// [`MemoryTable`].
@@ -107,13 +117,14 @@ pub(crate) enum SectionKind {
 
 impl SectionKind {
     /// Every section, in the one order writers emit and readers require.
-    pub const ALL: [SectionKind; 8] = [
+    pub const ALL: [SectionKind; 9] = [
         SectionKind::Frames,
         SectionKind::Globals,
         SectionKind::Tables,
         SectionKind::Exceptions,
         SectionKind::Segments,
         SectionKind::Clock,
+        SectionKind::Threads,
         SectionKind::Wasi,
         SectionKind::Memory,
     ];
@@ -127,6 +138,7 @@ impl SectionKind {
             SectionKind::Exceptions => "exceptions section",
             SectionKind::Segments => "segments section",
             SectionKind::Clock => "clock section",
+            SectionKind::Threads => "threads section",
             SectionKind::Wasi => "wasi section",
             SectionKind::Memory => "memory section",
         }
@@ -158,6 +170,26 @@ pub(crate) struct DroppedSegments {
 pub(crate) struct ClockState {
     /// See [`SnapshotParts::monotonic_offset_nanos`](crate::SnapshotParts::monotonic_offset_nanos).
     pub monotonic_offset_nanos: u64,
+}
+
+/// Content of the [`SectionKind::Threads`] section.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub(crate) struct ThreadsSection {
+    /// See [`SnapshotParts::last_thread_id`](crate::SnapshotParts::last_thread_id).
+    pub last_thread_id: u32,
+    /// See [`SnapshotParts::threads`](crate::SnapshotParts::threads).
+    pub threads: Vec<ThreadRecord>,
+}
+
+/// [`ThreadsSection`] borrowing its records, for the writer: the same
+/// fields in the same order, so the same encoding (a slice serializes as a
+/// `Vec`), without copying every thread's frames and tables.
+#[derive(Serialize)]
+pub(crate) struct ThreadsSectionRef<'a> {
+    /// See [`ThreadsSection::last_thread_id`].
+    pub last_thread_id: u32,
+    /// See [`ThreadsSection::threads`].
+    pub threads: &'a [ThreadRecord],
 }
 
 /// Content of the [`SectionKind::Memory`] section: the memory's size and the
@@ -213,12 +245,23 @@ impl CodecSection for DroppedSegments {
 impl CodecSection for ClockState {
     const KIND: SectionKind = SectionKind::Clock;
 }
+impl CodecSection for ThreadsSection {
+    const KIND: SectionKind = SectionKind::Threads;
+}
 impl CodecSection for MemoryTable {
     const KIND: SectionKind = SectionKind::Memory;
 }
 
 /// Encodes a section.
 pub(crate) fn encode_section<T: CodecSection>(value: &T) -> Result<Vec<u8>, SnapshotError> {
+    encode_section_as::<T>(value)
+}
+
+/// Encodes `value`, a borrowed form of section `T` that serializes to the
+/// same bytes (see [`ThreadsSectionRef`]).
+pub(crate) fn encode_section_as<T: CodecSection>(
+    value: &impl Serialize,
+) -> Result<Vec<u8>, SnapshotError> {
     codec::encode(value).map_err(|source| SnapshotError::Encode {
         section: T::KIND.name().to_string(),
         source,
@@ -416,20 +459,29 @@ pub(crate) fn validate_memory_table(table: &MemoryTable) -> Result<(), SnapshotE
 /// snapshot never has a cycle; refusing one lets a restorer create each
 /// exception after those its payload holds). A runtime can then map the
 /// indices to its own handles without further checks.
+///
+/// `thread` is `None` for the main thread's parts, or the id of the thread
+/// whose record they are: a thread's `exnref` values index its own list,
+/// and the messages name the thread.
 pub(crate) fn validate_exception_refs(
+    thread: Option<u32>,
     frames: &[FrameRecord],
     globals: &[WasmValue],
     tables: &[Vec<WasmValue>],
     exceptions: &[ExceptionRecord],
 ) -> Result<(), SnapshotError> {
     let count = exceptions.len();
+    let (prefix, holder) = match thread {
+        None => (String::new(), "the snapshot".to_string()),
+        Some(tid) => (format!("thread {tid} "), format!("thread {tid}'s record")),
+    };
     let check = |values: &[WasmValue], place: &dyn Fn(usize) -> String| {
         for (i, v) in values.iter().enumerate() {
             if let WasmValue::ExnRef(Some(x)) = *v
                 && x as usize >= count
             {
                 return Err(SnapshotError::corrupt(format!(
-                    "{} refers to exception {x}, but the snapshot holds {count} exceptions",
+                    "{prefix}{} refers to exception {x}, but {holder} holds {count} exceptions",
                     place(i)
                 )));
             }
@@ -447,7 +499,55 @@ pub(crate) fn validate_exception_refs(
     for (k, e) in exceptions.iter().enumerate() {
         check(&e.payload, &|i| format!("exception {k} payload value {i}"))?;
     }
-    exception_creation_order(exceptions).map(|_| ())
+    exception_creation_order(exceptions)
+        .map(|_| ())
+        .map_err(|e| match (thread, e) {
+            (Some(tid), SnapshotError::Corrupt { what }) => {
+                SnapshotError::corrupt(format!("thread {tid}: {what}"))
+            }
+            (_, e) => e,
+        })
+}
+
+/// Checks the Threads section: `last_thread_id` is a possible thread id,
+/// every record's thread id is non-zero, at most `last_thread_id` and
+/// unique, and each record's `exnref` values are valid within its own
+/// exception list (see [`validate_exception_refs`]). The receiver's count
+/// limits are checked by the reader, before this.
+pub(crate) fn validate_threads(section: &ThreadsSection) -> Result<(), SnapshotError> {
+    let last = section.last_thread_id;
+    if last > MAX_THREAD_ID {
+        return Err(SnapshotError::corrupt(format!(
+            "the last thread id given, {last:#x}, is above the largest wasi-threads thread id \
+             {MAX_THREAD_ID:#x}"
+        )));
+    }
+    let mut tids = Vec::with_capacity(section.threads.len());
+    for (i, t) in section.threads.iter().enumerate() {
+        if t.tid == 0 {
+            return Err(SnapshotError::corrupt(format!(
+                "thread record {i} has thread id 0, which no thread has (ids start at 1)"
+            )));
+        }
+        if t.tid > last {
+            return Err(SnapshotError::corrupt(format!(
+                "thread record {i} has thread id {}, above the last thread id given ({last})",
+                t.tid
+            )));
+        }
+        tids.push(t.tid);
+    }
+    tids.sort_unstable();
+    if let Some(w) = tids.windows(2).find(|w| w[0] == w[1]) {
+        return Err(SnapshotError::corrupt(format!(
+            "thread id {} appears in more than one thread record",
+            w[0]
+        )));
+    }
+    for t in &section.threads {
+        validate_exception_refs(Some(t.tid), &t.frames, &t.globals, &t.tables, &t.exceptions)?;
+    }
+    Ok(())
 }
 
 /// The exceptions' indices in an order where every exception comes after

@@ -4,12 +4,16 @@
 //! A snapshot is expressed in wasm terms only (frame records at stable
 //! points, globals, tables, linear memory, WASI state as opaque bytes), so
 //! it restores on any ISA and into any checkpoint-enabled compilation of the
-//! same module. The layout, in short (documented byte by byte, with the
+//! same module. A wasi-threads program's other threads each have a
+//! [`ThreadRecord`] (their own instance's frames, globals, tables,
+//! exceptions and dropped segments) beside the main thread's parts; they
+//! share the one memory. The layout, in short (documented byte by byte, with the
 //! reasons and measured costs, in `docs/snapshot-format.md`):
 //!
 //! ```text
 //!  "MVVMSNAP" | version | header len | header crc | header (info, section table)
-//!  | frames | globals | tables | exceptions | segments | clock | wasi | memory table
+//!  | frames | globals | tables | exceptions | segments | clock | threads | wasi
+//!  | memory table
 //!  | zero padding to 64 KiB | memory runs (non-zero 64 KiB chunks, back to back)
 //! ```
 //!
@@ -19,7 +23,7 @@
 //! everything else is complete. [`open_file`] resolves and checks the
 //! whole chain of bases.
 //!
-//! - [`write`] streams a snapshot to any [`std::io::Write`] (no seek needed);
+//! - [`write`](fn@write) streams a snapshot to any [`std::io::Write`] (no seek needed);
 //!   [`write_file_atomic`] writes a file so that a crash never leaves a half
 //!   snapshot under the final name.
 //! - [`read`] reads from any [`std::io::Read`] and checks every checksum;
@@ -76,7 +80,8 @@ pub use limits::ReadLimits;
 pub use read::{OpenOptions, open_file, read, read_identity, read_info, read_with_limits};
 pub use snapshot::{MemoryImage, MemoryRun, Snapshot};
 pub use types::{
-    BaseRef, ExceptionRecord, FrameRecord, Incremental, SnapshotInfo, SnapshotParts, WasmValue,
+    BaseRef, ExceptionRecord, FrameRecord, Incremental, SnapshotInfo, SnapshotParts, ThreadRecord,
+    WasmValue,
 };
 pub use write::{
     WriteStats, write, write_bytes_file_atomic, write_file_atomic, write_incremental_file_atomic,

@@ -14,7 +14,7 @@
 //! these limits, not by what the sender declares.
 
 use crate::error::SnapshotError;
-use crate::layout::{CHUNK_SIZE, MAX_MEMORY_BYTES, MAX_SECTION_LEN, SectionKind};
+use crate::layout::{CHUNK_SIZE, MAX_MEMORY_BYTES, MAX_SECTION_LEN, MAX_THREAD_ID, SectionKind};
 
 /// Encoded size of a `u64` count (a `Vec` or `String` length).
 const COUNT: u64 = 8;
@@ -26,6 +26,13 @@ const FRAME_FIXED: u64 = 4 + 4 + COUNT + COUNT;
 /// Encoding of an `ExceptionRecord` without its payload values: the tag
 /// and the payload's count.
 const EXCEPTION_FIXED: u64 = 4 + COUNT;
+/// Encoding of a `ThreadRecord` without its lists' items: `tid`,
+/// `start_arg` and the six counts (frames, globals, tables, exceptions,
+/// dropped data, dropped elements).
+const THREAD_FIXED: u64 = 4 + 4 + 6 * COUNT;
+/// Encoding of the Threads section without its records: `last_thread_id`
+/// and the records' count.
+const THREADS_FIXED: u64 = 4 + COUNT;
 /// Largest encoding of a `MemoryTable` entry (a run: offset, length,
 /// crc32; a zeroed range takes 16).
 const MEMORY_ENTRY_MAX: u64 = 8 + 8 + 4;
@@ -34,9 +41,17 @@ const MEMORY_ENTRY_MAX: u64 = 8 + 8 + 4;
 const MEMORY_FIXED: u64 = 8 + 1 + 8 + COUNT + COUNT;
 
 /// What a reader accepts from a snapshot. The default is the format's own
-/// maxima (4 GiB of memory, 1 GiB sections, no count limit): a receiver
-/// that knows more (the module, its stack size) sets tighter values, as the
-/// runtime's restore does.
+/// maxima (4 GiB of memory, 1 GiB sections, as many threads as there are
+/// thread ids, no other count limit): a receiver that knows more (the
+/// module, its stack size) sets tighter values, as the runtime's restore
+/// does.
+///
+/// The limits on frames, values, globals, tables, exceptions and segments
+/// bound the main thread's parts and, separately, each record of
+/// [`Snapshot::threads`](crate::Snapshot::threads) (every thread runs its
+/// own instance of the same module); `max_threads` bounds the number of
+/// records, so a snapshot costs at most about `max_threads + 1` times what
+/// one thread may.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadLimits {
     /// Largest linear memory, in bytes (default and ceiling: 4 GiB).
@@ -59,6 +74,10 @@ pub struct ReadLimits {
     pub max_segments: u64,
     /// Largest WASI section, in bytes (default and ceiling: 1 GiB).
     pub max_wasi_bytes: u64,
+    /// Most thread records besides the main thread (default: `0x1FFF_FFFF`,
+    /// the number of wasi-threads thread ids; a single-threaded receiver
+    /// sets 0).
+    pub max_threads: u64,
 }
 
 impl Default for ReadLimits {
@@ -74,6 +93,7 @@ impl Default for ReadLimits {
             max_exception_values: u64::MAX,
             max_segments: u64::MAX,
             max_wasi_bytes: MAX_SECTION_LEN,
+            max_threads: u64::from(MAX_THREAD_ID),
         }
     }
 }
@@ -83,19 +103,29 @@ impl ReadLimits {
     /// above the format's 1 GiB).
     pub(crate) fn max_section_len(&self, kind: SectionKind) -> u64 {
         let mul = |n: u64, size: u64| n.saturating_mul(size);
+        // The items of each part, without the part's own count.
+        let frames =
+            mul(self.max_frames, FRAME_FIXED).saturating_add(mul(self.max_values, VALUE_MAX));
+        let globals = mul(self.max_globals, VALUE_MAX);
+        let tables =
+            mul(self.max_tables, COUNT).saturating_add(mul(self.max_table_elements, VALUE_MAX));
+        let exceptions = mul(self.max_exceptions, EXCEPTION_FIXED)
+            .saturating_add(mul(self.max_exception_values, VALUE_MAX));
+        let segments = mul(self.max_segments, 2 * 4);
         let len = match kind {
-            SectionKind::Frames => COUNT
-                .saturating_add(mul(self.max_frames, FRAME_FIXED))
-                .saturating_add(mul(self.max_values, VALUE_MAX)),
-            SectionKind::Globals => COUNT.saturating_add(mul(self.max_globals, VALUE_MAX)),
-            SectionKind::Tables => COUNT
-                .saturating_add(mul(self.max_tables, COUNT))
-                .saturating_add(mul(self.max_table_elements, VALUE_MAX)),
-            SectionKind::Exceptions => COUNT
-                .saturating_add(mul(self.max_exceptions, EXCEPTION_FIXED))
-                .saturating_add(mul(self.max_exception_values, VALUE_MAX)),
-            SectionKind::Segments => mul(2, COUNT).saturating_add(mul(self.max_segments, 2 * 4)),
+            SectionKind::Frames => COUNT.saturating_add(frames),
+            SectionKind::Globals => COUNT.saturating_add(globals),
+            SectionKind::Tables => COUNT.saturating_add(tables),
+            SectionKind::Exceptions => COUNT.saturating_add(exceptions),
+            SectionKind::Segments => mul(2, COUNT).saturating_add(segments),
             SectionKind::Clock => 8,
+            // Each record may hold as much as the main thread's parts.
+            SectionKind::Threads => {
+                let record = [frames, globals, tables, exceptions, segments]
+                    .into_iter()
+                    .fold(THREAD_FIXED, u64::saturating_add);
+                THREADS_FIXED.saturating_add(mul(self.max_threads, record))
+            }
             SectionKind::Wasi => self.max_wasi_bytes,
             // Runs and zeroed ranges do not overlap and cover whole chunks:
             // at most one entry per chunk.
@@ -192,11 +222,72 @@ mod tests {
             bytes.len() as u64,
             limits.max_section_len(SectionKind::Memory)
         );
+        // Threads: each record as large as the main thread's parts may be.
+        let limits = ReadLimits {
+            max_threads: 2,
+            max_frames: 2,
+            max_values: 3,
+            max_globals: 2,
+            max_tables: 2,
+            max_table_elements: 3,
+            max_exceptions: 2,
+            max_exception_values: 2,
+            max_segments: 2,
+            ..ReadLimits::default()
+        };
+        let record = crate::types::ThreadRecord {
+            tid: 1,
+            start_arg: 2,
+            frames: vec![
+                FrameRecord {
+                    func: 0,
+                    resume_offset: 0,
+                    locals: vec![v; 2],
+                    stack: vec![v],
+                },
+                FrameRecord::default(),
+            ],
+            globals: vec![v; 2],
+            tables: vec![vec![v; 3], vec![]],
+            exceptions: vec![
+                ExceptionRecord {
+                    tag: 0,
+                    payload: vec![v; 2],
+                },
+                ExceptionRecord::default(),
+            ],
+            dropped_data: vec![1, 2],
+            dropped_elems: vec![3, 4],
+        };
+        let section = crate::layout::ThreadsSection {
+            last_thread_id: 2,
+            threads: vec![
+                record.clone(),
+                crate::types::ThreadRecord { tid: 2, ..record },
+            ],
+        };
+        let bytes = encode_section(&section).unwrap();
+        assert_eq!(
+            bytes.len() as u64,
+            limits.max_section_len(SectionKind::Threads)
+        );
+        // No thread allowed: room for an empty list only.
+        let none = ReadLimits {
+            max_threads: 0,
+            ..ReadLimits::default()
+        };
+        let empty = encode_section(&crate::layout::ThreadsSection::default()).unwrap();
+        assert_eq!(
+            empty.len() as u64,
+            none.max_section_len(SectionKind::Threads)
+        );
         // The defaults are the format's own caps.
         let d = ReadLimits::default();
         for kind in SectionKind::ALL {
             assert!(d.max_section_len(kind) <= MAX_SECTION_LEN);
         }
         assert_eq!(d.max_section_len(SectionKind::Frames), MAX_SECTION_LEN);
+        assert_eq!(d.max_section_len(SectionKind::Threads), MAX_SECTION_LEN);
+        assert_eq!(d.max_threads, 0x1FFF_FFFF);
     }
 }

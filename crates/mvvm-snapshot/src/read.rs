@@ -12,8 +12,8 @@ use crate::error::{SnapshotError, hex};
 use crate::layout::MAX_CHAIN_DEPTH;
 use crate::layout::{
     ClockState, DATA_ALIGN, DroppedSegments, Header, MAX_HEADER_LEN, MAX_SECTION_LEN, MemoryTable,
-    PREFIX_LEN, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SectionKind, align_up, decode_section,
-    is_zero, validate_exception_refs, validate_memory_table,
+    PREFIX_LEN, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SectionKind, ThreadsSection, align_up,
+    decode_section, is_zero, validate_exception_refs, validate_memory_table, validate_threads,
 };
 use crate::limits::ReadLimits;
 use crate::snapshot::{
@@ -433,6 +433,7 @@ struct Prelude {
     exceptions: Vec<ExceptionRecord>,
     segments: DroppedSegments,
     clock: ClockState,
+    threads: ThreadsSection,
     wasi: Vec<u8>,
     memory: MemoryTable,
     /// Offset of the first byte after the sections.
@@ -486,6 +487,8 @@ impl Prelude {
             dropped_elems: self.segments.elems,
             wasi: self.wasi,
             monotonic_offset_nanos: self.clock.monotonic_offset_nanos,
+            threads: self.threads.threads,
+            last_thread_id: self.threads.last_thread_id,
             memory,
         }
     }
@@ -610,9 +613,10 @@ fn read_prelude<R: Read>(
         exceptions,
         segments,
         clock,
+        threads,
         wasi,
         memory,
-    ]: [Vec<u8>; 8] = raw
+    ]: [Vec<u8>; 9] = raw
         .try_into()
         .map_err(|_| SnapshotError::corrupt("section table has the wrong number of entries"))?;
     let memory: MemoryTable = decode_section(&memory)?;
@@ -628,48 +632,38 @@ fn read_prelude<R: Read>(
         ));
     }
     let frames: Vec<FrameRecord> = decode_section(&frames)?;
-    ReadLimits::check("the number of frames", len64(&frames), limits.max_frames)?;
-    let values = frames
-        .iter()
-        .map(|f| len64(&f.locals).saturating_add(len64(&f.stack)))
-        .fold(0u64, u64::saturating_add);
-    ReadLimits::check("the number of saved values", values, limits.max_values)?;
     let globals: Vec<WasmValue> = decode_section(&globals)?;
-    ReadLimits::check("the number of globals", len64(&globals), limits.max_globals)?;
     let tables: Vec<Vec<WasmValue>> = decode_section(&tables)?;
-    ReadLimits::check("the number of tables", len64(&tables), limits.max_tables)?;
-    let elements = tables
-        .iter()
-        .map(|t| len64(t))
-        .fold(0u64, u64::saturating_add);
-    ReadLimits::check(
-        "the number of table elements",
-        elements,
-        limits.max_table_elements,
-    )?;
     let exceptions: Vec<ExceptionRecord> = decode_section(&exceptions)?;
-    ReadLimits::check(
-        "the number of exceptions",
-        len64(&exceptions),
-        limits.max_exceptions,
-    )?;
-    let payload_values = exceptions
-        .iter()
-        .map(|e| len64(&e.payload))
-        .fold(0u64, u64::saturating_add);
-    ReadLimits::check(
-        "the number of exception payload values",
-        payload_values,
-        limits.max_exception_values,
-    )?;
-    validate_exception_refs(&frames, &globals, &tables, &exceptions)?;
     let segments: DroppedSegments = decode_section(&segments)?;
-    let dropped = len64(&segments.data).max(len64(&segments.elems));
+    let main = Instance {
+        frames: &frames,
+        globals: &globals,
+        tables: &tables,
+        exceptions: &exceptions,
+        dropped_data: &segments.data,
+        dropped_elems: &segments.elems,
+    };
+    main.check_limits(limits, "")?;
+    validate_exception_refs(None, &frames, &globals, &tables, &exceptions)?;
+    let threads: ThreadsSection = decode_section(&threads)?;
     ReadLimits::check(
-        "the number of dropped segments",
-        dropped,
-        limits.max_segments,
+        "the number of threads",
+        len64(&threads.threads),
+        limits.max_threads,
     )?;
+    for t in &threads.threads {
+        let instance = Instance {
+            frames: &t.frames,
+            globals: &t.globals,
+            tables: &t.tables,
+            exceptions: &t.exceptions,
+            dropped_data: &t.dropped_data,
+            dropped_elems: &t.dropped_elems,
+        };
+        instance.check_limits(limits, &format!(" of thread {}", t.tid))?;
+    }
+    validate_threads(&threads)?;
     Ok(Prelude {
         frames,
         globals,
@@ -677,12 +671,84 @@ fn read_prelude<R: Read>(
         exceptions,
         segments,
         clock: decode_section(&clock)?,
+        threads,
         wasi,
         memory,
         header,
         sections_end: offset,
         id: id.finalize().into(),
     })
+}
+
+/// The parts one wasm instance (the main thread's, or another thread's)
+/// contributes to a snapshot, for the checks they share.
+struct Instance<'a> {
+    frames: &'a [FrameRecord],
+    globals: &'a [WasmValue],
+    tables: &'a [Vec<WasmValue>],
+    exceptions: &'a [ExceptionRecord],
+    dropped_data: &'a [u32],
+    dropped_elems: &'a [u32],
+}
+
+impl Instance<'_> {
+    /// Compares every count with `limits`; `whose` ends each limit's name
+    /// in messages (`""` for the main thread, `" of thread 3"`).
+    fn check_limits(&self, limits: &ReadLimits, whose: &str) -> Result<(), SnapshotError> {
+        let values = sum(self
+            .frames
+            .iter()
+            .map(|f| len64(&f.locals).saturating_add(len64(&f.stack))));
+        let elements = sum(self.tables.iter().map(|t| len64(t)));
+        let payload_values = sum(self.exceptions.iter().map(|e| len64(&e.payload)));
+        let dropped = len64(self.dropped_data).max(len64(self.dropped_elems));
+        for (what, found, limit) in [
+            (
+                "the number of frames",
+                len64(self.frames),
+                limits.max_frames,
+            ),
+            ("the number of saved values", values, limits.max_values),
+            (
+                "the number of globals",
+                len64(self.globals),
+                limits.max_globals,
+            ),
+            (
+                "the number of tables",
+                len64(self.tables),
+                limits.max_tables,
+            ),
+            (
+                "the number of table elements",
+                elements,
+                limits.max_table_elements,
+            ),
+            (
+                "the number of exceptions",
+                len64(self.exceptions),
+                limits.max_exceptions,
+            ),
+            (
+                "the number of exception payload values",
+                payload_values,
+                limits.max_exception_values,
+            ),
+            (
+                "the number of dropped segments",
+                dropped,
+                limits.max_segments,
+            ),
+        ] {
+            ReadLimits::check(&format!("{what}{whose}"), found, limit)?;
+        }
+        Ok(())
+    }
+}
+
+/// The sum of `counts`, saturating (counts come from the snapshot).
+fn sum(counts: impl Iterator<Item = u64>) -> u64 {
+    counts.fold(0u64, u64::saturating_add)
 }
 
 /// A slice's length as a `u64`.

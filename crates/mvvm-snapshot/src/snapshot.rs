@@ -3,7 +3,7 @@
 //! (opened by path, ready to be `mmap`ed).
 
 use crate::error::{SnapshotError, hex};
-use crate::types::{BaseRef, ExceptionRecord, FrameRecord, SnapshotInfo, WasmValue};
+use crate::types::{BaseRef, ExceptionRecord, FrameRecord, SnapshotInfo, ThreadRecord, WasmValue};
 use std::fmt;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -45,6 +45,15 @@ pub struct Snapshot {
     pub wasi: Vec<u8>,
     /// Monotonic clock offset (see [`SnapshotParts`](crate::SnapshotParts)).
     pub monotonic_offset_nanos: u64,
+    /// The program's other threads; empty for a single-threaded program.
+    /// The reader has checked each record as it checks the main thread's
+    /// parts (limits, `ExnRef` indices within the record's own exception
+    /// list, no exception holding itself), and that thread ids are
+    /// unique, non-zero and at most [`Self::last_thread_id`].
+    pub threads: Vec<ThreadRecord>,
+    /// The largest thread id the program ever gave (0: it never spawned a
+    /// thread; see [`SnapshotParts::last_thread_id`](crate::SnapshotParts::last_thread_id)).
+    pub last_thread_id: u32,
     /// Linear memory.
     pub memory: MemoryImage,
 }

@@ -16,7 +16,7 @@ pub struct SnapshotInfo {
     pub producer: String,
     /// SHA-256 of the wasm module bytes the snapshot was taken from; the
     /// runtime refuses to restore into another module (see
-    /// [`Snapshot::check_module`]).
+    /// [`Snapshot::check_module`](crate::Snapshot::check_module)).
     pub wasm_sha256: [u8; 32],
     /// The checkpoint policy of the compilation that took it, e.g.
     /// `"counter-loop:16"`, as `mvvm_abi` `Policy::name()` spells it
@@ -53,7 +53,8 @@ pub enum WasmValue {
     /// every ISA.
     V128([u8; 16]),
     /// `exnref`: an index into the snapshot's exception list
-    /// ([`SnapshotParts::exceptions`]), or null. A runtime's exception
+    /// ([`SnapshotParts::exceptions`], or for a value of another thread
+    /// that thread's [`ThreadRecord::exceptions`]), or null. A runtime's exception
     /// handles mean nothing to another process, so a snapshot names each
     /// exception it saves by its position; readers refuse an index past
     /// the end of the list.
@@ -88,6 +89,38 @@ pub struct FrameRecord {
     pub stack: Vec<WasmValue>,
 }
 
+/// One thread of the program besides the main one (wasi-threads). Each
+/// wasm thread runs its own instance of the module over the one shared
+/// linear memory, so it has its own globals, tables, exceptions, dropped
+/// segments and frames; the snapshot's top-level ones are the main
+/// thread's.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ThreadRecord {
+    /// Its wasi-threads thread id (`1..=0x1FFF_FFFF`; readers refuse 0, an
+    /// id above [`SnapshotParts::last_thread_id`] and a repeated one).
+    pub tid: u32,
+    /// The argument its start function got (`wasi_thread_start(tid,
+    /// start_arg)`), so that a thread that had not entered wasm yet can
+    /// be started again exactly as it would have been.
+    pub start_arg: u32,
+    /// Its wasm frames, outermost first. Empty: the thread had not entered
+    /// wasm yet, and a restore starts it from its start function.
+    pub frames: Vec<FrameRecord>,
+    /// Its instance's defined globals (imports excluded), in index order.
+    pub globals: Vec<WasmValue>,
+    /// Its instance's tables' elements (imports excluded), in index order.
+    pub tables: Vec<Vec<WasmValue>>,
+    /// This thread's own exception list: a [`WasmValue::ExnRef`] index in
+    /// this record (frames, globals, tables, payloads) names an entry of
+    /// this list, never of the main thread's or another thread's (an
+    /// exception is caught by, and lives in, one thread's instance).
+    pub exceptions: Vec<ExceptionRecord>,
+    /// Indices of the passive data segments its instance dropped.
+    pub dropped_data: Vec<u32>,
+    /// Indices of the element segments its instance dropped.
+    pub dropped_elems: Vec<u32>,
+}
+
 /// Everything a snapshot holds, as given to the writer. Memory is borrowed
 /// (it is the guest's whole linear memory, possibly gigabytes); the rest is
 /// small and owned.
@@ -120,6 +153,14 @@ pub struct SnapshotParts<'a> {
     pub memory: &'a [u8],
     /// The memory's maximum size in wasm pages, if declared.
     pub max_pages: Option<u64>,
+    /// The program's other threads (wasi-threads), in any order; empty for
+    /// a single-threaded program. Frames, globals, tables, exceptions and
+    /// dropped segments above are the main thread's.
+    pub threads: Vec<ThreadRecord>,
+    /// The largest thread id the program ever gave (0 if it never spawned
+    /// a thread): a restored program numbers its next thread after it, so
+    /// it never reuses an id, even one of a thread that has exited.
+    pub last_thread_id: u32,
 }
 
 /// The base an incremental snapshot was taken against, as recorded in its

@@ -12,7 +12,8 @@ use crate::error::SnapshotError;
 use crate::layout::{
     CHUNK_SIZE, ClockState, DATA_ALIGN, DroppedSegments, Header, MAX_MEMORY_BYTES, MAX_SECTION_LEN,
     MemoryTable, PREFIX_LEN, RunEntry, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC, SectionEntry,
-    SectionKind, align_up, encode_section, plan_dirty_runs, plan_runs,
+    SectionKind, ThreadsSection, ThreadsSectionRef, align_up, encode_section, encode_section_as,
+    plan_dirty_runs, plan_runs,
 };
 use crate::types::{Incremental, SnapshotParts};
 use sha2::{Digest, Sha256};
@@ -402,6 +403,11 @@ fn encode_sections<'a>(
             .into(),
             SectionKind::Clock => encode_section(&ClockState {
                 monotonic_offset_nanos: snap.monotonic_offset_nanos,
+            })?
+            .into(),
+            SectionKind::Threads => encode_section_as::<ThreadsSection>(&ThreadsSectionRef {
+                last_thread_id: snap.last_thread_id,
+                threads: &snap.threads,
             })?
             .into(),
             SectionKind::Memory => encode_section(&MemoryTable {

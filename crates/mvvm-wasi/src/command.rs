@@ -88,6 +88,8 @@ struct Built {
     store: Store,
     imports: Vec<Extern>,
     program: Option<Arc<Program>>,
+    /// The imported memory (a wasi-threads program's shared one).
+    memory: Option<mvvm_rt::Memory>,
 }
 
 /// What [`Command::build`] could not do.
@@ -168,6 +170,7 @@ impl<'m> Command<'m> {
             mut store,
             imports,
             program,
+            ..
         } = built;
         let r = self.run_main(&mut store, &imports);
         let Some(program) = program else {
@@ -239,11 +242,36 @@ impl<'m> Command<'m> {
         check_descriptors(&state, self.max_descriptors)?;
         let check_identity = !self.allow_changed_files;
         let grants = &self.grants;
-        let mut built = self
+        let built = self
             .build(|| WasiCtx::restore(state, grants, check_identity))
             .map_err(|e| build_error(e, restore_error))?;
-        let r = restore.resume(&mut built.store, &built.imports);
-        finish_threads(built.program.as_deref(), r)
+        let Built {
+            mut store,
+            imports,
+            program,
+            memory,
+        } = built;
+        let r = match (&program, memory) {
+            (Some(p), Some(m)) => {
+                let ctx = match store.data::<WasiHost>() {
+                    Some(h) => Arc::clone(&h.ctx),
+                    None => {
+                        return Err(CheckpointError::Host(
+                            "the store lost its WASI host state".into(),
+                        )
+                        .into());
+                    }
+                };
+                restore.resume_with_threads(&mut store, &imports, |store, threads| {
+                    let shared = m
+                        .shared(store)
+                        .ok_or("the program's memory is not shared")?;
+                    p.respawn(&shared, &ctx, threads)
+                })
+            }
+            _ => restore.resume(&mut store, &imports),
+        };
+        finish_threads(program.as_deref(), r)
     }
 
     /// The one place a store is made for this command: checks that every
@@ -269,16 +297,16 @@ impl<'m> Command<'m> {
         });
         store.set_host_state(WasiHost::new(ctx, program.clone()));
         let memory = match &extra.memory {
-            Some((_, _, ty)) => Some(Extern::Memory(
-                new_memory(&mut store, *ty).map_err(BuildError::Resolve)?,
-            )),
+            Some((_, _, ty)) => Some(new_memory(&mut store, *ty).map_err(BuildError::Resolve)?),
             None => None,
         };
-        let imports = link(&mut store, self.module, &extra, memory).map_err(BuildError::Resolve)?;
+        let imports = link(&mut store, self.module, &extra, memory.map(Extern::Memory))
+            .map_err(BuildError::Resolve)?;
         Ok(Built {
             store,
             imports,
             program,
+            memory,
         })
     }
 }

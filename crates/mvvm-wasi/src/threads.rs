@@ -37,11 +37,11 @@
 use crate::link::{WasiRunError, add_to_linker};
 use crate::{Errno, WasiCtx};
 use mvvm_abi::{ExportKind, MemoryType, ValType};
+use mvvm_rt::checkpoint::ThreadRestore;
 use mvvm_rt::{
     Extern, Func, FuncType, HostError, Instance, InstantiationError, Linker, Memory, Module,
     RunError, SharedMemory, Store, ThreadGroup, ThreadMember, Trap, TrapCode, Val,
 };
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
@@ -50,7 +50,7 @@ pub const THREADS_MODULE: &str = "wasi";
 /// The import name of `thread-spawn`.
 pub const THREAD_SPAWN: &str = "thread-spawn";
 /// The export a new thread starts in: `(tid: i32, start_arg: i32) -> ()`.
-pub const THREAD_START: &str = "wasi_thread_start";
+pub const THREAD_START: &str = mvvm_rt::checkpoint::THREAD_ENTRY;
 /// The largest thread id (wasi-threads: ids are in `1..=0x1FFF_FFFF`).
 pub const MAX_THREAD_ID: u32 = 0x1FFF_FFFF;
 /// Stack beyond the wasm stack that a thread keeps for host calls
@@ -120,6 +120,15 @@ impl ExtraImports {
     }
 }
 
+/// Where a thread starts.
+enum ThreadStart {
+    /// `wasi_thread_start(tid, arg)`: a thread the program spawns.
+    Fresh(u32),
+    /// From its frames in a snapshot (boxed: a record is large, and the
+    /// enum travels to the new OS thread).
+    Restored(Box<ThreadRestore>),
+}
+
 /// How a program ended, as its threads report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ProgramEnd {
@@ -140,8 +149,6 @@ pub(crate) struct Program {
     imports: ExtraImports,
     group: ThreadGroup,
     max_wasm_stack: usize,
-    /// The last thread id given (the main thread has none; ids start at 1).
-    last_tid: AtomicU32,
     /// How the program ended: set once, by the first thread that ends it.
     end: Mutex<Option<ProgramEnd>>,
     /// Threads started and not joined yet.
@@ -208,7 +215,6 @@ impl Program {
             imports,
             group,
             max_wasm_stack,
-            last_tid: AtomicU32::new(0),
             end: Mutex::new(None),
             handles: Mutex::new(Vec::new()),
         })
@@ -230,14 +236,49 @@ impl Program {
         if self.group.is_terminated() {
             return again;
         }
-        let tid = match self
-            .last_tid
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
-                (t < MAX_THREAD_ID).then_some(t + 1)
-            }) {
-            Ok(prev) => prev + 1,
-            Err(_) => return again,
+        // Ids are never reused, across restores either (the group keeps
+        // the last one, and a snapshot records it).
+        let Some(tid) = self.group.next_thread_id(MAX_THREAD_ID) else {
+            return again;
         };
+        match self.launch(memory, ctx, tid, ThreadStart::Fresh(arg as u32)) {
+            Ok(()) => tid as i32,
+            Err(e) => {
+                tracing::warn!("thread-spawn: {e}");
+                again
+            }
+        }
+    }
+
+    /// Starts the restored threads of a program (see
+    /// `mvvm_rt::checkpoint::Restore::resume_with_threads`), each on
+    /// `memory` with the WASI context `ctx`.
+    pub(crate) fn respawn(
+        self: &Arc<Self>,
+        memory: &SharedMemory,
+        ctx: &Arc<Mutex<WasiCtx>>,
+        threads: Vec<ThreadRestore>,
+    ) -> Result<(), String> {
+        for t in threads {
+            let tid = t.tid();
+            self.launch(
+                memory.clone(),
+                Arc::clone(ctx),
+                tid,
+                ThreadStart::Restored(Box::new(t)),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Starts the OS thread of thread `tid`.
+    fn launch(
+        self: &Arc<Self>,
+        memory: SharedMemory,
+        ctx: Arc<Mutex<WasiCtx>>,
+        tid: u32,
+        start: ThreadStart,
+    ) -> Result<(), String> {
         // Counted alive from now: a checkpoint decided before the thread
         // has built its store already waits for it.
         let member = self.group.add_thread();
@@ -245,17 +286,14 @@ impl Program {
         let spawned = std::thread::Builder::new()
             .name(format!("wasm-thread-{tid}"))
             .stack_size(self.max_wasm_stack.saturating_add(HOST_STACK_HEADROOM))
-            .spawn(move || program.run_thread(member, memory, ctx, tid, arg));
+            .spawn(move || program.run_thread(member, memory, ctx, tid, start));
         match spawned {
             Ok(h) => {
                 lock(&self.handles).push(h);
-                tracing::debug!(tid, arg, "thread spawned");
-                tid as i32
+                tracing::debug!(tid, "thread started");
+                Ok(())
             }
-            Err(e) => {
-                tracing::warn!("thread-spawn: cannot start an OS thread: {e}");
-                again
-            }
+            Err(e) => Err(format!("cannot start an OS thread for thread {tid}: {e}")),
         }
     }
 
@@ -268,9 +306,9 @@ impl Program {
         memory: SharedMemory,
         ctx: Arc<Mutex<WasiCtx>>,
         tid: u32,
-        arg: i32,
+        start: ThreadStart,
     ) {
-        let r = self.thread_body(member, memory, ctx, tid, arg);
+        let r = self.thread_body(member, memory, ctx, tid, start);
         let end = match r {
             Ok(()) => None,
             Err(RunError::Exit(code)) => Some(ProgramEnd::Exit(code)),
@@ -299,7 +337,7 @@ impl Program {
         memory: SharedMemory,
         ctx: Arc<Mutex<WasiCtx>>,
         tid: u32,
-        arg: i32,
+        start: ThreadStart,
     ) -> Result<(), RunError> {
         let mut store = Store::new();
         store.set_max_wasm_stack(self.max_wasm_stack);
@@ -311,19 +349,19 @@ impl Program {
         let mem = Extern::Memory(memory.attach(&mut store));
         let imports = link(&mut store, &self.module, &self.imports, Some(mem))
             .map_err(|e| RunError::Host(format!("cannot link the thread's instance: {e}")))?;
+        let arg = match start {
+            ThreadStart::Restored(t) => return t.run(&mut store, &imports),
+            ThreadStart::Fresh(arg) => arg,
+        };
         let instance = match Instance::new(&mut store, &self.module, &imports) {
             Ok(i) => i,
             Err(InstantiationError::Trap(t)) => return Err(RunError::Trap(t)),
             Err(InstantiationError::Start(e)) => return Err(e),
             Err(e) => return Err(RunError::Host(format!("instantiation failed: {e}"))),
         };
-        instance
-            .invoke(
-                &mut store,
-                THREAD_START,
-                &[Val::I32(tid as i32), Val::I32(arg)],
-            )
-            .map(|_| ())
+        // `wasi_thread_start(tid, arg)`, stopped and saved with the
+        // program when it is checkpointed.
+        mvvm_rt::checkpoint::run_thread(&mut store, instance, tid, arg)
     }
 
     /// Ends the program from the main thread, whose run ended with

@@ -2,7 +2,9 @@
 //! shared memory and one WASI state for every thread, and how a program
 //! of several threads ends (`docs/threads.md`).
 
-use mvvm_rt::checkpoint::{CheckpointConfig, Outcome, RunOptions, SnapshotSink, Trigger};
+use mvvm_rt::checkpoint::{
+    CheckpointConfig, Outcome, RestoreOptions, RunOptions, SnapshotSink, SnapshotSource, Trigger,
+};
 use mvvm_rt::{Module, TrapCode};
 use mvvm_wasi::{Command, WasiConfig, WasiRunError};
 use std::time::{Duration, Instant};
@@ -281,31 +283,65 @@ fn modules_that_cannot_spawn_threads_are_unlinkable_with_a_reason() {
 }
 
 #[test]
-fn a_checkpoint_of_a_threaded_program_is_refused_and_it_runs_on() {
-    // Compiled with a checkpoint policy, asked to checkpoint at the first
-    // probe: a wasi-threads program imports its memory, which snapshots do
-    // not hold yet; the request is refused (with a warning), no snapshot
-    // is written, and the program ends as it would have.
+fn a_threaded_program_checkpointed_at_main_thread_probes_restores_every_thread() {
+    // Four threads count 100000 each into one atomic cell while the main
+    // thread waits for them (its probes: the join loop's). Checkpointed at
+    // several of the main thread's probe counts, each snapshot holds every
+    // live thread (frames, globals, the thread ids), and the restored
+    // program counts on to the exact total: no increment lost or doubled.
     let opts = mvvm_aot::CompileOptions {
         policy: mvvm_abi::Policy::Loop,
         ..Default::default()
     };
     let m = module_with(&counter_wat(), &opts);
-    let dir = std::env::temp_dir().join(format!("mvvm-threads-refuse-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("mvvm-threads-ckpt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let snap = dir.join("t.bin");
-    let cfg = CheckpointConfig {
-        trigger: Trigger::ProbeCount(1),
-        sink: SnapshotSink::File(snap.clone()),
+    let cfg = |trigger: Trigger, snap: &std::path::Path| CheckpointConfig {
+        trigger,
+        sink: SnapshotSink::File(snap.to_path_buf()),
         log_probes: false,
         signals: false,
     };
-    let out = Command::new(&m)
-        .max_wasm_stack(1 << 20)
-        .run(cfg, RunOptions::default())
-        .unwrap();
-    assert!(matches!(out, Outcome::Exited { code: 42, .. }), "{out:?}");
-    assert!(!snap.exists(), "a snapshot was written");
+    let mut with_threads = 0;
+    for n in [1u64, 2, 5, 20] {
+        let snap = dir.join(format!("t{n}.bin"));
+        let out = Command::new(&m)
+            .max_wasm_stack(1 << 20)
+            .run(cfg(Trigger::ProbeCount(n), &snap), RunOptions::default())
+            .unwrap();
+        let Outcome::Checkpointed { stats } = out else {
+            // The threads finished before the main thread's n-th probe.
+            assert!(matches!(out, Outcome::Exited { code: 42, .. }), "{out:?}");
+            continue;
+        };
+        let saved = mvvm_snapshot::open_file(&snap).unwrap();
+        assert!(saved.last_thread_id >= saved.threads.len() as u32);
+        assert_eq!(
+            stats.frames,
+            saved.frames.len() + saved.threads.iter().map(|t| t.frames.len()).sum::<usize>()
+        );
+        for t in &saved.threads {
+            assert!((1..=4).contains(&t.tid), "thread id {}", t.tid);
+            assert_eq!(t.start_arg, 100000);
+        }
+        with_threads += usize::from(!saved.threads.is_empty());
+        let out = Command::new(&m)
+            .max_wasm_stack(1 << 20)
+            .restore(
+                SnapshotSource::File(snap.clone()),
+                cfg(Trigger::None, &dir.join("u.bin")),
+                RestoreOptions::default(),
+            )
+            .unwrap();
+        assert!(
+            matches!(out, Outcome::Exited { code: 42, .. }),
+            "-c {n}: {out:?}"
+        );
+    }
+    assert!(
+        with_threads > 0,
+        "no snapshot held a thread besides the main one"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -7,7 +7,10 @@
 //! sequentially consistent on every ISA (`docs/threads.md` says what each
 //! ISA emits); the narrow forms (`8`, `16`, `32` bits) access an `I8`,
 //! `I16` or `I32` and zero-extend what they return. `atomic.fence` is a
-//! `fence`. Wait and notify are builtins (the runtime's parking lot).
+//! `fence`. Wait and notify are builtins (the runtime's parking lot); with
+//! a checkpoint policy each wait is a stable point
+//! (`StablePointKind::AtomicWait`), unwound from like a call when the
+//! runtime gives the wait up for a checkpoint.
 //!
 //! Addresses: the effective address `addr + offset` (computed without
 //! wrapping) must be a multiple of the access size, else the operator traps
@@ -165,6 +168,12 @@ impl FuncTranslator<'_, '_, '_> {
                 let addr = self.pop()?;
                 let ea = self.effective_address(&memarg, addr, offset)?;
                 self.builtin_value(builtin, &[ea, expected, timeout])?;
+                // With a policy, a wait is a stable point (recorded before
+                // this operator by `checkpoint_begin_stable_point`): the
+                // runtime gives up a wait for a checkpoint request and
+                // sets `UNWINDING`, and this frame unwinds as after a call.
+                // Without one this does nothing.
+                self.checkpoint_after_call(u32::try_from(offset).unwrap_or(u32::MAX))?;
             }
             _ => return Ok(false),
         }

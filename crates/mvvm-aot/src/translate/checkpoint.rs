@@ -14,10 +14,11 @@
 //! resume_entry:                                          (Entry stable point)
 //!          [probe]                                       (FunctionEntry policy)
 //!          ...
-//!          jump resume_k(stack...)      ; before every loop and call
-//! resume_k(stack...):                                    (Loop/Call stable point)
+//!          jump resume_k(stack...)      ; before every loop, call and wait
+//! resume_k(stack...):                          (Loop/Call/AtomicWait stable point)
 //!          loop:   jump header(params) ; header: [probe] ; body
 //!          call:   results = call f(args) ; brif unwind_state == UNWINDING, unwind_k, cont
+//!          wait:   as a call, of the wait builtin
 //! unwind_k (cold):  slots = locals ++ stack ; UnwindFrame(func, offset, slots, n) ; return 0...
 //! rewind (cold):    k = RewindFrame(func, slots, capacity) ; locals = slots[..]
 //!                   br_table k -> landing_k (else trap)
@@ -342,7 +343,7 @@ impl FuncTranslator<'_, '_, '_> {
         Ok(())
     }
 
-    /// Before a reachable `loop`, `call` or `call_indirect` at `offset`:
+    /// Before a reachable `loop`, call or `memory.atomic.wait*` at `offset`:
     /// records the stable point and moves the translation into its resume
     /// block, whose parameters replace the operand stack.
     pub(super) fn checkpoint_begin_stable_point(
@@ -359,6 +360,12 @@ impl FuncTranslator<'_, '_, '_> {
                 if self.env.info.is_imported(*function_index) =>
             {
                 StablePointKind::Call
+            }
+            // A wait the runtime may give up for a checkpoint (see
+            // `checkpoint_after_call`, which follows the builtin call
+            // in translate/atomics.rs).
+            Operator::MemoryAtomicWait32 { .. } | Operator::MemoryAtomicWait64 { .. } => {
+                StablePointKind::AtomicWait
             }
             _ => return Ok(false),
         };
@@ -469,6 +476,9 @@ impl FuncTranslator<'_, '_, '_> {
     /// After the call whose stable point was just recorded returned: if
     /// the runtime is unwinding, save this frame (resume = the call, stack
     /// = the resume block's parameters, arguments included) and return.
+    /// Also after a `memory.atomic.wait*` builtin, which the runtime may
+    /// interrupt for a checkpoint in the same way (its operands are the
+    /// top of the saved stack, so restoring makes the wait again).
     pub(super) fn checkpoint_after_call(&mut self, offset: u32) -> Result<(), CompileError> {
         let Some(c) = self.ckpt.as_ref() else {
             return Ok(());

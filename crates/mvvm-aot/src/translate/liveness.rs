@@ -25,7 +25,9 @@
 //! ones that are stable points (`return_call_indirect`, and `return_call`
 //! of an import, which `Liveness::compute` cannot tell apart and so treats
 //! alike: nothing is live after a tail call anyway) record the point
-//! first, with no local live.
+//! first, with no local live. A `memory.atomic.wait*` is a stable point
+//! too (its builtin may be interrupted for a checkpoint), without edges:
+//! it traps but never throws.
 
 use super::exceptions::ExnPlan;
 use crate::CompileError;
@@ -74,7 +76,8 @@ impl Bits {
 enum Event {
     Use(u32),
     Def(u32),
-    /// A `loop`, `call` or `call_indirect` at this offset.
+    /// A `loop`, `call`, `call_indirect`, stable tail call or
+    /// `memory.atomic.wait*` at this offset.
     Point(u32),
 }
 
@@ -192,6 +195,10 @@ impl Liveness {
                 }
                 Operator::LocalSet { local_index } | Operator::LocalTee { local_index } => {
                     blocks[cur].events.push(Event::Def(local_index));
+                }
+                // A wait can trap but not throw: no handler edges.
+                Operator::MemoryAtomicWait32 { .. } | Operator::MemoryAtomicWait64 { .. } => {
+                    blocks[cur].events.push(Event::Point(at));
                 }
                 Operator::Call { .. } | Operator::CallIndirect { .. } => {
                     blocks[cur].events.push(Event::Point(at));

@@ -14,6 +14,7 @@
 
 use super::control::{BaseInfo, FLAG_PERIODIC, RawFrame};
 use super::host::{self, SavedHostState};
+use super::rendezvous::{Release, World};
 use super::{CheckpointError, CheckpointStats, SnapshotSink};
 use crate::exception::{ExceptionTable, Handle, Tags, instance_tag_index};
 use crate::instance::InstanceData;
@@ -25,7 +26,8 @@ use mvvm_abi::checkpoint::{REWINDING, UNWIND_NONE};
 use mvvm_abi::meta::{ModuleMeta, TargetArch, ValType};
 use mvvm_abi::version::PRODUCER_VERSION;
 use mvvm_snapshot::{
-    BaseRef, ExceptionRecord, FrameRecord, Incremental, SnapshotInfo, SnapshotParts, WasmValue,
+    BaseRef, ExceptionRecord, FrameRecord, Incremental, SnapshotInfo, SnapshotParts, ThreadRecord,
+    WasmValue,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -71,27 +73,9 @@ pub(crate) fn take_and_continue(
         Some(c) => c.unwound.clone(),
         None => return Ok(None),
     };
-    let stats = take(store, module, instance, sink)?;
+    let stats = take(store, module, instance, sink, Release::Continue)?;
     let s = &mut *store.inner;
-    let meta = module.meta();
-    let mut rewind = std::collections::VecDeque::with_capacity(raw.len());
-    for mut f in raw.into_iter().rev() {
-        f.point = meta
-            .func_infos
-            .get(f.func.wrapping_sub(meta.num_imported_funcs) as usize)
-            .and_then(|info| {
-                info.stable_points
-                    .binary_search_by_key(&f.offset, |p| p.offset)
-                    .ok()
-            })
-            .ok_or_else(|| {
-                CheckpointError::Host(format!(
-                    "frame of function #{} at {:#x} is not at a stable point",
-                    f.func, f.offset
-                ))
-            })? as u32;
-        rewind.push_back(f);
-    }
+    let rewind = rewind_queue(module.meta(), &raw)?;
     let Some(entry) = rewind.front().map(|f| f.func) else {
         return Ok(None);
     };
@@ -115,6 +99,36 @@ pub(crate) fn take_and_continue(
         f(&stats);
     }
     Ok(Some(entry))
+}
+
+/// The frames a run just unwound (innermost first) as frames to rewind
+/// (outermost first), each with its stable point's index.
+pub(crate) fn rewind_queue(
+    meta: &ModuleMeta,
+    raw: &[RawFrame],
+) -> Result<std::collections::VecDeque<RawFrame>, CheckpointError> {
+    let mut rewind = std::collections::VecDeque::with_capacity(raw.len());
+    for f in raw.iter().rev() {
+        let point = meta
+            .func_infos
+            .get(f.func.wrapping_sub(meta.num_imported_funcs) as usize)
+            .and_then(|info| {
+                info.stable_points
+                    .binary_search_by_key(&f.offset, |p| p.offset)
+                    .ok()
+            })
+            .ok_or_else(|| {
+                CheckpointError::Host(format!(
+                    "frame of function #{} at {:#x} is not at a stable point",
+                    f.func, f.offset
+                ))
+            })?;
+        rewind.push_back(RawFrame {
+            point: point as u32,
+            ..f.clone()
+        });
+    }
+    Ok(rewind)
 }
 
 /// Starts dirty tracking of `instance`'s memory with `base` (a snapshot
@@ -205,35 +219,107 @@ fn base_for(path: &Path, base: &BaseInfo, kept: &mut Vec<PathBuf>) -> Option<Bas
     })
 }
 
-/// Writes the snapshot of `instance` (whose frames the store's control
-/// holds) to `sink`.
-pub(crate) fn take(
-    store: &mut Store,
-    module: &Module,
+/// The state of one instance at a checkpoint: everything of a thread but
+/// the memory it shares and the host state.
+struct InstanceParts {
+    frames: Vec<FrameRecord>,
+    globals: Vec<WasmValue>,
+    tables: Vec<Vec<WasmValue>>,
+    exceptions: Vec<ExceptionRecord>,
+    dropped_data: Vec<u32>,
+    dropped_elems: Vec<u32>,
+}
+
+/// Types `raw` (innermost first) and saves the rest of `instance`'s state.
+fn instance_parts(
+    s: &StoreInner,
+    meta: &ModuleMeta,
     instance: Instance,
-    sink: &mut SnapshotSink,
-) -> Result<CheckpointStats, CheckpointError> {
-    let meta = module.meta();
-    let unwound = take_unwound(&mut store.inner)?;
-    let s: &mut StoreInner = &mut store.inner;
+    raw: &[RawFrame],
+) -> Result<InstanceParts, CheckpointError> {
     let inst = &s.instances[instance.index as usize];
     let funcs = Funcs::of(&inst.funcs);
     let mut refs = Refs {
         funcs: &funcs,
         exns: Reached::default(),
     };
-    let frames = type_frames(meta, &mut refs, &unwound.frames)?;
+    let mut frames = Vec::with_capacity(raw.len());
+    for (depth, f) in raw.iter().rev().enumerate() {
+        frames.push(type_frame(meta, &mut refs, depth, f)?);
+    }
     let globals = save_globals(s, inst, meta, &mut refs)?;
     let tables = save_tables(s, inst, meta, &mut refs)?;
     let exceptions = save_exceptions(s, instance.index, &mut refs)?;
     let (dropped_data, dropped_elems) = dropped_segments(inst);
-    if meta.num_imported_memories() > 0 {
+    Ok(InstanceParts {
+        frames,
+        globals,
+        tables,
+        exceptions,
+        dropped_data,
+        dropped_elems,
+    })
+}
+
+/// The record of a thread other than the main one: `raw` are the frames
+/// it unwound (innermost first; none when it had not entered wasm yet).
+pub(crate) fn thread_record(
+    store: &Store,
+    instance: Instance,
+    tid: u32,
+    start_arg: u32,
+    raw: &[RawFrame],
+) -> Result<ThreadRecord, CheckpointError> {
+    let s = &*store.inner;
+    let module = &s.instances[instance.index as usize].module;
+    let p = instance_parts(s, module.meta(), instance, raw)?;
+    Ok(ThreadRecord {
+        tid,
+        start_arg,
+        frames: p.frames,
+        globals: p.globals,
+        tables: p.tables,
+        exceptions: p.exceptions,
+        dropped_data: p.dropped_data,
+        dropped_elems: p.dropped_elems,
+    })
+}
+
+/// Writes the snapshot of `instance` (whose frames the store's control
+/// holds) to `sink`. For a thread of a program, first stops the other
+/// threads (each saves its own record, see `rendezvous`) and, once the
+/// snapshot is written, lets them go on as `then` says.
+pub(crate) fn take(
+    store: &mut Store,
+    module: &Module,
+    instance: Instance,
+    sink: &mut SnapshotSink,
+    then: Release,
+) -> Result<CheckpointStats, CheckpointError> {
+    let meta = module.meta();
+    let unwound = take_unwound(&mut store.inner)?;
+    if unwound.frames.is_empty() {
         return Err(CheckpointError::Host(
-            "checkpointing a module that imports its memory is not supported".into(),
+            "wasm unwound but saved no frame".into(),
         ));
     }
+    let s: &mut StoreInner = &mut store.inner;
+    let main = instance_parts(s, meta, instance, &unwound.frames)?;
+    let group = s.thread.as_ref().map(|t| t.group());
+    let (world, mut threads) = match &group {
+        Some(g) => {
+            let (w, t) = g
+                .rendezvous()
+                .stop_world(|| g.alive(), g.terminated_flag())
+                .map_err(CheckpointError::Host)?;
+            (Some(w), t)
+        }
+        None => (None, Vec::new()),
+    };
+    threads.sort_by_key(|t| t.tid);
+    let inst = &s.instances[instance.index as usize];
     let host = save_host_state(s)?;
-    let memory = memory_of(&s.memories, inst)?;
+    let memory = memory_of(&s.memories, inst, world.as_ref())?;
     let base = s.ckpt.as_deref().and_then(|c| c.base.clone());
     let mut kept = s
         .ckpt
@@ -242,19 +328,31 @@ pub(crate) fn take(
         .unwrap_or_default();
     let parts = SnapshotParts {
         info: snapshot_info(meta, &unwound),
-        frames,
-        globals,
-        tables,
-        exceptions,
-        dropped_data,
-        dropped_elems,
+        frames: main.frames,
+        globals: main.globals,
+        tables: main.tables,
+        exceptions: main.exceptions,
+        dropped_data: main.dropped_data,
+        dropped_elems: main.dropped_elems,
+        threads,
+        last_thread_id: group.as_ref().map_or(0, |g| g.last_thread_id()),
         wasi: host.bytes,
         monotonic_offset_nanos: host.monotonic_nanos,
         memory: memory.data,
         max_pages: memory.max_pages,
     };
     let out = write_snapshot(sink, &parts, base.as_ref(), memory.dirty, &mut kept)?;
-    let depth = match (&out.base, &base) {
+    let stats = CheckpointStats {
+        frames: parts.frames.len() + parts.threads.iter().map(|t| t.frames.len()).sum::<usize>(),
+        snapshot_bytes: out.stats.total_bytes,
+        memory_bytes: parts.memory.len() as u64,
+        trigger_to_durable: unwound.triggered_at.elapsed(),
+        probes: unwound.probes,
+        location: out.location,
+        base: out.base,
+    };
+    drop(parts);
+    let depth = match (&stats.base, &base) {
         (Some(_), Some(b)) => b.depth + 1,
         _ => 0,
     };
@@ -263,15 +361,6 @@ pub(crate) fn take(
         // use any more.
         forget_kept_bases(&mut kept);
     }
-    let stats = CheckpointStats {
-        frames: parts.frames.len(),
-        snapshot_bytes: out.stats.total_bytes,
-        memory_bytes: parts.memory.len() as u64,
-        trigger_to_durable: unwound.triggered_at.elapsed(),
-        probes: unwound.probes,
-        location: out.location,
-        base: out.base,
-    };
     log_written(&stats);
     if let Some(c) = store.inner.ckpt.as_deref_mut() {
         c.kept = kept;
@@ -286,6 +375,11 @@ pub(crate) fn take(
                 depth,
             },
         );
+    }
+    // Only now: the memory equals the snapshot and tracking has
+    // restarted, so every write of the threads that go on is tracked.
+    if let Some(w) = world {
+        w.release(then);
     }
     Ok(stats)
 }
@@ -317,24 +411,6 @@ fn take_unwound(s: &mut StoreInner) -> Result<Unwound, CheckpointError> {
         probes: c.probes,
         reason: c.reason.clone().unwrap_or_default(),
     })
-}
-
-/// Types the unwound frames, outermost first; at least one frame.
-fn type_frames(
-    meta: &ModuleMeta,
-    refs: &mut Refs<'_>,
-    raw: &[RawFrame],
-) -> Result<Vec<FrameRecord>, CheckpointError> {
-    let mut frames = Vec::with_capacity(raw.len());
-    for (depth, f) in raw.iter().rev().enumerate() {
-        frames.push(type_frame(meta, refs, depth, f)?);
-    }
-    if frames.is_empty() {
-        return Err(CheckpointError::Host(
-            "wasm unwound but saved no frame".into(),
-        ));
-    }
-    Ok(frames)
 }
 
 /// The values of the globals `inst` defines (imported ones are not its
@@ -421,22 +497,28 @@ struct MemoryView<'a> {
 }
 
 /// Memory 0 of `inst` (no memory: empty, and nothing dirty). A shared
-/// memory that another thread's store still uses cannot be read as a
-/// whole (probes wait for the other threads to end, so this is a
-/// runtime bug if it happens).
+/// memory that other threads use is read while `world` holds them
+/// stopped; without it (a store outside a thread group holding a shared
+/// memory someone else may write) it cannot be read as a whole.
 fn memory_of<'a>(
     memories: &'a [LinearMemory],
     inst: &InstanceData,
+    world: Option<&'a World<'_>>,
 ) -> Result<MemoryView<'a>, CheckpointError> {
     Ok(match inst.memories.first() {
         Some(&m) => {
             let mem = &memories[m as usize];
-            MemoryView {
-                data: mem.data().ok_or_else(|| {
-                    CheckpointError::Host(
+            let data = match (mem.data(), world) {
+                (Some(d), _) => d,
+                (None, Some(w)) => mem.data_stopped(w),
+                (None, None) => {
+                    return Err(CheckpointError::Host(
                         "cannot checkpoint: the shared memory is in use by another thread".into(),
-                    )
-                })?,
+                    ));
+                }
+            };
+            MemoryView {
+                data,
                 max_pages: mem.ty().limits.max,
                 dirty: mem.dirty_chunks(),
             }

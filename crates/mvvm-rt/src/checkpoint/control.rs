@@ -34,11 +34,6 @@ pub(crate) const FLAG_REQUEST: u32 = 2;
 /// the run continues after it. A [`FLAG_REQUEST`] set at the same time
 /// wins (the run stops).
 pub(crate) const FLAG_PERIODIC: u32 = 4;
-/// `probe_flag` bit: a checkpoint was decided while other threads of the
-/// program were alive and waits for them to end ([`Control::deferred`]):
-/// probes call `Probe`, which takes it once the thread is alone.
-pub(crate) const FLAG_DEFERRED: u32 = 8;
-
 /// Longest a blocking host call waits before looking at the request bit
 /// again.
 pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(50);
@@ -59,52 +54,37 @@ thread_local! {
     static THREAD_GATE: RefCell<Option<Gate>> = const { RefCell::new(None) };
 }
 
-/// Why a checkpoint cannot be taken now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Hold {
-    /// Other threads of the program are alive (this many): a snapshot
-    /// holds one thread, so the checkpoint waits until they have ended.
-    Defer(usize),
-    /// The module's state is not all in the snapshot (it imports its
-    /// memory, globals or tables, as wasi-threads programs import their
-    /// memory): the checkpoint is refused and the program runs on.
-    Refuse(&'static str),
-}
-
-/// What a session knows to decide [`Hold`], without the store.
+/// What a session knows to decide whether a checkpoint can be taken at
+/// all, without the store: why not, if it cannot.
 #[derive(Debug, Clone)]
 struct Gate {
     refuse: Option<&'static str>,
-    group: Option<crate::ThreadGroup>,
 }
 
 impl Gate {
-    fn of(s: &StoreInner, module: &Module) -> Gate {
+    fn of(module: &Module) -> Gate {
         Gate {
             refuse: cannot_capture(module),
-            group: s.thread.as_ref().map(|t| t.group()),
         }
-    }
-
-    fn hold(&self) -> Option<Hold> {
-        if let Some(why) = self.refuse {
-            return Some(Hold::Refuse(why));
-        }
-        let others = self
-            .group
-            .as_ref()
-            .map_or(0, |g| g.alive().saturating_sub(1));
-        (others > 0).then_some(Hold::Defer(others))
     }
 }
 
-/// Why a snapshot of `module` cannot be taken at all, if it cannot.
+/// Why a snapshot of `module` cannot be taken at all, if it cannot: its
+/// state would not all be in the snapshot. An imported memory is saved
+/// only when it is shared (a wasi-threads program's, which its threads
+/// share and the snapshot holds once).
 fn cannot_capture(module: &Module) -> Option<&'static str> {
     let meta = module.meta();
-    (meta.num_imported_memories() + meta.num_imported_globals() + meta.num_imported_tables() > 0)
+    let imported_memory_unshared = meta
+        .imports
+        .iter()
+        .any(|i| matches!(i.kind, mvvm_abi::meta::ImportKind::Memory(m) if !m.shared));
+    (meta.num_imported_globals() + meta.num_imported_tables() > 0
+        || imported_memory_unshared
+        || meta.num_imported_memories() > 1)
         .then_some(
-            "the module imports its memory, globals or tables (as wasi-threads programs \
-             import their shared memory), which snapshots do not hold yet",
+            "the module imports globals, tables or an unshared memory, \
+             which snapshots do not hold",
         )
 }
 
@@ -170,27 +150,14 @@ pub(crate) struct Control {
     /// Bases this run kept under derived names (periodic checkpoints):
     /// removed once a full snapshot makes them useless.
     pub kept: Vec<std::path::PathBuf>,
-    /// A checkpoint decided while other threads were alive: its reason
-    /// and whether the run continues after it; taken by the first probe
-    /// that finds the thread alone ([`FLAG_DEFERRED`]).
-    pub deferred: Option<(String, bool)>,
-    /// A deferral or refusal was logged (once per run).
+    /// A refusal was logged (once per run).
     pub hold_logged: bool,
 }
 
-/// Says once per run why a checkpoint waits or was refused.
-fn log_hold(c: &mut Control, h: Hold, reason: &str) {
-    if std::mem::replace(&mut c.hold_logged, true) {
-        return;
-    }
-    match h {
-        Hold::Defer(n) => tracing::warn!(
-            "checkpoint ({reason}) deferred: {n} other thread(s) of the program are running, \
-             and a snapshot holds one thread; it is taken once they have ended"
-        ),
-        Hold::Refuse(why) => {
-            tracing::warn!("checkpoint ({reason}) refused, the program runs on: {why}")
-        }
+/// Says once per run why a checkpoint was refused.
+fn log_refusal(c: &mut Control, why: &str, reason: &str) {
+    if !std::mem::replace(&mut c.hold_logged, true) {
+        tracing::warn!("checkpoint ({reason}) refused, the program runs on: {why}");
     }
 }
 
@@ -244,7 +211,7 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
     // checkpoint is taken at once, at any probe.
     if let mvvm_abi::Policy::CounterLoop { threshold_bits } = c.module.meta().policy
         && threshold_bits > 0
-        && flag & (FLAG_REQUEST | FLAG_PERIODIC | FLAG_DEFERRED) == 0
+        && flag & (FLAG_REQUEST | FLAG_PERIODIC) == 0
     {
         c.unpolled = c.unpolled.wrapping_add(1);
         let mask = (1u64 << threshold_bits.min(31)) - 1;
@@ -270,16 +237,6 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
             _ => None,
         }
     };
-    // A checkpoint waiting for the other threads to end comes back at
-    // every probe (unless a request of its own just came).
-    let reason = match (reason, flag & FLAG_DEFERRED != 0) {
-        (Some(r), _) => Some(r),
-        (None, true) => c.deferred.take().map(|(r, cont)| {
-            continuing = cont;
-            r
-        }),
-        (None, false) => None,
-    };
     if c.log_probes {
         tracing::info!(
             probe = c.probes,
@@ -293,39 +250,20 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
     let Some(r) = reason else {
         return 0;
     };
-    let others = s.thread.as_ref().map_or(0, |t| t.others_alive());
-    let held = match cannot_capture(&c.module) {
-        Some(why) => Some(Hold::Refuse(why)),
-        None => (others > 0).then_some(Hold::Defer(others)),
-    };
-    match held {
-        Some(h @ Hold::Defer(_)) => {
-            log_hold(c, h, &r);
-            c.deferred = Some((r, continuing));
-            limits
-                .probe_flag
-                .fetch_and(!(FLAG_REQUEST | FLAG_PERIODIC), Ordering::SeqCst);
-            limits.probe_flag.fetch_or(FLAG_DEFERRED, Ordering::SeqCst);
-            0
-        }
-        Some(h @ Hold::Refuse(_)) => {
-            log_hold(c, h, &r);
-            limits.probe_flag.fetch_and(
-                !(FLAG_REQUEST | FLAG_PERIODIC | FLAG_DEFERRED),
-                Ordering::SeqCst,
-            );
-            0
-        }
-        None => {
-            c.continuing = continuing;
-            limits.probe_flag.store(0, Ordering::SeqCst);
-            limits.unwind_state = UNWINDING;
-            c.triggered_at = Some(Instant::now());
-            c.reason = Some(r);
-            s.frame_slots.fill(0);
-            1
-        }
+    if let Some(why) = cannot_capture(&c.module) {
+        log_refusal(c, why, &r);
+        limits
+            .probe_flag
+            .fetch_and(!(FLAG_REQUEST | FLAG_PERIODIC), Ordering::SeqCst);
+        return 0;
     }
+    c.continuing = continuing;
+    limits.probe_flag.store(0, Ordering::SeqCst);
+    limits.unwind_state = UNWINDING;
+    c.triggered_at = Some(Instant::now());
+    c.reason = Some(r);
+    s.frame_slots.fill(0);
+    1
 }
 
 /// Rust half of builtin `UnwindFrame`: records one frame (innermost
@@ -350,12 +288,16 @@ pub(crate) fn unwind_frame(s: &mut StoreInner, func: u32, offset: u32, count: us
             "frame saved"
         );
     }
-    c.unwound.push(RawFrame {
+    let mut frame = RawFrame {
         func,
         offset,
         point: u32::MAX,
         slots: slots.to_vec(),
-    });
+    };
+    // A wait given up for this checkpoint resumes with the time it had
+    // left, not its whole timeout again.
+    super::blocking::patch_wait_frame(c, &mut frame);
+    c.unwound.push(frame);
     slots.fill(0);
 }
 
@@ -439,11 +381,6 @@ pub(crate) fn take_host_unwind(s: &mut StoreInner) -> bool {
     if flag & FLAG_REQUEST == 0 && flag & FLAG_PERIODIC != 0 {
         c.continuing = true;
         c.reason.get_or_insert_with(|| "periodic checkpoint".into());
-    } else if flag & (FLAG_REQUEST | FLAG_PERIODIC) == 0
-        && let Some((r, continuing)) = c.deferred.take()
-    {
-        c.continuing = continuing;
-        c.reason.get_or_insert(r);
     }
     s.limits.unwind_state = UNWINDING;
     s.frame_slots.fill(0);
@@ -463,20 +400,19 @@ pub(crate) fn interruptible() -> bool {
 }
 
 /// Whether a checkpoint was requested for the store running on this
-/// thread and can be taken now (not while other threads of the program
-/// are alive, nor for a module snapshots cannot hold: a blocking call
-/// that gave up for it would then have given up for nothing).
+/// thread and can be taken (not for a module snapshots cannot hold: a
+/// blocking call that gave up for it would then have given up for
+/// nothing).
 pub(crate) fn requested() -> bool {
     let wanted = THREAD_LIMITS.with(|l| {
         let p = l.get();
         // SAFETY: set by the session guard to the limits of its store,
         // which outlive the session; cleared when the session ends.
         !p.is_null()
-            && unsafe { (*p).probe_flag.load(Ordering::SeqCst) }
-                & (FLAG_REQUEST | FLAG_PERIODIC | FLAG_DEFERRED)
+            && unsafe { (*p).probe_flag.load(Ordering::SeqCst) } & (FLAG_REQUEST | FLAG_PERIODIC)
                 != 0
     });
-    wanted && THREAD_GATE.with(|g| g.borrow().as_ref().is_none_or(|g| g.hold().is_none()))
+    wanted && THREAD_GATE.with(|g| g.borrow().as_ref().is_none_or(|g| g.refuse.is_none()))
 }
 
 extern "C" fn on_signal(sig: libc::c_int) {
@@ -539,10 +475,9 @@ impl Session {
             on_checkpoint: None,
             incremental: module.meta().policy == mvvm_abi::Policy::LoopDirty,
             kept: Vec::new(),
-            deferred: None,
             hold_logged: false,
         }));
-        let gate = Gate::of(s, module);
+        let gate = Gate::of(module);
         THREAD_GATE.with(|g| *g.borrow_mut() = Some(gate));
         // The base pointer (a reference-derived pointer would die at the
         // next use of the limits by generated code; see `vm_box.rs`).

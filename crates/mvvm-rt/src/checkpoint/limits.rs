@@ -29,6 +29,13 @@ pub const DEFAULT_MAX_HOST_STATE_BYTES: u64 = (512 << 20) + (64 << 20);
 /// live, while bounding what a hostile snapshot can make a restore build.
 pub const DEFAULT_MAX_EXCEPTIONS: u64 = 1 << 20;
 
+/// Default [`RestoreLimits::max_threads`]: threads besides the main one.
+/// Each restored thread is an OS thread with its own stack (the wasm
+/// stack limit plus headroom) and instance, so a hostile snapshot must
+/// not name millions of them; real programs run a thread pool of a few
+/// per core.
+pub const DEFAULT_MAX_THREADS: u64 = 1024;
+
 /// Smallest native stack frame of a suspended wasm function, in bytes. Every
 /// frame of a snapshot but the innermost is suspended at a call, so it is
 /// a non-leaf function on the native stack: it holds at least its return
@@ -67,6 +74,10 @@ pub struct RestoreLimits {
     /// [`DEFAULT_MAX_EXCEPTIONS`]). A module that has no tag can hold no
     /// exception of its own, and gets none whatever this says.
     pub max_exceptions: u64,
+    /// Most threads besides the main one (default
+    /// [`DEFAULT_MAX_THREADS`]); none for a module that cannot start
+    /// threads (it exports no `wasi_thread_start`).
+    pub max_threads: u64,
 }
 
 impl Default for RestoreLimits {
@@ -75,6 +86,7 @@ impl Default for RestoreLimits {
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
             max_host_state_bytes: DEFAULT_MAX_HOST_STATE_BYTES,
             max_exceptions: DEFAULT_MAX_EXCEPTIONS,
+            max_threads: DEFAULT_MAX_THREADS,
         }
     }
 }
@@ -109,10 +121,12 @@ impl RestoreLimits {
     /// [`RestoreLimits::max_exceptions`] (0 for a module without tags: the
     /// snapshot names each exception's tag by its index in the module),
     /// their payload values by that many times the longest payload of the
-    /// module's tags.
+    /// module's tags. Each thread's record has the bounds of the main
+    /// thread's state; threads are bounded by
+    /// [`RestoreLimits::max_threads`].
     pub fn read_limits(&self, meta: &ModuleMeta, max_wasm_stack: usize) -> ReadLimits {
         let stack = max_wasm_stack as u64;
-        let module_memory = meta.memories.first().map_or(0, |m| {
+        let module_memory = meta.memory_types().first().map_or(0, |m| {
             m.limits
                 .max
                 .unwrap_or(crate::MAX_PAGES)
@@ -151,6 +165,11 @@ impl RestoreLimits {
             max_exception_values: max_exceptions.saturating_mul(longest_payload),
             max_segments: meta.data.len().max(meta.elems.len()) as u64,
             max_wasi_bytes: self.max_host_state_bytes,
+            max_threads: if meta.exports.iter().any(|e| e.name == super::THREAD_ENTRY) {
+                self.max_threads
+            } else {
+                0
+            },
         }
     }
 }

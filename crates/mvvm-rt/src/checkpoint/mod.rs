@@ -66,11 +66,14 @@
 //!   snapshot is full again). Streams always get full snapshots.
 //! - **Not done**: threads.
 
+pub(crate) mod blocking;
 pub(crate) mod capture;
 pub(crate) mod control;
 pub mod host;
 mod limits;
+pub(crate) mod rendezvous;
 mod restore;
+mod worker;
 
 use crate::instance::InstantiationError;
 use crate::store::{Extern, RunError, Store};
@@ -79,6 +82,7 @@ use control::{Armed, Session, SessionConfig};
 use mvvm_abi::Policy;
 use mvvm_abi::checkpoint::UNWINDING;
 use mvvm_abi::meta::ExportKind;
+use rendezvous::Release;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -88,7 +92,8 @@ pub use limits::{
     DEFAULT_MAX_EXCEPTIONS, DEFAULT_MAX_HOST_STATE_BYTES, DEFAULT_MAX_MEMORY_BYTES,
     MIN_NATIVE_FRAME_BYTES, NATIVE_SLOT_BYTES, REGISTER_HEADROOM, RestoreLimits,
 };
-pub use restore::Restore;
+pub use restore::{Restore, ThreadRestore};
+pub use worker::{THREAD_ENTRY, run_thread};
 
 /// What starts a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -404,7 +409,7 @@ fn drive(
         if store.inner.limits.unwind_state == UNWINDING {
             let continuing = store.inner.ckpt.as_ref().is_some_and(|c| c.continuing);
             if !continuing {
-                let stats = capture::take(store, module, instance, &mut sink)?;
+                let stats = capture::take(store, module, instance, &mut sink, Release::Stop)?;
                 return Ok(Outcome::Checkpointed { stats });
             }
             let entry = match capture::take_and_continue(store, module, instance, &mut sink)? {

@@ -20,6 +20,7 @@
 
 use super::capture::Funcs;
 use super::control::{BaseInfo, RawFrame, Session, SessionConfig};
+use super::worker::{THREAD_ENTRY, Thread, WorkerSession, thread_entry};
 use super::{
     CheckpointConfig, CheckpointError, Outcome, Phase, RestoreOptions, SnapshotSink,
     SnapshotSource, call_entry, drive, finish_err, main_func, session_config,
@@ -27,12 +28,13 @@ use super::{
 use crate::Module;
 use crate::exception::{Exception, Handle, instance_tag};
 use crate::instance::Instance;
+use crate::store::RunError;
 use crate::store::{Extern, Store};
 use mvvm_abi::checkpoint::{REWINDING, UNWINDING};
 use mvvm_abi::meta::{ModuleMeta, ValType};
 use mvvm_abi::vmctx::WASM_PAGE_SIZE;
 use mvvm_abi::{Policy, StablePointKind};
-use mvvm_snapshot::{ExceptionRecord, FrameRecord, Snapshot, WasmValue};
+use mvvm_snapshot::{ExceptionRecord, FrameRecord, Snapshot, ThreadRecord, WasmValue};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
@@ -49,6 +51,8 @@ pub struct Restore {
     entry: u32,
     /// Indices into `snap.exceptions`, each after those its payload holds.
     exn_order: Vec<u32>,
+    /// The other threads of the program, checked.
+    threads: Vec<ThreadRestore>,
     session: SessionConfig,
     sink: SnapshotSink,
     opts: RestoreOptions,
@@ -60,6 +64,27 @@ impl std::fmt::Debug for Restore {
             .field("path", &self.path)
             .field("frames", &self.snap.frames.len())
             .field("entry", &self.entry)
+            .field("threads", &self.threads.len())
+            .finish()
+    }
+}
+
+/// One thread of a snapshot besides the main one, checked against the
+/// module, to be rebuilt in a store of its own on its own OS thread
+/// ([`ThreadRestore::run`]). `Send`: the embedder moves it to that thread.
+pub struct ThreadRestore {
+    module: Module,
+    record: ThreadRecord,
+    points: Vec<u32>,
+    exn_order: Vec<u32>,
+    entry: u32,
+}
+
+impl std::fmt::Debug for ThreadRestore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadRestore")
+            .field("tid", &self.record.tid)
+            .field("frames", &self.record.frames.len())
             .finish()
     }
 }
@@ -94,9 +119,27 @@ impl Restore {
             SnapshotSource::Stream(r) => (mvvm_snapshot::read_with_limits(r, &read_limits)?, None),
         };
         snap.check_module(&meta.wasm_sha256)?;
-        let (points, entry) = check_frames(module, &snap.frames)?;
-        check_state(meta, &snap)?;
+        let mut snap = snap;
+        let entries: Vec<u32> = main_func(module).into_iter().chain(meta.start).collect();
+        let (points, entry) = check_frames(
+            module,
+            &snap.frames,
+            &entries,
+            "`_start` nor the start function",
+        )?;
+        check_memory(meta, &snap)?;
+        check_instance(
+            meta,
+            &snap.globals,
+            &snap.tables,
+            &snap.dropped_data,
+            &snap.dropped_elems,
+        )?;
         let exn_order = check_exceptions(meta, &snap.exceptions)?;
+        let threads = std::mem::take(&mut snap.threads)
+            .into_iter()
+            .map(|r| ThreadRestore::check(module, r))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Restore {
             module: module.clone(),
             snap,
@@ -104,6 +147,7 @@ impl Restore {
             points,
             entry,
             exn_order,
+            threads,
             session,
             sink: cfg.sink,
             opts,
@@ -117,10 +161,36 @@ impl Restore {
         &self.snap.wasi
     }
 
+    /// The number of threads besides the main one the snapshot holds.
+    pub fn thread_count(&self) -> usize {
+        self.threads.len()
+    }
+
     /// Instantiates the module in `store` with `imports` (no segment
     /// initialisation, no start function), brings memory, globals and
-    /// tables back, and runs the program on from its saved frames.
+    /// tables back, and runs the program on from its saved frames. A
+    /// snapshot of several threads needs [`Restore::resume_with_threads`].
     pub fn resume(self, store: &mut Store, imports: &[Extern]) -> Result<Outcome, CheckpointError> {
+        self.resume_with_threads(store, imports, |_, threads| {
+            Err(format!(
+                "the snapshot holds {} other thread(s), and this embedder cannot start threads",
+                threads.len()
+            ))
+        })
+    }
+
+    /// [`Restore::resume`] for a program of several threads: once the main
+    /// thread's store is rebuilt (memory included), `spawn` is given the
+    /// store and the other threads, and must start each on an OS thread of
+    /// its own (a store per thread, a member of `store`'s thread group,
+    /// the same imports with `store`'s shared memory) that calls
+    /// [`ThreadRestore::run`]. No thread runs wasm before all are rebuilt.
+    pub fn resume_with_threads(
+        self,
+        store: &mut Store,
+        imports: &[Extern],
+        spawn: impl FnOnce(&mut Store, Vec<ThreadRestore>) -> Result<(), String>,
+    ) -> Result<Outcome, CheckpointError> {
         let Restore {
             module,
             snap,
@@ -128,6 +198,7 @@ impl Restore {
             points,
             entry,
             exn_order,
+            threads,
             session,
             sink,
             opts,
@@ -137,7 +208,16 @@ impl Restore {
         let instance = Instance::new_with(store, module, imports, false)
             .map_err(CheckpointError::Instantiate)?;
         let handles = make_exceptions(store, instance, &snap.exceptions, &exn_order)?;
-        apply_state(store, meta, instance, &snap, &handles)?;
+        apply_memory(store, instance, &snap)?;
+        apply_instance(
+            store,
+            instance,
+            &snap.globals,
+            &snap.tables,
+            &snap.dropped_data,
+            &snap.dropped_elems,
+            &handles,
+        )?;
 
         let session = Session::arm(store, module, session);
         if let Some(c) = store.inner.ckpt.as_deref_mut() {
@@ -156,9 +236,33 @@ impl Restore {
             };
             super::capture::track_from(store, instance, base);
         }
-        load_rewind_frames(store, instance, &snap, points, &handles)?;
+        load_rewind_frames(store, instance, &snap.frames, points, &handles)?;
+        let nthreads = threads.len();
+        match store.thread_group() {
+            Some(group) => {
+                group.set_last_thread_id(snap.last_thread_id);
+                let rv = group.rendezvous();
+                rv.expect_restored(nthreads);
+                if nthreads > 0 {
+                    spawn(store, threads).map_err(|e| {
+                        CheckpointError::Host(format!("cannot start the restored threads: {e}"))
+                    })?;
+                }
+                rv.open_gate(group.terminated_flag()).map_err(|e| {
+                    CheckpointError::Host(format!("a thread could not be restored: {e}"))
+                })?;
+            }
+            None if nthreads > 0 => {
+                return Err(CheckpointError::Mismatch(format!(
+                    "the snapshot holds {nthreads} other thread(s), but the store is no thread \
+                     of a program"
+                )));
+            }
+            None => {}
+        }
         tracing::info!(
             frames = snap.frames.len(),
+            threads = nthreads,
             memory = snap.memory.length_bytes(),
             entry,
             "restoring"
@@ -195,7 +299,7 @@ impl Restore {
 fn load_rewind_frames(
     store: &mut Store,
     instance: Instance,
-    snap: &Snapshot,
+    frames: &[FrameRecord],
     points: Vec<u32>,
     handles: &[Handle],
 ) -> Result<(), CheckpointError> {
@@ -205,8 +309,8 @@ fn load_rewind_frames(
         funcs: &funcs,
         exns: handles,
     };
-    let mut rewind = std::collections::VecDeque::with_capacity(snap.frames.len());
-    for (f, point) in snap.frames.iter().zip(points) {
+    let mut rewind = std::collections::VecDeque::with_capacity(frames.len());
+    for (f, point) in frames.iter().zip(points) {
         let mut slots = Vec::with_capacity(f.locals.len() + f.stack.len());
         for v in f.locals.iter().chain(&f.stack) {
             push_slots(&mut slots, *v, &refs)?;
@@ -285,10 +389,13 @@ fn check_values(
 
 /// Checks every frame against the module's stable-point tables; returns
 /// each frame's stable point index and the entry function (the outermost
-/// frame's).
+/// frame's), which must be one of `entries` (`entry_names` says which in
+/// messages).
 fn check_frames(
     module: &Module,
     frames: &[FrameRecord],
+    entries: &[u32],
+    entry_names: &str,
 ) -> Result<(Vec<u32>, u32), CheckpointError> {
     let meta = module.meta();
     let name = |f: u32| match meta.func_name(f) {
@@ -300,11 +407,10 @@ fn check_frames(
             "the snapshot holds no frame".into(),
         ));
     };
-    let main = main_func(module);
-    if Some(outer.func) != main && Some(outer.func) != meta.start {
+    if !entries.contains(&outer.func) {
         return Err(CheckpointError::Mismatch(format!(
-            "frame 0 (outermost) is in function {}, which is neither `_start` nor the \
-             start function: the program cannot be entered there",
+            "frame 0 (outermost) is in function {}, which is neither {entry_names}: \
+             the thread cannot be entered there",
             name(outer.func)
         )));
     }
@@ -358,25 +464,31 @@ fn check_frames(
     Ok((points, outer.func))
 }
 
-/// Checks globals, tables, dropped segments and memory against the module.
-fn check_state(meta: &ModuleMeta, snap: &Snapshot) -> Result<(), CheckpointError> {
+/// Checks one instance's globals, tables and dropped segments against the
+/// module.
+fn check_instance(
+    meta: &ModuleMeta,
+    globals: &[WasmValue],
+    tables: &[Vec<WasmValue>],
+    dropped_data: &[u32],
+    dropped_elems: &[u32],
+) -> Result<(), CheckpointError> {
     let mismatch = |m: String| CheckpointError::Mismatch(m);
-    if meta.num_imported_globals() + meta.num_imported_tables() + meta.num_imported_memories() > 0 {
+    if meta.num_imported_globals() + meta.num_imported_tables() > 0 {
         return Err(mismatch(
-            "modules importing globals, tables or memories cannot be restored".into(),
+            "modules importing globals or tables cannot be restored".into(),
         ));
     }
     let gtys: Vec<ValType> = meta.globals.iter().map(|g| g.ty.ty).collect();
-    check_values(meta, &snap.globals, &gtys, "global")
-        .map_err(|e| mismatch(format!("globals: {e}")))?;
-    if snap.tables.len() != meta.tables.len() {
+    check_values(meta, globals, &gtys, "global").map_err(|e| mismatch(format!("globals: {e}")))?;
+    if tables.len() != meta.tables.len() {
         return Err(mismatch(format!(
             "{} tables saved, the module defines {}",
-            snap.tables.len(),
+            tables.len(),
             meta.tables.len()
         )));
     }
-    for (k, (t, ty)) in snap.tables.iter().zip(&meta.tables).enumerate() {
+    for (k, (t, ty)) in tables.iter().zip(&meta.tables).enumerate() {
         let len = t.len() as u64;
         let max = ty
             .limits
@@ -392,8 +504,7 @@ fn check_state(meta: &ModuleMeta, snap: &Snapshot) -> Result<(), CheckpointError
         let tys = vec![ty.elem; t.len()];
         check_values(meta, t, &tys, "element").map_err(|e| mismatch(format!("table {k}: {e}")))?;
     }
-    if let Some(d) = snap
-        .dropped_data
+    if let Some(d) = dropped_data
         .iter()
         .find(|d| **d as usize >= meta.data.len())
     {
@@ -402,8 +513,7 @@ fn check_state(meta: &ModuleMeta, snap: &Snapshot) -> Result<(), CheckpointError
             meta.data.len()
         )));
     }
-    if let Some(d) = snap
-        .dropped_elems
+    if let Some(d) = dropped_elems
         .iter()
         .find(|d| **d as usize >= meta.elems.len())
     {
@@ -412,8 +522,25 @@ fn check_state(meta: &ModuleMeta, snap: &Snapshot) -> Result<(), CheckpointError
             meta.elems.len()
         )));
     }
+    Ok(())
+}
+
+/// Checks the snapshot's memory against the module's memory 0, defined
+/// or imported (an imported one only if shared: a wasi-threads program's,
+/// which the snapshot holds once for all its threads).
+fn check_memory(meta: &ModuleMeta, snap: &Snapshot) -> Result<(), CheckpointError> {
+    let mismatch = |m: String| CheckpointError::Mismatch(m);
+    let imported = meta.imports.iter().find_map(|i| match i.kind {
+        mvvm_abi::meta::ImportKind::Memory(m) => Some(m),
+        _ => None,
+    });
+    if imported.is_some_and(|m| !m.shared) || meta.num_imported_memories() > 1 {
+        return Err(mismatch(
+            "modules importing an unshared memory cannot be restored".into(),
+        ));
+    }
     let len = snap.memory.length_bytes();
-    match meta.memories.first() {
+    match imported.or_else(|| meta.memories.first().copied()) {
         None if len > 0 => {
             return Err(mismatch(format!(
                 "the snapshot has {len} bytes of memory, the module has no memory"
@@ -561,28 +688,16 @@ fn make_exceptions(
     Ok(handles)
 }
 
-/// Brings memory, globals, tables and dropped segments back into the
-/// fresh instance (already checked by [`check_state`]).
-fn apply_state(
+/// Brings the memory back into the fresh instance (checked by
+/// [`check_memory`]): mapped copy-on-write from a snapshot file, copied
+/// from a stream. Before any other thread can use it.
+fn apply_memory(
     store: &mut Store,
-    meta: &ModuleMeta,
     instance: Instance,
     snap: &Snapshot,
-    handles: &[Handle],
 ) -> Result<(), CheckpointError> {
     let s = &mut *store.inner;
-    let inst = &s.instances[instance.index as usize];
-    let funcs = Funcs::of(&inst.funcs);
-    let refs = Refs {
-        funcs: &funcs,
-        exns: handles,
-    };
-    let (mems, globals, tables) = (
-        inst.memories.clone(),
-        inst.globals.clone(),
-        inst.tables.clone(),
-    );
-
+    let mems = s.instances[instance.index as usize].memories.clone();
     if let Some(&m) = mems.first() {
         let mem = &mut s.memories[m as usize];
         let pages = snap.memory.length_bytes() / WASM_PAGE_SIZE;
@@ -631,11 +746,33 @@ fn apply_state(
             }
         }
     }
-    for (g, v) in globals.iter().zip(&snap.globals) {
+    Ok(())
+}
+
+/// Brings one instance's globals, tables and dropped segments back
+/// (checked by [`check_instance`]), with `handles` for its exceptions.
+fn apply_instance(
+    store: &mut Store,
+    instance: Instance,
+    saved_globals: &[WasmValue],
+    saved_tables: &[Vec<WasmValue>],
+    dropped_data: &[u32],
+    dropped_elems: &[u32],
+    handles: &[Handle],
+) -> Result<(), CheckpointError> {
+    let s = &mut *store.inner;
+    let inst = &s.instances[instance.index as usize];
+    let funcs = Funcs::of(&inst.funcs);
+    let refs = Refs {
+        funcs: &funcs,
+        exns: handles,
+    };
+    let (globals, tables) = (inst.globals.clone(), inst.tables.clone());
+    for (g, v) in globals.iter().zip(saved_globals) {
         let raw = refs.raw(*v)?;
         s.globals[*g as usize].cell.set_u128(raw);
     }
-    for (t, elems) in tables.iter().zip(&snap.tables) {
+    for (t, elems) in tables.iter().zip(saved_tables) {
         let table = &mut s.tables[*t as usize];
         let want = elems.len() as u64;
         if want > table.len() && table.grow(want - table.len(), 0).is_none() {
@@ -649,16 +786,119 @@ fn apply_state(
         }
     }
     let inst = &mut s.instances[instance.index as usize];
-    for &d in &snap.dropped_data {
+    for &d in dropped_data {
         if let Some(x) = inst.data_dropped.get_mut(d as usize) {
             *x = true;
         }
     }
-    for &d in &snap.dropped_elems {
+    for &d in dropped_elems {
         if let Some(x) = inst.elems.get_mut(d as usize) {
             *x = Vec::new();
         }
     }
-    let _ = meta;
     Ok(())
+}
+
+impl ThreadRestore {
+    /// Checks `record` against `module` (as the main thread's state is).
+    fn check(module: &Module, record: ThreadRecord) -> Result<ThreadRestore, CheckpointError> {
+        let meta = module.meta();
+        let in_thread =
+            |e: CheckpointError| CheckpointError::Mismatch(format!("thread {}: {e}", record.tid));
+        let entry = thread_entry(module).ok_or_else(|| {
+            CheckpointError::Mismatch(format!(
+                "the snapshot holds threads, the module exports no `{THREAD_ENTRY}`"
+            ))
+        })?;
+        let points = if record.frames.is_empty() {
+            Vec::new()
+        } else {
+            check_frames(module, &record.frames, &[entry], THREAD_ENTRY)
+                .map_err(in_thread)?
+                .0
+        };
+        check_instance(
+            meta,
+            &record.globals,
+            &record.tables,
+            &record.dropped_data,
+            &record.dropped_elems,
+        )
+        .map_err(in_thread)?;
+        let exn_order = check_exceptions(meta, &record.exceptions).map_err(in_thread)?;
+        Ok(ThreadRestore {
+            module: module.clone(),
+            record,
+            points,
+            exn_order,
+            entry,
+        })
+    }
+
+    /// The thread's id.
+    pub fn tid(&self) -> u32 {
+        self.record.tid
+    }
+
+    /// The argument its start function was given.
+    pub fn start_arg(&self) -> u32 {
+        self.record.start_arg
+    }
+
+    /// On the thread's own OS thread, in its own `store` (a member of the
+    /// restored program's thread group) with `imports` (the program's
+    /// shared memory among them): rebuilds the thread's instance, waits
+    /// until every thread of the program is rebuilt, and runs it on from
+    /// its frames (from its start function if it had not entered wasm),
+    /// as [`run_thread`](super::run_thread) runs a new thread.
+    pub fn run(self, store: &mut Store, imports: &[Extern]) -> Result<(), RunError> {
+        let group = store
+            .thread_group()
+            .ok_or_else(|| RunError::Host("a restored thread needs a thread group".into()))?;
+        let rebuilt = self.rebuild(store, imports);
+        let ready = rebuilt
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| format!("thread {}: {e}", self.record.tid));
+        if !group.rendezvous().arrive(ready, group.terminated_flag()) {
+            // The restore failed (this thread's error is the restore's) or
+            // the program ends: nothing of this thread ran.
+            return Ok(());
+        }
+        let (instance, session) = rebuilt.map_err(|e| RunError::Host(e.to_string()))?;
+        let thread = Thread {
+            instance,
+            entry: self.entry,
+            tid: self.record.tid,
+            start_arg: self.record.start_arg,
+        };
+        thread.run(store, session.as_ref(), !self.record.frames.is_empty())
+    }
+
+    /// The instance with the thread's state, its session armed and its
+    /// frames loaded.
+    fn rebuild(
+        &self,
+        store: &mut Store,
+        imports: &[Extern],
+    ) -> Result<(Instance, Option<WorkerSession>), CheckpointError> {
+        let r = &self.record;
+        let instance = Instance::new_with(store, &self.module, imports, false)
+            .map_err(CheckpointError::Instantiate)?;
+        let handles = make_exceptions(store, instance, &r.exceptions, &self.exn_order)?;
+        apply_instance(
+            store,
+            instance,
+            &r.globals,
+            &r.tables,
+            &r.dropped_data,
+            &r.dropped_elems,
+            &handles,
+        )?;
+        let session = WorkerSession::arm(store, &self.module);
+        if !r.frames.is_empty() {
+            load_rewind_frames(store, instance, &r.frames, self.points.clone(), &handles)?;
+        }
+        Ok((instance, session))
+    }
 }

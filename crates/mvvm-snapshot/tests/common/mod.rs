@@ -1,7 +1,9 @@
 //! Shared fixtures for the integration tests.
 #![allow(dead_code)]
 
-use mvvm_snapshot::{ExceptionRecord, FrameRecord, SnapshotInfo, SnapshotParts, WasmValue};
+use mvvm_snapshot::{
+    ExceptionRecord, FrameRecord, SnapshotInfo, SnapshotParts, ThreadRecord, WasmValue,
+};
 use std::path::PathBuf;
 
 /// Wasm page size.
@@ -96,6 +98,91 @@ pub fn parts(memory: &[u8]) -> SnapshotParts<'_> {
         monotonic_offset_nanos: 987_654_321,
         memory,
         max_pages: Some(100),
+        threads: vec![],
+        last_thread_id: 0,
+    }
+}
+
+/// Two thread records besides the main thread: one in the middle of its
+/// work (frames with v128 and exnref values, its own exceptions, one of
+/// them held by another, dropped segments), one that had not entered wasm
+/// yet (no frames). Their `exnref` indices name their own lists: thread 7
+/// refers to its exception 1, which the main thread's list of three also
+/// has, but thread 3's list of one does not.
+pub fn threads() -> Vec<ThreadRecord> {
+    vec![
+        ThreadRecord {
+            tid: 7,
+            start_arg: 0x0001_0040,
+            frames: vec![
+                FrameRecord {
+                    func: 4,
+                    resume_offset: 0x90,
+                    locals: vec![
+                        WasmValue::I32(7),
+                        WasmValue::V128(std::array::from_fn(|i| 0x80 | i as u8)),
+                        WasmValue::ExnRef(Some(1)),
+                    ],
+                    stack: vec![
+                        WasmValue::ExnRef(None),
+                        WasmValue::F64(0x7ff8_0000_0000_0002),
+                    ],
+                },
+                FrameRecord {
+                    func: 9,
+                    resume_offset: 0x1f0,
+                    locals: vec![WasmValue::ExnRef(Some(0))],
+                    stack: vec![],
+                },
+            ],
+            globals: vec![
+                WasmValue::I32(70),
+                WasmValue::F64(0),
+                WasmValue::ExnRef(Some(1)),
+            ],
+            tables: vec![
+                vec![WasmValue::FuncRef(Some(2))],
+                vec![],
+                vec![],
+                vec![WasmValue::ExnRef(Some(0))],
+            ],
+            exceptions: vec![
+                ExceptionRecord {
+                    tag: 1,
+                    payload: vec![WasmValue::V128([0xab; 16]), WasmValue::ExnRef(Some(1))],
+                },
+                ExceptionRecord {
+                    tag: 3,
+                    payload: vec![WasmValue::I64(77)],
+                },
+            ],
+            dropped_data: vec![1],
+            dropped_elems: vec![0, 3],
+        },
+        ThreadRecord {
+            tid: 3,
+            start_arg: 0xffff_fff0,
+            frames: vec![],
+            globals: vec![
+                WasmValue::I32(30),
+                WasmValue::F64(1),
+                WasmValue::ExnRef(None),
+            ],
+            tables: vec![vec![], vec![], vec![], vec![]],
+            exceptions: vec![],
+            dropped_data: vec![],
+            dropped_elems: vec![],
+        },
+    ]
+}
+
+/// [`parts`] of a program that gave thread ids up to 9 and still runs
+/// the threads of [`threads`].
+pub fn threaded_parts(memory: &[u8]) -> SnapshotParts<'_> {
+    SnapshotParts {
+        threads: threads(),
+        last_thread_id: 9,
+        ..parts(memory)
     }
 }
 
@@ -140,6 +227,8 @@ pub fn assert_same(snap: &mvvm_snapshot::Snapshot, parts: &SnapshotParts<'_>) {
     assert_eq!(snap.dropped_elems, parts.dropped_elems);
     assert_eq!(snap.wasi, parts.wasi);
     assert_eq!(snap.monotonic_offset_nanos, parts.monotonic_offset_nanos);
+    assert_eq!(snap.threads, parts.threads);
+    assert_eq!(snap.last_thread_id, parts.last_thread_id);
     assert_eq!(snap.memory.length_bytes(), parts.memory.len() as u64);
     assert_eq!(snap.memory.max_pages(), parts.max_pages);
     let bytes = snap.memory_bytes().expect("memory bytes");

@@ -1,0 +1,35 @@
+//! Start-up of an `.aot` object without WASI: load (mapped with `--map`,
+//! else read into memory first, as `std::fs::read` + `Module::from_aot`),
+//! instantiate, call `_start` if exported. Prints the milliseconds from the
+//! process start to the call. Used for docs/startup.md:
+//!
+//! ```sh
+//! cargo run --release -p mvvm-rt --example startup -- [--map] big.aot
+//! ```
+
+use mvvm_rt::{Instance, Module, Store};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut map = false;
+    let mut path = None;
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "--map" => map = true,
+            _ => path = Some(std::path::PathBuf::from(a)),
+        }
+    }
+    let path = path.ok_or("usage: startup [--map] OBJECT.aot")?;
+    let module = if map {
+        Module::from_aot_file(&path)?
+    } else {
+        Module::from_aot(&std::fs::read(&path)?)?
+    };
+    let mut store = Store::new();
+    let instance = Instance::new(&mut store, &module, &[])?;
+    let start = mvvm_rt::loader::process_start().map(|t| t.elapsed().as_secs_f64() * 1e3);
+    if module.meta().exports.iter().any(|e| e.name == "_start") {
+        instance.invoke(&mut store, "_start", &[])?;
+    }
+    println!("startup_ms {:.3}", start.unwrap_or(f64::NAN));
+    Ok(())
+}
