@@ -7,6 +7,14 @@
 /// encoding of [`ModuleMeta`](crate::meta::ModuleMeta).
 pub const META_SECTION: &str = ".mvvm.meta";
 
+/// The empty section that marks a pre-linked object: every PC-relative
+/// relocation from a text section to the same section (the calls between
+/// functions) is already applied in its bytes by `mvvm-aot`; the
+/// relocation entries stay, for ELF tools and for the loader's checks.
+/// The loader then leaves the code untouched and can map it straight from
+/// the file (shared between processes, read only where it runs).
+pub const PRELINKED_SECTION: &str = ".mvvm.prelinked";
+
 /// Symbol of the body of function `index` (defined functions only), called
 /// with the wasm calling convention: `(callee_vmctx, params...) -> results`
 /// in the target's default calling convention with multi-value returns

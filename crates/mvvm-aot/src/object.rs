@@ -36,10 +36,7 @@ use object::write::SymbolSection;
 /// The name of the metadata data symbol.
 pub const META_SYMBOL: &str = "mvvm_meta";
 
-/// The empty section that marks a pre-linked object: every PC-relative
-/// relocation from `.text` to `.text` is already applied in its bytes.
-/// The runtime's loader reads the same name (`mvvm_rt::loader`).
-pub const PRELINKED_SECTION: &str = ".mvvm.prelinked";
+pub use mvvm_abi::object::PRELINKED_SECTION;
 
 /// Prefix of the resume clones' symbols (`mvvm_abi::object::resume_symbol`).
 const RESUME_PREFIX: &str = "mvvm_resume_";

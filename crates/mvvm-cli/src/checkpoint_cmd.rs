@@ -67,6 +67,8 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
     let opts = RunOptions {
         on_checkpoint: Some(report_periodic),
         incremental: req.incremental,
+        on_thread_probes: Some(report_thread_probes),
+        write_in_foreground: false,
     };
     let outcome = on_guest_thread(max_stack, move || {
         let command = mvvm_wasi::Command::new(&module)
@@ -101,12 +103,22 @@ pub(crate) fn report_periodic(stats: &CheckpointStats) {
     let tool = PERIODIC_TOOL.get().copied().unwrap_or("mvvm");
     fresh_line();
     eprintln!(
-        "{tool}: periodic checkpoint written to {} ({}, {} bytes, {:.1} ms); running on",
+        "{tool}: periodic checkpoint written to {} ({}, {} bytes, {:.1} ms; the program paused {:.1} ms); running on",
         stats.location,
         kind_of(stats),
         stats.snapshot_bytes,
-        stats.trigger_to_durable.as_secs_f64() * 1e3
+        stats.trigger_to_durable.as_secs_f64() * 1e3,
+        stats.pause.as_secs_f64() * 1e3
     );
+}
+
+/// Says on stderr how many probes a thread other than the main one
+/// executed (`--count-probes`, `-c`: the count in the summary is the main
+/// thread's, which `-c` counts).
+pub(crate) fn report_thread_probes(tid: u32, probes: u64) {
+    let tool = PERIODIC_TOOL.get().copied().unwrap_or("mvvm");
+    fresh_line();
+    eprintln!("{tool}: thread {tid} ended after {probes} probes");
 }
 
 /// Ends the guest's unfinished stderr line, if it left one, so that the

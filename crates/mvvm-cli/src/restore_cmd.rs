@@ -154,6 +154,8 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
         skip_memory_verification: req.no_verify_memory,
         incremental: req.incremental,
         on_checkpoint: Some(crate::checkpoint_cmd::report_periodic),
+        on_thread_probes: Some(crate::checkpoint_cmd::report_thread_probes),
+        write_in_foreground: false,
         limits: mvvm_rt::checkpoint::RestoreLimits {
             max_memory_bytes: req.max_memory_mib.saturating_mul(1 << 20),
             ..Default::default()

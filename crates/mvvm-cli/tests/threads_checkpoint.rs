@@ -40,11 +40,20 @@ fn expected(name: &str) -> Result<Vec<u8>> {
 /// stuck (each link runs at least the trigger's delay).
 const MAX_LINKS: usize = 200;
 
+/// What a chain of runs gave.
+struct Chain {
+    /// Every run's stdout, in order.
+    stdout: Vec<u8>,
+    /// Every run's stderr.
+    stderr: String,
+    /// Snapshots taken.
+    snapshots: usize,
+}
+
 /// Runs `name` under `policy`, stopped by `trigger` (tool arguments) in
-/// the first run and in every restored one, until it exits; returns the
-/// concatenated stdout and the number of snapshots taken, having checked
+/// the first run and in every restored one, until it exits, having checked
 /// each exit code.
-fn chain(name: &str, policy: Policy, trigger: &[&str], dir: &Scratch) -> Result<(Vec<u8>, usize)> {
+fn chain(name: &str, policy: Policy, trigger: &[&str], dir: &Scratch) -> Result<Chain> {
     let aot = aot(&program(name), policy, 2)?;
     let snap = dir.join(&format!("{name}.snap"));
     let mut out = Vec::new();
@@ -54,6 +63,7 @@ fn chain(name: &str, policy: Policy, trigger: &[&str], dir: &Scratch) -> Result<
         .current_dir(&dir.0)
         .run()?;
     out.extend_from_slice(&first.stdout);
+    let mut stderr = first.stderr.clone();
     let mut last: Ran = first;
     let mut snapshots = 0;
     while last.code() == Some(CHECKPOINTED) {
@@ -74,10 +84,15 @@ fn chain(name: &str, policy: Policy, trigger: &[&str], dir: &Scratch) -> Result<
             .current_dir(&dir.0)
             .run()?;
         out.extend_from_slice(&last.stdout);
+        stderr.push_str(&last.stderr);
         let _ = std::fs::remove_file(&input);
     }
     last.expect_code(0, &format!("{name} ({}, {trigger:?})", policy.label()))?;
-    Ok((out, snapshots))
+    Ok(Chain {
+        stdout: out,
+        stderr,
+        snapshots,
+    })
 }
 
 fn check_output(name: &str, what: &str, got: &[u8]) -> Result<()> {
@@ -108,19 +123,43 @@ fn threads_stopped_at_any_moment_resume_to_the_native_output() -> Result<()> {
         "libc_threads",
     ] {
         for (policy, after) in [(Policy::Loop, "0.03"), (Policy::Function, "0.05")] {
-            let (out, snapshots) = chain(name, policy, &["--after", after], &dir)?;
+            let c = chain(name, policy, &["--after", after], &dir)?;
             check_output(
                 name,
                 &format!("({}, --after {after})", policy.label()),
-                &out,
+                &c.stdout,
             )?;
             ensure!(
-                snapshots > 0,
+                c.snapshots > 0,
                 "{name} ({}): ended before its first checkpoint at {after} s",
                 policy.label()
             );
         }
     }
+    Ok(())
+}
+
+/// A worker pool whose main thread waits on condition variables
+/// (`memory.atomic.wait32` under pthreads): stopped again and again, some
+/// stops find the main thread parked in a wait (its innermost frame at an
+/// `AtomicWait` point, as `--log-probes` shows), and every restore wakes
+/// the pool to the native output.
+#[test]
+fn threads_stopped_while_waiting_resume() -> Result<()> {
+    let dir = Scratch::new("threads-wait");
+    let c = chain(
+        "pool",
+        Policy::Loop,
+        &["--after", "0.02", "--log-probes"],
+        &dir,
+    )?;
+    check_output("pool", "(stopped while waiting)", &c.stdout)?;
+    ensure!(
+        c.stderr.contains("kind=Some(AtomicWait)"),
+        "no checkpoint of {} found a thread in a wait:\n{}",
+        c.snapshots,
+        c.stderr
+    );
     Ok(())
 }
 
@@ -147,6 +186,17 @@ fn threads_stopped_at_main_thread_probe_counts_resume_to_the_native_output() -> 
         ensure!(
             probes >= 4,
             "{name}: only {probes} probes in the main thread"
+        );
+        // The other threads report their own counts.
+        let reported = counted
+            .stderr
+            .lines()
+            .filter(|l| l.contains(": thread ") && l.contains(" ended after "))
+            .count();
+        ensure!(
+            reported >= 2,
+            "{name}: {reported} threads reported their probes:\n{}",
+            counted.stderr
         );
         for k in 1..=3 {
             let n = (probes * k / 4).max(1).to_string();
@@ -194,6 +244,11 @@ fn periodic_incremental_snapshots_of_threads_restore() -> Result<()> {
         running.signal("USR1")?;
         let first = running.wait()?;
         first.expect_code(CHECKPOINTED, &format!("{name} stopped at {wait_ms} ms"))?;
+        ensure!(
+            first.stderr.contains("the program paused"),
+            "the periodic checkpoints were not written in the background:\n{}",
+            first.stderr
+        );
         ensure!(
             first.stderr.contains("incremental against"),
             "no incremental snapshot was written:\n{}",

@@ -290,14 +290,8 @@ const MAX_CODE_SIZE: usize = 1 << 30;
 /// in memory the text starts the (page-aligned) mapping anyway.
 const MAX_SECTION_ALIGN: u64 = 1 << 16;
 
-/// Name of the empty section by which `mvvm-aot` says that the object is
-/// pre-linked: every PC-relative relocation whose target lies in the same
-/// section as its place is already applied in the section's bytes (the
-/// relocation stays, for ELF tools and for validation). Such relocations
-/// hold whatever the section's load address, so the loader skips them and
-/// the text need not be touched at all at load time. Written by
-/// `mvvm_aot::object` (the same string).
-pub const PRELINKED_SECTION: &str = ".mvvm.prelinked";
+/// See [`mvvm_abi::object::PRELINKED_SECTION`].
+pub use mvvm_abi::object::PRELINKED_SECTION;
 
 /// `cursor + size`, refusing layouts larger than [`MAX_CODE_SIZE`].
 fn grow_layout(cursor: usize, size: usize) -> Result<usize, LoadError> {

@@ -927,6 +927,7 @@ fn periodic_incremental_checkpoints_under_atomics() {
                 RunOptions {
                     on_checkpoint: Some(count_periodic),
                     incremental: true,
+                    ..Default::default()
                 },
             )
             .expect("periodic run");

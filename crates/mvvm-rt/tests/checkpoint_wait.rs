@@ -264,6 +264,7 @@ fn periodic_checkpoints_during_a_wait_do_not_lengthen_it() {
                 RunOptions {
                     on_checkpoint: Some(count_periodic),
                     incremental: false,
+                    ..Default::default()
                 },
             );
         let _ = tx.send((r.map_err(|e| e.to_string()), start.elapsed()));

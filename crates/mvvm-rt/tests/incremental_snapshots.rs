@@ -434,6 +434,7 @@ fn periodic_checkpoints_of_other_policies_are_full_unless_asked() {
                 RunOptions {
                     on_checkpoint: Some(count_kinds),
                     incremental,
+                    ..Default::default()
                 },
             )
             .unwrap();

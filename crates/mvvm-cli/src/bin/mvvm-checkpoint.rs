@@ -95,8 +95,9 @@ struct Checkpoint {
     incremental: bool,
 
     /// Write a one-line JSON summary at exit to FILE (`-` for stderr):
-    /// status, exit_code, probes, snapshot, snapshot_bytes, memory_bytes,
-    /// frames, checkpoint_ms.
+    /// status, exit_code, probes (the main thread's), snapshot,
+    /// snapshot_bytes, memory_bytes, frames, checkpoint_ms, startup_ms
+    /// (process start to the guest's first instruction).
     #[arg(long = "json", value_name = "FILE")]
     json: Option<PathBuf>,
 

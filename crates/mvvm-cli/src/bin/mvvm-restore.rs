@@ -154,7 +154,8 @@ struct Restore {
     allow_changed_files: bool,
 
     /// Write a one-line JSON summary at exit to FILE (`-` for stderr), as
-    /// `mvvm-checkpoint --json` does.
+    /// `mvvm-checkpoint --json` does, with downtime_ms (from the
+    /// checkpoint's trigger to the first restored instruction).
     #[arg(long = "json", value_name = "FILE")]
     json: Option<PathBuf>,
 

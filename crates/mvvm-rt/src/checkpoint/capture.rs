@@ -32,7 +32,7 @@ use mvvm_snapshot::{
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Longest chain of incremental snapshots written: the snapshot after a
 /// snapshot of this depth is full again. Restore opens one file per link
@@ -75,6 +75,8 @@ pub(crate) fn take_and_continue(
     };
     let stats = take(store, module, instance, sink, Release::Continue)?;
     let s = &mut *store.inner;
+    // Written in the background: reported once the writer is done.
+    let written = s.ckpt.as_deref().is_none_or(|c| c.pending_write.is_none());
     let rewind = rewind_queue(module.meta(), &raw)?;
     let Some(entry) = rewind.front().map(|f| f.func) else {
         return Ok(None);
@@ -95,10 +97,35 @@ pub(crate) fn take_and_continue(
         None => None,
     };
     s.limits.unwind_state = REWINDING;
-    if let Some(f) = on_checkpoint {
+    if let (true, Some(f)) = (written, on_checkpoint) {
         f(&stats);
     }
     Ok(Some(entry))
+}
+
+/// Waits for the periodic snapshot a child process is writing, if any:
+/// it becomes the base of the next incremental snapshot (when tracking
+/// runs), the bases kept for earlier ones go once it is a full snapshot,
+/// and `on_checkpoint` reports it.
+pub(crate) fn finish_pending_write(store: &mut Store) -> Result<(), CheckpointError> {
+    let Some(c) = store.inner.ckpt.as_deref_mut() else {
+        return Ok(());
+    };
+    let Some(pending) = c.pending_write.take() else {
+        return Ok(());
+    };
+    let (stats, base) = pending.finish()?;
+    if base.depth == 0 {
+        forget_kept_bases(&mut c.kept);
+    }
+    if c.incremental {
+        c.base = Some(base);
+    }
+    log_written(&stats);
+    if let Some(f) = c.on_checkpoint {
+        f(&stats);
+    }
+    Ok(())
 }
 
 /// The frames a run just unwound (innermost first) as frames to rewind
@@ -136,20 +163,33 @@ pub(crate) fn rewind_queue(
 /// Tracking that cannot start (no free tracker slot, `mprotect` failed)
 /// only means the next snapshot is full: logged, not an error.
 pub(crate) fn track_from(store: &mut Store, instance: Instance, base: BaseInfo) {
+    if start_tracking(store, instance)
+        && let Some(c) = store.inner.ckpt.as_deref_mut()
+    {
+        c.base = Some(base);
+    }
+}
+
+/// Starts (or restarts) dirty tracking of `instance`'s memory; whether it
+/// runs. The next snapshot is incremental only once a base is recorded.
+fn start_tracking(store: &mut Store, instance: Instance) -> bool {
     let s = &mut *store.inner;
     let Some(&m) = s.instances[instance.index as usize].memories.first() else {
         // No memory: an incremental snapshot would save nothing anyway.
-        return;
+        return false;
     };
+    if let Some(c) = s.ckpt.as_deref_mut() {
+        c.base = None;
+    }
     match s.memories[m as usize].start_dirty_tracking() {
-        Ok(true) => {
-            if let Some(c) = s.ckpt.as_deref_mut() {
-                c.base = Some(base);
-            }
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!("no dirty tracker free: the next snapshot will be full");
+            false
         }
-        Ok(false) => tracing::warn!("no dirty tracker free: the next snapshot will be full"),
         Err(e) => {
-            tracing::warn!("dirty tracking not started ({e}): the next snapshot will be full")
+            tracing::warn!("dirty tracking not started ({e}): the next snapshot will be full");
+            false
         }
     }
 }
@@ -297,6 +337,8 @@ pub(crate) fn take(
     then: Release,
 ) -> Result<CheckpointStats, CheckpointError> {
     let meta = module.meta();
+    // The previous periodic snapshot first: it may be this one's base.
+    finish_pending_write(store)?;
     let unwound = take_unwound(&mut store.inner)?;
     if unwound.frames.is_empty() {
         return Err(CheckpointError::Host(
@@ -341,12 +383,72 @@ pub(crate) fn take(
         memory: memory.data,
         max_pages: memory.max_pages,
     };
+    let background = then == Release::Continue
+        && s.ckpt.as_deref().is_some_and(|c| c.background)
+        && matches!(sink, SnapshotSink::File(_));
+    if background && let SnapshotSink::File(path) = sink {
+        let inc = incremental_for(path, base.as_ref(), memory.dirty, &mut kept);
+        let depth = match (&inc, &base) {
+            (Some(_), Some(b)) => b.depth + 1,
+            _ => 0,
+        };
+        let stats = CheckpointStats {
+            frames: parts.frames.len()
+                + parts.threads.iter().map(|t| t.frames.len()).sum::<usize>(),
+            snapshot_bytes: 0,
+            memory_bytes: parts.memory.len() as u64,
+            trigger_to_durable: Duration::ZERO,
+            pause: Duration::ZERO,
+            probes: unwound.probes,
+            location: path.display().to_string(),
+            base: inc.as_ref().map(|i| i.base.path.clone()),
+        };
+        let target = path.clone();
+        let write = || {
+            let r = match &inc {
+                Some(inc) => mvvm_snapshot::write_incremental_file_atomic(&target, &parts, inc),
+                None => mvvm_snapshot::write_file_atomic(&target, &parts),
+            };
+            r.map(|w| (w.total_bytes, w.id)).map_err(|e| e.to_string())
+        };
+        let pending =
+            super::background::spawn(write, path.clone(), stats, unwound.triggered_at, depth)?;
+        drop(parts);
+        let continuing_incremental = s
+            .ckpt
+            .as_deref()
+            .is_some_and(|c| c.continuing && c.incremental);
+        if let Some(c) = s.ckpt.as_deref_mut() {
+            c.kept = kept;
+        }
+        // The memory equals the snapshot being written: track from here
+        // (its id, the next snapshot's base, comes with the writer's
+        // report), and only then let the threads run on.
+        if continuing_incremental {
+            start_tracking(store, instance);
+        }
+        let mut pending = pending;
+        pending.stats.pause = unwound.triggered_at.elapsed();
+        let stats = pending.stats.clone();
+        if let Some(c) = store.inner.ckpt.as_deref_mut() {
+            c.pending_write = Some(pending);
+        }
+        if let Some(w) = world {
+            w.release(then);
+        }
+        tracing::debug!(
+            pause_ms = stats.pause.as_secs_f64() * 1e3,
+            "periodic checkpoint captured; written in the background"
+        );
+        return Ok(stats);
+    }
     let out = write_snapshot(sink, &parts, base.as_ref(), memory.dirty, &mut kept)?;
     let stats = CheckpointStats {
         frames: parts.frames.len() + parts.threads.iter().map(|t| t.frames.len()).sum::<usize>(),
         snapshot_bytes: out.stats.total_bytes,
         memory_bytes: parts.memory.len() as u64,
         trigger_to_durable: unwound.triggered_at.elapsed(),
+        pause: unwound.triggered_at.elapsed(),
         probes: unwound.probes,
         location: out.location,
         base: out.base,
@@ -576,12 +678,7 @@ fn write_snapshot(
 ) -> Result<WriteOutcome, CheckpointError> {
     Ok(match sink {
         SnapshotSink::File(path) => {
-            let inc = match (base, dirty) {
-                (Some(b), Some(dirty)) if b.depth < MAX_INCREMENTAL_DEPTH => {
-                    base_for(path, b, kept).map(|base| Incremental { base, dirty })
-                }
-                _ => None,
-            };
+            let inc = incremental_for(path, base, dirty, kept);
             let (stats, base) = match &inc {
                 Some(inc) => (
                     mvvm_snapshot::write_incremental_file_atomic(path, parts, inc)?,
@@ -610,6 +707,24 @@ fn write_snapshot(
             base: None,
         },
     })
+}
+
+/// How a snapshot to the file `path` is written: incremental against
+/// `base` when the memory is dirty-tracked (`dirty`), the chain is not too
+/// long and the base can be recorded (see [`base_for`]; bases kept on the
+/// way go to `kept`); full (`None`) otherwise.
+fn incremental_for(
+    path: &Path,
+    base: Option<&BaseInfo>,
+    dirty: Option<Vec<u64>>,
+    kept: &mut Vec<PathBuf>,
+) -> Option<Incremental> {
+    match (base, dirty) {
+        (Some(b), Some(dirty)) if b.depth < MAX_INCREMENTAL_DEPTH => {
+            base_for(path, b, kept).map(|base| Incremental { base, dirty })
+        }
+        _ => None,
+    }
 }
 
 /// Removes the bases this run kept under derived names.

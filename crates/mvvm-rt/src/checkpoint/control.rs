@@ -152,6 +152,11 @@ pub(crate) struct Control {
     pub kept: Vec<std::path::PathBuf>,
     /// A refusal was logged (once per run).
     pub hold_logged: bool,
+    /// Periodic checkpoints are written by a child process while the run
+    /// goes on (`super::background`); false: before it goes on.
+    pub background: bool,
+    /// The periodic snapshot a child process is writing.
+    pub pending_write: Option<super::background::PendingWrite>,
 }
 
 /// Says once per run why a checkpoint was refused.
@@ -476,6 +481,8 @@ impl Session {
             incremental: module.meta().policy == mvvm_abi::Policy::LoopDirty,
             kept: Vec::new(),
             hold_logged: false,
+            background: true,
+            pending_write: None,
         }));
         let gate = Gate::of(module);
         THREAD_GATE.with(|g| *g.borrow_mut() = Some(gate));

@@ -66,6 +66,7 @@
 //!   snapshot is full again). Streams always get full snapshots.
 //! - **Not done**: threads.
 
+mod background;
 pub(crate) mod blocking;
 pub(crate) mod capture;
 pub(crate) mod control;
@@ -201,6 +202,16 @@ pub struct RunOptions {
     /// Make the periodic checkpoints after the first incremental even if
     /// the module's policy is not loop-dirty (which always does).
     pub incremental: bool,
+    /// With a counting trigger ([`Trigger::CountProbes`], `ProbeCount`,
+    /// `FunctionEntry`), which counts the main thread's probes: every
+    /// other thread of the program counts its own too, and reports them
+    /// here (thread id, probes) when its start function returns. Called on
+    /// that thread.
+    pub on_thread_probes: Option<fn(u32, u64)>,
+    /// Write periodic snapshots before the program goes on, as a
+    /// checkpoint that stops it does, instead of in a child process while
+    /// it runs (`background.rs`; the snapshots are the same bytes).
+    pub write_in_foreground: bool,
 }
 
 /// Options of [`Restore`] (the host layer's own, such as the capabilities
@@ -229,6 +240,11 @@ pub struct RestoreOptions {
     pub incremental: bool,
     /// Called after each periodic checkpoint ([`Trigger::Every`]).
     pub on_checkpoint: Option<fn(&CheckpointStats)>,
+    /// As [`RunOptions::on_thread_probes`], for the restored run (counts
+    /// start again at the restore).
+    pub on_thread_probes: Option<fn(u32, u64)>,
+    /// As [`RunOptions::write_in_foreground`].
+    pub write_in_foreground: bool,
     /// The receiver's limits on the snapshot (memory size, host state
     /// size; frames and values follow from `max_wasm_stack`):
     /// a snapshot above them is refused before the part concerned is
@@ -268,6 +284,10 @@ pub struct CheckpointStats {
     pub trigger_to_durable: Duration,
     /// Probes executed before the checkpoint (see [`Outcome::Exited`]).
     pub probes: u64,
+    /// From the trigger to the program running on: the whole checkpoint
+    /// for one that stops the program or writes before it goes on; for a
+    /// periodic one written in the background, the capture alone.
+    pub pause: Duration,
     /// The snapshot file, or `"stream"`.
     pub location: String,
     /// For an incremental snapshot, the path of its base as recorded in
@@ -370,10 +390,16 @@ impl Run {
     /// end or to a checkpoint that stops it.
     pub fn start(self, store: &mut Store, imports: &[Extern]) -> Result<Outcome, CheckpointError> {
         let module = &self.module;
+        let (counting, log) = self
+            .session
+            .as_ref()
+            .map_or((false, false), |c| (c.count, c.log_probes));
         let session = self.session.map(|c| Session::arm(store, module, c));
+        share_with_threads(store, counting, log, self.opts.on_thread_probes);
         if let Some(c) = store.inner.ckpt.as_deref_mut() {
             c.on_checkpoint = self.opts.on_checkpoint;
             c.incremental |= self.opts.incremental;
+            c.background = !self.opts.write_in_foreground;
         }
         let instance = match Instance::new(store, module, imports) {
             Ok(i) => i,
@@ -382,8 +408,25 @@ impl Run {
             Err(e) => return Err(CheckpointError::Instantiate(e)),
         };
         let r = drive(store, module, instance, Phase::AfterStart, self.sink);
+        let r = settle(store, r);
         drop(session);
         r
+    }
+}
+
+/// On the main thread of a program: with a counting session, makes the
+/// other threads count their probes and report them to `report`; with
+/// logged probes, makes them log theirs.
+fn share_with_threads(store: &Store, counting: bool, log: bool, report: Option<fn(u32, u64)>) {
+    let Some(t) = store.inner.thread.as_ref() else {
+        return;
+    };
+    let rv = t.group();
+    if let (true, Some(report)) = (counting, report) {
+        rv.rendezvous().set_counting(report);
+    }
+    if log {
+        rv.rendezvous().set_log_probes();
     }
 }
 
@@ -450,6 +493,18 @@ fn drive(
             }
         }
     }
+}
+
+/// The run ended with `r`: waits for a periodic snapshot still being
+/// written in the background (its failure fails the run), then `r`.
+fn settle(
+    store: &mut Store,
+    r: Result<Outcome, CheckpointError>,
+) -> Result<Outcome, CheckpointError> {
+    let pending = capture::finish_pending_write(store);
+    let r = r?;
+    pending?;
+    Ok(r)
 }
 
 /// Calls function `index` of `instance` with zero arguments of its types

@@ -86,7 +86,16 @@ struct State {
     restoring: usize,
     restore_failed: Option<String>,
     gate_open: bool,
+    /// The main thread's trigger counts probes: workers count theirs too,
+    /// and report them here when they end.
+    counting: Option<ProbeReport>,
+    /// The main thread logs its probes and frames: workers too.
+    log_probes: bool,
 }
+
+/// Where a worker's probe count goes when it ends: its thread id and the
+/// probes it executed in this run (see `RunOptions::on_thread_probes`).
+pub(crate) type ProbeReport = fn(u32, u64);
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     // Every update is a handful of assignments and `Vec` calls that cannot
@@ -140,6 +149,28 @@ impl Rendezvous {
     pub(crate) fn unregister(&self, member: u64) {
         let mut s = lock(&self.state);
         s.workers.retain(|(m, _)| *m != member);
+    }
+
+    /// The main thread counts probes: workers armed from now on count
+    /// theirs and hand them to `report` when they end.
+    pub(crate) fn set_counting(&self, report: ProbeReport) {
+        lock(&self.state).counting = Some(report);
+    }
+
+    /// Whether workers count their probes, and where they report them.
+    pub(crate) fn counting(&self) -> Option<ProbeReport> {
+        lock(&self.state).counting
+    }
+
+    /// The main thread logs probes and frames (`--log-probes`): workers
+    /// armed from now on do too.
+    pub(crate) fn set_log_probes(&self) {
+        lock(&self.state).log_probes = true;
+    }
+
+    /// Whether workers log their probes and frames.
+    pub(crate) fn log_probes(&self) -> bool {
+        lock(&self.state).log_probes
     }
 
     /// Whether a stop is under way.

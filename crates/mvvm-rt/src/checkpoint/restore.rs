@@ -219,10 +219,13 @@ impl Restore {
             &handles,
         )?;
 
+        let (counting, log) = (session.count, session.log_probes);
         let session = Session::arm(store, module, session);
+        super::share_with_threads(store, counting, log, opts.on_thread_probes);
         if let Some(c) = store.inner.ckpt.as_deref_mut() {
             c.on_checkpoint = opts.on_checkpoint;
             c.incremental |= opts.incremental;
+            c.background = !opts.write_in_foreground;
         }
         // The memory equals the snapshot file now: track what changes, so
         // the next checkpoint can be incremental against it.
@@ -289,6 +292,7 @@ impl Restore {
                 }
             }
         };
+        let r = super::settle(store, r);
         drop(session);
         r
     }

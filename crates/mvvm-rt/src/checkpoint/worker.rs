@@ -9,7 +9,7 @@
 use super::CheckpointError;
 use super::capture::{rewind_queue, thread_record};
 use super::control::{Armed, RawFrame, Session, SessionConfig};
-use super::rendezvous::Release;
+use super::rendezvous::{ProbeReport, Release};
 use crate::store::{FuncKind, RunError, Store};
 use crate::threads::ThreadGroup;
 use crate::{Func, Instance, Module, Val};
@@ -34,6 +34,8 @@ pub(crate) fn thread_entry(module: &Module) -> Option<u32> {
 pub(crate) struct WorkerSession {
     group: ThreadGroup,
     member: u64,
+    /// The main thread counts probes: this thread's go here when it ends.
+    report: Option<ProbeReport>,
     _session: Session,
 }
 
@@ -48,13 +50,14 @@ impl WorkerSession {
             let t = store.inner.thread.as_ref()?;
             (t.group(), t.id())
         };
+        let report = group.rendezvous().counting();
         let session = Session::arm(
             store,
             module,
             SessionConfig {
                 armed: Armed::Async,
-                count: false,
-                log_probes: false,
+                count: report.is_some(),
+                log_probes: group.rendezvous().log_probes(),
                 signals: false,
                 after: None,
                 every: false,
@@ -66,6 +69,7 @@ impl WorkerSession {
         Some(WorkerSession {
             group,
             member,
+            report,
             _session: session,
         })
     }
@@ -147,12 +151,19 @@ impl Thread {
                 return Ok(());
             };
             if store.inner.limits.unwind_state != UNWINDING {
-                let left = store.inner.ckpt.as_ref().map_or(0, |c| c.rewind.len());
+                let (left, probes) = store
+                    .inner
+                    .ckpt
+                    .as_ref()
+                    .map_or((0, 0), |c| (c.rewind.len(), c.probes));
                 if left > 0 {
                     return Err(RunError::Host(format!(
                         "thread {}: its entry returned with {left} frames not rewound",
                         self.tid
                     )));
+                }
+                if let Some(report) = ws.report {
+                    report(self.tid, probes);
                 }
                 return Ok(());
             }

@@ -1,0 +1,132 @@
+//! Periodic checkpoints that do not stop the program for the write.
+//!
+//! A periodic checkpoint (`Trigger::Every`) stops the program only to
+//! capture its frames, globals, tables and host state (all small) and to
+//! restart dirty tracking; the memory is written by a forked child
+//! process, whose copy-on-write image of the address space is frozen at
+//! the fork while the program runs on. The child writes the snapshot
+//! file exactly as a stop-the-world checkpoint would (temporary name,
+//! fsync, rename: the same bytes, since it writes the same parts from the
+//! same memory), reports its size and id on a pipe and exits.
+//!
+//! ```text
+//!  trigger ─▶ unwind ─▶ capture parts ─▶ base chosen ─▶ fork ─┬─ child: write, fsync, rename, report, _exit
+//!                                                               └─ parent: tracking restarted, threads released,
+//!                                                                  rewind, run on ... next period / the end:
+//!                                                                  wait for the child, take its report
+//! ```
+//!
+//! Why a process and not a thread reading memory while the program runs:
+//! the kernel's copy-on-write gives the consistent image for free, at the
+//! cost of copying the page tables at the fork (proportional to the
+//! mapped memory, but a small fraction of writing it) and one page copy
+//! per page the program writes while the child runs.
+//!
+//! The child only writes (`mvvm_snapshot`'s writer: file I/O, checksums,
+//! allocations) and `_exit`s: it takes no lock another thread may hold
+//! (see `sys::process::fork_writer`). Everything that updates the run's
+//! own state (the kept bases, the base of the next incremental snapshot,
+//! the `on_checkpoint` report) happens in the parent, before the fork or
+//! when the child's report is taken. At most one child runs at a time: a
+//! checkpoint, and the end of the run, first wait for the previous one.
+
+use super::control::BaseInfo;
+use super::{CheckpointError, CheckpointStats};
+use crate::sys::process::{Child, fork_writer, wait_child};
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// A snapshot being written by a child process.
+#[derive(Debug)]
+pub(crate) struct PendingWrite {
+    child: Child,
+    /// Where it goes.
+    pub path: PathBuf,
+    /// Its stats but for the size, known once written.
+    pub stats: CheckpointStats,
+    /// When the checkpoint was decided.
+    pub triggered_at: Instant,
+    /// Its depth in the incremental chain (0: full).
+    pub depth: u32,
+}
+
+/// What the child reports: success, the snapshot's size and id.
+const OK: u8 = 0;
+
+/// Forks the writer of one snapshot: `write` runs in the child and returns
+/// the snapshot's total size and id, or an error message.
+pub(crate) fn spawn(
+    write: impl FnOnce() -> Result<(u64, [u8; 32]), String>,
+    path: PathBuf,
+    stats: CheckpointStats,
+    triggered_at: Instant,
+    depth: u32,
+) -> Result<PendingWrite, CheckpointError> {
+    let work = move || match write() {
+        Ok((bytes, id)) => {
+            let mut out = vec![OK];
+            out.extend_from_slice(&bytes.to_le_bytes());
+            out.extend_from_slice(&id);
+            out
+        }
+        Err(e) => {
+            let mut out = vec![1];
+            out.extend_from_slice(e.as_bytes());
+            out
+        }
+    };
+    // SAFETY: `work` only runs the snapshot writer on data the parent
+    // captured before the fork (owned by the closure or borrowed from
+    // memory the child's copy-on-write image holds): file I/O, checksums,
+    // allocations. It logs nothing and takes no lock of the runtime or of
+    // the host layers; the other threads of the program are parked (in
+    // the rendezvous, or the runtime's timer in its channel wait), and
+    // none of them exists in the child anyway.
+    let child = unsafe { fork_writer(work) }.map_err(|e| {
+        CheckpointError::Host(format!("cannot start the background snapshot writer: {e}"))
+    })?;
+    tracing::debug!(pid = child.pid, path = %path.display(), "background snapshot write started");
+    Ok(PendingWrite {
+        child,
+        path,
+        stats,
+        triggered_at,
+        depth,
+    })
+}
+
+impl PendingWrite {
+    /// Waits for the child; the checkpoint's stats (its size and the time
+    /// from the trigger to the snapshot being durable filled in) and the
+    /// snapshot as the base of the next incremental one.
+    pub(crate) fn finish(mut self) -> Result<(CheckpointStats, BaseInfo), CheckpointError> {
+        let mut report = Vec::new();
+        let read = self.child.report.read_to_end(&mut report);
+        let code = wait_child(self.child.pid)
+            .map_err(|e| CheckpointError::Host(format!("lost the snapshot writer: {e}")))?;
+        let durable = self.triggered_at.elapsed();
+        if read.is_err() || code != Some(0) || report.first() != Some(&OK) || report.len() != 41 {
+            let why = match report.split_first() {
+                Some((1, msg)) => String::from_utf8_lossy(msg).into_owned(),
+                _ => format!("the writer process ended with {code:?}"),
+            };
+            return Err(CheckpointError::Host(format!(
+                "background snapshot write to {} failed: {why}",
+                self.path.display()
+            )));
+        }
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&report[1..9]);
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&report[9..41]);
+        self.stats.snapshot_bytes = u64::from_le_bytes(bytes);
+        self.stats.trigger_to_durable = durable;
+        let base = BaseInfo {
+            path: self.path.clone(),
+            id,
+            depth: self.depth,
+        };
+        Ok((self.stats, base))
+    }
+}
