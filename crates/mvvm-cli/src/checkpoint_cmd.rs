@@ -39,6 +39,8 @@ pub struct CheckpointRequest {
     /// `--incremental`: periodic checkpoints after the first are
     /// incremental whatever the policy.
     pub incremental: bool,
+    /// `--sync`: how durable snapshot files are made.
+    pub sync: mvvm_snapshot::SyncMode,
     /// `--key`: seal the snapshot (file or stream) or authenticate the
     /// TCP transfer with this shared secret.
     pub key: Option<mvvm_snapshot::seal::SealKey>,
@@ -69,6 +71,7 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
         incremental: req.incremental,
         on_thread_probes: Some(report_thread_probes),
         write_in_foreground: false,
+        sync: req.sync,
     };
     let outcome = on_guest_thread(max_stack, move || {
         let command = mvvm_wasi::Command::new(&module)

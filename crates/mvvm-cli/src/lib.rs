@@ -22,5 +22,6 @@ pub mod sealed_transport;
 pub mod snapshot_location;
 pub mod stream_path;
 pub mod summary;
+pub mod sync_flag;
 pub mod target;
 pub mod trigger_flags;

@@ -79,6 +79,8 @@ pub struct RestoreRequest {
     /// `--incremental`: track dirty chunks whatever the policy, so the next
     /// checkpoint is incremental against the snapshot restored.
     pub incremental: bool,
+    /// `--sync`: how durable snapshot files are made.
+    pub sync: mvvm_snapshot::SyncMode,
     /// `--key`: the snapshot must be sealed or come through an
     /// authenticated transfer with this shared secret; the next checkpoint
     /// is sealed or authenticated with it too.
@@ -156,6 +158,7 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
         on_checkpoint: Some(crate::checkpoint_cmd::report_periodic),
         on_thread_probes: Some(crate::checkpoint_cmd::report_thread_probes),
         write_in_foreground: false,
+        sync: req.sync,
         limits: mvvm_rt::checkpoint::RestoreLimits {
             max_memory_bytes: req.max_memory_mib.saturating_mul(1 << 20),
             ..Default::default()

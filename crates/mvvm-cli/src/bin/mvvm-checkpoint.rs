@@ -14,6 +14,7 @@ use mvvm_cli::guest_flags::GuestFlags;
 use mvvm_cli::key_flags::{self, KeyFlags};
 use mvvm_cli::offload_flags::OffloadFlags;
 use mvvm_cli::snapshot_location::SnapshotLocation;
+use mvvm_cli::sync_flag::SyncFlag;
 use mvvm_cli::trigger_flags::TriggerFlags;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -94,6 +95,15 @@ struct Checkpoint {
     #[arg(long = "incremental", requires = "every")]
     incremental: bool,
 
+    /// How durable each snapshot file is when it is reported written:
+    /// `full` (fsync the file and its directory: it survives a power loss),
+    /// `data` (fdatasync: the same for reading it back, without
+    /// timestamps), `none` (no sync: a crash of this tool still never
+    /// leaves a half snapshot under the final name, a power loss may).
+    /// Streams are never synced.
+    #[arg(long = "sync", value_enum, default_value_t = SyncFlag::Full)]
+    sync: SyncFlag,
+
     /// Write a one-line JSON summary at exit to FILE (`-` for stderr):
     /// status, exit_code, probes (the main thread's), snapshot,
     /// snapshot_bytes, memory_bytes, frames, checkpoint_ms, startup_ms
@@ -138,6 +148,7 @@ impl Checkpoint {
             json: self.json,
             log_probes,
             incremental: self.incremental,
+            sync: self.sync.into(),
             key,
         })
     }

@@ -12,6 +12,7 @@ use mvvm_cli::key_flags::{self, InsecureFlag, KeyFlags};
 use mvvm_cli::offload_flags::OffloadFlags;
 use mvvm_cli::restore_cmd::{self, RestoreRequest};
 use mvvm_cli::snapshot_location::SnapshotLocation;
+use mvvm_cli::sync_flag::SyncFlag;
 use mvvm_cli::trigger_flags::TriggerFlags;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -147,6 +148,15 @@ struct Restore {
     #[arg(long = "incremental")]
     incremental: bool,
 
+    /// How durable each snapshot file is when it is reported written:
+    /// `full` (fsync the file and its directory: it survives a power loss),
+    /// `data` (fdatasync: the same for reading it back, without
+    /// timestamps), `none` (no sync: a crash of this tool still never
+    /// leaves a half snapshot under the final name, a power loss may).
+    /// Streams are never synced.
+    #[arg(long = "sync", value_enum, default_value_t = SyncFlag::Full)]
+    sync: SyncFlag,
+
     /// Resume even if a file the guest had open is gone or was replaced
     /// (a missing file is then reported to the guest as a closed
     /// descriptor, a replaced one is used as it is).
@@ -215,6 +225,7 @@ impl Restore {
             debug,
             no_verify_memory: self.no_verify_memory,
             incremental: self.incremental,
+            sync: self.sync.into(),
             key,
             insecure: self.insecure.insecure,
         })

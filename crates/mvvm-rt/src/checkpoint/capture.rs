@@ -404,12 +404,11 @@ pub(crate) fn take(
             base: inc.as_ref().map(|i| i.base.path.clone()),
         };
         let target = path.clone();
+        let sync = s.ckpt.as_deref().map_or_else(Default::default, |c| c.sync);
         let write = || {
-            let r = match &inc {
-                Some(inc) => mvvm_snapshot::write_incremental_file_atomic(&target, &parts, inc),
-                None => mvvm_snapshot::write_file_atomic(&target, &parts),
-            };
-            r.map(|w| (w.total_bytes, w.id)).map_err(|e| e.to_string())
+            mvvm_snapshot::write_file_with_sync(&target, &parts, inc.as_ref(), None, sync)
+                .map(|w| (w.total_bytes, w.id))
+                .map_err(|e| e.to_string())
         };
         let pending =
             super::background::spawn(write, path.clone(), stats, unwound.triggered_at, depth)?;
@@ -442,7 +441,8 @@ pub(crate) fn take(
         );
         return Ok(stats);
     }
-    let out = write_snapshot(sink, &parts, base.as_ref(), memory.dirty, &mut kept)?;
+    let sync = s.ckpt.as_deref().map_or_else(Default::default, |c| c.sync);
+    let out = write_snapshot(sink, &parts, base.as_ref(), memory.dirty, &mut kept, sync)?;
     let stats = CheckpointStats {
         frames: parts.frames.len() + parts.threads.iter().map(|t| t.frames.len()).sum::<usize>(),
         snapshot_bytes: out.stats.total_bytes,
@@ -675,17 +675,13 @@ fn write_snapshot(
     base: Option<&BaseInfo>,
     dirty: Option<Vec<u64>>,
     kept: &mut Vec<PathBuf>,
+    sync: mvvm_snapshot::SyncMode,
 ) -> Result<WriteOutcome, CheckpointError> {
     Ok(match sink {
         SnapshotSink::File(path) => {
             let inc = incremental_for(path, base, dirty, kept);
-            let (stats, base) = match &inc {
-                Some(inc) => (
-                    mvvm_snapshot::write_incremental_file_atomic(path, parts, inc)?,
-                    Some(inc.base.path.clone()),
-                ),
-                None => (mvvm_snapshot::write_file_atomic(path, parts)?, None),
-            };
+            let stats = mvvm_snapshot::write_file_with_sync(path, parts, inc.as_ref(), None, sync)?;
+            let base = inc.map(|i| i.base.path);
             WriteOutcome {
                 stats,
                 location: path.display().to_string(),
@@ -701,7 +697,7 @@ fn write_snapshot(
         },
         // Never a base for incremental snapshots: `path` stays `None`.
         SnapshotSink::SealedFile(path, key) => WriteOutcome {
-            stats: mvvm_snapshot::write_sealed_file_atomic(path, parts, key)?,
+            stats: mvvm_snapshot::write_file_with_sync(path, parts, None, Some(key), sync)?,
             location: path.display().to_string(),
             path: None,
             base: None,

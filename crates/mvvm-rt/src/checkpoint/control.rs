@@ -155,6 +155,8 @@ pub(crate) struct Control {
     /// Periodic checkpoints are written by a child process while the run
     /// goes on (`super::background`); false: before it goes on.
     pub background: bool,
+    /// How durable snapshot files are made.
+    pub sync: mvvm_snapshot::SyncMode,
     /// The periodic snapshot a child process is writing.
     pub pending_write: Option<super::background::PendingWrite>,
 }
@@ -482,6 +484,7 @@ impl Session {
             kept: Vec::new(),
             hold_logged: false,
             background: true,
+            sync: mvvm_snapshot::SyncMode::Full,
             pending_write: None,
         }));
         let gate = Gate::of(module);

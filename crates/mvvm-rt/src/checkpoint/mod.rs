@@ -212,6 +212,9 @@ pub struct RunOptions {
     /// checkpoint that stops it does, instead of in a child process while
     /// it runs (`background.rs`; the snapshots are the same bytes).
     pub write_in_foreground: bool,
+    /// How durable each snapshot file is when the checkpoint is reported
+    /// (default: synced, it survives a power loss).
+    pub sync: mvvm_snapshot::SyncMode,
 }
 
 /// Options of [`Restore`] (the host layer's own, such as the capabilities
@@ -245,6 +248,8 @@ pub struct RestoreOptions {
     pub on_thread_probes: Option<fn(u32, u64)>,
     /// As [`RunOptions::write_in_foreground`].
     pub write_in_foreground: bool,
+    /// As [`RunOptions::sync`].
+    pub sync: mvvm_snapshot::SyncMode,
     /// The receiver's limits on the snapshot (memory size, host state
     /// size; frames and values follow from `max_wasm_stack`):
     /// a snapshot above them is refused before the part concerned is
@@ -400,6 +405,7 @@ impl Run {
             c.on_checkpoint = self.opts.on_checkpoint;
             c.incremental |= self.opts.incremental;
             c.background = !self.opts.write_in_foreground;
+            c.sync = self.opts.sync;
         }
         let instance = match Instance::new(store, module, imports) {
             Ok(i) => i,

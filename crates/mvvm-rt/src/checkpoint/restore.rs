@@ -226,6 +226,7 @@ impl Restore {
             c.on_checkpoint = opts.on_checkpoint;
             c.incremental |= opts.incremental;
             c.background = !opts.write_in_foreground;
+            c.sync = opts.sync;
         }
         // The memory equals the snapshot file now: track what changes, so
         // the next checkpoint can be incremental against it.
