@@ -122,7 +122,17 @@ fn threads_stopped_at_any_moment_resume_to_the_native_output() -> Result<()> {
         "jacobi-2d_mt",
         "libc_threads",
     ] {
-        for (policy, after) in [(Policy::Loop, "0.03"), (Policy::Function, "0.05")] {
+        // Under the function policy a loop without calls has no probe: a
+        // thread spinning on another (atomic_reduce's spin barrier,
+        // libc_threads' spin locks) would wait forever for a thread the
+        // checkpoint has already stopped (docs/threads.md, limits).
+        let spins = matches!(name, "atomic_reduce" | "libc_threads");
+        let policies: &[(Policy, &str)] = if spins {
+            &[(Policy::Loop, "0.03")]
+        } else {
+            &[(Policy::Loop, "0.03"), (Policy::Function, "0.05")]
+        };
+        for &(policy, after) in policies {
             let c = chain(name, policy, &["--after", after], &dir)?;
             check_output(
                 name,
@@ -169,9 +179,11 @@ fn threads_stopped_while_waiting_resume() -> Result<()> {
 #[test]
 fn threads_stopped_at_main_thread_probe_counts_resume_to_the_native_output() -> Result<()> {
     let dir = Scratch::new("threads-count");
+    // Programs whose main thread computes (its probe count is the same in
+    // every run up to the final join): a main thread that only waits for
+    // its workers polls as often as the scheduling makes it.
     for (name, policy) in [
-        ("pool", Policy::CounterLoop(4)),
-        ("futex_pc", Policy::Loop),
+        ("jacobi-2d_mt", Policy::Loop),
         ("gemm_mt", Policy::CounterLoop(4)),
     ] {
         let aot = aot(&program(name), policy, 2)?;
