@@ -28,11 +28,14 @@
 //! own state (the kept bases, the base of the next incremental snapshot,
 //! the `on_checkpoint` report) happens in the parent, before the fork or
 //! when the child's report is taken. At most one child runs at a time: a
-//! checkpoint, and the end of the run, first wait for the previous one.
+//! period that comes while the previous snapshot is still being written
+//! is skipped (the program would otherwise wait for the writer, which is
+//! what this design avoids; the next period tries again); a checkpoint
+//! that stops the program, and the end of the run, wait for it.
 
 use super::control::BaseInfo;
 use super::{CheckpointError, CheckpointStats};
-use crate::sys::process::{Child, fork_writer, wait_child};
+use crate::sys::process::{Child, fork_writer, report_ready, wait_child};
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -45,13 +48,13 @@ pub(crate) struct PendingWrite {
     pub path: PathBuf,
     /// Its stats but for the size, known once written.
     pub stats: CheckpointStats,
-    /// When the checkpoint was decided.
-    pub triggered_at: Instant,
     /// Its depth in the incremental chain (0: full).
     pub depth: u32,
 }
 
-/// What the child reports: success, the snapshot's size and id.
+/// What the child reports: success, then the snapshot's size (u64), id
+/// (32 bytes) and the time from the trigger to it being durable (u64
+/// nanoseconds), little-endian.
 const OK: u8 = 0;
 
 /// Forks the writer of one snapshot: `write` runs in the child and returns
@@ -65,9 +68,13 @@ pub(crate) fn spawn(
 ) -> Result<PendingWrite, CheckpointError> {
     let work = move || match write() {
         Ok((bytes, id)) => {
+            // The monotonic clock is the system's: the child's reading of
+            // the time since the trigger is the parent's too.
+            let durable = u64::try_from(triggered_at.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let mut out = vec![OK];
             out.extend_from_slice(&bytes.to_le_bytes());
             out.extend_from_slice(&id);
+            out.extend_from_slice(&durable.to_le_bytes());
             out
         }
         Err(e) => {
@@ -91,12 +98,17 @@ pub(crate) fn spawn(
         child,
         path,
         stats,
-        triggered_at,
         depth,
     })
 }
 
 impl PendingWrite {
+    /// Whether the writer is done (its report can be taken without
+    /// waiting).
+    pub(crate) fn is_done(&self) -> bool {
+        report_ready(&self.child)
+    }
+
     /// Waits for the child; the checkpoint's stats (its size and the time
     /// from the trigger to the snapshot being durable filled in) and the
     /// snapshot as the base of the next incremental one.
@@ -105,8 +117,7 @@ impl PendingWrite {
         let read = self.child.report.read_to_end(&mut report);
         let code = wait_child(self.child.pid)
             .map_err(|e| CheckpointError::Host(format!("lost the snapshot writer: {e}")))?;
-        let durable = self.triggered_at.elapsed();
-        if read.is_err() || code != Some(0) || report.first() != Some(&OK) || report.len() != 41 {
+        if read.is_err() || code != Some(0) || report.first() != Some(&OK) || report.len() != 49 {
             let why = match report.split_first() {
                 Some((1, msg)) => String::from_utf8_lossy(msg).into_owned(),
                 _ => format!("the writer process ended with {code:?}"),
@@ -120,8 +131,11 @@ impl PendingWrite {
         bytes.copy_from_slice(&report[1..9]);
         let mut id = [0u8; 32];
         id.copy_from_slice(&report[9..41]);
+        let mut durable = [0u8; 8];
+        durable.copy_from_slice(&report[41..49]);
         self.stats.snapshot_bytes = u64::from_le_bytes(bytes);
-        self.stats.trigger_to_durable = durable;
+        self.stats.trigger_to_durable =
+            std::time::Duration::from_nanos(u64::from_le_bytes(durable));
         let base = BaseInfo {
             path: self.path.clone(),
             id,

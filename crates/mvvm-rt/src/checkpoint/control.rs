@@ -226,6 +226,22 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
             return 0;
         }
     }
+    // A period that comes while the previous periodic snapshot is still
+    // being written in the background is skipped: taking it would make
+    // the program wait for the writer (`background.rs`).
+    if flag & FLAG_PERIODIC != 0
+        && flag & FLAG_REQUEST == 0
+        && c.pending_write.as_ref().is_some_and(|p| !p.is_done())
+    {
+        limits
+            .probe_flag
+            .fetch_and(!FLAG_PERIODIC, Ordering::SeqCst);
+        tracing::debug!("periodic checkpoint skipped: the previous one is still being written");
+        if flag & FLAG_COUNT == 0 {
+            return 0;
+        }
+    }
+    let flag = limits.probe_flag.load(Ordering::SeqCst);
     c.probes += 1;
     let mut continuing = false;
     let reason = if flag & FLAG_REQUEST != 0 {

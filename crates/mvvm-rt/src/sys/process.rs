@@ -80,3 +80,18 @@ pub(crate) fn wait_child(pid: libc::pid_t) -> std::io::Result<Option<i32>> {
     }
     Ok(libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)))
 }
+
+/// Whether `child` has written its report (or ended: end of file also
+/// makes the pipe readable), without waiting.
+pub(crate) fn report_ready(child: &Child) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: child.report.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid `pollfd` on a descriptor `child` owns;
+    // a zero timeout never blocks.
+    let r = unsafe { libc::poll(&mut pfd, 1, 0) };
+    r > 0 && pfd.revents != 0
+}
