@@ -53,6 +53,7 @@ fn grants_as_saved(state: &WasiState) -> super::Grants {
     super::Grants {
         preopens: state.preopens.clone(),
         tcp_listeners: Vec::new(),
+        net: Default::default(),
     }
 }
 
@@ -68,6 +69,7 @@ fn setup() -> T {
             guest: "/sandbox".into(),
         }],
         tcp_listeners: vec![],
+        net: Default::default(),
     })
     .unwrap();
     T {
