@@ -498,6 +498,53 @@ mod tests {
     }
 
     #[test]
+    fn address_patterns_parse_and_match() {
+        let p = |s: &str| s.parse::<AddrPattern>().unwrap();
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(p("127.0.0.1:80").matches(a("127.0.0.1:80")));
+        assert!(!p("127.0.0.1:80").matches(a("127.0.0.2:80")));
+        assert!(!p("127.0.0.1:80").matches(a("127.0.0.1:81")));
+        assert!(p("10.0.0.0/8:*").matches(a("10.9.8.7:1")));
+        assert!(!p("10.0.0.0/8:*").matches(a("11.0.0.1:1")));
+        assert!(p("0.0.0.0/0:*").matches(a("8.8.8.8:53")));
+        assert!(
+            !p("0.0.0.0/0:*").matches(a("[::2]:53")),
+            "IPv4 patterns are IPv4 only"
+        );
+        assert!(p("[::1]:443").matches(a("[::1]:443")));
+        assert!(p("[fe80::]/10:*").matches(a("[fe80::1]:9")));
+        // A v4-mapped IPv6 destination is the IPv4 address it maps.
+        assert!(p("127.0.0.1:80").matches(a("[::ffff:127.0.0.1]:80")));
+        assert!(!p("[::]/0:*").matches(a("[::ffff:127.0.0.1]:80")));
+        assert_eq!(p("10.0.0.0/8:*").to_string(), "10.0.0.0/8:*");
+        for bad in [
+            "",
+            "127.0.0.1",
+            "127.0.0.1:x",
+            "1.2.3.4/33:1",
+            "[::1:80",
+            "::1:80",
+            "host:80",
+        ] {
+            assert!(bad.parse::<AddrPattern>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_match_exactly_or_under_a_domain() {
+        let g = NetGrants {
+            resolve: vec!["Example.org".into(), "*.svc.local".into()],
+            ..Default::default()
+        };
+        assert!(g.may_resolve("example.org."));
+        assert!(!g.may_resolve("www.example.org"));
+        assert!(g.may_resolve("db.svc.local"));
+        assert!(!g.may_resolve("svc.local"));
+        assert!(!g.may_resolve("evilsvc.local"));
+        assert!(!NetGrants::default().may_resolve("localhost"));
+    }
+
+    #[test]
     fn one_grant_serves_one_need() {
         let s = state(&[], &["127.0.0.1:8080", "127.0.0.2:8080"]);
         let g = Grants::none().listener("0.0.0.0:8080".parse().unwrap());
