@@ -1,12 +1,14 @@
-//! Flags that grant the guest host capabilities: preopened directories
-//! and TCP listeners. `mvvm-checkpoint` gives them to a fresh run;
+//! Flags that grant the guest host capabilities: preopened directories,
+//! TCP listeners, and the network reach of the sockets it opens itself
+//! (WAMR's socket extension: `--allow-connect`, `--allow-bind`,
+//! `--allow-resolve`). `mvvm-checkpoint` gives them to a fresh run;
 //! `mvvm-restore` takes the same flags, because a snapshot may only say
 //! what the guest needs (by guest path), never which host directory or
 //! address it gets (see `mvvm_wasi::grants`).
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use mvvm_wasi::{Grants, Preopen};
+use mvvm_wasi::{AddrPattern, Grants, NetGrants, Preopen};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -30,6 +32,29 @@ pub struct GrantFlags {
     /// that, of that port), bound at ADDR:PORT.
     #[arg(long = "tcplisten", value_name = "ADDR:PORT")]
     pub tcplisten: Vec<SocketAddr>,
+
+    /// Lets sockets the guest opens (`sock_open`) connect, or send
+    /// datagrams, to the addresses matching PATTERN: `IP[/PREFIX]:PORT`
+    /// or `IP[/PREFIX]:*`, IPv6 in brackets (`127.0.0.1:8080`,
+    /// `10.0.0.0/8:*`, `[::1]:443`). Repeatable; without it every
+    /// `sock_connect` answers EACCES. On restore: granted anew (a snapshot
+    /// never grants), and a UDP socket's peer must match.
+    #[arg(long = "allow-connect", value_name = "PATTERN")]
+    pub allow_connect: Vec<AddrPattern>,
+
+    /// Lets sockets the guest opens bind (and listen) at the addresses
+    /// matching PATTERN (as `--allow-connect`; `0.0.0.0:*` for any port
+    /// on every IPv4 interface). Without it every `sock_bind` answers
+    /// EACCES. On restore: a socket the guest had bound is bound again at
+    /// its address only if a pattern matches it.
+    #[arg(long = "allow-bind", value_name = "PATTERN")]
+    pub allow_bind: Vec<AddrPattern>,
+
+    /// Lets the guest look up host name NAME with `sock_addr_resolve`
+    /// (`*.DOMAIN` for the names under a domain, `*` for all). Numeric
+    /// addresses need no grant.
+    #[arg(long = "allow-resolve", value_name = "NAME")]
+    pub allow_resolve: Vec<String>,
 }
 
 impl GrantFlags {
@@ -67,11 +92,21 @@ impl GrantFlags {
         Ok(out)
     }
 
+    /// The network reach of the sockets the guest opens.
+    pub fn net(&self) -> NetGrants {
+        NetGrants {
+            connect: self.allow_connect.clone(),
+            bind: self.allow_bind.clone(),
+            resolve: self.allow_resolve.clone(),
+        }
+    }
+
     /// What a restore grants the guest.
     pub fn grants(&self) -> Result<Grants> {
         Ok(Grants {
             preopens: self.preopens()?,
             tcp_listeners: self.tcplisten.clone(),
+            net: self.net(),
         })
     }
 }
@@ -110,5 +145,31 @@ mod tests {
         assert_eq!(g.tcp_listeners, ["127.0.0.1:7".parse().unwrap()]);
         let missing = T::try_parse_from(["x", "-d", "/no/such/dir"]).unwrap();
         assert!(missing.g.grants().is_err());
+    }
+
+    #[test]
+    fn network_grants_parse_and_match() {
+        let t = T::try_parse_from([
+            "x",
+            "--allow-connect",
+            "127.0.0.1:8080",
+            "--allow-connect",
+            "[::1]/128:*",
+            "--allow-bind",
+            "10.0.0.0/8:*",
+            "--allow-resolve",
+            "*.example.org",
+        ])
+        .unwrap();
+        let net = t.g.grants().unwrap().net;
+        assert!(net.may_connect("127.0.0.1:8080".parse().unwrap()));
+        assert!(!net.may_connect("127.0.0.1:8081".parse().unwrap()));
+        assert!(net.may_connect("[::1]:9".parse().unwrap()));
+        assert!(net.may_bind("10.200.0.1:80".parse().unwrap()));
+        assert!(!net.may_bind("11.0.0.1:80".parse().unwrap()));
+        assert!(net.may_resolve("www.example.org"));
+        assert!(!net.may_resolve("example.org.evil"));
+        assert!(T::try_parse_from(["x", "--allow-connect", "127.0.0.1"]).is_err());
+        assert!(T::try_parse_from(["x", "--allow-bind", "1.2.3.4/33:1"]).is_err());
     }
 }

@@ -22,6 +22,7 @@ pub fn wasi_config(guest: &GuestFlags, program: &str) -> Result<WasiConfig> {
         env: guest.guest_env()?,
         preopens: guest.grants.preopens()?,
         tcp_listeners: guest.grants.tcplisten.clone(),
+        net: guest.grants.net(),
     })
 }
 

@@ -124,7 +124,9 @@ impl WasiCtx {
         match entry.kind {
             FdKind::File if !entry.read => return Err(Errno::BADF),
             FdKind::Dir | FdKind::PreopenDir => return Err(Errno::ISDIR),
-            FdKind::TcpListener { .. } => return Err(Errno::NOTCONN),
+            FdKind::TcpListener { .. } | FdKind::BoundListener { .. } => {
+                return Err(Errno::NOTCONN);
+            }
             _ => {}
         }
         need(entry, rights::FD_READ)?;
@@ -139,7 +141,9 @@ impl WasiCtx {
             // As write(2) answers for a read-only file or a directory.
             FdKind::File if !entry.write => return Err(Errno::BADF),
             FdKind::Dir | FdKind::PreopenDir => return Err(Errno::BADF),
-            FdKind::TcpListener { .. } => return Err(Errno::NOTCONN),
+            FdKind::TcpListener { .. } | FdKind::BoundListener { .. } => {
+                return Err(Errno::NOTCONN);
+            }
             _ => {}
         }
         need(entry, rights::FD_WRITE)?;
@@ -148,11 +152,18 @@ impl WasiCtx {
 
     /// Reads from a stream or from a file at its position.
     fn read_into(&mut self, fd: u32, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.may_read(fd)?;
+        self.take_reset(fd)?;
         let (entry, h) = self.may_read(fd)?;
         let n = match entry.kind {
             FdKind::File => sys::pread(h, buf, entry.position)?,
-            FdKind::Stdio(_) | FdKind::TcpStream { .. } => sys::read(h, buf)?,
-            FdKind::Dir | FdKind::PreopenDir | FdKind::TcpListener { .. } => {
+            FdKind::Stdio(_) | FdKind::TcpStream { .. } | FdKind::Socket { .. } => {
+                sys::read(h, buf)?
+            }
+            FdKind::Dir
+            | FdKind::PreopenDir
+            | FdKind::TcpListener { .. }
+            | FdKind::BoundListener { .. } => {
                 return Err(Errno::BADF);
             }
         };
@@ -167,6 +178,8 @@ impl WasiCtx {
     /// Writes to a stream, or to a file at its position (at its end with
     /// `APPEND`).
     fn write_from(&mut self, fd: u32, data: &[u8]) -> Result<usize, Errno> {
+        self.may_write(fd)?;
+        self.take_reset(fd)?;
         let (entry, h) = self.may_write(fd)?;
         let (n, new_pos) = match entry.kind {
             FdKind::File => {
@@ -178,7 +191,7 @@ impl WasiCtx {
                     (n, Some(entry.position + n as u64))
                 }
             }
-            FdKind::TcpStream { .. } => (sys::send(h, data)?, None),
+            FdKind::TcpStream { .. } | FdKind::Socket { .. } => (sys::send(h, data)?, None),
             FdKind::Stdio(n) => {
                 let written = sys::write(h, data)?;
                 if n == 2 {
@@ -188,7 +201,10 @@ impl WasiCtx {
                 }
                 (written, None)
             }
-            FdKind::Dir | FdKind::PreopenDir | FdKind::TcpListener { .. } => {
+            FdKind::Dir
+            | FdKind::PreopenDir
+            | FdKind::TcpListener { .. }
+            | FdKind::BoundListener { .. } => {
                 return Err(Errno::BADF);
             }
         };
@@ -406,7 +422,14 @@ impl WasiCtx {
         let (entry, h) = self.get(fd)?;
         let ft = match entry.kind {
             FdKind::Dir | FdKind::PreopenDir => filetype::DIRECTORY,
-            FdKind::TcpListener { .. } | FdKind::TcpStream { .. } => filetype::SOCKET_STREAM,
+            FdKind::Socket {
+                ty: crate::state::SockType::Dgram,
+                ..
+            } => filetype::SOCKET_DGRAM,
+            FdKind::TcpListener { .. }
+            | FdKind::TcpStream { .. }
+            | FdKind::Socket { .. }
+            | FdKind::BoundListener { .. } => filetype::SOCKET_STREAM,
             FdKind::File | FdKind::Stdio(_) => filetype_of_mode(sys::fstat(h)?.st_mode),
         };
         let mut rec = [0u8; FDSTAT_SIZE as usize];
@@ -463,10 +486,14 @@ impl WasiCtx {
         need(entry, rights::FD_FILESTAT_GET)?;
         let st = sys::fstat(h)?;
         let mut fs = filestat_of(&st);
-        if matches!(
-            entry.kind,
-            FdKind::TcpListener { .. } | FdKind::TcpStream { .. }
-        ) {
+        if let FdKind::Socket {
+            ty: crate::state::SockType::Dgram,
+            ..
+        } = entry.kind
+        {
+            fs.filetype = filetype::SOCKET_DGRAM;
+        } else if entry.kind.is_socket() {
+            // Also for a restored connection's stand-in (a Unix socket).
             fs.filetype = filetype::SOCKET_STREAM;
         }
         m.write_bytes(out, &fs.encode())

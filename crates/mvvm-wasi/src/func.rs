@@ -18,7 +18,8 @@ macro_rules! wasi_funcs {
         }
 
         impl WasiFunc {
-            /// Every function, in the order of the witx file.
+            /// Every function: those of the witx file in its order, then
+            /// WAMR's socket extension.
             pub const ALL: &'static [WasiFunc] = &[ $(WasiFunc::$variant,)* ];
 
             /// The import field name.
@@ -96,4 +97,53 @@ wasi_funcs! {
     SockRecv = "sock_recv"(I32, I32, I32, I32, I32, I32) -> (I32);
     SockSend = "sock_send"(I32, I32, I32, I32, I32) -> (I32);
     SockShutdown = "sock_shutdown"(I32, I32) -> (I32);
+    // WAMR's socket extension (`wasi_socket_ext.h`), in `sock_ext.rs`.
+    SockOpen = "sock_open"(I32, I32, I32, I32) -> (I32);
+    SockBind = "sock_bind"(I32, I32) -> (I32);
+    SockConnect = "sock_connect"(I32, I32) -> (I32);
+    SockListen = "sock_listen"(I32, I32) -> (I32);
+    SockClose = "sock_close"(I32) -> (I32);
+    SockAddrLocal = "sock_addr_local"(I32, I32) -> (I32);
+    SockAddrRemote = "sock_addr_remote"(I32, I32) -> (I32);
+    SockAddrResolve = "sock_addr_resolve"(I32, I32, I32, I32, I32, I32) -> (I32);
+    SockSendTo = "sock_send_to"(I32, I32, I32, I32, I32, I32) -> (I32);
+    SockRecvFrom = "sock_recv_from"(I32, I32, I32, I32, I32, I32) -> (I32);
+    SockGetRecvBufSize = "sock_get_recv_buf_size"(I32, I32) -> (I32);
+    SockSetRecvBufSize = "sock_set_recv_buf_size"(I32, I32) -> (I32);
+    SockGetSendBufSize = "sock_get_send_buf_size"(I32, I32) -> (I32);
+    SockSetSendBufSize = "sock_set_send_buf_size"(I32, I32) -> (I32);
+    SockGetReuseAddr = "sock_get_reuse_addr"(I32, I32) -> (I32);
+    SockSetReuseAddr = "sock_set_reuse_addr"(I32, I32) -> (I32);
+    SockGetReusePort = "sock_get_reuse_port"(I32, I32) -> (I32);
+    SockSetReusePort = "sock_set_reuse_port"(I32, I32) -> (I32);
+    SockGetKeepAlive = "sock_get_keep_alive"(I32, I32) -> (I32);
+    SockSetKeepAlive = "sock_set_keep_alive"(I32, I32) -> (I32);
+    SockGetBroadcast = "sock_get_broadcast"(I32, I32) -> (I32);
+    SockSetBroadcast = "sock_set_broadcast"(I32, I32) -> (I32);
+    SockGetTcpNoDelay = "sock_get_tcp_no_delay"(I32, I32) -> (I32);
+    SockSetTcpNoDelay = "sock_set_tcp_no_delay"(I32, I32) -> (I32);
+    SockGetTcpQuickAck = "sock_get_tcp_quick_ack"(I32, I32) -> (I32);
+    SockSetTcpQuickAck = "sock_set_tcp_quick_ack"(I32, I32) -> (I32);
+    SockGetTcpFastopenConnect = "sock_get_tcp_fastopen_connect"(I32, I32) -> (I32);
+    SockSetTcpFastopenConnect = "sock_set_tcp_fastopen_connect"(I32, I32) -> (I32);
+    SockGetIpv6Only = "sock_get_ipv6_only"(I32, I32) -> (I32);
+    SockSetIpv6Only = "sock_set_ipv6_only"(I32, I32) -> (I32);
+    SockGetTcpKeepIdle = "sock_get_tcp_keep_idle"(I32, I32) -> (I32);
+    SockSetTcpKeepIdle = "sock_set_tcp_keep_idle"(I32, I32) -> (I32);
+    SockGetTcpKeepIntvl = "sock_get_tcp_keep_intvl"(I32, I32) -> (I32);
+    SockSetTcpKeepIntvl = "sock_set_tcp_keep_intvl"(I32, I32) -> (I32);
+    SockGetIpTtl = "sock_get_ip_ttl"(I32, I32) -> (I32);
+    SockSetIpTtl = "sock_set_ip_ttl"(I32, I32) -> (I32);
+    SockGetIpMulticastTtl = "sock_get_ip_multicast_ttl"(I32, I32) -> (I32);
+    SockSetIpMulticastTtl = "sock_set_ip_multicast_ttl"(I32, I32) -> (I32);
+    SockGetIpMulticastLoop = "sock_get_ip_multicast_loop"(I32, I32, I32) -> (I32);
+    SockSetIpMulticastLoop = "sock_set_ip_multicast_loop"(I32, I32, I32) -> (I32);
+    SockSetIpAddMembership = "sock_set_ip_add_membership"(I32, I32, I32) -> (I32);
+    SockSetIpDropMembership = "sock_set_ip_drop_membership"(I32, I32, I32) -> (I32);
+    SockGetRecvTimeout = "sock_get_recv_timeout"(I32, I32) -> (I32);
+    SockSetRecvTimeout = "sock_set_recv_timeout"(I32, I64) -> (I32);
+    SockGetSendTimeout = "sock_get_send_timeout"(I32, I32) -> (I32);
+    SockSetSendTimeout = "sock_set_send_timeout"(I32, I64) -> (I32);
+    SockGetLinger = "sock_get_linger"(I32, I32, I32) -> (I32);
+    SockSetLinger = "sock_set_linger"(I32, I32, I32) -> (I32);
 }

@@ -84,10 +84,9 @@ impl WasiCtx {
         let Ok((entry, h)) = self.get(fd) else {
             return Ok(());
         };
-        let may_block = matches!(
-            entry.kind,
-            FdKind::Stdio(_) | FdKind::TcpStream { .. } | FdKind::TcpListener { .. }
-        ) && entry.fdflags & fdflags::NONBLOCK == 0;
+        let may_block = (matches!(entry.kind, FdKind::Stdio(_))
+            && entry.fdflags & fdflags::NONBLOCK == 0)
+            || crate::sock_ext::may_block(entry);
         if !may_block {
             return Ok(());
         }

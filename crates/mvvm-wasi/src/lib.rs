@@ -34,6 +34,9 @@
 //! - `sys/`: the only unsafe code, thin system call wrappers (the crate
 //!   denies `unsafe` everywhere else);
 //! - `fd.rs`, `path.rs`, `sock.rs`, `misc.rs`: the functions, by family;
+//! - `sock_ext.rs`: WAMR's socket extension (`sock_open`, `sock_connect`,
+//!   `sock_bind`, ..., as `wasi_socket_ext.h` declares them), which the
+//!   original MVVM's guests import, under the network grants;
 //! - `rights.rs`: how rights are enforced (`NOTCAPABLE`), inherited and
 //!   dropped;
 //! - `state.rs`: the serialisable state; `restore.rs`: saving it and
@@ -67,6 +70,7 @@ mod path;
 pub mod restore;
 mod rights;
 mod sock;
+pub mod sock_ext;
 pub mod state;
 mod stderr_line;
 #[allow(unsafe_code)]
@@ -80,10 +84,12 @@ mod tests;
 pub use command::{Command, DEFAULT_MAX_DESCRIPTORS, Error};
 pub use errno::Errno;
 pub use func::{WASI_MODULE, WasiFunc};
-pub use grants::{Grants, Need, NotGranted};
+pub use grants::{AddrPattern, BadPattern, Grants, Need, NetGrants, NotGranted};
 pub use link::{WasiRunError, add_to_linker, check_imports};
 pub use restore::{MAX_UNLINKED_BYTES, WasiRestoreError, WasiSaveError};
-pub use state::{ClockState, FdEntry, FdKind, FileId, Preopen, UnlinkedFile, WasiState};
+pub use state::{
+    ClockState, FdEntry, FdKind, FileId, Preopen, SockFamily, SockType, UnlinkedFile, WasiState,
+};
 pub use stderr_line::take_stderr_mid_line;
 pub use threads::WasiHost;
 
@@ -106,6 +112,9 @@ pub struct WasiConfig {
     /// TCP addresses to bind and listen on; each becomes a descriptor after
     /// the preopened directories.
     pub tcp_listeners: Vec<SocketAddr>,
+    /// Where sockets the guest opens may connect and bind, and which
+    /// names it may resolve (nothing by default).
+    pub net: NetGrants,
 }
 
 /// Opens a host directory to preopen (read-only, `O_DIRECTORY`: anything
@@ -161,13 +170,18 @@ pub(crate) enum Handle {
     Stdio(u32),
     /// A descriptor we own.
     Owned(OwnedFd),
+    /// A restored connection's stand-in whose reset the guest has not
+    /// seen yet: the first read or write on it answers `CONNRESET`, as a
+    /// socket whose peer reset the connection does, then it becomes
+    /// [`Handle::Owned`] (reads see end of file, writes `PIPE`).
+    Reset(OwnedFd),
 }
 
 impl Handle {
     fn fd(&self) -> BorrowedFd<'_> {
         match self {
             Handle::Stdio(n) => sys::stdio_fd(*n),
-            Handle::Owned(fd) => fd.as_fd(),
+            Handle::Owned(fd) | Handle::Reset(fd) => fd.as_fd(),
         }
     }
 }
@@ -177,6 +191,10 @@ impl Handle {
 pub struct WasiCtx {
     pub(crate) state: WasiState,
     pub(crate) handles: HashMap<u32, Handle>,
+    /// What the command grants sockets the guest opens: from the
+    /// configuration of a fresh run or the grants of a restore, never from
+    /// a snapshot (not part of [`WasiState`]).
+    pub(crate) net: NetGrants,
 }
 
 impl WasiCtx {
@@ -200,6 +218,7 @@ impl WasiCtx {
                 unlinked: Vec::new(),
             },
             handles: HashMap::new(),
+            net: config.net,
         };
         for n in 0..3u32 {
             let tty = sys::isatty(sys::stdio_fd(n));
@@ -334,6 +353,19 @@ impl WasiCtx {
         Ok((entry, handle.fd()))
     }
 
+    /// Answers `CONNRESET` once for a restored connection whose reset the
+    /// guest has not seen yet (see [`Handle::Reset`]); other descriptors
+    /// pass.
+    pub(crate) fn take_reset(&mut self, fd: u32) -> Result<(), Errno> {
+        if !matches!(self.handles.get(&fd), Some(Handle::Reset(_))) {
+            return Ok(());
+        }
+        if let Some(Handle::Reset(h)) = self.handles.remove(&fd) {
+            self.handles.insert(fd, Handle::Owned(h));
+        }
+        Err(Errno::CONNRESET)
+    }
+
     /// Runs WASI function `func` with `args` (one `u64` slot per parameter,
     /// `i32`s in the low half) against linear memory `mem`; writes the
     /// results (the errno, for all but `proc_exit`) into `results`.
@@ -450,6 +482,7 @@ impl WasiCtx {
             F::SockRecv => self.sock_recv(m, w(0), w(1), w(2), w(3), w(4), w(5)),
             F::SockSend => self.sock_send(m, w(0), w(1), w(2), w(3), w(4)),
             F::SockShutdown => self.sock_shutdown(w(0), w(1)),
+            _ => self.sock_ext(func, m, a),
         })
     }
 }

@@ -65,6 +65,22 @@ impl<'a> GuestMem<'a> {
         self.range(ptr, len as u64).map(|_| ())
     }
 
+    /// The NUL-terminated string at `ptr` (without its NUL), of at most
+    /// `max` bytes: `NAMETOOLONG` when no NUL comes within `max + 1`
+    /// bytes, `FAULT` when memory ends first.
+    pub fn read_cstr(&self, ptr: u32, max: u32) -> Result<Vec<u8>, Errno> {
+        let avail = self
+            .len()
+            .saturating_sub(u64::from(ptr))
+            .min(u64::from(max) + 1);
+        let bytes = self.read_bytes(ptr, avail as u32)?;
+        match bytes.iter().position(|&b| b == 0) {
+            Some(n) => Ok(bytes[..n].to_vec()),
+            None if avail == u64::from(max) + 1 => Err(Errno::NAMETOOLONG),
+            None => Err(Errno::FAULT),
+        }
+    }
+
     /// Copies `len` bytes at `ptr`.
     pub fn read_bytes(&self, ptr: u32, len: u32) -> Result<Vec<u8>, Errno> {
         let r = self.range(ptr, len as u64)?;

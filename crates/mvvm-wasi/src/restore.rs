@@ -15,7 +15,7 @@
 use super::errno::Errno;
 use super::grants::{Grants, NotGranted, assign};
 use super::path::open_flags;
-use super::state::{FdKind, FileId, UnlinkedFile, WasiState};
+use super::state::{FdKind, FileId, SockFamily, SockType, UnlinkedFile, WasiState};
 use super::types::{clockid, oflags};
 use super::{Handle, WasiCtx, sys};
 use mvvm_rt::checkpoint::{HostStateError, SavedHostState};
@@ -102,6 +102,15 @@ pub enum WasiRestoreError {
     Listen {
         /// Address.
         addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A socket the guest opened (`sock_open`) could not be made again,
+    /// bound again at its address or connected again to its UDP peer.
+    #[error("descriptor {fd}: cannot make the guest's socket again")]
+    Socket {
+        /// Guest descriptor.
+        fd: u32,
         /// Why.
         source: std::io::Error,
     },
@@ -354,16 +363,60 @@ impl WasiCtx {
                     Handle::Owned(OwnedFd::from(l))
                 }
                 FdKind::TcpStream { peer, .. } => {
-                    // The peer of a connection is gone after a restore: the
+                    // The peer of a connection (accepted, or opened with
+                    // `sock_connect`) is gone after a restore: the kernel
+                    // state of the connection is not in the snapshot. The
                     // guest keeps its descriptor, which now behaves as a
-                    // connection the peer closed (reads see end of file,
-                    // writes fail with EPIPE), so the program notices
-                    // instead of the loss being hidden.
+                    // connection the peer reset: the first read or write
+                    // answers CONNRESET, later reads see end of file and
+                    // writes fail with EPIPE. A reset rather than a clean
+                    // end of file, so that a program reading "until the
+                    // peer closes" cannot take a cut-off reply for a whole.
                     let (end, peer_end) = std::os::unix::net::UnixStream::pair()
                         .map_err(|_| WasiRestoreError::Connection { fd, peer: *peer })?;
                     drop(peer_end);
-                    tracing::warn!(fd, %peer, "connected socket cannot be restored: the guest sees it closed");
-                    Handle::Owned(OwnedFd::from(end))
+                    end.set_nonblocking(e.fdflags & super::types::fdflags::NONBLOCK != 0)
+                        .map_err(|_| WasiRestoreError::Connection { fd, peer: *peer })?;
+                    tracing::warn!(
+                        fd,
+                        %peer,
+                        "a TCP connection cannot be restored (its kernel state and its peer \
+                         stay behind): the guest sees it reset"
+                    );
+                    Handle::Reset(OwnedFd::from(end))
+                }
+                FdKind::Socket {
+                    family,
+                    ty,
+                    local,
+                    peer,
+                } => {
+                    // `assign` checked that the bind and peer are granted.
+                    let sock = reopen_socket(*family, *ty, *local, e.fdflags)
+                        .map_err(|source| WasiRestoreError::Socket { fd, source })?;
+                    if let (SockType::Dgram, Some(p)) = (ty, peer) {
+                        sys::connect(sock.as_fd(), *p)
+                            .map_err(|source| WasiRestoreError::Socket { fd, source })?;
+                    }
+                    tracing::info!(fd, ?local, ?peer, "socket opened by the guest made again");
+                    Handle::Owned(sock)
+                }
+                FdKind::BoundListener { addr, backlog } => {
+                    let family = if addr.is_ipv4() {
+                        SockFamily::Inet4
+                    } else {
+                        SockFamily::Inet6
+                    };
+                    let listen_err = |source| WasiRestoreError::Listen {
+                        addr: *addr,
+                        source,
+                    };
+                    let sock = reopen_socket(family, SockType::Stream, Some(*addr), e.fdflags)
+                        .map_err(listen_err)?;
+                    let backlog = (*backlog).min(i32::MAX as u32) as libc::c_int;
+                    sys::listen(sock.as_fd(), backlog).map_err(listen_err)?;
+                    tracing::info!(fd, %addr, "listener bound by the guest bound again");
+                    Handle::Owned(sock)
                 }
             };
             handles.insert(fd, handle);
@@ -383,7 +436,11 @@ impl WasiCtx {
                 }
             }
         }
-        let mut ctx = WasiCtx { state, handles };
+        let mut ctx = WasiCtx {
+            state,
+            handles,
+            net: grants.net.clone(),
+        };
         let host_now = sys::clock_gettime(libc::CLOCK_MONOTONIC).unwrap_or(0) as i128;
         let offset = ctx.state.clocks.saved_monotonic_ns as i128 - host_now;
         ctx.state.clocks.monotonic_offset_ns =
@@ -411,9 +468,46 @@ fn clamp_rights(state: &mut WasiState) {
                 e.rights_base &= rights::FILE;
                 e.rights_inheriting &= rights::ALL;
             }
+            FdKind::Socket { .. } => {
+                e.rights_base &= rights::SOCKET | rights::LISTENER;
+                e.rights_inheriting &= rights::SOCKET;
+            }
+            FdKind::BoundListener { .. } => {
+                e.rights_base &= rights::LISTENER;
+                e.rights_inheriting &= rights::SOCKET;
+            }
             _ => {}
         }
     }
+}
+
+/// A new socket like one the guest opened: family, type, `NONBLOCK`, and
+/// bound at `local` when it was bound (with `SO_REUSEADDR`, so that a
+/// listener restored on the host it left is not kept off its port by the
+/// old connections in `TIME_WAIT`).
+fn reopen_socket(
+    family: SockFamily,
+    ty: SockType,
+    local: Option<SocketAddr>,
+    fdflags: u16,
+) -> std::io::Result<OwnedFd> {
+    let domain = match family {
+        SockFamily::Inet4 => libc::AF_INET,
+        SockFamily::Inet6 => libc::AF_INET6,
+    };
+    let mut raw_ty = match ty {
+        SockType::Stream => libc::SOCK_STREAM,
+        SockType::Dgram => libc::SOCK_DGRAM,
+    };
+    if fdflags & super::types::fdflags::NONBLOCK != 0 {
+        raw_ty |= libc::SOCK_NONBLOCK;
+    }
+    let sock = sys::socket(domain, raw_ty)?;
+    if let Some(addr) = local {
+        sys::setsockopt(sock.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        sys::bind(sock.as_fd(), addr)?;
+    }
+    Ok(sock)
 }
 
 /// Reads a whole file of about `size` bytes, from its start, without

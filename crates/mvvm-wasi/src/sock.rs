@@ -1,5 +1,6 @@
-//! The `sock_*` functions, on TCP listeners preopened with `--tcplisten`
-//! and the connections accepted from them.
+//! The `sock_*` functions of preview1, on TCP listeners preopened with
+//! `--tcplisten` and the connections accepted from them, and on the
+//! sockets the guest opens through WAMR's extension (`sock_ext.rs`).
 
 use super::errno::Errno;
 use super::mem::{GuestMem, iovecs_total};
@@ -16,11 +17,13 @@ impl WasiCtx {
     fn stream(&self, fd: u32, needed: u64) -> Result<std::os::fd::BorrowedFd<'_>, Errno> {
         let (entry, h) = self.get(fd)?;
         match entry.kind {
-            FdKind::TcpStream { .. } => {
+            // A socket of `sock_open` not connected yet: the kernel
+            // answers (`NOTCONN` for TCP; UDP sends need a default peer).
+            FdKind::TcpStream { .. } | FdKind::Socket { .. } => {
                 need(entry, needed)?;
                 Ok(h)
             }
-            FdKind::TcpListener { .. } => Err(Errno::NOTCONN),
+            FdKind::TcpListener { .. } | FdKind::BoundListener { .. } => Err(Errno::NOTCONN),
             _ => Err(Errno::NOTSOCK),
         }
     }
@@ -31,8 +34,12 @@ impl WasiCtx {
         }
         m.check(out, 4)?;
         let (entry, _) = self.get(fd)?;
-        if !matches!(entry.kind, FdKind::TcpListener { .. }) {
-            return Err(Errno::NOTSOCK);
+        if !entry.kind.is_listener() {
+            return Err(if entry.kind.is_socket() {
+                Errno::INVAL
+            } else {
+                Errno::NOTSOCK
+            });
         }
         need(entry, rights::SOCK_ACCEPT)?;
         let inheriting = entry.rights_inheriting;
@@ -88,6 +95,7 @@ impl WasiCtx {
             flags |= libc::MSG_WAITALL;
         }
         self.stream(fd, rights::FD_READ)?;
+        self.take_reset(fd)?;
         self.wait_ready(fd, false)?;
         let h = self.stream(fd, rights::FD_READ)?;
         let mut buf = vec![0u8; iovecs_total(&iovs)];
@@ -109,6 +117,8 @@ impl WasiCtx {
         let iovs = m.iovecs(iovs, n)?;
         m.check(out_len, 4)?;
         let data = m.gather(&iovs)?;
+        self.stream(fd, rights::FD_WRITE)?;
+        self.take_reset(fd)?;
         let h = self.stream(fd, rights::FD_WRITE)?;
         let put = sys::send(h, &data)?;
         m.write_u32(out_len, put as u32)

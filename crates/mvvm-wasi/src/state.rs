@@ -44,13 +44,78 @@ pub enum FdKind {
         /// Address it was bound to.
         addr: SocketAddr,
     },
-    /// A connection accepted from a listener.
+    /// A TCP connection: accepted from a listener, or opened by the guest
+    /// with `sock_connect` (WAMR's socket extension, `sock_ext.rs`).
     TcpStream {
         /// Local address.
         local: SocketAddr,
         /// Peer address.
         peer: SocketAddr,
     },
+    /// A socket the guest opened with `sock_open`: a TCP socket neither
+    /// listening nor connected yet, or a UDP socket (bound, connected or
+    /// neither). Added after the kinds above so that snapshots written
+    /// before it still decode (variants are numbered in order).
+    Socket {
+        /// Address family.
+        family: SockFamily,
+        /// Stream (TCP) or datagram (UDP).
+        ty: SockType,
+        /// Where `sock_bind` bound it (the address the kernel reports,
+        /// with the port it chose for port 0).
+        local: Option<SocketAddr>,
+        /// For UDP: the default peer set by `sock_connect`.
+        peer: Option<SocketAddr>,
+    },
+    /// A TCP listener the guest made itself (`sock_bind` then
+    /// `sock_listen`). Unlike [`FdKind::TcpListener`], which a
+    /// `--tcplisten` grant preopens, it is re-bound on restore at its own
+    /// address, if a bind grant covers it.
+    BoundListener {
+        /// Address it is bound to.
+        addr: SocketAddr,
+        /// The backlog given to `sock_listen`.
+        backlog: u32,
+    },
+}
+
+impl FdKind {
+    /// Whether the descriptor listens for connections (`sock_accept`).
+    pub fn is_listener(&self) -> bool {
+        matches!(
+            self,
+            FdKind::TcpListener { .. } | FdKind::BoundListener { .. }
+        )
+    }
+
+    /// Whether the descriptor is a socket of any kind.
+    pub fn is_socket(&self) -> bool {
+        matches!(
+            self,
+            FdKind::TcpListener { .. }
+                | FdKind::TcpStream { .. }
+                | FdKind::Socket { .. }
+                | FdKind::BoundListener { .. }
+        )
+    }
+}
+
+/// Address family of a socket the guest opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SockFamily {
+    /// IPv4 (`AF_INET`).
+    Inet4,
+    /// IPv6 (`AF_INET6`).
+    Inet6,
+}
+
+/// Type of a socket the guest opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SockType {
+    /// `SOCK_STREAM` (TCP).
+    Stream,
+    /// `SOCK_DGRAM` (UDP).
+    Dgram,
 }
 
 /// One open descriptor.

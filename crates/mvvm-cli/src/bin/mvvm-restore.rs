@@ -35,9 +35,12 @@ use std::process::ExitCode;
 /// preopened directory the snapshot names (by its guest path) must be
 /// granted with `-d DIR` or `--dir HOST::GUEST` (the host directory may
 /// differ from the one at checkpoint time), every listener with
-/// `--tcplisten ADDR:PORT`. A snapshot that needs one not granted is
-/// refused before anything runs, naming it. Every file is reopened beneath
-/// its granted directory.
+/// `--tcplisten ADDR:PORT`, every socket the guest bound itself with
+/// `--allow-bind`. A snapshot that needs one not granted is refused before
+/// anything runs, naming it. Every file is reopened beneath its granted
+/// directory. Network access of the resumed guest (`--allow-connect`,
+/// `--allow-bind`, `--allow-resolve`) is granted anew; its TCP
+/// connections are seen reset (docs/sockets.md).
 ///
 /// The same triggers as `mvvm-checkpoint` apply to the resumed run; a new
 /// snapshot atomically replaces the one read, or goes to `--snapshot-out`

@@ -693,3 +693,218 @@ pub fn memfd_create(name: &CStr) -> io::Result<OwnedFd> {
     // its only owner, closing it once.
     Ok(unsafe { OwnedFd::from_raw_fd(r) })
 }
+
+/// A socket address in the layout the kernel takes, built from a
+/// [`SocketAddr`] (an `AF_INET` or `AF_INET6` record, nothing else).
+enum RawSockAddr {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
+}
+
+impl RawSockAddr {
+    fn new(addr: SocketAddr) -> RawSockAddr {
+        match addr {
+            SocketAddr::V4(a) => RawSockAddr::V4(libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            }),
+            SocketAddr::V6(a) => RawSockAddr::V6(libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            }),
+        }
+    }
+
+    /// Pointer and length for a system call; the pointer borrows `self`.
+    fn as_ptr(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+        match self {
+            RawSockAddr::V4(a) => (
+                a as *const libc::sockaddr_in as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ),
+            RawSockAddr::V6(a) => (
+                a as *const libc::sockaddr_in6 as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            ),
+        }
+    }
+}
+
+/// `socket(2)` with `SOCK_CLOEXEC`.
+pub fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: only integers are passed.
+    let raw = cvt(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: validity: `raw` is the non-negative descriptor the kernel just
+    // returned; aliasing and lifetime: it is new, nothing else owns it, and
+    // the `OwnedFd` closes it once.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// `bind(2)`.
+pub fn bind(fd: BorrowedFd<'_>, addr: SocketAddr) -> io::Result<()> {
+    let raw = RawSockAddr::new(addr);
+    let (p, len) = raw.as_ptr();
+    // SAFETY: validity and alignment: `p` points to the initialised
+    // `sockaddr_in`/`sockaddr_in6` inside `raw`, of exactly `len` bytes,
+    // aligned for its type; lifetime: `raw` outlives the call and the kernel
+    // copies the address; aliasing: the kernel only reads it.
+    cvt(unsafe { libc::bind(fd.as_raw_fd(), p, len) }).map(drop)
+}
+
+/// `connect(2)`.
+pub fn connect(fd: BorrowedFd<'_>, addr: SocketAddr) -> io::Result<()> {
+    let raw = RawSockAddr::new(addr);
+    let (p, len) = raw.as_ptr();
+    // SAFETY: as in `bind`: `p` and `len` describe the address inside
+    // `raw`, alive for the call and only read by the kernel.
+    cvt(unsafe { libc::connect(fd.as_raw_fd(), p, len) }).map(drop)
+}
+
+/// `listen(2)`.
+pub fn listen(fd: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
+    // SAFETY: only integers are passed.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) }).map(drop)
+}
+
+/// `sendto(2)` to `addr` (never raising `SIGPIPE`).
+pub fn send_to(fd: BorrowedFd<'_>, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
+    let raw = RawSockAddr::new(addr);
+    let (p, len) = raw.as_ptr();
+    // SAFETY: validity: `buf` is a shared slice valid for reads of its
+    // length, `p`/`len` the address inside `raw` (as in `bind`); lifetime:
+    // both outlive the call; aliasing: the kernel only reads them.
+    cvt_size(unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+            p,
+            len,
+        )
+    })
+}
+
+/// `recvfrom(2)`: the length received and the sender, when the socket
+/// type reports one (a connected stream socket does not).
+pub fn recv_from(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: libc::c_int,
+) -> io::Result<(usize, Option<SocketAddr>)> {
+    // SAFETY: `sockaddr_storage` is plain old data: all-zero bytes are a
+    // valid value; a fresh, aligned local.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: validity and alignment: `buf` is an exclusively borrowed
+    // slice valid for writes of its length; `storage` and `len` are aligned
+    // locals, `len` the size of `storage`, so the kernel writes no more
+    // than it holds; lifetime: all outlive the call; aliasing: only the
+    // kernel writes them during the call.
+    let n = cvt_size(unsafe {
+        libc::recvfrom(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            flags,
+            &mut storage as *mut _ as *mut libc::sockaddr,
+            &mut len,
+        )
+    })?;
+    let from = if len == 0 {
+        None
+    } else {
+        sockaddr_to_std(&storage).ok()
+    };
+    Ok((n, from))
+}
+
+/// Option values `getsockopt`/`setsockopt` move as raw bytes: plain old
+/// data, for which every byte pattern the kernel writes is a valid value.
+pub trait SockOptValue: Copy + sealed::Sealed {
+    /// The all-zero value.
+    fn zeroed() -> Self;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for libc::c_int {}
+    impl Sealed for libc::timeval {}
+    impl Sealed for libc::linger {}
+    impl Sealed for libc::ip_mreq {}
+    impl Sealed for libc::ipv6_mreq {}
+}
+
+macro_rules! sockopt_values {
+    ($($t:ty),*) => {$(
+        impl SockOptValue for $t {
+            fn zeroed() -> Self {
+                // SAFETY: the type is a C struct or integer of integers
+                // only (plain old data): all-zero bytes are a valid value.
+                unsafe { std::mem::zeroed() }
+            }
+        }
+    )*};
+}
+sockopt_values!(
+    libc::c_int,
+    libc::timeval,
+    libc::linger,
+    libc::ip_mreq,
+    libc::ipv6_mreq
+);
+
+/// `getsockopt(2)` of a value of type `T`.
+pub fn getsockopt<T: SockOptValue>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<T> {
+    let mut v = T::zeroed();
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: validity and alignment: `v` is an aligned local of type `T`
+    // valid for writes of `len` = its size, and every byte pattern is a
+    // valid `T` (`SockOptValue`); lifetime: it outlives the call; aliasing:
+    // only the kernel writes it meanwhile.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            &mut v as *mut T as *mut libc::c_void,
+            &mut len,
+        )
+    })?;
+    Ok(v)
+}
+
+/// `setsockopt(2)` of a value of type `T`.
+pub fn setsockopt<T: SockOptValue>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: T,
+) -> io::Result<()> {
+    // SAFETY: validity and alignment: `value` is an initialised, aligned
+    // local of `size_of::<T>()` bytes; lifetime: it outlives the call and
+    // the kernel copies it; aliasing: the kernel only reads it.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            &value as *const T as *const libc::c_void,
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
