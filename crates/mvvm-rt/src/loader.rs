@@ -24,6 +24,7 @@
 use crate::code::{CodeMemory, align_up, page_size};
 use crate::trap::{CodeInfo, FuncRange};
 use mvvm_abi::meta::{ModuleMeta, TargetArch};
+use mvvm_abi::tables::{CheckpointTables, SharedBytes, TablesError};
 use mvvm_abi::object as names;
 use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
 use object::elf;
@@ -169,10 +170,67 @@ pub(crate) struct LoadedCode {
     pub info: CodeInfo,
 }
 
-/// Reads and checks the metadata section only.
+/// Reads and checks the metadata section, and attaches (a copy of) the
+/// checkpoint tables section, decoded on use.
 pub fn read_meta(bytes: &[u8]) -> Result<ModuleMeta, LoadError> {
     let file = object::File::parse(bytes).map_err(elf("the ELF header or tables"))?;
-    meta_of(&file)
+    let mut meta = meta_of(&file)?;
+    attach_tables(&file, &mut meta, None)?;
+    Ok(meta)
+}
+
+/// Attaches the checkpoint tables section to `meta`, without decoding it:
+/// `owner`, when given, holds the object's bytes (the mapped file) and the
+/// tables borrow from it; otherwise the section is copied. Only the
+/// header is checked here (constant time): a missing or malformed section
+/// makes every lookup fail, so that checkpoints and restores report it,
+/// not start-up. `meta.frame_slots` is checked against the section's size
+/// (each slot of a frame is at least half a byte of its table there), so
+/// that a corrupt count cannot size a huge frame buffer.
+fn attach_tables(
+    file: &object::File<'_>,
+    meta: &mut ModuleMeta,
+    owner: Option<&SharedBytes>,
+) -> Result<(), LoadError> {
+    let count = meta.func_infos.len();
+    let frame_slots = meta.frame_slots as usize;
+    let Some(sec) = file.section_by_name(names::CKPT_SECTION) else {
+        if frame_slots > 1 {
+            return Err(LoadError::BadMeta(format!(
+                "a frame buffer of {frame_slots} slots without a {} section",
+                names::CKPT_SECTION
+            )));
+        }
+        meta.checkpoint_tables = CheckpointTables::unusable(TablesError::Section(format!(
+            "the object has no {} section",
+            names::CKPT_SECTION
+        )));
+        return Ok(());
+    };
+    let (bytes, range) = match (owner, sec.file_range()) {
+        (Some(owner), Some((offset, size))) => {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let end = start.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+            (owner.clone(), start..end)
+        }
+        _ => {
+            let data = sec.data().map_err(elf(format!(
+                "the data of section `{}`",
+                names::CKPT_SECTION
+            )))?;
+            let copy: SharedBytes = std::sync::Arc::new(data.to_vec());
+            (copy, 0..data.len())
+        }
+    };
+    if frame_slots > range.len().saturating_mul(2).saturating_add(1) {
+        return Err(LoadError::BadMeta(format!(
+            "a frame buffer of {frame_slots} slots for {} bytes of checkpoint tables",
+            range.len()
+        )));
+    }
+    meta.checkpoint_tables = CheckpointTables::from_section(bytes, range, count, frame_slots)
+        .unwrap_or_else(CheckpointTables::unusable);
+    Ok(())
 }
 
 fn meta_of(file: &object::File<'_>) -> Result<ModuleMeta, LoadError> {
@@ -391,7 +449,7 @@ impl Phases {
 /// Loads `bytes` (an `.aot` ELF object) into executable memory: a copy of
 /// the text and data, the caller's bytes need not outlive the module.
 pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
-    load_from(bytes, None)
+    load_from(bytes, None, None)
 }
 
 /// Loads the `.aot` object `file` (named `path` in errors): the object is
@@ -408,7 +466,11 @@ pub(crate) fn load_file(file: &std::fs::File, path: &Path) -> Result<LoadedCode,
         path: path.to_path_buf(),
         source,
     })?;
-    load_from(&map, Some(file))
+    // Kept mapped while the module lives: its checkpoint tables are
+    // decoded from the mapping when first needed (pages read then).
+    let map = std::sync::Arc::new(map);
+    let owner: SharedBytes = map.clone();
+    load_from(&map, Some(file), Some(&owner))
 }
 
 /// The steps, each a function below: check the object against this host,
@@ -416,10 +478,20 @@ pub(crate) fn load_file(file: &std::fs::File, path: &Path) -> Result<LoadedCode,
 /// map or copy them into a fresh mapping, fill the GOT and apply the
 /// relocations, find the symbols the runtime calls and the code range of
 /// each function, then make the code executable.
-fn load_from(bytes: &[u8], file: Option<&std::fs::File>) -> Result<LoadedCode, LoadError> {
+fn load_from(
+    bytes: &[u8],
+    file: Option<&std::fs::File>,
+    owner: Option<&SharedBytes>,
+) -> Result<LoadedCode, LoadError> {
     let mut phases = Phases::new();
     let obj = object::File::parse(bytes).map_err(elf("the ELF header or tables"))?;
-    let meta = checked_meta(&obj)?;
+    let mut meta = checked_meta(&obj)?;
+    if meta.func_infos.len() != meta.funcs.len().saturating_sub(meta.num_imported_funcs as usize) {
+        return Err(LoadError::BadMeta(
+            "function counts disagree (funcs, imports, func_infos)".into(),
+        ));
+    }
+    attach_tables(&obj, &mut meta, owner)?;
     let layout = lay_out(&obj, meta.target)?;
     let t_parse = phases.lap();
     // Slack so that an 8-byte relocation at the very end stays in bounds.
@@ -515,7 +587,7 @@ fn lay_out(file: &object::File<'_>, arch: TargetArch) -> Result<Layout, LoadErro
                 });
                 cursor = grow_layout(cursor, size)?;
             }
-            _ if name == names::META_SECTION => {}
+            _ if name == names::META_SECTION || name == names::CKPT_SECTION => {}
             SectionKind::ReadOnlyData
             | SectionKind::ReadOnlyString
             | SectionKind::ReadOnlyDataWithRel => ro.push(sec),

@@ -149,13 +149,9 @@ fn cold_zero(
     }
 }
 
-/// What a function's instrumentation leaves for the metadata.
-pub(crate) struct FuncTables {
-    /// Types of the locals (parameters first).
-    pub locals: Vec<ValType>,
-    /// Stable points, sorted by offset.
-    pub stable_points: Vec<StablePoint>,
-}
+/// What a function's instrumentation leaves for the metadata: its
+/// checkpoint tables, stored in `.mvvm.ckpt`.
+pub(crate) use mvvm_abi::FuncTables;
 
 fn block_args(values: &[Value]) -> Vec<BlockArg> {
     values.iter().map(|v| BlockArg::Value(*v)).collect()

@@ -190,13 +190,8 @@ impl Control {
 
     fn point_kind(&self, func: u32, offset: u32) -> Option<StablePointKind> {
         let meta = self.module.meta();
-        let info = meta
-            .func_infos
-            .get(func.checked_sub(meta.num_imported_funcs)? as usize)?;
-        let i = info
-            .stable_points
-            .binary_search_by_key(&offset, |p| p.offset)
-            .ok()?;
+        let info = meta.func_tables(func).ok()?;
+        let i = info.point_at(offset)?;
         Some(info.stable_points[i].kind)
     }
 }
