@@ -181,7 +181,12 @@ impl CheckpointTables {
             .and_then(|n| n.checked_mul(4))
             .and_then(|n| n.checked_add(HEADER))
             .filter(|&n| n <= data.len())
-            .ok_or_else(|| bad(format!("{} bytes cannot index {count} functions", data.len())))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "{} bytes cannot index {count} functions",
+                    data.len()
+                ))
+            })?;
         let first = read_u32(data, HEADER);
         let last = read_u32(data, payload_start - 4);
         if first != Some(0) || last.map(|l| l as usize) != Some(data.len() - payload_start) {

@@ -60,7 +60,12 @@ fn tables(meta: &ModuleMeta) -> Vec<(Vec<ValType>, Vec<StablePoint>)> {
 /// Checks what holds for every table: an Entry point first, offsets
 /// strictly increasing, Entry stacks empty.
 fn check_shape(meta: &ModuleMeta) {
-    for (k, f) in meta.all_func_tables().expect("tables decode").iter().enumerate() {
+    for (k, f) in meta
+        .all_func_tables()
+        .expect("tables decode")
+        .iter()
+        .enumerate()
+    {
         let pts = &f.stable_points;
         assert!(!pts.is_empty(), "function {k} has no stable point");
         assert_eq!(pts[0].kind, StablePointKind::Entry, "function {k}");
@@ -206,5 +211,9 @@ fn unreachable_code_has_no_stable_points() {
         TargetArch::Aarch64,
     );
     assert_eq!(tables(&a), tables(&b));
-    assert_eq!(a.all_func_tables().unwrap()[1].stable_points.len(), 1, "only the entry");
+    assert_eq!(
+        a.all_func_tables().unwrap()[1].stable_points.len(),
+        1,
+        "only the entry"
+    );
 }

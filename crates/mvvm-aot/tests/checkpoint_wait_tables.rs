@@ -93,7 +93,11 @@ fn waits_are_atomic_wait_points_with_their_operands_on_top() {
     // The offsets are those of the wait operators, in order.
     let pts = &f0(&meta).stable_points;
     assert!(pts.windows(2).all(|w| w[0].offset < w[1].offset));
-    assert_eq!(meta.all_func_tables().unwrap()[1].stable_points.len(), 1, "only the entry");
+    assert_eq!(
+        meta.all_func_tables().unwrap()[1].stable_points.len(),
+        1,
+        "only the entry"
+    );
     // The frame buffer has room for the largest frame (3 locals, 4 stack
     // values).
     assert!(f0(&meta).frame_capacity() >= 7);
@@ -116,9 +120,10 @@ fn wait_points_are_the_same_for_every_policy_opt_level_and_target() {
         }
     }
     let none = compile_meta(Policy::None, 3, TargetArch::X86_64);
-    assert!(none
-        .all_func_tables()
-        .unwrap()
-        .iter()
-        .all(|f| f.stable_points.is_empty()));
+    assert!(
+        none.all_func_tables()
+            .unwrap()
+            .iter()
+            .all(|f| f.stable_points.is_empty())
+    );
 }

@@ -22,10 +22,10 @@
 //! the entry points are found by index, without building a name table.
 
 use crate::code::{CodeMemory, align_up, page_size};
-use crate::trap::{CodeInfo, FuncRange};
+use crate::trap::{CodeInfo, FuncRange, RangeKind};
 use mvvm_abi::meta::{ModuleMeta, TargetArch};
-use mvvm_abi::tables::{CheckpointTables, SharedBytes, TablesError};
 use mvvm_abi::object as names;
+use mvvm_abi::tables::{CheckpointTables, SharedBytes, TablesError};
 use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
 use object::elf;
 use object::{
@@ -34,7 +34,7 @@ use object::{
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// When this process started running code: set by [`record_process_start`]
@@ -157,7 +157,9 @@ pub enum LoadError {
 /// The result of loading: code in memory plus addresses of interest.
 #[derive(Debug)]
 pub(crate) struct LoadedCode {
-    pub meta: ModuleMeta,
+    /// Shared with [`CodeInfo::meta`], which reads trap and call sites
+    /// from it.
+    pub meta: Arc<ModuleMeta>,
     pub memory: CodeMemory,
     /// Address of `mvvm_func_{i}` per defined function (index minus
     /// `num_imported_funcs`).
@@ -185,8 +187,8 @@ pub fn read_meta(bytes: &[u8]) -> Result<ModuleMeta, LoadError> {
 /// header is checked here (constant time): a missing or malformed section
 /// makes every lookup fail, so that checkpoints and restores report it,
 /// not start-up. `meta.frame_slots` is checked against the section's size
-/// (each slot of a frame is at least half a byte of its table there), so
-/// that a corrupt count cannot size a huge frame buffer.
+/// (a value type is 4 bytes of its table there and takes at most two
+/// slots), so that a corrupt count cannot size a huge frame buffer.
 fn attach_tables(
     file: &object::File<'_>,
     meta: &mut ModuleMeta,
@@ -218,11 +220,11 @@ fn attach_tables(
                 "the data of section `{}`",
                 names::CKPT_SECTION
             )))?;
-            let copy: SharedBytes = std::sync::Arc::new(data.to_vec());
+            let copy: SharedBytes = Arc::new(data.to_vec());
             (copy, 0..data.len())
         }
     };
-    if frame_slots > range.len().saturating_mul(2).saturating_add(1) {
+    if frame_slots > range.len() / 2 + 1 {
         return Err(LoadError::BadMeta(format!(
             "a frame buffer of {frame_slots} slots for {} bytes of checkpoint tables",
             range.len()
@@ -468,7 +470,7 @@ pub(crate) fn load_file(file: &std::fs::File, path: &Path) -> Result<LoadedCode,
     })?;
     // Kept mapped while the module lives: its checkpoint tables are
     // decoded from the mapping when first needed (pages read then).
-    let map = std::sync::Arc::new(map);
+    let map = Arc::new(map);
     let owner: SharedBytes = map.clone();
     load_from(&map, Some(file), Some(&owner))
 }
@@ -486,11 +488,7 @@ fn load_from(
     let mut phases = Phases::new();
     let obj = object::File::parse(bytes).map_err(elf("the ELF header or tables"))?;
     let mut meta = checked_meta(&obj)?;
-    if meta.func_infos.len() != meta.funcs.len().saturating_sub(meta.num_imported_funcs as usize) {
-        return Err(LoadError::BadMeta(
-            "function counts disagree (funcs, imports, func_infos)".into(),
-        ));
-    }
+    // (The function counts are checked by `find_entries`.)
     attach_tables(&obj, &mut meta, owner)?;
     let layout = lay_out(&obj, meta.target)?;
     let t_parse = phases.lap();
@@ -508,9 +506,6 @@ fn load_from(
     let t_reloc = phases.lap();
     let text = mem.base()..mem.base() + layout.text_len;
     let entries = find_entries(&meta, &runtime_symbols(&obj, &symbols, &meta)?, &text)?;
-    if crate::perf_map::wanted() {
-        append_perf_map(&entries.ranges);
-    }
     mem.publish()?;
     let t_entries = phases.lap();
     tracing::debug!(
@@ -526,11 +521,16 @@ fn load_from(
         total_ms = phases.total(),
         "loaded module"
     );
+    let meta = Arc::new(meta);
     let info = CodeInfo {
         text_start: text.start,
         text_end: text.end,
         funcs: entries.ranges,
+        meta: meta.clone(),
     };
+    if crate::perf_map::wanted() {
+        append_perf_map(&info);
+    }
     Ok(LoadedCode {
         meta,
         memory: mem,
@@ -995,12 +995,13 @@ fn find_entries(
     let mut clones = Vec::new();
     let mut funcs = Vec::with_capacity(meta.funcs.len() - nimp);
     // A compiled body of defined function `index` (its own, or its resume
-    // clone: the same wasm function, so a trap in either is reported alike).
+    // clone: the same wasm function, so a trap in either is reported
+    // alike). Its trap and call sites stay in the metadata (checked here).
     let body_range = |found: Option<(usize, u64)>,
                       symbol: fn(u32) -> String,
                       index: u32,
                       size: u32,
-                      traps: &[mvvm_abi::TrapSite],
+                      kind: RangeKind,
                       call_sites: &[mvvm_abi::exception::CallSite]| {
         let (addr, _) = found.ok_or_else(|| LoadError::MissingSymbol(symbol(index)))?;
         if addr < text.start || addr + size as usize > text.end {
@@ -1009,14 +1010,12 @@ fn find_entries(
                 symbol(index)
             )));
         }
+        check_call_sites(call_sites, size, || symbol(index))?;
         Ok(FuncRange {
             start: addr,
             end: addr + size as usize,
             index,
-            traps: traps.to_vec(),
-            name: meta.func_name(index).map(str::to_string),
-            body: true,
-            call_sites: checked_call_sites(call_sites, size, || symbol(index))?,
+            kind,
         })
     };
     for (k, fi) in meta.func_infos.iter().enumerate() {
@@ -1026,7 +1025,7 @@ fn find_entries(
             names::func_symbol,
             index,
             fi.code_size,
-            &fi.traps,
+            RangeKind::Body(k as u32),
             &fi.call_sites,
         )?;
         funcs.push(range.start);
@@ -1037,7 +1036,7 @@ fn find_entries(
                 names::resume_symbol,
                 index,
                 resume.code_size,
-                &resume.traps,
+                RangeKind::Clone(k as u32),
                 &resume.call_sites,
             )?);
         }
@@ -1055,16 +1054,7 @@ fn find_entries(
             start: addr,
             end: addr + (size as usize).clamp(1, text.end - addr),
             index: j,
-            traps: Vec::new(),
-            body: false,
-            call_sites: Vec::new(),
-            name: meta.func_name(j).map(str::to_string).or_else(|| {
-                meta.imports
-                    .iter()
-                    .filter(|i| matches!(i.kind, mvvm_abi::meta::ImportKind::Func(_)))
-                    .nth(j as usize)
-                    .map(|i| format!("{}.{}", i.module, i.name))
-            }),
+            kind: RangeKind::Stub,
         });
     }
     let mut trampolines = HashMap::with_capacity(meta.array_trampolines.len());
@@ -1093,11 +1083,11 @@ fn find_entries(
 /// handlers inside it: the exception walk jumps to `code_start +
 /// code_offset`, so a handler outside its function would be a jump into
 /// arbitrary code.
-fn checked_call_sites(
+fn check_call_sites(
     sites: &[mvvm_abi::exception::CallSite],
     size: u32,
     symbol: impl FnOnce() -> String,
-) -> Result<Vec<mvvm_abi::exception::CallSite>, LoadError> {
+) -> Result<(), LoadError> {
     let sorted = sites
         .windows(2)
         .all(|w| w[0].return_offset < w[1].return_offset);
@@ -1110,16 +1100,17 @@ fn checked_call_sites(
             symbol()
         )));
     }
-    Ok(sites.to_vec())
+    Ok(())
 }
 
 /// Names every code range in `/tmp/perf-PID.map` (`MVVM_PERF_MAP=1`), so
 /// `perf report` shows wasm functions.
-fn append_perf_map(ranges: &[FuncRange]) {
-    let named: Vec<(usize, usize, String)> = ranges
+fn append_perf_map(info: &CodeInfo) {
+    let named: Vec<(usize, usize, String)> = info
+        .funcs
         .iter()
         .map(|r| {
-            let name = match &r.name {
+            let name = match info.name(r) {
                 Some(n) => format!("wasm[{}] {n}", r.index),
                 None => format!("wasm[{}]", r.index),
             };

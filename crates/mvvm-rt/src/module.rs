@@ -16,7 +16,8 @@ pub struct Module {
 
 #[derive(Debug)]
 pub(crate) struct ModuleInner {
-    pub meta: ModuleMeta,
+    /// Shared with the trap handler's `CodeInfo`.
+    pub meta: Arc<ModuleMeta>,
     pub funcs: Vec<usize>,
     pub import_stubs: Vec<usize>,
     pub trampolines: HashMap<u32, usize>,
@@ -95,10 +96,12 @@ impl Module {
             .collect();
         let nimp = meta.num_imported_funcs as usize;
         let code = CodeMemory::new(1, 0).expect("a one-page anonymous mapping");
+        let meta = Arc::new(meta);
         let info = crate::trap::CodeInfo {
             text_start: code.base(),
             text_end: code.base(),
             funcs: Vec::new(),
+            meta: meta.clone(),
         };
         Module {
             inner: Arc::new(ModuleInner {

@@ -551,9 +551,17 @@ fn damaged_checkpoint_tables_fail_the_checkpoint_not_the_start() {
                 RunOptions::default(),
             )
             .expect_err(what);
-        assert!(chain(&e).contains("checkpoint tables"), "{what}: {}", chain(&e));
+        assert!(
+            chain(&e).contains("checkpoint tables"),
+            "{what}: {}",
+            chain(&e)
+        );
         let e = restore_file(&module, &snap, false).expect_err(what);
-        assert!(chain(&e).contains("checkpoint tables"), "{what}: {}", chain(&e));
+        assert!(
+            chain(&e).contains("checkpoint tables"),
+            "{what}: {}",
+            chain(&e)
+        );
         let _ = std::fs::remove_dir_all(&run_dir);
     }
     let _ = std::fs::remove_dir_all(&dir);

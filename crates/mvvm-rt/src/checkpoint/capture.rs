@@ -140,11 +140,11 @@ pub(crate) fn rewind_queue(
             .func_tables(f.func)
             .map_err(|e| CheckpointError::Host(format!("frame of function #{}: {e}", f.func)))?;
         let point = tables.point_at(f.offset).ok_or_else(|| {
-                CheckpointError::Host(format!(
-                    "frame of function #{} at {:#x} is not at a stable point",
-                    f.func, f.offset
-                ))
-            })?;
+            CheckpointError::Host(format!(
+                "frame of function #{} at {:#x} is not at a stable point",
+                f.func, f.offset
+            ))
+        })?;
         rewind.push_back(RawFrame {
             point: point as u32,
             ..f.clone()

@@ -104,7 +104,7 @@ pub(crate) enum Armed {
 pub(crate) struct RawFrame {
     pub func: u32,
     pub offset: u32,
-    /// Index of the stable point in `FuncInfo::stable_points` (filled in
+    /// Index of the stable point in `FuncTables::stable_points` (filled in
     /// for frames being restored).
     pub point: u32,
     pub slots: Vec<u64>,
