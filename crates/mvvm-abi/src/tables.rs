@@ -105,8 +105,12 @@ pub struct CheckpointTables {
     frame_slots: usize,
     /// One cell per defined function, allocated on the first lookup so
     /// that a run that never checkpoints pays nothing for them.
-    cells: Arc<OnceLock<Box<[OnceLock<Result<FuncTables, TablesError>>]>>>,
+    cells: Arc<OnceLock<Box<[Cell]>>>,
 }
+
+/// One function's decoded tables, or why they could not be decoded (kept,
+/// so that a bad function is decoded once).
+type Cell = OnceLock<Result<FuncTables, TablesError>>;
 
 impl std::fmt::Debug for CheckpointTables {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
