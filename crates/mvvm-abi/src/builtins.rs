@@ -101,7 +101,7 @@ builtins! {
     /// operand stack (bottom first), one `u64` slot each.
     UnwindFrame = "unwind_frame"(I32, I32, Ptr, I32) -> ();
     /// Hands out the next frame while rewinding: `(func, values, capacity)
-    /// -> index of the stable point in FuncInfo::stable_points`, with the
+    /// -> index of the stable point in FuncTables::stable_points`, with the
     /// locals then the operand stack written into `values`.
     RewindFrame = "rewind_frame"(I32, Ptr, I32) -> (I32);
     /// `throw tag`: `(tag, values)`, the tag's index in the module (imports

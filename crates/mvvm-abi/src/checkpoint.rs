@@ -44,11 +44,11 @@
 //!    outermost function. A function entry that sees `REWINDING` calls
 //!    `RewindFrame(func, values, capacity)`, which fills the slots with the
 //!    frame's locals and stack and returns the index of its stable point in
-//!    [`FuncInfo::stable_points`](crate::FuncInfo); the function redefines
+//!    [`FuncTables::stable_points`](crate::FuncTables); the function redefines
 //!    its locals and jumps to that resume point with the stack rebuilt. The
 //!    runtime clears `unwind_state` when it hands out the last frame.
 //!    `capacity` is the function's largest `locals.len() + stack.len()` over
-//!    its stable points ([`FuncInfo::frame_capacity`](crate::FuncInfo::frame_capacity));
+//!    its stable points ([`FuncTables::frame_capacity`](crate::FuncTables::frame_capacity));
 //!    `values` is `VMLimits.frame_slots`, where unwinding frames are written
 //!    too;
 //!    an index out of range of `stable_points` makes the function trap with

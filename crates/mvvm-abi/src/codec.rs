@@ -20,6 +20,14 @@ use serde::{Serialize, de::DeserializeOwned};
 #[error("{0}")]
 pub struct CodecError(String);
 
+impl CodecError {
+    /// An error with `message`, for encodings built on this codec (the
+    /// checkpoint tables' index).
+    pub fn new(message: impl Into<String>) -> CodecError {
+        CodecError(message.into())
+    }
+}
+
 /// Largest input [`decode`] accepts (and the largest value [`encode`]
 /// is meant to produce).
 pub const MAX_DECODE_BYTES: usize = 1 << 30;

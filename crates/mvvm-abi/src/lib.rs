@@ -6,7 +6,8 @@
 //! generated code may make ([`builtins`]), the trap codes ([`trap`]), how exceptions reach their handlers
 //! ([`exception`]), the
 //! symbol and section names of the `.aot` object ([`object`]), the metadata
-//! that travels with the code ([`meta`]) and the one codec used to encode it
+//! that travels with the code ([`meta`], and the checkpoint tables decoded
+//! on demand, [`tables`]) and the one codec used to encode it
 //! ([`codec`]). This crate has no unsafe code.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -17,10 +18,12 @@ pub mod codec;
 pub mod exception;
 pub mod meta;
 pub mod object;
+pub mod tables;
 pub mod trap;
 pub mod version;
 pub mod vmctx;
 
 pub use checkpoint::{Policy, StablePoint, StablePointKind};
 pub use meta::*;
+pub use tables::{CheckpointTables, FuncTables, TablesError};
 pub use trap::TrapCode;

@@ -6,7 +6,8 @@
 //! segments, names, and the trap table that maps a faulting code offset back
 //! to a trap code, function and bytecode offset.
 
-use crate::checkpoint::{Policy, StablePoint};
+use crate::checkpoint::Policy;
+use crate::tables::{CheckpointTables, FuncTables, TablesError};
 use crate::trap::TrapCode;
 use serde::{Deserialize, Serialize};
 
@@ -279,11 +280,6 @@ pub struct FuncInfo {
     pub code_size: u32,
     /// Trap sites, sorted by `code_offset`.
     pub traps: Vec<TrapSite>,
-    /// Types of the function's locals: parameters, then declared locals.
-    pub locals: Vec<ValType>,
-    /// Resume points, sorted by offset (empty when the policy is `None`);
-    /// `RewindFrame` returns an index into this list.
-    pub stable_points: Vec<StablePoint>,
     /// Call sites that have exception handlers, sorted by
     /// `return_offset` (empty in a module without exception handling).
     pub call_sites: Vec<crate::exception::CallSite>,
@@ -313,25 +309,6 @@ pub struct ResumeCode {
     /// Call sites of the clone that have exception handlers, sorted by
     /// `return_offset`.
     pub call_sites: Vec<crate::exception::CallSite>,
-}
-
-impl FuncInfo {
-    /// Slots a frame of this function may need: its locals plus the
-    /// deepest operand stack at a stable point (at least one), counted in
-    /// slots ([`ValType::slots`]: two per `v128`). The compiler passes
-    /// this capacity to `RewindFrame`; the runtime sizes the frame buffer
-    /// (see [`VMLIMITS_FRAME_SLOTS`](crate::vmctx::VMLIMITS_FRAME_SLOTS))
-    /// to the largest over a module.
-    pub fn frame_capacity(&self) -> usize {
-        let slots = |tys: &[ValType]| tys.iter().map(|t| t.slots()).sum::<usize>();
-        let stack = self
-            .stable_points
-            .iter()
-            .map(|p| slots(&p.stack))
-            .max()
-            .unwrap_or(0);
-        (slots(&self.locals) + stack).max(1)
-    }
 }
 
 /// The ISA the code was generated for.
@@ -411,9 +388,54 @@ pub struct ModuleMeta {
     pub array_trampolines: Vec<u32>,
     /// Per defined function (index minus `num_imported_funcs`).
     pub func_infos: Vec<FuncInfo>,
+    /// Slots of the frame buffer checkpoint code writes frames into: the
+    /// largest [`FuncTables::frame_capacity`] of the functions that have
+    /// stable points (0 when none has). Recorded here so that
+    /// instantiating does not need the tables; a table that claims more
+    /// is refused when decoded.
+    pub frame_slots: u32,
+    /// Every defined function's locals and stable points: not part of this
+    /// encoding but of [`CKPT_SECTION`](crate::object::CKPT_SECTION),
+    /// attached by whoever reads the object and decoded on first use (see
+    /// [`ModuleMeta::func_tables`]).
+    #[serde(skip)]
+    pub checkpoint_tables: CheckpointTables,
 }
 
 impl ModuleMeta {
+    /// The checkpoint tables of function `func` (module-wide index:
+    /// imports first), decoded on the first call. An error names what is
+    /// wrong: an imported or unknown function, or malformed tables.
+    pub fn func_tables(&self, func: u32) -> Result<&FuncTables, TablesError> {
+        let k = func
+            .checked_sub(self.num_imported_funcs)
+            .ok_or(TablesError::NotDefined(func))?;
+        self.checkpoint_tables.get(k as usize, func)
+    }
+
+    /// Attaches a copy of `section` (the bytes of
+    /// [`CKPT_SECTION`](crate::object::CKPT_SECTION)) as this module's
+    /// checkpoint tables, checking its header; for tools and tests that
+    /// read an object's sections themselves.
+    pub fn attach_tables_section(&mut self, section: &[u8]) -> Result<(), TablesError> {
+        let bytes: crate::tables::SharedBytes = std::sync::Arc::new(section.to_vec());
+        self.checkpoint_tables = CheckpointTables::from_section(
+            bytes,
+            0..section.len(),
+            self.func_infos.len(),
+            self.frame_slots as usize,
+        )?;
+        Ok(())
+    }
+
+    /// Every defined function's checkpoint tables, in order (decoding
+    /// them all), or the first error.
+    pub fn all_func_tables(&self) -> Result<Vec<&FuncTables>, TablesError> {
+        (0..self.func_infos.len() as u32)
+            .map(|k| self.func_tables(self.num_imported_funcs + k))
+            .collect()
+    }
+
     /// Number of imported tables.
     pub fn num_imported_tables(&self) -> u32 {
         self.imports

@@ -7,6 +7,12 @@
 /// encoding of [`ModuleMeta`](crate::meta::ModuleMeta).
 pub const META_SECTION: &str = ".mvvm.meta";
 
+/// Section holding every defined function's checkpoint tables (locals and
+/// stable points), indexed per function and decoded on first use; see
+/// [`tables`](crate::tables) for its layout. Apart from
+/// [`META_SECTION`] so that loading a module does not decode them.
+pub const CKPT_SECTION: &str = ".mvvm.ckpt";
+
 /// The empty section that marks a pre-linked object: every PC-relative
 /// relocation from a text section to the same section (the calls between
 /// functions) is already applied in its bytes by `mvvm-aot`; the

@@ -17,8 +17,11 @@
 /// such code). 7: `memory.atomic.wait32/wait64` are stable points
 /// (`StablePointKind::AtomicWait`) under a policy, and code compiled with
 /// one tests `unwind_state` after each wait: a runtime may then interrupt
-/// a wait for a checkpoint, which older code would not unwind from.
-pub const AOT_FORMAT_VERSION: u32 = 7;
+/// a wait for a checkpoint, which older code would not unwind from. 8:
+/// locals and stable points moved out of `FuncInfo` into the section
+/// `.mvvm.ckpt` (decoded per function on first use), and
+/// `ModuleMeta::frame_slots` records the frame buffer's size.
+pub const AOT_FORMAT_VERSION: u32 = 8;
 
 /// Version of the MVVM toolchain that produced a file.
 pub const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");

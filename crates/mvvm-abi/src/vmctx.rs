@@ -94,7 +94,7 @@ pub const VMLIMITS_UNWIND_STATE: i32 = 12;
 /// Offset of `frame_slots: *mut u64` in `VMLimits`: the buffer checkpoint
 /// code writes a frame into before `UnwindFrame`/`Probe`, and `RewindFrame`
 /// fills. The runtime makes it at least
-/// [`FuncInfo::frame_capacity`](crate::meta::FuncInfo::frame_capacity)
+/// [`FuncTables::frame_capacity`](crate::tables::FuncTables::frame_capacity)
 /// slots of [`VALUE_SLOT_SIZE`] bytes for every function of every module
 /// instantiated in the store (one buffer is enough: a frame is copied out
 /// or read back before any other frame is written).

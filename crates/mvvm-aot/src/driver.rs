@@ -16,7 +16,7 @@ use mvvm_abi::object::{
     PROBE_TRAMPOLINE_SYMBOL, array_trampoline_symbol, func_symbol, import_stub_symbol,
     resume_symbol,
 };
-use mvvm_abi::{ExportKind, FuncInfo, ResumeCode, TrapSite};
+use mvvm_abi::{CheckpointTables, ExportKind, FuncInfo, FuncTables, ResumeCode, TrapSite};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -199,9 +199,11 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
     drop(info);
 
     let mut func_infos = Vec::with_capacity(compiled.len());
-    for (k, (code, clone)) in compiled.into_iter().enumerate() {
+    let mut tables = Vec::with_capacity(compiled.len());
+    for (k, (mut code, clone)) in compiled.into_iter().enumerate() {
         let index = nimports + k as u32;
         emitter.define_function(func_ids[index as usize], index, &code)?;
+        tables.push(std::mem::take(&mut code.tables));
         let mut info = code.info;
         if let (Some(clone), Some(id)) = (clone, resume_ids[index as usize]) {
             emitter.define_function(id, index, &clone)?;
@@ -217,6 +219,22 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
         emitter.define_function(*id, *index, code)?;
     }
     meta.func_infos = func_infos;
+    meta.frame_slots = tables
+        .iter()
+        .filter(|t| !t.stable_points.is_empty())
+        .map(|t| t.frame_capacity())
+        .max()
+        .unwrap_or(0)
+        .try_into()
+        .map_err(|_| CompileError::Object {
+            step: "record a frame of more than 2^32 slots".into(),
+            source: "frame too large".into(),
+        })?;
+    meta.checkpoint_tables = CheckpointTables::from_tables(&tables, meta.frame_slots as usize)
+        .map_err(|e| CompileError::Object {
+            step: "encode the checkpoint tables".into(),
+            source: Box::new(e),
+        })?;
     meta.array_trampolines = tramp_indices;
     let object = emitter.finish(&meta)?;
     tracing::debug!(
@@ -393,8 +411,7 @@ fn compile_functions(
                 let tables = translate_function(&input, validator, &mut ctx.func, &mut fb_ctx)?;
                 let id = func_ids[index as usize];
                 let mut compiled = finish_function(&mut ctx, isa, id, index, start, "")?;
-                compiled.info.locals = tables.locals;
-                compiled.info.stable_points = tables.stable_points;
+                compiled.tables = tables;
                 Ok((compiled, clone))
             })();
             if result.is_err() {
@@ -502,6 +519,7 @@ fn finish_function(
             call_sites,
             ..FuncInfo::default()
         },
+        tables: FuncTables::default(),
     })
 }
 

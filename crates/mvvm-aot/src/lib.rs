@@ -38,7 +38,7 @@
 //! - Checkpoints (any [`Policy`] but `None`): `translate/checkpoint.rs`
 //!   adds the resume points, probes, unwind and rewind paths of the
 //!   contract in `mvvm_abi::checkpoint`, and fills
-//!   `FuncInfo::stable_points`; `FuncInfo::locals` is filled always.
+//!   `FuncTables::stable_points` (section `.mvvm.ckpt`); `FuncTables::locals` is filled always.
 #![forbid(unsafe_code)]
 
 mod callgraph;

@@ -256,6 +256,8 @@ pub(crate) fn parse<'a>(
         func_names: Vec::new(),
         array_trampolines: Vec::new(),
         func_infos: Vec::new(),
+        frame_slots: 0,
+        checkpoint_tables: Default::default(),
     };
     let mut funcs = Vec::new();
 

@@ -28,13 +28,16 @@ use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_module::{DataDescription, FuncId, Linkage, Module, ModuleReloc, ModuleRelocTarget};
 use cranelift_object::object;
 use cranelift_object::{ObjectBuilder, ObjectModule};
-use mvvm_abi::object::META_SECTION;
+use mvvm_abi::object::{CKPT_SECTION, META_SECTION};
 use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
-use mvvm_abi::{FuncInfo, ModuleMeta};
+use mvvm_abi::{FuncInfo, FuncTables, ModuleMeta};
 use object::write::SymbolSection;
 
 /// The name of the metadata data symbol.
 pub const META_SYMBOL: &str = "mvvm_meta";
+
+/// The name of the checkpoint tables' data symbol.
+pub const CKPT_SYMBOL: &str = "mvvm_ckpt";
 
 pub use mvvm_abi::object::PRELINKED_SECTION;
 
@@ -61,6 +64,8 @@ pub(crate) struct CompiledFunc {
     pub relocs: Vec<ModuleReloc>,
     /// Size and trap sites, for the metadata.
     pub info: FuncInfo,
+    /// Locals and stable points, for the checkpoint tables section.
+    pub tables: FuncTables,
 }
 
 /// A function held back until [`Emitter::finish`] (a resume clone).
@@ -264,6 +269,19 @@ impl Emitter {
         self.module
             .define_data(id, &desc)
             .map_err(object_err("define the metadata"))?;
+        // The checkpoint tables, in their own section: the runtime decodes
+        // them per function when a checkpoint needs them, not at load.
+        let id = self
+            .module
+            .declare_data(CKPT_SYMBOL, Linkage::Export, false, false)
+            .map_err(object_err("declare the checkpoint tables"))?;
+        let mut desc = DataDescription::new();
+        desc.define(meta.checkpoint_tables.encoded().into());
+        desc.set_custom_section(CKPT_SECTION);
+        desc.set_align(8);
+        self.module
+            .define_data(id, &desc)
+            .map_err(object_err("define the checkpoint tables"))?;
         let mut product = self.module.finish();
         let arch = product.object.architecture();
         apply_patches(&mut product, &self.patches, arch)?;

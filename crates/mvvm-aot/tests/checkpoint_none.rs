@@ -14,7 +14,7 @@
 //! them with `MVVM_PRINT_GOLDEN=1 cargo test -p mvvm-aot --test
 //! checkpoint_none -- --nocapture` and say why in the commit message.
 
-use mvvm_abi::object::META_SECTION;
+use mvvm_abi::object::{CKPT_SECTION, META_SECTION};
 use mvvm_abi::{ModuleMeta, Policy, TargetArch};
 use mvvm_aot::{CompileOptions, compile};
 use object::{Object, ObjectSection};
@@ -176,7 +176,10 @@ fn text_and_meta(obj: &[u8]) -> (Vec<u8>, ModuleMeta) {
         .data()
         .expect("meta data")
         .to_vec();
-    let meta: ModuleMeta = mvvm_abi::codec::decode(&meta[12..]).expect("meta decodes");
+    let mut meta: ModuleMeta = mvvm_abi::codec::decode(&meta[12..]).expect("meta decodes");
+    let tables = file.section_by_name(CKPT_SECTION).expect("tables");
+    meta.attach_tables_section(tables.data().expect("tables data"))
+        .expect("tables header");
     (text, meta)
 }
 
@@ -210,7 +213,9 @@ fn policy_none_code_is_unchanged() {
                 let obj = compile(bytes, &opts).expect("compiles");
                 let (text, meta) = text_and_meta(&obj);
                 assert_eq!(meta.policy, Policy::None);
-                assert!(meta.func_infos.iter().all(|f| f.stable_points.is_empty()));
+                let tables = meta.all_func_tables().expect("tables decode");
+                assert!(tables.iter().all(|f| f.stable_points.is_empty()));
+                assert_eq!(meta.frame_slots, 0);
                 let digest = hex(&Sha256::digest(&text));
                 if print {
                     println!(

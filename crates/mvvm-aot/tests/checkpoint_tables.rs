@@ -2,8 +2,8 @@
 //! (a snapshot taken with one compilation restores into any other), and
 //! exactly where the contract puts them.
 
-use mvvm_abi::object::META_SECTION;
-use mvvm_abi::{FuncInfo, ModuleMeta, Policy, StablePoint, StablePointKind, TargetArch, ValType};
+use mvvm_abi::object::{CKPT_SECTION, META_SECTION};
+use mvvm_abi::{FuncTables, ModuleMeta, Policy, StablePoint, StablePointKind, TargetArch, ValType};
 use mvvm_aot::{CompileOptions, compile};
 use object::{Object, ObjectSection};
 
@@ -23,7 +23,11 @@ fn meta_of(obj: &[u8]) -> ModuleMeta {
         .expect("meta")
         .data()
         .expect("meta data");
-    mvvm_abi::codec::decode(&data[12..]).expect("meta decodes")
+    let mut meta: ModuleMeta = mvvm_abi::codec::decode(&data[12..]).expect("meta decodes");
+    let tables = file.section_by_name(CKPT_SECTION).expect("tables");
+    meta.attach_tables_section(tables.data().expect("tables data"))
+        .expect("tables header");
+    meta
 }
 
 fn compile_meta(wasm: &[u8], policy: Policy, opt_level: u8, target: TargetArch) -> ModuleMeta {
@@ -46,16 +50,22 @@ fn workspace_file(rel: &str) -> Vec<u8> {
 }
 
 fn tables(meta: &ModuleMeta) -> Vec<(Vec<ValType>, Vec<StablePoint>)> {
-    meta.func_infos
-        .iter()
-        .map(|f: &FuncInfo| (f.locals.clone(), f.stable_points.clone()))
+    meta.all_func_tables()
+        .expect("tables decode")
+        .into_iter()
+        .map(|f: &FuncTables| (f.locals.clone(), f.stable_points.clone()))
         .collect()
 }
 
 /// Checks what holds for every table: an Entry point first, offsets
 /// strictly increasing, Entry stacks empty.
 fn check_shape(meta: &ModuleMeta) {
-    for (k, f) in meta.func_infos.iter().enumerate() {
+    for (k, f) in meta
+        .all_func_tables()
+        .expect("tables decode")
+        .iter()
+        .enumerate()
+    {
         let pts = &f.stable_points;
         assert!(!pts.is_empty(), "function {k} has no stable point");
         assert_eq!(pts[0].kind, StablePointKind::Entry, "function {k}");
@@ -110,8 +120,9 @@ fn tables_identical_across_policies_opt_levels_and_targets() {
             }
         }
         let none = compile_meta(&wasm, Policy::None, 3, TargetArch::X86_64);
-        assert!(none.func_infos.iter().all(|f| f.stable_points.is_empty()));
-        let locals: Vec<_> = none.func_infos.iter().map(|f| f.locals.clone()).collect();
+        let none_tables = none.all_func_tables().expect("tables decode");
+        assert!(none_tables.iter().all(|f| f.stable_points.is_empty()));
+        let locals: Vec<_> = none_tables.iter().map(|f| f.locals.clone()).collect();
         let expected_locals: Vec<_> = expected.iter().map(|(l, _)| l.clone()).collect();
         assert_eq!(
             locals, expected_locals,
@@ -145,7 +156,8 @@ fn stable_points_name_kinds_and_stacks() {
     for policy in POLICIES {
         let meta = compile_meta(wat.as_bytes(), policy, 3, TargetArch::X86_64);
         check_shape(&meta);
-        let f = &meta.func_infos[0];
+        let all = meta.all_func_tables().expect("tables decode");
+        let f = all[0];
         assert_eq!(
             f.locals,
             [
@@ -172,7 +184,7 @@ fn stable_points_name_kinds_and_stacks() {
             policy.name()
         );
         // A function without loops or calls still has its entry.
-        let g = &meta.func_infos[1];
+        let g = all[1];
         assert_eq!(g.stable_points.len(), 1);
         assert!(g.stable_points[0].offset < f.stable_points[0].offset + 1000);
     }
@@ -199,5 +211,9 @@ fn unreachable_code_has_no_stable_points() {
         TargetArch::Aarch64,
     );
     assert_eq!(tables(&a), tables(&b));
-    assert_eq!(a.func_infos[1].stable_points.len(), 1, "only the entry");
+    assert_eq!(
+        a.all_func_tables().unwrap()[1].stable_points.len(),
+        1,
+        "only the entry"
+    );
 }

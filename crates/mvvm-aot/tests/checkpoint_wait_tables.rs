@@ -3,7 +3,7 @@
 //! the tables that list them are the same for every policy, opt level and
 //! target, and code without a policy has none.
 
-use mvvm_abi::object::META_SECTION;
+use mvvm_abi::object::{CKPT_SECTION, META_SECTION};
 use mvvm_abi::{ModuleMeta, Policy, StablePoint, StablePointKind, TargetArch, ValType};
 use mvvm_aot::{CompileOptions, compile};
 use object::{Object, ObjectSection};
@@ -49,13 +49,22 @@ fn compile_meta(policy: Policy, opt_level: u8, target: TargetArch) -> ModuleMeta
         .expect("meta")
         .data()
         .expect("meta data");
-    let meta: ModuleMeta = mvvm_abi::codec::decode(&data[12..]).expect("meta decodes");
+    let mut meta: ModuleMeta = mvvm_abi::codec::decode(&data[12..]).expect("meta decodes");
+    let tables = file.section_by_name(CKPT_SECTION).expect("tables");
+    meta.attach_tables_section(tables.data().expect("tables data"))
+        .expect("tables header");
     assert_eq!(meta.policy, policy);
     meta
 }
 
+/// The tables of the first defined function.
+fn f0(meta: &ModuleMeta) -> &mvvm_abi::FuncTables {
+    meta.all_func_tables().expect("tables decode")[0]
+}
+
 fn points(meta: &ModuleMeta) -> Vec<Vec<StablePoint>> {
-    meta.func_infos
+    meta.all_func_tables()
+        .expect("tables decode")
         .iter()
         .map(|f| f.stable_points.clone())
         .collect()
@@ -64,7 +73,7 @@ fn points(meta: &ModuleMeta) -> Vec<Vec<StablePoint>> {
 #[test]
 fn waits_are_atomic_wait_points_with_their_operands_on_top() {
     let meta = compile_meta(Policy::Loop, 3, TargetArch::X86_64);
-    let got: Vec<(StablePointKind, Vec<ValType>)> = meta.func_infos[0]
+    let got: Vec<(StablePointKind, Vec<ValType>)> = f0(&meta)
         .stable_points
         .iter()
         .map(|p| (p.kind, p.stack.clone()))
@@ -82,12 +91,16 @@ fn waits_are_atomic_wait_points_with_their_operands_on_top() {
         ]
     );
     // The offsets are those of the wait operators, in order.
-    let pts = &meta.func_infos[0].stable_points;
+    let pts = &f0(&meta).stable_points;
     assert!(pts.windows(2).all(|w| w[0].offset < w[1].offset));
-    assert_eq!(meta.func_infos[1].stable_points.len(), 1, "only the entry");
+    assert_eq!(
+        meta.all_func_tables().unwrap()[1].stable_points.len(),
+        1,
+        "only the entry"
+    );
     // The frame buffer has room for the largest frame (3 locals, 4 stack
     // values).
-    assert!(meta.func_infos[0].frame_capacity() >= 7);
+    assert!(f0(&meta).frame_capacity() >= 7);
 }
 
 #[test]
@@ -107,5 +120,10 @@ fn wait_points_are_the_same_for_every_policy_opt_level_and_target() {
         }
     }
     let none = compile_meta(Policy::None, 3, TargetArch::X86_64);
-    assert!(none.func_infos.iter().all(|f| f.stable_points.is_empty()));
+    assert!(
+        none.all_func_tables()
+            .unwrap()
+            .iter()
+            .all(|f| f.stable_points.is_empty())
+    );
 }

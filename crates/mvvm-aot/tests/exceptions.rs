@@ -157,7 +157,9 @@ fn legacy_delegate_uses_the_outer_handlers() {
         ]
     );
     // A hidden exnref local per nesting level of catch bodies: two.
-    let hidden = run
+    let hidden = meta
+        .func_tables(meta.num_imported_funcs + 1)
+        .expect("tables")
         .locals
         .iter()
         .filter(|t| **t == mvvm_abi::ValType::ExnRef)

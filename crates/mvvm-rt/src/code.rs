@@ -301,7 +301,7 @@ pub(crate) fn func_at(pc: usize) -> Option<(Option<u32>, Option<String>)> {
         return None;
     }
     let f = &info.funcs[k - 1];
-    Some((Some(f.index), f.name.clone()))
+    Some((Some(f.index), info.name(f)))
 }
 
 /// Runs `f` on what the registry knows of the return address `pc` (see

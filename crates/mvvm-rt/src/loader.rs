@@ -22,9 +22,10 @@
 //! the entry points are found by index, without building a name table.
 
 use crate::code::{CodeMemory, align_up, page_size};
-use crate::trap::{CodeInfo, FuncRange};
+use crate::trap::{CodeInfo, FuncRange, RangeKind};
 use mvvm_abi::meta::{ModuleMeta, TargetArch};
 use mvvm_abi::object as names;
+use mvvm_abi::tables::{CheckpointTables, SharedBytes, TablesError};
 use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
 use object::elf;
 use object::{
@@ -33,7 +34,7 @@ use object::{
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// When this process started running code: set by [`record_process_start`]
@@ -156,7 +157,9 @@ pub enum LoadError {
 /// The result of loading: code in memory plus addresses of interest.
 #[derive(Debug)]
 pub(crate) struct LoadedCode {
-    pub meta: ModuleMeta,
+    /// Shared with [`CodeInfo::meta`], which reads trap and call sites
+    /// from it.
+    pub meta: Arc<ModuleMeta>,
     pub memory: CodeMemory,
     /// Address of `mvvm_func_{i}` per defined function (index minus
     /// `num_imported_funcs`).
@@ -169,10 +172,67 @@ pub(crate) struct LoadedCode {
     pub info: CodeInfo,
 }
 
-/// Reads and checks the metadata section only.
+/// Reads and checks the metadata section, and attaches (a copy of) the
+/// checkpoint tables section, decoded on use.
 pub fn read_meta(bytes: &[u8]) -> Result<ModuleMeta, LoadError> {
     let file = object::File::parse(bytes).map_err(elf("the ELF header or tables"))?;
-    meta_of(&file)
+    let mut meta = meta_of(&file)?;
+    attach_tables(&file, &mut meta, None)?;
+    Ok(meta)
+}
+
+/// Attaches the checkpoint tables section to `meta`, without decoding it:
+/// `owner`, when given, holds the object's bytes (the mapped file) and the
+/// tables borrow from it; otherwise the section is copied. Only the
+/// header is checked here (constant time): a missing or malformed section
+/// makes every lookup fail, so that checkpoints and restores report it,
+/// not start-up. `meta.frame_slots` is checked against the section's size
+/// (a value type is 4 bytes of its table there and takes at most two
+/// slots), so that a corrupt count cannot size a huge frame buffer.
+fn attach_tables(
+    file: &object::File<'_>,
+    meta: &mut ModuleMeta,
+    owner: Option<&SharedBytes>,
+) -> Result<(), LoadError> {
+    let count = meta.func_infos.len();
+    let frame_slots = meta.frame_slots as usize;
+    let Some(sec) = file.section_by_name(names::CKPT_SECTION) else {
+        if frame_slots > 1 {
+            return Err(LoadError::BadMeta(format!(
+                "a frame buffer of {frame_slots} slots without a {} section",
+                names::CKPT_SECTION
+            )));
+        }
+        meta.checkpoint_tables = CheckpointTables::unusable(TablesError::Section(format!(
+            "the object has no {} section",
+            names::CKPT_SECTION
+        )));
+        return Ok(());
+    };
+    let (bytes, range) = match (owner, sec.file_range()) {
+        (Some(owner), Some((offset, size))) => {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let end = start.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+            (owner.clone(), start..end)
+        }
+        _ => {
+            let data = sec.data().map_err(elf(format!(
+                "the data of section `{}`",
+                names::CKPT_SECTION
+            )))?;
+            let copy: SharedBytes = Arc::new(data.to_vec());
+            (copy, 0..data.len())
+        }
+    };
+    if frame_slots > range.len() / 2 + 1 {
+        return Err(LoadError::BadMeta(format!(
+            "a frame buffer of {frame_slots} slots for {} bytes of checkpoint tables",
+            range.len()
+        )));
+    }
+    meta.checkpoint_tables = CheckpointTables::from_section(bytes, range, count, frame_slots)
+        .unwrap_or_else(CheckpointTables::unusable);
+    Ok(())
 }
 
 fn meta_of(file: &object::File<'_>) -> Result<ModuleMeta, LoadError> {
@@ -391,7 +451,7 @@ impl Phases {
 /// Loads `bytes` (an `.aot` ELF object) into executable memory: a copy of
 /// the text and data, the caller's bytes need not outlive the module.
 pub(crate) fn load(bytes: &[u8]) -> Result<LoadedCode, LoadError> {
-    load_from(bytes, None)
+    load_from(bytes, None, None)
 }
 
 /// Loads the `.aot` object `file` (named `path` in errors): the object is
@@ -408,7 +468,11 @@ pub(crate) fn load_file(file: &std::fs::File, path: &Path) -> Result<LoadedCode,
         path: path.to_path_buf(),
         source,
     })?;
-    load_from(&map, Some(file))
+    // Kept mapped while the module lives: its checkpoint tables are
+    // decoded from the mapping when first needed (pages read then).
+    let map = Arc::new(map);
+    let owner: SharedBytes = map.clone();
+    load_from(&map, Some(file), Some(&owner))
 }
 
 /// The steps, each a function below: check the object against this host,
@@ -416,10 +480,16 @@ pub(crate) fn load_file(file: &std::fs::File, path: &Path) -> Result<LoadedCode,
 /// map or copy them into a fresh mapping, fill the GOT and apply the
 /// relocations, find the symbols the runtime calls and the code range of
 /// each function, then make the code executable.
-fn load_from(bytes: &[u8], file: Option<&std::fs::File>) -> Result<LoadedCode, LoadError> {
+fn load_from(
+    bytes: &[u8],
+    file: Option<&std::fs::File>,
+    owner: Option<&SharedBytes>,
+) -> Result<LoadedCode, LoadError> {
     let mut phases = Phases::new();
     let obj = object::File::parse(bytes).map_err(elf("the ELF header or tables"))?;
-    let meta = checked_meta(&obj)?;
+    let mut meta = checked_meta(&obj)?;
+    // (The function counts are checked by `find_entries`.)
+    attach_tables(&obj, &mut meta, owner)?;
     let layout = lay_out(&obj, meta.target)?;
     let t_parse = phases.lap();
     // Slack so that an 8-byte relocation at the very end stays in bounds.
@@ -436,9 +506,6 @@ fn load_from(bytes: &[u8], file: Option<&std::fs::File>) -> Result<LoadedCode, L
     let t_reloc = phases.lap();
     let text = mem.base()..mem.base() + layout.text_len;
     let entries = find_entries(&meta, &runtime_symbols(&obj, &symbols, &meta)?, &text)?;
-    if crate::perf_map::wanted() {
-        append_perf_map(&entries.ranges);
-    }
     mem.publish()?;
     let t_entries = phases.lap();
     tracing::debug!(
@@ -454,11 +521,16 @@ fn load_from(bytes: &[u8], file: Option<&std::fs::File>) -> Result<LoadedCode, L
         total_ms = phases.total(),
         "loaded module"
     );
+    let meta = Arc::new(meta);
     let info = CodeInfo {
         text_start: text.start,
         text_end: text.end,
         funcs: entries.ranges,
+        meta: meta.clone(),
     };
+    if crate::perf_map::wanted() {
+        append_perf_map(&info);
+    }
     Ok(LoadedCode {
         meta,
         memory: mem,
@@ -515,7 +587,7 @@ fn lay_out(file: &object::File<'_>, arch: TargetArch) -> Result<Layout, LoadErro
                 });
                 cursor = grow_layout(cursor, size)?;
             }
-            _ if name == names::META_SECTION => {}
+            _ if name == names::META_SECTION || name == names::CKPT_SECTION => {}
             SectionKind::ReadOnlyData
             | SectionKind::ReadOnlyString
             | SectionKind::ReadOnlyDataWithRel => ro.push(sec),
@@ -923,12 +995,13 @@ fn find_entries(
     let mut clones = Vec::new();
     let mut funcs = Vec::with_capacity(meta.funcs.len() - nimp);
     // A compiled body of defined function `index` (its own, or its resume
-    // clone: the same wasm function, so a trap in either is reported alike).
+    // clone: the same wasm function, so a trap in either is reported
+    // alike). Its trap and call sites stay in the metadata (checked here).
     let body_range = |found: Option<(usize, u64)>,
                       symbol: fn(u32) -> String,
                       index: u32,
                       size: u32,
-                      traps: &[mvvm_abi::TrapSite],
+                      kind: RangeKind,
                       call_sites: &[mvvm_abi::exception::CallSite]| {
         let (addr, _) = found.ok_or_else(|| LoadError::MissingSymbol(symbol(index)))?;
         if addr < text.start || addr + size as usize > text.end {
@@ -937,14 +1010,12 @@ fn find_entries(
                 symbol(index)
             )));
         }
+        check_call_sites(call_sites, size, || symbol(index))?;
         Ok(FuncRange {
             start: addr,
             end: addr + size as usize,
             index,
-            traps: traps.to_vec(),
-            name: meta.func_name(index).map(str::to_string),
-            body: true,
-            call_sites: checked_call_sites(call_sites, size, || symbol(index))?,
+            kind,
         })
     };
     for (k, fi) in meta.func_infos.iter().enumerate() {
@@ -954,7 +1025,7 @@ fn find_entries(
             names::func_symbol,
             index,
             fi.code_size,
-            &fi.traps,
+            RangeKind::Body(k as u32),
             &fi.call_sites,
         )?;
         funcs.push(range.start);
@@ -965,7 +1036,7 @@ fn find_entries(
                 names::resume_symbol,
                 index,
                 resume.code_size,
-                &resume.traps,
+                RangeKind::Clone(k as u32),
                 &resume.call_sites,
             )?);
         }
@@ -983,16 +1054,7 @@ fn find_entries(
             start: addr,
             end: addr + (size as usize).clamp(1, text.end - addr),
             index: j,
-            traps: Vec::new(),
-            body: false,
-            call_sites: Vec::new(),
-            name: meta.func_name(j).map(str::to_string).or_else(|| {
-                meta.imports
-                    .iter()
-                    .filter(|i| matches!(i.kind, mvvm_abi::meta::ImportKind::Func(_)))
-                    .nth(j as usize)
-                    .map(|i| format!("{}.{}", i.module, i.name))
-            }),
+            kind: RangeKind::Stub,
         });
     }
     let mut trampolines = HashMap::with_capacity(meta.array_trampolines.len());
@@ -1021,11 +1083,11 @@ fn find_entries(
 /// handlers inside it: the exception walk jumps to `code_start +
 /// code_offset`, so a handler outside its function would be a jump into
 /// arbitrary code.
-fn checked_call_sites(
+fn check_call_sites(
     sites: &[mvvm_abi::exception::CallSite],
     size: u32,
     symbol: impl FnOnce() -> String,
-) -> Result<Vec<mvvm_abi::exception::CallSite>, LoadError> {
+) -> Result<(), LoadError> {
     let sorted = sites
         .windows(2)
         .all(|w| w[0].return_offset < w[1].return_offset);
@@ -1038,16 +1100,17 @@ fn checked_call_sites(
             symbol()
         )));
     }
-    Ok(sites.to_vec())
+    Ok(())
 }
 
 /// Names every code range in `/tmp/perf-PID.map` (`MVVM_PERF_MAP=1`), so
 /// `perf report` shows wasm functions.
-fn append_perf_map(ranges: &[FuncRange]) {
-    let named: Vec<(usize, usize, String)> = ranges
+fn append_perf_map(info: &CodeInfo) {
+    let named: Vec<(usize, usize, String)> = info
+        .funcs
         .iter()
         .map(|r| {
-            let name = match &r.name {
+            let name = match info.name(r) {
                 Some(n) => format!("wasm[{}] {n}", r.index),
                 None => format!("wasm[{}]", r.index),
             };

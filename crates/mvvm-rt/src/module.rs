@@ -16,14 +16,16 @@ pub struct Module {
 
 #[derive(Debug)]
 pub(crate) struct ModuleInner {
-    pub meta: ModuleMeta,
+    /// Shared with the trap handler's `CodeInfo`.
+    pub meta: Arc<ModuleMeta>,
     pub funcs: Vec<usize>,
     pub import_stubs: Vec<usize>,
     pub trampolines: HashMap<u32, usize>,
     /// Canonical signature id per type index.
     pub type_ids: Vec<u32>,
-    /// The largest `FuncInfo::frame_capacity` of the module's functions
-    /// (0 without stable points): the frame buffer it needs.
+    /// The largest `FuncTables::frame_capacity` of the module's functions
+    /// (0 without stable points): the frame buffer it needs
+    /// (`ModuleMeta::frame_slots`).
     pub frame_slots: usize,
     // Field order matters: unregister before unmapping.
     _registration: RegistrationGuard,
@@ -58,14 +60,9 @@ impl Module {
             .iter()
             .map(crate::types::canonical_type_id)
             .collect();
-        let frame_slots = loaded
-            .meta
-            .func_infos
-            .iter()
-            .filter(|f| !f.stable_points.is_empty())
-            .map(|f| f.frame_capacity())
-            .max()
-            .unwrap_or(0);
+        // Recorded by the compiler (and bounded by the loader), so that
+        // the checkpoint tables need not be decoded to instantiate.
+        let frame_slots = loaded.meta.frame_slots as usize;
         let registration = crate::code::register(Arc::new(loaded.info));
         Ok(Module {
             inner: Arc::new(ModuleInner {
@@ -99,10 +96,12 @@ impl Module {
             .collect();
         let nimp = meta.num_imported_funcs as usize;
         let code = CodeMemory::new(1, 0).expect("a one-page anonymous mapping");
+        let meta = Arc::new(meta);
         let info = crate::trap::CodeInfo {
             text_start: code.base(),
             text_end: code.base(),
             funcs: Vec::new(),
+            meta: meta.clone(),
         };
         Module {
             inner: Arc::new(ModuleInner {

@@ -3,8 +3,9 @@
 
 use mvvm_abi::TrapCode;
 use mvvm_abi::exception::CallSite;
-use mvvm_abi::meta::TrapSite;
+use mvvm_abi::meta::{ModuleMeta, TrapSite};
 use std::fmt;
+use std::sync::Arc;
 
 /// Why and where wasm execution stopped abnormally.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +54,11 @@ impl fmt::Display for Trap {
 
 impl std::error::Error for Trap {}
 
-/// One function's (or import stub's) code range with its trap sites.
-#[derive(Debug, Clone)]
+/// One function's (or import stub's) code range. Its trap sites, call
+/// sites and name are not copied here: they are read from the module's
+/// metadata ([`CodeInfo::meta`]) when a lookup needs them, so that a
+/// range costs a few words at load whatever the function's size.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct FuncRange {
     /// Absolute start address.
     pub start: usize,
@@ -62,15 +66,30 @@ pub(crate) struct FuncRange {
     pub end: usize,
     /// Wasm function index (for a stub: the imported function's index).
     pub index: u32,
-    /// Trap sites, sorted by `code_offset`.
-    pub traps: Vec<TrapSite>,
-    /// Name for trap messages.
-    pub name: Option<String>,
+    /// What code this is.
+    pub kind: RangeKind,
+}
+
+/// The code a [`FuncRange`] holds, and where its tables are in the
+/// metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RangeKind {
+    /// The body of defined function `k` (`ModuleMeta::func_infos[k]`).
+    Body(u32),
+    /// The resume clone of defined function `k`
+    /// (`func_infos[k].resume`).
+    Clone(u32),
+    /// An import stub: no trap sites, no call sites, and a throw does not
+    /// walk through it.
+    Stub,
+}
+
+impl FuncRange {
     /// Whether this is a wasm function's body (or resume clone), as
     /// opposed to an import stub: a throw walks through bodies only.
-    pub body: bool,
-    /// Call sites with exception handlers, sorted by `return_offset`.
-    pub call_sites: Vec<CallSite>,
+    pub fn body(&self) -> bool {
+        self.kind != RangeKind::Stub
+    }
 }
 
 /// What the signal handler needs about one module's code.
@@ -82,6 +101,10 @@ pub(crate) struct CodeInfo {
     pub text_end: usize,
     /// Functions sorted by start.
     pub funcs: Vec<FuncRange>,
+    /// The module's metadata, shared with the module: the trap sites,
+    /// call sites and names of the ranges (checked by the loader).
+    /// Nothing the signal handler reads here is ever written after load.
+    pub meta: Arc<ModuleMeta>,
 }
 
 /// The result of looking up a PC inside registered code.
@@ -110,6 +133,57 @@ pub(crate) enum SiteLookup<'a> {
 }
 
 impl CodeInfo {
+    /// Trap sites of `f`, sorted by `code_offset`.
+    pub fn traps(&self, f: &FuncRange) -> &[TrapSite] {
+        match f.kind {
+            RangeKind::Body(k) => self.meta.func_infos.get(k as usize).map(|i| &i.traps[..]),
+            RangeKind::Clone(k) => self
+                .meta
+                .func_infos
+                .get(k as usize)
+                .and_then(|i| i.resume.as_ref())
+                .map(|r| &r.traps[..]),
+            RangeKind::Stub => None,
+        }
+        .unwrap_or(&[])
+    }
+
+    /// Call sites of `f` that have handlers, sorted by `return_offset`.
+    pub fn call_sites(&self, f: &FuncRange) -> &[CallSite] {
+        match f.kind {
+            RangeKind::Body(k) => self
+                .meta
+                .func_infos
+                .get(k as usize)
+                .map(|i| &i.call_sites[..]),
+            RangeKind::Clone(k) => self
+                .meta
+                .func_infos
+                .get(k as usize)
+                .and_then(|i| i.resume.as_ref())
+                .map(|r| &r.call_sites[..]),
+            RangeKind::Stub => None,
+        }
+        .unwrap_or(&[])
+    }
+
+    /// Name of `f` for messages: from the name section, or for an import
+    /// stub its `module.name`. Allocates; not for the signal handler.
+    pub fn name(&self, f: &FuncRange) -> Option<String> {
+        if let Some(n) = self.meta.func_name(f.index) {
+            return Some(n.to_string());
+        }
+        if f.kind != RangeKind::Stub {
+            return None;
+        }
+        self.meta
+            .imports
+            .iter()
+            .filter(|i| matches!(i.kind, mvvm_abi::meta::ImportKind::Func(_)))
+            .nth(f.index as usize)
+            .map(|i| format!("{}.{}", i.module, i.name))
+    }
+
     /// Looks up the return address `pc` (in `text_start..=text_end`): the
     /// body it returns into and that call's handlers. A return address
     /// may lie just past its function's last byte (a call that never
@@ -121,15 +195,15 @@ impl CodeInfo {
         let Some(f) = i.checked_sub(1).map(|i| &self.funcs[i]) else {
             return SiteLookup::NotWasm;
         };
-        if at >= f.end || !f.body {
+        if at >= f.end || !f.body() {
             return SiteLookup::NotWasm;
         }
         let off = (pc - f.start) as u64;
-        let site = f
-            .call_sites
+        let sites = self.call_sites(f);
+        let site = sites
             .binary_search_by_key(&off, |c| u64::from(c.return_offset))
             .ok()
-            .map(|k| &f.call_sites[k]);
+            .map(|k| &sites[k]);
         SiteLookup::Wasm {
             code_start: f.start,
             site,
@@ -153,9 +227,10 @@ impl CodeInfo {
         }
         out.func = Some(f.index);
         let off = (pc - f.start) as u64;
-        if let Ok(k) = f.traps.binary_search_by_key(&off, |t| t.code_offset as u64) {
-            out.code = Some(f.traps[k].code);
-            out.wasm_offset = Some(f.traps[k].wasm_offset);
+        let traps = self.traps(f);
+        if let Ok(k) = traps.binary_search_by_key(&off, |t| t.code_offset as u64) {
+            out.code = Some(traps[k].code);
+            out.wasm_offset = Some(traps[k].wasm_offset);
         }
         out
     }

@@ -467,3 +467,102 @@ fn open_files_are_reopened_and_checked() {
     assert!(matches!(e, mvvm_wasi::Error::FileChanged { .. }), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `bytes` with the checkpoint tables section's bytes passed to `damage`.
+fn damage_tables(mut bytes: Vec<u8>, damage: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(&*bytes).unwrap();
+    let (off, size) = file
+        .section_by_name(mvvm_abi::object::CKPT_SECTION)
+        .expect("a checkpoint tables section")
+        .file_range()
+        .unwrap();
+    drop(file);
+    damage(&mut bytes[off as usize..(off + size) as usize]);
+    bytes
+}
+
+/// The message of `e` and of its sources.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// Damaged checkpoint tables (decoded on first use) do not stop a module
+/// from loading and running; the checkpoint or restore that needs them
+/// fails with a message naming them.
+#[test]
+fn damaged_checkpoint_tables_fail_the_checkpoint_not_the_start() {
+    let wat = format!("(module {IMPORTS} {COUNT})");
+    let opts = mvvm_aot::CompileOptions {
+        policy: Policy::Loop,
+        ..Default::default()
+    };
+    let good = mvvm_aot::compile(wat.as_bytes(), &opts).expect("compile");
+    let (_, dir, snap) = count_snapshot("tables");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "payload garbled",
+            damage_tables(good.clone(), |s| {
+                let n = s.len();
+                let count = u32::from_le_bytes(s[..4].try_into().unwrap()) as usize;
+                s[4 + 4 * (count + 1)..n].fill(0xff);
+            }),
+        ),
+        (
+            "wrong count",
+            damage_tables(good.clone(), |s| s[..4].fill(0x7f)),
+        ),
+        (
+            "offsets past the end",
+            damage_tables(good.clone(), |s| {
+                // Every offset but the first and the last.
+                let count = u32::from_le_bytes(s[..4].try_into().unwrap()) as usize;
+                s[8..4 + 4 * count].fill(0xff);
+            }),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let module = Module::from_aot(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let run_dir = temp_dir("refuse-tables", "run");
+        let out = Command::new(&module)
+            .config(wasi(&run_dir))
+            .max_wasm_stack(STACK)
+            .run(
+                ckpt_common::cfg(Trigger::CountProbes, &run_dir.join("s")),
+                RunOptions::default(),
+            )
+            .unwrap_or_else(|e| panic!("{what}: a run without checkpoint: {e}"));
+        assert!(
+            matches!(out, Outcome::Exited { code: 3, .. }),
+            "{what}: {out:?}"
+        );
+        let e = Command::new(&module)
+            .config(wasi(&run_dir))
+            .max_wasm_stack(STACK)
+            .run(
+                ckpt_common::cfg(Trigger::ProbeCount(50), &run_dir.join("s")),
+                RunOptions::default(),
+            )
+            .expect_err(what);
+        assert!(
+            chain(&e).contains("checkpoint tables"),
+            "{what}: {}",
+            chain(&e)
+        );
+        let e = restore_file(&module, &snap, false).expect_err(what);
+        assert!(
+            chain(&e).contains("checkpoint tables"),
+            "{what}: {}",
+            chain(&e)
+        );
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

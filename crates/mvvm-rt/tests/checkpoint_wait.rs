@@ -77,9 +77,7 @@ fn timed_out_output() -> Vec<u8> {
 /// The kind of the stable point of `module`'s function `func` at `offset`.
 fn point_kind(module: &Module, func: u32, offset: u32) -> Option<StablePointKind> {
     let meta = module.meta();
-    let info = meta
-        .func_infos
-        .get(func.checked_sub(meta.num_imported_funcs)? as usize)?;
+    let info = meta.func_tables(func).ok()?;
     info.stable_points
         .iter()
         .find(|p| p.offset == offset)
@@ -375,13 +373,14 @@ fn wait_sites_are_stable_points_of_every_policy() {
     let wat = parked_wait_program(1);
     let tables = |m: &Module| {
         m.meta()
-            .func_infos
+            .all_func_tables()
+            .expect("tables decode")
             .iter()
             .map(|f| f.stable_points.clone())
             .collect::<Vec<_>>()
     };
     let loop3 = compile(&wat, Policy::Loop, 3);
-    let w = &loop3.meta().func_infos[0];
+    let w = loop3.meta().all_func_tables().expect("tables decode")[0];
     let kinds: Vec<StablePointKind> = w.stable_points.iter().map(|p| p.kind).collect();
     assert_eq!(
         kinds,

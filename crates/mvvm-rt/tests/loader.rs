@@ -144,9 +144,35 @@ fn object_without_metadata_is_refused() {
     assert!(matches!(Module::from_aot(&bytes), Err(LoadError::BadMagic)));
 }
 
+/// A frame buffer size that the checkpoint tables cannot need (a corrupt
+/// `frame_slots`) is refused at load: it would size an allocation. A
+/// missing tables section is not (checkpoints report it).
+#[test]
+fn frame_buffer_beyond_the_tables_is_refused() {
+    let mut bytes = aot(host());
+    let file = object::File::parse(&*bytes).unwrap();
+    let (at, size) = file
+        .section_by_name(mvvm_abi::object::META_SECTION)
+        .unwrap()
+        .file_range()
+        .unwrap();
+    drop(file);
+    let range = at as usize + 12..(at + size) as usize;
+    let mut meta: mvvm_abi::ModuleMeta = mvvm_abi::codec::decode(&bytes[range.clone()]).unwrap();
+    meta.frame_slots = u32::MAX;
+    let encoded = mvvm_abi::codec::encode(&meta).unwrap();
+    assert_eq!(encoded.len(), range.len(), "fixed-size integers");
+    bytes[range].copy_from_slice(&encoded);
+    match Module::from_aot(&bytes) {
+        Err(LoadError::BadMeta(m)) => assert!(m.contains("frame buffer"), "{m}"),
+        other => panic!("expected BadMeta, got {other:?}"),
+    }
+}
+
 /// Deterministic mutation fuzzing: flipped bytes anywhere in a valid object
 /// must give an error or a module, never a panic or a crash (nothing is
-/// run: a mutated object that still loads is just dropped).
+/// run: a mutated object that still loads only has its checkpoint tables
+/// decoded).
 #[test]
 fn mutated_objects_never_panic() {
     let bytes = aot(host());
@@ -164,7 +190,11 @@ fn mutated_objects_never_panic() {
             let at = (next() % m.len() as u64) as usize;
             m[at] ^= (next() % 255 + 1) as u8;
         }
-        let _ = Module::from_aot(&m);
+        // The checkpoint tables are decoded on use: decode them all (an
+        // error or tables, never a panic).
+        if let Ok(module) = Module::from_aot(&m) {
+            let _ = module.meta().all_func_tables();
+        }
     }
     for cut in (0..bytes.len()).step_by(97) {
         assert!(Module::from_aot(&bytes[..cut]).is_err());

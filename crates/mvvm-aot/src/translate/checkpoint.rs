@@ -29,7 +29,7 @@
 //! takes two consecutive ones, stored and loaded as one 16-byte access,
 //! little-endian, low half first ([`ValType::slots`], `env::slot_layout`,
 //! `env::slot_flags`: slots are only 8-byte aligned); the capacity given to
-//! `RewindFrame` counts slots like `FuncInfo::frame_capacity`.
+//! `RewindFrame` counts slots like `FuncTables::frame_capacity`.
 //!
 //! The operand stack at a stable point becomes the parameters of its resume
 //! block, so the normal path and the rewind path meet there with the same
@@ -149,13 +149,9 @@ fn cold_zero(
     }
 }
 
-/// What a function's instrumentation leaves for the metadata.
-pub(crate) struct FuncTables {
-    /// Types of the locals (parameters first).
-    pub locals: Vec<ValType>,
-    /// Stable points, sorted by offset.
-    pub stable_points: Vec<StablePoint>,
-}
+/// What a function's instrumentation leaves for the metadata: its
+/// checkpoint tables, stored in `.mvvm.ckpt`.
+pub(crate) use mvvm_abi::FuncTables;
 
 fn block_args(values: &[Value]) -> Vec<BlockArg> {
     values.iter().map(|v| BlockArg::Value(*v)).collect()
@@ -696,7 +692,7 @@ impl FuncTranslator<'_, '_, '_> {
                 )));
             }
         }
-        // Counted in slots (two per `v128`), as `FuncInfo::frame_capacity`
+        // Counted in slots (two per `v128`), as `FuncTables::frame_capacity`
         // counts them for the runtime's frame buffer.
         let local_types: Vec<ValType> = self.locals.iter().map(|(_, t)| *t).collect();
         let (local_slots, nlocal_slots) = slot_layout(&local_types);

@@ -2,12 +2,13 @@
 //! check what the compiler recorded (shared by `compile.rs` and `simd.rs`).
 
 use mvvm_abi::ModuleMeta;
-use mvvm_abi::object::META_SECTION;
+use mvvm_abi::object::{CKPT_SECTION, META_SECTION};
 use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
 use object::{Object, ObjectSection};
 
-/// The metadata section of object `obj`, decoded; panics (a test failure)
-/// when it is missing or of another format version.
+/// The metadata section of object `obj`, decoded, with its checkpoint
+/// tables section attached; panics (a test failure) when either is
+/// missing or the metadata is of another format version.
 pub fn read_meta(obj: &[u8]) -> ModuleMeta {
     let file = object::File::parse(obj).expect("ELF");
     let section = file.section_by_name(META_SECTION).expect("meta section");
@@ -17,5 +18,9 @@ pub fn read_meta(obj: &[u8]) -> ModuleMeta {
         u32::from_le_bytes(data[8..12].try_into().unwrap()),
         AOT_FORMAT_VERSION
     );
-    mvvm_abi::codec::decode(&data[12..]).expect("decodes")
+    let mut meta: ModuleMeta = mvvm_abi::codec::decode(&data[12..]).expect("decodes");
+    let tables = file.section_by_name(CKPT_SECTION).expect("tables section");
+    meta.attach_tables_section(tables.data().expect("tables data"))
+        .expect("tables header");
+    meta
 }

@@ -38,6 +38,8 @@ fn meta() -> ModuleMeta {
         func_names: Vec::new(),
         array_trampolines: Vec::new(),
         func_infos: Vec::new(),
+        frame_slots: 0,
+        checkpoint_tables: Default::default(),
     }
 }
 

@@ -102,17 +102,11 @@ pub(crate) fn patch_wait_frame(c: &Control, frame: &mut RawFrame) {
         return;
     }
     let meta = c.module.meta();
-    let Some(info) = frame
-        .func
-        .checked_sub(meta.num_imported_funcs)
-        .and_then(|i| meta.func_infos.get(i as usize))
-    else {
+    // Tables that cannot be read: the capture reports them.
+    let Ok(info) = meta.func_tables(frame.func) else {
         return;
     };
-    let Ok(i) = info
-        .stable_points
-        .binary_search_by_key(&frame.offset, |p| p.offset)
-    else {
+    let Some(i) = info.point_at(frame.offset) else {
         return;
     };
     let point = &info.stable_points[i];

@@ -136,20 +136,15 @@ pub(crate) fn rewind_queue(
 ) -> Result<std::collections::VecDeque<RawFrame>, CheckpointError> {
     let mut rewind = std::collections::VecDeque::with_capacity(raw.len());
     for f in raw.iter().rev() {
-        let point = meta
-            .func_infos
-            .get(f.func.wrapping_sub(meta.num_imported_funcs) as usize)
-            .and_then(|info| {
-                info.stable_points
-                    .binary_search_by_key(&f.offset, |p| p.offset)
-                    .ok()
-            })
-            .ok_or_else(|| {
-                CheckpointError::Host(format!(
-                    "frame of function #{} at {:#x} is not at a stable point",
-                    f.func, f.offset
-                ))
-            })?;
+        let tables = meta
+            .func_tables(f.func)
+            .map_err(|e| CheckpointError::Host(format!("frame of function #{}: {e}", f.func)))?;
+        let point = tables.point_at(f.offset).ok_or_else(|| {
+            CheckpointError::Host(format!(
+                "frame of function #{} at {:#x} is not at a stable point",
+                f.func, f.offset
+            ))
+        })?;
         rewind.push_back(RawFrame {
             point: point as u32,
             ..f.clone()
@@ -936,16 +931,11 @@ fn type_frame(
             f.func, f.offset
         ))
     };
-    let info = f
-        .func
-        .checked_sub(meta.num_imported_funcs)
-        .and_then(|i| meta.func_infos.get(i as usize))
-        .ok_or_else(|| bad("not a defined function".into()))?;
+    let info = meta.func_tables(f.func).map_err(|e| bad(e.to_string()))?;
     let sp = info
-        .stable_points
-        .binary_search_by_key(&f.offset, |p| p.offset)
+        .point_at(f.offset)
         .map(|i| &info.stable_points[i])
-        .map_err(|_| bad("not a stable point of the function".into()))?;
+        .ok_or_else(|| bad("not a stable point of the function".into()))?;
     // In slots: two per `v128` (`ValType::slots`).
     let local_slots = slot_count(&info.locals);
     let want = local_slots + slot_count(&sp.stack);

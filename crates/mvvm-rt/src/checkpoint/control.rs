@@ -104,7 +104,7 @@ pub(crate) enum Armed {
 pub(crate) struct RawFrame {
     pub func: u32,
     pub offset: u32,
-    /// Index of the stable point in `FuncInfo::stable_points` (filled in
+    /// Index of the stable point in `FuncTables::stable_points` (filled in
     /// for frames being restored).
     pub point: u32,
     pub slots: Vec<u64>,
@@ -190,13 +190,8 @@ impl Control {
 
     fn point_kind(&self, func: u32, offset: u32) -> Option<StablePointKind> {
         let meta = self.module.meta();
-        let info = meta
-            .func_infos
-            .get(func.checked_sub(meta.num_imported_funcs)? as usize)?;
-        let i = info
-            .stable_points
-            .binary_search_by_key(&offset, |p| p.offset)
-            .ok()?;
+        let info = meta.func_tables(func).ok()?;
+        let i = info.point_at(offset)?;
         Some(info.stable_points[i].kind)
     }
 }

@@ -33,7 +33,7 @@ use crate::store::{Extern, Store};
 use mvvm_abi::checkpoint::{REWINDING, UNWINDING};
 use mvvm_abi::meta::{ModuleMeta, ValType};
 use mvvm_abi::vmctx::WASM_PAGE_SIZE;
-use mvvm_abi::{Policy, StablePointKind};
+use mvvm_abi::{Policy, StablePointKind, TablesError};
 use mvvm_snapshot::{ExceptionRecord, FrameRecord, Snapshot, ThreadRecord, WasmValue};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -435,17 +435,14 @@ fn check_frames(
                 f.resume_offset
             ))
         };
-        let info = f
-            .func
-            .checked_sub(meta.num_imported_funcs)
-            .and_then(|i| meta.func_infos.get(i as usize))
-            .ok_or_else(|| {
-                bad(format!(
-                    "no such defined function (the module defines #{}..#{})",
-                    meta.num_imported_funcs,
-                    meta.funcs.len()
-                ))
-            })?;
+        let info = meta.func_tables(f.func).map_err(|e| match e {
+            TablesError::NotDefined(_) => bad(format!(
+                "no such defined function (the module defines #{}..#{})",
+                meta.num_imported_funcs,
+                meta.funcs.len()
+            )),
+            e => bad(e.to_string()),
+        })?;
         let idx = info
             .stable_points
             .binary_search_by_key(&f.resume_offset, |p| p.offset)
