@@ -20,7 +20,6 @@ VERSION=4.1.1
 ORIG=criu_${VERSION}.orig.tar.xz
 # From trixie's criu_4.1.1-1.dsc (Checksums-Sha256).
 ORIG_SHA256=f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe
-POOL=http://deb.debian.org/debian/pool/main/c/criu
 
 # The minimal build dependencies of `make criu` on bookworm (found by
 # building from scratch): protobuf-c for the image format (descriptor.proto
@@ -38,6 +37,9 @@ bin=$src/criu/criu
 
 say() { echo "criu build: $*" >&2; }
 die() { echo "criu build: cannot build CRIU: $*" >&2; exit 1; }
+# The archive this machine's apt uses, never an address of our own.
+# shellcheck source=../../scripts/lib/debian-archive.sh
+source "$root/scripts/lib/debian-archive.sh"
 
 if [[ -x $bin ]] && "$bin" --version 2>/dev/null | grep -q "Version: $VERSION"; then
     say "reusing $bin"
@@ -65,6 +67,8 @@ fi
 
 mkdir -p "$cache"
 if [[ ! -f $cache/$ORIG ]] || ! echo "$ORIG_SHA256  $cache/$ORIG" | sha256sum -c --quiet - >/dev/null 2>&1; then
+    archive=$(debian_archive) || die "no Debian archive found in this machine's apt sources"
+    POOL=$archive/pool/main/c/criu
     say "downloading $POOL/$ORIG"
     curl -fsSL --retry 3 -o "$cache/$ORIG.part" "$POOL/$ORIG" || die "download of $POOL/$ORIG failed"
     echo "$ORIG_SHA256  $cache/$ORIG.part" | sha256sum -c --quiet - >/dev/null \

@@ -6,14 +6,14 @@
 #
 #   bench/sync/measure.sh [MIB (default 256)] [RUNS (default 5)] [DIR (default: a temp dir under $TMPDIR)]
 #
-# Uses the release tools (cargo build --release -p mvvm-cli) and
+# Uses the release tools (cargo build --release -p mvvm-cli, or MVVM_BIN=DIR) and
 # bench/wasm/memfill.wasm (-m MIB fills that much memory, -p passes).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mib=${1:-256}
 runs=${2:-5}
 dir=${3:-$(mktemp -d)}
-bin=target/release
+bin=${MVVM_BIN:-target/release}
 [ -x $bin/mvvm-checkpoint ] || cargo build --release -q -p mvvm-cli
 $bin/mvvm-aot --enable-loop-checkpoint -o "$dir/memfill.aot" bench/wasm/memfill.wasm
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -105,9 +105,13 @@ backports=()
 if [ "$codename" = bookworm ]; then
   src=/etc/apt/sources.list.d/mvvm-bookworm-backports.sources
   if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    # The archive this machine's apt already uses, never an address of ours.
+    # shellcheck source=../lib/debian-archive.sh
+    . "$(dirname "${BASH_SOURCE[0]}")/../lib/debian-archive.sh"
+    archive=$(debian_archive) || skip "no Debian archive found in this machine's apt sources"
     printf '%s\n' \
       "Types: deb" \
-      "URIs: http://deb.debian.org/debian" \
+      "URIs: $archive" \
       "Suites: bookworm-backports" \
       "Components: main" \
       "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" |
