@@ -12,7 +12,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 mib=${1:-256}
 runs=${2:-5}
-dir=${3:-$(mktemp -d)}
+if [ -n "${3:-}" ]; then
+  dir=$3
+  mkdir -p "$dir"
+  cleanup=(rm -f "$dir/memfill.aot" "$dir/s.snap" "$dir/s.json" "$dir/dd.out")
+else
+  dir=$(mktemp -d)
+  cleanup=(rm -rf "$dir")
+fi
 bin=${MVVM_BIN:-target/release}
 [ -x $bin/mvvm-checkpoint ] || cargo build --release -q -p mvvm-cli
 $bin/mvvm-aot --enable-loop-checkpoint -o "$dir/memfill.aot" bench/wasm/memfill.wasm
@@ -40,4 +47,4 @@ for conv in fsync fdatasync none; do
   done | median)
   printf "dd conv=%-9s %9.1f ms\n" "$conv" "$ms"
 done
-rm -rf "$dir"
+"${cleanup[@]}"
