@@ -39,16 +39,59 @@ pub fn read<R: Read>(input: R) -> Result<Snapshot, SnapshotError> {
 /// with [`SnapshotError::LimitExceeded`] before the part concerned is read
 /// (a section, the memory data), so a lying or hostile sender cannot make
 /// the reader allocate more than the limits allow.
+///
+/// A live-migration stream (`crate::live`, magic `MVVMLIVE`) is read too:
+/// its pre-copied memory becomes the parent layer of the snapshot's
+/// memory.
 pub fn read_with_limits<R: Read>(
     mut input: R,
     limits: &ReadLimits,
 ) -> Result<Snapshot, SnapshotError> {
+    let mut magic = [0u8; 8];
+    let n = read_full(&mut input, &mut magic)?;
+    if n == magic.len() && magic == crate::live::LIVE_MAGIC {
+        return crate::live::read_live(input, limits).map(|(snap, _)| snap);
+    }
+    let mut input = std::io::Cursor::new(&magic[..n]).chain(input);
     let prelude = read_prelude(&mut input, limits, None)?;
     if let Some(base) = &prelude.header.base {
         return Err(SnapshotError::IncrementalUnsupported {
             base: format!("{} (id {})", base.path, hex(&base.id)),
         });
     }
+    read_body(&mut input, prelude)
+}
+
+/// Reads an incremental snapshot whose base must be `base` (by id) from a
+/// stream: the final part of a live migration (`crate::live`). Its memory
+/// is this layer only; the caller attaches the parent.
+pub(crate) fn read_over_base<R: Read>(
+    mut input: R,
+    limits: &ReadLimits,
+    base: &crate::types::BaseRef,
+) -> Result<Snapshot, SnapshotError> {
+    let prelude = read_prelude(&mut input, limits, None)?;
+    match &prelude.header.base {
+        Some(b) if b.id == base.id => {}
+        Some(b) => {
+            return Err(SnapshotError::corrupt(format!(
+                "the live stream's final part applies on {} (id {}), not on this stream's pre-copied memory (id {})",
+                b.path,
+                hex(&b.id),
+                hex(&base.id)
+            )));
+        }
+        None => {
+            return Err(SnapshotError::corrupt(
+                "the live stream's final part is a full snapshot, not one over the pre-copied memory",
+            ));
+        }
+    }
+    read_body(&mut input, prelude)
+}
+
+/// The padding and memory runs after `prelude`, each checked.
+fn read_body<R: Read>(mut input: R, prelude: Prelude) -> Result<Snapshot, SnapshotError> {
     let runs = prelude.runs();
     let padding = prelude.data_offset() - prelude.sections_end;
     if !runs.is_empty() {

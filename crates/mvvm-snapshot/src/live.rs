@@ -1,0 +1,386 @@
+//! The pre-copy live-migration stream (`mvvm-checkpoint --live`): the
+//! guest's memory crosses the connection in rounds while the program runs,
+//! and only the chunks written since the last round go with the final,
+//! stopped part. Byte for byte in `docs/migration.md` ("The live stream").
+//!
+//! ```text
+//!  preamble  "MVVMLIVE" | version u32 = 1 | session id [u8; 32] | crc32 of the 44 bytes before
+//!  record*   1 CHUNKS    | length_bytes u64 | guest_offset u64 | len u32 | crc32 u32 | len bytes
+//!            2 ROUND_END | round u32 | bytes u64 | crc32 u32
+//!  final     3 FINAL     | an incremental snapshot (docs/snapshot-format.md) whose
+//!                          base is the pre-copied image: BaseRef { id: session id,
+//!                          path: "live-precopy", base_depth: 0 }
+//! ```
+//!
+//! Every record's crc32 covers its own header bytes (from the tag) and its
+//! data. The receiver ([`read_live`], reached through
+//! [`read_with_limits`](crate::read_with_limits), which tells the two
+//! magics apart) writes each checked chunk at its guest offset into an
+//! anonymous file of the memory's size; the final snapshot's memory then
+//! has that file as its parent layer ([`MemoryImage::parent`]), which a
+//! restorer maps copy-on-write whole (one `mmap`), so nothing is copied
+//! again after the program stopped except the final part's own chunks.
+
+use crate::error::SnapshotError;
+use crate::layout::{CHUNK_SIZE, MAX_MEMORY_BYTES};
+use crate::limits::ReadLimits;
+use crate::snapshot::{MemoryImage, MemoryRun, Snapshot};
+use crate::types::{BaseRef, Incremental, SnapshotParts};
+use crate::write::WriteStats;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+
+/// First bytes of a live stream.
+pub const LIVE_MAGIC: [u8; 8] = *b"MVVMLIVE";
+/// Version of the live stream's framing (the final part carries its own
+/// snapshot format version).
+pub const LIVE_FORMAT_VERSION: u32 = 1;
+/// Largest data record: 64 chunks (4 MiB). Bounds what a receiver
+/// allocates for one record.
+pub const MAX_RECORD_BYTES: u32 = 64 * CHUNK_SIZE as u32;
+/// Most pre-copy rounds a stream may hold (a receiver refuses more: with
+/// each round at most the memory's size, the pre-copy is bounded).
+pub const MAX_LIVE_ROUNDS: u32 = 64;
+/// The base name the final part records (informative: the receiver checks
+/// the id).
+pub const LIVE_BASE_NAME: &str = "live-precopy";
+
+const TAG_CHUNKS: u8 = 1;
+const TAG_ROUND_END: u8 = 2;
+const TAG_FINAL: u8 = 3;
+/// Bytes of a CHUNKS record before its data.
+const CHUNKS_HEAD: usize = 1 + 8 + 8 + 4 + 4;
+/// Bytes of a ROUND_END record.
+const ROUND_END_LEN: usize = 1 + 4 + 8 + 4;
+/// Bytes of the preamble.
+const PREAMBLE_LEN: usize = 8 + 4 + 32 + 4;
+
+/// Writes the preamble of a live stream for session `id`; the bytes
+/// written.
+pub fn write_preamble(out: &mut dyn Write, id: &[u8; 32]) -> io::Result<u64> {
+    let mut b = Vec::with_capacity(PREAMBLE_LEN);
+    b.extend_from_slice(&LIVE_MAGIC);
+    b.extend_from_slice(&LIVE_FORMAT_VERSION.to_le_bytes());
+    b.extend_from_slice(id);
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    out.write_all(&b)?;
+    Ok(b.len() as u64)
+}
+
+/// Writes one CHUNKS record: `data` (a non-zero multiple of 64 KiB, at
+/// most [`MAX_RECORD_BYTES`]) belongs at `guest_offset` of a memory of
+/// `length_bytes`. The bytes written.
+pub fn write_chunks(
+    out: &mut dyn Write,
+    length_bytes: u64,
+    guest_offset: u64,
+    data: &[u8],
+) -> io::Result<u64> {
+    let len = u32::try_from(data.len())
+        .ok()
+        .filter(|&l| l > 0 && l <= MAX_RECORD_BYTES && u64::from(l) % CHUNK_SIZE == 0)
+        .ok_or_else(|| io::Error::other(format!("bad live record of {} bytes", data.len())))?;
+    let mut head = [0u8; CHUNKS_HEAD];
+    head[0] = TAG_CHUNKS;
+    head[1..9].copy_from_slice(&length_bytes.to_le_bytes());
+    head[9..17].copy_from_slice(&guest_offset.to_le_bytes());
+    head[17..21].copy_from_slice(&len.to_le_bytes());
+    let mut h = crc32fast::Hasher::new();
+    h.update(&head[..21]);
+    h.update(data);
+    head[21..25].copy_from_slice(&h.finalize().to_le_bytes());
+    out.write_all(&head)?;
+    out.write_all(data)?;
+    Ok((CHUNKS_HEAD + data.len()) as u64)
+}
+
+/// Writes the end of pre-copy round `round` (0-based), which carried
+/// `bytes` bytes of chunk data.
+pub fn write_round_end(out: &mut dyn Write, round: u32, bytes: u64) -> io::Result<u64> {
+    let mut b = [0u8; ROUND_END_LEN];
+    b[0] = TAG_ROUND_END;
+    b[1..5].copy_from_slice(&round.to_le_bytes());
+    b[5..13].copy_from_slice(&bytes.to_le_bytes());
+    let crc = crc32fast::hash(&b[..13]);
+    b[13..17].copy_from_slice(&crc.to_le_bytes());
+    out.write_all(&b)?;
+    Ok(ROUND_END_LEN as u64)
+}
+
+/// Writes the final part: the tag, then `parts` as an incremental
+/// snapshot over the pre-copied image of session `id`, holding the chunks
+/// `dirty` marks (written since the last round), and flushes `out`.
+pub fn write_final(
+    out: &mut dyn Write,
+    id: &[u8; 32],
+    parts: &SnapshotParts<'_>,
+    dirty: Vec<u64>,
+) -> Result<WriteStats, SnapshotError> {
+    let inc = Incremental {
+        base: BaseRef {
+            id: *id,
+            path: LIVE_BASE_NAME.to_string(),
+            base_depth: 0,
+        },
+        dirty,
+    };
+    out.write_all(&[TAG_FINAL])
+        .map_err(|e| SnapshotError::io("writing the live stream's final part", e))?;
+    let mut stats = crate::write::write_incremental_stream(&mut *out, parts, &inc)?;
+    stats.total_bytes += 1;
+    Ok(stats)
+}
+
+/// What a receiver saw of the pre-copy rounds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiveReceipt {
+    /// Chunk data bytes of each round, in order.
+    pub round_bytes: Vec<u64>,
+    /// The memory size the last round described.
+    pub precopied_length: u64,
+}
+
+/// Reads a live stream after its magic (which the caller consumed), with
+/// the receiver's `limits`; every record is checked before it is used.
+/// The pre-copied memory goes to an anonymous file in `/dev/shm` (or the
+/// temporary directory); the returned snapshot's memory has it as parent.
+pub fn read_live<R: Read>(
+    mut input: R,
+    limits: &ReadLimits,
+) -> Result<(Snapshot, LiveReceipt), SnapshotError> {
+    let mut pre = [0u8; PREAMBLE_LEN];
+    pre[..8].copy_from_slice(&LIVE_MAGIC);
+    read_exact(&mut input, &mut pre[8..], "live stream preamble")?;
+    let crc = u32::from_le_bytes(pre[44..48].try_into().unwrap_or_default());
+    if crc32fast::hash(&pre[..44]) != crc {
+        return Err(SnapshotError::Checksum {
+            section: "live stream preamble".into(),
+        });
+    }
+    let version = u32::from_le_bytes(pre[8..12].try_into().unwrap_or_default());
+    if version != LIVE_FORMAT_VERSION {
+        return Err(SnapshotError::corrupt(format!(
+            "live stream version {version} is not supported (this build reads version {LIVE_FORMAT_VERSION})"
+        )));
+    }
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&pre[12..44]);
+    let max_len = limits.max_memory_bytes.min(MAX_MEMORY_BYTES);
+    let file = anonymous_file()?;
+    let mut receipt = LiveReceipt::default();
+    let mut length = 0u64;
+    let mut round_bytes = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        let mut tag = [0u8; 1];
+        read_exact(&mut input, &mut tag, "live stream record")?;
+        match tag[0] {
+            TAG_CHUNKS => {
+                let mut head = [0u8; CHUNKS_HEAD];
+                head[0] = TAG_CHUNKS;
+                read_exact(&mut input, &mut head[1..], "live chunk record")?;
+                let new_length = u64::from_le_bytes(head[1..9].try_into().unwrap_or_default());
+                let offset = u64::from_le_bytes(head[9..17].try_into().unwrap_or_default());
+                let len = u32::from_le_bytes(head[17..21].try_into().unwrap_or_default());
+                let crc = u32::from_le_bytes(head[21..25].try_into().unwrap_or_default());
+                check_chunk_record(new_length, offset, len, length, max_len)?;
+                if round_bytes.saturating_add(u64::from(len)) > new_length {
+                    return Err(SnapshotError::corrupt(format!(
+                        "live round {} carries more than the memory's {new_length} bytes",
+                        receipt.round_bytes.len()
+                    )));
+                }
+                buf.resize(len as usize, 0);
+                read_exact(&mut input, &mut buf, "live chunk data")?;
+                let mut h = crc32fast::Hasher::new();
+                h.update(&head[..21]);
+                h.update(&buf);
+                if h.finalize() != crc {
+                    return Err(SnapshotError::Checksum {
+                        section: format!("live chunk record (guest offset {offset:#x})"),
+                    });
+                }
+                if new_length > length {
+                    file.set_len(new_length).map_err(|e| {
+                        SnapshotError::io("growing the pre-copied memory's file", e)
+                    })?;
+                    length = new_length;
+                }
+                file.write_all_at(&buf, offset)
+                    .map_err(|e| SnapshotError::io("storing pre-copied memory", e))?;
+                round_bytes += u64::from(len);
+            }
+            TAG_ROUND_END => {
+                let mut b = [0u8; ROUND_END_LEN];
+                b[0] = TAG_ROUND_END;
+                read_exact(&mut input, &mut b[1..], "live round end")?;
+                let round = u32::from_le_bytes(b[1..5].try_into().unwrap_or_default());
+                let bytes = u64::from_le_bytes(b[5..13].try_into().unwrap_or_default());
+                let crc = u32::from_le_bytes(b[13..17].try_into().unwrap_or_default());
+                if crc32fast::hash(&b[..13]) != crc {
+                    return Err(SnapshotError::Checksum {
+                        section: "live round end".into(),
+                    });
+                }
+                let expected = receipt.round_bytes.len() as u32;
+                if round != expected || bytes != round_bytes || round >= MAX_LIVE_ROUNDS {
+                    return Err(SnapshotError::corrupt(format!(
+                        "live round end says round {round} of {bytes} bytes; \
+                         round {expected} carried {round_bytes} bytes (at most {MAX_LIVE_ROUNDS} rounds)"
+                    )));
+                }
+                receipt.round_bytes.push(bytes);
+                round_bytes = 0;
+            }
+            TAG_FINAL => {
+                if round_bytes != 0 {
+                    return Err(SnapshotError::corrupt(
+                        "the live stream's final part follows an unfinished round",
+                    ));
+                }
+                break;
+            }
+            other => {
+                return Err(SnapshotError::corrupt(format!(
+                    "unknown live stream record {other}"
+                )));
+            }
+        }
+    }
+    receipt.precopied_length = length;
+    let base = BaseRef {
+        id,
+        path: LIVE_BASE_NAME.to_string(),
+        base_depth: 0,
+    };
+    let mut snap = crate::read::read_over_base(&mut input, limits, &base)?;
+    if snap.memory.length_bytes < length {
+        return Err(SnapshotError::corrupt(format!(
+            "the final part's memory ({} bytes) is smaller than the pre-copied one ({length} bytes)",
+            snap.memory.length_bytes
+        )));
+    }
+    let runs = if length == 0 {
+        Vec::new()
+    } else {
+        vec![MemoryRun {
+            guest_offset: 0,
+            len: length,
+            file_offset: 0,
+            crc32: 0,
+        }]
+    };
+    snap.memory.parent = Some(Box::new(MemoryImage::from_live_file(
+        length,
+        snap.memory.max_pages,
+        runs,
+        file,
+    )));
+    Ok((snap, receipt))
+}
+
+/// Checks a CHUNKS record's header against what came before and the
+/// receiver's limit on memory size.
+fn check_chunk_record(
+    length: u64,
+    offset: u64,
+    len: u32,
+    previous_length: u64,
+    max_len: u64,
+) -> Result<(), SnapshotError> {
+    if !length.is_multiple_of(CHUNK_SIZE) || length > MAX_MEMORY_BYTES {
+        return Err(SnapshotError::corrupt(format!(
+            "live chunk record: memory length {length} is not a multiple of 64 KiB up to 4 GiB"
+        )));
+    }
+    ReadLimits::check("the memory length in bytes", length, max_len)?;
+    if length < previous_length {
+        return Err(SnapshotError::corrupt(format!(
+            "live chunk record: memory shrank from {previous_length} to {length} bytes"
+        )));
+    }
+    if len == 0 || len > MAX_RECORD_BYTES || !u64::from(len).is_multiple_of(CHUNK_SIZE) {
+        return Err(SnapshotError::corrupt(format!(
+            "live chunk record of {len} bytes (a non-zero multiple of 64 KiB up to {MAX_RECORD_BYTES})"
+        )));
+    }
+    if !offset.is_multiple_of(CHUNK_SIZE) || offset.saturating_add(u64::from(len)) > length {
+        return Err(SnapshotError::corrupt(format!(
+            "live chunk record at guest offset {offset:#x} ({len} bytes) is unaligned or beyond the memory's {length} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// An unnamed file for the pre-copied memory: `O_TMPFILE` in `/dev/shm`
+/// (memory, no disk), else in the temporary directory; a named file
+/// removed at once where `O_TMPFILE` is not supported.
+fn anonymous_file() -> Result<File, SnapshotError> {
+    let shm = Path::new("/dev/shm");
+    let mut dirs = Vec::new();
+    if shm.is_dir() {
+        dirs.push(shm.to_path_buf());
+    }
+    dirs.push(std::env::temp_dir());
+    let mut last = None;
+    for dir in &dirs {
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE)
+            .open(dir)
+        {
+            Ok(f) => return Ok(f),
+            Err(e) => last = Some(e),
+        }
+        let name = dir.join(format!(".mvvm-live-{}.mem", std::process::id()));
+        if let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&name)
+        {
+            let _ = std::fs::remove_file(&name);
+            return Ok(f);
+        }
+    }
+    Err(SnapshotError::io(
+        "creating a file for the pre-copied memory",
+        last.unwrap_or_else(|| io::Error::other("no temporary directory")),
+    ))
+}
+
+/// Fills `buf` or fails with [`SnapshotError::Truncated`] naming `what`.
+fn read_exact<R: Read>(r: &mut R, buf: &mut [u8], what: &str) -> Result<(), SnapshotError> {
+    let mut done = 0;
+    while done < buf.len() {
+        match r.read(&mut buf[done..]) {
+            Ok(0) => {
+                return Err(SnapshotError::Truncated {
+                    section: what.to_string(),
+                    expected: buf.len() as u64,
+                    found: done as u64,
+                });
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(SnapshotError::io(format!("reading the {what}"), e)),
+        }
+    }
+    Ok(())
+}
+
+/// A fresh session id for a live stream (random; names the pre-copied
+/// image the final part applies on).
+pub fn new_session_id() -> Result<[u8; 32], SnapshotError> {
+    let mut id = [0u8; 32];
+    getrandom::fill(&mut id).map_err(|e| {
+        SnapshotError::io("drawing a live session id", io::Error::other(e.to_string()))
+    })?;
+    Ok(id)
+}
