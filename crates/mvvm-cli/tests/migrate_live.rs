@@ -155,13 +155,15 @@ fn live_migration(mib: u64, passes: u64, delay_us: u64) -> Result<()> {
         a.stderr
     );
     ensure!(
-        b.stderr.contains("after the checkpoint's trigger (downtime"),
+        b.stderr
+            .contains("after the checkpoint's trigger (downtime"),
         "{}",
         b.stderr
     );
     ensure!(
-        b.json.as_deref().is_some_and(|j| j.contains("\"downtime_ms\":")
-            && !j.contains("\"downtime_ms\":null")),
+        b.json
+            .as_deref()
+            .is_some_and(|j| j.contains("\"downtime_ms\":") && !j.contains("\"downtime_ms\":null")),
         "{:?}",
         b.json
     );

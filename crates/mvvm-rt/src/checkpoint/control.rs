@@ -52,6 +52,11 @@ thread_local! {
     /// this thread (for blocking host calls, which must not give up their
     /// call for a checkpoint that cannot be taken).
     static THREAD_GATE: RefCell<Option<Gate>> = const { RefCell::new(None) };
+    /// A live run of this thread waits for its trigger (`live.rs`): a
+    /// request then starts pre-copying at the next probe instead of
+    /// stopping, so blocking host calls must not give up their call for
+    /// it.
+    pub(crate) static LIVE_ARMED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// What a session knows to decide whether a checkpoint can be taken at
@@ -284,6 +289,7 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
         && let Some(live) = c.live.as_mut()
         && matches!(live, super::live::Live::Armed { .. })
     {
+        LIVE_ARMED.with(|a| a.set(false));
         let mem = s
             .instances
             .first()
@@ -466,7 +472,9 @@ pub(crate) fn requested() -> bool {
             && unsafe { (*p).probe_flag.load(Ordering::SeqCst) } & (FLAG_REQUEST | FLAG_PERIODIC)
                 != 0
     });
-    wanted && THREAD_GATE.with(|g| g.borrow().as_ref().is_none_or(|g| g.refuse.is_none()))
+    wanted
+        && !LIVE_ARMED.with(Cell::get)
+        && THREAD_GATE.with(|g| g.borrow().as_ref().is_none_or(|g| g.refuse.is_none()))
 }
 
 extern "C" fn on_signal(sig: libc::c_int) {
@@ -606,6 +614,7 @@ impl Drop for Session {
             if std::ptr::eq(l.get(), self.limits) {
                 l.set(std::ptr::null());
                 THREAD_GATE.with(|g| *g.borrow_mut() = None);
+                LIVE_ARMED.with(|a| a.set(false));
             }
         });
         // SAFETY: the store outlives the session (documented contract).

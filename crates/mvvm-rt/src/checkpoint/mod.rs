@@ -460,6 +460,7 @@ pub(crate) fn arm_live(
     };
     let (state, guard) = live::Live::arm(opts, out);
     c.live = Some(state);
+    control::LIVE_ARMED.with(|a| a.set(true));
     Ok((SnapshotSink::Stream(Box::new(std::io::sink())), Some(guard)))
 }
 
