@@ -7,13 +7,18 @@
 //!  preamble  "MVVMLIVE" | version u32 = 1 | session id [u8; 32] | crc32 of the 44 bytes before
 //!  record*   1 CHUNKS    | length_bytes u64 | guest_offset u64 | len u32 | crc32 u32 | len bytes
 //!            2 ROUND_END | round u32 | bytes u64 | crc32 u32
+//!            4 PAD       | len u32 | crc32 u32 of the 5 bytes before | len zero bytes
 //!  final     3 FINAL     | an incremental snapshot (docs/snapshot-format.md) whose
 //!                          base is the pre-copied image: BaseRef { id: session id,
 //!                          path: "live-precopy", base_depth: 0 }
 //! ```
 //!
 //! Every record's crc32 covers its own header bytes (from the tag) and its
-//! data. The receiver ([`read_live`], reached through
+//! data. A receiver that has a way back (the TCP connection) answers each
+//! ROUND_END, once every chunk of the round is stored, with the round's
+//! number (u32, little-endian): the sender then knows the pipe is empty
+//! and measures the rate end to end (see [`read_stream`]). Acknowledgements
+//! only ever change *when* the sender stops, never what it sends. The receiver ([`read_live`], reached through
 //! [`read_with_limits`](crate::read_with_limits), which tells the two
 //! magics apart) writes each checked chunk at its guest offset into an
 //! anonymous file of the memory's size; the final snapshot's memory then
@@ -50,6 +55,12 @@ pub const LIVE_BASE_NAME: &str = "live-precopy";
 const TAG_CHUNKS: u8 = 1;
 const TAG_ROUND_END: u8 = 2;
 const TAG_FINAL: u8 = 3;
+const TAG_PAD: u8 = 4;
+/// Bytes of padding after a ROUND_END: more than a sealing layer's record
+/// (`seal::RECORD_MAX`), which it holds back until more data comes, so the
+/// ROUND_END reaches the receiver (and is acknowledged) without waiting
+/// for the next round.
+pub const PAD_BYTES: u32 = crate::seal::RECORD_MAX as u32 + 1;
 /// Bytes of a CHUNKS record before its data.
 const CHUNKS_HEAD: usize = 1 + 8 + 8 + 4 + 4;
 /// Bytes of a ROUND_END record.
@@ -110,6 +121,18 @@ pub fn write_round_end(out: &mut dyn Write, round: u32, bytes: u64) -> io::Resul
     Ok(ROUND_END_LEN as u64)
 }
 
+/// Writes a PAD record of [`PAD_BYTES`] zero bytes (see there).
+pub fn write_pad(out: &mut dyn Write) -> io::Result<u64> {
+    let mut head = [0u8; 9];
+    head[0] = TAG_PAD;
+    head[1..5].copy_from_slice(&PAD_BYTES.to_le_bytes());
+    let crc = crc32fast::hash(&head[..5]);
+    head[5..9].copy_from_slice(&crc.to_le_bytes());
+    out.write_all(&head)?;
+    out.write_all(&vec![0u8; PAD_BYTES as usize])?;
+    Ok(9 + u64::from(PAD_BYTES))
+}
+
 /// Writes the final part: the tag, then `parts` as an incremental
 /// snapshot over the pre-copied image of session `id`, holding the chunks
 /// `dirty` marks (written since the last round), and flushes `out`.
@@ -150,6 +173,7 @@ pub struct LiveReceipt {
 pub fn read_live<R: Read>(
     mut input: R,
     limits: &ReadLimits,
+    mut acks: Option<&mut (dyn Write + Send)>,
 ) -> Result<(Snapshot, LiveReceipt), SnapshotError> {
     let mut pre = [0u8; PREAMBLE_LEN];
     pre[..8].copy_from_slice(&LIVE_MAGIC);
@@ -173,6 +197,7 @@ pub fn read_live<R: Read>(
     let mut receipt = LiveReceipt::default();
     let mut length = 0u64;
     let mut round_bytes = 0u64;
+    let mut pads = 0usize;
     let mut buf = Vec::new();
     loop {
         let mut tag = [0u8; 1];
@@ -234,6 +259,37 @@ pub fn read_live<R: Read>(
                 }
                 receipt.round_bytes.push(bytes);
                 round_bytes = 0;
+                if let Some(a) = acks.as_mut()
+                    && a.write_all(&round.to_le_bytes())
+                        .and_then(|()| a.flush())
+                        .is_err()
+                {
+                    // The sender no longer listens: it goes on without.
+                    acks = None;
+                }
+            }
+            TAG_PAD => {
+                let mut b = [0u8; 9];
+                b[0] = TAG_PAD;
+                read_exact(&mut input, &mut b[1..], "live padding record")?;
+                let len = u32::from_le_bytes(b[1..5].try_into().unwrap_or_default());
+                let crc = u32::from_le_bytes(b[5..9].try_into().unwrap_or_default());
+                if crc32fast::hash(&b[..5]) != crc {
+                    return Err(SnapshotError::Checksum {
+                        section: "live padding record".into(),
+                    });
+                }
+                pads += 1;
+                if len > PAD_BYTES || pads > receipt.round_bytes.len() {
+                    return Err(SnapshotError::corrupt(format!(
+                        "live padding of {len} bytes (at most {PAD_BYTES}, one per round)"
+                    )));
+                }
+                buf.resize(len as usize, 0);
+                read_exact(&mut input, &mut buf, "live padding")?;
+                if buf.iter().any(|&x| x != 0) {
+                    return Err(SnapshotError::corrupt("live padding is not all zero"));
+                }
             }
             TAG_FINAL => {
                 if round_bytes != 0 {
@@ -383,4 +439,28 @@ pub fn new_session_id() -> Result<[u8; 32], SnapshotError> {
         SnapshotError::io("drawing a live session id", io::Error::other(e.to_string()))
     })?;
     Ok(id)
+}
+
+/// [`crate::read_with_limits`] with a way back to the sender: a live
+/// stream's rounds are acknowledged on `acks` (a plain snapshot is read as
+/// usual and `acks` is not used).
+pub fn read_stream<R: Read>(
+    mut input: R,
+    limits: &ReadLimits,
+    acks: Option<&mut (dyn Write + Send)>,
+) -> Result<Snapshot, SnapshotError> {
+    let mut magic = [0u8; 8];
+    let mut n = 0;
+    while n < magic.len() {
+        match input.read(&mut magic[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(SnapshotError::io("reading the snapshot", e)),
+        }
+    }
+    if n == magic.len() && magic == LIVE_MAGIC {
+        return read_live(input, limits, acks).map(|(snap, _)| snap);
+    }
+    crate::read::read_plain(io::Cursor::new(&magic[..n]).chain(input), limits)
 }

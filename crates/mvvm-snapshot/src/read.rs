@@ -43,16 +43,15 @@ pub fn read<R: Read>(input: R) -> Result<Snapshot, SnapshotError> {
 /// A live-migration stream (`crate::live`, magic `MVVMLIVE`) is read too:
 /// its pre-copied memory becomes the parent layer of the snapshot's
 /// memory.
-pub fn read_with_limits<R: Read>(
+pub fn read_with_limits<R: Read>(input: R, limits: &ReadLimits) -> Result<Snapshot, SnapshotError> {
+    crate::live::read_stream(input, limits, None)
+}
+
+/// A plain (not live) snapshot from a stream.
+pub(crate) fn read_plain<R: Read>(
     mut input: R,
     limits: &ReadLimits,
 ) -> Result<Snapshot, SnapshotError> {
-    let mut magic = [0u8; 8];
-    let n = read_full(&mut input, &mut magic)?;
-    if n == magic.len() && magic == crate::live::LIVE_MAGIC {
-        return crate::live::read_live(input, limits).map(|(snap, _)| snap);
-    }
-    let mut input = std::io::Cursor::new(&magic[..n]).chain(input);
     let prelude = read_prelude(&mut input, limits, None)?;
     if let Some(base) = &prelude.header.base {
         return Err(SnapshotError::IncrementalUnsupported {

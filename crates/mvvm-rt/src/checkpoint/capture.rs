@@ -713,7 +713,7 @@ fn write_snapshot(
                 base,
             }
         }
-        SnapshotSink::Stream(w) => WriteOutcome {
+        SnapshotSink::Stream(w) | SnapshotSink::Connection(w, _) => WriteOutcome {
             stats: mvvm_snapshot::write(w, parts)?,
             location: "stream".to_string(),
             path: None,

@@ -33,7 +33,7 @@ use mvvm_snapshot::CHUNK_SIZE;
 use mvvm_snapshot::live as wire;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -88,6 +88,7 @@ pub(crate) enum Live {
     Armed {
         opts: LiveOptions,
         out: Box<dyn Write + Send>,
+        back: Option<super::BackChannel>,
         shared: Arc<Shared>,
     },
     /// The pre-copy thread runs (or has ended and waits to be joined).
@@ -162,12 +163,17 @@ impl Drop for LiveGuard {
 
 impl Live {
     /// A run that will pre-copy to `out`; the guard to keep for the run.
-    pub(crate) fn arm(opts: LiveOptions, out: Box<dyn Write + Send>) -> (Live, LiveGuard) {
+    pub(crate) fn arm(
+        opts: LiveOptions,
+        out: Box<dyn Write + Send>,
+        back: Option<super::BackChannel>,
+    ) -> (Live, LiveGuard) {
         let shared = Arc::new(Shared::default());
         (
             Live::Armed {
                 opts,
                 out,
+                back,
                 shared: Arc::clone(&shared),
             },
             LiveGuard(shared),
@@ -190,7 +196,13 @@ pub(crate) unsafe fn start(
     let Live::Armed { .. } = live else {
         return false;
     };
-    let Live::Armed { opts, out, shared } = std::mem::replace(live, Live::Spent) else {
+    let Live::Armed {
+        opts,
+        out,
+        back,
+        shared,
+    } = std::mem::replace(live, Live::Spent)
+    else {
         return false;
     };
     let started = Instant::now();
@@ -206,7 +218,7 @@ pub(crate) unsafe fn start(
     let spawned = std::thread::Builder::new()
         .name("mvvm-precopy".into())
         .spawn(move || {
-            let r = precopy(&src, opts, out, &th.stop, started);
+            let r = precopy(&src, opts, out, back, &th.stop, started);
             // Ask for the stop whatever happened: the final part (or the
             // error) is the run's business now.
             // SAFETY: the store's limits outlive this thread (contract of
@@ -239,11 +251,15 @@ fn precopy(
     src: &PrecopySource,
     opts: LiveOptions,
     mut out: Box<dyn Write + Send>,
+    back: Option<super::BackChannel>,
     stop: &AtomicBool,
     started: Instant,
 ) -> Joined {
     let session = wire::new_session_id().map_err(|e| e.to_string())?;
     let mut sent = wire::write_preamble(&mut *out, &session).map_err(|e| e.to_string())?;
+    // The connection exists now: its way back carries the receiver's
+    // acknowledgements, read by a thread of their own.
+    let acks = back.and_then(|b| b()).map(ack_reader);
     let mut round_bytes = Vec::new();
     let mut buf = vec![0u8; wire::MAX_RECORD_BYTES as usize];
     // Round 0: the whole memory; dirty tracking started at the trigger,
@@ -261,9 +277,14 @@ fn precopy(
         send_round(src, &all, true, &mut *out, &mut buf, stop).map_err(|e| e.to_string())?;
     sent += n;
     sent += wire::write_round_end(&mut *out, 0, bytes).map_err(|e| e.to_string())?;
+    if acks.is_some() {
+        sent += wire::write_pad(&mut *out).map_err(|e| e.to_string())?;
+    }
     round_bytes.push(bytes);
+    let acks = wait_ack(acks, 0, stop);
     let mut rate = bytes as f64 / t0.elapsed().as_secs_f64().max(1e-6);
     let mut prev_chunks = u64::MAX;
+    let mut acks = acks;
     let stop_reason = loop {
         if stop.load(Ordering::SeqCst) {
             break "stop requested".to_string();
@@ -292,7 +313,11 @@ fn precopy(
         sent += n;
         let round = round_bytes.len() as u32;
         sent += wire::write_round_end(&mut *out, round, bytes).map_err(|e| e.to_string())?;
+        if acks.is_some() {
+            sent += wire::write_pad(&mut *out).map_err(|e| e.to_string())?;
+        }
         round_bytes.push(bytes);
+        acks = wait_ack(acks, round, stop);
         rate = bytes as f64 / t.elapsed().as_secs_f64().max(1e-6);
         prev_chunks = bytes / CHUNK_SIZE;
         tracing::debug!(round, bytes, "pre-copy round sent");
@@ -306,6 +331,68 @@ fn precopy(
         started,
         stop_reason,
     })
+}
+
+/// Longest wait for a round's acknowledgement: a receiver that does not
+/// answer (or a way back that broke) only makes the sender decide on the
+/// rate its writes saw.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads the receiver's acknowledgements (round numbers) on a thread of
+/// their own, which ends with the connection; the channel they arrive on.
+fn ack_reader(mut back: Box<dyn std::io::Read + Send>) -> mpsc::Receiver<u32> {
+    let (tx, rx) = mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("mvvm-precopy-acks".into())
+        .spawn(move || {
+            let mut b = [0u8; 4];
+            loop {
+                match back.read_exact(&mut b) {
+                    Ok(()) => {
+                        if tx.send(u32::from_le_bytes(b)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+    rx
+}
+
+/// Waits until the receiver acknowledges round `round` (everything sent
+/// so far is then stored on its side, so the rate measured includes the
+/// whole path and nothing is left queued before the stop), or `stop`, or
+/// [`ACK_TIMEOUT`]; gives the channel back unless it failed.
+fn wait_ack(
+    acks: Option<mpsc::Receiver<u32>>,
+    round: u32,
+    stop: &AtomicBool,
+) -> Option<mpsc::Receiver<u32>> {
+    let rx = acks?;
+    let deadline = Instant::now() + ACK_TIMEOUT;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Some(rx);
+        }
+        match rx.recv_timeout(Duration::from_millis(5)) {
+            Ok(r) if r >= round => return Some(rx),
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+            Err(_) => {
+                tracing::debug!(
+                    round,
+                    "no acknowledgement from the receiver: going on without"
+                );
+                return None;
+            }
+        }
+    }
 }
 
 /// Sends the chunks `dirty` marks (round 0: skipping all-zero ones, which

@@ -95,6 +95,7 @@ pub use limits::{
     MIN_NATIVE_FRAME_BYTES, NATIVE_SLOT_BYTES, REGISTER_HEADROOM, RestoreLimits,
 };
 pub use live::{LiveOptions, LiveStats};
+
 pub use restore::{Restore, ThreadRestore};
 pub use worker::{THREAD_ENTRY, run_thread};
 
@@ -151,7 +152,16 @@ pub enum SnapshotSink {
     /// steps as [`SnapshotSink::File`]; always a full snapshot (a sealed
     /// file is read as a stream, which cannot follow incremental bases).
     SealedFile(PathBuf, mvvm_snapshot::seal::SealKey),
+    /// A connection (TCP): written as a [`SnapshotSink::Stream`], with its
+    /// way back, which a live migration reads the receiver's
+    /// acknowledgements from (`mvvm_snapshot::live`).
+    Connection(Box<dyn std::io::Write + Send>, BackChannel),
 }
+
+/// The way back of a [`SnapshotSink::Connection`]: called once its first
+/// bytes are written (a lazily made connection exists then); `None` when
+/// there is none.
+pub type BackChannel = Box<dyn FnOnce() -> Option<Box<dyn std::io::Read + Send>> + Send>;
 
 impl std::fmt::Debug for SnapshotSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -159,6 +169,7 @@ impl std::fmt::Debug for SnapshotSink {
             SnapshotSink::File(p) => f.debug_tuple("File").field(p).finish(),
             SnapshotSink::Stream(_) => f.write_str("Stream(..)"),
             SnapshotSink::SealedFile(p, _) => f.debug_tuple("SealedFile").field(p).finish(),
+            SnapshotSink::Connection(..) => f.write_str("Connection(..)"),
         }
     }
 }
@@ -169,6 +180,12 @@ pub enum SnapshotSource {
     File(PathBuf),
     /// Any stream: memory runs are copied.
     Stream(Box<dyn std::io::Read + Send>),
+    /// A connection: read as a [`SnapshotSource::Stream`]; a live
+    /// migration's rounds are acknowledged on the way back.
+    Connection(
+        Box<dyn std::io::Read + Send>,
+        Box<dyn std::io::Write + Send>,
+    ),
 }
 
 impl std::fmt::Debug for SnapshotSource {
@@ -176,6 +193,7 @@ impl std::fmt::Debug for SnapshotSource {
         match self {
             SnapshotSource::File(p) => f.debug_tuple("File").field(p).finish(),
             SnapshotSource::Stream(_) => f.write_str("Stream(..)"),
+            SnapshotSource::Connection(..) => f.write_str("Connection(..)"),
         }
     }
 }
@@ -447,8 +465,9 @@ pub(crate) fn arm_live(
     let Some(opts) = live else {
         return Ok((sink, None));
     };
-    let out = match sink {
-        SnapshotSink::Stream(w) => w,
+    let (out, back) = match sink {
+        SnapshotSink::Stream(w) => (w, None),
+        SnapshotSink::Connection(w, back) => (w, Some(back)),
         other => {
             return Err(CheckpointError::BadTrigger(format!(
                 "live migration sends to a stream or a connection, not to {other:?}"
@@ -458,7 +477,7 @@ pub(crate) fn arm_live(
     let Some(c) = store.inner.ckpt.as_deref_mut() else {
         return Err(CheckpointError::NotInstrumented);
     };
-    let (state, guard) = live::Live::arm(opts, out);
+    let (state, guard) = live::Live::arm(opts, out, back);
     c.live = Some(state);
     control::LIVE_ARMED.with(|a| a.set(true));
     Ok((SnapshotSink::Stream(Box::new(std::io::sink())), Some(guard)))

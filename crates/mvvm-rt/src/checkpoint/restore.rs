@@ -117,6 +117,10 @@ impl Restore {
                 Some(path),
             ),
             SnapshotSource::Stream(r) => (mvvm_snapshot::read_with_limits(r, &read_limits)?, None),
+            SnapshotSource::Connection(r, mut acks) => (
+                mvvm_snapshot::live::read_stream(r, &read_limits, Some(&mut *acks))?,
+                None,
+            ),
         };
         snap.check_module(&meta.wasm_sha256)?;
         let mut snap = snap;
