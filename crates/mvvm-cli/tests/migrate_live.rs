@@ -189,6 +189,82 @@ fn live_migration_1_gib() -> Result<()> {
     live_migration(1024, 60, 20_000)
 }
 
+/// `--key` on both sides: the live stream goes through the sealed
+/// transport (its PAD records push each round's end through it, so the
+/// receiver's acknowledgements work too); and a chain A → B → C where B,
+/// a restore, forwards its next checkpoint with `-o/-s --live`.
+#[test]
+fn keyed_live_chain() -> Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let aot = memfill()?;
+    let (c, base) = trigger_point(&aot, 32, 24, 15_000)?;
+    let guest = workload(32, 24, 15_000);
+    let key =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("live-key-{}", std::process::id()));
+    let _ = std::fs::remove_file(&key);
+    Tool::restore(&aot)
+        .arg("--new-key")
+        .arg(&key)
+        .run()?
+        .expect_code(0, "--new-key")?;
+    let key = key.to_str().context("UTF-8 path")?.to_owned();
+    let (p1, p2) = (free_port()?, free_port()?);
+    let mut third = Tool::restore(&aot)
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-e",
+            &p2.to_string(),
+            "--key",
+            &key,
+            "-v",
+        ])
+        .spawn()?;
+    third.wait_for_stderr("waiting for a snapshot")?;
+    // B checkpoints again 4 polls (a quarter pass) after it resumed.
+    let mut second = Tool::restore(&aot)
+        .args(["-i", "127.0.0.1", "-e", &p1.to_string(), "--key", &key])
+        .args([
+            "-c",
+            "4",
+            "-o",
+            "127.0.0.1",
+            "-s",
+            &p2.to_string(),
+            "--live",
+        ])
+        .spawn()?;
+    second.wait_for_stderr("waiting for a snapshot")?;
+    let a = Tool::checkpoint(&aot)
+        .args(guest.flags(Path::new(".")))
+        .args([
+            "-o",
+            "127.0.0.1",
+            "-s",
+            &p1.to_string(),
+            "--key",
+            &key,
+            "--live",
+        ])
+        .args(["-c", &c.to_string()])
+        .run()?;
+    a.expect_code(CHECKPOINTED, "checkpoint --live --key")?;
+    let b = second.wait()?;
+    b.expect_code(CHECKPOINTED, "restore forwarding --live")?;
+    let c3 = third.wait()?;
+    c3.expect_code(base.code, "last restore")?;
+    let mut out = a.stdout.clone();
+    out.extend_from_slice(&b.stdout);
+    out.extend_from_slice(&c3.stdout);
+    ensure!(out == base.stdout, "output of the chain differs");
+    for (who, r) in [("A", &a), ("B", &b)] {
+        let live = live_summary(r).with_context(|| format!("{who}: {}", r.stderr))?;
+        ensure!(!live.round_bytes.is_empty(), "{who}: no pre-copy round");
+    }
+    ensure!(c3.stderr.contains("downtime"), "{}", c3.stderr);
+    Ok(())
+}
+
 /// `--max-rounds` needs `--live`, which needs `-o`; `--live` does not go
 /// with `--every`.
 #[test]

@@ -464,3 +464,124 @@ pub fn read_stream<R: Read>(
     }
     crate::read::read_plain(io::Cursor::new(&magic[..n]).chain(input), limits)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{FrameRecord, SnapshotInfo, WasmValue};
+
+    /// A live stream: 4 pages pre-copied in round 0 (page 2 left out: all
+    /// zero), page 1 again in round 1, then a final part in which page 3
+    /// changed and the memory grew to 5 pages; with the memory it stands for.
+    fn stream() -> (Vec<u8>, Vec<u8>) {
+        let page = CHUNK_SIZE as usize;
+        let mut mem = vec![0u8; 5 * page];
+        for (i, b) in mem[..4 * page].iter_mut().enumerate() {
+            if i / page != 2 {
+                *b = (i % 251) as u8 + 1;
+            }
+        }
+        let id = [9u8; 32];
+        let mut out = Vec::new();
+        write_preamble(&mut out, &id).unwrap();
+        write_chunks(&mut out, 4 * CHUNK_SIZE, 0, &mem[..2 * page]).unwrap();
+        write_chunks(
+            &mut out,
+            4 * CHUNK_SIZE,
+            3 * CHUNK_SIZE,
+            &mem[3 * page..4 * page],
+        )
+        .unwrap();
+        write_round_end(&mut out, 0, 3 * CHUNK_SIZE).unwrap();
+        write_pad(&mut out).unwrap();
+        mem[page + 7] = 0xee;
+        write_chunks(&mut out, 4 * CHUNK_SIZE, CHUNK_SIZE, &mem[page..2 * page]).unwrap();
+        write_round_end(&mut out, 1, CHUNK_SIZE).unwrap();
+        mem[3 * page + 1] = 0x77;
+        mem[4 * page + 3] = 0x55;
+        let parts = SnapshotParts {
+            info: SnapshotInfo {
+                wasm_sha256: [7; 32],
+                ..Default::default()
+            },
+            frames: vec![FrameRecord {
+                func: 1,
+                resume_offset: 0x2a,
+                locals: vec![WasmValue::I32(5)],
+                stack: vec![],
+            }],
+            memory: &mem,
+            ..Default::default()
+        };
+        // Dirty since round 1: pages 3 and 4.
+        write_final(&mut out, &id, &parts, vec![0b11000]).unwrap();
+        (out, mem)
+    }
+
+    fn read_all(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
+        crate::read_with_limits(bytes, &ReadLimits::default())
+    }
+
+    #[test]
+    fn rounds_and_final_part_rebuild_the_memory() {
+        let (bytes, mem) = stream();
+        let mut acks = Vec::new();
+        let snap = read_stream(&bytes[..], &ReadLimits::default(), Some(&mut acks)).unwrap();
+        assert_eq!(acks, [0u32.to_le_bytes(), 1u32.to_le_bytes()].concat());
+        assert_eq!(snap.frames.len(), 1);
+        assert_eq!(snap.memory.layers().len(), 2);
+        assert_eq!(snap.memory.to_vec().unwrap(), mem);
+    }
+
+    #[test]
+    fn every_truncation_is_refused() {
+        let (bytes, _) = stream();
+        // Every cut in the rounds, and a stride through the final part.
+        let rounds_end = bytes.len() - 70_000;
+        for n in (0..rounds_end).step_by(97).chain(rounds_end..bytes.len()) {
+            assert!(read_all(&bytes[..n]).is_err(), "cut at {n} accepted");
+        }
+    }
+
+    #[test]
+    fn altered_bytes_are_refused() {
+        let (bytes, _) = stream();
+        for i in (0..bytes.len()).step_by(331) {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            if let Ok(snap) = read_all(&b) {
+                // Only padding's own bytes beyond what is checked could
+                // pass; there are none: every byte is covered.
+                panic!("byte {i} altered and accepted: {snap:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn records_beyond_the_memory_or_limits_are_refused() {
+        let id = [1u8; 32];
+        let data = vec![1u8; CHUNK_SIZE as usize];
+        for (length, offset) in [
+            (CHUNK_SIZE, CHUNK_SIZE),           // beyond the memory
+            (CHUNK_SIZE + 1, 0),                // unaligned length
+            (2 * CHUNK_SIZE, 100),              // unaligned offset
+            (MAX_MEMORY_BYTES + CHUNK_SIZE, 0), // above 4 GiB
+        ] {
+            let mut out = Vec::new();
+            write_preamble(&mut out, &id).unwrap();
+            write_chunks(&mut out, length, offset, &data).unwrap();
+            assert!(read_all(&out).is_err(), "{length} {offset}");
+        }
+        let mut out = Vec::new();
+        write_preamble(&mut out, &id).unwrap();
+        write_chunks(&mut out, 16 * CHUNK_SIZE, 0, &data).unwrap();
+        let limits = ReadLimits {
+            max_memory_bytes: 8 * CHUNK_SIZE,
+            ..ReadLimits::default()
+        };
+        assert!(matches!(
+            crate::read_with_limits(&out[..], &limits),
+            Err(SnapshotError::LimitExceeded { .. })
+        ));
+    }
+}
