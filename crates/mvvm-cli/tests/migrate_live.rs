@@ -8,11 +8,9 @@
 //! and a receiver fed a cut or altered live stream refuses it cleanly.
 
 mod checkpoint_support;
-#[path = "checkpoint_support/require.rs"]
-mod require;
 
 use anyhow::{Context, Result, ensure};
-use checkpoint_support::{CHECKPOINTED, FAILURE, Guest, Policy, Ran, Tool, aot, baseline};
+use checkpoint_support::{CHECKPOINTED, FAILURE, Guest, Policy, Ran, Tool, aot, baseline, require};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

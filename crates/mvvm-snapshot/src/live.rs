@@ -193,7 +193,8 @@ pub fn read_live<R: Read>(
     let mut id = [0u8; 32];
     id.copy_from_slice(&pre[12..44]);
     let max_len = limits.max_memory_bytes.min(MAX_MEMORY_BYTES);
-    let file = anonymous_file()?;
+    let mut file = anonymous_file(true)?;
+    let mut moved = false;
     let mut receipt = LiveReceipt::default();
     let mut length = 0u64;
     let mut round_bytes = 0u64;
@@ -234,8 +235,17 @@ pub fn read_live<R: Read>(
                     })?;
                     length = new_length;
                 }
-                file.write_all_at(&buf, offset)
-                    .map_err(|e| SnapshotError::io("storing pre-copied memory", e))?;
+                if let Err(e) = file.write_all_at(&buf, offset) {
+                    if e.kind() != io::ErrorKind::StorageFull || moved {
+                        return Err(SnapshotError::io("storing pre-copied memory", e));
+                    }
+                    // /dev/shm is full (a container's is 64 MiB): go on in
+                    // the temporary directory, with what came so far.
+                    file = move_to_temp_dir(&file, length)?;
+                    moved = true;
+                    file.write_all_at(&buf, offset)
+                        .map_err(|e| SnapshotError::io("storing pre-copied memory", e))?;
+                }
                 round_bytes += u64::from(len);
             }
             TAG_ROUND_END => {
@@ -371,14 +381,36 @@ fn check_chunk_record(
     Ok(())
 }
 
+/// Copies the first `length` bytes of `old` into a new unnamed file in
+/// the temporary directory.
+fn move_to_temp_dir(old: &File, length: u64) -> Result<File, SnapshotError> {
+    let new = anonymous_file(false)?;
+    new.set_len(length)
+        .map_err(|e| SnapshotError::io("sizing the pre-copied memory's file", e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < length {
+        let n = (length - at).min(buf.len() as u64) as usize;
+        old.read_exact_at(&mut buf[..n], at)
+            .map_err(|e| SnapshotError::io("moving pre-copied memory", e))?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            new.write_all_at(&buf[..n], at)
+                .map_err(|e| SnapshotError::io("moving pre-copied memory", e))?;
+        }
+        at += n as u64;
+    }
+    Ok(new)
+}
+
 /// An unnamed file for the pre-copied memory: `O_TMPFILE` in `/dev/shm`
-/// (memory, no disk), else in the temporary directory; a named file
-/// removed at once where `O_TMPFILE` is not supported.
-fn anonymous_file() -> Result<File, SnapshotError> {
-    let shm = Path::new("/dev/shm");
+/// (memory, no disk; when `shm`), else in the temporary directory
+/// (`TMPDIR`); a named file removed at once where `O_TMPFILE` is not
+/// supported.
+fn anonymous_file(shm: bool) -> Result<File, SnapshotError> {
+    let shm_dir = Path::new("/dev/shm");
     let mut dirs = Vec::new();
-    if shm.is_dir() {
-        dirs.push(shm.to_path_buf());
+    if shm && shm_dir.is_dir() {
+        dirs.push(shm_dir.to_path_buf());
     }
     dirs.push(std::env::temp_dir());
     let mut last = None;

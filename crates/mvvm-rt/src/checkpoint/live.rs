@@ -482,7 +482,10 @@ pub(crate) fn take_handover(live: Live) -> Result<Handover, String> {
         },
         Live::Armed { out, .. } => direct(out, Instant::now(), "stopped before pre-copy started"),
         Live::Direct { out, started } => direct(out, started, "pre-copy not possible"),
-        Live::Spent => Err("the live stream was already used".into()),
+        Live::Spent => Err(
+            "the live stream is gone (the pre-copy thread could not start, or the stream was used)"
+                .into(),
+        ),
     }
 }
 
