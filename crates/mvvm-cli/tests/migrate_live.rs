@@ -200,11 +200,11 @@ fn keyed_live_chain() -> Result<()> {
     let key =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("live-key-{}", std::process::id()));
     let _ = std::fs::remove_file(&key);
-    Tool::restore(&aot)
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_mvvm-restore"))
         .arg("--new-key")
         .arg(&key)
-        .run()?
-        .expect_code(0, "--new-key")?;
+        .status()?;
+    ensure!(st.success(), "--new-key: {st:?}");
     let key = key.to_str().context("UTF-8 path")?.to_owned();
     let (p1, p2) = (free_port()?, free_port()?);
     let mut third = Tool::restore(&aot)
