@@ -38,8 +38,7 @@ pub struct OffloadFlags {
     /// shrinking, or `--max-rounds`; only then does it stop, and only the
     /// last chunks written go with the stopped part. Downtime then follows
     /// what the program writes, not its memory size. The receiver is the
-    /// usual `mvvm-restore -i ADDR -e PORT`. Not with `--every` nor for
-    /// programs with threads (those stop and send everything at once).
+    /// usual `mvvm-restore -i ADDR -e PORT`. Not with `--every`.
     #[arg(long = "live", requires = "offload_addr")]
     pub live: bool,
 

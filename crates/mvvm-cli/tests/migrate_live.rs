@@ -3,7 +3,8 @@
 //! keeps writing an 8 MiB working set slowly (`-w 8 -d USEC`) while its
 //! whole memory is pre-copied; the migrated output must equal an
 //! uninterrupted run, and the part sent while stopped must be smaller
-//! than the first round (no timing is asserted). Also: the same between
+//! than the first round (no timing is asserted). Also: programs with
+//! threads, a keyed chain (a restore forwarding with `--live`). Also: the same between
 //! two network namespaces (through `scripts/netns/downtime.sh --live`),
 //! and a receiver fed a cut or altered live stream refuses it cleanly.
 
@@ -260,6 +261,45 @@ fn keyed_live_chain() -> Result<()> {
         ensure!(!live.round_bytes.is_empty(), "{who}: no pre-copy round");
     }
     ensure!(c3.stderr.contains("downtime"), "{}", c3.stderr);
+    Ok(())
+}
+
+/// Programs with threads (wasi-threads, one shared memory that every
+/// thread writes): pre-copied like the others (every thread's writes
+/// fault into the same tracker), stopped with all their threads, and
+/// they finish as their native builds do (`test/threads/NAME.expected`).
+#[test]
+fn live_migration_of_threads() -> Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/threads");
+    for name in ["jacobi-2d_mt", "bc_mt"] {
+        let wasm = dir.join(format!("{name}.wasm"));
+        let expected = std::fs::read(dir.join(format!("{name}.expected")))?;
+        let aot = aot(wasm.to_str().context("UTF-8 path")?, Policy::Loop, 2)?;
+        let base = baseline(&aot, &Guest::default())?;
+        ensure!(base.stdout == expected, "{name}: baseline differs");
+        let port = free_port()?;
+        let mut restore = Tool::restore(&aot)
+            .args(["-i", "127.0.0.1", "-e", &port.to_string()])
+            .spawn()?;
+        restore.wait_for_stderr("waiting for a snapshot")?;
+        let a = Tool::checkpoint(&aot)
+            .args(["-o", "127.0.0.1", "-s", &port.to_string(), "--live"])
+            .args(["-c", &(base.probes / 2).to_string()])
+            .run()?;
+        a.expect_code(CHECKPOINTED, &format!("{name} --live"))?;
+        let b = restore.wait()?;
+        b.expect_code(0, &format!("{name} restored"))?;
+        let mut out = a.stdout.clone();
+        out.extend_from_slice(&b.stdout);
+        ensure!(
+            out == expected,
+            "{name}: migrated output differs:\n{}",
+            String::from_utf8_lossy(&out)
+        );
+        let live = live_summary(&a)?;
+        ensure!(!live.round_bytes.is_empty(), "{name}: no pre-copy round");
+    }
     Ok(())
 }
 

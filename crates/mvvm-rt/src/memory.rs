@@ -397,16 +397,16 @@ impl LinearMemory {
     }
 
     /// A view for a pre-copy thread of this memory while it is
-    /// dirty-tracked and unshared (`None` otherwise).
+    /// dirty-tracked (`None` otherwise). For a shared memory, chunks that
+    /// another thread's store grows are not seen by the rounds (the
+    /// tracker learns of them at the snapshot, [`Self::dirty_chunks`],
+    /// and they go with the final part).
     ///
     /// # Safety
     /// The caller keeps this memory (and so its reservation and tracker)
     /// alive until the returned value is dropped: it joins the thread it
     /// gives it to before the store can drop its memories.
     pub(crate) unsafe fn precopy_source(&self) -> Option<precopy::PrecopySource> {
-        if self.res.ty.shared {
-            return None;
-        }
         let t = self.tracker.as_ref()?;
         // SAFETY: the base of the memory `t` tracks; kept alive by the
         // caller (contract).
