@@ -324,6 +324,23 @@ fn live_flag_usage() -> Result<()> {
         "{}",
         r.stderr
     );
+    // Nobody listening: the pre-copy thread cannot connect, the program
+    // stops and the tool says so (exit 125), as without --live.
+    let port = free_port()?;
+    let r = Tool::checkpoint(&aot)
+        .args(workload(16, 4, 0).flags(Path::new(".")))
+        .args([
+            "-o",
+            "127.0.0.1",
+            "-s",
+            &port.to_string(),
+            "--live",
+            "-c",
+            "3",
+        ])
+        .run()?;
+    r.expect_code(FAILURE, "--live to nobody")?;
+    ensure!(r.stderr.contains("cannot connect"), "{}", r.stderr);
     Ok(())
 }
 

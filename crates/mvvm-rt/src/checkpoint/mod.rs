@@ -28,7 +28,9 @@
 //!   blocking calls);
 //! - `capture.rs`: turning the unwound store into a snapshot;
 //! - `restore.rs`: checking a snapshot against the module and rebuilding a
-//!   store from it.
+//!   store from it;
+//! - `live.rs`: pre-copy live migration (rounds of dirty chunks sent by a
+//!   thread while the program runs, then the usual stop).
 //!
 //! Errors keep their causes ([`CheckpointError`]'s `source`): a tool
 //! prints the message, then each cause once.
