@@ -7,7 +7,7 @@
 # tables).
 #
 #   scripts/netns/downtime.sh [--sizes "16 64 256"] [--bin DIR] [--mode both|loopback|netns]
-#                             [--key FILE]
+#                             [--key FILE] [--live [--max-rounds N]] [--slow-writer]
 #
 # With --key FILE both sides authenticate and encrypt the transfer (see
 # docs/security.md); without it the network-namespace receiver
@@ -19,6 +19,15 @@
 # with the counter-loop policy and checkpointed with `-c` at half of its
 # probes (inside the second pass, so the whole memory is live). Every
 # migrated run's output is compared with an uninterrupted one.
+#
+# --live migrates with pre-copy (`mvvm-checkpoint --live`: memory is sent
+# in rounds while the program runs, then the stop sends only what was
+# written since the last round) and implies --slow-writer: the workload is
+# then `memfill -m MIB -p 30 -w 8 -d 20000` (passes over an 8 MiB working
+# set, sleeping 20 ms per MiB written: about 50 MiB/s of writes, less than
+# the link carries), checkpointed a quarter into its passes. --slow-writer
+# alone runs that workload with the usual stop-and-copy, for comparison.
+# Live lines add the rounds (MiB each), the final part and the pause.
 #
 # The network mode needs root and `ip netns`; without them it is skipped
 # with the reason on stderr and exit status 77 (when only the network mode
@@ -34,13 +43,19 @@ bin="$root/target/release"
 mode=both
 port=7790
 key=
+live=0
+slow=0
+max_rounds=
 while [ $# -gt 0 ]; do
   case "$1" in
     --sizes) sizes=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     --mode) mode=$2; shift 2 ;;
     --key) key=$2; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --live) live=1; slow=1; shift ;;
+    --max-rounds) max_rounds=$2; shift 2 ;;
+    --slow-writer) slow=1; shift ;;
+    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
     *) echo "downtime.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -87,6 +102,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The workload's arguments for MIB (and PASSES).
+wl() {
+  if [ "$slow" = 1 ]; then echo "-m,$1,-p,${2:-30},-w,8,-d,20000"; else echo "-m,$1,-p,${2:-3}"; fi
+}
+live_args=()
+if [ "$live" = 1 ]; then
+  live_args=(--live)
+  [ -n "$max_rounds" ] && live_args+=(--max-rounds "$max_rounds")
+fi
+
 # A JSON field of a one-line summary.
 field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1" | tr -d '"'; }
 
@@ -100,12 +125,20 @@ aot="$work/memfill.aot"
 count=()
 "$bin/mvvm-checkpoint" --help | grep -q -- --count-probes && count=(--count-probes)
 declare -A probes
+declare -A trigger
 for m in $sizes; do
-  "$bin/mvvm-checkpoint" -t "$aot" -a "-m,$m,-p,3" "${count[@]}" --json "$work/base-$m.json" >"$work/base-$m.out"
+  "$bin/mvvm-checkpoint" -t "$aot" -a "$(wl "$m")" "${count[@]}" --json "$work/base-$m.json" >"$work/base-$m.out"
   probes[$m]=$(field "$work/base-$m.json" probes)
   if ! [ "${probes[$m]}" -gt 2 ] 2>/dev/null; then
     echo "downtime.sh: no probe count from the uninterrupted run: $(cat "$work/base-$m.json")" >&2
     exit 1
+  fi
+  trigger[$m]=$((probes[$m] / 2))
+  if [ "$slow" = 1 ]; then
+    # A quarter into the passes: the fill's probes from a run without them.
+    "$bin/mvvm-checkpoint" -t "$aot" -a "$(wl "$m" 0)" "${count[@]}" --json "$work/fill-$m.json" >/dev/null
+    fill=$(field "$work/fill-$m.json" probes)
+    trigger[$m]=$((fill + (probes[$m] - fill) / 4))
   fi
 done
 
@@ -140,11 +173,11 @@ migrate() {
   local rpid=$!
   pids+=("$rpid")
   wait_for "$d/rcv.err" "waiting for a snapshot"
-  local c=$((probes[$m] / 2))
+  local c=${trigger[$m]}
   local code=0 start end
   start=$(date +%s%N)
-  "${snd[@]}" "$bin/mvvm-checkpoint" -t "$aot" -a "-m,$m,-p,3" -c "$c" "${key_args[@]}" \
-    -o "$addr" -s "$port" --json "$d/snd.json" >"$d/snd.out" 2>"$d/snd.err" || code=$?
+  "${snd[@]}" "$bin/mvvm-checkpoint" -t "$aot" -a "$(wl "$m")" -c "$c" "${key_args[@]}" \
+    -o "$addr" -s "$port" "${live_args[@]}" --json "$d/snd.json" >"$d/snd.out" 2>"$d/snd.err" || code=$?
   if [ "$code" != 75 ]; then
     echo "downtime.sh: $label $m MiB: checkpoint exited $code" >&2
     cat "$d/snd.err" >&2
@@ -162,9 +195,19 @@ migrate() {
     echo "downtime.sh: $label $m MiB: migrated output differs from an uninterrupted run" >&2
     return 1
   fi
-  printf '%-8s %5s MiB  snapshot %10s bytes  checkpoint+send %8s ms  downtime %8s ms  total %8s ms  %s  output ok\n' \
+  local extra=
+  if [ "$live" = 1 ]; then
+    local rounds final pause xfer
+    rounds=$(sed -n 's/.*"round_bytes":\[\([^]]*\)\].*/\1/p' "$d/snd.json" |
+      tr ',' '\n' | awk '{printf "%s%.1f", (NR>1?" ":""), $1/1048576}')
+    final=$(field "$d/snd.json" final_bytes)
+    pause=$(field "$d/snd.json" pause_ms)
+    xfer=$(field "$d/snd.json" transfer_ms)
+    extra="live rounds [$rounds] MiB  final $final B  transfer $xfer ms  pause $pause ms  "
+  fi
+  printf '%-8s %5s MiB  snapshot %10s bytes  checkpoint+send %8s ms  downtime %8s ms  total %8s ms  %s%s  output ok\n' \
     "$label" "$m" "$(field "$d/snd.json" snapshot_bytes)" "$(field "$d/snd.json" checkpoint_ms)" \
-    "$(field "$d/rcv.json" downtime_ms)" "$(( (end - start) / 1000000 ))" \
+    "$(field "$d/rcv.json" downtime_ms)" "$(( (end - start) / 1000000 ))" "$extra" \
     "$([ -n "$key" ] && echo "key" || echo "no-key")"
 }
 

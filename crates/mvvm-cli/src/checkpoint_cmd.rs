@@ -44,6 +44,8 @@ pub struct CheckpointRequest {
     /// `--key`: seal the snapshot (file or stream) or authenticate the
     /// TCP transfer with this shared secret.
     pub key: Option<mvvm_snapshot::seal::SealKey>,
+    /// `--live`: pre-copy live migration to the `-o/-s` receiver.
+    pub live: Option<mvvm_rt::checkpoint::LiveOptions>,
 }
 
 /// Name used in messages.
@@ -59,6 +61,7 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
         req.triggers.every.is_some(),
         req.incremental,
     )?;
+    check_live(req.live.is_some(), req.triggers.every.is_some())?;
     let cfg = CheckpointConfig {
         trigger: req.triggers.trigger(),
         sink: crate::sealed_transport::sink(&req.snapshot, TOOL, req.key.as_ref())?,
@@ -72,6 +75,7 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
         on_thread_probes: Some(report_thread_probes),
         write_in_foreground: false,
         sync: req.sync,
+        live: req.live,
     };
     let outcome = on_guest_thread(max_stack, move || {
         let command = mvvm_wasi::Command::new(&module)
@@ -95,6 +99,17 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
         &req.snapshot,
         None,
     )
+}
+
+/// Refuses `--live` with `--every`: periodic checkpoints go to files, a
+/// live migration to one receiver.
+pub(crate) fn check_live(live: bool, every: bool) -> Result<()> {
+    if live && every {
+        anyhow::bail!(
+            "--live does not combine with --every: a live migration goes once to the -o/-s receiver"
+        );
+    }
+    Ok(())
 }
 
 /// The tool named in [`report_periodic`]'s messages (one tool per process).
@@ -132,8 +147,33 @@ fn fresh_line() {
     }
 }
 
+/// Says on stderr what a live migration sent: its rounds, bytes, time and
+/// the program's pause (stop to last byte sent).
+fn report_live(tool: &str, live: &mvvm_rt::checkpoint::LiveStats) {
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let rounds: Vec<String> = live
+        .round_bytes
+        .iter()
+        .map(|&b| format!("{:.1}", mib(b)))
+        .collect();
+    eprintln!(
+        "{tool}: live migration: {} pre-copy round(s) of [{}] MiB ({}), final part {:.2} MiB; \
+         {:.1} MiB in {:.1} ms; the program paused {:.1} ms (stop to last byte sent)",
+        live.round_bytes.len(),
+        rounds.join(", "),
+        live.stop_reason,
+        mib(live.final_bytes),
+        mib(live.total_bytes),
+        live.total_time.as_secs_f64() * 1e3,
+        live.pause.as_secs_f64() * 1e3
+    );
+}
+
 /// "full" or "incremental against BASE".
 fn kind_of(stats: &CheckpointStats) -> String {
+    if stats.live.is_some() {
+        return "live, pre-copied".to_string();
+    }
     match &stats.base {
         Some(b) => format!("incremental against {b}"),
         None => "full".to_string(),
@@ -176,7 +216,11 @@ pub fn finish(
                 stats.snapshot_bytes,
                 ms
             );
+            if let Some(live) = &stats.live {
+                report_live(tool, live);
+            }
             let mut s = Summary::new(Status::Checkpointed, Exit::Checkpointed.code());
+            s.live = stats.live.clone();
             s.probes = Some(stats.probes);
             s.snapshot = Some(location);
             s.snapshot_bytes = Some(stats.snapshot_bytes);

@@ -87,6 +87,9 @@ pub struct RestoreRequest {
     pub key: Option<mvvm_snapshot::seal::SealKey>,
     /// `--insecure`: listen beyond loopback without `--key`.
     pub insecure: bool,
+    /// `--live` (with `-o/-s`): the next checkpoint is a pre-copy live
+    /// migration.
+    pub live: Option<mvvm_rt::checkpoint::LiveOptions>,
 }
 
 /// Name used in messages.
@@ -149,6 +152,7 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
         req.triggers.every.is_some(),
         req.incremental,
     )?;
+    crate::checkpoint_cmd::check_live(req.live.is_some(), req.triggers.every.is_some())?;
     let source =
         crate::sealed_transport::source(&req.snapshot, TOOL, req.key.as_ref(), req.insecure)?;
     let opts = RestoreOptions {
@@ -163,6 +167,7 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
             max_memory_bytes: req.max_memory_mib.saturating_mul(1 << 20),
             ..Default::default()
         },
+        live: req.live,
     };
     let _ = crate::checkpoint_cmd::PERIODIC_TOOL.set(TOOL);
     // `MVVM_LOG=mvvm_cli=debug` asks for the downtime without the probe log.

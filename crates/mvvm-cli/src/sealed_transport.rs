@@ -14,7 +14,7 @@
 //! once, at the end of the snapshot (`mvvm_snapshot::write`), so that
 //! flush writes the final record.
 
-use crate::snapshot_location::{SnapshotLocation, accept_one};
+use crate::snapshot_location::{BackSlot, SnapshotLocation, accept_one};
 use crate::stream_path::{self, LazyStream};
 use anyhow::{Context, Result, bail};
 use mvvm_rt::checkpoint::{CheckpointError, SnapshotSink, SnapshotSource};
@@ -62,16 +62,28 @@ pub fn sink(loc: &SnapshotLocation, tool: &str, key: Option<&SealKey>) -> Result
         SnapshotLocation::File(p) => Ok(SnapshotSink::SealedFile(p.clone(), key.clone())),
         SnapshotLocation::Connect(addr) => {
             let (addr, key) = (addr.clone(), key.clone());
-            Ok(deferred(move || {
+            let slot = BackSlot::default();
+            let back = slot.clone();
+            let w = deferred_writer(move || {
                 let stream = TcpStream::connect(addr.as_str())
                     .map_err(|e| SealError::io(format!("cannot connect to {addr}"), e))?;
                 stream
                     .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
                     .map_err(|e| SealError::io("setting the handshake timeout", e))?;
-                Ok(Box::new(
-                    seal::sender_handshake(stream, &key)?.finish_on_flush(),
-                ))
-            }))
+                let sealed = seal::sender_handshake(
+                    stream
+                        .try_clone()
+                        .map_err(|e| SealError::io("cloning the connection", e))?,
+                    &key,
+                )?;
+                // After the handshake the receiver only ever sends a live
+                // migration's acknowledgements (which change when the
+                // sender stops, never what it sends): no timeout on them.
+                let _ = stream.set_read_timeout(None);
+                back.keep(&stream);
+                Ok(Box::new(sealed.finish_on_flush()))
+            });
+            Ok(SnapshotSink::Connection(w, slot.channel()))
         }
         SnapshotLocation::Listen(_) => loc.sink(tool),
     }
@@ -125,7 +137,10 @@ pub fn source(
                 .set_read_timeout(None)
                 .context("cannot clear the handshake timeout")?;
             tracing::info!("sender authenticated");
-            Ok(SnapshotSource::Stream(Box::new(reader)))
+            Ok(SnapshotSource::Connection(
+                Box::new(reader),
+                Box::new(timeouts),
+            ))
         }
         (SnapshotLocation::File(p), Some(key)) => {
             let input: Box<dyn Read + Send> = if stream_path::is_stream(p) {
@@ -167,10 +182,18 @@ fn deferred<F>(make: F) -> SnapshotSink
 where
     F: FnOnce() -> Result<Box<dyn Write + Send>, SealError> + Send + 'static,
 {
-    SnapshotSink::Stream(Box::new(Deferred {
+    SnapshotSink::Stream(deferred_writer(make))
+}
+
+/// The writer of [`deferred`].
+fn deferred_writer<F>(make: F) -> Box<dyn Write + Send>
+where
+    F: FnOnce() -> Result<Box<dyn Write + Send>, SealError> + Send + 'static,
+{
+    Box::new(Deferred {
         make: Some(Box::new(make)),
         out: None,
-    }))
+    })
 }
 
 /// The maker of a [`Deferred`] writer.

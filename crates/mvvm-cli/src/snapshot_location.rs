@@ -15,10 +15,11 @@
 
 use crate::stream_path::{self, LazyStream};
 use anyhow::{Context, Result, bail};
-use mvvm_rt::checkpoint::{SnapshotSink, SnapshotSource};
+use mvvm_rt::checkpoint::{BackChannel, SnapshotSink, SnapshotSource};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// URL prefix of a snapshot sent to a listening `mvvm-restore`.
 const TCP_CONNECT: &str = "tcp://";
@@ -103,10 +104,17 @@ impl SnapshotLocation {
                 Ok(SnapshotSink::Stream(Box::new(LazyStream::new(p.clone()))))
             }
             SnapshotLocation::File(p) => Ok(SnapshotSink::File(p.clone())),
-            SnapshotLocation::Connect(a) => Ok(SnapshotSink::Stream(Box::new(LazyTcp {
-                addr: a.clone(),
-                stream: None,
-            }))),
+            SnapshotLocation::Connect(a) => {
+                let slot = BackSlot::default();
+                Ok(SnapshotSink::Connection(
+                    Box::new(LazyTcp {
+                        addr: a.clone(),
+                        stream: None,
+                        back: slot.clone(),
+                    }),
+                    slot.channel(),
+                ))
+            }
             SnapshotLocation::Listen(_) => {
                 bail!("a checkpoint is sent to tcp://HOST:PORT; tcp-listen:// is for mvvm-restore")
             }
@@ -133,8 +141,10 @@ impl SnapshotLocation {
                 Ok(SnapshotSource::File(p.clone()))
             }
             SnapshotLocation::Listen(addr) => {
-                let stream: Box<dyn Read + Send> = Box::new(accept_one(tool, addr)?);
-                Ok(SnapshotSource::Stream(stream))
+                let stream = accept_one(tool, addr)?;
+                // The way back carries a live migration's acknowledgements.
+                let acks = stream.try_clone().context("cannot set up the connection")?;
+                Ok(SnapshotSource::Connection(Box::new(stream), Box::new(acks)))
             }
             SnapshotLocation::Connect(_) => {
                 bail!(
@@ -166,10 +176,37 @@ fn host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// Where a lazily made connection leaves a clone of itself for its way
+/// back (a live migration reads the receiver's acknowledgements there).
+#[derive(Clone, Default)]
+pub(crate) struct BackSlot(Arc<Mutex<Option<TcpStream>>>);
+
+impl BackSlot {
+    /// Keeps a clone of `s` (when it can be made).
+    pub(crate) fn keep(&self, s: &TcpStream) {
+        if let Ok(c) = s.try_clone() {
+            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(c);
+        }
+    }
+
+    /// The sink's [`BackChannel`]: the kept clone, once connected.
+    pub(crate) fn channel(self) -> BackChannel {
+        Box::new(move || {
+            let s = self
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()?;
+            Some(Box::new(s) as Box<dyn Read + Send>)
+        })
+    }
+}
+
 /// A TCP writer that connects on its first write.
 struct LazyTcp {
     addr: String,
     stream: Option<TcpStream>,
+    back: BackSlot,
 }
 
 impl LazyTcp {
@@ -178,6 +215,7 @@ impl LazyTcp {
             let s = TcpStream::connect(self.addr.as_str()).map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot connect to {}: {e}", self.addr))
             })?;
+            self.back.keep(&s);
             self.stream = Some(s);
         }
         Ok(self.stream.as_mut().expect("connected just above"))

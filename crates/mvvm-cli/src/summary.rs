@@ -22,6 +22,13 @@
 //! (its wall-clock time travels in the snapshot) to the first instruction
 //! of the resumed program, on the receiver's clock.
 //!
+//! A live migration's sender (`--live`) adds `"live":{"rounds":N,
+//! "round_bytes":[...],"final_bytes":B,"total_bytes":B,"transfer_ms":T,
+//! "pause_ms":P,"stop_reason":"..."}`: chunk data of each pre-copy round,
+//! the stopped part's bytes, the whole stream, the time from the first
+//! trigger to the last byte, and the pause (the final stop's trigger to
+//! the last byte sent).
+//!
 //! `status` is `exited`, `checkpointed` or `trapped`; fields that do not
 //! apply are `null`. Written by hand: it is a dozen fields of numbers and
 //! strings, not worth a serialisation dependency.
@@ -77,6 +84,9 @@ pub struct Summary {
     /// From the process start to the guest's first instruction, in
     /// milliseconds (see the module documentation).
     pub startup_ms: Option<f64>,
+    /// A live migration's rounds and times (`--live`): written as a
+    /// `"live"` object, only when set.
+    pub live: Option<mvvm_rt::checkpoint::LiveStats>,
 }
 
 /// This process's start-up time, set by [`mark_guest_start`].
@@ -114,6 +124,7 @@ impl Summary {
             checkpoint_ms: None,
             downtime_ms: None,
             startup_ms: startup_ms(),
+            live: None,
         }
     }
 
@@ -126,8 +137,21 @@ impl Summary {
             v.filter(|v| v.is_finite())
                 .map_or_else(|| "null".to_owned(), |v| format!("{v:.3}"))
         }
+        let live = self.live.as_ref().map_or_else(String::new, |l| {
+            let rounds: Vec<String> = l.round_bytes.iter().map(u64::to_string).collect();
+            format!(
+                ",\"live\":{{\"rounds\":{},\"round_bytes\":[{}],\"final_bytes\":{},\"total_bytes\":{},\"transfer_ms\":{},\"pause_ms\":{},\"stop_reason\":{}}}",
+                l.round_bytes.len(),
+                rounds.join(","),
+                l.final_bytes,
+                l.total_bytes,
+                ms(Some(l.total_time.as_secs_f64() * 1e3)),
+                ms(Some(l.pause.as_secs_f64() * 1e3)),
+                json_string(&l.stop_reason)
+            )
+        });
         format!(
-            "{{\"status\":\"{}\",\"exit_code\":{},\"probes\":{},\"snapshot\":{},\"snapshot_bytes\":{},\"memory_bytes\":{},\"frames\":{},\"checkpoint_ms\":{},\"startup_ms\":{},\"downtime_ms\":{}}}",
+            "{{\"status\":\"{}\",\"exit_code\":{},\"probes\":{},\"snapshot\":{},\"snapshot_bytes\":{},\"memory_bytes\":{},\"frames\":{},\"checkpoint_ms\":{},\"startup_ms\":{},\"downtime_ms\":{}{live}}}",
             self.status.name(),
             self.exit_code,
             num(self.probes),

@@ -15,6 +15,7 @@
 //! writable one by one as it records them.
 
 mod dirty;
+pub(crate) mod precopy;
 
 pub(crate) use dirty::handle_write_fault;
 
@@ -393,6 +394,23 @@ impl LinearMemory {
         let t = self.tracker.as_ref()?;
         t.sync_len(self.length() as usize);
         t.bitmap()
+    }
+
+    /// A view for a pre-copy thread of this memory while it is
+    /// dirty-tracked (`None` otherwise). For a shared memory, chunks that
+    /// another thread's store grows are not seen by the rounds (the
+    /// tracker learns of them at the snapshot, [`Self::dirty_chunks`],
+    /// and they go with the final part).
+    ///
+    /// # Safety
+    /// The caller keeps this memory (and so its reservation and tracker)
+    /// alive until the returned value is dropped: it joins the thread it
+    /// gives it to before the store can drop its memories.
+    pub(crate) unsafe fn precopy_source(&self) -> Option<precopy::PrecopySource> {
+        let t = self.tracker.as_ref()?;
+        // SAFETY: the base of the memory `t` tracks; kept alive by the
+        // caller (contract).
+        Some(unsafe { precopy::PrecopySource::new(self.res.base, t.view()) })
     }
 
     /// Whether a tracking period is running.

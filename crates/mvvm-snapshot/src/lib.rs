@@ -65,6 +65,7 @@ mod error;
 mod internal_tests;
 mod layout;
 mod limits;
+pub mod live;
 mod read;
 pub mod seal;
 mod snapshot;

@@ -39,7 +39,16 @@ pub fn read<R: Read>(input: R) -> Result<Snapshot, SnapshotError> {
 /// with [`SnapshotError::LimitExceeded`] before the part concerned is read
 /// (a section, the memory data), so a lying or hostile sender cannot make
 /// the reader allocate more than the limits allow.
-pub fn read_with_limits<R: Read>(
+///
+/// A live-migration stream (`crate::live`, magic `MVVMLIVE`) is read too:
+/// its pre-copied memory becomes the parent layer of the snapshot's
+/// memory.
+pub fn read_with_limits<R: Read>(input: R, limits: &ReadLimits) -> Result<Snapshot, SnapshotError> {
+    crate::live::read_stream(input, limits, None)
+}
+
+/// A plain (not live) snapshot from a stream.
+pub(crate) fn read_plain<R: Read>(
     mut input: R,
     limits: &ReadLimits,
 ) -> Result<Snapshot, SnapshotError> {
@@ -49,6 +58,39 @@ pub fn read_with_limits<R: Read>(
             base: format!("{} (id {})", base.path, hex(&base.id)),
         });
     }
+    read_body(&mut input, prelude)
+}
+
+/// Reads an incremental snapshot whose base must be `base` (by id) from a
+/// stream: the final part of a live migration (`crate::live`). Its memory
+/// is this layer only; the caller attaches the parent.
+pub(crate) fn read_over_base<R: Read>(
+    mut input: R,
+    limits: &ReadLimits,
+    base: &crate::types::BaseRef,
+) -> Result<Snapshot, SnapshotError> {
+    let prelude = read_prelude(&mut input, limits, None)?;
+    match &prelude.header.base {
+        Some(b) if b.id == base.id => {}
+        Some(b) => {
+            return Err(SnapshotError::corrupt(format!(
+                "the live stream's final part applies on {} (id {}), not on this stream's pre-copied memory (id {})",
+                b.path,
+                hex(&b.id),
+                hex(&base.id)
+            )));
+        }
+        None => {
+            return Err(SnapshotError::corrupt(
+                "the live stream's final part is a full snapshot, not one over the pre-copied memory",
+            ));
+        }
+    }
+    read_body(&mut input, prelude)
+}
+
+/// The padding and memory runs after `prelude`, each checked.
+fn read_body<R: Read>(mut input: R, prelude: Prelude) -> Result<Snapshot, SnapshotError> {
     let runs = prelude.runs();
     let padding = prelude.data_offset() - prelude.sections_end;
     if !runs.is_empty() {

@@ -112,6 +112,10 @@ enum Source {
     Bytes(Vec<u8>),
     /// Opened by path: the bytes are in the file at each run's `file_offset`.
     File(File),
+    /// The pre-copied memory of a live migration (`crate::live`): the
+    /// file holds the memory as is (`file_offset` = guest offset); each
+    /// chunk's crc32 was checked as it arrived, so runs carry none.
+    Live(File),
 }
 
 /// The linear memory of a snapshot: its size and its non-zero runs. Zero
@@ -143,6 +147,7 @@ impl fmt::Debug for MemoryImage {
                 &match self.source {
                     Source::Bytes(_) => "bytes",
                     Source::File(_) => "file",
+                    Source::Live(_) => "live",
                 },
             )
             .finish()
@@ -185,6 +190,25 @@ impl MemoryImage {
             parent: None,
             data_offset,
             source: Source::File(file),
+        }
+    }
+
+    /// The pre-copied memory of a live migration, held in `file` at guest
+    /// offsets (checked chunk by chunk as it arrived).
+    pub(crate) fn from_live_file(
+        length_bytes: u64,
+        max_pages: Option<u64>,
+        runs: Vec<MemoryRun>,
+        file: File,
+    ) -> Self {
+        MemoryImage {
+            length_bytes,
+            max_pages,
+            runs,
+            zeroed: Vec::new(),
+            parent: None,
+            data_offset: 0,
+            source: Source::Live(file),
         }
     }
 
@@ -238,7 +262,7 @@ impl MemoryImage {
     /// at its `file_offset`. `None` for a snapshot read from a stream.
     pub fn file(&self) -> Option<&File> {
         match &self.source {
-            Source::File(f) => Some(f),
+            Source::File(f) | Source::Live(f) => Some(f),
             Source::Bytes(_) => None,
         }
     }
@@ -268,8 +292,10 @@ impl MemoryImage {
         Ok(())
     }
 
-    /// [`Self::copy_into`] for this layer only.
-    fn copy_layer_into(&self, dest: &mut [u8]) -> Result<(), SnapshotError> {
+    /// [`Self::copy_into`] for this layer only (its zeroed ranges, then its
+    /// runs): what a restorer does for a layer whose bytes it cannot map
+    /// (read from a stream) over layers it mapped.
+    pub fn copy_layer_into(&self, dest: &mut [u8]) -> Result<(), SnapshotError> {
         if (dest.len() as u64) < self.length_bytes {
             return Err(SnapshotError::InvalidInput {
                 what: format!(
@@ -301,7 +327,7 @@ impl MemoryImage {
                     })?;
                     target.copy_from_slice(bytes);
                 }
-                Source::File(file) => {
+                Source::File(file) | Source::Live(file) => {
                     read_exact_at(file, target, run.file_offset, &run_name(i, run))?;
                 }
             }
@@ -346,6 +372,8 @@ impl MemoryImage {
                 Ok(())
             }
             Source::File(file) => verify_file_runs(file, &self.runs),
+            // Checked record by record as it arrived.
+            Source::Live(_) => Ok(()),
         }
     }
 }

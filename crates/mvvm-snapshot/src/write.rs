@@ -70,6 +70,20 @@ pub fn write<W: Write>(mut out: W, snap: &SnapshotParts<'_>) -> Result<WriteStat
     Ok(stats)
 }
 
+/// Writes `snap` as an incremental snapshot over `inc.base` to a stream
+/// (the final part of a live migration, `crate::live`), and flushes it.
+pub(crate) fn write_incremental_stream<W: Write>(
+    mut out: W,
+    snap: &SnapshotParts<'_>,
+    inc: &Incremental,
+) -> Result<WriteStats, SnapshotError> {
+    let plan = plan(snap, Some(inc))?;
+    let stats = emit(&mut out, &plan, snap.memory)?;
+    out.flush()
+        .map_err(|e| SnapshotError::io("flushing the snapshot", e))?;
+    Ok(stats)
+}
+
 /// Writes `snap` to `path` so that a crash or an error never leaves a half
 /// snapshot there: the data goes to a temporary file in the same directory,
 /// is synced, and is renamed over `path`; then the directory is synced so

@@ -150,6 +150,7 @@ impl Checkpoint {
             incremental: self.incremental,
             sync: self.sync.into(),
             key,
+            live: self.offload.live_options(),
         })
     }
 }

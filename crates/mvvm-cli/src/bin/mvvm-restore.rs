@@ -231,6 +231,7 @@ impl Restore {
             sync: self.sync.into(),
             key,
             insecure: self.insecure.insecure,
+            live: self.offload.live_options(),
         })
     }
 }

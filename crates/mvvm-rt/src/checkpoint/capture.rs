@@ -341,6 +341,12 @@ pub(crate) fn take(
         ));
     }
     let s: &mut StoreInner = &mut store.inner;
+    // A live run: the pre-copy thread ends first (what it took and did not
+    // send is dirty again), so the dirty set read below is complete.
+    let handover = match s.ckpt.as_deref_mut().and_then(|c| c.live.take()) {
+        Some(live) => Some(super::live::take_handover(live).map_err(CheckpointError::Host)?),
+        None => None,
+    };
     let main = instance_parts(s, meta, instance, &unwound.frames)?;
     let group = s.thread.as_ref().map(|t| t.group());
     let (world, mut threads) = match &group {
@@ -378,6 +384,27 @@ pub(crate) fn take(
         memory: memory.data,
         max_pages: memory.max_pages,
     };
+    if let Some(h) = handover {
+        let (live, _) = super::live::write_final(h, &parts, memory.dirty, unwound.triggered_at)?;
+        let stats = CheckpointStats {
+            frames: parts.frames.len()
+                + parts.threads.iter().map(|t| t.frames.len()).sum::<usize>(),
+            snapshot_bytes: live.total_bytes,
+            memory_bytes: parts.memory.len() as u64,
+            trigger_to_durable: unwound.triggered_at.elapsed(),
+            pause: unwound.triggered_at.elapsed(),
+            probes: unwound.probes,
+            location: "stream".to_string(),
+            base: None,
+            live: Some(live),
+        };
+        drop(parts);
+        log_written(&stats);
+        if let Some(w) = world {
+            w.release(then);
+        }
+        return Ok(stats);
+    }
     let background = then == Release::Continue
         && s.ckpt.as_deref().is_some_and(|c| c.background)
         && matches!(sink, SnapshotSink::File(_));
@@ -397,6 +424,7 @@ pub(crate) fn take(
             probes: unwound.probes,
             location: path.display().to_string(),
             base: inc.as_ref().map(|i| i.base.path.clone()),
+            live: None,
         };
         let target = path.clone();
         let sync = s.ckpt.as_deref().map_or_else(Default::default, |c| c.sync);
@@ -447,6 +475,7 @@ pub(crate) fn take(
         probes: unwound.probes,
         location: out.location,
         base: out.base,
+        live: None,
     };
     drop(parts);
     let depth = match (&stats.base, &base) {
@@ -684,7 +713,7 @@ fn write_snapshot(
                 base,
             }
         }
-        SnapshotSink::Stream(w) => WriteOutcome {
+        SnapshotSink::Stream(w) | SnapshotSink::Connection(w, _) => WriteOutcome {
             stats: mvvm_snapshot::write(w, parts)?,
             location: "stream".to_string(),
             path: None,

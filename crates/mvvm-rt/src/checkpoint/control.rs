@@ -52,6 +52,11 @@ thread_local! {
     /// this thread (for blocking host calls, which must not give up their
     /// call for a checkpoint that cannot be taken).
     static THREAD_GATE: RefCell<Option<Gate>> = const { RefCell::new(None) };
+    /// A live run of this thread waits for its trigger (`live.rs`): a
+    /// request then starts pre-copying at the next probe instead of
+    /// stopping, so blocking host calls must not give up their call for
+    /// it.
+    pub(crate) static LIVE_ARMED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// What a session knows to decide whether a checkpoint can be taken at
@@ -159,6 +164,9 @@ pub(crate) struct Control {
     pub sync: mvvm_snapshot::SyncMode,
     /// The periodic snapshot a child process is writing.
     pub pending_write: Option<super::background::PendingWrite>,
+    /// Pre-copy live migration (`live.rs`): armed until the trigger, then
+    /// the pre-copy thread; `None` for a run that is not live.
+    pub live: Option<super::live::Live>,
 }
 
 /// Says once per run why a checkpoint was refused.
@@ -198,6 +206,7 @@ impl Control {
 
 /// Rust half of builtin `Probe`: 1 when the caller must unwind now.
 pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
+    let limits_ptr: *const VMLimits = s.limits.as_ptr();
     let limits: &mut VMLimits = &mut s.limits;
     let Some(c) = s.ckpt.as_deref_mut() else {
         // No session: nobody wants a checkpoint; stop calling.
@@ -274,6 +283,39 @@ pub(crate) fn probe(s: &mut StoreInner, func: u32, offset: u32) -> u32 {
             .probe_flag
             .fetch_and(!(FLAG_REQUEST | FLAG_PERIODIC), Ordering::SeqCst);
         return 0;
+    }
+    // A live run's first trigger starts pre-copying instead of stopping.
+    if !continuing
+        && let Some(live) = c.live.as_mut()
+        && matches!(live, super::live::Live::Armed { .. })
+    {
+        LIVE_ARMED.with(|a| a.set(false));
+        let mem = s
+            .instances
+            .first()
+            .and_then(|i| i.memories.first())
+            .map(|&m| m as usize);
+        let src = mem.and_then(|m| {
+            let mem = s.memories.get_mut(m)?;
+            match mem.start_dirty_tracking() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    tracing::warn!("dirty tracking not started ({e})");
+                    return None;
+                }
+            }
+            // SAFETY: the memory belongs to this store, which outlives the
+            // run's `LiveGuard`; the guard joins the thread first.
+            unsafe { mem.precopy_source() }
+        });
+        // SAFETY: the store's limits outlive the run and so its guard,
+        // which joins the thread.
+        if unsafe { super::live::start(live, src, limits_ptr) } {
+            limits.probe_flag.fetch_and(!FLAG_REQUEST, Ordering::SeqCst);
+            tracing::info!("checkpoint ({r}): pre-copying while the program runs on");
+            return 0;
+        }
     }
     c.continuing = continuing;
     limits.probe_flag.store(0, Ordering::SeqCst);
@@ -430,7 +472,9 @@ pub(crate) fn requested() -> bool {
             && unsafe { (*p).probe_flag.load(Ordering::SeqCst) } & (FLAG_REQUEST | FLAG_PERIODIC)
                 != 0
     });
-    wanted && THREAD_GATE.with(|g| g.borrow().as_ref().is_none_or(|g| g.refuse.is_none()))
+    wanted
+        && !LIVE_ARMED.with(Cell::get)
+        && THREAD_GATE.with(|g| g.borrow().as_ref().is_none_or(|g| g.refuse.is_none()))
 }
 
 extern "C" fn on_signal(sig: libc::c_int) {
@@ -497,6 +541,7 @@ impl Session {
             background: true,
             sync: mvvm_snapshot::SyncMode::Full,
             pending_write: None,
+            live: None,
         }));
         let gate = Gate::of(module);
         THREAD_GATE.with(|g| *g.borrow_mut() = Some(gate));
@@ -569,6 +614,7 @@ impl Drop for Session {
             if std::ptr::eq(l.get(), self.limits) {
                 l.set(std::ptr::null());
                 THREAD_GATE.with(|g| *g.borrow_mut() = None);
+                LIVE_ARMED.with(|a| a.set(false));
             }
         });
         // SAFETY: the store outlives the session (documented contract).

@@ -28,7 +28,9 @@
 //!   blocking calls);
 //! - `capture.rs`: turning the unwound store into a snapshot;
 //! - `restore.rs`: checking a snapshot against the module and rebuilding a
-//!   store from it.
+//!   store from it;
+//! - `live.rs`: pre-copy live migration (rounds of dirty chunks sent by a
+//!   thread while the program runs, then the usual stop).
 //!
 //! Errors keep their causes ([`CheckpointError`]'s `source`): a tool
 //! prints the message, then each cause once.
@@ -72,6 +74,7 @@ pub(crate) mod capture;
 pub(crate) mod control;
 pub mod host;
 mod limits;
+mod live;
 pub(crate) mod rendezvous;
 mod restore;
 mod worker;
@@ -93,6 +96,8 @@ pub use limits::{
     DEFAULT_MAX_EXCEPTIONS, DEFAULT_MAX_HOST_STATE_BYTES, DEFAULT_MAX_MEMORY_BYTES,
     MIN_NATIVE_FRAME_BYTES, NATIVE_SLOT_BYTES, REGISTER_HEADROOM, RestoreLimits,
 };
+pub use live::{LiveOptions, LiveStats};
+
 pub use restore::{Restore, ThreadRestore};
 pub use worker::{THREAD_ENTRY, run_thread};
 
@@ -149,7 +154,16 @@ pub enum SnapshotSink {
     /// steps as [`SnapshotSink::File`]; always a full snapshot (a sealed
     /// file is read as a stream, which cannot follow incremental bases).
     SealedFile(PathBuf, mvvm_snapshot::seal::SealKey),
+    /// A connection (TCP): written as a [`SnapshotSink::Stream`], with its
+    /// way back, which a live migration reads the receiver's
+    /// acknowledgements from (`mvvm_snapshot::live`).
+    Connection(Box<dyn std::io::Write + Send>, BackChannel),
 }
+
+/// The way back of a [`SnapshotSink::Connection`]: called once its first
+/// bytes are written (a lazily made connection exists then); `None` when
+/// there is none.
+pub type BackChannel = Box<dyn FnOnce() -> Option<Box<dyn std::io::Read + Send>> + Send>;
 
 impl std::fmt::Debug for SnapshotSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,6 +171,7 @@ impl std::fmt::Debug for SnapshotSink {
             SnapshotSink::File(p) => f.debug_tuple("File").field(p).finish(),
             SnapshotSink::Stream(_) => f.write_str("Stream(..)"),
             SnapshotSink::SealedFile(p, _) => f.debug_tuple("SealedFile").field(p).finish(),
+            SnapshotSink::Connection(..) => f.write_str("Connection(..)"),
         }
     }
 }
@@ -167,6 +182,12 @@ pub enum SnapshotSource {
     File(PathBuf),
     /// Any stream: memory runs are copied.
     Stream(Box<dyn std::io::Read + Send>),
+    /// A connection: read as a [`SnapshotSource::Stream`]; a live
+    /// migration's rounds are acknowledged on the way back.
+    Connection(
+        Box<dyn std::io::Read + Send>,
+        Box<dyn std::io::Write + Send>,
+    ),
 }
 
 impl std::fmt::Debug for SnapshotSource {
@@ -174,6 +195,7 @@ impl std::fmt::Debug for SnapshotSource {
         match self {
             SnapshotSource::File(p) => f.debug_tuple("File").field(p).finish(),
             SnapshotSource::Stream(_) => f.write_str("Stream(..)"),
+            SnapshotSource::Connection(..) => f.write_str("Connection(..)"),
         }
     }
 }
@@ -215,6 +237,11 @@ pub struct RunOptions {
     /// How durable each snapshot file is when the checkpoint is reported
     /// (default: synced, it survives a power loss).
     pub sync: mvvm_snapshot::SyncMode,
+    /// Pre-copy live migration to a stream sink (`live.rs`): the trigger
+    /// starts sending memory while the program runs; the stop comes once
+    /// the rounds are small. Needs [`SnapshotSink::Stream`] and a trigger
+    /// other than [`Trigger::Every`].
+    pub live: Option<LiveOptions>,
 }
 
 /// Options of [`Restore`] (the host layer's own, such as the capabilities
@@ -255,6 +282,8 @@ pub struct RestoreOptions {
     /// a snapshot above them is refused before the part concerned is
     /// read or allocated. The default accepts what the format allows.
     pub limits: RestoreLimits,
+    /// As [`RunOptions::live`], for the restored run's next checkpoint.
+    pub live: Option<LiveOptions>,
 }
 
 /// How a run ended.
@@ -299,6 +328,9 @@ pub struct CheckpointStats {
     /// it (relative to the snapshot's directory, or absolute); `None` for
     /// a full snapshot.
     pub base: Option<String>,
+    /// For a live migration ([`RunOptions::live`]): its rounds, bytes and
+    /// times (`snapshot_bytes` is then the whole stream).
+    pub live: Option<LiveStats>,
 }
 
 /// Why a checkpointed run or a restore failed.
@@ -407,17 +439,50 @@ impl Run {
             c.background = !self.opts.write_in_foreground;
             c.sync = self.opts.sync;
         }
+        let (sink, _live_guard) = arm_live(store, self.sink, self.opts.live)?;
         let instance = match Instance::new(store, module, imports) {
             Ok(i) => i,
             Err(InstantiationError::Start(e)) => return finish_err(store, e),
             Err(InstantiationError::Trap(t)) => return Err(CheckpointError::Trap(t)),
             Err(e) => return Err(CheckpointError::Instantiate(e)),
         };
-        let r = drive(store, module, instance, Phase::AfterStart, self.sink);
+        let r = drive(store, module, instance, Phase::AfterStart, sink);
         let r = settle(store, r);
+        drop(_live_guard);
         drop(session);
         r
     }
+}
+
+/// For a live run ([`RunOptions::live`]): moves the stream sink's writer
+/// into the store's control (the pre-copy thread and the final part use
+/// it) and returns the sink `drive` gets instead (never written: the live
+/// path of `capture::take` comes first) and the guard that joins the
+/// pre-copy thread when the run ends.
+pub(crate) fn arm_live(
+    store: &mut Store,
+    sink: SnapshotSink,
+    live: Option<LiveOptions>,
+) -> Result<(SnapshotSink, Option<live::LiveGuard>), CheckpointError> {
+    let Some(opts) = live else {
+        return Ok((sink, None));
+    };
+    let (out, back) = match sink {
+        SnapshotSink::Stream(w) => (w, None),
+        SnapshotSink::Connection(w, back) => (w, Some(back)),
+        other => {
+            return Err(CheckpointError::BadTrigger(format!(
+                "live migration sends to a stream or a connection, not to {other:?}"
+            )));
+        }
+    };
+    let Some(c) = store.inner.ckpt.as_deref_mut() else {
+        return Err(CheckpointError::NotInstrumented);
+    };
+    let (state, guard) = live::Live::arm(opts, out, back);
+    c.live = Some(state);
+    control::LIVE_ARMED.with(|a| a.set(true));
+    Ok((SnapshotSink::Stream(Box::new(std::io::sink())), Some(guard)))
 }
 
 /// On the main thread of a program: with a counting session, makes the

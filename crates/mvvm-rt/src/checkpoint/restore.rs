@@ -117,6 +117,10 @@ impl Restore {
                 Some(path),
             ),
             SnapshotSource::Stream(r) => (mvvm_snapshot::read_with_limits(r, &read_limits)?, None),
+            SnapshotSource::Connection(r, mut acks) => (
+                mvvm_snapshot::live::read_stream(r, &read_limits, Some(&mut *acks))?,
+                None,
+            ),
         };
         snap.check_module(&meta.wasm_sha256)?;
         let mut snap = snap;
@@ -240,6 +244,7 @@ impl Restore {
             };
             super::capture::track_from(store, instance, base);
         }
+        let (sink, _live_guard) = super::arm_live(store, sink, opts.live)?;
         load_rewind_frames(store, instance, &snap.frames, points, &handles)?;
         let nthreads = threads.len();
         match store.thread_group() {
@@ -294,6 +299,7 @@ impl Restore {
             }
         };
         let r = super::settle(store, r);
+        drop(_live_guard);
         drop(session);
         r
     }
@@ -735,15 +741,15 @@ fn apply_memory(
                     }
                 }
                 None => {
-                    // A stream holds a full snapshot (incremental ones
-                    // are refused by the reader): one layer.
+                    // Bytes read from a stream: a full snapshot (one
+                    // layer), or the final part of a live migration over
+                    // its mapped pre-copied memory (the last layer).
                     let bytes = mem.data_mut().ok_or_else(|| {
                         CheckpointError::Host(
                             "cannot restore into a shared memory another thread uses".into(),
                         )
                     })?;
-                    snap.memory.copy_into(bytes)?;
-                    break;
+                    layer.copy_layer_into(bytes)?;
                 }
             }
         }

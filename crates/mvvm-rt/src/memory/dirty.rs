@@ -58,6 +58,13 @@ struct Slot {
     len: AtomicUsize,
     /// `mprotect` failed once: everything is writable and dirty.
     overflow: AtomicBool,
+    /// Held by the fault handler while it marks a chunk and makes it
+    /// writable, and by a pre-copy round ([`Tracker::take_and_protect`])
+    /// while it clears bits and protects their chunks: each sees the
+    /// other's two steps as one (otherwise a round could clear a bit the
+    /// handler had just set, protect the chunk, and then see the handler
+    /// make it writable again: a write that no bit records).
+    lock: AtomicBool,
     /// Bit `i % 64` of word `i / 64`: chunk `i` was written.
     bits: [AtomicU64; WORDS],
 }
@@ -69,6 +76,7 @@ impl Slot {
             base: AtomicUsize::new(0),
             len: AtomicUsize::new(0),
             overflow: AtomicBool::new(false),
+            lock: AtomicBool::new(false),
             bits: [const { AtomicU64::new(0) }; WORDS],
         }
     }
@@ -143,10 +151,12 @@ impl Tracker {
         if s.base.load(Ordering::SeqCst) == 0 {
             return;
         }
+        // The length first: a pre-copy round that sees a new chunk's bit
+        // protects the chunk, and the handler must then know it as ours.
+        s.len.store(new_len, Ordering::SeqCst);
         for chunk in old_len / CHUNK..new_len.div_ceil(CHUNK) {
             s.bits[chunk / 64].fetch_or(1 << (chunk % 64), Ordering::SeqCst);
         }
-        s.len.store(new_len, Ordering::SeqCst);
     }
 
     /// A shared memory may have been grown by another thread (through
@@ -173,6 +183,11 @@ impl Tracker {
         Some(s.bits.iter().map(|w| w.load(Ordering::SeqCst)).collect())
     }
 
+    /// A handle on this tracker for a pre-copy thread (see [`TrackerView`]).
+    pub(crate) fn view(&self) -> TrackerView {
+        TrackerView { slot: self.slot }
+    }
+
     /// Ends the tracking period: the memory is read-write again.
     ///
     /// # Safety
@@ -186,6 +201,109 @@ impl Tracker {
         // SAFETY: the caller's accessible memory (contract) gets its normal
         // protection back, which harms no reference.
         let _ = unsafe { mman::protect(base, len, Prot::ReadWrite) };
+    }
+}
+
+/// What a pre-copy thread uses of a [`Tracker`] it does not own: the
+/// memory's owner keeps the tracker (and the memory) alive until that
+/// thread is joined (`checkpoint/live.rs`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TrackerView {
+    slot: usize,
+}
+
+impl TrackerView {
+    fn slot(&self) -> &'static Slot {
+        &TRACKERS[self.slot]
+    }
+
+    /// Accessible bytes the tracker knows of (grows with the memory).
+    pub(crate) fn len(&self) -> usize {
+        self.slot().len.load(Ordering::SeqCst)
+    }
+
+    /// Chunks marked dirty now (every chunk after an overflow).
+    pub(crate) fn dirty_count(&self) -> u64 {
+        let s = self.slot();
+        if s.overflow.load(Ordering::SeqCst) {
+            return self.len().div_ceil(CHUNK) as u64;
+        }
+        s.bits
+            .iter()
+            .map(|w| u64::from(w.load(Ordering::Relaxed).count_ones()))
+            .sum()
+    }
+
+    /// Marks chunk `i` dirty again (a pre-copy round that took it but did
+    /// not send it).
+    pub(crate) fn mark_dirty(&self, i: usize) {
+        if let Some(w) = self.slot().bits.get(i / 64) {
+            w.fetch_or(1 << (i % 64), Ordering::SeqCst);
+        }
+    }
+
+    /// One pre-copy round: takes the dirty set (bitmap returned, bits
+    /// cleared) and makes those chunks read-only again, before the caller
+    /// reads them, so that a write racing the read faults and dirties its
+    /// chunk for a later round. After an overflow every chunk is taken and
+    /// the whole memory protected. On an `mprotect` failure the chunks
+    /// not yet protected stay dirty (and writable) and the error is
+    /// returned: the caller stops pre-copying, the final snapshot has them.
+    ///
+    /// # Safety
+    /// `base` must be the tracked memory's base (as given to
+    /// [`Self::start`]), whose pages stay mapped meanwhile.
+    pub(crate) unsafe fn take_and_protect(&self, base: *mut u8) -> std::io::Result<Vec<u64>> {
+        let s = self.slot();
+        let mut out = vec![0u64; WORDS];
+        let _held = SlotLock::take(s);
+        if s.overflow.swap(false, Ordering::SeqCst) {
+            let len = s.len.load(Ordering::SeqCst);
+            for w in &s.bits {
+                w.store(0, Ordering::SeqCst);
+            }
+            for i in 0..len.div_ceil(CHUNK) {
+                out[i / 64] |= 1 << (i % 64);
+            }
+            // SAFETY: the accessible part of the caller's tracked memory
+            // (contract); it only becomes read-only, writes then fault.
+            if let Err(e) = unsafe { mman::protect(base, len, Prot::Read) } {
+                s.overflow.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+            return Ok(out);
+        }
+        for (wi, w) in s.bits.iter().enumerate() {
+            let bits = w.swap(0, Ordering::SeqCst);
+            if bits == 0 {
+                continue;
+            }
+            out[wi] = bits;
+            // Protect maximal runs of set bits in this word at once.
+            let mut b = bits;
+            while b != 0 {
+                let first = b.trailing_zeros() as usize;
+                let run = (b >> first).trailing_ones() as usize;
+                let start = (wi * 64 + first) * CHUNK;
+                // SAFETY: these chunks had their bit set, so they lie in
+                // the tracked memory's accessible part (the handler and
+                // `grown` set bits only there, the length first); the
+                // range is chunk-aligned; it only becomes read-only.
+                let r = unsafe { mman::protect(base.add(start), run * CHUNK, Prot::Read) };
+                if let Err(e) = r {
+                    // Leave what is not yet protected dirty.
+                    w.fetch_or(b, Ordering::SeqCst);
+                    out[wi] &= !b;
+                    return Err(e);
+                }
+                if first + run >= 64 {
+                    b = 0;
+                } else {
+                    b &= !(((1u64 << run) - 1) << first);
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -214,6 +332,9 @@ pub(crate) fn handle_write_fault(addr: usize) -> bool {
             continue;
         }
         let chunk = off / CHUNK;
+        // Spins only while a pre-copy round (another thread, which never
+        // faults while holding it) protects a few chunks.
+        let _held = SlotLock::take(s);
         s.bits[chunk / 64].fetch_or(1 << (chunk % 64), Ordering::SeqCst);
         let start = base + chunk * CHUNK;
         let n = CHUNK.min(len - chunk * CHUNK);
@@ -232,4 +353,28 @@ pub(crate) fn handle_write_fault(addr: usize) -> bool {
         return r.is_ok();
     }
     false
+}
+
+/// Holds a slot's `lock` until dropped (a spin lock: both holders keep it
+/// for a few `mprotect` calls at most, and the fault handler can take it:
+/// only atomics).
+struct SlotLock<'a>(&'a Slot);
+
+impl<'a> SlotLock<'a> {
+    fn take(s: &'a Slot) -> SlotLock<'a> {
+        while s
+            .lock
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        SlotLock(s)
+    }
+}
+
+impl Drop for SlotLock<'_> {
+    fn drop(&mut self) {
+        self.0.lock.store(false, Ordering::Release);
+    }
 }
