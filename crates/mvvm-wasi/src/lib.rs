@@ -73,6 +73,7 @@ mod sock;
 pub mod sock_ext;
 pub mod state;
 mod stderr_line;
+pub mod tcp_repair;
 #[allow(unsafe_code)]
 mod sys;
 pub mod threads;
@@ -88,8 +89,10 @@ pub use grants::{AddrPattern, BadPattern, Grants, Need, NetGrants, NotGranted};
 pub use link::{WasiRunError, add_to_linker, check_imports};
 pub use restore::{MAX_UNLINKED_BYTES, WasiRestoreError, WasiSaveError};
 pub use state::{
-    ClockState, FdEntry, FdKind, FileId, Preopen, SockFamily, SockType, UnlinkedFile, WasiState,
+    ClockState, ConnOrigin, FdEntry, FdKind, FileId, Preopen, SavedConnection, SockFamily,
+    SockType, TcpWindow, UnlinkedFile, WasiState,
 };
+pub use tcp_repair::RepairMode;
 pub use stderr_line::take_stderr_mid_line;
 pub use threads::WasiHost;
 
@@ -115,6 +118,9 @@ pub struct WasiConfig {
     /// Where sockets the guest opens may connect and bind, and which
     /// names it may resolve (nothing by default).
     pub net: NetGrants,
+    /// Whether a checkpoint saves the guest's TCP connections in repair
+    /// mode (`tcp_repair.rs`; on by default, `--no-tcp-repair`).
+    pub tcp_repair: RepairMode,
 }
 
 /// Opens a host directory to preopen (read-only, `O_DIRECTORY`: anything
@@ -195,6 +201,11 @@ pub struct WasiCtx {
     /// configuration of a fresh run or the grants of a restore, never from
     /// a snapshot (not part of [`WasiState`]).
     pub(crate) net: NetGrants,
+    /// Whether connections are saved and rebuilt in TCP repair mode.
+    pub(crate) tcp_repair: RepairMode,
+    /// Which connections the last save read in repair mode (parked when
+    /// the run stops) and which were already warned about.
+    pub(crate) repair_log: std::sync::Mutex<tcp_repair::RepairLog>,
 }
 
 impl WasiCtx {
@@ -216,9 +227,12 @@ impl WasiCtx {
                 closed: Vec::new(),
                 clocks: ClockState::default(),
                 unlinked: Vec::new(),
+                connections: Vec::new(),
             },
             handles: HashMap::new(),
             net: config.net,
+            tcp_repair: config.tcp_repair,
+            repair_log: Default::default(),
         };
         for n in 0..3u32 {
             let tty = sys::isatty(sys::stdio_fd(n));

@@ -57,6 +57,7 @@ fn grants_as_saved(state: &WasiState) -> super::Grants {
         preopens: state.preopens.clone(),
         tcp_listeners: Vec::new(),
         net: Default::default(),
+        tcp_repair: Default::default(),
     }
 }
 

@@ -279,6 +279,7 @@ fn granted_bind_listen_accept_and_the_saved_state() {
         preopens: preopens.clone(),
         tcp_listeners: Vec::new(),
         net,
+        tcp_repair: Default::default(),
     };
     // The checkpointed process ends: its sockets close, the port is free
     // (the client closes first, so no socket on the listener's port is
