@@ -233,10 +233,15 @@ impl WasiCtx {
             Err(p) => std::mem::take(&mut p.into_inner().saved),
         };
         for fd in saved {
-            if let Some(Handle::Owned(h)) = self.handles.get(&fd)
-                && let Err(e) = tcp_repair::park(h.as_fd())
-            {
-                tracing::warn!(fd, "TCP connection cannot be left in repair mode: {e}; its close will reach the peer");
+            let Some(Handle::Owned(h)) = self.handles.get(&fd) else {
+                continue;
+            };
+            match tcp_repair::park(h.as_fd()) {
+                Ok(()) => tracing::debug!(fd, "TCP connection left in repair mode"),
+                Err(e) => tracing::warn!(
+                    fd,
+                    "TCP connection cannot be left in repair mode: {e}; its close will reach the peer"
+                ),
             }
         }
     }

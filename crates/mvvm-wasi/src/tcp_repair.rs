@@ -319,11 +319,19 @@ pub(crate) fn rebuild(c: &SavedConnection, nonblock: bool) -> Result<OwnedFd, Re
     // The service address may not be up on this host yet (it moves with
     // the program): FREEBIND lets the bind succeed all the same.
     step("IP_FREEBIND", tr::set_freebind(h, v6))?;
-    step(
-        "SO_REUSEADDR",
-        sys::setsockopt(h, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1),
-    )?;
+    // No SO_REUSEADDR: repair mode already forces the reuse of the port
+    // (the restored listener holds it), and setting it would undo that.
     step("bind to the saved local address", sys::bind(h, c.local))?;
+    // The segment size the socket sends with is computed at connect time
+    // from the MSS known then (536 by default, far below the saved one):
+    // a user MSS makes it start from the saved value instead. The kernel
+    // takes at most 32767 here; best effort (only throughput depends on it).
+    let _ = sys::setsockopt(
+        h,
+        libc::IPPROTO_TCP,
+        libc::TCP_MAXSEG,
+        c.mss.min(32767) as libc::c_int,
+    );
     // In repair mode connect sends no SYN: the socket is established.
     step("connect (repair)", sys::connect(h, c.peer))?;
     let mut opts = vec![RepairOpt {
