@@ -31,57 +31,7 @@ use std::time::{Duration, Instant};
 /// rounds of: sleep 300 ms, `sock_recv` of at most 512 bytes, echo them
 /// all. Exits 3 at the client's end of file, 20 + errno on a failed
 /// read, 40 + errno on a failed write.
-const ECHO_WAT: &str = r#"(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "sock_accept" (func $accept (param i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "sock_recv"
-    (func $recv (param i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "sock_send" (func $send (param i32 i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 0) "accepted\n")
-  (func $print (param $p i32) (param $n i32)
-    (i32.store (i32.const 100) (local.get $p))
-    (i32.store (i32.const 104) (local.get $n))
-    (drop (call $fd_write (i32.const 1) (i32.const 100) (i32.const 1) (i32.const 108))))
-  (func $sleep
-    ;; One clock subscription: monotonic, 300 ms, relative.
-    (i64.store (i32.const 200) (i64.const 0))
-    (i32.store8 (i32.const 208) (i32.const 0))
-    (i32.store (i32.const 216) (i32.const 1))
-    (i64.store (i32.const 224) (i64.const 300000000))
-    (i64.store (i32.const 232) (i64.const 0))
-    (i32.store16 (i32.const 240) (i32.const 0))
-    (drop (call $poll (i32.const 200) (i32.const 300) (i32.const 1) (i32.const 340))))
-  (func $send_all (param $fd i32) (param $p i32) (param $n i32) (local $err i32) (local $put i32)
-    (block $done
-      (loop $more
-        (br_if $done (i32.eqz (local.get $n)))
-        (i32.store (i32.const 140) (local.get $p))
-        (i32.store (i32.const 144) (local.get $n))
-        (local.set $err (call $send (local.get $fd) (i32.const 140) (i32.const 1) (i32.const 0) (i32.const 148)))
-        (if (local.get $err) (then (call $proc_exit (i32.add (i32.const 40) (local.get $err)))))
-        (local.set $put (i32.load (i32.const 148)))
-        (local.set $p (i32.add (local.get $p) (local.get $put)))
-        (local.set $n (i32.sub (local.get $n) (local.get $put)))
-        (br $more))))
-  (func (export "_start") (local $err i32) (local $conn i32) (local $n i32)
-    (local.set $err (call $accept (i32.const 3) (i32.const 0) (i32.const 112)))
-    (if (local.get $err) (then (call $proc_exit (i32.add (i32.const 10) (local.get $err)))))
-    (call $print (i32.const 0) (i32.const 9))
-    (local.set $conn (i32.load (i32.const 112)))
-    (loop $l
-      (call $sleep)
-      (i32.store (i32.const 120) (i32.const 1024))
-      (i32.store (i32.const 124) (i32.const 512))
-      (local.set $err (call $recv (local.get $conn) (i32.const 120) (i32.const 1) (i32.const 0)
-        (i32.const 128) (i32.const 132)))
-      (if (local.get $err) (then (call $proc_exit (i32.add (i32.const 20) (local.get $err)))))
-      (local.set $n (i32.load (i32.const 128)))
-      (if (i32.eqz (local.get $n)) (then (call $proc_exit (i32.const 3))))
-      (call $send_all (local.get $conn) (i32.const 1024) (local.get $n))
-      (br $l))))"#;
+const ECHO_WAT: &str = include_str!("tcp_repair_echo.wat");
 
 /// WASI's `CONNRESET`.
 const ERRNO_CONNRESET: i32 = 15;
