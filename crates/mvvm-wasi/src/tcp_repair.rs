@@ -6,7 +6,7 @@
 //!  checkpoint (save_state)                 restore (WasiCtx::restore)
 //!  TCP_REPAIR on                           socket, TCP_REPAIR on
 //!  SIOCINQ / SIOCOUTQ / SIOCOUTQNSD        TCP_QUEUE_SEQ of both queues
-//!  per queue: TCP_QUEUE_SEQ, recv(PEEK)    bind local (FREEBIND), connect
+//!  per queue: TCP_QUEUE_SEQ, recv(PEEK)    bind local, connect
 //!  TCP_INFO, TCP_MAXSEG, TCP_TIMESTAMP,    (no SYN in repair mode)
 //!  TCP_REPAIR_WINDOW                       TCP_REPAIR_OPTIONS, TCP_TIMESTAMP
 //!  TCP_REPAIR off (no window probe)        queues: send() per queue
@@ -316,10 +316,9 @@ pub(crate) fn rebuild(c: &SavedConnection, nonblock: bool) -> Result<OwnedFd, Re
     step("TCP_REPAIR_QUEUE", tr::select_queue(h, Queue::Recv))?;
     step("TCP_QUEUE_SEQ (receive)", tr::set_queue_seq(h, c.recv_seq))?;
     step("TCP_REPAIR_QUEUE", tr::select_queue(h, Queue::None))?;
-    // The service address may not be up on this host yet (it moves with
-    // the program): FREEBIND lets the bind succeed all the same.
-    step("IP_FREEBIND", tr::set_freebind(h, v6))?;
-    // No SO_REUSEADDR: repair mode already forces the reuse of the port
+    // No IP_FREEBIND: the local address must be this host's (the service
+    // address moved here first), or a snapshot could make this host send
+    // segments from any address. No SO_REUSEADDR: repair mode already forces the reuse of the port
     // (the restored listener holds it), and setting it would undo that.
     step("bind to the saved local address", sys::bind(h, c.local))?;
     // The segment size the socket sends with is computed at connect time

@@ -226,13 +226,3 @@ pub fn set_timestamp(fd: BorrowedFd<'_>, ts: u32) -> io::Result<()> {
 pub fn mss(fd: BorrowedFd<'_>) -> io::Result<u32> {
     super::getsockopt::<libc::c_int>(fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG).map(|v| v as u32)
 }
-
-/// Lets the socket bind an address that is not (yet) on this host
-/// (`IP_FREEBIND` / `IPV6_FREEBIND`).
-pub fn set_freebind(fd: BorrowedFd<'_>, v6: bool) -> io::Result<()> {
-    if v6 {
-        super::setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_FREEBIND, 1)
-    } else {
-        super::setsockopt(fd, libc::IPPROTO_IP, libc::IP_FREEBIND, 1)
-    }
-}
