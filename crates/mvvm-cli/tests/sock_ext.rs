@@ -272,7 +272,9 @@ fn a_connection_made_by_the_guest_is_reset_after_a_restore() -> Result<()> {
     // no --allow-connect for the peer, and the log says so.
     ensure!(
         b.stderr.contains("TCP connection not repaired on restore")
-            && (b.stderr.contains("no --allow-connect grant covers the peer")
+            && (b
+                .stderr
+                .contains("no --allow-connect grant covers the peer")
                 || b.stderr.contains("no repair state")),
         "the log does not say why: {}",
         b.stderr

@@ -120,7 +120,10 @@ fn checkpoint_mid_conversation(
     let mut peek = vec![0u8; 64 << 10];
     while client.peek(&mut peek)? == 0 {}
     std::thread::sleep(Duration::from_millis(100));
-    ensure!(!running.has_ended()?, "the guest ended before the checkpoint");
+    ensure!(
+        !running.has_ended()?,
+        "the guest ended before the checkpoint"
+    );
     running.signal("USR1")?;
     let ran = running.wait()?;
     ran.expect_code(CHECKPOINTED, "checkpoint mid-conversation")?;
@@ -213,7 +216,10 @@ fn without_repair_the_guest_sees_a_reset_and_the_log_says_why() -> Result<()> {
     let mut rest = Vec::new();
     let end = client.read_to_end(&mut rest);
     ensure!(
-        end.is_ok() || end.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        end.is_ok()
+            || end
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
         "the client did not see its connection end: {end:?}"
     );
     let listen = format!("127.0.0.1:{port}");
@@ -224,7 +230,8 @@ fn without_repair_the_guest_sees_a_reset_and_the_log_says_why() -> Result<()> {
         .run()?;
     ran.expect_code(20 + ERRNO_CONNRESET, "restored guest without repair")?;
     ensure!(
-        ran.stderr.contains("TCP connection not repaired on restore")
+        ran.stderr
+            .contains("TCP connection not repaired on restore")
             && ran.stderr.contains("no repair state"),
         "the restore's log does not say why:\n{}",
         ran.stderr

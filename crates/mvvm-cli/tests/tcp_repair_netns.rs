@@ -102,13 +102,29 @@ impl Net {
     /// Moves the service address out of `from` (the network is then
     /// locked: nothing reaches the program or its peer through it).
     fn release(&self, from: &str) -> Result<()> {
-        ip(&["-n", from, "addr", "del", &format!("{SERVICE}/24"), "dev", "eth0"])
+        ip(&[
+            "-n",
+            from,
+            "addr",
+            "del",
+            &format!("{SERVICE}/24"),
+            "dev",
+            "eth0",
+        ])
     }
 
     /// Brings the service address up in `to` and makes C forget where it
     /// was (its next segment asks again, and `to` answers).
     fn take(&self, to: &str) -> Result<()> {
-        ip(&["-n", to, "addr", "add", &format!("{SERVICE}/24"), "dev", "eth0"])?;
+        ip(&[
+            "-n",
+            to,
+            "addr",
+            "add",
+            &format!("{SERVICE}/24"),
+            "dev",
+            "eth0",
+        ])?;
         ip(&["-n", &self.c, "neigh", "flush", "dev", "br0"])
     }
 }
@@ -208,7 +224,11 @@ fn migrate(
         "the checkpoint in {from} did not save the connection:\n{}",
         ran.stderr
     );
-    if let Some(line) = ran.stderr.lines().find(|l| l.contains("saved in repair mode")) {
+    if let Some(line) = ran
+        .stderr
+        .lines()
+        .find(|l| l.contains("saved in repair mode"))
+    {
         eprintln!("{from} -> {to}: {line}");
     }
     net.take(to)?;

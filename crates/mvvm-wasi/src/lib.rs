@@ -73,9 +73,9 @@ mod sock;
 pub mod sock_ext;
 pub mod state;
 mod stderr_line;
-pub mod tcp_repair;
 #[allow(unsafe_code)]
 mod sys;
+pub mod tcp_repair;
 pub mod threads;
 pub mod types;
 
@@ -92,8 +92,8 @@ pub use state::{
     ClockState, ConnOrigin, FdEntry, FdKind, FileId, Preopen, SavedConnection, SockFamily,
     SockType, TcpWindow, UnlinkedFile, WasiState,
 };
-pub use tcp_repair::RepairMode;
 pub use stderr_line::take_stderr_mid_line;
+pub use tcp_repair::RepairMode;
 pub use threads::WasiHost;
 
 use mem::GuestMem;

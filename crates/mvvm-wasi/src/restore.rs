@@ -457,11 +457,9 @@ impl WasiCtx {
                              could not read it, or ran with --no-tcp-repair)"
                                 .into(),
                         )),
-                        (Some(c), RepairMode::Auto) => {
-                            tcp_repair::validate(&c, *local, *peer)
-                                .and_then(|()| tcp_repair::granted(grants, *origin, *local, *peer))
-                                .and_then(|()| tcp_repair::rebuild(&c, nonblock))
-                        }
+                        (Some(c), RepairMode::Auto) => tcp_repair::validate(&c, *local, *peer)
+                            .and_then(|()| tcp_repair::granted(grants, *origin, *local, *peer))
+                            .and_then(|()| tcp_repair::rebuild(&c, nonblock)),
                     };
                     match repaired {
                         Ok(sock) => {

@@ -264,7 +264,11 @@ pub(crate) fn validate(
     local: SocketAddr,
     peer: SocketAddr,
 ) -> Result<(), RepairError> {
-    let bad = |what: String| Err(RepairError::Unsupported(format!("saved state refused: {what}")));
+    let bad = |what: String| {
+        Err(RepairError::Unsupported(format!(
+            "saved state refused: {what}"
+        )))
+    };
     if c.local != local || c.peer != peer {
         return bad(format!(
             "it names {} -> {}, the descriptor {local} -> {peer}",

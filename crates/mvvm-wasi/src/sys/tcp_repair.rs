@@ -119,7 +119,12 @@ pub fn queue_seq(fd: BorrowedFd<'_>) -> io::Result<u32> {
 
 /// Sets the selected queue's first sequence number (a closed socket only).
 pub fn set_queue_seq(fd: BorrowedFd<'_>, seq: u32) -> io::Result<()> {
-    super::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_QUEUE_SEQ, seq as libc::c_int)
+    super::setsockopt(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_QUEUE_SEQ,
+        seq as libc::c_int,
+    )
 }
 
 /// Copies the selected queue (in repair mode, `recv` with `MSG_PEEK`
@@ -219,7 +224,12 @@ pub fn timestamp(fd: BorrowedFd<'_>) -> io::Result<u32> {
 /// Sets `TCP_TIMESTAMP` (repair mode): the socket's timestamp clock
 /// continues from `ts`, so the peer's PAWS check accepts its segments.
 pub fn set_timestamp(fd: BorrowedFd<'_>, ts: u32) -> io::Result<()> {
-    super::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_TIMESTAMP, ts as libc::c_int)
+    super::setsockopt(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_TIMESTAMP,
+        ts as libc::c_int,
+    )
 }
 
 /// `TCP_MAXSEG`: the MSS the socket sends with.

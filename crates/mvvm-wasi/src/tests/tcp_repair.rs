@@ -56,7 +56,9 @@ fn a_connection_is_rebuilt_with_its_queues() {
     std::thread::sleep(Duration::from_millis(100));
     let fd: OwnedFd = rebuild(&saved, false).unwrap();
     // It sends with (about) the MSS it had, not the 536-byte default.
-    let mss = crate::sys::tcp_repair::info(fd.as_fd()).unwrap().tcpi_snd_mss;
+    let mss = crate::sys::tcp_repair::info(fd.as_fd())
+        .unwrap()
+        .tcpi_snd_mss;
     assert!(mss > 1000, "restored MSS {mss}, saved {}", saved.mss);
     let mut s = TcpStream::from(fd);
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
