@@ -41,6 +41,8 @@
 //!   dropped;
 //! - `state.rs`: the serialisable state; `restore.rs`: saving it and
 //!   rebuilding a context from it;
+//! - `tcp_repair.rs`: established TCP connections saved and rebuilt in
+//!   Linux's TCP repair mode (their system calls in `sys/tcp_repair.rs`);
 //! - `interrupt.rs`: blocking calls a checkpoint request interrupts;
 //! - `link.rs`: the host functions; `command.rs`: [`Command`], the one
 //!   place a store is built for a fresh run or a restore;

@@ -345,6 +345,9 @@ impl WasiCtx {
             }
         }
         let mut repair_log = tcp_repair::RepairLog::default();
+        // Should the restore fail after a connection was rebuilt, closing
+        // it must not tell the peer: a later restore may still rebuild it.
+        let mut unwind = tcp_repair::SilentOnFailure::default();
         let mut recreated = HashMap::new();
         for u in &unlinked {
             let first = u.fds.first().copied().unwrap_or(0);
@@ -464,6 +467,9 @@ impl WasiCtx {
                     match repaired {
                         Ok(sock) => {
                             tracing::info!(fd, %local, %peer, "TCP connection repaired");
+                            if let Ok(dup) = sock.try_clone() {
+                                unwind.0.push(dup);
+                            }
                             Handle::Owned(sock)
                         }
                         Err(why) => {
@@ -529,6 +535,7 @@ impl WasiCtx {
                 what: "a saved TCP connection names a descriptor that is no connection".into(),
             });
         }
+        unwind.disarm();
         let mut ctx = WasiCtx {
             state,
             handles,

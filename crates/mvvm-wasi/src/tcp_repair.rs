@@ -474,3 +474,24 @@ impl RepairLog {
         }
     }
 }
+
+/// Duplicates of the sockets a restore rebuilt: unless disarmed (the
+/// restore succeeded), dropping it puts them back in repair mode, so that
+/// when the failed restore drops them the peer is told nothing.
+#[derive(Debug, Default)]
+pub(crate) struct SilentOnFailure(pub(crate) Vec<OwnedFd>);
+
+impl SilentOnFailure {
+    /// The restore succeeded: the sockets stay live.
+    pub(crate) fn disarm(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for SilentOnFailure {
+    fn drop(&mut self) {
+        for s in &self.0 {
+            let _ = park(s.as_fd());
+        }
+    }
+}

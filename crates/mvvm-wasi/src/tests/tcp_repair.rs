@@ -4,7 +4,7 @@
 //! (CAP_NET_ADMIN): skipped otherwise, with the reason.
 
 use crate::state::SavedConnection;
-use crate::tcp_repair::{RepairError, dump, park, rebuild, validate};
+use crate::tcp_repair::{RepairError, dump, granted, park, rebuild, validate};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
@@ -73,4 +73,106 @@ fn a_connection_is_rebuilt_with_its_queues() {
     let mut got = vec![0u8; 31];
     c.read_exact(&mut got).unwrap();
     assert_eq!(&got[..], b"to the client, unread; and more");
+}
+
+/// A saved connection as a checkpoint on loopback would write it.
+fn sample() -> SavedConnection {
+    SavedConnection {
+        fd: 4,
+        local: "127.0.0.1:7000".parse().unwrap(),
+        peer: "127.0.0.1:40000".parse().unwrap(),
+        send_seq: 1000,
+        send_queue: vec![1; 10],
+        unsent: 4,
+        recv_seq: 5000,
+        recv_queue: vec![2; 20],
+        mss: 65483,
+        wscale: Some((7, 7)),
+        sack: true,
+        timestamp: Some(12345),
+        window: None,
+    }
+}
+
+#[test]
+fn a_saved_connection_is_checked_before_the_kernel_sees_it() {
+    let ok = sample();
+    validate(&ok, ok.local, ok.peer).unwrap();
+    let refused = |c: SavedConnection| {
+        let e = validate(&c, ok.local, ok.peer).unwrap_err();
+        assert!(e.to_string().starts_with("saved state refused"), "{e}");
+    };
+    refused(SavedConnection {
+        local: "127.0.0.1:7001".parse().unwrap(),
+        ..sample()
+    });
+    refused(SavedConnection {
+        unsent: 11,
+        ..sample()
+    });
+    refused(SavedConnection {
+        mss: 10,
+        ..sample()
+    });
+    refused(SavedConnection {
+        wscale: Some((15, 0)),
+        ..sample()
+    });
+    refused(SavedConnection {
+        recv_queue: vec![0; crate::tcp_repair::MAX_QUEUE_BYTES + 1],
+        ..sample()
+    });
+    // Addresses that are no unicast TCP end, even when the descriptor
+    // names them too.
+    for (local, peer) in [
+        ("0.0.0.0:7000", "127.0.0.1:1"),
+        ("127.0.0.1:7000", "255.255.255.255:1"),
+        ("127.0.0.1:7000", "224.0.0.1:1"),
+        ("127.0.0.1:0", "127.0.0.1:1"),
+        ("127.0.0.1:7000", "[::1]:1"),
+    ] {
+        let c = SavedConnection {
+            local: local.parse().unwrap(),
+            peer: peer.parse().unwrap(),
+            ..sample()
+        };
+        assert!(validate(&c, c.local, c.peer).is_err(), "{local} -> {peer}");
+    }
+}
+
+#[test]
+fn a_connection_is_repaired_only_under_a_grant_of_its_origin() {
+    use crate::grants::{Grants, NetGrants};
+    use crate::state::ConnOrigin;
+    let c = sample();
+    let listener = ConnOrigin::Listener {
+        addr: "127.0.0.1:7000".parse().unwrap(),
+    };
+    let check = |g: &Grants, o: ConnOrigin| granted(g, o, c.local, c.peer);
+    // --tcplisten: same port, at the connection's address or the wildcard.
+    assert!(check(&Grants::none(), listener).is_err());
+    let same = Grants::none().listener("127.0.0.1:7000".parse().unwrap());
+    assert!(check(&same, listener).is_ok());
+    let any = Grants::none().listener("0.0.0.0:7000".parse().unwrap());
+    assert!(check(&any, listener).is_ok());
+    let other_port = Grants::none().listener("127.0.0.1:7001".parse().unwrap());
+    assert!(check(&other_port, listener).is_err());
+    let other_ip = Grants::none().listener("10.0.0.1:7000".parse().unwrap());
+    assert!(check(&other_ip, listener).is_err());
+    // A guest listener: --allow-bind; a guest connection: --allow-connect.
+    let net = |bind: &str, connect: &str| {
+        Grants::none().net(NetGrants {
+            bind: vec![bind.parse().unwrap()],
+            connect: vec![connect.parse().unwrap()],
+            resolve: Vec::new(),
+        })
+    };
+    let bound = ConnOrigin::BoundListener {
+        addr: "127.0.0.1:7000".parse().unwrap(),
+    };
+    assert!(check(&net("127.0.0.1:7000", "10.0.0.0/8:*"), bound).is_ok());
+    assert!(check(&net("127.0.0.1:7001", "127.0.0.1:*"), bound).is_err());
+    let e = check(&net("127.0.0.1:7000", "10.0.0.0/8:*"), ConnOrigin::Connect).unwrap_err();
+    assert!(e.to_string().contains("--allow-connect"), "{e}");
+    assert!(check(&net("10.0.0.1:1", "127.0.0.1:*"), ConnOrigin::Connect).is_ok());
 }
