@@ -66,7 +66,10 @@ pub struct GrantFlags {
     /// whose listener (`--tcplisten`, `--allow-bind`) or peer
     /// (`--allow-connect`) is granted there, at its own local address (the
     /// service address must move with the program), so the peer keeps its
-    /// connection. With this flag, or when repair is not possible (the
+    /// connection. Between the two, nothing may answer the peer for that
+    /// address: remove it from this host before the checkpoint, add it on
+    /// the other before the restore (or drop its packets meanwhile, as
+    /// CRIU's network lock does). With this flag, or when repair is not possible (the
     /// reason is logged), the guest sees those connections reset after
     /// the restore.
     #[arg(long = "no-tcp-repair")]
