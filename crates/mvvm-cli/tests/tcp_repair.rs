@@ -13,7 +13,9 @@
 //! - `without_repair_the_guest_sees_a_reset_and_the_log_says_why`: the
 //!   same with `--no-tcp-repair` at the checkpoint: the restored guest's
 //!   read fails (CONNRESET: exit 20 + 15) and the restore's log says why
-//!   the connection was not repaired.
+//!   the connection was not repaired;
+//! - `a_restore_with_no_tcp_repair_leaves_the_connection_reset`: the
+//!   connection saved, the receiver refusing to repair it: the same.
 //!
 //! Repair needs CAP_NET_ADMIN: not root, the tests fail under CI=true and
 //! are skipped with the reason otherwise.
@@ -244,4 +246,36 @@ fn log_field(log: &str, name: &str) -> Option<u64> {
     let at = log.find(&format!("{name}="))? + name.len() + 1;
     let digits: String = log[at..].chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+#[test]
+fn a_restore_with_no_tcp_repair_leaves_the_connection_reset() -> Result<()> {
+    if !can_repair("a_restore_with_no_tcp_repair_leaves_the_connection_reset") {
+        return Ok(());
+    }
+    let aot = echo_aot()?;
+    let s = Scratch::new("tcp-no-repair-restore");
+    let snap = s.join("snap.bin");
+    let port = free_port()?;
+    let (_client, _, ck_err) = checkpoint_mid_conversation(&aot, port, &snap, &s.0, &[])?;
+    ensure!(
+        ck_err.contains("TCP connection saved in repair mode"),
+        "the checkpoint did not save the connection:\n{ck_err}"
+    );
+    // The snapshot holds the connection; the receiver refuses to repair it.
+    let listen = format!("127.0.0.1:{port}");
+    let ran = Tool::restore(&aot)
+        .snapshot(&snap)
+        .args(["--tcplisten", &listen, "--no-tcp-repair"])
+        .current_dir(&s.0)
+        .run()?;
+    ran.expect_code(20 + ERRNO_CONNRESET, "restored guest with --no-tcp-repair")?;
+    ensure!(
+        ran.stderr
+            .contains("TCP connection not repaired on restore")
+            && ran.stderr.contains("turned off (--no-tcp-repair)"),
+        "the restore's log does not say why:\n{}",
+        ran.stderr
+    );
+    Ok(())
 }
