@@ -38,11 +38,22 @@ const ECHO_WAT: &str = include_str!("tcp_repair_echo.wat");
 /// WASI's `CONNRESET`.
 const ERRNO_CONNRESET: i32 = 15;
 
-/// `ECHO_WAT` written once under the target directory, compiled.
+/// `ECHO_WAT` written under the target directory (once per test process,
+/// under a name of its own: the tests run in parallel and one must not
+/// read the file while another rewrites it), compiled.
 fn echo_aot() -> Result<PathBuf> {
-    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tcp-repair-echo.wat");
-    std::fs::write(&p, ECHO_WAT)?;
-    aot(p.to_str().context("temp path is UTF-8")?, Policy::Loop, 2)
+    static WAT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let wat = WAT
+        .get_or_init(|| {
+            let p = Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("tcp-repair-echo-{}.wat", std::process::id()));
+            std::fs::write(&p, ECHO_WAT)
+                .map(|()| p)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| anyhow::anyhow!("cannot write the echo guest: {e}"))?;
+    aot(wat.to_str().context("temp path is UTF-8")?, Policy::Loop, 2)
 }
 
 /// Whether this test can run (root: TCP repair needs CAP_NET_ADMIN);

@@ -4,9 +4,9 @@
 //!
 //! ```text
 //!   netns A ── eth0 ─┐                    ┌─ eth0 ── netns B
-//!   (10.88.0.10 at   │   netns C: br0     │   (10.88.0.10 after
-//!    first and last) └── vA ─ 10.88.0.1 ─ vB    the first move)
-//!                          client
+//!   10.88.0.2        │   netns C: br0     │        10.88.0.3
+//!   (+ 10.88.0.10 at └── vA ─ 10.88.0.1 ─ vB   (+ 10.88.0.10 after
+//!    first and last)       client               the first move)
 //! ```
 //!
 //! The echo guest (as in `tcp_repair.rs`: 300 ms sleep, then at most 512
@@ -45,7 +45,8 @@ const PORT: u16 = 7000;
 /// The echo guest of `tcp_repair.rs` (same WAT, shared by path).
 fn echo_aot() -> Result<PathBuf> {
     let wat = include_str!("tcp_repair_echo.wat");
-    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tcp-repair-netns-echo.wat");
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("tcp-repair-netns-echo-{}.wat", std::process::id()));
     std::fs::write(&p, wat)?;
     aot(p.to_str().context("temp path is UTF-8")?, Policy::Loop, 2)
 }
@@ -88,12 +89,18 @@ impl Net {
         ip(&["-n", c, "link", "add", "br0", "type", "bridge"])?;
         ip(&["-n", c, "addr", "add", "10.88.0.1/24", "dev", "br0"])?;
         ip(&["-n", c, "link", "set", "br0", "up"])?;
-        for (ns, port) in [(&net.a, "vA"), (&net.b, "vB")] {
+        // Each namespace has an address of its own on the network (a host
+        // does); the service address comes and goes beside it.
+        for (ns, port, own) in [
+            (&net.a, "vA", "10.88.0.2/24"),
+            (&net.b, "vB", "10.88.0.3/24"),
+        ] {
             ip(&[
                 "-n", c, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns,
             ])?;
             ip(&["-n", c, "link", "set", port, "master", "br0"])?;
             ip(&["-n", c, "link", "set", port, "up"])?;
+            ip(&["-n", ns, "addr", "add", own, "dev", "eth0"])?;
             ip(&["-n", ns, "link", "set", "eth0", "up"])?;
         }
         Ok(net)
@@ -213,11 +220,13 @@ fn migrate(
     more: &[u8],
     aot: &Path,
 ) -> Result<Running> {
+    let t0 = Instant::now();
     net.release(from)?;
     // Lost in the network for now; the client retransmits it later.
     client.write_all(more)?;
     running.signal(signal)?;
     let ran = running.wait()?;
+    eprintln!("{from}: checkpointed after {:?}", t0.elapsed());
     ran.expect_code(CHECKPOINTED, &format!("checkpoint in {from}"))?;
     ensure!(
         ran.stderr.contains("TCP connection saved in repair mode"),
@@ -231,7 +240,6 @@ fn migrate(
     {
         eprintln!("{from} -> {to}: {line}");
     }
-    net.take(to)?;
     enter(to)?;
     let listen = format!("{SERVICE}:{PORT}");
     let mut tool = Tool::restore(aot)
@@ -245,6 +253,13 @@ fn migrate(
     restored
         .wait_for_stderr("TCP connection repaired")
         .with_context(|| format!("restore in {to}"))?;
+    // Only now may the peer's segments reach this namespace: before, they
+    // would meet no socket and draw a reset.
+    net.take(to)?;
+    eprintln!(
+        "{to}: repaired {:?} after the address left {from}",
+        t0.elapsed()
+    );
     Ok(restored)
 }
 
@@ -308,7 +323,9 @@ fn connection_survives_two_migrations() -> Result<()> {
     )?;
     sent.extend_from_slice(&more);
     enter(&net.c)?;
+    let t = Instant::now();
     wait_for_echo(&client, seen)?;
+    eprintln!("echo again after {:?}", t.elapsed());
 
     let more = pattern(1 << 10, 0x33);
     let back = migrate(
@@ -326,8 +343,14 @@ fn connection_survives_two_migrations() -> Result<()> {
     sent.extend_from_slice(&more);
 
     client.shutdown(Shutdown::Write)?;
+    let t = Instant::now();
     let mut echoed = Vec::new();
     let read = client.read_to_end(&mut echoed);
+    eprintln!(
+        "read {} bytes to the end in {:?}: {read:?}",
+        echoed.len(),
+        t.elapsed()
+    );
     let ran = back.wait()?;
     read.with_context(|| format!("the client's read failed; last restore:\n{}", ran.stderr))?;
     ran.expect_code(3, "the guest back in A")?;

@@ -439,7 +439,8 @@ impl WasiCtx {
                         addr: granted,
                         source,
                     };
-                    let l = std::net::TcpListener::bind(granted).map_err(listen_err)?;
+                    let l = rebind_listener(granted).map_err(listen_err)?;
+                    let l = std::net::TcpListener::from(l);
                     l.set_nonblocking(e.fdflags & super::types::fdflags::NONBLOCK != 0)
                         .map_err(listen_err)?;
                     if let Ok(bound) = l.local_addr() {
@@ -462,7 +463,7 @@ impl WasiCtx {
                         )),
                         (Some(c), RepairMode::Auto) => tcp_repair::validate(&c, *local, *peer)
                             .and_then(|()| tcp_repair::granted(grants, *origin, *local, *peer))
-                            .and_then(|()| tcp_repair::rebuild(&c, nonblock)),
+                            .and_then(|g| tcp_repair::rebuild(&c, g, nonblock)),
                     };
                     match repaired {
                         Ok(sock) => {
@@ -598,6 +599,27 @@ fn clamp_rights(state: &mut WasiState) {
             _ => {}
         }
     }
+}
+
+/// A listener bound at the granted `addr`, as `TcpListener::bind` makes
+/// one (`SO_REUSEADDR`, backlog 128), and with `IP_FREEBIND`: the granted
+/// address may come up on this host only after the restore (the service
+/// address moves with the program, and its arrival must wait until the
+/// repaired connections exist, or the peer's segments meet no socket and
+/// draw a reset). The receiver named that address; without
+/// `IP_TRANSPARENT` nothing is sent from it before the host holds it.
+fn rebind_listener(addr: SocketAddr) -> std::io::Result<OwnedFd> {
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let sock = sys::socket(domain, libc::SOCK_STREAM)?;
+    sys::setsockopt(sock.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    sys::tcp_repair::set_freebind(sock.as_fd(), addr.is_ipv6())?;
+    sys::bind(sock.as_fd(), addr)?;
+    sys::listen(sock.as_fd(), 128)?;
+    Ok(sock)
 }
 
 /// A new socket like one the guest opened: family, type, `NONBLOCK`, and

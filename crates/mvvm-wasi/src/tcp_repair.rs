@@ -6,7 +6,7 @@
 //!  checkpoint (save_state)                 restore (WasiCtx::restore)
 //!  TCP_REPAIR on                           socket, TCP_REPAIR on
 //!  SIOCINQ / SIOCOUTQ / SIOCOUTQNSD        TCP_QUEUE_SEQ of both queues
-//!  per queue: TCP_QUEUE_SEQ, recv(PEEK)    bind local, connect
+//!  per queue: TCP_QUEUE_SEQ, recv(PEEK)    bind local (FREEBIND), connect
 //!  TCP_INFO, TCP_MAXSEG, TCP_TIMESTAMP,    (no SYN in repair mode)
 //!  TCP_REPAIR_WINDOW                       TCP_REPAIR_OPTIONS, TCP_TIMESTAMP
 //!  TCP_REPAIR off (no window probe)        queues: send() per queue
@@ -202,26 +202,36 @@ pub(crate) fn park(h: BorrowedFd<'_>) -> Result<(), RepairError> {
     step("TCP_REPAIR on", tr::set_repair(h, tr::REPAIR_ON))
 }
 
+/// How the restoring side's grants cover a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Granted {
+    /// A `--tcplisten` grant names the connection's local address itself:
+    /// it may be rebuilt before that address is up here.
+    Named,
+    /// Covered by a wildcard listener grant or a pattern: the local
+    /// address must be this host's already.
+    Covered,
+}
+
 /// Whether the restoring side's grants cover the connection, by its
 /// origin: a `--tcplisten` grant on the listener's port (at the
-/// connection's own address or the wildcard address), an `--allow-bind`
-/// grant on the guest's listener, or an `--allow-connect` grant on the
-/// peer.
+/// connection's own address, [`Granted::Named`], or the wildcard
+/// address), an `--allow-bind` grant on the guest's listener, or an
+/// `--allow-connect` grant on the peer.
 pub(crate) fn granted(
     grants: &Grants,
     origin: ConnOrigin,
     local: SocketAddr,
     peer: SocketAddr,
-) -> Result<(), RepairError> {
+) -> Result<Granted, RepairError> {
     match origin {
         ConnOrigin::Listener { addr } => {
-            let ok = grants.tcp_listeners.iter().any(|g| {
-                g.port() == local.port()
-                    && g.port() == addr.port()
-                    && (g.ip() == local.ip() || g.ip().is_unspecified())
-            });
-            if ok {
-                Ok(())
+            let on_port = |g: &&SocketAddr| g.port() == local.port() && g.port() == addr.port();
+            let mut ports = grants.tcp_listeners.iter().filter(on_port);
+            if ports.clone().any(|g| g.ip() == local.ip()) {
+                Ok(Granted::Named)
+            } else if ports.any(|g| g.ip().is_unspecified()) {
+                Ok(Granted::Covered)
             } else {
                 Err(RepairError::NotGranted(format!(
                     "no --tcplisten grant covers {local} (the listener was on {addr})"
@@ -230,7 +240,7 @@ pub(crate) fn granted(
         }
         ConnOrigin::BoundListener { addr } => {
             if grants.net.may_bind(addr) {
-                Ok(())
+                Ok(Granted::Covered)
             } else {
                 Err(RepairError::NotGranted(format!(
                     "no --allow-bind grant covers the guest's listener on {addr}"
@@ -239,7 +249,7 @@ pub(crate) fn granted(
         }
         ConnOrigin::Connect => {
             if grants.net.may_connect(peer) {
-                Ok(())
+                Ok(Granted::Covered)
             } else {
                 Err(RepairError::NotGranted(format!(
                     "no --allow-connect grant covers the peer {peer}"
@@ -308,8 +318,12 @@ pub(crate) fn validate(
 
 /// Builds the saved connection `c` again in a new socket (see the module
 /// documentation for the order, which the kernel imposes), non-blocking
-/// when `nonblock`. The socket is left out of repair mode and live.
-pub(crate) fn rebuild(c: &SavedConnection, nonblock: bool) -> Result<OwnedFd, RepairError> {
+/// when `nonblock`, under the grant `granted` says. The socket is left out of repair mode and live.
+pub(crate) fn rebuild(
+    c: &SavedConnection,
+    granted: Granted,
+    nonblock: bool,
+) -> Result<OwnedFd, RepairError> {
     let v6 = c.local.is_ipv6();
     let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
     let sock = step("socket", sys::socket(domain, libc::SOCK_STREAM))?;
@@ -320,9 +334,18 @@ pub(crate) fn rebuild(c: &SavedConnection, nonblock: bool) -> Result<OwnedFd, Re
     step("TCP_REPAIR_QUEUE", tr::select_queue(h, Queue::Recv))?;
     step("TCP_QUEUE_SEQ (receive)", tr::set_queue_seq(h, c.recv_seq))?;
     step("TCP_REPAIR_QUEUE", tr::select_queue(h, Queue::None))?;
-    // No IP_FREEBIND: the local address must be this host's (the service
-    // address moved here first), or a snapshot could make this host send
-    // segments from any address. No SO_REUSEADDR: repair mode already forces the reuse of the port
+    // The service address may come up on this host only after the
+    // restore (it should: until the connection exists here, the peer's
+    // segments would draw a reset). IP_FREEBIND lets the bind succeed
+    // before, and IP_TRANSPARENT the connect (its route needs a source
+    // address the host holds otherwise): only for an address the
+    // receiver named in its grant (`Granted::Named`), so that a snapshot
+    // cannot make this host send from an address of its choosing.
+    step("IP_FREEBIND", tr::set_freebind(h, v6))?;
+    if granted == Granted::Named {
+        step("IP_TRANSPARENT", tr::set_transparent(h, v6))?;
+    }
+    // No SO_REUSEADDR: repair mode already forces the reuse of the port
     // (the restored listener holds it), and setting it would undo that.
     step("bind to the saved local address", sys::bind(h, c.local))?;
     // The segment size the socket sends with is computed at connect time

@@ -236,3 +236,26 @@ pub fn set_timestamp(fd: BorrowedFd<'_>, ts: u32) -> io::Result<()> {
 pub fn mss(fd: BorrowedFd<'_>) -> io::Result<u32> {
     super::getsockopt::<libc::c_int>(fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG).map(|v| v as u32)
 }
+
+/// Lets the socket bind an address this host does not hold (yet)
+/// (`IP_FREEBIND` / `IPV6_FREEBIND`). Without `IP_TRANSPARENT` the kernel
+/// still sends nothing from such an address: the socket only works once
+/// the address is up.
+pub fn set_freebind(fd: BorrowedFd<'_>, v6: bool) -> io::Result<()> {
+    if v6 {
+        super::setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_FREEBIND, 1)
+    } else {
+        super::setsockopt(fd, libc::IPPROTO_IP, libc::IP_FREEBIND, 1)
+    }
+}
+
+/// Lets the socket send from an address this host does not hold yet
+/// (`IP_TRANSPARENT` / `IPV6_TRANSPARENT`, needs `CAP_NET_ADMIN`): a
+/// connection can be rebuilt before the service address arrives here.
+pub fn set_transparent(fd: BorrowedFd<'_>, v6: bool) -> io::Result<()> {
+    if v6 {
+        super::setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_TRANSPARENT, 1)
+    } else {
+        super::setsockopt(fd, libc::IPPROTO_IP, libc::IP_TRANSPARENT, 1)
+    }
+}

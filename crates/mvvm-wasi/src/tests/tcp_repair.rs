@@ -7,7 +7,7 @@
 //! failure in CI.
 
 use crate::state::SavedConnection;
-use crate::tcp_repair::{RepairError, dump, granted, park, rebuild, validate};
+use crate::tcp_repair::{Granted, RepairError, dump, granted, park, rebuild, validate};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
@@ -60,7 +60,7 @@ fn a_connection_is_rebuilt_with_its_queues() {
     // The listener is back on its port first, as a restore binds it.
     let _l = TcpListener::bind(saved.local).unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    let fd: OwnedFd = rebuild(&saved, false).unwrap();
+    let fd: OwnedFd = rebuild(&saved, Granted::Covered, false).unwrap();
     // It sends with (about) the MSS it had, not the 536-byte default.
     let mss = crate::sys::tcp_repair::info(fd.as_fd())
         .unwrap()
@@ -158,9 +158,9 @@ fn a_connection_is_repaired_only_under_a_grant_of_its_origin() {
     // --tcplisten: same port, at the connection's address or the wildcard.
     assert!(check(&Grants::none(), listener).is_err());
     let same = Grants::none().listener("127.0.0.1:7000".parse().unwrap());
-    assert!(check(&same, listener).is_ok());
+    assert_eq!(check(&same, listener).unwrap(), Granted::Named);
     let any = Grants::none().listener("0.0.0.0:7000".parse().unwrap());
-    assert!(check(&any, listener).is_ok());
+    assert_eq!(check(&any, listener).unwrap(), Granted::Covered);
     let other_port = Grants::none().listener("127.0.0.1:7001".parse().unwrap());
     assert!(check(&other_port, listener).is_err());
     let other_ip = Grants::none().listener("10.0.0.1:7000".parse().unwrap());
@@ -176,11 +176,17 @@ fn a_connection_is_repaired_only_under_a_grant_of_its_origin() {
     let bound = ConnOrigin::BoundListener {
         addr: "127.0.0.1:7000".parse().unwrap(),
     };
-    assert!(check(&net("127.0.0.1:7000", "10.0.0.0/8:*"), bound).is_ok());
+    assert_eq!(
+        check(&net("127.0.0.1:7000", "10.0.0.0/8:*"), bound).unwrap(),
+        Granted::Covered
+    );
     assert!(check(&net("127.0.0.1:7001", "127.0.0.1:*"), bound).is_err());
     let e = check(&net("127.0.0.1:7000", "10.0.0.0/8:*"), ConnOrigin::Connect).unwrap_err();
     assert!(e.to_string().contains("--allow-connect"), "{e}");
-    assert!(check(&net("10.0.0.1:1", "127.0.0.1:*"), ConnOrigin::Connect).is_ok());
+    assert_eq!(
+        check(&net("10.0.0.1:1", "127.0.0.1:*"), ConnOrigin::Connect).unwrap(),
+        Granted::Covered
+    );
 }
 
 #[test]
