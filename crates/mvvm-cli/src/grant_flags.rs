@@ -68,8 +68,9 @@ pub struct GrantFlags {
     /// service address must move with the program), so the peer keeps its
     /// connection. Between the two, nothing may answer the peer for that
     /// address: remove it from this host before the checkpoint, add it on
-    /// the other before the restore (or drop its packets meanwhile, as
-    /// CRIU's network lock does). With this flag, or when repair is not possible (the
+    /// the other once the restore logged `TCP connection repaired` (or
+    /// drop its packets meanwhile, as CRIU's network lock does). With
+    /// this flag, or when repair is not possible (the
     /// reason is logged), the guest sees those connections reset after
     /// the restore.
     #[arg(long = "no-tcp-repair")]
