@@ -16,9 +16,10 @@
 //! network and retransmitted later, and what the guest echoes goes
 //! unacknowledged: the network is "locked" as CRIU locks it), the client
 //! sends more meanwhile, the program is checkpointed (SIGUSR1, then SIGINT
-//! for the restored run), the address comes up in the new namespace, C
-//! forgets the old neighbour, and the program is restored there with the
-//! same `--tcplisten` grant. A -> B -> A; then the client ends its side
+//! for the restored run) and restored in the new namespace with the same
+//! `--tcplisten` grant; once it has rebuilt the connection (before, a
+//! segment of the client would meet no socket there and draw a reset),
+//! the address comes up there and C forgets the old neighbour. A -> B -> A; then the client ends its side
 //! and must have received every byte it sent, in order, on the connection
 //! it opened at the start.
 //!
