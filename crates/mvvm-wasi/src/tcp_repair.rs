@@ -104,7 +104,17 @@ pub(crate) fn dump(
 ) -> Result<SavedConnection, RepairError> {
     step("TCP_REPAIR on", tr::set_repair(h, tr::REPAIR_ON))?;
     let r = dump_in_repair(h, fd, local, peer);
-    let off = step("TCP_REPAIR off", tr::set_repair(h, tr::REPAIR_OFF_NO_WP));
+    // Kernels before 4.14 know no "off without window probe": plain off
+    // then (the probe is harmless). Never left in repair mode: the run
+    // may go on (a periodic checkpoint).
+    let off = tr::set_repair(h, tr::REPAIR_OFF_NO_WP).or_else(|e| {
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            tr::set_repair(h, tr::REPAIR_OFF)
+        } else {
+            Err(e)
+        }
+    });
+    let off = step("TCP_REPAIR off", off);
     let saved = r?;
     off?;
     Ok(saved)

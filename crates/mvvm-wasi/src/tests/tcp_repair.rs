@@ -212,3 +212,33 @@ fn a_connection_read_in_repair_mode_goes_on_working() {
     assert_eq!(second.recv_seq, first.recv_seq.wrapping_add(6));
     assert_eq!(second.send_seq, first.send_seq.wrapping_add(5));
 }
+
+#[test]
+fn an_ipv6_connection_is_rebuilt_too() {
+    let Ok(l) = TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    };
+    let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    drop(l);
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"six").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let Some(saved) = dump_or_skip(&s) else {
+        return;
+    };
+    assert!(saved.local.is_ipv6());
+    validate(&saved, saved.local, saved.peer).unwrap();
+    park(s.as_fd()).unwrap();
+    drop(s);
+    let mut s = TcpStream::from(rebuild(&saved, Granted::Covered, false).unwrap());
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = [0u8; 3];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"six");
+    s.write_all(b"back").unwrap();
+    let mut got = [0u8; 4];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"back");
+}
