@@ -37,8 +37,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// Most bytes one queue (send or receive) of a saved connection may hold:
 /// far above what the kernel's default buffers keep (`tcp_rmem` and
-/// `tcp_wmem` maxima are a few MiB), low enough that a crafted snapshot
-/// cannot make a restore allocate without bound.
+/// `tcp_wmem` maxima are a few MiB). A checkpoint with more saves no
+/// repair state for the connection; a restore refuses a saved queue
+/// above it before the kernel is asked to hold it (the state's decoder
+/// already bounds the whole state to 1 GiB).
 pub const MAX_QUEUE_BYTES: usize = 64 << 20;
 
 /// Largest window scale shift TCP allows (`TCP_MAX_WSCALE`, RFC 7323).
