@@ -8,7 +8,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use mvvm_wasi::{AddrPattern, Grants, NetGrants, Preopen};
+use mvvm_wasi::{AddrPattern, Grants, NetGrants, Preopen, RepairMode};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -55,6 +55,26 @@ pub struct GrantFlags {
     /// addresses need no grant.
     #[arg(long = "allow-resolve", value_name = "NAME")]
     pub allow_resolve: Vec<String>,
+
+    /// Do not carry the guest's TCP connections across the checkpoint.
+    /// By default (when running as root, with CAP_NET_ADMIN), a checkpoint
+    /// saves each established connection the guest holds (accepted from a
+    /// `--tcplisten` or guest listener, or opened with `sock_connect`) in
+    /// Linux's TCP repair mode: sequence numbers, unread and
+    /// unacknowledged data, options, windows; the process then exits
+    /// without closing them for the peer. A restore rebuilds each one
+    /// whose listener (`--tcplisten`, `--allow-bind`) or peer
+    /// (`--allow-connect`) is granted there, at its own local address (the
+    /// service address must move with the program), so the peer keeps its
+    /// connection. Between the two, nothing may answer the peer for that
+    /// address: remove it from this host before the checkpoint, add it on
+    /// the other once the restore logged `TCP connection repaired` (or
+    /// drop its packets meanwhile, as CRIU's network lock does). With
+    /// this flag, or when repair is not possible (the
+    /// reason is logged), the guest sees those connections reset after
+    /// the restore.
+    #[arg(long = "no-tcp-repair")]
+    pub no_tcp_repair: bool,
 }
 
 impl GrantFlags {
@@ -101,12 +121,22 @@ impl GrantFlags {
         }
     }
 
+    /// Whether TCP connections are saved and rebuilt in repair mode.
+    pub fn tcp_repair(&self) -> RepairMode {
+        if self.no_tcp_repair {
+            RepairMode::Off
+        } else {
+            RepairMode::Auto
+        }
+    }
+
     /// What a restore grants the guest.
     pub fn grants(&self) -> Result<Grants> {
         Ok(Grants {
             preopens: self.preopens()?,
             tcp_listeners: self.tcplisten.clone(),
             net: self.net(),
+            tcp_repair: self.tcp_repair(),
         })
     }
 }

@@ -23,6 +23,7 @@ pub fn wasi_config(guest: &GuestFlags, program: &str) -> Result<WasiConfig> {
         preopens: guest.grants.preopens()?,
         tcp_listeners: guest.grants.tcplisten.clone(),
         net: guest.grants.net(),
+        tcp_repair: guest.grants.tcp_repair(),
     })
 }
 

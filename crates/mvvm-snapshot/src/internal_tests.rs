@@ -261,7 +261,7 @@ fn byte_layout_is_pinned() {
     let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
     assert_eq!(&bytes[0..8], b"MVVMSNAP");
     assert_eq!(u32_at(8), SNAPSHOT_FORMAT_VERSION);
-    assert_eq!(SNAPSHOT_FORMAT_VERSION, 5);
+    assert_eq!(SNAPSHOT_FORMAT_VERSION, 6);
     let header_len = u32_at(12) as usize;
     let mut h = crc32fast::Hasher::new();
     h.update(&bytes[..16]);

@@ -38,8 +38,11 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"MVVMSNAP";
 /// descriptor numbering); 4 = exception handling: `WasmValue::ExnRef`
 /// and the Exceptions section (after Tables) listing the saved exceptions;
 /// 5 = wasi-threads: the Threads section (after Clock) holding the other
-/// threads' records and the last thread id given.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 5;
+/// threads' records and the last thread id given; 6 = TCP repair: the
+/// WASI state records how each connection was made
+/// (`FdKind::TcpStream::origin`) and the repair state of the established
+/// ones (`WasiState::connections`).
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 6;
 
 /// Longest chain of incremental snapshots a reader follows (a snapshot,
 /// its base, the base's base...). It bounds the work a crafted chain (or a

@@ -420,13 +420,13 @@ fn snapshots_of_format_version_4_are_refused_with_a_clear_message() {
             err,
             SnapshotError::FormatVersion {
                 found: 4,
-                expected: 5
+                expected: 6
             }
         ),
         "{err}"
     );
     assert_eq!(
         err.to_string(),
-        "snapshot format version 4 is not supported (this build reads version 5)"
+        "snapshot format version 4 is not supported (this build reads version 6)"
     );
 }

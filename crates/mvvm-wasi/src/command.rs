@@ -223,6 +223,7 @@ impl<'m> Command<'m> {
             .build(|| WasiCtx::new(config))
             .map_err(|e| build_error(e, Error::Setup))?;
         let r = run.start(&mut built.store, &built.imports);
+        park_if_stopped(&built.store, &r);
         finish_threads(built.program.as_deref(), r)
     }
 
@@ -271,6 +272,7 @@ impl<'m> Command<'m> {
             }
             _ => restore.resume(&mut store, &imports),
         };
+        park_if_stopped(&store, &r);
         finish_threads(program.as_deref(), r)
     }
 
@@ -340,6 +342,15 @@ fn finish_threads(
         (Some(ProgramEnd::Trap(t)), _) => Err(CheckpointError::Trap(t).into()),
         (Some(ProgramEnd::Error(e)), _) => Err(CheckpointError::Call(e).into()),
         (None, r) => Ok(r?),
+    }
+}
+
+/// When the run stopped at a checkpoint (the process then exits), leaves
+/// the TCP connections the checkpoint saved in repair mode, so that their
+/// close does not end them for the peer (`tcp_repair.rs`).
+fn park_if_stopped(store: &Store, r: &Result<Outcome, CheckpointError>) {
+    if let (Ok(Outcome::Checkpointed { .. }), Some(host)) = (r, store.data::<WasiHost>()) {
+        host.lock().park_connections();
     }
 }
 

@@ -44,6 +44,9 @@ pub struct Grants {
     pub tcp_listeners: Vec<SocketAddr>,
     /// Where the guest may connect, bind and which names it may resolve.
     pub net: NetGrants,
+    /// Whether the guest's TCP connections are rebuilt in repair mode
+    /// when the grants above cover them (`--no-tcp-repair` turns it off).
+    pub tcp_repair: crate::RepairMode,
 }
 
 impl Grants {
@@ -440,6 +443,7 @@ mod tests {
             closed: Vec::new(),
             clocks: ClockState::default(),
             unlinked: Vec::new(),
+            connections: Vec::new(),
         }
     }
 

@@ -41,6 +41,8 @@
 //!   dropped;
 //! - `state.rs`: the serialisable state; `restore.rs`: saving it and
 //!   rebuilding a context from it;
+//! - `tcp_repair.rs`: established TCP connections saved and rebuilt in
+//!   Linux's TCP repair mode (their system calls in `sys/tcp_repair.rs`);
 //! - `interrupt.rs`: blocking calls a checkpoint request interrupts;
 //! - `link.rs`: the host functions; `command.rs`: [`Command`], the one
 //!   place a store is built for a fresh run or a restore;
@@ -75,6 +77,7 @@ pub mod state;
 mod stderr_line;
 #[allow(unsafe_code)]
 mod sys;
+pub mod tcp_repair;
 pub mod threads;
 pub mod types;
 
@@ -88,9 +91,11 @@ pub use grants::{AddrPattern, BadPattern, Grants, Need, NetGrants, NotGranted};
 pub use link::{WasiRunError, add_to_linker, check_imports};
 pub use restore::{MAX_UNLINKED_BYTES, WasiRestoreError, WasiSaveError};
 pub use state::{
-    ClockState, FdEntry, FdKind, FileId, Preopen, SockFamily, SockType, UnlinkedFile, WasiState,
+    ClockState, ConnOrigin, FdEntry, FdKind, FileId, Preopen, SavedConnection, SockFamily,
+    SockType, TcpWindow, UnlinkedFile, WasiState,
 };
 pub use stderr_line::take_stderr_mid_line;
+pub use tcp_repair::RepairMode;
 pub use threads::WasiHost;
 
 use mem::GuestMem;
@@ -115,6 +120,9 @@ pub struct WasiConfig {
     /// Where sockets the guest opens may connect and bind, and which
     /// names it may resolve (nothing by default).
     pub net: NetGrants,
+    /// Whether a checkpoint saves the guest's TCP connections in repair
+    /// mode (`tcp_repair.rs`; on by default, `--no-tcp-repair`).
+    pub tcp_repair: RepairMode,
 }
 
 /// Opens a host directory to preopen (read-only, `O_DIRECTORY`: anything
@@ -195,6 +203,11 @@ pub struct WasiCtx {
     /// configuration of a fresh run or the grants of a restore, never from
     /// a snapshot (not part of [`WasiState`]).
     pub(crate) net: NetGrants,
+    /// Whether connections are saved and rebuilt in TCP repair mode.
+    pub(crate) tcp_repair: RepairMode,
+    /// Which connections the last save read in repair mode (parked when
+    /// the run stops) and which were already warned about.
+    pub(crate) repair_log: std::sync::Mutex<tcp_repair::RepairLog>,
 }
 
 impl WasiCtx {
@@ -216,9 +229,12 @@ impl WasiCtx {
                 closed: Vec::new(),
                 clocks: ClockState::default(),
                 unlinked: Vec::new(),
+                connections: Vec::new(),
             },
             handles: HashMap::new(),
             net: config.net,
+            tcp_repair: config.tcp_repair,
+            repair_log: Default::default(),
         };
         for n in 0..3u32 {
             let tty = sys::isatty(sys::stdio_fd(n));

@@ -15,7 +15,10 @@
 use super::errno::Errno;
 use super::grants::{Grants, NotGranted, assign};
 use super::path::open_flags;
-use super::state::{FdKind, FileId, SockFamily, SockType, UnlinkedFile, WasiState};
+use super::state::{
+    FdKind, FileId, SavedConnection, SockFamily, SockType, UnlinkedFile, WasiState,
+};
+use super::tcp_repair::{self, RepairError, RepairMode};
 use super::types::{clockid, oflags};
 use super::{Handle, WasiCtx, sys};
 use mvvm_rt::checkpoint::{HostStateError, SavedHostState};
@@ -172,7 +175,75 @@ impl WasiCtx {
         let mut s = self.state.clone();
         s.clocks.saved_monotonic_ns = self.now(clockid::MONOTONIC).unwrap_or(0);
         s.unlinked = self.unlinked_files()?;
+        s.connections = self.saved_connections();
         Ok(s)
+    }
+
+    /// The established TCP connections read in repair mode (see
+    /// `tcp_repair.rs`); each that cannot be is left out, with a warning,
+    /// and will be seen reset after a restore. Remembers which were read,
+    /// for [`WasiCtx::park_connections`].
+    fn saved_connections(&self) -> Vec<SavedConnection> {
+        let mut log = match self.repair_log.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        log.saved.clear();
+        let mut out = Vec::new();
+        for (&fd, e) in &self.state.fds {
+            let FdKind::TcpStream { local, peer, .. } = e.kind else {
+                continue;
+            };
+            // A stand-in for a connection that was not repaired before.
+            let Some(Handle::Owned(h)) = self.handles.get(&fd) else {
+                continue;
+            };
+            let r = match self.tcp_repair {
+                RepairMode::Off => Err(RepairError::Disabled),
+                RepairMode::Auto => tcp_repair::dump(h.as_fd(), fd, local, peer),
+            };
+            match r {
+                Ok(c) => {
+                    tracing::info!(
+                        fd,
+                        %local,
+                        %peer,
+                        unread = c.recv_queue.len(),
+                        unacknowledged = c.send_queue.len(),
+                        unsent = c.unsent,
+                        "TCP connection saved in repair mode"
+                    );
+                    log.saved.push(fd);
+                    out.push(c);
+                }
+                Err(why) => log.warn(fd, local, peer, "at this checkpoint", &why),
+            }
+        }
+        out
+    }
+
+    /// Called when a run stops at a checkpoint for good (the process is
+    /// about to exit): the connections the checkpoint saved enter repair
+    /// mode, so that closing them sends the peer neither FIN nor RST and
+    /// the restored program finds the peer's end as it was. Connections
+    /// that were not saved are left alone (their close tells the peer).
+    pub fn park_connections(&self) {
+        let saved = match self.repair_log.lock() {
+            Ok(mut l) => std::mem::take(&mut l.saved),
+            Err(p) => std::mem::take(&mut p.into_inner().saved),
+        };
+        for fd in saved {
+            let Some(Handle::Owned(h)) = self.handles.get(&fd) else {
+                continue;
+            };
+            match tcp_repair::park(h.as_fd()) {
+                Ok(()) => tracing::debug!(fd, "TCP connection left in repair mode"),
+                Err(e) => tracing::warn!(
+                    fd,
+                    "TCP connection cannot be left in repair mode: {e}; its close will reach the peer"
+                ),
+            }
+        }
     }
 
     /// The regular files open with a link count of 0, each read once and
@@ -263,6 +334,20 @@ impl WasiCtx {
         }
         let mut handles = HashMap::new();
         let unlinked = std::mem::take(&mut state.unlinked);
+        let mut connections: HashMap<u32, SavedConnection> = HashMap::new();
+        for c in std::mem::take(&mut state.connections) {
+            let fd = c.fd;
+            if connections.insert(fd, c).is_some() {
+                return Err(WasiRestoreError::Inconsistent {
+                    fd,
+                    what: "two saved TCP connections for one descriptor".into(),
+                });
+            }
+        }
+        let mut repair_log = tcp_repair::RepairLog::default();
+        // Should the restore fail after a connection was rebuilt, closing
+        // it must not tell the peer: a later restore may still rebuild it.
+        let mut unwind = tcp_repair::SilentOnFailure::default();
         let mut recreated = HashMap::new();
         for u in &unlinked {
             let first = u.fds.first().copied().unwrap_or(0);
@@ -354,7 +439,8 @@ impl WasiCtx {
                         addr: granted,
                         source,
                     };
-                    let l = std::net::TcpListener::bind(granted).map_err(listen_err)?;
+                    let l = rebind_listener(granted).map_err(listen_err)?;
+                    let l = std::net::TcpListener::from(l);
                     l.set_nonblocking(e.fdflags & super::types::fdflags::NONBLOCK != 0)
                         .map_err(listen_err)?;
                     if let Ok(bound) = l.local_addr() {
@@ -362,28 +448,36 @@ impl WasiCtx {
                     }
                     Handle::Owned(OwnedFd::from(l))
                 }
-                FdKind::TcpStream { peer, .. } => {
-                    // The peer of a connection (accepted, or opened with
-                    // `sock_connect`) is gone after a restore: the kernel
-                    // state of the connection is not in the snapshot. The
-                    // guest keeps its descriptor, which now behaves as a
-                    // connection the peer reset: the first read or write
-                    // answers CONNRESET, later reads see end of file and
-                    // writes fail with EPIPE. A reset rather than a clean
-                    // end of file, so that a program reading "until the
-                    // peer closes" cannot take a cut-off reply for a whole.
-                    let (end, peer_end) = std::os::unix::net::UnixStream::pair()
-                        .map_err(|_| WasiRestoreError::Connection { fd, peer: *peer })?;
-                    drop(peer_end);
-                    end.set_nonblocking(e.fdflags & super::types::fdflags::NONBLOCK != 0)
-                        .map_err(|_| WasiRestoreError::Connection { fd, peer: *peer })?;
-                    tracing::warn!(
-                        fd,
-                        %peer,
-                        "a TCP connection cannot be restored (its kernel state and its peer \
-                         stay behind): the guest sees it reset"
-                    );
-                    Handle::Reset(OwnedFd::from(end))
+                FdKind::TcpStream {
+                    local,
+                    peer,
+                    origin,
+                } => {
+                    let nonblock = e.fdflags & super::types::fdflags::NONBLOCK != 0;
+                    let repaired = match (connections.remove(&fd), grants.tcp_repair) {
+                        (_, RepairMode::Off) => Err(RepairError::Disabled),
+                        (None, _) => Err(RepairError::Unsupported(
+                            "the snapshot holds no repair state for it (the checkpoint \
+                             could not read it, or ran with --no-tcp-repair)"
+                                .into(),
+                        )),
+                        (Some(c), RepairMode::Auto) => tcp_repair::validate(&c, *local, *peer)
+                            .and_then(|()| tcp_repair::granted(grants, *origin, *local, *peer))
+                            .and_then(|g| tcp_repair::rebuild(&c, g, nonblock)),
+                    };
+                    match repaired {
+                        Ok(sock) => {
+                            tracing::info!(fd, %local, %peer, "TCP connection repaired");
+                            if let Ok(dup) = sock.try_clone() {
+                                unwind.0.push(dup);
+                            }
+                            Handle::Owned(sock)
+                        }
+                        Err(why) => {
+                            repair_log.warn(fd, *local, *peer, "on restore", &why);
+                            reset_stand_in(fd, *peer, nonblock)?
+                        }
+                    }
                 }
                 FdKind::Socket {
                     family,
@@ -436,10 +530,19 @@ impl WasiCtx {
                 }
             }
         }
+        if let Some(&fd) = connections.keys().next() {
+            return Err(WasiRestoreError::Inconsistent {
+                fd,
+                what: "a saved TCP connection names a descriptor that is no connection".into(),
+            });
+        }
+        unwind.disarm();
         let mut ctx = WasiCtx {
             state,
             handles,
             net: grants.net.clone(),
+            tcp_repair: grants.tcp_repair,
+            repair_log: std::sync::Mutex::new(repair_log),
         };
         let host_now = sys::clock_gettime(libc::CLOCK_MONOTONIC).unwrap_or(0) as i128;
         let offset = ctx.state.clocks.saved_monotonic_ns as i128 - host_now;
@@ -447,6 +550,23 @@ impl WasiCtx {
             offset.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         Ok(ctx)
     }
+}
+
+/// A stand-in for a connection that is not repaired: the peer of a
+/// connection (accepted, or opened with `sock_connect`) is gone after a
+/// restore without repair, since the kernel state of the connection is
+/// not in the snapshot. The guest keeps its descriptor, which now behaves
+/// as a connection the peer reset: the first read or write answers
+/// CONNRESET, later reads see end of file and writes fail with EPIPE. A
+/// reset rather than a clean end of file, so that a program reading
+/// "until the peer closes" cannot take a cut-off reply for a whole.
+fn reset_stand_in(fd: u32, peer: SocketAddr, nonblock: bool) -> Result<Handle, WasiRestoreError> {
+    let (end, peer_end) = std::os::unix::net::UnixStream::pair()
+        .map_err(|_| WasiRestoreError::Connection { fd, peer })?;
+    drop(peer_end);
+    end.set_nonblocking(nonblock)
+        .map_err(|_| WasiRestoreError::Connection { fd, peer })?;
+    Ok(Handle::Reset(OwnedFd::from(end)))
 }
 
 /// Limits the rights a saved state claims to what a fresh run could give
@@ -479,6 +599,27 @@ fn clamp_rights(state: &mut WasiState) {
             _ => {}
         }
     }
+}
+
+/// A listener bound at the granted `addr`, as `TcpListener::bind` makes
+/// one (`SO_REUSEADDR`, backlog 128), and with `IP_FREEBIND`: the granted
+/// address may come up on this host only after the restore (the service
+/// address moves with the program, and its arrival must wait until the
+/// repaired connections exist, or the peer's segments meet no socket and
+/// draw a reset). The receiver named that address; without
+/// `IP_TRANSPARENT` nothing is sent from it before the host holds it.
+fn rebind_listener(addr: SocketAddr) -> std::io::Result<OwnedFd> {
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let sock = sys::socket(domain, libc::SOCK_STREAM)?;
+    sys::setsockopt(sock.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    sys::tcp_repair::set_freebind(sock.as_fd(), addr.is_ipv6())?;
+    sys::bind(sock.as_fd(), addr)?;
+    sys::listen(sock.as_fd(), 128)?;
+    Ok(sock)
 }
 
 /// A new socket like one the guest opened: family, type, `NONBLOCK`, and

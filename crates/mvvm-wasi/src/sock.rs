@@ -5,7 +5,7 @@
 use super::errno::Errno;
 use super::mem::{GuestMem, iovecs_total};
 use super::rights::need;
-use super::state::{FdEntry, FdKind};
+use super::state::{ConnOrigin, FdEntry, FdKind};
 use super::types::{RECV_PEEK, RECV_WAITALL, SHUT_RD, SHUT_WR, fdflags, rights};
 use super::{Handle, WasiCtx, sys};
 use std::os::fd::AsFd;
@@ -43,6 +43,11 @@ impl WasiCtx {
         }
         need(entry, rights::SOCK_ACCEPT)?;
         let inheriting = entry.rights_inheriting;
+        let origin = match entry.kind {
+            FdKind::TcpListener { addr } => ConnOrigin::Listener { addr },
+            FdKind::BoundListener { addr, .. } => ConnOrigin::BoundListener { addr },
+            _ => return Err(Errno::INVAL),
+        };
         let nonblock = flags & fdflags::NONBLOCK as u32 != 0;
         self.wait_ready(fd, false)?;
         let (_, h) = self.get(fd)?;
@@ -52,7 +57,11 @@ impl WasiCtx {
         self.insert(
             new,
             FdEntry {
-                kind: FdKind::TcpStream { local, peer },
+                kind: FdKind::TcpStream {
+                    local,
+                    peer,
+                    origin,
+                },
                 preopen: None,
                 path: String::new(),
                 oflags: 0,

@@ -40,7 +40,7 @@ use super::errno::Errno;
 use super::func::WasiFunc;
 use super::mem::{GuestMem, iovecs_total};
 use super::rights::need;
-use super::state::{FdEntry, FdKind, SockFamily, SockType};
+use super::state::{ConnOrigin, FdEntry, FdKind, SockFamily, SockType};
 use super::types::{RECV_PEEK, RECV_WAITALL, fdflags, rights};
 use super::{Handle, WasiCtx, sys};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
@@ -452,7 +452,11 @@ impl WasiCtx {
         let local = sys::local_addr(h)?;
         if let Some(e) = self.state.fds.get_mut(&fd) {
             e.kind = match (ty, &e.kind) {
-                (SockType::Stream, _) => FdKind::TcpStream { local, peer: addr },
+                (SockType::Stream, _) => FdKind::TcpStream {
+                    local,
+                    peer: addr,
+                    origin: ConnOrigin::Connect,
+                },
                 (SockType::Dgram, FdKind::Socket { family, local, .. }) => FdKind::Socket {
                     family: *family,
                     ty,

@@ -51,6 +51,8 @@ pub enum FdKind {
         local: SocketAddr,
         /// Peer address.
         peer: SocketAddr,
+        /// How it was made: the grant its repair on restore needs.
+        origin: ConnOrigin,
     },
     /// A socket the guest opened with `sock_open`: a TCP socket neither
     /// listening nor connected yet, or a UDP socket (bound, connected or
@@ -98,6 +100,28 @@ impl FdKind {
                 | FdKind::BoundListener { .. }
         )
     }
+}
+
+/// How a TCP connection the guest holds was made. A restore repairs the
+/// connection (`tcp_repair.rs`) only when its own grants cover this
+/// origin: the snapshot names it, the receiver decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConnOrigin {
+    /// Accepted from a listener preopened with `--tcplisten`, bound at
+    /// `addr` then.
+    Listener {
+        /// The listener's address.
+        addr: SocketAddr,
+    },
+    /// Accepted from a listener the guest bound itself (`sock_bind`,
+    /// `sock_listen`) at `addr`: repaired under `--allow-bind`.
+    BoundListener {
+        /// The listener's address.
+        addr: SocketAddr,
+    },
+    /// Opened by the guest with `sock_connect`: repaired under
+    /// `--allow-connect` for its peer.
+    Connect,
 }
 
 /// Address family of a socket the guest opened.
@@ -197,6 +221,64 @@ pub struct WasiState {
     /// [`WasiCtx::save_state`](super::WasiCtx::save_state) and consumed by
     /// [`WasiCtx::restore`](super::WasiCtx::restore).
     pub unlinked: Vec<UnlinkedFile>,
+    /// The kernel state of the established TCP connections that could be
+    /// read in repair mode (`tcp_repair.rs`). Empty in a live context:
+    /// filled by [`WasiCtx::save_state`](super::WasiCtx::save_state) and
+    /// consumed by [`WasiCtx::restore`](super::WasiCtx::restore). A
+    /// connection not listed here is restored as a reset one.
+    pub connections: Vec<SavedConnection>,
+}
+
+/// What TCP repair mode reads out of an established connection, to build
+/// it again in another socket (`tcp_repair.rs`, as CRIU does). Untrusted
+/// on restore like the rest of the state: checked before any of it is
+/// given to the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedConnection {
+    /// The guest descriptor (of kind [`FdKind::TcpStream`]).
+    pub fd: u32,
+    /// Local address (must equal the descriptor's).
+    pub local: SocketAddr,
+    /// Peer address (must equal the descriptor's).
+    pub peer: SocketAddr,
+    /// Sequence number of the first byte of `send_queue` (the oldest byte
+    /// not acknowledged by the peer).
+    pub send_seq: u32,
+    /// Data written by the guest and not acknowledged by the peer, oldest
+    /// first; its last `unsent` bytes were never sent.
+    pub send_queue: Vec<u8>,
+    /// How many bytes at the end of `send_queue` were never sent.
+    pub unsent: u32,
+    /// Sequence number of the first byte of `recv_queue`.
+    pub recv_seq: u32,
+    /// Data received and not read by the guest yet.
+    pub recv_queue: Vec<u8>,
+    /// The MSS this end sends with.
+    pub mss: u32,
+    /// Window scaling, when negotiated: (send shift, receive shift).
+    pub wscale: Option<(u8, u8)>,
+    /// Selective acknowledgements negotiated.
+    pub sack: bool,
+    /// TCP timestamps negotiated: the socket's timestamp clock then.
+    pub timestamp: Option<u32>,
+    /// The windows (`struct tcp_repair_window`), when the kernel gave them.
+    pub window: Option<TcpWindow>,
+}
+
+/// A connection's windows (`struct tcp_repair_window` of
+/// `include/uapi/linux/tcp.h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpWindow {
+    /// Sequence number of the segment that last updated the send window.
+    pub snd_wl1: u32,
+    /// The peer's receive window.
+    pub snd_wnd: u32,
+    /// Largest window the peer offered.
+    pub max_window: u32,
+    /// This end's receive window.
+    pub rcv_wnd: u32,
+    /// `rcv_nxt` when `rcv_wnd` was advertised.
+    pub rcv_wup: u32,
 }
 
 /// A regular file that was open but had no name left (link count 0: the

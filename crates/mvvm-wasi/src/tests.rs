@@ -11,6 +11,9 @@ mod strictness;
 /// WAMR's socket extension: errnos on bad input, grants, restore.
 mod sock_ext;
 
+/// TCP repair: a connection read in repair mode and built again.
+mod tcp_repair;
+
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
 
@@ -57,6 +60,7 @@ fn grants_as_saved(state: &WasiState) -> super::Grants {
         preopens: state.preopens.clone(),
         tcp_listeners: Vec::new(),
         net: Default::default(),
+        tcp_repair: Default::default(),
     }
 }
 
@@ -73,6 +77,7 @@ fn setup() -> T {
         }],
         tcp_listeners: vec![],
         net: Default::default(),
+        tcp_repair: Default::default(),
     })
     .unwrap();
     T {

@@ -846,7 +846,7 @@ mod sealed {
 
 macro_rules! sockopt_values {
     ($($t:ty),*) => {$(
-        impl SockOptValue for $t {
+        impl $crate::sys::SockOptValue for $t {
             fn zeroed() -> Self {
                 // SAFETY: the type is a C struct or integer of integers
                 // only (plain old data): all-zero bytes are a valid value.
@@ -908,3 +908,6 @@ pub fn setsockopt<T: SockOptValue>(
     })
     .map(drop)
 }
+
+// After `sockopt_values!`, which it uses.
+pub mod tcp_repair;

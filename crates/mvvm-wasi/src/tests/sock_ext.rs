@@ -272,13 +272,15 @@ fn granted_bind_listen_accept_and_the_saved_state() {
     ));
 
     // Restore: the listener needs a bind grant; the connection needs none
-    // and is seen reset once, then at end of file.
+    // and, not repaired (its peer is gone here; `tests/tcp_repair.rs`
+    // repairs one), is seen reset once, then at end of file.
     let saved = t.ctx.save_state().unwrap();
     let preopens = saved.preopens.clone();
     let grants = |net: NetGrants| Grants {
         preopens: preopens.clone(),
         tcp_listeners: Vec::new(),
         net,
+        tcp_repair: crate::RepairMode::Off,
     };
     // The checkpointed process ends: its sockets close, the port is free
     // (the client closes first, so no socket on the listener's port is
