@@ -18,12 +18,20 @@
 //! resume_k(stack...):                          (Loop/Call/AtomicWait stable point)
 //!          loop:   jump header(params) ; header: [probe] ; body
 //!          call:   results = call f(args) ; brif unwind_state == UNWINDING, unwind_k, cont
+//!                  (no test when f cannot unwind: `callgraph::unwinding_functions`)
 //!          wait:   as a call, of the wait builtin
-//! unwind_k (cold):  slots = locals ++ stack ; UnwindFrame(func, offset, slots, n) ; return 0...
-//! rewind (cold):    k = RewindFrame(func, slots, capacity) ; locals = slots[..]
+//! probe (cold):     Probe(func, offset) ; slots = locals ++ stack
+//!                   brif unwind_state == UNWINDING, tail(offset, n), cont
+//! unwind_k (cold):  slots = locals ++ stack ; jump tail(offset, n)
+//! rewind (cold):    brif opaque 0, tail(0, 0), rewind'     (never taken)
+//! rewind':          k = RewindFrame(func, slots, capacity) ; locals = slots[..]
 //!                   br_table k -> landing_k (else trap)
 //! landing_k:        jump resume_k(slots[nlocals..])
+//! tail(offset, n):  UnwindFrame(func, offset, slots, n) ; return 0...  (one per function)
 //! ```
+//!
+//! A hot body (one with a resume clone, `BodyRole::Hot`) has no resume
+//! blocks and no landings: its rewind path tail-calls the clone.
 //!
 //! Slots are `u64`s (`VALUE_SLOT_SIZE`): a `v128` local or stack value
 //! takes two consecutive ones, stored and loaded as one 16-byte access,
@@ -47,11 +55,15 @@
 //! validator run in lock-step with the translation (the translator's SSA
 //! values do not tell `i64` from a reference).
 //!
-//! Probes read `probe_flag` with an `atomic_load`: Cranelift's alias
-//! analysis would otherwise replace the flag load of an inner loop header by
-//! the one of the enclosing loop when nothing in between writes memory, and
-//! a store-free inner loop would never see the flag. On x86-64 the atomic
-//! load is a plain `mov`; on aarch64 an `ldar`.
+//! Probes read `probe_flag` with a plain load (a `mov`, an `ldr` with an
+//! offset). Cranelift's alias analysis could replace the flag load of an
+//! inner loop header by the one of the enclosing loop if nothing in between
+//! wrote memory; it cannot here, because every probe's cold block calls the
+//! runtime and rejoins the hot path, and a call is a fence for that
+//! analysis: after any probe, and at every loop header (whose back edge
+//! carries its probe's call), memory is in a new state and the flag is
+//! loaded again. (An `atomic_load` did the same at the price of an `ldar`
+//! and a register holding the flag's address on aarch64.)
 
 use super::liveness::Liveness;
 use super::{FuncTranslator, OpResult};
@@ -72,11 +84,19 @@ use wasmparser::{FuncValidator, Operator, ValidatorResources};
 /// A stable point and the block that resumes there.
 struct ResumePoint {
     point: StablePoint,
-    /// Its parameters are the operand stack at the point.
-    block: Block,
-    /// Those parameters (the SSA builder may append more to the block for
-    /// the variables read after it, so they are kept here).
+    /// Its parameters are the operand stack at the point. `None` in a hot
+    /// body (one with a resume clone), which never lands on a point: its
+    /// rewind path calls the clone.
+    block: Option<Block>,
+    /// The operand stack at the point: the block's parameters (the SSA
+    /// builder may append more to the block for the variables read after
+    /// it, so they are kept here), or the translator's values where there
+    /// is no block.
     stack: Vec<Value>,
+    /// Whether the operator at the point may return unwinding (a call of a
+    /// function that may unwind, any indirect call, an import, a wait):
+    /// only those are followed by an `unwind_state` test.
+    unwinds: bool,
 }
 
 /// Per-function state of the instrumentation.
@@ -84,8 +104,6 @@ pub(crate) struct Instrumentation {
     policy: Policy,
     /// `*mut VMLimits`, loaded once in the entry block.
     limits: Value,
-    /// `&limits.probe_flag`, computed once in the entry block.
-    probe_flag: Value,
     /// The rewind dispatch, filled at the end.
     rewind: Block,
     /// Resume points in translation order, which is offset order.
@@ -104,6 +122,11 @@ pub(crate) struct Instrumentation {
     /// hot one: the rewind path then calls the clone instead of entering
     /// the resume points.
     resume_clone: Option<u32>,
+    /// The function's shared unwind tail, once a probe or a call site
+    /// needs it: parameters `(offset, slot count)` of the frame already
+    /// written, it calls `UnwindFrame` and returns zeros. See
+    /// [`FuncTranslator::unwind_tail`] for why there is one per function.
+    unwind_tail: Option<Block>,
 }
 
 impl Instrumentation {
@@ -198,10 +221,6 @@ impl FuncTranslator<'_, '_, '_> {
         let body_offset = u32::try_from(body.range().start).unwrap_or(u32::MAX);
 
         let limits = self.env.limits(self.builder).map_err(|e| self.env_err(e))?;
-        let probe_flag = self
-            .builder
-            .ins()
-            .iadd_imm_s(limits, i64::from(VMLIMITS_PROBE_FLAG));
 
         let rewind = self.builder.create_block();
         let resume = self.builder.create_block();
@@ -212,7 +231,6 @@ impl FuncTranslator<'_, '_, '_> {
         self.ckpt = Some(Instrumentation {
             policy,
             limits,
-            probe_flag,
             rewind,
             points: vec![ResumePoint {
                 point: StablePoint {
@@ -220,14 +238,16 @@ impl FuncTranslator<'_, '_, '_> {
                     kind: StablePointKind::Entry,
                     stack: Vec::new(),
                 },
-                block: resume,
+                block: Some(resume),
                 stack: Vec::new(),
+                unwinds: true,
             }],
             tracker,
             results,
             liveness: Liveness::compute(body, self.exn.first_hidden, body_offset, &self.exn.plan)?,
             stack_vars: HashMap::new(),
             resume_clone,
+            unwind_tail: None,
         });
         // Counter-loop also probes the entries of functions that may
         // recurse: recursion without loops (tree walks) must still reach a
@@ -387,14 +407,31 @@ impl FuncTranslator<'_, '_, '_> {
             };
             stack.push(ty);
         }
-        let clif: Vec<ir::Type> = stack.iter().map(|t| clif_type(*t)).collect();
-        let block = self.block_with_params(&clif);
-        let values = std::mem::take(&mut self.stack);
-        self.builder.ins().jump(block, &block_args(&values));
-        self.builder.switch_to_block(block);
-        self.stack = self.builder.block_params(block).to_vec();
-        self.checkpoint_save_stack_below(self.stack.len())?;
-        if kind == StablePointKind::Loop && self.ckpt()?.resume_clone.is_some() {
+        // A call of a function that cannot unwind under this policy (see
+        // `crate::callgraph::unwinding_functions`) is never left by an
+        // unwind in this compilation; a frame of another compilation may
+        // still be restored at it.
+        let unwinds = match op {
+            Operator::Call { function_index } => self.env.info.may_unwind(*function_index),
+            _ => true,
+        };
+        // A hot body never lands on a resume point (its rewind path calls
+        // the clone), so it needs no resume block: the point's stack is the
+        // translator's, and nothing is redefined for enclosing frames.
+        let hot = c.resume_clone.is_some();
+        let block = if hot {
+            None
+        } else {
+            let clif: Vec<ir::Type> = stack.iter().map(|t| clif_type(*t)).collect();
+            let block = self.block_with_params(&clif);
+            let values = std::mem::take(&mut self.stack);
+            self.builder.ins().jump(block, &block_args(&values));
+            self.builder.switch_to_block(block);
+            self.stack = self.builder.block_params(block).to_vec();
+            self.checkpoint_save_stack_below(self.stack.len())?;
+            Some(block)
+        };
+        if kind == StablePointKind::Loop && hot {
             self.pin_float_locals(offset_u32(offset))?;
         }
         let params = self.stack.clone();
@@ -406,6 +443,7 @@ impl FuncTranslator<'_, '_, '_> {
             },
             block,
             stack: params,
+            unwinds,
         });
         Ok(true)
     }
@@ -480,6 +518,7 @@ impl FuncTranslator<'_, '_, '_> {
             return Ok(());
         };
         let (stack, types) = match c.points.last() {
+            Some(p) if p.point.offset == offset && !p.unwinds => return Ok(()),
             Some(p) if p.point.offset == offset => (p.stack.clone(), p.point.stack.clone()),
             _ => return Err(self.error(format!("call at {offset:#x} has no stable point"))),
         };
@@ -492,6 +531,100 @@ impl FuncTranslator<'_, '_, '_> {
         self.builder.switch_to_block(unwind);
         self.emit_unwind(offset, &stack, &types)?;
         self.builder.switch_to_block(cont);
+        Ok(())
+    }
+
+    /// The function's shared unwind tail (created on first use): jumped to
+    /// with `(offset, slot count)` once the frame is in the slots.
+    ///
+    /// Why one per function, entered from the rewind block too: the probe
+    /// of a loop header has a cold block that calls the runtime, and the
+    /// block that unwinds from there returns, so it lies outside every
+    /// loop. Cranelift 0.135's elaborator walks the dominator tree in
+    /// reverse post-order and pops its stack of enclosing loops when it
+    /// enters a block outside them, never pushing them back for the blocks
+    /// visited later; a probe's unwind block was visited right after the
+    /// probe, before the rest of the loop body, which then got no
+    /// loop-invariant code motion (mandelbrot's `2.0 * x / n - 1.5`, mg's
+    /// index arithmetic, recomputed in every inner iteration). The shared
+    /// tail has a (never taken) predecessor in the rewind block, so its
+    /// immediate dominator is the entry block, and it is entered early in
+    /// the depth-first search (it is a sink), so it comes last among the
+    /// entry's children: the elaborator walks the whole body, loops intact,
+    /// before it. What a probe's cold block does before jumping here
+    /// (writing the frame) stays inside the loop.
+    fn unwind_tail(&mut self) -> Result<Block, CompileError> {
+        if let Some(b) = self.ckpt()?.unwind_tail {
+            return Ok(b);
+        }
+        let b = self.block_with_params(&[types::I32, types::I32]);
+        self.builder.set_cold_block(b);
+        self.ckpt_mut()?.unwind_tail = Some(b);
+        Ok(b)
+    }
+
+    /// In the current (cold) block: jumps to the unwind tail for the frame
+    /// at `offset` of `count` slots, written already; the two values come
+    /// from `root`'s opaque zero (see [`FuncTranslator::cold_root`]).
+    fn jump_to_unwind_tail(
+        &mut self,
+        offset: u32,
+        count: i64,
+        root: &ColdRoot,
+    ) -> Result<(), CompileError> {
+        let tail = self.unwind_tail()?;
+        let at = self
+            .builder
+            .ins()
+            .iadd_imm_s(root.zero32, i64::from(offset));
+        let n = self.builder.ins().iadd_imm_s(root.zero32, count);
+        self.builder
+            .ins()
+            .jump(tail, &[BlockArg::Value(at), BlockArg::Value(n)]);
+        Ok(())
+    }
+
+    /// At the start of the rewind block: the never-taken edge that makes
+    /// the entry block the unwind tail's immediate dominator (see
+    /// [`FuncTranslator::unwind_tail`]), then the tail itself. Continues
+    /// in a new block of the rewind path.
+    fn finish_unwind_tail(&mut self) -> Result<(), CompileError> {
+        let Some(tail) = self.ckpt()?.unwind_tail else {
+            return Ok(());
+        };
+        let root = self.cold_root()?;
+        let rest = self.builder.create_block();
+        self.builder.set_cold_block(rest);
+        self.builder.ins().brif(
+            root.zero32,
+            tail,
+            &[BlockArg::Value(root.zero32), BlockArg::Value(root.zero32)],
+            rest,
+            &[],
+        );
+        self.builder.seal_block(tail);
+        self.builder.seal_block(rest);
+        self.builder.switch_to_block(tail);
+        let params = self.builder.block_params(tail).to_vec();
+        let root = self.cold_root()?;
+        let func = self
+            .builder
+            .ins()
+            .iadd_imm_s(root.zero32, i64::from(self.func_index));
+        self.env
+            .call_builtin_cold(
+                self.builder,
+                Builtin::UnwindFrame,
+                &[func, params[0], root.base, params[1]],
+            )
+            .map_err(|e| self.env_err(e))?;
+        let results = self.ckpt()?.results.clone();
+        let zeros: Vec<Value> = results
+            .iter()
+            .map(|t| cold_zero(self.builder, &root, *t))
+            .collect();
+        self.builder.ins().return_(&zeros);
+        self.builder.switch_to_block(rest);
         Ok(())
     }
 
@@ -511,7 +644,7 @@ impl FuncTranslator<'_, '_, '_> {
     /// path alone.
     fn emit_probe(&mut self, offset: u32, types: Vec<ValType>) -> Result<(), CompileError> {
         let c = self.ckpt()?;
-        let (probe_flag, limits) = (c.probe_flag, c.limits);
+        let limits = c.limits;
         let cont = self.builder.create_block();
         let stack = self.stack.clone();
         if stack.len() != types.len() {
@@ -521,13 +654,22 @@ impl FuncTranslator<'_, '_, '_> {
                 types.len()
             )));
         }
+        // A plain load compared with zero: x86-64 folds both into one
+        // `cmp` with a memory operand (aarch64: `ldr`, `cbnz`). It is not
+        // merged with an earlier probe's load, because every probe's cold
+        // path calls the runtime and rejoins the hot path: Cranelift's alias
+        // analysis takes a call as a fence, so after a probe, and at every
+        // loop header (whose back edge carries the header probe's call),
+        // memory is in a new state and the load is made again. Nor is it
+        // hoisted: a load without `can_move` stays where it is.
         let flag = self
             .builder
             .ins()
-            .atomic_load(types::I32, trusted(), probe_flag);
+            .load(types::I32, trusted(), limits, VMLIMITS_PROBE_FLAG);
+        let up = self.builder.ins().icmp_imm_u(IntCC::NotEqual, flag, 0);
         let probe = self.builder.create_block();
         self.builder.set_cold_block(probe);
-        self.builder.ins().brif(flag, probe, &[], cont, &[]);
+        self.builder.ins().brif(up, probe, &[], cont, &[]);
         self.builder.seal_block(probe);
         self.builder.switch_to_block(probe);
         let root = self.cold_root()?;
@@ -542,18 +684,41 @@ impl FuncTranslator<'_, '_, '_> {
         self.env
             .call_probe(self.builder, func, at)
             .map_err(|e| self.env_err(e))?;
-        let unwind = self.builder.create_block();
-        self.branch_on_unwind_state(limits, UNWINDING, unwind, cont);
-        self.builder.seal_block(unwind);
-        self.builder.switch_to_block(unwind);
-        self.emit_unwind(offset, &stack, &types)?;
+        // The frame is written here, before the runtime's answer is known:
+        // the unwinding path is then only the jump to the shared tail, which
+        // keeps the loop's blocks together for Cranelift (see
+        // `unwind_tail`). Writing it for nothing costs only when the flag
+        // is up, and the slots are scratch then: the runtime zeroes them
+        // when an unwind starts, which is before this (inside `Probe`).
+        let (count, _, root) = self.store_frame(offset, &stack, &types)?;
+        let tail = self.unwind_tail()?;
+        let at = self
+            .builder
+            .ins()
+            .iadd_imm_s(root.zero32, i64::from(offset));
+        let n = self.builder.ins().iadd_imm_s(root.zero32, count);
+        let now = self
+            .builder
+            .ins()
+            .load(types::I32, trusted(), limits, VMLIMITS_UNWIND_STATE);
+        let hit = self
+            .builder
+            .ins()
+            .icmp_imm_u(IntCC::Equal, now, i64::from(UNWINDING));
+        self.builder.ins().brif(
+            hit,
+            tail,
+            &[BlockArg::Value(at), BlockArg::Value(n)],
+            cont,
+            &[],
+        );
         self.builder.seal_block(cont);
         self.builder.switch_to_block(cont);
         Ok(())
     }
 
     /// In the current (cold) block: writes the locals then `stack` into the
-    /// slots, calls `UnwindFrame` and returns zero results.
+    /// slots and jumps to the unwind tail (`UnwindFrame`, zero results).
     fn emit_unwind(
         &mut self,
         offset: u32,
@@ -568,7 +733,7 @@ impl FuncTranslator<'_, '_, '_> {
             )));
         }
         let (count, _, root) = self.store_frame(offset, stack, types)?;
-        self.finish_unwind(offset, count, root)
+        self.jump_to_unwind_tail(offset, count, &root)
     }
 
     /// At the start of a cold path: the frame buffer's address and an
@@ -642,39 +807,6 @@ impl FuncTranslator<'_, '_, '_> {
         Ok((count, live, root))
     }
 
-    /// In the current (cold) block, after `store_frame`: calls
-    /// `UnwindFrame` and returns zero results.
-    fn finish_unwind(
-        &mut self,
-        offset: u32,
-        count: i64,
-        root: ColdRoot,
-    ) -> Result<(), CompileError> {
-        let func = self
-            .builder
-            .ins()
-            .iadd_imm_s(root.zero32, i64::from(self.func_index));
-        let at = self
-            .builder
-            .ins()
-            .iadd_imm_s(root.zero32, i64::from(offset));
-        let n = self.builder.ins().iadd_imm_s(root.zero32, count);
-        self.env
-            .call_builtin_cold(
-                self.builder,
-                Builtin::UnwindFrame,
-                &[func, at, root.base, n],
-            )
-            .map_err(|e| self.env_err(e))?;
-        let results = self.ckpt()?.results.clone();
-        let zeros: Vec<Value> = results
-            .iter()
-            .map(|t| cold_zero(self.builder, &root, *t))
-            .collect();
-        self.builder.ins().return_(&zeros);
-        Ok(())
-    }
-
     /// At the end of the function: fills the rewind dispatch, sizes the
     /// slots, seals the resume blocks and returns the stable points.
     pub(super) fn finish_checkpoints(
@@ -707,6 +839,15 @@ impl FuncTranslator<'_, '_, '_> {
 
         self.builder.set_srcloc(SourceLoc::new(body_offset));
         self.builder.switch_to_block(c.rewind);
+        let tail = c.unwind_tail;
+        // The tail is built from the rewind block, with `self.ckpt` back.
+        self.ckpt = Some(c);
+        self.finish_unwind_tail()?;
+        let c = self
+            .ckpt
+            .take()
+            .ok_or_else(|| self.error("instrumentation lost"))?;
+        debug_assert_eq!(tail, c.unwind_tail);
         if let Some(id) = c.resume_clone {
             // The hot body: the clone rewinds, runs the rest of this
             // activation and returns what it returns. No landing is made,
@@ -723,8 +864,8 @@ impl FuncTranslator<'_, '_, '_> {
             self.env
                 .tail_call_resume_clone(self.builder, self.func_index, id, &args)
                 .map_err(|e| self.env_err(e))?;
-            for p in &c.points {
-                self.builder.seal_block(p.block);
+            for b in c.points.iter().filter_map(|p| p.block) {
+                self.builder.seal_block(b);
             }
             return Ok(c.points.into_iter().map(|p| p.point).collect());
         }
@@ -772,6 +913,12 @@ impl FuncTranslator<'_, '_, '_> {
         self.checkpoint_rewind_forward(index)?;
         self.builder.ins().trap(clif_trap(TrapCode::Unreachable));
         for (landing, p) in landings.iter().zip(&c.points) {
+            let Some(block) = p.block else {
+                return Err(self.error(format!(
+                    "stable point at {:#x} has no resume block",
+                    p.point.offset
+                )));
+            };
             self.builder.seal_block(*landing);
             self.builder.set_cold_block(*landing);
             self.builder.switch_to_block(*landing);
@@ -786,10 +933,10 @@ impl FuncTranslator<'_, '_, '_> {
                 );
                 values.push(v);
             }
-            self.builder.ins().jump(p.block, &block_args(&values));
+            self.builder.ins().jump(block, &block_args(&values));
         }
-        for p in &c.points {
-            self.builder.seal_block(p.block);
+        for b in c.points.iter().filter_map(|p| p.block) {
+            self.builder.seal_block(b);
         }
         Ok(c.points.into_iter().map(|p| p.point).collect())
     }
