@@ -20,14 +20,10 @@
 //!          call:   results = call f(args) ; brif unwind_state == UNWINDING, unwind_k, cont
 //!                  (no test when f cannot unwind: `callgraph::unwinding_functions`)
 //!          wait:   as a call, of the wait builtin
-//! probe (cold):     Probe(func, offset) ; slots = locals ++ stack
-//!                   brif unwind_state == UNWINDING, tail(offset, n), cont
-//! unwind_k (cold):  slots = locals ++ stack ; jump tail(offset, n)
-//! rewind (cold):    brif opaque 0, tail(0, 0), rewind'     (never taken)
-//! rewind':          k = RewindFrame(func, slots, capacity) ; locals = slots[..]
+//! unwind_k (cold):  slots = locals ++ stack ; UnwindFrame(func, offset, slots, n) ; return 0...
+//! rewind (cold):    k = RewindFrame(func, slots, capacity) ; locals = slots[..]
 //!                   br_table k -> landing_k (else trap)
 //! landing_k:        jump resume_k(slots[nlocals..])
-//! tail(offset, n):  UnwindFrame(func, offset, slots, n) ; return 0...  (one per function)
 //! ```
 //!
 //! A hot body (one with a resume clone, `BodyRole::Hot`) has no resume
@@ -122,11 +118,6 @@ pub(crate) struct Instrumentation {
     /// hot one: the rewind path then calls the clone instead of entering
     /// the resume points.
     resume_clone: Option<u32>,
-    /// The function's shared unwind tail, once a probe or a call site
-    /// needs it: parameters `(offset, slot count)` of the frame already
-    /// written, it calls `UnwindFrame` and returns zeros. See
-    /// [`FuncTranslator::unwind_tail`] for why there is one per function.
-    unwind_tail: Option<Block>,
 }
 
 impl Instrumentation {
@@ -247,7 +238,6 @@ impl FuncTranslator<'_, '_, '_> {
             liveness: Liveness::compute(body, self.exn.first_hidden, body_offset, &self.exn.plan)?,
             stack_vars: HashMap::new(),
             resume_clone,
-            unwind_tail: None,
         });
         // Counter-loop also probes the entries of functions that may
         // recurse: recursion without loops (tree walks) must still reach a
@@ -534,100 +524,6 @@ impl FuncTranslator<'_, '_, '_> {
         Ok(())
     }
 
-    /// The function's shared unwind tail (created on first use): jumped to
-    /// with `(offset, slot count)` once the frame is in the slots.
-    ///
-    /// Why one per function, entered from the rewind block too: the probe
-    /// of a loop header has a cold block that calls the runtime, and the
-    /// block that unwinds from there returns, so it lies outside every
-    /// loop. Cranelift 0.135's elaborator walks the dominator tree in
-    /// reverse post-order and pops its stack of enclosing loops when it
-    /// enters a block outside them, never pushing them back for the blocks
-    /// visited later; a probe's unwind block was visited right after the
-    /// probe, before the rest of the loop body, which then got no
-    /// loop-invariant code motion (mandelbrot's `2.0 * x / n - 1.5`, mg's
-    /// index arithmetic, recomputed in every inner iteration). The shared
-    /// tail has a (never taken) predecessor in the rewind block, so its
-    /// immediate dominator is the entry block, and it is entered early in
-    /// the depth-first search (it is a sink), so it comes last among the
-    /// entry's children: the elaborator walks the whole body, loops intact,
-    /// before it. What a probe's cold block does before jumping here
-    /// (writing the frame) stays inside the loop.
-    fn unwind_tail(&mut self) -> Result<Block, CompileError> {
-        if let Some(b) = self.ckpt()?.unwind_tail {
-            return Ok(b);
-        }
-        let b = self.block_with_params(&[types::I32, types::I32]);
-        self.builder.set_cold_block(b);
-        self.ckpt_mut()?.unwind_tail = Some(b);
-        Ok(b)
-    }
-
-    /// In the current (cold) block: jumps to the unwind tail for the frame
-    /// at `offset` of `count` slots, written already; the two values come
-    /// from `root`'s opaque zero (see [`FuncTranslator::cold_root`]).
-    fn jump_to_unwind_tail(
-        &mut self,
-        offset: u32,
-        count: i64,
-        root: &ColdRoot,
-    ) -> Result<(), CompileError> {
-        let tail = self.unwind_tail()?;
-        let at = self
-            .builder
-            .ins()
-            .iadd_imm_s(root.zero32, i64::from(offset));
-        let n = self.builder.ins().iadd_imm_s(root.zero32, count);
-        self.builder
-            .ins()
-            .jump(tail, &[BlockArg::Value(at), BlockArg::Value(n)]);
-        Ok(())
-    }
-
-    /// At the start of the rewind block: the never-taken edge that makes
-    /// the entry block the unwind tail's immediate dominator (see
-    /// [`FuncTranslator::unwind_tail`]), then the tail itself. Continues
-    /// in a new block of the rewind path.
-    fn finish_unwind_tail(&mut self) -> Result<(), CompileError> {
-        let Some(tail) = self.ckpt()?.unwind_tail else {
-            return Ok(());
-        };
-        let root = self.cold_root()?;
-        let rest = self.builder.create_block();
-        self.builder.set_cold_block(rest);
-        self.builder.ins().brif(
-            root.zero32,
-            tail,
-            &[BlockArg::Value(root.zero32), BlockArg::Value(root.zero32)],
-            rest,
-            &[],
-        );
-        self.builder.seal_block(tail);
-        self.builder.seal_block(rest);
-        self.builder.switch_to_block(tail);
-        let params = self.builder.block_params(tail).to_vec();
-        let root = self.cold_root()?;
-        let func = self
-            .builder
-            .ins()
-            .iadd_imm_s(root.zero32, i64::from(self.func_index));
-        self.env
-            .call_builtin_cold(
-                self.builder,
-                Builtin::UnwindFrame,
-                &[func, params[0], root.base, params[1]],
-            )
-            .map_err(|e| self.env_err(e))?;
-        let results = self.ckpt()?.results.clone();
-        let zeros: Vec<Value> = results
-            .iter()
-            .map(|t| cold_zero(self.builder, &root, *t))
-            .collect();
-        self.builder.ins().return_(&zeros);
-        self.builder.switch_to_block(rest);
-        Ok(())
-    }
-
     /// A probe at stable point `offset` whose operand stack is the current
     /// one (of types `types`): `probe_flag != 0` calls `Probe` through the
     /// `preserve_all` probe trampoline, and if the runtime then says
@@ -690,35 +586,18 @@ impl FuncTranslator<'_, '_, '_> {
         // `unwind_tail`). Writing it for nothing costs only when the flag
         // is up, and the slots are scratch then: the runtime zeroes them
         // when an unwind starts, which is before this (inside `Probe`).
-        let (count, _, root) = self.store_frame(offset, &stack, &types)?;
-        let tail = self.unwind_tail()?;
-        let at = self
-            .builder
-            .ins()
-            .iadd_imm_s(root.zero32, i64::from(offset));
-        let n = self.builder.ins().iadd_imm_s(root.zero32, count);
-        let now = self
-            .builder
-            .ins()
-            .load(types::I32, trusted(), limits, VMLIMITS_UNWIND_STATE);
-        let hit = self
-            .builder
-            .ins()
-            .icmp_imm_u(IntCC::Equal, now, i64::from(UNWINDING));
-        self.builder.ins().brif(
-            hit,
-            tail,
-            &[BlockArg::Value(at), BlockArg::Value(n)],
-            cont,
-            &[],
-        );
+        let unwind = self.builder.create_block();
+        self.branch_on_unwind_state(limits, UNWINDING, unwind, cont);
+        self.builder.seal_block(unwind);
+        self.builder.switch_to_block(unwind);
+        self.emit_unwind(offset, &stack, &types)?;
         self.builder.seal_block(cont);
         self.builder.switch_to_block(cont);
         Ok(())
     }
 
     /// In the current (cold) block: writes the locals then `stack` into the
-    /// slots and jumps to the unwind tail (`UnwindFrame`, zero results).
+    /// slots, calls `UnwindFrame` and returns zero results.
     fn emit_unwind(
         &mut self,
         offset: u32,
@@ -733,7 +612,7 @@ impl FuncTranslator<'_, '_, '_> {
             )));
         }
         let (count, _, root) = self.store_frame(offset, stack, types)?;
-        self.jump_to_unwind_tail(offset, count, &root)
+        self.finish_unwind(offset, count, root)
     }
 
     /// At the start of a cold path: the frame buffer's address and an
@@ -807,6 +686,39 @@ impl FuncTranslator<'_, '_, '_> {
         Ok((count, live, root))
     }
 
+    /// In the current (cold) block, after `store_frame`: calls
+    /// `UnwindFrame` and returns zero results.
+    fn finish_unwind(
+        &mut self,
+        offset: u32,
+        count: i64,
+        root: ColdRoot,
+    ) -> Result<(), CompileError> {
+        let func = self
+            .builder
+            .ins()
+            .iadd_imm_s(root.zero32, i64::from(self.func_index));
+        let at = self
+            .builder
+            .ins()
+            .iadd_imm_s(root.zero32, i64::from(offset));
+        let n = self.builder.ins().iadd_imm_s(root.zero32, count);
+        self.env
+            .call_builtin_cold(
+                self.builder,
+                Builtin::UnwindFrame,
+                &[func, at, root.base, n],
+            )
+            .map_err(|e| self.env_err(e))?;
+        let results = self.ckpt()?.results.clone();
+        let zeros: Vec<Value> = results
+            .iter()
+            .map(|t| cold_zero(self.builder, &root, *t))
+            .collect();
+        self.builder.ins().return_(&zeros);
+        Ok(())
+    }
+
     /// At the end of the function: fills the rewind dispatch, sizes the
     /// slots, seals the resume blocks and returns the stable points.
     pub(super) fn finish_checkpoints(
@@ -839,15 +751,6 @@ impl FuncTranslator<'_, '_, '_> {
 
         self.builder.set_srcloc(SourceLoc::new(body_offset));
         self.builder.switch_to_block(c.rewind);
-        let tail = c.unwind_tail;
-        // The tail is built from the rewind block, with `self.ckpt` back.
-        self.ckpt = Some(c);
-        self.finish_unwind_tail()?;
-        let c = self
-            .ckpt
-            .take()
-            .ok_or_else(|| self.error("instrumentation lost"))?;
-        debug_assert_eq!(tail, c.unwind_tail);
         if let Some(id) = c.resume_clone {
             // The hot body: the clone rewinds, runs the rest of this
             // activation and returns what it returns. No landing is made,
