@@ -257,7 +257,79 @@ fn on_cycles(graph: &[Vec<u32>]) -> Vec<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::on_cycles;
+    use super::{on_cycles, recursive_functions, unwinding_functions};
+    use crate::module::{MetaHeader, parse};
+    use mvvm_abi::{Policy, TargetArch};
+
+    /// `unwinding_functions` of the module `wat` under `policy`, defined
+    /// functions only.
+    fn unwinds(wat: &str, policy: Policy) -> Vec<bool> {
+        let wasm = wat::parse_str(wat).expect("wat");
+        let header = MetaHeader {
+            target: TargetArch::X86_64,
+            cpu_features: Vec::new(),
+            opt_level: 0,
+            policy,
+        };
+        let parsed = parse(&wasm, header).expect("parse");
+        let recursive = if matches!(policy, Policy::CounterLoop { .. }) {
+            recursive_functions(&parsed.meta, &parsed.funcs).expect("graph")
+        } else {
+            Vec::new()
+        };
+        let all =
+            unwinding_functions(&parsed.meta, &parsed.funcs, policy, &recursive).expect("unwinds");
+        let nimports = parsed.meta.num_imported_funcs as usize;
+        assert!(all[..nimports].iter().all(|&u| u), "imports may unwind");
+        all[nimports..].to_vec()
+    }
+
+    /// Functions 1..=10 (0 is the import): a leaf, its caller, a loop, the
+    /// loop's caller, an import caller, an indirect caller, a self-recursion
+    /// without a loop, a tail caller of the loop, a waiter, and a caller of
+    /// the leaf's caller.
+    const GRAPH: &str = r#"
+      (module
+        (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
+        (type $t (func (result i32)))
+        (memory 1 1 shared)
+        (table 1 funcref)
+        (elem (i32.const 0) $leaf)
+        (func $leaf (result i32) (i32.const 1))
+        (func $calls_leaf (result i32) (call $leaf))
+        (func $looping (result i32) (local $i i32)
+          (loop $l (br_if $l (i32.eqz (local.get $i)))) (i32.const 2))
+        (func $calls_loop (result i32) (call $looping))
+        (func $calls_import (result i32) (call $yield))
+        (func $indirect (result i32) (call_indirect (type $t) (i32.const 0)))
+        (func $rec (param $n i32) (result i32)
+          (if (result i32) (local.get $n)
+            (then (call $rec (i32.sub (local.get $n) (i32.const 1))))
+            (else (i32.const 0))))
+        (func $tail_loop (result i32) (return_call $looping))
+        (func $waits (result i32)
+          (memory.atomic.wait32 (i32.const 0) (i32.const 1) (i64.const 0)))
+        (func $calls_calls_leaf (result i32) (call $calls_leaf)))
+    "#;
+
+    #[test]
+    fn what_may_unwind_follows_the_policy_and_the_call_tree() {
+        //            leaf   c_leaf looping c_loop import indir  rec    tail   waits  cc_leaf
+        let looping = [
+            false, false, true, true, true, true, false, true, true, false,
+        ];
+        assert_eq!(unwinds(GRAPH, Policy::Loop), looping);
+        assert_eq!(unwinds(GRAPH, Policy::LoopDirty), looping);
+        // Counter-loop also probes the entries of recursive functions.
+        let mut counter = looping;
+        counter[6] = true;
+        assert_eq!(
+            unwinds(GRAPH, Policy::CounterLoop { threshold_bits: 4 }),
+            counter
+        );
+        // Function-entry probes: everything may unwind.
+        assert!(unwinds(GRAPH, Policy::FunctionEntry).iter().all(|&u| u));
+    }
 
     #[test]
     fn cycles_self_calls_and_chains() {
