@@ -244,9 +244,7 @@ impl ModuleInfo<'_> {
     pub fn may_unwind(&self, index: u32) -> bool {
         self.unwinds.get(index as usize).copied().unwrap_or(true)
     }
-}
 
-impl ModuleInfo<'_> {
     /// The type of function `index`, if it exists.
     pub fn func_type(&self, index: u32) -> Option<&FuncType> {
         let t = *self.meta.funcs.get(index as usize)?;

@@ -550,14 +550,14 @@ impl FuncTranslator<'_, '_, '_> {
                 types.len()
             )));
         }
-        // A plain load compared with zero: x86-64 folds both into one
-        // `cmp` with a memory operand (aarch64: `ldr`, `cbnz`). It is not
-        // merged with an earlier probe's load, because every probe's cold
-        // path calls the runtime and rejoins the hot path: Cranelift's alias
-        // analysis takes a call as a fence, so after a probe, and at every
-        // loop header (whose back edge carries the header probe's call),
-        // memory is in a new state and the load is made again. Nor is it
-        // hoisted: a load without `can_move` stays where it is.
+        // A plain load compared with zero (x86-64: `mov`, `test`, `jne`;
+        // aarch64: `ldr` with an offset, `cbnz`). It is not merged with an
+        // earlier probe's load, because every probe's cold path calls the
+        // runtime and rejoins the hot path: Cranelift's alias analysis
+        // takes a call as a fence, so after a probe, and at every loop
+        // header (whose back edge carries the header probe's call), memory
+        // is in a new state and the load is made again. Nor is it hoisted:
+        // a load without `can_move` stays where it is.
         let flag = self
             .builder
             .ins()
@@ -580,12 +580,6 @@ impl FuncTranslator<'_, '_, '_> {
         self.env
             .call_probe(self.builder, func, at)
             .map_err(|e| self.env_err(e))?;
-        // The frame is written here, before the runtime's answer is known:
-        // the unwinding path is then only the jump to the shared tail, which
-        // keeps the loop's blocks together for Cranelift (see
-        // `unwind_tail`). Writing it for nothing costs only when the flag
-        // is up, and the slots are scratch then: the runtime zeroes them
-        // when an unwind starts, which is before this (inside `Probe`).
         let unwind = self.builder.create_block();
         self.branch_on_unwind_state(limits, UNWINDING, unwind, cont);
         self.builder.seal_block(unwind);
