@@ -29,7 +29,10 @@
 //!    "unwind now": the runtime has set `unwind_state = UNWINDING`.
 //! 2. *Unwinding*: the function spills its locals and operand stack at the
 //!    stable point into `u64` slots, calls `UnwindFrame(func, offset,
-//!    values, count)` and returns (with zero results). Every call site tests
+//!    values, count)` and returns (with zero results). Every call site whose
+//!    callee may unwind (the compiler leaves the test out after a call of a
+//!    function that, under the compilation's policy, has no probe, wait or
+//!    import call anywhere in its call tree) tests
 //!    `unwind_state == UNWINDING` after the callee returns and, if so, does
 //!    the same with its own call site as the stable point (its operand stack
 //!    includes the call's arguments). Frames therefore reach the runtime
@@ -65,9 +68,10 @@
 //!    import and returns instead, so an interrupted host call has a frame
 //!    that makes it again.
 //!
-//! Probes read `probe_flag` with an atomic (relaxed-or-stronger) load that
-//! the compiler may not merge with another probe's, so a flag set by a
-//! signal handler or another thread is seen by the next probe executed.
+//! Probes read `probe_flag` with a load (an aligned 32-bit load, atomic on
+//! every supported ISA) that the compiler may not merge with another
+//! probe's, so a flag set by a signal handler or another thread is seen by
+//! the next probe executed.
 //! A probe that finds the flag set calls `Probe` through the module's
 //! `preserve_all` trampoline and then tests `unwind_state` for
 //! [`UNWINDING`]. With [`Policy::CounterLoop`] (probes at loop headers and

@@ -1,5 +1,7 @@
-//! Which defined functions can be part of a recursion: the functions that
-//! need an entry probe under the counter-loop policy.
+//! Call-graph facts the checkpoint instrumentation needs: which defined
+//! functions can be part of a recursion (the functions that need an entry
+//! probe under the counter-loop policy, [`recursive_functions`]), and which
+//! can unwind for a checkpoint while they run ([`unwinding_functions`]).
 //!
 //! Why: counter-loop probes loop headers, and function entries so that a
 //! computation without loops (a tree walk) still polls. But a function that
@@ -17,7 +19,7 @@
 use crate::CompileError;
 use crate::module::PendingFunc;
 use mvvm_abi::meta::ImportKind;
-use mvvm_abi::{ConstExpr, ExportKind, ModuleMeta};
+use mvvm_abi::{ConstExpr, ExportKind, ModuleMeta, Policy};
 use wasmparser::Operator;
 
 /// Import modules whose functions never call back into wasm.
@@ -110,6 +112,85 @@ pub(crate) fn recursive_functions(
     Ok(on_cycles(&graph))
 }
 
+/// Per function index (imports included): whether a checkpoint can start
+/// while the function runs, that is whether a call of it may return with
+/// `unwind_state == UNWINDING` in a compilation under `policy`.
+/// `recursive` is [`recursive_functions`]'s answer (empty unless the policy
+/// is counter-loop).
+///
+/// Only three things start an unwind: a probe, an import stub whose host
+/// call gave up for a checkpoint (`HOST_CALL_UNWIND`) and a
+/// `memory.atomic.wait*` the runtime interrupts. So a function may unwind
+/// if it has a probe under the policy (every function under
+/// `FunctionEntry`; a function with a `loop` under the loop policies, and
+/// under counter-loop also one on a call-graph cycle), waits, calls an
+/// import, calls through a table (`call_indirect` and
+/// `return_call_indirect` may reach anything: conservatively yes), or
+/// calls or tail-calls a function that may unwind.
+///
+/// A call of a function that cannot unwind needs no `unwind_state` test
+/// after it, and in a hot body no resume block (see
+/// `translate/checkpoint.rs`): the stable point stays in the tables, so a
+/// snapshot of another compilation that holds a frame there still
+/// restores (through the resume clone, or the landing of a function
+/// without one).
+pub(crate) fn unwinding_functions(
+    meta: &ModuleMeta,
+    funcs: &[PendingFunc<'_>],
+    policy: Policy,
+    recursive: &[bool],
+) -> Result<Vec<bool>, CompileError> {
+    let nimports = meta.num_imported_funcs as usize;
+    let n = nimports + funcs.len();
+    let mut unwinds = vec![true; n];
+    if matches!(policy, Policy::None | Policy::FunctionEntry) {
+        // Without a policy nothing unwinds, but nothing asks either; with
+        // function-entry probes every function probes.
+        return Ok(unwinds);
+    }
+    // Callers of each defined function, for the propagation below.
+    let mut callers: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for (k, f) in funcs.iter().enumerate() {
+        let me = nimports + k;
+        let mut own = recursive.get(me).copied().unwrap_or(false)
+            && matches!(policy, Policy::CounterLoop { .. });
+        let mut ops = f
+            .body
+            .get_operators_reader()
+            .map_err(|e| CompileError::invalid(&e))?;
+        while !ops.eof() {
+            match ops.read().map_err(|e| CompileError::invalid(&e))? {
+                Operator::Loop { .. }
+                | Operator::MemoryAtomicWait32 { .. }
+                | Operator::MemoryAtomicWait64 { .. }
+                | Operator::CallIndirect { .. }
+                | Operator::ReturnCallIndirect { .. } => own = true,
+                Operator::Call { function_index } | Operator::ReturnCall { function_index } => {
+                    if (function_index as usize) < nimports {
+                        own = true;
+                    } else if let Some(c) = callers.get_mut(function_index as usize) {
+                        c.push(me as u32);
+                    }
+                }
+                _ => {}
+            }
+        }
+        unwinds[me] = own;
+    }
+    // Every caller of a function that may unwind may unwind: a worklist
+    // from the functions that unwind on their own (imports included).
+    let mut work: Vec<usize> = (0..n).filter(|&f| unwinds[f]).collect();
+    while let Some(f) = work.pop() {
+        for &c in &callers[f] {
+            if !unwinds[c as usize] {
+                unwinds[c as usize] = true;
+                work.push(c as usize);
+            }
+        }
+    }
+    Ok(unwinds)
+}
+
 /// Whether each node of `graph` (adjacency lists) lies on a cycle: in a
 /// strongly connected component of two or more nodes, or with an edge to
 /// itself. Tarjan's algorithm, iterative (call graphs can be deep).
@@ -176,7 +257,79 @@ fn on_cycles(graph: &[Vec<u32>]) -> Vec<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::on_cycles;
+    use super::{on_cycles, recursive_functions, unwinding_functions};
+    use crate::module::{MetaHeader, parse};
+    use mvvm_abi::{Policy, TargetArch};
+
+    /// `unwinding_functions` of the module `wat` under `policy`, defined
+    /// functions only.
+    fn unwinds(wat: &str, policy: Policy) -> Vec<bool> {
+        let wasm = wat::parse_str(wat).expect("wat");
+        let header = MetaHeader {
+            target: TargetArch::X86_64,
+            cpu_features: Vec::new(),
+            opt_level: 0,
+            policy,
+        };
+        let parsed = parse(&wasm, header).expect("parse");
+        let recursive = if matches!(policy, Policy::CounterLoop { .. }) {
+            recursive_functions(&parsed.meta, &parsed.funcs).expect("graph")
+        } else {
+            Vec::new()
+        };
+        let all =
+            unwinding_functions(&parsed.meta, &parsed.funcs, policy, &recursive).expect("unwinds");
+        let nimports = parsed.meta.num_imported_funcs as usize;
+        assert!(all[..nimports].iter().all(|&u| u), "imports may unwind");
+        all[nimports..].to_vec()
+    }
+
+    /// Functions 1..=10 (0 is the import): a leaf, its caller, a loop, the
+    /// loop's caller, an import caller, an indirect caller, a self-recursion
+    /// without a loop, a tail caller of the loop, a waiter, and a caller of
+    /// the leaf's caller.
+    const GRAPH: &str = r#"
+      (module
+        (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
+        (type $t (func (result i32)))
+        (memory 1 1 shared)
+        (table 1 funcref)
+        (elem (i32.const 0) $leaf)
+        (func $leaf (result i32) (i32.const 1))
+        (func $calls_leaf (result i32) (call $leaf))
+        (func $looping (result i32) (local $i i32)
+          (loop $l (br_if $l (i32.eqz (local.get $i)))) (i32.const 2))
+        (func $calls_loop (result i32) (call $looping))
+        (func $calls_import (result i32) (call $yield))
+        (func $indirect (result i32) (call_indirect (type $t) (i32.const 0)))
+        (func $rec (param $n i32) (result i32)
+          (if (result i32) (local.get $n)
+            (then (call $rec (i32.sub (local.get $n) (i32.const 1))))
+            (else (i32.const 0))))
+        (func $tail_loop (result i32) (return_call $looping))
+        (func $waits (result i32)
+          (memory.atomic.wait32 (i32.const 0) (i32.const 1) (i64.const 0)))
+        (func $calls_calls_leaf (result i32) (call $calls_leaf)))
+    "#;
+
+    #[test]
+    fn what_may_unwind_follows_the_policy_and_the_call_tree() {
+        //            leaf   c_leaf looping c_loop import indir  rec    tail   waits  cc_leaf
+        let looping = [
+            false, false, true, true, true, true, false, true, true, false,
+        ];
+        assert_eq!(unwinds(GRAPH, Policy::Loop), looping);
+        assert_eq!(unwinds(GRAPH, Policy::LoopDirty), looping);
+        // Counter-loop also probes the entries of recursive functions.
+        let mut counter = looping;
+        counter[6] = true;
+        assert_eq!(
+            unwinds(GRAPH, Policy::CounterLoop { threshold_bits: 4 }),
+            counter
+        );
+        // Function-entry probes: everything may unwind.
+        assert!(unwinds(GRAPH, Policy::FunctionEntry).iter().all(|&u| u));
+    }
 
     #[test]
     fn cycles_self_calls_and_chains() {

@@ -125,6 +125,11 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
     } else {
         Vec::new()
     };
+    let unwinds = if opts.policy.is_instrumented() {
+        crate::callgraph::unwinding_functions(&meta, &parsed.funcs, opts.policy, &recursive)?
+    } else {
+        Vec::new()
+    };
     let (tail_calls, tail_target_types) = if opts.policy.is_instrumented() {
         scan_tail_calls(&meta, &parsed.funcs)?
     } else {
@@ -143,6 +148,7 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
         probe_trampoline: probe_id.map(|id| id.as_u32()),
         resume_ids: resume_ids.iter().map(|id| id.map(|i| i.as_u32())).collect(),
         recursive,
+        unwinds,
     };
 
     let compiled = compile_functions(&info, &*isa, parsed.funcs, &func_ids)?;

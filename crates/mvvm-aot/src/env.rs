@@ -232,9 +232,19 @@ pub(crate) struct ModuleInfo<'m> {
     /// Per function index: whether the function may be part of a
     /// recursion (see `callgraph`); counter-loop probes only their entries.
     pub recursive: Vec<bool>,
+    /// Per function index: whether a call of it may return unwinding for
+    /// a checkpoint (see `callgraph::unwinding_functions`); a call of one
+    /// that cannot gets no `unwind_state` test. Empty without a policy.
+    pub unwinds: Vec<bool>,
 }
 
 impl ModuleInfo<'_> {
+    /// Whether a call of function `index` may return with `unwind_state ==
+    /// UNWINDING` (yes when unknown).
+    pub fn may_unwind(&self, index: u32) -> bool {
+        self.unwinds.get(index as usize).copied().unwrap_or(true)
+    }
+
     /// The type of function `index`, if it exists.
     pub fn func_type(&self, index: u32) -> Option<&FuncType> {
         let t = *self.meta.funcs.get(index as usize)?;

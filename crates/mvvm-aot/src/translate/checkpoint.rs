@@ -18,12 +18,16 @@
 //! resume_k(stack...):                          (Loop/Call/AtomicWait stable point)
 //!          loop:   jump header(params) ; header: [probe] ; body
 //!          call:   results = call f(args) ; brif unwind_state == UNWINDING, unwind_k, cont
+//!                  (no test when f cannot unwind: `callgraph::unwinding_functions`)
 //!          wait:   as a call, of the wait builtin
 //! unwind_k (cold):  slots = locals ++ stack ; UnwindFrame(func, offset, slots, n) ; return 0...
 //! rewind (cold):    k = RewindFrame(func, slots, capacity) ; locals = slots[..]
 //!                   br_table k -> landing_k (else trap)
 //! landing_k:        jump resume_k(slots[nlocals..])
 //! ```
+//!
+//! A hot body (one with a resume clone, `BodyRole::Hot`) has no resume
+//! blocks and no landings: its rewind path tail-calls the clone.
 //!
 //! Slots are `u64`s (`VALUE_SLOT_SIZE`): a `v128` local or stack value
 //! takes two consecutive ones, stored and loaded as one 16-byte access,
@@ -47,11 +51,15 @@
 //! validator run in lock-step with the translation (the translator's SSA
 //! values do not tell `i64` from a reference).
 //!
-//! Probes read `probe_flag` with an `atomic_load`: Cranelift's alias
-//! analysis would otherwise replace the flag load of an inner loop header by
-//! the one of the enclosing loop when nothing in between writes memory, and
-//! a store-free inner loop would never see the flag. On x86-64 the atomic
-//! load is a plain `mov`; on aarch64 an `ldar`.
+//! Probes read `probe_flag` with a plain load (a `mov`, an `ldr` with an
+//! offset). Cranelift's alias analysis could replace the flag load of an
+//! inner loop header by the one of the enclosing loop if nothing in between
+//! wrote memory; it cannot here, because every probe's cold block calls the
+//! runtime and rejoins the hot path, and a call is a fence for that
+//! analysis: after any probe, and at every loop header (whose back edge
+//! carries its probe's call), memory is in a new state and the flag is
+//! loaded again. (An `atomic_load` did the same at the price of an `ldar`
+//! and a register holding the flag's address on aarch64.)
 
 use super::liveness::Liveness;
 use super::{FuncTranslator, OpResult};
@@ -72,11 +80,19 @@ use wasmparser::{FuncValidator, Operator, ValidatorResources};
 /// A stable point and the block that resumes there.
 struct ResumePoint {
     point: StablePoint,
-    /// Its parameters are the operand stack at the point.
-    block: Block,
-    /// Those parameters (the SSA builder may append more to the block for
-    /// the variables read after it, so they are kept here).
+    /// Its parameters are the operand stack at the point. `None` in a hot
+    /// body (one with a resume clone), which never lands on a point: its
+    /// rewind path calls the clone.
+    block: Option<Block>,
+    /// The operand stack at the point: the block's parameters (the SSA
+    /// builder may append more to the block for the variables read after
+    /// it, so they are kept here), or the translator's values where there
+    /// is no block.
     stack: Vec<Value>,
+    /// Whether the operator at the point may return unwinding (a call of a
+    /// function that may unwind, any indirect call, an import, a wait):
+    /// only those are followed by an `unwind_state` test.
+    unwinds: bool,
 }
 
 /// Per-function state of the instrumentation.
@@ -84,8 +100,6 @@ pub(crate) struct Instrumentation {
     policy: Policy,
     /// `*mut VMLimits`, loaded once in the entry block.
     limits: Value,
-    /// `&limits.probe_flag`, computed once in the entry block.
-    probe_flag: Value,
     /// The rewind dispatch, filled at the end.
     rewind: Block,
     /// Resume points in translation order, which is offset order.
@@ -198,10 +212,6 @@ impl FuncTranslator<'_, '_, '_> {
         let body_offset = u32::try_from(body.range().start).unwrap_or(u32::MAX);
 
         let limits = self.env.limits(self.builder).map_err(|e| self.env_err(e))?;
-        let probe_flag = self
-            .builder
-            .ins()
-            .iadd_imm_s(limits, i64::from(VMLIMITS_PROBE_FLAG));
 
         let rewind = self.builder.create_block();
         let resume = self.builder.create_block();
@@ -212,7 +222,6 @@ impl FuncTranslator<'_, '_, '_> {
         self.ckpt = Some(Instrumentation {
             policy,
             limits,
-            probe_flag,
             rewind,
             points: vec![ResumePoint {
                 point: StablePoint {
@@ -220,8 +229,9 @@ impl FuncTranslator<'_, '_, '_> {
                     kind: StablePointKind::Entry,
                     stack: Vec::new(),
                 },
-                block: resume,
+                block: Some(resume),
                 stack: Vec::new(),
+                unwinds: true,
             }],
             tracker,
             results,
@@ -387,14 +397,31 @@ impl FuncTranslator<'_, '_, '_> {
             };
             stack.push(ty);
         }
-        let clif: Vec<ir::Type> = stack.iter().map(|t| clif_type(*t)).collect();
-        let block = self.block_with_params(&clif);
-        let values = std::mem::take(&mut self.stack);
-        self.builder.ins().jump(block, &block_args(&values));
-        self.builder.switch_to_block(block);
-        self.stack = self.builder.block_params(block).to_vec();
-        self.checkpoint_save_stack_below(self.stack.len())?;
-        if kind == StablePointKind::Loop && self.ckpt()?.resume_clone.is_some() {
+        // A call of a function that cannot unwind under this policy (see
+        // `crate::callgraph::unwinding_functions`) is never left by an
+        // unwind in this compilation; a frame of another compilation may
+        // still be restored at it.
+        let unwinds = match op {
+            Operator::Call { function_index } => self.env.info.may_unwind(*function_index),
+            _ => true,
+        };
+        // A hot body never lands on a resume point (its rewind path calls
+        // the clone), so it needs no resume block: the point's stack is the
+        // translator's, and nothing is redefined for enclosing frames.
+        let hot = c.resume_clone.is_some();
+        let block = if hot {
+            None
+        } else {
+            let clif: Vec<ir::Type> = stack.iter().map(|t| clif_type(*t)).collect();
+            let block = self.block_with_params(&clif);
+            let values = std::mem::take(&mut self.stack);
+            self.builder.ins().jump(block, &block_args(&values));
+            self.builder.switch_to_block(block);
+            self.stack = self.builder.block_params(block).to_vec();
+            self.checkpoint_save_stack_below(self.stack.len())?;
+            Some(block)
+        };
+        if kind == StablePointKind::Loop && hot {
             self.pin_float_locals(offset_u32(offset))?;
         }
         let params = self.stack.clone();
@@ -406,6 +433,7 @@ impl FuncTranslator<'_, '_, '_> {
             },
             block,
             stack: params,
+            unwinds,
         });
         Ok(true)
     }
@@ -480,6 +508,7 @@ impl FuncTranslator<'_, '_, '_> {
             return Ok(());
         };
         let (stack, types) = match c.points.last() {
+            Some(p) if p.point.offset == offset && !p.unwinds => return Ok(()),
             Some(p) if p.point.offset == offset => (p.stack.clone(), p.point.stack.clone()),
             _ => return Err(self.error(format!("call at {offset:#x} has no stable point"))),
         };
@@ -511,7 +540,7 @@ impl FuncTranslator<'_, '_, '_> {
     /// path alone.
     fn emit_probe(&mut self, offset: u32, types: Vec<ValType>) -> Result<(), CompileError> {
         let c = self.ckpt()?;
-        let (probe_flag, limits) = (c.probe_flag, c.limits);
+        let limits = c.limits;
         let cont = self.builder.create_block();
         let stack = self.stack.clone();
         if stack.len() != types.len() {
@@ -521,13 +550,22 @@ impl FuncTranslator<'_, '_, '_> {
                 types.len()
             )));
         }
+        // A plain load compared with zero (x86-64: `mov`, `test`, `jne`;
+        // aarch64: `ldr` with an offset, `cbnz`). It is not merged with an
+        // earlier probe's load, because every probe's cold path calls the
+        // runtime and rejoins the hot path: Cranelift's alias analysis
+        // takes a call as a fence, so after a probe, and at every loop
+        // header (whose back edge carries the header probe's call), memory
+        // is in a new state and the load is made again. Nor is it hoisted:
+        // a load without `can_move` stays where it is.
         let flag = self
             .builder
             .ins()
-            .atomic_load(types::I32, trusted(), probe_flag);
+            .load(types::I32, trusted(), limits, VMLIMITS_PROBE_FLAG);
+        let up = self.builder.ins().icmp_imm_u(IntCC::NotEqual, flag, 0);
         let probe = self.builder.create_block();
         self.builder.set_cold_block(probe);
-        self.builder.ins().brif(flag, probe, &[], cont, &[]);
+        self.builder.ins().brif(up, probe, &[], cont, &[]);
         self.builder.seal_block(probe);
         self.builder.switch_to_block(probe);
         let root = self.cold_root()?;
@@ -723,8 +761,8 @@ impl FuncTranslator<'_, '_, '_> {
             self.env
                 .tail_call_resume_clone(self.builder, self.func_index, id, &args)
                 .map_err(|e| self.env_err(e))?;
-            for p in &c.points {
-                self.builder.seal_block(p.block);
+            for b in c.points.iter().filter_map(|p| p.block) {
+                self.builder.seal_block(b);
             }
             return Ok(c.points.into_iter().map(|p| p.point).collect());
         }
@@ -772,6 +810,12 @@ impl FuncTranslator<'_, '_, '_> {
         self.checkpoint_rewind_forward(index)?;
         self.builder.ins().trap(clif_trap(TrapCode::Unreachable));
         for (landing, p) in landings.iter().zip(&c.points) {
+            let Some(block) = p.block else {
+                return Err(self.error(format!(
+                    "stable point at {:#x} has no resume block",
+                    p.point.offset
+                )));
+            };
             self.builder.seal_block(*landing);
             self.builder.set_cold_block(*landing);
             self.builder.switch_to_block(*landing);
@@ -786,10 +830,10 @@ impl FuncTranslator<'_, '_, '_> {
                 );
                 values.push(v);
             }
-            self.builder.ins().jump(p.block, &block_args(&values));
+            self.builder.ins().jump(block, &block_args(&values));
         }
-        for p in &c.points {
-            self.builder.seal_block(p.block);
+        for b in c.points.iter().filter_map(|p| p.block) {
+            self.builder.seal_block(b);
         }
         Ok(c.points.into_iter().map(|p| p.point).collect())
     }
