@@ -104,6 +104,16 @@ pub(crate) fn dump(
     local: SocketAddr,
     peer: SocketAddr,
 ) -> Result<SavedConnection, RepairError> {
+    // Entering repair mode forces the port's reuse and leaving it clears
+    // `SO_REUSEADDR` (the kernel sets `SK_NO_REUSE`): without putting the
+    // flag back, a connection that later closes normally leaves a
+    // TIME_WAIT that keeps a restore on this host from binding its
+    // listener again (found under qemu, where reading the state fails and
+    // the connection closes normally).
+    let reuse: libc::c_int = step(
+        "SO_REUSEADDR",
+        sys::getsockopt(h, libc::SOL_SOCKET, libc::SO_REUSEADDR),
+    )?;
     step("TCP_REPAIR on", tr::set_repair(h, tr::REPAIR_ON))?;
     let r = dump_in_repair(h, fd, local, peer);
     // Kernels before 4.14 know no "off without window probe": plain off
@@ -116,7 +126,12 @@ pub(crate) fn dump(
             Err(e)
         }
     });
-    let off = step("TCP_REPAIR off", off);
+    let off = step("TCP_REPAIR off", off).and_then(|()| {
+        step(
+            "SO_REUSEADDR",
+            sys::setsockopt(h, libc::SOL_SOCKET, libc::SO_REUSEADDR, reuse),
+        )
+    });
     let saved = r?;
     off?;
     Ok(saved)
@@ -427,6 +442,12 @@ pub(crate) fn rebuild(
     }
     // Leaving with a window probe: the peer answers with its window.
     step("TCP_REPAIR off", tr::set_repair(h, tr::REPAIR_OFF))?;
+    // Leaving repair mode cleared `SO_REUSEADDR`; the connection had it
+    // as every socket accepted from a listener of ours does, so that its
+    // TIME_WAIT never blocks a later restore's listener (see `dump`). The
+    // connection is live now: a failure here must not drop it, and costs
+    // at most that later bind.
+    let _ = sys::setsockopt(h, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1 as libc::c_int);
     // Bytes never sent are sent as any new data.
     if let Err(e) = fill(h, &c.send_queue[sent..], "unsent") {
         // Live already: back into repair mode, so that dropping the

@@ -211,6 +211,12 @@ fn a_connection_read_in_repair_mode_goes_on_working() {
     assert!(second.recv_queue.is_empty());
     assert_eq!(second.recv_seq, first.recv_seq.wrapping_add(6));
     assert_eq!(second.send_seq, first.send_seq.wrapping_add(5));
+    // Leaving repair mode clears SO_REUSEADDR in the kernel; the save puts
+    // back what the socket had (an accepted socket inherits it from std's
+    // listener), or its TIME_WAIT would block a later listener on the port.
+    let reuse: libc::c_int =
+        crate::sys::getsockopt(s.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR).unwrap();
+    assert_eq!(reuse, 1, "SO_REUSEADDR lost by reading the connection");
 }
 
 #[test]
