@@ -230,6 +230,11 @@ struct MigrationArgs {
     /// A remark added to migration.md (machine, load, ...).
     #[arg(long, value_name = "TEXT")]
     note: Option<String>,
+
+    /// The first TCP port the scripts listen on (each call takes the
+    /// next ten; loopback and the private namespaces only).
+    #[arg(long, default_value_t = 7990)]
+    port: u32,
 }
 
 /// The serial and the threaded workloads `--only` names (all of both
@@ -574,6 +579,7 @@ fn run_migration(a: &MigrationArgs, paths: &Paths) -> Result<bool> {
         criu,
         netns: a.netns,
         work: paths.work().join("migration"),
+        port: a.port,
     };
     let out = a.out.clone().unwrap_or_else(|| paths.artifact());
     tools::ensure_dir(&out)?;

@@ -234,6 +234,8 @@ pub struct Config {
     pub netns: bool,
     /// Work directory (kept module, baselines).
     pub work: PathBuf,
+    /// The first TCP port (each call of a script takes the next ten).
+    pub port: u32,
 }
 
 /// Runs a script; returns (exit code, stdout, stderr).
@@ -302,7 +304,7 @@ pub fn run(
     crate::tools::ensure_dir(&cfg.work)?;
     let mvvm_work = cfg.work.join("mvvm").display().to_string();
     let criu_work = cfg.work.join("criu").display().to_string();
-    let mut port = 7990u32;
+    let mut port = cfg.port;
     if !cfg.netns {
         for mode in [MVVM_STOP, MVVM_LIVE] {
             res.skip(mode, NETNS, "not asked for (--netns)");

@@ -156,6 +156,8 @@ fn a_quick_loopback_run_measures_mvvm_and_says_why_criu_did_not_run() {
         criu: criu.clone(),
         netns: false,
         work: work.clone(),
+        // Away from the default of `mvvm-bench migration`.
+        port: 8390,
     };
     let mut steps = 0;
     let r = migration::run(&paths.root, &cfg, &mut |_| steps += 1).expect("the scripts run");
