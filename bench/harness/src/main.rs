@@ -524,8 +524,12 @@ fn migration_tools(a: &MigrationArgs, paths: &Paths) -> Result<PathBuf, String> 
             .and_then(|e| e.parent().map(PathBuf::from))
             .ok_or("cannot locate the mvvm-bench binary")?
     } else {
-        let t = MvvmTools::build_release(paths).map_err(|e| format!("cannot build mvvm-cli: {e}"))?;
-        t.aot.parent().map(PathBuf::from).ok_or("no tools directory")?
+        let t =
+            MvvmTools::build_release(paths).map_err(|e| format!("cannot build mvvm-cli: {e}"))?;
+        t.aot
+            .parent()
+            .map(PathBuf::from)
+            .ok_or("no tools directory")?
     };
     match MvvmTools::in_dir(&dir) {
         Some(t) if t.restore.is_some() => Ok(dir),
@@ -603,7 +607,11 @@ fn run_migration(a: &MigrationArgs, paths: &Paths) -> Result<bool> {
     eprintln!(
         "wrote {}/migration.csv, migration.md{}",
         out.display(),
-        if plotted { ", migration.svg" } else { " (no plot: nothing ran)" }
+        if plotted {
+            ", migration.svg"
+        } else {
+            " (no plot: nothing ran)"
+        }
     );
     print!("{md}");
     Ok(res.failures.is_empty())

@@ -520,15 +520,30 @@ mod tests {
     #[test]
     fn parses_the_lines_of_both_scripts() {
         let l = parse_line(MVVM).unwrap();
-        assert_eq!((l.label.as_str(), l.mib, l.sent_bytes), ("loopback", 64, 67239936));
+        assert_eq!(
+            (l.label.as_str(), l.mib, l.sent_bytes),
+            ("loopback", 64, 67239936)
+        );
         assert_eq!((l.downtime_ms, l.migration_ms), (110.5, 110.5));
         let l = parse_line(LIVE).unwrap();
-        assert_eq!((l.label.as_str(), l.downtime_ms, l.migration_ms), ("netns", 3.042, 30.16));
+        assert_eq!(
+            (l.label.as_str(), l.downtime_ms, l.migration_ms),
+            ("netns", 3.042, 30.16)
+        );
         let l = parse_line(CRIU).unwrap();
-        assert_eq!((l.label.as_str(), l.sent_bytes, l.downtime_ms), ("criu", 67233153, 1417.0));
+        assert_eq!(
+            (l.label.as_str(), l.sent_bytes, l.downtime_ms),
+            ("criu", 67233153, 1417.0)
+        );
         // Not result lines, or figures missing or garbled.
-        assert_eq!(parse_line("downtime.sh: loopback 64 MiB: checkpoint exited 1"), None);
-        assert_eq!(parse_line(&MVVM.replace("downtime   110.5", "downtime x")), None);
+        assert_eq!(
+            parse_line("downtime.sh: loopback 64 MiB: checkpoint exited 1"),
+            None
+        );
+        assert_eq!(
+            parse_line(&MVVM.replace("downtime   110.5", "downtime x")),
+            None
+        );
         assert_eq!(parse_line(&MVVM.replace("sent", "got")), None);
         assert_eq!(parse_line(&MVVM.replace("output ok", "")), None);
         assert_eq!(parse_line(""), None);
@@ -551,13 +566,34 @@ mod tests {
     #[test]
     fn a_failed_script_is_a_failure_not_a_run() {
         let mut r = MigrationResults::default();
-        collect(&mut r, MVVM_STOP, 64, 1, &(1, String::new(), "boom".into()), "downtime.sh");
+        collect(
+            &mut r,
+            MVVM_STOP,
+            64,
+            1,
+            &(1, String::new(), "boom".into()),
+            "downtime.sh",
+        );
         assert!(r.runs.is_empty());
         assert!(r.failures[0].contains("boom"), "{:?}", r.failures);
         // A line for another size does not count.
-        collect(&mut r, CRIU_STOP, 256, 1, &(0, CRIU.into(), String::new()), "migrate.sh");
+        collect(
+            &mut r,
+            CRIU_STOP,
+            256,
+            1,
+            &(0, CRIU.into(), String::new()),
+            "migrate.sh",
+        );
         assert_eq!(r.failures.len(), 2);
-        collect(&mut r, CRIU_STOP, 64, 1, &(0, CRIU.into(), String::new()), "migrate.sh");
+        collect(
+            &mut r,
+            CRIU_STOP,
+            64,
+            1,
+            &(0, CRIU.into(), String::new()),
+            "migrate.sh",
+        );
         assert_eq!(r.runs.len(), 1);
         assert_eq!(r.runs[0].network, LOOPBACK);
     }

@@ -285,9 +285,21 @@ pub fn downtime_plot(path: &Path, lines: &[(String, Vec<(f64, f64)>)]) -> Result
     ];
     let colour = |i: usize, name: &str| {
         let (p, k): (&[RGBColor], usize) = if name.starts_with("CRIU") {
-            (&criu_palette, lines[..i].iter().filter(|(n, _)| n.starts_with("CRIU")).count())
+            (
+                &criu_palette,
+                lines[..i]
+                    .iter()
+                    .filter(|(n, _)| n.starts_with("CRIU"))
+                    .count(),
+            )
         } else {
-            (&mvvm_palette, lines[..i].iter().filter(|(n, _)| !n.starts_with("CRIU")).count())
+            (
+                &mvvm_palette,
+                lines[..i]
+                    .iter()
+                    .filter(|(n, _)| !n.starts_with("CRIU"))
+                    .count(),
+            )
         };
         p[k % p.len()]
     };
@@ -434,13 +446,22 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         assert!(!downtime_plot(&dir.join("empty.svg"), &[]).unwrap());
         let lines = vec![
-            ("MVVM pre-copy (--live), loopback".to_owned(), vec![(64.0, 2.0), (1024.0, 3.0)]),
-            ("CRIU stop-and-copy, loopback".to_owned(), vec![(64.0, 900.0), (1024.0, 9000.0)]),
+            (
+                "MVVM pre-copy (--live), loopback".to_owned(),
+                vec![(64.0, 2.0), (1024.0, 3.0)],
+            ),
+            (
+                "CRIU stop-and-copy, loopback".to_owned(),
+                vec![(64.0, 900.0), (1024.0, 9000.0)],
+            ),
         ];
         let path = dir.join("dt.svg");
         assert!(downtime_plot(&path, &lines).unwrap());
         let svg = std::fs::read_to_string(&path).unwrap();
-        assert!(svg.contains("CRIU stop-and-copy") && svg.contains("median, log scale"), "{svg}");
+        assert!(
+            svg.contains("CRIU stop-and-copy") && svg.contains("median, log scale"),
+            "{svg}"
+        );
         // Close figures: a linear axis.
         let near = vec![("a".to_owned(), vec![(64.0, 10.0), (256.0, 12.0)])];
         assert!(downtime_plot(&path, &near).unwrap());

@@ -23,12 +23,36 @@ use require::missing;
 /// Result lines as the two scripts print them (one per mode, network and
 /// size, two repetitions), as the harness would have collected them.
 const FIXTURE: &[(&str, usize, &str)] = &[
-    (migration::MVVM_STOP, 1, "loopback    64 MiB  snapshot   67239936 bytes  sent   67239936 bytes  checkpoint+send   80.2 ms  downtime   110.0 ms  migration   110.0 ms  total     5142 ms  no-key  output ok"),
-    (migration::MVVM_STOP, 2, "loopback    64 MiB  snapshot   67239936 bytes  sent   67239936 bytes  checkpoint+send   90.0 ms  downtime   130.0 ms  migration   130.0 ms  total     5142 ms  no-key  output ok"),
-    (migration::MVVM_STOP, 1, "loopback   256 MiB  snapshot  268566528 bytes  sent  268566528 bytes  checkpoint+send  300.0 ms  downtime   420.0 ms  migration   420.0 ms  total     6000 ms  no-key  output ok"),
-    (migration::MVVM_LIVE, 1, "loopback    64 MiB  snapshot    9830551 bytes  sent   69000000 bytes  checkpoint+send    0.491 ms  downtime    3.042 ms  migration    130.16 ms  total     5193 ms  live rounds [64.1] MiB  final 1245185 B  transfer 127.6 ms  pause 0.488 ms  no-key  output ok"),
-    (migration::CRIU_STOP, 1, "criu        64 MiB  pages   67227648 bytes  sent   67233153 bytes  dump      805 ms  restore    611 ms  downtime     1417 ms  migration     1417 ms  rest of run   4799 ms  output ok"),
-    (migration::CRIU_STOP, 1, "criu       256 MiB  pages  268435456 bytes  sent  268440961 bytes  dump     2805 ms  restore    900 ms  downtime     3705 ms  migration     3705 ms  rest of run   4799 ms  output ok"),
+    (
+        migration::MVVM_STOP,
+        1,
+        "loopback    64 MiB  snapshot   67239936 bytes  sent   67239936 bytes  checkpoint+send   80.2 ms  downtime   110.0 ms  migration   110.0 ms  total     5142 ms  no-key  output ok",
+    ),
+    (
+        migration::MVVM_STOP,
+        2,
+        "loopback    64 MiB  snapshot   67239936 bytes  sent   67239936 bytes  checkpoint+send   90.0 ms  downtime   130.0 ms  migration   130.0 ms  total     5142 ms  no-key  output ok",
+    ),
+    (
+        migration::MVVM_STOP,
+        1,
+        "loopback   256 MiB  snapshot  268566528 bytes  sent  268566528 bytes  checkpoint+send  300.0 ms  downtime   420.0 ms  migration   420.0 ms  total     6000 ms  no-key  output ok",
+    ),
+    (
+        migration::MVVM_LIVE,
+        1,
+        "loopback    64 MiB  snapshot    9830551 bytes  sent   69000000 bytes  checkpoint+send    0.491 ms  downtime    3.042 ms  migration    130.16 ms  total     5193 ms  live rounds [64.1] MiB  final 1245185 B  transfer 127.6 ms  pause 0.488 ms  no-key  output ok",
+    ),
+    (
+        migration::CRIU_STOP,
+        1,
+        "criu        64 MiB  pages   67227648 bytes  sent   67233153 bytes  dump      805 ms  restore    611 ms  downtime     1417 ms  migration     1417 ms  rest of run   4799 ms  output ok",
+    ),
+    (
+        migration::CRIU_STOP,
+        1,
+        "criu       256 MiB  pages  268435456 bytes  sent  268440961 bytes  dump     2805 ms  restore    900 ms  downtime     3705 ms  migration     3705 ms  rest of run   4799 ms  output ok",
+    ),
 ];
 
 fn fixture() -> MigrationResults {
@@ -68,15 +92,29 @@ fn the_report_gives_medians_ranges_and_why_a_mode_did_not_run() {
         md.contains("| MVVM stop-and-copy | loopback | 64 | 120 | 110-130 | 120 | 64.1 | 2 |"),
         "{md}"
     );
-    assert!(md.contains("| MVVM pre-copy (--live) | loopback | 64 | 3.04 | 3.04-3.04 | 130 | 65.8 | 1 |"), "{md}");
-    assert!(md.contains("| CRIU stop-and-copy | loopback | 256 | 3705 |"), "{md}");
+    assert!(
+        md.contains(
+            "| MVVM pre-copy (--live) | loopback | 64 | 3.04 | 3.04-3.04 | 130 | 65.8 | 1 |"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("| CRIU stop-and-copy | loopback | 256 | 3705 |"),
+        "{md}"
+    );
     assert!(md.contains("| CRIU pre-copy (pre-dump) | loopback | - | not run: criu check --feature mem_dirty_track fails |"), "{md}");
     // Pre-copy's sizes without runs get no row.
-    assert!(!md.contains("| MVVM pre-copy (--live) | loopback | 256 |"), "{md}");
+    assert!(
+        !md.contains("| MVVM pre-copy (--live) | loopback | 256 |"),
+        "{md}"
+    );
 
     let csv = migration::csv(&r);
     assert_eq!(csv.lines().count(), FIXTURE.len() + 1);
-    assert!(csv.contains("MVVM stop-and-copy,loopback,64,2,130,130,67239936"), "{csv}");
+    assert!(
+        csv.contains("MVVM stop-and-copy,loopback,64,2,130,130,67239936"),
+        "{csv}"
+    );
 
     // Only where both modes ran.
     let q = migration::ratios(&r, migration::MVVM_LIVE);
@@ -190,7 +228,11 @@ fn a_quick_loopback_run_measures_mvvm_and_says_why_criu_did_not_run() {
         }
         Err(why) => {
             assert_eq!(steps, 2);
-            for mode in [migration::CRIU_STOP, migration::CRIU_PRE, migration::CRIU_LAZY] {
+            for mode in [
+                migration::CRIU_STOP,
+                migration::CRIU_PRE,
+                migration::CRIU_LAZY,
+            ] {
                 let s = r
                     .skipped
                     .iter()
@@ -202,7 +244,14 @@ fn a_quick_loopback_run_measures_mvvm_and_says_why_criu_did_not_run() {
                 assert!(why.contains("not root"), "{why}");
             }
             let md = migration::markdown(&r, "quick");
-            assert!(md.contains(&format!("| {} | loopback | - | not run: {}", migration::CRIU_STOP, why.trim())), "{md}");
+            assert!(
+                md.contains(&format!(
+                    "| {} | loopback | - | not run: {}",
+                    migration::CRIU_STOP,
+                    why.trim()
+                )),
+                "{md}"
+            );
         }
     }
 }
