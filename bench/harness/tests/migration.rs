@@ -151,10 +151,11 @@ fn tools() -> Result<PathBuf, String> {
     }
     dirs.push(Paths::from_build().root.join("target").join("debug"));
     for d in &dirs {
-        if let Some(t) = MvvmTools::in_dir(d) {
-            if t.restore.is_some() && t.responds() {
-                return Ok(d.clone());
-            }
+        if let Some(t) = MvvmTools::in_dir(d)
+            && t.restore.is_some()
+            && t.responds()
+        {
+            return Ok(d.clone());
         }
     }
     Err(format!(
