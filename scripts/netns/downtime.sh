@@ -8,6 +8,7 @@
 #
 #   scripts/netns/downtime.sh [--sizes "16 64 256"] [--bin DIR] [--mode both|loopback|netns]
 #                             [--key FILE] [--live [--max-rounds N]] [--slow-writer]
+#                             [--work DIR] [--port N]
 #
 # With --key FILE both sides authenticate and encrypt the transfer (see
 # docs/security.md); without it the network-namespace receiver
@@ -35,6 +36,16 @@
 # mvvm-rcv-PID) and a veth pair that exists only inside them, with
 # addresses 10.77.0.1 and 10.77.0.2: nothing is sent outside this machine.
 # Everything it made is removed on exit, even on failure or Ctrl-C.
+#
+# --work DIR keeps the compiled module and the uninterrupted runs' outputs
+# in DIR (kept on exit) and reuses them on the next call with the same DIR:
+# the bench harness (`mvvm-bench migration`) calls this script once per
+# size, mode and repetition. --port N: the first port used (default 7790;
+# one more per migration). Each result line gives `sent` (the bytes the
+# sender put on the wire: the snapshot, or for --live every round and the
+# final part) and `migration` (stop-and-copy: the downtime; --live: from
+# the first trigger to the first instruction on the receiver, the
+# sender's transfer time plus the downtime past its pause).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -46,6 +57,7 @@ key=
 live=0
 slow=0
 max_rounds=
+keep=
 while [ $# -gt 0 ]; do
   case "$1" in
     --sizes) sizes=$2; shift 2 ;;
@@ -55,7 +67,9 @@ while [ $# -gt 0 ]; do
     --live) live=1; slow=1; shift ;;
     --max-rounds) max_rounds=$2; shift 2 ;;
     --slow-writer) slow=1; shift ;;
-    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+    --work) keep=$2; shift 2 ;;
+    --port) port=$2; shift 2 ;;
+    -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
     *) echo "downtime.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -86,7 +100,12 @@ if [ "$mode" != loopback ]; then
   fi
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/mvvm-downtime.XXXXXX")
+if [ -n "$keep" ]; then
+  mkdir -p "$keep"
+  work=$(cd "$keep" && pwd)
+else
+  work=$(mktemp -d "${TMPDIR:-/tmp}/mvvm-downtime.XXXXXX")
+fi
 ns_snd="mvvm-snd-$$"
 ns_rcv="mvvm-rcv-$$"
 made_ns=0
@@ -97,7 +116,7 @@ cleanup() {
     ip netns del "$ns_snd" 2>/dev/null || true
     ip netns del "$ns_rcv" 2>/dev/null || true
   fi
-  rm -rf "$work"
+  [ -n "$keep" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -115,9 +134,11 @@ fi
 # A JSON field of a one-line summary.
 field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1" | tr -d '"'; }
 
-"$bin/mvvm-aot" --enable-counter-loop-checkpoint --threshold-bits=10 \
-  -o "$work/memfill.aot" "$root/bench/wasm/memfill.wasm"
 aot="$work/memfill.aot"
+if [ -z "$keep" ] || ! [ -s "$aot" ]; then
+  "$bin/mvvm-aot" --enable-counter-loop-checkpoint --threshold-bits=10 \
+    -o "$aot" "$root/bench/wasm/memfill.wasm"
+fi
 
 # Baseline per size: output and probe count of an uninterrupted run.
 # (`--count-probes` where the tools have it: probes are then counted
@@ -126,17 +147,24 @@ count=()
 "$bin/mvvm-checkpoint" --help | grep -q -- --count-probes && count=(--count-probes)
 declare -A probes
 declare -A trigger
+declare -A base
 for m in $sizes; do
-  "$bin/mvvm-checkpoint" -t "$aot" -a "$(wl "$m")" "${count[@]}" --json "$work/base-$m.json" >"$work/base-$m.out"
-  probes[$m]=$(field "$work/base-$m.json" probes)
+  b="$work/base-$m-slow$slow"
+  base[$m]="$b.out"
+  if [ -z "$keep" ] || ! [ -s "$b.json" ]; then
+    "$bin/mvvm-checkpoint" -t "$aot" -a "$(wl "$m")" "${count[@]}" --json "$b.json" >"$b.out"
+  fi
+  probes[$m]=$(field "$b.json" probes)
   if ! [ "${probes[$m]}" -gt 2 ] 2>/dev/null; then
-    echo "downtime.sh: no probe count from the uninterrupted run: $(cat "$work/base-$m.json")" >&2
+    echo "downtime.sh: no probe count from the uninterrupted run: $(cat "$b.json")" >&2
     exit 1
   fi
   trigger[$m]=$((probes[$m] / 2))
   if [ "$slow" = 1 ]; then
     # A quarter into the passes: the fill's probes from a run without them.
-    "$bin/mvvm-checkpoint" -t "$aot" -a "$(wl "$m" 0)" "${count[@]}" --json "$work/fill-$m.json" >/dev/null
+    if [ -z "$keep" ] || ! [ -s "$work/fill-$m.json" ]; then
+      "$bin/mvvm-checkpoint" -t "$aot" -a "$(wl "$m" 0)" "${count[@]}" --json "$work/fill-$m.json" >/dev/null
+    fi
     fill=$(field "$work/fill-$m.json" probes)
     trigger[$m]=$((fill + (probes[$m] - fill) / 4))
   fi
@@ -191,11 +219,14 @@ migrate() {
     cat "$d/rcv.err" >&2
     return 1
   fi
-  if ! cat "$d/snd.out" "$d/rcv.out" | cmp -s - "$work/base-$m.out"; then
+  if ! cat "$d/snd.out" "$d/rcv.out" | cmp -s - "${base[$m]}"; then
     echo "downtime.sh: $label $m MiB: migrated output differs from an uninterrupted run" >&2
     return 1
   fi
-  local extra=
+  local extra= sent migration downtime
+  downtime=$(field "$d/rcv.json" downtime_ms)
+  sent=$(field "$d/snd.json" snapshot_bytes)
+  migration=$downtime
   if [ "$live" = 1 ]; then
     local rounds final pause xfer
     rounds=$(sed -n 's/.*"round_bytes":\[\([^]]*\)\].*/\1/p' "$d/snd.json" |
@@ -204,10 +235,12 @@ migrate() {
     pause=$(field "$d/snd.json" pause_ms)
     xfer=$(field "$d/snd.json" transfer_ms)
     extra="live rounds [$rounds] MiB  final $final B  transfer $xfer ms  pause $pause ms  "
+    sent=$(field "$d/snd.json" total_bytes)
+    migration=$(awk -v x="$xfer" -v d="$downtime" -v p="$pause" 'BEGIN { printf "%.2f", x + (d > p ? d - p : 0) }')
   fi
-  printf '%-8s %5s MiB  snapshot %10s bytes  checkpoint+send %8s ms  downtime %8s ms  total %8s ms  %s%s  output ok\n' \
-    "$label" "$m" "$(field "$d/snd.json" snapshot_bytes)" "$(field "$d/snd.json" checkpoint_ms)" \
-    "$(field "$d/rcv.json" downtime_ms)" "$(( (end - start) / 1000000 ))" "$extra" \
+  printf '%-8s %5s MiB  snapshot %10s bytes  sent %10s bytes  checkpoint+send %8s ms  downtime %8s ms  migration %8s ms  total %8s ms  %s%s  output ok\n' \
+    "$label" "$m" "$(field "$d/snd.json" snapshot_bytes)" "$sent" "$(field "$d/snd.json" checkpoint_ms)" \
+    "$downtime" "$migration" "$(( (end - start) / 1000000 ))" "$extra" \
     "$([ -n "$key" ] && echo "key" || echo "no-key")"
 }
 

@@ -14,6 +14,7 @@
 pub mod cr;
 pub mod criu;
 pub mod measure;
+pub mod migration;
 pub mod plot;
 pub mod policy;
 pub mod report;

@@ -20,7 +20,7 @@ use mvvm_bench::runner::{self, Config};
 use mvvm_bench::threads::{self, ThreadedWorkload};
 use mvvm_bench::tools::{self, MvvmTools, Paths};
 use mvvm_bench::workloads::{self, Workload};
-use mvvm_bench::{measure, plot, report, smoke};
+use mvvm_bench::{measure, migration, plot, report, smoke};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,6 +128,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Migration downtime, MVVM against CRIU in one run: per memory size
+    /// and repetition, interleaved, MVVM stop-and-copy, MVVM pre-copy
+    /// (--live) and CRIU stop-and-copy of memfill with a slow writer
+    /// (`-m MIB -p 30 -w 8 -d 20000`), over loopback (and for MVVM between
+    /// two network namespaces with --netns, as root). CRIU's pre-copy and
+    /// lazy modes get a row saying why they do not run. Drives
+    /// scripts/netns/downtime.sh and bench/criu/migrate.sh; writes
+    /// migration.md, migration.csv and migration.svg.
+    Migration(MigrationArgs),
     /// Internal: run PROGRAM, then write its wall time, CPU times and peak
     /// RSS to REPORT (used by the harness for every measured run).
     #[command(hide = true)]
@@ -169,6 +178,63 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct MigrationArgs {
+    /// Memory sizes, MiB (comma-separated; default 64,256,1024, or 8 with
+    /// --quick).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<u32>,
+
+    /// Repetitions of every mode at every size (default 3, or 1 with
+    /// --quick).
+    #[arg(long)]
+    reps: Option<usize>,
+
+    /// Small and fast: 8 MiB, one repetition (to try the harness).
+    #[arg(long)]
+    quick: bool,
+
+    /// MVVM also between two network namespaces (needs root and `ip`;
+    /// otherwise those rows say why they did not run).
+    #[arg(long)]
+    netns: bool,
+
+    /// Skip CRIU (its rows then say so).
+    #[arg(long)]
+    no_criu: bool,
+
+    /// The CRIU binary (default: `criu` on PATH if 4.x or newer, else the
+    /// one bench/criu/build.sh builds into target/criu).
+    #[arg(long, value_name = "PATH")]
+    criu: Option<PathBuf>,
+
+    /// With CRIU missing, do not run bench/criu/build.sh.
+    #[arg(long)]
+    no_criu_build: bool,
+
+    /// Use mvvm-aot, mvvm-checkpoint and mvvm-restore from this directory
+    /// instead of building them.
+    #[arg(long, value_name = "DIR")]
+    mvvm_dir: Option<PathBuf>,
+
+    /// Do not run cargo; use the MVVM tools next to this binary.
+    #[arg(long)]
+    no_build: bool,
+
+    /// Where results go (default: artifact/bench in the workspace).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// A remark added to migration.md (machine, load, ...).
+    #[arg(long, value_name = "TEXT")]
+    note: Option<String>,
+
+    /// The first TCP port the scripts listen on (each call takes the
+    /// next ten; loopback and the private namespaces only).
+    #[arg(long, default_value_t = 7990)]
+    port: u32,
 }
 
 /// The serial and the threaded workloads `--only` names (all of both
@@ -447,8 +513,122 @@ fn run_full(cli: &Cli, paths: &Paths) -> Result<bool> {
     Ok(res.mismatches().is_empty() && !res.checkpoints.iter().any(|c| c.failed()))
 }
 
+/// The MVVM tools for the migration mode (mvvm-restore included), or why
+/// there are none.
+fn migration_tools(a: &MigrationArgs, paths: &Paths) -> Result<PathBuf, String> {
+    let dir = if let Some(dir) = &a.mvvm_dir {
+        dir.clone()
+    } else if a.no_build {
+        std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(PathBuf::from))
+            .ok_or("cannot locate the mvvm-bench binary")?
+    } else {
+        let t =
+            MvvmTools::build_release(paths).map_err(|e| format!("cannot build mvvm-cli: {e}"))?;
+        t.aot
+            .parent()
+            .map(PathBuf::from)
+            .ok_or("no tools directory")?
+    };
+    match MvvmTools::in_dir(&dir) {
+        Some(t) if t.restore.is_some() => Ok(dir),
+        _ => Err(format!(
+            "no mvvm-aot, mvvm-checkpoint and mvvm-restore in {} (cargo build --release -p mvvm-cli)",
+            dir.display()
+        )),
+    }
+}
+
+fn run_migration(a: &MigrationArgs, paths: &Paths) -> Result<bool> {
+    let sizes = match (&a.sizes, a.quick) {
+        (v, _) if !v.is_empty() => v.clone(),
+        (_, true) => vec![8],
+        (_, false) => vec![64, 256, 1024],
+    };
+    if sizes.iter().any(|&m| !(8..=3584).contains(&m)) {
+        bail!("--sizes takes MiB from 8 (the working set) to 3584");
+    }
+    let reps = a.reps.unwrap_or(if a.quick { 1 } else { 3 }).max(1);
+    let (mvvm_dir, mvvm_missing) = match migration_tools(a, paths) {
+        Ok(d) => {
+            eprintln!("MVVM: tools in {}", d.display());
+            (Some(d), String::new())
+        }
+        Err(why) => {
+            eprintln!("MVVM: not run: {why}");
+            (None, why)
+        }
+    };
+    let criu = if a.no_criu {
+        Err("not asked for (--no-criu)".to_owned())
+    } else {
+        match criu::find(paths, a.criu.as_deref(), !a.no_criu_build) {
+            CriuTool::Ready { path, version } => {
+                eprintln!("CRIU: {version} ({})", path.display());
+                Ok(path)
+            }
+            CriuTool::Unavailable(why) => Err(why),
+            CriuTool::Off => Err("off".to_owned()),
+        }
+    };
+    if let Err(why) = &criu {
+        eprintln!("CRIU: not run: {why}");
+    }
+    let cfg = migration::Config {
+        sizes,
+        reps,
+        mvvm_dir,
+        mvvm_missing,
+        criu,
+        netns: a.netns,
+        work: paths.work().join("migration"),
+        port: a.port,
+    };
+    let out = a.out.clone().unwrap_or_else(|| paths.artifact());
+    tools::ensure_dir(&out)?;
+    let write = |res: &migration::MigrationResults| -> mvvm_bench::Result<String> {
+        report::write(&out.join("migration.csv"), &migration::csv(res))?;
+        let mut md = migration::markdown(res, "Migration downtime: MVVM and CRIU");
+        md.push_str(&migration::settings(&cfg));
+        if let Some(note) = &a.note {
+            md.push_str(&format!("\n{note}\n"));
+        }
+        report::write(&out.join("migration.md"), &md)?;
+        Ok(md)
+    };
+    let res = migration::run(&paths.root, &cfg, &mut |r| {
+        if let Err(e) = write(r) {
+            eprintln!("mvvm-bench: warning: {e}");
+        }
+    })?;
+    let md = write(&res)?;
+    let plotted = plot::downtime_plot(&out.join("migration.svg"), &res.downtime_lines())?;
+    eprintln!(
+        "wrote {}/migration.csv, migration.md{}",
+        out.display(),
+        if plotted {
+            ", migration.svg"
+        } else {
+            " (no plot: nothing ran)"
+        }
+    );
+    print!("{md}");
+    Ok(res.failures.is_empty())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Migration(a)) = &cli.command {
+        return match run_migration(a, &Paths::from_build()) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("mvvm-bench migration: error: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if let Some(Command::Measure {
         report,
         timeout_secs,

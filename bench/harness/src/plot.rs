@@ -244,6 +244,123 @@ pub fn latency_plot(path: &Path, res: &Results) -> Result<bool> {
     Ok(true)
 }
 
+/// Draws migration downtime against memory size into `path`, one line per
+/// `(name, [(MiB, ms)])` (MVVM's first, in warm colours, then CRIU's in
+/// cold ones); x on a log scale, y too when the figures span more than a
+/// factor of 20. Returns `false` (and draws nothing) without figures.
+pub fn downtime_plot(path: &Path, lines: &[(String, Vec<(f64, f64)>)]) -> Result<bool> {
+    let points = || lines.iter().flat_map(|(_, v)| v.iter().copied());
+    if points().next().is_none() {
+        return Ok(false);
+    }
+    let (xmin, xmax) = points().fold((f64::MAX, f64::MIN), |(lo, hi), (x, _)| {
+        (lo.min(x), hi.max(x))
+    });
+    let (ymin, ymax) = points().fold((f64::MAX, f64::MIN), |(lo, hi), (_, y)| {
+        (lo.min(y), hi.max(y))
+    });
+    let log_y = ymin > 0.0 && ymax / ymin > 20.0;
+    let x_range = ((xmin / 1.5).max(0.1)..(xmax * 1.5)).log_scale();
+    let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(
+            "Migration downtime against memory size (memfill, slow writer)",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(50)
+        .y_label_area_size(70);
+    let mvvm_palette = [
+        RGBColor(200, 30, 30),
+        RGBColor(230, 130, 0),
+        RGBColor(150, 40, 120),
+        RGBColor(240, 90, 140),
+    ];
+    let criu_palette = [
+        RGBColor(30, 70, 200),
+        RGBColor(0, 150, 150),
+        RGBColor(120, 160, 230),
+    ];
+    let colour = |i: usize, name: &str| {
+        let (p, k): (&[RGBColor], usize) = if name.starts_with("CRIU") {
+            (
+                &criu_palette,
+                lines[..i]
+                    .iter()
+                    .filter(|(n, _)| n.starts_with("CRIU"))
+                    .count(),
+            )
+        } else {
+            (
+                &mvvm_palette,
+                lines[..i]
+                    .iter()
+                    .filter(|(n, _)| !n.starts_with("CRIU"))
+                    .count(),
+            )
+        };
+        p[k % p.len()]
+    };
+    macro_rules! draw {
+        ($chart:expr, $ydesc:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .light_line_style(WHITE)
+                .x_desc("memory filled by the program (MiB, log scale)")
+                .y_desc($ydesc)
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_label_formatter(&|v| {
+                    if *v >= 1.0 {
+                        format!("{v:.0}")
+                    } else {
+                        format!("{v:.2}")
+                    }
+                })
+                .draw()
+                .map_err(err)?;
+            for (i, (name, pts)) in lines.iter().enumerate() {
+                if pts.is_empty() {
+                    continue;
+                }
+                let color = colour(i, name);
+                chart
+                    .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+                    .map_err(err)?
+                    .label(name.as_str())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                    });
+                chart
+                    .draw_series(pts.iter().map(|p| Circle::new(*p, 4, color.filled())))
+                    .map_err(err)?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::UpperLeft)
+                .draw()
+                .map_err(err)?;
+        }};
+    }
+    if log_y {
+        let chart = builder
+            .build_cartesian_2d(x_range, ((ymin / 2.0)..(ymax * 2.0)).log_scale())
+            .map_err(err)?;
+        draw!(chart, "downtime (ms, median, log scale)");
+    } else {
+        let chart = builder
+            .build_cartesian_2d(x_range, 0f64..(ymax * 1.15))
+            .map_err(err)?;
+        draw!(chart, "downtime (ms, median)");
+    }
+    root.present().map_err(err)?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +435,39 @@ mod tests {
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(
             svg.contains("CRIU dump") && !svg.contains("MVVM checkpoint"),
+            "{svg}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_downtime_plot_has_a_line_per_mode_and_a_log_axis_when_needed() {
+        let dir = std::env::temp_dir().join(format!("mvvm-bench-dt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(!downtime_plot(&dir.join("empty.svg"), &[]).unwrap());
+        let lines = vec![
+            (
+                "MVVM pre-copy (--live), loopback".to_owned(),
+                vec![(64.0, 2.0), (1024.0, 3.0)],
+            ),
+            (
+                "CRIU stop-and-copy, loopback".to_owned(),
+                vec![(64.0, 900.0), (1024.0, 9000.0)],
+            ),
+        ];
+        let path = dir.join("dt.svg");
+        assert!(downtime_plot(&path, &lines).unwrap());
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            svg.contains("CRIU stop-and-copy") && svg.contains("median, log scale"),
+            "{svg}"
+        );
+        // Close figures: a linear axis.
+        let near = vec![("a".to_owned(), vec![(64.0, 10.0), (256.0, 12.0)])];
+        assert!(downtime_plot(&path, &near).unwrap());
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            svg.contains("downtime (ms, median)") && !svg.contains("median, log scale"),
             "{svg}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
