@@ -123,35 +123,9 @@ fn program(body: &str) -> String {
     format!("(module {PRELUDE} {body})")
 }
 
-/// Checkpoints `module` at probe `n`, restores into `target` and checks
-/// the result; returns the number of frames the snapshot held.
+/// [`ckpt_common::checkpoint_restore`] with this file's stack and tag.
 fn checkpoint_restore(module: &Module, target: &Module, n: u64, want: &(i32, Vec<u8>)) -> usize {
-    let dir = temp_dir("tail", "cr");
-    let snap = dir.join("snap");
-    let out = Command::new(module)
-        .config(wasi(&dir))
-        .max_wasm_stack(STACK)
-        .run(cfg(Trigger::ProbeCount(n), &snap), RunOptions::default())
-        .unwrap_or_else(|e| panic!("run to probe {n}: {e}"));
-    let Outcome::Checkpointed { stats } = out else {
-        panic!("probe {n}: no checkpoint: {out:?}");
-    };
-    let out = Command::new(target)
-        .max_wasm_stack(STACK)
-        .grants(ckpt_common::grants(&dir))
-        .restore(
-            SnapshotSource::File(snap),
-            cfg(Trigger::CountProbes, &dir.join("snap2")),
-            RestoreOptions::default(),
-        )
-        .unwrap_or_else(|e| panic!("restore of probe {n}: {e}"));
-    let Outcome::Exited { code, .. } = out else {
-        panic!("restore of probe {n} did not exit: {out:?}");
-    };
-    let bytes = std::fs::read(dir.join("out")).expect("output after restore");
-    assert_eq!((code, bytes), want.clone(), "checkpoint at probe {n}");
-    let _ = std::fs::remove_dir_all(&dir);
-    stats.frames
+    ckpt_common::checkpoint_restore(module, target, STACK, "tail", n, want)
 }
 
 /// Checkpoints at every `p / steps`-th probe (and the first and last) and

@@ -7,7 +7,9 @@ pub mod in_memory;
 
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
-use mvvm_rt::checkpoint::{CheckpointConfig, Outcome, RunOptions, SnapshotSink, Trigger};
+use mvvm_rt::checkpoint::{
+    CheckpointConfig, Outcome, RestoreOptions, RunOptions, SnapshotSink, SnapshotSource, Trigger,
+};
 use mvvm_wasi::{Command, Grants, Preopen, WasiConfig};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -75,6 +77,46 @@ pub fn checkpoint_at(module: &Module, dir: &Path, stack: usize, probe: u64, snap
         .run(cfg(Trigger::ProbeCount(probe), snap), RunOptions::default())
         .expect("run");
     assert!(matches!(out, Outcome::Checkpointed { .. }), "{out:?}");
+}
+
+/// Checkpoints `module` (WASI on a fresh directory, a `stack`-byte wasm
+/// stack) at probe `n`, restores the snapshot into `target`, runs it to
+/// the end and checks its exit code and `out` file against `want`; returns
+/// the number of frames the snapshot held.
+pub fn checkpoint_restore(
+    module: &Module,
+    target: &Module,
+    stack: usize,
+    tag: &str,
+    n: u64,
+    want: &(i32, Vec<u8>),
+) -> usize {
+    let dir = temp_dir(tag, "cr");
+    let snap = dir.join("snap");
+    let out = Command::new(module)
+        .config(wasi(&dir))
+        .max_wasm_stack(stack)
+        .run(cfg(Trigger::ProbeCount(n), &snap), RunOptions::default())
+        .unwrap_or_else(|e| panic!("run to probe {n}: {e}"));
+    let Outcome::Checkpointed { stats } = out else {
+        panic!("probe {n}: no checkpoint: {out:?}");
+    };
+    let out = Command::new(target)
+        .max_wasm_stack(stack)
+        .grants(grants(&dir))
+        .restore(
+            SnapshotSource::File(snap),
+            cfg(Trigger::CountProbes, &dir.join("snap2")),
+            RestoreOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("restore of probe {n}: {e}"));
+    let Outcome::Exited { code, .. } = out else {
+        panic!("restore of probe {n} did not exit: {out:?}");
+    };
+    let bytes = std::fs::read(dir.join("out")).expect("output after restore");
+    assert_eq!((code, bytes), want.clone(), "checkpoint at probe {n}");
+    let _ = std::fs::remove_dir_all(&dir);
+    stats.frames
 }
 
 /// An uninterrupted run of `module` (its `_start`, with a WASI preopen of
