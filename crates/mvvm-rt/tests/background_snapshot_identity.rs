@@ -161,8 +161,12 @@ fn same_state(a: &Snapshot, b: &Snapshot, what: &str) {
     assert_eq!(a.memory.length_bytes(), b.memory.length_bytes(), "{what}");
     assert_eq!(a.memory.max_pages(), b.memory.max_pages(), "{what}");
     let (ma, mb) = (a.memory_bytes().unwrap(), b.memory_bytes().unwrap());
-    let diff = ma.iter().zip(&mb).position(|(x, y)| x != y);
-    assert_eq!(diff, None, "{what}: memory differs at this guest address");
+    if let Some(at) = ma.iter().zip(&mb).position(|(x, y)| x != y) {
+        panic!(
+            "{what}: memory differs from guest address {at:#x} on ({} against {})",
+            ma[at], mb[at]
+        );
+    }
 }
 
 /// A snapshot file cut at the places `docs/snapshot-format.md` gives.
