@@ -7,7 +7,7 @@
 //! ([`exception`]), the
 //! symbol and section names of the `.aot` object ([`object`]), the metadata
 //! that travels with the code ([`meta`], and the checkpoint tables decoded
-//! on demand, [`tables`]) and the one codec used to encode it
+//! on demand, [`tables`], and the trap sites read in place, [`trap_sites`]) and the one codec used to encode it
 //! ([`codec`]). This crate has no unsafe code.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -20,6 +20,7 @@ pub mod meta;
 pub mod object;
 pub mod tables;
 pub mod trap;
+pub mod trap_sites;
 pub mod version;
 pub mod vmctx;
 
@@ -27,3 +28,4 @@ pub use checkpoint::{Policy, StablePoint, StablePointKind};
 pub use meta::*;
 pub use tables::{CheckpointTables, FuncTables, TablesError};
 pub use trap::TrapCode;
+pub use trap_sites::{TrapSiteTable, TrapSitesError};

@@ -3,12 +3,15 @@
 //!
 //! It is everything the runtime needs to instantiate the module without the
 //! original wasm: types, imports, exports, memories, tables, globals,
-//! segments, names, and the trap table that maps a faulting code offset back
-//! to a trap code, function and bytecode offset.
+//! segments, names. The trap sites that map a faulting code offset back to
+//! a trap code and bytecode offset are in a section of their own
+//! ([`trap_sites`](crate::trap_sites)), as are the checkpoint tables
+//! ([`tables`](crate::tables)).
 
 use crate::checkpoint::Policy;
 use crate::tables::{CheckpointTables, FuncTables, TablesError};
 use crate::trap::TrapCode;
+use crate::trap_sites::{TrapSiteTable, TrapSitesError};
 use serde::{Deserialize, Serialize};
 
 /// A wasm value type (WebAssembly 2.0).
@@ -276,10 +279,9 @@ pub struct TrapSite {
 /// Per defined function: the data the runtime needs about its code.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct FuncInfo {
-    /// Size in bytes of the function's code.
+    /// Size in bytes of the function's code. (Its trap sites are in
+    /// [`ModuleMeta::trap_sites`].)
     pub code_size: u32,
-    /// Trap sites, sorted by `code_offset`.
-    pub traps: Vec<TrapSite>,
     /// Call sites that have exception handlers, sorted by
     /// `return_offset` (empty in a module without exception handling).
     pub call_sites: Vec<crate::exception::CallSite>,
@@ -302,10 +304,9 @@ pub struct FuncInfo {
 /// of each restored activation.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ResumeCode {
-    /// Size in bytes of the clone's code.
+    /// Size in bytes of the clone's code. (Its trap sites are in
+    /// [`ModuleMeta::trap_sites`].)
     pub code_size: u32,
-    /// Trap sites of the clone, sorted by `code_offset`.
-    pub traps: Vec<TrapSite>,
     /// Call sites of the clone that have exception handlers, sorted by
     /// `return_offset`.
     pub call_sites: Vec<crate::exception::CallSite>,
@@ -400,6 +401,12 @@ pub struct ModuleMeta {
     /// [`ModuleMeta::func_tables`]).
     #[serde(skip)]
     pub checkpoint_tables: CheckpointTables,
+    /// Every body's and resume clone's trap sites: not part of this
+    /// encoding but of [`TRAPS_SECTION`](crate::object::TRAPS_SECTION),
+    /// attached by whoever reads the object and read in place (the
+    /// signal handler searches it).
+    #[serde(skip)]
+    pub trap_sites: TrapSiteTable,
 }
 
 impl ModuleMeta {
@@ -425,6 +432,17 @@ impl ModuleMeta {
             self.func_infos.len(),
             self.frame_slots as usize,
         )?;
+        Ok(())
+    }
+
+    /// Attaches a copy of `section` (the bytes of
+    /// [`TRAPS_SECTION`](crate::object::TRAPS_SECTION)) as this module's
+    /// trap sites, checking it; for tools and tests that read an object's
+    /// sections themselves.
+    pub fn attach_trap_section(&mut self, section: &[u8]) -> Result<(), TrapSitesError> {
+        let bytes: crate::tables::SharedBytes = std::sync::Arc::new(section.to_vec());
+        self.trap_sites =
+            TrapSiteTable::from_section(bytes, 0..section.len(), self.func_infos.len())?;
         Ok(())
     }
 

@@ -13,6 +13,13 @@ pub const META_SECTION: &str = ".mvvm.meta";
 /// [`META_SECTION`] so that loading a module does not decode them.
 pub const CKPT_SECTION: &str = ".mvvm.ckpt";
 
+/// Section holding every body's and resume clone's trap sites as
+/// fixed-width little-endian records, read in place by the runtime (its
+/// signal handler searches them); see [`trap_sites`](crate::trap_sites)
+/// for the layout. Apart from [`META_SECTION`] so that loading a module
+/// decodes nothing per function.
+pub const TRAPS_SECTION: &str = ".mvvm.traps";
+
 /// The empty section that marks a pre-linked object: every PC-relative
 /// relocation from a text section to the same section (the calls between
 /// functions) is already applied in its bytes by `mvvm-aot`; the

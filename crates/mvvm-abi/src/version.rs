@@ -20,8 +20,10 @@
 /// a wait for a checkpoint, which older code would not unwind from. 8:
 /// locals and stable points moved out of `FuncInfo` into the section
 /// `.mvvm.ckpt` (decoded per function on first use), and
-/// `ModuleMeta::frame_slots` records the frame buffer's size.
-pub const AOT_FORMAT_VERSION: u32 = 8;
+/// `ModuleMeta::frame_slots` records the frame buffer's size. 9: trap
+/// sites moved out of `FuncInfo` and `ResumeCode` into the section
+/// `.mvvm.traps` (fixed-width records read in place).
+pub const AOT_FORMAT_VERSION: u32 = 9;
 
 /// Version of the MVVM toolchain that produced a file.
 pub const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");

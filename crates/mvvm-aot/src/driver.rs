@@ -16,7 +16,9 @@ use mvvm_abi::object::{
     PROBE_TRAMPOLINE_SYMBOL, array_trampoline_symbol, func_symbol, import_stub_symbol,
     resume_symbol,
 };
-use mvvm_abi::{CheckpointTables, ExportKind, FuncInfo, FuncTables, ResumeCode, TrapSite};
+use mvvm_abi::{
+    CheckpointTables, ExportKind, FuncInfo, FuncTables, ResumeCode, TrapSite, TrapSiteTable,
+};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -206,19 +208,24 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
 
     let mut func_infos = Vec::with_capacity(compiled.len());
     let mut tables = Vec::with_capacity(compiled.len());
+    let mut body_traps = Vec::with_capacity(compiled.len());
+    let mut clone_traps = Vec::with_capacity(compiled.len());
     for (k, (mut code, clone)) in compiled.into_iter().enumerate() {
         let index = nimports + k as u32;
         emitter.define_function(func_ids[index as usize], index, &code)?;
         tables.push(std::mem::take(&mut code.tables));
+        body_traps.push(std::mem::take(&mut code.traps));
         let mut info = code.info;
-        if let (Some(clone), Some(id)) = (clone, resume_ids[index as usize]) {
+        let mut clone_sites = Vec::new();
+        if let (Some(mut clone), Some(id)) = (clone, resume_ids[index as usize]) {
             emitter.define_function(id, index, &clone)?;
+            clone_sites = std::mem::take(&mut clone.traps);
             info.resume = Some(ResumeCode {
                 code_size: clone.info.code_size,
-                traps: clone.info.traps,
                 call_sites: clone.info.call_sites,
             });
         }
+        clone_traps.push(clone_sites);
         func_infos.push(info);
     }
     for (id, index, code) in &glue {
@@ -239,6 +246,11 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
     meta.checkpoint_tables = CheckpointTables::from_tables(&tables, meta.frame_slots as usize)
         .map_err(|e| CompileError::Object {
             step: "encode the checkpoint tables".into(),
+            source: Box::new(e),
+        })?;
+    meta.trap_sites =
+        TrapSiteTable::from_sites(&body_traps, &clone_traps).map_err(|e| CompileError::Object {
+            step: "encode the trap sites".into(),
             source: Box::new(e),
         })?;
     meta.array_trampolines = tramp_indices;
@@ -521,10 +533,10 @@ fn finish_function(
         relocs,
         info: FuncInfo {
             code_size,
-            traps,
             call_sites,
             ..FuncInfo::default()
         },
+        traps,
         tables: FuncTables::default(),
     })
 }

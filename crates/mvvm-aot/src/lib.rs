@@ -34,7 +34,7 @@
 //! - Traps: memory accesses fault (SIGSEGV/SIGBUS) at recorded trap sites;
 //!   integer division faults on x86-64 are SIGFPE at `div`/`idiv`; other
 //!   traps are `ud2`/`udf`-style trap instructions. Every one is in
-//!   `FuncInfo::traps`.
+//!   `ModuleMeta::trap_sites` (section `.mvvm.traps`).
 //! - Checkpoints (any [`Policy`] but `None`): `translate/checkpoint.rs`
 //!   adds the resume points, probes, unwind and rewind paths of the
 //!   contract in `mvvm_abi::checkpoint`, and fills

@@ -258,6 +258,7 @@ pub(crate) fn parse<'a>(
         func_infos: Vec::new(),
         frame_slots: 0,
         checkpoint_tables: Default::default(),
+        trap_sites: Default::default(),
     };
     let mut funcs = Vec::new();
 

@@ -28,9 +28,9 @@ use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_module::{DataDescription, FuncId, Linkage, Module, ModuleReloc, ModuleRelocTarget};
 use cranelift_object::object;
 use cranelift_object::{ObjectBuilder, ObjectModule};
-use mvvm_abi::object::{CKPT_SECTION, META_SECTION};
+use mvvm_abi::object::{CKPT_SECTION, META_SECTION, TRAPS_SECTION};
 use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
-use mvvm_abi::{FuncInfo, FuncTables, ModuleMeta};
+use mvvm_abi::{FuncInfo, FuncTables, ModuleMeta, TrapSite};
 use object::write::SymbolSection;
 
 /// The name of the metadata data symbol.
@@ -38,6 +38,9 @@ pub const META_SYMBOL: &str = "mvvm_meta";
 
 /// The name of the checkpoint tables' data symbol.
 pub const CKPT_SYMBOL: &str = "mvvm_ckpt";
+
+/// The name of the trap sites' data symbol.
+pub const TRAPS_SYMBOL: &str = "mvvm_traps";
 
 pub use mvvm_abi::object::PRELINKED_SECTION;
 
@@ -62,8 +65,10 @@ pub(crate) struct CompiledFunc {
     pub alignment: u64,
     /// Relocations, converted to object-module targets.
     pub relocs: Vec<ModuleReloc>,
-    /// Size and trap sites, for the metadata.
+    /// Size and call sites, for the metadata.
     pub info: FuncInfo,
+    /// Trap sites sorted by code offset, for the trap sites section.
+    pub traps: Vec<TrapSite>,
     /// Locals and stable points, for the checkpoint tables section.
     pub tables: FuncTables,
 }
@@ -282,6 +287,18 @@ impl Emitter {
         self.module
             .define_data(id, &desc)
             .map_err(object_err("define the checkpoint tables"))?;
+        // The trap sites, fixed-width records the runtime reads in place.
+        let id = self
+            .module
+            .declare_data(TRAPS_SYMBOL, Linkage::Export, false, false)
+            .map_err(object_err("declare the trap sites"))?;
+        let mut desc = DataDescription::new();
+        desc.define(meta.trap_sites.encoded().into());
+        desc.set_custom_section(TRAPS_SECTION);
+        desc.set_align(8);
+        self.module
+            .define_data(id, &desc)
+            .map_err(object_err("define the trap sites"))?;
         let mut product = self.module.finish();
         let arch = product.object.architecture();
         apply_patches(&mut product, &self.patches, arch)?;

@@ -122,17 +122,16 @@ fn symbols_and_metadata_describe_the_module() {
     assert_eq!(meta.func_name(1), Some("add"));
     assert!(meta.func_infos.iter().all(|f| f.code_size > 0));
     // The start function's `unreachable` is a trap site with its offset.
-    let start = &meta.func_infos[6];
     assert!(
-        start
-            .traps
+        meta.trap_sites
+            .body(6)
             .iter()
             .any(|t| t.code == mvvm_abi::TrapCode::Unreachable && t.wasm_offset > 0)
     );
     // Memory accesses are recorded as out-of-bounds trap sites.
     assert!(
-        meta.func_infos[4]
-            .traps
+        meta.trap_sites
+            .body(4)
             .iter()
             .any(|t| t.code == mvvm_abi::TrapCode::MemoryOutOfBounds)
     );
@@ -171,8 +170,12 @@ fn metadata_round_trips() {
     let mut back = mvvm_abi::codec::decode::<ModuleMeta>(&again).unwrap();
     assert!(back.checkpoint_tables.is_empty());
     back.checkpoint_tables = meta.checkpoint_tables.clone();
+    // Nor are the trap sites.
+    assert!(back.trap_sites.is_empty());
+    back.trap_sites = meta.trap_sites.clone();
     assert_eq!(back, meta);
     assert!(!meta.checkpoint_tables.encoded().is_empty());
+    assert!(!meta.trap_sites.body(6).is_empty());
     let wasm = wat::parse_str(SAMPLE).unwrap();
     let from_binary = read_meta(&compile(&wasm, &host_opts(0)).unwrap());
     assert_eq!(from_binary, meta);
@@ -319,7 +322,7 @@ fn trap_sites_point_at_the_wasm_instruction() {
     }
     for level in [0, 3] {
         let meta = read_meta(&compile(&wasm, &host_opts(level)).unwrap());
-        let traps = &meta.func_infos[0].traps;
+        let traps = meta.trap_sites.body(0).to_vec();
         let find = |code| traps.iter().find(|t| t.code == code).map(|t| t.wasm_offset);
         assert_eq!(
             find(mvvm_abi::TrapCode::MemoryOutOfBounds),

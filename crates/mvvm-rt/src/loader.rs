@@ -26,6 +26,7 @@ use crate::trap::{CodeInfo, FuncRange, RangeKind};
 use mvvm_abi::meta::{ModuleMeta, TargetArch};
 use mvvm_abi::object as names;
 use mvvm_abi::tables::{CheckpointTables, SharedBytes, TablesError};
+use mvvm_abi::trap_sites::TrapSiteTable;
 use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
 use object::elf;
 use object::{
@@ -178,6 +179,7 @@ pub fn read_meta(bytes: &[u8]) -> Result<ModuleMeta, LoadError> {
     let file = object::File::parse(bytes).map_err(elf("the ELF header or tables"))?;
     let mut meta = meta_of(&file)?;
     attach_tables(&file, &mut meta, None)?;
+    attach_trap_sites(&file, &mut meta, None)?;
     Ok(meta)
 }
 
@@ -232,6 +234,42 @@ fn attach_tables(
     }
     meta.checkpoint_tables = CheckpointTables::from_section(bytes, range, count, frame_slots)
         .unwrap_or_else(CheckpointTables::unusable);
+    Ok(())
+}
+
+/// Attaches the trap sites section to `meta`, read in place: borrowed
+/// from `owner` (the mapped file) when given, else copied. Unlike the
+/// checkpoint tables, a missing or malformed section refuses the load:
+/// the signal handler needs the sites of any code that runs. The check is
+/// one pass over the section, with no allocation.
+fn attach_trap_sites(
+    file: &object::File<'_>,
+    meta: &mut ModuleMeta,
+    owner: Option<&SharedBytes>,
+) -> Result<(), LoadError> {
+    let sec = file.section_by_name(names::TRAPS_SECTION).ok_or_else(|| {
+        LoadError::BadMeta(format!(
+            "the object has no {} section",
+            names::TRAPS_SECTION
+        ))
+    })?;
+    let (bytes, range) = match (owner, sec.file_range()) {
+        (Some(owner), Some((offset, size))) => {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let end = start.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+            (owner.clone(), start..end)
+        }
+        _ => {
+            let data = sec.data().map_err(elf(format!(
+                "the data of section `{}`",
+                names::TRAPS_SECTION
+            )))?;
+            let copy: SharedBytes = Arc::new(data.to_vec());
+            (copy, 0..data.len())
+        }
+    };
+    meta.trap_sites = TrapSiteTable::from_section(bytes, range, meta.func_infos.len())
+        .map_err(|e| LoadError::BadMeta(e.to_string()))?;
     Ok(())
 }
 
@@ -490,6 +528,7 @@ fn load_from(
     let mut meta = checked_meta(&obj)?;
     // (The function counts are checked by `find_entries`.)
     attach_tables(&obj, &mut meta, owner)?;
+    attach_trap_sites(&obj, &mut meta, owner)?;
     let layout = lay_out(&obj, meta.target)?;
     let t_parse = phases.lap();
     // Slack so that an 8-byte relocation at the very end stays in bounds.
@@ -587,7 +626,9 @@ fn lay_out(file: &object::File<'_>, arch: TargetArch) -> Result<Layout, LoadErro
                 });
                 cursor = grow_layout(cursor, size)?;
             }
-            _ if name == names::META_SECTION || name == names::CKPT_SECTION => {}
+            _ if name == names::META_SECTION
+                || name == names::CKPT_SECTION
+                || name == names::TRAPS_SECTION => {}
             SectionKind::ReadOnlyData
             | SectionKind::ReadOnlyString
             | SectionKind::ReadOnlyDataWithRel => ro.push(sec),
@@ -996,7 +1037,8 @@ fn find_entries(
     let mut funcs = Vec::with_capacity(meta.funcs.len() - nimp);
     // A compiled body of defined function `index` (its own, or its resume
     // clone: the same wasm function, so a trap in either is reported
-    // alike). Its trap and call sites stay in the metadata (checked here).
+    // alike). Its call sites stay in the metadata (checked here), its trap
+    // sites in the trap sites section (checked when attached).
     let body_range = |found: Option<(usize, u64)>,
                       symbol: fn(u32) -> String,
                       index: u32,

@@ -3,7 +3,8 @@
 
 use mvvm_abi::TrapCode;
 use mvvm_abi::exception::CallSite;
-use mvvm_abi::meta::{ModuleMeta, TrapSite};
+use mvvm_abi::meta::ModuleMeta;
+use mvvm_abi::trap_sites::Sites;
 use std::fmt;
 use std::sync::Arc;
 
@@ -133,19 +134,15 @@ pub(crate) enum SiteLookup<'a> {
 }
 
 impl CodeInfo {
-    /// Trap sites of `f`, sorted by `code_offset`.
-    pub fn traps(&self, f: &FuncRange) -> &[TrapSite] {
+    /// Trap sites of `f`, sorted by `code_offset`: a view of the records
+    /// of the trap sites section, read in place (no allocation, so the
+    /// signal handler may call this).
+    pub fn traps(&self, f: &FuncRange) -> Sites<'_> {
         match f.kind {
-            RangeKind::Body(k) => self.meta.func_infos.get(k as usize).map(|i| &i.traps[..]),
-            RangeKind::Clone(k) => self
-                .meta
-                .func_infos
-                .get(k as usize)
-                .and_then(|i| i.resume.as_ref())
-                .map(|r| &r.traps[..]),
-            RangeKind::Stub => None,
+            RangeKind::Body(k) => self.meta.trap_sites.body(k as usize),
+            RangeKind::Clone(k) => self.meta.trap_sites.clone_of(k as usize),
+            RangeKind::Stub => Sites::default(),
         }
-        .unwrap_or(&[])
     }
 
     /// Call sites of `f` that have handlers, sorted by `return_offset`.
@@ -227,10 +224,9 @@ impl CodeInfo {
         }
         out.func = Some(f.index);
         let off = (pc - f.start) as u64;
-        let traps = self.traps(f);
-        if let Ok(k) = traps.binary_search_by_key(&off, |t| t.code_offset as u64) {
-            out.code = Some(traps[k].code);
-            out.wasm_offset = Some(traps[k].wasm_offset);
+        if let Some(t) = self.traps(f).find(off) {
+            out.code = Some(t.code);
+            out.wasm_offset = Some(t.wasm_offset);
         }
         out
     }

@@ -3,7 +3,7 @@
 use mvvm_abi::meta::TargetArch;
 use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
 use mvvm_rt::loader::{LoadError, check_host, read_meta};
-use mvvm_rt::{Instance, Module, Store, Val};
+use mvvm_rt::{Instance, Module, RunError, Store, Val};
 use object::{Object, ObjectSection};
 
 const WAT: &str = r#"(module
@@ -48,18 +48,156 @@ fn wrong_format_version_is_refused() {
         .position(|w| w == META_MAGIC)
         .expect("magic")
         + 8;
-    bytes[at..at + 4].copy_from_slice(&(AOT_FORMAT_VERSION + 7).to_le_bytes());
-    match Module::from_aot(&bytes) {
-        Err(LoadError::FormatVersion {
-            found, expected, ..
-        }) => {
-            assert_eq!(
-                (found, expected),
-                (AOT_FORMAT_VERSION + 7, AOT_FORMAT_VERSION)
-            );
+    // The previous format (trap sites still in the metadata) and a future
+    // one are refused alike, naming both versions.
+    for found in [AOT_FORMAT_VERSION - 1, AOT_FORMAT_VERSION + 7] {
+        bytes[at..at + 4].copy_from_slice(&found.to_le_bytes());
+        match Module::from_aot(&bytes) {
+            Err(e @ LoadError::FormatVersion { .. }) => {
+                let LoadError::FormatVersion {
+                    found: f, expected, ..
+                } = &e
+                else {
+                    unreachable!()
+                };
+                assert_eq!((*f, *expected), (found, AOT_FORMAT_VERSION));
+                let m = e.to_string();
+                assert!(m.contains(&found.to_string()), "{m}");
+            }
+            other => panic!("expected FormatVersion, got {other:?}"),
         }
-        other => panic!("expected FormatVersion, got {other:?}"),
     }
+}
+
+/// A module whose functions have trap sites of several codes.
+const TRAPS_WAT: &str = r#"(module
+  (memory 1)
+  (func (export "load") (param i32) (result i32) (i32.load (local.get 0)))
+  (func (export "loads") (param i32) (result i32)
+    (i32.add (i32.load (local.get 0))
+      (i32.wrap_i64 (i64.load32_u offset=9 (local.get 0)))))
+  (func (export "div") (param i32) (result i32) (i32.div_u (i32.const 7) (local.get 0)))
+  (func (export "boom") unreachable))"#;
+
+/// `bytes` with the trap sites section's bytes passed to `damage`.
+fn damage_trap_sites(mut bytes: Vec<u8>, damage: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    let file = object::File::parse(&*bytes).unwrap();
+    let (off, size) = file
+        .section_by_name(mvvm_abi::object::TRAPS_SECTION)
+        .expect("a trap sites section")
+        .file_range()
+        .unwrap();
+    drop(file);
+    damage(&mut bytes[off as usize..(off + size) as usize]);
+    bytes
+}
+
+/// The trap sites section is read in place by the signal handler, so a
+/// damaged one is refused at load with a message naming it (never a
+/// panic, never a lookup into another function's sites); an intact one,
+/// read from the mapped file, reports the trap's code and wasm offset.
+#[test]
+fn damaged_trap_sites_are_refused() {
+    let good = mvvm_aot::compile(TRAPS_WAT.as_bytes(), &Default::default()).expect("compile");
+    let index_end =
+        |s: &[u8]| 4 + 4 * (2 * u32::from_le_bytes(s[..4].try_into().unwrap()) as usize + 1);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "wrong count",
+            damage_trap_sites(good.clone(), |s| {
+                s[..4].copy_from_slice(&9u32.to_le_bytes())
+            }),
+            "9 functions",
+        ),
+        (
+            "index past the records",
+            damage_trap_sites(good.clone(), |s| s[8..12].fill(0xff)),
+            "range 0",
+        ),
+        (
+            "index going backwards",
+            damage_trap_sites(good.clone(), |s| {
+                let e = index_end(s);
+                s[e - 8..e - 4].copy_from_slice(&u32::MAX.to_le_bytes());
+                s[e - 4..e].copy_from_slice(&0u32.to_le_bytes());
+            }),
+            "range",
+        ),
+        (
+            "unknown trap code",
+            damage_trap_sites(good.clone(), |s| {
+                let e = index_end(s);
+                s[e + 8] = 0xee;
+            }),
+            "unknown trap code 238",
+        ),
+        (
+            "sites out of order",
+            damage_trap_sites(good.clone(), |s| {
+                // The first site of a range of two or more moved past
+                // the others.
+                let e = index_end(s);
+                let idx =
+                    |i: usize| u32::from_le_bytes(s[4 + 4 * i..8 + 4 * i].try_into().unwrap());
+                let r = (0..(e - 8) / 4)
+                    .find(|&r| idx(r + 1) - idx(r) >= 2)
+                    .expect("a function with two trap sites");
+                let at = e + 12 * idx(r) as usize;
+                s[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+            }),
+            "not sorted",
+        ),
+        (
+            "section missing",
+            {
+                let mut b = good.clone();
+                let name = mvvm_abi::object::TRAPS_SECTION.as_bytes();
+                let at = b.windows(name.len()).position(|w| w == name).expect("name");
+                b[at + name.len() - 1] = b'X';
+                b
+            },
+            "no .mvvm.traps section",
+        ),
+    ];
+    for (what, bytes, says) in cases {
+        match Module::from_aot(&bytes) {
+            Err(e @ LoadError::BadMeta(_)) => {
+                let m = e.to_string();
+                assert!(m.contains(says), "{what}: {m}");
+                assert!(
+                    m.contains("trap sites") || m.contains(".mvvm.traps"),
+                    "{what}: {m}"
+                );
+            }
+            other => panic!("{what}: expected BadMeta, got {other:?}"),
+        }
+    }
+    // Intact, mapped from a file: traps are found with their offsets.
+    let dir = std::env::temp_dir().join(format!("mvvm-loader-traps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("traps.aot");
+    std::fs::write(&path, &good).unwrap();
+    let m = Module::from_aot_file(&path).unwrap();
+    let mut store = Store::new();
+    let i = Instance::new(&mut store, &m, &[]).unwrap();
+    for (name, arg, code) in [
+        ("load", 70_000, mvvm_abi::TrapCode::MemoryOutOfBounds),
+        ("div", 0, mvvm_abi::TrapCode::IntegerDivisionByZero),
+        ("boom", -1, mvvm_abi::TrapCode::Unreachable),
+    ] {
+        let args = if name == "boom" {
+            vec![]
+        } else {
+            vec![Val::I32(arg)]
+        };
+        let t = match i.invoke(&mut store, name, &args) {
+            Err(RunError::Trap(t)) => t,
+            other => panic!("{name}: expected a trap, got {other:?}"),
+        };
+        assert_eq!(t.code, code, "{name}");
+        assert!(t.wasm_offset.is_some_and(|o| o > 0), "{name}: {t}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

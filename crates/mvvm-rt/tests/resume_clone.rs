@@ -48,8 +48,10 @@ fn functions_with_a_loop_have_a_resume_clone_under_a_policy() {
         let clone = infos[1].resume.as_ref().expect("$work has a loop");
         assert!(clone.code_size > 0, "{policy:?}");
         assert!(
-            clone
-                .traps
+            module
+                .meta()
+                .trap_sites
+                .clone_of(1)
                 .iter()
                 .any(|t| t.code == TrapCode::MemoryOutOfBounds),
             "{policy:?}: the clone's trap sites are recorded"

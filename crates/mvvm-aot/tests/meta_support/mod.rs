@@ -2,13 +2,13 @@
 //! check what the compiler recorded (shared by `compile.rs` and `simd.rs`).
 
 use mvvm_abi::ModuleMeta;
-use mvvm_abi::object::{CKPT_SECTION, META_SECTION};
+use mvvm_abi::object::{CKPT_SECTION, META_SECTION, TRAPS_SECTION};
 use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
 use object::{Object, ObjectSection};
 
 /// The metadata section of object `obj`, decoded, with its checkpoint
-/// tables section attached; panics (a test failure) when either is
-/// missing or the metadata is of another format version.
+/// tables and trap sites sections attached; panics (a test failure) when
+/// one is missing or the metadata is of another format version.
 pub fn read_meta(obj: &[u8]) -> ModuleMeta {
     let file = object::File::parse(obj).expect("ELF");
     let section = file.section_by_name(META_SECTION).expect("meta section");
@@ -22,5 +22,10 @@ pub fn read_meta(obj: &[u8]) -> ModuleMeta {
     let tables = file.section_by_name(CKPT_SECTION).expect("tables section");
     meta.attach_tables_section(tables.data().expect("tables data"))
         .expect("tables header");
+    let traps = file
+        .section_by_name(TRAPS_SECTION)
+        .expect("trap sites section");
+    meta.attach_trap_section(traps.data().expect("trap sites data"))
+        .expect("trap sites section checks");
     meta
 }

@@ -40,6 +40,7 @@ fn meta() -> ModuleMeta {
         func_infos: Vec::new(),
         frame_slots: 0,
         checkpoint_tables: Default::default(),
+        trap_sites: Default::default(),
     }
 }
 
