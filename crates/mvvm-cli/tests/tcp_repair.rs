@@ -27,6 +27,7 @@ use checkpoint_support::{CHECKPOINTED, Policy, Scratch, Tool, aot};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Accepts on fd 3 (the `--tcplisten` listener), prints `accepted`, then
@@ -67,6 +68,17 @@ fn can_repair(test: &str) -> bool {
     false
 }
 
+/// The tests of this file run one at a time. In parallel, one test's
+/// port (picked free, then bound by a child process a moment later) could
+/// be taken in between by another test's connection, and a client then
+/// reached a socket that was not its guest's listener: the guest waited in
+/// `accept` for ever (seen once in a full run).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// A free loopback port (bound, then released for the guest's listener).
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -77,6 +89,12 @@ fn connect(port: u16) -> Result<TcpStream> {
     let start = Instant::now();
     loop {
         match TcpStream::connect(("127.0.0.1", port)) {
+            // A retried connect to a port nobody listens on yet can meet
+            // itself (its own ephemeral port is the target): not a peer.
+            Ok(c) if c.local_addr()? == c.peer_addr()? => {
+                drop(c);
+                std::thread::sleep(Duration::from_millis(20));
+            }
             Ok(c) => {
                 c.set_read_timeout(Some(Duration::from_secs(30)))?;
                 return Ok(c);
@@ -146,6 +164,7 @@ fn checkpoint_mid_conversation(
 
 #[test]
 fn connection_survives_checkpoint_and_restore() -> Result<()> {
+    let _serial = one_at_a_time();
     if !can_repair("connection_survives_checkpoint_and_restore") {
         return Ok(());
     }
@@ -212,6 +231,7 @@ fn connection_survives_checkpoint_and_restore() -> Result<()> {
 
 #[test]
 fn without_repair_the_guest_sees_a_reset_and_the_log_says_why() -> Result<()> {
+    let _serial = one_at_a_time();
     if !can_repair("without_repair_the_guest_sees_a_reset_and_the_log_says_why") {
         return Ok(());
     }
@@ -261,6 +281,7 @@ fn log_field(log: &str, name: &str) -> Option<u64> {
 
 #[test]
 fn a_restore_with_no_tcp_repair_leaves_the_connection_reset() -> Result<()> {
+    let _serial = one_at_a_time();
     if !can_repair("a_restore_with_no_tcp_repair_leaves_the_connection_reset") {
         return Ok(());
     }
