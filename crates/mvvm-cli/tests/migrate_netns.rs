@@ -8,53 +8,25 @@
 //! otherwise (the script exits 77 then), except in CI, where it fails
 //! (`.ci/run` runs as root and `scripts/setup.sh` installs `iproute2`).
 
+#[path = "checkpoint_support/netns_script.rs"]
+mod netns_script;
 #[path = "checkpoint_support/require.rs"]
 mod require;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use std::path::Path;
 use std::process::Command;
-
-/// Exit status of the script when the network mode cannot run here.
-const SKIPPED: i32 = 77;
 
 /// Runs the script in network-namespace mode at 16 MiB with `extra`
 /// arguments; returns its netns result line, or `None` when skipped.
 fn netns_run(extra: &[std::ffi::OsString]) -> Result<Option<String>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let bin = Path::new(env!("CARGO_BIN_EXE_mvvm-restore"))
-        .parent()
-        .context("binary directory")?;
-    let out = Command::new("timeout")
-        .arg("120")
-        .arg(root.join("scripts/netns/downtime.sh"))
-        .args(["--mode", "netns", "--sizes", "16", "--bin"])
-        .arg(bin)
-        .args(extra)
-        .env_remove("MVVM_LOG")
-        .output()
-        .context("cannot run scripts/netns/downtime.sh")?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(SKIPPED) {
-        require::missing("the network-namespace migration", stderr.trim());
-        return Ok(None);
+    let mut args: Vec<std::ffi::OsString> = vec!["--sizes".into(), "16".into()];
+    args.extend_from_slice(extra);
+    let line = netns_script::netns_line(&args, 120, "the network-namespace migration")?;
+    if let Some(line) = &line {
+        ensure!(line.contains("downtime"), "{line}");
     }
-    ensure!(
-        out.status.success(),
-        "downtime.sh failed ({:?}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("netns"))
-        .with_context(|| format!("no netns result:\n{stdout}\n{stderr}"))?;
-    ensure!(
-        line.contains("downtime") && line.ends_with("output ok"),
-        "{line}"
-    );
-    eprintln!("{line}");
-    Ok(Some(line.to_owned()))
+    Ok(line)
 }
 
 /// Without a key the receiver listens on the veth address with

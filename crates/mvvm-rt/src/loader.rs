@@ -211,21 +211,7 @@ fn attach_tables(
         )));
         return Ok(());
     };
-    let (bytes, range) = match (owner, sec.file_range()) {
-        (Some(owner), Some((offset, size))) => {
-            let start = usize::try_from(offset).unwrap_or(usize::MAX);
-            let end = start.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
-            (owner.clone(), start..end)
-        }
-        _ => {
-            let data = sec.data().map_err(elf(format!(
-                "the data of section `{}`",
-                names::CKPT_SECTION
-            )))?;
-            let copy: SharedBytes = Arc::new(data.to_vec());
-            (copy, 0..data.len())
-        }
-    };
+    let (bytes, range) = section_in_place(&sec, owner, names::CKPT_SECTION)?;
     if frame_slots > range.len() / 2 + 1 {
         return Err(LoadError::BadMeta(format!(
             "a frame buffer of {frame_slots} slots for {} bytes of checkpoint tables",
@@ -235,6 +221,30 @@ fn attach_tables(
     meta.checkpoint_tables = CheckpointTables::from_section(bytes, range, count, frame_slots)
         .unwrap_or_else(CheckpointTables::unusable);
     Ok(())
+}
+
+/// The bytes of section `sec` (named `name`) to read in place: the
+/// section's range of `owner` (the mapped file) when given, else a copy of
+/// its data. A range outside `owner` is left for the reader to refuse.
+fn section_in_place(
+    sec: &object::Section<'_, '_>,
+    owner: Option<&SharedBytes>,
+    name: &str,
+) -> Result<(SharedBytes, std::ops::Range<usize>), LoadError> {
+    Ok(match (owner, sec.file_range()) {
+        (Some(owner), Some((offset, size))) => {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let end = start.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+            (owner.clone(), start..end)
+        }
+        _ => {
+            let data = sec
+                .data()
+                .map_err(elf(format!("the data of section `{name}`")))?;
+            let copy: SharedBytes = Arc::new(data.to_vec());
+            (copy, 0..data.len())
+        }
+    })
 }
 
 /// Attaches the trap sites section to `meta`, read in place: borrowed
@@ -253,21 +263,7 @@ fn attach_trap_sites(
             names::TRAPS_SECTION
         ))
     })?;
-    let (bytes, range) = match (owner, sec.file_range()) {
-        (Some(owner), Some((offset, size))) => {
-            let start = usize::try_from(offset).unwrap_or(usize::MAX);
-            let end = start.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
-            (owner.clone(), start..end)
-        }
-        _ => {
-            let data = sec.data().map_err(elf(format!(
-                "the data of section `{}`",
-                names::TRAPS_SECTION
-            )))?;
-            let copy: SharedBytes = Arc::new(data.to_vec());
-            (copy, 0..data.len())
-        }
-    };
+    let (bytes, range) = section_in_place(&sec, owner, names::TRAPS_SECTION)?;
     meta.trap_sites = TrapSiteTable::from_section(bytes, range, meta.func_infos.len())
         .map_err(|e| LoadError::BadMeta(e.to_string()))?;
     Ok(())

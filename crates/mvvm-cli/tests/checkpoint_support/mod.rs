@@ -8,6 +8,7 @@
 //! source.
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod netns_script;
 pub mod require;
 
 use anyhow::{Context, Result, bail, ensure};

@@ -23,6 +23,19 @@ fn pair() -> (TcpStream, TcpStream) {
     (c, s)
 }
 
+/// Says why a test cannot run and skips it, or fails it when every test
+/// must run (`CI` or `MVVM_REQUIRE_ALL` set).
+fn missing(what: &str) {
+    let must = ["CI", "MVVM_REQUIRE_ALL"]
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false"));
+    assert!(
+        !must,
+        "{what} (CI or MVVM_REQUIRE_ALL set: every test must run)"
+    );
+    eprintln!("skipped: {what}");
+}
+
 /// Dumps `s`; `None` (test skipped) without the privilege.
 fn dump_or_skip(s: &TcpStream) -> Option<SavedConnection> {
     let local = s.local_addr().unwrap();
@@ -30,14 +43,7 @@ fn dump_or_skip(s: &TcpStream) -> Option<SavedConnection> {
     match dump(s.as_fd(), 4, local, peer) {
         Ok(c) => Some(c),
         Err(RepairError::Sys { source, .. }) if source.raw_os_error() == Some(libc::EPERM) => {
-            let must = ["CI", "MVVM_REQUIRE_ALL"].iter().any(|name| {
-                std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-            });
-            assert!(
-                !must,
-                "TCP repair needs CAP_NET_ADMIN (CI or MVVM_REQUIRE_ALL set: every test must run)"
-            );
-            eprintln!("skipped: TCP repair needs CAP_NET_ADMIN");
+            missing("TCP repair needs CAP_NET_ADMIN");
             None
         }
         Err(e) => panic!("dump: {e}"),
@@ -222,7 +228,7 @@ fn a_connection_read_in_repair_mode_goes_on_working() {
 #[test]
 fn an_ipv6_connection_is_rebuilt_too() {
     let Ok(l) = TcpListener::bind("[::1]:0") else {
-        eprintln!("skipped: no IPv6 loopback here");
+        missing("no IPv6 loopback here");
         return;
     };
     let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
