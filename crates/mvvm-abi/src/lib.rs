@@ -16,6 +16,7 @@ pub mod builtins;
 pub mod checkpoint;
 pub mod codec;
 pub mod exception;
+mod indexed_section;
 pub mod meta;
 pub mod object;
 pub mod tables;

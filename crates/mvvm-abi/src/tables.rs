@@ -23,6 +23,7 @@
 
 use crate::checkpoint::StablePoint;
 use crate::codec::CodecError;
+use crate::indexed_section::{self, HEADER, read_u32};
 use crate::meta::ValType;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -130,13 +131,6 @@ impl PartialEq for CheckpointTables {
     }
 }
 
-const HEADER: usize = 4;
-
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    let b = bytes.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
-
 impl CheckpointTables {
     /// Encodes `tables` (one per defined function, in order) as the
     /// section's bytes.
@@ -170,27 +164,14 @@ impl CheckpointTables {
         frame_slots: usize,
     ) -> Result<CheckpointTables, TablesError> {
         let bad = |why: String| TablesError::Section(why);
-        let data = (*bytes)
-            .as_ref()
-            .get(range.clone())
-            .ok_or_else(|| bad("outside the object".into()))?;
-        let claimed = read_u32(data, 0).ok_or_else(|| bad("truncated header".into()))?;
-        if claimed as usize != count {
-            return Err(bad(format!(
-                "tables for {claimed} functions, the module defines {count}"
-            )));
-        }
-        let payload_start = count
-            .checked_add(1)
-            .and_then(|n| n.checked_mul(4))
-            .and_then(|n| n.checked_add(HEADER))
-            .filter(|&n| n <= data.len())
-            .ok_or_else(|| {
-                bad(format!(
-                    "{} bytes cannot index {count} functions",
-                    data.len()
-                ))
-            })?;
+        let (data, payload_start) = indexed_section::split(
+            (*bytes).as_ref(),
+            range.clone(),
+            count,
+            count.checked_add(1),
+            "tables",
+        )
+        .map_err(bad)?;
         let first = read_u32(data, HEADER);
         let last = read_u32(data, payload_start - 4);
         if first != Some(0) || last.map(|l| l as usize) != Some(data.len() - payload_start) {

@@ -28,6 +28,7 @@
 //! the index and the records) and refuses the table otherwise, so a
 //! lookup never reads outside the function's own records.
 
+use crate::indexed_section::{self, HEADER, read_u32};
 use crate::meta::TrapSite;
 use crate::tables::SharedBytes;
 use crate::trap::TrapCode;
@@ -37,18 +38,10 @@ use std::sync::Arc;
 /// Size in bytes of one record.
 pub const RECORD_SIZE: usize = 12;
 
-/// Size of the header before the index.
-const HEADER: usize = 4;
-
 /// The trap-site section could not be built or used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the trap sites section is malformed: {0}")]
 pub struct TrapSitesError(pub String);
-
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    let b = bytes.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
 
 /// Every body's and resume clone's trap sites, read in place from the
 /// section's bytes (see the [module documentation](self)).
@@ -132,28 +125,15 @@ impl TrapSiteTable {
         count: usize,
     ) -> Result<TrapSiteTable, TrapSitesError> {
         let bad = |why: String| TrapSitesError(why);
-        let data = (*bytes)
-            .as_ref()
-            .get(range.clone())
-            .ok_or_else(|| bad("outside the object".into()))?;
-        let claimed = read_u32(data, 0).ok_or_else(|| bad("truncated header".into()))?;
-        if claimed as usize != count {
-            return Err(bad(format!(
-                "trap sites for {claimed} functions, the module defines {count}"
-            )));
-        }
-        let records_start = count
-            .checked_mul(2)
-            .and_then(|n| n.checked_add(1))
-            .and_then(|n| n.checked_mul(4))
-            .and_then(|n| n.checked_add(HEADER))
-            .filter(|&n| n <= data.len())
-            .ok_or_else(|| {
-                bad(format!(
-                    "{} bytes cannot index {count} functions",
-                    data.len()
-                ))
-            })?;
+        let entries = count.checked_mul(2).and_then(|n| n.checked_add(1));
+        let (data, records_start) = indexed_section::split(
+            (*bytes).as_ref(),
+            range.clone(),
+            count,
+            entries,
+            "trap sites",
+        )
+        .map_err(bad)?;
         let index = &data[HEADER..records_start];
         let records = &data[records_start..];
         if records.len() % RECORD_SIZE != 0 {
