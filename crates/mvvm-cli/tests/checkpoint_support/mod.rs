@@ -17,6 +17,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -336,6 +337,8 @@ impl Tool {
             start: Instant::now(),
             stdout_seen: Vec::new(),
             stderr_seen: Vec::new(),
+            stdout_rx: None,
+            stderr_rx: None,
         })
     }
 
@@ -354,6 +357,38 @@ pub struct Running {
     stdout_seen: Vec<u8>,
     /// Stderr read so far by [`Running::wait_for_stderr`].
     stderr_seen: Vec<u8>,
+    /// Chunks of stdout from its reader thread, once one was started.
+    stdout_rx: Option<Receiver<Vec<u8>>>,
+    /// Chunks of stderr from its reader thread, once one was started.
+    stderr_rx: Option<Receiver<Vec<u8>>>,
+}
+
+/// Moves a pipe's reads to a thread that sends each chunk on a channel
+/// (closed at end of file), so a waiter can give up after a deadline
+/// instead of blocking in `read` for a line that never comes.
+fn pipe_reader(mut pipe: impl Read + Send + 'static) -> Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Which output stream of the tool.
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
 }
 
 impl Running {
@@ -362,44 +397,82 @@ impl Running {
         self.child.id()
     }
 
-    /// Reads stdout until it contains `needle` (the guest must flush it).
+    /// Reads stdout until it contains `needle` (the guest must flush it);
+    /// fails (and kills the tool) when it has not come within [`TIMEOUT`]
+    /// of the start.
     pub fn wait_for_stdout(&mut self, needle: &str) -> Result<()> {
-        let out = self.child.stdout.as_mut().context("stdout not piped")?;
-        let mut buf = [0u8; 256];
-        while !String::from_utf8_lossy(&self.stdout_seen).contains(needle) {
-            let n = out.read(&mut buf)?;
-            ensure!(
-                n > 0,
-                "stdout closed before `{needle}` appeared: {:?}",
-                String::from_utf8_lossy(&self.stdout_seen)
-            );
-            self.stdout_seen.extend_from_slice(&buf[..n]);
-            ensure!(
-                self.start.elapsed() < TIMEOUT,
-                "timed out waiting for `{needle}`"
-            );
-        }
-        Ok(())
+        self.wait_for(Stream::Stdout, needle)
     }
 
-    /// Reads stderr until it contains `needle`.
+    /// Reads stderr until it contains `needle`, with the same deadline.
     pub fn wait_for_stderr(&mut self, needle: &str) -> Result<()> {
-        let err = self.child.stderr.as_mut().context("stderr not piped")?;
-        let mut buf = [0u8; 256];
-        while !String::from_utf8_lossy(&self.stderr_seen).contains(needle) {
-            let n = err.read(&mut buf)?;
-            ensure!(
-                n > 0,
-                "stderr closed before `{needle}` appeared: {:?}",
-                String::from_utf8_lossy(&self.stderr_seen)
-            );
-            self.stderr_seen.extend_from_slice(&buf[..n]);
-            ensure!(
-                self.start.elapsed() < TIMEOUT,
-                "timed out waiting for `{needle}`"
-            );
+        self.wait_for(Stream::Stderr, needle)
+    }
+
+    /// The reader thread of `stream`, started at its first use.
+    fn receiver(&mut self, stream: Stream) -> Result<&Receiver<Vec<u8>>> {
+        let (rx, name) = match stream {
+            Stream::Stdout => (&mut self.stdout_rx, "stdout"),
+            Stream::Stderr => (&mut self.stderr_rx, "stderr"),
+        };
+        if rx.is_none() {
+            let r = match stream {
+                Stream::Stdout => pipe_reader(
+                    self.child
+                        .stdout
+                        .take()
+                        .with_context(|| format!("{name} not piped"))?,
+                ),
+                Stream::Stderr => pipe_reader(
+                    self.child
+                        .stderr
+                        .take()
+                        .with_context(|| format!("{name} not piped"))?,
+                ),
+            };
+            *rx = Some(r);
         }
-        Ok(())
+        Ok(rx.as_ref().expect("set above"))
+    }
+
+    fn wait_for(&mut self, stream: Stream, needle: &str) -> Result<()> {
+        let name = match stream {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        };
+        loop {
+            let seen = match stream {
+                Stream::Stdout => &self.stdout_seen,
+                Stream::Stderr => &self.stderr_seen,
+            };
+            if String::from_utf8_lossy(seen).contains(needle) {
+                return Ok(());
+            }
+            let left = TIMEOUT.saturating_sub(self.start.elapsed());
+            let got = self.receiver(stream)?.recv_timeout(left);
+            let chunk = match got {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let seen = match stream {
+                        Stream::Stdout => &self.stdout_seen,
+                        Stream::Stderr => &self.stderr_seen,
+                    };
+                    let seen = String::from_utf8_lossy(seen).into_owned();
+                    if matches!(e, RecvTimeoutError::Timeout) {
+                        let _ = self.child.kill();
+                        let _ = self.child.wait();
+                        bail!(
+                            "timed out after {TIMEOUT:?} waiting for `{needle}` on {name} (killed): {seen:?}"
+                        );
+                    }
+                    bail!("{name} closed before `{needle}` appeared: {seen:?}");
+                }
+            };
+            match stream {
+                Stream::Stdout => self.stdout_seen.extend_from_slice(&chunk),
+                Stream::Stderr => self.stderr_seen.extend_from_slice(&chunk),
+            }
+        }
     }
 
     /// Sends a signal by name (`USR1`, `INT`) with kill(1).
@@ -422,23 +495,10 @@ impl Running {
     pub fn wait(mut self) -> Result<Ran> {
         // An open stdin pipe ends here (end of file for a reading guest).
         drop(self.child.stdin.take());
-        // Drain the pipes on threads so a chatty guest never blocks.
-        let mut so = self.child.stdout.take();
-        let mut se = self.child.stderr.take();
-        let tout = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            if let Some(s) = so.as_mut() {
-                let _ = s.read_to_end(&mut v);
-            }
-            v
-        });
-        let terr = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            if let Some(s) = se.as_mut() {
-                let _ = s.read_to_end(&mut v);
-            }
-            v
-        });
+        // Every pipe gets a reader thread, so a chatty guest never blocks.
+        // (A stream that is not piped has no reader: nothing to collect.)
+        let _ = self.receiver(Stream::Stdout);
+        let _ = self.receiver(Stream::Stderr);
         let status = loop {
             if let Some(st) = self.child.try_wait()? {
                 break st;
@@ -451,10 +511,22 @@ impl Running {
             std::thread::sleep(Duration::from_millis(2));
         };
         let elapsed = self.start.elapsed();
+        // The pipes reach end of file once the tool (and any child that
+        // inherited them) has gone; a grandchild keeping one open must
+        // not hang the test either.
+        let drain = |rx: Option<&Receiver<Vec<u8>>>, into: &mut Vec<u8>| {
+            let Some(rx) = rx else { return };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while let Ok(chunk) =
+                rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                into.extend_from_slice(&chunk);
+            }
+        };
         let mut stdout = std::mem::take(&mut self.stdout_seen);
-        stdout.extend(tout.join().unwrap_or_default());
         let mut stderr = std::mem::take(&mut self.stderr_seen);
-        stderr.extend(terr.join().unwrap_or_default());
+        drain(self.stdout_rx.as_ref(), &mut stdout);
+        drain(self.stderr_rx.as_ref(), &mut stderr);
         let stderr = String::from_utf8_lossy(&stderr).into_owned();
         let json = std::fs::read_to_string(&self.json)
             .ok()
