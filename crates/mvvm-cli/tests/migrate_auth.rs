@@ -11,7 +11,8 @@ mod checkpoint_support;
 
 use anyhow::{Result, ensure};
 use checkpoint_support::{
-    Baseline, CHECKPOINTED, FAILURE, Guest, Policy, Ran, Running, Scratch, Tool, aot, baseline,
+    Baseline, CHECKPOINTED, FAILURE, Guest, Policy, Ran, Running, Scratch, Tool, accept_within,
+    aot, baseline,
 };
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -220,7 +221,7 @@ fn relay(to: u16, attack: Attack) -> Result<(u16, JoinHandle<Vec<u8>>)> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     let port = l.local_addr()?.port();
     let t = std::thread::spawn(move || {
-        let Ok((mut from_sender, _)) = l.accept() else {
+        let Ok(mut from_sender) = accept_within(&l) else {
             return Vec::new();
         };
         let Ok(mut to_receiver) = TcpStream::connect(("127.0.0.1", to)) else {

@@ -11,7 +11,9 @@
 mod checkpoint_support;
 
 use anyhow::{Context, Result, ensure};
-use checkpoint_support::{CHECKPOINTED, FAILURE, Guest, Policy, Ran, Tool, aot, baseline};
+use checkpoint_support::{
+    CHECKPOINTED, FAILURE, Guest, Policy, Ran, Tool, accept_within, aot, baseline,
+};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -356,7 +358,7 @@ enum Damage {
 /// Accepts the sender on `from`, connects to `to`, forwards with `damage`.
 fn relay(from: TcpListener, to: u16, damage: Damage) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let Ok((mut a, _)) = from.accept() else {
+        let Ok(mut a) = accept_within(&from) else {
             return;
         };
         let Ok(mut b) = TcpStream::connect(("127.0.0.1", to)) else {

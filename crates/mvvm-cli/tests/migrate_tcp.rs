@@ -6,7 +6,9 @@
 mod checkpoint_support;
 
 use anyhow::{Context, Result, ensure};
-use checkpoint_support::{CHECKPOINTED, FAILURE, Guest, Policy, Running, Tool, aot, baseline};
+use checkpoint_support::{
+    CHECKPOINTED, FAILURE, Guest, Policy, Running, Tool, accept_within, aot, baseline,
+};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -150,7 +152,7 @@ fn sender_killed_midway() -> Result<()> {
     let mut sender = Tool::checkpoint(&aot)
         .args(send_flags(lport, base.probes / 2))
         .spawn()?;
-    let (mut from, _) = relay.accept()?;
+    let mut from = accept_within(&relay)?;
     let mut to = TcpStream::connect(("127.0.0.1", rport))?;
     let mut passed = 0usize;
     let mut buf = vec![0u8; 16 << 10];

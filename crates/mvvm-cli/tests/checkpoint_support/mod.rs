@@ -815,3 +815,27 @@ pub fn everywhere_under(
     }
     Ok(())
 }
+
+/// Accepts one connection on `listener`, giving up after [`TIMEOUT`]: a
+/// tool that fails before it connects must fail the test, not leave it
+/// waiting in `accept` for ever. The accepted stream is blocking.
+pub fn accept_within(listener: &std::net::TcpListener) -> Result<std::net::TcpStream> {
+    listener.set_nonblocking(true)?;
+    let start = Instant::now();
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false)?;
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                ensure!(
+                    start.elapsed() < TIMEOUT,
+                    "no connection within {TIMEOUT:?}"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
