@@ -67,9 +67,10 @@ pub struct GrantFlags {
     /// (`--allow-connect`) is granted there, at its own local address (the
     /// service address must move with the program), so the peer keeps its
     /// connection. Between the two, nothing may answer the peer for that
-    /// address: remove it from this host before the checkpoint, add it on
-    /// the other once the restore logged `TCP connection repaired` (or
-    /// drop its packets meanwhile, as CRIU's network lock does). With
+    /// address: remove it from this host at the checkpoint, add it on the
+    /// other once the restore logged `TCP connection repaired` (the old
+    /// socket itself drops, unacknowledged, what arrives after its state
+    /// was read: the peer sends it again to the new one). With
     /// this flag, or when repair is not possible (the
     /// reason is logged), the guest sees those connections reset after
     /// the restore.

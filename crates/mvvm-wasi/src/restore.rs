@@ -21,7 +21,7 @@ use super::state::{
 use super::tcp_repair::{self, RepairError, RepairMode};
 use super::types::{clockid, oflags};
 use super::{Handle, WasiCtx, sys};
-use mvvm_rt::checkpoint::{HostStateError, SavedHostState};
+use mvvm_rt::checkpoint::{HostStateError, RunAfter, SavedHostState};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -148,8 +148,8 @@ pub enum WasiRestoreError {
 /// What a checkpoint saves of the WASI context: [`WasiCtx::save_state`],
 /// encoded, with the guest's monotonic time beside it.
 impl mvvm_rt::checkpoint::HostState for WasiCtx {
-    fn save(&self) -> Result<SavedHostState, HostStateError> {
-        let state = self.save_state()?;
+    fn save(&self, after: RunAfter) -> Result<SavedHostState, HostStateError> {
+        let state = self.save_state(after)?;
         let bytes = mvvm_abi::codec::encode(&state).map_err(WasiSaveError::Encode)?;
         Ok(SavedHostState {
             bytes,
@@ -170,12 +170,15 @@ impl WasiCtx {
     /// The state to put in a snapshot: a copy of the current state with the
     /// guest's monotonic time recorded and the contents of every regular
     /// file deleted while open (see [`UnlinkedFile`]). Fails when those
-    /// cannot be read or exceed [`MAX_UNLINKED_BYTES`].
-    pub fn save_state(&self) -> Result<WasiState, WasiSaveError> {
+    /// cannot be read or exceed [`MAX_UNLINKED_BYTES`]. `after` says
+    /// whether the run goes on after this checkpoint or ends with it (then
+    /// the saved TCP connections are locked until the exit: see
+    /// `tcp_repair::dump`).
+    pub fn save_state(&self, after: RunAfter) -> Result<WasiState, WasiSaveError> {
         let mut s = self.state.clone();
         s.clocks.saved_monotonic_ns = self.now(clockid::MONOTONIC).unwrap_or(0);
         s.unlinked = self.unlinked_files()?;
-        s.connections = self.saved_connections();
+        s.connections = self.saved_connections(after == RunAfter::Ends);
         Ok(s)
     }
 
@@ -183,7 +186,7 @@ impl WasiCtx {
     /// `tcp_repair.rs`); each that cannot be is left out, with a warning,
     /// and will be seen reset after a restore. Remembers which were read,
     /// for [`WasiCtx::park_connections`].
-    fn saved_connections(&self) -> Vec<SavedConnection> {
+    fn saved_connections(&self, lock: bool) -> Vec<SavedConnection> {
         let mut log = match self.repair_log.lock() {
             Ok(l) => l,
             Err(p) => p.into_inner(),
@@ -200,7 +203,7 @@ impl WasiCtx {
             };
             let r = match self.tcp_repair {
                 RepairMode::Off => Err(RepairError::Disabled),
-                RepairMode::Auto => tcp_repair::dump(h.as_fd(), fd, local, peer),
+                RepairMode::Auto => tcp_repair::dump(h.as_fd(), fd, local, peer, lock),
             };
             match r {
                 Ok(c) => {

@@ -98,7 +98,41 @@ fn step<T>(what: &'static str, r: io::Result<T>) -> Result<T, RepairError> {
 /// Reads the state of the established connection `h` (guest descriptor
 /// `fd`, from `local` to `peer`) in repair mode, and leaves repair mode
 /// again (without a window probe: nothing changed for the peer).
+///
+/// With `lock` (the checkpoint ends the run: the connection moves to the
+/// restored program), the socket first gets a filter that drops every
+/// incoming segment unacknowledged, and keeps it until the process exits:
+/// otherwise the kernel would go on acknowledging data to this socket
+/// between the queue read and the exit, and those bytes would be in no
+/// snapshot and never sent again. The peer retransmits what was dropped
+/// to the rebuilt connection. Without `lock` (a periodic checkpoint: this
+/// socket goes on serving the connection) nothing is dropped.
 pub(crate) fn dump(
+    h: BorrowedFd<'_>,
+    fd: u32,
+    local: SocketAddr,
+    peer: SocketAddr,
+    lock: bool,
+) -> Result<SavedConnection, RepairError> {
+    if lock {
+        step("SO_ATTACH_FILTER", tr::attach_drop_filter(h))?;
+    }
+    let r = dump_unlocked(h, fd, local, peer);
+    if lock && r.is_err() {
+        // Not saved: the connection stays this process's, and its close
+        // at the exit tells the peer; nothing must be dropped meanwhile.
+        if let Err(e) = tr::detach_filter(h) {
+            tracing::warn!(
+                fd,
+                "cannot remove the network lock of a connection that was not saved: {e}"
+            );
+        }
+    }
+    r
+}
+
+/// [`dump`] without the network lock.
+fn dump_unlocked(
     h: BorrowedFd<'_>,
     fd: u32,
     local: SocketAddr,

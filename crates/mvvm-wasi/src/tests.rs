@@ -2,6 +2,7 @@
 
 use super::types::{LOOKUP_SYMLINK_FOLLOW, filetype, oflags, rights};
 use super::*;
+use mvvm_rt::checkpoint::RunAfter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -935,7 +936,7 @@ fn restore_reopens_files_at_their_position() {
     let dfd = t
         .open(ROOT_FD, "d", oflags::DIRECTORY, rights::DIR, true)
         .unwrap();
-    let before = t.ctx.save_state().unwrap();
+    let before = t.ctx.save_state(RunAfter::Continues).unwrap();
     assert!(before.clocks.saved_monotonic_ns > 0);
     let bytes = mvvm_abi::codec::encode(&before).unwrap();
     let old = std::mem::replace(
@@ -967,7 +968,7 @@ fn restore_reopens_files_at_their_position() {
     );
     assert!(t.u64_at(OUT) >= before.clocks.saved_monotonic_ns);
     // A file replaced under the same name is refused when identity counts.
-    let saved = t.ctx.save_state().unwrap();
+    let saved = t.ctx.save_state(RunAfter::Continues).unwrap();
     std::fs::remove_file(t.root.join("d/f")).unwrap();
     std::fs::write(t.root.join("d/f"), b"other").unwrap();
     assert!(matches!(
@@ -1209,7 +1210,7 @@ fn renames_keep_recorded_paths_current() {
     assert_eq!(t.ctx.state().fds[&f].path, "e/g");
     assert_eq!(t.ctx.state().fds[&d].path, "e");
     // And a restore finds both.
-    let saved = t.ctx.save_state().unwrap();
+    let saved = t.ctx.save_state(RunAfter::Continues).unwrap();
     assert!(WasiCtx::restore(saved.clone(), &grants_as_saved(&saved), true).is_ok());
 }
 
@@ -1254,7 +1255,7 @@ fn descriptor_numbering_continues_the_same_after_a_restore() {
     let b = create(&mut t, "b");
     close(&mut t, b);
     close(&mut t, a);
-    let saved = t.ctx.save_state().unwrap();
+    let saved = t.ctx.save_state(RunAfter::Continues).unwrap();
     assert_eq!(saved.closed, [5, 4]);
     let bytes = mvvm_abi::codec::encode(&saved).unwrap();
     let restored = WasiCtx::restore(

@@ -196,8 +196,9 @@ impl WasiHost {
 impl mvvm_rt::checkpoint::HostState for WasiHost {
     fn save(
         &self,
+        after: mvvm_rt::checkpoint::RunAfter,
     ) -> Result<mvvm_rt::checkpoint::SavedHostState, mvvm_rt::checkpoint::HostStateError> {
-        mvvm_rt::checkpoint::HostState::save(&*self.lock())
+        mvvm_rt::checkpoint::HostState::save(&*self.lock(), after)
     }
 }
 

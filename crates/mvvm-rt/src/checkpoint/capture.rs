@@ -361,7 +361,7 @@ pub(crate) fn take(
     };
     threads.sort_by_key(|t| t.tid);
     let inst = &s.instances[instance.index as usize];
-    let host = save_host_state(s)?;
+    let host = save_host_state(s, then)?;
     let memory = memory_of(&s.memories, inst, world.as_ref())?;
     let base = s.ckpt.as_deref().and_then(|c| c.base.clone());
     let mut kept = s
@@ -605,8 +605,12 @@ fn dropped_segments(inst: &InstanceData) -> (Vec<u32>, Vec<u32>) {
 /// The store's host data as bytes for the snapshot (WASI records its
 /// descriptors by path and copies in files deleted while open); empty
 /// when the data has no state to save.
-fn save_host_state(s: &StoreInner) -> Result<SavedHostState, CheckpointError> {
-    Ok(host::save(s)
+fn save_host_state(s: &StoreInner, then: Release) -> Result<SavedHostState, CheckpointError> {
+    let after = match then {
+        Release::Continue => host::RunAfter::Continues,
+        Release::Stop => host::RunAfter::Ends,
+    };
+    Ok(host::save(s, after)
         .map_err(CheckpointError::HostState)?
         .unwrap_or_default())
 }

@@ -41,20 +41,36 @@ pub struct SavedHostState {
 /// the cause of [`CheckpointError::HostState`](super::CheckpointError::HostState).
 pub type HostStateError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// What follows a checkpoint, for the host layer that saves its state:
+/// resources that move with the program (a TCP connection) are handled
+/// differently when this process keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunAfter {
+    /// The program runs on in this process (a periodic checkpoint).
+    Continues,
+    /// The checkpoint ends the run: the process exits once the snapshot
+    /// is written, and a restore takes the program's resources over.
+    Ends,
+}
+
 /// Host data whose state belongs in a snapshot.
 pub trait HostState: Any {
     /// The state to put in the snapshot of a guest that has just unwound
-    /// (the guest is stopped: nothing changes the state meanwhile).
-    fn save(&self) -> Result<SavedHostState, HostStateError>;
+    /// (the guest is stopped: nothing changes the state meanwhile);
+    /// `after` says whether the run goes on.
+    fn save(&self, after: RunAfter) -> Result<SavedHostState, HostStateError>;
 }
 
 /// How the store saves its host data (the data's type erased).
-pub(crate) type SaveFn = fn(&dyn Any) -> Result<SavedHostState, HostStateError>;
+pub(crate) type SaveFn = fn(&dyn Any, RunAfter) -> Result<SavedHostState, HostStateError>;
 
 /// [`SaveFn`] of data of type `T`.
-fn save_as<T: HostState>(data: &dyn Any) -> Result<SavedHostState, HostStateError> {
+fn save_as<T: HostState>(
+    data: &dyn Any,
+    after: RunAfter,
+) -> Result<SavedHostState, HostStateError> {
     match data.downcast_ref::<T>() {
-        Some(d) => d.save(),
+        Some(d) => d.save(after),
         // `set_data` clears the hook whenever it replaces the data, so
         // this cannot happen; an error rather than a panic all the same.
         None => Err("the store's host data changed type since it was set".into()),
@@ -73,9 +89,12 @@ impl Store {
 
 /// Saves the store's host data, if it has state to save (`Ok(None)`
 /// otherwise: the snapshot then holds no host state).
-pub(crate) fn save(store: &StoreInner) -> Result<Option<SavedHostState>, HostStateError> {
+pub(crate) fn save(
+    store: &StoreInner,
+    after: RunAfter,
+) -> Result<Option<SavedHostState>, HostStateError> {
     match (&store.data, store.save_data) {
-        (Some(data), Some(save)) => save(data.as_ref()).map(Some),
+        (Some(data), Some(save)) => save(data.as_ref(), after).map(Some),
         _ => Ok(None),
     }
 }

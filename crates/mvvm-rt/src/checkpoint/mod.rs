@@ -91,7 +91,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use capture::{MAX_INCREMENTAL_DEPTH, base_keep_path};
-pub use host::{HostState, HostStateError, SavedHostState};
+pub use host::{HostState, HostStateError, RunAfter, SavedHostState};
 pub use limits::{
     DEFAULT_MAX_EXCEPTIONS, DEFAULT_MAX_HOST_STATE_BYTES, DEFAULT_MAX_MEMORY_BYTES,
     MIN_NATIVE_FRAME_BYTES, NATIVE_SLOT_BYTES, REGISTER_HEADROOM, RestoreLimits,

@@ -259,3 +259,50 @@ pub fn set_transparent(fd: BorrowedFd<'_>, v6: bool) -> io::Result<()> {
         super::setsockopt(fd, libc::IPPROTO_IP, libc::IP_TRANSPARENT, 1)
     }
 }
+
+/// Attaches a classic BPF socket filter that drops every incoming packet
+/// (`SO_ATTACH_FILTER` with the one instruction `ret #0`). TCP runs a
+/// socket's filter before its state machine, so a dropped segment is
+/// neither queued nor acknowledged: the peer keeps it and retransmits it,
+/// to whichever socket holds the connection by then. This is the
+/// connection's network lock during a checkpoint that ends the run (what
+/// CRIU does with a netfilter rule), and needs no privilege.
+pub fn attach_drop_filter(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // `BPF_RET | BPF_K` (0x06): return the constant `k`, here 0 bytes of
+    // the packet to keep, that is drop it.
+    let mut code = [libc::sock_filter {
+        code: 0x06,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let prog = libc::sock_fprog {
+        len: code.len() as libc::c_ushort,
+        filter: code.as_mut_ptr(),
+    };
+    // SAFETY: validity and alignment: `prog` is an initialised, aligned
+    // local `sock_fprog` whose `filter` points to `code`, an aligned array
+    // of `len` initialised `sock_filter`s; lifetime: both outlive the call
+    // and the kernel copies the program; aliasing: the kernel only reads
+    // them.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &prog as *const libc::sock_fprog as *const libc::c_void,
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// Removes the socket's filter ([`attach_drop_filter`]).
+pub fn detach_filter(fd: BorrowedFd<'_>) -> io::Result<()> {
+    super::setsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_DETACH_FILTER,
+        0 as libc::c_int,
+    )
+}

@@ -274,7 +274,7 @@ fn granted_bind_listen_accept_and_the_saved_state() {
     // Restore: the listener needs a bind grant; the connection needs none
     // and, not repaired (its peer is gone here; `tests/tcp_repair.rs`
     // repairs one), is seen reset once, then at end of file.
-    let saved = t.ctx.save_state().unwrap();
+    let saved = t.ctx.save_state(RunAfter::Continues).unwrap();
     let preopens = saved.preopens.clone();
     let grants = |net: NetGrants| Grants {
         preopens: preopens.clone(),

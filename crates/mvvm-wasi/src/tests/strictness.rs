@@ -663,7 +663,7 @@ fn rights_survive_checkpoint_restore() {
         rights::FD_WRITE,
     );
     drop_rights(&mut t, ROOT_FD, rights::PATH_CREATE_DIRECTORY, 0);
-    let before = t.ctx.save_state().unwrap();
+    let before = t.ctx.save_state(RunAfter::Continues).unwrap();
     let bytes = mvvm_abi::codec::encode(&before).unwrap();
     let decoded: WasiState = mvvm_abi::codec::decode(&bytes).unwrap();
     assert_eq!(

@@ -7,6 +7,7 @@
 //! failure in CI.
 
 use crate::state::SavedConnection;
+use crate::sys::tcp_repair::{inq, outq};
 use crate::tcp_repair::{Granted, RepairError, dump, granted, park, rebuild, validate};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -36,11 +37,18 @@ fn missing(what: &str) {
     eprintln!("skipped: {what}");
 }
 
-/// Dumps `s`; `None` (test skipped) without the privilege.
+/// Dumps `s` as a periodic checkpoint does; `None` (test skipped)
+/// without the privilege.
 fn dump_or_skip(s: &TcpStream) -> Option<SavedConnection> {
+    dump_with(s, false)
+}
+
+/// Dumps `s`, with the network lock of a checkpoint that ends the run
+/// when `lock`; `None` (test skipped) without the privilege.
+fn dump_with(s: &TcpStream, lock: bool) -> Option<SavedConnection> {
     let local = s.local_addr().unwrap();
     let peer = s.peer_addr().unwrap();
-    match dump(s.as_fd(), 4, local, peer) {
+    match dump(s.as_fd(), 4, local, peer, lock) {
         Ok(c) => Some(c),
         Err(RepairError::Sys { source, .. }) if source.raw_os_error() == Some(libc::EPERM) => {
             missing("TCP repair needs CAP_NET_ADMIN");
@@ -223,6 +231,53 @@ fn a_connection_read_in_repair_mode_goes_on_working() {
     let reuse: libc::c_int =
         crate::sys::getsockopt(s.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR).unwrap();
     assert_eq!(reuse, 1, "SO_REUSEADDR lost by reading the connection");
+}
+
+#[test]
+fn bytes_sent_after_a_final_checkpoint_reach_the_rebuilt_connection() {
+    // The checkpoint ends the run: what the peer sends between the queue
+    // read and the exit must be neither queued nor acknowledged by the old
+    // socket (it would be in no snapshot), but retransmitted to the new.
+    let (mut c, s) = pair();
+    c.write_all(b"queued").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let Some(saved) = dump_with(&s, true) else {
+        return;
+    };
+    assert_eq!(saved.recv_queue, b"queued");
+    c.write_all(b" and sent during the stop").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        inq(s.as_fd()).unwrap(),
+        6,
+        "the locked socket queued bytes sent after its checkpoint"
+    );
+    assert_eq!(
+        outq(c.as_fd()).unwrap(),
+        25,
+        "the locked socket acknowledged bytes sent after its checkpoint"
+    );
+    park(s.as_fd()).unwrap();
+    drop(s);
+    let _l = TcpListener::bind(saved.local).unwrap();
+    let fd: OwnedFd = rebuild(&saved, Granted::Covered, false).unwrap();
+    let mut s = TcpStream::from(fd);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = [0u8; 31];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"queued and sent during the stop");
+}
+
+#[test]
+fn a_periodic_checkpoint_does_not_lock_the_connection() {
+    let (mut c, mut s) = pair();
+    let Some(_) = dump_or_skip(&s) else {
+        return;
+    };
+    c.write_all(b"after a periodic checkpoint").unwrap();
+    let mut got = [0u8; 27];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"after a periodic checkpoint");
 }
 
 #[test]
