@@ -87,6 +87,9 @@ struct Tally {
     miss_not_live: u64,
     args: u64,
     args_located: u64,
+    /// Bodies with at least one site, and those whose sites are all covered.
+    bodies: u64,
+    bodies_covered: u64,
 }
 
 /// Whether a location holds its value while the callee runs.
@@ -100,6 +103,7 @@ fn survives(kind: SiteKind, l: &Location) -> bool {
 
 fn tally(sites: &[SiteReport], kind: SiteKind, body: Option<Body>, list: bool) -> Tally {
     let mut t = Tally::default();
+    let mut per_body: std::collections::HashMap<(u32, u8), bool> = Default::default();
     for s in sites
         .iter()
         .filter(|s| s.kind == kind && body.is_none_or(|b| b == s.body))
@@ -144,7 +148,9 @@ fn tally(sites: &[SiteReport], kind: SiteKind, body: Option<Body>, list: bool) -
                 t.located += 1;
             }
         }
-        if all && s.ret_addr.is_some() {
+        let ok = all && s.ret_addr.is_some();
+        *per_body.entry((s.func, s.body as u8)).or_insert(true) &= ok;
+        if ok {
             t.covered += 1;
         } else if list {
             let missing: Vec<String> = s
@@ -167,6 +173,8 @@ fn tally(sites: &[SiteReport], kind: SiteKind, body: Option<Body>, list: bool) -
             t.ambiguous_sites += 1;
         }
     }
+    t.bodies = per_body.len() as u64;
+    t.bodies_covered = per_body.values().filter(|ok| **ok).count() as u64;
     t
 }
 
@@ -177,7 +185,7 @@ fn pct(a: u64, b: u64) -> f64 {
 fn print_tally(name: &str, what: &str, t: &Tally, json: bool) {
     if json {
         println!(
-            "{{\"module\":\"{name}\",\"sites\":\"{what}\",\"count\":{},\"no_ret_addr\":{},\"covered\":{},\"ambiguous\":{},\"values\":{},\"located\":{},\"callee_saved\":{},\"stack\":{},\"other_reg\":{},\"miss_constant\":{},\"miss_label_lost\":{},\"miss_not_live\":{},\"args\":{},\"args_located\":{}}}",
+            "{{\"module\":\"{name}\",\"sites\":\"{what}\",\"count\":{},\"no_ret_addr\":{},\"covered\":{},\"ambiguous\":{},\"values\":{},\"located\":{},\"callee_saved\":{},\"stack\":{},\"other_reg\":{},\"miss_constant\":{},\"miss_label_lost\":{},\"miss_not_live\":{},\"args\":{},\"args_located\":{},\"bodies\":{},\"bodies_covered\":{}}}",
             t.sites,
             t.no_ret_addr,
             t.covered,
@@ -191,14 +199,18 @@ fn print_tally(name: &str, what: &str, t: &Tally, json: bool) {
             t.miss_label_lost,
             t.miss_not_live,
             t.args,
-            t.args_located
+            t.args_located,
+            t.bodies,
+            t.bodies_covered
         );
         return;
     }
     println!(
-        "{name} {what}: {} sites, covered {:.1}%, ambiguous {}, no ret addr {}; values {} located {:.1}% (callee-saved reg {}, stack {}, other reg {}); misses: const {}, label lost {}, no range {}; args located {}/{}",
+        "{name} {what}: {} sites, covered {:.1}% (bodies {}/{} fully), ambiguous {}, no ret addr {}; values {} located {:.1}% (callee-saved reg {}, stack {}, other reg {}); misses: const {}, label lost {}, no range {}; args located {}/{}",
         t.sites,
         pct(t.covered, t.sites),
+        t.bodies_covered,
+        t.bodies,
         t.ambiguous_sites,
         t.no_ret_addr,
         t.values,
