@@ -541,7 +541,9 @@ fn dev_sites(
         return Vec::new();
     }
     match ctx.compiled_code() {
-        Some(code) => crate::frame_labels::resolve(code, info.target, index, body, pending),
+        Some(code) => {
+            crate::frame_labels::resolve(code, &ctx.func, info.target, index, body, pending)
+        }
         None => Vec::new(),
     }
 }

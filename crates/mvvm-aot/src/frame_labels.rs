@@ -83,6 +83,8 @@ pub enum Role {
 pub(crate) struct Expected {
     pub role: Role,
     pub label: u32,
+    /// The SSA value the frame needs.
+    pub value: ir::Value,
     /// Defined by a constant instruction (Cranelift may rematerialise it
     /// instead of keeping it anywhere).
     pub constant: bool,
@@ -120,6 +122,13 @@ pub struct ValueReport {
     /// Whether Cranelift reported any range at all for the label in this
     /// body (false: the label was lost, e.g. by the egraph pass).
     pub label_seen: bool,
+    /// Whether, in the compiled function's block layout, another value
+    /// with the same label is defined between this value's definition and
+    /// the call: Cranelift then reports the label for that value there
+    /// (ranges run in layout order), so this one cannot be found by its
+    /// label even if it is kept somewhere. Also true when the value itself
+    /// no longer exists after the optimiser.
+    pub shadowed: bool,
     /// The distinct locations whose range covers the call instruction and
     /// continues after it.
     pub locations: Vec<Location>,
@@ -170,8 +179,12 @@ pub fn compile_with(
 /// Moves the labels set on values that the SSA builder later turned into
 /// aliases (a block parameter found redundant when its block was sealed)
 /// onto the values they resolve to: Cranelift resolves aliases before it
-/// compiles, and a label on an alias would be lost with it.
-pub(crate) fn move_labels_off_aliases(func: &mut ir::Function) {
+/// compiles, and a label on an alias would be lost with it. The sites'
+/// values are resolved the same way.
+pub(crate) fn move_labels_off_aliases(func: &mut ir::Function, sites: &mut [PendingSite]) {
+    for e in sites.iter_mut().flat_map(|s| s.expected.iter_mut()) {
+        e.value = func.dfg.resolve_aliases(e.value);
+    }
     let Some(labels) = func.dfg.values_labels.take() else {
         return;
     };
@@ -192,6 +205,67 @@ pub(crate) fn move_labels_off_aliases(func: &mut ir::Function) {
         }
     }
     func.dfg.values_labels = Some(moved);
+}
+
+/// Positions of definitions in the compiled function's layout order
+/// (block parameters, then instruction results, block after block), for
+/// the `shadowed` diagnosis.
+struct LayoutDefs {
+    /// Position of each defined value.
+    def_at: HashMap<ir::Value, usize>,
+    /// Per label, the positions of the definitions of values carrying it.
+    label_defs: HashMap<u32, Vec<usize>>,
+    /// Position of each tagged instruction, by tag.
+    tagged: HashMap<u32, usize>,
+}
+
+impl LayoutDefs {
+    fn new(func: &ir::Function) -> Self {
+        let mut def_at = HashMap::new();
+        let mut tagged = HashMap::new();
+        let mut pos = 0usize;
+        for block in func.layout.blocks() {
+            for v in func.dfg.block_params(block) {
+                def_at.insert(*v, pos);
+                pos += 1;
+            }
+            for inst in func.layout.block_insts(block) {
+                for t in func.debug_tags.get(inst) {
+                    if let DebugTag::User(t) = t {
+                        tagged.insert(*t, pos);
+                    }
+                }
+                for v in func.dfg.inst_results(inst) {
+                    def_at.insert(*v, pos);
+                }
+                pos += 1;
+            }
+        }
+        let mut label_defs: HashMap<u32, Vec<usize>> = HashMap::new();
+        if let Some(labels) = &func.dfg.values_labels {
+            for (v, a) in labels {
+                if let (ir::ValueLabelAssignments::Starts(starts), Some(p)) = (a, def_at.get(v)) {
+                    for s in starts {
+                        label_defs.entry(s.label.as_u32()).or_default().push(*p);
+                    }
+                }
+            }
+        }
+        LayoutDefs {
+            def_at,
+            label_defs,
+            tagged,
+        }
+    }
+
+    fn shadowed(&self, v: ir::Value, label: u32, at: Option<usize>) -> bool {
+        let (Some(def), Some(at)) = (self.def_at.get(&v), at) else {
+            return true;
+        };
+        self.label_defs
+            .get(&label)
+            .is_some_and(|defs| defs.iter().any(|p| p > def && *p < at))
+    }
 }
 
 /// Whether the calling conventions of `arch` (Cranelift's `tail`, which
@@ -231,6 +305,7 @@ fn location(arch: TargetArch, loc: &LabelValueLoc) -> Option<Location> {
 /// Matches the pending sites of one body with what Cranelift reported.
 pub(crate) fn resolve(
     code: &CompiledCode,
+    func_ir: &ir::Function,
     arch: TargetArch,
     func: u32,
     body: Body,
@@ -245,10 +320,12 @@ pub(crate) fn resolve(
         }
     }
     let ranges = &code.value_labels_ranges;
+    let layout = LayoutDefs::new(func_ir);
     pending
         .into_iter()
         .map(|site| {
             let ret_addr = ret_addrs.get(&site.tag).copied();
+            let at = layout.tagged.get(&site.tag).copied();
             let values = site
                 .expected
                 .iter()
@@ -279,6 +356,7 @@ pub(crate) fn resolve(
                         role: e.role,
                         constant: e.constant,
                         label_seen: list.is_some_and(|l| !l.is_empty()),
+                        shadowed: layout.shadowed(e.value, e.label, at),
                         locations,
                     }
                 })

@@ -975,6 +975,7 @@ impl FuncTranslator<'_, '_, '_> {
             expected.push(Expected {
                 role: Role::Local(label),
                 label,
+                value: v,
                 constant: self.is_constant(v),
             });
         }
@@ -990,6 +991,7 @@ impl FuncTranslator<'_, '_, '_> {
             expected.push(Expected {
                 role,
                 label,
+                value: *v,
                 constant: self.is_constant(*v),
             });
         }

@@ -395,8 +395,9 @@ pub(crate) fn translate_function(
         t.finish_checkpoints(u32::try_from(body_start).unwrap_or(u32::MAX))?;
     let locals = t.locals.iter().map(|(_, vt)| *vt).collect();
     builder.finalize(info.frontend_config);
+    let mut sites = sites;
     if info.dev.frame_labels {
-        crate::frame_labels::move_labels_off_aliases(func);
+        crate::frame_labels::move_labels_off_aliases(func, &mut sites);
     }
     Ok((
         FuncTables {
