@@ -12,6 +12,7 @@
 //!                       policy, the policy, and the policy without unwind
 //!                       stores; print mean CPU and minimum wall times, the time
 //!                       per body role and the object sizes
+//!   --per-site-labels   one label per site and value (no shadowing)
 //!   --sites             also print every site with a missing value
 //!   --opt-level N       0..=3 (default 3)
 //!   --json              one JSON object per module
@@ -31,6 +32,7 @@ struct Args {
     sites: bool,
     json: bool,
     opt_level: u8,
+    per_site: bool,
     files: Vec<String>,
 }
 
@@ -42,6 +44,7 @@ fn parse_args() -> Result<Args> {
         sites: false,
         json: false,
         opt_level: 3,
+        per_site: false,
         files: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -58,6 +61,7 @@ fn parse_args() -> Result<Args> {
             "--keep-stores" => a.keep_stores = true,
             "--time" => a.time = Some(it.next().context("--time N")?.parse()?),
             "--sites" => a.sites = true,
+            "--per-site-labels" => a.per_site = true,
             "--json" => a.json = true,
             "--opt-level" => a.opt_level = it.next().context("--opt-level N")?.parse()?,
             "--help" | "-h" => {
@@ -296,6 +300,7 @@ fn main() -> Result<()> {
                 let dev = DevOptions {
                     frame_labels: false,
                     unwind_stores: stores,
+                    per_site_labels: false,
                 };
                 let (cpu, wall, size, _) = timed(&wasm, &o, &dev, n)?;
                 rows.push((label, cpu, wall, size));
@@ -308,6 +313,7 @@ fn main() -> Result<()> {
                 let dev = DevOptions {
                     frame_labels: true,
                     unwind_stores: stores,
+                    per_site_labels: false,
                 };
                 let (_, _, _, r) = timed(&wasm, &opts, &dev, 1)?;
                 split.push(r.times);
@@ -348,6 +354,7 @@ fn main() -> Result<()> {
         let dev = DevOptions {
             frame_labels: true,
             unwind_stores: args.keep_stores,
+            per_site_labels: args.per_site,
         };
         let (_, report) = compile_with(&wasm, &opts, &dev)?;
         for (what, kind, body) in [

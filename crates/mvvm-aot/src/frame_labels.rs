@@ -31,6 +31,10 @@ pub struct DevOptions {
     /// hot code, for measuring what the stores cost in compile time and
     /// which values stay located without them.
     pub unwind_stores: bool,
+    /// With `frame_labels`: one label per site and value instead of one
+    /// per local index and stack depth, so that no other definition
+    /// shadows it (see [`ValueReport::shadowed`]).
+    pub per_site_labels: bool,
 }
 
 impl Default for DevOptions {
@@ -39,6 +43,7 @@ impl Default for DevOptions {
         DevOptions {
             frame_labels: false,
             unwind_stores: true,
+            per_site_labels: false,
         }
     }
 }

@@ -60,6 +60,7 @@ fn labels_locate_the_locals_live_across_a_call() {
     let dev = DevOptions {
         frame_labels: true,
         unwind_stores: false,
+        per_site_labels: false,
     };
     // Level 0: Cranelift's egraph pass (levels 1-3) drops the labels of
     // the values it rewrites, which is one of the findings, not a bug of
@@ -95,6 +96,7 @@ fn tags_survive_the_optimiser() {
     let dev = DevOptions {
         frame_labels: true,
         unwind_stores: false,
+        per_site_labels: false,
     };
     let (_, report) = compile_with(MODULE.as_bytes(), &opts(Policy::Loop, 3), &dev).expect("compile");
     assert!(!report.sites.is_empty());

@@ -965,22 +965,41 @@ impl FuncTranslator<'_, '_, '_> {
         let live = self.ckpt()?.liveness.live_at(offset);
         let nlocals = self.locals.len();
         let mut expected = Vec::new();
+        // Per-site labels: a label no other value carries, so no later
+        // definition ends its range (labels run in layout order from one
+        // definition of a label to the next).
+        let per_site = self.env.info.dev.per_site_labels;
+        let first_label = self
+            .ckpt()?
+            .dev_sites
+            .iter()
+            .map(|s| s.expected.len())
+            .sum::<usize>()
+            + nlocals
+            + 1024;
+        let label_of = |slot: usize, k: usize| -> u32 {
+            if per_site {
+                (first_label + k) as u32
+            } else {
+                slot as u32
+            }
+        };
         for (index, (var, _)) in self.locals.clone().into_iter().enumerate() {
             if !live.get(index).copied().unwrap_or(true) {
                 continue;
             }
             let v = self.builder.use_var(var);
-            let label = index as u32;
+            let label = label_of(index, expected.len());
             self.builder.set_val_label(v, ir::ValueLabel::from_u32(label));
             expected.push(Expected {
-                role: Role::Local(label),
+                role: Role::Local(index as u32),
                 label,
                 value: v,
                 constant: self.is_constant(v),
             });
         }
         for (depth, v) in stack.iter().enumerate() {
-            let label = (nlocals + depth) as u32;
+            let label = label_of(nlocals + depth, expected.len());
             self.builder
                 .set_val_label(*v, ir::ValueLabel::from_u32(label));
             let role = if depth < below {
