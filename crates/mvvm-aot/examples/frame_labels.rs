@@ -15,6 +15,7 @@
 //!   --per-site-labels   one label per site and value (no shadowing)
 //!   --sites             also print every site with a missing value
 //!   --opt-level N       0..=3 (default 3)
+//!   --target T          x86_64 or aarch64 (default: this host)
 //!   --json              one JSON object per module
 //! ```
 
@@ -22,7 +23,7 @@ use anyhow::{Context, Result, bail};
 use mvvm_aot::frame_labels::{
     Body, DevOptions, FrameReport, Location, Role, SiteKind, SiteReport, compile_with,
 };
-use mvvm_aot::{CompileOptions, Policy};
+use mvvm_aot::{CompileOptions, Policy, TargetArch};
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -33,6 +34,7 @@ struct Args {
     json: bool,
     opt_level: u8,
     per_site: bool,
+    target: TargetArch,
     files: Vec<String>,
 }
 
@@ -45,6 +47,7 @@ fn parse_args() -> Result<Args> {
         json: false,
         opt_level: 3,
         per_site: false,
+        target: TargetArch::host().unwrap_or(TargetArch::X86_64),
         files: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -62,6 +65,13 @@ fn parse_args() -> Result<Args> {
             "--time" => a.time = Some(it.next().context("--time N")?.parse()?),
             "--sites" => a.sites = true,
             "--per-site-labels" => a.per_site = true,
+            "--target" => {
+                a.target = match it.next().as_deref() {
+                    Some("x86_64") => TargetArch::X86_64,
+                    Some("aarch64") => TargetArch::Aarch64,
+                    other => bail!("unknown target {other:?}"),
+                }
+            }
             "--json" => a.json = true,
             "--opt-level" => a.opt_level = it.next().context("--opt-level N")?.parse()?,
             "--help" | "-h" => {
@@ -281,6 +291,7 @@ fn main() -> Result<()> {
         let opts = CompileOptions {
             policy: args.policy,
             opt_level: args.opt_level,
+            target: args.target,
             ..CompileOptions::default()
         };
         if let Some(n) = args.time {

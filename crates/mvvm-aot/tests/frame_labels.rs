@@ -73,21 +73,33 @@ fn labels_locate_the_locals_live_across_a_call() {
         .filter(|s| s.func == run && s.kind == SiteKind::Call)
         .collect();
     assert_eq!(calls.len(), 2, "two unwinding calls in run: {:#?}", report.sites);
-    for site in calls {
+    // First call: $a, $b, $k live (indices 0, 1, 2; $dead, 3, is not),
+    // and $b's value on the stack below the argument. Second call: $b was
+    // its argument and is not read again.
+    let expected_locals = [vec![0, 1, 2], vec![0, 2]];
+    for (site, want) in calls.iter().zip(&expected_locals) {
         assert!(site.ret_addr.is_some(), "no return address: {site:?}");
         let mut locals: Vec<u32> = Vec::new();
+        let mut stack = 0;
         for v in &site.values {
-            if let Role::Local(i) = v.role {
-                locals.push(i);
-                let held = v.locations.iter().any(|l| match l {
-                    Location::Stack { .. } => true,
-                    Location::Reg { callee_saved, .. } => *callee_saved,
-                });
-                assert!(held, "local {i} at {:#x} has no location that survives the call: {v:?}", site.offset);
+            let held = v.locations.iter().any(|l| match l {
+                Location::Stack { .. } => true,
+                Location::Reg { callee_saved, .. } => *callee_saved,
+            });
+            match v.role {
+                Role::Local(i) => {
+                    locals.push(i);
+                    assert!(held, "local {i} at {:#x}: no location that survives the call: {v:?}", site.offset);
+                }
+                Role::Stack(d) => {
+                    stack += 1;
+                    assert!(held, "stack value {d} at {:#x}: no location that survives the call: {v:?}", site.offset);
+                }
+                Role::Arg(_) => {}
             }
         }
-        // $a, $b, $k live (indices 0, 1, 2), $dead (3) not.
-        assert_eq!(locals, vec![0, 1, 2], "live locals at {:#x}", site.offset);
+        assert_eq!(&locals, want, "live locals at {:#x}", site.offset);
+        assert_eq!(stack, 1, "values kept on the stack at {:#x}", site.offset);
     }
 }
 
