@@ -144,7 +144,17 @@ fn tally(sites: &[SiteReport], kind: SiteKind, body: Option<Body>, list: bool) -
             }
             match good.first() {
                 Some(Location::Stack { .. }) => t.in_stack += 1,
-                Some(Location::Reg { .. }) if good.iter().any(|l| matches!(l, Location::Reg { callee_saved: true, .. })) => {
+                Some(Location::Reg { .. })
+                    if good.iter().any(|l| {
+                        matches!(
+                            l,
+                            Location::Reg {
+                                callee_saved: true,
+                                ..
+                            }
+                        )
+                    }) =>
+                {
                     t.in_callee_saved += 1
                 }
                 Some(Location::Reg { .. }) => t.in_other_reg += 1,
@@ -196,7 +206,11 @@ fn tally(sites: &[SiteReport], kind: SiteKind, body: Option<Body>, list: bool) -
 }
 
 fn pct(a: u64, b: u64) -> f64 {
-    if b == 0 { 100.0 } else { 100.0 * a as f64 / b as f64 }
+    if b == 0 {
+        100.0
+    } else {
+        100.0 * a as f64 / b as f64
+    }
 }
 
 fn print_tally(name: &str, what: &str, t: &Tally, json: bool) {
@@ -371,8 +385,16 @@ fn main() -> Result<()> {
         for (what, kind, body) in [
             ("call sites (all bodies)", SiteKind::Call, None),
             ("call sites (hot bodies)", SiteKind::Call, Some(Body::Hot)),
-            ("call sites (whole bodies)", SiteKind::Call, Some(Body::Whole)),
-            ("call sites (resume clones)", SiteKind::Call, Some(Body::Resume)),
+            (
+                "call sites (whole bodies)",
+                SiteKind::Call,
+                Some(Body::Whole),
+            ),
+            (
+                "call sites (resume clones)",
+                SiteKind::Call,
+                Some(Body::Resume),
+            ),
             ("probes (all bodies)", SiteKind::Probe, None),
         ] {
             let t = tally(&report.sites, kind, body, args.sites && body.is_none());

@@ -2,6 +2,7 @@
 //! parallel, emit in index order.
 
 use crate::env::{ModuleInfo, abi_trap, wasm_signature};
+use crate::frame_labels::{Body, DevOptions, FrameReport, PendingSite, RoleTimes, SiteReport};
 use crate::module::{self, MetaHeader, PendingFunc};
 use crate::object::{CompiledFunc, Emitter};
 use crate::translate::{BodyRole, FuncInput, translate_function};
@@ -20,7 +21,6 @@ use mvvm_abi::{
     CheckpointTables, ExportKind, FuncInfo, FuncTables, ResumeCode, TrapSite, TrapSiteTable,
 };
 use std::sync::Mutex;
-use crate::frame_labels::{Body, DevOptions, FrameReport, PendingSite, RoleTimes, SiteReport};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Compiles validated-on-the-fly wasm bytes.

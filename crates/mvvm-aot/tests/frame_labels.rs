@@ -50,8 +50,14 @@ fn default_dev_options_give_the_normal_object() {
         let normal = compile(MODULE.as_bytes(), &o).expect("compile");
         let (dev, report) =
             compile_with(MODULE.as_bytes(), &o, &DevOptions::default()).expect("compile_with");
-        assert_eq!(normal, dev, "{policy:?}: the default developer options changed the object");
-        assert!(report.sites.is_empty(), "{policy:?}: sites reported without labels");
+        assert_eq!(
+            normal, dev,
+            "{policy:?}: the default developer options changed the object"
+        );
+        assert!(
+            report.sites.is_empty(),
+            "{policy:?}: sites reported without labels"
+        );
     }
 }
 
@@ -65,14 +71,20 @@ fn labels_locate_the_locals_live_across_a_call() {
     // Level 0: Cranelift's egraph pass (levels 1-3) drops the labels of
     // the values it rewrites, which is one of the findings, not a bug of
     // the measurement.
-    let (_, report) = compile_with(MODULE.as_bytes(), &opts(Policy::Loop, 0), &dev).expect("compile");
+    let (_, report) =
+        compile_with(MODULE.as_bytes(), &opts(Policy::Loop, 0), &dev).expect("compile");
     let run = 1;
     let calls: Vec<_> = report
         .sites
         .iter()
         .filter(|s| s.func == run && s.kind == SiteKind::Call)
         .collect();
-    assert_eq!(calls.len(), 2, "two unwinding calls in run: {:#?}", report.sites);
+    assert_eq!(
+        calls.len(),
+        2,
+        "two unwinding calls in run: {:#?}",
+        report.sites
+    );
     // First call: $a, $b, $k live (indices 0, 1, 2; $dead, 3, is not),
     // and $b's value on the stack below the argument. Second call: $b was
     // its argument and is not read again.
@@ -89,11 +101,19 @@ fn labels_locate_the_locals_live_across_a_call() {
             match v.role {
                 Role::Local(i) => {
                     locals.push(i);
-                    assert!(held, "local {i} at {:#x}: no location that survives the call: {v:?}", site.offset);
+                    assert!(
+                        held,
+                        "local {i} at {:#x}: no location that survives the call: {v:?}",
+                        site.offset
+                    );
                 }
                 Role::Stack(d) => {
                     stack += 1;
-                    assert!(held, "stack value {d} at {:#x}: no location that survives the call: {v:?}", site.offset);
+                    assert!(
+                        held,
+                        "stack value {d} at {:#x}: no location that survives the call: {v:?}",
+                        site.offset
+                    );
                 }
                 Role::Arg(_) => {}
             }
@@ -110,9 +130,13 @@ fn tags_survive_the_optimiser() {
         unwind_stores: false,
         per_site_labels: false,
     };
-    let (_, report) = compile_with(MODULE.as_bytes(), &opts(Policy::Loop, 3), &dev).expect("compile");
+    let (_, report) =
+        compile_with(MODULE.as_bytes(), &opts(Policy::Loop, 3), &dev).expect("compile");
     assert!(!report.sites.is_empty());
     for site in &report.sites {
-        assert!(site.ret_addr.is_some(), "site without an address at level 3: {site:?}");
+        assert!(
+            site.ret_addr.is_some(),
+            "site without an address at level 3: {site:?}"
+        );
     }
 }

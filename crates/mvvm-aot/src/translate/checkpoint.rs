@@ -62,10 +62,10 @@
 //! and a register holding the flag's address on aarch64.)
 
 use super::liveness::Liveness;
-use crate::frame_labels::{Expected, PendingSite, Role, SiteKind};
 use super::{FuncTranslator, OpResult};
 use crate::CompileError;
 use crate::env::{clif_trap, clif_type, slot_flags, slot_layout, slot_offset, to_slot, trusted};
+use crate::frame_labels::{Expected, PendingSite, Role, SiteKind};
 use cranelift_codegen::ir::{
     self, Block, BlockArg, BlockCall, InstBuilder, JumpTableData, SourceLoc, Value,
     condcodes::IntCC, types,
@@ -990,7 +990,8 @@ impl FuncTranslator<'_, '_, '_> {
             }
             let v = self.builder.use_var(var);
             let label = label_of(index, expected.len());
-            self.builder.set_val_label(v, ir::ValueLabel::from_u32(label));
+            self.builder
+                .set_val_label(v, ir::ValueLabel::from_u32(label));
             expected.push(Expected {
                 role: Role::Local(index as u32),
                 label,
