@@ -9,8 +9,9 @@
 //!   --keep-stores       label today's code (unwind blocks kept); default:
 //!                       the redesign's shape (one shared return block)
 //!   --time N            instead of labels: compile N times each with no
-//!                       policy, the policy, and the policy without unwind
-//!                       stores; print mean CPU and minimum wall times, the time
+//!                       policy, the policy, the policy with call-site
+//!                       stores in hot bodies only, and the policy without
+//!                       unwind stores; print mean CPU and minimum wall times, the time
 //!                       per body role and the object sizes
 //!   --per-site-labels   one label per site and value (no shadowing)
 //!   --sites             also print every site with a missing value
@@ -314,10 +315,11 @@ fn main() -> Result<()> {
                 ..opts
             };
             let mut rows = Vec::new();
-            for (label, o, stores) in [
-                ("none", none, true),
-                ("policy", opts, true),
-                ("policy-no-unwind-stores", opts, false),
+            for (label, o, stores, hot_only) in [
+                ("none", none, true, false),
+                ("policy", opts, true, false),
+                ("policy-call-stores-in-hot-bodies-only", opts, true, true),
+                ("policy-no-unwind-stores", opts, false, false),
             ] {
                 // `unwind_stores: true` with `frame_labels: false` is the
                 // default compilation, which records no role times; the
@@ -326,6 +328,7 @@ fn main() -> Result<()> {
                     frame_labels: false,
                     unwind_stores: stores,
                     per_site_labels: false,
+                    call_stores_in_hot_only: hot_only,
                 };
                 let (cpu, wall, size, _) = timed(&wasm, &o, &dev, n)?;
                 rows.push((label, cpu, wall, size));
@@ -339,6 +342,7 @@ fn main() -> Result<()> {
                     frame_labels: true,
                     unwind_stores: stores,
                     per_site_labels: false,
+                    call_stores_in_hot_only: false,
                 };
                 let (_, _, _, r) = timed(&wasm, &opts, &dev, 1)?;
                 split.push(r.times);
@@ -380,6 +384,7 @@ fn main() -> Result<()> {
             frame_labels: true,
             unwind_stores: args.keep_stores,
             per_site_labels: args.per_site,
+            call_stores_in_hot_only: false,
         };
         let (_, report) = compile_with(&wasm, &opts, &dev)?;
         for (what, kind, body) in [
