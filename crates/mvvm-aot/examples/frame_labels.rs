@@ -9,7 +9,7 @@
 //!   --keep-stores       label today's code (unwind blocks kept); default:
 //!                       the redesign's shape (one shared return block)
 //!   --time N            instead of labels: compile N times each with no
-//!                       policy, the policy, the policy with call-site
+//!                       policy, the policy, the policy with unwind
 //!                       stores in hot bodies only, and the policy without
 //!                       unwind stores; print mean CPU and minimum wall times, the time
 //!                       per body role and the object sizes
@@ -318,7 +318,7 @@ fn main() -> Result<()> {
             for (label, o, stores, hot_only) in [
                 ("none", none, true, false),
                 ("policy", opts, true, false),
-                ("policy-call-stores-in-hot-bodies-only", opts, true, true),
+                ("policy-stores-in-hot-bodies-only", opts, true, true),
                 ("policy-no-unwind-stores", opts, false, false),
             ] {
                 // `unwind_stores: true` with `frame_labels: false` is the
@@ -328,7 +328,7 @@ fn main() -> Result<()> {
                     frame_labels: false,
                     unwind_stores: stores,
                     per_site_labels: false,
-                    call_stores_in_hot_only: hot_only,
+                    stores_in_hot_only: hot_only,
                 };
                 let (cpu, wall, size, _) = timed(&wasm, &o, &dev, n)?;
                 rows.push((label, cpu, wall, size));
@@ -342,7 +342,7 @@ fn main() -> Result<()> {
                     frame_labels: true,
                     unwind_stores: stores,
                     per_site_labels: false,
-                    call_stores_in_hot_only: false,
+                    stores_in_hot_only: false,
                 };
                 let (_, _, _, r) = timed(&wasm, &opts, &dev, 1)?;
                 split.push(r.times);
@@ -384,7 +384,7 @@ fn main() -> Result<()> {
             frame_labels: true,
             unwind_stores: args.keep_stores,
             per_site_labels: args.per_site,
-            call_stores_in_hot_only: false,
+            stores_in_hot_only: false,
         };
         let (_, report) = compile_with(&wasm, &opts, &dev)?;
         for (what, kind, body) in [
@@ -401,6 +401,12 @@ fn main() -> Result<()> {
                 Some(Body::Resume),
             ),
             ("probes (all bodies)", SiteKind::Probe, None),
+            ("probes (hot bodies)", SiteKind::Probe, Some(Body::Hot)),
+            (
+                "probes (resume clones)",
+                SiteKind::Probe,
+                Some(Body::Resume),
+            ),
         ] {
             let t = tally(&report.sites, kind, body, args.sites && body.is_none());
             print_tally(&name, what, &t, args.json);

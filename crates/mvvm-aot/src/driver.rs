@@ -398,7 +398,7 @@ fn compile_functions(
     let sites: Mutex<Vec<SiteReport>> = Mutex::new(Vec::new());
     let dev = info.dev;
     let timed = |role: usize, t: std::time::Instant| {
-        if dev.frame_labels || !dev.unwind_stores || dev.call_stores_in_hot_only {
+        if dev.frame_labels || !dev.unwind_stores || dev.stores_in_hot_only {
             let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
             role_ns[role].fetch_add(ns, Ordering::Relaxed);
             role_bodies[role].fetch_add(1, Ordering::Relaxed);

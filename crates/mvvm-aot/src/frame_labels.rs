@@ -35,11 +35,11 @@ pub struct DevOptions {
     /// per local index and stack depth, so that no other definition
     /// shadows it (see [`ValueReport::shadowed`]).
     pub per_site_labels: bool,
-    /// Keep the unwind stores of call sites only in hot bodies: whole
-    /// bodies and resume clones return through the shared block (probes
-    /// keep theirs). What dropping the stores where the labels located
-    /// every value at `-O3` would save.
-    pub call_stores_in_hot_only: bool,
+    /// Keep the unwind stores (call sites and probes) only in hot bodies:
+    /// whole bodies and resume clones return through the shared block.
+    /// What dropping the stores where the labels locate (nearly) every
+    /// value at `-O3` would save.
+    pub stores_in_hot_only: bool,
 }
 
 impl Default for DevOptions {
@@ -49,7 +49,7 @@ impl Default for DevOptions {
             frame_labels: false,
             unwind_stores: true,
             per_site_labels: false,
-            call_stores_in_hot_only: false,
+            stores_in_hot_only: false,
         }
     }
 }

@@ -67,7 +67,7 @@ fn labels_locate_the_locals_live_across_a_call() {
         frame_labels: true,
         unwind_stores: false,
         per_site_labels: false,
-        call_stores_in_hot_only: false,
+        stores_in_hot_only: false,
     };
     // Level 0: Cranelift's egraph pass (levels 1-3) drops the labels of
     // the values it rewrites, which is one of the findings, not a bug of
@@ -130,7 +130,7 @@ fn tags_survive_the_optimiser() {
         frame_labels: true,
         unwind_stores: false,
         per_site_labels: false,
-        call_stores_in_hot_only: false,
+        stores_in_hot_only: false,
     };
     let (_, report) =
         compile_with(MODULE.as_bytes(), &opts(Policy::Loop, 3), &dev).expect("compile");

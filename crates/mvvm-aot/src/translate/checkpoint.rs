@@ -541,11 +541,11 @@ impl FuncTranslator<'_, '_, '_> {
                 .count();
             self.dev_label_site(offset, SiteKind::Call, first_inst, None, &stack, below)?;
         }
-        // Developer option `call_stores_in_hot_only`: the call sites of
-        // whole bodies and resume clones, whose frame values the labels
-        // always located, return without storing.
+        // Developer option `stores_in_hot_only`: whole bodies and resume
+        // clones, whose frame values the labels located, return without
+        // storing.
         let hot = self.ckpt()?.resume_clone.is_some();
-        if !dev.unwind_stores || (dev.call_stores_in_hot_only && !hot) {
+        if !dev.unwind_stores || (dev.stores_in_hot_only && !hot) {
             let shared = self.shared_return_block()?;
             let cont = self.builder.create_block();
             self.branch_on_unwind_state(limits, UNWINDING, shared, cont);
@@ -634,7 +634,8 @@ impl FuncTranslator<'_, '_, '_> {
             let n = stack.len();
             self.dev_label_site(offset, SiteKind::Probe, first_inst, marker, &stack, n)?;
         }
-        if !dev.unwind_stores {
+        let hot = self.ckpt()?.resume_clone.is_some();
+        if !dev.unwind_stores || (dev.stores_in_hot_only && !hot) {
             let shared = self.shared_return_block()?;
             self.branch_on_unwind_state(limits, UNWINDING, shared, cont);
             self.fill_shared_return()?;
