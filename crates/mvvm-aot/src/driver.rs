@@ -2,6 +2,7 @@
 //! parallel, emit in index order.
 
 use crate::env::{ModuleInfo, abi_trap, wasm_signature};
+use crate::frame_labels::{Body, DevOptions, FrameReport, PendingSite, RoleTimes, SiteReport};
 use crate::module::{self, MetaHeader, PendingFunc};
 use crate::object::{CompiledFunc, Emitter};
 use crate::translate::{BodyRole, FuncInput, translate_function};
@@ -20,10 +21,20 @@ use mvvm_abi::{
     CheckpointTables, ExportKind, FuncInfo, FuncTables, ResumeCode, TrapSite, TrapSiteTable,
 };
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Compiles validated-on-the-fly wasm bytes.
 pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>, CompileError> {
+    compile_wasm_dev(wasm, opts, &DevOptions::default()).map(|(object, _)| object)
+}
+
+/// [`compile_wasm`] with the developer options of `crate::frame_labels`
+/// (off in [`compile_wasm`]: the same bytes).
+pub(crate) fn compile_wasm_dev(
+    wasm: &[u8],
+    opts: &CompileOptions,
+    dev: &DevOptions,
+) -> Result<(Vec<u8>, FrameReport), CompileError> {
     let started = std::time::Instant::now();
     let opt_level = opts.opt_level.min(3);
     // Only an x86-64 baseline build needs to know: a native build takes
@@ -151,9 +162,11 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
         resume_ids: resume_ids.iter().map(|id| id.map(|i| i.as_u32())).collect(),
         recursive,
         unwinds,
+        dev: *dev,
+        target: opts.target,
     };
 
-    let compiled = compile_functions(&info, &*isa, parsed.funcs, &func_ids)?;
+    let (compiled, report) = compile_functions(&info, &*isa, parsed.funcs, &func_ids)?;
 
     // Glue: small, compiled on this thread.
     let mut ctx = Context::new();
@@ -263,7 +276,7 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
         elapsed = ?started.elapsed(),
         "compiled module"
     );
-    Ok(object)
+    Ok((object, report))
 }
 
 /// Which functions contain a tail call (per function index, imports
@@ -371,13 +384,33 @@ fn compile_functions(
     isa: &dyn TargetIsa,
     funcs: Vec<PendingFunc<'_>>,
     func_ids: &[FuncId],
-) -> Result<Vec<CompiledBodies>, CompileError> {
+) -> Result<(Vec<CompiledBodies>, FrameReport), CompileError> {
     let n = funcs.len();
     let jobs: Vec<Mutex<Option<PendingFunc<'_>>>> =
         funcs.into_iter().map(|f| Mutex::new(Some(f))).collect();
     let results: Vec<Mutex<Option<Result<CompiledBodies, CompileError>>>> =
         (0..n).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
+    // Developer measurements (`crate::frame_labels`): nanoseconds and
+    // bodies per role, and the sites of every body.
+    let role_ns: [AtomicU64; 3] = Default::default();
+    let role_bodies: [AtomicU64; 3] = Default::default();
+    let sites: Mutex<Vec<SiteReport>> = Mutex::new(Vec::new());
+    let dev = info.dev;
+    let timed = |role: usize, t: std::time::Instant| {
+        if dev.frame_labels || !dev.unwind_stores || dev.stores_in_hot_only {
+            let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            role_ns[role].fetch_add(ns, Ordering::Relaxed);
+            role_bodies[role].fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    let keep = |found: Vec<SiteReport>| {
+        if !found.is_empty()
+            && let Ok(mut all) = sites.lock()
+        {
+            all.extend(found);
+        }
+    };
     let workers = std::thread::available_parallelism()
         .map(|p| p.get())
         .unwrap_or(1)
@@ -403,6 +436,7 @@ fn compile_functions(
                 let resume = info.resume_ids.get(index as usize).copied().flatten();
                 let clone = match resume {
                     Some(symbol) => {
+                        let t = std::time::Instant::now();
                         ctx.clear();
                         let input = FuncInput {
                             info,
@@ -410,12 +444,21 @@ fn compile_functions(
                             body: &job.body,
                             role: BodyRole::Resume { symbol },
                         };
-                        translate_function(&input, validator.clone(), &mut ctx.func, &mut fb_ctx)?;
+                        let (_, pending) = translate_function(
+                            &input,
+                            validator.clone(),
+                            &mut ctx.func,
+                            &mut fb_ctx,
+                        )?;
                         let id = FuncId::from_u32(symbol);
-                        Some(finish_function(&mut ctx, isa, id, index, start, "resume.")?)
+                        let compiled = finish_function(&mut ctx, isa, id, index, start, "resume.")?;
+                        timed(2, t);
+                        keep(dev_sites(&ctx, info, index, Body::Resume, pending));
+                        Some(compiled)
                     }
                     None => None,
                 };
+                let t = std::time::Instant::now();
                 ctx.clear();
                 let input = FuncInput {
                     info,
@@ -426,10 +469,18 @@ fn compile_functions(
                         None => BodyRole::Whole,
                     },
                 };
-                let tables = translate_function(&input, validator, &mut ctx.func, &mut fb_ctx)?;
+                let (tables, pending) =
+                    translate_function(&input, validator, &mut ctx.func, &mut fb_ctx)?;
                 let id = func_ids[index as usize];
                 let mut compiled = finish_function(&mut ctx, isa, id, index, start, "")?;
                 compiled.tables = tables;
+                let (role, body) = if resume.is_some() {
+                    (1, Body::Hot)
+                } else {
+                    (0, Body::Whole)
+                };
+                timed(role, t);
+                keep(dev_sites(&ctx, info, index, body, pending));
                 Ok((compiled, clone))
             })();
             if result.is_err() {
@@ -462,7 +513,39 @@ fn compile_functions(
         })?;
         out.push(r);
     }
-    Ok(out)
+    let mut sites = sites.into_inner().unwrap_or_default();
+    sites.sort_by_key(|s| (s.func, s.body as u8, s.offset));
+    let ns = role_ns.map(|a| a.into_inner());
+    let report = FrameReport {
+        sites,
+        times: RoleTimes {
+            whole_ns: ns[0],
+            hot_ns: ns[1],
+            resume_ns: ns[2],
+            bodies: role_bodies.map(|a| a.into_inner()),
+        },
+    };
+    Ok((out, report))
+}
+
+/// The sites of the body just compiled in `ctx`, with their locations
+/// (developer option `frame_labels`; nothing otherwise).
+fn dev_sites(
+    ctx: &Context,
+    info: &ModuleInfo<'_>,
+    index: u32,
+    body: Body,
+    pending: Vec<PendingSite>,
+) -> Vec<SiteReport> {
+    if pending.is_empty() {
+        return Vec::new();
+    }
+    match ctx.compiled_code() {
+        Some(code) => {
+            crate::frame_labels::resolve(code, &ctx.func, info.target, index, body, pending)
+        }
+        None => Vec::new(),
+    }
 }
 
 /// Runs Cranelift on the function in `ctx` and collects its code,

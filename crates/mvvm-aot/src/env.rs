@@ -236,6 +236,11 @@ pub(crate) struct ModuleInfo<'m> {
     /// a checkpoint (see `callgraph::unwinding_functions`); a call of one
     /// that cannot gets no `unwind_state` test. Empty without a policy.
     pub unwinds: Vec<bool>,
+    /// Developer options (`crate::frame_labels`); the default everywhere
+    /// but in `frame_labels::compile_with`.
+    pub dev: crate::frame_labels::DevOptions,
+    /// The target architecture (for the developer report's registers).
+    pub target: mvvm_abi::TargetArch,
 }
 
 impl ModuleInfo<'_> {

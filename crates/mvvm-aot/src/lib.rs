@@ -45,6 +45,8 @@ mod callgraph;
 mod driver;
 mod env;
 mod error;
+#[doc(hidden)]
+pub mod frame_labels;
 mod isa;
 mod module;
 mod object;

@@ -65,6 +65,7 @@ use super::liveness::Liveness;
 use super::{FuncTranslator, OpResult};
 use crate::CompileError;
 use crate::env::{clif_trap, clif_type, slot_flags, slot_layout, slot_offset, to_slot, trusted};
+use crate::frame_labels::{Expected, PendingSite, Role, SiteKind};
 use cranelift_codegen::ir::{
     self, Block, BlockArg, BlockCall, InstBuilder, JumpTableData, SourceLoc, Value,
     condcodes::IntCC, types,
@@ -93,6 +94,10 @@ struct ResumePoint {
     /// function that may unwind, any indirect call, an import, a wait):
     /// only those are followed by an `unwind_state` test.
     unwinds: bool,
+    /// The number of instructions the function had when the point was
+    /// recorded: the call made there is the last call created after it
+    /// (developer option `frame_labels` only).
+    first_inst: usize,
 }
 
 /// Per-function state of the instrumentation.
@@ -118,6 +123,11 @@ pub(crate) struct Instrumentation {
     /// hot one: the rewind path then calls the clone instead of entering
     /// the resume points.
     resume_clone: Option<u32>,
+    /// Developer options (`crate::frame_labels`): the sites labelled so far.
+    dev_sites: Vec<PendingSite>,
+    /// Developer option `unwind_stores: false`: the one block every
+    /// unwinding site of the function jumps to, and whether it is filled.
+    shared_return: Option<(Block, bool)>,
 }
 
 impl Instrumentation {
@@ -232,12 +242,15 @@ impl FuncTranslator<'_, '_, '_> {
                 block: Some(resume),
                 stack: Vec::new(),
                 unwinds: true,
+                first_inst: 0,
             }],
             tracker,
             results,
             liveness: Liveness::compute(body, self.exn.first_hidden, body_offset, &self.exn.plan)?,
             stack_vars: HashMap::new(),
             resume_clone,
+            dev_sites: Vec::new(),
+            shared_return: None,
         });
         // Counter-loop also probes the entries of functions that may
         // recurse: recursion without loops (tree walks) must still reach a
@@ -425,6 +438,7 @@ impl FuncTranslator<'_, '_, '_> {
             self.pin_float_locals(offset_u32(offset))?;
         }
         let params = self.stack.clone();
+        let first_inst = self.builder.func.dfg.num_insts();
         self.ckpt_mut()?.points.push(ResumePoint {
             point: StablePoint {
                 offset: offset_u32(offset),
@@ -434,6 +448,7 @@ impl FuncTranslator<'_, '_, '_> {
             block,
             stack: params,
             unwinds,
+            first_inst,
         });
         Ok(true)
     }
@@ -507,12 +522,38 @@ impl FuncTranslator<'_, '_, '_> {
         let Some(c) = self.ckpt.as_ref() else {
             return Ok(());
         };
-        let (stack, types) = match c.points.last() {
+        let (stack, types, first_inst) = match c.points.last() {
             Some(p) if p.point.offset == offset && !p.unwinds => return Ok(()),
-            Some(p) if p.point.offset == offset => (p.stack.clone(), p.point.stack.clone()),
+            Some(p) if p.point.offset == offset => {
+                (p.stack.clone(), p.point.stack.clone(), p.first_inst)
+            }
             _ => return Err(self.error(format!("call at {offset:#x} has no stable point"))),
         };
         let limits = c.limits;
+        let dev = self.env.info.dev;
+        if dev.frame_labels {
+            // The values below the arguments are the prefix the call left
+            // on the stack; the rest of the point's stack were arguments.
+            let below = stack
+                .iter()
+                .zip(&self.stack)
+                .take_while(|(a, b)| a == b)
+                .count();
+            self.dev_label_site(offset, SiteKind::Call, first_inst, None, &stack, below)?;
+        }
+        // Developer option `stores_in_hot_only`: whole bodies and resume
+        // clones, whose frame values the labels located, return without
+        // storing.
+        let hot = self.ckpt()?.resume_clone.is_some();
+        if !dev.unwind_stores || (dev.stores_in_hot_only && !hot) {
+            let shared = self.shared_return_block()?;
+            let cont = self.builder.create_block();
+            self.branch_on_unwind_state(limits, UNWINDING, shared, cont);
+            self.builder.seal_block(cont);
+            self.fill_shared_return()?;
+            self.builder.switch_to_block(cont);
+            return Ok(());
+        }
         let unwind = self.builder.create_block();
         let cont = self.builder.create_block();
         self.branch_on_unwind_state(limits, UNWINDING, unwind, cont);
@@ -541,6 +582,15 @@ impl FuncTranslator<'_, '_, '_> {
     fn emit_probe(&mut self, offset: u32, types: Vec<ValType>) -> Result<(), CompileError> {
         let c = self.ckpt()?;
         let limits = c.limits;
+        let dev = self.env.info.dev;
+        // Developer option `frame_labels`: a probe's values are measured
+        // where the hot path tests the flag (its cold block is laid out
+        // at the end of the function, where Cranelift reports no label
+        // ranges), marked by a tagged sequence point.
+        let marker = dev
+            .frame_labels
+            .then(|| self.builder.ins().sequence_point());
+        let first_inst = self.builder.func.dfg.num_insts();
         let cont = self.builder.create_block();
         let stack = self.stack.clone();
         if stack.len() != types.len() {
@@ -580,6 +630,19 @@ impl FuncTranslator<'_, '_, '_> {
         self.env
             .call_probe(self.builder, func, at)
             .map_err(|e| self.env_err(e))?;
+        if dev.frame_labels {
+            let n = stack.len();
+            self.dev_label_site(offset, SiteKind::Probe, first_inst, marker, &stack, n)?;
+        }
+        let hot = self.ckpt()?.resume_clone.is_some();
+        if !dev.unwind_stores || (dev.stores_in_hot_only && !hot) {
+            let shared = self.shared_return_block()?;
+            self.branch_on_unwind_state(limits, UNWINDING, shared, cont);
+            self.fill_shared_return()?;
+            self.builder.seal_block(cont);
+            self.builder.switch_to_block(cont);
+            return Ok(());
+        }
         let unwind = self.builder.create_block();
         self.branch_on_unwind_state(limits, UNWINDING, unwind, cont);
         self.builder.seal_block(unwind);
@@ -718,10 +781,14 @@ impl FuncTranslator<'_, '_, '_> {
     pub(super) fn finish_checkpoints(
         &mut self,
         body_offset: u32,
-    ) -> Result<Vec<StablePoint>, CompileError> {
-        let Some(c) = self.ckpt.take() else {
-            return Ok(Vec::new());
+    ) -> Result<(Vec<StablePoint>, Vec<PendingSite>), CompileError> {
+        let Some(mut c) = self.ckpt.take() else {
+            return Ok((Vec::new(), Vec::new()));
         };
+        if let Some((b, _)) = c.shared_return {
+            self.builder.seal_block(b);
+        }
+        let sites = std::mem::take(&mut c.dev_sites);
         for pair in c.points.windows(2) {
             if pair[0].point.offset >= pair[1].point.offset {
                 return Err(self.error(format!(
@@ -764,7 +831,7 @@ impl FuncTranslator<'_, '_, '_> {
             for b in c.points.iter().filter_map(|p| p.block) {
                 self.builder.seal_block(b);
             }
-            return Ok(c.points.into_iter().map(|p| p.point).collect());
+            return Ok((c.points.into_iter().map(|p| p.point).collect(), sites));
         }
         let ptr = self
             .builder
@@ -835,6 +902,145 @@ impl FuncTranslator<'_, '_, '_> {
         for b in c.points.iter().filter_map(|p| p.block) {
             self.builder.seal_block(b);
         }
-        Ok(c.points.into_iter().map(|p| p.point).collect())
+        Ok((c.points.into_iter().map(|p| p.point).collect(), sites))
+    }
+
+    /// Developer option `unwind_stores: false`: the function's one block
+    /// that returns zero results for every unwinding site (created on first
+    /// use, filled by [`FuncTranslator::fill_shared_return`]).
+    fn shared_return_block(&mut self) -> Result<Block, CompileError> {
+        if let Some((b, _)) = self.ckpt()?.shared_return {
+            return Ok(b);
+        }
+        let b = self.builder.create_block();
+        self.builder.set_cold_block(b);
+        self.ckpt_mut()?.shared_return = Some((b, false));
+        Ok(b)
+    }
+
+    /// Fills the shared return block if it is still empty; the current
+    /// block must be terminated, and the caller switches away after.
+    fn fill_shared_return(&mut self) -> Result<(), CompileError> {
+        let Some((b, false)) = self.ckpt()?.shared_return else {
+            return Ok(());
+        };
+        self.ckpt_mut()?.shared_return = Some((b, true));
+        self.builder.switch_to_block(b);
+        let root = self.cold_root()?;
+        let results = self.ckpt()?.results.clone();
+        let zeros: Vec<Value> = results
+            .iter()
+            .map(|t| cold_zero(self.builder, &root, *t))
+            .collect();
+        self.builder.ins().return_(&zeros);
+        Ok(())
+    }
+
+    /// Developer option `frame_labels`: tags `marker`, or else the last
+    /// call made since instruction `first_inst`, with a new site number
+    /// and labels what the
+    /// frame record at `offset` holds: the live locals (label = index),
+    /// then `stack` (label = number of locals + depth), whose first
+    /// `below` values stay on the stack after the call and the rest are
+    /// its arguments.
+    fn dev_label_site(
+        &mut self,
+        offset: u32,
+        kind: SiteKind,
+        first_inst: usize,
+        marker: Option<ir::Inst>,
+        stack: &[Value],
+        below: usize,
+    ) -> Result<(), CompileError> {
+        let dfg = &self.builder.func.dfg;
+        let call = marker.or_else(|| {
+            (first_inst..dfg.num_insts())
+                .rev()
+                .map(|i| ir::Inst::from_u32(i as u32))
+                .find(|i| dfg.insts[*i].opcode().is_call())
+        });
+        let Some(call) = call else {
+            return Err(self.error(format!("stable point at {offset:#x}: no call to label")));
+        };
+        let tag = u32::try_from(self.ckpt()?.dev_sites.len()).unwrap_or(u32::MAX);
+        self.builder
+            .func
+            .debug_tags
+            .set(call, [ir::DebugTag::User(tag)]);
+        let live = self.ckpt()?.liveness.live_at(offset);
+        let nlocals = self.locals.len();
+        let mut expected = Vec::new();
+        // Per-site labels: a label no other value carries, so no later
+        // definition ends its range (labels run in layout order from one
+        // definition of a label to the next).
+        let per_site = self.env.info.dev.per_site_labels;
+        let first_label = self
+            .ckpt()?
+            .dev_sites
+            .iter()
+            .map(|s| s.expected.len())
+            .sum::<usize>()
+            + nlocals
+            + 1024;
+        let label_of = |slot: usize, k: usize| -> u32 {
+            if per_site {
+                (first_label + k) as u32
+            } else {
+                slot as u32
+            }
+        };
+        for (index, (var, _)) in self.locals.clone().into_iter().enumerate() {
+            if !live.get(index).copied().unwrap_or(true) {
+                continue;
+            }
+            let v = self.builder.use_var(var);
+            let label = label_of(index, expected.len());
+            self.builder
+                .set_val_label(v, ir::ValueLabel::from_u32(label));
+            expected.push(Expected {
+                role: Role::Local(index as u32),
+                label,
+                value: v,
+                constant: self.is_constant(v),
+            });
+        }
+        for (depth, v) in stack.iter().enumerate() {
+            let label = label_of(nlocals + depth, expected.len());
+            self.builder
+                .set_val_label(*v, ir::ValueLabel::from_u32(label));
+            let role = if depth < below {
+                Role::Stack(depth as u32)
+            } else {
+                Role::Arg(depth as u32)
+            };
+            expected.push(Expected {
+                role,
+                label,
+                value: *v,
+                constant: self.is_constant(*v),
+            });
+        }
+        self.ckpt_mut()?.dev_sites.push(PendingSite {
+            tag,
+            offset,
+            kind,
+            expected,
+        });
+        Ok(())
+    }
+
+    /// Whether `v` is defined by a constant instruction.
+    fn is_constant(&self, v: Value) -> bool {
+        let dfg = &self.builder.func.dfg;
+        match dfg.value_def(dfg.resolve_aliases(v)) {
+            ir::ValueDef::Result(inst, _) => matches!(
+                dfg.insts[inst].opcode(),
+                ir::Opcode::Iconst
+                    | ir::Opcode::F32const
+                    | ir::Opcode::F64const
+                    | ir::Opcode::Vconst
+            ),
+            _ => false,
+        }
     }
 }

@@ -234,13 +234,15 @@ pub(crate) enum BodyRole {
 }
 
 /// Validates and translates one defined function into `func`; returns
-/// the types of its locals and its stable points for the metadata.
+/// the types of its locals and its stable points for the metadata, and
+/// the sites the developer option `frame_labels` labelled (none without
+/// it: see `crate::frame_labels`).
 pub(crate) fn translate_function(
     input: &FuncInput<'_, '_>,
     mut validator: FuncValidator<ValidatorResources>,
     func: &mut ir::Function,
     fb_ctx: &mut FunctionBuilderContext,
-) -> Result<FuncTables, CompileError> {
+) -> Result<(FuncTables, Vec<crate::frame_labels::PendingSite>), CompileError> {
     // The instrumentation follows operand types with a copy of the
     // validator, taken before it consumes the body.
     let tracker = input
@@ -272,6 +274,9 @@ pub(crate) fn translate_function(
     };
     func.signature = wasm_signature(&ty, info.call_conv);
     func.name = UserFuncName::user(0, symbol);
+    if info.dev.frame_labels && info.policy.is_instrumented() {
+        func.dfg.collect_debug_info();
+    }
 
     let mut builder = FunctionBuilder::new(func, fb_ctx);
     let entry = builder.create_block();
@@ -386,11 +391,19 @@ pub(crate) fn translate_function(
         let rets = std::mem::take(&mut t.stack);
         t.builder.ins().return_(&rets);
     }
-    let stable_points = t.finish_checkpoints(u32::try_from(body_start).unwrap_or(u32::MAX))?;
+    let (stable_points, sites) =
+        t.finish_checkpoints(u32::try_from(body_start).unwrap_or(u32::MAX))?;
     let locals = t.locals.iter().map(|(_, vt)| *vt).collect();
     builder.finalize(info.frontend_config);
-    Ok(FuncTables {
-        locals,
-        stable_points,
-    })
+    let mut sites = sites;
+    if info.dev.frame_labels {
+        crate::frame_labels::move_labels_off_aliases(func, &mut sites);
+    }
+    Ok((
+        FuncTables {
+            locals,
+            stable_points,
+        },
+        sites,
+    ))
 }

@@ -1,0 +1,385 @@
+//! Developer-only measurement for a frame-walk unwinder (issues 12, 15
+//! and 16; "Reading frames where they are" in CHECKPOINT.md).
+//!
+//! Today every call stable point has a cold block that stores each live
+//! local and operand-stack value into the frame buffer when the callee
+//! unwinds. The redesign measured here would instead read those values
+//! where the native frames already hold them, from Cranelift's value-label
+//! ranges. [`compile_with`] answers, per module, whether that is possible:
+//! it attaches one value label per local index and per operand-stack depth
+//! at every call stable point and probe, tags the call instruction with a
+//! debug tag (so its return address is known exactly), and after Cranelift
+//! has compiled each body reports which locations cover the call.
+//!
+//! Nothing here changes what [`crate::compile`] emits: the options are off
+//! there, and `tests/frame_labels.rs` checks the bytes are the same.
+
+use cranelift_codegen::ir::{self, DebugTag};
+use cranelift_codegen::{CompiledCode, LabelValueLoc, RegClass};
+use mvvm_abi::TargetArch;
+use std::collections::HashMap;
+
+/// What [`compile_with`] changes in the compilation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DevOptions {
+    /// Attach value labels and debug tags at every call stable point and
+    /// probe and report their locations ([`FrameReport::sites`]).
+    pub frame_labels: bool,
+    /// Keep the per-site unwind blocks that store the frame (today's
+    /// code). `false` replaces each by a jump to one shared block per
+    /// function that returns zeros: the shape the redesign would give the
+    /// hot code, for measuring what the stores cost in compile time and
+    /// which values stay located without them.
+    pub unwind_stores: bool,
+    /// With `frame_labels`: one label per site and value instead of one
+    /// per local index and stack depth, so that no other definition
+    /// shadows it (see [`ValueReport::shadowed`]).
+    pub per_site_labels: bool,
+    /// Keep the unwind stores (call sites and probes) only in hot bodies:
+    /// whole bodies and resume clones return through the shared block.
+    /// What dropping the stores where the labels locate (nearly) every
+    /// value at `-O3` would save.
+    pub stores_in_hot_only: bool,
+}
+
+impl Default for DevOptions {
+    /// Today's code, no labels.
+    fn default() -> Self {
+        DevOptions {
+            frame_labels: false,
+            unwind_stores: true,
+            per_site_labels: false,
+            stores_in_hot_only: false,
+        }
+    }
+}
+
+/// Which stable point a site is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SiteKind {
+    /// A call (or wait) stable point whose callee may unwind.
+    Call,
+    /// A probe (loop headers, entries), measured where the hot path tests
+    /// its flag; its cold block calls the `preserve_all` probe trampoline,
+    /// so every register survives that call.
+    Probe,
+}
+
+/// Which of a function's bodies a site is in (see `BodyRole`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// The only body of a loop-free function.
+    Whole,
+    /// The body normal calls run, of a function with a resume clone.
+    Hot,
+    /// The resume clone.
+    Resume,
+}
+
+/// What a labelled value is in the wasm frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A live local, by index.
+    Local(u32),
+    /// An operand-stack value that stays on the stack across the call, by
+    /// depth from the bottom.
+    Stack(u32),
+    /// An argument of the call (also in today's frame record, since the
+    /// rewind re-issues the call), by depth from the bottom of the stack.
+    Arg(u32),
+}
+
+/// A value the frame record needs at a site, as the translator saw it.
+#[derive(Debug, Clone)]
+pub(crate) struct Expected {
+    pub role: Role,
+    pub label: u32,
+    /// The SSA value the frame needs.
+    pub value: ir::Value,
+    /// Defined by a constant instruction (Cranelift may rematerialise it
+    /// instead of keeping it anywhere).
+    pub constant: bool,
+}
+
+/// A site as the translator recorded it, before compilation.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingSite {
+    /// The debug tag on the call instruction.
+    pub tag: u32,
+    pub offset: u32,
+    pub kind: SiteKind,
+    pub expected: Vec<Expected>,
+}
+
+/// Where a value is while the call is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Location {
+    /// A register (`class` 'i' integer, 'f' float, 'v' vector), and
+    /// whether the target's calling convention preserves it across calls.
+    Reg {
+        class: char,
+        hw: u8,
+        callee_saved: bool,
+    },
+    /// A stack slot, at this offset from the canonical frame address.
+    Stack { cfa_offset: i64 },
+}
+
+/// One value of a site.
+#[derive(Debug, Clone)]
+pub struct ValueReport {
+    pub role: Role,
+    pub constant: bool,
+    /// Whether Cranelift reported any range at all for the label in this
+    /// body (false: the label was lost, e.g. by the egraph pass).
+    pub label_seen: bool,
+    /// Whether, in the compiled function's block layout, another value
+    /// with the same label is defined between this value's definition and
+    /// the call: Cranelift then reports the label for that value there
+    /// (ranges run in layout order), so this one cannot be found by its
+    /// label even if it is kept somewhere. Also true when the value itself
+    /// no longer exists after the optimiser.
+    pub shadowed: bool,
+    /// The distinct locations whose range covers the call instruction and
+    /// continues after it.
+    pub locations: Vec<Location>,
+}
+
+/// One site after compilation.
+#[derive(Debug, Clone)]
+pub struct SiteReport {
+    pub func: u32,
+    pub body: Body,
+    pub offset: u32,
+    pub kind: SiteKind,
+    /// The call's return address in the body (a probe: the offset of its
+    /// flag test), if the debug tag survived.
+    pub ret_addr: Option<u32>,
+    pub values: Vec<ValueReport>,
+}
+
+/// Time spent per body role, translation and Cranelift together, summed
+/// over the worker threads (wall time of each body on its worker).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoleTimes {
+    pub whole_ns: u64,
+    pub hot_ns: u64,
+    pub resume_ns: u64,
+    /// Bodies compiled per role: whole, hot, resume.
+    pub bodies: [u64; 3],
+}
+
+/// What [`compile_with`] measured.
+#[derive(Debug, Clone, Default)]
+pub struct FrameReport {
+    pub sites: Vec<SiteReport>,
+    pub times: RoleTimes,
+}
+
+/// Compiles like [`crate::compile`], with the developer options `dev`,
+/// and reports the sites and the time per body role.
+pub fn compile_with(
+    input: &[u8],
+    opts: &crate::CompileOptions,
+    dev: &DevOptions,
+) -> Result<(Vec<u8>, FrameReport), crate::CompileError> {
+    let wasm = wat::parse_bytes(input)?;
+    crate::driver::compile_wasm_dev(&wasm, opts, dev)
+}
+
+/// Moves the labels set on values that the SSA builder later turned into
+/// aliases (a block parameter found redundant when its block was sealed)
+/// onto the values they resolve to: Cranelift resolves aliases before it
+/// compiles, and a label on an alias would be lost with it. The sites'
+/// values are resolved the same way.
+pub(crate) fn move_labels_off_aliases(func: &mut ir::Function, sites: &mut [PendingSite]) {
+    for e in sites.iter_mut().flat_map(|s| s.expected.iter_mut()) {
+        e.value = func.dfg.resolve_aliases(e.value);
+    }
+    let Some(labels) = func.dfg.values_labels.take() else {
+        return;
+    };
+    let mut moved: std::collections::BTreeMap<ir::Value, ir::ValueLabelAssignments> =
+        std::collections::BTreeMap::new();
+    for (v, assignment) in labels {
+        let target = func.dfg.resolve_aliases(v);
+        let ir::ValueLabelAssignments::Starts(starts) = assignment else {
+            moved.insert(v, assignment);
+            continue;
+        };
+        match moved
+            .entry(target)
+            .or_insert_with(|| ir::ValueLabelAssignments::Starts(Vec::new()))
+        {
+            ir::ValueLabelAssignments::Starts(list) => list.extend(starts),
+            ir::ValueLabelAssignments::Alias { .. } => {}
+        }
+    }
+    func.dfg.values_labels = Some(moved);
+}
+
+/// Positions of definitions in the compiled function's layout order
+/// (block parameters, then instruction results, block after block), for
+/// the `shadowed` diagnosis.
+struct LayoutDefs {
+    /// Position of each defined value.
+    def_at: HashMap<ir::Value, usize>,
+    /// Per label, the positions of the definitions of values carrying it.
+    label_defs: HashMap<u32, Vec<usize>>,
+    /// Position of each tagged instruction, by tag.
+    tagged: HashMap<u32, usize>,
+}
+
+impl LayoutDefs {
+    fn new(func: &ir::Function) -> Self {
+        let mut def_at = HashMap::new();
+        let mut tagged = HashMap::new();
+        let mut pos = 0usize;
+        for block in func.layout.blocks() {
+            for v in func.dfg.block_params(block) {
+                def_at.insert(*v, pos);
+                pos += 1;
+            }
+            for inst in func.layout.block_insts(block) {
+                for t in func.debug_tags.get(inst) {
+                    if let DebugTag::User(t) = t {
+                        tagged.insert(*t, pos);
+                    }
+                }
+                for v in func.dfg.inst_results(inst) {
+                    def_at.insert(*v, pos);
+                }
+                pos += 1;
+            }
+        }
+        let mut label_defs: HashMap<u32, Vec<usize>> = HashMap::new();
+        if let Some(labels) = &func.dfg.values_labels {
+            for (v, a) in labels {
+                if let (ir::ValueLabelAssignments::Starts(starts), Some(p)) = (a, def_at.get(v)) {
+                    for s in starts {
+                        label_defs.entry(s.label.as_u32()).or_default().push(*p);
+                    }
+                }
+            }
+        }
+        LayoutDefs {
+            def_at,
+            label_defs,
+            tagged,
+        }
+    }
+
+    fn shadowed(&self, v: ir::Value, label: u32, at: Option<usize>) -> bool {
+        let (Some(def), Some(at)) = (self.def_at.get(&v), at) else {
+            return true;
+        };
+        self.label_defs
+            .get(&label)
+            .is_some_and(|defs| defs.iter().any(|p| p > def && *p < at))
+    }
+}
+
+/// Whether the calling conventions of `arch` (Cranelift's `tail`, which
+/// keeps the platform's callee-saved set) preserve this register.
+fn callee_saved(arch: TargetArch, class: RegClass, hw: u8) -> bool {
+    match (arch, class) {
+        // rbx, rbp, r12-r15.
+        (TargetArch::X86_64, RegClass::Int) => matches!(hw, 3 | 5 | 12..=15),
+        (TargetArch::X86_64, _) => false,
+        // x19-x28 and the frame pointer.
+        (TargetArch::Aarch64, RegClass::Int) => matches!(hw, 19..=29),
+        // v8-v15, low 64 bits only: a 128-bit value there does not survive.
+        (TargetArch::Aarch64, RegClass::Float) => matches!(hw, 8..=15),
+        (TargetArch::Aarch64, _) => false,
+    }
+}
+
+fn location(arch: TargetArch, loc: &LabelValueLoc) -> Option<Location> {
+    match loc {
+        LabelValueLoc::CFAOffset(o) => Some(Location::Stack { cfa_offset: *o }),
+        LabelValueLoc::Reg(r) => {
+            let real = r.to_real_reg()?;
+            let class = real.class();
+            Some(Location::Reg {
+                class: match class {
+                    RegClass::Int => 'i',
+                    RegClass::Float => 'f',
+                    RegClass::Vector => 'v',
+                },
+                hw: real.hw_enc(),
+                callee_saved: callee_saved(arch, class, real.hw_enc()),
+            })
+        }
+    }
+}
+
+/// Matches the pending sites of one body with what Cranelift reported.
+pub(crate) fn resolve(
+    code: &CompiledCode,
+    func_ir: &ir::Function,
+    arch: TargetArch,
+    func: u32,
+    body: Body,
+    pending: Vec<PendingSite>,
+) -> Vec<SiteReport> {
+    let mut ret_addrs: HashMap<u32, u32> = HashMap::new();
+    for list in code.buffer.debug_tags() {
+        for tag in list.tags {
+            if let DebugTag::User(t) = tag {
+                ret_addrs.entry(*t).or_insert(list.offset);
+            }
+        }
+    }
+    let ranges = &code.value_labels_ranges;
+    let layout = LayoutDefs::new(func_ir);
+    pending
+        .into_iter()
+        .map(|site| {
+            let ret_addr = ret_addrs.get(&site.tag).copied();
+            let at = layout.tagged.get(&site.tag).copied();
+            let values = site
+                .expected
+                .iter()
+                .map(|e| {
+                    let label = ir::ValueLabel::from_u32(e.label);
+                    let list = ranges.get(&label);
+                    let mut locations = Vec::new();
+                    if let (Some(list), Some(ret)) = (list, ret_addr) {
+                        // Live across the call: the range starts before the
+                        // return address (so it covers the call
+                        // instruction) and goes on after it. A probe's
+                        // offset is its marker's, before the flag test.
+                        let first = match site.kind {
+                            SiteKind::Call => ret.saturating_sub(1),
+                            SiteKind::Probe => ret,
+                        };
+                        for r in list {
+                            if r.start <= first
+                                && r.end > ret
+                                && let Some(l) = location(arch, &r.loc)
+                                && !locations.contains(&l)
+                            {
+                                locations.push(l);
+                            }
+                        }
+                    }
+                    ValueReport {
+                        role: e.role,
+                        constant: e.constant,
+                        label_seen: list.is_some_and(|l| !l.is_empty()),
+                        shadowed: layout.shadowed(e.value, e.label, at),
+                        locations,
+                    }
+                })
+                .collect();
+            SiteReport {
+                func,
+                body,
+                offset: site.offset,
+                kind: site.kind,
+                ret_addr,
+                values,
+            }
+        })
+        .collect()
+}
