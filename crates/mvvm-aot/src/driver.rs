@@ -3,7 +3,7 @@
 
 use crate::env::{ModuleInfo, abi_trap, wasm_signature};
 use crate::module::{self, MetaHeader, PendingFunc};
-use crate::object::{CompiledFunc, Emitter};
+use crate::object::{CompiledFunc, Emitter, EntryIds};
 use crate::translate::{BodyRole, FuncInput, translate_function};
 use crate::{CompileError, CompileOptions, isa, trampolines};
 use cranelift_codegen::Context;
@@ -23,7 +23,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Compiles validated-on-the-fly wasm bytes.
-pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>, CompileError> {
+pub(crate) fn compile_wasm(
+    wasm: &[u8],
+    opts: &CompileOptions,
+    keep_call_relocations: bool,
+) -> Result<Vec<u8>, CompileError> {
     let started = std::time::Instant::now();
     let opt_level = opts.opt_level.min(3);
     // Only an x86-64 baseline build needs to know: a native build takes
@@ -51,7 +55,7 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
     // platform's.
     let call_conv = CallConv::Tail;
     let native_call_conv = isa.default_call_conv();
-    let mut emitter = Emitter::new(isa.clone())?;
+    let mut emitter = Emitter::new(isa.clone(), keep_call_relocations)?;
 
     // Declare every symbol first so calls can name their targets by id.
     let nimports = meta.num_imported_funcs;
@@ -254,7 +258,14 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
             source: Box::new(e),
         })?;
     meta.array_trampolines = tramp_indices;
-    let object = emitter.finish(&meta)?;
+    let nimp = nimports as usize;
+    let entries = EntryIds {
+        bodies: func_ids[nimp..].to_vec(),
+        clones: resume_ids[nimp..].to_vec(),
+        stubs: func_ids[..nimp].to_vec(),
+        trampolines: tramp_ids,
+    };
+    let object = emitter.finish(&meta, &entries)?;
     tracing::debug!(
         functions = meta.func_infos.len(),
         imports = nimports,

@@ -200,6 +200,93 @@ fn damaged_trap_sites_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `bytes` with the entries section's bytes passed to `damage`.
+fn damage_entries(mut bytes: Vec<u8>, damage: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    let file = object::File::parse(&*bytes).unwrap();
+    let (off, size) = file
+        .section_by_name(mvvm_abi::object::ENTRIES_SECTION)
+        .expect("an entries section")
+        .file_range()
+        .unwrap();
+    drop(file);
+    damage(&mut bytes[off as usize..(off + size) as usize]);
+    bytes
+}
+
+/// The entry points are read from their section, not from the symbol
+/// table: a damaged section is refused at load with a message naming
+/// what is wrong (never a jump outside the text), whether the object is
+/// read or mapped from its file.
+#[test]
+fn damaged_entries_are_refused() {
+    let good = aot(host());
+    let word = |i: usize| 12 + 4 * i;
+    let put = |s: &mut [u8], at: usize, v: u32| s[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "wrong function count",
+            damage_entries(good.clone(), |s| put(s, 0, 9)),
+            "entries for 9 defined functions",
+        ),
+        (
+            "wrong trampoline count",
+            damage_entries(good.clone(), |s| put(s, 8, 1000)),
+            "1000 array trampolines",
+        ),
+        (
+            "body outside the text",
+            damage_entries(good.clone(), |s| put(s, word(0), u32::MAX - 8)),
+            "body of function 0",
+        ),
+        (
+            "a clone the function does not have",
+            damage_entries(good.clone(), |s| {
+                let n = u32::from_le_bytes(s[..4].try_into().unwrap()) as usize;
+                put(s, word(n), 0)
+            }),
+            "resume clone of function 0",
+        ),
+        (
+            "trampoline outside the text",
+            damage_entries(good.clone(), |s| {
+                let end = s.len();
+                put(s, end - 4, u32::MAX)
+            }),
+            "outside the text",
+        ),
+        (
+            "section missing",
+            {
+                let mut b = good.clone();
+                let name = mvvm_abi::object::ENTRIES_SECTION.as_bytes();
+                let at = b.windows(name.len()).position(|w| w == name).expect("name");
+                b[at + name.len() - 1] = b'X';
+                b
+            },
+            "no .mvvm.entries section",
+        ),
+    ];
+    let dir = std::env::temp_dir().join(format!("mvvm-loader-entries-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (what, bytes, says) in cases {
+        let path = dir.join("damaged.aot");
+        std::fs::write(&path, &bytes).unwrap();
+        for (how, got) in [
+            ("read", Module::from_aot(&bytes)),
+            ("mapped", Module::from_aot_file(&path)),
+        ] {
+            match got {
+                Err(e @ (LoadError::BadMeta(_) | LoadError::BadObject(_))) => {
+                    let m = e.to_string();
+                    assert!(m.contains(says), "{what} ({how}): {m}");
+                }
+                other => panic!("{what} ({how}): expected a refusal, got {other:?}"),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn wrong_target_is_refused() {
     let other = match host() {
@@ -228,7 +315,13 @@ fn unknown_cpu_feature_is_refused() {
 
 #[test]
 fn unknown_relocation_is_refused() {
-    let mut bytes = aot(host());
+    // The usual object has no relocation left (calls are pre-linked):
+    // one that keeps them.
+    let opts = mvvm_aot::CompileOptions {
+        target: host(),
+        ..Default::default()
+    };
+    let mut bytes = mvvm_aot::compile_keeping_relocations(WAT.as_bytes(), &opts).expect("compile");
     let file = object::File::parse(&*bytes).unwrap();
     let rela = file
         .sections()
