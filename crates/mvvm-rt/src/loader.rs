@@ -963,10 +963,14 @@ fn find_entries(
         let end = (offset as usize).checked_add(size as usize)?;
         (end <= text_len).then_some(text.start + offset as usize)
     };
-    // Bodies, clones and stubs each lie in ascending order in the text:
-    // kept in three runs, the final sort merges them in linear time.
-    let mut ranges = Vec::with_capacity(meta.func_infos.len() + nimp);
-    let mut clones = Vec::new();
+    // `mvvm-aot` writes the bodies, then the import stubs (with the other
+    // glue), then the resume clones, each in ascending order: collected in
+    // that order the ranges come out sorted, and the final sort is only a
+    // check (a sort, with its scratch buffer, for an object laid out
+    // otherwise).
+    let nclones = meta.func_infos.iter().filter(|f| f.resume.is_some()).count();
+    let mut ranges = Vec::with_capacity(meta.func_infos.len() + nimp + nclones);
+    let mut clones = Vec::with_capacity(nclones);
     let mut funcs = Vec::with_capacity(meta.funcs.len() - nimp);
     // A compiled body of defined function `index` (its own, or its resume
     // clone: the same wasm function, so a trap in either is reported
@@ -1026,7 +1030,6 @@ fn find_entries(
             }
         }
     }
-    ranges.append(&mut clones);
     let mut import_stubs = Vec::with_capacity(nimp);
     for j in 0..nimp {
         let (offset, size) = entries.stub(j);
@@ -1046,7 +1049,10 @@ fn find_entries(
             .ok_or_else(|| bad(format!("array trampoline {i} outside the text")))?;
         trampolines.insert(i, addr);
     }
-    ranges.sort_by_key(|r| r.start);
+    ranges.append(&mut clones);
+    if !ranges.is_sorted_by_key(|r| r.start) {
+        ranges.sort_by_key(|r| r.start);
+    }
     Ok(Entries {
         funcs,
         import_stubs,

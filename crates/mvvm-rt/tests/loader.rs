@@ -200,6 +200,48 @@ fn damaged_trap_sites_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The resume clones' trap sites are not read at load (a run that does
+/// not restore never executes a clone): a damaged clone record leaves the
+/// load and a plain run intact, and is reported by the function's
+/// checkpoint tables, which every rewind of its frames looks up first.
+#[test]
+fn a_damaged_clone_trap_site_fails_its_tables_not_the_load() {
+    let wat = r#"(module
+      (memory 1)
+      (func (export "sum") (param i32) (result i32) (local i32)
+        (block $out (loop $l
+          (br_if $out (i32.eqz (local.get 0)))
+          (local.set 1 (i32.add (local.get 1) (i32.load (local.get 0))))
+          (local.set 0 (i32.sub (local.get 0) (i32.const 4)))
+          (br $l)))
+        (local.get 1)))"#;
+    let opts = mvvm_aot::CompileOptions {
+        policy: mvvm_abi::Policy::Loop,
+        ..Default::default()
+    };
+    let good = mvvm_aot::compile(wat.as_bytes(), &opts).expect("compile");
+    let bytes = damage_trap_sites(good, |s| {
+        let n = u32::from_le_bytes(s[..4].try_into().unwrap()) as usize;
+        assert_eq!(n, 1);
+        let idx = |i: usize| u32::from_le_bytes(s[4 + 4 * i..8 + 4 * i].try_into().unwrap());
+        let (start, end) = (idx(1), idx(2));
+        assert!(end > start, "the clone has trap sites");
+        s[4 + 4 * 3 + 12 * start as usize + 8] = 0xee;
+    });
+    let m = Module::from_aot(&bytes).expect("the load does not read clone records");
+    let mut store = Store::new();
+    let i = Instance::new(&mut store, &m, &[]).unwrap();
+    assert_eq!(
+        i.invoke(&mut store, "sum", &[Val::I32(0)]).unwrap(),
+        vec![Val::I32(0)]
+    );
+    let e = m.meta().func_tables(0).unwrap_err().to_string();
+    assert!(
+        e.contains("trap sites") && e.contains("unknown trap code 238"),
+        "{e}"
+    );
+}
+
 /// `bytes` with the entries section's bytes passed to `damage`.
 fn damage_entries(mut bytes: Vec<u8>, damage: impl FnOnce(&mut [u8])) -> Vec<u8> {
     let file = object::File::parse(&*bytes).unwrap();
