@@ -967,10 +967,10 @@ fn find_entries(
     // glue), then the resume clones, each in ascending order: collected in
     // that order the ranges come out sorted, and the final sort is only a
     // check (a sort, with its scratch buffer, for an object laid out
-    // otherwise).
+    // otherwise). The clones are a second pass over the functions, so
+    // that no range is copied.
     let nclones = meta.func_infos.iter().filter(|f| f.resume.is_some()).count();
     let mut ranges = Vec::with_capacity(meta.func_infos.len() + nimp + nclones);
-    let mut clones = Vec::with_capacity(nclones);
     let mut funcs = Vec::with_capacity(meta.funcs.len() - nimp);
     // A compiled body of defined function `index` (its own, or its resume
     // clone: the same wasm function, so a trap in either is reported
@@ -1008,8 +1008,24 @@ fn find_entries(
         )?;
         funcs.push(range.start);
         ranges.push(range);
+    }
+    let mut import_stubs = Vec::with_capacity(nimp);
+    for j in 0..nimp {
+        let (offset, size) = entries.stub(j);
+        let start = place(offset, size.max(1))
+            .ok_or_else(|| bad(format!("import stub {j} outside the text")))?;
+        import_stubs.push(start);
+        ranges.push(FuncRange {
+            start,
+            end: start + size.max(1) as usize,
+            index: j as u32,
+            kind: RangeKind::Stub,
+        });
+    }
+    for (k, fi) in meta.func_infos.iter().enumerate() {
+        let index = (nimp + k) as u32;
         match (&fi.resume, entries.clone_of(k)) {
-            (Some(resume), Some(offset)) => clones.push(body_range(
+            (Some(resume), Some(offset)) => ranges.push(body_range(
                 offset,
                 "resume clone",
                 index,
@@ -1030,26 +1046,12 @@ fn find_entries(
             }
         }
     }
-    let mut import_stubs = Vec::with_capacity(nimp);
-    for j in 0..nimp {
-        let (offset, size) = entries.stub(j);
-        let start = place(offset, size.max(1))
-            .ok_or_else(|| bad(format!("import stub {j} outside the text")))?;
-        import_stubs.push(start);
-        ranges.push(FuncRange {
-            start,
-            end: start + size.max(1) as usize,
-            index: j as u32,
-            kind: RangeKind::Stub,
-        });
-    }
     let mut trampolines = HashMap::with_capacity(meta.array_trampolines.len());
     for (t, &i) in meta.array_trampolines.iter().enumerate() {
         let addr = place(entries.trampoline(t), 1)
             .ok_or_else(|| bad(format!("array trampoline {i} outside the text")))?;
         trampolines.insert(i, addr);
     }
-    ranges.append(&mut clones);
     if !ranges.is_sorted_by_key(|r| r.start) {
         ranges.sort_by_key(|r| r.start);
     }
