@@ -27,7 +27,8 @@ pub const ENTRIES_SECTION: &str = ".mvvm.entries";
 
 /// The sections of metadata that the loader reads from the object and
 /// never places in the code mapping.
-pub const METADATA_SECTIONS: [&str; 4] = [META_SECTION, CKPT_SECTION, TRAPS_SECTION, ENTRIES_SECTION];
+pub const METADATA_SECTIONS: [&str; 4] =
+    [META_SECTION, CKPT_SECTION, TRAPS_SECTION, ENTRIES_SECTION];
 
 /// Symbol of the body of function `index` (defined functions only), called
 /// with the wasm calling convention: `(callee_vmctx, params...) -> results`

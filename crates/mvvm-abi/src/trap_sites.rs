@@ -167,7 +167,9 @@ impl TrapSiteTable {
                 let sites = Sites {
                     records: &records[prev * RECORD_SIZE..end * RECORD_SIZE],
                 };
-                sites.check().map_err(|why| bad(format!("range {r}: {why}")))?;
+                sites
+                    .check()
+                    .map_err(|why| bad(format!("range {r}: {why}")))?;
             }
             prev = end;
         }
@@ -424,7 +426,10 @@ mod tests {
         let e = t.check_clone(0).unwrap_err().to_string();
         assert!(e.contains("range 3: unknown trap code 238"), "{e}");
         assert!(t.check_clone(1).is_ok() && t.check_clone(2).is_ok());
-        assert!(t.check_clone(7).is_ok(), "no such function: nothing to check");
+        assert!(
+            t.check_clone(7).is_ok(),
+            "no such function: nothing to check"
+        );
     }
 
     #[test]

@@ -969,7 +969,11 @@ fn find_entries(
     // check (a sort, with its scratch buffer, for an object laid out
     // otherwise). The clones are a second pass over the functions, so
     // that no range is copied.
-    let nclones = meta.func_infos.iter().filter(|f| f.resume.is_some()).count();
+    let nclones = meta
+        .func_infos
+        .iter()
+        .filter(|f| f.resume.is_some())
+        .count();
     let mut ranges = Vec::with_capacity(meta.func_infos.len() + nimp + nclones);
     let mut funcs = Vec::with_capacity(meta.funcs.len() - nimp);
     // A compiled body of defined function `index` (its own, or its resume
@@ -988,7 +992,9 @@ fn find_entries(
                 "the {what} of function {index} ({size} bytes at {offset:#x}) is outside the text"
             ))
         })?;
-        check_call_sites(call_sites, size, || format!("the {what} of function {index}"))?;
+        check_call_sites(call_sites, size, || {
+            format!("the {what} of function {index}")
+        })?;
         Ok(FuncRange {
             start,
             end: start + size as usize,
