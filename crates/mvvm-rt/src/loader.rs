@@ -836,7 +836,9 @@ fn fill_got(
 }
 
 /// Applies the relocations [`lay_out`] kept (RELA only, of the kinds
-/// [`apply`] knows). A pre-linked object has none in its text.
+/// [`apply`] knows). `mvvm-aot` writes none (it applies the calls
+/// itself); an object from `mvvm_aot::compile_keeping_relocations` still
+/// has those of its calls, applied again here to the same bytes.
 fn relocate(
     arch: TargetArch,
     symbols: &Symbols<'_, '_>,

@@ -48,8 +48,9 @@ fn wrong_format_version_is_refused() {
         .position(|w| w == META_MAGIC)
         .expect("magic")
         + 8;
-    // The previous format (trap sites still in the metadata) and a future
-    // one are refused alike, naming both versions.
+    // The previous format (entry points found by symbol, call
+    // relocations kept) and a future one are refused alike, naming both
+    // versions.
     for found in [AOT_FORMAT_VERSION - 1, AOT_FORMAT_VERSION + 7] {
         bytes[at..at + 4].copy_from_slice(&found.to_le_bytes());
         match Module::from_aot(&bytes) {
