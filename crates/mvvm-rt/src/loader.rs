@@ -1011,7 +1011,7 @@ fn find_entries(
             "body",
             index,
             fi.code_size,
-            RangeKind::Body(k as u32),
+            RangeKind::Body,
             &fi.call_sites,
         )?;
         funcs.push(range.start);
@@ -1038,7 +1038,7 @@ fn find_entries(
                 "resume clone",
                 index,
                 resume.code_size,
-                RangeKind::Clone(k as u32),
+                RangeKind::Clone,
                 &resume.call_sites,
             )?),
             (None, None) => {}
