@@ -15,6 +15,7 @@
 pub mod builtins;
 pub mod checkpoint;
 pub mod codec;
+pub mod entries;
 pub mod exception;
 mod indexed_section;
 pub mod meta;

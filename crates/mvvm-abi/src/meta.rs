@@ -413,11 +413,23 @@ impl ModuleMeta {
     /// The checkpoint tables of function `func` (module-wide index:
     /// imports first), decoded on the first call. An error names what is
     /// wrong: an imported or unknown function, or malformed tables.
+    ///
+    /// Every frame is checked against these tables before it is rewound,
+    /// and only a rewind enters a function's resume clone: so this is
+    /// also where the clone's trap sites, left unchecked at load, are
+    /// checked ([`TrapSiteTable::check_clone`]).
     pub fn func_tables(&self, func: u32) -> Result<&FuncTables, TablesError> {
         let k = func
             .checked_sub(self.num_imported_funcs)
             .ok_or(TablesError::NotDefined(func))?;
-        self.checkpoint_tables.get(k as usize, func)
+        let tables = self.checkpoint_tables.get(k as usize, func)?;
+        self.trap_sites
+            .check_clone(k as usize)
+            .map_err(|e| TablesError::Func {
+                func,
+                why: e.to_string(),
+            })?;
+        Ok(tables)
     }
 
     /// Attaches a copy of `section` (the bytes of

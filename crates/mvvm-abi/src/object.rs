@@ -20,13 +20,15 @@ pub const CKPT_SECTION: &str = ".mvvm.ckpt";
 /// decodes nothing per function.
 pub const TRAPS_SECTION: &str = ".mvvm.traps";
 
-/// The empty section that marks a pre-linked object: every PC-relative
-/// relocation from a text section to the same section (the calls between
-/// functions) is already applied in its bytes by `mvvm-aot`; the
-/// relocation entries stay, for ELF tools and for the loader's checks.
-/// The loader then leaves the code untouched and can map it straight from
-/// the file (shared between processes, read only where it runs).
-pub const PRELINKED_SECTION: &str = ".mvvm.prelinked";
+/// Section holding the offset in `.text` of every body, resume clone,
+/// import stub and array trampoline, read in place by the loader instead
+/// of the symbol table; see [`entries`](crate::entries) for its layout.
+pub const ENTRIES_SECTION: &str = ".mvvm.entries";
+
+/// The sections of metadata that the loader reads from the object and
+/// never places in the code mapping.
+pub const METADATA_SECTIONS: [&str; 4] =
+    [META_SECTION, CKPT_SECTION, TRAPS_SECTION, ENTRIES_SECTION];
 
 /// Symbol of the body of function `index` (defined functions only), called
 /// with the wasm calling convention: `(callee_vmctx, params...) -> results`

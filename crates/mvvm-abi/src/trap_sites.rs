@@ -24,9 +24,15 @@
 //!   sorted by strictly increasing `code_offset` within each range.
 //!
 //! The section is untrusted input like the rest of the object:
-//! [`TrapSiteTable::from_section`] checks all of the above (one pass over
-//! the index and the records) and refuses the table otherwise, so a
-//! lookup never reads outside the function's own records.
+//! [`TrapSiteTable::from_section`] checks the header, the whole index and
+//! the bodies' records and refuses the table otherwise, so a lookup never
+//! reads outside the function's own records. The resume clones' records
+//! (half of a policy object's sites, run only while rewinding) are
+//! checked per clone by [`TrapSiteTable::check_clone`], which
+//! `ModuleMeta::func_tables` calls before a frame of the function can be
+//! rewound: a load does not read their pages. Until then a lookup in them
+//! is still bounds-checked (an unknown code or an unsorted record can
+//! only make it miss, never read elsewhere).
 
 use crate::indexed_section::{self, HEADER, read_u32};
 use crate::meta::TrapSite;
@@ -116,9 +122,10 @@ impl TrapSiteTable {
 
     /// The table of `count` defined functions held in `range` of `bytes`
     /// (the section), once its layout is checked: header, index (in
-    /// range, never decreasing, spanning exactly the records) and records
-    /// (known trap codes, sorted within each range). Linear in the
-    /// section's size, no allocation.
+    /// range, never decreasing, spanning exactly the records) and the
+    /// bodies' records (known trap codes, sorted within each range; the
+    /// clones' are left to [`TrapSiteTable::check_clone`]). Linear in
+    /// the index and the bodies' records, no allocation.
     pub fn from_section(
         bytes: SharedBytes,
         range: Range<usize>,
@@ -156,21 +163,13 @@ impl TrapSiteTable {
                     "range {r} ends at record {end}, after {prev} (of {nrecords})"
                 )));
             }
-            let sites = Sites {
-                records: &records[prev * RECORD_SIZE..end * RECORD_SIZE],
-            };
-            let mut last: Option<u32> = None;
-            for i in 0..sites.len() {
-                let (offset, _, code) = sites.raw(i);
-                if TrapCode::from_u8(code).is_none() {
-                    return Err(bad(format!("range {r}: unknown trap code {code}")));
-                }
-                if last.is_some_and(|l| l >= offset) {
-                    return Err(bad(format!(
-                        "range {r}: trap sites not sorted by code offset"
-                    )));
-                }
-                last = Some(offset);
+            if r < count {
+                let sites = Sites {
+                    records: &records[prev * RECORD_SIZE..end * RECORD_SIZE],
+                };
+                sites
+                    .check()
+                    .map_err(|why| bad(format!("range {r}: {why}")))?;
             }
             prev = end;
         }
@@ -238,12 +237,26 @@ impl TrapSiteTable {
     }
 
     /// Trap sites of defined function `k`'s resume clone (empty when it
-    /// has none).
+    /// has none). Checked only once [`TrapSiteTable::check_clone`] said
+    /// so (see the [module documentation](self)).
     pub fn clone_of(&self, k: usize) -> Sites<'_> {
         match k < self.count {
             true => self.range(self.count + k),
             false => Sites { records: &[] },
         }
+    }
+
+    /// Checks the records of defined function `k`'s resume clone (known
+    /// trap codes, sorted), which [`TrapSiteTable::from_section`] left
+    /// unread. Linear in that clone's sites.
+    pub fn check_clone(&self, k: usize) -> Result<(), TrapSitesError> {
+        if k >= self.count {
+            return Ok(());
+        }
+        let r = self.count + k;
+        self.range(r)
+            .check()
+            .map_err(|why| TrapSitesError(format!("range {r}: {why}")))
     }
 }
 
@@ -304,6 +317,23 @@ impl<'a> Sites<'a> {
             }
         }
         None
+    }
+
+    /// Whether every record has a known trap code and the records are
+    /// sorted by strictly increasing code offset; if not, why.
+    fn check(&self) -> Result<(), String> {
+        let mut last: Option<u32> = None;
+        for i in 0..self.len() {
+            let (offset, _, code) = self.raw(i);
+            if TrapCode::from_u8(code).is_none() {
+                return Err(format!("unknown trap code {code}"));
+            }
+            if last.is_some_and(|l| l >= offset) {
+                return Err("trap sites not sorted by code offset".into());
+            }
+            last = Some(offset);
+        }
+        Ok(())
     }
 
     /// Every site, in order.
@@ -379,6 +409,27 @@ mod tests {
             site(4, TrapCode::Unreachable, 0),
         ]];
         assert!(TrapSiteTable::encode(&bodies, &[vec![]]).is_err());
+    }
+
+    /// A clone's records are not read at load: damaged, the table is
+    /// accepted, a lookup in them misses, and `check_clone` names them.
+    #[test]
+    fn a_damaged_clone_is_refused_when_checked() {
+        let (bodies, clones) = sample();
+        let mut bytes = TrapSiteTable::encode(&bodies, &clones).unwrap();
+        // Records: body 0 (3), body 2 (1), then clone 0's; its code byte.
+        let at = 4 + 4 * 7 + RECORD_SIZE * 4 + 8;
+        bytes[at] = 0xee;
+        let (b, r) = shared(bytes);
+        let t = TrapSiteTable::from_section(b, r, 3).unwrap();
+        assert_eq!(t.clone_of(0).find(5), None);
+        let e = t.check_clone(0).unwrap_err().to_string();
+        assert!(e.contains("range 3: unknown trap code 238"), "{e}");
+        assert!(t.check_clone(1).is_ok() && t.check_clone(2).is_ok());
+        assert!(
+            t.check_clone(7).is_ok(),
+            "no such function: nothing to check"
+        );
     }
 
     #[test]

@@ -22,8 +22,13 @@
 /// `.mvvm.ckpt` (decoded per function on first use), and
 /// `ModuleMeta::frame_slots` records the frame buffer's size. 9: trap
 /// sites moved out of `FuncInfo` and `ResumeCode` into the section
-/// `.mvvm.traps` (fixed-width records read in place).
-pub const AOT_FORMAT_VERSION: u32 = 9;
+/// `.mvvm.traps` (fixed-width records read in place). 10: the calls
+/// between functions are applied by the writer and their relocations
+/// left out of the object (no `.mvvm.prelinked` marker any more: every
+/// relocation an object holds is to be applied), and the entry points
+/// are in the section `.mvvm.entries` (offsets read in place) rather than
+/// found by symbol name.
+pub const AOT_FORMAT_VERSION: u32 = 10;
 
 /// Version of the MVVM toolchain that produced a file.
 pub const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");

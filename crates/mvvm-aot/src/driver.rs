@@ -4,7 +4,7 @@
 use crate::env::{ModuleInfo, abi_trap, wasm_signature};
 use crate::frame_labels::{Body, DevOptions, FrameReport, PendingSite, RoleTimes, SiteReport};
 use crate::module::{self, MetaHeader, PendingFunc};
-use crate::object::{CompiledFunc, Emitter};
+use crate::object::{CompiledFunc, Emitter, EntryIds};
 use crate::translate::{BodyRole, FuncInput, translate_function};
 use crate::{CompileError, CompileOptions, isa, trampolines};
 use cranelift_codegen::Context;
@@ -24,8 +24,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Compiles validated-on-the-fly wasm bytes.
-pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>, CompileError> {
-    compile_wasm_dev(wasm, opts, &DevOptions::default()).map(|(object, _)| object)
+pub(crate) fn compile_wasm(
+    wasm: &[u8],
+    opts: &CompileOptions,
+    keep_call_relocations: bool,
+) -> Result<Vec<u8>, CompileError> {
+    compile_wasm_dev(wasm, opts, keep_call_relocations, &DevOptions::default())
+        .map(|(object, _)| object)
 }
 
 /// [`compile_wasm`] with the developer options of `crate::frame_labels`
@@ -33,6 +38,7 @@ pub(crate) fn compile_wasm(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>
 pub(crate) fn compile_wasm_dev(
     wasm: &[u8],
     opts: &CompileOptions,
+    keep_call_relocations: bool,
     dev: &DevOptions,
 ) -> Result<(Vec<u8>, FrameReport), CompileError> {
     let started = std::time::Instant::now();
@@ -62,7 +68,7 @@ pub(crate) fn compile_wasm_dev(
     // platform's.
     let call_conv = CallConv::Tail;
     let native_call_conv = isa.default_call_conv();
-    let mut emitter = Emitter::new(isa.clone())?;
+    let mut emitter = Emitter::new(isa.clone(), keep_call_relocations)?;
 
     // Declare every symbol first so calls can name their targets by id.
     let nimports = meta.num_imported_funcs;
@@ -267,7 +273,14 @@ pub(crate) fn compile_wasm_dev(
             source: Box::new(e),
         })?;
     meta.array_trampolines = tramp_indices;
-    let object = emitter.finish(&meta)?;
+    let nimp = nimports as usize;
+    let entries = EntryIds {
+        bodies: func_ids[nimp..].to_vec(),
+        clones: resume_ids[nimp..].to_vec(),
+        stubs: func_ids[..nimp].to_vec(),
+        trampolines: tramp_ids,
+    };
+    let object = emitter.finish(&meta, &entries)?;
     tracing::debug!(
         functions = meta.func_infos.len(),
         imports = nimports,

@@ -22,10 +22,13 @@
 //!   `ModuleMeta::array_trampolines`). The wasm ABI is Cranelift's `tail`
 //!   calling convention (so that `return_call` works between any two wasm
 //!   functions); array trampolines and builtins use the platform's.
-//! - Relocations appear only in `.text` and only name those function
-//!   symbols: `R_X86_64_PLT32` (addend -4) on x86-64, `R_AARCH64_CALL26` on
-//!   aarch64 (direct calls from trampolines and between functions). Any
-//!   other kind, or a libcall, is refused at compile time.
+//!   The loader does not read the symbols: where each of these starts in
+//!   `.text` is in the section `.mvvm.entries` (`mvvm_abi::entries`).
+//! - The calls between those functions (`R_X86_64_PLT32`, addend -4, on
+//!   x86-64, `R_AARCH64_CALL26` on aarch64: direct calls from trampolines
+//!   and between functions) are applied in `.text` by `object.rs`, and
+//!   their relocations left out ([`compile_keeping_relocations`] keeps
+//!   them). Any other kind, or a libcall, is refused at compile time.
 //! - Generated code treats as immutable while it runs (and may hoist loads
 //!   of): every pointer field of the `VMContext`, the memory base, each
 //!   `VMTable*` in the tables array, each global's cell address, the
@@ -100,13 +103,34 @@ impl Default for CompileOptions {
 ///
 /// The same input and options always give the same bytes.
 pub fn compile(input: &[u8], opts: &CompileOptions) -> Result<Vec<u8>, CompileError> {
+    compile_with(input, opts, false)
+}
+
+/// As [`compile`], but the calls between functions, which the object
+/// holds already applied, keep their relocations in `.rela.text` too (as
+/// a relocatable object for a linker would): for ELF tools (`objdump -r`)
+/// and tests. The runtime loads such an object as well, applying those
+/// relocations again (to the same bytes, at the cost of writing into the
+/// code pages at start-up); [`compile`] leaves them out.
+pub fn compile_keeping_relocations(
+    input: &[u8],
+    opts: &CompileOptions,
+) -> Result<Vec<u8>, CompileError> {
+    compile_with(input, opts, true)
+}
+
+fn compile_with(
+    input: &[u8],
+    opts: &CompileOptions,
+    keep_call_relocations: bool,
+) -> Result<Vec<u8>, CompileError> {
     // Without this, bytes that are neither would be reported as WAT that
     // does not parse ("input bytes aren't valid utf-8").
     if !input.starts_with(WASM_MAGIC) && std::str::from_utf8(input).is_err() {
         return Err(CompileError::NotAModule);
     }
     let wasm = wat::parse_bytes(input)?;
-    match driver::compile_wasm(&wasm, opts) {
+    match driver::compile_wasm(&wasm, opts, keep_call_relocations) {
         // A module that only fails because of a feature we leave out
         // (multiple memories, GC, a later proposal) is reported as
         // unsupported.

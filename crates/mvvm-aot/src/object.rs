@@ -11,11 +11,15 @@
 //!   maps it from the file instead of copying it: pages are shared between
 //!   processes and read only when executed;
 //! - the calls between functions (PC-relative relocations whose target is
-//!   in `.text` too) are applied here, like a linker would, and the object
-//!   says so with the empty section [`PRELINKED_SECTION`]: the loader then
-//!   checks those relocations but writes none, and touches no code page.
-//!   The relocations stay in `.rela.text` (for ELF tools, and so that a
-//!   relocatable-object linker would still get the same result);
+//!   in `.text` too) are applied here, like a linker would, and their
+//!   relocations are left out of the object: the loader neither reads
+//!   nor writes anything for them and touches no code page (they were
+//!   most of the relocations, and checking them one by one was a fifth of
+//!   a policy object's start-up). [`crate::compile_keeping_relocations`]
+//!   keeps them, for ELF tools and tests;
+//! - where each body, resume clone, import stub and array trampoline
+//!   starts is written in [`ENTRIES_SECTION`] (offsets, see
+//!   `mvvm_abi::entries`), so the loader does not walk the symbol table;
 //! - the resume clones (entered only while restoring a snapshot) come after
 //!   every other function, so the code a run executes is packed into the
 //!   first pages and the clones' pages are never read by a run that is not
@@ -28,7 +32,8 @@ use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_module::{DataDescription, FuncId, Linkage, Module, ModuleReloc, ModuleRelocTarget};
 use cranelift_object::object;
 use cranelift_object::{ObjectBuilder, ObjectModule};
-use mvvm_abi::object::{CKPT_SECTION, META_SECTION, TRAPS_SECTION};
+use mvvm_abi::entries::EntryOffsets;
+use mvvm_abi::object::{CKPT_SECTION, ENTRIES_SECTION, META_SECTION, TRAPS_SECTION};
 use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
 use mvvm_abi::{FuncInfo, FuncTables, ModuleMeta, TrapSite};
 use object::write::SymbolSection;
@@ -41,8 +46,6 @@ pub const CKPT_SYMBOL: &str = "mvvm_ckpt";
 
 /// The name of the trap sites' data symbol.
 pub const TRAPS_SYMBOL: &str = "mvvm_traps";
-
-pub use mvvm_abi::object::PRELINKED_SECTION;
 
 /// Prefix of the resume clones' symbols (`mvvm_abi::object::resume_symbol`).
 const RESUME_PREFIX: &str = "mvvm_resume_";
@@ -109,6 +112,22 @@ pub(crate) struct Emitter {
     deferred: Vec<Deferred>,
     /// Calls to apply in `.text`.
     patches: Vec<Patch>,
+    /// Whether the applied calls keep their relocations in the object.
+    keep_call_relocations: bool,
+}
+
+/// The functions whose offsets go into [`ENTRIES_SECTION`], by role (see
+/// `mvvm_abi::entries`).
+pub(crate) struct EntryIds {
+    /// Each defined function's body.
+    pub bodies: Vec<FuncId>,
+    /// Each defined function's resume clone, if any.
+    pub clones: Vec<Option<FuncId>>,
+    /// Each import stub.
+    pub stubs: Vec<FuncId>,
+    /// Each array trampoline, in the order of
+    /// `ModuleMeta::array_trampolines`.
+    pub trampolines: Vec<FuncId>,
 }
 
 /// A [`CompileError::Object`]: `step` (what the emitter was doing) failed.
@@ -133,7 +152,10 @@ fn layout_err(step: &str, message: String) -> CompileError {
 
 impl Emitter {
     /// A new, empty object for `isa`.
-    pub fn new(isa: OwnedTargetIsa) -> Result<Self, CompileError> {
+    /// `keep_call_relocations`: leave the relocations of the calls this
+    /// emitter applies in the object too (for ELF tools; the loader then
+    /// applies them again, to the same bytes).
+    pub fn new(isa: OwnedTargetIsa, keep_call_relocations: bool) -> Result<Self, CompileError> {
         let text_align = text_file_align(isa.triple().architecture);
         let builder = ObjectBuilder::new(isa, "mvvm", cranelift_module::default_libcall_names())
             .map_err(object_err("start the object"))?;
@@ -144,6 +166,7 @@ impl Emitter {
             cold: Vec::new(),
             deferred: Vec::new(),
             patches: Vec::new(),
+            keep_call_relocations,
         })
     }
 
@@ -228,6 +251,11 @@ impl Emitter {
             alignment.max(self.text_align)
         };
         self.defined_any = true;
+        let mut kept = Vec::with_capacity(if self.keep_call_relocations {
+            relocs.len()
+        } else {
+            0
+        });
         for r in relocs {
             let (to, to_offset) = match r.name {
                 ModuleRelocTarget::User {
@@ -235,7 +263,10 @@ impl Emitter {
                     index,
                 } => (FuncId::from_u32(index), 0),
                 ModuleRelocTarget::FunctionOffset(f, off) => (f, off),
-                _ => continue,
+                _ => {
+                    kept.push(r.clone());
+                    continue;
+                }
             };
             if is_pc_relative(r.kind) {
                 self.patches.push(Patch {
@@ -246,15 +277,24 @@ impl Emitter {
                     to_offset,
                     addend: r.addend,
                 });
+                if !self.keep_call_relocations {
+                    continue;
+                }
             }
+            kept.push(r.clone());
         }
         self.module
-            .define_function_bytes(id, alignment, bytes, relocs)
+            .define_function_bytes(id, alignment, bytes, &kept)
             .map_err(object_err(format!("define function {func_index}")))
     }
 
-    /// Writes the metadata section and returns the object's bytes.
-    pub fn finish(mut self, meta: &ModuleMeta) -> Result<Vec<u8>, CompileError> {
+    /// Writes the metadata sections (and the entry points of `entries`)
+    /// and returns the object's bytes.
+    pub fn finish(
+        mut self,
+        meta: &ModuleMeta,
+        entries: &EntryIds,
+    ) -> Result<Vec<u8>, CompileError> {
         for d in std::mem::take(&mut self.deferred) {
             self.define_now(d.id, d.func_index, &d.bytes, d.alignment, &d.relocs)?;
         }
@@ -302,11 +342,21 @@ impl Emitter {
         let mut product = self.module.finish();
         let arch = product.object.architecture();
         apply_patches(&mut product, &self.patches, arch)?;
-        product.object.add_section(
+        let text = product
+            .object
+            .section_id(object::write::StandardSection::Text);
+        let offsets = entry_offsets(&product, text, entries)?;
+        let encoded = offsets
+            .encode()
+            .map_err(object_err("encode the entry points"))?;
+        // Not allocated (`Other`): read from the file by the loader, like
+        // the other metadata sections, never placed in the code mapping.
+        let sec = product.object.add_section(
             Vec::new(),
-            PRELINKED_SECTION.as_bytes().to_vec(),
+            ENTRIES_SECTION.as_bytes().to_vec(),
             object::SectionKind::Other,
         );
+        product.object.append_section_data(sec, &encoded, 8);
         product
             .object
             .write()
@@ -314,10 +364,67 @@ impl Emitter {
     }
 }
 
+/// Where function `f` is: its section, offset in it and size.
+fn place_of(
+    product: &cranelift_object::ObjectProduct,
+    f: FuncId,
+    step: &str,
+) -> Result<(object::write::SectionId, u64, u64), CompileError> {
+    let sym = product
+        .functions
+        .get(f)
+        .copied()
+        .flatten()
+        .map(|(s, _)| product.object.symbol(s));
+    match sym.map(|s| (s.section, s.value, s.size)) {
+        Some((SymbolSection::Section(s), value, size)) => Ok((s, value, size)),
+        _ => Err(layout_err(
+            step,
+            format!("function #{} is not defined", f.as_u32()),
+        )),
+    }
+}
+
+/// The offsets in `.text` of every entry point named in `ids`.
+fn entry_offsets(
+    product: &cranelift_object::ObjectProduct,
+    text: object::write::SectionId,
+    ids: &EntryIds,
+) -> Result<EntryOffsets, CompileError> {
+    const STEP: &str = "record the entry points";
+    let at = |f: FuncId| -> Result<(u32, u32), CompileError> {
+        let (sec, value, size) = place_of(product, f, STEP)?;
+        if sec != text {
+            return Err(layout_err(STEP, "a function outside .text".into()));
+        }
+        let fit = |v: u64| {
+            u32::try_from(v).map_err(|_| layout_err(STEP, "a text larger than 4 GiB".into()))
+        };
+        Ok((fit(value)?, fit(size)?))
+    };
+    Ok(EntryOffsets {
+        bodies: ids
+            .bodies
+            .iter()
+            .map(|&f| at(f).map(|p| p.0))
+            .collect::<Result<_, _>>()?,
+        clones: ids
+            .clones
+            .iter()
+            .map(|c| c.map(|f| at(f).map(|p| p.0)).transpose())
+            .collect::<Result<_, _>>()?,
+        stubs: ids.stubs.iter().map(|&f| at(f)).collect::<Result<_, _>>()?,
+        trampolines: ids
+            .trampolines
+            .iter()
+            .map(|&f| at(f).map(|p| p.0))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
 /// Whether a relocation of `kind` is applied here (PC-relative: the same
-/// value wherever `.text` is loaded). The loader skips exactly these in a
-/// pre-linked object: `R_X86_64_PC32`, `R_X86_64_PLT32`,
-/// `R_AARCH64_CALL26`.
+/// value wherever `.text` is loaded) and left out of the object:
+/// `R_X86_64_PC32`, `R_X86_64_PLT32`, `R_AARCH64_CALL26`.
 fn is_pc_relative(kind: Reloc) -> bool {
     matches!(
         kind,
@@ -332,24 +439,9 @@ fn apply_patches(
     arch: object::Architecture,
 ) -> Result<(), CompileError> {
     const STEP: &str = "pre-link the calls";
-    let place_of = |product: &cranelift_object::ObjectProduct, f: FuncId| {
-        let sym = product
-            .functions
-            .get(f)
-            .copied()
-            .flatten()
-            .map(|(s, _)| product.object.symbol(s));
-        match sym.map(|s| (s.section, s.value)) {
-            Some((SymbolSection::Section(s), value)) => Ok((s, value)),
-            _ => Err(layout_err(
-                STEP,
-                format!("function #{} is not defined", f.as_u32()),
-            )),
-        }
-    };
     for p in patches {
-        let (from_sec, from_off) = place_of(product, p.from)?;
-        let (to_sec, to_off) = place_of(product, p.to)?;
+        let (from_sec, from_off, _) = place_of(product, p.from, STEP)?;
+        let (to_sec, to_off, _) = place_of(product, p.to, STEP)?;
         if from_sec != to_sec {
             return Err(layout_err(STEP, "a call between sections".into()));
         }

@@ -16,7 +16,7 @@
 
 use mvvm_abi::object::{CKPT_SECTION, META_SECTION};
 use mvvm_abi::{ModuleMeta, Policy, TargetArch};
-use mvvm_aot::{CompileOptions, compile};
+use mvvm_aot::{CompileOptions, compile_keeping_relocations};
 use object::{Object, ObjectSection};
 use sha2::{Digest, Sha256};
 
@@ -149,7 +149,9 @@ const FILES: &[&str] = &["bench/wasm/bc.wasm", "test/c/files.wasm"];
 /// functions that `mvvm-aot` applies itself (the object is pre-linked, so
 /// that the runtime can map the code from the file untouched) are put
 /// back to the zeros of an unlinked object, so the digest follows the
-/// code generated, not where the functions were laid out.
+/// code generated, not where the functions were laid out. `obj` must
+/// keep its call relocations (`compile_keeping_relocations`: the same
+/// text, with the relocations that say where the calls are).
 fn text_and_meta(obj: &[u8]) -> (Vec<u8>, ModuleMeta) {
     let file = object::File::parse(obj).expect("ELF");
     let section = file.section_by_name(".text").expect(".text");
@@ -210,7 +212,7 @@ fn policy_none_code_is_unchanged() {
                     target,
                     ..CompileOptions::default()
                 };
-                let obj = compile(bytes, &opts).expect("compiles");
+                let obj = compile_keeping_relocations(bytes, &opts).expect("compiles");
                 let (text, meta) = text_and_meta(&obj);
                 assert_eq!(meta.policy, Policy::None);
                 let tables = meta.all_func_tables().expect("tables decode");

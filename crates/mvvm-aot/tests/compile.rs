@@ -251,7 +251,17 @@ fn relocations_are_the_kinds_the_runtime_applies() {
             target,
             ..CompileOptions::default()
         };
-        let obj = compile(SAMPLE.as_bytes(), &opts).unwrap();
+        // The usual object holds no relocation: its calls are applied.
+        let plain = compile(SAMPLE.as_bytes(), &opts).unwrap();
+        let plain = object::File::parse(&*plain).unwrap();
+        assert_eq!(
+            plain
+                .sections()
+                .map(|s| s.relocations().count())
+                .sum::<usize>(),
+            0
+        );
+        let obj = mvvm_aot::compile_keeping_relocations(SAMPLE.as_bytes(), &opts).unwrap();
         if let Ok(dir) = std::env::var("MVVM_AOT_DUMP") {
             std::fs::write(format!("{dir}/sample-{}.o", target.name()), &obj).unwrap();
         }

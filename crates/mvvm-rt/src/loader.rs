@@ -16,13 +16,16 @@
 //! ([`load_file`]); its text is mapped copy-on-write from the file when its
 //! file offset is page aligned (which `mvvm-aot` ensures), so pages are
 //! read from disk only when executed and are shared by every process
-//! running the object; relocations the writer already applied (see
-//! [`PRELINKED_SECTION`]) are checked but not written, so the text is not
-//! touched at load time; the metadata section is decoded, not copied; and
-//! the entry points are found by index, without building a name table.
+//! running the object; the writer applies the calls between functions
+//! itself and leaves their relocations out, so the loader reads nothing
+//! for them and the text is not touched at load time; the metadata
+//! section is decoded, not copied; and the entry points are read by index
+//! from the entries section (`mvvm_abi::entries`), without reading the
+//! symbol table.
 
 use crate::code::{CodeMemory, align_up, page_size};
 use crate::trap::{CodeInfo, FuncRange, RangeKind};
+use mvvm_abi::entries::EntryTable;
 use mvvm_abi::meta::{ModuleMeta, TargetArch};
 use mvvm_abi::object as names;
 use mvvm_abi::tables::{CheckpointTables, SharedBytes, TablesError};
@@ -384,9 +387,6 @@ const MAX_CODE_SIZE: usize = 1 << 30;
 /// in memory the text starts the (page-aligned) mapping anyway.
 const MAX_SECTION_ALIGN: u64 = 1 << 16;
 
-/// See [`mvvm_abi::object::PRELINKED_SECTION`].
-pub use mvvm_abi::object::PRELINKED_SECTION;
-
 /// `cursor + size`, refusing layouts larger than [`MAX_CODE_SIZE`].
 fn grow_layout(cursor: usize, size: usize) -> Result<usize, LoadError> {
     cursor
@@ -420,8 +420,7 @@ struct Placed {
     text: bool,
 }
 
-/// One relocation the loader must write (those the writer pre-applied are
-/// only checked, see [`PRELINKED_SECTION`]).
+/// One relocation the loader must write.
 struct Pending {
     /// Offset of the place in the mapping.
     at: usize,
@@ -442,8 +441,8 @@ struct Layout {
     got: HashMap<SymbolIndex, usize>,
     /// The relocations to apply, in section and offset order.
     pending: Vec<Pending>,
-    /// Relocations checked but not applied (pre-linked).
-    prelinked: usize,
+    /// The section `.text` (where the entry offsets are counted from).
+    text: Option<SectionIndex>,
     /// Bytes used, GOT included.
     end: usize,
 }
@@ -540,7 +539,12 @@ fn load_from(
     relocate(meta.target, &symbols, &layout, &mut mem)?;
     let t_reloc = phases.lap();
     let text = mem.base()..mem.base() + layout.text_len;
-    let entries = find_entries(&meta, &runtime_symbols(&obj, &symbols, &meta)?, &text)?;
+    let text_section = layout
+        .text
+        .and_then(|si| layout.placed(si))
+        .map(|p| mem.base() + p.offset..mem.base() + p.offset + p.size)
+        .ok_or_else(|| bad("the object has no .text section"))?;
+    let entries = find_entries(&meta, &entry_table(&obj, &meta)?, &text_section)?;
     mem.publish()?;
     let t_entries = phases.lap();
     tracing::debug!(
@@ -548,7 +552,6 @@ fn load_from(
         text_bytes = layout.text_len,
         text_mapped_from_file = mapped,
         relocations_applied = layout.pending.len(),
-        relocations_prelinked = layout.prelinked,
         parse_and_meta_ms = t_parse,
         map_ms = t_map,
         relocate_ms = t_reloc,
@@ -603,16 +606,18 @@ fn lay_out(file: &object::File<'_>, arch: TargetArch) -> Result<Layout, LoadErro
     let mut placed: Vec<Option<Placed>> = vec![None; nsections];
     let mut cursor = 0usize;
     let mut ro: Vec<object::Section<'_, '_>> = Vec::new();
-    let mut prelinked_object = false;
+    let mut text = None;
     for sec in file.sections() {
         let size = sec.size() as usize;
         let name = sec.name().unwrap_or("");
-        if name == PRELINKED_SECTION {
-            prelinked_object = true;
+        if names::METADATA_SECTIONS.contains(&name) {
             continue;
         }
         match sec.kind() {
             SectionKind::Text => {
+                if name == ".text" {
+                    text = Some(sec.index());
+                }
                 cursor = align_up(cursor, section_align(&sec)?);
                 placed[sec.index().0] = Some(Placed {
                     offset: cursor,
@@ -622,9 +627,6 @@ fn lay_out(file: &object::File<'_>, arch: TargetArch) -> Result<Layout, LoadErro
                 });
                 cursor = grow_layout(cursor, size)?;
             }
-            _ if name == names::META_SECTION
-                || name == names::CKPT_SECTION
-                || name == names::TRAPS_SECTION => {}
             SectionKind::ReadOnlyData
             | SectionKind::ReadOnlyString
             | SectionKind::ReadOnlyDataWithRel => ro.push(sec),
@@ -650,22 +652,11 @@ fn lay_out(file: &object::File<'_>, arch: TargetArch) -> Result<Layout, LoadErro
     }
 
     // One pass over the relocations: check each, give GOT-relative ones
-    // a slot (one per target symbol), keep those that need writing.
+    // a slot (one per target symbol). The object holds only relocations
+    // that need writing (the writer applied the calls between functions
+    // and left theirs out), usually none.
     let mut got: HashMap<SymbolIndex, usize> = HashMap::new();
     let mut pending = Vec::new();
-    // The section of each symbol, looked up once per symbol rather than
-    // once per relocation (a module has several relocations per symbol).
-    let mut symbol_sections: Vec<Option<SectionIndex>> = Vec::new();
-    if prelinked_object {
-        for sym in file.symbols() {
-            let i = sym.index().0;
-            if symbol_sections.len() <= i {
-                symbol_sections.resize(i + 1, None);
-            }
-            symbol_sections[i] = sym.section_index();
-        }
-    }
-    let mut prelinked = 0usize;
     cursor = align_up(cursor, 8);
     for sec in file.sections() {
         let Some(p) = placed.get(sec.index().0).copied().flatten() else {
@@ -689,18 +680,14 @@ fn lay_out(file: &object::File<'_>, arch: TargetArch) -> Result<Layout, LoadErro
                 return Err(bad("relocation outside its section"));
             }
             let target = r.target();
-            let target_section = match target {
+            match target {
                 RelocationTarget::Symbol(s) => {
                     if is_got_reloc(r_type) && !got.contains_key(&s) {
                         got.insert(s, cursor);
                         cursor = grow_layout(cursor, 8)?;
                     }
-                    match symbol_sections.get(s.0) {
-                        Some(si) => *si,
-                        None => file.symbol_by_index(s).ok().and_then(|s| s.section_index()),
-                    }
                 }
-                RelocationTarget::Section(si) => Some(si),
+                RelocationTarget::Section(_) => {}
                 _ => {
                     return Err(LoadError::UnsupportedRelocation {
                         kind: format!("{:?}", r.flags()),
@@ -713,14 +700,6 @@ fn lay_out(file: &object::File<'_>, arch: TargetArch) -> Result<Layout, LoadErro
                     kind: reloc_name(arch, r_type),
                     symbol: target_name(file, target),
                 });
-            }
-            // Pre-applied by the writer: place and target move together.
-            if prelinked_object
-                && is_pc_relative(arch, r_type)
-                && target_section == Some(sec.index())
-            {
-                prelinked += 1;
-                continue;
             }
             pending.push(Pending {
                 at: p.offset + off,
@@ -735,7 +714,7 @@ fn lay_out(file: &object::File<'_>, arch: TargetArch) -> Result<Layout, LoadErro
         text_len,
         got,
         pending,
-        prelinked,
+        text,
         end: cursor,
     })
 }
@@ -857,7 +836,9 @@ fn fill_got(
 }
 
 /// Applies the relocations [`lay_out`] kept (RELA only, of the kinds
-/// [`apply`] knows). A pre-linked object has none in its text.
+/// [`apply`] knows). `mvvm-aot` writes none (it applies the calls
+/// itself); an object from `mvvm_aot::compile_keeping_relocations` still
+/// has those of its calls, applied again here to the same bytes.
 fn relocate(
     arch: TargetArch,
     symbols: &Symbols<'_, '_>,
@@ -924,82 +905,6 @@ fn reloc_width(arch: TargetArch, r_type: u32) -> usize {
     }
 }
 
-/// Symbol name prefixes of the entry points the runtime looks up, each
-/// followed by a decimal index (see `mvvm_abi::object`).
-const FUNC_PREFIX: &str = "mvvm_func_";
-const RESUME_PREFIX: &str = "mvvm_resume_";
-const IMPORT_PREFIX: &str = "mvvm_import_";
-const ARRAY_PREFIX: &str = "mvvm_array_";
-
-/// Address and size of the entry points, by index (no name is built or
-/// hashed: a module may have hundreds of thousands of symbols).
-struct RuntimeSymbols {
-    /// `mvvm_func_{nimp + k}` at `k`.
-    funcs: Vec<Option<(usize, u64)>>,
-    /// `mvvm_resume_{nimp + k}` at `k`.
-    resumes: Vec<Option<(usize, u64)>>,
-    /// `mvvm_import_{j}` at `j`.
-    imports: Vec<Option<(usize, u64)>>,
-    /// `mvvm_array_{i}`, by function index.
-    arrays: HashMap<u32, (usize, u64)>,
-}
-
-/// The defined `mvvm_*` entry symbols (the only ones the runtime looks
-/// up), with address and size.
-fn runtime_symbols(
-    file: &object::File<'_>,
-    symbols: &Symbols<'_, '_>,
-    meta: &ModuleMeta,
-) -> Result<RuntimeSymbols, LoadError> {
-    // Checked before sizing the tables by these counts: both are bounded
-    // by decoded vectors then, not by a number a corrupt object chose.
-    let nimp = meta.num_imported_funcs as usize;
-    if nimp > meta.funcs.len() || meta.func_infos.len() != meta.funcs.len() - nimp {
-        return Err(LoadError::BadMeta(
-            "function counts disagree (funcs, imports, func_infos)".into(),
-        ));
-    }
-    let ndef = meta.func_infos.len();
-    let mut out = RuntimeSymbols {
-        funcs: vec![None; ndef],
-        resumes: vec![None; ndef],
-        imports: vec![None; nimp],
-        arrays: HashMap::new(),
-    };
-    let index = |rest: &str| -> Option<u32> {
-        (!rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| rest.parse().ok())
-            .flatten()
-    };
-    for sym in file.symbols() {
-        if sym.is_undefined() || sym.kind() == object::SymbolKind::Section {
-            continue;
-        }
-        let Ok(name) = sym.name() else { continue };
-        let Some(rest) = name.strip_prefix("mvvm_") else {
-            continue;
-        };
-        let defined = |i: u32| (i as usize).checked_sub(nimp).filter(|&k| k < ndef);
-        let slot = if let Some(i) = rest.strip_prefix(&FUNC_PREFIX[5..]).and_then(index) {
-            defined(i).map(|k| &mut out.funcs[k])
-        } else if let Some(i) = rest.strip_prefix(&RESUME_PREFIX[5..]).and_then(index) {
-            defined(i).map(|k| &mut out.resumes[k])
-        } else if let Some(j) = rest.strip_prefix(&IMPORT_PREFIX[5..]).and_then(index) {
-            out.imports.get_mut(j as usize)
-        } else if let Some(i) = rest.strip_prefix(&ARRAY_PREFIX[5..]).and_then(index) {
-            let addr = symbols.resolve_symbol(&sym)?;
-            out.arrays.insert(i, (addr, sym.size()));
-            continue;
-        } else {
-            continue;
-        };
-        if let Some(slot) = slot {
-            *slot = Some((symbols.resolve_symbol(&sym)?, sym.size()));
-        }
-    }
-    Ok(out)
-}
-
 /// Where the runtime enters the code, and what the trap handler needs.
 struct Entries {
     /// Address of `mvvm_func_{i}` per defined function.
@@ -1012,46 +917,89 @@ struct Entries {
     ranges: Vec<FuncRange>,
 }
 
-/// Finds each function's body (and resume clone), import stub and array
-/// trampoline among `syms`, checks that each lies in `text`, and builds the
-/// code ranges the trap handler looks PCs up in.
-fn find_entries(
+/// The entries section of `file`, checked against the module's counts.
+fn entry_table<'data>(
+    file: &object::File<'data>,
     meta: &ModuleMeta,
-    syms: &RuntimeSymbols,
-    text: &std::ops::Range<usize>,
-) -> Result<Entries, LoadError> {
+) -> Result<EntryTable<'data>, LoadError> {
     let nimp = meta.num_imported_funcs as usize;
     if nimp > meta.funcs.len() || meta.func_infos.len() != meta.funcs.len() - nimp {
         return Err(LoadError::BadMeta(
             "function counts disagree (funcs, imports, func_infos)".into(),
         ));
     }
-    // Bodies, clones and stubs each lie in ascending order in the text:
-    // kept in three runs, the final sort merges them in linear time.
-    let mut ranges = Vec::with_capacity(meta.func_infos.len() + nimp);
-    let mut clones = Vec::new();
+    let sec = file
+        .section_by_name(names::ENTRIES_SECTION)
+        .ok_or_else(|| {
+            LoadError::BadMeta(format!(
+                "the object has no {} section",
+                names::ENTRIES_SECTION
+            ))
+        })?;
+    let data = sec.data().map_err(elf(format!(
+        "the data of section `{}`",
+        names::ENTRIES_SECTION
+    )))?;
+    EntryTable::parse(
+        data,
+        meta.func_infos.len(),
+        nimp,
+        meta.array_trampolines.len(),
+    )
+    .map_err(|e| LoadError::BadMeta(e.to_string()))
+}
+
+/// Finds each function's body (and resume clone), import stub and array
+/// trampoline at its offset in `entries` from `text` (the `.text`
+/// section's place in memory), checks that each lies in that section,
+/// and builds the code ranges the trap handler looks PCs up in.
+fn find_entries(
+    meta: &ModuleMeta,
+    entries: &EntryTable<'_>,
+    text: &std::ops::Range<usize>,
+) -> Result<Entries, LoadError> {
+    let nimp = meta.num_imported_funcs as usize;
+    let text_len = text.end - text.start;
+    // The address of `size` bytes at `offset` into `.text`, if they fit.
+    let place = |offset: u32, size: u32| -> Option<usize> {
+        let end = (offset as usize).checked_add(size as usize)?;
+        (end <= text_len).then_some(text.start + offset as usize)
+    };
+    // `mvvm-aot` writes the bodies, then the import stubs (with the other
+    // glue), then the resume clones, each in ascending order: collected in
+    // that order the ranges come out sorted, and the final sort is only a
+    // check (a sort, with its scratch buffer, for an object laid out
+    // otherwise). The clones are a second pass over the functions, so
+    // that no range is copied.
+    let nclones = meta
+        .func_infos
+        .iter()
+        .filter(|f| f.resume.is_some())
+        .count();
+    let mut ranges = Vec::with_capacity(meta.func_infos.len() + nimp + nclones);
     let mut funcs = Vec::with_capacity(meta.funcs.len() - nimp);
     // A compiled body of defined function `index` (its own, or its resume
     // clone: the same wasm function, so a trap in either is reported
     // alike). Its call sites stay in the metadata (checked here), its trap
     // sites in the trap sites section (checked when attached).
-    let body_range = |found: Option<(usize, u64)>,
-                      symbol: fn(u32) -> String,
+    let body_range = |offset: u32,
+                      what: &str,
                       index: u32,
                       size: u32,
                       kind: RangeKind,
-                      call_sites: &[mvvm_abi::exception::CallSite]| {
-        let (addr, _) = found.ok_or_else(|| LoadError::MissingSymbol(symbol(index)))?;
-        if addr < text.start || addr + size as usize > text.end {
-            return Err(bad(format!(
-                "{} (function {index}) outside the text",
-                symbol(index)
-            )));
-        }
-        check_call_sites(call_sites, size, || symbol(index))?;
+                      call_sites: &[mvvm_abi::exception::CallSite]|
+     -> Result<FuncRange, LoadError> {
+        let start = place(offset, size).ok_or_else(|| {
+            bad(format!(
+                "the {what} of function {index} ({size} bytes at {offset:#x}) is outside the text"
+            ))
+        })?;
+        check_call_sites(call_sites, size, || {
+            format!("the {what} of function {index}")
+        })?;
         Ok(FuncRange {
-            start: addr,
-            end: addr + size as usize,
+            start,
+            end: start + size as usize,
             index,
             kind,
         })
@@ -1059,55 +1007,62 @@ fn find_entries(
     for (k, fi) in meta.func_infos.iter().enumerate() {
         let index = (nimp + k) as u32;
         let range = body_range(
-            syms.funcs[k],
-            names::func_symbol,
+            entries.body(k),
+            "body",
             index,
             fi.code_size,
-            RangeKind::Body(k as u32),
+            RangeKind::Body,
             &fi.call_sites,
         )?;
         funcs.push(range.start);
         ranges.push(range);
-        if let Some(resume) = &fi.resume {
-            clones.push(body_range(
-                syms.resumes[k],
-                names::resume_symbol,
-                index,
-                resume.code_size,
-                RangeKind::Clone(k as u32),
-                &resume.call_sites,
-            )?);
-        }
     }
-    ranges.append(&mut clones);
     let mut import_stubs = Vec::with_capacity(nimp);
-    for j in 0..nimp as u32 {
-        let (addr, size) = syms.imports[j as usize]
-            .ok_or_else(|| LoadError::MissingSymbol(names::import_stub_symbol(j)))?;
-        if !text.contains(&addr) {
-            return Err(bad(format!("import stub {j} outside the text")));
-        }
-        import_stubs.push(addr);
+    for j in 0..nimp {
+        let (offset, size) = entries.stub(j);
+        let start = place(offset, size.max(1))
+            .ok_or_else(|| bad(format!("import stub {j} outside the text")))?;
+        import_stubs.push(start);
         ranges.push(FuncRange {
-            start: addr,
-            end: addr + (size as usize).clamp(1, text.end - addr),
-            index: j,
+            start,
+            end: start + size.max(1) as usize,
+            index: j as u32,
             kind: RangeKind::Stub,
         });
     }
-    let mut trampolines = HashMap::with_capacity(meta.array_trampolines.len());
-    for &i in &meta.array_trampolines {
-        let (addr, _) = syms
-            .arrays
-            .get(&i)
-            .copied()
-            .ok_or_else(|| LoadError::MissingSymbol(names::array_trampoline_symbol(i)))?;
-        if !text.contains(&addr) {
-            return Err(bad(format!("array trampoline {i} outside the text")));
+    for (k, fi) in meta.func_infos.iter().enumerate() {
+        let index = (nimp + k) as u32;
+        match (&fi.resume, entries.clone_of(k)) {
+            (Some(resume), Some(offset)) => ranges.push(body_range(
+                offset,
+                "resume clone",
+                index,
+                resume.code_size,
+                RangeKind::Clone,
+                &resume.call_sites,
+            )?),
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(bad(format!(
+                    "no entry for the resume clone of function {index}"
+                )));
+            }
+            (None, Some(_)) => {
+                return Err(bad(format!(
+                    "an entry for the resume clone of function {index}, which has none"
+                )));
+            }
         }
+    }
+    let mut trampolines = HashMap::with_capacity(meta.array_trampolines.len());
+    for (t, &i) in meta.array_trampolines.iter().enumerate() {
+        let addr = place(entries.trampoline(t), 1)
+            .ok_or_else(|| bad(format!("array trampoline {i} outside the text")))?;
         trampolines.insert(i, addr);
     }
-    ranges.sort_by_key(|r| r.start);
+    if !ranges.is_sorted_by_key(|r| r.start) {
+        ranges.sort_by_key(|r| r.start);
+    }
     Ok(Entries {
         funcs,
         import_stubs,
@@ -1116,7 +1071,7 @@ fn find_entries(
     })
 }
 
-/// The call sites of a body of `size` bytes (symbol `symbol`), once they
+/// The call sites of a body of `size` bytes (`what`), once they
 /// are known to be sorted by return address, inside the body, and to name
 /// handlers inside it: the exception walk jumps to `code_start +
 /// code_offset`, so a handler outside its function would be a jump into
@@ -1124,7 +1079,7 @@ fn find_entries(
 fn check_call_sites(
     sites: &[mvvm_abi::exception::CallSite],
     size: u32,
-    symbol: impl FnOnce() -> String,
+    what: impl FnOnce() -> String,
 ) -> Result<(), LoadError> {
     let sorted = sites
         .windows(2)
@@ -1135,7 +1090,7 @@ fn check_call_sites(
     if !sorted || !inside {
         return Err(LoadError::BadMeta(format!(
             "exception call sites of {} unsorted or outside its code",
-            symbol()
+            what()
         )));
     }
     Ok(())
@@ -1175,20 +1130,6 @@ fn is_known_reloc(arch: TargetArch, r_type: u32) -> bool {
                 | elf::R_AARCH64_ADR_PREL_PG_HI21
                 | elf::R_AARCH64_ADD_ABS_LO12_NC
                 | elf::R_AARCH64_PREL32
-        ),
-    }
-}
-
-/// Whether relocation `r_type` of `arch` depends only on the distance from
-/// place to target (so a writer can apply it once both are in the same
-/// section). Page-relative ones (`ADR_PREL_PG_HI21`) are not: they depend
-/// on where the section lands within a page.
-fn is_pc_relative(arch: TargetArch, r_type: u32) -> bool {
-    match arch {
-        TargetArch::X86_64 => matches!(r_type, elf::R_X86_64_PC32 | elf::R_X86_64_PLT32),
-        TargetArch::Aarch64 => matches!(
-            r_type,
-            elf::R_AARCH64_CALL26 | elf::R_AARCH64_JUMP26 | elf::R_AARCH64_PREL32
         ),
     }
 }

@@ -58,7 +58,8 @@ impl std::error::Error for Trap {}
 /// One function's (or import stub's) code range. Its trap sites, call
 /// sites and name are not copied here: they are read from the module's
 /// metadata ([`CodeInfo::meta`]) when a lookup needs them, so that a
-/// range costs a few words at load whatever the function's size.
+/// range costs a few words at load whatever the function's size (24
+/// bytes: a module has one per body and one per resume clone).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FuncRange {
     /// Absolute start address.
@@ -71,15 +72,18 @@ pub(crate) struct FuncRange {
     pub kind: RangeKind,
 }
 
-/// The code a [`FuncRange`] holds, and where its tables are in the
-/// metadata.
+// One per body and per resume clone, built at every load: kept small.
+const _: () = assert!(std::mem::size_of::<FuncRange>() <= 24);
+
+/// The code a [`FuncRange`] holds. For a body or clone, its tables are
+/// those of defined function `k = index - num_imported_funcs`
+/// (`ModuleMeta::func_infos[k]`), see [`CodeInfo::defined`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RangeKind {
-    /// The body of defined function `k` (`ModuleMeta::func_infos[k]`).
-    Body(u32),
-    /// The resume clone of defined function `k`
-    /// (`func_infos[k].resume`).
-    Clone(u32),
+    /// The body of the function.
+    Body,
+    /// The function's resume clone (`func_infos[k].resume`).
+    Clone,
     /// An import stub: no trap sites, no call sites, and a throw does not
     /// walk through it.
     Stub,
@@ -134,13 +138,18 @@ pub(crate) enum SiteLookup<'a> {
 }
 
 impl CodeInfo {
+    /// The defined-function number `k` of the body or clone `f`.
+    fn defined(&self, f: &FuncRange) -> usize {
+        f.index.wrapping_sub(self.meta.num_imported_funcs) as usize
+    }
+
     /// Trap sites of `f`, sorted by `code_offset`: a view of the records
     /// of the trap sites section, read in place (no allocation, so the
     /// signal handler may call this).
     pub fn traps(&self, f: &FuncRange) -> Sites<'_> {
         match f.kind {
-            RangeKind::Body(k) => self.meta.trap_sites.body(k as usize),
-            RangeKind::Clone(k) => self.meta.trap_sites.clone_of(k as usize),
+            RangeKind::Body => self.meta.trap_sites.body(self.defined(f)),
+            RangeKind::Clone => self.meta.trap_sites.clone_of(self.defined(f)),
             RangeKind::Stub => Sites::default(),
         }
     }
@@ -148,15 +157,15 @@ impl CodeInfo {
     /// Call sites of `f` that have handlers, sorted by `return_offset`.
     pub fn call_sites(&self, f: &FuncRange) -> &[CallSite] {
         match f.kind {
-            RangeKind::Body(k) => self
+            RangeKind::Body => self
                 .meta
                 .func_infos
-                .get(k as usize)
+                .get(self.defined(f))
                 .map(|i| &i.call_sites[..]),
-            RangeKind::Clone(k) => self
+            RangeKind::Clone => self
                 .meta
                 .func_infos
-                .get(k as usize)
+                .get(self.defined(f))
                 .and_then(|i| i.resume.as_ref())
                 .map(|r| &r.call_sites[..]),
             RangeKind::Stub => None,

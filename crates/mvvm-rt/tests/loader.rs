@@ -48,8 +48,9 @@ fn wrong_format_version_is_refused() {
         .position(|w| w == META_MAGIC)
         .expect("magic")
         + 8;
-    // The previous format (trap sites still in the metadata) and a future
-    // one are refused alike, naming both versions.
+    // The previous format (entry points found by symbol, call
+    // relocations kept) and a future one are refused alike, naming both
+    // versions.
     for found in [AOT_FORMAT_VERSION - 1, AOT_FORMAT_VERSION + 7] {
         bytes[at..at + 4].copy_from_slice(&found.to_le_bytes());
         match Module::from_aot(&bytes) {
@@ -200,6 +201,135 @@ fn damaged_trap_sites_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The resume clones' trap sites are not read at load (a run that does
+/// not restore never executes a clone): a damaged clone record leaves the
+/// load and a plain run intact, and is reported by the function's
+/// checkpoint tables, which every rewind of its frames looks up first.
+#[test]
+fn a_damaged_clone_trap_site_fails_its_tables_not_the_load() {
+    let wat = r#"(module
+      (memory 1)
+      (func (export "sum") (param i32) (result i32) (local i32)
+        (block $out (loop $l
+          (br_if $out (i32.eqz (local.get 0)))
+          (local.set 1 (i32.add (local.get 1) (i32.load (local.get 0))))
+          (local.set 0 (i32.sub (local.get 0) (i32.const 4)))
+          (br $l)))
+        (local.get 1)))"#;
+    let opts = mvvm_aot::CompileOptions {
+        policy: mvvm_abi::Policy::Loop,
+        ..Default::default()
+    };
+    let good = mvvm_aot::compile(wat.as_bytes(), &opts).expect("compile");
+    let bytes = damage_trap_sites(good, |s| {
+        let n = u32::from_le_bytes(s[..4].try_into().unwrap()) as usize;
+        assert_eq!(n, 1);
+        let idx = |i: usize| u32::from_le_bytes(s[4 + 4 * i..8 + 4 * i].try_into().unwrap());
+        let (start, end) = (idx(1), idx(2));
+        assert!(end > start, "the clone has trap sites");
+        s[4 + 4 * 3 + 12 * start as usize + 8] = 0xee;
+    });
+    let m = Module::from_aot(&bytes).expect("the load does not read clone records");
+    let mut store = Store::new();
+    let i = Instance::new(&mut store, &m, &[]).unwrap();
+    assert_eq!(
+        i.invoke(&mut store, "sum", &[Val::I32(0)]).unwrap(),
+        vec![Val::I32(0)]
+    );
+    let e = m.meta().func_tables(0).unwrap_err().to_string();
+    assert!(
+        e.contains("trap sites") && e.contains("unknown trap code 238"),
+        "{e}"
+    );
+}
+
+/// `bytes` with the entries section's bytes passed to `damage`.
+fn damage_entries(mut bytes: Vec<u8>, damage: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    let file = object::File::parse(&*bytes).unwrap();
+    let (off, size) = file
+        .section_by_name(mvvm_abi::object::ENTRIES_SECTION)
+        .expect("an entries section")
+        .file_range()
+        .unwrap();
+    drop(file);
+    damage(&mut bytes[off as usize..(off + size) as usize]);
+    bytes
+}
+
+/// The entry points are read from their section, not from the symbol
+/// table: a damaged section is refused at load with a message naming
+/// what is wrong (never a jump outside the text), whether the object is
+/// read or mapped from its file.
+#[test]
+fn damaged_entries_are_refused() {
+    let good = aot(host());
+    let word = |i: usize| 12 + 4 * i;
+    let put = |s: &mut [u8], at: usize, v: u32| s[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "wrong function count",
+            damage_entries(good.clone(), |s| put(s, 0, 9)),
+            "entries for 9 defined functions",
+        ),
+        (
+            "wrong trampoline count",
+            damage_entries(good.clone(), |s| put(s, 8, 1000)),
+            "1000 array trampolines",
+        ),
+        (
+            "body outside the text",
+            damage_entries(good.clone(), |s| put(s, word(0), u32::MAX - 8)),
+            "body of function 0",
+        ),
+        (
+            "a clone the function does not have",
+            damage_entries(good.clone(), |s| {
+                let n = u32::from_le_bytes(s[..4].try_into().unwrap()) as usize;
+                put(s, word(n), 0)
+            }),
+            "resume clone of function 0",
+        ),
+        (
+            "trampoline outside the text",
+            damage_entries(good.clone(), |s| {
+                let end = s.len();
+                put(s, end - 4, u32::MAX)
+            }),
+            "outside the text",
+        ),
+        (
+            "section missing",
+            {
+                let mut b = good.clone();
+                let name = mvvm_abi::object::ENTRIES_SECTION.as_bytes();
+                let at = b.windows(name.len()).position(|w| w == name).expect("name");
+                b[at + name.len() - 1] = b'X';
+                b
+            },
+            "no .mvvm.entries section",
+        ),
+    ];
+    let dir = std::env::temp_dir().join(format!("mvvm-loader-entries-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (what, bytes, says) in cases {
+        let path = dir.join("damaged.aot");
+        std::fs::write(&path, &bytes).unwrap();
+        for (how, got) in [
+            ("read", Module::from_aot(&bytes)),
+            ("mapped", Module::from_aot_file(&path)),
+        ] {
+            match got {
+                Err(e @ (LoadError::BadMeta(_) | LoadError::BadObject(_))) => {
+                    let m = e.to_string();
+                    assert!(m.contains(says), "{what} ({how}): {m}");
+                }
+                other => panic!("{what} ({how}): expected a refusal, got {other:?}"),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn wrong_target_is_refused() {
     let other = match host() {
@@ -228,7 +358,13 @@ fn unknown_cpu_feature_is_refused() {
 
 #[test]
 fn unknown_relocation_is_refused() {
-    let mut bytes = aot(host());
+    // The usual object has no relocation left (calls are pre-linked):
+    // one that keeps them.
+    let opts = mvvm_aot::CompileOptions {
+        target: host(),
+        ..Default::default()
+    };
+    let mut bytes = mvvm_aot::compile_keeping_relocations(WAT.as_bytes(), &opts).expect("compile");
     let file = object::File::parse(&*bytes).unwrap();
     let rela = file
         .sections()

@@ -2,7 +2,7 @@
 //! text mapped from the file and pre-linked (see docs/startup.md).
 
 use mvvm_aot::{CompileOptions, Policy};
-use mvvm_rt::loader::{LoadError, PRELINKED_SECTION};
+use mvvm_rt::loader::LoadError;
 use mvvm_rt::{Instance, Module, Store, Val};
 use object::{Object, ObjectSection, ObjectSymbol};
 use std::path::PathBuf;
@@ -108,14 +108,16 @@ fn a_mapped_object_runs_like_a_copied_one() {
 
 #[test]
 fn the_text_is_page_aligned_prelinked_and_clones_come_last() {
+    use mvvm_abi::object::ENTRIES_SECTION;
     let bytes = compile(Policy::Loop);
     let file = object::File::parse(&*bytes).unwrap();
     let text = file.section_by_name(".text").expect(".text");
     let (offset, _) = text.file_range().unwrap();
     assert_eq!(offset % 4096, 0, ".text at file offset {offset:#x}");
-    assert!(file.section_by_name(PRELINKED_SECTION).is_some());
-    // The calls stay as relocations (for ELF tools), already applied.
-    assert!(text.relocations().count() > 0);
+    // The calls are applied and their relocations left out: the loader
+    // has nothing to read or write in the text.
+    assert_eq!(text.relocations().count(), 0);
+    assert!(file.section_by_name(ENTRIES_SECTION).is_some());
     let last_body = file
         .symbols()
         .filter(|s| s.name().is_ok_and(|n| n.starts_with("mvvm_func_")))
@@ -160,7 +162,9 @@ fn the_process_start_is_recorded_before_main() {
 
 /// Every call the writer pre-linked holds the displacement a linker would
 /// write (`S + A - P`), on both ISAs (the other one is only compiled, not
-/// run, so its bytes are checked here).
+/// run, so its bytes are checked here). The relocations are read from an
+/// object compiled with them kept, whose text must equal the usual one's;
+/// the loader applies them again (to the same bytes) and it runs.
 #[test]
 fn prelinked_calls_hold_their_displacements_on_both_isas() {
     use object::{RelocationFlags, RelocationTarget, elf};
@@ -170,10 +174,21 @@ fn prelinked_calls_hold_their_displacements_on_both_isas() {
             target,
             ..Default::default()
         };
-        let bytes = mvvm_aot::compile(wat().as_bytes(), &opts).expect("compile");
+        let bytes =
+            mvvm_aot::compile_keeping_relocations(wat().as_bytes(), &opts).expect("compile");
+        let plain = mvvm_aot::compile(wat().as_bytes(), &opts).expect("compile");
+        let plain = object::File::parse(&*plain).unwrap();
         let file = object::File::parse(&*bytes).unwrap();
         let text = file.section_by_name(".text").unwrap();
         let data = text.data().unwrap();
+        assert_eq!(
+            plain.section_by_name(".text").unwrap().data().unwrap(),
+            data,
+            "{target:?}: the text differs with the relocations kept"
+        );
+        if mvvm_abi::meta::TargetArch::host() == Some(target) {
+            check_runs(&Module::from_aot(&bytes).unwrap());
+        }
         let mut checked = 0;
         for (place, r) in text.relocations() {
             let (RelocationFlags::Elf { r_type }, RelocationTarget::Symbol(s)) =
