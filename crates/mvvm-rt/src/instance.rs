@@ -525,6 +525,9 @@ fn wire_vmctx(s: &StoreInner, store: *mut StoreInner, data: &mut InstanceData) {
 /// (an imported wasm function keeps the provider's identity).
 fn register_funcrefs(s: &mut StoreInner, index: u32, data: &InstanceData) {
     let base = data.funcs_base();
+    // One reservation instead of a rehash at every doubling (a module of
+    // tens of thousands of functions rehashed about sixteen times here).
+    s.funcrefs.reserve(data.funcs.len());
     for (i, provider) in (0..data.funcs.len()).map(|i| (i, data.func_imports.get(i))) {
         let own = Func {
             store: s.id,
