@@ -40,10 +40,27 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// A snapshot being written by a child process.
+/// What the writer thread returns: the snapshot's size and id, and the
+/// time from the trigger to it being durable; or why it failed.
+type ThreadReport = Result<(u64, [u8; 32], std::time::Duration), String>;
+
+/// Who writes a background snapshot.
+#[derive(Debug)]
+enum Writer {
+    /// A thread of this process, reading the memory's copy-on-write image
+    /// (`memory/cow.rs`): the usual way.
+    Thread(std::thread::JoinHandle<ThreadReport>),
+    /// A forked child (the fallback when the image cannot be taken: no
+    /// tracker slot free, or `mprotect` refused).
+    Process(Child),
+}
+
+/// A snapshot being written in the background. Dropping it waits for a
+/// writer thread (which reads the program's memory: it must be done
+/// before the memory can go).
 #[derive(Debug)]
 pub(crate) struct PendingWrite {
-    child: Child,
+    writer: Option<Writer>,
     /// Where it goes.
     pub path: PathBuf,
     /// Its stats but for the size, known once written.
@@ -93,9 +110,36 @@ pub(crate) fn spawn(
     let child = unsafe { fork_writer(work) }.map_err(|e| {
         CheckpointError::Host(format!("cannot start the background snapshot writer: {e}"))
     })?;
-    tracing::debug!(pid = child.pid, path = %path.display(), "background snapshot write started");
+    tracing::info!(pid = child.pid, path = %path.display(), "background snapshot written by a forked child (no copy-on-write image)");
     Ok(PendingWrite {
-        child,
+        writer: Some(Writer::Process(child)),
+        path,
+        stats,
+        depth,
+    })
+}
+
+/// Starts a thread that runs `write` (the snapshot writer reading the
+/// memory's copy-on-write image, which it owns and drops when done).
+pub(crate) fn spawn_thread(
+    write: impl FnOnce() -> Result<(u64, [u8; 32]), String> + Send + 'static,
+    path: PathBuf,
+    stats: CheckpointStats,
+    triggered_at: Instant,
+    depth: u32,
+) -> Result<PendingWrite, CheckpointError> {
+    let handle = std::thread::Builder::new()
+        .name("mvvm-snapshot-writer".into())
+        .spawn(move || {
+            let (bytes, id) = write()?;
+            Ok((bytes, id, triggered_at.elapsed()))
+        })
+        .map_err(|e| {
+            CheckpointError::Host(format!("cannot start the background snapshot writer: {e}"))
+        })?;
+    tracing::debug!(path = %path.display(), "background snapshot write started");
+    Ok(PendingWrite {
+        writer: Some(Writer::Thread(handle)),
         path,
         stats,
         depth,
@@ -106,16 +150,43 @@ impl PendingWrite {
     /// Whether the writer is done (its report can be taken without
     /// waiting).
     pub(crate) fn is_done(&self) -> bool {
-        report_ready(&self.child)
+        match &self.writer {
+            Some(Writer::Thread(h)) => h.is_finished(),
+            Some(Writer::Process(c)) => report_ready(c),
+            None => true,
+        }
     }
 
     /// Waits for the child; the checkpoint's stats (its size and the time
     /// from the trigger to the snapshot being durable filled in) and the
     /// snapshot as the base of the next incremental one.
     pub(crate) fn finish(mut self) -> Result<(CheckpointStats, BaseInfo), CheckpointError> {
+        let child = match self.writer.take() {
+            Some(Writer::Process(c)) => c,
+            Some(Writer::Thread(h)) => {
+                let report = h
+                    .join()
+                    .unwrap_or_else(|_| Err("the writer thread panicked".into()));
+                let (bytes, id, durable) = report.map_err(|why| {
+                    CheckpointError::Host(format!(
+                        "background snapshot write to {} failed: {why}",
+                        self.path.display()
+                    ))
+                })?;
+                self.stats.snapshot_bytes = bytes;
+                self.stats.trigger_to_durable = durable;
+                return Ok((self.stats.clone(), self.base(id)));
+            }
+            None => {
+                return Err(CheckpointError::Host(
+                    "background snapshot writer already taken".into(),
+                ));
+            }
+        };
+        let mut child = child;
         let mut report = Vec::new();
-        let read = self.child.report.read_to_end(&mut report);
-        let code = wait_child(self.child.pid)
+        let read = child.report.read_to_end(&mut report);
+        let code = wait_child(child.pid)
             .map_err(|e| CheckpointError::Host(format!("lost the snapshot writer: {e}")))?;
         if read.is_err() || code != Some(0) || report.first() != Some(&OK) || report.len() != 49 {
             let why = match report.split_first() {
@@ -136,11 +207,27 @@ impl PendingWrite {
         self.stats.snapshot_bytes = u64::from_le_bytes(bytes);
         self.stats.trigger_to_durable =
             std::time::Duration::from_nanos(u64::from_le_bytes(durable));
-        let base = BaseInfo {
+        Ok((self.stats.clone(), self.base(id)))
+    }
+
+    /// The written snapshot as a base.
+    fn base(&self, id: [u8; 32]) -> BaseInfo {
+        BaseInfo {
             path: self.path.clone(),
             id,
             depth: self.depth,
-        };
-        Ok((self.stats, base))
+        }
+    }
+}
+
+impl Drop for PendingWrite {
+    fn drop(&mut self) {
+        // A writer thread reads the program's memory: wait for it (a run
+        // that fails before taking its report still must not unmap the
+        // memory under it). A child process has its own copy; it is left
+        // to finish (its temporary file is renamed or removed by it).
+        if let Some(Writer::Thread(h)) = self.writer.take() {
+            let _ = h.join();
+        }
     }
 }

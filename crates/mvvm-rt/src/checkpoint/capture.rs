@@ -428,14 +428,89 @@ pub(crate) fn take(
         };
         let target = path.clone();
         let sync = s.ckpt.as_deref().map_or_else(Default::default, |c| c.sync);
-        let write = || {
-            mvvm_snapshot::write_file_with_sync(&target, &parts, inc.as_ref(), None, sync)
-                .map(|w| (w.total_bytes, w.id))
-                .map_err(|e| e.to_string())
+        // The memory's copy-on-write image (cost: what the period wrote,
+        // not the memory's size); the snapshot is then written by a
+        // thread while the program runs on.
+        let needed = inc.as_ref().map(|i| i.dirty.clone());
+        let parts = detach(parts);
+        let mem_index = s.instances[instance.index as usize].memories.first().copied();
+        let image = match mem_index {
+            // SAFETY: the program's other threads are parked in the
+            // rendezvous (`world`) and this one is here, so nothing writes
+            // the memory during the call; the image goes to the writer
+            // thread, which `PendingWrite` joins before the store can drop
+            // its memories (on `finish`, or on drop: the store drops its
+            // checkpoint control first).
+            Some(m) => match unsafe { s.memories[m as usize].begin_background_image(needed.as_deref()) } {
+                Ok(Some(image)) => Some(Some(image)),
+                Ok(None) => {
+                    tracing::warn!("no dirty tracker free for the copy-on-write image");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!("copy-on-write image not taken ({e})");
+                    None
+                }
+            },
+            None => Some(None),
         };
-        let pending =
-            super::background::spawn(write, path.clone(), stats, unwound.triggered_at, depth)?;
-        drop(parts);
+        let image_taken = image.is_some();
+        let pending = match image {
+            Some(image) => {
+                let write = move || {
+                    let out = match &image {
+                        Some(img) => mvvm_snapshot::write_file_from_source(
+                            &target,
+                            &parts,
+                            img,
+                            inc.as_ref(),
+                            sync,
+                        ),
+                        None => mvvm_snapshot::write_file_from_source(
+                            &target,
+                            &parts,
+                            &[][..],
+                            inc.as_ref(),
+                            sync,
+                        ),
+                    };
+                    // The image ends (the memory is left to the program
+                    // and its tracking) before the writer reports.
+                    drop(image);
+                    out.map(|w| (w.total_bytes, w.id)).map_err(|e| e.to_string())
+                };
+                super::background::spawn_thread(
+                    write,
+                    path.clone(),
+                    stats,
+                    unwound.triggered_at,
+                    depth,
+                )?
+            }
+            None => {
+                // Fallback: a forked child's copy-on-write image of the
+                // whole process.
+                let data = memory_of(&s.memories, &s.instances[instance.index as usize], world.as_ref())?.data;
+                let parts = SnapshotParts {
+                    memory: data,
+                    ..parts
+                };
+                let write = || {
+                    mvvm_snapshot::write_file_with_sync(&target, &parts, inc.as_ref(), None, sync)
+                        .map(|w| (w.total_bytes, w.id))
+                        .map_err(|e| e.to_string())
+                };
+                let p = super::background::spawn(
+                    write,
+                    path.clone(),
+                    stats,
+                    unwound.triggered_at,
+                    depth,
+                )?;
+                drop(parts);
+                p
+            }
+        };
         let continuing_incremental = s
             .ckpt
             .as_deref()
@@ -445,9 +520,16 @@ pub(crate) fn take(
         }
         // The memory equals the snapshot being written: track from here
         // (its id, the next snapshot's base, comes with the writer's
-        // report), and only then let the threads run on.
+        // report), and only then let the threads run on. The image
+        // started a new tracking period already.
         if continuing_incremental {
-            start_tracking(store, instance);
+            if image_taken {
+                if let Some(c) = store.inner.ckpt.as_deref_mut() {
+                    c.base = None;
+                }
+            } else {
+                start_tracking(store, instance);
+            }
         }
         let mut pending = pending;
         pending.stats.pause = unwound.triggered_at.elapsed();
@@ -508,6 +590,26 @@ pub(crate) fn take(
         w.release(then);
     }
     Ok(stats)
+}
+
+/// `parts` with its memory left out, owning everything else (for a writer
+/// thread that reads the memory from its image).
+fn detach(parts: SnapshotParts<'_>) -> SnapshotParts<'static> {
+    SnapshotParts {
+        info: parts.info,
+        frames: parts.frames,
+        globals: parts.globals,
+        tables: parts.tables,
+        exceptions: parts.exceptions,
+        dropped_data: parts.dropped_data,
+        dropped_elems: parts.dropped_elems,
+        wasi: parts.wasi,
+        monotonic_offset_nanos: parts.monotonic_offset_nanos,
+        memory: &[],
+        max_pages: parts.max_pages,
+        threads: parts.threads,
+        last_thread_id: parts.last_thread_id,
+    }
 }
 
 /// What the session recorded of the unwind that just ended.
