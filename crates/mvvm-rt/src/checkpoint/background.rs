@@ -2,36 +2,42 @@
 //!
 //! A periodic checkpoint (`Trigger::Every`) stops the program only to
 //! capture its frames, globals, tables and host state (all small) and to
-//! restart dirty tracking; the memory is written by a forked child
-//! process, whose copy-on-write image of the address space is frozen at
-//! the fork while the program runs on. The child writes the snapshot
-//! file exactly as a stop-the-world checkpoint would (temporary name,
-//! fsync, rename: the same bytes, since it writes the same parts from the
-//! same memory), reports its size and id on a pipe and exits.
+//! take its memory's copy-on-write image (`memory/cow.rs`): the dirty
+//! tracking period ends, the chunks it saw written are protected again
+//! (the rest is still protected from the period), and the chunks the
+//! snapshot reads are marked pending. A writer thread then writes the
+//! snapshot from that image exactly as a stop-the-world checkpoint would
+//! (temporary name, sync, rename: the same bytes, since it writes the
+//! same parts from the same memory) while the program runs on; a write
+//! of the program to a pending chunk faults, and the handler copies the
+//! chunk aside before letting the write through.
 //!
 //! ```text
-//!  trigger ─▶ unwind ─▶ capture parts ─▶ base chosen ─▶ fork ─┬─ child: write, fsync, rename, report, _exit
-//!                                                               └─ parent: tracking restarted, threads released,
-//!                                                                  rewind, run on ... next period / the end:
-//!                                                                  wait for the child, take its report
+//!  trigger ─▶ unwind ─▶ capture parts ─▶ base chosen ─▶ image taken ─┬─ writer thread: write, sync, rename, end image
+//!                                                                      └─ program: threads released, rewind, run on
+//!                                                                         ... next period / the end: join the writer
 //! ```
 //!
-//! Why a process and not a thread reading memory while the program runs:
-//! the kernel's copy-on-write gives the consistent image for free, at the
-//! cost of copying the page tables at the fork (proportional to the
-//! mapped memory, but a small fraction of writing it) and one page copy
-//! per page the program writes while the child runs.
+//! Why not the kernel's copy-on-write (a forked child, as before): the
+//! fork copies one page-table entry per 4 KiB of mapped memory in the
+//! pause (16-35 ms per GiB measured), and the program then takes one
+//! fault and one 4 KiB copy per page it writes. The image's pause costs
+//! what the last period wrote (one `mprotect` per run of dirty units),
+//! and on huge pages one entry per 2 MiB (docs/migration.md has the
+//! figures). The fork remains as the fallback when the image cannot be
+//! taken (no dirty-tracker slot free, `mprotect` refused): logged at info
+//! level.
 //!
-//! The child only writes (`mvvm_snapshot`'s writer: file I/O, checksums,
-//! allocations) and `_exit`s: it takes no lock another thread may hold
-//! (see `sys::process::fork_writer`). Everything that updates the run's
-//! own state (the kept bases, the base of the next incremental snapshot,
-//! the `on_checkpoint` report) happens in the parent, before the fork or
-//! when the child's report is taken. At most one child runs at a time: a
-//! period that comes while the previous snapshot is still being written
-//! is skipped (the program would otherwise wait for the writer, which is
-//! what this design avoids; the next period tries again); a checkpoint
-//! that stops the program, and the end of the run, wait for it.
+//! Everything that updates the run's own state (the kept bases, the base
+//! of the next incremental snapshot, the `on_checkpoint` report) happens
+//! on the program's thread, before the writer starts or when its report
+//! is taken. At most one writer runs at a time: a period that comes while
+//! the previous snapshot is still being written is skipped (the program
+//! would otherwise wait for the writer, which is what this design avoids;
+//! the next period tries again); a checkpoint that stops the program, and
+//! the end of the run, wait for it. A writer thread reads the program's
+//! memory, so it is joined before the memory can go (`PendingWrite`'s
+//! drop; the store drops its checkpoint control before its memories).
 
 use super::control::BaseInfo;
 use super::{CheckpointError, CheckpointStats};

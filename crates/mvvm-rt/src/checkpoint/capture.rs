@@ -457,6 +457,17 @@ pub(crate) fn take(
         let image_taken = image.is_some();
         let pending = match image {
             Some(image) => {
+                // A full snapshot makes the bases this run kept useless
+                // once it is durable: the writer removes them then (their
+                // removal, a few ms per file with much in the page cache,
+                // would otherwise fall in the next checkpoint's pause); if
+                // the write fails they stay on disk (the chain still needs
+                // them; the run fails anyway).
+                let obsolete = if depth == 0 {
+                    std::mem::take(&mut kept)
+                } else {
+                    Vec::new()
+                };
                 let write = move || {
                     let out = match &image {
                         Some(img) => mvvm_snapshot::write_file_from_source(
@@ -477,7 +488,12 @@ pub(crate) fn take(
                     // The image ends (the memory is left to the program
                     // and its tracking) before the writer reports.
                     drop(image);
-                    out.map(|w| (w.total_bytes, w.id)).map_err(|e| e.to_string())
+                    let written = out.map(|w| (w.total_bytes, w.id)).map_err(|e| e.to_string());
+                    if written.is_ok() {
+                        let mut obsolete = obsolete;
+                        forget_kept_bases(&mut obsolete);
+                    }
+                    written
                 };
                 super::background::spawn_thread(
                     write,
