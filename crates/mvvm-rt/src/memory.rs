@@ -741,6 +741,108 @@ mod tests {
         assert_eq!(m.data().unwrap()[0], 7);
     }
 
+    /// The bytes `image` gives for chunk `i`.
+    fn image_chunk(image: &cow::CowImage, i: usize) -> Vec<u8> {
+        use mvvm_snapshot::MemorySource;
+        image.with_bytes(i * CHUNK, CHUNK, <[u8]>::to_vec)
+    }
+
+    const CHUNK: usize = WASM_PAGE_SIZE as usize;
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
+    fn cow_image_keeps_the_bytes_of_its_instant() {
+        let mut m = LinearMemory::new(ty(4, None)).unwrap();
+        for (k, c) in m.data_mut().unwrap().chunks_mut(CHUNK).enumerate() {
+            c.fill(k as u8 + 1);
+        }
+        // SAFETY: no other thread uses the memory; the image is dropped
+        // before it.
+        let image = unsafe { m.begin_background_image(None) }.unwrap().unwrap();
+        m.data_mut().unwrap()[CHUNK + 7] = 0xee;
+        m.data_mut().unwrap()[3 * CHUNK..].fill(0xdd);
+        for k in 0..4 {
+            assert_eq!(image_chunk(&image, k), vec![k as u8 + 1; CHUNK], "chunk {k}");
+        }
+        assert_eq!(m.data().unwrap()[CHUNK + 7], 0xee);
+        assert_eq!(m.data().unwrap()[3 * CHUNK], 0xdd);
+        // The writes are the new tracking period's.
+        assert_eq!(m.dirty_chunks().unwrap()[0], 0b1010);
+        drop(image);
+        m.data_mut().unwrap()[0] = 9;
+        assert_eq!(m.dirty_chunks().unwrap()[0], 0b1011);
+        // The next image is incremental: only what it needs is pending.
+        let needed = m.dirty_chunks().unwrap();
+        // SAFETY: as above.
+        let image = unsafe { m.begin_background_image(Some(&needed)) }
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.dirty_chunks().unwrap()[0], 0);
+        m.data_mut().unwrap()[CHUNK..2 * CHUNK].fill(1);
+        assert_eq!(image_chunk(&image, 1)[7], 0xee);
+        assert_eq!(image_chunk(&image, 0)[0], 9);
+        drop(image);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
+    fn large_memories_are_tracked_in_huge_units() {
+        let pages = (dirty::HUGE_FROM / CHUNK + 32) as u64;
+        let mut m = LinearMemory::new(ty(pages, None)).unwrap();
+        m.advise_huge_pages();
+        m.data_mut().unwrap()[40 * CHUNK] = 5;
+        // SAFETY: no other thread uses the memory; the image is dropped
+        // before it.
+        let image = unsafe { m.begin_background_image(None) }.unwrap().unwrap();
+        m.data_mut().unwrap()[40 * CHUNK] = 6;
+        // The whole 2 MiB unit (chunks 32..64) was unprotected and is
+        // dirty; the image kept chunk 40 as it was.
+        assert_eq!(m.dirty_chunks().unwrap()[0], u64::MAX << 32);
+        assert_eq!(image_chunk(&image, 40)[0], 5);
+        assert_eq!(image_chunk(&image, 41), vec![0; CHUNK]);
+        drop(image);
+        assert_eq!(m.data().unwrap()[40 * CHUNK], 6);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
+    fn cow_image_holds_while_another_thread_writes() {
+        let shared = MemoryType {
+            limits: Limits {
+                min: 64,
+                max: Some(64),
+            },
+            shared: true,
+        };
+        let mut m = LinearMemory::new(shared).unwrap();
+        let handle = m.share().unwrap();
+        for k in 0..64u64 {
+            assert!(handle.write(k * CHUNK as u64, &[k as u8; CHUNK]));
+        }
+        // SAFETY: the other thread starts only after the image is taken;
+        // it is joined, and the image dropped, before the memory.
+        let image = unsafe { m.begin_background_image(None) }.unwrap().unwrap();
+        let writer = std::thread::spawn(move || {
+            for round in 0..4u8 {
+                for k in 0..64u64 {
+                    assert!(handle.write(k * CHUNK as u64, &[0x80 | round; 4096]));
+                }
+            }
+        });
+        for pass in 0..8 {
+            for k in 0..64 {
+                assert_eq!(
+                    image_chunk(&image, k),
+                    vec![k as u8; CHUNK],
+                    "chunk {k}, pass {pass}"
+                );
+            }
+        }
+        writer.join().unwrap();
+        drop(image);
+        assert_eq!(m.dirty_chunks().unwrap()[0], u64::MAX);
+    }
+
     #[test]
     #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn refuses_too_large() {

@@ -651,7 +651,7 @@ mod tests {
         mem[2 * c + 5] = 2; // chunk 2
         mem[5 * c + c - 1] = 3; // chunk 5
         mem[7 * c] = 4; // chunk 7 (last)
-        let runs = plan_runs(&mem, c);
+        let runs = plan_runs(mem.as_slice(), c);
         let spans: Vec<(u64, u64)> = runs.iter().map(|r| (r.guest_offset, r.len)).collect();
         assert_eq!(spans, vec![(16, 32), (80, 16), (112, 16)]);
         assert_eq!(runs[0].crc32, crc32fast::hash(&mem[16..48]));
@@ -667,13 +667,13 @@ mod tests {
         // chunks 5 and 6 dirty and zero; 7 is past the bitmap's bits? no:
         // one word covers 64 chunks, so 7 is clean here.
         let dirty = [0b0110_0110u64];
-        let (runs, zeroed) = plan_dirty_runs(&mem, c, &dirty);
+        let (runs, zeroed) = plan_dirty_runs(mem.as_slice(), c, &dirty);
         let spans: Vec<(u64, u64)> = runs.iter().map(|r| (r.guest_offset, r.len)).collect();
         assert_eq!(spans, vec![(16, 32)]);
         assert_eq!(runs[0].crc32, crc32fast::hash(&mem[16..48]));
         assert_eq!(zeroed, vec![(80, 32)]);
         // No bitmap at all: every chunk is dirty.
-        let (runs, zeroed) = plan_dirty_runs(&mem, c, &[]);
+        let (runs, zeroed) = plan_dirty_runs(mem.as_slice(), c, &[]);
         assert_eq!(runs.len(), 2);
         assert_eq!(zeroed, vec![(0, 16), (48, 16), (80, 48)]);
     }
