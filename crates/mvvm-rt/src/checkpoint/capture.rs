@@ -333,7 +333,9 @@ pub(crate) fn take(
 ) -> Result<CheckpointStats, CheckpointError> {
     let meta = module.meta();
     // The previous periodic snapshot first: it may be this one's base.
+    let entered = Instant::now();
     finish_pending_write(store)?;
+    let finished = Instant::now();
     let unwound = take_unwound(&mut store.inner)?;
     if unwound.frames.is_empty() {
         return Err(CheckpointError::Host(
@@ -409,7 +411,9 @@ pub(crate) fn take(
         && s.ckpt.as_deref().is_some_and(|c| c.background)
         && matches!(sink, SnapshotSink::File(_));
     if background && let SnapshotSink::File(path) = sink {
+        let captured = Instant::now();
         let inc = incremental_for(path, base.as_ref(), memory.dirty, &mut kept);
+        let based = Instant::now();
         let depth = match (&inc, &base) {
             (Some(_), Some(b)) => b.depth + 1,
             _ => 0,
@@ -455,6 +459,7 @@ pub(crate) fn take(
             None => Some(None),
         };
         let image_taken = image.is_some();
+        let imaged = Instant::now();
         let pending = match image {
             Some(image) => {
                 // A full snapshot makes the bases this run kept useless
@@ -556,8 +561,18 @@ pub(crate) fn take(
         if let Some(w) = world {
             w.release(then);
         }
+        // Where the pause went (ms): reaching a probe and unwinding, the
+        // previous writer's report, the capture, the incremental base,
+        // the copy-on-write image, starting the writer and the rest.
+        let ms = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64() * 1e3;
         tracing::debug!(
             pause_ms = stats.pause.as_secs_f64() * 1e3,
+            unwind_ms = ms(unwound.triggered_at, entered),
+            report_ms = ms(entered, finished),
+            capture_ms = ms(finished, captured),
+            base_ms = ms(captured, based),
+            image_ms = ms(based, imaged),
+            rest_ms = ms(imaged, Instant::now()),
             "periodic checkpoint captured; written in the background"
         );
         return Ok(stats);

@@ -579,6 +579,16 @@ fn advise_huge_pages(store: &mut Store) {
     for m in &mut store.inner.memories {
         m.advise_huge_pages();
     }
+    // The first thread a process starts costs milliseconds (its stack is
+    // mapped, code and data touched for the first time); later ones reuse
+    // the cached stack of a joined thread. Start one now, so that the
+    // first writer thread does not lengthen the first checkpoint's pause.
+    if let Ok(h) = std::thread::Builder::new()
+        .name("mvvm-snapshot-writer".into())
+        .spawn(|| ())
+    {
+        let _ = h.join();
+    }
 }
 
 /// The run ended with `r`: waits for a periodic snapshot still being
