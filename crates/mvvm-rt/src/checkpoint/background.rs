@@ -44,7 +44,55 @@ use super::{CheckpointError, CheckpointStats};
 use crate::sys::process::{Child, fork_writer, report_ready, wait_child};
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::time::Instant;
+
+/// A job for the writer thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The thread that writes a run's background snapshots, one after the
+/// other. Started once per run (at its start when it takes periodic
+/// checkpoints), not per checkpoint: starting a thread (and joining it)
+/// inside the pause cost up to several ms on a loaded machine, handing
+/// it a job costs a channel send. Dropping it lets it finish its job
+/// and joins it.
+#[derive(Debug)]
+pub(crate) struct WriterThread {
+    jobs: Option<Sender<Job>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WriterThread {
+    /// Starts the thread.
+    pub(crate) fn start() -> Result<WriterThread, CheckpointError> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let handle = std::thread::Builder::new()
+            .name("mvvm-snapshot-writer".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            })
+            .map_err(|e| {
+                CheckpointError::Host(format!("cannot start the background snapshot writer: {e}"))
+            })?;
+        Ok(WriterThread {
+            jobs: Some(tx),
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
 
 /// What the writer thread returns: the snapshot's size and id, and the
 /// time from the trigger to it being durable; or why it failed.
@@ -53,9 +101,10 @@ type ThreadReport = Result<(u64, [u8; 32], std::time::Duration), String>;
 /// Who writes a background snapshot.
 #[derive(Debug)]
 enum Writer {
-    /// A thread of this process, reading the memory's copy-on-write image
-    /// (`memory/cow.rs`): the usual way.
-    Thread(std::thread::JoinHandle<ThreadReport>),
+    /// The run's writer thread ([`WriterThread`]), reading the memory's
+    /// copy-on-write image (`memory/cow.rs`): the usual way. Its report
+    /// comes on the channel; the flag says it is there.
+    Thread(Receiver<ThreadReport>, Arc<AtomicBool>),
     /// A forked child (the fallback when the image cannot be taken: no
     /// tracker slot free, or `mprotect` refused).
     Process(Child),
@@ -125,27 +174,36 @@ pub(crate) fn spawn(
     })
 }
 
-/// Starts a thread that runs `write` (the snapshot writer reading the
-/// memory's copy-on-write image, which it owns and drops when done).
+/// Hands `write` (the snapshot writer reading the memory's copy-on-write
+/// image, which it owns and drops when done) to the run's writer thread.
 pub(crate) fn spawn_thread(
+    thread: &WriterThread,
     write: impl FnOnce() -> Result<(u64, [u8; 32]), String> + Send + 'static,
     path: PathBuf,
     stats: CheckpointStats,
     triggered_at: Instant,
     depth: u32,
 ) -> Result<PendingWrite, CheckpointError> {
-    let handle = std::thread::Builder::new()
-        .name("mvvm-snapshot-writer".into())
-        .spawn(move || {
-            let (bytes, id) = write()?;
-            Ok((bytes, id, triggered_at.elapsed()))
-        })
-        .map_err(|e| {
-            CheckpointError::Host(format!("cannot start the background snapshot writer: {e}"))
-        })?;
+    let (tx, rx): (SyncSender<ThreadReport>, _) = std::sync::mpsc::sync_channel(1);
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    let job: Job = Box::new(move || {
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(write))
+            .unwrap_or_else(|_| Err("the snapshot writer panicked".into()))
+            .map(|(bytes, id)| (bytes, id, triggered_at.elapsed()));
+        let _ = tx.send(out);
+        flag.store(true, Ordering::SeqCst);
+    });
+    let lost = || CheckpointError::Host("the background snapshot writer is gone".into());
+    thread
+        .jobs
+        .as_ref()
+        .ok_or_else(lost)?
+        .send(job)
+        .map_err(|_| lost())?;
     tracing::debug!(path = %path.display(), "background snapshot write started");
     Ok(PendingWrite {
-        writer: Some(Writer::Thread(handle)),
+        writer: Some(Writer::Thread(rx, done)),
         path,
         stats,
         depth,
@@ -157,7 +215,7 @@ impl PendingWrite {
     /// waiting).
     pub(crate) fn is_done(&self) -> bool {
         match &self.writer {
-            Some(Writer::Thread(h)) => h.is_finished(),
+            Some(Writer::Thread(_, done)) => done.load(Ordering::SeqCst),
             Some(Writer::Process(c)) => report_ready(c),
             None => true,
         }
@@ -169,10 +227,10 @@ impl PendingWrite {
     pub(crate) fn finish(mut self) -> Result<(CheckpointStats, BaseInfo), CheckpointError> {
         let child = match self.writer.take() {
             Some(Writer::Process(c)) => c,
-            Some(Writer::Thread(h)) => {
-                let report = h
-                    .join()
-                    .unwrap_or_else(|_| Err("the writer thread panicked".into()));
+            Some(Writer::Thread(rx, _)) => {
+                let report = rx
+                    .recv()
+                    .unwrap_or_else(|_| Err("the writer thread is gone".into()));
                 let (bytes, id, durable) = report.map_err(|why| {
                     CheckpointError::Host(format!(
                         "background snapshot write to {} failed: {why}",
@@ -232,8 +290,8 @@ impl Drop for PendingWrite {
         // that fails before taking its report still must not unmap the
         // memory under it). A child process has its own copy; it is left
         // to finish (its temporary file is renamed or removed by it).
-        if let Some(Writer::Thread(h)) = self.writer.take() {
-            let _ = h.join();
+        if let Some(Writer::Thread(rx, _)) = self.writer.take() {
+            let _ = rx.recv();
         }
     }
 }

@@ -500,7 +500,16 @@ pub(crate) fn take(
                     }
                     written
                 };
+                let c = s.ckpt.as_deref_mut().ok_or_else(|| {
+                    CheckpointError::Host("no checkpoint session".into())
+                })?;
+                let thread = match c.writer.take() {
+                    Some(t) => t,
+                    None => super::background::WriterThread::start()?,
+                };
+                let thread = c.writer.insert(thread);
                 super::background::spawn_thread(
+                    thread,
                     write,
                     path.clone(),
                     stats,

@@ -574,20 +574,17 @@ fn drive(
 /// Periodic checkpoints written in the background: the memories the run
 /// commits from now on go on huge pages where the kernel has them, so
 /// that taking their copy-on-write image at each checkpoint costs one
-/// page-table entry per 2 MiB (`memory/cow.rs`, docs/migration.md).
-fn advise_huge_pages(store: &mut Store) {
+/// page-table entry per 2 MiB (`memory/cow.rs`, docs/migration.md); and
+/// the writer thread starts.
+pub(crate) fn advise_huge_pages(store: &mut Store) {
     for m in &mut store.inner.memories {
         m.advise_huge_pages();
     }
-    // The first thread a process starts costs milliseconds (its stack is
-    // mapped, code and data touched for the first time); later ones reuse
-    // the cached stack of a joined thread. Start one now, so that the
-    // first writer thread does not lengthen the first checkpoint's pause.
-    if let Ok(h) = std::thread::Builder::new()
-        .name("mvvm-snapshot-writer".into())
-        .spawn(|| ())
+    // The writer thread now, not in the first checkpoint's pause.
+    if let Some(c) = store.inner.ckpt.as_deref_mut()
+        && c.writer.is_none()
     {
-        let _ = h.join();
+        c.writer = background::WriterThread::start().ok();
     }
 }
 
