@@ -351,7 +351,10 @@ impl Trial<'_> {
             self.limit,
         )?;
         rec.wall_s = Some(c.m.wall_s);
-        rec.pauses_ms = json_numbers(&std::fs::read_to_string(&json).unwrap_or_default(), "pause_ms");
+        rec.pauses_ms = json_numbers(
+            &std::fs::read_to_string(&json).unwrap_or_default(),
+            "pause_ms",
+        );
         let checksum = workloads::parse_checksum(&c.stdout);
         rec.checksum_ok =
             c.m.exit_code == Some(0) && checksum.is_some() && checksum.as_deref() == reference;
@@ -365,7 +368,10 @@ impl Trial<'_> {
         // The snapshot and the bases kept beside it.
         if let Ok(dir) = std::fs::read_dir(self.dir) {
             for e in dir.flatten() {
-                if e.file_name().to_string_lossy().starts_with(&format!("{stem}.every")) {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{stem}.every"))
+                {
                     let _ = std::fs::remove_file(e.path());
                 }
             }

@@ -921,14 +921,21 @@ mod tests {
             note: String::new(),
         });
         let md = markdown(&r, "t");
-        assert!(md.contains("## Periodic checkpoints in the background"), "{md}");
+        assert!(
+            md.contains("## Periodic checkpoints in the background"),
+            "{md}"
+        );
         assert!(
             md.contains("| memfill 64 MiB | 3 | 0.5 | 4.0 | 1.500 | 1.000 | 1.50 | checksum ok |"),
             "{md}"
         );
         let text = csv(&r);
         let row = text.lines().find(|l| l.starts_with("periodic,")).unwrap();
-        assert_eq!(row.split(',').count(), CSV_HEADER.split(',').count(), "{row}");
+        assert_eq!(
+            row.split(',').count(),
+            CSV_HEADER.split(',').count(),
+            "{row}"
+        );
         assert!(row.contains("pause_ms=0.250 4.000 0.500"), "{row}");
     }
 

@@ -665,7 +665,11 @@ impl Sweep<'_> {
                     p.max_pause().map_or("—".into(), |v| format!("{v:.2}")),
                     p.wall_s.unwrap_or(f64::NAN),
                     p.straight_s,
-                    if p.checksum_ok { String::new() } else { format!(": {}", p.note) }
+                    if p.checksum_ok {
+                        String::new()
+                    } else {
+                        format!(": {}", p.note)
+                    }
                 );
                 res.periodic.push(p);
             }

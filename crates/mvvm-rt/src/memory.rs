@@ -439,7 +439,9 @@ impl LinearMemory {
         }
         // SAFETY: `begin_image` succeeded on this memory with `shadow`;
         // the caller keeps the memory alive (contract).
-        Ok(Some(unsafe { cow::CowImage::new(base, len, shadow, shadow_len, t.view()) }))
+        Ok(Some(unsafe {
+            cow::CowImage::new(base, len, shadow, shadow_len, t.view())
+        }))
     }
 
     /// Ends the tracking period, if any: the memory is read-write again.
@@ -762,7 +764,11 @@ mod tests {
         m.data_mut().unwrap()[CHUNK + 7] = 0xee;
         m.data_mut().unwrap()[3 * CHUNK..].fill(0xdd);
         for k in 0..4 {
-            assert_eq!(image_chunk(&image, k), vec![k as u8 + 1; CHUNK], "chunk {k}");
+            assert_eq!(
+                image_chunk(&image, k),
+                vec![k as u8 + 1; CHUNK],
+                "chunk {k}"
+            );
         }
         assert_eq!(m.data().unwrap()[CHUNK + 7], 0xee);
         assert_eq!(m.data().unwrap()[3 * CHUNK], 0xdd);

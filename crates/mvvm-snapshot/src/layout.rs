@@ -21,9 +21,9 @@
 //! See `docs/snapshot-format.md` for the reasoning and the measured costs.
 
 use crate::error::SnapshotError;
+use crate::source::MemorySource;
 use crate::types::{ExceptionRecord, FrameRecord, SnapshotInfo, ThreadRecord, WasmValue};
 use mvvm_abi::codec;
-use crate::source::MemorySource;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// Magic bytes every snapshot starts with.

@@ -87,7 +87,7 @@ pub use types::{
     WasmValue,
 };
 pub use write::{
-    SyncMode, WriteStats, write, write_bytes_file_atomic, write_file_atomic, write_file_from_source,
-    write_file_with_sync,
-    write_incremental_file_atomic, write_sealed_file_atomic,
+    SyncMode, WriteStats, write, write_bytes_file_atomic, write_file_atomic,
+    write_file_from_source, write_file_with_sync, write_incremental_file_atomic,
+    write_sealed_file_atomic,
 };

@@ -167,7 +167,15 @@ fn write_file_atomic_with(
     fail_after: Option<u64>,
     seal: Option<&crate::seal::SealKey>,
 ) -> Result<WriteStats, SnapshotError> {
-    write_file_synced(path, snap, snap.memory, inc, fail_after, seal, SyncMode::Full)
+    write_file_synced(
+        path,
+        snap,
+        snap.memory,
+        inc,
+        fail_after,
+        seal,
+        SyncMode::Full,
+    )
 }
 
 /// How durable a snapshot file is once written (see `docs/migration.md`,

@@ -334,6 +334,7 @@ pub(crate) fn take(
     let meta = module.meta();
     // The previous periodic snapshot first: it may be this one's base.
     let entered = Instant::now();
+    let usage_at_entry = crate::sys::thread::usage();
     finish_pending_write(store)?;
     let finished = Instant::now();
     let unwound = take_unwound(&mut store.inner)?;
@@ -437,7 +438,10 @@ pub(crate) fn take(
         // thread while the program runs on.
         let needed = inc.as_ref().map(|i| i.dirty.clone());
         let parts = detach(parts);
-        let mem_index = s.instances[instance.index as usize].memories.first().copied();
+        let mem_index = s.instances[instance.index as usize]
+            .memories
+            .first()
+            .copied();
         let image = match mem_index {
             // SAFETY: the program's other threads are parked in the
             // rendezvous (`world`) and this one is here, so nothing writes
@@ -445,17 +449,19 @@ pub(crate) fn take(
             // thread, which `PendingWrite` joins before the store can drop
             // its memories (on `finish`, or on drop: the store drops its
             // checkpoint control first).
-            Some(m) => match unsafe { s.memories[m as usize].begin_background_image(needed.as_deref()) } {
-                Ok(Some(image)) => Some(Some(image)),
-                Ok(None) => {
-                    tracing::warn!("no dirty tracker free for the copy-on-write image");
-                    None
+            Some(m) => {
+                match unsafe { s.memories[m as usize].begin_background_image(needed.as_deref()) } {
+                    Ok(Some(image)) => Some(Some(image)),
+                    Ok(None) => {
+                        tracing::warn!("no dirty tracker free for the copy-on-write image");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!("copy-on-write image not taken ({e})");
+                        None
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!("copy-on-write image not taken ({e})");
-                    None
-                }
-            },
+            }
             None => Some(None),
         };
         let image_taken = image.is_some();
@@ -493,16 +499,19 @@ pub(crate) fn take(
                     // The image ends (the memory is left to the program
                     // and its tracking) before the writer reports.
                     drop(image);
-                    let written = out.map(|w| (w.total_bytes, w.id)).map_err(|e| e.to_string());
+                    let written = out
+                        .map(|w| (w.total_bytes, w.id))
+                        .map_err(|e| e.to_string());
                     if written.is_ok() {
                         let mut obsolete = obsolete;
                         forget_kept_bases(&mut obsolete);
                     }
                     written
                 };
-                let c = s.ckpt.as_deref_mut().ok_or_else(|| {
-                    CheckpointError::Host("no checkpoint session".into())
-                })?;
+                let c = s
+                    .ckpt
+                    .as_deref_mut()
+                    .ok_or_else(|| CheckpointError::Host("no checkpoint session".into()))?;
                 let thread = match c.writer.take() {
                     Some(t) => t,
                     None => super::background::WriterThread::start()?,
@@ -520,7 +529,12 @@ pub(crate) fn take(
             None => {
                 // Fallback: a forked child's copy-on-write image of the
                 // whole process.
-                let data = memory_of(&s.memories, &s.instances[instance.index as usize], world.as_ref())?.data;
+                let data = memory_of(
+                    &s.memories,
+                    &s.instances[instance.index as usize],
+                    world.as_ref(),
+                )?
+                .data;
                 let parts = SnapshotParts {
                     memory: data,
                     ..parts
@@ -574,7 +588,19 @@ pub(crate) fn take(
         // previous writer's report, the capture, the incremental base,
         // the copy-on-write image, starting the writer and the rest.
         let ms = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64() * 1e3;
+        // This thread's CPU time and involuntary
+        // context switches from `take` on: a long pause with little CPU
+        // and a switch waited for a CPU (a loaded machine), it did not work.
+        let (cpu_ms, preempted) = match (usage_at_entry, crate::sys::thread::usage()) {
+            (Some((c0, n0)), Some((c1, n1))) => (
+                c1.saturating_sub(c0).as_secs_f64() * 1e3,
+                n1.saturating_sub(n0),
+            ),
+            _ => (f64::NAN, 0),
+        };
         tracing::debug!(
+            cpu_ms,
+            preempted,
             pause_ms = stats.pause.as_secs_f64() * 1e3,
             unwind_ms = ms(unwound.triggered_at, entered),
             report_ms = ms(entered, finished),

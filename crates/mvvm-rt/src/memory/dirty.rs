@@ -274,7 +274,6 @@ impl Tracker {
         Ok(())
     }
 
-
     /// A handle on this tracker for a pre-copy thread (see [`TrackerView`]).
     pub(crate) fn view(&self) -> TrackerView {
         TrackerView { slot: self.slot }
@@ -432,7 +431,10 @@ fn unit_span(s: &Slot, offset: usize, len: usize) -> (usize, usize) {
     let unit = s.unit.load(Ordering::SeqCst);
     let mem_len = s.len.load(Ordering::SeqCst);
     let start = offset / unit * unit;
-    let end = (offset + len).div_ceil(unit).saturating_mul(unit).min(mem_len);
+    let end = (offset + len)
+        .div_ceil(unit)
+        .saturating_mul(unit)
+        .min(mem_len);
     (start, end.saturating_sub(start))
 }
 
