@@ -412,8 +412,8 @@ impl LinearMemory {
     /// # Safety
     /// Every thread that uses the memory is stopped for the call (a
     /// checkpoint's pause), and the caller keeps the memory alive until
-    /// the returned image is dropped (it joins the thread it gives it to
-    /// before the store can drop its memories).
+    /// the returned image is dropped (it waits for the writer job it
+    /// gives it to before the store can drop its memories).
     pub(crate) unsafe fn begin_background_image(
         &mut self,
         needed: Option<&[u64]>,

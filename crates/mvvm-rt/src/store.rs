@@ -520,7 +520,8 @@ impl Drop for StoreInner {
     fn drop(&mut self) {
         // The checkpoint control first: a periodic snapshot still being
         // written by a thread reads the memories, which the fields below
-        // drop (`checkpoint/background.rs`: dropping it joins the writer).
+        // drop (`checkpoint/background.rs`: dropping it waits for the
+        // writer's job and joins the writer thread).
         drop(self.ckpt.take());
     }
 }

@@ -35,9 +35,12 @@
 //! the previous snapshot is still being written is skipped (the program
 //! would otherwise wait for the writer, which is what this design avoids;
 //! the next period tries again); a checkpoint that stops the program, and
-//! the end of the run, wait for it. A writer thread reads the program's
-//! memory, so it is joined before the memory can go (`PendingWrite`'s
-//! drop; the store drops its checkpoint control before its memories).
+//! the end of the run, wait for it. The writer reads the program's
+//! memory, so its job is waited for before the memory can go
+//! (`PendingWrite`'s drop; the store drops its checkpoint control before
+//! its memories). One writer thread serves the whole run
+//! ([`WriterThread`], under `SCHED_BATCH` so that waking it does not
+//! preempt the program in its pause).
 
 use super::control::BaseInfo;
 use super::{CheckpointError, CheckpointStats};
@@ -116,8 +119,8 @@ enum Writer {
     Process(Child),
 }
 
-/// A snapshot being written in the background. Dropping it waits for a
-/// writer thread (which reads the program's memory: it must be done
+/// A snapshot being written in the background. Dropping it waits for the
+/// writer thread's job (which reads the program's memory: it must be done
 /// before the memory can go).
 #[derive(Debug)]
 pub(crate) struct PendingWrite {

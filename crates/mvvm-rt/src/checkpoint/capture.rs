@@ -443,14 +443,16 @@ pub(crate) fn take(
             .first()
             .copied();
         let image = match mem_index {
-            // SAFETY: the program's other threads are parked in the
-            // rendezvous (`world`) and this one is here, so nothing writes
-            // the memory during the call; the image goes to the writer
-            // thread, which `PendingWrite` joins before the store can drop
-            // its memories (on `finish`, or on drop: the store drops its
-            // checkpoint control first).
             Some(m) => {
-                match unsafe { s.memories[m as usize].begin_background_image(needed.as_deref()) } {
+                // SAFETY: the program's other threads are parked in the
+                // rendezvous (`world`) and this one is here, so nothing
+                // writes the memory during the call; the image goes to the
+                // writer thread, whose job `PendingWrite` waits for before
+                // the store can drop its memories (on `finish`, or on
+                // drop: the store drops its checkpoint control first).
+                let taken =
+                    unsafe { s.memories[m as usize].begin_background_image(needed.as_deref()) };
+                match taken {
                     Ok(Some(image)) => Some(Some(image)),
                     Ok(None) => {
                         tracing::warn!("no dirty tracker free for the copy-on-write image");

@@ -49,10 +49,10 @@ pub(crate) struct CowImage {
 
 // SAFETY: the pointers are into the memory's reservation and into the
 // shadow this value owns. The reservation stays mapped while the value
-// exists: the thread it is moved to is joined before the store can drop
-// its memories (`checkpoint/background.rs`: `PendingWrite` joins on
-// drop, and the store drops its checkpoint control first). Nothing is
-// tied to the creating thread.
+// exists: the writer job it is moved to (which drops it) is waited for
+// before the store can drop its memories (`checkpoint/background.rs`:
+// `PendingWrite` waits on drop, and the store drops its checkpoint
+// control first). Nothing is tied to the creating thread.
 unsafe impl Send for CowImage {}
 
 impl CowImage {
