@@ -255,6 +255,131 @@ impl Trial<'_> {
     }
 }
 
+/// One run of memfill with periodic checkpoints written in the
+/// background (`--every`), to its end.
+#[derive(Debug, Clone, Default)]
+pub struct PeriodicRecord {
+    /// Workload name with its memory size.
+    pub label: String,
+    /// The period, seconds.
+    pub every_s: f64,
+    /// Uninterrupted run time of the same build, seconds.
+    pub straight_s: f64,
+    /// Wall time of the run with periodic checkpoints, seconds.
+    pub wall_s: Option<f64>,
+    /// Each periodic checkpoint's pause, ms (the summary's
+    /// `periodic.pause_ms`).
+    pub pauses_ms: Vec<f64>,
+    /// Whether the run printed the native checksum.
+    pub checksum_ok: bool,
+    /// What went wrong, if anything.
+    pub note: String,
+}
+
+impl PeriodicRecord {
+    /// The median pause, ms.
+    pub fn median_pause(&self) -> Option<f64> {
+        let mut v = self.pauses_ms.clone();
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(v[n / 2]),
+            n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+        }
+    }
+
+    /// The longest pause, ms.
+    pub fn max_pause(&self) -> Option<f64> {
+        self.pauses_ms.iter().copied().reduce(f64::max)
+    }
+}
+
+/// The numbers of the array `key` holds in the summary line (`[]` when
+/// absent).
+pub fn json_numbers(text: &str, key: &str) -> Vec<f64> {
+    let pat = format!("\"{key}\":[");
+    let Some(start) = text.find(&pat).map(|i| i + pat.len()) else {
+        return Vec::new();
+    };
+    let rest = &text[start..];
+    let end = rest.find(']').unwrap_or(rest.len());
+    rest[..end]
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect()
+}
+
+impl Trial<'_> {
+    /// Runs `aot` to its end with a periodic checkpoint every `every_s`
+    /// seconds written in the background, and reads each one's pause from
+    /// the summary.
+    pub fn run_periodic(
+        &self,
+        label: &str,
+        aot: &Path,
+        args: &[&str],
+        every_s: f64,
+        straight_s: f64,
+        reference: Option<&str>,
+    ) -> Result<PeriodicRecord> {
+        let mut rec = PeriodicRecord {
+            label: label.to_owned(),
+            every_s,
+            straight_s,
+            ..Default::default()
+        };
+        tools::ensure_dir(self.dir)?;
+        let stem = label.replace(' ', "_");
+        let snapshot = self.dir.join(format!("{stem}.every.bin"));
+        let json = self.dir.join(format!("{stem}.every.json"));
+        let _ = std::fs::remove_file(&json);
+        let mut cargs = self.guest_env.to_vec();
+        cargs.extend(self.tools.run_args(aot, args));
+        cargs.extend([
+            OsString::from("--every"),
+            format!("{every_s}").into(),
+            "--snapshot".into(),
+            snapshot.clone().into_os_string(),
+            "--json".into(),
+            json.clone().into_os_string(),
+        ]);
+        let c = measure_via(
+            self.wrapper,
+            self.report_file,
+            &self.tools.checkpoint,
+            &cargs,
+            self.limit,
+        )?;
+        rec.wall_s = Some(c.m.wall_s);
+        rec.pauses_ms = json_numbers(
+            &std::fs::read_to_string(&json).unwrap_or_default(),
+            "pause_ms",
+        );
+        let checksum = workloads::parse_checksum(&c.stdout);
+        rec.checksum_ok =
+            c.m.exit_code == Some(0) && checksum.is_some() && checksum.as_deref() == reference;
+        if !rec.checksum_ok {
+            rec.note = format!(
+                "exit {:?}, checksum {checksum:?} vs native {reference:?}: {}",
+                c.m.exit_code,
+                first_line(&c.stderr)
+            );
+        }
+        // The snapshot and the bases kept beside it.
+        if let Ok(dir) = std::fs::read_dir(self.dir) {
+            for e in dir.flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{stem}.every"))
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(rec)
+    }
+}
+
 fn first_line(s: &str) -> &str {
     s.lines()
         .find(|l| !l.trim().is_empty())
@@ -297,6 +422,19 @@ mod tests {
             }
             .failed()
         );
+    }
+
+    #[test]
+    fn periodic_pauses_are_read_from_the_json_line() {
+        let line = r#"{"status":"exited","downtime_ms":null,"periodic":{"count":3,"pause_ms":[0.336,2.5,0.373],"pause_max_ms":2.500,"durable_ms":[1.0,2.0,3.0],"bytes":[1,2,3]}}"#;
+        let rec = PeriodicRecord {
+            pauses_ms: json_numbers(line, "pause_ms"),
+            ..Default::default()
+        };
+        assert_eq!(rec.pauses_ms, vec![0.336, 2.5, 0.373]);
+        assert_eq!(rec.median_pause(), Some(0.373));
+        assert_eq!(rec.max_pause(), Some(2.5));
+        assert!(json_numbers("{}", "pause_ms").is_empty());
     }
 
     #[test]

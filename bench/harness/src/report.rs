@@ -83,6 +83,23 @@ pub fn csv(res: &Results) -> String {
             );
         }
     }
+    for p in &res.periodic {
+        let pauses: Vec<String> = p.pauses_ms.iter().map(|v| format!("{v:.3}")).collect();
+        let note = format!(
+            "every_s={};straight_s={:.6};pause_ms={};{}",
+            p.every_s,
+            p.straight_s,
+            pauses.join(" "),
+            csv_text(&p.note)
+        );
+        let _ = writeln!(
+            s,
+            "periodic,{},mvvm,0,false,{},,,,,,,{},,,{note}",
+            csv_text(&p.label),
+            opt(p.wall_s.map(|v| format!("{v:.6}"))),
+            p.checksum_ok
+        );
+    }
     for c in &res.criu {
         let note = format!(
             "after_s={:.3};straight_s={:.6};image_bytes={};restore_first_ms={};frozen_ms={};memory_ms={};pages_written={};criu_restore_ms={};{}",
@@ -382,6 +399,7 @@ pub fn markdown(res: &Results, title: &str) -> String {
         }
     }
 
+    periodic_table(&mut s, res);
     criu_tables(&mut s, res);
 
     let bad = res.mismatches();
@@ -619,6 +637,48 @@ fn mib(b: Option<u64>) -> String {
 }
 
 /// The CRIU table, and MVVM against CRIU as ratios, trial by trial.
+/// memfill with periodic checkpoints written in the background: the
+/// program's pause per checkpoint and the run's slowdown.
+fn periodic_table(s: &mut String, res: &Results) {
+    if res.periodic.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## Periodic checkpoints in the background\n\n`mvvm-checkpoint --every {}` on memfill to its end: \
+         each snapshot is written by a thread from the memory's copy-on-write image while the program runs on \
+         (docs/migration.md). Pause: from the trigger to the program running on, per checkpoint (the runner's \
+         `--json` `periodic.pause_ms`). Slowdown: the run's wall time against the uninterrupted run; it includes \
+         writing and syncing every snapshot on the same cores.\n",
+        res.periodic[0].every_s
+    );
+    let _ = writeln!(
+        s,
+        "| workload | checkpoints | median pause (ms) | max pause (ms) | run (s) | uninterrupted (s) | slowdown (×) | result |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---|");
+    for p in &res.periodic {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {:.3} | {} | {} |",
+            p.label,
+            p.pauses_ms.len(),
+            ms(p.median_pause()),
+            ms(p.max_pause()),
+            p.wall_s.map_or("—".to_owned(), |v| format!("{v:.3}")),
+            p.straight_s,
+            p.wall_s
+                .filter(|_| p.straight_s > 0.0)
+                .map_or("—".to_owned(), |v| format!("{:.2}", v / p.straight_s)),
+            if p.checksum_ok {
+                "checksum ok".to_owned()
+            } else {
+                p.note.replace('|', "/")
+            }
+        );
+    }
+}
+
 fn criu_tables(s: &mut String, res: &Results) {
     if res.criu_status.is_empty() && res.criu.is_empty() {
         return;
@@ -846,6 +906,37 @@ mod tests {
         assert_eq!(text.lines().count(), 1 + 6 + 1 + 2);
         let cols = CSV_HEADER.split(',').count();
         assert!(text.lines().all(|l| l.split(',').count() == cols), "{text}");
+    }
+
+    #[test]
+    fn periodic_runs_are_tabled_with_their_pauses() {
+        let mut r = sample();
+        r.periodic.push(crate::cr::PeriodicRecord {
+            label: "memfill 64 MiB".into(),
+            every_s: 0.2,
+            straight_s: 1.0,
+            wall_s: Some(1.5),
+            pauses_ms: vec![0.25, 4.0, 0.5],
+            checksum_ok: true,
+            note: String::new(),
+        });
+        let md = markdown(&r, "t");
+        assert!(
+            md.contains("## Periodic checkpoints in the background"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| memfill 64 MiB | 3 | 0.5 | 4.0 | 1.500 | 1.000 | 1.50 | checksum ok |"),
+            "{md}"
+        );
+        let text = csv(&r);
+        let row = text.lines().find(|l| l.starts_with("periodic,")).unwrap();
+        assert_eq!(
+            row.split(',').count(),
+            CSV_HEADER.split(',').count(),
+            "{row}"
+        );
+        assert!(row.contains("pause_ms=0.250 4.000 0.500"), "{row}");
     }
 
     #[test]

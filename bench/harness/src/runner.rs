@@ -127,6 +127,8 @@ pub struct Results {
     pub missing: BTreeMap<(String, String), String>,
     /// Checkpoint-and-restore trials.
     pub checkpoints: Vec<CrRecord>,
+    /// memfill runs with periodic checkpoints written in the background.
+    pub periodic: Vec<cr::PeriodicRecord>,
     /// CRIU dump-and-restore trials of the native builds.
     pub criu: Vec<CriuRecord>,
     /// Which CRIU was used, or why none could be (empty when not asked
@@ -556,6 +558,9 @@ fn log_criu(rec: &CriuRecord) {
     );
 }
 
+/// The period of the memfill sweep's periodic-checkpoint runs, seconds.
+const PERIODIC_EVERY_S: f64 = 0.2;
+
 /// The `memfill` sweep: checkpoint and restore at each memory size, with
 /// MVVM (when its tools and a checkpoint policy are available) and with
 /// CRIU on the native build (when CRIU is usable).
@@ -644,6 +649,29 @@ impl Sweep<'_> {
                 )?;
                 log_trial(&rec);
                 res.checkpoints.push(rec);
+                eprintln!("== {label} (periodic checkpoints in the background)");
+                let p = trial.run_periodic(
+                    &label,
+                    aot,
+                    &args,
+                    PERIODIC_EVERY_S,
+                    straight.m.wall_s,
+                    reference.as_deref(),
+                )?;
+                eprintln!(
+                    "   {} periodic checkpoints, pause median {} ms, max {} ms, wall {:.2} s (uninterrupted {:.2} s){}",
+                    p.pauses_ms.len(),
+                    p.median_pause().map_or("—".into(), |v| format!("{v:.2}")),
+                    p.max_pause().map_or("—".into(), |v| format!("{v:.2}")),
+                    p.wall_s.unwrap_or(f64::NAN),
+                    p.straight_s,
+                    if p.checksum_ok {
+                        String::new()
+                    } else {
+                        format!(": {}", p.note)
+                    }
+                );
+                res.periodic.push(p);
             }
             if let (Some(criu), Some(0)) = (self.criu, n.m.exit_code) {
                 let trial = CriuTrial {

@@ -118,6 +118,7 @@ pub(crate) static PERIODIC_TOOL: OnceLock<&'static str> = OnceLock::new();
 /// Says on stderr where a periodic checkpoint (`--every`) went; the run
 /// goes on.
 pub(crate) fn report_periodic(stats: &CheckpointStats) {
+    summary::record_periodic(stats);
     let tool = PERIODIC_TOOL.get().copied().unwrap_or("mvvm");
     fresh_line();
     eprintln!(

@@ -29,6 +29,14 @@
 //! trigger to the last byte, and the pause (the final stop's trigger to
 //! the last byte sent).
 //!
+//! A run with periodic checkpoints (`--every`, either tool) adds
+//! `"periodic":{"count":N,"pause_ms":[...],"pause_max_ms":P,
+//! "durable_ms":[...],"bytes":[...]}`: per periodic snapshot, in order, how
+//! long the program was paused for it (trigger to the program running on:
+//! the unwind, the capture and, written in the background, taking the
+//! memory's copy-on-write image), the time from the trigger to the file
+//! being durable, and its size.
+//!
 //! `status` is `exited`, `checkpointed` or `trapped`; fields that do not
 //! apply are `null`. Written by hand: it is a dozen fields of numbers and
 //! strings, not worth a serialisation dependency.
@@ -87,6 +95,37 @@ pub struct Summary {
     /// A live migration's rounds and times (`--live`): written as a
     /// `"live"` object, only when set.
     pub live: Option<mvvm_rt::checkpoint::LiveStats>,
+    /// The periodic checkpoints of the run ([`record_periodic`]): written
+    /// as a `"periodic"` object, only when there were some.
+    pub periodic: Vec<Periodic>,
+}
+
+/// One periodic checkpoint, as the summary reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Periodic {
+    /// How long the program was paused, in milliseconds.
+    pub pause_ms: f64,
+    /// From the trigger to the snapshot being durable, in milliseconds.
+    pub durable_ms: f64,
+    /// The snapshot's size.
+    pub bytes: u64,
+}
+
+/// The periodic checkpoints recorded so far in this process.
+static PERIODIC: std::sync::Mutex<Vec<Periodic>> = std::sync::Mutex::new(Vec::new());
+
+/// Records a periodic checkpoint for the summary (called from the
+/// runtime's `on_checkpoint` report).
+pub fn record_periodic(stats: &mvvm_rt::checkpoint::CheckpointStats) {
+    let p = Periodic {
+        pause_ms: stats.pause.as_secs_f64() * 1e3,
+        durable_ms: stats.trigger_to_durable.as_secs_f64() * 1e3,
+        bytes: stats.snapshot_bytes,
+    };
+    PERIODIC
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(p);
 }
 
 /// This process's start-up time, set by [`mark_guest_start`].
@@ -125,6 +164,10 @@ impl Summary {
             downtime_ms: None,
             startup_ms: startup_ms(),
             live: None,
+            periodic: PERIODIC
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
         }
     }
 
@@ -150,8 +193,28 @@ impl Summary {
                 json_string(&l.stop_reason)
             )
         });
+        let periodic = if self.periodic.is_empty() {
+            String::new()
+        } else {
+            let list = |f: &dyn Fn(&Periodic) -> String| {
+                self.periodic.iter().map(f).collect::<Vec<_>>().join(",")
+            };
+            let max = self
+                .periodic
+                .iter()
+                .map(|p| p.pause_ms)
+                .fold(0.0f64, f64::max);
+            format!(
+                ",\"periodic\":{{\"count\":{},\"pause_ms\":[{}],\"pause_max_ms\":{},\"durable_ms\":[{}],\"bytes\":[{}]}}",
+                self.periodic.len(),
+                list(&|p| ms(Some(p.pause_ms))),
+                ms(Some(max)),
+                list(&|p| ms(Some(p.durable_ms))),
+                list(&|p| p.bytes.to_string()),
+            )
+        };
         format!(
-            "{{\"status\":\"{}\",\"exit_code\":{},\"probes\":{},\"snapshot\":{},\"snapshot_bytes\":{},\"memory_bytes\":{},\"frames\":{},\"checkpoint_ms\":{},\"startup_ms\":{},\"downtime_ms\":{}{live}}}",
+            "{{\"status\":\"{}\",\"exit_code\":{},\"probes\":{},\"snapshot\":{},\"snapshot_bytes\":{},\"memory_bytes\":{},\"frames\":{},\"checkpoint_ms\":{},\"startup_ms\":{},\"downtime_ms\":{}{live}{periodic}}}",
             self.status.name(),
             self.exit_code,
             num(self.probes),
@@ -240,5 +303,29 @@ mod tests {
         assert!(j.contains(r#""snapshot":"a \"b\"\\c\n.bin""#), "{j}");
         assert!(j.contains(r#""checkpoint_ms":1.500"#), "{j}");
         assert!(j.contains(r#""frames":3"#), "{j}");
+    }
+
+    #[test]
+    fn periodic_pauses_are_listed() {
+        let mut s = Summary::new(Status::Exited, 0);
+        s.periodic = vec![
+            Periodic {
+                pause_ms: 0.5,
+                durable_ms: 120.0,
+                bytes: 100,
+            },
+            Periodic {
+                pause_ms: 2.25,
+                durable_ms: 80.0,
+                bytes: 40,
+            },
+        ];
+        let j = s.to_json();
+        assert!(
+            j.ends_with(
+                r#","periodic":{"count":2,"pause_ms":[0.500,2.250],"pause_max_ms":2.250,"durable_ms":[120.000,80.000],"bytes":[100,40]}}"#
+            ),
+            "{j}"
+        );
     }
 }

@@ -188,10 +188,18 @@ fn every_writes_a_chain_while_the_program_runs_on() -> Result<()> {
     r.expect_code(0, "periodic run")?;
     ensure!(r.stdout == straight.stdout, "{}", r.stderr);
     let n = r.stderr.matches("periodic checkpoint written").count();
+    let summary = r.json.clone().unwrap_or_default();
     if n == 0 {
+        ensure!(!summary.contains("\"periodic\""), "{summary}");
         eprintln!("the run was too short for one period: {}", r.stderr);
         return Ok(());
     }
+    // The summary lists each periodic checkpoint's pause.
+    ensure!(
+        summary.contains(&format!("\"periodic\":{{\"count\":{n},\"pause_ms\":["))
+            && summary.contains("\"pause_max_ms\":"),
+        "{summary}"
+    );
     ensure!(
         n < 2 || r.stderr.contains("incremental against e."),
         "{}",

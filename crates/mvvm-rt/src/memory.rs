@@ -14,6 +14,7 @@
 //! chunks written since tracking started, which the fault handler makes
 //! writable one by one as it records them.
 
+mod cow;
 mod dirty;
 pub(crate) mod precopy;
 
@@ -97,7 +98,7 @@ impl Reservation {
                 ty.limits.min
             )));
         }
-        let base = mman::map_anon(MEMORY_RESERVATION as usize, Prot::None, true)?;
+        let base = reserve_aligned()?;
         let vm = Box::into_raw(Box::new(VMMemory { base, length: 0 }));
         let r = Reservation {
             // `Box::into_raw` never returns null.
@@ -360,10 +361,8 @@ impl LinearMemory {
     /// no tracker slot is free (the memory is then not tracked: snapshots
     /// stay full).
     pub fn start_dirty_tracking(&mut self) -> std::io::Result<bool> {
-        if self.tracker.is_none() {
-            self.tracker = dirty::Tracker::claim();
-        }
-        let Some(t) = &self.tracker else {
+        let (base, len) = (self.res.base, self.length() as usize);
+        let Some(t) = self.claim_tracker() else {
             return Ok(false);
         };
         // Host code may write into the memory before wasm is entered: the
@@ -372,8 +371,77 @@ impl LinearMemory {
         // SAFETY: `base..base+length` is this memory's accessible part;
         // writes through `data_mut` slices and raw copies keep working
         // (they fault once per chunk and are retried).
-        unsafe { t.start(self.res.base, self.length() as usize)? };
+        unsafe { t.start(base, len)? };
         Ok(true)
+    }
+
+    /// The tracker, claimed if not yet (`None` when no slot is free).
+    fn claim_tracker(&mut self) -> Option<&dirty::Tracker> {
+        if self.tracker.is_none() {
+            self.tracker = dirty::Tracker::claim();
+        }
+        self.tracker.as_ref()
+    }
+
+    /// Asks for transparent huge pages for this memory (what it commits
+    /// from now on; the base is aligned to them): a periodic checkpoint
+    /// written in the background then protects a large memory (tracked
+    /// in 2 MiB units, `dirty::unit_for`) at the cost of one page-table
+    /// entry per 2 MiB instead of per 4 KiB. Without huge pages in the
+    /// kernel, nothing changes.
+    pub fn advise_huge_pages(&mut self) {
+        // SAFETY: the whole reservation is this memory's own mapping,
+        // page-aligned; advising changes no byte nor protection.
+        let r = unsafe {
+            mman::advise_huge(
+                self.res.base,
+                mvvm_abi::vmctx::MEMORY_GUARD_OFFSET_LIMIT as usize,
+            )
+        };
+        if let Err(e) = r {
+            tracing::debug!("no huge pages for linear memory: {e}");
+        }
+    }
+
+    /// Takes the memory's copy-on-write image for a snapshot written while
+    /// the program runs on (see `memory/cow.rs`): `needed` are the chunks
+    /// the snapshot reads (a bitmap as [`Self::dirty_chunks`] gives;
+    /// `None`: all). Dirty tracking goes on, with a new period from now.
+    /// `Ok(None)` when no tracker slot is free.
+    ///
+    /// # Safety
+    /// Every thread that uses the memory is stopped for the call (a
+    /// checkpoint's pause), and the caller keeps the memory alive until
+    /// the returned image is dropped (it waits for the writer job it
+    /// gives it to before the store can drop its memories).
+    pub(crate) unsafe fn begin_background_image(
+        &mut self,
+        needed: Option<&[u64]>,
+    ) -> std::io::Result<Option<cow::CowImage>> {
+        let len = self.length() as usize;
+        let base = self.res.base;
+        crate::signals::prepare_thread();
+        let Some(t) = self.claim_tracker() else {
+            return Ok(None);
+        };
+        let shadow_len = len.max(page_size() as usize);
+        let shadow = mman::map_anon(shadow_len, Prot::ReadWrite, true)?;
+        // SAFETY: `shadow` is the mapping just made, ours.
+        let _ = unsafe { mman::advise_huge(shadow, shadow_len) };
+        // SAFETY: `base..base + len` is this memory's accessible part, its
+        // threads are stopped (contract); `shadow` is fresh, `len` bytes
+        // at least, and owned by the image below, which ends the image
+        // before unmapping it.
+        if let Err(e) = unsafe { t.begin_image(base, len, needed, shadow) } {
+            // SAFETY: ours, and the handler never saw it.
+            unsafe { mman::unmap(shadow, shadow_len) };
+            return Err(e);
+        }
+        // SAFETY: `begin_image` succeeded on this memory with `shadow`;
+        // the caller keeps the memory alive (contract).
+        Ok(Some(unsafe {
+            cow::CowImage::new(base, len, shadow, shadow_len, t.view())
+        }))
     }
 
     /// Ends the tracking period, if any: the memory is read-write again.
@@ -581,6 +649,31 @@ impl LinearMemory {
     }
 }
 
+/// A fresh reservation of [`MEMORY_RESERVATION`] bytes, inaccessible,
+/// whose base is aligned to [`dirty::HUGE_UNIT`] so that the memory can be
+/// backed by huge pages (and protected by whole ones) when a run asks for
+/// it ([`LinearMemory::advise_huge_pages`]).
+fn reserve_aligned() -> std::io::Result<*mut u8> {
+    let len = MEMORY_RESERVATION as usize;
+    let align = dirty::HUGE_UNIT;
+    let raw = mman::map_anon(len + align, Prot::None, true)?;
+    let head = (align - raw as usize % align) % align;
+    let tail = align - head;
+    // SAFETY: `raw..raw + len + align` is the mapping just made, which
+    // nothing uses yet; the head and tail cut off are page-aligned (mmap
+    // returns pages, `align` is a multiple of the page size) and lie in
+    // it, and the part kept (`raw + head`, `len` bytes) is untouched.
+    unsafe {
+        if head > 0 {
+            mman::unmap(raw, head);
+        }
+        if tail > 0 {
+            mman::unmap(raw.add(head + len), tail);
+        }
+        Ok(raw.add(head))
+    }
+}
+
 /// The host page size.
 fn page_size() -> u64 {
     crate::sys::sysconf::page_size() as u64
@@ -648,6 +741,112 @@ mod tests {
         m.data_mut().unwrap()[65536] = 1;
         assert_eq!(m.data().unwrap()[2 * 65536 + 5], 9);
         assert_eq!(m.data().unwrap()[0], 7);
+    }
+
+    /// The bytes `image` gives for chunk `i`.
+    fn image_chunk(image: &cow::CowImage, i: usize) -> Vec<u8> {
+        use mvvm_snapshot::MemorySource;
+        image.with_bytes(i * CHUNK, CHUNK, <[u8]>::to_vec)
+    }
+
+    const CHUNK: usize = WASM_PAGE_SIZE as usize;
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
+    fn cow_image_keeps_the_bytes_of_its_instant() {
+        let mut m = LinearMemory::new(ty(4, None)).unwrap();
+        for (k, c) in m.data_mut().unwrap().chunks_mut(CHUNK).enumerate() {
+            c.fill(k as u8 + 1);
+        }
+        // SAFETY: no other thread uses the memory; the image is dropped
+        // before it.
+        let image = unsafe { m.begin_background_image(None) }.unwrap().unwrap();
+        m.data_mut().unwrap()[CHUNK + 7] = 0xee;
+        m.data_mut().unwrap()[3 * CHUNK..].fill(0xdd);
+        for k in 0..4 {
+            assert_eq!(
+                image_chunk(&image, k),
+                vec![k as u8 + 1; CHUNK],
+                "chunk {k}"
+            );
+        }
+        assert_eq!(m.data().unwrap()[CHUNK + 7], 0xee);
+        assert_eq!(m.data().unwrap()[3 * CHUNK], 0xdd);
+        // The writes are the new tracking period's.
+        assert_eq!(m.dirty_chunks().unwrap()[0], 0b1010);
+        drop(image);
+        m.data_mut().unwrap()[0] = 9;
+        assert_eq!(m.dirty_chunks().unwrap()[0], 0b1011);
+        // The next image is incremental: only what it needs is pending.
+        let needed = m.dirty_chunks().unwrap();
+        // SAFETY: as above.
+        let image = unsafe { m.begin_background_image(Some(&needed)) }
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.dirty_chunks().unwrap()[0], 0);
+        m.data_mut().unwrap()[CHUNK..2 * CHUNK].fill(1);
+        assert_eq!(image_chunk(&image, 1)[7], 0xee);
+        assert_eq!(image_chunk(&image, 0)[0], 9);
+        drop(image);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
+    fn large_memories_are_tracked_in_huge_units() {
+        let pages = (dirty::HUGE_FROM / CHUNK + 32) as u64;
+        let mut m = LinearMemory::new(ty(pages, None)).unwrap();
+        m.advise_huge_pages();
+        m.data_mut().unwrap()[40 * CHUNK] = 5;
+        // SAFETY: no other thread uses the memory; the image is dropped
+        // before it.
+        let image = unsafe { m.begin_background_image(None) }.unwrap().unwrap();
+        m.data_mut().unwrap()[40 * CHUNK] = 6;
+        // The whole 2 MiB unit (chunks 32..64) was unprotected and is
+        // dirty; the image kept chunk 40 as it was.
+        assert_eq!(m.dirty_chunks().unwrap()[0], u64::MAX << 32);
+        assert_eq!(image_chunk(&image, 40)[0], 5);
+        assert_eq!(image_chunk(&image, 41), vec![0; CHUNK]);
+        drop(image);
+        assert_eq!(m.data().unwrap()[40 * CHUNK], 6);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
+    fn cow_image_holds_while_another_thread_writes() {
+        let shared = MemoryType {
+            limits: Limits {
+                min: 64,
+                max: Some(64),
+            },
+            shared: true,
+        };
+        let mut m = LinearMemory::new(shared).unwrap();
+        let handle = m.share().unwrap();
+        for k in 0..64u64 {
+            assert!(handle.write(k * CHUNK as u64, &[k as u8; CHUNK]));
+        }
+        // SAFETY: the other thread starts only after the image is taken;
+        // it is joined, and the image dropped, before the memory.
+        let image = unsafe { m.begin_background_image(None) }.unwrap().unwrap();
+        let writer = std::thread::spawn(move || {
+            for round in 0..4u8 {
+                for k in 0..64u64 {
+                    assert!(handle.write(k * CHUNK as u64, &[0x80 | round; 4096]));
+                }
+            }
+        });
+        for pass in 0..8 {
+            for k in 0..64 {
+                assert_eq!(
+                    image_chunk(&image, k),
+                    vec![k as u8; CHUNK],
+                    "chunk {k}, pass {pass}"
+                );
+            }
+        }
+        writer.join().unwrap();
+        drop(image);
+        assert_eq!(m.dirty_chunks().unwrap()[0], u64::MAX);
     }
 
     #[test]

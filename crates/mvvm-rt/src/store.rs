@@ -516,6 +516,16 @@ fn check_store(store: &StoreInner, id: u64) {
     );
 }
 
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        // The checkpoint control first: a periodic snapshot still being
+        // written by a thread reads the memories, which the fields below
+        // drop (`checkpoint/background.rs`: dropping it waits for the
+        // writer's job and joins the writer thread).
+        drop(self.ckpt.take());
+    }
+}
+
 impl StoreInner {
     /// Grows the checkpoint frame buffer to at least `slots` slots and
     /// points `limits.frame_slots` at it. Called when a module is

@@ -83,6 +83,9 @@ const GUEST: &str = r#"(module
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $l (i32.lt_u (local.get $i) (i32.const 40000))))))"#;
 
+/// The tests share [`KEPT`]: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// The run's snapshot directory and the kept snapshots (`on_checkpoint`
 /// is a plain function).
 static KEPT: Mutex<Option<(PathBuf, Vec<PathBuf>)>> = Mutex::new(None);
@@ -256,19 +259,52 @@ fn same_snapshot(a: &Path, b: &Path, what: &str) {
     assert!(la.runs(data) == lb.runs(data), "{what}: memory runs differ");
 }
 
+/// [`GUEST`] with a 68 MiB memory (above the 64 MiB from which dirty
+/// tracking protects 2 MiB units on huge pages) and, per iteration, 1 MiB
+/// filled at `64 KiB + ($i % 64) MiB` (every 2 MiB unit of the memory is
+/// written within 64 iterations, so the program writes hard through each
+/// background write: the copy-on-write image saves many chunks), 3 000
+/// iterations.
+fn large_guest() -> String {
+    let g = GUEST
+        .replace("(memory 8)", "(memory 1088)")
+        .replace(
+            "(memory.fill (i32.const 65536) (local.get $i) (i32.const 262144))",
+            "(memory.fill (i32.add (i32.const 65536) (i32.shl (i32.and (local.get $i) (i32.const 63)) (i32.const 20))) (local.get $i) (i32.const 1048576))",
+        )
+        .replace("(i32.const 40000)", "(i32.const 3000)");
+    assert!(g.contains("1048576") && g.contains("1088") && g.contains("3000"));
+    g
+}
+
 #[test]
 fn background_snapshots_equal_stop_the_world_ones_of_the_same_point() {
-    let dir = temp_dir("bgident", "run");
+    identity(GUEST, "run", 15);
+}
+
+/// The same on a memory large enough for 2 MiB tracking units, written
+/// hard while each snapshot is written: every chunk the program changes
+/// during the write must come from the image's saved copy.
+#[test]
+fn background_snapshots_of_a_large_memory_written_during_the_write() {
+    identity(&large_guest(), "large", 40);
+}
+
+/// Runs `guest` with periodic background checkpoints every `period_ms`
+/// and compares each snapshot with the stop-the-world one of its point.
+fn identity(guest: &str, tag: &str, period_ms: u64) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = temp_dir("bgident", tag);
     let keep_dir = dir.join("keep");
     std::fs::create_dir(&keep_dir).unwrap();
-    let module: Module = ckpt_common::compile(GUEST, Policy::Loop, 2);
+    let module: Module = ckpt_common::compile(guest, Policy::Loop, 2);
     *KEPT.lock().unwrap() = Some((dir.clone(), Vec::new()));
     let out = Command::new(&module)
         .config(wasi(&dir))
         .max_wasm_stack(STACK)
         .run(
             cfg(
-                Trigger::Every(Duration::from_millis(15)),
+                Trigger::Every(Duration::from_millis(period_ms)),
                 &dir.join("p.snap"),
             ),
             RunOptions {

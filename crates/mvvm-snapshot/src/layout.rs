@@ -21,6 +21,7 @@
 //! See `docs/snapshot-format.md` for the reasoning and the measured costs.
 
 use crate::error::SnapshotError;
+use crate::source::MemorySource;
 use crate::types::{ExceptionRecord, FrameRecord, SnapshotInfo, ThreadRecord, WasmValue};
 use mvvm_abi::codec;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -300,11 +301,21 @@ pub(crate) fn is_zero(chunk: &[u8]) -> bool {
 /// computes each run's crc32 in the same pass (the chunk is still in cache
 /// after the zero test). `memory.len()` must be a multiple of `chunk_size`
 /// (callers check).
-pub(crate) fn plan_runs(memory: &[u8], chunk_size: usize) -> Vec<RunEntry> {
+pub(crate) fn plan_runs<M: MemorySource + ?Sized>(memory: &M, chunk_size: usize) -> Vec<RunEntry> {
     let mut runs = Vec::new();
     let mut current: Option<(u64, u64, crc32fast::Hasher)> = None;
-    for (i, chunk) in memory.chunks(chunk_size).enumerate() {
-        if is_zero(chunk) {
+    for i in 0..memory.len() / chunk_size {
+        // The zero test and the crc32 of one reading of the chunk.
+        let (zero, crc) = memory.with_bytes(i * chunk_size, chunk_size, |chunk| {
+            if is_zero(chunk) {
+                (true, None)
+            } else {
+                let mut h = crc32fast::Hasher::new();
+                h.update(chunk);
+                (false, Some(h))
+            }
+        });
+        if zero {
             if let Some((guest_offset, len, hasher)) = current.take() {
                 runs.push(RunEntry {
                     guest_offset,
@@ -316,8 +327,10 @@ pub(crate) fn plan_runs(memory: &[u8], chunk_size: usize) -> Vec<RunEntry> {
         }
         let (_, len, hasher) = current
             .get_or_insert_with(|| (i as u64 * chunk_size as u64, 0, crc32fast::Hasher::new()));
-        *len += chunk.len() as u64;
-        hasher.update(chunk);
+        *len += chunk_size as u64;
+        if let Some(h) = crc {
+            hasher.combine(&h);
+        }
     }
     if let Some((guest_offset, len, hasher)) = current {
         runs.push(RunEntry {
@@ -334,8 +347,8 @@ pub(crate) fn plan_runs(memory: &[u8], chunk_size: usize) -> Vec<RunEntry> {
 /// bitmap count as dirty) are looked at; the non-zero ones become runs
 /// (with their crc32), the zero ones `zeroed` ranges. Cost: proportional
 /// to the dirty chunks, not to the memory.
-pub(crate) fn plan_dirty_runs(
-    memory: &[u8],
+pub(crate) fn plan_dirty_runs<M: MemorySource + ?Sized>(
+    memory: &M,
     chunk_size: usize,
     dirty: &[u64],
 ) -> (Vec<RunEntry>, Vec<(u64, u64)>) {
@@ -356,23 +369,30 @@ pub(crate) fn plan_dirty_runs(
             });
         }
     };
-    for (i, chunk) in memory.chunks(chunk_size).enumerate() {
+    for i in 0..memory.len() / chunk_size {
         if !is_dirty(i) {
             flush(&mut current, &mut runs);
             continue;
         }
         let offset = i as u64 * chunk_size as u64;
-        if is_zero(chunk) {
+        let crc = memory.with_bytes(i * chunk_size, chunk_size, |chunk| {
+            (!is_zero(chunk)).then(|| {
+                let mut h = crc32fast::Hasher::new();
+                h.update(chunk);
+                h
+            })
+        });
+        let Some(crc) = crc else {
             flush(&mut current, &mut runs);
             match zeroed.last_mut() {
-                Some((start, len)) if *start + *len == offset => *len += chunk.len() as u64,
-                _ => zeroed.push((offset, chunk.len() as u64)),
+                Some((start, len)) if *start + *len == offset => *len += chunk_size as u64,
+                _ => zeroed.push((offset, chunk_size as u64)),
             }
             continue;
-        }
+        };
         let (_, len, hasher) = current.get_or_insert_with(|| (offset, 0, crc32fast::Hasher::new()));
-        *len += chunk.len() as u64;
-        hasher.update(chunk);
+        *len += chunk_size as u64;
+        hasher.combine(&crc);
     }
     flush(&mut current, &mut runs);
     (runs, zeroed)
@@ -631,7 +651,7 @@ mod tests {
         mem[2 * c + 5] = 2; // chunk 2
         mem[5 * c + c - 1] = 3; // chunk 5
         mem[7 * c] = 4; // chunk 7 (last)
-        let runs = plan_runs(&mem, c);
+        let runs = plan_runs(mem.as_slice(), c);
         let spans: Vec<(u64, u64)> = runs.iter().map(|r| (r.guest_offset, r.len)).collect();
         assert_eq!(spans, vec![(16, 32), (80, 16), (112, 16)]);
         assert_eq!(runs[0].crc32, crc32fast::hash(&mem[16..48]));
@@ -647,13 +667,13 @@ mod tests {
         // chunks 5 and 6 dirty and zero; 7 is past the bitmap's bits? no:
         // one word covers 64 chunks, so 7 is clean here.
         let dirty = [0b0110_0110u64];
-        let (runs, zeroed) = plan_dirty_runs(&mem, c, &dirty);
+        let (runs, zeroed) = plan_dirty_runs(mem.as_slice(), c, &dirty);
         let spans: Vec<(u64, u64)> = runs.iter().map(|r| (r.guest_offset, r.len)).collect();
         assert_eq!(spans, vec![(16, 32)]);
         assert_eq!(runs[0].crc32, crc32fast::hash(&mem[16..48]));
         assert_eq!(zeroed, vec![(80, 32)]);
         // No bitmap at all: every chunk is dirty.
-        let (runs, zeroed) = plan_dirty_runs(&mem, c, &[]);
+        let (runs, zeroed) = plan_dirty_runs(mem.as_slice(), c, &[]);
         assert_eq!(runs.len(), 2);
         assert_eq!(zeroed, vec![(0, 16), (48, 16), (80, 48)]);
     }

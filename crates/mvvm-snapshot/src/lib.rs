@@ -69,6 +69,7 @@ pub mod live;
 mod read;
 pub mod seal;
 mod snapshot;
+mod source;
 mod types;
 mod write;
 
@@ -80,11 +81,13 @@ pub use layout::{
 pub use limits::ReadLimits;
 pub use read::{OpenOptions, open_file, read, read_identity, read_info, read_with_limits};
 pub use snapshot::{MemoryImage, MemoryRun, Snapshot};
+pub use source::MemorySource;
 pub use types::{
     BaseRef, ExceptionRecord, FrameRecord, Incremental, SnapshotInfo, SnapshotParts, ThreadRecord,
     WasmValue,
 };
 pub use write::{
-    SyncMode, WriteStats, write, write_bytes_file_atomic, write_file_atomic, write_file_with_sync,
-    write_incremental_file_atomic, write_sealed_file_atomic,
+    SyncMode, WriteStats, write, write_bytes_file_atomic, write_file_atomic,
+    write_file_from_source, write_file_with_sync, write_incremental_file_atomic,
+    write_sealed_file_atomic,
 };

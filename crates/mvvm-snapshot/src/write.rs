@@ -15,6 +15,7 @@ use crate::layout::{
     SectionKind, ThreadsSection, ThreadsSectionRef, align_up, encode_section, encode_section_as,
     plan_dirty_runs, plan_runs,
 };
+use crate::source::MemorySource;
 use crate::types::{Incremental, SnapshotParts};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -63,7 +64,7 @@ struct Plan<'a> {
 /// `BufWriter` is needed. Nothing is written if `snap` is invalid (memory
 /// length not a multiple of 64 KiB, above 4 GiB or above `max_pages`).
 pub fn write<W: Write>(mut out: W, snap: &SnapshotParts<'_>) -> Result<WriteStats, SnapshotError> {
-    let plan = plan(snap, None)?;
+    let plan = plan(snap, snap.memory, None)?;
     let stats = emit(&mut out, &plan, snap.memory)?;
     out.flush()
         .map_err(|e| SnapshotError::io("flushing the snapshot", e))?;
@@ -77,7 +78,7 @@ pub(crate) fn write_incremental_stream<W: Write>(
     snap: &SnapshotParts<'_>,
     inc: &Incremental,
 ) -> Result<WriteStats, SnapshotError> {
-    let plan = plan(snap, Some(inc))?;
+    let plan = plan(snap, snap.memory, Some(inc))?;
     let stats = emit(&mut out, &plan, snap.memory)?;
     out.flush()
         .map_err(|e| SnapshotError::io("flushing the snapshot", e))?;
@@ -166,7 +167,15 @@ fn write_file_atomic_with(
     fail_after: Option<u64>,
     seal: Option<&crate::seal::SealKey>,
 ) -> Result<WriteStats, SnapshotError> {
-    write_file_synced(path, snap, inc, fail_after, seal, SyncMode::Full)
+    write_file_synced(
+        path,
+        snap,
+        snap.memory,
+        inc,
+        fail_after,
+        seal,
+        SyncMode::Full,
+    )
 }
 
 /// How durable a snapshot file is once written (see `docs/migration.md`,
@@ -219,21 +228,40 @@ pub fn write_file_with_sync(
             what: "a sealed snapshot cannot be incremental".into(),
         });
     }
-    write_file_synced(path, snap, inc, None, seal, sync)
+    write_file_synced(path, snap, snap.memory, inc, None, seal, sync)
+}
+
+/// [`write_file_with_sync`] (unsealed) reading the memory from `memory`
+/// instead of `snap.memory` (which is not read: leave it empty). For a
+/// memory that changes during the write, `memory` gives the bytes of one
+/// instant (see [`MemorySource`]); the file is then the one
+/// [`write_file_with_sync`] would write from a slice of those bytes.
+pub fn write_file_from_source<M: MemorySource + ?Sized>(
+    path: &Path,
+    snap: &SnapshotParts<'_>,
+    memory: &M,
+    inc: Option<&Incremental>,
+    sync: SyncMode,
+) -> Result<WriteStats, SnapshotError> {
+    if let Some(inc) = inc {
+        check_base_name(&inc.base.path)?;
+    }
+    write_file_synced(path, snap, memory, inc, None, None, sync)
 }
 
 /// The one atomic file write: plan, temporary file, write, sync as `sync`
 /// says, rename, directory sync.
-fn write_file_synced(
+fn write_file_synced<M: MemorySource + ?Sized>(
     path: &Path,
     snap: &SnapshotParts<'_>,
+    memory: &M,
     inc: Option<&Incremental>,
     fail_after: Option<u64>,
     seal: Option<&crate::seal::SealKey>,
     sync: SyncMode,
 ) -> Result<WriteStats, SnapshotError> {
     // Plan first: invalid input must not even create the temporary file.
-    let plan = plan(snap, inc)?;
+    let plan = plan(snap, memory, inc)?;
     let file_name = path
         .file_name()
         .ok_or_else(|| SnapshotError::InvalidInput {
@@ -263,8 +291,8 @@ fn write_file_synced(
         },
     );
     let stats = match seal {
-        None => emit(&mut out, &plan, snap.memory),
-        Some(key) => emit_sealed(&mut out, &plan, snap.memory, key),
+        None => emit(&mut out, &plan, memory),
+        Some(key) => emit_sealed(&mut out, &plan, memory, key),
     }
     .map_err(|e| match e {
         SnapshotError::Io { source, .. } => tmp_err("writing", source),
@@ -416,11 +444,12 @@ fn temp_name(file_name: &std::ffi::OsStr) -> std::ffi::OsString {
 
 /// Checks `snap`, encodes its sections and plans the memory runs (all
 /// non-zero chunks, or for an incremental snapshot the dirty ones).
-fn plan<'a>(
+fn plan<'a, M: MemorySource + ?Sized>(
     snap: &'a SnapshotParts<'_>,
+    memory: &M,
     inc: Option<&Incremental>,
 ) -> Result<Plan<'a>, SnapshotError> {
-    let memory_length = snap.memory.len() as u64;
+    let memory_length = memory.len() as u64;
     if !memory_length.is_multiple_of(CHUNK_SIZE) {
         return Err(SnapshotError::InvalidInput {
             what: format!(
@@ -447,10 +476,10 @@ fn plan<'a>(
     }
     // CHUNK_SIZE is 64 KiB: it fits a usize on every host.
     let (runs, zeroed) = match inc {
-        None => (plan_runs(snap.memory, CHUNK_SIZE as usize), Vec::new()),
-        Some(inc) => plan_dirty_runs(snap.memory, CHUNK_SIZE as usize, &inc.dirty),
+        None => (plan_runs(memory, CHUNK_SIZE as usize), Vec::new()),
+        Some(inc) => plan_dirty_runs(memory, CHUNK_SIZE as usize, &inc.dirty),
     };
-    let sections = encode_sections(snap, &runs, zeroed)?;
+    let sections = encode_sections(snap, memory_length, &runs, zeroed)?;
     let head = encode_head(&snap.info, inc.map(|i| i.base.clone()), &sections)?;
     let mut hasher = Sha256::new();
     hasher.update(&head);
@@ -477,6 +506,7 @@ fn plan<'a>(
 /// Encodes every section in file order.
 fn encode_sections<'a>(
     snap: &'a SnapshotParts<'_>,
+    memory_length: u64,
     runs: &[RunEntry],
     zeroed: Vec<(u64, u64)>,
 ) -> Result<Vec<Cow<'a, [u8]>>, SnapshotError> {
@@ -504,7 +534,7 @@ fn encode_sections<'a>(
             })?
             .into(),
             SectionKind::Memory => encode_section(&MemoryTable {
-                length_bytes: snap.memory.len() as u64,
+                length_bytes: memory_length,
                 max_pages: snap.max_pages,
                 runs: runs.to_vec(),
                 zeroed: zeroed.take().unwrap_or_default(),
@@ -572,10 +602,10 @@ fn encode_head(
 
 /// Writes the planned snapshot through a sealing writer (sealed-file
 /// header first, final record last).
-fn emit_sealed<W: Write>(
+fn emit_sealed<W: Write, M: MemorySource + ?Sized>(
     out: &mut W,
     plan: &Plan<'_>,
-    memory: &[u8],
+    memory: &M,
     key: &crate::seal::SealKey,
 ) -> Result<WriteStats, SnapshotError> {
     let mut sealed = crate::seal::seal_writer(out, key)?;
@@ -585,10 +615,10 @@ fn emit_sealed<W: Write>(
 }
 
 /// Writes the planned snapshot.
-fn emit<W: Write>(
+fn emit<W: Write, M: MemorySource + ?Sized>(
     out: &mut W,
     plan: &Plan<'_>,
-    memory: &[u8],
+    memory: &M,
 ) -> Result<WriteStats, SnapshotError> {
     let io_err = |e: io::Error| SnapshotError::io("writing the snapshot", e);
     out.write_all(&plan.head).map_err(io_err)?;
@@ -605,16 +635,26 @@ fn emit<W: Write>(
         left -= n as u64;
     }
     let mut memory_data_bytes = 0u64;
+    // A piece is a whole number of chunks (runs are).
+    let piece = (memory.max_piece() / CHUNK_SIZE as usize).max(1) * CHUNK_SIZE as usize;
     for run in &plan.runs {
-        // Runs were planned from this very slice: in bounds.
+        // Runs were planned from this very memory: in bounds, unless the
+        // source shrank, which a source must not do.
         let start = run.guest_offset as usize;
         let end = start + run.len as usize;
-        let bytes = memory
-            .get(start..end)
-            .ok_or_else(|| SnapshotError::InvalidInput {
+        if end > memory.len() {
+            return Err(SnapshotError::InvalidInput {
                 what: "memory changed size during the write".to_string(),
-            })?;
-        out.write_all(bytes).map_err(io_err)?;
+            });
+        }
+        let mut at = start;
+        while at < end {
+            let n = piece.min(end - at);
+            memory
+                .with_bytes(at, n, |bytes| out.write_all(bytes))
+                .map_err(io_err)?;
+            at += n;
+        }
         memory_data_bytes += run.len;
     }
     Ok(WriteStats {

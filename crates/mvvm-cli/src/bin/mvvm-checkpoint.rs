@@ -107,7 +107,9 @@ struct Checkpoint {
     /// Write a one-line JSON summary at exit to FILE (`-` for stderr):
     /// status, exit_code, probes (the main thread's), snapshot,
     /// snapshot_bytes, memory_bytes, frames, checkpoint_ms, startup_ms
-    /// (process start to the guest's first instruction).
+    /// (process start to the guest's first instruction); with `--every`,
+    /// `periodic` (per periodic snapshot: the program's pause, the time
+    /// to durable and the size, in ms and bytes).
     #[arg(long = "json", value_name = "FILE")]
     json: Option<PathBuf>,
 

@@ -333,7 +333,10 @@ pub(crate) fn take(
 ) -> Result<CheckpointStats, CheckpointError> {
     let meta = module.meta();
     // The previous periodic snapshot first: it may be this one's base.
+    let entered = Instant::now();
+    let usage_at_entry = crate::sys::thread::usage();
     finish_pending_write(store)?;
+    let finished = Instant::now();
     let unwound = take_unwound(&mut store.inner)?;
     if unwound.frames.is_empty() {
         return Err(CheckpointError::Host(
@@ -409,7 +412,9 @@ pub(crate) fn take(
         && s.ckpt.as_deref().is_some_and(|c| c.background)
         && matches!(sink, SnapshotSink::File(_));
     if background && let SnapshotSink::File(path) = sink {
+        let captured = Instant::now();
         let inc = incremental_for(path, base.as_ref(), memory.dirty, &mut kept);
+        let based = Instant::now();
         let depth = match (&inc, &base) {
             (Some(_), Some(b)) => b.depth + 1,
             _ => 0,
@@ -428,14 +433,130 @@ pub(crate) fn take(
         };
         let target = path.clone();
         let sync = s.ckpt.as_deref().map_or_else(Default::default, |c| c.sync);
-        let write = || {
-            mvvm_snapshot::write_file_with_sync(&target, &parts, inc.as_ref(), None, sync)
-                .map(|w| (w.total_bytes, w.id))
-                .map_err(|e| e.to_string())
+        // The memory's copy-on-write image (cost: what the period wrote,
+        // not the memory's size); the snapshot is then written by a
+        // thread while the program runs on.
+        let needed = inc.as_ref().map(|i| i.dirty.clone());
+        let parts = detach(parts);
+        let mem_index = s.instances[instance.index as usize]
+            .memories
+            .first()
+            .copied();
+        let image = match mem_index {
+            Some(m) => {
+                // SAFETY: the program's other threads are parked in the
+                // rendezvous (`world`) and this one is here, so nothing
+                // writes the memory during the call; the image goes to the
+                // writer thread, whose job `PendingWrite` waits for before
+                // the store can drop its memories (on `finish`, or on
+                // drop: the store drops its checkpoint control first).
+                let taken =
+                    unsafe { s.memories[m as usize].begin_background_image(needed.as_deref()) };
+                match taken {
+                    Ok(Some(image)) => Some(Some(image)),
+                    Ok(None) => {
+                        tracing::warn!("no dirty tracker free for the copy-on-write image");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!("copy-on-write image not taken ({e})");
+                        None
+                    }
+                }
+            }
+            None => Some(None),
         };
-        let pending =
-            super::background::spawn(write, path.clone(), stats, unwound.triggered_at, depth)?;
-        drop(parts);
+        let image_taken = image.is_some();
+        let imaged = Instant::now();
+        let pending = match image {
+            Some(image) => {
+                // A full snapshot makes the bases this run kept useless
+                // once it is durable: the writer removes them then (their
+                // removal, a few ms per file with much in the page cache,
+                // would otherwise fall in the next checkpoint's pause); if
+                // the write fails they stay on disk (the chain still needs
+                // them; the run fails anyway).
+                let obsolete = if depth == 0 {
+                    std::mem::take(&mut kept)
+                } else {
+                    Vec::new()
+                };
+                let write = move || {
+                    let out = match &image {
+                        Some(img) => mvvm_snapshot::write_file_from_source(
+                            &target,
+                            &parts,
+                            img,
+                            inc.as_ref(),
+                            sync,
+                        ),
+                        None => mvvm_snapshot::write_file_from_source(
+                            &target,
+                            &parts,
+                            &[][..],
+                            inc.as_ref(),
+                            sync,
+                        ),
+                    };
+                    // The image ends (the memory is left to the program
+                    // and its tracking) before the writer reports.
+                    drop(image);
+                    let written = out
+                        .map(|w| (w.total_bytes, w.id))
+                        .map_err(|e| e.to_string());
+                    if written.is_ok() {
+                        let mut obsolete = obsolete;
+                        forget_kept_bases(&mut obsolete);
+                    }
+                    written
+                };
+                let c = s
+                    .ckpt
+                    .as_deref_mut()
+                    .ok_or_else(|| CheckpointError::Host("no checkpoint session".into()))?;
+                let thread = match c.writer.take() {
+                    Some(t) => t,
+                    None => super::background::WriterThread::start()?,
+                };
+                let thread = c.writer.insert(thread);
+                super::background::spawn_thread(
+                    thread,
+                    write,
+                    path.clone(),
+                    stats,
+                    unwound.triggered_at,
+                    depth,
+                )?
+            }
+            None => {
+                // Fallback: a forked child's copy-on-write image of the
+                // whole process.
+                let data = memory_of(
+                    &s.memories,
+                    &s.instances[instance.index as usize],
+                    world.as_ref(),
+                )?
+                .data;
+                let parts = SnapshotParts {
+                    memory: data,
+                    ..parts
+                };
+                let write = || {
+                    mvvm_snapshot::write_file_with_sync(&target, &parts, inc.as_ref(), None, sync)
+                        .map(|w| (w.total_bytes, w.id))
+                        .map_err(|e| e.to_string())
+                };
+                let p = super::background::spawn(
+                    write,
+                    path.clone(),
+                    stats,
+                    unwound.triggered_at,
+                    depth,
+                )?;
+                drop(parts);
+                p
+            }
+        };
         let continuing_incremental = s
             .ckpt
             .as_deref()
@@ -445,9 +566,16 @@ pub(crate) fn take(
         }
         // The memory equals the snapshot being written: track from here
         // (its id, the next snapshot's base, comes with the writer's
-        // report), and only then let the threads run on.
+        // report), and only then let the threads run on. The image
+        // started a new tracking period already.
         if continuing_incremental {
-            start_tracking(store, instance);
+            if image_taken {
+                if let Some(c) = store.inner.ckpt.as_deref_mut() {
+                    c.base = None;
+                }
+            } else {
+                start_tracking(store, instance);
+            }
         }
         let mut pending = pending;
         pending.stats.pause = unwound.triggered_at.elapsed();
@@ -458,8 +586,30 @@ pub(crate) fn take(
         if let Some(w) = world {
             w.release(then);
         }
+        // Where the pause went (ms): reaching a probe and unwinding, the
+        // previous writer's report, the capture, the incremental base,
+        // the copy-on-write image, starting the writer and the rest.
+        let ms = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64() * 1e3;
+        // This thread's CPU time and involuntary
+        // context switches from `take` on: a long pause with little CPU
+        // and a switch waited for a CPU (a loaded machine), it did not work.
+        let (cpu_ms, preempted) = match (usage_at_entry, crate::sys::thread::usage()) {
+            (Some((c0, n0)), Some((c1, n1))) => (
+                c1.saturating_sub(c0).as_secs_f64() * 1e3,
+                n1.saturating_sub(n0),
+            ),
+            _ => (f64::NAN, 0),
+        };
         tracing::debug!(
+            cpu_ms,
+            preempted,
             pause_ms = stats.pause.as_secs_f64() * 1e3,
+            unwind_ms = ms(unwound.triggered_at, entered),
+            report_ms = ms(entered, finished),
+            capture_ms = ms(finished, captured),
+            base_ms = ms(captured, based),
+            image_ms = ms(based, imaged),
+            rest_ms = ms(imaged, Instant::now()),
             "periodic checkpoint captured; written in the background"
         );
         return Ok(stats);
@@ -508,6 +658,26 @@ pub(crate) fn take(
         w.release(then);
     }
     Ok(stats)
+}
+
+/// `parts` with its memory left out, owning everything else (for a writer
+/// thread that reads the memory from its image).
+fn detach(parts: SnapshotParts<'_>) -> SnapshotParts<'static> {
+    SnapshotParts {
+        info: parts.info,
+        frames: parts.frames,
+        globals: parts.globals,
+        tables: parts.tables,
+        exceptions: parts.exceptions,
+        dropped_data: parts.dropped_data,
+        dropped_elems: parts.dropped_elems,
+        wasi: parts.wasi,
+        monotonic_offset_nanos: parts.monotonic_offset_nanos,
+        memory: &[],
+        max_pages: parts.max_pages,
+        threads: parts.threads,
+        last_thread_id: parts.last_thread_id,
+    }
 }
 
 /// What the session recorded of the unwind that just ended.

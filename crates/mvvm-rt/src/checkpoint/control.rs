@@ -164,6 +164,9 @@ pub(crate) struct Control {
     pub sync: mvvm_snapshot::SyncMode,
     /// The periodic snapshot a child process is writing.
     pub pending_write: Option<super::background::PendingWrite>,
+    /// The thread that writes background snapshots (started with the
+    /// run when it takes periodic checkpoints, or at the first one).
+    pub writer: Option<super::background::WriterThread>,
     /// Pre-copy live migration (`live.rs`): armed until the trigger, then
     /// the pre-copy thread; `None` for a run that is not live.
     pub live: Option<super::live::Live>,
@@ -541,6 +544,7 @@ impl Session {
             background: true,
             sync: mvvm_snapshot::SyncMode::Full,
             pending_write: None,
+            writer: None,
             live: None,
         }));
         let gate = Gate::of(module);

@@ -431,6 +431,8 @@ impl Run {
             .session
             .as_ref()
             .map_or((false, false), |c| (c.count, c.log_probes));
+        let background_every =
+            !self.opts.write_in_foreground && self.session.as_ref().is_some_and(|c| c.every);
         let session = self.session.map(|c| Session::arm(store, module, c));
         share_with_threads(store, counting, log, self.opts.on_thread_probes);
         if let Some(c) = store.inner.ckpt.as_deref_mut() {
@@ -446,6 +448,9 @@ impl Run {
             Err(InstantiationError::Trap(t)) => return Err(CheckpointError::Trap(t)),
             Err(e) => return Err(CheckpointError::Instantiate(e)),
         };
+        if background_every {
+            advise_huge_pages(store);
+        }
         let r = drive(store, module, instance, Phase::AfterStart, sink);
         let r = settle(store, r);
         drop(_live_guard);
@@ -563,6 +568,23 @@ fn drive(
                 }
             }
         }
+    }
+}
+
+/// Periodic checkpoints written in the background: the memories the run
+/// commits from now on go on huge pages where the kernel has them, so
+/// that taking their copy-on-write image at each checkpoint costs one
+/// page-table entry per 2 MiB (`memory/cow.rs`, docs/migration.md); and
+/// the writer thread starts.
+pub(crate) fn advise_huge_pages(store: &mut Store) {
+    for m in &mut store.inner.memories {
+        m.advise_huge_pages();
+    }
+    // The writer thread now, not in the first checkpoint's pause.
+    if let Some(c) = store.inner.ckpt.as_deref_mut()
+        && c.writer.is_none()
+    {
+        c.writer = background::WriterThread::start().ok();
     }
 }
 

@@ -224,6 +224,7 @@ impl Restore {
         )?;
 
         let (counting, log) = (session.count, session.log_probes);
+        let background_every = !opts.write_in_foreground && session.every;
         let session = Session::arm(store, module, session);
         super::share_with_threads(store, counting, log, opts.on_thread_probes);
         if let Some(c) = store.inner.ckpt.as_deref_mut() {
@@ -231,6 +232,11 @@ impl Restore {
             c.incremental |= opts.incremental;
             c.background = !opts.write_in_foreground;
             c.sync = opts.sync;
+        }
+        if background_every {
+            // What the restored memory commits from now on (the snapshot's
+            // pages are file mappings, never huge).
+            super::advise_huge_pages(store);
         }
         // The memory equals the snapshot file now: track what changes, so
         // the next checkpoint can be incremental against it.

@@ -44,6 +44,25 @@ pub(crate) const CHUNK: usize = WASM_PAGE_SIZE as usize;
 const CHUNKS: usize = (1usize << 32) / CHUNK;
 /// Bitmap words per tracker.
 pub(crate) const WORDS: usize = CHUNKS / 64;
+/// Protection granularity of a large memory (see [`unit_for`]): one
+/// huge page (PMD) on x86-64 and on aarch64 with 4 KiB pages.
+pub(crate) const HUGE_UNIT: usize = 2 << 20;
+/// Memories of this length or more are tracked in [`HUGE_UNIT`]s.
+pub(crate) const HUGE_FROM: usize = 32 * HUGE_UNIT;
+
+/// The protection unit of a tracking period that starts with the memory
+/// `len` bytes long: [`CHUNK`] for a small memory, [`HUGE_UNIT`] from
+/// [`HUGE_FROM`] on. A write then unprotects, and dirties, its whole unit:
+/// changing the protection of part of a huge page would split it, and
+/// protecting a memory whose huge pages were split costs one page-table
+/// entry per 4 KiB again (about 9 ms per GiB here, against 0.03 ms on
+/// whole huge pages: docs/migration.md). Incremental snapshots of large
+/// memories get coarser (whole units), never wrong. The unit depends on
+/// the length alone, so a background and a stop-the-world checkpoint of
+/// the same point track, and write, the same chunks.
+pub(crate) fn unit_for(len: usize) -> usize {
+    if len >= HUGE_FROM { HUGE_UNIT } else { CHUNK }
+}
 /// Memories that can be tracked at once in a process. A memory that finds
 /// no free slot is simply not tracked (its snapshots are full ones).
 const SLOTS: usize = 32;
@@ -67,6 +86,21 @@ struct Slot {
     lock: AtomicBool,
     /// Bit `i % 64` of word `i / 64`: chunk `i` was written.
     bits: [AtomicU64; WORDS],
+    /// Protection granularity in bytes: [`CHUNK`], or [`HUGE_UNIT`] for a
+    /// memory on huge pages (a write then unprotects, and dirties, the
+    /// whole unit: changing the protection of part of a huge page would
+    /// split it into 512 small ones, and protecting the whole memory
+    /// would again cost one page-table entry per 4 KiB).
+    unit: AtomicUsize,
+    /// Copy-on-write image for a background snapshot (`cow.rs`): where a
+    /// chunk the writer still needs is copied before the program writes
+    /// it (same offset as in the memory); 0 when no image is being taken.
+    /// Read and changed only under `lock`.
+    cow_shadow: AtomicUsize,
+    /// Chunks the image still reads from the memory (protected and
+    /// unchanged since the image's instant); a chunk copied to the shadow
+    /// has its bit cleared (after the copy).
+    cow_pending: [AtomicU64; WORDS],
 }
 
 impl Slot {
@@ -78,6 +112,9 @@ impl Slot {
             overflow: AtomicBool::new(false),
             lock: AtomicBool::new(false),
             bits: [const { AtomicU64::new(0) }; WORDS],
+            unit: AtomicUsize::new(CHUNK),
+            cow_shadow: AtomicUsize::new(0),
+            cow_pending: [const { AtomicU64::new(0) }; WORDS],
         }
     }
 }
@@ -98,6 +135,7 @@ impl Tracker {
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         })?;
+        TRACKERS[slot].unit.store(CHUNK, Ordering::SeqCst);
         Some(Tracker { slot })
     }
 
@@ -122,6 +160,7 @@ impl Tracker {
         }
         s.overflow.store(false, Ordering::Relaxed);
         s.len.store(len, Ordering::SeqCst);
+        s.unit.store(unit_for(len), Ordering::SeqCst);
         s.base.store(base as usize, Ordering::SeqCst);
         if len == 0 {
             return Ok(());
@@ -183,6 +222,58 @@ impl Tracker {
         Some(s.bits.iter().map(|w| w.load(Ordering::SeqCst)).collect())
     }
 
+    /// Takes a copy-on-write image of the memory at this instant for a
+    /// snapshot written while the program runs on (`cow.rs`): ends the
+    /// tracking period (a new one starts: every chunk clean) and leaves
+    /// the whole memory read-only, by protecting only what is writable
+    /// (the chunks dirty in the period, whose bits are the period's
+    /// record: read them first) or, when no period ran, everything; then
+    /// marks the chunks the snapshot reads (`needed`, a bitmap as in
+    /// [`mvvm_snapshot::Incremental::dirty`]; `None`: all) as pending,
+    /// and sets `shadow` as where the fault handler saves a pending chunk
+    /// before the program changes it. Cost: one `mprotect` per run of
+    /// dirty units, so proportional to what was written, not to the
+    /// memory (on huge pages, one page-table entry per 2 MiB either way).
+    ///
+    /// # Safety
+    /// As for [`Self::start`], with `len` the accessible length now; the
+    /// program's threads are stopped (nothing writes the memory during
+    /// the call); `shadow` is a fresh read-write mapping of at least
+    /// `len` bytes that stays mapped until [`TrackerView::end_image`] returns.
+    pub(crate) unsafe fn begin_image(
+        &self,
+        base: *mut u8,
+        len: usize,
+        needed: Option<&[u64]>,
+        shadow: *mut u8,
+    ) -> std::io::Result<()> {
+        let s = self.slot();
+        if s.base.load(Ordering::SeqCst) == 0 {
+            // SAFETY: the caller's contract is `start`'s.
+            unsafe { self.start(base, len)? };
+        } else {
+            self.sync_len(len);
+            // SAFETY: `base` is the tracked memory's base (contract).
+            unsafe { self.view().take_and_protect(base)? };
+            // A new period: the whole memory is read-only, every bit
+            // clear, so its unit may change (as `start` chooses it).
+            s.unit.store(unit_for(len), Ordering::SeqCst);
+        }
+        let _held = SlotLock::take(s);
+        let chunks = len.div_ceil(CHUNK);
+        for (wi, w) in s.cow_pending.iter().enumerate() {
+            let wanted = needed.map_or(u64::MAX, |n| n.get(wi).copied().unwrap_or(u64::MAX));
+            let present = match chunks.saturating_sub(wi * 64) {
+                0 => 0,
+                n if n >= 64 => u64::MAX,
+                n => (1u64 << n) - 1,
+            };
+            w.store(wanted & present, Ordering::SeqCst);
+        }
+        s.cow_shadow.store(shadow as usize, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// A handle on this tracker for a pre-copy thread (see [`TrackerView`]).
     pub(crate) fn view(&self) -> TrackerView {
         TrackerView { slot: self.slot }
@@ -232,6 +323,21 @@ impl TrackerView {
             .iter()
             .map(|w| u64::from(w.load(Ordering::Relaxed).count_ones()))
             .sum()
+    }
+
+    /// Ends the image being taken (see [`Tracker::end_image`]).
+    pub(crate) fn end_image(&self) {
+        end_image(self.slot());
+    }
+
+    /// Whether chunk `i` of the image being taken is still read from the
+    /// memory (protected and unchanged since the image's instant); false
+    /// once the handler saved it to the shadow.
+    pub(crate) fn image_pending(&self, i: usize) -> bool {
+        self.slot()
+            .cow_pending
+            .get(i / 64)
+            .is_some_and(|w| w.load(Ordering::SeqCst) & (1 << (i % 64)) != 0)
     }
 
     /// Marks chunk `i` dirty again (a pre-copy round that took it but did
@@ -284,12 +390,15 @@ impl TrackerView {
             while b != 0 {
                 let first = b.trailing_zeros() as usize;
                 let run = (b >> first).trailing_ones() as usize;
-                let start = (wi * 64 + first) * CHUNK;
+                let (start, n) = unit_span(s, (wi * 64 + first) * CHUNK, run * CHUNK);
                 // SAFETY: these chunks had their bit set, so they lie in
                 // the tracked memory's accessible part (the handler and
                 // `grown` set bits only there, the length first); the
-                // range is chunk-aligned; it only becomes read-only.
-                let r = unsafe { mman::protect(base.add(start), run * CHUNK, Prot::Read) };
+                // range, rounded out to whole units and cut at the
+                // length, is page-aligned and stays in that part; it only
+                // becomes read-only (chunks of the units whose bit is
+                // clear were read-only already).
+                let r = unsafe { mman::protect(base.add(start), n, Prot::Read) };
                 if let Err(e) = r {
                     // Leave what is not yet protected dirty.
                     w.fetch_or(b, Ordering::SeqCst);
@@ -316,10 +425,25 @@ impl Drop for Tracker {
     }
 }
 
+/// The byte range `offset..offset + len` of a tracked memory rounded out
+/// to its slot's protection units and cut at its length: `(start, len)`.
+fn unit_span(s: &Slot, offset: usize, len: usize) -> (usize, usize) {
+    let unit = s.unit.load(Ordering::SeqCst);
+    let mem_len = s.len.load(Ordering::SeqCst);
+    let start = offset / unit * unit;
+    let end = (offset + len)
+        .div_ceil(unit)
+        .saturating_mul(unit)
+        .min(mem_len);
+    (start, end.saturating_sub(start))
+}
+
 /// Called by the SIGSEGV handler with the faulting address: when it lies
-/// in the accessible part of a tracked memory, marks its chunk dirty, makes
-/// the chunk writable and returns `true` (the faulting store is retried).
-/// Async-signal-safe: atomics and `mprotect` only.
+/// in the accessible part of a tracked memory, marks the chunks of its
+/// protection unit dirty, saves those a background snapshot still needs
+/// ([`Tracker::begin_image`]) to the image's shadow, makes the unit
+/// writable and returns `true` (the faulting store is retried).
+/// Async-signal-safe: atomics, `memcpy` and `mprotect` only.
 pub(crate) fn handle_write_fault(addr: usize) -> bool {
     for s in &TRACKERS {
         let base = s.base.load(Ordering::SeqCst);
@@ -331,28 +455,86 @@ pub(crate) fn handle_write_fault(addr: usize) -> bool {
         if off >= len {
             continue;
         }
-        let chunk = off / CHUNK;
-        // Spins only while a pre-copy round (another thread, which never
-        // faults while holding it) protects a few chunks.
+        // Spins only while a pre-copy round or another thread's fault
+        // (which never fault while holding it) protects or copies a few
+        // chunks.
         let _held = SlotLock::take(s);
-        s.bits[chunk / 64].fetch_or(1 << (chunk % 64), Ordering::SeqCst);
-        let start = base + chunk * CHUNK;
-        let n = CHUNK.min(len - chunk * CHUNK);
-        // SAFETY: the chunk lies in the accessible part of a tracked
-        // memory (checked above) and starts on a chunk boundary, a multiple
-        // of the page size; it only becomes writable, as it was before
-        // tracking started.
-        let r = unsafe { mman::protect(start as *mut u8, n, Prot::ReadWrite) };
+        let (start, n) = unit_span(s, off, 1);
+        let (first, last) = (start / CHUNK, (start + n).div_ceil(CHUNK));
+        // SAFETY: `base..base + len` is the accessible part of the tracked
+        // memory and `first..last` its chunks (from `unit_span`); the
+        // shadow, when set, is as long (`begin_image`) and stays mapped
+        // while it is set, which is only changed under the lock we hold.
+        unsafe { save_pending(s, base as *const u8, first, last) };
+        for chunk in first..last {
+            s.bits[chunk / 64].fetch_or(1 << (chunk % 64), Ordering::SeqCst);
+        }
+        // SAFETY: the unit lies in the accessible part of a tracked
+        // memory (checked above, cut at its length) and starts on a unit
+        // boundary, a multiple of the page size; it only becomes
+        // writable, as it was before tracking started.
+        let r = unsafe { mman::protect((base + start) as *mut u8, n, Prot::ReadWrite) };
         if r.is_ok() {
             return true;
         }
         // Out of mappings: give up tracking this period for this memory.
+        // An image being taken needs every chunk it still reads from the
+        // memory saved first.
+        // SAFETY: as above, for every chunk of the accessible part.
+        unsafe { save_pending(s, base as *const u8, 0, len.div_ceil(CHUNK)) };
         s.overflow.store(true, Ordering::SeqCst);
         // SAFETY: as above, for the whole accessible part.
         let r = unsafe { mman::protect(base as *mut u8, len, Prot::ReadWrite) };
         return r.is_ok();
     }
     false
+}
+
+/// Copies the chunks of `first..last` that the slot's image still reads
+/// from the memory into the image's shadow, then clears their pending
+/// bits (the copy first: a writer that sees the bit clear reads the
+/// shadow). Nothing when no image is being taken.
+///
+/// # Safety
+/// The caller holds the slot's lock; `base` is the tracked memory's base
+/// and `first..last` chunks of its accessible part, mapped readable.
+unsafe fn save_pending(s: &Slot, base: *const u8, first: usize, last: usize) {
+    let shadow = s.cow_shadow.load(Ordering::SeqCst);
+    if shadow == 0 {
+        return;
+    }
+    for chunk in first..last {
+        let bit = 1u64 << (chunk % 64);
+        let word = &s.cow_pending[chunk / 64];
+        if word.load(Ordering::SeqCst) & bit == 0 {
+            continue;
+        }
+        // SAFETY: the chunk is in the accessible part of the memory
+        // (contract) and in the shadow, which is as long as the memory
+        // was at the image's instant (pending bits are set only below
+        // that length) and stays mapped while `cow_shadow` is set (it is
+        // cleared under the lock, which the caller holds, before the
+        // shadow is unmapped); the two mappings are distinct. The chunk
+        // is read-only while its bit is set, so nobody changes it during
+        // the copy; the shadow chunk is written only here, once.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                base.add(chunk * CHUNK),
+                (shadow as *mut u8).add(chunk * CHUNK),
+                CHUNK,
+            );
+        }
+        word.fetch_and(!bit, Ordering::SeqCst);
+    }
+}
+
+/// Ends a slot's image: the handler saves no more chunks to its shadow.
+fn end_image(s: &Slot) {
+    let _held = SlotLock::take(s);
+    s.cow_shadow.store(0, Ordering::SeqCst);
+    for w in &s.cow_pending {
+        w.store(0, Ordering::SeqCst);
+    }
 }
 
 /// Holds a slot's `lock` until dropped (a spin lock: both holders keep it

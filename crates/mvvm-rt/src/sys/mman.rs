@@ -70,6 +70,23 @@ pub(crate) unsafe fn protect(addr: *mut u8, len: usize, prot: Prot) -> io::Resul
     Ok(())
 }
 
+/// Asks for transparent huge pages on `addr..addr+len` (`MADV_HUGEPAGE`):
+/// pages touched from now on in 2 MiB-aligned, fully mapped ranges may be
+/// huge. Contents and protections do not change; an error (a kernel
+/// without THP) only means small pages.
+///
+/// # Safety
+/// The range must be page-aligned and lie in mappings the caller owns.
+pub(crate) unsafe fn advise_huge(addr: *mut u8, len: usize) -> io::Result<()> {
+    // SAFETY: `madvise(MADV_HUGEPAGE)` changes no byte and no permission
+    // of the caller's range (contract), only how later faults fill it.
+    let r = unsafe { libc::madvise(addr.cast(), len, libc::MADV_HUGEPAGE) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Unmaps `addr..addr+len`; failures are ignored (nothing can be done
 /// about them while dropping).
 ///
