@@ -23,6 +23,19 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// A free port below the kernel's ephemeral range (which starts at 32768
+/// by default), where no test's `bind(0)` listener and no outgoing
+/// connection can land meanwhile: a port that must stay without a
+/// listener. (One from [`free_port`] was once taken by a parallel test's
+/// listener between its release and its use.)
+fn port_nobody_takes() -> Result<u16> {
+    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    (start..32_000)
+        .chain(20_000..start)
+        .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .context("no free port between 20000 and 32000")
+}
+
 /// memfill compiled with the counter-loop policy (a poll every 2^16
 /// iterations: few probes, cheap counting).
 fn memfill() -> Result<PathBuf> {
@@ -328,7 +341,7 @@ fn live_flag_usage() -> Result<()> {
     );
     // Nobody listening: the pre-copy thread cannot connect, the program
     // stops and the tool says so (exit 125), as without --live.
-    let port = free_port()?;
+    let port = port_nobody_takes()?;
     let r = Tool::checkpoint(&aot)
         .args(workload(16, 4, 0).flags(Path::new(".")))
         .args([
