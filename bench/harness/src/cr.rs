@@ -10,7 +10,7 @@
 //! `memfill` is also run at several memory sizes, to show how checkpoint
 //! and restore cost grow with the footprint.
 
-use crate::measure::{Measurement, measure_via};
+use crate::measure::{MeasuredRun, Measurement, measure_via};
 use crate::tools::{self, MvvmTools};
 use crate::{Result, workloads};
 use std::ffi::OsString;
@@ -153,6 +153,34 @@ pub struct Trial<'a> {
 }
 
 impl Trial<'_> {
+    /// Runs `mvvm-checkpoint` on `aot` with the guest's `args`, the
+    /// `trigger` flags, `--snapshot snapshot` and `--json json`, measured.
+    fn checkpoint_tool(
+        &self,
+        aot: &Path,
+        args: &[&str],
+        trigger: &[OsString],
+        snapshot: &Path,
+        json: &Path,
+    ) -> Result<MeasuredRun> {
+        let mut cargs = self.guest_env.to_vec();
+        cargs.extend(self.tools.run_args(aot, args));
+        cargs.extend(trigger.iter().cloned());
+        cargs.extend([
+            OsString::from("--snapshot"),
+            snapshot.into(),
+            "--json".into(),
+            json.into(),
+        ]);
+        measure_via(
+            self.wrapper,
+            self.report_file,
+            &self.tools.checkpoint,
+            &cargs,
+            self.limit,
+        )
+    }
+
     /// Checkpoints `aot` (compiled with `policy`) at half of `straight_s`,
     /// restores it, and compares the checksum with `reference`.
     #[allow(clippy::too_many_arguments)]
@@ -191,23 +219,8 @@ impl Trial<'_> {
         for f in [&snapshot, &json1, &json2] {
             let _ = std::fs::remove_file(f);
         }
-        let mut cargs = self.guest_env.to_vec();
-        cargs.extend(self.tools.run_args(aot, args));
-        cargs.extend([
-            OsString::from("--after"),
-            format!("{after_s:.3}").into(),
-            "--snapshot".into(),
-            snapshot.clone().into_os_string(),
-            "--json".into(),
-            json1.clone().into_os_string(),
-        ]);
-        let c = measure_via(
-            self.wrapper,
-            self.report_file,
-            &self.tools.checkpoint,
-            &cargs,
-            self.limit,
-        )?;
+        let trigger = [OsString::from("--after"), format!("{after_s:.3}").into()];
+        let c = self.checkpoint_tool(aot, args, &trigger, &snapshot, &json1)?;
         rec.summary = RunSummary::parse(&std::fs::read_to_string(&json1).unwrap_or_default());
         let exit = c.m.exit_code;
         rec.checkpoint = Some(c.m);
@@ -333,23 +346,8 @@ impl Trial<'_> {
         let snapshot = self.dir.join(format!("{stem}.every.bin"));
         let json = self.dir.join(format!("{stem}.every.json"));
         let _ = std::fs::remove_file(&json);
-        let mut cargs = self.guest_env.to_vec();
-        cargs.extend(self.tools.run_args(aot, args));
-        cargs.extend([
-            OsString::from("--every"),
-            format!("{every_s}").into(),
-            "--snapshot".into(),
-            snapshot.clone().into_os_string(),
-            "--json".into(),
-            json.clone().into_os_string(),
-        ]);
-        let c = measure_via(
-            self.wrapper,
-            self.report_file,
-            &self.tools.checkpoint,
-            &cargs,
-            self.limit,
-        )?;
+        let trigger = [OsString::from("--every"), format!("{every_s}").into()];
+        let c = self.checkpoint_tool(aot, args, &trigger, &snapshot, &json)?;
         rec.wall_s = Some(c.m.wall_s);
         rec.pauses_ms = json_numbers(
             &std::fs::read_to_string(&json).unwrap_or_default(),

@@ -80,17 +80,23 @@ const TRAPS_WAT: &str = r#"(module
   (func (export "div") (param i32) (result i32) (i32.div_u (i32.const 7) (local.get 0)))
   (func (export "boom") unreachable))"#;
 
-/// `bytes` with the trap sites section's bytes passed to `damage`.
-fn damage_trap_sites(mut bytes: Vec<u8>, damage: impl FnOnce(&mut [u8])) -> Vec<u8> {
+/// `bytes` with the bytes of the object's section `name` passed to
+/// `damage`.
+fn damage_section(mut bytes: Vec<u8>, name: &str, damage: impl FnOnce(&mut [u8])) -> Vec<u8> {
     let file = object::File::parse(&*bytes).unwrap();
     let (off, size) = file
-        .section_by_name(mvvm_abi::object::TRAPS_SECTION)
-        .expect("a trap sites section")
+        .section_by_name(name)
+        .unwrap_or_else(|| panic!("a section {name}"))
         .file_range()
         .unwrap();
     drop(file);
     damage(&mut bytes[off as usize..(off + size) as usize]);
     bytes
+}
+
+/// `bytes` with the trap sites section's bytes passed to `damage`.
+fn damage_trap_sites(bytes: Vec<u8>, damage: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    damage_section(bytes, mvvm_abi::object::TRAPS_SECTION, damage)
 }
 
 /// The trap sites section is read in place by the signal handler, so a
@@ -244,16 +250,8 @@ fn a_damaged_clone_trap_site_fails_its_tables_not_the_load() {
 }
 
 /// `bytes` with the entries section's bytes passed to `damage`.
-fn damage_entries(mut bytes: Vec<u8>, damage: impl FnOnce(&mut [u8])) -> Vec<u8> {
-    let file = object::File::parse(&*bytes).unwrap();
-    let (off, size) = file
-        .section_by_name(mvvm_abi::object::ENTRIES_SECTION)
-        .expect("an entries section")
-        .file_range()
-        .unwrap();
-    drop(file);
-    damage(&mut bytes[off as usize..(off + size) as usize]);
-    bytes
+fn damage_entries(bytes: Vec<u8>, damage: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    damage_section(bytes, mvvm_abi::object::ENTRIES_SECTION, damage)
 }
 
 /// The entry points are read from their section, not from the symbol

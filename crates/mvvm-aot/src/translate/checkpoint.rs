@@ -767,13 +767,7 @@ impl FuncTranslator<'_, '_, '_> {
                 &[func, at, root.base, n],
             )
             .map_err(|e| self.env_err(e))?;
-        let results = self.ckpt()?.results.clone();
-        let zeros: Vec<Value> = results
-            .iter()
-            .map(|t| cold_zero(self.builder, &root, *t))
-            .collect();
-        self.builder.ins().return_(&zeros);
-        Ok(())
+        self.return_zeros(&root)
     }
 
     /// At the end of the function: fills the rewind dispatch, sizes the
@@ -927,10 +921,16 @@ impl FuncTranslator<'_, '_, '_> {
         self.ckpt_mut()?.shared_return = Some((b, true));
         self.builder.switch_to_block(b);
         let root = self.cold_root()?;
+        self.return_zeros(&root)
+    }
+
+    /// Returns from the function with a zero of each result type (an
+    /// unwinding frame's results are never read).
+    fn return_zeros(&mut self, root: &ColdRoot) -> Result<(), CompileError> {
         let results = self.ckpt()?.results.clone();
         let zeros: Vec<Value> = results
             .iter()
-            .map(|t| cold_zero(self.builder, &root, *t))
+            .map(|t| cold_zero(self.builder, root, *t))
             .collect();
         self.builder.ins().return_(&zeros);
         Ok(())
