@@ -98,7 +98,27 @@ struct Cli {
     #[arg(long, value_delimiter = ',')]
     memfill_sweep: Vec<u32>,
 
-    /// Skip the CRIU trials (dumping and restoring the native builds).
+    #[command(flatten)]
+    criu: CriuFlags,
+
+    /// Parallel jobs for --smoke.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+
+    /// A remark added to the Markdown report (machine, load, ...).
+    #[arg(long, value_name = "TEXT")]
+    note: Option<String>,
+
+    /// Rewrite bench/expected-smoke.txt from the native smoke runs.
+    #[arg(long)]
+    write_expected: bool,
+}
+
+/// How the run finds CRIU (the benchmark's and the migration's trials).
+#[derive(Debug, clap::Args)]
+struct CriuFlags {
+    /// Skip the CRIU trials (dumping and restoring the native builds);
+    /// their rows then say so.
     #[arg(long)]
     no_criu: bool,
 
@@ -112,18 +132,17 @@ struct Cli {
     /// build packages with apt-get); the table then says CRIU was not found.
     #[arg(long)]
     no_criu_build: bool,
+}
 
-    /// Parallel jobs for --smoke.
-    #[arg(long, default_value_t = 2)]
-    jobs: usize,
-
-    /// A remark added to the Markdown report (machine, load, ...).
-    #[arg(long, value_name = "TEXT")]
-    note: Option<String>,
-
-    /// Rewrite bench/expected-smoke.txt from the native smoke runs.
-    #[arg(long)]
-    write_expected: bool,
+impl CriuFlags {
+    /// The CRIU these flags ask for ([`CriuTool::Off`] with `--no-criu`).
+    fn find(&self, paths: &Paths) -> CriuTool {
+        if self.no_criu {
+            CriuTool::Off
+        } else {
+            criu::find(paths, self.criu.as_deref(), !self.no_criu_build)
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,18 +220,8 @@ struct MigrationArgs {
     #[arg(long)]
     netns: bool,
 
-    /// Skip CRIU (its rows then say so).
-    #[arg(long)]
-    no_criu: bool,
-
-    /// The CRIU binary (default: `criu` on PATH if 4.x or newer, else the
-    /// one bench/criu/build.sh builds into target/criu).
-    #[arg(long, value_name = "PATH")]
-    criu: Option<PathBuf>,
-
-    /// With CRIU missing, do not run bench/criu/build.sh.
-    #[arg(long)]
-    no_criu_build: bool,
+    #[command(flatten)]
+    criu: CriuFlags,
 
     /// Use mvvm-aot, mvvm-checkpoint and mvvm-restore from this directory
     /// instead of building them.
@@ -426,10 +435,10 @@ fn run_full(cli: &Cli, paths: &Paths) -> Result<bool> {
             (_, true) => vec![8],
             (_, false) => vec![64, 256, 1024],
         },
-        criu: if cli.no_checkpoint || cli.no_criu {
+        criu: if cli.no_checkpoint {
             CriuTool::Off
         } else {
-            criu::find(paths, cli.criu.as_deref(), !cli.no_criu_build)
+            cli.criu.find(paths)
         },
     };
     match &cfg.wasmtime_threads {
@@ -560,17 +569,13 @@ fn run_migration(a: &MigrationArgs, paths: &Paths) -> Result<bool> {
             (None, why)
         }
     };
-    let criu = if a.no_criu {
-        Err("not asked for (--no-criu)".to_owned())
-    } else {
-        match criu::find(paths, a.criu.as_deref(), !a.no_criu_build) {
-            CriuTool::Ready { path, version } => {
-                eprintln!("CRIU: {version} ({})", path.display());
-                Ok(path)
-            }
-            CriuTool::Unavailable(why) => Err(why),
-            CriuTool::Off => Err("off".to_owned()),
+    let criu = match a.criu.find(paths) {
+        CriuTool::Ready { path, version } => {
+            eprintln!("CRIU: {version} ({})", path.display());
+            Ok(path)
         }
+        CriuTool::Unavailable(why) => Err(why),
+        CriuTool::Off => Err("not asked for (--no-criu)".to_owned()),
     };
     if let Err(why) = &criu {
         eprintln!("CRIU: not run: {why}");

@@ -61,14 +61,19 @@ fn default_dev_options_give_the_normal_object() {
     }
 }
 
-#[test]
-fn labels_locate_the_locals_live_across_a_call() {
-    let dev = DevOptions {
+/// Labels on, and the hot-code shape of the redesign (no unwind stores).
+fn labels_without_stores() -> DevOptions {
+    DevOptions {
         frame_labels: true,
         unwind_stores: false,
         per_site_labels: false,
         stores_in_hot_only: false,
-    };
+    }
+}
+
+#[test]
+fn labels_locate_the_locals_live_across_a_call() {
+    let dev = labels_without_stores();
     // Level 0: Cranelift's egraph pass (levels 1-3) drops the labels of
     // the values it rewrites, which is one of the findings, not a bug of
     // the measurement.
@@ -126,12 +131,7 @@ fn labels_locate_the_locals_live_across_a_call() {
 
 #[test]
 fn tags_survive_the_optimiser() {
-    let dev = DevOptions {
-        frame_labels: true,
-        unwind_stores: false,
-        per_site_labels: false,
-        stores_in_hot_only: false,
-    };
+    let dev = labels_without_stores();
     let (_, report) =
         compile_with(MODULE.as_bytes(), &opts(Policy::Loop, 3), &dev).expect("compile");
     assert!(!report.sites.is_empty());

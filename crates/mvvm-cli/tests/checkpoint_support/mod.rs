@@ -435,29 +435,25 @@ impl Running {
         Ok(rx.as_ref().expect("set above"))
     }
 
+    /// What was read of `stream` so far.
+    fn seen(&mut self, stream: Stream) -> &mut Vec<u8> {
+        match stream {
+            Stream::Stdout => &mut self.stdout_seen,
+            Stream::Stderr => &mut self.stderr_seen,
+        }
+    }
+
     fn wait_for(&mut self, stream: Stream, needle: &str) -> Result<()> {
         let name = match stream {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
         };
-        loop {
-            let seen = match stream {
-                Stream::Stdout => &self.stdout_seen,
-                Stream::Stderr => &self.stderr_seen,
-            };
-            if String::from_utf8_lossy(seen).contains(needle) {
-                return Ok(());
-            }
+        while !String::from_utf8_lossy(self.seen(stream)).contains(needle) {
             let left = TIMEOUT.saturating_sub(self.start.elapsed());
-            let got = self.receiver(stream)?.recv_timeout(left);
-            let chunk = match got {
-                Ok(chunk) => chunk,
+            match self.receiver(stream)?.recv_timeout(left) {
+                Ok(chunk) => self.seen(stream).extend_from_slice(&chunk),
                 Err(e) => {
-                    let seen = match stream {
-                        Stream::Stdout => &self.stdout_seen,
-                        Stream::Stderr => &self.stderr_seen,
-                    };
-                    let seen = String::from_utf8_lossy(seen).into_owned();
+                    let seen = String::from_utf8_lossy(self.seen(stream)).into_owned();
                     if matches!(e, RecvTimeoutError::Timeout) {
                         let _ = self.child.kill();
                         let _ = self.child.wait();
@@ -467,12 +463,9 @@ impl Running {
                     }
                     bail!("{name} closed before `{needle}` appeared: {seen:?}");
                 }
-            };
-            match stream {
-                Stream::Stdout => self.stdout_seen.extend_from_slice(&chunk),
-                Stream::Stderr => self.stderr_seen.extend_from_slice(&chunk),
             }
         }
+        Ok(())
     }
 
     /// Sends a signal by name (`USR1`, `INT`) with kill(1).
