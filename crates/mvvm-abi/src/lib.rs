@@ -7,7 +7,7 @@
 //! ([`exception`]), the
 //! symbol and section names of the `.aot` object ([`object`]), the metadata
 //! that travels with the code ([`meta`], and the checkpoint tables decoded
-//! on demand, [`tables`], and the trap sites read in place, [`trap_sites`]) and the one codec used to encode it
+//! on demand, [`tables`], and the trap sites and names read in place, [`trap_sites`], [`names`]) and the one codec used to encode it
 //! ([`codec`]). This crate has no unsafe code.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -19,6 +19,7 @@ pub mod entries;
 pub mod exception;
 mod indexed_section;
 pub mod meta;
+pub mod names;
 pub mod object;
 pub mod tables;
 pub mod trap;

@@ -9,6 +9,7 @@
 //! ([`tables`](crate::tables)).
 
 use crate::checkpoint::Policy;
+use crate::names::FuncNames;
 use crate::tables::{CheckpointTables, FuncTables, TablesError};
 use crate::trap::TrapCode;
 use crate::trap_sites::{TrapSiteTable, TrapSitesError};
@@ -276,40 +277,20 @@ pub struct TrapSite {
     pub wasm_offset: u32,
 }
 
-/// Per defined function: the data the runtime needs about its code.
+/// The exception call sites of one defined function: those of its calls
+/// that have handlers, in its body and in its resume clone, each sorted
+/// by `return_offset`. Listed only for the functions that have some, so
+/// that a module without exception handling stores and decodes nothing
+/// per function. (The sizes and places of the bodies and clones are in
+/// the entries section, `crate::entries`.)
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct FuncInfo {
-    /// Size in bytes of the function's code. (Its trap sites are in
-    /// [`ModuleMeta::trap_sites`].)
-    pub code_size: u32,
-    /// Call sites that have exception handlers, sorted by
-    /// `return_offset` (empty in a module without exception handling).
-    pub call_sites: Vec<crate::exception::CallSite>,
-    /// The function's resume clone (symbol
-    /// [`resume_symbol`](crate::object::resume_symbol)), when it has one:
-    /// then the body under [`func_symbol`](crate::object::func_symbol)
-    /// cannot rewind itself and calls the clone instead.
-    pub resume: Option<ResumeCode>,
-}
-
-/// The code of a function's resume clone.
-///
-/// Why a clone: a rewind enters a function in the middle, at a loop header
-/// or a call, with every live local taken from the frame record. In one
-/// body, that entry is one more predecessor of every resume point, and
-/// Cranelift's SSA turns each local live there into a new value, carried by
-/// every enclosing loop (measured: jacobi-2d 1.27x of the uninstrumented
-/// time with the entry, 1.08x without). The body that normal calls run
-/// therefore has no rewind entry; a clone that has one runs the remainder
-/// of each restored activation.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct ResumeCode {
-    /// Size in bytes of the clone's code. (Its trap sites are in
-    /// [`ModuleMeta::trap_sites`].)
-    pub code_size: u32,
-    /// Call sites of the clone that have exception handlers, sorted by
-    /// `return_offset`.
-    pub call_sites: Vec<crate::exception::CallSite>,
+pub struct FuncCallSites {
+    /// The defined function (index minus `num_imported_funcs`).
+    pub func: u32,
+    /// Call sites of its body.
+    pub body: Vec<crate::exception::CallSite>,
+    /// Call sites of its resume clone (empty without one).
+    pub clone: Vec<crate::exception::CallSite>,
 }
 
 /// The ISA the code was generated for.
@@ -383,12 +364,18 @@ pub struct ModuleMeta {
     pub elems: Vec<ElemSegment>,
     /// Data segments.
     pub data: Vec<DataSegment>,
-    /// Function names from the name section, `(index, name)`, sorted.
-    pub func_names: Vec<(u32, String)>,
+    /// Function names from the name section: not part of this encoding
+    /// but of [`NAMES_SECTION`](crate::object::NAMES_SECTION), attached by
+    /// whoever reads the object and read in place (see
+    /// [`names`](crate::names)).
+    #[serde(skip)]
+    pub func_names: FuncNames,
     /// Functions that have an array-call trampoline, sorted.
     pub array_trampolines: Vec<u32>,
-    /// Per defined function (index minus `num_imported_funcs`).
-    pub func_infos: Vec<FuncInfo>,
+    /// The exception call sites of the defined functions that have
+    /// some, by increasing [`FuncCallSites::func`] (empty in a module
+    /// without exception handling).
+    pub call_sites: Vec<FuncCallSites>,
     /// Slots of the frame buffer checkpoint code writes frames into: the
     /// largest [`FuncTables::frame_capacity`] of the functions that have
     /// stable points (0 when none has). Recorded here so that
@@ -441,7 +428,7 @@ impl ModuleMeta {
         self.checkpoint_tables = CheckpointTables::from_section(
             bytes,
             0..section.len(),
-            self.func_infos.len(),
+            self.num_defined_funcs(),
             self.frame_slots as usize,
         )?;
         Ok(())
@@ -454,14 +441,14 @@ impl ModuleMeta {
     pub fn attach_trap_section(&mut self, section: &[u8]) -> Result<(), TrapSitesError> {
         let bytes: crate::tables::SharedBytes = std::sync::Arc::new(section.to_vec());
         self.trap_sites =
-            TrapSiteTable::from_section(bytes, 0..section.len(), self.func_infos.len())?;
+            TrapSiteTable::from_section(bytes, 0..section.len(), self.num_defined_funcs())?;
         Ok(())
     }
 
     /// Every defined function's checkpoint tables, in order (decoding
     /// them all), or the first error.
     pub fn all_func_tables(&self) -> Result<Vec<&FuncTables>, TablesError> {
-        (0..self.func_infos.len() as u32)
+        (0..self.num_defined_funcs() as u32)
             .map(|k| self.func_tables(self.num_imported_funcs + k))
             .collect()
     }
@@ -490,12 +477,37 @@ impl ModuleMeta {
             .count() as u32
     }
 
-    /// The name of function `index` from the name section, if any.
+    /// The name of function `index` from the name section, if any (read
+    /// in place; a damaged name reads as none, see [`crate::names`]).
     pub fn func_name(&self, index: u32) -> Option<&str> {
-        self.func_names
-            .binary_search_by_key(&index, |(i, _)| *i)
+        self.func_names.get(index)
+    }
+
+    /// Attaches a copy of `section` (the bytes of
+    /// [`NAMES_SECTION`](crate::object::NAMES_SECTION)) as this module's
+    /// function names, checking its header; for tools and tests that read
+    /// an object's sections themselves.
+    pub fn attach_names_section(&mut self, section: &[u8]) -> Result<(), crate::names::NamesError> {
+        let bytes: crate::tables::SharedBytes = std::sync::Arc::new(section.to_vec());
+        self.func_names = FuncNames::from_section(bytes, 0..section.len())?;
+        Ok(())
+    }
+
+    /// Number of defined functions (0 when the counts disagree, which the
+    /// loader refuses).
+    pub fn num_defined_funcs(&self) -> usize {
+        self.funcs
+            .len()
+            .saturating_sub(self.num_imported_funcs as usize)
+    }
+
+    /// The exception call sites of defined function `k`, if it has some.
+    pub fn func_call_sites(&self, k: usize) -> Option<&FuncCallSites> {
+        let k = u32::try_from(k).ok()?;
+        self.call_sites
+            .binary_search_by_key(&k, |c| c.func)
             .ok()
-            .map(|i| self.func_names[i].1.as_str())
+            .map(|i| &self.call_sites[i])
     }
 
     /// Type of every global (imported first).

@@ -25,12 +25,24 @@ pub const TRAPS_SECTION: &str = ".mvvm.traps";
 /// of the symbol table; see [`entries`](crate::entries) for its layout.
 pub const ENTRIES_SECTION: &str = ".mvvm.entries";
 
+/// Section holding the function names of the wasm name section, read in
+/// place when a message, a log line or the perf map names a function; see
+/// [`names`](crate::names) for its layout.
+pub const NAMES_SECTION: &str = ".mvvm.names";
+
 /// The sections of metadata that the loader reads from the object and
 /// never places in the code mapping.
-pub const METADATA_SECTIONS: [&str; 4] =
-    [META_SECTION, CKPT_SECTION, TRAPS_SECTION, ENTRIES_SECTION];
+pub const METADATA_SECTIONS: [&str; 5] = [
+    META_SECTION,
+    CKPT_SECTION,
+    TRAPS_SECTION,
+    ENTRIES_SECTION,
+    NAMES_SECTION,
+];
 
-/// Symbol of the body of function `index` (defined functions only), called
+/// Symbol of the body of function `index` (defined functions only),
+/// written only by `mvvm-aot --symbols` (the runtime finds code through
+/// [`ENTRIES_SECTION`], names it through [`NAMES_SECTION`]); called
 /// with the wasm calling convention: `(callee_vmctx, params...) -> results`
 /// in the target's default calling convention with multi-value returns
 /// lowered by Cranelift.
@@ -38,11 +50,20 @@ pub fn func_symbol(index: u32) -> String {
     format!("mvvm_func_{index}")
 }
 
-/// Symbol of the resume clone of defined function `index`, present when
-/// [`FuncInfo::resume`](crate::meta::FuncInfo::resume) is set: a second
-/// compilation of the same body, with the same signature, that can be
-/// entered while rewinding (see `mvvm_abi::checkpoint`). Only the function's
-/// own body calls it, from its entry, when `unwind_state` is `REWINDING`.
+/// Symbol of the resume clone of defined function `index`, when it has one
+/// (its entry in [`ENTRIES_SECTION`] has a size): a second compilation of
+/// the same body, with the same signature, that can be entered while
+/// rewinding (see `mvvm_abi::checkpoint`). Only the function's own body
+/// calls it, from its entry, when `unwind_state` is `REWINDING`.
+///
+/// Why a clone: a rewind enters a function in the middle, at a loop header
+/// or a call, with every live local taken from the frame record. In one
+/// body, that entry is one more predecessor of every resume point, and
+/// Cranelift's SSA turns each local live there into a new value, carried by
+/// every enclosing loop (measured: jacobi-2d 1.27x of the uninstrumented
+/// time with the entry, 1.08x without). The body that normal calls run
+/// therefore has no rewind entry; a clone that has one runs the remainder
+/// of each restored activation.
 pub fn resume_symbol(index: u32) -> String {
     format!("mvvm_resume_{index}")
 }

@@ -27,8 +27,13 @@
 /// left out of the object (no `.mvvm.prelinked` marker any more: every
 /// relocation an object holds is to be applied), and the entry points
 /// are in the section `.mvvm.entries` (offsets read in place) rather than
-/// found by symbol name.
-pub const AOT_FORMAT_VERSION: u32 = 10;
+/// found by symbol name. 11: `FuncInfo` is gone: the sizes of bodies and
+/// clones are in `.mvvm.entries` (pairs of offset and size, read in place
+/// by the trap handler), the exception call sites are listed only for the
+/// functions that have some (`ModuleMeta::call_sites`), the function
+/// names are in the section `.mvvm.names` (read in place), and the
+/// per-function ELF symbols are written only on request.
+pub const AOT_FORMAT_VERSION: u32 = 11;
 
 /// Version of the MVVM toolchain that produced a file.
 pub const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");

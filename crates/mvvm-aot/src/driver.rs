@@ -4,7 +4,7 @@
 use crate::env::{ModuleInfo, abi_trap, wasm_signature};
 use crate::frame_labels::{Body, DevOptions, FrameReport, PendingSite, RoleTimes, SiteReport};
 use crate::module::{self, MetaHeader, PendingFunc};
-use crate::object::{CompiledFunc, Emitter, EntryIds};
+use crate::object::{CompiledFunc, Emitter, EntryIds, ObjectOptions};
 use crate::translate::{BodyRole, FuncInput, translate_function};
 use crate::{CompileError, CompileOptions, isa, trampolines};
 use cranelift_codegen::Context;
@@ -17,9 +17,7 @@ use mvvm_abi::object::{
     PROBE_TRAMPOLINE_SYMBOL, array_trampoline_symbol, func_symbol, import_stub_symbol,
     resume_symbol,
 };
-use mvvm_abi::{
-    CheckpointTables, ExportKind, FuncInfo, FuncTables, ResumeCode, TrapSite, TrapSiteTable,
-};
+use mvvm_abi::{CheckpointTables, ExportKind, FuncCallSites, FuncTables, TrapSite, TrapSiteTable};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -27,10 +25,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 pub(crate) fn compile_wasm(
     wasm: &[u8],
     opts: &CompileOptions,
-    keep_call_relocations: bool,
+    object: ObjectOptions,
 ) -> Result<Vec<u8>, CompileError> {
-    compile_wasm_dev(wasm, opts, keep_call_relocations, &DevOptions::default())
-        .map(|(object, _)| object)
+    compile_wasm_dev(wasm, opts, object, &DevOptions::default()).map(|(object, _)| object)
 }
 
 /// [`compile_wasm`] with the developer options of `crate::frame_labels`
@@ -38,7 +35,7 @@ pub(crate) fn compile_wasm(
 pub(crate) fn compile_wasm_dev(
     wasm: &[u8],
     opts: &CompileOptions,
-    keep_call_relocations: bool,
+    object: ObjectOptions,
     dev: &DevOptions,
 ) -> Result<(Vec<u8>, FrameReport), CompileError> {
     let started = std::time::Instant::now();
@@ -68,7 +65,7 @@ pub(crate) fn compile_wasm_dev(
     // platform's.
     let call_conv = CallConv::Tail;
     let native_call_conv = isa.default_call_conv();
-    let mut emitter = Emitter::new(isa.clone(), keep_call_relocations)?;
+    let mut emitter = Emitter::new(isa.clone(), object)?;
 
     // Declare every symbol first so calls can name their targets by id.
     let nimports = meta.num_imported_funcs;
@@ -119,7 +116,7 @@ pub(crate) fn compile_wasm_dev(
         None
     };
     // With a policy, a function with a loop gets a resume clone (see
-    // `mvvm_abi::meta::ResumeCode`).
+    // `mvvm_abi::object::resume_symbol`).
     let mut resume_ids = vec![None; func_ids.len()];
     if opts.policy.is_instrumented() {
         for (k, f) in parsed.funcs.iter().enumerate() {
@@ -225,7 +222,7 @@ pub(crate) fn compile_wasm_dev(
     }
     drop(info);
 
-    let mut func_infos = Vec::with_capacity(compiled.len());
+    let mut call_sites = Vec::new();
     let mut tables = Vec::with_capacity(compiled.len());
     let mut body_traps = Vec::with_capacity(compiled.len());
     let mut clone_traps = Vec::with_capacity(compiled.len());
@@ -234,23 +231,26 @@ pub(crate) fn compile_wasm_dev(
         emitter.define_function(func_ids[index as usize], index, &code)?;
         tables.push(std::mem::take(&mut code.tables));
         body_traps.push(std::mem::take(&mut code.traps));
-        let mut info = code.info;
+        let mut sites = FuncCallSites {
+            func: k as u32,
+            body: std::mem::take(&mut code.call_sites),
+            clone: Vec::new(),
+        };
         let mut clone_sites = Vec::new();
         if let (Some(mut clone), Some(id)) = (clone, resume_ids[index as usize]) {
             emitter.define_function(id, index, &clone)?;
             clone_sites = std::mem::take(&mut clone.traps);
-            info.resume = Some(ResumeCode {
-                code_size: clone.info.code_size,
-                call_sites: clone.info.call_sites,
-            });
+            sites.clone = clone.call_sites;
         }
         clone_traps.push(clone_sites);
-        func_infos.push(info);
+        if !sites.body.is_empty() || !sites.clone.is_empty() {
+            call_sites.push(sites);
+        }
     }
     for (id, index, code) in &glue {
         emitter.define_function(*id, *index, code)?;
     }
-    meta.func_infos = func_infos;
+    meta.call_sites = call_sites;
     meta.frame_slots = tables
         .iter()
         .filter(|t| !t.stable_points.is_empty())
@@ -282,7 +282,7 @@ pub(crate) fn compile_wasm_dev(
     };
     let object = emitter.finish(&meta, &entries)?;
     tracing::debug!(
-        functions = meta.func_infos.len(),
+        functions = meta.num_defined_funcs(),
         imports = nimports,
         trampolines = meta.array_trampolines.len(),
         object_bytes = object.len(),
@@ -622,16 +622,12 @@ fn finish_function(
     }
     traps.sort_by_key(|t| t.code_offset);
     let call_sites = crate::translate::exception_call_sites(&code.buffer).map_err(codegen)?;
-    let code_size = u32::try_from(bytes.len()).map_err(|_| codegen("function too large".into()))?;
+    u32::try_from(bytes.len()).map_err(|_| codegen("function too large".into()))?;
     Ok(CompiledFunc {
         alignment: u64::from(code.buffer.alignment),
         bytes,
         relocs,
-        info: FuncInfo {
-            code_size,
-            call_sites,
-            ..FuncInfo::default()
-        },
+        call_sites,
         traps,
         tables: FuncTables::default(),
     })

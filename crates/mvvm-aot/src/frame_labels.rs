@@ -184,7 +184,7 @@ pub fn compile_with(
     dev: &DevOptions,
 ) -> Result<(Vec<u8>, FrameReport), crate::CompileError> {
     let wasm = wat::parse_bytes(input)?;
-    crate::driver::compile_wasm_dev(&wasm, opts, false, dev)
+    crate::driver::compile_wasm_dev(&wasm, opts, Default::default(), dev)
 }
 
 /// Moves the labels set on values that the SSA builder later turned into

@@ -6,6 +6,7 @@
 //! that compiles it, so validation of code runs in parallel too.
 
 use crate::CompileError;
+use mvvm_abi::names::FuncNames;
 use mvvm_abi::{
     ConstExpr, ConstOp, DataSegment, ElemSegment, Export, ExportKind, FuncType, GlobalDef,
     GlobalType, Import, ImportKind, Limits, MemoryType, ModuleMeta, SegmentMode, TableType,
@@ -51,7 +52,7 @@ pub(crate) struct PendingFunc<'a> {
 
 /// The result of [`parse`].
 pub(crate) struct ParsedModule<'a> {
-    /// Metadata; `func_infos` and `array_trampolines` are filled later.
+    /// Metadata; `call_sites` and `array_trampolines` are filled later.
     pub meta: ModuleMeta,
     /// Defined functions in index order.
     pub funcs: Vec<PendingFunc<'a>>,
@@ -253,14 +254,15 @@ pub(crate) fn parse<'a>(
         start: None,
         elems: Vec::new(),
         data: Vec::new(),
-        func_names: Vec::new(),
+        func_names: Default::default(),
         array_trampolines: Vec::new(),
-        func_infos: Vec::new(),
+        call_sites: Vec::new(),
         frame_slots: 0,
         checkpoint_tables: Default::default(),
         trap_sites: Default::default(),
     };
     let mut funcs = Vec::new();
+    let mut names = Vec::new();
 
     for payload in Parser::new(0).parse_all(wasm) {
         let payload = payload.map_err(|e| CompileError::invalid(&e))?;
@@ -278,15 +280,24 @@ pub(crate) fn parse<'a>(
             let bytes = wasm.get(start..end).unwrap_or_default();
             check_memory_limits(bytes, range.start)?;
         }
-        read_section(&mut meta, payload)?;
+        read_section(&mut meta, &mut names, payload)?;
     }
-    meta.func_names.sort_by_key(|(i, _)| *i);
-    meta.func_names.dedup_by_key(|(i, _)| *i);
+    names.sort_by_key(|(i, _)| *i);
+    names.dedup_by_key(|(i, _)| *i);
+    meta.func_names = FuncNames::from_names(&names).map_err(|e| CompileError::Object {
+        step: "encode the function names".into(),
+        source: Box::new(e),
+    })?;
     Ok(ParsedModule { meta, funcs })
 }
 
 /// Records what one (already validated) section contributes to `meta`.
-fn read_section(meta: &mut ModuleMeta, payload: Payload<'_>) -> Result<(), CompileError> {
+/// Function names go to `names`, `(index, name)` in the order read.
+fn read_section(
+    meta: &mut ModuleMeta,
+    names: &mut Vec<(u32, String)>,
+    payload: Payload<'_>,
+) -> Result<(), CompileError> {
     let inv = |e: wasmparser::BinaryReaderError| CompileError::invalid(&e);
     match payload {
         Payload::TypeSection(reader) => {
@@ -445,12 +456,11 @@ fn read_section(meta: &mut ModuleMeta, payload: Payload<'_>) -> Result<(), Compi
         Payload::CustomSection(reader) => {
             // A malformed name section is not an error (custom sections
             // never make a module invalid): keep what parsed.
-            if let KnownCustom::Name(names) = reader.as_known() {
-                for name in names.into_iter().flatten() {
+            if let KnownCustom::Name(section) = reader.as_known() {
+                for name in section.into_iter().flatten() {
                     if let Name::Function(map) = name {
                         for naming in map.into_iter().flatten() {
-                            meta.func_names
-                                .push((naming.index, naming.name.to_string()));
+                            names.push((naming.index, naming.name.to_string()));
                         }
                     }
                 }

@@ -23,7 +23,14 @@
 //! - the resume clones (entered only while restoring a snapshot) come after
 //!   every other function, so the code a run executes is packed into the
 //!   first pages and the clones' pages are never read by a run that is not
-//!   a restore.
+//!   a restore;
+//! - the functions' ELF symbols (one per body, clone, stub and trampoline:
+//!   3.1 MiB of `.symtab` and `.strtab` in a policy object of 40 000
+//!   functions) are left out: the runtime finds code through
+//!   [`ENTRIES_SECTION`] and names it through [`NAMES_SECTION`] (its trap
+//!   messages and `MVVM_PERF_MAP`). `mvvm-aot --symbols` keeps them, for
+//!   `objdump`/`nm` and other ELF tools, as does an object that keeps its
+//!   call relocations (which name them).
 
 use crate::CompileError;
 use cranelift_codegen::binemit::Reloc;
@@ -33,9 +40,10 @@ use cranelift_module::{DataDescription, FuncId, Linkage, Module, ModuleReloc, Mo
 use cranelift_object::object;
 use cranelift_object::{ObjectBuilder, ObjectModule};
 use mvvm_abi::entries::EntryOffsets;
-use mvvm_abi::object::{CKPT_SECTION, ENTRIES_SECTION, META_SECTION, TRAPS_SECTION};
+use mvvm_abi::exception::CallSite;
+use mvvm_abi::object::{CKPT_SECTION, ENTRIES_SECTION, META_SECTION, NAMES_SECTION, TRAPS_SECTION};
 use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
-use mvvm_abi::{FuncInfo, FuncTables, ModuleMeta, TrapSite};
+use mvvm_abi::{FuncTables, ModuleMeta, TrapSite};
 use object::write::SymbolSection;
 
 /// The name of the metadata data symbol.
@@ -68,8 +76,8 @@ pub(crate) struct CompiledFunc {
     pub alignment: u64,
     /// Relocations, converted to object-module targets.
     pub relocs: Vec<ModuleReloc>,
-    /// Size and call sites, for the metadata.
-    pub info: FuncInfo,
+    /// Exception call sites (those with handlers), for the metadata.
+    pub call_sites: Vec<CallSite>,
     /// Trap sites sorted by code offset, for the trap sites section.
     pub traps: Vec<TrapSite>,
     /// Locals and stable points, for the checkpoint tables section.
@@ -114,6 +122,19 @@ pub(crate) struct Emitter {
     patches: Vec<Patch>,
     /// Whether the applied calls keep their relocations in the object.
     keep_call_relocations: bool,
+    /// Whether the functions' symbols stay in the object.
+    symbols: bool,
+}
+
+/// What the object holds besides what the runtime needs.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ObjectOptions {
+    /// Leave the relocations of the calls the emitter applies in the
+    /// object too (for ELF tools; the loader then applies them again, to
+    /// the same bytes). The symbols they name stay.
+    pub keep_call_relocations: bool,
+    /// Keep every function's ELF symbol.
+    pub symbols: bool,
 }
 
 /// The functions whose offsets go into [`ENTRIES_SECTION`], by role (see
@@ -151,11 +172,8 @@ fn layout_err(step: &str, message: String) -> CompileError {
 }
 
 impl Emitter {
-    /// A new, empty object for `isa`.
-    /// `keep_call_relocations`: leave the relocations of the calls this
-    /// emitter applies in the object too (for ELF tools; the loader then
-    /// applies them again, to the same bytes).
-    pub fn new(isa: OwnedTargetIsa, keep_call_relocations: bool) -> Result<Self, CompileError> {
+    /// A new, empty object for `isa`, holding what `options` ask for.
+    pub fn new(isa: OwnedTargetIsa, options: ObjectOptions) -> Result<Self, CompileError> {
         let text_align = text_file_align(isa.triple().architecture);
         let builder = ObjectBuilder::new(isa, "mvvm", cranelift_module::default_libcall_names())
             .map_err(object_err("start the object"))?;
@@ -166,7 +184,8 @@ impl Emitter {
             cold: Vec::new(),
             deferred: Vec::new(),
             patches: Vec::new(),
-            keep_call_relocations,
+            keep_call_relocations: options.keep_call_relocations,
+            symbols: options.symbols,
         })
     }
 
@@ -346,6 +365,16 @@ impl Emitter {
             .object
             .section_id(object::write::StandardSection::Text);
         let offsets = entry_offsets(&product, text, entries)?;
+        // Not allocated (`Other`), like the entries below: read from the
+        // file, never placed in the code mapping.
+        let sec = product.object.add_section(
+            Vec::new(),
+            NAMES_SECTION.as_bytes().to_vec(),
+            object::SectionKind::Other,
+        );
+        product
+            .object
+            .append_section_data(sec, meta.func_names.encoded(), 8);
         let encoded = offsets
             .encode()
             .map_err(object_err("encode the entry points"))?;
@@ -357,10 +386,14 @@ impl Emitter {
             object::SectionKind::Other,
         );
         product.object.append_section_data(sec, &encoded, 8);
-        product
+        let bytes = product
             .object
             .write()
-            .map_err(object_err("write the ELF object"))
+            .map_err(object_err("write the ELF object"))?;
+        if self.symbols || self.keep_call_relocations {
+            return Ok(bytes);
+        }
+        without_function_symbols(&bytes)
     }
 }
 
@@ -406,12 +439,12 @@ fn entry_offsets(
         bodies: ids
             .bodies
             .iter()
-            .map(|&f| at(f).map(|p| p.0))
+            .map(|&f| at(f))
             .collect::<Result<_, _>>()?,
         clones: ids
             .clones
             .iter()
-            .map(|c| c.map(|f| at(f).map(|p| p.0)).transpose())
+            .map(|c| c.map(at).transpose())
             .collect::<Result<_, _>>()?,
         stubs: ids.stubs.iter().map(|&f| at(f)).collect::<Result<_, _>>()?,
         trampolines: ids
@@ -475,4 +508,30 @@ fn apply_patches(
         }
     }
     Ok(())
+}
+
+/// `bytes` (the object) rewritten without its functions' symbols, except
+/// any a relocation names. cranelift-object gives every declared function
+/// a symbol and cannot leave one out, so the object is read back and
+/// written again: a copy of its bytes, a small part of a compilation.
+fn without_function_symbols(bytes: &[u8]) -> Result<Vec<u8>, CompileError> {
+    use object::build::Id;
+    use object::build::elf::{Builder, SectionData};
+    let step = "leave the functions' symbols out";
+    let mut b = Builder::read(bytes).map_err(object_err(step))?;
+    let mut named = std::collections::HashSet::new();
+    for sec in b.sections.iter() {
+        if let SectionData::Relocation(relocs) = &sec.data {
+            named.extend(relocs.iter().filter_map(|r| r.symbol).map(|s| s.index()));
+        }
+    }
+    for sym in b.symbols.iter_mut() {
+        let used = named.contains(&sym.id().index());
+        if sym.st_type() == object::elf::STT_FUNC && !used {
+            sym.delete = true;
+        }
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    b.write(&mut out).map_err(object_err(step))?;
+    Ok(out)
 }

@@ -115,12 +115,18 @@ fn symbols_and_metadata_describe_the_module() {
     let meta = read_meta(&obj);
     assert_eq!(meta.num_imported_funcs, 1);
     assert_eq!(meta.funcs.len(), 8);
-    assert_eq!(meta.func_infos.len(), 7);
+    assert_eq!(meta.num_defined_funcs(), 7);
     assert_eq!(meta.start, Some(7));
     // Exports add, dispatch, multi, mem, loop, log; plus the start function.
     assert_eq!(meta.array_trampolines, vec![0, 1, 3, 4, 5, 6, 7]);
     assert_eq!(meta.func_name(1), Some("add"));
-    assert!(meta.func_infos.iter().all(|f| f.code_size > 0));
+    let sizes = meta_support::code_sizes(&obj, &meta);
+    assert_eq!(sizes.len(), 7);
+    assert!(
+        sizes
+            .iter()
+            .all(|&(body, clone)| body > 0 && clone.is_none())
+    );
     // The start function's `unreachable` is a trap site with its offset.
     assert!(
         meta.trap_sites
@@ -136,12 +142,37 @@ fn symbols_and_metadata_describe_the_module() {
             .any(|t| t.code == mvvm_abi::TrapCode::MemoryOutOfBounds)
     );
 
-    let file = object::File::parse(&*obj).unwrap();
-    let names: Vec<String> = file
-        .symbols()
-        .filter(|s| s.is_definition())
-        .filter_map(|s| s.name().ok().map(str::to_string))
-        .collect();
+    // The functions' symbols only on request (`--symbols`): the same
+    // object otherwise, same code.
+    let defined = |obj: &[u8]| -> Vec<String> {
+        object::File::parse(obj)
+            .unwrap()
+            .symbols()
+            .filter(|s| s.is_definition())
+            .filter_map(|s| s.name().ok().map(str::to_string))
+            .collect()
+    };
+    let plain = defined(&obj);
+    assert!(
+        !plain
+            .iter()
+            .any(|n| n.starts_with("mvvm_func_") || n.starts_with("mvvm_array_")),
+        "{plain:?}"
+    );
+    let obj_sym = mvvm_aot::compile_with_symbols(SAMPLE.as_bytes(), &host_opts(1)).unwrap();
+    assert!(obj_sym.len() > obj.len());
+    let text = |obj: &[u8]| {
+        let file = object::File::parse(obj).unwrap();
+        file.section_by_name(".text")
+            .unwrap()
+            .data()
+            .unwrap()
+            .to_vec()
+    };
+    assert_eq!(text(&obj), text(&obj_sym));
+    assert_eq!(read_meta(&obj), read_meta(&obj_sym));
+    let file = object::File::parse(&*obj_sym).unwrap();
+    let names = defined(&obj_sym);
     for i in 1..8 {
         assert!(names.contains(&func_symbol(i)), "{}", func_symbol(i));
     }
@@ -173,6 +204,10 @@ fn metadata_round_trips() {
     // Nor are the trap sites.
     assert!(back.trap_sites.is_empty());
     back.trap_sites = meta.trap_sites.clone();
+    // Nor are the names (read in place from their own section).
+    assert!(back.func_names.is_empty());
+    assert!(!meta.func_names.is_empty());
+    back.func_names = meta.func_names.clone();
     assert_eq!(back, meta);
     assert!(!meta.checkpoint_tables.encoded().is_empty());
     assert!(!meta.trap_sites.body(6).is_empty());

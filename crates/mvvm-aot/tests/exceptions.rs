@@ -107,10 +107,15 @@ fn both_forms_compile_for_both_isas_under_every_policy() {
                 compile(wat.as_bytes(), &opts).unwrap_or_else(|e| panic!("{name} {opts:?}: {e}"));
             let meta = read_meta(&aot);
             assert_eq!(meta.tags.len(), tags, "{name}");
-            for info in &meta.func_infos {
-                for site in &info.call_sites {
-                    assert!(site.handlers.iter().all(|h| h.code_offset < info.code_size));
-                    assert!(site.return_offset <= info.code_size);
+            let sizes = meta_support::code_sizes(&aot, &meta);
+            assert!(!meta.call_sites.is_empty(), "{name}");
+            for c in &meta.call_sites {
+                let (body, clone) = sizes[c.func as usize];
+                for (sites, size) in [(&c.body, body), (&c.clone, clone.unwrap_or(0))] {
+                    for site in sites {
+                        assert!(site.handlers.iter().all(|h| h.code_offset < size));
+                        assert!(site.return_offset <= size);
+                    }
                 }
             }
         }
@@ -122,9 +127,9 @@ fn try_table_call_sites_list_the_clauses_in_order() {
     let aot = compile(TRY_TABLE.as_bytes(), &CompileOptions::default()).expect("compiles");
     let meta = read_meta(&aot);
     // Function 1 ("run"): the call of $thrower in the body.
-    let run = &meta.func_infos[1];
-    assert_eq!(run.call_sites.len(), 1, "{:?}", run.call_sites);
-    let handlers = &run.call_sites[0].handlers;
+    let run = meta.func_call_sites(1).expect("run has call sites");
+    assert_eq!(run.body.len(), 1, "{:?}", run.body);
+    let handlers = &run.body[0].handlers;
     let kinds: Vec<(Option<u32>, Delivery)> =
         handlers.iter().map(|h| (h.tag, h.delivery)).collect();
     assert_eq!(
@@ -132,20 +137,20 @@ fn try_table_call_sites_list_the_clauses_in_order() {
         vec![(Some(0), Delivery::Values), (None, Delivery::Ref)]
     );
     // The thrower's own throw has no handler around it.
-    assert!(meta.func_infos[0].call_sites.is_empty());
+    assert!(meta.func_call_sites(0).is_none());
 }
 
 #[test]
 fn legacy_delegate_uses_the_outer_handlers() {
     let aot = compile(LEGACY.as_bytes(), &CompileOptions::default()).expect("compiles");
     let meta = read_meta(&aot);
-    let run = &meta.func_infos[1];
+    let run = meta.func_call_sites(1).expect("run has call sites");
     // The first call (inside `try ... delegate 0`) is handled by the outer
     // try's `catch $e`; the second (in the catch body's inner try) by the
     // inner `catch_all` only: the outer try's handlers do not cover its own
     // catch bodies. The `rethrow` in the catch_all body has no handler.
     let sites: Vec<Vec<(Option<u32>, Delivery)>> = run
-        .call_sites
+        .body
         .iter()
         .map(|s| s.handlers.iter().map(|h| (h.tag, h.delivery)).collect())
         .collect();
@@ -166,5 +171,5 @@ fn legacy_delegate_uses_the_outer_handlers() {
         .count();
     assert_eq!(hidden, 2);
     // `delegate` to the caller: no handler at all.
-    assert!(meta.func_infos[2].call_sites.is_empty());
+    assert!(meta.func_call_sites(2).is_none());
 }

@@ -257,8 +257,8 @@ fn function_entry_trigger() -> Result<()> {
         .meta()
         .func_names
         .iter()
-        .find(|(_, n)| n == "fib")
-        .map(|(i, _)| *i)
+        .find(|(_, n)| *n == "fib")
+        .map(|(i, _)| i)
         .expect("fib in the name section");
     let s = Scratch::new("fentry-index");
     let (by_name, by_index) = (s.join("name.bin"), s.join("index.bin"));

@@ -296,12 +296,8 @@ pub(crate) fn func_at(pc: usize) -> Option<(Option<u32>, Option<String>)> {
         return None;
     }
     let info = &reg[i - 1].info;
-    let k = info.funcs.partition_point(|f| f.start <= pc);
-    if k == 0 || pc >= info.funcs[k - 1].end {
-        return None;
-    }
-    let f = &info.funcs[k - 1];
-    Some((Some(f.index), info.name(f)))
+    let f = info.range_at(pc)?;
+    Some((Some(f.index), info.name(&f)))
 }
 
 /// Runs `f` on what the registry knows of the return address `pc` (see

@@ -418,8 +418,11 @@ fn build_funcs(
                 }
             };
         } else {
+            let code = module.inner.code.body_addr(i - nimp).map_err(|why| {
+                InstantiationError::Resource(format!("corrupt .aot metadata: {why}"))
+            })?;
             *slot = VMFuncRef {
-                code: module.inner.funcs[i - nimp] as *const u8,
+                code: code as *const u8,
                 vmctx,
                 type_id,
             };

@@ -24,9 +24,10 @@
 //! symbol table.
 
 use crate::code::{CodeMemory, align_up, page_size};
-use crate::trap::{CodeInfo, FuncRange, RangeKind};
-use mvvm_abi::entries::EntryTable;
+use crate::trap::CodeInfo;
+use mvvm_abi::entries::{EntrySection, EntryTable};
 use mvvm_abi::meta::{ModuleMeta, TargetArch};
+use mvvm_abi::names::FuncNames;
 use mvvm_abi::object as names;
 use mvvm_abi::tables::{CheckpointTables, SharedBytes, TablesError};
 use mvvm_abi::trap_sites::TrapSiteTable;
@@ -165,25 +166,50 @@ pub(crate) struct LoadedCode {
     /// from it.
     pub meta: Arc<ModuleMeta>,
     pub memory: CodeMemory,
-    /// Address of `mvvm_func_{i}` per defined function (index minus
-    /// `num_imported_funcs`).
-    pub funcs: Vec<usize>,
     /// Address of `mvvm_import_{j}` per imported function.
     pub import_stubs: Vec<usize>,
     /// Address of `mvvm_array_{i}` per function that has one.
     pub trampolines: HashMap<u32, usize>,
-    /// Trap lookup data for the signal handler.
+    /// Trap lookup data for the signal handler, and where each body is
+    /// (read in place, [`CodeInfo::body_addr`]).
     pub info: CodeInfo,
 }
 
-/// Reads and checks the metadata section, and attaches (a copy of) the
-/// checkpoint tables section, decoded on use.
+/// Reads and checks the metadata section, and attaches (copies of) the
+/// checkpoint tables, trap sites and names sections, read on use.
 pub fn read_meta(bytes: &[u8]) -> Result<ModuleMeta, LoadError> {
     let file = object::File::parse(bytes).map_err(elf("the ELF header or tables"))?;
     let mut meta = meta_of(&file)?;
+    check_counts(&meta)?;
     attach_tables(&file, &mut meta, None)?;
     attach_trap_sites(&file, &mut meta, None)?;
+    attach_names(&file, &mut meta, None)?;
     Ok(meta)
+}
+
+/// Checks what the function counts and the exception call sites promise
+/// every later step: as many defined functions as `funcs` has beyond the
+/// imports, and call sites listed once per defined function, in order.
+/// Linear in the functions that have call sites only.
+fn check_counts(meta: &ModuleMeta) -> Result<(), LoadError> {
+    if meta.num_imported_funcs as usize > meta.funcs.len() {
+        return Err(LoadError::BadMeta(
+            "more imported functions than functions".into(),
+        ));
+    }
+    let ndef = meta.num_defined_funcs();
+    let in_order = meta.call_sites.windows(2).all(|w| w[0].func < w[1].func);
+    if !in_order
+        || meta
+            .call_sites
+            .last()
+            .is_some_and(|c| c.func as usize >= ndef)
+    {
+        return Err(LoadError::BadMeta(
+            "exception call sites not listed once per defined function, in order".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Attaches the checkpoint tables section to `meta`, without decoding it:
@@ -199,7 +225,7 @@ fn attach_tables(
     meta: &mut ModuleMeta,
     owner: Option<&SharedBytes>,
 ) -> Result<(), LoadError> {
-    let count = meta.func_infos.len();
+    let count = meta.num_defined_funcs();
     let frame_slots = meta.frame_slots as usize;
     let Some(sec) = file.section_by_name(names::CKPT_SECTION) else {
         if frame_slots > 1 {
@@ -267,8 +293,26 @@ fn attach_trap_sites(
         ))
     })?;
     let (bytes, range) = section_in_place(&sec, owner, names::TRAPS_SECTION)?;
-    meta.trap_sites = TrapSiteTable::from_section(bytes, range, meta.func_infos.len())
+    meta.trap_sites = TrapSiteTable::from_section(bytes, range, meta.num_defined_funcs())
         .map_err(|e| LoadError::BadMeta(e.to_string()))?;
+    Ok(())
+}
+
+/// Attaches the function names section to `meta`, read in place (from
+/// `owner` when given, else copied). A module without names has no
+/// section; one whose header is damaged is refused (a damaged name,
+/// found only when read, reads as no name: see `mvvm_abi::names`).
+fn attach_names(
+    file: &object::File<'_>,
+    meta: &mut ModuleMeta,
+    owner: Option<&SharedBytes>,
+) -> Result<(), LoadError> {
+    let Some(sec) = file.section_by_name(names::NAMES_SECTION) else {
+        return Ok(());
+    };
+    let (bytes, range) = section_in_place(&sec, owner, names::NAMES_SECTION)?;
+    meta.func_names =
+        FuncNames::from_section(bytes, range).map_err(|e| LoadError::BadMeta(e.to_string()))?;
     Ok(())
 }
 
@@ -521,9 +565,10 @@ fn load_from(
     let mut phases = Phases::new();
     let obj = object::File::parse(bytes).map_err(elf("the ELF header or tables"))?;
     let mut meta = checked_meta(&obj)?;
-    // (The function counts are checked by `find_entries`.)
+    check_counts(&meta)?;
     attach_tables(&obj, &mut meta, owner)?;
     attach_trap_sites(&obj, &mut meta, owner)?;
+    attach_names(&obj, &mut meta, owner)?;
     let layout = lay_out(&obj, meta.target)?;
     let t_parse = phases.lap();
     // Slack so that an 8-byte relocation at the very end stays in bounds.
@@ -544,7 +589,8 @@ fn load_from(
         .and_then(|si| layout.placed(si))
         .map(|p| mem.base() + p.offset..mem.base() + p.offset + p.size)
         .ok_or_else(|| bad("the object has no .text section"))?;
-    let entries = find_entries(&meta, &entry_table(&obj, &meta)?, &text_section)?;
+    let entry_section = entry_section(&obj, &meta, owner)?;
+    let entries = find_entries(&meta, &entry_section.table(), &text_section)?;
     mem.publish()?;
     let t_entries = phases.lap();
     tracing::debug!(
@@ -563,7 +609,9 @@ fn load_from(
     let info = CodeInfo {
         text_start: text.start,
         text_end: text.end,
-        funcs: entries.ranges,
+        code_start: text_section.start,
+        code_len: text_section.end - text_section.start,
+        entries: entry_section,
         meta: meta.clone(),
     };
     if crate::perf_map::wanted() {
@@ -572,7 +620,6 @@ fn load_from(
     Ok(LoadedCode {
         meta,
         memory: mem,
-        funcs: entries.funcs,
         import_stubs: entries.import_stubs,
         trampolines: entries.trampolines,
         info,
@@ -905,29 +952,23 @@ fn reloc_width(arch: TargetArch, r_type: u32) -> usize {
     }
 }
 
-/// Where the runtime enters the code, and what the trap handler needs.
+/// Where the runtime enters the code, besides the bodies (whose addresses
+/// are read from the entries when taken, [`CodeInfo::body_addr`]).
 struct Entries {
-    /// Address of `mvvm_func_{i}` per defined function.
-    funcs: Vec<usize>,
     /// Address of `mvvm_import_{j}` per imported function.
     import_stubs: Vec<usize>,
     /// Address of `mvvm_array_{i}` per function that has one.
     trampolines: HashMap<u32, usize>,
-    /// Code range of every body and stub, sorted by start.
-    ranges: Vec<FuncRange>,
 }
 
-/// The entries section of `file`, checked against the module's counts.
-fn entry_table<'data>(
-    file: &object::File<'data>,
+/// The entries section of `file`, checked against the module's counts
+/// (constant time), read in place: from `owner` (the mapped file) when
+/// given, else copied.
+fn entry_section(
+    file: &object::File<'_>,
     meta: &ModuleMeta,
-) -> Result<EntryTable<'data>, LoadError> {
-    let nimp = meta.num_imported_funcs as usize;
-    if nimp > meta.funcs.len() || meta.func_infos.len() != meta.funcs.len() - nimp {
-        return Err(LoadError::BadMeta(
-            "function counts disagree (funcs, imports, func_infos)".into(),
-        ));
-    }
+    owner: Option<&SharedBytes>,
+) -> Result<EntrySection, LoadError> {
     let sec = file
         .section_by_name(names::ENTRIES_SECTION)
         .ok_or_else(|| {
@@ -936,23 +977,23 @@ fn entry_table<'data>(
                 names::ENTRIES_SECTION
             ))
         })?;
-    let data = sec.data().map_err(elf(format!(
-        "the data of section `{}`",
-        names::ENTRIES_SECTION
-    )))?;
-    EntryTable::parse(
-        data,
-        meta.func_infos.len(),
-        nimp,
+    let (bytes, range) = section_in_place(&sec, owner, names::ENTRIES_SECTION)?;
+    EntrySection::from_section(
+        bytes,
+        range,
+        meta.num_defined_funcs(),
+        meta.num_imported_funcs as usize,
         meta.array_trampolines.len(),
     )
     .map_err(|e| LoadError::BadMeta(e.to_string()))
 }
 
-/// Finds each function's body (and resume clone), import stub and array
-/// trampoline at its offset in `entries` from `text` (the `.text`
-/// section's place in memory), checks that each lies in that section,
-/// and builds the code ranges the trap handler looks PCs up in.
+/// Finds each import stub and array trampoline at its offset in
+/// `entries` from `text` (the `.text` section's place in memory), checks
+/// that each lies in that section, and checks the exception call sites
+/// against the code they are in. Nothing here is per defined function:
+/// a body's entry is checked when its address is taken, and the trap
+/// handler searches the entries in place.
 fn find_entries(
     meta: &ModuleMeta,
     entries: &EntryTable<'_>,
@@ -965,109 +1006,47 @@ fn find_entries(
         let end = (offset as usize).checked_add(size as usize)?;
         (end <= text_len).then_some(text.start + offset as usize)
     };
-    // `mvvm-aot` writes the bodies, then the import stubs (with the other
-    // glue), then the resume clones, each in ascending order: collected in
-    // that order the ranges come out sorted, and the final sort is only a
-    // check (a sort, with its scratch buffer, for an object laid out
-    // otherwise). The clones are a second pass over the functions, so
-    // that no range is copied.
-    let nclones = meta
-        .func_infos
-        .iter()
-        .filter(|f| f.resume.is_some())
-        .count();
-    let mut ranges = Vec::with_capacity(meta.func_infos.len() + nimp + nclones);
-    let mut funcs = Vec::with_capacity(meta.funcs.len() - nimp);
-    // A compiled body of defined function `index` (its own, or its resume
-    // clone: the same wasm function, so a trap in either is reported
-    // alike). Its call sites stay in the metadata (checked here), its trap
-    // sites in the trap sites section (checked when attached).
-    let body_range = |offset: u32,
-                      what: &str,
-                      index: u32,
-                      size: u32,
-                      kind: RangeKind,
-                      call_sites: &[mvvm_abi::exception::CallSite]|
-     -> Result<FuncRange, LoadError> {
-        let start = place(offset, size).ok_or_else(|| {
-            bad(format!(
-                "the {what} of function {index} ({size} bytes at {offset:#x}) is outside the text"
-            ))
-        })?;
-        check_call_sites(call_sites, size, || {
-            format!("the {what} of function {index}")
-        })?;
-        Ok(FuncRange {
-            start,
-            end: start + size as usize,
-            index,
-            kind,
-        })
-    };
-    for (k, fi) in meta.func_infos.iter().enumerate() {
-        let index = (nimp + k) as u32;
-        let range = body_range(
-            entries.body(k),
-            "body",
-            index,
-            fi.code_size,
-            RangeKind::Body,
-            &fi.call_sites,
-        )?;
-        funcs.push(range.start);
-        ranges.push(range);
-    }
     let mut import_stubs = Vec::with_capacity(nimp);
     for j in 0..nimp {
-        let (offset, size) = entries.stub(j);
-        let start = place(offset, size.max(1))
+        let start = entries
+            .stub(j)
+            .and_then(|e| place(e.offset, e.size.max(1)))
             .ok_or_else(|| bad(format!("import stub {j} outside the text")))?;
         import_stubs.push(start);
-        ranges.push(FuncRange {
-            start,
-            end: start + size.max(1) as usize,
-            index: j as u32,
-            kind: RangeKind::Stub,
-        });
-    }
-    for (k, fi) in meta.func_infos.iter().enumerate() {
-        let index = (nimp + k) as u32;
-        match (&fi.resume, entries.clone_of(k)) {
-            (Some(resume), Some(offset)) => ranges.push(body_range(
-                offset,
-                "resume clone",
-                index,
-                resume.code_size,
-                RangeKind::Clone,
-                &resume.call_sites,
-            )?),
-            (None, None) => {}
-            (Some(_), None) => {
-                return Err(bad(format!(
-                    "no entry for the resume clone of function {index}"
-                )));
-            }
-            (None, Some(_)) => {
-                return Err(bad(format!(
-                    "an entry for the resume clone of function {index}, which has none"
-                )));
-            }
-        }
     }
     let mut trampolines = HashMap::with_capacity(meta.array_trampolines.len());
     for (t, &i) in meta.array_trampolines.iter().enumerate() {
-        let addr = place(entries.trampoline(t), 1)
+        let addr = entries
+            .trampoline(t)
+            .and_then(|o| place(o, 1))
             .ok_or_else(|| bad(format!("array trampoline {i} outside the text")))?;
         trampolines.insert(i, addr);
     }
-    if !ranges.is_sorted_by_key(|r| r.start) {
-        ranges.sort_by_key(|r| r.start);
+    // The exception walk jumps to handlers: only for the functions that
+    // have some, each checked against its code's entry.
+    for c in &meta.call_sites {
+        let k = c.func as usize;
+        let index = nimp + k;
+        for (what, entry, sites) in [
+            ("body", entries.body(k), &c.body),
+            ("resume clone", entries.clone_of(k), &c.clone),
+        ] {
+            if sites.is_empty() {
+                continue;
+            }
+            let e = entry
+                .filter(|e| place(e.offset, e.size).is_some())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "exception call sites for the {what} of function {index}, which has no code in the text"
+                    ))
+                })?;
+            check_call_sites(sites, e.size, || format!("the {what} of function {index}"))?;
+        }
     }
     Ok(Entries {
-        funcs,
         import_stubs,
         trampolines,
-        ranges,
     })
 }
 
@@ -1100,10 +1079,9 @@ fn check_call_sites(
 /// `perf report` shows wasm functions.
 fn append_perf_map(info: &CodeInfo) {
     let named: Vec<(usize, usize, String)> = info
-        .funcs
-        .iter()
+        .all_ranges()
         .map(|r| {
-            let name = match info.name(r) {
+            let name = match info.name(&r) {
                 Some(n) => format!("wasm[{}] {n}", r.index),
                 None => format!("wasm[{}]", r.index),
             };

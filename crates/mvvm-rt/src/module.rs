@@ -2,6 +2,7 @@
 
 use crate::code::{CodeMemory, RegistrationGuard};
 use crate::loader::{self, LoadError};
+use crate::trap::CodeInfo;
 use mvvm_abi::meta::ModuleMeta;
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,7 +19,9 @@ pub struct Module {
 pub(crate) struct ModuleInner {
     /// Shared with the trap handler's `CodeInfo`.
     pub meta: Arc<ModuleMeta>,
-    pub funcs: Vec<usize>,
+    /// Where the code is (shared with the registry): each body's address
+    /// is read from it when taken ([`CodeInfo::body_addr`]).
+    pub code: Arc<CodeInfo>,
     pub import_stubs: Vec<usize>,
     pub trampolines: HashMap<u32, usize>,
     /// Canonical signature id per type index.
@@ -63,11 +66,12 @@ impl Module {
         // Recorded by the compiler (and bounded by the loader), so that
         // the checkpoint tables need not be decoded to instantiate.
         let frame_slots = loaded.meta.frame_slots as usize;
-        let registration = crate::code::register(Arc::new(loaded.info));
+        let code = Arc::new(loaded.info);
+        let registration = crate::code::register(code.clone());
         Ok(Module {
             inner: Arc::new(ModuleInner {
                 meta: loaded.meta,
-                funcs: loaded.funcs,
+                code,
                 import_stubs: loaded.import_stubs,
                 trampolines: loaded.trampolines,
                 type_ids,
@@ -81,6 +85,16 @@ impl Module {
     /// The module's metadata (types, imports, exports, ...).
     pub fn meta(&self) -> &ModuleMeta {
         &self.inner.meta
+    }
+
+    /// The size in bytes of defined function `func`'s body (module-wide
+    /// index: imports first) and of its resume clone, if it has one, as
+    /// the entries section gives them; `None` for an import or an unknown
+    /// index. For tests and tools (the sizes are not checked here).
+    pub fn code_sizes(&self, func: u32) -> Option<(u32, Option<u32>)> {
+        let k = func.checked_sub(self.inner.meta.num_imported_funcs)? as usize;
+        let t = self.inner.code.entries.table();
+        Some((t.body(k)?.size, t.clone_of(k).map(|c| c.size)))
     }
 
     /// A module described by `meta` with no code behind it, for unit tests
@@ -97,21 +111,42 @@ impl Module {
         let nimp = meta.num_imported_funcs as usize;
         let code = CodeMemory::new(1, 0).expect("a one-page anonymous mapping");
         let meta = Arc::new(meta);
-        let info = crate::trap::CodeInfo {
+        // Every body at the start of an empty text.
+        let ndef = meta.num_defined_funcs();
+        let entries = mvvm_abi::entries::EntryOffsets {
+            bodies: vec![(0, 0); ndef],
+            clones: vec![None; ndef],
+            stubs: vec![(0, 0); nimp],
+            trampolines: vec![0; meta.array_trampolines.len()],
+        }
+        .encode()
+        .expect("entries of a test module");
+        let len = entries.len();
+        let entries = mvvm_abi::entries::EntrySection::from_section(
+            Arc::new(entries),
+            0..len,
+            ndef,
+            nimp,
+            meta.array_trampolines.len(),
+        )
+        .expect("entries of a test module");
+        let info = Arc::new(CodeInfo {
             text_start: code.base(),
             text_end: code.base(),
-            funcs: Vec::new(),
+            code_start: code.base(),
+            code_len: 0,
+            entries,
             meta: meta.clone(),
-        };
+        });
         Module {
             inner: Arc::new(ModuleInner {
-                funcs: vec![0; meta.funcs.len().saturating_sub(nimp)],
+                code: info.clone(),
                 import_stubs: vec![0; nimp],
                 trampolines: HashMap::new(),
                 type_ids,
                 frame_slots: 0,
                 meta,
-                _registration: crate::code::register(Arc::new(info)),
+                _registration: crate::code::register(info),
                 _code: code,
             }),
         }

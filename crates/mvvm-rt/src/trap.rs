@@ -2,6 +2,7 @@
 //! address back to a trap code, a function and a wasm bytecode offset.
 
 use mvvm_abi::TrapCode;
+use mvvm_abi::entries::{Entry, EntryKind, EntrySection};
 use mvvm_abi::exception::CallSite;
 use mvvm_abi::meta::ModuleMeta;
 use mvvm_abi::trap_sites::Sites;
@@ -55,11 +56,10 @@ impl fmt::Display for Trap {
 
 impl std::error::Error for Trap {}
 
-/// One function's (or import stub's) code range. Its trap sites, call
-/// sites and name are not copied here: they are read from the module's
-/// metadata ([`CodeInfo::meta`]) when a lookup needs them, so that a
-/// range costs a few words at load whatever the function's size (24
-/// bytes: a module has one per body and one per resume clone).
+/// One function's (or import stub's) code range, as a lookup found it in
+/// the entries section. Its trap sites, call sites and name are read from
+/// the module's metadata ([`CodeInfo::meta`]) when needed: nothing is
+/// built per function at load.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FuncRange {
     /// Absolute start address.
@@ -72,17 +72,14 @@ pub(crate) struct FuncRange {
     pub kind: RangeKind,
 }
 
-// One per body and per resume clone, built at every load: kept small.
-const _: () = assert!(std::mem::size_of::<FuncRange>() <= 24);
-
 /// The code a [`FuncRange`] holds. For a body or clone, its tables are
-/// those of defined function `k = index - num_imported_funcs`
-/// (`ModuleMeta::func_infos[k]`), see [`CodeInfo::defined`].
+/// those of defined function `k = index - num_imported_funcs`, see
+/// [`CodeInfo::defined`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RangeKind {
     /// The body of the function.
     Body,
-    /// The function's resume clone (`func_infos[k].resume`).
+    /// The function's resume clone.
     Clone,
     /// An import stub: no trap sites, no call sites, and a throw does not
     /// walk through it.
@@ -104,11 +101,16 @@ pub(crate) struct CodeInfo {
     pub text_start: usize,
     /// End of the executable range.
     pub text_end: usize,
-    /// Functions sorted by start.
-    pub funcs: Vec<FuncRange>,
+    /// Where the `.text` section (which the entries count from) starts,
+    /// and its length.
+    pub code_start: usize,
+    pub code_len: usize,
+    /// Where each body, clone and stub is, read in place (see
+    /// `mvvm_abi::entries`): searched by the signal handler.
+    pub entries: EntrySection,
     /// The module's metadata, shared with the module: the trap sites,
-    /// call sites and names of the ranges (checked by the loader).
-    /// Nothing the signal handler reads here is ever written after load.
+    /// call sites and names of the ranges. Nothing the signal handler
+    /// reads here is ever written after load.
     pub meta: Arc<ModuleMeta>,
 }
 
@@ -143,6 +145,69 @@ impl CodeInfo {
         f.index.wrapping_sub(self.meta.num_imported_funcs) as usize
     }
 
+    /// `e` as an absolute range, if it lies inside `.text`.
+    fn range_of(&self, e: Entry) -> Option<FuncRange> {
+        if e.end() > self.code_len as u64 {
+            return None;
+        }
+        let start = self.code_start + e.offset as usize;
+        let nimp = self.meta.num_imported_funcs;
+        let (index, kind) = match e.kind {
+            EntryKind::Body => (nimp.checked_add(e.number as u32)?, RangeKind::Body),
+            EntryKind::Clone => (nimp.checked_add(e.number as u32)?, RangeKind::Clone),
+            EntryKind::Stub => (e.number as u32, RangeKind::Stub),
+        };
+        Some(FuncRange {
+            start,
+            end: start + e.size as usize,
+            index,
+            kind,
+        })
+    }
+
+    /// The body, clone or stub holding `pc`: a binary search of the
+    /// entries, in place (no allocation, so the signal handler may call
+    /// this). An entry outside `.text` (a damaged section) is not found.
+    pub fn range_at(&self, pc: usize) -> Option<FuncRange> {
+        let off = pc.checked_sub(self.code_start)?;
+        if off >= self.code_len {
+            return None;
+        }
+        let f = self.range_of(self.entries.table().find(off as u64)?)?;
+        (f.start <= pc && pc < f.end).then_some(f)
+    }
+
+    /// The address of defined function `k`'s body, once its entry is
+    /// checked to lie inside `.text`; or why not.
+    pub fn body_addr(&self, k: usize) -> Result<usize, String> {
+        let e = self
+            .entries
+            .table()
+            .body(k)
+            .ok_or_else(|| format!("no entry for defined function {k}"))?;
+        self.range_of(e).map(|r| r.start).ok_or_else(|| {
+            format!(
+                "the body of function {} ({} bytes at {:#x}) is outside the text",
+                self.meta.num_imported_funcs as usize + k,
+                e.size,
+                e.offset
+            )
+        })
+    }
+
+    /// Every body, stub and clone inside `.text`, in the entries' order:
+    /// for the perf map (reads the whole section).
+    pub fn all_ranges(&self) -> impl Iterator<Item = FuncRange> + '_ {
+        let t = self.entries.table();
+        let bodies = (0..t.funcs()).filter_map(move |k| t.body(k));
+        let stubs = (0..t.imports()).filter_map(move |j| t.stub(j));
+        let clones = (0..t.funcs()).filter_map(move |k| t.clone_of(k));
+        bodies
+            .chain(stubs)
+            .chain(clones)
+            .filter_map(|e| self.range_of(e))
+    }
+
     /// Trap sites of `f`, sorted by `code_offset`: a view of the records
     /// of the trap sites section, read in place (no allocation, so the
     /// signal handler may call this).
@@ -154,23 +219,18 @@ impl CodeInfo {
         }
     }
 
-    /// Call sites of `f` that have handlers, sorted by `return_offset`.
+    /// Call sites of `f` that have handlers, sorted by `return_offset`
+    /// (checked at load).
     pub fn call_sites(&self, f: &FuncRange) -> &[CallSite] {
-        match f.kind {
-            RangeKind::Body => self
-                .meta
-                .func_infos
-                .get(self.defined(f))
-                .map(|i| &i.call_sites[..]),
-            RangeKind::Clone => self
-                .meta
-                .func_infos
-                .get(self.defined(f))
-                .and_then(|i| i.resume.as_ref())
-                .map(|r| &r.call_sites[..]),
+        let sites = match f.kind {
             RangeKind::Stub => None,
+            _ => self.meta.func_call_sites(self.defined(f)),
+        };
+        match (sites, f.kind) {
+            (Some(c), RangeKind::Body) => &c.body,
+            (Some(c), RangeKind::Clone) => &c.clone,
+            _ => &[],
         }
-        .unwrap_or(&[])
     }
 
     /// Name of `f` for messages: from the name section, or for an import
@@ -197,15 +257,14 @@ impl CodeInfo {
     /// `pc - 1`.
     pub fn call_site(&self, pc: usize) -> SiteLookup<'_> {
         let at = pc.wrapping_sub(1);
-        let i = self.funcs.partition_point(|f| f.start <= at);
-        let Some(f) = i.checked_sub(1).map(|i| &self.funcs[i]) else {
+        let Some(f) = self.range_at(at) else {
             return SiteLookup::NotWasm;
         };
-        if at >= f.end || !f.body() {
+        if !f.body() {
             return SiteLookup::NotWasm;
         }
         let off = (pc - f.start) as u64;
-        let sites = self.call_sites(f);
+        let sites = self.call_sites(&f);
         let site = sites
             .binary_search_by_key(&off, |c| u64::from(c.return_offset))
             .ok()
@@ -223,17 +282,12 @@ impl CodeInfo {
             code: None,
             wasm_offset: None,
         };
-        let i = self.funcs.partition_point(|f| f.start <= pc);
-        if i == 0 {
+        let Some(f) = self.range_at(pc) else {
             return out;
-        }
-        let f = &self.funcs[i - 1];
-        if pc >= f.end {
-            return out;
-        }
+        };
         out.func = Some(f.index);
         let off = (pc - f.start) as u64;
-        if let Some(t) = self.traps(f).find(off) {
+        if let Some(t) = self.traps(&f).find(off) {
             out.code = Some(t.code);
             out.wasm_offset = Some(t.wasm_offset);
         }

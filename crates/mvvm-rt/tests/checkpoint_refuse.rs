@@ -303,7 +303,7 @@ fn function_entry_trigger_by_name_and_index() {
         .meta()
         .func_names
         .iter()
-        .find(|(_, n)| n == "fib")
+        .find(|(_, n)| *n == "fib")
         .unwrap()
         .0;
     for sel in [FuncSelector::Name("fib".into()), FuncSelector::Index(fib)] {

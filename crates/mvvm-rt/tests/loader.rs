@@ -255,13 +255,14 @@ fn damage_entries(bytes: Vec<u8>, damage: impl FnOnce(&mut [u8])) -> Vec<u8> {
 }
 
 /// The entry points are read from their section, not from the symbol
-/// table: a damaged section is refused at load with a message naming
-/// what is wrong (never a jump outside the text), whether the object is
-/// read or mapped from its file.
+/// table: damage the load reads (counts, length, the stubs and
+/// trampolines it takes the addresses of) is refused at load with a
+/// message naming what is wrong, whether the object is read or mapped
+/// from its file. The bodies' entries are read when used (see
+/// `a_damaged_body_entry_fails_when_used_not_at_load`).
 #[test]
 fn damaged_entries_are_refused() {
     let good = aot(host());
-    let word = |i: usize| 12 + 4 * i;
     let put = |s: &mut [u8], at: usize, v: u32| s[at..at + 4].copy_from_slice(&v.to_le_bytes());
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
@@ -273,19 +274,6 @@ fn damaged_entries_are_refused() {
             "wrong trampoline count",
             damage_entries(good.clone(), |s| put(s, 8, 1000)),
             "1000 array trampolines",
-        ),
-        (
-            "body outside the text",
-            damage_entries(good.clone(), |s| put(s, word(0), u32::MAX - 8)),
-            "body of function 0",
-        ),
-        (
-            "a clone the function does not have",
-            damage_entries(good.clone(), |s| {
-                let n = u32::from_le_bytes(s[..4].try_into().unwrap()) as usize;
-                put(s, word(n), 0)
-            }),
-            "resume clone of function 0",
         ),
         (
             "trampoline outside the text",
@@ -326,6 +314,112 @@ fn damaged_entries_are_refused() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A body's entry is read in place when its address is first taken (at
+/// instantiation, for the instance's function references), not at load,
+/// so that a load does nothing per function: a body placed outside the
+/// text fails there with a message naming it (never a jump outside the
+/// text), read or mapped. A clone's entry is only ever searched by the
+/// trap handler: one outside the text is never found, and a run that
+/// does not restore is not affected.
+#[test]
+fn a_damaged_body_entry_fails_when_used_not_at_load() {
+    let good = aot(host());
+    let put = |s: &mut [u8], at: usize, v: u32| s[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let dir = std::env::temp_dir().join(format!("mvvm-loader-lazy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("damaged.aot");
+    // Body 0's offset (the first pair after the 12-byte header).
+    let bytes = damage_entries(good.clone(), |s| put(s, 12, u32::MAX - 8));
+    std::fs::write(&path, &bytes).unwrap();
+    for (how, m) in [
+        ("read", Module::from_aot(&bytes)),
+        ("mapped", Module::from_aot_file(&path)),
+    ] {
+        let m = m.unwrap_or_else(|e| panic!("{how}: the load reads no body entry: {e}"));
+        let mut store = Store::new();
+        match Instance::new(&mut store, &m, &[]) {
+            Err(e) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains("corrupt .aot") && e.contains("body of function 0"),
+                    "{how}: {e}"
+                );
+            }
+            Ok(_) => panic!("{how}: instantiated with a body outside the text"),
+        }
+    }
+    // A body's size that runs past the text: the same.
+    let bytes = damage_entries(good.clone(), |s| put(s, 16, u32::MAX));
+    let m = Module::from_aot(&bytes).expect("the load reads no body entry");
+    let e = Instance::new(&mut Store::new(), &m, &[])
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("outside the text"), "{e}");
+    // A clone entry where the function has none, outside the text: the
+    // trap handler never finds it; the program runs as before.
+    let bytes = damage_entries(good, |s| {
+        let n = u32::from_le_bytes(s[..4].try_into().unwrap()) as usize;
+        put(s, 12 + 8 * n, u32::MAX - 8);
+        put(s, 12 + 8 * n + 4, 64);
+    });
+    let m = Module::from_aot(&bytes).expect("the load reads no clone entry");
+    assert_eq!(m.code_sizes(0).map(|s| s.1), Some(Some(64)));
+    let mut store = Store::new();
+    let i = Instance::new(&mut store, &m, &[]).unwrap();
+    assert_eq!(
+        i.invoke(&mut store, "twice", &[Val::I32(5)]).unwrap(),
+        vec![Val::I32(7)]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The function names are read in place when a message needs one: a
+/// names section whose header is damaged is refused at load; a damaged
+/// name reads as none (the trap names the function by its index), and
+/// the other names still read.
+#[test]
+fn damaged_names_are_refused_or_read_as_none() {
+    let wat = r#"(module
+      (func $first (export "first") unreachable)
+      (func $second (export "second") unreachable))"#;
+    let good = mvvm_aot::compile(wat.as_bytes(), &Default::default()).expect("compile");
+    let trap_of = |bytes: &[u8], name: &str| {
+        let m = Module::from_aot(bytes).expect("loads");
+        let mut store = Store::new();
+        let i = Instance::new(&mut store, &m, &[]).unwrap();
+        match i.invoke(&mut store, name, &[]) {
+            Err(RunError::Trap(t)) => t,
+            other => panic!("{name}: expected a trap, got {other:?}"),
+        }
+    };
+    let t = trap_of(&good, "second");
+    assert_eq!(
+        (t.func, t.func_name.as_deref()),
+        (Some(1), Some("second"))
+    );
+    let names = mvvm_abi::object::NAMES_SECTION;
+    let bytes = damage_section(good.clone(), names, |s| {
+        s[..4].copy_from_slice(&1_000_000u32.to_le_bytes())
+    });
+    match Module::from_aot(&bytes) {
+        Err(e @ LoadError::BadMeta(_)) => {
+            let m = e.to_string();
+            assert!(m.contains("names") && m.contains("1000000"), "{m}");
+        }
+        other => panic!("expected BadMeta, got {other:?}"),
+    }
+    // The first name's length (record 0: index, offset, length) past the
+    // end of the section.
+    let bytes = damage_section(good, names, |s| {
+        s[12..16].copy_from_slice(&u32::MAX.to_le_bytes())
+    });
+    let t = trap_of(&bytes, "first");
+    assert_eq!((t.func, t.func_name.as_deref()), (Some(0), None), "{t}");
+    let t = trap_of(&bytes, "second");
+    assert_eq!(t.func_name.as_deref(), Some("second"));
 }
 
 #[test]

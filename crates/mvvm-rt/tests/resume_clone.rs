@@ -1,5 +1,5 @@
 //! Resume clones: with a checkpoint policy, a function with a loop has a
-//! second body that only rewinds enter (see `mvvm_abi::meta::ResumeCode`).
+//! second body that only rewinds enter (see `mvvm_abi::object::resume_symbol`).
 //! A restored activation runs the rest of its work in that clone, so what
 //! the runtime knows about generated code (trap sites, which function a PC
 //! is in) must hold for the clone as for the function's own body.
@@ -42,11 +42,14 @@ fn functions_with_a_loop_have_a_resume_clone_under_a_policy() {
         Policy::LoopDirty,
     ] {
         let module = ckpt_common::compile(TRAPS, policy, 2);
-        let infos = &module.meta().func_infos;
         // Function 1 is `$twice` (no loop), function 2 `$work`.
-        assert!(infos[0].resume.is_none(), "{policy:?}: $twice has no loop");
-        let clone = infos[1].resume.as_ref().expect("$work has a loop");
-        assert!(clone.code_size > 0, "{policy:?}");
+        let twice = module.code_sizes(1).expect("a defined function");
+        assert!(
+            twice.0 > 0 && twice.1.is_none(),
+            "{policy:?}: $twice has no loop"
+        );
+        let work = module.code_sizes(2).expect("a defined function");
+        assert!(work.1.expect("$work has a loop") > 0, "{policy:?}");
         assert!(
             module
                 .meta()
@@ -58,7 +61,11 @@ fn functions_with_a_loop_have_a_resume_clone_under_a_policy() {
         );
     }
     let plain = ckpt_common::compile(TRAPS, Policy::None, 2);
-    assert!(plain.meta().func_infos.iter().all(|f| f.resume.is_none()));
+    for f in 1..=2 {
+        assert!(plain.code_sizes(f).expect("a defined function").1.is_none());
+    }
+    assert!(plain.code_sizes(0).is_none(), "an import has no code");
+    assert!(plain.code_sizes(3).is_none(), "no function 3");
 }
 
 /// A trap in the restored activation (which runs in the clone) is reported

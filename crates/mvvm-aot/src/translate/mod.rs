@@ -220,7 +220,7 @@ pub(crate) struct FuncInput<'a, 'm> {
 }
 
 /// The compiled bodies of a function: with a checkpoint policy, a function
-/// that has a loop gets two (see `mvvm_abi::meta::ResumeCode` for why).
+/// that has a loop gets two (see `mvvm_abi::object::resume_symbol` for why).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyRole {
     /// The function's only body (under `func_symbol`): it rewinds itself.

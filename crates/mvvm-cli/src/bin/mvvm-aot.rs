@@ -55,6 +55,15 @@ struct Aot {
     #[arg(long = "portable")]
     portable: bool,
 
+    /// Keep an ELF symbol for every compiled function (`mvvm_func_N`,
+    /// `mvvm_resume_N`, `mvvm_import_N`, `mvvm_array_N`), for `nm`,
+    /// `objdump -d` and other ELF tools. Off by default: the runtime does
+    /// not need them (it names functions from the module's name section,
+    /// also in `MVVM_PERF_MAP=1` perf maps), and they are 2-6 % of an
+    /// object's size.
+    #[arg(long = "symbols")]
+    symbols: bool,
+
     /// Checkpoint policy "function": probes at every function entry. Like
     /// every policy, it also gives every call site, loop header and
     /// function entry a resume point, so the program can be checkpointed
@@ -149,8 +158,12 @@ impl Aot {
             };
         }
         let started = std::time::Instant::now();
-        let object = mvvm_aot::compile(&input, &opts)
-            .with_context(|| format!("cannot compile {}", self.input.display()))?;
+        let object = if self.symbols {
+            mvvm_aot::compile_with_symbols(&input, &opts)
+        } else {
+            mvvm_aot::compile(&input, &opts)
+        }
+        .with_context(|| format!("cannot compile {}", self.input.display()))?;
         tracing::info!(
             bytes = object.len(),
             policy = %opts.policy.name(),

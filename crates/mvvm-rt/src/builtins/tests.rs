@@ -10,7 +10,7 @@ use crate::store::{Extern, Func, Global, Store, Table, Val};
 use crate::vmctx::VMFuncRef;
 use crate::{Instance, Module};
 use mvvm_abi::meta::{
-    ConstExpr, ElemSegment, Export, ExportKind, FuncInfo, FuncType, GlobalDef, GlobalType, Import,
+    ConstExpr, ElemSegment, Export, ExportKind, FuncType, GlobalDef, GlobalType, Import,
     ImportKind, Limits, ModuleMeta, SegmentMode, TableType, TargetArch, ValType,
 };
 use std::sync::atomic::Ordering;
@@ -35,9 +35,9 @@ fn meta() -> ModuleMeta {
         start: None,
         elems: Vec::new(),
         data: Vec::new(),
-        func_names: Vec::new(),
+        func_names: Default::default(),
         array_trampolines: Vec::new(),
-        func_infos: Vec::new(),
+        call_sites: Vec::new(),
         frame_slots: 0,
         checkpoint_tables: Default::default(),
         trap_sites: Default::default(),
@@ -69,7 +69,6 @@ fn exporter() -> Module {
     let mut m = meta();
     m.types = vec![FuncType::default()];
     m.funcs = vec![0, 0];
-    m.func_infos = vec![FuncInfo::default(), FuncInfo::default()];
     m.tables = vec![table_ty(2, Some(8))];
     m.globals = vec![GlobalDef {
         ty: GLOBAL,

@@ -728,7 +728,7 @@ fn resolve_func(module: &Module, sel: &FuncSelector) -> Result<u32, CheckpointEr
             .func_names
             .iter()
             .find(|(_, name)| name == n)
-            .map(|(i, _)| *i)
+            .map(|(i, _)| i)
             .or_else(|| {
                 meta.exports.iter().find_map(|e| match e.kind {
                     ExportKind::Func(i) if &e.name == n => Some(i),
