@@ -403,15 +403,15 @@ impl ModuleMeta {
     ///
     /// Every frame is checked against these tables before it is rewound,
     /// and only a rewind enters a function's resume clone: so this is
-    /// also where the clone's trap sites, left unchecked at load, are
-    /// checked ([`TrapSiteTable::check_clone`]).
+    /// also where the function's trap sites (body and clone), left
+    /// unchecked at load, are checked ([`TrapSiteTable::check_func`]).
     pub fn func_tables(&self, func: u32) -> Result<&FuncTables, TablesError> {
         let k = func
             .checked_sub(self.num_imported_funcs)
             .ok_or(TablesError::NotDefined(func))?;
         let tables = self.checkpoint_tables.get(k as usize, func)?;
         self.trap_sites
-            .check_clone(k as usize)
+            .check_func(k as usize)
             .map_err(|e| TablesError::Func {
                 func,
                 why: e.to_string(),

@@ -23,16 +23,21 @@
 //!   `wasm_offset: u32`, `code: u8` (a [`TrapCode`]), three zero bytes;
 //!   sorted by strictly increasing `code_offset` within each range.
 //!
-//! The section is untrusted input like the rest of the object:
-//! [`TrapSiteTable::from_section`] checks the header, the whole index and
-//! the bodies' records and refuses the table otherwise, so a lookup never
-//! reads outside the function's own records. The resume clones' records
-//! (half of a policy object's sites, run only while rewinding) are
-//! checked per clone by [`TrapSiteTable::check_clone`], which
-//! `ModuleMeta::func_tables` calls before a frame of the function can be
-//! rewound: a load does not read their pages. Until then a lookup in them
-//! is still bounds-checked (an unknown code or an unsorted record can
-//! only make it miss, never read elsewhere).
+//! The section is untrusted input like the rest of the object.
+//! [`TrapSiteTable::from_section`] checks, in constant time, what holds
+//! the table together (count, length, a whole number of records, an
+//! index that starts at 0 and ends at the last record) and refuses the
+//! table otherwise. A function's own part of the index and its records
+//! are checked when used ([`TrapSiteTable::check_func`]): by
+//! `ModuleMeta::func_tables`, which every checkpoint and rewind of the
+//! function goes through, and by the runtime when it reports a trap in
+//! the function; so a load reads nothing per function (format 11; the
+//! whole index and the bodies' records were checked at load before, a
+//! tenth of the start-up left). Until checked, a lookup is still
+//! bounds-checked: a damaged index entry or record can only make it
+//! miss or name a wrong site of the same function, never read elsewhere,
+//! and [`TrapSiteTable::sound`] says, without allocating, whether a
+//! function's part is intact (the signal handler asks it after a miss).
 
 use crate::indexed_section::{self, HEADER, read_u32};
 use crate::meta::TrapSite;
@@ -121,11 +126,10 @@ impl TrapSiteTable {
     }
 
     /// The table of `count` defined functions held in `range` of `bytes`
-    /// (the section), once its layout is checked: header, index (in
-    /// range, never decreasing, spanning exactly the records) and the
-    /// bodies' records (known trap codes, sorted within each range; the
-    /// clones' are left to [`TrapSiteTable::check_clone`]). Linear in
-    /// the index and the bodies' records, no allocation.
+    /// (the section), once what holds it together is checked: header, a
+    /// whole number of records, an index of the right length that starts
+    /// at 0 and ends at the last record. Constant time: each function's
+    /// part is left to [`TrapSiteTable::check_func`].
     pub fn from_section(
         bytes: SharedBytes,
         range: Range<usize>,
@@ -141,7 +145,6 @@ impl TrapSiteTable {
             "trap sites",
         )
         .map_err(bad)?;
-        let index = &data[HEADER..records_start];
         let records = &data[records_start..];
         if records.len() % RECORD_SIZE != 0 {
             return Err(bad(format!(
@@ -150,32 +153,14 @@ impl TrapSiteTable {
             )));
         }
         let nrecords = records.len() / RECORD_SIZE;
-        let mut starts = index
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-        if starts.next() != Some(0) {
+        if read_u32(data, HEADER) != Some(0) {
             return Err(bad("the index does not start at record 0".into()));
         }
-        let mut prev = 0usize;
-        for (r, end) in starts.enumerate() {
-            if end < prev || end > nrecords {
-                return Err(bad(format!(
-                    "range {r} ends at record {end}, after {prev} (of {nrecords})"
-                )));
-            }
-            if r < count {
-                let sites = Sites {
-                    records: &records[prev * RECORD_SIZE..end * RECORD_SIZE],
-                };
-                sites
-                    .check()
-                    .map_err(|why| bad(format!("range {r}: {why}")))?;
-            }
-            prev = end;
-        }
-        if prev != nrecords {
+        let last = read_u32(data, records_start - 4).map(|v| v as usize);
+        if last != Some(nrecords) {
             return Err(bad(format!(
-                "the index covers {prev} of {nrecords} records"
+                "the index covers {} of {nrecords} records",
+                last.unwrap_or(0)
             )));
         }
         Ok(TrapSiteTable {
@@ -237,8 +222,8 @@ impl TrapSiteTable {
     }
 
     /// Trap sites of defined function `k`'s resume clone (empty when it
-    /// has none). Checked only once [`TrapSiteTable::check_clone`] said
-    /// so (see the [module documentation](self)).
+    /// has none). Like a body's, checked only by
+    /// [`TrapSiteTable::check_func`] (see the [module documentation](self)).
     pub fn clone_of(&self, k: usize) -> Sites<'_> {
         match k < self.count {
             true => self.range(self.count + k),
@@ -246,17 +231,50 @@ impl TrapSiteTable {
         }
     }
 
-    /// Checks the records of defined function `k`'s resume clone (known
-    /// trap codes, sorted), which [`TrapSiteTable::from_section`] left
-    /// unread. Linear in that clone's sites.
-    pub fn check_clone(&self, k: usize) -> Result<(), TrapSitesError> {
+    /// The index entries of range `r`, if they are in order and inside
+    /// the records.
+    fn range_bounds(&self, r: usize) -> Option<(usize, usize)> {
+        let data = self.encoded();
+        let index = |i: usize| read_u32(data, HEADER + 4 * i).map(|v| v as usize);
+        let records_start = HEADER + 4 * (2 * self.count + 1);
+        let nrecords = data.len().checked_sub(records_start)? / RECORD_SIZE;
+        match (r < 2 * self.count, index(r), index(r + 1)) {
+            (true, Some(s), Some(e)) if s <= e && e <= nrecords => Some((s, e)),
+            _ => None,
+        }
+    }
+
+    /// Whether defined function `k`'s part of the table (its body's and
+    /// its clone's index entries and records) is intact; allocates
+    /// nothing, so the signal handler may ask.
+    pub fn sound(&self, k: usize) -> bool {
+        k >= self.count
+            || [k, self.count + k]
+                .into_iter()
+                .all(|r| self.range_bounds(r).is_some() && self.range(r).sound())
+    }
+
+    /// Checks defined function `k`'s part of the table: the index entries
+    /// of its body and clone (in order, inside the records) and their
+    /// records (known trap codes, sorted), which
+    /// [`TrapSiteTable::from_section`] left unread. Linear in that
+    /// function's sites.
+    pub fn check_func(&self, k: usize) -> Result<(), TrapSitesError> {
         if k >= self.count {
             return Ok(());
         }
-        let r = self.count + k;
-        self.range(r)
-            .check()
-            .map_err(|why| TrapSitesError(format!("range {r}: {why}")))
+        for r in [k, self.count + k] {
+            let Some((s, e)) = self.range_bounds(r) else {
+                return Err(TrapSitesError(format!(
+                    "range {r}: its index entries are out of order or past the records"
+                )));
+            };
+            debug_assert!(s <= e);
+            self.range(r)
+                .check()
+                .map_err(|why| TrapSitesError(format!("range {r}: {why}")))?;
+        }
+        Ok(())
     }
 }
 
@@ -320,7 +338,18 @@ impl<'a> Sites<'a> {
     }
 
     /// Whether every record has a known trap code and the records are
-    /// sorted by strictly increasing code offset; if not, why.
+    /// sorted by strictly increasing code offset. Allocates nothing.
+    fn sound(&self) -> bool {
+        let mut last: Option<u32> = None;
+        (0..self.len()).all(|i| {
+            let (offset, _, code) = self.raw(i);
+            let ok = TrapCode::from_u8(code).is_some() && last.is_none_or(|l| l < offset);
+            last = Some(offset);
+            ok
+        })
+    }
+
+    /// As [`Sites::sound`], saying why not.
     fn check(&self) -> Result<(), String> {
         let mut last: Option<u32> = None;
         for i in 0..self.len() {
@@ -412,7 +441,7 @@ mod tests {
     }
 
     /// A clone's records are not read at load: damaged, the table is
-    /// accepted, a lookup in them misses, and `check_clone` names them.
+    /// accepted, a lookup in them misses, and `check_func` names them.
     #[test]
     fn a_damaged_clone_is_refused_when_checked() {
         let (bodies, clones) = sample();
@@ -423,11 +452,13 @@ mod tests {
         let (b, r) = shared(bytes);
         let t = TrapSiteTable::from_section(b, r, 3).unwrap();
         assert_eq!(t.clone_of(0).find(5), None);
-        let e = t.check_clone(0).unwrap_err().to_string();
+        let e = t.check_func(0).unwrap_err().to_string();
         assert!(e.contains("range 3: unknown trap code 238"), "{e}");
-        assert!(t.check_clone(1).is_ok() && t.check_clone(2).is_ok());
+        assert!(!t.sound(0));
+        assert!(t.check_func(1).is_ok() && t.check_func(2).is_ok());
+        assert!(t.sound(1) && t.sound(2));
         assert!(
-            t.check_clone(7).is_ok(),
+            t.check_func(7).is_ok() && t.sound(7),
             "no such function: nothing to check"
         );
     }
@@ -449,24 +480,47 @@ mod tests {
         }
         let (b, _) = shared(good.clone());
         assert!(TrapSiteTable::from_section(b, 0..good.len() + 1, 3).is_err());
-        // An index going backwards, or past the records.
+        // The index not starting at 0, not covering every record.
         let mut bytes = good.clone();
-        bytes[8..12].copy_from_slice(&5u32.to_le_bytes());
-        bytes[12..16].copy_from_slice(&1u32.to_le_bytes());
-        assert!(refused(bytes, 3).contains("range"));
+        bytes[4..8].copy_from_slice(&1u32.to_le_bytes());
+        assert!(refused(bytes, 3).contains("record 0"));
         let mut bytes = good.clone();
-        bytes[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(refused(bytes, 3).contains("range"));
-        // An unknown trap code; sites out of order.
-        let mut bytes = good.clone();
-        bytes[records + 8] = 0xee;
-        assert!(refused(bytes, 3).contains("unknown trap code 238"));
-        let mut bytes = good.clone();
-        bytes[records..records + 4].copy_from_slice(&50u32.to_le_bytes());
-        assert!(refused(bytes, 3).contains("not sorted"));
-        // The index not covering every record.
-        let mut bytes = good;
         bytes.extend_from_slice(&[0; RECORD_SIZE]);
         assert!(refused(bytes, 3).contains("covers 5 of 6"));
+        let mut bytes = good.clone();
+        bytes.push(0);
+        assert!(refused(bytes, 3).contains("whole number"));
+        // A function's own part is checked when used: the table loads,
+        // lookups stay inside the records, `check_func` names the damage
+        // and `sound` sees it; the functions not in `near` (which share
+        // the damaged index entry) are intact.
+        let damaged = |bytes: Vec<u8>, k: usize, says: &str, near: &[usize]| {
+            let (b, r) = shared(bytes);
+            let t = TrapSiteTable::from_section(b, r, 3).expect("checked when used");
+            let e = t.check_func(k).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+            assert!(!t.sound(k));
+            for other in (0..3).filter(|&o| o != k && !near.contains(&o)) {
+                assert!(t.sound(other) && t.check_func(other).is_ok(), "{other}");
+            }
+            for o in 0..64 {
+                let _ = (t.body(k).find(o), t.clone_of(k).find(o));
+            }
+        };
+        // An index entry (body 0's end, body 1's start) past the records,
+        // or going backwards.
+        let mut bytes = good.clone();
+        bytes[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        damaged(bytes, 0, "range 0", &[1]);
+        let mut bytes = good.clone();
+        bytes[8..12].copy_from_slice(&5u32.to_le_bytes());
+        damaged(bytes, 1, "range 1", &[0]);
+        // An unknown trap code; sites out of order (body 0's first).
+        let mut bytes = good.clone();
+        bytes[records + 8] = 0xee;
+        damaged(bytes, 0, "unknown trap code 238", &[]);
+        let mut bytes = good;
+        bytes[records..records + 4].copy_from_slice(&50u32.to_le_bytes());
+        damaged(bytes, 0, "not sorted", &[]);
     }
 }

@@ -390,6 +390,8 @@ impl Emitter {
             .object
             .write()
             .map_err(object_err("write the ELF object"))?;
+        // Its sections' data is in `bytes` now: free it before the copy.
+        drop(product);
         if self.symbols || self.keep_call_relocations {
             return Ok(bytes);
         }

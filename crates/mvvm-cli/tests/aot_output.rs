@@ -1,6 +1,7 @@
 //! `mvvm-aot -o`: a regular file is replaced atomically; a character
 //! device or a FIFO is written to as it is and never replaced (as root, a
 //! rename over `/dev/null` used to turn the device into a regular file).
+//! `--symbols` keeps the functions' ELF symbols.
 
 #[path = "checkpoint_support/require.rs"]
 mod require;
@@ -99,5 +100,44 @@ fn a_regular_file_is_replaced_whole_and_no_temporary_is_left() {
         .collect();
     names.sort();
     assert_eq!(names, ["m.aot", "m.wat"]);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// `--symbols`: the functions' ELF symbols only on request (the runtime
+/// reads none of them); both objects run alike.
+#[test]
+fn function_symbols_only_with_the_flag() {
+    let d = scratch("symbols");
+    let plain = d.join("plain.aot");
+    let with = d.join("with.aot");
+    ok(&aot(&d.join("m.wat"), &plain));
+    let o = Command::new(env!("CARGO_BIN_EXE_mvvm-aot"))
+        .arg(d.join("m.wat"))
+        .args(["-o"])
+        .arg(&with)
+        .args(["--opt-level", "0", "--symbols"])
+        .output()
+        .expect("run mvvm-aot");
+    ok(&o);
+    let has = |path: &Path, name: &[u8]| {
+        let bytes = std::fs::read(path).unwrap();
+        bytes.windows(name.len()).any(|w| w == name)
+    };
+    assert!(has(&with, b"mvvm_func_0\0"), "--symbols keeps them");
+    assert!(!has(&plain, b"mvvm_func_0\0"), "left out by default");
+    assert!(std::fs::metadata(&plain).unwrap().len() < std::fs::metadata(&with).unwrap().len());
+    for obj in [&plain, &with] {
+        let run = Command::new(env!("CARGO_BIN_EXE_mvvm-checkpoint"))
+            .arg("-t")
+            .arg(obj)
+            .output()
+            .expect("run mvvm-checkpoint");
+        assert!(
+            run.status.success(),
+            "{}: {}",
+            obj.display(),
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -287,9 +287,11 @@ pub(crate) fn lookup_pc_now(pc: usize) -> Option<TrapLookup> {
     Some(r.info.lookup(pc))
 }
 
-/// The function containing `pc` (index and name), for trap descriptions.
-/// Unlike [`lookup_pc`] this may block; never call it from a signal handler.
-pub(crate) fn func_at(pc: usize) -> Option<(Option<u32>, Option<String>)> {
+/// The function containing `pc` (index and name), for trap descriptions,
+/// and why its trap sites cannot be trusted, if they cannot (checked
+/// here, on first use). Unlike [`lookup_pc`] this may block; never call
+/// it from a signal handler.
+pub(crate) fn func_at(pc: usize) -> Option<(Option<u32>, Option<String>, Option<String>)> {
     let reg = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
     let i = reg.partition_point(|r| r.start <= pc);
     if i == 0 || pc >= reg[i - 1].end {
@@ -297,7 +299,7 @@ pub(crate) fn func_at(pc: usize) -> Option<(Option<u32>, Option<String>)> {
     }
     let info = &reg[i - 1].info;
     let f = info.range_at(pc)?;
-    Some((Some(f.index), info.name(&f)))
+    Some((Some(f.index), info.name(&f), info.damage(&f)))
 }
 
 /// Runs `f` on what the registry knows of the return address `pc` (see

@@ -19,9 +19,10 @@
 //! running the object; the writer applies the calls between functions
 //! itself and leaves their relocations out, so the loader reads nothing
 //! for them and the text is not touched at load time; the metadata
-//! section is decoded, not copied; and the entry points are read by index
-//! from the entries section (`mvvm_abi::entries`), without reading the
-//! symbol table.
+//! section is decoded, not copied; and nothing is read or built per
+//! function: the entries (`mvvm_abi::entries`), trap sites and names are
+//! read in place when used, each checked then, and the object carries no
+//! per-function symbols to read.
 
 use crate::code::{CodeMemory, align_up, page_size};
 use crate::trap::CodeInfo;
@@ -278,9 +279,10 @@ fn section_in_place(
 
 /// Attaches the trap sites section to `meta`, read in place: borrowed
 /// from `owner` (the mapped file) when given, else copied. Unlike the
-/// checkpoint tables, a missing or malformed section refuses the load:
-/// the signal handler needs the sites of any code that runs. The check is
-/// one pass over the section, with no allocation.
+/// checkpoint tables, a missing section, or one whose header or index
+/// ends are wrong, refuses the load: the signal handler needs the sites
+/// of any code that runs. The check is constant time; each function's
+/// sites are checked when used (`mvvm_abi::trap_sites`).
 fn attach_trap_sites(
     file: &object::File<'_>,
     meta: &mut ModuleMeta,

@@ -89,6 +89,10 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         let code = match (l.code, sig) {
             (Some(c), _) => Some(c),
             (None, libc::SIGSEGV | libc::SIGBUS) => Some(TrapCode::MemoryOutOfBounds),
+            // A trap instruction whose site was missed because the
+            // function's sites are damaged: a trap all the same, which
+            // its description reports as the damage.
+            (None, _) if l.damaged => Some(TrapCode::Unreachable),
             _ => None,
         };
         if let Some(code) = code {

@@ -123,6 +123,10 @@ pub(crate) struct TrapLookup {
     pub code: Option<TrapCode>,
     /// Its wasm offset.
     pub wasm_offset: Option<u32>,
+    /// No site was found and the function's trap sites are damaged (they
+    /// are checked when used, not at load): the fault is reported as a
+    /// trap whose description names the damage, not passed on.
+    pub damaged: bool,
 }
 
 /// Where a return address lies, for the exception walk
@@ -281,6 +285,7 @@ impl CodeInfo {
             func: None,
             code: None,
             wasm_offset: None,
+            damaged: false,
         };
         let Some(f) = self.range_at(pc) else {
             return out;
@@ -290,8 +295,23 @@ impl CodeInfo {
         if let Some(t) = self.traps(&f).find(off) {
             out.code = Some(t.code);
             out.wasm_offset = Some(t.wasm_offset);
+        } else if f.body() {
+            out.damaged = !self.meta.trap_sites.sound(self.defined(&f));
         }
         out
+    }
+
+    /// Why the trap sites of `f` cannot be trusted, if they cannot (the
+    /// check a load leaves to their first use); for trap descriptions.
+    pub fn damage(&self, f: &FuncRange) -> Option<String> {
+        if !f.body() {
+            return None;
+        }
+        self.meta
+            .trap_sites
+            .check_func(self.defined(f))
+            .err()
+            .map(|e| format!("corrupt .aot metadata: {e}"))
     }
 }
 
@@ -440,13 +460,22 @@ impl RawTrap {
         } else {
             self.pc.wrapping_sub(1)
         };
-        let (func, func_name) = crate::code::func_at(pc).unwrap_or((None, None));
+        let (func, func_name, damage) = crate::code::func_at(pc).unwrap_or((None, None, None));
+        // A trap in a function whose trap sites are damaged may have been
+        // found (or missed) through them: say so rather than trust them.
+        let (wasm_offset, message) = match damage {
+            Some(why) => (None, why),
+            None => (
+                self.wasm_offset,
+                message.unwrap_or_else(|| self.code.message().to_string()),
+            ),
+        };
         Trap {
             code: self.code,
             func,
             func_name,
-            wasm_offset: self.wasm_offset,
-            message: message.unwrap_or_else(|| self.code.message().to_string()),
+            wasm_offset,
+            message,
         }
     }
 }

@@ -99,16 +99,21 @@ fn damage_trap_sites(bytes: Vec<u8>, damage: impl FnOnce(&mut [u8])) -> Vec<u8> 
     damage_section(bytes, mvvm_abi::object::TRAPS_SECTION, damage)
 }
 
-/// The trap sites section is read in place by the signal handler, so a
-/// damaged one is refused at load with a message naming it (never a
-/// panic, never a lookup into another function's sites); an intact one,
-/// read from the mapped file, reports the trap's code and wasm offset.
+/// The trap sites section is read in place by the signal handler. What
+/// holds it together is checked at load (a damaged header or index end
+/// refuses the load with a message naming it); a function's own sites
+/// are checked when used, so a load reads nothing per function: a trap
+/// in a function whose sites are damaged is still a trap (never a
+/// crash, never a lookup into another function's sites), reported as
+/// the damage. An intact section, read from the mapped file, reports
+/// the trap's code and wasm offset.
 #[test]
 fn damaged_trap_sites_are_refused() {
     let good = mvvm_aot::compile(TRAPS_WAT.as_bytes(), &Default::default()).expect("compile");
-    let index_end =
-        |s: &[u8]| 4 + 4 * (2 * u32::from_le_bytes(s[..4].try_into().unwrap()) as usize + 1);
-    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+    let count = |s: &[u8]| u32::from_le_bytes(s[..4].try_into().unwrap()) as usize;
+    let index_end = |s: &[u8]| 4 + 4 * (2 * count(s) + 1);
+    let idx = |s: &[u8], i: usize| u32::from_le_bytes(s[4 + 4 * i..8 + 4 * i].try_into().unwrap());
+    let at_load: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "wrong count",
             damage_trap_sites(good.clone(), |s| {
@@ -117,42 +122,12 @@ fn damaged_trap_sites_are_refused() {
             "9 functions",
         ),
         (
-            "index past the records",
-            damage_trap_sites(good.clone(), |s| s[8..12].fill(0xff)),
-            "range 0",
-        ),
-        (
-            "index going backwards",
+            "index not ending at the last record",
             damage_trap_sites(good.clone(), |s| {
                 let e = index_end(s);
-                s[e - 8..e - 4].copy_from_slice(&u32::MAX.to_le_bytes());
                 s[e - 4..e].copy_from_slice(&0u32.to_le_bytes());
             }),
-            "range",
-        ),
-        (
-            "unknown trap code",
-            damage_trap_sites(good.clone(), |s| {
-                let e = index_end(s);
-                s[e + 8] = 0xee;
-            }),
-            "unknown trap code 238",
-        ),
-        (
-            "sites out of order",
-            damage_trap_sites(good.clone(), |s| {
-                // The first site of a range of two or more moved past
-                // the others.
-                let e = index_end(s);
-                let idx =
-                    |i: usize| u32::from_le_bytes(s[4 + 4 * i..8 + 4 * i].try_into().unwrap());
-                let r = (0..(e - 8) / 4)
-                    .find(|&r| idx(r + 1) - idx(r) >= 2)
-                    .expect("a function with two trap sites");
-                let at = e + 12 * idx(r) as usize;
-                s[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
-            }),
-            "not sorted",
+            "the index covers 0",
         ),
         (
             "section missing",
@@ -166,7 +141,7 @@ fn damaged_trap_sites_are_refused() {
             "no .mvvm.traps section",
         ),
     ];
-    for (what, bytes, says) in cases {
+    for (what, bytes, says) in at_load {
         match Module::from_aot(&bytes) {
             Err(e @ LoadError::BadMeta(_)) => {
                 let m = e.to_string();
@@ -177,6 +152,88 @@ fn damaged_trap_sites_are_refused() {
                 );
             }
             other => panic!("{what}: expected BadMeta, got {other:?}"),
+        }
+    }
+    // Damage to one function's part: (what, bytes, export that traps, its
+    // argument, what the trap says).
+    let first_record = |s: &[u8], k: usize| index_end(s) + 12 * idx(s, k) as usize;
+    let when_used: Vec<(&str, Vec<u8>, &str, i32, &str)> = vec![
+        (
+            "index past the records",
+            damage_trap_sites(good.clone(), |s| s[8..12].fill(0xff)),
+            "load",
+            70_000,
+            "range 0",
+        ),
+        (
+            "unknown trap code",
+            damage_trap_sites(good.clone(), |s| {
+                let at = first_record(s, 0);
+                s[at + 8] = 0xee;
+            }),
+            "load",
+            70_000,
+            "unknown trap code 238",
+        ),
+        (
+            "sites out of order",
+            damage_trap_sites(good.clone(), |s| {
+                assert!(idx(s, 2) - idx(s, 1) >= 2, "`loads` has two sites");
+                let at = first_record(s, 1);
+                s[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+            }),
+            "loads",
+            70_000,
+            "not sorted",
+        ),
+        (
+            // A trap instruction (not a fault) whose site is missed.
+            "an unreachable's site damaged",
+            damage_trap_sites(good.clone(), |s| {
+                let at = first_record(s, 3);
+                s[at + 8] = 0xee;
+            }),
+            "boom",
+            0,
+            "unknown trap code 238",
+        ),
+    ];
+    for (what, bytes, export, arg, says) in when_used {
+        let m = Module::from_aot(&bytes)
+            .unwrap_or_else(|e| panic!("{what}: a function's sites are not read at load: {e}"));
+        let mut store = Store::new();
+        let i = Instance::new(&mut store, &m, &[]).unwrap();
+        let args = if export == "boom" {
+            vec![]
+        } else {
+            vec![Val::I32(arg)]
+        };
+        match i.invoke(&mut store, export, &args) {
+            Err(RunError::Trap(t)) => {
+                let msg = t.to_string();
+                assert!(
+                    msg.contains("corrupt .aot") && msg.contains(says),
+                    "{what}: {msg}"
+                );
+            }
+            other => panic!("{what}: expected a trap, got {other:?}"),
+        }
+        // The checkpoint tables of the function say so too.
+        let func = ["load", "loads", "div", "boom"]
+            .iter()
+            .position(|e| *e == export)
+            .unwrap() as u32;
+        let e = m.meta().func_tables(func).unwrap_err().to_string();
+        assert!(e.contains(says), "{what}: {e}");
+        // The other functions trap as before.
+        if export != "div" {
+            match i.invoke(&mut store, "div", &[Val::I32(0)]) {
+                Err(RunError::Trap(t)) => {
+                    assert_eq!(t.code, mvvm_abi::TrapCode::IntegerDivisionByZero, "{what}");
+                    assert!(t.wasm_offset.is_some(), "{what}: {t}");
+                }
+                other => panic!("{what}: expected a trap, got {other:?}"),
+            }
         }
     }
     // Intact, mapped from a file: traps are found with their offsets.
@@ -396,10 +453,7 @@ fn damaged_names_are_refused_or_read_as_none() {
         }
     };
     let t = trap_of(&good, "second");
-    assert_eq!(
-        (t.func, t.func_name.as_deref()),
-        (Some(1), Some("second"))
-    );
+    assert_eq!((t.func, t.func_name.as_deref()), (Some(1), Some("second")));
     let names = mvvm_abi::object::NAMES_SECTION;
     let bytes = damage_section(good.clone(), names, |s| {
         s[..4].copy_from_slice(&1_000_000u32.to_le_bytes())
