@@ -575,6 +575,11 @@ fn load_from(
     let t_parse = phases.lap();
     // Slack so that an 8-byte relocation at the very end stays in bounds.
     let mut mem = CodeMemory::new(layout.end + 8, layout.text_len)?;
+    // `perf` names code in a file mapping from the file's ELF symbols,
+    // which an object has only with `mvvm-aot --symbols`, and reads the
+    // perf map only for anonymous memory: with `MVVM_PERF_MAP` the text
+    // is copied, so that the map (from the names section) names it.
+    let file = file.filter(|_| !crate::perf_map::wanted());
     let mapped = place_sections(&obj, &layout, &mut mem, file)?;
     let t_map = phases.lap();
     let symbols = Symbols {

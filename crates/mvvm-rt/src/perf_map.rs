@@ -1,7 +1,12 @@
 //! `MVVM_PERF_MAP=1`: a perf map of the generated code
 //! (`/tmp/perf-PID.map`, one `START SIZE NAME` line per function, in hex),
 //! so `perf report` names wasm functions instead of showing `[JIT]`
-//! addresses. A developer aid, off unless the variable is set.
+//! addresses. A developer aid, off unless the variable is set. With it,
+//! the loader copies the text instead of mapping it from the `.aot`
+//! file: `perf` reads a perf map only for anonymous memory, and names
+//! file-backed code from the file's ELF symbols, which an object has
+//! only when compiled with `mvvm-aot --symbols` (then named `mvvm_func_N`
+//! rather than by the wasm name section, as the map does).
 
 use std::io::Write;
 
