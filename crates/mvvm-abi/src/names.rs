@@ -12,9 +12,11 @@
 //! Layout (integers little-endian `u32`):
 //!
 //! - `count`;
-//! - `count` records `(function index, offset, length)`, by strictly
-//!   increasing function index;
-//! - the names' UTF-8 bytes; a record's offset is from the start of these.
+//! - `count` records `(function index, end)`, by strictly increasing
+//!   function index;
+//! - the names' UTF-8 bytes, one after the other: name `i` runs from the
+//!   end of name `i - 1` (0 for the first) to its own `end`, counted from
+//!   the start of these bytes.
 //!
 //! Untrusted input like the rest of the object: the header is checked
 //! when the section is attached (constant time); a name is checked (in
@@ -29,7 +31,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 /// Size in bytes of one record.
-const RECORD_SIZE: usize = 12;
+const RECORD_SIZE: usize = 8;
 
 /// The names section could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,13 +76,13 @@ impl FuncNames {
         let text: usize = names.iter().map(|(_, n)| n.len()).sum();
         let mut out = Vec::with_capacity(HEADER + RECORD_SIZE * names.len() + text);
         out.extend_from_slice(&count.to_le_bytes());
-        let mut at = 0u32;
+        let mut end = 0u32;
         for (index, name) in names {
             let len = u32::try_from(name.len()).map_err(|_| too_big())?;
-            for w in [*index, at, len] {
+            end = end.checked_add(len).ok_or_else(too_big)?;
+            for w in [*index, end] {
                 out.extend_from_slice(&w.to_le_bytes());
             }
-            at = at.checked_add(len).ok_or_else(too_big)?;
         }
         for (_, name) in names {
             out.extend_from_slice(name.as_bytes());
@@ -148,10 +150,15 @@ impl FuncNames {
         let at = HEADER + RECORD_SIZE * i;
         let index = read_u32(data, at)?;
         let text_start = HEADER + RECORD_SIZE * self.count;
+        let end_of = |i: usize| read_u32(data, HEADER + RECORD_SIZE * i + 4).map(|e| e as usize);
         let name = (|| {
-            let start = text_start.checked_add(read_u32(data, at + 4)? as usize)?;
-            let end = start.checked_add(read_u32(data, at + 8)? as usize)?;
-            std::str::from_utf8(data.get(start..end)?).ok()
+            let start = match i {
+                0 => 0,
+                _ => end_of(i - 1)?,
+            };
+            let end = end_of(i)?;
+            let bytes = data.get(text_start.checked_add(start)?..text_start.checked_add(end)?)?;
+            std::str::from_utf8(bytes).ok()
         })();
         Some((index, name))
     }
@@ -224,14 +231,15 @@ mod tests {
         assert!(e.to_string().contains("cannot hold 1000 names"), "{e}");
         assert!(load(vec![1, 0]).is_err());
         // A name outside the section, or not UTF-8, reads as none; the
-        // others still read.
+        // others still read. (Record 1's end past the section: name 1,
+        // and name 2 which starts there, read as none.)
         let mut b = bytes.clone();
-        b[HEADER + RECORD_SIZE + 8..HEADER + RECORD_SIZE + 12]
+        b[HEADER + RECORD_SIZE + 4..HEADER + RECORD_SIZE + 8]
             .copy_from_slice(&u32::MAX.to_le_bytes());
         let n = load(b).unwrap();
         assert_eq!(
-            (n.get(0), n.get(3), n.get(9)),
-            (Some("main"), None, Some("é"))
+            (n.get(0), n.get(3), n.get(7), n.get(9)),
+            (Some("main"), None, None, Some("é"))
         );
         let mut b = bytes.clone();
         let last = b.len() - 1;

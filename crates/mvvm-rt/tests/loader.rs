@@ -465,15 +465,15 @@ fn damaged_names_are_refused_or_read_as_none() {
         }
         other => panic!("expected BadMeta, got {other:?}"),
     }
-    // The first name's length (record 0: index, offset, length) past the
-    // end of the section.
+    // The last name's end (record 1: index, end) past the end of the
+    // section.
     let bytes = damage_section(good, names, |s| {
-        s[12..16].copy_from_slice(&u32::MAX.to_le_bytes())
+        s[16..20].copy_from_slice(&u32::MAX.to_le_bytes())
     });
-    let t = trap_of(&bytes, "first");
-    assert_eq!((t.func, t.func_name.as_deref()), (Some(0), None), "{t}");
     let t = trap_of(&bytes, "second");
-    assert_eq!(t.func_name.as_deref(), Some("second"));
+    assert_eq!((t.func, t.func_name.as_deref()), (Some(1), None), "{t}");
+    let t = trap_of(&bytes, "first");
+    assert_eq!(t.func_name.as_deref(), Some("first"));
 }
 
 #[test]
