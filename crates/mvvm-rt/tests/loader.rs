@@ -620,3 +620,66 @@ fn mutated_objects_never_panic() {
         assert!(Module::from_aot(&bytes[..cut]).is_err());
     }
 }
+
+/// The sections read in place and checked when used (entries, trap
+/// sites, names): random damage to them gives a refusal, an error when
+/// the part is used, or an intact-looking module, never a panic, through
+/// every use that runs no code: each function's tables (which check its
+/// trap sites), code sizes and name, and instantiation (which takes every
+/// body's address).
+#[test]
+fn mutated_in_place_sections_never_panic() {
+    let wat = r#"(module
+      (memory 1)
+      (func $a (export "a") (param i32) (result i32)
+        (block $out (loop $l
+          (br_if $out (i32.eqz (local.get 0)))
+          (local.set 0 (i32.sub (local.get 0) (i32.load (local.get 0))))
+          (br $l)))
+        (local.get 0))
+      (func $b (export "b") (param i32) (result i32)
+        (i32.div_u (call $a (local.get 0)) (local.get 0)))
+      (func $c (export "c") unreachable))"#;
+    let opts = mvvm_aot::CompileOptions {
+        policy: mvvm_abi::Policy::Loop,
+        ..Default::default()
+    };
+    let good = mvvm_aot::compile(wat.as_bytes(), &opts).expect("compile");
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut loaded, mut refused) = (0, 0);
+    for name in [
+        mvvm_abi::object::ENTRIES_SECTION,
+        mvvm_abi::object::TRAPS_SECTION,
+        mvvm_abi::object::NAMES_SECTION,
+    ] {
+        for _ in 0..300 {
+            let flips = 1 + next() % 3;
+            let bytes = damage_section(good.clone(), name, |s| {
+                for _ in 0..flips {
+                    let at = (next() % s.len() as u64) as usize;
+                    s[at] ^= (next() % 255 + 1) as u8;
+                }
+            });
+            let Ok(m) = Module::from_aot(&bytes) else {
+                refused += 1;
+                continue;
+            };
+            loaded += 1;
+            let meta = m.meta();
+            for f in 0..4 {
+                let _ = (meta.func_tables(f), m.code_sizes(f), meta.func_name(f));
+            }
+            let _ = Instance::new(&mut Store::new(), &m, &[]);
+        }
+    }
+    assert!(
+        loaded > 0 && refused > 0,
+        "{loaded} loaded, {refused} refused"
+    );
+}
