@@ -1,15 +1,16 @@
 //! Entry points: where each compiled body, resume clone, import stub and
-//! array trampoline starts in `.text`, stored in
+//! array trampoline is in `.text`, stored in
 //! [`ENTRIES_SECTION`](crate::object::ENTRIES_SECTION) as a flat array of
-//! little-endian `u32` offsets that the runtime reads in place.
+//! little-endian `u32` offsets and sizes that the runtime reads in place.
 //!
 //! Why a section of our own rather than the ELF symbol table: finding the
 //! entries by symbol means walking every symbol and parsing its name, and
 //! a policy object has a resume clone per function with a loop, so the
 //! walk (about an eighth of such an object's start-up, docs/startup.md)
 //! doubled with the clones. Here the loader reads one offset per entry it
-//! needs, by index, with no name built or parsed. The symbols stay in the
-//! object for ELF tools and profilers; the runtime no longer reads them.
+//! needs, by index, with no name built or parsed. The object has no
+//! per-function symbols unless `mvvm-aot --symbols` asks for them (for
+//! ELF tools); the runtime never reads them.
 //!
 //! Layout (all little-endian `u32`), for a module with `n` defined
 //! functions, `m` imported functions and `t` array trampolines

@@ -21,8 +21,9 @@ pub const CKPT_SECTION: &str = ".mvvm.ckpt";
 pub const TRAPS_SECTION: &str = ".mvvm.traps";
 
 /// Section holding the offset in `.text` of every body, resume clone,
-/// import stub and array trampoline, read in place by the loader instead
-/// of the symbol table; see [`entries`](crate::entries) for its layout.
+/// import stub and array trampoline (with the size of each but the
+/// trampolines), read in place by the loader and searched by the trap
+/// handler; see [`entries`](crate::entries) for its layout.
 pub const ENTRIES_SECTION: &str = ".mvvm.entries";
 
 /// Section holding the function names of the wasm name section, read in

@@ -18,7 +18,7 @@
 //!   a policy object's start-up). [`crate::compile_keeping_relocations`]
 //!   keeps them, for ELF tools and tests;
 //! - where each body, resume clone, import stub and array trampoline
-//!   starts is written in [`ENTRIES_SECTION`] (offsets, see
+//!   is written in [`ENTRIES_SECTION`] (offsets and sizes, see
 //!   `mvvm_abi::entries`), so the loader does not walk the symbol table;
 //! - the resume clones (entered only while restoring a snapshot) come after
 //!   every other function, so the code a run executes is packed into the
