@@ -42,6 +42,7 @@ pub(crate) fn compile_wasm_dev(
     dev: &DevOptions,
 ) -> Result<(Vec<u8>, FrameReport), CompileError> {
     let started = std::time::Instant::now();
+    let dev = &dev.normalised();
     let opt_level = opts.opt_level.min(3);
     // Only an x86-64 baseline build needs to know: a native build takes
     // the host's features, aarch64 always has fused multiply-add. The scan
@@ -280,7 +281,12 @@ pub(crate) fn compile_wasm_dev(
         stubs: func_ids[..nimp].to_vec(),
         trampolines: tramp_ids,
     };
-    let object = emitter.finish(&meta, &entries)?;
+    let frames = if dev.frame_map {
+        Some(frame_maps(&report.sites)?)
+    } else {
+        None
+    };
+    let object = emitter.finish(&meta, &entries, frames.as_deref())?;
     tracing::debug!(
         functions = meta.func_infos.len(),
         imports = nimports,
@@ -290,6 +296,46 @@ pub(crate) fn compile_wasm_dev(
         "compiled module"
     );
     Ok((object, report))
+}
+
+/// The encoded frame maps of the sites found (developer option
+/// `frame_map`): per body, its sites with a known return address.
+fn frame_maps(sites: &[SiteReport]) -> Result<Vec<u8>, CompileError> {
+    use mvvm_abi::frame_map::{BodyFrameMap, FrameBody, FrameMaps};
+    let mut maps = FrameMaps::default();
+    for s in sites {
+        let Some(site) = &s.map else {
+            continue;
+        };
+        let body = match s.body {
+            Body::Whole => FrameBody::Whole,
+            Body::Hot => FrameBody::Hot,
+            Body::Resume => FrameBody::Resume,
+        };
+        match maps.bodies.last_mut() {
+            Some(b) if b.func == s.func && b.body == body => b.sites.push(site.clone()),
+            _ => maps.bodies.push(BodyFrameMap {
+                func: s.func,
+                body,
+                sites: vec![site.clone()],
+            }),
+        }
+    }
+    for b in &mut maps.bodies {
+        b.sites.sort_by_key(|s| s.ret_offset);
+        // Two sites returning at the same address cannot be told apart
+        // by a walk: neither is kept (the check then skips that frame).
+        let all = std::mem::take(&mut b.sites);
+        b.sites = all
+            .iter()
+            .filter(|s| all.iter().filter(|o| o.ret_offset == s.ret_offset).count() == 1)
+            .cloned()
+            .collect();
+    }
+    maps.encode().map_err(|e| CompileError::Object {
+        step: "encode the frame maps".into(),
+        source: Box::new(e),
+    })
 }
 
 /// Which functions contain a tail call (per function index, imports

@@ -40,6 +40,41 @@ pub struct DevOptions {
     /// What dropping the stores where the labels locate (nearly) every
     /// value at `-O3` would save.
     pub stores_in_hot_only: bool,
+    /// Write the frame maps ([`mvvm_abi::frame_map`]) into the object, in
+    /// [`FRAMES_SECTION`](mvvm_abi::object::FRAMES_SECTION), and make the
+    /// probe trampoline call `ProbeWalk`, so that the runtime reads each
+    /// frame where it is and checks it against the record its unwind
+    /// block writes (plan step 7). Implies labels, per-site labels and
+    /// the unwind stores everywhere (the other options are overridden):
+    /// such an object checkpoints like today's.
+    pub frame_map: bool,
+}
+
+impl DevOptions {
+    /// The options that write frame maps for the runtime's check.
+    pub fn frame_map() -> Self {
+        DevOptions {
+            frame_map: true,
+            ..DevOptions::default()
+        }
+        .normalised()
+    }
+
+    /// What the compilation really does: `frame_map` forces labels (one
+    /// per site and value, so no other definition shadows one) and every
+    /// unwind store.
+    pub(crate) fn normalised(self) -> Self {
+        if !self.frame_map {
+            return self;
+        }
+        DevOptions {
+            frame_labels: true,
+            unwind_stores: true,
+            per_site_labels: true,
+            stores_in_hot_only: false,
+            frame_map: true,
+        }
+    }
 }
 
 impl Default for DevOptions {
@@ -50,6 +85,7 @@ impl Default for DevOptions {
             unwind_stores: true,
             per_site_labels: false,
             stores_in_hot_only: false,
+            frame_map: false,
         }
     }
 }
@@ -109,6 +145,16 @@ pub(crate) struct PendingSite {
     pub offset: u32,
     pub kind: SiteKind,
     pub expected: Vec<Expected>,
+    /// A probe's call of the probe trampoline, tagged too: its return
+    /// address is the innermost frame's when an unwind starts there.
+    pub call_tag: Option<u32>,
+    /// Number of locals (the position of stack depth 0 in `frame`).
+    pub nlocals: usize,
+    /// Every value of the frame record, locals then the stack: first
+    /// `u64` slot and width in bytes.
+    pub frame: Vec<(u32, u8)>,
+    /// Slots of the frame record.
+    pub slots: u32,
 }
 
 /// Where a value is while the call is made.
@@ -156,6 +202,9 @@ pub struct SiteReport {
     /// flag test), if the debug tag survived.
     pub ret_addr: Option<u32>,
     pub values: Vec<ValueReport>,
+    /// With [`DevOptions::frame_map`]: the site as the object's frame map
+    /// holds it (`None` when its return address is unknown).
+    pub map: Option<mvvm_abi::frame_map::FrameSite>,
 }
 
 /// Time spent per body role, translation and Cranelift together, summed
@@ -337,7 +386,7 @@ pub(crate) fn resolve(
         .map(|site| {
             let ret_addr = ret_addrs.get(&site.tag).copied();
             let at = layout.tagged.get(&site.tag).copied();
-            let values = site
+            let values: Vec<ValueReport> = site
                 .expected
                 .iter()
                 .map(|e| {
@@ -372,6 +421,11 @@ pub(crate) fn resolve(
                     }
                 })
                 .collect();
+            let map_ret = match site.kind {
+                SiteKind::Call => ret_addr,
+                SiteKind::Probe => site.call_tag.and_then(|t| ret_addrs.get(&t).copied()),
+            };
+            let map = map_ret.map(|ret_offset| frame_site(&site, ret_offset, &values));
             SiteReport {
                 func,
                 body,
@@ -379,7 +433,68 @@ pub(crate) fn resolve(
                 kind: site.kind,
                 ret_addr,
                 values,
+                map,
             }
         })
         .collect()
+}
+
+/// The frame-map entry of `site` (see [`mvvm_abi::frame_map`]): every
+/// value of its record, with the location the labels found (a stack slot
+/// first, if a value has several), dead locals as such.
+fn frame_site(
+    site: &PendingSite,
+    ret_offset: u32,
+    values: &[ValueReport],
+) -> mvvm_abi::frame_map::FrameSite {
+    use mvvm_abi::frame_map::{FrameSite, FrameValue, ValueLocation};
+    let mut locs = vec![None; site.frame.len()];
+    for v in values {
+        let pos = match v.role {
+            Role::Local(i) => i as usize,
+            Role::Stack(d) | Role::Arg(d) => site.nlocals + d as usize,
+        };
+        let stack = v.locations.iter().find_map(|l| match l {
+            Location::Stack { cfa_offset } => i32::try_from(*cfa_offset)
+                .ok()
+                .map(|cfa_offset| ValueLocation::Stack { cfa_offset }),
+            Location::Reg { .. } => None,
+        });
+        let reg = v.locations.iter().find_map(|l| match l {
+            Location::Reg { class, hw, .. } => Some(ValueLocation::Reg {
+                class: match class {
+                    'i' => 0,
+                    'f' => 1,
+                    _ => 2,
+                },
+                hw: *hw,
+            }),
+            Location::Stack { .. } => None,
+        });
+        if let Some(l) = locs.get_mut(pos) {
+            *l = Some(stack.or(reg).unwrap_or(ValueLocation::Unknown));
+        }
+    }
+    FrameSite {
+        ret_offset,
+        offset: site.offset,
+        probe: site.kind == SiteKind::Probe,
+        slots: site.slots,
+        values: site
+            .frame
+            .iter()
+            .zip(locs)
+            .enumerate()
+            .map(|(pos, (&(slot, width), loc))| FrameValue {
+                slot,
+                width,
+                // A local the translator did not label is dead there.
+                loc: loc.unwrap_or(if pos < site.nlocals {
+                    ValueLocation::Dead
+                } else {
+                    ValueLocation::Unknown
+                }),
+            })
+            .collect(),
+    }
 }
