@@ -272,6 +272,23 @@ fn attach_trap_sites(
     Ok(())
 }
 
+/// The frame maps of an object compiled with the developer option
+/// `frame_map` (see `crate::frame_walk`), checked; `None` without them.
+fn frame_maps(
+    file: &object::File<'_>,
+) -> Result<Option<mvvm_abi::frame_map::FrameMaps>, LoadError> {
+    let Some(sec) = file.section_by_name(names::FRAMES_SECTION) else {
+        return Ok(None);
+    };
+    let data = sec.data().map_err(elf(format!(
+        "the data of section `{}`",
+        names::FRAMES_SECTION
+    )))?;
+    mvvm_abi::frame_map::FrameMaps::decode(data)
+        .map(Some)
+        .map_err(|e| LoadError::BadMeta(e.to_string()))
+}
+
 fn meta_of(file: &object::File<'_>) -> Result<ModuleMeta, LoadError> {
     let sec = file
         .section_by_name(names::META_SECTION)
@@ -524,6 +541,7 @@ fn load_from(
     // (The function counts are checked by `find_entries`.)
     attach_tables(&obj, &mut meta, owner)?;
     attach_trap_sites(&obj, &mut meta, owner)?;
+    let frames = frame_maps(&obj)?;
     let layout = lay_out(&obj, meta.target)?;
     let t_parse = phases.lap();
     // Slack so that an 8-byte relocation at the very end stays in bounds.
@@ -565,6 +583,7 @@ fn load_from(
         text_end: text.end,
         funcs: entries.ranges,
         meta: meta.clone(),
+        frames,
     };
     if crate::perf_map::wanted() {
         append_perf_map(&info);

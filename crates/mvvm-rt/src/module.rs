@@ -102,6 +102,7 @@ impl Module {
             text_end: code.base(),
             funcs: Vec::new(),
             meta: meta.clone(),
+            frames: None,
         };
         Module {
             inner: Arc::new(ModuleInner {

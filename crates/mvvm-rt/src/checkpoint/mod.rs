@@ -79,6 +79,7 @@ pub(crate) mod rendezvous;
 mod restore;
 mod worker;
 
+pub use crate::frame_walk::FrameWalkStats;
 use crate::instance::InstantiationError;
 use crate::store::{Extern, RunError, Store};
 use crate::{Instance, Module, Trap, Val};
@@ -331,6 +332,10 @@ pub struct CheckpointStats {
     /// For a live migration ([`RunOptions::live`]): its rounds, bytes and
     /// times (`snapshot_bytes` is then the whole stream).
     pub live: Option<LiveStats>,
+    /// Objects compiled with the developer option `frame_map`: what the
+    /// check of the frames read where they are against the unwind's found
+    /// (it passed: a difference fails the checkpoint).
+    pub frame_walk: Option<FrameWalkStats>,
 }
 
 /// Why a checkpointed run or a restore failed.
