@@ -90,6 +90,20 @@ pub struct FrameSite {
     pub values: Vec<FrameValue>,
 }
 
+/// Where a prologue saved a register it clobbers: the caller's value of
+/// the register is there while the function runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegSave {
+    /// Register class (as [`ValueLocation::Reg`]).
+    pub class: u8,
+    /// Hardware encoding.
+    pub hw: u8,
+    /// Byte offset from the function's frame pointer (negative), little
+    /// endian; 8 bytes for an integer register, 16 for a float register
+    /// saved whole (x86-64), 8 for aarch64's `d8`-`d15`.
+    pub fp_offset: i32,
+}
+
 /// The sites of one body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BodyFrameMap {
@@ -99,13 +113,19 @@ pub struct BodyFrameMap {
     pub body: FrameBody,
     /// Its sites, sorted by strictly increasing `ret_offset`.
     pub sites: Vec<FrameSite>,
+    /// The registers its prologue saves, and where.
+    pub saves: Vec<RegSave>,
 }
 
 /// The frame maps of a module, sorted by `(func, body)`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameMaps {
-    /// One per body that has sites.
+    /// One per compiled body.
     pub bodies: Vec<BodyFrameMap>,
+    /// The registers the probe trampoline's prologue saves (it is
+    /// `preserve_all`: every register it or its callee clobbers), and
+    /// where: the probing body's values of those registers.
+    pub probe_saves: Vec<RegSave>,
 }
 
 /// A frame-map section that does not hold what a reader relies on.
@@ -201,7 +221,13 @@ mod tests {
                 func: 2,
                 body: FrameBody::Hot,
                 sites: vec![site(10), site(20)],
+                saves: vec![RegSave {
+                    class: 0,
+                    hw: 3,
+                    fp_offset: -8,
+                }],
             }],
+            probe_saves: Vec::new(),
         };
         let back = FrameMaps::decode(&maps.encode().unwrap()).unwrap();
         assert_eq!(back, maps);

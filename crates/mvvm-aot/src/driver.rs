@@ -50,7 +50,7 @@ pub(crate) fn compile_wasm_dev(
     let baseline_x86 = opts.target == mvvm_abi::TargetArch::X86_64
         && (opts.portable || mvvm_abi::TargetArch::host() != Some(opts.target));
     let fused = baseline_x86 && uses_fused_madd(wasm);
-    let target = isa::build(opts.target, opt_level, opts.portable, fused)?;
+    let target = isa::build(opts.target, opt_level, opts.portable, fused, dev.frame_map)?;
     let parsed = module::parse(
         wasm,
         MetaHeader {
@@ -210,6 +210,7 @@ pub(crate) fn compile_wasm_dev(
             .map_err(|message| CompileError::Codegen { func: i, message })?;
         glue.push((id, i, finish_function(&mut ctx, &*isa, id, i, 0, "")?));
     }
+    let mut probe_saves = Vec::new();
     if let Some(id) = probe_id {
         ctx.clear();
         trampolines::probe_trampoline(&info, id.as_u32(), &mut ctx.func, &mut fb_ctx).map_err(
@@ -218,11 +219,14 @@ pub(crate) fn compile_wasm_dev(
                 message,
             },
         )?;
-        glue.push((
-            id,
-            u32::MAX,
-            finish_function(&mut ctx, &*isa, id, u32::MAX, 0, "")?,
-        ));
+        let compiled = finish_function(&mut ctx, &*isa, id, u32::MAX, 0, "")?;
+        if dev.frame_map {
+            probe_saves = ctx
+                .compiled_code()
+                .map(crate::frame_labels::prologue_saves)
+                .unwrap_or_default();
+        }
+        glue.push((id, u32::MAX, compiled));
     }
     drop(info);
 
@@ -282,7 +286,7 @@ pub(crate) fn compile_wasm_dev(
         trampolines: tramp_ids,
     };
     let frames = if dev.frame_map {
-        Some(frame_maps(&report.sites)?)
+        Some(frame_maps(&report, probe_saves)?)
     } else {
         None
     };
@@ -300,25 +304,36 @@ pub(crate) fn compile_wasm_dev(
 
 /// The encoded frame maps of the sites found (developer option
 /// `frame_map`): per body, its sites with a known return address.
-fn frame_maps(sites: &[SiteReport]) -> Result<Vec<u8>, CompileError> {
+fn frame_maps(
+    report: &FrameReport,
+    probe_saves: Vec<mvvm_abi::frame_map::RegSave>,
+) -> Result<Vec<u8>, CompileError> {
     use mvvm_abi::frame_map::{BodyFrameMap, FrameBody, FrameMaps};
-    let mut maps = FrameMaps::default();
-    for s in sites {
+    let role = |b: Body| match b {
+        Body::Whole => FrameBody::Whole,
+        Body::Hot => FrameBody::Hot,
+        Body::Resume => FrameBody::Resume,
+    };
+    let mut maps = FrameMaps {
+        bodies: Vec::new(),
+        probe_saves,
+    };
+    for (func, body, saves) in &report.saves {
+        maps.bodies.push(BodyFrameMap {
+            func: *func,
+            body: role(*body),
+            sites: Vec::new(),
+            saves: saves.clone(),
+        });
+    }
+    maps.bodies.sort_by_key(|b| (b.func, b.body as u8));
+    for s in &report.sites {
         let Some(site) = &s.map else {
             continue;
         };
-        let body = match s.body {
-            Body::Whole => FrameBody::Whole,
-            Body::Hot => FrameBody::Hot,
-            Body::Resume => FrameBody::Resume,
-        };
-        match maps.bodies.last_mut() {
-            Some(b) if b.func == s.func && b.body == body => b.sites.push(site.clone()),
-            _ => maps.bodies.push(BodyFrameMap {
-                func: s.func,
-                body,
-                sites: vec![site.clone()],
-            }),
+        let key = (s.func, role(s.body) as u8);
+        if let Ok(i) = maps.bodies.binary_search_by_key(&key, |b| (b.func, b.body as u8)) {
+            maps.bodies[i].sites.push(site.clone());
         }
     }
     for b in &mut maps.bodies {
@@ -456,6 +471,16 @@ fn compile_functions(
     let role_bodies: [AtomicU64; 3] = Default::default();
     let sites: Mutex<Vec<SiteReport>> = Mutex::new(Vec::new());
     let dev = info.dev;
+    type BodySaves = (u32, Body, Vec<mvvm_abi::frame_map::RegSave>);
+    let saves: Mutex<Vec<BodySaves>> = Mutex::new(Vec::new());
+    let keep_saves = |ctx: &Context, func: u32, body: Body| {
+        if dev.frame_map
+            && let Some(code) = ctx.compiled_code()
+            && let Ok(mut all) = saves.lock()
+        {
+            all.push((func, body, crate::frame_labels::prologue_saves(code)));
+        }
+    };
     let timed = |role: usize, t: std::time::Instant| {
         if dev.frame_labels || !dev.unwind_stores || dev.stores_in_hot_only {
             let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -512,6 +537,7 @@ fn compile_functions(
                         let id = FuncId::from_u32(symbol);
                         let compiled = finish_function(&mut ctx, isa, id, index, start, "resume.")?;
                         timed(2, t);
+                        keep_saves(&ctx, index, Body::Resume);
                         keep(dev_sites(&ctx, info, index, Body::Resume, pending));
                         Some(compiled)
                     }
@@ -539,6 +565,7 @@ fn compile_functions(
                     (0, Body::Whole)
                 };
                 timed(role, t);
+                keep_saves(&ctx, index, body);
                 keep(dev_sites(&ctx, info, index, body, pending));
                 Ok((compiled, clone))
             })();
@@ -577,6 +604,7 @@ fn compile_functions(
     let ns = role_ns.map(|a| a.into_inner());
     let report = FrameReport {
         sites,
+        saves: saves.into_inner().unwrap_or_default(),
         times: RoleTimes {
             whole_ns: ns[0],
             hot_ns: ns[1],

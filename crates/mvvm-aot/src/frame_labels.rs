@@ -222,6 +222,9 @@ pub struct RoleTimes {
 #[derive(Debug, Clone, Default)]
 pub struct FrameReport {
     pub sites: Vec<SiteReport>,
+    /// With [`DevOptions::frame_map`]: per body (function, role), where
+    /// its prologue saves the registers it clobbers.
+    pub saves: Vec<(u32, Body, Vec<mvvm_abi::frame_map::RegSave>)>,
     pub times: RoleTimes,
 }
 
@@ -460,7 +463,16 @@ fn frame_site(
                 .map(|cfa_offset| ValueLocation::Stack { cfa_offset }),
             Location::Reg { .. } => None,
         });
+        // At a call, only a register the callee preserves can hold a
+        // value: a range in any other (an argument register, reported
+        // past the call because the cold unwind block still reads the
+        // value) is not where the value is while the callee runs. The
+        // runtime check found such a map (bc, `rcx` and `r8`).
         let reg = v.locations.iter().find_map(|l| match l {
+            Location::Reg {
+                callee_saved: false,
+                ..
+            } if site.kind == SiteKind::Call => None,
             Location::Reg { class, hw, .. } => Some(ValueLocation::Reg {
                 class: match class {
                     'i' => 0,
@@ -497,4 +509,43 @@ fn frame_site(
             })
             .collect(),
     }
+}
+
+/// Where the prologue of the compiled body `code` saves the registers it
+/// clobbers, from Cranelift's unwind information (the ISA must have been
+/// built with `unwind_info`): a register saved at `clobber_offset` of a
+/// clobber area that starts `offset_downward_to_clobbers` below the frame
+/// pointer.
+pub(crate) fn prologue_saves(code: &CompiledCode) -> Vec<mvvm_abi::frame_map::RegSave> {
+    use cranelift_codegen::isa::unwind::UnwindInst;
+    let mut down: Option<i64> = None;
+    let mut saves = Vec::new();
+    for (_, inst) in &code.buffer.unwind_info {
+        match inst {
+            UnwindInst::DefineNewFrame {
+                offset_downward_to_clobbers,
+                ..
+            } => down = Some(i64::from(*offset_downward_to_clobbers)),
+            UnwindInst::SaveReg {
+                clobber_offset,
+                reg,
+            } => {
+                let Some(down) = down else { continue };
+                let Ok(fp_offset) = i32::try_from(i64::from(*clobber_offset) - down) else {
+                    continue;
+                };
+                saves.push(mvvm_abi::frame_map::RegSave {
+                    class: match reg.class() {
+                        RegClass::Int => 0,
+                        RegClass::Float => 1,
+                        RegClass::Vector => 2,
+                    },
+                    hw: reg.hw_enc(),
+                    fp_offset,
+                });
+            }
+            _ => {}
+        }
+    }
+    saves
 }

@@ -64,7 +64,7 @@ static TABLE: LazyLock<[usize; BUILTIN_COUNT]> = LazyLock::new(|| {
             // policy calls them (see `crate::checkpoint`).
             Builtin::Probe => probe as *const () as usize,
             Builtin::UnwindFrame => unwind_frame as *const () as usize,
-            Builtin::ProbeWalk => probe_walk as *const () as usize,
+            Builtin::ProbeWalk => crate::frame_walk::probe_walk_entry as *const () as usize,
             Builtin::RewindFrame => rewind_frame as *const () as usize,
             // Exception handling (see `crate::throw`).
             Builtin::Throw => mvvm_b_throw as *const () as usize,
@@ -427,32 +427,6 @@ extern "C" fn probe(vmctx: *mut VMContext, func: u32, offset: u32) -> u32 {
     // ends with this builtin, which runs no wasm.
     let (s, _) = unsafe { store_of(vmctx) };
     crate::checkpoint::control::probe(s, func, offset)
-}
-
-/// Builtin `ProbeWalk` (objects compiled with the developer option
-/// `frame_map`): `Probe`, and when it starts an unwind, the walk of the
-/// wasm frames from the probe trampoline's frame `tramp_fp`, kept for the
-/// check against the frames the unwind saves (`crate::frame_walk`).
-extern "C" fn probe_walk(vmctx: *mut VMContext, func: u32, offset: u32, tramp_fp: usize) -> u32 {
-    let unwind = {
-        // SAFETY: called by generated code with its own vmctx; the
-        // reference ends with this block, which runs no wasm.
-        let (s, _) = unsafe { store_of(vmctx) };
-        crate::checkpoint::control::probe(s, func, offset)
-    };
-    if unwind == 1 {
-        // SAFETY: only the probe trampoline calls this builtin, with its
-        // own frame pointer, from a wasm body, and it is live until this
-        // returns (`walk`'s contract).
-        let walked = unsafe { crate::frame_walk::walk(tramp_fp) };
-        // SAFETY: as above; the walk's lookups are over, no other
-        // reference into the store is alive.
-        let (s, _) = unsafe { store_of(vmctx) };
-        if let Some(c) = s.ckpt.as_deref_mut() {
-            c.walked = Some(walked);
-        }
-    }
-    unwind
 }
 
 /// Builtin `UnwindFrame`: records the first `count` slots of the frame

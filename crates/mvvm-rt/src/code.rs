@@ -344,18 +344,17 @@ pub(crate) fn with_frame_site<R>(
         return f(None);
     }
     let ret_offset = u32::try_from(pc - g.start).unwrap_or(u32::MAX);
-    let site = info.frames.as_ref().and_then(|maps| {
-        let body = match g.kind {
-            crate::trap::RangeKind::Clone => maps.body(g.index, FrameBody::Resume),
-            _ => maps
-                .body(g.index, FrameBody::Hot)
-                .or_else(|| maps.body(g.index, FrameBody::Whole)),
-        };
-        body.and_then(|b| b.site(ret_offset))
+    let body = info.frames.as_ref().and_then(|maps| match g.kind {
+        crate::trap::RangeKind::Clone => maps.body(g.index, FrameBody::Resume),
+        _ => maps
+            .body(g.index, FrameBody::Hot)
+            .or_else(|| maps.body(g.index, FrameBody::Whole)),
     });
     f(Some(crate::frame_walk::FrameSiteLookup {
         func: g.index,
         ret_offset,
-        site,
+        site: body.and_then(|b| b.site(ret_offset)),
+        saves: body.map_or(&[], |b| &b.saves[..]),
+        probe_saves: info.frames.as_ref().map_or(&[], |m| &m.probe_saves[..]),
     }))
 }

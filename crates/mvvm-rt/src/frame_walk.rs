@@ -36,6 +36,7 @@
 //! ```
 
 use crate::checkpoint::control::RawFrame;
+use crate::vmctx::VMContext;
 use mvvm_abi::frame_map::ValueLocation;
 
 /// At most this many frames are walked (as the exception walk).
@@ -44,11 +45,19 @@ const MAX_FRAMES: usize = 1 << 20;
 /// One value of a walked frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Walked {
-    /// Read from the frame: its slot(s), zero-extended from its width.
-    Read { slot: u32, bits: [u64; 2], wide: bool },
+    /// Read from the frame (or a register's save slot): its slot(s),
+    /// zero-extended from its width.
+    Read {
+        slot: u32,
+        bits: [u64; 2],
+        wide: bool,
+        register: bool,
+    },
     /// A dead local: its slot must be zero.
     Dead { slot: u32, wide: bool },
-    /// In a register: not read.
+    /// In a register whose value the chain of saves does not reach (a
+    /// `v128` in a half-saved register, a map that names a register no
+    /// one saved): not read.
     Register,
     /// Not located: not read.
     Unknown,
@@ -76,14 +85,17 @@ pub struct FrameWalkStats {
     /// Of those, frames at a site of the frame map, compared with the
     /// record their unwind block wrote.
     pub frames_compared: u64,
-    /// Frames compared whose every value was read (none in a register,
-    /// none unlocated; call arguments count as unlocated).
+    /// Frames compared whose every value was read (none in an unreached
+    /// register, none unlocated; call arguments count as unlocated).
     pub frames_fully_read: u64,
     /// Values read from stack slots and found equal to the record.
     pub values_compared: u64,
     /// Dead locals found zero in the record.
     pub dead_compared: u64,
-    /// Values in registers: not checked.
+    /// Values read from where the chain of register saves put them
+    /// and found equal to the record.
+    pub registers_compared: u64,
+    /// Values in registers the chain does not reach: not checked.
     pub values_in_registers: u64,
     /// Values the map could not locate: not checked.
     pub values_unlocated: u64,
@@ -100,24 +112,219 @@ impl FrameWalkStats {
         self.frames_fully_read += o.frames_fully_read;
         self.values_compared += o.values_compared;
         self.dead_compared += o.dead_compared;
+        self.registers_compared += o.registers_compared;
         self.values_in_registers += o.values_in_registers;
         self.values_unlocated += o.values_unlocated;
         self.frames_not_walked += o.frames_not_walked;
     }
 }
 
+/// The callee-saved registers [`probe_walk_entry`] captures, in the
+/// order of its save area: `(class, hardware number)`, 8 bytes each.
+#[cfg(target_arch = "x86_64")]
+const CAPTURED: &[(u8, u8)] = &[(0, 3), (0, 12), (0, 13), (0, 14), (0, 15)];
+/// As above: `x19`-`x28`, then the low halves of `v8`-`v15`.
+#[cfg(target_arch = "aarch64")]
+const CAPTURED: &[(u8, u8)] = &[
+    (0, 19),
+    (0, 20),
+    (0, 21),
+    (0, 22),
+    (0, 23),
+    (0, 24),
+    (0, 25),
+    (0, 26),
+    (0, 27),
+    (0, 28),
+    (1, 8),
+    (1, 9),
+    (1, 10),
+    (1, 11),
+    (1, 12),
+    (1, 13),
+    (1, 14),
+    (1, 15),
+];
+
+/// Bytes a prologue saves of a float register: the whole register on
+/// x86-64 (which has no callee-saved float register: only `preserve_all`
+/// saves them), the low 64 bits on aarch64.
+#[cfg(target_arch = "x86_64")]
+const FLOAT_SAVE: usize = 16;
+#[cfg(target_arch = "aarch64")]
+const FLOAT_SAVE: usize = 8;
+
+/// Size of [`probe_walk_entry`]'s save area, a multiple of 16.
+const AREA: usize = (CAPTURED.len() * 8).next_multiple_of(16);
+
+/// Where the walk finds each register's value for the frame it reads:
+/// `(class, hw) -> (address, bytes there)`.
+#[derive(Default)]
+struct Registers(Vec<((u8, u8), (usize, usize))>);
+
+impl Registers {
+    fn set(&mut self, reg: (u8, u8), at: (usize, usize)) {
+        match self.0.iter_mut().find(|(r, _)| *r == reg) {
+            Some(e) => e.1 = at,
+            None => self.0.push((reg, at)),
+        }
+    }
+
+    fn get(&self, reg: (u8, u8)) -> Option<(usize, usize)> {
+        self.0.iter().find(|(r, _)| *r == reg).map(|e| e.1)
+    }
+
+    /// Applies a prologue's `saves` in the frame whose frame pointer is
+    /// `fp` and whose lowest address is `floor`: from now on the caller's
+    /// values of those registers are there. A save outside that range (a
+    /// bad map) makes the register unknown.
+    fn saved_by(&mut self, saves: &[mvvm_abi::frame_map::RegSave], fp: usize, floor: usize) {
+        for s in saves {
+            let size = if s.class == 0 { 8 } else { FLOAT_SAVE };
+            let addr = fp.wrapping_add_signed(s.fp_offset as isize);
+            let inside = addr >= floor && addr.checked_add(size).is_some_and(|end| end <= fp);
+            if inside {
+                self.set((s.class, s.hw), (addr, size));
+            } else {
+                self.0.retain(|(r, _)| *r != (s.class, s.hw));
+            }
+        }
+    }
+}
+
+/// Builtin `ProbeWalk` (objects compiled with the developer option
+/// `frame_map`): copies the callee-saved registers, which still hold the
+/// probing body's values (the probe trampoline saves only what it and
+/// its callee clobber, and the C convention keeps these), into a save
+/// area on its own stack and calls [`probe_walk_inner`] with its address.
+/// Written in assembly because no Rust function can read a register
+/// before its own prologue may have changed it.
+#[cfg(target_arch = "x86_64")]
+// SAFETY: the body saves `rbp`, reserves `AREA` bytes (keeping the stack
+// 16-byte aligned: 8 on entry, + 8 for `rbp`, + a multiple of 16), only
+// reads the callee-saved registers, calls a C-convention function with
+// the caller's four arguments untouched plus the area in `r8`, and
+// restores `rsp` and `rbp` before returning its result in `eax`.
+#[unsafe(naked)]
+pub(crate) extern "C" fn probe_walk_entry(
+    vmctx: *mut VMContext,
+    func: u32,
+    offset: u32,
+    tramp_fp: usize,
+) -> u32 {
+    std::arch::naked_asm!(
+        "push rbp",
+        "mov rbp, rsp",
+        "sub rsp, {area}",
+        "mov [rsp], rbx",
+        "mov [rsp + 8], r12",
+        "mov [rsp + 16], r13",
+        "mov [rsp + 24], r14",
+        "mov [rsp + 32], r15",
+        "mov r8, rsp",
+        "call {inner}",
+        "add rsp, {area}",
+        "pop rbp",
+        "ret",
+        area = const AREA,
+        inner = sym probe_walk_inner,
+    )
+}
+
+/// As the x86-64 version: `x19`-`x28` and `d8`-`d15` into the area.
+#[cfg(target_arch = "aarch64")]
+// SAFETY: the body pushes the frame record (`x29`, `x30`), reserves
+// `AREA` bytes (a multiple of 16), only reads the callee-saved
+// registers, calls a C-convention function with the caller's four
+// arguments untouched plus the area in `x4`, and restores `sp`, `x29`
+// and `x30` before returning its result in `w0`.
+#[unsafe(naked)]
+pub(crate) extern "C" fn probe_walk_entry(
+    vmctx: *mut VMContext,
+    func: u32,
+    offset: u32,
+    tramp_fp: usize,
+) -> u32 {
+    std::arch::naked_asm!(
+        "stp x29, x30, [sp, #-16]!",
+        "mov x29, sp",
+        "sub sp, sp, #{area}",
+        "stp x19, x20, [sp, #0]",
+        "stp x21, x22, [sp, #16]",
+        "stp x23, x24, [sp, #32]",
+        "stp x25, x26, [sp, #48]",
+        "stp x27, x28, [sp, #64]",
+        "stp d8, d9, [sp, #80]",
+        "stp d10, d11, [sp, #96]",
+        "stp d12, d13, [sp, #112]",
+        "stp d14, d15, [sp, #128]",
+        "mov x4, sp",
+        "bl {inner}",
+        "add sp, sp, #{area}",
+        "ldp x29, x30, [sp], #16",
+        "ret",
+        area = const AREA,
+        inner = sym probe_walk_inner,
+    )
+}
+
+/// `Probe`, and when it starts an unwind, the walk of the wasm frames
+/// from the probe trampoline's frame `tramp_fp` (with `regs`, the
+/// entry's copies of the callee-saved registers), kept for the check
+/// against the frames the unwind saves.
+extern "C" fn probe_walk_inner(
+    vmctx: *mut VMContext,
+    func: u32,
+    offset: u32,
+    tramp_fp: usize,
+    regs: usize,
+) -> u32 {
+    let unwind = {
+        // SAFETY: called (through `probe_walk_entry`) by generated code
+        // with its own vmctx; the reference ends with this block, which
+        // runs no wasm.
+        let (s, _) = unsafe { crate::builtins::store_of(vmctx) };
+        crate::checkpoint::control::probe(s, func, offset)
+    };
+    if unwind == 1 {
+        // SAFETY: only the probe trampoline calls `ProbeWalk`, with its
+        // own frame pointer, from a wasm body, and it is live until this
+        // returns; `regs` is the entry's area, laid out as `walk` says.
+        let walked = unsafe { walk(tramp_fp, regs) };
+        // SAFETY: as above; the walk's lookups are over, no other
+        // reference into the store is alive.
+        let (s, _) = unsafe { crate::builtins::store_of(vmctx) };
+        if let Some(c) = s.ckpt.as_deref_mut() {
+            c.walked = Some(walked);
+        }
+    }
+    unwind
+}
+
 /// Walks the wasm frames above the probe trampoline's frame `tramp_fp`,
 /// innermost first, and reads the values of every frame at a covered
-/// site.
+/// site: stack slots in the frame, registers where the chain of saves
+/// says (`regs`: [`probe_walk_entry`]'s copies of the callee-saved
+/// registers; then the trampoline's saves; then each frame's prologue
+/// saves for its caller).
 ///
 /// # Safety
 /// `tramp_fp` is the frame pointer of the module's probe trampoline,
 /// live (its `ProbeWalk` call has not returned), called from a wasm body:
 /// its frame record holds the body's frame pointer and the return address
 /// into it, and every wasm frame above keeps a frame record (Cranelift's
-/// `preserve_frame_pointers`).
-pub(crate) unsafe fn walk(tramp_fp: usize) -> Vec<WalkedFrame> {
+/// `preserve_frame_pointers`). `regs` is [`probe_walk_entry`]'s save
+/// area, live, directly below its frame record, which lies directly below
+/// the trampoline's frame.
+unsafe fn walk(tramp_fp: usize, regs: usize) -> Vec<WalkedFrame> {
     let mut frames = Vec::new();
+    let mut registers = Registers::default();
+    for (k, r) in CAPTURED.iter().enumerate() {
+        registers.set(*r, (regs + 8 * k, 8));
+    }
+    // The trampoline's frame: from the entry's frame record (above its
+    // save area) up to the trampoline's frame pointer.
+    let tramp_floor = regs + AREA + 16;
     // SAFETY: the trampoline's frame record (caller): its frame pointer
     // points at the saved frame pointer, the return address above it,
     // both aligned words of a live frame.
@@ -126,14 +333,23 @@ pub(crate) unsafe fn walk(tramp_fp: usize) -> Vec<WalkedFrame> {
     // below it (the callee's), where the callee's arguments and frame
     // record begin.
     let mut floor = tramp_fp + 16;
+    let mut first = true;
     for _ in 0..MAX_FRAMES {
         let cfa = fp + 16;
         let frame = crate::code::with_frame_site(pc, |found| {
             let found = found?;
+            if std::mem::take(&mut first) {
+                registers.saved_by(found.probe_saves, tramp_fp, tramp_floor);
+            }
             let site = found.site.map(|s| {
-                let values = s.values.iter().map(|v| read_value(v, floor, cfa)).collect();
+                let values = s
+                    .values
+                    .iter()
+                    .map(|v| read_value(v, floor, cfa, &registers))
+                    .collect();
                 (s.offset, s.slots, values)
             });
+            registers.saved_by(found.saves, fp, floor);
             Some(WalkedFrame {
                 func: found.func,
                 ret_offset: found.ret_offset,
@@ -158,38 +374,64 @@ pub(crate) unsafe fn walk(tramp_fp: usize) -> Vec<WalkedFrame> {
     frames
 }
 
+/// Reads `width` bytes at `addr`, zero-extended into one or two slots.
+///
+/// # Safety
+/// `addr..addr + width` is readable (inside a live frame of this thread).
+unsafe fn read_bits(addr: usize, width: u8) -> [u64; 2] {
+    // SAFETY: the caller's contract; unaligned reads of plain integers.
+    unsafe {
+        match width {
+            4 => [u64::from((addr as *const u32).read_unaligned()), 0],
+            8 => [(addr as *const u64).read_unaligned(), 0],
+            _ => [
+                (addr as *const u64).read_unaligned(),
+                ((addr + 8) as *const u64).read_unaligned(),
+            ],
+        }
+    }
+}
+
 /// Reads value `v` of the frame whose CFA is `cfa` and whose callee's CFA
-/// (the lowest address of the frame) is `floor`.
-fn read_value(v: &mvvm_abi::frame_map::FrameValue, floor: usize, cfa: usize) -> Walked {
+/// (the lowest address of the frame) is `floor`, with the registers'
+/// values where `registers` says.
+fn read_value(
+    v: &mvvm_abi::frame_map::FrameValue,
+    floor: usize,
+    cfa: usize,
+    registers: &Registers,
+) -> Walked {
     let wide = v.width == 16;
     match v.loc {
         ValueLocation::Dead => Walked::Dead { slot: v.slot, wide },
-        ValueLocation::Reg { .. } => Walked::Register,
         ValueLocation::Unknown => Walked::Unknown,
+        ValueLocation::Reg { class, hw } => match registers.get((class, hw)) {
+            Some((addr, size)) if usize::from(v.width) <= size => Walked::Read {
+                slot: v.slot,
+                // SAFETY: `Registers` holds only addresses checked to lie
+                // in a live frame of this thread (`saved_by`) or in the
+                // entry's save area, with `size` bytes there.
+                bits: unsafe { read_bits(addr, v.width) },
+                wide,
+                register: true,
+            },
+            _ => Walked::Register,
+        },
         ValueLocation::Stack { cfa_offset } => {
             let addr = cfa.wrapping_add_signed(cfa_offset as isize);
             let end = addr.wrapping_add(usize::from(v.width));
             if addr < floor || end > cfa || end < addr {
                 return Walked::Outside { slot: v.slot };
             }
-            // SAFETY: `addr..end` lies inside a live wasm frame of this
-            // thread (checked just above: between its callee's CFA and its
-            // own, as `walk` passes them), which nothing writes while the
-            // runtime runs; unaligned reads of plain integers.
-            let bits = unsafe {
-                match v.width {
-                    4 => [u64::from((addr as *const u32).read_unaligned()), 0],
-                    8 => [(addr as *const u64).read_unaligned(), 0],
-                    _ => [
-                        (addr as *const u64).read_unaligned(),
-                        ((addr + 8) as *const u64).read_unaligned(),
-                    ],
-                }
-            };
             Walked::Read {
                 slot: v.slot,
-                bits,
+                // SAFETY: `addr..end` lies inside a live wasm frame of
+                // this thread (checked just above: between its callee's
+                // CFA and its own, as `walk` passes them), which nothing
+                // writes while the runtime runs.
+                bits: unsafe { read_bits(addr, v.width) },
                 wide,
+                register: false,
             }
         }
     }
@@ -203,6 +445,10 @@ pub(crate) struct FrameSiteLookup<'a> {
     pub ret_offset: u32,
     /// The map's site for it.
     pub site: Option<&'a mvvm_abi::frame_map::FrameSite>,
+    /// Where the body's prologue saves registers.
+    pub saves: &'a [mvvm_abi::frame_map::RegSave],
+    /// Where the module's probe trampoline saves registers.
+    pub probe_saves: &'a [mvvm_abi::frame_map::RegSave],
 }
 
 /// Compares the walked frames with the frames the unwind saved (both
@@ -255,7 +501,12 @@ pub(crate) fn compare(
         let mut full = true;
         for v in values {
             match *v {
-                Walked::Read { slot: k, bits, wide } => {
+                Walked::Read {
+                    slot: k,
+                    bits,
+                    wide,
+                    register,
+                } => {
                     let want = [slot(k), if wide { slot(k + 1) } else { Some(0) }];
                     if want != [Some(bits[0]), Some(bits[1])] {
                         errors.push(format!(
@@ -263,6 +514,8 @@ pub(crate) fn compare(
                             &bits[..1 + usize::from(wide)],
                             &want[..1 + usize::from(wide)]
                         ));
+                    } else if register {
+                        st.registers_compared += 1;
                     } else {
                         st.values_compared += 1;
                     }
@@ -326,6 +579,7 @@ mod tests {
                         slot: 0,
                         bits: [7, 0],
                         wide: false,
+                        register: false,
                     },
                     Walked::Dead {
                         slot: 1,
@@ -335,6 +589,7 @@ mod tests {
                         slot: 2,
                         bits: [1, 2],
                         wide: true,
+                        register: true,
                     },
                 ],
             )),
@@ -343,8 +598,14 @@ mod tests {
         let (st, errors) = compare(&walked, &good);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(
-            (st.frames_compared, st.values_compared, st.dead_compared, st.frames_not_walked),
-            (1, 2, 1, 1)
+            (
+                st.frames_compared,
+                st.values_compared,
+                st.registers_compared,
+                st.dead_compared,
+                st.frames_not_walked
+            ),
+            (1, 1, 1, 1, 1)
         );
         for bad in [
             raw(3, 0x12, vec![8, 0, 1, 2]),
