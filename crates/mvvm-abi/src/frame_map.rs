@@ -85,6 +85,11 @@ pub struct FrameSite {
     pub probe: bool,
     /// Number of `u64` slots of the frame record.
     pub slots: u32,
+    /// Index in `values` of the call's first argument (the length of
+    /// `values` for a probe): the arguments are in the record because the
+    /// rewind re-issues the call, but the callee's own frame is what
+    /// matters; once passed they need not be anywhere.
+    pub args_from: u32,
     /// Every value of the record, locals first, then the operand stack
     /// from the bottom (call arguments included).
     pub values: Vec<FrameValue>,
@@ -206,6 +211,7 @@ mod tests {
             offset: 7,
             probe: false,
             slots: 3,
+            args_from: 1,
             values: vec![FrameValue {
                 slot: 1,
                 width: 16,

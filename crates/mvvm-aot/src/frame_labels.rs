@@ -155,6 +155,8 @@ pub(crate) struct PendingSite {
     pub frame: Vec<(u32, u8)>,
     /// Slots of the frame record.
     pub slots: u32,
+    /// Index in `frame` of the call's first argument.
+    pub args_from: u32,
 }
 
 /// Where a value is while the call is made.
@@ -382,12 +384,39 @@ pub(crate) fn resolve(
             }
         }
     }
+    // A `try_call` keeps no debug tag (Cranelift drops the tag placed
+    // after its trailing jump when the jump is elided): its return
+    // address is the call site with handlers whose call instruction has
+    // the site's wasm offset as source location, if only one has.
+    let srclocs = code.buffer.get_srclocs_sorted();
+    let srcloc_at = |at: u32| {
+        let pos = srclocs.partition_point(|s| s.start <= at);
+        srclocs[..pos]
+            .iter()
+            .rev()
+            .find(|s| at < s.end && !s.loc.is_default())
+            .map(|s| s.loc.bits())
+    };
+    let mut try_rets: HashMap<u32, Vec<u32>> = HashMap::new();
+    for c in code.buffer.call_sites() {
+        if !c.exception_handlers.is_empty()
+            && let Some(at) = c.ret_addr.checked_sub(1)
+            && let Some(loc) = srcloc_at(at)
+        {
+            try_rets.entry(loc).or_default().push(c.ret_addr);
+        }
+    }
     let ranges = &code.value_labels_ranges;
     let layout = LayoutDefs::new(func_ir);
     pending
         .into_iter()
         .map(|site| {
-            let ret_addr = ret_addrs.get(&site.tag).copied();
+            let ret_addr = ret_addrs.get(&site.tag).copied().or_else(|| {
+                match (site.kind, try_rets.get(&site.offset).map(Vec::as_slice)) {
+                    (SiteKind::Call, Some([ret])) => Some(*ret),
+                    _ => None,
+                }
+            });
             let at = layout.tagged.get(&site.tag).copied();
             let values: Vec<ValueReport> = site
                 .expected
@@ -492,6 +521,7 @@ fn frame_site(
         offset: site.offset,
         probe: site.kind == SiteKind::Probe,
         slots: site.slots,
+        args_from: site.args_from,
         values: site
             .frame
             .iter()

@@ -350,11 +350,17 @@ pub(crate) fn with_frame_site<R>(
             .body(g.index, FrameBody::Hot)
             .or_else(|| maps.body(g.index, FrameBody::Whole)),
     });
+    let kind = match (g.kind, body.map(|b| b.body)) {
+        (crate::trap::RangeKind::Clone, _) => 2,
+        (_, Some(FrameBody::Hot)) => 1,
+        _ => 0,
+    };
     f(Some(crate::frame_walk::FrameSiteLookup {
         func: g.index,
         ret_offset,
         site: body.and_then(|b| b.site(ret_offset)),
         saves: body.map_or(&[], |b| &b.saves[..]),
         probe_saves: info.frames.as_ref().map_or(&[], |m| &m.probe_saves[..]),
+        body: kind,
     }))
 }

@@ -72,9 +72,11 @@ pub(crate) struct WalkedFrame {
     pub func: u32,
     /// The return address's offset in the body (for messages).
     pub ret_offset: u32,
-    /// The covered site, if the map has one for this return address:
-    /// stable point, record size in slots, values.
-    pub site: Option<(u32, u32, Vec<Walked>)>,
+    /// Which body the frame runs: 0 whole, 1 hot, 2 resume clone (as
+    /// [`FrameBody`](mvvm_abi::frame_map::FrameBody)).
+    pub body: u8,
+    /// The covered site, if the map has one for this return address.
+    pub site: Option<WalkedSite>,
 }
 
 /// What one checkpoint's check found (see the module documentation).
@@ -88,6 +90,15 @@ pub struct FrameWalkStats {
     /// Frames compared whose every value was read (none in an unreached
     /// register, none unlocated; call arguments count as unlocated).
     pub frames_fully_read: u64,
+    /// `frames_compared` by body: whole bodies, hot bodies, resume
+    /// clones.
+    pub compared_by_body: [u64; 3],
+    /// `frames_fully_read` by body, as `compared_by_body`.
+    pub fully_read_by_body: [u64; 3],
+    /// Frames compared whose every value other than the call's arguments
+    /// was read, by body: what dropping the unwind stores at a site would
+    /// need (the arguments are not needed, see CHECKPOINT.md, plan step 3).
+    pub read_but_args_by_body: [u64; 3],
     /// Values read from stack slots and found equal to the record.
     pub values_compared: u64,
     /// Dead locals found zero in the record.
@@ -110,6 +121,11 @@ impl FrameWalkStats {
         self.frames_walked += o.frames_walked;
         self.frames_compared += o.frames_compared;
         self.frames_fully_read += o.frames_fully_read;
+        for k in 0..3 {
+            self.compared_by_body[k] += o.compared_by_body[k];
+            self.fully_read_by_body[k] += o.fully_read_by_body[k];
+            self.read_but_args_by_body[k] += o.read_but_args_by_body[k];
+        }
         self.values_compared += o.values_compared;
         self.dead_compared += o.dead_compared;
         self.registers_compared += o.registers_compared;
@@ -117,6 +133,19 @@ impl FrameWalkStats {
         self.values_unlocated += o.values_unlocated;
         self.frames_not_walked += o.frames_not_walked;
     }
+}
+
+/// The values of a covered site as the walk read them.
+#[derive(Debug, Clone)]
+pub(crate) struct WalkedSite {
+    /// The stable point.
+    pub offset: u32,
+    /// Slots of the record.
+    pub slots: u32,
+    /// Index in `values` of the call's first argument.
+    pub args_from: u32,
+    /// Every value of the record.
+    pub values: Vec<Walked>,
 }
 
 /// The callee-saved registers [`probe_walk_entry`] captures, in the
@@ -347,12 +376,18 @@ unsafe fn walk(tramp_fp: usize, regs: usize) -> Vec<WalkedFrame> {
                     .iter()
                     .map(|v| read_value(v, floor, cfa, &registers))
                     .collect();
-                (s.offset, s.slots, values)
+                WalkedSite {
+                    offset: s.offset,
+                    slots: s.slots,
+                    args_from: s.args_from,
+                    values,
+                }
             });
             registers.saved_by(found.saves, fp, floor);
             Some(WalkedFrame {
                 func: found.func,
                 ret_offset: found.ret_offset,
+                body: found.body,
                 site,
             })
         });
@@ -449,6 +484,8 @@ pub(crate) struct FrameSiteLookup<'a> {
     pub saves: &'a [mvvm_abi::frame_map::RegSave],
     /// Where the module's probe trampoline saves registers.
     pub probe_saves: &'a [mvvm_abi::frame_map::RegSave],
+    /// Which body (0 whole, 1 hot, 2 resume clone).
+    pub body: u8,
 }
 
 /// Compares the walked frames with the frames the unwind saved (both
@@ -479,10 +516,18 @@ pub(crate) fn compare(
             errors.push(format!("{at}: the unwind saved function {}", u.func));
             continue;
         }
-        let Some((offset, slots, values)) = &w.site else {
+        let Some(WalkedSite {
+            offset,
+            slots,
+            args_from,
+            values,
+        }) = &w.site
+        else {
             continue;
         };
+        let body = usize::from(w.body.min(2));
         st.frames_compared += 1;
+        st.compared_by_body[body] += 1;
         if *offset != u.offset {
             errors.push(format!(
                 "{at}: map says stable point {offset:#x}, the unwind {:#x}",
@@ -499,7 +544,9 @@ pub(crate) fn compare(
         }
         let slot = |k: u32| u.slots.get(k as usize).copied();
         let mut full = true;
-        for v in values {
+        let mut but_args = true;
+        for (j, v) in values.iter().enumerate() {
+            let arg = j >= *args_from as usize;
             match *v {
                 Walked::Read {
                     slot: k,
@@ -533,10 +580,12 @@ pub(crate) fn compare(
                 }
                 Walked::Register => {
                     full = false;
+                    but_args &= arg;
                     st.values_in_registers += 1;
                 }
                 Walked::Unknown => {
                     full = false;
+                    but_args &= arg;
                     st.values_unlocated += 1;
                 }
                 Walked::Outside { slot: k } => {
@@ -548,6 +597,10 @@ pub(crate) fn compare(
         }
         if full {
             st.frames_fully_read += 1;
+            st.fully_read_by_body[body] += 1;
+        }
+        if but_args {
+            st.read_but_args_by_body[body] += 1;
         }
     }
     (st, errors)
@@ -571,10 +624,12 @@ mod tests {
         let walked = vec![WalkedFrame {
             func: 3,
             ret_offset: 0x40,
-            site: Some((
-                0x12,
-                4,
-                vec![
+            body: 2,
+            site: Some(WalkedSite {
+                offset: 0x12,
+                slots: 4,
+                args_from: 3,
+                values: vec![
                     Walked::Read {
                         slot: 0,
                         bits: [7, 0],
@@ -592,7 +647,7 @@ mod tests {
                         register: true,
                     },
                 ],
-            )),
+            }),
         }];
         let good = [raw(3, 0x12, vec![7, 0, 1, 2]), raw(1, 0x5, vec![])];
         let (st, errors) = compare(&walked, &good);

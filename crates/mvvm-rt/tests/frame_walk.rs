@@ -11,11 +11,13 @@
 
 mod ckpt_common;
 
-use ckpt_common::{cfg, temp_dir, wasi};
+use ckpt_common::{cfg, grants, temp_dir, wasi};
 use mvvm_abi::Policy;
 use mvvm_aot::frame_labels::{DevOptions, compile_with};
 use mvvm_rt::Module;
-use mvvm_rt::checkpoint::{FrameWalkStats, Outcome, RunOptions, Trigger};
+use mvvm_rt::checkpoint::{
+    FrameWalkStats, Outcome, RestoreOptions, RunOptions, SnapshotSource, Trigger,
+};
 use mvvm_wasi::Command;
 
 const STACK: usize = 1 << 20;
@@ -67,35 +69,62 @@ fn probes(module: &Module, args: &[&str], tag: &str) -> u64 {
     }
 }
 
+/// The check's counts of a checkpointed outcome, which must carry a
+/// passed check that accounts for every frame saved.
+fn walk_of(out: Outcome, what: &str) -> FrameWalkStats {
+    let Outcome::Checkpointed { stats } = out else {
+        panic!("{what}: no checkpoint: {out:?}");
+    };
+    let walk = stats
+        .frame_walk
+        .unwrap_or_else(|| panic!("{what}: the frames were not walked"));
+    assert_eq!(
+        walk.frames_walked + walk.frames_not_walked,
+        stats.frames as u64,
+        "{what}: {walk:?}"
+    );
+    walk
+}
+
 /// Checkpoints `module` (run with `args`) at each probe of `at`, each in
-/// a run of its own; every checkpoint must carry a passed check. Returns
-/// the check's counts, summed.
+/// a run of its own, then restores every other snapshot and checkpoints
+/// the restored run at its second probe (its frames then run the resume
+/// clones); every checkpoint must carry a passed check. Returns the
+/// check's counts, summed.
 fn check_at(module: &Module, args: &[&str], at: &[u64], tag: &str) -> FrameWalkStats {
     let mut total = FrameWalkStats::default();
-    for &n in at {
+    let mut checkpoints = 0;
+    for (k, &n) in at.iter().enumerate() {
         let dir = temp_dir("walk", tag);
         let mut w = wasi(&dir);
         w.args.extend(args.iter().map(|a| a.to_string()));
+        let snap = dir.join("snap");
         let out = Command::new(module)
             .config(w)
             .max_wasm_stack(STACK)
-            .run(cfg(Trigger::ProbeCount(n), &dir.join("snap")), RunOptions::default())
+            .run(cfg(Trigger::ProbeCount(n), &snap), RunOptions::default())
             .unwrap_or_else(|e| panic!("{tag}: checkpoint at probe {n}: {e}"));
+        total.add(&walk_of(out, &format!("{tag}: probe {n}")));
+        checkpoints += 1;
+        if k % 2 == 1 {
+            let out = Command::new(module)
+                .max_wasm_stack(STACK)
+                .grants(grants(&dir))
+                .restore(
+                    SnapshotSource::File(snap),
+                    cfg(Trigger::ProbeCount(2), &dir.join("snap2")),
+                    RestoreOptions::default(),
+                )
+                .unwrap_or_else(|e| panic!("{tag}: restore of probe {n}, checkpoint: {e}"));
+            // A run that ends within two probes has nothing to check.
+            if !matches!(out, Outcome::Exited { .. }) {
+                total.add(&walk_of(out, &format!("{tag}: probe {n}, restored, probe 2")));
+                checkpoints += 1;
+            }
+        }
         let _ = std::fs::remove_dir_all(&dir);
-        let Outcome::Checkpointed { stats } = out else {
-            panic!("{tag}: probe {n}: no checkpoint: {out:?}");
-        };
-        let walk = stats
-            .frame_walk
-            .unwrap_or_else(|| panic!("{tag}: probe {n}: the frames were not walked"));
-        assert_eq!(
-            walk.frames_walked + walk.frames_not_walked,
-            stats.frames as u64,
-            "{tag}: probe {n}: {walk:?}"
-        );
-        total.add(&walk);
     }
-    eprintln!("{tag}: {} checkpoints: {total:?}", at.len());
+    eprintln!("{tag}: {checkpoints} checkpoints: {total:?}");
     total
 }
 
@@ -111,10 +140,13 @@ fn spread(p: u64, count: u64) -> Vec<u64> {
 }
 
 /// The checks every program must pass: frames compared, values read and
-/// found equal.
+/// found equal (for every program that loops: in resume clones too).
 fn assert_compared(total: &FrameWalkStats, tag: &str) {
     assert!(total.frames_compared > 0, "{tag}: no frame compared: {total:?}");
-    assert!(total.values_compared > 0, "{tag}: no value compared: {total:?}");
+    assert!(
+        total.values_compared + total.registers_compared > 0,
+        "{tag}: no value compared: {total:?}"
+    );
 }
 
 /// Values live across calls in a loop-free function (`$mid`: a single
@@ -180,6 +212,7 @@ fn binary_trees_walked_frames_equal_the_unwind() {
     let p = probes(&module, &args, "binary-trees");
     let total = check_at(&module, &args, &spread(p, 40), "binary-trees");
     assert_compared(&total, "binary-trees");
+    assert!(total.compared_by_body[2] > 0, "no resume clone frame: {total:?}");
 }
 
 /// bc (graph kernels, C++ with deep call chains) under counter-loop at
@@ -194,4 +227,104 @@ fn bc_walked_frames_equal_the_unwind() {
     let p = probes(&module, &args, "bc");
     let total = check_at(&module, &args, &spread(p, 40), "bc");
     assert_compared(&total, "bc");
+    assert!(total.compared_by_body[2] > 0, "no resume clone frame: {total:?}");
+}
+
+/// A `try_table` whose body calls a function that probes (its loop) and
+/// sometimes throws: frames at `try_call`s, with values live across them.
+const EXCEPTIONS: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (tag $e (param i32))
+  (func $work (param $n i32) (result i32) (local $i i32) (local $s i32)
+    (loop $l
+      (local.set $s (i32.add (local.get $s) (i32.mul (local.get $i) (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (if (i32.eq (i32.and (local.get $n) (i32.const 7)) (i32.const 3))
+      (then (throw $e (local.get $s))))
+    (local.get $s))
+  (func $guarded (param $n i32) (result i32) (local $keep i64) (local $d f64)
+    (local.set $keep (i64.extend_i32_u (i32.mul (local.get $n) (i32.const 31))))
+    (local.set $d (f64.convert_i32_u (local.get $n)))
+    (i32.add
+      (i32.add (i32.wrap_i64 (local.get $keep)) (i32.trunc_f64_u (local.get $d)))
+      (block $caught (result i32)
+        (try_table (result i32) (catch $e $caught)
+          (call $work (local.get $n))))))
+  (func (export "_start") (local $n i32) (local $sum i32)
+    (loop $l
+      (local.set $sum (i32.add (local.get $sum) (call $guarded (local.get $n))))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $n) (i32.const 40))))
+    (call $proc_exit (i32.and (local.get $sum) (i32.const 63)))))
+"#;
+
+/// `return_call` chains whose links loop (and probe): the frames the
+/// walk finds are the tail callees', as the unwind saves them.
+const TAIL_CALLS: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (func $count (param $n i32) (param $acc i64) (result i64) (local $i i32)
+    (loop $l
+      (local.set $acc (i64.add (local.get $acc) (i64.extend_i32_u (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 20))))
+    (if (result i64) (i32.eqz (local.get $n))
+      (then (local.get $acc))
+      (else (return_call $count (i32.sub (local.get $n) (i32.const 1)) (local.get $acc)))))
+  (func $outer (param $n i32) (result i64) (local $k i64)
+    (local.set $k (i64.mul (i64.extend_i32_u (local.get $n)) (i64.const 3)))
+    (i64.add (local.get $k) (call $count (local.get $n) (i64.const 0))))
+  (func (export "_start") (local $n i32) (local $sum i64)
+    (loop $l
+      (local.set $sum (i64.add (local.get $sum) (call $outer (local.get $n))))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $n) (i32.const 12))))
+    (call $proc_exit (i32.wrap_i64 (i64.and (local.get $sum) (i64.const 63))))))
+"#;
+
+/// Frames at `try_call`s and at calls reached by tail calls, under the
+/// function-entry and loop policies.
+#[test]
+fn exceptions_and_tail_calls_walked_frames_equal_the_unwind() {
+    for (name, wat) in [("exceptions", EXCEPTIONS), ("tail-calls", TAIL_CALLS)] {
+        for policy in [Policy::FunctionEntry, Policy::Loop] {
+            let tag = format!("{name}-{policy:?}");
+            let module = compile_mapped(wat.as_bytes(), policy, 3);
+            let p = probes(&module, &[], &tag);
+            let total = check_at(&module, &[], &spread(p, 80), &tag);
+            assert_compared(&total, &tag);
+        }
+    }
+}
+
+/// More of the bench (their smoke sizes, `bench/harness/src/workloads.rs`)
+/// under counter-loop at `-O3`: 16 checkpoints spread over each run.
+#[test]
+fn bench_workloads_walked_frames_equal_the_unwind() {
+    let workloads: [(&str, &[&str]); 9] = [
+        ("llama2", &["-d32", "-l1", "-a2", "-v64", "-t8"]),
+        ("mg", &["-s4", "-i1"]),
+        ("fannkuch-redux", &["-n6"]),
+        ("floyd-warshall", &["-s48"]),
+        ("spectral-norm", &["-n50"]),
+        ("nbody", &["-n1000"]),
+        ("gemm-simd", &["-s32"]),
+        ("kvstore", &["-k200", "-n2000"]),
+        ("cg", &["-s500", "-k5", "-i2"]),
+    ];
+    let mut all = FrameWalkStats::default();
+    for (name, args) in workloads {
+        let Some(wasm) = repo_file(&format!("bench/wasm/{name}.wasm")) else {
+            continue;
+        };
+        let module = compile_mapped(&wasm, Policy::CounterLoop { threshold_bits: 4 }, 3);
+        let p = probes(&module, args, name);
+        let total = check_at(&module, args, &spread(p, 16), name);
+        assert_compared(&total, name);
+        assert!(total.compared_by_body[2] > 0, "{name}: no resume clone frame: {total:?}");
+        all.add(&total);
+    }
+    eprintln!("bench workloads: {all:?}");
 }

@@ -1066,6 +1066,7 @@ impl FuncTranslator<'_, '_, '_> {
             nlocals,
             frame,
             slots: k,
+            args_from: (nlocals + below) as u32,
         });
         Ok(())
     }
