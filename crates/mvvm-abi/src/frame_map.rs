@@ -237,7 +237,14 @@ mod tests {
         };
         let back = FrameMaps::decode(&maps.encode().unwrap()).unwrap();
         assert_eq!(back, maps);
-        assert_eq!(back.body(2, FrameBody::Hot).unwrap().site(20).unwrap().offset, 7);
+        assert_eq!(
+            back.body(2, FrameBody::Hot)
+                .unwrap()
+                .site(20)
+                .unwrap()
+                .offset,
+            7
+        );
         assert!(back.body(2, FrameBody::Resume).is_none());
         maps.bodies[0].sites[1].ret_offset = 10;
         assert!(FrameMaps::decode(&maps.encode().unwrap()).is_err());

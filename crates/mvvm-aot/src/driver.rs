@@ -332,7 +332,10 @@ fn frame_maps(
             continue;
         };
         let key = (s.func, role(s.body) as u8);
-        if let Ok(i) = maps.bodies.binary_search_by_key(&key, |b| (b.func, b.body as u8)) {
+        if let Ok(i) = maps
+            .bodies
+            .binary_search_by_key(&key, |b| (b.func, b.body as u8))
+        {
             maps.bodies[i].sites.push(site.clone());
         }
     }

@@ -357,7 +357,12 @@ unsafe fn walk(tramp_fp: usize, regs: usize) -> Vec<WalkedFrame> {
     // SAFETY: the trampoline's frame record (caller): its frame pointer
     // points at the saved frame pointer, the return address above it,
     // both aligned words of a live frame.
-    let (mut fp, mut pc) = unsafe { (*(tramp_fp as *const usize), *((tramp_fp + 8) as *const usize)) };
+    let (mut fp, mut pc) = unsafe {
+        (
+            *(tramp_fp as *const usize),
+            *((tramp_fp + 8) as *const usize),
+        )
+    };
     // The lowest address of the frame being read: the CFA of the frame
     // below it (the callee's), where the callee's arguments and frame
     // record begin.

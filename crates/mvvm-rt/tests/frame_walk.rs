@@ -36,7 +36,9 @@ fn compile_mapped(input: &[u8], policy: Policy, opt_level: u8) -> Module {
 /// A bench or test program of the repository. Missing under CI is a
 /// failure; elsewhere the caller skips, saying why.
 fn repo_file(rel: &str) -> Option<Vec<u8>> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel);
     match std::fs::read(&path) {
         Ok(b) => Some(b),
         Err(e) if std::env::var_os("CI").is_some_and(|v| v == "true") => {
@@ -118,7 +120,10 @@ fn check_at(module: &Module, args: &[&str], at: &[u64], tag: &str) -> FrameWalkS
                 .unwrap_or_else(|e| panic!("{tag}: restore of probe {n}, checkpoint: {e}"));
             // A run that ends within two probes has nothing to check.
             if !matches!(out, Outcome::Exited { .. }) {
-                total.add(&walk_of(out, &format!("{tag}: probe {n}, restored, probe 2")));
+                total.add(&walk_of(
+                    out,
+                    &format!("{tag}: probe {n}, restored, probe 2"),
+                ));
                 checkpoints += 1;
             }
         }
@@ -142,7 +147,10 @@ fn spread(p: u64, count: u64) -> Vec<u64> {
 /// The checks every program must pass: frames compared, values read and
 /// found equal (for every program that loops: in resume clones too).
 fn assert_compared(total: &FrameWalkStats, tag: &str) {
-    assert!(total.frames_compared > 0, "{tag}: no frame compared: {total:?}");
+    assert!(
+        total.frames_compared > 0,
+        "{tag}: no frame compared: {total:?}"
+    );
     assert!(
         total.values_compared + total.registers_compared > 0,
         "{tag}: no value compared: {total:?}"
@@ -212,7 +220,10 @@ fn binary_trees_walked_frames_equal_the_unwind() {
     let p = probes(&module, &args, "binary-trees");
     let total = check_at(&module, &args, &spread(p, 40), "binary-trees");
     assert_compared(&total, "binary-trees");
-    assert!(total.compared_by_body[2] > 0, "no resume clone frame: {total:?}");
+    assert!(
+        total.compared_by_body[2] > 0,
+        "no resume clone frame: {total:?}"
+    );
 }
 
 /// bc (graph kernels, C++ with deep call chains) under counter-loop at
@@ -227,7 +238,10 @@ fn bc_walked_frames_equal_the_unwind() {
     let p = probes(&module, &args, "bc");
     let total = check_at(&module, &args, &spread(p, 40), "bc");
     assert_compared(&total, "bc");
-    assert!(total.compared_by_body[2] > 0, "no resume clone frame: {total:?}");
+    assert!(
+        total.compared_by_body[2] > 0,
+        "no resume clone frame: {total:?}"
+    );
 }
 
 /// A `try_table` whose body calls a function that probes (its loop) and
@@ -323,7 +337,10 @@ fn bench_workloads_walked_frames_equal_the_unwind() {
         let p = probes(&module, args, name);
         let total = check_at(&module, args, &spread(p, 16), name);
         assert_compared(&total, name);
-        assert!(total.compared_by_body[2] > 0, "{name}: no resume clone frame: {total:?}");
+        assert!(
+            total.compared_by_body[2] > 0,
+            "{name}: no resume clone frame: {total:?}"
+        );
         all.add(&total);
     }
     eprintln!("bench workloads: {all:?}");

@@ -985,17 +985,19 @@ impl FuncTranslator<'_, '_, '_> {
         let call_tag = match (marker, last_call) {
             (Some(_), Some(c)) => {
                 let t = tag | 1 << 31;
-                self.builder
-                    .func
-                    .debug_tags
-                    .set(c, [ir::DebugTag::User(t)]);
+                self.builder.func.debug_tags.set(c, [ir::DebugTag::User(t)]);
                 Some(t)
             }
             _ => None,
         };
         let mut frame = Vec::with_capacity(self.locals.len() + types.len());
         let mut k = 0u32;
-        for ty in self.locals.iter().map(|(_, t)| *t).chain(types.iter().copied()) {
+        for ty in self
+            .locals
+            .iter()
+            .map(|(_, t)| *t)
+            .chain(types.iter().copied())
+        {
             let width = match ty {
                 ValType::I32 | ValType::F32 => 4,
                 ValType::V128 => 16,
