@@ -675,7 +675,7 @@ mod tests {
             raw(4, 0x12, vec![7, 0, 1, 2]),
             raw(3, 0x12, vec![7, 0, 1]),
         ] {
-            let (_, errors) = compare(&walked, &[bad.clone()]);
+            let (_, errors) = compare(&walked, std::slice::from_ref(&bad));
             assert_eq!(errors.len(), 1, "{bad:?}: {errors:?}");
         }
         let (_, errors) = compare(&walked, &[]);

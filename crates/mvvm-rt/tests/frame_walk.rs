@@ -85,7 +85,7 @@ fn walk_of(out: Outcome, what: &str) -> FrameWalkStats {
         stats.frames as u64,
         "{what}: {walk:?}"
     );
-    walk
+    *walk
 }
 
 /// Checkpoints `module` (run with `args`) at each probe of `at`, each in

@@ -400,7 +400,7 @@ pub(crate) fn take(
             location: "stream".to_string(),
             base: None,
             live: Some(live),
-            frame_walk: unwound.frame_walk,
+            frame_walk: unwound.frame_walk.map(Box::new),
         };
         drop(parts);
         log_written(&stats);
@@ -431,7 +431,7 @@ pub(crate) fn take(
             location: path.display().to_string(),
             base: inc.as_ref().map(|i| i.base.path.clone()),
             live: None,
-            frame_walk: unwound.frame_walk,
+            frame_walk: unwound.frame_walk.map(Box::new),
         };
         let target = path.clone();
         let sync = s.ckpt.as_deref().map_or_else(Default::default, |c| c.sync);
@@ -628,7 +628,7 @@ pub(crate) fn take(
         location: out.location,
         base: out.base,
         live: None,
-        frame_walk: unwound.frame_walk,
+        frame_walk: unwound.frame_walk.map(Box::new),
     };
     drop(parts);
     let depth = match (&stats.base, &base) {

@@ -288,6 +288,9 @@ pub struct RestoreOptions {
 }
 
 /// How a run ended.
+// One per run, returned by value: boxing the stats (216 bytes since the
+// frame walk's counts) would change every caller for nothing measurable.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The program ended by itself.
@@ -334,8 +337,9 @@ pub struct CheckpointStats {
     pub live: Option<LiveStats>,
     /// Objects compiled with the developer option `frame_map`: what the
     /// check of the frames read where they are against the unwind's found
-    /// (it passed: a difference fails the checkpoint).
-    pub frame_walk: Option<FrameWalkStats>,
+    /// (it passed: a difference fails the checkpoint). Boxed: it is rare
+    /// and larger than the rest.
+    pub frame_walk: Option<Box<FrameWalkStats>>,
 }
 
 /// Why a checkpointed run or a restore failed.
