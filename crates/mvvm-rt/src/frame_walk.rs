@@ -4,22 +4,24 @@
 //!
 //! Only objects compiled with the developer option `frame_map` carry
 //! frame maps ([`mvvm_abi::frame_map`]); their probe trampoline calls
-//! `ProbeWalk` with its own frame pointer. When that probe starts an
-//! unwind, [`walk`] follows the frame-pointer chain from there, innermost
-//! first, as the exception walk does (`throw.rs`): each frame's return
-//! address names a body and, if the map has it, a site, whose values are
-//! read from the frame (stack slots at a CFA offset; CFA = frame pointer +
-//! 16 on x86-64 and aarch64). Then the normal unwind runs, every frame's
-//! unwind block writes its record, and [`compare`] checks the two, frame
-//! by frame: function, stable point, every value read. A disagreement is
-//! an error of the checkpoint (`capture.rs` refuses the snapshot), never
-//! ignored.
+//! `ProbeWalk` with its own frame pointer, through [`probe_walk_entry`],
+//! which first copies the callee-saved registers. When that probe starts
+//! an unwind, [`walk`] follows the frame-pointer chain from there,
+//! innermost first, as the exception walk does (`throw.rs`): each frame's
+//! return address names a body and, if the map has it, a site, whose
+//! values are read where the map says: stack slots at a CFA offset (CFA =
+//! frame pointer + 16 on x86-64 and aarch64), registers where the chain
+//! of saves put the frame's values (the entry's copies, the trampoline's
+//! saves, then each inner frame's prologue saves). Then the normal unwind
+//! runs, every frame's unwind block writes its record, and [`compare`]
+//! checks the two, frame by frame: function, stable point, every value
+//! read, zero for dead locals. A disagreement is an error of the
+//! checkpoint (`capture.rs` refuses the snapshot), never ignored.
 //!
-//! Not read, and counted as such ([`FrameWalkStats`]): values the map puts
-//! in a register (their callee-saved copies would need each prologue's
-//! save area and the probe trampoline's, which the map does not describe
-//! yet) and values it could not locate (a call's arguments, values the
-//! optimiser recomputes after the call).
+//! Not read, and counted as such ([`FrameWalkStats`]): values the map
+//! could not locate (call arguments, values the optimiser recomputes
+//! after the call) and values in a register the chain does not reach (a
+//! `v128` in aarch64's half-saved registers; none seen on x86-64).
 //!
 //! ```text
 //!   higher addresses
