@@ -21,7 +21,7 @@
 //! Not read, and counted as such ([`FrameWalkStats`]): values the map
 //! could not locate (call arguments, values the optimiser recomputes
 //! after the call) and values in a register the chain does not reach (a
-//! `v128` in aarch64's half-saved registers; none seen on x86-64).
+//! `v128` in a register only half saved by a callee on aarch64).
 //!
 //! ```text
 //!   higher addresses
@@ -150,32 +150,40 @@ pub(crate) struct WalkedSite {
     pub values: Vec<Walked>,
 }
 
-/// The callee-saved registers [`probe_walk_entry`] captures, in the
-/// order of its save area: `(class, hardware number)`, 8 bytes each.
+/// The registers [`probe_walk_entry`] copies into its save area:
+/// `(class, hardware number, offset in the area, bytes)`. x86-64: the
+/// callee-saved `rbx`, `r12`-`r15` (the trampoline saves every other
+/// register it and its callee clobber, and says where).
 #[cfg(target_arch = "x86_64")]
-const CAPTURED: &[(u8, u8)] = &[(0, 3), (0, 12), (0, 13), (0, 14), (0, 15)];
-/// As above: `x19`-`x28`, then the low halves of `v8`-`v15`.
-#[cfg(target_arch = "aarch64")]
-const CAPTURED: &[(u8, u8)] = &[
-    (0, 19),
-    (0, 20),
-    (0, 21),
-    (0, 22),
-    (0, 23),
-    (0, 24),
-    (0, 25),
-    (0, 26),
-    (0, 27),
-    (0, 28),
-    (1, 8),
-    (1, 9),
-    (1, 10),
-    (1, 11),
-    (1, 12),
-    (1, 13),
-    (1, 14),
-    (1, 15),
+const CAPTURED: &[(u8, u8, usize, usize)] = &[
+    (0, 3, 0, 8),
+    (0, 12, 8, 8),
+    (0, 13, 16, 8),
+    (0, 14, 24, 8),
+    (0, 15, 32, 8),
 ];
+/// aarch64: `x19`-`x28`, then `v0`-`v31` whole. The trampoline saves the
+/// vector registers, but Cranelift records no unwind information for a
+/// whole-register save (`preserve_all`), so their values are taken at the
+/// entry: the trampoline computes nothing in them before its call.
+#[cfg(target_arch = "aarch64")]
+const CAPTURED: &[(u8, u8, usize, usize)] = &aarch64_captured();
+
+#[cfg(target_arch = "aarch64")]
+const fn aarch64_captured() -> [(u8, u8, usize, usize); 42] {
+    let mut out = [(0u8, 0u8, 0usize, 0usize); 42];
+    let mut k = 0;
+    while k < 10 {
+        out[k] = (0, 19 + k as u8, 8 * k, 8);
+        k += 1;
+    }
+    let mut v = 0;
+    while v < 32 {
+        out[10 + v] = (1, v as u8, 80 + 16 * v, 16);
+        v += 1;
+    }
+    out
+}
 
 /// Bytes a prologue saves of a float register: the whole register on
 /// x86-64 (which has no callee-saved float register: only `preserve_all`
@@ -186,7 +194,11 @@ const FLOAT_SAVE: usize = 16;
 const FLOAT_SAVE: usize = 8;
 
 /// Size of [`probe_walk_entry`]'s save area, a multiple of 16.
-const AREA: usize = (CAPTURED.len() * 8).next_multiple_of(16);
+#[cfg(target_arch = "x86_64")]
+const AREA: usize = 48;
+#[cfg(target_arch = "aarch64")]
+const AREA: usize = 592;
+const _: () = assert!(AREA.is_multiple_of(16));
 
 /// Where the walk finds each register's value for the frame it reads:
 /// `(class, hw) -> (address, bytes there)`.
@@ -224,10 +236,10 @@ impl Registers {
 }
 
 /// Builtin `ProbeWalk` (objects compiled with the developer option
-/// `frame_map`): copies the callee-saved registers, which still hold the
-/// probing body's values (the probe trampoline saves only what it and
-/// its callee clobber, and the C convention keeps these), into a save
-/// area on its own stack and calls [`probe_walk_inner`] with its address.
+/// `frame_map`): copies the registers of [`CAPTURED`], which still hold
+/// the probing body's values (the probe trampoline saves only what it and
+/// its callee clobber, and the C convention keeps the callee-saved ones),
+/// into a save area on its own stack and calls [`probe_walk_inner`] with its address.
 /// Written in assembly because no Rust function can read a register
 /// before its own prologue may have changed it.
 #[cfg(target_arch = "x86_64")]
@@ -262,11 +274,11 @@ pub(crate) extern "C" fn probe_walk_entry(
     )
 }
 
-/// As the x86-64 version: `x19`-`x28` and `d8`-`d15` into the area.
+/// As the x86-64 version: `x19`-`x28` and `q0`-`q31` into the area.
 #[cfg(target_arch = "aarch64")]
 // SAFETY: the body pushes the frame record (`x29`, `x30`), reserves
-// `AREA` bytes (a multiple of 16), only reads the callee-saved
-// registers, calls a C-convention function with the caller's four
+// `AREA` bytes (a multiple of 16), only reads the registers it copies,
+// calls a C-convention function with the caller's four
 // arguments untouched plus the area in `x4`, and restores `sp`, `x29`
 // and `x30` before returning its result in `w0`.
 #[unsafe(naked)]
@@ -285,10 +297,22 @@ pub(crate) extern "C" fn probe_walk_entry(
         "stp x23, x24, [sp, #32]",
         "stp x25, x26, [sp, #48]",
         "stp x27, x28, [sp, #64]",
-        "stp d8, d9, [sp, #80]",
-        "stp d10, d11, [sp, #96]",
-        "stp d12, d13, [sp, #112]",
-        "stp d14, d15, [sp, #128]",
+        "stp q0, q1, [sp, #80]",
+        "stp q2, q3, [sp, #112]",
+        "stp q4, q5, [sp, #144]",
+        "stp q6, q7, [sp, #176]",
+        "stp q8, q9, [sp, #208]",
+        "stp q10, q11, [sp, #240]",
+        "stp q12, q13, [sp, #272]",
+        "stp q14, q15, [sp, #304]",
+        "stp q16, q17, [sp, #336]",
+        "stp q18, q19, [sp, #368]",
+        "stp q20, q21, [sp, #400]",
+        "stp q22, q23, [sp, #432]",
+        "stp q24, q25, [sp, #464]",
+        "stp q26, q27, [sp, #496]",
+        "stp q28, q29, [sp, #528]",
+        "stp q30, q31, [sp, #560]",
         "mov x4, sp",
         "bl {inner}",
         "add sp, sp, #{area}",
@@ -350,8 +374,8 @@ extern "C" fn probe_walk_inner(
 unsafe fn walk(tramp_fp: usize, regs: usize) -> Vec<WalkedFrame> {
     let mut frames = Vec::new();
     let mut registers = Registers::default();
-    for (k, r) in CAPTURED.iter().enumerate() {
-        registers.set(*r, (regs + 8 * k, 8));
+    for &(class, hw, at, size) in CAPTURED {
+        registers.set((class, hw), (regs + at, size));
     }
     // The trampoline's frame: from the entry's frame record (above its
     // save area) up to the trampoline's frame pointer.
