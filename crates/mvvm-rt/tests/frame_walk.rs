@@ -345,3 +345,69 @@ fn bench_workloads_walked_frames_equal_the_unwind() {
     }
     eprintln!("bench workloads: {all:?}");
 }
+
+/// The check is not vacuous: the same leaf-calls object with every stack
+/// location of its frame maps moved by one slot (the section rewritten in
+/// place) must fail checkpoints, each with the check's message, and no
+/// snapshot must be written for them.
+#[test]
+fn a_wrong_frame_map_fails_the_checkpoint() {
+    use mvvm_abi::frame_map::{FrameMaps, ValueLocation};
+    use object::{Object, ObjectSection};
+    let opts = mvvm_aot::CompileOptions {
+        policy: Policy::FunctionEntry,
+        opt_level: 0,
+        ..Default::default()
+    };
+    let (mut aot, _) =
+        compile_with(LEAF_CALLS.as_bytes(), &opts, &DevOptions::frame_map()).expect("compile");
+    let (start, len) = {
+        let file = object::File::parse(&*aot).expect("ELF");
+        let sec = file
+            .section_by_name(mvvm_abi::object::FRAMES_SECTION)
+            .expect("a frames section");
+        let (start, len) = sec.file_range().expect("in the file");
+        (start as usize, len as usize)
+    };
+    let mut maps = FrameMaps::decode(&aot[start..start + len]).expect("frame maps");
+    let mut moved = 0;
+    for v in maps
+        .bodies
+        .iter_mut()
+        .flat_map(|b| b.sites.iter_mut())
+        .flat_map(|s| s.values.iter_mut())
+    {
+        if let ValueLocation::Stack { cfa_offset } = &mut v.loc {
+            *cfa_offset -= 8;
+            moved += 1;
+        }
+    }
+    assert!(moved > 0, "no stack location to move");
+    let bytes = maps.encode().expect("encode");
+    assert_eq!(bytes.len(), len, "same encoded size");
+    aot[start..start + len].copy_from_slice(&bytes);
+    let module = Module::from_aot(&aot).expect("load");
+    let p = probes(&module, &[], "wrong-map");
+    let mut failed = 0;
+    let at = spread(p, 40);
+    for &n in &at {
+        let dir = temp_dir("walk", "wrong-map");
+        let snap = dir.join("snap");
+        let out = Command::new(&module)
+            .config(wasi(&dir))
+            .max_wasm_stack(STACK)
+            .run(cfg(Trigger::ProbeCount(n), &snap), RunOptions::default());
+        if let Err(e) = out {
+            let msg = e.to_string();
+            assert!(msg.contains("disagree with the unwind"), "probe {n}: {msg}");
+            assert!(!snap.exists(), "probe {n}: a snapshot was written");
+            failed += 1;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    assert!(
+        failed > 0,
+        "no checkpoint failed with {moved} locations moved"
+    );
+    eprintln!("wrong map: {failed} of {} checkpoints failed", at.len());
+}
