@@ -344,11 +344,14 @@ fn frame_maps(
         // Two sites returning at the same address cannot be told apart
         // by a walk: neither is kept (the check then skips that frame).
         let all = std::mem::take(&mut b.sites);
-        b.sites = all
-            .iter()
-            .filter(|s| all.iter().filter(|o| o.ret_offset == s.ret_offset).count() == 1)
-            .cloned()
-            .collect();
+        for (i, s) in all.iter().enumerate() {
+            let same = |o: &mvvm_abi::frame_map::FrameSite| o.ret_offset == s.ret_offset;
+            let shared =
+                i.checked_sub(1).is_some_and(|p| same(&all[p])) || all.get(i + 1).is_some_and(same);
+            if !shared {
+                b.sites.push(s.clone());
+            }
+        }
     }
     maps.encode().map_err(|e| CompileError::Object {
         step: "encode the frame maps".into(),
