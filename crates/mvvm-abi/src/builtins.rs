@@ -135,6 +135,12 @@ builtins! {
     /// a misaligned (not a multiple of 4) or out-of-bounds address; on an
     /// unshared memory it wakes nobody and returns 0.
     MemoryAtomicNotify = "memory_atomic_notify"(I64, I32) -> (I32);
+    /// `Probe` with the frame pointer of the probe trampoline's own frame:
+    /// `(func, offset, trampoline_fp) -> 1 to unwind now, else 0`. Called
+    /// instead of `Probe` only by objects compiled with the developer
+    /// option `frame_map` (see [`crate::frame_map`]): when it starts an
+    /// unwind, the runtime first walks the wasm frames from there.
+    ProbeWalk = "probe_walk"(I32, I32, Ptr) -> (I32);
 }
 
 /// Number of builtins (length of the table).

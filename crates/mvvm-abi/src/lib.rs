@@ -7,7 +7,8 @@
 //! ([`exception`]), the
 //! symbol and section names of the `.aot` object ([`object`]), the metadata
 //! that travels with the code ([`meta`], and the checkpoint tables decoded
-//! on demand, [`tables`], and the trap sites and names read in place, [`trap_sites`], [`names`]) and the one codec used to encode it
+//! on demand, [`tables`], and the trap sites and names read in place, [`trap_sites`], [`names`]; the
+//! developer-only frame maps, [`frame_map`]) and the one codec used to encode it
 //! ([`codec`]). This crate has no unsafe code.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -17,6 +18,7 @@ pub mod checkpoint;
 pub mod codec;
 pub mod entries;
 pub mod exception;
+pub mod frame_map;
 mod indexed_section;
 pub mod meta;
 pub mod names;

@@ -31,14 +31,21 @@ pub const ENTRIES_SECTION: &str = ".mvvm.entries";
 /// [`names`](crate::names) for its layout.
 pub const NAMES_SECTION: &str = ".mvvm.names";
 
+/// Section holding the [`FrameMaps`](crate::frame_map::FrameMaps) of the
+/// module, written only by the compiler's developer option `frame_map`
+/// (absent otherwise): where each frame value of a stable point is in the
+/// native frames, which the runtime checks against the unwind blocks.
+pub const FRAMES_SECTION: &str = ".mvvm.frames";
+
 /// The sections of metadata that the loader reads from the object and
 /// never places in the code mapping.
-pub const METADATA_SECTIONS: [&str; 5] = [
+pub const METADATA_SECTIONS: [&str; 6] = [
     META_SECTION,
     CKPT_SECTION,
     TRAPS_SECTION,
     ENTRIES_SECTION,
     NAMES_SECTION,
+    FRAMES_SECTION,
 ];
 
 /// Symbol of the body of function `index` (defined functions only),

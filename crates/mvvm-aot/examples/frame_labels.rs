@@ -329,6 +329,7 @@ fn main() -> Result<()> {
                     unwind_stores: stores,
                     per_site_labels: false,
                     stores_in_hot_only: hot_only,
+                    frame_map: false,
                 };
                 let (cpu, wall, size, _) = timed(&wasm, &o, &dev, n)?;
                 rows.push((label, cpu, wall, size));
@@ -343,6 +344,7 @@ fn main() -> Result<()> {
                     unwind_stores: stores,
                     per_site_labels: false,
                     stores_in_hot_only: false,
+                    frame_map: false,
                 };
                 let (_, _, _, r) = timed(&wasm, &opts, &dev, 1)?;
                 split.push(r.times);
@@ -385,6 +387,7 @@ fn main() -> Result<()> {
             unwind_stores: args.keep_stores,
             per_site_labels: args.per_site,
             stores_in_hot_only: false,
+            frame_map: false,
         };
         let (_, report) = compile_with(&wasm, &opts, &dev)?;
         for (what, kind, body) in [

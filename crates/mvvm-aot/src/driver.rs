@@ -39,6 +39,7 @@ pub(crate) fn compile_wasm_dev(
     dev: &DevOptions,
 ) -> Result<(Vec<u8>, FrameReport), CompileError> {
     let started = std::time::Instant::now();
+    let dev = &dev.normalised();
     let opt_level = opts.opt_level.min(3);
     // Only an x86-64 baseline build needs to know: a native build takes
     // the host's features, aarch64 always has fused multiply-add. The scan
@@ -46,7 +47,7 @@ pub(crate) fn compile_wasm_dev(
     let baseline_x86 = opts.target == mvvm_abi::TargetArch::X86_64
         && (opts.portable || mvvm_abi::TargetArch::host() != Some(opts.target));
     let fused = baseline_x86 && uses_fused_madd(wasm);
-    let target = isa::build(opts.target, opt_level, opts.portable, fused)?;
+    let target = isa::build(opts.target, opt_level, opts.portable, fused, dev.frame_map)?;
     let parsed = module::parse(
         wasm,
         MetaHeader {
@@ -206,6 +207,7 @@ pub(crate) fn compile_wasm_dev(
             .map_err(|message| CompileError::Codegen { func: i, message })?;
         glue.push((id, i, finish_function(&mut ctx, &*isa, id, i, 0, "")?));
     }
+    let mut probe_saves = Vec::new();
     if let Some(id) = probe_id {
         ctx.clear();
         trampolines::probe_trampoline(&info, id.as_u32(), &mut ctx.func, &mut fb_ctx).map_err(
@@ -214,11 +216,14 @@ pub(crate) fn compile_wasm_dev(
                 message,
             },
         )?;
-        glue.push((
-            id,
-            u32::MAX,
-            finish_function(&mut ctx, &*isa, id, u32::MAX, 0, "")?,
-        ));
+        let compiled = finish_function(&mut ctx, &*isa, id, u32::MAX, 0, "")?;
+        if dev.frame_map {
+            probe_saves = ctx
+                .compiled_code()
+                .map(crate::frame_labels::prologue_saves)
+                .unwrap_or_default();
+        }
+        glue.push((id, u32::MAX, compiled));
     }
     drop(info);
 
@@ -280,7 +285,12 @@ pub(crate) fn compile_wasm_dev(
         stubs: func_ids[..nimp].to_vec(),
         trampolines: tramp_ids,
     };
-    let object = emitter.finish(&meta, &entries)?;
+    let frames = if dev.frame_map {
+        Some(frame_maps(&report, probe_saves)?)
+    } else {
+        None
+    };
+    let object = emitter.finish(&meta, &entries, frames.as_deref())?;
     tracing::debug!(
         functions = meta.num_defined_funcs(),
         imports = nimports,
@@ -290,6 +300,63 @@ pub(crate) fn compile_wasm_dev(
         "compiled module"
     );
     Ok((object, report))
+}
+
+/// The encoded frame maps of the sites found (developer option
+/// `frame_map`): per body, its sites with a known return address.
+fn frame_maps(
+    report: &FrameReport,
+    probe_saves: Vec<mvvm_abi::frame_map::RegSave>,
+) -> Result<Vec<u8>, CompileError> {
+    use mvvm_abi::frame_map::{BodyFrameMap, FrameBody, FrameMaps};
+    let role = |b: Body| match b {
+        Body::Whole => FrameBody::Whole,
+        Body::Hot => FrameBody::Hot,
+        Body::Resume => FrameBody::Resume,
+    };
+    let mut maps = FrameMaps {
+        bodies: Vec::new(),
+        probe_saves,
+    };
+    for (func, body, saves) in &report.saves {
+        maps.bodies.push(BodyFrameMap {
+            func: *func,
+            body: role(*body),
+            sites: Vec::new(),
+            saves: saves.clone(),
+        });
+    }
+    maps.bodies.sort_by_key(|b| (b.func, b.body as u8));
+    for s in &report.sites {
+        let Some(site) = &s.map else {
+            continue;
+        };
+        let key = (s.func, role(s.body) as u8);
+        if let Ok(i) = maps
+            .bodies
+            .binary_search_by_key(&key, |b| (b.func, b.body as u8))
+        {
+            maps.bodies[i].sites.push(site.clone());
+        }
+    }
+    for b in &mut maps.bodies {
+        b.sites.sort_by_key(|s| s.ret_offset);
+        // Two sites returning at the same address cannot be told apart
+        // by a walk: neither is kept (the check then skips that frame).
+        let all = std::mem::take(&mut b.sites);
+        for (i, s) in all.iter().enumerate() {
+            let same = |o: &mvvm_abi::frame_map::FrameSite| o.ret_offset == s.ret_offset;
+            let shared =
+                i.checked_sub(1).is_some_and(|p| same(&all[p])) || all.get(i + 1).is_some_and(same);
+            if !shared {
+                b.sites.push(s.clone());
+            }
+        }
+    }
+    maps.encode().map_err(|e| CompileError::Object {
+        step: "encode the frame maps".into(),
+        source: Box::new(e),
+    })
 }
 
 /// Which functions contain a tail call (per function index, imports
@@ -410,6 +477,16 @@ fn compile_functions(
     let role_bodies: [AtomicU64; 3] = Default::default();
     let sites: Mutex<Vec<SiteReport>> = Mutex::new(Vec::new());
     let dev = info.dev;
+    type BodySaves = (u32, Body, Vec<mvvm_abi::frame_map::RegSave>);
+    let saves: Mutex<Vec<BodySaves>> = Mutex::new(Vec::new());
+    let keep_saves = |ctx: &Context, func: u32, body: Body| {
+        if dev.frame_map
+            && let Some(code) = ctx.compiled_code()
+            && let Ok(mut all) = saves.lock()
+        {
+            all.push((func, body, crate::frame_labels::prologue_saves(code)));
+        }
+    };
     let timed = |role: usize, t: std::time::Instant| {
         if dev.frame_labels || !dev.unwind_stores || dev.stores_in_hot_only {
             let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -466,6 +543,7 @@ fn compile_functions(
                         let id = FuncId::from_u32(symbol);
                         let compiled = finish_function(&mut ctx, isa, id, index, start, "resume.")?;
                         timed(2, t);
+                        keep_saves(&ctx, index, Body::Resume);
                         keep(dev_sites(&ctx, info, index, Body::Resume, pending));
                         Some(compiled)
                     }
@@ -493,6 +571,7 @@ fn compile_functions(
                     (0, Body::Whole)
                 };
                 timed(role, t);
+                keep_saves(&ctx, index, body);
                 keep(dev_sites(&ctx, info, index, body, pending));
                 Ok((compiled, clone))
             })();
@@ -531,6 +610,7 @@ fn compile_functions(
     let ns = role_ns.map(|a| a.into_inner());
     let report = FrameReport {
         sites,
+        saves: saves.into_inner().unwrap_or_default(),
         times: RoleTimes {
             whole_ns: ns[0],
             hot_ns: ns[1],

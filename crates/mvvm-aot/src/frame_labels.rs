@@ -40,6 +40,41 @@ pub struct DevOptions {
     /// What dropping the stores where the labels locate (nearly) every
     /// value at `-O3` would save.
     pub stores_in_hot_only: bool,
+    /// Write the frame maps ([`mvvm_abi::frame_map`]) into the object, in
+    /// [`FRAMES_SECTION`](mvvm_abi::object::FRAMES_SECTION), and make the
+    /// probe trampoline call `ProbeWalk`, so that the runtime reads each
+    /// frame where it is and checks it against the record its unwind
+    /// block writes (plan step 7). Implies labels, per-site labels and
+    /// the unwind stores everywhere (the other options are overridden):
+    /// such an object checkpoints like today's.
+    pub frame_map: bool,
+}
+
+impl DevOptions {
+    /// The options that write frame maps for the runtime's check.
+    pub fn frame_map() -> Self {
+        DevOptions {
+            frame_map: true,
+            ..DevOptions::default()
+        }
+        .normalised()
+    }
+
+    /// What the compilation really does: `frame_map` forces labels (one
+    /// per site and value, so no other definition shadows one) and every
+    /// unwind store.
+    pub(crate) fn normalised(self) -> Self {
+        if !self.frame_map {
+            return self;
+        }
+        DevOptions {
+            frame_labels: true,
+            unwind_stores: true,
+            per_site_labels: true,
+            stores_in_hot_only: false,
+            frame_map: true,
+        }
+    }
 }
 
 impl Default for DevOptions {
@@ -50,6 +85,7 @@ impl Default for DevOptions {
             unwind_stores: true,
             per_site_labels: false,
             stores_in_hot_only: false,
+            frame_map: false,
         }
     }
 }
@@ -109,6 +145,18 @@ pub(crate) struct PendingSite {
     pub offset: u32,
     pub kind: SiteKind,
     pub expected: Vec<Expected>,
+    /// A probe's call of the probe trampoline, tagged too: its return
+    /// address is the innermost frame's when an unwind starts there.
+    pub call_tag: Option<u32>,
+    /// Number of locals (the position of stack depth 0 in `frame`).
+    pub nlocals: usize,
+    /// Every value of the frame record, locals then the stack: first
+    /// `u64` slot and width in bytes.
+    pub frame: Vec<(u32, u8)>,
+    /// Slots of the frame record.
+    pub slots: u32,
+    /// Index in `frame` of the call's first argument.
+    pub args_from: u32,
 }
 
 /// Where a value is while the call is made.
@@ -156,6 +204,9 @@ pub struct SiteReport {
     /// flag test), if the debug tag survived.
     pub ret_addr: Option<u32>,
     pub values: Vec<ValueReport>,
+    /// With [`DevOptions::frame_map`]: the site as the object's frame map
+    /// holds it (`None` when its return address is unknown).
+    pub map: Option<mvvm_abi::frame_map::FrameSite>,
 }
 
 /// Time spent per body role, translation and Cranelift together, summed
@@ -173,6 +224,9 @@ pub struct RoleTimes {
 #[derive(Debug, Clone, Default)]
 pub struct FrameReport {
     pub sites: Vec<SiteReport>,
+    /// With [`DevOptions::frame_map`]: per body (function, role), where
+    /// its prologue saves the registers it clobbers.
+    pub saves: Vec<(u32, Body, Vec<mvvm_abi::frame_map::RegSave>)>,
     pub times: RoleTimes,
 }
 
@@ -330,14 +384,41 @@ pub(crate) fn resolve(
             }
         }
     }
+    // A `try_call` keeps no debug tag (Cranelift drops the tag placed
+    // after its trailing jump when the jump is elided): its return
+    // address is the call site with handlers whose call instruction has
+    // the site's wasm offset as source location, if only one has.
+    let srclocs = code.buffer.get_srclocs_sorted();
+    let srcloc_at = |at: u32| {
+        let pos = srclocs.partition_point(|s| s.start <= at);
+        srclocs[..pos]
+            .iter()
+            .rev()
+            .find(|s| at < s.end && !s.loc.is_default())
+            .map(|s| s.loc.bits())
+    };
+    let mut try_rets: HashMap<u32, Vec<u32>> = HashMap::new();
+    for c in code.buffer.call_sites() {
+        if !c.exception_handlers.is_empty()
+            && let Some(at) = c.ret_addr.checked_sub(1)
+            && let Some(loc) = srcloc_at(at)
+        {
+            try_rets.entry(loc).or_default().push(c.ret_addr);
+        }
+    }
     let ranges = &code.value_labels_ranges;
     let layout = LayoutDefs::new(func_ir);
     pending
         .into_iter()
         .map(|site| {
-            let ret_addr = ret_addrs.get(&site.tag).copied();
+            let ret_addr = ret_addrs.get(&site.tag).copied().or_else(|| {
+                match (site.kind, try_rets.get(&site.offset).map(Vec::as_slice)) {
+                    (SiteKind::Call, Some([ret])) => Some(*ret),
+                    _ => None,
+                }
+            });
             let at = layout.tagged.get(&site.tag).copied();
-            let values = site
+            let values: Vec<ValueReport> = site
                 .expected
                 .iter()
                 .map(|e| {
@@ -372,6 +453,11 @@ pub(crate) fn resolve(
                     }
                 })
                 .collect();
+            let map_ret = match site.kind {
+                SiteKind::Call => ret_addr,
+                SiteKind::Probe => site.call_tag.and_then(|t| ret_addrs.get(&t).copied()),
+            };
+            let map = map_ret.map(|ret_offset| frame_site(&site, ret_offset, &values));
             SiteReport {
                 func,
                 body,
@@ -379,7 +465,117 @@ pub(crate) fn resolve(
                 kind: site.kind,
                 ret_addr,
                 values,
+                map,
             }
         })
         .collect()
+}
+
+/// The frame-map entry of `site` (see [`mvvm_abi::frame_map`]): every
+/// value of its record, with the location the labels found (a stack slot
+/// first, if a value has several), dead locals as such.
+fn frame_site(
+    site: &PendingSite,
+    ret_offset: u32,
+    values: &[ValueReport],
+) -> mvvm_abi::frame_map::FrameSite {
+    use mvvm_abi::frame_map::{FrameSite, FrameValue, ValueLocation};
+    let mut locs = vec![None; site.frame.len()];
+    for v in values {
+        let pos = match v.role {
+            Role::Local(i) => i as usize,
+            Role::Stack(d) | Role::Arg(d) => site.nlocals + d as usize,
+        };
+        let stack = v.locations.iter().find_map(|l| match l {
+            Location::Stack { cfa_offset } => i32::try_from(*cfa_offset)
+                .ok()
+                .map(|cfa_offset| ValueLocation::Stack { cfa_offset }),
+            Location::Reg { .. } => None,
+        });
+        // At a call, only a register the callee preserves can hold a
+        // value: a range in any other (an argument register, reported
+        // past the call because the cold unwind block still reads the
+        // value) is not where the value is while the callee runs. The
+        // runtime check found such a map (bc, `rcx` and `r8`).
+        let reg = v.locations.iter().find_map(|l| match l {
+            Location::Reg {
+                callee_saved: false,
+                ..
+            } if site.kind == SiteKind::Call => None,
+            Location::Reg { class, hw, .. } => Some(ValueLocation::Reg {
+                class: match class {
+                    'i' => 0,
+                    'f' => 1,
+                    _ => 2,
+                },
+                hw: *hw,
+            }),
+            Location::Stack { .. } => None,
+        });
+        if let Some(l) = locs.get_mut(pos) {
+            *l = Some(stack.or(reg).unwrap_or(ValueLocation::Unknown));
+        }
+    }
+    FrameSite {
+        ret_offset,
+        offset: site.offset,
+        probe: site.kind == SiteKind::Probe,
+        slots: site.slots,
+        args_from: site.args_from,
+        values: site
+            .frame
+            .iter()
+            .zip(locs)
+            .enumerate()
+            .map(|(pos, (&(slot, width), loc))| FrameValue {
+                slot,
+                width,
+                // A local the translator did not label is dead there.
+                loc: loc.unwrap_or(if pos < site.nlocals {
+                    ValueLocation::Dead
+                } else {
+                    ValueLocation::Unknown
+                }),
+            })
+            .collect(),
+    }
+}
+
+/// Where the prologue of the compiled body `code` saves the registers it
+/// clobbers, from Cranelift's unwind information (the ISA must have been
+/// built with `unwind_info`): a register saved at `clobber_offset` of a
+/// clobber area that starts `offset_downward_to_clobbers` below the frame
+/// pointer.
+pub(crate) fn prologue_saves(code: &CompiledCode) -> Vec<mvvm_abi::frame_map::RegSave> {
+    use cranelift_codegen::isa::unwind::UnwindInst;
+    let mut down: Option<i64> = None;
+    let mut saves = Vec::new();
+    for (_, inst) in &code.buffer.unwind_info {
+        match inst {
+            UnwindInst::DefineNewFrame {
+                offset_downward_to_clobbers,
+                ..
+            } => down = Some(i64::from(*offset_downward_to_clobbers)),
+            UnwindInst::SaveReg {
+                clobber_offset,
+                reg,
+            } => {
+                let Some(down) = down else { continue };
+                let Ok(fp_offset) = i32::try_from(i64::from(*clobber_offset) - down) else {
+                    continue;
+                };
+                saves.push(mvvm_abi::frame_map::RegSave {
+                    class: match reg.class() {
+                        RegClass::Int => 0,
+                        RegClass::Float => 1,
+                        RegClass::Vector => 2,
+                    },
+                    hw: reg.hw_enc(),
+                    fp_offset,
+                });
+            }
+            _ => {}
+        }
+    }
+    saves
 }

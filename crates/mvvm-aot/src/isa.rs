@@ -58,7 +58,8 @@ fn setting_error(name: &str, e: settings::SetError) -> CompileError {
     }
 }
 
-/// Builds the ISA for `arch` at `opt_level`.
+/// Builds the ISA for `arch` at `opt_level` (with Cranelift's unwind
+/// information when `unwind_info`).
 ///
 /// When `arch` is the host's and `portable` is false, the host's CPU
 /// features are detected and used. Otherwise the architecture's baseline
@@ -77,6 +78,7 @@ pub(crate) fn build(
     opt_level: u8,
     portable: bool,
     fused: bool,
+    unwind_info: bool,
 ) -> Result<Target, CompileError> {
     let mut flags = settings::builder();
     let shared: [(&str, &str); 7] = [
@@ -93,7 +95,9 @@ pub(crate) fn build(
         ("enable_probestack", "false"),
         ("preserve_frame_pointers", "true"),
         ("enable_multi_ret_implicit_sret", "true"),
-        ("unwind_info", "false"),
+        // Only the developer option `frame_map` asks for it: the
+        // prologues' register saves go into the frame maps.
+        ("unwind_info", if unwind_info { "true" } else { "false" }),
     ];
     for (name, value) in shared {
         flags.set(name, value).map_err(|e| setting_error(name, e))?;

@@ -41,7 +41,9 @@ use cranelift_object::object;
 use cranelift_object::{ObjectBuilder, ObjectModule};
 use mvvm_abi::entries::EntryOffsets;
 use mvvm_abi::exception::CallSite;
-use mvvm_abi::object::{CKPT_SECTION, ENTRIES_SECTION, META_SECTION, NAMES_SECTION, TRAPS_SECTION};
+use mvvm_abi::object::{
+    CKPT_SECTION, ENTRIES_SECTION, FRAMES_SECTION, META_SECTION, NAMES_SECTION, TRAPS_SECTION,
+};
 use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
 use mvvm_abi::{FuncTables, ModuleMeta, TrapSite};
 use object::write::SymbolSection;
@@ -313,6 +315,7 @@ impl Emitter {
         mut self,
         meta: &ModuleMeta,
         entries: &EntryIds,
+        frames: Option<&[u8]>,
     ) -> Result<Vec<u8>, CompileError> {
         for d in std::mem::take(&mut self.deferred) {
             self.define_now(d.id, d.func_index, &d.bytes, d.alignment, &d.relocs)?;
@@ -386,6 +389,16 @@ impl Emitter {
             object::SectionKind::Other,
         );
         product.object.append_section_data(sec, &encoded, 8);
+        // Developer option `frame_map` only: the frame maps, read from the
+        // file like the sections above.
+        if let Some(frames) = frames {
+            let sec = product.object.add_section(
+                Vec::new(),
+                FRAMES_SECTION.as_bytes().to_vec(),
+                object::SectionKind::Other,
+            );
+            product.object.append_section_data(sec, frames, 8);
+        }
         let bytes = product
             .object
             .write()

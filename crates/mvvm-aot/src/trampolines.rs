@@ -215,7 +215,19 @@ pub(crate) fn probe_trampoline(
     let params = builder.block_params(entry).to_vec();
     let mut env = FuncEnv::new(info);
     env.set_vmctx(params[0]);
-    env.call_builtin_cold(&mut builder, Builtin::Probe, &params[1..])?;
+    if info.dev.frame_map {
+        // Developer option `frame_map`: the runtime walks the wasm frames
+        // from this frame's record (caller's frame pointer, return
+        // address into the probing body) when it starts an unwind.
+        let fp = builder.ins().get_frame_pointer(ir::types::I64);
+        env.call_builtin_cold(
+            &mut builder,
+            Builtin::ProbeWalk,
+            &[params[1], params[2], fp],
+        )?;
+    } else {
+        env.call_builtin_cold(&mut builder, Builtin::Probe, &params[1..])?;
+    }
     builder.ins().return_(&[]);
     builder.finalize(info.frontend_config);
     Ok(())

@@ -68,6 +68,7 @@ fn labels_without_stores() -> DevOptions {
         unwind_stores: false,
         per_site_labels: false,
         stores_in_hot_only: false,
+        frame_map: false,
     }
 }
 

@@ -64,6 +64,7 @@ static TABLE: LazyLock<[usize; BUILTIN_COUNT]> = LazyLock::new(|| {
             // policy calls them (see `crate::checkpoint`).
             Builtin::Probe => probe as *const () as usize,
             Builtin::UnwindFrame => unwind_frame as *const () as usize,
+            Builtin::ProbeWalk => crate::frame_walk::probe_walk_entry as *const () as usize,
             Builtin::RewindFrame => rewind_frame as *const () as usize,
             // Exception handling (see `crate::throw`).
             Builtin::Throw => mvvm_b_throw as *const () as usize,

@@ -315,3 +315,49 @@ pub(crate) fn with_call_site<R>(pc: usize, f: impl FnOnce(SiteLookup<'_>) -> R) 
         _ => f(SiteLookup::NotWasm),
     }
 }
+
+/// Runs `f` on what the registry knows of the return address `pc` for the
+/// frame walk of `crate::frame_walk`: `None` when `pc` is not in a wasm
+/// body (the walk ends), else the function, the return offset in the body
+/// and the site of the module's frame map there, if any. The registry
+/// stays read-locked while `f` runs. May block; never call it from a
+/// signal handler.
+pub(crate) fn with_frame_site<R>(
+    pc: usize,
+    f: impl FnOnce(Option<crate::frame_walk::FrameSiteLookup<'_>>) -> R,
+) -> R {
+    use mvvm_abi::frame_map::FrameBody;
+    let reg = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    let at = pc.wrapping_sub(1);
+    let i = reg.partition_point(|r| r.start <= at);
+    let Some(r) = i.checked_sub(1).map(|i| &reg[i]).filter(|r| at < r.end) else {
+        return f(None);
+    };
+    let info = &r.info;
+    let Some(g) = info.range_at(at) else {
+        return f(None);
+    };
+    if !g.body() {
+        return f(None);
+    }
+    let ret_offset = u32::try_from(pc - g.start).unwrap_or(u32::MAX);
+    let body = info.frames.as_ref().and_then(|maps| match g.kind {
+        crate::trap::RangeKind::Clone => maps.body(g.index, FrameBody::Resume),
+        _ => maps
+            .body(g.index, FrameBody::Hot)
+            .or_else(|| maps.body(g.index, FrameBody::Whole)),
+    });
+    let kind = match (g.kind, body.map(|b| b.body)) {
+        (crate::trap::RangeKind::Clone, _) => 2,
+        (_, Some(FrameBody::Hot)) => 1,
+        _ => 0,
+    };
+    f(Some(crate::frame_walk::FrameSiteLookup {
+        func: g.index,
+        ret_offset,
+        site: body.and_then(|b| b.site(ret_offset)),
+        saves: body.map_or(&[], |b| &b.saves[..]),
+        probe_saves: info.frames.as_ref().map_or(&[], |m| &m.probe_saves[..]),
+        body: kind,
+    }))
+}

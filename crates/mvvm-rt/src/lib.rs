@@ -15,7 +15,7 @@
 //! (`vmctx`), calls into wasm (`call`), builtins (with the parking lot of
 //! `memory.atomic.wait`, `atomic_wait`), traps and signal handling
 //! (`trap`, `signals`, `native/entry.c`), checkpoint and restore
-//! (`checkpoint`), the threads of a program and how they end together
+//! (`checkpoint`; `frame_walk`, the developer check of frame maps), the threads of a program and how they end together
 //! (`threads`). WASI is a layer on top, in the
 //! `mvvm-wasi` crate: it plugs in through the [`Linker`] and the host
 //! interface of [`checkpoint::host`].
@@ -31,6 +31,7 @@ mod call;
 pub mod checkpoint;
 mod code;
 mod exception;
+mod frame_walk;
 mod global;
 mod instance;
 mod linker;

@@ -318,6 +318,23 @@ fn attach_names(
     Ok(())
 }
 
+/// The frame maps of an object compiled with the developer option
+/// `frame_map` (see `crate::frame_walk`), checked; `None` without them.
+fn frame_maps(
+    file: &object::File<'_>,
+) -> Result<Option<mvvm_abi::frame_map::FrameMaps>, LoadError> {
+    let Some(sec) = file.section_by_name(names::FRAMES_SECTION) else {
+        return Ok(None);
+    };
+    let data = sec.data().map_err(elf(format!(
+        "the data of section `{}`",
+        names::FRAMES_SECTION
+    )))?;
+    mvvm_abi::frame_map::FrameMaps::decode(data)
+        .map(Some)
+        .map_err(|e| LoadError::BadMeta(e.to_string()))
+}
+
 fn meta_of(file: &object::File<'_>) -> Result<ModuleMeta, LoadError> {
     let sec = file
         .section_by_name(names::META_SECTION)
@@ -571,6 +588,7 @@ fn load_from(
     attach_tables(&obj, &mut meta, owner)?;
     attach_trap_sites(&obj, &mut meta, owner)?;
     attach_names(&obj, &mut meta, owner)?;
+    let frames = frame_maps(&obj)?;
     let layout = lay_out(&obj, meta.target)?;
     let t_parse = phases.lap();
     // Slack so that an 8-byte relocation at the very end stays in bounds.
@@ -620,6 +638,7 @@ fn load_from(
         code_len: text_section.end - text_section.start,
         entries: entry_section,
         meta: meta.clone(),
+        frames,
     };
     if crate::perf_map::wanted() {
         append_perf_map(&info);

@@ -137,6 +137,7 @@ impl Module {
             code_len: 0,
             entries,
             meta: meta.clone(),
+            frames: None,
         });
         Module {
             inner: Arc::new(ModuleInner {

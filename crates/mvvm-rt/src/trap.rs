@@ -112,6 +112,9 @@ pub(crate) struct CodeInfo {
     /// call sites and names of the ranges. Nothing the signal handler
     /// reads here is ever written after load.
     pub meta: Arc<ModuleMeta>,
+    /// The frame maps of an object compiled with the developer option
+    /// `frame_map` (see [`crate::frame_walk`]); `None` otherwise.
+    pub frames: Option<mvvm_abi::frame_map::FrameMaps>,
 }
 
 /// The result of looking up a PC inside registered code.

@@ -539,7 +539,14 @@ impl FuncTranslator<'_, '_, '_> {
                 .zip(&self.stack)
                 .take_while(|(a, b)| a == b)
                 .count();
-            self.dev_label_site(offset, SiteKind::Call, first_inst, None, &stack, below)?;
+            self.dev_label_site(
+                offset,
+                SiteKind::Call,
+                first_inst,
+                None,
+                (&stack, &types),
+                below,
+            )?;
         }
         // Developer option `stores_in_hot_only`: whole bodies and resume
         // clones, whose frame values the labels located, return without
@@ -632,7 +639,14 @@ impl FuncTranslator<'_, '_, '_> {
             .map_err(|e| self.env_err(e))?;
         if dev.frame_labels {
             let n = stack.len();
-            self.dev_label_site(offset, SiteKind::Probe, first_inst, marker, &stack, n)?;
+            self.dev_label_site(
+                offset,
+                SiteKind::Probe,
+                first_inst,
+                marker,
+                (&stack, &types),
+                n,
+            )?;
         }
         let hot = self.ckpt()?.resume_clone.is_some();
         if !dev.unwind_stores || (dev.stores_in_hot_only && !hot) {
@@ -949,16 +963,15 @@ impl FuncTranslator<'_, '_, '_> {
         kind: SiteKind,
         first_inst: usize,
         marker: Option<ir::Inst>,
-        stack: &[Value],
+        (stack, types): (&[Value], &[ValType]),
         below: usize,
     ) -> Result<(), CompileError> {
         let dfg = &self.builder.func.dfg;
-        let call = marker.or_else(|| {
-            (first_inst..dfg.num_insts())
-                .rev()
-                .map(|i| ir::Inst::from_u32(i as u32))
-                .find(|i| dfg.insts[*i].opcode().is_call())
-        });
+        let last_call = (first_inst..dfg.num_insts())
+            .rev()
+            .map(|i| ir::Inst::from_u32(i as u32))
+            .find(|i| dfg.insts[*i].opcode().is_call());
+        let call = marker.or(last_call);
         let Some(call) = call else {
             return Err(self.error(format!("stable point at {offset:#x}: no call to label")));
         };
@@ -967,6 +980,32 @@ impl FuncTranslator<'_, '_, '_> {
             .func
             .debug_tags
             .set(call, [ir::DebugTag::User(tag)]);
+        // A probe's trampoline call gets a tag of its own (top bit set):
+        // the frame map needs its return address.
+        let call_tag = match (marker, last_call) {
+            (Some(_), Some(c)) => {
+                let t = tag | 1 << 31;
+                self.builder.func.debug_tags.set(c, [ir::DebugTag::User(t)]);
+                Some(t)
+            }
+            _ => None,
+        };
+        let mut frame = Vec::with_capacity(self.locals.len() + types.len());
+        let mut k = 0u32;
+        for ty in self
+            .locals
+            .iter()
+            .map(|(_, t)| *t)
+            .chain(types.iter().copied())
+        {
+            let width = match ty {
+                ValType::I32 | ValType::F32 => 4,
+                ValType::V128 => 16,
+                _ => 8,
+            };
+            frame.push((k, width));
+            k += ty.slots() as u32;
+        }
         let live = self.ckpt()?.liveness.live_at(offset);
         let nlocals = self.locals.len();
         let mut expected = Vec::new();
@@ -1025,6 +1064,11 @@ impl FuncTranslator<'_, '_, '_> {
             offset,
             kind,
             expected,
+            call_tag,
+            nlocals,
+            frame,
+            slots: k,
+            args_from: (nlocals + below) as u32,
         });
         Ok(())
     }

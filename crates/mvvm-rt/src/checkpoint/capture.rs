@@ -400,6 +400,7 @@ pub(crate) fn take(
             location: "stream".to_string(),
             base: None,
             live: Some(live),
+            frame_walk: unwound.frame_walk.map(Box::new),
         };
         drop(parts);
         log_written(&stats);
@@ -430,6 +431,7 @@ pub(crate) fn take(
             location: path.display().to_string(),
             base: inc.as_ref().map(|i| i.base.path.clone()),
             live: None,
+            frame_walk: unwound.frame_walk.map(Box::new),
         };
         let target = path.clone();
         let sync = s.ckpt.as_deref().map_or_else(Default::default, |c| c.sync);
@@ -626,6 +628,7 @@ pub(crate) fn take(
         location: out.location,
         base: out.base,
         live: None,
+        frame_walk: unwound.frame_walk.map(Box::new),
     };
     drop(parts);
     let depth = match (&stats.base, &base) {
@@ -690,6 +693,9 @@ struct Unwound {
     probes: u64,
     /// What decided it.
     reason: String,
+    /// The check of the frames read where they are (developer option
+    /// `frame_map`), when the unwind started at a `ProbeWalk`.
+    frame_walk: Option<crate::frame_walk::FrameWalkStats>,
 }
 
 /// Ends the unwind (the store is no longer unwinding) and takes the frames
@@ -701,7 +707,28 @@ fn take_unwound(s: &mut StoreInner) -> Result<Unwound, CheckpointError> {
             "wasm unwound without a checkpoint session".into(),
         ));
     };
+    // Developer option `frame_map`: the frames read where they are must
+    // be the frames the unwind blocks wrote; a difference is a bug of the
+    // frame maps (or of the unwind code), and no snapshot is written.
+    let frame_walk = match c.walked.take() {
+        Some(walked) => {
+            let (stats, errors) = crate::frame_walk::compare(&walked, &c.unwound);
+            tracing::debug!(?stats, errors = errors.len(), "frame walk checked");
+            if !errors.is_empty() {
+                c.unwound.clear();
+                let shown: Vec<&str> = errors.iter().take(8).map(String::as_str).collect();
+                return Err(CheckpointError::Host(format!(
+                    "the frames read where they are disagree with the unwind ({} differences): {}",
+                    errors.len(),
+                    shown.join("; ")
+                )));
+            }
+            Some(stats)
+        }
+        None => None,
+    };
     Ok(Unwound {
+        frame_walk,
         frames: std::mem::take(&mut c.unwound),
         triggered_at: c.triggered_at.unwrap_or_else(Instant::now),
         probes: c.probes,

@@ -134,6 +134,10 @@ pub(crate) struct Control {
     pub unwound: Vec<RawFrame>,
     /// Frames still to hand out while rewinding, outermost first.
     pub rewind: VecDeque<RawFrame>,
+    /// The frames `ProbeWalk` read where they are when it started the
+    /// unwind under way (developer option `frame_map`), innermost first,
+    /// for the check against `unwound` (`crate::frame_walk`).
+    pub walked: Option<Vec<crate::frame_walk::WalkedFrame>>,
     /// When the checkpoint was decided.
     pub triggered_at: Option<Instant>,
     /// What decided it (for logs and the snapshot note).
@@ -532,6 +536,7 @@ impl Session {
             entries: 0,
             unwound: Vec::new(),
             rewind: VecDeque::new(),
+            walked: None,
             triggered_at: None,
             reason: None,
             host_interrupted: false,

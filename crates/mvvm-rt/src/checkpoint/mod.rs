@@ -79,6 +79,7 @@ pub(crate) mod rendezvous;
 mod restore;
 mod worker;
 
+pub use crate::frame_walk::FrameWalkStats;
 use crate::instance::InstantiationError;
 use crate::store::{Extern, RunError, Store};
 use crate::{Instance, Module, Trap, Val};
@@ -287,6 +288,9 @@ pub struct RestoreOptions {
 }
 
 /// How a run ended.
+// One per run, returned by value: boxing the stats (216 bytes since the
+// frame walk's counts) would change every caller for nothing measurable.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The program ended by itself.
@@ -331,6 +335,11 @@ pub struct CheckpointStats {
     /// For a live migration ([`RunOptions::live`]): its rounds, bytes and
     /// times (`snapshot_bytes` is then the whole stream).
     pub live: Option<LiveStats>,
+    /// Objects compiled with the developer option `frame_map`: what the
+    /// check of the frames read where they are against the unwind's found
+    /// (it passed: a difference fails the checkpoint). Boxed: it is rare
+    /// and larger than the rest.
+    pub frame_walk: Option<Box<FrameWalkStats>>,
 }
 
 /// Why a checkpointed run or a restore failed.

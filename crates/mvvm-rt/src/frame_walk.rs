@@ -1,0 +1,710 @@
+//! Reading wasm frames where the native frames hold them, and checking
+//! what is read against the records the unwind blocks write (plan step 7
+//! of "Reading frames where they are" in `crates/mvvm-aot/CHECKPOINT.md`).
+//!
+//! Only objects compiled with the developer option `frame_map` carry
+//! frame maps ([`mvvm_abi::frame_map`]); their probe trampoline calls
+//! `ProbeWalk` with its own frame pointer, through [`probe_walk_entry`],
+//! which first copies the callee-saved registers. When that probe starts
+//! an unwind, [`walk`] follows the frame-pointer chain from there,
+//! innermost first, as the exception walk does (`throw.rs`): each frame's
+//! return address names a body and, if the map has it, a site, whose
+//! values are read where the map says: stack slots at a CFA offset (CFA =
+//! frame pointer + 16 on x86-64 and aarch64), registers where the chain
+//! of saves put the frame's values (the entry's copies, the trampoline's
+//! saves, then each inner frame's prologue saves). Then the normal unwind
+//! runs, every frame's unwind block writes its record, and [`compare`]
+//! checks the two, frame by frame: function, stable point, every value
+//! read, zero for dead locals. A disagreement is an error of the
+//! checkpoint (`capture.rs` refuses the snapshot), never ignored.
+//!
+//! Not read, and counted as such ([`FrameWalkStats`]): values the map
+//! could not locate (call arguments, values the optimiser recomputes
+//! after the call) and values in a register the chain does not reach (a
+//! `v128` in a register only half saved by a callee on aarch64).
+//!
+//! ```text
+//!   higher addresses
+//!   ┌────────────────────────┐  CFA of frame 1 = fp1 + 16
+//!   │ return address, old fp │  ◀── fp1 (caller, at a call site)
+//!   │ spill slots (CFA - k)  │
+//!   ├────────────────────────┤  CFA of frame 0 = fp0 + 16
+//!   │ return address, old fp │  ◀── fp0 (the probing body)
+//!   │ spill slots            │
+//!   ├────────────────────────┤
+//!   │ return address, old fp │  ◀── trampoline fp (given to ProbeWalk)
+//!   │ probe trampoline       │
+//!   └────────────────────────┘
+//! ```
+
+use crate::checkpoint::control::RawFrame;
+use crate::vmctx::VMContext;
+use mvvm_abi::frame_map::ValueLocation;
+
+/// At most this many frames are walked (as the exception walk).
+const MAX_FRAMES: usize = 1 << 20;
+
+/// One value of a walked frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Walked {
+    /// Read from the frame (or a register's save slot): its slot(s),
+    /// zero-extended from its width.
+    Read {
+        slot: u32,
+        bits: [u64; 2],
+        wide: bool,
+        register: bool,
+    },
+    /// A dead local: its slot must be zero.
+    Dead { slot: u32, wide: bool },
+    /// In a register whose value the chain of saves does not reach (a
+    /// `v128` in a half-saved register, a map that names a register no
+    /// one saved): not read.
+    Register,
+    /// Not located: not read.
+    Unknown,
+    /// The map put it outside the frame: an error of the map.
+    Outside { slot: u32 },
+}
+
+/// A wasm frame found by [`walk`].
+#[derive(Debug, Clone)]
+pub(crate) struct WalkedFrame {
+    /// Function index.
+    pub func: u32,
+    /// The return address's offset in the body (for messages).
+    pub ret_offset: u32,
+    /// Which body the frame runs: 0 whole, 1 hot, 2 resume clone (as
+    /// [`FrameBody`](mvvm_abi::frame_map::FrameBody)).
+    pub body: u8,
+    /// The covered site, if the map has one for this return address.
+    pub site: Option<WalkedSite>,
+}
+
+/// What one checkpoint's check found (see the module documentation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameWalkStats {
+    /// Wasm frames walked.
+    pub frames_walked: u64,
+    /// Of those, frames at a site of the frame map, compared with the
+    /// record their unwind block wrote.
+    pub frames_compared: u64,
+    /// Frames compared whose every value was read (none in an unreached
+    /// register, none unlocated; call arguments count as unlocated).
+    pub frames_fully_read: u64,
+    /// `frames_compared` by body: whole bodies, hot bodies, resume
+    /// clones.
+    pub compared_by_body: [u64; 3],
+    /// `frames_fully_read` by body, as `compared_by_body`.
+    pub fully_read_by_body: [u64; 3],
+    /// Frames compared whose every value other than the call's arguments
+    /// was read, by body: what dropping the unwind stores at a site would
+    /// need (the arguments are not needed, see CHECKPOINT.md, plan step 3).
+    pub read_but_args_by_body: [u64; 3],
+    /// Values read from stack slots and found equal to the record.
+    pub values_compared: u64,
+    /// Dead locals found zero in the record.
+    pub dead_compared: u64,
+    /// Values read from where the chain of register saves put them
+    /// and found equal to the record.
+    pub registers_compared: u64,
+    /// Values in registers the chain does not reach: not checked.
+    pub values_in_registers: u64,
+    /// Values the map could not locate: not checked.
+    pub values_unlocated: u64,
+    /// Frames the unwind wrote beyond the walk (frames after a host
+    /// frame, which the walk stops at).
+    pub frames_not_walked: u64,
+}
+
+impl FrameWalkStats {
+    /// Adds `o`'s counts to these.
+    pub fn add(&mut self, o: &FrameWalkStats) {
+        self.frames_walked += o.frames_walked;
+        self.frames_compared += o.frames_compared;
+        self.frames_fully_read += o.frames_fully_read;
+        for k in 0..3 {
+            self.compared_by_body[k] += o.compared_by_body[k];
+            self.fully_read_by_body[k] += o.fully_read_by_body[k];
+            self.read_but_args_by_body[k] += o.read_but_args_by_body[k];
+        }
+        self.values_compared += o.values_compared;
+        self.dead_compared += o.dead_compared;
+        self.registers_compared += o.registers_compared;
+        self.values_in_registers += o.values_in_registers;
+        self.values_unlocated += o.values_unlocated;
+        self.frames_not_walked += o.frames_not_walked;
+    }
+}
+
+/// The values of a covered site as the walk read them.
+#[derive(Debug, Clone)]
+pub(crate) struct WalkedSite {
+    /// The stable point.
+    pub offset: u32,
+    /// Slots of the record.
+    pub slots: u32,
+    /// Index in `values` of the call's first argument.
+    pub args_from: u32,
+    /// Every value of the record.
+    pub values: Vec<Walked>,
+}
+
+/// The registers [`probe_walk_entry`] copies into its save area:
+/// `(class, hardware number, offset in the area, bytes)`. x86-64: the
+/// callee-saved `rbx`, `r12`-`r15` (the trampoline saves every other
+/// register it and its callee clobber, and says where).
+#[cfg(target_arch = "x86_64")]
+const CAPTURED: &[(u8, u8, usize, usize)] = &[
+    (0, 3, 0, 8),
+    (0, 12, 8, 8),
+    (0, 13, 16, 8),
+    (0, 14, 24, 8),
+    (0, 15, 32, 8),
+];
+/// aarch64: `x19`-`x28`, then `v0`-`v31` whole. The trampoline saves the
+/// vector registers, but Cranelift records no unwind information for a
+/// whole-register save (`preserve_all`), so their values are taken at the
+/// entry: the trampoline computes nothing in them before its call.
+#[cfg(target_arch = "aarch64")]
+const CAPTURED: &[(u8, u8, usize, usize)] = &aarch64_captured();
+
+#[cfg(target_arch = "aarch64")]
+const fn aarch64_captured() -> [(u8, u8, usize, usize); 42] {
+    let mut out = [(0u8, 0u8, 0usize, 0usize); 42];
+    let mut k = 0;
+    while k < 10 {
+        out[k] = (0, 19 + k as u8, 8 * k, 8);
+        k += 1;
+    }
+    let mut v = 0;
+    while v < 32 {
+        out[10 + v] = (1, v as u8, 80 + 16 * v, 16);
+        v += 1;
+    }
+    out
+}
+
+/// Bytes a prologue saves of a float register: the whole register on
+/// x86-64 (which has no callee-saved float register: only `preserve_all`
+/// saves them), the low 64 bits on aarch64.
+#[cfg(target_arch = "x86_64")]
+const FLOAT_SAVE: usize = 16;
+#[cfg(target_arch = "aarch64")]
+const FLOAT_SAVE: usize = 8;
+
+/// Size of [`probe_walk_entry`]'s save area, a multiple of 16.
+#[cfg(target_arch = "x86_64")]
+const AREA: usize = 48;
+#[cfg(target_arch = "aarch64")]
+const AREA: usize = 592;
+const _: () = assert!(AREA.is_multiple_of(16));
+
+/// Where the walk finds each register's value for the frame it reads:
+/// `(class, hw) -> (address, bytes there)`.
+#[derive(Default)]
+struct Registers(Vec<((u8, u8), (usize, usize))>);
+
+impl Registers {
+    fn set(&mut self, reg: (u8, u8), at: (usize, usize)) {
+        match self.0.iter_mut().find(|(r, _)| *r == reg) {
+            Some(e) => e.1 = at,
+            None => self.0.push((reg, at)),
+        }
+    }
+
+    fn get(&self, reg: (u8, u8)) -> Option<(usize, usize)> {
+        self.0.iter().find(|(r, _)| *r == reg).map(|e| e.1)
+    }
+
+    /// Applies a prologue's `saves` in the frame whose frame pointer is
+    /// `fp` and whose lowest address is `floor`: from now on the caller's
+    /// values of those registers are there. A save outside that range (a
+    /// bad map) makes the register unknown.
+    fn saved_by(&mut self, saves: &[mvvm_abi::frame_map::RegSave], fp: usize, floor: usize) {
+        for s in saves {
+            let size = if s.class == 0 { 8 } else { FLOAT_SAVE };
+            let addr = fp.wrapping_add_signed(s.fp_offset as isize);
+            let inside = addr >= floor && addr.checked_add(size).is_some_and(|end| end <= fp);
+            if inside {
+                self.set((s.class, s.hw), (addr, size));
+            } else {
+                self.0.retain(|(r, _)| *r != (s.class, s.hw));
+            }
+        }
+    }
+}
+
+/// Builtin `ProbeWalk` (objects compiled with the developer option
+/// `frame_map`): copies the registers of [`CAPTURED`], which still hold
+/// the probing body's values (the probe trampoline saves only what it and
+/// its callee clobber, and the C convention keeps the callee-saved ones),
+/// into a save area on its own stack and calls [`probe_walk_inner`] with its address.
+/// Written in assembly because no Rust function can read a register
+/// before its own prologue may have changed it.
+#[cfg(target_arch = "x86_64")]
+// SAFETY: the body saves `rbp`, reserves `AREA` bytes (keeping the stack
+// 16-byte aligned: 8 on entry, + 8 for `rbp`, + a multiple of 16), only
+// reads the callee-saved registers, calls a C-convention function with
+// the caller's four arguments untouched plus the area in `r8`, and
+// restores `rsp` and `rbp` before returning its result in `eax`.
+#[unsafe(naked)]
+pub(crate) extern "C" fn probe_walk_entry(
+    vmctx: *mut VMContext,
+    func: u32,
+    offset: u32,
+    tramp_fp: usize,
+) -> u32 {
+    std::arch::naked_asm!(
+        "push rbp",
+        "mov rbp, rsp",
+        "sub rsp, {area}",
+        "mov [rsp], rbx",
+        "mov [rsp + 8], r12",
+        "mov [rsp + 16], r13",
+        "mov [rsp + 24], r14",
+        "mov [rsp + 32], r15",
+        "mov r8, rsp",
+        "call {inner}",
+        "add rsp, {area}",
+        "pop rbp",
+        "ret",
+        area = const AREA,
+        inner = sym probe_walk_inner,
+    )
+}
+
+/// As the x86-64 version: `x19`-`x28` and `q0`-`q31` into the area.
+#[cfg(target_arch = "aarch64")]
+// SAFETY: the body pushes the frame record (`x29`, `x30`), reserves
+// `AREA` bytes (a multiple of 16), only reads the registers it copies,
+// calls a C-convention function with the caller's four
+// arguments untouched plus the area in `x4`, and restores `sp`, `x29`
+// and `x30` before returning its result in `w0`.
+#[unsafe(naked)]
+pub(crate) extern "C" fn probe_walk_entry(
+    vmctx: *mut VMContext,
+    func: u32,
+    offset: u32,
+    tramp_fp: usize,
+) -> u32 {
+    std::arch::naked_asm!(
+        "stp x29, x30, [sp, #-16]!",
+        "mov x29, sp",
+        "sub sp, sp, #{area}",
+        "stp x19, x20, [sp, #0]",
+        "stp x21, x22, [sp, #16]",
+        "stp x23, x24, [sp, #32]",
+        "stp x25, x26, [sp, #48]",
+        "stp x27, x28, [sp, #64]",
+        "stp q0, q1, [sp, #80]",
+        "stp q2, q3, [sp, #112]",
+        "stp q4, q5, [sp, #144]",
+        "stp q6, q7, [sp, #176]",
+        "stp q8, q9, [sp, #208]",
+        "stp q10, q11, [sp, #240]",
+        "stp q12, q13, [sp, #272]",
+        "stp q14, q15, [sp, #304]",
+        "stp q16, q17, [sp, #336]",
+        "stp q18, q19, [sp, #368]",
+        "stp q20, q21, [sp, #400]",
+        "stp q22, q23, [sp, #432]",
+        "stp q24, q25, [sp, #464]",
+        "stp q26, q27, [sp, #496]",
+        "stp q28, q29, [sp, #528]",
+        "stp q30, q31, [sp, #560]",
+        "mov x4, sp",
+        "bl {inner}",
+        "add sp, sp, #{area}",
+        "ldp x29, x30, [sp], #16",
+        "ret",
+        area = const AREA,
+        inner = sym probe_walk_inner,
+    )
+}
+
+/// `Probe`, and when it starts an unwind, the walk of the wasm frames
+/// from the probe trampoline's frame `tramp_fp` (with `regs`, the
+/// entry's copies of the callee-saved registers), kept for the check
+/// against the frames the unwind saves.
+extern "C" fn probe_walk_inner(
+    vmctx: *mut VMContext,
+    func: u32,
+    offset: u32,
+    tramp_fp: usize,
+    regs: usize,
+) -> u32 {
+    let unwind = {
+        // SAFETY: called (through `probe_walk_entry`) by generated code
+        // with its own vmctx; the reference ends with this block, which
+        // runs no wasm.
+        let (s, _) = unsafe { crate::builtins::store_of(vmctx) };
+        crate::checkpoint::control::probe(s, func, offset)
+    };
+    if unwind == 1 {
+        // SAFETY: only the probe trampoline calls `ProbeWalk`, with its
+        // own frame pointer, from a wasm body, and it is live until this
+        // returns; `regs` is the entry's area, laid out as `walk` says.
+        let walked = unsafe { walk(tramp_fp, regs) };
+        // SAFETY: as above; the walk's lookups are over, no other
+        // reference into the store is alive.
+        let (s, _) = unsafe { crate::builtins::store_of(vmctx) };
+        if let Some(c) = s.ckpt.as_deref_mut() {
+            c.walked = Some(walked);
+        }
+    }
+    unwind
+}
+
+/// Walks the wasm frames above the probe trampoline's frame `tramp_fp`,
+/// innermost first, and reads the values of every frame at a covered
+/// site: stack slots in the frame, registers where the chain of saves
+/// says (`regs`: [`probe_walk_entry`]'s copies of the callee-saved
+/// registers; then the trampoline's saves; then each frame's prologue
+/// saves for its caller).
+///
+/// # Safety
+/// `tramp_fp` is the frame pointer of the module's probe trampoline,
+/// live (its `ProbeWalk` call has not returned), called from a wasm body:
+/// its frame record holds the body's frame pointer and the return address
+/// into it, and every wasm frame above keeps a frame record (Cranelift's
+/// `preserve_frame_pointers`). `regs` is [`probe_walk_entry`]'s save
+/// area, live, directly below its frame record, which lies directly below
+/// the trampoline's frame.
+unsafe fn walk(tramp_fp: usize, regs: usize) -> Vec<WalkedFrame> {
+    let mut frames = Vec::new();
+    let mut registers = Registers::default();
+    for &(class, hw, at, size) in CAPTURED {
+        registers.set((class, hw), (regs + at, size));
+    }
+    // The trampoline's frame: from the entry's frame record (above its
+    // save area) up to the trampoline's frame pointer.
+    let tramp_floor = regs + AREA + 16;
+    // SAFETY: the trampoline's frame record (caller): its frame pointer
+    // points at the saved frame pointer, the return address above it,
+    // both aligned words of a live frame.
+    let (mut fp, mut pc) = unsafe {
+        (
+            *(tramp_fp as *const usize),
+            *((tramp_fp + 8) as *const usize),
+        )
+    };
+    // The lowest address of the frame being read: the CFA of the frame
+    // below it (the callee's), where the callee's arguments and frame
+    // record begin.
+    let mut floor = tramp_fp + 16;
+    let mut first = true;
+    for _ in 0..MAX_FRAMES {
+        let cfa = fp + 16;
+        let frame = crate::code::with_frame_site(pc, |found| {
+            let found = found?;
+            if std::mem::take(&mut first) {
+                registers.saved_by(found.probe_saves, tramp_fp, tramp_floor);
+            }
+            let site = found.site.map(|s| {
+                let values = s
+                    .values
+                    .iter()
+                    .map(|v| read_value(v, floor, cfa, &registers))
+                    .collect();
+                WalkedSite {
+                    offset: s.offset,
+                    slots: s.slots,
+                    args_from: s.args_from,
+                    values,
+                }
+            });
+            registers.saved_by(found.saves, fp, floor);
+            Some(WalkedFrame {
+                func: found.func,
+                ret_offset: found.ret_offset,
+                body: found.body,
+                site,
+            })
+        });
+        let Some(frame) = frame else {
+            break;
+        };
+        frames.push(frame);
+        // SAFETY: `fp` is the frame pointer of a live wasm frame (the
+        // walk's invariant, from the trampoline's record on): its record
+        // holds the caller's frame pointer and return address.
+        let (next_fp, next_pc) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        // Frames lie at increasing addresses; anything else ends the walk.
+        if next_fp <= fp {
+            break;
+        }
+        floor = cfa;
+        (pc, fp) = (next_pc, next_fp);
+    }
+    frames
+}
+
+/// Reads `width` bytes at `addr`, zero-extended into one or two slots.
+///
+/// # Safety
+/// `addr..addr + width` is readable (inside a live frame of this thread).
+unsafe fn read_bits(addr: usize, width: u8) -> [u64; 2] {
+    // SAFETY: the caller's contract; unaligned reads of plain integers.
+    unsafe {
+        match width {
+            4 => [u64::from((addr as *const u32).read_unaligned()), 0],
+            8 => [(addr as *const u64).read_unaligned(), 0],
+            _ => [
+                (addr as *const u64).read_unaligned(),
+                ((addr + 8) as *const u64).read_unaligned(),
+            ],
+        }
+    }
+}
+
+/// Reads value `v` of the frame whose CFA is `cfa` and whose callee's CFA
+/// (the lowest address of the frame) is `floor`, with the registers'
+/// values where `registers` says.
+fn read_value(
+    v: &mvvm_abi::frame_map::FrameValue,
+    floor: usize,
+    cfa: usize,
+    registers: &Registers,
+) -> Walked {
+    let wide = v.width == 16;
+    match v.loc {
+        ValueLocation::Dead => Walked::Dead { slot: v.slot, wide },
+        ValueLocation::Unknown => Walked::Unknown,
+        ValueLocation::Reg { class, hw } => match registers.get((class, hw)) {
+            Some((addr, size)) if usize::from(v.width) <= size => Walked::Read {
+                slot: v.slot,
+                // SAFETY: `Registers` holds only addresses checked to lie
+                // in a live frame of this thread (`saved_by`) or in the
+                // entry's save area, with `size` bytes there.
+                bits: unsafe { read_bits(addr, v.width) },
+                wide,
+                register: true,
+            },
+            _ => Walked::Register,
+        },
+        ValueLocation::Stack { cfa_offset } => {
+            let addr = cfa.wrapping_add_signed(cfa_offset as isize);
+            let end = addr.wrapping_add(usize::from(v.width));
+            if addr < floor || end > cfa || end < addr {
+                return Walked::Outside { slot: v.slot };
+            }
+            Walked::Read {
+                slot: v.slot,
+                // SAFETY: `addr..end` lies inside a live wasm frame of
+                // this thread (checked just above: between its callee's
+                // CFA and its own, as `walk` passes them), which nothing
+                // writes while the runtime runs.
+                bits: unsafe { read_bits(addr, v.width) },
+                wide,
+                register: false,
+            }
+        }
+    }
+}
+
+/// A frame the walk found, as [`crate::code::with_frame_site`] reports it.
+pub(crate) struct FrameSiteLookup<'a> {
+    /// Function index.
+    pub func: u32,
+    /// Offset of the return address in the body.
+    pub ret_offset: u32,
+    /// The map's site for it.
+    pub site: Option<&'a mvvm_abi::frame_map::FrameSite>,
+    /// Where the body's prologue saves registers.
+    pub saves: &'a [mvvm_abi::frame_map::RegSave],
+    /// Where the module's probe trampoline saves registers.
+    pub probe_saves: &'a [mvvm_abi::frame_map::RegSave],
+    /// Which body (0 whole, 1 hot, 2 resume clone).
+    pub body: u8,
+}
+
+/// Compares the walked frames with the frames the unwind saved (both
+/// innermost first): the counts, or every disagreement.
+pub(crate) fn compare(
+    walked: &[WalkedFrame],
+    unwound: &[RawFrame],
+) -> (FrameWalkStats, Vec<String>) {
+    let mut st = FrameWalkStats {
+        frames_walked: walked.len() as u64,
+        frames_not_walked: unwound.len().saturating_sub(walked.len()) as u64,
+        ..Default::default()
+    };
+    let mut errors = Vec::new();
+    if walked.len() > unwound.len() {
+        errors.push(format!(
+            "the walk found {} wasm frames, the unwind saved {}",
+            walked.len(),
+            unwound.len()
+        ));
+    }
+    for (i, (w, u)) in walked.iter().zip(unwound).enumerate() {
+        let at = format!(
+            "frame {i} (function {}, return offset {:#x})",
+            w.func, w.ret_offset
+        );
+        if w.func != u.func {
+            errors.push(format!("{at}: the unwind saved function {}", u.func));
+            continue;
+        }
+        let Some(WalkedSite {
+            offset,
+            slots,
+            args_from,
+            values,
+        }) = &w.site
+        else {
+            continue;
+        };
+        let body = usize::from(w.body.min(2));
+        st.frames_compared += 1;
+        st.compared_by_body[body] += 1;
+        if *offset != u.offset {
+            errors.push(format!(
+                "{at}: map says stable point {offset:#x}, the unwind {:#x}",
+                u.offset
+            ));
+            continue;
+        }
+        if *slots as usize != u.slots.len() {
+            errors.push(format!(
+                "{at}: map says {slots} slots, the unwind wrote {}",
+                u.slots.len()
+            ));
+            continue;
+        }
+        let slot = |k: u32| u.slots.get(k as usize).copied();
+        let mut full = true;
+        let mut but_args = true;
+        for (j, v) in values.iter().enumerate() {
+            let arg = j >= *args_from as usize;
+            match *v {
+                Walked::Read {
+                    slot: k,
+                    bits,
+                    wide,
+                    register,
+                } => {
+                    let want = [slot(k), if wide { slot(k + 1) } else { Some(0) }];
+                    if want != [Some(bits[0]), Some(bits[1])] {
+                        errors.push(format!(
+                            "{at}, stable point {offset:#x}, slot {k}: read {:#x?}, the unwind wrote {:#x?}",
+                            &bits[..1 + usize::from(wide)],
+                            &want[..1 + usize::from(wide)]
+                        ));
+                    } else if register {
+                        st.registers_compared += 1;
+                    } else {
+                        st.values_compared += 1;
+                    }
+                }
+                Walked::Dead { slot: k, wide } => {
+                    let zero = slot(k) == Some(0) && (!wide || slot(k + 1) == Some(0));
+                    if zero {
+                        st.dead_compared += 1;
+                    } else {
+                        errors.push(format!(
+                            "{at}, stable point {offset:#x}, slot {k}: a dead local, but the unwind wrote {:#x?}",
+                            slot(k)
+                        ));
+                    }
+                }
+                Walked::Register => {
+                    full = false;
+                    but_args &= arg;
+                    st.values_in_registers += 1;
+                }
+                Walked::Unknown => {
+                    full = false;
+                    but_args &= arg;
+                    st.values_unlocated += 1;
+                }
+                Walked::Outside { slot: k } => {
+                    errors.push(format!(
+                        "{at}, stable point {offset:#x}, slot {k}: the map puts it outside the frame"
+                    ));
+                }
+            }
+        }
+        if full {
+            st.frames_fully_read += 1;
+            st.fully_read_by_body[body] += 1;
+        }
+        if but_args {
+            st.read_but_args_by_body[body] += 1;
+        }
+    }
+    (st, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(func: u32, offset: u32, slots: Vec<u64>) -> RawFrame {
+        RawFrame {
+            func,
+            offset,
+            point: u32::MAX,
+            slots,
+        }
+    }
+
+    #[test]
+    fn equal_frames_count_and_any_difference_is_an_error() {
+        let walked = vec![WalkedFrame {
+            func: 3,
+            ret_offset: 0x40,
+            body: 2,
+            site: Some(WalkedSite {
+                offset: 0x12,
+                slots: 4,
+                args_from: 3,
+                values: vec![
+                    Walked::Read {
+                        slot: 0,
+                        bits: [7, 0],
+                        wide: false,
+                        register: false,
+                    },
+                    Walked::Dead {
+                        slot: 1,
+                        wide: false,
+                    },
+                    Walked::Read {
+                        slot: 2,
+                        bits: [1, 2],
+                        wide: true,
+                        register: true,
+                    },
+                ],
+            }),
+        }];
+        let good = [raw(3, 0x12, vec![7, 0, 1, 2]), raw(1, 0x5, vec![])];
+        let (st, errors) = compare(&walked, &good);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            (
+                st.frames_compared,
+                st.values_compared,
+                st.registers_compared,
+                st.dead_compared,
+                st.frames_not_walked
+            ),
+            (1, 1, 1, 1, 1)
+        );
+        for bad in [
+            raw(3, 0x12, vec![8, 0, 1, 2]),
+            raw(3, 0x12, vec![7, 1, 1, 2]),
+            raw(3, 0x12, vec![7, 0, 1, 3]),
+            raw(3, 0x13, vec![7, 0, 1, 2]),
+            raw(4, 0x12, vec![7, 0, 1, 2]),
+            raw(3, 0x12, vec![7, 0, 1]),
+        ] {
+            let (_, errors) = compare(&walked, std::slice::from_ref(&bad));
+            assert_eq!(errors.len(), 1, "{bad:?}: {errors:?}");
+        }
+        let (_, errors) = compare(&walked, &[]);
+        assert_eq!(errors.len(), 1);
+    }
+}
