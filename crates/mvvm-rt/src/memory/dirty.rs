@@ -178,7 +178,6 @@ impl Tracker {
     }
 
     /// Whether a tracking period is running.
-    #[cfg(test)]
     pub(crate) fn active(&self) -> bool {
         self.slot().base.load(Ordering::SeqCst) != 0
     }
@@ -413,6 +412,67 @@ impl TrackerView {
             }
         }
         Ok(out)
+    }
+}
+
+impl TrackerView {
+    /// Replaces the protection unit at `offset` (one [`HUGE_UNIT`]) of the
+    /// tracked memory at `base` by `fresh`, a huge-page buffer, holding
+    /// the same bytes (`memory/huge.rs`): under the slot's lock (so the
+    /// fault handler, a pause's image and a pre-copy round wait for it),
+    /// the unit is made read-only, copied into `fresh`, and `fresh` is
+    /// moved over it, read-only. Left read-only either way: a unit that
+    /// was writable had its bits set, so the write that faults next
+    /// changes no bit and only unprotects it again (after saving what an
+    /// image still reads), exactly as for a unit protected at a pause.
+    /// `Ok(false)`: not converted (tracking stopped, or no longer in
+    /// whole units, or the unit is beyond the memory); `fresh` is then
+    /// the caller's to unmap, as on an error. On `Ok(true)` it is gone.
+    ///
+    /// # Safety
+    /// `base` is the tracked memory's base (as given to
+    /// [`Tracker::start`]), kept mapped meanwhile; `fresh` is a
+    /// [`HUGE_UNIT`]-long, read-write mapping of the caller's, nothing
+    /// else uses, that is a whole mapping (one `mmap`'s).
+    pub(crate) unsafe fn convert_unit(
+        &self,
+        base: *mut u8,
+        offset: usize,
+        fresh: *mut u8,
+    ) -> std::io::Result<bool> {
+        let s = self.slot();
+        let _held = SlotLock::take(s);
+        if s.base.load(Ordering::SeqCst) != base as usize
+            || s.unit.load(Ordering::SeqCst) != HUGE_UNIT
+            || !offset.is_multiple_of(HUGE_UNIT)
+            || offset + HUGE_UNIT > s.len.load(Ordering::SeqCst)
+        {
+            return Ok(false);
+        }
+        // SAFETY: the unit lies in the tracked memory's accessible part
+        // (checked under the lock, which `grown` does not need: lengths
+        // only grow) and is page-aligned; it only becomes read-only, which
+        // the handler resolves for writers once we release the lock. If
+        // this fails halfway, pages left read-only in a writable unit
+        // fault and are unprotected by the handler, changing no bit (a
+        // writable unit has its bits set).
+        unsafe { mman::protect(base.add(offset), HUGE_UNIT, Prot::Read)? };
+        // SAFETY: the unit is read-only and nobody can unprotect it while
+        // we hold the lock, so its bytes are stable; `fresh` is the
+        // caller's own buffer of as many bytes, a distinct mapping.
+        unsafe { std::ptr::copy_nonoverlapping(base.add(offset), fresh, HUGE_UNIT) };
+        // SAFETY: `fresh` is the caller's whole mapping (contract); its
+        // protection changes on one huge page.
+        unsafe { mman::protect(fresh, HUGE_UNIT, Prot::Read)? };
+        // SAFETY: `fresh` is a whole mapping of the caller's that nothing
+        // uses afterwards; the unit is part of the memory's reservation
+        // and gets the very bytes it holds (copied while it could not
+        // change): any reference into it reads the same values, and a
+        // thread touching it during the move waits for the move. Both are
+        // `HUGE_UNIT`-aligned (the reservation's base is, `offset` is a
+        // multiple), so a huge page moves as one entry.
+        unsafe { mman::move_fixed(fresh, HUGE_UNIT, base.add(offset))? };
+        Ok(true)
     }
 }
 
