@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Pause of periodic checkpoints of RESTORED runs, and the restore's
-# start-up: memfill at each size is checkpointed once after its first
-# pass (probe 60% of the run's), then restored with `--every 0.2`
+# start-up: memfill at each size (P passes: 12 at 256 MiB, 6 at 1 GiB)
+# is checkpointed once just after its first pass (its whole memory
+# written, so the snapshot maps all of it), then restored with `--every 0.2`
 # REPS times per build, builds interleaved; prints per build and size
 # the median of the per-run median pause, the largest pause seen, the
 # median `startup_ms` (from `--json`) and the median wall time.
@@ -12,15 +13,18 @@ set -euo pipefail
 BUILDS=$1; SIZES=${2:-256,1024}; REPS=${3:-3}
 AOT=${MEMFILL_AOT:?set MEMFILL_AOT to memfill compiled with a checkpoint policy}
 OUT=$(mktemp -d)
-declare -A PASSES=([64]=24 [256]=6 [512]=3 [1024]=2 [2048]=1)
-first=${BUILDS%%=*}; firstdir=${BUILDS#*=}; firstdir=${firstdir%% *}
+declare -A PASSES=([64]=48 [256]=12 [512]=8 [1024]=6 [2048]=3)
+firstdir=${BUILDS#*=}; firstdir=${firstdir%% *}
 for mib in ${SIZES//,/ }; do
-  args="-m,$mib,-p,${PASSES[$mib]:-2}"
-  "$firstdir/mvvm-checkpoint" -t "$AOT" --count-probes --json "$OUT/count.json" \
-    --snapshot "$OUT/unused.bin" -a "$args" >/dev/null
-  probes=$(sed -n 's/.*"probes":\([0-9]*\).*/\1/p' "$OUT/count.json")
-  "$firstdir/mvvm-checkpoint" -t "$AOT" -c $((probes * 6 / 10)) --snapshot "$OUT/base.bin" \
-    -a "$args" >/dev/null || [ $? -eq 75 ]
+  passes=${PASSES[$mib]:-4}
+  count() { # passes: probes of a run
+    "$firstdir/mvvm-checkpoint" -t "$AOT" --count-probes --json "$OUT/count.json" \
+      --snapshot "$OUT/unused.bin" -a "-m,$mib,-p,$1" >/dev/null
+    sed -n 's/.*"probes":\([0-9]*\).*/\1/p' "$OUT/count.json"
+  }
+  fill=$(count 0); whole=$(count "$passes")
+  "$firstdir/mvvm-checkpoint" -t "$AOT" -c $((fill + (whole - fill) / passes + 1)) \
+    --snapshot "$OUT/base.bin" -a "-m,$mib,-p,$passes" >/dev/null || [ $? -eq 75 ]
   for r in $(seq "$REPS"); do
     for b in $BUILDS; do
       name=${b%%=*}; dir=${b#*=}

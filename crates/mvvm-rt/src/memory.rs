@@ -1001,6 +1001,101 @@ mod tests {
         }
     }
 
+    /// The move onto huge pages races a second thread that writes every
+    /// unit, round after round, and an image being read: no write is
+    /// lost (the last round's bytes are there), the image keeps its
+    /// instant, and every unit is dirty.
+    #[test]
+    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
+    fn huge_page_move_races_writes() {
+        use std::io::Write;
+        const UNIT: usize = dirty::HUGE_UNIT;
+        let file_len = dirty::HUGE_FROM;
+        let path = std::env::temp_dir().join(format!("mvvm-huge-race-{}", std::process::id()));
+        let mut f = std::fs::File::create(&path).unwrap();
+        for u in 0..file_len / UNIT {
+            f.write_all(&vec![u as u8; UNIT]).unwrap();
+        }
+        drop(f);
+        let f = std::fs::File::open(&path).unwrap();
+        let shared = MemoryType {
+            limits: Limits {
+                min: (file_len / CHUNK) as u64,
+                max: Some((file_len / CHUNK) as u64),
+            },
+            shared: true,
+        };
+        let mut m = LinearMemory::new(shared).unwrap();
+        use std::os::fd::AsFd;
+        m.map_file_private(0, file_len as u64, f.as_fd(), 0)
+            .unwrap();
+        drop(f);
+        std::fs::remove_file(&path).unwrap();
+        assert!(m.start_dirty_tracking().unwrap());
+        let handle = m.share().unwrap();
+        // SAFETY: the other thread starts after the image is taken; it is
+        // joined, and the image dropped, before the memory.
+        let image = unsafe { m.begin_background_image(None) }.unwrap().unwrap();
+        let spots = |u: usize| [0, UNIT / 2 + 4096, UNIT - 8].map(|at| (u * UNIT + at) as u64);
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writing = Arc::clone(&done);
+        // Each round reads every spot back (it must hold the previous
+        // round's number: a write lost to a move shows there) and writes
+        // the round's number, until the moves are done.
+        let writer = std::thread::spawn(move || {
+            let mut round = 0u64;
+            loop {
+                let last = writing.load(Ordering::SeqCst);
+                for u in 0..file_len / UNIT {
+                    for off in spots(u) {
+                        let mut was = [0u8; 8];
+                        assert!(handle.read(off, &mut was));
+                        let want = if round == 0 {
+                            u64::from_ne_bytes([u as u8; 8])
+                        } else {
+                            round
+                        };
+                        assert_eq!(u64::from_ne_bytes(was), want, "unit {u}: a write was lost");
+                        assert!(handle.write(off, &(round + 1).to_ne_bytes()));
+                    }
+                }
+                round += 1;
+                if last {
+                    return round;
+                }
+            }
+        });
+        let moved = m.convert_to_huge_pages_now();
+        done.store(true, Ordering::SeqCst);
+        let rounds = writer.join().unwrap();
+        assert_eq!(moved, file_len / UNIT);
+        for k in 0..file_len / CHUNK {
+            let want = (k * CHUNK / UNIT) as u8;
+            assert!(
+                image_chunk(&image, k).iter().all(|&b| b == want),
+                "image chunk {k}"
+            );
+        }
+        drop(image);
+        let mut buf = [0u8; 8];
+        for u in 0..file_len / UNIT {
+            for off in spots(u) {
+                assert!(m.share().unwrap().read(off, &mut buf));
+                assert_eq!(
+                    u64::from_ne_bytes(buf),
+                    rounds,
+                    "unit {u}: a write was lost"
+                );
+            }
+        }
+        let dirty = m.dirty_chunks().unwrap();
+        assert!(
+            dirty[..file_len / CHUNK / 64]
+                .iter()
+                .all(|&w| w == u64::MAX)
+        );
+    }
+
     #[test]
     #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn refuses_too_large() {

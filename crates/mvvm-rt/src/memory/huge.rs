@@ -11,13 +11,18 @@
 //! thread does it after the program resumed, one 2 MiB unit at a time:
 //!
 //! ```text
-//!  outside any lock: map a 2 MiB-aligned anonymous buffer, MADV_HUGEPAGE,
+//!  outside any lock: read the unit's file pages in (MADV_POPULATE_READ);
+//!                    map a 2 MiB-aligned anonymous buffer, MADV_HUGEPAGE,
 //!                    touch each page (a huge page is allocated here)
-//!  under the tracker's lock (dirty.rs, TrackerView::convert_unit):
-//!      protect the unit read-only, copy it into the buffer, protect the
-//!      buffer read-only, mremap(MAYMOVE|FIXED) it over the unit
-//!  a write to the unit meanwhile faults; the handler waits for the lock,
-//!  then unprotects the unit, now the huge page, as for any clean unit
+//!  under the tracker's lock: protect the unit read-only, mark it as
+//!                    being moved (dirty.rs, TrackerView::convert_unit)
+//!  without the lock: copy it into the buffer, protect the buffer
+//!                    read-only, mremap(MAYMOVE|FIXED) it over the unit,
+//!                    clear the mark
+//!  a write to the unit meanwhile faults; the handler waits for the mark
+//!  to clear, then unprotects the unit, now the huge page, as for any
+//!  clean unit (a pause's image, a pre-copy round and faults on other
+//!  units never wait for the copy)
 //! ```
 //!
 //! The unit is left read-only: one more fault for a unit the program had
@@ -149,6 +154,15 @@ pub(crate) unsafe fn convert(
     for &u in units {
         if stop.load(Ordering::SeqCst) {
             break;
+        }
+        // The unit's file pages into the page cache, outside the lock:
+        // the copy under it then never waits for the disk.
+        // SAFETY: a unit of the memory's accessible part (the units come
+        // from ranges below its length at restore, and lengths only
+        // grow), mapped readable during the call (contract); populating
+        // changes nothing a reader or writer sees.
+        if let Err(e) = unsafe { mman::populate_read(base.add(u * HUGE_UNIT), HUGE_UNIT) } {
+            tracing::trace!("unit {u} not populated ahead: {e}");
         }
         let fresh = match huge_buffer() {
             Ok(p) => p,
