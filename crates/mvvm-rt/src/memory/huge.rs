@@ -11,8 +11,7 @@
 //! thread does it after the program resumed, one 2 MiB unit at a time:
 //!
 //! ```text
-//!  outside any lock: read the unit's file pages in (MADV_POPULATE_READ);
-//!                    map a 2 MiB-aligned anonymous buffer, MADV_HUGEPAGE,
+//!  outside any lock: map a 2 MiB-aligned anonymous buffer, MADV_HUGEPAGE,
 //!                    touch each page (a huge page is allocated here)
 //!  under the tracker's lock: protect the unit read-only, mark it as
 //!                    being moved (dirty.rs, TrackerView::convert_unit)
@@ -154,15 +153,6 @@ pub(crate) unsafe fn convert(
     for &u in units {
         if stop.load(Ordering::SeqCst) {
             break;
-        }
-        // The unit's file pages into the page cache, outside the lock:
-        // the copy under it then never waits for the disk.
-        // SAFETY: a unit of the memory's accessible part (the units come
-        // from ranges below its length at restore, and lengths only
-        // grow), mapped readable during the call (contract); populating
-        // changes nothing a reader or writer sees.
-        if let Err(e) = unsafe { mman::populate_read(base.add(u * HUGE_UNIT), HUGE_UNIT) } {
-            tracing::trace!("unit {u} not populated ahead: {e}");
         }
         let fresh = match huge_buffer() {
             Ok(p) => p,

@@ -186,21 +186,3 @@ pub(crate) unsafe fn move_fixed(from: *mut u8, len: usize, to: *mut u8) -> io::R
     }
     Ok(())
 }
-
-/// Faults `addr..addr+len` in for reading (`MADV_POPULATE_READ`, Linux
-/// 5.14): file pages are read into the page cache and mapped now, so that
-/// a later access does not wait for the disk. Contents and protections do
-/// not change; an error (an older kernel) only means they are not.
-///
-/// # Safety
-/// The range must be page-aligned and lie in readable mappings the
-/// caller owns.
-pub(crate) unsafe fn populate_read(addr: *mut u8, len: usize) -> io::Result<()> {
-    // SAFETY: populating changes no byte and no permission of the
-    // caller's range (contract); the kernel reads, never writes it.
-    let r = unsafe { libc::madvise(addr.cast(), len, libc::MADV_POPULATE_READ) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
