@@ -1001,10 +1001,11 @@ mod tests {
         }
     }
 
-    /// The move onto huge pages races a second thread that writes every
-    /// unit, round after round, and an image being read: no write is
-    /// lost (the last round's bytes are there), the image keeps its
-    /// instant, and every unit is dirty.
+    /// The move onto huge pages races a second thread that reads back and
+    /// writes every unit, round after round, while an image is pending:
+    /// no write is lost (each round finds the previous one's numbers, the
+    /// end the last one's), the image keeps its instant, and every unit
+    /// is dirty.
     #[test]
     #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn huge_page_move_races_writes() {

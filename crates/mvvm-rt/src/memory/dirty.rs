@@ -622,8 +622,12 @@ unsafe fn save_pending(s: &Slot, base: *const u8, first: usize, last: usize) {
 fn wait_moved(s: &Slot, start: usize, len: usize) {
     let mut spins = 0u32;
     loop {
+        // The unit being moved, as `offset + 1` (0: none).
         let c = s.converting.load(Ordering::SeqCst);
-        if c == 0 || c - 1 >= start + len || c - 1 + HUGE_UNIT <= start {
+        let Some(unit) = c.checked_sub(1) else {
+            return;
+        };
+        if unit >= start + len || unit + HUGE_UNIT <= start {
             return;
         }
         spins += 1;
