@@ -7,7 +7,8 @@
 //! restored with `--every`; the restored run's output must complete the
 //! uninterrupted one, the last periodic snapshot must restore to the same
 //! end (memfill's checksum covers its whole memory), and where the kernel
-//! has huge pages the log must show units were moved.
+//! has huge pages the log must show units were moved. Also with
+//! `--incremental` (periodic snapshots over the one restored).
 
 mod checkpoint_support;
 
@@ -54,6 +55,20 @@ fn units_moved(stderr: &str) -> Option<u64> {
 
 #[test]
 fn restored_run_with_every_moves_to_huge_pages() -> Result<()> {
+    restored_run(false)
+}
+
+/// The same with `--incremental`: the periodic snapshots hold the units
+/// written since the restore over the snapshot restored (their base).
+#[test]
+fn restored_incremental_run_with_every_moves_to_huge_pages() -> Result<()> {
+    restored_run(true)
+}
+
+/// Checkpoints memfill after its first pass, restores it with `--every`
+/// (and `--incremental`), checks the output, the move's report and the
+/// last periodic snapshot.
+fn restored_run(incremental: bool) -> Result<()> {
     let aot = memfill()?;
     let (mib, passes, delay) = (96, 8, 1000);
     let g = guest(mib, passes, delay);
@@ -69,7 +84,11 @@ fn restored_run_with_every_moves_to_huge_pages() -> Result<()> {
         .count(fill + (whole.probes - fill) / passes)
         .run()?;
     a.expect_code(CHECKPOINTED, "checkpoint after the first pass")?;
-    let b = Tool::restore(&aot)
+    let mut restore = Tool::restore(&aot);
+    if incremental {
+        restore = restore.arg("--incremental");
+    }
+    let b = restore
         .snapshot(&snap)
         .arg("--snapshot-out")
         .arg(&periodic)
@@ -101,6 +120,13 @@ fn restored_run_with_every_moves_to_huge_pages() -> Result<()> {
     }
     // The last periodic snapshot, taken while units were moved (or after),
     // finishes the run the same way.
+    if incremental {
+        ensure!(
+            b.stderr.contains("(incremental against"),
+            "no incremental periodic snapshot:\n{}",
+            b.stderr
+        );
+    }
     let c = Tool::restore(&aot).snapshot(&periodic).run()?;
     c.expect_code(whole.code, "restore of the last periodic snapshot")?;
     ensure!(
