@@ -53,14 +53,14 @@ struct Base(*mut u8);
 // until the thread is joined (`Converter` is dropped first: see
 // `LinearMemory`'s drop and `Converter::start`'s contract). The thread
 // reaches the memory only through `TrackerView::convert_unit`, which
-// works under the tracker's lock.
+// keeps the unit it moves read-only and the fault handler away from it.
 unsafe impl Send for Base {}
 
 impl Converter {
-    /// Starts converting the units of `ranges` (byte ranges of the
-    /// memory at `base` that a snapshot file is mapped over) that lie
-    /// whole in them or partly: every unit any range touches, below the
-    /// tracked length. `None` when the kernel gives no huge pages
+    /// Starts converting every unit that `ranges` (byte ranges of the
+    /// memory at `base` that a snapshot file is mapped over) touch, in
+    /// order, up to the last whole unit below the tracked length. `None`
+    /// when the kernel gives no huge pages
     /// (`transparent_hugepage` is `never`) or the thread cannot start.
     ///
     /// # Safety
