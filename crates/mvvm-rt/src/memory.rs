@@ -16,6 +16,7 @@
 
 mod cow;
 mod dirty;
+mod huge;
 pub(crate) mod precopy;
 
 pub(crate) use dirty::handle_write_fault;
@@ -288,6 +289,13 @@ pub(crate) struct LinearMemory {
     /// Dirty-chunk tracker, claimed on the first
     /// [`Self::start_dirty_tracking`].
     tracker: Option<dirty::Tracker>,
+    /// Byte ranges a snapshot file is mapped over
+    /// ([`Self::map_file_private`]): small pages, until converted.
+    file_mapped: Vec<(usize, usize)>,
+    /// The thread moving them onto huge pages
+    /// ([`Self::convert_to_huge_pages`]); dropped (joined) before the
+    /// tracker and the reservation.
+    converter: Option<huge::Converter>,
 }
 
 impl LinearMemory {
@@ -296,6 +304,8 @@ impl LinearMemory {
         Ok(LinearMemory {
             res: Arc::new(Reservation::new(ty)?),
             tracker: None,
+            file_mapped: Vec::new(),
+            converter: None,
         })
     }
 
@@ -304,6 +314,8 @@ impl LinearMemory {
         LinearMemory {
             res: Arc::clone(&m.0),
             tracker: None,
+            file_mapped: Vec::new(),
+            converter: None,
         }
     }
 
@@ -401,6 +413,47 @@ impl LinearMemory {
         if let Err(e) = r {
             tracing::debug!("no huge pages for linear memory: {e}");
         }
+    }
+
+    /// A restored run with periodic checkpoints written in the
+    /// background: starts dirty tracking now, while the snapshot file's
+    /// mapping has no page-table entries to protect (so no checkpoint's
+    /// pause protects the whole memory), and starts moving the file-mapped
+    /// part onto huge pages in a thread (`memory/huge.rs`), so that a
+    /// checkpoint's pause protects 2 MiB per page-table entry, as in a
+    /// fresh run, once it is done. Memories under
+    /// [`dirty::HUGE_FROM`] bytes (tracked in 64 KiB chunks, which would
+    /// split huge pages) are only tracked. Returns whether tracking runs.
+    pub fn convert_to_huge_pages(&mut self) -> std::io::Result<bool> {
+        let tracked = self.tracker.as_ref().is_some_and(|t| t.active());
+        if !tracked && !self.start_dirty_tracking()? {
+            return Ok(false);
+        }
+        let len = self.length() as usize;
+        if dirty::unit_for(len) != dirty::HUGE_UNIT || self.converter.is_some() {
+            return Ok(true);
+        }
+        let Some(t) = self.tracker.as_ref() else {
+            return Ok(true);
+        };
+        // SAFETY: `base` is the memory `t` tracks; the converter is
+        // dropped (joined) before the tracker and the reservation
+        // (`Drop`), and before the mapping is replaced
+        // (`map_file_private`, `map_zero`).
+        self.converter =
+            unsafe { huge::Converter::start(self.res.base, &self.file_mapped, t.view()) };
+        Ok(true)
+    }
+
+    /// [`Self::convert_to_huge_pages`]'s work done at once on this thread
+    /// (tracking must run): how many units were converted.
+    #[cfg(test)]
+    fn convert_to_huge_pages_now(&mut self) -> usize {
+        let t = self.tracker.as_ref().expect("tracked");
+        let units = huge::units_of(&self.file_mapped);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        // SAFETY: the memory `t` tracks, mapped during the call.
+        unsafe { huge::convert(self.res.base, &units, t.view(), &stop) }
     }
 
     /// Takes the memory's copy-on-write image for a snapshot written while
@@ -542,12 +595,16 @@ impl LinearMemory {
                 ),
             ));
         }
+        // No conversion may run while the mapping changes under it.
+        drop(self.converter.take());
         let Some(res) = Arc::get_mut(&mut self.res) else {
             return Err(Self::not_exclusive("map a snapshot into memory"));
         };
         if len == 0 {
             return Ok(());
         }
+        self.file_mapped
+            .push((guest_offset as usize, (guest_offset + len) as usize));
         // SAFETY: the target range lies inside our reservation (checked
         // against the current length above) and is page-aligned, like
         // `file_offset` (checked, and it fits an `off_t`); `&mut` on the
@@ -583,6 +640,7 @@ impl LinearMemory {
                 ),
             ));
         }
+        drop(self.converter.take());
         let Some(res) = Arc::get_mut(&mut self.res) else {
             return Err(Self::not_exclusive("zero memory"));
         };
@@ -681,6 +739,8 @@ fn page_size() -> u64 {
 
 impl Drop for LinearMemory {
     fn drop(&mut self) {
+        // The converter first: it uses the tracker and the reservation.
+        drop(self.converter.take());
         // Release the tracker before the reservation can go: once
         // unmapped, the range may be reused by anyone, and the fault
         // handler must no longer claim it.
@@ -847,6 +907,194 @@ mod tests {
         writer.join().unwrap();
         drop(image);
         assert_eq!(m.dirty_chunks().unwrap()[0], u64::MAX);
+    }
+
+    /// Bytes of huge pages mapped in `start..end` of this process.
+    fn anon_huge_bytes(start: usize, end: usize) -> usize {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        let mut total = 0;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ')
+                && let Some((a, b)) = range.split_once('-')
+                && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+            {
+                inside = a >= start && b <= end;
+            } else if inside && let Some(kb) = line.strip_prefix("AnonHugePages:") {
+                total += kb
+                    .trim()
+                    .trim_end_matches(" kB")
+                    .trim()
+                    .parse::<usize>()
+                    .unwrap()
+                    << 10;
+            }
+        }
+        total
+    }
+
+    /// A restored memory (a file mapped over it) moved onto huge pages
+    /// while tracked and while an image is being read: the bytes stay,
+    /// the image keeps its instant, the dirty bits stay the period's, a
+    /// write after the move is still caught, and the range is no longer
+    /// the file.
+    #[test]
+    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
+    fn restored_memory_moves_to_huge_pages() {
+        use std::io::Write;
+        const UNIT: usize = dirty::HUGE_UNIT;
+        let file_len = dirty::HUGE_FROM;
+        let pattern = |o: usize| (o / 4096 * 7 + o % 251) as u8;
+        let path = std::env::temp_dir().join(format!("mvvm-huge-test-{}", std::process::id()));
+        let mut f = std::fs::File::create(&path).unwrap();
+        let bytes: Vec<u8> = (0..file_len).map(pattern).collect();
+        f.write_all(&bytes).unwrap();
+        drop(f);
+        let f = std::fs::File::open(&path).unwrap();
+        let pages = (file_len / CHUNK + 32) as u64;
+        let mut m = LinearMemory::new(ty(pages, None)).unwrap();
+        use std::os::fd::AsFd;
+        m.map_file_private(0, file_len as u64, f.as_fd(), 0)
+            .unwrap();
+        drop(f);
+        std::fs::remove_file(&path).unwrap();
+        m.advise_huge_pages();
+        assert!(m.start_dirty_tracking().unwrap());
+        m.data_mut().unwrap()[UNIT + 5] = 0xaa;
+        // SAFETY: no other thread uses the memory; the image is dropped
+        // before it.
+        let image = unsafe { m.begin_background_image(None) }.unwrap().unwrap();
+        m.data_mut().unwrap()[2 * UNIT + 9] = 0xbb;
+        assert_eq!(m.convert_to_huge_pages_now(), file_len / UNIT);
+        m.data_mut().unwrap()[5 * UNIT] = 0xcc;
+        let mut want = bytes.clone();
+        want[UNIT + 5] = 0xaa;
+        // The image: its instant's bytes, wherever written since.
+        for k in 0..file_len / CHUNK {
+            assert!(
+                image_chunk(&image, k) == want[k * CHUNK..(k + 1) * CHUNK],
+                "chunk {k}"
+            );
+        }
+        drop(image);
+        want[2 * UNIT + 9] = 0xbb;
+        want[5 * UNIT] = 0xcc;
+        assert!(
+            m.data().unwrap()[..file_len] == want[..],
+            "memory changed by the move"
+        );
+        // Dirty: units 2 and 5 (chunks 64..96, 160..192), written after
+        // the image; unit 1 was the previous period's.
+        let dirty = m.dirty_chunks().unwrap();
+        assert_eq!(&dirty[..4], &[0, u64::MAX >> 32, u64::MAX << 32, 0]);
+        let base = m.res.base as usize;
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(
+            !maps.lines().any(|l| l.contains("mvvm-huge-test")),
+            "the snapshot file is still mapped:\n{maps}"
+        );
+        if std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+            .is_ok_and(|s| !s.contains("[never]"))
+        {
+            let huge = anon_huge_bytes(base, base + file_len);
+            assert!(huge > 0, "no huge page in the converted range");
+        }
+    }
+
+    /// The move onto huge pages races a second thread that reads back and
+    /// writes every unit, round after round, while an image is pending:
+    /// no write is lost (each round finds the previous one's numbers, the
+    /// end the last one's), the image keeps its instant, and every unit
+    /// is dirty.
+    #[test]
+    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
+    fn huge_page_move_races_writes() {
+        use std::io::Write;
+        const UNIT: usize = dirty::HUGE_UNIT;
+        let file_len = dirty::HUGE_FROM;
+        let path = std::env::temp_dir().join(format!("mvvm-huge-race-{}", std::process::id()));
+        let mut f = std::fs::File::create(&path).unwrap();
+        for u in 0..file_len / UNIT {
+            f.write_all(&vec![u as u8; UNIT]).unwrap();
+        }
+        drop(f);
+        let f = std::fs::File::open(&path).unwrap();
+        let shared = MemoryType {
+            limits: Limits {
+                min: (file_len / CHUNK) as u64,
+                max: Some((file_len / CHUNK) as u64),
+            },
+            shared: true,
+        };
+        let mut m = LinearMemory::new(shared).unwrap();
+        use std::os::fd::AsFd;
+        m.map_file_private(0, file_len as u64, f.as_fd(), 0)
+            .unwrap();
+        drop(f);
+        std::fs::remove_file(&path).unwrap();
+        assert!(m.start_dirty_tracking().unwrap());
+        let handle = m.share().unwrap();
+        // SAFETY: the other thread starts after the image is taken; it is
+        // joined, and the image dropped, before the memory.
+        let image = unsafe { m.begin_background_image(None) }.unwrap().unwrap();
+        let spots = |u: usize| [0, UNIT / 2 + 4096, UNIT - 8].map(|at| (u * UNIT + at) as u64);
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writing = Arc::clone(&done);
+        // Each round reads every spot back (it must hold the previous
+        // round's number: a write lost to a move shows there) and writes
+        // the round's number, until the moves are done.
+        let writer = std::thread::spawn(move || {
+            let mut round = 0u64;
+            loop {
+                let last = writing.load(Ordering::SeqCst);
+                for u in 0..file_len / UNIT {
+                    for off in spots(u) {
+                        let mut was = [0u8; 8];
+                        assert!(handle.read(off, &mut was));
+                        let want = if round == 0 {
+                            u64::from_ne_bytes([u as u8; 8])
+                        } else {
+                            round
+                        };
+                        assert_eq!(u64::from_ne_bytes(was), want, "unit {u}: a write was lost");
+                        assert!(handle.write(off, &(round + 1).to_ne_bytes()));
+                    }
+                }
+                round += 1;
+                if last {
+                    return round;
+                }
+            }
+        });
+        let moved = m.convert_to_huge_pages_now();
+        done.store(true, Ordering::SeqCst);
+        let rounds = writer.join().unwrap();
+        assert_eq!(moved, file_len / UNIT);
+        for k in 0..file_len / CHUNK {
+            let want = (k * CHUNK / UNIT) as u8;
+            assert!(
+                image_chunk(&image, k).iter().all(|&b| b == want),
+                "image chunk {k}"
+            );
+        }
+        drop(image);
+        let mut buf = [0u8; 8];
+        for u in 0..file_len / UNIT {
+            for off in spots(u) {
+                assert!(m.share().unwrap().read(off, &mut buf));
+                assert_eq!(
+                    u64::from_ne_bytes(buf),
+                    rounds,
+                    "unit {u}: a write was lost"
+                );
+            }
+        }
+        let dirty = m.dirty_chunks().unwrap();
+        assert!(
+            dirty[..file_len / CHUNK / 64]
+                .iter()
+                .all(|&w| w == u64::MAX)
+        );
     }
 
     #[test]

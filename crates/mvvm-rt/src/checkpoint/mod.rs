@@ -580,6 +580,24 @@ fn drive(
     }
 }
 
+/// A restored run with periodic checkpoints written in the background:
+/// `instance`'s memory (the one snapshots save) is dirty-tracked from now
+/// on, while the snapshot file's mapping is still cheap to protect, and
+/// its file-mapped part is moved onto huge pages by a thread while the
+/// program runs (`memory/huge.rs`), so that checkpoints' pauses no
+/// longer protect it 4 KiB at a time. Failing only costs longer pauses.
+pub(crate) fn huge_pages_after_restore(store: &mut Store, instance: Instance) {
+    let s = &mut *store.inner;
+    let Some(&m) = s.instances[instance.index as usize].memories.first() else {
+        return;
+    };
+    match s.memories[m as usize].convert_to_huge_pages() {
+        Ok(true) => {}
+        Ok(false) => tracing::debug!("no dirty tracker free for the restored memory"),
+        Err(e) => tracing::warn!("restored memory not tracked from the restore ({e})"),
+    }
+}
+
 /// Periodic checkpoints written in the background: the memories the run
 /// commits from now on go on huge pages where the kernel has them, so
 /// that taking their copy-on-write image at each checkpoint costs one

@@ -250,6 +250,9 @@ impl Restore {
             };
             super::capture::track_from(store, instance, base);
         }
+        if background_every {
+            super::huge_pages_after_restore(store, instance);
+        }
         let (sink, _live_guard) = super::arm_live(store, sink, opts.live)?;
         load_rewind_frames(store, instance, &snap.frames, points, &handles)?;
         let nthreads = threads.len();

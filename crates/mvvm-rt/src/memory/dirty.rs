@@ -101,6 +101,14 @@ struct Slot {
     /// unchanged since the image's instant); a chunk copied to the shadow
     /// has its bit cleared (after the copy).
     cow_pending: [AtomicU64; WORDS],
+    /// The unit being moved onto a huge page (`memory/huge.rs`), as its
+    /// byte offset + 1; 0 when none. Set under `lock`, with the unit
+    /// already read-only; cleared (without the lock) once it is moved.
+    /// Nothing makes that unit writable meanwhile: whoever would waits
+    /// for it to clear, holding `lock` (which the mover does not need
+    /// to finish), so the copy sees every write made before and none
+    /// after.
+    converting: AtomicUsize,
 }
 
 impl Slot {
@@ -115,6 +123,7 @@ impl Slot {
             unit: AtomicUsize::new(CHUNK),
             cow_shadow: AtomicUsize::new(0),
             cow_pending: [const { AtomicU64::new(0) }; WORDS],
+            converting: AtomicUsize::new(0),
         }
     }
 }
@@ -169,6 +178,9 @@ impl Tracker {
         // (contract of this function); making it read-only only turns later
         // writes into faults that the handler resolves.
         if let Err(e) = unsafe { mman::protect(base, len, Prot::Read) } {
+            // No unit may become writable while it is being moved.
+            let _held = SlotLock::take(s);
+            wait_moved(s, 0, len);
             // SAFETY: as above; back to the normal protection.
             let _ = unsafe { mman::protect(base, len, Prot::ReadWrite) };
             s.base.store(0, Ordering::SeqCst);
@@ -178,7 +190,6 @@ impl Tracker {
     }
 
     /// Whether a tracking period is running.
-    #[cfg(test)]
     pub(crate) fn active(&self) -> bool {
         self.slot().base.load(Ordering::SeqCst) != 0
     }
@@ -416,6 +427,80 @@ impl TrackerView {
     }
 }
 
+impl TrackerView {
+    /// Replaces the protection unit at `offset` (one [`HUGE_UNIT`]) of the
+    /// tracked memory at `base` by `fresh`, a huge-page buffer, holding
+    /// the same bytes (`memory/huge.rs`). Under the slot's lock the unit
+    /// is made read-only and marked as being moved (`Slot::converting`);
+    /// then, without the lock (so that a pause's image, a pre-copy round
+    /// and faults on other units do not wait for the copy, nor for this
+    /// thread if it is preempted), it is copied into `fresh`, `fresh` is
+    /// made read-only and moved over it, and the mark is cleared. A write
+    /// to the unit meanwhile faults, and the handler waits for the mark
+    /// to clear. The unit is left read-only either way: one that was
+    /// writable had its bits set, so the write that faults next changes
+    /// no bit and only unprotects it again (after saving what an image
+    /// still reads), exactly as for a unit protected at a pause.
+    /// `Ok(false)`: not converted (tracking stopped, or no longer in
+    /// whole units, or the unit is beyond the memory); `fresh` is then
+    /// the caller's to unmap, as on an error. On `Ok(true)` it is gone.
+    ///
+    /// # Safety
+    /// `base` is the tracked memory's base (as given to
+    /// [`Tracker::start`]), kept mapped meanwhile; `fresh` is a
+    /// [`HUGE_UNIT`]-long, read-write mapping of the caller's, nothing
+    /// else uses, that is a whole mapping (one `mmap`'s). One caller at a
+    /// time per tracker.
+    pub(crate) unsafe fn convert_unit(
+        &self,
+        base: *mut u8,
+        offset: usize,
+        fresh: *mut u8,
+    ) -> std::io::Result<bool> {
+        let s = self.slot();
+        {
+            let _held = SlotLock::take(s);
+            if s.base.load(Ordering::SeqCst) != base as usize
+                || s.unit.load(Ordering::SeqCst) != HUGE_UNIT
+                || !offset.is_multiple_of(HUGE_UNIT)
+                || offset + HUGE_UNIT > s.len.load(Ordering::SeqCst)
+            {
+                return Ok(false);
+            }
+            // SAFETY: the unit lies in the tracked memory's accessible
+            // part (checked under the lock; lengths only grow) and is
+            // page-aligned; it only becomes read-only, which the handler
+            // resolves for writers. If this fails halfway, pages left
+            // read-only in a writable unit fault and are unprotected by
+            // the handler, changing no bit (a writable unit has its bits
+            // set).
+            unsafe { mman::protect(base.add(offset), HUGE_UNIT, Prot::Read)? };
+            s.converting.store(offset + 1, Ordering::SeqCst);
+        }
+        let moved = (|| {
+            // SAFETY: the unit is read-only and stays so until the mark
+            // clears (nothing unprotects a marked unit: `Slot::converting`),
+            // so its bytes are stable; `fresh` is the caller's own buffer
+            // of as many bytes, a distinct mapping.
+            unsafe { std::ptr::copy_nonoverlapping(base.add(offset), fresh, HUGE_UNIT) };
+            // SAFETY: `fresh` is the caller's whole mapping (contract);
+            // its protection changes on one huge page.
+            unsafe { mman::protect(fresh, HUGE_UNIT, Prot::Read)? };
+            // SAFETY: `fresh` is a whole mapping of the caller's that
+            // nothing uses afterwards; the unit is part of the memory's
+            // reservation and gets the very bytes it holds (copied while
+            // it could not change): any reference into it reads the same
+            // values, and a thread touching it during the move waits for
+            // the move. Both are `HUGE_UNIT`-aligned (the reservation's
+            // base is, `offset` is a multiple), so a huge page moves as
+            // one entry.
+            unsafe { mman::move_fixed(fresh, HUGE_UNIT, base.add(offset)) }
+        })();
+        s.converting.store(0, Ordering::SeqCst);
+        moved.map(|()| true)
+    }
+}
+
 impl Drop for Tracker {
     fn drop(&mut self) {
         let s = self.slot();
@@ -443,7 +528,7 @@ fn unit_span(s: &Slot, offset: usize, len: usize) -> (usize, usize) {
 /// protection unit dirty, saves those a background snapshot still needs
 /// ([`Tracker::begin_image`]) to the image's shadow, makes the unit
 /// writable and returns `true` (the faulting store is retried).
-/// Async-signal-safe: atomics, `memcpy` and `mprotect` only.
+/// Async-signal-safe: atomics, `memcpy`, `mprotect` and `sched_yield` only.
 pub(crate) fn handle_write_fault(addr: usize) -> bool {
     for s in &TRACKERS {
         let base = s.base.load(Ordering::SeqCst);
@@ -460,6 +545,7 @@ pub(crate) fn handle_write_fault(addr: usize) -> bool {
         // chunks.
         let _held = SlotLock::take(s);
         let (start, n) = unit_span(s, off, 1);
+        wait_moved(s, start, n);
         let (first, last) = (start / CHUNK, (start + n).div_ceil(CHUNK));
         // SAFETY: `base..base + len` is the accessible part of the tracked
         // memory and `first..last` its chunks (from `unit_span`); the
@@ -479,7 +565,8 @@ pub(crate) fn handle_write_fault(addr: usize) -> bool {
         }
         // Out of mappings: give up tracking this period for this memory.
         // An image being taken needs every chunk it still reads from the
-        // memory saved first.
+        // memory saved first, and no unit may be mid-move.
+        wait_moved(s, 0, len);
         // SAFETY: as above, for every chunk of the accessible part.
         unsafe { save_pending(s, base as *const u8, 0, len.div_ceil(CHUNK)) };
         s.overflow.store(true, Ordering::SeqCst);
@@ -528,6 +615,30 @@ unsafe fn save_pending(s: &Slot, base: *const u8, first: usize, last: usize) {
     }
 }
 
+/// Waits, holding the slot's lock (so no new move starts), until no unit
+/// overlapping the bytes `start..start + len` is being moved onto a huge
+/// page (`Slot::converting`; the mover finishes without the lock).
+/// Async-signal-safe.
+fn wait_moved(s: &Slot, start: usize, len: usize) {
+    let mut spins = 0u32;
+    loop {
+        // The unit being moved, as `offset + 1` (0: none).
+        let c = s.converting.load(Ordering::SeqCst);
+        let Some(unit) = c.checked_sub(1) else {
+            return;
+        };
+        if unit >= start + len || unit + HUGE_UNIT <= start {
+            return;
+        }
+        spins += 1;
+        if spins.is_multiple_of(64) {
+            crate::sys::sched::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 /// Ends a slot's image: the handler saves no more chunks to its shadow.
 fn end_image(s: &Slot) {
     let _held = SlotLock::take(s);
@@ -537,19 +648,29 @@ fn end_image(s: &Slot) {
     }
 }
 
-/// Holds a slot's `lock` until dropped (a spin lock: both holders keep it
-/// for a few `mprotect` calls at most, and the fault handler can take it:
-/// only atomics).
+/// Holds a slot's `lock` until dropped (a spin lock: its holders keep it
+/// for a few `mprotect` calls at most, or while a write waits for its
+/// unit to be moved onto a huge page (`wait_moved`), and the fault
+/// handler can take it: only atomics and `sched_yield`).
 struct SlotLock<'a>(&'a Slot);
 
 impl<'a> SlotLock<'a> {
     fn take(s: &'a Slot) -> SlotLock<'a> {
+        let mut spins = 0u32;
         while s
             .lock
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            std::hint::spin_loop();
+            // A holder that was preempted (the huge-page converter runs
+            // as a batch thread) gets the CPU back sooner if we give ours
+            // up after a while (`sched_yield` is async-signal-safe).
+            spins += 1;
+            if spins.is_multiple_of(256) {
+                crate::sys::sched::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
         }
         SlotLock(s)
     }

@@ -155,3 +155,34 @@ pub(crate) unsafe fn map_zero_fixed(addr: *mut u8, len: usize) -> io::Result<()>
     }
     Ok(())
 }
+
+/// Moves the whole mapping `from..from+len` to `to..to+len`, replacing
+/// whatever was mapped there, in one step (`mremap` with
+/// `MREMAP_MAYMOVE | MREMAP_FIXED`): a thread touching `to..to+len`
+/// meanwhile waits for the move (the kernel holds the address space's
+/// lock) and then sees the moved pages, never a hole. When both
+/// addresses are 2 MiB-aligned, a huge page moves as one page-table
+/// entry. `from..from+len` is unmapped afterwards.
+///
+/// # Safety
+/// `from..from+len` must be a whole mapping the caller owns and nothing
+/// uses afterwards; `to..to+len` must lie in a mapping the caller owns
+/// whose bytes no Rust reference depends on beyond what the moved pages
+/// hold (the caller copies them first); both page-aligned.
+pub(crate) unsafe fn move_fixed(from: *mut u8, len: usize, to: *mut u8) -> io::Result<()> {
+    // SAFETY: both ranges are the caller's own (contract); `MREMAP_FIXED`
+    // replaces only `to..to+len`; the result is checked.
+    let p = unsafe {
+        libc::mremap(
+            from.cast(),
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            to.cast::<libc::c_void>(),
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
