@@ -131,6 +131,10 @@ pub struct FrameMaps {
     /// `preserve_all`: every register it or its callee clobbers), and
     /// where: the probing body's values of those registers.
     pub probe_saves: Vec<RegSave>,
+    /// Per imported function (by index), the registers its import stub's
+    /// prologue saves, and where: the calling body's values of those
+    /// registers when a host call starts an unwind.
+    pub stub_saves: Vec<Vec<RegSave>>,
 }
 
 /// A frame-map section that does not hold what a reader relies on.
@@ -234,6 +238,7 @@ mod tests {
                 }],
             }],
             probe_saves: Vec::new(),
+            stub_saves: vec![Vec::new()],
         };
         let back = FrameMaps::decode(&maps.encode().unwrap()).unwrap();
         assert_eq!(back, maps);

@@ -176,6 +176,7 @@ pub(crate) fn compile_wasm_dev(
     let mut ctx = Context::new();
     let mut fb_ctx = FunctionBuilderContext::new();
     let mut glue = Vec::new();
+    let mut stub_saves = Vec::new();
     for j in 0..nimports {
         let ty = info.func_type(j).cloned().unwrap_or_default();
         ctx.clear();
@@ -188,11 +189,15 @@ pub(crate) fn compile_wasm_dev(
             &mut fb_ctx,
         )
         .map_err(|message| CompileError::Codegen { func: j, message })?;
-        glue.push((
-            func_ids[j as usize],
-            j,
-            finish_function(&mut ctx, &*isa, func_ids[j as usize], j, 0, "")?,
-        ));
+        let compiled = finish_function(&mut ctx, &*isa, func_ids[j as usize], j, 0, "")?;
+        if dev.frame_map {
+            stub_saves.push(
+                ctx.compiled_code()
+                    .map(crate::frame_labels::prologue_saves)
+                    .unwrap_or_default(),
+            );
+        }
+        glue.push((func_ids[j as usize], j, compiled));
     }
     for (&i, &id) in tramp_indices.iter().zip(&tramp_ids) {
         let ty = info
@@ -286,7 +291,7 @@ pub(crate) fn compile_wasm_dev(
         trampolines: tramp_ids,
     };
     let frames = if dev.frame_map {
-        Some(frame_maps(&report, probe_saves)?)
+        Some(frame_maps(&report, probe_saves, stub_saves)?)
     } else {
         None
     };
@@ -307,6 +312,7 @@ pub(crate) fn compile_wasm_dev(
 fn frame_maps(
     report: &FrameReport,
     probe_saves: Vec<mvvm_abi::frame_map::RegSave>,
+    stub_saves: Vec<Vec<mvvm_abi::frame_map::RegSave>>,
 ) -> Result<Vec<u8>, CompileError> {
     use mvvm_abi::frame_map::{BodyFrameMap, FrameBody, FrameMaps};
     let role = |b: Body| match b {
@@ -317,6 +323,7 @@ fn frame_maps(
     let mut maps = FrameMaps {
         bodies: Vec::new(),
         probe_saves,
+        stub_saves,
     };
     for (func, body, saves) in &report.saves {
         maps.bodies.push(BodyFrameMap {
