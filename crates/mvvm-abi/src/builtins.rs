@@ -152,6 +152,10 @@ builtins! {
     MemoryAtomicWait32Walk = "memory_atomic_wait32_walk"(I64, I32, I64) -> (I32);
     /// `MemoryAtomicWait64` as [`Builtin::MemoryAtomicWait32Walk`].
     MemoryAtomicWait64Walk = "memory_atomic_wait64_walk"(I64, I64, I64) -> (I32);
+    /// A frame unwinding from a site whose record the runtime makes from
+    /// its walk (developer option `walk_frames`): `(func)`, in place of
+    /// `UnwindFrame` at that frame's position in the unwind.
+    UnwindWalked = "unwind_walked"(I32) -> ();
 }
 
 /// Number of builtins (length of the table).

@@ -93,6 +93,10 @@ pub struct FrameSite {
     /// Every value of the record, locals first, then the operand stack
     /// from the bottom (call arguments included).
     pub values: Vec<FrameValue>,
+    /// Whether the site's unwind path writes no record (developer option
+    /// `walk_frames`): the runtime makes the frame's record from the walk,
+    /// with zeros for the call's arguments.
+    pub walked: bool,
 }
 
 /// Where a prologue saved a register it clobbers: the caller's value of
@@ -216,6 +220,7 @@ mod tests {
             probe: false,
             slots: 3,
             args_from: 1,
+            walked: false,
             values: vec![FrameValue {
                 slot: 1,
                 width: 16,

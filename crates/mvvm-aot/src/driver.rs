@@ -531,55 +531,83 @@ fn compile_functions(
                 let validator = job.validator.into_validator(Default::default());
                 let start = u32::try_from(job.body.range().start).unwrap_or(u32::MAX);
                 let resume = info.resume_ids.get(index as usize).copied().flatten();
-                let clone = match resume {
-                    Some(symbol) => {
-                        let t = std::time::Instant::now();
+                // Developer option `walk_frames`: a whole body or clone is
+                // compiled without the stores of its walkable sites, then
+                // again with them at the sites its map misses (plan step
+                // 3's fallback: two rounds, then every store).
+                let walk_bodies = dev.walk_frames && info.policy.is_instrumented();
+                let mut compile_body = |role: BodyRole,
+                                        id: FuncId,
+                                        prefix: &str|
+                 -> Result<
+                    (CompiledFunc, FuncTables, Vec<SiteReport>),
+                    CompileError,
+                > {
+                    let walks = walk_bodies && !matches!(role, BodyRole::Hot { .. });
+                    let mut keep: Vec<u32> = Vec::new();
+                    for round in 0..4 {
+                        let walk_keep = (walks && round < 3).then_some(&keep[..]);
                         ctx.clear();
                         let input = FuncInput {
                             info,
                             index,
                             body: &job.body,
-                            role: BodyRole::Resume { symbol },
+                            role,
+                            walk_keep,
                         };
-                        let (_, pending) = translate_function(
+                        let (tables, pending) = translate_function(
                             &input,
                             validator.clone(),
                             &mut ctx.func,
                             &mut fb_ctx,
                         )?;
+                        let compiled = finish_function(&mut ctx, isa, id, index, start, prefix)?;
+                        let body = match role {
+                            BodyRole::Whole => Body::Whole,
+                            BodyRole::Hot { .. } => Body::Hot,
+                            BodyRole::Resume { .. } => Body::Resume,
+                        };
+                        let sites = dev_sites(&ctx, info, index, body, pending);
+                        let missed: Vec<u32> = sites
+                            .iter()
+                            .filter(|s| s.walked && !crate::frame_labels::walk_reads(s))
+                            .map(|s| s.offset)
+                            .collect();
+                        if walk_keep.is_none() || missed.is_empty() {
+                            keep_saves(&ctx, index, body);
+                            return Ok((compiled, tables, sites));
+                        }
+                        keep.extend(missed);
+                        keep.sort_unstable();
+                        keep.dedup();
+                    }
+                    Err(CompileError::Codegen {
+                        func: index,
+                        message: "walk_frames: no compilation converged".into(),
+                    })
+                };
+                let clone = match resume {
+                    Some(symbol) => {
+                        let t = std::time::Instant::now();
                         let id = FuncId::from_u32(symbol);
-                        let compiled = finish_function(&mut ctx, isa, id, index, start, "resume.")?;
+                        let (compiled, _, sites) =
+                            compile_body(BodyRole::Resume { symbol }, id, "resume.")?;
                         timed(2, t);
-                        keep_saves(&ctx, index, Body::Resume);
-                        keep(dev_sites(&ctx, info, index, Body::Resume, pending));
+                        keep(sites);
                         Some(compiled)
                     }
                     None => None,
                 };
                 let t = std::time::Instant::now();
-                ctx.clear();
-                let input = FuncInput {
-                    info,
-                    index,
-                    body: &job.body,
-                    role: match resume {
-                        Some(resume) => BodyRole::Hot { resume },
-                        None => BodyRole::Whole,
-                    },
+                let role = match resume {
+                    Some(resume) => BodyRole::Hot { resume },
+                    None => BodyRole::Whole,
                 };
-                let (tables, pending) =
-                    translate_function(&input, validator, &mut ctx.func, &mut fb_ctx)?;
                 let id = func_ids[index as usize];
-                let mut compiled = finish_function(&mut ctx, isa, id, index, start, "")?;
+                let (mut compiled, tables, sites) = compile_body(role, id, "")?;
                 compiled.tables = tables;
-                let (role, body) = if resume.is_some() {
-                    (1, Body::Hot)
-                } else {
-                    (0, Body::Whole)
-                };
-                timed(role, t);
-                keep_saves(&ctx, index, body);
-                keep(dev_sites(&ctx, info, index, body, pending));
+                timed(if resume.is_some() { 1 } else { 0 }, t);
+                keep(sites);
                 Ok((compiled, clone))
             })();
             if result.is_err() {

@@ -84,6 +84,7 @@ static TABLE: LazyLock<[usize; BUILTIN_COUNT]> = LazyLock::new(|| {
             Builtin::MemoryAtomicWait64Walk => {
                 crate::frame_walk::wait64_walk_entry as *const () as usize
             }
+            Builtin::UnwindWalked => unwind_walked as *const () as usize,
         };
     }
     t
@@ -454,6 +455,14 @@ extern "C" fn unwind_frame(
     // ends with this builtin, which runs no wasm.
     let (s, _) = unsafe { store_of(vmctx) };
     crate::checkpoint::control::unwind_frame(s, func, offset, count as usize);
+}
+
+/// Builtin `UnwindWalked`: see [`crate::checkpoint::control::unwind_walked`].
+extern "C" fn unwind_walked(vmctx: *mut VMContext, func: u32) {
+    // SAFETY: called by generated code with its own vmctx; the reference
+    // ends with this builtin, which runs no wasm.
+    let (s, _) = unsafe { store_of(vmctx) };
+    crate::checkpoint::control::unwind_walked(s, func);
 }
 
 /// Builtin `RewindFrame`: fills `capacity` slots at `values` with the next

@@ -118,6 +118,11 @@ pub struct FrameWalkStats {
     /// Frames the unwind wrote beyond the walk (frames after a host
     /// frame, which the walk stops at).
     pub frames_not_walked: u64,
+    /// Frames whose unwind wrote no record, whose record was made from
+    /// the walk (developer option `walk_frames`), by body as
+    /// `compared_by_body`; not compared (there is nothing to compare
+    /// with), and not counted in `frames_compared`.
+    pub made_by_body: [u64; 3],
 }
 
 impl FrameWalkStats {
@@ -130,6 +135,7 @@ impl FrameWalkStats {
             self.compared_by_body[k] += o.compared_by_body[k];
             self.fully_read_by_body[k] += o.fully_read_by_body[k];
             self.read_but_args_by_body[k] += o.read_but_args_by_body[k];
+            self.made_by_body[k] += o.made_by_body[k];
         }
         self.values_compared += o.values_compared;
         self.dead_compared += o.dead_compared;
@@ -149,6 +155,9 @@ pub(crate) struct WalkedSite {
     pub slots: u32,
     /// Index in `values` of the call's first argument.
     pub args_from: u32,
+    /// Whether the site's unwind path writes no record (the map's
+    /// `walked`).
+    pub walked: bool,
     /// Every value of the record.
     pub values: Vec<Walked>,
 }
@@ -724,6 +733,7 @@ unsafe fn walk(tramp_fp: usize, regs: usize, origin: Origin) -> Vec<WalkedFrame>
                     offset: s.offset,
                     slots: s.slots,
                     args_from: s.args_from,
+                    walked: s.walked,
                     values,
                 }
             });
@@ -833,11 +843,94 @@ pub(crate) struct FrameSiteLookup<'a> {
     pub body: u8,
 }
 
+/// Replaces every placeholder of `unwound` (a frame whose unwind path
+/// wrote no record: developer option `walk_frames`) by the record made
+/// from the walked frame at the same position (both lists innermost
+/// first: each frame left one entry, record or placeholder): every value
+/// the walk read, zero for dead locals and for the call's arguments (the
+/// callee rewinds from its own record). Returns which frames were made,
+/// or why a record could not be made (a placeholder beyond the walk, of
+/// another function, at a site that the map does not mark as walked, or
+/// with a value other than an argument that the walk did not read).
+pub(crate) fn make_records(
+    walked: &[WalkedFrame],
+    unwound: &mut [RawFrame],
+) -> Result<Vec<bool>, Vec<String>> {
+    use crate::checkpoint::control::MADE_BY_WALK;
+    let mut made = vec![false; unwound.len()];
+    let mut errors = Vec::new();
+    for (i, u) in unwound.iter_mut().enumerate() {
+        if u.offset != MADE_BY_WALK {
+            continue;
+        }
+        let Some(w) = walked.get(i) else {
+            errors.push(format!(
+                "frame {i} (function {}) left its record to the walk, which found {} frames",
+                u.func,
+                walked.len()
+            ));
+            continue;
+        };
+        let at = format!(
+            "frame {i} (function {}, return offset {:#x})",
+            u.func, w.ret_offset
+        );
+        if w.func != u.func {
+            errors.push(format!("{at}: the walk found function {}", w.func));
+            continue;
+        }
+        let Some(site) = w.site.as_ref().filter(|s| s.walked) else {
+            errors.push(format!(
+                "{at}: left its record to the walk, but the map has no such site"
+            ));
+            continue;
+        };
+        let mut slots = vec![0u64; site.slots as usize];
+        let mut ok = true;
+        for (j, v) in site.values.iter().enumerate() {
+            let arg = j >= site.args_from as usize;
+            match *v {
+                Walked::Read {
+                    slot, bits, wide, ..
+                } if !arg => {
+                    let k = slot as usize;
+                    let n = 1 + usize::from(wide);
+                    match slots.get_mut(k..k + n) {
+                        Some(dst) => dst.copy_from_slice(&bits[..n]),
+                        None => ok = false,
+                    }
+                }
+                Walked::Dead { .. } => {}
+                _ if arg => {}
+                _ => {
+                    errors.push(format!(
+                        "{at}, stable point {:#x}: value {j} was not read ({v:?})",
+                        site.offset
+                    ));
+                    ok = false;
+                }
+            }
+        }
+        if ok {
+            u.offset = site.offset;
+            u.slots = slots;
+            made[i] = true;
+        }
+    }
+    if errors.is_empty() {
+        Ok(made)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Compares the walked frames with the frames the unwind saved (both
-/// innermost first): the counts, or every disagreement.
+/// innermost first), except those whose record was made from the walk
+/// (`made`, by position): the counts, or every disagreement.
 pub(crate) fn compare(
     walked: &[WalkedFrame],
     unwound: &[RawFrame],
+    made: &[bool],
 ) -> (FrameWalkStats, Vec<String>) {
     let mut st = FrameWalkStats {
         frames_walked: walked.len() as u64,
@@ -861,16 +954,21 @@ pub(crate) fn compare(
             errors.push(format!("{at}: the unwind saved function {}", u.func));
             continue;
         }
+        let body = usize::from(w.body.min(2));
+        if made.get(i).copied().unwrap_or(false) {
+            st.made_by_body[body] += 1;
+            continue;
+        }
         let Some(WalkedSite {
             offset,
             slots,
             args_from,
             values,
+            ..
         }) = &w.site
         else {
             continue;
         };
-        let body = usize::from(w.body.min(2));
         st.frames_compared += 1;
         st.compared_by_body[body] += 1;
         if *offset != u.offset {
@@ -974,6 +1072,7 @@ mod tests {
                 offset: 0x12,
                 slots: 4,
                 args_from: 3,
+                walked: false,
                 values: vec![
                     Walked::Read {
                         slot: 0,
@@ -995,7 +1094,7 @@ mod tests {
             }),
         }];
         let good = [raw(3, 0x12, vec![7, 0, 1, 2]), raw(1, 0x5, vec![])];
-        let (st, errors) = compare(&walked, &good);
+        let (st, errors) = compare(&walked, &good, &[]);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(
             (
@@ -1015,10 +1114,10 @@ mod tests {
             raw(4, 0x12, vec![7, 0, 1, 2]),
             raw(3, 0x12, vec![7, 0, 1]),
         ] {
-            let (_, errors) = compare(&walked, std::slice::from_ref(&bad));
+            let (_, errors) = compare(&walked, std::slice::from_ref(&bad), &[]);
             assert_eq!(errors.len(), 1, "{bad:?}: {errors:?}");
         }
-        let (_, errors) = compare(&walked, &[]);
+        let (_, errors) = compare(&walked, &[], &[]);
         assert_eq!(errors.len(), 1);
     }
 }
