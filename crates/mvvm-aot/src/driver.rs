@@ -482,6 +482,7 @@ fn compile_functions(
     // bodies per role, and the sites of every body.
     let role_ns: [AtomicU64; 3] = Default::default();
     let role_bodies: [AtomicU64; 3] = Default::default();
+    let walk_rounds: [AtomicU64; 4] = Default::default();
     let sites: Mutex<Vec<SiteReport>> = Mutex::new(Vec::new());
     let dev = info.dev;
     type BodySaves = (u32, Body, Vec<mvvm_abi::frame_map::RegSave>);
@@ -545,7 +546,7 @@ fn compile_functions(
                 > {
                     let walks = walk_bodies && !matches!(role, BodyRole::Hot { .. });
                     let mut keep: Vec<u32> = Vec::new();
-                    for round in 0..4 {
+                    for (round, kept_from) in walk_rounds.iter().enumerate() {
                         let walk_keep = (walks && round < 3).then_some(&keep[..]);
                         ctx.clear();
                         let input = FuncInput {
@@ -574,6 +575,9 @@ fn compile_functions(
                             .map(|s| s.offset)
                             .collect();
                         if walk_keep.is_none() || missed.is_empty() {
+                            if walks {
+                                kept_from.fetch_add(1, Ordering::Relaxed);
+                            }
                             keep_saves(&ctx, index, body);
                             return Ok((compiled, tables, sites));
                         }
@@ -652,6 +656,7 @@ fn compile_functions(
             resume_ns: ns[2],
             bodies: role_bodies.map(|a| a.into_inner()),
         },
+        walk_rounds: walk_rounds.map(|a| a.into_inner()),
     };
     Ok((out, report))
 }

@@ -258,6 +258,11 @@ pub struct FrameReport {
     /// its prologue saves the registers it clobbers.
     pub saves: Vec<(u32, Body, Vec<mvvm_abi::frame_map::RegSave>)>,
     pub times: RoleTimes,
+    /// With [`DevOptions::walk_frames`]: whole bodies and clones by the
+    /// compilation they were kept from: the first (every walkable site
+    /// without stores), the second or third (stores put back where the
+    /// map missed), or the fourth (every store).
+    pub walk_rounds: [u64; 4],
 }
 
 /// Compiles like [`crate::compile`], with the developer options `dev`,

@@ -24,12 +24,17 @@ const STACK: usize = 1 << 20;
 
 /// `input` (wasm or WAT) compiled with frame maps under `policy`.
 fn compile_mapped(input: &[u8], policy: Policy, opt_level: u8) -> Module {
+    compile_dev(input, policy, opt_level, &DevOptions::frame_map())
+}
+
+/// `input` compiled under `policy` with the developer options `dev`.
+fn compile_dev(input: &[u8], policy: Policy, opt_level: u8, dev: &DevOptions) -> Module {
     let opts = mvvm_aot::CompileOptions {
         policy,
         opt_level,
         ..Default::default()
     };
-    let (aot, _) = compile_with(input, &opts, &DevOptions::frame_map()).expect("compile");
+    let (aot, _) = compile_with(input, &opts, dev).expect("compile");
     Module::from_aot(&aot).expect("load")
 }
 
@@ -506,8 +511,9 @@ fn check_interrupted(module: &Module, inner: u32, code: i32, tag: &str) -> Frame
         .unwrap_or_else(|e| panic!("{tag}: restore, checkpoint: {e}"));
     let second = walk_of(out, &format!("{tag}, restored"));
     assert!(second.frames_compared > 0, "{tag}, restored: {second:?}");
+    // Compared, or (`walk_frames`) made from the walk.
     assert!(
-        second.compared_by_body[2] > 0,
+        second.compared_by_body[2] + second.made_by_body[2] > 0,
         "{tag}, restored: no resume clone frame: {second:?}"
     );
     innermost(&snap2, "second checkpoint");
@@ -558,5 +564,133 @@ fn atomic_wait_walked_frames_equal_the_unwind() {
             let total = check_interrupted(&module, 1, 10, &tag);
             assert_compared(&total, &tag);
         }
+    }
+}
+
+/// The exit code of `module` restored from `snap` and run to the end.
+fn restored_exit(module: &Module, dir: &std::path::Path, snap: &std::path::Path, tag: &str) -> i32 {
+    let out = Command::new(module)
+        .max_wasm_stack(STACK)
+        .grants(grants(dir))
+        .restore(
+            SnapshotSource::File(snap.to_path_buf()),
+            cfg(Trigger::None, &dir.join("snap-end")),
+            RestoreOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{tag}: restore to the end: {e}"));
+    match out {
+        Outcome::Exited { code, .. } => code,
+        other => panic!("{tag}: the restored run did not exit: {other:?}"),
+    }
+}
+
+/// Developer option `walk_frames`: `walk` (that compilation of a program
+/// whose normal compilation is `normal`) checkpointed at each probe of
+/// `at`: every checkpoint must carry a passed check; its snapshot,
+/// restored into `normal` and into `walk` (checkpointed again at the
+/// restored run's second probe, that snapshot restored into `normal`),
+/// must exit as an uninterrupted run does. Returns the counts.
+fn made_at(walk: &Module, normal: &Module, at: &[u64], tag: &str) -> FrameWalkStats {
+    let want = {
+        let dir = temp_dir("walk", tag);
+        let out = Command::new(normal)
+            .config(wasi(&dir))
+            .max_wasm_stack(STACK)
+            .run(cfg(Trigger::None, &dir.join("snap")), RunOptions::default())
+            .expect("reference run");
+        let _ = std::fs::remove_dir_all(&dir);
+        match out {
+            Outcome::Exited { code, .. } => code,
+            other => panic!("{tag}: reference run: {other:?}"),
+        }
+    };
+    let mut total = FrameWalkStats::default();
+    for &n in at {
+        let dir = temp_dir("walk", tag);
+        let (snap, snap2) = (dir.join("snap"), dir.join("snap2"));
+        let out = Command::new(walk)
+            .config(wasi(&dir))
+            .max_wasm_stack(STACK)
+            .run(cfg(Trigger::ProbeCount(n), &snap), RunOptions::default())
+            .unwrap_or_else(|e| panic!("{tag}: checkpoint at probe {n}: {e}"));
+        total.add(&walk_of(out, &format!("{tag}: probe {n}")));
+        assert_eq!(
+            restored_exit(normal, &dir, &snap, tag),
+            want,
+            "{tag}: probe {n}, restored into the normal compilation"
+        );
+        let out = Command::new(walk)
+            .max_wasm_stack(STACK)
+            .grants(grants(&dir))
+            .restore(
+                SnapshotSource::File(snap),
+                cfg(Trigger::ProbeCount(2), &snap2),
+                RestoreOptions::default(),
+            )
+            .unwrap_or_else(|e| panic!("{tag}: probe {n}, restored, checkpoint: {e}"));
+        match out {
+            Outcome::Exited { code, .. } => assert_eq!(code, want, "{tag}: probe {n}, restored"),
+            out => {
+                total.add(&walk_of(
+                    out,
+                    &format!("{tag}: probe {n}, restored, probe 2"),
+                ));
+                assert_eq!(
+                    restored_exit(normal, &dir, &snap2, tag),
+                    want,
+                    "{tag}: probe {n}, restored, checkpointed again, restored"
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    eprintln!("{tag}: {total:?}");
+    total
+}
+
+/// Records made from the walk (developer option `walk_frames`), for the
+/// leaf-calls, exception and tail-call programs: restored, they exit as
+/// an uninterrupted run, and some of their records were made.
+#[test]
+fn records_made_from_the_walk_restore() {
+    for (name, wat) in [
+        ("leaf", LEAF_CALLS),
+        ("exceptions", EXCEPTIONS),
+        ("tail-calls", TAIL_CALLS),
+    ] {
+        for (policy, opt) in [
+            (Policy::FunctionEntry, 3),
+            (Policy::Loop, 3),
+            (Policy::Loop, 0),
+            (Policy::CounterLoop { threshold_bits: 2 }, 3),
+        ] {
+            let tag = format!("made-{name}-{policy:?}-O{opt}");
+            let walk = compile_dev(wat.as_bytes(), policy, opt, &DevOptions::walk_frames());
+            let normal = compile_dev(wat.as_bytes(), policy, opt, &DevOptions::default());
+            let p = probes(&walk, &[], &tag);
+            let total = made_at(&walk, &normal, &spread(p, 24), &tag);
+            assert!(
+                total.made_by_body.iter().sum::<u64>() > 0,
+                "{tag}: no record made from the walk: {total:?}"
+            );
+        }
+    }
+}
+
+/// Records made from the walk when the unwind starts in a host call or a
+/// wait (whose own frame keeps its stores: the call is re-issued on
+/// restore with its arguments).
+#[test]
+fn records_made_from_the_walk_at_host_calls_and_waits() {
+    for (tag, wat, inner, code) in [
+        ("made-host-call", HOST_CALLS.to_string(), 2, 26),
+        ("made-wait32", waits("wait32"), 1, 10),
+    ] {
+        let walk = compile_dev(wat.as_bytes(), Policy::Loop, 3, &DevOptions::walk_frames());
+        let total = check_interrupted(&walk, inner, code, tag);
+        assert!(
+            total.made_by_body.iter().sum::<u64>() > 0,
+            "{tag}: no record made from the walk: {total:?}"
+        );
     }
 }
