@@ -1120,4 +1120,75 @@ mod tests {
         let (_, errors) = compare(&walked, &[], &[]);
         assert_eq!(errors.len(), 1);
     }
+
+    #[test]
+    fn records_are_made_only_where_the_walk_read_what_they_need() {
+        use crate::checkpoint::control::MADE_BY_WALK;
+        let site = |walked: bool, second: Walked| WalkedSite {
+            offset: 0x20,
+            slots: 4,
+            args_from: 2,
+            walked,
+            values: vec![
+                Walked::Read {
+                    slot: 0,
+                    bits: [5, 0],
+                    wide: false,
+                    register: true,
+                },
+                second,
+                // The call's argument, read or not: written as zero.
+                Walked::Read {
+                    slot: 3,
+                    bits: [9, 0],
+                    wide: false,
+                    register: false,
+                },
+            ],
+        };
+        let frame = |site| WalkedFrame {
+            func: 4,
+            ret_offset: 0x99,
+            body: 0,
+            site: Some(site),
+        };
+        let wide = Walked::Read {
+            slot: 1,
+            bits: [6, 7],
+            wide: true,
+            register: false,
+        };
+        let placeholder = || raw(4, MADE_BY_WALK, vec![]);
+        let walked = [frame(site(true, wide))];
+        let mut unwound = [placeholder(), raw(1, 0x5, vec![])];
+        let made = make_records(&walked, &mut unwound).expect("made");
+        assert_eq!(made, [true, false]);
+        assert_eq!(
+            (unwound[0].offset, &unwound[0].slots[..]),
+            (0x20, &[5, 6, 7, 0][..])
+        );
+        let (st, errors) = compare(&walked, &unwound, &made);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((st.made_by_body, st.frames_compared), ([1, 0, 0], 0));
+        // Not made: a site the map does not mark, a value not read, a
+        // frame beyond the walk, another function.
+        for (walked, mut unwound) in [
+            (vec![frame(site(false, wide))], vec![placeholder()]),
+            (
+                vec![frame(site(true, Walked::Unknown))],
+                vec![placeholder()],
+            ),
+            (
+                vec![frame(site(true, Walked::Register))],
+                vec![placeholder()],
+            ),
+            (vec![], vec![placeholder()]),
+            (
+                vec![frame(site(true, wide))],
+                vec![raw(5, MADE_BY_WALK, vec![])],
+            ),
+        ] {
+            assert!(make_records(&walked, &mut unwound).is_err(), "{walked:?}");
+        }
+    }
 }
