@@ -141,6 +141,21 @@ builtins! {
     /// option `frame_map` (see [`crate::frame_map`]): when it starts an
     /// unwind, the runtime first walks the wasm frames from there.
     ProbeWalk = "probe_walk"(I32, I32, Ptr) -> (I32);
+    /// `HostCall` for objects compiled with the developer option
+    /// `frame_map`: the same arguments and result; when the call returns
+    /// [`HOST_CALL_UNWIND`](crate::checkpoint::HOST_CALL_UNWIND), the
+    /// runtime has first walked the wasm frames from the import stub's.
+    HostCallWalk = "host_call_walk"(I32, Ptr) -> (I32);
+    /// `MemoryAtomicWait32` for objects compiled with the developer
+    /// option `frame_map`: when a checkpoint gives the wait up, the
+    /// runtime first walks the wasm frames from the waiting body's.
+    MemoryAtomicWait32Walk = "memory_atomic_wait32_walk"(I64, I32, I64) -> (I32);
+    /// `MemoryAtomicWait64` as [`Builtin::MemoryAtomicWait32Walk`].
+    MemoryAtomicWait64Walk = "memory_atomic_wait64_walk"(I64, I64, I64) -> (I32);
+    /// A frame unwinding from a site whose record the runtime makes from
+    /// its walk (developer option `walk_frames`): `(func)`, in place of
+    /// `UnwindFrame` at that frame's position in the unwind.
+    UnwindWalked = "unwind_walked"(I32) -> ();
 }
 
 /// Number of builtins (length of the table).

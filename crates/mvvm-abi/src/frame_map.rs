@@ -93,6 +93,10 @@ pub struct FrameSite {
     /// Every value of the record, locals first, then the operand stack
     /// from the bottom (call arguments included).
     pub values: Vec<FrameValue>,
+    /// Whether the site's unwind path writes no record (developer option
+    /// `walk_frames`): the runtime makes the frame's record from the walk,
+    /// with zeros for the call's arguments.
+    pub walked: bool,
 }
 
 /// Where a prologue saved a register it clobbers: the caller's value of
@@ -131,6 +135,10 @@ pub struct FrameMaps {
     /// `preserve_all`: every register it or its callee clobbers), and
     /// where: the probing body's values of those registers.
     pub probe_saves: Vec<RegSave>,
+    /// Per imported function (by index), the registers its import stub's
+    /// prologue saves, and where: the calling body's values of those
+    /// registers when a host call starts an unwind.
+    pub stub_saves: Vec<Vec<RegSave>>,
 }
 
 /// A frame-map section that does not hold what a reader relies on.
@@ -212,6 +220,7 @@ mod tests {
             probe: false,
             slots: 3,
             args_from: 1,
+            walked: false,
             values: vec![FrameValue {
                 slot: 1,
                 width: 16,
@@ -234,6 +243,7 @@ mod tests {
                 }],
             }],
             probe_saves: Vec::new(),
+            stub_saves: vec![Vec::new()],
         };
         let back = FrameMaps::decode(&maps.encode().unwrap()).unwrap();
         assert_eq!(back, maps);

@@ -11,8 +11,11 @@
 //!   --time N            instead of labels: compile N times each with no
 //!                       policy, the policy, the policy with unwind
 //!                       stores in hot bodies only, and the policy without
-//!                       unwind stores; print mean CPU and minimum wall times, the time
-//!                       per body role and the object sizes
+//!                       unwind stores; then with frame maps (the runtime's
+//!                       check) and with `walk_frames` (records made from
+//!                       the walk); print mean CPU and minimum wall times, the
+//!                       time per body role and the object sizes (without the
+//!                       frame-map section, printed apart)
 //!   --per-site-labels   one label per site and value (no shadowing)
 //!   --sites             also print every site with a missing value
 //!   --opt-level N       0..=3 (default 3)
@@ -271,6 +274,15 @@ fn cpu_time() -> Result<Duration> {
     Ok(Duration::from_millis(ticks * 10))
 }
 
+/// Bytes of the frame-map section of `object` (0 without one).
+fn frames_section_bytes(object: &[u8]) -> Result<usize> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(object)?;
+    Ok(file
+        .section_by_name(mvvm_abi::object::FRAMES_SECTION)
+        .map_or(0, |s| s.size() as usize))
+}
+
 fn timed(
     wasm: &[u8],
     opts: &CompileOptions,
@@ -330,10 +342,31 @@ fn main() -> Result<()> {
                     per_site_labels: false,
                     stores_in_hot_only: hot_only,
                     frame_map: false,
+                    walk_frames: false,
                 };
                 let (cpu, wall, size, _) = timed(&wasm, &o, &dev, n)?;
                 rows.push((label, cpu, wall, size));
             }
+            // The runtime-checked shapes: frame maps beside every store,
+            // and records made from the walk where the maps allow (sizes
+            // without the `.mvvm.frames` section, which a product format
+            // would encode more compactly; its bytes are printed apart).
+            let mut walk_rounds = [0; 4];
+            for (label, dev) in [
+                ("policy-frame-map", DevOptions::frame_map()),
+                ("policy-walk-frames", DevOptions::walk_frames()),
+            ] {
+                let (cpu, wall, size, r) = timed(&wasm, &opts, &dev, n)?;
+                let frames = frames_section_bytes(&compile_with(&wasm, &opts, &dev)?.0)?;
+                println!("{name} {label}: .mvvm.frames {frames} B");
+                rows.push((label, cpu, wall, size - frames));
+                if dev.walk_frames {
+                    walk_rounds = r.walk_rounds;
+                }
+            }
+            println!(
+                "{name} walk_frames: whole bodies and clones kept from compilation 1 / 2 / 3 / all stores: {walk_rounds:?}"
+            );
             // One more compilation of each policy shape for the split per
             // body role (the report's times need a developer option on:
             // labels add a little work, so these are shares, not totals).
@@ -345,6 +378,7 @@ fn main() -> Result<()> {
                     per_site_labels: false,
                     stores_in_hot_only: false,
                     frame_map: false,
+                    walk_frames: false,
                 };
                 let (_, _, _, r) = timed(&wasm, &opts, &dev, 1)?;
                 split.push(r.times);
@@ -388,6 +422,7 @@ fn main() -> Result<()> {
             per_site_labels: args.per_site,
             stores_in_hot_only: false,
             frame_map: false,
+            walk_frames: false,
         };
         let (_, report) = compile_with(&wasm, &opts, &dev)?;
         for (what, kind, body) in [

@@ -176,6 +176,7 @@ pub(crate) fn compile_wasm_dev(
     let mut ctx = Context::new();
     let mut fb_ctx = FunctionBuilderContext::new();
     let mut glue = Vec::new();
+    let mut stub_saves = Vec::new();
     for j in 0..nimports {
         let ty = info.func_type(j).cloned().unwrap_or_default();
         ctx.clear();
@@ -188,11 +189,15 @@ pub(crate) fn compile_wasm_dev(
             &mut fb_ctx,
         )
         .map_err(|message| CompileError::Codegen { func: j, message })?;
-        glue.push((
-            func_ids[j as usize],
-            j,
-            finish_function(&mut ctx, &*isa, func_ids[j as usize], j, 0, "")?,
-        ));
+        let compiled = finish_function(&mut ctx, &*isa, func_ids[j as usize], j, 0, "")?;
+        if dev.frame_map {
+            stub_saves.push(
+                ctx.compiled_code()
+                    .map(crate::frame_labels::prologue_saves)
+                    .unwrap_or_default(),
+            );
+        }
+        glue.push((func_ids[j as usize], j, compiled));
     }
     for (&i, &id) in tramp_indices.iter().zip(&tramp_ids) {
         let ty = info
@@ -286,7 +291,7 @@ pub(crate) fn compile_wasm_dev(
         trampolines: tramp_ids,
     };
     let frames = if dev.frame_map {
-        Some(frame_maps(&report, probe_saves)?)
+        Some(frame_maps(&report, probe_saves, stub_saves)?)
     } else {
         None
     };
@@ -307,6 +312,7 @@ pub(crate) fn compile_wasm_dev(
 fn frame_maps(
     report: &FrameReport,
     probe_saves: Vec<mvvm_abi::frame_map::RegSave>,
+    stub_saves: Vec<Vec<mvvm_abi::frame_map::RegSave>>,
 ) -> Result<Vec<u8>, CompileError> {
     use mvvm_abi::frame_map::{BodyFrameMap, FrameBody, FrameMaps};
     let role = |b: Body| match b {
@@ -317,6 +323,7 @@ fn frame_maps(
     let mut maps = FrameMaps {
         bodies: Vec::new(),
         probe_saves,
+        stub_saves,
     };
     for (func, body, saves) in &report.saves {
         maps.bodies.push(BodyFrameMap {
@@ -475,6 +482,7 @@ fn compile_functions(
     // bodies per role, and the sites of every body.
     let role_ns: [AtomicU64; 3] = Default::default();
     let role_bodies: [AtomicU64; 3] = Default::default();
+    let walk_rounds: [AtomicU64; 4] = Default::default();
     let sites: Mutex<Vec<SiteReport>> = Mutex::new(Vec::new());
     let dev = info.dev;
     type BodySaves = (u32, Body, Vec<mvvm_abi::frame_map::RegSave>);
@@ -524,55 +532,86 @@ fn compile_functions(
                 let validator = job.validator.into_validator(Default::default());
                 let start = u32::try_from(job.body.range().start).unwrap_or(u32::MAX);
                 let resume = info.resume_ids.get(index as usize).copied().flatten();
-                let clone = match resume {
-                    Some(symbol) => {
-                        let t = std::time::Instant::now();
+                // Developer option `walk_frames`: a whole body or clone is
+                // compiled without the stores of its walkable sites, then
+                // again with them at the sites its map misses (plan step
+                // 3's fallback: two rounds, then every store).
+                let walk_bodies = dev.walk_frames && info.policy.is_instrumented();
+                let mut compile_body = |role: BodyRole,
+                                        id: FuncId,
+                                        prefix: &str|
+                 -> Result<
+                    (CompiledFunc, FuncTables, Vec<SiteReport>),
+                    CompileError,
+                > {
+                    let walks = walk_bodies && !matches!(role, BodyRole::Hot { .. });
+                    let mut keep: Vec<u32> = Vec::new();
+                    for (round, kept_from) in walk_rounds.iter().enumerate() {
+                        let walk_keep = (walks && round < 3).then_some(&keep[..]);
                         ctx.clear();
                         let input = FuncInput {
                             info,
                             index,
                             body: &job.body,
-                            role: BodyRole::Resume { symbol },
+                            role,
+                            walk_keep,
                         };
-                        let (_, pending) = translate_function(
+                        let (tables, pending) = translate_function(
                             &input,
                             validator.clone(),
                             &mut ctx.func,
                             &mut fb_ctx,
                         )?;
+                        let compiled = finish_function(&mut ctx, isa, id, index, start, prefix)?;
+                        let body = match role {
+                            BodyRole::Whole => Body::Whole,
+                            BodyRole::Hot { .. } => Body::Hot,
+                            BodyRole::Resume { .. } => Body::Resume,
+                        };
+                        let sites = dev_sites(&ctx, info, index, body, pending);
+                        let missed: Vec<u32> = sites
+                            .iter()
+                            .filter(|s| s.walked && !crate::frame_labels::walk_reads(s))
+                            .map(|s| s.offset)
+                            .collect();
+                        if walk_keep.is_none() || missed.is_empty() {
+                            if walks {
+                                kept_from.fetch_add(1, Ordering::Relaxed);
+                            }
+                            keep_saves(&ctx, index, body);
+                            return Ok((compiled, tables, sites));
+                        }
+                        keep.extend(missed);
+                        keep.sort_unstable();
+                        keep.dedup();
+                    }
+                    Err(CompileError::Codegen {
+                        func: index,
+                        message: "walk_frames: no compilation converged".into(),
+                    })
+                };
+                let clone = match resume {
+                    Some(symbol) => {
+                        let t = std::time::Instant::now();
                         let id = FuncId::from_u32(symbol);
-                        let compiled = finish_function(&mut ctx, isa, id, index, start, "resume.")?;
+                        let (compiled, _, sites) =
+                            compile_body(BodyRole::Resume { symbol }, id, "resume.")?;
                         timed(2, t);
-                        keep_saves(&ctx, index, Body::Resume);
-                        keep(dev_sites(&ctx, info, index, Body::Resume, pending));
+                        keep(sites);
                         Some(compiled)
                     }
                     None => None,
                 };
                 let t = std::time::Instant::now();
-                ctx.clear();
-                let input = FuncInput {
-                    info,
-                    index,
-                    body: &job.body,
-                    role: match resume {
-                        Some(resume) => BodyRole::Hot { resume },
-                        None => BodyRole::Whole,
-                    },
+                let role = match resume {
+                    Some(resume) => BodyRole::Hot { resume },
+                    None => BodyRole::Whole,
                 };
-                let (tables, pending) =
-                    translate_function(&input, validator, &mut ctx.func, &mut fb_ctx)?;
                 let id = func_ids[index as usize];
-                let mut compiled = finish_function(&mut ctx, isa, id, index, start, "")?;
+                let (mut compiled, tables, sites) = compile_body(role, id, "")?;
                 compiled.tables = tables;
-                let (role, body) = if resume.is_some() {
-                    (1, Body::Hot)
-                } else {
-                    (0, Body::Whole)
-                };
-                timed(role, t);
-                keep_saves(&ctx, index, body);
-                keep(dev_sites(&ctx, info, index, body, pending));
+                timed(if resume.is_some() { 1 } else { 0 }, t);
+                keep(sites);
                 Ok((compiled, clone))
             })();
             if result.is_err() {
@@ -617,6 +656,7 @@ fn compile_functions(
             resume_ns: ns[2],
             bodies: role_bodies.map(|a| a.into_inner()),
         },
+        walk_rounds: walk_rounds.map(|a| a.into_inner()),
     };
     Ok((out, report))
 }

@@ -48,9 +48,31 @@ pub struct DevOptions {
     /// the unwind stores everywhere (the other options are overridden):
     /// such an object checkpoints like today's.
     pub frame_map: bool,
+    /// With `frame_map` (which it implies): whole bodies and resume
+    /// clones write no record at their probes and at their direct calls
+    /// of defined functions where the map locates every value but the
+    /// call's arguments; such a site jumps to one shared block per
+    /// function that tells the runtime (`UnwindWalked`) and returns, and
+    /// the runtime makes the record from its walk. A body compiled so is
+    /// checked, and recompiled with today's store block at the sites the
+    /// map then misses (plan step 3's fallback; after two rounds, with
+    /// every store). Hot bodies, calls of imports, `call_indirect` and
+    /// waits keep today's code.
+    pub walk_frames: bool,
 }
 
 impl DevOptions {
+    /// The options that make records from the walk where the maps allow
+    /// (see [`DevOptions::walk_frames`]).
+    pub fn walk_frames() -> Self {
+        DevOptions {
+            frame_map: true,
+            walk_frames: true,
+            ..DevOptions::default()
+        }
+        .normalised()
+    }
+
     /// The options that write frame maps for the runtime's check.
     pub fn frame_map() -> Self {
         DevOptions {
@@ -64,7 +86,7 @@ impl DevOptions {
     /// per site and value, so no other definition shadows one) and every
     /// unwind store.
     pub(crate) fn normalised(self) -> Self {
-        if !self.frame_map {
+        if !self.frame_map && !self.walk_frames {
             return self;
         }
         DevOptions {
@@ -73,6 +95,7 @@ impl DevOptions {
             per_site_labels: true,
             stores_in_hot_only: false,
             frame_map: true,
+            walk_frames: self.walk_frames,
         }
     }
 }
@@ -86,6 +109,7 @@ impl Default for DevOptions {
             per_site_labels: false,
             stores_in_hot_only: false,
             frame_map: false,
+            walk_frames: false,
         }
     }
 }
@@ -157,6 +181,9 @@ pub(crate) struct PendingSite {
     pub slots: u32,
     /// Index in `frame` of the call's first argument.
     pub args_from: u32,
+    /// Whether the site's unwind path writes no record (developer option
+    /// `walk_frames`).
+    pub walked: bool,
 }
 
 /// Where a value is while the call is made.
@@ -207,6 +234,9 @@ pub struct SiteReport {
     /// With [`DevOptions::frame_map`]: the site as the object's frame map
     /// holds it (`None` when its return address is unknown).
     pub map: Option<mvvm_abi::frame_map::FrameSite>,
+    /// With [`DevOptions::walk_frames`]: the site's unwind path writes no
+    /// record.
+    pub walked: bool,
 }
 
 /// Time spent per body role, translation and Cranelift together, summed
@@ -228,6 +258,11 @@ pub struct FrameReport {
     /// its prologue saves the registers it clobbers.
     pub saves: Vec<(u32, Body, Vec<mvvm_abi::frame_map::RegSave>)>,
     pub times: RoleTimes,
+    /// With [`DevOptions::walk_frames`]: whole bodies and clones by the
+    /// compilation they were kept from: the first (every walkable site
+    /// without stores), the second or third (stores put back where the
+    /// map missed), or the fourth (every store).
+    pub walk_rounds: [u64; 4],
 }
 
 /// Compiles like [`crate::compile`], with the developer options `dev`,
@@ -458,7 +493,9 @@ pub(crate) fn resolve(
                 SiteKind::Probe => site.call_tag.and_then(|t| ret_addrs.get(&t).copied()),
             };
             let map = map_ret.map(|ret_offset| frame_site(&site, ret_offset, &values));
+            let walked = site.walked;
             SiteReport {
+                walked,
                 func,
                 body,
                 offset: site.offset,
@@ -522,6 +559,7 @@ fn frame_site(
         probe: site.kind == SiteKind::Probe,
         slots: site.slots,
         args_from: site.args_from,
+        walked: site.walked,
         values: site
             .frame
             .iter()
@@ -578,4 +616,26 @@ pub(crate) fn prologue_saves(code: &CompiledCode) -> Vec<mvvm_abi::frame_map::Re
         }
     }
     saves
+}
+
+/// Whether the runtime's walk reads every value of `site` that a record
+/// made from it needs (all but the call's arguments, which it writes as
+/// zeros): its return address is known, and no such value is unlocated
+/// or (at a call) a `v128` in a float register, whose callee saves only
+/// its low half (aarch64). What [`DevOptions::walk_frames`] requires of
+/// a site before it drops its stores.
+pub(crate) fn walk_reads(site: &SiteReport) -> bool {
+    use mvvm_abi::frame_map::ValueLocation;
+    let Some(map) = &site.map else {
+        return false;
+    };
+    map.values
+        .iter()
+        .take(map.args_from as usize)
+        .all(|v| match v.loc {
+            ValueLocation::Dead | ValueLocation::Stack { .. } => true,
+            ValueLocation::Reg { class: 0, .. } => true,
+            ValueLocation::Reg { .. } => map.probe || v.width != 16,
+            ValueLocation::Unknown => false,
+        })
 }

@@ -91,8 +91,16 @@ pub(crate) fn import_stub(
     let mut env = FuncEnv::new(info);
     env.set_vmctx(vmctx);
     let idx = builder.ins().iconst(types::I32, i64::from(index as i32));
+    // Developer option `frame_map`: the same call, through which the
+    // runtime walks the wasm frames from this stub's frame when the host
+    // call starts an unwind.
+    let host_call = if info.dev.frame_map {
+        Builtin::HostCallWalk
+    } else {
+        Builtin::HostCall
+    };
     let status = env
-        .call_builtin(&mut builder, Builtin::HostCall, &[idx, ptr])?
+        .call_builtin(&mut builder, host_call, &[idx, ptr])?
         .ok_or_else(|| "host_call has no result".to_string())?;
     let failed = builder.create_block();
     let ok = builder.create_block();

@@ -69,6 +69,7 @@ fn labels_without_stores() -> DevOptions {
         per_site_labels: false,
         stores_in_hot_only: false,
         frame_map: false,
+        walk_frames: false,
     }
 }
 

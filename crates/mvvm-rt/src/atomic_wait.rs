@@ -352,7 +352,10 @@ unsafe fn put_wait(result: *mut i32, r: WaitResult) -> i32 {
 /// As [`locate`] and [`put`]; `holds` gets the located cell: `size`-byte
 /// aligned, in bounds, in memory that stays mapped while the instance
 /// lives, which other threads only access atomically or as plain wasm
-/// accesses, never through Rust references.
+/// accesses, never through Rust references. `walk_from`, if given, is
+/// the frame pointer and save area of the live wait entry
+/// (`frame_walk::wait32_walk_entry`) a wasm body called, as
+/// [`crate::frame_walk::walk_wait`] needs them.
 unsafe fn wait(
     vmctx: *mut VMContext,
     addr: u64,
@@ -360,6 +363,7 @@ unsafe fn wait(
     timeout: i64,
     result: *mut i32,
     holds: impl Fn(*mut u8) -> bool,
+    walk_from: Option<(usize, usize)>,
 ) -> i32 {
     // SAFETY: per the contract.
     let (p, stop) = match unsafe { locate(vmctx, addr, size, true) } {
@@ -397,6 +401,15 @@ unsafe fn wait(
             blocking::leave_for_checkpoint(s, left)
         };
         if unwinding {
+            if let Some((entry_fp, regs)) = walk_from {
+                let nanos = |d: Duration| {
+                    u64::try_from(d.as_nanos()).map_or(i64::MAX as u64, |n| n.min(i64::MAX as u64))
+                };
+                // SAFETY: per the contract (`walk_from` is the live wait
+                // entry's frame and save area); no reference into the
+                // store is alive.
+                unsafe { crate::frame_walk::walk_wait(vmctx, entry_fp, regs, left.map(nanos)) };
+            }
             // Any result: the code after the wait unwinds without reading
             // it.
             // SAFETY: per the contract.
@@ -423,11 +436,19 @@ pub extern "C" fn mvvm_rt_memory_atomic_wait32(
     // SAFETY: called by the shim with generated code's own vmctx and its
     // own result slot.
     unsafe {
-        wait(vmctx, addr, 4, timeout, result, |p| {
-            // SAFETY: `p` is the located 4-byte cell (see `wait`).
-            let cell = AtomicU32::from_ptr(p.cast::<u32>());
-            cell.load(Ordering::SeqCst) == expected
-        })
+        wait(
+            vmctx,
+            addr,
+            4,
+            timeout,
+            result,
+            |p| {
+                // SAFETY: `p` is the located 4-byte cell (see `wait`).
+                let cell = AtomicU32::from_ptr(p.cast::<u32>());
+                cell.load(Ordering::SeqCst) == expected
+            },
+            None,
+        )
     }
 }
 
@@ -443,11 +464,80 @@ pub extern "C" fn mvvm_rt_memory_atomic_wait64(
 ) -> i32 {
     // SAFETY: as in `mvvm_rt_memory_atomic_wait32`.
     unsafe {
-        wait(vmctx, addr, 8, timeout, result, |p| {
-            // SAFETY: `p` is the located 8-byte cell (see `wait`).
-            let cell = AtomicU64::from_ptr(p.cast::<u64>());
-            cell.load(Ordering::SeqCst) == expected
-        })
+        wait(
+            vmctx,
+            addr,
+            8,
+            timeout,
+            result,
+            |p| {
+                // SAFETY: `p` is the located 8-byte cell (see `wait`).
+                let cell = AtomicU64::from_ptr(p.cast::<u64>());
+                cell.load(Ordering::SeqCst) == expected
+            },
+            None,
+        )
+    }
+}
+
+/// Rust half of builtin `MemoryAtomicWait32Walk` (developer option
+/// `frame_map`), called by `frame_walk::wait32_walk_entry` with its save
+/// area `regs` and frame pointer `entry_fp`: as
+/// [`mvvm_rt_memory_atomic_wait32`], with the result at the area's end,
+/// and the wasm frames walked when a checkpoint gives the wait up.
+pub(crate) extern "C" fn wait32_walk_inner(
+    vmctx: *mut VMContext,
+    addr: u64,
+    expected: u32,
+    timeout: i64,
+    regs: usize,
+    entry_fp: usize,
+) -> i32 {
+    let result = crate::frame_walk::wait_result_slot(regs);
+    // SAFETY: called by the wait entry with generated code's own vmctx,
+    // its own result slot, frame and save area, live until this returns.
+    unsafe {
+        wait(
+            vmctx,
+            addr,
+            4,
+            timeout,
+            result,
+            |p| {
+                // SAFETY: `p` is the located 4-byte cell (see `wait`).
+                let cell = AtomicU32::from_ptr(p.cast::<u32>());
+                cell.load(Ordering::SeqCst) == expected
+            },
+            Some((entry_fp, regs)),
+        )
+    }
+}
+
+/// As [`wait32_walk_inner`], for `MemoryAtomicWait64Walk`.
+pub(crate) extern "C" fn wait64_walk_inner(
+    vmctx: *mut VMContext,
+    addr: u64,
+    expected: u64,
+    timeout: i64,
+    regs: usize,
+    entry_fp: usize,
+) -> i32 {
+    let result = crate::frame_walk::wait_result_slot(regs);
+    // SAFETY: as in `wait32_walk_inner`.
+    unsafe {
+        wait(
+            vmctx,
+            addr,
+            8,
+            timeout,
+            result,
+            |p| {
+                // SAFETY: `p` is the located 8-byte cell (see `wait`).
+                let cell = AtomicU64::from_ptr(p.cast::<u64>());
+                cell.load(Ordering::SeqCst) == expected
+            },
+            Some((entry_fp, regs)),
+        )
     }
 }
 

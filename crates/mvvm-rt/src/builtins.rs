@@ -74,6 +74,17 @@ static TABLE: LazyLock<[usize; BUILTIN_COUNT]> = LazyLock::new(|| {
             Builtin::MemoryAtomicWait32 => mvvm_b_memory_atomic_wait32 as *const () as usize,
             Builtin::MemoryAtomicWait64 => mvvm_b_memory_atomic_wait64 as *const () as usize,
             Builtin::MemoryAtomicNotify => mvvm_b_memory_atomic_notify as *const () as usize,
+            // Developer option `frame_map`: the same calls, walking the
+            // wasm frames when they start an unwind (see
+            // `crate::frame_walk`).
+            Builtin::HostCallWalk => crate::frame_walk::host_call_walk_entry as *const () as usize,
+            Builtin::MemoryAtomicWait32Walk => {
+                crate::frame_walk::wait32_walk_entry as *const () as usize
+            }
+            Builtin::MemoryAtomicWait64Walk => {
+                crate::frame_walk::wait64_walk_entry as *const () as usize
+            }
+            Builtin::UnwindWalked => unwind_walked as *const () as usize,
         };
     }
     t
@@ -364,7 +375,7 @@ extern "C" fn elem_drop(vmctx: *mut VMContext, seg: u32) {
 /// Calls imported function `import` with its arguments in `values`.
 /// Returns 0, or `TrapCode::HostError` with the failure recorded for the
 /// host entry point (the import stub then raises it).
-extern "C" fn host_call(vmctx: *mut VMContext, import: u32, values: *mut u64) -> i32 {
+pub(crate) extern "C" fn host_call(vmctx: *mut VMContext, import: u32, values: *mut u64) -> i32 {
     // SAFETY: called by generated code with its own vmctx.
     let (sp, i) = unsafe { host_of(vmctx) };
     // SAFETY: `sp` is the store's base pointer, valid while its code runs;
@@ -444,6 +455,14 @@ extern "C" fn unwind_frame(
     // ends with this builtin, which runs no wasm.
     let (s, _) = unsafe { store_of(vmctx) };
     crate::checkpoint::control::unwind_frame(s, func, offset, count as usize);
+}
+
+/// Builtin `UnwindWalked`: see [`crate::checkpoint::control::unwind_walked`].
+extern "C" fn unwind_walked(vmctx: *mut VMContext, func: u32) {
+    // SAFETY: called by generated code with its own vmctx; the reference
+    // ends with this builtin, which runs no wasm.
+    let (s, _) = unsafe { store_of(vmctx) };
+    crate::checkpoint::control::unwind_walked(s, func);
 }
 
 /// Builtin `RewindFrame`: fills `capacity` slots at `values` with the next

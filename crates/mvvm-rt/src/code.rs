@@ -357,7 +357,7 @@ pub(crate) fn with_frame_site<R>(
         ret_offset,
         site: body.and_then(|b| b.site(ret_offset)),
         saves: body.map_or(&[], |b| &b.saves[..]),
-        probe_saves: info.frames.as_ref().map_or(&[], |m| &m.probe_saves[..]),
+        maps: info.frames.as_ref(),
         body: kind,
     }))
 }

@@ -5,8 +5,11 @@
 //! Only objects compiled with the developer option `frame_map` carry
 //! frame maps ([`mvvm_abi::frame_map`]); their probe trampoline calls
 //! `ProbeWalk` with its own frame pointer, through [`probe_walk_entry`],
-//! which first copies the callee-saved registers. When that probe starts
-//! an unwind, [`walk`] follows the frame-pointer chain from there,
+//! which first copies the callee-saved registers; their import stubs call
+//! `HostCallWalk` ([`host_call_walk_entry`]) and their waits
+//! `MemoryAtomicWait*Walk` ([`wait32_walk_entry`]), entered the same way
+//! ([`Origin`]). When that probe, host call or wait starts an unwind,
+//! [`walk`] follows the frame-pointer chain from there,
 //! innermost first, as the exception walk does (`throw.rs`): each frame's
 //! return address names a body and, if the map has it, a site, whose
 //! values are read where the map says: stack slots at a CFA offset (CFA =
@@ -115,6 +118,11 @@ pub struct FrameWalkStats {
     /// Frames the unwind wrote beyond the walk (frames after a host
     /// frame, which the walk stops at).
     pub frames_not_walked: u64,
+    /// Frames whose unwind wrote no record, whose record was made from
+    /// the walk (developer option `walk_frames`), by body as
+    /// `compared_by_body`; not compared (there is nothing to compare
+    /// with), and not counted in `frames_compared`.
+    pub made_by_body: [u64; 3],
 }
 
 impl FrameWalkStats {
@@ -127,6 +135,7 @@ impl FrameWalkStats {
             self.compared_by_body[k] += o.compared_by_body[k];
             self.fully_read_by_body[k] += o.fully_read_by_body[k];
             self.read_but_args_by_body[k] += o.read_but_args_by_body[k];
+            self.made_by_body[k] += o.made_by_body[k];
         }
         self.values_compared += o.values_compared;
         self.dead_compared += o.dead_compared;
@@ -146,6 +155,9 @@ pub(crate) struct WalkedSite {
     pub slots: u32,
     /// Index in `values` of the call's first argument.
     pub args_from: u32,
+    /// Whether the site's unwind path writes no record (the map's
+    /// `walked`).
+    pub walked: bool,
     /// Every value of the record.
     pub values: Vec<Walked>,
 }
@@ -345,7 +357,7 @@ extern "C" fn probe_walk_inner(
         // SAFETY: only the probe trampoline calls `ProbeWalk`, with its
         // own frame pointer, from a wasm body, and it is live until this
         // returns; `regs` is the entry's area, laid out as `walk` says.
-        let walked = unsafe { walk(tramp_fp, regs) };
+        let walked = unsafe { walk(tramp_fp, regs, Origin::Probe) };
         // SAFETY: as above; the walk's lookups are over, no other
         // reference into the store is alive.
         let (s, _) = unsafe { crate::builtins::store_of(vmctx) };
@@ -356,22 +368,325 @@ extern "C" fn probe_walk_inner(
     unwind
 }
 
-/// Walks the wasm frames above the probe trampoline's frame `tramp_fp`,
-/// innermost first, and reads the values of every frame at a covered
-/// site: stack slots in the frame, registers where the chain of saves
-/// says (`regs`: [`probe_walk_entry`]'s copies of the callee-saved
-/// registers; then the trampoline's saves; then each frame's prologue
+/// Where an unwind started, which says whose prologue saves the walk
+/// applies first (the frame between the save area and the innermost wasm
+/// frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// At a probe: the probe trampoline's frame, with its saves.
+    Probe,
+    /// In a host call: the import stub of imported function `.0`, with
+    /// its saves.
+    HostStub(u32),
+    /// In a builtin the body called directly (a wait): the entry's own
+    /// frame, which saves nothing.
+    Direct,
+}
+
+/// Builtin `HostCallWalk` (objects compiled with the developer option
+/// `frame_map`): as `HostCall`, entered as [`probe_walk_entry`] is (the
+/// callee-saved registers copied into a save area, which still hold the
+/// import stub's values), and passing the stub's frame pointer (the
+/// entry's caller's, read from the entry's own frame record).
+#[cfg(target_arch = "x86_64")]
+// SAFETY: as `probe_walk_entry`: the caller's three arguments stay in
+// `rdi`, `rsi`, `rdx`; `rcx` gets the caller's frame pointer (saved at
+// `[rbp]` by the push), `r8` the area; `rsp` and `rbp` are restored.
+#[unsafe(naked)]
+pub(crate) extern "C" fn host_call_walk_entry(
+    vmctx: *mut VMContext,
+    import: u32,
+    values: *mut u64,
+) -> i32 {
+    std::arch::naked_asm!(
+        "push rbp",
+        "mov rbp, rsp",
+        "sub rsp, {area}",
+        "mov [rsp], rbx",
+        "mov [rsp + 8], r12",
+        "mov [rsp + 16], r13",
+        "mov [rsp + 24], r14",
+        "mov [rsp + 32], r15",
+        "mov rcx, [rbp]",
+        "mov r8, rsp",
+        "call {inner}",
+        "add rsp, {area}",
+        "pop rbp",
+        "ret",
+        area = const AREA,
+        inner = sym host_call_walk_inner,
+    )
+}
+
+/// As the x86-64 version: `x19`-`x28` and `q0`-`q31` into the area, the
+/// caller's frame pointer in `x3`, the area in `x4`.
+#[cfg(target_arch = "aarch64")]
+// SAFETY: as `probe_walk_entry` (aarch64), with three arguments kept in
+// `x0`-`x2` and the caller's frame pointer, saved at `[x29]`, in `x3`.
+#[unsafe(naked)]
+pub(crate) extern "C" fn host_call_walk_entry(
+    vmctx: *mut VMContext,
+    import: u32,
+    values: *mut u64,
+) -> i32 {
+    std::arch::naked_asm!(
+        "stp x29, x30, [sp, #-16]!",
+        "mov x29, sp",
+        "sub sp, sp, #{area}",
+        "stp x19, x20, [sp, #0]",
+        "stp x21, x22, [sp, #16]",
+        "stp x23, x24, [sp, #32]",
+        "stp x25, x26, [sp, #48]",
+        "stp x27, x28, [sp, #64]",
+        "stp q0, q1, [sp, #80]",
+        "stp q2, q3, [sp, #112]",
+        "stp q4, q5, [sp, #144]",
+        "stp q6, q7, [sp, #176]",
+        "stp q8, q9, [sp, #208]",
+        "stp q10, q11, [sp, #240]",
+        "stp q12, q13, [sp, #272]",
+        "stp q14, q15, [sp, #304]",
+        "stp q16, q17, [sp, #336]",
+        "stp q18, q19, [sp, #368]",
+        "stp q20, q21, [sp, #400]",
+        "stp q22, q23, [sp, #432]",
+        "stp q24, q25, [sp, #464]",
+        "stp q26, q27, [sp, #496]",
+        "stp q28, q29, [sp, #528]",
+        "stp q30, q31, [sp, #560]",
+        "ldr x3, [x29]",
+        "mov x4, sp",
+        "bl {inner}",
+        "add sp, sp, #{area}",
+        "ldp x29, x30, [sp], #16",
+        "ret",
+        area = const AREA,
+        inner = sym host_call_walk_inner,
+    )
+}
+
+/// `HostCall`, and when it returns `HOST_CALL_UNWIND`, the walk of the
+/// wasm frames from the import stub's frame `stub_fp` (with `regs`, the
+/// entry's copies of the callee-saved registers).
+extern "C" fn host_call_walk_inner(
+    vmctx: *mut VMContext,
+    import: u32,
+    values: *mut u64,
+    stub_fp: usize,
+    regs: usize,
+) -> i32 {
+    let status = crate::builtins::host_call(vmctx, import, values);
+    if status == mvvm_abi::checkpoint::HOST_CALL_UNWIND as i32 {
+        // SAFETY: only import stubs call `HostCallWalk`, from a wasm
+        // body, with their own frame pointer; the stub's frame is live
+        // until this returns; `regs` is the entry's area, laid out as
+        // `walk` says, directly below the entry's frame record, which
+        // lies directly below the stub's frame.
+        let walked = unsafe { walk(stub_fp, regs, Origin::HostStub(import)) };
+        // SAFETY: called with generated code's own vmctx; the host call
+        // and the walk are over, no other reference into the store is
+        // alive, and this one ends here.
+        let (s, _) = unsafe { crate::builtins::store_of(vmctx) };
+        if let Some(c) = s.ckpt.as_deref_mut() {
+            c.walked = Some(walked);
+        }
+    }
+    status
+}
+
+/// Bytes of a wait entry's frame below its frame record: the register
+/// save area, then the wait's result (`i32`), padded to 16.
+const WAIT_AREA: usize = AREA + 16;
+
+/// Builtins `MemoryAtomicWait32Walk` and `MemoryAtomicWait64Walk`
+/// (objects compiled with the developer option `frame_map`): the waits,
+/// entered as [`probe_walk_entry`] is (the callee-saved registers, which
+/// hold the waiting body's values, copied into a save area), calling the
+/// Rust half `inner` with the area and the entry's own frame pointer (its
+/// record holds the body's frame pointer and the return address into it).
+/// A non-zero status is raised from here, with that return address, as
+/// the C shims of `native/entry.c` raise it: no Rust frame is live then.
+macro_rules! wait_walk_entry {
+    ($name:ident, $expected:ty, $inner:path) => {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the body saves `rbp` and reserves `WAIT_AREA` bytes
+        // (16-byte aligned, as `probe_walk_entry`), only reads the
+        // callee-saved registers, calls the Rust half with the caller's
+        // four arguments untouched, the area in `r8` and its own frame
+        // pointer in `r9`; on status 0 it returns the result the Rust half
+        // wrote at the area's end, restoring `rsp` and `rbp`; otherwise it
+        // calls `mvvm_rt_trap_at`, which never returns.
+        #[unsafe(naked)]
+        pub(crate) extern "C" fn $name(
+            vmctx: *mut VMContext,
+            addr: u64,
+            expected: $expected,
+            timeout: i64,
+        ) -> i32 {
+            std::arch::naked_asm!(
+                "push rbp",
+                "mov rbp, rsp",
+                "sub rsp, {frame}",
+                "mov [rsp], rbx",
+                "mov [rsp + 8], r12",
+                "mov [rsp + 16], r13",
+                "mov [rsp + 24], r14",
+                "mov [rsp + 32], r15",
+                "mov r8, rsp",
+                "mov r9, rbp",
+                "call {inner}",
+                "test eax, eax",
+                "jnz 2f",
+                "mov eax, [rsp + {area}]",
+                "add rsp, {frame}",
+                "pop rbp",
+                "ret",
+                "2:",
+                "mov edi, eax",
+                "mov rsi, [rbp + 8]",
+                "call {trap}",
+                "ud2",
+                frame = const WAIT_AREA,
+                area = const AREA,
+                inner = sym $inner,
+                trap = sym crate::trap::mvvm_rt_trap_at,
+            )
+        }
+
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: as the x86-64 version: the frame record pushed, the
+        // area reserved (a multiple of 16), the caller's four arguments
+        // kept in `x0`-`x3`, the area in `x4`, the frame pointer in `x5`;
+        // on status 0 the result from the area's end, `sp`, `x29` and
+        // `x30` restored; otherwise `mvvm_rt_trap_at`, which never returns.
+        #[unsafe(naked)]
+        pub(crate) extern "C" fn $name(
+            vmctx: *mut VMContext,
+            addr: u64,
+            expected: $expected,
+            timeout: i64,
+        ) -> i32 {
+            std::arch::naked_asm!(
+                "stp x29, x30, [sp, #-16]!",
+                "mov x29, sp",
+                "sub sp, sp, #{frame}",
+                "stp x19, x20, [sp, #0]",
+                "stp x21, x22, [sp, #16]",
+                "stp x23, x24, [sp, #32]",
+                "stp x25, x26, [sp, #48]",
+                "stp x27, x28, [sp, #64]",
+                "stp q0, q1, [sp, #80]",
+                "stp q2, q3, [sp, #112]",
+                "stp q4, q5, [sp, #144]",
+                "stp q6, q7, [sp, #176]",
+                "stp q8, q9, [sp, #208]",
+                "stp q10, q11, [sp, #240]",
+                "stp q12, q13, [sp, #272]",
+                "stp q14, q15, [sp, #304]",
+                "stp q16, q17, [sp, #336]",
+                "stp q18, q19, [sp, #368]",
+                "stp q20, q21, [sp, #400]",
+                "stp q22, q23, [sp, #432]",
+                "stp q24, q25, [sp, #464]",
+                "stp q26, q27, [sp, #496]",
+                "stp q28, q29, [sp, #528]",
+                "stp q30, q31, [sp, #560]",
+                "mov x4, sp",
+                "mov x5, x29",
+                "bl {inner}",
+                "cbnz w0, 2f",
+                "ldr w0, [sp, #{area}]",
+                "add sp, sp, #{frame}",
+                "ldp x29, x30, [sp], #16",
+                "ret",
+                "2:",
+                "ldr x1, [x29, #8]",
+                "bl {trap}",
+                "brk #1",
+                frame = const WAIT_AREA,
+                area = const AREA,
+                inner = sym $inner,
+                trap = sym crate::trap::mvvm_rt_trap_at,
+            )
+        }
+    };
+}
+
+wait_walk_entry!(
+    wait32_walk_entry,
+    u32,
+    crate::atomic_wait::wait32_walk_inner
+);
+wait_walk_entry!(
+    wait64_walk_entry,
+    u64,
+    crate::atomic_wait::wait64_walk_inner
+);
+
+/// Where a wait entry's Rust half writes the wait's result.
+pub(crate) fn wait_result_slot(area: usize) -> *mut i32 {
+    (area + AREA) as *mut i32
+}
+
+/// A wait that a checkpoint gave up, entered through a wait entry whose
+/// frame pointer is `entry_fp` and whose save area is `regs`: walks the
+/// wasm frames from the waiting body's and keeps them for the check. The
+/// innermost frame's timeout operand, if read, is made what `UnwindFrame`
+/// writes in its place (`blocking::patch_wait_frame`): what was `left` of
+/// a finite timeout.
+///
+/// # Safety
+/// `entry_fp` is the live frame of a wait entry called by a wasm body,
+/// whose call has not returned; `regs` is its save area. `vmctx` is that
+/// body's, and no reference into its store is alive.
+pub(crate) unsafe fn walk_wait(
+    vmctx: *mut VMContext,
+    entry_fp: usize,
+    regs: usize,
+    left: Option<u64>,
+) {
+    // SAFETY: the caller's contract: the entry's frame record holds the
+    // body's frame pointer and return address, and its area is `regs`.
+    let mut walked = unsafe { walk(entry_fp, regs, Origin::Direct) };
+    if let (Some(left), Some(site)) = (left, walked.first_mut().and_then(|f| f.site.as_mut())) {
+        let top = site.slots.checked_sub(1);
+        for v in &mut site.values {
+            if let Walked::Read {
+                slot, bits, wide, ..
+            } = v
+                && Some(*slot) == top
+                && !*wide
+                && let Ok(t) = u64::try_from(bits[0] as i64)
+            {
+                bits[0] = left.min(t);
+            }
+        }
+    }
+    // SAFETY: the caller's contract; the walk's lookups are over.
+    let (s, _) = unsafe { crate::builtins::store_of(vmctx) };
+    if let Some(c) = s.ckpt.as_deref_mut() {
+        c.walked = Some(walked);
+    }
+}
+
+/// Walks the wasm frames above the frame `tramp_fp` where the unwind
+/// started (`origin`: the probe trampoline's, an import stub's, or a wait
+/// entry's own), innermost first, and reads the values of every frame at
+/// a covered site: stack slots in the frame, registers where the chain of
+/// saves says (`regs`: the entry's copies of the callee-saved registers;
+/// then the trampoline's or stub's saves; then each frame's prologue
 /// saves for its caller).
 ///
 /// # Safety
-/// `tramp_fp` is the frame pointer of the module's probe trampoline,
-/// live (its `ProbeWalk` call has not returned), called from a wasm body:
-/// its frame record holds the body's frame pointer and the return address
-/// into it, and every wasm frame above keeps a frame record (Cranelift's
-/// `preserve_frame_pointers`). `regs` is [`probe_walk_entry`]'s save
-/// area, live, directly below its frame record, which lies directly below
-/// the trampoline's frame.
-unsafe fn walk(tramp_fp: usize, regs: usize) -> Vec<WalkedFrame> {
+/// `tramp_fp` is the frame pointer of a live frame (its call into the
+/// runtime has not returned) called from a wasm body: its frame record
+/// holds the body's frame pointer and the return address into it, and
+/// every wasm frame above keeps a frame record (Cranelift's
+/// `preserve_frame_pointers`). `regs` is the entry's save area (laid out
+/// as [`CAPTURED`] says), live; for [`Origin::Probe`] and
+/// [`Origin::HostStub`] it lies directly below the entry's frame record,
+/// which lies directly below the frame at `tramp_fp`.
+unsafe fn walk(tramp_fp: usize, regs: usize, origin: Origin) -> Vec<WalkedFrame> {
     let mut frames = Vec::new();
     let mut registers = Registers::default();
     for &(class, hw, at, size) in CAPTURED {
@@ -399,7 +714,14 @@ unsafe fn walk(tramp_fp: usize, regs: usize) -> Vec<WalkedFrame> {
         let frame = crate::code::with_frame_site(pc, |found| {
             let found = found?;
             if std::mem::take(&mut first) {
-                registers.saved_by(found.probe_saves, tramp_fp, tramp_floor);
+                let saves = match (origin, found.maps) {
+                    (Origin::Probe, Some(m)) => &m.probe_saves[..],
+                    (Origin::HostStub(j), Some(m)) => {
+                        m.stub_saves.get(j as usize).map_or(&[][..], |v| &v[..])
+                    }
+                    _ => &[],
+                };
+                registers.saved_by(saves, tramp_fp, tramp_floor);
             }
             let site = found.site.map(|s| {
                 let values = s
@@ -411,6 +733,7 @@ unsafe fn walk(tramp_fp: usize, regs: usize) -> Vec<WalkedFrame> {
                     offset: s.offset,
                     slots: s.slots,
                     args_from: s.args_from,
+                    walked: s.walked,
                     values,
                 }
             });
@@ -513,17 +836,101 @@ pub(crate) struct FrameSiteLookup<'a> {
     pub site: Option<&'a mvvm_abi::frame_map::FrameSite>,
     /// Where the body's prologue saves registers.
     pub saves: &'a [mvvm_abi::frame_map::RegSave],
-    /// Where the module's probe trampoline saves registers.
-    pub probe_saves: &'a [mvvm_abi::frame_map::RegSave],
+    /// The module's frame maps (for the saves of its probe trampoline
+    /// and import stubs).
+    pub maps: Option<&'a mvvm_abi::frame_map::FrameMaps>,
     /// Which body (0 whole, 1 hot, 2 resume clone).
     pub body: u8,
 }
 
+/// Replaces every placeholder of `unwound` (a frame whose unwind path
+/// wrote no record: developer option `walk_frames`) by the record made
+/// from the walked frame at the same position (both lists innermost
+/// first: each frame left one entry, record or placeholder): every value
+/// the walk read, zero for dead locals and for the call's arguments (the
+/// callee rewinds from its own record). Returns which frames were made,
+/// or why a record could not be made (a placeholder beyond the walk, of
+/// another function, at a site that the map does not mark as walked, or
+/// with a value other than an argument that the walk did not read).
+pub(crate) fn make_records(
+    walked: &[WalkedFrame],
+    unwound: &mut [RawFrame],
+) -> Result<Vec<bool>, Vec<String>> {
+    use crate::checkpoint::control::MADE_BY_WALK;
+    let mut made = vec![false; unwound.len()];
+    let mut errors = Vec::new();
+    for (i, u) in unwound.iter_mut().enumerate() {
+        if u.offset != MADE_BY_WALK {
+            continue;
+        }
+        let Some(w) = walked.get(i) else {
+            errors.push(format!(
+                "frame {i} (function {}) left its record to the walk, which found {} frames",
+                u.func,
+                walked.len()
+            ));
+            continue;
+        };
+        let at = format!(
+            "frame {i} (function {}, return offset {:#x})",
+            u.func, w.ret_offset
+        );
+        if w.func != u.func {
+            errors.push(format!("{at}: the walk found function {}", w.func));
+            continue;
+        }
+        let Some(site) = w.site.as_ref().filter(|s| s.walked) else {
+            errors.push(format!(
+                "{at}: left its record to the walk, but the map has no such site"
+            ));
+            continue;
+        };
+        let mut slots = vec![0u64; site.slots as usize];
+        let mut ok = true;
+        for (j, v) in site.values.iter().enumerate() {
+            let arg = j >= site.args_from as usize;
+            match *v {
+                Walked::Read {
+                    slot, bits, wide, ..
+                } if !arg => {
+                    let k = slot as usize;
+                    let n = 1 + usize::from(wide);
+                    match slots.get_mut(k..k + n) {
+                        Some(dst) => dst.copy_from_slice(&bits[..n]),
+                        None => ok = false,
+                    }
+                }
+                Walked::Dead { .. } => {}
+                _ if arg => {}
+                _ => {
+                    errors.push(format!(
+                        "{at}, stable point {:#x}: value {j} was not read ({v:?})",
+                        site.offset
+                    ));
+                    ok = false;
+                }
+            }
+        }
+        if ok {
+            u.offset = site.offset;
+            u.slots = slots;
+            made[i] = true;
+        }
+    }
+    if errors.is_empty() {
+        Ok(made)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Compares the walked frames with the frames the unwind saved (both
-/// innermost first): the counts, or every disagreement.
+/// innermost first), except those whose record was made from the walk
+/// (`made`, by position): the counts, or every disagreement.
 pub(crate) fn compare(
     walked: &[WalkedFrame],
     unwound: &[RawFrame],
+    made: &[bool],
 ) -> (FrameWalkStats, Vec<String>) {
     let mut st = FrameWalkStats {
         frames_walked: walked.len() as u64,
@@ -547,16 +954,21 @@ pub(crate) fn compare(
             errors.push(format!("{at}: the unwind saved function {}", u.func));
             continue;
         }
+        let body = usize::from(w.body.min(2));
+        if made.get(i).copied().unwrap_or(false) {
+            st.made_by_body[body] += 1;
+            continue;
+        }
         let Some(WalkedSite {
             offset,
             slots,
             args_from,
             values,
+            ..
         }) = &w.site
         else {
             continue;
         };
-        let body = usize::from(w.body.min(2));
         st.frames_compared += 1;
         st.compared_by_body[body] += 1;
         if *offset != u.offset {
@@ -660,6 +1072,7 @@ mod tests {
                 offset: 0x12,
                 slots: 4,
                 args_from: 3,
+                walked: false,
                 values: vec![
                     Walked::Read {
                         slot: 0,
@@ -681,7 +1094,7 @@ mod tests {
             }),
         }];
         let good = [raw(3, 0x12, vec![7, 0, 1, 2]), raw(1, 0x5, vec![])];
-        let (st, errors) = compare(&walked, &good);
+        let (st, errors) = compare(&walked, &good, &[]);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(
             (
@@ -701,10 +1114,81 @@ mod tests {
             raw(4, 0x12, vec![7, 0, 1, 2]),
             raw(3, 0x12, vec![7, 0, 1]),
         ] {
-            let (_, errors) = compare(&walked, std::slice::from_ref(&bad));
+            let (_, errors) = compare(&walked, std::slice::from_ref(&bad), &[]);
             assert_eq!(errors.len(), 1, "{bad:?}: {errors:?}");
         }
-        let (_, errors) = compare(&walked, &[]);
+        let (_, errors) = compare(&walked, &[], &[]);
         assert_eq!(errors.len(), 1);
+    }
+
+    #[test]
+    fn records_are_made_only_where_the_walk_read_what_they_need() {
+        use crate::checkpoint::control::MADE_BY_WALK;
+        let site = |walked: bool, second: Walked| WalkedSite {
+            offset: 0x20,
+            slots: 4,
+            args_from: 2,
+            walked,
+            values: vec![
+                Walked::Read {
+                    slot: 0,
+                    bits: [5, 0],
+                    wide: false,
+                    register: true,
+                },
+                second,
+                // The call's argument, read or not: written as zero.
+                Walked::Read {
+                    slot: 3,
+                    bits: [9, 0],
+                    wide: false,
+                    register: false,
+                },
+            ],
+        };
+        let frame = |site| WalkedFrame {
+            func: 4,
+            ret_offset: 0x99,
+            body: 0,
+            site: Some(site),
+        };
+        let wide = Walked::Read {
+            slot: 1,
+            bits: [6, 7],
+            wide: true,
+            register: false,
+        };
+        let placeholder = || raw(4, MADE_BY_WALK, vec![]);
+        let walked = [frame(site(true, wide))];
+        let mut unwound = [placeholder(), raw(1, 0x5, vec![])];
+        let made = make_records(&walked, &mut unwound).expect("made");
+        assert_eq!(made, [true, false]);
+        assert_eq!(
+            (unwound[0].offset, &unwound[0].slots[..]),
+            (0x20, &[5, 6, 7, 0][..])
+        );
+        let (st, errors) = compare(&walked, &unwound, &made);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((st.made_by_body, st.frames_compared), ([1, 0, 0], 0));
+        // Not made: a site the map does not mark, a value not read, a
+        // frame beyond the walk, another function.
+        for (walked, mut unwound) in [
+            (vec![frame(site(false, wide))], vec![placeholder()]),
+            (
+                vec![frame(site(true, Walked::Unknown))],
+                vec![placeholder()],
+            ),
+            (
+                vec![frame(site(true, Walked::Register))],
+                vec![placeholder()],
+            ),
+            (vec![], vec![placeholder()]),
+            (
+                vec![frame(site(true, wide))],
+                vec![raw(5, MADE_BY_WALK, vec![])],
+            ),
+        ] {
+            assert!(make_records(&walked, &mut unwound).is_err(), "{walked:?}");
+        }
     }
 }

@@ -24,12 +24,17 @@ const STACK: usize = 1 << 20;
 
 /// `input` (wasm or WAT) compiled with frame maps under `policy`.
 fn compile_mapped(input: &[u8], policy: Policy, opt_level: u8) -> Module {
+    compile_dev(input, policy, opt_level, &DevOptions::frame_map())
+}
+
+/// `input` compiled under `policy` with the developer options `dev`.
+fn compile_dev(input: &[u8], policy: Policy, opt_level: u8, dev: &DevOptions) -> Module {
     let opts = mvvm_aot::CompileOptions {
         policy,
         opt_level,
         ..Default::default()
     };
-    let (aot, _) = compile_with(input, &opts, &DevOptions::frame_map()).expect("compile");
+    let (aot, _) = compile_with(input, &opts, dev).expect("compile");
     Module::from_aot(&aot).expect("load")
 }
 
@@ -410,4 +415,282 @@ fn a_wrong_frame_map_fails_the_checkpoint() {
         "no checkpoint failed with {moved} locations moved"
     );
     eprintln!("wrong map: {failed} of {} checkpoints failed", at.len());
+}
+
+/// Sleeps in `poll_oneoff` (`$nap`, a loop-free function: no probe under
+/// the loop policy) three calls deep, with values of every scalar type
+/// and a `v128` live across the calls; exits with 26.
+const HOST_CALLS: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (func $nap (param $ns i64) (param $k i32) (result i32) (local $f f64) (local $v v128)
+    (local.set $f (f64.convert_i32_u (local.get $k)))
+    (local.set $v (i32x4.splat (local.get $k)))
+    (i32.store (i32.const 272) (i32.const 1))
+    (i64.store (i32.const 280) (local.get $ns))
+    (drop (call $poll (i32.const 256) (i32.const 320) (i32.const 1) (i32.const 352)))
+    (i32.add (i32.trunc_f64_u (local.get $f)) (i32x4.extract_lane 2 (local.get $v))))
+  (func $mid (param $k i32) (result i32) (local $a i64)
+    (local.set $a (i64.mul (i64.extend_i32_u (local.get $k)) (i64.const 77)))
+    (i32.add (i32.wrap_i64 (local.get $a)) (call $nap (i64.const 300000000) (local.get $k))))
+  (func (export "_start") (local $i i32) (local $sum i32)
+    (loop $l
+      (local.set $sum (i32.add (local.get $sum) (call $mid (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 4))))
+    (call $proc_exit (i32.and (local.get $sum) (i32.const 63)))))
+"#;
+
+/// Waits (`$w`, loop-free: no probe under the loop policy) on a shared
+/// memory word nobody changes, for 600 ms each time, three calls deep
+/// with values live across; `WAIT` is `wait32` or `wait64`; exits with 10
+/// (every wait times out: 2).
+fn waits(wait: &str) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1 1 shared)
+  (func $w (param $t i64) (param $k i32) (result i32) (local $d f64)
+    (local.set $d (f64.convert_i32_u (local.get $k)))
+    (i32.add
+      (i32.trunc_f64_u (local.get $d))
+      (memory.atomic.{wait} (i32.const 256) ({ty}.const 0) (local.get $t))))
+  (func $mid (param $k i32) (result i32) (local $a i64)
+    (local.set $a (i64.mul (i64.extend_i32_u (local.get $k)) (i64.const 5)))
+    (i32.add (i32.wrap_i64 (local.get $a)) (call $w (i64.const 600000000) (local.get $k))))
+  (func (export "_start") (local $i i32) (local $sum i32)
+    (loop $l
+      (local.set $sum (i32.add (local.get $sum) (call $mid (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 2))))
+    (call $proc_exit (i32.and (local.get $sum) (i32.const 63)))))"#,
+        ty = if wait == "wait32" { "i32" } else { "i64" },
+    )
+}
+
+/// Checkpoints `module` by a timer while it is in the host call or wait
+/// of function `inner` (which has no probe: the unwind can only start
+/// there, which the snapshot's innermost frame shows), restores the
+/// snapshot and checkpoints it the same way (its frames then run the
+/// resume clones), then restores that one and runs it to the end, which
+/// must exit with `code`. Both checkpoints must carry a passed check with
+/// frames compared. Returns the counts.
+fn check_interrupted(module: &Module, inner: u32, code: i32, tag: &str) -> FrameWalkStats {
+    use std::time::Duration;
+    let innermost = |snap: &std::path::Path, what: &str| {
+        let bytes = std::fs::read(snap).expect("snapshot");
+        let s = mvvm_snapshot::read(&bytes[..]).expect("read the snapshot");
+        let f = s.frames.last().expect("frames");
+        assert_eq!(f.func, inner, "{tag}, {what}: innermost frame {f:?}");
+    };
+    let dir = temp_dir("walk", tag);
+    let (snap, snap2) = (dir.join("snap"), dir.join("snap2"));
+    let mut total = FrameWalkStats::default();
+    let out = Command::new(module)
+        .config(wasi(&dir))
+        .max_wasm_stack(STACK)
+        .run(
+            cfg(Trigger::After(Duration::from_millis(150)), &snap),
+            RunOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{tag}: checkpoint: {e}"));
+    let first = walk_of(out, tag);
+    assert!(first.frames_compared > 0, "{tag}: {first:?}");
+    innermost(&snap, "first checkpoint");
+    total.add(&first);
+    let out = Command::new(module)
+        .max_wasm_stack(STACK)
+        .grants(grants(&dir))
+        .restore(
+            SnapshotSource::File(snap),
+            cfg(Trigger::After(Duration::from_millis(150)), &snap2),
+            RestoreOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{tag}: restore, checkpoint: {e}"));
+    let second = walk_of(out, &format!("{tag}, restored"));
+    assert!(second.frames_compared > 0, "{tag}, restored: {second:?}");
+    // Compared, or (`walk_frames`) made from the walk.
+    assert!(
+        second.compared_by_body[2] + second.made_by_body[2] > 0,
+        "{tag}, restored: no resume clone frame: {second:?}"
+    );
+    innermost(&snap2, "second checkpoint");
+    total.add(&second);
+    let out = Command::new(module)
+        .max_wasm_stack(STACK)
+        .grants(grants(&dir))
+        .restore(
+            SnapshotSource::File(snap2),
+            cfg(Trigger::None, &dir.join("snap3")),
+            RestoreOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{tag}: restore to the end: {e}"));
+    let Outcome::Exited { code: got, .. } = out else {
+        panic!("{tag}: the restored run did not exit: {out:?}");
+    };
+    assert_eq!(got, code, "{tag}: exit code");
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("{tag}: 2 checkpoints: {total:?}");
+    total
+}
+
+/// Unwinds that start in a host call (an interrupted `poll_oneoff`): the
+/// walk starts at the import stub's frame, through its prologue's saves.
+#[test]
+fn host_call_walked_frames_equal_the_unwind() {
+    for (policy, opt) in [
+        (Policy::Loop, 3),
+        (Policy::Loop, 0),
+        (Policy::CounterLoop { threshold_bits: 4 }, 3),
+    ] {
+        let tag = format!("host-call-{policy:?}-O{opt}");
+        let module = compile_mapped(HOST_CALLS.as_bytes(), policy, opt);
+        let total = check_interrupted(&module, 2, 26, &tag);
+        assert_compared(&total, &tag);
+    }
+}
+
+/// Unwinds that start in `memory.atomic.wait32`/`wait64`: the walk starts
+/// at the waiting body's frame. The wait's timeout operand, where it is
+/// read, is compared with what was left of it (what the record holds).
+#[test]
+fn atomic_wait_walked_frames_equal_the_unwind() {
+    for wait in ["wait32", "wait64"] {
+        for (policy, opt) in [(Policy::Loop, 3), (Policy::Loop, 0)] {
+            let tag = format!("{wait}-{policy:?}-O{opt}");
+            let module = compile_mapped(waits(wait).as_bytes(), policy, opt);
+            let total = check_interrupted(&module, 1, 10, &tag);
+            assert_compared(&total, &tag);
+        }
+    }
+}
+
+/// The exit code of `module` restored from `snap` and run to the end.
+fn restored_exit(module: &Module, dir: &std::path::Path, snap: &std::path::Path, tag: &str) -> i32 {
+    let out = Command::new(module)
+        .max_wasm_stack(STACK)
+        .grants(grants(dir))
+        .restore(
+            SnapshotSource::File(snap.to_path_buf()),
+            cfg(Trigger::None, &dir.join("snap-end")),
+            RestoreOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{tag}: restore to the end: {e}"));
+    match out {
+        Outcome::Exited { code, .. } => code,
+        other => panic!("{tag}: the restored run did not exit: {other:?}"),
+    }
+}
+
+/// Developer option `walk_frames`: `walk` (that compilation of a program
+/// whose normal compilation is `normal`) checkpointed at each probe of
+/// `at`: every checkpoint must carry a passed check; its snapshot,
+/// restored into `normal` and into `walk` (checkpointed again at the
+/// restored run's second probe, that snapshot restored into `normal`),
+/// must exit as an uninterrupted run does. Returns the counts.
+fn made_at(walk: &Module, normal: &Module, at: &[u64], tag: &str) -> FrameWalkStats {
+    let want = {
+        let dir = temp_dir("walk", tag);
+        let out = Command::new(normal)
+            .config(wasi(&dir))
+            .max_wasm_stack(STACK)
+            .run(cfg(Trigger::None, &dir.join("snap")), RunOptions::default())
+            .expect("reference run");
+        let _ = std::fs::remove_dir_all(&dir);
+        match out {
+            Outcome::Exited { code, .. } => code,
+            other => panic!("{tag}: reference run: {other:?}"),
+        }
+    };
+    let mut total = FrameWalkStats::default();
+    for &n in at {
+        let dir = temp_dir("walk", tag);
+        let (snap, snap2) = (dir.join("snap"), dir.join("snap2"));
+        let out = Command::new(walk)
+            .config(wasi(&dir))
+            .max_wasm_stack(STACK)
+            .run(cfg(Trigger::ProbeCount(n), &snap), RunOptions::default())
+            .unwrap_or_else(|e| panic!("{tag}: checkpoint at probe {n}: {e}"));
+        total.add(&walk_of(out, &format!("{tag}: probe {n}")));
+        assert_eq!(
+            restored_exit(normal, &dir, &snap, tag),
+            want,
+            "{tag}: probe {n}, restored into the normal compilation"
+        );
+        let out = Command::new(walk)
+            .max_wasm_stack(STACK)
+            .grants(grants(&dir))
+            .restore(
+                SnapshotSource::File(snap),
+                cfg(Trigger::ProbeCount(2), &snap2),
+                RestoreOptions::default(),
+            )
+            .unwrap_or_else(|e| panic!("{tag}: probe {n}, restored, checkpoint: {e}"));
+        match out {
+            Outcome::Exited { code, .. } => assert_eq!(code, want, "{tag}: probe {n}, restored"),
+            out => {
+                total.add(&walk_of(
+                    out,
+                    &format!("{tag}: probe {n}, restored, probe 2"),
+                ));
+                assert_eq!(
+                    restored_exit(normal, &dir, &snap2, tag),
+                    want,
+                    "{tag}: probe {n}, restored, checkpointed again, restored"
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    eprintln!("{tag}: {total:?}");
+    total
+}
+
+/// Records made from the walk (developer option `walk_frames`), for the
+/// leaf-calls, exception and tail-call programs: restored, they exit as
+/// an uninterrupted run, and some of their records were made.
+#[test]
+fn records_made_from_the_walk_restore() {
+    for (name, wat) in [
+        ("leaf", LEAF_CALLS),
+        ("exceptions", EXCEPTIONS),
+        ("tail-calls", TAIL_CALLS),
+    ] {
+        for (policy, opt) in [
+            (Policy::FunctionEntry, 3),
+            (Policy::Loop, 3),
+            (Policy::Loop, 0),
+            (Policy::CounterLoop { threshold_bits: 2 }, 3),
+        ] {
+            let tag = format!("made-{name}-{policy:?}-O{opt}");
+            let walk = compile_dev(wat.as_bytes(), policy, opt, &DevOptions::walk_frames());
+            let normal = compile_dev(wat.as_bytes(), policy, opt, &DevOptions::default());
+            let p = probes(&walk, &[], &tag);
+            let total = made_at(&walk, &normal, &spread(p, 24), &tag);
+            assert!(
+                total.made_by_body.iter().sum::<u64>() > 0,
+                "{tag}: no record made from the walk: {total:?}"
+            );
+        }
+    }
+}
+
+/// Records made from the walk when the unwind starts in a host call or a
+/// wait (whose own frame keeps its stores: the call is re-issued on
+/// restore with its arguments).
+#[test]
+fn records_made_from_the_walk_at_host_calls_and_waits() {
+    for (tag, wat, inner, code) in [
+        ("made-host-call", HOST_CALLS.to_string(), 2, 26),
+        ("made-wait32", waits("wait32"), 1, 10),
+    ] {
+        let walk = compile_dev(wat.as_bytes(), Policy::Loop, 3, &DevOptions::walk_frames());
+        let total = check_interrupted(&walk, inner, code, tag);
+        assert!(
+            total.made_by_body.iter().sum::<u64>() > 0,
+            "{tag}: no record made from the walk: {total:?}"
+        );
+    }
 }

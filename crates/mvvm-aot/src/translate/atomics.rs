@@ -159,9 +159,16 @@ impl FuncTranslator<'_, '_, '_> {
                 self.builtin_value(Builtin::MemoryAtomicNotify, &[ea, count])?;
             }
             Operator::MemoryAtomicWait32 { memarg } | Operator::MemoryAtomicWait64 { memarg } => {
-                let builtin = match *op {
-                    Operator::MemoryAtomicWait32 { .. } => Builtin::MemoryAtomicWait32,
-                    _ => Builtin::MemoryAtomicWait64,
+                // Developer option `frame_map`: the same wait, through
+                // which the runtime walks the wasm frames from this one's
+                // when a checkpoint gives the wait up.
+                let walk = self.env.info.dev.frame_map;
+                let wait32 = matches!(op, Operator::MemoryAtomicWait32 { .. });
+                let builtin = match (wait32, walk) {
+                    (true, false) => Builtin::MemoryAtomicWait32,
+                    (true, true) => Builtin::MemoryAtomicWait32Walk,
+                    (false, false) => Builtin::MemoryAtomicWait64,
+                    (false, true) => Builtin::MemoryAtomicWait64Walk,
                 };
                 let timeout = self.pop()?;
                 let expected = self.pop()?;

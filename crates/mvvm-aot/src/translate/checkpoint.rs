@@ -98,6 +98,10 @@ struct ResumePoint {
     /// recorded: the call made there is the last call created after it
     /// (developer option `frame_labels` only).
     first_inst: usize,
+    /// A direct call of a defined function: the callee rewinds from its
+    /// own record, so the call's arguments need no value (developer
+    /// option `walk_frames` may drop its stores).
+    walkable: bool,
 }
 
 /// Per-function state of the instrumentation.
@@ -128,9 +132,21 @@ pub(crate) struct Instrumentation {
     /// Developer option `unwind_stores: false`: the one block every
     /// unwinding site of the function jumps to, and whether it is filled.
     shared_return: Option<(Block, bool)>,
+    /// Developer option `walk_frames`: `Some(keep)` when probes and
+    /// direct calls of defined functions jump to the shared block
+    /// (which calls `UnwindWalked`), except at the points in `keep`.
+    walk_keep: Option<Vec<u32>>,
 }
 
 impl Instrumentation {
+    /// Developer option `walk_frames`: whether the site at `offset` (a
+    /// probe, or a direct call of a defined function) drops its stores.
+    fn walks(&self, offset: u32) -> bool {
+        self.walk_keep
+            .as_ref()
+            .is_some_and(|keep| keep.binary_search(&offset).is_err())
+    }
+
     /// Whether probes go at loop headers.
     fn probes_loops(&self) -> bool {
         matches!(
@@ -214,6 +230,7 @@ impl FuncTranslator<'_, '_, '_> {
         body: &wasmparser::FunctionBody<'_>,
         results: Vec<ValType>,
         resume_clone: Option<u32>,
+        walk_keep: Option<Vec<u32>>,
     ) -> Result<(), CompileError> {
         let mut reader = body.get_binary_reader();
         tracker
@@ -243,6 +260,7 @@ impl FuncTranslator<'_, '_, '_> {
                 stack: Vec::new(),
                 unwinds: true,
                 first_inst: 0,
+                walkable: false,
             }],
             tracker,
             results,
@@ -251,6 +269,7 @@ impl FuncTranslator<'_, '_, '_> {
             resume_clone,
             dev_sites: Vec::new(),
             shared_return: None,
+            walk_keep,
         });
         // Counter-loop also probes the entries of functions that may
         // recurse: recursion without loops (tree walks) must still reach a
@@ -437,6 +456,8 @@ impl FuncTranslator<'_, '_, '_> {
         if kind == StablePointKind::Loop && hot {
             self.pin_float_locals(offset_u32(offset))?;
         }
+        let walkable = matches!(op, Operator::Call { function_index }
+            if !self.env.info.is_imported(*function_index));
         let params = self.stack.clone();
         let first_inst = self.builder.func.dfg.num_insts();
         self.ckpt_mut()?.points.push(ResumePoint {
@@ -449,6 +470,7 @@ impl FuncTranslator<'_, '_, '_> {
             stack: params,
             unwinds,
             first_inst,
+            walkable,
         });
         Ok(true)
     }
@@ -522,13 +544,17 @@ impl FuncTranslator<'_, '_, '_> {
         let Some(c) = self.ckpt.as_ref() else {
             return Ok(());
         };
-        let (stack, types, first_inst) = match c.points.last() {
+        let (stack, types, first_inst, walkable) = match c.points.last() {
             Some(p) if p.point.offset == offset && !p.unwinds => return Ok(()),
-            Some(p) if p.point.offset == offset => {
-                (p.stack.clone(), p.point.stack.clone(), p.first_inst)
-            }
+            Some(p) if p.point.offset == offset => (
+                p.stack.clone(),
+                p.point.stack.clone(),
+                p.first_inst,
+                p.walkable,
+            ),
             _ => return Err(self.error(format!("call at {offset:#x} has no stable point"))),
         };
+        let walked = walkable && c.walks(offset);
         let limits = c.limits;
         let dev = self.env.info.dev;
         if dev.frame_labels {
@@ -552,7 +578,10 @@ impl FuncTranslator<'_, '_, '_> {
         // clones, whose frame values the labels located, return without
         // storing.
         let hot = self.ckpt()?.resume_clone.is_some();
-        if !dev.unwind_stores || (dev.stores_in_hot_only && !hot) {
+        if walked {
+            self.dev_site_walked(offset)?;
+        }
+        if walked || !dev.unwind_stores || (dev.stores_in_hot_only && !hot) {
             let shared = self.shared_return_block()?;
             let cont = self.builder.create_block();
             self.branch_on_unwind_state(limits, UNWINDING, shared, cont);
@@ -649,7 +678,11 @@ impl FuncTranslator<'_, '_, '_> {
             )?;
         }
         let hot = self.ckpt()?.resume_clone.is_some();
-        if !dev.unwind_stores || (dev.stores_in_hot_only && !hot) {
+        let walked = self.ckpt()?.walks(offset);
+        if walked {
+            self.dev_site_walked(offset)?;
+        }
+        if walked || !dev.unwind_stores || (dev.stores_in_hot_only && !hot) {
             let shared = self.shared_return_block()?;
             self.branch_on_unwind_state(limits, UNWINDING, shared, cont);
             self.fill_shared_return()?;
@@ -935,7 +968,32 @@ impl FuncTranslator<'_, '_, '_> {
         self.ckpt_mut()?.shared_return = Some((b, true));
         self.builder.switch_to_block(b);
         let root = self.cold_root()?;
+        if self.ckpt()?.walk_keep.is_some() {
+            // Developer option `walk_frames`: the frame's place in the
+            // unwind, whose record the runtime makes from its walk.
+            let func = self
+                .builder
+                .ins()
+                .iadd_imm_s(root.zero32, i64::from(self.func_index));
+            self.env
+                .call_builtin_cold(self.builder, Builtin::UnwindWalked, &[func])
+                .map_err(|e| self.env_err(e))?;
+        }
         self.return_zeros(&root)
+    }
+
+    /// Developer option `walk_frames`: marks the site just labelled at
+    /// `offset` as one whose record the runtime makes from its walk.
+    fn dev_site_walked(&mut self, offset: u32) -> Result<(), CompileError> {
+        match self.ckpt_mut()?.dev_sites.last_mut() {
+            Some(site) if site.offset == offset => {
+                site.walked = true;
+                Ok(())
+            }
+            _ => Err(self.error(format!(
+                "stable point at {offset:#x}: no labelled site to walk"
+            ))),
+        }
     }
 
     /// Returns from the function with a zero of each result type (an
@@ -1069,6 +1127,7 @@ impl FuncTranslator<'_, '_, '_> {
             frame,
             slots: k,
             args_from: (nlocals + below) as u32,
+            walked: false,
         });
         Ok(())
     }

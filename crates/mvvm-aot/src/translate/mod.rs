@@ -217,6 +217,11 @@ pub(crate) struct FuncInput<'a, 'm> {
     pub body: &'a FunctionBody<'a>,
     /// Which of the function's compiled bodies this is.
     pub role: BodyRole,
+    /// Developer option `walk_frames`: `Some(keep)` when this body's
+    /// probes and direct calls of defined functions write no record,
+    /// except at the stable points in `keep` (sorted), which keep
+    /// today's store block.
+    pub walk_keep: Option<&'a [u32]>,
 }
 
 /// The compiled bodies of a function: with a checkpoint policy, a function
@@ -363,6 +368,7 @@ pub(crate) fn translate_function(
             input.body,
             ty.results.clone(),
             resume_clone,
+            input.walk_keep.map(<[u32]>::to_vec),
         )?;
     }
 

@@ -53,7 +53,7 @@ pub const POLICIES: [Policy; 4] = [
 
 impl Policy {
     /// The compiler's policy.
-    fn abi(self) -> mvvm_aot::Policy {
+    pub fn abi(self) -> mvvm_aot::Policy {
         match self {
             Policy::Function => mvvm_aot::Policy::FunctionEntry,
             Policy::Loop => mvvm_aot::Policy::Loop,

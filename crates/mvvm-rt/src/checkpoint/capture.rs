@@ -712,7 +712,14 @@ fn take_unwound(s: &mut StoreInner) -> Result<Unwound, CheckpointError> {
     // frame maps (or of the unwind code), and no snapshot is written.
     let frame_walk = match c.walked.take() {
         Some(walked) => {
-            let (stats, errors) = crate::frame_walk::compare(&walked, &c.unwound);
+            // Developer option `walk_frames`: the frames whose unwind
+            // wrote no record get the one the walk makes; the others are
+            // checked against the walk.
+            let made = crate::frame_walk::make_records(&walked, &mut c.unwound);
+            let (stats, errors) = match made {
+                Ok(made) => crate::frame_walk::compare(&walked, &c.unwound, &made),
+                Err(errors) => (Default::default(), errors),
+            };
             tracing::debug!(?stats, errors = errors.len(), "frame walk checked");
             if !errors.is_empty() {
                 c.unwound.clear();
@@ -725,7 +732,20 @@ fn take_unwound(s: &mut StoreInner) -> Result<Unwound, CheckpointError> {
             }
             Some(stats)
         }
-        None => None,
+        None => {
+            if let Some(f) = c
+                .unwound
+                .iter()
+                .find(|f| f.offset == super::control::MADE_BY_WALK)
+            {
+                let func = f.func;
+                c.unwound.clear();
+                return Err(CheckpointError::Host(format!(
+                    "function {func} left its frame to a walk, but the unwind was not walked"
+                )));
+            }
+            None
+        }
     };
     Ok(Unwound {
         frame_walk,

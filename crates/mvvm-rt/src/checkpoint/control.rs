@@ -368,6 +368,32 @@ pub(crate) fn unwind_frame(s: &mut StoreInner, func: u32, offset: u32, count: us
     slots.fill(0);
 }
 
+/// The `offset` of a placeholder in `Control::unwound`: a frame whose
+/// unwind path wrote no record (developer option `walk_frames`); the
+/// capture replaces it by the record it makes from the walk.
+pub(crate) const MADE_BY_WALK: u32 = u32::MAX;
+
+/// Rust half of builtin `UnwindWalked`: keeps the place of a frame of
+/// `func` whose record the capture makes from the walk.
+pub(crate) fn unwind_walked(s: &mut StoreInner, func: u32) {
+    let Some(c) = s.ckpt.as_deref_mut() else {
+        return;
+    };
+    if c.log_probes {
+        tracing::info!(
+            frame = c.unwound.len(),
+            func = %c.func_name(func),
+            "frame left to the walk"
+        );
+    }
+    c.unwound.push(RawFrame {
+        func,
+        offset: MADE_BY_WALK,
+        point: u32::MAX,
+        slots: Vec::new(),
+    });
+}
+
 /// Rust half of builtin `RewindFrame`: the next frame (outermost first)
 /// written into `out`, and the index of its stable point; clears the
 /// rewinding state with the last frame. An error means generated code and
