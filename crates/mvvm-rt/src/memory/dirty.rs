@@ -19,8 +19,9 @@
 //! microseconds each); nothing on reads. Chunks are the snapshot's
 //! `CHUNK_SIZE` (the wasm page size), a multiple of every host page size.
 //!
-//! The signal handler may run at any instruction, so it uses only atomics
-//! and `mprotect` (no allocation, no lock): trackers live in a fixed static
+//! The signal handler may run at any instruction, so it uses only atomics,
+//! `mprotect` and a slot's spin lock (no allocation, no lock that can
+//! sleep or that a holder keeps across a blocking call): trackers live in a fixed static
 //! array of slots that are never freed (a memory that wants tracking claims
 //! a free slot and gives it back when dropped). A thread faults in
 //! memories its store uses (its own, or a shared memory that the tracking
