@@ -116,7 +116,10 @@ fn restored_run(incremental: bool) -> Result<()> {
             .with_context(|| format!("no conversion report:\n{}", b.stderr))?;
         ensure!(moved > 0, "no unit moved to huge pages:\n{}", b.stderr);
     } else {
-        eprintln!("transparent huge pages are off: only the outputs are checked");
+        checkpoint_support::require::missing(
+            "restored_every (huge-page move)",
+            "transparent huge pages are off: only the outputs were checked",
+        );
     }
     // The last periodic snapshot, taken while units were moved (or after),
     // finishes the run the same way.

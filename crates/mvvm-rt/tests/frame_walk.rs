@@ -38,22 +38,14 @@ fn compile_dev(input: &[u8], policy: Policy, opt_level: u8, dev: &DevOptions) ->
     Module::from_aot(&aot).expect("load")
 }
 
-/// A bench or test program of the repository. Missing under CI is a
-/// failure; elsewhere the caller skips, saying why.
-fn repo_file(rel: &str) -> Option<Vec<u8>> {
+/// A bench or test program committed in the repository: a missing one is
+/// a broken checkout, so it fails the test everywhere.
+fn repo_file(rel: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .join(rel);
-    match std::fs::read(&path) {
-        Ok(b) => Some(b),
-        Err(e) if std::env::var_os("CI").is_some_and(|v| v == "true") => {
-            panic!("{} is needed by this test: {e}", path.display())
-        }
-        Err(e) => {
-            eprintln!("skipped: {} not readable ({e})", path.display());
-            None
-        }
-    }
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{} is needed by this test: {e}", path.display()))
 }
 
 /// The probe count of an uninterrupted run with `args`.
@@ -217,9 +209,7 @@ fn leaf_calls_walked_frames_equal_the_unwind() {
 /// checkpointed at 40 probes spread over its run.
 #[test]
 fn binary_trees_walked_frames_equal_the_unwind() {
-    let Some(wasm) = repo_file("bench/wasm/binary-trees.wasm") else {
-        return;
-    };
+    let wasm = repo_file("bench/wasm/binary-trees.wasm");
     let module = compile_mapped(&wasm, Policy::Loop, 3);
     let args = ["-n", "6"];
     let p = probes(&module, &args, "binary-trees");
@@ -235,9 +225,7 @@ fn binary_trees_walked_frames_equal_the_unwind() {
 /// `-O3`, every 16th probe a poll.
 #[test]
 fn bc_walked_frames_equal_the_unwind() {
-    let Some(wasm) = repo_file("bench/wasm/bc.wasm") else {
-        return;
-    };
+    let wasm = repo_file("bench/wasm/bc.wasm");
     let module = compile_mapped(&wasm, Policy::CounterLoop { threshold_bits: 4 }, 3);
     let args = ["-g", "6", "-n", "1"];
     let p = probes(&module, &args, "bc");
@@ -335,9 +323,7 @@ fn bench_workloads_walked_frames_equal_the_unwind() {
     ];
     let mut all = FrameWalkStats::default();
     for (name, args) in workloads {
-        let Some(wasm) = repo_file(&format!("bench/wasm/{name}.wasm")) else {
-            continue;
-        };
+        let wasm = repo_file(&format!("bench/wasm/{name}.wasm"));
         let module = compile_mapped(&wasm, Policy::CounterLoop { threshold_bits: 4 }, 3);
         let p = probes(&module, args, name);
         let total = check_at(&module, args, &spread(p, 16), name);
