@@ -423,18 +423,19 @@ unsafe fn wait(
     }
 }
 
-/// Rust half of `memory.atomic.wait32`: 0 with the wait's result in
-/// `*result`, or a trap code for the shim to raise.
-#[unsafe(no_mangle)]
-pub extern "C" fn mvvm_rt_memory_atomic_wait32(
+/// `wait` on a 4-byte cell that must hold `expected`; `walk` as in `wait`.
+///
+/// # Safety
+/// As [`wait`]: `vmctx` is generated code's own and `result` its slot.
+unsafe fn wait32(
     vmctx: *mut VMContext,
     addr: u64,
     expected: u32,
     timeout: i64,
     result: *mut i32,
+    walk: Option<(usize, usize)>,
 ) -> i32 {
-    // SAFETY: called by the shim with generated code's own vmctx and its
-    // own result slot.
+    // SAFETY: the caller's contract is `wait`'s.
     unsafe {
         wait(
             vmctx,
@@ -447,9 +448,54 @@ pub extern "C" fn mvvm_rt_memory_atomic_wait32(
                 let cell = AtomicU32::from_ptr(p.cast::<u32>());
                 cell.load(Ordering::SeqCst) == expected
             },
-            None,
+            walk,
         )
     }
+}
+
+/// As [`wait32`], for an 8-byte cell.
+///
+/// # Safety
+/// As [`wait`].
+unsafe fn wait64(
+    vmctx: *mut VMContext,
+    addr: u64,
+    expected: u64,
+    timeout: i64,
+    result: *mut i32,
+    walk: Option<(usize, usize)>,
+) -> i32 {
+    // SAFETY: the caller's contract is `wait`'s.
+    unsafe {
+        wait(
+            vmctx,
+            addr,
+            8,
+            timeout,
+            result,
+            |p| {
+                // SAFETY: `p` is the located 8-byte cell (see `wait`).
+                let cell = AtomicU64::from_ptr(p.cast::<u64>());
+                cell.load(Ordering::SeqCst) == expected
+            },
+            walk,
+        )
+    }
+}
+
+/// Rust half of `memory.atomic.wait32`: 0 with the wait's result in
+/// `*result`, or a trap code for the shim to raise.
+#[unsafe(no_mangle)]
+pub extern "C" fn mvvm_rt_memory_atomic_wait32(
+    vmctx: *mut VMContext,
+    addr: u64,
+    expected: u32,
+    timeout: i64,
+    result: *mut i32,
+) -> i32 {
+    // SAFETY: called by the shim with generated code's own vmctx and its
+    // own result slot.
+    unsafe { wait32(vmctx, addr, expected, timeout, result, None) }
 }
 
 /// Rust half of `memory.atomic.wait64`: as
@@ -463,21 +509,7 @@ pub extern "C" fn mvvm_rt_memory_atomic_wait64(
     result: *mut i32,
 ) -> i32 {
     // SAFETY: as in `mvvm_rt_memory_atomic_wait32`.
-    unsafe {
-        wait(
-            vmctx,
-            addr,
-            8,
-            timeout,
-            result,
-            |p| {
-                // SAFETY: `p` is the located 8-byte cell (see `wait`).
-                let cell = AtomicU64::from_ptr(p.cast::<u64>());
-                cell.load(Ordering::SeqCst) == expected
-            },
-            None,
-        )
-    }
+    unsafe { wait64(vmctx, addr, expected, timeout, result, None) }
 }
 
 /// Rust half of builtin `MemoryAtomicWait32Walk` (developer option
@@ -497,17 +529,12 @@ pub(crate) extern "C" fn wait32_walk_inner(
     // SAFETY: called by the wait entry with generated code's own vmctx,
     // its own result slot, frame and save area, live until this returns.
     unsafe {
-        wait(
+        wait32(
             vmctx,
             addr,
-            4,
+            expected,
             timeout,
             result,
-            |p| {
-                // SAFETY: `p` is the located 4-byte cell (see `wait`).
-                let cell = AtomicU32::from_ptr(p.cast::<u32>());
-                cell.load(Ordering::SeqCst) == expected
-            },
             Some((entry_fp, regs)),
         )
     }
@@ -525,17 +552,12 @@ pub(crate) extern "C" fn wait64_walk_inner(
     let result = crate::frame_walk::wait_result_slot(regs);
     // SAFETY: as in `wait32_walk_inner`.
     unsafe {
-        wait(
+        wait64(
             vmctx,
             addr,
-            8,
+            expected,
             timeout,
             result,
-            |p| {
-                // SAFETY: `p` is the located 8-byte cell (see `wait`).
-                let cell = AtomicU64::from_ptr(p.cast::<u64>());
-                cell.load(Ordering::SeqCst) == expected
-            },
             Some((entry_fp, regs)),
         )
     }
