@@ -39,8 +39,7 @@
 //! a trap described), and a search over a list that is not sorted only
 //! misses, it never reads outside the section.
 
-use crate::indexed_section::read_u32;
-use crate::tables::SharedBytes;
+use crate::indexed_section::{SectionBytes, SharedBytes, read_u32};
 use std::ops::Range;
 
 /// Bytes before the pairs: the three counts.
@@ -162,7 +161,7 @@ impl Entry {
 /// info. Its counts and length are checked once ([`EntryTable::parse`]).
 #[derive(Clone, Default)]
 pub struct EntrySection {
-    bytes: Option<(SharedBytes, Range<usize>)>,
+    bytes: SectionBytes,
     funcs: usize,
     imports: usize,
     trampolines: usize,
@@ -194,7 +193,7 @@ impl EntrySection {
             .ok_or_else(|| EntriesError("outside the object".into()))?;
         EntryTable::parse(data, funcs, imports, trampolines)?;
         Ok(EntrySection {
-            bytes: Some((bytes, range)),
+            bytes: SectionBytes::new(bytes, range),
             funcs,
             imports,
             trampolines,
@@ -203,10 +202,7 @@ impl EntrySection {
 
     /// The section read in place.
     pub fn table(&self) -> EntryTable<'_> {
-        let data = match &self.bytes {
-            Some((b, r)) => (**b).as_ref().get(r.clone()).unwrap_or(&[]),
-            None => &[],
-        };
+        let data = self.bytes.get();
         // Checked by `from_section` (a default section has no entries).
         EntryTable {
             data,

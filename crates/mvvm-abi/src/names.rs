@@ -25,8 +25,7 @@
 //! shown by its index). A search in records that are not sorted may miss,
 //! never read outside the section.
 
-use crate::indexed_section::{HEADER, read_u32};
-use crate::tables::SharedBytes;
+use crate::indexed_section::{HEADER, SectionBytes, SharedBytes, read_u32};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -40,28 +39,12 @@ pub struct NamesError(pub String);
 
 /// The function names of a module, read in place (see the
 /// [module documentation](self)).
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug, PartialEq)]
 pub struct FuncNames {
-    /// The section; `None` when the module has no names.
-    bytes: Option<(SharedBytes, Range<usize>)>,
+    /// The section; empty when the module has no names.
+    bytes: SectionBytes,
     /// Number of records.
     count: usize,
-}
-
-impl std::fmt::Debug for FuncNames {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FuncNames")
-            .field("count", &self.count)
-            .field("bytes", &self.encoded().len())
-            .finish()
-    }
-}
-
-impl PartialEq for FuncNames {
-    /// Equal when the encodings are: what the object holds.
-    fn eq(&self, other: &Self) -> bool {
-        self.encoded() == other.encoded()
-    }
 }
 
 impl FuncNames {
@@ -117,17 +100,14 @@ impl FuncNames {
             )));
         }
         Ok(FuncNames {
-            bytes: Some((bytes, range)),
+            bytes: SectionBytes::new(bytes, range),
             count,
         })
     }
 
     /// The encoded section (empty for a module without names).
     pub fn encoded(&self) -> &[u8] {
-        match &self.bytes {
-            Some((b, r)) => (**b).as_ref().get(r.clone()).unwrap_or(&[]),
-            None => &[],
-        }
+        self.bytes.get()
     }
 
     /// Number of names.

@@ -23,7 +23,8 @@
 
 use crate::checkpoint::StablePoint;
 use crate::codec::CodecError;
-use crate::indexed_section::{self, HEADER, read_u32};
+pub use crate::indexed_section::SharedBytes;
+use crate::indexed_section::{self, HEADER, SectionBytes, read_u32};
 use crate::meta::ValType;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -85,17 +86,13 @@ pub enum TablesError {
     },
 }
 
-/// Bytes the tables are decoded from: the object's section, kept alive by
-/// whoever owns it (a copy, or the mapped file).
-pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
-
 /// Every defined function's [`FuncTables`], kept encoded and decoded on
 /// first use per function (see the [module documentation](self)).
 #[derive(Clone, Default)]
 pub struct CheckpointTables {
-    /// The encoded section; `None` for a module without one (then every
+    /// The encoded section; empty for a module without one (then every
     /// lookup fails).
-    bytes: Option<(SharedBytes, Range<usize>)>,
+    bytes: SectionBytes,
     /// Number of defined functions the section claims.
     count: usize,
     /// Why the section cannot be used, when it cannot: every lookup then
@@ -181,7 +178,7 @@ impl CheckpointTables {
             )));
         }
         Ok(CheckpointTables {
-            bytes: Some((bytes, range)),
+            bytes: SectionBytes::new(bytes, range),
             count,
             broken: None,
             frame_slots,
@@ -214,10 +211,7 @@ impl CheckpointTables {
 
     /// The encoded section (empty for a module without one).
     pub fn encoded(&self) -> &[u8] {
-        match &self.bytes {
-            Some((b, r)) => (**b).as_ref().get(r.clone()).unwrap_or(&[]),
-            None => &[],
-        }
+        self.bytes.get()
     }
 
     /// Number of defined functions covered.

@@ -39,9 +39,8 @@
 //! and [`TrapSiteTable::sound`] says, without allocating, whether a
 //! function's part is intact (the signal handler asks it after a miss).
 
-use crate::indexed_section::{self, HEADER, read_u32};
+use crate::indexed_section::{self, HEADER, SectionBytes, SharedBytes, read_u32};
 use crate::meta::TrapSite;
-use crate::tables::SharedBytes;
 use crate::trap::TrapCode;
 use std::ops::Range;
 use std::sync::Arc;
@@ -56,31 +55,13 @@ pub struct TrapSitesError(pub String);
 
 /// Every body's and resume clone's trap sites, read in place from the
 /// section's bytes (see the [module documentation](self)).
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug, PartialEq, Eq)]
 pub struct TrapSiteTable {
-    /// The section; `None` for an empty table (no function).
-    bytes: Option<(SharedBytes, Range<usize>)>,
+    /// The section; empty for an empty table (no function).
+    bytes: SectionBytes,
     /// Number of defined functions.
     count: usize,
 }
-
-impl std::fmt::Debug for TrapSiteTable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrapSiteTable")
-            .field("count", &self.count)
-            .field("bytes", &self.encoded().len())
-            .finish()
-    }
-}
-
-impl PartialEq for TrapSiteTable {
-    /// Equal when the encodings are: what the object holds.
-    fn eq(&self, other: &Self) -> bool {
-        self.count == other.count && self.encoded() == other.encoded()
-    }
-}
-
-impl Eq for TrapSiteTable {}
 
 impl TrapSiteTable {
     /// Encodes the sites of every body (`bodies[k]` for defined function
@@ -164,7 +145,7 @@ impl TrapSiteTable {
             )));
         }
         Ok(TrapSiteTable {
-            bytes: Some((bytes, range)),
+            bytes: SectionBytes::new(bytes, range),
             count,
         })
     }
@@ -182,10 +163,7 @@ impl TrapSiteTable {
 
     /// The encoded section (empty for an empty table).
     pub fn encoded(&self) -> &[u8] {
-        match &self.bytes {
-            Some((b, r)) => (**b).as_ref().get(r.clone()).unwrap_or(&[]),
-            None => &[],
-        }
+        self.bytes.get()
     }
 
     /// Number of defined functions covered.
