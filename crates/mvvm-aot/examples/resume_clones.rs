@@ -185,9 +185,12 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Per defined function (imports included in the numbering): its body's
-/// size in bytes and whether it has a `loop`; and the code section's size.
-fn bodies(wasm: &[u8]) -> Result<(Vec<(u32, usize, bool)>, usize)> {
+/// A defined function (index, imports included), its body's size in bytes
+/// and whether it has a `loop`.
+type BodyInfo = (u32, usize, bool);
+
+/// Every defined function's [`BodyInfo`], and the code section's size.
+fn bodies(wasm: &[u8]) -> Result<(Vec<BodyInfo>, usize)> {
     use wasmparser::{Operator, Parser, Payload};
     let mut out = Vec::new();
     let mut imported = 0u32;

@@ -682,7 +682,7 @@ fn compile_functions(
     let work = || {
         if dev.timings {
             // This thread's earlier compilations are not this module's.
-            drop(cranelift_codegen::timing::take_current());
+            let _ = cranelift_codegen::timing::take_current();
         }
         let mut ctx = Context::new();
         let mut fb_ctx = FunctionBuilderContext::new();
