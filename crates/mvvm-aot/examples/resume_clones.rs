@@ -20,6 +20,10 @@
 //!                   module-wide preparation and of the clone's compilation
 //!                   (wall), per policy; also the bytes an object would carry
 //!                   (the wasm, its code section, the bodies with a loop)
+//!   --write DIR     write each policy's object without clones to
+//!                   DIR/NAME.POLICY.no-clones.aot (to run them: such an
+//!                   object runs like the normal one and traps when a
+//!                   rewind needs a clone)
 //!   --opt-level N   0..=3 (default 3)
 //! ```
 //!
@@ -35,6 +39,7 @@ struct Args {
     time: usize,
     passes: bool,
     restore: usize,
+    write: Option<std::path::PathBuf>,
     opt_level: u8,
     files: Vec<String>,
 }
@@ -44,6 +49,7 @@ fn parse_args() -> Result<Args> {
         time: 0,
         passes: false,
         restore: 0,
+        write: None,
         opt_level: 3,
         files: Vec::new(),
     };
@@ -52,6 +58,7 @@ fn parse_args() -> Result<Args> {
         match arg.as_str() {
             "--time" => a.time = it.next().context("--time N")?.parse()?,
             "--passes" => a.passes = true,
+            "--write" => a.write = Some(it.next().context("--write DIR")?.into()),
             "--restore" => a.restore = it.next().context("--restore N")?.parse()?,
             "--opt-level" => a.opt_level = it.next().context("--opt-level N")?.parse()?,
             s if s.starts_with("--") => bail!("unknown option {s}"),
@@ -139,6 +146,14 @@ fn main() -> Result<()> {
                         size as f64 / base_size.max(1) as f64
                     );
                 }
+            }
+        }
+        if let Some(dir) = &args.write {
+            for (label, policy) in policies {
+                let opts = CompileOptions { policy, ..none };
+                let (object, _) = compile_with(&wasm, &opts, &without_clones)?;
+                let path = dir.join(format!("{name}.{label}.no-clones.aot"));
+                std::fs::write(&path, object).with_context(|| format!("{}", path.display()))?;
             }
         }
         if args.restore > 0 {
