@@ -8,7 +8,8 @@
 //! cargo run --release -p mvvm-aot --example resume_clones -- [OPTIONS] FILE...
 //!   --time N        compile N times each with no policy, then with each
 //!                   policy with and without resume clones
-//!                   (`DevOptions::resume_clones`); print the mean CPU time
+//!                   (`DevOptions::resume_clones`), and without clones nor
+//!                   unwind stores (`unwind_stores`); print the mean CPU time
 //!                   of the process (user+system, 10 ms ticks) and the
 //!                   object size, both also as ratios to no policy
 //!   --passes        one more compilation of each policy, with and without
@@ -134,9 +135,17 @@ fn main() -> Result<()> {
             let base = base_cpu.as_secs_f64().max(1e-9);
             for (label, policy) in policies {
                 let opts = CompileOptions { policy, ..none };
+                // The last shape adds the other half (no unwind stores
+                // anywhere: the frame-walk plan's limit): the floor of
+                // both ideas together; such an object cannot checkpoint.
+                let floor = DevOptions {
+                    unwind_stores: false,
+                    ..without_clones
+                };
                 for (shape, dev) in [
                     ("clones", DevOptions::default()),
                     ("no-clones", without_clones),
+                    ("no-clones-no-stores", floor),
                 ] {
                     let (cpu, size, _) = timed(&wasm, &opts, &dev, args.time)?;
                     println!(
