@@ -343,6 +343,7 @@ fn main() -> Result<()> {
                     stores_in_hot_only: hot_only,
                     frame_map: false,
                     walk_frames: false,
+                    ..DevOptions::default()
                 };
                 let (cpu, wall, size, _) = timed(&wasm, &o, &dev, n)?;
                 rows.push((label, cpu, wall, size));
@@ -379,6 +380,7 @@ fn main() -> Result<()> {
                     stores_in_hot_only: false,
                     frame_map: false,
                     walk_frames: false,
+                    ..DevOptions::default()
                 };
                 let (_, _, _, r) = timed(&wasm, &opts, &dev, 1)?;
                 split.push(r.times);
@@ -423,6 +425,7 @@ fn main() -> Result<()> {
             stores_in_hot_only: false,
             frame_map: false,
             walk_frames: false,
+            ..DevOptions::default()
         };
         let (_, report) = compile_with(&wasm, &opts, &dev)?;
         for (what, kind, body) in [

@@ -5,14 +5,16 @@ use crate::env::{ModuleInfo, abi_trap, wasm_signature};
 use crate::frame_labels::{Body, DevOptions, FrameReport, PendingSite, RoleTimes, SiteReport};
 use crate::module::{self, MetaHeader, PendingFunc};
 use crate::object::{CompiledFunc, Emitter, EntryIds, ObjectOptions};
+use crate::resume_clone::{CallField, CallTarget, CloneCall, CloneCode, CloneTimes};
 use crate::translate::{BodyRole, FuncInput, translate_function};
 use crate::{CompileError, CompileOptions, isa, trampolines};
 use cranelift_codegen::Context;
+use cranelift_codegen::binemit::Reloc;
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{self, AbiParam, types};
 use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::FunctionBuilderContext;
-use cranelift_module::{FuncId, ModuleReloc};
+use cranelift_module::{FuncId, ModuleReloc, ModuleRelocTarget};
 use mvvm_abi::object::{
     PROBE_TRAMPOLINE_SYMBOL, array_trampoline_symbol, func_symbol, import_stub_symbol,
     resume_symbol,
@@ -38,6 +40,56 @@ pub(crate) fn compile_wasm_dev(
     object: ObjectOptions,
     dev: &DevOptions,
 ) -> Result<(Vec<u8>, FrameReport), CompileError> {
+    match compile_module(wasm, opts, object, dev, None)? {
+        Output::Object(object, report) => Ok((object, report)),
+        Output::Clone(_) => Err(CompileError::Codegen {
+            func: u32::MAX,
+            message: "a clone where an object was asked for".into(),
+        }),
+    }
+}
+
+/// The resume clone of function `func` compiled alone (see
+/// [`crate::resume_clone`]).
+pub(crate) fn compile_clone(
+    wasm: &[u8],
+    opts: &CompileOptions,
+    func: u32,
+) -> Result<CloneCode, CompileError> {
+    match compile_module(
+        wasm,
+        opts,
+        ObjectOptions::default(),
+        &DevOptions::default(),
+        Some(func),
+    )? {
+        Output::Clone(code) => Ok(code),
+        Output::Object(..) => Err(CompileError::Codegen {
+            func,
+            message: "an object where a clone was asked for".into(),
+        }),
+    }
+}
+
+/// What [`compile_module`] made.
+enum Output {
+    /// The whole module's object.
+    Object(Vec<u8>, FrameReport),
+    /// One resume clone alone.
+    Clone(CloneCode),
+}
+
+/// The whole pipeline; with `only_clone`, everything up to the function
+/// bodies is done as for the object (so the clone's translation sees the
+/// same module-wide information), then only that function's resume clone
+/// is compiled and returned.
+fn compile_module(
+    wasm: &[u8],
+    opts: &CompileOptions,
+    object: ObjectOptions,
+    dev: &DevOptions,
+    only_clone: Option<u32>,
+) -> Result<Output, CompileError> {
     let started = std::time::Instant::now();
     let dev = &dev.normalised();
     let opt_level = opts.opt_level.min(3);
@@ -119,6 +171,7 @@ pub(crate) fn compile_wasm_dev(
     // With a policy, a function with a loop gets a resume clone (see
     // `mvvm_abi::object::resume_symbol`).
     let mut resume_ids = vec![None; func_ids.len()];
+    let mut hot_without_clone = vec![false; func_ids.len()];
     if opts.policy.is_instrumented() {
         for (k, f) in parsed.funcs.iter().enumerate() {
             if has_loop(&f.body)? {
@@ -131,6 +184,12 @@ pub(crate) fn compile_wasm_dev(
                         func: index,
                         message: "function without a type".into(),
                     })?;
+                if !dev.resume_clones {
+                    // Developer option: the body is still the hot one
+                    // (`hot_without_clone`), but no clone is declared.
+                    hot_without_clone[index as usize] = true;
+                    continue;
+                }
                 let id = emitter
                     .declare_function(&resume_symbol(index), &wasm_signature(fty, call_conv))?;
                 resume_ids[index as usize] = Some(id);
@@ -163,14 +222,108 @@ pub(crate) fn compile_wasm_dev(
         func_ids: func_ids.iter().map(|id| id.as_u32()).collect(),
         policy: opts.policy,
         probe_trampoline: probe_id.map(|id| id.as_u32()),
-        resume_ids: resume_ids.iter().map(|id| id.map(|i| i.as_u32())).collect(),
+        // A hot body without a clone (developer option `resume_clones:
+        // false`) has a clone id no symbol has: its rewind block traps
+        // instead of calling it, and `compile_functions` compiles no clone.
+        resume_ids: resume_ids
+            .iter()
+            .zip(&hot_without_clone)
+            .map(|(id, &hot)| match id {
+                Some(i) => Some(i.as_u32()),
+                None => hot.then_some(u32::MAX),
+            })
+            .collect(),
         recursive,
         unwinds,
         dev: *dev,
         target: opts.target,
     };
 
-    let (compiled, report) = compile_functions(&info, &*isa, parsed.funcs, &func_ids)?;
+    if let Some(func) = only_clone {
+        let not_clone = |message: &str| CompileError::Codegen {
+            func,
+            message: message.into(),
+        };
+        if func < nimports || func as usize >= func_ids.len() {
+            return Err(not_clone("not a defined function"));
+        }
+        if resume_ids[func as usize].is_none() {
+            return Err(not_clone(
+                "the function has no resume clone (no loop, or no checkpoint policy)",
+            ));
+        }
+        let prepare = started.elapsed();
+        let t = std::time::Instant::now();
+        let (compiled, _) = compile_functions(&info, &*isa, parsed.funcs, &func_ids, Some(func))?;
+        let compile = t.elapsed();
+        let (code, _) = compiled
+            .into_iter()
+            .next()
+            .ok_or_else(|| not_clone("no clone was compiled"))?;
+        let mut targets = std::collections::HashMap::new();
+        for (i, id) in func_ids.iter().enumerate() {
+            let i = i as u32;
+            let t = if i < nimports {
+                CallTarget::ImportStub(i)
+            } else {
+                CallTarget::Body(i)
+            };
+            targets.insert(id.as_u32(), t);
+        }
+        for (i, id) in resume_ids.iter().enumerate() {
+            if let Some(id) = id {
+                targets.insert(id.as_u32(), CallTarget::Clone(i as u32));
+            }
+        }
+        for (&i, id) in tramp_indices.iter().zip(&tramp_ids) {
+            targets.insert(id.as_u32(), CallTarget::ArrayTrampoline(i));
+        }
+        if let Some(id) = probe_id {
+            targets.insert(id.as_u32(), CallTarget::ProbeTrampoline);
+        }
+        let mut calls = Vec::with_capacity(code.relocs.len());
+        for r in &code.relocs {
+            let (id, target_offset) = match r.name {
+                ModuleRelocTarget::User {
+                    namespace: 0,
+                    index,
+                } => (index, 0),
+                ModuleRelocTarget::FunctionOffset(f, off) => (f.as_u32(), off),
+                ref other => {
+                    return Err(not_clone(&format!("relocation against {other}")));
+                }
+            };
+            let target = *targets
+                .get(&id)
+                .ok_or_else(|| not_clone(&format!("relocation against undeclared #{id}")))?;
+            let field = match r.kind {
+                Reloc::X86PCRel4 | Reloc::X86CallPCRel4 | Reloc::X86CallPLTRel4 => {
+                    CallField::X86Rel32
+                }
+                Reloc::Arm64Call => CallField::Arm64Call26,
+                other => return Err(not_clone(&format!("relocation kind {other:?}"))),
+            };
+            calls.push(CloneCall {
+                offset: r.offset,
+                field,
+                target,
+                target_offset,
+                addend: r.addend,
+            });
+        }
+        calls.sort_by_key(|c| c.offset);
+        return Ok(Output::Clone(CloneCode {
+            func,
+            bytes: code.bytes,
+            alignment: code.alignment,
+            calls,
+            traps: code.traps,
+            call_sites: code.call_sites,
+            tables: code.tables,
+            times: CloneTimes { prepare, compile },
+        }));
+    }
+    let (compiled, report) = compile_functions(&info, &*isa, parsed.funcs, &func_ids, None)?;
 
     // Glue: small, compiled on this thread.
     let mut ctx = Context::new();
@@ -304,7 +457,7 @@ pub(crate) fn compile_wasm_dev(
         elapsed = ?started.elapsed(),
         "compiled module"
     );
-    Ok((object, report))
+    Ok(Output::Object(object, report))
 }
 
 /// The encoded frame maps of the sites found (developer option
@@ -466,13 +619,18 @@ type CompiledBodies = (CompiledFunc, Option<CompiledFunc>);
 
 /// Compiles the defined functions on `available_parallelism` workers, each
 /// with its own Cranelift context; results come back in index order.
+/// With `only_clone`, only that function's resume clone is compiled, on
+/// this thread, and returned alone as the first body (with its tables).
 fn compile_functions(
     info: &ModuleInfo<'_>,
     isa: &dyn TargetIsa,
     funcs: Vec<PendingFunc<'_>>,
     func_ids: &[FuncId],
+    only_clone: Option<u32>,
 ) -> Result<(Vec<CompiledBodies>, FrameReport), CompileError> {
     let n = funcs.len();
+    let nimports = info.meta.num_imported_funcs;
+    let selected = |k: usize| only_clone.is_none_or(|f| f == nimports + k as u32);
     let jobs: Vec<Mutex<Option<PendingFunc<'_>>>> =
         funcs.into_iter().map(|f| Mutex::new(Some(f))).collect();
     let results: Vec<Mutex<Option<Result<CompiledBodies, CompileError>>>> =
@@ -482,6 +640,8 @@ fn compile_functions(
     // bodies per role, and the sites of every body.
     let role_ns: [AtomicU64; 3] = Default::default();
     let role_bodies: [AtomicU64; 3] = Default::default();
+    let translate_ns = AtomicU64::new(0);
+    let pass_times: Mutex<cranelift_codegen::timing::PassTimes> = Mutex::default();
     let walk_rounds: [AtomicU64; 4] = Default::default();
     let sites: Mutex<Vec<SiteReport>> = Mutex::new(Vec::new());
     let dev = info.dev;
@@ -496,7 +656,7 @@ fn compile_functions(
         }
     };
     let timed = |role: usize, t: std::time::Instant| {
-        if dev.frame_labels || !dev.unwind_stores || dev.stores_in_hot_only {
+        if dev.frame_labels || !dev.unwind_stores || dev.stores_in_hot_only || dev.timings {
             let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
             role_ns[role].fetch_add(ns, Ordering::Relaxed);
             role_bodies[role].fetch_add(1, Ordering::Relaxed);
@@ -509,20 +669,30 @@ fn compile_functions(
             all.extend(found);
         }
     };
-    let workers = std::thread::available_parallelism()
-        .map(|p| p.get())
-        .unwrap_or(1)
-        .min(n)
-        .max(1);
-    let nimports = info.meta.num_imported_funcs;
+    let workers = if only_clone.is_some() {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map(|p| p.get())
+            .unwrap_or(1)
+            .min(n)
+            .max(1)
+    };
 
     let work = || {
+        if dev.timings {
+            // This thread's earlier compilations are not this module's.
+            let _ = cranelift_codegen::timing::take_current();
+        }
         let mut ctx = Context::new();
         let mut fb_ctx = FunctionBuilderContext::new();
         loop {
             let k = next.fetch_add(1, Ordering::Relaxed);
             if k >= n {
                 break;
+            }
+            if !selected(k) {
+                continue;
             }
             let Some(job) = jobs[k].lock().ok().and_then(|mut j| j.take()) else {
                 continue;
@@ -556,12 +726,17 @@ fn compile_functions(
                             role,
                             walk_keep,
                         };
+                        let t = std::time::Instant::now();
                         let (tables, pending) = translate_function(
                             &input,
                             validator.clone(),
                             &mut ctx.func,
                             &mut fb_ctx,
                         )?;
+                        if dev.timings {
+                            let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                            translate_ns.fetch_add(ns, Ordering::Relaxed);
+                        }
                         let compiled = finish_function(&mut ctx, isa, id, index, start, prefix)?;
                         let body = match role {
                             BodyRole::Whole => Body::Whole,
@@ -591,16 +766,20 @@ fn compile_functions(
                     })
                 };
                 let clone = match resume {
-                    Some(symbol) => {
+                    Some(symbol) if dev.resume_clones => {
                         let t = std::time::Instant::now();
                         let id = FuncId::from_u32(symbol);
-                        let (compiled, _, sites) =
+                        let (mut compiled, tables, sites) =
                             compile_body(BodyRole::Resume { symbol }, id, "resume.")?;
                         timed(2, t);
                         keep(sites);
+                        if only_clone.is_some() {
+                            compiled.tables = tables;
+                            return Ok((compiled, None));
+                        }
                         Some(compiled)
                     }
-                    None => None,
+                    Some(_) | None => None,
                 };
                 let t = std::time::Instant::now();
                 let role = match resume {
@@ -623,6 +802,11 @@ fn compile_functions(
                 *slot = Some(result);
             }
         }
+        if dev.timings
+            && let Ok(mut all) = pass_times.lock()
+        {
+            all.add(&cranelift_codegen::timing::take_current());
+        }
     };
     if workers == 1 {
         work();
@@ -636,6 +820,9 @@ fn compile_functions(
 
     let mut out = Vec::with_capacity(n);
     for (k, slot) in results.into_iter().enumerate() {
+        if !selected(k) {
+            continue;
+        }
         let r = slot.into_inner().ok().flatten().unwrap_or_else(|| {
             Err(CompileError::Codegen {
                 func: nimports + k as u32,
@@ -655,8 +842,17 @@ fn compile_functions(
             hot_ns: ns[1],
             resume_ns: ns[2],
             bodies: role_bodies.map(|a| a.into_inner()),
+            translate_ns: translate_ns.into_inner(),
         },
         walk_rounds: walk_rounds.map(|a| a.into_inner()),
+        pass_times: if dev.timings {
+            pass_times
+                .into_inner()
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        },
     };
     Ok((out, report))
 }

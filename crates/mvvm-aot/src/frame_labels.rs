@@ -59,6 +59,20 @@ pub struct DevOptions {
     /// every store). Hot bodies, calls of imports, `call_indirect` and
     /// waits keep today's code.
     pub walk_frames: bool,
+    /// Compile the resume clones (`false`: leave them out). Measures the
+    /// upper bound of compiling clones at run time, on demand, instead of
+    /// ahead of time (issues 12 and 16, "Resume clones compiled on demand"
+    /// in CHECKPOINT.md): the hot bodies stay as they are, except that
+    /// their rewind block, which calls the clone, traps (`Unreachable`)
+    /// instead. **Such an object cannot rewind**: a restore, or a periodic
+    /// checkpoint that continues, traps in the first function with a loop
+    /// on the stack. No clone symbol, entry, trap site or call site is
+    /// written.
+    pub resume_clones: bool,
+    /// Record the time per body role, the translation's share of it
+    /// ([`RoleTimes::translate_ns`]) and Cranelift's time per pass
+    /// ([`FrameReport::pass_times`]), without changing the code.
+    pub timings: bool,
 }
 
 impl DevOptions {
@@ -96,6 +110,8 @@ impl DevOptions {
             stores_in_hot_only: false,
             frame_map: true,
             walk_frames: self.walk_frames,
+            resume_clones: self.resume_clones,
+            timings: self.timings,
         }
     }
 }
@@ -110,6 +126,8 @@ impl Default for DevOptions {
             stores_in_hot_only: false,
             frame_map: false,
             walk_frames: false,
+            resume_clones: true,
+            timings: false,
         }
     }
 }
@@ -248,6 +266,9 @@ pub struct RoleTimes {
     pub resume_ns: u64,
     /// Bodies compiled per role: whole, hot, resume.
     pub bodies: [u64; 3],
+    /// Of the above, the time spent translating wasm into Cranelift IR
+    /// (`translate_function`, all roles; the rest is Cranelift).
+    pub translate_ns: u64,
 }
 
 /// What [`compile_with`] measured.
@@ -263,6 +284,10 @@ pub struct FrameReport {
     /// without stores), the second or third (stores put back where the
     /// map missed), or the fourth (every store).
     pub walk_rounds: [u64; 4],
+    /// With [`DevOptions::timings`]: Cranelift's time per pass
+    /// (`cranelift_codegen::timing`), summed over the worker threads, as
+    /// Cranelift prints it (function bodies only, not the glue).
+    pub pass_times: String,
 }
 
 /// Compiles like [`crate::compile`], with the developer options `dev`,

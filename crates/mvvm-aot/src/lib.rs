@@ -53,6 +53,7 @@ pub mod frame_labels;
 mod isa;
 mod module;
 mod object;
+pub mod resume_clone;
 mod trampolines;
 mod translate;
 

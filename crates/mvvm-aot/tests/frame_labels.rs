@@ -70,6 +70,7 @@ fn labels_without_stores() -> DevOptions {
         stores_in_hot_only: false,
         frame_map: false,
         walk_frames: false,
+        ..DevOptions::default()
     }
 }
 

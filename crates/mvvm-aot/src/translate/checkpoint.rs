@@ -854,6 +854,15 @@ impl FuncTranslator<'_, '_, '_> {
         self.builder.set_srcloc(SourceLoc::new(body_offset));
         self.builder.switch_to_block(c.rewind);
         if let Some(id) = c.resume_clone {
+            if !self.env.info.dev.resume_clones {
+                // Developer option `resume_clones: false`: no clone to
+                // call, so this object cannot rewind such a function.
+                self.builder.ins().trap(clif_trap(TrapCode::Unreachable));
+                for b in c.points.iter().filter_map(|p| p.block) {
+                    self.builder.seal_block(b);
+                }
+                return Ok((c.points.into_iter().map(|p| p.point).collect(), sites));
+            }
             // The hot body: the clone rewinds, runs the rest of this
             // activation and returns what it returns. No landing is made,
             // so the resume blocks keep their one predecessor.

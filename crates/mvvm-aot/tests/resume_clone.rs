@@ -1,0 +1,269 @@
+//! A resume clone compiled alone (`mvvm_aot::resume_clone`) is the clone
+//! of the whole-module compilation: the same bytes once the call
+//! displacements (which the object holds applied) are masked, calls to the
+//! same functions, and the same trap sites, exception call sites and
+//! checkpoint tables. This is what compiling clones on demand at restore
+//! needs ("Resume clones compiled on demand" in CHECKPOINT.md).
+
+use mvvm_abi::object::{
+    CKPT_SECTION, META_SECTION, PROBE_TRAMPOLINE_SYMBOL, TRAPS_SECTION, array_trampoline_symbol,
+    func_symbol, import_stub_symbol, resume_symbol,
+};
+use mvvm_abi::{ModuleMeta, Policy, TargetArch};
+use mvvm_aot::resume_clone::{CallField, CallTarget, CloneCode, compile_resume_clone};
+use mvvm_aot::{CompileError, CompileOptions, compile_keeping_relocations};
+use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
+use std::collections::HashMap;
+
+fn workspace_file(rel: &str) -> Vec<u8> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn meta_of(file: &object::File<'_>) -> ModuleMeta {
+    let data = file
+        .section_by_name(META_SECTION)
+        .expect("meta")
+        .data()
+        .expect("meta data");
+    let mut meta: ModuleMeta = mvvm_abi::codec::decode(&data[12..]).expect("meta decodes");
+    let tables = file.section_by_name(CKPT_SECTION).expect("tables");
+    meta.attach_tables_section(tables.data().expect("tables data"))
+        .expect("tables header");
+    let traps = file.section_by_name(TRAPS_SECTION).expect("traps");
+    meta.attach_trap_section(traps.data().expect("traps data"))
+        .expect("traps header");
+    meta
+}
+
+fn symbol_of(t: CallTarget) -> String {
+    match t {
+        CallTarget::Body(i) => func_symbol(i),
+        CallTarget::Clone(i) => resume_symbol(i),
+        CallTarget::ImportStub(i) => import_stub_symbol(i),
+        CallTarget::ArrayTrampoline(i) => array_trampoline_symbol(i),
+        CallTarget::ProbeTrampoline => PROBE_TRAMPOLINE_SYMBOL.to_string(),
+    }
+}
+
+/// Zeroes the call fields of `code` named by `clone`'s calls.
+fn mask(code: &mut [u8], clone: &CloneCode) {
+    for c in &clone.calls {
+        let at = c.offset as usize;
+        let field = &mut code[at..at + 4];
+        match c.field {
+            CallField::X86Rel32 => field.fill(0),
+            CallField::Arm64Call26 => {
+                let insn = u32::from_le_bytes([field[0], field[1], field[2], field[3]]);
+                field.copy_from_slice(&(insn & !0x03ff_ffff).to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Compiles `wasm` whole and each of its clones alone; checks them equal.
+/// Returns the number of clones and of calls compared.
+fn check_module(name: &str, wasm: &[u8], opts: &CompileOptions) -> (usize, usize) {
+    let obj = compile_keeping_relocations(wasm, opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let file = object::File::parse(&*obj).expect("ELF");
+    let meta = meta_of(&file);
+    let text = file.section_by_name(".text").expect(".text");
+    let text_data = text.data().expect("text data");
+    let names: HashMap<object::SymbolIndex, String> = file
+        .symbols()
+        .map(|s| (s.index(), s.name().unwrap_or("").to_string()))
+        .collect();
+    // Every relocation of `.text`, by offset: symbol and addend.
+    let relocs: HashMap<u64, (String, i64)> = text
+        .relocations()
+        .filter_map(|(at, r)| match r.target() {
+            RelocationTarget::Symbol(s) => Some((at, (names[&s].clone(), r.addend()))),
+            _ => None,
+        })
+        .collect();
+    let mut clones = 0;
+    let mut calls = 0;
+    for sym in file.symbols() {
+        let Some(index) = sym
+            .name()
+            .ok()
+            .and_then(|n| n.strip_prefix("mvvm_resume_"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let start = sym.address() as usize;
+        let size = sym.size() as usize;
+        let alone = compile_resume_clone(wasm, opts, index)
+            .unwrap_or_else(|e| panic!("{name}: clone of {index}: {e}"));
+        assert_eq!(alone.func, index);
+        assert_eq!(alone.bytes.len(), size, "{name}: clone of {index}: size");
+        let mut whole = text_data[start..start + size].to_vec();
+        let mut alone_bytes = alone.bytes.clone();
+        mask(&mut whole, &alone);
+        mask(&mut alone_bytes, &alone);
+        assert!(
+            whole == alone_bytes,
+            "{name}: clone of {index}: code differs at byte {:?}",
+            whole.iter().zip(&alone_bytes).position(|(a, b)| a != b)
+        );
+        // The same calls, to the same functions: every relocation of the
+        // clone's range in the object is one of the clone's calls.
+        let in_range = relocs
+            .keys()
+            .filter(|&&at| (start as u64..(start + size) as u64).contains(&at))
+            .count();
+        assert_eq!(
+            in_range,
+            alone.calls.len(),
+            "{name}: clone of {index}: calls"
+        );
+        for c in &alone.calls {
+            let at = start as u64 + u64::from(c.offset);
+            let (sym, addend) = relocs
+                .get(&at)
+                .unwrap_or_else(|| panic!("{name}: clone of {index}: no relocation at {at:#x}"));
+            assert_eq!(
+                *sym,
+                symbol_of(c.target),
+                "{name}: clone of {index} at {at:#x}"
+            );
+            assert_eq!(c.target_offset, 0);
+            assert_eq!(*addend, c.addend, "{name}: clone of {index} at {at:#x}");
+        }
+        calls += alone.calls.len();
+        // Trap sites, exception call sites and tables, as the object has
+        // them for this clone.
+        let k = (index - meta.num_imported_funcs) as usize;
+        assert_eq!(
+            meta.trap_sites.clone_of(k).to_vec(),
+            alone.traps,
+            "{name}: clone of {index}: trap sites"
+        );
+        let sites = meta
+            .call_sites
+            .iter()
+            .find(|s| s.func as usize == k)
+            .map(|s| s.clone.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            sites, alone.call_sites,
+            "{name}: clone of {index}: call sites"
+        );
+        let tables = meta.func_tables(index).expect("tables");
+        assert_eq!(*tables, alone.tables, "{name}: clone of {index}: tables");
+        clones += 1;
+    }
+    (clones, calls)
+}
+
+#[test]
+fn clones_compiled_alone_are_the_clones_of_the_object() {
+    let host = TargetArch::host().unwrap_or(TargetArch::X86_64);
+    for (module, policy) in [
+        ("bc", Policy::Loop),
+        ("binary-trees", Policy::CounterLoop { threshold_bits: 16 }),
+        ("llama2", Policy::Loop),
+        ("floyd-warshall", Policy::CounterLoop { threshold_bits: 16 }),
+        ("mg", Policy::Loop),
+    ] {
+        let wasm = workspace_file(&format!("bench/wasm/{module}.wasm"));
+        let opts = CompileOptions {
+            opt_level: 3,
+            target: host,
+            policy,
+            portable: false,
+        };
+        let (clones, calls) = check_module(module, &wasm, &opts);
+        println!(
+            "{module} ({}): {clones} clones, {calls} calls",
+            policy.name()
+        );
+        assert!(clones >= 5, "{module}: only {clones} clones compared");
+        assert!(calls > 0, "{module}: no call compared");
+    }
+}
+
+/// The other ISA (a cross compilation) and the host's baseline, and a
+/// module with exception handlers and a probe in a loop, at level 0 too.
+#[test]
+fn clones_compiled_alone_on_the_other_isa_and_with_handlers() {
+    let other = match TargetArch::host() {
+        Some(TargetArch::Aarch64) => TargetArch::X86_64,
+        _ => TargetArch::Aarch64,
+    };
+    let wasm = workspace_file("bench/wasm/binary-trees.wasm");
+    // The host's baseline (`portable`) too: other CPU features.
+    let host = TargetArch::host().unwrap_or(TargetArch::X86_64);
+    for target in [other, host] {
+        let opts = CompileOptions {
+            opt_level: 3,
+            target,
+            policy: Policy::Loop,
+            portable: true,
+        };
+        let (clones, calls) = check_module("binary-trees", &wasm, &opts);
+        assert!(clones >= 5 && calls > 0, "{target:?}: {clones} clones");
+    }
+    let wat = br#"(module
+      (tag $e (param i32))
+      (import "env" "f" (func $f (param i32)))
+      (func $thrower (param i32) (if (local.get 0) (then (throw $e (local.get 0)))))
+      (func (export "run") (param $n i32) (result i32) (local $s i32)
+        (block $out
+          (loop $l
+            (br_if $out (i32.eqz (local.get $n)))
+            (block $h (result i32)
+              (try_table (catch $e $h)
+                (call $thrower (i32.rem_u (local.get $n) (i32.const 3)))
+                (call $f (local.get $n)))
+              (i32.const 0))
+            (local.set $s (i32.add (local.get $s)))
+            (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+            (br $l)))
+        (local.get $s)))"#;
+    for (opt_level, target) in [(0, TargetArch::X86_64), (3, TargetArch::X86_64), (3, other)] {
+        let opts = CompileOptions {
+            opt_level,
+            target,
+            policy: Policy::CounterLoop { threshold_bits: 4 },
+            portable: true,
+        };
+        let (clones, calls) = check_module("handlers", wat, &opts);
+        assert_eq!(clones, 1, "-O{opt_level} {target:?}");
+        assert!(calls >= 3, "-O{opt_level} {target:?}: {calls} calls");
+        let alone = compile_resume_clone(wat, &opts, 2).expect("clone");
+        assert!(
+            !alone.call_sites.is_empty(),
+            "-O{opt_level} {target:?}: no exception call site in the clone"
+        );
+    }
+}
+
+#[test]
+fn only_functions_with_a_clone_compile_alone() {
+    let wat = br#"(module
+      (import "env" "f" (func $f))
+      (func $flat (call $f))
+      (func $looped (param i32) (loop $l (br_if $l (local.get 0)))))"#;
+    let loop_opts = CompileOptions {
+        policy: Policy::Loop,
+        ..CompileOptions::default()
+    };
+    assert!(compile_resume_clone(wat, &loop_opts, 2).is_ok());
+    for (func, opts) in [
+        (0, loop_opts),                 // an import
+        (1, loop_opts),                 // no loop
+        (3, loop_opts),                 // out of range
+        (2, CompileOptions::default()), // no policy
+    ] {
+        match compile_resume_clone(wat, &opts, func) {
+            Err(CompileError::Codegen { func: f, .. }) => assert_eq!(f, func),
+            other => panic!("function {func}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        compile_resume_clone(b"\xff\xfe", &loop_opts, 2),
+        Err(CompileError::NotAModule)
+    ));
+}
