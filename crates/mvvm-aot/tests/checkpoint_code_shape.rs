@@ -73,7 +73,9 @@ fn parse(text: &str) -> (HashMap<String, ClifBlock>, Vec<String>) {
         }
         if let Some((f, rest)) = t.split_once(" = ")
             && f.starts_with("fn")
-            && preserve_sigs.iter().any(|s| rest.ends_with(&format!(" {s}")))
+            && preserve_sigs
+                .iter()
+                .any(|s| rest.ends_with(&format!(" {s}")))
         {
             probe_fns.push(f.to_string());
         }
@@ -98,9 +100,10 @@ fn parse(text: &str) -> (HashMap<String, ClifBlock>, Vec<String>) {
             // Instructions start with a source location (`@0031`) or a
             // value; alias lines (`v44 -> v1`) are not instructions.
             if !t.is_empty() && !t.contains(" -> ") {
-                let inst = t.split_once(' ').map_or(t, |(loc, rest)| {
-                    if loc.starts_with('@') { rest.trim() } else { t }
-                });
+                let inst = match t.split_once(' ') {
+                    Some((loc, rest)) if loc.starts_with('@') => rest.trim(),
+                    _ => t,
+                };
                 b.insts.push(inst.to_string());
             }
         }
@@ -123,7 +126,10 @@ fn brif_targets(inst: &str) -> Option<(String, String)> {
 /// hot successor. Returns how many probes it checked.
 fn check_probes(name: &str, text: &str) -> usize {
     let (blocks, probe_fns) = parse(text);
-    assert!(!probe_fns.is_empty(), "{name}: no preserve_all probe function");
+    assert!(
+        !probe_fns.is_empty(),
+        "{name}: no preserve_all probe function"
+    );
     let mut probes = 0;
     for block in blocks.values() {
         let Some((probe, hot)) = block.insts.last().and_then(|i| brif_targets(i)) else {
