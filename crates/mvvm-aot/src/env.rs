@@ -269,6 +269,10 @@ pub(crate) struct FuncEnv<'m> {
     pub info: &'m ModuleInfo<'m>,
     vmctx: Option<Value>,
     memory_base: Option<Value>,
+    /// The two entry-block loads that compute `memory_base` (the
+    /// `VMMemory` pointer, then its base), for
+    /// [`FuncEnv::drop_unused_memory_base`].
+    memory_base_loads: Option<(ir::Inst, ir::Inst)>,
     limits: Option<Value>,
     sigs: HashMap<u32, SigRef>,
     builtin_sigs: [Option<SigRef>; BUILTIN_COUNT],
@@ -313,6 +317,7 @@ impl<'m> FuncEnv<'m> {
             info,
             vmctx: None,
             memory_base: None,
+            memory_base_loads: None,
             limits: None,
             sigs: HashMap::new(),
             builtin_sigs: [None; BUILTIN_COUNT],
@@ -360,6 +365,10 @@ impl<'m> FuncEnv<'m> {
             let mem = builder.ins().load(types::I64, flags, vmctx, VMCTX_MEMORY);
             let base = builder.ins().load(types::I64, flags, mem, VMMEMORY_BASE);
             self.memory_base = Some(base);
+            let dfg = &builder.func.dfg;
+            if let (Some(a), Some(b)) = (dfg.value_def(mem).inst(), dfg.value_def(base).inst()) {
+                self.memory_base_loads = Some((a, b));
+            }
         }
         Ok(())
     }
@@ -395,6 +404,45 @@ impl<'m> FuncEnv<'m> {
         } else {
             immutable()
         }
+    }
+
+    /// Removes the entry block's memory-base loads from `func` (the whole,
+    /// finalized function) when nothing uses the base.
+    ///
+    /// Why: with checkpoints the loads are not movable (see
+    /// [`FuncEnv::entry_load_flags`]), so Cranelift keeps them in the
+    /// entry block even in a function that never touches memory: two
+    /// loads on every call of a small wrapper (binary-trees' `malloc` and
+    /// `free`, called millions of times). Without a policy the loads are
+    /// pure and Cranelift already drops them when unused; this is only
+    /// done for instrumented compilations, so uninstrumented code is the
+    /// same bytes.
+    pub fn drop_unused_memory_base(&self, func: &mut ir::Function) {
+        if !self.info.policy.is_instrumented() {
+            return;
+        }
+        let (Some(base), Some((mem_load, base_load))) = (self.memory_base, self.memory_base_loads)
+        else {
+            return;
+        };
+        let dfg = &func.dfg;
+        let mem = dfg.first_result(mem_load);
+        for block in func.layout.blocks() {
+            for inst in func.layout.block_insts(block) {
+                if inst == base_load {
+                    continue;
+                }
+                let uses = |v: Value| {
+                    let v = dfg.resolve_aliases(v);
+                    v == base || v == mem
+                };
+                if dfg.inst_values(inst).any(uses) {
+                    return;
+                }
+            }
+        }
+        func.layout.remove_inst(base_load);
+        func.layout.remove_inst(mem_load);
     }
 
     /// Records the vmctx of a glue function (trampoline or stub), which

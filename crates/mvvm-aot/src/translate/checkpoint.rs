@@ -682,19 +682,32 @@ impl FuncTranslator<'_, '_, '_> {
         if walked {
             self.dev_site_walked(offset)?;
         }
+        // The cold path rejoins the hot one through a block of its own
+        // (cold, so laid out at the end of the function). Without it the
+        // edge from the probe block to `cont` is critical (two successors,
+        // two predecessors), and Cranelift lays an edge block out where the
+        // edge's target is: when the register allocator puts a move or a
+        // reload on that edge (a value spilled around the call), it lands
+        // between the flag test and `cont`, and the hot path jumps over it
+        // on every iteration (mg's innermost loop: `jmp` after each
+        // probe). A cold block with one successor takes those moves
+        // instead, and the hot path falls through.
+        let back = self.builder.create_block();
+        self.builder.set_cold_block(back);
         if walked || !dev.unwind_stores || (dev.stores_in_hot_only && !hot) {
             let shared = self.shared_return_block()?;
-            self.branch_on_unwind_state(limits, UNWINDING, shared, cont);
+            self.branch_on_unwind_state(limits, UNWINDING, shared, back);
             self.fill_shared_return()?;
-            self.builder.seal_block(cont);
-            self.builder.switch_to_block(cont);
-            return Ok(());
+        } else {
+            let unwind = self.builder.create_block();
+            self.branch_on_unwind_state(limits, UNWINDING, unwind, back);
+            self.builder.seal_block(unwind);
+            self.builder.switch_to_block(unwind);
+            self.emit_unwind(offset, &stack, &types)?;
         }
-        let unwind = self.builder.create_block();
-        self.branch_on_unwind_state(limits, UNWINDING, unwind, cont);
-        self.builder.seal_block(unwind);
-        self.builder.switch_to_block(unwind);
-        self.emit_unwind(offset, &stack, &types)?;
+        self.builder.seal_block(back);
+        self.builder.switch_to_block(back);
+        self.builder.ins().jump(cont, &[]);
         self.builder.seal_block(cont);
         self.builder.switch_to_block(cont);
         Ok(())

@@ -400,7 +400,9 @@ pub(crate) fn translate_function(
     let (stable_points, sites) =
         t.finish_checkpoints(u32::try_from(body_start).unwrap_or(u32::MAX))?;
     let locals = t.locals.iter().map(|(_, vt)| *vt).collect();
+    let env = t.env;
     builder.finalize(info.frontend_config);
+    env.drop_unused_memory_base(func);
     let mut sites = sites;
     if info.dev.frame_labels {
         crate::frame_labels::move_labels_off_aliases(func, &mut sites);
