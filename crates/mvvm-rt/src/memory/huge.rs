@@ -139,7 +139,12 @@ pub(crate) fn units_of(ranges: &[(usize, usize)]) -> Vec<usize> {
 }
 
 /// Converts `units` (indices of [`HUGE_UNIT`]s) in order, until `stop` or
-/// the first unit that cannot be; returns how many were.
+/// the first unit that cannot be; returns how many were. When it went
+/// through them all (or stopped at one beyond the memory's whole units,
+/// or because tracking changed), rather than on `stop` or an error, the
+/// memory is no longer protected ahead of checkpoints
+/// ([`super::dirty::protect_ahead`]): every unit that can be is on a huge
+/// page, which a pause protects as cheaply as a fresh run's.
 ///
 /// # Safety
 /// `base` is the memory `tracker` tracks, mapped during the call.
@@ -152,13 +157,13 @@ pub(crate) unsafe fn convert(
     let mut done = 0usize;
     for &u in units {
         if stop.load(Ordering::SeqCst) {
-            break;
+            return done;
         }
         let fresh = match huge_buffer() {
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!("huge-page conversion stopped: {e}");
-                break;
+                return done;
             }
         };
         // SAFETY: `base` is the tracked memory's base, mapped during the
@@ -178,10 +183,11 @@ pub(crate) unsafe fn convert(
                 // or was not reached): our own mapping, unused.
                 unsafe { mman::unmap(fresh, HUGE_UNIT) };
                 tracing::debug!("huge-page conversion stopped: {e}");
-                break;
+                return done;
             }
         }
     }
+    tracker.set_protect_ahead(false);
     done
 }
 
