@@ -115,6 +115,9 @@ struct Slot {
     /// protected ahead of each periodic checkpoint, while the program
     /// runs ([`protect_ahead`]), so that the pause finds them read-only.
     ahead: AtomicBool,
+    /// Units the fault handler made writable, ever (wrapping): how many
+    /// a [`protect_ahead`] round saw the program open again meanwhile.
+    reopened: AtomicUsize,
 }
 
 impl Slot {
@@ -131,6 +134,7 @@ impl Slot {
             cow_pending: [const { AtomicU64::new(0) }; WORDS],
             converting: AtomicUsize::new(0),
             ahead: AtomicBool::new(false),
+            reopened: AtomicUsize::new(0),
         }
     }
 }
@@ -612,6 +616,7 @@ pub(crate) fn handle_write_fault(addr: usize) -> bool {
         // writable, as it was before tracking started.
         let r = unsafe { mman::protect((base + start) as *mut u8, n, Prot::ReadWrite) };
         if r.is_ok() {
+            s.reopened.fetch_add(1, Ordering::Relaxed);
             return true;
         }
         // Out of mappings: give up tracking this period for this memory.
@@ -650,13 +655,17 @@ pub(crate) fn handle_write_fault(addr: usize) -> bool {
 /// Each run of units is protected holding the slot's lock, its base
 /// checked under it: the owner clears the base under the lock before
 /// the memory can go (`Tracker`'s drop), and the fault handler never
-/// sees a unit half protected. Returns how many units were protected.
-pub(crate) fn protect_ahead() -> usize {
-    TRACKERS
-        .iter()
-        .filter(|s| s.ahead.load(Ordering::SeqCst))
-        .map(protect_slot_ahead)
-        .sum()
+/// sees a unit half protected. Returns how many units were protected,
+/// and how many the program made writable again while it ran (what the
+/// next round, or the pause, finds to protect).
+pub(crate) fn protect_ahead() -> (usize, usize) {
+    let (mut protected, mut reopened) = (0, 0);
+    for s in TRACKERS.iter().filter(|s| s.ahead.load(Ordering::SeqCst)) {
+        let before = s.reopened.load(Ordering::Relaxed);
+        protected += protect_slot_ahead(s);
+        reopened += s.reopened.load(Ordering::Relaxed).wrapping_sub(before);
+    }
+    (protected, reopened)
 }
 
 /// [`protect_ahead`] for one slot.
