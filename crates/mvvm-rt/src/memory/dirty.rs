@@ -13,6 +13,9 @@
 //!                     └─▶ the store is retried and succeeds
 //!  memory.grow:  new chunks are read-write and marked dirty at once
 //!  snapshot:     only the chunks whose bit is set are read and written
+//!  before a periodic checkpoint of a memory still on small pages (a
+//!  restored one): protect_ahead() protects the dirty units again, bits
+//!  kept, so that the pause's protection finds little left to do
 //! ```
 //!
 //! One fault per 64 KiB chunk written between two snapshots (a few

@@ -30,7 +30,11 @@
 //! or more) are converted, and only units the snapshot file was mapped
 //! over; the thread stops when the memory is dropped (which joins it),
 //! when tracking changes granularity, or at the first error (what it
-//! converted stays converted; the rest stays as it was).
+//! converted stays converted; the rest stays as it was). Until it is
+//! done, the units the program writes are protected ahead of each
+//! periodic checkpoint instead (`dirty::protect_ahead`), so that the
+//! pauses of the first checkpoints do not protect them 4 KiB at a time;
+//! the thread ends that once every unit is moved.
 
 use super::dirty::{HUGE_UNIT, TrackerView};
 use crate::sys::mman::{self, Prot};
