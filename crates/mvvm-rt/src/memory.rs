@@ -1176,8 +1176,9 @@ mod tests {
     /// become read-only, the period's record stays as it was (the
     /// snapshot saves the same chunks), a unit written again is caught
     /// and made writable once more, the image taken next keeps its
-    /// instant, nothing is protected while an image is being read, and
-    /// moving every unit onto huge pages ends it.
+    /// instant, nothing is protected while an image is being read, what
+    /// was written meanwhile is protected as the image ends, and moving
+    /// every unit onto huge pages ends it.
     #[test]
     #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn protect_ahead_protects_written_units_and_keeps_the_record() {
@@ -1231,7 +1232,10 @@ mod tests {
                 "image chunk {k}"
             );
         }
+        assert!(writable(base + UNIT));
         drop(image);
+        // Written during the write: protected again as the image ends.
+        assert!(!writable(base + UNIT), "not protected as the image ended");
         want[UNIT + 5] = 0xdd;
         assert!(m.data().unwrap()[..file_len] == want[..], "memory changed");
         let dirty = m.dirty_chunks().unwrap();

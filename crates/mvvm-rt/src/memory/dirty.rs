@@ -353,7 +353,6 @@ impl TrackerView {
 
     /// [`protect_ahead`] for this memory alone (when marked for it): how
     /// many units it protected.
-    #[cfg(test)]
     pub(crate) fn protect_ahead(&self) -> usize {
         let s = self.slot();
         if s.ahead.load(Ordering::SeqCst) {
