@@ -5,7 +5,10 @@
 # written, so the snapshot maps all of it), then restored with `--every 0.2`
 # REPS times per build, builds interleaved; prints per build and size
 # the median of the per-run median pause, the largest pause seen, the
-# median `startup_ms` (from `--json`) and the median wall time.
+# median `startup_ms` (from `--json`) and the median wall time; and, from
+# the capture's debug log, the program thread's CPU time in each pause:
+# the largest, and how many pauses over 5 ms also had over 5 ms of CPU
+# (the others waited for a CPU: the machine's load, not the pause's work).
 # Usage: restored.sh "NAME=BINDIR ..." [SIZES_MIB] [REPS]
 # (each BINDIR holds mvvm-checkpoint and mvvm-restore). Needs MEMFILL_AOT
 # (memfill compiled with --enable-counter-loop-checkpoint).
@@ -31,12 +34,14 @@ for mib in ${SIZES//,/ }; do
       cp "$OUT/base.bin" "$OUT/s.bin"
       sync "$OUT/s.bin"
       t0=$(date +%s.%N)
+      MVVM_LOG=mvvm_rt::checkpoint::capture=debug \
       "$dir/mvvm-restore" -t "$AOT" --snapshot "$OUT/s.bin" --snapshot-out "$OUT/o.bin" \
         --every 0.2 --json "$OUT/j.json" >/dev/null 2>"$OUT/err"
       t1=$(date +%s.%N)
       startup=$(sed -n 's/.*"startup_ms":\([0-9.]*\).*/\1/p' "$OUT/j.json")
       pauses=$(grep -o 'paused [0-9.]* ms' "$OUT/err" | awk '{print $2}' | tr '\n' ' ' || true)
-      echo "$name $mib $(echo "$t1 - $t0" | bc) $startup $pauses" >>"$OUT/rows"
+      cpus=$(grep 'periodic checkpoint captured' "$OUT/err" | sed -n 's/.* cpu_ms=\([0-9.e-]*\).*/\1/p' | tr '\n' ',' || true)
+      echo "$name $mib $(echo "$t1 - $t0" | bc) $startup ${cpus:-,} $pauses" >>"$OUT/rows"
       rm -f "$OUT"/s*.bin "$OUT"/o*.bin
     done
   done
@@ -47,14 +52,20 @@ import sys, statistics as st
 rows = {}
 for line in open(sys.argv[1]):
     f = line.split(); name, mib, wall, startup = f[0], int(f[1]), float(f[2]), float(f[3])
-    rows.setdefault((mib, name), []).append((wall, startup, [float(x) for x in f[4:]]))
-print("| MiB | build | runs | checkpoints/run | median pause ms | max pause ms | pauses > 5 ms | median startup_ms | median wall s |")
-print("|---|---|---|---|---|---|---|---|---|")
+    cpu = [float(x) for x in f[4].split(",") if x]
+    p = [float(x) for x in f[5:]]
+    # The debug line and the tool's line come per checkpoint, in order.
+    cpu = cpu if len(cpu) == len(p) else [float("nan")] * len(p)
+    rows.setdefault((mib, name), []).append((wall, startup, p, cpu))
+print("| MiB | build | runs | checkpoints/run | median pause ms | max pause ms | pauses > 5 ms | of which > 5 ms CPU | max pause CPU ms | median startup_ms | median wall s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for (mib, name), runs in sorted(rows.items()):
-    allp = [x for _, _, p in runs for x in p]
-    med = st.median(st.median(p) for _, _, p in runs if p) if allp else float("nan")
-    n = st.median(len(p) for _, _, p in runs)
+    allp = [x for _, _, p, _ in runs for x in p]
+    allc = [c for _, _, _, c in runs for c in c]
+    med = st.median(st.median(p) for _, _, p, _ in runs if p) if allp else float("nan")
+    n = st.median(len(p) for _, _, p, _ in runs)
     over = sum(1 for x in allp if x > 5)
-    print(f"| {mib} | {name} | {len(runs)} | {n:g} | {med:.2f} | {max(allp) if allp else float('nan'):.2f} | {over}/{len(allp)} | {st.median(s for _, s, _ in runs):.1f} | {st.median(w for w, _, _ in runs):.2f} |")
+    over_cpu = sum(1 for x, c in zip(allp, allc) if x > 5 and c > 5)
+    print(f"| {mib} | {name} | {len(runs)} | {n:g} | {med:.2f} | {max(allp) if allp else float('nan'):.2f} | {over}/{len(allp)} | {over_cpu} | {max(allc) if allc else float('nan'):.2f} | {st.median(r[1] for r in runs):.1f} | {st.median(r[0] for r in runs):.2f} |")
 PY
 rm -rf "$OUT"

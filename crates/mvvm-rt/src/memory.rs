@@ -19,7 +19,7 @@ mod dirty;
 mod huge;
 pub(crate) mod precopy;
 
-pub(crate) use dirty::handle_write_fault;
+pub(crate) use dirty::{handle_write_fault, protect_ahead};
 
 use crate::sys::mman::{self, Prot};
 use crate::vmctx::VMMemory;
@@ -436,6 +436,11 @@ impl LinearMemory {
         let Some(t) = self.tracker.as_ref() else {
             return Ok(true);
         };
+        // Until its units are on huge pages (the converter turns this off
+        // when done; never without THP), the units the program writes are
+        // protected ahead of each periodic checkpoint, beside the program
+        // (`dirty::protect_ahead`), not 4 KiB at a time in its pause.
+        t.set_protect_ahead(true);
         // SAFETY: `base` is the memory `t` tracks; the converter is
         // dropped (joined) before the tracker and the reservation
         // (`Drop`), and before the mapping is replaced
@@ -595,8 +600,12 @@ impl LinearMemory {
                 ),
             ));
         }
-        // No conversion may run while the mapping changes under it.
+        // No conversion may run while the mapping changes under it, nor
+        // protection ahead of checkpoints.
         drop(self.converter.take());
+        if let Some(t) = &self.tracker {
+            t.set_protect_ahead(false);
+        }
         let Some(res) = Arc::get_mut(&mut self.res) else {
             return Err(Self::not_exclusive("map a snapshot into memory"));
         };
@@ -641,6 +650,9 @@ impl LinearMemory {
             ));
         }
         drop(self.converter.take());
+        if let Some(t) = &self.tracker {
+            t.set_protect_ahead(false);
+        }
         let Some(res) = Arc::get_mut(&mut self.res) else {
             return Err(Self::not_exclusive("zero memory"));
         };
@@ -1136,6 +1148,198 @@ mod tests {
                 .iter()
                 .all(|&w| w == u64::MAX)
         );
+    }
+
+    /// Whether the page at `addr` is mapped writable, as
+    /// `/proc/self/maps` says.
+    fn writable(addr: usize) -> bool {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for line in maps.lines() {
+            let mut f = line.split_whitespace();
+            let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+                continue;
+            };
+            let (a, b) = range.split_once('-').unwrap();
+            let (a, b) = (
+                usize::from_str_radix(a, 16).unwrap(),
+                usize::from_str_radix(b, 16).unwrap(),
+            );
+            if (a..b).contains(&addr) {
+                return perms.as_bytes()[1] == b'w';
+            }
+        }
+        panic!("{addr:#x} is not mapped")
+    }
+
+    /// A restored memory (a file mapped over it, 4 KiB pages) protected
+    /// ahead of a checkpoint (`dirty::protect_ahead`): the units written
+    /// become read-only, the period's record stays as it was (the
+    /// snapshot saves the same chunks), a unit written again is caught
+    /// and made writable once more, the image taken next keeps its
+    /// instant, nothing is protected while an image is being read, what
+    /// was written meanwhile is protected as the image ends, and moving
+    /// every unit onto huge pages ends it.
+    #[test]
+    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
+    fn protect_ahead_protects_written_units_and_keeps_the_record() {
+        use std::io::Write;
+        const UNIT: usize = dirty::HUGE_UNIT;
+        let file_len = dirty::HUGE_FROM;
+        let pattern = |o: usize| (o / 4096 * 3 + o % 253) as u8;
+        let path = std::env::temp_dir().join(format!("mvvm-ahead-test-{}", std::process::id()));
+        let mut f = std::fs::File::create(&path).unwrap();
+        let bytes: Vec<u8> = (0..file_len).map(pattern).collect();
+        f.write_all(&bytes).unwrap();
+        drop(f);
+        let f = std::fs::File::open(&path).unwrap();
+        let pages = (file_len / CHUNK + 32) as u64;
+        let mut m = LinearMemory::new(ty(pages, None)).unwrap();
+        use std::os::fd::AsFd;
+        m.map_file_private(0, file_len as u64, f.as_fd(), 0)
+            .unwrap();
+        drop(f);
+        std::fs::remove_file(&path).unwrap();
+        assert!(m.start_dirty_tracking().unwrap());
+        let t = m.tracker.as_ref().unwrap().view();
+        t.set_protect_ahead(true);
+        let base = m.res.base as usize;
+        let mut want = bytes.clone();
+        for (at, v) in [(UNIT + 5, 0xaa), (3 * UNIT + 7, 0xbb)] {
+            m.data_mut().unwrap()[at] = v;
+            want[at] = v;
+        }
+        assert!(writable(base + UNIT) && writable(base + 3 * UNIT));
+        assert!(!writable(base + 2 * UNIT), "a clean unit is read-only");
+        let record = m.dirty_chunks().unwrap();
+        assert_eq!(t.protect_ahead(), 2, "units 1 and 3 protected");
+        for u in [1, 3] {
+            assert!(!writable(base + u * UNIT), "unit {u} still writable");
+        }
+        assert_eq!(m.dirty_chunks().unwrap(), record, "the record changed");
+        m.data_mut().unwrap()[3 * UNIT + 9] = 0xcc;
+        want[3 * UNIT + 9] = 0xcc;
+        assert!(writable(base + 3 * UNIT), "a write did not reopen unit 3");
+        assert!(!writable(base + UNIT));
+        assert_eq!(m.dirty_chunks().unwrap(), record, "the record changed");
+        // SAFETY: no other thread uses the memory; the image is dropped
+        // before it.
+        let image = unsafe { m.begin_background_image(None) }.unwrap().unwrap();
+        m.data_mut().unwrap()[UNIT + 5] = 0xdd;
+        assert_eq!(t.protect_ahead(), 0, "protected while an image is read");
+        for k in 0..file_len / CHUNK {
+            assert!(
+                image_chunk(&image, k) == want[k * CHUNK..(k + 1) * CHUNK],
+                "image chunk {k}"
+            );
+        }
+        assert!(writable(base + UNIT));
+        drop(image);
+        // Written during the write: protected again as the image ends.
+        assert!(!writable(base + UNIT), "not protected as the image ended");
+        want[UNIT + 5] = 0xdd;
+        assert!(m.data().unwrap()[..file_len] == want[..], "memory changed");
+        let dirty = m.dirty_chunks().unwrap();
+        assert_eq!(
+            &dirty[..2],
+            &[u64::MAX << 32, 0],
+            "only unit 1 since the image"
+        );
+        assert!(t.protects_ahead());
+        assert_eq!(m.convert_to_huge_pages_now(), file_len / UNIT);
+        assert!(!t.protects_ahead(), "still protected ahead once moved");
+        assert!(m.data().unwrap()[..file_len] == want[..], "memory changed");
+    }
+
+    /// Protection ahead of checkpoints races a second thread that reads
+    /// back and writes every unit of a restored memory, round after
+    /// round: no write is lost, every unit stays dirty (the record is
+    /// never cleared), and an image taken afterwards holds the last
+    /// round.
+    #[test]
+    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
+    fn protect_ahead_races_writes() {
+        use std::io::Write;
+        const UNIT: usize = dirty::HUGE_UNIT;
+        let file_len = dirty::HUGE_FROM;
+        let path = std::env::temp_dir().join(format!("mvvm-ahead-race-{}", std::process::id()));
+        let mut f = std::fs::File::create(&path).unwrap();
+        for u in 0..file_len / UNIT {
+            f.write_all(&vec![u as u8; UNIT]).unwrap();
+        }
+        drop(f);
+        let f = std::fs::File::open(&path).unwrap();
+        let shared = MemoryType {
+            limits: Limits {
+                min: (file_len / CHUNK) as u64,
+                max: Some((file_len / CHUNK) as u64),
+            },
+            shared: true,
+        };
+        let mut m = LinearMemory::new(shared).unwrap();
+        use std::os::fd::AsFd;
+        m.map_file_private(0, file_len as u64, f.as_fd(), 0)
+            .unwrap();
+        drop(f);
+        std::fs::remove_file(&path).unwrap();
+        assert!(m.start_dirty_tracking().unwrap());
+        let t = m.tracker.as_ref().unwrap().view();
+        t.set_protect_ahead(true);
+        let handle = m.share().unwrap();
+        let spots = |u: usize| [0, UNIT / 2 + 4096, UNIT - 8].map(|at| (u * UNIT + at) as u64);
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writing = Arc::clone(&done);
+        let writer = std::thread::spawn(move || {
+            let mut round = 0u64;
+            loop {
+                let last = writing.load(Ordering::SeqCst);
+                for u in 0..file_len / UNIT {
+                    for off in spots(u) {
+                        let mut was = [0u8; 8];
+                        assert!(handle.read(off, &mut was));
+                        let want = if round == 0 {
+                            u64::from_ne_bytes([u as u8; 8])
+                        } else {
+                            round
+                        };
+                        assert_eq!(u64::from_ne_bytes(was), want, "unit {u}: a write was lost");
+                        assert!(handle.write(off, &(round + 1).to_ne_bytes()));
+                    }
+                }
+                round += 1;
+                if last {
+                    return round;
+                }
+            }
+        });
+        let mut protected = 0;
+        let t0 = std::time::Instant::now();
+        while protected < 200 * file_len / UNIT && t0.elapsed() < std::time::Duration::from_secs(5)
+        {
+            protected += t.protect_ahead();
+        }
+        done.store(true, Ordering::SeqCst);
+        let rounds = writer.join().unwrap();
+        assert!(protected > 0, "nothing protected ahead");
+        let dirty = m.dirty_chunks().unwrap();
+        assert!(
+            dirty[..file_len / CHUNK / 64]
+                .iter()
+                .all(|&w| w == u64::MAX),
+            "a unit written is not dirty"
+        );
+        // SAFETY: the writer is joined; the image is dropped before the
+        // memory.
+        let image = unsafe { m.begin_background_image(None) }.unwrap().unwrap();
+        for u in 0..file_len / UNIT {
+            for off in spots(u) {
+                let k = off as usize / CHUNK;
+                let chunk = image_chunk(&image, k);
+                let at = off as usize % CHUNK;
+                let got = u64::from_ne_bytes(chunk[at..at + 8].try_into().unwrap());
+                assert_eq!(got, rounds, "unit {u}: a write was lost");
+            }
+        }
+        drop(image);
     }
 
     #[test]

@@ -594,17 +594,21 @@ pub(crate) fn take(
         let ms = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64() * 1e3;
         // This thread's CPU time and involuntary
         // context switches from `take` on: a long pause with little CPU
-        // and a switch waited for a CPU (a loaded machine), it did not work.
-        let (cpu_ms, preempted) = match (usage_at_entry, crate::sys::thread::usage()) {
-            (Some((c0, n0)), Some((c1, n1))) => (
+        // and a switch waited for a CPU (a loaded machine), it did not work;
+        // voluntary ones (`blocked`): it slept, on a lock (the address
+        // space's, which `mprotect` takes for writing) or in a wait.
+        let (cpu_ms, preempted, blocked) = match (usage_at_entry, crate::sys::thread::usage()) {
+            (Some((c0, n0, v0)), Some((c1, n1, v1))) => (
                 c1.saturating_sub(c0).as_secs_f64() * 1e3,
                 n1.saturating_sub(n0),
+                v1.saturating_sub(v0),
             ),
-            _ => (f64::NAN, 0),
+            _ => (f64::NAN, 0, 0),
         };
         tracing::debug!(
             cpu_ms,
             preempted,
+            blocked,
             pause_ms = stats.pause.as_secs_f64() * 1e3,
             unwind_ms = ms(unwound.triggered_at, entered),
             report_ms = ms(entered, finished),

@@ -140,5 +140,15 @@ impl Drop for CowImage {
         // cleared it under the lock); we own the mapping and nothing else
         // refers to it.
         unsafe { mman::unmap(self.shadow, self.shadow_len) };
+        // The units written during the write, on a memory still on small
+        // pages: protected now, beside the program, rather than in the
+        // next checkpoint's pause. The timer's own round before the next
+        // trigger skipped them while this image was read, and the next
+        // checkpoint may come as soon as the writer reports, without
+        // another round (dirty::protect_ahead).
+        let units = self.tracker.protect_ahead();
+        if units > 0 {
+            tracing::debug!(units, "dirty units protected ahead as the image ends");
+        }
     }
 }

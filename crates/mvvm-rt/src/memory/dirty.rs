@@ -13,6 +13,9 @@
 //!                     └─▶ the store is retried and succeeds
 //!  memory.grow:  new chunks are read-write and marked dirty at once
 //!  snapshot:     only the chunks whose bit is set are read and written
+//!  before a periodic checkpoint of a memory still on small pages (a
+//!  restored one): protect_ahead() protects the dirty units again, bits
+//!  kept, so that the pause's protection finds little left to do
 //! ```
 //!
 //! One fault per 64 KiB chunk written between two snapshots (a few
@@ -110,6 +113,14 @@ struct Slot {
     /// to finish), so the copy sees every write made before and none
     /// after.
     converting: AtomicUsize,
+    /// The memory may hold small pages in units it writes (a restored
+    /// memory not yet moved onto huge pages): its dirty units are
+    /// protected ahead of each periodic checkpoint, while the program
+    /// runs ([`protect_ahead`]), so that the pause finds them read-only.
+    ahead: AtomicBool,
+    /// Units the fault handler made writable, ever (wrapping): how many
+    /// a [`protect_ahead`] round saw the program open again meanwhile.
+    reopened: AtomicUsize,
 }
 
 impl Slot {
@@ -125,6 +136,8 @@ impl Slot {
             cow_shadow: AtomicUsize::new(0),
             cow_pending: [const { AtomicU64::new(0) }; WORDS],
             converting: AtomicUsize::new(0),
+            ahead: AtomicBool::new(false),
+            reopened: AtomicUsize::new(0),
         }
     }
 }
@@ -146,6 +159,7 @@ impl Tracker {
                 .is_ok()
         })?;
         TRACKERS[slot].unit.store(CHUNK, Ordering::SeqCst);
+        TRACKERS[slot].ahead.store(false, Ordering::SeqCst);
         Some(Tracker { slot })
     }
 
@@ -291,6 +305,12 @@ impl Tracker {
         TrackerView { slot: self.slot }
     }
 
+    /// Whether [`protect_ahead`] protects this memory's dirty units
+    /// before each periodic checkpoint (see `Slot::ahead`).
+    pub(crate) fn set_protect_ahead(&self, on: bool) {
+        self.view().set_protect_ahead(on);
+    }
+
     /// Ends the tracking period: the memory is read-write again.
     ///
     /// # Safety
@@ -298,7 +318,13 @@ impl Tracker {
     #[cfg(test)]
     pub(crate) unsafe fn stop(&self, base: *mut u8, len: usize) {
         let s = self.slot();
-        if s.base.swap(0, Ordering::SeqCst) == 0 || len == 0 {
+        // Under the lock, as in `drop`: `protect_ahead` no longer protects
+        // the memory once its base is cleared.
+        let was = {
+            let _held = SlotLock::take(s);
+            s.base.swap(0, Ordering::SeqCst)
+        };
+        if was == 0 || len == 0 {
             return;
         }
         // SAFETY: the caller's accessible memory (contract) gets its normal
@@ -318,6 +344,28 @@ pub(crate) struct TrackerView {
 impl TrackerView {
     fn slot(&self) -> &'static Slot {
         &TRACKERS[self.slot]
+    }
+
+    /// See [`Tracker::set_protect_ahead`].
+    pub(crate) fn set_protect_ahead(&self, on: bool) {
+        self.slot().ahead.store(on, Ordering::SeqCst);
+    }
+
+    /// [`protect_ahead`] for this memory alone (when marked for it): how
+    /// many units it protected.
+    pub(crate) fn protect_ahead(&self) -> usize {
+        let s = self.slot();
+        if s.ahead.load(Ordering::SeqCst) {
+            protect_slot_ahead(s)
+        } else {
+            0
+        }
+    }
+
+    /// Whether this memory is marked for [`protect_ahead`].
+    #[cfg(test)]
+    pub(crate) fn protects_ahead(&self) -> bool {
+        self.slot().ahead.load(Ordering::SeqCst)
     }
 
     /// Accessible bytes the tracker knows of (grows with the memory).
@@ -505,7 +553,15 @@ impl TrackerView {
 impl Drop for Tracker {
     fn drop(&mut self) {
         let s = self.slot();
-        s.base.store(0, Ordering::SeqCst);
+        {
+            // Under the lock: `protect_ahead` (another thread) changes the
+            // protection of a slot's memory only while it holds the lock
+            // and sees its base, so once this returns it no longer
+            // touches the memory, which its owner may then unmap.
+            let _held = SlotLock::take(s);
+            s.ahead.store(false, Ordering::SeqCst);
+            s.base.store(0, Ordering::SeqCst);
+        }
         s.len.store(0, Ordering::SeqCst);
         s.claimed.store(false, Ordering::Release);
     }
@@ -562,6 +618,7 @@ pub(crate) fn handle_write_fault(addr: usize) -> bool {
         // writable, as it was before tracking started.
         let r = unsafe { mman::protect((base + start) as *mut u8, n, Prot::ReadWrite) };
         if r.is_ok() {
+            s.reopened.fetch_add(1, Ordering::Relaxed);
             return true;
         }
         // Out of mappings: give up tracking this period for this memory.
@@ -576,6 +633,89 @@ pub(crate) fn handle_write_fault(addr: usize) -> bool {
         return r.is_ok();
     }
     false
+}
+
+/// Protects, while the program runs, the dirty units of every memory
+/// marked for it ([`Tracker::set_protect_ahead`]), just before a periodic
+/// checkpoint's trigger, so that the checkpoint's pause, which protects
+/// the units written in the period ([`Tracker::begin_image`]), finds
+/// them read-only already and pays only for those written since.
+///
+/// Why: on small pages `mprotect` walks one page-table entry per 4 KiB
+/// (262 144 per GiB, 10-30 ms here), which a restored memory pays until
+/// it is moved onto huge pages (`memory/huge.rs`: seconds per GiB). Here
+/// that walk runs beside the program instead of in its pause. The bits
+/// are left set (they are the period's record: the snapshot saves the
+/// same chunks as without this); a unit written again faults once more
+/// and is unprotected as usual (the bits already set). The kernel skips
+/// the part of a range already read-only (its mapping's protection does
+/// not change), so the pause's own `mprotect` costs only the units made
+/// writable since. Memories whose image is still being written (the
+/// previous checkpoint's writer runs, so the next period is skipped) or
+/// that overflowed are left alone.
+///
+/// Each run of units is protected holding the slot's lock, its base
+/// checked under it: the owner clears the base under the lock before
+/// the memory can go (`Tracker`'s drop), and the fault handler never
+/// sees a unit half protected. Returns how many units were protected,
+/// and how many the program made writable again while it ran (what the
+/// next round, or the pause, finds to protect).
+pub(crate) fn protect_ahead() -> (usize, usize) {
+    let (mut protected, mut reopened) = (0, 0);
+    for s in TRACKERS.iter().filter(|s| s.ahead.load(Ordering::SeqCst)) {
+        let before = s.reopened.load(Ordering::Relaxed);
+        protected += protect_slot_ahead(s);
+        reopened += s.reopened.load(Ordering::Relaxed).wrapping_sub(before);
+    }
+    (protected, reopened)
+}
+
+/// [`protect_ahead`] for one slot.
+fn protect_slot_ahead(s: &Slot) -> usize {
+    let base = s.base.load(Ordering::SeqCst);
+    if base == 0 {
+        return 0;
+    }
+    let mut units = 0usize;
+    let len = s.len.load(Ordering::SeqCst);
+    for wi in 0..len.div_ceil(CHUNK).div_ceil(64).min(WORDS) {
+        let mut b = s.bits[wi].load(Ordering::SeqCst);
+        while b != 0 {
+            let first = b.trailing_zeros() as usize;
+            let run = (b >> first).trailing_ones() as usize;
+            if first + run >= 64 {
+                b = 0;
+            } else {
+                b &= !(((1u64 << run) - 1) << first);
+            }
+            let _held = SlotLock::take(s);
+            if s.base.load(Ordering::SeqCst) != base
+                || !s.ahead.load(Ordering::SeqCst)
+                || s.overflow.load(Ordering::SeqCst)
+                || s.cow_shadow.load(Ordering::SeqCst) != 0
+            {
+                return units;
+            }
+            let (start, n) = unit_span(s, (wi * 64 + first) * CHUNK, run * CHUNK);
+            if n == 0 {
+                continue;
+            }
+            // SAFETY: the slot tracks the memory at `base` (checked under
+            // the lock, which its owner takes to clear the base before
+            // the memory can be unmapped), and the range, chunks whose
+            // bits are set rounded out to whole units and cut at the
+            // length, lies in its accessible part and is page-aligned. It
+            // only becomes read-only: a write then faults and the handler
+            // (which waits for our lock) unprotects its unit, the bits
+            // already set. A failure halfway leaves some pages read-only
+            // in the same way.
+            if unsafe { mman::protect((base + start) as *mut u8, n, Prot::Read) }.is_err() {
+                return units;
+            }
+            units += n.div_ceil(s.unit.load(Ordering::SeqCst));
+        }
+    }
+    units
 }
 
 /// Copies the chunks of `first..last` that the slot's image still reads

@@ -30,7 +30,11 @@
 //! or more) are converted, and only units the snapshot file was mapped
 //! over; the thread stops when the memory is dropped (which joins it),
 //! when tracking changes granularity, or at the first error (what it
-//! converted stays converted; the rest stays as it was).
+//! converted stays converted; the rest stays as it was). Until it is
+//! done, the units the program writes are protected ahead of each
+//! periodic checkpoint instead (`dirty::protect_ahead`), so that the
+//! pauses of the first checkpoints do not protect them 4 KiB at a time;
+//! the thread ends that once every unit is moved.
 
 use super::dirty::{HUGE_UNIT, TrackerView};
 use crate::sys::mman::{self, Prot};
@@ -139,7 +143,12 @@ pub(crate) fn units_of(ranges: &[(usize, usize)]) -> Vec<usize> {
 }
 
 /// Converts `units` (indices of [`HUGE_UNIT`]s) in order, until `stop` or
-/// the first unit that cannot be; returns how many were.
+/// the first unit that cannot be; returns how many were. When it went
+/// through them all (or stopped at one beyond the memory's whole units,
+/// or because tracking changed), rather than on `stop` or an error, the
+/// memory is no longer protected ahead of checkpoints
+/// ([`super::dirty::protect_ahead`]): every unit that can be is on a huge
+/// page, which a pause protects as cheaply as a fresh run's.
 ///
 /// # Safety
 /// `base` is the memory `tracker` tracks, mapped during the call.
@@ -152,13 +161,13 @@ pub(crate) unsafe fn convert(
     let mut done = 0usize;
     for &u in units {
         if stop.load(Ordering::SeqCst) {
-            break;
+            return done;
         }
         let fresh = match huge_buffer() {
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!("huge-page conversion stopped: {e}");
-                break;
+                return done;
             }
         };
         // SAFETY: `base` is the tracked memory's base, mapped during the
@@ -178,10 +187,11 @@ pub(crate) unsafe fn convert(
                 // or was not reached): our own mapping, unused.
                 unsafe { mman::unmap(fresh, HUGE_UNIT) };
                 tracing::debug!("huge-page conversion stopped: {e}");
-                break;
+                return done;
             }
         }
     }
+    tracker.set_protect_ahead(false);
     done
 }
 

@@ -28,9 +28,10 @@ pub(crate) unsafe fn kill(t: ThreadId, sig: libc::c_int) -> std::io::Result<()> 
 }
 
 /// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`: exact, where
-/// `getrusage` samples at the tick) and its involuntary context switches
-/// so far (`getrusage(RUSAGE_THREAD)`); `None` if the kernel refuses.
-pub(crate) fn usage() -> Option<(std::time::Duration, u64)> {
+/// `getrusage` samples at the tick), its involuntary and its voluntary
+/// context switches so far (`getrusage(RUSAGE_THREAD)`); `None` if the
+/// kernel refuses.
+pub(crate) fn usage() -> Option<(std::time::Duration, u64, u64)> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -49,5 +50,5 @@ pub(crate) fn usage() -> Option<(std::time::Duration, u64)> {
     if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) } != 0 {
         return None;
     }
-    Some((cpu, u.ru_nivcsw.max(0) as u64))
+    Some((cpu, u.ru_nivcsw.max(0) as u64, u.ru_nvcsw.max(0) as u64))
 }
