@@ -815,6 +815,81 @@ mod tests {
         assert_eq!(m.data().unwrap()[0], 7);
     }
 
+    /// A shared memory of [`dirty::HUGE_FROM`] bytes restored from a file
+    /// (mapped copy-on-write over it, 4 KiB pages) whose unit `u` holds the
+    /// byte `u`, with dirty tracking started: the set-up of the race tests.
+    fn restored_shared_memory(name: &str) -> LinearMemory {
+        use std::io::Write;
+        use std::os::fd::AsFd;
+        const UNIT: usize = dirty::HUGE_UNIT;
+        let file_len = dirty::HUGE_FROM;
+        let path = std::env::temp_dir().join(format!("mvvm-{name}-{}", std::process::id()));
+        let mut f = std::fs::File::create(&path).unwrap();
+        for u in 0..file_len / UNIT {
+            f.write_all(&vec![u as u8; UNIT]).unwrap();
+        }
+        drop(f);
+        let f = std::fs::File::open(&path).unwrap();
+        let pages = (file_len / CHUNK) as u64;
+        let mut m = LinearMemory::new(MemoryType {
+            limits: Limits {
+                min: pages,
+                max: Some(pages),
+            },
+            shared: true,
+        })
+        .unwrap();
+        m.map_file_private(0, file_len as u64, f.as_fd(), 0)
+            .unwrap();
+        drop(f);
+        std::fs::remove_file(&path).unwrap();
+        assert!(m.start_dirty_tracking().unwrap());
+        m
+    }
+
+    /// The offsets the race tests' writer reads back and writes in unit
+    /// `u`: its first, middle and last words.
+    fn race_spots(u: usize) -> [u64; 3] {
+        const UNIT: usize = dirty::HUGE_UNIT;
+        [0, UNIT / 2 + 4096, UNIT - 8].map(|at| (u * UNIT + at) as u64)
+    }
+
+    /// A thread that, round after round, reads every spot of every unit of
+    /// a [`restored_shared_memory`] back (round 0: the unit's byte; later:
+    /// the previous round's number, so a lost write shows) and writes the
+    /// round's number, until a round that began with `done` set; it
+    /// returns how many rounds it wrote.
+    fn spawn_round_writer(
+        handle: SharedMemory,
+        done: Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::thread::JoinHandle<u64> {
+        const UNIT: usize = dirty::HUGE_UNIT;
+        let units = dirty::HUGE_FROM / UNIT;
+        std::thread::spawn(move || {
+            let mut round = 0u64;
+            loop {
+                let last = done.load(Ordering::SeqCst);
+                for u in 0..units {
+                    for off in race_spots(u) {
+                        let mut was = [0u8; 8];
+                        assert!(handle.read(off, &mut was));
+                        let want = if round == 0 {
+                            u64::from_ne_bytes([u as u8; 8])
+                        } else {
+                            round
+                        };
+                        assert_eq!(u64::from_ne_bytes(was), want, "unit {u}: a write was lost");
+                        assert!(handle.write(off, &(round + 1).to_ne_bytes()));
+                    }
+                }
+                round += 1;
+                if last {
+                    return round;
+                }
+            }
+        })
+    }
+
     /// The bytes `image` gives for chunk `i`.
     fn image_chunk(image: &cow::CowImage, i: usize) -> Vec<u8> {
         use mvvm_snapshot::MemorySource;
@@ -1062,63 +1137,20 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn huge_page_move_races_writes() {
-        use std::io::Write;
         const UNIT: usize = dirty::HUGE_UNIT;
         let file_len = dirty::HUGE_FROM;
-        let path = std::env::temp_dir().join(format!("mvvm-huge-race-{}", std::process::id()));
-        let mut f = std::fs::File::create(&path).unwrap();
-        for u in 0..file_len / UNIT {
-            f.write_all(&vec![u as u8; UNIT]).unwrap();
-        }
-        drop(f);
-        let f = std::fs::File::open(&path).unwrap();
-        let shared = MemoryType {
-            limits: Limits {
-                min: (file_len / CHUNK) as u64,
-                max: Some((file_len / CHUNK) as u64),
-            },
-            shared: true,
-        };
-        let mut m = LinearMemory::new(shared).unwrap();
-        use std::os::fd::AsFd;
-        m.map_file_private(0, file_len as u64, f.as_fd(), 0)
-            .unwrap();
-        drop(f);
-        std::fs::remove_file(&path).unwrap();
-        assert!(m.start_dirty_tracking().unwrap());
+        let mut m = restored_shared_memory("huge-race");
         let handle = m.share().unwrap();
         // SAFETY: the other thread starts after the image is taken; it is
         // joined, and the image dropped, before the memory.
         let image = unsafe { m.begin_background_image(None) }.unwrap().unwrap();
-        let spots = |u: usize| [0, UNIT / 2 + 4096, UNIT - 8].map(|at| (u * UNIT + at) as u64);
+        let spots = race_spots;
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writing = Arc::clone(&done);
         // Each round reads every spot back (it must hold the previous
         // round's number: a write lost to a move shows there) and writes
         // the round's number, until the moves are done.
-        let writer = std::thread::spawn(move || {
-            let mut round = 0u64;
-            loop {
-                let last = writing.load(Ordering::SeqCst);
-                for u in 0..file_len / UNIT {
-                    for off in spots(u) {
-                        let mut was = [0u8; 8];
-                        assert!(handle.read(off, &mut was));
-                        let want = if round == 0 {
-                            u64::from_ne_bytes([u as u8; 8])
-                        } else {
-                            round
-                        };
-                        assert_eq!(u64::from_ne_bytes(was), want, "unit {u}: a write was lost");
-                        assert!(handle.write(off, &(round + 1).to_ne_bytes()));
-                    }
-                }
-                round += 1;
-                if last {
-                    return round;
-                }
-            }
-        });
+        let writer = spawn_round_writer(handle, writing);
         let moved = m.convert_to_huge_pages_now();
         done.store(true, Ordering::SeqCst);
         let rounds = writer.join().unwrap();
@@ -1258,59 +1290,16 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn protect_ahead_races_writes() {
-        use std::io::Write;
         const UNIT: usize = dirty::HUGE_UNIT;
         let file_len = dirty::HUGE_FROM;
-        let path = std::env::temp_dir().join(format!("mvvm-ahead-race-{}", std::process::id()));
-        let mut f = std::fs::File::create(&path).unwrap();
-        for u in 0..file_len / UNIT {
-            f.write_all(&vec![u as u8; UNIT]).unwrap();
-        }
-        drop(f);
-        let f = std::fs::File::open(&path).unwrap();
-        let shared = MemoryType {
-            limits: Limits {
-                min: (file_len / CHUNK) as u64,
-                max: Some((file_len / CHUNK) as u64),
-            },
-            shared: true,
-        };
-        let mut m = LinearMemory::new(shared).unwrap();
-        use std::os::fd::AsFd;
-        m.map_file_private(0, file_len as u64, f.as_fd(), 0)
-            .unwrap();
-        drop(f);
-        std::fs::remove_file(&path).unwrap();
-        assert!(m.start_dirty_tracking().unwrap());
+        let mut m = restored_shared_memory("ahead-race");
         let t = m.tracker.as_ref().unwrap().view();
         t.set_protect_ahead(true);
         let handle = m.share().unwrap();
-        let spots = |u: usize| [0, UNIT / 2 + 4096, UNIT - 8].map(|at| (u * UNIT + at) as u64);
+        let spots = race_spots;
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writing = Arc::clone(&done);
-        let writer = std::thread::spawn(move || {
-            let mut round = 0u64;
-            loop {
-                let last = writing.load(Ordering::SeqCst);
-                for u in 0..file_len / UNIT {
-                    for off in spots(u) {
-                        let mut was = [0u8; 8];
-                        assert!(handle.read(off, &mut was));
-                        let want = if round == 0 {
-                            u64::from_ne_bytes([u as u8; 8])
-                        } else {
-                            round
-                        };
-                        assert_eq!(u64::from_ne_bytes(was), want, "unit {u}: a write was lost");
-                        assert!(handle.write(off, &(round + 1).to_ne_bytes()));
-                    }
-                }
-                round += 1;
-                if last {
-                    return round;
-                }
-            }
-        });
+        let writer = spawn_round_writer(handle, writing);
         let mut protected = 0;
         let t0 = std::time::Instant::now();
         while protected < 200 * file_len / UNIT && t0.elapsed() < std::time::Duration::from_secs(5)
