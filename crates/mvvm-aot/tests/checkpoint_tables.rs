@@ -2,10 +2,11 @@
 //! (a snapshot taken with one compilation restores into any other), and
 //! exactly where the contract puts them.
 
-use mvvm_abi::object::{CKPT_SECTION, META_SECTION};
+mod meta_support;
+
+use meta_support::read_meta;
 use mvvm_abi::{FuncTables, ModuleMeta, Policy, StablePoint, StablePointKind, TargetArch, ValType};
 use mvvm_aot::{CompileOptions, compile};
-use object::{Object, ObjectSection};
 
 /// Every policy with checkpoint code.
 const POLICIES: [Policy; 5] = [
@@ -16,20 +17,6 @@ const POLICIES: [Policy; 5] = [
     Policy::LoopDirty,
 ];
 
-fn meta_of(obj: &[u8]) -> ModuleMeta {
-    let file = object::File::parse(obj).expect("ELF");
-    let data = file
-        .section_by_name(META_SECTION)
-        .expect("meta")
-        .data()
-        .expect("meta data");
-    let mut meta: ModuleMeta = mvvm_abi::codec::decode(&data[12..]).expect("meta decodes");
-    let tables = file.section_by_name(CKPT_SECTION).expect("tables");
-    meta.attach_tables_section(tables.data().expect("tables data"))
-        .expect("tables header");
-    meta
-}
-
 fn compile_meta(wasm: &[u8], policy: Policy, opt_level: u8, target: TargetArch) -> ModuleMeta {
     let opts = CompileOptions {
         opt_level,
@@ -39,7 +26,7 @@ fn compile_meta(wasm: &[u8], policy: Policy, opt_level: u8, target: TargetArch) 
     };
     let obj = compile(wasm, &opts)
         .unwrap_or_else(|e| panic!("{} -O{opt_level} {target:?}: {e}", policy.name()));
-    let meta = meta_of(&obj);
+    let meta = read_meta(&obj);
     assert_eq!(meta.policy, policy);
     meta
 }

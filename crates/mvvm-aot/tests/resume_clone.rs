@@ -5,11 +5,14 @@
 //! checkpoint tables. This is what compiling clones on demand at restore
 //! needs ("Resume clones compiled on demand" in CHECKPOINT.md).
 
+mod meta_support;
+
+use meta_support::read_meta;
 use mvvm_abi::object::{
-    CKPT_SECTION, META_SECTION, PROBE_TRAMPOLINE_SYMBOL, TRAPS_SECTION, array_trampoline_symbol,
-    func_symbol, import_stub_symbol, resume_symbol,
+    PROBE_TRAMPOLINE_SYMBOL, array_trampoline_symbol, func_symbol, import_stub_symbol,
+    resume_symbol,
 };
-use mvvm_abi::{ModuleMeta, Policy, TargetArch};
+use mvvm_abi::{Policy, TargetArch};
 use mvvm_aot::resume_clone::{CallField, CallTarget, CloneCode, compile_resume_clone};
 use mvvm_aot::{CompileError, CompileOptions, compile_keeping_relocations};
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
@@ -18,22 +21,6 @@ use std::collections::HashMap;
 fn workspace_file(rel: &str) -> Vec<u8> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-fn meta_of(file: &object::File<'_>) -> ModuleMeta {
-    let data = file
-        .section_by_name(META_SECTION)
-        .expect("meta")
-        .data()
-        .expect("meta data");
-    let mut meta: ModuleMeta = mvvm_abi::codec::decode(&data[12..]).expect("meta decodes");
-    let tables = file.section_by_name(CKPT_SECTION).expect("tables");
-    meta.attach_tables_section(tables.data().expect("tables data"))
-        .expect("tables header");
-    let traps = file.section_by_name(TRAPS_SECTION).expect("traps");
-    meta.attach_trap_section(traps.data().expect("traps data"))
-        .expect("traps header");
-    meta
 }
 
 fn symbol_of(t: CallTarget) -> String {
@@ -66,7 +53,7 @@ fn mask(code: &mut [u8], clone: &CloneCode) {
 fn check_module(name: &str, wasm: &[u8], opts: &CompileOptions) -> (usize, usize) {
     let obj = compile_keeping_relocations(wasm, opts).unwrap_or_else(|e| panic!("{name}: {e}"));
     let file = object::File::parse(&*obj).expect("ELF");
-    let meta = meta_of(&file);
+    let meta = read_meta(&obj);
     let text = file.section_by_name(".text").expect(".text");
     let text_data = text.data().expect("text data");
     let names: HashMap<object::SymbolIndex, String> = file
