@@ -765,6 +765,29 @@ mod tests {
     use super::*;
     use mvvm_abi::meta::Limits;
 
+    /// Whether every test must run here (CI, or `MVVM_REQUIRE_ALL`, as
+    /// `.ci/run` sets): a test that lacks what it needs then fails
+    /// instead of skipping.
+    fn must_run_all() -> bool {
+        ["CI", "MVVM_REQUIRE_ALL"]
+            .iter()
+            .any(|n| std::env::var(n).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false"))
+    }
+
+    /// Whether the kernel's memory calls are there: not under Miri, which
+    /// has no shim for reserving 8 GiB or for `mprotect`
+    /// (`scripts/miri.sh`). There such a test is skipped with the reason,
+    /// and fails when every test must run.
+    fn kernel_memory_here() -> bool {
+        if !cfg!(miri) {
+            return true;
+        }
+        let why = "Miri cannot map 8 GiB or call mprotect";
+        assert!(!must_run_all(), "{why} (CI: every test must run)");
+        eprintln!("skipped: {why}");
+        false
+    }
+
     fn ty(min: u64, max: Option<u64>) -> MemoryType {
         MemoryType {
             limits: Limits { min, max },
@@ -773,8 +796,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn grows_up_to_max() {
+        if !kernel_memory_here() {
+            return;
+        }
         let mut m = LinearMemory::new(ty(1, Some(3))).unwrap();
         assert_eq!(m.data().unwrap().len(), 65536);
         m.data_mut().unwrap()[65535] = 7;
@@ -786,8 +811,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn dirty_tracking_records_written_chunks() {
+        if !kernel_memory_here() {
+            return;
+        }
         let mut m = LinearMemory::new(ty(4, Some(8))).unwrap();
         m.data_mut().unwrap()[3] = 1;
         assert_eq!(m.dirty_chunks(), None);
@@ -815,34 +842,43 @@ mod tests {
         assert_eq!(m.data().unwrap()[0], 7);
     }
 
-    /// A shared memory of [`dirty::HUGE_FROM`] bytes restored from a file
-    /// (mapped copy-on-write over it, 4 KiB pages) whose unit `u` holds the
-    /// byte `u`, with dirty tracking started: the set-up of the race tests.
-    fn restored_shared_memory(name: &str) -> LinearMemory {
+    /// A memory of type `ty` restored from a file holding `bytes` (mapped
+    /// copy-on-write over its start, 4 KiB pages, as a restore does), the
+    /// file already removed: the set-up of the huge-page and
+    /// protect-ahead tests.
+    fn restored_memory(name: &str, bytes: &[u8], ty: MemoryType) -> LinearMemory {
         use std::io::Write;
         use std::os::fd::AsFd;
+        let path = std::env::temp_dir().join(format!("mvvm-{name}-{}", std::process::id()));
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(bytes)
+            .unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        let mut m = LinearMemory::new(ty).unwrap();
+        m.map_file_private(0, bytes.len() as u64, f.as_fd(), 0)
+            .unwrap();
+        drop(f);
+        std::fs::remove_file(&path).unwrap();
+        m
+    }
+
+    /// A shared memory of [`dirty::HUGE_FROM`] bytes restored from a file
+    /// whose unit `u` holds the byte `u`, with dirty tracking started: the
+    /// set-up of the race tests.
+    fn restored_shared_memory(name: &str) -> LinearMemory {
         const UNIT: usize = dirty::HUGE_UNIT;
         let file_len = dirty::HUGE_FROM;
-        let path = std::env::temp_dir().join(format!("mvvm-{name}-{}", std::process::id()));
-        let mut f = std::fs::File::create(&path).unwrap();
-        for u in 0..file_len / UNIT {
-            f.write_all(&vec![u as u8; UNIT]).unwrap();
-        }
-        drop(f);
-        let f = std::fs::File::open(&path).unwrap();
+        let bytes: Vec<u8> = (0..file_len).map(|o| (o / UNIT) as u8).collect();
         let pages = (file_len / CHUNK) as u64;
-        let mut m = LinearMemory::new(MemoryType {
+        let shared = MemoryType {
             limits: Limits {
                 min: pages,
                 max: Some(pages),
             },
             shared: true,
-        })
-        .unwrap();
-        m.map_file_private(0, file_len as u64, f.as_fd(), 0)
-            .unwrap();
-        drop(f);
-        std::fs::remove_file(&path).unwrap();
+        };
+        let mut m = restored_memory(name, &bytes, shared);
         assert!(m.start_dirty_tracking().unwrap());
         m
     }
@@ -899,8 +935,10 @@ mod tests {
     const CHUNK: usize = WASM_PAGE_SIZE as usize;
 
     #[test]
-    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn cow_image_keeps_the_bytes_of_its_instant() {
+        if !kernel_memory_here() {
+            return;
+        }
         let mut m = LinearMemory::new(ty(4, None)).unwrap();
         for (k, c) in m.data_mut().unwrap().chunks_mut(CHUNK).enumerate() {
             c.fill(k as u8 + 1);
@@ -938,8 +976,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn large_memories_are_tracked_in_huge_units() {
+        if !kernel_memory_here() {
+            return;
+        }
         let pages = (dirty::HUGE_FROM / CHUNK + 32) as u64;
         let mut m = LinearMemory::new(ty(pages, None)).unwrap();
         m.advise_huge_pages();
@@ -958,8 +998,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn cow_image_holds_while_another_thread_writes() {
+        if !kernel_memory_here() {
+            return;
+        }
         let shared = MemoryType {
             limits: Limits {
                 min: 64,
@@ -1059,25 +1101,16 @@ mod tests {
     /// write after the move is still caught, and the range is no longer
     /// the file.
     #[test]
-    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn restored_memory_moves_to_huge_pages() {
-        use std::io::Write;
+        if !kernel_memory_here() {
+            return;
+        }
         const UNIT: usize = dirty::HUGE_UNIT;
         let file_len = dirty::HUGE_FROM;
         let pattern = |o: usize| (o / 4096 * 7 + o % 251) as u8;
-        let path = std::env::temp_dir().join(format!("mvvm-huge-test-{}", std::process::id()));
-        let mut f = std::fs::File::create(&path).unwrap();
         let bytes: Vec<u8> = (0..file_len).map(pattern).collect();
-        f.write_all(&bytes).unwrap();
-        drop(f);
-        let f = std::fs::File::open(&path).unwrap();
         let pages = (file_len / CHUNK + 32) as u64;
-        let mut m = LinearMemory::new(ty(pages, None)).unwrap();
-        use std::os::fd::AsFd;
-        m.map_file_private(0, file_len as u64, f.as_fd(), 0)
-            .unwrap();
-        drop(f);
-        std::fs::remove_file(&path).unwrap();
+        let mut m = restored_memory("huge-test", &bytes, ty(pages, None));
         m.advise_huge_pages();
         assert!(m.start_dirty_tracking().unwrap());
         m.data_mut().unwrap()[UNIT + 5] = 0xaa;
@@ -1119,11 +1152,8 @@ mod tests {
         } else {
             // Under CI only an emulator (scripts/aarch64/env.sh says so)
             // may lack them; a real machine without THP fails here.
-            let must_run = ["CI", "MVVM_REQUIRE_ALL"]
-                .iter()
-                .any(|n| std::env::var(n).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false"));
             assert!(
-                !must_run || std::env::var_os("MVVM_EMULATED").is_some(),
+                !must_run_all() || std::env::var_os("MVVM_EMULATED").is_some(),
                 "no huge pages here to check the move against (CI: every test must run)"
             );
         }
@@ -1135,8 +1165,10 @@ mod tests {
     /// end the last one's), the image keeps its instant, and every unit
     /// is dirty.
     #[test]
-    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn huge_page_move_races_writes() {
+        if !kernel_memory_here() {
+            return;
+        }
         const UNIT: usize = dirty::HUGE_UNIT;
         let file_len = dirty::HUGE_FROM;
         let mut m = restored_shared_memory("huge-race");
@@ -1212,25 +1244,16 @@ mod tests {
     /// was written meanwhile is protected as the image ends, and moving
     /// every unit onto huge pages ends it.
     #[test]
-    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn protect_ahead_protects_written_units_and_keeps_the_record() {
-        use std::io::Write;
+        if !kernel_memory_here() {
+            return;
+        }
         const UNIT: usize = dirty::HUGE_UNIT;
         let file_len = dirty::HUGE_FROM;
         let pattern = |o: usize| (o / 4096 * 3 + o % 253) as u8;
-        let path = std::env::temp_dir().join(format!("mvvm-ahead-test-{}", std::process::id()));
-        let mut f = std::fs::File::create(&path).unwrap();
         let bytes: Vec<u8> = (0..file_len).map(pattern).collect();
-        f.write_all(&bytes).unwrap();
-        drop(f);
-        let f = std::fs::File::open(&path).unwrap();
         let pages = (file_len / CHUNK + 32) as u64;
-        let mut m = LinearMemory::new(ty(pages, None)).unwrap();
-        use std::os::fd::AsFd;
-        m.map_file_private(0, file_len as u64, f.as_fd(), 0)
-            .unwrap();
-        drop(f);
-        std::fs::remove_file(&path).unwrap();
+        let mut m = restored_memory("ahead-test", &bytes, ty(pages, None));
         assert!(m.start_dirty_tracking().unwrap());
         let t = m.tracker.as_ref().unwrap().view();
         t.set_protect_ahead(true);
@@ -1288,8 +1311,10 @@ mod tests {
     /// never cleared), and an image taken afterwards holds the last
     /// round.
     #[test]
-    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn protect_ahead_races_writes() {
+        if !kernel_memory_here() {
+            return;
+        }
         const UNIT: usize = dirty::HUGE_UNIT;
         let file_len = dirty::HUGE_FROM;
         let mut m = restored_shared_memory("ahead-race");
@@ -1332,8 +1357,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "mmaps 8 GiB and calls mprotect: no Miri shim")]
     fn refuses_too_large() {
+        if !kernel_memory_here() {
+            return;
+        }
         assert!(LinearMemory::new(ty(65537, None)).is_err());
         let mut m = LinearMemory::new(ty(0, None)).unwrap();
         assert_eq!(m.grow(65537), None);
