@@ -23,7 +23,11 @@
 //!   --json              one JSON object per module
 //! ```
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
 use anyhow::{Context, Result, bail};
+use cpu_time::cpu_time;
 use mvvm_aot::frame_labels::{
     Body, DevOptions, FrameReport, Location, Role, SiteKind, SiteReport, compile_with,
 };
@@ -261,17 +265,6 @@ fn print_tally(name: &str, what: &str, t: &Tally, json: bool) {
         t.args_located,
         t.args
     );
-}
-
-/// User+system CPU time of this process so far (from /proc/self/stat,
-/// in clock ticks of 10 ms).
-fn cpu_time() -> Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    let after = stat.rsplit_once(')').context("stat")?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()?
-        + fields.get(12).context("stime")?.parse::<u64>()?;
-    Ok(Duration::from_millis(ticks * 10))
 }
 
 /// Bytes of the frame-map section of `object` (0 without one).

@@ -31,7 +31,11 @@
 //! Policies: loop and counter-loop:16. FILE may be wasm or WAT (WAT is
 //! converted to wasm once, before any timing).
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
 use anyhow::{Context, Result, bail};
+use cpu_time::cpu_time;
 use mvvm_aot::frame_labels::{DevOptions, FrameReport, compile_with};
 use mvvm_aot::{CompileOptions, Policy};
 use std::time::Duration;
@@ -67,17 +71,6 @@ fn parse_args() -> Result<Args> {
         }
     }
     Ok(a)
-}
-
-/// User+system CPU time of this process so far (from /proc/self/stat,
-/// in clock ticks of 10 ms).
-fn cpu_time() -> Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    let after = stat.rsplit_once(')').context("stat")?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()?
-        + fields.get(12).context("stime")?.parse::<u64>()?;
-    Ok(Duration::from_millis(ticks * 10))
 }
 
 /// Mean CPU time of `n` compilations, the object size and the last report.

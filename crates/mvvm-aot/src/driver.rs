@@ -5,16 +5,15 @@ use crate::env::{ModuleInfo, abi_trap, wasm_signature};
 use crate::frame_labels::{Body, DevOptions, FrameReport, PendingSite, RoleTimes, SiteReport};
 use crate::module::{self, MetaHeader, PendingFunc};
 use crate::object::{CompiledFunc, Emitter, EntryIds, ObjectOptions};
-use crate::resume_clone::{CallField, CallTarget, CloneCall, CloneCode, CloneTimes};
+use crate::resume_clone::{CallTarget, CloneCode, CloneTimes};
 use crate::translate::{BodyRole, FuncInput, translate_function};
 use crate::{CompileError, CompileOptions, isa, trampolines};
 use cranelift_codegen::Context;
-use cranelift_codegen::binemit::Reloc;
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{self, AbiParam, types};
 use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::FunctionBuilderContext;
-use cranelift_module::{FuncId, ModuleReloc, ModuleRelocTarget};
+use cranelift_module::{FuncId, ModuleReloc};
 use mvvm_abi::object::{
     PROBE_TRAMPOLINE_SYMBOL, array_trampoline_symbol, func_symbol, import_stub_symbol,
     resume_symbol,
@@ -281,37 +280,8 @@ fn compile_module(
         if let Some(id) = probe_id {
             targets.insert(id.as_u32(), CallTarget::ProbeTrampoline);
         }
-        let mut calls = Vec::with_capacity(code.relocs.len());
-        for r in &code.relocs {
-            let (id, target_offset) = match r.name {
-                ModuleRelocTarget::User {
-                    namespace: 0,
-                    index,
-                } => (index, 0),
-                ModuleRelocTarget::FunctionOffset(f, off) => (f.as_u32(), off),
-                ref other => {
-                    return Err(not_clone(&format!("relocation against {other}")));
-                }
-            };
-            let target = *targets
-                .get(&id)
-                .ok_or_else(|| not_clone(&format!("relocation against undeclared #{id}")))?;
-            let field = match r.kind {
-                Reloc::X86PCRel4 | Reloc::X86CallPCRel4 | Reloc::X86CallPLTRel4 => {
-                    CallField::X86Rel32
-                }
-                Reloc::Arm64Call => CallField::Arm64Call26,
-                other => return Err(not_clone(&format!("relocation kind {other:?}"))),
-            };
-            calls.push(CloneCall {
-                offset: r.offset,
-                field,
-                target,
-                target_offset,
-                addend: r.addend,
-            });
-        }
-        calls.sort_by_key(|c| c.offset);
+        let calls =
+            crate::resume_clone::calls_of(&code.relocs, &targets).map_err(|m| not_clone(&m))?;
         return Ok(Output::Clone(CloneCode {
             func,
             bytes: code.bytes,

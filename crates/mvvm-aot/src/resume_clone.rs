@@ -13,8 +13,11 @@
 //! they call, for whoever places the code to patch.
 
 use crate::{CompileError, CompileOptions};
+use cranelift_codegen::binemit::Reloc;
+use cranelift_module::{ModuleReloc, ModuleRelocTarget};
 use mvvm_abi::exception::CallSite;
 use mvvm_abi::{FuncTables, TrapSite};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// What a call in a clone's code calls.
@@ -109,4 +112,42 @@ pub fn compile_resume_clone(
     }
     let wasm = wat::parse_bytes(wasm)?;
     crate::driver::compile_clone(&wasm, opts, func)
+}
+
+/// The calls of a clone compiled alone, from its relocations, whose
+/// targets are object symbol ids: `targets` names the function, clone,
+/// stub or trampoline behind each id. Sorted by offset; any other
+/// relocation is refused (the message says which).
+pub(crate) fn calls_of(
+    relocs: &[ModuleReloc],
+    targets: &HashMap<u32, CallTarget>,
+) -> Result<Vec<CloneCall>, String> {
+    let mut calls = Vec::with_capacity(relocs.len());
+    for r in relocs {
+        let (id, target_offset) = match r.name {
+            ModuleRelocTarget::User {
+                namespace: 0,
+                index,
+            } => (index, 0),
+            ModuleRelocTarget::FunctionOffset(f, off) => (f.as_u32(), off),
+            ref other => return Err(format!("relocation against {other}")),
+        };
+        let target = *targets
+            .get(&id)
+            .ok_or_else(|| format!("relocation against undeclared #{id}"))?;
+        let field = match r.kind {
+            Reloc::X86PCRel4 | Reloc::X86CallPCRel4 | Reloc::X86CallPLTRel4 => CallField::X86Rel32,
+            Reloc::Arm64Call => CallField::Arm64Call26,
+            other => return Err(format!("relocation kind {other:?}")),
+        };
+        calls.push(CloneCall {
+            offset: r.offset,
+            field,
+            target,
+            target_offset,
+            addend: r.addend,
+        });
+    }
+    calls.sort_by_key(|c| c.offset);
+    Ok(calls)
 }
