@@ -23,6 +23,7 @@ mod indexed_section;
 pub mod meta;
 pub mod names;
 pub mod object;
+pub mod resume_code;
 pub mod tables;
 pub mod trap;
 pub mod trap_sites;
