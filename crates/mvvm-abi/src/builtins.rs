@@ -156,6 +156,12 @@ builtins! {
     /// its walk (developer option `walk_frames`): `(func)`, in place of
     /// `UnwindFrame` at that frame's position in the unwind.
     UnwindWalked = "unwind_walked"(I32) -> ();
+    /// The entry of function `func`'s resume clone (imports included in
+    /// the numbering), with the tail calling convention: the object's
+    /// clone, or one the runtime compiles for the rewind when the object
+    /// left its clones out. Called by a hot body's rewind block only;
+    /// raises a host error when no clone can be had.
+    ResumeCode = "resume_code"(I32) -> (Ptr);
 }
 
 /// Number of builtins (length of the table).

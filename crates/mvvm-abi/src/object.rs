@@ -37,15 +37,25 @@ pub const NAMES_SECTION: &str = ".mvvm.names";
 /// native frames, which the runtime checks against the unwind blocks.
 pub const FRAMES_SECTION: &str = ".mvvm.frames";
 
+/// Section of an object whose resume clones are compiled on demand
+/// (`mvvm-aot --resume-clones=on-demand`): the module's wasm, from which
+/// the runtime compiles a function's clone when a rewind needs it. The
+/// custom sections after the code section are left out (names, debug
+/// information: translation does not read them); everything else is as
+/// compiled, so every function body lies at the offset it had, and the
+/// wasm offsets of a clone compiled from it agree with its hot body's.
+pub const WASM_SECTION: &str = ".mvvm.wasm";
+
 /// The sections of metadata that the loader reads from the object and
 /// never places in the code mapping.
-pub const METADATA_SECTIONS: [&str; 6] = [
+pub const METADATA_SECTIONS: [&str; 7] = [
     META_SECTION,
     CKPT_SECTION,
     TRAPS_SECTION,
     ENTRIES_SECTION,
     NAMES_SECTION,
     FRAMES_SECTION,
+    WASM_SECTION,
 ];
 
 /// Symbol of the body of function `index` (defined functions only),

@@ -32,8 +32,11 @@
 /// by the trap handler), the exception call sites are listed only for the
 /// functions that have some (`ModuleMeta::call_sites`), the function
 /// names are in the section `.mvvm.names` (read in place), and the
-/// per-function ELF symbols are written only on request.
-pub const AOT_FORMAT_VERSION: u32 = 11;
+/// per-function ELF symbols are written only on request. 12: a hot
+/// body's rewind block asks builtin `ResumeCode` (new, last in the table)
+/// for its resume clone instead of calling the clone's symbol, so an
+/// object may leave its clones out and the runtime compile them.
+pub const AOT_FORMAT_VERSION: u32 = 12;
 
 /// Version of the MVVM toolchain that produced a file.
 pub const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -41,53 +41,58 @@ pub(crate) fn compile_wasm_dev(
 ) -> Result<(Vec<u8>, FrameReport), CompileError> {
     match compile_module(wasm, opts, object, dev, None)? {
         Output::Object(object, report) => Ok((object, report)),
-        Output::Clone(_) => Err(CompileError::Codegen {
+        Output::Clones(_) => Err(CompileError::Codegen {
             func: u32::MAX,
             message: "a clone where an object was asked for".into(),
         }),
     }
 }
 
-/// The resume clone of function `func` compiled alone (see
-/// [`crate::resume_clone`]).
-pub(crate) fn compile_clone(
+/// The resume clones of functions `funcs` (sorted, no duplicate)
+/// compiled alone (see [`crate::resume_clone`]), in the order of `funcs`.
+pub(crate) fn compile_clones(
     wasm: &[u8],
     opts: &CompileOptions,
-    func: u32,
-) -> Result<CloneCode, CompileError> {
+    funcs: &[u32],
+) -> Result<Vec<CloneCode>, CompileError> {
     match compile_module(
         wasm,
         opts,
         ObjectOptions::default(),
         &DevOptions::default(),
-        Some(func),
+        Some(funcs),
     )? {
-        Output::Clone(code) => Ok(code),
+        Output::Clones(code) => Ok(code),
         Output::Object(..) => Err(CompileError::Codegen {
-            func,
+            func: funcs.first().copied().unwrap_or(u32::MAX),
             message: "an object where a clone was asked for".into(),
         }),
     }
 }
 
+/// The clone "symbol" of a hot body whose clone the object leaves out
+/// (clones on demand, or the developer option `resume_clones: false`): no
+/// symbol has it; the body is compiled as a hot body, no clone is.
+const CLONE_LEFT_OUT: u32 = u32::MAX;
+
 /// What [`compile_module`] made.
 enum Output {
     /// The whole module's object.
     Object(Vec<u8>, FrameReport),
-    /// One resume clone alone.
-    Clone(CloneCode),
+    /// Resume clones alone.
+    Clones(Vec<CloneCode>),
 }
 
-/// The whole pipeline; with `only_clone`, everything up to the function
-/// bodies is done as for the object (so the clone's translation sees the
-/// same module-wide information), then only that function's resume clone
-/// is compiled and returned.
+/// The whole pipeline; with `only_clones`, everything up to the function
+/// bodies is done as for the object (so the clones' translation sees the
+/// same module-wide information), then only those functions' resume
+/// clones are compiled and returned.
 fn compile_module(
     wasm: &[u8],
     opts: &CompileOptions,
     object: ObjectOptions,
     dev: &DevOptions,
-    only_clone: Option<u32>,
+    only_clones: Option<&[u32]>,
 ) -> Result<Output, CompileError> {
     let started = std::time::Instant::now();
     let dev = &dev.normalised();
@@ -183,9 +188,11 @@ fn compile_module(
                         func: index,
                         message: "function without a type".into(),
                     })?;
-                if !dev.resume_clones {
-                    // Developer option: the body is still the hot one
-                    // (`hot_without_clone`), but no clone is declared.
+                if !dev.resume_clones || (object.clones_on_demand && only_clones.is_none()) {
+                    // Clones compiled on demand (or the developer option
+                    // that leaves them out): the body is still the hot one
+                    // (`hot_without_clone`), its rewind block asks the
+                    // runtime for the clone, but no clone is declared.
                     hot_without_clone[index as usize] = true;
                     continue;
                 }
@@ -229,7 +236,7 @@ fn compile_module(
             .zip(&hot_without_clone)
             .map(|(id, &hot)| match id {
                 Some(i) => Some(i.as_u32()),
-                None => hot.then_some(u32::MAX),
+                None => hot.then_some(CLONE_LEFT_OUT),
             })
             .collect(),
         recursive,
@@ -238,27 +245,37 @@ fn compile_module(
         target: opts.target,
     };
 
-    if let Some(func) = only_clone {
-        let not_clone = |message: &str| CompileError::Codegen {
-            func,
-            message: message.into(),
-        };
-        if func < nimports || func as usize >= func_ids.len() {
-            return Err(not_clone("not a defined function"));
+    if let Some(funcs) = only_clones {
+        for &func in funcs {
+            let not_clone = |message: &str| CompileError::Codegen {
+                func,
+                message: message.into(),
+            };
+            if func < nimports || func as usize >= func_ids.len() {
+                return Err(not_clone("not a defined function"));
+            }
+            if resume_ids[func as usize].is_none() {
+                return Err(not_clone(
+                    "the function has no resume clone (no loop, or no checkpoint policy)",
+                ));
+            }
         }
-        if resume_ids[func as usize].is_none() {
-            return Err(not_clone(
-                "the function has no resume clone (no loop, or no checkpoint policy)",
-            ));
+        if !funcs.is_sorted_by(|a, b| a < b) {
+            return Err(CompileError::Codegen {
+                func: funcs.first().copied().unwrap_or(u32::MAX),
+                message: "the functions of clones to compile are not sorted and distinct".into(),
+            });
         }
         let prepare = started.elapsed();
         let t = std::time::Instant::now();
-        let (compiled, _) = compile_functions(&info, &*isa, parsed.funcs, &func_ids, Some(func))?;
+        let (compiled, _) = compile_functions(&info, &*isa, parsed.funcs, &func_ids, Some(funcs))?;
         let compile = t.elapsed();
-        let (code, _) = compiled
-            .into_iter()
-            .next()
-            .ok_or_else(|| not_clone("no clone was compiled"))?;
+        if compiled.len() != funcs.len() {
+            return Err(CompileError::Codegen {
+                func: funcs.first().copied().unwrap_or(u32::MAX),
+                message: "not every clone was compiled".into(),
+            });
+        }
         let mut targets = std::collections::HashMap::new();
         for (i, id) in func_ids.iter().enumerate() {
             let i = i as u32;
@@ -280,18 +297,22 @@ fn compile_module(
         if let Some(id) = probe_id {
             targets.insert(id.as_u32(), CallTarget::ProbeTrampoline);
         }
-        let calls =
-            crate::resume_clone::calls_of(&code.relocs, &targets).map_err(|m| not_clone(&m))?;
-        return Ok(Output::Clone(CloneCode {
-            func,
-            bytes: code.bytes,
-            alignment: code.alignment,
-            calls,
-            traps: code.traps,
-            call_sites: code.call_sites,
-            tables: code.tables,
-            times: CloneTimes { prepare, compile },
-        }));
+        let mut clones = Vec::with_capacity(funcs.len());
+        for (&func, (code, _)) in funcs.iter().zip(compiled) {
+            let calls = crate::resume_clone::calls_of(&code.relocs, &targets)
+                .map_err(|m| CompileError::Codegen { func, message: m })?;
+            clones.push(CloneCode {
+                func,
+                bytes: code.bytes,
+                alignment: code.alignment,
+                calls,
+                traps: code.traps,
+                call_sites: code.call_sites,
+                tables: code.tables,
+                times: CloneTimes { prepare, compile },
+            });
+        }
+        return Ok(Output::Clones(clones));
     }
     let (compiled, report) = compile_functions(&info, &*isa, parsed.funcs, &func_ids, None)?;
 
@@ -418,7 +439,11 @@ fn compile_module(
     } else {
         None
     };
-    let object = emitter.finish(&meta, &entries, frames.as_deref())?;
+    let carried = (object.clones_on_demand && opts.policy.is_instrumented())
+        .then(|| crate::resume_clone::carried_wasm(wasm))
+        .transpose()
+        .map_err(|message| CompileError::Invalid { offset: 0, message })?;
+    let object = emitter.finish(&meta, &entries, frames.as_deref(), carried.as_deref())?;
     tracing::debug!(
         functions = meta.num_defined_funcs(),
         imports = nimports,
@@ -589,18 +614,20 @@ type CompiledBodies = (CompiledFunc, Option<CompiledFunc>);
 
 /// Compiles the defined functions on `available_parallelism` workers, each
 /// with its own Cranelift context; results come back in index order.
-/// With `only_clone`, only that function's resume clone is compiled, on
-/// this thread, and returned alone as the first body (with its tables).
+/// With `only_clones`, only those functions' resume clones are compiled
+/// and returned, in the order of the list, each as a body (with its
+/// tables).
 fn compile_functions(
     info: &ModuleInfo<'_>,
     isa: &dyn TargetIsa,
     funcs: Vec<PendingFunc<'_>>,
     func_ids: &[FuncId],
-    only_clone: Option<u32>,
+    only_clones: Option<&[u32]>,
 ) -> Result<(Vec<CompiledBodies>, FrameReport), CompileError> {
     let n = funcs.len();
     let nimports = info.meta.num_imported_funcs;
-    let selected = |k: usize| only_clone.is_none_or(|f| f == nimports + k as u32);
+    let selected =
+        |k: usize| only_clones.is_none_or(|fs| fs.binary_search(&(nimports + k as u32)).is_ok());
     let jobs: Vec<Mutex<Option<PendingFunc<'_>>>> =
         funcs.into_iter().map(|f| Mutex::new(Some(f))).collect();
     let results: Vec<Mutex<Option<Result<CompiledBodies, CompileError>>>> =
@@ -639,15 +666,11 @@ fn compile_functions(
             all.extend(found);
         }
     };
-    let workers = if only_clone.is_some() {
-        1
-    } else {
-        std::thread::available_parallelism()
-            .map(|p| p.get())
-            .unwrap_or(1)
-            .min(n)
-            .max(1)
-    };
+    let workers = std::thread::available_parallelism()
+        .map(|p| p.get())
+        .unwrap_or(1)
+        .min(only_clones.map_or(n, <[u32]>::len))
+        .max(1);
 
     let work = || {
         if dev.timings {
@@ -736,14 +759,14 @@ fn compile_functions(
                     })
                 };
                 let clone = match resume {
-                    Some(symbol) if dev.resume_clones => {
+                    Some(symbol) if symbol != CLONE_LEFT_OUT => {
                         let t = std::time::Instant::now();
                         let id = FuncId::from_u32(symbol);
                         let (mut compiled, tables, sites) =
                             compile_body(BodyRole::Resume { symbol }, id, "resume.")?;
                         timed(2, t);
                         keep(sites);
-                        if only_clone.is_some() {
+                        if only_clones.is_some() {
                             compiled.tables = tables;
                             return Ok((compiled, None));
                         }

@@ -621,20 +621,27 @@ impl<'m> FuncEnv<'m> {
         Ok(f)
     }
 
-    /// Tail-calls the resume clone of function `index` (object id `id`)
-    /// with `args` (vmctx first): the rewind entry of a function that has a
-    /// clone. A tail call, so the hot body leaves no frame on the stack of
-    /// the rewound program. Ends the block.
+    /// Tail-calls the resume clone of function `index` with `args` (vmctx
+    /// first): the rewind entry of a function that has a clone. The clone's
+    /// address comes from builtin `ResumeCode`, which returns the object's
+    /// clone or one the runtime compiled for this rewind ("Resume clones
+    /// compiled on demand" in CHECKPOINT.md): the hot body never names the
+    /// clone's symbol, so an object may leave clones out. Only rewinds run
+    /// this (once per rewound frame), so the builtin call costs nothing the
+    /// program notices. A tail call, so the hot body leaves no frame on the
+    /// stack of the rewound program. Ends the block.
     pub fn tail_call_resume_clone(
         &mut self,
         builder: &mut FunctionBuilder<'_>,
         index: u32,
-        id: u32,
         args: &[Value],
     ) -> EnvResult<()> {
         let signature = self.func_sig(builder, index)?;
-        let f = Self::object_func(builder, id, signature);
-        builder.ins().return_call(f, args);
+        let func = builder.ins().iconst(types::I32, i64::from(index));
+        let code = self
+            .call_builtin_cold(builder, Builtin::ResumeCode, &[func])?
+            .ok_or("builtin ResumeCode returns no address")?;
+        builder.ins().return_call_indirect(signature, code, args);
         Ok(())
     }
 

@@ -43,6 +43,7 @@ use mvvm_abi::entries::EntryOffsets;
 use mvvm_abi::exception::CallSite;
 use mvvm_abi::object::{
     CKPT_SECTION, ENTRIES_SECTION, FRAMES_SECTION, META_SECTION, NAMES_SECTION, TRAPS_SECTION,
+    WASM_SECTION,
 };
 use mvvm_abi::version::{AOT_FORMAT_VERSION, META_MAGIC};
 use mvvm_abi::{FuncTables, ModuleMeta, TrapSite};
@@ -130,13 +131,17 @@ pub(crate) struct Emitter {
 
 /// What the object holds besides what the runtime needs.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct ObjectOptions {
+pub struct ObjectOptions {
     /// Leave the relocations of the calls the emitter applies in the
     /// object too (for ELF tools; the loader then applies them again, to
     /// the same bytes). The symbols they name stay.
     pub keep_call_relocations: bool,
     /// Keep every function's ELF symbol.
     pub symbols: bool,
+    /// Leave the resume clones out and carry the wasm instead
+    /// ([`WASM_SECTION`]): the runtime compiles a clone when a rewind
+    /// needs it ("Resume clones compiled on demand" in CHECKPOINT.md).
+    pub clones_on_demand: bool,
 }
 
 /// The functions whose offsets go into [`ENTRIES_SECTION`], by role (see
@@ -316,6 +321,7 @@ impl Emitter {
         meta: &ModuleMeta,
         entries: &EntryIds,
         frames: Option<&[u8]>,
+        wasm: Option<&[u8]>,
     ) -> Result<Vec<u8>, CompileError> {
         for d in std::mem::take(&mut self.deferred) {
             self.define_now(d.id, d.func_index, &d.bytes, d.alignment, &d.relocs)?;
@@ -398,6 +404,16 @@ impl Emitter {
                 object::SectionKind::Other,
             );
             product.object.append_section_data(sec, frames, 8);
+        }
+        // Clones compiled on demand: the wasm they are compiled from, read
+        // from the file only when a rewind needs a clone.
+        if let Some(wasm) = wasm {
+            let sec = product.object.add_section(
+                Vec::new(),
+                WASM_SECTION.as_bytes().to_vec(),
+                object::SectionKind::Other,
+            );
+            product.object.append_section_data(sec, wasm, 8);
         }
         let bytes = product
             .object

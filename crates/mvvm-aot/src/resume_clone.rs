@@ -32,7 +32,11 @@ pub fn compile_resume_clone(
         return Err(CompileError::NotAModule);
     }
     let wasm = wat::parse_bytes(wasm)?;
-    crate::driver::compile_clone(&wasm, opts, func)
+    let mut clones = crate::driver::compile_clones(&wasm, opts, &[func])?;
+    clones.pop().ok_or(CompileError::Codegen {
+        func,
+        message: "no clone was compiled".into(),
+    })
 }
 
 /// The calls of a clone compiled alone, from its relocations, whose
@@ -71,4 +75,88 @@ pub(crate) fn calls_of(
     }
     calls.sort_by_key(|c| c.offset);
     Ok(calls)
+}
+
+/// The options an object was compiled with, as its metadata records them:
+/// what its clones must be compiled with to agree with its hot bodies.
+/// The CPU features are the host's when the object is for this host (a
+/// clone runs here, beside code the loader checked against this host), the
+/// baseline otherwise.
+pub fn options_of(meta: &mvvm_abi::ModuleMeta) -> CompileOptions {
+    CompileOptions {
+        opt_level: meta.opt_level,
+        target: meta.target,
+        policy: meta.policy,
+        portable: mvvm_abi::TargetArch::host() != Some(meta.target),
+    }
+}
+
+/// The resume clones of functions `funcs` (imports included in the
+/// numbering; any order, duplicates ignored) of the object whose metadata
+/// is `meta`, compiled from `wasm` (the object's
+/// [`WASM_SECTION`](mvvm_abi::object::WASM_SECTION)) on the available
+/// cores, in increasing function order. The module-wide preparation is
+/// done once for all of them.
+pub fn compile_clones_for(
+    meta: &mvvm_abi::ModuleMeta,
+    wasm: &[u8],
+    funcs: &[u32],
+) -> Result<Vec<CloneCode>, CompileError> {
+    if !wasm.starts_with(crate::WASM_MAGIC) {
+        return Err(CompileError::NotAModule);
+    }
+    let mut funcs = funcs.to_vec();
+    funcs.sort_unstable();
+    funcs.dedup();
+    crate::driver::compile_clones(wasm, &options_of(meta), &funcs)
+}
+
+/// The wasm an object with clones compiled on demand carries: `wasm`
+/// without the custom sections that follow its code section (the name
+/// section, debug information), which translation does not read. Only
+/// sections after the code section are left out, so every function body
+/// stays at its offset (the wasm offsets of trap sites and stable points
+/// are counted from the module's start). Fails on a module whose section
+/// headers do not parse (it was validated before, so never in practice).
+pub(crate) fn carried_wasm(wasm: &[u8]) -> Result<Vec<u8>, String> {
+    const CUSTOM: u8 = 0;
+    const CODE: u8 = 10;
+    let mut out = Vec::with_capacity(wasm.len());
+    let header = wasm.get(..8).ok_or("module shorter than its header")?;
+    out.extend_from_slice(header);
+    let mut pos = 8;
+    let mut after_code = false;
+    while pos < wasm.len() {
+        let start = pos;
+        let id = wasm[pos];
+        pos += 1;
+        let (size, used) = read_leb_u32(&wasm[pos..]).ok_or("bad section size")?;
+        pos += used;
+        let end = pos
+            .checked_add(size as usize)
+            .filter(|&e| e <= wasm.len())
+            .ok_or("section runs past the module's end")?;
+        if !(after_code && id == CUSTOM) {
+            out.extend_from_slice(&wasm[start..end]);
+        }
+        after_code |= id == CODE;
+        pos = end;
+    }
+    Ok(out)
+}
+
+/// An unsigned LEB128 `u32` at the start of `bytes`, and its length.
+fn read_leb_u32(bytes: &[u8]) -> Option<(u32, usize)> {
+    let mut value: u32 = 0;
+    for (i, &b) in bytes.iter().take(5).enumerate() {
+        let bits = u32::from(b & 0x7f);
+        if i == 4 && bits > 0x0f {
+            return None;
+        }
+        value |= bits << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
 }

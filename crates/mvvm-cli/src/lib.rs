@@ -9,6 +9,7 @@
 //! stderr with their whole cause chain by [`exit::report`].
 
 pub mod checkpoint_cmd;
+pub mod clone_compiler;
 pub mod compile_cache;
 pub mod exit;
 pub mod grant_flags;

@@ -85,6 +85,7 @@ static TABLE: LazyLock<[usize; BUILTIN_COUNT]> = LazyLock::new(|| {
                 crate::frame_walk::wait64_walk_entry as *const () as usize
             }
             Builtin::UnwindWalked => unwind_walked as *const () as usize,
+            Builtin::ResumeCode => resume_code as *const () as usize,
         };
     }
     t
@@ -498,6 +499,36 @@ extern "C" fn rewind_frame(
             // SAFETY: called only by generated code with its own live
             // vmctx, inside the protected entry that `mvvm_b_raise` unwinds
             // to; every value of this frame has been moved out or dropped.
+            unsafe { mvvm_b_raise(vmctx, TrapCode::HostError as i32) };
+            0
+        }
+    }
+}
+
+/// Builtin `ResumeCode`: the entry of `func`'s resume clone (see
+/// [`crate::resume`]); raises a host error when there is none (the
+/// object left it out and it cannot be compiled), which ends the rewind.
+extern "C" fn resume_code(vmctx: *mut VMContext, func: u32) -> usize {
+    let module = {
+        // SAFETY: called by generated code with its own vmctx; the
+        // reference ends with this block, before anything else runs.
+        let (s, i) = unsafe { store_of(vmctx) };
+        s.instances.get(i as usize).map(|inst| inst.module.clone())
+    };
+    let r = match module {
+        Some(m) => crate::resume::resume_code(&m, func),
+        None => Err("no instance behind the rewinding function".into()),
+    };
+    match r {
+        Ok(entry) => entry,
+        Err(message) => {
+            set_pending(PendingError::Run(RunError::Host(format!(
+                "restore failed: {message}"
+            ))));
+            // SAFETY: called only by generated code with its own live
+            // vmctx, inside the protected entry that `mvvm_b_raise` unwinds
+            // to; the module handle and the message have been dropped or
+            // moved out (`m` is dropped at the end of the match above).
             unsafe { mvvm_b_raise(vmctx, TrapCode::HostError as i32) };
             0
         }

@@ -34,11 +34,13 @@ mod exception;
 mod frame_walk;
 mod global;
 mod instance;
+mod jit_pending;
 mod linker;
 pub mod loader;
 mod memory;
 mod module;
 mod perf_map;
+mod resume;
 mod signals;
 mod store;
 mod sys;
@@ -57,6 +59,7 @@ pub use memory::{MAX_PAGES, MemoryError, SharedMemory};
 pub use module::Module;
 pub use mvvm_abi::TrapCode;
 pub use mvvm_abi::meta::{FuncType, GlobalType, Limits, MemoryType, TableType, ValType};
+pub use resume::{CloneCompiler, ResumeError, set_clone_compiler};
 pub use store::{
     AsStore, Caller, DEFAULT_MAX_WASM_STACK, Extern, Func, Global, HostError, HostFn, Memory,
     MemoryAccess, RunError, Store, Table, Tag, Val,

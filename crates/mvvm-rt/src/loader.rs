@@ -174,6 +174,49 @@ pub(crate) struct LoadedCode {
     /// Trap lookup data for the signal handler, and where each body is
     /// (read in place, [`CodeInfo::body_addr`]).
     pub info: CodeInfo,
+    /// The wasm of an object whose clones are compiled on demand.
+    pub wasm: Option<CarriedWasm>,
+}
+
+/// The wasm an object carries to compile its resume clones from
+/// ([`names::WASM_SECTION`]), read in place: borrowed from the mapped
+/// file (read from disk only when a clone is compiled), or a copy for an
+/// object loaded from bytes.
+#[derive(Clone)]
+pub(crate) struct CarriedWasm(SharedBytes, std::ops::Range<usize>);
+
+impl CarriedWasm {
+    /// The wasm bytes (checked to lie inside the object at load).
+    pub fn bytes(&self) -> &[u8] {
+        self.0.as_ref().as_ref().get(self.1.clone()).unwrap_or(&[])
+    }
+}
+
+impl std::fmt::Debug for CarriedWasm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CarriedWasm({} bytes)", self.1.len())
+    }
+}
+
+/// The wasm section of an object compiled with its clones on demand, in
+/// place; `None` when the object has none. A section that does not lie
+/// inside the file or does not start like a wasm module refuses the load.
+fn carried_wasm(
+    file: &object::File<'_>,
+    owner: Option<&SharedBytes>,
+) -> Result<Option<CarriedWasm>, LoadError> {
+    let Some(sec) = file.section_by_name(names::WASM_SECTION) else {
+        return Ok(None);
+    };
+    let (bytes, range) = section_in_place(&sec, owner, names::WASM_SECTION)?;
+    let wasm = CarriedWasm(bytes, range.clone());
+    if wasm.bytes().len() != range.len() || !wasm.bytes().starts_with(b"\0asm") {
+        return Err(LoadError::BadObject(format!(
+            "section `{}` does not hold a wasm module",
+            names::WASM_SECTION
+        )));
+    }
+    Ok(Some(wasm))
 }
 
 /// Reads and checks the metadata section, and attaches (copies of) the
@@ -589,6 +632,7 @@ fn load_from(
     attach_trap_sites(&obj, &mut meta, owner)?;
     attach_names(&obj, &mut meta, owner)?;
     let frames = frame_maps(&obj)?;
+    let wasm = carried_wasm(&obj, owner)?;
     let layout = lay_out(&obj, meta.target)?;
     let t_parse = phases.lap();
     // Slack so that an 8-byte relocation at the very end stays in bounds.
@@ -649,6 +693,7 @@ fn load_from(
         import_stubs: entries.import_stubs,
         trampolines: entries.trampolines,
         info,
+        wasm,
     })
 }
 

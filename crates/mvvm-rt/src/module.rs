@@ -30,6 +30,10 @@ pub(crate) struct ModuleInner {
     /// (0 without stable points): the frame buffer it needs
     /// (`ModuleMeta::frame_slots`).
     pub frame_slots: usize,
+    /// The wasm an object whose clones are compiled on demand carries
+    /// (`mvvm_abi::object::WASM_SECTION`), read in place; `None` for an
+    /// object that holds its clones (see `crate::resume`).
+    pub wasm: Option<crate::loader::CarriedWasm>,
     // Field order matters: unregister before unmapping.
     _registration: RegistrationGuard,
     _code: CodeMemory,
@@ -76,6 +80,7 @@ impl Module {
                 trampolines: loaded.trampolines,
                 type_ids,
                 frame_slots,
+                wasm: loaded.wasm,
                 _registration: registration,
                 _code: loaded.memory,
             }),
@@ -146,6 +151,7 @@ impl Module {
                 trampolines: HashMap::new(),
                 type_ids,
                 frame_slots: 0,
+                wasm: None,
                 meta,
                 _registration: crate::code::register(info),
                 _code: code,

@@ -866,18 +866,11 @@ impl FuncTranslator<'_, '_, '_> {
 
         self.builder.set_srcloc(SourceLoc::new(body_offset));
         self.builder.switch_to_block(c.rewind);
-        if let Some(id) = c.resume_clone {
-            if !self.env.info.dev.resume_clones {
-                // Developer option `resume_clones: false`: no clone to
-                // call, so this object cannot rewind such a function.
-                self.builder.ins().trap(clif_trap(TrapCode::Unreachable));
-                for b in c.points.iter().filter_map(|p| p.block) {
-                    self.builder.seal_block(b);
-                }
-                return Ok((c.points.into_iter().map(|p| p.point).collect(), sites));
-            }
+        if c.resume_clone.is_some() {
             // The hot body: the clone rewinds, runs the rest of this
-            // activation and returns what it returns. No landing is made,
+            // activation and returns what it returns. The object's clone,
+            // or one the runtime compiles (clones on demand): the same
+            // code either way. No landing is made,
             // so the resume blocks keep their one predecessor.
             // The clone gets this body's arguments: the entry block's
             // parameters (vmctx, then the wasm parameters).
@@ -889,7 +882,7 @@ impl FuncTranslator<'_, '_, '_> {
                 .ok_or_else(|| self.error("function without an entry block"))?;
             let args = self.builder.block_params(entry).to_vec();
             self.env
-                .tail_call_resume_clone(self.builder, self.func_index, id, &args)
+                .tail_call_resume_clone(self.builder, self.func_index, &args)
                 .map_err(|e| self.env_err(e))?;
             for b in c.points.iter().filter_map(|p| p.block) {
                 self.builder.seal_block(b);

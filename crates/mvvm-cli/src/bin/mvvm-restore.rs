@@ -243,6 +243,7 @@ fn main() -> ExitCode {
     }
     let cmd = Restore::parse();
     mvvm_cli::logging::init_with(cmd.verbose, cmd.log_probes);
+    mvvm_cli::clone_compiler::install();
     match cmd.execute() {
         Ok(exit) => exit.into(),
         Err(e) => exit::report("mvvm-restore", &e).into(),

@@ -144,6 +144,18 @@ impl Restore {
             .into_iter()
             .map(|r| ThreadRestore::check(module, r))
             .collect::<Result<Vec<_>, _>>()?;
+        // An object that left its resume clones out: compile those of
+        // the frames' functions now, all at once, before anything runs
+        // (see `crate::resume`).
+        let funcs: Vec<u32> = snap
+            .frames
+            .iter()
+            .chain(threads.iter().flat_map(|t| t.record.frames.iter()))
+            .map(|f| f.func)
+            .collect();
+        module
+            .prepare_clones(&funcs)
+            .map_err(|e| CheckpointError::Host(e.to_string()))?;
         Ok(Restore {
             module: module.clone(),
             snap,

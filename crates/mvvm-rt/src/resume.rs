@@ -1,0 +1,176 @@
+//! Where a rewind finds a function's resume clone: in the object, or
+//! compiled now from the wasm the object carries ("Resume clones compiled
+//! on demand" in `crates/mvvm-aot/CHECKPOINT.md`).
+//!
+//! A hot body's rewind block calls builtin `ResumeCode` for its clone's
+//! address ([`resume_code`]). An object compiled with its clones answers
+//! from its entries section; one compiled with `--resume-clones=on-demand`
+//! carries its wasm instead ([`mvvm_abi::object::WASM_SECTION`]), and the
+//! clone is compiled by the [`CloneCompiler`] the embedder installed (the
+//! runtime does not link the compiler: `mvvm-cli` installs `mvvm-aot`'s),
+//! then placed next to the module's code (`Module::install_clone`).
+//!
+//! A restore compiles the clones of every function on the snapshot's
+//! stacks before it rewinds ([`Module::prepare_clones`], all at once on
+//! the available cores), so the builtin normally finds them; it compiles
+//! one itself only for a rewind nothing prepared (the first continuing
+//! periodic checkpoint, say), and that time is then part of the pause.
+
+use crate::module::Module;
+use mvvm_abi::ModuleMeta;
+use mvvm_abi::resume_code::CloneCode;
+use std::sync::{Arc, RwLock};
+
+/// Compiles resume clones for the runtime: installed once per process by
+/// the embedder ([`set_clone_compiler`]).
+pub trait CloneCompiler: Send + Sync {
+    /// The clones of `funcs` (module-wide indices, sorted, distinct) of
+    /// the module whose metadata is `meta`, from its carried `wasm`, in
+    /// the order of `funcs`. Compiled with the options `meta` records, so
+    /// that each clone agrees with its hot body's stable points.
+    fn compile(
+        &self,
+        meta: &ModuleMeta,
+        wasm: &[u8],
+        funcs: &[u32],
+    ) -> Result<Vec<CloneCode>, String>;
+}
+
+/// The process's clone compiler, if the embedder installed one.
+static COMPILER: RwLock<Option<Arc<dyn CloneCompiler>>> = RwLock::new(None);
+
+/// Installs the compiler that makes the clones an object left out (the
+/// last one installed wins). Without one, rewinding a function of such an
+/// object fails with an error that says so.
+pub fn set_clone_compiler(compiler: Arc<dyn CloneCompiler>) {
+    let mut c = COMPILER.write().unwrap_or_else(|e| e.into_inner());
+    *c = Some(compiler);
+}
+
+fn compiler() -> Option<Arc<dyn CloneCompiler>> {
+    COMPILER.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Why a function's resume clone cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    /// The function has no clone in the object and the object carries no
+    /// wasm to compile one from.
+    #[error(
+        "function {0} has no resume clone in the object, and the object carries no wasm \
+         to compile one (compiled with a developer option that leaves clones out?)"
+    )]
+    NoClone(u32),
+    /// The object carries its wasm but no compiler was installed.
+    #[error(
+        "function {0}'s resume clone must be compiled, and this program has no compiler \
+         for it (an embedder must call mvvm_rt::set_clone_compiler)"
+    )]
+    NoCompiler(u32),
+    /// Compiling the clones failed.
+    #[error("compiling the resume clones of functions {funcs:?} failed: {message}")]
+    Compile {
+        /// The functions asked for.
+        funcs: Vec<u32>,
+        /// The compiler's message.
+        message: String,
+    },
+    /// The compiler returned something else than what was asked.
+    #[error("the clone compiler returned {got} clones for {asked} functions")]
+    WrongCount {
+        /// How many were asked for.
+        asked: usize,
+        /// How many came back.
+        got: usize,
+    },
+    /// Placing a compiled clone failed.
+    #[error("placing the resume clone of function {func}: {message}")]
+    Install {
+        /// The function.
+        func: u32,
+        /// Why.
+        message: String,
+    },
+}
+
+impl Module {
+    /// Makes sure every function of `funcs` (module-wide indices; any
+    /// order, repeats and functions without a loop allowed) that a rewind
+    /// may enter through its clone has one: compiles and installs those
+    /// the object left out, all in one compilation. A restore calls this
+    /// with the functions of the snapshot's frames before it rewinds.
+    /// Nothing to do for an object that holds its clones.
+    pub fn prepare_clones(&self, funcs: &[u32]) -> Result<usize, ResumeError> {
+        let Some(wasm) = self.inner.wasm.as_ref() else {
+            return Ok(0);
+        };
+        let mut missing: Vec<u32> = funcs
+            .iter()
+            .copied()
+            .filter(|&f| self.needs_clone(f) && self.clone_entry(f).is_none())
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let compiler = compiler().ok_or(ResumeError::NoCompiler(missing[0]))?;
+        let started = std::time::Instant::now();
+        let clones = compiler
+            .compile(&self.inner.meta, wasm.bytes(), &missing)
+            .map_err(|message| ResumeError::Compile {
+                funcs: missing.clone(),
+                message,
+            })?;
+        if clones.len() != missing.len() || clones.iter().zip(&missing).any(|(c, f)| c.func != *f) {
+            return Err(ResumeError::WrongCount {
+                asked: missing.len(),
+                got: clones.len(),
+            });
+        }
+        for c in &clones {
+            self.install_clone(c).map_err(|e| ResumeError::Install {
+                func: c.func,
+                message: e.to_string(),
+            })?;
+        }
+        tracing::debug!(
+            clones = clones.len(),
+            code_bytes = clones.iter().map(|c| c.bytes.len()).sum::<usize>(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "compiled resume clones on demand"
+        );
+        Ok(clones.len())
+    }
+
+    /// Whether defined function `func` has a rewind block that asks for a
+    /// clone: the compiler gives one to every function with a loop, which
+    /// is every function the object's stable points say has a loop header
+    /// (a function's tables are decoded here, as a rewind of it does).
+    fn needs_clone(&self, func: u32) -> bool {
+        self.inner.meta.func_tables(func).is_ok_and(|t| {
+            t.stable_points
+                .iter()
+                .any(|p| p.kind == mvvm_abi::StablePointKind::Loop)
+        })
+    }
+
+    /// The entry of `func`'s clone for builtin `ResumeCode`: the object's,
+    /// one installed earlier, or one compiled now.
+    pub(crate) fn resume_entry(&self, func: u32) -> Result<usize, ResumeError> {
+        if let Some(entry) = self.clone_entry(func) {
+            return Ok(entry);
+        }
+        if self.inner.wasm.is_none() {
+            return Err(ResumeError::NoClone(func));
+        }
+        self.prepare_clones(&[func])?;
+        self.clone_entry(func).ok_or(ResumeError::NoClone(func))
+    }
+}
+
+/// Builtin `ResumeCode`'s work: the clone entry of `func` in the module
+/// of the instance being rewound, or why there is none.
+pub(crate) fn resume_code(module: &Module, func: u32) -> Result<usize, String> {
+    module.resume_entry(func).map_err(|e| e.to_string())
+}
