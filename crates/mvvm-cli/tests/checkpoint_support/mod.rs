@@ -122,28 +122,43 @@ impl Drop for Scratch {
     }
 }
 
-type AotCache = Mutex<HashMap<(String, Policy, u8), Arc<OnceLock<Result<PathBuf, String>>>>>;
+type AotKey = (String, Policy, u8, bool);
+type AotCache = Mutex<HashMap<AotKey, Arc<OnceLock<Result<PathBuf, String>>>>>;
 
 /// `test/ckpt/NAME.wasm` (or an arbitrary `.wasm`/`.wat` path given as
 /// NAME) compiled under `policy` at `opt_level`, once per test process (in
 /// process with `mvvm_aot::compile`, which is what `mvvm-aot` runs).
 pub fn aot(name: &str, policy: Policy, opt_level: u8) -> Result<PathBuf> {
+    aot_with(name, policy, opt_level, false)
+}
+
+/// [`aot`], with the resume clones left out of the object and compiled
+/// by the runtime when a rewind needs them (`mvvm-aot
+/// --resume-clones=on-demand`) when `clones_on_demand`.
+pub fn aot_with(
+    name: &str,
+    policy: Policy,
+    opt_level: u8,
+    clones_on_demand: bool,
+) -> Result<PathBuf> {
     static CACHE: OnceLock<AotCache> = OnceLock::new();
     let cell = {
         let mut map = CACHE
             .get_or_init(Default::default)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        map.entry((name.to_owned(), policy, opt_level))
+        map.entry((name.to_owned(), policy, opt_level, clones_on_demand))
             .or_default()
             .clone()
     };
-    cell.get_or_init(|| compile(name, policy, opt_level).map_err(|e| format!("{e:#}")))
-        .clone()
-        .map_err(|e| anyhow::anyhow!(e))
+    cell.get_or_init(|| {
+        compile(name, policy, opt_level, clones_on_demand).map_err(|e| format!("{e:#}"))
+    })
+    .clone()
+    .map_err(|e| anyhow::anyhow!(e))
 }
 
-fn compile(name: &str, policy: Policy, opt_level: u8) -> Result<PathBuf> {
+fn compile(name: &str, policy: Policy, opt_level: u8, clones_on_demand: bool) -> Result<PathBuf> {
     let src = if name.ends_with(".wasm") || name.ends_with(".wat") {
         PathBuf::from(name)
     } else {
@@ -153,8 +168,9 @@ fn compile(name: &str, policy: Policy, opt_level: u8) -> Result<PathBuf> {
     std::fs::create_dir_all(&out_dir)?;
     let stem = src.file_stem().unwrap().to_string_lossy().into_owned();
     let out = out_dir.join(format!(
-        "{stem}-{}-O{opt_level}-{}.aot",
+        "{stem}-{}-O{opt_level}{}-{}.aot",
         policy.label(),
+        if clones_on_demand { "-od" } else { "" },
         std::process::id()
     ));
     let input = std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?;
@@ -163,7 +179,11 @@ fn compile(name: &str, policy: Policy, opt_level: u8) -> Result<PathBuf> {
         policy: policy.abi(),
         ..Default::default()
     };
-    let bytes = mvvm_aot::compile(&input, &opts)
+    let choices = mvvm_aot::ObjectOptions {
+        clones_on_demand,
+        ..Default::default()
+    };
+    let bytes = mvvm_aot::compile_with(&input, &opts, choices)
         .with_context(|| format!("cannot compile {} ({})", src.display(), policy.label()))?;
     std::fs::write(&out, bytes)?;
     Ok(out)
@@ -758,12 +778,32 @@ pub fn everywhere_under(
     points: usize,
     policies: &[Policy],
 ) -> Result<()> {
+    everywhere_with(program, guest, points, policies, false)
+}
+
+/// [`everywhere_under`], with objects whose resume clones are compiled on
+/// demand when `clones_on_demand` (see [`aot_with`]).
+pub fn everywhere_with(
+    program: &str,
+    guest: &Guest,
+    points: usize,
+    policies: &[Policy],
+    clones_on_demand: bool,
+) -> Result<()> {
     let mut failures = Vec::new();
     let mut known = Vec::new();
     let mut done = 0;
     for &policy in policies {
-        let what = format!("{program} [{}]", policy.label());
-        let aot = aot(program, policy, 3)?;
+        let what = format!(
+            "{program} [{}{}]",
+            policy.label(),
+            if clones_on_demand {
+                ", clones on demand"
+            } else {
+                ""
+            }
+        );
+        let aot = aot_with(program, policy, 3, clones_on_demand)?;
         let base = baseline(&aot, guest).with_context(|| what.clone())?;
         ensure!(base.probes > 0, "{what}: no probe executed");
         for c in spread(base.probes, points) {

@@ -1,0 +1,182 @@
+//! Resume clones compiled on demand (`mvvm-aot --resume-clones=on-demand`):
+//! the object leaves its clones out and carries its wasm; a restore
+//! compiles the clones of the functions on the snapshot's stacks, and a
+//! periodic checkpoint that continues compiles a clone when it first
+//! rewinds through it. Whatever the object, the program must add up to an
+//! uninterrupted run: checkpoint everywhere with such objects, snapshots
+//! moved between the two kinds of object of the same wasm, periodic
+//! checkpoints, and a clear refusal when no clone can be had.
+
+mod checkpoint_support;
+
+use anyhow::{Context, Result, ensure};
+use checkpoint_support::Restored;
+use checkpoint_support::{
+    CHECKPOINTED, FAILURE, Guest, POLICIES, Policy, Scratch, Tool, aot, aot_with, baseline,
+    checkpoint_and_restore, ckpt_dir, everywhere_with, spread,
+};
+
+#[test]
+fn compute_everywhere() -> Result<()> {
+    everywhere_with("compute", &Guest::default(), 10, &POLICIES, true)
+}
+
+/// Deep recursion: many frames of the same functions, each clone compiled
+/// once for all of them.
+#[test]
+fn recursion_everywhere() -> Result<()> {
+    everywhere_with("recursion", &Guest::default(), 8, &POLICIES, true)
+}
+
+/// C++ exceptions (exnref encoding): handlers in clones placed by the
+/// runtime must catch what the object's clones catch.
+#[test]
+fn cpp_exceptions_everywhere() -> Result<()> {
+    everywhere_with(
+        "cpp_exceptions_exnref",
+        &Guest::default(),
+        8,
+        &[Policy::Loop, Policy::CounterLoop(4)],
+        true,
+    )
+}
+
+/// A snapshot belongs to the wasm, not to the object: one taken with
+/// either kind of object restores into the other.
+#[test]
+fn snapshots_move_between_the_two_kinds_of_object() -> Result<()> {
+    for policy in [Policy::Loop, Policy::CounterLoop(4)] {
+        let in_object = aot("compute", policy, 3)?;
+        let on_demand = aot_with("compute", policy, 3, true)?;
+        let base = baseline(&in_object, &Guest::default())?;
+        for c in spread(base.probes, 5) {
+            for (from, to, what) in [
+                (&in_object, &on_demand, "in object -> on demand"),
+                (&on_demand, &in_object, "on demand -> in object"),
+            ] {
+                let what = format!("compute [{}] {what}", policy.label());
+                match checkpoint_and_restore(from, to, &Guest::default(), &base, c, &what)? {
+                    Restored::Same => {}
+                    Restored::KnownRefusal => anyhow::bail!("{what}: refused at -c {c}"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The object really leaves the clones out and is smaller; the carried
+/// wasm is what the restore compiles from.
+#[test]
+fn the_object_holds_no_clone() -> Result<()> {
+    let wasm = std::fs::read(ckpt_dir().join("compute.wasm"))?;
+    let opts = mvvm_aot::CompileOptions {
+        policy: mvvm_aot::Policy::Loop,
+        ..Default::default()
+    };
+    let in_object = mvvm_aot::compile(&wasm, &opts)?;
+    let on_demand = mvvm_aot::compile_with(
+        &wasm,
+        &opts,
+        mvvm_aot::ObjectOptions {
+            clones_on_demand: true,
+            ..Default::default()
+        },
+    )?;
+    let a = mvvm_rt::Module::from_aot(&in_object)?;
+    let b = mvvm_rt::Module::from_aot(&on_demand)?;
+    let nimp = a.meta().num_imported_funcs;
+    let funcs = nimp..nimp + (a.meta().funcs.len() as u32 - nimp);
+    let with_clone = funcs
+        .clone()
+        .filter(|&f| a.code_sizes(f).is_some_and(|(_, c)| c.is_some()))
+        .count();
+    ensure!(with_clone > 0, "the in-object build has no clone");
+    for f in funcs {
+        let (_, clone) = b.code_sizes(f).context("no entry")?;
+        ensure!(
+            clone.is_none(),
+            "function {f} has a clone in the on-demand object"
+        );
+    }
+    ensure!(
+        on_demand.len() < in_object.len(),
+        "on demand {} bytes, in object {}",
+        on_demand.len(),
+        in_object.len()
+    );
+    // Without a policy the option changes nothing.
+    let plain = mvvm_aot::CompileOptions::default();
+    let choices = mvvm_aot::ObjectOptions {
+        clones_on_demand: true,
+        ..Default::default()
+    };
+    ensure!(mvvm_aot::compile(&wasm, &plain)? == mvvm_aot::compile_with(&wasm, &plain, choices)?);
+    Ok(())
+}
+
+/// `--every`: each periodic checkpoint continues by rewinding, which
+/// compiles the clones it needs the first time; output as a straight run,
+/// and the last periodic snapshot restores.
+#[test]
+fn periodic_checkpoints_compile_clones_as_they_go() -> Result<()> {
+    let s = Scratch::new("od-every");
+    let a = aot_with("long", Policy::Loop, 3, true)?;
+    let straight = Tool::checkpoint(&a).run()?;
+    straight.expect_code(0, "straight run")?;
+    let snap = s.join("e.bin");
+    let r = Tool::checkpoint(&a)
+        .snapshot(&snap)
+        .args(["--every", "0.02", "-v"])
+        .run()?;
+    r.expect_code(0, "periodic run")?;
+    ensure!(r.stdout == straight.stdout, "{}", r.stderr);
+    let n = r.stderr.matches("periodic checkpoint written").count();
+    ensure!(
+        n >= 2,
+        "{n} periodic checkpoints: the run is too short\n{}",
+        r.stderr
+    );
+    ensure!(
+        r.stderr.contains("compiled resume clones on demand"),
+        "no clone was compiled:\n{}",
+        r.stderr
+    );
+    let end = Tool::restore(&a).snapshot(&snap).run()?;
+    end.expect_code(0, "restore of the last periodic snapshot")?;
+    Ok(())
+}
+
+/// An object without its clones and without wasm (the developer option
+/// that measures the compile without clones) cannot rewind: the restore
+/// fails with an error that says why, never a crash.
+#[test]
+fn no_clone_and_no_wasm_is_a_clear_error() -> Result<()> {
+    let s = Scratch::new("od-noclone");
+    let wasm = std::fs::read(ckpt_dir().join("compute.wasm"))?;
+    let opts = mvvm_aot::CompileOptions {
+        policy: mvvm_aot::Policy::Loop,
+        ..Default::default()
+    };
+    let dev = mvvm_aot::frame_labels::DevOptions {
+        resume_clones: false,
+        ..Default::default()
+    };
+    let (object, _) = mvvm_aot::frame_labels::compile_with(&wasm, &opts, &dev)?;
+    let a = s.join("noclone.aot");
+    std::fs::write(&a, object)?;
+    let snap = s.join("n.bin");
+    Tool::checkpoint(&a)
+        .snapshot(&snap)
+        .count(200)
+        .run()?
+        .expect_code(CHECKPOINTED, "checkpoint")?;
+    let r = Tool::restore(&a).snapshot(&snap).run()?;
+    r.expect_code(FAILURE, "restore without clones")?;
+    ensure!(
+        r.stderr.contains("has no resume clone in the object"),
+        "{}",
+        r.stderr
+    );
+    Ok(())
+}
