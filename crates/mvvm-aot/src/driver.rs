@@ -54,13 +54,14 @@ pub(crate) fn compile_clones(
     wasm: &[u8],
     opts: &CompileOptions,
     funcs: &[u32],
+    max_threads: usize,
 ) -> Result<Vec<CloneCode>, CompileError> {
     match compile_module(
         wasm,
         opts,
         ObjectOptions::default(),
         &DevOptions::default(),
-        Some(funcs),
+        Some(OnlyClones { funcs, max_threads }),
     )? {
         Output::Clones(code) => Ok(code),
         Output::Object(..) => Err(CompileError::Codegen {
@@ -68,6 +69,15 @@ pub(crate) fn compile_clones(
             message: "an object where a clone was asked for".into(),
         }),
     }
+}
+
+/// The clones [`compile_module`] compiles alone, and on how many threads
+/// at most.
+#[derive(Clone, Copy)]
+struct OnlyClones<'a> {
+    /// Sorted, distinct function indices.
+    funcs: &'a [u32],
+    max_threads: usize,
 }
 
 /// The clone "symbol" of a hot body whose clone the object leaves out
@@ -92,7 +102,7 @@ fn compile_module(
     opts: &CompileOptions,
     object: ObjectOptions,
     dev: &DevOptions,
-    only_clones: Option<&[u32]>,
+    only_clones: Option<OnlyClones<'_>>,
 ) -> Result<Output, CompileError> {
     let started = std::time::Instant::now();
     let dev = &dev.normalised();
@@ -245,7 +255,8 @@ fn compile_module(
         target: opts.target,
     };
 
-    if let Some(funcs) = only_clones {
+    if let Some(only) = only_clones {
+        let funcs = only.funcs;
         for &func in funcs {
             let not_clone = |message: &str| CompileError::Codegen {
                 func,
@@ -268,7 +279,7 @@ fn compile_module(
         }
         let prepare = started.elapsed();
         let t = std::time::Instant::now();
-        let (compiled, _) = compile_functions(&info, &*isa, parsed.funcs, &func_ids, Some(funcs))?;
+        let (compiled, _) = compile_functions(&info, &*isa, parsed.funcs, &func_ids, Some(only))?;
         let compile = t.elapsed();
         if compiled.len() != funcs.len() {
             return Err(CompileError::Codegen {
@@ -622,12 +633,13 @@ fn compile_functions(
     isa: &dyn TargetIsa,
     funcs: Vec<PendingFunc<'_>>,
     func_ids: &[FuncId],
-    only_clones: Option<&[u32]>,
+    only_clones: Option<OnlyClones<'_>>,
 ) -> Result<(Vec<CompiledBodies>, FrameReport), CompileError> {
     let n = funcs.len();
     let nimports = info.meta.num_imported_funcs;
-    let selected =
-        |k: usize| only_clones.is_none_or(|fs| fs.binary_search(&(nimports + k as u32)).is_ok());
+    let selected = |k: usize| {
+        only_clones.is_none_or(|o| o.funcs.binary_search(&(nimports + k as u32)).is_ok())
+    };
     let jobs: Vec<Mutex<Option<PendingFunc<'_>>>> =
         funcs.into_iter().map(|f| Mutex::new(Some(f))).collect();
     let results: Vec<Mutex<Option<Result<CompiledBodies, CompileError>>>> =
@@ -669,7 +681,7 @@ fn compile_functions(
     let workers = std::thread::available_parallelism()
         .map(|p| p.get())
         .unwrap_or(1)
-        .min(only_clones.map_or(n, <[u32]>::len))
+        .min(only_clones.map_or(n, |o| o.funcs.len().min(o.max_threads)))
         .max(1);
 
     let work = || {

@@ -32,7 +32,7 @@ pub fn compile_resume_clone(
         return Err(CompileError::NotAModule);
     }
     let wasm = wat::parse_bytes(wasm)?;
-    let mut clones = crate::driver::compile_clones(&wasm, opts, &[func])?;
+    let mut clones = crate::driver::compile_clones(&wasm, opts, &[func], 1)?;
     clones.pop().ok_or(CompileError::Codegen {
         func,
         message: "no clone was compiled".into(),
@@ -94,13 +94,14 @@ pub fn options_of(meta: &mvvm_abi::ModuleMeta) -> CompileOptions {
 /// The resume clones of functions `funcs` (imports included in the
 /// numbering; any order, duplicates ignored) of the object whose metadata
 /// is `meta`, compiled from `wasm` (the object's
-/// [`WASM_SECTION`](mvvm_abi::object::WASM_SECTION)) on the available
-/// cores, in increasing function order. The module-wide preparation is
-/// done once for all of them.
+/// [`WASM_SECTION`](mvvm_abi::object::WASM_SECTION)) on at most
+/// `max_threads` of the available cores, in increasing function order.
+/// The module-wide preparation is done once for all of them.
 pub fn compile_clones_for(
     meta: &mvvm_abi::ModuleMeta,
     wasm: &[u8],
     funcs: &[u32],
+    max_threads: usize,
 ) -> Result<Vec<CloneCode>, CompileError> {
     if !wasm.starts_with(crate::WASM_MAGIC) {
         return Err(CompileError::NotAModule);
@@ -108,7 +109,7 @@ pub fn compile_clones_for(
     let mut funcs = funcs.to_vec();
     funcs.sort_unstable();
     funcs.dedup();
-    crate::driver::compile_clones(wasm, &options_of(meta), &funcs)
+    crate::driver::compile_clones(wasm, &options_of(meta), &funcs, max_threads.max(1))
 }
 
 /// The wasm an object with clones compiled on demand carries: `wasm`

@@ -62,6 +62,11 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
         req.incremental,
     )?;
     check_live(req.live.is_some(), req.triggers.every.is_some())?;
+    if req.triggers.every.is_some() {
+        // Periodic checkpoints continue by rewinding: have the clones an
+        // on-demand object left out ready before the first one.
+        module.compile_clones_in_background();
+    }
     let cfg = CheckpointConfig {
         trigger: req.triggers.trigger(),
         sink: crate::sealed_transport::sink(&req.snapshot, TOOL, req.key.as_ref())?,

@@ -16,8 +16,10 @@ impl mvvm_rt::CloneCompiler for AotClones {
         meta: &ModuleMeta,
         wasm: &[u8],
         funcs: &[u32],
+        max_threads: usize,
     ) -> Result<Vec<CloneCode>, String> {
-        mvvm_aot::resume_clone::compile_clones_for(meta, wasm, funcs).map_err(|e| e.to_string())
+        mvvm_aot::resume_clone::compile_clones_for(meta, wasm, funcs, max_threads)
+            .map_err(|e| e.to_string())
     }
 }
 

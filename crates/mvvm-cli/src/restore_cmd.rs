@@ -153,6 +153,11 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
         req.incremental,
     )?;
     crate::checkpoint_cmd::check_live(req.live.is_some(), req.triggers.every.is_some())?;
+    if req.triggers.every.is_some() {
+        // Periodic checkpoints continue by rewinding: have the clones an
+        // on-demand object left out ready before the first one.
+        module.compile_clones_in_background();
+    }
     let source =
         crate::sealed_transport::source(&req.snapshot, TOOL, req.key.as_ref(), req.insecure)?;
     let opts = RestoreOptions {

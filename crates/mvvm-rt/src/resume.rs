@@ -26,13 +26,15 @@ use std::sync::{Arc, RwLock};
 pub trait CloneCompiler: Send + Sync {
     /// The clones of `funcs` (module-wide indices, sorted, distinct) of
     /// the module whose metadata is `meta`, from its carried `wasm`, in
-    /// the order of `funcs`. Compiled with the options `meta` records, so
-    /// that each clone agrees with its hot body's stable points.
+    /// the order of `funcs`, on at most `max_threads` threads. Compiled
+    /// with the options `meta` records, so that each clone agrees with its
+    /// hot body's stable points.
     fn compile(
         &self,
         meta: &ModuleMeta,
         wasm: &[u8],
         funcs: &[u32],
+        max_threads: usize,
     ) -> Result<Vec<CloneCode>, String>;
 }
 
@@ -101,6 +103,11 @@ impl Module {
     /// with the functions of the snapshot's frames before it rewinds.
     /// Nothing to do for an object that holds its clones.
     pub fn prepare_clones(&self, funcs: &[u32]) -> Result<usize, ResumeError> {
+        self.prepare_clones_on(funcs, usize::MAX)
+    }
+
+    /// [`Module::prepare_clones`] on at most `max_threads` threads.
+    fn prepare_clones_on(&self, funcs: &[u32], max_threads: usize) -> Result<usize, ResumeError> {
         let Some(wasm) = self.inner.wasm.as_ref() else {
             return Ok(0);
         };
@@ -117,7 +124,7 @@ impl Module {
         let compiler = compiler().ok_or(ResumeError::NoCompiler(missing[0]))?;
         let started = std::time::Instant::now();
         let clones = compiler
-            .compile(&self.inner.meta, wasm.bytes(), &missing)
+            .compile(&self.inner.meta, wasm.bytes(), &missing, max_threads)
             .map_err(|message| ResumeError::Compile {
                 funcs: missing.clone(),
                 message,
@@ -141,6 +148,51 @@ impl Module {
             "compiled resume clones on demand"
         );
         Ok(clones.len())
+    }
+
+    /// Compiles every clone this object left out on one background thread,
+    /// a few functions at a time, so that periodic checkpoints (`--every`),
+    /// which continue by rewinding, find the clones ready instead of
+    /// compiling them inside their pause. A checkpoint that comes first
+    /// compiles what it needs itself (installing a clone twice keeps the
+    /// first). Nothing for an object that holds its clones. Failures are
+    /// logged, not fatal: the rewind that needs the clone reports them.
+    pub fn compile_clones_in_background(&self) {
+        if self.inner.wasm.is_none() {
+            return;
+        }
+        let module = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("mvvm-clones".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                let meta = &module.inner.meta;
+                let nimp = meta.num_imported_funcs;
+                let all: Vec<u32> = (nimp..meta.funcs.len() as u32)
+                    .filter(|&f| module.needs_clone(f))
+                    .collect();
+                let mut done = 0;
+                // Small batches, each on one thread: the other cores are
+                // the program's, and each batch's clones are usable as
+                // soon as it ends.
+                for chunk in all.chunks(16) {
+                    match module.prepare_clones_on(chunk, 1) {
+                        Ok(n) => done += n,
+                        Err(e) => {
+                            tracing::warn!("background compile of resume clones: {e}");
+                            return;
+                        }
+                    }
+                }
+                tracing::debug!(
+                    clones = done,
+                    ms = started.elapsed().as_secs_f64() * 1e3,
+                    "background compile of resume clones done"
+                );
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the background compile of resume clones: {e}");
+        }
     }
 
     /// Whether defined function `func` has a rewind block that asks for a
