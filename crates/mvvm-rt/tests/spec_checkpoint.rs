@@ -22,7 +22,9 @@
 //!    same policy the restored run must make exactly the probes k..=P
 //!    (probe k is made again where it resumes). Every fourth k restores
 //!    into the compilation of another policy, and another fourth into the
-//!    same policy compiled at -O0 (resume points are the same in all).
+//!    same policy compiled at -O0 (resume points are the same in all) with
+//!    its resume clones left out (`--resume-clones=on-demand`), which the
+//!    runtime then compiles from the wasm the object carries.
 //!
 //! Policies: function entry (a probe in every call), loop, and counter-loop
 //! with 0 threshold bits (a poll at every loop iteration).
@@ -145,17 +147,48 @@ fn config(trigger: Trigger, sink: SnapshotSink) -> CheckpointConfig {
 }
 
 fn compile(bytes: &[u8], policy: Policy) -> Result<Module, String> {
-    compile_at(bytes, policy, mvvm_aot::CompileOptions::default().opt_level)
+    compile_at(
+        bytes,
+        policy,
+        mvvm_aot::CompileOptions::default().opt_level,
+        false,
+    )
 }
 
-fn compile_at(bytes: &[u8], policy: Policy, opt_level: u8) -> Result<Module, String> {
+fn compile_at(
+    bytes: &[u8],
+    policy: Policy,
+    opt_level: u8,
+    clones_on_demand: bool,
+) -> Result<Module, String> {
     let opts = mvvm_aot::CompileOptions {
         policy,
         opt_level,
         ..Default::default()
     };
-    let aot = mvvm_aot::compile(bytes, &opts).map_err(|e| format!("compile: {e}"))?;
+    let choices = mvvm_aot::ObjectOptions {
+        clones_on_demand,
+        ..Default::default()
+    };
+    let aot = mvvm_aot::compile_with(bytes, &opts, choices).map_err(|e| format!("compile: {e}"))?;
     Module::from_aot(&aot).map_err(|e| format!("load: {e}"))
+}
+
+/// `mvvm-aot`'s clone compilation, for the objects compiled with their
+/// clones on demand (what `mvvm-cli` installs in its tools).
+struct AotClones;
+
+impl mvvm_rt::CloneCompiler for AotClones {
+    fn compile(
+        &self,
+        meta: &mvvm_abi::ModuleMeta,
+        wasm: &[u8],
+        funcs: &[u32],
+        max_threads: usize,
+    ) -> Result<Vec<mvvm_abi::resume_code::CloneCode>, String> {
+        mvvm_aot::resume_clone::compile_clones_for(meta, wasm, funcs, max_threads)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Which call a trap belongs to, by the harness function it surfaced in.
@@ -468,9 +501,10 @@ fn check_instance(
         let (_, other, other_p) = &modules[(idx + 1) % modules.len()];
         let ks = probe_points(*p, cap.max(calls.len() as u64));
         // Restores into the same policy at -O0 (other code, same resume
-        // points), compiled only when some k uses it.
+        // points) with its clones compiled on demand, compiled only when
+        // some k uses it.
         let o0 = if ks.len() > 1 {
-            match compile_at(&h.bytes, *policy, 0) {
+            match compile_at(&h.bytes, *policy, 0, true) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     rep.mismatches
@@ -527,6 +561,7 @@ fn policy_count() -> usize {
 
 #[test]
 fn checkpoint_everywhere_over_the_spec_testsuite() {
+    mvvm_rt::set_clone_compiler(std::sync::Arc::new(AotClones));
     let filter = std::env::var("MVVM_SPEC_FILTER").ok();
     let cap: u64 = std::env::var("MVVM_SPEC_CKPT_CAP")
         .ok()
