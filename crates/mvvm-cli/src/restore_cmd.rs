@@ -160,6 +160,12 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
     }
     let source =
         crate::sealed_transport::source(&req.snapshot, TOOL, req.key.as_ref(), req.insecure)?;
+    if matches!(source, mvvm_rt::checkpoint::SnapshotSource::Connection(..)) {
+        // A migration's memory takes a while to arrive (pre-copy rounds):
+        // compile the clones an on-demand object left out meanwhile, so
+        // the downtime does not include them.
+        module.compile_clones_in_background();
+    }
     let opts = RestoreOptions {
         on_resume: Some(on_resume),
         skip_memory_verification: req.no_verify_memory,

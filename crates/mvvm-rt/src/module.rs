@@ -33,7 +33,7 @@ pub(crate) struct ModuleInner {
     /// The wasm an object whose clones are compiled on demand carries
     /// (`mvvm_abi::object::WASM_SECTION`), read in place; `None` for an
     /// object that holds its clones (see `crate::resume`).
-    pub wasm: Option<crate::loader::CarriedWasm>,
+    pub wasm: Option<crate::resume::OnDemand>,
     // Field order matters: unregister before unmapping.
     _registration: RegistrationGuard,
     _code: CodeMemory,
@@ -80,7 +80,7 @@ impl Module {
                 trampolines: loaded.trampolines,
                 type_ids,
                 frame_slots,
-                wasm: loaded.wasm,
+                wasm: loaded.wasm.map(crate::resume::OnDemand::new),
                 _registration: registration,
                 _code: loaded.memory,
             }),

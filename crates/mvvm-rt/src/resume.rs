@@ -16,10 +16,32 @@
 //! one itself only for a rewind nothing prepared (the first continuing
 //! periodic checkpoint, say), and that time is then part of the pause.
 
+use crate::loader::CarriedWasm;
 use crate::module::Module;
 use mvvm_abi::ModuleMeta;
 use mvvm_abi::resume_code::CloneCode;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// What a module whose clones are compiled on demand keeps for it.
+#[derive(Debug)]
+pub(crate) struct OnDemand {
+    /// The wasm the object carries.
+    wasm: CarriedWasm,
+    /// Held while clones are compiled and installed: a restore (or a
+    /// rewind) that needs clones while the background compile runs waits
+    /// for its current batch and then compiles only what is still
+    /// missing, instead of compiling the same functions a second time.
+    compiling: Mutex<()>,
+}
+
+impl OnDemand {
+    pub(crate) fn new(wasm: CarriedWasm) -> OnDemand {
+        OnDemand {
+            wasm,
+            compiling: Mutex::new(()),
+        }
+    }
+}
 
 /// Compiles resume clones for the runtime: installed once per process by
 /// the embedder ([`set_clone_compiler`]).
@@ -108,9 +130,13 @@ impl Module {
 
     /// [`Module::prepare_clones`] on at most `max_threads` threads.
     fn prepare_clones_on(&self, funcs: &[u32], max_threads: usize) -> Result<usize, ResumeError> {
-        let Some(wasm) = self.inner.wasm.as_ref() else {
+        let Some(on_demand) = self.inner.wasm.as_ref() else {
             return Ok(0);
         };
+        let _compiling = on_demand
+            .compiling
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let mut missing: Vec<u32> = funcs
             .iter()
             .copied()
@@ -124,7 +150,12 @@ impl Module {
         let compiler = compiler().ok_or(ResumeError::NoCompiler(missing[0]))?;
         let started = std::time::Instant::now();
         let clones = compiler
-            .compile(&self.inner.meta, wasm.bytes(), &missing, max_threads)
+            .compile(
+                &self.inner.meta,
+                on_demand.wasm.bytes(),
+                &missing,
+                max_threads,
+            )
             .map_err(|message| ResumeError::Compile {
                 funcs: missing.clone(),
                 message,
