@@ -369,11 +369,7 @@ impl JitClones {
         // Registered before the entry leaves this function.
         let registration = crate::code::register_clone(clone.clone());
         if crate::perf_map::wanted() {
-            let name = match t.code.name(&clone.range()) {
-                Some(n) => format!("mvvm_resume_{func} {n}"),
-                None => format!("mvvm_resume_{func}"),
-            };
-            crate::perf_map::append(&[(entry, size, name)]);
+            crate::perf_map::append(&[(entry, size, perf_name(&clone))]);
         }
         tracing::debug!(
             func,
@@ -390,6 +386,15 @@ impl JitClones {
             },
         );
         Ok(entry)
+    }
+}
+
+/// The name of a clone in the perf map: its symbol in an object with
+/// symbols (`mvvm_resume_N`), then its wasm name if it has one.
+fn perf_name(clone: &JitClone) -> String {
+    match clone.module.name(&clone.range()) {
+        Some(n) => format!("mvvm_resume_{} {n}", clone.func),
+        None => format!("mvvm_resume_{}", clone.func),
     }
 }
 

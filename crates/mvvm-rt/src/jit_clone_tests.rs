@@ -35,6 +35,23 @@ const WAT: &str = r#"(module
         (br $l)))
     (local.get $s)))"#;
 
+/// Whether generated code can be compiled, mapped and registered here:
+/// not under Miri (`scripts/miri.sh`), which has no `mprotect` and would
+/// take hours to run Cranelift. There such a test is skipped with the
+/// reason, and fails when every test must run (CI, `MVVM_REQUIRE_ALL`).
+fn real_code_here() -> bool {
+    if !cfg!(miri) {
+        return true;
+    }
+    let why = "Miri cannot map code or call mprotect";
+    assert!(
+        !crate::memory::tests::must_run_all(),
+        "{why} (CI: every test must run)"
+    );
+    eprintln!("skipped: {why}");
+    false
+}
+
 /// `$work`: the import is function 0.
 const WORK: u32 = 3;
 
@@ -167,6 +184,20 @@ fn check_against_object(
         // The frame walk sees a clone frame.
         let frame = with_frame_site(jit + 4, |f| f.map(|f| (f.func, f.ret_offset, f.body)));
         assert_eq!(frame, Some((func, 4, 2)), "{name}: {func}: frame site");
+        // The perf map's line: the symbol, then the wasm name.
+        let reg = JitClone {
+            start: jit,
+            end: jit + size,
+            func,
+            module: module.inner.code.clone(),
+            traps: Vec::new(),
+            call_sites: Vec::new(),
+        };
+        let perf = perf_name(&reg);
+        match &n {
+            Some(n) => assert_eq!(perf, format!("mvvm_resume_{func} {n}")),
+            None => assert_eq!(perf, format!("mvvm_resume_{func}")),
+        }
         // Installing again gives the first entry, placing nothing.
         assert_eq!(module.install_clone(&code).expect("again"), jit);
     }
@@ -176,6 +207,9 @@ fn check_against_object(
 
 #[test]
 fn an_installed_clone_is_the_object_clone_patched_for_its_place() {
+    if !real_code_here() {
+        return;
+    }
     for policy in [Policy::Loop, Policy::CounterLoop { threshold_bits: 4 }] {
         let o = opts(policy);
         let module = load(WAT.as_bytes(), &o);
@@ -184,6 +218,9 @@ fn an_installed_clone_is_the_object_clone_patched_for_its_place() {
             "{policy:?}: probe found"
         );
         let seen = check_against_object("wat", WAT.as_bytes(), &o, &module);
+        let code = compile_resume_clone(WAT.as_bytes(), &o, WORK).expect("clone");
+        let jit = module.install_clone(&code).expect("installed before");
+        assert_eq!(func_at(jit).and_then(|f| f.1).as_deref(), Some("work"));
         for want in [
             CallTarget::Body(1),
             CallTarget::Body(2),
@@ -194,13 +231,15 @@ fn an_installed_clone_is_the_object_clone_patched_for_its_place() {
                 "{policy:?}: no call to {want:?} in {seen:?}"
             );
         }
-        let code = compile_resume_clone(WAT.as_bytes(), &o, WORK).expect("clone");
         assert!(!code.call_sites.is_empty() && !code.traps.is_empty());
     }
 }
 
 #[test]
 fn every_clone_of_a_bench_module_installs_as_its_object_clone() {
+    if !real_code_here() {
+        return;
+    }
     let wasm = workspace_file("bench/wasm/binary-trees.wasm");
     let o = CompileOptions {
         opt_level: 2,
@@ -213,6 +252,9 @@ fn every_clone_of_a_bench_module_installs_as_its_object_clone() {
 
 #[test]
 fn the_arena_follows_the_code_within_call_range_and_only_with_a_policy() {
+    if !real_code_here() {
+        return;
+    }
     let module = load(WAT.as_bytes(), &opts(Policy::Loop));
     let ((base, len), arena) = module.spans();
     let (lo, hi) = arena.expect("a policy module has an arena");
@@ -249,6 +291,9 @@ fn arena_sizes_keep_text_and_arena_in_call_range() {
 
 #[test]
 fn a_clone_is_refused_when_it_cannot_be_placed_right() {
+    if !real_code_here() {
+        return;
+    }
     let o = opts(Policy::Loop);
     let module = load(WAT.as_bytes(), &o);
     let code = compile_resume_clone(WAT.as_bytes(), &o, WORK).expect("clone");
@@ -297,34 +342,28 @@ fn a_clone_is_refused_when_it_cannot_be_placed_right() {
     }
     // Malformed: a field outside the code, a call of the other ISA,
     // unsorted trap sites, another module's function.
+    let bad_code = |c: &CloneCode, want: &str| match module.install_clone(c) {
+        Err(InstallError::BadCode { func: WORK, why }) => {
+            assert!(why.contains(want), "{why:?} does not say {want:?}")
+        }
+        other => panic!("{want}: {other:?}"),
+    };
     let mut c = code.clone();
     c.calls[0].offset = c.bytes.len() as u32 - 2;
-    assert!(matches!(
-        module.install_clone(&c),
-        Err(InstallError::BadCode { .. })
-    ));
+    bad_code(&c, "outside the code");
     let mut c = code.clone();
     c.calls[0].field = match c.calls[0].field {
         CallField::X86Rel32 => CallField::Arm64Call26,
         CallField::Arm64Call26 => CallField::X86Rel32,
     };
-    assert!(matches!(
-        module.install_clone(&c),
-        Err(InstallError::BadCode { .. })
-    ));
+    bad_code(&c, "call (at offset");
     let mut c = code.clone();
     c.traps.reverse();
-    assert!(matches!(
-        module.install_clone(&c),
-        Err(InstallError::BadCode { .. })
-    ));
+    bad_code(&c, "trap sites");
     let other = r#"(module (func (param i32) (local i64 f32) (loop $l (br_if $l (local.get 0)))))"#;
     let mut c = compile_resume_clone(other.as_bytes(), &o, 0).expect("clone");
     c.func = WORK;
-    assert!(matches!(
-        module.install_clone(&c),
-        Err(InstallError::BadCode { .. })
-    ));
+    bad_code(&c, "checkpoint tables");
     for func in [0, 4] {
         let mut c = code.clone();
         c.func = func;
@@ -344,6 +383,9 @@ fn a_clone_is_refused_when_it_cannot_be_placed_right() {
 /// patched field reaches the module's code for it.
 #[test]
 fn each_kind_of_call_target_is_patched_to_its_address() {
+    if !real_code_here() {
+        return;
+    }
     let o = opts(Policy::Loop);
     let obj = mvvm_aot::compile_with_symbols(WAT.as_bytes(), &o).expect("compiles");
     let code = compile_resume_clone(WAT.as_bytes(), &o, WORK).expect("clone");
@@ -382,6 +424,9 @@ fn each_kind_of_call_target_is_patched_to_its_address() {
 
 #[test]
 fn without_the_probe_symbol_a_clone_that_probes_is_refused() {
+    if !real_code_here() {
+        return;
+    }
     // `mvvm_aot::compile` leaves the functions' symbols out.
     let o = opts(Policy::Loop);
     let obj = mvvm_aot::compile(WAT.as_bytes(), &o).expect("compiles");
@@ -399,6 +444,9 @@ fn without_the_probe_symbol_a_clone_that_probes_is_refused() {
 
 #[test]
 fn threads_installing_one_clone_get_one_entry() {
+    if !real_code_here() {
+        return;
+    }
     let o = opts(Policy::Loop);
     let module = load(WAT.as_bytes(), &o);
     let code = compile_resume_clone(WAT.as_bytes(), &o, WORK).expect("clone");
@@ -416,6 +464,9 @@ fn threads_installing_one_clone_get_one_entry() {
 
 #[test]
 fn dropping_the_module_unregisters_its_clones() {
+    if !real_code_here() {
+        return;
+    }
     let o = opts(Policy::Loop);
     let module = load(WAT.as_bytes(), &o);
     let code = compile_resume_clone(WAT.as_bytes(), &o, WORK).expect("clone");
@@ -504,6 +555,9 @@ fn x86_rel32_fields_are_range_checked() {
 /// calls (the addresses are the object's, its `.text` at 0).
 #[test]
 fn clones_of_the_other_isa_patch_to_the_object_targets() {
+    if !real_code_here() {
+        return;
+    }
     use mvvm_abi::object as names;
     use object::{Object, ObjectSection, ObjectSymbol};
     let target = match TargetArch::host() {
@@ -565,4 +619,47 @@ fn clones_of_the_other_isa_patch_to_the_object_targets() {
         }
         assert!(clones > 0, "{name}: {target:?}: no clone");
     }
+}
+
+/// The permissions of the mapping holding `addr`, from `/proc/self/maps`
+/// (`r-xp`, `---p`, ...).
+fn perms_at(addr: usize) -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|l| {
+        let (range, rest) = l.split_once(' ')?;
+        let (lo, hi) = range.split_once('-')?;
+        let (lo, hi) = (
+            usize::from_str_radix(lo, 16).ok()?,
+            usize::from_str_radix(hi, 16).ok()?,
+        );
+        (lo <= addr && addr < hi).then(|| rest.split(' ').next().unwrap_or("").to_string())
+    })
+}
+
+/// W^X: an installed clone's pages are read-execute, never writable; the
+/// rest of the arena stays inaccessible.
+#[test]
+fn installed_pages_are_executable_and_not_writable() {
+    if !real_code_here() {
+        return;
+    }
+    let o = opts(Policy::Loop);
+    let module = load(WAT.as_bytes(), &o);
+    let code = compile_resume_clone(WAT.as_bytes(), &o, WORK).expect("clone");
+    let jit = module.install_clone(&code).expect("installs");
+    let (_, hi) = module.spans().1.expect("arena");
+    let next = jit + crate::code::align_up(code.bytes.len(), page_size());
+    let Some(placed) = perms_at(jit) else {
+        let why = "no /proc/self/maps";
+        assert!(!crate::memory::tests::must_run_all(), "cannot run: {why}");
+        println!("skipped: {why}");
+        return;
+    };
+    assert_eq!(placed, "r-xp", "the clone's pages");
+    assert_eq!(
+        perms_at(next).as_deref(),
+        Some("---p"),
+        "the arena after it"
+    );
+    assert_eq!(perms_at(hi - 1).as_deref(), Some("---p"), "the arena's end");
 }
