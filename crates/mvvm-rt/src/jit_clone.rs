@@ -561,5 +561,4 @@ pub(crate) fn read_field(code: &[u8], offset: usize, field: CallField) -> Option
 }
 
 #[cfg(test)]
-#[path = "jit_clone_tests.rs"]
 mod tests;
