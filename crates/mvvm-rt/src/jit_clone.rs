@@ -534,11 +534,13 @@ pub(crate) fn patch_field(
             if insn & 0x7c00_0000 != 0x1400_0000 {
                 return Err(PatchError::NotABranch(insn));
             }
-            if disp & 3 != 0 {
-                return Err(PatchError::Misaligned(disp));
-            }
+            // Out of reach first: that is the error an arena placed too far
+            // away gives, whatever the low bits.
             if !(-(1 << 27)..(1 << 27)).contains(&disp) {
                 return Err(PatchError::Range { disp, field });
+            }
+            if disp & 3 != 0 {
+                return Err(PatchError::Misaligned(disp));
             }
             let imm = ((disp >> 2) as u32) & 0x03ff_ffff;
             bytes.copy_from_slice(&((insn & !0x03ff_ffff) | imm).to_le_bytes());

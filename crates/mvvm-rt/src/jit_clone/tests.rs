@@ -316,7 +316,8 @@ fn a_clone_is_refused_when_it_cannot_be_placed_right() {
         .iter()
         .position(|c| matches!(c.target, CallTarget::Body(_)))
         .expect("a call of a body");
-    far.calls[k].target_offset = u32::MAX;
+    // 4 GiB on: beyond either ISA's reach (and a multiple of 4).
+    far.calls[k].target_offset = u32::MAX & !3;
     assert!(
         matches!(
             module.install_clone(&far),
@@ -520,6 +521,13 @@ fn aarch64_bl_fields_are_patched_in_words_and_range_checked() {
             },
         ),
         (6, PatchError::Misaligned(6)),
+        (
+            (1 << 27) + 2,
+            PatchError::Range {
+                disp: (1 << 27) + 2,
+                field: f,
+            },
+        ),
     ] {
         assert_eq!(patch_field(&mut code, 0, f, disp), Err(want));
     }
