@@ -317,7 +317,7 @@ fn a_clone_is_refused_when_it_cannot_be_placed_right() {
         .position(|c| matches!(c.target, CallTarget::Body(_)))
         .expect("a call of a body");
     // 4 GiB on: beyond either ISA's reach (and a multiple of 4).
-    far.calls[k].target_offset = u32::MAX & !3;
+    far.calls[k].target_offset = 0xffff_fffc;
     assert!(
         matches!(
             module.install_clone(&far),
