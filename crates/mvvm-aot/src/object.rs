@@ -557,7 +557,11 @@ fn without_function_symbols(bytes: &[u8]) -> Result<Vec<u8>, CompileError> {
         }
     }
     for sym in b.symbols.iter_mut() {
-        let used = named.contains(&sym.id().index());
+        // The probe trampoline keeps its symbol: it is the one target of
+        // a resume clone compiled at run time that the entries section
+        // does not locate (see `mvvm_rt`'s `jit_clone`).
+        let used = named.contains(&sym.id().index())
+            || &sym.name[..] == mvvm_abi::object::PROBE_TRAMPOLINE_SYMBOL.as_bytes();
         if sym.st_type() == object::elf::STT_FUNC && !used {
             sym.delete = true;
         }

@@ -18,7 +18,15 @@
 //! (relocations, a last partial page) become private copies, and only
 //! those are flushed from the data cache on aarch64: flushing the whole
 //! text would read all of it.
+//!
+//! A module with a checkpoint policy also reserves address space right
+//! after its mapping, a [`CodeArena`], where resume clones compiled at run
+//! time are placed (`crate::jit_clone`): next to the text so that the
+//! clones' PC-relative calls reach it. Each clone gets fresh pages, written
+//! while read-write, then read-execute, and never written again. The
+//! registry holds those clones' ranges beside the modules'.
 
+use crate::jit_clone::JitClone;
 use crate::sys::mman::{self, Prot};
 use crate::sys::{icache, membarrier, sched};
 use crate::trap::{CodeInfo, SiteLookup, TrapLookup};
@@ -57,6 +65,55 @@ unsafe impl Send for CodeMemory {}
 unsafe impl Sync for CodeMemory {}
 
 impl CodeMemory {
+    /// As [`CodeMemory::new`], followed by a [`CodeArena`] of `arena_len`
+    /// bytes (a multiple of the page size) reserved right after the
+    /// mapping (none when `arena_len` is 0). Both come from one `mmap`, so
+    /// the arena is adjacent whatever else the process maps; the arena
+    /// costs address space only (inaccessible and not committed until a
+    /// clone is placed).
+    pub(crate) fn with_arena(
+        len: usize,
+        text_len: usize,
+        arena_len: usize,
+    ) -> std::io::Result<(CodeMemory, Option<CodeArena>)> {
+        if arena_len == 0 {
+            return Ok((CodeMemory::new(len, text_len)?, None));
+        }
+        let page = page_size();
+        let len = align_up(len.max(1), page);
+        let arena_len = align_up(arena_len, page);
+        let total = len
+            .checked_add(arena_len)
+            .ok_or_else(|| std::io::Error::other("code arena too large"))?;
+        // Not `noreserve`: a private mapping is charged to the commit limit
+        // when it becomes writable, so the code part is charged as
+        // `CodeMemory::new` charges it, and arena pages only when a clone
+        // is placed in them.
+        let p = mman::map_anon(total, Prot::None, false)?;
+        // SAFETY: the first `len` bytes of the mapping just made, which
+        // nothing else refers to yet.
+        if let Err(e) = unsafe { mman::protect(p, len, Prot::ReadWrite) } {
+            // SAFETY: our fresh mapping, not handed out.
+            unsafe { mman::unmap(p, total) };
+            return Err(e);
+        }
+        let code = CodeMemory {
+            base: p,
+            len,
+            text_len: text_len.min(len),
+            published: false,
+            file_backed: false,
+            written_pages: Vec::new(),
+        };
+        let arena = CodeArena {
+            // SAFETY: `len < total`: still inside the mapping.
+            base: unsafe { p.add(len) },
+            len: arena_len,
+            used: 0,
+        };
+        Ok((code, Some(arena)))
+    }
+
     /// Maps `len` bytes read-write, zeroed; the first `text_len` bytes (a
     /// multiple of the page size) will become executable.
     pub fn new(len: usize, text_len: usize) -> std::io::Result<CodeMemory> {
@@ -203,11 +260,132 @@ impl Drop for CodeMemory {
     }
 }
 
+/// Address space reserved right after a module's [`CodeMemory`] (see
+/// [`CodeMemory::with_arena`]) for the resume clones compiled at run time.
+/// Inaccessible until a clone is placed; [`CodeArena::place`] hands out
+/// each clone fresh pages (a bump allocator: the used part only grows),
+/// writes them while read-write and makes them read-execute: no page is
+/// ever writable and executable at once, and no executable page is
+/// written again.
+#[derive(Debug)]
+pub(crate) struct CodeArena {
+    base: *mut u8,
+    len: usize,
+    /// Bytes handed out (a multiple of the page size): `base..base + used`
+    /// holds placed code (read-execute), the rest is inaccessible.
+    used: usize,
+}
+
+// SAFETY: the placed pages are immutable; the rest is only written through
+// `&mut CodeArena` (`place`), which the owner serialises.
+unsafe impl Send for CodeArena {}
+// SAFETY: as above, shared access only reads placed pages.
+unsafe impl Sync for CodeArena {}
+
+impl CodeArena {
+    /// The address the next [`CodeArena::place`] writes at (page aligned).
+    pub fn next_addr(&self) -> usize {
+        self.base as usize + self.used
+    }
+
+    /// Bytes still free.
+    pub fn free(&self) -> usize {
+        self.len - self.used
+    }
+
+    /// Start and end of the whole reservation.
+    #[cfg(test)]
+    pub fn span(&self) -> (usize, usize) {
+        (self.base as usize, self.base as usize + self.len)
+    }
+
+    /// Places `bytes` (finished code, patched for [`CodeArena::next_addr`])
+    /// at [`CodeArena::next_addr`] and makes them executable; returns
+    /// their address. The pages are used up even on failure (their state
+    /// is then unknown: they are never handed out again).
+    pub fn place(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let size = align_up(bytes.len().max(1), page_size());
+        if size > self.free() {
+            return Err(std::io::Error::other("code arena full"));
+        }
+        // SAFETY: `used + size <= len`: inside the reservation.
+        let at = unsafe { self.base.add(self.used) };
+        self.used += size;
+        // SAFETY: `at..at + size` lies in the reservation (checked above),
+        // was never handed out before (`used` only grows) so nothing refers
+        // to it, and is page aligned (`base` and `used` are).
+        unsafe { mman::protect(at, size, Prot::ReadWrite)? };
+        // SAFETY: the destination was just made writable, holds `size >=
+        // bytes.len()` bytes, and cannot overlap `bytes` (a heap or stack
+        // buffer of the caller, never inside the reservation's unplaced
+        // part).
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at, bytes.len()) };
+        // SAFETY: inside the mapping (above), `at <= at + len`.
+        unsafe { icache::flush(at, at.add(bytes.len())) };
+        // SAFETY: as for the first `protect`: our fresh pages, now holding
+        // finished code; no reference into them exists.
+        if let Err(e) = unsafe { mman::protect(at, size, Prot::ReadExec) } {
+            // SAFETY: as above; best effort, the pages are never used.
+            let _ = unsafe { mman::protect(at, size, Prot::None) };
+            return Err(e);
+        }
+        membarrier::sync_cores();
+        Ok(at as usize)
+    }
+
+    /// The placed bytes at `addr..addr + len`, if they lie in the placed
+    /// part (readable, immutable).
+    #[cfg(test)]
+    pub fn bytes_at(&self, addr: usize, len: usize) -> Option<&[u8]> {
+        let off = addr.checked_sub(self.base as usize)?;
+        if off.checked_add(len)? > self.used {
+            return None;
+        }
+        // SAFETY: inside the placed part (checked): mapped read-execute
+        // for the arena's life and never written again.
+        Some(unsafe { std::slice::from_raw_parts(self.base.add(off), len) })
+    }
+}
+
+impl Drop for CodeArena {
+    fn drop(&mut self) {
+        // SAFETY: we own the reservation; its owner (the module) dropped
+        // the registrations of the code in it first, and nothing runs that
+        // code any more (no instance of the module is left).
+        unsafe { mman::unmap(self.base, self.len) };
+    }
+}
+
+/// What a registered range holds: a module's text, or one resume clone
+/// placed at run time.
+enum Registrant {
+    Module(Arc<CodeInfo>),
+    Clone(Arc<JitClone>),
+}
+
+impl Registrant {
+    /// See [`CodeInfo::lookup`]: allocation-free.
+    fn lookup(&self, pc: usize) -> TrapLookup {
+        match self {
+            Registrant::Module(info) => info.lookup(pc),
+            Registrant::Clone(c) => c.lookup(pc),
+        }
+    }
+
+    /// See [`CodeInfo::call_site`].
+    fn call_site(&self, pc: usize) -> SiteLookup<'_> {
+        match self {
+            Registrant::Module(info) => info.call_site(pc),
+            Registrant::Clone(c) => c.call_site(pc),
+        }
+    }
+}
+
 /// One registered range of generated code.
 struct Registered {
     start: usize,
     end: usize,
-    info: Arc<CodeInfo>,
+    info: Registrant,
 }
 
 /// Every range of generated code currently loaded, sorted by start.
@@ -216,6 +394,19 @@ static REGISTRY: RwLock<Vec<Registered>> = RwLock::new(Vec::new());
 /// Registers `info`'s text range; undone by dropping the returned guard.
 pub(crate) fn register(info: Arc<CodeInfo>) -> RegistrationGuard {
     let (start, end) = (info.text_start, info.text_end);
+    insert(start, end, Registrant::Module(info))
+}
+
+/// Registers a resume clone placed at run time (its own range, in its
+/// module's arena, outside the module's text); undone by dropping the
+/// returned guard. Registered before its entry is handed out, so the
+/// signal handler knows it before it can run.
+pub(crate) fn register_clone(clone: Arc<JitClone>) -> RegistrationGuard {
+    let (start, end) = (clone.start, clone.end);
+    insert(start, end, Registrant::Clone(clone))
+}
+
+fn insert(start: usize, end: usize, info: Registrant) -> RegistrationGuard {
     let mut reg = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
     let pos = reg.partition_point(|r| r.start < start);
     reg.insert(pos, Registered { start, end, info });
@@ -297,9 +488,13 @@ pub(crate) fn func_at(pc: usize) -> Option<(Option<u32>, Option<String>, Option<
     if i == 0 || pc >= reg[i - 1].end {
         return None;
     }
-    let info = &reg[i - 1].info;
-    let f = info.range_at(pc)?;
-    Some((Some(f.index), info.name(&f), info.damage(&f)))
+    match &reg[i - 1].info {
+        Registrant::Module(info) => {
+            let f = info.range_at(pc)?;
+            Some((Some(f.index), info.name(&f), info.damage(&f)))
+        }
+        Registrant::Clone(c) => Some((Some(c.func), c.module.name(&c.range()), None)),
+    }
 }
 
 /// Runs `f` on what the registry knows of the return address `pc` (see
@@ -333,15 +528,22 @@ pub(crate) fn with_frame_site<R>(
     let Some(r) = i.checked_sub(1).map(|i| &reg[i]).filter(|r| at < r.end) else {
         return f(None);
     };
-    let info = &r.info;
-    let Some(g) = info.range_at(at) else {
-        return f(None);
+    // A clone placed at run time has no frame map of its own: it is
+    // walked as an object's clone without one (the module's maps still
+    // give the saves of its probe trampoline and import stubs).
+    let (info, g, jit) = match &r.info {
+        Registrant::Module(info) => match info.range_at(at) {
+            Some(g) => (&**info, g, false),
+            None => return f(None),
+        },
+        Registrant::Clone(c) => (&*c.module, c.range(), true),
     };
     if !g.body() {
         return f(None);
     }
     let ret_offset = u32::try_from(pc - g.start).unwrap_or(u32::MAX);
-    let body = info.frames.as_ref().and_then(|maps| match g.kind {
+    let maps = info.frames.as_ref().filter(|_| !jit);
+    let body = maps.and_then(|maps| match g.kind {
         crate::trap::RangeKind::Clone => maps.body(g.index, FrameBody::Resume),
         _ => maps
             .body(g.index, FrameBody::Hot)

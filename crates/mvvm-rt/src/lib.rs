@@ -11,7 +11,8 @@
 //! Most of MVVM's unsafe code lives in this crate: every OS call behind
 //! the fence of `sys` (one file per thing wrapped), the ownership of what
 //! generated code reaches by pointer (`vm_box`, and its invariant), code
-//! memory (`code`), linear memory (`memory`), the `VMContext` mirrors
+//! memory (`code`, with the arena of the resume clones placed at run time
+//! by `jit_clone`), linear memory (`memory`), the `VMContext` mirrors
 //! (`vmctx`), calls into wasm (`call`), builtins (with the parking lot of
 //! `memory.atomic.wait`, `atomic_wait`), traps and signal handling
 //! (`trap`, `signals`, `native/entry.c`), checkpoint and restore
@@ -34,7 +35,7 @@ mod exception;
 mod frame_walk;
 mod global;
 mod instance;
-mod jit_pending;
+mod jit_clone;
 mod linker;
 pub mod loader;
 mod memory;
@@ -53,6 +54,7 @@ mod vm_box;
 pub mod vmctx;
 
 pub use instance::{Instance, InstantiationError};
+pub use jit_clone::{InstallError, PatchError};
 pub use linker::Linker;
 pub use loader::LoadError;
 pub use memory::{MAX_PAGES, MemoryError, SharedMemory};

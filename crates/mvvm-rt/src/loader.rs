@@ -176,6 +176,14 @@ pub(crate) struct LoadedCode {
     pub info: CodeInfo,
     /// The wasm of an object whose clones are compiled on demand.
     pub wasm: Option<CarriedWasm>,
+    /// Address space right after `memory` for resume clones compiled at
+    /// run time (`crate::jit_clone`): only with a checkpoint policy, and
+    /// when one fits in call range ([`crate::jit_clone::arena_len`]).
+    pub arena: Option<crate::code::CodeArena>,
+    /// Address of the probe trampoline (`mvvm_probe`), which those clones
+    /// call: known only when the object keeps its symbol (see
+    /// [`probe_trampoline`]).
+    pub probe_trampoline: Option<usize>,
 }
 
 /// The wasm an object carries to compile its resume clones from
@@ -636,7 +644,14 @@ fn load_from(
     let layout = lay_out(&obj, meta.target)?;
     let t_parse = phases.lap();
     // Slack so that an 8-byte relocation at the very end stays in bounds.
-    let mut mem = CodeMemory::new(layout.end + 8, layout.text_len)?;
+    let mem_len = layout.end + 8;
+    // Only a module with a checkpoint policy has resume clones to place.
+    let arena_len = if meta.policy.is_instrumented() {
+        crate::jit_clone::arena_len(meta.target, align_up(mem_len, page_size()))
+    } else {
+        0
+    };
+    let (mut mem, arena) = CodeMemory::with_arena(mem_len, layout.text_len, arena_len)?;
     // `perf` names code in a file mapping from the file's ELF symbols,
     // which an object has only with `mvvm-aot --symbols`, and reads the
     // perf map only for anonymous memory: with `MVVM_PERF_MAP` the text
@@ -660,6 +675,11 @@ fn load_from(
         .ok_or_else(|| bad("the object has no .text section"))?;
     let entry_section = entry_section(&obj, &meta, owner)?;
     let entries = find_entries(&meta, &entry_section.table(), &text_section)?;
+    let probe_trampoline = if meta.policy.is_instrumented() {
+        probe_trampoline(&symbols, &text_section)?
+    } else {
+        None
+    };
     mem.publish()?;
     let t_entries = phases.lap();
     tracing::debug!(
@@ -694,7 +714,35 @@ fn load_from(
         trampolines: entries.trampolines,
         info,
         wasm,
+        arena,
+        probe_trampoline,
     })
+}
+
+/// The address of the probe trampoline
+/// ([`names::PROBE_TRAMPOLINE_SYMBOL`]), when the object names it: the
+/// runtime finds every other piece of code through the entries section,
+/// which does not list the probe trampoline, and `mvvm_aot::compile`
+/// leaves the functions' symbols out (`compile_with_symbols` and
+/// `compile_keeping_relocations` keep them). Only resume clones placed at
+/// run time need it (they call it); without it, installing one that calls
+/// it fails. One scan of the symbol table, only for a module with a
+/// checkpoint policy. A symbol outside `.text` is refused.
+fn probe_trampoline(
+    symbols: &Symbols<'_, '_>,
+    text: &std::ops::Range<usize>,
+) -> Result<Option<usize>, LoadError> {
+    let Some(sym) = symbols.file.symbol_by_name(names::PROBE_TRAMPOLINE_SYMBOL) else {
+        return Ok(None);
+    };
+    let addr = symbols.resolve_symbol(&sym)?;
+    if !text.contains(&addr) {
+        return Err(bad(format!(
+            "symbol `{}` outside .text",
+            names::PROBE_TRAMPOLINE_SYMBOL
+        )));
+    }
+    Ok(Some(addr))
 }
 
 /// The object's metadata, once it and the ELF header agree with this host.
@@ -1131,19 +1179,26 @@ fn check_call_sites(
     size: u32,
     what: impl FnOnce() -> String,
 ) -> Result<(), LoadError> {
-    let sorted = sites
-        .windows(2)
-        .all(|w| w[0].return_offset < w[1].return_offset);
-    let inside = sites
-        .iter()
-        .all(|c| c.return_offset <= size && c.handlers.iter().all(|h| h.code_offset < size));
-    if !sorted || !inside {
+    if !call_sites_sound(sites, size) {
         return Err(LoadError::BadMeta(format!(
             "exception call sites of {} unsorted or outside its code",
             what()
         )));
     }
     Ok(())
+}
+
+/// Whether `sites` are sorted by return address, inside code of `size`
+/// bytes, and name handlers inside it (see [`check_call_sites`]; also the
+/// check of a resume clone placed at run time, `crate::jit_clone`).
+pub(crate) fn call_sites_sound(sites: &[mvvm_abi::exception::CallSite], size: u32) -> bool {
+    let sorted = sites
+        .windows(2)
+        .all(|w| w[0].return_offset < w[1].return_offset);
+    let inside = sites
+        .iter()
+        .all(|c| c.return_offset <= size && c.handlers.iter().all(|h| h.code_offset < size));
+    sorted && inside
 }
 
 /// Names every code range in `/tmp/perf-PID.map` (`MVVM_PERF_MAP=1`), so

@@ -761,14 +761,14 @@ impl Drop for LinearMemory {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use mvvm_abi::meta::Limits;
 
     /// Whether every test must run here (CI, or `MVVM_REQUIRE_ALL`, as
     /// `.ci/run` sets): a test that lacks what it needs then fails
     /// instead of skipping.
-    fn must_run_all() -> bool {
+    pub(crate) fn must_run_all() -> bool {
         ["CI", "MVVM_REQUIRE_ALL"]
             .iter()
             .any(|n| std::env::var(n).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false"))

@@ -1,9 +1,11 @@
 //! A loaded, relocated, executable module.
 
 use crate::code::{CodeMemory, RegistrationGuard};
+use crate::jit_clone::{InstallError, JitClones, Targets};
 use crate::loader::{self, LoadError};
 use crate::trap::CodeInfo;
 use mvvm_abi::meta::ModuleMeta;
+use mvvm_abi::resume_code::CloneCode;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -34,8 +36,14 @@ pub(crate) struct ModuleInner {
     /// (`mvvm_abi::object::WASM_SECTION`), read in place; `None` for an
     /// object that holds its clones (see `crate::resume`).
     pub wasm: Option<crate::resume::OnDemand>,
-    // Field order matters: unregister before unmapping.
+    /// The probe trampoline (`mvvm_probe`), when the object names it: the
+    /// resume clones placed at run time call it.
+    pub probe_trampoline: Option<usize>,
+    // Field order matters: unregister before unmapping. `clones` holds
+    // the registrations of the clones placed at run time, then their
+    // arena.
     _registration: RegistrationGuard,
+    clones: JitClones,
     _code: CodeMemory,
 }
 
@@ -81,7 +89,9 @@ impl Module {
                 type_ids,
                 frame_slots,
                 wasm: loaded.wasm.map(crate::resume::OnDemand::new),
+                probe_trampoline: loaded.probe_trampoline,
                 _registration: registration,
+                clones: JitClones::new(loaded.arena),
                 _code: loaded.memory,
             }),
         })
@@ -100,6 +110,53 @@ impl Module {
         let k = func.checked_sub(self.inner.meta.num_imported_funcs)? as usize;
         let t = self.inner.code.entries.table();
         Some((t.body(k)?.size, t.clone_of(k).map(|c| c.size)))
+    }
+
+    /// Places `code`, a resume clone compiled for this module
+    /// (`mvvm_aot::resume_clone::compile_resume_clone` with the options of
+    /// its object), in executable memory next to the module's code,
+    /// patches its calls, registers it for trap, exception and frame
+    /// lookups (and the perf map), and returns its entry address. Installing
+    /// a function again returns the first entry; the object's own clone, if
+    /// it has one, is left as it is (see [`Module::clone_entry`]). May be
+    /// called from several threads at once. See `crate::jit_clone` for how
+    /// and why; nothing is placed when an error is returned.
+    pub fn install_clone(&self, code: &CloneCode) -> Result<usize, InstallError> {
+        let inner = &*self.inner;
+        let targets = Targets {
+            code: &inner.code,
+            import_stubs: &inner.import_stubs,
+            trampolines: &inner.trampolines,
+            probe_trampoline: inner.probe_trampoline,
+        };
+        inner.clones.install(&targets, code)
+    }
+
+    /// The entry of defined function `func`'s resume clone (module-wide
+    /// index: imports first), if there is one: the object's own (its
+    /// entries section), else one placed by [`Module::install_clone`].
+    pub fn clone_entry(&self, func: u32) -> Option<usize> {
+        crate::jit_clone::object_clone(&self.inner.code, func)
+            .or_else(|| self.inner.clones.entry(func))
+    }
+
+    /// The loaded code at `addr..addr + len`: in the module's mapping or
+    /// among the clones placed at run time.
+    #[cfg(test)]
+    pub(crate) fn code_bytes(&self, addr: usize, len: usize) -> Option<Vec<u8>> {
+        let code = &self.inner._code;
+        let off = addr.wrapping_sub(code.base());
+        if off < code.len() && off + len <= code.len() {
+            return Some(code.bytes()[off..off + len].to_vec());
+        }
+        self.inner.clones.placed_bytes(addr, len)
+    }
+
+    /// The module's mapping (start, length) and its arena (start, end).
+    #[cfg(test)]
+    pub(crate) fn spans(&self) -> ((usize, usize), Option<(usize, usize)>) {
+        let code = &self.inner._code;
+        ((code.base(), code.len()), self.inner.clones.arena_span())
     }
 
     /// A module described by `meta` with no code behind it, for unit tests
@@ -152,8 +209,10 @@ impl Module {
                 type_ids,
                 frame_slots: 0,
                 wasm: None,
+                probe_trampoline: None,
                 meta,
                 _registration: crate::code::register(info),
+                clones: JitClones::new(None),
                 _code: code,
             }),
         }

@@ -1,0 +1,566 @@
+//! Resume clones compiled at run time: placed next to their module's code,
+//! their calls patched, and registered like the object's own code.
+//!
+//! With a checkpoint policy a function with a loop has a resume clone that
+//! only a rewind enters ("Resume clones compiled on demand" in
+//! `crates/mvvm-aot/CHECKPOINT.md`). When the object does not hold it,
+//! `mvvm_aot::resume_clone::compile_resume_clone` compiles it alone into a
+//! [`CloneCode`]: machine code whose calls are left unpatched, each named
+//! by what it calls (a body, an import stub, an array trampoline, the
+//! probe trampoline, another clone). [`Module::install_clone`] places it:
+//!
+//! ```text
+//!  module mapping (CodeMemory)          arena (CodeArena, reserved at load)
+//!  +-------------------+-----------+----------+----------+---------------
+//!  | .text (R+X)        | rodata (R)| clone A  | clone B  |  PROT_NONE ...
+//!  +-------------------+-----------+----------+----------+---------------
+//!  ^ bodies, stubs, trampolines      ^ fresh pages per install, RW then RX
+//!  |<------------- whole span < the call range of the ISA ------------->|
+//! ```
+//!
+//! - The calls stay PC-relative, as the compiler emitted them (rel32 on
+//!   x86-64, the 26-bit `bl` on aarch64): the arena is reserved right after
+//!   the module's mapping and sized so that text and arena together fit in
+//!   the aarch64 call range ([`arena_len`]), so every target is reachable
+//!   from anywhere in it and the clone's code is the object's clone byte
+//!   for byte. Every displacement is still checked: one out of range is an
+//!   error ([`InstallError::OutOfRange`]), never wrong code.
+//! - W^X: the code is patched in a heap copy, then written into fresh pages
+//!   of the arena while they are read-write, which then become
+//!   read-execute and are never written again ([`CodeArena::place`]).
+//! - The clone's range is registered in `crate::code`'s registry, with its
+//!   own trap sites and exception call sites, before its entry is returned:
+//!   the signal handler, trap messages, the exception walk, the developer
+//!   frame walk and the perf map see it as they see an object's clone.
+//!
+//! [`Module::install_clone`]: crate::Module::install_clone
+
+use crate::code::{CodeArena, RegistrationGuard, page_size};
+use crate::trap::{CodeInfo, FuncRange, RangeKind, SiteLookup, TrapLookup};
+use mvvm_abi::TrapSite;
+use mvvm_abi::exception::CallSite;
+use mvvm_abi::meta::TargetArch;
+use mvvm_abi::resume_code::{CallField, CallTarget, CloneCall, CloneCode};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Why a resume clone could not be installed. Nothing is placed or
+/// registered when this is returned (but for [`InstallError::Memory`], whose
+/// pages are left unused).
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The function is not a defined function of the module.
+    #[error("function {func} is not a defined function of this module")]
+    NotDefined {
+        /// The function (imports included in the numbering).
+        func: u32,
+    },
+    /// The module has no arena: it was compiled without a checkpoint
+    /// policy, or its code is too large for an arena to stay in call range.
+    #[error(
+        "cannot install the resume clone of function {func}: the module has no room for code compiled at run time (no checkpoint policy, or its code is too large)"
+    )]
+    NoArena {
+        /// The function.
+        func: u32,
+    },
+    /// The arena has no room left for the clone.
+    #[error(
+        "the resume clone of function {func} ({size} bytes) does not fit in the module's arena ({free} bytes free)"
+    )]
+    ArenaFull {
+        /// The function.
+        func: u32,
+        /// Its code's size.
+        size: usize,
+        /// Free bytes in the arena.
+        free: usize,
+    },
+    /// The code does not hold together (a call field outside the code, a
+    /// call of the other ISA, unsorted trap sites, ...), or is not this
+    /// module's clone of the function.
+    #[error("the resume clone of function {func} is malformed: {why}")]
+    BadCode {
+        /// The function.
+        func: u32,
+        /// What is wrong.
+        why: String,
+    },
+    /// A call names a target this module does not have.
+    #[error(
+        "the resume clone of function {func} calls {target:?} (at offset {offset:#x}), which this module does not have: {why}"
+    )]
+    UnknownTarget {
+        /// The function.
+        func: u32,
+        /// The call field's offset in the clone.
+        offset: u32,
+        /// The target.
+        target: CallTarget,
+        /// Why it is unknown.
+        why: String,
+    },
+    /// A call's displacement does not fit its field.
+    #[error(
+        "the call at offset {offset:#x} of the resume clone of function {func} to {target:?} cannot reach it: {why}"
+    )]
+    OutOfRange {
+        /// The function.
+        func: u32,
+        /// The call field's offset in the clone.
+        offset: u32,
+        /// The target.
+        target: CallTarget,
+        /// Why (the displacement and the field's limit).
+        why: PatchError,
+    },
+    /// Making the pages writable or executable failed.
+    #[error("cannot make the resume clone of function {func} executable")]
+    Memory {
+        /// The function.
+        func: u32,
+        /// The `mprotect` error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a call field could not be patched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PatchError {
+    /// The field lies (partly) outside the code, or is misaligned for an
+    /// instruction.
+    #[error("field outside the code or misaligned")]
+    Outside,
+    /// The displacement does not fit.
+    #[error("displacement {disp:#x} out of range for {field:?}")]
+    Range {
+        /// The displacement (target minus field, addend included).
+        disp: i64,
+        /// The field.
+        field: CallField,
+    },
+    /// An aarch64 branch displacement that is not a multiple of 4.
+    #[error("displacement {0:#x} is not a multiple of 4")]
+    Misaligned(i64),
+    /// The aarch64 instruction at the field is not a `b` or `bl`.
+    #[error("instruction {0:#010x} is not a `b` or `bl`")]
+    NotABranch(u32),
+}
+
+/// Largest arena a module reserves.
+const MAX_ARENA: usize = 64 << 20;
+
+/// Slack kept below a call range (for `target_offset` and addends, which
+/// are small, and rounding).
+const RANGE_SLACK: usize = 8 << 20;
+
+/// The arena to reserve after a module mapping of `mapping_len` bytes
+/// for `target`: `min(64 MiB, reach - 8 MiB - mapping_len)` rounded down to
+/// pages, 0 when not one page fits.
+///
+/// Why: a call from the arena's last byte to the text's first must fit
+/// the ISA's PC-relative call, so text plus arena must stay inside its
+/// range: +-128 MiB for aarch64's `bl` (CALL26), hence at most 120 MiB
+/// together; +-2 GiB for x86-64's rel32, where the 1 GiB bound on a
+/// mapping leaves the whole 64 MiB. 64 MiB holds hundreds of clones (the
+/// largest bench clone is 158 KiB) and costs only address space.
+pub(crate) fn arena_len(target: TargetArch, mapping_len: usize) -> usize {
+    let reach: usize = match target {
+        TargetArch::Aarch64 => 128 << 20,
+        TargetArch::X86_64 => 2 << 30,
+    };
+    let room = (reach - RANGE_SLACK).saturating_sub(mapping_len);
+    let len = room.min(MAX_ARENA) & !(page_size() - 1);
+    if len < page_size() { 0 } else { len }
+}
+
+/// What the registry knows of one clone placed at run time: the
+/// counterpart of an object's clone in [`CodeInfo`] (its trap sites and
+/// exception call sites are the clone's own, handed over by the compiler;
+/// its name and frame maps are its module's).
+#[derive(Debug)]
+pub(crate) struct JitClone {
+    /// Where its code starts and ends.
+    pub start: usize,
+    pub end: usize,
+    /// The function (imports included in the numbering).
+    pub func: u32,
+    /// Its module's code information: names, frame maps.
+    pub module: Arc<CodeInfo>,
+    /// Trap sites, sorted by strictly increasing code offset (checked).
+    traps: Vec<TrapSite>,
+    /// Exception call sites, sorted by return offset, inside the code
+    /// (checked).
+    call_sites: Vec<CallSite>,
+}
+
+impl JitClone {
+    /// The clone as a function range (kind [`RangeKind::Clone`]).
+    pub fn range(&self) -> FuncRange {
+        FuncRange {
+            start: self.start,
+            end: self.end,
+            index: self.func,
+            kind: RangeKind::Clone,
+        }
+    }
+
+    /// As [`CodeInfo::lookup`], for `pc` in `start..end`: a binary search,
+    /// no allocation (the signal handler calls this).
+    pub fn lookup(&self, pc: usize) -> TrapLookup {
+        let off = pc.wrapping_sub(self.start) as u64;
+        let site = self
+            .traps
+            .binary_search_by_key(&off, |t| u64::from(t.code_offset))
+            .ok()
+            .map(|i| self.traps[i]);
+        TrapLookup {
+            func: Some(self.func),
+            code: site.map(|t| t.code),
+            wasm_offset: site.map(|t| t.wasm_offset),
+            damaged: false,
+        }
+    }
+
+    /// As [`CodeInfo::call_site`], for the return address `pc` (with `pc -
+    /// 1` in `start..end`).
+    pub fn call_site(&self, pc: usize) -> SiteLookup<'_> {
+        let off = pc.wrapping_sub(self.start) as u64;
+        let site = self
+            .call_sites
+            .binary_search_by_key(&off, |c| u64::from(c.return_offset))
+            .ok()
+            .map(|k| &self.call_sites[k]);
+        SiteLookup::Wasm {
+            code_start: self.start,
+            site,
+        }
+    }
+}
+
+/// One installed clone.
+#[derive(Debug)]
+struct Installed {
+    entry: usize,
+    _registration: RegistrationGuard,
+}
+
+/// A module's clones placed at run time, and where they go.
+#[derive(Debug)]
+struct State {
+    /// Field order matters: unregister before unmapping.
+    installed: HashMap<u32, Installed>,
+    arena: Option<CodeArena>,
+}
+
+/// The run-time clones of one module (in `ModuleInner`): the arena and
+/// what was placed in it, behind a mutex (installs may come from several
+/// threads; one places at a time).
+#[derive(Debug)]
+pub(crate) struct JitClones {
+    state: Mutex<State>,
+}
+
+/// Where a module's call targets are, for patching.
+pub(crate) struct Targets<'a> {
+    pub code: &'a Arc<CodeInfo>,
+    pub import_stubs: &'a [usize],
+    pub trampolines: &'a HashMap<u32, usize>,
+    pub probe_trampoline: Option<usize>,
+}
+
+impl JitClones {
+    /// Clones go to `arena` (none: installing fails with
+    /// [`InstallError::NoArena`]).
+    pub fn new(arena: Option<CodeArena>) -> JitClones {
+        JitClones {
+            state: Mutex::new(State {
+                installed: HashMap::new(),
+                arena,
+            }),
+        }
+    }
+
+    /// The entry of `func`'s clone installed here, if any.
+    pub fn entry(&self, func: u32) -> Option<usize> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.installed.get(&func).map(|i| i.entry)
+    }
+
+    /// The code placed at `addr..addr + len`, if it is all in the arena's
+    /// placed part.
+    #[cfg(test)]
+    pub fn placed_bytes(&self, addr: usize, len: usize) -> Option<Vec<u8>> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        Some(state.arena.as_ref()?.bytes_at(addr, len)?.to_vec())
+    }
+
+    /// Start and end of the arena, if there is one.
+    #[cfg(test)]
+    pub fn arena_span(&self) -> Option<(usize, usize)> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.arena.as_ref().map(|a| a.span())
+    }
+
+    /// Checks `code`, patches it for the arena's next pages, places it,
+    /// registers it and returns its entry (see the module documentation);
+    /// the first entry if `code.func` was installed before.
+    pub fn install(&self, t: &Targets<'_>, code: &CloneCode) -> Result<usize, InstallError> {
+        let func = code.func;
+        let meta = &t.code.meta;
+        let nimp = meta.num_imported_funcs;
+        let defined = func
+            .checked_sub(nimp)
+            .is_some_and(|k| (k as usize) < meta.num_defined_funcs());
+        if !defined {
+            return Err(InstallError::NotDefined { func });
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = state.installed.get(&func) {
+            return Ok(i.entry);
+        }
+        let arena = state.arena.as_ref().ok_or(InstallError::NoArena { func })?;
+        check_code(meta, code)?;
+        let size = code.bytes.len();
+        if crate::code::align_up(size, page_size()) > arena.free() {
+            return Err(InstallError::ArenaFull {
+                func,
+                size,
+                free: arena.free(),
+            });
+        }
+        let at = arena.next_addr();
+        let mut bytes = code.bytes.clone();
+        for c in &code.calls {
+            let target =
+                target_addr(t, &state.installed, c).map_err(|why| InstallError::UnknownTarget {
+                    func,
+                    offset: c.offset,
+                    target: c.target,
+                    why,
+                })?;
+            patch_call(&mut bytes, at, target, c).map_err(|why| match why {
+                PatchError::Range { .. } => InstallError::OutOfRange {
+                    func,
+                    offset: c.offset,
+                    target: c.target,
+                    why,
+                },
+                other => InstallError::BadCode {
+                    func,
+                    why: format!("call at offset {:#x}: {other}", c.offset),
+                },
+            })?;
+        }
+        let arena = state.arena.as_mut().ok_or(InstallError::NoArena { func })?;
+        let entry = arena
+            .place(&bytes)
+            .map_err(|source| InstallError::Memory { func, source })?;
+        debug_assert_eq!(entry, at);
+        let clone = Arc::new(JitClone {
+            start: entry,
+            end: entry + size,
+            func,
+            module: t.code.clone(),
+            traps: code.traps.clone(),
+            call_sites: code.call_sites.clone(),
+        });
+        // Registered before the entry leaves this function.
+        let registration = crate::code::register_clone(clone.clone());
+        if crate::perf_map::wanted() {
+            crate::perf_map::append(&[(entry, size, perf_name(&clone))]);
+        }
+        tracing::debug!(
+            func,
+            entry,
+            size,
+            calls = code.calls.len(),
+            "installed a resume clone"
+        );
+        state.installed.insert(
+            func,
+            Installed {
+                entry,
+                _registration: registration,
+            },
+        );
+        Ok(entry)
+    }
+}
+
+/// The name of a clone in the perf map: its symbol in an object with
+/// symbols (`mvvm_resume_N`), then its wasm name if it has one.
+fn perf_name(clone: &JitClone) -> String {
+    match clone.module.name(&clone.range()) {
+        Some(n) => format!("mvvm_resume_{} {n}", clone.func),
+        None => format!("mvvm_resume_{}", clone.func),
+    }
+}
+
+/// The checks of `code` that do not depend on where it goes: non-empty,
+/// an alignment the arena's pages give, each call field inside the code
+/// and of the module's ISA, trap sites sorted and inside, exception call
+/// sites as the loader wants an object's, and the checkpoint tables of the
+/// module's function (a clone compiled from other wasm or with other
+/// options would not agree with the hot body's stable points).
+fn check_code(meta: &mvvm_abi::meta::ModuleMeta, code: &CloneCode) -> Result<(), InstallError> {
+    let func = code.func;
+    let bad = |why: String| InstallError::BadCode { func, why };
+    let size = code.bytes.len();
+    if size == 0 {
+        return Err(bad("no code".into()));
+    }
+    if !code.alignment.is_power_of_two() || code.alignment > page_size() as u64 {
+        return Err(bad(format!("alignment {}", code.alignment)));
+    }
+    let field = match meta.target {
+        TargetArch::X86_64 => CallField::X86Rel32,
+        TargetArch::Aarch64 => CallField::Arm64Call26,
+    };
+    if let Some(c) = code.calls.iter().find(|c| c.field != field) {
+        return Err(bad(format!(
+            "a {:?} call (at offset {:#x}) in code for {}",
+            c.field,
+            c.offset,
+            meta.target.name()
+        )));
+    }
+    let traps_ok = code
+        .traps
+        .windows(2)
+        .all(|w| w[0].code_offset < w[1].code_offset)
+        && code.traps.iter().all(|t| (t.code_offset as usize) < size);
+    if !traps_ok {
+        return Err(bad("trap sites unsorted or outside the code".into()));
+    }
+    let size32 = u32::try_from(size).map_err(|_| bad(format!("{size} bytes of code")))?;
+    if !crate::loader::call_sites_sound(&code.call_sites, size32) {
+        return Err(bad(
+            "exception call sites unsorted or outside the code".into()
+        ));
+    }
+    match meta.func_tables(func) {
+        Ok(tables) if *tables == code.tables => Ok(()),
+        Ok(_) => Err(bad(
+            "its checkpoint tables are not those of this module's function (compiled from other wasm or with other options)".into(),
+        )),
+        Err(e) => Err(bad(format!("the module's checkpoint tables: {e}"))),
+    }
+}
+
+/// The address a call of a clone goes to (before its `target_offset`).
+fn target_addr(
+    t: &Targets<'_>,
+    installed: &HashMap<u32, Installed>,
+    c: &CloneCall,
+) -> Result<usize, String> {
+    let nimp = t.code.meta.num_imported_funcs;
+    match c.target {
+        CallTarget::Body(n) => {
+            let k = n
+                .checked_sub(nimp)
+                .ok_or_else(|| format!("function {n} is an import"))?;
+            t.code.body_addr(k as usize)
+        }
+        CallTarget::Clone(n) => object_clone(t.code, n)
+            .or_else(|| installed.get(&n).map(|i| i.entry))
+            .ok_or_else(|| format!("function {n} has no resume clone (yet)")),
+        CallTarget::ImportStub(j) => t
+            .import_stubs
+            .get(j as usize)
+            .copied()
+            .ok_or_else(|| format!("no import {j}")),
+        CallTarget::ArrayTrampoline(i) => t
+            .trampolines
+            .get(&i)
+            .copied()
+            .ok_or_else(|| format!("function {i} has no array trampoline")),
+        CallTarget::ProbeTrampoline => t.probe_trampoline.ok_or_else(|| {
+            format!(
+                "the object does not name its probe trampoline (`{}` is kept only by `mvvm-aot --symbols`)",
+                mvvm_abi::object::PROBE_TRAMPOLINE_SYMBOL
+            )
+        }),
+    }
+}
+
+/// The entry of function `func`'s clone in the object (its entries
+/// table), if the object holds one inside its text.
+pub(crate) fn object_clone(code: &CodeInfo, func: u32) -> Option<usize> {
+    let k = func.checked_sub(code.meta.num_imported_funcs)? as usize;
+    let e = code.entries.table().clone_of(k)?;
+    let start = code.code_start.checked_add(e.offset as usize)?;
+    (e.end() <= code.code_len as u64).then_some(start)
+}
+
+/// Patches call `c` of code that will sit at `at`, whose target (before
+/// `target_offset`) is at `target`.
+fn patch_call(code: &mut [u8], at: usize, target: usize, c: &CloneCall) -> Result<(), PatchError> {
+    let place = at as i128 + i128::from(c.offset);
+    let disp = target as i128 + i128::from(c.target_offset) + i128::from(c.addend) - place;
+    let disp = i64::try_from(disp).map_err(|_| PatchError::Range {
+        disp: i64::MAX,
+        field: c.field,
+    })?;
+    patch_field(code, c.offset as usize, c.field, disp)
+}
+
+/// Writes displacement `disp` (target + addend - field address) into the
+/// call field `field` at `offset` of `code`: the 4 bytes of a rel32, or
+/// the 26-bit word offset of an aarch64 `b`/`bl` (a multiple of 4 within
+/// +-128 MiB).
+pub(crate) fn patch_field(
+    code: &mut [u8],
+    offset: usize,
+    field: CallField,
+    disp: i64,
+) -> Result<(), PatchError> {
+    let bytes = offset
+        .checked_add(4)
+        .and_then(|end| code.get_mut(offset..end))
+        .ok_or(PatchError::Outside)?;
+    match field {
+        CallField::X86Rel32 => {
+            let v = i32::try_from(disp).map_err(|_| PatchError::Range { disp, field })?;
+            bytes.copy_from_slice(&v.to_le_bytes());
+        }
+        CallField::Arm64Call26 => {
+            if !offset.is_multiple_of(4) {
+                return Err(PatchError::Outside);
+            }
+            let insn = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            // `b` is 0b000101, `bl` 0b100101 in the top six bits.
+            if insn & 0x7c00_0000 != 0x1400_0000 {
+                return Err(PatchError::NotABranch(insn));
+            }
+            // Out of reach first: that is the error an arena placed too far
+            // away gives, whatever the low bits.
+            if !(-(1 << 27)..(1 << 27)).contains(&disp) {
+                return Err(PatchError::Range { disp, field });
+            }
+            if disp & 3 != 0 {
+                return Err(PatchError::Misaligned(disp));
+            }
+            let imm = ((disp >> 2) as u32) & 0x03ff_ffff;
+            bytes.copy_from_slice(&((insn & !0x03ff_ffff) | imm).to_le_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// The displacement a patched call field holds (the inverse of
+/// [`patch_field`]), if the field is inside `code`.
+#[cfg(test)]
+pub(crate) fn read_field(code: &[u8], offset: usize, field: CallField) -> Option<i64> {
+    let b = code.get(offset..offset.checked_add(4)?)?;
+    let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    Some(match field {
+        CallField::X86Rel32 => i64::from(v as i32),
+        // Sign-extend the 26 bits, in words.
+        CallField::Arm64Call26 => i64::from(((v << 6) as i32) >> 6) * 4,
+    })
+}
+
+#[cfg(test)]
+mod tests;
