@@ -10,10 +10,11 @@
 
 use crate::exception::CallSite;
 use crate::{FuncTables, TrapSite};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// What a call in a clone's code calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CallTarget {
     /// The body (`mvvm_func_N`) of defined function `N` (imports included
     /// in the numbering).
@@ -29,7 +30,7 @@ pub enum CallTarget {
 }
 
 /// How a call's field is patched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CallField {
     /// x86-64: a 32-bit PC-relative displacement (`R_X86_64_PLT32` or
     /// `R_X86_64_PC32`), the 4 bytes at the call's offset.
@@ -40,7 +41,7 @@ pub enum CallField {
 }
 
 /// One unresolved call in a clone's code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CloneCall {
     /// Where the field is, from the start of the clone's code.
     pub offset: u32,
@@ -55,7 +56,7 @@ pub struct CloneCall {
 }
 
 /// Where the time of compiling one clone went (`mvvm_aot::resume_clone::compile_resume_clone`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CloneTimes {
     /// Parsing and validating the module's sections, its metadata, symbol
     /// declarations and the module-wide analyses (call graph, unwinding
@@ -66,7 +67,9 @@ pub struct CloneTimes {
 }
 
 /// A resume clone compiled alone.
-#[derive(Debug, Clone)]
+/// Serialisable (its times left out) so that an embedder can keep
+/// compiled clones in a cache (`mvvm-cli`'s clone cache).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloneCode {
     /// The function (imports included in the numbering).
     pub func: u32,
@@ -85,6 +88,7 @@ pub struct CloneCode {
     /// Locals and stable points of the clone (those of the function's
     /// tables in the object: a clone has its body's stable points).
     pub tables: FuncTables,
-    /// Where the time went.
+    /// Where the time went (not stored: zero when read back).
+    #[serde(skip)]
     pub times: CloneTimes,
 }

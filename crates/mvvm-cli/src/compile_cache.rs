@@ -76,6 +76,8 @@ const HEADER_LEN: usize = 8 + 32 + 32 + 8;
 
 /// Extension of object entries.
 const OBJECT_EXT: &str = "aot";
+/// Extension of a resume clone's entry (see [`CompileCache::read_clone`]).
+const CLONE_EXT: &str = "clone";
 
 /// Extension of the remembered digests of executables.
 const EXE_ID_EXT: &str = "exe-id";
@@ -271,6 +273,69 @@ impl CompileCache {
             Err(e) => warn_once(&entry.dir, &e),
         }
         Ok(Cached { value, lookup })
+    }
+
+    /// The stored resume clone of function `func` of the module whose
+    /// carried wasm has SHA-256 `wasm_sha256`, compiled with `opts` (see
+    /// `crate::clone_compiler`); `None` on a miss, and when the cache is off,
+    /// unusable or the entry is not to be trusted (logged at debug level).
+    /// Its bytes are the caller's to decode and check.
+    pub fn read_clone(
+        &self,
+        wasm_sha256: &[u8; 32],
+        opts: &mvvm_aot::CompileOptions,
+        func: u32,
+    ) -> Option<Vec<u8>> {
+        let entry = self.clone_entry(wasm_sha256, opts, func)?;
+        match read_entry(&entry.path, &entry.key) {
+            Ok(Some(bytes)) => {
+                touch(&entry.path);
+                Some(bytes)
+            }
+            Ok(None) => None,
+            Err(EntryError::Invalid(why)) => {
+                tracing::debug!(entry = %entry.path.display(), "resume clone entry invalid ({why})");
+                None
+            }
+            Err(EntryError::Io(e)) => {
+                warn_once(&entry.dir, &e);
+                None
+            }
+        }
+    }
+
+    /// Stores `bytes` as the resume clone [`CompileCache::read_clone`]
+    /// reads; a failure only warns.
+    pub fn write_clone(
+        &self,
+        wasm_sha256: &[u8; 32],
+        opts: &mvvm_aot::CompileOptions,
+        func: u32,
+        bytes: &[u8],
+    ) {
+        let Some(entry) = self.clone_entry(wasm_sha256, opts, func) else {
+            return;
+        };
+        match write_atomic(&entry.dir, &entry.path, &entry.encode(bytes)) {
+            Ok(()) => prune(&entry.dir, &entry.path),
+            Err(e) => warn_once(&entry.dir, &e),
+        }
+    }
+
+    /// The entry of a resume clone: keyed like an object, with the carried
+    /// wasm's digest and the function as the input.
+    fn clone_entry(
+        &self,
+        wasm_sha256: &[u8; 32],
+        opts: &mvvm_aot::CompileOptions,
+        func: u32,
+    ) -> Option<Entry> {
+        let mut input = b"resume clone of function ".to_vec();
+        input.extend_from_slice(&func.to_le_bytes());
+        input.extend_from_slice(wasm_sha256);
+        let mut entry = self.entry_for(&input, opts)?;
+        entry.path.set_extension(CLONE_EXT);
+        Some(entry)
     }
 
     /// The entry of `input` and `opts`, after making sure the directory is
@@ -599,7 +664,7 @@ fn prune(dir: &Path, keep: &Path) {
             }
             continue;
         }
-        let ours = [OBJECT_EXT, EXE_ID_EXT]
+        let ours = [OBJECT_EXT, CLONE_EXT, EXE_ID_EXT]
             .iter()
             .any(|ext| path.extension().is_some_and(|x| x == *ext));
         if ours && path != keep {
@@ -641,7 +706,7 @@ fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     ring::digest::digest(&SHA256, bytes)
         .as_ref()
         .try_into()

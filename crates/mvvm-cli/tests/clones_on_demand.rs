@@ -180,3 +180,69 @@ fn no_clone_and_no_wasm_is_a_clear_error() -> Result<()> {
     );
     Ok(())
 }
+
+/// The clones a restore compiles are kept in the compiled-object cache: a
+/// second restore of the same object compiles none; a damaged entry is
+/// compiled again; `--no-cache` neither reads nor writes one.
+#[test]
+fn restored_clones_are_cached() -> Result<()> {
+    let s = Scratch::new("od-cache");
+    let cache_home = s.subdir("xdg");
+    let a = aot_with("compute", Policy::Loop, 3, true)?;
+    let base = baseline(&a, &Guest::default())?;
+    let snap = s.join("c.bin");
+    Tool::checkpoint(&a)
+        .snapshot(&snap)
+        .count(base.probes / 2)
+        .run()?
+        .expect_code(CHECKPOINTED, "checkpoint")?;
+    let restore = |extra: &[&str]| -> Result<(String, Vec<u8>)> {
+        let r = Tool::restore(&a)
+            .snapshot(&snap)
+            .env("XDG_CACHE_HOME", cache_home.to_str().context("path")?)
+            .args(["-v", "--snapshot-out"])
+            .arg(s.join("unused.bin"))
+            .args(extra)
+            .run()?;
+        r.expect_code(base.code, "restore")?;
+        Ok((r.stderr, r.stdout))
+    };
+    let entries = || -> Result<Vec<std::path::PathBuf>> {
+        let dir = cache_home.join("mvvm");
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        Ok(std::fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<Vec<_>>>()?
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "clone"))
+            .collect())
+    };
+    let (log, _) = restore(&["--no-cache"])?;
+    ensure!(log.contains("cached=0"), "{log}");
+    ensure!(entries()?.is_empty(), "--no-cache wrote a clone entry");
+    let (log, first) = restore(&[])?;
+    ensure!(log.contains("cached=0"), "{log}");
+    let stored = entries()?;
+    ensure!(!stored.is_empty(), "no clone entry written:\n{log}");
+    let (log, second) = restore(&[])?;
+    ensure!(
+        log.contains("cached=")
+            && !log.contains("cached=0")
+            && !log.contains("compiled resume clones on demand clones=0"),
+        "the second restore compiled again:\n{log}"
+    );
+    ensure!(first == second);
+    // A damaged entry is not used: compiled again, same output.
+    for p in &stored {
+        let mut bytes = std::fs::read(p)?;
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(p, bytes)?;
+    }
+    let (log, third) = restore(&[])?;
+    ensure!(log.contains("cached=0"), "a damaged entry was used:\n{log}");
+    ensure!(third == first);
+    Ok(())
+}

@@ -50,14 +50,27 @@ pub trait CloneCompiler: Send + Sync {
     /// the module whose metadata is `meta`, from its carried `wasm`, in
     /// the order of `funcs`, on at most `max_threads` threads. Compiled
     /// with the options `meta` records, so that each clone agrees with its
-    /// hot body's stable points.
+    /// hot body's stable points. `purpose` says why they are wanted.
     fn compile(
         &self,
         meta: &ModuleMeta,
         wasm: &[u8],
         funcs: &[u32],
         max_threads: usize,
+        purpose: ClonePurpose,
     ) -> Result<Vec<CloneCode>, String>;
+}
+
+/// Why clones are compiled: a compiler that keeps clones beyond the
+/// process (a disk cache) keeps those a rewind needed, not every clone of
+/// a module compiled ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClonePurpose {
+    /// A restore or a rewind needs them now.
+    Rewind,
+    /// Compiled ahead of any need, in the background (`--every`, a
+    /// migration receiver).
+    Ahead,
 }
 
 /// The process's clone compiler, if the embedder installed one.
@@ -125,11 +138,16 @@ impl Module {
     /// with the functions of the snapshot's frames before it rewinds.
     /// Nothing to do for an object that holds its clones.
     pub fn prepare_clones(&self, funcs: &[u32]) -> Result<usize, ResumeError> {
-        self.prepare_clones_on(funcs, usize::MAX)
+        self.prepare_clones_on(funcs, usize::MAX, ClonePurpose::Rewind)
     }
 
     /// [`Module::prepare_clones`] on at most `max_threads` threads.
-    fn prepare_clones_on(&self, funcs: &[u32], max_threads: usize) -> Result<usize, ResumeError> {
+    fn prepare_clones_on(
+        &self,
+        funcs: &[u32],
+        max_threads: usize,
+        purpose: ClonePurpose,
+    ) -> Result<usize, ResumeError> {
         let Some(on_demand) = self.inner.wasm.as_ref() else {
             return Ok(0);
         };
@@ -155,6 +173,7 @@ impl Module {
                 on_demand.wasm.bytes(),
                 &missing,
                 max_threads,
+                purpose,
             )
             .map_err(|message| ResumeError::Compile {
                 funcs: missing.clone(),
@@ -207,7 +226,7 @@ impl Module {
                 // the program's, and each batch's clones are usable as
                 // soon as it ends.
                 for chunk in all.chunks(16) {
-                    match module.prepare_clones_on(chunk, 1) {
+                    match module.prepare_clones_on(chunk, 1, ClonePurpose::Ahead) {
                         Ok(n) => done += n,
                         Err(e) => {
                             tracing::warn!("background compile of resume clones: {e}");

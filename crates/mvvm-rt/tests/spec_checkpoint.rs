@@ -185,6 +185,7 @@ impl mvvm_rt::CloneCompiler for AotClones {
         wasm: &[u8],
         funcs: &[u32],
         max_threads: usize,
+        _: mvvm_rt::ClonePurpose,
     ) -> Result<Vec<mvvm_abi::resume_code::CloneCode>, String> {
         mvvm_aot::resume_clone::compile_clones_for(meta, wasm, funcs, max_threads)
             .map_err(|e| e.to_string())

@@ -132,7 +132,9 @@ struct Checkpoint {
 impl Checkpoint {
     fn execute(self) -> Result<Exit> {
         let key = self.keys.load()?;
-        let module = mvvm_cli::target::load_module(&self.target, &self.cache.cache())?;
+        let cache = self.cache.cache();
+        let module = mvvm_cli::target::load_module(&self.target, &cache)?;
+        mvvm_cli::clone_compiler::install(cache);
         let snapshot = self
             .snapshot
             .or_else(|| self.offload.location())
@@ -164,7 +166,6 @@ fn main() -> ExitCode {
     }
     let cmd = Checkpoint::parse();
     mvvm_cli::logging::init_with(cmd.verbose, cmd.log_probes);
-    mvvm_cli::clone_compiler::install();
     match cmd.execute() {
         Ok(exit) => exit.into(),
         Err(e) => exit::report("mvvm-checkpoint", &e).into(),

@@ -201,7 +201,9 @@ struct Restore {
 impl Restore {
     fn execute(self) -> Result<Exit> {
         let key = self.keys.load()?;
-        let module = mvvm_cli::target::load_module(&self.target, &self.cache.cache())?;
+        let cache = self.cache.cache();
+        let module = mvvm_cli::target::load_module(&self.target, &cache)?;
+        mvvm_cli::clone_compiler::install(cache);
         let snapshot = match (self.snapshot, &self.listen_addr, self.listen_port) {
             (Some(s), _, _) => s,
             (None, Some(addr), Some(port)) => SnapshotLocation::listen(addr, port)?,
@@ -243,7 +245,6 @@ fn main() -> ExitCode {
     }
     let cmd = Restore::parse();
     mvvm_cli::logging::init_with(cmd.verbose, cmd.log_probes);
-    mvvm_cli::clone_compiler::install();
     match cmd.execute() {
         Ok(exit) => exit.into(),
         Err(e) => exit::report("mvvm-restore", &e).into(),
