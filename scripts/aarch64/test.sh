@@ -221,15 +221,17 @@ echo "   $(($(now) - t0)) s"
 # Checkpoints on one ISA (at the probe half-way through the straight run)
 # and restores on the other: both objects come from the same wasm with the
 # same policy; the checkpointed run's output plus the restored run's must
-# equal the straight run's.
+# equal the straight run's. With CLONES=on-demand both objects leave
+# their resume clones out: the restoring side compiles them (under qemu
+# for aarch64) and places them next to its code.
 cross_restore() {
   local from=$1 to=$2 wasm=$3
   shift 3
   local tag d
   tag=$(basename "$wasm" .wasm)
-  d="$work/ckpt.$tag.$from-$to"
+  d="$work/ckpt.$tag.$from-$to${CLONES:+.$CLONES}"
   rm -rf "$d" && mkdir -p "$d"
-  local pol=(--enable-counter-loop-checkpoint --threshold-bits=4)
+  local pol=(--enable-counter-loop-checkpoint --threshold-bits=4 ${CLONES:+--resume-clones=$CLONES})
   "$X86/mvvm-aot" "${pol[@]}" --target=x86_64 -o "$d/x86.aot" "$wasm"
   "$X86/mvvm-aot" "${pol[@]}" --target=aarch64 -o "$d/a64.aot" "$wasm"
   run() { # isa tool args...
@@ -263,7 +265,7 @@ cross_restore() {
     ko "$tag $from -> $to: checkpointed + restored output differs from the straight run"
     diff <(cat "$d/part1.out" "$d/part2.out") "$d/full.out" | head -n 10
   else
-    ok "$tag: checkpoint on $from at probe $at, restore on $to: output and exit $c2 match"
+    ok "$tag: checkpoint on $from at probe $at, restore on $to${CLONES:+ (clones $CLONES)}: output and exit $c2 match"
   fi
 }
 
@@ -273,6 +275,8 @@ if [ -x "$X86/mvvm-restore" ] && [ -x "$A64/mvvm-restore" ]; then
   cross_restore x86 a64 bench/wasm/nbody.wasm -a -n1000
   cross_restore a64 x86 bench/wasm/nbody.wasm -a -n1000
   cross_restore x86 a64 bench/wasm/bc.wasm -a -g10,-n2
+  CLONES=on-demand cross_restore x86 a64 bench/wasm/bc.wasm -a -g10,-n2
+  CLONES=on-demand cross_restore a64 x86 bench/wasm/nbody.wasm -a -n1000
   echo "   $(($(now) - t0)) s"
 fi
 
