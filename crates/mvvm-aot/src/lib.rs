@@ -146,29 +146,11 @@ pub fn compile_keeping_relocations(
     )
 }
 
-/// As [`compile`], but a policy object leaves its resume clones out and
-/// carries the module's wasm instead (`mvvm-aot --resume-clones=on-demand`):
-/// the runtime compiles the clone of a function when a rewind (a restore,
-/// or a periodic checkpoint that continues) first needs it. The object is
-/// about half the size and the compilation about half the time; the
-/// first rewind of each function pays the clone's compilation. Without a
-/// policy, the same object as [`compile`].
-pub fn compile_clones_on_demand(
-    input: &[u8],
-    opts: &CompileOptions,
-) -> Result<Vec<u8>, CompileError> {
-    compile_with(
-        input,
-        opts,
-        ObjectOptions {
-            clones_on_demand: true,
-            ..ObjectOptions::default()
-        },
-    )
-}
-
 /// As [`compile`], with the choices of what the object holds besides the
-/// code the runtime needs (symbols, relocations, clones on demand).
+/// code the runtime needs (symbols, relocations, and whether a policy
+/// object's resume clones are left out for the runtime to compile when a
+/// rewind first needs them: `mvvm-aot --resume-clones=on-demand`, see
+/// [`ObjectOptions::clones_on_demand`]).
 pub fn compile_with(
     input: &[u8],
     opts: &CompileOptions,
