@@ -8,8 +8,9 @@
 //! `--no-cache`), one entry per function, keyed by the carried wasm's
 //! SHA-256, the options the object records and the compiler's identity:
 //! a second restore of the same object pays no compilation. Clones
-//! compiled ahead in the background are read from it but not written (a
-//! module's every clone would flood it). A stored clone that does not
+//! compiled ahead in the background neither read nor write it: a module's
+//! every clone would flood it, and each background batch would hash the
+//! whole carried wasm again for its keys. A stored clone that does not
 //! decode, or is for another function, is compiled again; the runtime
 //! checks what it installs against the module (tables, sites, calls).
 
@@ -35,7 +36,9 @@ impl mvvm_rt::CloneCompiler for AotClones {
         purpose: ClonePurpose,
     ) -> Result<Vec<CloneCode>, String> {
         let opts = mvvm_aot::resume_clone::options_of(meta);
-        let digest = self.cache.dir().map(|_| sha256(wasm));
+        let digest = (purpose == ClonePurpose::Rewind)
+            .then(|| self.cache.dir().map(|_| sha256(wasm)))
+            .flatten();
         let mut found: Vec<Option<CloneCode>> = funcs
             .iter()
             .map(|&f| {
@@ -64,8 +67,7 @@ impl mvvm_rt::CloneCompiler for AotClones {
                 let code = compiled
                     .next()
                     .ok_or("the compiler returned too few clones")?;
-                if purpose == ClonePurpose::Rewind
-                    && let Some(d) = &digest
+                if let Some(d) = &digest
                     && let Ok(bytes) = mvvm_abi::codec::encode(&code)
                 {
                     self.cache.write_clone(d, &opts, code.func, &bytes);

@@ -97,14 +97,7 @@ impl CodeMemory {
             unsafe { mman::unmap(p, total) };
             return Err(e);
         }
-        let code = CodeMemory {
-            base: p,
-            len,
-            text_len: text_len.min(len),
-            published: false,
-            file_backed: false,
-            written_pages: Vec::new(),
-        };
+        let code = CodeMemory::over(p, len, text_len);
         let arena = CodeArena {
             // SAFETY: `len < total`: still inside the mapping.
             base: unsafe { p.add(len) },
@@ -119,14 +112,20 @@ impl CodeMemory {
     pub fn new(len: usize, text_len: usize) -> std::io::Result<CodeMemory> {
         let len = align_up(len.max(1), page_size());
         let p = mman::map_anon(len, Prot::ReadWrite, false)?;
-        Ok(CodeMemory {
+        Ok(CodeMemory::over(p, len, text_len))
+    }
+
+    /// The code memory of a fresh read-write mapping of `len` bytes at `p`
+    /// (page multiples), the first `text_len` of which become executable.
+    fn over(p: *mut u8, len: usize, text_len: usize) -> CodeMemory {
+        CodeMemory {
             base: p,
             len,
             text_len: text_len.min(len),
             published: false,
             file_backed: false,
             written_pages: Vec::new(),
-        })
+        }
     }
 
     /// Replaces `offset..offset + len` (page aligned, inside the mapping)

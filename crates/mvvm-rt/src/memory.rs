@@ -779,10 +779,16 @@ pub(crate) mod tests {
     /// (`scripts/miri.sh`). There such a test is skipped with the reason,
     /// and fails when every test must run.
     fn kernel_memory_here() -> bool {
+        not_under_miri("Miri cannot map 8 GiB or call mprotect")
+    }
+
+    /// `true` outside Miri; under Miri, which lacks the kernel calls
+    /// (`why`), a test that calls this is skipped with the reason, or
+    /// fails when every test must run ([`must_run_all`]).
+    pub(crate) fn not_under_miri(why: &str) -> bool {
         if !cfg!(miri) {
             return true;
         }
-        let why = "Miri cannot map 8 GiB or call mprotect";
         assert!(!must_run_all(), "{why} (CI: every test must run)");
         eprintln!("skipped: {why}");
         false

@@ -40,16 +40,7 @@ const WAT: &str = r#"(module
 /// take hours to run Cranelift. There such a test is skipped with the
 /// reason, and fails when every test must run (CI, `MVVM_REQUIRE_ALL`).
 fn real_code_here() -> bool {
-    if !cfg!(miri) {
-        return true;
-    }
-    let why = "Miri cannot map code or call mprotect";
-    assert!(
-        !crate::memory::tests::must_run_all(),
-        "{why} (CI: every test must run)"
-    );
-    eprintln!("skipped: {why}");
-    false
+    crate::memory::tests::not_under_miri("Miri cannot map code or call mprotect")
 }
 
 /// `$work`: the import is function 0.
