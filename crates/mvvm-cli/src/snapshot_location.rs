@@ -202,6 +202,11 @@ impl BackSlot {
     }
 }
 
+/// How long a receiver may take no data before the sender gives up: a
+/// peer that accepts and stops reading must not hold a checkpoint (and
+/// the program it stopped) forever.
+const STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// A TCP writer that connects on its first write.
 struct LazyTcp {
     addr: String,
@@ -215,6 +220,7 @@ impl LazyTcp {
             let s = TcpStream::connect(self.addr.as_str()).map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot connect to {}: {e}", self.addr))
             })?;
+            s.set_write_timeout(Some(STALL_TIMEOUT))?;
             self.back.keep(&s);
             self.stream = Some(s);
         }
@@ -224,7 +230,17 @@ impl LazyTcp {
 
 impl Write for LazyTcp {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.stream()?.write(buf)
+        self.stream()?.write(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the receiver at {} took no data for {} s",
+                    self.addr,
+                    STALL_TIMEOUT.as_secs()
+                ),
+            ),
+            _ => e,
+        })
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

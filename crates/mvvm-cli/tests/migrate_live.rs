@@ -359,6 +359,43 @@ fn live_flag_usage() -> Result<()> {
     Ok(())
 }
 
+/// A program that ends while pre-copying (here: the receiver never
+/// acknowledges round 0, so pre-copy waits until the program has ended)
+/// exits with its own status, and the sender says nothing was migrated.
+#[test]
+fn a_program_ending_while_pre_copying_says_nothing_was_migrated() -> Result<()> {
+    let aot = memfill()?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let drain = std::thread::spawn(move || -> Result<u64> {
+        let mut s = accept_within(&listener)?;
+        let mut sink = Vec::new();
+        Ok(s.read_to_end(&mut sink)? as u64)
+    });
+    let r = Tool::checkpoint(&aot)
+        .args(workload(16, 2, 0).flags(Path::new(".")))
+        .args([
+            "-o",
+            "127.0.0.1",
+            "-s",
+            &port.to_string(),
+            "--live",
+            "-c",
+            "3",
+        ])
+        .run()?;
+    r.expect_code(0, "program ending while pre-copying")?;
+    ensure!(
+        r.stderr
+            .contains("ended while pre-copying; nothing was migrated"),
+        "{}",
+        r.stderr
+    );
+    let got = drain.join().expect("drain thread")?;
+    ensure!(got > 0, "the receiver got nothing: pre-copy never started");
+    Ok(())
+}
+
 /// What a relay does to the stream it forwards.
 #[derive(Clone, Copy)]
 enum Damage {

@@ -6,8 +6,9 @@
 //! round) follows. Wire format: `mvvm_snapshot::live`.
 //!
 //! ```text
-//!  trigger ─▶ Probe: start dirty tracking, spawn the pre-copy thread, return 0 (run on)
-//!             thread: preamble; round 0: every non-zero chunk
+//!  trigger ─▶ Probe: start dirty tracking, connect and send the preamble,
+//!             spawn the pre-copy thread, return 0 (run on)
+//!             thread: round 0: every non-zero chunk
 //!                     round k: take the dirty set and protect it, then read and send it
 //!                     until a round is small (est. < target pause) or stops shrinking,
 //!                     or max rounds ─▶ set FLAG_REQUEST, end
@@ -24,7 +25,9 @@
 //! (the thread ends after its current record, re-marking what it took and
 //! did not send); a program that exits while pre-copying ends the thread
 //! and closes the connection (the receiver sees a cut stream and resumes
-//! nothing, as with a run that ends without a checkpoint).
+//! nothing, as with a run that ends without a checkpoint), with a warning
+//! on stderr; a receiver that cannot be reached at the trigger stops the
+//! program with that error, as without `--live`.
 
 use super::control::FLAG_REQUEST;
 use crate::memory::precopy::PrecopySource;
@@ -99,6 +102,9 @@ pub(crate) enum Live {
         out: Box<dyn Write + Send>,
         started: Instant,
     },
+    /// The trigger fired but the stream could not be started (the
+    /// receiver is unreachable): why, for the stop that follows.
+    Failed(String),
     /// Done (the final part is written, or it failed).
     Spent,
 }
@@ -109,6 +115,7 @@ impl std::fmt::Debug for Live {
             Live::Armed { .. } => "Live::Armed",
             Live::Running { .. } => "Live::Running",
             Live::Direct { .. } => "Live::Direct",
+            Live::Failed(_) => "Live::Failed",
             Live::Spent => "Live::Spent",
         })
     }
@@ -156,8 +163,21 @@ impl Shared {
 pub(crate) struct LiveGuard(pub(crate) Arc<Shared>);
 
 impl Drop for LiveGuard {
+    /// A thread still here at the end of the run means the program ended
+    /// (or failed) while pre-copying: the receiver gets a cut stream and
+    /// resumes nothing, which the user is told.
     fn drop(&mut self) {
-        let _ = self.0.finish();
+        match self.0.finish() {
+            None => {}
+            Some(Ok(h)) => tracing::warn!(
+                rounds = h.round_bytes.len(),
+                "live migration: the program ended while pre-copying; nothing was migrated \
+                 (the receiver sees a cut stream)"
+            ),
+            Some(Err(e)) => tracing::warn!(
+                "live migration: the program ended while pre-copying, which had failed: {e}"
+            ),
+        }
     }
 }
 
@@ -198,7 +218,7 @@ pub(crate) unsafe fn start(
     };
     let Live::Armed {
         opts,
-        out,
+        mut out,
         back,
         shared,
     } = std::mem::replace(live, Live::Spent)
@@ -206,6 +226,23 @@ pub(crate) unsafe fn start(
         return false;
     };
     let started = Instant::now();
+    // The preamble goes out here, on the probing thread, so that a
+    // receiver nobody can reach stops the program now with that error
+    // (as a run without --live does) rather than from a thread the
+    // program may outrun to its exit. It costs one connect and a few
+    // bytes, inside the trigger's pause.
+    let opened = match src {
+        Some(_) => open_stream(&mut *out),
+        None => Ok(([0; 32], 0)),
+    };
+    let (session, sent) = match opened {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("live migration: {e}");
+            *live = Live::Failed(e);
+            return false;
+        }
+    };
     let Some(src) = src else {
         tracing::warn!(
             "pre-copy not possible (no dirty tracking): the whole memory goes with the stop"
@@ -218,7 +255,7 @@ pub(crate) unsafe fn start(
     let spawned = std::thread::Builder::new()
         .name("mvvm-precopy".into())
         .spawn(move || {
-            let r = precopy(&src, opts, out, back, &th.stop, started);
+            let r = precopy(&src, opts, out, back, &th.stop, (session, sent, started));
             // Ask for the stop whatever happened: the final part (or the
             // error) is the run's business now.
             // SAFETY: the store's limits outlive this thread (contract of
@@ -253,10 +290,8 @@ fn precopy(
     mut out: Box<dyn Write + Send>,
     back: Option<super::BackChannel>,
     stop: &AtomicBool,
-    started: Instant,
+    (session, mut sent, started): ([u8; 32], u64, Instant),
 ) -> Joined {
-    let session = wire::new_session_id().map_err(|e| e.to_string())?;
-    let mut sent = wire::write_preamble(&mut *out, &session).map_err(|e| e.to_string())?;
     // The connection exists now: its way back carries the receiver's
     // acknowledgements, read by a thread of their own.
     let acks = back.and_then(|b| b()).map(ack_reader);
@@ -482,6 +517,7 @@ pub(crate) fn take_handover(live: Live) -> Result<Handover, String> {
         },
         Live::Armed { out, .. } => direct(out, Instant::now(), "stopped before pre-copy started"),
         Live::Direct { out, started } => direct(out, started, "pre-copy not possible"),
+        Live::Failed(e) => Err(e),
         Live::Spent => Err(
             "the live stream is gone (the pre-copy thread could not start, or the stream was used)"
                 .into(),
@@ -489,10 +525,17 @@ pub(crate) fn take_handover(live: Live) -> Result<Handover, String> {
     }
 }
 
+/// Starts a live stream on `out`: a fresh session id and the preamble
+/// (for a connection, the connect happens here); the id and bytes sent.
+fn open_stream(out: &mut dyn Write) -> Result<([u8; 32], u64), String> {
+    let session = wire::new_session_id().map_err(|e| e.to_string())?;
+    let sent = wire::write_preamble(out, &session).map_err(|e| e.to_string())?;
+    Ok((session, sent))
+}
+
 /// A stream with no pre-copy round: preamble only.
 fn direct(mut out: Box<dyn Write + Send>, started: Instant, why: &str) -> Result<Handover, String> {
-    let session = wire::new_session_id().map_err(|e| e.to_string())?;
-    let sent = wire::write_preamble(&mut *out, &session).map_err(|e| e.to_string())?;
+    let (session, sent) = open_stream(&mut *out)?;
     Ok(Handover {
         out,
         session,
