@@ -40,6 +40,20 @@ pub enum CompileError {
         /// Byte offset in the module.
         offset: usize,
     },
+    /// Resume clones were asked for an object another build of the
+    /// compiler made: a clone must agree with its hot body frame for
+    /// frame, which only the same compiler guarantees.
+    #[error(
+        "the object was compiled by {object}, and its resume clones can only be compiled by \
+         that same build (this is {this}): compile the object again with this mvvm-aot, or \
+         restore with the MVVM build that compiled it"
+    )]
+    OtherCompiler {
+        /// The object's producer.
+        object: String,
+        /// This compiler's ([`crate::producer`]).
+        this: String,
+    },
     /// Cranelift failed on a function (a bug in the compiler, reported with
     /// the function index so it can be reproduced).
     #[error("code generation failed for function {func}: {message}")]

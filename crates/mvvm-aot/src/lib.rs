@@ -65,6 +65,21 @@ pub use object::{META_SYMBOL, ObjectOptions};
 /// WAT text.
 pub const WASM_MAGIC: &[u8; 4] = b"\0asm";
 
+/// This compiler's build identity: a digest of the sources that decide the
+/// code it emits (`build.rs`). Part of every object's producer
+/// ([`producer`]); resume clones compiled on demand need the identity of
+/// the compiler that made the object.
+pub const BUILD_ID: &str = env!("MVVM_AOT_BUILD_ID");
+
+/// What an object records as its producer (`ModuleMeta::producer`): the
+/// version and the [`BUILD_ID`] of the compiler that made it.
+pub fn producer() -> String {
+    format!(
+        "mvvm-aot {} build {BUILD_ID}",
+        mvvm_abi::version::PRODUCER_VERSION
+    )
+}
+
 /// Options of [`compile`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompileOptions {

@@ -236,7 +236,7 @@ pub(crate) fn parse<'a>(
 ) -> Result<ParsedModule<'a>, CompileError> {
     let mut validator = Validator::new_with_features(supported_features());
     let mut meta = ModuleMeta {
-        producer: format!("mvvm-aot {}", mvvm_abi::version::PRODUCER_VERSION),
+        producer: crate::producer(),
         target: header.target,
         cpu_features: header.cpu_features,
         opt_level: header.opt_level,

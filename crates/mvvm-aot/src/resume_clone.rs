@@ -96,13 +96,20 @@ pub fn options_of(meta: &mvvm_abi::ModuleMeta) -> CompileOptions {
 /// is `meta`, compiled from `wasm` (the object's
 /// [`WASM_SECTION`](mvvm_abi::object::WASM_SECTION)) on at most
 /// `max_threads` of the available cores, in increasing function order.
-/// The module-wide preparation is done once for all of them.
+/// The module-wide preparation is done once for all of them. Refused for
+/// an object another build made ([`CompileError::OtherCompiler`]).
 pub fn compile_clones_for(
     meta: &mvvm_abi::ModuleMeta,
     wasm: &[u8],
     funcs: &[u32],
     max_threads: usize,
 ) -> Result<Vec<CloneCode>, CompileError> {
+    if meta.producer != crate::producer() {
+        return Err(CompileError::OtherCompiler {
+            object: meta.producer.clone(),
+            this: crate::producer(),
+        });
+    }
     if !wasm.starts_with(crate::WASM_MAGIC) {
         return Err(CompileError::NotAModule);
     }

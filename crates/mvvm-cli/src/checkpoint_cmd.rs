@@ -82,6 +82,7 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
         sync: req.sync,
         live: req.live,
     };
+    let program = module.clone();
     let outcome = on_guest_thread(max_stack, move || {
         let command = mvvm_wasi::Command::new(&module)
             .max_wasm_stack(max_stack)
@@ -99,6 +100,7 @@ pub fn execute(req: CheckpointRequest) -> Result<Exit> {
     finish(
         TOOL,
         &req.program,
+        &program,
         outcome,
         req.json.as_ref(),
         &req.snapshot,
@@ -190,10 +192,14 @@ fn kind_of(stats: &CheckpointStats) -> String {
 /// stderr, a trap with its message, writes the `--json` summary, and gives
 /// other errors back (printed by the binary with their cause chain).
 /// `sink` names a snapshot that went to a stream; `downtime_ms` is the
-/// downtime of the migration a restored run came from.
+/// downtime of the migration a restored run came from. After a snapshot
+/// written to a file, the resume clones its restore will need are put in
+/// the clone cache (`clone_compiler::keep_for_restore`; `module` is the
+/// program's).
 pub fn finish(
     tool: &str,
     program: &str,
+    module: &mvvm_rt::Module,
     outcome: Result<Outcome, mvvm_wasi::Error>,
     json: Option<&PathBuf>,
     sink: &SnapshotLocation,
@@ -235,6 +241,9 @@ pub fn finish(
             s.checkpoint_ms = Some(ms);
             s.downtime_ms = downtime_ms;
             summary::emit(tool, json, &s);
+            if let SnapshotLocation::File(_) = sink {
+                crate::clone_compiler::keep_for_restore(module, &stats);
+            }
             Ok(Exit::Checkpointed)
         }
         Err(mvvm_wasi::Error::Checkpoint(CheckpointError::Trap(trap))) => {

@@ -13,12 +13,17 @@
 //! whole carried wasm again for its keys. A stored clone that does not
 //! decode, or is for another function, is compiled again; the runtime
 //! checks what it installs against the module (tables, sites, calls).
+//!
+//! A run that stops at a checkpoint written to a file puts the clones of
+//! the functions on its stacks into the cache before the tool exits
+//! ([`keep_for_restore`]), so that a restore on this machine finds them.
 
 use crate::compile_cache::{CompileCache, sha256};
 use mvvm_abi::ModuleMeta;
 use mvvm_abi::resume_code::CloneCode;
 use mvvm_rt::ClonePurpose;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `mvvm-aot`'s clone compilation, with the options the object records,
 /// behind the cache.
@@ -35,8 +40,17 @@ impl mvvm_rt::CloneCompiler for AotClones {
         max_threads: usize,
         purpose: ClonePurpose,
     ) -> Result<Vec<CloneCode>, String> {
+        // Before the cache too: a clone, compiled now or stored, must come
+        // from the build that compiled the object's hot bodies.
+        if meta.producer != mvvm_aot::producer() {
+            return Err(mvvm_aot::CompileError::OtherCompiler {
+                object: meta.producer.clone(),
+                this: mvvm_aot::producer(),
+            }
+            .to_string());
+        }
         let opts = mvvm_aot::resume_clone::options_of(meta);
-        let digest = (purpose == ClonePurpose::Rewind)
+        let digest = (purpose != ClonePurpose::Ahead)
             .then(|| self.cache.dir().map(|_| sha256(wasm)))
             .flatten();
         let mut found: Vec<Option<CloneCode>> = funcs
@@ -79,8 +93,36 @@ impl mvvm_rt::CloneCompiler for AotClones {
     }
 }
 
+/// Whether the installed compiler keeps clones in a cache.
+static CACHING: AtomicBool = AtomicBool::new(false);
+
 /// Lets the runtime compile resume clones on demand in this process,
 /// keeping those a rewind needs in `cache` (when it is on).
 pub fn install(cache: CompileCache) {
+    CACHING.store(cache.dir().is_some(), Ordering::Relaxed);
     mvvm_rt::set_clone_compiler(Arc::new(AotClones { cache }));
+}
+
+/// After a run stopped at a checkpoint written to a file: puts the resume
+/// clones of the functions on its stacks (`CheckpointStats::stack_funcs`)
+/// into the clone cache, so that restoring that snapshot on this machine
+/// compiles nothing (with an object compiled with
+/// `--resume-clones=on-demand`; nothing to do for one holding its clones,
+/// or with `--no-cache`). Runs after the snapshot is durable, so it only
+/// delays the tool's exit; a failure is logged, not fatal: the restore
+/// compiles what it misses.
+pub fn keep_for_restore(module: &mvvm_rt::Module, stats: &mvvm_rt::checkpoint::CheckpointStats) {
+    if !CACHING.load(Ordering::Relaxed) {
+        return;
+    }
+    let started = std::time::Instant::now();
+    match module.keep_clones(&stats.stack_funcs) {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(
+            clones = n,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "resume clones of the snapshot's frames kept for its restore"
+        ),
+        Err(e) => tracing::warn!("keeping the snapshot's resume clones for its restore: {e}"),
+    }
 }

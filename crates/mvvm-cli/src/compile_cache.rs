@@ -218,7 +218,7 @@ impl CompileCache {
             );
             Ok::<_, anyhow::Error>(object)
         };
-        let Some(entry) = self.entry_for(input, opts) else {
+        let Some(entry) = self.entry_for(input, opts, None) else {
             let object = compile()?;
             return Ok(Cached {
                 value: load(&object)?,
@@ -333,20 +333,30 @@ impl CompileCache {
         let mut input = b"resume clone of function ".to_vec();
         input.extend_from_slice(&func.to_le_bytes());
         input.extend_from_slice(wasm_sha256);
-        let mut entry = self.entry_for(&input, opts)?;
+        // Keyed by the compiler's build identity, not by this executable:
+        // the clones a checkpointing tool keeps are for the restoring tool,
+        // another binary of the same build (`clone_compiler.rs`).
+        let identity = sha256(mvvm_aot::producer().as_bytes());
+        let mut entry = self.entry_for(&input, opts, Some(identity))?;
         entry.path.set_extension(CLONE_EXT);
         Some(entry)
     }
 
-    /// The entry of `input` and `opts`, after making sure the directory is
-    /// usable; `None` (with a warning) when it is not.
-    fn entry_for(&self, input: &[u8], opts: &mvvm_aot::CompileOptions) -> Option<Entry> {
+    /// The entry of `input` and `opts` for the compiler `identity` (none:
+    /// this executable's), after making sure the directory is usable;
+    /// `None` (with a warning) when it is not.
+    fn entry_for(
+        &self,
+        input: &[u8],
+        opts: &mvvm_aot::CompileOptions,
+        identity: Option<[u8; 32]>,
+    ) -> Option<Entry> {
         let dir = self.dir.as_ref()?;
         if let Err(e) = prepare_dir(dir) {
             warn_once(dir, &e);
             return None;
         }
-        let identity = match compiler_identity(dir) {
+        let identity = match identity.map_or_else(|| compiler_identity(dir), Ok) {
             Ok(id) => id,
             Err(e) => {
                 warn_once(dir, &e);

@@ -184,6 +184,7 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
     // `MVVM_LOG=mvvm_cli=debug` asks for the downtime without the probe log.
     let debug = req.debug || tracing::enabled!(tracing::Level::DEBUG);
     PRINT_DOWNTIME.store(debug, Ordering::Relaxed);
+    let program = module.clone();
     let outcome = on_guest_thread(max_stack, move || {
         mvvm_wasi::Command::new(&module)
             .max_wasm_stack(max_stack)
@@ -256,6 +257,7 @@ pub fn execute(req: RestoreRequest) -> Result<Exit> {
         outcome => finish(
             TOOL,
             &req.program,
+            &program,
             outcome,
             req.json.as_ref(),
             &req.snapshot_out,

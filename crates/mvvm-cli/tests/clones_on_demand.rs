@@ -15,6 +15,7 @@ use checkpoint_support::{
     CHECKPOINTED, FAILURE, Guest, POLICIES, Policy, Scratch, Tool, aot, aot_with, baseline,
     checkpoint_and_restore, ckpt_dir, everywhere_with, spread,
 };
+use std::path::Path;
 
 #[test]
 fn compute_everywhere() -> Result<()> {
@@ -244,5 +245,122 @@ fn restored_clones_are_cached() -> Result<()> {
     let (log, third) = restore(&[])?;
     ensure!(log.contains("cached=0"), "a damaged entry was used:\n{log}");
     ensure!(third == first);
+    Ok(())
+}
+
+/// A run that stops at a checkpoint written to a file leaves the clones
+/// of its frames in the cache: the restore on this machine compiles none
+/// (and with `--no-cache` the checkpoint leaves nothing).
+#[test]
+fn a_checkpoint_leaves_its_clones_for_the_restore() -> Result<()> {
+    let s = Scratch::new("od-keep");
+    let a = aot_with("compute", Policy::Loop, 3, true)?;
+    let base = baseline(&a, &Guest::default())?;
+    let clone_entries = |home: &Path| -> Result<usize> {
+        let dir = home.join("mvvm");
+        if !dir.exists() {
+            return Ok(0);
+        }
+        Ok(std::fs::read_dir(dir)?
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "clone"))
+            })
+            .count())
+    };
+    for (name, extra, kept) in [("off", &["--no-cache"][..], false), ("on", &[][..], true)] {
+        let home = s.subdir(&format!("xdg-{name}"));
+        let snap = s.join(&format!("{name}.bin"));
+        let c = Tool::checkpoint(&a)
+            .snapshot(&snap)
+            .count(base.probes / 2)
+            .env("XDG_CACHE_HOME", home.to_str().context("path")?)
+            .args(extra)
+            .run()?;
+        c.expect_code(CHECKPOINTED, "checkpoint")?;
+        let n = clone_entries(&home)?;
+        ensure!(
+            (n > 0) == kept,
+            "{name}: {n} clone entries after the checkpoint"
+        );
+        if !kept {
+            continue;
+        }
+        let r = Tool::restore(&a)
+            .snapshot(&snap)
+            .env("XDG_CACHE_HOME", home.to_str().context("path")?)
+            .args(["-v", "--snapshot-out"])
+            .arg(s.join("unused.bin"))
+            .run()?;
+        r.expect_code(base.code, "restore")?;
+        ensure!(
+            r.stderr.contains("cached=") && !r.stderr.contains("cached=0"),
+            "the restore compiled what the checkpoint kept:\n{}",
+            r.stderr
+        );
+        ensure!(
+            [c.stdout, r.stdout].concat() == base.stdout,
+            "checkpoint and restore did not print what an uninterrupted run prints"
+        );
+    }
+    Ok(())
+}
+
+/// An object another build of the compiler made (here: this object with
+/// its recorded build identity changed) gets no clone compiled by this
+/// build, neither fresh nor from the cache: the restore stops with an
+/// error that says so (exit 125) and runs nothing.
+#[test]
+fn clones_for_an_object_of_another_build_are_refused() -> Result<()> {
+    let s = Scratch::new("od-build");
+    let a = aot_with("compute", Policy::Loop, 3, true)?;
+    let base = baseline(&a, &Guest::default())?;
+    let snap = s.join("c.bin");
+    let home = s.subdir("xdg");
+    let home = home.to_str().context("path")?;
+    Tool::checkpoint(&a)
+        .snapshot(&snap)
+        .count(base.probes / 2)
+        .env("XDG_CACHE_HOME", home)
+        .run()?
+        .expect_code(CHECKPOINTED, "checkpoint")?;
+    let mut bytes = std::fs::read(&a)?;
+    let id = mvvm_aot::BUILD_ID.as_bytes();
+    let other: Vec<u8> = id
+        .iter()
+        .map(|&c| if c == b'0' { b'1' } else { b'0' })
+        .collect();
+    let mut replaced = 0;
+    let mut i = 0;
+    while i + id.len() <= bytes.len() {
+        if &bytes[i..i + id.len()] == id {
+            bytes[i..i + id.len()].copy_from_slice(&other);
+            replaced += 1;
+            i += id.len();
+        } else {
+            i += 1;
+        }
+    }
+    ensure!(
+        replaced > 0,
+        "the object does not record this build's identity"
+    );
+    let altered = s.join("other-build.aot");
+    std::fs::write(&altered, bytes)?;
+    let r = Tool::restore(&altered)
+        .snapshot(&snap)
+        .env("XDG_CACHE_HOME", home)
+        .args(["--snapshot-out"])
+        .arg(s.join("unused.bin"))
+        .run()?;
+    r.expect_code(FAILURE, "restore with an object of another build")?;
+    ensure!(
+        r.stderr.contains("can only be compiled by")
+            && r.stderr
+                .contains(&String::from_utf8_lossy(&other).into_owned()),
+        "{}",
+        r.stderr
+    );
+    ensure!(r.stdout.is_empty(), "the guest ran");
     Ok(())
 }

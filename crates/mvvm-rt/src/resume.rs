@@ -71,6 +71,11 @@ pub enum ClonePurpose {
     /// Compiled ahead of any need, in the background (`--every`, a
     /// migration receiver).
     Ahead,
+    /// A checkpoint just saved frames of these functions: a later
+    /// restore will need their clones. Asked only to be kept (a compiler
+    /// with a cache compiles those it does not hold and stores them); the
+    /// runtime installs nothing.
+    Keep,
 }
 
 /// The process's clone compiler, if the embedder installed one.
@@ -198,6 +203,42 @@ impl Module {
             "compiled resume clones on demand"
         );
         Ok(clones.len())
+    }
+
+    /// After a checkpoint: hands the compiler the functions of its frames
+    /// (`CheckpointStats::stack_funcs`) that need a clone this object left
+    /// out, with [`ClonePurpose::Keep`], so that a compiler with a cache
+    /// has them ready for a later restore of the snapshot (which then
+    /// reads them instead of compiling). Installs nothing. The number of
+    /// functions handed over: zero for an object that holds its clones,
+    /// or when no compiler is installed.
+    pub fn keep_clones(&self, funcs: &[u32]) -> Result<usize, ResumeError> {
+        let Some(on_demand) = self.inner.wasm.as_ref() else {
+            return Ok(0);
+        };
+        let mut wanted: Vec<u32> = funcs
+            .iter()
+            .copied()
+            .filter(|&f| self.needs_clone(f))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let Some(compiler) = compiler().filter(|_| !wanted.is_empty()) else {
+            return Ok(0);
+        };
+        compiler
+            .compile(
+                &self.inner.meta,
+                on_demand.wasm.bytes(),
+                &wanted,
+                usize::MAX,
+                ClonePurpose::Keep,
+            )
+            .map_err(|message| ResumeError::Compile {
+                funcs: wanted.clone(),
+                message,
+            })?;
+        Ok(wanted.len())
     }
 
     /// Compiles every clone this object left out on one background thread,

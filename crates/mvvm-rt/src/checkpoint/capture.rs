@@ -392,6 +392,7 @@ pub(crate) fn take(
         let stats = CheckpointStats {
             frames: parts.frames.len()
                 + parts.threads.iter().map(|t| t.frames.len()).sum::<usize>(),
+            stack_funcs: stack_funcs(&parts),
             snapshot_bytes: live.total_bytes,
             memory_bytes: parts.memory.len() as u64,
             trigger_to_durable: unwound.triggered_at.elapsed(),
@@ -423,6 +424,7 @@ pub(crate) fn take(
         let stats = CheckpointStats {
             frames: parts.frames.len()
                 + parts.threads.iter().map(|t| t.frames.len()).sum::<usize>(),
+            stack_funcs: stack_funcs(&parts),
             snapshot_bytes: 0,
             memory_bytes: parts.memory.len() as u64,
             trigger_to_durable: Duration::ZERO,
@@ -624,6 +626,7 @@ pub(crate) fn take(
     let out = write_snapshot(sink, &parts, base.as_ref(), memory.dirty, &mut kept, sync)?;
     let stats = CheckpointStats {
         frames: parts.frames.len() + parts.threads.iter().map(|t| t.frames.len()).sum::<usize>(),
+        stack_funcs: stack_funcs(&parts),
         snapshot_bytes: out.stats.total_bytes,
         memory_bytes: parts.memory.len() as u64,
         trigger_to_durable: unwound.triggered_at.elapsed(),
@@ -1214,6 +1217,20 @@ fn type_frame(
         locals,
         stack,
     })
+}
+
+/// The functions of every frame `parts` saves, all threads, sorted and
+/// distinct: those whose resume clones a restore of it will need.
+fn stack_funcs(parts: &mvvm_snapshot::SnapshotParts<'_>) -> Vec<u32> {
+    let mut funcs: Vec<u32> = parts
+        .frames
+        .iter()
+        .chain(parts.threads.iter().flat_map(|t| t.frames.iter()))
+        .map(|f| f.func)
+        .collect();
+    funcs.sort_unstable();
+    funcs.dedup();
+    funcs
 }
 
 #[cfg(test)]

@@ -313,6 +313,10 @@ pub enum Outcome {
 pub struct CheckpointStats {
     /// Wasm frames saved.
     pub frames: usize,
+    /// The functions of those frames (all threads), sorted and distinct:
+    /// an embedder can have their resume clones ready for a later restore
+    /// ([`Module::keep_clones`](crate::Module::keep_clones)).
+    pub stack_funcs: Vec<u32>,
     /// Bytes of the snapshot.
     pub snapshot_bytes: u64,
     /// Size of linear memory.
