@@ -16,6 +16,7 @@ pub mod grant_flags;
 pub mod guest_flags;
 pub mod key_flags;
 pub mod logging;
+mod net_timeouts;
 pub mod offload_flags;
 pub mod restore_cmd;
 pub mod run;

@@ -70,10 +70,15 @@ pub fn sink(loc: &SnapshotLocation, tool: &str, key: Option<&SealKey>) -> Result
                 stream
                     .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
                     .map_err(|e| SealError::io("setting the handshake timeout", e))?;
+                crate::net_timeouts::tune(&stream, true)
+                    .map_err(|e| SealError::io("setting up the connection", e))?;
                 let sealed = seal::sender_handshake(
-                    stream
-                        .try_clone()
-                        .map_err(|e| SealError::io("cloning the connection", e))?,
+                    crate::net_timeouts::StallAware {
+                        inner: stream
+                            .try_clone()
+                            .map_err(|e| SealError::io("cloning the connection", e))?,
+                        peer: addr.clone(),
+                    },
                     &key,
                 )?;
                 // After the handshake the receiver only ever sends a live

@@ -163,6 +163,7 @@ pub(crate) fn accept_one(tool: &str, addr: &SocketAddr) -> Result<TcpStream> {
     let local = l.local_addr()?;
     eprintln!("{tool}: waiting for a snapshot on {local}");
     let (stream, peer) = l.accept().context("cannot accept a connection")?;
+    crate::net_timeouts::tune(&stream, false).context("cannot set up the connection")?;
     tracing::info!(%peer, "receiving a snapshot");
     Ok(stream)
 }
@@ -202,11 +203,6 @@ impl BackSlot {
     }
 }
 
-/// How long a receiver may take no data before the sender gives up: a
-/// peer that accepts and stops reading must not hold a checkpoint (and
-/// the program it stopped) forever.
-const STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
-
 /// A TCP writer that connects on its first write.
 struct LazyTcp {
     addr: String,
@@ -220,7 +216,7 @@ impl LazyTcp {
             let s = TcpStream::connect(self.addr.as_str()).map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot connect to {}: {e}", self.addr))
             })?;
-            s.set_write_timeout(Some(STALL_TIMEOUT))?;
+            crate::net_timeouts::tune(&s, true)?;
             self.back.keep(&s);
             self.stream = Some(s);
         }
@@ -230,17 +226,9 @@ impl LazyTcp {
 
 impl Write for LazyTcp {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.stream()?.write(buf).map_err(|e| match e.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!(
-                    "the receiver at {} took no data for {} s",
-                    self.addr,
-                    STALL_TIMEOUT.as_secs()
-                ),
-            ),
-            _ => e,
-        })
+        self.stream()?
+            .write(buf)
+            .map_err(|e| crate::net_timeouts::stalled(e, &self.addr))
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

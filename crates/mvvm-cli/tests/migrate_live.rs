@@ -506,3 +506,50 @@ fn live_migration_between_network_namespaces() -> Result<()> {
     }
     Ok(())
 }
+
+/// A receiver that accepts and then reads nothing does not hold the
+/// sender forever: once it has taken no data for the stall timeout
+/// (`MVVM_NET_TIMEOUT`, 2 s here) the send fails with an error that says
+/// so (exit 125), with and without `--live`.
+#[test]
+fn a_receiver_that_stops_reading_fails_the_send() -> Result<()> {
+    let aot = memfill()?;
+    for live in [false, true] {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || -> Result<()> {
+            let _held = accept_within(&listener)?;
+            // Keep the connection open, unread, until the sender is done.
+            let _ = wait.recv_timeout(std::time::Duration::from_secs(120));
+            Ok(())
+        });
+        // Late, once the whole memory is written (more than the socket
+        // buffers hold). Live: with a program that runs well past the
+        // stall timeout (about 15 s more; a program that ends first only
+        // gets the warning of the test above) and stops at the next probe
+        // once pre-copy has failed.
+        let (guest, count) = if live {
+            (workload(64, 100, 20_000), "100")
+        } else {
+            (workload(64, 4, 0), "100")
+        };
+        let mut tool = Tool::checkpoint(&aot)
+            .args(guest.flags(Path::new(".")))
+            .env("MVVM_NET_TIMEOUT", "2")
+            .args(["-o", "127.0.0.1", "-s", &port.to_string(), "-c", count]);
+        if live {
+            tool = tool.arg("--live");
+        }
+        let r = tool.run()?;
+        let _ = done.send(());
+        holder.join().expect("holder thread")?;
+        r.expect_code(FAILURE, &format!("stalled receiver, live {live}"))?;
+        ensure!(
+            r.stderr.contains("took no data for 2 s"),
+            "live {live}: {}",
+            r.stderr
+        );
+    }
+    Ok(())
+}

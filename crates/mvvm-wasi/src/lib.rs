@@ -65,6 +65,7 @@ mod fd;
 pub mod func;
 pub mod grants;
 mod interrupt;
+pub mod keepalive;
 pub mod link;
 pub mod mem;
 mod misc;
