@@ -56,14 +56,40 @@ pub(crate) fn compile_clones(
     funcs: &[u32],
     max_threads: usize,
 ) -> Result<Vec<CloneCode>, CompileError> {
+    let mut all = Vec::with_capacity(funcs.len());
+    compile_clones_in_batches(wasm, opts, funcs, max_threads, usize::MAX, &mut |batch| {
+        all.extend(batch);
+        true
+    })?;
+    Ok(all)
+}
+
+/// [`compile_clones`] `batch` functions at a time after one module-wide
+/// preparation, handing each batch to `sink` as it is compiled (in the
+/// order of `funcs`); `sink` returning `false` stops. The number of
+/// clones handed over.
+pub(crate) fn compile_clones_in_batches(
+    wasm: &[u8],
+    opts: &CompileOptions,
+    funcs: &[u32],
+    max_threads: usize,
+    batch: usize,
+    sink: &mut dyn FnMut(Vec<CloneCode>) -> bool,
+) -> Result<usize, CompileError> {
+    let job = CloneJob {
+        funcs,
+        max_threads,
+        batch: batch.max(1),
+        sink,
+    };
     match compile_module(
         wasm,
         opts,
         ObjectOptions::default(),
         &DevOptions::default(),
-        Some(OnlyClones { funcs, max_threads }),
+        Some(job),
     )? {
-        Output::Clones(code) => Ok(code),
+        Output::Clones(n) => Ok(n),
         Output::Object(..) => Err(CompileError::Codegen {
             func: funcs.first().copied().unwrap_or(u32::MAX),
             message: "an object where a clone was asked for".into(),
@@ -71,8 +97,18 @@ pub(crate) fn compile_clones(
     }
 }
 
-/// The clones [`compile_module`] compiles alone, and on how many threads
-/// at most.
+/// The clones [`compile_module`] compiles alone: which, on how many
+/// threads at most, how many per batch, and where each batch goes.
+struct CloneJob<'a> {
+    /// Sorted, distinct function indices.
+    funcs: &'a [u32],
+    max_threads: usize,
+    batch: usize,
+    sink: &'a mut dyn FnMut(Vec<CloneCode>) -> bool,
+}
+
+/// The clones [`compile_functions`] compiles (one batch of a
+/// [`CloneJob`]), and on how many threads at most.
 #[derive(Clone, Copy)]
 struct OnlyClones<'a> {
     /// Sorted, distinct function indices.
@@ -89,20 +125,20 @@ const CLONE_LEFT_OUT: u32 = u32::MAX;
 enum Output {
     /// The whole module's object.
     Object(Vec<u8>, FrameReport),
-    /// Resume clones alone.
-    Clones(Vec<CloneCode>),
+    /// Resume clones alone, handed to the job's sink: how many.
+    Clones(usize),
 }
 
 /// The whole pipeline; with `only_clones`, everything up to the function
-/// bodies is done as for the object (so the clones' translation sees the
-/// same module-wide information), then only those functions' resume
-/// clones are compiled and returned.
+/// bodies is done once as for the object (so the clones' translation sees
+/// the same module-wide information), then only those functions' resume
+/// clones are compiled, batch by batch, into the job's sink.
 fn compile_module(
     wasm: &[u8],
     opts: &CompileOptions,
     object: ObjectOptions,
     dev: &DevOptions,
-    only_clones: Option<OnlyClones<'_>>,
+    only_clones: Option<CloneJob<'_>>,
 ) -> Result<Output, CompileError> {
     let started = std::time::Instant::now();
     let dev = &dev.normalised();
@@ -277,16 +313,6 @@ fn compile_module(
                 message: "the functions of clones to compile are not sorted and distinct".into(),
             });
         }
-        let prepare = started.elapsed();
-        let t = std::time::Instant::now();
-        let (compiled, _) = compile_functions(&info, &*isa, parsed.funcs, &func_ids, Some(only))?;
-        let compile = t.elapsed();
-        if compiled.len() != funcs.len() {
-            return Err(CompileError::Codegen {
-                func: funcs.first().copied().unwrap_or(u32::MAX),
-                message: "not every clone was compiled".into(),
-            });
-        }
         let mut targets = std::collections::HashMap::new();
         for (i, id) in func_ids.iter().enumerate() {
             let i = i as u32;
@@ -308,22 +334,48 @@ fn compile_module(
         if let Some(id) = probe_id {
             targets.insert(id.as_u32(), CallTarget::ProbeTrampoline);
         }
-        let mut clones = Vec::with_capacity(funcs.len());
-        for (&func, (code, _)) in funcs.iter().zip(compiled) {
-            let calls = crate::resume_clone::calls_of(&code.relocs, &targets)
-                .map_err(|m| CompileError::Codegen { func, message: m })?;
-            clones.push(CloneCode {
-                func,
-                bytes: code.bytes,
-                alignment: code.alignment,
-                calls,
-                traps: code.traps,
-                call_sites: code.call_sites,
-                tables: code.tables,
-                times: CloneTimes { prepare, compile },
-            });
+        // Everything above is done once; each batch below only translates
+        // and compiles its functions (the first carries the preparation's
+        // time).
+        let mut prepare = started.elapsed();
+        let mut handed = 0;
+        for chunk in funcs.chunks(only.batch) {
+            let t = std::time::Instant::now();
+            let pending = parsed.funcs.iter().map(PendingFunc::duplicate).collect();
+            let batch = OnlyClones {
+                funcs: chunk,
+                max_threads: only.max_threads,
+            };
+            let (compiled, _) = compile_functions(&info, &*isa, pending, &func_ids, Some(batch))?;
+            let compile = t.elapsed();
+            if compiled.len() != chunk.len() {
+                return Err(CompileError::Codegen {
+                    func: chunk.first().copied().unwrap_or(u32::MAX),
+                    message: "not every clone was compiled".into(),
+                });
+            }
+            let mut clones = Vec::with_capacity(chunk.len());
+            for (&func, (code, _)) in chunk.iter().zip(compiled) {
+                let calls = crate::resume_clone::calls_of(&code.relocs, &targets)
+                    .map_err(|m| CompileError::Codegen { func, message: m })?;
+                clones.push(CloneCode {
+                    func,
+                    bytes: code.bytes,
+                    alignment: code.alignment,
+                    calls,
+                    traps: code.traps,
+                    call_sites: code.call_sites,
+                    tables: code.tables,
+                    times: CloneTimes { prepare, compile },
+                });
+            }
+            prepare = std::time::Duration::ZERO;
+            handed += clones.len();
+            if !(only.sink)(clones) {
+                break;
+            }
         }
-        return Ok(Output::Clones(clones));
+        return Ok(Output::Clones(handed));
     }
     let (compiled, report) = compile_functions(&info, &*isa, parsed.funcs, &func_ids, None)?;
 

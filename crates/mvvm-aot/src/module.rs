@@ -50,6 +50,23 @@ pub(crate) struct PendingFunc<'a> {
     pub validator: FuncToValidate<ValidatorResources>,
 }
 
+impl PendingFunc<'_> {
+    /// The same function, waiting again: to compile it once more (each
+    /// batch of resume clones compiled after one preparation takes its
+    /// own copies).
+    pub(crate) fn duplicate(&self) -> Self {
+        PendingFunc {
+            body: self.body.clone(),
+            validator: FuncToValidate {
+                resources: self.validator.resources.clone(),
+                index: self.validator.index,
+                ty: self.validator.ty,
+                features: self.validator.features,
+            },
+        }
+    }
+}
+
 /// The result of [`parse`].
 pub(crate) struct ParsedModule<'a> {
     /// Metadata; `call_sites` and `array_trampolines` are filled later.

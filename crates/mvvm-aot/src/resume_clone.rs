@@ -104,6 +104,28 @@ pub fn compile_clones_for(
     funcs: &[u32],
     max_threads: usize,
 ) -> Result<Vec<CloneCode>, CompileError> {
+    let mut all = Vec::with_capacity(funcs.len());
+    compile_clones_for_in_batches(meta, wasm, funcs, max_threads, usize::MAX, &mut |b| {
+        all.extend(b);
+        true
+    })?;
+    Ok(all)
+}
+
+/// [`compile_clones_for`], `batch` functions at a time after one
+/// module-wide preparation: each batch goes to `sink` as soon as it is
+/// compiled (in increasing function order), and `sink` returning `false`
+/// stops. A background compile of every clone of a large module thus
+/// prepares the module once instead of once per batch. The number of
+/// clones handed over.
+pub fn compile_clones_for_in_batches(
+    meta: &mvvm_abi::ModuleMeta,
+    wasm: &[u8],
+    funcs: &[u32],
+    max_threads: usize,
+    batch: usize,
+    sink: &mut dyn FnMut(Vec<CloneCode>) -> bool,
+) -> Result<usize, CompileError> {
     if meta.producer != crate::producer() {
         return Err(CompileError::OtherCompiler {
             object: meta.producer.clone(),
@@ -116,7 +138,14 @@ pub fn compile_clones_for(
     let mut funcs = funcs.to_vec();
     funcs.sort_unstable();
     funcs.dedup();
-    crate::driver::compile_clones(wasm, &options_of(meta), &funcs, max_threads.max(1))
+    crate::driver::compile_clones_in_batches(
+        wasm,
+        &options_of(meta),
+        &funcs,
+        max_threads.max(1),
+        batch,
+        sink,
+    )
 }
 
 /// The wasm an object with clones compiled on demand carries: `wasm`

@@ -254,3 +254,78 @@ fn only_functions_with_a_clone_compile_alone() {
         Err(CompileError::NotAModule)
     ));
 }
+
+/// Clones compiled in batches after one preparation (what the background
+/// compile of an on-demand object uses) are the clones compiled alone:
+/// the same code, calls, sites and tables; each batch is handed over as
+/// it is compiled, only the first carries the preparation's time, and a
+/// sink that says stop stops. An object of another build is refused.
+#[test]
+fn clones_compiled_in_batches_after_one_preparation() {
+    use mvvm_aot::resume_clone::{compile_clones_for, compile_clones_for_in_batches};
+    let wasm = workspace_file("bench/wasm/bc.wasm");
+    let host = TargetArch::host().unwrap_or(TargetArch::X86_64);
+    let opts = CompileOptions {
+        opt_level: 3,
+        target: host,
+        policy: Policy::Loop,
+        portable: false,
+    };
+    let obj = mvvm_aot::compile(&wasm, &opts).unwrap();
+    let meta = read_meta(&obj);
+    let with_loop: Vec<u32> = (meta.num_imported_funcs..meta.funcs.len() as u32)
+        .filter(|&f| compile_resume_clone(&wasm, &opts, f).is_ok())
+        .take(7)
+        .collect();
+    assert_eq!(
+        with_loop.len(),
+        7,
+        "bc has fewer than 7 functions with a clone"
+    );
+    let alone = compile_clones_for(&meta, &wasm, &with_loop, 1).unwrap();
+    let mut batches: Vec<Vec<CloneCode>> = Vec::new();
+    let n = compile_clones_for_in_batches(&meta, &wasm, &with_loop, 1, 3, &mut |b| {
+        batches.push(b);
+        true
+    })
+    .unwrap();
+    assert_eq!(n, 7);
+    assert_eq!(
+        batches.iter().map(Vec::len).collect::<Vec<_>>(),
+        [3, 3, 1],
+        "batch sizes"
+    );
+    assert!(batches[0][0].times.prepare > std::time::Duration::ZERO);
+    for b in &batches[1..] {
+        assert!(
+            b.iter().all(|c| c.times.prepare.is_zero()),
+            "prepared again"
+        );
+    }
+    let untimed = |mut c: CloneCode| {
+        c.times = Default::default();
+        c
+    };
+    let batched: Vec<CloneCode> = batches.into_iter().flatten().map(untimed).collect();
+    let alone: Vec<CloneCode> = alone.into_iter().map(untimed).collect();
+    assert_eq!(batched.len(), alone.len());
+    for (b, a) in batched.iter().zip(&alone) {
+        assert!(
+            b == a,
+            "function {}: batched clone differs from the one compiled alone",
+            a.func
+        );
+    }
+    let mut calls = 0;
+    let n = compile_clones_for_in_batches(&meta, &wasm, &with_loop, 1, 2, &mut |_| {
+        calls += 1;
+        false
+    })
+    .unwrap();
+    assert_eq!((n, calls), (2, 1), "a sink that says stop was not obeyed");
+    let mut other = meta.clone();
+    other.producer.push_str(" (another build)");
+    let err =
+        compile_clones_for_in_batches(&other, &wasm, &with_loop, 1, 2, &mut |_| true).unwrap_err();
+    assert!(matches!(err, CompileError::OtherCompiler { .. }), "{err}");
+}

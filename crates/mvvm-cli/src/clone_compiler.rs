@@ -91,6 +91,37 @@ impl mvvm_rt::CloneCompiler for AotClones {
         }
         Ok(found.into_iter().flatten().collect())
     }
+
+    fn compile_in_batches(
+        &self,
+        meta: &ModuleMeta,
+        wasm: &[u8],
+        funcs: &[u32],
+        batch: usize,
+        max_threads: usize,
+        purpose: ClonePurpose,
+        sink: &mut dyn FnMut(Vec<CloneCode>) -> bool,
+    ) -> Result<(), String> {
+        if purpose != ClonePurpose::Ahead {
+            // Through the cache, batch by batch.
+            for chunk in funcs.chunks(batch.max(1)) {
+                if !sink(self.compile(meta, wasm, chunk, max_threads, purpose)?) {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        mvvm_aot::resume_clone::compile_clones_for_in_batches(
+            meta,
+            wasm,
+            funcs,
+            max_threads,
+            batch,
+            sink,
+        )
+        .map(drop)
+        .map_err(|e| e.to_string())
+    }
 }
 
 /// Whether the installed compiler keeps clones in a cache.

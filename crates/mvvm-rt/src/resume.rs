@@ -27,10 +27,11 @@ use std::sync::{Arc, Mutex, RwLock};
 pub(crate) struct OnDemand {
     /// The wasm the object carries.
     wasm: CarriedWasm,
-    /// Held while clones are compiled and installed: a restore (or a
-    /// rewind) that needs clones while the background compile runs waits
-    /// for its current batch and then compiles only what is still
-    /// missing, instead of compiling the same functions a second time.
+    /// Held while a restore (or a rewind) compiles and installs clones,
+    /// and while the background compile installs a batch: each installs
+    /// only what is still missing. (A restore does not wait for the batch
+    /// the background compile is translating: both may compile a few of
+    /// the same functions, and the first installed is kept.)
     compiling: Mutex<()>,
 }
 
@@ -59,6 +60,31 @@ pub trait CloneCompiler: Send + Sync {
         max_threads: usize,
         purpose: ClonePurpose,
     ) -> Result<Vec<CloneCode>, String>;
+
+    /// [`CloneCompiler::compile`] `batch` functions at a time, each batch
+    /// handed to `sink` as soon as it is compiled; `sink` returning
+    /// `false` stops. A compiler that can prepare a module once for all
+    /// the batches should (the background compile of every clone of a
+    /// large module otherwise prepares it once per batch); this default
+    /// calls `compile` per batch.
+    #[allow(clippy::too_many_arguments)]
+    fn compile_in_batches(
+        &self,
+        meta: &ModuleMeta,
+        wasm: &[u8],
+        funcs: &[u32],
+        batch: usize,
+        max_threads: usize,
+        purpose: ClonePurpose,
+        sink: &mut dyn FnMut(Vec<CloneCode>) -> bool,
+    ) -> Result<(), String> {
+        for chunk in funcs.chunks(batch.max(1)) {
+            if !sink(self.compile(meta, wasm, chunk, max_threads, purpose)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why clones are compiled: a compiler that keeps clones beyond the
@@ -242,7 +268,8 @@ impl Module {
     }
 
     /// Compiles every clone this object left out on one background thread,
-    /// a few functions at a time, so that periodic checkpoints (`--every`),
+    /// after one preparation of the module, installing them a few
+    /// functions at a time, so that periodic checkpoints (`--every`),
     /// which continue by rewinding, find the clones ready instead of
     /// compiling them inside their pause. A checkpoint that comes first
     /// compiles what it needs itself (installing a clone twice keeps the
@@ -252,28 +279,58 @@ impl Module {
         if self.inner.wasm.is_none() {
             return;
         }
+        let Some(compiler) = compiler() else {
+            tracing::warn!("no clone compiler installed: resume clones are not compiled ahead");
+            return;
+        };
         let module = self.clone();
         let spawned = std::thread::Builder::new()
             .name("mvvm-clones".into())
             .spawn(move || {
                 let started = std::time::Instant::now();
                 let meta = &module.inner.meta;
+                let Some(on_demand) = module.inner.wasm.as_ref() else {
+                    return;
+                };
                 let nimp = meta.num_imported_funcs;
                 let all: Vec<u32> = (nimp..meta.funcs.len() as u32)
                     .filter(|&f| module.needs_clone(f))
                     .collect();
                 let mut done = 0;
-                // Small batches, each on one thread: the other cores are
-                // the program's, and each batch's clones are usable as
-                // soon as it ends.
-                for chunk in all.chunks(16) {
-                    match module.prepare_clones_on(chunk, 1, ClonePurpose::Ahead) {
-                        Ok(n) => done += n,
-                        Err(e) => {
-                            tracing::warn!("background compile of resume clones: {e}");
-                            return;
+                let mut failed = None;
+                // One preparation of the module, then small batches on one
+                // thread (the other cores are the program's), each usable
+                // as soon as it is installed. Installing takes the module's
+                // compile lock; a clone a restore installed meanwhile is
+                // kept.
+                let r = compiler.compile_in_batches(
+                    meta,
+                    on_demand.wasm.bytes(),
+                    &all,
+                    16,
+                    1,
+                    ClonePurpose::Ahead,
+                    &mut |clones| {
+                        let _installing = on_demand
+                            .compiling
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner());
+                        for c in &clones {
+                            if module.clone_entry(c.func).is_some() {
+                                continue;
+                            }
+                            if let Err(e) = module.install_clone(c) {
+                                failed = Some(format!("function {}: {e}", c.func));
+                                return false;
+                            }
+                            done += 1;
                         }
-                    }
+                        true
+                    },
+                );
+                if let Some(e) = failed.or(r.err()) {
+                    tracing::warn!("background compile of resume clones: {e}");
+                    return;
                 }
                 tracing::debug!(
                     clones = done,
