@@ -23,7 +23,8 @@
 //! after its mapping, a [`CodeArena`], where resume clones compiled at run
 //! time are placed (`crate::jit_clone`): next to the text so that the
 //! clones' PC-relative calls reach it. Each clone gets fresh pages, written
-//! while read-write, then read-execute, and never written again. The
+//! while read-write, then read-execute, and never written again. A clone
+//! the arena cannot hold gets [`CodePages`] of its own, the same way. The
 //! registry holds those clones' ranges beside the modules'.
 
 use crate::jit_clone::JitClone;
