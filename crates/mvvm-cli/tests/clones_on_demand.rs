@@ -364,3 +364,91 @@ fn clones_for_an_object_of_another_build_are_refused() -> Result<()> {
     ensure!(r.stdout.is_empty(), "the guest ran");
     Ok(())
 }
+
+/// The `veneers=N` counts of the clones a `-v` run installed, and whether
+/// each went to pages of its own (from `installed a resume clone` lines).
+fn installed_clones(stderr: &str) -> Vec<(usize, bool)> {
+    let field = |l: &str, k: &str| -> Option<String> {
+        let at = l.find(&format!("{k}="))? + k.len() + 1;
+        Some(l[at..].split([' ', '\x1b']).next()?.to_owned())
+    };
+    stderr
+        .lines()
+        .filter(|l| l.contains("installed a resume clone"))
+        .filter_map(|l| {
+            let v = field(l, "veneers")?.parse().ok()?;
+            let own = field(l, "own_pages")? == "true";
+            Some((v, own))
+        })
+        .collect()
+}
+
+/// Clones that no arena holds (developer knob `MVVM_DEV_CLONE_ARENA`: no
+/// arena at all, as a module whose aarch64 code is too large for one, or
+/// an arena of 64 KiB that the large clones do not fit; clones outside it
+/// are placed 16 GiB from the code, so all their calls go through
+/// veneers): restores and periodic checkpoints add up to a straight run.
+#[test]
+fn clones_outside_the_arena_run_through_veneers() -> Result<()> {
+    let a = aot_with("compute", Policy::Loop, 3, true)?;
+    let base = baseline(&a, &Guest::default())?;
+    for cap in ["0", "65536"] {
+        let mut own = 0;
+        for c in spread(base.probes, 5) {
+            let what = format!("MVVM_DEV_CLONE_ARENA={cap}, -c {c}");
+            let s = Scratch::new("od-veneer");
+            let snap = s.join("v.bin");
+            let first = Tool::checkpoint(&a).snapshot(&snap).count(c).run()?;
+            first.expect_code(CHECKPOINTED, &format!("{what}: checkpoint"))?;
+            let r = Tool::restore(&a)
+                .snapshot(&snap)
+                .env("MVVM_DEV_CLONE_ARENA", cap)
+                .arg("-v")
+                .run()?;
+            r.expect_code(base.code, &format!("{what}: restore"))?;
+            let mut out = first.stdout.clone();
+            out.extend_from_slice(&r.stdout);
+            ensure!(out == base.stdout, "{what}: output differs\n{}", r.stderr);
+            let placed = installed_clones(&r.stderr);
+            ensure!(
+                !placed.is_empty(),
+                "{what}: no clone installed\n{}",
+                r.stderr
+            );
+            for &(veneers, own_pages) in &placed {
+                ensure!(
+                    own_pages == (veneers > 0),
+                    "{what}: {placed:?}: veneers only and always outside the arena"
+                );
+                own += usize::from(own_pages);
+            }
+            if cap == "0" {
+                ensure!(placed.iter().all(|p| p.1), "{what}: {placed:?}");
+            }
+        }
+        ensure!(
+            own > 0,
+            "MVVM_DEV_CLONE_ARENA={cap}: no clone outside the arena"
+        );
+    }
+    // `--every`: the background compile places every clone; those that
+    // the 64 KiB arena cannot hold go to pages of their own.
+    let s = Scratch::new("od-veneer-every");
+    let l = aot_with("long", Policy::Loop, 3, true)?;
+    let straight = Tool::checkpoint(&l).run()?;
+    straight.expect_code(0, "straight run")?;
+    let r = Tool::checkpoint(&l)
+        .snapshot(&s.join("e.bin"))
+        .env("MVVM_DEV_CLONE_ARENA", "65536")
+        .args(["--every", "0.02", "-v"])
+        .run()?;
+    r.expect_code(0, "periodic run")?;
+    ensure!(r.stdout == straight.stdout, "{}", r.stderr);
+    let placed = installed_clones(&r.stderr);
+    ensure!(
+        placed.iter().any(|p| p.1) && placed.iter().any(|p| !p.1),
+        "in the arena and outside it: {placed:?}\n{}",
+        r.stderr
+    );
+    Ok(())
+}

@@ -23,7 +23,8 @@
 //! after its mapping, a [`CodeArena`], where resume clones compiled at run
 //! time are placed (`crate::jit_clone`): next to the text so that the
 //! clones' PC-relative calls reach it. Each clone gets fresh pages, written
-//! while read-write, then read-execute, and never written again. The
+//! while read-write, then read-execute, and never written again. A clone
+//! the arena cannot hold gets [`CodePages`] of its own, the same way. The
 //! registry holds those clones' ranges beside the modules'.
 
 use crate::jit_clone::JitClone;
@@ -293,7 +294,6 @@ impl CodeArena {
     }
 
     /// Start and end of the whole reservation.
-    #[cfg(test)]
     pub fn span(&self) -> (usize, usize) {
         (self.base as usize, self.base as usize + self.len)
     }
@@ -346,11 +346,109 @@ impl CodeArena {
     }
 }
 
+#[cfg(test)]
+impl CodeArena {
+    /// Marks all but `leave` bytes (rounded up to pages) as handed out, as
+    /// if clones had filled them: an arena that is nearly full. The pages
+    /// given up stay inaccessible.
+    pub fn use_up(&mut self, leave: usize) {
+        let leave = align_up(leave, page_size()).min(self.len);
+        self.used = self.used.max(self.len - leave);
+    }
+}
+
 impl Drop for CodeArena {
     fn drop(&mut self) {
         // SAFETY: we own the reservation; its owner (the module) dropped
         // the registrations of the code in it first, and nothing runs that
         // code any more (no instance of the module is left).
+        unsafe { mman::unmap(self.base, self.len) };
+    }
+}
+
+/// Pages of their own for one resume clone that no arena could hold
+/// (`crate::jit_clone`): mapped read-write anywhere (near a hint),
+/// written once, then read-execute for their whole life, as an arena's
+/// pages ([`CodeArena::place`]): never writable and executable at once.
+#[derive(Debug)]
+pub(crate) struct CodePages {
+    base: *mut u8,
+    len: usize,
+    /// Whether the code is in and the pages read-execute.
+    sealed: bool,
+}
+
+// SAFETY: the pages are written only through `&mut CodePages` before
+// `seal`, and are immutable after it.
+unsafe impl Send for CodePages {}
+// SAFETY: as above, shared access only reads sealed pages.
+unsafe impl Sync for CodePages {}
+
+impl CodePages {
+    /// Fresh read-write pages for `len` bytes, at `hint` if that range is
+    /// free (see [`mman::map_anon_near`]), else anywhere: code to be
+    /// placed there is laid out for [`CodePages::addr`] afterwards.
+    pub fn map(len: usize, hint: usize) -> std::io::Result<CodePages> {
+        let len = align_up(len.max(1), page_size());
+        let hint = hint & !(page_size() - 1);
+        let base = mman::map_anon_near(len, Prot::ReadWrite, hint)?;
+        Ok(CodePages {
+            base,
+            len,
+            sealed: false,
+        })
+    }
+
+    /// Where the pages start.
+    pub fn addr(&self) -> usize {
+        self.base as usize
+    }
+
+    /// Bytes mapped.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Writes `bytes` (finished code, laid out for [`CodePages::addr`]) at
+    /// the start of the pages and makes them read-execute; once only.
+    pub fn seal(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.sealed || bytes.len() > self.len {
+            return Err(std::io::Error::other(
+                "code pages already sealed, or too small",
+            ));
+        }
+        // SAFETY: our fresh read-write mapping of `len >= bytes.len()`
+        // bytes (checked), not sealed yet, so nothing executes or refers
+        // to it; `bytes` is the caller's buffer, outside it.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base, bytes.len()) };
+        // SAFETY: inside our mapping, `base <= base + bytes.len()`.
+        unsafe { icache::flush(self.base, self.base.add(bytes.len())) };
+        // SAFETY: our whole page-aligned mapping, holding finished code; no
+        // reference into it exists. The pages only lose write access.
+        unsafe { mman::protect(self.base, self.len, Prot::ReadExec)? };
+        membarrier::sync_cores();
+        self.sealed = true;
+        Ok(())
+    }
+
+    /// The sealed bytes at `addr..addr + len`, if they lie in the pages.
+    #[cfg(test)]
+    pub fn bytes_at(&self, addr: usize, len: usize) -> Option<&[u8]> {
+        let off = addr.checked_sub(self.base as usize)?;
+        if !self.sealed || off.checked_add(len)? > self.len {
+            return None;
+        }
+        // SAFETY: inside the mapping (checked), read-execute and never
+        // written again once sealed (checked).
+        Some(unsafe { std::slice::from_raw_parts(self.base.add(off), len) })
+    }
+}
+
+impl Drop for CodePages {
+    fn drop(&mut self) {
+        // SAFETY: we own the mapping; its owner dropped the clone's
+        // registration first, and nothing runs the clone any more (no
+        // instance of its module is left).
         unsafe { mman::unmap(self.base, self.len) };
     }
 }

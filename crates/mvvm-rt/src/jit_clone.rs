@@ -23,26 +23,42 @@
 //!   the module's mapping and sized so that text and arena together fit in
 //!   the aarch64 call range ([`arena_len`]), so every target is reachable
 //!   from anywhere in it and the clone's code is the object's clone byte
-//!   for byte. Every displacement is still checked: one out of range is an
-//!   error ([`InstallError::OutOfRange`]), never wrong code.
+//!   for byte.
+//! - When the arena cannot hold the clone (the module has none: no policy,
+//!   or aarch64 code larger than ~120 MiB; or it is full), the clone gets
+//!   pages of its own ([`CodePages`]), asked for right after the arena or
+//!   the module's mapping but placed wherever the kernel puts them. A call
+//!   whose target is then out of its field's reach jumps through a
+//!   *veneer* placed right after the clone's code, in the same pages
+//!   (`veneer`: an absolute jump; only for the field of a call or jump).
+//!   The same holds in the arena, should a call there be out of reach (a
+//!   clone in the arena calling one in pages of its own far away). Any
+//!   other displacement out of range is an error
+//!   ([`InstallError::OutOfRange`]), never wrong code.
 //! - W^X: the code is patched in a heap copy, then written into fresh pages
-//!   of the arena while they are read-write, which then become
-//!   read-execute and are never written again ([`CodeArena::place`]).
-//! - The clone's range is registered in `crate::code`'s registry, with its
-//!   own trap sites and exception call sites, before its entry is returned:
-//!   the signal handler, trap messages, the exception walk, the developer
-//!   frame walk and the perf map see it as they see an object's clone.
+//!   (of the arena, or its own) while they are read-write, which then
+//!   become read-execute and are never written again ([`CodeArena::place`],
+//!   [`CodePages::seal`]).
+//! - The clone's range, its veneers included, is registered in
+//!   `crate::code`'s registry, with its own trap sites and exception call
+//!   sites, before its entry is returned: the signal handler, trap
+//!   messages, the exception walk, the developer frame walk and the perf
+//!   map see it as they see an object's clone. A veneer is jumped through,
+//!   never called, so no return address points into one; `func_at` names
+//!   a PC there as the clone, and the perf map has a `(veneers)` line.
 //!
 //! [`Module::install_clone`]: crate::Module::install_clone
 
-use crate::code::{CodeArena, RegistrationGuard, page_size};
+use crate::code::{CodeArena, CodePages, RegistrationGuard, align_up, page_size};
 use crate::trap::{CodeInfo, FuncRange, RangeKind, SiteLookup, TrapLookup};
 use mvvm_abi::TrapSite;
 use mvvm_abi::exception::CallSite;
 use mvvm_abi::meta::TargetArch;
 use mvvm_abi::resume_code::{CallField, CallTarget, CloneCall, CloneCode};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+mod veneer;
 
 /// Why a resume clone could not be installed. Nothing is placed or
 /// registered when this is returned (but for [`InstallError::Memory`], whose
@@ -54,27 +70,6 @@ pub enum InstallError {
     NotDefined {
         /// The function (imports included in the numbering).
         func: u32,
-    },
-    /// The module has no arena: it was compiled without a checkpoint
-    /// policy, or its code is too large for an arena to stay in call range.
-    #[error(
-        "cannot install the resume clone of function {func}: the module has no room for code compiled at run time (no checkpoint policy, or its code is too large)"
-    )]
-    NoArena {
-        /// The function.
-        func: u32,
-    },
-    /// The arena has no room left for the clone.
-    #[error(
-        "the resume clone of function {func} ({size} bytes) does not fit in the module's arena ({free} bytes free)"
-    )]
-    ArenaFull {
-        /// The function.
-        func: u32,
-        /// Its code's size.
-        size: usize,
-        /// Free bytes in the arena.
-        free: usize,
     },
     /// The code does not hold together (a call field outside the code, a
     /// call of the other ISA, unsorted trap sites, ...), or is not this
@@ -100,7 +95,9 @@ pub enum InstallError {
         /// Why it is unknown.
         why: String,
     },
-    /// A call's displacement does not fit its field.
+    /// A call's displacement does not fit its field, and no veneer can
+    /// carry it (the field is not that of a call or jump, or the clone is
+    /// too large for the field to reach its own veneers).
     #[error(
         "the call at offset {offset:#x} of the resume clone of function {func} to {target:?} cannot reach it: {why}"
     )]
@@ -114,7 +111,7 @@ pub enum InstallError {
         /// Why (the displacement and the field's limit).
         why: PatchError,
     },
-    /// Making the pages writable or executable failed.
+    /// Mapping pages, or making them writable or executable, failed.
     #[error("cannot make the resume clone of function {func} executable")]
     Memory {
         /// The function.
@@ -146,6 +143,17 @@ pub enum PatchError {
     /// The aarch64 instruction at the field is not a `b` or `bl`.
     #[error("instruction {0:#010x} is not a `b` or `bl`")]
     NotABranch(u32),
+    /// The displacement does not fit, and the field is not that of a call
+    /// or jump, which alone a veneer can stand in for.
+    #[error(
+        "displacement {disp:#x} out of range for {field:?}, and the field is not that of a call or jump (no veneer can carry it)"
+    )]
+    NoVeneer {
+        /// The displacement.
+        disp: i64,
+        /// The field.
+        field: CallField,
+    },
 }
 
 /// Largest arena a module reserves.
@@ -175,13 +183,56 @@ pub(crate) fn arena_len(target: TargetArch, mapping_len: usize) -> usize {
     if len < page_size() { 0 } else { len }
 }
 
+/// `MVVM_DEV_CLONE_ARENA=BYTES`, a developer knob read once per process:
+/// caps the arena of every module loaded afterwards at `BYTES` (rounded
+/// down to pages; 0: no arena), and puts the clones the arena cannot hold
+/// in pages 16 GiB away from their module's code, so that every call of
+/// theirs goes through a veneer. For tests of the fallback
+/// (`crates/mvvm-rt/tests/clone_veneers.rs`, `crates/mvvm-cli/tests/
+/// clones_on_demand.rs`); unset in normal use. A value that is not a
+/// number is ignored with a warning.
+pub(crate) fn dev_arena_cap() -> Option<usize> {
+    static CAP: OnceLock<Option<usize>> = OnceLock::new();
+    *CAP.get_or_init(|| {
+        let v = std::env::var("MVVM_DEV_CLONE_ARENA").ok()?;
+        let v = v.trim();
+        if v.is_empty() {
+            return None;
+        }
+        match v.parse::<usize>() {
+            Ok(n) => {
+                tracing::warn!(
+                    "MVVM_DEV_CLONE_ARENA={n}: arenas capped, clones outside them placed far from their code (developer knob)"
+                );
+                Some(n)
+            }
+            Err(_) => {
+                tracing::warn!("MVVM_DEV_CLONE_ARENA={v:?} is not a number of bytes: ignored");
+                None
+            }
+        }
+    })
+}
+
+/// [`arena_len`] capped by the developer knob [`dev_arena_cap`]: the
+/// arena the loader reserves.
+pub(crate) fn arena_len_for_load(target: TargetArch, mapping_len: usize) -> usize {
+    let len = arena_len(target, mapping_len);
+    match dev_arena_cap() {
+        Some(cap) => len.min(cap) & !(page_size() - 1),
+        None => len,
+    }
+}
+
 /// What the registry knows of one clone placed at run time: the
 /// counterpart of an object's clone in [`CodeInfo`] (its trap sites and
 /// exception call sites are the clone's own, handed over by the compiler;
 /// its name and frame maps are its module's).
 #[derive(Debug)]
 pub(crate) struct JitClone {
-    /// Where its code starts and ends.
+    /// Where its code starts, and where it ends with its veneers (if it
+    /// has any: they follow the code, and are part of the clone for
+    /// every lookup).
     pub start: usize,
     pub end: usize,
     /// The function (imports included in the numbering).
@@ -243,7 +294,15 @@ impl JitClone {
 #[derive(Debug)]
 struct Installed {
     entry: usize,
+    /// The end of what was placed: its code, then its veneers, if any.
+    #[cfg_attr(not(test), allow(dead_code))]
+    end: usize,
     _registration: RegistrationGuard,
+    /// The clone's own pages, when no arena held it. After the
+    /// registration: unregistered before unmapped. Held for its `Drop`
+    /// (read by tests only).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pages: Option<CodePages>,
 }
 
 /// A module's clones placed at run time, and where they go.
@@ -252,11 +311,17 @@ struct State {
     /// Field order matters: unregister before unmapping.
     installed: HashMap<u32, Installed>,
     arena: Option<CodeArena>,
+    /// Where the next clone's own pages are asked for: right after the
+    /// arena (or the module's mapping, without one), where calls may
+    /// still reach the module's code directly, then after the last own
+    /// pages; far from the code with the developer knob
+    /// ([`dev_arena_cap`]), out of every call's direct reach.
+    hint: usize,
 }
 
 /// The run-time clones of one module (in `ModuleInner`): the arena and
-/// what was placed in it, behind a mutex (installs may come from several
-/// threads; one places at a time).
+/// what was placed in it or beside it, behind a mutex (installs may come
+/// from several threads; one places at a time).
 #[derive(Debug)]
 pub(crate) struct JitClones {
     state: Mutex<State>,
@@ -270,14 +335,30 @@ pub(crate) struct Targets<'a> {
     pub probe_trampoline: Option<usize>,
 }
 
+/// A clone's code laid out for one address: calls patched, those out of
+/// reach routed through veneers after the code.
+struct Laid {
+    /// The code, then (from `veneers_at`) the veneers.
+    bytes: Vec<u8>,
+    /// Where the veneers start (the code's length when there are none).
+    veneers_at: usize,
+    /// How many veneers.
+    veneers: usize,
+}
+
 impl JitClones {
-    /// Clones go to `arena` (none: installing fails with
-    /// [`InstallError::NoArena`]).
-    pub fn new(arena: Option<CodeArena>) -> JitClones {
+    /// Clones go to `arena`, or to pages of their own when it cannot hold
+    /// them (none: always); `code_end` is the end of the module's mapping.
+    pub fn new(arena: Option<CodeArena>, code_end: usize) -> JitClones {
+        let mut hint = arena.as_ref().map_or(code_end, |a| a.span().1);
+        if dev_arena_cap().is_some() {
+            hint = far_from(hint);
+        }
         JitClones {
             state: Mutex::new(State {
                 installed: HashMap::new(),
                 arena,
+                hint,
             }),
         }
     }
@@ -289,11 +370,19 @@ impl JitClones {
     }
 
     /// The code placed at `addr..addr + len`, if it is all in the arena's
-    /// placed part.
+    /// placed part or in one clone's own pages.
     #[cfg(test)]
     pub fn placed_bytes(&self, addr: usize, len: usize) -> Option<Vec<u8>> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        Some(state.arena.as_ref()?.bytes_at(addr, len)?.to_vec())
+        let in_arena = state.arena.as_ref().and_then(|a| a.bytes_at(addr, len));
+        let own = || {
+            state
+                .installed
+                .values()
+                .filter_map(|i| i.pages.as_ref())
+                .find_map(|p| p.bytes_at(addr, len))
+        };
+        in_arena.or_else(own).map(<[u8]>::to_vec)
     }
 
     /// Start and end of the arena, if there is one.
@@ -303,9 +392,38 @@ impl JitClones {
         state.arena.as_ref().map(|a| a.span())
     }
 
-    /// Checks `code`, patches it for the arena's next pages, places it,
-    /// registers it and returns its entry (see the module documentation);
-    /// the first entry if `code.func` was installed before.
+    /// Where `func`'s installed clone is: its entry, the end of its code
+    /// and veneers, and whether it has pages of its own.
+    #[cfg(test)]
+    pub fn placed(&self, func: u32) -> Option<(usize, usize, bool)> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let i = state.installed.get(&func)?;
+        Some((i.entry, i.end, i.pages.is_some()))
+    }
+
+    /// For tests of the fallback: leaves the arena `arena_free` bytes
+    /// (`None`: drops it, as a module without one), and puts own pages
+    /// far from the code when `far`.
+    #[cfg(test)]
+    pub fn force_fallback(&self, arena_free: Option<usize>, far: bool) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match arena_free {
+            Some(n) => {
+                if let Some(a) = state.arena.as_mut() {
+                    a.use_up(n);
+                }
+            }
+            None => state.arena = None,
+        }
+        if far {
+            state.hint = far_from(state.hint);
+        }
+    }
+
+    /// Checks `code`, lays it out for the arena's next pages (or, when the
+    /// arena cannot hold it, for pages of its own), places it, registers
+    /// it and returns its entry (see the module documentation); the first
+    /// entry if `code.func` was installed before.
     pub fn install(&self, t: &Targets<'_>, code: &CloneCode) -> Result<usize, InstallError> {
         let func = code.func;
         let meta = &t.code.meta;
@@ -320,44 +438,52 @@ impl JitClones {
         if let Some(i) = state.installed.get(&func) {
             return Ok(i.entry);
         }
-        let arena = state.arena.as_ref().ok_or(InstallError::NoArena { func })?;
-        check_code(meta, code)?;
-        let size = code.bytes.len();
-        if crate::code::align_up(size, page_size()) > arena.free() {
-            return Err(InstallError::ArenaFull {
-                func,
-                size,
-                free: arena.free(),
-            });
-        }
-        let at = arena.next_addr();
-        let mut bytes = code.bytes.clone();
-        for c in &code.calls {
-            let target =
+        let field = check_code(meta, code)?;
+        let targets = code
+            .calls
+            .iter()
+            .map(|c| {
                 target_addr(t, &state.installed, c).map_err(|why| InstallError::UnknownTarget {
                     func,
                     offset: c.offset,
                     target: c.target,
                     why,
-                })?;
-            patch_call(&mut bytes, at, target, c).map_err(|why| match why {
-                PatchError::Range { .. } => InstallError::OutOfRange {
-                    func,
-                    offset: c.offset,
-                    target: c.target,
-                    why,
-                },
-                other => InstallError::BadCode {
-                    func,
-                    why: format!("call at offset {:#x}: {other}", c.offset),
-                },
-            })?;
-        }
-        let arena = state.arena.as_mut().ok_or(InstallError::NoArena { func })?;
-        let entry = arena
-            .place(&bytes)
-            .map_err(|source| InstallError::Memory { func, source })?;
-        debug_assert_eq!(entry, at);
+                })
+            })
+            .collect::<Result<Vec<usize>, _>>()?;
+        let page = page_size();
+        // The arena first: next to the module, its calls reach directly.
+        let in_arena = match state.arena.as_ref() {
+            Some(arena) => {
+                let laid = lay_out(code, field, arena.next_addr(), &targets)?;
+                (align_up(laid.bytes.len(), page) <= arena.free()).then_some(laid)
+            }
+            None => None,
+        };
+        let (entry, laid, pages) = match (in_arena, state.arena.as_mut()) {
+            (Some(laid), Some(arena)) => {
+                let entry = arena
+                    .place(&laid.bytes)
+                    .map_err(|source| InstallError::Memory { func, source })?;
+                (entry, laid, None)
+            }
+            _ => {
+                // Pages of its own, sized for the worst case: a veneer
+                // per call.
+                let most = align_up(code.bytes.len(), veneer::ALIGN)
+                    + code.calls.len() * veneer::size(field);
+                let mut pages = CodePages::map(most, state.hint)
+                    .map_err(|source| InstallError::Memory { func, source })?;
+                state.hint = pages.addr() + pages.len();
+                let laid = lay_out(code, field, pages.addr(), &targets)?;
+                debug_assert!(laid.bytes.len() <= pages.len());
+                pages
+                    .seal(&laid.bytes)
+                    .map_err(|source| InstallError::Memory { func, source })?;
+                (pages.addr(), laid, Some(pages))
+            }
+        };
+        let size = laid.bytes.len();
         let clone = Arc::new(JitClone {
             start: entry,
             end: entry + size,
@@ -366,26 +492,144 @@ impl JitClones {
             traps: code.traps.clone(),
             call_sites: code.call_sites.clone(),
         });
-        // Registered before the entry leaves this function.
+        // Registered before the entry leaves this function, veneers
+        // included (see `JitClone`).
         let registration = crate::code::register_clone(clone.clone());
         if crate::perf_map::wanted() {
-            crate::perf_map::append(&[(entry, size, perf_name(&clone))]);
+            let name = perf_name(&clone);
+            let mut lines = vec![(entry, code.bytes.len(), name.clone())];
+            if laid.veneers > 0 {
+                let at = entry + laid.veneers_at;
+                lines.push((at, size - laid.veneers_at, format!("{name} (veneers)")));
+            }
+            crate::perf_map::append(&lines);
         }
         tracing::debug!(
             func,
             entry,
             size,
             calls = code.calls.len(),
+            veneers = laid.veneers,
+            own_pages = pages.is_some(),
             "installed a resume clone"
         );
         state.installed.insert(
             func,
             Installed {
                 entry,
+                end: entry + size,
                 _registration: registration,
+                pages,
             },
         );
         Ok(entry)
+    }
+}
+
+/// A hint 16 GiB away from `addr` (below it when there is room): beyond
+/// the reach of every call field (rel32: 2 GiB), for the developer knob.
+fn far_from(addr: usize) -> usize {
+    const FAR: usize = 16 << 30;
+    if addr > 4 * FAR {
+        addr - FAR
+    } else {
+        addr + FAR
+    }
+}
+
+/// `code` laid out at `at`, each call's target at `targets` (before its
+/// `target_offset`): every field patched to reach its target directly, or,
+/// when it cannot and is the field of a call or jump, a veneer after the
+/// code (one per distinct destination) that jumps there.
+fn lay_out(
+    code: &CloneCode,
+    field: CallField,
+    at: usize,
+    targets: &[usize],
+) -> Result<Laid, InstallError> {
+    let func = code.func;
+    let mut bytes = code.bytes.clone();
+    let veneers_at = align_up(bytes.len(), veneer::ALIGN);
+    let mut veneers: Vec<u8> = Vec::new();
+    let mut by_dest: HashMap<i128, usize> = HashMap::new();
+    let bias = i128::from(veneer::pc_bias(field));
+    for (c, &target) in code.calls.iter().zip(targets) {
+        let offset = c.offset as usize;
+        let out_of_range = |why| InstallError::OutOfRange {
+            func,
+            offset: c.offset,
+            target: c.target,
+            why,
+        };
+        let bad = |why: PatchError| InstallError::BadCode {
+            func,
+            why: format!("call at offset {:#x}: {why}", c.offset),
+        };
+        let place = at as i128 + i128::from(c.offset);
+        let disp = target as i128 + i128::from(c.target_offset) + i128::from(c.addend) - place;
+        let direct = i64::try_from(disp)
+            .map_err(|_| PatchError::Range {
+                disp: i64::MAX,
+                field: c.field,
+            })
+            .and_then(|d| patch_field(&mut bytes, offset, c.field, d));
+        match direct {
+            Ok(()) => continue,
+            Err(PatchError::Range { disp: d, .. }) => {
+                if !veneer::is_call_or_jump(&code.bytes, offset, c.field) {
+                    return Err(out_of_range(PatchError::NoVeneer {
+                        disp: d,
+                        field: c.field,
+                    }));
+                }
+            }
+            Err(other) => return Err(bad(other)),
+        }
+        // Where the CPU would have gone: field (+ 4 on x86-64) + disp.
+        let dest = place + bias + disp;
+        if !(0..=i128::from(u64::MAX)).contains(&dest) {
+            return Err(out_of_range(PatchError::Range {
+                disp: i64::MAX,
+                field: c.field,
+            }));
+        }
+        if field == CallField::Arm64Call26 && dest & 3 != 0 {
+            return Err(bad(PatchError::Misaligned(disp as i64)));
+        }
+        let v = *by_dest.entry(dest).or_insert_with(|| {
+            let v = veneers_at + veneers.len();
+            veneers.extend(veneer::encode(field, dest as u64));
+            v
+        });
+        let to_veneer = (at + v) as i128 - place - bias;
+        let d = i64::try_from(to_veneer).unwrap_or(i64::MAX);
+        patch_field(&mut bytes, offset, c.field, d).map_err(|why| match why {
+            PatchError::Range { .. } => out_of_range(why),
+            other => bad(other),
+        })?;
+    }
+    let count = by_dest.len();
+    if count > 0 {
+        // Padding that traps if ever run: int3 on x86-64, `udf #0` on
+        // aarch64.
+        let pad = match field {
+            CallField::X86Rel32 => 0xcc,
+            CallField::Arm64Call26 => 0,
+        };
+        bytes.resize(veneers_at, pad);
+        bytes.extend_from_slice(&veneers);
+        Ok(Laid {
+            bytes,
+            veneers_at,
+            veneers: count,
+        })
+    } else {
+        let len = bytes.len();
+        Ok(Laid {
+            bytes,
+            veneers_at: len,
+            veneers: 0,
+        })
     }
 }
 
@@ -403,8 +647,12 @@ fn perf_name(clone: &JitClone) -> String {
 /// and of the module's ISA, trap sites sorted and inside, exception call
 /// sites as the loader wants an object's, and the checkpoint tables of the
 /// module's function (a clone compiled from other wasm or with other
-/// options would not agree with the hot body's stable points).
-fn check_code(meta: &mvvm_abi::meta::ModuleMeta, code: &CloneCode) -> Result<(), InstallError> {
+/// options would not agree with the hot body's stable points). Returns
+/// the module's kind of call field.
+fn check_code(
+    meta: &mvvm_abi::meta::ModuleMeta,
+    code: &CloneCode,
+) -> Result<CallField, InstallError> {
     let func = code.func;
     let bad = |why: String| InstallError::BadCode { func, why };
     let size = code.bytes.len();
@@ -441,7 +689,7 @@ fn check_code(meta: &mvvm_abi::meta::ModuleMeta, code: &CloneCode) -> Result<(),
         ));
     }
     match meta.func_tables(func) {
-        Ok(tables) if *tables == code.tables => Ok(()),
+        Ok(tables) if *tables == code.tables => Ok(field),
         Ok(_) => Err(bad(
             "its checkpoint tables are not those of this module's function (compiled from other wasm or with other options)".into(),
         )),
@@ -495,7 +743,8 @@ pub(crate) fn object_clone(code: &CodeInfo, func: u32) -> Option<usize> {
 }
 
 /// Patches call `c` of code that will sit at `at`, whose target (before
-/// `target_offset`) is at `target`.
+/// `target_offset`) is at `target`, directly (no veneer).
+#[cfg(test)]
 fn patch_call(code: &mut [u8], at: usize, target: usize, c: &CloneCall) -> Result<(), PatchError> {
     let place = at as i128 + i128::from(c.offset);
     let disp = target as i128 + i128::from(c.target_offset) + i128::from(c.addend) - place;

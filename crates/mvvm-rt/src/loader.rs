@@ -647,7 +647,7 @@ fn load_from(
     let mem_len = layout.end + 8;
     // Only a module with a checkpoint policy has resume clones to place.
     let arena_len = if meta.policy.is_instrumented() {
-        crate::jit_clone::arena_len(meta.target, align_up(mem_len, page_size()))
+        crate::jit_clone::arena_len_for_load(meta.target, align_up(mem_len, page_size()))
     } else {
         0
     };

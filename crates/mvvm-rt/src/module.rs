@@ -43,7 +43,7 @@ pub(crate) struct ModuleInner {
     // the registrations of the clones placed at run time, then their
     // arena.
     _registration: RegistrationGuard,
-    clones: JitClones,
+    pub(crate) clones: JitClones,
     _code: CodeMemory,
 }
 
@@ -80,6 +80,7 @@ impl Module {
         let frame_slots = loaded.meta.frame_slots as usize;
         let code = Arc::new(loaded.info);
         let registration = crate::code::register(code.clone());
+        let code_end = loaded.memory.base() + loaded.memory.len();
         Ok(Module {
             inner: Arc::new(ModuleInner {
                 meta: loaded.meta,
@@ -91,7 +92,7 @@ impl Module {
                 wasm: loaded.wasm.map(crate::resume::OnDemand::new),
                 probe_trampoline: loaded.probe_trampoline,
                 _registration: registration,
-                clones: JitClones::new(loaded.arena),
+                clones: JitClones::new(loaded.arena, code_end),
                 _code: loaded.memory,
             }),
         })
@@ -115,8 +116,10 @@ impl Module {
     /// Places `code`, a resume clone compiled for this module
     /// (`mvvm_aot::resume_clone::compile_resume_clone` with the options of
     /// its object), in executable memory next to the module's code,
-    /// patches its calls, registers it for trap, exception and frame
-    /// lookups (and the perf map), and returns its entry address. Installing
+    /// patches its calls (through veneers where a call cannot reach its
+    /// target, when the clone cannot go next to the code), registers it for
+    /// trap, exception and frame lookups (and the perf map), and returns
+    /// its entry address. Installing
     /// a function again returns the first entry; the object's own clone, if
     /// it has one, is left as it is (see [`Module::clone_entry`]). May be
     /// called from several threads at once. See `crate::jit_clone` for how
@@ -212,7 +215,7 @@ impl Module {
                 probe_trampoline: None,
                 meta,
                 _registration: crate::code::register(info),
-                clones: JitClones::new(None),
+                clones: JitClones::new(None, code.base() + code.len()),
                 _code: code,
             }),
         }

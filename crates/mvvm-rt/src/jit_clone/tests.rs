@@ -73,6 +73,42 @@ fn decoded_target(code: &[u8], at: usize, c: &CloneCall) -> i128 {
         - i128::from(c.target_offset)
 }
 
+/// Where call `c` of the clone installed at `jit` (its code `code`,
+/// placed with its veneers up to `end`) goes, as [`decoded_target`] gives
+/// it: directly, or through a veneer after its code (then `true`), which
+/// is decoded and must be one.
+fn resolved_target(
+    module: &Module,
+    code: &CloneCode,
+    jit: usize,
+    end: usize,
+    c: &CloneCall,
+) -> (i128, bool) {
+    let bytes = module.code_bytes(jit, end - jit).expect("placed bytes");
+    let disp = read_field(&bytes, c.offset as usize, c.field).expect("field inside the code");
+    let bias = i128::from(veneer::pc_bias(c.field));
+    let hit = jit as i128 + i128::from(c.offset) + bias + i128::from(disp);
+    let code_end = (jit + code.bytes.len()) as i128;
+    let (dest, through) = if hit >= code_end && hit < end as i128 {
+        let off = (hit - jit as i128) as usize;
+        let first = crate::code::align_up(code.bytes.len(), veneer::ALIGN);
+        assert!(
+            off >= first && (off - first).is_multiple_of(veneer::size(c.field)),
+            "call at {:#x} lands at {off:#x}, past the code but not on a veneer",
+            c.offset
+        );
+        let d = veneer::decode(c.field, &bytes[off..])
+            .unwrap_or_else(|| panic!("no veneer at {off:#x} for the call at {:#x}", c.offset));
+        (i128::from(d), true)
+    } else {
+        (hit, false)
+    };
+    (
+        dest - bias - i128::from(c.addend) - i128::from(c.target_offset),
+        through,
+    )
+}
+
 /// `code` with the call fields of `calls` zeroed.
 fn masked(code: &[u8], calls: &[CloneCall]) -> Vec<u8> {
     let mut out = code.to_vec();
@@ -89,19 +125,34 @@ fn masked(code: &[u8], calls: &[CloneCall]) -> Vec<u8> {
     out
 }
 
+/// How the clones of [`check_against_object`] were placed.
+#[derive(Debug, Default)]
+struct Placed {
+    /// The targets of their calls.
+    seen: Vec<CallTarget>,
+    /// Clones in the arena, and in pages of their own.
+    in_arena: usize,
+    own_pages: usize,
+    /// Calls that go through a veneer, and those that go directly.
+    through_veneers: usize,
+    direct: usize,
+}
+
 /// Installs the clone of every function of `module` (from `wasm`,
 /// `opts`) that has one in the object, and compares it with the object's:
-/// bytes, call targets, trap lookups, names, exception call sites, frame
-/// lookups. Returns the targets seen.
+/// bytes, call targets (followed through veneers), trap lookups, names,
+/// exception call sites, frame lookups. With `far`, every clone outside
+/// the arena must call through veneers only; in the arena, none may.
 fn check_against_object(
     name: &str,
     wasm: &[u8],
     opts: &CompileOptions,
     module: &Module,
-) -> Vec<CallTarget> {
+    far: bool,
+) -> Placed {
     let meta = module.meta();
     let nimp = meta.num_imported_funcs;
-    let mut seen = Vec::new();
+    let mut placed = Placed::default();
     let mut installed = 0;
     for func in nimp..nimp + meta.num_defined_funcs() as u32 {
         let Some(obj) = module.clone_entry(func) else {
@@ -114,14 +165,25 @@ fn check_against_object(
             "{name}: {func}: installed over the object's clone"
         );
         installed += 1;
-        // Its own fresh pages, in the arena.
+        // Its own fresh pages, in the arena or of its own.
         assert!(
             jit.is_multiple_of(page_size()),
             "{name}: {func}: not at a page start"
         );
-        let (_, arena) = module.spans();
-        let (lo, hi) = arena.expect("an arena");
-        assert!(lo <= jit && jit + code.bytes.len() <= hi, "{name}: {func}");
+        let (start, end, own) = module.inner.clones.placed(func).expect("placed");
+        assert_eq!(start, jit);
+        assert!(end >= jit + code.bytes.len(), "{name}: {func}");
+        let in_arena = module
+            .spans()
+            .1
+            .is_some_and(|(lo, hi)| lo <= jit && end <= hi);
+        assert_eq!(in_arena, !own, "{name}: {func}: in the arena or not");
+        if own {
+            placed.own_pages += 1;
+            assert_eq!(perms_at(jit).as_deref(), Some("r-xp"), "{name}: {func}");
+        } else {
+            placed.in_arena += 1;
+        }
         // The object's clone is still the entry: installing leaves it.
         assert_eq!(module.clone_entry(func), Some(obj));
         let size = code.bytes.len();
@@ -131,15 +193,40 @@ fn check_against_object(
             masked(&jit_bytes, &code.calls) == masked(&obj_bytes, &code.calls),
             "{name}: {func}: code differs outside the call fields"
         );
+        let mut veneered = 0;
         for c in &code.calls {
+            let (to, through) = resolved_target(module, &code, jit, end, c);
             assert_eq!(
-                decoded_target(&jit_bytes, jit, c),
+                to,
                 decoded_target(&obj_bytes, obj, c),
-                "{name}: {func}: call at {:#x} to {:?}",
+                "{name}: {func}: call at {:#x} to {:?} (through a veneer: {through})",
                 c.offset,
                 c.target
             );
-            seen.push(c.target);
+            if through {
+                veneered += 1;
+                placed.through_veneers += 1;
+            } else {
+                placed.direct += 1;
+            }
+            placed.seen.push(c.target);
+        }
+        if !own {
+            assert_eq!(veneered, 0, "{name}: {func}: a veneer in the arena");
+        } else if far {
+            assert_eq!(
+                veneered,
+                code.calls.len(),
+                "{name}: {func}: a call reaches 16 GiB directly"
+            );
+        }
+        if veneered == 0 {
+            assert_eq!(end, jit + size, "{name}: {func}: nothing after the code");
+        } else {
+            // The veneers belong to the clone for every lookup.
+            let v = crate::code::align_up(size, veneer::ALIGN);
+            assert_eq!(lookup_pc(jit + v).and_then(|l| l.func), Some(func));
+            assert_eq!(func_at(end - 1).and_then(|f| f.0), Some(func));
         }
         // Trap sites: the same trap at the same offset of either clone.
         for t in &code.traps {
@@ -152,7 +239,7 @@ fn check_against_object(
         }
         let j = lookup_pc(jit + size - 1).expect("the last byte is registered");
         assert_eq!(j.func, Some(func));
-        assert!(lookup_pc(jit + size).is_none_or(|l| l.func != Some(func)));
+        assert!(lookup_pc(end).is_none_or(|l| l.func != Some(func)));
         // Names for trap messages.
         let (f, n, damage) = func_at(jit).expect("func_at finds the clone");
         assert_eq!((f, damage), (Some(func), None), "{name}: {func}");
@@ -193,7 +280,7 @@ fn check_against_object(
         assert_eq!(module.install_clone(&code).expect("again"), jit);
     }
     assert!(installed > 0, "{name}: no clone installed");
-    seen
+    placed
 }
 
 #[test]
@@ -208,7 +295,7 @@ fn an_installed_clone_is_the_object_clone_patched_for_its_place() {
             module.inner.probe_trampoline.is_some(),
             "{policy:?}: probe found"
         );
-        let seen = check_against_object("wat", WAT.as_bytes(), &o, &module);
+        let seen = check_against_object("wat", WAT.as_bytes(), &o, &module, false).seen;
         let code = compile_resume_clone(WAT.as_bytes(), &o, WORK).expect("clone");
         let jit = module.install_clone(&code).expect("installed before");
         assert_eq!(func_at(jit).and_then(|f| f.1).as_deref(), Some("work"));
@@ -237,8 +324,9 @@ fn every_clone_of_a_bench_module_installs_as_its_object_clone() {
         ..opts(Policy::Loop)
     };
     let module = load(&wasm, &o);
-    let seen = check_against_object("binary-trees", &wasm, &o, &module);
-    assert!(seen.len() > 50, "{} calls compared", seen.len());
+    let p = check_against_object("binary-trees", &wasm, &o, &module, false);
+    assert!(p.seen.len() > 50, "{} calls compared", p.seen.len());
+    assert_eq!((p.own_pages, p.through_veneers), (0, 0), "all in the arena");
 }
 
 #[test]
@@ -256,10 +344,13 @@ fn the_arena_follows_the_code_within_call_range_and_only_with_a_policy() {
     assert_eq!(plain.spans().1, None, "no arena without a policy");
     assert_eq!(plain.inner.probe_trampoline, None);
     let code = compile_resume_clone(WAT.as_bytes(), &opts(Policy::Loop), WORK).expect("clone");
-    assert!(matches!(
-        plain.install_clone(&code),
-        Err(InstallError::NoArena { func: WORK })
-    ));
+    assert!(
+        matches!(
+            plain.install_clone(&code),
+            Err(InstallError::BadCode { func: WORK, .. })
+        ),
+        "another policy's clone"
+    );
     assert_eq!(plain.clone_entry(WORK), None);
 }
 
@@ -288,19 +379,8 @@ fn a_clone_is_refused_when_it_cannot_be_placed_right() {
     let o = opts(Policy::Loop);
     let module = load(WAT.as_bytes(), &o);
     let code = compile_resume_clone(WAT.as_bytes(), &o, WORK).expect("clone");
-    // Too large for the arena: nothing placed.
-    let mut big = code.clone();
-    big.bytes = vec![0xcc; MAX_ARENA + 1];
-    big.calls.clear();
-    big.traps.clear();
-    big.call_sites.clear();
-    match module.install_clone(&big) {
-        Err(InstallError::ArenaFull { func, size, free }) => {
-            assert_eq!((func, size, free), (WORK, MAX_ARENA + 1, MAX_ARENA));
-        }
-        other => panic!("{other:?}"),
-    }
-    // A displacement that cannot reach its target.
+    // A displacement that cannot reach its target, in a field that is
+    // not a call's (no veneer can carry it).
     let mut far = code.clone();
     let k = far
         .calls
@@ -309,14 +389,33 @@ fn a_clone_is_refused_when_it_cannot_be_placed_right() {
         .expect("a call of a body");
     // 4 GiB on: beyond either ISA's reach (and a multiple of 4).
     far.calls[k].target_offset = 0xffff_fffc;
-    assert!(
-        matches!(
-            module.install_clone(&far),
-            Err(InstallError::OutOfRange { func: WORK, .. })
-        ),
-        "{:?}",
-        module.install_clone(&far)
-    );
+    let off = far.calls[k].offset;
+    match far.calls[k].field {
+        CallField::X86Rel32 => {
+            // `lea rax, [rip + rel32]`'s ModRM byte before the field.
+            far.bytes[off as usize - 1] = 0x05;
+            match module.install_clone(&far) {
+                Err(InstallError::OutOfRange {
+                    func: WORK,
+                    offset,
+                    why: PatchError::NoVeneer { .. },
+                    ..
+                }) => assert_eq!(offset, off),
+                other => panic!("{other:?}"),
+            }
+        }
+        CallField::Arm64Call26 => {
+            // `adr x0, 0`: refused as not a branch, in range or not.
+            far.bytes[off as usize..off as usize + 4]
+                .copy_from_slice(&0x1000_0000u32.to_le_bytes());
+            match module.install_clone(&far) {
+                Err(InstallError::BadCode { func: WORK, why }) => {
+                    assert!(why.contains("not a `b` or `bl`"), "{why}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
     // Targets the module does not have.
     for bad in [
         CallTarget::Body(0),
@@ -663,4 +762,133 @@ fn installed_pages_are_executable_and_not_writable() {
         "the arena after it"
     );
     assert_eq!(perms_at(hi - 1).as_deref(), Some("---p"), "the arena's end");
+}
+
+/// No arena (a module whose code is too large for one on aarch64): each
+/// clone gets pages of its own; placed far from the code, every call goes
+/// through a veneer after the clone's code that jumps to the object
+/// clone's target, and the registry sees the clone (veneers included) as
+/// it sees one in the arena.
+#[test]
+fn without_an_arena_clones_get_their_own_pages_and_call_through_veneers() {
+    if !real_code_here() {
+        return;
+    }
+    let bt = workspace_file("bench/wasm/binary-trees.wasm");
+    let cases: [(&str, &[u8], Policy); 3] = [
+        ("wat", WAT.as_bytes(), Policy::Loop),
+        (
+            "wat",
+            WAT.as_bytes(),
+            Policy::CounterLoop { threshold_bits: 4 },
+        ),
+        ("binary-trees", &bt, Policy::Loop),
+    ];
+    for (name, wasm, policy) in cases {
+        let o = opts(policy);
+        let module = load(wasm, &o);
+        module.inner.clones.force_fallback(None, true);
+        assert_eq!(module.spans().1, None, "{name}: the arena is gone");
+        let p = check_against_object(name, wasm, &o, &module, true);
+        assert_eq!(p.in_arena, 0, "{name}");
+        assert!(p.own_pages > 0, "{name}");
+        assert_eq!(p.direct, 0, "{name}: {p:?}");
+        assert!(p.through_veneers > 0, "{name}: {p:?}");
+        for want in [CallTarget::Body(2), CallTarget::ProbeTrampoline] {
+            assert!(
+                name != "wat" || p.seen.contains(&want),
+                "{name}: no call to {want:?}"
+            );
+        }
+        // Dropping the module unregisters the clone (then unmaps it).
+        let nimp = module.meta().num_imported_funcs;
+        let (jit, end, _) = (nimp..nimp + module.meta().num_defined_funcs() as u32)
+            .find_map(|f| module.inner.clones.placed(f))
+            .expect("a clone placed");
+        assert!(lookup_pc(jit).is_some() && lookup_pc(end - 1).is_some());
+        drop(module);
+        assert_eq!(lookup_pc(jit), None, "{name}");
+    }
+}
+
+/// Without an arena and without the far placement (the normal fallback):
+/// pages of their own wherever the kernel puts them, each call direct or
+/// through a veneer, and either way at the object's target.
+#[test]
+fn without_an_arena_clones_are_placed_anywhere_and_reach_their_targets() {
+    if !real_code_here() {
+        return;
+    }
+    let o = opts(Policy::Loop);
+    let module = load(WAT.as_bytes(), &o);
+    module.inner.clones.force_fallback(None, false);
+    let p = check_against_object("wat", WAT.as_bytes(), &o, &module, false);
+    assert_eq!(p.in_arena, 0);
+    assert!(p.own_pages > 0);
+    assert!(p.direct + p.through_veneers > 0);
+}
+
+/// An arena too small (full but for one page): the clones that fit go in
+/// it and call directly, the others get pages of their own (far: through
+/// veneers). A later clone of the same module still installs.
+#[test]
+fn clones_the_arena_cannot_hold_get_their_own_pages() {
+    if !real_code_here() {
+        return;
+    }
+    let wasm = workspace_file("bench/wasm/binary-trees.wasm");
+    let o = CompileOptions {
+        opt_level: 2,
+        ..opts(Policy::Loop)
+    };
+    let module = load(&wasm, &o);
+    module.inner.clones.force_fallback(Some(page_size()), true);
+    let (lo, hi) = module.spans().1.expect("the arena");
+    let p = check_against_object("binary-trees", &wasm, &o, &module, true);
+    assert!(p.in_arena >= 1, "{p:?}: nothing in the arena's last page");
+    assert!(p.own_pages >= 1, "{p:?}: everything fitted one page");
+    assert!(p.through_veneers > 0 && p.direct > 0, "{p:?}");
+    assert_eq!(module.spans().1, Some((lo, hi)));
+}
+
+/// A call of a clone in the arena that cannot reach its target (there, a
+/// target 4 GiB beyond a body) goes through a veneer after the clone's
+/// code, in the arena: only that call; the rest stay direct.
+#[test]
+fn a_call_out_of_reach_from_the_arena_goes_through_a_veneer() {
+    if !real_code_here() {
+        return;
+    }
+    let o = opts(Policy::Loop);
+    let module = load(WAT.as_bytes(), &o);
+    let mut code = compile_resume_clone(WAT.as_bytes(), &o, WORK).expect("clone");
+    let k = code
+        .calls
+        .iter()
+        .position(|c| c.target == CallTarget::Body(2))
+        .expect("a call of $twice");
+    code.calls[k].target_offset = 0xffff_fffc;
+    let jit = module.install_clone(&code).expect("installs");
+    let (start, end, own) = module.inner.clones.placed(WORK).expect("placed");
+    let (lo, hi) = module.spans().1.expect("the arena");
+    assert!(
+        !own && start == jit && lo <= jit && end <= hi,
+        "in the arena"
+    );
+    let body = module.inner.code.body_addr(1).expect("$twice") as i128;
+    for (i, c) in code.calls.iter().enumerate() {
+        let (to, through) = resolved_target(&module, &code, jit, end, c);
+        assert_eq!(through, i == k, "call {i} at {:#x}", c.offset);
+        if i == k {
+            assert_eq!(to, body, "the veneer goes where the call meant to");
+            let bytes = module.code_bytes(jit, end - jit).expect("bytes");
+            let v = crate::code::align_up(code.bytes.len(), veneer::ALIGN);
+            assert_eq!(
+                veneer::decode(c.field, &bytes[v..]).map(i128::from),
+                Some(body + 0xffff_fffc),
+                "the first veneer, right after the code"
+            );
+            assert_eq!(end - jit, v + veneer::size(c.field), "one veneer");
+        }
+    }
 }

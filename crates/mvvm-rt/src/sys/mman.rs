@@ -51,6 +51,21 @@ pub(crate) fn map_anon(len: usize, prot: Prot, noreserve: bool) -> io::Result<*m
     Ok(p.cast())
 }
 
+/// A fresh private anonymous mapping of `len` bytes (zeroed), at `hint`
+/// if that range is free, else anywhere (no `MAP_FIXED`: the hint is only
+/// a hint; the caller checks where the mapping went if it matters).
+pub(crate) fn map_anon_near(len: usize, prot: Prot, hint: usize) -> io::Result<*mut u8> {
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    // SAFETY: without `MAP_FIXED` the kernel maps at the hint only if the
+    // range is free, and elsewhere otherwise: no existing memory is
+    // affected. The result is checked before use.
+    let p = unsafe { libc::mmap(hint as *mut libc::c_void, len, prot.bits(), flags, -1, 0) };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p.cast())
+}
+
 /// Changes the protection of `addr..addr+len`.
 ///
 /// # Safety
