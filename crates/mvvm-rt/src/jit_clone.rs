@@ -35,6 +35,11 @@
 //!   clone in the arena calling one in pages of its own far away). Any
 //!   other displacement out of range is an error
 //!   ([`InstallError::OutOfRange`]), never wrong code.
+//! - Clones installed together ([`Module::install_clones`]: a restore's,
+//!   a background batch) are laid out one after the other in one run of
+//!   fresh pages, each 16-byte aligned with its veneers right after it, so
+//!   that small clones share pages instead of taking one each (and, out of
+//!   the arena, one mapping per run rather than per clone).
 //! - W^X: the code is patched in a heap copy, then written into fresh pages
 //!   (of the arena, or its own) while they are read-write, which then
 //!   become read-execute and are never written again ([`CodeArena::place`],
@@ -48,6 +53,7 @@
 //!   a PC there as the clone, and the perf map has a `(veneers)` line.
 //!
 //! [`Module::install_clone`]: crate::Module::install_clone
+//! [`Module::install_clones`]: crate::Module::install_clones
 
 use crate::code::{CodeArena, CodePages, RegistrationGuard, align_up, page_size};
 use crate::trap::{CodeInfo, FuncRange, RangeKind, SiteLookup, TrapLookup};
@@ -298,11 +304,12 @@ struct Installed {
     #[cfg_attr(not(test), allow(dead_code))]
     end: usize,
     _registration: RegistrationGuard,
-    /// The clone's own pages, when no arena held it. After the
-    /// registration: unregistered before unmapped. Held for its `Drop`
-    /// (read by tests only).
+    /// The pages of its own, when no arena held it (shared with the clones
+    /// placed with it). After the registration: unregistered before
+    /// unmapped (the last clone of the run unmaps them). Held for its
+    /// `Drop` (read by tests only).
     #[cfg_attr(not(test), allow(dead_code))]
-    pages: Option<CodePages>,
+    pages: Option<Arc<CodePages>>,
 }
 
 /// A module's clones placed at run time, and where they go.
@@ -425,64 +432,193 @@ impl JitClones {
     /// it and returns its entry (see the module documentation); the first
     /// entry if `code.func` was installed before.
     pub fn install(&self, t: &Targets<'_>, code: &CloneCode) -> Result<usize, InstallError> {
-        let func = code.func;
+        let entries = self.install_all(t, std::slice::from_ref(code))?;
+        Ok(entries[0])
+    }
+
+    /// [`JitClones::install`] for several clones at once: those not
+    /// installed yet are laid out one after the other (each aligned to 16
+    /// bytes, its veneers right after its code) in one run of fresh pages,
+    /// so that small clones share pages (a page each wasted 2-3 KiB per
+    /// clone of a typical module, and a mapping each outside the arena).
+    /// The entries, in the order of `codes`. Everything is checked and
+    /// laid out before anything is placed: on an error nothing is.
+    pub fn install_all(
+        &self,
+        t: &Targets<'_>,
+        codes: &[CloneCode],
+    ) -> Result<Vec<usize>, InstallError> {
         let meta = &t.code.meta;
         let nimp = meta.num_imported_funcs;
-        let defined = func
-            .checked_sub(nimp)
-            .is_some_and(|k| (k as usize) < meta.num_defined_funcs());
-        if !defined {
-            return Err(InstallError::NotDefined { func });
-        }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = state.installed.get(&func) {
-            return Ok(i.entry);
+        let mut todo: Vec<(&CloneCode, CallField)> = Vec::new();
+        for code in codes {
+            let func = code.func;
+            let defined = func
+                .checked_sub(nimp)
+                .is_some_and(|k| (k as usize) < meta.num_defined_funcs());
+            if !defined {
+                return Err(InstallError::NotDefined { func });
+            }
+            if state.installed.contains_key(&func) || todo.iter().any(|(c, _)| c.func == func) {
+                continue;
+            }
+            todo.push((code, check_code(meta, code)?));
         }
-        let field = check_code(meta, code)?;
+        if !todo.is_empty() {
+            place_together(&mut state, t, &todo)?;
+        }
+        Ok(codes
+            .iter()
+            .map(|c| state.installed.get(&c.func).map_or(0, |i| i.entry))
+            .collect())
+    }
+}
+
+/// Alignment of each clone in a run of clones placed together.
+const CLONE_ALIGN: usize = 16;
+
+/// A run of clones laid out together: its bytes, and per clone its offset
+/// in them and its layout.
+type Run = (Vec<u8>, Vec<(usize, Laid)>);
+
+/// The clones of `todo` laid out together at `base`: the bytes of the
+/// whole run and, per clone, its offset in it and its layout. Calls to a
+/// clone of the same run go to `entries` (its entry, or a guess).
+fn lay_out_run(
+    state: &State,
+    t: &Targets<'_>,
+    todo: &[(&CloneCode, CallField)],
+    base: usize,
+    entries: &[usize],
+) -> Result<Run, InstallError> {
+    let mut bytes = Vec::new();
+    let mut laid_out = Vec::with_capacity(todo.len());
+    for (code, field) in todo {
+        let func = code.func;
         let targets = code
             .calls
             .iter()
             .map(|c| {
-                target_addr(t, &state.installed, c).map_err(|why| InstallError::UnknownTarget {
-                    func,
-                    offset: c.offset,
-                    target: c.target,
-                    why,
-                })
+                let in_run = match c.target {
+                    CallTarget::Clone(n) if object_clone(t.code, n).is_none() => {
+                        todo.iter().position(|(o, _)| o.func == n)
+                    }
+                    _ => None,
+                };
+                match in_run {
+                    Some(i) => Ok(entries[i]),
+                    None => target_addr(t, &state.installed, c).map_err(|why| {
+                        InstallError::UnknownTarget {
+                            func,
+                            offset: c.offset,
+                            target: c.target,
+                            why,
+                        }
+                    }),
+                }
             })
             .collect::<Result<Vec<usize>, _>>()?;
-        let page = page_size();
-        // The arena first: next to the module, its calls reach directly.
-        let in_arena = match state.arena.as_ref() {
-            Some(arena) => {
-                let laid = lay_out(code, field, arena.next_addr(), &targets)?;
-                (align_up(laid.bytes.len(), page) <= arena.free()).then_some(laid)
+        let align = usize::try_from(code.alignment)
+            .unwrap_or(CLONE_ALIGN)
+            .clamp(CLONE_ALIGN, page_size());
+        let off = align_up(bytes.len(), align);
+        let laid = lay_out(code, *field, base + off, &targets)?;
+        // Between clones: padding that traps if ever run.
+        bytes.resize(off, trap_byte(*field));
+        bytes.extend_from_slice(&laid.bytes);
+        laid_out.push((off, laid));
+    }
+    Ok((bytes, laid_out))
+}
+
+/// A byte that traps when run, for padding: `int3` on x86-64; on aarch64
+/// zero words (`udf #0`).
+fn trap_byte(field: CallField) -> u8 {
+    match field {
+        CallField::X86Rel32 => 0xcc,
+        CallField::Arm64Call26 => 0,
+    }
+}
+
+/// Places the clones of `todo` (checked, none installed) together: in the
+/// arena if the run fits, else in pages of their own; then registers each.
+fn place_together(
+    state: &mut State,
+    t: &Targets<'_>,
+    todo: &[(&CloneCode, CallField)],
+) -> Result<(), InstallError> {
+    let page = page_size();
+    let first = todo[0].0.func;
+    // Lays the run out for `base` until the offsets settle: the first pass
+    // guesses `base` for calls between clones of the run, which are in
+    // reach of each other, so a second pass normally agrees.
+    let settle = |state: &State, base: usize| -> Result<Run, InstallError> {
+        let mut entries = vec![base; todo.len()];
+        for _ in 0..3 {
+            let (bytes, laid) = lay_out_run(state, t, todo, base, &entries)?;
+            let now: Vec<usize> = laid.iter().map(|(off, _)| base + off).collect();
+            if now == entries {
+                return Ok((bytes, laid));
             }
-            None => None,
-        };
-        let (entry, laid, pages) = match (in_arena, state.arena.as_mut()) {
-            (Some(laid), Some(arena)) => {
-                let entry = arena
-                    .place(&laid.bytes)
-                    .map_err(|source| InstallError::Memory { func, source })?;
-                (entry, laid, None)
-            }
-            _ => {
-                // Pages of its own, sized for the worst case: a veneer
-                // per call.
-                let most = align_up(code.bytes.len(), veneer::ALIGN)
-                    + code.calls.len() * veneer::size(field);
-                let mut pages = CodePages::map(most, state.hint)
-                    .map_err(|source| InstallError::Memory { func, source })?;
-                state.hint = pages.addr() + pages.len();
-                let laid = lay_out(code, field, pages.addr(), &targets)?;
-                debug_assert!(laid.bytes.len() <= pages.len());
-                pages
-                    .seal(&laid.bytes)
-                    .map_err(|source| InstallError::Memory { func, source })?;
-                (pages.addr(), laid, Some(pages))
-            }
-        };
+            entries = now;
+        }
+        Err(InstallError::BadCode {
+            func: first,
+            why: "the clones placed together do not settle on a layout".into(),
+        })
+    };
+    // The arena first: next to the module, its calls reach directly.
+    let in_arena = match state.arena.as_ref() {
+        Some(arena) => {
+            let base = arena.next_addr();
+            let (bytes, laid) = settle(state, base)?;
+            (align_up(bytes.len(), page) <= arena.free()).then_some((base, bytes, laid))
+        }
+        None => None,
+    };
+    let (base, laid, pages) = match (in_arena, state.arena.as_mut()) {
+        (Some((base, bytes, laid)), Some(arena)) => {
+            let at = arena.place(&bytes).map_err(|source| InstallError::Memory {
+                func: first,
+                source,
+            })?;
+            debug_assert_eq!(at, base);
+            (base, laid, None)
+        }
+        _ => {
+            // Pages of their own, sized for the worst case: alignment, and
+            // a veneer per call.
+            let most: usize = todo
+                .iter()
+                .map(|(code, field)| {
+                    let align = usize::try_from(code.alignment)
+                        .unwrap_or(CLONE_ALIGN)
+                        .clamp(CLONE_ALIGN, page);
+                    align
+                        + align_up(code.bytes.len(), veneer::ALIGN)
+                        + code.calls.len() * veneer::size(*field)
+                })
+                .sum();
+            let mut pages =
+                CodePages::map(most, state.hint).map_err(|source| InstallError::Memory {
+                    func: first,
+                    source,
+                })?;
+            state.hint = pages.addr() + pages.len();
+            let (bytes, laid) = settle(state, pages.addr())?;
+            debug_assert!(bytes.len() <= pages.len());
+            pages.seal(&bytes).map_err(|source| InstallError::Memory {
+                func: first,
+                source,
+            })?;
+            (pages.addr(), laid, Some(Arc::new(pages)))
+        }
+    };
+    let mut perf_lines = Vec::new();
+    for ((code, _), (off, laid)) in todo.iter().zip(laid) {
+        let func = code.func;
+        let entry = base + off;
         let size = laid.bytes.len();
         let clone = Arc::new(JitClone {
             start: entry,
@@ -492,17 +628,16 @@ impl JitClones {
             traps: code.traps.clone(),
             call_sites: code.call_sites.clone(),
         });
-        // Registered before the entry leaves this function, veneers
+        // Registered before the entry leaves this module, veneers
         // included (see `JitClone`).
         let registration = crate::code::register_clone(clone.clone());
         if crate::perf_map::wanted() {
             let name = perf_name(&clone);
-            let mut lines = vec![(entry, code.bytes.len(), name.clone())];
+            perf_lines.push((entry, code.bytes.len(), name.clone()));
             if laid.veneers > 0 {
                 let at = entry + laid.veneers_at;
-                lines.push((at, size - laid.veneers_at, format!("{name} (veneers)")));
+                perf_lines.push((at, size - laid.veneers_at, format!("{name} (veneers)")));
             }
-            crate::perf_map::append(&lines);
         }
         tracing::debug!(
             func,
@@ -511,6 +646,7 @@ impl JitClones {
             calls = code.calls.len(),
             veneers = laid.veneers,
             own_pages = pages.is_some(),
+            placed_with = todo.len(),
             "installed a resume clone"
         );
         state.installed.insert(
@@ -519,11 +655,14 @@ impl JitClones {
                 entry,
                 end: entry + size,
                 _registration: registration,
-                pages,
+                pages: pages.clone(),
             },
         );
-        Ok(entry)
     }
+    if !perf_lines.is_empty() {
+        crate::perf_map::append(&perf_lines);
+    }
+    Ok(())
 }
 
 /// A hint 16 GiB away from `addr` (below it when there is room): beyond

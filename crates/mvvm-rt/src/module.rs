@@ -135,6 +135,20 @@ impl Module {
         inner.clones.install(&targets, code)
     }
 
+    /// [`Module::install_clone`] for several clones at once: those not
+    /// installed yet are placed together in one run of pages (small clones
+    /// share pages); their entries, in the order of `codes`.
+    pub fn install_clones(&self, codes: &[CloneCode]) -> Result<Vec<usize>, InstallError> {
+        let inner = &*self.inner;
+        let targets = Targets {
+            code: &inner.code,
+            import_stubs: &inner.import_stubs,
+            trampolines: &inner.trampolines,
+            probe_trampoline: inner.probe_trampoline,
+        };
+        inner.clones.install_all(&targets, codes)
+    }
+
     /// The entry of defined function `func`'s resume clone (module-wide
     /// index: imports first), if there is one: the object's own (its
     /// entries section), else one placed by [`Module::install_clone`].

@@ -216,12 +216,11 @@ impl Module {
                 got: clones.len(),
             });
         }
-        for c in &clones {
-            self.install_clone(c).map_err(|e| ResumeError::Install {
-                func: c.func,
+        self.install_clones(&clones)
+            .map_err(|e| ResumeError::Install {
+                func: clones[0].func,
                 message: e.to_string(),
             })?;
-        }
         tracing::debug!(
             clones = clones.len(),
             code_bytes = clones.iter().map(|c| c.bytes.len()).sum::<usize>(),
@@ -315,16 +314,15 @@ impl Module {
                             .compiling
                             .lock()
                             .unwrap_or_else(|e| e.into_inner());
-                        for c in &clones {
-                            if module.clone_entry(c.func).is_some() {
-                                continue;
-                            }
-                            if let Err(e) = module.install_clone(c) {
-                                failed = Some(format!("function {}: {e}", c.func));
-                                return false;
-                            }
-                            done += 1;
+                        let missing: Vec<CloneCode> = clones
+                            .into_iter()
+                            .filter(|c| module.clone_entry(c.func).is_none())
+                            .collect();
+                        if let Err(e) = module.install_clones(&missing) {
+                            failed = Some(e.to_string());
+                            return false;
                         }
+                        done += missing.len();
                         true
                     },
                 );

@@ -892,3 +892,87 @@ fn a_call_out_of_reach_from_the_arena_goes_through_a_veneer() {
         }
     }
 }
+
+/// Clones installed together (`Module::install_clones`, as a restore and
+/// the background compile install them) are laid out one after the other
+/// in one run of pages: small clones share a page, each is 16-byte
+/// aligned, and each is still the object's clone patched for its place,
+/// with the object's call targets and its own trap sites and name; in the
+/// arena and, with the arena gone, in pages of their own (through
+/// veneers there). Installing them again places nothing.
+#[test]
+fn clones_installed_together_share_pages() {
+    if !real_code_here() {
+        return;
+    }
+    let wasm = workspace_file("bench/wasm/binary-trees.wasm");
+    let o = CompileOptions {
+        opt_level: 2,
+        ..opts(Policy::Loop)
+    };
+    for own_pages in [false, true] {
+        let module = load(&wasm, &o);
+        if own_pages {
+            module.inner.clones.force_fallback(None, true);
+        }
+        let meta = module.meta();
+        let nimp = meta.num_imported_funcs;
+        let funcs: Vec<u32> = (nimp..nimp + meta.num_defined_funcs() as u32)
+            .filter(|&f| module.clone_entry(f).is_some())
+            .collect();
+        let codes: Vec<CloneCode> = funcs
+            .iter()
+            .map(|&f| compile_resume_clone(&wasm, &o, f).expect("the clone compiles alone"))
+            .collect();
+        let entries = module.install_clones(&codes).expect("installs together");
+        assert_eq!(entries.len(), codes.len());
+        let mut pages: Vec<usize> = entries.iter().map(|e| e / page_size()).collect();
+        pages.sort_unstable();
+        pages.dedup();
+        assert!(
+            pages.len() < entries.len(),
+            "own pages {own_pages}: {} clones on {} pages: none shares a page",
+            entries.len(),
+            pages.len()
+        );
+        for (code, &jit) in codes.iter().zip(&entries) {
+            let func = code.func;
+            let obj = module.clone_entry(func).expect("the object's clone");
+            assert!(
+                jit.is_multiple_of(16),
+                "{func}: entry {jit:#x} not 16-aligned"
+            );
+            let (start, end, own) = module.inner.clones.placed(func).expect("placed");
+            assert_eq!((start, own), (jit, own_pages), "{func}");
+            let size = code.bytes.len();
+            let jit_bytes = module.code_bytes(jit, size).expect("installed bytes");
+            let obj_bytes = module.code_bytes(obj, size).expect("object clone bytes");
+            assert!(
+                masked(&jit_bytes, &code.calls) == masked(&obj_bytes, &code.calls),
+                "{func}: code differs outside the call fields"
+            );
+            for c in &code.calls {
+                let (to, through) = resolved_target(&module, code, jit, end, c);
+                assert_eq!(
+                    to,
+                    decoded_target(&obj_bytes, obj, c),
+                    "{func}: call at {:#x}",
+                    c.offset
+                );
+                assert!(own_pages || !through, "{func}: a veneer in the arena");
+            }
+            for t in &code.traps {
+                let off = t.code_offset as usize;
+                let j = lookup_pc(jit + off).expect("registered");
+                assert_eq!(
+                    (j.func, j.code),
+                    (Some(func), Some(t.code)),
+                    "{func}: trap at {off:#x}"
+                );
+            }
+            assert_eq!(func_at(jit).and_then(|f| f.0), Some(func));
+            assert_eq!(func_at(end - 1).and_then(|f| f.0), Some(func));
+        }
+        assert_eq!(module.install_clones(&codes).expect("again"), entries);
+    }
+}
