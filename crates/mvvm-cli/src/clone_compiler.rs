@@ -104,12 +104,8 @@ impl mvvm_rt::CloneCompiler for AotClones {
     ) -> Result<(), String> {
         if purpose != ClonePurpose::Ahead {
             // Through the cache, batch by batch.
-            for chunk in funcs.chunks(batch.max(1)) {
-                if !sink(self.compile(meta, wasm, chunk, max_threads, purpose)?) {
-                    break;
-                }
-            }
-            return Ok(());
+            let compile = |chunk: &[u32]| self.compile(meta, wasm, chunk, max_threads, purpose);
+            return mvvm_rt::batch_by_batch(funcs, batch, compile, sink);
         }
         mvvm_aot::resume_clone::compile_clones_for_in_batches(
             meta,

@@ -61,7 +61,7 @@ pub use memory::{MAX_PAGES, MemoryError, SharedMemory};
 pub use module::Module;
 pub use mvvm_abi::TrapCode;
 pub use mvvm_abi::meta::{FuncType, GlobalType, Limits, MemoryType, TableType, ValType};
-pub use resume::{CloneCompiler, ClonePurpose, ResumeError, set_clone_compiler};
+pub use resume::{CloneCompiler, ClonePurpose, ResumeError, batch_by_batch, set_clone_compiler};
 pub use store::{
     AsStore, Caller, DEFAULT_MAX_WASM_STACK, Extern, Func, Global, HostError, HostFn, Memory,
     MemoryAccess, RunError, Store, Table, Tag, Val,

@@ -125,28 +125,25 @@ impl Module {
     /// called from several threads at once. See `crate::jit_clone` for how
     /// and why; nothing is placed when an error is returned.
     pub fn install_clone(&self, code: &CloneCode) -> Result<usize, InstallError> {
+        self.inner.clones.install(&self.clone_targets(), code)
+    }
+
+    /// Where the calls of a clone placed in this module go.
+    fn clone_targets(&self) -> Targets<'_> {
         let inner = &*self.inner;
-        let targets = Targets {
+        Targets {
             code: &inner.code,
             import_stubs: &inner.import_stubs,
             trampolines: &inner.trampolines,
             probe_trampoline: inner.probe_trampoline,
-        };
-        inner.clones.install(&targets, code)
+        }
     }
 
     /// [`Module::install_clone`] for several clones at once: those not
     /// installed yet are placed together in one run of pages (small clones
     /// share pages); their entries, in the order of `codes`.
     pub fn install_clones(&self, codes: &[CloneCode]) -> Result<Vec<usize>, InstallError> {
-        let inner = &*self.inner;
-        let targets = Targets {
-            code: &inner.code,
-            import_stubs: &inner.import_stubs,
-            trampolines: &inner.trampolines,
-            probe_trampoline: inner.probe_trampoline,
-        };
-        inner.clones.install_all(&targets, codes)
+        self.inner.clones.install_all(&self.clone_targets(), codes)
     }
 
     /// The entry of defined function `func`'s resume clone (module-wide

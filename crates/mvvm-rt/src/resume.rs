@@ -78,13 +78,26 @@ pub trait CloneCompiler: Send + Sync {
         purpose: ClonePurpose,
         sink: &mut dyn FnMut(Vec<CloneCode>) -> bool,
     ) -> Result<(), String> {
-        for chunk in funcs.chunks(batch.max(1)) {
-            if !sink(self.compile(meta, wasm, chunk, max_threads, purpose)?) {
-                break;
-            }
-        }
-        Ok(())
+        let compile = |chunk: &[u32]| self.compile(meta, wasm, chunk, max_threads, purpose);
+        batch_by_batch(funcs, batch, compile, sink)
     }
+}
+
+/// Runs `compile` on `funcs` `batch` at a time, handing each result to
+/// `sink` until it returns `false`: [`CloneCompiler::compile_in_batches`]
+/// for a compiler that prepares a module per call.
+pub fn batch_by_batch(
+    funcs: &[u32],
+    batch: usize,
+    mut compile: impl FnMut(&[u32]) -> Result<Vec<CloneCode>, String>,
+    sink: &mut dyn FnMut(Vec<CloneCode>) -> bool,
+) -> Result<(), String> {
+    for chunk in funcs.chunks(batch.max(1)) {
+        if !sink(compile(chunk)?) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Why clones are compiled: a compiler that keeps clones beyond the

@@ -10,8 +10,10 @@
 //! holds one test, which sets it before anything else runs. Under qemu
 //! (`scripts/aarch64/test.sh`) this runs the aarch64 veneers.
 
+mod aot_clones;
 mod ckpt_common;
 
+use aot_clones::AotClones;
 use ckpt_common::{cfg, grants, temp_dir, wasi};
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
@@ -48,23 +50,6 @@ const WAT: &str = r#"
       (br_if $l (i32.lt_u (local.get $i) (i32.const 60))))
     (call $proc_exit (i32.and (local.get $acc) (i32.const 127)))))
 "#;
-
-/// `mvvm-aot`'s clone compilation (what `mvvm-cli` installs in its tools).
-struct AotClones;
-
-impl mvvm_rt::CloneCompiler for AotClones {
-    fn compile(
-        &self,
-        meta: &mvvm_abi::ModuleMeta,
-        wasm: &[u8],
-        funcs: &[u32],
-        max_threads: usize,
-        _: mvvm_rt::ClonePurpose,
-    ) -> Result<Vec<mvvm_abi::resume_code::CloneCode>, String> {
-        mvvm_aot::resume_clone::compile_clones_for(meta, wasm, funcs, max_threads)
-            .map_err(|e| e.to_string())
-    }
-}
 
 fn compile_on_demand(policy: Policy) -> Module {
     let opts = mvvm_aot::CompileOptions {

@@ -49,9 +49,11 @@
 //! The test fails on any mismatch not listed in [`KNOWN_FAILURES`], and on
 //! a listed one that passes.
 
+mod aot_clones;
 mod spec_checkpoint_support;
 mod spec_files;
 
+use aot_clones::AotClones;
 use mvvm_abi::Policy;
 use mvvm_rt::Module;
 use mvvm_rt::checkpoint::{
@@ -172,24 +174,6 @@ fn compile_at(
     };
     let aot = mvvm_aot::compile_with(bytes, &opts, choices).map_err(|e| format!("compile: {e}"))?;
     Module::from_aot(&aot).map_err(|e| format!("load: {e}"))
-}
-
-/// `mvvm-aot`'s clone compilation, for the objects compiled with their
-/// clones on demand (what `mvvm-cli` installs in its tools).
-struct AotClones;
-
-impl mvvm_rt::CloneCompiler for AotClones {
-    fn compile(
-        &self,
-        meta: &mvvm_abi::ModuleMeta,
-        wasm: &[u8],
-        funcs: &[u32],
-        max_threads: usize,
-        _: mvvm_rt::ClonePurpose,
-    ) -> Result<Vec<mvvm_abi::resume_code::CloneCode>, String> {
-        mvvm_aot::resume_clone::compile_clones_for(meta, wasm, funcs, max_threads)
-            .map_err(|e| e.to_string())
-    }
 }
 
 /// Which call a trap belongs to, by the harness function it surfaced in.
