@@ -236,22 +236,41 @@ fn threads_stopped_at_main_thread_probe_counts_resume_to_the_native_output() -> 
 /// Periodic incremental checkpoints of a program whose threads all write
 /// the shared memory, the last one taken by SIGUSR1 at a few moments:
 /// each restores to the native output, and the periodic ones after the
-/// first were incremental.
+/// first were incremental. The moments are fractions of an uninterrupted
+/// run with the same checkpoints (fixed delays were right on a loaded
+/// machine and after the end on an idle one).
 #[test]
 fn periodic_incremental_snapshots_of_threads_restore() -> Result<()> {
     let dir = Scratch::new("threads-every");
     let name = "jacobi-2d_mt";
     let aot = aot(&program(name), Policy::Loop, 2)?;
-    for wait_ms in [250u64, 450, 700] {
+    let every = ["--every", "0.05", "--incremental"];
+    let straight = Tool::checkpoint(&aot)
+        .args(every)
+        .snapshot(&dir.join("straight.snap"))
+        .current_dir(&dir.0)
+        .run()?;
+    straight.expect_code(
+        0,
+        &format!("{name} with periodic checkpoints, uninterrupted"),
+    )?;
+    check_output(name, "(periodic, uninterrupted)", &straight.stdout)?;
+    let whole = straight.elapsed;
+    for fraction in [0.35, 0.5, 0.65] {
+        let wait = whole.mul_f64(fraction);
+        let wait_ms = wait.as_millis();
         let snap = dir.join(&format!("every-{wait_ms}.snap"));
         let mut running = Tool::checkpoint(&aot)
-            .args(["--every", "0.1", "--incremental"])
+            .args(every)
             .snapshot(&snap)
             .current_dir(&dir.0)
             .spawn()?;
-        std::thread::sleep(Duration::from_millis(wait_ms));
+        std::thread::sleep(wait);
         if running.has_ended()? {
-            bail!("{name} ended before {wait_ms} ms: nothing to stop");
+            bail!(
+                "{name} ended before {wait_ms} ms ({fraction} of an uninterrupted run's {} ms): nothing to stop",
+                whole.as_millis()
+            );
         }
         running.signal("USR1")?;
         let first = running.wait()?;
