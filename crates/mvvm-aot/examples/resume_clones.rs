@@ -25,6 +25,16 @@
 //!                   DIR/NAME.POLICY.no-clones.aot (to run them: such an
 //!                   object runs like the normal one and traps when a
 //!                   rewind needs a clone)
+//!   --write-tests DIR
+//!                   write each policy's object (with clones) in four shapes
+//!                   to DIR/NAME.POLICY.SHAPE.aot: `tests` (today's code),
+//!                   `no-after-call` (`DevOptions::after_call_tests: false`),
+//!                   `no-entry` (`entry_rewind_tests: false`) and `no-tests`
+//!                   (both off). For measuring the per-call tests' upper
+//!                   bound (issue 15): the last three run like the first
+//!                   while nothing checkpoints, and cannot checkpoint or
+//!                   restore correctly
+//!   --portable      compile for the ISA's baseline (as `mvvm-aot --portable`)
 //!   --opt-level N   0..=3 (default 3)
 //! ```
 //!
@@ -45,6 +55,8 @@ struct Args {
     passes: bool,
     restore: usize,
     write: Option<std::path::PathBuf>,
+    write_tests: Option<std::path::PathBuf>,
+    portable: bool,
     opt_level: u8,
     files: Vec<String>,
 }
@@ -55,6 +67,8 @@ fn parse_args() -> Result<Args> {
         passes: false,
         restore: 0,
         write: None,
+        write_tests: None,
+        portable: false,
         opt_level: 3,
         files: Vec::new(),
     };
@@ -64,6 +78,10 @@ fn parse_args() -> Result<Args> {
             "--time" => a.time = it.next().context("--time N")?.parse()?,
             "--passes" => a.passes = true,
             "--write" => a.write = Some(it.next().context("--write DIR")?.into()),
+            "--write-tests" => {
+                a.write_tests = Some(it.next().context("--write-tests DIR")?.into());
+            }
+            "--portable" => a.portable = true,
             "--restore" => a.restore = it.next().context("--restore N")?.parse()?,
             "--opt-level" => a.opt_level = it.next().context("--opt-level N")?.parse()?,
             s if s.starts_with("--") => bail!("unknown option {s}"),
@@ -116,6 +134,7 @@ fn main() -> Result<()> {
         let none = CompileOptions {
             policy: Policy::None,
             opt_level: args.opt_level,
+            portable: args.portable,
             ..CompileOptions::default()
         };
         if args.time > 0 {
@@ -156,6 +175,26 @@ fn main() -> Result<()> {
                 let (object, _) = compile_with(&wasm, &opts, &without_clones)?;
                 let path = dir.join(format!("{name}.{label}.no-clones.aot"));
                 std::fs::write(&path, object).with_context(|| format!("{}", path.display()))?;
+            }
+        }
+        if let Some(dir) = &args.write_tests {
+            for (label, policy) in policies {
+                let opts = CompileOptions { policy, ..none };
+                for (shape, after_call_tests, entry_rewind_tests) in [
+                    ("tests", true, true),
+                    ("no-after-call", false, true),
+                    ("no-entry", true, false),
+                    ("no-tests", false, false),
+                ] {
+                    let dev = DevOptions {
+                        after_call_tests,
+                        entry_rewind_tests,
+                        ..DevOptions::default()
+                    };
+                    let (object, _) = compile_with(&wasm, &opts, &dev)?;
+                    let path = dir.join(format!("{name}.{label}.{shape}.aot"));
+                    std::fs::write(&path, object).with_context(|| format!("{}", path.display()))?;
+                }
             }
         }
         if args.restore > 0 {

@@ -73,6 +73,26 @@ pub struct DevOptions {
     /// ([`RoleTimes::translate_ns`]) and Cranelift's time per pass
     /// ([`FrameReport::pass_times`]), without changing the code.
     pub timings: bool,
+    /// Test `unwind_state` after each call (and wait) stable point whose
+    /// callee may unwind (today's code). `false` leaves out the test and
+    /// the site's unwind block: the call returns straight into the code
+    /// after it. Measures the upper bound of unwinding through exception
+    /// tables instead (issue 15, "Upper bounds of the per-call tests" in
+    /// CHECKPOINT.md). **Such an object cannot checkpoint**: an unwind
+    /// started below a call runs on in the caller as if the call had
+    /// returned normally. For measuring only.
+    #[doc(hidden)]
+    pub after_call_tests: bool,
+    /// Test `unwind_state == REWINDING` at every function entry (today's
+    /// code). `false` enters the body directly and replaces the rewind
+    /// path (the `RewindFrame` dispatch and its landings, or a hot body's
+    /// tail call of its clone) by a trap nothing reaches, so no resume
+    /// block has a second predecessor. Measures the upper bound of having
+    /// rewinding callers call the clones directly (issue 15). **Such an
+    /// object cannot restore**, nor continue after a checkpoint. For
+    /// measuring only.
+    #[doc(hidden)]
+    pub entry_rewind_tests: bool,
 }
 
 impl DevOptions {
@@ -112,6 +132,8 @@ impl DevOptions {
             walk_frames: self.walk_frames,
             resume_clones: self.resume_clones,
             timings: self.timings,
+            after_call_tests: self.after_call_tests,
+            entry_rewind_tests: self.entry_rewind_tests,
         }
     }
 }
@@ -128,6 +150,8 @@ impl Default for DevOptions {
             walk_frames: false,
             resume_clones: true,
             timings: false,
+            after_call_tests: true,
+            entry_rewind_tests: true,
         }
     }
 }

@@ -242,7 +242,15 @@ impl FuncTranslator<'_, '_, '_> {
 
         let rewind = self.builder.create_block();
         let resume = self.builder.create_block();
-        self.branch_on_unwind_state(limits, REWINDING, rewind, resume);
+        if self.env.info.dev.entry_rewind_tests {
+            self.branch_on_unwind_state(limits, REWINDING, rewind, resume);
+        } else {
+            // Developer option `entry_rewind_tests: false` (measuring
+            // only): no test; `finish_checkpoints` makes `rewind` a trap
+            // nothing reaches.
+            self.builder.ins().jump(resume, &[]);
+            self.builder.set_cold_block(rewind);
+        }
         self.builder.seal_block(rewind);
         self.builder.switch_to_block(resume);
 
@@ -554,6 +562,11 @@ impl FuncTranslator<'_, '_, '_> {
             ),
             _ => return Err(self.error(format!("call at {offset:#x} has no stable point"))),
         };
+        // Developer option `after_call_tests: false` (measuring only): no
+        // test and no unwind block after the call.
+        if !self.env.info.dev.after_call_tests {
+            return Ok(());
+        }
         let walked = walkable && c.walks(offset);
         let limits = c.limits;
         let dev = self.env.info.dev;
@@ -866,6 +879,16 @@ impl FuncTranslator<'_, '_, '_> {
 
         self.builder.set_srcloc(SourceLoc::new(body_offset));
         self.builder.switch_to_block(c.rewind);
+        if !self.env.info.dev.entry_rewind_tests {
+            // Developer option `entry_rewind_tests: false`: the entry has
+            // no branch here, so neither a dispatch nor landings; every
+            // resume block keeps its one predecessor.
+            self.builder.ins().trap(clif_trap(TrapCode::Unreachable));
+            for b in c.points.iter().filter_map(|p| p.block) {
+                self.builder.seal_block(b);
+            }
+            return Ok((c.points.into_iter().map(|p| p.point).collect(), sites));
+        }
         if c.resume_clone.is_some() {
             // The hot body: the clone rewinds, runs the rest of this
             // activation and returns what it returns. The object's clone,
