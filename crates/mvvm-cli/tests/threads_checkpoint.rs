@@ -18,7 +18,6 @@ mod checkpoint_support;
 use anyhow::{Context, Result, bail, ensure};
 use checkpoint_support::{CHECKPOINTED, Policy, Ran, Scratch, Tool, aot};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 fn threads_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/threads")
