@@ -126,12 +126,7 @@ pub fn compile_clones_for_in_batches(
     batch: usize,
     sink: &mut dyn FnMut(Vec<CloneCode>) -> bool,
 ) -> Result<usize, CompileError> {
-    if meta.producer != crate::producer() {
-        return Err(CompileError::OtherCompiler {
-            object: meta.producer.clone(),
-            this: crate::producer(),
-        });
-    }
+    same_compiler(meta)?;
     if !wasm.starts_with(crate::WASM_MAGIC) {
         return Err(CompileError::NotAModule);
     }
@@ -146,6 +141,20 @@ pub fn compile_clones_for_in_batches(
         batch,
         sink,
     )
+}
+
+/// Whether this compiler may make clones for the object whose metadata is
+/// `meta`: only the build that compiled its hot bodies can
+/// ([`CompileError::OtherCompiler`] otherwise). A clone kept from an
+/// earlier compilation (a cache) must pass the same check.
+pub fn same_compiler(meta: &mvvm_abi::ModuleMeta) -> Result<(), CompileError> {
+    if meta.producer == crate::producer() {
+        return Ok(());
+    }
+    Err(CompileError::OtherCompiler {
+        object: meta.producer.clone(),
+        this: crate::producer(),
+    })
 }
 
 /// The wasm an object with clones compiled on demand carries: `wasm`

@@ -42,13 +42,7 @@ impl mvvm_rt::CloneCompiler for AotClones {
     ) -> Result<Vec<CloneCode>, String> {
         // Before the cache too: a clone, compiled now or stored, must come
         // from the build that compiled the object's hot bodies.
-        if meta.producer != mvvm_aot::producer() {
-            return Err(mvvm_aot::CompileError::OtherCompiler {
-                object: meta.producer.clone(),
-                this: mvvm_aot::producer(),
-            }
-            .to_string());
-        }
+        mvvm_aot::resume_clone::same_compiler(meta).map_err(|e| e.to_string())?;
         let opts = mvvm_aot::resume_clone::options_of(meta);
         let digest = (purpose != ClonePurpose::Ahead)
             .then(|| self.cache.dir().map(|_| sha256(wasm)))

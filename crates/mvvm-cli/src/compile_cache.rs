@@ -336,7 +336,8 @@ impl CompileCache {
         // Keyed by the compiler's build identity, not by this executable:
         // the clones a checkpointing tool keeps are for the restoring tool,
         // another binary of the same build (`clone_compiler.rs`).
-        let identity = sha256(mvvm_aot::producer().as_bytes());
+        static IDENTITY: OnceLock<[u8; 32]> = OnceLock::new();
+        let identity = *IDENTITY.get_or_init(|| sha256(mvvm_aot::producer().as_bytes()));
         let mut entry = self.entry_for(&input, opts, Some(identity))?;
         entry.path.set_extension(CLONE_EXT);
         Some(entry)

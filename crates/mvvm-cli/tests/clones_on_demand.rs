@@ -15,7 +15,7 @@ use checkpoint_support::{
     CHECKPOINTED, FAILURE, Guest, POLICIES, Policy, Scratch, Tool, aot, aot_with, baseline,
     checkpoint_and_restore, ckpt_dir, everywhere_with, spread,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[test]
 fn compute_everywhere() -> Result<()> {
@@ -182,6 +182,20 @@ fn no_clone_and_no_wasm_is_a_clear_error() -> Result<()> {
     Ok(())
 }
 
+/// The resume clone entries of the cache under `$XDG_CACHE_HOME` `home`.
+fn clone_entries(home: &Path) -> Result<Vec<PathBuf>> {
+    let dir = home.join("mvvm");
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    Ok(std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "clone"))
+        .collect())
+}
+
 /// The clones a restore compiles are kept in the compiled-object cache: a
 /// second restore of the same object compiles none; a damaged entry is
 /// compiled again; `--no-cache` neither reads nor writes one.
@@ -208,18 +222,7 @@ fn restored_clones_are_cached() -> Result<()> {
         r.expect_code(base.code, "restore")?;
         Ok((r.stderr, r.stdout))
     };
-    let entries = || -> Result<Vec<std::path::PathBuf>> {
-        let dir = cache_home.join("mvvm");
-        if !dir.exists() {
-            return Ok(Vec::new());
-        }
-        Ok(std::fs::read_dir(dir)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<std::io::Result<Vec<_>>>()?
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|x| x == "clone"))
-            .collect())
-    };
+    let entries = || clone_entries(&cache_home);
     let (log, _) = restore(&["--no-cache"])?;
     ensure!(log.contains("cached=0"), "{log}");
     ensure!(entries()?.is_empty(), "--no-cache wrote a clone entry");
@@ -256,18 +259,6 @@ fn a_checkpoint_leaves_its_clones_for_the_restore() -> Result<()> {
     let s = Scratch::new("od-keep");
     let a = aot_with("compute", Policy::Loop, 3, true)?;
     let base = baseline(&a, &Guest::default())?;
-    let clone_entries = |home: &Path| -> Result<usize> {
-        let dir = home.join("mvvm");
-        if !dir.exists() {
-            return Ok(0);
-        }
-        Ok(std::fs::read_dir(dir)?
-            .filter(|e| {
-                e.as_ref()
-                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "clone"))
-            })
-            .count())
-    };
     for (name, extra, kept) in [("off", &["--no-cache"][..], false), ("on", &[][..], true)] {
         let home = s.subdir(&format!("xdg-{name}"));
         let snap = s.join(&format!("{name}.bin"));
@@ -278,7 +269,7 @@ fn a_checkpoint_leaves_its_clones_for_the_restore() -> Result<()> {
             .args(extra)
             .run()?;
         c.expect_code(CHECKPOINTED, "checkpoint")?;
-        let n = clone_entries(&home)?;
+        let n = clone_entries(&home)?.len();
         ensure!(
             (n > 0) == kept,
             "{name}: {n} clone entries after the checkpoint"

@@ -65,6 +65,22 @@ fn workload(mib: u64, passes: u64, delay_us: u64) -> Guest {
     }
 }
 
+/// A `--live` sender of `aot` running `guest` to port `port` of the
+/// loopback, triggered at probe `count`.
+fn live_sender(aot: &Path, guest: Guest, port: u16, count: &str) -> Tool {
+    Tool::checkpoint(aot)
+        .args(guest.flags(Path::new(".")))
+        .args([
+            "-o",
+            "127.0.0.1",
+            "-s",
+            &port.to_string(),
+            "--live",
+            "-c",
+            count,
+        ])
+}
+
 /// The numbers of the `"live"` object of a sender's summary.
 struct LiveSummary {
     round_bytes: Vec<u64>,
@@ -342,18 +358,7 @@ fn live_flag_usage() -> Result<()> {
     // Nobody listening: the pre-copy thread cannot connect, the program
     // stops and the tool says so (exit 125), as without --live.
     let port = port_nobody_takes()?;
-    let r = Tool::checkpoint(&aot)
-        .args(workload(16, 4, 0).flags(Path::new(".")))
-        .args([
-            "-o",
-            "127.0.0.1",
-            "-s",
-            &port.to_string(),
-            "--live",
-            "-c",
-            "3",
-        ])
-        .run()?;
+    let r = live_sender(&aot, workload(16, 4, 0), port, "3").run()?;
     r.expect_code(FAILURE, "--live to nobody")?;
     ensure!(r.stderr.contains("cannot connect"), "{}", r.stderr);
     Ok(())
@@ -372,18 +377,7 @@ fn a_program_ending_while_pre_copying_says_nothing_was_migrated() -> Result<()> 
         let mut sink = Vec::new();
         Ok(s.read_to_end(&mut sink)? as u64)
     });
-    let r = Tool::checkpoint(&aot)
-        .args(workload(16, 2, 0).flags(Path::new(".")))
-        .args([
-            "-o",
-            "127.0.0.1",
-            "-s",
-            &port.to_string(),
-            "--live",
-            "-c",
-            "3",
-        ])
-        .run()?;
+    let r = live_sender(&aot, workload(16, 2, 0), port, "3").run()?;
     r.expect_code(0, "program ending while pre-copying")?;
     ensure!(
         r.stderr

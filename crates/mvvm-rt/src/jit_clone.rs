@@ -519,10 +519,7 @@ fn lay_out_run(
                 }
             })
             .collect::<Result<Vec<usize>, _>>()?;
-        let align = usize::try_from(code.alignment)
-            .unwrap_or(CLONE_ALIGN)
-            .clamp(CLONE_ALIGN, page_size());
-        let off = align_up(bytes.len(), align);
+        let off = align_up(bytes.len(), clone_align(code));
         let laid = lay_out(code, *field, base + off, &targets)?;
         // Between clones: padding that traps if ever run.
         bytes.resize(off, trap_byte(*field));
@@ -530,6 +527,14 @@ fn lay_out_run(
         laid_out.push((off, laid));
     }
     Ok((bytes, laid_out))
+}
+
+/// Where `code` may start in a run: its own alignment, at least
+/// [`CLONE_ALIGN`], at most a page (`check_code` refuses more).
+fn clone_align(code: &CloneCode) -> usize {
+    usize::try_from(code.alignment)
+        .unwrap_or(CLONE_ALIGN)
+        .clamp(CLONE_ALIGN, page_size())
 }
 
 /// A byte that traps when run, for padding: `int3` on x86-64; on aarch64
@@ -592,10 +597,7 @@ fn place_together(
             let most: usize = todo
                 .iter()
                 .map(|(code, field)| {
-                    let align = usize::try_from(code.alignment)
-                        .unwrap_or(CLONE_ALIGN)
-                        .clamp(CLONE_ALIGN, page);
-                    align
+                    clone_align(code)
                         + align_up(code.bytes.len(), veneer::ALIGN)
                         + code.calls.len() * veneer::size(*field)
                 })
@@ -749,13 +751,7 @@ fn lay_out(
     }
     let count = by_dest.len();
     if count > 0 {
-        // Padding that traps if ever run: int3 on x86-64, `udf #0` on
-        // aarch64.
-        let pad = match field {
-            CallField::X86Rel32 => 0xcc,
-            CallField::Arm64Call26 => 0,
-        };
-        bytes.resize(veneers_at, pad);
+        bytes.resize(veneers_at, trap_byte(field));
         bytes.extend_from_slice(&veneers);
         Ok(Laid {
             bytes,

@@ -60,6 +60,15 @@ fn load(wasm: &[u8], opts: &CompileOptions) -> Module {
     Module::from_aot(&obj).expect("loads")
 }
 
+/// binary-trees, and the options its tests compile it with (`-O2`, loop).
+fn binary_trees() -> (Vec<u8>, CompileOptions) {
+    let o = CompileOptions {
+        opt_level: 2,
+        ..opts(Policy::Loop)
+    };
+    (workspace_file("bench/wasm/binary-trees.wasm"), o)
+}
+
 fn workspace_file(rel: &str) -> Vec<u8> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
@@ -318,11 +327,7 @@ fn every_clone_of_a_bench_module_installs_as_its_object_clone() {
     if !real_code_here() {
         return;
     }
-    let wasm = workspace_file("bench/wasm/binary-trees.wasm");
-    let o = CompileOptions {
-        opt_level: 2,
-        ..opts(Policy::Loop)
-    };
+    let (wasm, o) = binary_trees();
     let module = load(&wasm, &o);
     let p = check_against_object("binary-trees", &wasm, &o, &module, false);
     assert!(p.seen.len() > 50, "{} calls compared", p.seen.len());
@@ -836,11 +841,7 @@ fn clones_the_arena_cannot_hold_get_their_own_pages() {
     if !real_code_here() {
         return;
     }
-    let wasm = workspace_file("bench/wasm/binary-trees.wasm");
-    let o = CompileOptions {
-        opt_level: 2,
-        ..opts(Policy::Loop)
-    };
+    let (wasm, o) = binary_trees();
     let module = load(&wasm, &o);
     module.inner.clones.force_fallback(Some(page_size()), true);
     let (lo, hi) = module.spans().1.expect("the arena");
@@ -905,11 +906,7 @@ fn clones_installed_together_share_pages() {
     if !real_code_here() {
         return;
     }
-    let wasm = workspace_file("bench/wasm/binary-trees.wasm");
-    let o = CompileOptions {
-        opt_level: 2,
-        ..opts(Policy::Loop)
-    };
+    let (wasm, o) = binary_trees();
     for own_pages in [false, true] {
         let module = load(&wasm, &o);
         if own_pages {
